@@ -1,0 +1,70 @@
+# The two commands: `make run` and `make test`. Everything else is a building block of those.
+# Build trees: build/release (make run), build/asan (make test: ASan + UBSan), build/fuzz (clang).
+
+JOBS      ?= $(shell nproc)
+HOST      ?= 127.0.0.1
+PORT      ?= 8080
+DATA_DIR  ?= ./var
+FUZZ_SECS ?= 5
+PYTHON    := /usr/bin/python3
+
+.PHONY: all run test deps deps-build build asan unit e2e web-test fuzz-build fuzz-smoke fuzz bench clean
+
+all: build
+
+deps-build:
+	@bash scripts/deps.sh build
+
+deps:
+	@bash scripts/deps.sh test
+
+build: deps-build
+	@cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DMODELD_TESTS=OFF >/dev/null
+	@cmake --build build/release -j$(JOBS)
+
+run: build
+	@mkdir -p $(DATA_DIR)
+	./build/release/modeld serve --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR)
+
+asan: deps
+	@cmake -S . -B build/asan -DCMAKE_BUILD_TYPE=Debug -DMODELD_SANITIZE=ON >/dev/null
+	@cmake --build build/asan -j$(JOBS)
+
+# ASAN_OPTIONS: leaks are errors; UBSan stops at the first report.
+export ASAN_OPTIONS ?= detect_leaks=1:abort_on_error=0:strict_string_checks=1
+export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
+export LSAN_OPTIONS ?= suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0
+
+unit: asan
+	cd build/asan && ctest --output-on-failure -j$(JOBS) --timeout 900
+
+e2e: asan
+	@if ls tests/e2e/test_*.py >/dev/null 2>&1; then \
+	  MODELD_BIN=$(CURDIR)/build/asan/modeld $(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e; \
+	else echo "e2e: no API tests"; fi
+
+web-test: asan
+	@if [ -f tests/web/package.json ]; then \
+	  cd tests/web && MODELD_BIN=$(CURDIR)/build/asan/modeld node --test; \
+	else echo "web-test: no browser tests"; fi
+
+fuzz-build: deps
+	@CC=clang CXX=clang++ cmake -S . -B build/fuzz -DCMAKE_BUILD_TYPE=Debug -DMODELD_FUZZ=ON >/dev/null
+	@cmake --build build/fuzz -j$(JOBS)
+
+# A short run of every fuzz target (part of make test); `make fuzz FUZZ_SECS=600` for a long one.
+fuzz-smoke: fuzz-build
+	@bash scripts/fuzz.sh $(FUZZ_SECS)
+
+fuzz: FUZZ_SECS = 300
+fuzz: fuzz-build
+	@bash scripts/fuzz.sh $(FUZZ_SECS)
+
+test: unit e2e web-test fuzz-smoke
+
+bench:
+	@bash scripts/deps.sh bench
+	@for b in bench/*.sh; do echo "== $$b"; bash $$b || exit 1; done
+
+clean:
+	rm -rf build

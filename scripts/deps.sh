@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Installs every Debian (and npm) package that modeld's build, tests and web tests use,
+# when it is missing. Idempotent and quiet when everything is already there.
+# Usage: scripts/deps.sh [build|test|bench]   (default: test, which includes build)
+set -euo pipefail
+
+what=${1:-test}
+
+BUILD_PKGS=(
+  build-essential cmake pkg-config ca-certificates
+  libmicrohttpd-dev libjansson-dev libsqlite3-dev libsodium-dev zlib1g-dev libzip-dev
+  libspng-dev libturbojpeg0-dev libwebp-dev libtiff-dev libcairo2-dev
+  protobuf-c-compiler libprotobuf-c-dev libonnx-dev libdnnl-dev libopenblas-dev libxgboost-dev
+)
+TEST_PKGS=(
+  clang libclang-rt-14-dev libcmocka-dev
+  python3 python3-pytest python3-requests python3-numpy python3-skimage python3-onnx
+  librsvg2-bin libonnx-testdata chromium nodejs
+)
+BENCH_PKGS=(
+  wrk python3-fastapi python3-uvicorn python3-uvloop python3-httptools python3-torch hyperfine
+  util-linux procps
+)
+
+pkgs=("${BUILD_PKGS[@]}")
+case "$what" in
+  build) ;;
+  test) pkgs+=("${TEST_PKGS[@]}") ;;
+  bench) pkgs+=("${TEST_PKGS[@]}" "${BENCH_PKGS[@]}") ;;
+  *) echo "usage: $0 [build|test|bench]" >&2; exit 2 ;;
+esac
+
+missing=()
+for p in "${pkgs[@]}"; do
+  # nodejs may come from another Debian-compatible source; a working `node` is enough.
+  if [ "$p" = nodejs ] && command -v node >/dev/null 2>&1; then continue; fi
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "deps: installing ${missing[*]}" >&2
+  SUDO=""
+  if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# npm packages for the browser test and benchmarks live in tests/web/node_modules.
+if [ "$what" != build ] && [ -f "$(dirname "$0")/../tests/web/package.json" ]; then
+  d="$(dirname "$0")/../tests/web"
+  if [ ! -d "$d/node_modules/playwright-core" ]; then
+    if ! command -v npm >/dev/null 2>&1; then
+      $SUDO apt-get install -y -qq --no-install-recommends npm >/dev/null
+    fi
+    (cd "$d" && npm install --no-audit --no-fund --ignore-scripts --silent)
+  fi
+fi
+exit 0
