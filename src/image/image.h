@@ -1,0 +1,64 @@
+/* image.h - decoded raster images and the decoders that make them.
+ *
+ * Every decoder reads the format from the bytes' magic, never from a file name, and checks the
+ * dimensions against img_limits before it allocates the pixels, so a small file that claims a
+ * huge image is refused cheaply. Pixels are always 8-bit RGBA, straight (not premultiplied)
+ * alpha, rows top to bottom, no padding.
+ */
+#ifndef MD_IMAGE_H
+#define MD_IMAGE_H
+
+#include "base/err.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum img_format {
+    IMG_FMT_UNKNOWN = 0,
+    IMG_FMT_PNG,
+    IMG_FMT_JPEG,
+    IMG_FMT_WEBP,
+    IMG_FMT_TIFF,
+    IMG_FMT_BMP,
+} img_format;
+
+typedef struct md_image {
+    int width;
+    int height;
+    int has_alpha;   /* 1 when some pixel has alpha < 255 */
+    uint8_t *rgba;   /* width * height * 4 bytes, owned by the image */
+} md_image;
+
+typedef struct img_limits {
+    uint32_t max_width;   /* default 8192 */
+    uint32_t max_height;  /* default 8192 */
+    uint64_t max_pixels;  /* default 40,000,000 */
+} img_limits;
+
+/* Default limits (8192 x 8192, 40 MP). */
+img_limits img_limits_default(void);
+
+/* Format from the first bytes; IMG_FMT_UNKNOWN when none matches. */
+img_format img_sniff(const void *data, size_t len);
+/* "png", "jpeg", "webp", "tiff", "bmp" or "unknown". Static storage. */
+const char *img_format_name(img_format f);
+
+/* Read only the header: format and dimensions, checked against lim (NULL = defaults).
+ * Errors: MD_E_UNSUPPORTED_FORMAT, MD_E_IMAGE_TOO_LARGE, MD_E_IMAGE_CORRUPT, MD_E_IMAGE_TRUNCATED. */
+int img_probe(const void *data, size_t len, const img_limits *lim, img_format *fmt, int *width,
+              int *height, md_err *err);
+
+/* Decode to RGBA. *out is new; free with img_free(). lim may be NULL (defaults).
+ * Errors as img_probe, plus MD_E_NOMEM. */
+int img_decode(const void *data, size_t len, const img_limits *lim, md_image **out, md_err *err);
+/* Read a file and decode it. Errors also MD_E_IO / MD_E_FILE_NOT_FOUND. */
+int img_load_file(const char *path, const img_limits *lim, md_image **out, md_err *err);
+
+/* New blank image (all zero = transparent black); NULL on OOM or bad size. */
+md_image *img_new(int width, int height);
+void img_free(md_image *img);
+
+/* Composite in place over an opaque background colour; afterwards has_alpha = 0. */
+void img_composite(md_image *img, uint8_t r, uint8_t g, uint8_t b);
+
+#endif
