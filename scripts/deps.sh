@@ -5,6 +5,8 @@
 set -euo pipefail
 
 what=${1:-test}
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
 
 BUILD_PKGS=(
   build-essential cmake pkg-config ca-certificates
@@ -41,8 +43,6 @@ done
 
 if [ ${#missing[@]} -gt 0 ]; then
   echo "deps: installing ${missing[*]}" >&2
-  SUDO=""
-  if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
