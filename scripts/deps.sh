@@ -16,7 +16,7 @@ BUILD_PKGS=(
 )
 TEST_PKGS=(
   clang libclang-rt-14-dev libcmocka-dev
-  python3 python3-pytest python3-requests python3-numpy python3-skimage python3-onnx
+  python3 python3-pytest python3-requests python3-numpy python3-skimage python3-onnx python3-xgboost python3-sklearn
   librsvg2-bin libonnx-testdata chromium nodejs
 )
 BENCH_PKGS=(
