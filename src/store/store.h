@@ -1,0 +1,169 @@
+/* store.h - durable state of modeld: API keys, the audit log, uploads and their blobs.
+ *
+ * The store is the only code that knows how state is kept (SQLite today, PostgreSQL later):
+ * callers see plain C structs and MD_E_* codes, never SQL, so a second back end can implement
+ * this header without touching them. The default back end keeps <data_dir>/modeld.db (WAL mode,
+ * numbered migrations applied at open) and content-addressed blobs under <data_dir>/blobs/.
+ *
+ * Threading: a store handle may be used from any number of threads at once; calls are
+ * serialised inside the store. Several processes (the server and `modeld keys`) may open the
+ * same data dir at the same time; the busy timeout covers their short write locks.
+ *
+ * Errors: every function returns MD_OK or an MD_E_* code and fills err (may be NULL) with a
+ * client-safe message. Storage failures are MD_E_IO; their detail (SQLite text, paths, errno)
+ * goes to the log only.
+ *
+ * Ownership: "new" results must be freed by the caller with the named function (or free());
+ * structs filled by value own nothing. Strings passed in are borrowed for the call only.
+ */
+#ifndef MD_STORE_STORE_H
+#define MD_STORE_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/clock.h"
+#include "base/err.h"
+
+typedef struct store store;
+
+typedef struct store_opts {
+    const char *data_dir;       /* required; created (0700) when missing */
+    const md_clock *clock;      /* NULL = md_clock_system(); used for created/expiry times */
+    int busy_timeout_ms;        /* 0 = 5000 */
+    int64_t upload_ttl_ms;      /* unreferenced uploads expire this long after last use; 0 = 1 h */
+    int read_only;              /* 1: open an existing database without migrating (tools) */
+} store_opts;
+
+/* ---- lifetime (store.c) --------------------------------------------------------------- */
+
+/* Open (creating when needed) the store under o->data_dir and apply pending migrations in one
+ * transaction. *out is new with one reference; release it with store_unref(). */
+int store_open(const store_opts *o, store **out, md_err *err);
+/* Take one more reference (for a thread or subsystem that outlives its creator). Returns s. */
+store *store_ref(store *s);
+/* Drop a reference; the last one closes the database (checkpointing the WAL). NULL is a no-op. */
+void store_unref(store *s);
+
+/* Readiness probe: a trivial query on the database. */
+int store_ping(store *s, md_err *err);
+/* Schema version now in the database (the highest applied migration). */
+int store_schema_version(store *s, int *out, md_err *err);
+/* Highest migration this build knows. */
+int store_schema_latest(void);
+/* Borrowed until store_unref of the last reference. */
+const char *store_data_dir(const store *s);
+/* Changes whenever another connection (another process, e.g. `modeld keys revoke`) committed
+ * since the last call; used by auth to drop its key cache. */
+int store_data_version(store *s, uint64_t *out, md_err *err);
+
+/* ---- API keys (keys.c) ---------------------------------------------------------------- */
+
+#define STORE_KEY_ID_MAX 32
+#define STORE_NAME_MAX 128
+#define STORE_HASH_LEN 32
+
+typedef struct store_key {
+    char id[STORE_KEY_ID_MAX];     /* public id / prefix shown in listings */
+    char name[STORE_NAME_MAX];
+    int role;                      /* auth_role value; the store does not interpret it */
+    uint8_t hash[STORE_HASH_LEN];  /* hash of the secret key; the key itself is never stored */
+    int64_t created_ms;
+    int64_t revoked_ms;            /* 0 = active */
+} store_key;
+
+/* Insert a new key row (created_ms is taken from k). MD_E_CONFLICT when the id exists. */
+int store_keys_insert(store *s, const store_key *k, md_err *err);
+/* MD_E_NOT_FOUND when there is no such id (revoked keys are still found). */
+int store_keys_get(store *s, const char *id, store_key *out, md_err *err);
+/* All keys, oldest first. *out is new (free() it; NULL when *n == 0). */
+int store_keys_list(store *s, store_key **out, size_t *n, md_err *err);
+/* Mark a key revoked at the store clock's now. MD_E_NOT_FOUND for an unknown id; revoking a
+ * revoked key is MD_OK and keeps the first revocation time. */
+int store_keys_revoke(store *s, const char *id, md_err *err);
+/* Number of keys not revoked. */
+int store_keys_count_active(store *s, size_t *n, md_err *err);
+
+/* ---- audit log (audit.c) -------------------------------------------------------------- */
+
+typedef struct store_audit_entry {
+    int64_t id;                  /* increasing; use as the paging cursor */
+    int64_t time_ms;             /* wall clock, ms since the epoch */
+    char who[STORE_KEY_ID_MAX];  /* key id, or "anonymous" */
+    char method[16];
+    char route[256];             /* route pattern or path, truncated to fit */
+    int status;
+    char request_id[64];
+} store_audit_entry;
+
+/* Append one record. Strings may be NULL (stored as ""); long ones are truncated. */
+int store_audit_append(store *s, const char *who, const char *method, const char *route,
+                       int status, const char *request_id, int64_t time_ms, md_err *err);
+
+typedef struct store_audit_page {
+    int64_t before_id;  /* 0 = start at the newest; else only entries with id < before_id */
+    size_t offset;      /* entries to skip after the cursor (plain limit/offset paging) */
+    size_t limit;       /* 1..1000; 0 = 50 */
+} store_audit_page;
+
+/* Entries newest first. *out is new (free() it; NULL when *n == 0). *next_before is the cursor
+ * for the next page (0 when this page is the last). MD_E_INVALID_PARAM for limit > 1000. */
+int store_audit_list(store *s, const store_audit_page *p, store_audit_entry **out, size_t *n,
+                     int64_t *next_before, md_err *err);
+/* Total number of records. */
+int store_audit_count(store *s, int64_t *n, md_err *err);
+
+/* ---- blobs (blob.c) ------------------------------------------------------------------- */
+
+#define STORE_SHA256_HEX 65  /* 64 hex digits + NUL */
+
+/* Write data as <data>/blobs/ab/cd/<sha256> (tmp file + fsync + rename), once per content:
+ * an existing blob is left alone. hex gets the SHA-256 in lower-case hex. */
+int store_blob_put(store *s, const void *data, size_t n, char hex[STORE_SHA256_HEX], md_err *err);
+/* Read a blob. MD_E_FILE_NOT_FOUND when absent, MD_E_TOO_LARGE when bigger than max.
+ * *data is new (free() it). */
+int store_blob_read(store *s, const char *hex, size_t max, uint8_t **data, size_t *n,
+                    md_err *err);
+/* Path of a blob (for sendfile-style responses); MD_E_INVALID_PARAM for a malformed hash,
+ * MD_E_TOO_LARGE when cap is too small. Does not check that the file exists. */
+int store_blob_path(const store *s, const char *hex, char *out, size_t cap, md_err *err);
+
+/* ---- uploads (uploads.c) -------------------------------------------------------------- */
+
+#define STORE_FILE_ID_MAX 40
+
+typedef struct store_upload {
+    char file_id[STORE_FILE_ID_MAX];  /* random, e.g. "f_3a9c…"; what clients refer to */
+    char sha256[STORE_SHA256_HEX];    /* content hash = blob name */
+    char filename[256];               /* client-given name, sanitised by the caller */
+    char format[16];                  /* "png", "jpeg", ... */
+    int width, height;
+    int64_t size;                     /* bytes */
+    int64_t created_ms;
+    int64_t last_used_ms;
+    int64_t expires_ms;               /* last_used_ms + upload TTL */
+} store_upload;
+
+/* Store the bytes as a blob (deduplicated by hash) and record a new upload of them. The
+ * metadata fields of meta (filename, format, width, height) are copied; file_id, sha256, size
+ * and times are filled in *out. */
+int store_uploads_create(store *s, const void *data, size_t n, const store_upload *meta,
+                         store_upload *out, md_err *err);
+/* MD_E_FILE_NOT_FOUND for an unknown or expired id. */
+int store_uploads_get(store *s, const char *file_id, store_upload *out, md_err *err);
+/* Mark an upload used now, pushing its expiry to now + TTL (a conversion that reads it). */
+int store_uploads_touch(store *s, const char *file_id, md_err *err);
+
+/* ---- retention (sweep.c) -------------------------------------------------------------- */
+
+typedef struct store_sweep_stats {
+    size_t rows_deleted;   /* expired upload (and later result) rows */
+    size_t blobs_deleted;  /* blob files no longer referenced by any row */
+    size_t tmp_deleted;    /* stale temporary files left by a crash */
+} store_sweep_stats;
+
+/* Delete expired rows (expiry <= store clock's wall now) and the blobs no row references any
+ * more. Safe to call from a timer thread while requests run; st may be NULL. */
+int store_sweep(store *s, store_sweep_stats *st, md_err *err);
+
+#endif
