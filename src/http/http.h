@@ -1,0 +1,236 @@
+/* http.h - modeld's HTTP layer: libmicrohttpd glue, router, request context, replies, compute pool,
+ * metrics. Everything a route handler needs is in this header; src/api/ files include only this
+ * (plus jansson) to add routes.
+ *
+ * Adding a route (one line, from the resource's own file in src/api/):
+ *
+ *     http_route_add(srv, "POST", "/api/convert", HTTP_ROLE_WRITE, HTTP_HEAVY, convert_handler, ctx);
+ *     http_route_add(srv, "GET", "/api/v1/jobs/{id}", HTTP_ROLE_READ, HTTP_LIGHT, job_get, ctx);
+ *     http_route_add(srv, "GET", "/{path*}", HTTP_ROLE_PUBLIC, HTTP_LIGHT, static_files, ctx);
+ *
+ * Patterns: literal segments, "{name}" (one segment, any bytes but '/'), and a final "{name*}"
+ * (the rest of the path, possibly empty, slashes included). When several routes match a path the
+ * most specific wins, segment by segment (literal > {param} > {rest*}); a route whose pattern
+ * matches but whose method differs is skipped in favour of a less specific one with the method.
+ * No route matches the path: 404. Routes match the path but none has the method: 405 with Allow.
+ * HEAD is served by the GET route (libmicrohttpd drops the body).
+ *
+ * What happens to a request, in order (the middleware chain, see server.c):
+ *   1. request id: X-Request-ID is kept when it is 1..64 chars of [A-Za-z0-9._:-], else a fresh
+ *      32-hex-char id is made; it is echoed on every response and in every log line.
+ *   2. route match (404 / 405 + Allow); CORS preflight (OPTIONS) is answered here when enabled.
+ *   3. body: streamed in as it arrives, up to the route's limit (default: server body_limit,
+ *      25 MB); past it 413 (at once when Content-Length says so).
+ *   4. auth: the route's role; HTTP_ROLE_PUBLIC routes skip it. Credentials come from
+ *      "Authorization: Bearer <key or JWT>" or "X-API-Key: <key>". 401 / 403.
+ *   5. rate limit: per API key (limit by role) or, for anonymous callers, per client IP; 429 with
+ *      Retry-After; X-RateLimit-Limit/Remaining/Reset on every limited route (HTTP_NO_RATELIMIT off).
+ *   6. handler: HTTP_LIGHT ones run on the I/O thread and must not block (> ~1 ms of work is
+ *      HEAVY). HTTP_HEAVY ones run on the compute pool while the connection is suspended; a full
+ *      queue gives 503 + Retry-After at once; a request still running at its deadline gets 504
+ *      (the handler's late answer is dropped; long handlers should poll http_req_expired()).
+ *   7. response: gzip when the client accepts it and the body is compressible and big enough;
+ *      X-Request-ID, CORS and rate-limit headers added; metrics and one access-log line at the end;
+ *      an audit entry for authenticated requests that change state (not GET/HEAD/OPTIONS).
+ *
+ * Handlers: int fn(http_req *req, void *ctx). Return 0 after calling exactly one http_reply_*;
+ * or return an md_code (usually via md_fail(http_req_err(req), ...)) and the server renders the
+ * error body {"success":false,"error":{"code","message","field"?},"request_id"} with the status
+ * from the error table. Handlers never choose error statuses themselves.
+ *
+ * Threads: request objects are used by one thread at a time (the I/O thread, or the compute
+ * worker while the connection is suspended). Routes are added before http_server_start() only.
+ * Ownership words: new (caller frees), borrowed (valid until the stated moment), steals.
+ */
+#ifndef MD_HTTP_H
+#define MD_HTTP_H
+
+#include "base/arena.h"
+#include "base/buf.h"
+#include "base/err.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct http_server http_server;
+typedef struct http_route http_route;
+typedef struct http_req http_req;
+
+/* Roles, weakest first. A route needs at least its role; PUBLIC needs no credentials. */
+typedef enum http_role { HTTP_ROLE_PUBLIC = 0, HTTP_ROLE_READ, HTTP_ROLE_WRITE, HTTP_ROLE_ADMIN } http_role;
+/* "read" / "write" / "admin" / "public"; borrowed, static. */
+const char *http_role_name(http_role r);
+/* Parse "read|write|admin" into *out; -1 when unknown. */
+int http_role_parse(const char *s, http_role *out);
+
+/* Route flags (bit set). */
+enum {
+    HTTP_LIGHT = 0,             /* handler runs on the I/O thread */
+    HTTP_HEAVY = 1 << 0,        /* handler runs on the compute pool, connection suspended */
+    HTTP_NO_RATELIMIT = 1 << 1, /* skip the rate limiter (health, metrics) */
+    HTTP_NO_AUDIT = 1 << 2,     /* never write an audit entry for this route */
+    HTTP_NO_GZIP = 1 << 3,      /* never compress this route's answers (already compressed data) */
+};
+
+typedef int (*http_handler_fn)(http_req *req, void *ctx);
+
+/* Streaming body sink (optional, per route): called on the I/O thread for every chunk of the
+ * body as it arrives, before auth has run, so it must only buffer or parse, never act. With a
+ * sink the body is NOT buffered (http_req_body gives NULL); the total is still capped by the
+ * route's body limit. A non-zero return (md_code) stops the upload and that error is answered. */
+typedef int (*http_body_fn)(http_req *req, const char *data, size_t len, void *ctx);
+
+/* ---- the caller's identity, filled by the auth hook ---- */
+typedef struct http_identity {
+    char key_id[64]; /* API key id ("" when anonymous or --no-auth) */
+    http_role role;  /* PUBLIC when anonymous */
+    bool via_jwt;    /* credential was a JWT issued by POST /api/auth/token */
+} http_identity;
+
+typedef struct http_rate_info {
+    long limit;     /* bucket size (X-RateLimit-Limit) */
+    long remaining; /* whole tokens left after this request */
+    long reset_s;   /* seconds until the bucket is full again (X-RateLimit-Reset) */
+    long retry_s;   /* when limited: seconds until one token is back (Retry-After) */
+} http_rate_info;
+
+typedef struct http_audit_entry {
+    const char *request_id, *key_id, *method, *route, *path, *client_ip; /* borrowed for the call */
+    int status;
+    int64_t time_ms; /* wall clock at the end of the request */
+} http_audit_entry;
+
+/* Hooks that connect the HTTP layer to src/auth and src/store without depending on them
+ * (serve.c wires them). All are called on I/O threads concurrently: thread-safe, non-blocking. */
+typedef struct http_hooks {
+    void *ctx;
+    /* Check one credential (API key or JWT). Fill *id and return 0, or return
+     * MD_E_UNAUTHORIZED with a client-facing message in err. NULL hook: every request is admin
+     * (--no-auth). */
+    int (*authenticate)(void *ctx, const char *credential, http_identity *id, md_err *err);
+    /* Take one token. id is NULL for anonymous callers (then client_ip is the bucket key).
+     * Fill *info; return 0 or MD_E_RATE_LIMITED. NULL hook: no rate limiting. */
+    int (*rate_limit)(void *ctx, const http_identity *id, const char *client_ip, http_rate_info *info);
+    /* Record one audit entry (an authenticated request that changed state). May queue it. */
+    void (*audit)(void *ctx, const http_audit_entry *e);
+} http_hooks;
+
+/* ---- server ---- */
+typedef struct http_opts {
+    const char *host;          /* bind address, "127.0.0.1"; borrowed until http_server_free */
+    uint16_t port;             /* 0 = any free port, see http_server_port() */
+    unsigned io_threads;       /* libmicrohttpd thread pool size (0 = number of CPUs, max 4) */
+    unsigned compute_threads;  /* compute pool workers (0 = number of CPUs) */
+    unsigned compute_queue;    /* queued heavy requests beyond the running ones (0 = 64) */
+    size_t body_limit;         /* default request-body limit in bytes (0 = 25 MB) */
+    unsigned request_timeout_ms; /* deadline per request (0 = 30000) */
+    unsigned conn_timeout_s;   /* idle keep-alive connection timeout (0 = 30) */
+    unsigned max_connections;  /* (0 = 1024) */
+    const char *cors_origins;  /* comma-separated allow-list, "*" for any; NULL/"" = CORS off */
+    bool access_log;           /* one JSON line per request at info level */
+    size_t gzip_min;           /* smallest body worth compressing (0 = 1024) */
+    http_hooks hooks;
+} http_opts;
+
+/* New server (not listening yet). Ownership: new, free with http_server_free. */
+int http_server_new(const http_opts *o, http_server **out, md_err *err);
+/* Start listening and serving. After this no route may be added. */
+int http_server_start(http_server *s, md_err *err);
+/* The port actually bound (useful with port 0). */
+uint16_t http_server_port(const http_server *s);
+/* Graceful stop: stop accepting connections, let in-flight requests finish for up to
+ * timeout_ms (answers during the drain carry "Connection: close"), then answer 503 to heavy
+ * requests still waiting, close all connections and stop the compute pool. Returns the number of
+ * requests that were still in flight when the timeout hit (0 = clean drain). Idempotent. */
+int http_server_drain(http_server *s, unsigned timeout_ms);
+/* Stop (draining with timeout 0 when still running) and free everything. NULL is a no-op. */
+void http_server_free(http_server *s);
+/* Requests started and not yet completed. */
+long http_server_inflight(const http_server *s);
+/* Monotonic ns at which the server started (for uptime). */
+uint64_t http_server_started_ns(const http_server *s);
+
+/* Add a route. method: "GET", "POST", "PUT", "DELETE", "PATCH". pattern: see above; copied.
+ * ctx is borrowed until http_server_free. Returns the route (borrowed, for the setters below)
+ * or NULL on a malformed pattern or a duplicate method+pattern (a programming error: logged). */
+http_route *http_route_add(http_server *s, const char *method, const char *pattern, http_role role,
+                           int flags, http_handler_fn fn, void *ctx);
+/* Per-route body limit in bytes (e.g. 20 MB for uploads); 0 = no body accepted (413). */
+void http_route_body_limit(http_route *r, size_t max);
+/* Stream the body into fn instead of buffering it (multipart uploads). */
+void http_route_body_sink(http_route *r, http_body_fn fn);
+
+/* ---- the request, as a handler sees it (all strings borrowed until the request ends) ---- */
+const char *http_req_method(const http_req *r);     /* "GET"... (HEAD shows as "HEAD") */
+const char *http_req_path(const http_req *r);       /* decoded path, no query */
+const char *http_req_route(const http_req *r);      /* matched pattern, "/api/v1/jobs/{id}" */
+const char *http_req_id(const http_req *r);         /* request id */
+const char *http_req_client_ip(const http_req *r);  /* peer address, text */
+/* Path parameter by name ("id" for {id}); NULL when the pattern has none of that name. */
+const char *http_req_param(const http_req *r, const char *name);
+/* Query-string argument (decoded); NULL when absent, "" when given without a value. */
+const char *http_req_query(const http_req *r, const char *name);
+/* Request header, case-insensitive; NULL when absent. */
+const char *http_req_header(const http_req *r, const char *name);
+/* The buffered body (NUL-terminated for convenience, len excludes it); NULL/0 when empty or
+ * streamed to a sink. Borrowed until the request ends. */
+const void *http_req_body(const http_req *r, size_t *len);
+/* Parse the body as a JSON object. *out: new reference (json_decref it). Errors name the line
+ * and column: MD_E_INVALID_JSON, or MD_E_UNSUPPORTED_MEDIA when the Content-Type is not JSON. */
+int http_req_json(http_req *r, json_t **out);
+/* Per-request arena: freed when the request completes. Borrowed. */
+md_arena *http_req_arena(http_req *r);
+/* Error slot for md_fail(); a handler may return md_fail(http_req_err(r), ...). Borrowed. */
+md_err *http_req_err(http_req *r);
+/* The authenticated caller (role PUBLIC and key_id "" when anonymous). Borrowed. */
+const http_identity *http_req_identity(const http_req *r);
+/* Deadline (monotonic ns) and whether it has passed. */
+uint64_t http_req_deadline_ns(const http_req *r);
+bool http_req_expired(const http_req *r);
+/* Opaque per-request slot for a body sink's parser state; freed by nobody: put it in the arena. */
+void http_req_set_user(http_req *r, void *p);
+void *http_req_user(const http_req *r);
+
+/* ---- replies: exactly one per request; all return 0 or MD_E_NOMEM / MD_E_INTERNAL (second reply) ---- */
+/* JSON body. Steals body (decref'd by the call, also on failure). */
+int http_reply_json(http_req *r, int status, json_t *body);
+/* Body bytes copied into the arena. content_type borrowed for the call. */
+int http_reply_bytes(http_req *r, int status, const char *content_type, const void *data, size_t len);
+/* Body that is malloc()ed by the caller: steals data (free()d when the request ends). */
+int http_reply_take(http_req *r, int status, const char *content_type, void *data, size_t len);
+/* Body from a file (static files, results): path borrowed for the call; the file is opened now
+ * and streamed by libmicrohttpd. MD_E_FILE_NOT_FOUND when it cannot be opened (nothing queued). */
+int http_reply_file(http_req *r, int status, const char *content_type, const char *path);
+/* No body (204, 304). */
+int http_reply_empty(http_req *r, int status);
+/* The error answer for e (status from the error table). e borrowed for the call. */
+int http_reply_error(http_req *r, const md_err *e);
+/* Shorthand: md_fail + http_reply_error. */
+int http_reply_fail(http_req *r, int code, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Add a response header (Cache-Control, ETag, Retry-After...); may be called before or after
+ * the reply. name and value are copied. */
+int http_reply_header(http_req *r, const char *name, const char *value);
+
+/* ---- metrics (Prometheus text at GET /metrics) ----
+ * The server itself counts requests by route/method/status, a latency histogram by route,
+ * in-flight requests, compute queue depth and rejections, rate-limit rejections and process
+ * RSS/CPU/open fds. Other subsystems add counters and gauges, or a collector that writes its own
+ * lines (for labelled families). Names must be valid Prometheus names, registered before start. */
+typedef struct http_counter http_counter;
+typedef struct http_gauge http_gauge;
+/* Borrowed until http_server_free; NULL on OOM. name and help are copied. */
+http_counter *http_metrics_counter(http_server *s, const char *name, const char *help);
+http_gauge *http_metrics_gauge(http_server *s, const char *name, const char *help);
+void http_counter_add(http_counter *c, uint64_t n);
+void http_gauge_set(http_gauge *g, double v);
+void http_gauge_add(http_gauge *g, double d);
+/* fn appends complete Prometheus lines (with # HELP / # TYPE) to out at each scrape. */
+typedef void (*http_collector_fn)(md_buf *out, void *ctx);
+int http_metrics_collector(http_server *s, http_collector_fn fn, void *ctx);
+/* Render all metrics into out (what GET /metrics answers). */
+int http_metrics_render(http_server *s, md_buf *out);
+
+#endif
