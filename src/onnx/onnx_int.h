@@ -1,0 +1,208 @@
+/* onnx_int.h - the ONNX engine's internal interface: graph, nodes, attributes, and how an
+ * operator plugs in. Only src/onnx/ (and its tests) include this; everyone else uses onnx.h.
+ *
+ * HOW TO ADD AN OPERATOR
+ *   1. Put it in src/onnx/ops/<file>.c (one file per family: elementwise.c, conv.c, ml_tree.c...).
+ *      Each ops file defines ONE table named after the file (non-alphanumerics become '_'):
+ *          ONNX_OPS(elementwise) = {
+ *              {.domain = "", .op_type = "Relu", .opset_min = 6, .opset_max = 0,
+ *               .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1,
+ *               .attrs = NULL, .prepare = NULL, .run = run_relu},
+ *              ONNX_OPS_END
+ *          };
+ *      The build generates the list of tables from the file names (CMake globs ops/*.c), so no
+ *      other file is edited. Entries are matched on (domain, op_type) and the MODEL's opset for
+ *      that domain in [opset_min, opset_max] (opset_max 0 = no upper limit); the first match wins.
+ *      A node whose model opset matches no entry fails to load ("unsupported operator").
+ *   2. .attrs lists every attribute the entry accepts as "name:type" words separated by spaces,
+ *      type one of i f s t I F S (int, float, string, tensor, ints, floats, strings). The loader
+ *      rejects any other attribute, or a declared one of the wrong type, naming it; so prepare
+ *      and run may trust the types they read with onnx__attr_*.
+ *   3. prepare (optional) runs once at load, in topological order, on a node whose input/output
+ *      counts and attribute types are already checked. It validates attribute VALUES and may
+ *      precompute state into n->priv (memory from onnx__prep_alloc lives as long as the model;
+ *      anything else must be freed by .release). It can see constant inputs (initializers,
+ *      Constant outputs) with onnx__prep_const, e.g. to pre-pack weights. Report errors with
+ *      onnx__prep_fail so the message names the op, opset and node.
+ *   4. run computes the outputs. It gets the inputs in k->in (NULL for an omitted optional
+ *      input), asks the executor for each output with onnx__output (the executor owns the
+ *      memory; it is planned per input shape, so the same request on the next run of the same
+ *      shapes is served from the same place without allocating), and temporary memory with
+ *      onnx__scratch (valid until run returns). It MUST validate what depends on input
+ *      values and shapes (broadcast compatibility, index ranges) and fail with onnx__kfail, never
+ *      crash: inputs may be hostile. run must be reentrant: many threads run one node at once,
+ *      so n->priv is read-only during run.
+ *   5. Intra-op threads: k->threads is the number of threads this run may use (>= 1). Kernels
+ *      that parallelise (oneDNN, OpenBLAS, OpenMP loops) use at most that many.
+ *   6. Add a conformance case or a unit test in tests/onnx/.
+ *
+ * Invariants:
+ *   1. After onnx_model_load returns, nothing reachable from onnx_model changes, except the
+ *      plan cache (mutex-protected) and its recycled arenas (taken/returned under that mutex).
+ *   2. m->nodes is in execution (topological) order; node i reads only graph inputs,
+ *      constants and outputs of nodes < i.
+ *   3. Every value has exactly one producer: a graph input, a constant, or one node output.
+ */
+#ifndef MD_ONNX_INT_H
+#define MD_ONNX_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/arena.h"
+#include "base/err.h"
+#include "onnx/onnx.h"
+
+/* AttributeProto.AttributeType numbers. */
+enum {
+    ONNX_ATTR_UNDEFINED = 0,
+    ONNX_ATTR_FLOAT = 1,
+    ONNX_ATTR_INT = 2,
+    ONNX_ATTR_STRING = 3,
+    ONNX_ATTR_TENSOR = 4,
+    ONNX_ATTR_GRAPH = 5,
+    ONNX_ATTR_FLOATS = 6,
+    ONNX_ATTR_INTS = 7,
+    ONNX_ATTR_STRINGS = 8,
+    ONNX_ATTR_TENSORS = 9,
+};
+
+#define ONNX_VARIADIC 4096 /* max_in / max_out for variadic operators */
+
+/* One attribute, converted at load; all pointers borrowed from the model. */
+typedef struct onnx_attr {
+    const char *name;
+    int type; /* ONNX_ATTR_* */
+    float f;
+    int64_t i;
+    const char *s; /* NUL-terminated copy; s_len excludes the NUL */
+    size_t s_len;
+    const float *floats;
+    size_t n_floats;
+    const int64_t *ints;
+    size_t n_ints;
+    const char *const *strings;
+    size_t n_strings;
+    const onnx_tensor *t;
+} onnx_attr;
+
+struct onnx_op;
+
+/* One node of the graph. Immutable after load (see invariant 1). */
+typedef struct onnx_node {
+    const char *name;    /* may be "" */
+    const char *op_type;
+    const char *domain;  /* "" for ai.onnx ("ai.onnx" is normalised to "") */
+    int opset;           /* the model's opset version for this node's domain */
+    int index;           /* position in m->nodes (execution order) */
+    int n_in, n_out;
+    int *in;             /* value ids; -1 = optional input left empty */
+    int *out;            /* value ids; -1 = optional output not requested */
+    int n_attrs;
+    onnx_attr *attrs;
+    const struct onnx_op *op;
+    void *priv;          /* op state from prepare; read-only while running */
+    bool absorbed;       /* folded into another node by onnx__prep_absorb: not executed */
+} onnx_node;
+
+typedef struct onnx_prep onnx_prep; /* load-time context, private to the loader */
+
+/* Run-time context of one node execution. */
+typedef struct onnx_kctx {
+    const onnx_node *node;
+    int n_in;
+    const onnx_tensor *const *in; /* in[i] NULL when the optional input is empty */
+    int n_out;
+    int threads;                  /* intra-op threads allowed, >= 1 */
+    md_err *err;
+    struct onnx__exec *exec;      /* executor private */
+} onnx_kctx;
+
+typedef struct onnx_op {
+    const char *domain;  /* "" = ai.onnx, "ai.onnx.ml", ... */
+    const char *op_type;
+    int opset_min, opset_max; /* model opset range handled, inclusive; max 0 = open */
+    int min_in, max_in;
+    int min_out, max_out;
+    const char *attrs;   /* accepted attributes "name:type ..." (see HOW TO 2); NULL = none */
+    int (*prepare)(onnx_node *n, onnx_prep *p, md_err *err); /* NULL = nothing to do */
+    int (*run)(const onnx_node *n, onnx_kctx *k);
+    void (*release)(void *priv); /* NULL unless priv holds memory not from onnx__prep_alloc */
+} onnx_op;
+
+#define ONNX_OPS(name) const onnx_op onnx__ops_##name[]
+#define ONNX_OPS_END {0}
+
+/* ---- attributes (node is any loaded node; names compared exactly) ---- */
+
+/* The attribute called name, or NULL. Borrowed from the model. */
+const onnx_attr *onnx__attr(const onnx_node *n, const char *name);
+int64_t onnx__attr_int(const onnx_node *n, const char *name, int64_t def);
+float onnx__attr_float(const onnx_node *n, const char *name, float def);
+/* Borrowed string, or def when absent. */
+const char *onnx__attr_str(const onnx_node *n, const char *name, const char *def);
+/* Number of ints (0 when absent); *v borrowed (NULL when absent). Same for floats. */
+size_t onnx__attr_ints(const onnx_node *n, const char *name, const int64_t **v);
+size_t onnx__attr_floats(const onnx_node *n, const char *name, const float **v);
+
+/* ---- load time (prepare) ---- */
+
+/* Input i of n if its value is a constant known at load (initializer or Constant node output);
+ * NULL otherwise or when the input is empty. Borrowed from the model. */
+const onnx_tensor *onnx__prep_const(const onnx_prep *p, const onnx_node *n, int i);
+/* Declared type of input i (graph input, value_info, initializer); NULL when unknown. */
+const onnx_value_info *onnx__prep_info(const onnx_prep *p, const onnx_node *n, int i);
+/* Zeroed memory that lives as long as the model; NULL on OOM. */
+void *onnx__prep_alloc(onnx_prep *p, size_t bytes);
+/* The only node that reads output out_idx of n, when exactly one node reads it and it is not a
+ * graph output; else NULL. Lets an op fuse with what follows (Conv + Relu). */
+onnx_node *onnx__prep_sole_consumer(onnx_prep *p, const onnx_node *n, int out_idx);
+/* Fold consumer c (from onnx__prep_sole_consumer, with one output) into n: n now writes c's
+ * output in place of its own output 0 and c is not executed. n's run must then compute c's
+ * effect too. c's other inputs must be constants (checked; MD_E_INTERNAL otherwise). */
+int onnx__prep_absorb(onnx_prep *p, onnx_node *n, onnx_node *c, md_err *err);
+/* Fail the load with a message naming the op, opset and node, plus field (an attribute or
+ * input name, may be NULL). Returns code. */
+int onnx__prep_fail(const onnx_node *n, md_err *err, int code, const char *field,
+                    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* ---- run time (run) ---- */
+
+/* Allocate output i of the running node with dtype and shape; *out is borrowed until the run's
+ * result is freed (or until the last reader of the value ran). Data is uninitialised.
+ * Returns MD_OK, MD_E_INVALID_PARAM (bad shape, too large) or MD_E_NOMEM, with k->err set.
+ * Works even when the output is not requested (the data is then discarded). */
+int onnx__output(onnx_kctx *k, int i, int dtype, int rank, const int64_t *dims,
+                 onnx_tensor **out);
+/* Temporary memory, 64-byte aligned, uninitialised, valid until the node's run returns.
+ * NULL on OOM (k->err set). bytes 0 gives a valid non-NULL pointer. */
+void *onnx__scratch(onnx_kctx *k, size_t bytes);
+/* Fail the node with a message naming op and node. Returns code. */
+int onnx__kfail(onnx_kctx *k, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---- helpers for ops ---- */
+
+/* numel of a shape; -1 on negative dims or overflow past 2^62. */
+int64_t onnx__numel(int rank, const int64_t *dims);
+/* Normalise axis in [-rank, rank) (or [-rank-1, rank] when extra=1, for Unsqueeze-like ops).
+ * Returns 0 and *out, or -1 when out of range. */
+int onnx__norm_axis(int64_t axis, int rank, int extra, int *out);
+/* numpy multidirectional broadcast of a and b; -1 when incompatible. */
+int onnx__broadcast(int ra, const int64_t *da, int rb, const int64_t *db, int *rout,
+                    int64_t *dout);
+/* Element i of a numeric tensor converted to double / int64 (for shape-like inputs). */
+double onnx__get_f64(const onnx_tensor *t, int64_t i);
+int64_t onnx__get_i64(const onnx_tensor *t, int64_t i);
+/* Store v converted to t's dtype at element i. */
+void onnx__set_f64(onnx_tensor *t, int64_t i, double v);
+
+/* Parse a TensorProto into a tensor whose memory comes from a (strings copied too). Used for
+ * initializers, Constant values, tensor attributes and .pb files. Errors name the tensor. */
+struct Onnx__TensorProto;
+int onnx__tensor_from_proto(const struct Onnx__TensorProto *tp, md_arena *a,
+                            const char *ext_dir, size_t max_bytes, onnx_tensor *out,
+                            md_err *err);
+
+#endif
