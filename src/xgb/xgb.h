@@ -1,0 +1,58 @@
+/* xgb.h - XGBoost tree models (JSON or UBJ files) behind the same load / run / free shape as
+ * the ONNX engine, over Debian's libxgboost C API.
+ *
+ * A loaded model is immutable and may be used by many threads at once: xgb_predict on one
+ * xgb_model from several threads needs no lock (see the concurrency note in xgb.c). Input is
+ * dense row-major float32; NaN marks a missing value, as in XGBoost itself.
+ */
+#ifndef MD_XGB_XGB_H
+#define MD_XGB_XGB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/err.h"
+
+typedef struct xgb_model xgb_model;
+
+typedef struct xgb_opts {
+    /* OpenMP threads one xgb_predict call may use. 0 means 1: a server runs several requests
+     * at once, so parallelism comes from concurrent calls, not from inside one. */
+    int nthread;
+    /* Largest model file accepted, in bytes; 0 means 256 MiB. */
+    size_t max_bytes;
+} xgb_opts;
+
+typedef struct xgb_info {
+    uint64_t num_features; /* columns each row must have */
+    uint64_t num_outputs;  /* floats per row xgb_predict writes (classes for multi:softprob) */
+    uint64_t num_class;    /* 0 for regression and binary objectives */
+    int boosted_rounds;
+    char objective[48];    /* "reg:squarederror", "binary:logistic", "multi:softprob", ... */
+} xgb_info;
+
+/* Load a model from a file. The format is told by the content, not by the extension: JSON
+ * ('{' then '"') or UBJSON ('{' then a type marker); XGBoost's old binary format is refused.
+ * opts may be NULL. *out gets a new model (free with xgb_model_free).
+ * Errors: MD_E_FILE_NOT_FOUND, MD_E_IO, MD_E_TOO_LARGE, MD_E_MODEL_INVALID, MD_E_NOMEM. */
+int xgb_model_load(const char *path, const xgb_opts *opts, xgb_model **out, md_err *err);
+
+/* Same from bytes in memory (borrowed: copied by XGBoost before this returns). */
+int xgb_model_load_bytes(const void *bytes, size_t len, const xgb_opts *opts, xgb_model **out,
+                         md_err *err);
+
+/* What the model expects and gives. Borrowed, valid until xgb_model_free(m). */
+const xgb_info *xgb_model_info(const xgb_model *m);
+
+/* Predict nrows rows of ncols floats each (row-major, borrowed). Writes nrows * num_outputs
+ * floats into out (caller-owned, out_cap floats available), after the objective's transform
+ * (probabilities for binary:logistic and multi:softprob). nrows == 0 is a valid empty call.
+ * Errors: MD_E_INVALID_PARAM (ncols != num_features, out too small, sizes overflow),
+ * MD_E_INTERNAL (XGBoost failed). Thread-safe. */
+int xgb_predict(const xgb_model *m, const float *rows, size_t nrows, size_t ncols, float *out,
+                size_t out_cap, md_err *err);
+
+/* Free a model; NULL is a no-op. No xgb_predict on m may be running. */
+void xgb_model_free(xgb_model *m);
+
+#endif

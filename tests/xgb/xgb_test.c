@@ -1,0 +1,287 @@
+/* xgb_test.c - src/xgb against XGBoost's own Python predictions (tests/fixtures/xgb, written
+ * by gen.py): every case in JSON and UBJ, rows with missing values, concurrent prediction
+ * from several threads, and files that must fail cleanly (truncated, legacy binary, garbage,
+ * trees with cycles or out-of-range indices). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "xgb/xgb.h"
+
+typedef struct xcase {
+    char name[32];
+    size_t nrows, nfeat, nout;
+    char objective[48];
+} xcase;
+
+static char *fixture_path(const char *name)
+{
+    static char path[4096];
+    const char *src = getenv("MODELD_SOURCE_DIR");
+    snprintf(path, sizeof path, "%s/tests/fixtures/xgb/%s", src ? src : ".", name);
+    return path;
+}
+
+/* Whole file into a new buffer (free()); fails the test when missing. */
+static unsigned char *slurp(const char *name, size_t *len)
+{
+    FILE *f = fopen(fixture_path(name), "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *b = malloc((size_t)n + 1);
+    assert_non_null(b);
+    assert_int_equal(fread(b, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    b[n] = 0;
+    *len = (size_t)n;
+    return b;
+}
+
+static size_t read_cases(xcase *cs, size_t cap)
+{
+    FILE *f = fopen(fixture_path("cases.txt"), "r");
+    assert_non_null(f);
+    char line[256];
+    size_t n = 0;
+    while (n < cap && fgets(line, sizeof line, f)) {
+        if (line[0] == '#')
+            continue;
+        xcase *c = &cs[n];
+        assert_int_equal(sscanf(line, "%31s %zu %zu %zu %47s", c->name, &c->nrows, &c->nfeat, &c->nout,
+                                c->objective), 5);
+        n++;
+    }
+    fclose(f);
+    return n;
+}
+
+static float *read_f32(const char *caseName, const char *suffix, size_t count)
+{
+    char name[96];
+    snprintf(name, sizeof name, "%s%s", caseName, suffix);
+    size_t len = 0;
+    float *v = (float *)slurp(name, &len);
+    assert_int_equal(len, count * sizeof(float));
+    return v;
+}
+
+static void assert_close(const float *got, const float *want, size_t n, const char *what)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (fabsf(got[i] - want[i]) > 1e-5f) {
+            print_error("%s[%zu]: got %.9g want %.9g\n", what, i, got[i], want[i]);
+            fail();
+        }
+    }
+}
+
+static void check_case(const xcase *c, const char *ext)
+{
+    char file[64];
+    snprintf(file, sizeof file, "%s.%s", c->name, ext);
+    xgb_model *m = NULL;
+    md_err err = {0};
+    int rc = xgb_model_load(fixture_path(file), NULL, &m, &err);
+    if (rc)
+        print_error("%s: %s\n", file, md_err_message(&err));
+    assert_int_equal(rc, MD_OK);
+    const xgb_info *info = xgb_model_info(m);
+    assert_int_equal(info->num_features, c->nfeat);
+    assert_int_equal(info->num_outputs, c->nout);
+    assert_string_equal(info->objective, c->objective);
+    assert_true(info->boosted_rounds > 0);
+
+    float *x = read_f32(c->name, ".input.f32", c->nrows * c->nfeat);
+    float *want = read_f32(c->name, ".expected.f32", c->nrows * c->nout);
+    float *got = calloc(c->nrows * c->nout, sizeof *got);
+    assert_int_equal(xgb_predict(m, x, c->nrows, c->nfeat, got, c->nrows * c->nout, &err), MD_OK);
+    assert_close(got, want, c->nrows * c->nout, file);
+    /* one row at a time gives the same numbers as the batch */
+    for (size_t r = 0; r < c->nrows; r++) {
+        float one[16];
+        assert_int_equal(xgb_predict(m, x + r * c->nfeat, 1, c->nfeat, one, 16, &err), MD_OK);
+        assert_close(one, want + r * c->nout, c->nout, file);
+    }
+    free(x);
+    free(want);
+    free(got);
+    xgb_model_free(m);
+}
+
+static void test_fixtures_match_python(void **state)
+{
+    (void)state;
+    xcase cs[16];
+    size_t n = read_cases(cs, 16);
+    assert_true(n >= 4);
+    for (size_t i = 0; i < n; i++) {
+        check_case(&cs[i], "json");
+        check_case(&cs[i], "ubj");
+    }
+}
+
+static void test_load_from_bytes_and_bad_calls(void **state)
+{
+    (void)state;
+    size_t len = 0;
+    unsigned char *b = slurp("multi.ubj", &len);
+    xgb_model *m = NULL;
+    md_err err = {0};
+    assert_int_equal(xgb_model_load_bytes(b, len, NULL, &m, &err), MD_OK);
+    free(b);
+    const xgb_info *info = xgb_model_info(m);
+    assert_int_equal(info->num_class, 3);
+    float x[12] = {0}, out[6];
+    /* wrong width, output too small: clear errors naming the field */
+    assert_int_equal(xgb_predict(m, x, 2, 5, out, 6, &err), MD_E_INVALID_PARAM);
+    assert_string_equal(err.field, "ncols");
+    assert_int_equal(xgb_predict(m, x, 2, 6, out, 5, &err), MD_E_INVALID_PARAM);
+    assert_string_equal(err.field, "out");
+    assert_int_equal(xgb_predict(m, x, 0, 6, out, 0, &err), MD_OK);
+    assert_int_equal(xgb_predict(m, x, 2, 6, out, 6, &err), MD_OK);
+    /* softprob rows sum to 1 */
+    assert_true(fabsf(out[0] + out[1] + out[2] - 1.0f) < 1e-5f);
+    xgb_model_free(m);
+    xgb_model_free(NULL);
+}
+
+typedef struct worker {
+    const xgb_model *m;
+    const float *x, *want;
+    size_t nrows, nfeat, nout;
+    int mismatches;
+} worker;
+
+static void *predict_loop(void *arg)
+{
+    worker *w = arg;
+    float *got = malloc(w->nrows * w->nout * sizeof *got);
+    for (int it = 0; it < 200 && got; it++) {
+        size_t rows = 1 + (size_t)it % w->nrows; /* vary the batch so buffers get resized */
+        md_err err = {0};
+        if (xgb_predict(w->m, w->x, rows, w->nfeat, got, rows * w->nout, &err) != MD_OK) {
+            w->mismatches++;
+            continue;
+        }
+        for (size_t i = 0; i < rows * w->nout; i++)
+            if (fabsf(got[i] - w->want[i]) > 1e-5f)
+                w->mismatches++;
+    }
+    free(got);
+    return NULL;
+}
+
+static void test_concurrent_predictions(void **state)
+{
+    (void)state;
+    xgb_model *m = NULL;
+    md_err err = {0};
+    assert_int_equal(xgb_model_load(fixture_path("multi.json"), NULL, &m, &err), MD_OK);
+    float *x = read_f32("multi", ".input.f32", 16 * 6);
+    float *want = read_f32("multi", ".expected.f32", 16 * 3);
+    enum { NT = 6 };
+    pthread_t th[NT];
+    worker w[NT];
+    for (int i = 0; i < NT; i++) {
+        w[i] = (worker){m, x, want, 16, 6, 3, 0};
+        assert_int_equal(pthread_create(&th[i], NULL, predict_loop, &w[i]), 0);
+    }
+    for (int i = 0; i < NT; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(w[i].mismatches, 0);
+    }
+    free(x);
+    free(want);
+    xgb_model_free(m);
+}
+
+/* Load bytes that must be refused with code want; the message must not be empty. */
+static void expect_refused(const void *b, size_t len, int want)
+{
+    xgb_model *m = (xgb_model *)1;
+    md_err err = {0};
+    int rc = xgb_model_load_bytes(b, len, NULL, &m, &err);
+    if (rc != want)
+        print_error("got %d (%s), want %d\n", rc, md_err_message(&err), want);
+    assert_int_equal(rc, want);
+    assert_null(m);
+    assert_true(strlen(md_err_message(&err)) > 0);
+    print_message("refused: %s\n", md_err_message(&err));
+}
+
+/* Replace the first occurrence of from with to in a copy of json (new). */
+static char *patched(const char *json, const char *from, const char *to)
+{
+    const char *p = strstr(json, from);
+    assert_non_null(p);
+    size_t n = strlen(json) - strlen(from) + strlen(to);
+    char *s = malloc(n + 1);
+    size_t head = (size_t)(p - json);
+    memcpy(s, json, head);
+    strcpy(s + head, to);
+    strcat(s, p + strlen(from));
+    return s;
+}
+
+static void test_bad_files_fail_cleanly(void **state)
+{
+    (void)state;
+    expect_refused("", 0, MD_E_MODEL_INVALID);
+    expect_refused("binf\0\0\0\0\0\0", 10, MD_E_MODEL_INVALID);
+    expect_refused("{}", 2, MD_E_MODEL_INVALID);
+    expect_refused("{\"learner\": 3}", 14, MD_E_MODEL_INVALID);
+    expect_refused("\x89PNG\r\n\x1a\n", 8, MD_E_MODEL_INVALID);
+    size_t len = 0;
+    unsigned char *ubj = slurp("reg.ubj", &len);
+    for (size_t cut = 1; cut < len; cut += len / 7)
+        expect_refused(ubj, cut, MD_E_MODEL_INVALID);
+    free(ubj);
+    char *json = (char *)slurp("reg.json", &len);
+    expect_refused(json, len / 2, MD_E_MODEL_INVALID);
+    /* a cycle (root's left child is the root), a child past the end, a split feature past the
+     * last column: XGBoost 1.7 loads these; our check must refuse them */
+    const char *bad[][2] = {
+        {"\"left_children\":[1,", "\"left_children\":[0,"},
+        {"\"left_children\":[1,", "\"left_children\":[4000,"},
+        {"\"split_indices\":[", "\"split_indices\":[77,"},
+        {"\"tree_info\":[0,", "\"tree_info\":[5,"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *s = patched(json, bad[i][0], bad[i][1]);
+        /* the split_indices edit shifts the array: drop the old first entry to keep the length */
+        if (i == 2) {
+            char *q = strstr(s, "\"split_indices\":[77,") + strlen("\"split_indices\":[77,");
+            char *comma = strchr(q, ',');
+            memmove(q, comma + 1, strlen(comma + 1) + 1);
+        }
+        expect_refused(s, strlen(s), MD_E_MODEL_INVALID);
+        free(s);
+    }
+    free(json);
+    xgb_model *m = NULL;
+    md_err err = {0};
+    assert_int_equal(xgb_model_load(fixture_path("no-such.json"), NULL, &m, &err), MD_E_FILE_NOT_FOUND);
+    assert_int_equal(xgb_model_load(fixture_path(""), NULL, &m, &err), MD_E_IO);
+    xgb_opts small = {.max_bytes = 100};
+    assert_int_equal(xgb_model_load(fixture_path("reg.json"), &small, &m, &err), MD_E_TOO_LARGE);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fixtures_match_python),
+        cmocka_unit_test(test_load_from_bytes_and_bad_calls),
+        cmocka_unit_test(test_concurrent_predictions),
+        cmocka_unit_test(test_bad_files_fail_cleanly),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
