@@ -1,0 +1,515 @@
+/* app.js - behaviour of modeld's web page.
+ *
+ * Flow: the user pastes an API key (kept in localStorage), drops or picks an image, which is
+ * uploaded at once (POST /api/upload); Convert sends the file_id, the converter, the chosen
+ * preset and only the parameters the user moved (POST /api/convert), so the server's defaults
+ * stay the single source of truth; the answer's "parameters" (what was really used) are shown
+ * back on the sliders. Every API error maps to a message that says what to do next.
+ * The SVG is shown through an <img> with a blob: URL, never inlined, so markup in an SVG can
+ * never run as part of this page.
+ */
+'use strict';
+
+const KEY_STORAGE = 'modeld.apiKey';
+
+/* The main VTracer parameters with their ranges (src/vectorize/vec.h) and the defaults used
+ * until GET /api/presets answers with the server's own values. */
+const PARAMS = [
+  { name: 'mode', label: 'Curve fitting', type: 'select', options: ['spline', 'polygon', 'pixel'], def: 'spline',
+    help: 'Splines are smooth; polygons keep corners sharp.' },
+  { name: 'hierarchical', label: 'Layering', type: 'select', options: ['stacked', 'cutout'], def: 'stacked',
+    help: 'Stacked shapes overlap; cutout shapes never do.' },
+  { name: 'filter_speckle', label: 'Filter speckle', type: 'range', min: 0, max: 128, step: 1, def: 4, unit: 'px',
+    help: 'Drop patches smaller than this.' },
+  { name: 'color_precision', label: 'Colour bits', type: 'range', min: 1, max: 8, step: 1, def: 6,
+    help: 'Significant bits per colour channel: fewer bits, fewer colours.' },
+  { name: 'layer_difference', label: 'Gradient step', type: 'range', min: 0, max: 255, step: 1, def: 16,
+    help: 'Colour difference between layers.' },
+  { name: 'corner_threshold', label: 'Corner threshold', type: 'range', min: 0, max: 180, step: 1, def: 60, unit: '°' },
+  { name: 'length_threshold', label: 'Segment length', type: 'range', min: 3.5, max: 10, step: 0.5, def: 4.0 },
+  { name: 'splice_threshold', label: 'Splice threshold', type: 'range', min: 0, max: 180, step: 1, def: 45, unit: '°' },
+  { name: 'max_iterations', label: 'Max iterations', type: 'range', min: 1, max: 20, step: 1, def: 10 },
+  { name: 'path_precision', label: 'Path precision', type: 'range', min: 0, max: 8, step: 1, def: 2, unit: 'dp' },
+  { name: 'gradients', label: 'Detect gradients', type: 'toggle', def: 1 },
+];
+
+const $ = (id) => document.getElementById(id);
+
+const state = {
+  file: null,          // the File the user chose
+  fileId: null,        // its id on the server once uploaded
+  uploading: null,     // the pending upload promise
+  converter: 'vtracer',
+  preset: 'default',
+  presets: null,       // {name: {param: value}} from the server
+  touched: new Set(),  // parameters moved by the user since the preset was chosen
+  result: null,        // the last convert answer
+  urls: { original: null, svg: null },
+};
+
+/* ---------------------------------------------------------------- API key and requests ---- */
+
+function apiKey() { return $('api-key').value.trim(); }
+
+function authHeaders() {
+  const k = apiKey();
+  return k ? { Authorization: 'Bearer ' + k } : {};
+}
+
+function setKeyState(text, bad) {
+  const el = $('key-state');
+  el.textContent = text;
+  el.classList.toggle('bad', !!bad);
+}
+
+/* fetch() wrapper: resolves to {ok, status, body, headers}; network failures become status 0. */
+async function api(path, opts = {}) {
+  const init = { method: opts.method || 'GET', headers: { ...authHeaders(), ...(opts.headers || {}) } };
+  if (opts.json !== undefined) {
+    init.body = JSON.stringify(opts.json);
+    init.headers['Content-Type'] = 'application/json';
+  } else if (opts.body !== undefined) {
+    init.body = opts.body;
+  }
+  let res;
+  try {
+    res = await fetch(path, init);
+  } catch (e) {
+    return { ok: false, status: 0, body: null, headers: new Headers() };
+  }
+  let body = null;
+  const text = await res.text();
+  try { body = text ? JSON.parse(text) : null; } catch (e) { body = null; }
+  return { ok: res.ok, status: res.status, body, headers: res.headers };
+}
+
+/* What to tell the user for a failed call: a title and a line that says what to do next. */
+function describeError(r, action) {
+  const err = (r.body && r.body.error) || {};
+  const server = err.message ? err.message : '';
+  const retry = r.headers.get('Retry-After');
+  const wait = retry ? ` Try again in ${retry} s.` : ' Try again in a moment.';
+  switch (r.status) {
+    case 0: return ['Cannot reach the server', 'Check that modeld is running and that this page was opened from it.'];
+    case 400: return [`The server refused the ${action}`, server || 'The request was malformed.'];
+    case 401: return ['API key missing or not accepted',
+      'Paste the key that "modeld serve" printed at its first start, or create one with "modeld keys create".'];
+    case 403: return ['This API key is not allowed to do that',
+      `Uploading and converting need a key with the write role. ${server}`];
+    case 404: return ['The uploaded image is no longer on the server', 'It has expired or was removed: upload it again.'];
+    case 405: return ['Unsupported request', server || 'The server does not allow this method here.'];
+    case 413: return ['The file is too large', server || 'Images are accepted up to 20 MB. Try a smaller or compressed file.'];
+    case 415: return ['This file is not a supported image',
+      'Use a PNG, JPEG, WebP, BMP or TIFF image (the file content is checked, not its name).'];
+    case 429: return ['Too many requests', 'Your key has hit its rate limit.' + wait];
+    case 503: return ['The server is busy', 'All conversion workers are taken or the service is not ready.' + wait];
+    case 504: return ['The conversion took too long',
+      'Try the Fast preset, fewer colours (lower colour precision) or a smaller image.'];
+    default: return [`Server error (${r.status})`, server || 'Something went wrong on the server.'];
+  }
+}
+
+/* ---------------------------------------------------------------- messages --------------- */
+
+function showMessage(kind, title, detail, extra) {
+  const box = $('messages');
+  box.replaceChildren();
+  const div = document.createElement('div');
+  div.className = 'msg ' + kind;
+  div.setAttribute('role', kind === 'error' ? 'alert' : 'status');
+  if (extra && extra.status !== undefined) div.dataset.status = String(extra.status);
+  const text = document.createElement('div');
+  const b = document.createElement('b');
+  b.textContent = title;
+  const d = document.createElement('span');
+  d.className = 'detail';
+  d.textContent = detail || '';
+  text.append(b, d);
+  if (extra && extra.requestId) {
+    const rid = document.createElement('div');
+    rid.className = 'detail';
+    rid.textContent = 'Request id: ' + extra.requestId;
+    text.append(rid);
+  }
+  const x = document.createElement('button');
+  x.className = 'x';
+  x.type = 'button';
+  x.setAttribute('aria-label', 'Dismiss');
+  x.textContent = '×';
+  x.onclick = () => div.remove();
+  div.append(text, x);
+  box.append(div);
+}
+
+function clearMessages() { $('messages').replaceChildren(); }
+
+function showApiError(r, action) {
+  const [title, detail] = describeError(r, action);
+  showMessage('error', title, detail, { status: r.status, requestId: r.body && r.body.request_id });
+  if (r.status === 401) setKeyState('not accepted', true);
+}
+
+/* ---------------------------------------------------------------- server status ---------- */
+
+async function refreshStatus() {
+  const el = $('server-status');
+  const text = $('server-status-text');
+  const r = await api('/api/ready');
+  el.classList.remove('status-unknown', 'status-ready', 'status-degraded', 'status-down');
+  if (r.status === 0) {
+    el.classList.add('status-down');
+    text.textContent = 'Server offline';
+  } else if (r.ok) {
+    el.classList.add('status-ready');
+    text.textContent = 'Server ready';
+  } else {
+    el.classList.add('status-degraded');
+    const why = r.body && (r.body.error ? r.body.error.message : r.body.status);
+    text.textContent = 'Not ready';
+    el.title = why ? 'Not ready: ' + why : 'Server not ready';
+  }
+}
+
+/* ---------------------------------------------------------------- parameters ------------- */
+
+function formatValue(p, v) {
+  if (p.type === 'range') return (p.step < 1 ? Number(v).toFixed(1) : String(v)) + (p.unit ? ' ' + p.unit : '');
+  return String(v);
+}
+
+function buildParams() {
+  const box = $('params');
+  for (const p of PARAMS) {
+    const wrap = document.createElement('div');
+    wrap.className = 'param' + (p.type === 'toggle' ? ' toggle' : '');
+    wrap.dataset.param = p.name;
+    const label = document.createElement('label');
+    label.htmlFor = 'p-' + p.name;
+    const b = document.createElement('b');
+    b.textContent = p.label;
+    label.append(b);
+    let input;
+    if (p.type === 'select') {
+      input = document.createElement('select');
+      for (const o of p.options) input.append(new Option(o, o));
+    } else if (p.type === 'toggle') {
+      input = document.createElement('input');
+      input.type = 'checkbox';
+    } else {
+      input = document.createElement('input');
+      input.type = 'range';
+      input.min = p.min; input.max = p.max; input.step = p.step;
+      const out = document.createElement('output');
+      out.id = 'o-' + p.name;
+      label.append(out);
+    }
+    input.id = 'p-' + p.name;
+    input.name = p.name;
+    input.addEventListener('input', () => {
+      state.touched.add(p.name);
+      wrap.classList.add('touched');
+      syncOutput(p);
+      updateTouchedCount();
+    });
+    wrap.append(label, input);
+    if (p.help) wrap.title = p.help;
+    if (p.type === 'toggle') wrap.classList.add('wide');
+    box.append(wrap);
+  }
+}
+
+function syncOutput(p) {
+  const out = $('o-' + p.name);
+  if (out) out.textContent = formatValue(p, $('p-' + p.name).value);
+}
+
+function readParam(p) {
+  const el = $('p-' + p.name);
+  if (p.type === 'toggle') return el.checked ? 1 : 0;
+  if (p.type === 'range') return Number(el.value);
+  return el.value;
+}
+
+function writeParam(p, v) {
+  const el = $('p-' + p.name);
+  if (v === undefined || v === null) return;
+  if (p.type === 'toggle') el.checked = !!v;
+  else el.value = v;
+  syncOutput(p);
+}
+
+/* Show a full parameter set (a preset's, or the one a conversion used) on the controls. */
+function showParams(values, keepTouched) {
+  for (const p of PARAMS) {
+    if (keepTouched && state.touched.has(p.name)) continue;
+    writeParam(p, values && values[p.name] !== undefined ? values[p.name] : p.def);
+  }
+}
+
+function updateTouchedCount() {
+  const n = state.touched.size;
+  $('touched-count').textContent = n ? `(${n} changed)` : '';
+}
+
+function selectPreset(name) {
+  state.preset = name;
+  state.touched.clear();
+  document.querySelectorAll('.param.touched').forEach((e) => e.classList.remove('touched'));
+  document.querySelectorAll('#presets .chip').forEach((c) => c.classList.toggle('active', c.dataset.preset === name));
+  showParams(state.presets && state.presets[name]);
+  updateTouchedCount();
+}
+
+async function loadPresets() {
+  if (!apiKey()) return;
+  const r = await api('/api/presets');
+  if (r.ok && r.body && r.body.presets) {
+    state.presets = r.body.presets;
+    showParams(state.presets[state.preset], true);
+  }
+}
+
+/* ---------------------------------------------------------------- upload ----------------- */
+
+function humanBytes(n) {
+  if (n < 1024) return n + ' B';
+  if (n < 1024 * 1024) return (n / 1024).toFixed(n < 10240 ? 1 : 0) + ' KB';
+  return (n / 1024 / 1024).toFixed(1) + ' MB';
+}
+
+function setUploadState(text, kind) {
+  const b = $('upload-state');
+  b.textContent = text;
+  b.className = 'badge' + (kind ? ' ' + kind : '');
+}
+
+function setObjectUrl(slot, blob) {
+  if (state.urls[slot]) URL.revokeObjectURL(state.urls[slot]);
+  state.urls[slot] = blob ? URL.createObjectURL(blob) : null;
+  return state.urls[slot];
+}
+
+function chooseFile(file) {
+  if (!file) return;
+  state.file = file;
+  state.fileId = null;
+  state.result = null;
+  clearMessages();
+  clearResult();
+  const url = setObjectUrl('original', file);
+  for (const id of ['file-thumb', 'original-img', 'cmp-original']) $(id).src = url;
+  $('original-img').hidden = false;
+  $('stage').classList.add('has-original');
+  $('file-info').hidden = false;
+  $('file-name').textContent = file.name || 'image';
+  $('file-details').textContent = humanBytes(file.size);
+  updateConvertButton();
+  if (apiKey()) upload().catch(() => {});
+  else {
+    setUploadState('waiting for key');
+    showMessage('info', 'Paste your API key to continue', 'The image uploads as soon as a key is set (top right).');
+  }
+}
+
+/* Upload the chosen file once; later callers share the same promise. Resolves to the file_id
+ * or null after showing why it failed. */
+function upload() {
+  if (state.fileId) return Promise.resolve(state.fileId);
+  if (state.uploading) return state.uploading;
+  const file = state.file;
+  setUploadState('uploading…', 'busy');
+  const form = new FormData();
+  form.append('file', file, file.name || 'image');
+  state.uploading = api('/api/upload', { method: 'POST', body: form }).then((r) => {
+    state.uploading = null;
+    if (file !== state.file) return null;          // the user picked another file meanwhile
+    if (!r.ok || !r.body || !r.body.file_id) {
+      setUploadState('failed', 'bad');
+      showApiError(r, 'upload');
+      return null;
+    }
+    setKeyState('✓');
+    state.fileId = r.body.file_id;
+    $('file-details').textContent =
+      `${r.body.format.toUpperCase()} · ${r.body.width}×${r.body.height} px · ${humanBytes(r.body.size_bytes)}`;
+    setUploadState('uploaded', 'ok');
+    if (!$('messages').querySelector('.error')) clearMessages();
+    updateConvertButton();
+    return state.fileId;
+  });
+  return state.uploading;
+}
+
+/* ---------------------------------------------------------------- convert ---------------- */
+
+function updateConvertButton() {
+  $('convert-btn').disabled = !state.file || $('convert-btn').classList.contains('busy');
+}
+
+function convertBody() {
+  const body = { file_id: state.fileId, converter: state.converter, preset: state.preset };
+  for (const p of PARAMS) if (state.touched.has(p.name)) body[p.name] = readParam(p);
+  return body;
+}
+
+async function convert() {
+  if (!apiKey()) {
+    showMessage('error', 'API key missing', 'Paste your API key in the field at the top right first.', { status: 401 });
+    $('api-key').focus();
+    return;
+  }
+  const btn = $('convert-btn');
+  btn.classList.add('busy');
+  btn.disabled = true;
+  $('convert-btn').querySelector('.label').textContent = 'Converting…';
+  try {
+    let r = null;
+    for (let attempt = 0; attempt < 2; attempt++) {
+      if (!(await upload())) return;
+      r = await api('/api/convert', { method: 'POST', json: convertBody() });
+      if (r.status !== 404) break;
+      state.fileId = null;    // expired on the server: upload again once, then report
+    }
+    if (!r.ok || !r.body || typeof r.body.svg !== 'string') {
+      showApiError(r, 'conversion');
+      return;
+    }
+    clearMessages();
+    showResult(r.body, r.headers.get('X-Cache'));
+  } finally {
+    btn.classList.remove('busy');
+    btn.querySelector('.label').textContent = 'Convert to SVG';
+    updateConvertButton();
+  }
+}
+
+function clearResult() {
+  setObjectUrl('svg', null);
+  $('svg-img').hidden = true;
+  $('svg-img').removeAttribute('src');
+  $('cmp-svg').removeAttribute('src');
+  $('download-btn').disabled = true;
+  for (const id of ['m-ssim', 'm-bytes', 'm-paths', 'm-time']) $(id).textContent = '—';
+  for (const id of ['m-bytes-sub', 'm-paths-sub', 'm-cache']) $(id).textContent = '';
+  $('m-ssim-bar').style.width = '0';
+  $('stage').classList.remove('has-svg');
+}
+
+function showResult(res, cache) {
+  state.result = res;
+  const url = setObjectUrl('svg', new Blob([res.svg], { type: 'image/svg+xml' }));
+  $('svg-img').src = url;
+  $('cmp-svg').src = url;
+  $('svg-img').hidden = false;
+  $('stage').classList.add('has-svg');
+  $('download-btn').disabled = false;
+
+  const ssim = Number(res.ssim);
+  $('m-ssim').textContent = ssim.toFixed(3);
+  const bar = $('m-ssim-bar');
+  bar.style.width = Math.max(0, Math.min(1, ssim)) * 100 + '%';
+  bar.className = ssim >= 0.9 ? '' : ssim >= 0.75 ? 'mid' : 'low';
+  $('m-bytes').textContent = humanBytes(res.svg_bytes);
+  if (state.file) {
+    const ratio = res.svg_bytes / state.file.size;
+    $('m-bytes-sub').textContent = `${(ratio * 100).toFixed(0)}% of the original`;
+  }
+  $('m-paths').textContent = String(res.path_count);
+  $('m-paths-sub').textContent = res.parameters ? `${res.parameters.colormode || ''} · ${res.parameters.mode || ''}` : '';
+  const secs = Number(res.processing_time);
+  $('m-time').textContent = secs < 1 ? (secs * 1000).toFixed(secs < 0.01 ? 1 : 0) + ' ms' : secs.toFixed(2) + ' s';
+  $('m-cache').textContent = cache === 'HIT' ? 'cached result' : 'fresh conversion';
+  if (res.parameters) showParams(res.parameters, true);
+}
+
+function download() {
+  if (!state.result) return;
+  const base = (state.file && state.file.name ? state.file.name : 'image').replace(/\.[^.]+$/, '');
+  const a = document.createElement('a');
+  a.href = state.urls.svg;
+  a.download = base + '.svg';
+  document.body.append(a);
+  a.click();
+  a.remove();
+}
+
+/* ---------------------------------------------------------------- wiring ----------------- */
+
+function wireSegmented(id, onChange) {
+  const group = $(id);
+  group.addEventListener('click', (e) => {
+    const b = e.target.closest('button');
+    if (!b) return;
+    group.querySelectorAll('button').forEach((x) => x.setAttribute('aria-checked', String(x === b)));
+    onChange(b.dataset.value);
+  });
+}
+
+function wireDropzone() {
+  const dz = $('dropzone');
+  const input = $('file-input');
+  input.addEventListener('change', () => chooseFile(input.files[0]));
+  dz.addEventListener('keydown', (e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); input.click(); } });
+  for (const ev of ['dragenter', 'dragover']) {
+    dz.addEventListener(ev, (e) => { e.preventDefault(); dz.classList.add('over'); });
+  }
+  for (const ev of ['dragleave', 'drop']) {
+    dz.addEventListener(ev, (e) => { e.preventDefault(); dz.classList.remove('over'); });
+  }
+  dz.addEventListener('drop', (e) => chooseFile(e.dataTransfer.files[0]));
+  // A file dropped anywhere else on the page would make the browser navigate away to it.
+  window.addEventListener('dragover', (e) => e.preventDefault());
+  window.addEventListener('drop', (e) => { e.preventDefault(); if (e.dataTransfer.files[0]) chooseFile(e.dataTransfer.files[0]); });
+}
+
+function wireKey() {
+  const input = $('api-key');
+  input.value = localStorage.getItem(KEY_STORAGE) || '';
+  input.addEventListener('change', () => {
+    localStorage.setItem(KEY_STORAGE, apiKey());
+    setKeyState(apiKey() ? 'saved' : '');
+    loadPresets();
+    if (state.file && !state.fileId) upload().catch(() => {});
+  });
+  $('key-form').addEventListener('submit', (e) => { e.preventDefault(); input.dispatchEvent(new Event('change')); });
+  $('key-toggle').addEventListener('click', () => {
+    input.type = input.type === 'password' ? 'text' : 'password';
+  });
+}
+
+function wireCompare() {
+  const range = $('cmp-range');
+  const move = () => {
+    const v = range.value;
+    $('cmp-top').style.clipPath = `inset(0 ${100 - v}% 0 0)`;
+    $('cmp-handle').style.left = v + '%';
+  };
+  range.addEventListener('input', move);
+  move();
+  wireSegmented('view-mode', (mode) => {
+    $('stage').classList.toggle('split', mode === 'split');
+    $('stage').classList.toggle('slider', mode === 'slider');
+    $('compare').hidden = mode !== 'slider';
+  });
+}
+
+function init() {
+  buildParams();
+  showParams(null);
+  wireKey();
+  wireDropzone();
+  wireCompare();
+  wireSegmented('converter', (v) => { state.converter = v; });
+  $('presets').addEventListener('click', (e) => {
+    const c = e.target.closest('.chip');
+    if (c) selectPreset(c.dataset.preset);
+  });
+  $('reset-params').addEventListener('click', (e) => { e.preventDefault(); selectPreset(state.preset); });
+  $('convert-btn').addEventListener('click', convert);
+  $('download-btn').addEventListener('click', download);
+  refreshStatus();
+  setInterval(refreshStatus, 15000);
+  loadPresets();
+}
+
+document.addEventListener('DOMContentLoaded', init);
