@@ -33,6 +33,8 @@ typedef struct store_opts {
     int busy_timeout_ms;        /* 0 = 5000 */
     int64_t upload_ttl_ms;      /* unreferenced uploads expire this long after last use; 0 = 1 h */
     int read_only;              /* 1: open an existing database without migrating (tools) */
+    int migrate_to;             /* 0 = latest; tests pass an older version to build the
+                                 * "existing database" a later open must migrate */
 } store_opts;
 
 /* ---- lifetime (store.c) --------------------------------------------------------------- */
@@ -107,7 +109,8 @@ typedef struct store_audit_page {
 } store_audit_page;
 
 /* Entries newest first. *out is new (free() it; NULL when *n == 0). *next_before is the cursor
- * for the next page (0 when this page is the last). MD_E_INVALID_PARAM for limit > 1000. */
+ * for the next page: pass it as before_id with offset 0 (0 when this page is the last).
+ * MD_E_INVALID_PARAM (field "limit", "before" or "offset") for limit > 1000 or negatives. */
 int store_audit_list(store *s, const store_audit_page *p, store_audit_entry **out, size_t *n,
                      int64_t *next_before, md_err *err);
 /* Total number of records. */

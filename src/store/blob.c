@@ -1,0 +1,216 @@
+/* blob.c - content-addressed files under <data>/blobs/: a blob is named by the SHA-256 of its
+ * bytes (blobs/ab/cd/<64 hex>), so the same upload stored twice takes the space once and a
+ * name always matches its content.
+ *
+ * Invariants:
+ *   1. A blob file is complete or absent: bytes go to blobs/tmp/ first, are fsync'd, then
+ *      renamed into place (rename is atomic), and the directory is fsync'd.
+ *   2. A blob's mtime is the store clock's time of its last put; the sweeper never deletes a
+ *      blob put within the grace period, so a put followed by the insert of the row that
+ *      references it cannot lose the file to a sweep running in between.
+ *   3. Moving into place happens with the store lock held (store__blob_commit), ordering puts
+ *      against the sweeper's check-then-unlink.
+ */
+#include "store/store_int.h"
+
+#include "base/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int store__blob_valid_hex(const char *hex)
+{
+    if (!hex)
+        return 0;
+    for (int i = 0; i < 64; i++)
+        if (!((hex[i] >= '0' && hex[i] <= '9') || (hex[i] >= 'a' && hex[i] <= 'f')))
+            return 0;
+    return hex[64] == '\0';
+}
+
+int store_blob_path(const store *s, const char *hex, char *out, size_t cap, md_err *err)
+{
+    if (!store__blob_valid_hex(hex))
+        return md_fail(err, MD_E_INVALID_PARAM, "sha256", "not a SHA-256 hex digest");
+    int n = snprintf(out, cap, "%s/%.2s/%.2s/%s", s->blob_dir, hex, hex + 2, hex);
+    if (n < 0 || (size_t)n >= cap)
+        return md_fail(err, MD_E_TOO_LARGE, NULL, "path buffer too small");
+    return MD_OK;
+}
+
+static int io_fail(const char *what, const char *path, md_err *err)
+{
+    md_log(MD_LOG_ERROR, "store: %s %s: %s", what, path, strerror(errno));
+    return md_fail(err, MD_E_IO, NULL, "storage error");
+}
+
+static int write_all(int fd, const void *data, size_t n)
+{
+    const char *p = data;
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+int store__blob_write_tmp(store *s, const void *data, size_t n, char **tmp_path, md_err *err)
+{
+    *tmp_path = NULL;
+    size_t cap = strlen(s->blob_dir) + 64;
+    char *path = malloc(cap);
+    if (!path)
+        return md_fail(err, MD_E_NOMEM, NULL, NULL);
+    snprintf(path, cap, "%s/tmp", s->blob_dir);
+    if ((mkdir(s->blob_dir, 0700) != 0 && errno != EEXIST) ||
+        (mkdir(path, 0700) != 0 && errno != EEXIST)) {
+        int rc = io_fail("mkdir", path, err);
+        free(path);
+        return rc;
+    }
+    char rnd[33];
+    store__random_hex(rnd, 16);
+    snprintf(path, cap, "%s/tmp/%s.tmp", s->blob_dir, rnd);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0 || write_all(fd, data, n) != 0 || fsync(fd) != 0) {
+        int rc = io_fail("write", path, err);
+        if (fd >= 0) {
+            close(fd);
+            unlink(path);
+        }
+        free(path);
+        return rc;
+    }
+    close(fd);
+    *tmp_path = path;
+    return MD_OK;
+}
+
+/* Set a file's mtime to the store clock's wall time (invariant 2). */
+static void stamp(store *s, const char *path)
+{
+    int64_t ms = md_clock_wall_ms(s->clock);
+    struct timespec ts[2] = {{.tv_sec = 0, .tv_nsec = UTIME_OMIT},
+                             {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000}};
+    if (utimensat(AT_FDCWD, path, ts, 0) != 0)
+        md_log(MD_LOG_WARN, "store: cannot stamp %s: %s", path, strerror(errno));
+}
+
+static void fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+}
+
+int store__blob_commit(store *s, const char *tmp_path, const char *hex, md_err *err)
+{
+    char path[4096];
+    int rc = store_blob_path(s, hex, path, sizeof path, err);
+    if (rc != MD_OK)
+        return rc;
+    struct stat sb;
+    if (stat(path, &sb) == 0) {   /* same content already stored: keep one copy */
+        unlink(tmp_path);
+        stamp(s, path);
+        return MD_OK;
+    }
+    size_t dlen = strlen(s->blob_dir);
+    path[dlen + 3] = '\0';   /* .../blobs/ab */
+    int ok = mkdir(path, 0700) == 0 || errno == EEXIST;
+    path[dlen + 3] = '/';
+    path[dlen + 6] = '\0';   /* .../blobs/ab/cd */
+    ok = ok && (mkdir(path, 0700) == 0 || errno == EEXIST);
+    path[dlen + 6] = '/';
+    if (!ok || rename(tmp_path, path) != 0) {
+        rc = io_fail("store blob", path, err);
+        unlink(tmp_path);
+        return rc;
+    }
+    stamp(s, path);
+    path[dlen + 6] = '\0';
+    fsync_dir(path);
+    return MD_OK;
+}
+
+void store__sha256_hex(const void *data, size_t n, char hex[STORE_SHA256_HEX])
+{
+    unsigned char h[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256(h, data, n);
+    sodium_bin2hex(hex, STORE_SHA256_HEX, h, sizeof h);
+}
+
+int store_blob_put(store *s, const void *data, size_t n, char hex[STORE_SHA256_HEX], md_err *err)
+{
+    store__sha256_hex(data, n, hex);
+    char *tmp = NULL;
+    int rc = store__blob_write_tmp(s, data, n, &tmp, err);
+    if (rc != MD_OK)
+        return rc;
+    store__lock(s);
+    rc = store__blob_commit(s, tmp, hex, err);
+    store__unlock(s);
+    free(tmp);
+    return rc;
+}
+
+int store_blob_read(store *s, const char *hex, size_t max, uint8_t **data, size_t *n,
+                    md_err *err)
+{
+    *data = NULL;
+    *n = 0;
+    char path[4096];
+    int rc = store_blob_path(s, hex, path, sizeof path, err);
+    if (rc != MD_OK)
+        return rc;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT)
+        return md_fail(err, MD_E_FILE_NOT_FOUND, "sha256", "no such blob");
+    struct stat sb;
+    if (fd < 0 || fstat(fd, &sb) != 0) {
+        rc = io_fail("open", path, err);
+        goto out;
+    }
+    if ((uint64_t)sb.st_size > max) {
+        rc = md_fail(err, MD_E_TOO_LARGE, NULL, "the file is larger than %zu bytes", max);
+        goto out;
+    }
+    uint8_t *buf = malloc((size_t)sb.st_size + 1);
+    if (!buf) {
+        rc = md_fail(err, MD_E_NOMEM, NULL, NULL);
+        goto out;
+    }
+    size_t got = 0;
+    while (got < (size_t)sb.st_size) {
+        ssize_t r = read(fd, buf + got, (size_t)sb.st_size - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    if (got != (size_t)sb.st_size) {
+        free(buf);
+        rc = io_fail("read", path, err);
+        goto out;
+    }
+    *data = buf;
+    *n = got;
+out:
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}

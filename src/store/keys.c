@@ -1,0 +1,163 @@
+/* keys.c - the api_keys table: one row per API key, holding its public id, name, role and the
+ * hash of the secret. The secret itself is never stored; src/auth makes and checks it. */
+#include "store/store_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const char SQL_INSERT[] =
+    "INSERT INTO api_keys(id, name, role, hash, created_ms, revoked_ms) VALUES(?,?,?,?,?,0)";
+static const char SQL_GET[] =
+    "SELECT id, name, role, hash, created_ms, revoked_ms FROM api_keys WHERE id = ?";
+static const char SQL_LIST[] =
+    "SELECT id, name, role, hash, created_ms, revoked_ms FROM api_keys ORDER BY created_ms, id";
+static const char SQL_REVOKE[] =
+    "UPDATE api_keys SET revoked_ms = ? WHERE id = ? AND revoked_ms = 0";
+static const char SQL_EXISTS[] = "SELECT count(*) FROM api_keys WHERE id = ?";
+static const char SQL_COUNT_ACTIVE[] = "SELECT count(*) FROM api_keys WHERE revoked_ms = 0";
+
+static void read_row(sqlite3_stmt *st, store_key *k)
+{
+    memset(k, 0, sizeof *k);
+    store__col_text(st, 0, k->id, sizeof k->id);
+    store__col_text(st, 1, k->name, sizeof k->name);
+    k->role = sqlite3_column_int(st, 2);
+    const void *h = sqlite3_column_blob(st, 3);
+    if (h && sqlite3_column_bytes(st, 3) == STORE_HASH_LEN)
+        memcpy(k->hash, h, STORE_HASH_LEN);
+    k->created_ms = sqlite3_column_int64(st, 4);
+    k->revoked_ms = sqlite3_column_int64(st, 5);
+}
+
+int store_keys_insert(store *s, const store_key *k, md_err *err)
+{
+    if (!k->id[0])
+        return md_fail(err, MD_E_INVALID_PARAM, "id", "a key id is required");
+    store__lock(s);
+    sqlite3_stmt *st = store__stmt(s, SQL_INSERT, err);
+    int rc = st ? MD_OK : MD_E_IO;
+    if (st) {
+        sqlite3_bind_text(st, 1, k->id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, k->name, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 3, k->role);
+        sqlite3_bind_blob(st, 4, k->hash, STORE_HASH_LEN, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 5, k->created_ms);
+        int r = sqlite3_step(st);
+        if (r == SQLITE_CONSTRAINT_PRIMARYKEY)
+            rc = md_fail(err, MD_E_CONFLICT, "id", "a key with this id exists");
+        else if (r != SQLITE_DONE)
+            rc = store__sqlfail(s, "insert key", err);
+        store__done(st);
+    }
+    store__unlock(s);
+    return rc;
+}
+
+int store_keys_get(store *s, const char *id, store_key *out, md_err *err)
+{
+    store__lock(s);
+    sqlite3_stmt *st = store__stmt(s, SQL_GET, err);
+    int rc = st ? MD_OK : MD_E_IO;
+    if (st) {
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        int r = sqlite3_step(st);
+        if (r == SQLITE_ROW)
+            read_row(st, out);
+        else if (r == SQLITE_DONE)
+            rc = md_fail(err, MD_E_NOT_FOUND, "id", "no such key");
+        else
+            rc = store__sqlfail(s, "get key", err);
+        store__done(st);
+    }
+    store__unlock(s);
+    return rc;
+}
+
+/* Append one row to a growing array; MD_E_NOMEM on failure. */
+static int push_key(store_key **arr, size_t *n, size_t *cap, sqlite3_stmt *st)
+{
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 16;
+        store_key *na = realloc(*arr, nc * sizeof *na);
+        if (!na)
+            return MD_E_NOMEM;
+        *arr = na;
+        *cap = nc;
+    }
+    read_row(st, &(*arr)[(*n)++]);
+    return MD_OK;
+}
+
+int store_keys_list(store *s, store_key **out, size_t *n, md_err *err)
+{
+    *out = NULL;
+    *n = 0;
+    size_t cap = 0;
+    store__lock(s);
+    sqlite3_stmt *st = store__stmt(s, SQL_LIST, err);
+    int rc = st ? MD_OK : MD_E_IO;
+    int r = SQLITE_DONE;
+    while (rc == MD_OK && (r = sqlite3_step(st)) == SQLITE_ROW)
+        rc = push_key(out, n, &cap, st);
+    if (rc == MD_E_NOMEM)
+        md_fail(err, MD_E_NOMEM, NULL, NULL);
+    else if (rc == MD_OK && r != SQLITE_DONE)
+        rc = store__sqlfail(s, "list keys", err);
+    store__done(st);
+    store__unlock(s);
+    if (rc != MD_OK) {
+        free(*out);
+        *out = NULL;
+        *n = 0;
+    }
+    return rc;
+}
+
+static int count_where(store *s, const char *sql, const char *id, int64_t *out, md_err *err)
+{
+    sqlite3_stmt *st = store__stmt(s, sql, err);
+    if (!st)
+        return MD_E_IO;
+    if (id)
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    int rc = MD_OK;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        *out = sqlite3_column_int64(st, 0);
+    else
+        rc = store__sqlfail(s, "count keys", err);
+    store__done(st);
+    return rc;
+}
+
+int store_keys_revoke(store *s, const char *id, md_err *err)
+{
+    store__lock(s);
+    int64_t exists = 0;
+    int rc = count_where(s, SQL_EXISTS, id, &exists, err);
+    if (rc == MD_OK && exists == 0)
+        rc = md_fail(err, MD_E_NOT_FOUND, "id", "no such key");
+    sqlite3_stmt *st = rc == MD_OK ? store__stmt(s, SQL_REVOKE, err) : NULL;
+    if (rc == MD_OK && !st)
+        rc = MD_E_IO;
+    if (st) {
+        /* 0 means "active", so a clock at the epoch (tests) still records a revocation. */
+        int64_t now = md_clock_wall_ms(s->clock);
+        sqlite3_bind_int64(st, 1, now > 0 ? now : 1);
+        sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) != SQLITE_DONE)
+            rc = store__sqlfail(s, "revoke key", err);
+        store__done(st);
+    }
+    store__unlock(s);
+    return rc;
+}
+
+int store_keys_count_active(store *s, size_t *n, md_err *err)
+{
+    int64_t v = 0;
+    store__lock(s);
+    int rc = count_where(s, SQL_COUNT_ACTIVE, NULL, &v, err);
+    store__unlock(s);
+    *n = (size_t)v;
+    return rc;
+}

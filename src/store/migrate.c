@@ -1,0 +1,137 @@
+/* migrate.c - the numbered schema migrations of the SQLite back end.
+ *
+ * Invariants:
+ *   1. Migrations are append-only: a released migration is never edited; a change to the
+ *      schema is a new row at the end of the table below with the next version number.
+ *   2. All pending migrations run in one BEGIN IMMEDIATE transaction together with their
+ *      schema_version rows, so a database is always exactly at some version, never between
+ *      two, and two processes opening a fresh data dir at once cannot both apply a migration
+ *      (the second sees the first's version once it gets the write lock).
+ *   3. A database at a version newer than this build knows is refused, not downgraded.
+ *
+ * To add a table (e.g. issue 4's conversion results): append {4, "results", "CREATE TABLE
+ * results(...)"} below, add src/store/results.c, and list the table in sweep.c if its rows
+ * reference blobs and expire.
+ */
+#include "store/store_int.h"
+
+#include "base/log.h"
+
+typedef struct migration {
+    int version;
+    const char *name;
+    const char *sql;
+} migration;
+
+static const migration migrations[] = {
+    {1, "api_keys",
+     "CREATE TABLE api_keys ("
+     "  id TEXT PRIMARY KEY,"
+     "  name TEXT NOT NULL,"
+     "  role INTEGER NOT NULL,"
+     "  hash BLOB NOT NULL,"
+     "  created_ms INTEGER NOT NULL,"
+     "  revoked_ms INTEGER NOT NULL DEFAULT 0);"},
+    {2, "audit_log",
+     "CREATE TABLE audit_log ("
+     "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+     "  time_ms INTEGER NOT NULL,"
+     "  who TEXT NOT NULL,"
+     "  method TEXT NOT NULL,"
+     "  route TEXT NOT NULL,"
+     "  status INTEGER NOT NULL,"
+     "  request_id TEXT NOT NULL);"},
+    {3, "uploads",
+     "CREATE TABLE uploads ("
+     "  file_id TEXT PRIMARY KEY,"
+     "  sha256 TEXT NOT NULL,"
+     "  filename TEXT NOT NULL,"
+     "  format TEXT NOT NULL,"
+     "  width INTEGER NOT NULL,"
+     "  height INTEGER NOT NULL,"
+     "  size INTEGER NOT NULL,"
+     "  created_ms INTEGER NOT NULL,"
+     "  last_used_ms INTEGER NOT NULL,"
+     "  expires_ms INTEGER NOT NULL);"
+     "CREATE INDEX uploads_expires ON uploads(expires_ms);"
+     "CREATE INDEX uploads_sha256 ON uploads(sha256);"},
+};
+
+#define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
+
+int store_schema_latest(void) { return migrations[N_MIGRATIONS - 1].version; }
+
+static int current_version(store *s, int *out, md_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->db, "SELECT coalesce(max(version), 0) FROM schema_version", -1,
+                           &st, NULL) != SQLITE_OK)
+        return store__sqlfail(s, "read schema version", err);
+    int rc = MD_OK;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        *out = sqlite3_column_int(st, 0);
+    else
+        rc = store__sqlfail(s, "read schema version", err);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int apply_one(store *s, const migration *m, md_err *err)
+{
+    int rc = store__exec(s, m->sql, m->name, err);
+    if (rc != MD_OK)
+        return rc;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->db,
+                           "INSERT INTO schema_version(version, name, applied_ms) VALUES(?,?,?)",
+                           -1, &st, NULL) != SQLITE_OK)
+        return store__sqlfail(s, "record migration", err);
+    sqlite3_bind_int(st, 1, m->version);
+    sqlite3_bind_text(st, 2, m->name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, md_clock_wall_ms(s->clock));
+    if (sqlite3_step(st) != SQLITE_DONE)
+        rc = store__sqlfail(s, "record migration", err);
+    sqlite3_finalize(st);
+    if (rc == MD_OK)
+        md_log(MD_LOG_INFO, "store: applied migration %d (%s)", m->version, m->name);
+    return rc;
+}
+
+static int migrate_locked(store *s, int target, md_err *err)
+{
+    int cur = 0;
+    int rc = current_version(s, &cur, err);
+    if (rc != MD_OK)
+        return rc;
+    if (cur > store_schema_latest()) {
+        md_log(MD_LOG_ERROR, "store: database schema %d is newer than this build (%d)", cur,
+               store_schema_latest());
+        return md_fail(err, MD_E_IO, NULL, "the database was written by a newer modeld");
+    }
+    for (int i = 0; i < N_MIGRATIONS && rc == MD_OK; i++)
+        if (migrations[i].version > cur && migrations[i].version <= target)
+            rc = apply_one(s, &migrations[i], err);
+    return rc;
+}
+
+int store__migrate(store *s, int target, md_err *err)
+{
+    if (target <= 0)
+        target = store_schema_latest();
+    int rc = store__exec(s, "BEGIN IMMEDIATE", "begin migration", err);
+    if (rc != MD_OK)
+        return rc;
+    rc = store__exec(s,
+                     "CREATE TABLE IF NOT EXISTS schema_version ("
+                     "  version INTEGER PRIMARY KEY,"
+                     "  name TEXT NOT NULL,"
+                     "  applied_ms INTEGER NOT NULL)",
+                     "create schema_version", err);
+    if (rc == MD_OK)
+        rc = migrate_locked(s, target, err);
+    if (rc == MD_OK)
+        rc = store__exec(s, "COMMIT", "commit migration", err);
+    if (rc != MD_OK)
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}

@@ -1,0 +1,258 @@
+/* store.c - opening and closing the SQLite back end of store.h, and the helpers the per-table
+ * files share (statement cache, error logging).
+ *
+ * One SQLite connection per store handle, in WAL mode so readers in other processes (and the
+ * `modeld keys` CLI) never block the server, with synchronous=NORMAL (a crash may lose the last
+ * transactions but never corrupts the database) and a busy timeout for cross-process writers.
+ * The handle is reference-counted: the server, its sweeper thread and auth each hold one, and
+ * the last store_unref closes the database.
+ */
+#include "store/store_int.h"
+
+#include "base/log.h"
+
+#include <errno.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+void store__lock(store *s) { pthread_mutex_lock(&s->mu); }
+void store__unlock(store *s) { pthread_mutex_unlock(&s->mu); }
+
+int store__sqlfail(store *s, const char *what, md_err *err)
+{
+    md_log(MD_LOG_ERROR, "store: %s failed: %s (sqlite %d)", what, sqlite3_errmsg(s->db),
+           sqlite3_extended_errcode(s->db));
+    return md_fail(err, MD_E_IO, NULL, "storage error");
+}
+
+int store__exec(store *s, const char *sql, const char *what, md_err *err)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) == SQLITE_OK)
+        return MD_OK;
+    md_log(MD_LOG_ERROR, "store: %s failed: %s", what, msg ? msg : sqlite3_errmsg(s->db));
+    sqlite3_free(msg);
+    return md_fail(err, MD_E_IO, NULL, "storage error");
+}
+
+sqlite3_stmt *store__stmt(store *s, const char *sql, md_err *err)
+{
+    int free_slot = -1;
+    for (int i = 0; i < STORE__STMT_SLOTS; i++) {
+        if (s->stmts[i].sql == sql)
+            return s->stmts[i].st;
+        if (!s->stmts[i].sql && free_slot < 0)
+            free_slot = i;
+    }
+    sqlite3_stmt *st = NULL;
+    unsigned flags = free_slot >= 0 ? SQLITE_PREPARE_PERSISTENT : 0;
+    if (sqlite3_prepare_v3(s->db, sql, -1, flags, &st, NULL) != SQLITE_OK) {
+        store__sqlfail(s, "prepare", err);
+        return NULL;
+    }
+    /* All slots taken cannot happen with the fixed set of statements in this back end; if it
+     * ever does, the statement still works, it is just not cached (and leaks nothing: it is
+     * kept in the slot table only when there is room). */
+    if (free_slot < 0) {
+        md_log(MD_LOG_ERROR, "store: statement cache full");
+        sqlite3_finalize(st);
+        md_fail(err, MD_E_INTERNAL, NULL, NULL);
+        return NULL;
+    }
+    s->stmts[free_slot].sql = sql;
+    s->stmts[free_slot].st = st;
+    return st;
+}
+
+void store__done(sqlite3_stmt *st)
+{
+    if (!st)
+        return;
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+}
+
+void store__col_text(sqlite3_stmt *st, int col, char *out, size_t cap)
+{
+    const unsigned char *t = sqlite3_column_text(st, col);
+    snprintf(out, cap, "%s", t ? (const char *)t : "");
+}
+
+void store__random_hex(char *out, size_t nbytes)
+{
+    unsigned char raw[32];
+    if (nbytes > sizeof raw)
+        nbytes = sizeof raw;
+    randombytes_buf(raw, nbytes);
+    sodium_bin2hex(out, 2 * nbytes + 1, raw, nbytes);
+}
+
+/* mkdir -p with mode 0700 for the components we create. */
+static int mkdir_p(const char *path)
+{
+    char tmp[4096];
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof tmp)
+        return -1;
+    memcpy(tmp, path, n + 1);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
+        return -1;
+    return 0;
+}
+
+static int open_db(store *s, const store_opts *o, md_err *err)
+{
+    size_t n = strlen(s->data_dir) + sizeof "/modeld.db";
+    char *path = malloc(n);
+    if (!path)
+        return md_fail(err, MD_E_NOMEM, NULL, NULL);
+    snprintf(path, n, "%s/modeld.db", s->data_dir);
+    int flags = SQLITE_OPEN_NOMUTEX |
+                (o->read_only ? SQLITE_OPEN_READWRITE : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+    int rc = sqlite3_open_v2(path, &s->db, flags, NULL);
+    free(path);
+    if (rc != SQLITE_OK) {
+        md_log(MD_LOG_ERROR, "store: cannot open %s/modeld.db: %s", s->data_dir,
+               s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+        return md_fail(err, MD_E_IO, NULL, "cannot open the database");
+    }
+    sqlite3_extended_result_codes(s->db, 1);
+    sqlite3_busy_timeout(s->db, o->busy_timeout_ms > 0 ? o->busy_timeout_ms : 5000);
+    return store__exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+                          "PRAGMA foreign_keys=ON;",
+                       "pragmas", err);
+}
+
+static store *store_alloc(const store_opts *o)
+{
+    store *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    size_t n = strlen(o->data_dir);
+    while (n > 1 && o->data_dir[n - 1] == '/')
+        n--;   /* "var/" and "var" name the same store */
+    s->data_dir = strndup(o->data_dir, n);
+    s->blob_dir = malloc(n + sizeof "/blobs");
+    if (!s->data_dir || !s->blob_dir) {
+        free(s->data_dir);
+        free(s->blob_dir);
+        free(s);
+        return NULL;
+    }
+    snprintf(s->blob_dir, n + sizeof "/blobs", "%s/blobs", s->data_dir);
+    pthread_mutex_init(&s->mu, NULL);
+    s->clock = o->clock ? o->clock : md_clock_system();
+    s->upload_ttl_ms = o->upload_ttl_ms > 0 ? o->upload_ttl_ms : 3600 * 1000;
+    s->blob_grace_ms = 10 * 60 * 1000;
+    atomic_init(&s->refs, 1);
+    return s;
+}
+
+static void store_destroy(store *s)
+{
+    for (int i = 0; i < STORE__STMT_SLOTS; i++)
+        sqlite3_finalize(s->stmts[i].st);
+    if (s->db && sqlite3_close(s->db) != SQLITE_OK)
+        md_log(MD_LOG_ERROR, "store: close failed: %s", sqlite3_errmsg(s->db));
+    pthread_mutex_destroy(&s->mu);
+    free(s->data_dir);
+    free(s->blob_dir);
+    free(s);
+}
+
+int store_open(const store_opts *o, store **out, md_err *err)
+{
+    *out = NULL;
+    if (!o || !o->data_dir || !o->data_dir[0])
+        return md_fail(err, MD_E_INVALID_PARAM, "data_dir", "a data directory is required");
+    if (o->migrate_to < 0 || o->migrate_to > store_schema_latest())
+        return md_fail(err, MD_E_INVALID_PARAM, "migrate_to", "no such schema version");
+    if (sodium_init() < 0)
+        return md_fail(err, MD_E_INTERNAL, NULL, "crypto library failed to start");
+    if (!o->read_only && mkdir_p(o->data_dir) != 0) {
+        md_log(MD_LOG_ERROR, "store: cannot create %s: %s", o->data_dir, strerror(errno));
+        return md_fail(err, MD_E_IO, "data_dir", "cannot create the data directory");
+    }
+    store *s = store_alloc(o);
+    if (!s)
+        return md_fail(err, MD_E_NOMEM, NULL, NULL);
+    int rc = open_db(s, o, err);
+    if (rc == MD_OK && !o->read_only) {
+        store__lock(s);
+        rc = store__migrate(s, o->migrate_to, err);
+        store__unlock(s);
+    }
+    if (rc != MD_OK) {
+        store_destroy(s);
+        return rc;
+    }
+    *out = s;
+    return MD_OK;
+}
+
+store *store_ref(store *s)
+{
+    atomic_fetch_add(&s->refs, 1);
+    return s;
+}
+
+void store_unref(store *s)
+{
+    if (!s || atomic_fetch_sub(&s->refs, 1) != 1)
+        return;
+    store_destroy(s);
+}
+
+const char *store_data_dir(const store *s) { return s->data_dir; }
+
+/* Run a one-integer query under the lock. */
+static int query_int(store *s, const char *sql, const char *what, int64_t *out, md_err *err)
+{
+    store__lock(s);
+    sqlite3_stmt *st = store__stmt(s, sql, err);
+    int rc = st ? MD_OK : MD_E_IO;
+    if (st) {
+        int r = sqlite3_step(st);
+        if (r == SQLITE_ROW)
+            *out = sqlite3_column_int64(st, 0);
+        else
+            rc = store__sqlfail(s, what, err);
+        store__done(st);
+    }
+    store__unlock(s);
+    return rc;
+}
+
+int store_ping(store *s, md_err *err)
+{
+    int64_t v = 0;
+    return query_int(s, "SELECT 1", "ping", &v, err);
+}
+
+int store_schema_version(store *s, int *out, md_err *err)
+{
+    int64_t v = 0;
+    int rc = query_int(s, "SELECT coalesce(max(version), 0) FROM schema_version",
+                       "schema version", &v, err);
+    *out = (int)v;
+    return rc;
+}
+
+int store_data_version(store *s, uint64_t *out, md_err *err)
+{
+    int64_t v = 0;
+    int rc = query_int(s, "PRAGMA data_version", "data version", &v, err);
+    *out = (uint64_t)v;
+    return rc;
+}

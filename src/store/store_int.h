@@ -1,0 +1,71 @@
+/* store_int.h - internals shared by the files of the SQLite back end of store.h.
+ * Nothing outside src/store/ includes this header (it is the only place <sqlite3.h> is seen).
+ *
+ * Invariants:
+ *   1. s->db is used only while s->mu is held (one connection, serialised by us; SQLite is
+ *      opened NOMUTEX so it does not lock a second time).
+ *   2. Cached statements (store__stmt) are reset and unbound by store__done before the lock
+ *      is released, so no statement keeps a read transaction open between calls.
+ *   3. Every SQLite failure is logged once with its detail by store__sqlfail and surfaces to
+ *      callers as MD_E_IO with a generic message.
+ */
+#ifndef MD_STORE_STORE_INT_H
+#define MD_STORE_STORE_INT_H
+
+#include "store/store.h"
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdatomic.h>
+
+#define STORE__STMT_SLOTS 32
+
+struct store {
+    pthread_mutex_t mu;
+    sqlite3 *db;
+    char *data_dir;                  /* owned */
+    char *blob_dir;                  /* owned: <data_dir>/blobs */
+    const md_clock *clock;           /* borrowed */
+    int64_t upload_ttl_ms;
+    int64_t blob_grace_ms;           /* a blob put this recently is never swept */
+    atomic_int refs;
+    struct {
+        const char *sql;             /* key: address of a static SQL string */
+        sqlite3_stmt *st;
+    } stmts[STORE__STMT_SLOTS];
+};
+
+void store__lock(store *s);
+void store__unlock(store *s);
+
+/* A prepared statement for the static string sql, cached per connection. Lock held.
+ * Returns NULL on failure (already logged, err filled with MD_E_IO). */
+sqlite3_stmt *store__stmt(store *s, const char *sql, md_err *err);
+/* Reset and unbind a cached statement after use. */
+void store__done(sqlite3_stmt *st);
+
+/* Log the SQLite error of s->db for operation `what` and return MD_E_IO in err. */
+int store__sqlfail(store *s, const char *what, md_err *err);
+/* Execute SQL without results (migrations, BEGIN/COMMIT). Lock held. */
+int store__exec(store *s, const char *sql, const char *what, md_err *err);
+
+/* Copy a TEXT column into a fixed buffer, truncating; NULL columns give "". */
+void store__col_text(sqlite3_stmt *st, int col, char *out, size_t cap);
+
+/* Apply migrations up to `target` (0 = latest) in one immediate transaction. Lock held. */
+int store__migrate(store *s, int target, md_err *err);
+
+/* Random lower-case hex string of 2*nbytes digits into out (cap >= 2*nbytes+1). */
+void store__random_hex(char *out, size_t nbytes);
+
+/* Blob internals (blob.c), lock held where noted. */
+void store__sha256_hex(const void *data, size_t n, char hex[STORE_SHA256_HEX]);
+int store__blob_valid_hex(const char *hex);
+/* Write data to a temporary file under blobs/tmp, fsync'd. *tmp_path is new (free()). */
+int store__blob_write_tmp(store *s, const void *data, size_t n, char **tmp_path, md_err *err);
+/* Move a tmp file into place as blob hex, or discard it when the blob exists; either way the
+ * blob's mtime is set to the store clock's now so the sweeper's grace period protects it.
+ * Lock held (this is what orders puts against the sweeper). */
+int store__blob_commit(store *s, const char *tmp_path, const char *hex, md_err *err);
+
+#endif

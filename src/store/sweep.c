@@ -1,0 +1,179 @@
+/* sweep.c - retention: deletes expired rows and the blobs nothing references any more.
+ *
+ * The server calls store_sweep() from a timer (every minute or so). Each table whose rows
+ * expire and name a blob is listed in `tables` below; issue 4's conversion results join by
+ * adding one line.
+ *
+ * Invariants:
+ *   1. A blob is deleted only when (a) no row of any listed table names it and (b) its mtime,
+ *      stamped with the store clock at every put, is older than the grace period. (b) covers
+ *      the window between a put and the insert of the row naming it (blob.c invariant 2).
+ *   2. The reference check, the re-check of the mtime and the unlink happen under the store
+ *      lock, the same lock a put holds to move a blob into place; so a put of the same bytes
+ *      either lands before the check (and is seen by it) or after the unlink (and re-creates
+ *      the file).
+ *   3. The walk over the blob tree takes the lock per blob, not for the whole walk, so requests
+ *      are never stalled behind a long sweep.
+ */
+#include "store/store_int.h"
+
+#include "base/log.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef struct blob_table {
+    const char *delete_expired;   /* one parameter: now_ms */
+    const char *references;       /* one parameter: sha256; a row when referenced */
+} blob_table;
+
+static const blob_table tables[] = {
+    {"DELETE FROM uploads WHERE expires_ms <= ?", "SELECT 1 FROM uploads WHERE sha256 = ? LIMIT 1"},
+};
+#define N_TABLES (sizeof tables / sizeof tables[0])
+
+/* A temporary file older than this was left by a crash (a put takes milliseconds). Compared
+ * with the real clock, because tmp files carry real mtimes. */
+#define TMP_MAX_AGE_S 3600
+
+static int delete_expired(store *s, int64_t now_ms, size_t *rows, md_err *err)
+{
+    int rc = MD_OK;
+    store__lock(s);
+    for (size_t i = 0; i < N_TABLES && rc == MD_OK; i++) {
+        sqlite3_stmt *st = store__stmt(s, tables[i].delete_expired, err);
+        if (!st) {
+            rc = MD_E_IO;
+            break;
+        }
+        sqlite3_bind_int64(st, 1, now_ms);
+        if (sqlite3_step(st) == SQLITE_DONE)
+            *rows += (size_t)sqlite3_changes(s->db);
+        else
+            rc = store__sqlfail(s, "delete expired rows", err);
+        store__done(st);
+    }
+    store__unlock(s);
+    return rc;
+}
+
+/* 1 when some row names hex, 0 when none, -1 on error. Lock held. */
+static int referenced(store *s, const char *hex, md_err *err)
+{
+    for (size_t i = 0; i < N_TABLES; i++) {
+        sqlite3_stmt *st = store__stmt(s, tables[i].references, err);
+        if (!st)
+            return -1;
+        sqlite3_bind_text(st, 1, hex, -1, SQLITE_STATIC);
+        int r = sqlite3_step(st);
+        store__done(st);
+        if (r == SQLITE_ROW)
+            return 1;
+        if (r != SQLITE_DONE) {
+            store__sqlfail(s, "check blob reference", err);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int64_t mtime_ms(const struct stat *sb)
+{
+    return (int64_t)sb->st_mtim.tv_sec * 1000 + sb->st_mtim.tv_nsec / 1000000;
+}
+
+/* Consider one blob file for deletion (invariants 1 and 2). */
+static int sweep_blob(store *s, const char *dir, const char *hex, int64_t now_ms, size_t *n,
+                      md_err *err)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, hex);
+    struct stat sb;
+    if (stat(path, &sb) != 0 || mtime_ms(&sb) + s->blob_grace_ms > now_ms)
+        return MD_OK;   /* fresh (or gone): cheap early out without the lock */
+    int rc = MD_OK;
+    store__lock(s);
+    int ref = referenced(s, hex, err);
+    if (ref < 0)
+        rc = MD_E_IO;
+    else if (ref == 0 && stat(path, &sb) == 0 && mtime_ms(&sb) + s->blob_grace_ms <= now_ms) {
+        if (unlink(path) == 0)
+            (*n)++;
+        else
+            md_log(MD_LOG_WARN, "store: cannot delete blob %s: %s", hex, strerror(errno));
+    }
+    store__unlock(s);
+    return rc;
+}
+
+/* Walk blobs/ab/cd/; levels 0 and 1 are the two fan-out directories. */
+static int walk(store *s, const char *dir, int level, int64_t now_ms, size_t *n, md_err *err)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return MD_OK;   /* no blobs yet */
+    int rc = MD_OK;
+    struct dirent *e;
+    while (rc == MD_OK && (e = readdir(d)) != NULL) {
+        const char *name = e->d_name;
+        if (level < 2) {
+            if (strlen(name) != 2 || !strchr("0123456789abcdef", name[0]) ||
+                !strchr("0123456789abcdef", name[1]))
+                continue;   /* ".", "..", "tmp" */
+            char sub[4096];
+            snprintf(sub, sizeof sub, "%s/%s", dir, name);
+            rc = walk(s, sub, level + 1, now_ms, n, err);
+            if (rc == MD_OK) {
+                store__lock(s);
+                rmdir(sub);   /* only succeeds when empty; a put mkdirs under the lock */
+                store__unlock(s);
+            }
+        } else if (store__blob_valid_hex(name)) {
+            rc = sweep_blob(s, dir, name, now_ms, n, err);
+        }
+    }
+    closedir(d);
+    return rc;
+}
+
+static void sweep_tmp(store *s, size_t *n)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/tmp", s->blob_dir);
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    time_t now = time(NULL);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        char path[4096 + 256];
+        struct stat sb;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (e->d_name[0] == '.' || stat(path, &sb) != 0 || !S_ISREG(sb.st_mode))
+            continue;
+        if (now - sb.st_mtim.tv_sec > TMP_MAX_AGE_S && unlink(path) == 0)
+            (*n)++;
+    }
+    closedir(d);
+}
+
+int store_sweep(store *s, store_sweep_stats *st, md_err *err)
+{
+    store_sweep_stats local = {0};
+    int64_t now_ms = md_clock_wall_ms(s->clock);
+    int rc = delete_expired(s, now_ms, &local.rows_deleted, err);
+    if (rc == MD_OK)
+        rc = walk(s, s->blob_dir, 0, now_ms, &local.blobs_deleted, err);
+    sweep_tmp(s, &local.tmp_deleted);
+    if (local.rows_deleted || local.blobs_deleted || local.tmp_deleted)
+        md_log(MD_LOG_INFO, "store: swept %zu rows, %zu blobs, %zu temporary files",
+               local.rows_deleted, local.blobs_deleted, local.tmp_deleted);
+    if (st)
+        *st = local;
+    return rc;
+}

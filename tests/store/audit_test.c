@@ -1,0 +1,150 @@
+/* audit_test.c - the audit log: append, newest-first pages by cursor and by offset, the last
+ * page has no cursor, limits are checked, long values are truncated, not rejected. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "store/store.h"
+#include "store/testutil.h"
+
+static store *open_tmp(char **dir)
+{
+    *dir = tu_mkdir();
+    store_opts o = {.data_dir = *dir};
+    store *s = NULL;
+    assert_int_equal(store_open(&o, &s, NULL), MD_OK);
+    return s;
+}
+
+static void fill(store *s, int n)
+{
+    for (int i = 1; i <= n; i++) {
+        char rid[32];
+        snprintf(rid, sizeof rid, "req-%d", i);
+        assert_int_equal(store_audit_append(s, "key1", "POST", "/api/things", 200 + i % 3, rid,
+                                            1000 + i, NULL),
+                         MD_OK);
+    }
+}
+
+static void test_cursor_pages(void **state)
+{
+    (void)state;
+    char *dir;
+    store *s = open_tmp(&dir);
+    fill(s, 120);
+    store_audit_page p = {.limit = 50};
+    store_audit_entry *page = NULL;
+    size_t n = 0;
+    int64_t next = 0, prev_id = INT64_MAX, seen = 0;
+    md_err e;
+    for (int round = 0; round < 3; round++) {
+        assert_int_equal(store_audit_list(s, &p, &page, &n, &next, &e), MD_OK);
+        assert_int_equal(n, round < 2 ? 50 : 20);
+        for (size_t i = 0; i < n; i++) {
+            assert_true(page[i].id < prev_id);   /* strictly newest first, no repeats */
+            prev_id = page[i].id;
+        }
+        seen += (int64_t)n;
+        if (round == 0) {
+            assert_string_equal(page[0].request_id, "req-120");
+            assert_int_equal(page[0].time_ms, 1120);
+            assert_string_equal(page[0].who, "key1");
+            assert_string_equal(page[0].method, "POST");
+            assert_string_equal(page[0].route, "/api/things");
+            assert_int_equal(page[0].status, 200 + 120 % 3);
+        }
+        free(page);
+        p.before_id = next;
+        if (round < 2)
+            assert_true(next > 0);
+    }
+    assert_int_equal(next, 0);   /* last page */
+    assert_int_equal(seen, 120);
+    store_unref(s);
+    tu_rmdir(dir);
+}
+
+static void test_offset_and_limits(void **state)
+{
+    (void)state;
+    char *dir;
+    store *s = open_tmp(&dir);
+    fill(s, 10);
+    store_audit_page p = {.limit = 3, .offset = 8};
+    store_audit_entry *page = NULL;
+    size_t n = 0;
+    int64_t next = -1;
+    md_err e;
+    assert_int_equal(store_audit_list(s, &p, &page, &n, &next, &e), MD_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(page[0].request_id, "req-2");
+    assert_string_equal(page[1].request_id, "req-1");
+    assert_int_equal(next, 0);
+    free(page);
+    p = (store_audit_page){.limit = 1001};
+    assert_int_equal(store_audit_list(s, &p, &page, &n, &next, &e), MD_E_INVALID_PARAM);
+    assert_string_equal(e.field, "limit");
+    p = (store_audit_page){.before_id = -5};
+    assert_int_equal(store_audit_list(s, &p, &page, &n, &next, &e), MD_E_INVALID_PARAM);
+    assert_string_equal(e.field, "before");
+    /* NULL page = the 50 newest. */
+    assert_int_equal(store_audit_list(s, NULL, &page, &n, &next, &e), MD_OK);
+    assert_int_equal(n, 10);
+    free(page);
+    int64_t count = 0;
+    assert_int_equal(store_audit_count(s, &count, &e), MD_OK);
+    assert_int_equal(count, 10);
+    store_unref(s);
+    tu_rmdir(dir);
+}
+
+static void test_truncation_and_nulls(void **state)
+{
+    (void)state;
+    char *dir;
+    store *s = open_tmp(&dir);
+    char route[1000];
+    memset(route, 'r', sizeof route - 1);
+    route[sizeof route - 1] = '\0';
+    assert_int_equal(store_audit_append(s, NULL, NULL, route, 500, NULL, 5, NULL), MD_OK);
+    store_audit_entry *page = NULL;
+    size_t n = 0;
+    int64_t next;
+    assert_int_equal(store_audit_list(s, NULL, &page, &n, &next, NULL), MD_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(page[0].who, "");
+    assert_int_equal(strlen(page[0].route), sizeof page[0].route - 1);
+    free(page);
+    store_unref(s);
+    tu_rmdir(dir);
+}
+
+static void test_empty(void **state)
+{
+    (void)state;
+    char *dir;
+    store *s = open_tmp(&dir);
+    store_audit_entry *page = (store_audit_entry *)1;
+    size_t n = 1;
+    int64_t next = 1;
+    assert_int_equal(store_audit_list(s, NULL, &page, &n, &next, NULL), MD_OK);
+    assert_null(page);
+    assert_int_equal(n, 0);
+    assert_int_equal(next, 0);
+    store_unref(s);
+    tu_rmdir(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_cursor_pages),
+        cmocka_unit_test(test_offset_and_limits),
+        cmocka_unit_test(test_truncation_and_nulls),
+        cmocka_unit_test(test_empty),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
