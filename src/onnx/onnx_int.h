@@ -10,7 +10,7 @@
  *               .attrs = NULL, .prepare = NULL, .run = run_relu},
  *              ONNX_OPS_END
  *          };
- *      The build generates the list of tables from the file names (CMake globs ops/*.c), so no
+ *      The build generates the list of tables from the file names (CMake globs the .c files of ops/), so no
  *      other file is edited. Entries are matched on (domain, op_type) and the MODEL's opset for
  *      that domain in [opset_min, opset_max] (opset_max 0 = no upper limit); the first match wins.
  *      A node whose model opset matches no entry fails to load ("unsupported operator").
@@ -192,6 +192,24 @@ int onnx__norm_axis(int64_t axis, int rank, int extra, int *out);
 /* numpy multidirectional broadcast of a and b; -1 when incompatible. */
 int onnx__broadcast(int ra, const int64_t *da, int rb, const int64_t *db, int *rout,
                     int64_t *dout);
+/* Broadcast iteration over up to 3 inputs: onnx__bcast_init computes the output shape and
+ * per-input element strides (0 along broadcast dims), merging dims where it can so that
+ * same-shape operands become one long row. onnx__bcast_rows then calls fn once per innermost
+ * row with element offsets of each input and the output, the row length and the inputs'
+ * inner strides (0 or 1... in elements). Returns -1 when shapes are incompatible. */
+typedef struct onnx_bcast {
+    int rank;
+    int n_in;
+    int64_t dims[ONNX_MAX_RANK];
+    int64_t stride[3][ONNX_MAX_RANK];
+    int out_rank;                     /* the output shape (before merging) */
+    int64_t out_dims[ONNX_MAX_RANK];
+} onnx_bcast;
+typedef void (*onnx_bcast_fn)(void *ctx, int64_t out_off, const int64_t *in_off, int64_t n,
+                              const int64_t *in_step);
+int onnx__bcast_init(onnx_bcast *b, int n_in, const onnx_tensor *const *in);
+void onnx__bcast_rows(const onnx_bcast *b, onnx_bcast_fn fn, void *ctx);
+
 /* Element i of a numeric tensor converted to double / int64 (for shape-like inputs). */
 double onnx__get_f64(const onnx_tensor *t, int64_t i);
 int64_t onnx__get_i64(const onnx_tensor *t, int64_t i);

@@ -1,0 +1,200 @@
+/* exec.c - run a loaded model: bind inputs, execute nodes in order, hand back the outputs.
+ *
+ * A run touches only its own run state (onnx__exec, from plan.c) and reads the model, which
+ * is immutable; so any number of runs may go on at once on one model.
+ * Invariants:
+ *   1. Before node i runs, every value it reads is set (have[v]); values are set only by
+ *      binding (inputs, constants) or by onnx__output of their producer.
+ *   2. After node i runs, every requested output of i is set, else the run fails (MD_E_INTERNAL):
+ *      an operator that forgets an output is a bug, not a crash.
+ *   3. Caller input data is never written; outputs that are graph inputs are copied, so the
+ *      result never points at the caller's memory.
+ */
+#include "onnx/model.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_VALUE_BYTES ((int64_t)1 << 36) /* 64 GiB: a shape past this is hostile */
+
+int onnx__kfail(onnx_kctx *k, int code, const char *fmt, ...)
+{
+    char detail[220];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    const onnx_node *n = k->node;
+    return md_fail(k->err, code, "node", "node '%.60s' (%.40s): %s", n->name, n->op_type, detail);
+}
+
+int onnx__output(onnx_kctx *k, int i, int dtype, int rank, const int64_t *dims,
+                 onnx_tensor **out)
+{
+    onnx__exec *e = k->exec;
+    const onnx_node *n = k->node;
+    *out = NULL;
+    if (i < 0 || i >= n->n_out)
+        return onnx__kfail(k, MD_E_INTERNAL, "output %d out of range", i);
+    size_t es = onnx_dtype_size(dtype);
+    int64_t numel = onnx__numel(rank, dims);
+    if (es == 0 || numel < 0 || numel > MAX_VALUE_BYTES / (int64_t)es)
+        return onnx__kfail(k, MD_E_INVALID_PARAM, "output %d has an invalid or too large shape",
+                           i);
+    int v = n->out[i];
+    void *data = onnx__exec_alloc_for(e, v, (size_t)numel * es, k->err);
+    if (!data)
+        return MD_E_NOMEM;
+    onnx_tensor *t = v >= 0 ? &e->vals[v] : &e->tmp_outs[i];
+    memset(t, 0, sizeof *t);
+    t->dtype = dtype;
+    t->rank = rank;
+    for (int d = 0; d < rank; d++)
+        t->dims[d] = dims[d];
+    t->data = data;
+    if (v >= 0)
+        e->have[v] = true;
+    *out = t;
+    return MD_OK;
+}
+
+void *onnx__scratch(onnx_kctx *k, size_t bytes)
+{
+    return onnx__exec_alloc(k->exec, bytes, k->err);
+}
+
+/* Inputs must match the declared dtype, rank and fixed dims. */
+static int check_inputs(const onnx_model *m, const onnx_tensor *in, size_t n, md_err *err)
+{
+    if (n != m->n_inputs)
+        return md_fail(err, MD_E_INVALID_PARAM, "inputs", "the model takes %zu inputs, got %zu",
+                       m->n_inputs, n);
+    for (size_t i = 0; i < n; i++) {
+        const onnx_value_info *vi = &m->inputs[i];
+        const onnx_tensor *t = &in[i];
+        int64_t numel = onnx_tensor_numel(t);
+        if (t->kind != ONNX_KIND_TENSOR || t->dtype != vi->dtype)
+            return md_fail(err, MD_E_INVALID_PARAM, vi->name, "input '%.80s' must be %s, got %s",
+                           vi->name, onnx_dtype_name(vi->dtype), onnx_dtype_name(t->dtype));
+        if (numel < 0 || (numel > 0 && !t->data))
+            return md_fail(err, MD_E_INVALID_PARAM, vi->name, "input '%.80s' has a bad shape",
+                           vi->name);
+        if (vi->rank >= 0 && vi->rank != t->rank)
+            return md_fail(err, MD_E_INVALID_PARAM, vi->name,
+                           "input '%.80s' must have rank %d, got %d", vi->name, vi->rank, t->rank);
+        for (int d = 0; vi->rank >= 0 && d < vi->rank; d++)
+            if (vi->dims[d] >= 0 && vi->dims[d] != t->dims[d])
+                return md_fail(err, MD_E_INVALID_PARAM, vi->name,
+                               "input '%.80s' dim %d must be %lld, got %lld", vi->name, d,
+                               (long long)vi->dims[d], (long long)t->dims[d]);
+    }
+    return MD_OK;
+}
+
+static void bind(onnx__exec *e, const onnx_tensor *in)
+{
+    const onnx_model *m = e->m;
+    for (int v = 0; v < m->n_values; v++) {
+        const onnx__value *val = &m->values[v];
+        e->have[v] = false;
+        if (val->konst) {
+            e->vals[v] = *val->konst;
+            e->have[v] = true;
+        } else if (val->graph_input >= 0) {
+            e->vals[v] = in[val->graph_input];
+            e->have[v] = true;
+        }
+    }
+}
+
+static int exec_node(onnx__exec *e, int idx, md_err *err)
+{
+    const onnx_model *m = e->m;
+    const onnx_node *n = &m->nodes[idx];
+    for (int j = 0; j < n->n_in; j++) {
+        int v = n->in[j];
+        if (v >= 0 && !e->have[v])
+            return md_fail(err, MD_E_INTERNAL, "node", "node '%.60s' reads an unset value",
+                           n->name);
+        e->in_ptrs[j] = v >= 0 ? &e->vals[v] : NULL;
+    }
+    onnx_kctx k = {.node = n, .n_in = n->n_in, .in = e->in_ptrs, .n_out = n->n_out,
+                   .threads = e->threads, .err = err, .exec = e};
+    e->cur_node = idx;
+    int rc = n->op->run(n, &k);
+    if (rc)
+        return err && err->code == MD_OK ? md_fail(err, rc, "node", "node '%.60s' failed",
+                                                   n->name)
+                                         : rc;
+    for (int o = 0; o < n->n_out; o++)
+        if (n->out[o] >= 0 && !e->have[n->out[o]])
+            return md_fail(err, MD_E_INTERNAL, "node", "node '%.60s' (%.40s) left output %d unset",
+                           n->name, n->op_type, o);
+    return MD_OK;
+}
+
+/* Graph outputs; copy those that are caller inputs (invariant 3). */
+static int collect_outputs(onnx__exec *e, md_err *err)
+{
+    const onnx_model *m = e->m;
+    for (size_t i = 0; i < m->n_outputs; i++) {
+        int v = m->output_vals[i];
+        if (!e->have[v])
+            return md_fail(err, MD_E_INTERNAL, "output", "output %zu was not computed", i);
+        e->outs[i] = e->vals[v];
+        if (m->values[v].graph_input < 0)
+            continue;
+        size_t bytes = (size_t)onnx_tensor_numel(&e->outs[i]) * onnx_dtype_size(e->outs[i].dtype);
+        e->cur_node = m->n_nodes;
+        void *copy = onnx__exec_alloc_for(e, v, bytes, err);
+        if (!copy)
+            return MD_E_NOMEM;
+        if (bytes)
+            memcpy(copy, e->outs[i].data, bytes);
+        e->outs[i].data = copy;
+    }
+    return MD_OK;
+}
+
+int onnx_run(const onnx_model *m, const onnx_tensor *inputs, size_t n_inputs,
+             const onnx_run_opts *opts, onnx_result **out, md_err *err)
+{
+    *out = NULL;
+    int rc = check_inputs(m, inputs, n_inputs, err);
+    if (rc)
+        return rc;
+    onnx__exec *e;
+    if ((rc = onnx__plan_acquire(m, inputs, &e, err)))
+        return rc;
+    e->threads = opts && opts->threads > 0 ? opts->threads : m->threads;
+    bind(e, inputs);
+    for (int i = 0; i < m->n_nodes && rc == MD_OK; i++)
+        if (!m->nodes[i].absorbed)
+            rc = exec_node(e, i, err);
+    if (rc == MD_OK)
+        rc = collect_outputs(e, err);
+    if (rc) {
+        e->recording = false;
+        onnx__plan_release(e);
+        return rc;
+    }
+    if (e->recording)
+        onnx__plan_finish(e, inputs);
+    *out = (onnx_result *)e;
+    return MD_OK;
+}
+
+size_t onnx_result_count(const onnx_result *r) { return r->e.m->n_outputs; }
+
+const onnx_tensor *onnx_result_output(const onnx_result *r, size_t i)
+{
+    return i < r->e.m->n_outputs ? &r->e.outs[i] : NULL;
+}
+
+void onnx_result_free(onnx_result *r)
+{
+    if (r)
+        onnx__plan_release(&r->e);
+}
