@@ -9,9 +9,8 @@
  *      (the second sees the first's version once it gets the write lock).
  *   3. A database at a version newer than this build knows is refused, not downgraded.
  *
- * To add a table (e.g. issue 4's conversion results): append {4, "results", "CREATE TABLE
- * results(...)"} below, add src/store/results.c, and list the table in sweep.c if its rows
- * reference blobs and expire.
+ * To add a table: append {N+1, "name", "CREATE TABLE ..."} below, add src/store/<name>.c,
+ * and list the table in sweep.c if its rows reference blobs and expire (as results do).
  */
 #include "store/store_int.h"
 
@@ -55,6 +54,17 @@ static const migration migrations[] = {
      "  expires_ms INTEGER NOT NULL);"
      "CREATE INDEX uploads_expires ON uploads(expires_ms);"
      "CREATE INDEX uploads_sha256 ON uploads(sha256);"},
+    {4, "results",
+     "CREATE TABLE results ("
+     "  result_id TEXT PRIMARY KEY,"
+     "  file_id TEXT NOT NULL,"
+     "  svg_sha256 TEXT NOT NULL,"
+     "  svg_bytes INTEGER NOT NULL,"
+     "  meta TEXT NOT NULL,"
+     "  created_ms INTEGER NOT NULL,"
+     "  expires_ms INTEGER NOT NULL);"
+     "CREATE INDEX results_expires ON results(expires_ms);"
+     "CREATE INDEX results_sha256 ON results(svg_sha256);"},
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

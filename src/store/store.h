@@ -157,10 +157,33 @@ int store_uploads_get(store *s, const char *file_id, store_upload *out, md_err *
 /* Mark an upload used now, pushing its expiry to now + TTL (a conversion that reads it). */
 int store_uploads_touch(store *s, const char *file_id, md_err *err);
 
+/* ---- conversion results (results.c) --------------------------------------------------- */
+
+#define STORE_RESULT_ID_MAX 40
+#define STORE_RESULT_META_MAX (64 * 1024)
+
+typedef struct store_result {
+    char result_id[STORE_RESULT_ID_MAX];  /* random, "r_<hex>" */
+    char file_id[STORE_FILE_ID_MAX];      /* the upload it came from (may have expired since) */
+    char svg_sha256[STORE_SHA256_HEX];    /* the SVG bytes, a blob (deduplicated like uploads) */
+    int64_t svg_bytes;
+    int64_t created_ms, expires_ms;       /* expires = created + ttl_ms */
+} store_result;
+
+/* Store svg as a blob and insert a result row expiring ttl_ms (> 0) from now. meta_json (text,
+ * at most STORE_RESULT_META_MAX bytes: ssim, timings, parameters...) is kept verbatim; NULL is
+ * stored as "{}". file_id may be NULL or "". Fills *out. */
+int store_results_create(store *s, const char *file_id, const void *svg, size_t n,
+                         const char *meta_json, int64_t ttl_ms, store_result *out, md_err *err);
+/* MD_E_NOT_FOUND (field "result_id") for an unknown or expired id, even before a sweep.
+ * *meta_json is new (free() it); pass NULL when it is not wanted. */
+int store_results_get(store *s, const char *result_id, store_result *out, char **meta_json,
+                      md_err *err);
+
 /* ---- retention (sweep.c) -------------------------------------------------------------- */
 
 typedef struct store_sweep_stats {
-    size_t rows_deleted;   /* expired upload (and later result) rows */
+    size_t rows_deleted;   /* expired upload and result rows */
     size_t blobs_deleted;  /* blob files no longer referenced by any row */
     size_t tmp_deleted;    /* stale temporary files left by a crash */
 } store_sweep_stats;

@@ -1,8 +1,8 @@
 /* sweep.c - retention: deletes expired rows and the blobs nothing references any more.
  *
  * The server calls store_sweep() from a timer (every minute or so). Each table whose rows
- * expire and name a blob is listed in `tables` below; issue 4's conversion results join by
- * adding one line.
+ * expire and name a blob is listed in `tables` below (uploads, conversion results); a new
+ * kind of blob-backed row joins by adding one line.
  *
  * Invariants:
  *   1. A blob is deleted only when (a) no row of any listed table names it and (b) its mtime,
@@ -34,6 +34,8 @@ typedef struct blob_table {
 
 static const blob_table tables[] = {
     {"DELETE FROM uploads WHERE expires_ms <= ?", "SELECT 1 FROM uploads WHERE sha256 = ? LIMIT 1"},
+    {"DELETE FROM results WHERE expires_ms <= ?",
+     "SELECT 1 FROM results WHERE svg_sha256 = ? LIMIT 1"},
 };
 #define N_TABLES (sizeof tables / sizeof tables[0])
 

@@ -1,0 +1,116 @@
+/* results.c - the results table: one row per finished conversion (issue 4), naming the SVG
+ * blob it produced and keeping its metadata JSON verbatim. Rows live ttl_ms (24 h by the
+ * server's default), are invisible once expired and are deleted, with their blob when no other
+ * row needs it, by the sweeper. */
+#include "store/store_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char SQL_INSERT[] =
+    "INSERT INTO results(result_id, file_id, svg_sha256, svg_bytes, meta, created_ms, expires_ms)"
+    " VALUES(?,?,?,?,?,?,?)";
+static const char SQL_GET[] =
+    "SELECT result_id, file_id, svg_sha256, svg_bytes, meta, created_ms, expires_ms FROM results"
+    " WHERE result_id = ? AND expires_ms > ?";
+
+static int check_args(const char *file_id, const char *meta, int64_t ttl_ms, md_err *err)
+{
+    if (ttl_ms <= 0)
+        return md_fail(err, MD_E_INVALID_PARAM, "ttl_ms", "must be positive");
+    if (file_id && strlen(file_id) >= STORE_FILE_ID_MAX)
+        return md_fail(err, MD_E_INVALID_PARAM, "file_id", "too long");
+    if (meta && strnlen(meta, STORE_RESULT_META_MAX + 1) > STORE_RESULT_META_MAX)
+        return md_fail(err, MD_E_TOO_LARGE, "meta", "result metadata exceeds %d bytes",
+                       STORE_RESULT_META_MAX);
+    return MD_OK;
+}
+
+static int insert_row(store *s, const store_result *r, const char *meta, md_err *err)
+{
+    sqlite3_stmt *st = store__stmt(s, SQL_INSERT, err);
+    if (!st)
+        return MD_E_IO;
+    sqlite3_bind_text(st, 1, r->result_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, r->file_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, r->svg_sha256, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, r->svg_bytes);
+    sqlite3_bind_text(st, 5, meta, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 6, r->created_ms);
+    sqlite3_bind_int64(st, 7, r->expires_ms);
+    int rc = sqlite3_step(st) == SQLITE_DONE ? MD_OK : store__sqlfail(s, "insert result", err);
+    store__done(st);
+    return rc;
+}
+
+int store_results_create(store *s, const char *file_id, const void *svg, size_t n,
+                         const char *meta_json, int64_t ttl_ms, store_result *out, md_err *err)
+{
+    int rc = check_args(file_id, meta_json, ttl_ms, err);
+    if (rc != MD_OK)
+        return rc;
+    store_result r = {0};
+    memcpy(r.result_id, "r_", 2);
+    store__random_hex(r.result_id + 2, 12);
+    snprintf(r.file_id, sizeof r.file_id, "%s", file_id ? file_id : "");
+    store__sha256_hex(svg, n, r.svg_sha256);
+    r.svg_bytes = (int64_t)n;
+    char *tmp = NULL;
+    rc = store__blob_write_tmp(s, svg, n, &tmp, err);
+    if (rc != MD_OK)
+        return rc;
+    store__lock(s);
+    r.created_ms = md_clock_wall_ms(s->clock);
+    r.expires_ms = r.created_ms + ttl_ms;
+    rc = store__blob_commit(s, tmp, r.svg_sha256, err);
+    if (rc == MD_OK)
+        rc = insert_row(s, &r, meta_json ? meta_json : "{}", err);
+    store__unlock(s);
+    free(tmp);
+    if (rc == MD_OK)
+        *out = r;
+    return rc;
+}
+
+static int read_row(sqlite3_stmt *st, store_result *r, char **meta)
+{
+    memset(r, 0, sizeof *r);
+    store__col_text(st, 0, r->result_id, sizeof r->result_id);
+    store__col_text(st, 1, r->file_id, sizeof r->file_id);
+    store__col_text(st, 2, r->svg_sha256, sizeof r->svg_sha256);
+    r->svg_bytes = sqlite3_column_int64(st, 3);
+    r->created_ms = sqlite3_column_int64(st, 5);
+    r->expires_ms = sqlite3_column_int64(st, 6);
+    if (!meta)
+        return MD_OK;
+    const unsigned char *m = sqlite3_column_text(st, 4);
+    *meta = strdup(m ? (const char *)m : "{}");
+    return *meta ? MD_OK : MD_E_NOMEM;
+}
+
+int store_results_get(store *s, const char *result_id, store_result *out, char **meta_json,
+                      md_err *err)
+{
+    if (meta_json)
+        *meta_json = NULL;
+    if (!result_id || !result_id[0])
+        return md_fail(err, MD_E_MISSING_FIELD, "result_id", "a result id is required");
+    store__lock(s);
+    sqlite3_stmt *st = store__stmt(s, SQL_GET, err);
+    int rc = st ? MD_OK : MD_E_IO;
+    if (st) {
+        sqlite3_bind_text(st, 1, result_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, md_clock_wall_ms(s->clock));
+        int r = sqlite3_step(st);
+        if (r == SQLITE_ROW && read_row(st, out, meta_json) != MD_OK)
+            rc = md_fail(err, MD_E_NOMEM, NULL, NULL);
+        else if (r == SQLITE_DONE)
+            rc = md_fail(err, MD_E_NOT_FOUND, "result_id", "no such result (or it expired)");
+        else if (r != SQLITE_ROW)
+            rc = store__sqlfail(s, "get result", err);
+        store__done(st);
+    }
+    store__unlock(s);
+    return rc;
+}

@@ -1,0 +1,127 @@
+/* results_test.c - conversion results: create and read back with metadata, refused once
+ * expired (before any sweep), swept with their blob, argument checks, and a blob shared
+ * between an upload and a result survives while either row is alive. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "store/store.h"
+#include "store/testutil.h"
+
+#define HOUR_MS (3600 * 1000)
+
+typedef struct fixture {
+    char *dir;
+    md_manual_clock clk;
+    store *s;
+} fixture;
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    f->dir = tu_mkdir();
+    md_manual_clock_init(&f->clk, 1, 1700000000000);
+    store_opts o = {.data_dir = f->dir, .clock = &f->clk.clock};
+    if (store_open(&o, &f->s, NULL) != MD_OK)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    store_unref(f->s);
+    tu_rmdir(f->dir);
+    free(f);
+    return 0;
+}
+
+static const char SVG[] = "<svg xmlns=\"http://www.w3.org/2000/svg\"/>";
+
+static void test_create_get_expire(void **state)
+{
+    fixture *f = *state;
+    md_err e;
+    store_result r, got;
+    assert_int_equal(store_results_create(f->s, "f_1", SVG, strlen(SVG), "{\"ssim\":0.98}",
+                                          24 * HOUR_MS, &r, &e),
+                     MD_OK);
+    assert_int_equal(strncmp(r.result_id, "r_", 2), 0);
+    assert_int_equal(r.svg_bytes, (int64_t)strlen(SVG));
+    assert_int_equal(r.expires_ms - r.created_ms, 24 * HOUR_MS);
+    char *meta = NULL;
+    assert_int_equal(store_results_get(f->s, r.result_id, &got, &meta, &e), MD_OK);
+    assert_string_equal(meta, "{\"ssim\":0.98}");
+    free(meta);
+    assert_string_equal(got.file_id, "f_1");
+    assert_string_equal(got.svg_sha256, r.svg_sha256);
+    uint8_t *svg = NULL;
+    size_t n = 0;
+    assert_int_equal(store_blob_read(f->s, got.svg_sha256, 1000, &svg, &n, &e), MD_OK);
+    assert_memory_equal(svg, SVG, n);
+    free(svg);
+    f->clk.ms += 24 * HOUR_MS;   /* expires_ms <= now: gone at once */
+    assert_int_equal(store_results_get(f->s, r.result_id, &got, NULL, &e), MD_E_NOT_FOUND);
+    assert_string_equal(e.field, "result_id");
+    store_sweep_stats st;
+    assert_int_equal(store_sweep(f->s, &st, &e), MD_OK);
+    assert_int_equal(st.rows_deleted, 1);
+    assert_int_equal(st.blobs_deleted, 1);
+}
+
+static void test_bad_args(void **state)
+{
+    fixture *f = *state;
+    md_err e;
+    store_result r;
+    assert_int_equal(store_results_create(f->s, NULL, SVG, 3, NULL, 0, &r, &e),
+                     MD_E_INVALID_PARAM);
+    assert_string_equal(e.field, "ttl_ms");
+    char *big = malloc(STORE_RESULT_META_MAX + 2);
+    memset(big, ' ', STORE_RESULT_META_MAX + 1);
+    big[STORE_RESULT_META_MAX + 1] = '\0';
+    assert_int_equal(store_results_create(f->s, NULL, SVG, 3, big, 1000, &r, &e), MD_E_TOO_LARGE);
+    assert_string_equal(e.field, "meta");
+    free(big);
+    assert_int_equal(store_results_get(f->s, "", &r, NULL, &e), MD_E_MISSING_FIELD);
+    /* NULL metadata is stored as an empty object. */
+    assert_int_equal(store_results_create(f->s, NULL, SVG, 3, NULL, 1000, &r, &e), MD_OK);
+    char *meta = NULL;
+    assert_int_equal(store_results_get(f->s, r.result_id, &r, &meta, &e), MD_OK);
+    assert_string_equal(meta, "{}");
+    free(meta);
+}
+
+static void test_blob_shared_with_upload(void **state)
+{
+    fixture *f = *state;
+    store_upload meta = {.filename = "x.svg", .format = "svg"}, u;
+    assert_int_equal(store_uploads_create(f->s, SVG, strlen(SVG), &meta, &u, NULL), MD_OK);
+    store_result r;
+    assert_int_equal(store_results_create(f->s, u.file_id, SVG, strlen(SVG), NULL, 24 * HOUR_MS,
+                                          &r, NULL),
+                     MD_OK);
+    assert_string_equal(u.sha256, r.svg_sha256);
+    f->clk.ms += 2 * HOUR_MS;   /* the upload expired; the result still needs the blob */
+    store_sweep_stats st;
+    assert_int_equal(store_sweep(f->s, &st, NULL), MD_OK);
+    assert_int_equal(st.rows_deleted, 1);
+    assert_int_equal(st.blobs_deleted, 0);
+    f->clk.ms += 23 * HOUR_MS;
+    assert_int_equal(store_sweep(f->s, &st, NULL), MD_OK);
+    assert_int_equal(st.rows_deleted, 1);
+    assert_int_equal(st.blobs_deleted, 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_create_get_expire, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_args, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_blob_shared_with_upload, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
