@@ -16,10 +16,14 @@
 /* Decode flags: stop after 500 progressive scans (a tiny file can otherwise cost minutes). */
 #define JPEG_FLAGS TJFLAG_LIMITSCANS
 
-static int jpeg_fail(tjhandle tj, const char *stage, md_err *err)
+/* libjpeg's memory source inserts a fake EOI when the bytes run out, so a header cut short
+ * surfaces as "missing SOS marker" rather than as an end-of-data error. */
+static int jpeg_fail(tjhandle tj, const uint8_t *d, size_t n, const char *stage, md_err *err)
 {
     const char *msg = tjGetErrorStr2(tj);
-    if (strstr(msg, "Premature end") || strstr(msg, "premature end"))
+    int ended = n >= 2 && d[n - 2] == 0xff && d[n - 1] == 0xd9;
+    if (strstr(msg, "Premature end") || strstr(msg, "premature end") ||
+        (!ended && strstr(msg, "missing SOS")))
         return md_fail(err, MD_E_IMAGE_TRUNCATED, "image", "JPEG data ends early (%s)", stage);
     if (strstr(msg, "Unsupported") || strstr(msg, "unsupported"))
         return md_fail(err, MD_E_UNSUPPORTED_FORMAT, "image", "unsupported JPEG: %s", msg);
@@ -32,7 +36,7 @@ static int read_header(tjhandle tj, const uint8_t *d, size_t n, const img_limits
     int subsamp = 0;
     *w = *h = 0;
     if (tjDecompressHeader3(tj, d, (unsigned long)n, w, h, &subsamp, cs) != 0)
-        return jpeg_fail(tj, "header", err);
+        return jpeg_fail(tj, d, n, "header", err);
     /* A stream that stops before its frame header "succeeds" as tables-only, with no size. */
     if (*w <= 0 || *h <= 0) {
         int ended = n >= 2 && d[n - 2] == 0xff && d[n - 1] == 0xd9;
@@ -75,7 +79,7 @@ static int decode_pixels(tjhandle tj, const uint8_t *d, size_t n, int cs, md_ima
                       JPEG_FLAGS) != 0) {
         if (tjGetErrorCode(tj) != TJERR_WARNING ||
             strstr(tjGetErrorStr2(tj), "Premature end"))
-            return jpeg_fail(tj, "pixels", err);
+            return jpeg_fail(tj, d, n, "pixels", err);
         md_log(MD_LOG_DEBUG, "jpeg warning: %s", tjGetErrorStr2(tj));
     }
     if (cmyk)
