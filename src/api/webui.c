@@ -1,0 +1,234 @@
+/* webui.c - the web page's static files, held in memory and served at "/" (see webui.h).
+ *
+ * Invariants:
+ *   1. The file set is fixed after api_webui_load; handlers only read it, so no lock is needed.
+ *   2. A request names a file only by exact match against that set: request paths never reach
+ *      the file system.
+ *   3. Every answer says what it is (Content-Type with charset for text) and forbids sniffing.
+ */
+#include "api/webui.h"
+
+#include "base/log.h"
+
+#include <dirent.h>
+#include <limits.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+typedef struct web_file {
+    char name[64];
+    const char *type;       /* static */
+    const char *cache;      /* Cache-Control value, static */
+    char etag[36];          /* "\"<32 hex>\"" */
+    char *data;             /* owned */
+    size_t len;
+} web_file;
+
+#define WEBUI_FILES_MAX 32
+
+struct api_webui {
+    web_file files[WEBUI_FILES_MAX];
+    size_t n;
+};
+
+/* The page may load only its own files; blob: and data: images are its previews. */
+static const char CSP[] = "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; "
+                          "script-src 'self'; connect-src 'self'; object-src 'none'; "
+                          "base-uri 'none'; frame-ancestors 'none'";
+
+static const struct {
+    const char *ext, *type;
+} TYPES[] = {
+    {".html", "text/html; charset=utf-8"},      {".css", "text/css; charset=utf-8"},
+    {".js", "text/javascript; charset=utf-8"},  {".svg", "image/svg+xml"},
+    {".png", "image/png"},                      {".ico", "image/x-icon"},
+    {".json", "application/json"},              {".webmanifest", "application/manifest+json"},
+    {".txt", "text/plain; charset=utf-8"},
+};
+
+static const char *type_of(const char *name)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; i < sizeof TYPES / sizeof TYPES[0]; i++) {
+        size_t e = strlen(TYPES[i].ext);
+        if (n > e && strcmp(name + n - e, TYPES[i].ext) == 0)
+            return TYPES[i].type;
+    }
+    return NULL;
+}
+
+/* ---- finding and loading --------------------------------------------------------------- */
+
+static int has_index(const char *dir)
+{
+    char p[PATH_MAX];
+    struct stat st;
+    return snprintf(p, sizeof p, "%s/index.html", dir) < (int)sizeof p && stat(p, &st) == 0 &&
+           S_ISREG(st.st_mode);
+}
+
+int api_webui_find_dir(const char *dir, char *out, size_t cap, md_err *err)
+{
+    char exe[PATH_MAX], cand[5][PATH_MAX + 32];
+    size_t n = 0;
+    const char *env = getenv("MODELD_WEB_DIR");
+    if (dir && *dir)
+        snprintf(cand[n++], sizeof cand[0], "%s", dir);
+    else if (env && *env)
+        snprintf(cand[n++], sizeof cand[0], "%s", env);
+    else {
+        ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
+        if (k > 0) {
+            exe[k] = '\0';
+            char *slash = strrchr(exe, '/');
+            if (slash)
+                *slash = '\0';
+            snprintf(cand[n++], sizeof cand[0], "%s/../../web", exe);
+            snprintf(cand[n++], sizeof cand[0], "%s/../web", exe);
+            snprintf(cand[n++], sizeof cand[0], "%s/../share/modeld/web", exe);
+        }
+        snprintf(cand[n++], sizeof cand[0], "./web");
+    }
+    for (size_t i = 0; i < n; i++)
+        if (has_index(cand[i]) && strlen(cand[i]) < cap) {
+            strcpy(out, cand[i]);
+            return MD_OK;
+        }
+    return md_fail(err, MD_E_FILE_NOT_FOUND, "web_dir", "no web/ directory with an index.html found");
+}
+
+/* Read one file into f (name already set). */
+static int load_file(const char *dir, web_file *f, size_t *total, md_err *err)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", dir, f->name);
+    FILE *fp = fopen(path, "rb");
+    if (fp == NULL)
+        return md_fail(err, MD_E_IO, "web_dir", "cannot read web file %s", f->name);
+    struct stat st;
+    int rc = MD_OK;
+    if (fstat(fileno(fp), &st) != 0 || !S_ISREG(st.st_mode) || (size_t)st.st_size > WEBUI_FILE_MAX ||
+        *total + (size_t)st.st_size > WEBUI_TOTAL_MAX)
+        rc = md_fail(err, MD_E_TOO_LARGE, "web_dir", "web file %s is not a file or too large", f->name);
+    if (rc == MD_OK && (f->data = malloc((size_t)st.st_size + 1)) == NULL)
+        rc = MD_E_NOMEM;
+    if (rc == MD_OK && fread(f->data, 1, (size_t)st.st_size, fp) != (size_t)st.st_size)
+        rc = md_fail(err, MD_E_IO, "web_dir", "short read of web file %s", f->name);
+    fclose(fp);
+    if (rc != MD_OK)
+        return rc;
+    f->len = (size_t)st.st_size;
+    *total += f->len;
+    unsigned char h[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256(h, (const unsigned char *)f->data, f->len);
+    f->etag[0] = '"';
+    sodium_bin2hex(f->etag + 1, 33, h, 16);
+    strcat(f->etag, "\"");
+    /* The page itself is revalidated on every load so a new version shows at once; its assets
+     * are cached for a few minutes and then revalidated by ETag (there is no build step to give
+     * them content-hashed names). */
+    f->cache = strcmp(f->name, "index.html") == 0 ? "no-cache" : "public, max-age=300";
+    return MD_OK;
+}
+
+static int name_ok(const char *n)
+{
+    size_t len = strlen(n);
+    return len > 0 && len < 64 && n[0] != '.' && strspn(n, "abcdefghijklmnopqrstuvwxyz"
+                                                           "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == len;
+}
+
+int api_webui_load(const char *dir, api_webui **out, md_err *err)
+{
+    api_webui *ui = calloc(1, sizeof *ui);
+    DIR *d = ui ? opendir(dir) : NULL;
+    int rc = ui == NULL ? MD_E_NOMEM : d == NULL ? md_fail(err, MD_E_FILE_NOT_FOUND, "web_dir", "cannot open the web directory") : MD_OK;
+    size_t total = 0;
+    struct dirent *de;
+    while (rc == MD_OK && (de = readdir(d)) != NULL) {
+        if (!name_ok(de->d_name) || type_of(de->d_name) == NULL)
+            continue;
+        if (ui->n == WEBUI_FILES_MAX) {
+            rc = md_fail(err, MD_E_TOO_LARGE, "web_dir", "more than %d web files", WEBUI_FILES_MAX);
+            break;
+        }
+        web_file *f = &ui->files[ui->n++];
+        strcpy(f->name, de->d_name);
+        f->type = type_of(f->name);
+        rc = load_file(dir, f, &total, err);
+    }
+    if (d)
+        closedir(d);
+    int found_index = 0;
+    for (size_t i = 0; ui && i < ui->n; i++)
+        found_index |= strcmp(ui->files[i].name, "index.html") == 0;
+    if (rc == MD_OK && !found_index)
+        rc = md_fail(err, MD_E_FILE_NOT_FOUND, "web_dir", "the web directory has no index.html");
+    if (rc != MD_OK) {
+        api_webui_free(ui);
+        return rc;
+    }
+    *out = ui;
+    return MD_OK;
+}
+
+void api_webui_free(api_webui *ui)
+{
+    if (ui == NULL)
+        return;
+    for (size_t i = 0; i < ui->n; i++)
+        free(ui->files[i].data);
+    free(ui);
+}
+
+size_t api_webui_count(const api_webui *ui) { return ui ? ui->n : 0; }
+
+/* ---- serving --------------------------------------------------------------------------- */
+
+static const web_file *lookup(const api_webui *ui, const char *name)
+{
+    for (size_t i = 0; i < ui->n; i++)
+        if (strcmp(ui->files[i].name, name) == 0)
+            return &ui->files[i];
+    return NULL;
+}
+
+/* If-None-Match holds f's ETag (a list or "*"). */
+static int not_modified(http_req *req, const web_file *f)
+{
+    const char *inm = http_req_header(req, "If-None-Match");
+    return inm && (strstr(inm, f->etag) != NULL || strcmp(inm, "*") == 0);
+}
+
+static int serve_file(http_req *req, void *ctx)
+{
+    const api_webui *ui = ctx;
+    const char *name = http_req_param(req, "file");
+    const web_file *f = lookup(ui, name ? name : "index.html");
+    if (f == NULL)
+        return md_fail(http_req_err(req), MD_E_NOT_FOUND, NULL, "no such page");
+    http_reply_header(req, "ETag", f->etag);
+    http_reply_header(req, "Cache-Control", f->cache);
+    http_reply_header(req, "X-Content-Type-Options", "nosniff");
+    if (strncmp(f->type, "text/html", 9) == 0) {
+        http_reply_header(req, "Content-Security-Policy", CSP);
+        http_reply_header(req, "Referrer-Policy", "no-referrer");
+        http_reply_header(req, "X-Frame-Options", "DENY");
+    }
+    if (not_modified(req, f))
+        return http_reply_empty(req, 304);
+    return http_reply_bytes(req, 200, f->type, f->data, f->len);
+}
+
+int api_webui_register(http_server *srv, api_webui *ui, md_err *err)
+{
+    if (http_route_add(srv, "GET", "/", HTTP_ROLE_PUBLIC, HTTP_LIGHT | HTTP_NO_AUDIT, serve_file, ui) == NULL ||
+        http_route_add(srv, "GET", "/{file}", HTTP_ROLE_PUBLIC, HTTP_LIGHT | HTTP_NO_AUDIT, serve_file, ui) == NULL)
+        return md_fail(err, MD_E_INTERNAL, NULL, "cannot add the web page routes");
+    md_log(MD_LOG_INFO, "web page: %zu files served at /", ui->n);
+    return MD_OK;
+}

@@ -1,0 +1,145 @@
+/* multipart_test.c - the upload parser finds the "file" part, refuses malformed or over-limit
+ * envelopes with 400 and the right field, and never lets a filename carry a path. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "api/multipart.h"
+
+#define CRLF "\r\n"
+
+static int find(const char *body, const char *field, mp_part *p, md_err *e)
+{
+    return mp_find(body, strlen(body), "XyZ", field, p, e);
+}
+
+static void test_boundary(void **state)
+{
+    (void)state;
+    char b[MP_BOUNDARY_MAX + 1];
+    md_err e = {0};
+    assert_int_equal(mp_boundary("multipart/form-data; boundary=abc123", b, sizeof b, &e), MD_OK);
+    assert_string_equal(b, "abc123");
+    assert_int_equal(mp_boundary("Multipart/Form-Data;charset=utf-8; BOUNDARY=\"a b;c\"", b, sizeof b, &e), MD_OK);
+    assert_string_equal(b, "a b;c");
+    assert_int_equal(mp_boundary("application/json", b, sizeof b, &e), MD_E_UNSUPPORTED_MEDIA);
+    assert_int_equal(mp_boundary(NULL, b, sizeof b, &e), MD_E_UNSUPPORTED_MEDIA);
+    assert_int_equal(mp_boundary("multipart/form-data", b, sizeof b, &e), MD_E_BAD_REQUEST);
+    assert_int_equal(mp_boundary("multipart/form-data; boundary=", b, sizeof b, &e), MD_E_BAD_REQUEST);
+    char longct[200];
+    snprintf(longct, sizeof longct, "multipart/form-data; boundary=%071d", 0);
+    assert_int_equal(mp_boundary(longct, b, sizeof b, &e), MD_E_BAD_REQUEST);
+}
+
+static void test_finds_file_among_parts(void **state)
+{
+    (void)state;
+    static const char body[] = "preamble" CRLF "--XyZ" CRLF
+                       "Content-Disposition: form-data; name=\"note\"" CRLF CRLF "hello" CRLF "--XyZ" CRLF
+                       "content-disposition: form-data; name=\"file\"; filename=\"C:\\\\pics\\\\logo.png\"" CRLF
+                       "Content-Type: image/png" CRLF CRLF "\x89PNG\0bin--XyZ\r" CRLF "--XyZ--" CRLF;
+    mp_part p;
+    md_err e = {0};
+    size_t len = sizeof body - 1; /* the data holds a NUL: strlen would stop there */
+    assert_int_equal(mp_find(body, len, "XyZ", "file", &p, &e), MD_OK);
+    assert_string_equal(p.name, "file");
+    assert_string_equal(p.filename, "logo.png");
+    assert_string_equal(p.content_type, "image/png");
+    assert_int_equal(p.len, 14);
+    assert_memory_equal(p.data, "\x89PNG\0bin--XyZ\r", 14);
+    assert_int_equal(mp_find(body, len, "XyZ", "note", &p, &e), MD_OK);
+    assert_int_equal(p.len, 5);
+    assert_string_equal(p.filename, "");
+}
+
+static void test_missing_field(void **state)
+{
+    (void)state;
+    mp_part p;
+    md_err e = {0};
+    const char *body = "--XyZ" CRLF "Content-Disposition: form-data; name=\"other\"" CRLF CRLF "x" CRLF "--XyZ--";
+    assert_int_equal(find(body, "file", &p, &e), MD_E_MISSING_FIELD);
+    assert_string_equal(e.field, "file");
+}
+
+static void test_malformed(void **state)
+{
+    (void)state;
+    mp_part p;
+    md_err e = {0};
+    const char *bad[] = {
+        "",                                                            /* empty */
+        "no boundary here at all",                                     /* no delimiter */
+        "--XyZ" CRLF "Content-Disposition: form-data; name=\"file\"" CRLF CRLF "data never closed",
+        "--XyZ" CRLF "Content-Disposition: form-data; name=\"file\"",  /* headers never end */
+        "--XyZ" CRLF "X-Other: 1" CRLF CRLF "x" CRLF "--XyZ--",        /* no disposition */
+        "--XyZ" CRLF "garbage header line" CRLF CRLF "x" CRLF "--XyZ--",
+        "--XyZjunk" CRLF CRLF "x" CRLF "--XyZ--",                      /* bad delimiter line */
+        "--XyZ" CRLF CRLF "x" CRLF "--XyZ--",                          /* no header lines */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        md_err_clear(&e);
+        assert_int_equal(find(bad[i], "file", &p, &e), MD_E_BAD_REQUEST);
+        assert_string_equal(e.field, "file");
+    }
+    assert_int_equal(mp_find(NULL, 0, "XyZ", "file", &p, &e), MD_E_BAD_REQUEST);
+}
+
+static void test_limits(void **state)
+{
+    (void)state;
+    mp_part p;
+    md_err e = {0};
+    /* Part headers longer than MP_HEADERS_MAX. */
+    size_t n = MP_HEADERS_MAX + 200;
+    char *body = malloc(n + 100);
+    int k = sprintf(body, "--XyZ" CRLF "Content-Disposition: form-data; name=\"file\"" CRLF "X-Pad: ");
+    memset(body + k, 'a', n);
+    strcpy(body + k + n, CRLF CRLF "x" CRLF "--XyZ--");
+    assert_int_equal(find(body, "file", &p, &e), MD_E_BAD_REQUEST);
+    free(body);
+    /* More than MP_PARTS_MAX parts before the wanted one. */
+    const char *part = "--XyZ" CRLF "Content-Disposition: form-data; name=\"x\"" CRLF CRLF "v" CRLF;
+    body = malloc(strlen(part) * (MP_PARTS_MAX + 2) + 200);
+    body[0] = '\0';
+    for (int i = 0; i < MP_PARTS_MAX + 1; i++)
+        strcat(body, part);
+    strcat(body, "--XyZ" CRLF "Content-Disposition: form-data; name=\"file\"" CRLF CRLF "v" CRLF "--XyZ--");
+    assert_int_equal(find(body, "file", &p, &e), MD_E_BAD_REQUEST);
+    free(body);
+}
+
+static void test_sanitize(void **state)
+{
+    (void)state;
+    char out[16];
+    const struct {
+        const char *in, *want;
+    } cases[] = {
+        {"../../etc/passwd", "passwd"}, {"a\\b\\c.png", "c.png"}, {"..", ""}, {"/", ""},
+        {"ok name.png", "ok name.png"}, {"tab\there\".png", "tab_here_.png"},
+        {"caf\xc3\xa9.png", "caf\xc3\xa9.png"}, {"bad\xff\xfe.png", "bad__.png"},
+        {"\xed\xa0\x80x", "___x"}, /* a UTF-16 surrogate is not UTF-8 */
+        {"a-very-long-file-name.png", "a-very-long-fil"},
+        {"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9", "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        mp_sanitize_filename(cases[i].in, strlen(cases[i].in), out, sizeof out);
+        assert_string_equal(out, cases[i].want);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_boundary),      cmocka_unit_test(test_finds_file_among_parts),
+        cmocka_unit_test(test_missing_field), cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_limits),        cmocka_unit_test(test_sanitize),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
