@@ -1,0 +1,409 @@
+/* onnx_test.c - `modeld onnx-test DIR...`: run ONNX backend test cases (the ONNX project's
+ * conformance suite, Debian libonnx-testdata) against our engine.
+ *
+ * A DIR is either one case (it holds model.onnx) or a folder of cases. Each case runs in a
+ * child process with a time limit, so a crash or a hang is one failed case, not a failed run.
+ * A case passes when every test_data_set_N gives the expected outputs under the ONNX rule:
+ * same count, dtype and shape, |got - exp| <= 1e-7 + 1e-3 * |exp| (NaN equals NaN).
+ * A case whose model uses something we do not support (load or run answers MD_E_UNSUPPORTED)
+ * is "unsupported": listed, never counted as a pass. The last line is "N passed, N failed".
+ * Exit status: 0 when nothing failed, 1 when some case failed, 2 on usage errors.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "onnx/onnx.h"
+
+#define MAX_IO 64
+#define MAX_FILE ((size_t)1 << 30)
+
+enum { CASE_PASS = 0, CASE_FAIL = 1, CASE_UNSUPPORTED = 3 };
+
+typedef struct tally {
+    int pass, fail, unsupported;
+} tally;
+
+typedef struct opts {
+    int timeout_s;
+    int quiet;
+} opts;
+
+static int is_dir(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static int is_file(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* Whole file into memory (new, free()); NULL when missing or larger than MAX_FILE. */
+static void *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    struct stat st;
+    void *buf = NULL;
+    if (fstat(fileno(f), &st) == 0 && (size_t)st.st_size <= MAX_FILE) {
+        buf = malloc((size_t)st.st_size + 1);
+        if (buf && fread(buf, 1, (size_t)st.st_size, f) != (size_t)st.st_size) {
+            free(buf);
+            buf = NULL;
+        }
+        *len = (size_t)st.st_size;
+    }
+    fclose(f);
+    return buf;
+}
+
+/* Load prefix_0.pb, prefix_1.pb, ... in numeric order. Returns the count, -1 on a bad file. */
+static int load_pbs(const char *dir, const char *prefix, onnx_tensor **out, char *why,
+                    size_t why_len)
+{
+    int n = 0;
+    for (; n < MAX_IO; n++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s_%d.pb", dir, prefix, n);
+        size_t len;
+        void *buf = read_file(path, &len);
+        if (!buf)
+            break;
+        md_err err;
+        md_err_clear(&err);
+        int rc = onnx_tensor_parse(buf, len, &out[n], &err);
+        free(buf);
+        if (rc) {
+            snprintf(why, why_len, "%s_%d.pb: %s", prefix, n, md_err_message(&err));
+            return rc == MD_E_UNSUPPORTED ? -2 : -1;
+        }
+    }
+    return n;
+}
+
+static int close_enough(const onnx_tensor *got, const onnx_tensor *exp, int64_t i)
+{
+    if (exp->dtype == ONNX_FLOAT || exp->dtype == ONNX_DOUBLE) {
+        double g = exp->dtype == ONNX_FLOAT ? ((const float *)got->data)[i]
+                                            : ((const double *)got->data)[i];
+        double e = exp->dtype == ONNX_FLOAT ? ((const float *)exp->data)[i]
+                                            : ((const double *)exp->data)[i];
+        if (isnan(e) || isnan(g))
+            return isnan(e) && isnan(g);
+        if (g == e)
+            return 1;
+        return fabs(g - e) <= 1e-7 + 1e-3 * fabs(e);
+    }
+    if (exp->dtype == ONNX_STRING)
+        return strcmp(((const char *const *)got->data)[i], ((const char *const *)exp->data)[i]) == 0;
+    size_t es = onnx_dtype_size(exp->dtype);
+    return memcmp((const char *)got->data + (size_t)i * es, (const char *)exp->data + (size_t)i * es,
+                  es) == 0;
+}
+
+static int compare(const onnx_tensor *got, const onnx_tensor *exp, size_t idx, char *why,
+                   size_t why_len)
+{
+    if (got->kind != ONNX_KIND_TENSOR || got->dtype != exp->dtype) {
+        snprintf(why, why_len, "output %zu: dtype %s, expected %s", idx,
+                 onnx_dtype_name(got->dtype), onnx_dtype_name(exp->dtype));
+        return 0;
+    }
+    if (got->rank != exp->rank ||
+        memcmp(got->dims, exp->dims, sizeof(int64_t) * (size_t)exp->rank) != 0) {
+        snprintf(why, why_len, "output %zu: shape differs (rank %d vs %d)", idx, got->rank,
+                 exp->rank);
+        return 0;
+    }
+    int64_t n = onnx_tensor_numel(exp);
+    for (int64_t i = 0; i < n; i++)
+        if (!close_enough(got, exp, i)) {
+            snprintf(why, why_len, "output %zu: element %lld differs", idx, (long long)i);
+            return 0;
+        }
+    return 1;
+}
+
+/* One test_data_set: bind inputs by position, run, compare. */
+static int run_set(const onnx_model *m, const char *dir, char *why, size_t why_len)
+{
+    onnx_tensor *in[MAX_IO] = {0}, *exp[MAX_IO] = {0};
+    int ni = load_pbs(dir, "input", in, why, why_len);
+    int ne = ni < 0 ? -1 : load_pbs(dir, "output", exp, why, why_len);
+    int status = CASE_FAIL;
+    onnx_result *r = NULL;
+    if (ni == -2 || ne == -2) {
+        status = CASE_UNSUPPORTED;
+        goto out;
+    }
+    if (ni < 0 || ne < 0)
+        goto out;
+    onnx_tensor inputs[MAX_IO];
+    for (int i = 0; i < ni; i++)
+        inputs[i] = *in[i];
+    md_err err;
+    md_err_clear(&err);
+    int rc = onnx_run(m, inputs, (size_t)ni, NULL, &r, &err);
+    if (rc) {
+        snprintf(why, why_len, "run: %s", md_err_message(&err));
+        status = rc == MD_E_UNSUPPORTED ? CASE_UNSUPPORTED : CASE_FAIL;
+        goto out;
+    }
+    if (onnx_result_count(r) != (size_t)ne) {
+        snprintf(why, why_len, "%zu outputs, expected %d", onnx_result_count(r), ne);
+        goto out;
+    }
+    status = CASE_PASS;
+    for (int i = 0; i < ne && status == CASE_PASS; i++)
+        if (!compare(onnx_result_output(r, (size_t)i), exp[i], (size_t)i, why, why_len))
+            status = CASE_FAIL;
+out:
+    onnx_result_free(r);
+    for (int i = 0; i < MAX_IO; i++) {
+        onnx_tensor_free(in[i]);
+        onnx_tensor_free(exp[i]);
+    }
+    return status;
+}
+
+/* The child's work: load the model, run every data set. */
+static int run_case(const char *dir, char *why, size_t why_len)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/model.onnx", dir);
+    onnx_model *m = NULL;
+    md_err err;
+    md_err_clear(&err);
+    int rc = onnx_model_load_file(path, NULL, &m, &err);
+    if (rc) {
+        snprintf(why, why_len, "load: %s", md_err_message(&err));
+        return rc == MD_E_UNSUPPORTED ? CASE_UNSUPPORTED : CASE_FAIL;
+    }
+    int status = CASE_PASS, sets = 0;
+    for (int s = 0; status == CASE_PASS; s++) {
+        char set[4096];
+        snprintf(set, sizeof set, "%s/test_data_set_%d", dir, s);
+        if (!is_dir(set))
+            break;
+        status = run_set(m, set, why, why_len);
+        sets++;
+    }
+    if (status == CASE_PASS && sets == 0) {
+        snprintf(why, why_len, "no test_data_set_0");
+        status = CASE_FAIL;
+    }
+    onnx_model_free(m);
+    return status;
+}
+
+/* Fork, run the case in the child, wait up to timeout_s. why gets the child's reason. */
+static int run_isolated(const char *dir, int timeout_s, char *why, size_t why_len)
+{
+    int fds[2];
+    if (pipe(fds) != 0) {
+        snprintf(why, why_len, "pipe: %s", strerror(errno));
+        return CASE_FAIL;
+    }
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        snprintf(why, why_len, "fork: %s", strerror(errno));
+        return CASE_FAIL;
+    }
+    if (pid == 0) {
+        close(fds[0]);
+        char msg[512] = "";
+        int st = run_case(dir, msg, sizeof msg);
+        ssize_t w = write(fds[1], msg, strlen(msg));
+        (void)w;
+        close(fds[1]);
+        exit(st); /* exit, not _exit: LeakSanitizer checks the child too */
+    }
+    close(fds[1]);
+    size_t got = 0;
+    why[0] = '\0';
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int timed_out = 0;
+    for (;;) {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long left = timeout_s * 1000L - ((now.tv_sec - t0.tv_sec) * 1000L +
+                                         (now.tv_nsec - t0.tv_nsec) / 1000000L);
+        if (left <= 0) {
+            timed_out = 1;
+            kill(pid, SIGKILL);
+            break;
+        }
+        struct pollfd p = {.fd = fds[0], .events = POLLIN};
+        int pr = poll(&p, 1, (int)left);
+        if (pr < 0 && errno == EINTR)
+            continue;
+        if (pr <= 0)
+            continue;
+        ssize_t r = read(fds[0], why + got, why_len - 1 - got);
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+        if (got >= why_len - 1)
+            got = why_len - 1;
+        why[got] = '\0';
+    }
+    close(fds[0]);
+    int ws = 0;
+    while (waitpid(pid, &ws, 0) < 0 && errno == EINTR)
+        ;
+    if (timed_out) {
+        snprintf(why, why_len, "timed out after %d s", timeout_s);
+        return CASE_FAIL;
+    }
+    if (WIFSIGNALED(ws)) {
+        snprintf(why, why_len, "crashed (signal %d)", WTERMSIG(ws));
+        return CASE_FAIL;
+    }
+    int code = WIFEXITED(ws) ? WEXITSTATUS(ws) : CASE_FAIL;
+    if (code != CASE_PASS && code != CASE_UNSUPPORTED) {
+        if (!why[0] || code != CASE_FAIL)
+            snprintf(why + strlen(why), why_len - strlen(why), " (exit %d)", code);
+        return CASE_FAIL;
+    }
+    return code;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void one_case(const char *dir, const char *label, const opts *o, tally *t)
+{
+    char why[512];
+    int st = run_isolated(dir, o->timeout_s, why, sizeof why);
+    if (st == CASE_PASS) {
+        t->pass++;
+        if (!o->quiet)
+            printf("  pass %s\n", label);
+    } else if (st == CASE_UNSUPPORTED) {
+        t->unsupported++;
+        if (!o->quiet)
+            printf("  unsupported %s: %s\n", label, why);
+    } else {
+        t->fail++;
+        printf("  FAIL %s: %s\n", label, why);
+    }
+    fflush(stdout);
+}
+
+/* A folder of cases: sorted, each subfolder with a model.onnx. */
+static void run_folder(const char *dir, const opts *o, tally *total)
+{
+    tally t = {0};
+    DIR *d = opendir(dir);
+    if (!d) {
+        printf("%s: cannot open\n", dir);
+        total->fail++;
+        return;
+    }
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.')
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 256;
+            char **nn = realloc(names, cap * sizeof *nn);
+            if (!nn)
+                break;
+            names = nn;
+        }
+        names[n++] = strdup(de->d_name);
+    }
+    closedir(d);
+    qsort(names, n, sizeof *names, cmp_str);
+    for (size_t i = 0; i < n; i++) {
+        char path[4096], model[4200];
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        snprintf(model, sizeof model, "%s/model.onnx", path);
+        if (names[i] && is_file(model))
+            one_case(path, names[i], o, &t);
+        free(names[i]);
+    }
+    free(names);
+    printf("%s: %d passed, %d failed, %d unsupported\n", dir, t.pass, t.fail, t.unsupported);
+    total->pass += t.pass;
+    total->fail += t.fail;
+    total->unsupported += t.unsupported;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: modeld onnx-test [--timeout SECS] [-q] DIR...\n"
+               "  DIR is a test case (holding model.onnx) or a folder of test cases.\n"
+               "  --timeout SECS  limit per case (default 60)\n"
+               "  -q              print only failures and totals\n");
+}
+
+int cmd_onnx_test(int argc, char **argv)
+{
+    opts o = {.timeout_s = 60, .quiet = 0};
+    int first = 1;
+    for (; first < argc && argv[first][0] == '-'; first++) {
+        if (strcmp(argv[first], "--timeout") == 0 && first + 1 < argc) {
+            o.timeout_s = atoi(argv[++first]);
+            if (o.timeout_s <= 0) {
+                usage(stderr);
+                return 2;
+            }
+        } else if (strcmp(argv[first], "-q") == 0) {
+            o.quiet = 1;
+        } else if (strcmp(argv[first], "--help") == 0 || strcmp(argv[first], "-h") == 0) {
+            usage(stdout);
+            return 0;
+        } else {
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (first >= argc) {
+        usage(stderr);
+        return 2;
+    }
+    tally total = {0};
+    for (int i = first; i < argc; i++) {
+        char model[4200];
+        snprintf(model, sizeof model, "%s/model.onnx", argv[i]);
+        if (is_file(model)) {
+            tally t = {0};
+            one_case(argv[i], argv[i], &o, &t);
+            total.pass += t.pass;
+            total.fail += t.fail;
+            total.unsupported += t.unsupported;
+        } else if (is_dir(argv[i])) {
+            run_folder(argv[i], &o, &total);
+        } else {
+            fprintf(stderr, "onnx-test: %s is not a test case or a folder\n", argv[i]);
+            return 2;
+        }
+    }
+    printf("unsupported: %d\n", total.unsupported);
+    printf("%d passed, %d failed\n", total.pass, total.fail);
+    return total.fail ? 1 : 0;
+}
