@@ -48,6 +48,7 @@
 #include "base/arena.h"
 #include "base/buf.h"
 #include "base/err.h"
+#include "base/log.h"
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -87,6 +88,7 @@ typedef struct http_identity {
     char key_id[64]; /* API key id ("" when anonymous or --no-auth) */
     http_role role;  /* PUBLIC when anonymous */
     bool via_jwt;    /* credential was a JWT issued by POST /api/auth/token */
+    int64_t expires_ms; /* the JWT's expiry (ms since the epoch), 0 for keys */
 } http_identity;
 
 typedef struct http_rate_info {
@@ -106,10 +108,11 @@ typedef struct http_audit_entry {
  * (serve.c wires them). All are called on I/O threads concurrently: thread-safe, non-blocking. */
 typedef struct http_hooks {
     void *ctx;
-    /* Check one credential (API key or JWT). Fill *id and return 0, or return
-     * MD_E_UNAUTHORIZED with a client-facing message in err. NULL hook: every request is admin
-     * (--no-auth). */
-    int (*authenticate)(void *ctx, const char *credential, http_identity *id, md_err *err);
+    /* Check the credentials of a request: the Authorization and X-API-Key header values (either
+     * may be NULL). Fill *id and return 0, or return MD_E_UNAUTHORIZED with a client-facing
+     * message in err. NULL hook: every caller is admin (--no-auth). */
+    int (*authenticate)(void *ctx, const char *authorization, const char *x_api_key,
+                        http_identity *id, md_err *err);
     /* Take one token. id is NULL for anonymous callers (then client_ip is the bucket key).
      * Fill *info; return 0 or MD_E_RATE_LIMITED. NULL hook: no rate limiting. */
     int (*rate_limit)(void *ctx, const http_identity *id, const char *client_ip, http_rate_info *info);
@@ -189,6 +192,9 @@ const http_identity *http_req_identity(const http_req *r);
 /* Deadline (monotonic ns) and whether it has passed. */
 uint64_t http_req_deadline_ns(const http_req *r);
 bool http_req_expired(const http_req *r);
+/* A log line carrying the request id, method and route (md_log_fields underneath). */
+void http_req_log(const http_req *r, md_log_level lvl, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* Opaque per-request slot for a body sink's parser state; freed by nobody: put it in the arena. */
 void http_req_set_user(http_req *r, void *p);
 void *http_req_user(const http_req *r);

@@ -1,0 +1,45 @@
+/* platform.h - the platform routes of modeld and the glue from the HTTP layer's hooks to
+ * src/auth (credentials, rate limits) and src/store (audit log).
+ *
+ * Routes (api_platform_register):
+ *   GET  /api/health        public   liveness: status, version, uptime
+ *   GET  /api/ready         public   readiness: the database answers (later: models loaded)
+ *   GET  /metrics           public (admin when metrics_public is false)   Prometheus text
+ *   POST /api/auth/token    read     exchange an API key (or a token) for a short-lived JWT
+ *   GET  /api/admin/audit   admin    audit log, newest first, ?limit=&offset=&before=
+ *   GET  /api/test/slow     public   only with test_routes: sleeps ?ms= on the compute pool
+ *
+ * Audit entries are queued and written by one background thread, so a state-changing request
+ * never waits on SQLite; when the queue is full the entry is written by the caller instead
+ * (slower, never lost). api_platform_free flushes the queue.
+ */
+#ifndef MD_API_PLATFORM_H
+#define MD_API_PLATFORM_H
+
+#include "auth/auth.h"
+#include "auth/ratelimit.h"
+#include "config/config.h"
+#include "http/http.h"
+#include "store/store.h"
+
+typedef struct api_platform api_platform;
+
+typedef struct api_platform_opts {
+    store *store;          /* borrowed; must outlive the platform */
+    auth *auth;            /* borrowed; NULL = --no-auth (no credentials checked) */
+    rl_limiter *limiter;   /* borrowed; NULL = no rate limiting */
+    md_rate rate_read, rate_write, rate_admin, rate_anon;
+    bool metrics_public;
+    bool test_routes;
+} api_platform_opts;
+
+/* New platform (starts the audit writer thread). Ownership: new; api_platform_free. */
+int api_platform_new(const api_platform_opts *o, api_platform **out, md_err *err);
+/* Fill the HTTP hooks (authenticate, rate_limit, audit) that route through this platform. */
+void api_platform_hooks(api_platform *p, http_hooks *h);
+/* Add the routes above to srv (before http_server_start). p borrowed until http_server_free. */
+int api_platform_register(api_platform *p, http_server *srv, md_err *err);
+/* Write what is still queued, stop the writer, free. Call after http_server_free. NULL no-op. */
+void api_platform_free(api_platform *p);
+
+#endif

@@ -1,0 +1,195 @@
+/* serve.c - `modeld serve`: configuration, start-up, the first admin key, the retention
+ * sweeper, and the graceful stop on SIGTERM/SIGINT.
+ *
+ * Start-up order is the dependency order (store -> auth -> limiter -> platform -> HTTP) and
+ * shutdown is its reverse, so nothing is closed while something above it may still call it:
+ * the server drains and stops first, then the audit queue is flushed, then the database is
+ * closed (checkpointing its WAL). Signals are blocked in every thread and taken by the main
+ * thread with sigtimedwait(), whose timeout is the sweeper's period.
+ * Exit codes: 0 after a clean stop, 1 when the server cannot run, 2 for a bad configuration.
+ */
+#include "cli/cli.h"
+
+#include "api/platform.h"
+#include "auth/auth.h"
+#include "auth/ratelimit.h"
+#include "base/log.h"
+#include "config/config.h"
+#include "http/http.h"
+#include "store/store.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+extern char **environ;
+
+typedef struct serve_ctx {
+    const md_config *cfg;
+    store *st;
+    auth *au;
+    rl_limiter *rl;
+    api_platform *plat;
+    http_server *srv;
+} serve_ctx;
+
+static int fail(const char *what, const md_err *e, int exit_code)
+{
+    md_log_fields(MD_LOG_ERROR, what, (const char *const[]){"error", md_err_message(e), "field", e->field, NULL});
+    return exit_code;
+}
+
+/* The first start of a fresh data dir creates an admin key and shows it once, on stdout. */
+static int bootstrap_key(serve_ctx *c)
+{
+    auth_new_key k;
+    int created = 0;
+    md_err e;
+    if (auth_key_bootstrap(c->st, &k, &created, &e) != MD_OK)
+        return fail("cannot create the first admin key", &e, 1);
+    if (!created)
+        return 0;
+    printf("\n  First start: created an admin API key. It is shown only this once, store it now:\n\n"
+           "      %s\n\n"
+           "  Use it as \"Authorization: Bearer <key>\" or \"X-API-Key: <key>\";\n"
+           "  create more with: modeld keys create --role read|write|admin --name NAME\n\n",
+           k.key);
+    fflush(stdout);
+    auth_new_key_wipe(&k);
+    md_log(MD_LOG_INFO, "created the first admin key %s (printed on stdout)", k.row.id);
+    return 0;
+}
+
+static int open_backends(serve_ctx *c)
+{
+    const md_config *cfg = c->cfg;
+    md_err e;
+    md_err_clear(&e);
+    store_opts so = {.data_dir = cfg->data_dir, .upload_ttl_ms = cfg->upload_ttl_ms};
+    if (store_open(&so, &c->st, &e) != MD_OK)
+        return fail("cannot open the data dir", &e, 1);
+    if (cfg->no_auth) {
+        md_log(MD_LOG_WARN, "authentication is OFF (--no-auth): every caller is admin. For local development only");
+    } else {
+        auth_opts ao = {.store = c->st, .jwt_secret = *cfg->jwt_secret ? cfg->jwt_secret : NULL,
+                        .jwt_ttl_s = cfg->jwt_ttl_ms / 1000};
+        int rc = auth_open(&ao, &c->au, &e);
+        if (rc != MD_OK)
+            return fail("cannot start authentication", &e, rc == MD_E_INVALID_PARAM ? 2 : 1);
+        rc = bootstrap_key(c);
+        if (rc != 0)
+            return rc;
+    }
+    if (rl_new(&(rl_opts){0}, &c->rl) != MD_OK)
+        return fail("cannot create the rate limiter", &(md_err){.code = MD_E_NOMEM}, 1);
+    return 0;
+}
+
+static int start_http(serve_ctx *c)
+{
+    const md_config *cfg = c->cfg;
+    md_err e;
+    md_err_clear(&e);
+    api_platform_opts po = {.store = c->st, .auth = c->au, .limiter = c->rl, .rate_read = cfg->rate_read,
+                            .rate_write = cfg->rate_write, .rate_admin = cfg->rate_admin,
+                            .rate_anon = cfg->rate_anon, .metrics_public = cfg->metrics_public,
+                            .test_routes = cfg->test_routes};
+    if (api_platform_new(&po, &c->plat, &e) != MD_OK)
+        return fail("cannot start the platform", &e, 1);
+    http_opts ho = {.host = cfg->host, .port = (uint16_t)cfg->port, .io_threads = (unsigned)cfg->io_threads,
+                    .compute_threads = (unsigned)cfg->compute_threads, .compute_queue = (unsigned)cfg->compute_queue,
+                    .body_limit = cfg->body_limit, .request_timeout_ms = (unsigned)cfg->request_timeout_ms,
+                    .conn_timeout_s = (unsigned)(cfg->idle_timeout_ms / 1000),
+                    .max_connections = (unsigned)cfg->max_connections, .cors_origins = cfg->cors_origins,
+                    .access_log = cfg->access_log};
+    api_platform_hooks(c->plat, &ho.hooks);
+    if (http_server_new(&ho, &c->srv, &e) != MD_OK || api_platform_register(c->plat, c->srv, &e) != MD_OK)
+        return fail("cannot set up the HTTP server", &e, 1);
+    if (http_server_start(c->srv, &e) != MD_OK)
+        return fail("cannot start the HTTP server", &e, e.code == MD_E_INVALID_PARAM ? 2 : 1);
+    char port[16];
+    snprintf(port, sizeof port, "%u", (unsigned)http_server_port(c->srv));
+    md_log_fields_raw(MD_LOG_INFO, "listening",
+                      (const char *const[]){"host", cfg->host, "#port", port, "data_dir", cfg->data_dir, "version",
+                                            MODELD_VERSION, "auth", cfg->no_auth ? "off" : "on", NULL});
+    return 0;
+}
+
+static void sweep(serve_ctx *c)
+{
+    store_sweep_stats st = {0};
+    md_err e;
+    if (store_sweep(c->st, &st, &e) != MD_OK) {
+        md_log(MD_LOG_WARN, "retention sweep failed: %s", md_err_message(&e));
+        return;
+    }
+    if (st.rows_deleted || st.blobs_deleted || st.tmp_deleted)
+        md_log(MD_LOG_INFO, "retention sweep: %zu rows, %zu blobs, %zu temporary files deleted", st.rows_deleted,
+               st.blobs_deleted, st.tmp_deleted);
+}
+
+/* Wait for SIGTERM/SIGINT, sweeping expired uploads every sweep_interval meanwhile. */
+static int wait_for_signal(serve_ctx *c, const sigset_t *set)
+{
+    struct timespec ts = {c->cfg->sweep_interval_ms / 1000, (c->cfg->sweep_interval_ms % 1000) * 1000000};
+    for (;;) {
+        int sig = sigtimedwait(set, NULL, &ts);
+        if (sig == SIGTERM || sig == SIGINT)
+            return sig;
+        if (sig < 0 && errno == EAGAIN)
+            sweep(c);
+    }
+}
+
+static void shutdown_all(serve_ctx *c, int sig)
+{
+    if (c->srv && sig) {
+        md_log(MD_LOG_INFO, "%s: draining in-flight requests (up to %ld ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
+               c->cfg->drain_timeout_ms);
+        int left = http_server_drain(c->srv, (unsigned)c->cfg->drain_timeout_ms);
+        if (left > 0)
+            md_log(MD_LOG_WARN, "drain timeout: %d requests were still running", left);
+    }
+    http_server_free(c->srv);
+    api_platform_free(c->plat);
+    rl_free(c->rl);
+    auth_close(c->au);
+    store_unref(c->st);
+    if (sig)
+        md_log(MD_LOG_INFO, "stopped");
+}
+
+int cmd_serve(int argc, char **argv)
+{
+    md_config cfg;
+    md_err e;
+    md_err_clear(&e);
+    if (md_config_load(&cfg, argc, argv, environ, &e) != MD_OK) {
+        fprintf(stderr, "modeld serve: %s\n", md_err_message(&e));
+        md_config_free(&cfg);
+        return 2;
+    }
+    if (cfg.help) {
+        md_config_help(stdout);
+        md_config_free(&cfg);
+        return 0;
+    }
+    md_log_set_level((md_log_level)md_log_level_parse(cfg.log_level));
+    /* Block the stop signals before any thread exists, so only sigtimedwait() sees them. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    serve_ctx c = {.cfg = &cfg};
+    int rc = open_backends(&c);
+    if (rc == 0)
+        rc = start_http(&c);
+    int sig = rc == 0 ? wait_for_signal(&c, &set) : 0;
+    shutdown_all(&c, sig);
+    md_config_free(&cfg);
+    return rc;
+}

@@ -1,0 +1,485 @@
+/* config.c - the settings table of `modeld serve` and its three parsers (flags, MODELD_* env,
+ * INI file); see config.h for the syntax and precedence.
+ *
+ * One table drives everything: parsing, defaults (the default strings go through the same
+ * parser, so --help can never disagree with the real default), the help text and the error
+ * messages. Invariants:
+ *   1. Every string field of md_config is NULL or malloc()ed and owned by the struct.
+ *   2. A failed md_config_set leaves the setting's previous value in place.
+ */
+#include "config/config.h"
+
+#include "base/log.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+typedef enum { T_STR, T_INT, T_BOOL, T_SIZE, T_DUR, T_RATE } stype;
+
+enum { NO_FLAG = 1 }; /* secrets: not on the command line, where `ps` would show them */
+
+typedef struct setting {
+    const char *name;
+    stype t;
+    size_t off;
+    const char *def;
+    long long lo, hi; /* inclusive bounds for INT, SIZE (bytes) and DUR (ms) */
+    unsigned flags;
+    const char *arg, *help;
+} setting;
+
+#define F(field) offsetof(md_config, field)
+#define KB 1024LL
+#define MB (1024LL * KB)
+#define GB (1024LL * MB)
+#define SEC 1000LL
+#define HOUR (3600LL * SEC)
+
+static const setting settings[] = {
+    {"config", T_STR, F(config_file), "", 0, 0, 0, "FILE", "INI file of settings (env and flags override it)"},
+    {"host", T_STR, F(host), "127.0.0.1", 0, 0, 0, "ADDR", "address to listen on (name or IP; 0.0.0.0 for all)"},
+    {"port", T_INT, F(port), "8080", 0, 65535, 0, "N", "TCP port; 0 picks a free one (logged at start)"},
+    {"data_dir", T_STR, F(data_dir), "./var", 0, 0, 0, "DIR", "database, upload blobs and the JWT secret"},
+    {"io_threads", T_INT, F(io_threads), "0", 0, 64, 0, "N", "HTTP I/O threads; 0 = CPUs (at most 4)"},
+    {"compute_threads", T_INT, F(compute_threads), "0", 0, 256, 0, "N", "workers for heavy requests; 0 = CPUs"},
+    {"compute_queue", T_INT, F(compute_queue), "64", 1, 100000, 0, "N",
+     "heavy requests that may wait for a worker; beyond it 503 + Retry-After"},
+    {"max_connections", T_INT, F(max_connections), "1024", 1, 100000, 0, "N", "open connections at most"},
+    {"body_limit", T_SIZE, F(body_limit), "25M", 1, 4 * GB, 0, "SIZE", "largest request body; larger gets 413"},
+    {"request_timeout", T_DUR, F(request_timeout_ms), "30s", 1, HOUR, 0, "DUR",
+     "deadline of a request; past it 504"},
+    {"drain_timeout", T_DUR, F(drain_timeout_ms), "10s", 0, HOUR, 0, "DUR",
+     "on SIGTERM/SIGINT, time in-flight requests get to finish"},
+    {"idle_timeout", T_DUR, F(idle_timeout_ms), "30s", SEC, HOUR, 0, "DUR", "close idle keep-alive connections"},
+    {"cors_origins", T_STR, F(cors_origins), "", 0, 0, 0, "LIST",
+     "comma-separated origins allowed by CORS, * for any; empty = CORS off"},
+    {"log_level", T_STR, F(log_level), "info", 0, 0, 0, "LEVEL", "debug | info | warn | error"},
+    {"access_log", T_BOOL, F(access_log), "true", 0, 0, 0, "BOOL", "one JSON line per request on stderr"},
+    {"no_auth", T_BOOL, F(no_auth), "false", 0, 0, 0, "BOOL",
+     "local development only: every caller is admin, no credentials checked"},
+    {"metrics_public", T_BOOL, F(metrics_public), "true", 0, 0, 0, "BOOL",
+     "GET /metrics without credentials (false: admin key needed)"},
+    {"jwt_secret", T_STR, F(jwt_secret), "", 0, 0, NO_FLAG, "TEXT",
+     "HS256 secret, >= 32 chars (env or file only); empty = <data_dir>/jwt.secret"},
+    {"jwt_ttl", T_DUR, F(jwt_ttl_ms), "15m", SEC, 24 * HOUR, 0, "DUR", "lifetime of tokens from /api/auth/token"},
+    {"rate_read", T_RATE, F(rate_read), "100:200", 0, 0, 0, "R[:B]", "requests/s and burst per read key"},
+    {"rate_write", T_RATE, F(rate_write), "50:100", 0, 0, 0, "R[:B]", "requests/s and burst per write key"},
+    {"rate_admin", T_RATE, F(rate_admin), "100:200", 0, 0, 0, "R[:B]", "requests/s and burst per admin key"},
+    {"rate_anon", T_RATE, F(rate_anon), "20:40", 0, 0, 0, "R[:B]",
+     "requests/s and burst per client IP without a key"},
+    {"upload_ttl", T_DUR, F(upload_ttl_ms), "1h", SEC, 720 * HOUR, 0, "DUR", "unreferenced uploads expire after"},
+    {"sweep_interval", T_DUR, F(sweep_interval_ms), "5m", SEC, 24 * HOUR, 0, "DUR", "retention sweeper period"},
+    {"test_routes", T_BOOL, F(test_routes), "false", 0, 0, 0, "BOOL",
+     "debug: /api/test/* routes for the end-to-end tests (never in production)"},
+};
+#define NSETTINGS (sizeof settings / sizeof settings[0])
+
+static const setting *find(const char *name, size_t n)
+{
+    for (size_t i = 0; i < NSETTINGS; i++)
+        if (strlen(settings[i].name) == n && strncmp(settings[i].name, name, n) == 0)
+            return &settings[i];
+    return NULL;
+}
+
+static int bad(md_err *err, const setting *s, const char *origin, const char *what, const char *v)
+{
+    return md_fail(err, MD_E_INVALID_PARAM, s->name, "invalid %s from %s: expected %s, got \"%.80s\"", s->name,
+                   origin, what, v);
+}
+
+/* Whole-string integer with an optional unit suffix scaled by mult(suffix). */
+static bool parse_num(const char *v, long long *out, const char **suffix)
+{
+    errno = 0;
+    char *end;
+    if (!isdigit((unsigned char)*v))
+        return false;
+    long long n = strtoll(v, &end, 10);
+    if (errno)
+        return false;
+    *out = n;
+    *suffix = end;
+    return true;
+}
+
+static bool scale(long long n, long long mult, long long *out)
+{
+    if (n > LLONG_MAX / mult)
+        return false;
+    *out = n * mult;
+    return true;
+}
+
+static bool parse_size(const char *v, long long *out)
+{
+    long long n;
+    const char *sfx;
+    if (!parse_num(v, &n, &sfx))
+        return false;
+    static const struct {
+        const char *s;
+        long long m;
+    } units[] = {{"", 1}, {"b", 1}, {"k", KB}, {"kb", KB}, {"kib", KB}, {"m", MB}, {"mb", MB},
+                 {"mib", MB}, {"g", GB}, {"gb", GB}, {"gib", GB}};
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+        if (strcasecmp(sfx, units[i].s) == 0)
+            return scale(n, units[i].m, out);
+    return false;
+}
+
+static bool parse_dur(const char *v, long long *out)
+{
+    long long n;
+    const char *sfx;
+    if (!parse_num(v, &n, &sfx))
+        return false;
+    static const struct {
+        const char *s;
+        long long m;
+    } units[] = {{"", SEC}, {"ms", 1}, {"s", SEC}, {"m", 60 * SEC}, {"h", HOUR}, {"d", 24 * HOUR}};
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+        if (strcmp(sfx, units[i].s) == 0)
+            return scale(n, units[i].m, out);
+    return false;
+}
+
+static int parse_bool(const char *v)
+{
+    static const char *const yes[] = {"true", "yes", "on", "1"}, *const no[] = {"false", "no", "off", "0"};
+    for (int i = 0; i < 4; i++) {
+        if (strcasecmp(v, yes[i]) == 0)
+            return 1;
+        if (strcasecmp(v, no[i]) == 0)
+            return 0;
+    }
+    return -1;
+}
+
+static bool parse_rate(const char *v, md_rate *out)
+{
+    char *end;
+    errno = 0;
+    if (!isdigit((unsigned char)*v))
+        return false;
+    double r = strtod(v, &end);
+    if (errno || !(r > 0) || r > 1e9)
+        return false;
+    long long burst = (long long)(r < 1 ? 1 : r);
+    if (*end == ':') {
+        const char *b = end + 1;
+        if (!isdigit((unsigned char)*b))
+            return false;
+        burst = strtoll(b, &end, 10);
+        if (errno || burst < 1 || burst > 1000000000)
+            return false;
+    }
+    if (*end)
+        return false;
+    out->per_sec = r;
+    out->burst = (uint32_t)burst;
+    return true;
+}
+
+static int set_str(md_config *c, const setting *s, const char *v, const char *origin, md_err *err)
+{
+    if (strcmp(s->name, "log_level") == 0 && md_log_level_parse(v) < 0)
+        return bad(err, s, origin, "one of debug, info, warn, error", v);
+    if ((strcmp(s->name, "host") == 0 || strcmp(s->name, "data_dir") == 0) && !*v)
+        return bad(err, s, origin, "a non-empty value", v);
+    char *copy = strdup(v);
+    if (!copy)
+        return md_fail(err, MD_E_NOMEM, s->name, NULL);
+    char **field = (char **)(void *)((char *)c + s->off);
+    free(*field);
+    *field = copy;
+    return MD_OK;
+}
+
+static int set_value(md_config *c, const setting *s, const char *v, const char *origin, md_err *err)
+{
+    void *field = (char *)c + s->off;
+    long long n = 0;
+    char what[96];
+    switch (s->t) {
+    case T_STR:
+        return set_str(c, s, v, origin, err);
+    case T_BOOL: {
+        int b = parse_bool(v);
+        if (b < 0)
+            return bad(err, s, origin, "true or false", v);
+        *(bool *)field = b;
+        return MD_OK;
+    }
+    case T_RATE:
+        return parse_rate(v, field) ? MD_OK
+                                    : bad(err, s, origin, "<requests per second>[:<burst>], e.g. 50:100", v);
+    case T_INT:
+        snprintf(what, sizeof what, "an integer in %lld..%lld", s->lo, s->hi);
+        if (!parse_num(v, &n, &(const char *){0}) || strspn(v, "0123456789") != strlen(v) || n < s->lo || n > s->hi)
+            return bad(err, s, origin, what, v);
+        *(long *)field = (long)n;
+        return MD_OK;
+    case T_SIZE:
+        snprintf(what, sizeof what, "a size from %lld bytes to %lldG, like 25M", s->lo, s->hi / GB);
+        if (!parse_size(v, &n) || n < s->lo || n > s->hi)
+            return bad(err, s, origin, what, v);
+        *(size_t *)field = (size_t)n;
+        return MD_OK;
+    case T_DUR:
+        snprintf(what, sizeof what, "a duration from %lldms to %lldh, like 30s, 500ms, 5m", s->lo, s->hi / HOUR);
+        if (!parse_dur(v, &n) || n < s->lo || n > s->hi)
+            return bad(err, s, origin, what, v);
+        *(long *)field = (long)n;
+        return MD_OK;
+    }
+    return md_fail(err, MD_E_INTERNAL, s->name, NULL);
+}
+
+int md_config_set(md_config *c, const char *name, const char *value, const char *origin, md_err *err)
+{
+    const setting *s = find(name, strlen(name));
+    if (!s)
+        return md_fail(err, MD_E_INVALID_PARAM, name, "unknown setting \"%.64s\" from %s", name, origin);
+    return set_value(c, s, value, origin, err);
+}
+
+int md_config_defaults(md_config *c)
+{
+    memset(c, 0, sizeof *c);
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        int rc = set_value(c, &settings[i], settings[i].def, "default", NULL);
+        if (rc != MD_OK)
+            return rc;
+    }
+    return MD_OK;
+}
+
+void md_config_free(md_config *c)
+{
+    for (size_t i = 0; i < NSETTINGS; i++)
+        if (settings[i].t == T_STR)
+            free(*(char **)(void *)((char *)c + settings[i].off));
+    memset(c, 0, sizeof *c);
+}
+
+/* ---- INI ---- */
+
+static void trim(const char **b, const char **e)
+{
+    while (*b < *e && isspace((unsigned char)**b))
+        (*b)++;
+    while (*e > *b && isspace((unsigned char)(*e)[-1]))
+        (*e)--;
+}
+
+/* One "key = value" line (already trimmed, not a comment or section). */
+static int ini_line(md_config *c, const char *b, const char *e, const char *origin, int lineno, md_err *err)
+{
+    char where[160];
+    snprintf(where, sizeof where, "%.120s line %d", origin, lineno);
+    const char *eq = memchr(b, '=', (size_t)(e - b));
+    if (!eq)
+        return md_fail(err, MD_E_INVALID_PARAM, NULL, "%s: expected key = value", where);
+    const char *kb = b, *ke = eq, *vb = eq + 1, *ve = e;
+    trim(&kb, &ke);
+    trim(&vb, &ve);
+    if (ve - vb >= 2 && (*vb == '"' || *vb == '\'') && ve[-1] == *vb) {
+        vb++;
+        ve--;
+    }
+    const setting *s = find(kb, (size_t)(ke - kb));
+    if (!s || strcmp(s->name, "config") == 0)
+        return md_fail(err, MD_E_INVALID_PARAM, NULL, "%s: unknown setting \"%.*s\"", where,
+                       (int)(ke - kb > 64 ? 64 : ke - kb), kb);
+    size_t vl = (size_t)(ve - vb);
+    if (vl > 4096)
+        return md_fail(err, MD_E_INVALID_PARAM, s->name, "%s: value of %s is too long", where, s->name);
+    char val[4097];
+    memcpy(val, vb, vl);
+    val[vl] = '\0';
+    if (memchr(vb, '\0', vl))
+        return md_fail(err, MD_E_INVALID_PARAM, s->name, "%s: NUL byte in the value", where);
+    return set_value(c, s, val, where, err);
+}
+
+int md_config_parse_ini(md_config *c, const char *text, size_t len, const char *origin, md_err *err)
+{
+    const char *p = text, *end = text + len;
+    for (int lineno = 1; p < end; lineno++) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *b = p, *e = nl ? nl : end;
+        p = nl ? nl + 1 : end;
+        trim(&b, &e);
+        if (b == e || *b == '#' || *b == ';')
+            continue;
+        if (*b == '[') {
+            if (e[-1] != ']' || e - b < 3)
+                return md_fail(err, MD_E_INVALID_PARAM, NULL, "%.120s line %d: malformed [section]", origin, lineno);
+            continue;
+        }
+        int rc = ini_line(c, b, e, origin, lineno, err);
+        if (rc != MD_OK)
+            return rc;
+    }
+    return MD_OK;
+}
+
+static int load_file(md_config *c, const char *path, md_err *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return md_fail(err, MD_E_INVALID_PARAM, "config", "cannot open config file %.200s", path);
+    size_t cap = 1 << 20, n;
+    char *buf = malloc(cap + 1);
+    if (!buf) {
+        fclose(f);
+        return md_fail(err, MD_E_NOMEM, "config", NULL);
+    }
+    n = fread(buf, 1, cap + 1, f);
+    fclose(f);
+    int rc = n > cap ? md_fail(err, MD_E_INVALID_PARAM, "config", "config file %.200s is larger than 1 MiB", path)
+                     : md_config_parse_ini(c, buf, n, path, err);
+    free(buf);
+    return rc;
+}
+
+/* ---- environment and flags ---- */
+
+/* MODELD_DATA_DIR=x -> setting data_dir; unknown MODELD_* names are left alone (tools use some). */
+static int apply_env(md_config *c, char *const *envp, md_err *err)
+{
+    for (size_t i = 0; envp && envp[i]; i++) {
+        const char *e = envp[i];
+        if (strncmp(e, "MODELD_", 7) != 0)
+            continue;
+        const char *eq = strchr(e, '=');
+        char name[64];
+        size_t n = eq ? (size_t)(eq - e - 7) : 0;
+        if (!eq || n == 0 || n >= sizeof name)
+            continue;
+        for (size_t k = 0; k < n; k++)
+            name[k] = (char)tolower((unsigned char)e[7 + k]);
+        name[n] = '\0';
+        const setting *s = find(name, n);
+        if (!s || strcmp(s->name, "config") == 0)
+            continue;
+        char origin[80];
+        snprintf(origin, sizeof origin, "MODELD_%.*s", (int)n, e + 7);
+        int rc = set_value(c, s, eq + 1, origin, err);
+        if (rc != MD_OK)
+            return rc;
+    }
+    return MD_OK;
+}
+
+/* "--data-dir" (n chars) -> setting; NULL when unknown. */
+static const setting *flag_setting(const char *f, size_t n)
+{
+    char name[64];
+    if (n >= sizeof name)
+        return NULL;
+    for (size_t k = 0; k < n; k++)
+        name[k] = f[k] == '-' ? '_' : f[k];
+    name[n] = '\0';
+    const setting *s = find(name, n);
+    return s && !(s->flags & NO_FLAG) ? s : NULL;
+}
+
+/* Walk argv; with only_config, apply just --config (it must be known before the file loads). */
+static int apply_argv(md_config *c, int argc, char **argv, bool only_config, md_err *err)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            c->help = true;
+            continue;
+        }
+        if (strncmp(a, "--", 2) != 0)
+            return md_fail(err, MD_E_INVALID_PARAM, NULL, "unexpected argument \"%.80s\" (see --help)", a);
+        const char *eq = strchr(a, '=');
+        size_t n = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
+        const setting *s = flag_setting(a + 2, n);
+        if (!s)
+            return md_fail(err, MD_E_INVALID_PARAM, NULL, "unknown option \"%.*s\" (see --help)",
+                           (int)(n + 2 > 80 ? 80 : n + 2), a);
+        const char *v = eq ? eq + 1 : NULL;
+        if (!v && s->t == T_BOOL)
+            v = "true";
+        if (!v && i + 1 >= argc)
+            return md_fail(err, MD_E_INVALID_PARAM, s->name, "option --%.*s needs a value", (int)n, a + 2);
+        if (!v)
+            v = argv[++i];
+        if (only_config != (strcmp(s->name, "config") == 0))
+            continue;
+        char origin[80];
+        snprintf(origin, sizeof origin, "--%.*s", (int)(n > 60 ? 60 : n), a + 2);
+        int rc = set_value(c, s, v, origin, err);
+        if (rc != MD_OK)
+            return rc;
+    }
+    return MD_OK;
+}
+
+int md_config_validate(const md_config *c, md_err *err)
+{
+    for (const char *p = c->cors_origins; p && *p;) {
+        size_t n = strcspn(p, ",");
+        bool ok = (n == 1 && *p == '*') || (n > 7 && strncmp(p, "http://", 7) == 0) ||
+                  (n > 8 && strncmp(p, "https://", 8) == 0);
+        if (!ok || memchr(p, ' ', n))
+            return md_fail(err, MD_E_INVALID_PARAM, "cors_origins",
+                           "invalid cors_origins entry \"%.*s\": expected * or http(s)://host[:port]",
+                           (int)(n > 80 ? 80 : n), p);
+        p += n + (p[n] == ',');
+    }
+    return MD_OK;
+}
+
+int md_config_load(md_config *c, int argc, char **argv, char *const *envp, md_err *err)
+{
+    int rc = md_config_defaults(c);
+    if (rc == MD_OK)
+        rc = apply_argv(c, argc, argv, true, err);
+    if (rc == MD_OK && !*c->config_file && envp) {
+        for (size_t i = 0; envp[i]; i++)
+            if (strncmp(envp[i], "MODELD_CONFIG=", 14) == 0)
+                rc = set_value(c, find("config", 6), envp[i] + 14, "MODELD_CONFIG", err);
+    }
+    if (rc == MD_OK && *c->config_file && !c->help)
+        rc = load_file(c, c->config_file, err);
+    if (rc == MD_OK)
+        rc = apply_env(c, envp, err);
+    if (rc == MD_OK)
+        rc = apply_argv(c, argc, argv, false, err);
+    if (rc == MD_OK)
+        rc = md_config_validate(c, err);
+    return rc;
+}
+
+void md_config_help(FILE *f)
+{
+    fprintf(f, "usage: modeld serve [--setting value | --setting=value]...\n\n"
+               "Starts the HTTP server. Every setting can also be given as an environment variable\n"
+               "or in an INI file (--config FILE); precedence: flag > environment > file > default.\n"
+               "Sizes take K/M/G, durations ms/s/m/h/d (bare numbers are seconds), booleans\n"
+               "true/false (a bare boolean flag means true), rates <per second>[:<burst>].\n\n");
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        const setting *s = &settings[i];
+        char flag[64], env[64];
+        snprintf(flag, sizeof flag, s->t == T_BOOL ? "--%s[=%s]" : "--%s %s", s->name, s->arg);
+        for (char *p = flag; *p && *p != ' '; p++)
+            *p = *p == '_' ? '-' : *p;
+        if (s->flags & NO_FLAG)
+            snprintf(flag, sizeof flag, "(no flag)");
+        snprintf(env, sizeof env, "MODELD_%s", s->name);
+        for (char *p = env; *p; p++)
+            *p = (char)toupper((unsigned char)*p);
+        fprintf(f, "  %-28s %-24s default: %s\n      %s\n", flag, env, *s->def ? s->def : "(empty)", s->help);
+    }
+    fprintf(f, "\nINI file keys are the setting names (e.g. \"data_dir = /srv/modeld\").\n");
+}

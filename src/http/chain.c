@@ -1,0 +1,308 @@
+/* chain.c - the middleware chain every request goes through, independent of libmicrohttpd:
+ * request id -> route match (404/405, OPTIONS) -> body limit -> auth -> rate limit -> handler
+ * -> finalisation (error body, gzip) -> completion (metrics, access log, audit).
+ *
+ * server.c drives it from libmicrohttpd's callbacks and loopback.c from a test; both call the
+ * same functions in the same order, so a loopback test exercises the real chain.
+ * Auth and the rate limit run as soon as the headers are in (before the body is read), so an
+ * unauthenticated client cannot make the server buffer a 25 MB body; their verdict is kept in
+ * r->pending and answered when the request is complete (answering earlier would make
+ * libmicrohttpd close a keep-alive connection).
+ */
+#include "http/http_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+http_req *http__req_new(http_server *s)
+{
+    md_arena *a = md_arena_new(8192);
+    if (!a)
+        return NULL;
+    http_req *r = md_arena_calloc(a, 1, sizeof *r);
+    if (!r) {
+        md_arena_free(a);
+        return NULL;
+    }
+    r->srv = s;
+    r->arena = a;
+    atomic_init(&r->refs, 1);
+    r->out_fd = -1;
+    r->start_ns = md_now_ns();
+    r->deadline_ns = r->start_ns + (uint64_t)s->o.request_timeout_ms * 1000000u;
+    md_err_clear(&r->err);
+    md_buf_init(&r->body, 0);
+    atomic_fetch_add(&s->inflight, 1);
+    return r;
+}
+
+void http__req_unref(http_req *r)
+{
+    if (!r || atomic_fetch_sub(&r->refs, 1) != 1)
+        return;
+    atomic_fetch_sub(&r->srv->inflight, 1);
+    md_buf_free(&r->body);
+    free(r->out_malloced);
+    if (r->out_fd >= 0)
+        close(r->out_fd);
+    md_arena_free(r->arena); /* r itself lives in the arena */
+}
+
+void http__req_begin(http_req *r, const char *method, const char *path)
+{
+    r->method = md_arena_strdup(r->arena, method);
+    r->path = md_arena_strdup(r->arena, path);
+    const char *id = http_req_header(r, "X-Request-ID");
+    if (id && http__valid_request_id(id))
+        snprintf(r->id, sizeof r->id, "%s", id);
+    else
+        http__new_request_id(r->id);
+    if (!r->method || !r->path) {
+        r->method = r->method ? r->method : "";
+        r->path = r->path ? r->path : "";
+        r->pending = MD_E_NOMEM;
+        return;
+    }
+    r->match_rc = http__router_match(&r->srv->router, r->method, r->path, r->arena, &r->match);
+}
+
+/* Credentials -> identity; sets r->pending on failure. */
+static void stage_auth(http_req *r, const http_route *rt)
+{
+    const http_hooks *h = &r->srv->o.hooks;
+    if (rt->role == HTTP_ROLE_PUBLIC)
+        return;
+    r->authed = true;
+    if (!h->authenticate) { /* --no-auth: everyone is admin */
+        r->ident.role = HTTP_ROLE_ADMIN;
+        return;
+    }
+    int rc = h->authenticate(h->ctx, http_req_header(r, "Authorization"), http_req_header(r, "X-API-Key"),
+                             &r->ident, &r->err);
+    if (rc != MD_OK) {
+        r->authed = false;
+        r->pending = rc == MD_E_UNAUTHORIZED || rc == MD_E_FORBIDDEN ? rc : MD_E_UNAUTHORIZED;
+        return;
+    }
+    if (r->ident.role < rt->role)
+        r->pending = md_fail(&r->err, MD_E_FORBIDDEN, NULL, "this route needs the %s role, the key has %s",
+                             http_role_name(rt->role), http_role_name(r->ident.role));
+}
+
+static void stage_rate(http_req *r, const http_route *rt)
+{
+    const http_hooks *h = &r->srv->o.hooks;
+    if (!h->rate_limit || (rt->flags & HTTP_NO_RATELIMIT))
+        return;
+    const http_identity *id = r->ident.key_id[0] ? &r->ident : NULL;
+    int rc = h->rate_limit(h->ctx, id, r->ip, &r->rate);
+    r->rate_set = true;
+    if (rc == MD_E_RATE_LIMITED) {
+        atomic_fetch_add(&r->srv->rate_limited, 1);
+        r->pending = md_fail(&r->err, MD_E_RATE_LIMITED, NULL, "rate limit of %ld requests exceeded, retry in %ld s",
+                             r->rate.limit, r->rate.retry_s);
+        char v[24];
+        snprintf(v, sizeof v, "%ld", r->rate.retry_s > 0 ? r->rate.retry_s : 1);
+        http_reply_header(r, "Retry-After", v);
+    }
+}
+
+bool http__req_headers_in(http_req *r, long long content_length)
+{
+    if (r->pending)
+        return false;
+    if (r->match_rc != MD_OK) {
+        if (strcmp(r->method, "OPTIONS") == 0 && r->match_rc == MD_E_METHOD_NOT_ALLOWED) {
+            http_reply_header(r, "Allow", r->match.allow);
+            http_reply_empty(r, 204);
+            return true;
+        }
+        if (r->match_rc == MD_E_METHOD_NOT_ALLOWED) {
+            http_reply_header(r, "Allow", r->match.allow);
+            r->pending = md_fail(&r->err, MD_E_METHOD_NOT_ALLOWED, NULL, "%s is not allowed here; allowed: %s",
+                                 r->method, r->match.allow);
+        } else {
+            r->pending = md_fail(&r->err, r->match_rc, NULL, r->match_rc == MD_E_NOT_FOUND ? "no route for %s" : NULL,
+                                 r->path);
+        }
+        return false;
+    }
+    const http_route *rt = r->match.route;
+    r->body_limit = rt->body_limit;
+    if (content_length > 0 && (unsigned long long)content_length > r->body_limit) {
+        r->pending = md_fail(&r->err, MD_E_TOO_LARGE, "body", "the body is %lld bytes, the limit is %zu",
+                             content_length, r->body_limit);
+        return false;
+    }
+    r->body.max = r->body_limit;
+    stage_auth(r, rt);
+    if (!r->pending)
+        stage_rate(r, rt);
+    return false;
+}
+
+bool http__req_body_in(http_req *r, const char *data, size_t len)
+{
+    if (r->pending) {
+        /* Drain a refused body, but do not read an endless one: past 4 limits, drop the connection. */
+        r->discarded += len;
+        return r->discarded <= 4 * (r->body_limit + 65536);
+    }
+    r->body_seen += len;
+    if (r->body_seen > r->body_limit) {
+        r->pending = md_fail(&r->err, MD_E_TOO_LARGE, "body", "the body is larger than the limit of %zu bytes",
+                             r->body_limit);
+        md_buf_free(&r->body);
+        return true;
+    }
+    const http_route *rt = r->match.route;
+    int rc = rt->sink ? rt->sink(r, data, len, rt->ctx) : md_buf_append(&r->body, data, len);
+    if (rc != MD_OK) {
+        if (r->err.code != rc)
+            md_fail(&r->err, rc, "body", NULL);
+        r->pending = rc;
+    }
+    return true;
+}
+
+void http__req_run(http_req *r)
+{
+    if (r->replied)
+        return;
+    if (r->pending) {
+        if (r->err.code != r->pending)
+            md_fail(&r->err, r->pending, NULL, NULL);
+        http_reply_error(r, &r->err);
+        return;
+    }
+    const http_route *rt = r->match.route;
+    int rc = rt->fn(r, rt->ctx);
+    if (rc == MD_OK && r->replied)
+        return;
+    if (r->replied) {
+        http_req_log(r, MD_LOG_WARN, "handler returned %s after replying; reply kept", md_err_name(rc));
+        return;
+    }
+    if (rc == MD_OK) {
+        http_req_log(r, MD_LOG_ERROR, "handler returned without a reply");
+        rc = md_fail(&r->err, MD_E_INTERNAL, NULL, NULL);
+    }
+    if (r->err.code != rc)
+        md_fail(&r->err, rc, NULL, NULL);
+    if (md_err_status(rc) >= 500)
+        http_req_log(r, MD_LOG_ERROR, "handler failed: %s: %s", md_err_name(rc), md_err_message(&r->err));
+    if (http_reply_error(r, &r->err) != MD_OK)
+        r->replied = false; /* out of memory even for the error: finalize sends a static one */
+}
+
+static bool has_header(const http_req *r, const char *name)
+{
+    for (const http_hdr *h = r->rhdrs; h; h = h->next)
+        if (strcasecmp(h->k, name) == 0)
+            return true;
+    return false;
+}
+
+void http__req_finalize(http_req *r)
+{
+    if (!r->replied) {
+        static const char oom[] = "{\"success\":false,\"error\":{\"code\":\"out_of_memory\",\"message\":\"out of memory\"}}";
+        r->status = 500;
+        r->ctype = "application/json";
+        r->out = oom;
+        r->out_len = sizeof oom - 1;
+        r->replied = true;
+        return;
+    }
+    const http_route *rt = r->match.route;
+    if (r->out_fd >= 0 || r->out_len < r->srv->o.gzip_min || !http__compressible(r->ctype) ||
+        (rt && (rt->flags & HTTP_NO_GZIP)) || has_header(r, "Content-Encoding"))
+        return;
+    r->vary_ae = true;
+    if (!http__accepts_gzip(http_req_header(r, "Accept-Encoding")))
+        return;
+    void *z;
+    size_t zn;
+    if (http__gzip(r->arena, r->out, r->out_len, &z, &zn) == MD_OK && zn < r->out_len) {
+        r->out = z;
+        r->out_len = zn;
+        r->gzipped = true;
+    }
+}
+
+/* Is the request's Origin in the allow-list? */
+static const char *cors_origin(const http_req *r)
+{
+    const char *list = r->srv->cors;
+    const char *origin = list ? http_req_header(r, "Origin") : NULL;
+    if (!origin)
+        return NULL;
+    size_t ol = strlen(origin);
+    for (const char *p = list; *p;) {
+        size_t n = strcspn(p, ",");
+        if ((n == 1 && *p == '*') || (n == ol && memcmp(p, origin, n) == 0))
+            return origin;
+        p += n;
+        while (*p == ',' || *p == ' ')
+            p++;
+    }
+    return NULL;
+}
+
+void http__std_headers(http_req *r, void (*add)(void *cls, const char *k, const char *v), void *cls)
+{
+    add(cls, "X-Request-ID", r->id);
+    const char *origin = cors_origin(r);
+    if (origin) {
+        add(cls, "Access-Control-Allow-Origin", origin);
+        add(cls, "Vary", "Origin");
+        add(cls, "Access-Control-Expose-Headers",
+            "X-Request-ID, Retry-After, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset");
+        if (strcmp(r->method, "OPTIONS") == 0) {
+            add(cls, "Access-Control-Allow-Methods", r->match.allow[0] ? r->match.allow : "GET");
+            add(cls, "Access-Control-Allow-Headers", "Authorization, X-API-Key, Content-Type, X-Request-ID");
+            add(cls, "Access-Control-Max-Age", "600");
+        }
+    }
+    if (r->rate_set) {
+        char v[24];
+        snprintf(v, sizeof v, "%ld", r->rate.limit);
+        add(cls, "X-RateLimit-Limit", v);
+        snprintf(v, sizeof v, "%ld", r->rate.remaining);
+        add(cls, "X-RateLimit-Remaining", v);
+        snprintf(v, sizeof v, "%ld", r->rate.reset_s);
+        add(cls, "X-RateLimit-Reset", v);
+    }
+    if (atomic_load(&r->srv->draining))
+        add(cls, "Connection", "close");
+}
+
+static bool changes_state(const char *m)
+{
+    return strcmp(m, "GET") != 0 && strcmp(m, "HEAD") != 0 && strcmp(m, "OPTIONS") != 0;
+}
+
+void http__req_complete(http_req *r)
+{
+    http_server *s = r->srv;
+    uint64_t dur = md_now_ns() - r->start_ns;
+    const http_route *rt = r->match.route;
+    http__metrics_observe(rt ? rt->stats : s->unmatched, r->fin_status, dur);
+    const char *route = rt ? rt->pattern : "";
+    if (s->o.access_log && md_log_get_level() <= MD_LOG_INFO) {
+        char st[16], ms[32], by[32];
+        snprintf(st, sizeof st, "%d", r->fin_status);
+        snprintf(ms, sizeof ms, "%.3f", (double)dur / 1e6);
+        snprintf(by, sizeof by, "%llu", (unsigned long long)r->fin_bytes);
+        md_log_fields_raw(MD_LOG_INFO, "request",
+                          (const char *const[]){"request_id", r->id, "method", r->method, "route", route,
+                                                "path", r->path, "#status", st, "#duration_ms", ms, "#bytes", by,
+                                                "client_ip", r->ip, "key_id", r->ident.key_id, NULL});
+    }
+    if (rt && r->authed && s->o.hooks.audit && !(rt->flags & HTTP_NO_AUDIT) && changes_state(r->method)) {
+        http_audit_entry e = {r->id, r->ident.key_id, r->method, route, r->path, r->ip, r->fin_status, md_wall_ms()};
+        s->o.hooks.audit(s->o.hooks.ctx, &e);
+    }
+}

@@ -1,0 +1,225 @@
+/* http_int.h - internals shared by the files of src/http/ (not for handlers: use http.h).
+ *
+ * Invariants:
+ *   1. A request is touched by one thread at a time: the I/O thread until a HEAVY handler is
+ *      queued, then the compute worker until it hands the request back under s->watch_mu (state
+ *      QUEUED -> DONE) and resumes the connection. If the deadline passes first, the reaper moves
+ *      the request QUEUED -> TIMEDOUT and resumes it; from then on the worker still owns the
+ *      arena and the response fields, and the I/O thread answers 504 using only the fin_* fields
+ *      and memory of its own.
+ *   2. A request is freed when its last reference goes: one held by libmicrohttpd until the
+ *      completion callback, one by the compute pool while a job is queued or running.
+ *   3. Strings in a request (method, path, params, headers of a detached request) live in its
+ *      arena or in libmicrohttpd's connection, both valid until the request is freed.
+ */
+#ifndef MD_HTTP_INT_H
+#define MD_HTTP_INT_H
+
+#include "base/clock.h"
+#include "http/http.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/types.h>
+
+struct MHD_Connection;
+struct MHD_Daemon;
+
+#define HTTP_MAX_SEGS 32
+#define HTTP_MAX_PARAMS 8
+#define HTTP_ID_MAX 64
+
+typedef struct http_kv {
+    const char *k, *v;
+} http_kv;
+
+/* ---- router (router.c) ---- */
+typedef enum { SEG_LIT, SEG_PARAM, SEG_REST } seg_kind;
+
+typedef struct http_seg {
+    seg_kind kind;
+    char *text; /* literal text or parameter name; owned */
+} http_seg;
+
+typedef struct http__route_stats http__route_stats;
+
+struct http_route {
+    char *method, *pattern; /* owned */
+    http_role role;
+    int flags;
+    http_handler_fn fn;
+    void *ctx;
+    size_t body_limit;
+    http_body_fn sink;
+    http_seg segs[HTTP_MAX_SEGS];
+    size_t nsegs;
+    char spec[HTTP_MAX_SEGS + 1]; /* specificity key: 'c' literal, 'b' param, 'a' rest */
+    http__route_stats *stats;     /* owned by the metrics registry */
+};
+
+typedef struct http_router {
+    http_route **routes;
+    size_t n, cap;
+} http_router;
+
+typedef struct http_match {
+    http_route *route;
+    size_t nparams;
+    http_kv params[HTTP_MAX_PARAMS]; /* values in the arena */
+    char allow[96];                  /* for 405: "GET, HEAD, POST" */
+} http_match;
+
+void http__router_init(http_router *rt);
+void http__router_free(http_router *rt);
+/* Parse and add; NULL with a log line on a bad pattern or duplicate. Ownership: kept by rt. */
+http_route *http__router_add(http_router *rt, const char *method, const char *pattern);
+/* Match a decoded path. 0: m->route set, params copied into a; MD_E_NOT_FOUND; or
+ * MD_E_METHOD_NOT_ALLOWED with m->allow filled. OPTIONS matches nothing but fills m->allow
+ * (returns MD_E_METHOD_NOT_ALLOWED) so the caller can answer a preflight. */
+int http__router_match(const http_router *rt, const char *method, const char *path, md_arena *a,
+                       http_match *m);
+
+/* ---- compute pool (pool.c): a bounded queue in front of N worker threads ---- */
+typedef struct http_pool http_pool;
+typedef void (*http_pool_fn)(void *arg);
+int http__pool_new(unsigned threads, unsigned queue, http_pool **out);
+/* Queue fn(arg). MD_E_OVERLOADED when the queue is full (nothing queued). */
+int http__pool_submit(http_pool *p, http_pool_fn fn, void *arg);
+size_t http__pool_depth(http_pool *p);
+/* Run what is queued, then join the workers. NULL is a no-op. */
+void http__pool_free(http_pool *p);
+
+/* ---- metrics (metrics.c) ---- */
+typedef struct http_metrics http_metrics;
+int http__metrics_new(http_metrics **out);
+void http__metrics_free(http_metrics *m);
+/* Stats block for one route (route NULL = requests that matched no route). */
+http__route_stats *http__metrics_route(http_metrics *m, const char *method, const char *pattern);
+void http__metrics_observe(http__route_stats *st, int status, uint64_t dur_ns);
+typedef struct http__server_gauges {
+    long inflight;
+    size_t queue_depth;
+    uint64_t queue_rejected, rate_limited, timeouts;
+    double uptime_s;
+} http__server_gauges;
+int http__metrics_render(http_metrics *m, const http__server_gauges *g, md_buf *out);
+/* Only the registration part is thread-unsafe; these are used from server.c. */
+http_counter *http__metrics_counter(http_metrics *m, const char *name, const char *help);
+http_gauge *http__metrics_gauge(http_metrics *m, const char *name, const char *help);
+int http__metrics_collector(http_metrics *m, http_collector_fn fn, void *ctx);
+
+/* ---- gzip (gzip.c) ---- */
+/* Does an Accept-Encoding value allow gzip (token present, q not 0)? */
+bool http__accepts_gzip(const char *accept_encoding);
+/* Is a content type worth compressing (text, JSON, SVG, JS, XML)? */
+bool http__compressible(const char *content_type);
+/* gzip src into the arena: 0 with *out and *out_len set, or MD_E_NOMEM / MD_E_INTERNAL. */
+int http__gzip(md_arena *a, const void *src, size_t len, void **out, size_t *out_len);
+
+/* ---- request ids (request.c) ---- */
+bool http__valid_request_id(const char *s);
+void http__new_request_id(char out[33]);
+
+/* ---- the request (request.c, server.c) ---- */
+typedef enum { REQ_RECEIVING, REQ_QUEUED, REQ_DONE, REQ_TIMEDOUT, REQ_SHUTDOWN } req_state;
+
+typedef struct http_hdr {
+    struct http_hdr *next;
+    const char *k, *v;
+} http_hdr;
+
+struct http_req {
+    http_server *srv;
+    struct MHD_Connection *conn; /* NULL for loopback */
+    md_arena *arena;
+    atomic_int refs;
+    const char *method, *path;
+    char id[HTTP_ID_MAX + 1];
+    char ip[48];
+    http_match match;
+    int match_rc;
+    /* headers/query copied into the arena: loopback requests and detached (heavy) ones */
+    bool detached;
+    http_kv *hdrs, *query;
+    size_t nhdrs, nquery;
+    /* body */
+    md_buf body;
+    size_t body_limit, body_seen, discarded;
+    int pending; /* md_code decided before the handler (auth, limits, body), 0 = none */
+    http_identity ident;
+    bool authed;   /* passed the auth stage of a non-public route */
+    bool rate_set; /* rate headers to add */
+    http_rate_info rate;
+    md_err err;
+    uint64_t start_ns, deadline_ns;
+    req_state state; /* under srv->watch_mu once queued */
+    struct http_req *wnext, *wprev;
+    void *user;
+    /* response as the handler built it (owned by whichever thread owns the request) */
+    bool replied;
+    int status;
+    const char *ctype;
+    const void *out;
+    size_t out_len;
+    void *out_malloced; /* free()d when the request is freed */
+    int out_fd;         /* -1 when none */
+    uint64_t out_fd_size;
+    http_hdr *rhdrs;
+    bool gzipped, vary_ae;
+    /* what was actually sent (written by the I/O thread only) */
+    int fin_status;
+    uint64_t fin_bytes;
+};
+
+/* Shared by server.c (MHD) and loopback.c. */
+struct http_server {
+    http_opts o;
+    char *host, *cors;
+    http_router router;
+    http_metrics *metrics;
+    http__route_stats *unmatched;
+    http_pool *pool;
+    struct MHD_Daemon *d;
+    uint16_t port;
+    uint64_t started_ns;
+    atomic_long inflight;
+    atomic_bool draining, started;
+    _Atomic uint64_t rate_limited, timeouts, queue_rejected;
+    pthread_mutex_t watch_mu;
+    pthread_cond_t watch_cv;
+    http_req *watch; /* queued heavy requests, for the reaper */
+    pthread_t reaper;
+    bool reaper_running, reaper_stop;
+    bool closing; /* under watch_mu: the final phase of a drain, no new suspensions */
+};
+
+/* Request lifetime. */
+http_req *http__req_new(http_server *s);
+void http__req_unref(http_req *r);
+/* Stages of the chain that do not depend on libmicrohttpd. */
+void http__req_begin(http_req *r, const char *method, const char *path);
+/* The stages run when headers are in: route, OPTIONS, body limit (content_length < 0: unknown),
+ * auth, rate limit. Sets r->pending on failure. Returns true when the request is answered
+ * already (preflight). */
+bool http__req_headers_in(http_req *r, long long content_length);
+/* Feed body bytes (after headers_in). Returns false when the connection should be dropped. */
+bool http__req_body_in(http_req *r, const char *data, size_t len);
+/* Run the handler (or render the pending error); ends with a reply set. */
+void http__req_run(http_req *r);
+/* After the reply: error body rendering, gzip, standard headers. Runs on the thread that owns
+ * the request (the worker for HEAVY routes). */
+void http__req_finalize(http_req *r);
+/* Render the error JSON into buf (no arena). Returns length. */
+size_t http__error_json(char *buf, size_t cap, int code, const char *field, const char *msg,
+                        const char *request_id);
+/* Headers every answer carries (request id, CORS, rate limit, Connection: close when draining),
+ * passed to add(name, value, cls). Uses no arena memory. */
+void http__std_headers(http_req *r, void (*add)(void *cls, const char *k, const char *v), void *cls);
+/* The end of a request: metrics, access log, audit. */
+void http__req_complete(http_req *r);
+/* Look up a header/query argument of a request attached to a connection (server.c). */
+const char *http__conn_value(struct MHD_Connection *c, int kind, const char *name);
+/* Copy all headers and query args into the arena (before handing r to another thread). */
+int http__req_detach(http_req *r);
+
+#endif
