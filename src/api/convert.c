@@ -1,0 +1,391 @@
+/* convert.c - the conversion API v1: registration, POST /api/upload, GET /api/results/{id}
+ * and GET /api/presets. POST /api/convert itself is in convert_run.c.
+ *
+ * Upload checks run in a fixed order, each with its own status, so a client learns the first
+ * thing wrong with its file: size (413) -> type by magic bytes (415) -> dimensions (400) ->
+ * decodability (400). Only then are the bytes stored, once per content hash (the store
+ * deduplicates blobs); the client's filename is kept as metadata only.
+ *
+ * Invariants:
+ *   1. Handlers choose no status codes: every failure is an md_code with the offending field.
+ *   2. Nothing from a request reaches a file path: blobs are named by hash, results by id
+ *      (validated by the store), and the web page is served from memory.
+ *   3. The store reference taken at registration lives until api_convert_free, which runs after
+ *      the server (and so every handler) has stopped.
+ */
+#include "api/convert_int.h"
+#include "api/multipart.h"
+
+#include "base/log.h"
+#include "vectorize/vec.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+const char *const api__converter_names[CV__COUNT] = {"vtracer", "potrace", "smart"};
+
+/* Room for the multipart envelope (boundaries, part headers, other small fields) on top of the
+ * largest accepted file, so a file just under the limit still fits in the body. */
+#define ENVELOPE_SLACK (64u << 10)
+
+/* ---- options ----------------------------------------------------------------------------- */
+
+static int64_t env_i64(const char *name, int64_t dflt)
+{
+    const char *v = getenv(name);
+    char *end = NULL;
+    if (v == NULL || *v == '\0')
+        return dflt;
+    long long x = strtoll(v, &end, 10);
+    if (*end != '\0' || x <= 0) {
+        md_log(MD_LOG_WARN, "ignoring %s=%s (expected a positive integer)", name, v);
+        return dflt;
+    }
+    return x;
+}
+
+api_convert_opts api_convert_opts_default(void)
+{
+    api_convert_opts o = {0};
+    o.upload_max_bytes = (size_t)env_i64("MODELD_UPLOAD_MAX_BYTES", 20ll << 20);
+    o.result_ttl_ms = env_i64("MODELD_RESULT_TTL_S", 24 * 3600) * 1000;
+    o.cache_entries = (size_t)env_i64("MODELD_CONVERT_CACHE_ENTRIES", 256);
+    o.cache_max_bytes = 64u << 20;
+    o.cache_ttl_ms = env_i64("MODELD_CONVERT_CACHE_TTL_S", 600) * 1000;
+    o.web_dir = getenv("MODELD_WEB_DIR");
+    o.limits = img_limits_default();
+    return o;
+}
+
+void api__iso_time(int64_t ms, char out[32])
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* ---- POST /api/upload ---------------------------------------------------------------------- */
+
+typedef struct upload_in {
+    const uint8_t *data;
+    size_t len;
+    char filename[256];
+} upload_in;
+
+/* The image bytes and filename of an upload: a multipart "file" part or a raw body whose Content-Type is image/.... */
+static int upload_input(http_req *req, upload_in *in)
+{
+    md_err *err = http_req_err(req);
+    const char *ct = http_req_header(req, "Content-Type");
+    const void *body = http_req_body(req, &in->len);
+    if (body == NULL || in->len == 0)
+        return md_fail(err, MD_E_MISSING_FIELD, "file", "the request has no body: send the image as "
+                       "multipart/form-data field \"file\" or as a raw image/* body");
+    if (ct && strncasecmp(ct, "image/", 6) == 0) {
+        const char *name = http_req_query(req, "filename");
+        in->data = body;
+        mp_sanitize_filename(name ? name : "", name ? strlen(name) : 0, in->filename,
+                             sizeof in->filename);
+        return MD_OK;
+    }
+    char boundary[MP_BOUNDARY_MAX + 1];
+    mp_part part;
+    int rc = mp_boundary(ct, boundary, sizeof boundary, err);
+    if (rc == MD_OK)
+        rc = mp_find(body, in->len, boundary, "file", &part, err);
+    if (rc != MD_OK)
+        return rc;
+    in->data = part.data;
+    in->len = part.len;
+    memcpy(in->filename, part.filename, sizeof in->filename);
+    return MD_OK;
+}
+
+/* The checks, in the documented order. On success fmt, w, h describe the image. */
+static int upload_check(const api_convert *c, const upload_in *in, img_format *fmt, int *w, int *h,
+                        md_err *err)
+{
+    if (in->len > c->o.upload_max_bytes)
+        return md_fail(err, MD_E_TOO_LARGE, "file", "the file is %zu bytes; the limit is %zu bytes",
+                       in->len, c->o.upload_max_bytes);
+    if (in->len == 0)
+        return md_fail(err, MD_E_MISSING_FIELD, "file", "the file is empty");
+    if (img_sniff(in->data, in->len) == IMG_FMT_UNKNOWN)
+        return md_fail(err, MD_E_UNSUPPORTED_FORMAT, "file",
+                       "the file is not a PNG, JPEG, WebP, BMP or TIFF image (checked by its content, "
+                       "not its name or Content-Type)");
+    int rc = img_probe(in->data, in->len, &c->o.limits, fmt, w, h, err);
+    if (rc != MD_OK)
+        return rc;
+    md_image *img = NULL;
+    rc = img_decode(in->data, in->len, &c->o.limits, &img, err);
+    img_free(img);
+    return rc;
+}
+
+static int upload_handler(http_req *req, void *ctx)
+{
+    api_convert *c = ctx;
+    md_err *err = http_req_err(req);
+    upload_in in = {0};
+    img_format fmt = IMG_FMT_UNKNOWN;
+    store_upload meta = {0}, up;
+    int rc = upload_input(req, &in);
+    if (rc == MD_OK)
+        rc = upload_check(c, &in, &fmt, &meta.width, &meta.height, err);
+    if (rc != MD_OK)
+        return rc;
+    if (in.filename[0] == '\0')
+        snprintf(in.filename, sizeof in.filename, "image.%s", img_format_name(fmt));
+    memcpy(meta.filename, in.filename, sizeof meta.filename);
+    snprintf(meta.format, sizeof meta.format, "%s", img_format_name(fmt));
+    rc = store_uploads_create(c->st, in.data, in.len, &meta, &up, err);
+    if (rc != MD_OK)
+        return rc;
+    atomic_fetch_add(&c->uploads, 1);
+    json_t *j = json_pack("{s:b, s:s, s:s, s:s, s:i, s:i, s:I}", "success", 1, "file_id", up.file_id,
+                          "filename", up.filename, "format", up.format, "width", up.width,
+                          "height", up.height, "size_bytes", (json_int_t)up.size);
+    return j ? http_reply_json(req, 200, j) : MD_E_NOMEM;
+}
+
+/* ---- GET /api/results/{id} and {id}.svg -------------------------------------------------- */
+
+/* A header-safe download name: the upload's base name with ".svg", ASCII letters, digits and
+ * ._- only (anything else becomes '_'). */
+static void download_name(const char *filename, const char *fallback, char *out, size_t cap)
+{
+    const char *base = filename && *filename ? filename : fallback;
+    size_t n = strlen(base);
+    const char *dot = strrchr(base, '.');
+    if (dot && dot != base)
+        n = (size_t)(dot - base);
+    if (n > cap - 5)
+        n = cap - 5;
+    for (size_t i = 0; i < n; i++) {
+        char ch = base[i];
+        int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+                 ch == '.' || ch == '_' || ch == '-';
+        out[i] = ok ? ch : '_';
+    }
+    strcpy(out + n, ".svg");
+}
+
+static int result_svg(http_req *req, api_convert *c, const store_result *r, json_t *meta)
+{
+    char path[4096], disp[400], name[200];
+    int rc = store_blob_path(c->st, r->svg_sha256, path, sizeof path, http_req_err(req));
+    if (rc != MD_OK)
+        return rc;
+    download_name(json_string_value(json_object_get(meta, "filename")), r->result_id, name,
+                  sizeof name);
+    snprintf(disp, sizeof disp, "attachment; filename=\"%s\"", name);
+    http_reply_header(req, "Content-Disposition", disp);
+    http_reply_header(req, "Cache-Control", "private, max-age=3600");
+    http_reply_header(req, "X-Content-Type-Options", "nosniff");
+    rc = http_reply_file(req, 200, "image/svg+xml", path);
+    /* A result row whose blob is gone was swept between the two reads: report it as expired. */
+    return rc == MD_E_FILE_NOT_FOUND
+               ? md_fail(http_req_err(req), MD_E_NOT_FOUND, "id", "no such result (it may have expired)")
+               : rc;
+}
+
+static int result_json(http_req *req, api_convert *c, const store_result *r, json_t *meta)
+{
+    uint8_t *svg = NULL;
+    size_t n = 0;
+    int rc = store_blob_read(c->st, r->svg_sha256, (size_t)r->svg_bytes + 1, &svg, &n,
+                             http_req_err(req));
+    if (rc != MD_OK)
+        return rc == MD_E_FILE_NOT_FOUND ? md_fail(http_req_err(req), MD_E_NOT_FOUND, "id",
+                                                   "no such result (it may have expired)")
+                                         : rc;
+    char created[32], expires[32];
+    api__iso_time(r->created_ms, created);
+    api__iso_time(r->expires_ms, expires);
+    json_t *j = json_pack("{s:b, s:s, s:s, s:s%, s:s, s:s}", "success", 1, "result_id", r->result_id,
+                          "file_id", r->file_id, "svg", (const char *)svg, n, "created_at", created,
+                          "expires_at", expires);
+    free(svg);
+    if (j == NULL)
+        return md_fail(http_req_err(req), MD_E_INTERNAL, NULL, "the stored SVG is not valid text");
+    json_object_del(meta, "filename");
+    json_object_update(j, meta);
+    http_reply_header(req, "Cache-Control", "private, max-age=3600");
+    return http_reply_json(req, 200, j);
+}
+
+static int results_handler(http_req *req, void *ctx)
+{
+    api_convert *c = ctx;
+    md_err *err = http_req_err(req);
+    const char *p = http_req_param(req, "id");
+    size_t n = p ? strlen(p) : 0;
+    int want_svg = n > 4 && strcmp(p + n - 4, ".svg") == 0;
+    char id[STORE_RESULT_ID_MAX];
+    if (want_svg)
+        n -= 4;
+    if (n == 0 || n >= sizeof id)
+        return md_fail(err, MD_E_NOT_FOUND, "id", "no such result");
+    memcpy(id, p, n);
+    id[n] = '\0';
+    store_result r;
+    char *meta_text = NULL;
+    int rc = store_results_get(c->st, id, &r, &meta_text, err);
+    if (rc != MD_OK)
+        return rc == MD_E_NOT_FOUND || rc == MD_E_FILE_NOT_FOUND || rc == MD_E_INVALID_PARAM
+                   ? md_fail(err, MD_E_NOT_FOUND, "id", "no such result (it may have expired)")
+                   : rc;
+    json_t *meta = json_loads(meta_text, 0, NULL);
+    free(meta_text);
+    if (!json_is_object(meta)) {
+        json_decref(meta);
+        return md_fail(err, MD_E_INTERNAL, NULL, "the stored result is damaged");
+    }
+    rc = want_svg ? result_svg(req, c, &r, meta) : result_json(req, c, &r, meta);
+    json_decref(meta);
+    return rc;
+}
+
+/* ---- GET /api/presets ---------------------------------------------------------------------- */
+
+static int presets_handler(http_req *req, void *ctx)
+{
+    (void)ctx;
+    static const char *const names[] = {"default", "quality", "fast", "bw"};
+    json_t *all = json_object();
+    md_buf b;
+    md_buf_init(&b, 1 << 16);
+    int rc = all ? MD_OK : MD_E_NOMEM;
+    for (size_t i = 0; rc == MD_OK && i < sizeof names / sizeof names[0]; i++) {
+        vec_params p;
+        md_buf_reset(&b);
+        rc = vec_params_preset(names[i], &p, http_req_err(req));
+        if (rc == MD_OK)
+            rc = vec_params_to_json(&p, &b);
+        json_t *pj = rc == MD_OK ? json_loads(b.data, 0, NULL) : NULL;
+        if (rc == MD_OK && (pj == NULL || json_object_set_new(all, names[i], pj) != 0))
+            rc = MD_E_NOMEM;
+    }
+    md_buf_free(&b);
+    if (rc != MD_OK) {
+        json_decref(all);
+        return rc;
+    }
+    http_reply_header(req, "Cache-Control", "private, max-age=300");
+    return http_reply_json(req, 200, json_pack("{s:b, s:o}", "success", 1, "presets", all));
+}
+
+/* ---- metrics ------------------------------------------------------------------------------ */
+
+static void metrics_collect(md_buf *out, void *ctx)
+{
+    api_convert *c = ctx;
+    cv_cache_stats s;
+    cv_cache_stats_get(c->cache, &s);
+    md_buf_printf(out,
+                  "# HELP modeld_convert_cache_hits_total Conversions answered from the in-memory cache.\n"
+                  "# TYPE modeld_convert_cache_hits_total counter\nmodeld_convert_cache_hits_total %llu\n"
+                  "# HELP modeld_convert_cache_misses_total Conversions not found in the cache.\n"
+                  "# TYPE modeld_convert_cache_misses_total counter\nmodeld_convert_cache_misses_total %llu\n"
+                  "# HELP modeld_convert_cache_evictions_total Cache entries evicted to stay in bounds.\n"
+                  "# TYPE modeld_convert_cache_evictions_total counter\nmodeld_convert_cache_evictions_total %llu\n"
+                  "# HELP modeld_convert_cache_entries Answers held in the conversion cache.\n"
+                  "# TYPE modeld_convert_cache_entries gauge\nmodeld_convert_cache_entries %zu\n"
+                  "# HELP modeld_convert_cache_bytes Bytes held in the conversion cache.\n"
+                  "# TYPE modeld_convert_cache_bytes gauge\nmodeld_convert_cache_bytes %zu\n"
+                  "# HELP modeld_uploads_total Images accepted by POST /api/upload.\n"
+                  "# TYPE modeld_uploads_total counter\nmodeld_uploads_total %lu\n"
+                  "# HELP modeld_conversions_total Conversions run (cache misses), by converter.\n"
+                  "# TYPE modeld_conversions_total counter\n",
+                  (unsigned long long)s.hits, (unsigned long long)s.misses,
+                  (unsigned long long)s.evictions, s.entries, s.bytes, atomic_load(&c->uploads));
+    for (int i = 0; i < CV__COUNT; i++)
+        md_buf_printf(out, "modeld_conversions_total{converter=\"%s\"} %lu\n", api__converter_names[i],
+                      atomic_load(&c->converts[i]));
+    md_buf_printf(out,
+                  "# HELP modeld_conversion_failures_total Conversions that failed after validation.\n"
+                  "# TYPE modeld_conversion_failures_total counter\nmodeld_conversion_failures_total %lu\n",
+                  atomic_load(&c->convert_failures));
+}
+
+/* ---- registration --------------------------------------------------------------------------- */
+
+static int add_routes(http_server *srv, api_convert *c, md_err *err)
+{
+    http_route *up = http_route_add(srv, "POST", "/api/upload", HTTP_ROLE_WRITE, HTTP_HEAVY,
+                                    upload_handler, c);
+    http_route *cv = http_route_add(srv, "POST", "/api/convert", HTTP_ROLE_WRITE, HTTP_HEAVY,
+                                    api__convert_handler, c);
+    http_route *rs = http_route_add(srv, "GET", "/api/results/{id}", HTTP_ROLE_READ, HTTP_LIGHT,
+                                    results_handler, c);
+    http_route *pr = http_route_add(srv, "GET", "/api/presets", HTTP_ROLE_READ, HTTP_LIGHT,
+                                    presets_handler, c);
+    if (!up || !cv || !rs || !pr)
+        return md_fail(err, MD_E_INTERNAL, NULL, "cannot add the conversion routes");
+    http_route_body_limit(up, c->o.upload_max_bytes + ENVELOPE_SLACK);
+    http_route_body_limit(cv, 1u << 20);
+    return http_metrics_collector(srv, metrics_collect, c);
+}
+
+/* The page is optional: a server without web/ still serves the API. */
+static int add_web(http_server *srv, api_convert *c, md_err *err)
+{
+    md_err e2 = {0};
+    if (c->o.no_web)
+        return MD_OK;
+    if (api_webui_find_dir(c->o.web_dir, c->web_dir, sizeof c->web_dir, &e2) != MD_OK ||
+        api_webui_load(c->web_dir, &c->ui, &e2) != MD_OK) {
+        md_log(MD_LOG_WARN, "web page not served: %s", md_err_message(&e2));
+        return MD_OK;
+    }
+    return api_webui_register(srv, c->ui, err);
+}
+
+int api_convert_register(http_server *srv, store *st, const api_convert_opts *o,
+                         api_convert **out, md_err *err)
+{
+    api_convert *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return MD_E_NOMEM;
+    c->o = o ? *o : api_convert_opts_default();
+    if (c->o.upload_max_bytes == 0)
+        c->o.upload_max_bytes = 20u << 20;
+    if (c->o.result_ttl_ms <= 0)
+        c->o.result_ttl_ms = 24ll * 3600 * 1000;
+    if (c->o.limits.max_width == 0)
+        c->o.limits = img_limits_default();
+    cv_cache_opts co = {.max_entries = c->o.cache_entries, .max_bytes = c->o.cache_max_bytes,
+                        .ttl_ms = c->o.cache_ttl_ms};
+    if (co.ttl_ms <= 0)
+        co.ttl_ms = 600000;
+    if (co.ttl_ms > c->o.result_ttl_ms) /* a cached answer must not outlive its result */
+        co.ttl_ms = c->o.result_ttl_ms;
+    c->st = store_ref(st);
+    int rc = cv_cache_new(&co, &c->cache);
+    if (rc == MD_OK)
+        rc = add_routes(srv, c, err);
+    if (rc == MD_OK)
+        rc = add_web(srv, c, err);
+    if (rc != MD_OK) {
+        api_convert_free(c);
+        return rc;
+    }
+    *out = c;
+    return MD_OK;
+}
+
+void api_convert_free(api_convert *c)
+{
+    if (c == NULL)
+        return;
+    cv_cache_free(c->cache);
+    api_webui_free(c->ui);
+    store_unref(c->st);
+    free(c);
+}

@@ -1,0 +1,34 @@
+/* convert_int.h - what the files of the conversion API share (convert.c: registration, upload,
+ * results, presets; convert_run.c: POST /api/convert). Nothing outside src/api includes it. */
+#ifndef MD_API_CONVERT_INT_H
+#define MD_API_CONVERT_INT_H
+
+#include "api/convert.h"
+#include "api/convert_cache.h"
+#include "api/webui.h"
+
+#include <stdatomic.h>
+
+enum { CV_VTRACER = 0, CV_POTRACE, CV_SMART, CV__COUNT };
+
+struct api_convert {
+    store *st;                      /* one reference, dropped by api_convert_free */
+    api_convert_opts o;
+    char web_dir[4096];
+    cv_cache *cache;                /* owned */
+    api_webui *ui;                  /* owned; NULL when the page is not served */
+    atomic_ulong uploads;           /* accepted uploads */
+    atomic_ulong converts[CV__COUNT]; /* conversions run (cache misses), by converter */
+    atomic_ulong convert_failures;
+};
+
+/* POST /api/convert (convert_run.c). ctx is the api_convert. */
+int api__convert_handler(http_req *req, void *ctx);
+
+/* The converter names, indexed by CV_*. */
+extern const char *const api__converter_names[CV__COUNT];
+
+/* Format a wall-clock ms time as ISO 8601 UTC ("2026-11-23T21:04:05Z") into out[32]. */
+void api__iso_time(int64_t ms, char out[32]);
+
+#endif
