@@ -10,6 +10,7 @@
  */
 #include "cli/cli.h"
 
+#include "api/convert.h"
 #include "api/platform.h"
 #include "auth/auth.h"
 #include "auth/ratelimit.h"
@@ -32,6 +33,7 @@ typedef struct serve_ctx {
     auth *au;
     rl_limiter *rl;
     api_platform *plat;
+    api_convert *conv; /* upload/convert/results and the web page (issue 4) */
     http_server *srv;
 } serve_ctx;
 
@@ -105,7 +107,9 @@ static int start_http(serve_ctx *c)
                     .max_connections = (unsigned)cfg->max_connections, .cors_origins = cfg->cors_origins,
                     .access_log = cfg->access_log};
     api_platform_hooks(c->plat, &ho.hooks);
-    if (http_server_new(&ho, &c->srv, &e) != MD_OK || api_platform_register(c->plat, c->srv, &e) != MD_OK)
+    api_convert_opts co = api_convert_opts_default();
+    if (http_server_new(&ho, &c->srv, &e) != MD_OK || api_platform_register(c->plat, c->srv, &e) != MD_OK ||
+        api_convert_register(c->srv, c->st, &co, &c->conv, &e) != MD_OK)
         return fail("cannot set up the HTTP server", &e, 1);
     if (http_server_start(c->srv, &e) != MD_OK)
         return fail("cannot start the HTTP server", &e, e.code == MD_E_INVALID_PARAM ? 2 : 1);
@@ -153,6 +157,7 @@ static void shutdown_all(serve_ctx *c, int sig)
             md_log(MD_LOG_WARN, "drain timeout: %d requests were still running", left);
     }
     http_server_free(c->srv);
+    api_convert_free(c->conv);
     api_platform_free(c->plat);
     rl_free(c->rl);
     auth_close(c->au);
