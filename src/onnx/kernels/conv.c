@@ -1,0 +1,677 @@
+/* conv.c - convolution chains on oneDNN: primitives built once, run many times, from many threads.
+ *
+ * A chain is one or more Conv/ConvTranspose stages, stage i+1 reading stage i's output. At build
+ * time every stage gets a oneDNN primitive whose src/dst layouts are left to oneDNN ("any"), so
+ * it picks its fastest (blocked nChw16c on avx512); the weights are reordered once into the
+ * layout it wants. The chain then compiles to a short program of steps: reorder the input if the
+ * first primitive wants another layout, run each conv (with its activation fused as a post-op),
+ * reorder between stages only when the layouts differ, and reorder the result back to plain NCHW.
+ * Intermediates live in two ping-pong slots of the caller's scratch.
+ *
+ * Invariants:
+ *  1. After onnx__conv_new the object is read-only except `pool`, a mutex-guarded free list of
+ *     execution contexts (a oneDNN stream and one memory object per step argument). A run takes
+ *     a context, points the memory objects at this run's buffers, and gives it back, so
+ *     concurrent runs never share a memory object and warm runs allocate nothing.
+ *  2. Every primitive uses a user-managed scratchpad (the B_PAD region of the caller's scratch),
+ *     which is what makes concurrent execution of one primitive safe in oneDNN.
+ *  3. A step reads one buffer and writes another: the ping-pong slot written is never the one
+ *     read.
+ *  4. When any stage has no oneDNN implementation, the whole chain runs on the direct loops
+ *     (conv_direct.c) with plain intermediates; results are the same up to rounding.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <oneapi/dnnl/dnnl.h>
+
+#include "onnx/kernels/kernels.h"
+
+#define MAX_ARGS 5
+#define ALIGN 64
+
+/* Where a step argument's data is at run time. */
+enum bufref { B_X, B_Y, B_SLOT0, B_SLOT1, B_WRUN, B_BRUN, B_WSCR, B_PAD, B_CONST };
+
+typedef struct karg {
+    int arg;              /* DNNL_ARG_* */
+    int buf;              /* enum bufref */
+    const void *cptr;     /* B_CONST: owned by the chain */
+    dnnl_memory_desc_t md;
+} karg;
+
+typedef struct kstep {
+    dnnl_primitive_t prim;
+    int nargs;
+    karg args[MAX_ARGS];
+} kstep;
+
+typedef struct exec_ctx {
+    struct exec_ctx *next;
+    dnnl_stream_t stream;
+    dnnl_memory_t *mem;      /* nsteps * MAX_ARGS */
+    dnnl_exec_arg_t *eargs;  /* nsteps * MAX_ARGS */
+} exec_ctx;
+
+struct onnx__conv {
+    int nstages;
+    onnx_kconv_geom *geoms;
+    int runtime_weights;
+    int dnnl;                /* 0: direct loops */
+    int nsteps;
+    kstep *steps;
+    void **owned;            /* weights/bias buffers in oneDNN layout, freed with the chain */
+    int nowned;
+    const float **pw, **pb;  /* direct loops: plain weights/bias per stage (in owned) */
+    size_t slot_bytes, wscr_bytes, pad_bytes;
+    pthread_mutex_t mu;
+    exec_ctx *pool;
+};
+
+static dnnl_engine_t g_engine;
+static pthread_once_t g_engine_once = PTHREAD_ONCE_INIT;
+
+/* One CPU engine for the process: it is stateless and shared by every primitive. */
+static void engine_init(void)
+{
+    if (dnnl_engine_create(&g_engine, dnnl_cpu, 0) != dnnl_success)
+        g_engine = NULL;
+}
+
+static size_t round_up(size_t n)
+{
+    return (n + ALIGN - 1) / ALIGN * ALIGN;
+}
+
+static int64_t plane(const onnx_kconv_geom *g, int out)
+{
+    int64_t p = 1;
+    for (int i = 0; i < g->nsp; i++)
+        p *= out ? g->out[i] : g->in[i];
+    return p;
+}
+
+/* ---- memory descriptors ---------------------------------------------------------------------- */
+
+/* Plain NC<spatial> descriptor of a stage's input (out=0) or output (out=1). */
+static int act_md(const onnx_kconv_geom *g, int out, dnnl_memory_desc_t *md)
+{
+    dnnl_dims_t dims;
+    dims[0] = g->n;
+    dims[1] = out ? g->oc : g->ic;
+    for (int i = 0; i < g->nsp; i++)
+        dims[2 + i] = out ? g->out[i] : g->in[i];
+    static const dnnl_format_tag_t tags[] = {dnnl_ncw, dnnl_nchw, dnnl_ncdhw};
+    return dnnl_memory_desc_init_by_tag(md, g->nsp + 2, dims, dnnl_f32, tags[g->nsp - 1]) ==
+                   dnnl_success ? 0 : -1;
+}
+
+static int any_md(const dnnl_memory_desc_t *plain, dnnl_memory_desc_t *md)
+{
+    return dnnl_memory_desc_init_by_tag(md, plain->ndims, plain->dims, dnnl_f32,
+                                        dnnl_format_tag_any) == dnnl_success ? 0 : -1;
+}
+
+/* ONNX weights as a oneDNN descriptor. oneDNN's logical order is (G,) O, I, k...; ONNX stores
+ * Conv as [G][O][I][k] and ConvTranspose as [G][I][O][k], so strides describe either layout. */
+static int wei_md(const onnx_kconv_geom *g, dnnl_memory_desc_t *md)
+{
+    int64_t ocg = g->oc / g->group, icg = g->ic / g->group, ksz = 1;
+    dnnl_dims_t dims, strides;
+    int grouped = g->group > 1, nd = g->nsp + 2 + grouped, o = grouped, i = grouped + 1;
+    for (int s = g->nsp - 1; s >= 0; s--) {
+        dims[i + 1 + s] = g->k[s];
+        strides[i + 1 + s] = ksz;
+        ksz *= g->k[s];
+    }
+    dims[o] = ocg;
+    dims[i] = icg;
+    strides[o] = g->transpose ? ksz : icg * ksz;
+    strides[i] = g->transpose ? ocg * ksz : ksz;
+    if (grouped) {
+        dims[0] = g->group;
+        strides[0] = ocg * icg * ksz;
+    }
+    return dnnl_memory_desc_init_by_strides(md, nd, dims, dnnl_f32, strides) == dnnl_success
+               ? 0 : -1;
+}
+
+static int bias_md(const onnx_kconv_geom *g, dnnl_memory_desc_t *md)
+{
+    dnnl_dims_t dims = {g->oc};
+    return dnnl_memory_desc_init_by_tag(md, 1, dims, dnnl_f32, dnnl_a) == dnnl_success ? 0 : -1;
+}
+
+/* ---- primitive descriptors ------------------------------------------------------------------- */
+
+static dnnl_primitive_attr_t make_attr(const onnx_kact *act)
+{
+    dnnl_primitive_attr_t attr = NULL;
+    if (dnnl_primitive_attr_create(&attr) != dnnl_success)
+        return NULL;
+    dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
+    if (act == NULL || act->kind == ONNX_KACT_NONE)
+        return attr;
+    dnnl_alg_kind_t alg = dnnl_eltwise_relu;
+    float alpha = 0.0f, beta = 0.0f;
+    switch (act->kind) {
+    case ONNX_KACT_LEAKY: alpha = act->alpha; break;
+    case ONNX_KACT_CLIP: alg = dnnl_eltwise_clip_v2; alpha = act->alpha; beta = act->beta; break;
+    case ONNX_KACT_SIGMOID: alg = dnnl_eltwise_logistic; break;
+    case ONNX_KACT_TANH: alg = dnnl_eltwise_tanh; break;
+    default: break;
+    }
+    dnnl_post_ops_t po = NULL;
+    int ok = dnnl_post_ops_create(&po) == dnnl_success &&
+             dnnl_post_ops_append_eltwise(po, 1.0f, alg, alpha, beta) == dnnl_success &&
+             dnnl_primitive_attr_set_post_ops(attr, po) == dnnl_success;
+    dnnl_post_ops_destroy(po);
+    if (!ok) {
+        dnnl_primitive_attr_destroy(attr);
+        return NULL;
+    }
+    return attr;
+}
+
+/* The primitive descriptor of one stage, src/dst/weights layouts chosen by oneDNN. NULL when
+ * oneDNN has no implementation (the caller then falls back to direct loops). */
+static dnnl_primitive_desc_t stage_pd(const onnx_kconv_geom *g)
+{
+    dnnl_memory_desc_t src, dst, wei, bia, psrc, pdst, pwei;
+    if (act_md(g, 0, &psrc) || act_md(g, 1, &pdst) || wei_md(g, &pwei) || bias_md(g, &bia) ||
+        any_md(&psrc, &src) || any_md(&pdst, &dst) || any_md(&pwei, &wei))
+        return NULL;
+    dnnl_dims_t st, dl, pl, pr;
+    for (int i = 0; i < g->nsp; i++) {
+        st[i] = g->stride[i];
+        dl[i] = g->dil[i] - 1; /* oneDNN counts dilation from 0 */
+        pl[i] = g->pad_begin[i];
+        pr[i] = g->pad_end[i];
+        if (pr[i] < 0)
+            return NULL; /* output_padding past the padding: direct loops handle it */
+    }
+    const dnnl_memory_desc_t *pb = g->has_bias ? &bia : NULL;
+    union { dnnl_convolution_desc_t c; dnnl_deconvolution_desc_t d; } desc;
+    dnnl_status_t s = g->transpose
+        ? dnnl_dilated_deconvolution_forward_desc_init(&desc.d, dnnl_forward_inference,
+              dnnl_deconvolution_direct, &src, &wei, pb, &dst, st, dl, pl, pr)
+        : dnnl_dilated_convolution_forward_desc_init(&desc.c, dnnl_forward_inference,
+              dnnl_convolution_direct, &src, &wei, pb, &dst, st, dl, pl, pr);
+    if (s != dnnl_success)
+        return NULL;
+    dnnl_primitive_attr_t attr = make_attr(&g->act);
+    if (attr == NULL)
+        return NULL;
+    dnnl_primitive_desc_t pd = NULL;
+    s = dnnl_primitive_desc_create(&pd, &desc, attr, g_engine, NULL);
+    dnnl_primitive_attr_destroy(attr);
+    return s == dnnl_success ? pd : NULL;
+}
+
+static const dnnl_memory_desc_t *pd_md(dnnl_primitive_desc_t pd, dnnl_query_t what)
+{
+    return dnnl_primitive_desc_query_md(pd, what, 0);
+}
+
+static size_t pd_scratch(dnnl_primitive_desc_t pd)
+{
+    const dnnl_memory_desc_t *md = pd_md(pd, dnnl_query_scratchpad_md);
+    return md ? dnnl_memory_desc_get_size(md) : 0;
+}
+
+/* ---- building the step program --------------------------------------------------------------- */
+
+static void step_arg(kstep *s, int arg, int buf, const dnnl_memory_desc_t *md, const void *cptr)
+{
+    if (md == NULL)
+        return; /* e.g. no scratchpad descriptor */
+    karg *a = &s->args[s->nargs++];
+    a->arg = arg;
+    a->buf = buf;
+    a->md = *md;
+    a->cptr = cptr;
+}
+
+static void note_slot(onnx__conv *c, const dnnl_memory_desc_t *md)
+{
+    size_t b = dnnl_memory_desc_get_size(md);
+    if (b > c->slot_bytes)
+        c->slot_bytes = b;
+}
+
+/* Append a reorder step from (buf_in, in) to (buf_out, out). */
+static int add_reorder(onnx__conv *c, int buf_in, const dnnl_memory_desc_t *in, int buf_out,
+                       const dnnl_memory_desc_t *out)
+{
+    dnnl_primitive_attr_t attr = make_attr(NULL);
+    dnnl_primitive_desc_t pd = NULL;
+    kstep *s = &c->steps[c->nsteps];
+    if (attr == NULL)
+        return -1;
+    dnnl_status_t st = dnnl_reorder_primitive_desc_create(&pd, in, g_engine, out, g_engine, attr);
+    dnnl_primitive_attr_destroy(attr);
+    if (st != dnnl_success)
+        return -1;
+    size_t pad = pd_scratch(pd);
+    c->pad_bytes = pad > c->pad_bytes ? pad : c->pad_bytes;
+    st = dnnl_primitive_create(&s->prim, pd);
+    if (st == dnnl_success) {
+        step_arg(s, DNNL_ARG_FROM, buf_in, in, NULL);
+        step_arg(s, DNNL_ARG_TO, buf_out, out, NULL);
+        step_arg(s, DNNL_ARG_SCRATCHPAD, B_PAD, pd_md(pd, dnnl_query_scratchpad_md), NULL);
+        c->nsteps++;
+    }
+    dnnl_primitive_desc_destroy(pd);
+    return st == dnnl_success ? 0 : -1;
+}
+
+static void *own(onnx__conv *c, size_t bytes)
+{
+    void *p = aligned_alloc(ALIGN, round_up(bytes ? bytes : 1));
+    if (p != NULL)
+        c->owned[c->nowned++] = p;
+    return p;
+}
+
+/* Reorder constant data from (src, plain md) into a new owned buffer in layout `want`, now. */
+static const void *reorder_const(onnx__conv *c, const float *src, const dnnl_memory_desc_t *plain,
+                                 const dnnl_memory_desc_t *want)
+{
+    void *dst = own(c, dnnl_memory_desc_get_size(want));
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_primitive_t prim = NULL;
+    dnnl_memory_t ms = NULL, md = NULL;
+    dnnl_stream_t stream = NULL;
+    int ok = dst != NULL &&
+             dnnl_reorder_primitive_desc_create(&pd, plain, g_engine, want, g_engine, NULL) ==
+                 dnnl_success &&
+             dnnl_primitive_create(&prim, pd) == dnnl_success &&
+             dnnl_memory_create(&ms, plain, g_engine, (void *)src) == dnnl_success &&
+             dnnl_memory_create(&md, want, g_engine, dst) == dnnl_success &&
+             dnnl_stream_create(&stream, g_engine, dnnl_stream_default_flags) == dnnl_success;
+    if (ok) {
+        dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, ms}, {DNNL_ARG_TO, md}};
+        ok = dnnl_primitive_execute(prim, stream, 2, args) == dnnl_success &&
+             dnnl_stream_wait(stream) == dnnl_success;
+    }
+    dnnl_stream_destroy(stream);
+    dnnl_memory_destroy(ms);
+    dnnl_memory_destroy(md);
+    dnnl_primitive_destroy(prim);
+    dnnl_primitive_desc_destroy(pd);
+    return ok ? dst : NULL;
+}
+
+/* Weights argument of stage si: constant (reordered now) or given per run (reordered per run
+ * into B_WSCR when oneDNN wants another layout). */
+static int stage_weights(onnx__conv *c, int si, dnnl_primitive_desc_t pd, const float *w,
+                         kstep *conv)
+{
+    dnnl_memory_desc_t plain;
+    const dnnl_memory_desc_t *want = pd_md(pd, dnnl_query_weights_md);
+    if (wei_md(&c->geoms[si], &plain))
+        return -1;
+    if (!c->runtime_weights) {
+        const void *p = reorder_const(c, w, &plain, want);
+        if (p == NULL)
+            return -1;
+        step_arg(conv, DNNL_ARG_WEIGHTS, B_CONST, want, p);
+        return 0;
+    }
+    if (dnnl_memory_desc_equal(&plain, want)) {
+        step_arg(conv, DNNL_ARG_WEIGHTS, B_WRUN, want, NULL);
+        return 0;
+    }
+    c->wscr_bytes = dnnl_memory_desc_get_size(want);
+    step_arg(conv, DNNL_ARG_WEIGHTS, B_WSCR, want, NULL);
+    return add_reorder(c, B_WRUN, &plain, B_WSCR, want);
+}
+
+static int stage_bias(onnx__conv *c, int si, const float *b, kstep *conv)
+{
+    const onnx_kconv_geom *g = &c->geoms[si];
+    dnnl_memory_desc_t md;
+    if (!g->has_bias)
+        return 0;
+    if (bias_md(g, &md))
+        return -1;
+    if (c->runtime_weights) {
+        step_arg(conv, DNNL_ARG_BIAS, B_BRUN, &md, NULL);
+        return 0;
+    }
+    void *p = own(c, (size_t)g->oc * sizeof(float));
+    if (p == NULL)
+        return -1;
+    memcpy(p, b, (size_t)g->oc * sizeof(float));
+    step_arg(conv, DNNL_ARG_BIAS, B_CONST, &md, p);
+    return 0;
+}
+
+static int other_slot(int buf)
+{
+    return buf == B_SLOT0 ? B_SLOT1 : B_SLOT0;
+}
+
+/* Compile stage si: input reorder if needed, weights, the conv itself. *cur / *cur_md track where
+ * the running activation is. */
+static int build_stage(onnx__conv *c, int si, const float *w, const float *b, int *cur,
+                       dnnl_memory_desc_t *cur_md)
+{
+    dnnl_primitive_desc_t pd = stage_pd(&c->geoms[si]);
+    if (pd == NULL)
+        return -1;
+    int rc = -1;
+    const dnnl_memory_desc_t *src = pd_md(pd, dnnl_query_src_md);
+    if (!dnnl_memory_desc_equal(src, cur_md)) {
+        int to = other_slot(*cur);
+        note_slot(c, src);
+        if (add_reorder(c, *cur, cur_md, to, src))
+            goto out;
+        *cur = to;
+    }
+    kstep conv = {0};
+    if (dnnl_primitive_create(&conv.prim, pd) != dnnl_success)
+        goto out;
+    step_arg(&conv, DNNL_ARG_SRC, *cur, src, NULL);
+    /* A per-run weight reorder is appended here, so it runs before the conv step below. */
+    if (stage_weights(c, si, pd, w, &conv) || stage_bias(c, si, b, &conv)) {
+        dnnl_primitive_destroy(conv.prim);
+        goto out;
+    }
+    const dnnl_memory_desc_t *dst = pd_md(pd, dnnl_query_dst_md);
+    dnnl_memory_desc_t plain_out;
+    int last = si == c->nstages - 1;
+    int to = other_slot(*cur);
+    if (last && act_md(&c->geoms[si], 1, &plain_out) == 0 &&
+        dnnl_memory_desc_equal(dst, &plain_out))
+        to = B_Y;
+    else
+        note_slot(c, dst);
+    step_arg(&conv, DNNL_ARG_DST, to, dst, NULL);
+    step_arg(&conv, DNNL_ARG_SCRATCHPAD, B_PAD, pd_md(pd, dnnl_query_scratchpad_md), NULL);
+    size_t pad = pd_scratch(pd);
+    c->pad_bytes = pad > c->pad_bytes ? pad : c->pad_bytes;
+    c->steps[c->nsteps++] = conv;
+    *cur = to;
+    *cur_md = *dst;
+    rc = 0;
+out:
+    dnnl_primitive_desc_destroy(pd);
+    return rc;
+}
+
+static int build_dnnl(onnx__conv *c, const float *const *w, const float *const *b)
+{
+    dnnl_memory_desc_t cur_md, plain_out;
+    int cur = B_X;
+    if (act_md(&c->geoms[0], 0, &cur_md))
+        return -1;
+    for (int si = 0; si < c->nstages; si++)
+        if (build_stage(c, si, w ? w[si] : NULL, b ? b[si] : NULL, &cur, &cur_md))
+            return -1;
+    if (cur == B_Y)
+        return 0;
+    if (act_md(&c->geoms[c->nstages - 1], 1, &plain_out))
+        return -1;
+    return add_reorder(c, cur, &cur_md, B_Y, &plain_out);
+}
+
+/* ---- lifetime ---------------------------------------------------------------------------------- */
+
+static void free_ctx(onnx__conv *c, exec_ctx *x)
+{
+    if (x == NULL)
+        return;
+    for (int i = 0; x->mem && i < c->nsteps * MAX_ARGS; i++)
+        dnnl_memory_destroy(x->mem[i]);
+    dnnl_stream_destroy(x->stream);
+    free(x->mem);
+    free(x->eargs);
+    free(x);
+}
+
+/* Drop the oneDNN program (used when the build fails half-way and we fall back to loops). */
+static void drop_steps(onnx__conv *c)
+{
+    for (int i = 0; i < c->nsteps; i++)
+        dnnl_primitive_destroy(c->steps[i].prim);
+    c->nsteps = 0;
+    for (int i = 0; i < c->nowned; i++)
+        free(c->owned[i]);
+    c->nowned = 0;
+    c->slot_bytes = c->wscr_bytes = c->pad_bytes = 0;
+}
+
+void onnx__conv_free(onnx__conv *c)
+{
+    if (c == NULL)
+        return;
+    while (c->pool != NULL) {
+        exec_ctx *x = c->pool;
+        c->pool = x->next;
+        free_ctx(c, x);
+    }
+    drop_steps(c);
+    pthread_mutex_destroy(&c->mu);
+    free(c->steps);
+    free(c->owned);
+    free(c->pw);
+    free(c->pb);
+    free(c->geoms);
+    free(c);
+}
+
+static int dnnl_disabled(void)
+{
+    const char *v = getenv("MODELD_ONNX_NO_DNNL");
+    return v != NULL && v[0] == '1';
+}
+
+/* Direct-loop chain: plain intermediates, one slot per ping-pong side. */
+static void setup_direct(onnx__conv *c)
+{
+    c->dnnl = 0;
+    for (int si = 0; si + 1 < c->nstages; si++) {
+        size_t b = (size_t)(c->geoms[si].n * c->geoms[si].oc * plane(&c->geoms[si], 1)) *
+                   sizeof(float);
+        c->slot_bytes = b > c->slot_bytes ? b : c->slot_bytes;
+    }
+}
+
+/* Direct loops with constant weights: keep plain copies (the caller's are borrowed). */
+static int keep_plain_weights(onnx__conv *c, const float *const *w, const float *const *b)
+{
+    for (int si = 0; si < c->nstages; si++) {
+        size_t nw = onnx__conv_weight_count(&c->geoms[si]) * sizeof(float);
+        float *pw = own(c, nw);
+        if (pw == NULL)
+            return -1;
+        memcpy(pw, w[si], nw);
+        c->pw[si] = pw;
+        if (!c->geoms[si].has_bias)
+            continue;
+        float *pb = own(c, (size_t)c->geoms[si].oc * sizeof(float));
+        if (pb == NULL)
+            return -1;
+        memcpy(pb, b[si], (size_t)c->geoms[si].oc * sizeof(float));
+        c->pb[si] = pb;
+    }
+    return 0;
+}
+
+static int check_chain(int n, const onnx_kconv_geom *g, const float *const *w, md_err *e)
+{
+    if (n < 1 || n > 64)
+        return md_fail(e, MD_E_INTERNAL, NULL, "conv chain of %d stages", n);
+    if (w == NULL && n != 1)
+        return md_fail(e, MD_E_INTERNAL, NULL, "run-time weights need a single-stage chain");
+    for (int i = 0; i < n; i++) {
+        int rc = onnx__conv_check(&g[i], e);
+        if (rc != MD_OK)
+            return rc;
+        if (i > 0 && (g[i].n != g[i - 1].n || g[i].ic != g[i - 1].oc ||
+                      g[i].nsp != g[i - 1].nsp ||
+                      memcmp(g[i].in, g[i - 1].out, sizeof(int64_t) * (size_t)g[i].nsp)))
+            return md_fail(e, MD_E_INVALID_PARAM, "W",
+                           "convolution %d does not take the previous one's output shape", i);
+    }
+    return MD_OK;
+}
+
+int onnx__conv_new(int n_stages, const onnx_kconv_geom *g, const float *const *w,
+                   const float *const *bias, onnx__conv **out, md_err *e)
+{
+    *out = NULL;
+    int rc = check_chain(n_stages, g, w, e);
+    if (rc != MD_OK)
+        return rc;
+    onnx__conv *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return md_fail(e, MD_E_NOMEM, NULL, "out of memory building a convolution");
+    pthread_mutex_init(&c->mu, NULL);
+    c->nstages = n_stages;
+    c->runtime_weights = w == NULL;
+    c->geoms = malloc(sizeof(*g) * (size_t)n_stages);
+    c->steps = calloc((size_t)n_stages * 3 + 1, sizeof(kstep));
+    c->owned = calloc((size_t)n_stages * 2, sizeof(void *));
+    c->pw = calloc((size_t)n_stages, sizeof(float *));
+    c->pb = calloc((size_t)n_stages, sizeof(float *));
+    if (c->geoms == NULL || c->steps == NULL || c->owned == NULL || c->pw == NULL ||
+        c->pb == NULL) {
+        onnx__conv_free(c);
+        return md_fail(e, MD_E_NOMEM, NULL, "out of memory building a convolution");
+    }
+    memcpy(c->geoms, g, sizeof(*g) * (size_t)n_stages);
+    pthread_once(&g_engine_once, engine_init);
+    c->dnnl = g_engine != NULL && !dnnl_disabled() && build_dnnl(c, w, bias) == 0;
+    if (!c->dnnl) {
+        drop_steps(c);
+        setup_direct(c);
+        if (!c->runtime_weights && keep_plain_weights(c, w, bias) != 0) {
+            onnx__conv_free(c);
+            return md_fail(e, MD_E_NOMEM, NULL, "out of memory building a convolution");
+        }
+    }
+    *out = c;
+    return MD_OK;
+}
+
+/* ---- running ----------------------------------------------------------------------------------- */
+
+size_t onnx__conv_scratch(const onnx__conv *c)
+{
+    return 2 * round_up(c->slot_bytes) + round_up(c->wscr_bytes) + round_up(c->pad_bytes);
+}
+
+int onnx__conv_uses_dnnl(const onnx__conv *c)
+{
+    return c->dnnl;
+}
+
+/* A context with one memory object per step argument, created on first use. */
+static exec_ctx *new_ctx(const onnx__conv *c)
+{
+    exec_ctx *x = calloc(1, sizeof(*x));
+    size_t n = (size_t)c->nsteps * MAX_ARGS;
+    if (x == NULL)
+        return NULL;
+    x->mem = calloc(n, sizeof(dnnl_memory_t));
+    x->eargs = calloc(n, sizeof(dnnl_exec_arg_t));
+    int ok = x->mem != NULL && x->eargs != NULL &&
+             dnnl_stream_create(&x->stream, g_engine, dnnl_stream_default_flags) == dnnl_success;
+    for (int s = 0; ok && s < c->nsteps; s++)
+        for (int a = 0; ok && a < c->steps[s].nargs; a++) {
+            dnnl_memory_t *m = &x->mem[s * MAX_ARGS + a];
+            ok = dnnl_memory_create(m, &c->steps[s].args[a].md, g_engine, DNNL_MEMORY_NONE) ==
+                 dnnl_success;
+            x->eargs[s * MAX_ARGS + a].arg = c->steps[s].args[a].arg;
+            x->eargs[s * MAX_ARGS + a].memory = *m;
+        }
+    if (!ok) {
+        free_ctx((onnx__conv *)c, x);
+        return NULL;
+    }
+    return x;
+}
+
+static exec_ctx *take_ctx(onnx__conv *c)
+{
+    pthread_mutex_lock(&c->mu);
+    exec_ctx *x = c->pool;
+    if (x != NULL)
+        c->pool = x->next;
+    pthread_mutex_unlock(&c->mu);
+    return x != NULL ? x : new_ctx(c);
+}
+
+static void give_ctx(onnx__conv *c, exec_ctx *x)
+{
+    pthread_mutex_lock(&c->mu);
+    x->next = c->pool;
+    c->pool = x;
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* The buffers of one run, indexed by enum bufref. */
+typedef struct run_bufs {
+    void *p[B_CONST];
+} run_bufs;
+
+static int run_steps(const onnx__conv *c, exec_ctx *x, const run_bufs *rb)
+{
+    for (int s = 0; s < c->nsteps; s++) {
+        const kstep *st = &c->steps[s];
+        for (int a = 0; a < st->nargs; a++) {
+            const karg *ka = &st->args[a];
+            void *p = ka->buf == B_CONST ? (void *)ka->cptr : rb->p[ka->buf];
+            if (dnnl_memory_set_data_handle(x->mem[s * MAX_ARGS + a], p) != dnnl_success)
+                return -1;
+        }
+        if (dnnl_primitive_execute(st->prim, x->stream, st->nargs, &x->eargs[s * MAX_ARGS]) !=
+            dnnl_success)
+            return -1;
+    }
+    return dnnl_stream_wait(x->stream) == dnnl_success ? 0 : -1;
+}
+
+static void run_direct(const onnx__conv *c, const float *x, const float *w, const float *bias,
+                       float *y, char *scratch)
+{
+    const float *cur = x;
+    for (int si = 0; si < c->nstages; si++) {
+        float *out = si == c->nstages - 1
+                         ? y
+                         : (float *)(scratch + (size_t)(si % 2) * round_up(c->slot_bytes));
+        const float *ws = c->runtime_weights ? w : c->pw[si];
+        const float *bs = c->runtime_weights ? bias : c->pb[si];
+        onnx__conv_direct(&c->geoms[si], cur, ws, c->geoms[si].has_bias ? bs : NULL, out);
+        cur = out;
+    }
+}
+
+int onnx__conv_run(const onnx__conv *c, const float *x, const float *w, const float *bias,
+                   float *y, void *scratch, md_err *e)
+{
+    if (c->runtime_weights && (w == NULL || (c->geoms[0].has_bias && bias == NULL)))
+        return md_fail(e, MD_E_INTERNAL, "W", "convolution run without its weights");
+    if (!c->dnnl) {
+        run_direct(c, x, w, bias, y, scratch);
+        return MD_OK;
+    }
+    char *s = scratch;
+    size_t slot = round_up(c->slot_bytes);
+    run_bufs rb = {.p = {
+        [B_X] = (void *)x, [B_Y] = y, [B_SLOT0] = s, [B_SLOT1] = s + slot,
+        [B_WRUN] = (void *)w, [B_BRUN] = (void *)bias, [B_WSCR] = s + 2 * slot,
+        [B_PAD] = s + 2 * slot + round_up(c->wscr_bytes)}};
+    onnx__conv *mc = (onnx__conv *)c; /* only the context pool is touched (invariant 1) */
+    exec_ctx *ctx = take_ctx(mc);
+    if (ctx == NULL)
+        return md_fail(e, MD_E_NOMEM, NULL, "out of memory running a convolution");
+    int rc = run_steps(c, ctx, &rb);
+    give_ctx(mc, ctx);
+    if (rc != 0)
+        return md_fail(e, MD_E_INTERNAL, NULL, "oneDNN failed to run a convolution");
+    return MD_OK;
+}

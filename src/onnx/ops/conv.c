@@ -1,0 +1,431 @@
+/* conv.c - ONNX Conv and ConvTranspose, on the oneDNN chains of kernels/conv.c.
+ *
+ * At load (prepare) a Conv validates its attributes and then absorbs what follows it when it is
+ * the only reader: an activation (Relu, LeakyRelu, Clip with constant bounds, Sigmoid, Tanh)
+ * becomes a oneDNN post-op, and a following Conv with constant weights becomes the next stage of
+ * the same chain, so the activations between them stay in oneDNN's blocked layout and are never
+ * reordered back to NCHW (that is most of the gap to onnxruntime on super-resolution nets).
+ *
+ * Shapes are only known at run time, so oneDNN primitives are built on the first run of each
+ * input shape and kept in a small per-node cache (the model's plan cache plays the same role for
+ * memory). Invariants:
+ *  1. priv (conv_priv) is written at load; at run time only its cache changes, under its mutex.
+ *     Cache entries are never removed before the model is freed, so a pointer taken from the
+ *     cache stays valid for the whole run without holding the lock.
+ *  2. When the cache is full, a run builds a private chain and frees it before returning:
+ *     correct, only slower.
+ *  3. Stage 0 may take its weights at run time (graph inputs, as in the conformance suite); then
+ *     nothing else is chained after it.
+ */
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "onnx/kernels/fuse.h"
+#include "onnx/kernels/kernels.h"
+#include "onnx/onnx_int.h"
+
+#define MAX_CHAIN 16
+#define MAX_SHAPES 8
+#define KEY_LEN (2 * ONNX_MAX_RANK + 4)
+
+typedef struct stage {
+    const onnx_node *node;   /* the Conv/ConvTranspose whose attributes apply (borrowed) */
+    int transpose;
+    const onnx_tensor *w, *b; /* constant weights/bias; NULL when given at run time (stage 0) */
+    onnx_kact act;
+} stage;
+
+typedef struct shape_ent {
+    int64_t key[KEY_LEN];
+    int y_rank;
+    int64_t y_dims[ONNX_MAX_RANK];
+    onnx__conv *conv;
+} shape_ent;
+
+typedef struct conv_priv {
+    int nst;
+    stage st[MAX_CHAIN];
+    pthread_mutex_t mu;
+    int n_ent;
+    shape_ent ent[MAX_SHAPES];
+} conv_priv;
+
+/* ---- attributes -------------------------------------------------------------------------------- */
+
+/* Values of the attributes that do not depend on shapes; checked once at load. */
+static int check_attrs(const onnx_node *n, md_err *err)
+{
+    const int64_t *v;
+    size_t cnt;
+    if (onnx__autopad_parse(onnx__attr_str(n, "auto_pad", "NOTSET")) < 0)
+        return onnx__prep_fail(n, err, MD_E_UNSUPPORTED, "auto_pad", "unknown auto_pad '%s'",
+                               onnx__attr_str(n, "auto_pad", ""));
+    if (onnx__attr_int(n, "group", 1) < 1)
+        return onnx__prep_fail(n, err, MD_E_MODEL_INVALID, "group", "must be >= 1");
+    static const char *const pos[] = {"strides", "dilations", "kernel_shape"};
+    for (int a = 0; a < 3; a++) {
+        cnt = onnx__attr_ints(n, pos[a], &v);
+        if (cnt > ONNX_KMAX_SPATIAL)
+            return onnx__prep_fail(n, err, MD_E_UNSUPPORTED, pos[a], "%zu values (1 to 3 spatial "
+                                   "dims supported)", cnt);
+        for (size_t i = 0; i < cnt; i++)
+            if (v[i] < 1)
+                return onnx__prep_fail(n, err, MD_E_MODEL_INVALID, pos[a], "must be >= 1");
+    }
+    static const char *const nonneg[] = {"pads", "output_padding"};
+    for (int a = 0; a < 2; a++) {
+        cnt = onnx__attr_ints(n, nonneg[a], &v);
+        for (size_t i = 0; i < cnt; i++)
+            if (v[i] < 0)
+                return onnx__prep_fail(n, err, MD_E_MODEL_INVALID, nonneg[a], "must be >= 0");
+    }
+    return MD_OK;
+}
+
+/* An attribute list of nsp values (or 2*nsp for pads): absent gives def; a wrong length fails. */
+static int spatial_ints(const onnx_node *n, const char *name, int want, int64_t def, int64_t *out,
+                        md_err *e)
+{
+    const int64_t *v;
+    size_t cnt = onnx__attr_ints(n, name, &v);
+    if (cnt != 0 && cnt != (size_t)want)
+        return md_fail(e, MD_E_INVALID_PARAM, name, "has %zu values, the input has %d spatial "
+                       "dims", cnt, want / (strcmp(name, "pads") == 0 ? 2 : 1));
+    for (int i = 0; i < want; i++)
+        out[i] = cnt ? v[i] : def;
+    return MD_OK;
+}
+
+/* ---- geometry of one stage --------------------------------------------------------------------- */
+
+static int channels(const stage *s, const int64_t *xd, const onnx_tensor *w, onnx_kconv_geom *g,
+                    md_err *e)
+{
+    g->group = onnx__attr_int(s->node, "group", 1);
+    g->n = xd[0];
+    g->ic = xd[1];
+    int64_t wic = s->transpose ? w->dims[0] : w->dims[1] * g->group;
+    if (wic != g->ic)
+        return md_fail(e, MD_E_INVALID_PARAM, "W", "weights expect %lld input channels, X has "
+                       "%lld", (long long)wic, (long long)g->ic);
+    g->oc = s->transpose ? w->dims[1] * g->group : w->dims[0];
+    if (g->oc < 1 || g->ic % g->group || g->oc % g->group)
+        return md_fail(e, MD_E_INVALID_PARAM, "group", "group %lld does not divide the channels",
+                       (long long)g->group);
+    const int64_t *ks;
+    size_t nk = onnx__attr_ints(s->node, "kernel_shape", &ks);
+    for (int i = 0; i < g->nsp; i++) {
+        g->k[i] = w->dims[2 + i];
+        if (nk != 0 && (nk != (size_t)g->nsp || ks[i] != g->k[i]))
+            return md_fail(e, MD_E_INVALID_PARAM, "kernel_shape", "does not match W's shape");
+    }
+    return MD_OK;
+}
+
+/* ConvTranspose output sizes and pads: output_shape wins over pads (ONNX rule), output_padding is
+ * folded into pad_end for the kernel. */
+static int deconv_sizes(const stage *s, int autopad, onnx_kconv_geom *g, md_err *e)
+{
+    int64_t op[ONNX_KMAX_SPATIAL];
+    const int64_t *os;
+    size_t nos = onnx__attr_ints(s->node, "output_shape", &os);
+    int rc = spatial_ints(s->node, "output_padding", g->nsp, 0, op, e);
+    if (rc)
+        return rc;
+    if (nos != 0 && nos != (size_t)g->nsp && nos != (size_t)g->nsp + 2)
+        return md_fail(e, MD_E_INVALID_PARAM, "output_shape", "has %zu values", nos);
+    for (int i = 0; i < g->nsp; i++) {
+        int64_t ek = (g->k[i] - 1) * g->dil[i] + 1;
+        int64_t full = g->stride[i] * (g->in[i] - 1) + op[i] + ek;
+        int64_t want = nos ? os[nos - (size_t)g->nsp + (size_t)i]
+                           : autopad >= ONNX_AUTOPAD_SAME_UPPER ? g->in[i] * g->stride[i] : -1;
+        if (want >= 0) {
+            int64_t total = full - want;
+            if (total < 0)
+                total = 0; /* a larger output_shape: the extra positions get only the bias */
+            int upper = autopad == ONNX_AUTOPAD_SAME_UPPER;
+            g->pad_begin[i] = upper ? total / 2 : total - total / 2;
+            g->pad_end[i] = total - g->pad_begin[i] - (want - (full - total));
+        } else if (autopad == ONNX_AUTOPAD_VALID) {
+            g->pad_begin[i] = g->pad_end[i] = 0;
+        }
+        g->pad_end[i] -= op[i];
+        g->out[i] = full - op[i] - g->pad_begin[i] - g->pad_end[i];
+        if (g->out[i] < 1)
+            return md_fail(e, MD_E_INVALID_PARAM, "pads", "the output would be empty");
+    }
+    return MD_OK;
+}
+
+/* Resolve stage s for input dims xd (rank nsp+2) and weights w into a kernel geometry. */
+static int stage_geom(const stage *s, int xrank, const int64_t *xd, const onnx_tensor *w,
+                      const onnx_tensor *b, onnx_kconv_geom *g, md_err *e)
+{
+    memset(g, 0, sizeof *g);
+    if (w->rank < 3 || w->rank > ONNX_KMAX_SPATIAL + 2 || w->rank != xrank)
+        return md_fail(e, MD_E_INVALID_PARAM, "W", "W has rank %d, X has rank %d (ranks 3 to 5 "
+                       "supported and they must match)", w->rank, xrank);
+    g->transpose = s->transpose;
+    g->nsp = xrank - 2;
+    g->act = s->act;
+    int rc = channels(s, xd, w, g, e);
+    if (!rc)
+        rc = spatial_ints(s->node, "strides", g->nsp, 1, g->stride, e);
+    if (!rc)
+        rc = spatial_ints(s->node, "dilations", g->nsp, 1, g->dil, e);
+    int64_t pads[2 * ONNX_KMAX_SPATIAL];
+    if (!rc)
+        rc = spatial_ints(s->node, "pads", 2 * g->nsp, 0, pads, e);
+    if (rc)
+        return rc;
+    int autopad = onnx__autopad_parse(onnx__attr_str(s->node, "auto_pad", "NOTSET"));
+    for (int i = 0; i < g->nsp; i++) {
+        g->in[i] = xd[2 + i];
+        g->pad_begin[i] = pads[i];
+        g->pad_end[i] = pads[g->nsp + i];
+        if (!s->transpose) {
+            int64_t ek = (g->k[i] - 1) * g->dil[i] + 1;
+            g->out[i] = onnx__spatial_out(autopad, 0, g->in[i], ek, g->stride[i],
+                                          &g->pad_begin[i], &g->pad_end[i]);
+            if (g->out[i] < 1)
+                return md_fail(e, MD_E_INVALID_PARAM, "kernel_shape",
+                               "kernel larger than the padded input");
+        }
+    }
+    if (s->transpose && (rc = deconv_sizes(s, autopad, g, e)))
+        return rc;
+    g->has_bias = b != NULL;
+    if (b != NULL && (b->rank != 1 || b->dims[0] != g->oc))
+        return md_fail(e, MD_E_INVALID_PARAM, "B", "bias must have %lld values", (long long)g->oc);
+    return onnx__conv_check(g, e);
+}
+
+/* ---- load: validation and fusion --------------------------------------------------------------- */
+
+/* Whether c can be the next stage of the chain: a plain Conv reading our output as X, with
+ * constant weights and bias and valid attributes. */
+static int chainable(onnx_prep *p, const onnx_node *n, const onnx_node *c)
+{
+    if (c->domain[0] != '\0' || strcmp(c->op_type, "Conv") != 0 || c->n_in < 2 ||
+        c->in[0] != n->out[0] || c->in[1] == n->out[0] ||
+        (c->n_in > 2 && c->in[2] == n->out[0]))
+        return 0;
+    const onnx_tensor *w = onnx__prep_const(p, c, 1);
+    int has_b = c->n_in > 2 && c->in[2] >= 0;
+    if (w == NULL || w->dtype != ONNX_FLOAT || (has_b && onnx__prep_const(p, c, 2) == NULL))
+        return 0;
+    md_err tmp; /* a Conv with bad attributes is left alone, to fail its own prepare */
+    return check_attrs(c, &tmp) == MD_OK;
+}
+
+static void init_stage(onnx_prep *p, stage *s, const onnx_node *n)
+{
+    s->node = n;
+    s->transpose = strcmp(n->op_type, "ConvTranspose") == 0;
+    s->w = onnx__prep_const(p, n, 1);
+    s->b = n->n_in > 2 ? onnx__prep_const(p, n, 2) : NULL;
+    s->act.kind = ONNX_KACT_NONE;
+}
+
+/* Absorb what follows n while it can be fused: activations into the current stage, Convs as new
+ * stages (only after constant weights, invariant 3). */
+static int absorb_followers(onnx_prep *p, onnx_node *n, conv_priv *cp, md_err *err)
+{
+    for (;;) {
+        onnx_node *c = onnx__prep_sole_consumer(p, n, 0);
+        stage *cur = &cp->st[cp->nst - 1];
+        onnx_kact a;
+        if (c == NULL)
+            return MD_OK;
+        if (cur->act.kind == ONNX_KACT_NONE && onnx__fusable_act(p, c, &a)) {
+            int rc = onnx__prep_absorb(p, n, c, err);
+            if (rc)
+                return rc;
+            cur->act = a;
+            continue;
+        }
+        if (cp->nst >= MAX_CHAIN || cp->st[0].w == NULL || cur->transpose ||
+            !chainable(p, n, c))
+            return MD_OK;
+        init_stage(p, &cp->st[cp->nst], c);
+        int rc = onnx__prep_absorb(p, n, c, err);
+        if (rc)
+            return rc;
+        cp->nst++;
+    }
+}
+
+static void release_conv(void *priv)
+{
+    conv_priv *cp = priv;
+    for (int i = 0; i < cp->n_ent; i++)
+        onnx__conv_free(cp->ent[i].conv);
+    pthread_mutex_destroy(&cp->mu);
+    free(cp);
+}
+
+static int prepare_conv(onnx_node *n, onnx_prep *p, md_err *err)
+{
+    int rc = check_attrs(n, err);
+    if (rc)
+        return rc;
+    const onnx_tensor *w = onnx__prep_const(p, n, 1);
+    if (w != NULL && (w->dtype != ONNX_FLOAT || w->rank < 3 || w->rank > ONNX_KMAX_SPATIAL + 2))
+        return onnx__prep_fail(n, err, MD_E_UNSUPPORTED, "W", "weights must be float32 with "
+                               "rank 3 to 5");
+    conv_priv *cp = calloc(1, sizeof *cp);
+    if (cp == NULL)
+        return onnx__prep_fail(n, err, MD_E_NOMEM, NULL, "out of memory");
+    pthread_mutex_init(&cp->mu, NULL);
+    n->priv = cp; /* from here on the loader frees it with release_conv */
+    init_stage(p, &cp->st[0], n);
+    cp->nst = 1;
+    return absorb_followers(p, n, cp, err);
+}
+
+/* ---- run --------------------------------------------------------------------------------------- */
+
+/* Geometries of every stage for this run's input, and the chain's output shape. */
+static int chain_geoms(const conv_priv *cp, const onnx_tensor *x, const onnx_tensor *w,
+                       const onnx_tensor *b, onnx_kconv_geom *g, int *rank, int64_t *dims,
+                       md_err *e)
+{
+    *rank = x->rank;
+    memcpy(dims, x->dims, sizeof(int64_t) * ONNX_MAX_RANK);
+    for (int i = 0; i < cp->nst; i++) {
+        const onnx_tensor *ws = i == 0 ? w : cp->st[i].w, *bs = i == 0 ? b : cp->st[i].b;
+        int rc = stage_geom(&cp->st[i], *rank, dims, ws, bs, &g[i], e);
+        if (rc)
+            return rc;
+        dims[1] = g[i].oc;
+        memcpy(dims + 2, g[i].out, sizeof(int64_t) * (size_t)g[i].nsp);
+    }
+    return MD_OK;
+}
+
+static int build_entry(const conv_priv *cp, const onnx_tensor *x, const onnx_tensor *w,
+                       const onnx_tensor *b, shape_ent *ent, md_err *e)
+{
+    onnx_kconv_geom g[MAX_CHAIN];
+    const float *wl[MAX_CHAIN], *bl[MAX_CHAIN];
+    int rc = chain_geoms(cp, x, w, b, g, &ent->y_rank, ent->y_dims, e);
+    if (rc)
+        return rc;
+    for (int i = 0; i < cp->nst; i++) {
+        const onnx_tensor *ws = i == 0 ? w : cp->st[i].w, *bs = i == 0 ? b : cp->st[i].b;
+        wl[i] = ws->data;
+        bl[i] = bs ? bs->data : NULL;
+    }
+    int runtime = cp->st[0].w == NULL;
+    return onnx__conv_new(cp->nst, g, runtime ? NULL : wl, runtime ? NULL : bl, &ent->conv, e);
+}
+
+static void make_key(const onnx_tensor *x, const onnx_tensor *w, int has_b, int64_t *key)
+{
+    int j = 0;
+    memset(key, 0, sizeof(int64_t) * KEY_LEN);
+    key[j++] = x->rank;
+    for (int i = 0; i < x->rank; i++)
+        key[j++] = x->dims[i];
+    key[j++] = w->rank;
+    for (int i = 0; i < w->rank; i++)
+        key[j++] = w->dims[i];
+    key[j] = has_b;
+}
+
+/* The cached chain for key, or NULL. Entries are never removed (invariant 1). */
+static shape_ent *cache_find(conv_priv *cp, const int64_t *key)
+{
+    shape_ent *found = NULL;
+    pthread_mutex_lock(&cp->mu);
+    for (int i = 0; i < cp->n_ent && !found; i++)
+        if (memcmp(cp->ent[i].key, key, sizeof(int64_t) * KEY_LEN) == 0)
+            found = &cp->ent[i];
+    pthread_mutex_unlock(&cp->mu);
+    return found;
+}
+
+/* Publish a freshly built entry. Returns the cached one (ours, or a racing thread's, in which
+ * case ours is freed), or NULL when the cache is full and the caller keeps ownership. */
+static shape_ent *cache_add(conv_priv *cp, shape_ent *mine)
+{
+    shape_ent *res = NULL;
+    pthread_mutex_lock(&cp->mu);
+    for (int i = 0; i < cp->n_ent && !res; i++)
+        if (memcmp(cp->ent[i].key, mine->key, sizeof(int64_t) * KEY_LEN) == 0)
+            res = &cp->ent[i];
+    if (res != NULL) {
+        onnx__conv_free(mine->conv);
+    } else if (cp->n_ent < MAX_SHAPES) {
+        res = &cp->ent[cp->n_ent];
+        *res = *mine;
+        cp->n_ent++;
+    }
+    pthread_mutex_unlock(&cp->mu);
+    return res;
+}
+
+/* An empty batch: the output shape only, nothing to compute. */
+static int run_empty(const conv_priv *cp, onnx_kctx *k, const onnx_tensor *w,
+                     const onnx_tensor *b)
+{
+    onnx_tensor x1 = *k->in[0], *y;
+    onnx_kconv_geom g[MAX_CHAIN];
+    int rank;
+    int64_t dims[ONNX_MAX_RANK];
+    md_err e;
+    x1.dims[0] = 1;
+    if (chain_geoms(cp, &x1, w, b, g, &rank, dims, &e))
+        return onnx__kfail(k, e.code, "%s: %s", e.field, e.msg);
+    dims[0] = 0;
+    return onnx__output(k, 0, ONNX_FLOAT, rank, dims, &y);
+}
+
+static int run_conv(const onnx_node *n, onnx_kctx *k)
+{
+    conv_priv *cp = n->priv; /* only its cache is written, under its mutex */
+    const onnx_tensor *x = k->in[0], *w = k->in[1], *b = k->n_in > 2 ? k->in[2] : NULL;
+    md_err e;
+    if (x->dtype != ONNX_FLOAT || w->dtype != ONNX_FLOAT || (b && b->dtype != ONNX_FLOAT))
+        return onnx__kfail(k, MD_E_UNSUPPORTED, "only float32 tensors are supported");
+    if (x->rank >= 1 && x->dims[0] == 0)
+        return run_empty(cp, k, w, b);
+    shape_ent mine = {0}, *ent;
+    make_key(x, w, b != NULL, mine.key);
+    ent = cache_find(cp, mine.key);
+    if (ent == NULL) {
+        if (build_entry(cp, x, w, b, &mine, &e))
+            return onnx__kfail(k, e.code, "%s: %s", e.field, e.msg);
+        ent = cache_add(cp, &mine);
+    }
+    const shape_ent *use = ent ? ent : &mine;
+    onnx_tensor *y;
+    int rc = onnx__output(k, 0, ONNX_FLOAT, use->y_rank, use->y_dims, &y);
+    void *s = rc ? NULL : onnx__scratch(k, onnx__conv_scratch(use->conv));
+    if (s != NULL) {
+        onnx__kern_set_threads(k->threads);
+        rc = onnx__conv_run(use->conv, x->data, w->data, b ? b->data : NULL, y->data, s, &e);
+        if (rc)
+            rc = onnx__kfail(k, rc, "%s", e.msg);
+    } else if (!rc) {
+        rc = MD_E_NOMEM;
+    }
+    if (ent == NULL)
+        onnx__conv_free(mine.conv); /* cache full: this run's private chain (invariant 2) */
+    return rc;
+}
+
+#define CONV_ATTRS "auto_pad:s dilations:I group:i kernel_shape:I pads:I strides:I"
+
+ONNX_OPS(conv) = {
+    {.domain = "", .op_type = "Conv", .opset_min = 1, .opset_max = 0, .min_in = 2, .max_in = 3,
+     .min_out = 1, .max_out = 1, .attrs = CONV_ATTRS, .prepare = prepare_conv, .run = run_conv,
+     .release = release_conv},
+    {.domain = "", .op_type = "ConvTranspose", .opset_min = 1, .opset_max = 0, .min_in = 2,
+     .max_in = 3, .min_out = 1, .max_out = 1,
+     .attrs = CONV_ATTRS " output_padding:I output_shape:I", .prepare = prepare_conv,
+     .run = run_conv, .release = release_conv},
+    ONNX_OPS_END
+};

@@ -1,0 +1,644 @@
+/* kernels_test.c - the conv / gemm / pool / batchnorm kernels against naive reference loops.
+ *
+ * The references below are written independently of src/onnx/kernels (straight from the ONNX
+ * operator definitions, one output at a time, with explicit bound checks), so an indexing slip in
+ * a kernel or a wrong oneDNN layout shows up as a value mismatch. Every convolution geometry runs
+ * three ways: oneDNN with constant weights, oneDNN with run-time weights, and the direct-loop
+ * fallback (MODELD_ONNX_NO_DNNL=1).
+ */
+#include <math.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "onnx/kernels/kernels.h"
+
+/* ---- helpers ------------------------------------------------------------------------------- */
+
+static uint32_t rng_state = 12345u;
+
+static float frand(void)
+{
+    rng_state = rng_state * 1664525u + 1013904223u;
+    return (float)((rng_state >> 8) & 0xffff) / 32768.0f - 1.0f;
+}
+
+static float *rand_buf(size_t n)
+{
+    float *p = malloc((n ? n : 1) * sizeof(float));
+    assert_non_null(p);
+    for (size_t i = 0; i < n; i++)
+        p[i] = frand();
+    return p;
+}
+
+static void *scratch_alloc(size_t n)
+{
+    void *p = aligned_alloc(64, (n + 63) / 64 * 64 + 64);
+    assert_non_null(p);
+    return p;
+}
+
+/* ONNX's tolerance for conformance: |got - want| <= 1e-7 + 1e-3 |want|, slightly relaxed for
+ * long float sums. */
+static void assert_close(const float *got, const float *want, size_t n, const char *what)
+{
+    for (size_t i = 0; i < n; i++) {
+        float tol = 1e-4f + 1e-3f * fabsf(want[i]);
+        if (!(fabsf(got[i] - want[i]) <= tol)) {
+            print_error("%s: element %zu: got %.7g want %.7g\n", what, i, got[i], want[i]);
+            fail();
+        }
+    }
+}
+
+static float ref_act(const onnx_kact *a, float v)
+{
+    switch (a->kind) {
+    case ONNX_KACT_RELU: return v > 0 ? v : 0;
+    case ONNX_KACT_LEAKY: return v >= 0 ? v : a->alpha * v;
+    case ONNX_KACT_CLIP: return v < a->alpha ? a->alpha : v > a->beta ? a->beta : v;
+    case ONNX_KACT_SIGMOID: return 1.0f / (1.0f + expf(-v));
+    case ONNX_KACT_TANH: return tanhf(v);
+    default: return v;
+    }
+}
+
+/* ---- reference convolution (any rank, from the definition) ---------------------------------- */
+
+static int64_t prod(const int64_t *d, int n)
+{
+    int64_t p = 1;
+    for (int i = 0; i < n; i++)
+        p *= d[i];
+    return p;
+}
+
+/* Unflatten a spatial offset into coordinates. */
+static void unflat(int64_t off, const int64_t *dims, int n, int64_t *c)
+{
+    for (int i = n - 1; i >= 0; i--) {
+        c[i] = off % dims[i];
+        off /= dims[i];
+    }
+}
+
+static void ref_conv(const onnx_kconv_geom *g, const float *x, const float *w, const float *b,
+                     float *y)
+{
+    int64_t isz = prod(g->in, g->nsp), osz = prod(g->out, g->nsp), ksz = prod(g->k, g->nsp);
+    int64_t icg = g->ic / g->group, ocg = g->oc / g->group;
+    for (int64_t n = 0; n < g->n; n++)
+        for (int64_t oc = 0; oc < g->oc; oc++)
+            for (int64_t op = 0; op < osz; op++) {
+                int64_t oco[3], gr = oc / ocg;
+                unflat(op, g->out, g->nsp, oco);
+                double acc = g->has_bias ? b[oc] : 0.0;
+                for (int64_t c = 0; c < icg; c++)
+                    for (int64_t kp = 0; kp < ksz; kp++) {
+                        int64_t kc[3], ip = 0, ok = 1;
+                        unflat(kp, g->k, g->nsp, kc);
+                        for (int d = 0; d < g->nsp; d++) {
+                            int64_t i = oco[d] * g->stride[d] - g->pad_begin[d] + kc[d] * g->dil[d];
+                            ok &= i >= 0 && i < g->in[d];
+                            ip = ip * g->in[d] + i;
+                        }
+                        if (ok)
+                            acc += (double)x[(n * g->ic + gr * icg + c) * isz + ip] *
+                                   w[(oc * icg + c) * ksz + kp];
+                    }
+                y[(n * g->oc + oc) * osz + op] = ref_act(&g->act, (float)acc);
+            }
+}
+
+/* ConvTranspose from its definition: y[o] = sum over inputs i and taps k with
+ * o = i*stride - pad_begin + k*dil. W is [ic][oc/group][k]. */
+static void ref_deconv(const onnx_kconv_geom *g, const float *x, const float *w, const float *b,
+                       float *y)
+{
+    int64_t isz = prod(g->in, g->nsp), osz = prod(g->out, g->nsp), ksz = prod(g->k, g->nsp);
+    int64_t icg = g->ic / g->group, ocg = g->oc / g->group;
+    double *acc = calloc((size_t)(g->n * g->oc * osz), sizeof(double));
+    assert_non_null(acc);
+    for (int64_t n = 0; n < g->n; n++)
+        for (int64_t ic = 0; ic < g->ic; ic++)
+            for (int64_t ip = 0; ip < isz; ip++)
+                for (int64_t o = 0; o < ocg; o++)
+                    for (int64_t kp = 0; kp < ksz; kp++) {
+                        int64_t ic_c[3], kc[3], opos = 0, ok = 1, gr = ic / icg;
+                        unflat(ip, g->in, g->nsp, ic_c);
+                        unflat(kp, g->k, g->nsp, kc);
+                        for (int d = 0; d < g->nsp; d++) {
+                            int64_t p = ic_c[d] * g->stride[d] - g->pad_begin[d] + kc[d] * g->dil[d];
+                            ok &= p >= 0 && p < g->out[d];
+                            opos = opos * g->out[d] + p;
+                        }
+                        if (ok)
+                            acc[(n * g->oc + gr * ocg + o) * osz + opos] +=
+                                (double)x[(n * g->ic + ic) * isz + ip] * w[(ic * ocg + o) * ksz + kp];
+                    }
+    for (int64_t n = 0; n < g->n; n++)
+        for (int64_t oc = 0; oc < g->oc; oc++)
+            for (int64_t op = 0; op < osz; op++) {
+                size_t i = (size_t)((n * g->oc + oc) * osz + op);
+                y[i] = ref_act(&g->act, (float)(acc[i] + (g->has_bias ? b[oc] : 0.0)));
+            }
+    free(acc);
+}
+
+/* Fill out[] from the other fields (the ONNX output-size formulas). */
+static void set_out(onnx_kconv_geom *g)
+{
+    for (int i = 0; i < g->nsp; i++) {
+        int64_t ek = (g->k[i] - 1) * g->dil[i] + 1;
+        g->out[i] = g->transpose
+            ? g->stride[i] * (g->in[i] - 1) + ek - g->pad_begin[i] - g->pad_end[i]
+            : (g->in[i] + g->pad_begin[i] + g->pad_end[i] - ek) / g->stride[i] + 1;
+    }
+}
+
+static onnx_kconv_geom geom2d(int64_t n, int64_t ic, int64_t oc, int64_t h, int64_t w, int64_t k,
+                              int64_t s, int64_t d, int64_t pb, int64_t pe, int64_t group)
+{
+    onnx_kconv_geom g = {.nsp = 2, .n = n, .ic = ic, .oc = oc, .group = group, .has_bias = 1};
+    g.in[0] = h;
+    g.in[1] = w;
+    for (int i = 0; i < 2; i++) {
+        g.k[i] = k;
+        g.stride[i] = s;
+        g.dil[i] = d;
+        g.pad_begin[i] = pb;
+        g.pad_end[i] = pe;
+    }
+    set_out(&g);
+    return g;
+}
+
+static size_t count_out(const onnx_kconv_geom *g)
+{
+    return (size_t)(g->n * g->oc * prod(g->out, g->nsp));
+}
+
+static size_t count_in(const onnx_kconv_geom *g)
+{
+    return (size_t)(g->n * g->ic * prod(g->in, g->nsp));
+}
+
+/* Run geometry g through the kernel (constant or run-time weights) and compare to the reference. */
+static void check_conv_mode(const onnx_kconv_geom *g, const float *x, const float *w,
+                            const float *b, const float *want, int runtime, const char *what)
+{
+    onnx__conv *c = NULL;
+    md_err e;
+    const float *wl[1] = {w}, *bl[1] = {b};
+    assert_int_equal(onnx__conv_new(1, g, runtime ? NULL : wl, runtime ? NULL : bl, &c, &e), 0);
+    size_t n = count_out(g);
+    float *y = malloc(n * sizeof(float));
+    void *s = scratch_alloc(onnx__conv_scratch(c));
+    /* twice: the second run reuses the pooled execution context */
+    for (int rep = 0; rep < 2; rep++) {
+        memset(y, 0xff, n * sizeof(float));
+        assert_int_equal(onnx__conv_run(c, x, runtime ? w : NULL, runtime ? b : NULL, y, s, &e), 0);
+        assert_close(y, want, n, what);
+    }
+    free(s);
+    free(y);
+    onnx__conv_free(c);
+}
+
+/* The three paths of one geometry: oneDNN const weights, oneDNN run-time weights, direct loops. */
+static void check_conv(const onnx_kconv_geom *g, const char *what)
+{
+    md_err e;
+    assert_int_equal(onnx__conv_check(g, &e), 0);
+    float *x = rand_buf(count_in(g)), *w = rand_buf(onnx__conv_weight_count(g));
+    float *b = rand_buf((size_t)g->oc), *want = malloc(count_out(g) * sizeof(float));
+    (g->transpose ? ref_deconv : ref_conv)(g, x, w, b, want);
+    check_conv_mode(g, x, w, b, want, 0, what);
+    check_conv_mode(g, x, w, b, want, 1, what);
+    setenv("MODELD_ONNX_NO_DNNL", "1", 1);
+    check_conv_mode(g, x, w, b, want, 0, what);
+    unsetenv("MODELD_ONNX_NO_DNNL");
+    free(x);
+    free(w);
+    free(b);
+    free(want);
+}
+
+/* ---- convolution tests ----------------------------------------------------------------------- */
+
+static void test_conv2d_shapes(void **state)
+{
+    (void)state;
+    onnx_kconv_geom g = geom2d(1, 3, 16, 12, 12, 3, 1, 1, 1, 1, 1);
+    check_conv(&g, "3->16 3x3 pad 1");
+    g = geom2d(2, 16, 32, 9, 11, 3, 2, 1, 0, 1, 1);
+    g.act = (onnx_kact){ONNX_KACT_RELU, 0, 0};
+    check_conv(&g, "16->32 stride 2 asym pad + relu");
+    g = geom2d(1, 8, 12, 10, 10, 3, 1, 2, 2, 2, 1);
+    g.act = (onnx_kact){ONNX_KACT_LEAKY, 0.1f, 0};
+    check_conv(&g, "dilated 2 + leaky");
+    g = geom2d(1, 32, 32, 8, 8, 3, 1, 1, 1, 1, 32);
+    g.act = (onnx_kact){ONNX_KACT_CLIP, 0.0f, 0.5f};
+    check_conv(&g, "depthwise + clip");
+    g = geom2d(1, 12, 6, 7, 7, 1, 1, 1, 0, 0, 3);
+    g.has_bias = 0;
+    g.act = (onnx_kact){ONNX_KACT_SIGMOID, 0, 0};
+    check_conv(&g, "grouped 1x1 no bias + sigmoid");
+    g = geom2d(1, 5, 7, 6, 5, 5, 3, 1, 2, 0, 1);
+    g.act = (onnx_kact){ONNX_KACT_TANH, 0, 0};
+    check_conv(&g, "5x5 stride 3 + tanh");
+}
+
+static void test_conv1d_3d(void **state)
+{
+    (void)state;
+    onnx_kconv_geom g = {.nsp = 1, .n = 2, .ic = 4, .oc = 6, .group = 2, .has_bias = 1,
+                         .in = {17}, .k = {4}, .stride = {2}, .dil = {1}, .pad_begin = {1},
+                         .pad_end = {2}};
+    set_out(&g);
+    check_conv(&g, "conv1d");
+    onnx_kconv_geom g3 = {.nsp = 3, .n = 1, .ic = 3, .oc = 4, .group = 1, .has_bias = 1,
+                          .in = {5, 6, 7}, .k = {3, 2, 3}, .stride = {1, 2, 1},
+                          .dil = {1, 1, 2}, .pad_begin = {1, 0, 1}, .pad_end = {1, 1, 0}};
+    set_out(&g3);
+    check_conv(&g3, "conv3d");
+}
+
+static void test_conv_transpose(void **state)
+{
+    (void)state;
+    onnx_kconv_geom g = geom2d(1, 8, 4, 5, 6, 3, 2, 1, 1, 1, 1);
+    g.transpose = 1;
+    set_out(&g);
+    check_conv(&g, "deconv stride 2 pad 1");
+    g = geom2d(2, 4, 6, 4, 4, 3, 2, 2, 0, 0, 2);
+    g.transpose = 1;
+    g.act = (onnx_kact){ONNX_KACT_RELU, 0, 0};
+    set_out(&g);
+    check_conv(&g, "grouped dilated deconv + relu");
+    /* output_padding 1 beyond a pad_end of 0: pad_end -1, the last row/col gets only the bias */
+    g = geom2d(1, 3, 2, 3, 3, 3, 2, 1, 0, -1, 1);
+    g.transpose = 1;
+    set_out(&g);
+    check_conv(&g, "deconv output_padding");
+    onnx_kconv_geom g1 = {.transpose = 1, .nsp = 1, .n = 1, .ic = 2, .oc = 3, .group = 1,
+                          .has_bias = 0, .in = {5}, .k = {3}, .stride = {1}, .dil = {1}};
+    set_out(&g1);
+    check_conv(&g1, "deconv1d");
+}
+
+/* A chain of three convs run as one object equals the three references in sequence. */
+static void test_conv_chain(void **state)
+{
+    (void)state;
+    onnx_kconv_geom g[3];
+    g[0] = geom2d(1, 3, 32, 20, 20, 5, 1, 1, 2, 2, 1);
+    g[0].act = (onnx_kact){ONNX_KACT_TANH, 0, 0};
+    g[1] = geom2d(1, 32, 16, 20, 20, 3, 1, 1, 1, 1, 1);
+    g[1].act = (onnx_kact){ONNX_KACT_RELU, 0, 0};
+    g[2] = geom2d(1, 16, 12, 20, 20, 3, 1, 1, 1, 1, 1);
+    float *x = rand_buf(count_in(&g[0])), *w[3], *b[3], *t[4];
+    t[0] = x;
+    for (int i = 0; i < 3; i++) {
+        w[i] = rand_buf(onnx__conv_weight_count(&g[i]));
+        b[i] = rand_buf((size_t)g[i].oc);
+        t[i + 1] = malloc(count_out(&g[i]) * sizeof(float));
+        ref_conv(&g[i], t[i], w[i], b[i], t[i + 1]);
+    }
+    for (int mode = 0; mode < 2; mode++) {
+        if (mode == 1)
+            setenv("MODELD_ONNX_NO_DNNL", "1", 1);
+        onnx__conv *c = NULL;
+        md_err e;
+        assert_int_equal(onnx__conv_new(3, g, (const float *const *)w, (const float *const *)b,
+                                        &c, &e), 0);
+        assert_int_equal(onnx__conv_uses_dnnl(c), mode == 0);
+        float *y = malloc(count_out(&g[2]) * sizeof(float));
+        void *s = scratch_alloc(onnx__conv_scratch(c));
+        assert_int_equal(onnx__conv_run(c, x, NULL, NULL, y, s, &e), 0);
+        assert_close(y, t[3], count_out(&g[2]), "chain");
+        free(s);
+        free(y);
+        onnx__conv_free(c);
+    }
+    unsetenv("MODELD_ONNX_NO_DNNL");
+    for (int i = 0; i < 3; i++) {
+        free(w[i]);
+        free(b[i]);
+        free(t[i + 1]);
+    }
+    free(x);
+}
+
+typedef struct conc_arg {
+    const onnx__conv *c;
+    const float *x, *want;
+    size_t n;
+    int ok;
+} conc_arg;
+
+static void *conc_worker(void *p)
+{
+    conc_arg *a = p;
+    float *y = malloc(a->n * sizeof(float));
+    void *s = scratch_alloc(onnx__conv_scratch(a->c));
+    a->ok = 1;
+    for (int i = 0; i < 20 && a->ok; i++) {
+        md_err e;
+        a->ok = onnx__conv_run(a->c, a->x, NULL, NULL, y, s, &e) == 0 &&
+                memcmp(y, a->want, a->n * sizeof(float)) == 0;
+    }
+    free(s);
+    free(y);
+    return NULL;
+}
+
+/* One conv object run by four threads at once gives every thread the single-thread result. */
+static void test_conv_concurrent(void **state)
+{
+    (void)state;
+    onnx_kconv_geom g = geom2d(1, 16, 16, 16, 16, 3, 1, 1, 1, 1, 1);
+    float *x = rand_buf(count_in(&g)), *w = rand_buf(onnx__conv_weight_count(&g));
+    float *b = rand_buf(16), *want = malloc(count_out(&g) * sizeof(float));
+    const float *wl[1] = {w}, *bl[1] = {b};
+    onnx__conv *c = NULL;
+    md_err e;
+    assert_int_equal(onnx__conv_new(1, &g, wl, bl, &c, &e), 0);
+    void *s = scratch_alloc(onnx__conv_scratch(c));
+    assert_int_equal(onnx__conv_run(c, x, NULL, NULL, want, s, &e), 0);
+    pthread_t th[4];
+    conc_arg a[4];
+    for (int i = 0; i < 4; i++) {
+        a[i] = (conc_arg){c, x, want, count_out(&g), 0};
+        assert_int_equal(pthread_create(&th[i], NULL, conc_worker, &a[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        assert_true(a[i].ok);
+    }
+    free(s);
+    onnx__conv_free(c);
+    free(x);
+    free(w);
+    free(b);
+    free(want);
+}
+
+static void test_conv_bad_geometry(void **state)
+{
+    (void)state;
+    md_err e;
+    onnx_kconv_geom g = geom2d(1, 6, 4, 8, 8, 3, 1, 1, 0, 0, 4);
+    assert_int_equal(onnx__conv_check(&g, &e), MD_E_INVALID_PARAM);
+    assert_string_equal(e.field, "group");
+    g = geom2d(1, 4, 4, 8, 8, 3, 1, 1, 0, 0, 1);
+    g.out[1] = 7;
+    assert_int_equal(onnx__conv_check(&g, &e), MD_E_INVALID_PARAM);
+    assert_string_equal(e.field, "pads");
+    g = geom2d(1, 4, 4, 2, 2, 5, 1, 1, 0, 0, 1);
+    assert_int_equal(onnx__conv_check(&g, &e), MD_E_INVALID_PARAM);
+    assert_string_equal(e.field, "kernel_shape");
+    g = geom2d(1, 4, 4, 8, 8, 3, 1, 1, 0, 0, 1);
+    g.stride[1] = 0;
+    assert_int_equal(onnx__conv_check(&g, &e), MD_E_INVALID_PARAM);
+    assert_string_equal(e.field, "strides");
+    onnx__conv *c = (onnx__conv *)&g; /* must be reset to NULL on failure */
+    g = geom2d(1, 4, 4, 8, 8, 3, 1, 1, 0, 0, 1);
+    g.dil[0] = 0;
+    assert_int_equal(onnx__conv_new(1, &g, NULL, NULL, &c, &e), MD_E_INVALID_PARAM);
+    assert_null(c);
+    assert_string_equal(e.field, "dilations");
+}
+
+/* ---- gemm ------------------------------------------------------------------------------------ */
+
+static void test_sgemm(void **state)
+{
+    (void)state;
+    const int64_t shapes[][3] = {{1, 256, 32}, {7, 5, 3}, {64, 48, 80}, {1, 1, 1}, {3, 4, 0}};
+    for (size_t si = 0; si < sizeof(shapes) / sizeof(shapes[0]); si++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++) {
+                int64_t m = shapes[si][0], n = shapes[si][1], k = shapes[si][2];
+                float *a = rand_buf((size_t)(m * k)), *b = rand_buf((size_t)(k * n));
+                float *c = rand_buf((size_t)(m * n)), *want = malloc((size_t)(m * n) * 4);
+                float alpha = 0.5f, beta = si % 2 ? 0.0f : 2.0f;
+                for (int64_t i = 0; i < m; i++)
+                    for (int64_t j = 0; j < n; j++) {
+                        double s = 0;
+                        for (int64_t p = 0; p < k; p++)
+                            s += (double)(ta ? a[p * m + i] : a[i * k + p]) *
+                                 (tb ? b[j * k + p] : b[p * n + j]);
+                        want[i * n + j] = (float)(alpha * s + (beta != 0 ? beta * c[i * n + j] : 0));
+                    }
+                md_err e;
+                assert_int_equal(onnx__sgemm(ta, tb, m, n, k, alpha, a, ta ? m : k, b,
+                                             tb ? k : n, beta, c, n, &e), 0);
+                assert_close(c, want, (size_t)(m * n), "sgemm");
+                free(a);
+                free(b);
+                free(c);
+                free(want);
+            }
+}
+
+/* ---- pooling --------------------------------------------------------------------------------- */
+
+/* Reference pooling for 2-D from the ONNX definition, one window at a time. */
+static void ref_pool2d(const onnx_kpool_geom *g, const float *x, float *y, int64_t *idx)
+{
+    int64_t H = g->in[0], W = g->in[1];
+    for (int64_t pl = 0; pl < g->n * g->c; pl++)
+        for (int64_t oh = 0; oh < g->out[0]; oh++)
+            for (int64_t ow = 0; ow < g->out[1]; ow++) {
+                float m = -INFINITY;
+                int64_t at = -1, real = 0, padded = 0;
+                double s = 0;
+                for (int64_t kh = 0; kh < g->k[0]; kh++)
+                    for (int64_t kw = 0; kw < g->k[1]; kw++) {
+                        int64_t h = oh * g->stride[0] - g->pad_begin[0] + kh * g->dil[0];
+                        int64_t w = ow * g->stride[1] - g->pad_begin[1] + kw * g->dil[1];
+                        if (h >= -g->pad_begin[0] && h < H + g->pad_end[0] &&
+                            w >= -g->pad_begin[1] && w < W + g->pad_end[1])
+                            padded++;
+                        if (h < 0 || h >= H || w < 0 || w >= W)
+                            continue;
+                        float v = x[pl * H * W + h * W + w];
+                        real++;
+                        s += v;
+                        if (v > m) {
+                            m = v;
+                            at = pl * H * W + h * W + w;
+                        }
+                    }
+                size_t o = (size_t)((pl * g->out[0] + oh) * g->out[1] + ow);
+                if (g->kind == ONNX_KPOOL_MAX) {
+                    y[o] = m;
+                    if (idx)
+                        idx[o] = at;
+                } else {
+                    int64_t cnt = g->kind == ONNX_KPOOL_AVG_INCLUDE_PAD ? padded : real;
+                    y[o] = (float)(s / (double)cnt);
+                }
+            }
+}
+
+static void check_pool(onnx_kpool_kind kind, int64_t h, int64_t w, int64_t k, int64_t s,
+                       int64_t d, int64_t pb, int64_t pe, int ceil_mode)
+{
+    onnx_kpool_geom g = {.kind = kind, .nsp = 2, .n = 2, .c = 3};
+    for (int i = 0; i < 2; i++) {
+        g.in[i] = i ? w : h;
+        g.k[i] = k;
+        g.stride[i] = s;
+        g.dil[i] = d;
+        g.pad_begin[i] = pb;
+        g.pad_end[i] = pe;
+        int64_t span = g.in[i] + pb + pe - ((k - 1) * d + 1);
+        g.out[i] = (ceil_mode ? (span + s - 1) / s : span / s) + 1;
+        if (ceil_mode && (g.out[i] - 1) * s >= g.in[i] + pb)
+            g.out[i]--;
+    }
+    md_err e;
+    assert_int_equal(onnx__pool_check(&g, &e), 0);
+    size_t ni = (size_t)(g.n * g.c * h * w), no = (size_t)(g.n * g.c * g.out[0] * g.out[1]);
+    float *x = rand_buf(ni), *y = malloc(no * 4), *want = malloc(no * 4);
+    int64_t *idx = malloc(no * 8), *widx = malloc(no * 8);
+    ref_pool2d(&g, x, want, widx);
+    onnx__pool_run(&g, x, y, kind == ONNX_KPOOL_MAX ? idx : NULL, 0);
+    assert_close(y, want, no, "pool");
+    if (kind == ONNX_KPOOL_MAX)
+        for (size_t i = 0; i < no; i++)
+            assert_int_equal(idx[i], widx[i]);
+    free(x);
+    free(y);
+    free(want);
+    free(idx);
+    free(widx);
+}
+
+static void test_pool(void **state)
+{
+    (void)state;
+    for (int kind = 0; kind < 3; kind++) {
+        check_pool(kind, 8, 8, 2, 2, 1, 0, 0, 0);
+        check_pool(kind, 7, 9, 3, 2, 1, 1, 1, 0);
+        check_pool(kind, 7, 9, 3, 2, 1, 0, 0, 1);
+        check_pool(kind, 6, 6, 3, 2, 1, 1, 0, 1);
+        check_pool(kind, 10, 9, 2, 1, 2, 1, 0, 0);
+        check_pool(kind, 5, 5, 5, 1, 1, 2, 2, 0);
+    }
+}
+
+static void test_pool_indices_1d_3d(void **state)
+{
+    (void)state;
+    /* 1-D: x = 0..9 rising, window 3 stride 3: max at the last tap of each window */
+    onnx_kpool_geom g = {.kind = ONNX_KPOOL_MAX, .nsp = 1, .n = 1, .c = 2, .in = {10},
+                         .out = {3}, .k = {3}, .stride = {3}, .dil = {1}};
+    float x[20], y[6];
+    int64_t idx[6];
+    for (int i = 0; i < 20; i++)
+        x[i] = (float)i;
+    onnx__pool_run(&g, x, y, idx, 0);
+    const int64_t want_idx[6] = {2, 5, 8, 12, 15, 18};
+    for (int i = 0; i < 6; i++) {
+        assert_int_equal(idx[i], want_idx[i]);
+        assert_true(y[i] == (float)want_idx[i]);
+    }
+    /* 3-D 2x2x2 input, one window: the max (last element) in column-major order is index 7 too,
+     * and element (0,0,1) = 1 sits at column-major index 4 */
+    onnx_kpool_geom g3 = {.kind = ONNX_KPOOL_MAX, .nsp = 3, .n = 1, .c = 1, .in = {2, 2, 2},
+                          .out = {1, 1, 1}, .k = {2, 2, 2}, .stride = {1, 1, 1},
+                          .dil = {1, 1, 1}};
+    float x3[8] = {0, 9, 0, 0, 0, 0, 0, 0}, y3;
+    int64_t i3;
+    onnx__pool_run(&g3, x3, &y3, &i3, 1);
+    assert_true(y3 == 9.0f);
+    assert_int_equal(i3, 4);
+    onnx__global_pool(0, 2, 10, x, y);
+    assert_true(fabsf(y[0] - 4.5f) < 1e-6f && fabsf(y[1] - 14.5f) < 1e-6f);
+    onnx__global_pool(1, 2, 10, x, y);
+    assert_true(y[0] == 9.0f && y[1] == 19.0f);
+}
+
+static void test_pool_bad_geometry(void **state)
+{
+    (void)state;
+    md_err e;
+    onnx_kpool_geom g = {.kind = ONNX_KPOOL_MAX, .nsp = 2, .n = 1, .c = 1, .in = {4, 4},
+                         .out = {2, 2}, .k = {2, 2}, .stride = {2, 0}, .dil = {1, 1}};
+    assert_int_equal(onnx__pool_check(&g, &e), MD_E_INVALID_PARAM);
+    assert_string_equal(e.field, "strides");
+    g.stride[1] = 2;
+    g.out[1] = 9;
+    assert_int_equal(onnx__pool_check(&g, &e), MD_E_INVALID_PARAM);
+    assert_string_equal(e.field, "kernel_shape");
+}
+
+/* ---- batch normalization --------------------------------------------------------------------- */
+
+static void test_batchnorm(void **state)
+{
+    (void)state;
+    const int64_t n = 2, c = 3, sp = 5;
+    float *x = rand_buf((size_t)(n * c * sp)), y[30], want[30];
+    float scale[3] = {1.0f, 0.5f, -2.0f}, b[3] = {0.0f, 1.0f, 0.25f};
+    float mean[3] = {0.1f, -0.2f, 0.0f}, var[3] = {1.0f, 0.25f, 4.0f};
+    for (int64_t i = 0; i < n * c * sp; i++) {
+        int64_t ch = i / sp % c;
+        want[i] = ref_act(&(onnx_kact){ONNX_KACT_RELU, 0, 0},
+                          (x[i] - mean[ch]) / sqrtf(var[ch] + 1e-5f) * scale[ch] + b[ch]);
+    }
+    onnx__batchnorm(n, c, sp, x, scale, b, mean, var, 1e-5f, &(onnx_kact){ONNX_KACT_RELU, 0, 0},
+                    y);
+    assert_close(y, want, 30, "batchnorm");
+    /* training mode: batch statistics, running stats blended with momentum */
+    float rm[3], rv[3];
+    onnx__batchnorm_train(n, c, sp, x, scale, b, mean, var, 1e-5f, 0.9f, y, rm, rv);
+    for (int64_t ch = 0; ch < c; ch++) {
+        double s = 0, q = 0;
+        for (int64_t i = 0; i < n; i++)
+            for (int64_t j = 0; j < sp; j++)
+                s += x[(i * c + ch) * sp + j];
+        double m = s / (double)(n * sp);
+        for (int64_t i = 0; i < n; i++)
+            for (int64_t j = 0; j < sp; j++)
+                q += (x[(i * c + ch) * sp + j] - m) * (x[(i * c + ch) * sp + j] - m);
+        double v = q / (double)(n * sp);
+        assert_true(fabs(rm[ch] - (mean[ch] * 0.9 + m * 0.1)) < 1e-5);
+        assert_true(fabs(rv[ch] - (var[ch] * 0.9 + v * 0.1)) < 1e-5);
+        for (int64_t i = 0; i < n; i++)
+            for (int64_t j = 0; j < sp; j++) {
+                int64_t o = (i * c + ch) * sp + j;
+                float w = (float)((x[o] - m) / sqrt(v + 1e-5) * scale[ch] + b[ch]);
+                assert_true(fabsf(y[o] - w) < 1e-4f + 1e-3f * fabsf(w));
+            }
+    }
+    free(x);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_conv2d_shapes),
+        cmocka_unit_test(test_conv1d_3d),
+        cmocka_unit_test(test_conv_transpose),
+        cmocka_unit_test(test_conv_chain),
+        cmocka_unit_test(test_conv_concurrent),
+        cmocka_unit_test(test_conv_bad_geometry),
+        cmocka_unit_test(test_sgemm),
+        cmocka_unit_test(test_pool),
+        cmocka_unit_test(test_pool_indices_1d_3d),
+        cmocka_unit_test(test_pool_bad_geometry),
+        cmocka_unit_test(test_batchnorm),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
