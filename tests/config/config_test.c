@@ -1,0 +1,191 @@
+/* config_test.c - settings: defaults, precedence (flag > env > INI > default), value syntax
+ * (sizes, durations, booleans, rates), and errors that name the setting and its source. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "config/config.h"
+
+static void test_defaults(void **state)
+{
+    (void)state;
+    md_config c;
+    md_err e;
+    char *argv[] = {"serve", NULL};
+    assert_int_equal(md_config_load(&c, 1, argv, NULL, &e), MD_OK);
+    assert_string_equal(c.host, "127.0.0.1");
+    assert_int_equal(c.port, 8080);
+    assert_string_equal(c.data_dir, "./var");
+    assert_int_equal(c.body_limit, 25u * 1024 * 1024);
+    assert_int_equal(c.request_timeout_ms, 30000);
+    assert_true(c.access_log);
+    assert_false(c.no_auth);
+    assert_true(c.metrics_public);
+    assert_int_equal(c.rate_read.burst, 200);
+    assert_true(c.rate_read.per_sec == 100.0);
+    assert_int_equal(c.upload_ttl_ms, 3600 * 1000);
+    assert_string_equal(c.cors_origins, "");
+    md_config_free(&c);
+}
+
+static char ini_path[64];
+
+static void write_ini(const char *text)
+{
+    snprintf(ini_path, sizeof ini_path, "/tmp/modeld_config_test_%d.ini", (int)getpid());
+    FILE *f = fopen(ini_path, "w");
+    fputs(text, f);
+    fclose(f);
+}
+
+static void test_precedence(void **state)
+{
+    (void)state;
+    write_ini("# comment\n[server]\nport = 1111\nhost = 0.0.0.0\n; other\nlog_level = \"debug\"\nbody_limit=1M\n");
+    char cfgflag[96];
+    snprintf(cfgflag, sizeof cfgflag, "--config=%s", ini_path);
+    char *env[] = {"MODELD_PORT=2222", "MODELD_LOG_LEVEL=warn", "MODELD_BIN=/ignored", "PATH=/bin", NULL};
+    char *argv[] = {"serve", cfgflag, "--port", "3333", NULL};
+    md_config c;
+    md_err e;
+    assert_int_equal(md_config_load(&c, 4, argv, env, &e), MD_OK);
+    assert_int_equal(c.port, 3333);           /* flag beats env and file */
+    assert_string_equal(c.log_level, "warn"); /* env beats file */
+    assert_string_equal(c.host, "0.0.0.0");   /* file beats default */
+    assert_int_equal(c.body_limit, 1024 * 1024);
+    md_config_free(&c);
+    /* the file can also come from MODELD_CONFIG */
+    char envcfg[96];
+    snprintf(envcfg, sizeof envcfg, "MODELD_CONFIG=%s", ini_path);
+    char *env2[] = {envcfg, NULL};
+    char *argv2[] = {"serve", NULL};
+    assert_int_equal(md_config_load(&c, 1, argv2, env2, &e), MD_OK);
+    assert_int_equal(c.port, 1111);
+    md_config_free(&c);
+    unlink(ini_path);
+}
+
+static void test_value_syntax(void **state)
+{
+    (void)state;
+    md_config c;
+    md_err e;
+    char *argv[] = {"serve", "--body-limit=512K", "--request-timeout", "500ms", "--drain-timeout=2m", "--no-auth",
+                    "--access-log=off", "--rate-write", "2.5:7", "--rate-anon=3", "--cors-origins",
+                    "https://a.example,http://localhost:3000", NULL};
+    assert_int_equal(md_config_load(&c, 12, argv, NULL, &e), MD_OK);
+    assert_int_equal(c.body_limit, 512 * 1024);
+    assert_int_equal(c.request_timeout_ms, 500);
+    assert_int_equal(c.drain_timeout_ms, 120000);
+    assert_true(c.no_auth);
+    assert_false(c.access_log);
+    assert_true(c.rate_write.per_sec == 2.5);
+    assert_int_equal(c.rate_write.burst, 7);
+    assert_int_equal(c.rate_anon.burst, 3);
+    md_config_free(&c);
+}
+
+/* Load with one bad argument and check the error names the setting and the source. */
+static void expect_bad(const char *arg, const char *field, const char *needle)
+{
+    md_config c;
+    md_err e;
+    char *argv[] = {"serve", (char *)arg, NULL};
+    assert_int_equal(md_config_load(&c, 2, argv, NULL, &e), MD_E_INVALID_PARAM);
+    if (field)
+        assert_string_equal(e.field, field);
+    if (!strstr(e.msg, needle))
+        fail_msg("message \"%s\" lacks \"%s\"", e.msg, needle);
+    md_config_free(&c);
+}
+
+static void test_errors(void **state)
+{
+    (void)state;
+    expect_bad("--port=70000", "port", "--port");
+    expect_bad("--port=-1", "port", "0..65535");
+    expect_bad("--port=80x", "port", "\"80x\"");
+    expect_bad("--body-limit=12Q", "body_limit", "25M");
+    expect_bad("--body-limit=0", "body_limit", "body_limit");
+    expect_bad("--request-timeout=5parsecs", "request_timeout", "duration");
+    expect_bad("--access-log=maybe", "access_log", "true or false");
+    expect_bad("--rate-read=0", "rate_read", "rate_read");
+    expect_bad("--rate-read=5:0", "rate_read", "burst");
+    expect_bad("--log-level=loud", "log_level", "debug");
+    expect_bad("--cors-origins=evil.example", "cors_origins", "http(s)://");
+    expect_bad("--host=", "host", "non-empty");
+    expect_bad("--frobnicate=1", NULL, "unknown option \"--frobnicate\"");
+    expect_bad("stray", NULL, "unexpected argument");
+    expect_bad("--jwt-secret=xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", NULL, "unknown option"); /* env/file only */
+    expect_bad("--port", "port", "needs a value");
+    md_config c;
+    md_err e;
+    char *env[] = {"MODELD_COMPUTE_QUEUE=0", NULL};
+    char *argv[] = {"serve", NULL};
+    assert_int_equal(md_config_load(&c, 1, argv, env, &e), MD_E_INVALID_PARAM);
+    assert_non_null(strstr(e.msg, "MODELD_COMPUTE_QUEUE"));
+    md_config_free(&c);
+}
+
+static void test_ini_errors(void **state)
+{
+    (void)state;
+    md_config c;
+    md_err e;
+    assert_int_equal(md_config_defaults(&c), MD_OK);
+    const char *bad1 = "port = 1\nnonsense line\n";
+    assert_int_equal(md_config_parse_ini(&c, bad1, strlen(bad1), "x.ini", &e), MD_E_INVALID_PARAM);
+    assert_non_null(strstr(e.msg, "x.ini line 2"));
+    const char *bad2 = "prot = 1\n";
+    assert_int_equal(md_config_parse_ini(&c, bad2, strlen(bad2), "x.ini", &e), MD_E_INVALID_PARAM);
+    assert_non_null(strstr(e.msg, "unknown setting \"prot\""));
+    const char *bad3 = "[unterminated\n";
+    assert_int_equal(md_config_parse_ini(&c, bad3, strlen(bad3), "x.ini", &e), MD_E_INVALID_PARAM);
+    const char *ok = "  jwt_secret = 'abc'  \r\n\n[x]\n";
+    assert_int_equal(md_config_parse_ini(&c, ok, strlen(ok), "x.ini", &e), MD_OK);
+    assert_string_equal(c.jwt_secret, "abc");
+    md_config_free(&c);
+    char *argv[] = {"serve", "--config", "/nonexistent/modeld.ini", NULL};
+    assert_int_equal(md_config_load(&c, 3, argv, NULL, &e), MD_E_INVALID_PARAM);
+    assert_string_equal(e.field, "config");
+    md_config_free(&c);
+}
+
+static void test_help_lists_every_setting(void **state)
+{
+    (void)state;
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    md_config_help(f);
+    fclose(f);
+    const char *expect[] = {"--host ADDR", "MODELD_PORT", "default: 8080", "--data-dir", "default: ./var",
+                            "--body-limit", "default: 25M", "--no-auth[=BOOL]", "MODELD_JWT_SECRET",
+                            "--drain-timeout", "--cors-origins", "--rate-anon", "--upload-ttl", "--test-routes"};
+    for (size_t i = 0; i < sizeof expect / sizeof expect[0]; i++)
+        if (!strstr(buf, expect[i]))
+            fail_msg("help lacks %s", expect[i]);
+    free(buf);
+    md_config c;
+    md_err e;
+    char *argv[] = {"serve", "--help", NULL};
+    assert_int_equal(md_config_load(&c, 2, argv, NULL, &e), MD_OK);
+    assert_true(c.help);
+    md_config_free(&c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults),     cmocka_unit_test(test_precedence),
+        cmocka_unit_test(test_value_syntax), cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_ini_errors),   cmocka_unit_test(test_help_lists_every_setting),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
