@@ -12,11 +12,13 @@
 #include "base/log.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 void store__lock(store *s) { pthread_mutex_lock(&s->mu); }
 void store__unlock(store *s) { pthread_mutex_unlock(&s->mu); }
@@ -118,6 +120,11 @@ static int open_db(store *s, const store_opts *o, md_err *err)
     if (!path)
         return md_fail(err, MD_E_NOMEM, NULL, NULL);
     snprintf(path, n, "%s/modeld.db", s->data_dir);
+    /* The database holds key hashes and the audit log: create it 0600 ourselves (SQLite would
+     * use 0644), and SQLite gives its -wal and -shm files the same mode. */
+    int fd = o->read_only ? -1 : open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd >= 0)
+        close(fd);
     int flags = SQLITE_OPEN_NOMUTEX |
                 (o->read_only ? SQLITE_OPEN_READWRITE : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
     int rc = sqlite3_open_v2(path, &s->db, flags, NULL);

@@ -38,6 +38,9 @@ static void test_fresh(void **state)
     char wal[700];
     snprintf(wal, sizeof wal, "%s/modeld.db-wal", want);
     assert_int_equal(access(wal, F_OK), 0);
+    struct stat sb;   /* key hashes and the audit log are not for other users */
+    assert_int_equal(stat(wal, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0600);
     store_unref(s);
     tu_rmdir(dir);
 }
