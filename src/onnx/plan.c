@@ -285,7 +285,8 @@ int onnx__plan_finish(onnx__exec *e, const onnx_tensor *inputs)
     onnx__event *ev = malloc(((size_t)e->n_rec + 1) * sizeof *ev);
     if (!p || !key || !ev)
         goto drop;
-    memcpy(ev, e->rec, (size_t)e->n_rec * sizeof *ev);
+    if (e->n_rec)
+        memcpy(ev, e->rec, (size_t)e->n_rec * sizeof *ev);
     p->total = assign_offsets(m, ev, e->n_rec);
     if (p->total == SIZE_MAX)
         goto drop;
