@@ -325,10 +325,7 @@ int api_platform_register(api_platform *p, http_server *srv, md_err *err)
               http_route_add(srv, "GET", "/metrics", p->o.metrics_public ? HTTP_ROLE_PUBLIC : HTTP_ROLE_ADMIN, pub,
                              metrics, p) &&
               http_route_add(srv, "GET", "/api/admin/audit", HTTP_ROLE_ADMIN, HTTP_HEAVY, audit_list, p);
-    http_route *tr = ok ? http_route_add(srv, "POST", "/api/auth/token", HTTP_ROLE_READ, HTTP_LIGHT, token, p) : NULL;
-    if (tr)
-        http_route_body_limit(tr, 4096);
-    ok = tr != NULL;
+    ok = ok && http_route_add(srv, "POST", "/api/auth/token", HTTP_ROLE_READ, HTTP_LIGHT, token, p);
     if (ok && p->o.test_routes) {
         md_log(MD_LOG_WARN, "test routes enabled (/api/test/*): not for production");
         ok = http_route_add(srv, "GET", "/api/test/slow", HTTP_ROLE_PUBLIC, HTTP_HEAVY | HTTP_NO_RATELIMIT, test_slow,

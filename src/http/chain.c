@@ -138,7 +138,8 @@ bool http__req_headers_in(http_req *r, long long content_length)
     }
     r->body.max = r->body_limit;
     stage_auth(r, rt);
-    if (!r->pending)
+    /* Failed credentials still spend the client IP's bucket: key guessing is rate limited. */
+    if (!r->pending || r->pending == MD_E_UNAUTHORIZED)
         stage_rate(r, rt);
     return false;
 }
