@@ -311,18 +311,20 @@ function chooseFile(file) {
   }
 }
 
-/* Upload the chosen file once; later callers share the same promise. Resolves to the file_id
- * or null after showing why it failed. */
+/* Upload the chosen file once; later callers for the same file share the same promise.
+ * Resolves to the file_id, or null after showing why it failed (or when the user has picked
+ * another file meanwhile). */
 function upload() {
   if (state.fileId) return Promise.resolve(state.fileId);
-  if (state.uploading) return state.uploading;
+  if (state.uploading && state.uploading.file === state.file) return state.uploading.promise;
   const file = state.file;
   setUploadState('uploading…', 'busy');
   const form = new FormData();
   form.append('file', file, file.name || 'image');
-  state.uploading = api('/api/upload', { method: 'POST', body: form }).then((r) => {
-    state.uploading = null;
-    if (file !== state.file) return null;          // the user picked another file meanwhile
+  const pending = { file, promise: null };
+  pending.promise = api('/api/upload', { method: 'POST', body: form }).then((r) => {
+    if (state.uploading === pending) state.uploading = null;
+    if (file !== state.file) return null;
     if (!r.ok || !r.body || !r.body.file_id) {
       setUploadState('failed', 'bad');
       showApiError(r, 'upload');
@@ -333,11 +335,12 @@ function upload() {
     $('file-details').textContent =
       `${r.body.format.toUpperCase()} · ${r.body.width}×${r.body.height} px · ${humanBytes(r.body.size_bytes)}`;
     setUploadState('uploaded', 'ok');
-    if (!$('messages').querySelector('.error')) clearMessages();
+    clearMessages();
     updateConvertButton();
     return state.fileId;
   });
-  return state.uploading;
+  state.uploading = pending;
+  return pending.promise;
 }
 
 /* ---------------------------------------------------------------- convert ---------------- */

@@ -73,7 +73,7 @@ static int has_index(const char *dir)
 
 int api_webui_find_dir(const char *dir, char *out, size_t cap, md_err *err)
 {
-    char exe[PATH_MAX], cand[5][PATH_MAX + 32];
+    char exe[PATH_MAX], cand[6][PATH_MAX + 32];
     size_t n = 0;
     const char *env = getenv("MODELD_WEB_DIR");
     if (dir && *dir)
@@ -92,6 +92,9 @@ int api_webui_find_dir(const char *dir, char *out, size_t cap, md_err *err)
             snprintf(cand[n++], sizeof cand[0], "%s/../share/modeld/web", exe);
         }
         snprintf(cand[n++], sizeof cand[0], "./web");
+#ifdef MODELD_SOURCE_WEB_DIR
+        snprintf(cand[n++], sizeof cand[0], "%s", MODELD_SOURCE_WEB_DIR);
+#endif
     }
     for (size_t i = 0; i < n; i++)
         if (has_index(cand[i]) && strlen(cand[i]) < cap) {
