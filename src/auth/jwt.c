@@ -83,20 +83,54 @@ int auth_jwt_sign(const auth_jwt_claims *c, const uint8_t *secret, size_t secret
     return MD_OK;
 }
 
-/* Decode one base64url part into a NUL-terminated buffer of at most max bytes. */
+/* Value of a base64url digit, -1 for other bytes. Hand-written instead of
+ * sodium_base642bin because decoding was most of the cost of a verify, and nothing decoded
+ * here is secret (the expected MAC is compared in constant time after decoding). */
+static int b64_digit(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    return c == '-' ? 62 : c == '_' ? 63 : -1;
+}
+
+/* Decode one unpadded base64url part into out (NUL-terminated, at most max bytes). Strict:
+ * a length of 4k+1 and unused trailing bits that are not zero are refused, so each byte
+ * string has exactly one accepted encoding. */
 static int b64_part(const char *p, size_t n, uint8_t *out, size_t max, size_t *got)
 {
-    if (n == 0 || n > sodium_base64_ENCODED_LEN(max, B64))
+    if (n == 0 || n % 4 == 1 || n / 4 * 3 + (n % 4 ? n % 4 - 1 : 0) > max)
         return -1;
-    const char *end = NULL;
-    if (sodium_base642bin(out, max, p, n, NULL, got, &end, B64) != 0 || end != p + n)
+    uint32_t acc = 0;
+    int bits = 0;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        int v = b64_digit((unsigned char)p[i]);
+        if (v < 0)
+            return -1;
+        acc = (acc << 6) | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[o++] = (uint8_t)(acc >> bits);
+        }
+    }
+    if (acc & ((1u << bits) - 1))
         return -1;
-    out[*got] = '\0';
+    out[o] = '\0';
+    *got = o;
     return 0;
 }
 
 static int check_header(const char *h, size_t n)
 {
+    /* The header modeld issues, base64url-encoded: accepted without decoding or parsing. */
+    static const char OWN[] = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9";
+    if (n == sizeof OWN - 1 && memcmp(h, OWN, n) == 0)
+        return 0;
     uint8_t buf[HEADER_MAX + 1];
     size_t got = 0;
     if (b64_part(h, n, buf, HEADER_MAX, &got) != 0)

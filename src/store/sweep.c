@@ -173,7 +173,7 @@ int store_sweep(store *s, store_sweep_stats *st, md_err *err)
         rc = walk(s, s->blob_dir, 0, now_ms, &local.blobs_deleted, err);
     sweep_tmp(s, &local.tmp_deleted);
     if (local.rows_deleted || local.blobs_deleted || local.tmp_deleted)
-        md_log(MD_LOG_INFO, "store: swept %zu rows, %zu blobs, %zu temporary files",
+        md_log(MD_LOG_DEBUG, "store: swept %zu rows, %zu blobs, %zu temporary files",
                local.rows_deleted, local.blobs_deleted, local.tmp_deleted);
     if (st)
         *st = local;

@@ -96,6 +96,12 @@ static void test_tamper(void **state)
              (int)(strrchr(ALG_HS512, '.') - other_payload), other_payload, PY_TOKEN + d2);
     assert_int_equal(verify(spliced, NOW, &c, &e), MD_E_UNAUTHORIZED);
     assert_string_equal(md_err_message(&e), "bad token signature");
+    /* The last signature digit 's' (44) carries 2 unused bits; 't' (45) decodes to the same
+     * bytes. Such a second spelling of a valid token must be refused, not accepted. */
+    memcpy(t, PY_TOKEN, sizeof t);
+    assert_int_equal(t[sizeof PY_TOKEN - 2], 's');
+    t[sizeof PY_TOKEN - 2] = 't';
+    assert_int_equal(verify(t, NOW, &c, &e), MD_E_UNAUTHORIZED);
 }
 
 static void test_algorithms_and_secret(void **state)
