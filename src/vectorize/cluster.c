@@ -1,0 +1,567 @@
+/* cluster.c - colour clustering: pixels to regions, in the spirit of VTracer/visioncortex.
+ *
+ * Stages:
+ *   1. Every pixel gets its colour composited on white (what a viewer sees) and a transparent
+ *      flag (alpha < 50%: the coverage line of an anti-aliased edge), so a half-covered edge
+ *      pixel never becomes an opaque halo.
+ *   2. 4-connected pixels whose colours agree in the top color_precision bits form the first
+ *      clusters (union-find).
+ *   3. Hierarchical merge: adjacent clusters are joined in order of colour difference, smallest
+ *      first, while the difference between their current mean colours is below
+ *      layer_difference (Kruskal order, the means re-checked at each union).
+ *   4. Blend pixels: a pixel whose colour lies between its own cluster's and a neighbour's (an
+ *      anti-aliased edge) joins whichever side it is closer to, so thin rings of mixed colour do
+ *      not become shapes of their own.
+ *   5. Speckles: clusters smaller than filter_speckle^2 pixels merge, smallest first, into the
+ *      neighbour with the closest colour.
+ * Invariants: transparent and opaque pixels are never joined by colour (only a speckle may be
+ * absorbed across); every final region is 4-connected; labels are deterministic (row-major
+ * order of first appearance).
+ */
+#include "vec_int.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int32_t uf_find(int32_t *par, int32_t x)
+{
+    while (par[x] != x) {
+        par[x] = par[par[x]];
+        x = par[x];
+    }
+    return x;
+}
+
+void vec__clusters_free(vec__clusters *c)
+{
+    if (c == NULL)
+        return;
+    free(c->label);
+    free(c->rgb);
+    free(c->trans);
+    free(c->reg);
+    memset(c, 0, sizeof *c);
+}
+
+/* Stage 1: colours on white (or on the chosen background) and transparency flags. */
+static int prep_pixels(const md_image *img, const vec_params *p, vec__clusters *c)
+{
+    size_t n = (size_t)img->width * (size_t)img->height;
+    c->w = img->width;
+    c->h = img->height;
+    c->label = malloc(n * sizeof *c->label);
+    c->rgb = malloc(n * 3);
+    c->trans = malloc(n);
+    if (!c->label || !c->rgb || !c->trans)
+        return MD_E_NOMEM;
+    const uint8_t *bg = p->composite ? p->background : (const uint8_t[3]){255, 255, 255};
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t *s = img->rgba + 4 * i;
+        unsigned a = s[3];
+        for (int k = 0; k < 3; k++)
+            c->rgb[3 * i + k] = (uint8_t)((s[k] * a + bg[k] * (255 - a) + 127) / 255);
+        c->trans[i] = !p->composite && a < VEC__ALPHA_CUT;
+    }
+    return MD_OK;
+}
+
+static void region_mean(const vec__region *r, double *m)
+{
+    for (int k = 0; k < 3; k++)
+        m[k] = r->sum[k] / (double)r->area;
+}
+
+static double color_dist(const vec__region *a, const vec__region *b)
+{
+    double d = 0;
+    for (int k = 0; k < 3; k++) {
+        double x = fabs(a->sum[k] / (double)a->area - b->sum[k] / (double)b->area);
+        d = x > d ? x : d;
+    }
+    return d;
+}
+
+static void region_absorb(vec__region *dst, const vec__region *src)
+{
+    dst->area += src->area;
+    for (int k = 0; k < 3; k++)
+        dst->sum[k] += src->sum[k];
+    dst->x0 = src->x0 < dst->x0 ? src->x0 : dst->x0;
+    dst->y0 = src->y0 < dst->y0 ? src->y0 : dst->y0;
+    dst->x1 = src->x1 > dst->x1 ? src->x1 : dst->x1;
+    dst->y1 = src->y1 > dst->y1 ? src->y1 : dst->y1;
+}
+
+int vec__clusters_relabel(vec__clusters *c, int max_id)
+{
+    int32_t *map = malloc((size_t)max_id * sizeof *map);
+    if (map == NULL)
+        return MD_E_NOMEM;
+    for (int i = 0; i < max_id; i++)
+        map[i] = -1;
+    size_t n = (size_t)c->w * (size_t)c->h;
+    int nreg = 0;
+    for (size_t i = 0; i < n; i++) {
+        int32_t l = c->label[i];
+        if (map[l] < 0)
+            map[l] = nreg++;
+        c->label[i] = map[l];
+    }
+    free(map);
+    free(c->reg);
+    c->reg = calloc((size_t)(nreg ? nreg : 1), sizeof *c->reg);
+    if (c->reg == NULL)
+        return MD_E_NOMEM;
+    c->n = nreg;
+    for (int r = 0; r < nreg; r++) {
+        c->reg[r].x0 = c->w;
+        c->reg[r].y0 = c->h;
+        c->reg[r].x1 = c->reg[r].y1 = -1;
+    }
+    for (int y = 0; y < c->h; y++)
+        for (int x = 0; x < c->w; x++) {
+            size_t i = (size_t)y * (size_t)c->w + (size_t)x;
+            vec__region *r = &c->reg[c->label[i]];
+            r->area++;
+            for (int k = 0; k < 3; k++)
+                r->sum[k] += c->rgb[3 * i + k];
+            r->transparent = c->trans[i];
+            r->x0 = x < r->x0 ? x : r->x0;
+            r->y0 = y < r->y0 ? y : r->y0;
+            r->x1 = x > r->x1 ? x : r->x1;
+            r->y1 = y > r->y1 ? y : r->y1;
+        }
+    return MD_OK;
+}
+
+/* Stage 2: union-find over equal quantised keys. */
+static int initial_clusters(vec__clusters *c, int precision)
+{
+    int w = c->w, h = c->h;
+    size_t n = (size_t)w * (size_t)h;
+    int shift = 8 - precision;
+    uint32_t *key = malloc(n * sizeof *key);
+    if (key == NULL)
+        return MD_E_NOMEM;
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t *s = c->rgb + 3 * i;
+        key[i] = c->trans[i] ? 0xffffffffu
+                             : ((uint32_t)(s[0] >> shift) << 16 | (uint32_t)(s[1] >> shift) << 8 |
+                                (uint32_t)(s[2] >> shift));
+        c->label[i] = (int32_t)i;
+    }
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            size_t i = (size_t)y * (size_t)w + (size_t)x;
+            if (x + 1 < w && key[i] == key[i + 1]) {
+                int32_t a = uf_find(c->label, (int32_t)i), b = uf_find(c->label, (int32_t)i + 1);
+                if (a != b)
+                    c->label[a > b ? a : b] = a < b ? a : b;
+            }
+            if (y + 1 < h && key[i] == key[i + (size_t)w]) {
+                int32_t a = uf_find(c->label, (int32_t)i);
+                int32_t b = uf_find(c->label, (int32_t)(i + (size_t)w));
+                if (a != b)
+                    c->label[a > b ? a : b] = a < b ? a : b;
+            }
+        }
+    for (size_t i = 0; i < n; i++)
+        c->label[i] = uf_find(c->label, (int32_t)i);
+    free(key);
+    return vec__clusters_relabel(c, (int)n);
+}
+
+/* The distinct pairs of 4-adjacent regions, as (lo << 32 | hi), sorted. */
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int region_edges(const vec__clusters *c, uint64_t **out, size_t *nout)
+{
+    size_t cap = 1024, n = 0;
+    uint64_t *e = malloc(cap * sizeof *e);
+    if (e == NULL)
+        return MD_E_NOMEM;
+    for (int y = 0; y < c->h; y++)
+        for (int x = 0; x < c->w; x++) {
+            size_t i = (size_t)y * (size_t)c->w + (size_t)x;
+            int32_t a = c->label[i];
+            int32_t nb[2] = {x + 1 < c->w ? c->label[i + 1] : a,
+                             y + 1 < c->h ? c->label[i + (size_t)c->w] : a};
+            for (int k = 0; k < 2; k++) {
+                if (nb[k] == a || (n > 0 && e[n - 1] == ((uint64_t)(uint32_t)(a < nb[k] ? a : nb[k]) << 32 |
+                                                         (uint32_t)(a < nb[k] ? nb[k] : a))))
+                    continue;
+                if (n == cap) {
+                    uint64_t *ne = realloc(e, 2 * cap * sizeof *e);
+                    if (ne == NULL) {
+                        free(e);
+                        return MD_E_NOMEM;
+                    }
+                    e = ne;
+                    cap *= 2;
+                }
+                int32_t lo = a < nb[k] ? a : nb[k], hi = a < nb[k] ? nb[k] : a;
+                e[n++] = (uint64_t)(uint32_t)lo << 32 | (uint32_t)hi;
+            }
+        }
+    qsort(e, n, sizeof *e, cmp_u64);
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (m == 0 || e[m - 1] != e[i])
+            e[m++] = e[i];
+    *out = e;
+    *nout = m;
+    return MD_OK;
+}
+
+typedef struct wedge {
+    float d;
+    int32_t a, b;
+} wedge;
+
+static int cmp_wedge(const void *x, const void *y)
+{
+    const wedge *a = x, *b = y;
+    if (a->d != b->d)
+        return a->d < b->d ? -1 : 1;
+    if (a->a != b->a)
+        return a->a < b->a ? -1 : 1;
+    return a->b < b->b ? -1 : a->b > b->b;
+}
+
+/* Apply a union-find over regions to the pixel labels and recompute the regions. */
+static int apply_roots(vec__clusters *c, int32_t *par)
+{
+    size_t n = (size_t)c->w * (size_t)c->h;
+    for (size_t i = 0; i < n; i++) {
+        c->label[i] = uf_find(par, c->label[i]);
+        c->trans[i] = (uint8_t)c->reg[c->label[i]].transparent; /* a speckle takes its host's */
+    }
+    return vec__clusters_relabel(c, c->n);
+}
+
+/* Stage 3: hierarchical merge by colour difference. */
+static int merge_similar(vec__clusters *c, int layer_difference)
+{
+    uint64_t *e = NULL;
+    size_t ne = 0;
+    int rc = region_edges(c, &e, &ne);
+    if (rc != MD_OK)
+        return rc;
+    wedge *we = malloc((ne ? ne : 1) * sizeof *we);
+    int32_t *par = malloc((size_t)c->n * sizeof *par);
+    if (we == NULL || par == NULL) {
+        rc = MD_E_NOMEM;
+        goto out;
+    }
+    size_t m = 0;
+    for (size_t i = 0; i < ne; i++) {
+        int32_t a = (int32_t)(e[i] >> 32), b = (int32_t)(uint32_t)e[i];
+        if (c->reg[a].transparent != c->reg[b].transparent)
+            continue;
+        double d = color_dist(&c->reg[a], &c->reg[b]);
+        if (d < layer_difference)
+            we[m++] = (wedge){(float)d, a, b};
+    }
+    qsort(we, m, sizeof *we, cmp_wedge);
+    for (int i = 0; i < c->n; i++)
+        par[i] = i;
+    for (size_t i = 0; i < m; i++) {
+        int32_t a = uf_find(par, we[i].a), b = uf_find(par, we[i].b);
+        if (a == b || color_dist(&c->reg[a], &c->reg[b]) >= layer_difference)
+            continue;
+        int32_t lo = a < b ? a : b, hi = a < b ? b : a;
+        region_absorb(&c->reg[lo], &c->reg[hi]);
+        par[hi] = lo;
+    }
+    rc = apply_roots(c, par);
+out:
+    free(e);
+    free(we);
+    free(par);
+    return rc;
+}
+
+/* Stage 4: squared distance from colour q to the segment a-b, and where along it (0..1). */
+static double seg_dist2(const double *q, const double *a, const double *b, double *t)
+{
+    double ab[3], aq[3], l2 = 0, dot = 0;
+    for (int k = 0; k < 3; k++) {
+        ab[k] = b[k] - a[k];
+        aq[k] = q[k] - a[k];
+        l2 += ab[k] * ab[k];
+        dot += ab[k] * aq[k];
+    }
+    double u = l2 > 0 ? dot / l2 : 0;
+    u = u < 0 ? 0 : u > 1 ? 1 : u;
+    double d2 = 0;
+    for (int k = 0; k < 3; k++) {
+        double x = aq[k] - u * ab[k];
+        d2 += x * x;
+    }
+    *t = u;
+    return d2;
+}
+
+
+/* Region adjacency in compressed-row form. */
+typedef struct csr {
+    size_t *off;       /* n+1 offsets into adj */
+    int32_t *adj;
+} csr;
+
+static void csr_free(csr *g)
+{
+    free(g->off);
+    free(g->adj);
+}
+
+static int build_csr(const vec__clusters *c, csr *g)
+{
+    uint64_t *e = NULL;
+    size_t ne = 0;
+    int rc = region_edges(c, &e, &ne);
+    if (rc != MD_OK)
+        return rc;
+    int nr = c->n;
+    g->off = calloc((size_t)nr + 2, sizeof *g->off);
+    g->adj = malloc((2 * ne + 1) * sizeof *g->adj);
+    if (g->off == NULL || g->adj == NULL) {
+        free(e);
+        return MD_E_NOMEM;
+    }
+    for (size_t i = 0; i < ne; i++) {
+        g->off[(e[i] >> 32) + 2]++;
+        g->off[(uint32_t)e[i] + 2]++;
+    }
+    for (int r = 0; r < nr; r++)
+        g->off[r + 2] += g->off[r + 1];
+    /* off[r+1] is now the fill cursor of r; after filling, off[r+1] = end of r = start of r+1. */
+    for (size_t i = 0; i < ne; i++) {
+        int32_t a = (int32_t)(e[i] >> 32), b = (int32_t)(uint32_t)e[i];
+        g->adj[g->off[a + 1]++] = b;
+        g->adj[g->off[b + 1]++] = a;
+    }
+    free(e);
+    return MD_OK;
+}
+
+/* 1 when region r's mean colour is a blend of two of its neighbours' colours (within tol):
+ * the signature of a ring of anti-aliased edge pixels. */
+static int is_blend_region(const vec__clusters *c, const csr *g, int32_t r, double tol)
+{
+    const vec__region *rr = &c->reg[r];
+    if (rr->transparent || rr->area > 4 * (int64_t)(rr->x1 - rr->x0 + rr->y1 - rr->y0 + 2))
+        return 0; /* not thin: more than ~4 px across on average */
+    size_t lo = g->off[r], hi = g->off[r + 1];
+    if (hi - lo > 24)
+        hi = lo + 24; /* bound the pair search on busy regions */
+    double q[3];
+    region_mean(rr, q);
+    for (size_t i = lo; i < hi; i++)
+        for (size_t j = i + 1; j < hi; j++) {
+            double a[3], b[3], t;
+            region_mean(&c->reg[g->adj[i]], a);
+            region_mean(&c->reg[g->adj[j]], b);
+            if (seg_dist2(q, a, b, &t) < tol * tol && t > 0.05 && t < 0.95)
+                return 1;
+        }
+    return 0;
+}
+
+/* Stage 4: dissolve rings of anti-aliased edge pixels. Each pixel of a blend region joins the
+ * adjacent non-blend region whose colour is closest to its own, so the edge lands where the
+ * coverage crosses 50% instead of becoming a thin shape of its own. Genuine thin strokes
+ * (whose colour is not between their neighbours') stay. */
+static int dissolve_blends(vec__clusters *c, int layer_difference)
+{
+    int w = c->w, h = c->h;
+    csr g = {0};
+    uint8_t *blend = calloc((size_t)c->n + 1, 1);
+    int rc = blend ? build_csr(c, &g) : MD_E_NOMEM;
+    double tol = layer_difference > 12 ? layer_difference : 12;
+    for (int32_t r = 0; rc == MD_OK && r < c->n; r++)
+        blend[r] = (uint8_t)is_blend_region(c, &g, r, tol);
+    for (int pass = 0; rc == MD_OK && pass < 2; pass++)
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++) {
+                size_t i = (size_t)y * (size_t)w + (size_t)x;
+                if (!blend[c->label[i]])
+                    continue;
+                const int dx[4] = {1, -1, 0, 0}, dy[4] = {0, 0, 1, -1};
+                double bestd = 1e18;
+                for (int k = 0; k < 4; k++) {
+                    int xx = x + dx[k], yy = y + dy[k];
+                    if (xx < 0 || yy < 0 || xx >= w || yy >= h)
+                        continue;
+                    int32_t o = c->label[(size_t)yy * (size_t)w + (size_t)xx];
+                    if (blend[o])
+                        continue;
+                    double m[3], d2 = 0;
+                    region_mean(&c->reg[o], m);
+                    for (int ch = 0; ch < 3; ch++)
+                        d2 += (m[ch] - c->rgb[3 * i + ch]) * (m[ch] - c->rgb[3 * i + ch]);
+                    if (d2 < bestd) {
+                        bestd = d2;
+                        c->label[i] = o;
+                        c->trans[i] = (uint8_t)c->reg[o].transparent;
+                    }
+                }
+            }
+    free(blend);
+    csr_free(&g);
+    return rc;
+}
+
+/* Split regions into 4-connected components again (stage 4 may cut a region in two). */
+static int reconnect(vec__clusters *c)
+{
+    int w = c->w, h = c->h;
+    size_t n = (size_t)w * (size_t)h;
+    int32_t *par = malloc(n * sizeof *par);
+    if (par == NULL)
+        return MD_E_NOMEM;
+    for (size_t i = 0; i < n; i++)
+        par[i] = (int32_t)i;
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            size_t i = (size_t)y * (size_t)w + (size_t)x;
+            size_t nb[2] = {x + 1 < w ? i + 1 : i, y + 1 < h ? i + (size_t)w : i};
+            for (int k = 0; k < 2; k++) {
+                if (nb[k] == i || c->label[nb[k]] != c->label[i])
+                    continue;
+                int32_t a = uf_find(par, (int32_t)i), b = uf_find(par, (int32_t)nb[k]);
+                if (a != b)
+                    par[a > b ? a : b] = a < b ? a : b;
+            }
+        }
+    for (size_t i = 0; i < n; i++)
+        c->label[i] = uf_find(par, (int32_t)i);
+    free(par);
+    return vec__clusters_relabel(c, (int)n);
+}
+
+typedef struct speck_ctx {
+    vec__clusters *c;
+    csr g;             /* adjacency of the regions before stage 5 */
+    int32_t *par, *next, *tail;
+} speck_ctx;
+
+/* The neighbour (a root) of root g with the closest colour; ties go to the larger one. */
+static int32_t best_neighbour(speck_ctx *s, int32_t g)
+{
+    int32_t best = -1;
+    double bestd = 1e9;
+    for (int32_t m = g; m >= 0; m = s->next[m])
+        for (size_t k = s->g.off[m]; k < s->g.off[m + 1]; k++) {
+            int32_t o = uf_find(s->par, s->g.adj[k]);
+            if (o == g)
+                continue;
+            double d = color_dist(&s->c->reg[g], &s->c->reg[o]);
+            if (d < bestd || (d == bestd && s->c->reg[o].area > s->c->reg[best].area)) {
+                bestd = d;
+                best = o;
+            }
+        }
+    return best;
+}
+
+static int cmp_area_idx(const void *x, const void *y, void *ctx)
+{
+    const vec__region *reg = ctx;
+    int32_t a = *(const int32_t *)x, b = *(const int32_t *)y;
+    if (reg[a].area != reg[b].area)
+        return reg[a].area < reg[b].area ? -1 : 1;
+    return a < b ? -1 : a > b;
+}
+
+/* Stage 5: merge speckles into their closest neighbour, smallest first. */
+static int filter_speckles(vec__clusters *c, int64_t min_area)
+{
+    speck_ctx s = {.c = c};
+    int nr = c->n;
+    int rc = build_csr(c, &s.g);
+    int32_t *order = malloc((size_t)nr * sizeof *order);
+    s.par = malloc((size_t)nr * sizeof *s.par);
+    s.next = malloc((size_t)nr * sizeof *s.next);
+    s.tail = malloc((size_t)nr * sizeof *s.tail);
+    if (rc == MD_OK && (!order || !s.par || !s.next || !s.tail))
+        rc = MD_E_NOMEM;
+    if (rc != MD_OK)
+        goto out;
+    for (int32_t r = 0; r < nr; r++) {
+        order[r] = s.par[r] = s.tail[r] = r;
+        s.next[r] = -1;
+    }
+    qsort_r(order, (size_t)nr, sizeof *order, cmp_area_idx, c->reg);
+    for (int i = 0; i < nr; i++) {
+        int32_t g = order[i];
+        if (s.par[g] != g || c->reg[g].area >= min_area)
+            continue;
+        int32_t t = best_neighbour(&s, g);
+        if (t < 0)
+            continue; /* the whole image is one region */
+        region_absorb(&c->reg[t], &c->reg[g]);
+        s.par[g] = t;
+        s.next[s.tail[t]] = g; /* members of g follow t's */
+        s.tail[t] = s.tail[g];
+    }
+    rc = apply_roots(c, s.par);
+out:
+    free(order);
+    free(s.par);
+    free(s.next);
+    free(s.tail);
+    csr_free(&s.g);
+    return rc;
+}
+
+int vec__cluster_color(const md_image *img, const vec_params *p, vec__clusters *c, md_err *err)
+{
+    memset(c, 0, sizeof *c);
+    int rc = prep_pixels(img, p, c);
+    if (rc == MD_OK)
+        rc = initial_clusters(c, p->color_precision);
+    if (rc == MD_OK && p->layer_difference > 0)
+        rc = merge_similar(c, p->layer_difference);
+    if (rc == MD_OK && p->filter_speckle > 1) {
+        rc = dissolve_blends(c, p->layer_difference);
+        if (rc == MD_OK)
+            rc = reconnect(c);
+    }
+    if (rc == MD_OK && p->filter_speckle > 1)
+        rc = filter_speckles(c, (int64_t)p->filter_speckle * p->filter_speckle);
+    if (rc != MD_OK) {
+        vec__clusters_free(c);
+        return md_fail(err, rc, NULL, "out of memory while clustering colours");
+    }
+    return MD_OK;
+}
+
+int vec__cluster_binary(const md_image *img, const vec_params *p, vec__clusters *c, md_err *err)
+{
+    memset(c, 0, sizeof *c);
+    int rc = prep_pixels(img, p, c);
+    if (rc == MD_OK) {
+        /* Dark pixels become black, everything else (and transparency) the background. */
+        size_t n = (size_t)c->w * (size_t)c->h;
+        for (size_t i = 0; i < n; i++) {
+            const uint8_t *s = c->rgb + 3 * i;
+            int dark = !c->trans[i] && (299 * s[0] + 587 * s[1] + 114 * s[2]) < 128000;
+            memset(c->rgb + 3 * i, dark ? 0 : 255, 3);
+            c->trans[i] = !dark;
+        }
+        rc = initial_clusters(c, 1);
+    }
+    if (rc == MD_OK && p->filter_speckle > 1)
+        rc = filter_speckles(c, (int64_t)p->filter_speckle * p->filter_speckle);
+    if (rc != MD_OK) {
+        vec__clusters_free(c);
+        return md_fail(err, rc, NULL, "out of memory while clustering pixels");
+    }
+    return MD_OK;
+}

@@ -1,0 +1,501 @@
+/* gradient.c - find smooth linear and radial gradients and give each one path and one fill.
+ *
+ * Clustering cuts a smooth gradient into bands (one region per layer_difference step). Two
+ * bands of one gradient meet at a soft boundary: the pixels on either side differ by a few
+ * levels, while at a real edge they differ by about half the colours' difference. So:
+ *   1. Regions joined by soft boundaries form candidate groups (union-find).
+ *   2. For each group, least squares on pixel moments fits a linear ramp c = a + g.(x,y) and an
+ *      isotropic quadratic c = a + g.(x,y) + q|(x,y)|^2 per channel; a clearly better quadratic
+ *      fit means a radial gradient, whose centre is the quadratic's vertex.
+ *   3. Pixels are binned along the gradient coordinate (projection or radius); the bin means
+ *      are reduced to at most VEC_MAX_STOPS stops by greedy piecewise-linear fitting.
+ *   4. A group whose binned model explains its pixels (small residual) becomes one region with
+ *      a LINEAR/RADIAL paint; the others stay as they were.
+ * Coordinates inside this file are normalised to the group's box (centre 0, half-size 1) so
+ * the normal equations stay well conditioned.
+ */
+#include "vec_int.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NBINS 32
+#define SOFT_STEP 8.0     /* mean max-channel step across a soft boundary, in levels */
+#define MAX_RMS 7.0       /* largest accepted residual of a gradient model, in levels */
+#define MIN_AREA 64       /* smaller groups are not worth a gradient */
+
+typedef struct bedge {
+    uint64_t key;
+    uint32_t d;
+} bedge;
+
+static int cmp_bedge(const void *a, const void *b)
+{
+    uint64_t x = ((const bedge *)a)->key, y = ((const bedge *)b)->key;
+    return x < y ? -1 : x > y;
+}
+
+static int32_t uf(int32_t *par, int32_t x)
+{
+    while (par[x] != x) {
+        par[x] = par[par[x]];
+        x = par[x];
+    }
+    return x;
+}
+
+static double mean_dist(const vec__region *a, const vec__region *b)
+{
+    double d = 0;
+    for (int k = 0; k < 3; k++) {
+        double x = fabs(a->sum[k] / (double)a->area - b->sum[k] / (double)b->area);
+        d = x > d ? x : d;
+    }
+    return d;
+}
+
+/* Step 1: union regions across soft boundaries. par must hold c->n entries. */
+static int soft_groups(const vec__clusters *c, int32_t *par)
+{
+    size_t cap = 4096, n = 0;
+    bedge *e = malloc(cap * sizeof *e);
+    if (e == NULL)
+        return MD_E_NOMEM;
+    for (int y = 0; y < c->h; y++)
+        for (int x = 0; x < c->w; x++) {
+            size_t i = (size_t)y * (size_t)c->w + (size_t)x;
+            size_t nb[2] = {x + 1 < c->w ? i + 1 : i, y + 1 < c->h ? i + (size_t)c->w : i};
+            for (int k = 0; k < 2; k++) {
+                int32_t a = c->label[i], b = c->label[nb[k]];
+                if (a == b || c->reg[a].transparent || c->reg[b].transparent)
+                    continue;
+                if (n == cap) {
+                    bedge *ne = realloc(e, 2 * cap * sizeof *e);
+                    if (ne == NULL) {
+                        free(e);
+                        return MD_E_NOMEM;
+                    }
+                    e = ne;
+                    cap *= 2;
+                }
+                uint32_t d = 0;
+                for (int ch = 0; ch < 3; ch++) {
+                    int v = abs((int)c->rgb[3 * i + ch] - (int)c->rgb[3 * nb[k] + ch]);
+                    d = (uint32_t)v > d ? (uint32_t)v : d;
+                }
+                int32_t lo = a < b ? a : b, hi = a < b ? b : a;
+                e[n++] = (bedge){(uint64_t)(uint32_t)lo << 32 | (uint32_t)hi, d};
+            }
+        }
+    qsort(e, n, sizeof *e, cmp_bedge);
+    for (size_t i = 0; i < n;) {
+        size_t j = i;
+        double sum = 0;
+        while (j < n && e[j].key == e[i].key)
+            sum += e[j++].d;
+        int32_t a = (int32_t)(e[i].key >> 32), b = (int32_t)(uint32_t)e[i].key;
+        double step = sum / (double)(j - i);
+        /* Soft: small pixel steps, much smaller than the bands' colour difference, along a
+         * boundary long enough to judge. */
+        if (j - i >= 4 && step <= SOFT_STEP && step <= 0.5 * mean_dist(&c->reg[a], &c->reg[b]) + 1) {
+            int32_t ra = uf(par, a), rb = uf(par, b);
+            if (ra != rb)
+                par[ra > rb ? ra : rb] = ra < rb ? ra : rb;
+        }
+        i = j;
+    }
+    free(e);
+    return MD_OK;
+}
+
+/* Per-group accumulators; u, v are normalised coordinates and r = u^2 + v^2. */
+typedef struct gacc {
+    double cx, cy, s;                   /* normalisation: u = (x - cx) / s */
+    int x0, y0, x1, y1, members;
+    double m[15];                       /* sums of products of the basis 1,u,v,r */
+    double mc[3][4], cc[3];             /* sums of c*basis and c^2 per channel */
+    int model;                          /* 0 none, 1 linear, 2 radial */
+    double dir[2], ctr[2], t0, t1;      /* gradient coordinate */
+    double bn[NBINS], bc[NBINS][3], bcc[NBINS][3];
+    int32_t first_px;
+} gacc;
+
+/* Index of basis product (i,j), i <= j, in gacc.m (upper triangle of a 4x4). */
+static int mi(int i, int j)
+{
+    static const int idx[4][4] = {{0, 1, 2, 3}, {1, 4, 5, 6}, {2, 5, 7, 8}, {3, 6, 8, 9}};
+    return idx[i][j];
+}
+
+/* Solve the k x k system A x = b (Gaussian elimination with pivoting); 0 on success. */
+static int solve(double A[4][4], double *b, int k, double *x)
+{
+    for (int col = 0; col < k; col++) {
+        int piv = col;
+        for (int r = col + 1; r < k; r++)
+            if (fabs(A[r][col]) > fabs(A[piv][col]))
+                piv = r;
+        if (fabs(A[piv][col]) < 1e-9)
+            return -1;
+        for (int j = 0; j < k; j++) {
+            double t = A[col][j];
+            A[col][j] = A[piv][j];
+            A[piv][j] = t;
+        }
+        double t = b[col];
+        b[col] = b[piv];
+        b[piv] = t;
+        for (int r = col + 1; r < k; r++) {
+            double f = A[r][col] / A[col][col];
+            for (int j = col; j < k; j++)
+                A[r][j] -= f * A[col][j];
+            b[r] -= f * b[col];
+        }
+    }
+    for (int r = k - 1; r >= 0; r--) {
+        double s = b[r];
+        for (int j = r + 1; j < k; j++)
+            s -= A[r][j] * x[j];
+        x[r] = s / A[r][r];
+    }
+    return 0;
+}
+
+/* Least squares with the first k basis functions; returns the residual sum over channels
+ * and the coefficients per channel in coef. Negative when singular. */
+static double fit_model(const gacc *g, int k, double coef[3][4])
+{
+    double sse = 0;
+    for (int ch = 0; ch < 3; ch++) {
+        double A[4][4], b[4];
+        for (int i = 0; i < k; i++) {
+            for (int j = 0; j < k; j++)
+                A[i][j] = g->m[mi(i < j ? i : j, i < j ? j : i)];
+            b[i] = g->mc[ch][i];
+        }
+        if (solve(A, b, k, coef[ch]) != 0)
+            return -1;
+        double explained = 0;
+        for (int i = 0; i < k; i++)
+            explained += coef[ch][i] * g->mc[ch][i];
+        sse += g->cc[ch] - explained;
+    }
+    return sse > 0 ? sse : 0;
+}
+
+/* Step 2: choose linear or radial from the moments. */
+static void choose_model(gacc *g)
+{
+    double lin[3][4], quad[3][4];
+    double sl = fit_model(g, 3, lin), sq = fit_model(g, 4, quad);
+    g->model = 0;
+    if (sl < 0)
+        return;
+    if (sq >= 0 && sq < 0.5 * sl) {
+        double wu = 0, wv = 0, w = 0;
+        for (int ch = 0; ch < 3; ch++) {
+            double q = quad[ch][3];
+            if (fabs(q) < 1e-6)
+                continue;
+            double wt = q * q;
+            wu += wt * (-quad[ch][1] / (2 * q));
+            wv += wt * (-quad[ch][2] / (2 * q));
+            w += wt;
+        }
+        if (w > 0 && fabs(wu / w) < 4 && fabs(wv / w) < 4) {
+            g->model = 2;
+            g->ctr[0] = wu / w;
+            g->ctr[1] = wv / w;
+            return;
+        }
+    }
+    /* Principal direction of the three channels' slope vectors. */
+    double a = 0, b = 0, d = 0;
+    for (int ch = 0; ch < 3; ch++) {
+        a += lin[ch][1] * lin[ch][1];
+        b += lin[ch][1] * lin[ch][2];
+        d += lin[ch][2] * lin[ch][2];
+    }
+    double ang = 0.5 * atan2(2 * b, a - d);
+    g->dir[0] = cos(ang);
+    g->dir[1] = sin(ang);
+    g->model = a + d > 1e-6 ? 1 : 0;
+}
+
+static double coord(const gacc *g, double u, double v)
+{
+    if (g->model == 2)
+        return hypot(u - g->ctr[0], v - g->ctr[1]);
+    return u * g->dir[0] + v * g->dir[1];
+}
+
+/* Range of the gradient coordinate over the group's box. */
+static void coord_range(gacc *g)
+{
+    double lo = 1e18, hi = -1e18;
+    for (int k = 0; k < 4; k++) {
+        double u = ((k & 1 ? g->x1 + 1 : g->x0) - g->cx) / g->s;
+        double v = ((k & 2 ? g->y1 + 1 : g->y0) - g->cy) / g->s;
+        double t = coord(g, u, v);
+        lo = t < lo ? t : lo;
+        hi = t > hi ? t : hi;
+    }
+    if (g->model == 2) {
+        double u0 = g->ctr[0], v0 = g->ctr[1];
+        int inside = u0 >= (g->x0 - g->cx) / g->s && u0 <= (g->x1 + 1 - g->cx) / g->s &&
+                     v0 >= (g->y0 - g->cy) / g->s && v0 <= (g->y1 + 1 - g->cy) / g->s;
+        lo = inside ? 0 : lo * 0.5;
+    }
+    g->t0 = lo;
+    g->t1 = hi > lo ? hi : lo + 1e-6;
+}
+
+typedef int (*pixel_fn)(gacc *g, double u, double v, const uint8_t *rgb);
+
+static int acc_moments(gacc *g, double u, double v, const uint8_t *rgb)
+{
+    double bas[4] = {1, u, v, u * u + v * v};
+    for (int i = 0; i < 4; i++)
+        for (int j = i; j < 4; j++)
+            g->m[mi(i, j)] += bas[i] * bas[j];
+    for (int ch = 0; ch < 3; ch++) {
+        for (int i = 0; i < 4; i++)
+            g->mc[ch][i] += rgb[ch] * bas[i];
+        g->cc[ch] += (double)rgb[ch] * rgb[ch];
+    }
+    return 0;
+}
+
+static int acc_bins(gacc *g, double u, double v, const uint8_t *rgb)
+{
+    if (g->model == 0)
+        return 0;
+    double t = (coord(g, u, v) - g->t0) / (g->t1 - g->t0);
+    int b = (int)(t * NBINS);
+    b = b < 0 ? 0 : b >= NBINS ? NBINS - 1 : b;
+    g->bn[b]++;
+    for (int ch = 0; ch < 3; ch++) {
+        g->bc[b][ch] += rgb[ch];
+        g->bcc[b][ch] += (double)rgb[ch] * rgb[ch];
+    }
+    return 0;
+}
+
+/* Call fn for every pixel of every candidate group (cand[root] = index or -1). */
+static void each_pixel(const vec__clusters *c, const int32_t *par, const int32_t *cand, gacc *g,
+                       pixel_fn fn)
+{
+    for (int y = 0; y < c->h; y++)
+        for (int x = 0; x < c->w; x++) {
+            size_t i = (size_t)y * (size_t)c->w + (size_t)x;
+            int32_t k = cand[par[c->label[i]]];
+            if (k < 0)
+                continue;
+            gacc *a = &g[k];
+            fn(a, (x + 0.5 - a->cx) / a->s, (y + 0.5 - a->cy) / a->s, c->rgb + 3 * i);
+        }
+}
+
+/* Step 3: stops from the bin means; returns the residual RMS of the binned model. */
+static double make_stops(const gacc *g, vec_paint *paint)
+{
+    double sse = 0, n = 0, mean[NBINS][3], tc[NBINS];
+    int nb = 0;
+    for (int b = 0; b < NBINS; b++) {
+        if (g->bn[b] < 1)
+            continue;
+        for (int ch = 0; ch < 3; ch++) {
+            mean[nb][ch] = g->bc[b][ch] / g->bn[b];
+            sse += g->bcc[b][ch] - g->bc[b][ch] * mean[nb][ch];
+        }
+        tc[nb++] = (b + 0.5) / NBINS;
+        n += g->bn[b];
+    }
+    if (nb < 2)
+        return 1e9;
+    /* Greedy piecewise-linear: add the worst-fitting bin until all are within 3 levels. */
+    int keep[NBINS] = {0};
+    keep[0] = keep[nb - 1] = 1;
+    for (int nk = 2; nk < VEC_MAX_STOPS; nk++) {
+        int worst = -1;
+        double we = 3.0;
+        for (int i = 1, a = 0; i < nb - 1; i++) {
+            if (keep[i]) {
+                a = i;
+                continue;
+            }
+            int b = i + 1;
+            while (!keep[b])
+                b++;
+            double f = (tc[i] - tc[a]) / (tc[b] - tc[a]);
+            for (int ch = 0; ch < 3; ch++) {
+                double e = fabs(mean[i][ch] - (mean[a][ch] + f * (mean[b][ch] - mean[a][ch])));
+                if (e > we) {
+                    we = e;
+                    worst = i;
+                }
+            }
+        }
+        if (worst < 0)
+            break;
+        keep[worst] = 1;
+    }
+    paint->nstops = 0;
+    for (int i = 0; i < nb; i++) {
+        if (!keep[i])
+            continue;
+        vec_stop *s = &paint->stops[paint->nstops++];
+        s->offset = (float)tc[i];
+        for (int ch = 0; ch < 3; ch++)
+            s->rgba[ch] = (uint8_t)lround(mean[i][ch] < 0 ? 0 : mean[i][ch] > 255 ? 255 : mean[i][ch]);
+        s->rgba[3] = 255;
+    }
+    return sqrt(sse / (3 * n));
+}
+
+/* Step 4: the paint in pixel coordinates; stops' offsets rescaled to the end stops. */
+static void make_paint(const gacc *g, vec_paint *p)
+{
+    double f0 = p->stops[0].offset, f1 = p->stops[p->nstops - 1].offset;
+    double ta = g->t0 + f0 * (g->t1 - g->t0), tb = g->t0 + f1 * (g->t1 - g->t0);
+    p->rgba[0] = p->rgba[1] = p->rgba[2] = 0;
+    p->rgba[3] = 255;
+    if (g->model == 1) {
+        p->kind = VEC_PAINT_LINEAR;
+        p->x1 = (float)(g->cx + g->s * g->dir[0] * ta);
+        p->y1 = (float)(g->cy + g->s * g->dir[1] * ta);
+        p->x2 = (float)(g->cx + g->s * g->dir[0] * tb);
+        p->y2 = (float)(g->cy + g->s * g->dir[1] * tb);
+        for (int i = 0; i < p->nstops; i++)
+            p->stops[i].offset = (float)((p->stops[i].offset - f0) / (f1 - f0));
+    } else {
+        p->kind = VEC_PAINT_RADIAL;
+        p->x1 = (float)(g->cx + g->s * g->ctr[0]);
+        p->y1 = (float)(g->cy + g->s * g->ctr[1]);
+        p->x2 = (float)(g->s * tb);
+        for (int i = 0; i < p->nstops; i++) {
+            double t = g->t0 + p->stops[i].offset * (g->t1 - g->t0);
+            p->stops[i].offset = (float)(t / tb);
+        }
+    }
+}
+
+/* Candidate groups: roots with two or more regions and enough pixels. */
+static int find_candidates(const vec__clusters *c, int32_t *par, int32_t *cand, gacc **out, int *nout)
+{
+    int *members = calloc((size_t)c->n, sizeof *members);
+    int64_t *area = calloc((size_t)c->n, sizeof *area);
+    if (members == NULL || area == NULL) {
+        free(members);
+        free(area);
+        return MD_E_NOMEM;
+    }
+    for (int32_t r = 0; r < c->n; r++) {
+        int32_t g = uf(par, r);
+        par[r] = g;
+        members[g]++;
+        area[g] += c->reg[r].area;
+    }
+    int n = 0;
+    for (int32_t r = 0; r < c->n; r++) {
+        cand[r] = -1;
+        if (par[r] == r && members[r] >= 2 && area[r] >= MIN_AREA)
+            cand[r] = n++;
+    }
+    gacc *g = calloc((size_t)(n ? n : 1), sizeof *g);
+    if (g != NULL) {
+        for (int k = 0; k < n; k++)
+            g[k].x0 = g[k].y0 = 1 << 30, g[k].x1 = g[k].y1 = -1, g[k].first_px = -1;
+        for (int32_t r = 0; r < c->n; r++) {
+            int32_t k = cand[par[r]];
+            if (k < 0)
+                continue;
+            const vec__region *rr = &c->reg[r];
+            g[k].x0 = rr->x0 < g[k].x0 ? rr->x0 : g[k].x0;
+            g[k].y0 = rr->y0 < g[k].y0 ? rr->y0 : g[k].y0;
+            g[k].x1 = rr->x1 > g[k].x1 ? rr->x1 : g[k].x1;
+            g[k].y1 = rr->y1 > g[k].y1 ? rr->y1 : g[k].y1;
+        }
+        for (int k = 0; k < n; k++) {
+            g[k].cx = (g[k].x0 + g[k].x1 + 1) / 2.0;
+            g[k].cy = (g[k].y0 + g[k].y1 + 1) / 2.0;
+            double hw = (g[k].x1 + 1 - g[k].x0) / 2.0, hh = (g[k].y1 + 1 - g[k].y0) / 2.0;
+            g[k].s = hw > hh ? hw : hh;
+        }
+    }
+    free(members);
+    free(area);
+    *out = g;
+    *nout = n;
+    return g ? MD_OK : MD_E_NOMEM;
+}
+
+/* Step 4: merge accepted groups into single regions carrying their paints. */
+static int apply_groups(vec__clusters *c, const int32_t *par, const int32_t *cand, gacc *g,
+                        const uint8_t *ok)
+{
+    size_t n = (size_t)c->w * (size_t)c->h;
+    for (size_t i = 0; i < n; i++) {
+        int32_t root = par[c->label[i]], k = cand[root];
+        if (k < 0 || !ok[k])
+            continue;
+        c->label[i] = root;
+        if (g[k].first_px < 0)
+            g[k].first_px = (int32_t)i;
+    }
+    return vec__clusters_relabel(c, c->n);
+}
+
+int vec__gradients(vec__clusters *c, const vec_params *p)
+{
+    (void)p;
+    if (c->n < 2)
+        return MD_OK;
+    int32_t *par = malloc((size_t)c->n * sizeof *par), *cand = malloc((size_t)c->n * sizeof *cand);
+    gacc *g = NULL;
+    int ng = 0, rc = par && cand ? MD_OK : MD_E_NOMEM;
+    for (int32_t r = 0; rc == MD_OK && r < c->n; r++)
+        par[r] = r;
+    if (rc == MD_OK)
+        rc = soft_groups(c, par);
+    if (rc == MD_OK)
+        rc = find_candidates(c, par, cand, &g, &ng);
+    vec_paint *paints = rc == MD_OK ? calloc((size_t)ng + 1, sizeof *paints) : NULL;
+    uint8_t *ok = rc == MD_OK ? calloc((size_t)ng + 1, 1) : NULL;
+    if (rc == MD_OK && (paints == NULL || ok == NULL))
+        rc = MD_E_NOMEM;
+    int nok = 0;
+    if (rc == MD_OK && ng > 0) {
+        each_pixel(c, par, cand, g, acc_moments);
+        for (int k = 0; k < ng; k++) {
+            choose_model(&g[k]);
+            if (g[k].model)
+                coord_range(&g[k]);
+        }
+        each_pixel(c, par, cand, g, acc_bins);
+        for (int k = 0; k < ng; k++) {
+            if (g[k].model == 0 || make_stops(&g[k], &paints[k]) > MAX_RMS || paints[k].nstops < 2)
+                continue;
+            make_paint(&g[k], &paints[k]);
+            ok[k] = 1;
+            nok++;
+        }
+    }
+    if (rc == MD_OK && nok > 0) {
+        rc = apply_groups(c, par, cand, g, ok);
+        for (int k = 0; rc == MD_OK && k < ng; k++) {
+            if (!ok[k])
+                continue;
+            vec__region *r = &c->reg[c->label[g[k].first_px]];
+            r->gradient = 1;
+            r->paint = paints[k];
+        }
+    }
+    free(par);
+    free(cand);
+    free(g);
+    free(paints);
+    free(ok);
+    return rc;
+}

@@ -1,0 +1,141 @@
+/* simplify.c - from a pixel staircase to a polygon with classified vertices.
+ *
+ * A traced loop has one vertex per pixel side. Only the staircase corners (where the direction
+ * changes) carry shape; a closed Douglas-Peucker pass then keeps the vertices that the shape
+ * needs within a tolerance, and each kept vertex is classified by how sharply the outline turns
+ * there: a corner (tangent breaks, for polygons and sharp logo corners), a splice point (the
+ * spline is split but stays smooth) or a plain curve point. Smoothing with a small binomial
+ * filter then pulls the staircase zig-zag onto the edge it samples, corners held fixed.
+ */
+#include "vec_int.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+int vec__staircase_corners(const int32_t *pts, int n, vec__pt *out)
+{
+    int m = 0, run = 0;
+    for (int i = 0; i < n; i++) {
+        int ip = i == 0 ? n - 1 : i - 1, in = i + 1 == n ? 0 : i + 1;
+        int dx0 = pts[2 * i] - pts[2 * ip], dy0 = pts[2 * i + 1] - pts[2 * ip + 1];
+        int dx1 = pts[2 * in] - pts[2 * i], dy1 = pts[2 * in + 1] - pts[2 * i + 1];
+        /* Long straight runs keep a point every 3 px so that curve fitting is checked along
+         * them too, not only at their ends. */
+        if (dx0 != dx1 || dy0 != dy1 || ++run >= 3) {
+            out[m++] = (vec__pt){pts[2 * i], pts[2 * i + 1]};
+            run = 0;
+        }
+    }
+    return m;
+}
+
+/* Distance from p to the line through a and b (to a when a == b). */
+static double line_dist(vec__pt p, vec__pt a, vec__pt b)
+{
+    double dx = b.x - a.x, dy = b.y - a.y, l = hypot(dx, dy);
+    if (l < 1e-12)
+        return hypot(p.x - a.x, p.y - a.y);
+    return fabs((p.x - a.x) * dy - (p.y - a.y) * dx) / l;
+}
+
+/* Douglas-Peucker on indices lo..hi (hi may exceed n: indices wrap). */
+static int dp_range(const vec__pt *p, int n, int lo, int hi, double tol, uint8_t *flags)
+{
+    int *stack = malloc(2 * (size_t)(hi - lo + 2) * sizeof *stack);
+    if (stack == NULL)
+        return MD_E_NOMEM;
+    int sp = 0;
+    stack[sp++] = lo;
+    stack[sp++] = hi;
+    while (sp > 0) {
+        int b = stack[--sp], a = stack[--sp];
+        int best = -1;
+        double bestd = tol;
+        for (int i = a + 1; i < b; i++) {
+            double d = line_dist(p[i % n], p[a % n], p[b % n]);
+            if (d > bestd) {
+                bestd = d;
+                best = i;
+            }
+        }
+        if (best < 0)
+            continue;
+        flags[best % n] |= VEC__PF_KEEP;
+        stack[sp++] = a;
+        stack[sp++] = best;
+        stack[sp++] = best;
+        stack[sp++] = b;
+    }
+    free(stack);
+    return MD_OK;
+}
+
+/* Turning angle in degrees at b coming from a and going to c (0 = straight on). */
+static double turn_deg(vec__pt a, vec__pt b, vec__pt c)
+{
+    double ux = b.x - a.x, uy = b.y - a.y, vx = c.x - b.x, vy = c.y - b.y;
+    double lu = hypot(ux, uy), lv = hypot(vx, vy);
+    if (lu < 1e-12 || lv < 1e-12)
+        return 0;
+    double cs = (ux * vx + uy * vy) / (lu * lv);
+    cs = cs > 1 ? 1 : cs < -1 ? -1 : cs;
+    return acos(cs) * 180.0 / M_PI;
+}
+
+int vec__polygon(const vec__pt *p, int n, double tol, double corner_deg, double splice_deg,
+                 uint8_t *flags)
+{
+    for (int i = 0; i < n; i++)
+        flags[i] = 0;
+    if (n <= 0)
+        return 0;
+    /* Split the loop at its first point and the point farthest from it. */
+    int far = 0;
+    double fd = -1;
+    for (int i = 1; i < n; i++) {
+        double d = hypot(p[i].x - p[0].x, p[i].y - p[0].y);
+        if (d > fd) {
+            fd = d;
+            far = i;
+        }
+    }
+    flags[0] |= VEC__PF_KEEP;
+    flags[far] |= VEC__PF_KEEP;
+    if (dp_range(p, n, 0, far, tol, flags) != MD_OK || dp_range(p, n, far, n, tol, flags) != MD_OK)
+        return -1;
+    int *kept = malloc((size_t)n * sizeof *kept), m = 0;
+    if (kept == NULL)
+        return -1;
+    for (int i = 0; i < n; i++)
+        if (flags[i] & VEC__PF_KEEP)
+            kept[m++] = i;
+    for (int k = 0; k < m && m >= 3; k++) {
+        int a = kept[(k + m - 1) % m], b = kept[k], c = kept[(k + 1) % m];
+        double t = turn_deg(p[a], p[b], p[c]);
+        if (t >= corner_deg)
+            flags[b] |= VEC__PF_CORNER;
+        else if (t >= splice_deg)
+            flags[b] |= VEC__PF_SPLICE;
+    }
+    if (m < 3) /* a degenerate sliver: every vertex is a corner */
+        for (int k = 0; k < m; k++)
+            flags[kept[k]] |= VEC__PF_CORNER;
+    free(kept);
+    return m;
+}
+
+void vec__smooth(vec__pt *p, int n, const uint8_t *flags, int passes, vec__pt *tmp)
+{
+    for (int it = 0; it < passes && n >= 3; it++) {
+        for (int i = 0; i < n; i++) {
+            if (flags[i] & VEC__PF_CORNER) {
+                tmp[i] = p[i];
+                continue;
+            }
+            vec__pt a = p[i == 0 ? n - 1 : i - 1], b = p[i + 1 == n ? 0 : i + 1];
+            tmp[i] = (vec__pt){(a.x + 2 * p[i].x + b.x) / 4, (a.y + 2 * p[i].y + b.y) / 4};
+        }
+        for (int i = 0; i < n; i++)
+            p[i] = tmp[i];
+    }
+}

@@ -1,0 +1,368 @@
+/* trace.c - vec_trace(): runs the tracer's stages and builds the vec_doc.
+ *
+ *   cluster (colour or binary) -> gradients -> contours -> per loop: staircase corners,
+ *   polygon + corner classes, smoothing, then lines (polygon mode), Béziers (spline mode) or
+ *   the raw pixel outline (pixel mode) -> one path per region.
+ *
+ * Layering. Regions are painted in decreasing order of bounding-box area. A region inside a
+ * hole of another has a strictly smaller box, so it is always painted later; in stacked mode a
+ * region can therefore fill its holes (drop them) and let the regions inside paint over it,
+ * which leaves no hairline gaps between neighbours. A hole that contains transparent pixels is
+ * kept, since nothing would paint over it. In cutout mode every hole is kept.
+ */
+#include "vec_int.h"
+
+#include "base/clock.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct tracer {
+    const vec_params *p;
+    const vec__clusters *c;
+    vec__pt *pt, *tmp;     /* scratch for one loop, capacity cap */
+    uint8_t *flags;
+    vec__pt *chain;
+    int cap;
+} tracer;
+
+static int ensure_scratch(tracer *t, int n)
+{
+    if (n <= t->cap)
+        return MD_OK;
+    int ncap = n + n / 2 + 16;
+    free(t->pt);
+    free(t->tmp);
+    free(t->flags);
+    free(t->chain);
+    t->pt = malloc((size_t)ncap * sizeof *t->pt);
+    t->tmp = malloc((size_t)ncap * sizeof *t->tmp);
+    t->flags = malloc((size_t)ncap);
+    t->chain = malloc(((size_t)ncap + 1) * sizeof *t->chain);
+    t->cap = ncap;
+    return t->pt && t->tmp && t->flags && t->chain ? MD_OK : MD_E_NOMEM;
+}
+
+static int move_to(vec__segs *s, vec__pt q)
+{
+    return vec__segs_push(s, VEC_SEG_MOVE, (const double[]){q.x, q.y}, 1);
+}
+
+/* Pixel mode: the exact staircase, one line per run. */
+static int loop_pixels(const vec__loop *l, vec__segs *s)
+{
+    int rc = MD_OK, started = 0;
+    for (int i = 0; i < l->n && rc == MD_OK; i++) {
+        int ip = i == 0 ? l->n - 1 : i - 1, in = i + 1 == l->n ? 0 : i + 1;
+        const int32_t *a = l->pts + 2 * ip, *b = l->pts + 2 * i, *c = l->pts + 2 * in;
+        if (b[0] - a[0] == c[0] - b[0] && b[1] - a[1] == c[1] - b[1])
+            continue;
+        vec__pt q = {b[0], b[1]};
+        rc = started ? vec__segs_push(s, VEC_SEG_LINE, (const double[]){q.x, q.y}, 1) : move_to(s, q);
+        started = 1;
+    }
+    return rc == MD_OK ? vec__segs_push(s, VEC_SEG_CLOSE, NULL, 0) : rc;
+}
+
+/* Unit tangent at index i of the closed list p (m points), looking dir (+1/-1) along it over
+ * about 2.5 px, so staircase noise does not tilt it. */
+static vec__pt tangent_one(const vec__pt *p, int m, int i, int dir)
+{
+    vec__pt a = p[i], b = a;
+    for (int k = 1; k < m; k++) {
+        b = p[((i + dir * k) % m + m) % m];
+        if (hypot(b.x - a.x, b.y - a.y) >= 2.5)
+            break;
+    }
+    double l = hypot(b.x - a.x, b.y - a.y);
+    return l > 0 ? (vec__pt){(b.x - a.x) / l, (b.y - a.y) / l} : (vec__pt){1, 0};
+}
+
+/* Tangents leaving point i forwards (out) and arriving backwards (back, pointing against the
+ * walk): one-sided at corners, shared (smooth) elsewhere. */
+static void tangents(const vec__pt *p, int m, int i, int corner, vec__pt *out, vec__pt *back)
+{
+    vec__pt f = tangent_one(p, m, i, +1), r = tangent_one(p, m, i, -1);
+    if (!corner) {
+        vec__pt c = {f.x - r.x, f.y - r.y};
+        double l = hypot(c.x, c.y);
+        if (l > 1e-9) {
+            f = (vec__pt){c.x / l, c.y / l};
+            r = (vec__pt){-f.x, -f.y};
+        }
+    }
+    *out = f;
+    *back = r;
+}
+
+/* Spline mode: split at corners and splices, fit each chain. */
+static int loop_spline(tracer *t, const vec__pt *p, int m, const uint8_t *fl, vec__segs *s)
+{
+    double tol = t->p->length_threshold / 8.0;
+    int first = -1;
+    for (int i = 0; i < m && first < 0; i++)
+        if (fl[i] & (VEC__PF_CORNER | VEC__PF_SPLICE))
+            first = i;
+    int closed_smooth = first < 0;
+    if (closed_smooth)
+        first = 0;
+    int rc = move_to(s, p[first]);
+    int a = first;
+    do {
+        int b = (a + 1) % m, len = 2;
+        while (!closed_smooth && b != first && !(fl[b] & (VEC__PF_CORNER | VEC__PF_SPLICE))) {
+            b = (b + 1) % m;
+            len++;
+        }
+        if (closed_smooth) {
+            b = first;
+            len = m + 1;
+        }
+        for (int k = 0; k < len; k++)
+            t->chain[k] = p[(a + k) % m];
+        vec__pt t1, t2, dummy;
+        tangents(p, m, a, fl[a] & VEC__PF_CORNER, &t1, &dummy);
+        tangents(p, m, b, fl[b] & VEC__PF_CORNER, &dummy, &t2);
+        if (rc == MD_OK)
+            rc = vec__fit_cubic(t->chain, len, t1, t2, tol, t->p->max_iterations, s);
+        a = b;
+    } while (a != first && rc == MD_OK);
+    return rc == MD_OK ? vec__segs_push(s, VEC_SEG_CLOSE, NULL, 0) : rc;
+}
+
+static int loop_segments(tracer *t, const vec__loop *l, vec__segs *s)
+{
+    if (t->p->mode == VEC_PIXEL)
+        return loop_pixels(l, s);
+    if (ensure_scratch(t, l->n + 1) != MD_OK)
+        return MD_E_NOMEM;
+    int m = vec__staircase_corners(l->pts, l->n, t->pt);
+    double ptol = t->p->length_threshold / 6.0;
+    int kept = vec__polygon(t->pt, m, ptol, t->p->corner_threshold, t->p->splice_threshold,
+                            t->flags);
+    if (kept < 0)
+        return MD_E_NOMEM;
+    vec__smooth(t->pt, m, t->flags, 2, t->tmp);
+    if (t->p->mode == VEC_SPLINE)
+        return loop_spline(t, t->pt, m, t->flags, s);
+    int rc = MD_OK, started = 0;
+    for (int i = 0; i < m && rc == MD_OK; i++) {
+        if (!(t->flags[i] & VEC__PF_KEEP))
+            continue;
+        rc = started ? vec__segs_push(s, VEC_SEG_LINE, (const double[]){t->pt[i].x, t->pt[i].y}, 1)
+                     : move_to(s, t->pt[i]);
+        started = 1;
+    }
+    return rc == MD_OK ? vec__segs_push(s, VEC_SEG_CLOSE, NULL, 0) : rc;
+}
+
+/* 1 when a transparent region lies inside hole loop h (then the hole must stay open). */
+static int hole_has_transparency(const vec__clusters *c, const vec__loop *h, const int32_t *tpx,
+                                 int ntp)
+{
+    for (int k = 0; k < ntp; k++) {
+        int x = tpx[2 * k], y = tpx[2 * k + 1];
+        if (x < h->x0 || x >= h->x1 || y < h->y0 || y >= h->y1)
+            continue;
+        if (vec__loop_contains(h, x + 0.5, y + 0.5))
+            return 1;
+    }
+    (void)c;
+    return 0;
+}
+
+static int cmp_order(const void *x, const void *y, void *ctx)
+{
+    const vec__region *reg = ctx;
+    int32_t a = *(const int32_t *)x, b = *(const int32_t *)y;
+    int64_t aa = (int64_t)(reg[a].x1 - reg[a].x0 + 1) * (reg[a].y1 - reg[a].y0 + 1);
+    int64_t ab = (int64_t)(reg[b].x1 - reg[b].x0 + 1) * (reg[b].y1 - reg[b].y0 + 1);
+    if (aa != ab)
+        return aa > ab ? -1 : 1;
+    return a < b ? -1 : a > b;
+}
+
+/* One top-left pixel per transparent region, as test points for holes. */
+static int transparent_points(const vec__clusters *c, int32_t **out, int *nout)
+{
+    int32_t *tp = malloc(2 * ((size_t)c->n + 1) * sizeof *tp);
+    uint8_t *done = calloc((size_t)c->n + 1, 1);
+    if (tp == NULL || done == NULL) {
+        free(tp);
+        free(done);
+        return MD_E_NOMEM;
+    }
+    int n = 0;
+    for (int y = 0; y < c->h; y++)
+        for (int x = 0; x < c->w; x++) {
+            int32_t r = c->label[(size_t)y * (size_t)c->w + (size_t)x];
+            if (!c->reg[r].transparent || done[r])
+                continue;
+            done[r] = 1;
+            tp[2 * n] = x;
+            tp[2 * n + 1] = y;
+            n++;
+        }
+    free(done);
+    *out = tp;
+    *nout = n;
+    return MD_OK;
+}
+
+/* Fill colours from each region's interior pixels (all four neighbours in the region): edge
+ * pixels are partly the neighbour's colour (anti-aliasing), and the renderer blends the edge
+ * again, so counting them would wash the fill out. Regions with no interior use all pixels. */
+static int interior_colors(const vec__clusters *c, double **out)
+{
+    double *s = calloc(4 * ((size_t)c->n + 1), sizeof *s);
+    if (s == NULL)
+        return MD_E_NOMEM;
+    for (int y = 1; y + 1 < c->h; y++)
+        for (int x = 1; x + 1 < c->w; x++) {
+            size_t i = (size_t)y * (size_t)c->w + (size_t)x;
+            int32_t r = c->label[i];
+            if (c->label[i - 1] != r || c->label[i + 1] != r || c->label[i - (size_t)c->w] != r ||
+                c->label[i + (size_t)c->w] != r)
+                continue;
+            for (int k = 0; k < 3; k++)
+                s[4 * r + k] += c->rgb[3 * i + k];
+            s[4 * r + 3]++;
+        }
+    *out = s;
+    return MD_OK;
+}
+
+static void region_paint(const vec__region *r, const double *interior, vec_paint *paint)
+{
+    if (r->gradient) {
+        *paint = r->paint;
+        return;
+    }
+    memset(paint, 0, sizeof *paint);
+    paint->kind = VEC_PAINT_SOLID;
+    for (int k = 0; k < 3; k++)
+        paint->rgba[k] = (uint8_t)lround(interior[3] > 0 ? interior[k] / interior[3]
+                                                         : r->sum[k] / (double)r->area);
+    paint->rgba[3] = 255;
+}
+
+typedef struct docbuild {
+    vec_doc *d;
+    size_t cap;
+    int32_t *order, *first, *next; /* regions in paint order; loops of a region as a list */
+    int32_t *tpx;
+    int ntp;
+    double *interior;              /* per region: colour sums and count of interior pixels */
+} docbuild;
+
+static int emit_region(tracer *t, docbuild *b, const vec__loops *L, int32_t r)
+{
+    vec__segs s = {0};
+    int rc = MD_OK;
+    for (int32_t k = b->first[r]; k >= 0 && rc == MD_OK; k = b->next[k]) {
+        const vec__loop *l = &L->loop[k];
+        if (l->hole && t->p->hierarchical == VEC_STACKED && t->p->colormode == VEC_COLOR &&
+            !hole_has_transparency(t->c, l, b->tpx, b->ntp))
+            continue;
+        rc = loop_segments(t, l, &s);
+    }
+    if (rc == MD_OK && s.n > 0) {
+        vec_paint paint;
+        region_paint(&t->c->reg[r], b->interior + 4 * r, &paint);
+        rc = vec__doc_add(b->d, &b->cap, &paint, &s);
+    }
+    free(s.s);
+    return rc;
+}
+
+static int build_doc(tracer *t, const vec__loops *L, vec_doc *d)
+{
+    const vec__clusters *c = t->c;
+    docbuild b = {.d = d};
+    b.order = malloc(((size_t)c->n + 1) * sizeof *b.order);
+    b.first = malloc(((size_t)c->n + 1) * sizeof *b.first);
+    b.next = malloc(((size_t)L->n + 1) * sizeof *b.next);
+    int rc = b.order && b.first && b.next ? transparent_points(c, &b.tpx, &b.ntp) : MD_E_NOMEM;
+    if (rc == MD_OK)
+        rc = interior_colors(c, &b.interior);
+    if (rc == MD_OK) {
+        for (int32_t r = 0; r < c->n; r++) {
+            b.order[r] = r;
+            b.first[r] = -1;
+        }
+        for (int32_t k = L->n - 1; k >= 0; k--) { /* keep loops in trace order */
+            b.next[k] = b.first[L->loop[k].region];
+            b.first[L->loop[k].region] = k;
+        }
+        qsort_r(b.order, (size_t)c->n, sizeof *b.order, cmp_order, c->reg);
+    }
+    for (int i = 0; i < c->n && rc == MD_OK; i++)
+        if (!c->reg[b.order[i]].transparent)
+            rc = emit_region(t, &b, L, b.order[i]);
+    free(b.order);
+    free(b.first);
+    free(b.next);
+    free(b.tpx);
+    free(b.interior);
+    return rc;
+}
+
+static int check_input(const md_image *img, const vec_params *p, md_err *err)
+{
+    if (img == NULL || img->rgba == NULL)
+        return md_fail(err, MD_E_BAD_REQUEST, "image", "no image to trace");
+    if (img->width <= 0 || img->height <= 0 || (int64_t)img->width * img->height > (1LL << 30))
+        return md_fail(err, MD_E_IMAGE_TOO_LARGE, "image", "cannot trace a %dx%d image",
+                       img->width, img->height);
+    return vec_params_validate(p, err);
+}
+
+int vec_trace(const md_image *img, const vec_params *p, vec_doc **out, vec_timing *timing,
+              md_err *err)
+{
+    *out = NULL;
+    int rc = check_input(img, p, err);
+    if (rc != MD_OK)
+        return rc;
+    uint64_t t0 = md_now_ns();
+    vec__clusters c;
+    rc = p->colormode == VEC_BINARY ? vec__cluster_binary(img, p, &c, err)
+                                    : vec__cluster_color(img, p, &c, err);
+    if (rc != MD_OK)
+        return rc;
+    if (p->colormode == VEC_COLOR && p->gradients)
+        rc = vec__gradients(&c, p);
+    uint64_t t1 = md_now_ns();
+    vec__loops L = {0};
+    if (rc == MD_OK)
+        rc = vec__contours(&c, &L);
+    uint64_t t2 = md_now_ns();
+    vec_doc *d = calloc(1, sizeof *d);
+    tracer t = {.p = p, .c = &c};
+    if (rc == MD_OK && d == NULL)
+        rc = MD_E_NOMEM;
+    if (rc == MD_OK) {
+        d->width = img->width;
+        d->height = img->height;
+        rc = build_doc(&t, &L, d);
+    }
+    uint64_t t3 = md_now_ns();
+    free(t.pt);
+    free(t.tmp);
+    free(t.flags);
+    free(t.chain);
+    vec__loops_free(&L);
+    vec__clusters_free(&c);
+    if (rc != MD_OK) {
+        vec_doc_free(d);
+        return md_fail(err, rc, NULL, "tracing failed: %s", md_err_default_msg(rc));
+    }
+    if (timing) {
+        timing->cluster_ms = vec__ms(t0, t1);
+        timing->trace_ms = vec__ms(t1, t2);
+        timing->fit_ms = vec__ms(t2, t3);
+    }
+    *out = d;
+    return MD_OK;
+}

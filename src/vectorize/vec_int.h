@@ -1,0 +1,131 @@
+/* vec_int.h - internals of the tracer shared by its stages (not part of the public API).
+ *
+ * Stages, in order (each file owns one):
+ *   cluster.c   pixels -> labelled regions (quantise, connect, merge hierarchically, speckles)
+ *   gradient.c  groups of softly-bordered regions -> one region with a linear/radial fill
+ *   contour.c   label map -> closed boundary loops on the pixel-corner grid, holes included
+ *   simplify.c  loop -> polygon (Douglas-Peucker) and its corners / splice points
+ *   fit.c       points between corners -> cubic Béziers within an error bound (Schneider)
+ *   trace.c     runs the stages and builds the vec_doc (layering, binary mode, pixel mode)
+ *   svg.c       vec_doc -> SVG text (or SVGZ)
+ * Coordinates are in pixels with (0,0) the top-left corner of the top-left pixel.
+ */
+#ifndef MD_VECTORIZE_VEC_INT_H
+#define MD_VECTORIZE_VEC_INT_H
+
+#include "vectorize/vec.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Alpha below this counts as transparent: the 50% coverage line of an anti-aliased edge. */
+#define VEC__ALPHA_CUT 128
+
+/* One final region: a 4-connected set of pixels painted with one fill. */
+typedef struct vec__region {
+    int64_t area;
+    double sum[3];          /* colour sums (straight RGB composited on white) */
+    int x0, y0, x1, y1;     /* bounding box, inclusive */
+    int transparent;        /* 1: no shape is emitted for it */
+    int gradient;           /* 1: paint holds a fitted gradient */
+    vec_paint paint;        /* the fill (solid mean colour unless gradient) */
+} vec__region;
+
+/* The label map of an image and its regions. */
+typedef struct vec__clusters {
+    int w, h;
+    int32_t *label;         /* w*h region indices, owned */
+    uint8_t *rgb;           /* w*h*3 colours composited on white, owned */
+    uint8_t *trans;         /* w*h flags: 1 = transparent pixel, owned */
+    int n;                  /* number of regions */
+    vec__region *reg;       /* n regions, owned */
+} vec__clusters;
+
+/* Colour mode: quantise, connect, merge and filter speckles. On success *c is filled (new;
+ * release with vec__clusters_free). */
+int vec__cluster_color(const md_image *img, const vec_params *p, vec__clusters *c, md_err *err);
+/* Binary mode: dark pixels (luma < 128 on white) against the rest, speckles flipped. */
+int vec__cluster_binary(const md_image *img, const vec_params *p, vec__clusters *c, md_err *err);
+/* Compact the labels (root -> 0..n-1) and recompute every region's statistics.
+ * label holds arbitrary non-negative ids below max_id. */
+int vec__clusters_relabel(vec__clusters *c, int max_id);
+void vec__clusters_free(vec__clusters *c);
+
+/* Detect gradient regions among c's regions and merge each into one region whose paint is a
+ * LINEAR or RADIAL gradient. Returns MD_OK or MD_E_NOMEM. */
+int vec__gradients(vec__clusters *c, const vec_params *p);
+
+/* ---- contours --------------------------------------------------------------------------- */
+
+/* A closed boundary on the pixel-corner grid: n unit steps, vertex i = (pts[2i], pts[2i+1]).
+ * Outer loops run clockwise on screen (region on the right-hand side when y points down),
+ * holes counter-clockwise, so the nonzero fill rule draws holes correctly. */
+typedef struct vec__loop {
+    int region;
+    int hole;
+    int n;
+    int32_t *pts;           /* borrowed from vec__loops.pts */
+    int x0, y0, x1, y1;     /* bounding box of the vertices */
+} vec__loop;
+
+typedef struct vec__loops {
+    int n, cap;
+    vec__loop *loop;        /* owned */
+    int32_t *pts;           /* owned storage for every loop's vertices */
+    size_t npts, ptscap;
+} vec__loops;
+
+/* Trace every boundary of every non-transparent region. *out is new (vec__loops_free). */
+int vec__contours(const vec__clusters *c, vec__loops *out);
+void vec__loops_free(vec__loops *l);
+/* 1 when point (px,py) (not on the grid lines) lies inside the loop (even-odd crossing). */
+int vec__loop_contains(const vec__loop *l, double px, double py);
+
+/* ---- simplification and fitting --------------------------------------------------------- */
+
+typedef struct vec__pt {
+    double x, y;
+} vec__pt;
+
+/* Point flags produced by vec__polygon. */
+#define VEC__PF_KEEP 1      /* vertex of the simplified polygon */
+#define VEC__PF_CORNER 2    /* sharp corner: tangent breaks */
+#define VEC__PF_SPLICE 4    /* splice: curve split here, tangent continuous */
+
+/* Reduce a closed loop of n points to the corner points of its staircase (where the direction
+ * changes). Writes to out (capacity n) and returns the count. */
+int vec__staircase_corners(const int32_t *pts, int n, vec__pt *out);
+/* Closed-loop Douglas-Peucker with tolerance tol: sets VEC__PF_KEEP in flags[i] for kept
+ * points, then classifies kept points by their turning angle (degrees) into corners
+ * (>= corner_deg) and splices (>= splice_deg). Returns the number of kept points. */
+int vec__polygon(const vec__pt *p, int n, double tol, double corner_deg, double splice_deg,
+                 uint8_t *flags);
+/* Smooth points in place with a [1 2 1]/4 filter, passes times, keeping flagged corners fixed
+ * (closed loop). tmp has room for n points. */
+void vec__smooth(vec__pt *p, int n, const uint8_t *flags, int passes, vec__pt *tmp);
+
+/* A growing list of segments for one path. */
+typedef struct vec__segs {
+    vec_seg *s;             /* owned until stolen into a vec_path */
+    size_t n, cap;
+} vec__segs;
+
+int vec__segs_push(vec__segs *v, vec_seg_kind k, const double *pts, int npts);
+
+/* Fit cubic Béziers to p[0..n-1] (an open chain, n >= 2) with end tangents t1 (leaving p[0])
+ * and t2 (arriving at p[n-1], pointing backwards), each within max error tol of the points;
+ * appends CUBIC or LINE segments (not the starting point) to out. */
+int vec__fit_cubic(const vec__pt *p, int n, vec__pt t1, vec__pt t2, double tol, int max_iter,
+                   vec__segs *out);
+/* Evaluate a cubic Bézier at t. */
+vec__pt vec__bezier(const vec__pt *b, double t);
+
+/* ---- documents --------------------------------------------------------------------------- */
+
+/* Append a path with the given fill, stealing segs->s (segs is left empty). */
+int vec__doc_add(vec_doc *d, size_t *cap, const vec_paint *fill, vec__segs *segs);
+
+/* Milliseconds between two md_now_ns() readings. */
+double vec__ms(uint64_t t0, uint64_t t1);
+
+#endif

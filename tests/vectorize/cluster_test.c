@@ -1,0 +1,178 @@
+/* cluster_test.c - colour clustering: flat regions, layer merging, speckles, anti-aliased
+ * edges and transparency. Uses the tracer's internal interface (vec_int.h). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "vectorize/vec_int.h"
+
+static void put(md_image *im, int x, int y, uint8_t r, uint8_t g, uint8_t b, uint8_t a)
+{
+    uint8_t *p = im->rgba + 4 * ((size_t)y * (size_t)im->width + (size_t)x);
+    p[0] = r, p[1] = g, p[2] = b, p[3] = a;
+}
+
+static void fill(md_image *im, int x0, int y0, int x1, int y1, uint32_t rgb, uint8_t a)
+{
+    for (int y = y0; y < y1; y++)
+        for (int x = x0; x < x1; x++)
+            put(im, x, y, (uint8_t)(rgb >> 16), (uint8_t)(rgb >> 8), (uint8_t)rgb, a);
+}
+
+static int label_at(const vec__clusters *c, int x, int y)
+{
+    return c->label[(size_t)y * (size_t)c->w + (size_t)x];
+}
+
+static vec__clusters cluster(const md_image *im, const vec_params *p)
+{
+    vec__clusters c;
+    md_err e;
+    assert_int_equal(vec__cluster_color(im, p, &c, &e), MD_OK);
+    return c;
+}
+
+static void test_two_flat_halves(void **state)
+{
+    (void)state;
+    md_image *im = img_new(20, 10);
+    fill(im, 0, 0, 10, 10, 0xff0000, 255);
+    fill(im, 10, 0, 20, 10, 0x0000ff, 255);
+    vec_params p;
+    vec_params_default(&p);
+    vec__clusters c = cluster(im, &p);
+    assert_int_equal(c.n, 2);
+    assert_int_not_equal(label_at(&c, 0, 0), label_at(&c, 19, 9));
+    const vec__region *r = &c.reg[label_at(&c, 0, 0)];
+    assert_int_equal(r->area, 100);
+    assert_true(r->sum[0] / r->area == 255.0 && r->sum[2] == 0);
+    assert_int_equal(r->x1, 9);
+    vec__clusters_free(&c);
+    img_free(im);
+}
+
+/* Colours closer than layer_difference become one layer; farther ones stay apart. */
+static void test_layer_difference(void **state)
+{
+    (void)state;
+    md_image *im = img_new(30, 10);
+    fill(im, 0, 0, 10, 10, 0x808080, 255);
+    fill(im, 10, 0, 20, 10, 0x888888, 255); /* 8 levels away */
+    fill(im, 20, 0, 30, 10, 0xc0c0c0, 255); /* 56 levels away */
+    vec_params p;
+    vec_params_default(&p);
+    vec__clusters c = cluster(im, &p);
+    assert_int_equal(c.n, 2);
+    assert_int_equal(label_at(&c, 0, 0), label_at(&c, 15, 5));
+    vec__clusters_free(&c);
+    p.layer_difference = 4;
+    c = cluster(im, &p);
+    assert_int_equal(c.n, 3);
+    vec__clusters_free(&c);
+    img_free(im);
+}
+
+/* A 3x3 speck (9 px < 4*4) joins its surroundings; a 5x5 square (25 px) stays. */
+static void test_speckles(void **state)
+{
+    (void)state;
+    md_image *im = img_new(40, 20);
+    fill(im, 0, 0, 40, 20, 0xffffff, 255);
+    fill(im, 5, 5, 8, 8, 0x000000, 255);
+    fill(im, 20, 5, 25, 10, 0x000000, 255);
+    vec_params p;
+    vec_params_default(&p);
+    vec__clusters c = cluster(im, &p);
+    assert_int_equal(c.n, 2);
+    assert_int_equal(label_at(&c, 6, 6), label_at(&c, 0, 0));
+    assert_int_not_equal(label_at(&c, 22, 7), label_at(&c, 0, 0));
+    vec__clusters_free(&c);
+    p.filter_speckle = 0; /* off: the speck is kept */
+    c = cluster(im, &p);
+    assert_int_equal(c.n, 3);
+    vec__clusters_free(&c);
+    img_free(im);
+}
+
+/* A one-pixel ring of grey between black and white is an anti-aliased edge: it dissolves
+ * into the two sides instead of becoming a region. A black 1-px line on white is a stroke
+ * and stays. */
+static void test_blend_ring_dissolves_stroke_stays(void **state)
+{
+    (void)state;
+    md_image *im = img_new(40, 40);
+    fill(im, 0, 0, 40, 40, 0xffffff, 255);
+    fill(im, 9, 9, 31, 31, 0x808080, 255);
+    fill(im, 10, 10, 30, 30, 0x000000, 255);
+    fill(im, 2, 35, 38, 36, 0x000000, 255); /* the stroke */
+    vec_params p;
+    vec_params_default(&p);
+    vec__clusters c = cluster(im, &p);
+    assert_int_equal(c.n, 3);
+    int grey = label_at(&c, 9, 20);
+    assert_true(grey == label_at(&c, 0, 0) || grey == label_at(&c, 20, 20));
+    assert_int_not_equal(label_at(&c, 20, 35), label_at(&c, 0, 0));
+    vec__clusters_free(&c);
+    img_free(im);
+}
+
+/* Transparent pixels form regions marked transparent, with no halo from the half-covered
+ * edge: pixels at alpha >= 50% count as the shape, below as the background. */
+static void test_transparency(void **state)
+{
+    (void)state;
+    md_image *im = img_new(20, 20);
+    fill(im, 0, 0, 20, 20, 0x000000, 0);
+    fill(im, 5, 5, 15, 15, 0x0000ff, 255);
+    fill(im, 4, 5, 5, 15, 0x0000ff, 200); /* mostly covered: part of the shape */
+    fill(im, 15, 5, 16, 15, 0x0000ff, 40); /* barely covered: background */
+    vec_params p;
+    vec_params_default(&p);
+    vec__clusters c = cluster(im, &p);
+    assert_int_equal(c.n, 2);
+    assert_true(c.reg[label_at(&c, 0, 0)].transparent);
+    assert_false(c.reg[label_at(&c, 10, 10)].transparent);
+    assert_true(c.reg[label_at(&c, 15, 10)].transparent);
+    /* the edge column joins the square, which stays pure blue (no dark halo colour) */
+    assert_int_equal(label_at(&c, 4, 10), label_at(&c, 10, 10));
+    const vec__region *r = &c.reg[label_at(&c, 10, 10)];
+    assert_true(r->sum[2] / (double)r->area > 250);
+    vec__clusters_free(&c);
+    img_free(im);
+}
+
+static void test_binary(void **state)
+{
+    (void)state;
+    md_image *im = img_new(20, 20);
+    fill(im, 0, 0, 20, 20, 0xf0f0f0, 255);
+    fill(im, 2, 2, 18, 18, 0x202020, 255);
+    fill(im, 6, 6, 14, 14, 0xd0d0ff, 255);
+    vec_params p;
+    vec_params_default(&p);
+    md_err e;
+    vec__clusters c;
+    assert_int_equal(vec__cluster_binary(im, &p, &c, &e), MD_OK);
+    assert_false(c.reg[label_at(&c, 3, 3)].transparent);
+    assert_true(c.reg[label_at(&c, 0, 0)].transparent);
+    assert_true(c.reg[label_at(&c, 10, 10)].transparent);
+    vec__clusters_free(&c);
+    img_free(im);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_two_flat_halves),
+        cmocka_unit_test(test_layer_difference),
+        cmocka_unit_test(test_speckles),
+        cmocka_unit_test(test_blend_ring_dissolves_stroke_stays),
+        cmocka_unit_test(test_transparency),
+        cmocka_unit_test(test_binary),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
