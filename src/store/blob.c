@@ -167,6 +167,24 @@ int store_blob_put(store *s, const void *data, size_t n, char hex[STORE_SHA256_H
     return rc;
 }
 
+/* Read exactly n bytes from fd into a new buffer (+1 spare byte); NULL on error or OOM. */
+static uint8_t *read_exact(int fd, size_t n)
+{
+    uint8_t *buf = malloc(n + 1);
+    size_t got = 0;
+    while (buf && got < n) {
+        ssize_t r = read(fd, buf + got, n - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            free(buf);
+            return NULL;
+        }
+        got += (size_t)r;
+    }
+    return buf;
+}
+
 int store_blob_read(store *s, const char *hex, size_t max, uint8_t **data, size_t *n,
                     md_err *err)
 {
@@ -180,36 +198,14 @@ int store_blob_read(store *s, const char *hex, size_t max, uint8_t **data, size_
     if (fd < 0 && errno == ENOENT)
         return md_fail(err, MD_E_FILE_NOT_FOUND, "sha256", "no such blob");
     struct stat sb;
-    if (fd < 0 || fstat(fd, &sb) != 0) {
+    if (fd < 0 || fstat(fd, &sb) != 0)
         rc = io_fail("open", path, err);
-        goto out;
-    }
-    if ((uint64_t)sb.st_size > max) {
+    else if ((uint64_t)sb.st_size > max)
         rc = md_fail(err, MD_E_TOO_LARGE, NULL, "the file is larger than %zu bytes", max);
-        goto out;
-    }
-    uint8_t *buf = malloc((size_t)sb.st_size + 1);
-    if (!buf) {
-        rc = md_fail(err, MD_E_NOMEM, NULL, NULL);
-        goto out;
-    }
-    size_t got = 0;
-    while (got < (size_t)sb.st_size) {
-        ssize_t r = read(fd, buf + got, (size_t)sb.st_size - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-        got += (size_t)r;
-    }
-    if (got != (size_t)sb.st_size) {
-        free(buf);
+    else if (!(*data = read_exact(fd, (size_t)sb.st_size)))
         rc = io_fail("read", path, err);
-        goto out;
-    }
-    *data = buf;
-    *n = got;
-out:
+    else
+        *n = (size_t)sb.st_size;
     if (fd >= 0)
         close(fd);
     return rc;

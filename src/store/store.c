@@ -122,11 +122,10 @@ static int open_db(store *s, const store_opts *o, md_err *err)
     snprintf(path, n, "%s/modeld.db", s->data_dir);
     /* The database holds key hashes and the audit log: create it 0600 ourselves (SQLite would
      * use 0644), and SQLite gives its -wal and -shm files the same mode. */
-    int fd = o->read_only ? -1 : open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd >= 0)
         close(fd);
-    int flags = SQLITE_OPEN_NOMUTEX |
-                (o->read_only ? SQLITE_OPEN_READWRITE : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+    int flags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
     int rc = sqlite3_open_v2(path, &s->db, flags, NULL);
     free(path);
     if (rc != SQLITE_OK) {
@@ -187,7 +186,7 @@ int store_open(const store_opts *o, store **out, md_err *err)
         return md_fail(err, MD_E_INVALID_PARAM, "migrate_to", "no such schema version");
     if (sodium_init() < 0)
         return md_fail(err, MD_E_INTERNAL, NULL, "crypto library failed to start");
-    if (!o->read_only && mkdir_p(o->data_dir) != 0) {
+    if (mkdir_p(o->data_dir) != 0) {
         md_log(MD_LOG_ERROR, "store: cannot create %s: %s", o->data_dir, strerror(errno));
         return md_fail(err, MD_E_IO, "data_dir", "cannot create the data directory");
     }
@@ -195,7 +194,7 @@ int store_open(const store_opts *o, store **out, md_err *err)
     if (!s)
         return md_fail(err, MD_E_NOMEM, NULL, NULL);
     int rc = open_db(s, o, err);
-    if (rc == MD_OK && !o->read_only) {
+    if (rc == MD_OK) {
         store__lock(s);
         rc = store__migrate(s, o->migrate_to, err);
         store__unlock(s);

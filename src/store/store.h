@@ -32,7 +32,6 @@ typedef struct store_opts {
     const md_clock *clock;      /* NULL = md_clock_system(); used for created/expiry times */
     int busy_timeout_ms;        /* 0 = 5000 */
     int64_t upload_ttl_ms;      /* unreferenced uploads expire this long after last use; 0 = 1 h */
-    int read_only;              /* 1: open an existing database without migrating (tools) */
     int migrate_to;             /* 0 = latest; tests pass an older version to build the
                                  * "existing database" a later open must migrate */
 } store_opts;

@@ -9,6 +9,8 @@
 #include "store/store.h"
 #include "store/testutil.h"
 
+#include <pthread.h>
+
 static store *open_tmp(char **dir)
 {
     *dir = tu_mkdir();
@@ -138,6 +140,45 @@ static void test_empty(void **state)
     tu_rmdir(dir);
 }
 
+static void *append_many(void *arg)
+{
+    store *s = arg;
+    for (int i = 0; i < 200; i++)
+        if (store_audit_append(s, "t", "DELETE", "/api/x", 204, "r", i, NULL) != MD_OK)
+            return (void *)1;
+    return NULL;
+}
+
+/* One store handle shared by threads (the server's case): every append lands, once. */
+static void test_threads_share_a_handle(void **state)
+{
+    (void)state;
+    char *dir;
+    store *s = open_tmp(&dir);
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++)
+        pthread_create(&t[i], NULL, append_many, s);
+    for (int i = 0; i < 4; i++) {
+        void *r;
+        pthread_join(t[i], &r);
+        assert_null(r);
+    }
+    int64_t count = 0;
+    assert_int_equal(store_audit_count(s, &count, NULL), MD_OK);
+    assert_int_equal(count, 800);
+    store_audit_page p = {.limit = 1000};
+    store_audit_entry *page = NULL;
+    size_t n = 0;
+    int64_t next;
+    assert_int_equal(store_audit_list(s, &p, &page, &n, &next, NULL), MD_OK);
+    assert_int_equal(n, 800);
+    for (size_t i = 1; i < n; i++)
+        assert_true(page[i].id < page[i - 1].id);
+    free(page);
+    store_unref(s);
+    tu_rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -145,6 +186,7 @@ int main(void)
         cmocka_unit_test(test_offset_and_limits),
         cmocka_unit_test(test_truncation_and_nulls),
         cmocka_unit_test(test_empty),
+        cmocka_unit_test(test_threads_share_a_handle),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
