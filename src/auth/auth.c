@@ -32,7 +32,7 @@
 #define SECRET_FILE_MAX 1024
 
 typedef struct cache_entry {
-    char id[AUTH_KEY_ID_LEN + 1];
+    char id[STORE_KEY_ID_MAX];
     int exists;
     store_key row;
     struct cache_entry *next;
@@ -322,13 +322,18 @@ static int check_jwt(auth *a, const char *cred, size_t len, auth_principal *out,
     int rc = auth_jwt_verify(cred, len, a->secret, a->secret_len, now_s, &c, err);
     if (rc != MD_OK)
         return rc;
+    /* Only our ids can name a key; anything else is refused before the cache or store. */
+    char id[AUTH_KEY_ID_LEN + 1];
+    if (strlen(c.sub) != AUTH_KEY_ID_LEN || strspn(c.sub, "0123456789abcdef") != AUTH_KEY_ID_LEN)
+        return md_fail(err, MD_E_UNAUTHORIZED, NULL, "the token's API key is unknown or revoked");
+    memcpy(id, c.sub, sizeof id);
     int exists = 0;
     store_key row;
-    rc = lookup(a, c.sub, &exists, &row, err);
+    rc = lookup(a, id, &exists, &row, err);
     if (rc != MD_OK)
         return rc;
     if (!exists || row.revoked_ms != 0)
-        return md_fail(err, MD_E_UNAUTHORIZED, NULL, "the token's API key was revoked");
+        return md_fail(err, MD_E_UNAUTHORIZED, NULL, "the token's API key is unknown or revoked");
     memset(out, 0, sizeof *out);
     snprintf(out->key_id, sizeof out->key_id, "%s", c.sub);
     /* A key whose role was lowered since the token was issued gets its new role. */

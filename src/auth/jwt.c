@@ -155,6 +155,9 @@ static int int_claim(json_t *o, const char *k, int64_t *v)
     return 0;
 }
 
+/* Seconds since the epoch that callers may turn into milliseconds without overflow. */
+static int time_ok(int64_t t) { return t >= 0 && t <= ((int64_t)1 << 40); }
+
 static int parse_claims(const char *p, size_t n, auth_jwt_claims *c, md_err *err)
 {
     uint8_t buf[PAYLOAD_MAX + 1];
@@ -168,7 +171,7 @@ static int parse_claims(const char *p, size_t n, auth_jwt_claims *c, md_err *err
     memset(c, 0, sizeof *c);
     if (!sub || !sub[0] || strlen(sub) >= sizeof c->sub || !role ||
         auth_role_parse(role, &c->role, NULL) != MD_OK || int_claim(o, "iat", &c->iat) != 0 ||
-        int_claim(o, "exp", &c->exp) != 0)
+        int_claim(o, "exp", &c->exp) != 0 || !time_ok(c->iat) || !time_ok(c->exp))
         rc = md_fail(err, MD_E_UNAUTHORIZED, NULL, "token claims are missing or invalid");
     else
         memcpy(c->sub, sub, strlen(sub) + 1);

@@ -70,6 +70,10 @@ static void test_round_trip_and_expiry(void **state)
     assert_int_equal(verify(tok, NOW - 60, &out, &e), MD_OK);              /* within the skew */
     char small[40];
     assert_int_equal(auth_jwt_sign(&in, SECRET, SLEN, small, sizeof small, &e), MD_E_TOO_LARGE);
+    /* Times that would overflow when turned into milliseconds are refused, signed or not. */
+    auth_jwt_claims far = {.sub = "k1", .role = AUTH_ROLE_READ, .iat = NOW, .exp = INT64_MAX};
+    assert_int_equal(auth_jwt_sign(&far, SECRET, SLEN, tok, sizeof tok, &e), MD_OK);
+    assert_int_equal(verify(tok, NOW, &out, &e), MD_E_UNAUTHORIZED);
     auth_jwt_claims bad = {.sub = "", .role = AUTH_ROLE_READ, .iat = 1, .exp = 2};
     assert_int_equal(auth_jwt_sign(&bad, SECRET, SLEN, tok, sizeof tok, &e), MD_E_INVALID_PARAM);
 }
