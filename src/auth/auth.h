@@ -51,6 +51,9 @@ typedef struct auth_new_key {
 /* Create a key with a random id and secret (libsodium) and store its hash. name: 1..127
  * printable characters (MD_E_INVALID_PARAM "name"); role must be read/write/admin ("role"). */
 int auth_key_create(store *s, auth_role role, const char *name, auth_new_key *out, md_err *err);
+/* MD_OK when name is acceptable for a key (1..127 bytes, no control characters), else
+ * MD_E_INVALID_PARAM naming field "name". */
+int auth_key_name_check(const char *name, md_err *err);
 /* If the store has no active key, create an admin key named "bootstrap-admin" and set
  * *created = 1 (serve prints out->key once); else *created = 0 and out is untouched. */
 int auth_key_bootstrap(store *s, auth_new_key *out, int *created, md_err *err);

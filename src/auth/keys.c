@@ -34,7 +34,7 @@ void auth__key_hash(const char *key, size_t n, uint8_t out[STORE_HASH_LEN])
     crypto_generichash(out, STORE_HASH_LEN, (const unsigned char *)key, n, NULL, 0);
 }
 
-static int check_name(const char *name, md_err *err)
+int auth_key_name_check(const char *name, md_err *err)
 {
     size_t n = name ? strlen(name) : 0;
     if (n == 0 || n >= STORE_NAME_MAX)
@@ -70,7 +70,7 @@ int auth_key_create(store *s, auth_role role, const char *name, auth_new_key *ou
 {
     if (role < AUTH_ROLE_READ || role > AUTH_ROLE_ADMIN)
         return md_fail(err, MD_E_INVALID_PARAM, "role", "must be read, write or admin");
-    int rc = check_name(name, err);
+    int rc = auth_key_name_check(name, err);
     if (rc != MD_OK)
         return rc;
     if (sodium_init() < 0)

@@ -11,6 +11,7 @@
 #include "base/log.h"
 #include "store/store.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,32 +47,54 @@ static const char *opt_value(int argc, char **argv, int *i, const char *opt, int
         return argv[*i] + n + 1;
     if (argv[*i][n] != '\0')
         return NULL;
-    if (*i + 1 >= argc) {
+    /* "--role --name x" is a forgotten value, not a role called "--name". */
+    if (*i + 1 >= argc || strncmp(argv[*i + 1], "--", 2) == 0) {
         *missing = 1;
         return NULL;
     }
     return argv[++*i];
 }
 
+/* The options with a value; each names the keys_args field it fills. */
+static const struct {
+    const char *name;
+    size_t field;
+} value_opts[] = {
+    {"--role", offsetof(keys_args, role)},
+    {"--name", offsetof(keys_args, name)},
+    {"--data-dir", offsetof(keys_args, data_dir)},
+};
+
+/* 1 when argv[*i] is one of value_opts (stored in a), 0 when it is not, -1 when its value is
+ * missing. */
+static int take_value_opt(int argc, char **argv, int *i, keys_args *a)
+{
+    for (size_t k = 0; k < sizeof value_opts / sizeof value_opts[0]; k++) {
+        int missing = 0;
+        const char *v = opt_value(argc, argv, i, value_opts[k].name, &missing);
+        if (missing)
+            return -1;
+        if (v) {
+            *(const char **)((char *)a + value_opts[k].field) = v;
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static int parse_args(int argc, char **argv, keys_args *a)
 {
     for (int i = 2; i < argc; i++) {
-        int missing = 0;
-        const char *v;
-        if ((v = opt_value(argc, argv, &i, "--role", &missing)))
-            a->role = v;
-        else if ((v = opt_value(argc, argv, &i, "--name", &missing)))
-            a->name = v;
-        else if ((v = opt_value(argc, argv, &i, "--data-dir", &missing)))
-            a->data_dir = v;
-        else if (missing)
+        int r = take_value_opt(argc, argv, &i, a);
+        if (r < 0)
             return usage_error("option %s needs a value", argv[i]);
-        else if (argv[i][0] == '-')
+        if (r > 0)
+            continue;
+        if (argv[i][0] == '-')
             return usage_error("unknown option '%s'", argv[i]);
-        else if (!a->id)
-            a->id = argv[i];
-        else
+        if (a->id)
             return usage_error("unexpected argument '%s'", argv[i]);
+        a->id = argv[i];
     }
     if (!a->data_dir)
         a->data_dir = getenv("MODELD_DATA_DIR");
@@ -92,18 +115,24 @@ static int open_store(const keys_args *a, store **st)
     return 0;
 }
 
-static int do_create(store *st, const keys_args *a)
+/* Check create's arguments before the data dir is touched, so a typo creates nothing. */
+static int check_create(const keys_args *a, auth_role *role)
 {
     md_err e;
-    auth_role role;
     if (!a->role || !a->name)
         return usage_error("create needs %s", "--role and --name");
-    if (auth_role_parse(a->role, &role, &e) != MD_OK)
+    if (auth_role_parse(a->role, role, &e) != MD_OK)
         return usage_error("--role %s", md_err_message(&e));
+    if (auth_key_name_check(a->name, &e) != MD_OK)
+        return usage_error("--name %s", md_err_message(&e));
+    return 0;
+}
+
+static int do_create(store *st, const keys_args *a, auth_role role)
+{
+    md_err e;
     auth_new_key k;
     int rc = auth_key_create(st, role, a->name, &k, &e);
-    if (rc == MD_E_INVALID_PARAM)
-        return usage_error("--name %s", md_err_message(&e));
     if (rc != MD_OK) {
         fprintf(stderr, "modeld keys: %s\n", md_err_message(&e));
         return 1;
@@ -174,8 +203,12 @@ int cmd_keys(int argc, char **argv)
     if (strcmp(sub, "revoke") != 0 && a.id)
         return usage_error("unexpected argument '%s'", a.id);
     /* Validate before touching the data dir, so a typo does not create one. */
-    if (strcmp(sub, "create") == 0 && (!a.role || !a.name))
-        return usage_error("create needs %s", "--role and --name");
+    auth_role role = AUTH_ROLE_NONE;
+    if (strcmp(sub, "create") == 0) {
+        rc = check_create(&a, &role);
+        if (rc != 0)
+            return rc;
+    }
     if (strcmp(sub, "revoke") == 0 && !a.id)
         return usage_error("revoke needs %s", "the key ID (see `modeld keys list`)");
     md_log_set_level(MD_LOG_WARN);   /* migration notices are noise on a CLI */
@@ -183,7 +216,7 @@ int cmd_keys(int argc, char **argv)
     if (open_store(&a, &st) != 0)
         return 1;
     if (strcmp(sub, "create") == 0)
-        rc = do_create(st, &a);
+        rc = do_create(st, &a, role);
     else if (strcmp(sub, "list") == 0)
         rc = do_list(st);
     else

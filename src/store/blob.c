@@ -202,10 +202,13 @@ int store_blob_read(store *s, const char *hex, size_t max, uint8_t **data, size_
         rc = io_fail("open", path, err);
     else if ((uint64_t)sb.st_size > max)
         rc = md_fail(err, MD_E_TOO_LARGE, NULL, "the file is larger than %zu bytes", max);
-    else if (!(*data = read_exact(fd, (size_t)sb.st_size)))
-        rc = io_fail("read", path, err);
-    else
-        *n = (size_t)sb.st_size;
+    else {
+        *data = read_exact(fd, (size_t)sb.st_size);
+        if (*data)
+            *n = (size_t)sb.st_size;
+        else
+            rc = io_fail("read", path, err);
+    }
     if (fd >= 0)
         close(fd);
     return rc;
