@@ -196,6 +196,7 @@ static int legacy_b(const onnx_node *n, onnx_kctx *k, onnx_tensor *nb)
     const onnx_attr *ax = onnx__attr(n, "axis");
     if (!ax)
         return MD_OK;
+    /* (PRelu before opset 7 has no broadcast attribute; handled by the caller.) */
     int axis;
     if (onnx__norm_axis(ax->i, a->rank, 0, &axis) != 0 || axis + b->rank > a->rank)
         return onnx__kfail(k, MD_E_INVALID_PARAM, "axis %lld does not fit", (long long)ax->i);
@@ -214,6 +215,15 @@ static int run_binop(const onnx_node *n, onnx_kctx *k, bop op)
         int rc = legacy_b(n, k, &legacy);
         if (rc)
             return rc;
+        b = &legacy;
+    }
+    if (n->opset < 7 && op == B_PRELU && b->rank == 1 && a->rank >= 2 &&
+        b->dims[0] == a->dims[1] && b->dims[0] != a->dims[a->rank - 1]) {
+        /* Old PyTorch exports give one slope per channel, aligned at axis 1. */
+        legacy = *b;
+        legacy.rank = a->rank - 1;
+        for (int d = 1; d < legacy.rank; d++)
+            legacy.dims[d] = 1;
         b = &legacy;
     }
     if (op != B_POW && a->dtype != b->dtype)
