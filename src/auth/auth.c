@@ -71,27 +71,34 @@ static int set_secret(auth *a, const void *p, size_t n, md_err *err)
     return MD_OK;
 }
 
-/* Create <dir>/jwt.secret with 32 random bytes as hex, mode 0600. EEXIST is not an error: a
- * process that raced us made it, and we read theirs. */
+/* Create <dir>/jwt.secret with 32 random bytes as hex, mode 0600. The file is written under a
+ * temporary name and link()ed into place, so another process starting at the same moment
+ * sees either no file or a complete one; if it won the race (EEXIST), we read theirs. */
 static int create_secret_file(const char *path, md_err *err)
 {
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0 && errno == EEXIST)
+    if (access(path, F_OK) == 0)
         return MD_OK;
+    char tmp[4096 + 64];
     unsigned char raw[32];
     char hex[65];
+    randombytes_buf(raw, 8);
+    sodium_bin2hex(hex, sizeof hex, raw, 8);
+    snprintf(tmp, sizeof tmp, "%s.%s.tmp", path, hex);
     randombytes_buf(raw, sizeof raw);
     sodium_bin2hex(hex, sizeof hex, raw, sizeof raw);
     hex[64] = '\n';
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     int ok = fd >= 0 && write(fd, hex, sizeof hex) == (ssize_t)sizeof hex && fsync(fd) == 0;
-    sodium_memzero(raw, sizeof raw);
-    sodium_memzero(hex, sizeof hex);
     if (fd >= 0)
         close(fd);
+    ok = ok && (link(tmp, path) == 0 || errno == EEXIST);
+    int saved = errno;
+    unlink(tmp);
+    sodium_memzero(raw, sizeof raw);
+    sodium_memzero(hex, sizeof hex);
     if (ok)
         return MD_OK;
-    md_log(MD_LOG_ERROR, "auth: cannot create %s: %s", path, strerror(errno));
-    unlink(path);
+    md_log(MD_LOG_ERROR, "auth: cannot create %s: %s", path, strerror(saved));
     return md_fail(err, MD_E_IO, "jwt_secret", "cannot create the JWT secret file");
 }
 

@@ -257,6 +257,51 @@ static void test_secret_file(void **state)
     assert_null(f->a);
 }
 
+/* Servers starting at once on a fresh data dir all end up with the one secret file. */
+typedef struct opener {
+    store *s;
+    auth *a;
+    int rc;
+} opener;
+
+static void *open_one(void *arg)
+{
+    opener *o = arg;
+    auth_opts ao = {.store = o->s};
+    o->rc = auth_open(&ao, &o->a, NULL);
+    return NULL;
+}
+
+static void test_secret_created_once(void **state)
+{
+    (void)state;
+    char *dir = tu_mkdir();
+    store_opts so = {.data_dir = dir};
+    opener o[4] = {{0}};
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(store_open(&so, &o[i].s, NULL), MD_OK);
+        pthread_create(&t[i], NULL, open_one, &o[i]);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(o[i].rc, MD_OK);
+    }
+    auth_new_key k;
+    auth_principal p;
+    char tok[AUTH_JWT_MAX];
+    assert_int_equal(auth_key_create(o[0].s, AUTH_ROLE_READ, "x", &k, NULL), MD_OK);
+    assert_int_equal(auth_check_credential(o[0].a, k.key, strlen(k.key), &p, NULL), MD_OK);
+    assert_int_equal(auth_issue_token(o[0].a, &p, tok, sizeof tok, NULL, NULL), MD_OK);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(auth_check_credential(o[i].a, tok, strlen(tok), &p, NULL), MD_OK);
+        auth_close(o[i].a);
+        store_unref(o[i].s);
+    }
+    assert_int_equal(tu_count_files(dir, "."), 1 + 1);   /* modeld.db + jwt.secret, no tmp */
+    tu_rmdir(dir);
+}
+
 /* Threads verifying one key while the main thread revokes it: no crash, no race (TSan/ASan),
  * and after the revocation returns, every check fails. */
 typedef struct worker {
@@ -327,6 +372,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_token_exchange, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secret_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_verify_and_revoke, setup, teardown),
+        cmocka_unit_test(test_secret_created_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
