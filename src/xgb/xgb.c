@@ -3,17 +3,16 @@
  * Why an adapter and not our own tree walker: XGBoost's prediction (objectives, base_score,
  * dart weights, missing-value directions) is the reference users compare against, and the
  * library is packaged; we add what a server needs around it: bounded reads, refusal of the
- * legacy binary format, a structural check of every tree, client-safe error text, and a
- * threading policy.
+ * legacy binary format, a check of the whole model before XGBoost reads it, client-safe error
+ * text, and a threading policy.
+ * Memory: the check holds the model as a jansson document for the duration of the load, about
+ * ten times the file's size, hence the 64 MiB default file limit.
  *
  * Invariants:
- *  0. XGBoost only ever parses bytes that xgb__check_format() accepted (format.c): its
- *     UBJSON reader reads out of bounds on truncated files.
- *  1. A model handed out by xgb_model_load* has passed validate_model(): every tree's child
- *     indices are in range and form a tree (no cycles, no node reached twice), every split
- *     feature is < num_feature and every tree's output group is < num_outputs. XGBoost 1.7
- *     checks array lengths but not these, and a hostile file would otherwise make predict
- *     read out of bounds or loop forever.
+ *  1. XGBoost only ever parses bytes whose document, read by our own parser from the same
+ *     bytes (format.c), passed the schema check (schema.c): XGBoost 1.7 trusts its files (its
+ *     UBJSON reader reads past the buffer on a truncated model; tree loading and prediction
+ *     index with the file's parent, child, feature and group numbers).
  *  2. The booster is configured at load (the probe prediction in probe_outputs()) and never
  *     modified afterwards, so xgb_predict only reads it.
  *
@@ -43,8 +42,7 @@
 #include "base/log.h"
 #include "xgb/xgb_int.h"
 
-#define XGB_DEFAULT_MAX_BYTES ((size_t)256 << 20)
-#define XGB_MAX_FEATURES 1000000u
+#define XGB_DEFAULT_MAX_BYTES ((size_t)64 << 20)
 #define XGB_MAX_OUTPUTS 100000u
 
 struct xgb_model {
@@ -109,145 +107,6 @@ out:
     return rc;
 }
 
-/* An unsigned integer field stored as a JSON string ("6") or number. -1 when absent/bad. */
-static long long json_count(const json_t *obj, const char *key)
-{
-    const json_t *v = json_object_get(obj, key);
-    if (json_is_integer(v))
-        return json_integer_value(v);
-    if (!json_is_string(v))
-        return -1;
-    char *end = NULL;
-    errno = 0;
-    long long n = strtoll(json_string_value(v), &end, 10);
-    return (errno || end == json_string_value(v) || *end || n < 0) ? -1 : n;
-}
-
-/* An int array field of exactly n entries, or NULL. */
-static const json_t *int_array(const json_t *tree, const char *key, size_t n)
-{
-    const json_t *a = json_object_get(tree, key);
-    return json_is_array(a) && json_array_size(a) == n ? a : NULL;
-}
-
-/* Invariant 1 for one tree: walk from the root with an explicit stack, each node seen once. */
-static int validate_tree(const json_t *tree, size_t t, uint64_t nfeat, md_err *err)
-{
-    long long nn = json_count(json_object_get(tree, "tree_param"), "num_nodes");
-    if (nn <= 0 || nn > (1LL << 28))
-        return md_fail(err, MD_E_MODEL_INVALID, "trees", "tree %zu: bad num_nodes", t);
-    size_t n = (size_t)nn;
-    const json_t *l = int_array(tree, "left_children", n), *r = int_array(tree, "right_children", n);
-    const json_t *f = int_array(tree, "split_indices", n), *st = json_object_get(tree, "split_type");
-    if (!l || !r || !f)
-        return md_fail(err, MD_E_MODEL_INVALID, "trees", "tree %zu: node arrays do not match num_nodes", t);
-    for (size_t i = 0; json_is_array(st) && i < json_array_size(st); i++)
-        if (json_integer_value(json_array_get(st, i)) != 0)
-            return md_fail(err, MD_E_UNSUPPORTED, "trees", "tree %zu: categorical splits are not supported", t);
-    unsigned char *seen = calloc(n, 1);
-    size_t *stack = malloc(n * sizeof *stack);
-    int rc = (seen && stack) ? MD_OK : md_fail(err, MD_E_NOMEM, "trees", "no memory to check tree %zu", t);
-    size_t top = 0;
-    if (rc == MD_OK) {
-        stack[top++] = 0;
-        seen[0] = 1;
-    }
-    while (rc == MD_OK && top > 0) {
-        size_t i = stack[--top];
-        json_int_t li = json_integer_value(json_array_get(l, i));
-        json_int_t ri = json_integer_value(json_array_get(r, i));
-        json_int_t fi = json_integer_value(json_array_get(f, i));
-        if (li == -1)
-            continue; /* a leaf: XGBoost looks only at the left child to decide */
-        if (li < 0 || ri < 0 || (size_t)li >= n || (size_t)ri >= n || seen[li] || seen[ri] || li == ri)
-            rc = md_fail(err, MD_E_MODEL_INVALID, "trees", "tree %zu node %zu: bad child index", t, i);
-        else if (fi < 0 || (uint64_t)fi >= nfeat)
-            rc = md_fail(err, MD_E_MODEL_INVALID, "trees", "tree %zu node %zu: split feature %lld out of range",
-                         t, i, (long long)fi);
-        else {
-            seen[li] = seen[ri] = 1;
-            stack[top++] = (size_t)li;
-            stack[top++] = (size_t)ri;
-        }
-    }
-    free(seen);
-    free(stack);
-    return rc;
-}
-
-/* The trees of a gbtree model object, and their output groups (tree_info). */
-static int validate_gbtree(const json_t *model, const xgb_info *info, md_err *err)
-{
-    const json_t *trees = json_object_get(model, "trees");
-    const json_t *groups = json_object_get(model, "tree_info");
-    if (!json_is_array(trees) || !json_is_array(groups) || json_array_size(trees) != json_array_size(groups))
-        return md_fail(err, MD_E_MODEL_INVALID, "trees", "trees and tree_info are missing or differ in length");
-    uint64_t ngroups = info->num_class > 0 ? info->num_class : 1;
-    for (size_t t = 0; t < json_array_size(trees); t++) {
-        json_int_t g = json_integer_value(json_array_get(groups, t));
-        if (!json_is_integer(json_array_get(groups, t)) || g < 0 || (uint64_t)g >= ngroups)
-            return md_fail(err, MD_E_MODEL_INVALID, "tree_info", "tree %zu: output group out of range", t);
-        int rc = validate_tree(json_array_get(trees, t), t, info->num_features, err);
-        if (rc)
-            return rc;
-    }
-    return MD_OK;
-}
-
-/* gblinear: one weight per (feature + bias) x output group. */
-static int validate_gblinear(const json_t *model, const xgb_info *info, md_err *err)
-{
-    const json_t *w = json_object_get(model, "weights");
-    uint64_t ngroups = info->num_class > 0 ? info->num_class : 1;
-    if (!json_is_array(w) || json_array_size(w) != (info->num_features + 1) * ngroups)
-        return md_fail(err, MD_E_MODEL_INVALID, "weights", "gblinear weights do not match the feature count");
-    return MD_OK;
-}
-
-/* Fill info from XGBoost's own JSON form of the loaded model and check invariant 1. */
-static int validate_model(const json_t *root, xgb_info *info, md_err *err)
-{
-    const json_t *learner = json_object_get(root, "learner");
-    const json_t *param = json_object_get(learner, "learner_model_param");
-    long long nfeat = json_count(param, "num_feature"), ncls = json_count(param, "num_class");
-    if (nfeat <= 0 || nfeat > XGB_MAX_FEATURES || ncls < 0 || ncls > XGB_MAX_OUTPUTS)
-        return md_fail(err, MD_E_MODEL_INVALID, "num_feature", "num_feature or num_class missing or out of range");
-    info->num_features = (uint64_t)nfeat;
-    info->num_class = (uint64_t)ncls;
-    const char *obj = json_string_value(json_object_get(json_object_get(learner, "objective"), "name"));
-    snprintf(info->objective, sizeof info->objective, "%s", obj ? obj : "");
-    const json_t *gb = json_object_get(learner, "gradient_booster");
-    const char *name = json_string_value(json_object_get(gb, "name"));
-    if (name && strcmp(name, "dart") == 0) {
-        gb = json_object_get(gb, "gbtree");
-        name = json_string_value(json_object_get(gb, "name"));
-    }
-    if (name && strcmp(name, "gbtree") == 0)
-        return validate_gbtree(json_object_get(gb, "model"), info, err);
-    if (name && strcmp(name, "gblinear") == 0)
-        return validate_gblinear(json_object_get(gb, "model"), info, err);
-    return md_fail(err, MD_E_UNSUPPORTED, "gradient_booster", "booster '%s' is not supported",
-                   name ? name : "(none)");
-}
-
-/* Ask XGBoost for its JSON form of what it loaded (works for UBJ input too) and check it. */
-static int check_loaded(xgb_model *m, md_err *err)
-{
-    bst_ulong len = 0;
-    const char *raw = NULL;
-    if (XGBoosterSaveModelToBuffer(m->booster, "{\"format\": \"json\"}", &len, &raw) != 0)
-        return xgb_fail(err, MD_E_MODEL_INVALID, "cannot read the loaded model back");
-    json_error_t jerr;
-    json_t *root = json_loadb(raw, (size_t)len, 0, &jerr);
-    if (!root)
-        return md_fail(err, MD_E_MODEL_INVALID, "model", "the model does not read back as JSON");
-    int rc = validate_model(root, &m->info, err);
-    json_decref(root);
-    if (rc == MD_OK && XGBoosterBoostedRounds(m->booster, &m->info.boosted_rounds) != 0)
-        rc = xgb_fail(err, MD_E_MODEL_INVALID, "cannot count boosted rounds");
-    return rc;
-}
-
 /* Array-interface and config strings for XGBoosterPredictFromDense. */
 static void dense_interface(char *buf, size_t cap, const float *rows, size_t nrows, size_t ncols)
 {
@@ -293,6 +152,17 @@ static int probe_outputs(xgb_model *m, md_err *err)
     return rc;
 }
 
+/* Steps 0-1 of the invariants: our own parse and schema check, before XGBoost sees the bytes. */
+static int check_document(const void *bytes, size_t len, xgb_info *info, md_err *err)
+{
+    json_t *doc = NULL;
+    int rc = xgb__parse_doc(bytes, len, &doc, err);
+    if (rc == MD_OK)
+        rc = xgb__validate_doc(doc, info, err);
+    json_decref(doc);
+    return rc;
+}
+
 int xgb_model_load_bytes(const void *bytes, size_t len, const xgb_opts *opts, xgb_model **out,
                          md_err *err)
 {
@@ -300,22 +170,20 @@ int xgb_model_load_bytes(const void *bytes, size_t len, const xgb_opts *opts, xg
     size_t max = opts && opts->max_bytes ? opts->max_bytes : XGB_DEFAULT_MAX_BYTES;
     if (len > max)
         return md_fail(err, MD_E_TOO_LARGE, "model", "the model is %zu bytes, over the %zu limit", len, max);
-    int rc = xgb__check_format(bytes, len, err);
-    if (rc)
-        return rc;
     xgb_model *m = calloc(1, sizeof *m);
     if (!m)
         return md_fail(err, MD_E_NOMEM, "model", "no memory for the model");
+    int rc = check_document(bytes, len, &m->info, err);
     char nthread[16];
     snprintf(nthread, sizeof nthread, "%d", opts && opts->nthread > 0 ? opts->nthread : 1);
-    if (XGBoosterCreate(NULL, 0, &m->booster) != 0)
+    if (rc == MD_OK && XGBoosterCreate(NULL, 0, &m->booster) != 0)
         rc = xgb_fail(err, MD_E_INTERNAL, "cannot create a booster");
-    else if (XGBoosterLoadModelFromBuffer(m->booster, bytes, (bst_ulong)len) != 0)
+    if (rc == MD_OK && XGBoosterLoadModelFromBuffer(m->booster, bytes, (bst_ulong)len) != 0)
         rc = xgb_fail(err, MD_E_MODEL_INVALID, "XGBoost rejected the model");
-    else if (XGBoosterSetParam(m->booster, "nthread", nthread) != 0)
+    if (rc == MD_OK && XGBoosterSetParam(m->booster, "nthread", nthread) != 0)
         rc = xgb_fail(err, MD_E_INTERNAL, "cannot set nthread");
-    if (rc == MD_OK)
-        rc = check_loaded(m, err);
+    if (rc == MD_OK && XGBoosterBoostedRounds(m->booster, &m->info.boosted_rounds) != 0)
+        rc = xgb_fail(err, MD_E_MODEL_INVALID, "cannot count boosted rounds");
     if (rc == MD_OK)
         rc = probe_outputs(m, err);
     if (rc) {

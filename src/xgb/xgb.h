@@ -19,7 +19,8 @@ typedef struct xgb_opts {
     /* OpenMP threads one xgb_predict call may use. 0 means 1: a server runs several requests
      * at once, so parallelism comes from concurrent calls, not from inside one. */
     int nthread;
-    /* Largest model file accepted, in bytes; 0 means 256 MiB. */
+    /* Largest model file accepted, in bytes; 0 means 64 MiB. Loading briefly needs about ten
+     * times the file size (the model is checked as a parsed document first). */
     size_t max_bytes;
 } xgb_opts;
 
@@ -32,7 +33,8 @@ typedef struct xgb_info {
 } xgb_info;
 
 /* Load a model from a file. The format is told by the content, not by the extension: JSON
- * ('{' then '"') or UBJSON ('{' then a type marker); XGBoost's old binary format is refused.
+ * ('{' then '"') or UBJSON ('{' then a type marker); XGBoost's old binary format is refused, and
+ * so are categorical splits and features (MD_E_UNSUPPORTED).
  * opts may be NULL. *out gets a new model (free with xgb_model_free).
  * Errors: MD_E_FILE_NOT_FOUND, MD_E_IO, MD_E_TOO_LARGE, MD_E_MODEL_INVALID, MD_E_NOMEM. */
 int xgb_model_load(const char *path, const xgb_opts *opts, xgb_model **out, md_err *err);

@@ -1,7 +1,8 @@
 /* xgb_test.c - src/xgb against XGBoost's own Python predictions (tests/fixtures/xgb, written
  * by gen.py): every case in JSON and UBJ, rows with missing values, concurrent prediction
  * from several threads, and files that must fail cleanly (truncated, legacy binary, garbage,
- * trees with cycles or out-of-range indices). */
+ * trees with cycles or out-of-range indices, forged parents / tree ids / counts, duplicate
+ * keys, categorical splits). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -185,7 +186,8 @@ static void test_concurrent_predictions(void **state)
     (void)state;
     xgb_model *m = NULL;
     md_err err = {0};
-    assert_int_equal(xgb_model_load(fixture_path("multi.json"), NULL, &m, &err), MD_OK);
+    xgb_opts two = {.nthread = 2}; /* OpenMP inside each of the concurrent calls */
+    assert_int_equal(xgb_model_load(fixture_path("multi.json"), &two, &m, &err), MD_OK);
     float *x = read_f32("multi", ".input.f32", 16 * 6);
     float *want = read_f32("multi", ".expected.f32", 16 * 3);
     enum { NT = 6 };
@@ -254,6 +256,11 @@ static void test_bad_files_fail_cleanly(void **state)
         {"\"left_children\":[1,", "\"left_children\":[4000,"},
         {"\"split_indices\":[", "\"split_indices\":[77,"},
         {"\"tree_info\":[0,", "\"tree_info\":[5,"},
+        /* these crash or corrupt XGBoost 1.7's own loader; found by tests/fuzz/xgb_fuzz.c */
+        {"\"parents\":[2147483647,0,", "\"parents\":[2147483647,4000,"},
+        {"\"id\":1,", "\"id\":0,"},
+        {"\"num_trees\":\"12\"", "\"num_trees\":\"13\""},
+        {"{\"learner\":", "{\"version\":[1,7,4],\"learner\":"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char *s = patched(json, bad[i][0], bad[i][1]);
@@ -266,6 +273,9 @@ static void test_bad_files_fail_cleanly(void **state)
         expect_refused(s, strlen(s), MD_E_MODEL_INVALID);
         free(s);
     }
+    char *cat = patched(json, "\"split_type\":[0,", "\"split_type\":[1,");
+    expect_refused(cat, strlen(cat), MD_E_UNSUPPORTED);
+    free(cat);
     free(json);
     xgb_model *m = NULL;
     md_err err = {0};
