@@ -1,0 +1,104 @@
+"""End-to-end tests of `modeld vectorize` (the binary from $MODELD_BIN, as make e2e sets it):
+one file, a directory with good and broken images, --json, parameters by VTracer name with
+range errors, and the exit codes 0 / 1 / 2."""
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CORPUS = os.environ.get("MODELD_SHARED_DIR", os.path.join(HERE, "..", "..", "..", "shared"))
+CORPUS = os.path.join(CORPUS, "corpus", "dev")
+
+
+def _bin():
+    b = os.environ.get("MODELD_BIN") or os.path.join(HERE, "..", "..", "build", "asan", "modeld")
+    return os.path.abspath(b)
+
+
+def run(*args):
+    return subprocess.run([_bin(), "vectorize", *args], capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture
+def tmp():
+    d = tempfile.mkdtemp(prefix="modeld-vec-")
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def test_one_file_json(tmp):
+    out = os.path.join(tmp, "a.svg")
+    r = run(os.path.join(CORPUS, "simple_geometric_03.png"), "-o", out, "--json",
+            "--filter_speckle", "2", "--path-precision=1")
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    assert res["ok"] is True and res["output"] == out
+    svg = open(out, encoding="utf8").read()
+    assert svg.startswith("<svg") or svg.startswith("<?xml")
+    assert res["svg_bytes"] == len(svg.encode())
+    assert res["paths"] >= 1
+    assert 0.8 < res["ssim_rgb"] <= 1.0 and 0.8 < res["ssim_grey"] <= 1.0
+    assert set(res["timing_ms"]) >= {"decode", "svg", "render", "ssim", "convert_total"}
+
+
+def test_directory_with_broken_files(tmp):
+    src = os.path.join(tmp, "in")
+    os.mkdir(src)
+    for name in ("simple_geometric_03.png", "papirus_famitracker_64.png", "corrupted_truncated.png",
+                 "non_image_text.png"):
+        shutil.copy(os.path.join(CORPUS, name), src)
+    open(os.path.join(src, "notes.txt"), "w").write("not selected: not an image extension")
+    out = os.path.join(tmp, "out")
+    r = run(src, "-o", out, "-j", "2")
+    assert r.returncode == 1
+    # each failure named with its error on stderr, and marked in the table
+    assert "corrupted_truncated.png: truncated_image" in r.stderr
+    assert "non_image_text.png: unsupported_format" in r.stderr
+    assert "FAILED: truncated_image" in r.stdout
+    assert "mean of 2 (2 failed)" in r.stdout
+    assert sorted(os.listdir(out)) == ["papirus_famitracker_64.svg", "simple_geometric_03.svg"]
+
+
+def test_directory_json_summary(tmp):
+    src = os.path.join(tmp, "in")
+    os.mkdir(src)
+    shutil.copy(os.path.join(CORPUS, "text_based_05.png"), src)
+    r = run(src, "-o", os.path.join(tmp, "out"), "--json", "--no-quality", "--preset", "fast")
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    assert res["summary"]["ok"] == 1 and res["summary"]["failed"] == 0
+    assert res["params"]["mode"] == "polygon"  # the fast preset
+    assert "ssim_rgb" not in res["files"][0]
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--filter_speckle", "500"], "filter_speckle"),
+    (["--corner_threshold", "abc"], "corner_threshold"),
+    (["--no_such_param", "1"], "no_such_param"),
+    (["--preset", "nope"], "preset"),
+    (["-j", "0"], "-j"),
+])
+def test_usage_errors(tmp, args, needle):
+    r = run(os.path.join(CORPUS, "simple_geometric_03.png"), "-o", os.path.join(tmp, "x.svg"), *args)
+    assert r.returncode == 2
+    assert needle in r.stderr
+    assert not os.path.exists(os.path.join(tmp, "x.svg"))
+
+
+def test_no_input_and_missing_file(tmp):
+    assert run().returncode == 2
+    r = run(os.path.join(tmp, "missing.png"), "-o", os.path.join(tmp, "x.svg"))
+    assert r.returncode == 1
+    assert "file_not_found" in r.stderr
+    r = run(os.path.join(CORPUS), "--json")  # a directory needs -o
+    assert r.returncode == 2
+
+
+def test_svg_to_stdout():
+    r = run(os.path.join(CORPUS, "papirus_famitracker_64.png"), "-o", "-")
+    assert r.returncode == 0
+    assert "</svg>" in r.stdout and "ssim" not in r.stdout
