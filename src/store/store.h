@@ -1,4 +1,5 @@
-/* store.h - durable state of modeld: API keys, the audit log, uploads and their blobs.
+/* store.h - durable state of modeld: API keys, the audit log, uploads, conversion results and
+ * the blobs they name.
  *
  * The store is the only code that knows how state is kept (SQLite today, PostgreSQL later):
  * callers see plain C structs and MD_E_* codes, never SQL, so a second back end can implement

@@ -13,6 +13,8 @@
 
 #include <fcntl.h>
 #include <pthread.h>
+/* Only to forge a database from a future modeld; the code under test never shows SQLite. */
+#include <sqlite3.h>
 #include <sys/stat.h>
 
 static void test_fresh(void **state)
@@ -136,6 +138,29 @@ static void test_not_a_database(void **state)
     tu_rmdir(dir);
 }
 
+static void test_newer_schema_refused(void **state)
+{
+    (void)state;
+    char *dir = tu_mkdir();
+    store_opts o = {.data_dir = dir};
+    store *s = NULL;
+    assert_int_equal(store_open(&o, &s, NULL), MD_OK);
+    store_unref(s);
+    char path[600];
+    snprintf(path, sizeof path, "%s/modeld.db", dir);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "INSERT INTO schema_version VALUES(999, 'future', 0)", NULL,
+                                  NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    md_err e;
+    assert_int_equal(store_open(&o, &s, &e), MD_E_IO);
+    assert_string_equal(md_err_message(&e), "the database was written by a newer modeld");
+    assert_null(s);
+    tu_rmdir(dir);
+}
+
 static void test_bad_options(void **state)
 {
     (void)state;
@@ -171,6 +196,7 @@ int main(void)
         cmocka_unit_test(test_fresh),          cmocka_unit_test(test_existing),
         cmocka_unit_test(test_racing_openers), cmocka_unit_test(test_not_a_database),
         cmocka_unit_test(test_bad_options),    cmocka_unit_test(test_refcount),
+        cmocka_unit_test(test_newer_schema_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
