@@ -512,6 +512,10 @@ static void check_pool(onnx_kpool_kind kind, int64_t h, int64_t w, int64_t k, in
     float *x = rand_buf(ni), *y = malloc(no * 4), *want = malloc(no * 4);
     int64_t *idx = malloc(no * 8), *widx = malloc(no * 8);
     ref_pool2d(&g, x, want, widx);
+    /* without Indices (the fast path) and, for max, with them (the general path) */
+    onnx__pool_run(&g, x, y, NULL, 0);
+    assert_close(y, want, no, "pool");
+    memset(y, 0, no * 4);
     onnx__pool_run(&g, x, y, kind == ONNX_KPOOL_MAX ? idx : NULL, 0);
     assert_close(y, want, no, "pool");
     if (kind == ONNX_KPOOL_MAX)

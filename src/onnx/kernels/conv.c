@@ -174,13 +174,39 @@ static dnnl_primitive_attr_t make_attr(const onnx_kact *act)
     return attr;
 }
 
-/* The primitive descriptor of one stage, src/dst/weights layouts chosen by oneDNN. NULL when
- * oneDNN has no implementation (the caller then falls back to direct loops). */
-static dnnl_primitive_desc_t stage_pd(const onnx_kconv_geom *g)
+/* Activation layouts a stage can ask for. */
+enum layout { L_ANY, L_PLAIN, L_BLOCKED };
+
+static int layout_md(const dnnl_memory_desc_t *plain, int nsp, int layout, dnnl_memory_desc_t *md)
+{
+    static const dnnl_format_tag_t blocked[] = {dnnl_nCw16c, dnnl_nChw16c, dnnl_nCdhw16c};
+    if (layout == L_PLAIN) {
+        *md = *plain;
+        return 0;
+    }
+    dnnl_format_tag_t tag = layout == L_ANY ? dnnl_format_tag_any : blocked[nsp - 1];
+    return dnnl_memory_desc_init_by_tag(md, plain->ndims, plain->dims, dnnl_f32, tag) ==
+                   dnnl_success ? 0 : -1;
+}
+
+static int is_ref_impl(dnnl_primitive_desc_t pd)
+{
+    const char *impl = NULL;
+    if (dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) != dnnl_success)
+        return 1;
+    return impl == NULL || strncmp(impl, "ref", 3) == 0;
+}
+
+/* One attempt at a stage's primitive descriptor with the given algorithm and src/dst layouts
+ * (weights always left to oneDNN). NULL when oneDNN refuses it or only has its slow reference
+ * implementation for it (allow_ref = 0). */
+static dnnl_primitive_desc_t stage_pd_try(const onnx_kconv_geom *g, dnnl_alg_kind_t alg,
+                                          int src_l, int dst_l, int allow_ref)
 {
     dnnl_memory_desc_t src, dst, wei, bia, psrc, pdst, pwei;
     if (act_md(g, 0, &psrc) || act_md(g, 1, &pdst) || wei_md(g, &pwei) || bias_md(g, &bia) ||
-        any_md(&psrc, &src) || any_md(&pdst, &dst) || any_md(&pwei, &wei))
+        layout_md(&psrc, g->nsp, src_l, &src) || layout_md(&pdst, g->nsp, dst_l, &dst) ||
+        any_md(&pwei, &wei))
         return NULL;
     dnnl_dims_t st, dl, pl, pr;
     for (int i = 0; i < g->nsp; i++) {
@@ -196,8 +222,8 @@ static dnnl_primitive_desc_t stage_pd(const onnx_kconv_geom *g)
     dnnl_status_t s = g->transpose
         ? dnnl_dilated_deconvolution_forward_desc_init(&desc.d, dnnl_forward_inference,
               dnnl_deconvolution_direct, &src, &wei, pb, &dst, st, dl, pl, pr)
-        : dnnl_dilated_convolution_forward_desc_init(&desc.c, dnnl_forward_inference,
-              dnnl_convolution_direct, &src, &wei, pb, &dst, st, dl, pl, pr);
+        : dnnl_dilated_convolution_forward_desc_init(&desc.c, dnnl_forward_inference, alg, &src,
+              &wei, pb, &dst, st, dl, pl, pr);
     if (s != dnnl_success)
         return NULL;
     dnnl_primitive_attr_t attr = make_attr(&g->act);
@@ -206,7 +232,43 @@ static dnnl_primitive_desc_t stage_pd(const onnx_kconv_geom *g)
     dnnl_primitive_desc_t pd = NULL;
     s = dnnl_primitive_desc_create(&pd, &desc, attr, g_engine, NULL);
     dnnl_primitive_attr_destroy(attr);
+    if (s == dnnl_success && !allow_ref && is_ref_impl(pd)) {
+        dnnl_primitive_desc_destroy(pd);
+        return NULL;
+    }
     return s == dnnl_success ? pd : NULL;
+}
+
+static const char *policy(void)
+{
+    const char *v = getenv("MODELD_ONNX_CONV_POLICY");
+    return v ? v : "";
+}
+
+/* Whether Winograd fits: 2-D 3x3, stride 1, no dilation, no groups, a large enough image for
+ * its tile transforms to pay off. */
+static int winograd_fits(const onnx_kconv_geom *g)
+{
+    return !g->transpose && g->nsp == 2 && g->group == 1 && g->k[0] == 3 && g->k[1] == 3 &&
+           g->stride[0] == 1 && g->stride[1] == 1 && g->dil[0] == 1 && g->dil[1] == 1 &&
+           g->ic >= 16 && g->out[0] * g->out[1] >= 64 * 64 && strcmp(policy(), "nowino") != 0 &&
+           strcmp(policy(), "any") != 0;
+}
+
+/* The primitive descriptor of one stage, trying the fastest forms first: Winograd where it fits,
+ * then the blocked layout (nChw16c, the first conv of a net reading plain NCHW directly), then
+ * whatever oneDNN prefers. NULL when oneDNN has nothing (the caller falls back to loops). */
+static dnnl_primitive_desc_t stage_pd(const onnx_kconv_geom *g)
+{
+    dnnl_primitive_desc_t pd = NULL;
+    if (winograd_fits(g))
+        pd = stage_pd_try(g, dnnl_convolution_winograd, L_BLOCKED, L_BLOCKED, 0);
+    if (pd == NULL && !g->transpose && strcmp(policy(), "any") != 0)
+        pd = stage_pd_try(g, dnnl_convolution_direct, g->ic < 16 ? L_PLAIN : L_BLOCKED,
+                          L_BLOCKED, 0);
+    if (pd == NULL)
+        pd = stage_pd_try(g, dnnl_convolution_direct, L_ANY, L_ANY, 1);
+    return pd;
 }
 
 static const dnnl_memory_desc_t *pd_md(dnnl_primitive_desc_t pd, dnnl_query_t what)

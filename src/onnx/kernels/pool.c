@@ -143,11 +143,87 @@ static float pool_one(const onnx_kpool_geom *g, const p3 *t, const float *x, con
     return cnt > 0 ? (float)(s / (double)cnt) : 0.0f;
 }
 
+/* Fast path for the common case (no dilation, no Indices, up to 2 spatial dims): window bounds
+ * are clipped with compares only, no divisions, and max and average have their own loops. */
+/* Max of each window of one output row. The window rows are first reduced column by column
+ * into col[] (contiguous, vectorised), then each output takes the max over its k columns. */
+static void max_row(const p3 *t, const float *const *rows, int nrows, float *col, float *y)
+{
+    int64_t W = t->in[2], s = t->s[2], pb = t->pb[2], k = t->k[2];
+    for (int64_t w = 0; w < W; w++)
+        col[w] = nrows > 0 ? rows[0][w] : -INFINITY;
+    for (int r = 1; r < nrows; r++) {
+        const float *row = rows[r];
+#pragma omp simd
+        for (int64_t w = 0; w < W; w++)
+            col[w] = row[w] > col[w] ? row[w] : col[w];
+    }
+    for (int64_t ow = 0; ow < t->out[2]; ow++) {
+        int64_t w0 = ow * s - pb, w1 = w0 + k;
+        w0 = w0 < 0 ? 0 : w0;
+        w1 = w1 > W ? W : w1;
+        float m = -INFINITY;
+        for (int64_t w = w0; w < w1; w++)
+            m = col[w] > m ? col[w] : m;
+        y[ow] = m;
+    }
+}
+
+static void avg_row(const onnx_kpool_geom *g, const p3 *t, const float *const *rows, int nrows,
+                    int64_t hcount, float *y)
+{
+    int64_t W = t->in[2], s = t->s[2], pb = t->pb[2], k = t->k[2];
+    for (int64_t ow = 0; ow < t->out[2]; ow++) {
+        int64_t w0 = ow * s - pb, w1 = w0 + k;
+        int64_t pw0 = w0 < -pb ? -pb : w0, pw1 = w1 > W + t->pe[2] ? W + t->pe[2] : w1;
+        w0 = w0 < 0 ? 0 : w0;
+        w1 = w1 > W ? W : w1;
+        float acc = 0.0f;
+        for (int r = 0; r < nrows; r++)
+            for (int64_t w = w0; w < w1; w++)
+                acc += rows[r][w];
+        int64_t cnt = g->kind == ONNX_KPOOL_AVG_INCLUDE_PAD ? hcount * (pw1 - pw0)
+                                                            : nrows * (w1 - w0);
+        y[ow] = cnt > 0 ? acc / (float)cnt : 0.0f;
+    }
+}
+
+#define FAST_MAX_ROWS 64
+#define FAST_MAX_COLS 4096
+
+static void pool_plane_2d(const onnx_kpool_geom *g, const p3 *t, const float *x, float *y)
+{
+    int64_t H = t->in[1], W = t->in[2];
+    const float *rows[FAST_MAX_ROWS];
+    float col[FAST_MAX_COLS];
+    for (int64_t oh = 0; oh < t->out[1]; oh++, y += t->out[2]) {
+        int64_t h0 = oh * t->s[1] - t->pb[1], h1 = h0 + t->k[1];
+        int64_t ph0 = h0 < -t->pb[1] ? -t->pb[1] : h0;
+        int64_t ph1 = h1 > H + t->pe[1] ? H + t->pe[1] : h1;
+        h0 = h0 < 0 ? 0 : h0;
+        h1 = h1 > H ? H : h1;
+        int nrows = 0;
+        for (int64_t h = h0; h < h1; h++)
+            rows[nrows++] = x + h * W;
+        if (g->kind == ONNX_KPOOL_MAX)
+            max_row(t, rows, nrows, col, y);
+        else
+            avg_row(g, t, rows, nrows, ph1 - ph0, y);
+    }
+}
+
 void onnx__pool_run(const onnx_kpool_geom *g, const float *x, float *y, int64_t *idx,
                     int col_major)
 {
     p3 t;
     to_p3(g, &t);
+    if (idx == NULL && g->nsp <= 2 && t.d[1] == 1 && t.d[2] == 1 && t.k[1] <= FAST_MAX_ROWS &&
+        t.in[2] <= FAST_MAX_COLS) {
+        int64_t insz = t.in[1] * t.in[2], outsz = t.out[1] * t.out[2];
+        for (int64_t pl = 0; pl < g->n * g->c; pl++)
+            pool_plane_2d(g, &t, x + pl * insz, y + pl * outsz);
+        return;
+    }
     int64_t insz = t.in[0] * t.in[1] * t.in[2];
     for (int64_t pl = 0; pl < g->n * g->c; pl++) {
         const float *xp = x + pl * insz;

@@ -393,6 +393,8 @@ static int run_conv(const onnx_node *n, onnx_kctx *k)
     if (x->rank >= 1 && x->dims[0] == 0)
         return run_empty(cp, k, w, b);
     shape_ent mine = {0}, *ent;
+    /* before building too: the one-time weight reorder runs on OpenMP threads as well */
+    onnx__kern_set_threads(k->threads);
     make_key(x, w, b != NULL, mine.key);
     ent = cache_find(cp, mine.key);
     if (ent == NULL) {
@@ -405,7 +407,6 @@ static int run_conv(const onnx_node *n, onnx_kctx *k)
     int rc = onnx__output(k, 0, ONNX_FLOAT, use->y_rank, use->y_dims, &y);
     void *s = rc ? NULL : onnx__scratch(k, onnx__conv_scratch(use->conv));
     if (s != NULL) {
-        onnx__kern_set_threads(k->threads);
         rc = onnx__conv_run(use->conv, x->data, w->data, b ? b->data : NULL, y->data, s, &e);
         if (rc)
             rc = onnx__kfail(k, rc, "%s", e.msg);
