@@ -21,7 +21,7 @@
 #include <string.h>
 
 #define NBINS 32
-#define SOFT_STEP 8.0     /* mean max-channel step across a soft boundary, in levels */
+#define SOFT_STEP 24.0    /* largest mean max-channel step across a soft boundary, in levels */
 #define MAX_RMS 7.0       /* largest accepted residual of a gradient model, in levels */
 #define MIN_AREA 64       /* smaller groups are not worth a gradient */
 
@@ -98,7 +98,7 @@ static int soft_groups(const vec__clusters *c, int32_t *par)
         double step = sum / (double)(j - i);
         /* Soft: small pixel steps, much smaller than the bands' colour difference, along a
          * boundary long enough to judge. */
-        if (j - i >= 4 && step <= SOFT_STEP && step <= 0.5 * mean_dist(&c->reg[a], &c->reg[b]) + 1) {
+        if (j - i >= 4 && step <= SOFT_STEP && step <= 0.4 * mean_dist(&c->reg[a], &c->reg[b]) + 2) {
             int32_t ra = uf(par, a), rb = uf(par, b);
             if (ra != rb)
                 par[ra > rb ? ra : rb] = ra < rb ? ra : rb;
@@ -354,6 +354,68 @@ static double make_stops(const gacc *g, vec_paint *paint)
     return sqrt(sse / (3 * n));
 }
 
+/* Colour of the binned model at normalised coordinate t (stops still in bin space). */
+static void model_color(const vec_paint *p, double t, double *out)
+{
+    int i = 0;
+    while (i + 1 < p->nstops && p->stops[i + 1].offset < t)
+        i++;
+    const vec_stop *a = &p->stops[i], *b = &p->stops[i + 1 < p->nstops ? i + 1 : i];
+    double f = b->offset > a->offset ? (t - a->offset) / (b->offset - a->offset) : 0;
+    f = f < 0 ? 0 : f > 1 ? 1 : f;
+    for (int ch = 0; ch < 3; ch++)
+        out[ch] = a->rgba[ch] + f * (b->rgba[ch] - a->rgba[ch]);
+}
+
+/* Squared error of every region of a candidate group against its group's model. */
+static int region_errors(const vec__clusters *c, const int32_t *par, const int32_t *cand,
+                         const gacc *g, const vec_paint *paints, double *sse)
+{
+    for (int y = 0; y < c->h; y++)
+        for (int x = 0; x < c->w; x++) {
+            size_t i = (size_t)y * (size_t)c->w + (size_t)x;
+            int32_t r = c->label[i], k = cand[par[r]];
+            if (k < 0 || g[k].model == 0 || paints[k].nstops < 2)
+                continue;
+            const gacc *a = &g[k];
+            double u = (x + 0.5 - a->cx) / a->s, v = (y + 0.5 - a->cy) / a->s, m[3];
+            model_color(&paints[k], (coord(a, u, v) - a->t0) / (a->t1 - a->t0), m);
+            for (int ch = 0; ch < 3; ch++)
+                sse[r] += (m[ch] - c->rgb[3 * i + ch]) * (m[ch] - c->rgb[3 * i + ch]);
+        }
+    return MD_OK;
+}
+
+/* Drop the regions the model does not explain (a shape lying on the gradient) and decide
+ * whether the rest of each group is a gradient. */
+static void judge_groups(const vec__clusters *c, const int32_t *par, const int32_t *cand,
+                         int ng, const double *sse, uint8_t *excl, uint8_t *ok)
+{
+    double *gs = calloc((size_t)ng + 1, sizeof *gs), *ga = calloc((size_t)ng + 1, sizeof *ga);
+    int *gm = calloc((size_t)ng + 1, sizeof *gm);
+    if (gs && ga && gm) {
+        for (int32_t r = 0; r < c->n; r++) {
+            int32_t k = cand[par[r]];
+            if (k < 0 || !ok[k])
+                continue;
+            double rms = sqrt(sse[r] / (3.0 * (double)c->reg[r].area));
+            excl[r] = rms > 1.5 * MAX_RMS;
+            if (excl[r])
+                continue;
+            gs[k] += sse[r];
+            ga[k] += (double)c->reg[r].area;
+            gm[k]++;
+        }
+        for (int k = 0; k < ng; k++)
+            ok[k] = ok[k] && gm[k] >= 2 && ga[k] >= MIN_AREA && sqrt(gs[k] / (3 * ga[k])) <= MAX_RMS;
+    } else {
+        memset(ok, 0, (size_t)ng); /* out of memory: simply no gradients */
+    }
+    free(gs);
+    free(ga);
+    free(gm);
+}
+
 /* Step 4: the paint in pixel coordinates; stops' offsets rescaled to the end stops. */
 static void make_paint(const gacc *g, vec_paint *p)
 {
@@ -433,17 +495,29 @@ static int find_candidates(const vec__clusters *c, int32_t *par, int32_t *cand, 
 
 /* Step 4: merge accepted groups into single regions carrying their paints. */
 static int apply_groups(vec__clusters *c, const int32_t *par, const int32_t *cand, gacc *g,
-                        const uint8_t *ok)
+                        const uint8_t *ok, const uint8_t *excl)
 {
     size_t n = (size_t)c->w * (size_t)c->h;
+    int32_t *target = malloc(((size_t)c->n + 1) * sizeof *target);
+    if (target == NULL)
+        return MD_E_NOMEM;
+    /* The group's label is its first kept member, so an excluded root does not capture it. */
+    for (int32_t r = 0; r < c->n; r++)
+        target[r] = -1;
+    for (int32_t r = 0; r < c->n; r++) {
+        int32_t k = cand[par[r]];
+        if (k >= 0 && ok[k] && !excl[r] && target[par[r]] < 0)
+            target[par[r]] = r;
+    }
     for (size_t i = 0; i < n; i++) {
-        int32_t root = par[c->label[i]], k = cand[root];
-        if (k < 0 || !ok[k])
+        int32_t r = c->label[i], root = par[r], k = cand[root];
+        if (k < 0 || !ok[k] || excl[r])
             continue;
-        c->label[i] = root;
+        c->label[i] = target[root];
         if (g[k].first_px < 0)
             g[k].first_px = (int32_t)i;
     }
+    free(target);
     return vec__clusters_relabel(c, c->n);
 }
 
@@ -462,7 +536,7 @@ int vec__gradients(vec__clusters *c, const vec_params *p)
     if (rc == MD_OK)
         rc = find_candidates(c, par, cand, &g, &ng);
     vec_paint *paints = rc == MD_OK ? calloc((size_t)ng + 1, sizeof *paints) : NULL;
-    uint8_t *ok = rc == MD_OK ? calloc((size_t)ng + 1, 1) : NULL;
+    uint8_t *ok = rc == MD_OK ? calloc((size_t)ng + 1, 1) : NULL, *excl = NULL;
     if (rc == MD_OK && (paints == NULL || ok == NULL))
         rc = MD_E_NOMEM;
     int nok = 0;
@@ -474,16 +548,25 @@ int vec__gradients(vec__clusters *c, const vec_params *p)
                 coord_range(&g[k]);
         }
         each_pixel(c, par, cand, g, acc_bins);
-        for (int k = 0; k < ng; k++) {
-            if (g[k].model == 0 || make_stops(&g[k], &paints[k]) > MAX_RMS || paints[k].nstops < 2)
-                continue;
-            make_paint(&g[k], &paints[k]);
-            ok[k] = 1;
-            nok++;
+        for (int k = 0; k < ng; k++)
+            ok[k] = g[k].model != 0 && make_stops(&g[k], &paints[k]) < 1e9 && paints[k].nstops >= 2;
+        double *sse = calloc((size_t)c->n, sizeof *sse);
+        excl = calloc((size_t)c->n, 1);
+        if (sse == NULL || excl == NULL)
+            rc = MD_E_NOMEM;
+        if (rc == MD_OK) {
+            region_errors(c, par, cand, g, paints, sse);
+            judge_groups(c, par, cand, ng, sse, excl, ok);
         }
+        free(sse);
+        for (int k = 0; rc == MD_OK && k < ng; k++)
+            if (ok[k]) {
+                make_paint(&g[k], &paints[k]);
+                nok++;
+            }
     }
     if (rc == MD_OK && nok > 0) {
-        rc = apply_groups(c, par, cand, g, ok);
+        rc = apply_groups(c, par, cand, g, ok, excl);
         for (int k = 0; rc == MD_OK && k < ng; k++) {
             if (!ok[k])
                 continue;
@@ -497,5 +580,6 @@ int vec__gradients(vec__clusters *c, const vec_params *p)
     free(g);
     free(paints);
     free(ok);
+    free(excl);
     return rc;
 }
