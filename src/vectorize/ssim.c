@@ -14,6 +14,14 @@
  * Pillow's convert('L') of the RGB images: L = (19595 R + 38470 G + 7471 B + 0x8000) >> 16.
  * skimage refuses images smaller than the window; we then average S over the whole image
  * instead of failing, so tiny icons still get a (documented, non-skimage) number.
+ *
+ * How it is computed here (same numbers, up to floating-point rounding in the last digits):
+ * the filter is separable, so each image row is filtered horizontally once into a ring of the
+ * last RING rows, and each output row is the vertical filter over 11 ring rows. Memory is a
+ * few rows (not whole float64 planes: a 40 MP image would need gigabytes), and both passes use
+ * the kernel's symmetry, k[t] = k[10 - t], to halve the multiplications.
+ * Invariant: the rows an output row needs (its 11 reflected neighbours) always span fewer than
+ * RING consecutive source rows, so a ring slot is never reused while still needed.
  */
 #include "vectorize/vec.h"
 
@@ -24,16 +32,20 @@
 #define RADIUS 5
 #define TAPS (2 * RADIUS + 1)
 #define SIGMA 1.5
+#define RING 16
+#define NPROD 5 /* x, y, x*x, y*y, x*y */
 
-typedef struct planes {
-    int w, h;
-    double *buf;      /* 6 planes of w*h: x, y, then filtered ux, uy, uxx, uyy, uxy use tmp */
-    double *x, *y;
-    double *f[5];     /* filtered x, y, xx, yy, xy */
-    double *tmp;      /* one row of 5 interleaved values per pixel for the horizontal pass */
-    int *ix, *iy;     /* reflected indices for -RADIUS..len+RADIUS-1 */
+/* Which plane of the RGB pair a pass reads: channel 0..2, or 3 for grey. */
+typedef struct ssim_pass {
+    const uint8_t *a, *b;
+    int w, h, chan;
     double k[TAPS];
-} planes;
+    int *ix;              /* reflected column of padded position i - RADIUS, w + 2*RADIUS */
+    double *pad;          /* NPROD padded product rows, each w + 2*RADIUS */
+    double *acc;          /* NPROD rows of w: the vertical filter of one output row */
+    double *ring;         /* RING rows x NPROD products x w, horizontally filtered */
+    int tag[RING];        /* source row held by each ring slot, -1 = none */
+} ssim_pass;
 
 static void kernel(double *k)
 {
@@ -57,137 +69,131 @@ static int reflect(int i, int n)
     return i < n ? i : period - 1 - i;
 }
 
-static void planes_free(planes *p)
-{
-    free(p->buf);
-    free(p->tmp);
-    free(p->ix);
-    free(p->iy);
-}
-
-static int planes_init(planes *p, int w, int h)
-{
-    size_t n = (size_t)w * (size_t)h;
-    p->w = w;
-    p->h = h;
-    p->buf = malloc(n * 7 * sizeof(double));
-    p->tmp = malloc((size_t)(w > h ? w : h) * 5 * sizeof(double));
-    p->ix = malloc((size_t)(w + 2 * RADIUS) * sizeof(int));
-    p->iy = malloc((size_t)(h + 2 * RADIUS) * sizeof(int));
-    if (!p->buf || !p->tmp || !p->ix || !p->iy) {
-        planes_free(p);
-        return MD_E_NOMEM;
-    }
-    p->x = p->buf;
-    p->y = p->buf + n;
-    for (int i = 0; i < 5; i++)
-        p->f[i] = p->buf + n * (size_t)(2 + i);
-    for (int i = 0; i < w + 2 * RADIUS; i++)
-        p->ix[i] = reflect(i - RADIUS, w);
-    for (int i = 0; i < h + 2 * RADIUS; i++)
-        p->iy[i] = reflect(i - RADIUS, h);
-    kernel(p->k);
-    return MD_OK;
-}
-
-/* Pass 1 (scipy's axis 0, down the columns) of the five products, into f[]. Whole rows are
- * accumulated tap by tap so the inner loop streams through memory. */
-static void filter_columns(planes *p)
-{
-    size_t w = (size_t)p->w;
-    for (int yy = 0; yy < p->h; yy++) {
-        double *o[5];
-        for (int c = 0; c < 5; c++) {
-            o[c] = p->f[c] + (size_t)yy * w;
-            memset(o[c], 0, w * sizeof(double));
-        }
-        for (int t = 0; t < TAPS; t++) {
-            const double *a = p->x + (size_t)p->iy[yy + t] * w;
-            const double *b = p->y + (size_t)p->iy[yy + t] * w;
-            double k = p->k[t];
-            for (size_t xx = 0; xx < w; xx++) {
-                o[0][xx] += k * a[xx];
-                o[1][xx] += k * b[xx];
-                o[2][xx] += k * (a[xx] * a[xx]);
-                o[3][xx] += k * (b[xx] * b[xx]);
-                o[4][xx] += k * (a[xx] * b[xx]);
-            }
-        }
-    }
-}
-
-/* Pass 2 (axis 1, along each row) in place, through one row of scratch. */
-static void filter_rows(planes *p)
-{
-    int w = p->w;
-    for (int yy = 0; yy < p->h; yy++) {
-        size_t row = (size_t)yy * (size_t)w;
-        for (int xx = 0; xx < w; xx++)
-            for (int c = 0; c < 5; c++)
-                p->tmp[(size_t)xx * 5 + (size_t)c] = p->f[c][row + (size_t)xx];
-        for (int xx = 0; xx < w; xx++) {
-            double s[5] = {0, 0, 0, 0, 0};
-            for (int t = 0; t < TAPS; t++) {
-                const double *v = p->tmp + (size_t)p->ix[xx + t] * 5;
-                for (int c = 0; c < 5; c++)
-                    s[c] += p->k[t] * v[c];
-            }
-            for (int c = 0; c < 5; c++)
-                p->f[c][row + (size_t)xx] = s[c];
-        }
-    }
-}
-
-/* Mean SSIM of the planes x and y (already loaded). */
-static double mean_ssim(planes *p)
-{
-    const double c1 = (0.01 * 255) * (0.01 * 255), c2 = (0.03 * 255) * (0.03 * 255);
-    filter_columns(p);
-    filter_rows(p);
-    int pad = (p->w >= TAPS && p->h >= TAPS) ? RADIUS : 0;
-    double sum = 0.0;
-    for (int yy = pad; yy < p->h - pad; yy++) {
-        for (int xx = pad; xx < p->w - pad; xx++) {
-            size_t o = (size_t)yy * (size_t)p->w + (size_t)xx;
-            double ux = p->f[0][o], uy = p->f[1][o];
-            double vx = p->f[2][o] - ux * ux, vy = p->f[3][o] - uy * uy;
-            double vxy = p->f[4][o] - ux * uy;
-            double a1 = 2 * ux * uy + c1, a2 = 2 * vxy + c2;
-            double b1 = ux * ux + uy * uy + c1, b2 = vx + vy + c2;
-            sum += (a1 * a2) / (b1 * b2);
-        }
-    }
-    return sum / ((double)(p->w - 2 * pad) * (double)(p->h - 2 * pad));
-}
-
+/* Pillow's convert('L'). */
 static uint8_t luma(const uint8_t *px)
 {
     return (uint8_t)((px[0] * 19595u + px[1] * 38470u + px[2] * 7471u + 0x8000u) >> 16);
 }
 
+/* One source row of the current channel into the padded x and y rows (reflected borders). */
+static void load_row(ssim_pass *p, int r, double *xa, double *xb)
+{
+    size_t pw = (size_t)p->w + 2 * RADIUS;
+    const uint8_t *ra = p->a + (size_t)r * (size_t)p->w * 3, *rb = p->b + (size_t)r * (size_t)p->w * 3;
+    if (p->chan < 3) {
+        for (size_t i = 0; i < pw; i++) {
+            xa[i] = ra[(size_t)p->ix[i] * 3 + (size_t)p->chan];
+            xb[i] = rb[(size_t)p->ix[i] * 3 + (size_t)p->chan];
+        }
+    } else {
+        for (size_t i = 0; i < pw; i++) {
+            xa[i] = luma(ra + (size_t)p->ix[i] * 3);
+            xb[i] = luma(rb + (size_t)p->ix[i] * 3);
+        }
+    }
+}
+
+/* Filter source row r horizontally into its ring slot (all five products). The loops run
+ * along x innermost so the compiler can vectorise them. */
+static double *ring_row(ssim_pass *p, int r)
+{
+    int slot = r % RING;
+    size_t w = (size_t)p->w, pw = w + 2 * RADIUS;
+    double *out = p->ring + (size_t)slot * NPROD * w;
+    if (p->tag[slot] == r)
+        return out;
+    double *P[NPROD];
+    for (int c = 0; c < NPROD; c++)
+        P[c] = p->pad + (size_t)c * pw;
+    load_row(p, r, P[0], P[1]);
+    for (size_t i = 0; i < pw; i++) {
+        P[2][i] = P[0][i] * P[0][i];
+        P[3][i] = P[1][i] * P[1][i];
+        P[4][i] = P[0][i] * P[1][i];
+    }
+    for (int c = 0; c < NPROD; c++) {
+        double *restrict o = out + (size_t)c * w;
+        const double *restrict v = P[c];
+        for (size_t x = 0; x < w; x++)
+            o[x] = p->k[RADIUS] * v[x + RADIUS];
+        for (int t = 0; t < RADIUS; t++) {
+            double k = p->k[t];
+            size_t u = (size_t)(TAPS - 1 - t);
+            for (size_t x = 0; x < w; x++)
+                o[x] += k * (v[x + (size_t)t] + v[x + u]);
+        }
+    }
+    p->tag[slot] = r;
+    return out;
+}
+
+/* Sum of the SSIM map over columns [x0, x1) of output row y. */
+static double row_ssim(ssim_pass *p, int y, int x0, int x1)
+{
+    const double c1 = (0.01 * 255) * (0.01 * 255), c2 = (0.03 * 255) * (0.03 * 255);
+    const double *rows[TAPS];
+    size_t w = (size_t)p->w, n = NPROD * w;
+    for (int t = 0; t < TAPS; t++)
+        rows[t] = ring_row(p, reflect(y + t - RADIUS, p->h));
+    double *restrict f = p->acc;
+    for (size_t i = 0; i < n; i++)
+        f[i] = p->k[RADIUS] * rows[RADIUS][i];
+    for (int t = 0; t < RADIUS; t++) {
+        const double *restrict lo = rows[t], *restrict hi = rows[TAPS - 1 - t];
+        double k = p->k[t];
+        for (size_t i = 0; i < n; i++)
+            f[i] += k * (lo[i] + hi[i]);
+    }
+    double sum = 0.0;
+    for (int x = x0; x < x1; x++) {
+        double ux = f[x], uy = f[w + (size_t)x];
+        double vx = f[2 * w + (size_t)x] - ux * ux, vy = f[3 * w + (size_t)x] - uy * uy;
+        double vxy = f[4 * w + (size_t)x] - ux * uy;
+        double a1 = 2 * ux * uy + c1, a2 = 2 * vxy + c2;
+        double b1 = ux * ux + uy * uy + c1, b2 = vx + vy + c2;
+        sum += (a1 * a2) / (b1 * b2);
+    }
+    return sum;
+}
+
+/* Mean SSIM of one channel (or grey) over the cropped image. */
+static double mean_ssim(ssim_pass *p, int chan)
+{
+    p->chan = chan;
+    for (int i = 0; i < RING; i++)
+        p->tag[i] = -1;
+    int pad = (p->w >= TAPS && p->h >= TAPS) ? RADIUS : 0;
+    double sum = 0.0;
+    for (int y = pad; y < p->h - pad; y++)
+        sum += row_ssim(p, y, pad, p->w - pad);
+    return sum / ((double)(p->w - 2 * pad) * (double)(p->h - 2 * pad));
+}
+
 int vec_ssim(const uint8_t *rgb_a, const uint8_t *rgb_b, int width, int height,
              vec_ssim_result *out, md_err *err)
 {
-    planes p;
     if (!rgb_a || !rgb_b || !out || width <= 0 || height <= 0)
         return md_fail(err, MD_E_INVALID_PARAM, "image", "SSIM needs two non-empty images");
-    if (planes_init(&p, width, height) != MD_OK)
-        return md_fail(err, MD_E_NOMEM, "image", "out of memory computing SSIM");
-    size_t n = (size_t)width * (size_t)height;
-    double total = 0.0;
-    for (int c = 0; c < 3; c++) {
-        for (size_t i = 0; i < n; i++) {
-            p.x[i] = rgb_a[i * 3 + (size_t)c];
-            p.y[i] = rgb_b[i * 3 + (size_t)c];
-        }
-        total += mean_ssim(&p);
+    size_t w = (size_t)width, pw = w + 2 * RADIUS;
+    ssim_pass p = {.a = rgb_a, .b = rgb_b, .w = width, .h = height};
+    p.ix = malloc(pw * sizeof *p.ix);
+    p.pad = malloc(NPROD * pw * sizeof *p.pad);
+    p.acc = malloc(NPROD * w * sizeof *p.acc);
+    p.ring = malloc((size_t)RING * NPROD * w * sizeof *p.ring);
+    int rc = MD_OK;
+    if (!p.ix || !p.pad || !p.acc || !p.ring) {
+        rc = md_fail(err, MD_E_NOMEM, "image", "out of memory computing SSIM");
+        goto out;
     }
-    out->rgb = total / 3.0;
-    for (size_t i = 0; i < n; i++) {
-        p.x[i] = luma(rgb_a + i * 3);
-        p.y[i] = luma(rgb_b + i * 3);
-    }
-    out->luma = mean_ssim(&p);
-    planes_free(&p);
-    return MD_OK;
+    kernel(p.k);
+    for (size_t i = 0; i < pw; i++)
+        p.ix[i] = reflect((int)i - RADIUS, width);
+    out->rgb = (mean_ssim(&p, 0) + mean_ssim(&p, 1) + mean_ssim(&p, 2)) / 3.0;
+    out->luma = mean_ssim(&p, 3);
+out:
+    free(p.ix);
+    free(p.pad);
+    free(p.acc);
+    free(p.ring);
+    return rc;
 }
