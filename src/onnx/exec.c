@@ -17,7 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_VALUE_BYTES ((int64_t)1 << 36) /* 64 GiB: a shape past this is hostile */
 
 int onnx__kfail(onnx_kctx *k, int code, const char *fmt, ...)
 {
@@ -40,7 +39,7 @@ int onnx__output(onnx_kctx *k, int i, int dtype, int rank, const int64_t *dims,
         return onnx__kfail(k, MD_E_INTERNAL, "output %d out of range", i);
     size_t es = onnx_dtype_size(dtype);
     int64_t numel = onnx__numel(rank, dims);
-    if (es == 0 || numel < 0 || numel > MAX_VALUE_BYTES / (int64_t)es)
+    if (es == 0 || numel < 0 || (uint64_t)numel > e->m->max_value_bytes / es)
         return onnx__kfail(k, MD_E_INVALID_PARAM, "output %d has an invalid or too large shape",
                            i);
     int v = n->out[i];
@@ -62,6 +61,10 @@ int onnx__output(onnx_kctx *k, int i, int dtype, int rank, const int64_t *dims,
 
 void *onnx__scratch(onnx_kctx *k, size_t bytes)
 {
+    if (bytes > k->exec->m->max_value_bytes) {
+        onnx__kfail(k, MD_E_INVALID_PARAM, "scratch of %zu bytes is over the limit", bytes);
+        return NULL;
+    }
     return onnx__exec_alloc(k->exec, bytes, k->err);
 }
 
@@ -124,10 +127,9 @@ static int exec_node(onnx__exec *e, int idx, md_err *err)
                    .threads = e->threads, .err = err, .exec = e};
     e->cur_node = idx;
     int rc = n->op->run(n, &k);
-    if (rc)
-        return err && err->code == MD_OK ? md_fail(err, rc, "node", "node '%.60s' failed",
-                                                   n->name)
-                                         : rc;
+    if (rc) /* the op's detail wins (a failed scratch request says why) */
+        return err->code != MD_OK ? err->code
+                                  : md_fail(err, rc, "node", "node '%.60s' failed", n->name);
     for (int o = 0; o < n->n_out; o++)
         if (n->out[o] >= 0 && !e->have[n->out[o]])
             return md_fail(err, MD_E_INTERNAL, "node", "node '%.60s' (%.40s) left output %d unset",
@@ -162,6 +164,10 @@ int onnx_run(const onnx_model *m, const onnx_tensor *inputs, size_t n_inputs,
              const onnx_run_opts *opts, onnx_result **out, md_err *err)
 {
     *out = NULL;
+    md_err local;
+    if (!err)
+        err = &local;
+    md_err_clear(err);
     int rc = check_inputs(m, inputs, n_inputs, err);
     if (rc)
         return rc;

@@ -659,6 +659,7 @@ static int load_common(const void *data, size_t len, const onnx_load_opts *o,
     pthread_mutex_init(&m->mu, NULL);
     m->threads = o && o->threads > 0 ? o->threads : 1;
     m->max_plans = o && o->max_plans > 0 ? o->max_plans : 16;
+    m->max_value_bytes = o && o->max_value_bytes ? o->max_value_bytes : (size_t)1 << 34;
     m->arena = md_arena_new(65536);
     onnx_prep p = {.m = m, .ext_dir = ext_dir,
                    .max_tensor = o && o->max_tensor_bytes ? o->max_tensor_bytes : (size_t)1 << 30};

@@ -53,6 +53,7 @@ struct onnx_model {
     int *input_vals, *output_vals;
     int threads;
     int max_plans;
+    size_t max_value_bytes;
     int max_in;     /* largest node input count, for the executor's pointer arrays */
     int max_out;    /* largest node output count */
     pthread_mutex_t mu; /* guards plans and their free lists */

@@ -83,6 +83,8 @@ typedef struct onnx_load_opts {
     int threads;             /* default intra-op threads per run; 0 = 1 (a server runs many
                                 requests at once, so one thread per request is the default) */
     int max_plans;           /* input-shape plans cached per model; 0 = 16 */
+    size_t max_value_bytes;  /* refuse (MD_E_INVALID_PARAM) any run that makes one value or
+                                scratch block larger than this; 0 = 16 GiB */
 } onnx_load_opts;
 
 typedef struct onnx_run_opts {

@@ -257,7 +257,7 @@ static int tp_shape(const Onnx__TensorProto *tp, size_t max_bytes, onnx_tensor *
 int onnx__tensor_from_proto(const Onnx__TensorProto *tp, md_arena *a, const char *ext_dir,
                             size_t max_bytes, onnx_tensor *out, md_err *err)
 {
-    int64_t n;
+    int64_t n = 0;
     int rc = tp_shape(tp, max_bytes, out, &n, err);
     if (rc)
         return rc;
