@@ -44,7 +44,7 @@ static const setting settings[] = {
     {"host", T_STR, F(host), "127.0.0.1", 0, 0, 0, "ADDR", "address to listen on (name or IP; 0.0.0.0 for all)"},
     {"port", T_INT, F(port), "8080", 0, 65535, 0, "N", "TCP port; 0 picks a free one (logged at start)"},
     {"data_dir", T_STR, F(data_dir), "./var", 0, 0, 0, "DIR", "database, upload blobs and the JWT secret"},
-    {"io_threads", T_INT, F(io_threads), "0", 0, 64, 0, "N", "HTTP I/O threads; 0 = CPUs (at most 4)"},
+    {"io_threads", T_INT, F(io_threads), "0", 0, 64, 0, "N", "HTTP I/O threads (at least 2); 0 = CPUs, at most 4"},
     {"compute_threads", T_INT, F(compute_threads), "0", 0, 256, 0, "N", "workers for heavy requests; 0 = CPUs"},
     {"compute_queue", T_INT, F(compute_queue), "64", 1, 100000, 0, "N",
      "heavy requests that may wait for a worker; beyond it 503 + Retry-After"},

@@ -124,7 +124,7 @@ typedef struct http_hooks {
 typedef struct http_opts {
     const char *host;          /* bind address, "127.0.0.1"; borrowed until http_server_free */
     uint16_t port;             /* 0 = any free port, see http_server_port() */
-    unsigned io_threads;       /* libmicrohttpd thread pool size (0 = number of CPUs, max 4) */
+    unsigned io_threads;       /* libmicrohttpd thread pool size (0 = CPUs, max 4; at least 2) */
     unsigned compute_threads;  /* compute pool workers (0 = number of CPUs) */
     unsigned compute_queue;    /* queued heavy requests beyond the running ones (0 = 64) */
     size_t body_limit;         /* default request-body limit in bytes (0 = 25 MB) */
