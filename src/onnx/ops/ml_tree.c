@@ -72,6 +72,7 @@ typedef struct tree_ens {
     double *w_value;
     double *base;
     int64_t max_feature; /* -1 when no branch node */
+    int same_mode;       /* the mode of every branch node, or -1 when they differ */
     int post, agg;
     bool classifier;
     ml_labels labels;
@@ -188,6 +189,7 @@ static int build_nodes(onnx_node *n, md_err *err, const node_attrs *a, const nod
         d->t = d->f = -1;
         if (mode == M_LEAF)
             continue;
+        e->same_mode = e->max_feature < 0 || e->same_mode == mode ? mode : -1;
         if (a->feat[i] < 0 || a->feat[i] > INT32_MAX)
             return ml_fail(n, err, MD_E_MODEL_INVALID, "nodes_featureids",
                                    "node %lld: feature id %lld out of range", (long long)i, (long long)a->feat[i]);
@@ -425,26 +427,60 @@ static inline bool goes_true(const tnode *d, double x)
     }
 }
 
-/* Walk every tree for one row and aggregate the leaf weights into score/has (n_targets each). */
-static void score_row(const tree_ens *e, const onnx_tensor *x, int64_t row_off, double *score, uint8_t *has)
+/* The leaf a row x reaches from node d. When every branch of the ensemble uses one mode (the
+ * usual case: BRANCH_LEQ for scikit-learn, BRANCH_LT for XGBoost) the comparison is fixed in
+ * the loop instead of switched per node. */
+#define WALK(COND)                                                                    \
+    while (d->mode != M_LEAF) {                                                        \
+        double v = x[d->feature];                                                      \
+        d = &e->nodes[(COND) || (d->miss_true && isnan(v)) ? d->t : d->f];             \
+    }                                                                                  \
+    return d
+
+static inline const tnode *find_leaf(const tree_ens *e, const tnode *d, const double *x)
 {
-    memset(score, 0, (size_t)e->n_targets * sizeof *score);
-    memset(has, 0, (size_t)e->n_targets);
-    for (int64_t t = 0; t < e->n_trees; t++) {
-        const tnode *d = &e->nodes[e->roots[t]];
+    switch (e->same_mode) {
+    case M_LEQ: WALK(v <= d->value);
+    case M_LT: WALK(v < d->value);
+    case M_GTE: WALK(v >= d->value);
+    case M_GT: WALK(v > d->value);
+    default:
         while (d->mode != M_LEAF)
-            d = &e->nodes[goes_true(d, ml_x(x, row_off + d->feature)) ? d->t : d->f];
-        for (int32_t j = d->w0; j < d->w0 + d->nw; j++) {
-            int32_t k = e->w_target[j];
-            double w = e->w_value[j];
-            if (e->agg == AGG_MIN)
-                score[k] = !has[k] || w < score[k] ? w : score[k];
-            else if (e->agg == AGG_MAX)
-                score[k] = !has[k] || w > score[k] ? w : score[k];
-            else
-                score[k] += w;
-            has[k] = 1;
-        }
+            d = &e->nodes[goes_true(d, x[d->feature]) ? d->t : d->f];
+        return d;
+    }
+}
+
+/* Add leaf d's weights to one row's score/has (n_targets each) by the aggregate function. */
+static inline void add_leaf(const tree_ens *e, const tnode *d, double *score, uint8_t *has)
+{
+    for (int32_t j = d->w0; j < d->w0 + d->nw; j++) {
+        int32_t k = e->w_target[j];
+        double w = e->w_value[j];
+        if (e->agg == AGG_MIN)
+            score[k] = !has[k] || w < score[k] ? w : score[k];
+        else if (e->agg == AGG_MAX)
+            score[k] = !has[k] || w > score[k] ? w : score[k];
+        else
+            score[k] += w;
+        has[k] = 1;
+    }
+}
+
+/* Scores of rows [r0, r0 + n) of X: the rows are converted to double once, then each tree is
+ * walked for every row of the block (tree-major, so a tree's nodes stay in cache). */
+static void score_block(const tree_ens *e, const onnx_tensor *x, int64_t cols, int64_t r0, int64_t n,
+                        double *xd, double *score, uint8_t *has)
+{
+    int64_t nt = e->n_targets;
+    for (int64_t i = 0; i < n * cols; i++)
+        xd[i] = ml_x(x, r0 * cols + i);
+    memset(score, 0, (size_t)(n * nt) * sizeof *score);
+    memset(has, 0, (size_t)(n * nt));
+    for (int64_t t = 0; t < e->n_trees; t++) {
+        const tnode *root = &e->nodes[e->roots[t]];
+        for (int64_t r = 0; r < n; r++)
+            add_leaf(e, find_leaf(e, root, xd + r * cols), score + r * nt, has + r * nt);
     }
 }
 
@@ -492,36 +528,45 @@ static int64_t finish_classes(const tree_ens *e, const double *score, const uint
     return best < 0 ? 0 : best;
 }
 
-/* X checks shared by both ops, and per-row scratch. */
-static int begin_run(onnx_kctx *k, const tree_ens *e, int64_t *rows, int64_t *cols, double **score,
-                     uint8_t **has)
+#define BLOCK 64 /* rows scored together */
+
+typedef struct run_buf {
+    int64_t rows, cols;
+    double *xd, *score;
+    uint8_t *has;
+} run_buf;
+
+/* X checks shared by both ops, and scratch for one block of rows. */
+static int begin_run(onnx_kctx *k, const tree_ens *e, run_buf *b)
 {
-    const onnx_tensor *x = k->in[0];
-    int rc = ml_input_rows(k, x, rows, cols);
+    int rc = ml_input_rows(k, k->in[0], &b->rows, &b->cols);
     if (rc)
         return rc;
-    if (*rows > 0 && e->max_feature >= *cols)
+    if (b->rows > 0 && e->max_feature >= b->cols)
         return onnx__kfail(k, MD_E_INVALID_PARAM, "X has %lld features per row, the trees use feature %lld",
-                           (long long)*cols, (long long)e->max_feature);
-    *score = onnx__scratch(k, (size_t)e->n_targets * sizeof **score);
-    *has = onnx__scratch(k, (size_t)e->n_targets);
-    return *score && *has ? MD_OK : MD_E_NOMEM;
+                           (long long)b->cols, (long long)e->max_feature);
+    if (b->cols > INT64_MAX / 8 / BLOCK)
+        return onnx__kfail(k, MD_E_INVALID_PARAM, "X has too many features per row");
+    b->xd = onnx__scratch(k, (size_t)(BLOCK * b->cols) * sizeof *b->xd);
+    b->score = onnx__scratch(k, (size_t)(BLOCK * e->n_targets) * sizeof *b->score);
+    b->has = onnx__scratch(k, (size_t)(BLOCK * e->n_targets));
+    return b->xd && b->score && b->has ? MD_OK : MD_E_NOMEM;
 }
 
 static int run_regressor(const onnx_node *n, onnx_kctx *k)
 {
     const tree_ens *e = n->priv;
-    int64_t rows = 0, cols = 0;
-    double *score = NULL;
-    uint8_t *has = NULL;
-    int rc = begin_run(k, e, &rows, &cols, &score, &has);
+    run_buf b = {0};
+    int rc = begin_run(k, e, &b);
     onnx_tensor *y = NULL;
-    int64_t dims[2] = {rows, e->n_targets};
+    int64_t dims[2] = {b.rows, e->n_targets}, nt = e->n_targets;
     if (rc == MD_OK)
         rc = onnx__output(k, 0, ONNX_FLOAT, 2, dims, &y);
-    for (int64_t r = 0; rc == MD_OK && r < rows; r++) {
-        score_row(e, k->in[0], r * cols, score, has);
-        finish_regression(e, score, has, (float *)y->data + r * e->n_targets);
+    for (int64_t r0 = 0; rc == MD_OK && r0 < b.rows; r0 += BLOCK) {
+        int64_t cnt = b.rows - r0 < BLOCK ? b.rows - r0 : BLOCK;
+        score_block(e, k->in[0], b.cols, r0, cnt, b.xd, b.score, b.has);
+        for (int64_t r = 0; r < cnt; r++)
+            finish_regression(e, b.score + r * nt, b.has + r * nt, (float *)y->data + (r0 + r) * nt);
     }
     return rc;
 }
@@ -529,21 +574,23 @@ static int run_regressor(const onnx_node *n, onnx_kctx *k)
 static int run_classifier(const onnx_node *n, onnx_kctx *k)
 {
     const tree_ens *e = n->priv;
-    int64_t rows = 0, cols = 0;
-    double *score = NULL;
-    uint8_t *has = NULL;
-    int rc = begin_run(k, e, &rows, &cols, &score, &has);
+    run_buf b = {0};
+    int rc = begin_run(k, e, &b);
     onnx_tensor *y = NULL, *z = NULL;
-    int64_t dims[2] = {rows, e->n_targets};
+    int64_t dims[2] = {b.rows, e->n_targets}, nt = e->n_targets;
     if (rc == MD_OK)
-        rc = ml_label_output(k, &e->labels, rows, &y);
+        rc = ml_label_output(k, &e->labels, b.rows, &y);
     if (rc == MD_OK)
         rc = onnx__output(k, 1, ONNX_FLOAT, 2, dims, &z);
-    for (int64_t r = 0; rc == MD_OK && r < rows; r++) {
-        float *zr = (float *)z->data + r * e->n_targets;
-        score_row(e, k->in[0], r * cols, score, has);
-        int64_t label = e->single_score ? finish_single_score(e, score, zr) : finish_classes(e, score, has, zr);
-        ml_set_label(y, &e->labels, r, label);
+    for (int64_t r0 = 0; rc == MD_OK && r0 < b.rows; r0 += BLOCK) {
+        int64_t cnt = b.rows - r0 < BLOCK ? b.rows - r0 : BLOCK;
+        score_block(e, k->in[0], b.cols, r0, cnt, b.xd, b.score, b.has);
+        for (int64_t r = 0; r < cnt; r++) {
+            float *zr = (float *)z->data + (r0 + r) * nt;
+            const double *sc = b.score + r * nt;
+            int64_t label = e->single_score ? finish_single_score(e, sc, zr) : finish_classes(e, sc, b.has + r * nt, zr);
+            ml_set_label(y, &e->labels, r0 + r, label);
+        }
     }
     return rc;
 }
