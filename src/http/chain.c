@@ -292,16 +292,8 @@ void http__req_complete(http_req *r)
     const http_route *rt = r->match.route;
     http__metrics_observe(rt ? rt->stats : s->unmatched, r->fin_status, dur);
     const char *route = rt ? rt->pattern : "";
-    if (s->o.access_log && md_log_get_level() <= MD_LOG_INFO) {
-        char st[16], ms[32], by[32];
-        snprintf(st, sizeof st, "%d", r->fin_status);
-        snprintf(ms, sizeof ms, "%.3f", (double)dur / 1e6);
-        snprintf(by, sizeof by, "%llu", (unsigned long long)r->fin_bytes);
-        md_log_fields_raw(MD_LOG_INFO, "request",
-                          (const char *const[]){"request_id", r->id, "method", r->method, "route", route,
-                                                "path", r->path, "#status", st, "#duration_ms", ms, "#bytes", by,
-                                                "client_ip", r->ip, "key_id", r->ident.key_id, NULL});
-    }
+    if (s->o.access_log && md_log_get_level() <= MD_LOG_INFO)
+        http__access_log(r, route, dur);
     if (rt && r->authed && s->o.hooks.audit && !(rt->flags & HTTP_NO_AUDIT) && changes_state(r->method)) {
         http_audit_entry e = {r->id, r->ident.key_id, r->method, route, r->path, r->ip, r->fin_status, md_wall_ms()};
         s->o.hooks.audit(s->o.hooks.ctx, &e);

@@ -215,6 +215,8 @@ size_t http__error_json(char *buf, size_t cap, int code, const char *field, cons
 /* Headers every answer carries (request id, CORS, rate limit, Connection: close when draining),
  * passed to add(name, value, cls). Uses no arena memory. */
 void http__std_headers(http_req *r, void (*add)(void *cls, const char *k, const char *v), void *cls);
+/* One JSON access-log line on stderr (accesslog.c). */
+void http__access_log(const http_req *r, const char *route, uint64_t dur_ns);
 /* The end of a request: metrics, access log, audit. */
 void http__req_complete(http_req *r);
 /* Look up a header/query argument of a request attached to a connection (server.c). */
