@@ -135,13 +135,15 @@ static void ref_deconv(const onnx_kconv_geom *g, const float *x, const float *w,
                         unflat(ip, g->in, g->nsp, ic_c);
                         unflat(kp, g->k, g->nsp, kc);
                         for (int d = 0; d < g->nsp; d++) {
-                            int64_t p = ic_c[d] * g->stride[d] - g->pad_begin[d] + kc[d] * g->dil[d];
+                            int64_t p =
+                                ic_c[d] * g->stride[d] - g->pad_begin[d] + kc[d] * g->dil[d];
                             ok &= p >= 0 && p < g->out[d];
                             opos = opos * g->out[d] + p;
                         }
                         if (ok)
                             acc[(n * g->oc + gr * ocg + o) * osz + opos] +=
-                                (double)x[(n * g->ic + ic) * isz + ip] * w[(ic * ocg + o) * ksz + kp];
+                                (double)x[(n * g->ic + ic) * isz + ip] *
+                                w[(ic * ocg + o) * ksz + kp];
                     }
     for (int64_t n = 0; n < g->n; n++)
         for (int64_t oc = 0; oc < g->oc; oc++)
@@ -436,7 +438,8 @@ static void test_sgemm(void **state)
                         for (int64_t p = 0; p < k; p++)
                             s += (double)(ta ? a[p * m + i] : a[i * k + p]) *
                                  (tb ? b[j * k + p] : b[p * n + j]);
-                        want[i * n + j] = (float)(alpha * s + (beta != 0 ? beta * c[i * n + j] : 0));
+                        double cv = beta != 0 ? beta * c[i * n + j] : 0;
+                        want[i * n + j] = (float)(alpha * s + cv);
                     }
                 md_err e;
                 assert_int_equal(onnx__sgemm(ta, tb, m, n, k, alpha, a, ta ? m : k, b,

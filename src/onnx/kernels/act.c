@@ -53,3 +53,11 @@ void onnx__kern_set_threads(int n)
     if (omp_get_max_threads() != n)
         omp_set_num_threads(n);
 }
+
+/* Below this many multiply-adds a kernel runs on the calling thread alone. */
+#define PAR_MIN_MACS (1024.0 * 1024.0)
+
+int onnx__kern_threads_for(int threads, double macs)
+{
+    return macs < PAR_MIN_MACS || threads < 1 ? 1 : threads;
+}

@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include <oneapi/dnnl/dnnl.h>
+#include <omp.h>
 
 #include "onnx/kernels/kernels.h"
 
@@ -43,6 +44,7 @@ typedef struct karg {
 
 typedef struct kstep {
     dnnl_primitive_t prim;
+    int serial;           /* a reorder: memory-bound, run on the calling thread alone */
     int nargs;
     karg args[MAX_ARGS];
 } kstep;
@@ -56,6 +58,7 @@ typedef struct exec_ctx {
 
 struct onnx__conv {
     int nstages;
+    int nthr;                /* OpenMP threads the primitives were built for */
     onnx_kconv_geom *geoms;
     int runtime_weights;
     int dnnl;                /* 0: direct loops */
@@ -319,6 +322,7 @@ static int add_reorder(onnx__conv *c, int buf_in, const dnnl_memory_desc_t *in, 
     c->pad_bytes = pad > c->pad_bytes ? pad : c->pad_bytes;
     st = dnnl_primitive_create(&s->prim, pd);
     if (st == dnnl_success) {
+        s->serial = 1;
         step_arg(s, DNNL_ARG_FROM, buf_in, in, NULL);
         step_arg(s, DNNL_ARG_TO, buf_out, out, NULL);
         step_arg(s, DNNL_ARG_SCRATCHPAD, B_PAD, pd_md(pd, dnnl_query_scratchpad_md), NULL);
@@ -479,7 +483,7 @@ static int build_dnnl(onnx__conv *c, const float *const *w, const float *const *
     return add_reorder(c, cur, &cur_md, B_Y, &plain_out);
 }
 
-/* ---- lifetime ---------------------------------------------------------------------------------- */
+/* ---- lifetime -------------------------------------------------------------------------------- */
 
 static void free_ctx(onnx__conv *c, exec_ctx *x)
 {
@@ -605,6 +609,7 @@ int onnx__conv_new(int n_stages, const onnx_kconv_geom *g, const float *const *w
         return md_fail(e, MD_E_NOMEM, NULL, "out of memory building a convolution");
     }
     memcpy(c->geoms, g, sizeof(*g) * (size_t)n_stages);
+    c->nthr = omp_get_max_threads();
     pthread_once(&g_engine_once, engine_init);
     c->dnnl = g_engine != NULL && !dnnl_disabled() && build_dnnl(c, w, bias) == 0;
     if (!c->dnnl) {
@@ -619,7 +624,7 @@ int onnx__conv_new(int n_stages, const onnx_kconv_geom *g, const float *const *w
     return MD_OK;
 }
 
-/* ---- running ----------------------------------------------------------------------------------- */
+/* ---- running --------------------------------------------------------------------------------- */
 
 size_t onnx__conv_scratch(const onnx__conv *c)
 {
@@ -684,6 +689,10 @@ static int run_steps(const onnx__conv *c, exec_ctx *x, const run_bufs *rb)
 {
     for (int s = 0; s < c->nsteps; s++) {
         const kstep *st = &c->steps[s];
+        /* reorders split their work by the current thread count: keep them on this thread
+         * (waking a team for a copy costs more than it saves, much more on a busy machine);
+         * convolutions use the team size they were built for */
+        onnx__kern_set_threads(st->serial ? 1 : c->nthr);
         for (int a = 0; a < st->nargs; a++) {
             const karg *ka = &st->args[a];
             void *p = ka->buf == B_CONST ? (void *)ka->cptr : rb->p[ka->buf];

@@ -78,6 +78,14 @@ int onnx__conv_check(const onnx_kconv_geom *g, md_err *e)
     return MD_OK;
 }
 
+double onnx__conv_macs(const onnx_kconv_geom *g)
+{
+    double m = (double)g->n * (double)g->oc * (double)(g->ic / g->group);
+    for (int i = 0; i < g->nsp; i++)
+        m *= (double)(g->transpose ? g->in[i] : g->out[i]) * (double)g->k[i];
+    return m;
+}
+
 size_t onnx__conv_weight_count(const onnx_kconv_geom *g)
 {
     size_t n = (size_t)g->oc * (size_t)(g->ic / g->group);

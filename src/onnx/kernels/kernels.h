@@ -48,6 +48,11 @@ void onnx__kact_apply(const onnx_kact *a, float *x, size_t n);
 /* Set the intra-op thread count of the calling thread (OpenMP, used by oneDNN). n < 1 means 1. */
 void onnx__kern_set_threads(int n);
 
+/* The thread count worth using for a kernel of `macs` multiply-adds when `threads` are allowed:
+ * 1 below about a million (waking and joining a team costs more than it saves, and far more on
+ * a loaded machine), else threads. */
+int onnx__kern_threads_for(int threads, double macs);
+
 /* ---- Spatial attributes (auto_pad, pads, output sizes) shared by Conv and the poolings ------- */
 
 typedef enum onnx_autopad {
@@ -96,9 +101,14 @@ typedef struct onnx__conv onnx__conv;
  * counts divisible by group, sizes that fit memory). Names the bad field in e. */
 int onnx__conv_check(const onnx_kconv_geom *g, md_err *e);
 
+/* Multiply-adds of one convolution of this geometry (for the threading decision). */
+double onnx__conv_macs(const onnx_kconv_geom *g);
+
 /* Number of weight values of the geometry (W's element count). */
 size_t onnx__conv_weight_count(const onnx_kconv_geom *g);
 
+/* Build a chain of n_stages convolutions. oneDNN fixes a primitive's thread count when it is
+ * built: the calling thread's OpenMP thread count at this call is the one every run uses. */
 /* Build a chain of n_stages convolutions, stage i+1 reading stage i's output (a Conv followed by
  * Convs that only it feeds). Picks the oneDNN implementations and, when w[0] is not NULL, reorders
  * every stage's weights into its preferred layout once (w[i], bias[i] are borrowed for the call
@@ -118,7 +128,7 @@ int onnx__conv_uses_dnnl(const onnx__conv *c);
 
 /* Run: x is [n][ic][in...] of stage 0, y is [n][oc][out...] of the last stage. w / bias are used
  * only when the object was built without weights (borrowed for the call). scratch:
- * onnx__conv_scratch() bytes. Uses the calling thread's OpenMP thread count. */
+ * onnx__conv_scratch() bytes. Runs on the thread count fixed at build time. */
 int onnx__conv_run(const onnx__conv *c, const float *x, const float *w, const float *bias, float *y,
                    void *scratch, md_err *e);
 
@@ -136,7 +146,7 @@ int onnx__sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float
                 const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
                 int64_t ldc, md_err *e);
 
-/* ---- Pooling ----------------------------------------------------------------------------------- */
+/* ---- Pooling --------------------------------------------------------------------------------- */
 
 typedef enum onnx_kpool_kind {
     ONNX_KPOOL_MAX = 0,
@@ -165,7 +175,8 @@ int onnx__pool_check(const onnx_kpool_geom *g, md_err *e);
 /* y is [n][c][out...]. For MAX, idx (may be NULL) receives the ONNX MaxPool Indices: the flat
  * index of the max in the input, row-major over [n][c][in...] (storage_order 0) or with the
  * spatial dims in column-major order when col_major is set (storage_order 1). */
-void onnx__pool_run(const onnx_kpool_geom *g, const float *x, float *y, int64_t *idx, int col_major);
+void onnx__pool_run(const onnx_kpool_geom *g, const float *x, float *y, int64_t *idx,
+                    int col_major);
 
 /* GlobalAveragePool / GlobalMaxPool over `spatial` values per (n, c) plane. */
 void onnx__global_pool(int is_max, int64_t planes, int64_t spatial, const float *x, float *y);

@@ -28,7 +28,7 @@
 
 #define MAX_CHAIN 16
 #define MAX_SHAPES 8
-#define KEY_LEN (2 * ONNX_MAX_RANK + 4)
+#define KEY_LEN (2 * ONNX_MAX_RANK + 5)
 
 typedef struct stage {
     const onnx_node *node;   /* the Conv/ConvTranspose whose attributes apply (borrowed) */
@@ -52,7 +52,7 @@ typedef struct conv_priv {
     shape_ent ent[MAX_SHAPES];
 } conv_priv;
 
-/* ---- attributes -------------------------------------------------------------------------------- */
+/* ---- attributes ------------------------------------------------------------------------------ */
 
 /* Values of the attributes that do not depend on shapes; checked once at load. */
 static int check_attrs(const onnx_node *n, md_err *err)
@@ -98,7 +98,7 @@ static int spatial_ints(const onnx_node *n, const char *name, int want, int64_t 
     return MD_OK;
 }
 
-/* ---- geometry of one stage --------------------------------------------------------------------- */
+/* ---- geometry of one stage ------------------------------------------------------------------- */
 
 static int channels(const stage *s, const int64_t *xd, const onnx_tensor *w, onnx_kconv_geom *g,
                     md_err *e)
@@ -202,7 +202,7 @@ static int stage_geom(const stage *s, int xrank, const int64_t *xd, const onnx_t
     return onnx__conv_check(g, e);
 }
 
-/* ---- load: validation and fusion --------------------------------------------------------------- */
+/* ---- load: validation and fusion ------------------------------------------------------------- */
 
 /* Whether c can be the next stage of the chain: a plain Conv reading our output as X, with
  * constant weights and bias and valid attributes. */
@@ -285,7 +285,7 @@ static int prepare_conv(onnx_node *n, onnx_prep *p, md_err *err)
     return absorb_followers(p, n, cp, err);
 }
 
-/* ---- run --------------------------------------------------------------------------------------- */
+/* ---- run ------------------------------------------------------------------------------------- */
 
 /* Geometries of every stage for this run's input, and the chain's output shape. */
 static int chain_geoms(const conv_priv *cp, const onnx_tensor *x, const onnx_tensor *w,
@@ -306,7 +306,7 @@ static int chain_geoms(const conv_priv *cp, const onnx_tensor *x, const onnx_ten
 }
 
 static int build_entry(const conv_priv *cp, const onnx_tensor *x, const onnx_tensor *w,
-                       const onnx_tensor *b, shape_ent *ent, md_err *e)
+                       const onnx_tensor *b, int threads, shape_ent *ent, md_err *e)
 {
     onnx_kconv_geom g[MAX_CHAIN];
     const float *wl[MAX_CHAIN], *bl[MAX_CHAIN];
@@ -318,11 +318,18 @@ static int build_entry(const conv_priv *cp, const onnx_tensor *x, const onnx_ten
         wl[i] = ws->data;
         bl[i] = bs ? bs->data : NULL;
     }
+    /* oneDNN fixes the team size when it builds a primitive (see onnx__conv_new) */
+    double macs = 0.0;
+    for (int i = 0; i < cp->nst; i++)
+        macs += onnx__conv_macs(&g[i]);
+    onnx__kern_set_threads(onnx__kern_threads_for(threads, macs));
     int runtime = cp->st[0].w == NULL;
     return onnx__conv_new(cp->nst, g, runtime ? NULL : wl, runtime ? NULL : bl, &ent->conv, e);
 }
 
-static void make_key(const onnx_tensor *x, const onnx_tensor *w, int has_b, int64_t *key)
+/* The cache key: input and weight shapes, bias presence and the thread count asked for. */
+static void make_key(const onnx_tensor *x, const onnx_tensor *w, int has_b, int threads,
+                     int64_t *key)
 {
     int j = 0;
     memset(key, 0, sizeof(int64_t) * KEY_LEN);
@@ -332,7 +339,8 @@ static void make_key(const onnx_tensor *x, const onnx_tensor *w, int has_b, int6
     key[j++] = w->rank;
     for (int i = 0; i < w->rank; i++)
         key[j++] = w->dims[i];
-    key[j] = has_b;
+    key[j++] = has_b;
+    key[j] = threads;
 }
 
 /* The cached chain for key, or NULL. Entries are never removed (invariant 1). */
@@ -393,12 +401,10 @@ static int run_conv(const onnx_node *n, onnx_kctx *k)
     if (x->rank >= 1 && x->dims[0] == 0)
         return run_empty(cp, k, w, b);
     shape_ent mine = {0}, *ent;
-    /* before building too: the one-time weight reorder runs on OpenMP threads as well */
-    onnx__kern_set_threads(k->threads);
-    make_key(x, w, b != NULL, mine.key);
+    make_key(x, w, b != NULL, k->threads, mine.key);
     ent = cache_find(cp, mine.key);
     if (ent == NULL) {
-        if (build_entry(cp, x, w, b, &mine, &e))
+        if (build_entry(cp, x, w, b, k->threads, &mine, &e))
             return onnx__kfail(k, e.code, "%s: %s", e.field, e.msg);
         ent = cache_add(cp, &mine);
     }

@@ -74,7 +74,8 @@ static int run_gemm(const onnx_node *n, onnx_kctx *k)
     if (with_c && (rc = fill_c(k, c, beta, m, nn, y->data)))
         return rc;
     md_err e;
-    onnx__kern_set_threads(k->threads);
+    onnx__kern_set_threads(
+        onnx__kern_threads_for(k->threads, (double)m * (double)nn * (double)kk));
     if (onnx__sgemm(ta, tb, m, nn, kk, alpha, a->data, a->dims[1], b->data, b->dims[1],
                     with_c ? 1.0f : 0.0f, y->data, nn, &e))
         return onnx__kfail(k, e.code, "%s", e.msg);

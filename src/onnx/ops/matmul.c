@@ -114,7 +114,8 @@ static int run_matmul(const onnx_node *n, onnx_kctx *k)
     if ((rc = onnx__output(k, 0, ONNX_FLOAT, s.rank, s.dims, &y)))
         return rc;
     md_err e;
-    onnx__kern_set_threads(k->threads);
+    onnx__kern_set_threads(onnx__kern_threads_for(
+        k->threads, (double)onnx_tensor_numel(y) * (double)s.k));
     if (mm_batches(&s, a->data, b->data, y->data, &e))
         return onnx__kfail(k, e.code, "%s", e.msg);
     onnx__kact_apply(&mp->act, y->data, (size_t)onnx_tensor_numel(y));
