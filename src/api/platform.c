@@ -316,6 +316,17 @@ static int test_slow(http_req *req, void *ctx)
     return http_reply_json(req, 200, json_pack("{s:b, s:I}", "success", 1, "slept_ms", (json_int_t)ms));
 }
 
+/* Debug route for the tests: a write-role POST (so it is audited) that echoes its JSON body. */
+static int test_echo(http_req *req, void *ctx)
+{
+    (void)ctx;
+    json_t *j;
+    int rc = http_req_json(req, &j);
+    if (rc != MD_OK)
+        return rc;
+    return http_reply_json(req, 200, json_pack("{s:b, s:o}", "success", 1, "echo", j));
+}
+
 int api_platform_register(api_platform *p, http_server *srv, md_err *err)
 {
     p->srv = srv;
@@ -325,11 +336,13 @@ int api_platform_register(api_platform *p, http_server *srv, md_err *err)
               http_route_add(srv, "GET", "/metrics", p->o.metrics_public ? HTTP_ROLE_PUBLIC : HTTP_ROLE_ADMIN, pub,
                              metrics, p) &&
               http_route_add(srv, "GET", "/api/admin/audit", HTTP_ROLE_ADMIN, HTTP_HEAVY, audit_list, p);
-    ok = ok && http_route_add(srv, "POST", "/api/auth/token", HTTP_ROLE_READ, HTTP_LIGHT, token, p);
+    /* Issuing a JWT changes no stored state (tokens are stateless), so it is not audited. */
+    ok = ok && http_route_add(srv, "POST", "/api/auth/token", HTTP_ROLE_READ, HTTP_NO_AUDIT, token, p);
     if (ok && p->o.test_routes) {
         md_log(MD_LOG_WARN, "test routes enabled (/api/test/*): not for production");
         ok = http_route_add(srv, "GET", "/api/test/slow", HTTP_ROLE_PUBLIC, HTTP_HEAVY | HTTP_NO_RATELIMIT, test_slow,
-                            p) != NULL;
+                            p) != NULL &&
+             http_route_add(srv, "POST", "/api/test/echo", HTTP_ROLE_WRITE, HTTP_LIGHT, test_echo, p) != NULL;
     }
     return ok ? MD_OK : md_fail(err, MD_E_INTERNAL, NULL, "cannot register the platform routes");
 }

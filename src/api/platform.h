@@ -8,6 +8,7 @@
  *   POST /api/auth/token    read     exchange an API key (or a token) for a short-lived JWT
  *   GET  /api/admin/audit   admin    audit log, newest first, ?limit=&offset=&before=
  *   GET  /api/test/slow     public   only with test_routes: sleeps ?ms= on the compute pool
+ *   POST /api/test/echo     write    only with test_routes: echoes a JSON body (audited)
  *
  * Audit entries are queued and written by one background thread, so a state-changing request
  * never waits on SQLite; when the queue is full the entry is written by the caller instead

@@ -133,8 +133,11 @@ def test_rate_limit_per_ip_for_anonymous(start_server):
 
 def test_audit_log(server):
     rid = "audit-e2e-1"
-    r = requests.post(server.url + "/api/auth/token", headers={**bearer(server.admin_key), "X-Request-ID": rid})
-    assert r.status_code == 200
+    r = requests.post(server.url + "/api/test/echo", json={"a": 1},
+                      headers={**bearer(server.admin_key), "X-Request-ID": rid})
+    assert r.status_code == 200 and r.json()["echo"] == {"a": 1}
+    # issuing a token changes no state and is not audited
+    requests.post(server.url + "/api/auth/token", headers={**bearer(server.admin_key), "X-Request-ID": "tok-1"})
     found = None
     deadline = time.time() + 5  # entries are written by a background thread
     while time.time() < deadline and not found:
@@ -145,7 +148,9 @@ def test_audit_log(server):
     assert found
     e = found[0]
     assert e["who"] == key_id(server.admin_key) and e["method"] == "POST"
-    assert e["route"] == "/api/auth/token" and e["status"] == 200 and e["time_ms"] > 0
+    assert e["route"] == "/api/test/echo" and e["status"] == 200 and e["time_ms"] > 0
+    entries = requests.get(server.url + "/api/admin/audit?limit=1000", headers=bearer(server.admin_key)).json()
+    assert not [x for x in entries["entries"] if x["request_id"] == "tok-1"]
     page = requests.get(server.url + "/api/admin/audit?limit=1", headers=bearer(server.admin_key)).json()
     assert len(page["entries"]) == 1 and page["total"] >= 1
     r = requests.get(server.url + "/api/admin/audit?limit=5000", headers=bearer(server.admin_key))
