@@ -256,11 +256,28 @@ typedef struct docbuild {
     double *interior;              /* per region: colour sums and count of interior pixels */
 } docbuild;
 
-static int emit_region(tracer *t, docbuild *b, const vec__loops *L, int32_t r)
+/* The whole canvas as one rectangle. */
+static int canvas_rect(const vec__clusters *c, vec__segs *s)
+{
+    const double pts[4][2] = {{0, 0}, {c->w, 0}, {c->w, c->h}, {0, c->h}};
+    int rc = vec__segs_push(s, VEC_SEG_MOVE, pts[0], 1);
+    for (int i = 1; i < 4 && rc == MD_OK; i++)
+        rc = vec__segs_push(s, VEC_SEG_LINE, pts[i], 1);
+    return rc == MD_OK ? vec__segs_push(s, VEC_SEG_CLOSE, NULL, 0) : rc;
+}
+
+/* Emit region r. The bottom layer of an image without transparency is painted as the whole
+ * canvas in stacked mode: everything else lies on top of it, so it costs a rectangle instead of
+ * an outline, and any hairline gap between fitted neighbours shows its colour, not white. */
+static int emit_region(tracer *t, docbuild *b, const vec__loops *L, int32_t r, int bottom)
 {
     vec__segs s = {0};
     int rc = MD_OK;
-    for (int32_t k = b->first[r]; k >= 0 && rc == MD_OK; k = b->next[k]) {
+    int canvas = bottom && b->ntp == 0 && t->p->hierarchical == VEC_STACKED &&
+                 t->p->colormode == VEC_COLOR;
+    if (canvas)
+        rc = canvas_rect(t->c, &s);
+    for (int32_t k = canvas ? -1 : b->first[r]; k >= 0 && rc == MD_OK; k = b->next[k]) {
         const vec__loop *l = &L->loop[k];
         if (l->hole && t->p->hierarchical == VEC_STACKED && t->p->colormode == VEC_COLOR &&
             !hole_has_transparency(t->c, l, b->tpx, b->ntp))
@@ -297,9 +314,11 @@ static int build_doc(tracer *t, const vec__loops *L, vec_doc *d)
         }
         qsort_r(b.order, (size_t)c->n, sizeof *b.order, cmp_order, c->reg);
     }
-    for (int i = 0; i < c->n && rc == MD_OK; i++)
-        if (!c->reg[b.order[i]].transparent)
-            rc = emit_region(t, &b, L, b.order[i]);
+    for (int i = 0, bottom = 1; i < c->n && rc == MD_OK; i++)
+        if (!c->reg[b.order[i]].transparent) {
+            rc = emit_region(t, &b, L, b.order[i], bottom);
+            bottom = 0;
+        }
     free(b.order);
     free(b.first);
     free(b.next);
