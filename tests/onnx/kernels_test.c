@@ -258,6 +258,19 @@ static void test_conv2d_shapes(void **state)
     check_conv(&g, "5x5 stride 3 + tanh");
 }
 
+/* Large 3x3 convolutions take oneDNN's Winograd path; tanh cannot be fused into it and runs as
+ * a separate step, relu is fused. */
+static void test_conv_winograd(void **state)
+{
+    (void)state;
+    onnx_kconv_geom g = geom2d(1, 16, 16, 64, 64, 3, 1, 1, 1, 1, 1);
+    g.act = (onnx_kact){ONNX_KACT_TANH, 0, 0};
+    check_conv(&g, "winograd + tanh");
+    g = geom2d(1, 32, 12, 64, 66, 3, 1, 1, 1, 1, 1);
+    g.act = (onnx_kact){ONNX_KACT_RELU, 0, 0};
+    check_conv(&g, "winograd + relu");
+}
+
 static void test_conv1d_3d(void **state)
 {
     (void)state;
@@ -636,6 +649,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv2d_shapes),
+        cmocka_unit_test(test_conv_winograd),
         cmocka_unit_test(test_conv1d_3d),
         cmocka_unit_test(test_conv_transpose),
         cmocka_unit_test(test_conv_chain),

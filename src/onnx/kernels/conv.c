@@ -204,7 +204,8 @@ static int is_ref_impl(dnnl_primitive_desc_t pd)
  * (weights always left to oneDNN). NULL when oneDNN refuses it or only has its slow reference
  * implementation for it (allow_ref = 0). */
 static dnnl_primitive_desc_t stage_pd_try(const onnx_kconv_geom *g, dnnl_alg_kind_t alg,
-                                          int src_l, int dst_l, int allow_ref)
+                                          int src_l, int dst_l, int allow_ref,
+                                          const onnx_kact *act)
 {
     dnnl_memory_desc_t src, dst, wei, bia, psrc, pdst, pwei;
     if (act_md(g, 0, &psrc) || act_md(g, 1, &pdst) || wei_md(g, &pwei) || bias_md(g, &bia) ||
@@ -229,7 +230,7 @@ static dnnl_primitive_desc_t stage_pd_try(const onnx_kconv_geom *g, dnnl_alg_kin
               &wei, pb, &dst, st, dl, pl, pr);
     if (s != dnnl_success)
         return NULL;
-    dnnl_primitive_attr_t attr = make_attr(&g->act);
+    dnnl_primitive_attr_t attr = make_attr(act);
     if (attr == NULL)
         return NULL;
     dnnl_primitive_desc_t pd = NULL;
@@ -260,17 +261,25 @@ static int winograd_fits(const onnx_kconv_geom *g)
 
 /* The primitive descriptor of one stage, trying the fastest forms first: Winograd where it fits,
  * then the blocked layout (nChw16c, the first conv of a net reading plain NCHW directly), then
- * whatever oneDNN prefers. NULL when oneDNN has nothing (the caller falls back to loops). */
-static dnnl_primitive_desc_t stage_pd(const onnx_kconv_geom *g)
+ * whatever oneDNN prefers. oneDNN's Winograd takes only some post-ops (not tanh or sigmoid):
+ * then it runs without, and *split_act tells the caller to add the activation as its own step,
+ * still cheaper than a direct convolution. NULL when oneDNN has nothing (fallback to loops). */
+static dnnl_primitive_desc_t stage_pd(const onnx_kconv_geom *g, int *split_act)
 {
     dnnl_primitive_desc_t pd = NULL;
-    if (winograd_fits(g))
-        pd = stage_pd_try(g, dnnl_convolution_winograd, L_BLOCKED, L_BLOCKED, 0);
+    *split_act = 0;
+    if (winograd_fits(g)) {
+        pd = stage_pd_try(g, dnnl_convolution_winograd, L_BLOCKED, L_BLOCKED, 0, &g->act);
+        if (pd == NULL && g->act.kind != ONNX_KACT_NONE) {
+            pd = stage_pd_try(g, dnnl_convolution_winograd, L_BLOCKED, L_BLOCKED, 0, NULL);
+            *split_act = pd != NULL;
+        }
+    }
     if (pd == NULL && !g->transpose && strcmp(policy(), "any") != 0)
         pd = stage_pd_try(g, dnnl_convolution_direct, g->ic < 16 ? L_PLAIN : L_BLOCKED,
-                          L_BLOCKED, 0);
+                          L_BLOCKED, 0, &g->act);
     if (pd == NULL)
-        pd = stage_pd_try(g, dnnl_convolution_direct, L_ANY, L_ANY, 1);
+        pd = stage_pd_try(g, dnnl_convolution_direct, L_ANY, L_ANY, 1, &g->act);
     return pd;
 }
 
@@ -325,6 +334,40 @@ static int add_reorder(onnx__conv *c, int buf_in, const dnnl_memory_desc_t *in, 
         s->serial = 1;
         step_arg(s, DNNL_ARG_FROM, buf_in, in, NULL);
         step_arg(s, DNNL_ARG_TO, buf_out, out, NULL);
+        step_arg(s, DNNL_ARG_SCRATCHPAD, B_PAD, pd_md(pd, dnnl_query_scratchpad_md), NULL);
+        c->nsteps++;
+    }
+    dnnl_primitive_desc_destroy(pd);
+    return st == dnnl_success ? 0 : -1;
+}
+
+/* Append an in-place activation step over (buf, md). */
+static int add_eltwise(onnx__conv *c, const onnx_kact *act, int buf, const dnnl_memory_desc_t *md)
+{
+    dnnl_alg_kind_t alg = act->kind == ONNX_KACT_TANH      ? dnnl_eltwise_tanh
+                          : act->kind == ONNX_KACT_SIGMOID ? dnnl_eltwise_logistic
+                          : act->kind == ONNX_KACT_CLIP    ? dnnl_eltwise_clip_v2
+                                                           : dnnl_eltwise_relu;
+    float alpha = act->kind == ONNX_KACT_LEAKY || act->kind == ONNX_KACT_CLIP ? act->alpha : 0;
+    float beta = act->kind == ONNX_KACT_CLIP ? act->beta : 0;
+    dnnl_eltwise_desc_t d;
+    dnnl_primitive_attr_t attr = make_attr(NULL);
+    dnnl_primitive_desc_t pd = NULL;
+    kstep *s = &c->steps[c->nsteps];
+    if (attr == NULL)
+        return -1;
+    dnnl_status_t st = dnnl_eltwise_forward_desc_init(&d, dnnl_forward_inference, alg, md, alpha,
+                                                      beta);
+    if (st == dnnl_success)
+        st = dnnl_primitive_desc_create(&pd, &d, attr, g_engine, NULL);
+    dnnl_primitive_attr_destroy(attr);
+    if (st == dnnl_success)
+        st = dnnl_primitive_create(&s->prim, pd);
+    if (st == dnnl_success) {
+        size_t pad = pd_scratch(pd);
+        c->pad_bytes = pad > c->pad_bytes ? pad : c->pad_bytes;
+        step_arg(s, DNNL_ARG_SRC, buf, md, NULL);
+        step_arg(s, DNNL_ARG_DST, buf, md, NULL);
         step_arg(s, DNNL_ARG_SCRATCHPAD, B_PAD, pd_md(pd, dnnl_query_scratchpad_md), NULL);
         c->nsteps++;
     }
@@ -424,7 +467,8 @@ static int other_slot(int buf)
 static int build_stage(onnx__conv *c, int si, const float *w, const float *b, int *cur,
                        dnnl_memory_desc_t *cur_md)
 {
-    dnnl_primitive_desc_t pd = stage_pd(&c->geoms[si]);
+    int split_act;
+    dnnl_primitive_desc_t pd = stage_pd(&c->geoms[si], &split_act);
     if (pd == NULL)
         return -1;
     int rc = -1;
@@ -461,7 +505,7 @@ static int build_stage(onnx__conv *c, int si, const float *w, const float *b, in
     c->steps[c->nsteps++] = conv;
     *cur = to;
     *cur_md = *dst;
-    rc = 0;
+    rc = split_act ? add_eltwise(c, &c->geoms[si].act, to, dst) : 0;
 out:
     dnnl_primitive_desc_destroy(pd);
     return rc;
@@ -599,7 +643,7 @@ int onnx__conv_new(int n_stages, const onnx_kconv_geom *g, const float *const *w
     c->nstages = n_stages;
     c->runtime_weights = w == NULL;
     c->geoms = malloc(sizeof(*g) * (size_t)n_stages);
-    c->steps = calloc((size_t)n_stages * 3 + 1, sizeof(kstep));
+    c->steps = calloc((size_t)n_stages * 4 + 1, sizeof(kstep));
     c->owned = calloc((size_t)n_stages * 2, sizeof(void *));
     c->pw = calloc((size_t)n_stages, sizeof(float *));
     c->pb = calloc((size_t)n_stages, sizeof(float *));
