@@ -400,6 +400,9 @@ static int link_inputs(onnx_prep *p, const Onnx__NodeProto *np, onnx_node *n, md
     for (int i = 0; i < n->n_in; i++) {
         const char *s = np->input[i];
         n->in[i] = -1;
+        if ((!s || !*s) && i < n->op->min_in)
+            return onnx__prep_fail(n, err, MD_E_MODEL_INVALID, "input",
+                                   "required input %d is empty", i);
         if (!s || !*s)
             continue;
         int v = find_value(p, s);

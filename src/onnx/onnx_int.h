@@ -24,8 +24,8 @@
  *      anything else must be freed by .release). It can see constant inputs (initializers,
  *      Constant outputs) with onnx__prep_const, e.g. to pre-pack weights. Report errors with
  *      onnx__prep_fail so the message names the op, opset and node.
- *   4. run computes the outputs. It gets the inputs in k->in (NULL for an omitted optional
- *      input), asks the executor for each output with onnx__output (the executor owns the
+ *   4. run computes the outputs. It gets the inputs in k->in (k->in[i] is never NULL for
+ *      i < min_in, the loader checks; NULL for an omitted optional input after that), asks the executor for each output with onnx__output (the executor owns the
  *      memory; it is planned per input shape, so the same request on the next run of the same
  *      shapes is served from the same place without allocating), and temporary memory with
  *      onnx__scratch (valid until run returns). It MUST validate what depends on input
@@ -195,8 +195,9 @@ int onnx__broadcast(int ra, const int64_t *da, int rb, const int64_t *db, int *r
 /* Broadcast iteration over up to 3 inputs: onnx__bcast_init computes the output shape and
  * per-input element strides (0 along broadcast dims), merging dims where it can so that
  * same-shape operands become one long row. onnx__bcast_rows then calls fn once per innermost
- * row with element offsets of each input and the output, the row length and the inputs'
- * inner strides (0 or 1... in elements). Returns -1 when shapes are incompatible. */
+ * row with element offsets of each input and the output, the row length and each input's
+ * step along the row (in elements; 0 where it broadcasts). Returns -1 when shapes are
+ * incompatible. */
 typedef struct onnx_bcast {
     int rank;
     int n_in;
