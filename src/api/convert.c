@@ -216,8 +216,12 @@ static int result_json(http_req *req, api_convert *c, const store_result *r, jso
         return md_fail(http_req_err(req), MD_E_INTERNAL, NULL, "the stored SVG is not valid text");
     json_object_del(meta, "filename");
     json_object_update(j, meta);
+    char *text = json_dumps(j, API_JSON_FLAGS);
+    json_decref(j);
+    if (text == NULL)
+        return MD_E_NOMEM;
     http_reply_header(req, "Cache-Control", "private, max-age=3600");
-    return http_reply_json(req, 200, j);
+    return http_reply_take(req, 200, "application/json", text, strlen(text));
 }
 
 static int results_handler(http_req *req, void *ctx)
@@ -277,8 +281,11 @@ static int presets_handler(http_req *req, void *ctx)
         json_decref(all);
         return rc;
     }
+    json_t *j = json_pack("{s:b, s:o}", "success", 1, "presets", all); /* steals all */
+    if (j == NULL)
+        return MD_E_NOMEM;
     http_reply_header(req, "Cache-Control", "private, max-age=300");
-    return http_reply_json(req, 200, json_pack("{s:b, s:o}", "success", 1, "presets", all));
+    return http_reply_json(req, 200, j);
 }
 
 /* ---- metrics ------------------------------------------------------------------------------ */

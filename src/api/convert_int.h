@@ -7,7 +7,11 @@
 #include "api/convert_cache.h"
 #include "api/webui.h"
 
+#include <jansson.h>
 #include <stdatomic.h>
+
+/* Answers are compact, and reals carry 10 significant digits (0.965091, not 0.96509100000000003). */
+#define API_JSON_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(10))
 
 enum { CV_VTRACER = 0, CV_POTRACE, CV_SMART, CV__COUNT };
 

@@ -226,7 +226,7 @@ static int finish(api_convert *c, http_req *req, const vec_result *res, double s
 {
     md_err *err = http_req_err(req);
     json_t *meta = result_meta(res, secs, r, up);
-    char *meta_text = meta ? json_dumps(meta, JSON_COMPACT) : NULL;
+    char *meta_text = meta ? json_dumps(meta, API_JSON_FLAGS) : NULL;
     store_result sr;
     int rc = meta_text ? MD_OK : MD_E_NOMEM;
     if (rc == MD_OK)
@@ -242,7 +242,7 @@ static int finish(api_convert *c, http_req *req, const vec_result *res, double s
         if (ans == NULL || json_object_update(ans, meta) != 0)
             rc = MD_E_NOMEM;
     }
-    *answer = rc == MD_OK ? json_dumps(ans, JSON_COMPACT) : NULL;
+    *answer = rc == MD_OK ? json_dumps(ans, API_JSON_FLAGS) : NULL;
     json_decref(ans);
     json_decref(meta);
     *expires = rc == MD_OK ? sr.expires_ms : 0;
