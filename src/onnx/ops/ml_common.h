@@ -102,6 +102,8 @@ static inline void ml_post_apply(int post, float *v, int64_t n)
  * C = numel / N features). Sets *rows and *cols or fails naming the input. */
 static inline int ml_input_rows(onnx_kctx *k, const onnx_tensor *x, int64_t *rows, int64_t *cols)
 {
+    if (!x)
+        return onnx__kfail(k, MD_E_INVALID_PARAM, "input X is missing");
     if (x->dtype != ONNX_FLOAT && x->dtype != ONNX_DOUBLE && x->dtype != ONNX_INT64 &&
         x->dtype != ONNX_INT32)
         return onnx__kfail(k, MD_E_INVALID_PARAM, "X must be float, double, int64 or int32, got %s",

@@ -134,9 +134,8 @@ static int run_zipmap(const onnx_node *n, onnx_kctx *k)
 {
     const ml_labels *l = n->priv;
     const onnx_tensor *x = k->in[0];
-    if (x->dtype != ONNX_FLOAT || x->rank < 1 || x->rank > 2)
-        return onnx__kfail(k, MD_E_INVALID_PARAM, "X must be a float tensor [N, C] or [C], got %s of rank %d",
-                           onnx_dtype_name(x->dtype), x->rank);
+    if (!x || x->dtype != ONNX_FLOAT || x->rank < 1 || x->rank > 2)
+        return onnx__kfail(k, MD_E_INVALID_PARAM, "X must be a float tensor [N, C] or [C]");
     int64_t dims[2] = {x->rank == 1 ? 1 : x->dims[0], x->dims[x->rank - 1]};
     if (dims[1] != l->n)
         return onnx__kfail(k, MD_E_INVALID_PARAM, "X has %lld columns for %lld labels", (long long)dims[1],
