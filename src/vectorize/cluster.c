@@ -40,6 +40,7 @@ void vec__clusters_free(vec__clusters *c)
     free(c->label);
     free(c->rgb);
     free(c->trans);
+    free(c->alpha);
     free(c->reg);
     memset(c, 0, sizeof *c);
 }
@@ -53,7 +54,8 @@ static int prep_pixels(const md_image *img, const vec_params *p, vec__clusters *
     c->label = malloc(n * sizeof *c->label);
     c->rgb = malloc(n * 3);
     c->trans = malloc(n);
-    if (!c->label || !c->rgb || !c->trans)
+    c->alpha = malloc(n);
+    if (!c->label || !c->rgb || !c->trans || !c->alpha)
         return MD_E_NOMEM;
     const uint8_t *bg = p->composite ? p->background : (const uint8_t[3]){255, 255, 255};
     for (size_t i = 0; i < n; i++) {
@@ -62,6 +64,7 @@ static int prep_pixels(const md_image *img, const vec_params *p, vec__clusters *
         for (int k = 0; k < 3; k++)
             c->rgb[3 * i + k] = (uint8_t)((s[k] * a + bg[k] * (255 - a) + 127) / 255);
         c->trans[i] = !p->composite && a < VEC__ALPHA_CUT;
+        c->alpha[i] = p->composite ? 255 : (uint8_t)a;
     }
     return MD_OK;
 }
@@ -118,8 +121,12 @@ int vec__clusters_relabel(vec__clusters *c, int max_id)
             size_t i = (size_t)y * (size_t)c->w + (size_t)x;
             vec__region *r = &c->reg[c->label[i]];
             r->area++;
-            for (int k = 0; k < 3; k++)
+            double a = c->alpha ? c->alpha[i] : 255;
+            r->asum += a;
+            for (int k = 0; k < 3; k++) {
                 r->sum[k] += c->rgb[3 * i + k];
+                r->psum[k] += c->rgb[3 * i + k] - 255.0 * (1 - a / 255.0); /* on white */
+            }
             r->transparent = c->trans[i];
             r->x0 = x < r->x0 ? x : r->x0;
             r->y0 = y < r->y0 ? y : r->y0;

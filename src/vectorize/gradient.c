@@ -68,8 +68,9 @@ static int soft_groups(const vec__clusters *c, int32_t *par)
             size_t nb[2] = {x + 1 < c->w ? i + 1 : i, y + 1 < c->h ? i + (size_t)c->w : i};
             for (int k = 0; k < 2; k++) {
                 int32_t a = c->label[i], b = c->label[nb[k]];
-                if (a == b || c->reg[a].transparent || c->reg[b].transparent)
-                    continue;
+                if (a == b || c->reg[a].transparent || c->reg[b].transparent ||
+                    !vec__region_opaque(&c->reg[a]) || !vec__region_opaque(&c->reg[b]))
+                    continue; /* gradients are fitted to opaque layers only */
                 if (n == cap) {
                     bedge *ne = realloc(e, 2 * cap * sizeof *e);
                     if (ne == NULL) {

@@ -241,6 +241,16 @@ static void region_paint(const vec__region *r, const double *interior, vec_paint
     }
     memset(paint, 0, sizeof *paint);
     paint->kind = VEC_PAINT_SOLID;
+    if (!vec__region_opaque(r)) {
+        /* Straight colour and mean coverage: over white this is exactly the mean of the
+         * composited pixels, and over any other background it is still right. */
+        for (int k = 0; k < 3; k++) {
+            double v = 255.0 * r->psum[k] / r->asum;
+            paint->rgba[k] = (uint8_t)lround(v < 0 ? 0 : v > 255 ? 255 : v);
+        }
+        paint->rgba[3] = (uint8_t)lround(r->asum / (double)r->area);
+        return;
+    }
     for (int k = 0; k < 3; k++)
         paint->rgba[k] = (uint8_t)lround(interior[3] > 0 ? interior[k] / interior[3]
                                                          : r->sum[k] / (double)r->area);
@@ -273,20 +283,22 @@ static int emit_region(tracer *t, docbuild *b, const vec__loops *L, int32_t r, i
 {
     vec__segs s = {0};
     int rc = MD_OK;
-    int canvas = bottom && b->ntp == 0 && t->p->hierarchical == VEC_STACKED &&
-                 t->p->colormode == VEC_COLOR;
+    const vec__region *reg = &t->c->reg[r];
+    int stacked = t->p->hierarchical == VEC_STACKED && t->p->colormode == VEC_COLOR;
+    int canvas = bottom && b->ntp == 0 && stacked && vec__region_opaque(reg);
     if (canvas)
         rc = canvas_rect(t->c, &s);
     for (int32_t k = canvas ? -1 : b->first[r]; k >= 0 && rc == MD_OK; k = b->next[k]) {
         const vec__loop *l = &L->loop[k];
-        if (l->hole && t->p->hierarchical == VEC_STACKED && t->p->colormode == VEC_COLOR &&
+        /* A translucent layer keeps its holes: whatever fills them must not show through it. */
+        if (l->hole && stacked && vec__region_opaque(reg) &&
             !hole_has_transparency(t->c, l, b->tpx, b->ntp))
             continue;
         rc = loop_segments(t, l, &s);
     }
     if (rc == MD_OK && s.n > 0) {
         vec_paint paint;
-        region_paint(&t->c->reg[r], b->interior + 4 * r, &paint);
+        region_paint(reg, b->interior + 4 * r, &paint);
         rc = vec__doc_add(b->d, &b->cap, &paint, &s);
     }
     free(s.s);

@@ -18,18 +18,30 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Alpha below this counts as transparent: the 50% coverage line of an anti-aliased edge. */
-#define VEC__ALPHA_CUT 128
+/* Alpha below this counts as transparent (no shape). Pixels above it that are not opaque keep
+ * their coverage: a region of them is painted in its straight colour with its mean opacity,
+ * which composites exactly like the source and never becomes an opaque halo. */
+#define VEC__ALPHA_CUT 32
+/* Regions whose mean alpha reaches this are painted opaque. */
+#define VEC__OPAQUE 250
 
 /* One final region: a 4-connected set of pixels painted with one fill. */
 typedef struct vec__region {
     int64_t area;
     double sum[3];          /* colour sums (straight RGB composited on white) */
+    double asum;            /* alpha sum (255 per opaque pixel) */
+    double psum[3];         /* premultiplied colour sums (colour * alpha / 255) */
     int x0, y0, x1, y1;     /* bounding box, inclusive */
     int transparent;        /* 1: no shape is emitted for it */
     int gradient;           /* 1: paint holds a fitted gradient */
     vec_paint paint;        /* the fill (solid mean colour unless gradient) */
 } vec__region;
+
+/* 1 when the region is painted opaque (its mean alpha reaches VEC__OPAQUE). */
+static inline int vec__region_opaque(const vec__region *r)
+{
+    return r->asum >= VEC__OPAQUE * (double)r->area;
+}
 
 /* The label map of an image and its regions. */
 typedef struct vec__clusters {
@@ -37,6 +49,7 @@ typedef struct vec__clusters {
     int32_t *label;         /* w*h region indices, owned */
     uint8_t *rgb;           /* w*h*3 colours composited on white, owned */
     uint8_t *trans;         /* w*h flags: 1 = transparent pixel, owned */
+    uint8_t *alpha;         /* w*h alpha values (255 when compositing), owned */
     int n;                  /* number of regions */
     vec__region *reg;       /* n regions, owned */
 } vec__clusters;

@@ -97,6 +97,12 @@ static uint32_t clear(int x, int y, uint8_t *a)
     return 0x123456;
 }
 
+static uint32_t half_red(int x, int y, uint8_t *a)
+{
+    *a = x >= 4 && x < 28 && y >= 4 && y < 28 ? 128 : 0;
+    return 0xff0000;
+}
+
 static void test_transparency(void **state)
 {
     (void)state;
@@ -120,6 +126,17 @@ static void test_transparency(void **state)
     vec_doc_free(db);
     img_free(rgba);
     img_free(rgb);
+
+    /* A translucent square keeps its straight colour and its coverage, not a pink opaque fill */
+    im = make(32, 32, half_red);
+    d = trace(im, &p);
+    assert_int_equal(d->npaths, 1);
+    assert_int_equal(d->paths[0].fill.rgba[0], 255);
+    assert_int_equal(d->paths[0].fill.rgba[1], 0);
+    assert_int_equal(d->paths[0].fill.rgba[3], 128);
+    assert_true(quality(im, d) > 0.99);
+    vec_doc_free(d);
+    img_free(im);
 }
 
 static uint32_t linear_with_square(int x, int y, uint8_t *a)
