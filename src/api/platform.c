@@ -24,8 +24,18 @@ typedef struct audit_item {
     int64_t time_ms;
 } audit_item;
 
+#define READY_MAX 8
+
+typedef struct ready_check {
+    char name[32];
+    api_ready_fn fn;
+    void *ctx;
+} ready_check;
+
 struct api_platform {
     api_platform_opts o;
+    ready_check checks[READY_MAX];
+    size_t nchecks;
     http_server *srv;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -173,17 +183,48 @@ static int health(http_req *req, void *ctx)
                                                MODELD_VERSION, "uptime_s", up));
 }
 
+int api_platform_ready_check(api_platform *p, const char *name, api_ready_fn fn, void *ctx)
+{
+    if (p->nchecks == READY_MAX || !fn)
+        return MD_E_INVALID_PARAM;
+    ready_check *c = &p->checks[p->nchecks++];
+    snprintf(c->name, sizeof c->name, "%s", name);
+    c->fn = fn;
+    c->ctx = ctx;
+    return MD_OK;
+}
+
+/* Every check runs. All pass: 200 with each check "ok". Otherwise MD_E_UNAVAILABLE (503) whose
+ * message lists the failing checks and whose field names the first one. */
 static int ready(http_req *req, void *ctx)
 {
     api_platform *p = ctx;
     md_err e;
+    md_err_clear(&e);
+    char failed[256] = "", first[32] = "";
     if (!p->o.store || store_ping(p->o.store, &e) != MD_OK) {
-        http_req_log(req, MD_LOG_WARN, "readiness: database unreachable");
-        http_reply_header(req, "Retry-After", "1");
-        return md_fail(http_req_err(req), MD_E_UNAVAILABLE, NULL, "the database is not reachable");
+        snprintf(first, sizeof first, "database");
+        snprintf(failed, sizeof failed, "database: not reachable");
     }
-    return http_reply_json(req, 200, json_pack("{s:b, s:s, s:{s:s}}", "success", 1, "status", "ready", "checks",
-                                               "database", "ok"));
+    json_t *checks = json_pack("{s:s}", "database", "ok");
+    for (size_t i = 0; i < p->nchecks; i++) {
+        md_err_clear(&e);
+        if (p->checks[i].fn(p->checks[i].ctx, &e) == MD_OK) {
+            json_object_set_new(checks, p->checks[i].name, json_string("ok"));
+            continue;
+        }
+        size_t n = strlen(failed);
+        snprintf(failed + n, sizeof failed - n, "%s%s: %s", n ? "; " : "", p->checks[i].name, md_err_message(&e));
+        if (!first[0])
+            snprintf(first, sizeof first, "%s", p->checks[i].name);
+    }
+    if (first[0]) {
+        json_decref(checks);
+        http_req_log(req, MD_LOG_WARN, "not ready: %s", failed);
+        http_reply_header(req, "Retry-After", "1");
+        return md_fail(http_req_err(req), MD_E_UNAVAILABLE, first, "not ready: %s", failed);
+    }
+    return http_reply_json(req, 200, json_pack("{s:b, s:s, s:o}", "success", 1, "status", "ready", "checks", checks));
 }
 
 static int metrics(http_req *req, void *ctx)

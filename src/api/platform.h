@@ -40,6 +40,12 @@ int api_platform_new(const api_platform_opts *o, api_platform **out, md_err *err
 void api_platform_hooks(api_platform *p, http_hooks *h);
 /* Add the routes above to srv (before http_server_start). p borrowed until http_server_free. */
 int api_platform_register(api_platform *p, http_server *srv, md_err *err);
+/* A readiness check for GET /api/ready (e.g. "models loaded"): return MD_OK, or an error code
+ * with a client-safe message in err. Runs on a compute worker; keep it quick. */
+typedef int (*api_ready_fn)(void *ctx, md_err *err);
+/* Add a check named name (copied; at most 8 checks) before the server starts. The database
+ * check is built in. MD_E_INVALID_PARAM when the table is full. */
+int api_platform_ready_check(api_platform *p, const char *name, api_ready_fn fn, void *ctx);
 /* Write what is still queued, stop the writer, free. Call after http_server_free. NULL no-op. */
 void api_platform_free(api_platform *p);
 

@@ -130,6 +130,31 @@ static void test_health_ready(void **state)
     json_decref(j);
 }
 
+static int models_loading(void *ctx, md_err *err)
+{
+    return *(int *)ctx ? MD_OK : md_fail(err, MD_E_UNAVAILABLE, NULL, "models are loading");
+}
+
+static void test_ready_checks(void **state)
+{
+    fx *f = *state;
+    static int loaded = 0;
+    assert_int_equal(api_platform_ready_check(f->p, "models", models_loading, &loaded), MD_OK);
+    int st;
+    json_t *j = call(f, "GET", "/api/ready", NULL, NULL, &st);
+    assert_int_equal(st, 503);
+    assert_string_equal(err_code(j), "unavailable");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(j, "error"), "field")), "models");
+    assert_non_null(strstr(json_string_value(json_object_get(json_object_get(j, "error"), "message")),
+                           "models: models are loading"));
+    json_decref(j);
+    loaded = 1;
+    j = call(f, "GET", "/api/ready", NULL, NULL, &st);
+    assert_int_equal(st, 200);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(j, "checks"), "models")), "ok");
+    json_decref(j);
+}
+
 static void test_metrics_text(void **state)
 {
     fx *f = *state;
@@ -272,6 +297,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_health_ready, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ready_checks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_metrics_text, setup, teardown),
         cmocka_unit_test_setup_teardown(test_metrics_admin_only, setup, teardown),
         cmocka_unit_test_setup_teardown(test_token_exchange, setup, teardown),
