@@ -160,6 +160,17 @@ def transparency(runs, rgba_stems):
     return gaps
 
 
+def worst(runs):
+    """The images that most need work: where we trail VTracer, and our RGBA-vs-RGB gaps."""
+    d, v, rgb = runs["ours_default"], runs["vtracer_default"], runs["ours_rgb"]
+    loss = sorted((d[s]["rgb"] - v[s]["rgb"], s) for s in d if s in v)[:5]
+    print("\n== where the default preset trails VTracer default most (ssim_rgb ours - vtracer)")
+    print("  " + ", ".join(f"{s} {x:+.4f}" for x, s in loss if x < 0) or "  none")
+    gap = sorted(((rgb[s]["rgb"] - d[s]["rgb"], s) for s in rgb if s in d), reverse=True)[:5]
+    print("== largest RGBA-vs-RGB gaps of the default preset (ssim_rgb RGB copy - RGBA)")
+    print("  " + ", ".join(f"{s} {x:+.4f}" for x, s in gap))
+
+
 def goals(runs, gaps):
     d, q, v = runs["ours_default"], runs["ours_quality"], runs["vtracer_default"]
     allv = list(d.values())
@@ -168,8 +179,10 @@ def goals(runs, gaps):
         ("default: mean SSIM RGB >= 0.94", agg(allv, "rgb", "mean") >= 0.94),
         ("default: median bytes <= VTracer default's",
          agg(allv, "bytes", "median") <= agg(list(v.values()), "bytes", "median")),
-        ("default: median time <= VTracer default's",
+        ("default: median wall time <= VTracer default's",
          agg(allv, "ms", "median") <= agg(list(v.values()), "ms", "median")),
+        ("default: median CPU time <= VTracer default's",
+         agg(allv, "cpu", "median") <= agg(list(v.values()), "cpu", "median")),
         ("quality: mean SSIM RGB >= 0.96", agg(list(q.values()), "rgb", "mean") >= 0.96),
         ("quality: median bytes <= 30 KB", agg(list(q.values()), "bytes", "median") <= 30 * 1024),
         ("transparency: RGBA within 0.01 of RGB", abs(gaps["modeld"]) <= 0.01),
@@ -195,6 +208,7 @@ def report(corpus, out):
     print_compare("quality preset vs VTracer best spline settings", "modeld quality",
                   runs["ours_quality"], "vtracer best", runs["vtracer_best"])
     gaps = transparency(runs, {os.path.splitext(n)[0] for n, _ in rgb_inputs})
+    worst(runs)
     goals(runs, gaps)
     for run, fails in failures.items():
         for stem, why in fails:
