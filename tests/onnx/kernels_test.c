@@ -645,6 +645,77 @@ static void test_batchnorm(void **state)
     free(x);
 }
 
+/* Fill a 2-D pooling geometry over [n][c][h][w] (ONNX floor/ceil rule for the output size). */
+static onnx_kpool_geom pool2d(onnx_kpool_kind kind, int64_t n, int64_t c, int64_t h, int64_t w,
+                              int64_t k, int64_t s, int64_t pad, int ceil_mode)
+{
+    onnx_kpool_geom g = {.kind = kind, .nsp = 2, .n = n, .c = c, .in = {h, w}};
+    for (int i = 0; i < 2; i++) {
+        g.k[i] = k;
+        g.stride[i] = s;
+        g.dil[i] = 1;
+        g.pad_begin[i] = g.pad_end[i] = pad;
+        int64_t span = g.in[i] + 2 * pad - k;
+        g.out[i] = (ceil_mode ? (span + s - 1) / s : span / s) + 1;
+        if (ceil_mode && (g.out[i] - 1) * s >= g.in[i] + pad)
+            g.out[i]--;
+    }
+    return g;
+}
+
+/* Conv-Relu-MaxPool-Conv-AvgPool(ceil)-GlobalAvg as one chain, blocked layout end to end, equals
+ * the stage-by-stage references (and so does the direct-loop fallback). */
+static void test_chain_with_pools(void **state)
+{
+    (void)state;
+    onnx_kstage st[5] = {{.kind = ONNX_KSTAGE_CONV}, {.kind = ONNX_KSTAGE_POOL},
+                         {.kind = ONNX_KSTAGE_CONV}, {.kind = ONNX_KSTAGE_POOL},
+                         {.kind = ONNX_KSTAGE_POOL}};
+    st[0].conv = geom2d(2, 3, 16, 20, 20, 3, 1, 1, 1, 1, 1);
+    st[0].conv.act = (onnx_kact){ONNX_KACT_RELU, 0, 0};
+    st[1].pool = pool2d(ONNX_KPOOL_MAX, 2, 16, 20, 20, 2, 2, 0, 0);
+    st[2].conv = geom2d(2, 16, 32, 10, 10, 3, 1, 1, 1, 1, 1);
+    st[3].pool = pool2d(ONNX_KPOOL_AVG_EXCLUDE_PAD, 2, 32, 10, 10, 3, 2, 1, 1);
+    int64_t side = st[3].pool.out[0];
+    st[4].pool = pool2d(ONNX_KPOOL_AVG_EXCLUDE_PAD, 2, 32, side, side, side, 1, 0, 0);
+    float *x = rand_buf(count_in(&st[0].conv)), *w[5] = {0}, *b[5] = {0}, *t[6];
+    t[0] = x;
+    for (int i = 0; i < 5; i++) {
+        if (st[i].kind == ONNX_KSTAGE_CONV) {
+            w[i] = rand_buf(onnx__conv_weight_count(&st[i].conv));
+            b[i] = rand_buf((size_t)st[i].conv.oc);
+            t[i + 1] = malloc(count_out(&st[i].conv) * sizeof(float));
+            ref_conv(&st[i].conv, t[i], w[i], b[i], t[i + 1]);
+        } else {
+            const onnx_kpool_geom *p = &st[i].pool;
+            t[i + 1] = malloc((size_t)(p->n * p->c * p->out[0] * p->out[1]) * sizeof(float));
+            ref_pool2d(p, t[i], t[i + 1], NULL);
+        }
+    }
+    for (int mode = 0; mode < 2; mode++) {
+        if (mode == 1)
+            setenv("MODELD_ONNX_NO_DNNL", "1", 1);
+        onnx__conv *c = NULL;
+        md_err e;
+        assert_int_equal(onnx__chain_new(5, st, (const float *const *)w,
+                                         (const float *const *)b, &c, &e), 0);
+        assert_int_equal(onnx__conv_uses_dnnl(c), mode == 0);
+        float y[64];
+        void *s = scratch_alloc(onnx__conv_scratch(c));
+        assert_int_equal(onnx__conv_run(c, x, NULL, NULL, y, s, &e), 0);
+        assert_close(y, t[5], 64, "chain with pools");
+        free(s);
+        onnx__conv_free(c);
+    }
+    unsetenv("MODELD_ONNX_NO_DNNL");
+    for (int i = 0; i < 5; i++) {
+        free(w[i]);
+        free(b[i]);
+        free(t[i + 1]);
+    }
+    free(x);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -653,6 +724,7 @@ int main(void)
         cmocka_unit_test(test_conv1d_3d),
         cmocka_unit_test(test_conv_transpose),
         cmocka_unit_test(test_conv_chain),
+        cmocka_unit_test(test_chain_with_pools),
         cmocka_unit_test(test_conv_concurrent),
         cmocka_unit_test(test_conv_bad_geometry),
         cmocka_unit_test(test_sgemm),

@@ -59,7 +59,7 @@ typedef struct exec_ctx {
 struct onnx__conv {
     int nstages;
     int nthr;                /* OpenMP threads the primitives were built for */
-    onnx_kconv_geom *geoms;
+    onnx_kstage *st;         /* the stages, copied */
     int runtime_weights;
     int dnnl;                /* 0: direct loops */
     int nsteps;
@@ -107,6 +107,20 @@ static int act_md(const onnx_kconv_geom *g, int out, dnnl_memory_desc_t *md)
         dims[2 + i] = out ? g->out[i] : g->in[i];
     static const dnnl_format_tag_t tags[] = {dnnl_ncw, dnnl_nchw, dnnl_ncdhw};
     return dnnl_memory_desc_init_by_tag(md, g->nsp + 2, dims, dnnl_f32, tags[g->nsp - 1]) ==
+                   dnnl_success ? 0 : -1;
+}
+
+/* Plain descriptor of stage s's input (out=0) or output (out=1), convolution or pooling. */
+static int stage_md(const onnx_kstage *s, int out, dnnl_memory_desc_t *md)
+{
+    if (s->kind == ONNX_KSTAGE_CONV)
+        return act_md(&s->conv, out, md);
+    const onnx_kpool_geom *p = &s->pool;
+    dnnl_dims_t dims = {p->n, p->c};
+    for (int i = 0; i < p->nsp; i++)
+        dims[2 + i] = out ? p->out[i] : p->in[i];
+    static const dnnl_format_tag_t tags[] = {dnnl_ncw, dnnl_nchw, dnnl_ncdhw};
+    return dnnl_memory_desc_init_by_tag(md, p->nsp + 2, dims, dnnl_f32, tags[p->nsp - 1]) ==
                    dnnl_success ? 0 : -1;
 }
 
@@ -419,7 +433,7 @@ static int stage_weights(onnx__conv *c, int si, dnnl_primitive_desc_t pd, const 
 {
     dnnl_memory_desc_t plain;
     const dnnl_memory_desc_t *want = pd_md(pd, dnnl_query_weights_md);
-    if (wei_md(&c->geoms[si], &plain))
+    if (wei_md(&c->st[si].conv, &plain))
         return -1;
     if (!c->runtime_weights) {
         const void *p = reorder_const(c, w, &plain, want);
@@ -439,7 +453,7 @@ static int stage_weights(onnx__conv *c, int si, dnnl_primitive_desc_t pd, const 
 
 static int stage_bias(onnx__conv *c, int si, const float *b, kstep *conv)
 {
-    const onnx_kconv_geom *g = &c->geoms[si];
+    const onnx_kconv_geom *g = &c->st[si].conv;
     dnnl_memory_desc_t md;
     if (!g->has_bias)
         return 0;
@@ -468,7 +482,7 @@ static int build_stage(onnx__conv *c, int si, const float *w, const float *b, in
                        dnnl_memory_desc_t *cur_md)
 {
     int split_act;
-    dnnl_primitive_desc_t pd = stage_pd(&c->geoms[si], &split_act);
+    dnnl_primitive_desc_t pd = stage_pd(&c->st[si].conv, &split_act);
     if (pd == NULL)
         return -1;
     int rc = -1;
@@ -493,7 +507,7 @@ static int build_stage(onnx__conv *c, int si, const float *w, const float *b, in
     dnnl_memory_desc_t plain_out;
     int last = si == c->nstages - 1;
     int to = other_slot(*cur);
-    if (last && act_md(&c->geoms[si], 1, &plain_out) == 0 &&
+    if (last && stage_md(&c->st[si], 1, &plain_out) == 0 &&
         dnnl_memory_desc_equal(dst, &plain_out))
         to = B_Y;
     else
@@ -505,8 +519,78 @@ static int build_stage(onnx__conv *c, int si, const float *w, const float *b, in
     c->steps[c->nsteps++] = conv;
     *cur = to;
     *cur_md = *dst;
-    rc = split_act ? add_eltwise(c, &c->geoms[si].act, to, dst) : 0;
+    rc = split_act ? add_eltwise(c, &c->st[si].conv.act, to, dst) : 0;
 out:
+    dnnl_primitive_desc_destroy(pd);
+    return rc;
+}
+
+/* oneDNN's pooling descriptor for p reading src (the layout the previous stage left). ONNX's
+ * ceil_mode becomes extra right padding, which max and exclude-padding average ignore; an
+ * include-padding average would count it, so that case is refused (direct loops). */
+static int pool_desc(const onnx_kpool_geom *p, const dnnl_memory_desc_t *src,
+                     dnnl_pooling_v2_desc_t *d)
+{
+    dnnl_dims_t st, k, dl, pl, pr, odims;
+    dnnl_memory_desc_t dst;
+    for (int i = 0; i < p->nsp; i++) {
+        int64_t ek = (p->k[i] - 1) * p->dil[i] + 1;
+        st[i] = p->stride[i];
+        k[i] = p->k[i];
+        dl[i] = p->dil[i] - 1;
+        pl[i] = p->pad_begin[i];
+        pr[i] = p->pad_end[i];
+        if ((p->in[i] + pl[i] + pr[i] - ek) / st[i] + 1 != p->out[i])
+            pr[i] = (p->out[i] - 1) * st[i] + ek - p->in[i] - pl[i];
+        if (pr[i] < 0 || (pr[i] != p->pad_end[i] && p->kind == ONNX_KPOOL_AVG_INCLUDE_PAD))
+            return -1;
+    }
+    odims[0] = p->n;
+    odims[1] = p->c;
+    memcpy(odims + 2, p->out, sizeof(int64_t) * (size_t)p->nsp);
+    if (dnnl_memory_desc_init_by_tag(&dst, p->nsp + 2, odims, dnnl_f32, dnnl_format_tag_any))
+        return -1;
+    dnnl_alg_kind_t alg = p->kind == ONNX_KPOOL_MAX ? dnnl_pooling_max
+                          : p->kind == ONNX_KPOOL_AVG_INCLUDE_PAD
+                              ? dnnl_pooling_avg_include_padding
+                              : dnnl_pooling_avg_exclude_padding;
+    return dnnl_pooling_v2_forward_desc_init(d, dnnl_forward_inference, alg, src, &dst, st, k, dl,
+                                             pl, pr) == dnnl_success ? 0 : -1;
+}
+
+/* Compile pooling stage si on the activation where it is, in its layout (pooling is
+ * layout-agnostic, so the chain stays blocked through Conv-Relu-MaxPool-Conv...). */
+static int build_pool_stage(onnx__conv *c, int si, int *cur, dnnl_memory_desc_t *cur_md)
+{
+    dnnl_pooling_v2_desc_t d;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_primitive_attr_t attr = make_attr(NULL);
+    kstep step = {0};
+    int rc = -1;
+    if (attr == NULL)
+        return -1;
+    if (pool_desc(&c->st[si].pool, cur_md, &d) == 0 &&
+        dnnl_primitive_desc_create(&pd, &d, attr, g_engine, NULL) == dnnl_success &&
+        dnnl_primitive_create(&step.prim, pd) == dnnl_success) {
+        const dnnl_memory_desc_t *dst = pd_md(pd, dnnl_query_dst_md);
+        dnnl_memory_desc_t plain_out;
+        int to = other_slot(*cur);
+        if (si == c->nstages - 1 && stage_md(&c->st[si], 1, &plain_out) == 0 &&
+            dnnl_memory_desc_equal(dst, &plain_out))
+            to = B_Y;
+        else
+            note_slot(c, dst);
+        step_arg(&step, DNNL_ARG_SRC, *cur, cur_md, NULL);
+        step_arg(&step, DNNL_ARG_DST, to, dst, NULL);
+        step_arg(&step, DNNL_ARG_SCRATCHPAD, B_PAD, pd_md(pd, dnnl_query_scratchpad_md), NULL);
+        size_t pad = pd_scratch(pd);
+        c->pad_bytes = pad > c->pad_bytes ? pad : c->pad_bytes;
+        c->steps[c->nsteps++] = step;
+        *cur = to;
+        *cur_md = *dst;
+        rc = 0;
+    }
+    dnnl_primitive_attr_destroy(attr);
     dnnl_primitive_desc_destroy(pd);
     return rc;
 }
@@ -515,14 +599,18 @@ static int build_dnnl(onnx__conv *c, const float *const *w, const float *const *
 {
     dnnl_memory_desc_t cur_md, plain_out;
     int cur = B_X;
-    if (act_md(&c->geoms[0], 0, &cur_md))
+    if (stage_md(&c->st[0], 0, &cur_md))
         return -1;
-    for (int si = 0; si < c->nstages; si++)
-        if (build_stage(c, si, w ? w[si] : NULL, b ? b[si] : NULL, &cur, &cur_md))
+    for (int si = 0; si < c->nstages; si++) {
+        int rc = c->st[si].kind == ONNX_KSTAGE_POOL
+                     ? build_pool_stage(c, si, &cur, &cur_md)
+                     : build_stage(c, si, w ? w[si] : NULL, b ? b[si] : NULL, &cur, &cur_md);
+        if (rc)
             return -1;
+    }
     if (cur == B_Y)
         return 0;
-    if (act_md(&c->geoms[c->nstages - 1], 1, &plain_out))
+    if (stage_md(&c->st[c->nstages - 1], 1, &plain_out))
         return -1;
     return add_reorder(c, cur, &cur_md, B_Y, &plain_out);
 }
@@ -568,7 +656,7 @@ void onnx__conv_free(onnx__conv *c)
     free(c->owned);
     free(c->pw);
     free(c->pb);
-    free(c->geoms);
+    free(c->st);
     free(c);
 }
 
@@ -578,13 +666,23 @@ static int dnnl_disabled(void)
     return v != NULL && v[0] == '1';
 }
 
+/* Elements of stage s's output. */
+static size_t stage_out_count(const onnx_kstage *s)
+{
+    if (s->kind == ONNX_KSTAGE_CONV)
+        return (size_t)(s->conv.n * s->conv.oc * plane(&s->conv, 1));
+    size_t n = (size_t)(s->pool.n * s->pool.c);
+    for (int i = 0; i < s->pool.nsp; i++)
+        n *= (size_t)s->pool.out[i];
+    return n;
+}
+
 /* Direct-loop chain: plain intermediates, one slot per ping-pong side. */
 static void setup_direct(onnx__conv *c)
 {
     c->dnnl = 0;
     for (int si = 0; si + 1 < c->nstages; si++) {
-        size_t b = (size_t)(c->geoms[si].n * c->geoms[si].oc * plane(&c->geoms[si], 1)) *
-                   sizeof(float);
+        size_t b = stage_out_count(&c->st[si]) * sizeof(float);
         c->slot_bytes = b > c->slot_bytes ? b : c->slot_bytes;
     }
 }
@@ -593,47 +691,77 @@ static void setup_direct(onnx__conv *c)
 static int keep_plain_weights(onnx__conv *c, const float *const *w, const float *const *b)
 {
     for (int si = 0; si < c->nstages; si++) {
-        size_t nw = onnx__conv_weight_count(&c->geoms[si]) * sizeof(float);
+        const onnx_kconv_geom *g = &c->st[si].conv;
+        if (c->st[si].kind != ONNX_KSTAGE_CONV)
+            continue;
+        size_t nw = onnx__conv_weight_count(g) * sizeof(float);
         float *pw = own(c, nw);
         if (pw == NULL)
             return -1;
         memcpy(pw, w[si], nw);
         c->pw[si] = pw;
-        if (!c->geoms[si].has_bias)
+        if (!g->has_bias)
             continue;
-        float *pb = own(c, (size_t)c->geoms[si].oc * sizeof(float));
+        float *pb = own(c, (size_t)g->oc * sizeof(float));
         if (pb == NULL)
             return -1;
-        memcpy(pb, b[si], (size_t)c->geoms[si].oc * sizeof(float));
+        memcpy(pb, b[si], (size_t)g->oc * sizeof(float));
         c->pb[si] = pb;
     }
     return 0;
 }
 
-static int check_chain(int n, const onnx_kconv_geom *g, const float *const *w, md_err *e)
+/* Input shape of stage s as n, channels, spatial dims (for chaining checks). */
+static void stage_in(const onnx_kstage *s, int64_t *nc, int *nsp, const int64_t **in)
+{
+    int conv = s->kind == ONNX_KSTAGE_CONV;
+    nc[0] = conv ? s->conv.n : s->pool.n;
+    nc[1] = conv ? s->conv.ic : s->pool.c;
+    *nsp = conv ? s->conv.nsp : s->pool.nsp;
+    *in = conv ? s->conv.in : s->pool.in;
+}
+
+static void stage_out(const onnx_kstage *s, int64_t *nc, const int64_t **out)
+{
+    int conv = s->kind == ONNX_KSTAGE_CONV;
+    nc[0] = conv ? s->conv.n : s->pool.n;
+    nc[1] = conv ? s->conv.oc : s->pool.c;
+    *out = conv ? s->conv.out : s->pool.out;
+}
+
+static int check_chain(int n, const onnx_kstage *st, const float *const *w, md_err *e)
 {
     if (n < 1 || n > 64)
         return md_fail(e, MD_E_INTERNAL, NULL, "conv chain of %d stages", n);
-    if (w == NULL && n != 1)
-        return md_fail(e, MD_E_INTERNAL, NULL, "run-time weights need a single-stage chain");
+    if ((w == NULL && n != 1) || st[0].kind != ONNX_KSTAGE_CONV)
+        return md_fail(e, MD_E_INTERNAL, NULL, "a chain starts with a convolution, and "
+                       "run-time weights need a single-stage chain");
     for (int i = 0; i < n; i++) {
-        int rc = onnx__conv_check(&g[i], e);
+        int rc = st[i].kind == ONNX_KSTAGE_CONV ? onnx__conv_check(&st[i].conv, e)
+                                                : onnx__pool_check(&st[i].pool, e);
         if (rc != MD_OK)
             return rc;
-        if (i > 0 && (g[i].n != g[i - 1].n || g[i].ic != g[i - 1].oc ||
-                      g[i].nsp != g[i - 1].nsp ||
-                      memcmp(g[i].in, g[i - 1].out, sizeof(int64_t) * (size_t)g[i].nsp)))
+        if (i == 0)
+            continue;
+        int64_t a[2], b[2];
+        int nsp;
+        const int64_t *in, *out;
+        stage_in(&st[i], a, &nsp, &in);
+        stage_out(&st[i - 1], b, &out);
+        int prev_nsp = st[i - 1].kind == ONNX_KSTAGE_CONV ? st[i - 1].conv.nsp : st[i - 1].pool.nsp;
+        if (a[0] != b[0] || a[1] != b[1] || nsp != prev_nsp ||
+            memcmp(in, out, sizeof(int64_t) * (size_t)nsp))
             return md_fail(e, MD_E_INVALID_PARAM, "W",
-                           "convolution %d does not take the previous one's output shape", i);
+                           "stage %d does not take the previous one's output shape", i);
     }
     return MD_OK;
 }
 
-int onnx__conv_new(int n_stages, const onnx_kconv_geom *g, const float *const *w,
-                   const float *const *bias, onnx__conv **out, md_err *e)
+int onnx__chain_new(int n_stages, const onnx_kstage *st, const float *const *w,
+                    const float *const *bias, onnx__conv **out, md_err *e)
 {
     *out = NULL;
-    int rc = check_chain(n_stages, g, w, e);
+    int rc = check_chain(n_stages, st, w, e);
     if (rc != MD_OK)
         return rc;
     onnx__conv *c = calloc(1, sizeof(*c));
@@ -642,17 +770,17 @@ int onnx__conv_new(int n_stages, const onnx_kconv_geom *g, const float *const *w
     pthread_mutex_init(&c->mu, NULL);
     c->nstages = n_stages;
     c->runtime_weights = w == NULL;
-    c->geoms = malloc(sizeof(*g) * (size_t)n_stages);
+    c->st = malloc(sizeof(*st) * (size_t)n_stages);
     c->steps = calloc((size_t)n_stages * 4 + 1, sizeof(kstep));
     c->owned = calloc((size_t)n_stages * 2, sizeof(void *));
     c->pw = calloc((size_t)n_stages, sizeof(float *));
     c->pb = calloc((size_t)n_stages, sizeof(float *));
-    if (c->geoms == NULL || c->steps == NULL || c->owned == NULL || c->pw == NULL ||
+    if (c->st == NULL || c->steps == NULL || c->owned == NULL || c->pw == NULL ||
         c->pb == NULL) {
         onnx__conv_free(c);
         return md_fail(e, MD_E_NOMEM, NULL, "out of memory building a convolution");
     }
-    memcpy(c->geoms, g, sizeof(*g) * (size_t)n_stages);
+    memcpy(c->st, st, sizeof(*st) * (size_t)n_stages);
     c->nthr = omp_get_max_threads();
     pthread_once(&g_engine_once, engine_init);
     c->dnnl = g_engine != NULL && !dnnl_disabled() && build_dnnl(c, w, bias) == 0;
@@ -666,6 +794,18 @@ int onnx__conv_new(int n_stages, const onnx_kconv_geom *g, const float *const *w
     }
     *out = c;
     return MD_OK;
+}
+
+int onnx__conv_new(int n_stages, const onnx_kconv_geom *g, const float *const *w,
+                   const float *const *bias, onnx__conv **out, md_err *e)
+{
+    onnx_kstage st[64];
+    *out = NULL;
+    if (n_stages < 1 || n_stages > 64)
+        return md_fail(e, MD_E_INTERNAL, NULL, "conv chain of %d stages", n_stages);
+    for (int i = 0; i < n_stages; i++)
+        st[i] = (onnx_kstage){.kind = ONNX_KSTAGE_CONV, .conv = g[i]};
+    return onnx__chain_new(n_stages, st, w, bias, out, e);
 }
 
 /* ---- running --------------------------------------------------------------------------------- */
@@ -760,7 +900,11 @@ static void run_direct(const onnx__conv *c, const float *x, const float *w, cons
                          : (float *)(scratch + (size_t)(si % 2) * round_up(c->slot_bytes));
         const float *ws = c->runtime_weights ? w : c->pw[si];
         const float *bs = c->runtime_weights ? bias : c->pb[si];
-        onnx__conv_direct(&c->geoms[si], cur, ws, c->geoms[si].has_bias ? bs : NULL, out);
+        const onnx_kconv_geom *g = &c->st[si].conv;
+        if (c->st[si].kind == ONNX_KSTAGE_POOL)
+            onnx__pool_run(&c->st[si].pool, cur, out, NULL, 0);
+        else
+            onnx__conv_direct(g, cur, ws, g->has_bias ? bs : NULL, out);
         cur = out;
     }
 }
@@ -768,7 +912,7 @@ static void run_direct(const onnx__conv *c, const float *x, const float *w, cons
 int onnx__conv_run(const onnx__conv *c, const float *x, const float *w, const float *bias,
                    float *y, void *scratch, md_err *e)
 {
-    if (c->runtime_weights && (w == NULL || (c->geoms[0].has_bias && bias == NULL)))
+    if (c->runtime_weights && (w == NULL || (c->st[0].conv.has_bias && bias == NULL)))
         return md_fail(e, MD_E_INTERNAL, "W", "convolution run without its weights");
     if (!c->dnnl) {
         run_direct(c, x, w, bias, y, scratch);

@@ -1,4 +1,5 @@
-/* fuse.c - which activations the kernel ops absorb at load, and how (see fuse.h).
+/* fuse.c - which activations the kernel ops absorb at load, and how (see fuse.h); and the
+ * pooling attribute rules, shared by the pooling ops and the convolution chains that absorb them.
  *
  * Fusing saves a pass over the output (and, for Conv, is done inside oneDNN's kernel while the
  * data is still in registers). Only activations whose parameters are known at load qualify:
@@ -66,4 +67,70 @@ int onnx__absorb_act(onnx_prep *p, onnx_node *n, onnx_kact *a, md_err *err)
     if (rc == MD_OK)
         *a = found;
     return rc;
+}
+
+/* ---- pooling attributes ---- */
+
+int onnx__pool_attrs_check(const onnx_node *n, md_err *err)
+{
+    const int64_t *v;
+    size_t nk = onnx__attr_ints(n, "kernel_shape", &v);
+    if (nk < 1 || nk > ONNX_KMAX_SPATIAL)
+        return onnx__prep_fail(n, err, nk ? MD_E_UNSUPPORTED : MD_E_MODEL_INVALID,
+                               "kernel_shape", "needs 1 to 3 values, got %zu", nk);
+    if (onnx__autopad_parse(onnx__attr_str(n, "auto_pad", "NOTSET")) < 0)
+        return onnx__prep_fail(n, err, MD_E_UNSUPPORTED, "auto_pad", "unknown auto_pad '%s'",
+                               onnx__attr_str(n, "auto_pad", ""));
+    static const char *const names[] = {"kernel_shape", "strides", "dilations", "pads"};
+    for (int a = 0; a < 4; a++) {
+        size_t cnt = onnx__attr_ints(n, names[a], &v);
+        size_t want = a == 3 ? 2 * nk : nk;
+        if (cnt != 0 && cnt != want)
+            return onnx__prep_fail(n, err, MD_E_MODEL_INVALID, names[a], "has %zu values, "
+                                   "expected %zu", cnt, want);
+        for (size_t i = 0; i < cnt; i++)
+            if (v[i] < (a == 3 ? 0 : 1))
+                return onnx__prep_fail(n, err, MD_E_MODEL_INVALID, names[a], "must be >= %d",
+                                       a == 3 ? 0 : 1);
+    }
+    int64_t so = onnx__attr_int(n, "storage_order", 0);
+    if (so != 0 && so != 1)
+        return onnx__prep_fail(n, err, MD_E_MODEL_INVALID, "storage_order", "must be 0 or 1");
+    return MD_OK;
+}
+
+int onnx__pool_geom_of(const onnx_node *n, int rank, const int64_t *dims, int kind,
+                       onnx_kpool_geom *g, md_err *e)
+{
+    const int64_t *ks, *st, *dl, *pd;
+    size_t nk = onnx__attr_ints(n, "kernel_shape", &ks);
+    size_t nst = onnx__attr_ints(n, "strides", &st), ndl = onnx__attr_ints(n, "dilations", &dl);
+    size_t npd = onnx__attr_ints(n, "pads", &pd);
+    if (rank != (int)nk + 2)
+        return md_fail(e, MD_E_INVALID_PARAM, "X", "rank %d, expected %zu for a %zu-D kernel",
+                       rank, nk + 2, nk);
+    int autopad = onnx__autopad_parse(onnx__attr_str(n, "auto_pad", "NOTSET"));
+    int ceil_mode = (int)onnx__attr_int(n, "ceil_mode", 0);
+    memset(g, 0, sizeof *g);
+    g->kind = kind;
+    g->nsp = (int)nk;
+    g->n = dims[0];
+    g->c = dims[1];
+    for (int i = 0; i < g->nsp; i++) {
+        g->in[i] = dims[2 + i];
+        g->k[i] = ks[i];
+        g->stride[i] = nst ? st[i] : 1;
+        g->dil[i] = ndl ? dl[i] : 1;
+        g->pad_begin[i] = npd ? pd[i] : 0;
+        g->pad_end[i] = npd ? pd[nk + (size_t)i] : 0;
+        if (g->in[i] < 1)
+            return md_fail(e, MD_E_INVALID_PARAM, "X", "spatial dims must be >= 1");
+        int64_t ek = (g->k[i] - 1) * g->dil[i] + 1;
+        g->out[i] = onnx__spatial_out(autopad, ceil_mode, g->in[i], ek, g->stride[i],
+                                      &g->pad_begin[i], &g->pad_end[i]);
+        if (g->out[i] < 1)
+            return md_fail(e, MD_E_INVALID_PARAM, "kernel_shape",
+                           "kernel larger than the padded input");
+    }
+    return onnx__pool_check(g, e);
 }

@@ -1,5 +1,6 @@
 /* fuse.h - load-time fusion of an activation into the kernel op before it (Conv, Gemm, MatMul,
- * BatchNormalization). The one place that decides which ONNX activations map onto onnx_kact. */
+ * BatchNormalization): the one place that decides which ONNX activations map onto onnx_kact.
+ * Also the pooling attribute rules, shared by the pooling ops and the Conv chains absorbing them. */
 #ifndef MD_ONNX_KERNELS_FUSE_H
 #define MD_ONNX_KERNELS_FUSE_H
 
@@ -14,5 +15,14 @@ int onnx__fusable_act(onnx_prep *p, const onnx_node *c, onnx_kact *a);
 /* If n's output 0 is read only by a fusable activation, absorb it into n and return its kind in
  * *a (ONNX_KACT_NONE otherwise). Errors only from onnx__prep_absorb. */
 int onnx__absorb_act(onnx_prep *p, onnx_node *n, onnx_kact *a, md_err *err);
+
+/* Pooling attributes of MaxPool / AveragePool node n (kernel_shape, strides, dilations, pads,
+ * auto_pad, storage_order): load-time checks of their values, failing with onnx__prep_fail. */
+int onnx__pool_attrs_check(const onnx_node *n, md_err *err);
+
+/* The pooling geometry of node n (attributes already checked) for an input of the given shape;
+ * kind is an onnx_kpool_kind. Errors name the attribute or "X". */
+int onnx__pool_geom_of(const onnx_node *n, int rank, const int64_t *dims, int kind,
+                       onnx_kpool_geom *g, md_err *e);
 
 #endif

@@ -72,6 +72,8 @@ int onnx__autopad_parse(const char *s);
 int64_t onnx__spatial_out(int autopad, int ceil_mode, int64_t in, int64_t ek, int64_t stride,
                           int64_t *pb, int64_t *pe);
 
+typedef struct onnx__conv onnx__conv; /* a chain of stages, see onnx__conv_new */
+
 /* ---- Convolution and transposed convolution ------------------------------------------------ */
 
 /* Geometry of one Conv / ConvTranspose, with all ONNX attributes already resolved (auto_pad turned
@@ -95,7 +97,6 @@ typedef struct onnx_kconv_geom {
     onnx_kact act;                         /* fused activation of the output */
 } onnx_kconv_geom;
 
-typedef struct onnx__conv onnx__conv;
 
 /* Check a geometry for consistency (positive sizes, output sizes matching the formula, channel
  * counts divisible by group, sizes that fit memory). Names the bad field in e. */
@@ -180,6 +181,24 @@ void onnx__pool_run(const onnx_kpool_geom *g, const float *x, float *y, int64_t 
 
 /* GlobalAveragePool / GlobalMaxPool over `spatial` values per (n, c) plane. */
 void onnx__global_pool(int is_max, int64_t planes, int64_t spatial, const float *x, float *y);
+
+/* ---- Chains of convolutions and poolings ----------------------------------------------------- */
+
+/* One stage of a chain: a convolution, or a pooling (MaxPool, AveragePool, global poolings as
+ * a pooling over the whole plane) that oneDNN runs on the blocked layout the convolutions left,
+ * so Conv-Relu-MaxPool-Conv... never goes back to NCHW in between. */
+typedef enum onnx_kstage_kind { ONNX_KSTAGE_CONV = 0, ONNX_KSTAGE_POOL } onnx_kstage_kind;
+
+typedef struct onnx_kstage {
+    onnx_kstage_kind kind;
+    onnx_kconv_geom conv; /* ONNX_KSTAGE_CONV */
+    onnx_kpool_geom pool; /* ONNX_KSTAGE_POOL (no Indices) */
+} onnx_kstage;
+
+/* A chain whose stage 0 is a convolution; w[i] / bias[i] are read for convolution stages only.
+ * Same contract as onnx__conv_new (which is this with convolution stages only). */
+int onnx__chain_new(int n_stages, const onnx_kstage *st, const float *const *w,
+                    const float *const *bias, onnx__conv **out, md_err *e);
 
 /* ---- Batch normalization ------------------------------------------------------------------- */
 

@@ -5,6 +5,8 @@
  * becomes a oneDNN post-op, and a following Conv with constant weights becomes the next stage of
  * the same chain, so the activations between them stay in oneDNN's blocked layout and are never
  * reordered back to NCHW (that is most of the gap to onnxruntime on super-resolution nets).
+ * Poolings between the convolutions (MaxPool, AveragePool, the global poolings) join the chain
+ * too, which keeps a whole Conv-Relu-MaxPool classifier trunk in the blocked layout.
  *
  * Shapes are only known at run time, so oneDNN primitives are built on the first run of each
  * input shape and kept in a small per-node cache (the model's plan cache plays the same role for
@@ -29,9 +31,12 @@
 #define MAX_CHAIN 16
 #define MAX_SHAPES 8
 #define KEY_LEN (2 * ONNX_MAX_RANK + 5)
+#define POOL_GLOBAL_MAX 10
+#define POOL_GLOBAL_AVG 11
 
 typedef struct stage {
-    const onnx_node *node;   /* the Conv/ConvTranspose whose attributes apply (borrowed) */
+    const onnx_node *node;   /* the node whose attributes apply (borrowed from the model) */
+    int pool;                /* 0: Conv/ConvTranspose; else 1 + onnx_kpool_kind, or POOL_GLOBAL_* */
     int transpose;
     const onnx_tensor *w, *b; /* constant weights/bias; NULL when given at run time (stage 0) */
     onnx_kact act;
@@ -223,14 +228,51 @@ static int chainable(onnx_prep *p, const onnx_node *n, const onnx_node *c)
 static void init_stage(onnx_prep *p, stage *s, const onnx_node *n)
 {
     s->node = n;
+    s->pool = 0;
     s->transpose = strcmp(n->op_type, "ConvTranspose") == 0;
     s->w = onnx__prep_const(p, n, 1);
     s->b = n->n_in > 2 ? onnx__prep_const(p, n, 2) : NULL;
     s->act.kind = ONNX_KACT_NONE;
 }
 
-/* Absorb what follows n while it can be fused: activations into the current stage, Convs as new
- * stages (only after constant weights, invariant 3). */
+/* The chain stage kind of pooling node c (see stage.pool), or 0 when c cannot join a chain:
+ * MaxPool without its Indices output, AveragePool unless it counts ceil_mode's extra padding
+ * (oneDNN would count it too), GlobalMaxPool / GlobalAveragePool; attributes valid. */
+static int poolable(const onnx_node *c)
+{
+    md_err tmp;
+    const char *t = c->op_type;
+    if (c->domain[0] != '\0' || c->n_out != 1)
+        return 0;
+    if (strcmp(t, "GlobalMaxPool") == 0)
+        return POOL_GLOBAL_MAX;
+    if (strcmp(t, "GlobalAveragePool") == 0)
+        return POOL_GLOBAL_AVG;
+    if (strcmp(t, "MaxPool") != 0 && strcmp(t, "AveragePool") != 0)
+        return 0;
+    if (onnx__pool_attrs_check(c, &tmp) != MD_OK)
+        return 0; /* left alone, to fail its own prepare */
+    if (t[0] == 'M')
+        return 1 + ONNX_KPOOL_MAX;
+    if (onnx__attr_int(c, "count_include_pad", 0) == 0)
+        return 1 + ONNX_KPOOL_AVG_EXCLUDE_PAD;
+    return onnx__attr_int(c, "ceil_mode", 0) ? 0 : 1 + ONNX_KPOOL_AVG_INCLUDE_PAD;
+}
+
+/* Append c as a new stage (a Conv or a pooling of kind pool) and absorb it. */
+static int add_stage(onnx_prep *p, onnx_node *n, conv_priv *cp, onnx_node *c, int pool,
+                     md_err *err)
+{
+    init_stage(p, &cp->st[cp->nst], c);
+    cp->st[cp->nst].pool = pool;
+    int rc = onnx__prep_absorb(p, n, c, err);
+    if (rc == MD_OK)
+        cp->nst++;
+    return rc;
+}
+
+/* Absorb what follows n while it can be fused: activations into the current convolution stage,
+ * poolings and Convs as new stages (only after constant weights, invariant 3). */
 static int absorb_followers(onnx_prep *p, onnx_node *n, conv_priv *cp, md_err *err)
 {
     for (;;) {
@@ -239,21 +281,21 @@ static int absorb_followers(onnx_prep *p, onnx_node *n, conv_priv *cp, md_err *e
         onnx_kact a;
         if (c == NULL)
             return MD_OK;
-        if (cur->act.kind == ONNX_KACT_NONE && onnx__fusable_act(p, c, &a)) {
+        if (!cur->pool && cur->act.kind == ONNX_KACT_NONE && onnx__fusable_act(p, c, &a)) {
             int rc = onnx__prep_absorb(p, n, c, err);
             if (rc)
                 return rc;
             cur->act = a;
             continue;
         }
-        if (cp->nst >= MAX_CHAIN || cp->st[0].w == NULL || cur->transpose ||
-            !chainable(p, n, c))
+        if (cp->nst >= MAX_CHAIN || cp->st[0].w == NULL || cp->st[0].transpose)
             return MD_OK;
-        init_stage(p, &cp->st[cp->nst], c);
-        int rc = onnx__prep_absorb(p, n, c, err);
+        int pool = poolable(c);
+        if (pool == 0 && !chainable(p, n, c))
+            return MD_OK;
+        int rc = add_stage(p, n, cp, c, pool, err);
         if (rc)
             return rc;
-        cp->nst++;
     }
 }
 
@@ -287,20 +329,49 @@ static int prepare_conv(onnx_node *n, onnx_prep *p, md_err *err)
 
 /* ---- run ------------------------------------------------------------------------------------- */
 
-/* Geometries of every stage for this run's input, and the chain's output shape. */
+/* Geometry of pooling stage s for input dims (rank, dims). */
+static int pool_stage_geom(const stage *s, int rank, const int64_t *dims, onnx_kpool_geom *g,
+                           md_err *e)
+{
+    if (s->pool < POOL_GLOBAL_MAX)
+        return onnx__pool_geom_of(s->node, rank, dims, s->pool - 1, g, e);
+    memset(g, 0, sizeof *g);
+    g->kind = s->pool == POOL_GLOBAL_MAX ? ONNX_KPOOL_MAX : ONNX_KPOOL_AVG_EXCLUDE_PAD;
+    g->nsp = rank - 2;
+    g->n = dims[0];
+    g->c = dims[1];
+    for (int i = 0; i < g->nsp; i++) {
+        g->in[i] = g->k[i] = dims[2 + i];
+        g->out[i] = g->stride[i] = g->dil[i] = 1;
+    }
+    return onnx__pool_check(g, e);
+}
+
+/* Stages of the chain for this run's input, and the chain's output shape. */
 static int chain_geoms(const conv_priv *cp, const onnx_tensor *x, const onnx_tensor *w,
-                       const onnx_tensor *b, onnx_kconv_geom *g, int *rank, int64_t *dims,
+                       const onnx_tensor *b, onnx_kstage *g, int *rank, int64_t *dims,
                        md_err *e)
 {
     *rank = x->rank;
     memcpy(dims, x->dims, sizeof(int64_t) * ONNX_MAX_RANK);
     for (int i = 0; i < cp->nst; i++) {
         const onnx_tensor *ws = i == 0 ? w : cp->st[i].w, *bs = i == 0 ? b : cp->st[i].b;
-        int rc = stage_geom(&cp->st[i], *rank, dims, ws, bs, &g[i], e);
+        int rc;
+        memset(&g[i], 0, sizeof g[i]);
+        if (cp->st[i].pool) {
+            g[i].kind = ONNX_KSTAGE_POOL;
+            rc = pool_stage_geom(&cp->st[i], *rank, dims, &g[i].pool, e);
+            if (rc)
+                return rc;
+            memcpy(dims + 2, g[i].pool.out, sizeof(int64_t) * (size_t)g[i].pool.nsp);
+            continue;
+        }
+        g[i].kind = ONNX_KSTAGE_CONV;
+        rc = stage_geom(&cp->st[i], *rank, dims, ws, bs, &g[i].conv, e);
         if (rc)
             return rc;
-        dims[1] = g[i].oc;
-        memcpy(dims + 2, g[i].out, sizeof(int64_t) * (size_t)g[i].nsp);
+        dims[1] = g[i].conv.oc;
+        memcpy(dims + 2, g[i].conv.out, sizeof(int64_t) * (size_t)g[i].conv.nsp);
     }
     return MD_OK;
 }
@@ -308,26 +379,24 @@ static int chain_geoms(const conv_priv *cp, const onnx_tensor *x, const onnx_ten
 static int build_entry(const conv_priv *cp, const onnx_tensor *x, const onnx_tensor *w,
                        const onnx_tensor *b, int threads, shape_ent *ent, md_err *e)
 {
-    onnx_kconv_geom g[MAX_CHAIN];
+    onnx_kstage g[MAX_CHAIN];
     const float *wl[MAX_CHAIN], *bl[MAX_CHAIN];
     int rc = chain_geoms(cp, x, w, b, g, &ent->y_rank, ent->y_dims, e);
     if (rc)
         return rc;
+    double macs = 0.0;
     for (int i = 0; i < cp->nst; i++) {
         const onnx_tensor *ws = i == 0 ? w : cp->st[i].w, *bs = i == 0 ? b : cp->st[i].b;
-        wl[i] = ws->data;
+        wl[i] = ws ? ws->data : NULL;
         bl[i] = bs ? bs->data : NULL;
+        macs += g[i].kind == ONNX_KSTAGE_CONV ? onnx__conv_macs(&g[i].conv) : 0.0;
     }
     /* oneDNN fixes the team size when it builds a primitive (see onnx__conv_new) */
-    double macs = 0.0;
-    for (int i = 0; i < cp->nst; i++)
-        macs += onnx__conv_macs(&g[i]);
     onnx__kern_set_threads(onnx__kern_threads_for(threads, macs));
     int runtime = cp->st[0].w == NULL;
-    return onnx__conv_new(cp->nst, g, runtime ? NULL : wl, runtime ? NULL : bl, &ent->conv, e);
+    return onnx__chain_new(cp->nst, g, runtime ? NULL : wl, runtime ? NULL : bl, &ent->conv, e);
 }
 
-/* The cache key: input and weight shapes, bias presence and the thread count asked for. */
 static void make_key(const onnx_tensor *x, const onnx_tensor *w, int has_b, int threads,
                      int64_t *key)
 {
@@ -380,7 +449,7 @@ static int run_empty(const conv_priv *cp, onnx_kctx *k, const onnx_tensor *w,
                      const onnx_tensor *b)
 {
     onnx_tensor x1 = *k->in[0], *y;
-    onnx_kconv_geom g[MAX_CHAIN];
+    onnx_kstage g[MAX_CHAIN];
     int rank;
     int64_t dims[ONNX_MAX_RANK];
     md_err e;

@@ -7,73 +7,14 @@
  */
 #include <string.h>
 
+#include "onnx/kernels/fuse.h"
 #include "onnx/kernels/kernels.h"
 #include "onnx/onnx_int.h"
 
 static int prepare_pool(onnx_node *n, onnx_prep *p, md_err *err)
 {
     (void)p;
-    const int64_t *v;
-    size_t nk = onnx__attr_ints(n, "kernel_shape", &v);
-    if (nk < 1 || nk > ONNX_KMAX_SPATIAL)
-        return onnx__prep_fail(n, err, nk ? MD_E_UNSUPPORTED : MD_E_MODEL_INVALID,
-                               "kernel_shape", "needs 1 to 3 values, got %zu", nk);
-    if (onnx__autopad_parse(onnx__attr_str(n, "auto_pad", "NOTSET")) < 0)
-        return onnx__prep_fail(n, err, MD_E_UNSUPPORTED, "auto_pad", "unknown auto_pad '%s'",
-                               onnx__attr_str(n, "auto_pad", ""));
-    static const char *const names[] = {"kernel_shape", "strides", "dilations", "pads"};
-    for (int a = 0; a < 4; a++) {
-        size_t cnt = onnx__attr_ints(n, names[a], &v);
-        size_t want = a == 3 ? 2 * nk : nk;
-        if (cnt != 0 && cnt != want)
-            return onnx__prep_fail(n, err, MD_E_MODEL_INVALID, names[a], "has %zu values, "
-                                   "expected %zu", cnt, want);
-        for (size_t i = 0; i < cnt; i++)
-            if (v[i] < (a == 3 ? 0 : 1))
-                return onnx__prep_fail(n, err, MD_E_MODEL_INVALID, names[a], "must be >= %d",
-                                       a == 3 ? 0 : 1);
-    }
-    int64_t so = onnx__attr_int(n, "storage_order", 0);
-    if (so != 0 && so != 1)
-        return onnx__prep_fail(n, err, MD_E_MODEL_INVALID, "storage_order", "must be 0 or 1");
-    return MD_OK;
-}
-
-/* The pooling geometry for input x (attributes already checked at load). */
-static int pool_geom(const onnx_node *n, const onnx_tensor *x, int kind, onnx_kpool_geom *g,
-                     md_err *e)
-{
-    const int64_t *ks, *st, *dl, *pd;
-    size_t nk = onnx__attr_ints(n, "kernel_shape", &ks);
-    size_t nst = onnx__attr_ints(n, "strides", &st), ndl = onnx__attr_ints(n, "dilations", &dl);
-    size_t npd = onnx__attr_ints(n, "pads", &pd);
-    if (x->rank != (int)nk + 2)
-        return md_fail(e, MD_E_INVALID_PARAM, "X", "rank %d, expected %zu for a %zu-D kernel",
-                       x->rank, nk + 2, nk);
-    int autopad = onnx__autopad_parse(onnx__attr_str(n, "auto_pad", "NOTSET"));
-    int ceil_mode = (int)onnx__attr_int(n, "ceil_mode", 0);
-    memset(g, 0, sizeof *g);
-    g->kind = kind;
-    g->nsp = (int)nk;
-    g->n = x->dims[0];
-    g->c = x->dims[1];
-    for (int i = 0; i < g->nsp; i++) {
-        g->in[i] = x->dims[2 + i];
-        g->k[i] = ks[i];
-        g->stride[i] = nst ? st[i] : 1;
-        g->dil[i] = ndl ? dl[i] : 1;
-        g->pad_begin[i] = npd ? pd[i] : 0;
-        g->pad_end[i] = npd ? pd[nk + (size_t)i] : 0;
-        if (g->in[i] < 1)
-            return md_fail(e, MD_E_INVALID_PARAM, "X", "spatial dims must be >= 1");
-        int64_t ek = (g->k[i] - 1) * g->dil[i] + 1;
-        g->out[i] = onnx__spatial_out(autopad, ceil_mode, g->in[i], ek, g->stride[i],
-                                      &g->pad_begin[i], &g->pad_end[i]);
-        if (g->out[i] < 1)
-            return md_fail(e, MD_E_INVALID_PARAM, "kernel_shape",
-                           "kernel larger than the padded input");
-    }
-    return onnx__pool_check(g, e);
+    return onnx__pool_attrs_check(n, err);
 }
 
 /* Float view of an 8-bit input in scratch (exact), or the float data itself. */
@@ -97,7 +38,7 @@ static int run_pool(const onnx_node *n, onnx_kctx *k, int kind)
     if (x->dtype != ONNX_FLOAT && !(byte && kind == ONNX_KPOOL_MAX))
         return onnx__kfail(k, MD_E_UNSUPPORTED, "input type %s is not supported",
                            onnx_dtype_name(x->dtype));
-    if (pool_geom(n, x, kind, &g, &e))
+    if (onnx__pool_geom_of(n, x->rank, x->dims, kind, &g, &e))
         return onnx__kfail(k, e.code, "%s: %s", e.field, e.msg);
     int64_t dims[ONNX_MAX_RANK] = {g.n, g.c};
     memcpy(dims + 2, g.out, sizeof(int64_t) * (size_t)g.nsp);
