@@ -86,6 +86,8 @@ int http__pool_new(unsigned threads, unsigned queue, http_pool **out);
 /* Queue fn(arg). MD_E_OVERLOADED when the queue is full (nothing queued). */
 int http__pool_submit(http_pool *p, http_pool_fn fn, void *arg);
 size_t http__pool_depth(http_pool *p);
+/* Workers running a job now. */
+size_t http__pool_busy(http_pool *p);
 /* Run what is queued, then join the workers. NULL is a no-op. */
 void http__pool_free(http_pool *p);
 
@@ -98,7 +100,7 @@ http__route_stats *http__metrics_route(http_metrics *m, const char *method, cons
 void http__metrics_observe(http__route_stats *st, int status, uint64_t dur_ns);
 typedef struct http__server_gauges {
     long inflight;
-    size_t queue_depth;
+    size_t queue_depth, workers_busy;
     uint64_t queue_rejected, rate_limited, timeouts;
     double uptime_s;
 } http__server_gauges;

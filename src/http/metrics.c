@@ -351,6 +351,8 @@ int http__metrics_render(http_metrics *m, const http__server_gauges *g, md_buf *
            (double)g->inflight);
     family(o, "modeld_compute_queue_depth", "gauge", "Heavy requests waiting for a compute worker.",
            (double)g->queue_depth);
+    family(o, "modeld_compute_workers_busy", "gauge", "Compute workers running a heavy request now.",
+           (double)g->workers_busy);
     family(o, "modeld_compute_rejections_total", "counter",
            "Heavy requests refused with 503 because the compute queue was full.", (double)g->queue_rejected);
     family(o, "modeld_request_timeouts_total", "counter", "Requests answered 504 at their deadline.",

@@ -21,6 +21,7 @@ struct http_pool {
     pthread_cond_t cv;
     job *ring;
     size_t cap, head, count;
+    size_t busy; /* workers running a job */
     bool stop;
     pthread_t *threads;
     unsigned nthreads;
@@ -38,9 +39,11 @@ static void *worker(void *arg)
         job j = p->ring[p->head];
         p->head = (p->head + 1) % p->cap;
         p->count--;
+        p->busy++;
         pthread_mutex_unlock(&p->mu);
         j.fn(j.arg);
         pthread_mutex_lock(&p->mu);
+        p->busy--;
     }
     pthread_mutex_unlock(&p->mu);
     return NULL;
@@ -96,6 +99,14 @@ size_t http__pool_depth(http_pool *p)
 {
     pthread_mutex_lock(&p->mu);
     size_t n = p->count;
+    pthread_mutex_unlock(&p->mu);
+    return n;
+}
+
+size_t http__pool_busy(http_pool *p)
+{
+    pthread_mutex_lock(&p->mu);
+    size_t n = p->busy;
     pthread_mutex_unlock(&p->mu);
     return n;
 }

@@ -545,6 +545,7 @@ int http_metrics_render(http_server *s, md_buf *out)
     http__server_gauges g = {
         .inflight = atomic_load(&s->inflight),
         .queue_depth = s->pool ? http__pool_depth(s->pool) : 0,
+        .workers_busy = s->pool ? http__pool_busy(s->pool) : 0,
         .queue_rejected = atomic_load(&s->queue_rejected),
         .rate_limited = atomic_load(&s->rate_limited),
         .timeouts = atomic_load(&s->timeouts),

@@ -53,6 +53,7 @@ def test_metrics_format(server):
     for name, kind in [("modeld_http_requests_total", "counter"),
                        ("modeld_http_request_duration_seconds", "histogram"),
                        ("modeld_http_requests_in_flight", "gauge"), ("modeld_compute_queue_depth", "gauge"),
+                       ("modeld_compute_workers_busy", "gauge"),
                        ("modeld_compute_rejections_total", "counter"),
                        ("modeld_rate_limit_rejections_total", "counter"),
                        ("process_resident_memory_bytes", "gauge"), ("process_cpu_seconds_total", "counter"),

@@ -42,6 +42,7 @@ static void test_overload_and_drain(void **state)
     for (int i = 0; i < 3; i++)
         assert_int_equal(http__pool_submit(p, held_job, &g), MD_OK);
     assert_int_equal(http__pool_depth(p), 3);
+    assert_int_equal(http__pool_busy(p), 2);
     assert_int_equal(http__pool_submit(p, held_job, &g), MD_E_OVERLOADED);
     pthread_mutex_lock(&g.mu);
     g.open = 1;
