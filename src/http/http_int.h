@@ -82,6 +82,7 @@ int http__router_match(const http_router *rt, const char *method, const char *pa
 /* ---- compute pool (pool.c): a bounded queue in front of N worker threads ---- */
 typedef struct http_pool http_pool;
 typedef void (*http_pool_fn)(void *arg);
+/* Ownership: *out is new; free with http__pool_free. */
 int http__pool_new(unsigned threads, unsigned queue, http_pool **out);
 /* Queue fn(arg). MD_E_OVERLOADED when the queue is full (nothing queued). */
 int http__pool_submit(http_pool *p, http_pool_fn fn, void *arg);
@@ -93,9 +94,11 @@ void http__pool_free(http_pool *p);
 
 /* ---- metrics (metrics.c) ---- */
 typedef struct http_metrics http_metrics;
+/* Ownership: *out is new; free with http__metrics_free (which frees every stats block,
+ * counter, gauge and collector registered in it). */
 int http__metrics_new(http_metrics **out);
 void http__metrics_free(http_metrics *m);
-/* Stats block for one route (route NULL = requests that matched no route). */
+/* Stats block for one route; owned by m (borrowed until http__metrics_free). */
 http__route_stats *http__metrics_route(http_metrics *m, const char *method, const char *pattern);
 void http__metrics_observe(http__route_stats *st, int status, uint64_t dur_ns);
 typedef struct http__server_gauges {
@@ -115,7 +118,7 @@ int http__metrics_collector(http_metrics *m, http_collector_fn fn, void *ctx);
 bool http__accepts_gzip(const char *accept_encoding);
 /* Is a content type worth compressing (text, JSON, SVG, JS, XML)? */
 bool http__compressible(const char *content_type);
-/* gzip src into the arena: 0 with *out and *out_len set, or MD_E_NOMEM / MD_E_INTERNAL. */
+/* gzip src into the arena (*out borrowed until the arena is freed): 0 with *out and *out_len set, or MD_E_NOMEM / MD_E_INTERNAL. */
 int http__gzip(md_arena *a, const void *src, size_t len, void **out, size_t *out_len);
 
 /* ---- request ids (request.c) ---- */
@@ -195,7 +198,8 @@ struct http_server {
     bool closing; /* under watch_mu: the final phase of a drain, no new suspensions */
 };
 
-/* Request lifetime. */
+/* Request lifetime. New request with one reference and its own arena (the request lives in it);
+ * http__req_unref drops a reference and frees everything with the last one. NULL on OOM. */
 http_req *http__req_new(http_server *s);
 void http__req_unref(http_req *r);
 /* Stages of the chain that do not depend on libmicrohttpd. */
