@@ -42,6 +42,7 @@ const state = {
   converter: 'vtracer',
   preset: 'default',
   presets: null,       // {name: {param: value}} from the server
+  limits: null,        // {upload_max_bytes, max_width, max_height, max_pixels} from the server
   touched: new Set(),  // parameters moved by the user since the preset was chosen
   result: null,        // the last convert answer
   urls: { original: null, svg: null },
@@ -267,6 +268,10 @@ async function loadPresets() {
     state.presets = r.body.presets;
     showParams(state.presets[state.preset], true);
   }
+  if (r.ok && r.body && r.body.limits) {
+    state.limits = r.body.limits;
+    $('dz-limit').textContent = humanBytes(state.limits.upload_max_bytes);
+  }
 }
 
 /* ---------------------------------------------------------------- upload ----------------- */
@@ -304,6 +309,16 @@ function chooseFile(file) {
   $('file-name').textContent = file.name || 'image';
   $('file-details').textContent = humanBytes(file.size);
   updateConvertButton();
+  // Refuse a file the server would refuse anyway before sending megabytes (the server may close
+  // the connection on an oversized body, which a browser reports only as a network error).
+  if (state.limits && file.size > state.limits.upload_max_bytes) {
+    setUploadState('too large', 'bad');
+    showMessage('error', 'The file is too large',
+      `It is ${humanBytes(file.size)}; images are accepted up to ${humanBytes(state.limits.upload_max_bytes)}.`, { status: 413 });
+    state.file = null;
+    updateConvertButton();
+    return;
+  }
   if (apiKey()) upload().catch(() => {});
   else {
     setUploadState('waiting for key');

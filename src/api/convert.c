@@ -260,7 +260,7 @@ static int results_handler(http_req *req, void *ctx)
 
 static int presets_handler(http_req *req, void *ctx)
 {
-    (void)ctx;
+    const api_convert *c = ctx;
     static const char *const names[] = {"default", "quality", "fast", "bw"};
     json_t *all = json_object();
     md_buf b;
@@ -281,7 +281,11 @@ static int presets_handler(http_req *req, void *ctx)
         json_decref(all);
         return rc;
     }
-    json_t *j = json_pack("{s:b, s:o}", "success", 1, "presets", all); /* steals all */
+    /* The page checks a file against the limits before sending it. Steals all. */
+    json_t *j = json_pack("{s:b, s:o, s:{s:I, s:I, s:I, s:I}}", "success", 1, "presets", all, "limits",
+                          "upload_max_bytes", (json_int_t)c->o.upload_max_bytes, "max_width",
+                          (json_int_t)c->o.limits.max_width, "max_height", (json_int_t)c->o.limits.max_height,
+                          "max_pixels", (json_int_t)c->o.limits.max_pixels);
     if (j == NULL)
         return MD_E_NOMEM;
     http_reply_header(req, "Cache-Control", "private, max-age=300");

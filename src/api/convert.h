@@ -3,7 +3,7 @@
  *   POST /api/upload          write  multipart/form-data "file" field, or a raw image body (Content-Type image/png, ...)
  *   POST /api/convert         write  {"file_id", "converter": "vtracer"|"potrace"|"smart", preset?, params...}
  *   GET  /api/results/{id}    read   the stored conversion as JSON; {id}.svg gives the SVG file
- *   GET  /api/presets         read   the parameters of every preset (for the web page)
+ *   GET  /api/presets         read   every preset's parameters and the upload limits (for the web page)
  *   GET  /, GET /{file}       public the web page (webui.h)
  *
  * Handlers are thin: they parse and validate, then call the image decoders, the vectorizer

@@ -307,3 +307,15 @@ def test_web_page_served(server, path, ctype):
 def test_web_page_no_traversal(server):
     for p in ("/..%2FCMakeLists.txt", "/.hidden", "/nope.js", "/%2e%2e/etc/passwd"):
         assert requests.get(server.url + p, timeout=30).status_code == 404, p
+
+
+def test_presets_and_limits(server, keys):
+    r = requests.get(server.url + "/api/presets", headers=bearer(keys["read"]), timeout=30)
+    assert r.status_code == 200
+    j = r.json()
+    assert set(j["presets"]) == {"default", "quality", "fast", "bw"}
+    assert j["presets"]["bw"]["colormode"] == "binary"
+    assert all(PARAM_NAMES <= set(p) for p in j["presets"].values())
+    assert j["limits"] == {"upload_max_bytes": 20 << 20, "max_width": 8192, "max_height": 8192,
+                           "max_pixels": 40000000}
+    assert requests.get(server.url + "/api/presets", timeout=30).status_code == 401

@@ -152,5 +152,13 @@ test('errors are explained: wrong key, not an image', async () => {
   await page.setInputFiles('#file-input', path.join(CORPUS, 'corrupted_truncated.png'));
   await page.waitForSelector('.msg.error[data-status="400"]');
   assert.equal(await page.isDisabled('#download-btn'), true);
+
+  // Past the server's upload limit (which the page learns from /api/presets): refused at once.
+  await page.waitForFunction(() => document.querySelector('#dz-limit').textContent === '20.0 MB');
+  const big = Buffer.concat([fs.readFileSync(path.join(CORPUS, 'simple_geometric_00.png')), Buffer.alloc(21 << 20)]);
+  await page.setInputFiles('#file-input', { name: 'huge.png', mimeType: 'image/png', buffer: big });
+  await page.waitForSelector('.msg.error[data-status="413"]');
+  assert.match(await page.textContent('.msg.error'), /too large/);
+  assert.equal(await page.isDisabled('#convert-btn'), true);
   await page.close();
 });
