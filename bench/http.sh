@@ -33,7 +33,18 @@ cleanup() {
 trap cleanup EXIT
 
 free_port() { $py -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_up() { for _ in $(seq 200); do curl -fs "$1/api/health" >/dev/null 2>&1 && return 0; sleep 0.05; done; return 1; }
+wait_up() {
+  $py - "$1/api/health" <<'PY'
+import sys, time, urllib.request
+for _ in range(400):
+    try:
+        urllib.request.urlopen(sys.argv[1], timeout=1).read()
+        sys.exit(0)
+    except Exception:
+        time.sleep(0.05)
+sys.exit(1)
+PY
+}
 
 # CPU seconds (user+sys) and RSS (kB) of a process and all its descendants.
 tree_pids() { echo "$1"; for c in $(pgrep -P "$1" || true); do tree_pids "$c"; done; }
