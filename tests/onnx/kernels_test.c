@@ -1,4 +1,5 @@
-/* kernels_test.c - the conv / gemm / pool / batchnorm kernels against naive reference loops.
+/* kernels_test.c - the conv / gemm / pool / batchnorm kernels against naive reference loops,
+ * and the ops on top of them run through the engine (fusion into chains, bad shapes).
  *
  * The references below are written independently of src/onnx/kernels (straight from the ONNX
  * operator definitions, one output at a time, with explicit bound checks), so an indexing slip in
@@ -18,6 +19,8 @@
 #include <cmocka.h>
 
 #include "onnx/kernels/kernels.h"
+#include "onnx/onnx.h"
+#include "onnx/onnx_builder.h"
 
 /* ---- helpers ------------------------------------------------------------------------------- */
 
@@ -716,6 +719,204 @@ static void test_chain_with_pools(void **state)
     free(x);
 }
 
+/* ---- the ops through the engine -------------------------------------------------------------- */
+
+static void attr_ints(bld *b, Onnx__NodeProto *n, const char *name, int64_t *v, size_t cnt)
+{
+    Onnx__AttributeProto *a = bld_attr(b, n, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS);
+    a->n_ints = cnt;
+    a->ints = v;
+}
+
+static onnx_model *load(bld *b, int expect_rc, md_err *err)
+{
+    size_t len;
+    uint8_t *buf = bld_pack(b, &len);
+    onnx_model *m = NULL;
+    assert_int_equal(onnx_model_load_bytes(buf, len, NULL, &m, err), expect_rc);
+    free(buf);
+    return m;
+}
+
+/* Conv-Relu-MaxPool-Conv-Tanh-GlobalAveragePool with a symbolic batch: the Conv absorbs all of
+ * it into one chain; two batch sizes (two cached chains), each run twice, match the references. */
+static void test_engine_conv_chain(void **state)
+{
+    (void)state;
+    static int64_t xd[] = {-1, 3, 12, 12}, yd[] = {-1, 8, 1, 1}, w1d[] = {16, 3, 3, 3},
+                   w2d[] = {8, 16, 3, 3}, b1d[] = {16}, b2d[] = {8}, pads[] = {1, 1, 1, 1},
+                   k2[] = {2, 2};
+    float *w1 = rand_buf(16 * 27), *b1 = rand_buf(16), *w2 = rand_buf(8 * 144), *b2 = rand_buf(8);
+    bld b;
+    bld_init(&b, 13);
+    bld_input(&b, "X", ONNX_FLOAT, 4, xd);
+    bld_output(&b, "Y", ONNX_FLOAT, 4, yd);
+    bld_init_f32(&b, "W1", 4, w1d, w1, 16 * 27);
+    bld_init_f32(&b, "B1", 1, b1d, b1, 16);
+    bld_init_f32(&b, "W2", 4, w2d, w2, 8 * 144);
+    bld_init_f32(&b, "B2", 1, b2d, b2, 8);
+    Onnx__NodeProto *c1 = bld_node(&b, "Conv", "c1", (const char *[]){"X", "W1", "B1", NULL},
+                                   (const char *[]){"A", NULL});
+    attr_ints(&b, c1, "pads", pads, 4);
+    bld_node(&b, "Relu", "r", (const char *[]){"A", NULL}, (const char *[]){"R", NULL});
+    Onnx__NodeProto *mp = bld_node(&b, "MaxPool", "p", (const char *[]){"R", NULL},
+                                   (const char *[]){"P", NULL});
+    attr_ints(&b, mp, "kernel_shape", k2, 2);
+    attr_ints(&b, mp, "strides", k2, 2);
+    Onnx__NodeProto *c2 = bld_node(&b, "Conv", "c2", (const char *[]){"P", "W2", "B2", NULL},
+                                   (const char *[]){"C", NULL});
+    attr_ints(&b, c2, "pads", pads, 4);
+    bld_node(&b, "Tanh", "t", (const char *[]){"C", NULL}, (const char *[]){"T", NULL});
+    bld_node(&b, "GlobalAveragePool", "g", (const char *[]){"T", NULL},
+             (const char *[]){"Y", NULL});
+    md_err err;
+    onnx_model *m = load(&b, MD_OK, &err);
+    for (int64_t n = 1; n <= 2; n++) {
+        onnx_kconv_geom g1 = geom2d(n, 3, 16, 12, 12, 3, 1, 1, 1, 1, 1);
+        g1.act = (onnx_kact){ONNX_KACT_RELU, 0, 0};
+        onnx_kpool_geom p = pool2d(ONNX_KPOOL_MAX, n, 16, 12, 12, 2, 2, 0, 0);
+        onnx_kconv_geom g2 = geom2d(n, 16, 8, 6, 6, 3, 1, 1, 1, 1, 1);
+        g2.act = (onnx_kact){ONNX_KACT_TANH, 0, 0};
+        float *x = rand_buf(count_in(&g1)), *t1 = malloc(count_out(&g1) * 4);
+        float *t2 = malloc((size_t)(n * 16 * 36) * 4), *t3 = malloc(count_out(&g2) * 4);
+        float want[16] = {0};
+        ref_conv(&g1, x, w1, b1, t1);
+        ref_pool2d(&p, t1, t2, NULL);
+        ref_conv(&g2, t2, w2, b2, t3);
+        for (int64_t i = 0; i < n * 8; i++) {
+            for (int j = 0; j < 36; j++)
+                want[i] += t3[i * 36 + j] / 36.0f;
+        }
+        onnx_tensor in = {.dtype = ONNX_FLOAT, .rank = 4, .dims = {n, 3, 12, 12}, .data = x};
+        for (int rep = 0; rep < 2; rep++) {
+            onnx_result *r = NULL;
+            assert_int_equal(onnx_run(m, &in, 1, NULL, &r, &err), MD_OK);
+            const onnx_tensor *y = onnx_result_output(r, 0);
+            assert_int_equal(y->rank, 4);
+            assert_int_equal(y->dims[0], n);
+            assert_int_equal(y->dims[1], 8);
+            assert_close(y->data, want, (size_t)(n * 8), "engine chain");
+            onnx_result_free(r);
+        }
+        free(x);
+        free(t1);
+        free(t2);
+        free(t3);
+    }
+    onnx_model_free(m);
+    free(w1);
+    free(b1);
+    free(w2);
+    free(b2);
+}
+
+/* Shapes that do not fit fail the run with the field named, and the model stays usable. */
+static void test_engine_bad_shapes(void **state)
+{
+    (void)state;
+    static int64_t xd[] = {1, -1, 5, 5}, yd[] = {-1, -1, -1, -1}, wd[] = {2, 3, 3, 3};
+    float w[54] = {0}, x[4 * 25] = {0};
+    bld b;
+    bld_init(&b, 13);
+    bld_input(&b, "X", ONNX_FLOAT, 4, xd);
+    bld_output(&b, "Y", ONNX_FLOAT, 4, yd);
+    bld_init_f32(&b, "W", 4, wd, w, 54);
+    bld_node(&b, "Conv", "c", (const char *[]){"X", "W", NULL}, (const char *[]){"Y", NULL});
+    md_err err;
+    onnx_model *m = load(&b, MD_OK, &err);
+    onnx_tensor in = {.dtype = ONNX_FLOAT, .rank = 4, .dims = {1, 4, 5, 5}, .data = x};
+    onnx_result *r = NULL;
+    assert_int_equal(onnx_run(m, &in, 1, NULL, &r, &err), MD_E_INVALID_PARAM);
+    assert_non_null(strstr(err.msg, "input channels"));
+    in.dims[1] = 3;
+    assert_int_equal(onnx_run(m, &in, 1, NULL, &r, &err), MD_OK);
+    assert_int_equal(onnx_result_output(r, 0)->dims[1], 2);
+    onnx_result_free(r);
+    onnx_model_free(m);
+    /* a MaxPool without kernel_shape fails to load, naming the attribute */
+    bld_init(&b, 13);
+    bld_input(&b, "X", ONNX_FLOAT, 4, xd);
+    bld_output(&b, "Y", ONNX_FLOAT, 4, yd);
+    bld_node(&b, "MaxPool", "p", (const char *[]){"X", NULL}, (const char *[]){"Y", NULL});
+    assert_null(load(&b, MD_E_MODEL_INVALID, &err));
+    assert_string_equal(err.field, "kernel_shape");
+}
+
+/* MatMul with broadcast batch dims and 1-D operands, against loops. */
+static void check_matmul(int ra, const int64_t *da, int rb, const int64_t *db, int ry,
+                         const int64_t *dy)
+{
+    bld b;
+    bld_init(&b, 13);
+    bld_input(&b, "A", ONNX_FLOAT, ra, da);
+    bld_input(&b, "B", ONNX_FLOAT, rb, db);
+    bld_output(&b, "Y", ONNX_FLOAT, -1, NULL);
+    bld_node(&b, "MatMul", "mm", (const char *[]){"A", "B", NULL}, (const char *[]){"Y", NULL});
+    md_err err;
+    onnx_model *m = load(&b, MD_OK, &err);
+    int64_t na = 1, nb = 1;
+    for (int i = 0; i < ra; i++)
+        na *= da[i];
+    for (int i = 0; i < rb; i++)
+        nb *= db[i];
+    float *a = rand_buf((size_t)na), *bb = rand_buf((size_t)nb);
+    onnx_tensor in[2] = {{.dtype = ONNX_FLOAT, .rank = ra, .data = a},
+                         {.dtype = ONNX_FLOAT, .rank = rb, .data = bb}};
+    memcpy(in[0].dims, da, sizeof(int64_t) * (size_t)ra);
+    memcpy(in[1].dims, db, sizeof(int64_t) * (size_t)rb);
+    onnx_result *r = NULL;
+    assert_int_equal(onnx_run(m, in, 2, NULL, &r, &err), MD_OK);
+    const onnx_tensor *y = onnx_result_output(r, 0);
+    assert_int_equal(y->rank, ry);
+    for (int i = 0; i < ry; i++)
+        assert_int_equal(y->dims[i], dy[i]);
+    /* reference: broadcast over the batch dims of y, numpy rules for 1-D operands */
+    int64_t K = da[ra - 1], M = ra == 1 ? 1 : da[ra - 2], N = rb == 1 ? 1 : db[rb - 1];
+    int brank = ry - (ra > 1) - (rb > 1);
+    int64_t nbatch = 1;
+    for (int i = 0; i < brank; i++)
+        nbatch *= dy[i];
+    const float *yv = y->data;
+    for (int64_t bi = 0; bi < nbatch; bi++) {
+        int64_t rem = bi, ao = 0, bo = 0, astr = M * K, bstr = K * N;
+        for (int d = brank - 1; d >= 0; d--) {
+            int64_t c = rem % dy[d];
+            rem /= dy[d];
+            int ja = d - (brank - (ra - 2)), jb = d - (brank - (rb - 2));
+            if (ra > 2 && ja >= 0) {
+                ao += (da[ja] == 1 ? 0 : c) * astr;
+                astr *= da[ja];
+            }
+            if (rb > 2 && jb >= 0) {
+                bo += (db[jb] == 1 ? 0 : c) * bstr;
+                bstr *= db[jb];
+            }
+        }
+        for (int64_t i = 0; i < M; i++)
+            for (int64_t j = 0; j < N; j++) {
+                double acc = 0;
+                for (int64_t k = 0; k < K; k++)
+                    acc += (double)a[ao + i * K + k] * bb[bo + k * N + j];
+                float got = yv[(bi * M + i) * N + j];
+                assert_true(fabs(got - acc) <= 1e-4 + 1e-3 * fabs(acc));
+            }
+    }
+    onnx_result_free(r);
+    onnx_model_free(m);
+    free(a);
+    free(bb);
+}
+
+static void test_engine_matmul(void **state)
+{
+    (void)state;
+    check_matmul(4, (int64_t[]){2, 1, 3, 4}, 3, (int64_t[]){3, 4, 5}, 4,
+                 (int64_t[]){2, 3, 3, 5});
+    check_matmul(3, (int64_t[]){2, 3, 4}, 2, (int64_t[]){4, 5}, 3, (int64_t[]){2, 3, 5});
+    check_matmul(1, (int64_t[]){4}, 3, (int64_t[]){2, 4, 3}, 2, (int64_t[]){2, 3});
+    check_matmul(3, (int64_t[]){2, 3, 4}, 1, (int64_t[]){4}, 2, (int64_t[]){2, 3});
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -732,6 +933,9 @@ int main(void)
         cmocka_unit_test(test_pool_indices_1d_3d),
         cmocka_unit_test(test_pool_bad_geometry),
         cmocka_unit_test(test_batchnorm),
+        cmocka_unit_test(test_engine_conv_chain),
+        cmocka_unit_test(test_engine_bad_shapes),
+        cmocka_unit_test(test_engine_matmul),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,7 @@
 /* fuse.h - load-time fusion of an activation into the kernel op before it (Conv, Gemm, MatMul,
  * BatchNormalization): the one place that decides which ONNX activations map onto onnx_kact.
- * Also the pooling attribute rules, shared by the pooling ops and the Conv chains absorbing them. */
+ * Also the pooling attribute rules, shared by the pooling ops and the Conv chains that absorb
+ * them. */
 #ifndef MD_ONNX_KERNELS_FUSE_H
 #define MD_ONNX_KERNELS_FUSE_H
 
