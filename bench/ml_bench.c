@@ -62,7 +62,8 @@ static void timeit(const char *what, call_fn fn, void *ctx, size_t rows, int rep
     double cpu = (now(CLOCK_PROCESS_CPUTIME_ID) - c0) / reps;
     qsort(w, (size_t)reps, sizeof *w, cmp);
     if (rows == 1)
-        printf("  %-34s 1 row      %8.1f us wall  %8.1f us cpu\n", what, w[reps / 2] * 1e3, cpu * 1e3);
+        printf("  %-34s 1 row      %8.1f us wall  %8.1f us cpu\n", what, w[reps / 2] * 1e3,
+               cpu * 1e3);
     else
         printf("  %-34s %zu rows  %8.3f ms wall  %8.3f ms cpu\n", what, rows, w[reps / 2], cpu);
     free(w);
@@ -89,7 +90,8 @@ typedef struct octx {
 static int onnx_call(void *p, size_t rows)
 {
     octx *c = p;
-    onnx_tensor in = {.dtype = ONNX_FLOAT, .rank = 2, .dims = {(int64_t)rows, FEAT}, .data = (void *)c->x};
+    onnx_tensor in = {
+        .dtype = ONNX_FLOAT, .rank = 2, .dims = {(int64_t)rows, FEAT}, .data = (void *)c->x};
     onnx_result *r = NULL;
     int rc = onnx_run(c->m, &in, 1, NULL, &r, NULL);
     if (rc == MD_OK)
@@ -102,7 +104,8 @@ static void check(const char *what, const float *got, const float *want)
 {
     for (size_t i = 0; i < ROWS * CLS; i++)
         if (got[i] - want[i] > 1e-5f || want[i] - got[i] > 1e-5f) {
-            fprintf(stderr, "ml_bench: %s differs from XGBoost at %zu: %g vs %g\n", what, i, got[i], want[i]);
+            fprintf(stderr, "ml_bench: %s differs from XGBoost at %zu: %g vs %g\n", what, i, got[i],
+                    want[i]);
             exit(1);
         }
 }
@@ -127,7 +130,8 @@ int main(int argc, char **argv)
             fprintf(stderr, "ml_bench: %s\n", md_err_message(&err));
             return 1;
         }
-        printf("  xgb_model_load (%s)               %8.2f ms\n", f ? "ubj " : "json", now(CLOCK_MONOTONIC) - t0);
+        printf("  xgb_model_load (%s)               %8.2f ms\n", f ? "ubj " : "json",
+               now(CLOCK_MONOTONIC) - t0);
     }
     snprintf(p, sizeof p, "%s/model.onnx", dir);
     double t0 = now(CLOCK_MONOTONIC);

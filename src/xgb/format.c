@@ -35,7 +35,8 @@ typedef struct cursor {
 static json_t *bad(cursor *c, const char *what)
 {
     if (c->err->code == MD_OK)
-        md_fail(c->err, MD_E_MODEL_INVALID, "model", "malformed UBJSON model at byte %zu: %s", c->pos, what);
+        md_fail(c->err, MD_E_MODEL_INVALID, "model", "malformed UBJSON model at byte %zu: %s",
+                c->pos, what);
     return NULL;
 }
 
@@ -79,12 +80,18 @@ static json_t *scalar(cursor *c, unsigned char t)
         return bad(c, "truncated number");
     uint64_t v = be(c, size);
     switch (t) {
-    case 'i': return json_integer((int8_t)v);
-    case 'U': return json_integer((uint8_t)v);
-    case 'C': return json_integer((char)v);
-    case 'I': return json_integer((int16_t)v);
-    case 'l': return json_integer((int32_t)v);
-    case 'L': return json_integer((int64_t)v);
+    case 'i':
+        return json_integer((int8_t)v);
+    case 'U':
+        return json_integer((uint8_t)v);
+    case 'C':
+        return json_integer((char)v);
+    case 'I':
+        return json_integer((int16_t)v);
+    case 'l':
+        return json_integer((int32_t)v);
+    case 'L':
+        return json_integer((int64_t)v);
     default: {
         uint32_t u = (uint32_t)v;
         float f;
@@ -183,14 +190,29 @@ static json_t *value(cursor *c, int depth)
         return bad(c, "truncated value");
     unsigned char m = c->b[c->pos++];
     switch (m) {
-    case '{': return object(c, depth);
-    case '[': return array(c, depth);
-    case 'Z': return json_null();
-    case 'T': return json_true();
-    case 'F': return json_false();
-    case 'S': return str(c);
-    case 'i': case 'U': case 'C': case 'I': case 'l': case 'L': case 'd': return scalar(c, m);
-    default: c->pos--; return bad(c, "unknown or unsupported marker");
+    case '{':
+        return object(c, depth);
+    case '[':
+        return array(c, depth);
+    case 'Z':
+        return json_null();
+    case 'T':
+        return json_true();
+    case 'F':
+        return json_false();
+    case 'S':
+        return str(c);
+    case 'i':
+    case 'U':
+    case 'C':
+    case 'I':
+    case 'l':
+    case 'L':
+    case 'd':
+        return scalar(c, m);
+    default:
+        c->pos--;
+        return bad(c, "unknown or unsupported marker");
     }
 }
 
@@ -210,7 +232,8 @@ static int check_json_depth(const unsigned char *b, size_t len, md_err *err)
             in_str = 1;
         } else if (ch == '{' || ch == '[') {
             if (++depth > XGB__MAX_DEPTH)
-                return md_fail(err, MD_E_MODEL_INVALID, "model", "JSON model nested too deeply at byte %zu", i);
+                return md_fail(err, MD_E_MODEL_INVALID, "model",
+                               "JSON model nested too deeply at byte %zu", i);
         } else if (ch == '}' || ch == ']') {
             depth--;
         }
@@ -226,8 +249,9 @@ static int parse_json_text(const unsigned char *b, size_t len, json_t **out, md_
     json_error_t jerr;
     *out = json_loadb((const char *)b, len, JSON_REJECT_DUPLICATES | JSON_DISABLE_EOF_CHECK, &jerr);
     if (!*out)
-        return md_fail(err, MD_E_MODEL_INVALID, "model", "malformed JSON model at line %d column %d: %.120s",
-                       jerr.line, jerr.column, jerr.text);
+        return md_fail(err, MD_E_MODEL_INVALID, "model",
+                       "malformed JSON model at line %d column %d: %.120s", jerr.line, jerr.column,
+                       jerr.text);
     return MD_OK;
 }
 
@@ -237,8 +261,9 @@ int xgb__parse_doc(const unsigned char *b, size_t len, json_t **out, md_err *err
     md_err *e = err ? err : &local;
     *out = NULL;
     if (len < 2 || b[0] != '{')
-        return md_fail(e, MD_E_MODEL_INVALID, "model",
-                       "not an XGBoost JSON or UBJSON model (the legacy binary format is not accepted)");
+        return md_fail(
+            e, MD_E_MODEL_INVALID, "model",
+            "not an XGBoost JSON or UBJSON model (the legacy binary format is not accepted)");
     size_t i = 1;
     while (i < len && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r'))
         i++;
@@ -251,5 +276,6 @@ int xgb__parse_doc(const unsigned char *b, size_t len, json_t **out, md_err *err
     *out = value(&c, 0);
     if (*out)
         return MD_OK;
-    return e->code != MD_OK ? e->code : md_fail(e, MD_E_NOMEM, "model", "out of memory reading the model");
+    return e->code != MD_OK ? e->code
+                            : md_fail(e, MD_E_NOMEM, "model", "out of memory reading the model");
 }

@@ -55,8 +55,9 @@ static const json_t *typed_array(const json_t *tree, const char *key, size_t n, 
         return NULL;
     for (size_t i = 0; i < n; i++) {
         const json_t *v = json_array_get(a, i);
-        bool ok = el == EL_INT ? json_is_integer(v) : el == EL_NUM ? json_is_number(v)
-                                                                   : json_is_integer(v) || json_is_boolean(v);
+        bool ok = el == EL_INT   ? json_is_integer(v)
+                  : el == EL_NUM ? json_is_number(v)
+                                 : json_is_integer(v) || json_is_boolean(v);
         if (!ok)
             return NULL;
     }
@@ -73,26 +74,31 @@ static int no_categories(const json_t *tree, size_t n, size_t t, md_err *err)
 {
     const json_t *st = json_object_get(tree, "split_type");
     if (st && !typed_array(tree, "split_type", n, EL_INT))
-        return md_fail(err, MD_E_MODEL_INVALID, "trees", "tree %zu: split_type is not %zu integers", t, n);
+        return md_fail(err, MD_E_MODEL_INVALID, "trees", "tree %zu: split_type is not %zu integers",
+                       t, n);
     for (size_t i = 0; st && i < n; i++)
         if (at(st, i) != 0)
-            return md_fail(err, MD_E_UNSUPPORTED, "trees", "tree %zu: categorical splits are not supported", t);
-    static const char *const cats[] = {"categories", "categories_nodes", "categories_segments", "categories_sizes"};
+            return md_fail(err, MD_E_UNSUPPORTED, "trees",
+                           "tree %zu: categorical splits are not supported", t);
+    static const char *const cats[] = {"categories", "categories_nodes", "categories_segments",
+                                       "categories_sizes"};
     for (int i = 0; i < 4; i++) {
         const json_t *a = json_object_get(tree, cats[i]);
         if (a && (!json_is_array(a) || json_array_size(a) != 0))
-            return md_fail(err, MD_E_UNSUPPORTED, "trees", "tree %zu: categorical splits are not supported", t);
+            return md_fail(err, MD_E_UNSUPPORTED, "trees",
+                           "tree %zu: categorical splits are not supported", t);
     }
     return MD_OK;
 }
 
 /* Invariant 2, the walk: from the root, each node seen once, children and features in range. */
-static int walk_tree(const json_t *l, const json_t *r, const json_t *f, size_t n, size_t t, uint64_t nfeat,
-                     md_err *err)
+static int walk_tree(const json_t *l, const json_t *r, const json_t *f, size_t n, size_t t,
+                     uint64_t nfeat, md_err *err)
 {
     unsigned char *seen = calloc(n, 1);
     size_t *stack = malloc(n * sizeof *stack);
-    int rc = (seen && stack) ? MD_OK : md_fail(err, MD_E_NOMEM, "trees", "no memory to check tree %zu", t);
+    int rc = (seen && stack) ? MD_OK
+                             : md_fail(err, MD_E_NOMEM, "trees", "no memory to check tree %zu", t);
     size_t top = 0;
     if (rc == MD_OK) {
         stack[top++] = 0;
@@ -103,11 +109,13 @@ static int walk_tree(const json_t *l, const json_t *r, const json_t *f, size_t n
         long long li = at(l, i), ri = at(r, i), fi = at(f, i);
         if (li == -1)
             continue; /* a leaf: XGBoost looks only at the left child to decide */
-        if (li < 0 || ri < 0 || (size_t)li >= n || (size_t)ri >= n || seen[li] || seen[ri] || li == ri)
-            rc = md_fail(err, MD_E_MODEL_INVALID, "trees", "tree %zu node %zu: bad child index", t, i);
+        if (li < 0 || ri < 0 || (size_t)li >= n || (size_t)ri >= n || seen[li] || seen[ri] ||
+            li == ri)
+            rc = md_fail(err, MD_E_MODEL_INVALID, "trees", "tree %zu node %zu: bad child index", t,
+                         i);
         else if (fi < 0 || (uint64_t)fi >= nfeat)
-            rc = md_fail(err, MD_E_MODEL_INVALID, "trees", "tree %zu node %zu: split feature %lld out of range", t,
-                         i, fi);
+            rc = md_fail(err, MD_E_MODEL_INVALID, "trees",
+                         "tree %zu node %zu: split feature %lld out of range", t, i, fi);
         else {
             seen[li] = seen[ri] = 1;
             stack[top++] = (size_t)li;
@@ -132,23 +140,25 @@ static int validate_tree(const json_t *tree, size_t t, uint64_t nfeat, md_err *e
     const json_t *r = typed_array(tree, "right_children", n, EL_INT);
     const json_t *p = typed_array(tree, "parents", n, EL_INT);
     const json_t *f = typed_array(tree, "split_indices", n, EL_INT);
-    static const char *const nums[] = {"loss_changes", "sum_hessian", "base_weights", "split_conditions"};
+    static const char *const nums[] = {"loss_changes", "sum_hessian", "base_weights",
+                                       "split_conditions"};
     bool ok = l && r && p && f && typed_array(tree, "default_left", n, EL_BOOLISH);
     for (int i = 0; ok && i < 4; i++)
         ok = typed_array(tree, nums[i], n, EL_NUM) != NULL;
     if (!ok)
-        return md_fail(err, MD_E_MODEL_INVALID, "trees", "tree %zu: a node array is missing, mistyped or not %zu long",
-                       t, n);
+        return md_fail(err, MD_E_MODEL_INVALID, "trees",
+                       "tree %zu: a node array is missing, mistyped or not %zu long", t, n);
     for (size_t i = 1; i < n; i++)
         if (at(p, i) < 0 || at(p, i) >= nn)
-            return md_fail(err, MD_E_MODEL_INVALID, "trees", "tree %zu node %zu: parent out of range", t, i);
+            return md_fail(err, MD_E_MODEL_INVALID, "trees",
+                           "tree %zu node %zu: parent out of range", t, i);
     int rc = no_categories(tree, n, t, err);
     return rc ? rc : walk_tree(l, r, f, n, t, nfeat, err);
 }
 
 /* Invariant 1 (and 2, 3 per tree) for a gbtree model object; dart adds weight_drop. */
-static int validate_gbtree(const json_t *model, const json_t *dart, const xgb_info *info, uint64_t ngroups,
-                           md_err *err)
+static int validate_gbtree(const json_t *model, const json_t *dart, const xgb_info *info,
+                           uint64_t ngroups, md_err *err)
 {
     const json_t *trees = json_object_get(model, "trees");
     const json_t *groups = json_object_get(model, "tree_info");
@@ -158,11 +168,13 @@ static int validate_gbtree(const json_t *model, const json_t *dart, const xgb_in
         !typed_array(model, "tree_info", (size_t)nt, EL_INT))
         return md_fail(err, MD_E_MODEL_INVALID, "trees", "num_trees, trees and tree_info disagree");
     if (dart && !typed_array(dart, "weight_drop", (size_t)nt, EL_NUM))
-        return md_fail(err, MD_E_MODEL_INVALID, "weight_drop", "dart weight_drop does not have num_trees entries");
+        return md_fail(err, MD_E_MODEL_INVALID, "weight_drop",
+                       "dart weight_drop does not have num_trees entries");
     for (size_t t = 0; t < (size_t)nt; t++) {
         long long g = at(groups, t);
         if (g < 0 || (uint64_t)g >= ngroups)
-            return md_fail(err, MD_E_MODEL_INVALID, "tree_info", "tree %zu: output group out of range", t);
+            return md_fail(err, MD_E_MODEL_INVALID, "tree_info",
+                           "tree %zu: output group out of range", t);
         int rc = validate_tree(json_array_get(trees, t), t, info->num_features, err);
         if (rc)
             return rc;
@@ -176,8 +188,10 @@ static int validate_learner(const json_t *learner, xgb_info *info, uint64_t *ngr
     const json_t *param = json_object_get(learner, "learner_model_param");
     long long nfeat = count_of(param, "num_feature"), ncls = count_of(param, "num_class");
     long long ntgt = json_object_get(param, "num_target") ? count_of(param, "num_target") : 1;
-    if (nfeat <= 0 || nfeat > MAX_FEATURES || ncls < 0 || ncls > MAX_OUTPUTS || ntgt < 0 || ntgt > MAX_OUTPUTS)
-        return md_fail(err, MD_E_MODEL_INVALID, "num_feature", "num_feature, num_class or num_target missing or out of range");
+    if (nfeat <= 0 || nfeat > MAX_FEATURES || ncls < 0 || ncls > MAX_OUTPUTS || ntgt < 0 ||
+        ntgt > MAX_OUTPUTS)
+        return md_fail(err, MD_E_MODEL_INVALID, "num_feature",
+                       "num_feature, num_class or num_target missing or out of range");
     info->num_features = (uint64_t)nfeat;
     info->num_class = (uint64_t)ncls;
     *ngroups = (uint64_t)(ncls > ntgt ? ncls : ntgt > 0 ? ntgt : 1);
@@ -186,12 +200,14 @@ static int validate_learner(const json_t *learner, xgb_info *info, uint64_t *ngr
     snprintf(info->objective, sizeof info->objective, "%s", obj ? obj : "");
     const json_t *sm = json_object_get(objective, "softmax_multiclass_param");
     if (sm && count_of(sm, "num_class") != ncls)
-        return md_fail(err, MD_E_MODEL_INVALID, "num_class", "the objective's num_class differs from the model's");
+        return md_fail(err, MD_E_MODEL_INVALID, "num_class",
+                       "the objective's num_class differs from the model's");
     const json_t *ft = json_object_get(learner, "feature_types");
     for (size_t i = 0; json_is_array(ft) && i < json_array_size(ft); i++) {
         const char *s = json_string_value(json_array_get(ft, i));
         if (!s || strcmp(s, "c") == 0)
-            return md_fail(err, MD_E_UNSUPPORTED, "feature_types", "categorical features are not supported");
+            return md_fail(err, MD_E_UNSUPPORTED, "feature_types",
+                           "categorical features are not supported");
     }
     return MD_OK;
 }
@@ -214,7 +230,8 @@ int xgb__validate_doc(const json_t *root, xgb_info *info, md_err *err)
     if (name && strcmp(name, "gblinear") == 0) {
         const json_t *model = json_object_get(gb, "model");
         if (!typed_array(model, "weights", (info->num_features + 1) * ngroups, EL_NUM))
-            return md_fail(err, MD_E_MODEL_INVALID, "weights", "gblinear weights do not match the feature count");
+            return md_fail(err, MD_E_MODEL_INVALID, "weights",
+                           "gblinear weights do not match the feature count");
         return MD_OK;
     }
     return md_fail(err, MD_E_UNSUPPORTED, "gradient_booster", "booster '%.40s' is not supported",

@@ -85,13 +85,15 @@ static int read_file(const char *path, size_t max, unsigned char **out, size_t *
         goto out;
     }
     if ((unsigned long long)st.st_size > max) {
-        rc = md_fail(err, MD_E_TOO_LARGE, "path", "the model file is %lld bytes, over the %zu limit",
-                     (long long)st.st_size, max);
+        rc =
+            md_fail(err, MD_E_TOO_LARGE, "path", "the model file is %lld bytes, over the %zu limit",
+                    (long long)st.st_size, max);
         goto out;
     }
     buf = malloc((size_t)st.st_size + 1);
     if (!buf) {
-        rc = md_fail(err, MD_E_NOMEM, "path", "no memory for a %lld-byte model", (long long)st.st_size);
+        rc = md_fail(err, MD_E_NOMEM, "path", "no memory for a %lld-byte model",
+                     (long long)st.st_size);
         goto out;
     }
     *len = fread(buf, 1, (size_t)st.st_size, f);
@@ -110,9 +112,10 @@ out:
 /* Array-interface and config strings for XGBoosterPredictFromDense. */
 static void dense_interface(char *buf, size_t cap, const float *rows, size_t nrows, size_t ncols)
 {
-    snprintf(buf, cap,
-             "{\"data\": [%llu, true], \"shape\": [%zu, %zu], \"typestr\": \"<f4\", \"version\": 3}",
-             (unsigned long long)(uintptr_t)rows, nrows, ncols);
+    snprintf(
+        buf, cap,
+        "{\"data\": [%llu, true], \"shape\": [%zu, %zu], \"typestr\": \"<f4\", \"version\": 3}",
+        (unsigned long long)(uintptr_t)rows, nrows, ncols);
 }
 
 static const char PREDICT_CONFIG[] =
@@ -169,7 +172,8 @@ int xgb_model_load_bytes(const void *bytes, size_t len, const xgb_opts *opts, xg
     *out = NULL;
     size_t max = opts && opts->max_bytes ? opts->max_bytes : XGB_DEFAULT_MAX_BYTES;
     if (len > max)
-        return md_fail(err, MD_E_TOO_LARGE, "model", "the model is %zu bytes, over the %zu limit", len, max);
+        return md_fail(err, MD_E_TOO_LARGE, "model", "the model is %zu bytes, over the %zu limit",
+                       len, max);
     xgb_model *m = calloc(1, sizeof *m);
     if (!m)
         return md_fail(err, MD_E_NOMEM, "model", "no memory for the model");
@@ -216,7 +220,8 @@ int xgb_predict(const xgb_model *m, const float *rows, size_t nrows, size_t ncol
                 size_t out_cap, md_err *err)
 {
     if (ncols != m->info.num_features)
-        return md_fail(err, MD_E_INVALID_PARAM, "ncols", "the model takes %llu features per row, got %zu",
+        return md_fail(err, MD_E_INVALID_PARAM, "ncols",
+                       "the model takes %llu features per row, got %zu",
                        (unsigned long long)m->info.num_features, ncols);
     if (nrows == 0)
         return MD_OK;
@@ -224,14 +229,16 @@ int xgb_predict(const xgb_model *m, const float *rows, size_t nrows, size_t ncol
         return md_fail(err, MD_E_INVALID_PARAM, "nrows", "%zu rows is too many", nrows);
     size_t need = nrows * m->info.num_outputs;
     if (out_cap < need)
-        return md_fail(err, MD_E_INVALID_PARAM, "out", "the output needs %zu floats, %zu given", need, out_cap);
+        return md_fail(err, MD_E_INVALID_PARAM, "out", "the output needs %zu floats, %zu given",
+                       need, out_cap);
     const float *res = NULL;
     uint64_t cols = 0;
     int rc = run_dense(m, rows, nrows, ncols, &res, &cols, err);
     if (rc)
         return rc;
     if (cols != m->info.num_outputs)
-        return md_fail(err, MD_E_INTERNAL, "model", "XGBoost returned %llu outputs per row, expected %llu",
+        return md_fail(err, MD_E_INTERNAL, "model",
+                       "XGBoost returned %llu outputs per row, expected %llu",
                        (unsigned long long)cols, (unsigned long long)m->info.num_outputs);
     memcpy(out, res, need * sizeof *out);
     return MD_OK;

@@ -29,7 +29,7 @@ typedef struct xgb_info {
     uint64_t num_outputs;  /* floats per row xgb_predict writes (classes for multi:softprob) */
     uint64_t num_class;    /* 0 for regression and binary objectives */
     int boosted_rounds;
-    char objective[48];    /* "reg:squarederror", "binary:logistic", "multi:softprob", ... */
+    char objective[48]; /* "reg:squarederror", "binary:logistic", "multi:softprob", ... */
 } xgb_info;
 
 /* Load a model from a file. The format is told by the content, not by the extension: JSON

@@ -20,11 +20,20 @@ static void fill(onnx_tensor *t, int64_t numel)
     for (int64_t i = 0; i < numel; i++) {
         double v = vals[i % 10];
         switch (t->dtype) {
-        case ONNX_FLOAT: ((float *)t->data)[i] = (float)v; break;
-        case ONNX_DOUBLE: ((double *)t->data)[i] = v; break;
-        case ONNX_INT64: ((int64_t *)t->data)[i] = fabs(v) < 1e9 ? (int64_t)v : -1; break;
-        case ONNX_INT32: ((int32_t *)t->data)[i] = fabs(v) < 1e9 ? (int32_t)v : -1; break;
-        default: break; /* other dtypes stay zero-filled */
+        case ONNX_FLOAT:
+            ((float *)t->data)[i] = (float)v;
+            break;
+        case ONNX_DOUBLE:
+            ((double *)t->data)[i] = v;
+            break;
+        case ONNX_INT64:
+            ((int64_t *)t->data)[i] = fabs(v) < 1e9 ? (int64_t)v : -1;
+            break;
+        case ONNX_INT32:
+            ((int32_t *)t->data)[i] = fabs(v) < 1e9 ? (int32_t)v : -1;
+            break;
+        default:
+            break; /* other dtypes stay zero-filled */
         }
     }
 }
@@ -43,7 +52,8 @@ static void run_once(const onnx_model *m)
         int rank = vi[made].rank < 0 ? 2 : vi[made].rank;
         onnx_tensor probe = {.rank = rank};
         for (int d = 0; d < rank; d++)
-            probe.dims[d] = dims[d] = vi[made].rank < 0 || vi[made].dims[d] < 0 ? 3 : vi[made].dims[d];
+            probe.dims[d] = dims[d] =
+                vi[made].rank < 0 || vi[made].dims[d] < 0 ? 3 : vi[made].dims[d];
         int64_t numel = onnx_tensor_numel(&probe);
         if (numel < 0 || numel > MAX_NUMEL || vi[made].dtype == ONNX_STRING ||
             onnx_tensor_new(vi[made].dtype, rank, dims, &in[made], NULL) != MD_OK)

@@ -48,14 +48,15 @@ static onnx_tensor *load_pb(const char *rel)
     return t;
 }
 
-static void check_zipmap(const char *name, int key_dtype, const int64_t *ikeys, const char *const *skeys)
+static void check_zipmap(const char *name, int key_dtype, const int64_t *ikeys,
+                         const char *const *skeys)
 {
     char rel[256];
-    snprintf(rel, sizeof rel, "onnx_ml_zipmap/%s/model.onnx", name);
+    snprintf(rel, sizeof rel, "onnx_ml/%s/model.onnx", name);
     onnx_model *m = load(rel);
-    snprintf(rel, sizeof rel, "onnx_ml_zipmap/%s/test_data_set_0/input_0.pb", name);
+    snprintf(rel, sizeof rel, "onnx_ml/%s/test_data_set_0/input_0.pb", name);
     onnx_tensor *x = load_pb(rel);
-    snprintf(rel, sizeof rel, "onnx_ml_zipmap/%s/test_data_set_0/output_1.pb", name);
+    snprintf(rel, sizeof rel, "onnx_ml/%s/test_data_set_0/output_1.pb", name);
     onnx_tensor *want = load_pb(rel);
     onnx_result *r = NULL;
     md_err err = {0};
@@ -191,7 +192,8 @@ static void test_concurrent_runs(void **state)
     (void)state;
     onnx_model *m = load("onnx_ml/ml_tree_classifier_xgboost_multi/model.onnx");
     onnx_tensor *x = load_pb("onnx_ml/ml_tree_classifier_xgboost_multi/test_data_set_0/input_0.pb");
-    onnx_tensor *want = load_pb("onnx_ml/ml_tree_classifier_xgboost_multi/test_data_set_0/output_1.pb");
+    onnx_tensor *want =
+        load_pb("onnx_ml/ml_tree_classifier_xgboost_multi/test_data_set_0/output_1.pb");
     enum { NT = 4 };
     pthread_t th[NT];
     worker w[NT];

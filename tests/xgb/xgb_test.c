@@ -57,8 +57,9 @@ static size_t read_cases(xcase *cs, size_t cap)
         if (line[0] == '#')
             continue;
         xcase *c = &cs[n];
-        assert_int_equal(sscanf(line, "%31s %zu %zu %zu %47s", c->name, &c->nrows, &c->nfeat, &c->nout,
-                                c->objective), 5);
+        assert_int_equal(sscanf(line, "%31s %zu %zu %zu %47s", c->name, &c->nrows, &c->nfeat,
+                                &c->nout, c->objective),
+                         5);
         n++;
     }
     fclose(f);
@@ -279,7 +280,8 @@ static void test_bad_files_fail_cleanly(void **state)
     free(json);
     xgb_model *m = NULL;
     md_err err = {0};
-    assert_int_equal(xgb_model_load(fixture_path("no-such.json"), NULL, &m, &err), MD_E_FILE_NOT_FOUND);
+    assert_int_equal(xgb_model_load(fixture_path("no-such.json"), NULL, &m, &err),
+                     MD_E_FILE_NOT_FOUND);
     assert_int_equal(xgb_model_load(fixture_path(""), NULL, &m, &err), MD_E_IO);
     xgb_opts small = {.max_bytes = 100};
     assert_int_equal(xgb_model_load(fixture_path("reg.json"), &small, &m, &err), MD_E_TOO_LARGE);

@@ -20,16 +20,18 @@
 
 /* onnx__prep_fail with the attribute named at the start of the message too, so the text alone
  * says which attribute is wrong ("class_ids: weight 0: id 3 is not below 3"). */
-static inline int ml_fail(const onnx_node *n, md_err *err, int code, const char *field, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-static inline int ml_fail(const onnx_node *n, md_err *err, int code, const char *field, const char *fmt, ...)
+static inline int ml_fail(const onnx_node *n, md_err *err, int code, const char *field,
+                          const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static inline int ml_fail(const onnx_node *n, md_err *err, int code, const char *field,
+                          const char *fmt, ...)
 {
     char msg[200];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    return onnx__prep_fail(n, err, code, field, "%s%s%s", field ? field : "", field ? ": " : "", msg);
+    return onnx__prep_fail(n, err, code, field, "%s%s%s", field ? field : "", field ? ": " : "",
+                           msg);
 }
 
 enum { ML_POST_NONE, ML_POST_SOFTMAX, ML_POST_LOGISTIC, ML_POST_SOFTMAX_ZERO, ML_POST_PROBIT };
@@ -51,8 +53,9 @@ static inline int ml_prep_post(onnx_node *n, md_err *err, int *post)
     *post = ml_post_parse(s);
     if (*post < 0)
         return ml_fail(n, err, MD_E_UNSUPPORTED, "post_transform",
-                               "'%.40s' is not one of NONE, SOFTMAX, LOGISTIC, "
-                               "SOFTMAX_ZERO, PROBIT", s);
+                       "'%.40s' is not one of NONE, SOFTMAX, LOGISTIC, "
+                       "SOFTMAX_ZERO, PROBIT",
+                       s);
     return MD_OK;
 }
 
@@ -112,7 +115,8 @@ static inline int ml_input_rows(onnx_kctx *k, const onnx_tensor *x, int64_t *row
         return onnx__kfail(k, MD_E_INVALID_PARAM, "X must have rank 1 or more, got a scalar");
     int64_t numel = onnx__numel(x->rank, x->dims);
     *rows = x->rank == 1 ? 1 : x->dims[0];
-    *cols = *rows > 0 ? numel / *rows : (x->rank == 1 ? x->dims[0] : onnx__numel(x->rank - 1, x->dims + 1));
+    *cols = *rows > 0 ? numel / *rows
+                      : (x->rank == 1 ? x->dims[0] : onnx__numel(x->rank - 1, x->dims + 1));
     if (numel < 0 || *cols < 0)
         return onnx__kfail(k, MD_E_INVALID_PARAM, "X has an invalid shape");
     return MD_OK;
@@ -122,22 +126,26 @@ static inline int ml_input_rows(onnx_kctx *k, const onnx_tensor *x, int64_t *row
 static inline double ml_x(const onnx_tensor *x, int64_t i)
 {
     switch (x->dtype) {
-    case ONNX_FLOAT: return ((const float *)x->data)[i];
-    case ONNX_DOUBLE: return ((const double *)x->data)[i];
-    case ONNX_INT64: return (double)((const int64_t *)x->data)[i];
-    default: return ((const int32_t *)x->data)[i];
+    case ONNX_FLOAT:
+        return ((const float *)x->data)[i];
+    case ONNX_DOUBLE:
+        return ((const double *)x->data)[i];
+    case ONNX_INT64:
+        return (double)((const int64_t *)x->data)[i];
+    default:
+        return ((const int32_t *)x->data)[i];
     }
 }
 
 /* Class labels: exactly one of an int64 list and a string list, borrowed from the model. */
 typedef struct ml_labels {
     int64_t n;
-    const int64_t *ints;       /* NULL when the labels are strings */
-    const char *const *strs;   /* NULL when the labels are ints */
+    const int64_t *ints;     /* NULL when the labels are strings */
+    const char *const *strs; /* NULL when the labels are ints */
 } ml_labels;
 
-static inline int ml_prep_labels(onnx_node *n, md_err *err, const char *ints_attr, const char *strs_attr,
-                          ml_labels *out)
+static inline int ml_prep_labels(onnx_node *n, md_err *err, const char *ints_attr,
+                                 const char *strs_attr, ml_labels *out)
 {
     const int64_t *iv = NULL;
     size_t ni = onnx__attr_ints(n, ints_attr, &iv);
@@ -145,8 +153,8 @@ static inline int ml_prep_labels(onnx_node *n, md_err *err, const char *ints_att
     size_t ns = sa ? sa->n_strings : 0;
     if ((ni > 0) == (ns > 0))
         return ml_fail(n, err, MD_E_MODEL_INVALID, ints_attr,
-                               "exactly one of %s and %s must be given and non-empty", ints_attr,
-                               strs_attr);
+                       "exactly one of %s and %s must be given and non-empty", ints_attr,
+                       strs_attr);
     out->n = (int64_t)(ni ? ni : ns);
     out->ints = ni ? iv : NULL;
     out->strs = ns ? sa->strings : NULL;

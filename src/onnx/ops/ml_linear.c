@@ -29,7 +29,7 @@ typedef struct linear {
     const float *coef;       /* [targets, features], borrowed from the model */
     const float *intercepts; /* [targets] or NULL */
     int post;
-    ml_labels labels;        /* classifier only */
+    ml_labels labels; /* classifier only */
 } linear;
 
 /* coefficients / intercepts against a target count: invariant of the header. */
@@ -39,13 +39,14 @@ static int prep_weights(onnx_node *n, md_err *err, linear *l)
     size_t ni = onnx__attr_floats(n, "intercepts", &l->intercepts);
     if (l->targets < 1 || l->targets > MAX_TARGETS)
         return ml_fail(n, err, MD_E_MODEL_INVALID, "targets", "needs 1 to 2^20 targets, got %lld",
-                               (long long)l->targets);
+                       (long long)l->targets);
     if (nc == 0 || nc % (size_t)l->targets != 0)
         return ml_fail(n, err, MD_E_MODEL_INVALID, "coefficients",
-                               "has %zu entries, not a non-zero multiple of %lld targets", nc, (long long)l->targets);
+                       "has %zu entries, not a non-zero multiple of %lld targets", nc,
+                       (long long)l->targets);
     if (ni != 0 && ni != (size_t)l->targets)
-        return ml_fail(n, err, MD_E_MODEL_INVALID, "intercepts", "has %zu entries, needs 0 or %lld", ni,
-                               (long long)l->targets);
+        return ml_fail(n, err, MD_E_MODEL_INVALID, "intercepts", "has %zu entries, needs 0 or %lld",
+                       ni, (long long)l->targets);
     if (ni == 0)
         l->intercepts = NULL;
     l->features = (int64_t)(nc / (size_t)l->targets);
@@ -78,9 +79,10 @@ static int prepare_classifier(onnx_node *n, onnx_prep *p, md_err *err)
     if (rc)
         return rc;
     if (l->targets == 1 ? l->labels.n != 2 : l->labels.n != l->targets)
-        return ml_fail(n, err, MD_E_MODEL_INVALID, "classlabels_ints",
-                               "%lld labels for %lld score(s) per row: needs one label per score, or 2 for one score",
-                               (long long)l->labels.n, (long long)l->targets);
+        return ml_fail(
+            n, err, MD_E_MODEL_INVALID, "classlabels_ints",
+            "%lld labels for %lld score(s) per row: needs one label per score, or 2 for one score",
+            (long long)l->labels.n, (long long)l->targets);
     return MD_OK;
 }
 
@@ -163,14 +165,28 @@ static int run_classifier(const onnx_node *n, onnx_kctx *k)
 }
 
 ONNX_OPS(ml_linear) = {
-    {.domain = "ai.onnx.ml", .op_type = "LinearClassifier", .opset_min = 1, .opset_max = 0,
-     .min_in = 1, .max_in = 1, .min_out = 2, .max_out = 2,
+    {.domain = "ai.onnx.ml",
+     .op_type = "LinearClassifier",
+     .opset_min = 1,
+     .opset_max = 0,
+     .min_in = 1,
+     .max_in = 1,
+     .min_out = 2,
+     .max_out = 2,
      .attrs = "classlabels_ints:I classlabels_strings:S coefficients:F intercepts:F multi_class:i "
               "post_transform:s",
-     .prepare = prepare_classifier, .run = run_classifier},
-    {.domain = "ai.onnx.ml", .op_type = "LinearRegressor", .opset_min = 1, .opset_max = 0,
-     .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1,
+     .prepare = prepare_classifier,
+     .run = run_classifier},
+    {.domain = "ai.onnx.ml",
+     .op_type = "LinearRegressor",
+     .opset_min = 1,
+     .opset_max = 0,
+     .min_in = 1,
+     .max_in = 1,
+     .min_out = 1,
+     .max_out = 1,
      .attrs = "coefficients:F intercepts:F post_transform:s targets:i",
-     .prepare = prepare_regressor, .run = run_regressor},
+     .prepare = prepare_regressor,
+     .run = run_regressor},
     ONNX_OPS_END,
 };

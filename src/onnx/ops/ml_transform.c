@@ -2,13 +2,13 @@
  * postprocessing steps of scikit-learn pipelines exported to ONNX.
  *
  * Normalizer (norm MAX | L1 | L2, default MAX) rescales each row of [N, C] or the one row of [C]
- * (higher ranks are refused, as onnxruntime does): MAX divides by the row's largest value, L1 by the sum of absolute values, L2 gives sign(x) * sqrt(x^2 / sum(x^2)). A
- * zero divisor leaves the row as it is (Y == X), as the spec says.
- * Scaler: Y = (X - offset) * scale over the feature axis of [N, F] or [F]; offset and scale have
- * F entries or one (applied to all), the same count; a missing one means 0 / 1.
- * ZipMap turns class scores [N, C] into a sequence of N maps {label: score}. Our tensors cannot
- * hold maps, so (decision) the output is an ONNX_KIND_SEQ_MAP value: the dense [N, C] float
- * table (row i = the values of map i) plus the C keys (classlabels_int64s or
+ * (higher ranks are refused, as onnxruntime does): MAX divides by the row's largest value, L1 by
+ * the sum of absolute values, L2 gives sign(x) * sqrt(x^2 / sum(x^2)). A zero divisor leaves the
+ * row as it is (Y == X), as the spec says. Scaler: Y = (X - offset) * scale over the feature axis
+ * of [N, F] or [F]; offset and scale have F entries or one (applied to all), the same count; a
+ * missing one means 0 / 1. ZipMap turns class scores [N, C] into a sequence of N maps {label:
+ * score}. Our tensors cannot hold maps, so (decision) the output is an ONNX_KIND_SEQ_MAP value: the
+ * dense [N, C] float table (row i = the values of map i) plus the C keys (classlabels_int64s or
  * classlabels_strings, borrowed from the model) shared by every row. A consumer that wants
  * maps reads keys and row; nothing is lost. A node that reads a ZipMap result (none of the
  * standard ones takes maps) sees the plain [N, C] float table.
@@ -83,8 +83,8 @@ static int prepare_scaler(onnx_node *n, onnx_prep *p, md_err *err)
     size_t no = onnx__attr_floats(n, "offset", &s->offset);
     size_t ns = onnx__attr_floats(n, "scale", &s->scale);
     if (no && ns && no != ns)
-        return ml_fail(n, err, MD_E_MODEL_INVALID, "scale", "has %zu entries, offset has %zu: they must match",
-                               ns, no);
+        return ml_fail(n, err, MD_E_MODEL_INVALID, "scale",
+                       "has %zu entries, offset has %zu: they must match", ns, no);
     s->n = (int64_t)(no ? no : ns);
     if (!no)
         s->offset = NULL;
@@ -101,11 +101,12 @@ static int run_scaler(const onnx_node *n, onnx_kctx *k)
     int64_t rows = 0, cols = 0;
     int rc = ml_input_rows(k, x, &rows, &cols);
     if (rc == MD_OK && x->rank > 2 && s->n > 1)
-        rc = onnx__kfail(k, MD_E_INVALID_PARAM, "X must be [N, F] or [F] for per-feature offset/scale, got rank %d",
+        rc = onnx__kfail(k, MD_E_INVALID_PARAM,
+                         "X must be [N, F] or [F] for per-feature offset/scale, got rank %d",
                          x->rank);
     if (rc == MD_OK && s->n > 1 && rows > 0 && cols != s->n)
-        rc = onnx__kfail(k, MD_E_INVALID_PARAM, "X has %lld features, offset/scale have %lld", (long long)cols,
-                         (long long)s->n);
+        rc = onnx__kfail(k, MD_E_INVALID_PARAM, "X has %lld features, offset/scale have %lld",
+                         (long long)cols, (long long)s->n);
     onnx_tensor *y = NULL;
     if (rc == MD_OK)
         rc = onnx__output(k, 0, ONNX_FLOAT, x->rank, x->dims, &y);
@@ -138,8 +139,8 @@ static int run_zipmap(const onnx_node *n, onnx_kctx *k)
         return onnx__kfail(k, MD_E_INVALID_PARAM, "X must be a float tensor [N, C] or [C]");
     int64_t dims[2] = {x->rank == 1 ? 1 : x->dims[0], x->dims[x->rank - 1]};
     if (dims[1] != l->n)
-        return onnx__kfail(k, MD_E_INVALID_PARAM, "X has %lld columns for %lld labels", (long long)dims[1],
-                           (long long)l->n);
+        return onnx__kfail(k, MD_E_INVALID_PARAM, "X has %lld columns for %lld labels",
+                           (long long)dims[1], (long long)l->n);
     onnx_tensor *z = NULL;
     int rc = onnx__output(k, 0, ONNX_FLOAT, 2, dims, &z);
     if (rc)
@@ -152,15 +153,38 @@ static int run_zipmap(const onnx_node *n, onnx_kctx *k)
 }
 
 ONNX_OPS(ml_transform) = {
-    {.domain = "ai.onnx.ml", .op_type = "Normalizer", .opset_min = 1, .opset_max = 0,
-     .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1, .attrs = "norm:s",
-     .prepare = prepare_normalizer, .run = run_normalizer},
-    {.domain = "ai.onnx.ml", .op_type = "Scaler", .opset_min = 1, .opset_max = 0,
-     .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1, .attrs = "offset:F scale:F",
-     .prepare = prepare_scaler, .run = run_scaler},
-    {.domain = "ai.onnx.ml", .op_type = "ZipMap", .opset_min = 1, .opset_max = 0,
-     .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1,
+    {.domain = "ai.onnx.ml",
+     .op_type = "Normalizer",
+     .opset_min = 1,
+     .opset_max = 0,
+     .min_in = 1,
+     .max_in = 1,
+     .min_out = 1,
+     .max_out = 1,
+     .attrs = "norm:s",
+     .prepare = prepare_normalizer,
+     .run = run_normalizer},
+    {.domain = "ai.onnx.ml",
+     .op_type = "Scaler",
+     .opset_min = 1,
+     .opset_max = 0,
+     .min_in = 1,
+     .max_in = 1,
+     .min_out = 1,
+     .max_out = 1,
+     .attrs = "offset:F scale:F",
+     .prepare = prepare_scaler,
+     .run = run_scaler},
+    {.domain = "ai.onnx.ml",
+     .op_type = "ZipMap",
+     .opset_min = 1,
+     .opset_max = 0,
+     .min_in = 1,
+     .max_in = 1,
+     .min_out = 1,
+     .max_out = 1,
      .attrs = "classlabels_int64s:I classlabels_strings:S",
-     .prepare = prepare_zipmap, .run = run_zipmap},
+     .prepare = prepare_zipmap,
+     .run = run_zipmap},
     ONNX_OPS_END,
 };

@@ -56,7 +56,7 @@ enum { AGG_SUM, AGG_AVERAGE, AGG_MIN, AGG_MAX };
 #define MAX_TARGETS ((int64_t)1 << 20)
 
 typedef struct tnode {
-    double value;      /* threshold */
+    double value; /* threshold */
     int32_t feature;
     int32_t t, f;      /* children (node indices); -1 for a leaf */
     int32_t w0, nw;    /* this leaf's weights: w_target/w_value[w0 .. w0+nw) */
@@ -76,8 +76,8 @@ typedef struct tree_ens {
     int post, agg;
     bool classifier;
     ml_labels labels;
-    bool single_score;   /* two-class case (a) above */
-    bool all_positive;   /* every class weight >= 0 */
+    bool single_score; /* two-class case (a) above */
+    bool all_positive; /* every class weight >= 0 */
 } tree_ens;
 
 /* (tree id, node id) -> node index, sorted for bsearch. */
@@ -132,8 +132,8 @@ static int get_reals(onnx_node *n, onnx_prep *p, md_err *err, const char *name, 
 
 static int parse_mode(const char *s)
 {
-    static const char *const names[] = {"BRANCH_LEQ", "BRANCH_LT", "BRANCH_GTE", "BRANCH_GT",
-                                        "BRANCH_EQ", "BRANCH_NEQ", "LEAF"};
+    static const char *const names[] = {"BRANCH_LEQ", "BRANCH_LT",  "BRANCH_GTE", "BRANCH_GT",
+                                        "BRANCH_EQ",  "BRANCH_NEQ", "LEAF"};
     for (int i = 0; i < 7; i++)
         if (strcmp(s, names[i]) == 0)
             return i;
@@ -164,11 +164,11 @@ static int read_node_attrs(onnx_node *n, onnx_prep *p, md_err *err, node_attrs *
     a->n = (int64_t)nt;
     if (nt == 0 || nt > (size_t)MAX_ITEMS)
         return ml_fail(n, err, MD_E_MODEL_INVALID, "nodes_treeids",
-                               "needs 1 to 2^30 nodes, got %zu", nt);
-    if (nn != nt || nfe != nt || ntr != nt || nfa != nt || !a->modes ||
-        a->modes->n_strings != nt || (nv != 0 && nv != a->n) || (nm != 0 && nm != nt))
+                       "needs 1 to 2^30 nodes, got %zu", nt);
+    if (nn != nt || nfe != nt || ntr != nt || nfa != nt || !a->modes || a->modes->n_strings != nt ||
+        (nv != 0 && nv != a->n) || (nm != 0 && nm != nt))
         return ml_fail(n, err, MD_E_MODEL_INVALID, "nodes_nodeids",
-                               "the nodes_* attributes must all have %zu entries", nt);
+                       "the nodes_* attributes must all have %zu entries", nt);
     return MD_OK;
 }
 
@@ -182,7 +182,7 @@ static int build_nodes(onnx_node *n, md_err *err, const node_attrs *a, const nod
         int mode = parse_mode(a->modes->strings[i]);
         if (mode < 0)
             return ml_fail(n, err, MD_E_MODEL_INVALID, "nodes_modes",
-                                   "node %lld: unknown mode '%.40s'", (long long)i, a->modes->strings[i]);
+                           "node %lld: unknown mode '%.40s'", (long long)i, a->modes->strings[i]);
         d->mode = (uint8_t)mode;
         d->value = a->values ? a->values[i] : 0.0;
         d->miss_true = a->miss && a->miss[i] != 0;
@@ -192,15 +192,16 @@ static int build_nodes(onnx_node *n, md_err *err, const node_attrs *a, const nod
         e->same_mode = e->max_feature < 0 || e->same_mode == mode ? mode : -1;
         if (a->feat[i] < 0 || a->feat[i] > INT32_MAX)
             return ml_fail(n, err, MD_E_MODEL_INVALID, "nodes_featureids",
-                                   "node %lld: feature id %lld out of range", (long long)i, (long long)a->feat[i]);
+                           "node %lld: feature id %lld out of range", (long long)i,
+                           (long long)a->feat[i]);
         d->feature = (int32_t)a->feat[i];
         e->max_feature = d->feature > e->max_feature ? d->feature : e->max_feature;
         d->t = key_find(keys, a->n, a->tree[i], a->tnode[i]);
         d->f = key_find(keys, a->n, a->tree[i], a->fnode[i]);
         if (d->t < 0 || d->f < 0)
             return ml_fail(n, err, MD_E_MODEL_INVALID, "nodes_truenodeids",
-                                   "tree %lld node %lld: a child is not a node of that tree",
-                                   (long long)a->tree[i], (long long)a->node[i]);
+                           "tree %lld node %lld: a child is not a node of that tree",
+                           (long long)a->tree[i], (long long)a->node[i]);
     }
     return MD_OK;
 }
@@ -218,7 +219,8 @@ static int find_roots(onnx_node *n, onnx_prep *p, md_err *err, const node_key *k
             continue;
         if (d->t == d->f || parents[d->t] || parents[d->f])
             rc = ml_fail(n, err, MD_E_MODEL_INVALID, "nodes_truenodeids",
-                                 "node %lld: a child has two parents (the trees are not trees)", (long long)i);
+                         "node %lld: a child has two parents (the trees are not trees)",
+                         (long long)i);
         else
             parents[d->t] = parents[d->f] = 1;
     }
@@ -232,7 +234,8 @@ static int find_roots(onnx_node *n, onnx_prep *p, md_err *err, const node_key *k
         }
         if (nroots != 1)
             rc = ml_fail(n, err, MD_E_MODEL_INVALID, "nodes_treeids",
-                                 "tree %lld has %lld roots, needs exactly one", (long long)keys[s].tree, (long long)nroots);
+                         "tree %lld has %lld roots, needs exactly one", (long long)keys[s].tree,
+                         (long long)nroots);
         e->n_trees++;
         s = end;
     }
@@ -265,8 +268,9 @@ static int build_trees(onnx_node *n, onnx_prep *p, md_err *err, const node_attrs
     int rc = MD_OK;
     for (int64_t i = 1; rc == MD_OK && i < a->n; i++)
         if (keys[i].tree == keys[i - 1].tree && keys[i].node == keys[i - 1].node)
-            rc = ml_fail(n, err, MD_E_MODEL_INVALID, "nodes_nodeids", "tree %lld has node %lld twice",
-                                 (long long)keys[i].tree, (long long)keys[i].node);
+            rc = ml_fail(n, err, MD_E_MODEL_INVALID, "nodes_nodeids",
+                         "tree %lld has node %lld twice", (long long)keys[i].tree,
+                         (long long)keys[i].node);
     if (rc == MD_OK)
         rc = build_nodes(n, err, a, keys, e);
     if (rc == MD_OK)
@@ -279,8 +283,8 @@ static int build_trees(onnx_node *n, onnx_prep *p, md_err *err, const node_attrs
 }
 
 /* Leaf weights (prefix "target" or "class"): invariant 2, grouped per leaf by a counting sort. */
-static int build_weights(onnx_node *n, onnx_prep *p, md_err *err, const char *pfx, const node_key *keys,
-                         tree_ens *e)
+static int build_weights(onnx_node *n, onnx_prep *p, md_err *err, const char *pfx,
+                         const node_key *keys, tree_ens *e)
 {
     char nt[32], nn[32], ni[32], nw[32];
     snprintf(nt, sizeof nt, "%s_treeids", pfx);
@@ -296,7 +300,8 @@ static int build_weights(onnx_node *n, onnx_prep *p, md_err *err, const char *pf
         return rc;
     if (onnx__attr_ints(n, nn, &nv) != c || onnx__attr_ints(n, ni, &iv) != c || (size_t)cw != c ||
         c > (size_t)MAX_ITEMS)
-        return ml_fail(n, err, MD_E_MODEL_INVALID, nw, "the %s_* attributes must all have %zu entries", pfx, c);
+        return ml_fail(n, err, MD_E_MODEL_INVALID, nw,
+                       "the %s_* attributes must all have %zu entries", pfx, c);
     e->n_weights = (int64_t)c;
     e->w_target = onnx__prep_alloc(p, (c ? c : 1) * sizeof *e->w_target);
     e->w_value = onnx__prep_alloc(p, (c ? c : 1) * sizeof *e->w_value);
@@ -308,11 +313,12 @@ static int build_weights(onnx_node *n, onnx_prep *p, md_err *err, const char *pf
     for (size_t j = 0; rc == MD_OK && j < c; j++) {
         leaf[j] = key_find(keys, e->n_nodes, tv[j], nv[j]);
         if (leaf[j] < 0 || e->nodes[leaf[j]].mode != M_LEAF)
-            rc = ml_fail(n, err, MD_E_MODEL_INVALID, nn, "weight %zu: tree %lld node %lld is not a leaf",
-                                 j, (long long)tv[j], (long long)nv[j]);
+            rc = ml_fail(n, err, MD_E_MODEL_INVALID, nn,
+                         "weight %zu: tree %lld node %lld is not a leaf", j, (long long)tv[j],
+                         (long long)nv[j]);
         else if (iv[j] < 0 || iv[j] >= e->n_targets)
-            rc = ml_fail(n, err, MD_E_MODEL_INVALID, ni, "weight %zu: id %lld is not below %lld",
-                                 j, (long long)iv[j], (long long)e->n_targets);
+            rc = ml_fail(n, err, MD_E_MODEL_INVALID, ni, "weight %zu: id %lld is not below %lld", j,
+                         (long long)iv[j], (long long)e->n_targets);
         else
             e->nodes[leaf[j]].nw++;
     }
@@ -359,7 +365,7 @@ static int prepare_regressor(onnx_node *n, onnx_prep *p, md_err *err)
     e->n_targets = onnx__attr_int(n, "n_targets", 1);
     if (e->n_targets < 1 || e->n_targets > MAX_TARGETS)
         return ml_fail(n, err, MD_E_MODEL_INVALID, "n_targets", "must be 1 to 2^20, got %lld",
-                               (long long)e->n_targets);
+                       (long long)e->n_targets);
     static const char *const aggs[] = {"SUM", "AVERAGE", "MIN", "MAX"};
     const char *agg = onnx__attr_str(n, "aggregate_function", "SUM");
     e->agg = -1;
@@ -368,11 +374,12 @@ static int prepare_regressor(onnx_node *n, onnx_prep *p, md_err *err)
             e->agg = i;
     if (e->agg < 0)
         return ml_fail(n, err, MD_E_UNSUPPORTED, "aggregate_function",
-                               "'%.40s' is not one of SUM, AVERAGE, MIN, MAX", agg);
+                       "'%.40s' is not one of SUM, AVERAGE, MIN, MAX", agg);
     int rc = prepare_common(n, p, err, e, "target");
     if (rc == MD_OK && e->n_base != 0 && e->n_base != e->n_targets)
-        rc = ml_fail(n, err, MD_E_MODEL_INVALID, "base_values", "has %lld entries, needs 0 or n_targets = %lld",
-                             (long long)e->n_base, (long long)e->n_targets);
+        rc = ml_fail(n, err, MD_E_MODEL_INVALID, "base_values",
+                     "has %lld entries, needs 0 or n_targets = %lld", (long long)e->n_base,
+                     (long long)e->n_targets);
     return rc;
 }
 
@@ -389,8 +396,8 @@ static int classify_binary(onnx_node *n, md_err *err, tree_ens *e)
     if (e->n_base == 0 || e->n_base == e->n_targets || e->single_score)
         return MD_OK;
     return ml_fail(n, err, MD_E_MODEL_INVALID, "base_values",
-                           "has %lld entries, needs 0 or one per class (%lld)", (long long)e->n_base,
-                           (long long)e->n_targets);
+                   "has %lld entries, needs 0 or one per class (%lld)", (long long)e->n_base,
+                   (long long)e->n_targets);
 }
 
 static int prepare_classifier(onnx_node *n, onnx_prep *p, md_err *err)
@@ -406,7 +413,7 @@ static int prepare_classifier(onnx_node *n, onnx_prep *p, md_err *err)
     e->n_targets = e->labels.n;
     if (e->n_targets < 2 || e->n_targets > MAX_TARGETS)
         return ml_fail(n, err, MD_E_UNSUPPORTED, "classlabels_int64s",
-                               "needs 2 to 2^20 class labels, got %lld", (long long)e->n_targets);
+                       "needs 2 to 2^20 class labels, got %lld", (long long)e->n_targets);
     rc = prepare_common(n, p, err, e, "class");
     return rc ? rc : classify_binary(n, err, e);
 }
@@ -418,32 +425,42 @@ static inline bool goes_true(const tnode *d, double x)
     if (isnan(x) && d->miss_true)
         return true;
     switch (d->mode) {
-    case M_LEQ: return x <= d->value;
-    case M_LT: return x < d->value;
-    case M_GTE: return x >= d->value;
-    case M_GT: return x > d->value;
-    case M_EQ: return x == d->value;
-    default: return x != d->value;
+    case M_LEQ:
+        return x <= d->value;
+    case M_LT:
+        return x < d->value;
+    case M_GTE:
+        return x >= d->value;
+    case M_GT:
+        return x > d->value;
+    case M_EQ:
+        return x == d->value;
+    default:
+        return x != d->value;
     }
 }
 
 /* The leaf a row x reaches from node d. When every branch of the ensemble uses one mode (the
  * usual case: BRANCH_LEQ for scikit-learn, BRANCH_LT for XGBoost) the comparison is fixed in
  * the loop instead of switched per node. */
-#define WALK(COND)                                                                    \
-    while (d->mode != M_LEAF) {                                                        \
-        double v = x[d->feature];                                                      \
-        d = &e->nodes[(COND) || (d->miss_true && isnan(v)) ? d->t : d->f];             \
-    }                                                                                  \
+#define WALK(COND)                                                                                 \
+    while (d->mode != M_LEAF) {                                                                    \
+        double v = x[d->feature];                                                                  \
+        d = &e->nodes[(COND) || (d->miss_true && isnan(v)) ? d->t : d->f];                         \
+    }                                                                                              \
     return d
 
 static inline const tnode *find_leaf(const tree_ens *e, const tnode *d, const double *x)
 {
     switch (e->same_mode) {
-    case M_LEQ: WALK(v <= d->value);
-    case M_LT: WALK(v < d->value);
-    case M_GTE: WALK(v >= d->value);
-    case M_GT: WALK(v > d->value);
+    case M_LEQ:
+        WALK(v <= d->value);
+    case M_LT:
+        WALK(v < d->value);
+    case M_GTE:
+        WALK(v >= d->value);
+    case M_GT:
+        WALK(v > d->value);
     default:
         while (d->mode != M_LEAF)
             d = &e->nodes[goes_true(d, x[d->feature]) ? d->t : d->f];
@@ -469,8 +486,8 @@ static inline void add_leaf(const tree_ens *e, const tnode *d, double *score, ui
 
 /* Scores of rows [r0, r0 + n) of X: the rows are converted to double once, then each tree is
  * walked for every row of the block (tree-major, so a tree's nodes stay in cache). */
-static void score_block(const tree_ens *e, const onnx_tensor *x, int64_t cols, int64_t r0, int64_t n,
-                        double *xd, double *score, uint8_t *has)
+static void score_block(const tree_ens *e, const onnx_tensor *x, int64_t cols, int64_t r0,
+                        int64_t n, double *xd, double *score, uint8_t *has)
 {
     int64_t nt = e->n_targets;
     for (int64_t i = 0; i < n * cols; i++)
@@ -484,10 +501,12 @@ static void score_block(const tree_ens *e, const onnx_tensor *x, int64_t cols, i
     }
 }
 
-static void finish_regression(const tree_ens *e, const double *score, const uint8_t *has, float *out)
+static void finish_regression(const tree_ens *e, const double *score, const uint8_t *has,
+                              float *out)
 {
     for (int64_t k = 0; k < e->n_targets; k++) {
-        double v = e->agg == AGG_AVERAGE ? score[k] / (double)e->n_trees : (has[k] ? score[k] : 0.0);
+        double v =
+            e->agg == AGG_AVERAGE ? score[k] / (double)e->n_trees : (has[k] ? score[k] : 0.0);
         out[k] = (float)(v + (e->n_base ? e->base[k] : 0.0));
     }
     if (e->n_targets > 1)
@@ -543,7 +562,8 @@ static int begin_run(onnx_kctx *k, const tree_ens *e, run_buf *b)
     if (rc)
         return rc;
     if (b->rows > 0 && e->max_feature >= b->cols)
-        return onnx__kfail(k, MD_E_INVALID_PARAM, "X has %lld features per row, the trees use feature %lld",
+        return onnx__kfail(k, MD_E_INVALID_PARAM,
+                           "X has %lld features per row, the trees use feature %lld",
                            (long long)b->cols, (long long)e->max_feature);
     if (b->cols > INT64_MAX / 8 / BLOCK)
         return onnx__kfail(k, MD_E_INVALID_PARAM, "X has too many features per row");
@@ -566,7 +586,8 @@ static int run_regressor(const onnx_node *n, onnx_kctx *k)
         int64_t cnt = b.rows - r0 < BLOCK ? b.rows - r0 : BLOCK;
         score_block(e, k->in[0], b.cols, r0, cnt, b.xd, b.score, b.has);
         for (int64_t r = 0; r < cnt; r++)
-            finish_regression(e, b.score + r * nt, b.has + r * nt, (float *)y->data + (r0 + r) * nt);
+            finish_regression(e, b.score + r * nt, b.has + r * nt,
+                              (float *)y->data + (r0 + r) * nt);
     }
     return rc;
 }
@@ -588,38 +609,72 @@ static int run_classifier(const onnx_node *n, onnx_kctx *k)
         for (int64_t r = 0; r < cnt; r++) {
             float *zr = (float *)z->data + (r0 + r) * nt;
             const double *sc = b.score + r * nt;
-            int64_t label = e->single_score ? finish_single_score(e, sc, zr) : finish_classes(e, sc, b.has + r * nt, zr);
+            int64_t label = e->single_score ? finish_single_score(e, sc, zr)
+                                            : finish_classes(e, sc, b.has + r * nt, zr);
             ml_set_label(y, &e->labels, r0 + r, label);
         }
     }
     return rc;
 }
 
-#define TREE_NODE_ATTRS                                                                        \
-    "nodes_falsenodeids:I nodes_featureids:I nodes_hitrates:F nodes_missing_value_tracks_true:I " \
-    "nodes_modes:S nodes_nodeids:I nodes_treeids:I nodes_truenodeids:I nodes_values:F "          \
+#define TREE_NODE_ATTRS                                                                            \
+    "nodes_falsenodeids:I nodes_featureids:I nodes_hitrates:F nodes_missing_value_tracks_true:I "  \
+    "nodes_modes:S nodes_nodeids:I nodes_treeids:I nodes_truenodeids:I nodes_values:F "            \
     "post_transform:s base_values:F "
-#define TREE_TENSOR_ATTRS "nodes_hitrates_as_tensor:t nodes_values_as_tensor:t base_values_as_tensor:t "
-#define REG_ATTRS "aggregate_function:s n_targets:i target_ids:I target_nodeids:I target_treeids:I target_weights:F "
-#define CLS_ATTRS                                                                                 \
-    "class_ids:I class_nodeids:I class_treeids:I class_weights:F classlabels_int64s:I "           \
+#define TREE_TENSOR_ATTRS                                                                          \
+    "nodes_hitrates_as_tensor:t nodes_values_as_tensor:t base_values_as_tensor:t "
+#define REG_ATTRS                                                                                  \
+    "aggregate_function:s n_targets:i target_ids:I target_nodeids:I target_treeids:I "             \
+    "target_weights:F "
+#define CLS_ATTRS                                                                                  \
+    "class_ids:I class_nodeids:I class_treeids:I class_weights:F classlabels_int64s:I "            \
     "classlabels_strings:S "
 
 /* ai.onnx.ml opset 3 added the *_as_tensor (double) forms of the real-valued attributes. */
 ONNX_OPS(ml_tree) = {
-    {.domain = "ai.onnx.ml", .op_type = "TreeEnsembleRegressor", .opset_min = 1, .opset_max = 2,
-     .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1, .attrs = TREE_NODE_ATTRS REG_ATTRS,
-     .prepare = prepare_regressor, .run = run_regressor},
-    {.domain = "ai.onnx.ml", .op_type = "TreeEnsembleRegressor", .opset_min = 3, .opset_max = 0,
-     .min_in = 1, .max_in = 1, .min_out = 1, .max_out = 1,
+    {.domain = "ai.onnx.ml",
+     .op_type = "TreeEnsembleRegressor",
+     .opset_min = 1,
+     .opset_max = 2,
+     .min_in = 1,
+     .max_in = 1,
+     .min_out = 1,
+     .max_out = 1,
+     .attrs = TREE_NODE_ATTRS REG_ATTRS,
+     .prepare = prepare_regressor,
+     .run = run_regressor},
+    {.domain = "ai.onnx.ml",
+     .op_type = "TreeEnsembleRegressor",
+     .opset_min = 3,
+     .opset_max = 0,
+     .min_in = 1,
+     .max_in = 1,
+     .min_out = 1,
+     .max_out = 1,
      .attrs = TREE_NODE_ATTRS TREE_TENSOR_ATTRS REG_ATTRS "target_weights_as_tensor:t",
-     .prepare = prepare_regressor, .run = run_regressor},
-    {.domain = "ai.onnx.ml", .op_type = "TreeEnsembleClassifier", .opset_min = 1, .opset_max = 2,
-     .min_in = 1, .max_in = 1, .min_out = 2, .max_out = 2, .attrs = TREE_NODE_ATTRS CLS_ATTRS,
-     .prepare = prepare_classifier, .run = run_classifier},
-    {.domain = "ai.onnx.ml", .op_type = "TreeEnsembleClassifier", .opset_min = 3, .opset_max = 0,
-     .min_in = 1, .max_in = 1, .min_out = 2, .max_out = 2,
+     .prepare = prepare_regressor,
+     .run = run_regressor},
+    {.domain = "ai.onnx.ml",
+     .op_type = "TreeEnsembleClassifier",
+     .opset_min = 1,
+     .opset_max = 2,
+     .min_in = 1,
+     .max_in = 1,
+     .min_out = 2,
+     .max_out = 2,
+     .attrs = TREE_NODE_ATTRS CLS_ATTRS,
+     .prepare = prepare_classifier,
+     .run = run_classifier},
+    {.domain = "ai.onnx.ml",
+     .op_type = "TreeEnsembleClassifier",
+     .opset_min = 3,
+     .opset_max = 0,
+     .min_in = 1,
+     .max_in = 1,
+     .min_out = 2,
+     .max_out = 2,
      .attrs = TREE_NODE_ATTRS TREE_TENSOR_ATTRS CLS_ATTRS "class_weights_as_tensor:t",
-     .prepare = prepare_classifier, .run = run_classifier},
+     .prepare = prepare_classifier,
+     .run = run_classifier},
     ONNX_OPS_END,
 };
