@@ -42,6 +42,7 @@ void vec__clusters_free(vec__clusters *c)
     free(c->trans);
     free(c->alpha);
     free(c->reg);
+    free(c->grad);
     memset(c, 0, sizeof *c);
 }
 
@@ -61,8 +62,11 @@ static int prep_pixels(const md_image *img, const vec_params *p, vec__clusters *
     for (size_t i = 0; i < n; i++) {
         const uint8_t *s = img->rgba + 4 * i;
         unsigned a = s[3];
-        for (int k = 0; k < 3; k++)
-            c->rgb[3 * i + k] = (uint8_t)((s[k] * a + bg[k] * (255 - a) + 127) / 255);
+        if (a == 255)
+            memcpy(c->rgb + 3 * i, s, 3);
+        else
+            for (int k = 0; k < 3; k++)
+                c->rgb[3 * i + k] = (uint8_t)((s[k] * a + bg[k] * (255 - a) + 127) / 255);
         c->trans[i] = !p->composite && a < VEC__ALPHA_CUT;
         c->alpha[i] = p->composite ? 255 : (uint8_t)a;
     }
@@ -82,8 +86,11 @@ static double color_dist(const vec__region *a, const vec__region *b)
 static void region_absorb(vec__region *dst, const vec__region *src)
 {
     dst->area += src->area;
-    for (int k = 0; k < 3; k++)
+    dst->asum += src->asum;
+    for (int k = 0; k < 3; k++) {
         dst->sum[k] += src->sum[k];
+        dst->psum[k] += src->psum[k];
+    }
     dst->x0 = src->x0 < dst->x0 ? src->x0 : dst->x0;
     dst->y0 = src->y0 < dst->y0 ? src->y0 : dst->y0;
     dst->x1 = src->x1 > dst->x1 ? src->x1 : dst->x1;
@@ -95,8 +102,7 @@ int vec__clusters_relabel(vec__clusters *c, int max_id)
     int32_t *map = malloc((size_t)max_id * sizeof *map);
     if (map == NULL)
         return MD_E_NOMEM;
-    for (int i = 0; i < max_id; i++)
-        map[i] = -1;
+    memset(map, 0xff, (size_t)max_id * sizeof *map); /* every entry -1 */
     size_t n = (size_t)c->w * (size_t)c->h;
     int nreg = 0;
     for (size_t i = 0; i < n; i++) {
@@ -107,32 +113,34 @@ int vec__clusters_relabel(vec__clusters *c, int max_id)
     }
     free(map);
     free(c->reg);
-    c->reg = calloc((size_t)(nreg ? nreg : 1), sizeof *c->reg);
+    c->reg = malloc((size_t)(nreg ? nreg : 1) * sizeof *c->reg);
     if (c->reg == NULL)
         return MD_E_NOMEM;
     c->n = nreg;
-    for (int r = 0; r < nreg; r++) {
-        c->reg[r].x0 = c->w;
-        c->reg[r].y0 = c->h;
-        c->reg[r].x1 = c->reg[r].y1 = -1;
-    }
-    for (int y = 0; y < c->h; y++)
+    for (int r = 0; r < nreg; r++)
+        c->reg[r] = (vec__region){.x0 = c->w, .y0 = c->h, .x1 = -1, .y1 = -1, .gradient = -1};
+    for (int y = 0; y < c->h; y++) {
+        const int32_t *lab = c->label + (size_t)y * (size_t)c->w;
+        const uint8_t *px = c->rgb + 3 * (size_t)y * (size_t)c->w;
+        const uint8_t *al = c->alpha ? c->alpha + (size_t)y * (size_t)c->w : NULL;
+        const uint8_t *tr = c->trans + (size_t)y * (size_t)c->w;
         for (int x = 0; x < c->w; x++) {
-            size_t i = (size_t)y * (size_t)c->w + (size_t)x;
-            vec__region *r = &c->reg[c->label[i]];
+            vec__region *r = &c->reg[lab[x]];
+            int a = al ? al[x] : 255;
             r->area++;
-            double a = c->alpha ? c->alpha[i] : 255;
             r->asum += a;
             for (int k = 0; k < 3; k++) {
-                r->sum[k] += c->rgb[3 * i + k];
-                r->psum[k] += c->rgb[3 * i + k] - 255.0 * (1 - a / 255.0); /* on white */
+                r->sum[k] += px[3 * x + k];
+                r->psum[k] += px[3 * x + k] - 255 + a; /* premultiplied, from the colour on white */
             }
-            r->transparent = c->trans[i];
+            r->transparent = tr[x];
             r->x0 = x < r->x0 ? x : r->x0;
-            r->y0 = y < r->y0 ? y : r->y0;
             r->x1 = x > r->x1 ? x : r->x1;
-            r->y1 = y > r->y1 ? y : r->y1;
+            if (r->y0 > y)
+                r->y0 = y;
+            r->y1 = y;
         }
+    }
     return MD_OK;
 }
 
@@ -245,59 +253,11 @@ static int apply_roots(vec__clusters *c, int32_t *par)
     return vec__clusters_relabel(c, c->n);
 }
 
-/* Stage 3: hierarchical merge by colour difference. */
-static int merge_similar(vec__clusters *c, int layer_difference)
-{
-    uint64_t *e = NULL;
-    size_t ne = 0;
-    int rc = region_edges(c, &e, &ne);
-    if (rc != MD_OK)
-        return rc;
-    wedge *we = malloc((ne ? ne : 1) * sizeof *we);
-    int32_t *par = malloc((size_t)c->n * sizeof *par);
-    if (we == NULL || par == NULL) {
-        rc = MD_E_NOMEM;
-        goto out;
-    }
-    size_t m = 0;
-    for (size_t i = 0; i < ne; i++) {
-        int32_t a = (int32_t)(e[i] >> 32), b = (int32_t)(uint32_t)e[i];
-        if (c->reg[a].transparent != c->reg[b].transparent)
-            continue;
-        double d = color_dist(&c->reg[a], &c->reg[b]);
-        if (d < layer_difference)
-            we[m++] = (wedge){(float)d, a, b};
-    }
-    qsort(we, m, sizeof *we, cmp_wedge);
-    for (int i = 0; i < c->n; i++)
-        par[i] = i;
-    for (size_t i = 0; i < m; i++) {
-        int32_t a = uf_find(par, we[i].a), b = uf_find(par, we[i].b);
-        if (a == b || color_dist(&c->reg[a], &c->reg[b]) >= layer_difference)
-            continue;
-        int32_t lo = a < b ? a : b, hi = a < b ? b : a;
-        region_absorb(&c->reg[lo], &c->reg[hi]);
-        par[hi] = lo;
-    }
-    rc = apply_roots(c, par);
-out:
-    free(e);
-    free(we);
-    free(par);
-    return rc;
-}
-
 /* Region adjacency in compressed-row form. */
 typedef struct csr {
     size_t *off;       /* n+1 offsets into adj */
     int32_t *adj;
 } csr;
-
-static void csr_free(csr *g)
-{
-    free(g->off);
-    free(g->adj);
-}
 
 static int build_csr(const vec__clusters *c, csr *g)
 {
@@ -319,7 +279,7 @@ static int build_csr(const vec__clusters *c, csr *g)
     }
     for (int r = 0; r < nr; r++)
         g->off[r + 2] += g->off[r + 1];
-    /* off[r+1] is now the fill cursor of r; after filling, off[r+1] = end of r = start of r+1. */
+    /* off[r+1] is r's fill cursor; once filled it is r's end, which is r+1's start. */
     for (size_t i = 0; i < ne; i++) {
         int32_t a = (int32_t)(e[i] >> 32), b = (int32_t)(uint32_t)e[i];
         g->adj[g->off[a + 1]++] = b;
@@ -329,24 +289,62 @@ static int build_csr(const vec__clusters *c, csr *g)
     return MD_OK;
 }
 
-typedef struct speck_ctx {
+/* Stages 3 and 4 share one union-find over the first clusters, with member lists so that a
+ * group's neighbours can be listed, and relabel the pixels once at the end. */
+typedef struct merger {
     vec__clusters *c;
-    csr g;             /* adjacency of the regions before stage 5 */
+    csr g;
     int32_t *par, *next, *tail;
-} speck_ctx;
+} merger;
+
+static void unite(merger *m, int32_t into, int32_t from)
+{
+    region_absorb(&m->c->reg[into], &m->c->reg[from]);
+    m->par[from] = into;
+    m->next[m->tail[into]] = from; /* from's members follow into's */
+    m->tail[into] = m->tail[from];
+}
+
+/* Stage 3: hierarchical merge by colour difference. */
+static int merge_similar(merger *m, int layer_difference)
+{
+    vec__clusters *c = m->c;
+    size_t ne = m->g.off[c->n], k = 0;
+    wedge *we = malloc((ne ? ne : 1) * sizeof *we);
+    if (we == NULL)
+        return MD_E_NOMEM;
+    for (int32_t a = 0; a < c->n; a++)
+        for (size_t i = m->g.off[a]; i < m->g.off[a + 1]; i++) {
+            int32_t b = m->g.adj[i];
+            if (b < a || c->reg[a].transparent != c->reg[b].transparent)
+                continue;
+            double d = color_dist(&c->reg[a], &c->reg[b]);
+            if (d < layer_difference)
+                we[k++] = (wedge){(float)d, a, b};
+        }
+    qsort(we, k, sizeof *we, cmp_wedge);
+    for (size_t i = 0; i < k; i++) {
+        int32_t a = uf_find(m->par, we[i].a), b = uf_find(m->par, we[i].b);
+        if (a == b || color_dist(&c->reg[a], &c->reg[b]) >= layer_difference)
+            continue;
+        unite(m, a < b ? a : b, a < b ? b : a);
+    }
+    free(we);
+    return MD_OK;
+}
 
 /* The neighbour (a root) of root g with the closest colour; ties go to the larger one. */
-static int32_t best_neighbour(speck_ctx *s, int32_t g)
+static int32_t best_neighbour(merger *m, int32_t g)
 {
     int32_t best = -1;
     double bestd = 1e9;
-    for (int32_t m = g; m >= 0; m = s->next[m])
-        for (size_t k = s->g.off[m]; k < s->g.off[m + 1]; k++) {
-            int32_t o = uf_find(s->par, s->g.adj[k]);
+    for (int32_t k = g; k >= 0; k = m->next[k])
+        for (size_t i = m->g.off[k]; i < m->g.off[k + 1]; i++) {
+            int32_t o = uf_find(m->par, m->g.adj[i]);
             if (o == g)
                 continue;
-            double d = color_dist(&s->c->reg[g], &s->c->reg[o]);
-            if (d < bestd || (d == bestd && s->c->reg[o].area > s->c->reg[best].area)) {
+            double d = color_dist(&m->c->reg[g], &m->c->reg[o]);
+            if (d < bestd || (d == bestd && m->c->reg[o].area > m->c->reg[best].area)) {
                 bestd = d;
                 best = o;
             }
@@ -363,44 +361,56 @@ static int cmp_area_idx(const void *x, const void *y, void *ctx)
     return a < b ? -1 : a > b;
 }
 
-/* Stage 4: merge speckles into their closest neighbour, smallest first. */
-static int filter_speckles(vec__clusters *c, int64_t min_area)
+/* Stage 4: merge speckles into their closest neighbour, smallest first. A speckle that grows
+ * by absorbing is met again later in the order only if it was smaller, so one pass does. */
+static int filter_speckles(merger *m, int64_t min_area)
 {
-    speck_ctx s = {.c = c};
-    int nr = c->n;
-    int rc = build_csr(c, &s.g);
-    int32_t *order = malloc((size_t)nr * sizeof *order);
-    s.par = malloc((size_t)nr * sizeof *s.par);
-    s.next = malloc((size_t)nr * sizeof *s.next);
-    s.tail = malloc((size_t)nr * sizeof *s.tail);
-    if (rc == MD_OK && (!order || !s.par || !s.next || !s.tail))
-        rc = MD_E_NOMEM;
-    if (rc != MD_OK)
-        goto out;
-    for (int32_t r = 0; r < nr; r++) {
-        order[r] = s.par[r] = s.tail[r] = r;
-        s.next[r] = -1;
-    }
-    qsort_r(order, (size_t)nr, sizeof *order, cmp_area_idx, c->reg);
-    for (int i = 0; i < nr; i++) {
+    vec__clusters *c = m->c;
+    int32_t *order = malloc(((size_t)c->n + 1) * sizeof *order), no = 0;
+    if (order == NULL)
+        return MD_E_NOMEM;
+    for (int32_t r = 0; r < c->n; r++)
+        if (m->par[r] == r && c->reg[r].area < min_area)
+            order[no++] = r;
+    qsort_r(order, (size_t)no, sizeof *order, cmp_area_idx, c->reg);
+    for (int32_t i = 0; i < no; i++) {
         int32_t g = order[i];
-        if (s.par[g] != g || c->reg[g].area >= min_area)
+        if (m->par[g] != g || c->reg[g].area >= min_area)
             continue;
-        int32_t t = best_neighbour(&s, g);
-        if (t < 0)
-            continue; /* the whole image is one region */
-        region_absorb(&c->reg[t], &c->reg[g]);
-        s.par[g] = t;
-        s.next[s.tail[t]] = g; /* members of g follow t's */
-        s.tail[t] = s.tail[g];
+        int32_t t = best_neighbour(m, g);
+        if (t >= 0) /* else the whole image is one region */
+            unite(m, t, g);
     }
-    rc = apply_roots(c, s.par);
-out:
     free(order);
-    free(s.par);
-    free(s.next);
-    free(s.tail);
-    csr_free(&s.g);
+    return MD_OK;
+}
+
+/* Stages 3 and 4 over the first clusters, then one relabelling. */
+static int merge_regions(vec__clusters *c, int layer_difference, int64_t min_area)
+{
+    merger m = {.c = c};
+    int nr = c->n;
+    int rc = build_csr(c, &m.g);
+    m.par = malloc(((size_t)nr + 1) * sizeof *m.par);
+    m.next = malloc(((size_t)nr + 1) * sizeof *m.next);
+    m.tail = malloc(((size_t)nr + 1) * sizeof *m.tail);
+    if (rc == MD_OK && (!m.par || !m.next || !m.tail))
+        rc = MD_E_NOMEM;
+    for (int32_t r = 0; rc == MD_OK && r < nr; r++) {
+        m.par[r] = m.tail[r] = r;
+        m.next[r] = -1;
+    }
+    if (rc == MD_OK && layer_difference > 0)
+        rc = merge_similar(&m, layer_difference);
+    if (rc == MD_OK && min_area > 1)
+        rc = filter_speckles(&m, min_area);
+    if (rc == MD_OK)
+        rc = apply_roots(c, m.par);
+    free(m.par);
+    free(m.next);
+    free(m.tail);
+    free(m.g.off);
+    free(m.g.adj);
     return rc;
 }
 
@@ -410,10 +420,8 @@ int vec__cluster_color(const md_image *img, const vec_params *p, vec__clusters *
     int rc = prep_pixels(img, p, c);
     if (rc == MD_OK)
         rc = initial_clusters(c, p->color_precision);
-    if (rc == MD_OK && p->layer_difference > 0)
-        rc = merge_similar(c, p->layer_difference);
-    if (rc == MD_OK && p->filter_speckle > 1)
-        rc = filter_speckles(c, (int64_t)p->filter_speckle * p->filter_speckle);
+    if (rc == MD_OK)
+        rc = merge_regions(c, p->layer_difference, (int64_t)p->filter_speckle * p->filter_speckle);
     if (rc != MD_OK) {
         vec__clusters_free(c);
         return md_fail(err, rc, NULL, "out of memory while clustering colours");
@@ -436,8 +444,8 @@ int vec__cluster_binary(const md_image *img, const vec_params *p, vec__clusters 
         }
         rc = initial_clusters(c, 1);
     }
-    if (rc == MD_OK && p->filter_speckle > 1)
-        rc = filter_speckles(c, (int64_t)p->filter_speckle * p->filter_speckle);
+    if (rc == MD_OK)
+        rc = merge_regions(c, 0, (int64_t)p->filter_speckle * p->filter_speckle);
     if (rc != MD_OK) {
         vec__clusters_free(c);
         return md_fail(err, rc, NULL, "out of memory while clustering pixels");

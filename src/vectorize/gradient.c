@@ -568,12 +568,16 @@ int vec__gradients(vec__clusters *c, const vec_params *p)
     }
     if (rc == MD_OK && nok > 0) {
         rc = apply_groups(c, par, cand, g, ok, excl);
+        free(c->grad);
+        c->ngrad = 0;
+        c->grad = rc == MD_OK ? malloc((size_t)nok * sizeof *c->grad) : NULL;
+        if (rc == MD_OK && c->grad == NULL)
+            rc = MD_E_NOMEM;
         for (int k = 0; rc == MD_OK && k < ng; k++) {
             if (!ok[k])
                 continue;
-            vec__region *r = &c->reg[c->label[g[k].first_px]];
-            r->gradient = 1;
-            r->paint = paints[k];
+            c->reg[c->label[g[k].first_px]].gradient = c->ngrad;
+            c->grad[c->ngrad++] = paints[k];
         }
     }
     free(par);

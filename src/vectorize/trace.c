@@ -233,10 +233,11 @@ static int interior_colors(const vec__clusters *c, double **out)
     return MD_OK;
 }
 
-static void region_paint(const vec__region *r, const double *interior, vec_paint *paint)
+static void region_paint(const vec__clusters *c, const vec__region *r, const double *interior,
+                         vec_paint *paint)
 {
-    if (r->gradient) {
-        *paint = r->paint;
+    if (r->gradient >= 0) {
+        *paint = c->grad[r->gradient];
         return;
     }
     memset(paint, 0, sizeof *paint);
@@ -298,7 +299,7 @@ static int emit_region(tracer *t, docbuild *b, const vec__loops *L, int32_t r, i
     }
     if (rc == MD_OK && s.n > 0) {
         vec_paint paint;
-        region_paint(reg, b->interior + 4 * r, &paint);
+        region_paint(t->c, reg, b->interior + 4 * r, &paint);
         rc = vec__doc_add(b->d, &b->cap, &paint, &s);
     }
     free(s.s);

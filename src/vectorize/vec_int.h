@@ -33,8 +33,7 @@ typedef struct vec__region {
     double psum[3];         /* premultiplied colour sums (colour * alpha / 255) */
     int x0, y0, x1, y1;     /* bounding box, inclusive */
     int transparent;        /* 1: no shape is emitted for it */
-    int gradient;           /* 1: paint holds a fitted gradient */
-    vec_paint paint;        /* the fill (solid mean colour unless gradient) */
+    int gradient;           /* >= 0: index of its fitted gradient in vec__clusters.grad */
 } vec__region;
 
 /* 1 when the region is painted opaque (its mean alpha reaches VEC__OPAQUE). */
@@ -52,6 +51,8 @@ typedef struct vec__clusters {
     uint8_t *alpha;         /* w*h alpha values (255 when compositing), owned */
     int n;                  /* number of regions */
     vec__region *reg;       /* n regions, owned */
+    int ngrad;
+    vec_paint *grad;        /* gradient fills of regions, owned */
 } vec__clusters;
 
 /* Colour mode: quantise, connect, merge and filter speckles. On success *c is filled (new;
