@@ -279,7 +279,7 @@ async function loadPresets() {
 function humanBytes(n) {
   if (n < 1024) return n + ' B';
   if (n < 1024 * 1024) return (n / 1024).toFixed(n < 10240 ? 1 : 0) + ' KB';
-  return (n / 1024 / 1024).toFixed(1) + ' MB';
+  return (n / 1024 / 1024).toFixed(1).replace(/\.0$/, '') + ' MB';
 }
 
 function setUploadState(text, kind) {
@@ -495,6 +495,18 @@ function wireKey() {
   });
 }
 
+/* A file the browser cannot draw (not an image, or corrupt) shows no broken-image icon. */
+function wirePreviews() {
+  for (const id of ['original-img', 'file-thumb', 'cmp-original']) {
+    $(id).addEventListener('error', () => {
+      if (!$(id).getAttribute('src')) return;
+      $(id).hidden = true;
+      if (id === 'original-img') $('stage').classList.remove('has-original');
+    });
+    $(id).addEventListener('load', () => { $(id).hidden = false; });
+  }
+}
+
 function wireCompare() {
   const range = $('cmp-range');
   const move = () => {
@@ -517,6 +529,7 @@ function init() {
   wireKey();
   wireDropzone();
   wireCompare();
+  wirePreviews();
   wireSegmented('converter', (v) => { state.converter = v; });
   $('presets').addEventListener('click', (e) => {
     const c = e.target.closest('.chip');

@@ -148,13 +148,14 @@ test('errors are explained: wrong key, not an image', async () => {
   await page.setInputFiles('#file-input', path.join(CORPUS, 'non_image_text.png'));
   await page.waitForSelector('.msg.error[data-status="415"]');
   assert.match(await page.textContent('.msg.error'), /not a supported image/);
+  await page.waitForSelector('#original-img', { state: 'hidden' }); // no broken-image icon
 
   await page.setInputFiles('#file-input', path.join(CORPUS, 'corrupted_truncated.png'));
   await page.waitForSelector('.msg.error[data-status="400"]');
   assert.equal(await page.isDisabled('#download-btn'), true);
 
   // Past the server's upload limit (which the page learns from /api/presets): refused at once.
-  await page.waitForFunction(() => document.querySelector('#dz-limit').textContent === '20.0 MB');
+  await page.waitForFunction(() => document.querySelector('#dz-limit').textContent === '20 MB');
   const big = Buffer.concat([fs.readFileSync(path.join(CORPUS, 'simple_geometric_00.png')), Buffer.alloc(21 << 20)]);
   await page.setInputFiles('#file-input', { name: 'huge.png', mimeType: 'image/png', buffer: big });
   await page.waitForSelector('.msg.error[data-status="413"]');
