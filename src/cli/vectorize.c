@@ -198,15 +198,39 @@ static char *path_join(const char *dir, const char *name, const char *ext)
     return p;
 }
 
-/* out_dir/<name without its extension>.svg (or .svgz). New. */
-static char *output_name(const char *out_dir, const char *name, int svgz)
+/* out_dir/<name without its extension>.svg (or .svgz); with keep_ext the extension stays
+ * (a.png -> a.png.svg), for inputs whose stems collide. New. */
+static char *output_name(const char *out_dir, const char *name, int svgz, int keep_ext)
 {
     char stem[1024];
     snprintf(stem, sizeof stem, "%s", name);
     char *dot = strrchr(stem, '.');
-    if (dot && dot != stem)
+    if (dot && dot != stem && !keep_ext)
         *dot = '\0';
     return path_join(out_dir, stem, svgz ? ".svgz" : ".svg");
+}
+
+static size_t stem_len(const char *name)
+{
+    const char *dot = strrchr(name, '.');
+    return dot && dot != name ? (size_t)(dot - name) : strlen(name);
+}
+
+/* Whether names[i] shares its stem with another name. The list is sorted, so every name with
+ * the same stem sits in the run of names that start with "<stem>." around i. */
+static int stem_collides(char *const *names, size_t n, size_t i)
+{
+    size_t k = stem_len(names[i]);
+    for (size_t step = 0; step < 2; step++) {
+        for (size_t j = i; step ? j + 1 < n : j > 0;) {
+            j = step ? j + 1 : j - 1;
+            if (strncmp(names[j], names[i], k) != 0 || names[j][k] != '.')
+                break;
+            if (stem_len(names[j]) == k)
+                return 1;
+        }
+    }
+    return 0;
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -242,15 +266,24 @@ static int list_dir(const char *dir, char ***names, size_t *n)
     return 0;
 }
 
+/* Write through a temporary name and rename, so an interrupted run never leaves a
+ * half-written SVG under the final name. */
 static int write_file(const char *path, const char *data, size_t len)
 {
+    static atomic_uint seq;
     if (strcmp(path, "-") == 0)
         return fwrite(data, 1, len, stdout) == len && fflush(stdout) == 0 ? 0 : -1;
-    FILE *f = fopen(path, "wb");
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.%ld.%u.tmp", path, (long)getpid(), atomic_fetch_add(&seq, 1));
+    FILE *f = fopen(tmp, "wb");
     if (!f)
         return -1;
     size_t w = fwrite(data, 1, len, f);
-    return fclose(f) == 0 && w == len ? 0 : -1;
+    if (fclose(f) != 0 || w != len || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
 }
 
 /* ---- the work --------------------------------------------------------------------------- */
@@ -495,16 +528,20 @@ static int plan_dir(const cli_args *a, const vec_params *p, job **jobs, size_t *
         return 2;
     }
     *jobs = calloc(*n ? *n : 1, sizeof **jobs);
-    for (size_t i = 0; i < *n; i++) {
-        if (*jobs) {
-            (*jobs)[i].in_path = path_join(a->in, names[i], "");
-            (*jobs)[i].out_path = output_name(a->out, names[i], p->svgz);
-            (*jobs)[i].name = (*jobs)[i].in_path ? base_name((*jobs)[i].in_path) : "";
-        }
-        free(names[i]);
+    int ok = *jobs != NULL;
+    for (size_t i = 0; ok && i < *n; i++) {
+        job *j = &(*jobs)[i];
+        j->in_path = path_join(a->in, names[i], "");
+        j->out_path = output_name(a->out, names[i], p->svgz, stem_collides(names, *n, i));
+        j->name = j->in_path ? base_name(j->in_path) : "";
+        ok = j->in_path && j->out_path;
     }
+    for (size_t i = 0; i < *n; i++)
+        free(names[i]);
     free(names);
-    return *jobs ? 0 : 2;
+    if (!ok)
+        fprintf(stderr, "modeld vectorize: out of memory\n");
+    return ok ? 0 : 2;
 }
 
 static int plan_file(const cli_args *a, const vec_params *p, job **jobs, size_t *n)
@@ -516,7 +553,7 @@ static int plan_file(const cli_args *a, const vec_params *p, job **jobs, size_t 
     if (!*jobs)
         return 2;
     (*jobs)->in_path = strdup(a->in);
-    (*jobs)->out_path = a->out ? strdup(a->out) : output_name("", a->in, p->svgz);
+    (*jobs)->out_path = a->out ? strdup(a->out) : output_name("", a->in, p->svgz, 0);
     (*jobs)->name = (*jobs)->in_path ? base_name((*jobs)->in_path) : "";
     return (*jobs)->in_path && (*jobs)->out_path ? 0 : 2;
 }

@@ -102,3 +102,24 @@ def test_svg_to_stdout():
     r = run(os.path.join(CORPUS, "papirus_famitracker_64.png"), "-o", "-")
     assert r.returncode == 0
     assert "</svg>" in r.stdout and "ssim" not in r.stdout
+
+
+def test_other_formats_and_name_collisions(tmp):
+    """JPEG, BMP, WebP and TIFF inputs (chosen by magic, not name), and inputs whose names differ
+    only in the extension keep it in the output name instead of overwriting each other."""
+    from PIL import Image
+    src = os.path.join(tmp, "in")
+    os.mkdir(src)
+    im = Image.open(os.path.join(CORPUS, "text_based_05.png")).convert("RGB")
+    im.save(os.path.join(src, "logo.png"))
+    im.save(os.path.join(src, "logo.jpg"), quality=95)
+    im.save(os.path.join(src, "b.bmp"))
+    im.save(os.path.join(src, "w.webp"), lossless=True)
+    im.save(os.path.join(src, "t.tiff"))
+    im.save(os.path.join(src, "named_wrong.jpg"), "PNG")
+    out = os.path.join(tmp, "out")
+    r = run(src, "-o", out, "--json", "--no-quality")
+    assert r.returncode == 0, r.stderr
+    assert sorted(os.listdir(out)) == ["b.svg", "logo.jpg.svg", "logo.png.svg", "named_wrong.svg",
+                                       "t.svg", "w.svg"]
+    assert json.loads(r.stdout)["summary"]["ok"] == 6
