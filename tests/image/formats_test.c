@@ -1,6 +1,7 @@
 /* formats_test.c - each format round-trips: an image is encoded in the test (libspng,
  * TurboJPEG, libwebp, libtiff, or BMP bytes written by hand), decoded by us and compared; then
  * the same bytes cut short must give MD_E_IMAGE_TRUNCATED and damaged ones MD_E_IMAGE_CORRUPT.
+ * A CMYK JPEG comes from a fixture (tests/fixtures/image/gen.py, Pillow).
  * Every BMP variant we claim to read is covered: 1/4/8-bit palettes, 16-bit 5-6-5 bit fields,
  * 24-bit, 32-bit BI_RGB (padding byte, not alpha) and 32-bit bit fields with alpha, bottom-up
  * and top-down, and the OS/2 core header.
@@ -134,6 +135,30 @@ static void test_jpeg(void **state)
     img_free(img);
     tjFree(jpg);
     tjDestroy(tj);
+}
+
+/* An Adobe CMYK JPEG written by Pillow (tests/fixtures/image/gen.py): inverted inks to RGB,
+ * R = (255 - C)(255 - K) / 255 as Pillow converts. */
+static void test_jpeg_cmyk(void **state)
+{
+    (void)state;
+    const char *src = getenv("MODELD_SOURCE_DIR");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/tests/fixtures/image/cmyk.jpg", src && *src ? src : ".");
+    md_image *img = NULL;
+    md_err err;
+    if (img_load_file(path, NULL, &img, &err) != MD_OK)
+        fail_msg("%s: %s", path, md_err_message(&err));
+    uint8_t want[W * H * 4];
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            int ink[3] = {x * 19, y * 36, 255 - x * 7 - y * 11}, k = 12 * (x + y);
+            for (int c = 0; c < 3; c++)
+                want[(y * W + x) * 4 + c] = (uint8_t)((255 - ink[c]) * (255 - k) / 255);
+            want[(y * W + x) * 4 + 3] = 255;
+        }
+    compare(img, want, 8, 1);
+    img_free(img);
 }
 
 static void test_webp(void **state)
@@ -386,6 +411,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_png),           cmocka_unit_test(test_jpeg),
+        cmocka_unit_test(test_jpeg_cmyk),
         cmocka_unit_test(test_webp),          cmocka_unit_test(test_tiff),
         cmocka_unit_test(test_bmp_24_and_32), cmocka_unit_test(test_bmp_16_bitfields),
         cmocka_unit_test(test_bmp_palettes),  cmocka_unit_test(test_bmp_unsupported),
