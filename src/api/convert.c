@@ -76,9 +76,9 @@ typedef struct upload_in {
     size_t len;
     char filename[256];
 } upload_in;
+
 /* The image bytes and filename of an upload: a multipart "file" part, or a raw body sent with an
  * image Content-Type (its name then comes from ?filename=). */
-/* The image bytes and filename of an upload: a multipart "file" part or a raw body whose Content-Type is image/.... */
 static int upload_input(http_req *req, upload_in *in)
 {
     md_err *err = http_req_err(req);
