@@ -99,7 +99,7 @@ static int parse_one(int argc, char **argv, int *i, cli_args *a)
         strcmp(s, "--quiet") == 0) {
         a->json |= strcmp(s, "--json") == 0;
         a->quality &= strcmp(s, "--no-quality") != 0;
-        a->quiet |= s[1] == 'q' || strcmp(s, "--quiet") == 0;
+        a->quiet |= strcmp(s, "-q") == 0 || strcmp(s, "--quiet") == 0;
         return 0;
     }
     if (s[0] != '-' || strcmp(s, "-") == 0) {
@@ -128,7 +128,9 @@ static int parse_one(int argc, char **argv, int *i, cli_args *a)
         a->jobs = (int)j;
     } else if (klen == 8 && strncmp(s, "--preset", 8) == 0)
         a->preset = val;
-    else if (s[1] == '-' && a->nparams < 64) {
+    else if (s[1] == '-') {
+        if (a->nparams == (int)(sizeof a->pnames / sizeof a->pnames[0]))
+            return usage_error("too many parameters", s), 1;
         a->pnames[a->nparams] = s + 2;
         a->pvalues[a->nparams++] = val;
     } else
