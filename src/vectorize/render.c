@@ -9,6 +9,11 @@
 #include "vectorize/vec.h"
 
 #include <cairo.h>
+#include <math.h>
+
+/* Coordinates beyond this (pixels) cannot come from a sane trace; cairo's fixed-point path
+ * representation overflows near 2^23 and NaN poisons its tessellator. */
+#define RENDER_MAX_COORD 1e6
 
 static void add_path(cairo_t *cr, const vec_path *p)
 {
@@ -25,6 +30,28 @@ static void add_path(cairo_t *cr, const vec_path *p)
         case VEC_SEG_CLOSE: cairo_close_path(cr); break;
         }
     }
+}
+
+static int bad_coord(float v) { return !isfinite(v) || fabsf(v) > RENDER_MAX_COORD; }
+
+/* Every point a segment uses is finite and within range; gradients too. */
+static int doc_is_sane(const vec_doc *d)
+{
+    for (size_t i = 0; i < d->npaths; i++) {
+        const vec_path *p = &d->paths[i];
+        const vec_paint *f = &p->fill;
+        if (f->kind != VEC_PAINT_SOLID &&
+            (bad_coord(f->x1) || bad_coord(f->y1) || bad_coord(f->x2) || bad_coord(f->y2)))
+            return 0;
+        for (size_t k = 0; k < p->nseg; k++) {
+            const vec_seg *s = &p->segs[k];
+            int npt = s->kind == VEC_SEG_CUBIC ? 3 : s->kind == VEC_SEG_CLOSE ? 0 : 1;
+            for (int j = 0; j < npt; j++)
+                if (bad_coord(s->pt[j][0]) || bad_coord(s->pt[j][1]))
+                    return 0;
+        }
+    }
+    return 1;
 }
 
 /* A cairo pattern for a paint; new (cairo_pattern_destroy). Gradients with no stops paint
@@ -72,6 +99,9 @@ int vec_render(const vec_doc *d, uint8_t *rgb, md_err *err)
     if (!d || !rgb || d->width <= 0 || d->height <= 0 || d->width > 32767 || d->height > 32767)
         return md_fail(err, MD_E_INVALID_PARAM, "document", "cannot render a %dx%d document",
                        d ? d->width : 0, d ? d->height : 0);
+    if (!doc_is_sane(d))
+        return md_fail(err, MD_E_INTERNAL, "document",
+                       "the traced document has a non-finite or out-of-range coordinate");
     cairo_surface_t *s = cairo_image_surface_create(CAIRO_FORMAT_RGB24, d->width, d->height);
     cairo_t *cr = cairo_create(s);
     int rc = MD_OK;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include <math.h>
 
 #include "vectorize/vec.h"
 
@@ -200,10 +201,22 @@ static void test_bad_document(void **state)
 {
     (void)state;
     vec_doc d = {.width = 0, .height = 5};
-    uint8_t rgb[3];
+    uint8_t rgb[4 * 4 * 3];
     md_err err;
     assert_int_equal(vec_render(&d, rgb, &err), MD_E_INVALID_PARAM);
     assert_int_equal(vec_render(NULL, rgb, &err), MD_E_INVALID_PARAM);
+    /* A NaN or huge coordinate (a fitting bug upstream) is refused, not handed to cairo. */
+    vec_doc *bad = new_doc(4, 4, 1);
+    rect(&bad->paths[0], 0, 0, 3, 3, 0);
+    bad->paths[0].segs[2].pt[0][1] = NAN;
+    assert_int_equal(vec_render(bad, rgb, &err), MD_E_INTERNAL);
+    bad->paths[0].segs[2].pt[0][1] = 1e9f;
+    assert_int_equal(vec_render(bad, rgb, &err), MD_E_INTERNAL);
+    bad->paths[0].segs[2].pt[0][1] = 2;
+    bad->paths[0].fill.kind = VEC_PAINT_RADIAL;
+    bad->paths[0].fill.x2 = INFINITY;
+    assert_int_equal(vec_render(bad, rgb, &err), MD_E_INTERNAL);
+    free_doc(bad);
 }
 
 int main(void)
