@@ -433,6 +433,10 @@ static void test_conv_bad_geometry(void **state)
     assert_int_equal(onnx__conv_new(1, &g, NULL, NULL, &c, &e), MD_E_INVALID_PARAM);
     assert_null(c);
     assert_string_equal(e.field, "dilations");
+    /* hostile pads: each value is in range, the output (2^60 values) is not */
+    g = geom2d(1, 1, 1, 4, 4, 1, 1, 1, (int64_t)1 << 29, (int64_t)1 << 29, 1);
+    assert_int_equal(onnx__conv_new(1, &g, NULL, NULL, &c, &e), MD_E_INVALID_PARAM);
+    assert_null(c);
 }
 
 /* ---- gemm ------------------------------------------------------------------------------------ */

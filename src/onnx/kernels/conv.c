@@ -729,6 +729,10 @@ static void stage_out(const onnx_kstage *s, int64_t *nc, const int64_t **out)
     *out = conv ? s->conv.out : s->pool.out;
 }
 
+/* Intermediates live in the caller's scratch: refuse chains whose activations could not be
+ * held at all (hostile pads or strides), before any size arithmetic can overflow. */
+#define MAX_STAGE_ELEMS 17179869184.0 /* 2^34 floats, 64 GiB */
+
 static int check_chain(int n, const onnx_kstage *st, const float *const *w, md_err *e)
 {
     if (n < 1 || n > 64)
@@ -741,6 +745,17 @@ static int check_chain(int n, const onnx_kstage *st, const float *const *w, md_e
                                                 : onnx__pool_check(&st[i].pool, e);
         if (rc != MD_OK)
             return rc;
+        int64_t nc[2];
+        const int64_t *dims;
+        double elems;
+        stage_out(&st[i], nc, &dims);
+        elems = (double)nc[0] * (double)nc[1];
+        for (int d = 0; d < (st[i].kind == ONNX_KSTAGE_CONV ? st[i].conv.nsp : st[i].pool.nsp);
+             d++)
+            elems *= (double)dims[d];
+        if (elems > MAX_STAGE_ELEMS)
+            return md_fail(e, MD_E_INVALID_PARAM, "X", "stage %d would produce %.3g values", i,
+                           elems);
         if (i == 0)
             continue;
         int64_t a[2], b[2];
