@@ -59,6 +59,15 @@ int onnx__output(onnx_kctx *k, int i, int dtype, int rank, const int64_t *dims,
     return MD_OK;
 }
 
+void *onnx__output_extra(onnx_kctx *k, int i, size_t bytes)
+{
+    if (i < 0 || i >= k->node->n_out || bytes > k->exec->m->max_value_bytes) {
+        onnx__kfail(k, MD_E_INVALID_PARAM, "bad output memory request");
+        return NULL;
+    }
+    return onnx__exec_alloc_for(k->exec, k->node->out[i], bytes, k->err);
+}
+
 void *onnx__scratch(onnx_kctx *k, size_t bytes)
 {
     if (bytes > k->exec->m->max_value_bytes) {

@@ -218,7 +218,8 @@ static int convert_attr(onnx_prep *p, onnx_node *n, const Onnx__AttributeProto *
     a->ints = ap->ints;
     a->n_ints = ap->n_ints;
     if (a->type == ONNX_ATTR_STRING) {
-        a->s = md_arena_strndup(ar, (const char *)ap->s.data, ap->s.len);
+        a->s = ap->s.len ? md_arena_strndup(ar, (const char *)ap->s.data, ap->s.len)
+                         : md_arena_strdup(ar, "");
         a->s_len = ap->s.len;
         if (!a->s)
             return md_fail(err, MD_E_NOMEM, NULL, "out of memory");
@@ -228,7 +229,9 @@ static int convert_attr(onnx_prep *p, onnx_node *n, const Onnx__AttributeProto *
         if (!v)
             return md_fail(err, MD_E_NOMEM, NULL, "out of memory");
         for (size_t i = 0; i < ap->n_strings; i++) {
-            v[i] = md_arena_strndup(ar, (const char *)ap->strings[i].data, ap->strings[i].len);
+            v[i] = ap->strings[i].len ? md_arena_strndup(ar, (const char *)ap->strings[i].data,
+                                                         ap->strings[i].len)
+                                      : md_arena_strdup(ar, "");
             if (!v[i])
                 return md_fail(err, MD_E_NOMEM, NULL, "out of memory");
         }

@@ -175,6 +175,10 @@ int onnx__prep_fail(const onnx_node *n, md_err *err, int code, const char *field
  * Works even when the output is not requested (the data is then discarded). */
 int onnx__output(onnx_kctx *k, int i, int dtype, int rank, const int64_t *dims,
                  onnx_tensor **out);
+/* Memory that lives exactly as long as output i's value (call after onnx__output for i): for
+ * what an output points to, such as the characters of newly made strings. Uninitialised;
+ * NULL on failure (k->err set). */
+void *onnx__output_extra(onnx_kctx *k, int i, size_t bytes);
 /* Temporary memory, 64-byte aligned, uninitialised, valid until the node's run returns.
  * NULL on OOM (k->err set). bytes 0 gives a valid non-NULL pointer. */
 void *onnx__scratch(onnx_kctx *k, size_t bytes);

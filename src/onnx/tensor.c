@@ -210,8 +210,10 @@ static int typed_copy(const Onnx__TensorProto *tp, onnx_tensor *t, int64_t n, md
         case ONNX_UINT32: ((uint32_t *)t->data)[i] = (uint32_t)tp->uint64_data[i]; break;
         case ONNX_UINT64: ((uint64_t *)t->data)[i] = tp->uint64_data[i]; break;
         case ONNX_STRING: {
-            char *s = md_arena_strndup(a, (const char *)tp->string_data[i].data,
-                                       tp->string_data[i].len);
+            char *s = tp->string_data[i].len
+                          ? md_arena_strndup(a, (const char *)tp->string_data[i].data,
+                                             tp->string_data[i].len)
+                          : md_arena_strdup(a, ""); /* empty bytes may have no data pointer */
             if (!s)
                 return md_fail(err, MD_E_NOMEM, NULL, "out of memory");
             ((const char **)t->data)[i] = s;
