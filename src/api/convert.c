@@ -149,10 +149,42 @@ static int upload_handler(http_req *req, void *ctx)
     if (rc != MD_OK)
         return rc;
     atomic_fetch_add(&c->uploads, 1);
+    api__upload_remember(c, &up);
     json_t *j = json_pack("{s:b, s:s, s:s, s:s, s:i, s:i, s:I}", "success", 1, "file_id", up.file_id,
                           "filename", up.filename, "format", up.format, "width", up.width,
                           "height", up.height, "size_bytes", (json_int_t)up.size);
     return j ? http_reply_json(req, 200, j) : MD_E_NOMEM;
+}
+
+void api__upload_remember(api_convert *c, const store_upload *up)
+{
+    char v[STORE_SHA256_HEX + sizeof up->filename + 1];
+    int n = snprintf(v, sizeof v, "%s\n%s", up->sha256, up->filename);
+    /* Never past the upload's own expiry: a remembered upload expires exactly when the store's
+     * row does (a later touch only extends the row, so this copy errs on the safe side). */
+    cv_cache_put(c->uploads_seen, up->file_id, v, (size_t)n, up->expires_ms);
+}
+
+int api__upload_lookup(api_convert *c, const char *file_id, store_upload *up, md_err *err)
+{
+    char *v = NULL;
+    size_t n = 0;
+    memset(up, 0, sizeof *up);
+    if (strlen(file_id) <= CV_KEY_LEN && cv_cache_get(c->uploads_seen, file_id, &v, &n)) {
+        const char *nl = memchr(v, '\n', n);
+        if (nl && (size_t)(nl - v) == STORE_SHA256_HEX - 1) {
+            snprintf(up->file_id, sizeof up->file_id, "%s", file_id);
+            memcpy(up->sha256, v, STORE_SHA256_HEX - 1);
+            snprintf(up->filename, sizeof up->filename, "%s", nl + 1);
+            free(v);
+            return MD_OK;
+        }
+        free(v);
+    }
+    int rc = store_uploads_get(c->st, file_id, up, err);
+    if (rc == MD_OK)
+        api__upload_remember(c, up);
+    return rc;
 }
 
 /* ---- GET /api/results/{id} and {id}.svg -------------------------------------------------- */
@@ -379,7 +411,10 @@ int api_convert_register(http_server *srv, store *st, const api_convert_opts *o,
     if (co.ttl_ms > c->o.result_ttl_ms) /* a cached answer must not outlive its result */
         co.ttl_ms = c->o.result_ttl_ms;
     c->st = store_ref(st);
+    cv_cache_opts uo = {.max_entries = 4096, .max_bytes = 4u << 20, .ttl_ms = 60000};
     int rc = cv_cache_new(&co, &c->cache);
+    if (rc == MD_OK)
+        rc = cv_cache_new(&uo, &c->uploads_seen);
     if (rc == MD_OK)
         rc = add_routes(srv, c, err);
     if (rc == MD_OK)
@@ -397,6 +432,7 @@ void api_convert_free(api_convert *c)
     if (c == NULL)
         return;
     cv_cache_free(c->cache);
+    cv_cache_free(c->uploads_seen);
     api_webui_free(c->ui);
     store_unref(c->st);
     free(c);

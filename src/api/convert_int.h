@@ -19,12 +19,20 @@ struct api_convert {
     store *st;                      /* one reference, dropped by api_convert_free */
     api_convert_opts o;
     char web_dir[4096];
-    cv_cache *cache;                /* owned */
+    cv_cache *cache;                /* owned: convert answers */
+    cv_cache *uploads_seen;         /* owned: file_id -> "sha256\nfilename" of recent uploads, so a
+                                     * cached convert needs no database read */
     api_webui *ui;                  /* owned; NULL when the page is not served */
     atomic_ulong uploads;           /* accepted uploads */
     atomic_ulong converts[CV__COUNT]; /* conversions run (cache misses), by converter */
     atomic_ulong convert_failures;
 };
+
+/* Remember an upload (its hash, name and expiry) for api__upload_lookup. */
+void api__upload_remember(api_convert *c, const store_upload *up);
+/* The upload file_id names: from memory when seen recently and not expired, else the store.
+ * Fills file_id, sha256 and filename of *up. MD_E_FILE_NOT_FOUND for unknown or expired. */
+int api__upload_lookup(api_convert *c, const char *file_id, store_upload *up, md_err *err);
 
 /* POST /api/convert (convert_run.c). ctx is the api_convert. */
 int api__convert_handler(http_req *req, void *ctx);

@@ -257,7 +257,7 @@ int api__convert_handler(http_req *req, void *ctx)
     memset(&r, 0, sizeof r);
     int rc = parse_request(req, &r);
     if (rc == MD_OK)
-        rc = store_uploads_get(c->st, r.file_id, &up, http_req_err(req));
+        rc = api__upload_lookup(c, r.file_id, &up, http_req_err(req));
     if (rc == MD_OK)
         rc = make_key(&up, &r);
     if (rc != MD_OK)
