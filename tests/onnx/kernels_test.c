@@ -844,6 +844,17 @@ static void test_engine_bad_shapes(void **state)
     bld_node(&b, "MaxPool", "p", (const char *[]){"X", NULL}, (const char *[]){"Y", NULL});
     assert_null(load(&b, MD_E_MODEL_INVALID, &err));
     assert_string_equal(err.field, "kernel_shape");
+    /* a huge stride (products would overflow) is refused at load, naming it */
+    static int64_t big[] = {(int64_t)1 << 40, 1};
+    bld_init(&b, 13);
+    bld_input(&b, "X", ONNX_FLOAT, 4, xd);
+    bld_output(&b, "Y", ONNX_FLOAT, 4, yd);
+    bld_init_f32(&b, "W", 4, wd, w, 54);
+    Onnx__NodeProto *c = bld_node(&b, "Conv", "c", (const char *[]){"X", "W", NULL},
+                                  (const char *[]){"Y", NULL});
+    attr_ints(&b, c, "strides", big, 2);
+    assert_null(load(&b, MD_E_MODEL_INVALID, &err));
+    assert_string_equal(err.field, "strides");
 }
 
 /* MatMul with broadcast batch dims and 1-D operands, against loops. */

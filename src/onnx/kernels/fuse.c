@@ -88,10 +88,11 @@ int onnx__pool_attrs_check(const onnx_node *n, md_err *err)
         if (cnt != 0 && cnt != want)
             return onnx__prep_fail(n, err, MD_E_MODEL_INVALID, names[a], "has %zu values, "
                                    "expected %zu", cnt, want);
+        /* bounded so that the size formulas cannot overflow (kernels/pool.c limits) */
         for (size_t i = 0; i < cnt; i++)
-            if (v[i] < (a == 3 ? 0 : 1))
-                return onnx__prep_fail(n, err, MD_E_MODEL_INVALID, names[a], "must be >= %d",
-                                       a == 3 ? 0 : 1);
+            if (v[i] < (a == 3 ? 0 : 1) || v[i] > ((int64_t)1 << 30))
+                return onnx__prep_fail(n, err, MD_E_MODEL_INVALID, names[a],
+                                       "must be in %d..2^30", a == 3 ? 0 : 1);
     }
     int64_t so = onnx__attr_int(n, "storage_order", 0);
     if (so != 0 && so != 1)
@@ -123,8 +124,8 @@ int onnx__pool_geom_of(const onnx_node *n, int rank, const int64_t *dims, int ki
         g->dil[i] = ndl ? dl[i] : 1;
         g->pad_begin[i] = npd ? pd[i] : 0;
         g->pad_end[i] = npd ? pd[nk + (size_t)i] : 0;
-        if (g->in[i] < 1)
-            return md_fail(e, MD_E_INVALID_PARAM, "X", "spatial dims must be >= 1");
+        if (g->in[i] < 1 || g->in[i] > ((int64_t)1 << 30))
+            return md_fail(e, MD_E_INVALID_PARAM, "X", "spatial dims must be in 1..2^30");
         int64_t ek = (g->k[i] - 1) * g->dil[i] + 1;
         g->out[i] = onnx__spatial_out(autopad, ceil_mode, g->in[i], ek, g->stride[i],
                                       &g->pad_begin[i], &g->pad_end[i]);

@@ -59,34 +59,44 @@ typedef struct conv_priv {
 
 /* ---- attributes ------------------------------------------------------------------------------ */
 
+/* Largest size, stride, dilation or pad accepted: it keeps every product of two of them (the
+ * output-size formulas) inside int64_t, whatever a hostile file says. */
+#define MAX_DIM ((int64_t)1 << 30)
+
+/* Every value of ints attribute `name` in [lo, MAX_DIM]. */
+static int ints_in_range(const onnx_node *n, const char *name, int64_t lo, md_err *err)
+{
+    const int64_t *v;
+    size_t cnt = onnx__attr_ints(n, name, &v);
+    for (size_t i = 0; i < cnt; i++)
+        if (v[i] < lo || v[i] > MAX_DIM)
+            return onnx__prep_fail(n, err, MD_E_MODEL_INVALID, name, "must be in %lld..2^30",
+                                   (long long)lo);
+    return MD_OK;
+}
+
 /* Values of the attributes that do not depend on shapes; checked once at load. */
 static int check_attrs(const onnx_node *n, md_err *err)
 {
     const int64_t *v;
-    size_t cnt;
     if (onnx__autopad_parse(onnx__attr_str(n, "auto_pad", "NOTSET")) < 0)
         return onnx__prep_fail(n, err, MD_E_UNSUPPORTED, "auto_pad", "unknown auto_pad '%s'",
                                onnx__attr_str(n, "auto_pad", ""));
-    if (onnx__attr_int(n, "group", 1) < 1)
-        return onnx__prep_fail(n, err, MD_E_MODEL_INVALID, "group", "must be >= 1");
-    static const char *const pos[] = {"strides", "dilations", "kernel_shape"};
-    for (int a = 0; a < 3; a++) {
-        cnt = onnx__attr_ints(n, pos[a], &v);
-        if (cnt > ONNX_KMAX_SPATIAL)
+    int64_t group = onnx__attr_int(n, "group", 1);
+    if (group < 1 || group > MAX_DIM)
+        return onnx__prep_fail(n, err, MD_E_MODEL_INVALID, "group", "must be in 1..2^30");
+    static const char *const pos[] = {"strides", "dilations", "kernel_shape", "output_shape"};
+    for (int a = 0; a < 4; a++) {
+        size_t cnt = onnx__attr_ints(n, pos[a], &v);
+        if (cnt > ONNX_KMAX_SPATIAL + (a == 3 ? 2 : 0))
             return onnx__prep_fail(n, err, MD_E_UNSUPPORTED, pos[a], "%zu values (1 to 3 spatial "
                                    "dims supported)", cnt);
-        for (size_t i = 0; i < cnt; i++)
-            if (v[i] < 1)
-                return onnx__prep_fail(n, err, MD_E_MODEL_INVALID, pos[a], "must be >= 1");
+        int rc = ints_in_range(n, pos[a], 1, err);
+        if (rc)
+            return rc;
     }
-    static const char *const nonneg[] = {"pads", "output_padding"};
-    for (int a = 0; a < 2; a++) {
-        cnt = onnx__attr_ints(n, nonneg[a], &v);
-        for (size_t i = 0; i < cnt; i++)
-            if (v[i] < 0)
-                return onnx__prep_fail(n, err, MD_E_MODEL_INVALID, nonneg[a], "must be >= 0");
-    }
-    return MD_OK;
+    int rc = ints_in_range(n, "pads", 0, err);
+    return rc ? rc : ints_in_range(n, "output_padding", 0, err);
 }
 
 /* An attribute list of nsp values (or 2*nsp for pads): absent gives def; a wrong length fails. */
@@ -172,6 +182,11 @@ static int stage_geom(const stage *s, int xrank, const int64_t *xd, const onnx_t
     if (w->rank < 3 || w->rank > ONNX_KMAX_SPATIAL + 2 || w->rank != xrank)
         return md_fail(e, MD_E_INVALID_PARAM, "W", "W has rank %d, X has rank %d (ranks 3 to 5 "
                        "supported and they must match)", w->rank, xrank);
+    /* an empty tensor may carry any dim: bound them before the size formulas multiply them */
+    for (int i = 0; i < xrank; i++)
+        if (xd[i] < 1 || xd[i] > MAX_DIM || w->dims[i] < 1 || w->dims[i] > MAX_DIM)
+            return md_fail(e, MD_E_INVALID_PARAM, xd[i] < 1 || xd[i] > MAX_DIM ? "X" : "W",
+                           "every dim must be in 1..2^30");
     g->transpose = s->transpose;
     g->nsp = xrank - 2;
     g->act = s->act;
