@@ -155,7 +155,7 @@ static int probe_outputs(xgb_model *m, md_err *err)
     return rc;
 }
 
-/* Steps 0-1 of the invariants: our own parse and schema check, before XGBoost sees the bytes. */
+/* Invariant 1: our own parse and schema check, before XGBoost sees the bytes. */
 static int check_document(const void *bytes, size_t len, xgb_info *info, md_err *err)
 {
     json_t *doc = NULL;
