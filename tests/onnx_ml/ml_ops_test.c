@@ -1,7 +1,7 @@
 /* ml_ops_test.c - the ai.onnx.ml operators (src/onnx/ops/ml_*.c) beyond what the conformance
  * cases in tests/fixtures/onnx_ml check by value: ZipMap's keys, models that must fail to load
  * with an error naming the attribute (tests/fixtures/onnx_ml_bad, from onnx_ml/gen.py), hostile
- * inputs at run time, and one model run from several threads at once. */
+ * inputs at run time, one model run from several threads at once, and intra-op threads. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -210,6 +210,39 @@ static void test_concurrent_runs(void **state)
     onnx_model_free(m);
 }
 
+/* Row blocks scored on 3 threads give exactly the single-thread answer (320 rows = 5 blocks). */
+static void test_intra_op_threads(void **state)
+{
+    (void)state;
+    onnx_model *m = load("onnx_ml/ml_tree_classifier_xgboost_multi/model.onnx");
+    onnx_tensor *x = load_pb("onnx_ml/ml_tree_classifier_xgboost_multi/test_data_set_0/input_0.pb");
+    enum { REPS = 20 };
+    int64_t rows = x->dims[0] * REPS, cols = x->dims[1];
+    float *big = malloc((size_t)(rows * cols) * sizeof *big);
+    for (int r = 0; r < REPS; r++)
+        memcpy(big + r * x->dims[0] * cols, x->data, (size_t)(x->dims[0] * cols) * sizeof *big);
+    onnx_tensor in = {.dtype = ONNX_FLOAT, .rank = 2, .dims = {rows, cols}, .data = big};
+    onnx_result *r1 = NULL, *r3 = NULL;
+    md_err err = {0};
+    onnx_run_opts one = {.threads = 1}, three = {.threads = 3};
+    assert_int_equal(onnx_run(m, &in, 1, &one, &r1, &err), MD_OK);
+    assert_int_equal(onnx_run(m, &in, 1, &three, &r3, &err), MD_OK);
+    for (int o = 0; o < 2; o++) {
+        const onnx_tensor *a = onnx_result_output(r1, o), *b = onnx_result_output(r3, o);
+        assert_int_equal(a->dims[0], rows);
+        size_t bytes = (size_t)onnx_tensor_numel(a) * onnx_dtype_size(a->dtype);
+        assert_memory_equal(a->data, b->data, bytes);
+    }
+    /* and the tiled rows repeat the first 16 */
+    const float *z = onnx_result_output(r3, 1)->data;
+    assert_memory_equal(z, z + (REPS - 1) * x->dims[0] * 3, (size_t)x->dims[0] * 3 * sizeof *z);
+    onnx_result_free(r1);
+    onnx_result_free(r3);
+    free(big);
+    onnx_tensor_free(x);
+    onnx_model_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -217,6 +250,7 @@ int main(void)
         cmocka_unit_test(test_bad_models_name_the_attribute),
         cmocka_unit_test(test_hostile_inputs),
         cmocka_unit_test(test_concurrent_runs),
+        cmocka_unit_test(test_intra_op_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

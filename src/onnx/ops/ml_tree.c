@@ -3,7 +3,9 @@
  *
  * prepare() turns the attribute tuples (nodes_*, target_* / class_*) into a flat node array
  * with child indices, one root per tree and the leaf weights grouped per leaf; run() walks each
- * tree for each row. The prepared ensemble is read-only while running.
+ * tree for each row, in blocks of 64 rows, tree by tree within a block (a tree's nodes stay in
+ * cache), the blocks spread over the run's k->threads OpenMP threads. The prepared ensemble is
+ * read-only while running.
  *
  * Invariants (established by prepare, relied on by run without re-checking):
  *  1. Every branch node's two children exist in the same tree; every node has at most one
@@ -43,6 +45,7 @@
  *     spec says ("Returns the top class for each of N inputs").
  */
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -549,28 +552,72 @@ static int64_t finish_classes(const tree_ens *e, const double *score, const uint
 
 #define BLOCK 64 /* rows scored together */
 
+/* One run: X's shape, the outputs, and per-thread scratch for one block of rows each. */
 typedef struct run_buf {
-    int64_t rows, cols;
+    const onnx_tensor *x;
+    onnx_tensor *y, *z; /* regressor: y = Y; classifier: y = labels, z = probabilities */
+    int64_t rows, cols, blocks;
+    int threads;
     double *xd, *score;
     uint8_t *has;
 } run_buf;
 
-/* X checks shared by both ops, and scratch for one block of rows. */
+/* X checks shared by both ops; scratch for each thread's block. Row blocks are independent,
+ * so a run may use up to k->threads threads on them (the intra-op policy of onnx_int.h). */
 static int begin_run(onnx_kctx *k, const tree_ens *e, run_buf *b)
 {
-    int rc = ml_input_rows(k, k->in[0], &b->rows, &b->cols);
+    b->x = k->in[0];
+    int rc = ml_input_rows(k, b->x, &b->rows, &b->cols);
     if (rc)
         return rc;
     if (b->rows > 0 && e->max_feature >= b->cols)
         return onnx__kfail(k, MD_E_INVALID_PARAM,
                            "X has %lld features per row, the trees use feature %lld",
                            (long long)b->cols, (long long)e->max_feature);
-    if (b->cols > INT64_MAX / 8 / BLOCK)
+    if (b->cols > INT64_MAX / 8 / BLOCK / 256)
         return onnx__kfail(k, MD_E_INVALID_PARAM, "X has too many features per row");
-    b->xd = onnx__scratch(k, (size_t)(BLOCK * b->cols) * sizeof *b->xd);
-    b->score = onnx__scratch(k, (size_t)(BLOCK * e->n_targets) * sizeof *b->score);
-    b->has = onnx__scratch(k, (size_t)(BLOCK * e->n_targets));
+    b->blocks = (b->rows + BLOCK - 1) / BLOCK;
+    b->threads = k->threads < 1 ? 1 : k->threads > 256 ? 256 : k->threads;
+    if (b->threads > b->blocks)
+        b->threads = b->blocks > 0 ? (int)b->blocks : 1;
+    /* rows per block times threads: never more than X's own row count rounded up */
+    size_t per = (size_t)(b->rows < BLOCK ? b->rows : BLOCK) * (size_t)b->threads;
+    b->xd = onnx__scratch(k, per * (size_t)b->cols * sizeof *b->xd);
+    b->score = onnx__scratch(k, per * (size_t)e->n_targets * sizeof *b->score);
+    b->has = onnx__scratch(k, per * (size_t)e->n_targets);
     return b->xd && b->score && b->has ? MD_OK : MD_E_NOMEM;
+}
+
+/* Score block i of the rows with thread tid's scratch and write its outputs. */
+static void run_block(const tree_ens *e, const run_buf *b, int tid, int64_t i)
+{
+    int64_t nt = e->n_targets, r0 = i * BLOCK;
+    int64_t cnt = b->rows - r0 < BLOCK ? b->rows - r0 : BLOCK;
+    double *score = b->score + (size_t)tid * BLOCK * nt;
+    uint8_t *has = b->has + (size_t)tid * BLOCK * nt;
+    score_block(e, b->x, b->cols, r0, cnt, b->xd + (size_t)tid * BLOCK * b->cols, score, has);
+    for (int64_t r = 0; r < cnt; r++) {
+        if (!e->classifier) {
+            finish_regression(e, score + r * nt, has + r * nt, (float *)b->y->data + (r0 + r) * nt);
+            continue;
+        }
+        float *zr = (float *)b->z->data + (r0 + r) * nt;
+        int64_t label = e->single_score ? finish_single_score(e, score + r * nt, zr)
+                                        : finish_classes(e, score + r * nt, has + r * nt, zr);
+        ml_set_label(b->y, &e->labels, r0 + r, label);
+    }
+}
+
+static void run_blocks(const tree_ens *e, const run_buf *b)
+{
+    if (b->threads == 1) {
+        for (int64_t i = 0; i < b->blocks; i++)
+            run_block(e, b, 0, i);
+        return;
+    }
+#pragma omp parallel for num_threads(b->threads) schedule(dynamic, 1)
+    for (int64_t i = 0; i < b->blocks; i++)
+        run_block(e, b, omp_get_thread_num(), i);
 }
 
 static int run_regressor(const onnx_node *n, onnx_kctx *k)
@@ -578,17 +625,11 @@ static int run_regressor(const onnx_node *n, onnx_kctx *k)
     const tree_ens *e = n->priv;
     run_buf b = {0};
     int rc = begin_run(k, e, &b);
-    onnx_tensor *y = NULL;
-    int64_t dims[2] = {b.rows, e->n_targets}, nt = e->n_targets;
+    int64_t dims[2] = {b.rows, e->n_targets};
     if (rc == MD_OK)
-        rc = onnx__output(k, 0, ONNX_FLOAT, 2, dims, &y);
-    for (int64_t r0 = 0; rc == MD_OK && r0 < b.rows; r0 += BLOCK) {
-        int64_t cnt = b.rows - r0 < BLOCK ? b.rows - r0 : BLOCK;
-        score_block(e, k->in[0], b.cols, r0, cnt, b.xd, b.score, b.has);
-        for (int64_t r = 0; r < cnt; r++)
-            finish_regression(e, b.score + r * nt, b.has + r * nt,
-                              (float *)y->data + (r0 + r) * nt);
-    }
+        rc = onnx__output(k, 0, ONNX_FLOAT, 2, dims, &b.y);
+    if (rc == MD_OK)
+        run_blocks(e, &b);
     return rc;
 }
 
@@ -597,23 +638,13 @@ static int run_classifier(const onnx_node *n, onnx_kctx *k)
     const tree_ens *e = n->priv;
     run_buf b = {0};
     int rc = begin_run(k, e, &b);
-    onnx_tensor *y = NULL, *z = NULL;
-    int64_t dims[2] = {b.rows, e->n_targets}, nt = e->n_targets;
+    int64_t dims[2] = {b.rows, e->n_targets};
     if (rc == MD_OK)
-        rc = ml_label_output(k, &e->labels, b.rows, &y);
+        rc = ml_label_output(k, &e->labels, b.rows, &b.y);
     if (rc == MD_OK)
-        rc = onnx__output(k, 1, ONNX_FLOAT, 2, dims, &z);
-    for (int64_t r0 = 0; rc == MD_OK && r0 < b.rows; r0 += BLOCK) {
-        int64_t cnt = b.rows - r0 < BLOCK ? b.rows - r0 : BLOCK;
-        score_block(e, k->in[0], b.cols, r0, cnt, b.xd, b.score, b.has);
-        for (int64_t r = 0; r < cnt; r++) {
-            float *zr = (float *)z->data + (r0 + r) * nt;
-            const double *sc = b.score + r * nt;
-            int64_t label = e->single_score ? finish_single_score(e, sc, zr)
-                                            : finish_classes(e, sc, b.has + r * nt, zr);
-            ml_set_label(y, &e->labels, r0 + r, label);
-        }
-    }
+        rc = onnx__output(k, 1, ONNX_FLOAT, 2, dims, &b.z);
+    if (rc == MD_OK)
+        run_blocks(e, &b);
     return rc;
 }
 
