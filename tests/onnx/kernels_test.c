@@ -814,6 +814,56 @@ static void test_engine_conv_chain(void **state)
     free(b2);
 }
 
+/* Conv -> BatchNormalization -> Relu: the statistics are folded into the Conv's weights. */
+static void test_engine_conv_bn(void **state)
+{
+    (void)state;
+    static int64_t xd[] = {1, 4, 9, 9}, yd[] = {1, 6, 9, 9}, wd[] = {6, 4, 3, 3}, cd[] = {6},
+                   pads[] = {1, 1, 1, 1};
+    float *w = rand_buf(6 * 36), *cb = rand_buf(6), *x = rand_buf(4 * 81);
+    float sc[6], sh[6], mean[6], var[6], want[6 * 81];
+    for (int i = 0; i < 6; i++) {
+        sc[i] = 0.5f + 0.1f * (float)i;
+        sh[i] = frand();
+        mean[i] = frand();
+        var[i] = 0.25f + 0.2f * (float)i;
+    }
+    bld b;
+    bld_init(&b, 13);
+    bld_input(&b, "X", ONNX_FLOAT, 4, xd);
+    bld_output(&b, "Y", ONNX_FLOAT, 4, yd);
+    bld_init_f32(&b, "W", 4, wd, w, 216);
+    bld_init_f32(&b, "CB", 1, cd, cb, 6);
+    bld_init_f32(&b, "S", 1, cd, sc, 6);
+    bld_init_f32(&b, "SH", 1, cd, sh, 6);
+    bld_init_f32(&b, "M", 1, cd, mean, 6);
+    bld_init_f32(&b, "V", 1, cd, var, 6);
+    Onnx__NodeProto *c = bld_node(&b, "Conv", "c", (const char *[]){"X", "W", "CB", NULL},
+                                  (const char *[]){"A", NULL});
+    attr_ints(&b, c, "pads", pads, 4);
+    bld_node(&b, "BatchNormalization", "bn", (const char *[]){"A", "S", "SH", "M", "V", NULL},
+             (const char *[]){"N", NULL});
+    bld_node(&b, "Relu", "r", (const char *[]){"N", NULL}, (const char *[]){"Y", NULL});
+    md_err err;
+    onnx_model *m = load(&b, MD_OK, &err);
+    onnx_kconv_geom g = geom2d(1, 4, 6, 9, 9, 3, 1, 1, 1, 1, 1);
+    ref_conv(&g, x, w, cb, want);
+    for (int i = 0; i < 6 * 81; i++) {
+        int ch = i / 81;
+        float v = (want[i] - mean[ch]) / sqrtf(var[ch] + 1e-5f) * sc[ch] + sh[ch];
+        want[i] = v > 0 ? v : 0;
+    }
+    onnx_tensor in = {.dtype = ONNX_FLOAT, .rank = 4, .dims = {1, 4, 9, 9}, .data = x};
+    onnx_result *r = NULL;
+    assert_int_equal(onnx_run(m, &in, 1, NULL, &r, &err), MD_OK);
+    assert_close(onnx_result_output(r, 0)->data, want, 6 * 81, "conv + batchnorm + relu");
+    onnx_result_free(r);
+    onnx_model_free(m);
+    free(w);
+    free(cb);
+    free(x);
+}
+
 /* Shapes that do not fit fail the run with the field named, and the model stays usable. */
 static void test_engine_bad_shapes(void **state)
 {
@@ -949,6 +999,7 @@ int main(void)
         cmocka_unit_test(test_pool_bad_geometry),
         cmocka_unit_test(test_batchnorm),
         cmocka_unit_test(test_engine_conv_chain),
+        cmocka_unit_test(test_engine_conv_bn),
         cmocka_unit_test(test_engine_bad_shapes),
         cmocka_unit_test(test_engine_matmul),
     };

@@ -6,7 +6,9 @@
  * the same chain, so the activations between them stay in oneDNN's blocked layout and are never
  * reordered back to NCHW (that is most of the gap to onnxruntime on super-resolution nets).
  * Poolings between the convolutions (MaxPool, AveragePool, the global poolings) join the chain
- * too, which keeps a whole Conv-Relu-MaxPool classifier trunk in the blocked layout.
+ * too, which keeps a whole Conv-Relu-MaxPool classifier trunk in the blocked layout. A
+ * BatchNormalization right after a Conv (exports that did not fold it) is folded into the
+ * Conv's weights and bias when the chain is built.
  *
  * Shapes are only known at run time, so oneDNN primitives are built on the first run of each
  * input shape and kept in a small per-node cache (the model's plan cache plays the same role for
@@ -39,6 +41,8 @@ typedef struct stage {
     int pool;                /* 0: Conv/ConvTranspose; else 1 + onnx_kpool_kind, or POOL_GLOBAL_* */
     int transpose;
     const onnx_tensor *w, *b; /* constant weights/bias; NULL when given at run time (stage 0) */
+    const onnx_tensor *bn[4]; /* a folded BatchNormalization: scale, B, mean, var; or NULLs */
+    float bn_eps;
     onnx_kact act;
 } stage;
 
@@ -242,8 +246,8 @@ static int chainable(onnx_prep *p, const onnx_node *n, const onnx_node *c)
 
 static void init_stage(onnx_prep *p, stage *s, const onnx_node *n)
 {
+    memset(s, 0, sizeof *s);
     s->node = n;
-    s->pool = 0;
     s->transpose = strcmp(n->op_type, "ConvTranspose") == 0;
     s->w = onnx__prep_const(p, n, 1);
     s->b = n->n_in > 2 ? onnx__prep_const(p, n, 2) : NULL;
@@ -274,6 +278,35 @@ static int poolable(const onnx_node *c)
     return onnx__attr_int(c, "ceil_mode", 0) ? 0 : 1 + ONNX_KPOOL_AVG_INCLUDE_PAD;
 }
 
+/* Whether c is an inference BatchNormalization with constant float statistics that can be folded
+ * into the weights of stage s (a Conv with constant weights, no activation yet). */
+static int foldable_bn(onnx_prep *p, const onnx_node *c, const stage *s)
+{
+    if (s->pool || s->transpose || s->w == NULL || s->act.kind != ONNX_KACT_NONE ||
+        s->bn[0] != NULL || c->domain[0] != '\0' ||
+        strcmp(c->op_type, "BatchNormalization") != 0 || c->n_out != 1 || c->n_in != 5 ||
+        (c->opset >= 14 && onnx__attr_int(c, "training_mode", 0) != 0) ||
+        (c->opset < 9 && onnx__attr_int(c, "spatial", 1) != 1))
+        return 0;
+    for (int i = 1; i < 5; i++) {
+        const onnx_tensor *t = onnx__prep_const(p, c, i);
+        if (t == NULL || t->dtype != ONNX_FLOAT || t->rank != 1)
+            return 0;
+    }
+    return 1;
+}
+
+static int absorb_bn(onnx_prep *p, onnx_node *n, onnx_node *c, stage *s, md_err *err)
+{
+    int rc = onnx__prep_absorb(p, n, c, err);
+    if (rc)
+        return rc;
+    for (int i = 0; i < 4; i++)
+        s->bn[i] = onnx__prep_const(p, c, i + 1);
+    s->bn_eps = onnx__attr_float(c, "epsilon", 1e-5f);
+    return MD_OK;
+}
+
 /* Append c as a new stage (a Conv or a pooling of kind pool) and absorb it. */
 static int add_stage(onnx_prep *p, onnx_node *n, conv_priv *cp, onnx_node *c, int pool,
                      md_err *err)
@@ -296,6 +329,12 @@ static int absorb_followers(onnx_prep *p, onnx_node *n, conv_priv *cp, md_err *e
         onnx_kact a;
         if (c == NULL)
             return MD_OK;
+        if (foldable_bn(p, c, cur)) {
+            int rc = absorb_bn(p, n, c, cur, err);
+            if (rc)
+                return rc;
+            continue;
+        }
         if (!cur->pool && cur->act.kind == ONNX_KACT_NONE && onnx__fusable_act(p, c, &a)) {
             int rc = onnx__prep_absorb(p, n, c, err);
             if (rc)
@@ -391,25 +430,62 @@ static int chain_geoms(const conv_priv *cp, const onnx_tensor *x, const onnx_ten
     return MD_OK;
 }
 
+/* Fold stage s's BatchNormalization into its weights: w' = w * a, b' = (b - mean) * a + B with
+ * a = scale / sqrt(var + eps) per output channel. *wf, *bf are new (free()). */
+static int fold_bn(const stage *s, onnx_kconv_geom *g, const float *w, const float *b,
+                   float **wf, float **bf, md_err *e)
+{
+    for (int i = 0; i < 4; i++)
+        if (onnx_tensor_numel(s->bn[i]) != g->oc)
+            return md_fail(e, MD_E_INVALID_PARAM, "scale", "BatchNormalization after a Conv "
+                           "with %lld channels has %lld statistics", (long long)g->oc,
+                           (long long)onnx_tensor_numel(s->bn[i]));
+    size_t per = onnx__conv_weight_count(g) / (size_t)g->oc;
+    *wf = malloc(onnx__conv_weight_count(g) * sizeof(float));
+    *bf = malloc((size_t)g->oc * sizeof(float));
+    if (*wf == NULL || *bf == NULL)
+        return md_fail(e, MD_E_NOMEM, NULL, "out of memory folding BatchNormalization");
+    const float *sc = s->bn[0]->data, *sh = s->bn[1]->data, *mean = s->bn[2]->data,
+                *var = s->bn[3]->data;
+    for (int64_t o = 0; o < g->oc; o++) {
+        float a = sc[o] / sqrtf(var[o] + s->bn_eps);
+        for (size_t i = 0; i < per; i++)
+            (*wf)[(size_t)o * per + i] = w[(size_t)o * per + i] * a;
+        (*bf)[o] = ((g->has_bias ? b[o] : 0.0f) - mean[o]) * a + sh[o];
+    }
+    g->has_bias = 1;
+    return MD_OK;
+}
+
 static int build_entry(const conv_priv *cp, const onnx_tensor *x, const onnx_tensor *w,
                        const onnx_tensor *b, int threads, shape_ent *ent, md_err *e)
 {
     onnx_kstage g[MAX_CHAIN];
     const float *wl[MAX_CHAIN], *bl[MAX_CHAIN];
+    float *folded[2 * MAX_CHAIN] = {0};
     int rc = chain_geoms(cp, x, w, b, g, &ent->y_rank, ent->y_dims, e);
-    if (rc)
-        return rc;
     double macs = 0.0;
-    for (int i = 0; i < cp->nst; i++) {
+    for (int i = 0; rc == MD_OK && i < cp->nst; i++) {
         const onnx_tensor *ws = i == 0 ? w : cp->st[i].w, *bs = i == 0 ? b : cp->st[i].b;
         wl[i] = ws ? ws->data : NULL;
         bl[i] = bs ? bs->data : NULL;
+        if (cp->st[i].bn[0] != NULL &&
+            (rc = fold_bn(&cp->st[i], &g[i].conv, wl[i], bl[i], &folded[2 * i],
+                          &folded[2 * i + 1], e)) == MD_OK) {
+            wl[i] = folded[2 * i];
+            bl[i] = folded[2 * i + 1];
+        }
         macs += g[i].kind == ONNX_KSTAGE_CONV ? onnx__conv_macs(&g[i].conv) : 0.0;
     }
-    /* oneDNN fixes the team size when it builds a primitive (see onnx__conv_new) */
-    onnx__kern_set_threads(onnx__kern_threads_for(threads, macs));
-    int runtime = cp->st[0].w == NULL;
-    return onnx__chain_new(cp->nst, g, runtime ? NULL : wl, runtime ? NULL : bl, &ent->conv, e);
+    if (rc == MD_OK) {
+        /* oneDNN fixes the team size when it builds a primitive (see onnx__conv_new) */
+        onnx__kern_set_threads(onnx__kern_threads_for(threads, macs));
+        int runtime = cp->st[0].w == NULL;
+        rc = onnx__chain_new(cp->nst, g, runtime ? NULL : wl, runtime ? NULL : bl, &ent->conv, e);
+    }
+    for (int i = 0; i < 2 * MAX_CHAIN; i++)
+        free(folded[i]);
+    return rc;
 }
 
 static void make_key(const onnx_tensor *x, const onnx_tensor *w, int has_b, int threads,
