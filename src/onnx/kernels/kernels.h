@@ -16,6 +16,14 @@
  *  2. Scratch buffers come from the caller (the run arena), 64-byte aligned, at least
  *     onnx__conv_scratch() bytes; kernels never allocate per run once warm.
  *  3. Tensors are dense, row-major (NCHW / NCDHW for images), float32.
+ *
+ * Threading policy: the intra-op thread count of a run (onnx_run_opts.threads, default 1 so a
+ * server runs one request per core) bounds every kernel; kernels under about a million
+ * multiply-adds and all layout reorders run on the calling thread alone (onnx__kern_threads_for).
+ *
+ * Environment (diagnostics): MODELD_ONNX_NO_DNNL=1 runs every convolution on the direct loops;
+ * MODELD_ONNX_CONV_POLICY=nowino disables Winograd (results closer to a direct convolution),
+ * =any lets oneDNN choose all layouts. Both are read when a convolution is built.
  */
 #ifndef MD_ONNX_KERNELS_H
 #define MD_ONNX_KERNELS_H
