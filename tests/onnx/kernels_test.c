@@ -814,6 +814,82 @@ static void test_engine_conv_chain(void **state)
     free(b2);
 }
 
+typedef struct engine_arg {
+    const onnx_model *m;
+    const float *x, *want;
+    pthread_barrier_t *start;
+    int threads, ok;
+} engine_arg;
+
+static void *engine_worker(void *p)
+{
+    engine_arg *a = p;
+    onnx_tensor in = {.dtype = ONNX_FLOAT, .rank = 4, .dims = {1, 8, 16, 16}, .data = (void *)a->x};
+    onnx_run_opts ro = {.threads = a->threads};
+    a->ok = 1;
+    pthread_barrier_wait(a->start); /* all first runs at once: they race to build the chain */
+    for (int i = 0; i < 10 && a->ok; i++) {
+        onnx_result *r = NULL;
+        md_err err;
+        a->ok = onnx_run(a->m, &in, 1, &ro, &r, &err) == MD_OK;
+        for (int j = 0; a->ok && j < 16 * 64; j++) {
+            float got = ((const float *)onnx_result_output(r, 0)->data)[j];
+            a->ok = fabsf(got - a->want[j]) <= 1e-4f + 1e-3f * fabsf(a->want[j]);
+        }
+        onnx_result_free(r);
+    }
+    return NULL;
+}
+
+/* Four threads (1 and 2 intra-op threads each) run a fused Conv-Relu-MaxPool model at once. */
+static void test_engine_concurrent(void **state)
+{
+    (void)state;
+    static int64_t xd[] = {1, 8, 16, 16}, yd[] = {1, 16, 8, 8}, wd[] = {16, 8, 3, 3},
+                   bd[] = {16}, pads[] = {1, 1, 1, 1}, k2[] = {2, 2};
+    float *w = rand_buf(16 * 72), *bias = rand_buf(16), *x = rand_buf(8 * 256);
+    float *t = malloc(16 * 256 * sizeof(float)), want[16 * 64];
+    bld b;
+    bld_init(&b, 13);
+    bld_input(&b, "X", ONNX_FLOAT, 4, xd);
+    bld_output(&b, "Y", ONNX_FLOAT, 4, yd);
+    bld_init_f32(&b, "W", 4, wd, w, 16 * 72);
+    bld_init_f32(&b, "B", 1, bd, bias, 16);
+    Onnx__NodeProto *c = bld_node(&b, "Conv", "c", (const char *[]){"X", "W", "B", NULL},
+                                  (const char *[]){"A", NULL});
+    attr_ints(&b, c, "pads", pads, 4);
+    bld_node(&b, "Relu", "r", (const char *[]){"A", NULL}, (const char *[]){"R", NULL});
+    Onnx__NodeProto *mp = bld_node(&b, "MaxPool", "p", (const char *[]){"R", NULL},
+                                   (const char *[]){"Y", NULL});
+    attr_ints(&b, mp, "kernel_shape", k2, 2);
+    attr_ints(&b, mp, "strides", k2, 2);
+    md_err err;
+    onnx_model *m = load(&b, MD_OK, &err);
+    onnx_kconv_geom g = geom2d(1, 8, 16, 16, 16, 3, 1, 1, 1, 1, 1);
+    g.act = (onnx_kact){ONNX_KACT_RELU, 0, 0};
+    onnx_kpool_geom p = pool2d(ONNX_KPOOL_MAX, 1, 16, 16, 16, 2, 2, 0, 0);
+    ref_conv(&g, x, w, bias, t);
+    ref_pool2d(&p, t, want, NULL);
+    pthread_barrier_t start;
+    pthread_barrier_init(&start, NULL, 4);
+    pthread_t th[4];
+    engine_arg a[4];
+    for (int i = 0; i < 4; i++) {
+        a[i] = (engine_arg){m, x, want, &start, 1 + i % 2, 0};
+        assert_int_equal(pthread_create(&th[i], NULL, engine_worker, &a[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        assert_true(a[i].ok);
+    }
+    pthread_barrier_destroy(&start);
+    onnx_model_free(m);
+    free(w);
+    free(bias);
+    free(x);
+    free(t);
+}
+
 /* Conv -> BatchNormalization -> Relu: the statistics are folded into the Conv's weights. */
 static void test_engine_conv_bn(void **state)
 {
@@ -1000,6 +1076,7 @@ int main(void)
         cmocka_unit_test(test_batchnorm),
         cmocka_unit_test(test_engine_conv_chain),
         cmocka_unit_test(test_engine_conv_bn),
+        cmocka_unit_test(test_engine_concurrent),
         cmocka_unit_test(test_engine_bad_shapes),
         cmocka_unit_test(test_engine_matmul),
     };
