@@ -814,13 +814,17 @@ int onnx__chain_new(int n_stages, const onnx_kstage *st, const float *const *w,
 int onnx__conv_new(int n_stages, const onnx_kconv_geom *g, const float *const *w,
                    const float *const *bias, onnx__conv **out, md_err *e)
 {
-    onnx_kstage st[64];
     *out = NULL;
     if (n_stages < 1 || n_stages > 64)
         return md_fail(e, MD_E_INTERNAL, NULL, "conv chain of %d stages", n_stages);
+    onnx_kstage *st = calloc((size_t)n_stages, sizeof *st);
+    if (st == NULL)
+        return md_fail(e, MD_E_NOMEM, NULL, "out of memory building a convolution");
     for (int i = 0; i < n_stages; i++)
         st[i] = (onnx_kstage){.kind = ONNX_KSTAGE_CONV, .conv = g[i]};
-    return onnx__chain_new(n_stages, st, w, bias, out, e);
+    int rc = onnx__chain_new(n_stages, st, w, bias, out, e);
+    free(st);
+    return rc;
 }
 
 /* ---- running --------------------------------------------------------------------------------- */
