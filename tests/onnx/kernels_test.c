@@ -890,6 +890,57 @@ static void test_engine_concurrent(void **state)
     free(t);
 }
 
+/* Conv-Relu-ConvTranspose(stride 2)-Sigmoid, the end of a super-resolution net, as one chain. */
+static void test_engine_conv_deconv(void **state)
+{
+    (void)state;
+    static int64_t xd[] = {1, 3, 10, 10}, yd[] = {1, 4, 19, 19}, w1d[] = {8, 3, 3, 3},
+                   w2d[] = {8, 4, 3, 3}, b1d[] = {8}, b2d[] = {4}, pads[] = {1, 1, 1, 1},
+                   s2[] = {2, 2};
+    float *w1 = rand_buf(8 * 27), *b1 = rand_buf(8), *w2 = rand_buf(8 * 36), *b2 = rand_buf(4);
+    float *x = rand_buf(3 * 100), t[8 * 100], want[4 * 361];
+    bld b;
+    bld_init(&b, 13);
+    bld_input(&b, "X", ONNX_FLOAT, 4, xd);
+    bld_output(&b, "Y", ONNX_FLOAT, 4, yd);
+    bld_init_f32(&b, "W1", 4, w1d, w1, 8 * 27);
+    bld_init_f32(&b, "B1", 1, b1d, b1, 8);
+    bld_init_f32(&b, "W2", 4, w2d, w2, 8 * 36);
+    bld_init_f32(&b, "B2", 1, b2d, b2, 4);
+    Onnx__NodeProto *c = bld_node(&b, "Conv", "c", (const char *[]){"X", "W1", "B1", NULL},
+                                  (const char *[]){"A", NULL});
+    attr_ints(&b, c, "pads", pads, 4);
+    bld_node(&b, "Relu", "r", (const char *[]){"A", NULL}, (const char *[]){"R", NULL});
+    Onnx__NodeProto *d = bld_node(&b, "ConvTranspose", "d",
+                                  (const char *[]){"R", "W2", "B2", NULL},
+                                  (const char *[]){"D", NULL});
+    attr_ints(&b, d, "pads", pads, 4);
+    attr_ints(&b, d, "strides", s2, 2);
+    bld_node(&b, "Sigmoid", "s", (const char *[]){"D", NULL}, (const char *[]){"Y", NULL});
+    md_err err;
+    onnx_model *m = load(&b, MD_OK, &err);
+    onnx_kconv_geom g1 = geom2d(1, 3, 8, 10, 10, 3, 1, 1, 1, 1, 1);
+    g1.act = (onnx_kact){ONNX_KACT_RELU, 0, 0};
+    onnx_kconv_geom g2 = geom2d(1, 8, 4, 10, 10, 3, 2, 1, 1, 1, 1);
+    g2.transpose = 1;
+    g2.act = (onnx_kact){ONNX_KACT_SIGMOID, 0, 0};
+    set_out(&g2);
+    assert_int_equal(g2.out[0], 19);
+    ref_conv(&g1, x, w1, b1, t);
+    ref_deconv(&g2, t, w2, b2, want);
+    onnx_tensor in = {.dtype = ONNX_FLOAT, .rank = 4, .dims = {1, 3, 10, 10}, .data = x};
+    onnx_result *r = NULL;
+    assert_int_equal(onnx_run(m, &in, 1, NULL, &r, &err), MD_OK);
+    assert_close(onnx_result_output(r, 0)->data, want, 4 * 361, "conv + deconv chain");
+    onnx_result_free(r);
+    onnx_model_free(m);
+    free(w1);
+    free(b1);
+    free(w2);
+    free(b2);
+    free(x);
+}
+
 /* Conv -> BatchNormalization -> Relu: the statistics are folded into the Conv's weights. */
 static void test_engine_conv_bn(void **state)
 {
@@ -1076,6 +1127,7 @@ int main(void)
         cmocka_unit_test(test_batchnorm),
         cmocka_unit_test(test_engine_conv_chain),
         cmocka_unit_test(test_engine_conv_bn),
+        cmocka_unit_test(test_engine_conv_deconv),
         cmocka_unit_test(test_engine_concurrent),
         cmocka_unit_test(test_engine_bad_shapes),
         cmocka_unit_test(test_engine_matmul),

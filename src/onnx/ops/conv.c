@@ -19,7 +19,8 @@
  *  2. When the cache is full, a run builds a private chain and frees it before returning:
  *     correct, only slower.
  *  3. Stage 0 may take its weights at run time (graph inputs, as in the conformance suite); then
- *     nothing else is chained after it.
+ *     nothing else is chained after it. A ConvTranspose ends a chain (it may still absorb its
+ *     activation); it starts none.
  */
 #include <math.h>
 #include <pthread.h>
@@ -228,12 +229,27 @@ static int stage_geom(const stage *s, int xrank, const int64_t *xd, const onnx_t
 
 /* ---- load: validation and fusion ------------------------------------------------------------- */
 
-/* Whether c can be the next stage of the chain: a plain Conv reading our output as X, with
- * constant weights and bias and valid attributes. */
+/* A ConvTranspose whose padding is explicit and never shrinks below zero at the end (no
+ * output_padding, output_shape or SAME padding): only those run on oneDNN, and a chain must not
+ * fall back to the direct loops because of its last stage. */
+static int plain_transpose(const onnx_node *c)
+{
+    const int64_t *v;
+    int autopad = onnx__autopad_parse(onnx__attr_str(c, "auto_pad", "NOTSET"));
+    return (autopad == ONNX_AUTOPAD_NOTSET || autopad == ONNX_AUTOPAD_VALID) &&
+           onnx__attr_ints(c, "output_shape", &v) == 0 &&
+           onnx__attr_ints(c, "output_padding", &v) == 0;
+}
+
+/* Whether c can be the next stage of the chain: a Conv (or a plain ConvTranspose, as the
+ * upsampling end of a super-resolution net) reading our output as X, with constant weights and
+ * bias and valid attributes. */
 static int chainable(onnx_prep *p, const onnx_node *n, const onnx_node *c)
 {
-    if (c->domain[0] != '\0' || strcmp(c->op_type, "Conv") != 0 || c->n_in < 2 ||
-        c->in[0] != n->out[0] || c->in[1] == n->out[0] ||
+    int conv = strcmp(c->op_type, "Conv") == 0;
+    if (c->domain[0] != '\0' || !(conv || (strcmp(c->op_type, "ConvTranspose") == 0 &&
+                                            plain_transpose(c))) ||
+        c->n_in < 2 || c->in[0] != n->out[0] || c->in[1] == n->out[0] ||
         (c->n_in > 2 && c->in[2] == n->out[0]))
         return 0;
     const onnx_tensor *w = onnx__prep_const(p, c, 1);
@@ -342,7 +358,8 @@ static int absorb_followers(onnx_prep *p, onnx_node *n, conv_priv *cp, md_err *e
             cur->act = a;
             continue;
         }
-        if (cp->nst >= MAX_CHAIN || cp->st[0].w == NULL || cp->st[0].transpose)
+        if (cp->nst >= MAX_CHAIN || cp->st[0].w == NULL || cp->st[0].transpose ||
+            cur->transpose)
             return MD_OK;
         int pool = poolable(c);
         if (pool == 0 && !chainable(p, n, c))
