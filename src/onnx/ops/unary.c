@@ -275,10 +275,16 @@ static int run_identity(const onnx_node *n, onnx_kctx *k)
     return copy_to(k, 0, k->in[0]);
 }
 
-/* Inference-mode Dropout: output = input, mask all true. training_mode=true is refused. */
+/* Inference-mode Dropout: output = input, mask all true. Training mode is random unless the
+ * ratio is 0, where it is the identity too; other training-mode runs are refused. */
 static int run_dropout(const onnx_node *n, onnx_kctx *k)
 {
-    if (k->n_in >= 3 && k->in[2] && onnx__get_f64(k->in[2], 0) != 0)
+    bool training = k->n_in >= 3 && k->in[2] && onnx_tensor_numel(k->in[2]) == 1 &&
+                    onnx__get_f64(k->in[2], 0) != 0;
+    double ratio = k->n_in >= 2 && k->in[1] && onnx_tensor_numel(k->in[1]) == 1
+                       ? onnx__get_f64(k->in[1], 0)
+                       : 0.5;
+    if (training && ratio != 0)
         return onnx__kfail(k, MD_E_UNSUPPORTED, "training_mode dropout is random");
     (void)n;
     int rc = copy_to(k, 0, k->in[0]);
