@@ -120,20 +120,33 @@ int64_t onnx__get_i64(const onnx_tensor *t, int64_t i)
     }
 }
 
+/* Saturating double -> integer: C leaves out-of-range and NaN conversions undefined, and the
+ * values here come from untrusted data. */
+static double clampd(double v, double lo, double hi)
+{
+    return isnan(v) ? 0 : v < lo ? lo : v > hi ? hi : v;
+}
+
 void onnx__set_f64(onnx_tensor *t, int64_t i, double v)
 {
     switch (t->dtype) {
     case ONNX_FLOAT: ((float *)t->data)[i] = (float)v; break;
     case ONNX_DOUBLE: ((double *)t->data)[i] = v; break;
-    case ONNX_INT64: ((int64_t *)t->data)[i] = (int64_t)v; break;
-    case ONNX_INT32: ((int32_t *)t->data)[i] = (int32_t)v; break;
-    case ONNX_INT16: ((int16_t *)t->data)[i] = (int16_t)v; break;
-    case ONNX_INT8: ((int8_t *)t->data)[i] = (int8_t)v; break;
-    case ONNX_UINT8: ((uint8_t *)t->data)[i] = (uint8_t)v; break;
+    case ONNX_INT64:
+        ((int64_t *)t->data)[i] = isnan(v) ? 0 : v >= 9223372036854775807.0 ? INT64_MAX
+                                : v <= -9223372036854775808.0 ? INT64_MIN : (int64_t)v;
+        break;
+    case ONNX_INT32: ((int32_t *)t->data)[i] = (int32_t)clampd(v, INT32_MIN, INT32_MAX); break;
+    case ONNX_INT16: ((int16_t *)t->data)[i] = (int16_t)clampd(v, INT16_MIN, INT16_MAX); break;
+    case ONNX_INT8: ((int8_t *)t->data)[i] = (int8_t)clampd(v, INT8_MIN, INT8_MAX); break;
+    case ONNX_UINT8: ((uint8_t *)t->data)[i] = (uint8_t)clampd(v, 0, UINT8_MAX); break;
     case ONNX_BOOL: ((uint8_t *)t->data)[i] = v != 0; break;
-    case ONNX_UINT16: ((uint16_t *)t->data)[i] = (uint16_t)v; break;
-    case ONNX_UINT32: ((uint32_t *)t->data)[i] = (uint32_t)v; break;
-    case ONNX_UINT64: ((uint64_t *)t->data)[i] = (uint64_t)v; break;
+    case ONNX_UINT16: ((uint16_t *)t->data)[i] = (uint16_t)clampd(v, 0, UINT16_MAX); break;
+    case ONNX_UINT32: ((uint32_t *)t->data)[i] = (uint32_t)clampd(v, 0, UINT32_MAX); break;
+    case ONNX_UINT64:
+        ((uint64_t *)t->data)[i] = isnan(v) || v <= 0 ? 0 : v >= 18446744073709551615.0
+                                 ? UINT64_MAX : (uint64_t)v;
+        break;
     default: break;
     }
 }

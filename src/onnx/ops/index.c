@@ -123,7 +123,8 @@ static int run_onehot(const onnx_node *n, onnx_kctx *k)
     for (int64_t a = 0; a < outer; a++)
         for (int64_t c = 0; c < inner; c++) {
             double iv = onnx__get_f64(ind, a * inner + c);
-            int64_t hot = (int64_t)(iv < 0 ? iv + (double)D : iv);
+            /* Out-of-range (or NaN) indices give an all-off row, never an undefined cast. */
+            int64_t hot = iv >= -(double)D && iv < (double)D ? (int64_t)(iv < 0 ? iv + (double)D : iv) : -1;
             for (int64_t d = 0; d < D; d++)
                 copy_elem(o->data, (a * D + d) * inner + c, vals->data, d == hot, es);
         }

@@ -115,6 +115,9 @@ static int64_t clampi(int64_t v, int64_t n) { return v < 0 ? 0 : v >= n ? n - 1 
 static void make_tap(const rs_params *p, double x, int64_t in, tap *t)
 {
     memset(t, 0, sizeof *t);
+    if (isnan(x)) /* from a hostile roi: out of range, never an undefined cast */
+        x = -1e15;
+    x = fmin(fmax(x, -1e15), 1e15);
     if (p->coord == C_TF_CROP && (x < 0 || x > (double)(in - 1))) {
         t->outside = true;
         return;
@@ -228,7 +231,10 @@ static int resize_target(const onnx_node *n, onnx_kctx *k, const onnx_tensor *x,
             return onnx__kfail(k, MD_E_INVALID_PARAM, "scale must be positive");
         double len = (double)x->dims[i] * (roi[r + i] - roi[i]);
         const rs_params *p = n->priv;
-        od[i] = (int64_t)floor((p->coord == C_TF_CROP ? len : (double)x->dims[i]) * scale[i]);
+        double want = floor((p->coord == C_TF_CROP ? len : (double)x->dims[i]) * scale[i]);
+        if (!(want >= 0 && want <= (double)((int64_t)1 << 31)))
+            return onnx__kfail(k, MD_E_INVALID_PARAM, "output size out of range on dim %d", i);
+        od[i] = (int64_t)want;
     }
     return MD_OK;
 }

@@ -76,6 +76,9 @@ static void cubic_coeffs(double t, double *w)
 
 static double sample(const gs *g, int64_t base, double y, double x)
 {
+    /* Grid values are data: keep them finite and small enough to convert to integers. */
+    y = isnan(y) ? -1e9 : fmin(fmax(y, -1e9), 1e9);
+    x = isnan(x) ? -1e9 : fmin(fmax(x, -1e9), 1e9);
     if (g->pad == P_BORDER) {
         y = fmin(fmax(y, 0), (double)(g->H - 1));
         x = fmin(fmax(x, 0), (double)(g->W - 1));
