@@ -1,32 +1,72 @@
 /* simplify.c - from a pixel staircase to a polygon with classified vertices.
  *
- * A traced loop has one vertex per pixel side. Only the staircase corners (where the direction
- * changes) carry shape; a closed Douglas-Peucker pass then keeps the vertices that the shape
- * needs within a tolerance, and each kept vertex is classified by how sharply the outline turns
- * there: a corner (tangent breaks, for polygons and sharp logo corners), a splice point (the
- * spline is split but stays smooth) or a plain curve point. Smoothing with a small binomial
- * filter then pulls the staircase zig-zag onto the edge it samples, corners held fixed.
+ * A traced loop has one vertex per pixel side. The edge the pixels sample runs through the
+ * middles of the staircase runs, not through the staircase corners (which zig-zag half a pixel
+ * around it), so the loop is first resampled: the middle of every run, plus the corners that
+ * are features of the shape rather than of the pixel grid. A closed Douglas-Peucker pass then
+ * keeps the samples that the shape needs within a tolerance, and each kept sample is classified
+ * by how sharply the outline turns there: a corner (tangent breaks: polygons, sharp logo
+ * corners), a splice point (the spline is split but stays smooth) or a plain curve point.
  */
 #include "vec_int.h"
 
 #include <math.h>
 #include <stdlib.h>
 
-int vec__staircase_corners(const int32_t *pts, int n, vec__pt *out)
+/* Points sampling the edge along the staircase run from a to b: its middle half, at most 2 px
+ * apart. A run's ends are staircase corners, up to half a pixel off the edge the pixels
+ * sample; its middle lies on it. */
+static int run_points(vec__pt a, vec__pt b, vec__pt *out)
 {
-    int m = 0, run = 0;
+    double len = hypot(b.x - a.x, b.y - a.y);
+    int n = 1 + (int)(len / 4);
+    for (int k = 0; k < n; k++) {
+        double f = n == 1 ? 0.5 : 0.25 + 0.5 * k / (n - 1);
+        out[k] = (vec__pt){a.x + f * (b.x - a.x), a.y + f * (b.y - a.y)};
+    }
+    return n;
+}
+
+/* Turn at vertex i of the closed loop: +1 right, -1 left, 0 straight on. */
+static int turn_at(const int32_t *pts, int n, int i)
+{
+    int ip = i == 0 ? n - 1 : i - 1, in = i + 1 == n ? 0 : i + 1;
+    int dx0 = pts[2 * i] - pts[2 * ip], dy0 = pts[2 * i + 1] - pts[2 * ip + 1];
+    int dx1 = pts[2 * in] - pts[2 * i], dy1 = pts[2 * in + 1] - pts[2 * i + 1];
+    int cross = dx0 * dy1 - dy0 * dx1;
+    return cross > 0 ? 1 : cross < 0 ? -1 : 0;
+}
+
+int vec__edge_samples(const int32_t *pts, int n, vec__pt *out)
+{
+    int *v = malloc((size_t)n * sizeof *v), *tv = malloc((size_t)n * sizeof *tv), m = 0, k = 0;
+    if (v == NULL || tv == NULL) {
+        free(v);
+        free(tv);
+        return -1;
+    }
     for (int i = 0; i < n; i++) {
-        int ip = i == 0 ? n - 1 : i - 1, in = i + 1 == n ? 0 : i + 1;
-        int dx0 = pts[2 * i] - pts[2 * ip], dy0 = pts[2 * i + 1] - pts[2 * ip + 1];
-        int dx1 = pts[2 * in] - pts[2 * i], dy1 = pts[2 * in + 1] - pts[2 * i + 1];
-        /* Long straight runs keep a point every 3 px so that curve fitting is checked along
-         * them too, not only at their ends. */
-        if (dx0 != dx1 || dy0 != dy1 || ++run >= 3) {
-            out[m++] = (vec__pt){pts[2 * i], pts[2 * i + 1]};
-            run = 0;
+        int t = turn_at(pts, n, i);
+        if (t != 0) {
+            tv[m] = t;
+            v[m++] = i;
         }
     }
-    return m;
+    for (int j = 0; j < m; j++) {
+        int jp = j == 0 ? m - 1 : j - 1, jn = j + 1 == m ? 0 : j + 1;
+        vec__pt a = {pts[2 * v[j]], pts[2 * v[j] + 1]}, b = {pts[2 * v[jn]], pts[2 * v[jn] + 1]};
+        vec__pt z = {pts[2 * v[jp]], pts[2 * v[jp] + 1]};
+        double lin = fabs(a.x - z.x) + fabs(a.y - z.y), lout = fabs(b.x - a.x) + fabs(b.y - a.y);
+        /* A staircase alternates left and right turns over short runs; a vertex between two
+         * long runs, or turning the same way as a neighbour (a cap, a notch, a pixel), is a
+         * real feature of the shape and is kept as a sample. */
+        if ((lin >= 2 && lout >= 2) || tv[j] == tv[jp] || tv[j] == tv[jn])
+            out[k++] = a;
+        k += run_points(a, b, out + k);
+    }
+    free(v);
+    free(tv);
+    return k;
 }
 
 /* Distance from p to the line through a and b (to a when a == b). */
@@ -122,20 +162,4 @@ int vec__polygon(const vec__pt *p, int n, double tol, double corner_deg, double 
             flags[kept[k]] |= VEC__PF_CORNER;
     free(kept);
     return m;
-}
-
-void vec__smooth(vec__pt *p, int n, const uint8_t *flags, int passes, vec__pt *tmp)
-{
-    for (int it = 0; it < passes && n >= 3; it++) {
-        for (int i = 0; i < n; i++) {
-            if (flags[i] & VEC__PF_CORNER) {
-                tmp[i] = p[i];
-                continue;
-            }
-            vec__pt a = p[i == 0 ? n - 1 : i - 1], b = p[i + 1 == n ? 0 : i + 1];
-            tmp[i] = (vec__pt){(a.x + 2 * p[i].x + b.x) / 4, (a.y + 2 * p[i].y + b.y) / 4};
-        }
-        for (int i = 0; i < n; i++)
-            p[i] = tmp[i];
-    }
 }

@@ -21,7 +21,7 @@
 typedef struct tracer {
     const vec_params *p;
     const vec__clusters *c;
-    vec__pt *pt, *tmp;     /* scratch for one loop, capacity cap */
+    vec__pt *pt;           /* edge samples of one loop, capacity cap */
     uint8_t *flags;
     vec__pt *chain;
     int cap;
@@ -33,15 +33,13 @@ static int ensure_scratch(tracer *t, int n)
         return MD_OK;
     int ncap = n + n / 2 + 16;
     free(t->pt);
-    free(t->tmp);
     free(t->flags);
     free(t->chain);
     t->pt = malloc((size_t)ncap * sizeof *t->pt);
-    t->tmp = malloc((size_t)ncap * sizeof *t->tmp);
     t->flags = malloc((size_t)ncap);
     t->chain = malloc(((size_t)ncap + 1) * sizeof *t->chain);
     t->cap = ncap;
-    return t->pt && t->tmp && t->flags && t->chain ? MD_OK : MD_E_NOMEM;
+    return t->pt && t->flags && t->chain ? MD_OK : MD_E_NOMEM;
 }
 
 static int move_to(vec__segs *s, vec__pt q)
@@ -96,36 +94,56 @@ static void tangents(const vec__pt *p, int m, int i, int corner, vec__pt *out, v
     *back = r;
 }
 
-/* Spline mode: split at corners and splices, fit each chain. */
-static int loop_spline(tracer *t, const vec__pt *p, int m, const uint8_t *fl, vec__segs *s)
+static int fit_chain(tracer *t, int len, vec__pt t1, vec__pt t2, vec__segs *s)
 {
-    double tol = t->p->length_threshold / 8.0;
+    return vec__fit_cubic(t->chain, len, t1, t2, t->p->length_threshold / 8.0,
+                          t->p->max_iterations, s);
+}
+
+/* A loop with no corner or splice: one closed smooth chain through the samples. */
+static int closed_smooth(tracer *t, const vec__pt *v, int m, vec__segs *s)
+{
+    int k = 0;
+    for (int i = 0; i < m; i++)
+        t->chain[k++] = v[i];
+    t->chain[k++] = t->chain[0];
+    vec__pt d = {t->chain[1].x - t->chain[k - 2].x, t->chain[1].y - t->chain[k - 2].y};
+    double l = hypot(d.x, d.y);
+    vec__pt t1 = l > 0 ? (vec__pt){d.x / l, d.y / l} : (vec__pt){1, 0};
+    int rc = move_to(s, t->chain[0]);
+    if (rc == MD_OK)
+        rc = fit_chain(t, k, t1, (vec__pt){-t1.x, -t1.y}, s);
+    return rc == MD_OK ? vec__segs_push(s, VEC_SEG_CLOSE, NULL, 0) : rc;
+}
+
+/* Spline mode: the loop is cut at its corners and splice points; between two cuts, Béziers
+ * are fitted to the samples. */
+static int loop_spline(tracer *t, const vec__pt *v, int m, const uint8_t *fl, vec__segs *s)
+{
+    const uint8_t cut = VEC__PF_CORNER | VEC__PF_SPLICE;
     int first = -1;
     for (int i = 0; i < m && first < 0; i++)
-        if (fl[i] & (VEC__PF_CORNER | VEC__PF_SPLICE))
+        if (fl[i] & cut)
             first = i;
-    int closed_smooth = first < 0;
-    if (closed_smooth)
-        first = 0;
-    int rc = move_to(s, p[first]);
+    if (first < 0)
+        return closed_smooth(t, v, m, s);
+    int rc = move_to(s, v[first]);
     int a = first;
     do {
-        int b = (a + 1) % m, len = 2;
-        while (!closed_smooth && b != first && !(fl[b] & (VEC__PF_CORNER | VEC__PF_SPLICE))) {
+        int b = (a + 1) % m, k = 0;
+        while (b != first && !(fl[b] & cut))
             b = (b + 1) % m;
-            len++;
-        }
-        if (closed_smooth) {
-            b = first;
-            len = m + 1;
-        }
-        for (int k = 0; k < len; k++)
-            t->chain[k] = p[(a + k) % m];
+        int i = a;
+        do { /* a == b (a single cut) goes once around the loop */
+            t->chain[k++] = v[i];
+            i = (i + 1) % m;
+        } while (i != b);
+        t->chain[k++] = v[b];
         vec__pt t1, t2, dummy;
-        tangents(p, m, a, fl[a] & VEC__PF_CORNER, &t1, &dummy);
-        tangents(p, m, b, fl[b] & VEC__PF_CORNER, &dummy, &t2);
+        tangents(v, m, a, fl[a] & VEC__PF_CORNER, &t1, &dummy);
+        tangents(v, m, b, fl[b] & VEC__PF_CORNER, &dummy, &t2);
         if (rc == MD_OK)
-            rc = vec__fit_cubic(t->chain, len, t1, t2, tol, t->p->max_iterations, s);
+            rc = fit_chain(t, k, t1, t2, s);
         a = b;
     } while (a != first && rc == MD_OK);
     return rc == MD_OK ? vec__segs_push(s, VEC_SEG_CLOSE, NULL, 0) : rc;
@@ -135,15 +153,16 @@ static int loop_segments(tracer *t, const vec__loop *l, vec__segs *s)
 {
     if (t->p->mode == VEC_PIXEL)
         return loop_pixels(l, s);
-    if (ensure_scratch(t, l->n + 1) != MD_OK)
+    if (ensure_scratch(t, 2 * l->n + 8) != MD_OK) /* run samples: fewer than 2 per side */
         return MD_E_NOMEM;
-    int m = vec__staircase_corners(l->pts, l->n, t->pt);
+    int m = vec__edge_samples(l->pts, l->n, t->pt);
+    if (m < 0)
+        return MD_E_NOMEM;
     double ptol = t->p->length_threshold / 6.0;
     int kept = vec__polygon(t->pt, m, ptol, t->p->corner_threshold, t->p->splice_threshold,
                             t->flags);
     if (kept < 0)
         return MD_E_NOMEM;
-    vec__smooth(t->pt, m, t->flags, 2, t->tmp);
     if (t->p->mode == VEC_SPLINE)
         return loop_spline(t, t->pt, m, t->flags, s);
     int rc = MD_OK, started = 0;
@@ -381,7 +400,6 @@ int vec_trace(const md_image *img, const vec_params *p, vec_doc **out, vec_timin
     }
     uint64_t t3 = md_now_ns();
     free(t.pt);
-    free(t.tmp);
     free(t.flags);
     free(t.chain);
     vec__loops_free(&L);

@@ -106,18 +106,15 @@ typedef struct vec__pt {
 #define VEC__PF_CORNER 2    /* sharp corner: tangent breaks */
 #define VEC__PF_SPLICE 4    /* splice: curve split here, tangent continuous */
 
-/* Reduce a closed loop of n points to the corner points of its staircase (where the direction
- * changes). Writes to out (capacity n) and returns the count. */
-int vec__staircase_corners(const int32_t *pts, int n, vec__pt *out);
+/* Resample a closed pixel loop of n vertices into points on the edge it samples: the middle
+ * of every staircase run (every 2 px on long runs) and the vertices that are real corners.
+ * Writes at most 2n points to out; returns the count, -1 when out of memory. */
+int vec__edge_samples(const int32_t *pts, int n, vec__pt *out);
 /* Closed-loop Douglas-Peucker with tolerance tol: sets VEC__PF_KEEP in flags[i] for kept
  * points, then classifies kept points by their turning angle (degrees) into corners
  * (>= corner_deg) and splices (>= splice_deg). Returns the number of kept points. */
 int vec__polygon(const vec__pt *p, int n, double tol, double corner_deg, double splice_deg,
                  uint8_t *flags);
-/* Smooth points in place with a [1 2 1]/4 filter, passes times, keeping flagged corners fixed
- * (closed loop). tmp has room for n points. */
-void vec__smooth(vec__pt *p, int n, const uint8_t *flags, int passes, vec__pt *tmp);
-
 /* A growing list of segments for one path. */
 typedef struct vec__segs {
     vec_seg *s;             /* owned until stolen into a vec_path */

@@ -110,16 +110,40 @@ static void test_polygon_corners(void **state)
         assert_false(fl[i] & (VEC__PF_CORNER | VEC__PF_SPLICE));
 }
 
-static void test_staircase_corners(void **state)
+/* Edge samples: a staircase is sampled at its runs' middles (on the edge it approximates),
+ * while real corners (a rectangle's, a single pixel's) are kept. */
+static void test_edge_samples(void **state)
 {
     (void)state;
-    /* the loop of a 2x1 block: 6 unit steps, 4 corners, and long runs keep every third */
-    int32_t pts[] = {0, 0, 1, 0, 2, 0, 2, 1, 1, 1, 0, 1};
-    vec__pt out[6];
-    int m = vec__staircase_corners(pts, 6, out);
-    assert_int_equal(m, 4);
-    assert_true(out[0].x == 0 && out[0].y == 0);
-    assert_true(out[1].x == 2 && out[1].y == 0);
+    /* a 45-degree staircase of 1-px steps closed by a long bottom: the diagonal's samples are
+     * the runs' middles, all on the line x - y = 0.5 */
+    int32_t st[64];
+    int n = 0;
+    for (int i = 0; i < 4; i++) {
+        st[2 * n] = i, st[2 * n + 1] = i, n++;     /* (i,i) -> (i+1,i) */
+        st[2 * n] = i + 1, st[2 * n + 1] = i, n++; /* (i+1,i) -> (i+1,i+1) */
+    }
+    for (int x = 4; x > 0; x--)
+        st[2 * n] = x, st[2 * n + 1] = 4, n++;
+    for (int y = 4; y > 0; y--)
+        st[2 * n] = 0, st[2 * n + 1] = y, n++;
+    vec__pt out[128];
+    int m = vec__edge_samples(st, n, out);
+    assert_true(m > 0);
+    int on_line = 0;
+    for (int i = 0; i < m; i++) {
+        if (out[i].x > 1.2 && out[i].x < 3.2 && out[i].y > 0.8 && out[i].y < 2.8)
+            assert_true(fabs(out[i].x - out[i].y - 0.5) < 1e-9);
+        on_line += fabs(out[i].x - out[i].y - 0.5) < 1e-9;
+    }
+    assert_true(on_line >= 4);
+    /* a single pixel keeps its four corners */
+    int32_t px[] = {0, 0, 1, 0, 1, 1, 0, 1};
+    m = vec__edge_samples(px, 4, out);
+    int corners = 0;
+    for (int i = 0; i < m; i++)
+        corners += (out[i].x == 0 || out[i].x == 1) && (out[i].y == 0 || out[i].y == 1);
+    assert_int_equal(corners, 4);
 }
 
 int main(void)
@@ -128,7 +152,7 @@ int main(void)
         cmocka_unit_test(test_error_bound_on_wavy_and_noisy_chains),
         cmocka_unit_test(test_economy),
         cmocka_unit_test(test_polygon_corners),
-        cmocka_unit_test(test_staircase_corners),
+        cmocka_unit_test(test_edge_samples),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
