@@ -1,6 +1,6 @@
 /* extra.c - smaller operators outside the network core: quantisation (QuantizeLinear,
  * DequantizeLinear, DynamicQuantizeLinear), window functions (Hann, Hamming, Blackman), Det,
- * Unique, Einsum and StringNormalizer.
+ * Unique, Einsum, StringNormalizer and TfIdfVectorizer.
  *
  * Einsum is evaluated directly: one loop over every combination of the equation's labels,
  * bounded so that a hostile equation cannot run for hours.
@@ -509,6 +509,129 @@ static int run_strnorm(const onnx_node *n, onnx_kctx *k)
     return MD_OK;
 }
 
+
+/* ---- TfIdfVectorizer ---- */
+
+/* Does the n-gram at x[row + pos[0..n)] equal pool gram g (elements start..start+n)? */
+static bool gram_eq(const onnx_node *n, const onnx_tensor *x, const int64_t *pos, int len,
+                    int64_t start)
+{
+    const int64_t *pi;
+    size_t ni = onnx__attr_ints(n, "pool_int64s", &pi);
+    const onnx_attr *ps = onnx__attr(n, "pool_strings");
+    for (int j = 0; j < len; j++) {
+        int64_t e = start + j;
+        if (x->dtype == ONNX_STRING) {
+            if (!ps || (size_t)e >= ps->n_strings ||
+                strcmp(((const char *const *)x->data)[pos[j]], ps->strings[e]) != 0)
+                return false;
+        } else if ((size_t)e >= ni || onnx__get_i64(x, pos[j]) != pi[e]) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static int prep_tfidf(onnx_node *n, onnx_prep *p, md_err *err)
+{
+    (void)p;
+    const int64_t *cnt, *idx, *pi;
+    size_t nc = onnx__attr_ints(n, "ngram_counts", &cnt), nx = onnx__attr_ints(n, "ngram_indexes", &idx);
+    size_t np = onnx__attr_ints(n, "pool_int64s", &pi);
+    const onnx_attr *ps = onnx__attr(n, "pool_strings");
+    int64_t mn = onnx__attr_int(n, "min_gram_length", 0), mx = onnx__attr_int(n, "max_gram_length", 0);
+    size_t pool = ps ? ps->n_strings : np, grams = 0;
+    const char *mode = onnx__attr_str(n, "mode", "TF");
+    if (strcmp(mode, "TF") && strcmp(mode, "IDF") && strcmp(mode, "TFIDF"))
+        return onnx__prep_fail(n, err, MD_E_MODEL_INVALID, "mode", "mode must be TF, IDF or TFIDF");
+    if (mn < 1 || mx < mn || mx > 64 || (size_t)mx > nc || onnx__attr_int(n, "max_skip_count", 0) < 0)
+        return onnx__prep_fail(n, err, MD_E_MODEL_INVALID, "max_gram_length", "bad gram lengths");
+    for (size_t g = 0; g < nc; g++) { /* each level's start must be inside the pool, ascending */
+        size_t end = g + 1 < nc ? (size_t)cnt[g + 1] : pool;
+        if (cnt[g] < 0 || (size_t)cnt[g] > end || end > pool || (end - (size_t)cnt[g]) % (g + 1))
+            return onnx__prep_fail(n, err, MD_E_MODEL_INVALID, "ngram_counts", "bad pool layout");
+        grams += (end - (size_t)cnt[g]) / (g + 1);
+    }
+    if (grams != nx)
+        return onnx__prep_fail(n, err, MD_E_MODEL_INVALID, "ngram_indexes", "one index per gram needed");
+    for (size_t i = 0; i < nx; i++)
+        if (idx[i] < 0 || idx[i] > (1 << 24))
+            return onnx__prep_fail(n, err, MD_E_MODEL_INVALID, "ngram_indexes", "index out of range");
+    const float *w;
+    if (onnx__attr_floats(n, "weights", &w) && onnx__attr_floats(n, "weights", &w) != nx)
+        return onnx__prep_fail(n, err, MD_E_MODEL_INVALID, "weights", "one weight per gram needed");
+    return MD_OK;
+}
+
+/* Count the row's n-grams of length len (skip distance d) into counts[gram]. */
+static void count_grams(const onnx_node *n, const onnx_tensor *x, int64_t row, int64_t L, int len,
+                        int64_t d, double *counts)
+{
+    const int64_t *cnt, *idx;
+    size_t nc = onnx__attr_ints(n, "ngram_counts", &cnt);
+    onnx__attr_ints(n, "ngram_indexes", &idx);
+    const onnx_attr *ps = onnx__attr(n, "pool_strings");
+    const int64_t *pi;
+    size_t pool = ps ? ps->n_strings : onnx__attr_ints(n, "pool_int64s", &pi);
+    size_t first = 0; /* global gram number of this level's first gram */
+    for (int g = 0; g < len - 1; g++)
+        first += ((g + 1 < (int)nc ? (size_t)cnt[g + 1] : pool) - (size_t)cnt[g]) / (size_t)(g + 1);
+    size_t start = (size_t)cnt[len - 1], end = len < (int)nc ? (size_t)cnt[len] : pool;
+    int64_t pos[64];
+    for (int64_t i = 0; i + (len - 1) * d < L; i++) {
+        for (int j = 0; j < len; j++)
+            pos[j] = row + i + j * d;
+        for (size_t e = start, gi = first; e < end; e += (size_t)len, gi++)
+            if (gram_eq(n, x, pos, len, (int64_t)e)) {
+                counts[idx[gi]] += 1;
+                break;
+            }
+    }
+}
+
+static int run_tfidf(const onnx_node *n, onnx_kctx *k)
+{
+    const onnx_tensor *x = k->in[0];
+    if (x->rank < 1 || x->rank > 2 ||
+        (x->dtype != ONNX_INT64 && x->dtype != ONNX_INT32 && x->dtype != ONNX_STRING))
+        return onnx__kfail(k, MD_E_INVALID_PARAM, "input must be [N] or [B, N] ints or strings");
+    const int64_t *idx;
+    size_t nx = onnx__attr_ints(n, "ngram_indexes", &idx);
+    const float *w;
+    size_t nw = onnx__attr_floats(n, "weights", &w);
+    int64_t C = 0;
+    for (size_t i = 0; i < nx; i++)
+        C = idx[i] + 1 > C ? idx[i] + 1 : C;
+    int64_t B = x->rank == 2 ? x->dims[0] : 1, L = x->dims[x->rank - 1];
+    int64_t od[2] = {B, C};
+    onnx_tensor *o;
+    int rc = onnx__output(k, 0, ONNX_FLOAT, x->rank, x->rank == 2 ? od : od + 1, &o);
+    if (rc)
+        return rc;
+    const char *mode = onnx__attr_str(n, "mode", "TF");
+    int mn = (int)onnx__attr_int(n, "min_gram_length", 1), mx = (int)onnx__attr_int(n, "max_gram_length", 1);
+    int64_t skip = onnx__attr_int(n, "max_skip_count", 0);
+    double *counts = onnx__scratch(k, (size_t)(C ? C : 1) * sizeof(double));
+    if (!counts)
+        return MD_E_NOMEM;
+    for (int64_t b = 0; b < B; b++) {
+        memset(counts, 0, (size_t)(C ? C : 1) * sizeof(double));
+        for (int len = mn; len <= mx; len++)
+            for (int64_t d = 1; d <= (len == 1 ? 1 : skip + 1); d++)
+                count_grams(n, x, b * L, L, len, d, counts);
+        for (int64_t c = 0; c < C; c++) {
+            double wt = 1;
+            for (size_t g = 0; g < nx && nw; g++)
+                if (idx[g] == c)
+                    wt = w[g];
+            double v = strcmp(mode, "IDF") == 0 ? (counts[c] > 0 ? wt : 0)
+                     : strcmp(mode, "TFIDF") == 0 ? counts[c] * wt : counts[c];
+            ((float *)o->data)[b * C + c] = (float)v;
+        }
+    }
+    return MD_OK;
+}
+
 #define OPE(NAME, LO, I0, I1, O0, O1, ATTRS, FN)                                             \
     {.domain = "", .op_type = NAME, .opset_min = LO, .min_in = I0, .max_in = I1,             \
      .min_out = O0, .max_out = O1, .attrs = ATTRS, .run = FN}
@@ -523,6 +646,11 @@ ONNX_OPS(extra) = {
     OPE("Det", 11, 1, 1, 1, 1, NULL, run_det),
     OPE("Unique", 11, 1, 1, 1, 4, "axis:i sorted:i", run_unique),
     OPE("Einsum", 12, 1, 8, 1, 1, "equation:s", run_einsum),
+    {.domain = "", .op_type = "TfIdfVectorizer", .opset_min = 9, .min_in = 1, .max_in = 1,
+     .min_out = 1, .max_out = 1,
+     .attrs = "max_gram_length:i max_skip_count:i min_gram_length:i mode:s ngram_counts:I "
+              "ngram_indexes:I pool_int64s:I pool_strings:S weights:F",
+     .prepare = prep_tfidf, .run = run_tfidf},
     OPE("StringNormalizer", 10, 1, 1, 1, 1,
         "case_change_action:s is_case_sensitive:i locale:s stopwords:S", run_strnorm),
     ONNX_OPS_END,
