@@ -1,11 +1,13 @@
 /* conv.c - convolution chains on oneDNN: primitives built once, run many times, from many threads.
  *
- * A chain is one or more Conv/ConvTranspose stages, stage i+1 reading stage i's output. At build
- * time every stage gets a oneDNN primitive whose src/dst layouts are left to oneDNN ("any"), so
- * it picks its fastest (blocked nChw16c on avx512); the weights are reordered once into the
- * layout it wants. The chain then compiles to a short program of steps: reorder the input if the
- * first primitive wants another layout, run each conv (with its activation fused as a post-op),
- * reorder between stages only when the layouts differ, and reorder the result back to plain NCHW.
+ * A chain is a convolution followed by more convolutions and poolings, stage i+1 reading stage
+ * i's output. At build time every stage gets a oneDNN primitive: Winograd for large 3x3 convs,
+ * else the blocked nChw16c layout (the first conv of a net reads plain NCHW directly), else
+ * whatever oneDNN prefers; oneDNN's slow reference implementations are never taken. Weights are
+ * reordered once into the layout the primitive wants. The chain then compiles to a short program
+ * of steps: reorder the input if the first primitive wants another layout, run each stage (its
+ * activation fused as a post-op, or as an in-place step where Winograd cannot fuse it), reorder
+ * between stages only when layouts differ, and reorder the result back to plain NCHW.
  * Intermediates live in two ping-pong slots of the caller's scratch.
  *
  * Invariants:
