@@ -85,7 +85,8 @@ static int upload_input(http_req *req, upload_in *in)
     const char *ct = http_req_header(req, "Content-Type");
     const void *body = http_req_body(req, &in->len);
     if (body == NULL || in->len == 0)
-        return md_fail(err, MD_E_MISSING_FIELD, "file", "the request has no body: send the image as "
+        return md_fail(err, MD_E_MISSING_FIELD, "file",
+                       "the request has no body: send the image as "
                        "multipart/form-data field \"file\" or as a raw image/* body");
     if (ct && strncasecmp(ct, "image/", 6) == 0) {
         const char *name = http_req_query(req, "filename");
@@ -117,9 +118,10 @@ static int upload_check(const api_convert *c, const upload_in *in, img_format *f
     if (in->len == 0)
         return md_fail(err, MD_E_MISSING_FIELD, "file", "the file is empty");
     if (img_sniff(in->data, in->len) == IMG_FMT_UNKNOWN)
-        return md_fail(err, MD_E_UNSUPPORTED_FORMAT, "file",
-                       "the file is not a PNG, JPEG, WebP, BMP or TIFF image (checked by its content, "
-                       "not its name or Content-Type)");
+        return md_fail(
+            err, MD_E_UNSUPPORTED_FORMAT, "file",
+            "the file is not a PNG, JPEG, WebP, BMP or TIFF image (checked by its content, "
+            "not its name or Content-Type)");
     int rc = img_probe(in->data, in->len, &c->o.limits, fmt, w, h, err);
     if (rc != MD_OK)
         return rc;
@@ -150,9 +152,9 @@ static int upload_handler(http_req *req, void *ctx)
         return rc;
     atomic_fetch_add(&c->uploads, 1);
     api__upload_remember(c, &up);
-    json_t *j = json_pack("{s:b, s:s, s:s, s:s, s:i, s:i, s:I}", "success", 1, "file_id", up.file_id,
-                          "filename", up.filename, "format", up.format, "width", up.width,
-                          "height", up.height, "size_bytes", (json_int_t)up.size);
+    json_t *j = json_pack("{s:b, s:s, s:s, s:s, s:i, s:i, s:I}", "success", 1, "file_id",
+                          up.file_id, "filename", up.filename, "format", up.format, "width",
+                          up.width, "height", up.height, "size_bytes", (json_int_t)up.size);
     return j ? http_reply_json(req, 200, j) : MD_E_NOMEM;
 }
 
@@ -223,9 +225,9 @@ static int result_svg(http_req *req, api_convert *c, const store_result *r, json
     http_reply_header(req, "X-Content-Type-Options", "nosniff");
     rc = http_reply_file(req, 200, "image/svg+xml", path);
     /* A result row whose blob is gone was swept between the two reads: report it as expired. */
-    return rc == MD_E_FILE_NOT_FOUND
-               ? md_fail(http_req_err(req), MD_E_NOT_FOUND, "id", "no such result (it may have expired)")
-               : rc;
+    return rc == MD_E_FILE_NOT_FOUND ? md_fail(http_req_err(req), MD_E_NOT_FOUND, "id",
+                                               "no such result (it may have expired)")
+                                     : rc;
 }
 
 static int result_json(http_req *req, api_convert *c, const store_result *r, json_t *meta)
@@ -241,9 +243,9 @@ static int result_json(http_req *req, api_convert *c, const store_result *r, jso
     char created[32], expires[32];
     api__iso_time(r->created_ms, created);
     api__iso_time(r->expires_ms, expires);
-    json_t *j = json_pack("{s:b, s:s, s:s, s:s%, s:s, s:s}", "success", 1, "result_id", r->result_id,
-                          "file_id", r->file_id, "svg", (const char *)svg, n, "created_at", created,
-                          "expires_at", expires);
+    json_t *j = json_pack("{s:b, s:s, s:s, s:s%, s:s, s:s}", "success", 1, "result_id",
+                          r->result_id, "file_id", r->file_id, "svg", (const char *)svg, n,
+                          "created_at", created, "expires_at", expires);
     free(svg);
     if (j == NULL)
         return md_fail(http_req_err(req), MD_E_INTERNAL, NULL, "the stored SVG is not valid text");
@@ -315,10 +317,11 @@ static int presets_handler(http_req *req, void *ctx)
         return rc;
     }
     /* The page checks a file against the limits before sending it. Steals all. */
-    json_t *j = json_pack("{s:b, s:o, s:{s:I, s:I, s:I, s:I}}", "success", 1, "presets", all, "limits",
-                          "upload_max_bytes", (json_int_t)c->o.upload_max_bytes, "max_width",
-                          (json_int_t)c->o.limits.max_width, "max_height", (json_int_t)c->o.limits.max_height,
-                          "max_pixels", (json_int_t)c->o.limits.max_pixels);
+    json_t *j = json_pack("{s:b, s:o, s:{s:I, s:I, s:I, s:I}}", "success", 1, "presets", all,
+                          "limits", "upload_max_bytes", (json_int_t)c->o.upload_max_bytes,
+                          "max_width", (json_int_t)c->o.limits.max_width, "max_height",
+                          (json_int_t)c->o.limits.max_height, "max_pixels",
+                          (json_int_t)c->o.limits.max_pixels);
     if (j == NULL)
         return MD_E_NOMEM;
     http_reply_header(req, "Cache-Control", "private, max-age=300");
@@ -332,44 +335,47 @@ static void metrics_collect(md_buf *out, void *ctx)
     api_convert *c = ctx;
     cv_cache_stats s;
     cv_cache_stats_get(c->cache, &s);
-    md_buf_printf(out,
-                  "# HELP modeld_convert_cache_hits_total Conversions answered from the in-memory cache.\n"
-                  "# TYPE modeld_convert_cache_hits_total counter\nmodeld_convert_cache_hits_total %llu\n"
-                  "# HELP modeld_convert_cache_misses_total Conversions not found in the cache.\n"
-                  "# TYPE modeld_convert_cache_misses_total counter\nmodeld_convert_cache_misses_total %llu\n"
-                  "# HELP modeld_convert_cache_evictions_total Cache entries evicted to stay in bounds.\n"
-                  "# TYPE modeld_convert_cache_evictions_total counter\nmodeld_convert_cache_evictions_total %llu\n"
-                  "# HELP modeld_convert_cache_entries Answers held in the conversion cache.\n"
-                  "# TYPE modeld_convert_cache_entries gauge\nmodeld_convert_cache_entries %zu\n"
-                  "# HELP modeld_convert_cache_bytes Bytes held in the conversion cache.\n"
-                  "# TYPE modeld_convert_cache_bytes gauge\nmodeld_convert_cache_bytes %zu\n"
-                  "# HELP modeld_uploads_total Images accepted by POST /api/upload.\n"
-                  "# TYPE modeld_uploads_total counter\nmodeld_uploads_total %lu\n"
-                  "# HELP modeld_conversions_total Conversions run (cache misses), by converter.\n"
-                  "# TYPE modeld_conversions_total counter\n",
-                  (unsigned long long)s.hits, (unsigned long long)s.misses,
-                  (unsigned long long)s.evictions, s.entries, s.bytes, atomic_load(&c->uploads));
+    md_buf_printf(
+        out,
+        "# HELP modeld_convert_cache_hits_total Conversions answered from the in-memory cache.\n"
+        "# TYPE modeld_convert_cache_hits_total counter\nmodeld_convert_cache_hits_total %llu\n"
+        "# HELP modeld_convert_cache_misses_total Conversions not found in the cache.\n"
+        "# TYPE modeld_convert_cache_misses_total counter\nmodeld_convert_cache_misses_total %llu\n"
+        "# HELP modeld_convert_cache_evictions_total Cache entries evicted to stay in bounds.\n"
+        "# TYPE modeld_convert_cache_evictions_total counter\nmodeld_convert_cache_evictions_total "
+        "%llu\n"
+        "# HELP modeld_convert_cache_entries Answers held in the conversion cache.\n"
+        "# TYPE modeld_convert_cache_entries gauge\nmodeld_convert_cache_entries %zu\n"
+        "# HELP modeld_convert_cache_bytes Bytes held in the conversion cache.\n"
+        "# TYPE modeld_convert_cache_bytes gauge\nmodeld_convert_cache_bytes %zu\n"
+        "# HELP modeld_uploads_total Images accepted by POST /api/upload.\n"
+        "# TYPE modeld_uploads_total counter\nmodeld_uploads_total %lu\n"
+        "# HELP modeld_conversions_total Conversions run (cache misses), by converter.\n"
+        "# TYPE modeld_conversions_total counter\n",
+        (unsigned long long)s.hits, (unsigned long long)s.misses, (unsigned long long)s.evictions,
+        s.entries, s.bytes, atomic_load(&c->uploads));
     for (int i = 0; i < CV__COUNT; i++)
-        md_buf_printf(out, "modeld_conversions_total{converter=\"%s\"} %lu\n", api__converter_names[i],
-                      atomic_load(&c->converts[i]));
-    md_buf_printf(out,
-                  "# HELP modeld_conversion_failures_total Conversions that failed after validation.\n"
-                  "# TYPE modeld_conversion_failures_total counter\nmodeld_conversion_failures_total %lu\n",
-                  atomic_load(&c->convert_failures));
+        md_buf_printf(out, "modeld_conversions_total{converter=\"%s\"} %lu\n",
+                      api__converter_names[i], atomic_load(&c->converts[i]));
+    md_buf_printf(
+        out,
+        "# HELP modeld_conversion_failures_total Conversions that failed after validation.\n"
+        "# TYPE modeld_conversion_failures_total counter\nmodeld_conversion_failures_total %lu\n",
+        atomic_load(&c->convert_failures));
 }
 
 /* ---- registration --------------------------------------------------------------------------- */
 
 static int add_routes(http_server *srv, api_convert *c, md_err *err)
 {
-    http_route *up = http_route_add(srv, "POST", "/api/upload", HTTP_ROLE_WRITE, HTTP_HEAVY,
-                                    upload_handler, c);
+    http_route *up =
+        http_route_add(srv, "POST", "/api/upload", HTTP_ROLE_WRITE, HTTP_HEAVY, upload_handler, c);
     http_route *cv = http_route_add(srv, "POST", "/api/convert", HTTP_ROLE_WRITE, HTTP_HEAVY,
                                     api__convert_handler, c);
     http_route *rs = http_route_add(srv, "GET", "/api/results/{id}", HTTP_ROLE_READ, HTTP_LIGHT,
                                     results_handler, c);
-    http_route *pr = http_route_add(srv, "GET", "/api/presets", HTTP_ROLE_READ, HTTP_LIGHT,
-                                    presets_handler, c);
+    http_route *pr =
+        http_route_add(srv, "GET", "/api/presets", HTTP_ROLE_READ, HTTP_LIGHT, presets_handler, c);
     if (!up || !cv || !rs || !pr)
         return md_fail(err, MD_E_INTERNAL, NULL, "cannot add the conversion routes");
     http_route_body_limit(up, c->o.upload_max_bytes + ENVELOPE_SLACK);
@@ -391,8 +397,8 @@ static int add_web(http_server *srv, api_convert *c, md_err *err)
     return api_webui_register(srv, c->ui, err);
 }
 
-int api_convert_register(http_server *srv, store *st, const api_convert_opts *o,
-                         api_convert **out, md_err *err)
+int api_convert_register(http_server *srv, store *st, const api_convert_opts *o, api_convert **out,
+                         md_err *err)
 {
     api_convert *c = calloc(1, sizeof *c);
     if (c == NULL)
@@ -404,7 +410,8 @@ int api_convert_register(http_server *srv, store *st, const api_convert_opts *o,
         c->o.result_ttl_ms = 24ll * 3600 * 1000;
     if (c->o.limits.max_width == 0)
         c->o.limits = img_limits_default();
-    cv_cache_opts co = {.max_entries = c->o.cache_entries, .max_bytes = c->o.cache_max_bytes,
+    cv_cache_opts co = {.max_entries = c->o.cache_entries,
+                        .max_bytes = c->o.cache_max_bytes,
                         .ttl_ms = c->o.cache_ttl_ms};
     if (co.ttl_ms <= 0)
         co.ttl_ms = 600000;

@@ -1,10 +1,12 @@
 /* convert.h - the conversion API v1 (issue 4): upload an image, convert it to SVG, fetch results.
  *
- *   POST /api/upload          write  multipart/form-data "file" field, or a raw image body (Content-Type image/png, ...)
- *   POST /api/convert         write  {"file_id", "converter": "vtracer"|"potrace"|"smart", preset?, params...}
- *   GET  /api/results/{id}    read   the stored conversion as JSON; {id}.svg gives the SVG file
- *   GET  /api/presets         read   every preset's parameters and the upload limits (for the web page)
- *   GET  /, GET /{file}       public the web page (webui.h)
+ *   POST /api/upload        write   multipart/form-data "file" field, or a raw image body
+ *                                   (Content-Type image/png, ...)
+ *   POST /api/convert       write   {"file_id", "converter": "vtracer"|"potrace"|"smart",
+ *                                    "preset"?, parameters...}
+ *   GET  /api/results/{id}  read    the stored conversion as JSON; {id}.svg gives the SVG file
+ *   GET  /api/presets       read    every preset's parameters and the upload limits (for the page)
+ *   GET  /, GET /{file}     public  the web page (webui.h)
  *
  * Handlers are thin: they parse and validate, then call the image decoders, the vectorizer
  * (vec_convert, the same call as `modeld vectorize`) and the store. Uploads and conversions run
@@ -23,14 +25,14 @@
 #include <stdint.h>
 
 typedef struct api_convert_opts {
-    size_t upload_max_bytes;   /* largest accepted image file; default 20 MB */
-    int64_t result_ttl_ms;     /* how long conversions stay fetchable; default 24 h */
-    size_t cache_entries;      /* in-memory answer cache size; default 256 */
-    size_t cache_max_bytes;    /* default 64 MB */
-    int64_t cache_ttl_ms;      /* default 10 min (never longer than the result TTL) */
-    const char *web_dir;       /* web page directory; NULL/"" = search (webui.h); borrowed */
-    int no_web;                /* 1: do not serve the page */
-    img_limits limits;         /* image dimension limits; default img_limits_default() */
+    size_t upload_max_bytes; /* largest accepted image file; default 20 MB */
+    int64_t result_ttl_ms;   /* how long conversions stay fetchable; default 24 h */
+    size_t cache_entries;    /* in-memory answer cache size; default 256 */
+    size_t cache_max_bytes;  /* default 64 MB */
+    int64_t cache_ttl_ms;    /* default 10 min (never longer than the result TTL) */
+    const char *web_dir;     /* web page directory; NULL/"" = search (webui.h); borrowed */
+    int no_web;              /* 1: do not serve the page */
+    img_limits limits;       /* image dimension limits; default img_limits_default() */
 } api_convert_opts;
 
 /* Defaults, overridden by the environment where set: MODELD_UPLOAD_MAX_BYTES,
@@ -43,8 +45,8 @@ typedef struct api_convert api_convert;
 /* Add the routes above to srv (before it starts) and their cache metrics. st is borrowed (one
  * reference is taken and dropped by api_convert_free). *out is new: free it with
  * api_convert_free after http_server_free(srv). A missing web directory is logged, not fatal. */
-int api_convert_register(http_server *srv, store *st, const api_convert_opts *o,
-                         api_convert **out, md_err *err);
+int api_convert_register(http_server *srv, store *st, const api_convert_opts *o, api_convert **out,
+                         md_err *err);
 /* NULL is a no-op. */
 void api_convert_free(api_convert *c);
 

@@ -10,20 +10,20 @@
 #include <jansson.h>
 #include <stdatomic.h>
 
-/* Answers are compact, and reals carry 10 significant digits (0.965091, not 0.96509100000000003). */
+/* Answers are compact; reals carry 10 significant digits (0.965091, not 0.96509100000000003). */
 #define API_JSON_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(10))
 
 enum { CV_VTRACER = 0, CV_POTRACE, CV_SMART, CV__COUNT };
 
 struct api_convert {
-    store *st;                      /* one reference, dropped by api_convert_free */
+    store *st; /* one reference, dropped by api_convert_free */
     api_convert_opts o;
     char web_dir[4096];
-    cv_cache *cache;                /* owned: convert answers */
-    cv_cache *uploads_seen;         /* owned: file_id -> "sha256\nfilename" of recent uploads, so a
-                                     * cached convert needs no database read */
-    api_webui *ui;                  /* owned; NULL when the page is not served */
-    atomic_ulong uploads;           /* accepted uploads */
+    cv_cache *cache;        /* owned: convert answers */
+    cv_cache *uploads_seen; /* owned: file_id -> "sha256\nfilename" of recent uploads, so a
+                             * cached convert needs no database read */
+    api_webui *ui;          /* owned; NULL when the page is not served */
+    atomic_ulong uploads;   /* accepted uploads */
     atomic_ulong converts[CV__COUNT]; /* conversions run (cache misses), by converter */
     atomic_ulong convert_failures;
 };

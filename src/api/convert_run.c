@@ -33,7 +33,7 @@
 
 typedef struct convert_req {
     char file_id[STORE_FILE_ID_MAX];
-    int converter;        /* CV_* */
+    int converter; /* CV_* */
     vec_params p;
     char key[CV_KEY_LEN + 1];
 } convert_req;
@@ -89,18 +89,23 @@ static int parse_params(json_t *body, convert_req *r, md_err *err)
         if (!strcmp(name, "file_id") || !strcmp(name, "converter") || !strcmp(name, "preset"))
             continue;
         if (param_text(v, text, sizeof text) != 0)
-            return md_fail(err, MD_E_INVALID_PARAM, name, "%.60s must be a number or a string", name);
+            return md_fail(err, MD_E_INVALID_PARAM, name, "%.60s must be a number or a string",
+                           name);
         rc = vec_params_set(&r->p, name, text, err);
         colormode_given |= strcmp(name, "colormode") == 0;
     }
     if (rc == MD_OK && r->p.svgz)
-        return md_fail(err, MD_E_INVALID_PARAM, "svgz", "svgz is not available in the JSON API: "
+        return md_fail(err, MD_E_INVALID_PARAM, "svgz",
+                       "svgz is not available in the JSON API: "
                        "fetch GET /api/results/{id}.svg and compress it");
-    if (rc == MD_OK && colormode_given && r->converter == CV_POTRACE && r->p.colormode != VEC_BINARY)
-        return md_fail(err, MD_E_INVALID_PARAM, "colormode", "the potrace converter is black and "
+    if (rc == MD_OK && colormode_given && r->converter == CV_POTRACE &&
+        r->p.colormode != VEC_BINARY)
+        return md_fail(err, MD_E_INVALID_PARAM, "colormode",
+                       "the potrace converter is black and "
                        "white only; use converter vtracer for colour");
     if (rc == MD_OK && colormode_given && r->converter == CV_SMART)
-        return md_fail(err, MD_E_INVALID_PARAM, "colormode", "the smart converter chooses colormode "
+        return md_fail(err, MD_E_INVALID_PARAM, "colormode",
+                       "the smart converter chooses colormode "
                        "itself; use converter vtracer to set it");
     if (r->converter == CV_POTRACE)
         r->p.colormode = VEC_BINARY;
@@ -123,7 +128,8 @@ static int parse_request(http_req *req, convert_req *r)
         rc = md_fail(err, MD_E_MISSING_FIELD, "file_id",
                      "file_id (the id POST /api/upload answered) is required");
     else if (json_string_length(fid) >= sizeof r->file_id)
-        rc = md_fail(err, MD_E_FILE_NOT_FOUND, "file_id", "no such file (unknown or expired file_id)");
+        rc = md_fail(err, MD_E_FILE_NOT_FOUND, "file_id",
+                     "no such file (unknown or expired file_id)");
     else
         snprintf(r->file_id, sizeof r->file_id, "%s", json_string_value(fid));
     if (rc == MD_OK)
@@ -185,7 +191,8 @@ static int run(api_convert *c, http_req *req, const store_upload *up, convert_re
     md_image *img = NULL;
     int rc = store_blob_read(c->st, up->sha256, c->o.upload_max_bytes, &data, &n, err);
     if (rc == MD_E_FILE_NOT_FOUND)
-        rc = md_fail(err, MD_E_FILE_NOT_FOUND, "file_id", "no such file (unknown or expired file_id)");
+        rc = md_fail(err, MD_E_FILE_NOT_FOUND, "file_id",
+                     "no such file (unknown or expired file_id)");
     if (rc == MD_OK)
         rc = img_decode(data, n, &c->o.limits, &img, err);
     free(data);
@@ -201,7 +208,10 @@ static int run(api_convert *c, http_req *req, const store_upload *up, convert_re
     return rc;
 }
 
-static double round6(double x) { return round(x * 1e6) / 1e6; }
+static double round6(double x)
+{
+    return round(x * 1e6) / 1e6;
+}
 
 /* What is stored with the result: the answer's numbers and parameters, plus the converter and
  * the upload's filename (for the download name). */
@@ -210,7 +220,8 @@ static json_t *result_meta(const vec_result *res, double secs, const convert_req
 {
     md_buf b;
     md_buf_init(&b, 1 << 16);
-    json_t *params = vec_params_to_json(&res->params, &b) == MD_OK ? json_loads(b.data, 0, NULL) : NULL;
+    json_t *params =
+        vec_params_to_json(&res->params, &b) == MD_OK ? json_loads(b.data, 0, NULL) : NULL;
     md_buf_free(&b);
     if (params == NULL)
         return NULL;

@@ -26,8 +26,9 @@ int mp_boundary(const char *content_type, char *out, size_t cap, md_err *err)
 {
     static const char type[] = "multipart/form-data";
     if (content_type == NULL || strncasecmp(skip_ws(content_type), type, sizeof type - 1) != 0)
-        return md_fail(err, MD_E_UNSUPPORTED_MEDIA, "Content-Type",
-                       "send the image as multipart/form-data (field \"file\") or as a raw image/* body");
+        return md_fail(
+            err, MD_E_UNSUPPORTED_MEDIA, "Content-Type",
+            "send the image as multipart/form-data (field \"file\") or as a raw image/* body");
     const char *p = skip_ws(content_type) + sizeof type - 1;
     while ((p = strchr(p, ';')) != NULL) {
         p = skip_ws(p + 1);
@@ -236,7 +237,8 @@ static int next_part(scan *s, mp_part *part, md_err *err)
     const char *data = hend + 4;
     const char *d = memmem(data, (size_t)(s->end - data), s->delim, s->dlen);
     if (d == NULL)
-        return md_fail(err, MD_E_BAD_REQUEST, "file", "multipart body ends before its closing boundary");
+        return md_fail(err, MD_E_BAD_REQUEST, "file",
+                       "multipart body ends before its closing boundary");
     part->data = (const uint8_t *)data;
     part->len = (size_t)(d - data);
     s->p = d + s->dlen;

@@ -14,16 +14,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MP_BOUNDARY_MAX 70     /* RFC 2046 */
-#define MP_HEADERS_MAX 8192    /* bytes of header lines per part */
+#define MP_BOUNDARY_MAX 70  /* RFC 2046 */
+#define MP_HEADERS_MAX 8192 /* bytes of header lines per part */
 #define MP_PARTS_MAX 64
 
 typedef struct mp_part {
-    const uint8_t *data;       /* borrowed from the body passed to mp_find */
+    const uint8_t *data; /* borrowed from the body passed to mp_find */
     size_t len;
-    char name[64];             /* form field name */
-    char filename[256];        /* sanitised client filename; "" when the part had none */
-    char content_type[128];    /* the part's Content-Type, "" when absent */
+    char name[64];          /* form field name */
+    char filename[256];     /* sanitised client filename; "" when the part had none */
+    char content_type[128]; /* the part's Content-Type, "" when absent */
 } mp_part;
 
 /* The boundary parameter of a "multipart/form-data; boundary=..." Content-Type value (quoted or

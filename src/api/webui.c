@@ -21,10 +21,10 @@
 
 typedef struct web_file {
     char name[64];
-    const char *type;       /* static */
-    const char *cache;      /* Cache-Control value, static */
-    char etag[36];          /* "\"<32 hex>\"" */
-    char *data;             /* owned */
+    const char *type;  /* static */
+    const char *cache; /* Cache-Control value, static */
+    char etag[36];     /* "\"<32 hex>\"" */
+    char *data;        /* owned */
     size_t len;
 } web_file;
 
@@ -43,10 +43,14 @@ static const char CSP[] = "default-src 'self'; img-src 'self' blob: data:; style
 static const struct {
     const char *ext, *type;
 } TYPES[] = {
-    {".html", "text/html; charset=utf-8"},      {".css", "text/css; charset=utf-8"},
-    {".js", "text/javascript; charset=utf-8"},  {".svg", "image/svg+xml"},
-    {".png", "image/png"},                      {".ico", "image/x-icon"},
-    {".json", "application/json"},              {".webmanifest", "application/manifest+json"},
+    {".html", "text/html; charset=utf-8"},
+    {".css", "text/css; charset=utf-8"},
+    {".js", "text/javascript; charset=utf-8"},
+    {".svg", "image/svg+xml"},
+    {".png", "image/png"},
+    {".ico", "image/x-icon"},
+    {".json", "application/json"},
+    {".webmanifest", "application/manifest+json"},
     {".txt", "text/plain; charset=utf-8"},
 };
 
@@ -101,7 +105,8 @@ int api_webui_find_dir(const char *dir, char *out, size_t cap, md_err *err)
             strcpy(out, cand[i]);
             return MD_OK;
         }
-    return md_fail(err, MD_E_FILE_NOT_FOUND, "web_dir", "no web/ directory with an index.html found");
+    return md_fail(err, MD_E_FILE_NOT_FOUND, "web_dir",
+                   "no web/ directory with an index.html found");
 }
 
 /* Read one file into f (name already set). */
@@ -114,9 +119,10 @@ static int load_file(const char *dir, web_file *f, size_t *total, md_err *err)
         return md_fail(err, MD_E_IO, "web_dir", "cannot read web file %s", f->name);
     struct stat st;
     int rc = MD_OK;
-    if (fstat(fileno(fp), &st) != 0 || !S_ISREG(st.st_mode) || (size_t)st.st_size > WEBUI_FILE_MAX ||
-        *total + (size_t)st.st_size > WEBUI_TOTAL_MAX)
-        rc = md_fail(err, MD_E_TOO_LARGE, "web_dir", "web file %s is not a file or too large", f->name);
+    if (fstat(fileno(fp), &st) != 0 || !S_ISREG(st.st_mode) ||
+        (size_t)st.st_size > WEBUI_FILE_MAX || *total + (size_t)st.st_size > WEBUI_TOTAL_MAX)
+        rc = md_fail(err, MD_E_TOO_LARGE, "web_dir", "web file %s is not a file or too large",
+                     f->name);
     if (rc == MD_OK && (f->data = malloc((size_t)st.st_size + 1)) == NULL)
         rc = MD_E_NOMEM;
     if (rc == MD_OK && fread(f->data, 1, (size_t)st.st_size, fp) != (size_t)st.st_size)
@@ -141,15 +147,19 @@ static int load_file(const char *dir, web_file *f, size_t *total, md_err *err)
 static int name_ok(const char *n)
 {
     size_t len = strlen(n);
-    return len > 0 && len < 64 && n[0] != '.' && strspn(n, "abcdefghijklmnopqrstuvwxyz"
-                                                           "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == len;
+    return len > 0 && len < 64 && n[0] != '.' &&
+           strspn(n, "abcdefghijklmnopqrstuvwxyz"
+                     "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == len;
 }
 
 int api_webui_load(const char *dir, api_webui **out, md_err *err)
 {
     api_webui *ui = calloc(1, sizeof *ui);
     DIR *d = ui ? opendir(dir) : NULL;
-    int rc = ui == NULL ? MD_E_NOMEM : d == NULL ? md_fail(err, MD_E_FILE_NOT_FOUND, "web_dir", "cannot open the web directory") : MD_OK;
+    int rc = ui == NULL ? MD_E_NOMEM
+             : d == NULL
+                 ? md_fail(err, MD_E_FILE_NOT_FOUND, "web_dir", "cannot open the web directory")
+                 : MD_OK;
     size_t total = 0;
     struct dirent *de;
     while (rc == MD_OK && (de = readdir(d)) != NULL) {
@@ -188,7 +198,10 @@ void api_webui_free(api_webui *ui)
     free(ui);
 }
 
-size_t api_webui_count(const api_webui *ui) { return ui ? ui->n : 0; }
+size_t api_webui_count(const api_webui *ui)
+{
+    return ui ? ui->n : 0;
+}
 
 /* ---- serving --------------------------------------------------------------------------- */
 
@@ -229,8 +242,10 @@ static int serve_file(http_req *req, void *ctx)
 
 int api_webui_register(http_server *srv, api_webui *ui, md_err *err)
 {
-    if (http_route_add(srv, "GET", "/", HTTP_ROLE_PUBLIC, HTTP_LIGHT | HTTP_NO_AUDIT, serve_file, ui) == NULL ||
-        http_route_add(srv, "GET", "/{file}", HTTP_ROLE_PUBLIC, HTTP_LIGHT | HTTP_NO_AUDIT, serve_file, ui) == NULL)
+    if (http_route_add(srv, "GET", "/", HTTP_ROLE_PUBLIC, HTTP_LIGHT | HTTP_NO_AUDIT, serve_file,
+                       ui) == NULL ||
+        http_route_add(srv, "GET", "/{file}", HTTP_ROLE_PUBLIC, HTTP_LIGHT | HTTP_NO_AUDIT,
+                       serve_file, ui) == NULL)
         return md_fail(err, MD_E_INTERNAL, NULL, "cannot add the web page routes");
     md_log(MD_LOG_INFO, "web page: %zu files served at /", ui->n);
     return MD_OK;

@@ -18,13 +18,17 @@ static md_manual_clock clk;
 static cv_cache *make(size_t entries, size_t bytes, int64_t ttl)
 {
     md_manual_clock_init(&clk, 0, 1000000);
-    cv_cache_opts o = {.max_entries = entries, .max_bytes = bytes, .ttl_ms = ttl, .clock = &clk.clock};
+    cv_cache_opts o = {
+        .max_entries = entries, .max_bytes = bytes, .ttl_ms = ttl, .clock = &clk.clock};
     cv_cache *c = NULL;
     assert_int_equal(cv_cache_new(&o, &c), MD_OK);
     return c;
 }
 
-static void key(char out[CV_KEY_LEN + 1], int i) { snprintf(out, CV_KEY_LEN + 1, "%064d", i); }
+static void key(char out[CV_KEY_LEN + 1], int i)
+{
+    snprintf(out, CV_KEY_LEN + 1, "%064d", i);
+}
 
 static int has(cv_cache *c, int i)
 {
@@ -90,8 +94,8 @@ static void test_ttl_and_result_expiry(void **state)
 {
     (void)state;
     cv_cache *c = make(8, 0, 1000);
-    put(c, 1, "a", 0);                       /* expires by TTL at +1000 ms */
-    put(c, 2, "b", clk.ms + 300);            /* its result expires sooner */
+    put(c, 1, "a", 0);            /* expires by TTL at +1000 ms */
+    put(c, 2, "b", clk.ms + 300); /* its result expires sooner */
     clk.ms += 299;
     assert_true(has(c, 1));
     assert_true(has(c, 2));
@@ -140,8 +144,10 @@ static void test_many_keys(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_hit_miss_counts), cmocka_unit_test(test_lru_eviction),
-        cmocka_unit_test(test_ttl_and_result_expiry), cmocka_unit_test(test_byte_limit),
+        cmocka_unit_test(test_hit_miss_counts),
+        cmocka_unit_test(test_lru_eviction),
+        cmocka_unit_test(test_ttl_and_result_expiry),
+        cmocka_unit_test(test_byte_limit),
         cmocka_unit_test(test_many_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

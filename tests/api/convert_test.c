@@ -50,7 +50,8 @@ static int setup_with(void **state, size_t upload_max)
     assert_int_equal(http_server_new(&ho, &fx->srv, &err), MD_OK);
     api_convert_opts co = api_convert_opts_default();
     char web[1024];
-    snprintf(web, sizeof web, "%s/web", getenv("MODELD_SOURCE_DIR") ? getenv("MODELD_SOURCE_DIR") : ".");
+    snprintf(web, sizeof web, "%s/web",
+             getenv("MODELD_SOURCE_DIR") ? getenv("MODELD_SOURCE_DIR") : ".");
     co.web_dir = web;
     co.upload_max_bytes = upload_max;
     assert_int_equal(api_convert_register(fx->srv, fx->st, &co, &fx->conv, &err), MD_OK);
@@ -58,8 +59,14 @@ static int setup_with(void **state, size_t upload_max)
     return 0;
 }
 
-static int setup(void **state) { return setup_with(state, 20u << 20); }
-static int setup_small(void **state) { return setup_with(state, 150000); }
+static int setup(void **state)
+{
+    return setup_with(state, 20u << 20);
+}
+static int setup_small(void **state)
+{
+    return setup_with(state, 150000);
+}
 
 static int teardown(void **state)
 {
@@ -79,12 +86,15 @@ static void upload(fixture *fx, const char *name, http_loopback_resp *r)
     char *img = read_file(name, &n);
     size_t cap = n + 512;
     char *body = malloc(cap);
-    int k = snprintf(body, cap, "--BND\r\nContent-Disposition: form-data; name=\"file\"; filename=\"%s\"\r\n"
-                                "Content-Type: image/png\r\n\r\n", name);
+    int k = snprintf(body, cap,
+                     "--BND\r\nContent-Disposition: form-data; name=\"file\"; filename=\"%s\"\r\n"
+                     "Content-Type: image/png\r\n\r\n",
+                     name);
     memcpy(body + k, img, n);
     memcpy(body + k + n, "\r\n--BND--\r\n", 11);
     const char *h[] = {"Content-Type", "multipart/form-data; boundary=BND", NULL};
-    assert_int_equal(http_loopback(fx->srv, "POST", "/api/upload", h, body, (size_t)k + n + 11, r), MD_OK);
+    assert_int_equal(http_loopback(fx->srv, "POST", "/api/upload", h, body, (size_t)k + n + 11, r),
+                     MD_OK);
     free(body);
     free(img);
 }
@@ -117,7 +127,8 @@ static char *upload_ok(fixture *fx, const char *name)
 static void convert(fixture *fx, const char *json, http_loopback_resp *r)
 {
     const char *h[] = {"Content-Type", "application/json", NULL};
-    assert_int_equal(http_loopback(fx->srv, "POST", "/api/convert", h, json, json ? strlen(json) : 0, r), MD_OK);
+    assert_int_equal(
+        http_loopback(fx->srv, "POST", "/api/convert", h, json, json ? strlen(json) : 0, r), MD_OK);
 }
 
 static void test_upload_ok(void **state)
@@ -128,7 +139,8 @@ static void test_upload_ok(void **state)
     assert_int_equal(r.status, 200);
     json_t *j = body_json(&r);
     assert_true(json_is_true(json_object_get(j, "success")));
-    assert_string_equal(json_string_value(json_object_get(j, "filename")), "simple_geometric_00.png");
+    assert_string_equal(json_string_value(json_object_get(j, "filename")),
+                        "simple_geometric_00.png");
     assert_string_equal(json_string_value(json_object_get(j, "format")), "png");
     assert_int_equal(json_integer_value(json_object_get(j, "width")), 128);
     assert_int_equal(json_integer_value(json_object_get(j, "height")), 128);
@@ -141,7 +153,8 @@ static void test_upload_ok(void **state)
     size_t n;
     char *img = read_file("simple_geometric_00.png", &n);
     const char *h[] = {"Content-Type", "image/png", NULL};
-    assert_int_equal(http_loopback(fx->srv, "POST", "/api/upload?filename=..%2Fx.png", h, img, n, &r), MD_OK);
+    assert_int_equal(
+        http_loopback(fx->srv, "POST", "/api/upload?filename=..%2Fx.png", h, img, n, &r), MD_OK);
     free(img);
     assert_int_equal(r.status, 200);
     j = body_json(&r);
@@ -179,8 +192,10 @@ static void test_upload_errors(void **state)
     assert_int_equal(http_loopback(fx->srv, "POST", "/api/upload", h, NULL, 0, &r), MD_OK);
     assert_int_equal(r.status, 400);
     http_loopback_resp_free(&r);
-    const char *form = "--B\r\nContent-Disposition: form-data; name=\"other\"\r\n\r\nx\r\n--B--\r\n";
-    assert_int_equal(http_loopback(fx->srv, "POST", "/api/upload", h, form, strlen(form), &r), MD_OK);
+    const char *form =
+        "--B\r\nContent-Disposition: form-data; name=\"other\"\r\n\r\nx\r\n--B--\r\n";
+    assert_int_equal(http_loopback(fx->srv, "POST", "/api/upload", h, form, strlen(form), &r),
+                     MD_OK);
     assert_int_equal(r.status, 400);
     json_t *j = body_json(&r);
     assert_string_equal(error_code(j), "missing_field");
@@ -205,7 +220,8 @@ static void test_convert_cache_and_results(void **state)
     fixture *fx = *state;
     char *id = upload_ok(fx, "papirus_resharper_256.png");
     char req[256];
-    snprintf(req, sizeof req, "{\"file_id\":\"%s\",\"converter\":\"vtracer\",\"filter_speckle\":2}", id);
+    snprintf(req, sizeof req, "{\"file_id\":\"%s\",\"converter\":\"vtracer\",\"filter_speckle\":2}",
+             id);
     http_loopback_resp r;
     convert(fx, req, &r);
     assert_int_equal(r.status, 200);
@@ -217,7 +233,8 @@ static void test_convert_cache_and_results(void **state)
     assert_int_equal(json_integer_value(json_object_get(j, "svg_bytes")), strlen(svg));
     assert_true(json_real_value(json_object_get(j, "ssim")) > 0.5);
     assert_true(json_integer_value(json_object_get(j, "path_count")) > 0);
-    assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "parameters"), "filter_speckle")), 2);
+    assert_int_equal(
+        json_integer_value(json_object_get(json_object_get(j, "parameters"), "filter_speckle")), 2);
     char *rid = strdup(json_string_value(json_object_get(j, "result_id")));
     json_decref(j);
     http_loopback_resp_free(&r);
@@ -243,10 +260,12 @@ static void test_convert_cache_and_results(void **state)
     assert_int_equal(http_loopback(fx->srv, "GET", path, NULL, NULL, 0, &r), MD_OK);
     assert_int_equal(r.status, 200);
     assert_string_equal(http_loopback_header(&r, "Content-Type"), "image/svg+xml");
-    assert_non_null(strstr(http_loopback_header(&r, "Content-Disposition"), "papirus_resharper_256.svg"));
+    assert_non_null(
+        strstr(http_loopback_header(&r, "Content-Disposition"), "papirus_resharper_256.svg"));
     assert_non_null(strstr(r.body, "<svg"));
     http_loopback_resp_free(&r);
-    assert_int_equal(http_loopback(fx->srv, "GET", "/api/results/r_nope.svg", NULL, NULL, 0, &r), MD_OK);
+    assert_int_equal(http_loopback(fx->srv, "GET", "/api/results/r_nope.svg", NULL, NULL, 0, &r),
+                     MD_OK);
     assert_int_equal(r.status, 404);
     http_loopback_resp_free(&r);
 
@@ -276,7 +295,8 @@ static void test_convert_errors(void **state)
         {"{\"file_id\":\"%s\",\"filter_speckle\":[1]}", 400, "filter_speckle"},
         {"{\"file_id\":\"%s\",\"converter\":\"magic\"}", 400, "converter"},
         {"{\"file_id\":\"%s\",\"preset\":\"nope\"}", 400, "preset"},
-        {"{\"file_id\":\"%s\",\"converter\":\"potrace\",\"colormode\":\"color\"}", 400, "colormode"},
+        {"{\"file_id\":\"%s\",\"converter\":\"potrace\",\"colormode\":\"color\"}", 400,
+         "colormode"},
         {"{\"file_id\":\"%s\",\"svgz\":1}", 400, "svgz"},
         {"{\"file_id\":\"f_doesnotexist%s\"}", 404, "file_id"},
         {"{\"file_id\":\"f_0000%.0s\"}", 404, "file_id"},
@@ -288,8 +308,9 @@ static void test_convert_errors(void **state)
         convert(fx, req, &r);
         assert_int_equal(r.status, cases[i].status);
         json_t *j = body_json(&r);
-        assert_string_equal(json_string_value(json_object_get(json_object_get(j, "error"), "field")),
-                            cases[i].field);
+        assert_string_equal(
+            json_string_value(json_object_get(json_object_get(j, "error"), "field")),
+            cases[i].field);
         json_decref(j);
         http_loopback_resp_free(&r);
     }
@@ -310,17 +331,21 @@ static void test_converters(void **state)
     const struct {
         const char *id, *converter, *colormode;
     } cases[] = {
-        {grad, "potrace", "binary"}, {grad, "vtracer", "color"}, {grad, "smart", "color"},
+        {grad, "potrace", "binary"},
+        {grad, "vtracer", "color"},
+        {grad, "smart", "color"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char req[256];
-        snprintf(req, sizeof req, "{\"file_id\":\"%s\",\"converter\":\"%s\"}", cases[i].id, cases[i].converter);
+        snprintf(req, sizeof req, "{\"file_id\":\"%s\",\"converter\":\"%s\"}", cases[i].id,
+                 cases[i].converter);
         http_loopback_resp r;
         convert(fx, req, &r);
         assert_int_equal(r.status, 200);
         json_t *j = body_json(&r);
-        assert_string_equal(json_string_value(json_object_get(json_object_get(j, "parameters"), "colormode")),
-                            cases[i].colormode);
+        assert_string_equal(
+            json_string_value(json_object_get(json_object_get(j, "parameters"), "colormode")),
+            cases[i].colormode);
         json_decref(j);
         http_loopback_resp_free(&r);
     }
@@ -367,14 +392,16 @@ static void test_web_page(void **state)
     assert_int_equal(r.status, 200);
     assert_string_equal(http_loopback_header(&r, "Content-Type"), "text/javascript; charset=utf-8");
     http_loopback_resp_free(&r);
-    assert_int_equal(http_loopback(fx->srv, "GET", "/..%2FCMakeLists.txt", NULL, NULL, 0, &r), MD_OK);
+    assert_int_equal(http_loopback(fx->srv, "GET", "/..%2FCMakeLists.txt", NULL, NULL, 0, &r),
+                     MD_OK);
     assert_int_equal(r.status, 404);
     http_loopback_resp_free(&r);
     assert_int_equal(http_loopback(fx->srv, "GET", "/api/presets", NULL, NULL, 0, &r), MD_OK);
     assert_int_equal(r.status, 200);
     json_t *j = body_json(&r);
-    assert_string_equal(json_string_value(json_object_get(json_object_get(json_object_get(j, "presets"), "bw"),
-                                                          "colormode")), "binary");
+    assert_string_equal(json_string_value(json_object_get(
+                            json_object_get(json_object_get(j, "presets"), "bw"), "colormode")),
+                        "binary");
     json_decref(j);
     http_loopback_resp_free(&r);
 }

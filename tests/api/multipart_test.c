@@ -25,12 +25,15 @@ static void test_boundary(void **state)
     md_err e = {0};
     assert_int_equal(mp_boundary("multipart/form-data; boundary=abc123", b, sizeof b, &e), MD_OK);
     assert_string_equal(b, "abc123");
-    assert_int_equal(mp_boundary("Multipart/Form-Data;charset=utf-8; BOUNDARY=\"a b;c\"", b, sizeof b, &e), MD_OK);
+    assert_int_equal(
+        mp_boundary("Multipart/Form-Data;charset=utf-8; BOUNDARY=\"a b;c\"", b, sizeof b, &e),
+        MD_OK);
     assert_string_equal(b, "a b;c");
     assert_int_equal(mp_boundary("application/json", b, sizeof b, &e), MD_E_UNSUPPORTED_MEDIA);
     assert_int_equal(mp_boundary(NULL, b, sizeof b, &e), MD_E_UNSUPPORTED_MEDIA);
     assert_int_equal(mp_boundary("multipart/form-data", b, sizeof b, &e), MD_E_BAD_REQUEST);
-    assert_int_equal(mp_boundary("multipart/form-data; boundary=", b, sizeof b, &e), MD_E_BAD_REQUEST);
+    assert_int_equal(mp_boundary("multipart/form-data; boundary=", b, sizeof b, &e),
+                     MD_E_BAD_REQUEST);
     char longct[200];
     snprintf(longct, sizeof longct, "multipart/form-data; boundary=%071d", 0);
     assert_int_equal(mp_boundary(longct, b, sizeof b, &e), MD_E_BAD_REQUEST);
@@ -39,10 +42,11 @@ static void test_boundary(void **state)
 static void test_finds_file_among_parts(void **state)
 {
     (void)state;
-    static const char body[] = "preamble" CRLF "--XyZ" CRLF
-                       "Content-Disposition: form-data; name=\"note\"" CRLF CRLF "hello" CRLF "--XyZ" CRLF
-                       "content-disposition: form-data; name=\"file\"; filename=\"C:\\\\pics\\\\logo.png\"" CRLF
-                       "Content-Type: image/png" CRLF CRLF "\x89PNG\0bin--XyZ\r" CRLF "--XyZ--" CRLF;
+    static const char body[] =
+        "preamble" CRLF "--XyZ" CRLF "Content-Disposition: form-data; name=\"note\"" CRLF CRLF
+        "hello" CRLF "--XyZ" CRLF
+        "content-disposition: form-data; name=\"file\"; filename=\"C:\\\\pics\\\\logo.png\"" CRLF
+        "Content-Type: image/png" CRLF CRLF "\x89PNG\0bin--XyZ\r" CRLF "--XyZ--" CRLF;
     mp_part p;
     md_err e = {0};
     size_t len = sizeof body - 1; /* the data holds a NUL: strlen would stop there */
@@ -62,7 +66,8 @@ static void test_missing_field(void **state)
     (void)state;
     mp_part p;
     md_err e = {0};
-    const char *body = "--XyZ" CRLF "Content-Disposition: form-data; name=\"other\"" CRLF CRLF "x" CRLF "--XyZ--";
+    const char *body =
+        "--XyZ" CRLF "Content-Disposition: form-data; name=\"other\"" CRLF CRLF "x" CRLF "--XyZ--";
     assert_int_equal(find(body, "file", &p, &e), MD_E_MISSING_FIELD);
     assert_string_equal(e.field, "file");
 }
@@ -73,14 +78,14 @@ static void test_malformed(void **state)
     mp_part p;
     md_err e = {0};
     const char *bad[] = {
-        "",                                                            /* empty */
-        "no boundary here at all",                                     /* no delimiter */
+        "",                        /* empty */
+        "no boundary here at all", /* no delimiter */
         "--XyZ" CRLF "Content-Disposition: form-data; name=\"file\"" CRLF CRLF "data never closed",
-        "--XyZ" CRLF "Content-Disposition: form-data; name=\"file\"",  /* headers never end */
-        "--XyZ" CRLF "X-Other: 1" CRLF CRLF "x" CRLF "--XyZ--",        /* no disposition */
+        "--XyZ" CRLF "Content-Disposition: form-data; name=\"file\"", /* headers never end */
+        "--XyZ" CRLF "X-Other: 1" CRLF CRLF "x" CRLF "--XyZ--",       /* no disposition */
         "--XyZ" CRLF "garbage header line" CRLF CRLF "x" CRLF "--XyZ--",
-        "--XyZjunk" CRLF CRLF "x" CRLF "--XyZ--",                      /* bad delimiter line */
-        "--XyZ" CRLF CRLF "x" CRLF "--XyZ--",                          /* no header lines */
+        "--XyZjunk" CRLF CRLF "x" CRLF "--XyZ--", /* bad delimiter line */
+        "--XyZ" CRLF CRLF "x" CRLF "--XyZ--",     /* no header lines */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         md_err_clear(&e);
@@ -98,7 +103,8 @@ static void test_limits(void **state)
     /* Part headers longer than MP_HEADERS_MAX. */
     size_t n = MP_HEADERS_MAX + 200;
     char *body = malloc(n + 100);
-    int k = sprintf(body, "--XyZ" CRLF "Content-Disposition: form-data; name=\"file\"" CRLF "X-Pad: ");
+    int k =
+        sprintf(body, "--XyZ" CRLF "Content-Disposition: form-data; name=\"file\"" CRLF "X-Pad: ");
     memset(body + k, 'a', n);
     strcpy(body + k + n, CRLF CRLF "x" CRLF "--XyZ--");
     assert_int_equal(find(body, "file", &p, &e), MD_E_BAD_REQUEST);
@@ -109,7 +115,8 @@ static void test_limits(void **state)
     body[0] = '\0';
     for (int i = 0; i < MP_PARTS_MAX + 1; i++)
         strcat(body, part);
-    strcat(body, "--XyZ" CRLF "Content-Disposition: form-data; name=\"file\"" CRLF CRLF "v" CRLF "--XyZ--");
+    strcat(body, "--XyZ" CRLF "Content-Disposition: form-data; name=\"file\"" CRLF CRLF "v" CRLF
+                 "--XyZ--");
     assert_int_equal(find(body, "file", &p, &e), MD_E_BAD_REQUEST);
     free(body);
 }
@@ -121,12 +128,18 @@ static void test_sanitize(void **state)
     const struct {
         const char *in, *want;
     } cases[] = {
-        {"../../etc/passwd", "passwd"}, {"a\\b\\c.png", "c.png"}, {"..", ""}, {"/", ""},
-        {"ok name.png", "ok name.png"}, {"tab\there\".png", "tab_here_.png"},
-        {"caf\xc3\xa9.png", "caf\xc3\xa9.png"}, {"bad\xff\xfe.png", "bad__.png"},
+        {"../../etc/passwd", "passwd"},
+        {"a\\b\\c.png", "c.png"},
+        {"..", ""},
+        {"/", ""},
+        {"ok name.png", "ok name.png"},
+        {"tab\there\".png", "tab_here_.png"},
+        {"caf\xc3\xa9.png", "caf\xc3\xa9.png"},
+        {"bad\xff\xfe.png", "bad__.png"},
         {"\xed\xa0\x80x", "___x"}, /* a UTF-16 surrogate is not UTF-8 */
         {"a-very-long-file-name.png", "a-very-long-fil"},
-        {"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9", "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"},
+        {"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9",
+         "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         mp_sanitize_filename(cases[i].in, strlen(cases[i].in), out, sizeof out);
