@@ -37,6 +37,7 @@ typedef enum onnx_dtype {
     ONNX_DOUBLE = 11,
     ONNX_UINT32 = 12,
     ONNX_UINT64 = 13,
+    ONNX_BFLOAT16 = 16, /* stored as the upper 16 bits of a float */
 } onnx_dtype;
 
 /* What an onnx_tensor holds. Almost everything is a plain tensor; ZipMap (ai.onnx.ml) returns

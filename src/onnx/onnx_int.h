@@ -218,7 +218,12 @@ void onnx__bcast_rows(const onnx_bcast *b, onnx_bcast_fn fn, void *ctx);
 /* Element i of a numeric tensor converted to double / int64 (for shape-like inputs). */
 double onnx__get_f64(const onnx_tensor *t, int64_t i);
 int64_t onnx__get_i64(const onnx_tensor *t, int64_t i);
-/* Store v converted to t's dtype at element i. */
+/* Half (round to nearest even) and bfloat16 (truncating) bit patterns <-> float. */
+float onnx__half_to_float(uint16_t h);
+uint16_t onnx__float_to_half(float f);
+float onnx__bf16_to_float(uint16_t h);
+uint16_t onnx__float_to_bf16(float f);
+/* Store v converted to t's dtype at element i (integers saturate; NaN becomes 0). */
 void onnx__set_f64(onnx_tensor *t, int64_t i, double v);
 
 /* Parse a TensorProto into a tensor whose memory comes from a (strings copied too). Used for

@@ -24,7 +24,7 @@ size_t onnx_dtype_size(int dtype)
     switch (dtype) {
     case ONNX_FLOAT: case ONNX_INT32: case ONNX_UINT32: return 4;
     case ONNX_UINT8: case ONNX_INT8: case ONNX_BOOL: return 1;
-    case ONNX_UINT16: case ONNX_INT16: case ONNX_FLOAT16: return 2;
+    case ONNX_UINT16: case ONNX_INT16: case ONNX_FLOAT16: case ONNX_BFLOAT16: return 2;
     case ONNX_INT64: case ONNX_DOUBLE: case ONNX_UINT64: return 8;
     case ONNX_STRING: return sizeof(const char *);
     default: return 0;
@@ -36,6 +36,8 @@ const char *onnx_dtype_name(int dtype)
     static const char *const names[] = {"undefined", "float", "uint8", "int8", "uint16",
                                         "int16", "int32", "int64", "string", "bool",
                                         "float16", "double", "uint32", "uint64"};
+    if (dtype == ONNX_BFLOAT16)
+        return "bfloat16";
     if (dtype < 0 || dtype > ONNX_UINT64)
         return "unsupported";
     return names[dtype];
@@ -84,6 +86,64 @@ int onnx__broadcast(int ra, const int64_t *da, int rb, const int64_t *db, int *r
     return 0;
 }
 
+/* IEEE half precision <-> float, round to nearest even. */
+float onnx__half_to_float(uint16_t h)
+{
+    uint32_t s = (uint32_t)(h >> 15) << 31, e = (h >> 10) & 0x1f, m = h & 0x3ff;
+    if (e == 0)
+        return (s ? -1.f : 1.f) * ldexpf((float)m, -24);
+    uint32_t bits = e == 31 ? (s | 0x7f800000u | (m << 13)) : (s | ((e + 112) << 23) | (m << 13));
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+uint16_t onnx__float_to_half(float f)
+{
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint32_t s = (x >> 16) & 0x8000, e = (x >> 23) & 0xff, m = x & 0x7fffff;
+    if (e == 0xff)
+        return (uint16_t)(s | 0x7c00 | (m ? 0x200 : 0));
+    int ne = (int)e - 127 + 15;
+    if (ne >= 31)
+        return (uint16_t)(s | 0x7c00);
+    if (ne <= 0) {
+        if (ne < -10)
+            return (uint16_t)s;
+        m |= 0x800000;
+        int shift = 14 - ne;
+        uint32_t hm = m >> shift, rem = m & ((1u << shift) - 1), half = 1u << (shift - 1);
+        if (rem > half || (rem == half && (hm & 1)))
+            hm++;
+        return (uint16_t)(s | hm);
+    }
+    uint32_t hm = m >> 13, rem = m & 0x1fff;
+    uint32_t out = s | ((uint32_t)ne << 10) | hm;
+    if (rem > 0x1000 || (rem == 0x1000 && (hm & 1)))
+        out++; /* may carry into the exponent, which is the right rounding */
+    return (uint16_t)out;
+}
+
+/* bfloat16 is the top half of a float. Conversion truncates, as ONNX's reference Cast does
+ * (its test data is made by dropping the low 16 bits); NaN stays NaN. */
+float onnx__bf16_to_float(uint16_t h)
+{
+    uint32_t bits = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+uint16_t onnx__float_to_bf16(float f)
+{
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    if ((x & 0x7fffffffu) > 0x7f800000u)
+        return (uint16_t)((x >> 16) | 0x40);
+    return (uint16_t)(x >> 16);
+}
+
 double onnx__get_f64(const onnx_tensor *t, int64_t i)
 {
     switch (t->dtype) {
@@ -97,6 +157,8 @@ double onnx__get_f64(const onnx_tensor *t, int64_t i)
     case ONNX_UINT16: return ((const uint16_t *)t->data)[i];
     case ONNX_UINT32: return ((const uint32_t *)t->data)[i];
     case ONNX_UINT64: return (double)((const uint64_t *)t->data)[i];
+    case ONNX_FLOAT16: return onnx__half_to_float(((const uint16_t *)t->data)[i]);
+    case ONNX_BFLOAT16: return onnx__bf16_to_float(((const uint16_t *)t->data)[i]);
     default: return 0;
     }
 }
@@ -132,6 +194,8 @@ void onnx__set_f64(onnx_tensor *t, int64_t i, double v)
     switch (t->dtype) {
     case ONNX_FLOAT: ((float *)t->data)[i] = (float)v; break;
     case ONNX_DOUBLE: ((double *)t->data)[i] = v; break;
+    case ONNX_FLOAT16: ((uint16_t *)t->data)[i] = onnx__float_to_half((float)v); break;
+    case ONNX_BFLOAT16: ((uint16_t *)t->data)[i] = onnx__float_to_bf16((float)v); break;
     case ONNX_INT64:
         ((int64_t *)t->data)[i] = isnan(v) ? 0 : v >= 9223372036854775807.0 ? INT64_MAX
                                 : v <= -9223372036854775808.0 ? INT64_MIN : (int64_t)v;
@@ -232,7 +296,7 @@ static int typed_copy(const Onnx__TensorProto *tp, onnx_tensor *t, int64_t n, md
             ((const char **)t->data)[i] = s;
             break;
         }
-        case ONNX_FLOAT16: case ONNX_UINT16:
+        case ONNX_FLOAT16: case ONNX_UINT16: case ONNX_BFLOAT16:
             ((uint16_t *)t->data)[i] = (uint16_t)tp->int32_data[i]; break;
         case ONNX_INT16: ((int16_t *)t->data)[i] = (int16_t)tp->int32_data[i]; break;
         case ONNX_INT32: ((int32_t *)t->data)[i] = tp->int32_data[i]; break;

@@ -147,8 +147,44 @@ static onnx_bcast_fn arith_fn(int dtype)
     }
 }
 
+/* float16 / bfloat16: compute in double through the tensors' converters (slow, rare). */
+typedef struct half_ctx {
+    bop op;
+    const onnx_tensor *a, *b;
+    onnx_tensor *o;
+} half_ctx;
+
+static void row_half(void *c_, int64_t oo, const int64_t *io, int64_t n, const int64_t *st)
+{
+    half_ctx *c = c_;
+    for (int64_t i = 0; i < n; i++) {
+        double x = onnx__get_f64(c->a, io[0] + i * st[0]), y = onnx__get_f64(c->b, io[1] + i * st[1]);
+        double v;
+        switch (c->op) {
+        case B_ADD: v = x + y; break;
+        case B_SUB: v = x - y; break;
+        case B_MUL: v = x * y; break;
+        case B_DIV: v = x / y; break;
+        case B_FMOD: v = fmod(x, y); break;
+        case B_PRELU: v = x < 0 ? x * y : x; break;
+        case B_MIN: v = isnan(x) ? x : isnan(y) ? y : fmin(x, y); break;
+        case B_MAX: v = isnan(x) ? x : isnan(y) ? y : fmax(x, y); break;
+        default: /* comparisons write bools */
+            ((uint8_t *)c->o->data)[oo + i] = c->op == B_EQ ? x == y : c->op == B_LT ? x < y
+                                             : c->op == B_GT ? x > y : c->op == B_LE ? x <= y : x >= y;
+            continue;
+        }
+        onnx__set_f64(c->o, oo + i, v);
+    }
+}
+
+static bool is_half(int dt) { return dt == ONNX_FLOAT16 || dt == ONNX_BFLOAT16; }
+
 static onnx_bcast_fn pick_fn(bop op, int dtype)
 {
+    if (is_half(dtype))
+        return op == B_MOD || op == B_POW || op == B_SHL || op == B_SHR || is_logic(op) ? NULL
+                                                                                      : row_half;
     if (op == B_AND || op == B_OR || op == B_XOR)
         return dtype == ONNX_BOOL ? row_logic : NULL;
     if (op == B_SHL || op == B_SHR) {
@@ -235,7 +271,7 @@ static int run_binop(const onnx_node *n, onnx_kctx *k, bop op)
         return onnx__kfail(k, MD_E_INVALID_PARAM, "input shapes cannot be broadcast");
     if (op == B_MOD && onnx__attr_int(n, "fmod", 0))
         op = B_FMOD;
-    if (op == B_MOD && (a->dtype == ONNX_FLOAT || a->dtype == ONNX_DOUBLE) &&
+    if (op == B_MOD && (a->dtype == ONNX_FLOAT || a->dtype == ONNX_DOUBLE || is_half(a->dtype)) &&
         !onnx__attr_int(n, "fmod", 0))
         return onnx__kfail(k, MD_E_INVALID_PARAM, "Mod of floats needs fmod=1");
     if (op == B_SHL || op == B_SHR)
@@ -253,6 +289,11 @@ static int run_binop(const onnx_node *n, onnx_kctx *k, bop op)
     if (op == B_POW) {
         const onnx_tensor *t[3] = {a, b, o};
         onnx__bcast_rows(&bc, fn, (void *)t);
+        return MD_OK;
+    }
+    if (fn == row_half) {
+        half_ctx h = {op, a, b, o};
+        onnx__bcast_rows(&bc, fn, &h);
         return MD_OK;
     }
     row_ctx c = {.op = op, .dtype = a->dtype, .a = a->data, .b = b->data, .o = o->data};
@@ -307,7 +348,7 @@ static int run_variadic(const onnx_node *n, onnx_kctx *k, bop op, bool mean)
     for (int i = 0; i < k->n_in; i++)
         if (!k->in[i] || k->in[i]->dtype != acc->dtype)
             return onnx__kfail(k, MD_E_INVALID_PARAM, "inputs must share one type");
-    onnx_bcast_fn fn = arith_fn(acc->dtype);
+    onnx_bcast_fn fn = is_half(acc->dtype) ? row_half : arith_fn(acc->dtype);
     if (!fn)
         return onnx__kfail(k, MD_E_UNSUPPORTED, "type %s is not supported",
                            onnx_dtype_name(acc->dtype));
@@ -334,7 +375,8 @@ static int run_variadic(const onnx_node *n, onnx_kctx *k, bop op, bool mean)
         onnx__bcast_init(&bc, 2, pair);
         row_ctx c = {.op = op, .dtype = acc->dtype, .a = o->data, .b = k->in[i]->data,
                      .o = o->data};
-        onnx__bcast_rows(&bc, fn, &c);
+        half_ctx h = {op, o, k->in[i], o};
+        onnx__bcast_rows(&bc, fn, fn == row_half ? (void *)&h : (void *)&c);
     }
     if (mean) {
         for (int64_t i = 0; i < numel; i++)

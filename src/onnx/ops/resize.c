@@ -47,7 +47,7 @@ static int prep_resize(onnx_node *n, onnx_prep *p, md_err *err)
     static const char *const modes[] = {"nearest", "linear", "cubic"};
     static const char *const coords[] = {"half_pixel", "pytorch_half_pixel", "align_corners",
                                          "asymmetric", "tf_half_pixel_for_nearest",
-                                         "tf_crop_and_resize"};
+                                         "tf_crop_and_resize", "tf_half_pixel_for_nn"};
     static const char *const nears[] = {"round_prefer_floor", "round_prefer_ceil", "floor",
                                         "ceil"};
     rs_params *rp = onnx__prep_alloc(p, sizeof *rp);
@@ -56,7 +56,9 @@ static int prep_resize(onnx_node *n, onnx_prep *p, md_err *err)
     bool legacy = strcmp(n->op_type, "Upsample") == 0 || n->opset < 11;
     int m = parse_enum(onnx__attr_str(n, "mode", "nearest"), modes, 3);
     int c = parse_enum(onnx__attr_str(n, "coordinate_transformation_mode",
-                                      legacy ? "asymmetric" : "half_pixel"), coords, 6);
+                                      legacy ? "asymmetric" : "half_pixel"), coords, 7);
+    if (c == 6) /* the opset-11 name of tf_half_pixel_for_nearest */
+        c = C_TF_HALF_NEAREST;
     int nm = parse_enum(onnx__attr_str(n, "nearest_mode", legacy ? "floor" : "round_prefer_floor"),
                         nears, 4);
     if (m < 0 || (legacy && m == I_CUBIC))

@@ -100,7 +100,10 @@ static bool float_fast(uop op, const float *a, float *o, int64_t n, const uparam
     }
 }
 
-static bool is_float(int dt) { return dt == ONNX_FLOAT || dt == ONNX_DOUBLE; }
+static bool is_float(int dt)
+{
+    return dt == ONNX_FLOAT || dt == ONNX_DOUBLE || dt == ONNX_FLOAT16 || dt == ONNX_BFLOAT16;
+}
 
 static bool is_int(int dt)
 {
@@ -299,44 +302,6 @@ static int run_dropout(const onnx_node *n, onnx_kctx *k)
 
 /* ---- Cast ---- */
 
-static float half_to_float(uint16_t h)
-{
-    uint32_t s = (uint32_t)(h >> 15) << 31, e = (h >> 10) & 0x1f, m = h & 0x3ff;
-    if (e == 0)
-        return (s ? -1.f : 1.f) * ldexpf((float)m, -24);
-    uint32_t bits = e == 31 ? (s | 0x7f800000u | (m << 13)) : (s | ((e + 112) << 23) | (m << 13));
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
-}
-
-static uint16_t float_to_half(float f)
-{
-    uint32_t x;
-    memcpy(&x, &f, 4);
-    uint32_t s = (x >> 16) & 0x8000, e = (x >> 23) & 0xff, m = x & 0x7fffff;
-    if (e == 0xff)
-        return (uint16_t)(s | 0x7c00 | (m ? 0x200 : 0));
-    int ne = (int)e - 127 + 15;
-    if (ne >= 31)
-        return (uint16_t)(s | 0x7c00);
-    if (ne <= 0) {
-        if (ne < -10)
-            return (uint16_t)s;
-        m |= 0x800000;
-        int shift = 14 - ne;
-        uint32_t hm = m >> shift, rem = m & ((1u << shift) - 1), half = 1u << (shift - 1);
-        if (rem > half || (rem == half && (hm & 1)))
-            hm++;
-        return (uint16_t)(s | hm);
-    }
-    uint32_t hm = m >> 13, rem = m & 0x1fff;
-    uint32_t out = s | ((uint32_t)ne << 10) | hm;
-    if (rem > 0x1000 || (rem == 0x1000 && (hm & 1)))
-        out++; /* may carry into the exponent, which is the right rounding */
-    return (uint16_t)out;
-}
-
 /* Saturating double -> integer (C's cast is undefined out of range). */
 static double sat(double v, double lo, double hi)
 {
@@ -351,10 +316,8 @@ static void cast_elem(const onnx_tensor *x, onnx_tensor *o, int64_t i)
         ((int64_t *)o->data)[i] = ((const int64_t *)x->data)[i];
         return;
     }
-    double v = x->dtype == ONNX_FLOAT16 ? half_to_float(((const uint16_t *)x->data)[i])
-                                        : onnx__get_f64(x, i);
+    double v = onnx__get_f64(x, i);
     switch (o->dtype) {
-    case ONNX_FLOAT16: ((uint16_t *)o->data)[i] = float_to_half((float)v); break;
     case ONNX_INT64:
         ((int64_t *)o->data)[i] = x->dtype == ONNX_UINT64 || x->dtype == ONNX_INT32
                                       ? onnx__get_i64(x, i)
