@@ -9,6 +9,8 @@
  */
 #include <float.h>
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "onnx/onnx_int.h"
@@ -334,8 +336,62 @@ static void cast_elem(const onnx_tensor *x, onnx_tensor *o, int64_t i)
     }
 }
 
+/* Shortest text that reads back as the same value, numpy style ("0.5", "1.0", "1e-05"). */
+static void num_to_text(const onnx_tensor *x, int64_t i, char *buf, size_t cap)
+{
+    double v = onnx__get_f64(x, i);
+    if (x->dtype != ONNX_FLOAT && x->dtype != ONNX_DOUBLE && x->dtype != ONNX_FLOAT16 &&
+        x->dtype != ONNX_BFLOAT16) {
+        if (x->dtype == ONNX_UINT64)
+            snprintf(buf, cap, "%llu", (unsigned long long)((const uint64_t *)x->data)[i]);
+        else
+            snprintf(buf, cap, "%lld", (long long)onnx__get_i64(x, i));
+        return;
+    }
+    bool single = x->dtype != ONNX_DOUBLE;
+    for (int p = 1; p <= 17; p++) {
+        snprintf(buf, cap, "%.*g", p, v);
+        double back = strtod(buf, NULL);
+        if (single ? (float)back == (float)v : back == v)
+            break;
+    }
+    if (isfinite(v) && !strpbrk(buf, ".e"))
+        strncat(buf, ".0", cap - strlen(buf) - 1);
+}
+
+static int cast_strings(onnx_kctx *k, const onnx_tensor *x, int to)
+{
+    onnx_tensor *o;
+    int rc = onnx__output(k, 0, to, x->rank, x->dims, &o);
+    if (rc)
+        return rc;
+    int64_t cnt = onnx_tensor_numel(x);
+    if (to == ONNX_STRING) {
+        char *buf = onnx__output_extra(k, 0, (size_t)(cnt ? cnt : 1) * 32);
+        if (!buf)
+            return MD_E_NOMEM;
+        for (int64_t i = 0; i < cnt; i++, buf += 32) {
+            num_to_text(x, i, buf, 32);
+            ((const char **)o->data)[i] = buf;
+        }
+        return MD_OK;
+    }
+    for (int64_t i = 0; i < cnt; i++) {
+        const char *s = ((const char *const *)x->data)[i];
+        char *end;
+        double v = strtod(s, &end);
+        if (end == s || *end != '\0')
+            return onnx__kfail(k, MD_E_INVALID_PARAM, "'%.40s' is not a number", s);
+        onnx__set_f64(o, i, v);
+    }
+    return MD_OK;
+}
+
 static int cast_to(onnx_kctx *k, const onnx_tensor *x, int to)
 {
+    if ((x->dtype == ONNX_STRING) != (to == ONNX_STRING) && onnx_dtype_size(to) &&
+        x->dtype != ONNX_BOOL && to != ONNX_BOOL)
+        return cast_strings(k, x, to);
     if (x->dtype == ONNX_STRING || to == ONNX_STRING || !onnx_dtype_size(to))
         return onnx__kfail(k, MD_E_UNSUPPORTED, "cast from %s to %s is not supported",
                            onnx_dtype_name(x->dtype), onnx_dtype_name(to));
@@ -361,7 +417,7 @@ static int prep_cast(onnx_node *n, onnx_prep *p, md_err *err)
         return onnx__prep_fail(n, err, MD_E_MODEL_INVALID, "to", "attribute 'to' is required");
     if (to->type == ONNX_ATTR_STRING)
         return onnx__prep_fail(n, err, MD_E_UNSUPPORTED, "to", "string 'to' (opset 1-5 form)");
-    if (!onnx_dtype_size((int)to->i) || to->i == ONNX_STRING)
+    if (!onnx_dtype_size((int)to->i))
         return onnx__prep_fail(n, err, MD_E_UNSUPPORTED, "to", "cast to type %lld",
                                (long long)to->i);
     return MD_OK;
