@@ -1,5 +1,5 @@
-/* sample.c - GridSample (bilinear, nearest, bicubic; zeros, border, reflection padding) and
- * the spectral operators DFT and STFT.
+/* sample.c - GridSample (bilinear, nearest, bicubic; zeros, border, reflection padding),
+ * RoiAlign, and the spectral operators DFT, STFT and MelWeightMatrix.
  *
  * GridSample follows the ONNX reference: grid coordinates in [-1, 1] are mapped to pixel
  * coordinates (align_corners decides whether -1 is the first pixel's centre or its edge),
@@ -249,6 +249,160 @@ static int run_stft(const onnx_node *n, onnx_kctx *k)
     return MD_OK;
 }
 
+
+/* ---- RoiAlign ---- */
+
+typedef struct roi_cfg {
+    bool half_pixel, max_mode;
+    int64_t oh, ow, ratio;
+    double scale;
+} roi_cfg;
+
+static int prep_roialign(onnx_node *n, onnx_prep *p, md_err *err)
+{
+    roi_cfg *c = onnx__prep_alloc(p, sizeof *c);
+    if (!c)
+        return md_fail(err, MD_E_NOMEM, NULL, "out of memory");
+    const char *ct = onnx__attr_str(n, "coordinate_transformation_mode", "half_pixel");
+    const char *m = onnx__attr_str(n, "mode", "avg");
+    c->half_pixel = strcmp(ct, "half_pixel") == 0;
+    c->max_mode = strcmp(m, "max") == 0;
+    c->oh = onnx__attr_int(n, "output_height", 1);
+    c->ow = onnx__attr_int(n, "output_width", 1);
+    c->ratio = onnx__attr_int(n, "sampling_ratio", 0);
+    c->scale = onnx__attr_float(n, "spatial_scale", 1.f);
+    if ((!c->half_pixel && strcmp(ct, "output_half_pixel")) || (!c->max_mode && strcmp(m, "avg")) ||
+        c->oh <= 0 || c->ow <= 0 || c->oh > 4096 || c->ow > 4096 || c->ratio < 0 || c->ratio > 64)
+        return onnx__prep_fail(n, err, MD_E_MODEL_INVALID, "mode", "bad RoiAlign attributes");
+    n->priv = c;
+    return MD_OK;
+}
+
+/* Bilinear sample of plane at (y, x) as onnxruntime does: 0 outside [-1, H] x [-1, W]. For max
+ * mode the largest weighted corner counts. */
+static double roi_sample(const onnx_tensor *x, int64_t base, int64_t H, int64_t W, double y,
+                         double xx, bool max_mode)
+{
+    if (!(y >= -1.0 && y <= (double)H && xx >= -1.0 && xx <= (double)W))
+        return 0;
+    y = y <= 0 ? 0 : y;
+    xx = xx <= 0 ? 0 : xx;
+    int64_t yl = (int64_t)y, xl = (int64_t)xx, yh, xh;
+    if (yl >= H - 1) {
+        yh = yl = H - 1;
+        y = (double)yl;
+    } else {
+        yh = yl + 1;
+    }
+    if (xl >= W - 1) {
+        xh = xl = W - 1;
+        xx = (double)xl;
+    } else {
+        xh = xl + 1;
+    }
+    double ly = y - (double)yl, lx = xx - (double)xl, hy = 1 - ly, hx = 1 - lx;
+    double v1 = hy * hx * onnx__get_f64(x, base + yl * W + xl);
+    double v2 = hy * lx * onnx__get_f64(x, base + yl * W + xh);
+    double v3 = ly * hx * onnx__get_f64(x, base + yh * W + xl);
+    double v4 = ly * lx * onnx__get_f64(x, base + yh * W + xh);
+    return max_mode ? fmax(fmax(v1, v2), fmax(v3, v4)) : v1 + v2 + v3 + v4;
+}
+
+static int run_roialign(const onnx_node *n, onnx_kctx *k)
+{
+    const roi_cfg *c = n->priv;
+    const onnx_tensor *x = k->in[0], *rois = k->in[1], *bi = k->in[2];
+    if (x->rank != 4 || rois->rank != 2 || rois->dims[1] != 4 || onnx_tensor_numel(bi) != rois->dims[0] ||
+        (x->dtype != ONNX_FLOAT && x->dtype != ONNX_DOUBLE))
+        return onnx__kfail(k, MD_E_INVALID_PARAM, "X [N, C, H, W], rois [R, 4], batch_indices [R]");
+    int64_t R = rois->dims[0], C = x->dims[1], H = x->dims[2], W = x->dims[3];
+    int64_t od[4] = {R, C, c->oh, c->ow};
+    onnx_tensor *o;
+    int rc = onnx__output(k, 0, x->dtype, 4, od, &o);
+    if (rc)
+        return rc;
+    double off = c->half_pixel ? 0.5 : 0;
+    for (int64_t r = 0; r < R; r++) {
+        int64_t b = onnx__get_i64(bi, r);
+        if (b < 0 || b >= x->dims[0])
+            return onnx__kfail(k, MD_E_INVALID_PARAM, "batch index %lld out of range", (long long)b);
+        double v[4];
+        for (int i = 0; i < 4; i++) {
+            v[i] = onnx__get_f64(rois, r * 4 + i) * c->scale - off;
+            if (!isfinite(v[i]) || fabs(v[i]) > 1e9)
+                return onnx__kfail(k, MD_E_INVALID_PARAM, "roi coordinates out of range");
+        }
+        double rw = v[2] - v[0], rh = v[3] - v[1];
+        if (!c->half_pixel) {
+            rw = fmax(rw, 1.0);
+            rh = fmax(rh, 1.0);
+        }
+        double bh = rh / (double)c->oh, bw = rw / (double)c->ow;
+        int64_t gh = c->ratio ? c->ratio : (int64_t)fmin(ceil(rh / (double)c->oh), 64);
+        int64_t gw = c->ratio ? c->ratio : (int64_t)fmin(ceil(rw / (double)c->ow), 64);
+        gh = gh < 0 ? 0 : gh;
+        gw = gw < 0 ? 0 : gw;
+        double count = fmax((double)(gh * gw), 1);
+        for (int64_t ch = 0; ch < C; ch++) {
+            int64_t base = (b * C + ch) * H * W;
+            for (int64_t ph = 0; ph < c->oh; ph++)
+                for (int64_t pw = 0; pw < c->ow; pw++) {
+                    double acc = 0, mx = -INFINITY;
+                    for (int64_t iy = 0; iy < gh; iy++)
+                        for (int64_t ix = 0; ix < gw; ix++) {
+                            double y = v[1] + (double)ph * bh + ((double)iy + 0.5) * bh / (double)gh;
+                            double xx = v[0] + (double)pw * bw + ((double)ix + 0.5) * bw / (double)gw;
+                            double s = roi_sample(x, base, H, W, y, xx, c->max_mode);
+                            acc += s;
+                            mx = fmax(mx, s);
+                        }
+                    double out = c->max_mode ? (gh > 0 && gw > 0 ? mx : 0) : acc / count;
+                    onnx__set_f64(o, ((r * C + ch) * c->oh + ph) * c->ow + pw, out);
+                }
+        }
+    }
+    return MD_OK;
+}
+
+/* ---- MelWeightMatrix (as the ONNX reference computes it) ---- */
+
+static int run_melweight(const onnx_node *n, onnx_kctx *k)
+{
+    for (int i = 0; i < 5; i++)
+        if (onnx_tensor_numel(k->in[i]) != 1)
+            return onnx__kfail(k, MD_E_INVALID_PARAM, "all inputs must be scalars");
+    int64_t bins = onnx__get_i64(k->in[0], 0), dft = onnx__get_i64(k->in[1], 0);
+    double rate = onnx__get_f64(k->in[2], 0), lo = onnx__get_f64(k->in[3], 0), hi = onnx__get_f64(k->in[4], 0);
+    int dt = (int)onnx__attr_int(n, "output_datatype", ONNX_FLOAT);
+    if (bins <= 0 || bins > 65536 || dft <= 0 || dft > (1 << 24) || !(rate > 0) || !onnx_dtype_size(dt) ||
+        dt == ONNX_STRING || !isfinite(lo) || !isfinite(hi))
+        return onnx__kfail(k, MD_E_INVALID_PARAM, "bad mel parameters");
+    int64_t spec = dft / 2 + 1, od[2] = {spec, bins};
+    onnx_tensor *o;
+    int rc = onnx__output(k, 0, dt, 2, od, &o);
+    int64_t *fb = rc ? NULL : onnx__scratch(k, (size_t)(bins + 2) * sizeof(int64_t));
+    if (rc || !fb)
+        return rc ? rc : MD_E_NOMEM;
+    double lm = 2595 * log10(1 + lo / 700), hm = 2595 * log10(1 + hi / 700);
+    double step = (hm - lm) / (double)(bins + 2);
+    for (int64_t i = 0; i < bins + 2; i++) {
+        double hz = 700 * (pow(10, ((double)i * step + lm) / 2595) - 1);
+        double f = floor((double)(dft + 1) * hz / rate);
+        fb[i] = f < 0 ? 0 : f > (double)(spec - 1) ? spec - 1 : (int64_t)f;
+    }
+    memset(o->data, 0, (size_t)(spec * bins) * onnx_dtype_size(dt));
+    for (int64_t i = 0; i < bins; i++) {
+        int64_t l = fb[i], c = fb[i + 1], h = fb[i + 2];
+        if (c - l == 0)
+            onnx__set_f64(o, c * bins + i, 1);
+        for (int64_t j = l; c - l > 0 && j <= c; j++)
+            onnx__set_f64(o, j * bins + i, (double)(j - l) / (double)(c - l));
+        for (int64_t j = c; h - c > 0 && j < h; j++)
+            onnx__set_f64(o, j * bins + i, (double)(h - j) / (double)(h - c));
+    }
+    return MD_OK;
+}
+
 ONNX_OPS(sample) = {
     {.domain = "", .op_type = "GridSample", .opset_min = 16, .min_in = 2, .max_in = 2,
      .min_out = 1, .max_out = 1, .attrs = "align_corners:i mode:s padding_mode:s",
@@ -257,5 +411,12 @@ ONNX_OPS(sample) = {
      .max_out = 1, .attrs = "axis:i inverse:i onesided:i", .run = run_dft},
     {.domain = "", .op_type = "STFT", .opset_min = 17, .min_in = 2, .max_in = 4, .min_out = 1,
      .max_out = 1, .attrs = "onesided:i", .run = run_stft},
+    {.domain = "", .op_type = "RoiAlign", .opset_min = 16, .min_in = 3, .max_in = 3,
+     .min_out = 1, .max_out = 1,
+     .attrs = "coordinate_transformation_mode:s mode:s output_height:i output_width:i "
+              "sampling_ratio:i spatial_scale:f",
+     .prepare = prep_roialign, .run = run_roialign},
+    {.domain = "", .op_type = "MelWeightMatrix", .opset_min = 17, .min_in = 5, .max_in = 5,
+     .min_out = 1, .max_out = 1, .attrs = "output_datatype:i", .run = run_melweight},
     ONNX_OPS_END,
 };
