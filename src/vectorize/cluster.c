@@ -124,18 +124,27 @@ int vec__clusters_relabel(vec__clusters *c, int max_id)
         const uint8_t *px = c->rgb + 3 * (size_t)y * (size_t)c->w;
         const uint8_t *al = c->alpha ? c->alpha + (size_t)y * (size_t)c->w : NULL;
         const uint8_t *tr = c->trans + (size_t)y * (size_t)c->w;
-        for (int x = 0; x < c->w; x++) {
-            vec__region *r = &c->reg[lab[x]];
-            int a = al ? al[x] : 255;
-            r->area++;
-            r->asum += a;
-            for (int k = 0; k < 3; k++) {
-                r->sum[k] += px[3 * x + k];
-                r->psum[k] += px[3 * x + k] - 255 + a; /* premultiplied, from the colour on white */
+        for (int x0 = 0, x1; x0 < c->w; x0 = x1) {
+            /* One run of equal labels at a time: sums in registers, one region update. */
+            int64_t sum[3] = {0, 0, 0}, asum = 0;
+            for (x1 = x0; x1 < c->w && lab[x1] == lab[x0]; x1++) {
+                int a = al ? al[x1] : 255;
+                asum += a;
+                for (int k = 0; k < 3; k++)
+                    sum[k] += px[3 * x1 + k];
             }
-            r->transparent = tr[x];
-            r->x0 = x < r->x0 ? x : r->x0;
-            r->x1 = x > r->x1 ? x : r->x1;
+            vec__region *r = &c->reg[lab[x0]];
+            int64_t len = x1 - x0;
+            r->area += len;
+            r->asum += (double)asum;
+            for (int k = 0; k < 3; k++) {
+                r->sum[k] += (double)sum[k];
+                /* premultiplied, from the colour on white: c - 255 + a per pixel */
+                r->psum[k] += (double)(sum[k] - 255 * len + asum);
+            }
+            r->transparent = tr[x0];
+            r->x0 = x0 < r->x0 ? x0 : r->x0;
+            r->x1 = x1 - 1 > r->x1 ? x1 - 1 : r->x1;
             if (r->y0 > y)
                 r->y0 = y;
             r->y1 = y;
@@ -145,6 +154,14 @@ int vec__clusters_relabel(vec__clusters *c, int max_id)
 }
 
 /* Stage 2: union-find over equal quantised keys. */
+static void uf_union(int32_t *par, int32_t a, int32_t b)
+{
+    a = uf_find(par, a);
+    b = uf_find(par, b);
+    if (a != b)
+        par[a > b ? a : b] = a < b ? a : b;
+}
+
 static int initial_clusters(vec__clusters *c, int precision)
 {
     int w = c->w, h = c->h;
@@ -153,47 +170,45 @@ static int initial_clusters(vec__clusters *c, int precision)
     uint32_t *key = malloc(n * sizeof *key);
     if (key == NULL)
         return MD_E_NOMEM;
+    int32_t *lab = c->label;
     for (size_t i = 0; i < n; i++) {
         const uint8_t *s = c->rgb + 3 * i;
         key[i] = c->trans[i] ? 0xffffffffu
                              : ((uint32_t)(s[0] >> shift) << 16 | (uint32_t)(s[1] >> shift) << 8 |
                                 (uint32_t)(s[2] >> shift));
-        c->label[i] = (int32_t)i;
+        /* Runs along a row share the label of their first pixel directly. */
+        lab[i] = i % (size_t)w && key[i] == key[i - 1] ? lab[i - 1] : (int32_t)i;
     }
-    for (int y = 0; y < h; y++)
+    for (int y = 1; y < h; y++)
         for (int x = 0; x < w; x++) {
-            size_t i = (size_t)y * (size_t)w + (size_t)x;
-            if (x + 1 < w && key[i] == key[i + 1]) {
-                int32_t a = uf_find(c->label, (int32_t)i), b = uf_find(c->label, (int32_t)i + 1);
-                if (a != b)
-                    c->label[a > b ? a : b] = a < b ? a : b;
-            }
-            if (y + 1 < h && key[i] == key[i + (size_t)w]) {
-                int32_t a = uf_find(c->label, (int32_t)i);
-                int32_t b = uf_find(c->label, (int32_t)(i + (size_t)w));
-                if (a != b)
-                    c->label[a > b ? a : b] = a < b ? a : b;
-            }
+            size_t i = (size_t)y * (size_t)w + (size_t)x, up = i - (size_t)w;
+            if (key[i] != key[up])
+                continue;
+            /* Two runs meet once per stretch where both continue: skip repeats. */
+            if (x > 0 && lab[i] == lab[i - 1] && lab[up] == lab[up - 1] && key[i - 1] == key[up - 1])
+                continue;
+            uf_union(lab, lab[i], lab[up]);
         }
     for (size_t i = 0; i < n; i++)
-        c->label[i] = uf_find(c->label, (int32_t)i);
+        lab[i] = uf_find(lab, lab[i]);
     free(key);
     return vec__clusters_relabel(c, (int)n);
 }
 
-/* The distinct pairs of 4-adjacent regions, as (lo << 32 | hi), sorted. */
 static int cmp_u64(const void *a, const void *b)
 {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
     return x < y ? -1 : x > y;
 }
 
-static int region_edges(const vec__clusters *c, uint64_t **out, size_t *nout)
+int vec__region_pairs(const vec__clusters *c, uint64_t **out, size_t *nout)
 {
     size_t cap = 1024, n = 0;
     uint64_t *e = malloc(cap * sizeof *e);
+    uint64_t seen[1024]; /* recently added pairs: most duplicates never reach the sort */
     if (e == NULL)
         return MD_E_NOMEM;
+    memset(seen, 0xff, sizeof seen);
     for (int y = 0; y < c->h; y++)
         for (int x = 0; x < c->w; x++) {
             size_t i = (size_t)y * (size_t)c->w + (size_t)x;
@@ -201,9 +216,14 @@ static int region_edges(const vec__clusters *c, uint64_t **out, size_t *nout)
             int32_t nb[2] = {x + 1 < c->w ? c->label[i + 1] : a,
                              y + 1 < c->h ? c->label[i + (size_t)c->w] : a};
             for (int k = 0; k < 2; k++) {
-                if (nb[k] == a || (n > 0 && e[n - 1] == ((uint64_t)(uint32_t)(a < nb[k] ? a : nb[k]) << 32 |
-                                                         (uint32_t)(a < nb[k] ? nb[k] : a))))
+                if (nb[k] == a)
                     continue;
+                int32_t lo = a < nb[k] ? a : nb[k], hi = a < nb[k] ? nb[k] : a;
+                uint64_t key = (uint64_t)(uint32_t)lo << 32 | (uint32_t)hi;
+                size_t h = (size_t)((key * 0x9e3779b97f4a7c15ull) >> 54);
+                if (seen[h] == key)
+                    continue;
+                seen[h] = key;
                 if (n == cap) {
                     uint64_t *ne = realloc(e, 2 * cap * sizeof *e);
                     if (ne == NULL) {
@@ -213,8 +233,7 @@ static int region_edges(const vec__clusters *c, uint64_t **out, size_t *nout)
                     e = ne;
                     cap *= 2;
                 }
-                int32_t lo = a < nb[k] ? a : nb[k], hi = a < nb[k] ? nb[k] : a;
-                e[n++] = (uint64_t)(uint32_t)lo << 32 | (uint32_t)hi;
+                e[n++] = key;
             }
         }
     qsort(e, n, sizeof *e, cmp_u64);
@@ -263,7 +282,7 @@ static int build_csr(const vec__clusters *c, csr *g)
 {
     uint64_t *e = NULL;
     size_t ne = 0;
-    int rc = region_edges(c, &e, &ne);
+    int rc = vec__region_pairs(c, &e, &ne);
     if (rc != MD_OK)
         return rc;
     int nr = c->n;

@@ -39,7 +39,7 @@ static double dot(vec__pt a, vec__pt b) { return a.x * b.x + a.y * b.y; }
 
 static vec__pt unit(vec__pt a)
 {
-    double l = hypot(a.x, a.y);
+    double l = vec__hypot(a.x, a.y);
     return l > 1e-12 ? scl(a, 1.0 / l) : (vec__pt){0, 0};
 }
 
@@ -70,7 +70,7 @@ static void generate(const vec__pt *p, int n, const double *u, vec__pt t1, vec__
     double det = c00 * c11 - c01 * c01;
     double al1 = fabs(det) > 1e-12 ? (x0 * c11 - x1 * c01) / det : 0;
     double al2 = fabs(det) > 1e-12 ? (c00 * x1 - c01 * x0) / det : 0;
-    double seg = hypot(pn.x - p0.x, pn.y - p0.y), eps = 1e-6 * seg;
+    double seg = vec__hypot(pn.x - p0.x, pn.y - p0.y), eps = 1e-6 * seg;
     if (al1 < eps || al2 < eps || al1 > 2 * seg + 2 || al2 > 2 * seg + 2)
         al1 = al2 = seg / 3; /* the Wu/Barsky heuristic when least squares is unreliable */
     b[0] = p0;
@@ -85,7 +85,7 @@ static double max_error(const vec__pt *p, int n, const double *u, const vec__pt 
     *split = n / 2;
     for (int i = 1; i < n - 1; i++) {
         vec__pt q = vec__bezier(b, u[i]);
-        double d = hypot(q.x - p[i].x, q.y - p[i].y);
+        double d = vec__hypot(q.x - p[i].x, q.y - p[i].y);
         if (d >= worst) {
             worst = d;
             *split = i;
@@ -117,7 +117,7 @@ static void chord_params(const vec__pt *p, int n, double *u)
 {
     u[0] = 0;
     for (int i = 1; i < n; i++)
-        u[i] = u[i - 1] + hypot(p[i].x - p[i - 1].x, p[i].y - p[i - 1].y);
+        u[i] = u[i - 1] + vec__hypot(p[i].x - p[i - 1].x, p[i].y - p[i - 1].y);
     double total = u[n - 1] > 0 ? u[n - 1] : 1;
     for (int i = 1; i < n; i++)
         u[i] /= total;
@@ -127,7 +127,7 @@ static int emit(const vec__pt *b, double tol, vec__segs *out)
 {
     /* Straight enough: both control points near the chord and between its ends. */
     vec__pt ch = sub(b[3], b[0]);
-    double l = hypot(ch.x, ch.y);
+    double l = vec__hypot(ch.x, ch.y);
     int straight = 0;
     if (l > 1e-9) {
         double s1 = dot(sub(b[1], b[0]), ch) / (l * l), s2 = dot(sub(b[2], b[0]), ch) / (l * l);

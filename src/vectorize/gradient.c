@@ -25,15 +25,18 @@
 #define MAX_RMS 7.0       /* largest accepted residual of a gradient model, in levels */
 #define MIN_AREA 64       /* smaller groups are not worth a gradient */
 
-typedef struct bedge {
-    uint64_t key;
-    uint32_t d;
-} bedge;
-
-static int cmp_bedge(const void *a, const void *b)
+/* Index of key in the sorted array e[0..n). */
+static size_t find_pair(const uint64_t *e, size_t n, uint64_t key)
 {
-    uint64_t x = ((const bedge *)a)->key, y = ((const bedge *)b)->key;
-    return x < y ? -1 : x > y;
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (e[mid] < key)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
 }
 
 static int32_t uf(int32_t *par, int32_t x)
@@ -58,56 +61,48 @@ static double mean_dist(const vec__region *a, const vec__region *b)
 /* Step 1: union regions across soft boundaries. par must hold c->n entries. */
 static int soft_groups(const vec__clusters *c, int32_t *par)
 {
-    size_t cap = 4096, n = 0;
-    bedge *e = malloc(cap * sizeof *e);
-    if (e == NULL)
-        return MD_E_NOMEM;
-    for (int y = 0; y < c->h; y++)
+    uint64_t *e = NULL;
+    size_t n = 0;
+    int rc = vec__region_pairs(c, &e, &n);
+    double *sum = rc == MD_OK ? calloc(n + 1, sizeof *sum) : NULL;
+    uint32_t *cnt = rc == MD_OK ? calloc(n + 1, sizeof *cnt) : NULL;
+    if (rc == MD_OK && (sum == NULL || cnt == NULL))
+        rc = MD_E_NOMEM;
+    for (int y = 0; rc == MD_OK && y < c->h; y++)
         for (int x = 0; x < c->w; x++) {
             size_t i = (size_t)y * (size_t)c->w + (size_t)x;
             size_t nb[2] = {x + 1 < c->w ? i + 1 : i, y + 1 < c->h ? i + (size_t)c->w : i};
             for (int k = 0; k < 2; k++) {
                 int32_t a = c->label[i], b = c->label[nb[k]];
-                if (a == b || c->reg[a].transparent || c->reg[b].transparent ||
-                    !vec__region_opaque(&c->reg[a]) || !vec__region_opaque(&c->reg[b]))
-                    continue; /* gradients are fitted to opaque layers only */
-                if (n == cap) {
-                    bedge *ne = realloc(e, 2 * cap * sizeof *e);
-                    if (ne == NULL) {
-                        free(e);
-                        return MD_E_NOMEM;
-                    }
-                    e = ne;
-                    cap *= 2;
-                }
-                uint32_t d = 0;
+                if (a == b || c->reg[a].transparent || c->reg[b].transparent)
+                    continue;
+                int d = 0;
                 for (int ch = 0; ch < 3; ch++) {
                     int v = abs((int)c->rgb[3 * i + ch] - (int)c->rgb[3 * nb[k] + ch]);
-                    d = (uint32_t)v > d ? (uint32_t)v : d;
+                    d = v > d ? v : d;
                 }
                 int32_t lo = a < b ? a : b, hi = a < b ? b : a;
-                e[n++] = (bedge){(uint64_t)(uint32_t)lo << 32 | (uint32_t)hi, d};
+                size_t j = find_pair(e, n, (uint64_t)(uint32_t)lo << 32 | (uint32_t)hi);
+                sum[j] += d;
+                cnt[j]++;
             }
         }
-    qsort(e, n, sizeof *e, cmp_bedge);
-    for (size_t i = 0; i < n;) {
-        size_t j = i;
-        double sum = 0;
-        while (j < n && e[j].key == e[i].key)
-            sum += e[j++].d;
-        int32_t a = (int32_t)(e[i].key >> 32), b = (int32_t)(uint32_t)e[i].key;
-        double step = sum / (double)(j - i);
-        /* Soft: small pixel steps, much smaller than the bands' colour difference, along a
-         * boundary long enough to judge. */
-        if (j - i >= 4 && step <= SOFT_STEP && step <= 0.4 * mean_dist(&c->reg[a], &c->reg[b]) + 2) {
+    for (size_t j = 0; rc == MD_OK && j < n; j++) {
+        int32_t a = (int32_t)(e[j] >> 32), b = (int32_t)(uint32_t)e[j];
+        if (cnt[j] < 4 || !vec__region_opaque(&c->reg[a]) || !vec__region_opaque(&c->reg[b]))
+            continue; /* too short to judge; gradients are fitted to opaque layers only */
+        double step = sum[j] / cnt[j];
+        /* Soft: small pixel steps, much smaller than the bands' colour difference. */
+        if (step <= SOFT_STEP && step <= 0.4 * mean_dist(&c->reg[a], &c->reg[b]) + 2) {
             int32_t ra = uf(par, a), rb = uf(par, b);
             if (ra != rb)
                 par[ra > rb ? ra : rb] = ra < rb ? ra : rb;
         }
-        i = j;
     }
     free(e);
-    return MD_OK;
+    free(sum);
+    free(cnt);
+    return rc;
 }
 
 /* Per-group accumulators; u, v are normalised coordinates and r = u^2 + v^2. */
@@ -227,7 +222,7 @@ static void choose_model(gacc *g)
 static double coord(const gacc *g, double u, double v)
 {
     if (g->model == 2)
-        return hypot(u - g->ctr[0], v - g->ctr[1]);
+        return vec__hypot(u - g->ctr[0], v - g->ctr[1]);
     return u * g->dir[0] + v * g->dir[1];
 }
 

@@ -18,7 +18,7 @@
  * sample; its middle lies on it. */
 static int run_points(vec__pt a, vec__pt b, vec__pt *out)
 {
-    double len = hypot(b.x - a.x, b.y - a.y);
+    double len = vec__hypot(b.x - a.x, b.y - a.y);
     int n = 1 + (int)(len / 4);
     for (int k = 0; k < n; k++) {
         double f = n == 1 ? 0.5 : 0.25 + 0.5 * k / (n - 1);
@@ -72,9 +72,9 @@ int vec__edge_samples(const int32_t *pts, int n, vec__pt *out)
 /* Distance from p to the line through a and b (to a when a == b). */
 static double line_dist(vec__pt p, vec__pt a, vec__pt b)
 {
-    double dx = b.x - a.x, dy = b.y - a.y, l = hypot(dx, dy);
+    double dx = b.x - a.x, dy = b.y - a.y, l = vec__hypot(dx, dy);
     if (l < 1e-12)
-        return hypot(p.x - a.x, p.y - a.y);
+        return vec__hypot(p.x - a.x, p.y - a.y);
     return fabs((p.x - a.x) * dy - (p.y - a.y) * dx) / l;
 }
 
@@ -114,7 +114,7 @@ static int dp_range(const vec__pt *p, int n, int lo, int hi, double tol, uint8_t
 static double turn_deg(vec__pt a, vec__pt b, vec__pt c)
 {
     double ux = b.x - a.x, uy = b.y - a.y, vx = c.x - b.x, vy = c.y - b.y;
-    double lu = hypot(ux, uy), lv = hypot(vx, vy);
+    double lu = vec__hypot(ux, uy), lv = vec__hypot(vx, vy);
     if (lu < 1e-12 || lv < 1e-12)
         return 0;
     double cs = (ux * vx + uy * vy) / (lu * lv);
@@ -133,7 +133,7 @@ int vec__polygon(const vec__pt *p, int n, double tol, double corner_deg, double 
     int far = 0;
     double fd = -1;
     for (int i = 1; i < n; i++) {
-        double d = hypot(p[i].x - p[0].x, p[i].y - p[0].y);
+        double d = vec__hypot(p[i].x - p[0].x, p[i].y - p[0].y);
         if (d > fd) {
             fd = d;
             far = i;

@@ -70,10 +70,10 @@ static vec__pt tangent_one(const vec__pt *p, int m, int i, int dir)
     vec__pt a = p[i], b = a;
     for (int k = 1; k < m; k++) {
         b = p[((i + dir * k) % m + m) % m];
-        if (hypot(b.x - a.x, b.y - a.y) >= 2.5)
+        if (vec__hypot(b.x - a.x, b.y - a.y) >= 2.5)
             break;
     }
-    double l = hypot(b.x - a.x, b.y - a.y);
+    double l = vec__hypot(b.x - a.x, b.y - a.y);
     return l > 0 ? (vec__pt){(b.x - a.x) / l, (b.y - a.y) / l} : (vec__pt){1, 0};
 }
 
@@ -84,7 +84,7 @@ static void tangents(const vec__pt *p, int m, int i, int corner, vec__pt *out, v
     vec__pt f = tangent_one(p, m, i, +1), r = tangent_one(p, m, i, -1);
     if (!corner) {
         vec__pt c = {f.x - r.x, f.y - r.y};
-        double l = hypot(c.x, c.y);
+        double l = vec__hypot(c.x, c.y);
         if (l > 1e-9) {
             f = (vec__pt){c.x / l, c.y / l};
             r = (vec__pt){-f.x, -f.y};
@@ -108,7 +108,7 @@ static int closed_smooth(tracer *t, const vec__pt *v, int m, vec__segs *s)
         t->chain[k++] = v[i];
     t->chain[k++] = t->chain[0];
     vec__pt d = {t->chain[1].x - t->chain[k - 2].x, t->chain[1].y - t->chain[k - 2].y};
-    double l = hypot(d.x, d.y);
+    double l = vec__hypot(d.x, d.y);
     vec__pt t1 = l > 0 ? (vec__pt){d.x / l, d.y / l} : (vec__pt){1, 0};
     int rc = move_to(s, t->chain[0]);
     if (rc == MD_OK)

@@ -65,6 +65,10 @@ int vec__cluster_binary(const md_image *img, const vec_params *p, vec__clusters 
 int vec__clusters_relabel(vec__clusters *c, int max_id);
 void vec__clusters_free(vec__clusters *c);
 
+/* The distinct pairs of 4-adjacent regions, as (lo << 32 | hi), sorted ascending. *out is new
+ * (free). */
+int vec__region_pairs(const vec__clusters *c, uint64_t **out, size_t *nout);
+
 /* Detect gradient regions among c's regions and merge each into one region whose paint is a
  * LINEAR or RADIAL gradient. Returns MD_OK or MD_E_NOMEM. */
 int vec__gradients(vec__clusters *c, const vec_params *p);
@@ -135,6 +139,13 @@ vec__pt vec__bezier(const vec__pt *b, double t);
 
 /* Append a path with the given fill, stealing segs->s (segs is left empty). */
 int vec__doc_add(vec_doc *d, size_t *cap, const vec_paint *fill, vec__segs *segs);
+
+/* Length of (x, y). libm's hypot guards against overflow, which pixel coordinates never need,
+ * and costs several times more. */
+static inline double vec__hypot(double x, double y)
+{
+    return __builtin_sqrt(x * x + y * y);
+}
 
 /* Milliseconds between two md_now_ns() readings. */
 double vec__ms(uint64_t t0, uint64_t t1);
