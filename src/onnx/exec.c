@@ -131,6 +131,10 @@ static int exec_node(onnx__exec *e, int idx, md_err *err)
             return md_fail(err, MD_E_INTERNAL, "node", "node '%.60s' reads an unset value",
                            n->name);
         e->in_ptrs[j] = v >= 0 ? &e->vals[v] : NULL;
+        if (v >= 0 && e->vals[v].kind == ONNX_KIND_SEQUENCE && !n->op->takes_seq)
+            return md_fail(err, MD_E_INVALID_PARAM, "node",
+                           "node '%.60s' (%.40s) got a sequence where a tensor is needed", n->name,
+                           n->op_type);
     }
     onnx_kctx k = {.node = n, .n_in = n->n_in, .in = e->in_ptrs, .n_out = n->n_out,
                    .threads = e->threads, .err = err, .exec = e};
@@ -155,6 +159,8 @@ static int collect_outputs(onnx__exec *e, md_err *err)
         if (!e->have[v])
             return md_fail(err, MD_E_INTERNAL, "output", "output %zu was not computed", i);
         e->outs[i] = e->vals[v];
+        if (e->outs[i].kind == ONNX_KIND_SEQUENCE)
+            return md_fail(err, MD_E_UNSUPPORTED, "output", "graph output %zu is a sequence", i);
         if (m->values[v].graph_input < 0)
             continue;
         size_t bytes = (size_t)onnx_tensor_numel(&e->outs[i]) * onnx_dtype_size(e->outs[i].dtype);

@@ -129,6 +129,7 @@ typedef struct onnx_op {
     int (*prepare)(onnx_node *n, onnx_prep *p, md_err *err); /* NULL = nothing to do */
     int (*run)(const onnx_node *n, onnx_kctx *k);
     void (*release)(void *priv); /* NULL unless priv holds memory not from onnx__prep_alloc */
+    bool takes_seq;      /* accepts ONNX_KIND_SEQUENCE inputs (others are refused at run) */
 } onnx_op;
 
 #define ONNX_OPS(name) const onnx_op onnx__ops_##name[]
