@@ -3,8 +3,12 @@
  * name always matches its content.
  *
  * Invariants:
- *   1. A blob file is complete or absent: bytes go to blobs/tmp/ first, are fsync'd, then
- *      renamed into place (rename is atomic), and the directory is fsync'd.
+ *   1. Readers never see a partly written blob: bytes go to blobs/tmp/ first and are renamed
+ *      into place (rename is atomic). A durable put (uploads: user data) also fsyncs the file
+ *      before the rename and the directory after it, so the blob survives a power loss. A
+ *      non-durable put (conversion results: derived data, see store.h) skips both fsyncs; after
+ *      a power loss such a file may be empty or short, which is why store_results_get compares
+ *      the size with the row (and why a put repairs an existing blob of the wrong size).
  *   2. A blob's mtime is the store clock's time of its last put; the sweeper never deletes a
  *      blob put within the grace period, so a put followed by the insert of the row that
  *      references it cannot lose the file to a sweep running in between.
@@ -65,7 +69,8 @@ static int write_all(int fd, const void *data, size_t n)
     return 0;
 }
 
-int store__blob_write_tmp(store *s, const void *data, size_t n, char **tmp_path, md_err *err)
+int store__blob_write_tmp(store *s, const void *data, size_t n, bool durable, char **tmp_path,
+                          md_err *err)
 {
     *tmp_path = NULL;
     size_t cap = strlen(s->blob_dir) + 64;
@@ -83,7 +88,7 @@ int store__blob_write_tmp(store *s, const void *data, size_t n, char **tmp_path,
     store__random_hex(rnd, 16);
     snprintf(path, cap, "%s/tmp/%s.tmp", s->blob_dir, rnd);
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0 || write_all(fd, data, n) != 0 || fsync(fd) != 0) {
+    if (fd < 0 || write_all(fd, data, n) != 0 || (durable && fsync(fd) != 0)) {
         int rc = io_fail("write", path, err);
         if (fd >= 0) {
             close(fd);
@@ -116,14 +121,18 @@ static void fsync_dir(const char *dir)
     }
 }
 
-int store__blob_commit(store *s, const char *tmp_path, const char *hex, md_err *err)
+int store__blob_commit(store *s, const char *tmp_path, const char *hex, size_t n, bool durable,
+                       md_err *err)
 {
     char path[4096];
     int rc = store_blob_path(s, hex, path, sizeof path, err);
     if (rc != MD_OK)
         return rc;
+    /* Same content already stored: keep one copy. A durable put still replaces it with its
+     * fsync'd file, since the existing one may come from a non-durable put not yet on disk; a
+     * file of the wrong size (torn by a crash after a non-durable put) is replaced too. */
     struct stat sb;
-    if (stat(path, &sb) == 0) {   /* same content already stored: keep one copy */
+    if (!durable && stat(path, &sb) == 0 && (uint64_t)sb.st_size == n) {
         unlink(tmp_path);
         stamp(s, path);
         return MD_OK;
@@ -142,7 +151,8 @@ int store__blob_commit(store *s, const char *tmp_path, const char *hex, md_err *
     }
     stamp(s, path);
     path[dlen + 6] = '\0';
-    fsync_dir(path);
+    if (durable)
+        fsync_dir(path);
     return MD_OK;
 }
 
@@ -157,11 +167,11 @@ int store_blob_put(store *s, const void *data, size_t n, char hex[STORE_SHA256_H
 {
     store__sha256_hex(data, n, hex);
     char *tmp = NULL;
-    int rc = store__blob_write_tmp(s, data, n, &tmp, err);
+    int rc = store__blob_write_tmp(s, data, n, true, &tmp, err);
     if (rc != MD_OK)
         return rc;
     store__lock(s);
-    rc = store__blob_commit(s, tmp, hex, err);
+    rc = store__blob_commit(s, tmp, hex, n, true, err);
     store__unlock(s);
     free(tmp);
     return rc;

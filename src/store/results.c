@@ -1,12 +1,20 @@
 /* results.c - the results table: one row per finished conversion (issue 4), naming the SVG
  * blob it produced and keeping its metadata JSON verbatim. Rows live ttl_ms (24 h by the
  * server's default), are invisible once expired and are deleted, with their blob when no other
- * row needs it, by the sweeper. */
+ * row needs it, by the sweeper.
+ *
+ * Durability (store.h, store_results_create): result blobs are derived data and are not
+ * fsync'd unless store_opts.results_fsync; a get checks the blob's size against svg_bytes so a
+ * file torn by a power loss reads as "not found", never as a truncated SVG. */
 #include "store/store_int.h"
 
+#include "base/log.h"
+
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static const char SQL_INSERT[] =
     "INSERT INTO results(result_id, file_id, svg_sha256, svg_bytes, meta, created_ms, expires_ms)"
@@ -57,13 +65,13 @@ int store_results_create(store *s, const char *file_id, const void *svg, size_t 
     store__sha256_hex(svg, n, r.svg_sha256);
     r.svg_bytes = (int64_t)n;
     char *tmp = NULL;
-    rc = store__blob_write_tmp(s, svg, n, &tmp, err);
+    rc = store__blob_write_tmp(s, svg, n, s->results_fsync, &tmp, err);
     if (rc != MD_OK)
         return rc;
     store__lock(s);
     r.created_ms = md_clock_wall_ms(s->clock);
     r.expires_ms = r.created_ms + ttl_ms;
-    rc = store__blob_commit(s, tmp, r.svg_sha256, err);
+    rc = store__blob_commit(s, tmp, r.svg_sha256, n, s->results_fsync, err);
     if (rc == MD_OK)
         rc = insert_row(s, &r, meta_json ? meta_json : "{}", err);
     store__unlock(s);
@@ -89,6 +97,28 @@ static int read_row(sqlite3_stmt *st, store_result *r, char **meta)
     return *meta ? MD_OK : MD_E_NOMEM;
 }
 
+/* The row's blob must be there with svg_bytes bytes: a non-durable blob torn by a power loss
+ * (empty or short) makes the result "not found" rather than a bad SVG. Any other stat failure is
+ * an I/O error. No lock: a sweep deleting the blob meanwhile also means the result is gone. */
+static int check_blob(store *s, const store_result *r, md_err *err)
+{
+    char path[4096];
+    int rc = store_blob_path(s, r->svg_sha256, path, sizeof path, err);
+    if (rc != MD_OK)
+        return rc;
+    struct stat sb;
+    int found = stat(path, &sb) == 0;
+    if (found && sb.st_size == r->svg_bytes)
+        return MD_OK;
+    if (!found && errno != ENOENT) {
+        md_log(MD_LOG_ERROR, "store: stat %s: %s", path, strerror(errno));
+        return md_fail(err, MD_E_IO, NULL, "storage error");
+    }
+    md_log(MD_LOG_WARN, "store: result %s: its SVG blob is missing or torn; reporting not found",
+           r->result_id);
+    return md_fail(err, MD_E_NOT_FOUND, "result_id", "no such result (or it expired)");
+}
+
 int store_results_get(store *s, const char *result_id, store_result *out, char **meta_json,
                       md_err *err)
 {
@@ -112,5 +142,11 @@ int store_results_get(store *s, const char *result_id, store_result *out, char *
         store__done(st);
     }
     store__unlock(s);
+    if (rc == MD_OK)
+        rc = check_blob(s, out, err);
+    if (rc != MD_OK && meta_json) {
+        free(*meta_json);
+        *meta_json = NULL;
+    }
     return rc;
 }

@@ -161,6 +161,7 @@ static store *store_alloc(const store_opts *o)
     s->clock = o->clock ? o->clock : md_clock_system();
     s->upload_ttl_ms = o->upload_ttl_ms > 0 ? o->upload_ttl_ms : 3600 * 1000;
     s->blob_grace_ms = 10 * 60 * 1000;
+    s->results_fsync = o->results_fsync;
     atomic_init(&s->refs, 1);
     return s;
 }

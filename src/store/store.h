@@ -20,6 +20,7 @@
 #ifndef MD_STORE_STORE_H
 #define MD_STORE_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -35,6 +36,8 @@ typedef struct store_opts {
     int64_t upload_ttl_ms;      /* unreferenced uploads expire this long after last use; 0 = 1 h */
     int migrate_to;             /* 0 = latest; tests pass an older version to build the
                                  * "existing database" a later open must migrate */
+    bool results_fsync;         /* true: fsync result blobs like uploads; false (default): see
+                                 * "Durability" at store_results_create */
 } store_opts;
 
 /* ---- lifetime (store.c) --------------------------------------------------------------- */
@@ -172,11 +175,22 @@ typedef struct store_result {
 
 /* Store svg as a blob and insert a result row expiring ttl_ms (> 0) from now. meta_json (text,
  * at most STORE_RESULT_META_MAX bytes: ssim, timings, parameters...) is kept verbatim; NULL is
- * stored as "{}". file_id may be NULL or "". Fills *out. */
+ * stored as "{}". file_id may be NULL or "". Fills *out.
+ *
+ * Durability: results are derived data (converting the upload again re-creates them, and the
+ * API caches answers anyway), so unless store_opts.results_fsync is set the SVG blob is written
+ * to a tmp file and renamed into place without fsync(2): readers still see it whole or not at
+ * all, and a result costs no disk flush (the fsync was ~8 ms of the ~10 ms this call took).
+ * The price: after a power loss (not a process crash) a recent result's file may be empty or
+ * short. store_results_get then answers MD_E_NOT_FOUND, as for an expired result, and never
+ * hands out a truncated SVG. (The row is in SQLite, WAL with synchronous=NORMAL: a power loss
+ * may drop the last commits but never leaves a half row.) Uploads are user data and are always
+ * fsync'd. */
 int store_results_create(store *s, const char *file_id, const void *svg, size_t n,
                          const char *meta_json, int64_t ttl_ms, store_result *out, md_err *err);
-/* MD_E_NOT_FOUND (field "result_id") for an unknown or expired id, even before a sweep.
- * *meta_json is new (free() it); pass NULL when it is not wanted. */
+/* MD_E_NOT_FOUND (field "result_id") for an unknown or expired id, even before a sweep, and
+ * for a result whose SVG blob is missing or does not have svg_bytes bytes (torn by a power loss,
+ * see Durability above). *meta_json is new (free() it); pass NULL when it is not wanted. */
 int store_results_get(store *s, const char *result_id, store_result *out, char **meta_json,
                       md_err *err);
 

@@ -17,6 +17,7 @@
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 
 #define STORE__STMT_SLOTS 32
 
@@ -28,6 +29,7 @@ struct store {
     const md_clock *clock;           /* borrowed */
     int64_t upload_ttl_ms;
     int64_t blob_grace_ms;           /* a blob put this recently is never swept */
+    bool results_fsync;              /* result blobs durable like uploads (store_opts) */
     atomic_int refs;
     struct {
         const char *sql;             /* key: address of a static SQL string */
@@ -61,11 +63,15 @@ void store__random_hex(char *out, size_t nbytes);
 /* Blob internals (blob.c), lock held where noted. */
 void store__sha256_hex(const void *data, size_t n, char hex[STORE_SHA256_HEX]);
 int store__blob_valid_hex(const char *hex);
-/* Write data to a temporary file under blobs/tmp, fsync'd. *tmp_path is new (free()). */
-int store__blob_write_tmp(store *s, const void *data, size_t n, char **tmp_path, md_err *err);
-/* Move a tmp file into place as blob hex, or discard it when the blob exists; either way the
- * blob's mtime is set to the store clock's now so the sweeper's grace period protects it.
- * Lock held (this is what orders puts against the sweeper). */
-int store__blob_commit(store *s, const char *tmp_path, const char *hex, md_err *err);
+/* Write data to a temporary file under blobs/tmp, fsync'd when durable. *tmp_path is new
+ * (free()). */
+int store__blob_write_tmp(store *s, const void *data, size_t n, bool durable, char **tmp_path,
+                          md_err *err);
+/* Move a tmp file of n bytes into place as blob hex (fsyncing the directory when durable), or
+ * discard it when a non-durable put finds the blob with the right size already there; either
+ * way the blob's mtime is set to the store clock's now so the sweeper's grace period protects
+ * it. Lock held (this is what orders puts against the sweeper). */
+int store__blob_commit(store *s, const char *tmp_path, const char *hex, size_t n, bool durable,
+                       md_err *err);
 
 #endif

@@ -63,13 +63,13 @@ int store_uploads_create(store *s, const void *data, size_t n, const store_uploa
     store__sha256_hex(data, n, u.sha256);
     u.size = (int64_t)n;
     char *tmp = NULL;
-    rc = store__blob_write_tmp(s, data, n, &tmp, err);
+    rc = store__blob_write_tmp(s, data, n, true, &tmp, err);
     if (rc != MD_OK)
         return rc;
     store__lock(s);
     u.created_ms = u.last_used_ms = md_clock_wall_ms(s->clock);
     u.expires_ms = u.created_ms + s->upload_ttl_ms;
-    rc = store__blob_commit(s, tmp, u.sha256, err);
+    rc = store__blob_commit(s, tmp, u.sha256, n, true, err);
     if (rc == MD_OK)
         rc = insert_row(s, &u, err);
     store__unlock(s);
