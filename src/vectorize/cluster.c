@@ -189,8 +189,15 @@ static int initial_clusters(vec__clusters *c, int precision)
                 continue;
             uf_union(lab, lab[i], lab[up]);
         }
-    for (size_t i = 0; i < n; i++)
-        lab[i] = uf_find(lab, lab[i]);
+    int32_t prev_old = -1, prev_root = -1;
+    for (size_t i = 0; i < n; i++) { /* one find per run */
+        int32_t old = lab[i];
+        if (old != prev_old || i % (size_t)w == 0) {
+            prev_old = old;
+            prev_root = uf_find(lab, old);
+        }
+        lab[i] = prev_root;
+    }
     free(key);
     return vec__clusters_relabel(c, (int)n);
 }

@@ -22,7 +22,7 @@
 
 #define NBINS 32
 #define SOFT_STEP 24.0    /* largest mean max-channel step across a soft boundary, in levels */
-#define MAX_RMS 7.0       /* largest accepted residual of a gradient model, in levels */
+#define MAX_RMS 9.0       /* largest accepted residual of a gradient model, in levels */
 #define MIN_AREA 64       /* smaller groups are not worth a gradient */
 
 /* Index of key in the sorted array e[0..n). */
