@@ -1,8 +1,10 @@
 /* trace.c - vec_trace(): runs the tracer's stages and builds the vec_doc.
  *
- *   cluster (colour or binary) -> gradients -> contours -> per loop: staircase corners,
- *   polygon + corner classes, smoothing, then lines (polygon mode), Béziers (spline mode) or
- *   the raw pixel outline (pixel mode) -> one path per region.
+ *   cluster (colour or binary) -> gradients -> contours -> per loop: edge samples (the middles
+ *   of the staircase runs, plus real corners), polygon + corner classes, then lines (polygon
+ *   mode), Béziers between corners and splices (spline mode) or the raw pixel outline (pixel
+ *   mode) -> one path per region, painted with its mean colour (opaque or with its coverage)
+ *   or its fitted gradient.
  *
  * Layering. Regions are painted in decreasing order of bounding-box area. A region inside a
  * hole of another has a strictly smaller box, so it is always painted later; in stacked mode a
