@@ -25,24 +25,53 @@ static void bind_trunc(sqlite3_stmt *st, int i, const char *v, size_t cap)
     sqlite3_bind_text(st, i, v, (int)n, SQLITE_STATIC);
 }
 
+/* Bind one record and run the cached insert. Lock held. */
+static int insert_one(store *s, sqlite3_stmt *st, const char *who, const char *method,
+                      const char *route, int status, const char *request_id, int64_t time_ms,
+                      md_err *err)
+{
+    store_audit_entry *e = NULL;   /* only for sizeof of the fields */
+    sqlite3_bind_int64(st, 1, time_ms);
+    bind_trunc(st, 2, who, sizeof e->who);
+    bind_trunc(st, 3, method, sizeof e->method);
+    bind_trunc(st, 4, route, sizeof e->route);
+    sqlite3_bind_int(st, 5, status);
+    bind_trunc(st, 6, request_id, sizeof e->request_id);
+    int rc = sqlite3_step(st) == SQLITE_DONE ? MD_OK : store__sqlfail(s, "append audit", err);
+    store__done(st);
+    return rc;
+}
+
 int store_audit_append(store *s, const char *who, const char *method, const char *route,
                        int status, const char *request_id, int64_t time_ms, md_err *err)
 {
-    store_audit_entry *e = NULL;   /* only for sizeof of the fields */
     store__lock(s);
     sqlite3_stmt *st = store__stmt(s, SQL_APPEND, err);
-    int rc = st ? MD_OK : MD_E_IO;
-    if (st) {
-        sqlite3_bind_int64(st, 1, time_ms);
-        bind_trunc(st, 2, who, sizeof e->who);
-        bind_trunc(st, 3, method, sizeof e->method);
-        bind_trunc(st, 4, route, sizeof e->route);
-        sqlite3_bind_int(st, 5, status);
-        bind_trunc(st, 6, request_id, sizeof e->request_id);
-        if (sqlite3_step(st) != SQLITE_DONE)
-            rc = store__sqlfail(s, "append audit", err);
-        store__done(st);
-    }
+    int rc = st ? insert_one(s, st, who, method, route, status, request_id, time_ms, err)
+                : MD_E_IO;
+    store__unlock(s);
+    return rc;
+}
+
+/* One transaction for the whole batch: one commit (WAL append + locks) instead of n. */
+int store_audit_append_many(store *s, const store_audit_entry *e, size_t n, md_err *err)
+{
+    if (n == 0)
+        return MD_OK;
+    if (!e)
+        return md_fail(err, MD_E_INVALID_PARAM, "entries", "NULL entries with n > 0");
+    store__lock(s);
+    int rc = store__exec(s, "BEGIN IMMEDIATE", "begin audit batch", err);
+    sqlite3_stmt *st = rc == MD_OK ? store__stmt(s, SQL_APPEND, err) : NULL;
+    if (rc == MD_OK && !st)
+        rc = MD_E_IO;
+    for (size_t i = 0; rc == MD_OK && i < n; i++)
+        rc = insert_one(s, st, e[i].who, e[i].method, e[i].route, e[i].status, e[i].request_id,
+                        e[i].time_ms, err);
+    if (rc == MD_OK)
+        rc = store__exec(s, "COMMIT", "commit audit batch", err);
+    if (rc != MD_OK && !sqlite3_get_autocommit(s->db))
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
     store__unlock(s);
     return rc;
 }

@@ -105,6 +105,10 @@ typedef struct store_audit_entry {
 int store_audit_append(store *s, const char *who, const char *method, const char *route,
                        int status, const char *request_id, int64_t time_ms, md_err *err);
 
+/* Append n records in one transaction: all or none are stored. The id field of the entries is
+ * ignored (ids are assigned in array order); strings are truncated as above, "" stays "". */
+int store_audit_append_many(store *s, const store_audit_entry *e, size_t n, md_err *err);
+
 typedef struct store_audit_page {
     int64_t before_id;  /* 0 = start at the newest; else only entries with id < before_id */
     size_t offset;      /* entries to skip after the cursor (plain limit/offset paging) */

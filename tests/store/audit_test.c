@@ -1,5 +1,6 @@
 /* audit_test.c - the audit log: append, newest-first pages by cursor and by offset, the last
- * page has no cursor, limits are checked, long values are truncated, not rejected. */
+ * page has no cursor, limits are checked, long values are truncated, not rejected; batches
+ * (store_audit_append_many) keep their order and are stored all or none. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -10,6 +11,7 @@
 #include "store/testutil.h"
 
 #include <pthread.h>
+#include <sqlite3.h>
 
 static store *open_tmp(char **dir)
 {
@@ -179,6 +181,77 @@ static void test_threads_share_a_handle(void **state)
     tu_rmdir(dir);
 }
 
+static void test_append_many(void **state)
+{
+    (void)state;
+    char *dir;
+    store *s = open_tmp(&dir);
+    store_audit_entry b[3] = {
+        {.id = 99, .time_ms = 7, .who = "k1", .method = "POST", .route = "/a", .status = 201,
+         .request_id = "r1"},
+        {.time_ms = 8, .method = "DELETE", .route = "/b", .status = 204, .request_id = "r2"},
+        {.time_ms = 9, .who = "k3", .method = "PUT", .status = 500, .request_id = "r3"},
+    };
+    memset(b[2].route, 'x', sizeof b[2].route - 1);   /* full field, no NUL: cut to fit */
+    b[2].route[sizeof b[2].route - 1] = 'y';
+    md_err e;
+    assert_int_equal(store_audit_append_many(s, b, 3, &e), MD_OK);
+    assert_int_equal(store_audit_append_many(s, NULL, 0, &e), MD_OK);
+    assert_int_equal(store_audit_append_many(s, NULL, 2, &e), MD_E_INVALID_PARAM);
+    assert_string_equal(e.field, "entries");
+    store_audit_entry *page = NULL;
+    size_t n = 0;
+    int64_t next;
+    assert_int_equal(store_audit_list(s, NULL, &page, &n, &next, &e), MD_OK);
+    assert_int_equal(n, 3);
+    /* newest first = array order reversed; ids assigned by the store, not taken from .id */
+    assert_string_equal(page[2].request_id, "r1");
+    assert_string_equal(page[2].who, "k1");
+    assert_int_equal(page[2].status, 201);
+    assert_int_equal(page[2].time_ms, 7);
+    assert_true(page[2].id != 99);
+    assert_string_equal(page[1].who, "");
+    assert_string_equal(page[1].method, "DELETE");
+    assert_string_equal(page[0].request_id, "r3");
+    assert_int_equal(strlen(page[0].route), sizeof page[0].route - 1);
+    assert_int_equal(page[0].route[0], 'x');
+    assert_true(page[0].id > page[1].id && page[1].id > page[2].id);
+    free(page);
+    store_unref(s);
+    tu_rmdir(dir);
+}
+
+/* A failure inside a batch (here a trigger refusing one row) stores none of it, leaves no
+ * transaction open, and the next append works. */
+static void test_append_many_all_or_none(void **state)
+{
+    (void)state;
+    char *dir;
+    store *s = open_tmp(&dir);
+    char path[1024];
+    snprintf(path, sizeof path, "%s/modeld.db", dir);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "CREATE TRIGGER refuse BEFORE INSERT ON audit_log"
+                                  " WHEN NEW.request_id = 'boom' BEGIN SELECT RAISE(ABORT, 'no'); END",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    store_audit_entry b[3] = {{.request_id = "ok1"}, {.request_id = "boom"}, {.request_id = "ok2"}};
+    md_err e;
+    assert_int_equal(store_audit_append_many(s, b, 3, &e), MD_E_IO);
+    int64_t count = -1;
+    assert_int_equal(store_audit_count(s, &count, NULL), MD_OK);
+    assert_int_equal(count, 0);
+    assert_int_equal(store_audit_append_many(s, b, 1, &e), MD_OK);
+    assert_int_equal(store_audit_append(s, "k", "POST", "/x", 200, "ok3", 1, &e), MD_OK);
+    assert_int_equal(store_audit_count(s, &count, NULL), MD_OK);
+    assert_int_equal(count, 2);
+    sqlite3_close(db);
+    store_unref(s);
+    tu_rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -187,6 +260,8 @@ int main(void)
         cmocka_unit_test(test_truncation_and_nulls),
         cmocka_unit_test(test_empty),
         cmocka_unit_test(test_threads_share_a_handle),
+        cmocka_unit_test(test_append_many),
+        cmocka_unit_test(test_append_many_all_or_none),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
