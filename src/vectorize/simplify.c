@@ -13,15 +13,19 @@
 #include <math.h>
 #include <stdlib.h>
 
-/* Points sampling the edge along the staircase run from a to b: its middle half, at most 2 px
- * apart. A run's ends are staircase corners, up to half a pixel off the edge the pixels
- * sample; its middle lies on it. */
+/* Points sampling the edge along the staircase run from a to b, at most 2 px apart: all of it
+ * but a margin of a quarter of its length (at most 2 px) at each end. A short run's ends are
+ * staircase corners, up to half a pixel off the edge the pixels sample while its middle lies
+ * on it; a long run is the edge itself and is sampled nearly to its ends, so no curve can
+ * bulge away from it unchecked. */
 static int run_points(vec__pt a, vec__pt b, vec__pt *out)
 {
     double len = vec__hypot(b.x - a.x, b.y - a.y);
-    int n = 1 + (int)(len / 4);
+    double margin = len / 4 < 2 ? len / 4 : 2, span = len - 2 * margin;
+    int n = 1 + (int)(span / 2);
     for (int k = 0; k < n; k++) {
-        double f = n == 1 ? 0.5 : 0.25 + 0.5 * k / (n - 1);
+        double d = n == 1 ? len / 2 : margin + span * k / (n - 1);
+        double f = len > 0 ? d / len : 0;
         out[k] = (vec__pt){a.x + f * (b.x - a.x), a.y + f * (b.y - a.y)};
     }
     return n;
