@@ -34,29 +34,14 @@ const char *const api__converter_names[CV__COUNT] = {"vtracer", "potrace", "smar
 
 /* ---- options ----------------------------------------------------------------------------- */
 
-static int64_t env_i64(const char *name, int64_t dflt)
-{
-    const char *v = getenv(name);
-    char *end = NULL;
-    if (v == NULL || *v == '\0')
-        return dflt;
-    long long x = strtoll(v, &end, 10);
-    if (*end != '\0' || x <= 0) {
-        md_log(MD_LOG_WARN, "ignoring %s=%s (expected a positive integer)", name, v);
-        return dflt;
-    }
-    return x;
-}
-
 api_convert_opts api_convert_opts_default(void)
 {
     api_convert_opts o = {0};
-    o.upload_max_bytes = (size_t)env_i64("MODELD_UPLOAD_MAX_BYTES", 20ll << 20);
-    o.result_ttl_ms = env_i64("MODELD_RESULT_TTL_S", 24 * 3600) * 1000;
-    o.cache_entries = (size_t)env_i64("MODELD_CONVERT_CACHE_ENTRIES", 256);
+    o.upload_max_bytes = 20u << 20;
+    o.result_ttl_ms = 24ll * 3600 * 1000;
+    o.cache_entries = 256;
     o.cache_max_bytes = 64u << 20;
-    o.cache_ttl_ms = env_i64("MODELD_CONVERT_CACHE_TTL_S", 600) * 1000;
-    o.web_dir = getenv("MODELD_WEB_DIR");
+    o.cache_ttl_ms = 600ll * 1000;
     o.limits = img_limits_default();
     return o;
 }

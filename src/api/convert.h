@@ -35,9 +35,9 @@ typedef struct api_convert_opts {
     img_limits limits;       /* image dimension limits; default img_limits_default() */
 } api_convert_opts;
 
-/* Defaults, overridden by the environment where set: MODELD_UPLOAD_MAX_BYTES,
- * MODELD_RESULT_TTL_S, MODELD_CONVERT_CACHE_ENTRIES, MODELD_CONVERT_CACHE_TTL_S, MODELD_WEB_DIR
- * (so that tests and operators can tune them before the config file knows them). */
+/* The built-in defaults above. Operators tune them through `modeld serve`'s settings
+ * (upload_max_bytes, result_ttl, convert_cache_entries, convert_cache_ttl, web_dir: flags,
+ * MODELD_* env or the INI file, src/config), which serve.c copies in; this reads no environment. */
 api_convert_opts api_convert_opts_default(void);
 
 typedef struct api_convert api_convert;

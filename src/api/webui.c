@@ -79,11 +79,8 @@ int api_webui_find_dir(const char *dir, char *out, size_t cap, md_err *err)
 {
     char exe[PATH_MAX], cand[6][PATH_MAX + 32];
     size_t n = 0;
-    const char *env = getenv("MODELD_WEB_DIR");
     if (dir && *dir)
         snprintf(cand[n++], sizeof cand[0], "%s", dir);
-    else if (env && *env)
-        snprintf(cand[n++], sizeof cand[0], "%s", env);
     else {
         ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
         if (k > 0) {

@@ -17,7 +17,8 @@ typedef struct api_webui api_webui;
 #define WEBUI_FILE_MAX (2u << 20)   /* bytes per file */
 #define WEBUI_TOTAL_MAX (16u << 20) /* bytes in all */
 
-/* Directory to serve: dir when non-NULL and non-empty, else $MODELD_WEB_DIR, else the first of
+/* Directory to serve: dir when non-NULL and non-empty (the web_dir setting, which also comes
+ * from MODELD_WEB_DIR), else the first of
  * <exe>/../../web, <exe>/../web, <exe>/../share/modeld/web, ./web and the source tree's web/
  * (a build-time path) that holds an index.html.
  * Writes it into out (cap bytes); MD_E_FILE_NOT_FOUND when none is found. */

@@ -108,6 +108,11 @@ static int start_http(serve_ctx *c)
                     .access_log = cfg->access_log};
     api_platform_hooks(c->plat, &ho.hooks);
     api_convert_opts co = api_convert_opts_default();
+    co.upload_max_bytes = cfg->upload_max_bytes;
+    co.result_ttl_ms = cfg->result_ttl_ms;
+    co.cache_entries = (size_t)cfg->convert_cache_entries;
+    co.cache_ttl_ms = cfg->convert_cache_ttl_ms;
+    co.web_dir = cfg->web_dir;
     if (http_server_new(&ho, &c->srv, &e) != MD_OK || api_platform_register(c->plat, c->srv, &e) != MD_OK ||
         api_convert_register(c->srv, c->st, &co, &c->conv, &e) != MD_OK)
         return fail("cannot set up the HTTP server", &e, 1);

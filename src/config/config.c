@@ -73,6 +73,16 @@ static const setting settings[] = {
      "requests/s and burst per client IP without a key"},
     {"upload_ttl", T_DUR, F(upload_ttl_ms), "1h", SEC, 720 * HOUR, 0, "DUR", "unreferenced uploads expire after"},
     {"sweep_interval", T_DUR, F(sweep_interval_ms), "5m", SEC, 24 * HOUR, 0, "DUR", "retention sweeper period"},
+    {"upload_max_bytes", T_SIZE, F(upload_max_bytes), "20M", KB, 1 * GB, 0, "SIZE",
+     "largest image accepted by POST /api/upload; larger gets 413"},
+    {"result_ttl", T_DUR, F(result_ttl_ms), "24h", SEC, 720 * HOUR, 0, "DUR",
+     "conversion results stay fetchable (GET /api/results/{id}) this long"},
+    {"convert_cache_entries", T_INT, F(convert_cache_entries), "256", 1, 1000000, 0, "N",
+     "answers of POST /api/convert kept in memory (by image and parameters)"},
+    {"convert_cache_ttl", T_DUR, F(convert_cache_ttl_ms), "10m", SEC, 24 * HOUR, 0, "DUR",
+     "a cached conversion answer is reused this long (at most result_ttl)"},
+    {"web_dir", T_STR, F(web_dir), "", 0, 0, 0, "DIR",
+     "web page files (index.html...); empty = web/ next to the binary or in the source tree"},
     {"test_routes", T_BOOL, F(test_routes), "false", 0, 0, 0, "BOOL",
      "debug: /api/test/* routes for the end-to-end tests (never in production)"},
 };
@@ -479,7 +489,7 @@ void md_config_help(FILE *f)
         snprintf(env, sizeof env, "MODELD_%s", s->name);
         for (char *p = env; *p; p++)
             *p = (char)toupper((unsigned char)*p);
-        fprintf(f, "  %-28s %-24s default: %s\n      %s\n", flag, env, *s->def ? s->def : "(empty)", s->help);
+        fprintf(f, "  %-28s %-28s default: %s\n      %s\n", flag, env, *s->def ? s->def : "(empty)", s->help);
     }
     fprintf(f, "\nINI file keys are the setting names (e.g. \"data_dir = /srv/modeld\").\n");
 }

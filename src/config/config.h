@@ -44,6 +44,11 @@ typedef struct md_config {
     long jwt_ttl_ms;
     md_rate rate_read, rate_write, rate_admin, rate_anon;
     long upload_ttl_ms, sweep_interval_ms;
+    /* conversion API (issue 4) */
+    size_t upload_max_bytes;
+    long result_ttl_ms;
+    long convert_cache_entries, convert_cache_ttl_ms;
+    char *web_dir; /* "" = search next to the binary and in the source tree */
     bool test_routes;
     bool help; /* --help was given: print md_config_help and exit 0 */
 } md_config;

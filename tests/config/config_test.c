@@ -31,6 +31,11 @@ static void test_defaults(void **state)
     assert_true(c.rate_read.per_sec == 100.0);
     assert_int_equal(c.upload_ttl_ms, 3600 * 1000);
     assert_string_equal(c.cors_origins, "");
+    assert_int_equal(c.upload_max_bytes, 20u * 1024 * 1024);
+    assert_int_equal(c.result_ttl_ms, 24 * 3600 * 1000);
+    assert_int_equal(c.convert_cache_entries, 256);
+    assert_int_equal(c.convert_cache_ttl_ms, 600 * 1000);
+    assert_string_equal(c.web_dir, "");
     md_config_free(&c);
 }
 
@@ -69,6 +74,33 @@ static void test_precedence(void **state)
     assert_int_equal(c.port, 1111);
     md_config_free(&c);
     unlink(ini_path);
+}
+
+/* The conversion API's settings (issue 4), from each source. */
+static void test_convert_settings(void **state)
+{
+    (void)state;
+    write_ini("[convert]\nconvert_cache_entries = 17\nweb_dir = /srv/web\nresult_ttl = 1h\n");
+    char cfgflag[96];
+    snprintf(cfgflag, sizeof cfgflag, "--config=%s", ini_path);
+    char *env[] = {"MODELD_UPLOAD_MAX_BYTES=150000", "MODELD_CONVERT_CACHE_TTL=90s", "MODELD_RESULT_TTL=3h", NULL};
+    char *argv[] = {"serve", cfgflag, "--result-ttl", "2", NULL};
+    md_config c;
+    md_err e;
+    assert_int_equal(md_config_load(&c, 4, argv, env, &e), MD_OK);
+    assert_int_equal(c.upload_max_bytes, 150000);
+    assert_int_equal(c.convert_cache_ttl_ms, 90 * 1000);
+    assert_int_equal(c.result_ttl_ms, 2000); /* flag beats env beats file; bare number = seconds */
+    assert_int_equal(c.convert_cache_entries, 17);
+    assert_string_equal(c.web_dir, "/srv/web");
+    md_config_free(&c);
+    unlink(ini_path);
+    char *argv2[] = {"serve", "--upload-max-bytes=2M", "--web-dir", "./w", "--convert-cache-entries=1", NULL};
+    assert_int_equal(md_config_load(&c, 5, argv2, NULL, &e), MD_OK);
+    assert_int_equal(c.upload_max_bytes, 2u * 1024 * 1024);
+    assert_string_equal(c.web_dir, "./w");
+    assert_int_equal(c.convert_cache_entries, 1);
+    md_config_free(&c);
 }
 
 static void test_value_syntax(void **state)
@@ -124,6 +156,11 @@ static void test_errors(void **state)
     expect_bad("stray", NULL, "unexpected argument");
     expect_bad("--jwt-secret=xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", NULL, "unknown option"); /* env/file only */
     expect_bad("--port", "port", "needs a value");
+    expect_bad("--upload-max-bytes=2T", "upload_max_bytes", "--upload-max-bytes");
+    expect_bad("--upload-max-bytes=100", "upload_max_bytes", "1024 bytes");
+    expect_bad("--result-ttl=0", "result_ttl", "duration");
+    expect_bad("--convert-cache-entries=0", "convert_cache_entries", "1..1000000");
+    expect_bad("--convert-cache-ttl=soon", "convert_cache_ttl", "\"soon\"");
     md_config c;
     md_err e;
     char *env[] = {"MODELD_COMPUTE_QUEUE=0", NULL};
@@ -167,7 +204,10 @@ static void test_help_lists_every_setting(void **state)
     fclose(f);
     const char *expect[] = {"--host ADDR", "MODELD_PORT", "default: 8080", "--data-dir", "default: ./var",
                             "--body-limit", "default: 25M", "--no-auth[=BOOL]", "MODELD_JWT_SECRET",
-                            "--drain-timeout", "--cors-origins", "--rate-anon", "--upload-ttl", "--test-routes"};
+                            "--drain-timeout", "--cors-origins", "--rate-anon", "--upload-ttl", "--test-routes",
+                            "--upload-max-bytes SIZE", "default: 20M", "--result-ttl DUR", "default: 24h",
+                            "MODELD_CONVERT_CACHE_ENTRIES", "--convert-cache-ttl", "default: 10m", "--web-dir DIR",
+                            "MODELD_WEB_DIR"};
     for (size_t i = 0; i < sizeof expect / sizeof expect[0]; i++)
         if (!strstr(buf, expect[i]))
             fail_msg("help lacks %s", expect[i]);
@@ -186,6 +226,7 @@ int main(void)
         cmocka_unit_test(test_defaults),     cmocka_unit_test(test_precedence),
         cmocka_unit_test(test_value_syntax), cmocka_unit_test(test_errors),
         cmocka_unit_test(test_ini_errors),   cmocka_unit_test(test_help_lists_every_setting),
+        cmocka_unit_test(test_convert_settings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

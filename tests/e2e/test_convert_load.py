@@ -10,7 +10,7 @@ from convert_util import bearer, code, convert, corpus, labels, upload, upload_o
 
 
 def test_result_retention(start_server):
-    s = start_server(env={"MODELD_RESULT_TTL_S": "2"})
+    s = start_server("--result-ttl", "2")
     fid = upload_ok(s.url, s.admin_key, "simple_geometric_06.png")
     body = {"file_id": fid, "converter": "vtracer"}
     a = convert(s.url, s.admin_key, body)
