@@ -88,11 +88,17 @@ struct onnx_result {
 };
 
 /* plan.c */
+/* A run state for these input shapes: a recycled one of the matching plan (no allocation), or
+ * a new one that records a plan. Ownership: *out is new to the caller until
+ * onnx__plan_release, which recycles it into its plan or frees it. */
 int onnx__plan_acquire(const onnx_model *m, const onnx_tensor *inputs, onnx__exec **out,
                        md_err *err);
 void onnx__plan_release(onnx__exec *e);
+/* Free every plan and recycled run state (model teardown; no run may be in flight). */
 void onnx__plans_free(onnx_model *m);
-/* Memory for the current node: scratch (exec_alloc) or the value `value` (exec_alloc_for). */
+/* Memory for the current node: scratch (exec_alloc) or the value `value` (exec_alloc_for).
+ * Borrowed from the run state: valid until the value's last reader ran (scratch: until the
+ * node returns) and never past onnx__plan_release. */
 void *onnx__exec_alloc(onnx__exec *e, size_t bytes, md_err *err);
 void *onnx__exec_alloc_for(onnx__exec *e, int value, size_t bytes, md_err *err);
 /* After a recording run: cache its plan. 0 when added, -1 when not (full, raced, OOM). */

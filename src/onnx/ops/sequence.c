@@ -16,14 +16,14 @@ static size_t bytes_of(const onnx_tensor *t)
     return (size_t)onnx_tensor_numel(t) * onnx_dtype_size(t->dtype);
 }
 
-/* Output i = a sequence of copies of elems[0..n) (NULL elems[j] are skipped by callers). */
+/* Output i = a sequence of copies of elems[0..n); a NULL (empty optional input) is refused. */
 static int make_seq(onnx_kctx *k, int i, int dtype, const onnx_tensor *const *elems, int64_t n)
 {
     if (dtype == ONNX_STRING || !onnx_dtype_size(dtype))
         return onnx__kfail(k, MD_E_UNSUPPORTED, "sequences of %s", onnx_dtype_name(dtype));
     size_t total = 0;
     for (int64_t j = 0; j < n; j++) {
-        if (elems[j]->dtype != dtype || elems[j]->kind != ONNX_KIND_TENSOR)
+        if (!elems[j] || elems[j]->dtype != dtype || elems[j]->kind != ONNX_KIND_TENSOR)
             return onnx__kfail(k, MD_E_INVALID_PARAM, "sequence elements must be %s tensors",
                                onnx_dtype_name(dtype));
         total += (bytes_of(elems[j]) + 63) & ~(size_t)63;
