@@ -399,6 +399,9 @@ static int ein_parse(const char *eq, int n_in, const onnx_tensor *const *in, ein
 static int run_einsum(const onnx_node *n, onnx_kctx *k)
 {
     ein E;
+    for (int i = 0; i < k->n_in; i++)
+        if (!k->in[i])
+            return onnx__kfail(k, MD_E_INVALID_PARAM, "input %d is empty", i);
     if (k->n_in > 8 || ein_parse(onnx__attr_str(n, "equation", ""), k->n_in, k->in, &E) != 0)
         return onnx__kfail(k, MD_E_INVALID_PARAM, "cannot parse the equation");
     int dt = k->in[0]->dtype;

@@ -21,6 +21,9 @@ static int run_opt(const onnx_node *n, onnx_kctx *k, opt o)
     if ((k->n_in - 2) % groups || k->n_out != (k->n_in - 2) / groups * (1 + states))
         return onnx__kfail(k, MD_E_INVALID_PARAM, "inputs/outputs do not form complete groups");
     int cnt = (k->n_in - 2) / groups;
+    for (int i = 0; i < k->n_in; i++)
+        if (!k->in[i])
+            return onnx__kfail(k, MD_E_INVALID_PARAM, "input %d is empty", i);
     if (onnx_tensor_numel(k->in[0]) != 1 || onnx_tensor_numel(k->in[1]) != 1)
         return onnx__kfail(k, MD_E_INVALID_PARAM, "R and T must be scalars");
     double R = onnx__get_f64(k->in[0], 0);
