@@ -121,6 +121,27 @@ static void bind(onnx__exec *e, const onnx_tensor *in)
     }
 }
 
+/* A value the model declares (value_info, graph outputs) must come out with that dtype, rank
+ * and fixed dims: a mismatch means the model and the engine disagree, and the run stops with
+ * a message naming the value instead of passing wrong shapes on. */
+static int check_declared(const onnx_model *m, const onnx_node *n, int v, const onnx_tensor *t,
+                          md_err *err)
+{
+    const onnx_value_info *vi = m->values[v].info;
+    if (!vi || vi->kind != ONNX_KIND_TENSOR || t->kind != ONNX_KIND_TENSOR)
+        return MD_OK;
+    bool bad = vi->dtype != ONNX_UNDEFINED && vi->dtype != t->dtype;
+    bad = bad || (vi->rank >= 0 && vi->rank != t->rank);
+    for (int d = 0; !bad && vi->rank >= 0 && d < vi->rank; d++)
+        bad = vi->dims[d] >= 0 && vi->dims[d] != t->dims[d];
+    if (!bad)
+        return MD_OK;
+    return md_fail(err, MD_E_MODEL_INVALID, "node",
+                   "node '%.60s' (%.40s) made '%.60s' as %s of rank %d, but the model declares %s "
+                   "of rank %d with other dims", n->name, n->op_type, m->values[v].name,
+                   onnx_dtype_name(t->dtype), t->rank, onnx_dtype_name(vi->dtype), vi->rank);
+}
+
 static int exec_node(onnx__exec *e, int idx, md_err *err)
 {
     const onnx_model *m = e->m;
@@ -143,10 +164,14 @@ static int exec_node(onnx__exec *e, int idx, md_err *err)
     if (rc) /* the op's detail wins (a failed scratch request says why) */
         return err->code != MD_OK ? err->code
                                   : md_fail(err, rc, "node", "node '%.60s' failed", n->name);
-    for (int o = 0; o < n->n_out; o++)
-        if (n->out[o] >= 0 && !e->have[n->out[o]])
+    for (int o = 0; o < n->n_out; o++) {
+        int v = n->out[o];
+        if (v >= 0 && !e->have[v])
             return md_fail(err, MD_E_INTERNAL, "node", "node '%.60s' (%.40s) left output %d unset",
                            n->name, n->op_type, o);
+        if (v >= 0 && (rc = check_declared(e->m, n, v, &e->vals[v], err)))
+            return rc;
+    }
     return MD_OK;
 }
 
