@@ -79,9 +79,12 @@ int vec_params_preset(const char *name, vec_params *p, md_err *err)
 {
     vec_params_default(p);
     if (name == NULL || strcmp(name, "default") == 0) {
-        /* VTracer's defaults with one decimal in the path data: a tenth of a pixel is below
-         * what the eye sees at 1:1 and saves a fifth of the bytes. */
+        /* One decimal in the path data (a tenth of a pixel is below what the eye sees at 1:1
+         * and saves a fifth of the bytes) buys a finer curve scale and smaller speckles:
+         * +0.002 mean SSIM on the dev corpus for the same median size as VTracer's values. */
         p->path_precision = 1;
+        p->length_threshold = 3.5;
+        p->filter_speckle = 3;
         return MD_OK;
     }
     if (strcmp(name, "quality") == 0) {
