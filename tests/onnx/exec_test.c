@@ -175,6 +175,42 @@ static void test_data_dependent_shape(void **state)
     onnx_model_free(m);
 }
 
+/* A node that makes something other than what the model declares is caught, by name. */
+static void test_declared_shapes_checked(void **state)
+{
+    (void)state;
+    bld b;
+    static const int64_t D23[] = {2, 3}, D2[] = {2};
+    static const int64_t shape[] = {3, 2};
+    bld_init(&b, 13);
+    bld_input(&b, "X", ONNX_FLOAT, 2, D23);
+    bld_output(&b, "Y", ONNX_FLOAT, 2, D23); /* wrong: Reshape makes [3, 2] */
+    Onnx__TensorProto *t = &b.inits[b.graph.n_initializer];
+    onnx__tensor_proto__init(t);
+    t->name = (char *)"S";
+    t->has_data_type = 1;
+    t->data_type = ONNX_INT64;
+    t->n_dims = 1;
+    t->dims = (int64_t *)D2;
+    t->n_int64_data = 2;
+    t->int64_data = (int64_t *)shape;
+    b.init_p[b.graph.n_initializer++] = t;
+    bld_node(&b, "Reshape", "r", (const char *[]){"X", "S", NULL}, (const char *[]){"Y", NULL});
+    size_t len;
+    uint8_t *buf = bld_pack(&b, &len);
+    onnx_model *m = NULL;
+    md_err err;
+    assert_int_equal(onnx_model_load_bytes(buf, len, NULL, &m, &err), MD_OK);
+    free(buf);
+    float x[6] = {0};
+    onnx_tensor in = {.dtype = ONNX_FLOAT, .rank = 2, .dims = {2, 3}, .data = x};
+    onnx_result *r = NULL;
+    assert_int_equal(onnx_run(m, &in, 1, NULL, &r, &err), MD_E_MODEL_INVALID);
+    assert_non_null(strstr(err.msg, "'Y'"));
+    assert_null(r);
+    onnx_model_free(m);
+}
+
 typedef struct worker {
     const onnx_model *m;
     int id;
@@ -213,6 +249,7 @@ int main(void)
         cmocka_unit_test(test_input_validation),
         cmocka_unit_test(test_data_dependent_shape),
         cmocka_unit_test(test_concurrent_runs),
+        cmocka_unit_test(test_declared_shapes_checked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -222,6 +222,69 @@ static void test_resize_nearest_and_linear(void **state)
     }
 }
 
+/* Sequences live inside the graph: build [X, X*2], erase the first, read it back. Also checks
+ * that a tensor operator refuses a sequence input instead of reading its element table. */
+static void test_sequence_roundtrip(void **state)
+{
+    (void)state;
+    bld b;
+    bld_init(&b, 13);
+    bld_input(&b, "X", ONNX_FLOAT, -1, NULL);
+    bld_output(&b, "Z", ONNX_FLOAT, -1, NULL);
+    bld_node(&b, "Add", "a", (const char *[]){"X", "X", NULL}, (const char *[]){"X2", NULL});
+    bld_node(&b, "SequenceConstruct", "c", (const char *[]){"X", "X2", NULL},
+             (const char *[]){"S", NULL});
+    bld_node(&b, "SequenceErase", "e", (const char *[]){"S", NULL}, (const char *[]){"S1", NULL});
+    bld_node(&b, "SequenceLength", "l", (const char *[]){"S1", NULL}, (const char *[]){"L", NULL});
+    bld_node(&b, "SequenceAt", "t", (const char *[]){"S", "L", NULL}, (const char *[]){"Z", NULL});
+    onnx_model *m = load(&b);
+    float x[3] = {1, 2, 3};
+    onnx_tensor in = {.dtype = ONNX_FLOAT, .rank = 1, .dims = {3}, .data = x};
+    onnx_result *r;
+    md_err err;
+    assert_int_equal(run(m, &in, 1, &r, &err), MD_OK);
+    const float *z = onnx_result_output(r, 0)->data; /* S[len(S1)] = S[1] = X * 2 */
+    assert_float_equal(z[0], 2, 0);
+    assert_float_equal(z[2], 6, 0);
+    onnx_result_free(r);
+    onnx_model_free(m);
+
+    bld_init(&b, 13);
+    bld_input(&b, "X", ONNX_FLOAT, -1, NULL);
+    bld_output(&b, "Z", ONNX_FLOAT, -1, NULL);
+    bld_node(&b, "SequenceConstruct", "c", (const char *[]){"X", NULL}, (const char *[]){"S", NULL});
+    bld_node(&b, "Relu", "r", (const char *[]){"S", NULL}, (const char *[]){"Z", NULL});
+    m = load(&b);
+    assert_int_equal(run(m, &in, 1, &r, &err), MD_E_INVALID_PARAM);
+    assert_non_null(strstr(err.msg, "sequence"));
+    onnx_model_free(m);
+}
+
+/* Strings made by an operator live as long as the output (onnx__output_extra). */
+static void test_cast_to_string(void **state)
+{
+    (void)state;
+    bld b;
+    bld_init(&b, 13);
+    bld_input(&b, "X", ONNX_FLOAT, -1, NULL);
+    bld_output(&b, "Z", ONNX_STRING, -1, NULL);
+    Onnx__NodeProto *n = bld_node(&b, "Cast", "c", (const char *[]){"X", NULL},
+                                  (const char *[]){"Z", NULL});
+    bld_attr_int(&b, n, "to", ONNX_STRING);
+    onnx_model *m = load(&b);
+    float x[3] = {0.5f, 1.0f, 1e-5f};
+    onnx_tensor in = {.dtype = ONNX_FLOAT, .rank = 1, .dims = {3}, .data = x};
+    onnx_result *r;
+    md_err err;
+    assert_int_equal(run(m, &in, 1, &r, &err), MD_OK);
+    const char *const *z = onnx_result_output(r, 0)->data;
+    assert_string_equal(z[0], "0.5");
+    assert_string_equal(z[1], "1.0");
+    assert_string_equal(z[2], "1e-05");
+    onnx_result_free(r);
+    onnx_model_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -231,6 +294,8 @@ int main(void)
         cmocka_unit_test(test_gather_indices),
         cmocka_unit_test(test_broadcast_errors_and_values),
         cmocka_unit_test(test_resize_nearest_and_linear),
+        cmocka_unit_test(test_sequence_roundtrip),
+        cmocka_unit_test(test_cast_to_string),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
