@@ -251,6 +251,27 @@ static int run_transpose(const onnx_node *n, onnx_kctx *k)
 }
 
 /* DepthToSpace / SpaceToDepth as reshape -> permute -> reshape on a 6-D view. */
+/* DepthToSpace on float, the last layer of super-resolution nets: write each output row once,
+ * reading the b*b source planes that interleave into it (much faster than the generic 6-D
+ * permutation, whose innermost run is only b elements long). */
+static void d2s_float(const float *x, float *y, int64_t N, int64_t c, int64_t H, int64_t W,
+                      int64_t b, bool crd)
+{
+    int64_t C = c * b * b, plane = H * W;
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t ch = 0; ch < c; ch++)
+            for (int64_t h = 0; h < H; h++)
+                for (int64_t i = 0; i < b; i++) {
+                    float *row = y + ((n * c + ch) * H * b + h * b + i) * W * b;
+                    for (int64_t j = 0; j < b; j++) {
+                        int64_t src = crd ? ch * b * b + i * b + j : (i * b + j) * c + ch;
+                        const float *in = x + (n * C + src) * plane + h * W;
+                        for (int64_t w = 0; w < W; w++)
+                            row[w * b + j] = in[w];
+                    }
+                }
+}
+
 static int run_d2s(const onnx_node *n, onnx_kctx *k, bool to_space)
 {
     const onnx_tensor *x = k->in[0];
@@ -285,7 +306,11 @@ static int run_d2s(const onnx_node *n, onnx_kctx *k, bool to_space)
     int rc = onnx__output(k, 0, x->dtype, 4, od, &o);
     if (rc)
         return rc;
-    permute(&v, perm, o->data);
+    if (to_space && x->dtype == ONNX_FLOAT)
+        d2s_float(x->data, o->data, N, od[1], H, W, b,
+                  strcmp(onnx__attr_str(n, "mode", "DCR"), "CRD") == 0);
+    else
+        permute(&v, perm, o->data);
     return MD_OK;
 }
 
