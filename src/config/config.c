@@ -125,37 +125,36 @@ static bool scale(long long n, long long mult, long long *out)
     return true;
 }
 
-static bool parse_size(const char *v, long long *out)
+typedef struct unit {
+    const char *suffix;
+    long long mult;
+} unit;
+
+/* A number followed by one of the units' suffixes (case-insensitive when fold_case), scaled. */
+static bool parse_scaled(const char *v, const unit *units, size_t n_units, bool fold_case, long long *out)
 {
     long long n;
     const char *sfx;
     if (!parse_num(v, &n, &sfx))
         return false;
-    static const struct {
-        const char *s;
-        long long m;
-    } units[] = {{"", 1}, {"b", 1}, {"k", KB}, {"kb", KB}, {"kib", KB}, {"m", MB}, {"mb", MB},
-                 {"mib", MB}, {"g", GB}, {"gb", GB}, {"gib", GB}};
-    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
-        if (strcasecmp(sfx, units[i].s) == 0)
-            return scale(n, units[i].m, out);
+    for (size_t i = 0; i < n_units; i++)
+        if ((fold_case ? strcasecmp(sfx, units[i].suffix) : strcmp(sfx, units[i].suffix)) == 0)
+            return scale(n, units[i].mult, out);
     return false;
 }
 
+static bool parse_size(const char *v, long long *out)
+{
+    static const unit units[] = {{"", 1},   {"b", 1},    {"k", KB}, {"kb", KB}, {"kib", KB}, {"m", MB},
+                                 {"mb", MB}, {"mib", MB}, {"g", GB}, {"gb", GB}, {"gib", GB}};
+    return parse_scaled(v, units, sizeof units / sizeof units[0], true, out);
+}
+
+/* Lower-case suffixes only: "5M" is refused rather than read as minutes (or megabytes). */
 static bool parse_dur(const char *v, long long *out)
 {
-    long long n;
-    const char *sfx;
-    if (!parse_num(v, &n, &sfx))
-        return false;
-    static const struct {
-        const char *s;
-        long long m;
-    } units[] = {{"", SEC}, {"ms", 1}, {"s", SEC}, {"m", 60 * SEC}, {"h", HOUR}, {"d", 24 * HOUR}};
-    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
-        if (strcmp(sfx, units[i].s) == 0)
-            return scale(n, units[i].m, out);
-    return false;
+    static const unit units[] = {{"", SEC}, {"ms", 1}, {"s", SEC}, {"m", 60 * SEC}, {"h", HOUR}, {"d", 24 * HOUR}};
+    return parse_scaled(v, units, sizeof units / sizeof units[0], false, out);
 }
 
 static int parse_bool(const char *v)

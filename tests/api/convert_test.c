@@ -14,7 +14,9 @@
 
 #include "api/convert.h"
 #include "http/http_loopback.h"
-#include "store/testutil.h"
+#include "common/tmpdir.h"
+
+#include <unistd.h>
 
 typedef struct fixture {
     char *dir;

@@ -13,31 +13,7 @@
 #include "api/platform.h"
 #include "http/http_loopback.h"
 
-#include <ftw.h>
-#include <unistd.h>
-
-static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(p);
-}
-
-/* A fresh data dir per test (new; rm_dir removes and frees it). */
-static char *mk_dir(void)
-{
-    char tmpl[] = "/tmp/modeld-platform-test-XXXXXX";
-    char *d = mkdtemp(tmpl);
-    return d ? strdup(d) : NULL;
-}
-
-static void rm_dir(char *dir)
-{
-    if (dir)
-        nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-    free(dir);
-}
+#include "common/tmpdir.h"
 
 typedef struct fx {
     char *dir;
@@ -65,7 +41,7 @@ static void make_server(fx *f, bool metrics_public)
 static int setup(void **state)
 {
     fx *f = calloc(1, sizeof *f);
-    f->dir = mk_dir();
+    f->dir = tu_mkdir();
     md_err e;
     store_opts so = {.data_dir = f->dir};
     assert_int_equal(store_open(&so, &f->st, &e), MD_OK);
@@ -91,7 +67,7 @@ static int teardown(void **state)
     rl_free(f->rl);
     auth_close(f->au);
     store_unref(f->st);
-    rm_dir(f->dir);
+    tu_rmdir(f->dir);
     free(f);
     return 0;
 }
@@ -112,6 +88,11 @@ static json_t *call(fx *f, const char *m, const char *target, const char *bearer
 static const char *err_code(json_t *j)
 {
     return json_string_value(json_object_get(json_object_get(j, "error"), "code"));
+}
+
+static const char *err_field(json_t *j)
+{
+    return json_string_value(json_object_get(json_object_get(j, "error"), "field"));
 }
 
 static void test_health_ready(void **state)
@@ -144,7 +125,7 @@ static void test_ready_checks(void **state)
     json_t *j = call(f, "GET", "/api/ready", NULL, NULL, &st);
     assert_int_equal(st, 503);
     assert_string_equal(err_code(j), "unavailable");
-    assert_string_equal(json_string_value(json_object_get(json_object_get(j, "error"), "field")), "models");
+    assert_string_equal(err_field(j), "models");
     assert_non_null(strstr(json_string_value(json_object_get(json_object_get(j, "error"), "message")),
                            "models: models are loading"));
     json_decref(j);
@@ -210,7 +191,7 @@ static void test_token_exchange(void **state)
     json_decref(j);
     j = call(f, "POST", "/api/auth/token", f->reader, "{\"ttl\":5}", &st);
     assert_int_equal(st, 400);
-    assert_string_equal(json_string_value(json_object_get(json_object_get(j, "error"), "field")), "ttl");
+    assert_string_equal(err_field(j), "ttl");
     json_decref(j);
     json_decref(call(f, "POST", "/api/auth/token", NULL, NULL, &st));
     assert_int_equal(st, 401);
@@ -247,7 +228,7 @@ static void test_audit_paging(void **state)
     json_decref(j);
     j = call(f, "GET", "/api/admin/audit?limit=0", f->admin, NULL, &st);
     assert_int_equal(st, 400);
-    assert_string_equal(json_string_value(json_object_get(json_object_get(j, "error"), "field")), "limit");
+    assert_string_equal(err_field(j), "limit");
     json_decref(j);
     j = call(f, "GET", "/api/admin/audit?before=abc", f->admin, NULL, &st);
     assert_int_equal(st, 400);

@@ -10,7 +10,12 @@
 #include <cmocka.h>
 
 #include "auth/auth.h"
-#include "store/testutil.h"
+#include "common/tmpdir.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include <pthread.h>
 #include <sched.h>
@@ -133,6 +138,17 @@ static void test_revoke_via_handle(void **state)
     assert_int_equal(auth_revoke(f->a, "000000000000", &e), MD_E_NOT_FOUND);
 }
 
+/* Revoke a key through a second connection to the data dir, as `modeld keys revoke` does from
+ * another process (auth's cache learns of it only through the store). */
+static void revoke_elsewhere(fixture *f, const char *id)
+{
+    store_opts o = {.data_dir = f->dir};
+    store *other = NULL;
+    assert_int_equal(store_open(&o, &other, NULL), MD_OK);
+    assert_int_equal(store_keys_revoke(other, id, NULL), MD_OK);
+    store_unref(other);
+}
+
 static void test_revoke_from_other_process(void **state)
 {
     fixture *f = *state;
@@ -141,12 +157,7 @@ static void test_revoke_from_other_process(void **state)
     auth_principal p;
     assert_int_equal(auth_key_create(f->s, AUTH_ROLE_READ, "cli", &k, &e), MD_OK);
     assert_int_equal(auth_check_credential(f->a, k.key, strlen(k.key), &p, &e), MD_OK);
-    /* A second connection stands for `modeld keys revoke` in another process. */
-    store_opts o = {.data_dir = f->dir};
-    store *other = NULL;
-    assert_int_equal(store_open(&o, &other, &e), MD_OK);
-    assert_int_equal(store_keys_revoke(other, k.row.id, &e), MD_OK);
-    store_unref(other);
+    revoke_elsewhere(f, k.row.id);
     assert_int_equal(auth_check_credential(f->a, k.key, strlen(k.key), &p, &e), MD_E_UNAUTHORIZED);
 }
 
@@ -161,11 +172,7 @@ static void test_revalidate_interval(void **state)
     auth_principal p;
     assert_int_equal(auth_key_create(f->s, AUTH_ROLE_READ, "cli", &k, &e), MD_OK);
     assert_int_equal(auth_check_credential(f->a, k.key, strlen(k.key), &p, &e), MD_OK);
-    store_opts o = {.data_dir = f->dir};
-    store *other = NULL;
-    assert_int_equal(store_open(&o, &other, &e), MD_OK);
-    assert_int_equal(store_keys_revoke(other, k.row.id, &e), MD_OK);
-    store_unref(other);
+    revoke_elsewhere(f, k.row.id);
     f->clk.ns += 50 * 1000000ull;   /* within the interval the cache answers */
     assert_int_equal(auth_check_credential(f->a, k.key, strlen(k.key), &p, &e), MD_OK);
     f->clk.ns += 51 * 1000000ull;   /* past it the change is noticed */

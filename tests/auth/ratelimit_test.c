@@ -21,14 +21,21 @@ static int take(rl_limiter *l, const char *k, rl_rate r, rl_result *res)
     return rl_take(l, k, strlen(k), r, res);
 }
 
+/* A new limiter (rl_free) on clk, which starts at start_ns (wall 0); max_buckets 0 = default. */
+static rl_limiter *limiter_at(md_manual_clock *clk, uint64_t start_ns, size_t max_buckets)
+{
+    md_manual_clock_init(clk, start_ns, 0);
+    rl_opts o = {.clock = &clk->clock, .max_buckets = max_buckets};
+    rl_limiter *l = NULL;
+    assert_int_equal(rl_new(&o, &l), MD_OK);
+    return l;
+}
+
 static void test_burst_and_headers(void **state)
 {
     (void)state;
     md_manual_clock clk;
-    md_manual_clock_init(&clk, 5 * SEC, 0);
-    rl_opts o = {.clock = &clk.clock};
-    rl_limiter *l = NULL;
-    assert_int_equal(rl_new(&o, &l), MD_OK);
+    rl_limiter *l = limiter_at(&clk, 5 * SEC, 0);
     rl_rate r = {.per_sec = 2, .burst = 5};
     rl_result res;
     for (int i = 0; i < 5; i++) {
@@ -61,10 +68,7 @@ static void test_slow_rate_retry_after(void **state)
 {
     (void)state;
     md_manual_clock clk;
-    md_manual_clock_init(&clk, SEC, 0);
-    rl_opts o = {.clock = &clk.clock};
-    rl_limiter *l = NULL;
-    assert_int_equal(rl_new(&o, &l), MD_OK);
+    rl_limiter *l = limiter_at(&clk, SEC, 0);
     rl_rate r = {.per_sec = 0.1, .burst = 1};   /* one per 10 s */
     rl_result res;
     assert_int_equal(take(l, "k", r, &res), MD_OK);
@@ -81,10 +85,7 @@ static void test_rate_change(void **state)
 {
     (void)state;
     md_manual_clock clk;
-    md_manual_clock_init(&clk, SEC, 0);
-    rl_opts o = {.clock = &clk.clock};
-    rl_limiter *l = NULL;
-    assert_int_equal(rl_new(&o, &l), MD_OK);
+    rl_limiter *l = limiter_at(&clk, SEC, 0);
     rl_result res;
     rl_rate big = {.per_sec = 1, .burst = 100}, small = {.per_sec = 1, .burst = 3};
     assert_int_equal(take(l, "k", big, &res), MD_OK);
@@ -99,10 +100,7 @@ static void test_bounded_memory(void **state)
 {
     (void)state;
     md_manual_clock clk;
-    md_manual_clock_init(&clk, SEC, 0);
-    rl_opts o = {.clock = &clk.clock, .max_buckets = 64};
-    rl_limiter *l = NULL;
-    assert_int_equal(rl_new(&o, &l), MD_OK);
+    rl_limiter *l = limiter_at(&clk, SEC, 64);
     rl_rate r = {.per_sec = 1, .burst = 10};
     rl_result res;
     char key[32];
@@ -160,10 +158,7 @@ static void test_threads_exact(void **state)
 {
     (void)state;
     md_manual_clock clk;   /* frozen: no refill, so exactly the burst may pass */
-    md_manual_clock_init(&clk, SEC, 0);
-    rl_opts o = {.clock = &clk.clock};
-    rl_limiter *l = NULL;
-    assert_int_equal(rl_new(&o, &l), MD_OK);
+    rl_limiter *l = limiter_at(&clk, SEC, 0);
     racer r[4] = {{l, 0}, {l, 0}, {l, 0}, {l, 0}};
     pthread_t t[4];
     for (int i = 0; i < 4; i++)

@@ -39,22 +39,24 @@ static void test_defaults(void **state)
     md_config_free(&c);
 }
 
-static char ini_path[64];
+static char ini_path[64], ini_flag[96];
 
-static void write_ini(const char *text)
+/* Write text to this process's INI file; returns the "--config=<file>" flag naming it. */
+static char *write_ini(const char *text)
 {
     snprintf(ini_path, sizeof ini_path, "/tmp/modeld_config_test_%d.ini", (int)getpid());
+    snprintf(ini_flag, sizeof ini_flag, "--config=%s", ini_path);
     FILE *f = fopen(ini_path, "w");
     fputs(text, f);
     fclose(f);
+    return ini_flag;
 }
 
 static void test_precedence(void **state)
 {
     (void)state;
-    write_ini("# comment\n[server]\nport = 1111\nhost = 0.0.0.0\n; other\nlog_level = \"debug\"\nbody_limit=1M\n");
-    char cfgflag[96];
-    snprintf(cfgflag, sizeof cfgflag, "--config=%s", ini_path);
+    char *cfgflag =
+        write_ini("# comment\n[server]\nport = 1111\nhost = 0.0.0.0\n; other\nlog_level = \"debug\"\nbody_limit=1M\n");
     char *env[] = {"MODELD_PORT=2222", "MODELD_LOG_LEVEL=warn", "MODELD_BIN=/ignored", "PATH=/bin", NULL};
     char *argv[] = {"serve", cfgflag, "--port", "3333", NULL};
     md_config c;
@@ -80,9 +82,7 @@ static void test_precedence(void **state)
 static void test_convert_settings(void **state)
 {
     (void)state;
-    write_ini("[convert]\nconvert_cache_entries = 17\nweb_dir = /srv/web\nresult_ttl = 1h\n");
-    char cfgflag[96];
-    snprintf(cfgflag, sizeof cfgflag, "--config=%s", ini_path);
+    char *cfgflag = write_ini("[convert]\nconvert_cache_entries = 17\nweb_dir = /srv/web\nresult_ttl = 1h\n");
     char *env[] = {"MODELD_UPLOAD_MAX_BYTES=150000", "MODELD_CONVERT_CACHE_TTL=90s", "MODELD_RESULT_TTL=3h", NULL};
     char *argv[] = {"serve", cfgflag, "--result-ttl", "2", NULL};
     md_config c;

@@ -9,15 +9,9 @@ import tempfile
 
 import pytest
 
+from conftest import _bin
+
 KEY_RE = re.compile(r"^mdk_([0-9a-f]{12})_[A-Za-z0-9_-]{43}$")
-
-
-def _bin():
-    b = os.environ.get("MODELD_BIN")
-    if not b:
-        here = os.path.dirname(os.path.abspath(__file__))
-        b = os.path.join(here, "..", "..", "build", "asan", "modeld")
-    return os.path.abspath(b)
 
 
 def keys(*args):

@@ -8,18 +8,25 @@
 #include <cmocka.h>
 
 #include "store/store.h"
-#include "store/testutil.h"
+#include "common/store_fixture.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include <pthread.h>
 #include <sqlite3.h>
 
-static store *open_tmp(char **dir)
+/* Each test gets a store on a fresh data dir (system clock): the fixture's s. */
+static int setup(void **state)
 {
-    *dir = tu_mkdir();
-    store_opts o = {.data_dir = *dir};
-    store *s = NULL;
-    assert_int_equal(store_open(&o, &s, NULL), MD_OK);
-    return s;
+    return tu_store_setup_with(state, NULL, false);
+}
+
+static store *fixture_store(void **state)
+{
+    return ((tu_store *)*state)->s;
 }
 
 static void fill(store *s, int n)
@@ -35,9 +42,7 @@ static void fill(store *s, int n)
 
 static void test_cursor_pages(void **state)
 {
-    (void)state;
-    char *dir;
-    store *s = open_tmp(&dir);
+    store *s = fixture_store(state);
     fill(s, 120);
     store_audit_page p = {.limit = 50};
     store_audit_entry *page = NULL;
@@ -67,15 +72,11 @@ static void test_cursor_pages(void **state)
     }
     assert_int_equal(next, 0);   /* last page */
     assert_int_equal(seen, 120);
-    store_unref(s);
-    tu_rmdir(dir);
 }
 
 static void test_offset_and_limits(void **state)
 {
-    (void)state;
-    char *dir;
-    store *s = open_tmp(&dir);
+    store *s = fixture_store(state);
     fill(s, 10);
     store_audit_page p = {.limit = 3, .offset = 8};
     store_audit_entry *page = NULL;
@@ -101,15 +102,11 @@ static void test_offset_and_limits(void **state)
     int64_t count = 0;
     assert_int_equal(store_audit_count(s, &count, &e), MD_OK);
     assert_int_equal(count, 10);
-    store_unref(s);
-    tu_rmdir(dir);
 }
 
 static void test_truncation_and_nulls(void **state)
 {
-    (void)state;
-    char *dir;
-    store *s = open_tmp(&dir);
+    store *s = fixture_store(state);
     char route[1000];
     memset(route, 'r', sizeof route - 1);
     route[sizeof route - 1] = '\0';
@@ -122,15 +119,11 @@ static void test_truncation_and_nulls(void **state)
     assert_string_equal(page[0].who, "");
     assert_int_equal(strlen(page[0].route), sizeof page[0].route - 1);
     free(page);
-    store_unref(s);
-    tu_rmdir(dir);
 }
 
 static void test_empty(void **state)
 {
-    (void)state;
-    char *dir;
-    store *s = open_tmp(&dir);
+    store *s = fixture_store(state);
     store_audit_entry *page = (store_audit_entry *)1;
     size_t n = 1;
     int64_t next = 1;
@@ -138,8 +131,6 @@ static void test_empty(void **state)
     assert_null(page);
     assert_int_equal(n, 0);
     assert_int_equal(next, 0);
-    store_unref(s);
-    tu_rmdir(dir);
 }
 
 static void *append_many(void *arg)
@@ -154,9 +145,7 @@ static void *append_many(void *arg)
 /* One store handle shared by threads (the server's case): every append lands, once. */
 static void test_threads_share_a_handle(void **state)
 {
-    (void)state;
-    char *dir;
-    store *s = open_tmp(&dir);
+    store *s = fixture_store(state);
     pthread_t t[4];
     for (int i = 0; i < 4; i++)
         pthread_create(&t[i], NULL, append_many, s);
@@ -177,15 +166,11 @@ static void test_threads_share_a_handle(void **state)
     for (size_t i = 1; i < n; i++)
         assert_true(page[i].id < page[i - 1].id);
     free(page);
-    store_unref(s);
-    tu_rmdir(dir);
 }
 
 static void test_append_many(void **state)
 {
-    (void)state;
-    char *dir;
-    store *s = open_tmp(&dir);
+    store *s = fixture_store(state);
     store_audit_entry b[3] = {
         {.id = 99, .time_ms = 7, .who = "k1", .method = "POST", .route = "/a", .status = 201,
          .request_id = "r1"},
@@ -217,27 +202,22 @@ static void test_append_many(void **state)
     assert_int_equal(page[0].route[0], 'x');
     assert_true(page[0].id > page[1].id && page[1].id > page[2].id);
     free(page);
-    store_unref(s);
-    tu_rmdir(dir);
 }
 
 /* A failure inside a batch (here a trigger refusing one row) stores none of it, leaves no
  * transaction open, and the next append works. */
 static void test_append_many_all_or_none(void **state)
 {
-    (void)state;
-    char *dir;
-    store *s = open_tmp(&dir);
+    store *s = fixture_store(state);
     char path[1024];
-    snprintf(path, sizeof path, "%s/modeld.db", dir);
+    snprintf(path, sizeof path, "%s/modeld.db", ((tu_store *)*state)->dir);
     sqlite3 *db = NULL;
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(db,
-                                  "CREATE TRIGGER refuse BEFORE INSERT ON audit_log"
-                                  " WHEN NEW.request_id = 'boom' BEGIN SELECT RAISE(ABORT, 'no'); END",
-                                  NULL, NULL, NULL),
-                     SQLITE_OK);
-    store_audit_entry b[3] = {{.request_id = "ok1"}, {.request_id = "boom"}, {.request_id = "ok2"}};
+    const char *trigger = "CREATE TRIGGER refuse BEFORE INSERT ON audit_log"
+                          " WHEN NEW.request_id = 'boom' BEGIN SELECT RAISE(ABORT, 'no'); END";
+    assert_int_equal(sqlite3_exec(db, trigger, NULL, NULL, NULL), SQLITE_OK);
+    store_audit_entry b[3] = {
+        {.request_id = "ok1"}, {.request_id = "boom"}, {.request_id = "ok2"}};
     md_err e;
     assert_int_equal(store_audit_append_many(s, b, 3, &e), MD_E_IO);
     int64_t count = -1;
@@ -248,20 +228,18 @@ static void test_append_many_all_or_none(void **state)
     assert_int_equal(store_audit_count(s, &count, NULL), MD_OK);
     assert_int_equal(count, 2);
     sqlite3_close(db);
-    store_unref(s);
-    tu_rmdir(dir);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_cursor_pages),
-        cmocka_unit_test(test_offset_and_limits),
-        cmocka_unit_test(test_truncation_and_nulls),
-        cmocka_unit_test(test_empty),
-        cmocka_unit_test(test_threads_share_a_handle),
-        cmocka_unit_test(test_append_many),
-        cmocka_unit_test(test_append_many_all_or_none),
+        cmocka_unit_test_setup_teardown(test_cursor_pages, setup, tu_store_teardown),
+        cmocka_unit_test_setup_teardown(test_offset_and_limits, setup, tu_store_teardown),
+        cmocka_unit_test_setup_teardown(test_truncation_and_nulls, setup, tu_store_teardown),
+        cmocka_unit_test_setup_teardown(test_empty, setup, tu_store_teardown),
+        cmocka_unit_test_setup_teardown(test_threads_share_a_handle, setup, tu_store_teardown),
+        cmocka_unit_test_setup_teardown(test_append_many, setup, tu_store_teardown),
+        cmocka_unit_test_setup_teardown(test_append_many_all_or_none, setup, tu_store_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -8,34 +8,22 @@
 #include <cmocka.h>
 
 #include "store/store.h"
-#include "store/testutil.h"
+#include "common/store_fixture.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 /* SHA-256("abc"), FIPS 180-2 test vector. */
 static const char ABC_SHA[] = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
 
-typedef struct fixture {
-    char *dir;
-    store *s;
-} fixture;
+typedef tu_store fixture;
 
+/* The system clock: blob times are real file times here. */
 static int setup(void **state)
 {
-    fixture *f = calloc(1, sizeof *f);
-    f->dir = tu_mkdir();
-    store_opts o = {.data_dir = f->dir};
-    if (store_open(&o, &f->s, NULL) != MD_OK)
-        return -1;
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture *f = *state;
-    store_unref(f->s);
-    tu_rmdir(f->dir);
-    free(f);
-    return 0;
+    return tu_store_setup_with(state, NULL, false);
 }
 
 static void test_put_layout(void **state)
@@ -132,10 +120,10 @@ static void test_upload_bad_meta(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_put_layout, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_hashes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_upload_dedup, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_upload_bad_meta, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_put_layout, setup, tu_store_teardown),
+        cmocka_unit_test_setup_teardown(test_bad_hashes, setup, tu_store_teardown),
+        cmocka_unit_test_setup_teardown(test_upload_dedup, setup, tu_store_teardown),
+        cmocka_unit_test_setup_teardown(test_upload_bad_meta, setup, tu_store_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,34 +7,14 @@
 #include <cmocka.h>
 
 #include "store/store.h"
-#include "store/testutil.h"
+#include "common/store_fixture.h"
 
-typedef struct fixture {
-    char *dir;
-    md_manual_clock clk;
-    store *s;
-} fixture;
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
-static int setup(void **state)
-{
-    fixture *f = calloc(1, sizeof *f);
-    f->dir = tu_mkdir();
-    md_manual_clock_init(&f->clk, 1, 1700000000000);
-    store_opts o = {.data_dir = f->dir, .clock = &f->clk.clock};
-    if (store_open(&o, &f->s, NULL) != MD_OK)
-        return -1;
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture *f = *state;
-    store_unref(f->s);
-    tu_rmdir(f->dir);
-    free(f);
-    return 0;
-}
+typedef tu_store fixture;
 
 static store_key mk(const char *id, const char *name, int role, int64_t created)
 {
@@ -109,9 +89,9 @@ static void test_empty_list(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_insert_get, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_list_revoke, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_empty_list, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_insert_get, tu_store_setup, tu_store_teardown),
+        cmocka_unit_test_setup_teardown(test_list_revoke, tu_store_setup, tu_store_teardown),
+        cmocka_unit_test_setup_teardown(test_empty_list, tu_store_setup, tu_store_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

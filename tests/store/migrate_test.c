@@ -9,7 +9,12 @@
 #include <cmocka.h>
 
 #include "store/store.h"
-#include "store/testutil.h"
+#include "common/tmpdir.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include <fcntl.h>
 #include <pthread.h>

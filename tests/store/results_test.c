@@ -9,40 +9,18 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "store/store.h"
+#include "common/store_fixture.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "store/store.h"
-#include "store/testutil.h"
-
 #define HOUR_MS (3600 * 1000)
 
-typedef struct fixture {
-    char *dir;
-    md_manual_clock clk;
-    store *s;
-} fixture;
-
-static int setup(void **state)
-{
-    fixture *f = calloc(1, sizeof *f);
-    f->dir = tu_mkdir();
-    md_manual_clock_init(&f->clk, 1, 1700000000000);
-    store_opts o = {.data_dir = f->dir, .clock = &f->clk.clock};
-    if (store_open(&o, &f->s, NULL) != MD_OK)
-        return -1;
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture *f = *state;
-    store_unref(f->s);
-    tu_rmdir(f->dir);
-    free(f);
-    return 0;
-}
+typedef tu_store fixture;
 
 static const char SVG[] = "<svg xmlns=\"http://www.w3.org/2000/svg\"/>";
 
@@ -236,14 +214,18 @@ static void test_upload_replaces_non_durable_blob(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_create_get_expire, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_args, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_blob_shared_with_upload, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_result_blobs_not_fsynced_uploads_are, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_torn_blob_reads_as_not_found, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_missing_blob_reads_as_not_found, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_upload_replaces_non_durable_blob, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_create_get_expire, tu_store_setup, tu_store_teardown),
+        cmocka_unit_test_setup_teardown(test_bad_args, tu_store_setup, tu_store_teardown),
+        cmocka_unit_test_setup_teardown(test_blob_shared_with_upload, tu_store_setup,
+                                        tu_store_teardown),
+        cmocka_unit_test_setup_teardown(test_result_blobs_not_fsynced_uploads_are, tu_store_setup,
+                                        tu_store_teardown),
+        cmocka_unit_test_setup_teardown(test_torn_blob_reads_as_not_found, tu_store_setup,
+                                        tu_store_teardown),
+        cmocka_unit_test_setup_teardown(test_missing_blob_reads_as_not_found, tu_store_setup,
+                                        tu_store_teardown),
+        cmocka_unit_test_setup_teardown(test_upload_replaces_non_durable_blob, tu_store_setup,
+                                        tu_store_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -8,7 +8,12 @@
 #include <cmocka.h>
 
 #include "store/store.h"
-#include "store/testutil.h"
+#include "common/store_fixture.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -16,31 +21,11 @@
 
 #define MIN_MS (60 * 1000)
 
-typedef struct fixture {
-    char *dir;
-    md_manual_clock clk;
-    store *s;
-} fixture;
+typedef tu_store fixture;
 
 static int setup(void **state)
 {
-    fixture *f = calloc(1, sizeof *f);
-    f->dir = tu_mkdir();
-    md_manual_clock_init(&f->clk, 1, 1700000000000);
-    store_opts o = {.data_dir = f->dir, .clock = &f->clk.clock, .upload_ttl_ms = 60 * MIN_MS};
-    if (store_open(&o, &f->s, NULL) != MD_OK)
-        return -1;
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture *f = *state;
-    store_unref(f->s);
-    tu_rmdir(f->dir);
-    free(f);
-    return 0;
+    return tu_store_setup_with(state, &(store_opts){.upload_ttl_ms = 60 * MIN_MS}, true);
 }
 
 static store_upload upload(fixture *f, const char *bytes)
@@ -139,10 +124,10 @@ static void test_stale_tmp(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_expiry_and_touch, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_shared_blob_survives, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_grace_for_unreferenced_blob, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stale_tmp, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_expiry_and_touch, setup, tu_store_teardown),
+        cmocka_unit_test_setup_teardown(test_shared_blob_survives, setup, tu_store_teardown),
+        cmocka_unit_test_setup_teardown(test_grace_for_unreferenced_blob, setup, tu_store_teardown),
+        cmocka_unit_test_setup_teardown(test_stale_tmp, setup, tu_store_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,31 @@
+/* store_fixture.h - the cmocka fixture most store tests share: a store opened on a fresh
+ * temporary data dir, optionally driven by a manual clock, closed and removed by the teardown.
+ * Compiled (with tmpdir.c) into the tests that use it by their CMakeLists. */
+#ifndef MD_TESTS_COMMON_STORE_FIXTURE_H
+#define MD_TESTS_COMMON_STORE_FIXTURE_H
+
+#include "base/clock.h"
+#include "common/tmpdir.h"
+#include "store/store.h"
+
+#include <stdbool.h>
+
+#define TU_CLOCK_NS 1
+#define TU_CLOCK_MS 1700000000000LL /* 2023-11-14T22:13:20Z */
+
+typedef struct tu_store {
+    char *dir;           /* the data dir (new; removed by the teardown) */
+    md_manual_clock clk; /* starts at TU_CLOCK_NS / TU_CLOCK_MS; tests advance it */
+    store *s;
+} tu_store;
+
+/* Setup: *state = a new tu_store whose store is opened with o (NULL = defaults; its data_dir
+ * and clock are replaced) on a fresh dir, with the fixture's manual clock when manual_clock,
+ * else the system clock. Returns 0, or -1 (cmocka then fails the test) when it cannot. */
+int tu_store_setup_with(void **state, const store_opts *o, bool manual_clock);
+/* tu_store_setup_with(state, NULL, true). */
+int tu_store_setup(void **state);
+/* Closes the store, removes the dir and frees the fixture. */
+int tu_store_teardown(void **state);
+
+#endif
