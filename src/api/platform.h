@@ -10,9 +10,10 @@
  *   GET  /api/test/slow     public   only with test_routes: sleeps ?ms= on the compute pool
  *   POST /api/test/echo     write    only with test_routes: echoes a JSON body (audited)
  *
- * Audit entries are queued and written by one background thread, so a state-changing request
- * never waits on SQLite; when the queue is full the entry is written by the caller instead
- * (slower, never lost). api_platform_free flushes the queue.
+ * Audit entries are queued and written by one background thread, which commits everything
+ * queued (up to 256 entries) in one transaction, so a state-changing request never waits on
+ * SQLite; when the queue is full the entry is written by the caller instead (slower, never
+ * lost). api_platform_free flushes the queue.
  */
 #ifndef MD_API_PLATFORM_H
 #define MD_API_PLATFORM_H
