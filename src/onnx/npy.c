@@ -95,7 +95,7 @@ static int parse_header(const char *p, const char *end, npy_header *h, md_err *e
         char key[32];
         p = parse_str(p, end, key, sizeof key);
         p = p ? skip_ws(p, end) : NULL;
-        if (!p || *p != ':')
+        if (!p || p >= end || *p != ':')
             return md_fail(err, MD_E_INVALID_PARAM, "npy", "malformed .npy header");
         p = skip_ws(p + 1, end);
         if (strcmp(key, "descr") == 0) {
