@@ -232,14 +232,18 @@ int vec_params_validate(const vec_params *p, md_err *err)
     return MD_OK;
 }
 
+/* The names in PARAMS order, as constant data so that concurrent callers share it freely. */
+static const char *const NAMES[] = {"colormode",       "hierarchical",     "mode",
+                                    "filter_speckle",  "color_precision",  "layer_difference",
+                                    "corner_threshold", "length_threshold", "max_iterations",
+                                    "splice_threshold", "path_precision",   "gradients",
+                                    "background",      "composite",        "svgz",
+                                    NULL};
+_Static_assert(sizeof NAMES / sizeof NAMES[0] == NPARAMS + 1, "NAMES must list every parameter");
+
 const char *const *vec_params_names(void)
 {
-    static const char *names[NPARAMS + 1];
-    /* Filled from the table on every call: cheap, and free of first-use races. */
-    for (size_t i = 0; i < NPARAMS; i++)
-        names[i] = PARAMS[i].name;
-    names[NPARAMS] = NULL;
-    return names;
+    return NAMES;
 }
 
 int vec_params_to_json(const vec_params *p, md_buf *out)

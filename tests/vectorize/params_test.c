@@ -135,6 +135,11 @@ static void test_names_and_json(void **state)
     }
     vec_params p;
     vec_params_default(&p);
+    for (size_t k = 0; names[k]; k++) { /* every listed name is a settable parameter */
+        md_err e;
+        assert_int_equal(vec_params_set(&p, names[k], "?", &e), MD_E_INVALID_PARAM);
+        assert_null(strstr(e.msg, "unknown"));
+    }
     md_buf b;
     md_buf_init(&b, 4096);
     assert_int_equal(vec_params_to_json(&p, &b), MD_OK);
