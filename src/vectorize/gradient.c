@@ -364,8 +364,8 @@ static void model_color(const vec_paint *p, double t, double *out)
 }
 
 /* Squared error of every region of a candidate group against its group's model. */
-static int region_errors(const vec__clusters *c, const int32_t *par, const int32_t *cand,
-                         const gacc *g, const vec_paint *paints, double *sse)
+static void region_errors(const vec__clusters *c, const int32_t *par, const int32_t *cand,
+                          const gacc *g, const vec_paint *paints, double *sse)
 {
     for (int y = 0; y < c->h; y++)
         for (int x = 0; x < c->w; x++) {
@@ -379,7 +379,6 @@ static int region_errors(const vec__clusters *c, const int32_t *par, const int32
             for (int ch = 0; ch < 3; ch++)
                 sse[r] += (m[ch] - c->rgb[3 * i + ch]) * (m[ch] - c->rgb[3 * i + ch]);
         }
-    return MD_OK;
 }
 
 /* Drop the regions the model does not explain (a shape lying on the gradient) and decide
@@ -517,13 +516,64 @@ static int apply_groups(vec__clusters *c, const int32_t *par, const int32_t *can
     return vec__clusters_relabel(c, c->n);
 }
 
-int vec__gradients(vec__clusters *c, const vec_params *p)
+/* Steps 2-4 for the ng candidate groups: fit, judge; ok[k] says which groups are gradients,
+ * paints[k] holds their fills, excl[r] the regions left out of their group. */
+static int fit_groups(const vec__clusters *c, const int32_t *par, const int32_t *cand, gacc *g,
+                      int ng, vec_paint *paints, uint8_t *ok, uint8_t *excl)
 {
-    (void)p;
+    each_pixel(c, par, cand, g, acc_moments);
+    for (int k = 0; k < ng; k++) {
+        choose_model(&g[k]);
+        if (g[k].model)
+            coord_range(&g[k]);
+    }
+    each_pixel(c, par, cand, g, acc_bins);
+    for (int k = 0; k < ng; k++)
+        ok[k] = g[k].model != 0 && make_stops(&g[k], &paints[k]) < 1e9 && paints[k].nstops >= 2;
+    double *sse = calloc((size_t)c->n, sizeof *sse);
+    if (sse == NULL)
+        return MD_E_NOMEM;
+    region_errors(c, par, cand, g, paints, sse);
+    judge_groups(c, par, cand, ng, sse, excl, ok);
+    free(sse);
+    for (int k = 0; k < ng; k++)
+        if (ok[k])
+            make_paint(&g[k], &paints[k]);
+    return MD_OK;
+}
+
+/* Merge the accepted groups and keep their fills beside the regions. */
+static int store_gradients(vec__clusters *c, const int32_t *par, const int32_t *cand, gacc *g,
+                           int ng, const vec_paint *paints, const uint8_t *ok, const uint8_t *excl)
+{
+    int nok = 0;
+    for (int k = 0; k < ng; k++)
+        nok += ok[k];
+    if (nok == 0)
+        return MD_OK;
+    int rc = apply_groups(c, par, cand, g, ok, excl);
+    free(c->grad);
+    c->ngrad = 0;
+    c->grad = rc == MD_OK ? malloc((size_t)nok * sizeof *c->grad) : NULL;
+    if (rc == MD_OK && c->grad == NULL)
+        rc = MD_E_NOMEM;
+    for (int k = 0; rc == MD_OK && k < ng; k++) {
+        if (!ok[k])
+            continue;
+        c->reg[c->label[g[k].first_px]].gradient = c->ngrad;
+        c->grad[c->ngrad++] = paints[k];
+    }
+    return rc;
+}
+
+int vec__gradients(vec__clusters *c)
+{
     if (c->n < 2)
         return MD_OK;
     int32_t *par = malloc((size_t)c->n * sizeof *par), *cand = malloc((size_t)c->n * sizeof *cand);
     gacc *g = NULL;
+    vec_paint *paints = NULL;
+    uint8_t *ok = NULL, *excl = NULL;
     int ng = 0, rc = par && cand ? MD_OK : MD_E_NOMEM;
     for (int32_t r = 0; rc == MD_OK && r < c->n; r++)
         par[r] = r;
@@ -531,49 +581,13 @@ int vec__gradients(vec__clusters *c, const vec_params *p)
         rc = soft_groups(c, par);
     if (rc == MD_OK)
         rc = find_candidates(c, par, cand, &g, &ng);
-    vec_paint *paints = rc == MD_OK ? calloc((size_t)ng + 1, sizeof *paints) : NULL;
-    uint8_t *ok = rc == MD_OK ? calloc((size_t)ng + 1, 1) : NULL, *excl = NULL;
-    if (rc == MD_OK && (paints == NULL || ok == NULL))
-        rc = MD_E_NOMEM;
-    int nok = 0;
     if (rc == MD_OK && ng > 0) {
-        each_pixel(c, par, cand, g, acc_moments);
-        for (int k = 0; k < ng; k++) {
-            choose_model(&g[k]);
-            if (g[k].model)
-                coord_range(&g[k]);
-        }
-        each_pixel(c, par, cand, g, acc_bins);
-        for (int k = 0; k < ng; k++)
-            ok[k] = g[k].model != 0 && make_stops(&g[k], &paints[k]) < 1e9 && paints[k].nstops >= 2;
-        double *sse = calloc((size_t)c->n, sizeof *sse);
+        paints = calloc((size_t)ng, sizeof *paints);
+        ok = calloc((size_t)ng, 1);
         excl = calloc((size_t)c->n, 1);
-        if (sse == NULL || excl == NULL)
-            rc = MD_E_NOMEM;
-        if (rc == MD_OK) {
-            region_errors(c, par, cand, g, paints, sse);
-            judge_groups(c, par, cand, ng, sse, excl, ok);
-        }
-        free(sse);
-        for (int k = 0; rc == MD_OK && k < ng; k++)
-            if (ok[k]) {
-                make_paint(&g[k], &paints[k]);
-                nok++;
-            }
-    }
-    if (rc == MD_OK && nok > 0) {
-        rc = apply_groups(c, par, cand, g, ok, excl);
-        free(c->grad);
-        c->ngrad = 0;
-        c->grad = rc == MD_OK ? malloc((size_t)nok * sizeof *c->grad) : NULL;
-        if (rc == MD_OK && c->grad == NULL)
-            rc = MD_E_NOMEM;
-        for (int k = 0; rc == MD_OK && k < ng; k++) {
-            if (!ok[k])
-                continue;
-            c->reg[c->label[g[k].first_px]].gradient = c->ngrad;
-            c->grad[c->ngrad++] = paints[k];
-        }
+        rc = paints && ok && excl ? fit_groups(c, par, cand, g, ng, paints, ok, excl) : MD_E_NOMEM;
+        if (rc == MD_OK)
+            rc = store_gradients(c, par, cand, g, ng, paints, ok, excl);
     }
     free(par);
     free(cand);

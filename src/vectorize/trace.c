@@ -387,7 +387,7 @@ int vec_trace(const md_image *img, const vec_params *p, vec_doc **out, vec_timin
     if (rc != MD_OK)
         return rc;
     if (p->colormode == VEC_COLOR && p->gradients)
-        rc = vec__gradients(&c, p);
+        rc = vec__gradients(&c);
     uint64_t t1 = md_now_ns();
     vec__loops L = {0};
     if (rc == MD_OK)

@@ -71,7 +71,7 @@ int vec__region_pairs(const vec__clusters *c, uint64_t **out, size_t *nout);
 
 /* Detect gradient regions among c's regions and merge each into one region whose paint is a
  * LINEAR or RADIAL gradient. Returns MD_OK or MD_E_NOMEM. */
-int vec__gradients(vec__clusters *c, const vec_params *p);
+int vec__gradients(vec__clusters *c);
 
 /* ---- contours --------------------------------------------------------------------------- */
 
