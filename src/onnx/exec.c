@@ -87,7 +87,7 @@ static int check_inputs(const onnx_model *m, const onnx_tensor *in, size_t n, md
         const onnx_value_info *vi = &m->inputs[i];
         const onnx_tensor *t = &in[i];
         int64_t numel = onnx_tensor_numel(t);
-        if (t->kind != ONNX_KIND_TENSOR || t->dtype != vi->dtype)
+        if (t->kind != ONNX_KIND_TENSOR || (vi->dtype != ONNX_UNDEFINED && t->dtype != vi->dtype))
             return md_fail(err, MD_E_INVALID_PARAM, vi->name, "input '%.80s' must be %s, got %s",
                            vi->name, onnx_dtype_name(vi->dtype), onnx_dtype_name(t->dtype));
         if (numel < 0 || (numel > 0 && !t->data))

@@ -24,8 +24,14 @@
 #define MAX_OPSET_AI 22
 #define MAX_OPSET_ML 5
 
+#define MAX_GRAPH_DEPTH 8
+
 struct onnx_prep {
     onnx_model *m;
+    const Onnx__ModelProto *mp; /* opset imports */
+    struct onnx_prep *parent;   /* the enclosing graph while a subgraph loads, else NULL */
+    int depth;
+    size_t inputs_cap;          /* room in m->inputs for formal + captured inputs */
     const char *ext_dir;
     size_t max_tensor;
     /* name -> value id hash (open addressing, capacity a power of two) */
@@ -73,6 +79,29 @@ static int add_value(onnx_prep *p, const char *name)
         i = (i + 1) & (p->cap - 1);
     p->slots[i] = id;
     return id;
+}
+
+/* A name used in a subgraph but defined in an enclosing graph becomes an extra (captured)
+ * input of the subgraph, after its formal inputs; the node owning the subgraph reads the outer
+ * value (see link_inputs), which keeps topological order and lifetimes right. */
+static int resolve(onnx_prep *p, const char *name)
+{
+    int v = find_value(p, name);
+    if (v >= 0 || !p->parent || resolve(p->parent, name) < 0)
+        return v;
+    onnx_model *m = p->m;
+    if (m->n_inputs >= p->inputs_cap)
+        return -1;
+    v = add_value(p, name);
+    if (v < 0)
+        return -1;
+    onnx_value_info *vi = &m->inputs[m->n_inputs];
+    memset(vi, 0, sizeof *vi);
+    vi->name = name;
+    vi->rank = -1; /* any type and shape: the outer value decides */
+    m->values[v].graph_input = (int)m->n_inputs;
+    m->input_vals[m->n_inputs++] = v;
+    return v;
 }
 
 /* ---- failures ---- */
@@ -194,6 +223,9 @@ static int type_letter_matches(char want, int type)
     return type >= 0 && type <= ONNX_ATTR_TENSORS && letters[type] == want;
 }
 
+static int load_subgraph(onnx_prep *p, const onnx_node *n, const Onnx__GraphProto *g,
+                         const onnx_model **out, md_err *err);
+
 static int convert_attr(onnx_prep *p, onnx_node *n, const Onnx__AttributeProto *ap,
                         onnx_attr *a, md_err *err)
 {
@@ -237,6 +269,11 @@ static int convert_attr(onnx_prep *p, onnx_node *n, const Onnx__AttributeProto *
         }
         a->strings = v;
         a->n_strings = ap->n_strings;
+    }
+    if (a->type == ONNX_ATTR_GRAPH) {
+        if (!ap->g)
+            return onnx__prep_fail(n, err, MD_E_MODEL_INVALID, a->name, "graph attribute empty");
+        return load_subgraph(p, n, ap->g, &a->g, err);
     }
     if (a->type == ONNX_ATTR_TENSOR) {
         if (!ap->t)
@@ -313,8 +350,8 @@ static int load_initializers(onnx_prep *p, const Onnx__GraphProto *g, md_err *er
 static int load_inputs(onnx_prep *p, const Onnx__GraphProto *g, md_err *err)
 {
     onnx_model *m = p->m;
-    m->inputs = md_arena_calloc(m->arena, g->n_input + 1, sizeof *m->inputs);
-    m->input_vals = md_arena_calloc(m->arena, g->n_input + 1, sizeof(int));
+    m->inputs = md_arena_calloc(m->arena, p->inputs_cap + 1, sizeof *m->inputs);
+    m->input_vals = md_arena_calloc(m->arena, p->inputs_cap + 1, sizeof(int));
     if (!m->inputs || !m->input_vals)
         return md_fail(err, MD_E_NOMEM, NULL, "out of memory");
     for (size_t i = 0; i < g->n_input; i++) {
@@ -330,7 +367,8 @@ static int load_inputs(onnx_prep *p, const Onnx__GraphProto *g, md_err *err)
         int rc = parse_value_info(vp, vi, err);
         if (rc)
             return rc;
-        if (vi->kind != ONNX_KIND_TENSOR || vi->dtype == ONNX_UNDEFINED)
+        /* Subgraph inputs (Loop bodies) may be untyped: the node supplies them. */
+        if (vi->kind != ONNX_KIND_TENSOR || (vi->dtype == ONNX_UNDEFINED && !p->parent))
             return md_fail(err, MD_E_UNSUPPORTED, "input",
                            "graph input '%.80s' must be a typed tensor", vp->name);
         v = add_value(p, vp->name);
@@ -338,12 +376,13 @@ static int load_inputs(onnx_prep *p, const Onnx__GraphProto *g, md_err *err)
         m->values[v].info = vi;
         m->input_vals[m->n_inputs++] = v;
     }
+    m->n_formal_inputs = m->n_inputs;
     return MD_OK;
 }
 
-static int load_node(onnx_prep *p, const Onnx__ModelProto *mp, const Onnx__NodeProto *np,
-                     onnx_node *n, md_err *err)
+static int load_node(onnx_prep *p, const Onnx__NodeProto *np, onnx_node *n, md_err *err)
 {
+    const Onnx__ModelProto *mp = p->mp;
     onnx_model *m = p->m;
     memset(n, 0, sizeof *n);
     n->name = np->name ? np->name : "";
@@ -397,6 +436,42 @@ static int load_node(onnx_prep *p, const Onnx__ModelProto *mp, const Onnx__NodeP
     return MD_OK;
 }
 
+/* Outer values a node's subgraphs read become extra inputs of the node, after its own. */
+static int link_captures(onnx_prep *p, onnx_node *n, md_err *err)
+{
+    int extra = 0;
+    for (int a = 0; a < n->n_attrs; a++)
+        if (n->attrs[a].g) {
+            extra += (int)(n->attrs[a].g->n_inputs - n->attrs[a].g->n_formal_inputs);
+            n->attrs[a].g_first = n->n_in; /* also right when it captures nothing */
+        }
+    if (!extra)
+        return MD_OK;
+    int *in = md_arena_calloc(p->m->arena, (size_t)(n->n_in + extra) + 1, sizeof(int));
+    if (!in)
+        return md_fail(err, MD_E_NOMEM, NULL, "out of memory");
+    memcpy(in, n->in, sizeof(int) * (size_t)n->n_in);
+    int k = n->n_in;
+    for (int a = 0; a < n->n_attrs; a++) {
+        onnx_attr *at = &n->attrs[a];
+        if (!at->g)
+            continue;
+        at->g_first = k;
+        for (size_t c = at->g->n_formal_inputs; c < at->g->n_inputs; c++) {
+            int v = resolve(p, at->g->inputs[c].name);
+            if (v < 0)
+                return onnx__prep_fail(n, err, MD_E_MODEL_INVALID, at->name,
+                                       "subgraph reads '%.60s', which is produced by nothing",
+                                       at->g->inputs[c].name);
+            in[k++] = v;
+            p->consumers_n[v]++;
+        }
+    }
+    n->in = in;
+    n->n_in = k;
+    return MD_OK;
+}
+
 /* Resolve input names (after every producer is known). */
 static int link_inputs(onnx_prep *p, const Onnx__NodeProto *np, onnx_node *n, md_err *err)
 {
@@ -408,14 +483,14 @@ static int link_inputs(onnx_prep *p, const Onnx__NodeProto *np, onnx_node *n, md
                                    "required input %d is empty", i);
         if (!s || !*s)
             continue;
-        int v = find_value(p, s);
+        int v = resolve(p, s);
         if (v < 0)
             return onnx__prep_fail(n, err, MD_E_MODEL_INVALID, "input",
                                    "input '%.60s' is produced by nothing", s);
         n->in[i] = v;
         p->consumers_n[v]++;
     }
-    return MD_OK;
+    return link_captures(p, n, err);
 }
 
 /* Kahn's algorithm: order[] gets node indices in a valid execution order. */
@@ -486,16 +561,15 @@ out:
     return rc;
 }
 
-static int load_nodes(onnx_prep *p, const Onnx__ModelProto *mp, md_err *err)
+static int load_nodes(onnx_prep *p, const Onnx__GraphProto *g, md_err *err)
 {
     onnx_model *m = p->m;
-    const Onnx__GraphProto *g = mp->graph;
     size_t nn = g->n_node;
     onnx_node *tmp = calloc(nn + 1, sizeof *tmp);
     int *order = calloc(nn + 1, sizeof(int));
     int rc = (tmp && order) ? MD_OK : md_fail(err, MD_E_NOMEM, NULL, "out of memory");
     for (size_t i = 0; rc == MD_OK && i < nn; i++)
-        rc = load_node(p, mp, g->node[i], &tmp[i], err);
+        rc = load_node(p, g->node[i], &tmp[i], err);
     m->n_nodes = (int)nn;
     for (size_t i = 0; rc == MD_OK && i < nn; i++)
         for (int o = 0; o < tmp[i].n_out; o++)
@@ -604,14 +678,27 @@ static void compute_lifetimes(onnx_model *m)
         m->values[m->output_vals[i]].last_use = m->n_nodes;
 }
 
-static int load_graph(onnx_prep *p, const Onnx__ModelProto *mp, md_err *err)
+/* Names a graph reads, its subgraphs included: a bound on the values it may capture. */
+static size_t count_refs(const Onnx__GraphProto *g, int depth)
+{
+    size_t r = 0;
+    for (size_t i = 0; g && depth < MAX_GRAPH_DEPTH && i < g->n_node; i++) {
+        r += g->node[i]->n_input;
+        for (size_t a = 0; a < g->node[i]->n_attribute; a++)
+            r += count_refs(g->node[i]->attribute[a]->g, depth + 1);
+    }
+    return r;
+}
+
+static int load_graph(onnx_prep *p, const Onnx__GraphProto *g, md_err *err)
 {
     onnx_model *m = p->m;
-    const Onnx__GraphProto *g = mp->graph;
-    int rc = check_opsets(mp, err);
+    int rc = p->parent ? MD_OK : check_opsets(p->mp, err);
     if (rc)
         return rc;
-    size_t nvals = g->n_initializer + g->n_input;
+    size_t refs = p->parent ? count_refs(g, p->depth) : 0;
+    size_t nvals = g->n_initializer + g->n_input + refs;
+    p->inputs_cap = g->n_input + refs;
     for (size_t i = 0; i < g->n_node; i++)
         nvals += g->node[i]->n_output;
     if (nvals > (1u << 24))
@@ -625,7 +712,7 @@ static int load_graph(onnx_prep *p, const Onnx__ModelProto *mp, md_err *err)
         return md_fail(err, MD_E_NOMEM, NULL, "out of memory");
     memset(p->slots, 0xff, p->cap * sizeof(int));
     if ((rc = load_initializers(p, g, err)) || (rc = load_inputs(p, g, err)) ||
-        (rc = load_nodes(p, mp, err)) || (rc = load_outputs(p, g, err)))
+        (rc = load_nodes(p, g, err)) || (rc = load_outputs(p, g, err)))
         return rc;
     compute_lifetimes(m);
     if ((rc = prepare_nodes(p, err)))
@@ -647,6 +734,11 @@ void onnx_model_free(onnx_model *m)
         return;
     if (m->nodes)
         release_nodes(m);
+    while (m->subs) {
+        onnx_model *s = m->subs;
+        m->subs = s->next_sub;
+        onnx_model_free(s);
+    }
     onnx__plans_free(m);
     pthread_mutex_destroy(&m->mu);
     if (m->proto)
@@ -655,31 +747,68 @@ void onnx_model_free(onnx_model *m)
     free(m);
 }
 
+/* An empty model with the limits of o (or of the enclosing model). Ownership: new. */
+static onnx_model *model_new(int threads, int max_plans, size_t max_value_bytes)
+{
+    onnx_model *m = calloc(1, sizeof *m);
+    if (!m)
+        return NULL;
+    pthread_mutex_init(&m->mu, NULL);
+    m->threads = threads;
+    m->max_plans = max_plans;
+    m->max_value_bytes = max_value_bytes;
+    m->arena = md_arena_new(65536);
+    if (!m->arena) {
+        onnx_model_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+/* A subgraph (If branch, Loop body) as a model of its own, owned by the enclosing model. Its
+ * inputs are its formal inputs followed by the outer values it reads (see resolve). */
+static int load_subgraph(onnx_prep *p, const onnx_node *n, const Onnx__GraphProto *g,
+                         const onnx_model **out, md_err *err)
+{
+    if (p->depth + 1 >= MAX_GRAPH_DEPTH)
+        return onnx__prep_fail(n, err, MD_E_UNSUPPORTED, "graph", "subgraphs nested too deep");
+    onnx_model *s = model_new(p->m->threads, p->m->max_plans, p->m->max_value_bytes);
+    if (!s)
+        return md_fail(err, MD_E_NOMEM, NULL, "out of memory");
+    s->next_sub = p->m->subs; /* owned by the parent from here on, even on failure */
+    p->m->subs = s;
+    onnx_prep sp = {.m = s, .mp = p->mp, .parent = p, .depth = p->depth + 1,
+                    .ext_dir = p->ext_dir, .max_tensor = p->max_tensor};
+    int rc = load_graph(&sp, g, err);
+    free(sp.slots);
+    free(sp.consumers_n);
+    *out = rc ? NULL : s;
+    return rc;
+}
+
 static int load_common(const void *data, size_t len, const onnx_load_opts *o,
                        const char *ext_dir, onnx_model **out, md_err *err)
 {
     *out = NULL;
-    onnx_model *m = calloc(1, sizeof *m);
+    onnx_model *m = model_new(o && o->threads > 0 ? o->threads : 1,
+                              o && o->max_plans > 0 ? o->max_plans : 16,
+                              o && o->max_value_bytes ? o->max_value_bytes : (size_t)1 << 34);
     if (!m)
         return md_fail(err, MD_E_NOMEM, NULL, "out of memory");
-    pthread_mutex_init(&m->mu, NULL);
-    m->threads = o && o->threads > 0 ? o->threads : 1;
-    m->max_plans = o && o->max_plans > 0 ? o->max_plans : 16;
-    m->max_value_bytes = o && o->max_value_bytes ? o->max_value_bytes : (size_t)1 << 34;
-    m->arena = md_arena_new(65536);
     onnx_prep p = {.m = m, .ext_dir = ext_dir,
                    .max_tensor = o && o->max_tensor_bytes ? o->max_tensor_bytes : (size_t)1 << 30};
-    int rc = m->arena ? MD_OK : md_fail(err, MD_E_NOMEM, NULL, "out of memory");
+    int rc = MD_OK;
     Onnx__ModelProto *mp = NULL;
     if (rc == MD_OK) {
         mp = onnx__model_proto__unpack(NULL, len, data);
         m->proto = mp;
+        p.mp = mp;
         if (!mp || !mp->graph)
             rc = md_fail(err, MD_E_MODEL_INVALID, "model",
                          "not a valid ONNX model (truncated or corrupt protobuf, or no graph)");
     }
     if (rc == MD_OK)
-        rc = load_graph(&p, mp, err);
+        rc = load_graph(&p, mp->graph, err);
     free(p.slots);
     free(p.consumers_n);
     if (rc) {

@@ -49,6 +49,9 @@ struct onnx_model {
     int n_nodes;
     onnx_node *nodes;
     size_t n_inputs, n_outputs;
+    size_t n_formal_inputs;   /* inputs the graph declares; the rest are captured outer values */
+    struct onnx_model *subs;  /* subgraphs owned by this model (If, Loop bodies) */
+    struct onnx_model *next_sub;
     onnx_value_info *inputs, *outputs;
     int *input_vals, *output_vals;
     int threads;

@@ -85,6 +85,10 @@ typedef struct onnx_attr {
     const char *const *strings;
     size_t n_strings;
     const onnx_tensor *t;
+    const struct onnx_model *g; /* GRAPH: the subgraph, loaded as a model of its own; run it with
+                                   onnx_run on its formal inputs followed by the node inputs
+                                   g_first.. (the outer values it reads) */
+    int g_first;
 } onnx_attr;
 
 struct onnx_op;

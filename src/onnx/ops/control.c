@@ -1,0 +1,206 @@
+/* control.c - control flow: If and Loop.
+ *
+ * Their subgraphs are loaded as models of their own (load.c); running a branch or a loop body
+ * is an ordinary onnx_run of that model, with the node's captured outer values appended to its
+ * inputs. Results are copied into the node's outputs, so no value of a sub-run outlives it.
+ * A Loop that neither reaches its trip count nor turns its condition false within
+ * MAX_ITERATIONS fails instead of hanging a worker.
+ */
+#include <string.h>
+
+#include "onnx/onnx_int.h"
+
+#define MAX_ITERATIONS (1 << 20)
+#define MAX_IO 64
+
+/* Output idx = a copy of src (strings deep-copied into memory owned by the output). */
+static int copy_out(onnx_kctx *k, int idx, const onnx_tensor *src)
+{
+    if (src->kind != ONNX_KIND_TENSOR)
+        return onnx__kfail(k, MD_E_UNSUPPORTED, "subgraph output %d is not a tensor", idx);
+    onnx_tensor *o;
+    int rc = onnx__output(k, idx, src->dtype, src->rank, src->dims, &o);
+    if (rc)
+        return rc;
+    int64_t n = onnx_tensor_numel(src);
+    if (src->dtype != ONNX_STRING) {
+        if (n)
+            memcpy(o->data, src->data, (size_t)n * onnx_dtype_size(src->dtype));
+        return MD_OK;
+    }
+    size_t chars = 0;
+    for (int64_t i = 0; i < n; i++)
+        chars += strlen(((const char *const *)src->data)[i]) + 1;
+    char *buf = onnx__output_extra(k, idx, chars + 1);
+    if (!buf)
+        return MD_E_NOMEM;
+    for (int64_t i = 0; i < n; i++) {
+        const char *s = ((const char *const *)src->data)[i];
+        size_t l = strlen(s) + 1;
+        memcpy(buf, s, l);
+        ((const char **)o->data)[i] = buf;
+        buf += l;
+    }
+    return MD_OK;
+}
+
+/* Run subgraph g on formal[0..nf) followed by the node's captured inputs. */
+static int run_sub(onnx_kctx *k, const onnx_attr *a, const onnx_tensor *formal, size_t nf,
+                   onnx_result **res)
+{
+    size_t n_in;
+    onnx_model_inputs(a->g, &n_in);
+    size_t caps = n_in - nf;
+    if (n_in < nf || n_in > MAX_IO)
+        return onnx__kfail(k, MD_E_INVALID_PARAM, "subgraph '%s' takes %zu inputs", a->name, n_in);
+    onnx_tensor in[MAX_IO];
+    for (size_t i = 0; i < nf; i++)
+        in[i] = formal[i];
+    for (size_t c = 0; c < caps; c++)
+        in[nf + c] = *k->in[a->g_first + (int)c];
+    onnx_run_opts ro = {.threads = k->threads};
+    return onnx_run(a->g, in, n_in, &ro, res, k->err);
+}
+
+static int run_if(const onnx_node *n, onnx_kctx *k)
+{
+    const onnx_tensor *c = k->in[0];
+    if (onnx_tensor_numel(c) != 1 || c->dtype != ONNX_BOOL)
+        return onnx__kfail(k, MD_E_INVALID_PARAM, "cond must be one bool");
+    const onnx_attr *a = onnx__attr(n, *(const uint8_t *)c->data ? "then_branch" : "else_branch");
+    if (!a || !a->g)
+        return onnx__kfail(k, MD_E_INVALID_PARAM, "missing branch");
+    onnx_result *r = NULL;
+    int rc = run_sub(k, a, NULL, 0, &r);
+    if (rc)
+        return rc;
+    if (onnx_result_count(r) != (size_t)k->n_out)
+        rc = onnx__kfail(k, MD_E_INVALID_PARAM, "branch gives %zu outputs for %d",
+                         onnx_result_count(r), k->n_out);
+    for (int i = 0; !rc && i < k->n_out; i++)
+        rc = copy_out(k, i, onnx_result_output(r, (size_t)i));
+    onnx_result_free(r);
+    return rc;
+}
+
+/* One iteration's scan outputs, kept in scratch until the loop ends. */
+typedef struct scan_chunk {
+    struct scan_chunk *next;
+    onnx_tensor t[];
+} scan_chunk;
+
+static int stack_scans(onnx_kctx *k, int first, int n_scan, const scan_chunk *head, int64_t iters)
+{
+    for (int s = 0; s < n_scan; s++) {
+        const onnx_tensor *t0 = head ? &head->t[s] : NULL;
+        int64_t od[ONNX_MAX_RANK];
+        int r = t0 ? t0->rank + 1 : 1;
+        if (r > ONNX_MAX_RANK)
+            return onnx__kfail(k, MD_E_INVALID_PARAM, "scan output rank too large");
+        od[0] = iters;
+        for (int d = 1; d < r; d++)
+            od[d] = t0->dims[d - 1];
+        onnx_tensor *o;
+        int rc = onnx__output(k, first + s, t0 ? t0->dtype : ONNX_FLOAT, r, od, &o);
+        if (rc)
+            return rc;
+        size_t bytes = t0 ? (size_t)onnx_tensor_numel(t0) * onnx_dtype_size(t0->dtype) : 0;
+        char *dst = o->data;
+        for (const scan_chunk *c = head; c; c = c->next, dst += bytes) {
+            if (c->t[s].dtype != t0->dtype || c->t[s].rank != t0->rank ||
+                memcmp(c->t[s].dims, t0->dims, sizeof(int64_t) * (size_t)t0->rank) != 0)
+                return onnx__kfail(k, MD_E_INVALID_PARAM, "scan output %d changes shape", s);
+            if (bytes)
+                memcpy(dst, c->t[s].data, bytes);
+        }
+    }
+    return MD_OK;
+}
+
+/* Copy a sub-run's scan outputs into scratch (the sub-run's memory goes back after it). */
+static int keep_scans(onnx_kctx *k, const onnx_result *r, int first, int n_scan, scan_chunk **tail)
+{
+    scan_chunk *c = onnx__scratch(k, sizeof *c + (size_t)n_scan * sizeof(onnx_tensor));
+    if (!c)
+        return MD_E_NOMEM;
+    c->next = NULL;
+    for (int s = 0; s < n_scan; s++) {
+        const onnx_tensor *t = onnx_result_output(r, (size_t)(first + s));
+        if (t->kind != ONNX_KIND_TENSOR || t->dtype == ONNX_STRING)
+            return onnx__kfail(k, MD_E_UNSUPPORTED, "scan outputs must be numeric tensors");
+        size_t bytes = (size_t)onnx_tensor_numel(t) * onnx_dtype_size(t->dtype);
+        c->t[s] = *t;
+        c->t[s].data = onnx__scratch(k, bytes);
+        if (!c->t[s].data)
+            return MD_E_NOMEM;
+        if (bytes)
+            memcpy(c->t[s].data, t->data, bytes);
+    }
+    *tail = c;
+    return MD_OK;
+}
+
+static int run_loop(const onnx_node *n, onnx_kctx *k)
+{
+    const onnx_attr *a = onnx__attr(n, "body");
+    int n_carried = (a ? a->g_first : k->n_in) - 2;
+    size_t body_out = 0;
+    if (a && a->g)
+        onnx_model_outputs(a->g, &body_out);
+    int n_scan = (int)body_out - 1 - n_carried;
+    if (!a || !a->g || n_carried < 0 || n_carried + 2 > MAX_IO || n_scan < 0 ||
+        k->n_out != n_carried + n_scan)
+        return onnx__kfail(k, MD_E_INVALID_PARAM, "body inputs/outputs do not match the node");
+    for (int i = 0; i < n_carried; i++)
+        if (!k->in[2 + i])
+            return onnx__kfail(k, MD_E_INVALID_PARAM, "loop-carried input %d is empty", i);
+    const onnx_tensor *M = k->in[0], *C = k->in[1];
+    if ((M && (onnx_tensor_numel(M) != 1 || M->dtype != ONNX_INT64)) ||
+        (C && (onnx_tensor_numel(C) != 1 || C->dtype != ONNX_BOOL)))
+        return onnx__kfail(k, MD_E_INVALID_PARAM, "M must be one int64 and cond one bool");
+    int64_t trip = M ? *(const int64_t *)M->data : INT64_MAX, iter = 0;
+    uint8_t cond = C ? *(const uint8_t *)C->data : 1;
+    onnx_tensor formal[MAX_IO];
+    formal[0] = (onnx_tensor){.dtype = ONNX_INT64, .rank = 0, .data = &iter};
+    formal[1] = (onnx_tensor){.dtype = ONNX_BOOL, .rank = 0, .data = &cond};
+    for (int i = 0; i < n_carried; i++)
+        formal[2 + i] = *k->in[2 + i];
+    onnx_result *prev = NULL;
+    scan_chunk *head = NULL, **tail = &head;
+    int rc = MD_OK;
+    for (; rc == MD_OK && iter < trip && cond; iter++) {
+        if (iter >= MAX_ITERATIONS) {
+            rc = onnx__kfail(k, MD_E_INVALID_PARAM, "the loop ran past %d iterations", MAX_ITERATIONS);
+            break;
+        }
+        onnx_result *r = NULL;
+        if ((rc = run_sub(k, a, formal, (size_t)(2 + n_carried), &r)))
+            break;
+        const onnx_tensor *co = onnx_result_output(r, 0);
+        if (onnx_tensor_numel(co) != 1 || co->dtype != ONNX_BOOL)
+            rc = onnx__kfail(k, MD_E_INVALID_PARAM, "body condition must be one bool");
+        else
+            cond = *(const uint8_t *)co->data;
+        for (int i = 0; rc == MD_OK && i < n_carried; i++)
+            formal[2 + i] = *onnx_result_output(r, (size_t)(1 + i));
+        if (rc == MD_OK && n_scan && (rc = keep_scans(k, r, 1 + n_carried, n_scan, tail)) == MD_OK)
+            tail = &(*tail)->next;
+        onnx_result_free(prev); /* the carried values now point into r */
+        prev = r;
+    }
+    for (int i = 0; rc == MD_OK && i < n_carried; i++)
+        rc = copy_out(k, i, &formal[2 + i]);
+    if (rc == MD_OK)
+        rc = stack_scans(k, n_carried, n_scan, head, iter);
+    onnx_result_free(prev);
+    return rc;
+}
+
+ONNX_OPS(control) = {
+    {.domain = "", .op_type = "If", .opset_min = 1, .min_in = 1, .max_in = 1, .min_out = 1,
+     .max_out = ONNX_VARIADIC, .attrs = "then_branch:g else_branch:g", .run = run_if},
+    /* M and cond may both be left empty, so no input is required by position. */
+    {.domain = "", .op_type = "Loop", .opset_min = 1, .min_in = 0, .max_in = ONNX_VARIADIC,
+     .min_out = 1, .max_out = ONNX_VARIADIC, .attrs = "body:g", .run = run_loop},
+    ONNX_OPS_END,
+};
