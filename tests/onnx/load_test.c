@@ -307,6 +307,46 @@ static void test_external_data(void **state)
     rmdir(dir);
 }
 
+/* If with two branches that read an outer value (captured input) and one that reads a name
+ * nothing defines (refused at load, naming it). */
+static void test_subgraph_captures(void **state)
+{
+    (void)state;
+    bld b, tb;
+    static const int64_t D1[] = {1};
+    add_relu(&tb, 13); /* reuse the builder for the branch graphs: Y = Relu(X + B) */
+    tb.graph.n_input = 0;  /* X comes from the outer graph */
+    tb.graph.n_initializer = 0; /* and B too */
+    bld_init(&b, 13);
+    bld_input(&b, "C", ONNX_BOOL, 1, D1);
+    bld_input(&b, "X", ONNX_FLOAT, 2, (const int64_t[]){2, 3});
+    bld_output(&b, "Y", ONNX_FLOAT, -1, NULL);
+    bld_init_f32(&b, "B", 1, D3, BIAS, 3);
+    Onnx__NodeProto *n = bld_node(&b, "If", "if0", (const char *[]){"C", NULL},
+                                  (const char *[]){"Y", NULL});
+    Onnx__AttributeProto *a = bld_attr(&b, n, "then_branch", ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__GRAPH);
+    a->g = &tb.graph;
+    a = bld_attr(&b, n, "else_branch", ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__GRAPH);
+    a->g = &tb.graph; /* both branches the same graph: each is loaded as its own model */
+    onnx_model *m = NULL;
+    md_err err;
+    assert_int_equal(try_load(&b, &m, &err), MD_OK);
+    uint8_t c = 1;
+    float x[6] = {-50, 1, 2, 3, -40, -100};
+    onnx_tensor in[2] = {{.dtype = ONNX_BOOL, .rank = 1, .dims = {1}, .data = &c},
+                         {.dtype = ONNX_FLOAT, .rank = 2, .dims = {2, 3}, .data = x}};
+    onnx_result *r = NULL;
+    assert_int_equal(onnx_run(m, in, 2, NULL, &r, &err), MD_OK);
+    const float *y = onnx_result_output(r, 0)->data;
+    assert_float_equal(y[1], 21, 0);
+    assert_float_equal(y[0], 0, 0);
+    onnx_result_free(r);
+    onnx_model_free(m);
+
+    tb.node_in[0][0] = (char *)"nowhere"; /* the branch reads an undefined name */
+    expect_fail(&b, MD_E_MODEL_INVALID, "nowhere");
+}
+
 static void test_missing_file(void **state)
 {
     (void)state;
@@ -330,6 +370,7 @@ int main(void)
         cmocka_unit_test(test_graph_names_checked),
         cmocka_unit_test(test_truncated),
         cmocka_unit_test(test_external_data),
+        cmocka_unit_test(test_subgraph_captures),
         cmocka_unit_test(test_missing_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
