@@ -870,6 +870,8 @@ int onnx_model_load_file(const char *path, const onnx_load_opts *o, onnx_model *
 
 /* ---- accessors ---- */
 
+size_t onnx__graph_formal_inputs(const onnx_model *g) { return g->n_formal_inputs; }
+
 const onnx_value_info *onnx_model_inputs(const onnx_model *m, size_t *n)
 {
     *n = m->n_inputs;

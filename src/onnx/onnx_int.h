@@ -151,6 +151,9 @@ const char *onnx__attr_str(const onnx_node *n, const char *name, const char *def
 size_t onnx__attr_ints(const onnx_node *n, const char *name, const int64_t **v);
 size_t onnx__attr_floats(const onnx_node *n, const char *name, const float **v);
 
+/* Formal inputs of a subgraph (its declared inputs; captured outer values follow them). */
+size_t onnx__graph_formal_inputs(const struct onnx_model *g);
+
 /* ---- load time (prepare) ---- */
 
 /* Input i of n if its value is a constant known at load (initializer or Constant node output);

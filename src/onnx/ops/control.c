@@ -1,4 +1,4 @@
-/* control.c - control flow: If and Loop.
+/* control.c - control flow: If, Loop and Scan.
  *
  * Their subgraphs are loaded as models of their own (load.c); running a branch or a loop body
  * is an ordinary onnx_run of that model, with the node's captured outer values appended to its
@@ -51,8 +51,9 @@ static int run_sub(onnx_kctx *k, const onnx_attr *a, const onnx_tensor *formal, 
     size_t n_in;
     onnx_model_inputs(a->g, &n_in);
     size_t caps = n_in - nf;
-    if (n_in < nf || n_in > MAX_IO)
-        return onnx__kfail(k, MD_E_INVALID_PARAM, "subgraph '%s' takes %zu inputs", a->name, n_in);
+    if (onnx__graph_formal_inputs(a->g) != nf || n_in > MAX_IO)
+        return onnx__kfail(k, MD_E_INVALID_PARAM, "subgraph '%s' declares %zu inputs, the node gives %zu",
+                           a->name, onnx__graph_formal_inputs(a->g), nf);
     onnx_tensor in[MAX_IO];
     for (size_t i = 0; i < nf; i++)
         in[i] = formal[i];
@@ -196,11 +197,131 @@ static int run_loop(const onnx_node *n, onnx_kctx *k)
     return rc;
 }
 
+/* ---- Scan ---- */
+
+/* Replace t's data by a copy in scratch (the sub-run that made it is about to be freed). */
+static int keep_tensor(onnx_kctx *k, onnx_tensor *t)
+{
+    size_t bytes = (size_t)onnx_tensor_numel(t) * onnx_dtype_size(t->dtype);
+    if (t->kind != ONNX_KIND_TENSOR || t->dtype == ONNX_STRING)
+        return onnx__kfail(k, MD_E_UNSUPPORTED, "scan values must be numeric tensors");
+    void *copy = onnx__scratch(k, bytes);
+    if (!copy)
+        return MD_E_NOMEM;
+    if (bytes)
+        memcpy(copy, t->data, bytes);
+    t->data = copy;
+    return MD_OK;
+}
+
+/* Element [i] of x along axis 0, as a view. */
+static onnx_tensor slice0(const onnx_tensor *x, int64_t i)
+{
+    onnx_tensor v = *x;
+    int64_t inner = onnx_tensor_numel(x) / (x->dims[0] ? x->dims[0] : 1);
+    v.data = (char *)x->data + (size_t)(i * inner) * onnx_dtype_size(x->dtype);
+    v.rank = x->rank - 1;
+    memmove(v.dims, x->dims + 1, sizeof(int64_t) * (size_t)v.rank);
+    return v;
+}
+
+/* One scan over L steps: states[0..ns) in, scan inputs xs[0..nx) (each [L, ...]). On return
+ * states hold copies of the final states and *scans the per-step outputs (in step order). */
+static int scan_core(onnx_kctx *k, const onnx_attr *a, onnx_tensor *states, int ns,
+                     const onnx_tensor *xs, int nx, const bool *rev_in, int n_scan,
+                     scan_chunk **scans)
+{
+    int64_t L = nx ? xs[0].dims[0] : 0;
+    for (int j = 0; j < nx; j++)
+        if (xs[j].rank < 1 || xs[j].dims[0] != L)
+            return onnx__kfail(k, MD_E_INVALID_PARAM, "scan inputs differ in length");
+    onnx_tensor formal[MAX_IO];
+    scan_chunk **tail = scans;
+    onnx_result *prev = NULL;
+    int rc = MD_OK;
+    for (int64_t t = 0; rc == MD_OK && t < L; t++) {
+        for (int i = 0; i < ns; i++)
+            formal[i] = states[i];
+        for (int j = 0; j < nx; j++)
+            formal[ns + j] = slice0(&xs[j], rev_in[j] ? L - 1 - t : t);
+        onnx_result *r = NULL;
+        if ((rc = run_sub(k, a, formal, (size_t)(ns + nx), &r)))
+            break;
+        if (onnx_result_count(r) != (size_t)(ns + n_scan))
+            rc = onnx__kfail(k, MD_E_INVALID_PARAM, "body output count does not match");
+        for (int i = 0; rc == MD_OK && i < ns; i++)
+            states[i] = *onnx_result_output(r, (size_t)i);
+        if (rc == MD_OK && n_scan && (rc = keep_scans(k, r, ns, n_scan, tail)) == MD_OK)
+            tail = &(*tail)->next;
+        onnx_result_free(prev);
+        prev = r;
+    }
+    for (int i = 0; rc == MD_OK && i < ns; i++)
+        rc = keep_tensor(k, &states[i]);
+    onnx_result_free(prev);
+    return rc;
+}
+
+static int prep_scan(onnx_node *n, onnx_prep *p, md_err *err)
+{
+    (void)p;
+    const int64_t *v;
+    const char *axes[] = {"scan_input_axes", "scan_output_axes"};
+    for (int i = 0; i < 2; i++) {
+        size_t c = onnx__attr_ints(n, axes[i], &v);
+        for (size_t j = 0; j < c; j++)
+            if (v[j] != 0)
+                return onnx__prep_fail(n, err, MD_E_UNSUPPORTED, axes[i], "only axis 0 is supported");
+    }
+    if (onnx__attr_ints(n, "scan_output_directions", &v)) {
+        for (size_t j = 0; j < onnx__attr_ints(n, "scan_output_directions", &v); j++)
+            if (v[j] != 0)
+                return onnx__prep_fail(n, err, MD_E_UNSUPPORTED, "scan_output_directions",
+                                       "reverse scan outputs are not supported");
+    }
+    if (onnx__attr_int(n, "num_scan_inputs", 0) <= 0)
+        return onnx__prep_fail(n, err, MD_E_MODEL_INVALID, "num_scan_inputs", "must be > 0");
+    return MD_OK;
+}
+
+static int run_scan(const onnx_node *n, onnx_kctx *k)
+{
+    const onnx_attr *a = onnx__attr(n, "body");
+    int formal_in = a && a->g ? a->g_first : 0;
+    int nx = (int)onnx__attr_int(n, "num_scan_inputs", 0), ns = formal_in - nx;
+    int n_scan = k->n_out - ns;
+    if (!a || !a->g || ns < 0 || n_scan < 0 || ns + nx > MAX_IO)
+        return onnx__kfail(k, MD_E_INVALID_PARAM, "inputs/outputs do not match num_scan_inputs");
+    bool rev[MAX_IO] = {0};
+    const int64_t *dirs;
+    size_t nd = onnx__attr_ints(n, "scan_input_directions", &dirs);
+    for (int j = 0; j < nx && (size_t)j < nd; j++)
+        rev[j] = dirs[j] != 0;
+    onnx_tensor st[MAX_IO], xs[MAX_IO];
+    for (int i = 0; i < formal_in; i++) {
+        if (!k->in[i])
+            return onnx__kfail(k, MD_E_INVALID_PARAM, "input %d is empty", i);
+        *(i < ns ? &st[i] : &xs[i - ns]) = *k->in[i];
+    }
+    scan_chunk *sc = NULL;
+    int rc = scan_core(k, a, st, ns, xs, nx, rev, n_scan, &sc);
+    for (int i = 0; rc == MD_OK && i < ns; i++)
+        rc = copy_out(k, i, &st[i]);
+    if (rc == MD_OK)
+        rc = stack_scans(k, ns, n_scan, sc, nx ? xs[0].dims[0] : 0);
+    return rc;
+}
+
 ONNX_OPS(control) = {
     {.domain = "", .op_type = "If", .opset_min = 1, .min_in = 1, .max_in = 1, .min_out = 1,
      .max_out = ONNX_VARIADIC, .attrs = "then_branch:g else_branch:g", .run = run_if},
     /* M and cond may both be left empty, so no input is required by position. */
     {.domain = "", .op_type = "Loop", .opset_min = 1, .min_in = 0, .max_in = ONNX_VARIADIC,
      .min_out = 1, .max_out = ONNX_VARIADIC, .attrs = "body:g", .run = run_loop},
+    {.domain = "", .op_type = "Scan", .opset_min = 9, .min_in = 1, .max_in = ONNX_VARIADIC,
+     .min_out = 1, .max_out = ONNX_VARIADIC,
+     .attrs = "body:g num_scan_inputs:i scan_input_axes:I scan_input_directions:I "
+              "scan_output_axes:I scan_output_directions:I",
+     .prepare = prep_scan, .run = run_scan},
     ONNX_OPS_END,
 };
