@@ -102,8 +102,8 @@ static int parse_header(const char *p, const char *end, npy_header *h, md_err *e
             p = parse_str(p, end, h->descr, sizeof h->descr);
             seen |= 1;
         } else if (strcmp(key, "fortran_order") == 0) {
-            h->fortran = end - p >= 4 && strncmp(p, "True", 4) == 0;
-            if (!h->fortran && !(end - p >= 5 && strncmp(p, "False", 5) == 0))
+            h->fortran = end - p >= 4 && memcmp(p, "True", 4) == 0; /* not NUL-terminated */
+            if (!h->fortran && !(end - p >= 5 && memcmp(p, "False", 5) == 0))
                 p = NULL;
             else
                 p += h->fortran ? 4 : 5;
