@@ -76,9 +76,90 @@ static void *read_file(const char *path, size_t *len)
     return buf;
 }
 
-/* Load prefix_0.pb, prefix_1.pb, ... in numeric order. Returns the count, -1 on a bad file. */
-static int load_pbs(const char *dir, const char *prefix, onnx_tensor **out, char *why,
-                    size_t why_len)
+#define MAX_SEQ 256
+
+/* A sequence read from a SequenceProto file: a view over parsed element tensors. */
+typedef struct seq_value {
+    onnx_tensor view;          /* kind ONNX_KIND_SEQUENCE, data = arr */
+    int n;
+    onnx_tensor *parts[MAX_SEQ];
+    onnx_tensor arr[MAX_SEQ];
+} seq_value;
+
+static void seq_free(seq_value *s)
+{
+    for (int i = 0; s && i < s->n; i++)
+        onnx_tensor_free(s->parts[i]);
+    free(s);
+}
+
+static int read_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    *v = 0;
+    for (int shift = 0; *p < end && shift < 64; shift += 7) {
+        uint8_t b = *(*p)++;
+        *v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80))
+            return 0;
+    }
+    return -1;
+}
+
+/* onnx.SequenceProto (onnx-data.proto, which Debian does not ship), read by hand: field 2 is
+ * the element type, field 3 the tensors; sequences of maps, sparse tensors or optionals are
+ * not supported. Ownership: *out is new (seq_free). */
+static int parse_sequence(const uint8_t *b, size_t len, int decl_dtype, seq_value **out,
+                          md_err *err)
+{
+    seq_value *s = calloc(1, sizeof *s);
+    if (!s)
+        return md_fail(err, MD_E_NOMEM, NULL, "out of memory");
+    const uint8_t *p = b, *end = b + len;
+    int rc = MD_OK;
+    while (rc == MD_OK && p < end) {
+        uint64_t key, v;
+        if (read_varint(&p, end, &key)) {
+            rc = md_fail(err, MD_E_MODEL_INVALID, "sequence", "bad SequenceProto");
+            break;
+        }
+        int field = (int)(key >> 3), wt = (int)(key & 7);
+        if (wt == 0) {
+            /* field 2 (elem_type) says tensor/map/...: the dtype comes from the elements */
+            rc = read_varint(&p, end, &v) ? md_fail(err, MD_E_MODEL_INVALID, "sequence", "bad varint")
+                                          : MD_OK;
+        } else if (wt == 2) {
+            if (read_varint(&p, end, &v) || v > (uint64_t)(end - p)) {
+                rc = md_fail(err, MD_E_MODEL_INVALID, "sequence", "bad length");
+                break;
+            }
+            if (field == 3 && s->n < MAX_SEQ)
+                rc = onnx_tensor_parse(p, (size_t)v, &s->parts[s->n++], err);
+            else if (field >= 4 && field <= 7)
+                rc = md_fail(err, MD_E_UNSUPPORTED, "sequence", "nested or sparse sequence values");
+            else if (field == 3)
+                rc = md_fail(err, MD_E_UNSUPPORTED, "sequence", "more than %d elements", MAX_SEQ);
+            p += v;
+        } else {
+            rc = md_fail(err, MD_E_MODEL_INVALID, "sequence", "unexpected wire type %d", wt);
+        }
+    }
+    for (int i = 0; rc == MD_OK && i < s->n; i++)
+        s->arr[i] = *s->parts[i];
+    int elem = s->n && s->parts[0] ? s->parts[0]->dtype : decl_dtype;
+    s->view = (onnx_tensor){.dtype = elem, .rank = 1, .dims = {s->n}, .data = s->arr,
+                            .kind = ONNX_KIND_SEQUENCE};
+    if (rc) {
+        seq_free(s);
+        return rc;
+    }
+    *out = s;
+    return MD_OK;
+}
+
+/* Load prefix_0.pb, prefix_1.pb, ... in numeric order; values the model declares as sequences
+ * are read as SequenceProto into seqs[]. Returns the count, -1 on a bad file. */
+static int load_pbs(const char *dir, const char *prefix, const onnx_value_info *decl,
+                    size_t n_decl, onnx_tensor **out, seq_value **seqs, char *why, size_t why_len)
 {
     int n = 0;
     for (; n < MAX_IO; n++) {
@@ -90,7 +171,9 @@ static int load_pbs(const char *dir, const char *prefix, onnx_tensor **out, char
             break;
         md_err err;
         md_err_clear(&err);
-        int rc = onnx_tensor_parse(buf, len, &out[n], &err);
+        int rc = (size_t)n < n_decl && decl[n].kind == ONNX_KIND_SEQUENCE
+                     ? parse_sequence(buf, len, decl[n].dtype, &seqs[n], &err)
+                     : onnx_tensor_parse(buf, len, &out[n], &err);
         free(buf);
         if (rc) {
             snprintf(why, why_len, "%s_%d.pb: %s", prefix, n, md_err_message(&err));
@@ -118,6 +201,23 @@ static int close_enough(const onnx_tensor *got, const onnx_tensor *exp, int64_t 
     size_t es = onnx_dtype_size(exp->dtype);
     return memcmp((const char *)got->data + (size_t)i * es, (const char *)exp->data + (size_t)i * es,
                   es) == 0;
+}
+
+static int compare(const onnx_tensor *got, const onnx_tensor *exp, size_t idx, char *why,
+                   size_t why_len);
+
+/* A sequence output: same length, then each element by the tensor rule. */
+static int compare_seq(const onnx_tensor *got, const seq_value *exp, size_t idx, char *why,
+                       size_t why_len)
+{
+    if (got->kind != ONNX_KIND_SEQUENCE || got->dims[0] != exp->n) {
+        snprintf(why, why_len, "output %zu: not a sequence of %d elements", idx, exp->n);
+        return 0;
+    }
+    for (int i = 0; i < exp->n; i++)
+        if (!compare(&((const onnx_tensor *)got->data)[i], exp->parts[i], idx, why, why_len))
+            return 0;
+    return 1;
 }
 
 static int compare(const onnx_tensor *got, const onnx_tensor *exp, size_t idx, char *why,
@@ -152,8 +252,12 @@ static int compare(const onnx_tensor *got, const onnx_tensor *exp, size_t idx, c
 static int run_set(const onnx_model *m, const char *dir, char *why, size_t why_len)
 {
     onnx_tensor *in[MAX_IO] = {0}, *exp[MAX_IO] = {0};
-    int ni = load_pbs(dir, "input", in, why, why_len);
-    int ne = ni < 0 ? -1 : load_pbs(dir, "output", exp, why, why_len);
+    seq_value *in_seq[MAX_IO] = {0}, *exp_seq[MAX_IO] = {0};
+    size_t n_decl, n_odecl;
+    const onnx_value_info *decl = onnx_model_inputs(m, &n_decl);
+    const onnx_value_info *odecl = onnx_model_outputs(m, &n_odecl);
+    int ni = load_pbs(dir, "input", decl, n_decl, in, in_seq, why, why_len);
+    int ne = ni < 0 ? -1 : load_pbs(dir, "output", odecl, n_odecl, exp, exp_seq, why, why_len);
     int status = CASE_FAIL;
     onnx_result *r = NULL;
     if (ni == -2 || ne == -2) {
@@ -163,10 +267,8 @@ static int run_set(const onnx_model *m, const char *dir, char *why, size_t why_l
     if (ni < 0 || ne < 0)
         goto out;
     onnx_tensor inputs[MAX_IO];
-    size_t n_decl;
-    const onnx_value_info *decl = onnx_model_inputs(m, &n_decl);
     for (int i = 0; i < ni; i++) {
-        inputs[i] = *in[i];
+        inputs[i] = in_seq[i] ? in_seq[i]->view : *in[i];
         if ((size_t)i < n_decl && decl[i].dtype == ONNX_BFLOAT16 && inputs[i].dtype == ONNX_UINT16)
             inputs[i].dtype = ONNX_BFLOAT16; /* bfloat16 bits stored as uint16 (see compare) */
     }
@@ -184,13 +286,17 @@ static int run_set(const onnx_model *m, const char *dir, char *why, size_t why_l
     }
     status = CASE_PASS;
     for (int i = 0; i < ne && status == CASE_PASS; i++)
-        if (!compare(onnx_result_output(r, (size_t)i), exp[i], (size_t)i, why, why_len))
+        if (exp_seq[i] ? !compare_seq(onnx_result_output(r, (size_t)i), exp_seq[i], (size_t)i, why,
+                                      why_len)
+                       : !compare(onnx_result_output(r, (size_t)i), exp[i], (size_t)i, why, why_len))
             status = CASE_FAIL;
 out:
     onnx_result_free(r);
     for (int i = 0; i < MAX_IO; i++) {
         onnx_tensor_free(in[i]);
         onnx_tensor_free(exp[i]);
+        seq_free(in_seq[i]);
+        seq_free(exp_seq[i]);
     }
     return status;
 }

@@ -77,6 +77,21 @@ void *onnx__scratch(onnx_kctx *k, size_t bytes)
     return onnx__exec_alloc(k->exec, bytes, k->err);
 }
 
+/* A caller's sequence: rank 1, and every element a tensor of the sequence's dtype. */
+static int check_seq(const onnx_tensor *s)
+{
+    if (s->rank != 1 || s->dtype == ONNX_STRING)
+        return -1;
+    const onnx_tensor *el = s->data;
+    for (int64_t i = 0; i < s->dims[0]; i++) {
+        int64_t n = onnx_tensor_numel(&el[i]);
+        if (el[i].kind != ONNX_KIND_TENSOR || el[i].dtype != s->dtype || n < 0 ||
+            (n > 0 && !el[i].data))
+            return -1;
+    }
+    return 0;
+}
+
 /* Inputs must match the declared dtype, rank and fixed dims. */
 static int check_inputs(const onnx_model *m, const onnx_tensor *in, size_t n, md_err *err)
 {
@@ -87,12 +102,22 @@ static int check_inputs(const onnx_model *m, const onnx_tensor *in, size_t n, md
         const onnx_value_info *vi = &m->inputs[i];
         const onnx_tensor *t = &in[i];
         int64_t numel = onnx_tensor_numel(t);
-        if (t->kind != ONNX_KIND_TENSOR || (vi->dtype != ONNX_UNDEFINED && t->dtype != vi->dtype))
+        /* kind -1: a subgraph's captured outer value, whatever it is */
+        if ((vi->kind >= 0 && t->kind != vi->kind) ||
+            (t->kind != ONNX_KIND_TENSOR && t->kind != ONNX_KIND_SEQUENCE) ||
+            (vi->dtype != ONNX_UNDEFINED && t->dtype != vi->dtype))
             return md_fail(err, MD_E_INVALID_PARAM, vi->name, "input '%.80s' must be %s, got %s",
                            vi->name, onnx_dtype_name(vi->dtype), onnx_dtype_name(t->dtype));
         if (numel < 0 || (numel > 0 && !t->data))
             return md_fail(err, MD_E_INVALID_PARAM, vi->name, "input '%.80s' has a bad shape",
                            vi->name);
+        if (t->kind == ONNX_KIND_SEQUENCE) {
+            if (check_seq(t))
+                return md_fail(err, MD_E_INVALID_PARAM, vi->name,
+                               "input '%.80s' is not a valid sequence of %s tensors", vi->name,
+                               onnx_dtype_name(t->dtype));
+            continue; /* declared rank and dims are those of the elements, unknown */
+        }
         if (vi->rank >= 0 && vi->rank != t->rank)
             return md_fail(err, MD_E_INVALID_PARAM, vi->name,
                            "input '%.80s' must have rank %d, got %d", vi->name, vi->rank, t->rank);
@@ -184,10 +209,11 @@ static int collect_outputs(onnx__exec *e, md_err *err)
         if (!e->have[v])
             return md_fail(err, MD_E_INTERNAL, "output", "output %zu was not computed", i);
         e->outs[i] = e->vals[v];
-        if (e->outs[i].kind == ONNX_KIND_SEQUENCE)
-            return md_fail(err, MD_E_UNSUPPORTED, "output", "graph output %zu is a sequence", i);
         if (m->values[v].graph_input < 0)
             continue;
+        if (e->outs[i].kind == ONNX_KIND_SEQUENCE) /* would point into the caller's memory */
+            return md_fail(err, MD_E_UNSUPPORTED, "output",
+                           "graph output %zu passes a sequence input through unchanged", i);
         size_t bytes = (size_t)onnx_tensor_numel(&e->outs[i]) * onnx_dtype_size(e->outs[i].dtype);
         e->cur_node = m->n_nodes;
         void *copy = onnx__exec_alloc_for(e, v, bytes, err);

@@ -98,7 +98,8 @@ static int resolve(onnx_prep *p, const char *name)
     onnx_value_info *vi = &m->inputs[m->n_inputs];
     memset(vi, 0, sizeof *vi);
     vi->name = name;
-    vi->rank = -1; /* any type and shape: the outer value decides */
+    vi->rank = -1; /* any kind, type and shape: the outer value decides */
+    vi->kind = -1;
     m->values[v].graph_input = (int)m->n_inputs;
     m->input_vals[m->n_inputs++] = v;
     return v;
@@ -177,9 +178,22 @@ static int parse_value_info(const Onnx__ValueInfoProto *vp, onnx_value_info *vi,
             vi->dtype = mp->value_type->tensor_type->elem_type;
         return MD_OK;
     }
+    if (t->value_case == ONNX__TYPE_PROTO__VALUE_SEQUENCE_TYPE && t->sequence_type &&
+        t->sequence_type->elem_type &&
+        t->sequence_type->elem_type->value_case == ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE &&
+        t->sequence_type->elem_type->tensor_type) {
+        const Onnx__TypeProto__Tensor *et = t->sequence_type->elem_type->tensor_type;
+        vi->kind = ONNX_KIND_SEQUENCE;
+        vi->dtype = et->has_elem_type ? et->elem_type : 0;
+        vi->rank = -1; /* the element shapes may differ */
+        if (vi->dtype == ONNX_STRING || (vi->dtype && onnx_dtype_size(vi->dtype) == 0))
+            return md_fail(err, MD_E_UNSUPPORTED, "type",
+                           "value '%.80s' is a sequence of unsupported elements", vi->name);
+        return MD_OK;
+    }
     return md_fail(err, MD_E_UNSUPPORTED, "type",
-                   "value '%.80s' is not a tensor (sequence, map and optional values are not "
-                   "supported)", vi->name);
+                   "value '%.80s' is not a tensor or a sequence of tensors (maps and optional "
+                   "values are not supported)", vi->name);
 }
 
 /* ---- attributes ---- */
@@ -368,7 +382,7 @@ static int load_inputs(onnx_prep *p, const Onnx__GraphProto *g, md_err *err)
         if (rc)
             return rc;
         /* Subgraph inputs (Loop bodies) may be untyped: the node supplies them. */
-        if (vi->kind != ONNX_KIND_TENSOR || (vi->dtype == ONNX_UNDEFINED && !p->parent))
+        if (vi->kind == ONNX_KIND_SEQ_MAP || (vi->dtype == ONNX_UNDEFINED && !p->parent))
             return md_fail(err, MD_E_UNSUPPORTED, "input",
                            "graph input '%.80s' must be a typed tensor", vp->name);
         v = add_value(p, vp->name);

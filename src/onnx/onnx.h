@@ -46,7 +46,8 @@ typedef enum onnx_kind {
     ONNX_KIND_TENSOR = 0,
     ONNX_KIND_SEQ_MAP = 1, /* dims = {N, C}; row i of data = values of map i; keys in map_keys */
     ONNX_KIND_SEQUENCE = 2, /* rank 1, dims[0] = count; data = count onnx_tensor elements of
-                               dtype (only inside a graph: not a graph input or output) */
+                               dtype (numeric); as an input the elements are borrowed for the
+                               run, as an output they live until onnx_result_free */
 } onnx_kind;
 
 /* A tensor value. A small transparent struct: callers fill it for inputs (data borrowed for the

@@ -187,6 +187,9 @@ int onnx__output(onnx_kctx *k, int i, int dtype, int rank, const int64_t *dims,
  * what an output points to, such as the characters of newly made strings. Uninitialised;
  * NULL on failure (k->err set). */
 void *onnx__output_extra(onnx_kctx *k, int i, size_t bytes);
+/* Make output i a sequence holding copies of elems[0..n) (all tensors of dtype; a NULL element
+ * is refused). The copies live as long as the output. */
+int onnx__output_seq(onnx_kctx *k, int i, int dtype, const onnx_tensor *const *elems, int64_t n);
 /* Temporary memory, 64-byte aligned, uninitialised, valid until the node's run returns.
  * NULL on OOM (k->err set). bytes 0 gives a valid non-NULL pointer. */
 void *onnx__scratch(onnx_kctx *k, size_t bytes);

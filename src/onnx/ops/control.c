@@ -1,4 +1,4 @@
-/* control.c - control flow: If, Loop and Scan.
+/* control.c - control flow: If, Loop, Scan and SequenceMap.
  *
  * Their subgraphs are loaded as models of their own (load.c); running a branch or a loop body
  * is an ordinary onnx_run of that model, with the node's captured outer values appended to its
@@ -16,6 +16,14 @@
 /* Output idx = a copy of src (strings deep-copied into memory owned by the output). */
 static int copy_out(onnx_kctx *k, int idx, const onnx_tensor *src)
 {
+    if (src->kind == ONNX_KIND_SEQUENCE) {
+        const onnx_tensor **el = onnx__scratch(k, (size_t)(src->dims[0] + 1) * sizeof *el);
+        if (!el)
+            return MD_E_NOMEM;
+        for (int64_t i = 0; i < src->dims[0]; i++)
+            el[i] = &((const onnx_tensor *)src->data)[i];
+        return onnx__output_seq(k, idx, src->dtype, el, src->dims[0]);
+    }
     if (src->kind != ONNX_KIND_TENSOR)
         return onnx__kfail(k, MD_E_UNSUPPORTED, "subgraph output %d is not a tensor", idx);
     onnx_tensor *o;
@@ -312,16 +320,67 @@ static int run_scan(const onnx_node *n, onnx_kctx *k)
     return rc;
 }
 
+/* ---- SequenceMap ---- */
+
+/* Apply the body to each element of the first input (sequence inputs are indexed alongside,
+ * tensor inputs passed whole); body output j over all elements becomes output sequence j. */
+static int run_seqmap(const onnx_node *n, onnx_kctx *k)
+{
+    const onnx_attr *a = onnx__attr(n, "body");
+    int nf = a && a->g ? a->g_first : 0;
+    const onnx_tensor *s0 = k->in[0];
+    if (!a || !a->g || nf < 1 || nf > MAX_IO || s0->kind != ONNX_KIND_SEQUENCE)
+        return onnx__kfail(k, MD_E_INVALID_PARAM, "the first input must be a sequence");
+    int64_t L = s0->dims[0];
+    for (int i = 1; i < nf; i++)
+        if (!k->in[i] || (k->in[i]->kind == ONNX_KIND_SEQUENCE && k->in[i]->dims[0] != L))
+            return onnx__kfail(k, MD_E_INVALID_PARAM, "sequence inputs differ in length");
+    int nout = k->n_out;
+    onnx_tensor *kept = onnx__scratch(k, (size_t)(L * nout + 1) * sizeof(onnx_tensor));
+    const onnx_tensor **el = onnx__scratch(k, (size_t)(L + 1) * sizeof *el);
+    if (!kept || !el)
+        return MD_E_NOMEM;
+    int rc = MD_OK;
+    for (int64_t t = 0; rc == MD_OK && t < L; t++) {
+        onnx_tensor formal[MAX_IO];
+        for (int i = 0; i < nf; i++) {
+            const onnx_tensor *x = k->in[i];
+            formal[i] = x->kind == ONNX_KIND_SEQUENCE ? ((const onnx_tensor *)x->data)[t] : *x;
+        }
+        onnx_result *r = NULL;
+        if ((rc = run_sub(k, a, formal, (size_t)nf, &r)))
+            break;
+        if (onnx_result_count(r) != (size_t)nout)
+            rc = onnx__kfail(k, MD_E_INVALID_PARAM, "body output count does not match");
+        for (int j = 0; rc == MD_OK && j < nout; j++) {
+            kept[j * L + t] = *onnx_result_output(r, (size_t)j);
+            rc = keep_tensor(k, &kept[j * L + t]);
+        }
+        onnx_result_free(r);
+    }
+    for (int j = 0; rc == MD_OK && j < nout; j++) {
+        for (int64_t t = 0; t < L; t++)
+            el[t] = &kept[j * L + t];
+        rc = onnx__output_seq(k, j, L ? kept[j * L].dtype : ONNX_FLOAT, el, L);
+    }
+    return rc;
+}
+
 ONNX_OPS(control) = {
     {.domain = "", .op_type = "If", .opset_min = 1, .min_in = 1, .max_in = 1, .min_out = 1,
-     .max_out = ONNX_VARIADIC, .attrs = "then_branch:g else_branch:g", .run = run_if},
+     .max_out = ONNX_VARIADIC, .attrs = "then_branch:g else_branch:g", .run = run_if,
+     .takes_seq = true},
     /* M and cond may both be left empty, so no input is required by position. */
     {.domain = "", .op_type = "Loop", .opset_min = 1, .min_in = 0, .max_in = ONNX_VARIADIC,
-     .min_out = 1, .max_out = ONNX_VARIADIC, .attrs = "body:g", .run = run_loop},
+     .min_out = 1, .max_out = ONNX_VARIADIC, .attrs = "body:g", .run = run_loop,
+     .takes_seq = true},
     {.domain = "", .op_type = "Scan", .opset_min = 9, .min_in = 1, .max_in = ONNX_VARIADIC,
      .min_out = 1, .max_out = ONNX_VARIADIC,
      .attrs = "body:g num_scan_inputs:i scan_input_axes:I scan_input_directions:I "
               "scan_output_axes:I scan_output_directions:I",
      .prepare = prep_scan, .run = run_scan},
+    {.domain = "", .op_type = "SequenceMap", .opset_min = 17, .min_in = 1, .max_in = ONNX_VARIADIC,
+     .min_out = 1, .max_out = ONNX_VARIADIC, .attrs = "body:g", .run = run_seqmap,
+     .takes_seq = true},
     ONNX_OPS_END,
 };

@@ -17,7 +17,7 @@ static size_t bytes_of(const onnx_tensor *t)
 }
 
 /* Output i = a sequence of copies of elems[0..n); a NULL (empty optional input) is refused. */
-static int make_seq(onnx_kctx *k, int i, int dtype, const onnx_tensor *const *elems, int64_t n)
+int onnx__output_seq(onnx_kctx *k, int i, int dtype, const onnx_tensor *const *elems, int64_t n)
 {
     if (dtype == ONNX_STRING || !onnx_dtype_size(dtype))
         return onnx__kfail(k, MD_E_UNSUPPORTED, "sequences of %s", onnx_dtype_name(dtype));
@@ -78,13 +78,13 @@ static int seq_pos(onnx_kctx *k, int idx, int64_t n, int extra, int64_t def, int
 
 static int run_empty(const onnx_node *n, onnx_kctx *k)
 {
-    return make_seq(k, 0, (int)onnx__attr_int(n, "dtype", ONNX_FLOAT), NULL, 0);
+    return onnx__output_seq(k, 0, (int)onnx__attr_int(n, "dtype", ONNX_FLOAT), NULL, 0);
 }
 
 static int run_construct(const onnx_node *n, onnx_kctx *k)
 {
     (void)n;
-    return make_seq(k, 0, k->in[0]->dtype, k->in, k->n_in);
+    return onnx__output_seq(k, 0, k->in[0]->dtype, k->in, k->n_in);
 }
 
 static int run_insert(const onnx_node *n, onnx_kctx *k)
@@ -100,7 +100,7 @@ static int run_insert(const onnx_node *n, onnx_kctx *k)
         return MD_E_NOMEM;
     for (int64_t j = 0, d = 0; j <= cnt; j++)
         list[j] = j == pos ? k->in[1] : elem(s, d++);
-    return make_seq(k, 0, s->dtype, list, cnt + 1);
+    return onnx__output_seq(k, 0, s->dtype, list, cnt + 1);
 }
 
 static int run_erase(const onnx_node *n, onnx_kctx *k)
@@ -117,7 +117,7 @@ static int run_erase(const onnx_node *n, onnx_kctx *k)
     for (int64_t j = 0, d = 0; j < cnt; j++)
         if (j != pos)
             list[d++] = elem(s, j);
-    return make_seq(k, 0, s->dtype, list, cnt - 1);
+    return onnx__output_seq(k, 0, s->dtype, list, cnt - 1);
 }
 
 static int run_at(const onnx_node *n, onnx_kctx *k)
@@ -196,7 +196,7 @@ static int run_split_to_seq(const onnx_node *n, onnx_kctx *k)
     }
     if (listed && start != len)
         return onnx__kfail(k, MD_E_INVALID_PARAM, "split lengths do not sum to the dimension");
-    return make_seq(k, 0, x->dtype, list, cnt);
+    return onnx__output_seq(k, 0, x->dtype, list, cnt);
 }
 
 /* ConcatFromSequence: concatenate along axis, or stack along a new axis (new_axis=1). */

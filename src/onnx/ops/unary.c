@@ -277,7 +277,16 @@ static int copy_to(onnx_kctx *k, int idx, const onnx_tensor *x)
 static int run_identity(const onnx_node *n, onnx_kctx *k)
 {
     (void)n;
-    return copy_to(k, 0, k->in[0]);
+    const onnx_tensor *x = k->in[0];
+    if (x->kind == ONNX_KIND_SEQUENCE) { /* a sequence: copy its elements */
+        const onnx_tensor **el = onnx__scratch(k, (size_t)(x->dims[0] + 1) * sizeof *el);
+        if (!el)
+            return MD_E_NOMEM;
+        for (int64_t i = 0; i < x->dims[0]; i++)
+            el[i] = &((const onnx_tensor *)x->data)[i];
+        return onnx__output_seq(k, 0, x->dtype, el, x->dims[0]);
+    }
+    return copy_to(k, 0, x);
 }
 
 /* Inference-mode Dropout: output = input, mask all true. Training mode is random unless the
@@ -450,7 +459,9 @@ ONNX_OPS(unary) = {
     U1("Tan", 7, run_tan), U1("Asin", 7, run_asin), U1("Acos", 7, run_acos),
     U1("Atan", 7, run_atan), U1("Sinh", 9, run_sinh), U1("Cosh", 9, run_cosh),
     U1("Asinh", 9, run_asinh), U1("Acosh", 9, run_acosh), U1("Atanh", 9, run_atanh),
-    U1("IsNaN", 9, run_isnan), U1("Not", 1, run_not), U1("Identity", 1, run_identity),
+    U1("IsNaN", 9, run_isnan), U1("Not", 1, run_not),
+    {.domain = "", .op_type = "Identity", .opset_min = 1, .min_in = 1, .max_in = 1, .min_out = 1,
+     .max_out = 1, .attrs = "consumed_inputs:I", .run = run_identity, .takes_seq = true},
     UA("IsInf", 10, "detect_negative:i detect_positive:i", run_isinf),
     UA("LeakyRelu", 1, "alpha:f consumed_inputs:I", run_leaky),
     UA("Elu", 1, "alpha:f consumed_inputs:I", run_elu),
