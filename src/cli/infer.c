@@ -144,8 +144,26 @@ static void print_value(const onnx_tensor *t, int64_t i)
     }
 }
 
+static void print_tensor(const char *name, const onnx_tensor *t, long max_print);
+
+/* A sequence output: its length, then each element as a tensor. */
+static void print_sequence(const char *name, const onnx_tensor *t, long max_print)
+{
+    printf("%s: sequence of %lld %s tensors\n", name, (long long)t->dims[0],
+           onnx_dtype_name(t->dtype));
+    for (int64_t i = 0; i < t->dims[0]; i++) {
+        char label[256];
+        snprintf(label, sizeof label, "%s[%lld]", name, (long long)i);
+        print_tensor(label, &((const onnx_tensor *)t->data)[i], max_print);
+    }
+}
+
 static void print_tensor(const char *name, const onnx_tensor *t, long max_print)
 {
+    if (t->kind == ONNX_KIND_SEQUENCE) {
+        print_sequence(name, t, max_print);
+        return;
+    }
     printf("%s: %s%s [", name, t->kind == ONNX_KIND_SEQ_MAP ? "seq(map) of " : "",
            onnx_dtype_name(t->dtype));
     for (int d = 0; d < t->rank; d++)

@@ -178,7 +178,10 @@ int onnx_npy_write(const onnx_tensor *t, md_buf *out, md_err *err)
     for (size_t i = 0; i < sizeof DESCRS / sizeof DESCRS[0]; i++)
         if (DESCRS[i].dtype == t->dtype)
             descr = DESCRS[i].descr;
-    if (!descr || t->kind != ONNX_KIND_TENSOR)
+    if (t->kind != ONNX_KIND_TENSOR)
+        return md_fail(err, MD_E_UNSUPPORTED, "npy", "sequence and map values cannot be written "
+                       "as .npy");
+    if (!descr)
         return md_fail(err, MD_E_UNSUPPORTED, "npy", "%s values cannot be written as .npy",
                        onnx_dtype_name(t->dtype));
     char hdr[256];
