@@ -156,10 +156,75 @@ static int parse_sequence(const uint8_t *b, size_t len, int decl_dtype, seq_valu
     return MD_OK;
 }
 
+/* An optional read from an OptionalProto file: empty, a tensor or a sequence. */
+typedef struct opt_value {
+    onnx_tensor view; /* kind ONNX_KIND_OPTIONAL, data = &inner or NULL */
+    onnx_tensor inner;
+    onnx_tensor *tensor;
+    seq_value *seq;
+} opt_value;
+
+static void opt_free(opt_value *o)
+{
+    if (!o)
+        return;
+    onnx_tensor_free(o->tensor);
+    seq_free(o->seq);
+    free(o);
+}
+
+/* onnx.OptionalProto, read by hand like SequenceProto: field 3 a tensor, field 5 a sequence,
+ * neither = empty. Ownership: *out is new (opt_free). */
+static int parse_optional(const uint8_t *b, size_t len, int decl_dtype, opt_value **out,
+                          md_err *err)
+{
+    opt_value *o = calloc(1, sizeof *o);
+    if (!o)
+        return md_fail(err, MD_E_NOMEM, NULL, "out of memory");
+    const uint8_t *p = b, *end = b + len;
+    int rc = MD_OK;
+    while (rc == MD_OK && p < end) {
+        uint64_t key, v;
+        if (read_varint(&p, end, &key)) {
+            rc = md_fail(err, MD_E_MODEL_INVALID, "optional", "bad OptionalProto");
+            break;
+        }
+        int field = (int)(key >> 3), wt = (int)(key & 7);
+        if (wt == 0) {
+            rc = read_varint(&p, end, &v) ? md_fail(err, MD_E_MODEL_INVALID, "optional", "bad varint")
+                                          : MD_OK;
+            continue;
+        }
+        if (wt != 2 || read_varint(&p, end, &v) || v > (uint64_t)(end - p)) {
+            rc = md_fail(err, MD_E_MODEL_INVALID, "optional", "bad field");
+            break;
+        }
+        if (field == 3 && !o->tensor && !o->seq)
+            rc = onnx_tensor_parse(p, (size_t)v, &o->tensor, err);
+        else if (field == 5 && !o->tensor && !o->seq)
+            rc = parse_sequence(p, (size_t)v, decl_dtype, &o->seq, err);
+        else if (field >= 3)
+            rc = md_fail(err, MD_E_UNSUPPORTED, "optional", "optional of a map or sparse tensor");
+        p += v;
+    }
+    if (rc) {
+        opt_free(o);
+        return rc;
+    }
+    if (o->tensor || o->seq)
+        o->inner = o->tensor ? *o->tensor : o->seq->view;
+    o->view = (onnx_tensor){.kind = ONNX_KIND_OPTIONAL, .dtype = o->tensor || o->seq ? o->inner.dtype
+                                                                                    : decl_dtype,
+                            .data = o->tensor || o->seq ? &o->inner : NULL};
+    *out = o;
+    return MD_OK;
+}
+
 /* Load prefix_0.pb, prefix_1.pb, ... in numeric order; values the model declares as sequences
- * are read as SequenceProto into seqs[]. Returns the count, -1 on a bad file. */
+ * or optionals are read as SequenceProto / OptionalProto. Returns the count, -1 on a bad file. */
 static int load_pbs(const char *dir, const char *prefix, const onnx_value_info *decl,
-                    size_t n_decl, onnx_tensor **out, seq_value **seqs, char *why, size_t why_len)
+                    size_t n_decl, onnx_tensor **out, seq_value **seqs, opt_value **opts,
+                    char *why, size_t why_len)
 {
     int n = 0;
     for (; n < MAX_IO; n++) {
@@ -171,9 +236,10 @@ static int load_pbs(const char *dir, const char *prefix, const onnx_value_info *
             break;
         md_err err;
         md_err_clear(&err);
-        int rc = (size_t)n < n_decl && decl[n].kind == ONNX_KIND_SEQUENCE
-                     ? parse_sequence(buf, len, decl[n].dtype, &seqs[n], &err)
-                     : onnx_tensor_parse(buf, len, &out[n], &err);
+        int kind = (size_t)n < n_decl ? decl[n].kind : ONNX_KIND_TENSOR;
+        int rc = kind == ONNX_KIND_SEQUENCE ? parse_sequence(buf, len, decl[n].dtype, &seqs[n], &err)
+               : kind == ONNX_KIND_OPTIONAL ? parse_optional(buf, len, decl[n].dtype, &opts[n], &err)
+                                            : onnx_tensor_parse(buf, len, &out[n], &err);
         free(buf);
         if (rc) {
             snprintf(why, why_len, "%s_%d.pb: %s", prefix, n, md_err_message(&err));
@@ -220,6 +286,20 @@ static int compare_seq(const onnx_tensor *got, const seq_value *exp, size_t idx,
     return 1;
 }
 
+/* An optional output: both empty, or what they hold compares equal. */
+static int compare_opt(const onnx_tensor *got, const opt_value *exp, size_t idx, char *why,
+                       size_t why_len)
+{
+    if (got->kind != ONNX_KIND_OPTIONAL || (got->data == NULL) != (exp->view.data == NULL)) {
+        snprintf(why, why_len, "output %zu: optional differs in presence", idx);
+        return 0;
+    }
+    if (!got->data)
+        return 1;
+    return exp->seq ? compare_seq(got->data, exp->seq, idx, why, why_len)
+                    : compare(got->data, exp->tensor, idx, why, why_len);
+}
+
 static int compare(const onnx_tensor *got, const onnx_tensor *exp, size_t idx, char *why,
                    size_t why_len)
 {
@@ -253,11 +333,13 @@ static int run_set(const onnx_model *m, const char *dir, char *why, size_t why_l
 {
     onnx_tensor *in[MAX_IO] = {0}, *exp[MAX_IO] = {0};
     seq_value *in_seq[MAX_IO] = {0}, *exp_seq[MAX_IO] = {0};
+    opt_value *in_opt[MAX_IO] = {0}, *exp_opt[MAX_IO] = {0};
     size_t n_decl, n_odecl;
     const onnx_value_info *decl = onnx_model_inputs(m, &n_decl);
     const onnx_value_info *odecl = onnx_model_outputs(m, &n_odecl);
-    int ni = load_pbs(dir, "input", decl, n_decl, in, in_seq, why, why_len);
-    int ne = ni < 0 ? -1 : load_pbs(dir, "output", odecl, n_odecl, exp, exp_seq, why, why_len);
+    int ni = load_pbs(dir, "input", decl, n_decl, in, in_seq, in_opt, why, why_len);
+    int ne = ni < 0 ? -1
+                    : load_pbs(dir, "output", odecl, n_odecl, exp, exp_seq, exp_opt, why, why_len);
     int status = CASE_FAIL;
     onnx_result *r = NULL;
     if (ni == -2 || ne == -2) {
@@ -268,7 +350,7 @@ static int run_set(const onnx_model *m, const char *dir, char *why, size_t why_l
         goto out;
     onnx_tensor inputs[MAX_IO];
     for (int i = 0; i < ni; i++) {
-        inputs[i] = in_seq[i] ? in_seq[i]->view : *in[i];
+        inputs[i] = in_seq[i] ? in_seq[i]->view : in_opt[i] ? in_opt[i]->view : *in[i];
         if ((size_t)i < n_decl && decl[i].dtype == ONNX_BFLOAT16 && inputs[i].dtype == ONNX_UINT16)
             inputs[i].dtype = ONNX_BFLOAT16; /* bfloat16 bits stored as uint16 (see compare) */
     }
@@ -286,10 +368,13 @@ static int run_set(const onnx_model *m, const char *dir, char *why, size_t why_l
     }
     status = CASE_PASS;
     for (int i = 0; i < ne && status == CASE_PASS; i++)
-        if (exp_seq[i] ? !compare_seq(onnx_result_output(r, (size_t)i), exp_seq[i], (size_t)i, why,
-                                      why_len)
-                       : !compare(onnx_result_output(r, (size_t)i), exp[i], (size_t)i, why, why_len))
+    {
+        const onnx_tensor *got = onnx_result_output(r, (size_t)i);
+        if (exp_seq[i] ? !compare_seq(got, exp_seq[i], (size_t)i, why, why_len)
+            : exp_opt[i] ? !compare_opt(got, exp_opt[i], (size_t)i, why, why_len)
+                         : !compare(got, exp[i], (size_t)i, why, why_len))
             status = CASE_FAIL;
+    }
 out:
     onnx_result_free(r);
     for (int i = 0; i < MAX_IO; i++) {
@@ -297,6 +382,8 @@ out:
         onnx_tensor_free(exp[i]);
         seq_free(in_seq[i]);
         seq_free(exp_seq[i]);
+        opt_free(in_opt[i]);
+        opt_free(exp_opt[i]);
     }
     return status;
 }

@@ -77,55 +77,74 @@ void *onnx__scratch(onnx_kctx *k, size_t bytes)
     return onnx__exec_alloc(k->exec, bytes, k->err);
 }
 
-/* A caller's sequence: rank 1, and every element a tensor of the sequence's dtype. */
+static int check_value(const onnx_tensor *t);
+
+/* A sequence: rank 1, and every element a tensor of the sequence's dtype. */
 static int check_seq(const onnx_tensor *s)
 {
-    if (s->rank != 1 || s->dtype == ONNX_STRING)
+    if (s->rank != 1 || s->dtype == ONNX_STRING || s->dims[0] < 0 || (s->dims[0] && !s->data))
         return -1;
     const onnx_tensor *el = s->data;
-    for (int64_t i = 0; i < s->dims[0]; i++) {
-        int64_t n = onnx_tensor_numel(&el[i]);
-        if (el[i].kind != ONNX_KIND_TENSOR || el[i].dtype != s->dtype || n < 0 ||
-            (n > 0 && !el[i].data))
+    for (int64_t i = 0; i < s->dims[0]; i++)
+        if (el[i].kind != ONNX_KIND_TENSOR || el[i].dtype != s->dtype || check_value(&el[i]))
             return -1;
-    }
     return 0;
 }
 
-/* Inputs must match the declared dtype, rank and fixed dims. */
+/* Shape and data pointers of a caller's value are usable (recursively for containers). */
+static int check_value(const onnx_tensor *t)
+{
+    if (t->kind == ONNX_KIND_OPTIONAL) { /* data NULL: empty */
+        const onnx_tensor *in = t->data;
+        return in && (in->kind == ONNX_KIND_OPTIONAL || check_value(in)) ? -1 : 0;
+    }
+    if (t->kind == ONNX_KIND_SEQUENCE)
+        return check_seq(t);
+    int64_t numel = onnx_tensor_numel(t);
+    return t->kind != ONNX_KIND_TENSOR || numel < 0 || (numel > 0 && !t->data) ? -1 : 0;
+}
+
+/* Can a value of kind got fill a slot declared want? -1 is a subgraph's captured outer value
+ * (anything); an optional slot also takes a present tensor or sequence (Loop bodies do that). */
+static bool kind_fits(int want, int got)
+{
+    return want < 0 || want == got || (want == ONNX_KIND_OPTIONAL && got != ONNX_KIND_SEQ_MAP);
+}
+
+/* One input against its declaration: kind, dtype, then rank and fixed dims for tensors. */
+static int check_input(const onnx_value_info *vi, const onnx_tensor *t, md_err *err)
+{
+    if (!kind_fits(vi->kind, t->kind) || (vi->dtype != ONNX_UNDEFINED && t->dtype != vi->dtype))
+        return md_fail(err, MD_E_INVALID_PARAM, vi->name, "input '%.80s' must be %s%s, got %s%s",
+                       vi->name, vi->kind == ONNX_KIND_TENSOR ? "" : "a container of ",
+                       onnx_dtype_name(vi->dtype), t->kind == ONNX_KIND_TENSOR ? "" : "a container of ",
+                       onnx_dtype_name(t->dtype));
+    if (check_value(t))
+        return md_fail(err, MD_E_INVALID_PARAM, vi->name,
+                       "input '%.80s' has a bad shape, data pointer or element", vi->name);
+    if (t->kind != ONNX_KIND_TENSOR || vi->kind != ONNX_KIND_TENSOR)
+        return MD_OK; /* containers: the declared shape is their elements', unknown here */
+    if (vi->rank >= 0 && vi->rank != t->rank)
+        return md_fail(err, MD_E_INVALID_PARAM, vi->name, "input '%.80s' must have rank %d, got %d",
+                       vi->name, vi->rank, t->rank);
+    for (int d = 0; vi->rank >= 0 && d < vi->rank; d++)
+        if (vi->dims[d] >= 0 && vi->dims[d] != t->dims[d])
+            return md_fail(err, MD_E_INVALID_PARAM, vi->name,
+                           "input '%.80s' dim %d must be %lld, got %lld", vi->name, d,
+                           (long long)vi->dims[d], (long long)t->dims[d]);
+    return MD_OK;
+}
+
+/* Inputs must match the declared kind, dtype, rank and fixed dims. */
 static int check_inputs(const onnx_model *m, const onnx_tensor *in, size_t n, md_err *err)
 {
     if (n != m->n_inputs)
         return md_fail(err, MD_E_INVALID_PARAM, "inputs", "the model takes %zu inputs, got %zu",
                        m->n_inputs, n);
     for (size_t i = 0; i < n; i++) {
-        const onnx_value_info *vi = &m->inputs[i];
-        const onnx_tensor *t = &in[i];
-        int64_t numel = onnx_tensor_numel(t);
-        /* kind -1: a subgraph's captured outer value, whatever it is */
-        if ((vi->kind >= 0 && t->kind != vi->kind) ||
-            (t->kind != ONNX_KIND_TENSOR && t->kind != ONNX_KIND_SEQUENCE) ||
-            (vi->dtype != ONNX_UNDEFINED && t->dtype != vi->dtype))
-            return md_fail(err, MD_E_INVALID_PARAM, vi->name, "input '%.80s' must be %s, got %s",
-                           vi->name, onnx_dtype_name(vi->dtype), onnx_dtype_name(t->dtype));
-        if (numel < 0 || (numel > 0 && !t->data))
-            return md_fail(err, MD_E_INVALID_PARAM, vi->name, "input '%.80s' has a bad shape",
-                           vi->name);
-        if (t->kind == ONNX_KIND_SEQUENCE) {
-            if (check_seq(t))
-                return md_fail(err, MD_E_INVALID_PARAM, vi->name,
-                               "input '%.80s' is not a valid sequence of %s tensors", vi->name,
-                               onnx_dtype_name(t->dtype));
-            continue; /* declared rank and dims are those of the elements, unknown */
-        }
-        if (vi->rank >= 0 && vi->rank != t->rank)
-            return md_fail(err, MD_E_INVALID_PARAM, vi->name,
-                           "input '%.80s' must have rank %d, got %d", vi->name, vi->rank, t->rank);
-        for (int d = 0; vi->rank >= 0 && d < vi->rank; d++)
-            if (vi->dims[d] >= 0 && vi->dims[d] != t->dims[d])
-                return md_fail(err, MD_E_INVALID_PARAM, vi->name,
-                               "input '%.80s' dim %d must be %lld, got %lld", vi->name, d,
-                               (long long)vi->dims[d], (long long)t->dims[d]);
+        int rc = check_input(&m->inputs[i], &in[i], err);
+        if (rc)
+            return rc;
     }
     return MD_OK;
 }
@@ -177,10 +196,11 @@ static int exec_node(onnx__exec *e, int idx, md_err *err)
             return md_fail(err, MD_E_INTERNAL, "node", "node '%.60s' reads an unset value",
                            n->name);
         e->in_ptrs[j] = v >= 0 ? &e->vals[v] : NULL;
-        if (v >= 0 && e->vals[v].kind == ONNX_KIND_SEQUENCE && !n->op->takes_seq)
+        if (v >= 0 && (e->vals[v].kind == ONNX_KIND_SEQUENCE ||
+                       e->vals[v].kind == ONNX_KIND_OPTIONAL) && !n->op->takes_seq)
             return md_fail(err, MD_E_INVALID_PARAM, "node",
-                           "node '%.60s' (%.40s) got a sequence where a tensor is needed", n->name,
-                           n->op_type);
+                           "node '%.60s' (%.40s) got a sequence or optional where a tensor is "
+                           "needed", n->name, n->op_type);
     }
     onnx_kctx k = {.node = n, .n_in = n->n_in, .in = e->in_ptrs, .n_out = n->n_out,
                    .threads = e->threads, .err = err, .exec = e};
@@ -211,7 +231,7 @@ static int collect_outputs(onnx__exec *e, md_err *err)
         e->outs[i] = e->vals[v];
         if (m->values[v].graph_input < 0)
             continue;
-        if (e->outs[i].kind == ONNX_KIND_SEQUENCE) /* would point into the caller's memory */
+        if (e->outs[i].kind == ONNX_KIND_SEQUENCE || e->outs[i].kind == ONNX_KIND_OPTIONAL)
             return md_fail(err, MD_E_UNSUPPORTED, "output",
                            "graph output %zu passes a sequence input through unchanged", i);
         size_t bytes = (size_t)onnx_tensor_numel(&e->outs[i]) * onnx_dtype_size(e->outs[i].dtype);

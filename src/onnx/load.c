@@ -191,9 +191,25 @@ static int parse_value_info(const Onnx__ValueInfoProto *vp, onnx_value_info *vi,
                            "value '%.80s' is a sequence of unsupported elements", vi->name);
         return MD_OK;
     }
+    if (t->value_case == ONNX__TYPE_PROTO__VALUE_OPTIONAL_TYPE && t->optional_type &&
+        t->optional_type->elem_type) {
+        const Onnx__TypeProto *in = t->optional_type->elem_type;
+        if (in->value_case == ONNX__TYPE_PROTO__VALUE_SEQUENCE_TYPE && in->sequence_type &&
+            in->sequence_type->elem_type)
+            in = in->sequence_type->elem_type;
+        if (in->value_case == ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE && in->tensor_type) {
+            vi->kind = ONNX_KIND_OPTIONAL;
+            vi->dtype = in->tensor_type->has_elem_type ? in->tensor_type->elem_type : 0;
+            vi->rank = -1;
+            if (vi->dtype == ONNX_STRING || (vi->dtype && onnx_dtype_size(vi->dtype) == 0))
+                return md_fail(err, MD_E_UNSUPPORTED, "type",
+                               "value '%.80s' is an optional of unsupported elements", vi->name);
+            return MD_OK;
+        }
+    }
     return md_fail(err, MD_E_UNSUPPORTED, "type",
-                   "value '%.80s' is not a tensor or a sequence of tensors (maps and optional "
-                   "values are not supported)", vi->name);
+                   "value '%.80s' is not a tensor, a sequence of tensors or an optional of "
+                   "either (maps are not supported)", vi->name);
 }
 
 /* ---- attributes ---- */
@@ -211,6 +227,7 @@ static int attr_type(const Onnx__AttributeProto *ap)
     if (ap->has_s) return ONNX_ATTR_STRING;
     if (ap->has_i) return ONNX_ATTR_INT;
     if (ap->has_f) return ONNX_ATTR_FLOAT;
+    if (ap->tp) return ONNX_ATTR_TYPE_PROTO;
     return ONNX_ATTR_UNDEFINED;
 }
 
@@ -233,8 +250,8 @@ static char spec_type(const char *spec, const char *name)
 
 static int type_letter_matches(char want, int type)
 {
-    static const char letters[] = {0, 'f', 'i', 's', 't', 'g', 'F', 'I', 'S', 'T'};
-    return type >= 0 && type <= ONNX_ATTR_TENSORS && letters[type] == want;
+    static const char letters[] = {0, 'f', 'i', 's', 't', 'g', 'F', 'I', 'S', 'T', 0, 0, 0, 'y'};
+    return type >= 0 && type <= ONNX_ATTR_TYPE_PROTO && letters[type] == want;
 }
 
 static int load_subgraph(onnx_prep *p, const onnx_node *n, const Onnx__GraphProto *g,

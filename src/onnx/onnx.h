@@ -48,6 +48,8 @@ typedef enum onnx_kind {
     ONNX_KIND_SEQUENCE = 2, /* rank 1, dims[0] = count; data = count onnx_tensor elements of
                                dtype (numeric); as an input the elements are borrowed for the
                                run, as an output they live until onnx_result_free */
+    ONNX_KIND_OPTIONAL = 3, /* rank 0; data = one onnx_tensor (a tensor or a sequence of dtype),
+                               or NULL when the optional is empty */
 } onnx_kind;
 
 /* A tensor value. A small transparent struct: callers fill it for inputs (data borrowed for the

@@ -15,7 +15,8 @@
  *      that domain in [opset_min, opset_max] (opset_max 0 = no upper limit); the first match wins.
  *      A node whose model opset matches no entry fails to load ("unsupported operator").
  *   2. .attrs lists every attribute the entry accepts as "name:type" words separated by spaces,
- *      type one of i f s t I F S (int, float, string, tensor, ints, floats, strings). The loader
+ *      type one of i f s t I F S g y (int, float, string, tensor, ints, floats, strings, graph,
+ *      type proto). The loader
  *      rejects any other attribute, or a declared one of the wrong type, naming it; so prepare
  *      and run may trust the types they read with onnx__attr_*.
  *   3. prepare (optional) runs once at load, in topological order, on a node whose input/output
@@ -66,6 +67,7 @@ enum {
     ONNX_ATTR_INTS = 7,
     ONNX_ATTR_STRINGS = 8,
     ONNX_ATTR_TENSORS = 9,
+    ONNX_ATTR_TYPE_PROTO = 13, /* spec letter 'y'; kept unconverted (Optional's type) */
 };
 
 #define ONNX_VARIADIC 4096 /* max_in / max_out for variadic operators */
@@ -190,6 +192,8 @@ void *onnx__output_extra(onnx_kctx *k, int i, size_t bytes);
 /* Make output i a sequence holding copies of elems[0..n) (all tensors of dtype; a NULL element
  * is refused). The copies live as long as the output. */
 int onnx__output_seq(onnx_kctx *k, int i, int dtype, const onnx_tensor *const *elems, int64_t n);
+/* Make output i a deep copy of src, whatever its kind (tensor, sequence, optional). */
+int onnx__output_value(onnx_kctx *k, int i, const onnx_tensor *src);
 /* Temporary memory, 64-byte aligned, uninitialised, valid until the node's run returns.
  * NULL on OOM (k->err set). bytes 0 gives a valid non-NULL pointer. */
 void *onnx__scratch(onnx_kctx *k, size_t bytes);

@@ -16,14 +16,8 @@
 /* Output idx = a copy of src (strings deep-copied into memory owned by the output). */
 static int copy_out(onnx_kctx *k, int idx, const onnx_tensor *src)
 {
-    if (src->kind == ONNX_KIND_SEQUENCE) {
-        const onnx_tensor **el = onnx__scratch(k, (size_t)(src->dims[0] + 1) * sizeof *el);
-        if (!el)
-            return MD_E_NOMEM;
-        for (int64_t i = 0; i < src->dims[0]; i++)
-            el[i] = &((const onnx_tensor *)src->data)[i];
-        return onnx__output_seq(k, idx, src->dtype, el, src->dims[0]);
-    }
+    if (src->kind == ONNX_KIND_SEQUENCE || src->kind == ONNX_KIND_OPTIONAL)
+        return onnx__output_value(k, idx, src);
     if (src->kind != ONNX_KIND_TENSOR)
         return onnx__kfail(k, MD_E_UNSUPPORTED, "subgraph output %d is not a tensor", idx);
     onnx_tensor *o;

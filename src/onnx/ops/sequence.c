@@ -1,6 +1,6 @@
-/* sequence.c - sequences of tensors inside a graph: SequenceEmpty, SequenceConstruct,
- * SequenceInsert, SequenceAt, SequenceErase, SequenceLength, SplitToSequence,
- * ConcatFromSequence.
+/* sequence.c - sequences and optionals: SequenceEmpty, SequenceConstruct, SequenceInsert,
+ * SequenceAt, SequenceErase, SequenceLength, SplitToSequence, ConcatFromSequence, Optional,
+ * OptionalHasElement, OptionalGetElement, and the deep copy every container output uses.
  *
  * A sequence value is an onnx_tensor of kind ONNX_KIND_SEQUENCE whose data is an array of
  * element tensors. Every operator that makes a sequence deep-copies the elements into memory
@@ -248,6 +248,106 @@ static int run_concat_from_seq(const onnx_node *n, onnx_kctx *k)
     return MD_OK;
 }
 
+/* ---- deep copies (containers own their contents) ---- */
+
+static size_t al64(size_t n) { return (n + 63) & ~(size_t)63; }
+
+/* Bytes a deep copy of v needs besides its own header. */
+static size_t deep_size(const onnx_tensor *v)
+{
+    if (v->kind == ONNX_KIND_OPTIONAL)
+        return v->data ? al64(sizeof(onnx_tensor)) + deep_size(v->data) : 0;
+    if (v->kind != ONNX_KIND_SEQUENCE)
+        return al64(bytes_of(v));
+    size_t s = al64((size_t)v->dims[0] * sizeof(onnx_tensor));
+    for (int64_t j = 0; j < v->dims[0]; j++)
+        s += deep_size(&((const onnx_tensor *)v->data)[j]);
+    return s;
+}
+
+/* dst = v with every byte it refers to copied into *buf (advanced past the copies). */
+static void deep_copy(onnx_tensor *dst, const onnx_tensor *v, unsigned char **buf)
+{
+    *dst = *v;
+    if (v->kind == ONNX_KIND_OPTIONAL) {
+        if (!v->data)
+            return;
+        onnx_tensor *in = (onnx_tensor *)(void *)*buf;
+        *buf += al64(sizeof *in);
+        deep_copy(in, v->data, buf);
+        dst->data = in;
+    } else if (v->kind == ONNX_KIND_SEQUENCE) {
+        onnx_tensor *arr = (onnx_tensor *)(void *)*buf;
+        *buf += al64((size_t)v->dims[0] * sizeof *arr);
+        for (int64_t j = 0; j < v->dims[0]; j++)
+            deep_copy(&arr[j], &((const onnx_tensor *)v->data)[j], buf);
+        dst->data = arr;
+    } else {
+        if (bytes_of(v))
+            memcpy(*buf, v->data, bytes_of(v));
+        dst->data = *buf;
+        *buf += al64(bytes_of(v));
+    }
+}
+
+static bool has_strings(const onnx_tensor *v)
+{
+    if (v->kind == ONNX_KIND_OPTIONAL)
+        return v->data && has_strings(v->data);
+    return v->dtype == ONNX_STRING;
+}
+
+int onnx__output_value(onnx_kctx *k, int i, const onnx_tensor *src)
+{
+    if (has_strings(src))
+        return onnx__kfail(k, MD_E_UNSUPPORTED, "string values in containers");
+    int64_t one = (int64_t)sizeof(onnx_tensor);
+    onnx_tensor *o;
+    int rc = onnx__output(k, i, ONNX_UINT8, 1, &one, &o);
+    unsigned char *buf = rc ? NULL : onnx__output_extra(k, i, deep_size(src) + 1);
+    if (rc || !buf)
+        return rc ? rc : MD_E_NOMEM;
+    onnx_tensor hdr;
+    deep_copy(&hdr, src, &buf);
+    *o = hdr; /* the value slot now describes the copy */
+    return MD_OK;
+}
+
+/* ---- optionals ---- */
+
+static int run_optional(const onnx_node *n, onnx_kctx *k)
+{
+    (void)n;
+    const onnx_tensor *x = k->n_in ? k->in[0] : NULL;
+    if (x && x->kind == ONNX_KIND_OPTIONAL)
+        return onnx__kfail(k, MD_E_INVALID_PARAM, "an optional cannot hold an optional");
+    onnx_tensor opt = {.kind = ONNX_KIND_OPTIONAL, .dtype = x ? x->dtype : ONNX_UNDEFINED,
+                       .data = (void *)x};
+    return onnx__output_value(k, 0, &opt);
+}
+
+static int run_opt_has(const onnx_node *n, onnx_kctx *k)
+{
+    (void)n;
+    const onnx_tensor *x = k->n_in ? k->in[0] : NULL;
+    onnx_tensor *o;
+    int rc = onnx__output(k, 0, ONNX_BOOL, 0, NULL, &o);
+    if (rc == MD_OK)
+        *(uint8_t *)o->data = x && (x->kind != ONNX_KIND_OPTIONAL || x->data != NULL);
+    return rc;
+}
+
+static int run_opt_get(const onnx_node *n, onnx_kctx *k)
+{
+    (void)n;
+    const onnx_tensor *x = k->in[0];
+    if (x->kind != ONNX_KIND_OPTIONAL)
+        return onnx__output_value(k, 0, x);
+    if (!x->data)
+        return onnx__kfail(k, MD_E_INVALID_PARAM, "the optional is empty");
+    return onnx__output_value(k, 0, x->data);
+}
+
 #define SEQ(NAME, LO, I0, I1, ATTRS, FN)                                                    \
     {.domain = "", .op_type = NAME, .opset_min = LO, .min_in = I0, .max_in = I1,            \
      .min_out = 1, .max_out = 1, .attrs = ATTRS, .run = FN, .takes_seq = true}
@@ -261,5 +361,8 @@ ONNX_OPS(sequence) = {
     SEQ("SequenceLength", 11, 1, 1, NULL, run_length),
     SEQ("SplitToSequence", 11, 1, 2, "axis:i keepdims:i", run_split_to_seq),
     SEQ("ConcatFromSequence", 11, 1, 1, "axis:i new_axis:i", run_concat_from_seq),
+    SEQ("Optional", 15, 0, 1, "type:y", run_optional),
+    SEQ("OptionalHasElement", 15, 0, 1, NULL, run_opt_has),
+    SEQ("OptionalGetElement", 15, 1, 1, NULL, run_opt_get),
     ONNX_OPS_END,
 };

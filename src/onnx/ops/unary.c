@@ -278,14 +278,8 @@ static int run_identity(const onnx_node *n, onnx_kctx *k)
 {
     (void)n;
     const onnx_tensor *x = k->in[0];
-    if (x->kind == ONNX_KIND_SEQUENCE) { /* a sequence: copy its elements */
-        const onnx_tensor **el = onnx__scratch(k, (size_t)(x->dims[0] + 1) * sizeof *el);
-        if (!el)
-            return MD_E_NOMEM;
-        for (int64_t i = 0; i < x->dims[0]; i++)
-            el[i] = &((const onnx_tensor *)x->data)[i];
-        return onnx__output_seq(k, 0, x->dtype, el, x->dims[0]);
-    }
+    if (x->kind != ONNX_KIND_TENSOR) /* a sequence or an optional: copy what it holds */
+        return onnx__output_value(k, 0, x);
     return copy_to(k, 0, x);
 }
 
