@@ -164,6 +164,13 @@ static void print_tensor(const char *name, const onnx_tensor *t, long max_print)
         print_sequence(name, t, max_print);
         return;
     }
+    if (t->kind == ONNX_KIND_OPTIONAL) {
+        if (t->data)
+            print_tensor(name, t->data, max_print);
+        else
+            printf("%s: empty optional\n", name);
+        return;
+    }
     printf("%s: %s%s [", name, t->kind == ONNX_KIND_SEQ_MAP ? "seq(map) of " : "",
            onnx_dtype_name(t->dtype));
     for (int d = 0; d < t->rank; d++)
