@@ -58,6 +58,60 @@ static double mean_dist(const vec__region *a, const vec__region *b)
     return d;
 }
 
+/* Largest channel difference between two pixels. */
+static int px_step(const uint8_t *p, const uint8_t *q)
+{
+    int d = 0;
+    for (int ch = 0; ch < 3; ch++) {
+        int v = abs((int)p[ch] - (int)q[ch]);
+        d = v > d ? v : d;
+    }
+    return d;
+}
+
+/* Boundary statistics per region pair: step sums (integers, so the order of the additions
+ * does not matter) and counts. The last pair's index is cached: a boundary is met many times
+ * in a row, so most binary searches are skipped. */
+typedef struct pairstat {
+    const uint64_t *e;
+    size_t n, last;
+    uint64_t last_key;
+    double *sum;
+    uint32_t *cnt;
+} pairstat;
+
+static void pair_add(pairstat *ps, const vec__clusters *c, int32_t a, int32_t b, int d)
+{
+    if (c->reg[a].transparent || c->reg[b].transparent)
+        return;
+    int32_t lo = a < b ? a : b, hi = a < b ? b : a;
+    uint64_t key = (uint64_t)(uint32_t)lo << 32 | (uint32_t)hi;
+    if (key != ps->last_key) {
+        ps->last_key = key;
+        ps->last = find_pair(ps->e, ps->n, key);
+    }
+    ps->sum[ps->last] += d;
+    ps->cnt[ps->last]++;
+}
+
+/* Every 4-adjacent pixel pair with different labels, right and down neighbours. */
+static void boundary_steps(const vec__clusters *c, pairstat *ps)
+{
+    size_t w = (size_t)c->w;
+    for (int y = 0; y < c->h; y++) {
+        const int32_t *lab = c->label + (size_t)y * w;
+        const uint8_t *px = c->rgb + 3 * (size_t)y * w;
+        for (size_t x = 0; x + 1 < w; x++)
+            if (lab[x] != lab[x + 1])
+                pair_add(ps, c, lab[x], lab[x + 1], px_step(px + 3 * x, px + 3 * x + 3));
+        if (y + 1 == c->h)
+            break;
+        for (size_t x = 0; x < w; x++)
+            if (lab[x] != lab[x + w])
+                pair_add(ps, c, lab[x], lab[x + w], px_step(px + 3 * x, px + 3 * (x + w)));
+    }
+}
+
 /* Step 1: union regions across soft boundaries. par must hold c->n entries. */
 static int soft_groups(const vec__clusters *c, int32_t *par)
 {
@@ -68,25 +122,10 @@ static int soft_groups(const vec__clusters *c, int32_t *par)
     uint32_t *cnt = rc == MD_OK ? calloc(n + 1, sizeof *cnt) : NULL;
     if (rc == MD_OK && (sum == NULL || cnt == NULL))
         rc = MD_E_NOMEM;
-    for (int y = 0; rc == MD_OK && y < c->h; y++)
-        for (int x = 0; x < c->w; x++) {
-            size_t i = (size_t)y * (size_t)c->w + (size_t)x;
-            size_t nb[2] = {x + 1 < c->w ? i + 1 : i, y + 1 < c->h ? i + (size_t)c->w : i};
-            for (int k = 0; k < 2; k++) {
-                int32_t a = c->label[i], b = c->label[nb[k]];
-                if (a == b || c->reg[a].transparent || c->reg[b].transparent)
-                    continue;
-                int d = 0;
-                for (int ch = 0; ch < 3; ch++) {
-                    int v = abs((int)c->rgb[3 * i + ch] - (int)c->rgb[3 * nb[k] + ch]);
-                    d = v > d ? v : d;
-                }
-                int32_t lo = a < b ? a : b, hi = a < b ? b : a;
-                size_t j = find_pair(e, n, (uint64_t)(uint32_t)lo << 32 | (uint32_t)hi);
-                sum[j] += d;
-                cnt[j]++;
-            }
-        }
+    if (rc == MD_OK) {
+        pairstat ps = {.e = e, .n = n, .last_key = UINT64_MAX, .sum = sum, .cnt = cnt};
+        boundary_steps(c, &ps);
+    }
     for (size_t j = 0; rc == MD_OK && j < n; j++) {
         int32_t a = (int32_t)(e[j] >> 32), b = (int32_t)(uint32_t)e[j];
         if (cnt[j] < 4 || !vec__region_opaque(&c->reg[a]) || !vec__region_opaque(&c->reg[b]))
@@ -247,50 +286,76 @@ static void coord_range(gacc *g)
     g->t1 = hi > lo ? hi : lo + 1e-6;
 }
 
-typedef int (*pixel_fn)(gacc *g, double u, double v, const uint8_t *rgb);
-
-static int acc_moments(gacc *g, double u, double v, const uint8_t *rgb)
+/* Moments of one run of pixels x0..x1-1 of row y. The sums are kept in locals over the run
+ * (the row's bytes could alias them otherwise) and are added in the same order as pixel by
+ * pixel, so the result is bit-for-bit that of a per-pixel loop. */
+static void acc_moments(gacc *g, int y, int x0, int x1, const uint8_t *rgb)
 {
-    double bas[4] = {1, u, v, u * u + v * v};
-    for (int i = 0; i < 4; i++)
-        for (int j = i; j < 4; j++)
-            g->m[mi(i, j)] += bas[i] * bas[j];
-    for (int ch = 0; ch < 3; ch++) {
+    double m[10], mc[3][4], cc[3];
+    memcpy(m, g->m, sizeof m);
+    memcpy(mc, g->mc, sizeof mc);
+    memcpy(cc, g->cc, sizeof cc);
+    double v = (y + 0.5 - g->cy) / g->s;
+    for (int x = x0; x < x1; x++, rgb += 3) {
+        double u = (x + 0.5 - g->cx) / g->s, r = u * u + v * v;
+        const double bas[4] = {1, u, v, r};
         for (int i = 0; i < 4; i++)
-            g->mc[ch][i] += rgb[ch] * bas[i];
-        g->cc[ch] += (double)rgb[ch] * rgb[ch];
+            for (int j = i; j < 4; j++)
+                m[mi(i, j)] += bas[i] * bas[j];
+        for (int ch = 0; ch < 3; ch++) {
+            double cv = rgb[ch];
+            for (int i = 0; i < 4; i++)
+                mc[ch][i] += cv * bas[i];
+            cc[ch] += cv * cv;
+        }
     }
-    return 0;
+    memcpy(g->m, m, sizeof m);
+    memcpy(g->mc, mc, sizeof mc);
+    memcpy(g->cc, cc, sizeof cc);
 }
 
-static int acc_bins(gacc *g, double u, double v, const uint8_t *rgb)
+/* Bin index of pixel (x, y) along g's gradient coordinate. */
+static int bin_of(const gacc *g, int x, int y)
 {
-    if (g->model == 0)
-        return 0;
+    double u = (x + 0.5 - g->cx) / g->s, v = (y + 0.5 - g->cy) / g->s;
     double t = (coord(g, u, v) - g->t0) / (g->t1 - g->t0);
     int b = (int)(t * NBINS);
-    b = b < 0 ? 0 : b >= NBINS ? NBINS - 1 : b;
-    g->bn[b]++;
-    for (int ch = 0; ch < 3; ch++) {
-        g->bc[b][ch] += rgb[ch];
-        g->bcc[b][ch] += (double)rgb[ch] * rgb[ch];
-    }
-    return 0;
+    return b < 0 ? 0 : b >= NBINS ? NBINS - 1 : b;
 }
 
-/* Call fn for every pixel of every candidate group (cand[root] = index or -1). */
-static void each_pixel(const vec__clusters *c, const int32_t *par, const int32_t *cand, gacc *g,
-                       pixel_fn fn)
+/* Bin sums of one run. Every sum is of integers, exact in a double in any order. */
+static void acc_bins(gacc *g, int y, int x0, int x1, const uint8_t *rgb)
 {
-    for (int y = 0; y < c->h; y++)
-        for (int x = 0; x < c->w; x++) {
-            size_t i = (size_t)y * (size_t)c->w + (size_t)x;
-            int32_t k = cand[par[c->label[i]]];
-            if (k < 0)
-                continue;
-            gacc *a = &g[k];
-            fn(a, (x + 0.5 - a->cx) / a->s, (y + 0.5 - a->cy) / a->s, c->rgb + 3 * i);
+    if (g->model == 0)
+        return;
+    for (int x = x0; x < x1; x++, rgb += 3) {
+        int b = bin_of(g, x, y);
+        g->bn[b]++;
+        for (int ch = 0; ch < 3; ch++) {
+            g->bc[b][ch] += rgb[ch];
+            g->bcc[b][ch] += (double)rgb[ch] * rgb[ch];
         }
+    }
+}
+
+typedef void (*run_fn)(gacc *g, int y, int x0, int x1, const uint8_t *rgb);
+
+/* Call fn for every run of equal labels of every candidate group (cand[root] = index or -1):
+ * a run lies in one region, so the group lookup is done once per run, not per pixel. */
+static void each_run(const vec__clusters *c, const int32_t *par, const int32_t *cand, gacc *g,
+                     run_fn fn)
+{
+    for (int y = 0; y < c->h; y++) {
+        const int32_t *lab = c->label + (size_t)y * (size_t)c->w;
+        const uint8_t *px = c->rgb + 3 * (size_t)y * (size_t)c->w;
+        for (int x0 = 0, x1; x0 < c->w; x0 = x1) {
+            for (x1 = x0 + 1; x1 < c->w && lab[x1] == lab[x0]; x1++)
+                ;
+            int32_t k = cand[par[lab[x0]]];
+            if (k >= 0)
+                fn(&g[k], y, x0, x1, px + 3 * x0);
+        }
+    }
 }
 
 /* Step 3: stops from the bin means; returns the residual RMS of the binned model. */
@@ -363,22 +428,31 @@ static void model_color(const vec_paint *p, double t, double *out)
         out[ch] = a->rgba[ch] + f * (b->rgba[ch] - a->rgba[ch]);
 }
 
-/* Squared error of every region of a candidate group against its group's model. */
+/* Squared error of every region of a candidate group against its group's model. Run by run
+ * (one region per run), each region's sum kept in a local in pixel order. */
 static void region_errors(const vec__clusters *c, const int32_t *par, const int32_t *cand,
                           const gacc *g, const vec_paint *paints, double *sse)
 {
-    for (int y = 0; y < c->h; y++)
-        for (int x = 0; x < c->w; x++) {
-            size_t i = (size_t)y * (size_t)c->w + (size_t)x;
-            int32_t r = c->label[i], k = cand[par[r]];
+    for (int y = 0; y < c->h; y++) {
+        const int32_t *lab = c->label + (size_t)y * (size_t)c->w;
+        const uint8_t *px = c->rgb + 3 * (size_t)y * (size_t)c->w;
+        for (int x0 = 0, x1; x0 < c->w; x0 = x1) {
+            int32_t r = lab[x0], k = cand[par[r]];
+            for (x1 = x0 + 1; x1 < c->w && lab[x1] == r; x1++)
+                ;
             if (k < 0 || g[k].model == 0 || paints[k].nstops < 2)
                 continue;
             const gacc *a = &g[k];
-            double u = (x + 0.5 - a->cx) / a->s, v = (y + 0.5 - a->cy) / a->s, m[3];
-            model_color(&paints[k], (coord(a, u, v) - a->t0) / (a->t1 - a->t0), m);
-            for (int ch = 0; ch < 3; ch++)
-                sse[r] += (m[ch] - c->rgb[3 * i + ch]) * (m[ch] - c->rgb[3 * i + ch]);
+            double e = sse[r];
+            for (int x = x0; x < x1; x++) {
+                double u = (x + 0.5 - a->cx) / a->s, v = (y + 0.5 - a->cy) / a->s, m[3];
+                model_color(&paints[k], (coord(a, u, v) - a->t0) / (a->t1 - a->t0), m);
+                for (int ch = 0; ch < 3; ch++)
+                    e += (m[ch] - px[3 * x + ch]) * (m[ch] - px[3 * x + ch]);
+            }
+            sse[r] = e;
         }
+    }
 }
 
 /* Drop the regions the model does not explain (a shape lying on the gradient) and decide
@@ -521,13 +595,13 @@ static int apply_groups(vec__clusters *c, const int32_t *par, const int32_t *can
 static int fit_groups(const vec__clusters *c, const int32_t *par, const int32_t *cand, gacc *g,
                       int ng, vec_paint *paints, uint8_t *ok, uint8_t *excl)
 {
-    each_pixel(c, par, cand, g, acc_moments);
+    each_run(c, par, cand, g, acc_moments);
     for (int k = 0; k < ng; k++) {
         choose_model(&g[k]);
         if (g[k].model)
             coord_range(&g[k]);
     }
-    each_pixel(c, par, cand, g, acc_bins);
+    each_run(c, par, cand, g, acc_bins);
     for (int k = 0; k < ng; k++)
         ok[k] = g[k].model != 0 && make_stops(&g[k], &paints[k]) < 1e9 && paints[k].nstops >= 2;
     double *sse = calloc((size_t)c->n, sizeof *sse);
