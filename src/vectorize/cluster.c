@@ -97,60 +97,107 @@ static void region_absorb(vec__region *dst, const vec__region *src)
     dst->y1 = src->y1 > dst->y1 ? src->y1 : dst->y1;
 }
 
-int vec__clusters_relabel(vec__clusters *c, int max_id)
+/* Fold one run of pixels x0..x1-1 of row y (all in region r) into r's statistics. The sums
+ * are of integers, exact in a double whatever the grouping into runs. */
+static void region_add_run(vec__region *r, const vec__clusters *c, int y, int x0, int x1)
 {
-    int32_t *map = malloc((size_t)max_id * sizeof *map);
-    if (map == NULL)
-        return MD_E_NOMEM;
-    memset(map, 0xff, (size_t)max_id * sizeof *map); /* every entry -1 */
-    size_t n = (size_t)c->w * (size_t)c->h;
-    int nreg = 0;
-    for (size_t i = 0; i < n; i++) {
-        int32_t l = c->label[i];
-        if (map[l] < 0)
-            map[l] = nreg++;
-        c->label[i] = map[l];
+    const uint8_t *px = c->rgb + 3 * ((size_t)y * (size_t)c->w + (size_t)x0);
+    const uint8_t *al = c->alpha ? c->alpha + (size_t)y * (size_t)c->w : NULL;
+    int64_t s0 = 0, s1 = 0, s2 = 0, asum = 0, len = x1 - x0;
+    for (int64_t k = 0; k < len; k++, px += 3) {
+        s0 += px[0];
+        s1 += px[1];
+        s2 += px[2];
     }
-    free(map);
-    free(c->reg);
-    c->reg = malloc((size_t)(nreg ? nreg : 1) * sizeof *c->reg);
-    if (c->reg == NULL)
+    if (al)
+        for (int x = x0; x < x1; x++)
+            asum += al[x];
+    else
+        asum = 255 * len;
+    const int64_t sum[3] = {s0, s1, s2};
+    r->area += len;
+    r->asum += (double)asum;
+    for (int k = 0; k < 3; k++) {
+        r->sum[k] += (double)sum[k];
+        /* premultiplied, from the colour on white: c - 255 + a per pixel */
+        r->psum[k] += (double)(sum[k] - 255 * len + asum);
+    }
+    r->x0 = x0 < r->x0 ? x0 : r->x0;
+    r->x1 = x1 - 1 > r->x1 ? x1 - 1 : r->x1;
+    if (r->y0 > y)
+        r->y0 = y;
+    r->y1 = y;
+}
+
+/* Relabelling state: old id (or its root in par) -> new id, and the growing region array. */
+typedef struct relabel {
+    int32_t *map;
+    vec__region *reg;
+    int n, cap;
+} relabel;
+
+/* New id of old id l, appending a fresh region when l is met for the first time. */
+static int32_t relabel_id(relabel *rl, const vec__clusters *c, int32_t l)
+{
+    if (rl->map[l] >= 0)
+        return rl->map[l];
+    if (rl->n == rl->cap) {
+        int ncap = rl->cap * 2;
+        vec__region *nr = realloc(rl->reg, (size_t)ncap * sizeof *nr);
+        if (nr == NULL)
+            return -1;
+        rl->reg = nr;
+        rl->cap = ncap;
+    }
+    rl->reg[rl->n] = (vec__region){.x0 = c->w, .y0 = c->h, .x1 = -1, .y1 = -1, .gradient = -1};
+    return rl->map[l] = rl->n++;
+}
+
+/* One pass over the label runs: map each label (through the union-find par when not NULL,
+ * whose roots take their transparency from the old regions) to compact ids in row-major
+ * order of first appearance, and rebuild every region's statistics. */
+static int relabel_pass(vec__clusters *c, int max_id, int32_t *par)
+{
+    relabel rl = {.map = malloc(((size_t)max_id + 1) * sizeof *rl.map), .cap = 64};
+    rl.reg = malloc((size_t)rl.cap * sizeof *rl.reg);
+    if (rl.map == NULL || rl.reg == NULL) {
+        free(rl.map);
+        free(rl.reg);
         return MD_E_NOMEM;
-    c->n = nreg;
-    for (int r = 0; r < nreg; r++)
-        c->reg[r] = (vec__region){.x0 = c->w, .y0 = c->h, .x1 = -1, .y1 = -1, .gradient = -1};
-    for (int y = 0; y < c->h; y++) {
-        const int32_t *lab = c->label + (size_t)y * (size_t)c->w;
-        const uint8_t *px = c->rgb + 3 * (size_t)y * (size_t)c->w;
-        const uint8_t *al = c->alpha ? c->alpha + (size_t)y * (size_t)c->w : NULL;
-        const uint8_t *tr = c->trans + (size_t)y * (size_t)c->w;
+    }
+    memset(rl.map, 0xff, (size_t)max_id * sizeof *rl.map); /* every entry -1 */
+    int rc = MD_OK;
+    for (int y = 0; y < c->h && rc == MD_OK; y++) {
+        int32_t *lab = c->label + (size_t)y * (size_t)c->w;
+        uint8_t *tr = c->trans + (size_t)y * (size_t)c->w;
         for (int x0 = 0, x1; x0 < c->w; x0 = x1) {
-            /* One run of equal labels at a time: sums in registers, one region update. */
-            int64_t sum[3] = {0, 0, 0}, asum = 0;
-            for (x1 = x0; x1 < c->w && lab[x1] == lab[x0]; x1++) {
-                int a = al ? al[x1] : 255;
-                asum += a;
-                for (int k = 0; k < 3; k++)
-                    sum[k] += px[3 * x1 + k];
+            int32_t old = lab[x0];
+            for (x1 = x0 + 1; x1 < c->w && lab[x1] == old; x1++)
+                ;
+            int32_t root = par ? uf_find(par, old) : old, id = relabel_id(&rl, c, root);
+            if (id < 0) {
+                rc = MD_E_NOMEM;
+                break;
             }
-            vec__region *r = &c->reg[lab[x0]];
-            int64_t len = x1 - x0;
-            r->area += len;
-            r->asum += (double)asum;
-            for (int k = 0; k < 3; k++) {
-                r->sum[k] += (double)sum[k];
-                /* premultiplied, from the colour on white: c - 255 + a per pixel */
-                r->psum[k] += (double)(sum[k] - 255 * len + asum);
+            uint8_t t = par ? (uint8_t)c->reg[root].transparent : tr[x0];
+            for (int x = x0; x < x1; x++) {
+                lab[x] = id;
+                tr[x] = t; /* a speckle takes its host's */
             }
-            r->transparent = tr[x0];
-            r->x0 = x0 < r->x0 ? x0 : r->x0;
-            r->x1 = x1 - 1 > r->x1 ? x1 - 1 : r->x1;
-            if (r->y0 > y)
-                r->y0 = y;
-            r->y1 = y;
+            rl.reg[id].transparent = t;
+            region_add_run(&rl.reg[id], c, y, x0, x1);
         }
     }
-    return MD_OK;
+    free(rl.map);
+    free(c->reg);
+    c->reg = rl.reg;
+    c->n = rl.n;
+    return rc;
+}
+
+int vec__clusters_relabel(vec__clusters *c, int max_id)
+{
+    return relabel_pass(c, max_id, NULL);
 }
 
 /* Stage 2: union-find over equal quantised keys. */
@@ -271,12 +318,7 @@ static int cmp_wedge(const void *x, const void *y)
 /* Apply a union-find over regions to the pixel labels and recompute the regions. */
 static int apply_roots(vec__clusters *c, int32_t *par)
 {
-    size_t n = (size_t)c->w * (size_t)c->h;
-    for (size_t i = 0; i < n; i++) {
-        c->label[i] = uf_find(par, c->label[i]);
-        c->trans[i] = (uint8_t)c->reg[c->label[i]].transparent; /* a speckle takes its host's */
-    }
-    return vec__clusters_relabel(c, c->n);
+    return relabel_pass(c, c->n, par);
 }
 
 /* Region adjacency in compressed-row form. */
