@@ -206,7 +206,8 @@ static int cmp_order(const void *x, const void *y, void *ctx)
     return a < b ? -1 : a > b;
 }
 
-/* One top-left pixel per transparent region, as test points for holes. */
+/* One top-left pixel per transparent region, as test points for holes. Checked once per run
+ * of equal labels: a run's first pixel is the only one that can be its region's first. */
 static int transparent_points(const vec__clusters *c, int32_t **out, int *nout)
 {
     int32_t *tp = malloc(2 * ((size_t)c->n + 1) * sizeof *tp);
@@ -217,41 +218,65 @@ static int transparent_points(const vec__clusters *c, int32_t **out, int *nout)
         return MD_E_NOMEM;
     }
     int n = 0;
-    for (int y = 0; y < c->h; y++)
+    for (int y = 0; y < c->h; y++) {
+        const int32_t *lab = c->label + (size_t)y * (size_t)c->w;
         for (int x = 0; x < c->w; x++) {
-            int32_t r = c->label[(size_t)y * (size_t)c->w + (size_t)x];
-            if (!c->reg[r].transparent || done[r])
+            int32_t r = lab[x];
+            if ((x > 0 && lab[x - 1] == r) || !c->reg[r].transparent || done[r])
                 continue;
             done[r] = 1;
             tp[2 * n] = x;
             tp[2 * n + 1] = y;
             n++;
         }
+    }
     free(done);
     *out = tp;
     *nout = n;
     return MD_OK;
 }
 
+/* Sums of the interior pixels x0..x1-1 of row y of region r (left and right neighbours are
+ * known to be in r): those whose upper and lower neighbours are in r too. */
+static void interior_run(const vec__clusters *c, int y, int x0, int x1, int32_t r, double *s)
+{
+    size_t w = (size_t)c->w, row = (size_t)y * w;
+    const int32_t *up = c->label + row - w, *dn = c->label + row + w;
+    const uint8_t *px = c->rgb + 3 * row;
+    int64_t s0 = 0, s1 = 0, s2 = 0, cnt = 0;
+    for (int x = x0; x < x1; x++) {
+        if (up[x] != r || dn[x] != r)
+            continue;
+        s0 += px[3 * x];
+        s1 += px[3 * x + 1];
+        s2 += px[3 * x + 2];
+        cnt++;
+    }
+    s[4 * r] += (double)s0;
+    s[4 * r + 1] += (double)s1;
+    s[4 * r + 2] += (double)s2;
+    s[4 * r + 3] += (double)cnt;
+}
+
 /* Fill colours from each region's interior pixels (all four neighbours in the region): edge
  * pixels are partly the neighbour's colour (anti-aliasing), and the renderer blends the edge
- * again, so counting them would wash the fill out. Regions with no interior use all pixels. */
+ * again, so counting them would wash the fill out. Regions with no interior use all pixels.
+ * Walked run by run; the sums are integers, exact in doubles. */
 static int interior_colors(const vec__clusters *c, double **out)
 {
     double *s = calloc(4 * ((size_t)c->n + 1), sizeof *s);
     if (s == NULL)
         return MD_E_NOMEM;
-    for (int y = 1; y + 1 < c->h; y++)
-        for (int x = 1; x + 1 < c->w; x++) {
-            size_t i = (size_t)y * (size_t)c->w + (size_t)x;
-            int32_t r = c->label[i];
-            if (c->label[i - 1] != r || c->label[i + 1] != r || c->label[i - (size_t)c->w] != r ||
-                c->label[i + (size_t)c->w] != r)
-                continue;
-            for (int k = 0; k < 3; k++)
-                s[4 * r + k] += c->rgb[3 * i + k];
-            s[4 * r + 3]++;
+    for (int y = 1; y + 1 < c->h; y++) {
+        const int32_t *lab = c->label + (size_t)y * (size_t)c->w;
+        for (int x0 = 0, x1; x0 < c->w; x0 = x1) {
+            for (x1 = x0 + 1; x1 < c->w && lab[x1] == lab[x0]; x1++)
+                ;
+            /* the run's ends have a neighbour outside it (or the image border) */
+            if (x1 - x0 >= 3)
+                interior_run(c, y, x0 + 1, x1 - 1, lab[x0], s);
         }
+    }
     *out = s;
     return MD_OK;
 }
