@@ -255,43 +255,64 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* Pair list under construction; seen holds recently added pairs, so most duplicates never
+ * reach the sort, and last the very latest (a boundary repeats one pair many times). */
+typedef struct pairs {
+    uint64_t *e;
+    size_t n, cap;
+    uint64_t last;
+    uint64_t seen[1024];
+} pairs;
+
+static int pairs_add(pairs *ps, int32_t a, int32_t b)
+{
+    int32_t lo = a < b ? a : b, hi = a < b ? b : a;
+    uint64_t key = (uint64_t)(uint32_t)lo << 32 | (uint32_t)hi;
+    if (key == ps->last)
+        return MD_OK;
+    ps->last = key;
+    size_t h = (size_t)((key * 0x9e3779b97f4a7c15ull) >> 54);
+    if (ps->seen[h] == key)
+        return MD_OK;
+    ps->seen[h] = key;
+    if (ps->n == ps->cap) {
+        uint64_t *ne = realloc(ps->e, 2 * ps->cap * sizeof *ne);
+        if (ne == NULL)
+            return MD_E_NOMEM;
+        ps->e = ne;
+        ps->cap *= 2;
+    }
+    ps->e[ps->n++] = key;
+    return MD_OK;
+}
+
 int vec__region_pairs(const vec__clusters *c, uint64_t **out, size_t *nout)
 {
-    size_t cap = 1024, n = 0;
-    uint64_t *e = malloc(cap * sizeof *e);
-    uint64_t seen[1024]; /* recently added pairs: most duplicates never reach the sort */
-    if (e == NULL)
+    pairs *ps = malloc(sizeof *ps);
+    if (ps == NULL)
         return MD_E_NOMEM;
-    memset(seen, 0xff, sizeof seen);
-    for (int y = 0; y < c->h; y++)
-        for (int x = 0; x < c->w; x++) {
-            size_t i = (size_t)y * (size_t)c->w + (size_t)x;
-            int32_t a = c->label[i];
-            int32_t nb[2] = {x + 1 < c->w ? c->label[i + 1] : a,
-                             y + 1 < c->h ? c->label[i + (size_t)c->w] : a};
-            for (int k = 0; k < 2; k++) {
-                if (nb[k] == a)
-                    continue;
-                int32_t lo = a < nb[k] ? a : nb[k], hi = a < nb[k] ? nb[k] : a;
-                uint64_t key = (uint64_t)(uint32_t)lo << 32 | (uint32_t)hi;
-                size_t h = (size_t)((key * 0x9e3779b97f4a7c15ull) >> 54);
-                if (seen[h] == key)
-                    continue;
-                seen[h] = key;
-                if (n == cap) {
-                    uint64_t *ne = realloc(e, 2 * cap * sizeof *e);
-                    if (ne == NULL) {
-                        free(e);
-                        return MD_E_NOMEM;
-                    }
-                    e = ne;
-                    cap *= 2;
-                }
-                e[n++] = key;
-            }
-        }
+    *ps = (pairs){.cap = 1024, .last = UINT64_MAX};
+    ps->e = malloc(ps->cap * sizeof *ps->e);
+    memset(ps->seen, 0xff, sizeof ps->seen);
+    int rc = ps->e ? MD_OK : MD_E_NOMEM;
+    size_t w = (size_t)c->w;
+    for (int y = 0; y < c->h && rc == MD_OK; y++) {
+        const int32_t *lab = c->label + (size_t)y * w;
+        for (size_t x = 0; x + 1 < w && rc == MD_OK; x++)
+            if (lab[x] != lab[x + 1])
+                rc = pairs_add(ps, lab[x], lab[x + 1]);
+        for (size_t x = 0; y + 1 < c->h && x < w && rc == MD_OK; x++)
+            if (lab[x] != lab[x + w])
+                rc = pairs_add(ps, lab[x], lab[x + w]);
+    }
+    uint64_t *e = ps->e;
+    size_t n = ps->n, m = 0;
+    free(ps);
+    if (rc != MD_OK) {
+        free(e);
+        return rc;
+    }
     qsort(e, n, sizeof *e, cmp_u64);
-    size_t m = 0;
     for (size_t i = 0; i < n; i++)
         if (m == 0 || e[m - 1] != e[i])
             e[m++] = e[i];
