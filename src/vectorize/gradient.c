@@ -291,25 +291,37 @@ static void coord_range(gacc *g)
  * pixel, so the result is bit-for-bit that of a per-pixel loop. */
 static void acc_moments(gacc *g, int y, int x0, int x1, const uint8_t *rgb)
 {
-    double m[10], mc[3][4], cc[3];
-    memcpy(m, g->m, sizeof m);
+    double mc[3][4], cc[3], *m = g->m;
     memcpy(mc, g->mc, sizeof mc);
     memcpy(cc, g->cc, sizeof cc);
-    double v = (y + 0.5 - g->cy) / g->s;
+    double v = (y + 0.5 - g->cy) / g->s, vv = v * v;
+    /* m[mi(i,j)] for the basis 1,u,v,r; the constant products (1, v, v*v) are still added
+     * pixel by pixel, which keeps the sums bit-identical */
+    double m0 = m[0], m1 = m[1], m2 = m[2], m3 = m[3], m4 = m[4], m5 = m[5], m6 = m[6];
+    double m7 = m[7], m8 = m[8], m9 = m[9];
     for (int x = x0; x < x1; x++, rgb += 3) {
-        double u = (x + 0.5 - g->cx) / g->s, r = u * u + v * v;
-        const double bas[4] = {1, u, v, r};
-        for (int i = 0; i < 4; i++)
-            for (int j = i; j < 4; j++)
-                m[mi(i, j)] += bas[i] * bas[j];
+        double u = (x + 0.5 - g->cx) / g->s, r = u * u + vv;
+        m0 += 1.0;
+        m1 += u;
+        m2 += v;
+        m3 += r;
+        m4 += u * u;
+        m5 += u * v;
+        m6 += u * r;
+        m7 += vv;
+        m8 += v * r;
+        m9 += r * r;
         for (int ch = 0; ch < 3; ch++) {
             double cv = rgb[ch];
-            for (int i = 0; i < 4; i++)
-                mc[ch][i] += cv * bas[i];
+            mc[ch][0] += cv;
+            mc[ch][1] += cv * u;
+            mc[ch][2] += cv * v;
+            mc[ch][3] += cv * r;
             cc[ch] += cv * cv;
         }
     }
-    memcpy(g->m, m, sizeof m);
+    m[0] = m0, m[1] = m1, m[2] = m2, m[3] = m3, m[4] = m4;
+    m[5] = m5, m[6] = m6, m[7] = m7, m[8] = m8, m[9] = m9;
     memcpy(g->mc, mc, sizeof mc);
     memcpy(g->cc, cc, sizeof cc);
 }
