@@ -115,7 +115,9 @@ int vec__contours(const vec__clusters *c, vec__loops *out)
         for (int x = 0; x < c->w && rc == MD_OK; x++) {
             size_t i = (size_t)y * (size_t)c->w + (size_t)x;
             int32_t r = c->label[i];
-            if ((seen[i] & 1) || c->reg[r].transparent || (y > 0 && c->label[i - (size_t)c->w] == r))
+            /* A loop starts at a pixel whose top edge is a boundary: the label test, cheapest
+             * and most often decisive, goes first. */
+            if ((y > 0 && c->label[i - (size_t)c->w] == r) || (seen[i] & 1) || c->reg[r].transparent)
                 continue;
             if (out->n == out->cap) {
                 int ncap = out->cap ? 2 * out->cap : 64;
