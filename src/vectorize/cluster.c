@@ -59,16 +59,32 @@ static int prep_pixels(const md_image *img, const vec_params *p, vec__clusters *
     if (!c->label || !c->rgb || !c->trans || !c->alpha)
         return MD_E_NOMEM;
     const uint8_t *bg = p->composite ? p->background : (const uint8_t[3]){255, 255, 255};
-    for (size_t i = 0; i < n; i++) {
-        const uint8_t *s = img->rgba + 4 * i;
+    const uint8_t *s = img->rgba;
+    /* Separate simple loops (alpha, then colour) instead of one loop with every branch. */
+    if (p->composite) {
+        memset(c->alpha, 255, n);
+        memset(c->trans, 0, n);
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            c->alpha[i] = s[4 * i + 3];
+            c->trans[i] = s[4 * i + 3] < VEC__ALPHA_CUT;
+        }
+    }
+    uint8_t *rgb = c->rgb;
+    for (size_t i = 0; i < n; i++, s += 4, rgb += 3) {
         unsigned a = s[3];
-        if (a == 255)
-            memcpy(c->rgb + 3 * i, s, 3);
-        else
+        if (a == 255) {
+            rgb[0] = s[0];
+            rgb[1] = s[1];
+            rgb[2] = s[2];
+        } else if (a == 0) { /* the formula's value: (bg * 255 + 127) / 255 == bg */
+            rgb[0] = bg[0];
+            rgb[1] = bg[1];
+            rgb[2] = bg[2];
+        } else {
             for (int k = 0; k < 3; k++)
-                c->rgb[3 * i + k] = (uint8_t)((s[k] * a + bg[k] * (255 - a) + 127) / 255);
-        c->trans[i] = !p->composite && a < VEC__ALPHA_CUT;
-        c->alpha[i] = p->composite ? 255 : (uint8_t)a;
+                rgb[k] = (uint8_t)((s[k] * a + bg[k] * (255 - a) + 127) / 255);
+        }
     }
     return MD_OK;
 }
@@ -218,32 +234,39 @@ static int initial_clusters(vec__clusters *c, int precision)
     if (key == NULL)
         return MD_E_NOMEM;
     int32_t *lab = c->label;
-    for (size_t i = 0; i < n; i++) {
-        const uint8_t *s = c->rgb + 3 * i;
-        key[i] = c->trans[i] ? 0xffffffffu
-                             : ((uint32_t)(s[0] >> shift) << 16 | (uint32_t)(s[1] >> shift) << 8 |
-                                (uint32_t)(s[2] >> shift));
-        /* Runs along a row share the label of their first pixel directly. */
-        lab[i] = i % (size_t)w && key[i] == key[i - 1] ? lab[i - 1] : (int32_t)i;
+    for (int y = 0; y < h; y++) {
+        size_t row = (size_t)y * (size_t)w;
+        const uint8_t *s = c->rgb + 3 * row;
+        for (int x = 0; x < w; x++, s += 3) {
+            size_t i = row + (size_t)x;
+            key[i] = c->trans[i] ? 0xffffffffu
+                                 : ((uint32_t)(s[0] >> shift) << 16 |
+                                    (uint32_t)(s[1] >> shift) << 8 | (uint32_t)(s[2] >> shift));
+            /* Runs along a row share the label of their first pixel directly. */
+            lab[i] = x > 0 && key[i] == key[i - 1] ? lab[i - 1] : (int32_t)i;
+        }
     }
-    for (int y = 1; y < h; y++)
+    for (int y = 1; y < h; y++) {
+        const uint32_t *k = key + (size_t)y * (size_t)w, *ku = k - w;
+        int32_t *l = lab + (size_t)y * (size_t)w, *lu = l - w;
         for (int x = 0; x < w; x++) {
-            size_t i = (size_t)y * (size_t)w + (size_t)x, up = i - (size_t)w;
-            if (key[i] != key[up])
+            if (k[x] != ku[x])
                 continue;
             /* Two runs meet once per stretch where both continue: skip repeats. */
-            if (x > 0 && lab[i] == lab[i - 1] && lab[up] == lab[up - 1] && key[i - 1] == key[up - 1])
+            if (x > 0 && l[x] == l[x - 1] && lu[x] == lu[x - 1] && k[x - 1] == ku[x - 1])
                 continue;
-            uf_union(lab, lab[i], lab[up]);
+            uf_union(lab, l[x], lu[x]);
         }
-    int32_t prev_old = -1, prev_root = -1;
-    for (size_t i = 0; i < n; i++) { /* one find per run */
-        int32_t old = lab[i];
-        if (old != prev_old || i % (size_t)w == 0) {
-            prev_old = old;
-            prev_root = uf_find(lab, old);
+    }
+    for (int y = 0; y < h; y++) { /* one find per run */
+        int32_t *l = lab + (size_t)y * (size_t)w, prev_old = -1, prev_root = -1;
+        for (int x = 0; x < w; x++) {
+            if (l[x] != prev_old) {
+                prev_old = l[x];
+                prev_root = uf_find(lab, prev_old);
+            }
+            l[x] = prev_root;
         }
-        lab[i] = prev_root;
     }
     free(key);
     return vec__clusters_relabel(c, (int)n);
