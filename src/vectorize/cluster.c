@@ -152,8 +152,9 @@ typedef struct relabel {
     int n, cap;
 } relabel;
 
-/* New id of old id l, appending a fresh region when l is met for the first time. */
-static int32_t relabel_id(relabel *rl, const vec__clusters *c, int32_t l)
+/* New id of old id l, appending a fresh region when l is met for the first time: empty, or a
+ * copy of init when not NULL. */
+static int32_t relabel_id(relabel *rl, const vec__clusters *c, int32_t l, const vec__region *init)
 {
     if (rl->map[l] >= 0)
         return rl->map[l];
@@ -165,19 +166,23 @@ static int32_t relabel_id(relabel *rl, const vec__clusters *c, int32_t l)
         rl->reg = nr;
         rl->cap = ncap;
     }
-    rl->reg[rl->n] = (vec__region){.x0 = c->w, .y0 = c->h, .x1 = -1, .y1 = -1, .gradient = -1};
+    rl->reg[rl->n] = init ? *init
+                          : (vec__region){.x0 = c->w, .y0 = c->h, .x1 = -1, .y1 = -1, .gradient = -1};
     return rl->map[l] = rl->n++;
 }
 
-/* One pass over the label runs: map each label (through the union-find par when not NULL,
- * whose roots take their transparency from the old regions) to compact ids in row-major
- * order of first appearance, and rebuild every region's statistics. */
-static int relabel_pass(vec__clusters *c, int max_id, int32_t *par)
+/* One pass over the label runs: map each label to compact ids in row-major order of first
+ * appearance. Without par every region's statistics are rebuilt from its pixels. With the
+ * union-find par, labels go to their roots, and a root's region already holds the sums of all
+ * its members (region_absorb): it is copied, and its pixels take its transparency. The sums
+ * are of integers, so both ways give bit-identical regions. */
+static int relabel_pass(vec__clusters *c, int max_id, int32_t *par, int32_t *map)
 {
-    relabel rl = {.map = malloc(((size_t)max_id + 1) * sizeof *rl.map), .cap = 64};
+    relabel rl = {.map = map ? map : malloc(((size_t)max_id + 1) * sizeof *rl.map), .cap = 64};
     rl.reg = malloc((size_t)rl.cap * sizeof *rl.reg);
     if (rl.map == NULL || rl.reg == NULL) {
-        free(rl.map);
+        if (map == NULL)
+            free(rl.map);
         free(rl.reg);
         return MD_E_NOMEM;
     }
@@ -190,7 +195,8 @@ static int relabel_pass(vec__clusters *c, int max_id, int32_t *par)
             int32_t old = lab[x0];
             for (x1 = x0 + 1; x1 < c->w && lab[x1] == old; x1++)
                 ;
-            int32_t root = par ? uf_find(par, old) : old, id = relabel_id(&rl, c, root);
+            int32_t root = par ? uf_find(par, old) : old;
+            int32_t id = relabel_id(&rl, c, root, par ? &c->reg[root] : NULL);
             if (id < 0) {
                 rc = MD_E_NOMEM;
                 break;
@@ -200,11 +206,14 @@ static int relabel_pass(vec__clusters *c, int max_id, int32_t *par)
                 lab[x] = id;
                 tr[x] = t; /* a speckle takes its host's */
             }
-            rl.reg[id].transparent = t;
-            region_add_run(&rl.reg[id], c, y, x0, x1);
+            if (par == NULL) {
+                rl.reg[id].transparent = t;
+                region_add_run(&rl.reg[id], c, y, x0, x1);
+            }
         }
     }
-    free(rl.map);
+    if (map == NULL)
+        free(rl.map);
     free(c->reg);
     c->reg = rl.reg;
     c->n = rl.n;
@@ -213,7 +222,15 @@ static int relabel_pass(vec__clusters *c, int max_id, int32_t *par)
 
 int vec__clusters_relabel(vec__clusters *c, int max_id)
 {
-    return relabel_pass(c, max_id, NULL);
+    return relabel_pass(c, max_id, NULL, NULL);
+}
+
+int vec__clusters_merge(vec__clusters *c, int32_t *to, int32_t *newid)
+{
+    for (int32_t r = 0; r < c->n; r++)
+        if (to[r] != r)
+            region_absorb(&c->reg[to[r]], &c->reg[r]);
+    return relabel_pass(c, c->n, to, newid);
 }
 
 /* Stage 2: union-find over equal quantised keys. */
@@ -362,7 +379,7 @@ static int cmp_wedge(const void *x, const void *y)
 /* Apply a union-find over regions to the pixel labels and recompute the regions. */
 static int apply_roots(vec__clusters *c, int32_t *par)
 {
-    return relabel_pass(c, c->n, par);
+    return relabel_pass(c, c->n, par, NULL);
 }
 
 /* Region adjacency in compressed-row form. */

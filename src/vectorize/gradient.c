@@ -153,7 +153,7 @@ typedef struct gacc {
     int model;                          /* 0 none, 1 linear, 2 radial */
     double dir[2], ctr[2], t0, t1;      /* gradient coordinate */
     double bn[NBINS], bc[NBINS][3], bcc[NBINS][3];
-    int32_t first_px;
+    int32_t target;                     /* region the accepted group merges into */
 } gacc;
 
 /* Index of basis product (i,j), i <= j, in gacc.m (upper triangle of a 4x4). */
@@ -549,7 +549,7 @@ static int find_candidates(const vec__clusters *c, int32_t *par, int32_t *cand, 
     gacc *g = calloc((size_t)(n ? n : 1), sizeof *g);
     if (g != NULL) {
         for (int k = 0; k < n; k++)
-            g[k].x0 = g[k].y0 = 1 << 30, g[k].x1 = g[k].y1 = -1, g[k].first_px = -1;
+            g[k].x0 = g[k].y0 = 1 << 30, g[k].x1 = g[k].y1 = -1, g[k].target = -1;
         for (int32_t r = 0; r < c->n; r++) {
             int32_t k = cand[par[r]];
             if (k < 0)
@@ -576,30 +576,31 @@ static int find_candidates(const vec__clusters *c, int32_t *par, int32_t *cand, 
 
 /* Step 4: merge accepted groups into single regions carrying their paints. */
 static int apply_groups(vec__clusters *c, const int32_t *par, const int32_t *cand, gacc *g,
-                        const uint8_t *ok, const uint8_t *excl)
+                        const uint8_t *ok, const uint8_t *excl, int32_t *newid)
 {
-    size_t n = (size_t)c->w * (size_t)c->h;
     int32_t *target = malloc(((size_t)c->n + 1) * sizeof *target);
-    if (target == NULL)
+    int32_t *to = malloc(((size_t)c->n + 1) * sizeof *to);
+    if (target == NULL || to == NULL) {
+        free(target);
+        free(to);
         return MD_E_NOMEM;
+    }
     /* The group's label is its first kept member, so an excluded root does not capture it. */
     for (int32_t r = 0; r < c->n; r++)
         target[r] = -1;
     for (int32_t r = 0; r < c->n; r++) {
         int32_t k = cand[par[r]];
-        if (k >= 0 && ok[k] && !excl[r] && target[par[r]] < 0)
-            target[par[r]] = r;
-    }
-    for (size_t i = 0; i < n; i++) {
-        int32_t r = c->label[i], root = par[r], k = cand[root];
+        to[r] = r;
         if (k < 0 || !ok[k] || excl[r])
             continue;
-        c->label[i] = target[root];
-        if (g[k].first_px < 0)
-            g[k].first_px = (int32_t)i;
+        if (target[par[r]] < 0)
+            target[par[r]] = g[k].target = r;
+        to[r] = target[par[r]];
     }
     free(target);
-    return vec__clusters_relabel(c, c->n);
+    int rc = vec__clusters_merge(c, to, newid);
+    free(to);
+    return rc;
 }
 
 /* Steps 2-4 for the ng candidate groups: fit, judge; ok[k] says which groups are gradients,
@@ -637,7 +638,8 @@ static int store_gradients(vec__clusters *c, const int32_t *par, const int32_t *
         nok += ok[k];
     if (nok == 0)
         return MD_OK;
-    int rc = apply_groups(c, par, cand, g, ok, excl);
+    int32_t *newid = malloc(((size_t)c->n + 1) * sizeof *newid);
+    int rc = newid ? apply_groups(c, par, cand, g, ok, excl, newid) : MD_E_NOMEM;
     free(c->grad);
     c->ngrad = 0;
     c->grad = rc == MD_OK ? malloc((size_t)nok * sizeof *c->grad) : NULL;
@@ -646,9 +648,10 @@ static int store_gradients(vec__clusters *c, const int32_t *par, const int32_t *
     for (int k = 0; rc == MD_OK && k < ng; k++) {
         if (!ok[k])
             continue;
-        c->reg[c->label[g[k].first_px]].gradient = c->ngrad;
+        c->reg[newid[g[k].target]].gradient = c->ngrad;
         c->grad[c->ngrad++] = paints[k];
     }
+    free(newid);
     return rc;
 }
 

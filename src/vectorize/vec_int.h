@@ -63,6 +63,11 @@ int vec__cluster_binary(const md_image *img, const vec_params *p, vec__clusters 
 /* Compact the labels (root -> 0..n-1) and recompute every region's statistics.
  * label holds arbitrary non-negative ids below max_id. */
 int vec__clusters_relabel(vec__clusters *c, int max_id);
+/* Merge region r into region to[r] for every r (to[to[r]] == to[r]; to is used as scratch),
+ * compact the labels as vec__clusters_relabel does, and give each merged region the sums of
+ * its members' statistics. newid (c->n entries before the call, or NULL) receives the new
+ * index of every target region, -1 for the merged-away ones. */
+int vec__clusters_merge(vec__clusters *c, int32_t *to, int32_t *newid);
 void vec__clusters_free(vec__clusters *c);
 
 /* The distinct pairs of 4-adjacent regions, as (lo << 32 | hi), sorted ascending. *out is new

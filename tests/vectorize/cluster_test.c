@@ -166,6 +166,49 @@ static void test_binary(void **state)
     img_free(im);
 }
 
+/* vec__clusters_merge: the merged regions' summed statistics equal those recomputed from the
+ * pixels, and newid tells where each target went. */
+static void test_merge_matches_recount(void **state)
+{
+    (void)state;
+    md_image *im = img_new(30, 8);
+    fill(im, 0, 0, 10, 8, 0xff0000, 255);
+    fill(im, 10, 0, 20, 8, 0x00ff00, 255);
+    fill(im, 20, 0, 30, 8, 0x0000ff, 200);
+    fill(im, 12, 2, 15, 5, 0xffffff, 255); /* a hole in the green stripe */
+    vec_params p;
+    vec_params_default(&p);
+    p.filter_speckle = 1;
+    vec__clusters c = cluster(im, &p);
+    assert_int_equal(c.n, 4);
+    int32_t red = label_at(&c, 0, 0), green = label_at(&c, 10, 0), blue = label_at(&c, 29, 7);
+    int32_t to[4], newid[4];
+    for (int32_t r = 0; r < 4; r++)
+        to[r] = r;
+    to[blue] = red; /* not adjacent: merging does not need it */
+    assert_int_equal(vec__clusters_merge(&c, to, newid), MD_OK);
+    assert_int_equal(c.n, 3);
+    assert_int_equal(newid[blue], -1);
+    assert_int_equal(newid[red], label_at(&c, 29, 7));
+    assert_int_equal(newid[red], label_at(&c, 0, 0));
+    assert_int_equal(newid[green], label_at(&c, 10, 0));
+    vec__region merged[3];
+    memcpy(merged, c.reg, sizeof merged);
+    assert_int_equal(vec__clusters_relabel(&c, c.n), MD_OK);
+    for (int r = 0; r < 3; r++) {
+        assert_int_equal(merged[r].area, c.reg[r].area);
+        assert_true(merged[r].asum == c.reg[r].asum);
+        for (int k = 0; k < 3; k++)
+            assert_true(merged[r].sum[k] == c.reg[r].sum[k] && merged[r].psum[k] == c.reg[r].psum[k]);
+        assert_true(merged[r].x0 == c.reg[r].x0 && merged[r].x1 == c.reg[r].x1 &&
+                    merged[r].y0 == c.reg[r].y0 && merged[r].y1 == c.reg[r].y1);
+    }
+    assert_int_equal(c.reg[newid[red]].area, 160);
+    assert_int_equal(c.reg[newid[red]].x1, 29);
+    vec__clusters_free(&c);
+    img_free(im);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -175,6 +218,7 @@ int main(void)
         cmocka_unit_test(test_thin_ring_and_stroke_stay),
         cmocka_unit_test(test_transparency),
         cmocka_unit_test(test_binary),
+        cmocka_unit_test(test_merge_matches_recount),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
