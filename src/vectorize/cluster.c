@@ -295,6 +295,47 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* LSD radix sort of n 64-bit keys, ascending: the same array as qsort gives, without a
+ * comparison callback per step (sorting took half the time on photos). Byte positions where
+ * every key agrees are skipped. Falls back to qsort when no scratch memory is available. */
+static void sort_u64(uint64_t *a, size_t n)
+{
+    uint64_t *tmp = n >= 64 ? malloc(n * sizeof *tmp) : NULL;
+    if (tmp == NULL) {
+        qsort(a, n, sizeof *a, cmp_u64);
+        return;
+    }
+    enum { nbytes = 8 };
+    size_t (*cnt)[256] = calloc(nbytes, sizeof *cnt);
+    if (cnt == NULL) {
+        free(tmp);
+        qsort(a, n, sizeof *a, cmp_u64);
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        for (int b = 0; b < nbytes; b++)
+            cnt[b][(a[i] >> (8 * b)) & 255]++;
+    uint64_t *src = a, *dst = tmp;
+    for (int b = 0; b < nbytes; b++) {
+        if (cnt[b][(src[0] >> (8 * b)) & 255] == n)
+            continue; /* every key has this byte */
+        size_t pos[256], sum = 0;
+        for (int d = 0; d < 256; d++) {
+            pos[d] = sum;
+            sum += cnt[b][d];
+        }
+        for (size_t i = 0; i < n; i++)
+            dst[pos[(src[i] >> (8 * b)) & 255]++] = src[i];
+        uint64_t *t = src;
+        src = dst;
+        dst = t;
+    }
+    if (src != a)
+        memcpy(a, src, n * sizeof *a);
+    free(cnt);
+    free(tmp);
+}
+
 /* Pair list under construction; seen holds recently added pairs, so most duplicates never
  * reach the sort, and last the very latest (a boundary repeats one pair many times). */
 typedef struct pairs {
@@ -352,7 +393,7 @@ int vec__region_pairs(const vec__clusters *c, uint64_t **out, size_t *nout)
         free(e);
         return rc;
     }
-    qsort(e, n, sizeof *e, cmp_u64);
+    sort_u64(e, n);
     for (size_t i = 0; i < n; i++)
         if (m == 0 || e[m - 1] != e[i])
             e[m++] = e[i];
@@ -374,6 +415,50 @@ static int cmp_wedge(const void *x, const void *y)
     if (a->a != b->a)
         return a->a < b->a ? -1 : 1;
     return a->b < b->b ? -1 : a->b > b->b;
+}
+
+/* The bits of a non-negative float, which order like the values. */
+static uint32_t wedge_key(const wedge *w)
+{
+    uint32_t k;
+    memcpy(&k, &w->d, sizeof k);
+    return k;
+}
+
+/* Sort edges into cmp_wedge order. They are generated in (a, b) order, so a stable sort by d
+ * alone gives exactly that order: an LSD radix sort on d's bits (differences are >= 0), with
+ * qsort as the fallback when no scratch memory is available. */
+static void sort_wedges(wedge *w, size_t n)
+{
+    wedge *tmp = n >= 64 ? malloc(n * sizeof *tmp) : NULL;
+    if (tmp == NULL) {
+        qsort(w, n, sizeof *w, cmp_wedge);
+        return;
+    }
+    size_t cnt[4][256] = {{0}};
+    for (size_t i = 0; i < n; i++) {
+        uint32_t k = wedge_key(&w[i]);
+        for (int b = 0; b < 4; b++)
+            cnt[b][(k >> (8 * b)) & 255]++;
+    }
+    wedge *src = w, *dst = tmp;
+    for (int b = 0; b < 4; b++) {
+        if (cnt[b][(wedge_key(&src[0]) >> (8 * b)) & 255] == n)
+            continue;
+        size_t pos[256], sum = 0;
+        for (int d = 0; d < 256; d++) {
+            pos[d] = sum;
+            sum += cnt[b][d];
+        }
+        for (size_t i = 0; i < n; i++)
+            dst[pos[(wedge_key(&src[i]) >> (8 * b)) & 255]++] = src[i];
+        wedge *t = src;
+        src = dst;
+        dst = t;
+    }
+    if (src != w)
+        memcpy(w, src, n * sizeof *w);
+    free(tmp);
 }
 
 /* Apply a union-find over regions to the pixel labels and recompute the regions. */
@@ -451,7 +536,7 @@ static int merge_similar(merger *m, int layer_difference)
             if (d < layer_difference)
                 we[k++] = (wedge){(float)d, a, b};
         }
-    qsort(we, k, sizeof *we, cmp_wedge);
+    sort_wedges(we, k);
     for (size_t i = 0; i < k; i++) {
         int32_t a = uf_find(m->par, we[i].a), b = uf_find(m->par, we[i].b);
         if (a == b || color_dist(&c->reg[a], &c->reg[b]) >= layer_difference)
