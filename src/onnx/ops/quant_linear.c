@@ -377,6 +377,21 @@ static int qconv_bias(onnx_kctx *k, const qconv *g, const int32_t **bias)
     return MD_OK;
 }
 
+/* QLinearConv's scales (x at 1, w at 4, y at 6) and output zero point (at 7). */
+static int qconv_scales(onnx_kctx *k, const qconv *g, qparam *xsc, qparam *wsc, qparam *ysc,
+                        qparam *yzp)
+{
+    const onnx_tensor *yz = k->in[7];
+    int rc = qp_tensor(k, 1, "x_scale", false, k->in[0], xsc);
+    if (!rc)
+        rc = qp_resolve(k, 4, "w_scale", false, k->in[3], g->m, 0, NULL, wsc);
+    if (!rc)
+        rc = qp_tensor(k, 6, "y_scale", false, k->in[0], ysc);
+    if (!rc && !is_q8(yz->dtype))
+        rc = onnx__kfail(k, MD_E_INVALID_PARAM, "y_zero_point must be uint8 or int8");
+    return rc ? rc : qp_tensor(k, 7, "y_zero_point", true, yz, yzp);
+}
+
 static int run_qlinear_conv(const onnx_node *n, onnx_kctx *k)
 {
     (void)n;
@@ -387,15 +402,7 @@ static int run_qlinear_conv(const onnx_node *n, onnx_kctx *k)
     const onnx_tensor *yz = k->in[7];
     int rc = qconv_setup(k, 3, 2, 5, &g, &xs, &ws, &wzp);
     if (!rc)
-        rc = qp_tensor(k, 1, "x_scale", false, k->in[0], &xsc);
-    if (!rc)
-        rc = qp_resolve(k, 4, "w_scale", false, k->in[3], g.m, 0, NULL, &wsc);
-    if (!rc)
-        rc = qp_tensor(k, 6, "y_scale", false, k->in[0], &ysc);
-    if (!rc && !is_q8(yz->dtype))
-        rc = onnx__kfail(k, MD_E_INVALID_PARAM, "y_zero_point must be uint8 or int8");
-    if (!rc)
-        rc = qp_tensor(k, 7, "y_zero_point", true, yz, &yzp);
+        rc = qconv_scales(k, &g, &xsc, &wsc, &ysc, &yzp);
     if (!rc)
         rc = qconv_bias(k, &g, &bias);
     if (rc)
@@ -403,9 +410,12 @@ static int run_qlinear_conv(const onnx_node *n, onnx_kctx *k)
     int64_t dims[ONNX_MAX_RANK] = {g.n, g.m};
     memcpy(dims + 2, g.out, sizeof(int64_t) * (size_t)g.nsp);
     onnx_tensor *y;
-    int32_t *acc = onnx__scratch(k, (size_t)(g.n * g.m * g.out_sp) * sizeof *acc);
-    if (acc == NULL || (rc = onnx__output(k, 0, yz->dtype, g.nsp + 2, dims, &y)))
-        return acc == NULL ? MD_E_NOMEM : rc;
+    if ((rc = onnx__output(k, 0, yz->dtype, g.nsp + 2, dims, &y)))
+        return rc;
+    /* sized from the output, which onnx__output has checked against overflow and limits */
+    int32_t *acc = onnx__scratch(k, (size_t)onnx_tensor_numel(y) * sizeof *acc);
+    if (acc == NULL)
+        return MD_E_NOMEM;
     if ((rc = qconv_acc(k, &g, xs, ws, bias, acc)))
         return rc;
     float xs0 = qp_scale(&xsc, 0, 0), ys0 = qp_scale(&ysc, 0, 0);
