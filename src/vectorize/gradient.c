@@ -152,7 +152,7 @@ typedef struct gacc {
     double mc[3][4], cc[3];             /* sums of c*basis and c^2 per channel */
     int model;                          /* 0 none, 1 linear, 2 radial */
     double dir[2], ctr[2], t0, t1;      /* gradient coordinate */
-    double bn[NBINS], bc[NBINS][3], bcc[NBINS][3];
+    int64_t bn[NBINS], bc[NBINS][3], bcc[NBINS][3]; /* integer bin sums */
     int32_t target;                     /* region the accepted group merges into */
 } gacc;
 
@@ -295,13 +295,16 @@ static void acc_moments(gacc *g, int y, int x0, int x1, const uint8_t *rgb)
     memcpy(mc, g->mc, sizeof mc);
     memcpy(cc, g->cc, sizeof cc);
     double v = (y + 0.5 - g->cy) / g->s, vv = v * v;
-    /* m[mi(i,j)] for the basis 1,u,v,r; the constant products (1, v, v*v) are still added
+    /* Sums of integers (count, colours, squared colours) are exact in a double in any order:
+     * they are kept as integers over the run and added once. */
+    int64_t cnt = 0, ci[3] = {0, 0, 0}, cci[3] = {0, 0, 0};
+    /* m[mi(i,j)] for the basis 1,u,v,r; the constant products v and v*v are still added
      * pixel by pixel, which keeps the sums bit-identical */
     double m0 = m[0], m1 = m[1], m2 = m[2], m3 = m[3], m4 = m[4], m5 = m[5], m6 = m[6];
     double m7 = m[7], m8 = m[8], m9 = m[9];
     for (int x = x0; x < x1; x++, rgb += 3) {
         double u = (x + 0.5 - g->cx) / g->s, r = u * u + vv;
-        m0 += 1.0;
+        cnt++;
         m1 += u;
         m2 += v;
         m3 += r;
@@ -313,12 +316,17 @@ static void acc_moments(gacc *g, int y, int x0, int x1, const uint8_t *rgb)
         m9 += r * r;
         for (int ch = 0; ch < 3; ch++) {
             double cv = rgb[ch];
-            mc[ch][0] += cv;
+            ci[ch] += rgb[ch];
             mc[ch][1] += cv * u;
             mc[ch][2] += cv * v;
             mc[ch][3] += cv * r;
-            cc[ch] += cv * cv;
+            cci[ch] += rgb[ch] * rgb[ch];
         }
+    }
+    m0 += (double)cnt;
+    for (int ch = 0; ch < 3; ch++) {
+        mc[ch][0] += (double)ci[ch];
+        cc[ch] += (double)cci[ch];
     }
     m[0] = m0, m[1] = m1, m[2] = m2, m[3] = m3, m[4] = m4;
     m[5] = m5, m[6] = m6, m[7] = m7, m[8] = m8, m[9] = m9;
@@ -335,7 +343,7 @@ static int bin_of(const gacc *g, int x, int y)
     return b < 0 ? 0 : b >= NBINS ? NBINS - 1 : b;
 }
 
-/* Bin sums of one run. Every sum is of integers, exact in a double in any order. */
+/* Bin sums of one run, in integers (the doubles they replace held the same exact values). */
 static void acc_bins(gacc *g, int y, int x0, int x1, const uint8_t *rgb)
 {
     if (g->model == 0)
@@ -345,7 +353,7 @@ static void acc_bins(gacc *g, int y, int x0, int x1, const uint8_t *rgb)
         g->bn[b]++;
         for (int ch = 0; ch < 3; ch++) {
             g->bc[b][ch] += rgb[ch];
-            g->bcc[b][ch] += (double)rgb[ch] * rgb[ch];
+            g->bcc[b][ch] += rgb[ch] * rgb[ch];
         }
     }
 }
@@ -379,11 +387,11 @@ static double make_stops(const gacc *g, vec_paint *paint)
         if (g->bn[b] < 1)
             continue;
         for (int ch = 0; ch < 3; ch++) {
-            mean[nb][ch] = g->bc[b][ch] / g->bn[b];
-            sse += g->bcc[b][ch] - g->bc[b][ch] * mean[nb][ch];
+            mean[nb][ch] = (double)g->bc[b][ch] / (double)g->bn[b];
+            sse += (double)g->bcc[b][ch] - (double)g->bc[b][ch] * mean[nb][ch];
         }
         tc[nb++] = (b + 0.5) / NBINS;
-        n += g->bn[b];
+        n += (double)g->bn[b];
     }
     if (nb < 2)
         return 1e9;
@@ -427,10 +435,12 @@ static double make_stops(const gacc *g, vec_paint *paint)
     return sqrt(sse / (3 * n));
 }
 
-/* Colour of the binned model at normalised coordinate t (stops still in bin space). */
-static void model_color(const vec_paint *p, double t, double *out)
+/* Colour of the binned model at normalised coordinate t (stops still in bin space); the
+ * segment search starts at stop index from, which must have every earlier stop below t.
+ * Returns the segment's first stop. */
+static int model_color(const vec_paint *p, double t, int from, double *out)
 {
-    int i = 0;
+    int i = from;
     while (i + 1 < p->nstops && p->stops[i + 1].offset < t)
         i++;
     const vec_stop *a = &p->stops[i], *b = &p->stops[i + 1 < p->nstops ? i + 1 : i];
@@ -438,6 +448,7 @@ static void model_color(const vec_paint *p, double t, double *out)
     f = f < 0 ? 0 : f > 1 ? 1 : f;
     for (int ch = 0; ch < 3; ch++)
         out[ch] = a->rgba[ch] + f * (b->rgba[ch] - a->rgba[ch]);
+    return i;
 }
 
 /* Squared error of every region of a candidate group against its group's model. Run by run
@@ -455,10 +466,14 @@ static void region_errors(const vec__clusters *c, const int32_t *par, const int3
             if (k < 0 || g[k].model == 0 || paints[k].nstops < 2)
                 continue;
             const gacc *a = &g[k];
-            double e = sse[r];
+            double e = sse[r], prev_t = -INFINITY;
+            int stop = 0;
             for (int x = x0; x < x1; x++) {
                 double u = (x + 0.5 - a->cx) / a->s, v = (y + 0.5 - a->cy) / a->s, m[3];
-                model_color(&paints[k], (coord(a, u, v) - a->t0) / (a->t1 - a->t0), m);
+                double t = (coord(a, u, v) - a->t0) / (a->t1 - a->t0);
+                /* stops below the previous t are below this one too: resume the search */
+                stop = model_color(&paints[k], t, t >= prev_t ? stop : 0, m);
+                prev_t = t;
                 for (int ch = 0; ch < 3; ch++)
                     e += (m[ch] - px[3 * x + ch]) * (m[ch] - px[3 * x + ch]);
             }
