@@ -147,6 +147,7 @@ static int soft_groups(const vec__clusters *c, int32_t *par)
 /* Per-group accumulators; u, v are normalised coordinates and r = u^2 + v^2. */
 typedef struct gacc {
     double cx, cy, s;                   /* normalisation: u = (x - cx) / s */
+    double inv_s, inv_dt;               /* 1 / s and 1 / (t1 - t0): per-pixel products */
     int x0, y0, x1, y1, members;
     double m[15];                       /* sums of products of the basis 1,u,v,r */
     double mc[3][4], cc[3];             /* sums of c*basis and c^2 per channel */
@@ -284,6 +285,7 @@ static void coord_range(gacc *g)
     }
     g->t0 = lo;
     g->t1 = hi > lo ? hi : lo + 1e-6;
+    g->inv_dt = 1.0 / (g->t1 - g->t0);
 }
 
 /* Moments of one run of pixels x0..x1-1 of row y. The sums are kept in locals over the run
@@ -294,7 +296,7 @@ static void acc_moments(gacc *g, int y, int x0, int x1, const uint8_t *rgb)
     double mc[3][4], cc[3], *m = g->m;
     memcpy(mc, g->mc, sizeof mc);
     memcpy(cc, g->cc, sizeof cc);
-    double v = (y + 0.5 - g->cy) / g->s, vv = v * v;
+    double v = (y + 0.5 - g->cy) * g->inv_s, vv = v * v;
     /* Sums of integers (count, colours, squared colours) are exact in a double in any order:
      * they are kept as integers over the run and added once. */
     int64_t cnt = 0, ci[3] = {0, 0, 0}, cci[3] = {0, 0, 0};
@@ -303,7 +305,7 @@ static void acc_moments(gacc *g, int y, int x0, int x1, const uint8_t *rgb)
     double m0 = m[0], m1 = m[1], m2 = m[2], m3 = m[3], m4 = m[4], m5 = m[5], m6 = m[6];
     double m7 = m[7], m8 = m[8], m9 = m[9];
     for (int x = x0; x < x1; x++, rgb += 3) {
-        double u = (x + 0.5 - g->cx) / g->s, r = u * u + vv;
+        double u = (x + 0.5 - g->cx) * g->inv_s, r = u * u + vv;
         cnt++;
         m1 += u;
         m2 += v;
@@ -337,8 +339,8 @@ static void acc_moments(gacc *g, int y, int x0, int x1, const uint8_t *rgb)
 /* Bin index of pixel (x, y) along g's gradient coordinate. */
 static int bin_of(const gacc *g, int x, int y)
 {
-    double u = (x + 0.5 - g->cx) / g->s, v = (y + 0.5 - g->cy) / g->s;
-    double t = (coord(g, u, v) - g->t0) / (g->t1 - g->t0);
+    double u = (x + 0.5 - g->cx) * g->inv_s, v = (y + 0.5 - g->cy) * g->inv_s;
+    double t = (coord(g, u, v) - g->t0) * g->inv_dt;
     int b = (int)(t * NBINS);
     return b < 0 ? 0 : b >= NBINS ? NBINS - 1 : b;
 }
@@ -469,8 +471,8 @@ static void region_errors(const vec__clusters *c, const int32_t *par, const int3
             double e = sse[r], prev_t = -INFINITY;
             int stop = 0;
             for (int x = x0; x < x1; x++) {
-                double u = (x + 0.5 - a->cx) / a->s, v = (y + 0.5 - a->cy) / a->s, m[3];
-                double t = (coord(a, u, v) - a->t0) / (a->t1 - a->t0);
+                double u = (x + 0.5 - a->cx) * a->inv_s, v = (y + 0.5 - a->cy) * a->inv_s, m[3];
+                double t = (coord(a, u, v) - a->t0) * a->inv_dt;
                 /* stops below the previous t are below this one too: resume the search */
                 stop = model_color(&paints[k], t, t >= prev_t ? stop : 0, m);
                 prev_t = t;
@@ -580,6 +582,7 @@ static int find_candidates(const vec__clusters *c, int32_t *par, int32_t *cand, 
             g[k].cy = (g[k].y0 + g[k].y1 + 1) / 2.0;
             double hw = (g[k].x1 + 1 - g[k].x0) / 2.0, hh = (g[k].y1 + 1 - g[k].y0) / 2.0;
             g[k].s = hw > hh ? hw : hh;
+            g[k].inv_s = 1.0 / g[k].s;
         }
     }
     free(members);
