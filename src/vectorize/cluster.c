@@ -342,29 +342,32 @@ typedef struct pairs {
     uint64_t *e;
     size_t n, cap;
     uint64_t last;
+    int oom;
     uint64_t seen[1024];
 } pairs;
 
-static int pairs_add(pairs *ps, int32_t a, int32_t b)
+/* Add pair (a, b) unless just seen; on allocation failure sets ps->oom and drops it. */
+static void pairs_add(pairs *ps, int32_t a, int32_t b)
 {
     int32_t lo = a < b ? a : b, hi = a < b ? b : a;
     uint64_t key = (uint64_t)(uint32_t)lo << 32 | (uint32_t)hi;
     if (key == ps->last)
-        return MD_OK;
+        return;
     ps->last = key;
     size_t h = (size_t)((key * 0x9e3779b97f4a7c15ull) >> 54);
     if (ps->seen[h] == key)
-        return MD_OK;
+        return;
     ps->seen[h] = key;
     if (ps->n == ps->cap) {
         uint64_t *ne = realloc(ps->e, 2 * ps->cap * sizeof *ne);
-        if (ne == NULL)
-            return MD_E_NOMEM;
+        if (ne == NULL) {
+            ps->oom = 1;
+            return;
+        }
         ps->e = ne;
         ps->cap *= 2;
     }
     ps->e[ps->n++] = key;
-    return MD_OK;
 }
 
 int vec__region_pairs(const vec__clusters *c, uint64_t **out, size_t *nout)
@@ -375,17 +378,21 @@ int vec__region_pairs(const vec__clusters *c, uint64_t **out, size_t *nout)
     *ps = (pairs){.cap = 1024, .last = UINT64_MAX};
     ps->e = malloc(ps->cap * sizeof *ps->e);
     memset(ps->seen, 0xff, sizeof ps->seen);
-    int rc = ps->e ? MD_OK : MD_E_NOMEM;
+    ps->oom = ps->e == NULL;
     size_t w = (size_t)c->w;
-    for (int y = 0; y < c->h && rc == MD_OK; y++) {
+    /* plain loops; an allocation failure is only looked at once, at the end */
+    for (int y = 0; y < c->h && !ps->oom; y++) {
         const int32_t *lab = c->label + (size_t)y * w;
-        for (size_t x = 0; x + 1 < w && rc == MD_OK; x++)
+        for (size_t x = 0; x + 1 < w; x++)
             if (lab[x] != lab[x + 1])
-                rc = pairs_add(ps, lab[x], lab[x + 1]);
-        for (size_t x = 0; y + 1 < c->h && x < w && rc == MD_OK; x++)
+                pairs_add(ps, lab[x], lab[x + 1]);
+        if (y + 1 == c->h)
+            break;
+        for (size_t x = 0; x < w; x++)
             if (lab[x] != lab[x + w])
-                rc = pairs_add(ps, lab[x], lab[x + w]);
+                pairs_add(ps, lab[x], lab[x + w]);
     }
+    int rc = ps->oom ? MD_E_NOMEM : MD_OK;
     uint64_t *e = ps->e;
     size_t n = ps->n, m = 0;
     free(ps);
