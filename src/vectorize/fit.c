@@ -51,14 +51,18 @@ vec__pt vec__bezier(const vec__pt *b, double t)
                      b0 * b[0].y + b1 * b[1].y + b2 * b[2].y + b3 * b[3].y};
 }
 
-/* Control points with the end tangents fixed, the two lengths by least squares. */
-static void generate(const vec__pt *p, int n, const double *u, vec__pt t1, vec__pt t2, vec__pt *b)
+/* Control points with the end tangents fixed, the two lengths by least squares. The
+ * Bernstein weights of every u[i] are left in bas[4i..4i+3] for max_error and
+ * reparameterize, which evaluate the curve at the same parameters. */
+static void generate(const vec__pt *p, int n, const double *u, vec__pt t1, vec__pt t2, vec__pt *b,
+                     double *bas)
 {
     double c00 = 0, c01 = 0, c11 = 0, x0 = 0, x1 = 0;
     vec__pt p0 = p[0], pn = p[n - 1];
     for (int i = 0; i < n; i++) {
         double t = u[i], s = 1 - t;
         double b0 = s * s * s, b1 = 3 * s * s * t, b2 = 3 * s * t * t, b3 = t * t * t;
+        bas[4 * i] = b0, bas[4 * i + 1] = b1, bas[4 * i + 2] = b2, bas[4 * i + 3] = b3;
         vec__pt a1 = scl(t1, b1), a2 = scl(t2, b2);
         c00 += dot(a1, a1);
         c01 += dot(a1, a2);
@@ -79,12 +83,19 @@ static void generate(const vec__pt *p, int n, const double *u, vec__pt t1, vec__
     b[3] = pn;
 }
 
-static double max_error(const vec__pt *p, int n, const double *u, const vec__pt *b, int *split)
+/* The curve b at the parameter whose Bernstein weights are w (as vec__bezier computes it). */
+static vec__pt bezier_w(const vec__pt *b, const double *w)
+{
+    return (vec__pt){w[0] * b[0].x + w[1] * b[1].x + w[2] * b[2].x + w[3] * b[3].x,
+                     w[0] * b[0].y + w[1] * b[1].y + w[2] * b[2].y + w[3] * b[3].y};
+}
+
+static double max_error(const vec__pt *p, int n, const double *bas, const vec__pt *b, int *split)
 {
     double worst = 0;
     *split = n / 2;
     for (int i = 1; i < n - 1; i++) {
-        vec__pt q = vec__bezier(b, u[i]);
+        vec__pt q = bezier_w(b, bas + 4 * i);
         double d = vec__hypot(q.x - p[i].x, q.y - p[i].y);
         if (d >= worst) {
             worst = d;
@@ -95,13 +106,13 @@ static double max_error(const vec__pt *p, int n, const double *u, const vec__pt 
 }
 
 /* One Newton step per point on f(u) = (Q(u) - P) . Q'(u). */
-static void reparameterize(const vec__pt *p, int n, double *u, const vec__pt *b)
+static void reparameterize(const vec__pt *p, int n, double *u, const double *bas, const vec__pt *b)
 {
     vec__pt d1[3] = {scl(sub(b[1], b[0]), 3), scl(sub(b[2], b[1]), 3), scl(sub(b[3], b[2]), 3)};
     vec__pt d2[2] = {scl(sub(d1[1], d1[0]), 2), scl(sub(d1[2], d1[1]), 2)};
     for (int i = 1; i < n - 1; i++) {
         double t = u[i], s = 1 - t;
-        vec__pt q = vec__bezier(b, t);
+        vec__pt q = bezier_w(b, bas + 4 * i);
         vec__pt q1 = add(add(scl(d1[0], s * s), scl(d1[1], 2 * s * t)), scl(d1[2], t * t));
         vec__pt q2 = add(scl(d2[0], s), scl(d2[1], t));
         vec__pt diff = sub(q, p[i]);
@@ -145,6 +156,7 @@ typedef struct fitctx {
     double tol;
     int max_iter;
     double *u;
+    double *bas;            /* 4 Bernstein weights per point */
     vec__segs *out;
 } fitctx;
 
@@ -160,13 +172,13 @@ static int fit_rec(fitctx *f, const vec__pt *p, int n, vec__pt t1, vec__pt t2, i
     }
     double *u = f->u;
     chord_params(p, n, u);
-    generate(p, n, u, t1, t2, b);
+    generate(p, n, u, t1, t2, b, f->bas);
     int split;
-    double e = max_error(p, n, u, b, &split);
+    double e = max_error(p, n, f->bas, b, &split);
     for (int it = 0; e > f->tol && e < 4 * f->tol && it < f->max_iter; it++) {
-        reparameterize(p, n, u, b);
-        generate(p, n, u, t1, t2, b);
-        e = max_error(p, n, u, b, &split);
+        reparameterize(p, n, u, f->bas, b);
+        generate(p, n, u, t1, t2, b, f->bas);
+        e = max_error(p, n, f->bas, b, &split);
     }
     if (e <= f->tol)
         return emit(b, f->tol, f->out);
@@ -183,10 +195,10 @@ int vec__fit_cubic(const vec__pt *p, int n, vec__pt t1, vec__pt t2, double tol, 
 {
     if (n < 2)
         return MD_OK;
-    fitctx f = {tol, max_iter, malloc((size_t)n * sizeof(double)), out};
-    if (f.u == NULL)
-        return MD_E_NOMEM;
-    int rc = fit_rec(&f, p, n, unit(t1), unit(t2), 0);
+    fitctx f = {tol, max_iter, malloc((size_t)n * sizeof(double)),
+                malloc(4 * (size_t)n * sizeof(double)), out};
+    int rc = f.u && f.bas ? fit_rec(&f, p, n, unit(t1), unit(t2), 0) : MD_E_NOMEM;
     free(f.u);
+    free(f.bas);
     return rc;
 }
