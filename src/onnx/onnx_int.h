@@ -211,6 +211,22 @@ int onnx__norm_axis(int64_t axis, int rank, int extra, int *out);
 /* numpy multidirectional broadcast of a and b; -1 when incompatible. */
 int onnx__broadcast(int ra, const int64_t *da, int rb, const int64_t *db, int *rout,
                     int64_t *dout);
+/* Operands of a MatMul (numpy semantics: 1-D operands promoted, the added dim dropped) as
+ * batches of matrices; shared by MatMul and the integer MatMuls so they agree on every shape. */
+typedef struct onnx_mm_shape {
+    int64_t m, k, n;
+    int brank;                                        /* output batch rank */
+    int64_t bdims[ONNX_MAX_RANK];                     /* output batch dims */
+    int64_t astr[ONNX_MAX_RANK], bstr[ONNX_MAX_RANK]; /* matrix strides per batch dim, 0 = bcast */
+    int rank;                                         /* output rank and dims */
+    int64_t dims[ONNX_MAX_RANK];
+    int64_t nb;                                       /* output matrices */
+} onnx_mm_shape;
+/* Fill s from the shapes of a and b. Returns 0, -1 when the batch dims do not broadcast,
+ * -2 when the inner dims differ, -3 when an operand has rank 0. */
+int onnx__mm_shape(const onnx_tensor *a, const onnx_tensor *b, onnx_mm_shape *s);
+/* Matrix indices *ao of a and *bo of b that output matrix i (0 <= i < s->nb) multiplies. */
+void onnx__mm_batch(const onnx_mm_shape *s, int64_t i, int64_t *ao, int64_t *bo);
 /* Broadcast iteration over up to 3 inputs: onnx__bcast_init computes the output shape and
  * per-input element strides (0 along broadcast dims), merging dims where it can so that
  * same-shape operands become one long row. onnx__bcast_rows then calls fn once per innermost

@@ -86,6 +86,59 @@ int onnx__broadcast(int ra, const int64_t *da, int rb, const int64_t *db, int *r
     return 0;
 }
 
+/* Batch strides (in matrices) of an operand whose batch dims d[0..r) are right-aligned to the
+ * output batch; 0 along broadcast dims. Returns -1 when the dims do not broadcast. */
+static int mm_batch_strides(const int64_t *d, int r, const onnx_mm_shape *s, int64_t *str)
+{
+    int64_t acc = 1;
+    for (int i = s->brank - 1; i >= 0; i--) {
+        int j = i - (s->brank - r);
+        int64_t di = j >= 0 ? d[j] : 1;
+        if (di != 1 && di != s->bdims[i])
+            return -1;
+        str[i] = di == 1 ? 0 : acc;
+        acc *= di;
+    }
+    return 0;
+}
+
+int onnx__mm_shape(const onnx_tensor *a, const onnx_tensor *b, onnx_mm_shape *s)
+{
+    if (a->rank < 1 || b->rank < 1)
+        return -3;
+    int ar = a->rank == 1 ? 0 : a->rank - 2, br = b->rank == 1 ? 0 : b->rank - 2;
+    s->m = a->rank == 1 ? 1 : a->dims[a->rank - 2];
+    s->k = a->dims[a->rank - 1];
+    s->n = b->rank == 1 ? 1 : b->dims[b->rank - 1];
+    if ((b->rank == 1 ? b->dims[0] : b->dims[b->rank - 2]) != s->k)
+        return -2;
+    if (onnx__broadcast(ar, a->dims, br, b->dims, &s->brank, s->bdims) < 0 ||
+        s->brank > ONNX_MAX_RANK - 2 || mm_batch_strides(a->dims, ar, s, s->astr) ||
+        mm_batch_strides(b->dims, br, s, s->bstr))
+        return -1;
+    s->rank = s->brank;
+    memcpy(s->dims, s->bdims, sizeof(int64_t) * (size_t)s->brank);
+    if (a->rank != 1)
+        s->dims[s->rank++] = s->m;
+    if (b->rank != 1)
+        s->dims[s->rank++] = s->n;
+    s->nb = 1;
+    for (int i = 0; i < s->brank; i++)
+        s->nb *= s->bdims[i];
+    return 0;
+}
+
+void onnx__mm_batch(const onnx_mm_shape *s, int64_t i, int64_t *ao, int64_t *bo)
+{
+    *ao = *bo = 0;
+    for (int d = s->brank - 1; d >= 0; d--) {
+        int64_t c = i % s->bdims[d];
+        i /= s->bdims[d];
+        *ao += c * s->astr[d];
+        *bo += c * s->bstr[d];
+    }
+}
+
 /* IEEE half precision <-> float, round to nearest even. */
 float onnx__half_to_float(uint16_t h)
 {

@@ -5,8 +5,6 @@
  * tall matrix and runs as a single sgemm; otherwise one sgemm per output batch entry, with the
  * operands' offsets following the broadcast.
  */
-#include <string.h>
-
 #include "onnx/kernels/fuse.h"
 #include "onnx/kernels/kernels.h"
 #include "onnx/onnx_int.h"
@@ -24,73 +22,17 @@ static int prepare_matmul(onnx_node *n, onnx_prep *p, md_err *err)
     return onnx__absorb_act(p, n, &mp->act, err);
 }
 
-/* The operands as batches of matrices. */
-typedef struct mm_shape {
-    int64_t m, k, n;
-    int brank;                         /* output batch rank */
-    int64_t bdims[ONNX_MAX_RANK];      /* output batch dims */
-    int64_t astr[ONNX_MAX_RANK], bstr[ONNX_MAX_RANK]; /* matrix strides per batch dim, 0 = bcast */
-    int rank;                          /* output rank and dims */
-    int64_t dims[ONNX_MAX_RANK];
-} mm_shape;
-
-/* Batch strides (in matrices) of an operand whose batch dims d[0..r) are right-aligned to the
- * output batch; 0 along broadcast dims. Returns -1 when the dims do not broadcast. */
-static int batch_strides(const int64_t *d, int r, const mm_shape *s, int64_t *str)
+static int mm_batches(const onnx_mm_shape *s, const float *a, const float *b, float *y, md_err *e)
 {
-    int64_t acc = 1;
-    for (int i = s->brank - 1; i >= 0; i--) {
-        int j = i - (s->brank - r);
-        int64_t di = j >= 0 ? d[j] : 1;
-        if (di != 1 && di != s->bdims[i])
-            return -1;
-        str[i] = di == 1 ? 0 : acc;
-        acc *= di;
-    }
-    return 0;
-}
-
-static int mm_shape_of(const onnx_tensor *a, const onnx_tensor *b, mm_shape *s)
-{
-    if (a->rank < 1 || b->rank < 1)
-        return -1;
-    int ar = a->rank == 1 ? 0 : a->rank - 2, br = b->rank == 1 ? 0 : b->rank - 2;
-    s->m = a->rank == 1 ? 1 : a->dims[a->rank - 2];
-    s->k = a->dims[a->rank - 1];
-    s->n = b->rank == 1 ? 1 : b->dims[b->rank - 1];
-    if ((b->rank == 1 ? b->dims[0] : b->dims[b->rank - 2]) != s->k)
-        return -2;
-    if (onnx__broadcast(ar, a->dims, br, b->dims, &s->brank, s->bdims) < 0 ||
-        s->brank > ONNX_MAX_RANK - 2)
-        return -1;
-    if (batch_strides(a->dims, ar, s, s->astr) || batch_strides(b->dims, br, s, s->bstr))
-        return -1;
-    s->rank = s->brank;
-    memcpy(s->dims, s->bdims, sizeof(int64_t) * (size_t)s->brank);
-    if (a->rank != 1)
-        s->dims[s->rank++] = s->m;
-    if (b->rank != 1)
-        s->dims[s->rank++] = s->n;
-    return 0;
-}
-
-static int mm_batches(const mm_shape *s, const float *a, const float *b, float *y, md_err *e)
-{
-    int64_t nb = 1, bmat = 0;
-    for (int i = 0; i < s->brank; i++) {
-        nb *= s->bdims[i];
+    int64_t bmat = 0;
+    for (int i = 0; i < s->brank; i++)
         bmat |= s->bstr[i];
-    }
     if (bmat == 0) /* B shared by every batch: one tall product */
-        return onnx__sgemm(0, 0, nb * s->m, s->n, s->k, 1.0f, a, s->k, b, s->n, 0.0f, y, s->n, e);
-    for (int64_t i = 0; i < nb; i++) {
-        int64_t rem = i, ao = 0, bo = 0;
-        for (int d = s->brank - 1; d >= 0; d--) {
-            int64_t c = rem % s->bdims[d];
-            rem /= s->bdims[d];
-            ao += c * s->astr[d];
-            bo += c * s->bstr[d];
-        }
+        return onnx__sgemm(0, 0, s->nb * s->m, s->n, s->k, 1.0f, a, s->k, b, s->n, 0.0f, y, s->n,
+                           e);
+    for (int64_t i = 0; i < s->nb; i++) {
+        int64_t ao, bo;
+        onnx__mm_batch(s, i, &ao, &bo);
         int rc = onnx__sgemm(0, 0, s->m, s->n, s->k, 1.0f, a + ao * s->m * s->k, s->k,
                              b + bo * s->k * s->n, s->n, 0.0f, y + i * s->m * s->n, s->n, e);
         if (rc)
@@ -105,8 +47,8 @@ static int run_matmul(const onnx_node *n, onnx_kctx *k)
     const onnx_tensor *a = k->in[0], *b = k->in[1];
     if (a->dtype != ONNX_FLOAT || b->dtype != ONNX_FLOAT)
         return onnx__kfail(k, MD_E_UNSUPPORTED, "only float32 tensors are supported");
-    mm_shape s;
-    int rc = mm_shape_of(a, b, &s);
+    onnx_mm_shape s;
+    int rc = onnx__mm_shape(a, b, &s);
     if (rc)
         return onnx__kfail(k, MD_E_INVALID_PARAM, rc == -2 ? "inner dimensions differ"
                                                            : "shapes do not broadcast");

@@ -430,68 +430,17 @@ static int run_qlinear_conv(const onnx_node *n, onnx_kctx *k)
 
 /* ---- MatMulInteger / QLinearMatMul ------------------------------------------------------------ */
 
-/* The operands as batches of matrices, numpy MatMul semantics (1-D operands promoted). */
-typedef struct qmm {
-    int64_t m, k, n;
-    int brank;
-    int64_t bdims[ONNX_MAX_RANK];                     /* output batch dims */
-    int64_t astr[ONNX_MAX_RANK], bstr[ONNX_MAX_RANK]; /* matrix strides per batch dim, 0 = bcast */
-    int rank;
-    int64_t dims[ONNX_MAX_RANK];                      /* output shape */
-    int64_t nb;                                       /* output matrices */
-} qmm;
-
-/* Batch strides (in matrices) of an operand with batch dims d[0..r), right-aligned. */
-static int qmm_strides(const int64_t *d, int r, const qmm *s, int64_t *str)
+/* The operands as batches of matrices, the shape rules MatMul uses (onnx__mm_shape). */
+static int qmm_shape(onnx_kctx *k, const onnx_tensor *a, const onnx_tensor *b, onnx_mm_shape *s)
 {
-    int64_t acc = 1;
-    for (int i = s->brank - 1; i >= 0; i--) {
-        int j = i - (s->brank - r);
-        int64_t di = j >= 0 ? d[j] : 1;
-        if (di != 1 && di != s->bdims[i])
-            return -1;
-        str[i] = di == 1 ? 0 : acc;
-        acc *= di;
-    }
-    return 0;
-}
-
-static int qmm_shape(onnx_kctx *k, const onnx_tensor *a, const onnx_tensor *b, qmm *s)
-{
-    if (a->rank < 1 || b->rank < 1)
+    int rc = onnx__mm_shape(a, b, s);
+    if (rc == -3)
         return onnx__kfail(k, MD_E_INVALID_PARAM, "a and b must have rank >= 1");
-    int ar = a->rank == 1 ? 0 : a->rank - 2, br = b->rank == 1 ? 0 : b->rank - 2;
-    s->m = a->rank == 1 ? 1 : a->dims[a->rank - 2];
-    s->k = a->dims[a->rank - 1];
-    s->n = b->rank == 1 ? 1 : b->dims[b->rank - 1];
-    if ((b->rank == 1 ? b->dims[0] : b->dims[b->rank - 2]) != s->k)
+    if (rc == -2)
         return onnx__kfail(k, MD_E_INVALID_PARAM, "inner dimensions differ");
-    if (onnx__broadcast(ar, a->dims, br, b->dims, &s->brank, s->bdims) < 0 ||
-        s->brank > ONNX_MAX_RANK - 2 || qmm_strides(a->dims, ar, s, s->astr) ||
-        qmm_strides(b->dims, br, s, s->bstr))
+    if (rc)
         return onnx__kfail(k, MD_E_INVALID_PARAM, "batch dimensions do not broadcast");
-    s->rank = s->brank;
-    memcpy(s->dims, s->bdims, sizeof(int64_t) * (size_t)s->brank);
-    if (a->rank != 1)
-        s->dims[s->rank++] = s->m;
-    if (b->rank != 1)
-        s->dims[s->rank++] = s->n;
-    s->nb = 1;
-    for (int i = 0; i < s->brank; i++)
-        s->nb *= s->bdims[i];
     return MD_OK;
-}
-
-/* Matrix indices of a and b for output matrix i. */
-static void qmm_mats(const qmm *s, int64_t i, int64_t *ao, int64_t *bo)
-{
-    *ao = *bo = 0;
-    for (int d = s->brank - 1; d >= 0; d--) {
-        int64_t c = i % s->bdims[d];
-        i /= s->bdims[d];
-        *ao += c * s->astr[d];
-        *bo += c * s->bstr[d];
-    }
 }
 
 /* What both MatMuls need: the operands, their per-row / per-column parameters, the shape.
@@ -499,7 +448,7 @@ static void qmm_mats(const qmm *s, int64_t i, int64_t *ao, int64_t *bo)
 typedef struct qmm_ops {
     const onnx_tensor *a, *b;
     qparam azp, bzp, asc, bsc; /* scales only used by QLinearMatMul */
-    qmm s;
+    onnx_mm_shape s;
 } qmm_ops;
 
 /* Operands at ia / ib, zero points at iaz / ibz. */
@@ -521,7 +470,7 @@ static int qmm_setup(onnx_kctx *k, int ia, int ib, int iaz, int ibz, qmm_ops *q)
 /* Sum over k of (a - a_zp)(b - b_zp) for row r, column c of output matrix i. */
 static int32_t qmm_dot(const qmm_ops *q, int64_t ao, int64_t bo, int64_t r, int64_t c)
 {
-    const qmm *s = &q->s;
+    const onnx_mm_shape *s = &q->s;
     int32_t az = qp_zero(&q->azp, ao, r), bz = qp_zero(&q->bzp, bo, c);
     int64_t abase = (ao * s->m + r) * s->k, bbase = bo * s->k * s->n + c, sum = 0;
     for (int64_t kk = 0; kk < s->k; kk++)
@@ -540,7 +489,7 @@ static int run_matmul_integer(const onnx_node *n, onnx_kctx *k)
     int32_t *out = y->data;
     for (int64_t i = 0; i < q.s.nb; i++) {
         int64_t ao, bo;
-        qmm_mats(&q.s, i, &ao, &bo);
+        onnx__mm_batch(&q.s, i, &ao, &bo);
         for (int64_t r = 0; r < q.s.m; r++)
             for (int64_t c = 0; c < q.s.n; c++)
                 out[(i * q.s.m + r) * q.s.n + c] = qmm_dot(&q, ao, bo, r, c);
@@ -572,7 +521,7 @@ static int run_qlinear_matmul(const onnx_node *n, onnx_kctx *k)
     int32_t zp = qp_zero(&yzp, 0, 0);
     for (int64_t i = 0; i < q.s.nb; i++) {
         int64_t ao, bo;
-        qmm_mats(&q.s, i, &ao, &bo);
+        onnx__mm_batch(&q.s, i, &ao, &bo);
         for (int64_t r = 0; r < q.s.m; r++)
             for (int64_t c = 0; c < q.s.n; c++) {
                 float mult = qp_scale(&q.asc, ao, r) * qp_scale(&q.bsc, bo, c) / ys;
