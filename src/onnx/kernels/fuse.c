@@ -69,6 +69,38 @@ int onnx__absorb_act(onnx_prep *p, onnx_node *n, onnx_kact *a, md_err *err)
     return rc;
 }
 
+/* ---- geometry attributes ---- */
+
+int onnx__attr_ints_bounded(const onnx_node *n, const char *name, int64_t lo, md_err *err)
+{
+    const int64_t *v;
+    size_t cnt = onnx__attr_ints(n, name, &v);
+    for (size_t i = 0; i < cnt; i++)
+        if (v[i] < lo || v[i] > ONNX_GEOM_MAX)
+            return onnx__prep_fail(n, err, MD_E_MODEL_INVALID, name, "must be in %lld..2^30",
+                                   (long long)lo);
+    return MD_OK;
+}
+
+int onnx__autopad_check(const onnx_node *n, md_err *err)
+{
+    if (onnx__autopad_parse(onnx__attr_str(n, "auto_pad", "NOTSET")) < 0)
+        return onnx__prep_fail(n, err, MD_E_UNSUPPORTED, "auto_pad", "unknown auto_pad '%s'",
+                               onnx__attr_str(n, "auto_pad", ""));
+    return MD_OK;
+}
+
+int onnx__conv_attrs_check(const onnx_node *n, md_err *err)
+{
+    int rc = onnx__autopad_check(n, err);
+    if (rc)
+        return rc;
+    int64_t group = onnx__attr_int(n, "group", 1);
+    if (group < 1 || group > ONNX_GEOM_MAX)
+        return onnx__prep_fail(n, err, MD_E_MODEL_INVALID, "group", "must be in 1..2^30");
+    return MD_OK;
+}
+
 /* ---- pooling attributes ---- */
 
 int onnx__pool_attrs_check(const onnx_node *n, md_err *err)
@@ -78,9 +110,9 @@ int onnx__pool_attrs_check(const onnx_node *n, md_err *err)
     if (nk < 1 || nk > ONNX_KMAX_SPATIAL)
         return onnx__prep_fail(n, err, nk ? MD_E_UNSUPPORTED : MD_E_MODEL_INVALID,
                                "kernel_shape", "needs 1 to 3 values, got %zu", nk);
-    if (onnx__autopad_parse(onnx__attr_str(n, "auto_pad", "NOTSET")) < 0)
-        return onnx__prep_fail(n, err, MD_E_UNSUPPORTED, "auto_pad", "unknown auto_pad '%s'",
-                               onnx__attr_str(n, "auto_pad", ""));
+    int rc = onnx__autopad_check(n, err);
+    if (rc)
+        return rc;
     static const char *const names[] = {"kernel_shape", "strides", "dilations", "pads"};
     for (int a = 0; a < 4; a++) {
         size_t cnt = onnx__attr_ints(n, names[a], &v);
@@ -89,10 +121,8 @@ int onnx__pool_attrs_check(const onnx_node *n, md_err *err)
             return onnx__prep_fail(n, err, MD_E_MODEL_INVALID, names[a], "has %zu values, "
                                    "expected %zu", cnt, want);
         /* bounded so that the size formulas cannot overflow (kernels/pool.c limits) */
-        for (size_t i = 0; i < cnt; i++)
-            if (v[i] < (a == 3 ? 0 : 1) || v[i] > ((int64_t)1 << 30))
-                return onnx__prep_fail(n, err, MD_E_MODEL_INVALID, names[a],
-                                       "must be in %d..2^30", a == 3 ? 0 : 1);
+        if ((rc = onnx__attr_ints_bounded(n, names[a], a == 3 ? 0 : 1, err)))
+            return rc;
     }
     int64_t so = onnx__attr_int(n, "storage_order", 0);
     if (so != 0 && so != 1)

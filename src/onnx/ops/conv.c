@@ -64,44 +64,27 @@ typedef struct conv_priv {
 
 /* ---- attributes ------------------------------------------------------------------------------ */
 
-/* Largest size, stride, dilation or pad accepted: it keeps every product of two of them (the
- * output-size formulas) inside int64_t, whatever a hostile file says. */
-#define MAX_DIM ((int64_t)1 << 30)
-
-/* Every value of ints attribute `name` in [lo, MAX_DIM]. */
-static int ints_in_range(const onnx_node *n, const char *name, int64_t lo, md_err *err)
-{
-    const int64_t *v;
-    size_t cnt = onnx__attr_ints(n, name, &v);
-    for (size_t i = 0; i < cnt; i++)
-        if (v[i] < lo || v[i] > MAX_DIM)
-            return onnx__prep_fail(n, err, MD_E_MODEL_INVALID, name, "must be in %lld..2^30",
-                                   (long long)lo);
-    return MD_OK;
-}
+/* Geometry attribute bound (fuse.h): keeps the output-size formulas inside int64_t. */
+#define MAX_DIM ONNX_GEOM_MAX
 
 /* Values of the attributes that do not depend on shapes; checked once at load. */
 static int check_attrs(const onnx_node *n, md_err *err)
 {
     const int64_t *v;
-    if (onnx__autopad_parse(onnx__attr_str(n, "auto_pad", "NOTSET")) < 0)
-        return onnx__prep_fail(n, err, MD_E_UNSUPPORTED, "auto_pad", "unknown auto_pad '%s'",
-                               onnx__attr_str(n, "auto_pad", ""));
-    int64_t group = onnx__attr_int(n, "group", 1);
-    if (group < 1 || group > MAX_DIM)
-        return onnx__prep_fail(n, err, MD_E_MODEL_INVALID, "group", "must be in 1..2^30");
+    int rc = onnx__conv_attrs_check(n, err);
+    if (rc)
+        return rc;
     static const char *const pos[] = {"strides", "dilations", "kernel_shape", "output_shape"};
     for (int a = 0; a < 4; a++) {
         size_t cnt = onnx__attr_ints(n, pos[a], &v);
         if (cnt > ONNX_KMAX_SPATIAL + (a == 3 ? 2 : 0))
             return onnx__prep_fail(n, err, MD_E_UNSUPPORTED, pos[a], "%zu values (1 to 3 spatial "
                                    "dims supported)", cnt);
-        int rc = ints_in_range(n, pos[a], 1, err);
-        if (rc)
+        if ((rc = onnx__attr_ints_bounded(n, pos[a], 1, err)))
             return rc;
     }
-    int rc = ints_in_range(n, "pads", 0, err);
-    return rc ? rc : ints_in_range(n, "output_padding", 0, err);
+    rc = onnx__attr_ints_bounded(n, "pads", 0, err);
+    return rc ? rc : onnx__attr_ints_bounded(n, "output_padding", 0, err);
 }
 
 /* An attribute list of nsp values (or 2*nsp for pads): absent gives def; a wrong length fails. */

@@ -11,10 +11,11 @@
  */
 #include <string.h>
 
+#include "onnx/kernels/fuse.h"
 #include "onnx/onnx_int.h"
 
-/* Largest kernel, stride or pad accepted (keeps the size formula inside int64_t). */
-#define MAX_DIM ((int64_t)1 << 30)
+/* Largest kernel, stride or pad accepted (fuse.h; keeps the size formula inside int64_t). */
+#define MAX_DIM ONNX_GEOM_MAX
 
 static int prepare_maxunpool(onnx_node *n, onnx_prep *p, md_err *err)
 {
@@ -23,15 +24,10 @@ static int prepare_maxunpool(onnx_node *n, onnx_prep *p, md_err *err)
     if (onnx__attr_ints(n, "kernel_shape", &v) == 0)
         return onnx__prep_fail(n, err, MD_E_MODEL_INVALID, "kernel_shape", "is required");
     static const char *const names[] = {"kernel_shape", "strides", "pads"};
-    for (int a = 0; a < 3; a++) {
-        size_t cnt = onnx__attr_ints(n, names[a], &v);
-        int64_t lo = a == 2 ? 0 : 1;
-        for (size_t i = 0; i < cnt; i++)
-            if (v[i] < lo || v[i] > MAX_DIM)
-                return onnx__prep_fail(n, err, MD_E_MODEL_INVALID, names[a],
-                                       "must be in %lld..2^30", (long long)lo);
-    }
-    return MD_OK;
+    int rc = MD_OK;
+    for (int a = 0; a < 3 && !rc; a++)
+        rc = onnx__attr_ints_bounded(n, names[a], a == 2 ? 0 : 1, err);
+    return rc;
 }
 
 /* The default output shape from X's shape and the attributes. */

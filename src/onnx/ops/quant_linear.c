@@ -16,11 +16,9 @@
 #include <math.h>
 #include <string.h>
 
+#include "onnx/kernels/fuse.h"
 #include "onnx/kernels/kernels.h"
 #include "onnx/onnx_int.h"
-
-/* Largest stride, dilation or pad accepted (keeps the output-size formulas inside int64_t). */
-#define MAX_DIM ((int64_t)1 << 30)
 
 static bool is_q8(int dtype)
 {
@@ -185,23 +183,11 @@ typedef struct qconv {
 static int prepare_qconv(onnx_node *n, onnx_prep *p, md_err *err)
 {
     (void)p;
-    if (onnx__autopad_parse(onnx__attr_str(n, "auto_pad", "NOTSET")) < 0)
-        return onnx__prep_fail(n, err, MD_E_UNSUPPORTED, "auto_pad", "unknown auto_pad '%s'",
-                               onnx__attr_str(n, "auto_pad", ""));
-    int64_t group = onnx__attr_int(n, "group", 1);
-    if (group < 1 || group > MAX_DIM)
-        return onnx__prep_fail(n, err, MD_E_MODEL_INVALID, "group", "must be in 1..2^30");
+    int rc = onnx__conv_attrs_check(n, err);
     static const char *const names[] = {"dilations", "kernel_shape", "pads", "strides"};
-    for (int a = 0; a < 4; a++) {
-        const int64_t *v;
-        size_t cnt = onnx__attr_ints(n, names[a], &v);
-        int64_t lo = a == 2 ? 0 : 1;
-        for (size_t i = 0; i < cnt; i++)
-            if (v[i] < lo || v[i] > MAX_DIM)
-                return onnx__prep_fail(n, err, MD_E_MODEL_INVALID, names[a],
-                                       "must be in %lld..2^30", (long long)lo);
-    }
-    return MD_OK;
+    for (int a = 0; a < 4 && !rc; a++)
+        rc = onnx__attr_ints_bounded(n, names[a], a == 2 ? 0 : 1, err);
+    return rc;
 }
 
 /* Attribute list `name` with want values (absent: def for each). */
