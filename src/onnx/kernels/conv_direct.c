@@ -12,25 +12,6 @@
 /* Sizes beyond this are refused: it keeps every product below in int64 range. */
 #define KMAX_DIM ((int64_t)1 << 30)
 
-/* The geometry as 3 spatial dims (leading ones padded with size 1). */
-typedef struct g3 {
-    int64_t in[3], out[3], k[3], s[3], d[3], pb[3];
-} g3;
-
-static void to_g3(const onnx_kconv_geom *g, g3 *t)
-{
-    int off = 3 - g->nsp;
-    for (int i = 0; i < 3; i++) {
-        int j = i - off;
-        t->in[i] = j < 0 ? 1 : g->in[j];
-        t->out[i] = j < 0 ? 1 : g->out[j];
-        t->k[i] = j < 0 ? 1 : g->k[j];
-        t->s[i] = j < 0 ? 1 : g->stride[j];
-        t->d[i] = j < 0 ? 1 : g->dil[j];
-        t->pb[i] = j < 0 ? 0 : g->pad_begin[j];
-    }
-}
-
 static int check_counts(const onnx_kconv_geom *g, md_err *e)
 {
     if (g->nsp < 1 || g->nsp > ONNX_KMAX_SPATIAL)
@@ -95,7 +76,7 @@ size_t onnx__conv_weight_count(const onnx_kconv_geom *g)
 }
 
 /* One output plane of a forward convolution: y[oc] over all output positions. */
-static void conv_plane(const g3 *t, int64_t icg, const float *x, const float *w, float b,
+static void conv_plane(const onnx_k3 *t, int64_t icg, const float *x, const float *w, float b,
                        float *y)
 {
     int64_t insz = t->in[0] * t->in[1] * t->in[2];
@@ -131,7 +112,7 @@ static void conv_plane(const g3 *t, int64_t icg, const float *x, const float *w,
 /* Transposed convolution of one (batch, group): scatter every input value into the outputs it
  * reaches. y must hold the bias already. Positions past the un-padded output get nothing, which
  * is what a negative pad_end (output_padding) means. */
-static void deconv_group(const g3 *t, int64_t icg, int64_t ocg, const float *x, const float *w,
+static void deconv_group(const onnx_k3 *t, int64_t icg, int64_t ocg, const float *x, const float *w,
                          float *y)
 {
     int64_t insz = t->in[0] * t->in[1] * t->in[2];
@@ -163,8 +144,8 @@ static void deconv_group(const g3 *t, int64_t icg, int64_t ocg, const float *x, 
 void onnx__conv_direct(const onnx_kconv_geom *g, const float *x, const float *w,
                        const float *bias, float *y)
 {
-    g3 t;
-    to_g3(g, &t);
+    onnx_k3 t;
+    onnx__k3_of_conv(g, &t);
     int64_t icg = g->ic / g->group, ocg = g->oc / g->group;
     int64_t insz = t.in[0] * t.in[1] * t.in[2], outsz = t.out[0] * t.out[1] * t.out[2];
     int64_t ksz = t.k[0] * t.k[1] * t.k[2];

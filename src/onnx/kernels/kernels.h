@@ -178,6 +178,15 @@ typedef struct onnx_kpool_geom {
     int64_t pad_end[ONNX_KMAX_SPATIAL];
 } onnx_kpool_geom;
 
+/* A kernel geometry as exactly 3 spatial dims, the leading ones padded with size 1 (stride and
+ * dilation 1, no padding), so the direct loops (conv_direct.c, pool.c) need one loop nest for
+ * every rank. Filled by onnx__k3_of_conv / onnx__k3_of_pool (spatial.c). */
+typedef struct onnx_k3 {
+    int64_t in[3], out[3], k[3], s[3], d[3], pb[3], pe[3];
+} onnx_k3;
+void onnx__k3_of_conv(const onnx_kconv_geom *g, onnx_k3 *t);
+void onnx__k3_of_pool(const onnx_kpool_geom *g, onnx_k3 *t);
+
 /* Consistency check of a pooling geometry (positive sizes, windows inside padded input...). */
 int onnx__pool_check(const onnx_kpool_geom *g, md_err *e);
 

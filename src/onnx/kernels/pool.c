@@ -18,25 +18,6 @@
 
 #define KMAX_DIM ((int64_t)1 << 30)
 
-typedef struct p3 {
-    int64_t in[3], out[3], k[3], s[3], d[3], pb[3], pe[3];
-} p3;
-
-static void to_p3(const onnx_kpool_geom *g, p3 *t)
-{
-    int off = 3 - g->nsp;
-    for (int i = 0; i < 3; i++) {
-        int j = i - off;
-        t->in[i] = j < 0 ? 1 : g->in[j];
-        t->out[i] = j < 0 ? 1 : g->out[j];
-        t->k[i] = j < 0 ? 1 : g->k[j];
-        t->s[i] = j < 0 ? 1 : g->stride[j];
-        t->d[i] = j < 0 ? 1 : g->dil[j];
-        t->pb[i] = j < 0 ? 0 : g->pad_begin[j];
-        t->pe[i] = j < 0 ? 0 : g->pad_end[j];
-    }
-}
-
 int onnx__pool_check(const onnx_kpool_geom *g, md_err *e)
 {
     if (g->nsp < 1 || g->nsp > ONNX_KMAX_SPATIAL)
@@ -67,7 +48,7 @@ int onnx__pool_check(const onnx_kpool_geom *g, md_err *e)
 
 /* Window of output position o along one dim: first tap index j0 and end j1 over the taps that
  * fall inside [lo, hi) of the input, where taps sit at o*s - pb + j*d. */
-static void taps(const p3 *t, int dim, int64_t o, int64_t lo, int64_t hi, int64_t *j0,
+static void taps(const onnx_k3 *t, int dim, int64_t o, int64_t lo, int64_t hi, int64_t *j0,
                  int64_t *j1)
 {
     int64_t start = o * t->s[dim] - t->pb[dim], d = t->d[dim];
@@ -78,7 +59,7 @@ static void taps(const p3 *t, int dim, int64_t o, int64_t lo, int64_t hi, int64_
 }
 
 /* Max over one window; *at gets the input offset (within the plane) of the max. */
-static float window_max(const p3 *t, const float *x, const int64_t j0[3], const int64_t j1[3],
+static float window_max(const onnx_k3 *t, const float *x, const int64_t j0[3], const int64_t j1[3],
                         const int64_t st[3], int64_t *at)
 {
     float m = -INFINITY;
@@ -99,7 +80,7 @@ static float window_max(const p3 *t, const float *x, const int64_t j0[3], const 
     return m;
 }
 
-static double window_sum(const p3 *t, const float *x, const int64_t j0[3], const int64_t j1[3],
+static double window_sum(const onnx_k3 *t, const float *x, const int64_t j0[3], const int64_t j1[3],
                          const int64_t st[3])
 {
     double s = 0.0;
@@ -114,15 +95,15 @@ static double window_sum(const p3 *t, const float *x, const int64_t j0[3], const
 }
 
 /* Index of plane offset p in ONNX's column-major storage order (spatial dims reversed). */
-static int64_t col_major_index(const p3 *t, int64_t p)
+static int64_t col_major_index(const onnx_k3 *t, int64_t p)
 {
     int64_t i0 = p / (t->in[1] * t->in[2]), i1 = p / t->in[2] % t->in[1], i2 = p % t->in[2];
     return (i2 * t->in[1] + i1) * t->in[0] + i0;
 }
 
 /* One output value: max (with index) or average of the window at o[]. */
-static float pool_one(const onnx_kpool_geom *g, const p3 *t, const float *x, const int64_t o[3],
-                      int64_t *at)
+static float pool_one(const onnx_kpool_geom *g, const onnx_k3 *t, const float *x,
+                      const int64_t o[3], int64_t *at)
 {
     int64_t j0[3], j1[3], st[3], cnt = 1;
     for (int i = 0; i < 3; i++) {
@@ -147,7 +128,7 @@ static float pool_one(const onnx_kpool_geom *g, const p3 *t, const float *x, con
  * are clipped with compares only, no divisions, and max and average have their own loops. */
 /* Max of each window of one output row. The window rows are first reduced column by column
  * into col[] (contiguous, vectorised), then each output takes the max over its k columns. */
-static void max_row(const p3 *t, const float *const *rows, int nrows, float *col, float *y)
+static void max_row(const onnx_k3 *t, const float *const *rows, int nrows, float *col, float *y)
 {
     int64_t W = t->in[2], s = t->s[2], pb = t->pb[2], k = t->k[2];
     for (int64_t w = 0; w < W; w++)
@@ -169,7 +150,7 @@ static void max_row(const p3 *t, const float *const *rows, int nrows, float *col
     }
 }
 
-static void avg_row(const onnx_kpool_geom *g, const p3 *t, const float *const *rows, int nrows,
+static void avg_row(const onnx_kpool_geom *g, const onnx_k3 *t, const float *const *rows, int nrows,
                     int64_t hcount, float *y)
 {
     int64_t W = t->in[2], s = t->s[2], pb = t->pb[2], k = t->k[2];
@@ -191,7 +172,7 @@ static void avg_row(const onnx_kpool_geom *g, const p3 *t, const float *const *r
 #define FAST_MAX_ROWS 64
 #define FAST_MAX_COLS 4096
 
-static void pool_plane_2d(const onnx_kpool_geom *g, const p3 *t, const float *x, float *y)
+static void pool_plane_2d(const onnx_kpool_geom *g, const onnx_k3 *t, const float *x, float *y)
 {
     int64_t H = t->in[1], W = t->in[2];
     const float *rows[FAST_MAX_ROWS];
@@ -215,8 +196,8 @@ static void pool_plane_2d(const onnx_kpool_geom *g, const p3 *t, const float *x,
 void onnx__pool_run(const onnx_kpool_geom *g, const float *x, float *y, int64_t *idx,
                     int col_major)
 {
-    p3 t;
-    to_p3(g, &t);
+    onnx_k3 t;
+    onnx__k3_of_pool(g, &t);
     if (idx == NULL && g->nsp <= 2 && t.d[1] == 1 && t.d[2] == 1 && t.k[1] <= FAST_MAX_ROWS &&
         t.in[2] <= FAST_MAX_COLS) {
         int64_t insz = t.in[1] * t.in[2], outsz = t.out[1] * t.out[2];

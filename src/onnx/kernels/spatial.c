@@ -1,5 +1,6 @@
 /* spatial.c - ONNX's rules for auto_pad and output sizes, shared by Conv and the poolings so the
- * two families agree on every padding mode. Pure integer arithmetic, no tensors. */
+ * two families agree on every padding mode, and the 3-D form of their geometries that the direct
+ * loops run on. Pure integer arithmetic, no tensors. */
 #include <string.h>
 
 #include "onnx/kernels/kernels.h"
@@ -41,4 +42,32 @@ int64_t onnx__spatial_out(int autopad, int ceil_mode, int64_t in, int64_t ek, in
     if ((out - 1) * stride >= in + *pb)
         out--;
     return out;
+}
+
+/* The rule of onnx_k3 over one geometry's spatial arrays, nsp of each. */
+static void k3_fill(int nsp, const int64_t *in, const int64_t *out, const int64_t *k,
+                    const int64_t *stride, const int64_t *dil, const int64_t *pb,
+                    const int64_t *pe, onnx_k3 *t)
+{
+    int off = 3 - nsp;
+    for (int i = 0; i < 3; i++) {
+        int j = i - off;
+        t->in[i] = j < 0 ? 1 : in[j];
+        t->out[i] = j < 0 ? 1 : out[j];
+        t->k[i] = j < 0 ? 1 : k[j];
+        t->s[i] = j < 0 ? 1 : stride[j];
+        t->d[i] = j < 0 ? 1 : dil[j];
+        t->pb[i] = j < 0 ? 0 : pb[j];
+        t->pe[i] = j < 0 ? 0 : pe[j];
+    }
+}
+
+void onnx__k3_of_conv(const onnx_kconv_geom *g, onnx_k3 *t)
+{
+    k3_fill(g->nsp, g->in, g->out, g->k, g->stride, g->dil, g->pad_begin, g->pad_end, t);
+}
+
+void onnx__k3_of_pool(const onnx_kpool_geom *g, onnx_k3 *t)
+{
+    k3_fill(g->nsp, g->in, g->out, g->k, g->stride, g->dil, g->pad_begin, g->pad_end, t);
 }
