@@ -105,6 +105,34 @@ static int read_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
     return -1;
 }
 
+/* The next field of a hand-read protobuf message (SequenceProto, OptionalProto) at *p: its
+ * number in *field and, for a length-delimited field, its payload in *val / *len (*val = NULL
+ * for a varint field, whose value is skipped). Other wire types and truncated keys, varints
+ * or lengths fail with MD_E_MODEL_INVALID naming `what`; *p then stays where it failed. */
+static int next_field(const uint8_t **p, const uint8_t *end, const char *what, const char *proto,
+                      int *field, const uint8_t **val, size_t *len, md_err *err)
+{
+    uint64_t key, v;
+    if (read_varint(p, end, &key))
+        return md_fail(err, MD_E_MODEL_INVALID, what, "bad %s", proto);
+    *field = (int)(key >> 3);
+    int wt = (int)(key & 7);
+    *val = NULL;
+    *len = 0;
+    if (wt != 0 && wt != 2)
+        return md_fail(err, MD_E_MODEL_INVALID, what, "unexpected wire type %d", wt);
+    if (read_varint(p, end, &v))
+        return md_fail(err, MD_E_MODEL_INVALID, what, wt == 0 ? "bad varint" : "bad length");
+    if (wt == 2) {
+        if (v > (uint64_t)(end - *p))
+            return md_fail(err, MD_E_MODEL_INVALID, what, "bad length");
+        *val = *p;
+        *len = (size_t)v;
+        *p += v;
+    }
+    return MD_OK;
+}
+
 /* onnx.SequenceProto (onnx-data.proto, which Debian does not ship), read by hand: field 2 is
  * the element type, field 3 the tensors; sequences of maps, sparse tensors or optionals are
  * not supported. Ownership: *out is new (seq_free). */
@@ -117,31 +145,19 @@ static int parse_sequence(const uint8_t *b, size_t len, int decl_dtype, seq_valu
     const uint8_t *p = b, *end = b + len;
     int rc = MD_OK;
     while (rc == MD_OK && p < end) {
-        uint64_t key, v;
-        if (read_varint(&p, end, &key)) {
-            rc = md_fail(err, MD_E_MODEL_INVALID, "sequence", "bad SequenceProto");
-            break;
-        }
-        int field = (int)(key >> 3), wt = (int)(key & 7);
-        if (wt == 0) {
-            /* field 2 (elem_type) says tensor/map/...: the dtype comes from the elements */
-            rc = read_varint(&p, end, &v) ? md_fail(err, MD_E_MODEL_INVALID, "sequence", "bad varint")
-                                          : MD_OK;
-        } else if (wt == 2) {
-            if (read_varint(&p, end, &v) || v > (uint64_t)(end - p)) {
-                rc = md_fail(err, MD_E_MODEL_INVALID, "sequence", "bad length");
-                break;
-            }
-            if (field == 3 && s->n < MAX_SEQ)
-                rc = onnx_tensor_parse(p, (size_t)v, &s->parts[s->n++], err);
-            else if (field >= 4 && field <= 7)
-                rc = md_fail(err, MD_E_UNSUPPORTED, "sequence", "nested or sparse sequence values");
-            else if (field == 3)
-                rc = md_fail(err, MD_E_UNSUPPORTED, "sequence", "more than %d elements", MAX_SEQ);
-            p += v;
-        } else {
-            rc = md_fail(err, MD_E_MODEL_INVALID, "sequence", "unexpected wire type %d", wt);
-        }
+        int field;
+        const uint8_t *val;
+        size_t vlen;
+        rc = next_field(&p, end, "sequence", "SequenceProto", &field, &val, &vlen, err);
+        /* a varint field (2, elem_type) says tensor/map/...: the dtype comes from the elements */
+        if (rc || !val)
+            continue;
+        if (field == 3 && s->n < MAX_SEQ)
+            rc = onnx_tensor_parse(val, vlen, &s->parts[s->n++], err);
+        else if (field >= 4 && field <= 7)
+            rc = md_fail(err, MD_E_UNSUPPORTED, "sequence", "nested or sparse sequence values");
+        else if (field == 3)
+            rc = md_fail(err, MD_E_UNSUPPORTED, "sequence", "more than %d elements", MAX_SEQ);
     }
     for (int i = 0; rc == MD_OK && i < s->n; i++)
         s->arr[i] = *s->parts[i];
@@ -184,28 +200,18 @@ static int parse_optional(const uint8_t *b, size_t len, int decl_dtype, opt_valu
     const uint8_t *p = b, *end = b + len;
     int rc = MD_OK;
     while (rc == MD_OK && p < end) {
-        uint64_t key, v;
-        if (read_varint(&p, end, &key)) {
-            rc = md_fail(err, MD_E_MODEL_INVALID, "optional", "bad OptionalProto");
-            break;
-        }
-        int field = (int)(key >> 3), wt = (int)(key & 7);
-        if (wt == 0) {
-            rc = read_varint(&p, end, &v) ? md_fail(err, MD_E_MODEL_INVALID, "optional", "bad varint")
-                                          : MD_OK;
-            continue;
-        }
-        if (wt != 2 || read_varint(&p, end, &v) || v > (uint64_t)(end - p)) {
-            rc = md_fail(err, MD_E_MODEL_INVALID, "optional", "bad field");
-            break;
-        }
+        int field;
+        const uint8_t *val;
+        size_t vlen;
+        rc = next_field(&p, end, "optional", "OptionalProto", &field, &val, &vlen, err);
+        if (rc || !val)
+            continue; /* a varint field (2, elem_type) carries nothing we need */
         if (field == 3 && !o->tensor && !o->seq)
-            rc = onnx_tensor_parse(p, (size_t)v, &o->tensor, err);
+            rc = onnx_tensor_parse(val, vlen, &o->tensor, err);
         else if (field == 5 && !o->tensor && !o->seq)
-            rc = parse_sequence(p, (size_t)v, decl_dtype, &o->seq, err);
+            rc = parse_sequence(val, vlen, decl_dtype, &o->seq, err);
         else if (field >= 3)
             rc = md_fail(err, MD_E_UNSUPPORTED, "optional", "optional of a map or sparse tensor");
-        p += v;
     }
     if (rc) {
         opt_free(o);
