@@ -52,10 +52,34 @@ static int check_shapes(onnx_kctx *k, const onnx_tensor *x, const onnx_tensor *t
     return MD_OK;
 }
 
-/* loss from log-probabilities lp (double [N*C*D]); writes output 0. */
-static int nll(const onnx_node *n, onnx_kctx *k, const double *lp, const onnx_tensor *x,
-               const onnx_tensor *t, const onnx_tensor *w, int64_t N, int64_t C, int64_t D)
+/* What both losses read: the operands, their sizes, and scratch for the N*C*D
+ * log-probabilities (as double). */
+typedef struct loss_in {
+    const onnx_tensor *x, *t, *w; /* scores, labels, optional weight (NULL) */
+    int64_t N, C, D;
+    double *lp; /* uninitialised until the op fills it */
+} loss_in;
+
+/* Fill L from the running node's inputs, shapes checked (check_shapes). */
+static int loss_setup(onnx_kctx *k, loss_in *L)
 {
+    L->x = k->in[0];
+    L->t = k->in[1];
+    L->w = k->n_in > 2 ? k->in[2] : NULL;
+    int rc = check_shapes(k, L->x, L->t, L->w, &L->N, &L->C, &L->D);
+    if (rc)
+        return rc;
+    int64_t total = L->N * L->C * L->D;
+    L->lp = onnx__scratch(k, (size_t)(total ? total : 1) * sizeof(double));
+    return L->lp ? MD_OK : MD_E_NOMEM;
+}
+
+/* loss from the log-probabilities L->lp; writes output 0. */
+static int nll(const onnx_node *n, onnx_kctx *k, const loss_in *L)
+{
+    const onnx_tensor *x = L->x, *t = L->t, *w = L->w;
+    const double *lp = L->lp;
+    int64_t N = L->N, C = L->C, D = L->D;
     red r;
     parse_reduction(n, &r);
     const onnx_attr *ig = onnx__attr(n, "ignore_index");
@@ -95,32 +119,25 @@ static int nll(const onnx_node *n, onnx_kctx *k, const double *lp, const onnx_te
 
 static int run_nll(const onnx_node *n, onnx_kctx *k)
 {
-    const onnx_tensor *x = k->in[0], *t = k->in[1], *w = k->n_in > 2 ? k->in[2] : NULL;
-    int64_t N, C, D;
-    int rc = check_shapes(k, x, t, w, &N, &C, &D);
+    loss_in L;
+    int rc = loss_setup(k, &L);
     if (rc)
         return rc;
-    int64_t total = N * C * D;
-    double *lp = onnx__scratch(k, (size_t)(total ? total : 1) * sizeof(double));
-    if (!lp)
-        return MD_E_NOMEM;
-    for (int64_t i = 0; i < total; i++)
-        lp[i] = onnx__get_f64(x, i);
-    return nll(n, k, lp, x, t, w, N, C, D);
+    for (int64_t i = 0; i < L.N * L.C * L.D; i++)
+        L.lp[i] = onnx__get_f64(L.x, i);
+    return nll(n, k, &L);
 }
 
 /* log_softmax over axis 1, then NLL; the optional second output is the log-probabilities. */
 static int run_sce(const onnx_node *n, onnx_kctx *k)
 {
-    const onnx_tensor *x = k->in[0], *t = k->in[1], *w = k->n_in > 2 ? k->in[2] : NULL;
-    int64_t N, C, D;
-    int rc = check_shapes(k, x, t, w, &N, &C, &D);
+    loss_in L;
+    int rc = loss_setup(k, &L);
     if (rc)
         return rc;
-    int64_t total = N * C * D;
-    double *lp = onnx__scratch(k, (size_t)(total ? total : 1) * sizeof(double));
-    if (!lp)
-        return MD_E_NOMEM;
+    const onnx_tensor *x = L.x;
+    int64_t N = L.N, C = L.C, D = L.D, total = N * C * D;
+    double *lp = L.lp;
     for (int64_t a = 0; a < N; a++)
         for (int64_t d = 0; d < D; d++) {
             double mx = -INFINITY, s = 0;
@@ -131,7 +148,7 @@ static int run_sce(const onnx_node *n, onnx_kctx *k)
             for (int64_t c = 0; c < C; c++)
                 lp[(a * C + c) * D + d] = onnx__get_f64(x, (a * C + c) * D + d) - mx - log(s);
         }
-    if ((rc = nll(n, k, lp, x, t, w, N, C, D)))
+    if ((rc = nll(n, k, &L)))
         return rc;
     if (k->n_out > 1) {
         onnx_tensor *o;
