@@ -90,6 +90,26 @@ int md_buf_printf(md_buf *b, const char *fmt, ...)
     return rc;
 }
 
+int md_buf_put_json_str(md_buf *b, const char *s)
+{
+    int rc = md_buf_putc(b, '"');
+    for (const unsigned char *p = (const unsigned char *)s; *p && rc == MD_OK; p++) {
+        switch (*p) {
+        case '"': rc = md_buf_puts(b, "\\\""); break;
+        case '\\': rc = md_buf_puts(b, "\\\\"); break;
+        case '\n': rc = md_buf_puts(b, "\\n"); break;
+        case '\r': rc = md_buf_puts(b, "\\r"); break;
+        case '\t': rc = md_buf_puts(b, "\\t"); break;
+        default:
+            if (*p < 0x20)
+                rc = md_buf_printf(b, "\\u%04x", *p);
+            else
+                rc = md_buf_putc(b, (char)*p);
+        }
+    }
+    return rc == MD_OK ? md_buf_putc(b, '"') : rc;
+}
+
 char *md_buf_steal(md_buf *b, size_t *len)
 {
     char *p = b->data;

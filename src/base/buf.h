@@ -32,6 +32,10 @@ int md_buf_putc(md_buf *b, char c);
 int md_buf_printf(md_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int md_buf_vprintf(md_buf *b, const char *fmt, va_list ap);
 
+/* Append s as a JSON string literal: quotes, backslash and control bytes escaped (\n, \r, \t
+ * short forms, \u00XX for the rest). Bytes >= 0x80 are copied as they are (UTF-8 passes through). */
+int md_buf_put_json_str(md_buf *b, const char *s);
+
 /* Hand the data to the caller (new, free() it) and leave the buffer empty. *len gets the length.
  * Returns an empty allocated string for an empty buffer, NULL only on OOM. */
 char *md_buf_steal(md_buf *b, size_t *len);

@@ -23,26 +23,6 @@ int md_log_level_parse(const char *s)
     return -1;
 }
 
-static void put_json_string(md_buf *b, const char *s)
-{
-    md_buf_putc(b, '"');
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        switch (*p) {
-        case '"': md_buf_puts(b, "\\\""); break;
-        case '\\': md_buf_puts(b, "\\\\"); break;
-        case '\n': md_buf_puts(b, "\\n"); break;
-        case '\r': md_buf_puts(b, "\\r"); break;
-        case '\t': md_buf_puts(b, "\\t"); break;
-        default:
-            if (*p < 0x20)
-                md_buf_printf(b, "\\u%04x", *p);
-            else
-                md_buf_putc(b, (char)*p);
-        }
-    }
-    md_buf_putc(b, '"');
-}
-
 static void begin(md_buf *b, md_log_level lvl)
 {
     struct timespec ts;
@@ -83,7 +63,7 @@ void md_log(md_log_level lvl, const char *fmt, ...)
     va_end(ap);
     begin(&b, lvl);
     md_buf_puts(&b, ",\"msg\":");
-    put_json_string(&b, msg);
+    md_buf_put_json_str(&b, msg);
     finish(&b);
 }
 
@@ -95,17 +75,17 @@ static void log_kv(md_log_level lvl, const char *msg, const char *const *kv, int
     md_buf_init(&b, 64 * 1024);
     begin(&b, lvl);
     md_buf_puts(&b, ",\"msg\":");
-    put_json_string(&b, msg);
+    md_buf_put_json_str(&b, msg);
     for (size_t i = 0; kv && kv[i] && kv[i + 1]; i += 2) {
         const char *k = kv[i];
         int verbatim = raw && k[0] == '#';
         md_buf_putc(&b, ',');
-        put_json_string(&b, verbatim ? k + 1 : k);
+        md_buf_put_json_str(&b, verbatim ? k + 1 : k);
         md_buf_putc(&b, ':');
         if (verbatim)
             md_buf_puts(&b, kv[i + 1]);
         else
-            put_json_string(&b, kv[i + 1]);
+            md_buf_put_json_str(&b, kv[i + 1]);
     }
     finish(&b);
 }

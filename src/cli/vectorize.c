@@ -372,37 +372,22 @@ static void run_pool(pool *pl, int threads, int bar)
 
 /* ---- reporting -------------------------------------------------------------------------- */
 
-static void json_str(md_buf *b, const char *s)
-{
-    md_buf_putc(b, '"');
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            md_buf_printf(b, "\\%c", c);
-        else if (c < 0x20)
-            md_buf_printf(b, "\\u%04x", c);
-        else
-            md_buf_putc(b, (char)c);
-    }
-    md_buf_putc(b, '"');
-}
-
 static void json_job(md_buf *b, const job *j, int quality)
 {
     md_buf_puts(b, "{\"file\":");
-    json_str(b, j->in_path);
+    md_buf_put_json_str(b, j->in_path);
     if (j->rc != MD_OK) {
         md_buf_puts(b, ",\"ok\":false,\"error\":{\"code\":");
-        json_str(b, md_err_name(j->rc));
+        md_buf_put_json_str(b, md_err_name(j->rc));
         md_buf_puts(b, ",\"field\":");
-        json_str(b, j->err.field);
+        md_buf_put_json_str(b, j->err.field);
         md_buf_puts(b, ",\"message\":");
-        json_str(b, md_err_message(&j->err));
+        md_buf_put_json_str(b, md_err_message(&j->err));
         md_buf_puts(b, "}}");
         return;
     }
     md_buf_puts(b, ",\"output\":");
-    json_str(b, j->out_path);
+    md_buf_put_json_str(b, j->out_path);
     md_buf_puts(b, ",\"ok\":true");
     if (quality)
         md_buf_printf(b, ",\"ssim_rgb\":%.6f,\"ssim_grey\":%.6f", j->ssim.rgb, j->ssim.luma);
