@@ -31,6 +31,7 @@
     XX(MODEL_NOT_FOUND, 404, "model_not_found", "no such model")                            \
     XX(METHOD_NOT_ALLOWED, 405, "method_not_allowed", "method not allowed for this path")   \
     XX(CONFLICT, 409, "conflict", "the resource is in a conflicting state")                 \
+    XX(CANCELLED, 409, "cancelled", "the work was cancelled")                                \
     XX(TOO_LARGE, 413, "payload_too_large", "the request body is too large")                \
     XX(UNSUPPORTED_MEDIA, 415, "unsupported_media_type", "unsupported content type")        \
     XX(UNSUPPORTED_FORMAT, 415, "unsupported_format", "unsupported image format")           \
@@ -39,9 +40,12 @@
     XX(RATE_LIMITED, 429, "rate_limited", "too many requests")                              \
     XX(INTERNAL, 500, "internal_error", "internal error")                                   \
     XX(NOMEM, 500, "out_of_memory", "out of memory")                                        \
+    XX(NOT_IMPLEMENTED, 501, "not_implemented", "the server does not implement this")       \
     XX(IO, 500, "io_error", "storage error")                                                \
     XX(OVERLOADED, 503, "overloaded", "the server is busy, retry later")                    \
     XX(UNAVAILABLE, 503, "unavailable", "the service is not ready")                         \
+    XX(MODEL_UNAVAILABLE, 503, "model_unavailable", "the model is not ready")               \
+    XX(STORAGE_FULL, 507, "insufficient_storage", "the server's storage is full")           \
     XX(TIMEOUT, 504, "timeout", "the request took longer than its deadline")
 
 typedef enum md_code {

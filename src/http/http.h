@@ -165,6 +165,54 @@ void http_route_body_limit(http_route *r, size_t max);
 /* Stream the body into fn instead of buffering it (multipart uploads). */
 void http_route_body_sink(http_route *r, http_body_fn fn);
 
+/* ---- route descriptors: what GET /openapi.json and /docs are made of ----
+ * Every route is described where it is registered, right after http_route_add:
+ *
+ *     http_route_doc(r, &(http_doc){
+ *         .summary = "Convert an uploaded image to SVG", .tag = "vectorize",
+ *         .request = "{\"type\":\"object\",\"required\":[\"file_id\"],\"properties\":{...}}",
+ *         .response = "{\"type\":\"object\",...}",
+ *         .query = (const http_doc_param[]){{"limit", "integer", "entries per page (1..1000)", 0},
+ *                                           {NULL}},
+ *         .errors = (const int[]){MD_E_FILE_NOT_FOUND, MD_E_INVALID_PARAM, 0}});
+ *
+ * Schemas are JSON Schema texts (OpenAPI 3.1 dialect) kept in string literals beside the
+ * handler; they are parsed when the document is built, and a test fails on any that does not
+ * parse. Path parameters come from the pattern; the route's role says which security applies;
+ * every error code listed becomes a response with the common error body (its status from the
+ * error table). All pointers are borrowed until http_server_free (use static storage). */
+typedef struct http_doc_param {
+    const char *name;        /* NULL ends a list */
+    const char *type;        /* JSON Schema type: "string", "integer", "number", "boolean" */
+    const char *description;
+    int required;
+} http_doc_param;
+
+typedef struct http_doc {
+    const char *summary;      /* one line */
+    const char *description;  /* optional, longer (Markdown) */
+    const char *tag;          /* group on the docs page: "platform", "vectorize", "models", "inference" */
+    const char *request;      /* JSON Schema of the request body; NULL = no body */
+    const char *request_type; /* its media type; NULL = "application/json" */
+    const char *response;     /* JSON Schema of the success answer; NULL = no documented body */
+    const char *response_type; /* NULL = "application/json" */
+    int status;               /* success status; 0 = 200 */
+    const http_doc_param *query;   /* query parameters, ended by {NULL}; may be NULL */
+    const http_doc_param *headers; /* request headers, ended by {NULL}; may be NULL */
+    const int *errors;        /* md codes this route may answer, ended by 0 (MD_OK); may be NULL */
+} http_doc;
+
+/* Attach a descriptor to a route (r may be NULL: then nothing happens, so the result of
+ * http_route_add can be passed straight in). d and everything it points to are borrowed until
+ * http_server_free. */
+void http_route_doc(http_route *r, const http_doc *d);
+
+/* Visit every registered route in registration order (the OpenAPI builder and its test).
+ * The descriptor is NULL for undocumented routes. Strings borrowed until http_server_free. */
+typedef void (*http_route_visit_fn)(void *ctx, const char *method, const char *pattern, http_role role,
+                                    int flags, const http_doc *doc);
+void http_routes_visit(const http_server *s, http_route_visit_fn fn, void *ctx);
+
 /* ---- the request, as a handler sees it (all strings borrowed until the request ends) ---- */
 const char *http_req_method(const http_req *r);     /* "GET"... (HEAD shows as "HEAD") */
 const char *http_req_path(const http_req *r);       /* decoded path, no query */

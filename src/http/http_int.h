@@ -55,6 +55,7 @@ struct http_route {
     size_t nsegs;
     char spec[HTTP_MAX_SEGS + 1]; /* specificity key: 'c' literal, 'b' param, 'a' rest */
     http__route_stats *stats;     /* owned by the metrics registry */
+    const http_doc *doc;          /* borrowed (http_route_doc); NULL = undocumented */
 };
 
 typedef struct http_router {

@@ -401,6 +401,19 @@ http_route *http_route_add(http_server *s, const char *method, const char *patte
 
 void http_route_body_limit(http_route *r, size_t max) { r->body_limit = max; }
 void http_route_body_sink(http_route *r, http_body_fn fn) { r->sink = fn; }
+void http_route_doc(http_route *r, const http_doc *d)
+{
+    if (r)
+        r->doc = d;
+}
+
+void http_routes_visit(const http_server *s, http_route_visit_fn fn, void *ctx)
+{
+    for (size_t i = 0; i < s->router.n; i++) {
+        const http_route *r = s->router.routes[i];
+        fn(ctx, r->method, r->pattern, r->role, r->flags, r->doc);
+    }
+}
 
 /* Resolve host (a name or a numeric address) into a socket address for libmicrohttpd. */
 static int resolve(const char *host, uint16_t port, struct sockaddr_storage *ss, md_err *err)
