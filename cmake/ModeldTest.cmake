@@ -15,7 +15,7 @@ function(modeld_unit_test)
   target_include_directories(${T_NAME} PRIVATE ${CMOCKA_INCLUDE_DIRS} ${CMAKE_SOURCE_DIR}/tests)
   add_test(NAME ${T_NAME} COMMAND ${T_NAME})
   set_tests_properties(${T_NAME} PROPERTIES TIMEOUT ${T_TIMEOUT}
-    ENVIRONMENT "MODELD_SOURCE_DIR=${CMAKE_SOURCE_DIR};MODELD_SHARED_DIR=${CMAKE_SOURCE_DIR}/../shared;CMOCKA_MESSAGE_OUTPUT=stdout")
+    ENVIRONMENT "MODELD_SOURCE_DIR=${CMAKE_SOURCE_DIR};MODELD_CORPUS_DIR=${CMAKE_SOURCE_DIR}/tests/fixtures/corpus;CMOCKA_MESSAGE_OUTPUT=stdout")
   if(T_LABELS)
     set_tests_properties(${T_NAME} PROPERTIES LABELS "${T_LABELS}")
   endif()

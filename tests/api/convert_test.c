@@ -1,6 +1,6 @@
 /* convert_test.c - the conversion API through the whole HTTP middleware chain without a socket
  * (http_loopback): upload checks in order, convert with its cache, results, the web page, and
- * the cache counters in /metrics. Images come from the shared dev corpus; the store lives in a
+ * the cache counters in /metrics. Images come from the dev corpus copy in tests/fixtures/corpus; the store lives in a
  * fresh temporary directory. The server runs with no auth hook (every caller is admin): roles
  * are covered by the end-to-end tests. */
 #include <stdarg.h>
@@ -28,8 +28,8 @@ typedef struct fixture {
 static char *read_file(const char *name, size_t *n)
 {
     char path[1024];
-    const char *shared = getenv("MODELD_SHARED_DIR");
-    snprintf(path, sizeof path, "%s/corpus/dev/%s", shared ? shared : "../shared", name);
+    const char *shared = getenv("MODELD_CORPUS_DIR");
+    snprintf(path, sizeof path, "%s/%s", shared ? shared : "tests/fixtures/corpus", name);
     FILE *f = fopen(path, "rb");
     assert_non_null(f);
     fseek(f, 0, SEEK_END);

@@ -10,8 +10,7 @@ import tempfile
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-CORPUS = os.environ.get("MODELD_SHARED_DIR", os.path.join(HERE, "..", "..", "..", "shared"))
-CORPUS = os.path.join(CORPUS, "corpus", "dev")
+CORPUS = os.environ.get("MODELD_CORPUS_DIR") or os.path.join(HERE, "..", "fixtures", "corpus")
 
 
 def _bin():

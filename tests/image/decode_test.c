@@ -21,8 +21,8 @@
 
 static const char *shared_dir(void)
 {
-    const char *v = getenv("MODELD_SHARED_DIR");
-    return v && *v ? v : "../shared";
+    const char *v = getenv("MODELD_CORPUS_DIR");
+    return v && *v ? v : "tests/fixtures/corpus";
 }
 
 static void put32be(uint8_t *p, uint32_t v)
@@ -69,7 +69,7 @@ static void test_corpus_bad_files(void **state)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char path[1024];
-        snprintf(path, sizeof path, "%s/corpus/dev/%s", shared_dir(), cases[i].file);
+        snprintf(path, sizeof path, "%s/%s", shared_dir(), cases[i].file);
         md_image *img = NULL;
         md_err err;
         int rc = img_load_file(path, NULL, &img, &err);
@@ -86,7 +86,7 @@ static void test_corpus_good_files(void **state)
 {
     (void)state;
     char path[1024], line[512];
-    snprintf(path, sizeof path, "%s/corpus/dev/labels.csv", shared_dir());
+    snprintf(path, sizeof path, "%s/labels.csv", shared_dir());
     FILE *f = fopen(path, "r");
     if (!f)
         fail_msg("cannot open %s", path);
@@ -97,7 +97,7 @@ static void test_corpus_good_files(void **state)
         if (sscanf(line, "%255[^,],%63[^,],%255[^,],%d,%d", file, cls, src, &w, &h) != 5 ||
             strcmp(cls, "corrupted") == 0 || strcmp(cls, "non_image") == 0)
             continue;
-        snprintf(path, sizeof path, "%s/corpus/dev/%s", shared_dir(), file);
+        snprintf(path, sizeof path, "%s/%s", shared_dir(), file);
         md_image *img = NULL;
         md_err err;
         if (img_load_file(path, NULL, &img, &err) != MD_OK)

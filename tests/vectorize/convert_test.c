@@ -21,9 +21,9 @@ static const char *const FILES[] = {"simple_geometric_00.png", "text_based_05.pn
 
 static md_image *load(const char *name)
 {
-    const char *shared = getenv("MODELD_SHARED_DIR");
+    const char *shared = getenv("MODELD_CORPUS_DIR");
     char path[1024];
-    snprintf(path, sizeof path, "%s/corpus/dev/%s", shared && *shared ? shared : "../shared", name);
+    snprintf(path, sizeof path, "%s/%s", shared && *shared ? shared : "tests/fixtures/corpus", name);
     md_image *img = NULL;
     md_err err;
     if (img_load_file(path, NULL, &img, &err) != MD_OK)

@@ -77,8 +77,8 @@ static void check_case(const char *kind, const char *name, int ew, int eh, doubl
         assert_int_equal(w, w2);
         assert_int_equal(h, h2);
     } else {
-        const char *shared = env_or("MODELD_SHARED_DIR", "../shared");
-        snprintf(pa, sizeof pa, "%s/corpus/dev/%s", shared, name);
+        const char *shared = env_or("MODELD_CORPUS_DIR", "tests/fixtures/corpus");
+        snprintf(pa, sizeof pa, "%s/%s", shared, name);
         a = load_on_white(pa, &w, &h);
         b = degrade(a, w, h);
     }

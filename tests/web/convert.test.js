@@ -15,7 +15,7 @@ const path = require('node:path');
 const { chromium } = require('playwright-core');
 
 const BIN = process.env.MODELD_BIN;
-const CORPUS = path.join(process.env.MODELD_SHARED_DIR || path.resolve(__dirname, '../../../shared'), 'corpus/dev');
+const CORPUS = process.env.MODELD_CORPUS_DIR || path.resolve(__dirname, '../fixtures/corpus');
 const ARTIFACTS = path.join(__dirname, 'artifacts');
 const CHROMIUM_FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
   '--disable-background-networking', '--disable-component-update', '--disable-sync'];
