@@ -82,6 +82,9 @@ def cmd_check(url, key, models_dir, name):
 
 
 def cmd_wait_ready(url, key, names):
+    if http("GET", f"{url}/v2", key)[0] == 404:
+        sys.exit(f"infer_util: {url} has no Open Inference Protocol routes (GET /v2 is 404): "
+                 "this modeld predates issue 8's registry and OIP")
     deadline = time.monotonic() + 60
     for name in names:
         while True:
