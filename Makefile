@@ -9,7 +9,7 @@ FUZZ_SECS ?= 5
 PYTHON    := /usr/bin/python3
 
 .PHONY: all run test deps deps-build build asan unit e2e web-test fuzz-build fuzz-smoke fuzz bench clean \
-        models models-verify
+        models models-verify models-check
 
 all: build
 
@@ -74,6 +74,13 @@ models:
 # Each shipped model through modeld's own engines: sha256 and every validation sample.
 models-verify: asan
 	$(PYTHON) training/verify_modeld.py build/asan/modeld models
+
+# Retrain into build/models-check and compare byte for byte with the committed models/.
+models-check:
+	@bash scripts/deps.sh models
+	@rm -rf build/models-check
+	@for s in $(MODEL_SCRIPTS); do $(PYTHON) $$s build/models-check || exit 1; done
+	@diff -r models build/models-check && echo "models-check: models/ is reproduced byte for byte"
 
 bench:
 	@bash scripts/deps.sh bench
