@@ -64,7 +64,8 @@ def to_torch(path):
         elif n.op_type == "Relu":
             layers.append(nn.ReLU())
         elif n.op_type == "MaxPool":
-            layers.append(nn.MaxPool2d(tuple(a["kernel_shape"]), tuple(a.get("strides", a["kernel_shape"]))))
+            k = tuple(a["kernel_shape"])
+            layers.append(nn.MaxPool2d(k, tuple(a.get("strides", k))))
         elif n.op_type == "GlobalAveragePool":
             layers.append(nn.AdaptiveAvgPool2d(1))
         elif n.op_type == "Flatten":

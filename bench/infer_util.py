@@ -72,7 +72,8 @@ def cmd_check(url, key, models_dir, name):
     for t in mf["outputs"]:
         want = np.asarray(mf["validation"]["samples"][0]["outputs"][t["name"]], dtype=np.float64)
         o = outs.get(t["name"])
-        if o is None or o.get("datatype") != t["datatype"] or list(o.get("shape", [])) != list(want.shape):
+        shape = list(o.get("shape", [])) if o else None
+        if o is None or o.get("datatype") != t["datatype"] or shape != list(want.shape):
             sys.exit(f"infer_util: {url} {name}: output {t['name']} missing or wrong "
                      f"datatype/shape: {json.dumps(o)[:200]}")
         got = np.asarray(o["data"], dtype=np.float64).reshape(want.shape)

@@ -9,7 +9,8 @@ It is the shipped model of the "xgboost" runtime, so the registry serves both ru
 Deterministic: one thread, the exact tree method, fixed seed; the model is saved as XGBoost
 JSON and the validation outputs come from that file reloaded into a fresh booster.
 
-Usage: breast_cancer_xgb.py OUTROOT   (writes OUTROOT/breast-cancer-xgb/1/{model.json,modeld.json,MODEL_CARD.md})
+Usage: breast_cancer_xgb.py OUTROOT
+  (writes OUTROOT/breast-cancer-xgb/1/{model.json,modeld.json,MODEL_CARD.md})
 """
 import os
 import sys
@@ -31,12 +32,12 @@ ROUNDS = 60
 
 def main():
     root = sys.argv[1] if len(sys.argv) > 1 else "models"
-    np.random.seed(SEED % 2**32)
+    np.random.seed(SEED)
     d = load_breast_cancer()
     x = d.data.astype(np.float32)
     y = (d.target == 0).astype(np.float32)  # sklearn: 0 = malignant; here 1 = malignant
     idx = np.arange(len(y))
-    itr, ite = train_test_split(idx, test_size=0.25, random_state=SEED % 2**32, stratify=y)
+    itr, ite = train_test_split(idx, test_size=0.25, random_state=SEED, stratify=y)
     booster = xgb.train(PARAMS, xgb.DMatrix(x[itr], label=y[itr]), num_boost_round=ROUNDS)
 
     out = common.model_dir(root, NAME, VERSION)
@@ -95,7 +96,8 @@ def manifest(digest, metrics, samples, names):
             "intended_use": "A small real XGBoost model so the registry serves its second "
                             "runtime from `make run`; a demo of tabular prediction through the "
                             "Open Inference Protocol.",
-            "limits": "569 samples from one clinic in the early 1990s, features from one "
+            "limits": "569 samples from one hospital (University of Wisconsin) in the early "
+                      "1990s, features from one "
                       "imaging and segmentation procedure: other sources are out of "
                       "distribution. A teaching data set: never use it for a diagnosis."},
     }

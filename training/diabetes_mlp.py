@@ -18,6 +18,7 @@ import os
 import sys
 
 import numpy as np
+import onnx
 import torch
 from sklearn.datasets import load_diabetes
 from sklearn.linear_model import LogisticRegression
@@ -101,7 +102,7 @@ def main():
     d = load_diabetes(scaled=False)
     x_raw, target = d.data.astype(np.float64), d.target
     idx = np.arange(len(target))
-    itr, ite = train_test_split(idx, test_size=0.25, random_state=SEED % 2**32)
+    itr, ite = train_test_split(idx, test_size=0.25, random_state=SEED)
     bounds = np.quantile(target[itr], [0.25, 0.5, 0.75])
     y = np.searchsorted(bounds, target, side="right").astype(np.int64)
     mean, std = x_raw[itr].mean(axis=0), x_raw[itr].std(axis=0)
@@ -112,7 +113,7 @@ def main():
     path = os.path.join(out, "model.onnx")
     xte = pad(x_raw[ite])
     common.export_onnx(Served(model), torch.from_numpy(xte[:1]), path, "features", "probabilities")
-    ops = onnx_numpy.check_ops(__import__("onnx").load(path))
+    ops = onnx_numpy.check_ops(onnx.load(path))
 
     prob = onnx_numpy.evaluate(path, {"features": xte})["probabilities"]
     with torch.no_grad():

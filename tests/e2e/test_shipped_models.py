@@ -22,7 +22,8 @@ ALLOWED = REQUIRED | {"description", "required", "labels", "preprocessing", "pos
                       "input_schema", "metrics", "model_card"}
 DATATYPES = {"BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",
              "FP16", "FP32", "FP64", "BYTES"}
-VERSIONS = sorted(os.path.dirname(p) for p in glob.glob(os.path.join(ROOT, "models", "*", "*", "modeld.json")))
+VERSIONS = sorted(os.path.dirname(p)
+                  for p in glob.glob(os.path.join(ROOT, "models", "*", "*", "modeld.json")))
 
 
 def _bin():
