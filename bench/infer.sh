@@ -11,10 +11,13 @@
 # Prints req/s, p50/p99, server CPU per request (from /proc), RSS (idle with every shipped model
 # loaded, and after load), the registry's load + validation time of each shipped model
 # (GET /api/models/{name} stats: load_seconds, validation_seconds) and the modeld/FastAPI ratios,
-# as markdown tables. Not a timed test: numbers depend on the machine; it fails only when a server
+# as markdown tables; then 100 swaps under load: a copy of the MLP as version 2 in the data dir,
+# and POST /api/models/{name}/versions/{v}/activate alternating 2 and 1 during a 64-connection
+# run (failed swaps and failed requests counted). Not a timed test: numbers depend on the machine; it fails only when a server
 # does not start or answers wrongly.
 # Env: MODELD_BIN (default build/release/modeld, built when missing), BENCH_SECS, BENCH_RUNS,
-#      BENCH_CONNS ("1 64"), BENCH_SERVERS ("modeld fastapi"), BENCH_MLP, BENCH_CNN (model names).
+#      BENCH_CONNS ("1 64"), BENCH_SERVERS ("modeld fastapi"), BENCH_MLP, BENCH_CNN (model names),
+#      BENCH_SWAPS (100; 0 skips the swap run).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 secs=${BENCH_SECS:-5}
@@ -82,7 +85,9 @@ bench_modeld() {
   local port data mpid flag
   port=$(free_port)
   data="$work/var"
-  mkdir -p "$data"
+  mkdir -p "$data/models/$BENCH_MLP"
+  # A second version of the MLP for the swap run: the registry finds it in <data-dir>/models/.
+  "${util[@]}" second-version "$models_dir/$BENCH_MLP/1" "$data/models/$BENCH_MLP/2" 2
   flag=$(models_flag)
   MODELD_JWT_SECRET=bench-secret-0123456789abcdef0123456789 taskset -c "$srv_cpu" "$bin" serve \
     --host 127.0.0.1 --port "$port" --data-dir "$data" --rate-admin 1000000000:1000000000 \
@@ -98,7 +103,20 @@ bench_modeld() {
   echo "modeld_idle $(tree_rss "$mpid")" >>"$work/rss"
   bench_server modeld "$mpid" "$url"
   echo "modeld_load $(tree_rss "$mpid")" >>"$work/rss"
+  swap_under_load "$url"
   kill -TERM "$mpid"; wait "$mpid" || true
+}
+
+swap_under_load() {  # swap_under_load URL
+  local n=${BENCH_SWAPS:-100} d=$((secs * 2)) w
+  [ "$n" -gt 0 ] || return 0
+  BENCH_KEY=$key BENCH_BODY="$work/$BENCH_MLP.json" taskset -c "$wrk_cpu" wrk -t1 -c64 -d"${d}s" \
+    --latency -s "$top/bench/infer.lua" "$1/v2/models/$BENCH_MLP/infer" >"$work/swap.wrk" &
+  w=$!
+  sleep 0.5
+  "${util[@]}" swaps "$1" "$key" "$BENCH_MLP" 1 2 "$n" "$((d - 1))" >"$work/swaps"
+  wait "$w"
+  echo "$(cat "$work/swaps") $(wrk_stats 0 0 <"$work/swap.wrk")" >"$work/swapres"
 }
 
 bench_fastapi() {
@@ -130,4 +148,4 @@ done
 echo "machine: $ncpu CPUs,$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2); $(nproc --all) online;" \
   "${secs}s x $runs runs per point, median"
 echo
-"${util[@]}" report "$work/results" "$work/rss" "$work/loadstats"
+"${util[@]}" report "$work/results" "$work/rss" "$work/loadstats" "$work/swapres"

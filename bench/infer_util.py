@@ -8,12 +8,17 @@ registry's load statistics, the final table). Subcommands:
   wait-ready URL KEY NAME...        wait (60 s at most) until GET /v2/models/NAME/ready is 200
   loadstats URL KEY NAME...         print "NAME load_seconds validation_seconds" from
                                     GET /api/models/NAME (stats of the active version)
-  report RESULTS RSS LOADSTATS      print the markdown tables and the issue's goals
+  second-version SRC DST VERSION    copy the version directory SRC to DST as VERSION (same
+                                    artefact, the manifest's "version" changed)
+  swaps URL KEY NAME V1 V2 N SECS   N activations alternating V1 and V2 (the inactive one
+                                    first), spread over SECS; prints "N failed"
+  report RESULTS RSS LOADSTATS SWAPS  print the markdown tables and the issue's goals
 Exit status 1 with a message on any failed check.
 """
 import glob
 import json
 import os
+import shutil
 import statistics
 import sys
 import time
@@ -146,7 +151,33 @@ def cmd_loadstats(url, key, names):
         print(name, float(st["load_seconds"]), float(st["validation_seconds"]))
 
 
-def cmd_report(results, rss_file, loadstats_file):
+def cmd_second_version(src, dst, version):
+    shutil.copytree(src, dst)
+    path = os.path.join(dst, "modeld.json")
+    with open(path) as f:
+        mf = json.load(f)
+    mf["version"] = version
+    with open(path, "w") as f:
+        json.dump(mf, f, indent=2)
+
+
+def cmd_swaps(url, key, name, v1, v2, n, secs):
+    n, gap, failed = int(n), float(secs) / int(n), 0
+    status, raw = http("GET", f"{url}/api/models/{name}", key)
+    active = find_key(json.loads(raw), "active_version") if status == 200 else None
+    order = (v2, v1) if active == v1 else (v1, v2)  # every activation is a real swap
+    t0 = time.monotonic()
+    for i in range(n):
+        v = order[i % 2]
+        status, raw = http("POST", f"{url}/api/models/{name}/versions/{v}/activate", key, b"{}")
+        if status != 200:
+            failed += 1
+            print(f"infer_util: activate {name} {v}: HTTP {status}: {raw[:200]!r}", file=sys.stderr)
+        time.sleep(max(0.0, t0 + (i + 1) * gap - time.monotonic()))
+    print(n, failed)
+
+
+def cmd_report(results, rss_file, loadstats_file, swaps_file):
     rows = {}
     with open(results) as f:
         for line in f:
@@ -196,6 +227,12 @@ def cmd_report(results, rss_file, loadstats_file):
         for name, ld, va in loads:
             print(f"| {name} | {float(ld) * 1e3:.1f} | {float(va) * 1e3:.1f} | "
                   f"{(float(ld) + float(va)) * 1e3:.1f} |")
+    swaps = open(swaps_file).read().split() if os.path.exists(swaps_file) else []
+    if swaps:
+        n, failed, rps, _, p99, _, errs = swaps
+        print(f"\nSwaps under load ({os.environ.get('BENCH_MLP')}, 64 connections): {n} "
+              f"activations alternating two versions, {failed} failed; {float(rps):.0f} req/s, "
+              f"p99 {float(p99):.2f} ms, {errs} failed requests")
     print("\nGoals of issue 8 (informative, not pass/fail):")
     mlp, cnn = os.environ.get("BENCH_MLP"), os.environ.get("BENCH_CNN")
     for m, goal in ((mlp, 10), (cnn, 3)):
@@ -206,6 +243,9 @@ def cmd_report(results, rss_file, loadstats_file):
         worst = max(float(ld) + float(va) for _, ld, va in loads)
         print(f"- load + validate, slowest shipped model {worst * 1e3:.1f} ms (goal < 100 ms): "
               f"{'met' if worst < 0.1 else 'NOT met'}")
+    if swaps:
+        print(f"- {swaps[0]} swaps under load: {swaps[1]} failed swaps, {swaps[6]} failed "
+              f"requests (goal 0): {'met' if swaps[1] == '0' and swaps[6] == '0' else 'NOT met'}")
     if "modeld_idle" in rss:
         mb = int(rss["modeld_idle"]) / 1024
         print(f"- modeld idle RSS with all shipped models {mb:.1f} MB (goal <= 50 MB): "
@@ -222,6 +262,10 @@ def main():
         cmd_wait_ready(args[0], args[1], args[2:])
     elif cmd == "loadstats":
         cmd_loadstats(args[0], args[1], args[2:])
+    elif cmd == "second-version":
+        cmd_second_version(*args)
+    elif cmd == "swaps":
+        cmd_swaps(*args)
     elif cmd == "report":
         cmd_report(*args)
     else:
