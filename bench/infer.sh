@@ -89,9 +89,10 @@ bench_modeld() {
   # A second version of the MLP for the swap run: the registry finds it in <data-dir>/models/.
   "${util[@]}" second-version "$models_dir/$BENCH_MLP/1" "$data/models/$BENCH_MLP/2" 2
   flag=$(models_flag)
-  MODELD_JWT_SECRET=bench-secret-0123456789abcdef0123456789 taskset -c "$srv_cpu" "$bin" serve \
-    --host 127.0.0.1 --port "$port" --data-dir "$data" --rate-admin 1000000000:1000000000 \
-    ${flag:+"$flag"} >"$work/modeld.out" 2>"$work/modeld.log" &
+  # From the repository root, where `make run` starts it (a default models/ is found there).
+  (cd "$top" && MODELD_JWT_SECRET=bench-secret-0123456789abcdef0123456789 exec taskset -c "$srv_cpu" \
+    "$bin" serve --host 127.0.0.1 --port "$port" --data-dir "$data" \
+    --rate-admin 1000000000:1000000000 ${flag:+"$flag"} >"$work/modeld.out" 2>"$work/modeld.log") &
   mpid=$!
   pids+=("$mpid")
   local url="http://127.0.0.1:$port"
