@@ -8,7 +8,8 @@ DATA_DIR  ?= ./var
 FUZZ_SECS ?= 5
 PYTHON    := /usr/bin/python3
 
-.PHONY: all run test deps deps-build build asan unit e2e web-test fuzz-build fuzz-smoke fuzz bench clean
+.PHONY: all run test deps deps-build build asan unit e2e web-test fuzz-build fuzz-smoke fuzz bench clean \
+        models models-verify models-check
 
 all: build
 
@@ -61,6 +62,26 @@ fuzz: fuzz-build
 	@bash scripts/fuzz.sh $(FUZZ_SECS)
 
 test: unit e2e web-test fuzz-smoke
+
+# The shipped models (models/<name>/<version>/: artefact, modeld.json, MODEL_CARD.md), retrained
+# from training/ with fixed seeds on one thread: the same bytes on every run. Not part of `test`.
+MODEL_SCRIPTS := training/digits_cnn.py training/diabetes_mlp.py training/breast_cancer_xgb.py
+
+models:
+	@bash scripts/deps.sh models
+	@for s in $(MODEL_SCRIPTS); do $(PYTHON) $$s models || exit 1; done
+
+# Each shipped model through modeld's own engines: sha256 and every validation sample.
+models-verify: asan
+	$(PYTHON) training/verify_modeld.py build/asan/modeld models
+
+# Retrain into build/models-check and compare byte for byte with the committed versions.
+models-check:
+	@bash scripts/deps.sh models
+	@rm -rf build/models-check
+	@for s in $(MODEL_SCRIPTS); do $(PYTHON) $$s build/models-check || exit 1; done
+	@for d in build/models-check/*/*; do diff -r "models/$${d#build/models-check/}" "$$d" || exit 1; done
+	@echo "models-check: every version the scripts make is reproduced byte for byte"
 
 bench:
 	@bash scripts/deps.sh bench

@@ -32,37 +32,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { $py -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_up() {
-  $py - "$1/api/health" <<'PY'
-import sys, time, urllib.request
-for _ in range(400):
-    try:
-        urllib.request.urlopen(sys.argv[1], timeout=1).read()
-        sys.exit(0)
-    except Exception:
-        time.sleep(0.05)
-sys.exit(1)
-PY
-}
-
-# CPU seconds (user+sys) and RSS (kB) of a process and all its descendants.
-tree_pids() { echo "$1"; for c in $(pgrep -P "$1" || true); do tree_pids "$c"; done; }
-tree_cpu() {
-  local t=0 tck; tck=$(getconf CLK_TCK)
-  for p in $(tree_pids "$1"); do
-    [ -r /proc/$p/stat ] || continue
-    t=$((t + $(awk '{print $14 + $15}' /proc/$p/stat)))
-  done
-  $py -c "print($t / $tck)"
-}
-tree_rss() {
-  local t=0
-  for p in $(tree_pids "$1"); do
-    [ -r /proc/$p/status ] && t=$((t + $(awk '/^VmRSS/ {print $2}' /proc/$p/status)))
-  done
-  echo "$t"
-}
+. "$top/bench/lib.sh"  # free_port, wait_up, tree_cpu, tree_rss, wrk_stats
 
 key="mdk_000000000000_benchkey"
 cat >"$work/post.lua" <<LUA
@@ -81,23 +51,7 @@ run_wrk() {
     c0=$(tree_cpu "$pid")
     out=$(BENCH_KEY=$key taskset -c "$wrk_cpu" wrk -t1 -c"$c" -d"${secs}s" --latency "${script[@]}" "$url$path")
     c1=$(tree_cpu "$pid")
-    $py - "$name" "$path" "$c" "$c0" "$c1" <<PY >>"$work/results"
-import re, sys
-out = """$out"""
-name, path, c, c0, c1 = sys.argv[1:6]
-def ms(s):
-    v, u = re.match(r"([\d.]+)(us|ms|s)", s).groups()
-    return float(v) * {"us": 0.001, "ms": 1, "s": 1000}[u]
-reqs = int(re.search(r"(\d+) requests in", out).group(1))
-rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-p50 = ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))
-p99 = ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))
-m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-errs = int(m.group(1)) if m else 0
-m = re.search(r"Socket errors: (.*)", out)
-cpu_us = (float(c1) - float(c0)) * 1e6 / max(reqs, 1)
-print(name, path, c, rps, p50, p99, cpu_us, errs + (1 if m and "timeout 0" not in m.group(1) else 0))
-PY
+    echo "$name $path $c $(wrk_stats "$c0" "$c1" <<<"$out")" >>"$work/results"
   done
 }
 

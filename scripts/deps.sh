@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs every Debian (and npm) package that modeld's build, tests and web tests use,
 # when it is missing. Idempotent and quiet when everything is already there.
-# Usage: scripts/deps.sh [build|test|bench]   (default: test, which includes build)
+# Usage: scripts/deps.sh [build|test|bench|models]   (default: test, which includes build)
 set -euo pipefail
 
 what=${1:-test}
@@ -19,6 +19,10 @@ TEST_PKGS=(
   python3 python3-pytest python3-requests python3-numpy python3-skimage python3-onnx python3-xgboost python3-sklearn
   librsvg2-bin libonnx-testdata chromium nodejs
 )
+# `make models`: retraining the shipped models (training/).
+MODELS_PKGS=(
+  python3 python3-numpy python3-torch python3-onnx python3-sklearn python3-xgboost
+)
 BENCH_PKGS=(
   wrk python3-fastapi python3-uvicorn python3-uvloop python3-httptools python3-torch hyperfine
   util-linux procps
@@ -28,8 +32,9 @@ pkgs=("${BUILD_PKGS[@]}")
 case "$what" in
   build) ;;
   test) pkgs+=("${TEST_PKGS[@]}") ;;
-  bench) pkgs+=("${TEST_PKGS[@]}" "${BENCH_PKGS[@]}") ;;
-  *) echo "usage: $0 [build|test|bench]" >&2; exit 2 ;;
+  bench) pkgs+=("${TEST_PKGS[@]}" "${MODELS_PKGS[@]}" "${BENCH_PKGS[@]}") ;;
+  models) pkgs+=("${MODELS_PKGS[@]}") ;;
+  *) echo "usage: $0 [build|test|bench|models]" >&2; exit 2 ;;
 esac
 
 missing=()
@@ -49,7 +54,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # npm packages for the browser test and benchmarks live in tests/web/node_modules.
-if [ "$what" != build ] && [ -f "$(dirname "$0")/../tests/web/package.json" ]; then
+if [ "$what" != build ] && [ "$what" != models ] && [ -f "$(dirname "$0")/../tests/web/package.json" ]; then
   d="$(dirname "$0")/../tests/web"
   if [ ! -d "$d/node_modules/playwright-core" ]; then
     if ! command -v npm >/dev/null 2>&1; then
