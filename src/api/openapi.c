@@ -83,6 +83,7 @@ typedef struct build {
     json_t *op_ids;   /* operationIds used so far (as keys) */
     json_t *tags;     /* tags used so far (as keys, in first-use order) */
     bool strict;
+    int nbad; /* descriptor problems let through (not strict) */
     int rc;
     md_err *err;
     /* the current route */
@@ -99,10 +100,10 @@ static int bad_schema(build *b, const char *what, const char *why, json_t **out)
     char field[64];
     snprintf(field, sizeof field, "%.30s %.32s", b->method, b->pattern);
     if (b->strict)
-        return md_fail(b->err, MD_E_INTERNAL, field, "route %s %s: descriptor %s is not a JSON Schema: %s",
-                       b->method, b->pattern, what, why);
-    md_log(MD_LOG_ERROR, "route %s %s: descriptor %s is not a JSON Schema: %s", b->method, b->pattern, what,
-           why);
+        return md_fail(b->err, MD_E_INTERNAL, field, "route %s %s: descriptor %s: %s", b->method, b->pattern,
+                       what, why);
+    md_log(MD_LOG_ERROR, "route %s %s: descriptor %s: %s", b->method, b->pattern, what, why);
+    b->nbad++;
     *out = json_pack("{s:s}", "x-modeld-schema-error", why);
     return *out ? MD_OK : MD_E_NOMEM;
 }
@@ -119,9 +120,9 @@ static int parse_schema(build *b, const char *what, const char *text, json_t **o
     }
     char why[200];
     if (j)
-        snprintf(why, sizeof why, "a schema is an object or a boolean");
+        snprintf(why, sizeof why, "not a JSON Schema (an object or a boolean)");
     else
-        snprintf(why, sizeof why, "%s (line %d, column %d)", je.text, je.line, je.column);
+        snprintf(why, sizeof why, "not JSON: %s (line %d, column %d)", je.text, je.line, je.column);
     json_decref(j);
     return bad_schema(b, what, why, out);
 }
@@ -139,7 +140,7 @@ static int param_schema(build *b, const char *what, const char *type, json_t **o
             *out = json_pack("{s:s}", "type", type);
             return *out ? MD_OK : MD_E_NOMEM;
         }
-    return bad_schema(b, what, "unknown type name", out);
+    return bad_schema(b, what, "unknown type name (string, integer, number, boolean, array, object)", out);
 }
 
 /* ---- operationId --------------------------------------------------------------------------- */
@@ -299,7 +300,7 @@ static int content_of(build *b, const char *what, const char *text, const char *
             json_t *vs = json_incref(v);
             if (rc == MD_OK && !json_is_object(v) && !json_is_boolean(v)) {
                 json_decref(vs);
-                rc = bad_schema(b, what, "a media type's schema is an object or a boolean", &vs);
+                rc = bad_schema(b, what, "a media type's schema is not a JSON Schema (an object or a boolean)", &vs);
             }
             if (rc == MD_OK)
                 rc = set_new(content, k, json_pack("{s:o}", "schema", vs));
@@ -525,6 +526,7 @@ static void template_of(const char *pattern, char *out, size_t cap)
 static int add_operation(build *b)
 {
     json_t *op = json_object();
+    int nbad = b->nbad;
     int rc = op ? add_texts(b, op) : MD_E_NOMEM;
     if (rc == MD_OK)
         rc = operation_id(b, op);
@@ -536,6 +538,8 @@ static int add_operation(build *b)
         rc = add_responses(b, op);
     if (rc == MD_OK)
         rc = add_security(b, op);
+    if (rc == MD_OK && b->nbad > nbad) /* the log has the details */
+        rc = set_new(op, "x-modeld-schema-error", json_integer(b->nbad - nbad));
     char path[512], method[16];
     template_of(b->pattern, path, sizeof path);
     snprintf(method, sizeof method, "%s", b->method);

@@ -21,7 +21,8 @@
  * The document is built once, after the last route is added (api_openapi_prepare), and then
  * served from memory. Descriptor schemas are JSON texts: one that does not parse (or is not a
  * JSON Schema, i.e. an object or a boolean) stops the start-up of a debug build with a message
- * naming the route; a release build logs it and serves {} marked "x-modeld-schema-error".
+ * naming the route; a release build logs it and serves {} marked "x-modeld-schema-error" (the
+ * operation carries the same mark with the number of problems).
  */
 #ifndef MD_API_OPENAPI_H
 #define MD_API_OPENAPI_H
