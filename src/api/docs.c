@@ -28,16 +28,20 @@ struct api_docs {
 };
 
 /* What the page needs from the package (no source maps, no stock index or initializer). */
-static const char *const DIST_FILES[] = {"swagger-ui.css",    "swagger-ui-bundle.js",
-                                         "swagger-ui-standalone-preset.js", "index.css",
-                                         "favicon-32x32.png", "favicon-16x16.png",
+static const char *const DIST_FILES[] = {"swagger-ui.css",
+                                         "swagger-ui-bundle.js",
+                                         "swagger-ui-standalone-preset.js",
+                                         "index.css",
+                                         "favicon-32x32.png",
+                                         "favicon-16x16.png",
                                          NULL};
 
 /* swagger-ui sets style attributes from script (so 'unsafe-inline' styles) and inlines its icons
  * as data: URIs; everything else comes from this server only. */
-static const char DOCS_CSP[] = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-                               "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; "
-                               "form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+static const char DOCS_CSP[] =
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; "
+    "form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
 static const char INDEX_HTML[] =
     "<!DOCTYPE html>\n"
@@ -83,11 +87,13 @@ static const char MISSING_HTML[] =
     "<h1>The API docs page is not installed</h1>\n"
     "<p>This page is made with the npm package <code>swagger-ui-dist</code>, which this server did "
     "not find. Install it with the build step of the deps script, from the source tree:</p>\n"
-    "<pre>scripts/deps.sh build\n# or: npm install --prefix build/npm swagger-ui-dist@" API_DOCS_SWAGGER_UI_VERSION
-    "</pre>\n"
-    "<p>or point the server at a copy with <code>--docs-dir DIR</code> (or <code>MODELD_DOCS_DIR</code>), "
+    "<pre>scripts/deps.sh build\n# or: npm install --prefix build/npm "
+    "swagger-ui-dist@" API_DOCS_SWAGGER_UI_VERSION "</pre>\n"
+    "<p>or point the server at a copy with <code>--docs-dir DIR</code> (or "
+    "<code>MODELD_DOCS_DIR</code>), "
     "then restart it.</p>\n"
-    "<p>The API document itself is served all the same: <a href=\"/openapi.json\">/openapi.json</a>.</p>\n"
+    "<p>The API document itself is served all the same: <a "
+    "href=\"/openapi.json\">/openapi.json</a>.</p>\n"
     "</body>\n</html>\n";
 
 /* ---- finding and loading --------------------------------------------------------------- */
@@ -96,8 +102,8 @@ static int has_bundle(const char *dir)
 {
     char p[PATH_MAX];
     struct stat st;
-    return snprintf(p, sizeof p, "%s/swagger-ui-bundle.js", dir) < (int)sizeof p && stat(p, &st) == 0 &&
-           S_ISREG(st.st_mode);
+    return snprintf(p, sizeof p, "%s/swagger-ui-bundle.js", dir) < (int)sizeof p &&
+           stat(p, &st) == 0 && S_ISREG(st.st_mode);
 }
 
 int api_docs_find_dir(const char *dir, char *out, size_t cap, md_err *err)
@@ -153,23 +159,25 @@ static int missing_page(http_req *req, void *ctx)
     http_reply_header(req, "Content-Security-Policy", "default-src 'none'; base-uri 'none'");
     http_reply_header(req, "X-Content-Type-Options", "nosniff");
     /* The status is the error table's, as for any unavailable service. */
-    return http_reply_bytes(req, md_err_status(MD_E_UNAVAILABLE), "text/html; charset=utf-8", MISSING_HTML,
-                            sizeof MISSING_HTML - 1);
+    return http_reply_bytes(req, md_err_status(MD_E_UNAVAILABLE), "text/html; charset=utf-8",
+                            MISSING_HTML, sizeof MISSING_HTML - 1);
 }
 
 static int missing_file(http_req *req, void *ctx)
 {
     (void)ctx;
-    return md_fail(http_req_err(req), MD_E_UNAVAILABLE, "file",
-                   "the API docs page is not installed (swagger-ui-dist): run scripts/deps.sh build");
+    return md_fail(
+        http_req_err(req), MD_E_UNAVAILABLE, "file",
+        "the API docs page is not installed (swagger-ui-dist): run scripts/deps.sh build");
 }
 
 static const http_doc INDEX_DOC = {
     .summary = "Interactive API documentation",
-    .description = "A page made with swagger-ui from /openapi.json: every operation with its "
-                   "parameters, bodies and errors, and a form to try it (the Authorize button takes "
-                   "an API key or token). Served entirely by this server. 503 with instructions when "
-                   "swagger-ui-dist is not installed.",
+    .description =
+        "A page made with swagger-ui from /openapi.json: every operation with its "
+        "parameters, bodies and errors, and a form to try it (the Authorize button takes "
+        "an API key or token). Served entirely by this server. 503 with instructions when "
+        "swagger-ui-dist is not installed.",
     .tag = "docs",
     .response = "{\"type\":\"string\"}",
     .response_type = "text/html",
@@ -181,8 +189,9 @@ static const http_doc INDEX_DOC = {
 
 static const http_doc FILE_DOC = {
     .summary = "A file of the API documentation page",
-    .description = "swagger-ui's style sheet, scripts and icons (from swagger-ui-dist) and the page's "
-                   "start script, from memory; cached for 5 minutes and revalidated by ETag.",
+    .description =
+        "swagger-ui's style sheet, scripts and icons (from swagger-ui-dist) and the page's "
+        "start script, from memory; cached for 5 minutes and revalidated by ETag.",
     .tag = "docs",
     .response = "{\"text/css\":{\"type\":\"string\"},\"text/javascript\":{\"type\":\"string\"},"
                 "\"text/html\":{\"type\":\"string\"},\"image/png\":{}}",
@@ -190,13 +199,14 @@ static const http_doc FILE_DOC = {
                                          "an ETag from an earlier answer: 304 when unchanged", 0},
                                         {NULL}},
     .errors = (const int[]){MD_E_NOT_FOUND, MD_E_UNAVAILABLE, 0},
-    .path = (const http_doc_param[]){{"file",
-                                      "{\"type\":\"string\",\"enum\":[\"swagger-ui.css\","
-                                      "\"swagger-ui-bundle.js\",\"swagger-ui-standalone-preset.js\","
-                                      "\"index.css\",\"docs-init.js\",\"favicon-32x32.png\","
-                                      "\"favicon-16x16.png\",\"index.html\"]}",
-                                      "file name", 1},
-                                     {NULL}},
+    .path =
+        (const http_doc_param[]){{"file",
+                                  "{\"type\":\"string\",\"enum\":[\"swagger-ui.css\","
+                                  "\"swagger-ui-bundle.js\",\"swagger-ui-standalone-preset.js\","
+                                  "\"index.css\",\"docs-init.js\",\"favicon-32x32.png\","
+                                  "\"favicon-16x16.png\",\"index.html\"]}",
+                                  "file name", 1},
+                                 {NULL}},
 };
 
 int api_docs_register(http_server *srv, const char *dir, api_docs **out, md_err *err)
@@ -207,8 +217,9 @@ int api_docs_register(http_server *srv, const char *dir, api_docs **out, md_err 
     md_err e2;
     md_err_clear(&e2);
     if (load(d, dir, &e2) != MD_OK) {
-        md_log(MD_LOG_WARN, "API docs page not served (GET /docs answers 503): %s; install it with "
-                            "scripts/deps.sh build",
+        md_log(MD_LOG_WARN,
+               "API docs page not served (GET /docs answers 503): %s; install it with "
+               "scripts/deps.sh build",
                md_err_message(&e2));
         api_webui_free(d->files);
         d->files = NULL;
@@ -217,8 +228,8 @@ int api_docs_register(http_server *srv, const char *dir, api_docs **out, md_err 
     if (d->files) {
         rc = api_webui_register_at(srv, d->files, "/docs", &INDEX_DOC, &FILE_DOC, err);
     } else {
-        http_route *ri = http_route_add(srv, "GET", "/docs", HTTP_ROLE_PUBLIC, HTTP_LIGHT | HTTP_NO_AUDIT,
-                                        missing_page, d);
+        http_route *ri = http_route_add(srv, "GET", "/docs", HTTP_ROLE_PUBLIC,
+                                        HTTP_LIGHT | HTTP_NO_AUDIT, missing_page, d);
         http_route *rf = http_route_add(srv, "GET", "/docs/{file}", HTTP_ROLE_PUBLIC,
                                         HTTP_LIGHT | HTTP_NO_AUDIT, missing_file, d);
         http_route_doc(ri, &INDEX_DOC);

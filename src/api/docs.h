@@ -1,8 +1,8 @@
 /* docs.h - GET /docs: the interactive API page, made with swagger-ui-dist from /openapi.json.
  *
- *   GET /docs          public   the page (HTML made here: it loads /openapi.json, validatorUrl null)
- *   GET /docs/{file}   public   swagger-ui.css, swagger-ui-bundle.js, swagger-ui-standalone-preset.js,
- *                               favicon-32x32.png, favicon-16x16.png and the page's start script
+ *   GET /docs          public   the page (HTML made here: it loads /openapi.json, validatorUrl
+ * null) GET /docs/{file}   public   swagger-ui.css, swagger-ui-bundle.js,
+ * swagger-ui-standalone-preset.js, favicon-32x32.png, favicon-16x16.png and the page's start script
  *
  * swagger-ui-dist is an npm package (pinned in scripts/deps.sh, installed by its build step into
  * build/npm/node_modules/swagger-ui-dist, which git ignores). Its files are read once at start-up

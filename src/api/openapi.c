@@ -46,8 +46,9 @@ static const struct {
                   "modeld's tracer, which takes VTracer's parameter names."},
     {"models", "The model registry: every model with its versions, activation, canary and "
                "rollback."},
-    {"inference", "The Open Inference Protocol (the KServe \"V2\" REST protocol that Triton, KServe "
-                  "and MLServer speak). Errors on these routes are {\"error\": \"...\"}."},
+    {"inference",
+     "The Open Inference Protocol (the KServe \"V2\" REST protocol that Triton, KServe "
+     "and MLServer speak). Errors on these routes are {\"error\": \"...\"}."},
     {"enhance", "Photo enhancement jobs."},
     {"predict", "Business predictions from tabular models."},
     {"docs", "This document and the interactive page made from it."},
@@ -61,7 +62,8 @@ static const char API_DESCRIPTION[] =
     "**Authentication**: `Authorization: Bearer <API key or JWT>` or `X-API-Key: <API key>`. "
     "Roles, weakest first: `read` < `write` < `admin`; each operation names the role it needs "
     "(`x-modeld-role`). A JWT comes from `POST /api/auth/token`.\n\n"
-    "**Errors**: every error answer is JSON, `{\"success\": false, \"error\": {\"code\", \"message\", "
+    "**Errors**: every error answer is JSON, `{\"success\": false, \"error\": {\"code\", "
+    "\"message\", "
     "\"field\"?}, \"request_id\"}`; `code` is stable, `field` names the offending input. Routes "
     "of the Open Inference Protocol (`/v2/...`) answer `{\"error\": \"...\"}` as its clients "
     "expect.\n\n"
@@ -79,9 +81,9 @@ static int set_new(json_t *o, const char *k, json_t *v)
 
 /* The route being described, with the builder's state. */
 typedef struct build {
-    json_t *paths;    /* the paths object being filled */
-    json_t *op_ids;   /* operationIds used so far (as keys) */
-    json_t *tags;     /* tags used so far (as keys, in first-use order) */
+    json_t *paths;  /* the paths object being filled */
+    json_t *op_ids; /* operationIds used so far (as keys) */
+    json_t *tags;   /* tags used so far (as keys, in first-use order) */
     bool strict;
     int nbad; /* descriptor problems let through (not strict) */
     int rc;
@@ -100,8 +102,8 @@ static int bad_schema(build *b, const char *what, const char *why, json_t **out)
     char field[64];
     snprintf(field, sizeof field, "%.30s %.32s", b->method, b->pattern);
     if (b->strict)
-        return md_fail(b->err, MD_E_INTERNAL, field, "route %s %s: descriptor %s: %s", b->method, b->pattern,
-                       what, why);
+        return md_fail(b->err, MD_E_INTERNAL, field, "route %s %s: descriptor %s: %s", b->method,
+                       b->pattern, what, why);
     md_log(MD_LOG_ERROR, "route %s %s: descriptor %s: %s", b->method, b->pattern, what, why);
     b->nbad++;
     *out = json_pack("{s:s}", "x-modeld-schema-error", why);
@@ -130,7 +132,8 @@ static int parse_schema(build *b, const char *what, const char *text, json_t **o
 /* A parameter's schema: a type name, or a whole schema text when it starts with '{'. */
 static int param_schema(build *b, const char *what, const char *type, json_t **out)
 {
-    static const char *const names[] = {"string", "integer", "number", "boolean", "array", "object"};
+    static const char *const names[] = {"string",  "integer", "number",
+                                        "boolean", "array",   "object"};
     if (type == NULL)
         type = "string";
     if (type[0] == '{')
@@ -140,7 +143,8 @@ static int param_schema(build *b, const char *what, const char *type, json_t **o
             *out = json_pack("{s:s}", "type", type);
             return *out ? MD_OK : MD_E_NOMEM;
         }
-    return bad_schema(b, what, "unknown type name (string, integer, number, boolean, array, object)", out);
+    return bad_schema(b, what,
+                      "unknown type name (string, integer, number, boolean, array, object)", out);
 }
 
 /* ---- operationId --------------------------------------------------------------------------- */
@@ -255,12 +259,13 @@ static int add_parameters(build *b, json_t *op)
 {
     json_t *params = json_array();
     int rc = params ? add_path_params(b, params) : MD_E_NOMEM;
-    const http_doc_param *lists[2] = {b->doc ? b->doc->query : NULL, b->doc ? b->doc->headers : NULL};
+    const http_doc_param *lists[2] = {b->doc ? b->doc->query : NULL,
+                                      b->doc ? b->doc->headers : NULL};
     const char *in[2] = {"query", "header"};
     for (int k = 0; k < 2; k++)
         for (size_t i = 0; rc == MD_OK && lists[k] && lists[k][i].name; i++)
-            rc = add_param(b, params, in[k], &lists[k][i], lists[k][i].name, lists[k][i].required != 0,
-                           NULL);
+            rc = add_param(b, params, in[k], &lists[k][i], lists[k][i].name,
+                           lists[k][i].required != 0, NULL);
     if (rc == MD_OK && json_array_size(params) > 0)
         return set_new(op, "parameters", params);
     json_decref(params);
@@ -300,7 +305,9 @@ static int content_of(build *b, const char *what, const char *text, const char *
             json_t *vs = json_incref(v);
             if (rc == MD_OK && !json_is_object(v) && !json_is_boolean(v)) {
                 json_decref(vs);
-                rc = bad_schema(b, what, "a media type's schema is not a JSON Schema (an object or a boolean)", &vs);
+                rc = bad_schema(
+                    b, what, "a media type's schema is not a JSON Schema (an object or a boolean)",
+                    &vs);
             }
             if (rc == MD_OK)
                 rc = set_new(content, k, json_pack("{s:o}", "schema", vs));
@@ -353,14 +360,18 @@ static json_t *header_refs(bool retry_after, bool rate)
 {
     json_t *h = json_object();
     if (h && retry_after)
-        json_object_set_new(h, "Retry-After", json_pack("{s:s}", "$ref", "#/components/headers/RetryAfter"));
+        json_object_set_new(h, "Retry-After",
+                            json_pack("{s:s}", "$ref", "#/components/headers/RetryAfter"));
     if (h && rate) {
-        json_object_set_new(h, "X-RateLimit-Limit", json_pack("{s:s}", "$ref", "#/components/headers/RateLimitLimit"));
+        json_object_set_new(h, "X-RateLimit-Limit",
+                            json_pack("{s:s}", "$ref", "#/components/headers/RateLimitLimit"));
         json_object_set_new(h, "X-RateLimit-Remaining",
                             json_pack("{s:s}", "$ref", "#/components/headers/RateLimitRemaining"));
-        json_object_set_new(h, "X-RateLimit-Reset", json_pack("{s:s}", "$ref", "#/components/headers/RateLimitReset"));
+        json_object_set_new(h, "X-RateLimit-Reset",
+                            json_pack("{s:s}", "$ref", "#/components/headers/RateLimitReset"));
     }
-    json_object_set_new(h, "X-Request-ID", json_pack("{s:s}", "$ref", "#/components/headers/RequestId"));
+    json_object_set_new(h, "X-Request-ID",
+                        json_pack("{s:s}", "$ref", "#/components/headers/RequestId"));
     return h;
 }
 
@@ -428,13 +439,16 @@ static int add_error_status(build *b, json_t *responses, const int *codes, size_
     for (size_t i = 0; rc == MD_OK && i < n; i++) {
         if (md_err_status(codes[i]) != status)
             continue;
-        rc = md_buf_printf(&d, "%s`%s` (%s)", sep, md_err_name(codes[i]), md_err_default_msg(codes[i]));
+        rc = md_buf_printf(&d, "%s`%s` (%s)", sep, md_err_name(codes[i]),
+                           md_err_default_msg(codes[i]));
         sep = "; ";
     }
-    bool oip = strncmp(b->pattern, "/v2", 3) == 0 && (b->pattern[3] == '\0' || b->pattern[3] == '/');
-    json_t *r = rc == MD_OK ? json_pack("{s:s, s:{s:{s:{s:s}}}}", "description", d.data, "content",
-                                        "application/json", "schema", "$ref", oip ? OIP_ERR_REF : ERR_REF)
-                            : NULL;
+    bool oip =
+        strncmp(b->pattern, "/v2", 3) == 0 && (b->pattern[3] == '\0' || b->pattern[3] == '/');
+    json_t *r = rc == MD_OK
+                    ? json_pack("{s:s, s:{s:{s:{s:s}}}}", "description", d.data, "content",
+                                "application/json", "schema", "$ref", oip ? OIP_ERR_REF : ERR_REF)
+                    : NULL;
     md_buf_free(&d);
     if (rc == MD_OK && r == NULL)
         rc = MD_E_NOMEM;
@@ -486,7 +500,8 @@ static int add_texts(build *b, json_t *op)
     if (rc == MD_OK && !d)
         rc = md_buf_printf(&desc, "This route has no descriptor yet (http_route_doc).");
     if (rc == MD_OK && b->role != HTTP_ROLE_PUBLIC)
-        rc = md_buf_printf(&desc, "%sNeeds the `%s` role (an API key or token of that role or above).",
+        rc = md_buf_printf(&desc,
+                           "%sNeeds the `%s` role (an API key or token of that role or above).",
                            desc.len ? "\n\n" : "", http_role_name(b->role));
     if (rc == MD_OK)
         rc = set_new(op, "tags", json_pack("[s]", tag));
@@ -570,7 +585,8 @@ static void visit(void *ctx, const char *method, const char *pattern, http_role 
     b->rc = add_operation(b);
 }
 
-/* ---- the fixed parts -------------------------------------------------------------------------- */
+/* ---- the fixed parts --------------------------------------------------------------------------
+ */
 
 static json_t *error_schema(void)
 {
@@ -583,8 +599,8 @@ static json_t *error_schema(void)
         "type", "object", "description", "The body of every error answer (except on /v2 routes).",
         "required", "success", "error", "request_id", "properties", "success", "const", 0, "error",
         "type", "object", "required", "code", "message", "properties", "code", "type", "string",
-        "description", "stable machine-readable name of the error", "enum", names, "message", "type",
-        "string", "description", "what went wrong, for people", "field", "type", "string",
+        "description", "stable machine-readable name of the error", "enum", names, "message",
+        "type", "string", "description", "what went wrong, for people", "field", "type", "string",
         "description", "the request field or parameter at fault, when there is one", "request_id",
         "type", "string", "description", "the X-Request-ID of the request (for the logs)");
 }
@@ -600,14 +616,14 @@ static json_t *components(void)
         "{s:{s:o, s:{s:s, s:s, s:[s], s:{s:{s:s}}}}, s:{s:{s:s, s:s, s:s, s:s}, s:{s:s, s:s, s:s, "
         "s:s}}, s:{s:o, s:o, s:o, s:o, s:o}}",
         "schemas", "Error", error_schema(), "OipError", "type", "object", "description",
-        "The body of error answers on Open Inference Protocol routes (/v2/...).", "required", "error",
-        "properties", "error", "type", "string", "securitySchemes", "bearerAuth", "type", "http",
-        "scheme", "bearer", "bearerFormat", "API key or JWT", "description",
-        "An API key (`modeld keys create`) or a JWT from POST /api/auth/token.", "apiKeyAuth", "type",
-        "apiKey", "in", "header", "name", "X-API-Key", "description", "An API key.", "headers",
-        "RetryAfter", header("seconds to wait before trying again", "integer"), "RateLimitLimit",
-        header("requests allowed in a burst for this caller", "integer"), "RateLimitRemaining",
-        header("requests left in the burst now", "integer"), "RateLimitReset",
+        "The body of error answers on Open Inference Protocol routes (/v2/...).", "required",
+        "error", "properties", "error", "type", "string", "securitySchemes", "bearerAuth", "type",
+        "http", "scheme", "bearer", "bearerFormat", "API key or JWT", "description",
+        "An API key (`modeld keys create`) or a JWT from POST /api/auth/token.", "apiKeyAuth",
+        "type", "apiKey", "in", "header", "name", "X-API-Key", "description", "An API key.",
+        "headers", "RetryAfter", header("seconds to wait before trying again", "integer"),
+        "RateLimitLimit", header("requests allowed in a burst for this caller", "integer"),
+        "RateLimitRemaining", header("requests left in the burst now", "integer"), "RateLimitReset",
         header("seconds until the burst is whole again", "integer"), "RequestId",
         header("the request id: the client's X-Request-ID when valid, else a new one", "string"));
 }
@@ -634,8 +650,12 @@ static json_t *tags_of(json_t *used)
 
 int api_openapi_document(const http_server *srv, bool strict, json_t **out, md_err *err)
 {
-    build b = {.paths = json_object(), .op_ids = json_object(), .tags = json_object(),
-               .strict = strict, .rc = MD_OK, .err = err};
+    build b = {.paths = json_object(),
+               .op_ids = json_object(),
+               .tags = json_object(),
+               .strict = strict,
+               .rc = MD_OK,
+               .err = err};
     *out = NULL;
     if (!b.paths || !b.op_ids || !b.tags)
         b.rc = MD_E_NOMEM;
@@ -643,10 +663,11 @@ int api_openapi_document(const http_server *srv, bool strict, json_t **out, md_e
         http_routes_visit(srv, visit, &b);
     json_t *doc = NULL;
     if (b.rc == MD_OK) {
-        doc = json_pack("{s:s, s:{s:s, s:s, s:s}, s:[{s:s, s:s}], s:o, s:O, s:o}", "openapi", "3.1.0",
-                        "info", "title", "modeld", "version", MODELD_VERSION, "description",
-                        API_DESCRIPTION, "servers", "url", "/", "description", "this server", "tags",
-                        tags_of(b.tags), "paths", b.paths, "components", components());
+        doc =
+            json_pack("{s:s, s:{s:s, s:s, s:s}, s:[{s:s, s:s}], s:o, s:O, s:o}", "openapi", "3.1.0",
+                      "info", "title", "modeld", "version", MODELD_VERSION, "description",
+                      API_DESCRIPTION, "servers", "url", "/", "description", "this server", "tags",
+                      tags_of(b.tags), "paths", b.paths, "components", components());
         if (doc == NULL)
             b.rc = MD_E_NOMEM;
     }
@@ -663,7 +684,8 @@ static int serve(http_req *req, void *ctx)
 {
     const api_openapi *oa = ctx;
     if (oa->text == NULL)
-        return md_fail(http_req_err(req), MD_E_UNAVAILABLE, NULL, "the API document is not built yet");
+        return md_fail(http_req_err(req), MD_E_UNAVAILABLE, NULL,
+                       "the API document is not built yet");
     http_reply_header(req, "ETag", oa->etag);
     http_reply_header(req, "Cache-Control", "no-cache");
     const char *inm = http_req_header(req, "If-None-Match");
@@ -691,8 +713,8 @@ int api_openapi_register(http_server *srv, api_openapi **out, md_err *err)
     if (oa == NULL)
         return md_fail(err, MD_E_NOMEM, NULL, NULL);
     oa->srv = srv;
-    http_route *r = http_route_add(srv, "GET", "/openapi.json", HTTP_ROLE_PUBLIC, HTTP_LIGHT | HTTP_NO_AUDIT,
-                                   serve, oa);
+    http_route *r = http_route_add(srv, "GET", "/openapi.json", HTTP_ROLE_PUBLIC,
+                                   HTTP_LIGHT | HTTP_NO_AUDIT, serve, oa);
     if (r == NULL) {
         free(oa);
         return md_fail(err, MD_E_INTERNAL, NULL, "cannot add GET /openapi.json");

@@ -12,11 +12,10 @@
  *   responses            the success status with the response schema; each error code the
  *                        descriptor lists at its status from the error table, with the common error
  *                        body (#/components/schemas/Error), or the Open Inference Protocol's
- *                        {"error": "..."} (#/components/schemas/OipError) on /v2 routes; 401 and 403
- *                        for routes that need a role, 429 where the rate limiter runs, 503 and 504
- *                        for routes that run on the compute pool.
- *   security             bearer (API key or JWT) or X-API-Key; public routes have "security": [];
- *                        "x-modeld-role" names the role a route needs.
+ *                        {"error": "..."} (#/components/schemas/OipError) on /v2 routes; 401 and
+ * 403 for routes that need a role, 429 where the rate limiter runs, 503 and 504 for routes that run
+ * on the compute pool. security             bearer (API key or JWT) or X-API-Key; public routes
+ * have "security": []; "x-modeld-role" names the role a route needs.
  *
  * The document is built once, after the last route is added (api_openapi_prepare), and then
  * served from memory. Descriptor schemas are JSON texts: one that does not parse (or is not a

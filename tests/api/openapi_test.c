@@ -74,29 +74,35 @@ static const char *str_at(json_t *j, const char *path)
 static const http_doc ITEM_DOC = {
     .summary = "An item",
     .tag = "models",
-    .path = (const http_doc_param[]){{"id", "{\"type\":\"string\",\"minLength\":3}", "the item", 1}, {NULL}},
-    .query = (const http_doc_param[]){{"limit", "{\"type\":\"integer\",\"maximum\":9}", "page size", 0},
-                                      {"q", "string", "search", 1},
-                                      {NULL}},
+    .path = (const http_doc_param[]){{"id", "{\"type\":\"string\",\"minLength\":3}", "the item", 1},
+                                     {NULL}},
+    .query =
+        (const http_doc_param[]){{"limit", "{\"type\":\"integer\",\"maximum\":9}", "page size", 0},
+                                 {"q", "string", "search", 1},
+                                 {NULL}},
     .headers = (const http_doc_param[]){{"X-Trace", "boolean", "trace it", 0}, {NULL}},
     .request = "{\"multipart/form-data\":{\"type\":\"object\"},\"image/png\":{}}",
     .response = "{\"type\":\"object\"}",
     .status = 201,
-    .errors = (const int[]){MD_E_INVALID_PARAM, MD_E_FILE_NOT_FOUND, MD_E_NOT_FOUND, MD_E_INVALID_PARAM, 0},
+    .errors = (const int[]){MD_E_INVALID_PARAM, MD_E_FILE_NOT_FOUND, MD_E_NOT_FOUND,
+                            MD_E_INVALID_PARAM, 0},
 };
 
-static const http_doc OIP_DOC = {.summary = "Infer", .tag = "inference",
-                                 .errors = (const int[]){MD_E_MODEL_NOT_FOUND, 0}};
+static const http_doc OIP_DOC = {
+    .summary = "Infer", .tag = "inference", .errors = (const int[]){MD_E_MODEL_NOT_FOUND, 0}};
 
 static void test_operations(void **state)
 {
     (void)state;
     http_server *s = bare_server();
-    http_route_doc(http_route_add(s, "POST", "/api/items/{id}", HTTP_ROLE_WRITE, HTTP_HEAVY, noop, NULL), &ITEM_DOC);
+    http_route_doc(
+        http_route_add(s, "POST", "/api/items/{id}", HTTP_ROLE_WRITE, HTTP_HEAVY, noop, NULL),
+        &ITEM_DOC);
     http_route_add(s, "GET", "/a-b/{rest*}", HTTP_ROLE_PUBLIC, HTTP_NO_RATELIMIT, noop, NULL);
     http_route_add(s, "GET", "/a_b/{rest*}", HTTP_ROLE_PUBLIC, HTTP_LIGHT, noop, NULL);
-    http_route_doc(http_route_add(s, "POST", "/v2/models/{m}/infer", HTTP_ROLE_READ, HTTP_LIGHT, noop, NULL),
-                   &OIP_DOC);
+    http_route_doc(
+        http_route_add(s, "POST", "/v2/models/{m}/infer", HTTP_ROLE_READ, HTTP_LIGHT, noop, NULL),
+        &OIP_DOC);
     http_route_add(s, "GET", "/", HTTP_ROLE_PUBLIC, HTTP_LIGHT, noop, NULL);
     json_t *doc = document(s, true);
     assert_string_equal(str_at(doc, "openapi"), "3.1.0");
@@ -135,7 +141,8 @@ static void test_operations(void **state)
     json_t *r1 = op_of(doc, "/a-b/{rest}", "get"), *r2 = op_of(doc, "/a_b/{rest}", "get");
     assert_string_equal(str_at(r1, "operationId"), "getABByRest");
     assert_string_equal(str_at(r2, "operationId"), "getABByRest2");
-    assert_string_equal(str_at(json_array_get(json_object_get(r1, "parameters"), 0), "name"), "rest");
+    assert_string_equal(str_at(json_array_get(json_object_get(r1, "parameters"), 0), "name"),
+                        "rest");
     assert_null(json_object_get(json_object_get(r1, "responses"), "429"));
     assert_non_null(json_object_get(json_object_get(r2, "responses"), "429"));
     assert_true(json_is_true(json_object_get(r1, "x-modeld-undocumented")));
@@ -144,7 +151,8 @@ static void test_operations(void **state)
     assert_string_equal(str_at(op_of(doc, "/", "get"), "operationId"), "getRoot");
 
     /* /v2 routes answer the Open Inference Protocol's error body. */
-    json_t *e404 = json_object_get(json_object_get(op_of(doc, "/v2/models/{m}/infer", "post"), "responses"), "404");
+    json_t *e404 = json_object_get(
+        json_object_get(op_of(doc, "/v2/models/{m}/infer", "post"), "responses"), "404");
     json_t *schema = dig(e404, "content", "application/json", "schema", NULL);
     assert_string_equal(str_at(schema, "$ref"), "#/components/schemas/OipError");
     schema = dig(resp, "404", "content", "application/json", "schema", NULL);
@@ -160,10 +168,10 @@ static void test_operations(void **state)
 }
 
 static const http_doc BAD_DOC = {.summary = "Bad", .response = "{\"type\": \"object\",}"};
-static const http_doc BAD_PARAM_DOC = {.summary = "Bad",
-                                       .query = (const http_doc_param[]){{"n", "integr", "typo", 0}, {NULL}}};
-static const http_doc BAD_PATH_DOC = {.summary = "Bad",
-                                      .path = (const http_doc_param[]){{"nope", "string", "absent", 1}, {NULL}}};
+static const http_doc BAD_PARAM_DOC = {
+    .summary = "Bad", .query = (const http_doc_param[]){{"n", "integr", "typo", 0}, {NULL}}};
+static const http_doc BAD_PATH_DOC = {
+    .summary = "Bad", .path = (const http_doc_param[]){{"nope", "string", "absent", 1}, {NULL}}};
 static const http_doc NOT_SCHEMA_DOC = {.summary = "Bad", .request = "[1, 2]"};
 
 static void test_bad_schemas(void **state)
@@ -172,7 +180,8 @@ static void test_bad_schemas(void **state)
     const http_doc *docs[] = {&BAD_DOC, &BAD_PARAM_DOC, &BAD_PATH_DOC, &NOT_SCHEMA_DOC};
     for (size_t i = 0; i < sizeof docs / sizeof docs[0]; i++) {
         http_server *s = bare_server();
-        http_route_doc(http_route_add(s, "GET", "/x/{id}", HTTP_ROLE_READ, HTTP_LIGHT, noop, NULL), docs[i]);
+        http_route_doc(http_route_add(s, "GET", "/x/{id}", HTTP_ROLE_READ, HTTP_LIGHT, noop, NULL),
+                       docs[i]);
         json_t *doc = NULL;
         md_err e;
         md_err_clear(&e);
@@ -291,8 +300,8 @@ static void test_convert_parameters(void **state)
     api_convert *c = NULL;
     assert_int_equal(api_convert_register(s, st, &co, &c, &e), MD_OK);
     json_t *doc = document(s, true);
-    json_t *props = dig(op_of(doc, "/api/convert", "post"), "requestBody", "content", "application/json",
-                        "schema", "properties", NULL);
+    json_t *props = dig(op_of(doc, "/api/convert", "post"), "requestBody", "content",
+                        "application/json", "schema", "properties", NULL);
     vec_params p;
     md_buf b;
     md_buf_init(&b, 1 << 16);
