@@ -411,7 +411,7 @@ static const http_doc UPLOAD_DOC = {
                                        "the image's file name, for a raw image/* body (kept as "
                                        "metadata: the download name of the SVG)",
                                        0},
-                                      {NULL}},
+                                      {0}},
     .response = "{\"type\":\"object\",\"required\":[\"success\",\"file_id\",\"filename\",\"format\","
                 "\"width\",\"height\",\"size_bytes\"],\"properties\":{" OK_FIELD ","
                 "\"file_id\":{\"type\":\"string\",\"description\":\"give it to POST /api/convert\"},"
@@ -466,7 +466,7 @@ static const http_doc RESULTS_DOC = {
     .path = (const http_doc_param[]){{"id", "string",
                                       "the result_id POST /api/convert answered; add .svg for the SVG file",
                                       1},
-                                     {NULL}},
+                                     {0}},
     .response = "{\"application/json\":{\"type\":\"object\",\"required\":[\"success\",\"result_id\","
                 "\"file_id\",\"svg\",\"created_at\",\"expires_at\"],\"properties\":{" OK_FIELD ","
                 "\"result_id\":{\"type\":\"string\"},\"file_id\":{\"type\":\"string\"},"

@@ -183,7 +183,7 @@ static const http_doc INDEX_DOC = {
     .response_type = "text/html",
     .headers = (const http_doc_param[]){{"If-None-Match", "string",
                                          "an ETag from an earlier answer: 304 when unchanged", 0},
-                                        {NULL}},
+                                        {0}},
     .errors = (const int[]){MD_E_UNAVAILABLE, 0},
 };
 
@@ -197,7 +197,7 @@ static const http_doc FILE_DOC = {
                 "\"text/html\":{\"type\":\"string\"},\"image/png\":{}}",
     .headers = (const http_doc_param[]){{"If-None-Match", "string",
                                          "an ETag from an earlier answer: 304 when unchanged", 0},
-                                        {NULL}},
+                                        {0}},
     .errors = (const int[]){MD_E_NOT_FOUND, MD_E_UNAVAILABLE, 0},
     .path =
         (const http_doc_param[]){{"file",
@@ -206,7 +206,7 @@ static const http_doc FILE_DOC = {
                                   "\"index.css\",\"docs-init.js\",\"favicon-32x32.png\","
                                   "\"favicon-16x16.png\",\"index.html\"]}",
                                   "file name", 1},
-                                 {NULL}},
+                                 {0}},
 };
 
 int api_docs_register(http_server *srv, const char *dir, api_docs **out, md_err *err)

@@ -704,7 +704,7 @@ static const http_doc OPENAPI_DOC = {
                 "\"paths\":{\"type\":\"object\"}}}",
     .headers = (const http_doc_param[]){{"If-None-Match", "string",
                                          "an ETag from an earlier answer: 304 when unchanged", 0},
-                                        {NULL}},
+                                        {0}},
 };
 
 int api_openapi_register(http_server *srv, api_openapi **out, md_err *err)

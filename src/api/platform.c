@@ -438,7 +438,7 @@ static const http_doc AUDIT_DOC = {
          "entries to skip", 0},
         {"before", "{\"type\":\"integer\",\"minimum\":0,\"default\":0}",
          "only entries with a smaller id (0 = from the newest)", 0},
-        {NULL}},
+        {0}},
     .response = "{\"type\":\"object\",\"required\":[\"success\",\"entries\",\"next_before\",\"total\",\"limit\"],"
                 "\"properties\":{" OK_FIELD ",\"entries\":{\"type\":\"array\",\"items\":{\"type\":\"object\","
                 "\"required\":[\"id\",\"time_ms\",\"who\",\"method\",\"route\",\"status\",\"request_id\"],"
@@ -476,7 +476,7 @@ static const http_doc TEST_SLOW_DOC = {
     .tag = "test",
     .query = (const http_doc_param[]){
         {"ms", "{\"type\":\"integer\",\"minimum\":0,\"maximum\":60000,\"default\":100}", "how long", 0},
-        {NULL}},
+        {0}},
     .response = "{\"type\":\"object\",\"required\":[\"success\",\"slept_ms\"],"
                 "\"properties\":{" OK_FIELD ",\"slept_ms\":{\"type\":\"integer\"}}}",
     .errors = (const int[]){MD_E_INVALID_PARAM, MD_E_TIMEOUT, 0},

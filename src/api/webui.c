@@ -332,7 +332,7 @@ static const http_doc WEB_INDEX_DOC = {
     .response_type = "text/html",
     .headers = (const http_doc_param[]){{"If-None-Match", "string",
                                           "an ETag from an earlier answer: 304 when unchanged", 0},
-                                         {NULL}},
+                                         {0}},
     .errors = (const int[]){MD_E_NOT_FOUND, 0},
 };
 
@@ -346,9 +346,9 @@ static const http_doc WEB_FILE_DOC = {
                 "\"text/html\":{\"type\":\"string\"},\"image/*\":{}}",
     .headers = (const http_doc_param[]){{"If-None-Match", "string",
                                           "an ETag from an earlier answer: 304 when unchanged", 0},
-                                         {NULL}},
+                                         {0}},
     .errors = (const int[]){MD_E_NOT_FOUND, 0},
-    .path = (const http_doc_param[]){{"file", "string", "file name, e.g. app.js", 1}, {NULL}},
+    .path = (const http_doc_param[]){{"file", "string", "file name, e.g. app.js", 1}, {0}},
 };
 
 int api_webui_register(http_server *srv, api_webui *ui, md_err *err)

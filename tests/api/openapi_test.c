@@ -75,12 +75,12 @@ static const http_doc ITEM_DOC = {
     .summary = "An item",
     .tag = "models",
     .path = (const http_doc_param[]){{"id", "{\"type\":\"string\",\"minLength\":3}", "the item", 1},
-                                     {NULL}},
+                                     {0}},
     .query =
         (const http_doc_param[]){{"limit", "{\"type\":\"integer\",\"maximum\":9}", "page size", 0},
                                  {"q", "string", "search", 1},
-                                 {NULL}},
-    .headers = (const http_doc_param[]){{"X-Trace", "boolean", "trace it", 0}, {NULL}},
+                                 {0}},
+    .headers = (const http_doc_param[]){{"X-Trace", "boolean", "trace it", 0}, {0}},
     .request = "{\"multipart/form-data\":{\"type\":\"object\"},\"image/png\":{}}",
     .response = "{\"type\":\"object\"}",
     .status = 201,
@@ -169,9 +169,9 @@ static void test_operations(void **state)
 
 static const http_doc BAD_DOC = {.summary = "Bad", .response = "{\"type\": \"object\",}"};
 static const http_doc BAD_PARAM_DOC = {
-    .summary = "Bad", .query = (const http_doc_param[]){{"n", "integr", "typo", 0}, {NULL}}};
+    .summary = "Bad", .query = (const http_doc_param[]){{"n", "integr", "typo", 0}, {0}}};
 static const http_doc BAD_PATH_DOC = {
-    .summary = "Bad", .path = (const http_doc_param[]){{"nope", "string", "absent", 1}, {NULL}}};
+    .summary = "Bad", .path = (const http_doc_param[]){{"nope", "string", "absent", 1}, {0}}};
 static const http_doc NOT_SCHEMA_DOC = {.summary = "Bad", .request = "[1, 2]"};
 
 static void test_bad_schemas(void **state)
