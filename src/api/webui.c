@@ -31,6 +31,7 @@ typedef struct web_file {
 } web_file;
 
 #define WEBUI_FILES_MAX 32
+#define WEBUI_LIGHT_MAX (256u << 10) /* bytes: larger files are served from the compute pool */
 
 struct api_webui {
     web_file files[WEBUI_FILES_MAX];
@@ -310,10 +311,15 @@ int api_webui_register_at(http_server *srv, api_webui *ui, const char *prefix,
     char index[128], files[160];
     snprintf(index, sizeof index, "%s", *prefix ? prefix : "/");
     snprintf(files, sizeof files, "%s/{file}", prefix);
+    /* gzip-compressing a big file (swagger-ui's 1.8 MB bundle: ~0.1 s) is more than an I/O
+     * thread may spend on one request, so a set with one is served from the compute pool. */
+    int big = 0;
+    for (size_t i = 0; i < ui->n; i++)
+        big |= ui->files[i].len > WEBUI_LIGHT_MAX;
     http_route *ri = http_route_add(srv, "GET", index, HTTP_ROLE_PUBLIC, HTTP_LIGHT | HTTP_NO_AUDIT,
                                     serve_file, ui);
-    http_route *rf = http_route_add(srv, "GET", files, HTTP_ROLE_PUBLIC, HTTP_LIGHT | HTTP_NO_AUDIT,
-                                    serve_file, ui);
+    http_route *rf = http_route_add(srv, "GET", files, HTTP_ROLE_PUBLIC,
+                                    (big ? HTTP_HEAVY : HTTP_LIGHT) | HTTP_NO_AUDIT, serve_file, ui);
     if (ri == NULL || rf == NULL)
         return md_fail(err, MD_E_INTERNAL, NULL, "cannot add the routes of %s", index);
     http_route_doc(ri, index_doc);
