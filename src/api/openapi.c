@@ -727,14 +727,9 @@ int api_openapi_register(http_server *srv, api_openapi **out, md_err *err)
 
 int api_openapi_prepare(api_openapi *oa, md_err *err)
 {
-#ifdef NDEBUG
-    const bool strict = false;
-#else
-    const bool strict = true;
-#endif
     json_t *doc = NULL;
     uint64_t t0 = md_now_ns();
-    int rc = api_openapi_document(oa->srv, strict, &doc, err);
+    int rc = api_openapi_document(oa->srv, API_OPENAPI_STRICT, &doc, err);
     char *text = rc == MD_OK ? json_dumps(doc, JSON_COMPACT) : NULL;
     size_t nops = 0;
     const char *k;

@@ -34,6 +34,13 @@
 
 typedef struct api_openapi api_openapi;
 
+/* Debug builds are strict: a descriptor schema that does not parse stops the start-up. */
+#ifdef NDEBUG
+#define API_OPENAPI_STRICT false
+#else
+#define API_OPENAPI_STRICT true
+#endif
+
 /* The document of every route registered on srv so far. strict: a descriptor schema that does
  * not parse is an error (MD_E_INTERNAL, field naming the route and the descriptor member);
  * otherwise it is logged and replaced. *out: new reference (json_decref). */
@@ -43,7 +50,7 @@ int api_openapi_document(const http_server *srv, bool strict, json_t **out, md_e
  * http_server_free(srv). */
 int api_openapi_register(http_server *srv, api_openapi **out, md_err *err);
 /* Build and keep the document: call after the last route is added and before
- * http_server_start (routes added later would be missing). Strict in debug builds. */
+ * http_server_start (routes added later would be missing). API_OPENAPI_STRICT. */
 int api_openapi_prepare(api_openapi *oa, md_err *err);
 /* NULL is a no-op. */
 void api_openapi_free(api_openapi *oa);

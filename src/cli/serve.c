@@ -117,11 +117,7 @@ static int print_routes(serve_ctx *c)
     md_err e;
     md_err_clear(&e);
     json_t *doc = NULL;
-#ifdef NDEBUG
-    int rc = api_openapi_document(c->srv, false, &doc, &e);
-#else
-    int rc = api_openapi_document(c->srv, true, &doc, &e);
-#endif
+    int rc = api_openapi_document(c->srv, API_OPENAPI_STRICT, &doc, &e);
     if (rc != MD_OK)
         return fail("cannot build the OpenAPI document", &e, 1);
     rc = json_dumpf(doc, stdout, JSON_INDENT(2)) == 0 && fputc('\n', stdout) != EOF ? 0 : 1;
@@ -283,7 +279,9 @@ int cmd_routes(int argc, char **argv)
     memset(&cfg, 0, sizeof cfg);
     md_err e;
     md_err_clear(&e);
-    char tmp[] = "/tmp/modeld-routes-XXXXXX";
+    const char *tmpdir = getenv("TMPDIR");
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s/modeld-routes-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
     int made = args && mkdtemp(tmp) != NULL;
     int rc = made ? MD_OK : md_fail(&e, MD_E_IO, "data_dir", "cannot make a temporary directory");
     if (rc == MD_OK)
