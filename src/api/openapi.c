@@ -467,6 +467,11 @@ static int add_responses(build *b, json_t *op)
 {
     json_t *responses = json_object();
     int rc = responses ? add_success(b, responses) : MD_E_NOMEM;
+    /* A route that takes If-None-Match answers 304 when its ETag matches. */
+    if (rc == MD_OK && b->doc && find_param(b->doc->headers, "If-None-Match", 13))
+        rc = set_new(
+            responses, "304",
+            json_pack("{s:s}", "description", "Not modified: the If-None-Match ETag matched"));
     int codes[MAX_ERRORS];
     size_t n = collect_errors(b, codes);
     /* Statuses in ascending order, each once. */

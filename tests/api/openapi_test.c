@@ -218,6 +218,8 @@ static void test_served(void **state)
     json_t *doc = json_loads(r.body, 0, NULL);
     assert_non_null(op_of(doc, "/late", "get"));
     assert_string_equal(str_at(op_of(doc, "/openapi.json", "get"), "x-modeld-role"), "public");
+    assert_non_null(dig(op_of(doc, "/openapi.json", "get"), "responses", "304", NULL)); /* ETag */
+    assert_null(dig(op_of(doc, "/late", "get"), "responses", "304", NULL));
     json_decref(doc);
     char etag[64];
     snprintf(etag, sizeof etag, "%s", http_loopback_header(&r, "ETag"));
