@@ -111,7 +111,19 @@ int api_webui_find_dir(const char *dir, char *out, size_t cap, md_err *err)
                    "no web/ directory with an index.html found");
 }
 
-static void finish_file(web_file *f);
+/* ETag and caching of a file whose bytes are loaded. */
+static void finish_file(web_file *f)
+{
+    unsigned char h[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256(h, (const unsigned char *)f->data, f->len);
+    f->etag[0] = '"';
+    sodium_bin2hex(f->etag + 1, 33, h, 16);
+    strcat(f->etag, "\"");
+    /* The page itself is revalidated on every load so a new version shows at once; its assets
+     * are cached for a few minutes and then revalidated by ETag (there is no build step to give
+     * them content-hashed names). */
+    f->cache = strcmp(f->name, "index.html") == 0 ? "no-cache" : "public, max-age=300";
+}
 
 /* Read one file into f (name already set). */
 static int load_file(const char *dir, web_file *f, size_t *total, md_err *err)
@@ -138,20 +150,6 @@ static int load_file(const char *dir, web_file *f, size_t *total, md_err *err)
     *total += f->len;
     finish_file(f);
     return MD_OK;
-}
-
-/* ETag and caching of a file whose bytes are loaded. */
-static void finish_file(web_file *f)
-{
-    unsigned char h[crypto_hash_sha256_BYTES];
-    crypto_hash_sha256(h, (const unsigned char *)f->data, f->len);
-    f->etag[0] = '"';
-    sodium_bin2hex(f->etag + 1, 33, h, 16);
-    strcat(f->etag, "\"");
-    /* The page itself is revalidated on every load so a new version shows at once; its assets
-     * are cached for a few minutes and then revalidated by ETag (there is no build step to give
-     * them content-hashed names). */
-    f->cache = strcmp(f->name, "index.html") == 0 ? "no-cache" : "public, max-age=300";
 }
 
 static int name_ok(const char *n)
