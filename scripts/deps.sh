@@ -17,6 +17,7 @@ BUILD_PKGS=(
 TEST_PKGS=(
   clang libclang-rt-14-dev libcmocka-dev
   python3 python3-pytest python3-requests python3-numpy python3-skimage python3-onnx python3-xgboost python3-sklearn
+  python3-jsonschema
   librsvg2-bin libonnx-testdata chromium nodejs
 )
 # `make models`: retraining the shipped models (training/).
@@ -51,6 +52,22 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The /docs page is made with swagger-ui-dist (npm, pinned). `make run` serves it, so the build
+# step installs it, into build/npm (git-ignored), where the binary looks for it at run time. A
+# machine without npm or the registry still builds and runs: /docs then answers 503 saying this.
+SWAGGER_UI_VERSION=5.36.0 # keep equal to API_DOCS_SWAGGER_UI_VERSION in src/api/docs.h
+npm_dir="$(cd "$(dirname "$0")/.." && pwd)/build/npm"
+if ! grep -qs "\"version\": \"$SWAGGER_UI_VERSION\"" "$npm_dir/node_modules/swagger-ui-dist/package.json"; then
+  if ! command -v npm >/dev/null 2>&1; then
+    $SUDO apt-get install -y -qq --no-install-recommends npm >/dev/null || true
+  fi
+  mkdir -p "$npm_dir"
+  if ! npm install --prefix "$npm_dir" --no-audit --no-fund --ignore-scripts --silent --no-save \
+      "swagger-ui-dist@$SWAGGER_UI_VERSION"; then
+    echo "deps: could not install swagger-ui-dist@$SWAGGER_UI_VERSION; GET /docs will answer 503" >&2
+  fi
 fi
 
 # npm packages for the browser test and benchmarks live in tests/web/node_modules.

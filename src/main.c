@@ -9,6 +9,7 @@
 #include <string.h>
 
 #pragma weak cmd_serve
+#pragma weak cmd_routes
 #pragma weak cmd_keys
 #pragma weak cmd_vectorize
 #pragma weak cmd_infer
@@ -34,6 +35,7 @@ int main(int argc, char **argv)
 {
     const command cmds[] = {
         {"serve", cmd_serve, "start the HTTP server"},
+        {"routes", cmd_routes, "print the HTTP route table (or --openapi: the API document)"},
         {"keys", cmd_keys, "create, list and revoke API keys"},
         {"vectorize", cmd_vectorize, "trace PNG/JPEG/WebP/TIFF/BMP images to SVG"},
         {"infer", cmd_infer, "run an ONNX or XGBoost model on .npy inputs"},

@@ -349,6 +349,153 @@ static void metrics_collect(md_buf *out, void *ctx)
         atomic_load(&c->convert_failures));
 }
 
+/* ---- descriptors (GET /openapi.json) ------------------------------------------------------ */
+
+/* The tracer's parameters by their VTracer names, with the ranges of src/vectorize/params.c and
+ * the values of the "default" preset (tests/api/openapi_test.c checks both against the code). */
+#define VEC_PARAM_PROPS                                                                            \
+    "\"colormode\":{\"type\":\"string\",\"enum\":[\"color\",\"binary\"],\"default\":\"color\","       \
+    "\"description\":\"trace in colour, or in black and white (binary)\"},"                          \
+    "\"hierarchical\":{\"type\":\"string\",\"enum\":[\"stacked\",\"cutout\"],\"default\":\"stacked\","\
+    "\"description\":\"stacked: shapes lie on top of each other; cutout: shapes do not overlap\"},"  \
+    "\"mode\":{\"type\":\"string\",\"enum\":[\"spline\",\"polygon\",\"pixel\"],\"default\":\"spline\","\
+    "\"description\":\"curve fitting: Bezier splines, straight polygons, or pixel edges\"},"         \
+    "\"filter_speckle\":{\"type\":\"integer\",\"minimum\":0,\"maximum\":128,\"default\":3,"           \
+    "\"description\":\"regions smaller than n*n pixels merge into their most similar neighbour\"},"  \
+    "\"color_precision\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":8,\"default\":6,"            \
+    "\"description\":\"significant bits per colour channel when pixels are first grouped\"},"        \
+    "\"layer_difference\":{\"type\":\"integer\",\"minimum\":0,\"maximum\":255,\"default\":16,"        \
+    "\"description\":\"largest colour difference (max over R, G, B) merged into one layer\"},"      \
+    "\"corner_threshold\":{\"type\":\"integer\",\"minimum\":0,\"maximum\":180,\"default\":60,"        \
+    "\"description\":\"degrees: a vertex turning at least this much is a sharp corner\"},"         \
+    "\"length_threshold\":{\"type\":\"number\",\"minimum\":3.5,\"maximum\":10,\"default\":3.5,"       \
+    "\"description\":\"curve scale in px: larger gives fewer, longer segments\"},"                    \
+    "\"max_iterations\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":20,\"default\":10,"           \
+    "\"description\":\"Newton reparameterisation rounds per Bezier fit\"},"                          \
+    "\"splice_threshold\":{\"type\":\"integer\",\"minimum\":0,\"maximum\":180,\"default\":45,"        \
+    "\"description\":\"degrees: a vertex turning at least this much splits the spline there\"},"    \
+    "\"path_precision\":{\"type\":\"integer\",\"minimum\":0,\"maximum\":8,\"default\":1,"             \
+    "\"description\":\"decimal places in the SVG path data\"},"                                      \
+    "\"gradients\":{\"type\":\"integer\",\"minimum\":0,\"maximum\":1,\"default\":1,"                  \
+    "\"description\":\"1: fill smooth colour ramps with linear or radial gradients (modeld only)\"},"\
+    "\"background\":{\"type\":\"string\",\"pattern\":\"^#?[0-9A-Fa-f]{6}$\",\"default\":\"#ffffff\","\
+    "\"description\":\"colour #rrggbb that semi-transparent input is composited on when "            \
+    "composite is 1\"},"                                                                             \
+    "\"composite\":{\"type\":\"integer\",\"minimum\":0,\"maximum\":1,\"default\":0,"                  \
+    "\"description\":\"1: composite on background first; 0: keep alpha (transparent areas get "      \
+    "no shape)\"},"                                                                                  \
+    "\"svgz\":{\"type\":\"integer\",\"enum\":[0],\"default\":0,"                                     \
+    "\"description\":\"gzip the SVG: not available here (fetch GET /api/results/{id}.svg and "       \
+    "compress it)\"}"
+
+#define OK_FIELD "\"success\":{\"const\":true}"
+
+static const http_doc UPLOAD_DOC = {
+    .summary = "Upload an image",
+    .description =
+        "Send a PNG, JPEG, WebP, BMP or TIFF image, either as the `file` field of a "
+        "multipart/form-data body or as the raw body with an image/* Content-Type (its name then "
+        "comes from `filename`). The checks run in order, each with its own error: size (413 "
+        "`payload_too_large`), type by content, not name (415 `unsupported_format`), dimensions "
+        "(400 `image_too_large`), decodability (400 `corrupt_image` / `truncated_image`). The "
+        "answer's `file_id` is what POST /api/convert takes; unused uploads expire after "
+        "upload_ttl (1 hour by default). The same bytes uploaded twice are stored once.",
+    .tag = "vectorize",
+    .request = "{\"multipart/form-data\":{\"type\":\"object\",\"required\":[\"file\"],"
+               "\"properties\":{\"file\":{\"type\":\"string\",\"format\":\"binary\","
+               "\"contentMediaType\":\"application/octet-stream\","
+               "\"description\":\"the image (its part's filename is kept as metadata)\"}}},"
+               "\"image/*\":{\"type\":\"string\",\"format\":\"binary\","
+               "\"contentMediaType\":\"image/*\"}}",
+    .query = (const http_doc_param[]){{"filename", "string",
+                                       "the image's file name, for a raw image/* body (kept as "
+                                       "metadata: the download name of the SVG)",
+                                       0},
+                                      {0}},
+    .response = "{\"type\":\"object\",\"required\":[\"success\",\"file_id\",\"filename\",\"format\","
+                "\"width\",\"height\",\"size_bytes\"],\"properties\":{" OK_FIELD ","
+                "\"file_id\":{\"type\":\"string\",\"description\":\"give it to POST /api/convert\"},"
+                "\"filename\":{\"type\":\"string\"},"
+                "\"format\":{\"type\":\"string\",\"enum\":[\"png\",\"jpeg\",\"webp\",\"bmp\",\"tiff\"]},"
+                "\"width\":{\"type\":\"integer\"},\"height\":{\"type\":\"integer\"},"
+                "\"size_bytes\":{\"type\":\"integer\"}}}",
+    .errors = (const int[]){MD_E_BAD_REQUEST, MD_E_MISSING_FIELD, MD_E_IMAGE_TOO_LARGE, MD_E_IMAGE_CORRUPT,
+                            MD_E_IMAGE_TRUNCATED, MD_E_TOO_LARGE, MD_E_UNSUPPORTED_FORMAT, MD_E_IO, 0},
+};
+
+static const http_doc CONVERT_DOC = {
+    .summary = "Convert an uploaded image to SVG",
+    .description =
+        "Traces the image an upload named (`file_id`) into an SVG. Parameters start from `preset` "
+        "(default \"default\") and any parameter named in the body overrides it; they take "
+        "VTracer's names and meanings. Converters: `vtracer` traces in colour unless `colormode` "
+        "is binary; `potrace` always traces black and white; `smart` looks at the pixels and "
+        "chooses (colormode cannot be set with it). The answer has the SVG, its SSIM against the "
+        "input (composited on white), sizes, time and the parameters used; the result stays "
+        "fetchable at GET /api/results/{result_id} for result_ttl. Answers are cached by image "
+        "content and parameters: the `X-Cache` header says HIT or MISS.",
+    .tag = "vectorize",
+    .request = "{\"type\":\"object\",\"required\":[\"file_id\"],\"additionalProperties\":false,"
+               "\"properties\":{\"file_id\":{\"type\":\"string\",\"description\":\"from POST /api/upload\"},"
+               "\"converter\":{\"type\":\"string\",\"enum\":[\"vtracer\",\"potrace\",\"smart\"],"
+               "\"default\":\"vtracer\"},"
+               "\"preset\":{\"type\":\"string\",\"enum\":[\"default\",\"quality\",\"fast\",\"bw\"],"
+               "\"default\":\"default\",\"description\":\"starting values; GET /api/presets lists them\"}," VEC_PARAM_PROPS
+               "}}",
+    .response = "{\"type\":\"object\",\"required\":[\"success\",\"svg\",\"result_id\",\"ssim\","
+                "\"processing_time\",\"svg_bytes\",\"path_count\",\"parameters\"],"
+                "\"properties\":{" OK_FIELD ",\"svg\":{\"type\":\"string\",\"description\":\"the SVG document\"},"
+                "\"result_id\":{\"type\":\"string\",\"description\":\"for GET /api/results/{id}\"},"
+                "\"ssim\":{\"type\":\"number\",\"minimum\":-1,\"maximum\":1,"
+                "\"description\":\"structural similarity of the rendered SVG to the input\"},"
+                "\"processing_time\":{\"type\":\"number\",\"description\":\"seconds\"},"
+                "\"svg_bytes\":{\"type\":\"integer\"},\"path_count\":{\"type\":\"integer\"},"
+                "\"parameters\":{\"type\":\"object\",\"description\":\"every parameter as used\","
+                "\"properties\":{" VEC_PARAM_PROPS "}}}}",
+    .errors = (const int[]){MD_E_INVALID_JSON, MD_E_MISSING_FIELD, MD_E_INVALID_PARAM, MD_E_IMAGE_CORRUPT,
+                            MD_E_IMAGE_TRUNCATED, MD_E_IMAGE_TOO_LARGE, MD_E_FILE_NOT_FOUND, MD_E_TOO_LARGE,
+                            MD_E_UNSUPPORTED_MEDIA, MD_E_IO, 0},
+};
+
+static const http_doc RESULTS_DOC = {
+    .summary = "A conversion's result",
+    .description = "The stored conversion as JSON (the SVG, its numbers and parameters, and when it "
+                   "expires), or, when the id ends in `.svg`, the SVG file itself as an attachment "
+                   "named after the upload.",
+    .tag = "vectorize",
+    .path = (const http_doc_param[]){{"id", "string",
+                                      "the result_id POST /api/convert answered; add .svg for the SVG file",
+                                      1},
+                                     {0}},
+    .response = "{\"application/json\":{\"type\":\"object\",\"required\":[\"success\",\"result_id\","
+                "\"file_id\",\"svg\",\"created_at\",\"expires_at\"],\"properties\":{" OK_FIELD ","
+                "\"result_id\":{\"type\":\"string\"},\"file_id\":{\"type\":\"string\"},"
+                "\"svg\":{\"type\":\"string\"},"
+                "\"created_at\":{\"type\":\"string\",\"format\":\"date-time\"},"
+                "\"expires_at\":{\"type\":\"string\",\"format\":\"date-time\"},"
+                "\"converter\":{\"type\":\"string\"},\"ssim\":{\"type\":\"number\"},"
+                "\"processing_time\":{\"type\":\"number\"},\"svg_bytes\":{\"type\":\"integer\"},"
+                "\"path_count\":{\"type\":\"integer\"},\"parameters\":{\"type\":\"object\"}}},"
+                "\"image/svg+xml\":{\"type\":\"string\"}}",
+    .errors = (const int[]){MD_E_NOT_FOUND, MD_E_IO, 0},
+};
+
+static const http_doc PRESETS_DOC = {
+    .summary = "The presets and upload limits",
+    .description = "Every preset's full parameter set (what POST /api/convert starts from) and the "
+                   "limits an upload is checked against, so a client can check a file before "
+                   "sending it.",
+    .tag = "vectorize",
+    .response = "{\"type\":\"object\",\"required\":[\"success\",\"presets\",\"limits\"],"
+                "\"properties\":{" OK_FIELD ",\"presets\":{\"type\":\"object\","
+                "\"required\":[\"default\",\"quality\",\"fast\",\"bw\"],"
+                "\"additionalProperties\":{\"type\":\"object\",\"properties\":{" VEC_PARAM_PROPS "}}},"
+                "\"limits\":{\"type\":\"object\",\"required\":[\"upload_max_bytes\",\"max_width\","
+                "\"max_height\",\"max_pixels\"],\"properties\":{"
+                "\"upload_max_bytes\":{\"type\":\"integer\"},\"max_width\":{\"type\":\"integer\"},"
+                "\"max_height\":{\"type\":\"integer\"},\"max_pixels\":{\"type\":\"integer\"}}}}}",
+};
+
 /* ---- registration --------------------------------------------------------------------------- */
 
 static int add_routes(http_server *srv, api_convert *c, md_err *err)
@@ -363,6 +510,10 @@ static int add_routes(http_server *srv, api_convert *c, md_err *err)
         http_route_add(srv, "GET", "/api/presets", HTTP_ROLE_READ, HTTP_LIGHT, presets_handler, c);
     if (!up || !cv || !rs || !pr)
         return md_fail(err, MD_E_INTERNAL, NULL, "cannot add the conversion routes");
+    http_route_doc(up, &UPLOAD_DOC);
+    http_route_doc(cv, &CONVERT_DOC);
+    http_route_doc(rs, &RESULTS_DOC);
+    http_route_doc(pr, &PRESETS_DOC);
     http_route_body_limit(up, c->o.upload_max_bytes + ENVELOPE_SLACK);
     http_route_body_limit(cv, 1u << 20);
     return http_metrics_collector(srv, metrics_collect, c);

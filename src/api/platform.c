@@ -382,22 +382,142 @@ static int test_echo(http_req *req, void *ctx)
     return http_reply_json(req, 200, json_pack("{s:b, s:o}", "success", 1, "echo", j));
 }
 
+/* ---- descriptors (GET /openapi.json) ---- */
+
+#define OK_FIELD "\"success\":{\"const\":true}"
+
+static const http_doc HEALTH_DOC = {
+    .summary = "Liveness: the process answers",
+    .description = "Cheap and public: answered on the I/O thread without touching the database, so a "
+                   "load balancer may call it often. Use /api/ready to know whether requests will "
+                   "succeed.",
+    .tag = "platform",
+    .response = "{\"type\":\"object\",\"required\":[\"success\",\"status\",\"version\",\"uptime_s\"],"
+                "\"properties\":{" OK_FIELD ",\"status\":{\"const\":\"ok\"},"
+                "\"version\":{\"type\":\"string\",\"description\":\"modeld's version\"},"
+                "\"uptime_s\":{\"type\":\"integer\",\"minimum\":0,\"description\":\"seconds since start\"}}}",
+};
+
+static const http_doc READY_DOC = {
+    .summary = "Readiness: every dependency answers",
+    .description = "Runs every readiness check (the database, and those other subsystems add, such as "
+                   "required models) and answers 200 only when all pass. Otherwise 503 "
+                   "`unavailable` with Retry-After; the message lists the failing checks and `field` "
+                   "names the first.",
+    .tag = "platform",
+    .response = "{\"type\":\"object\",\"required\":[\"success\",\"status\",\"checks\"],"
+                "\"properties\":{" OK_FIELD ",\"status\":{\"const\":\"ready\"},"
+                "\"checks\":{\"type\":\"object\",\"description\":\"each check by name\","
+                "\"additionalProperties\":{\"const\":\"ok\"}}}}",
+    .errors = (const int[]){MD_E_UNAVAILABLE, 0},
+};
+
+static const http_doc METRICS_DOC = {
+    .summary = "Prometheus metrics",
+    .description = "Prometheus text format 0.0.4: requests by route, method and status, latency "
+                   "histograms, in-flight requests, compute-pool queue and rejections, rate-limit "
+                   "rejections, process RSS/CPU/open files, and what the subsystems add (conversion "
+                   "cache, models). Public unless the server runs with metrics_public false.",
+    .tag = "platform",
+    .response = "{\"type\":\"string\"}",
+    .response_type = "text/plain",
+    .errors = (const int[]){MD_E_NOMEM, 0},
+};
+
+static const http_doc AUDIT_DOC = {
+    .summary = "The audit log, newest first",
+    .description = "One entry per authenticated request that changed state (every method but GET, "
+                   "HEAD and OPTIONS): who (key id), method, route pattern, status and request id. "
+                   "Page with `limit` and either `offset` or `before` (the `next_before` of the "
+                   "previous page, stable while entries are added).",
+    .tag = "platform",
+    .query = (const http_doc_param[]){
+        {"limit", "{\"type\":\"integer\",\"minimum\":1,\"maximum\":1000,\"default\":50}",
+         "entries per page", 0},
+        {"offset", "{\"type\":\"integer\",\"minimum\":0,\"maximum\":1000000,\"default\":0}",
+         "entries to skip", 0},
+        {"before", "{\"type\":\"integer\",\"minimum\":0,\"default\":0}",
+         "only entries with a smaller id (0 = from the newest)", 0},
+        {0}},
+    .response = "{\"type\":\"object\",\"required\":[\"success\",\"entries\",\"next_before\",\"total\",\"limit\"],"
+                "\"properties\":{" OK_FIELD ",\"entries\":{\"type\":\"array\",\"items\":{\"type\":\"object\","
+                "\"required\":[\"id\",\"time_ms\",\"who\",\"method\",\"route\",\"status\",\"request_id\"],"
+                "\"properties\":{\"id\":{\"type\":\"integer\"},"
+                "\"time_ms\":{\"type\":\"integer\",\"description\":\"ms since the epoch, UTC\"},"
+                "\"who\":{\"type\":\"string\",\"description\":\"API key id, or anonymous\"},"
+                "\"method\":{\"type\":\"string\"},\"route\":{\"type\":\"string\",\"description\":\"route pattern\"},"
+                "\"status\":{\"type\":\"integer\"},\"request_id\":{\"type\":\"string\"}}}},"
+                "\"next_before\":{\"type\":[\"integer\",\"null\"],\"description\":\"before= for the next page; null at the end\"},"
+                "\"total\":{\"type\":\"integer\",\"description\":\"entries in the log\"},"
+                "\"limit\":{\"type\":\"integer\"}}}",
+    .errors = (const int[]){MD_E_INVALID_PARAM, MD_E_IO, 0},
+};
+
+static const http_doc TOKEN_DOC = {
+    .summary = "Exchange an API key for a short-lived token",
+    .description = "Authenticate with an API key (or a token) and get a JWT (HS256) of the same role "
+                   "and key id, valid for jwt_ttl (15 minutes by default). Send it as "
+                   "`Authorization: Bearer <token>`. The body is optional; when sent it must be an "
+                   "empty JSON object. Tokens are not issued when the server runs with --no-auth.",
+    .tag = "platform",
+    .response = "{\"type\":\"object\",\"required\":[\"success\",\"access_token\",\"token_type\",\"expires_in\",\"role\"],"
+                "\"properties\":{" OK_FIELD ",\"access_token\":{\"type\":\"string\",\"description\":\"the JWT\"},"
+                "\"token_type\":{\"const\":\"Bearer\"},"
+                "\"expires_in\":{\"type\":\"integer\",\"description\":\"seconds until it expires\"},"
+                "\"role\":{\"type\":\"string\",\"enum\":[\"read\",\"write\",\"admin\"]}}}",
+    .errors = (const int[]){MD_E_INVALID_JSON, MD_E_INVALID_PARAM, MD_E_UNSUPPORTED_MEDIA, MD_E_UNSUPPORTED,
+                            0},
+};
+
+static const http_doc TEST_SLOW_DOC = {
+    .summary = "Test: occupy a compute worker",
+    .description = "Only with --test-routes. Sleeps `ms` milliseconds on the compute pool, giving up "
+                   "at the request deadline (504).",
+    .tag = "test",
+    .query = (const http_doc_param[]){
+        {"ms", "{\"type\":\"integer\",\"minimum\":0,\"maximum\":60000,\"default\":100}", "how long", 0},
+        {0}},
+    .response = "{\"type\":\"object\",\"required\":[\"success\",\"slept_ms\"],"
+                "\"properties\":{" OK_FIELD ",\"slept_ms\":{\"type\":\"integer\"}}}",
+    .errors = (const int[]){MD_E_INVALID_PARAM, MD_E_TIMEOUT, 0},
+};
+
+static const http_doc TEST_ECHO_DOC = {
+    .summary = "Test: echo a JSON body",
+    .description = "Only with --test-routes. A write-role request (so it is audited) that answers the "
+                   "JSON object it was sent.",
+    .tag = "test",
+    .request = "{\"type\":\"object\"}",
+    .response = "{\"type\":\"object\",\"required\":[\"success\",\"echo\"],"
+                "\"properties\":{" OK_FIELD ",\"echo\":{\"type\":\"object\"}}}",
+    .errors = (const int[]){MD_E_INVALID_JSON, MD_E_UNSUPPORTED_MEDIA, 0},
+};
+
+/* Add a route with its descriptor; false when the route could not be added. */
+static bool add(http_server *srv, const char *method, const char *pattern, http_role role, int flags,
+                http_handler_fn fn, api_platform *p, const http_doc *doc)
+{
+    http_route *r = http_route_add(srv, method, pattern, role, flags, fn, p);
+    http_route_doc(r, doc);
+    return r != NULL;
+}
+
 int api_platform_register(api_platform *p, http_server *srv, md_err *err)
 {
     p->srv = srv;
     const int pub = HTTP_LIGHT | HTTP_NO_RATELIMIT | HTTP_NO_AUDIT;
-    bool ok = http_route_add(srv, "GET", "/api/health", HTTP_ROLE_PUBLIC, pub, health, p) &&
-              http_route_add(srv, "GET", "/api/ready", HTTP_ROLE_PUBLIC, pub | HTTP_HEAVY, ready, p) &&
-              http_route_add(srv, "GET", "/metrics", p->o.metrics_public ? HTTP_ROLE_PUBLIC : HTTP_ROLE_ADMIN, pub,
-                             metrics, p) &&
-              http_route_add(srv, "GET", "/api/admin/audit", HTTP_ROLE_ADMIN, HTTP_HEAVY, audit_list, p);
+    bool ok = add(srv, "GET", "/api/health", HTTP_ROLE_PUBLIC, pub, health, p, &HEALTH_DOC) &&
+              add(srv, "GET", "/api/ready", HTTP_ROLE_PUBLIC, pub | HTTP_HEAVY, ready, p, &READY_DOC) &&
+              add(srv, "GET", "/metrics", p->o.metrics_public ? HTTP_ROLE_PUBLIC : HTTP_ROLE_ADMIN, pub,
+                  metrics, p, &METRICS_DOC) &&
+              add(srv, "GET", "/api/admin/audit", HTTP_ROLE_ADMIN, HTTP_HEAVY, audit_list, p, &AUDIT_DOC);
     /* Issuing a JWT changes no stored state (tokens are stateless), so it is not audited. */
-    ok = ok && http_route_add(srv, "POST", "/api/auth/token", HTTP_ROLE_READ, HTTP_NO_AUDIT, token, p);
+    ok = ok && add(srv, "POST", "/api/auth/token", HTTP_ROLE_READ, HTTP_NO_AUDIT, token, p, &TOKEN_DOC);
     if (ok && p->o.test_routes) {
         md_log(MD_LOG_WARN, "test routes enabled (/api/test/*): not for production");
-        ok = http_route_add(srv, "GET", "/api/test/slow", HTTP_ROLE_PUBLIC, HTTP_HEAVY | HTTP_NO_RATELIMIT, test_slow,
-                            p) != NULL &&
-             http_route_add(srv, "POST", "/api/test/echo", HTTP_ROLE_WRITE, HTTP_LIGHT, test_echo, p) != NULL;
+        ok = add(srv, "GET", "/api/test/slow", HTTP_ROLE_PUBLIC, HTTP_HEAVY | HTTP_NO_RATELIMIT, test_slow, p,
+                 &TEST_SLOW_DOC) &&
+             add(srv, "POST", "/api/test/echo", HTTP_ROLE_WRITE, HTTP_LIGHT, test_echo, p, &TEST_ECHO_DOC);
     }
     return ok ? MD_OK : md_fail(err, MD_E_INTERNAL, NULL, "cannot register the platform routes");
 }

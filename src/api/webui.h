@@ -1,4 +1,5 @@
-/* webui.h - serves the web page (the flat web/ directory: index.html, app.css, app.js) at "/".
+/* webui.h - serves the web page (the flat web/ directory: index.html, app.css, app.js) at "/",
+ * and any other fixed set of static files under a prefix (the API docs page at "/docs", docs.h).
  *
  * The files are read once at start-up into memory, each with a content hash for its ETag, so a
  * request never touches the file system and a URL can never name a file outside that set (no
@@ -30,8 +31,21 @@ int api_webui_load(const char *dir, api_webui **out, md_err *err);
 /* NULL is a no-op. Only after the server that serves it is freed. */
 void api_webui_free(api_webui *ui);
 
+/* Load exactly the named files (NULL-terminated list of plain names with a known extension)
+ * from dir; no index.html needed. *out is new. MD_E_IO / MD_E_TOO_LARGE name the file. */
+int api_webui_load_list(const char *dir, const char *const *names, api_webui **out, md_err *err);
+/* Add a file held in memory (data copied), e.g. a page made by the program. Before registering. */
+int api_webui_add(api_webui *ui, const char *name, const void *data, size_t len, md_err *err);
+/* Content-Security-Policy of the set's HTML answers (default: the web page's own, which allows
+ * only the page's files). csp is borrowed for ever: static storage. */
+void api_webui_set_csp(api_webui *ui, const char *csp);
+
 /* Add GET "/" and GET "/{file}" (public). ui is borrowed until http_server_free. */
 int api_webui_register(http_server *srv, api_webui *ui, md_err *err);
+/* Add GET <prefix> (index.html) and GET <prefix>/{file} (public), described by index_doc and
+ * file_doc (borrowed until http_server_free). prefix "" is the site root. */
+int api_webui_register_at(http_server *srv, api_webui *ui, const char *prefix,
+                          const http_doc *index_doc, const http_doc *file_doc, md_err *err);
 
 /* Number of files loaded (for the start-up log and tests). */
 size_t api_webui_count(const api_webui *ui);

@@ -5,6 +5,7 @@
 #define MD_CLI_H
 
 int cmd_serve(int argc, char **argv);
+int cmd_routes(int argc, char **argv);
 int cmd_keys(int argc, char **argv);
 int cmd_vectorize(int argc, char **argv);
 int cmd_infer(int argc, char **argv);

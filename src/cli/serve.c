@@ -1,5 +1,6 @@
 /* serve.c - `modeld serve`: configuration, start-up, the first admin key, the retention
- * sweeper, and the graceful stop on SIGTERM/SIGINT.
+ * sweeper, and the graceful stop on SIGTERM/SIGINT. Also `modeld routes`, which runs the same
+ * start-up up to the route table and prints it (or the OpenAPI document) instead of listening.
  *
  * Start-up order is the dependency order (store -> auth -> limiter -> platform -> HTTP) and
  * shutdown is its reverse, so nothing is closed while something above it may still call it:
@@ -11,6 +12,8 @@
 #include "cli/cli.h"
 
 #include "api/convert.h"
+#include "api/docs.h"
+#include "api/openapi.h"
 #include "api/platform.h"
 #include "auth/auth.h"
 #include "auth/ratelimit.h"
@@ -20,8 +23,10 @@
 #include "store/store.h"
 
 #include <errno.h>
+#include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -34,7 +39,10 @@ typedef struct serve_ctx {
     rl_limiter *rl;
     api_platform *plat;
     api_convert *conv; /* upload/convert/results and the web page (issue 4) */
+    api_docs *docs;    /* GET /docs */
+    api_openapi *oa;   /* GET /openapi.json */
     http_server *srv;
+    int routes_only;   /* `modeld routes`: 1 = print the table, 2 = print the OpenAPI document */
 } serve_ctx;
 
 static int fail(const char *what, const md_err *e, int exit_code)
@@ -80,13 +88,41 @@ static int open_backends(serve_ctx *c)
         int rc = auth_open(&ao, &c->au, &e);
         if (rc != MD_OK)
             return fail("cannot start authentication", &e, rc == MD_E_INVALID_PARAM ? 2 : 1);
-        rc = bootstrap_key(c);
+        rc = c->routes_only ? 0 : bootstrap_key(c);
         if (rc != 0)
             return rc;
     }
     if (rl_new(&(rl_opts){0}, &c->rl) != MD_OK)
         return fail("cannot create the rate limiter", &(md_err){.code = MD_E_NOMEM}, 1);
     return 0;
+}
+
+static void print_route(void *ctx, const char *method, const char *pattern, http_role role, int flags,
+                        const http_doc *doc)
+{
+    (void)ctx;
+    (void)flags;
+    printf("%s\t%s\t%s\t%s\n", method, pattern, http_role_name(role),
+           doc && doc->summary ? doc->summary : "-");
+}
+
+/* `modeld routes`: the table as "METHOD<TAB>PATTERN<TAB>ROLE<TAB>SUMMARY" lines, or with
+ * --openapi the document GET /openapi.json would serve. */
+static int print_routes(serve_ctx *c)
+{
+    if (c->routes_only == 1) {
+        http_routes_visit(c->srv, print_route, NULL);
+        return fflush(stdout) == 0 ? 0 : 1;
+    }
+    md_err e;
+    md_err_clear(&e);
+    json_t *doc = NULL;
+    int rc = api_openapi_document(c->srv, API_OPENAPI_STRICT, &doc, &e);
+    if (rc != MD_OK)
+        return fail("cannot build the OpenAPI document", &e, 1);
+    rc = json_dumpf(doc, stdout, JSON_INDENT(2)) == 0 && fputc('\n', stdout) != EOF ? 0 : 1;
+    json_decref(doc);
+    return fflush(stdout) == 0 ? rc : 1;
 }
 
 static int start_http(serve_ctx *c)
@@ -114,8 +150,15 @@ static int start_http(serve_ctx *c)
     co.cache_ttl_ms = cfg->convert_cache_ttl_ms;
     co.web_dir = cfg->web_dir;
     if (http_server_new(&ho, &c->srv, &e) != MD_OK || api_platform_register(c->plat, c->srv, &e) != MD_OK ||
-        api_convert_register(c->srv, c->st, &co, &c->conv, &e) != MD_OK)
+        api_convert_register(c->srv, c->st, &co, &c->conv, &e) != MD_OK ||
+        api_docs_register(c->srv, cfg->docs_dir, &c->docs, &e) != MD_OK ||
+        api_openapi_register(c->srv, &c->oa, &e) != MD_OK)
         return fail("cannot set up the HTTP server", &e, 1);
+    /* After the last route: the document covers every route the server will have. */
+    if (c->routes_only)
+        return print_routes(c);
+    if (api_openapi_prepare(c->oa, &e) != MD_OK)
+        return fail("cannot build the OpenAPI document", &e, 1);
     if (http_server_start(c->srv, &e) != MD_OK)
         return fail("cannot start the HTTP server", &e, e.code == MD_E_INVALID_PARAM ? 2 : 1);
     char port[16];
@@ -167,6 +210,8 @@ static void shutdown_all(serve_ctx *c, int sig)
             md_log(MD_LOG_WARN, "drain timeout: %d requests were still running", left);
     }
     http_server_free(c->srv);
+    api_openapi_free(c->oa);
+    api_docs_free(c->docs);
     api_convert_free(c->conv);
     api_platform_free(c->plat);
     rl_free(c->rl);
@@ -205,6 +250,62 @@ int cmd_serve(int argc, char **argv)
         rc = start_http(&c);
     int sig = rc == 0 ? wait_for_signal(&c, &set) : 0;
     shutdown_all(&c, sig);
+    md_config_free(&cfg);
+    return rc;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+/* `modeld routes [--openapi] [serve settings]`: the settings that change routes (test_routes,
+ * metrics_public...) apply; the backends open on a temporary data dir, removed afterwards, so
+ * nothing of the real one is read or written. */
+int cmd_routes(int argc, char **argv)
+{
+    int mode = 1, n = 0;
+    char **args = calloc((size_t)argc + 1, sizeof *args);
+    for (int i = 0; args && i < argc; i++) {
+        if (i > 0 && strcmp(argv[i], "--openapi") == 0)
+            mode = 2;
+        else
+            args[n++] = argv[i];
+    }
+    md_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    md_err e;
+    md_err_clear(&e);
+    const char *tmpdir = getenv("TMPDIR");
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s/modeld-routes-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
+    int made = args && mkdtemp(tmp) != NULL;
+    int rc = made ? MD_OK : md_fail(&e, MD_E_IO, "data_dir", "cannot make a temporary directory");
+    if (rc == MD_OK)
+        rc = md_config_load(&cfg, n, args, environ, &e);
+    if (rc == MD_OK)
+        rc = md_config_set(&cfg, "data_dir", tmp, "modeld routes", &e);
+    free(args);
+    if (rc == MD_OK && cfg.help) {
+        printf("usage: modeld routes [--openapi] [serve settings]\n"
+               "Prints the route table (METHOD, pattern, role, summary; tab-separated) that\n"
+               "`modeld serve` with the same settings has, or with --openapi its OpenAPI document.\n");
+    } else if (rc == MD_OK) {
+        md_log_set_level(MD_LOG_WARN);
+        serve_ctx c = {.cfg = &cfg, .routes_only = mode};
+        rc = open_backends(&c);
+        if (rc == 0)
+            rc = start_http(&c);
+        shutdown_all(&c, 0);
+    } else {
+        fprintf(stderr, "modeld routes: %s\n", md_err_message(&e));
+        rc = 2;
+    }
+    if (made)
+        nftw(tmp, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
     md_config_free(&cfg);
     return rc;
 }

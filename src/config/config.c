@@ -83,6 +83,8 @@ static const setting settings[] = {
      "a cached conversion answer is reused this long (at most result_ttl)"},
     {"web_dir", T_STR, F(web_dir), "", 0, 0, 0, "DIR",
      "web page files (index.html...); empty = web/ next to the binary or in the source tree"},
+    {"docs_dir", T_STR, F(docs_dir), "", 0, 0, 0, "DIR",
+     "swagger-ui-dist for the /docs page; empty = build/npm/node_modules/swagger-ui-dist of this build"},
     {"test_routes", T_BOOL, F(test_routes), "false", 0, 0, 0, "BOOL",
      "debug: /api/test/* routes for the end-to-end tests (never in production)"},
 };

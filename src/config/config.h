@@ -49,6 +49,7 @@ typedef struct md_config {
     long result_ttl_ms;
     long convert_cache_entries, convert_cache_ttl_ms;
     char *web_dir; /* "" = search next to the binary and in the source tree */
+    char *docs_dir; /* swagger-ui-dist for /docs; "" = build/npm next to the binary or source tree */
     bool test_routes;
     bool help; /* --help was given: print md_config_help and exit 0 */
 } md_config;

@@ -173,17 +173,24 @@ void http_route_body_sink(http_route *r, http_body_fn fn);
  *         .request = "{\"type\":\"object\",\"required\":[\"file_id\"],\"properties\":{...}}",
  *         .response = "{\"type\":\"object\",...}",
  *         .query = (const http_doc_param[]){{"limit", "integer", "entries per page (1..1000)", 0},
- *                                           {NULL}},
+ *                                           {0}},
  *         .errors = (const int[]){MD_E_FILE_NOT_FOUND, MD_E_INVALID_PARAM, 0}});
  *
  * Schemas are JSON Schema texts (OpenAPI 3.1 dialect) kept in string literals beside the
  * handler; they are parsed when the document is built, and a test fails on any that does not
  * parse. Path parameters come from the pattern; the route's role says which security applies;
  * every error code listed becomes a response with the common error body (its status from the
- * error table). All pointers are borrowed until http_server_free (use static storage). */
+ * error table). All pointers are borrowed until http_server_free (use static storage).
+ * Two longer forms, when one schema is not enough (src/api/openapi.c reads them):
+ *   - a parameter's type may be a whole JSON Schema text instead of a type name
+ *     ("{\"type\":\"integer\",\"minimum\":1,\"maximum\":1000,\"default\":50}");
+ *   - request or response may be a map from media type to schema, for a body that comes in
+ *     several forms: "{\"multipart/form-data\": {...}, \"image/png\": {...}}" (every key holds a
+ *     '/'; request_type / response_type are then not used). */
 typedef struct http_doc_param {
-    const char *name;        /* NULL ends a list */
-    const char *type;        /* JSON Schema type: "string", "integer", "number", "boolean" */
+    const char *name;        /* NULL ends a list: write the end as {0} (clang warns on {NULL}) */
+    const char *type;        /* JSON Schema type: "string", "integer", "number", "boolean";
+                              * or a JSON Schema text starting with '{' */
     const char *description;
     int required;
 } http_doc_param;
@@ -197,9 +204,11 @@ typedef struct http_doc {
     const char *response;     /* JSON Schema of the success answer; NULL = no documented body */
     const char *response_type; /* NULL = "application/json" */
     int status;               /* success status; 0 = 200 */
-    const http_doc_param *query;   /* query parameters, ended by {NULL}; may be NULL */
-    const http_doc_param *headers; /* request headers, ended by {NULL}; may be NULL */
+    const http_doc_param *query;   /* query parameters, ended by {0}; may be NULL */
+    const http_doc_param *headers; /* request headers, ended by {0}; may be NULL */
     const int *errors;        /* md codes this route may answer, ended by 0 (MD_OK); may be NULL */
+    const http_doc_param *path; /* what the pattern's {params} mean, ended by {0}; may be NULL
+                                 * (then they are plain strings); "required" is implied */
 } http_doc;
 
 /* Attach a descriptor to a route (r may be NULL: then nothing happens, so the result of
