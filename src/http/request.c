@@ -94,6 +94,7 @@ md_err *http_req_err(http_req *r) { return &r->err; }
 const http_identity *http_req_identity(const http_req *r) { return &r->ident; }
 uint64_t http_req_deadline_ns(const http_req *r) { return r->deadline_ns; }
 bool http_req_expired(const http_req *r) { return md_now_ns() >= r->deadline_ns; }
+const md_cancel *http_req_cancel(http_req *r) { return &r->cancel; }
 void http_req_set_user(http_req *r, void *p) { r->user = p; }
 void *http_req_user(const http_req *r) { return r->user; }
 
