@@ -635,25 +635,40 @@ static int merge_regions(vec__clusters *c, int layer_difference, int64_t min_are
     return rc;
 }
 
-int vec__cluster_color(const md_image *img, const vec_params *p, vec__clusters *c, md_err *err)
+/* The end of a clustering: a stop (timeout, cancel) keeps the message md_cancel_check wrote. */
+static int cluster_done(vec__clusters *c, int rc, const char *what, md_err *err)
+{
+    if (rc == MD_OK)
+        return MD_OK;
+    vec__clusters_free(c);
+    if (rc == MD_E_TIMEOUT || rc == MD_E_CANCELLED)
+        return rc;
+    return md_fail(err, rc, NULL, "out of memory while clustering %s", what);
+}
+
+int vec__cluster_color(const md_image *img, const vec_params *p, const md_cancel *cancel,
+                       vec__clusters *c, md_err *err)
 {
     memset(c, 0, sizeof *c);
     int rc = prep_pixels(img, p, c);
+    if (rc == MD_OK)
+        rc = md_cancel_check(cancel, "cluster", err);
     if (rc == MD_OK)
         rc = initial_clusters(c, p->color_precision);
     if (rc == MD_OK)
+        rc = md_cancel_check(cancel, "merge", err);
+    if (rc == MD_OK)
         rc = merge_regions(c, p->layer_difference, (int64_t)p->filter_speckle * p->filter_speckle);
-    if (rc != MD_OK) {
-        vec__clusters_free(c);
-        return md_fail(err, rc, NULL, "out of memory while clustering colours");
-    }
-    return MD_OK;
+    return cluster_done(c, rc, "colours", err);
 }
 
-int vec__cluster_binary(const md_image *img, const vec_params *p, vec__clusters *c, md_err *err)
+int vec__cluster_binary(const md_image *img, const vec_params *p, const md_cancel *cancel,
+                        vec__clusters *c, md_err *err)
 {
     memset(c, 0, sizeof *c);
     int rc = prep_pixels(img, p, c);
+    if (rc == MD_OK)
+        rc = md_cancel_check(cancel, "cluster", err);
     if (rc == MD_OK) {
         /* Dark pixels become black, everything else (and transparency) the background. */
         size_t n = (size_t)c->w * (size_t)c->h;
@@ -666,10 +681,8 @@ int vec__cluster_binary(const md_image *img, const vec_params *p, vec__clusters 
         rc = initial_clusters(c, 1);
     }
     if (rc == MD_OK)
+        rc = md_cancel_check(cancel, "merge", err);
+    if (rc == MD_OK)
         rc = merge_regions(c, 0, (int64_t)p->filter_speckle * p->filter_speckle);
-    if (rc != MD_OK) {
-        vec__clusters_free(c);
-        return md_fail(err, rc, NULL, "out of memory while clustering pixels");
-    }
-    return MD_OK;
+    return cluster_done(c, rc, "pixels", err);
 }
