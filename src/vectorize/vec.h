@@ -45,7 +45,8 @@ typedef struct vec_params {
 void vec_params_default(vec_params *p);
 /* Named presets: "default", "quality", "fast", "bw" (binary). MD_E_INVALID_PARAM for others. */
 int vec_params_preset(const char *name, vec_params *p, md_err *err);
-/* Set one parameter from text by its VTracer name. MD_E_INVALID_PARAM naming the parameter and
+/* Set one parameter from text by its VTracer name; numbers are plain decimals ("8", "3.5": no
+ * hex, exponent, sign "+" or spaces). MD_E_INVALID_PARAM naming the parameter and
  * its range for a bad value, MD_E_INVALID_PARAM for an unknown name. */
 int vec_params_set(vec_params *p, const char *name, const char *value, md_err *err);
 /* Check every field is in range (for params filled in by code). */
