@@ -4,7 +4,8 @@
  *   {"file_id", "converter", "preset"?, <VTracer-named parameters>...}
  *     -> parameters = preset (default "default") + the named overrides, range-checked by
  *        vec_params_set (400 naming the parameter); values are JSON numbers or strings holding
- *        plain decimals (vec_params_set), never "0x10", "0x1p3", " 3" or true;
+ *        plain decimals (vec_params_set), never "0x10", "0x1p3", " 3" or true (booleans are
+ *        only for the on/off switches gradients, composite, svgz);
  *     -> upload lookup (404 for an unknown or expired file_id);
  *     -> cache key = SHA-256(image content hash, converter, parameters as JSON): HIT answers the
  *        stored answer; MISS runs pl_vectorize (read, admission by cost, decode, the converter's
@@ -51,9 +52,16 @@ static int parse_converter(json_t *body, convert_req *r, md_err *err)
     return pl_converter_parse(json_is_string(v) ? json_string_value(v) : NULL, &r->converter, err);
 }
 
-/* A JSON parameter value as the text vec_params_set parses: a JSON number, or a string (which
+/* The on/off parameters (0/1 in vec_params), which also take JSON true/false. */
+static int switch_param(const char *name)
+{
+    return !strcmp(name, "gradients") || !strcmp(name, "composite") || !strcmp(name, "svgz");
+}
+
+/* A JSON parameter value as the text vec_params_set parses: a JSON number, a string (which
  * vec_params_set reads as a word, a colour, or a plain decimal: "0x10", " 3" and "1e2" are
- * refused there). Booleans, null, objects and arrays are refused here, naming the field. */
+ * refused there) or, for the on/off switches only, true/false. Anything else (true for a number,
+ * null, objects, arrays) is refused here, naming the field. */
 static int param_text(const char *name, json_t *v, char *buf, size_t cap, md_err *err)
 {
     if (json_is_integer(v))
@@ -62,9 +70,14 @@ static int param_text(const char *name, json_t *v, char *buf, size_t cap, md_err
         snprintf(buf, cap, "%.17g", json_real_value(v));
     else if (json_is_string(v))
         snprintf(buf, cap, "%s", json_string_value(v));
+    else if (json_is_boolean(v) && switch_param(name))
+        snprintf(buf, cap, "%d", json_is_true(v) ? 1 : 0);
     else
-        return md_fail(err, MD_E_INVALID_PARAM, name, "%.60s must be a JSON number or a string, got %s",
-                       name, json_is_boolean(v) ? "a boolean" : json_is_null(v) ? "null" : "an object or array");
+        return md_fail(err, MD_E_INVALID_PARAM, name, "%.60s must be a JSON number%s, got %s",
+                       name, switch_param(name) ? " or a boolean" : " or a string",
+                       json_is_boolean(v) ? "a boolean"
+                       : json_is_null(v)  ? "null"
+                                          : "an object or array");
     return MD_OK;
 }
 
