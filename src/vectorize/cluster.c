@@ -242,7 +242,8 @@ static void uf_union(int32_t *par, int32_t a, int32_t b)
         par[a > b ? a : b] = a < b ? a : b;
 }
 
-static int initial_clusters(vec__clusters *c, int precision)
+/* cancel (may be NULL) is checked between the passes, each a sweep over every pixel. */
+static int initial_clusters(vec__clusters *c, int precision, const md_cancel *cancel, md_err *err)
 {
     int w = c->w, h = c->h;
     size_t n = (size_t)w * (size_t)h;
@@ -263,7 +264,8 @@ static int initial_clusters(vec__clusters *c, int precision)
             lab[i] = x > 0 && key[i] == key[i - 1] ? lab[i - 1] : (int32_t)i;
         }
     }
-    for (int y = 1; y < h; y++) {
+    int rc = md_cancel_check(cancel, "cluster", err);
+    for (int y = 1; y < h && rc == MD_OK; y++) {
         const uint32_t *k = key + (size_t)y * (size_t)w, *ku = k - w;
         int32_t *l = lab + (size_t)y * (size_t)w, *lu = l - w;
         for (int x = 0; x < w; x++) {
@@ -275,7 +277,9 @@ static int initial_clusters(vec__clusters *c, int precision)
             uf_union(lab, l[x], lu[x]);
         }
     }
-    for (int y = 0; y < h; y++) { /* one find per run */
+    if (rc == MD_OK)
+        rc = md_cancel_check(cancel, "cluster", err);
+    for (int y = 0; y < h && rc == MD_OK; y++) { /* one find per run */
         int32_t *l = lab + (size_t)y * (size_t)w, prev_old = -1, prev_root = -1;
         for (int x = 0; x < w; x++) {
             if (l[x] != prev_old) {
@@ -286,7 +290,7 @@ static int initial_clusters(vec__clusters *c, int precision)
         }
     }
     free(key);
-    return vec__clusters_relabel(c, (int)n);
+    return rc == MD_OK ? vec__clusters_relabel(c, (int)n) : rc;
 }
 
 static int cmp_u64(const void *a, const void *b)
@@ -651,10 +655,12 @@ int vec__cluster_color(const md_image *img, const vec_params *p, const md_cancel
 {
     memset(c, 0, sizeof *c);
     int rc = prep_pixels(img, p, c);
+    md_cancel_progress(cancel, 0.05, "cluster");
     if (rc == MD_OK)
         rc = md_cancel_check(cancel, "cluster", err);
     if (rc == MD_OK)
-        rc = initial_clusters(c, p->color_precision);
+        rc = initial_clusters(c, p->color_precision, cancel, err);
+    md_cancel_progress(cancel, 0.2, "merge");
     if (rc == MD_OK)
         rc = md_cancel_check(cancel, "merge", err);
     if (rc == MD_OK)
@@ -667,6 +673,7 @@ int vec__cluster_binary(const md_image *img, const vec_params *p, const md_cance
 {
     memset(c, 0, sizeof *c);
     int rc = prep_pixels(img, p, c);
+    md_cancel_progress(cancel, 0.05, "cluster");
     if (rc == MD_OK)
         rc = md_cancel_check(cancel, "cluster", err);
     if (rc == MD_OK) {
@@ -678,8 +685,9 @@ int vec__cluster_binary(const md_image *img, const vec_params *p, const md_cance
             memset(c->rgb + 3 * i, dark ? 0 : 255, 3);
             c->trans[i] = !dark;
         }
-        rc = initial_clusters(c, 1);
+        rc = initial_clusters(c, 1, cancel, err);
     }
+    md_cancel_progress(cancel, 0.2, "merge");
     if (rc == MD_OK)
         rc = md_cancel_check(cancel, "merge", err);
     if (rc == MD_OK)
