@@ -336,7 +336,9 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
     case REQ_SHUTDOWN:
         heavy_to(r, REQ_REPLIED);
         return queue_detached_error(r, MD_E_UNAVAILABLE, "the server is shutting down");
-    default: /* QUEUED, RUNNING: suspended, so not called; the rest: answered already */
+    case REQ_REPLIED: /* answered early (a refusal before the body): queueing again fails */
+        return MHD_NO;
+    default: /* QUEUED, RUNNING: suspended, so never called here */
         break;
     }
     return MHD_YES;
