@@ -369,7 +369,8 @@ static int audit_list(http_req *req, void *ctx)
 }
 
 /* Debug route for the end-to-end tests: occupies a compute worker for ?ms= (at most 60 s),
- * waking every 10 ms to give up at the deadline like a real long handler should. */
+ * waking every 10 ms to give up at the deadline or when cancelled (a drain out of time), like
+ * a real long handler should. */
 static int test_slow(http_req *req, void *ctx)
 {
     (void)ctx;
@@ -377,11 +378,13 @@ static int test_slow(http_req *req, void *ctx)
     int rc = query_int(req, "ms", 0, 60000, 100, &ms);
     if (rc != MD_OK)
         return rc;
+    const md_cancel *cancel = http_req_cancel(req);
     uint64_t end = md_now_ns() + (uint64_t)ms * 1000000u;
-    while (md_now_ns() < end && !http_req_expired(req))
+    while (md_now_ns() < end && !md_cancel_stopped(cancel))
         usleep(10000);
-    if (http_req_expired(req))
-        return md_fail(http_req_err(req), MD_E_TIMEOUT, NULL, NULL);
+    rc = md_cancel_check(cancel, "sleep", http_req_err(req));
+    if (rc != MD_OK)
+        return rc;
     return http_reply_json(req, 200, json_pack("{s:b, s:I}", "success", 1, "slept_ms", (json_int_t)ms));
 }
 
