@@ -168,7 +168,9 @@ static double mean_ssim(ssim_pass *p, int chan, const md_cancel *cancel, int *rc
     int pad = (p->w >= TAPS && p->h >= TAPS) ? RADIUS : 0;
     double sum = 0.0;
     for (int y = pad; y < p->h - pad; y++) {
-        if ((y & 63) == 0 && (*rc = md_cancel_check(cancel, "ssim", err)) != MD_OK)
+        if ((y & 63) == 0)
+            *rc = md_cancel_check(cancel, "ssim", err);
+        if (*rc != MD_OK)
             return 0.0;
         sum += row_ssim(p, y, pad, p->w - pad);
     }

@@ -380,7 +380,8 @@ static int build_doc(tracer *t, const vec__loops *L, vec_doc *d)
     for (int i = 0, bottom = 1; i < c->n && rc == MD_OK; i++) {
         if (i % VEC__CHECK_EVERY == 0) {
             md_cancel_progress(t->cancel, 0.45 + 0.35 * i / c->n, "fit");
-            if ((rc = md_cancel_check(t->cancel, "fit", t->err)) != MD_OK)
+            rc = md_cancel_check(t->cancel, "fit", t->err);
+            if (rc != MD_OK)
                 break;
         }
         if (!c->reg[b.order[i]].transparent) {
