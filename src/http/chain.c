@@ -62,9 +62,10 @@ void http__req_unref(http_req *r)
 static const unsigned allowed_from[] = {
     [REQ_NEW] = 0,
     [REQ_ROUTED] = B(REQ_NEW),
-    [REQ_RECEIVING] = B(REQ_ROUTED) | B(REQ_RECEIVING) | B(REQ_QUEUED),
-    [REQ_RUNNING] = B(REQ_ROUTED) | B(REQ_RECEIVING) | B(REQ_QUEUED),
-    [REQ_QUEUED] = B(REQ_RECEIVING),
+    [REQ_AUTHED] = B(REQ_ROUTED) | B(REQ_QUEUED),
+    [REQ_BODY] = B(REQ_AUTHED) | B(REQ_QUEUED),
+    [REQ_RUNNING] = B(REQ_AUTHED) | B(REQ_BODY) | B(REQ_QUEUED),
+    [REQ_QUEUED] = B(REQ_AUTHED) | B(REQ_BODY),
     [REQ_DONE] = B(REQ_RUNNING),
     [REQ_TIMEDOUT] = B(REQ_QUEUED) | B(REQ_RUNNING),
     [REQ_SHUTDOWN] = B(REQ_QUEUED) | B(REQ_RUNNING),
@@ -165,7 +166,7 @@ static void stage_rate(http_req *r, const http_route *rt)
 
 bool http__req_headers_in(http_req *r, long long content_length)
 {
-    http__req_to(r, REQ_RECEIVING);
+    http__req_to(r, REQ_AUTHED);
     if (r->pending)
         return false;
     if (r->match_rc != MD_OK) {
@@ -201,6 +202,8 @@ bool http__req_headers_in(http_req *r, long long content_length)
 
 bool http__req_body_in(http_req *r, const char *data, size_t len)
 {
+    if (r->state == REQ_AUTHED) /* (an early refusal is REPLIED already: its body is discarded) */
+        http__req_to(r, REQ_BODY);
     if (r->pending) {
         /* Drain a refused body, but do not read an endless one: past 4 limits, drop the connection. */
         r->discarded += len;

@@ -126,16 +126,21 @@ void http__new_request_id(char out[33]);
  *   (none)            -> NEW         [http__req_new]         arena, id slot, deadline, cancel token
  *   NEW               -> ROUTED      [http__req_begin]       method/path copied, route matched (or
  *                                                            404/405 kept in r->pending)
- *   ROUTED            -> RECEIVING   [http__req_headers_in]  body limit, auth, rate limit: the
- *                                                            verdict is kept in r->pending, so the
- *                                                            body is read only for an authed client
- *   RECEIVING         -> RECEIVING   [http__req_body_in]     body bytes (or discarded when pending)
- *   ROUTED|RECEIVING  -> RUNNING     [answer_now, http_loopback]  LIGHT route or a pending error:
+ *   ROUTED            -> AUTHED      [http__req_headers_in]  body limit, auth, rate limit ran when
+ *                                                            the headers came in, before any body
+ *                                                            byte is buffered; a refusal waits in
+ *                                                            r->pending (answering now would close
+ *                                                            a keep-alive connection)
+ *   AUTHED            -> BODY        [http__req_body_in]     the first body bytes (discarded when
+ *                                                            pending; the body of an early refusal,
+ *                                                            REPLIED already, is discarded too)
+ *   AUTHED|BODY       -> RUNNING     [answer_now, http_loopback]  LIGHT route or a pending error:
  *                                                            the handler runs on the I/O thread
- *   RECEIVING         -> QUEUED      [start_heavy]           HEAVY route: connection suspended, job
+ *   AUTHED|BODY       -> QUEUED      [start_heavy]           HEAVY route: connection suspended, job
  *                                                            on the compute pool (r->heavy set)
- *   QUEUED            -> RECEIVING   [start_heavy]           the pool refused it (full: 503, or
- *                                                            draining): answered on the I/O thread
+ *   QUEUED            -> AUTHED|BODY [start_heavy]           the pool refused it (full: 503, or
+ *                                                            draining): back where it was, and
+ *                                                            answered on the I/O thread
  *   QUEUED            -> RUNNING     [run_heavy]             a worker took it (the handler runs)
  *   RUNNING (heavy)   -> DONE        [run_heavy]             the handler replied; connection resumed
  *   QUEUED|RUNNING    -> TIMEDOUT    [reaper, run_heavy]     deadline passed: 504 from fin_* only,
@@ -152,7 +157,8 @@ void http__new_request_id(char out[33]);
 typedef enum {
     REQ_NEW,
     REQ_ROUTED,
-    REQ_RECEIVING,
+    REQ_AUTHED,
+    REQ_BODY,
     REQ_RUNNING,
     REQ_QUEUED,
     REQ_DONE,

@@ -244,11 +244,12 @@ static enum MHD_Result start_heavy(http_req *r)
     }
     atomic_fetch_add(&r->refs, 1);
     pthread_mutex_lock(&s->watch_mu);
+    req_state was = r->state;
     r->heavy = true;
     http__req_to(r, REQ_QUEUED);
     int rc = s->closing ? MD_E_UNAVAILABLE : md_pool_submit(s->pool, run_heavy, r);
     if (rc != MD_OK) { /* nobody else saw it: back to the I/O thread alone */
-        http__req_to(r, REQ_RECEIVING);
+        http__req_to(r, was);
         r->heavy = false;
         pthread_mutex_unlock(&s->watch_mu);
         atomic_fetch_sub(&r->refs, 1);
@@ -323,7 +324,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
         return keep ? MHD_YES : MHD_NO;
     }
     switch (r->state) {
-    case REQ_RECEIVING:
+    case REQ_AUTHED:
+    case REQ_BODY:
         if (!r->replied && !r->pending && (r->match.route->flags & HTTP_HEAVY))
             return start_heavy(r);
         return answer_now(r);
