@@ -473,6 +473,7 @@ int http_server_start(http_server *s, md_err *err)
     if (pthread_create(&s->reaper, NULL, reaper, s) != 0)
         return md_fail(err, MD_E_NOMEM, NULL, "cannot start the deadline thread");
     s->reaper_running = true;
+    s->started_ns = md_now_ns(); /* before the I/O threads exist: they read it (uptime) */
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_INTERNAL_POLLING_THREAD | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_ITC | (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0);
     /* At least two: libmicrohttpd 0.9.75's single-thread epoll loop (pool size < 2) stops
@@ -493,7 +494,6 @@ int http_server_start(http_server *s, md_err *err)
                        (unsigned)s->o.port);
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
     s->port = di ? di->port : s->o.port;
-    s->started_ns = md_now_ns();
     atomic_store(&s->started, true);
     return MD_OK;
 }

@@ -110,7 +110,7 @@ static void say(int fd, const char *s) { assert_int_equal(write(fd, s, strlen(s)
 
 static const char *hdr(const resp *r, const char *name)
 {
-    static char v[256];
+    static _Thread_local char v[256]; /* per thread: background clients read at once */
     size_t n = strlen(name);
     for (const char *p = strstr(r->head, "\r\n"); p && p[2]; p = strstr(p + 2, "\r\n")) {
         if (strncasecmp(p + 2, name, n) == 0 && p[2 + n] == ':') {
