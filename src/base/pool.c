@@ -116,7 +116,10 @@ size_t md_pool_busy(md_pool *p)
     return n;
 }
 
-unsigned md_pool_threads(const md_pool *p) { return p->nthreads; }
+unsigned md_pool_threads(const md_pool *p)
+{
+    return p->nthreads;
+}
 
 void md_pool_free(md_pool *p)
 {

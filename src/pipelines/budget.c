@@ -36,7 +36,10 @@ int pl_budget_new(const pl_budget_opts *o, pl_budget **out)
     return MD_OK;
 }
 
-void pl_budget_free(pl_budget *b) { free(b); }
+void pl_budget_free(pl_budget *b)
+{
+    free(b);
+}
 
 int pl_budget_acquire(pl_budget *b, uint64_t pixels, md_err *err)
 {

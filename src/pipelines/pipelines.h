@@ -42,8 +42,8 @@ struct mdl_registry; /* src/models/models.h; only carried here */
 typedef struct pl_budget pl_budget;
 
 typedef struct pl_budget_opts {
-    uint64_t max_pixels;     /* per conversion (decoded width * height); 0 = no limit */
-    uint64_t max_in_flight;  /* pixels of all admitted conversions together; 0 = no limit */
+    uint64_t max_pixels;    /* per conversion (decoded width * height); 0 = no limit */
+    uint64_t max_in_flight; /* pixels of all admitted conversions together; 0 = no limit */
 } pl_budget_opts;
 
 /* Defaults: 16 Mpx per conversion, 2 x that in flight. */
@@ -96,26 +96,26 @@ typedef struct pl_vec_in {
      * borrowed). NULL = pl_vectorize looks it up (MD_E_FILE_NOT_FOUND when unknown/expired). */
     const store_upload *upload;
     pl_converter converter;
-    vec_params params;   /* checked by vec_params_validate; colormode is set by the converter for
-                            potrace (binary) and smart (its choice) */
-    int measure_quality; /* 1: render and compute SSIM */
+    vec_params params;    /* checked by vec_params_validate; colormode is set by the converter for
+                             potrace (binary) and smart (its choice) */
+    int measure_quality;  /* 1: render and compute SSIM */
     const char *filename; /* kept with a stored result when there is no upload; may be NULL */
 } pl_vec_in;
 
 typedef struct pl_vec_timing {
-    double read_ms;     /* store read (0 for bytes) */
+    double read_ms; /* store read (0 for bytes) */
     double decode_ms;
-    double analyse_ms;  /* smart's look at the pixels */
-    double total_ms;    /* read to trace done (what the API reports as processing_time) */
-    double store_ms;    /* writing the result */
+    double analyse_ms; /* smart's look at the pixels */
+    double total_ms;   /* read to trace done (what the API reports as processing_time) */
+    double store_ms;   /* writing the result */
 } pl_vec_timing;
 
 typedef struct pl_vec_out {
-    vec_result *res;        /* new (pl_vec_out_free): SVG, SSIM, paths, vec timings, params used */
+    vec_result *res; /* new (pl_vec_out_free): SVG, SSIM, paths, vec timings, params used */
     pl_vec_timing timing;
-    int width, height;      /* of the decoded image */
+    int width, height; /* of the decoded image */
     img_format format;
-    int smart_binary;       /* PL_SMART: 1 when it chose black and white, 0 colour; else -1 */
+    int smart_binary; /* PL_SMART: 1 when it chose black and white, 0 colour; else -1 */
     /* When cx->st is set: the stored result and when it expires; "" and 0 otherwise. */
     char result_id[STORE_RESULT_ID_MAX];
     int64_t result_expires_ms;

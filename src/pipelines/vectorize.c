@@ -64,7 +64,10 @@ int pl_looks_binary(const md_image *img)
     return n > 0 && colour * 100 <= n && mid * 100 <= 8 * n;
 }
 
-static double ms_since(uint64_t t0) { return (double)(md_now_ns() - t0) / 1e6; }
+static double ms_since(uint64_t t0)
+{
+    return (double)(md_now_ns() - t0) / 1e6;
+}
 
 static int check_in(const pl_ctx *cx, const pl_vec_in *in, md_err *err)
 {
@@ -160,7 +163,7 @@ static int result_meta(const pl_vec_in *in, const store_upload *up, const pl_vec
 }
 
 static int keep_result(const pl_ctx *cx, const pl_vec_in *in, const store_upload *up,
-                        pl_vec_out *out, md_err *err)
+                       pl_vec_out *out, md_err *err)
 {
     uint64_t t0 = md_now_ns();
     md_buf b;
@@ -170,10 +173,9 @@ static int keep_result(const pl_ctx *cx, const pl_vec_in *in, const store_upload
         rc = md_fail(err, MD_E_NOMEM, NULL, "the result's metadata does not fit");
     store_result sr;
     if (rc == MD_OK)
-        rc = store_results_create(cx->st, up ? up->file_id : NULL, out->res->svg,
-                                  out->res->svg_bytes, b.data,
-                                  cx->result_ttl_ms ? cx->result_ttl_ms : DEFAULT_RESULT_TTL_MS,
-                                  &sr, err);
+        rc = store_results_create(
+            cx->st, up ? up->file_id : NULL, out->res->svg, out->res->svg_bytes, b.data,
+            cx->result_ttl_ms ? cx->result_ttl_ms : DEFAULT_RESULT_TTL_MS, &sr, err);
     md_buf_free(&b);
     if (rc == MD_OK) {
         snprintf(out->result_id, sizeof out->result_id, "%s", sr.result_id);

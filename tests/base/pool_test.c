@@ -56,7 +56,10 @@ static void test_overload_and_drain(void **state)
     assert_int_equal(g.done, 5);
 }
 
-static void count_job(void *arg) { atomic_fetch_add((atomic_int *)arg, 1); }
+static void count_job(void *arg)
+{
+    atomic_fetch_add((atomic_int *)arg, 1);
+}
 
 static void test_many_jobs(void **state)
 {

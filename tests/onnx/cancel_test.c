@@ -119,8 +119,8 @@ static void test_cancel_between_nodes(void **state)
 static void test_loop_body_checks_the_deadline(void **state)
 {
     (void)state;
-    const char *path =
-        "/usr/share/libonnx-testdata/data/node/test_range_float_type_positive_delta_expanded/model.onnx";
+    const char *path = "/usr/share/libonnx-testdata/data/node/"
+                       "test_range_float_type_positive_delta_expanded/model.onnx";
     if (access(path, R_OK) != 0)
         skip();
     onnx_model *m = NULL;

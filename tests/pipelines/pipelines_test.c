@@ -301,14 +301,10 @@ static void test_looks_binary(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_bytes_no_store),
-        cmocka_unit_test(test_with_store),
-        cmocka_unit_test(test_bad_input),
-        cmocka_unit_test(test_cancel_before_start),
-        cmocka_unit_test(test_expired_deadline),
-        cmocka_unit_test(test_progress_and_cancel_mid_run),
-        cmocka_unit_test(test_budget),
-        cmocka_unit_test(test_looks_binary),
+        cmocka_unit_test(test_bytes_no_store),   cmocka_unit_test(test_with_store),
+        cmocka_unit_test(test_bad_input),        cmocka_unit_test(test_cancel_before_start),
+        cmocka_unit_test(test_expired_deadline), cmocka_unit_test(test_progress_and_cancel_mid_run),
+        cmocka_unit_test(test_budget),           cmocka_unit_test(test_looks_binary),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
