@@ -144,8 +144,9 @@ static void hook_audit(void *ctx, const http_audit_entry *e)
     if (p->count < AUDIT_QUEUE && p->writer) {
         p->q[(p->head + p->count) % AUDIT_QUEUE] = it;
         p->count++;
-        /* The pool's queue holds the one writer job; a failed submit means it is stopping,
-         * and api_platform_free drains the ring after it stops. */
+        /* One slot and at most one armed job: the submit cannot fail while the pool lives;
+         * were it to, the entry would wait in the ring for the next armed job or for
+         * api_platform_free, which drains it last. */
         if (!p->writer_armed && md_pool_submit(p->writer, audit_writer, p) == MD_OK)
             p->writer_armed = true;
         pthread_mutex_unlock(&p->mu);
