@@ -26,8 +26,6 @@
 #include <strings.h>
 #include <time.h>
 
-const char *const api__converter_names[CV__COUNT] = {"vtracer", "potrace", "smart"};
-
 /* Room for the multipart envelope (boundaries, part headers, other small fields) on top of the
  * largest accepted file, so a file just under the limit still fits in the body. */
 #define ENVELOPE_SLACK (64u << 10)
@@ -339,14 +337,19 @@ static void metrics_collect(md_buf *out, void *ctx)
         "# TYPE modeld_conversions_total counter\n",
         (unsigned long long)s.hits, (unsigned long long)s.misses, (unsigned long long)s.evictions,
         s.entries, s.bytes, atomic_load(&c->uploads));
-    for (int i = 0; i < CV__COUNT; i++)
+    for (int i = 0; i < PL__CONVERTERS; i++)
         md_buf_printf(out, "modeld_conversions_total{converter=\"%s\"} %lu\n",
-                      api__converter_names[i], atomic_load(&c->converts[i]));
+                      pl_converter_name((pl_converter)i), atomic_load(&c->converts[i]));
     md_buf_printf(
         out,
         "# HELP modeld_conversion_failures_total Conversions that failed after validation.\n"
-        "# TYPE modeld_conversion_failures_total counter\nmodeld_conversion_failures_total %lu\n",
-        atomic_load(&c->convert_failures));
+        "# TYPE modeld_conversion_failures_total counter\nmodeld_conversion_failures_total %lu\n"
+        "# HELP modeld_convert_pixels_in_flight Pixels of the conversions admitted now.\n"
+        "# TYPE modeld_convert_pixels_in_flight gauge\nmodeld_convert_pixels_in_flight %llu\n"
+        "# HELP modeld_convert_pixels_in_flight_max Pixels the conversions may hold at once.\n"
+        "# TYPE modeld_convert_pixels_in_flight_max gauge\nmodeld_convert_pixels_in_flight_max %llu\n",
+        atomic_load(&c->convert_failures), (unsigned long long)pl_budget_in_flight(c->budget),
+        (unsigned long long)pl_budget_limits(c->budget).max_in_flight);
 }
 
 /* ---- descriptors (GET /openapi.json) ------------------------------------------------------ */
@@ -555,7 +558,13 @@ int api_convert_register(http_server *srv, store *st, const api_convert_opts *o,
         co.ttl_ms = c->o.result_ttl_ms;
     c->st = store_ref(st);
     cv_cache_opts uo = {.max_entries = 4096, .max_bytes = 4u << 20, .ttl_ms = 60000};
-    int rc = cv_cache_new(&co, &c->cache);
+    pl_budget_opts bo = pl_budget_opts_default();
+    if (c->o.max_pixels)
+        bo.max_pixels = c->o.max_pixels;
+    bo.max_in_flight = c->o.pixels_in_flight ? c->o.pixels_in_flight : 2 * bo.max_pixels;
+    int rc = pl_budget_new(&bo, &c->budget);
+    if (rc == MD_OK)
+        rc = cv_cache_new(&co, &c->cache);
     if (rc == MD_OK)
         rc = cv_cache_new(&uo, &c->uploads_seen);
     if (rc == MD_OK)
@@ -577,6 +586,7 @@ void api_convert_free(api_convert *c)
     cv_cache_free(c->cache);
     cv_cache_free(c->uploads_seen);
     api_webui_free(c->ui);
+    pl_budget_free(c->budget);
     store_unref(c->st);
     free(c);
 }

@@ -8,10 +8,12 @@
  *   GET  /api/presets       read    every preset's parameters and the upload limits (for the page)
  *   GET  /, GET /{file}     public  the web page (webui.h)
  *
- * Handlers are thin: they parse and validate, then call the image decoders, the vectorizer
- * (vec_convert, the same call as `modeld vectorize`) and the store. Uploads and conversions run
- * on the compute pool. Answers of /api/convert are cached in memory (convert_cache.h) by image
- * content and parameters, marked X-Cache: HIT|MISS.
+ * Handlers are thin: they parse and validate, then call the image decoders and the store
+ * (upload) or the pipeline (convert: pl_vectorize, the same call as `modeld vectorize`), then
+ * render. Uploads and conversions run on the compute pool with the request's cancel token, and
+ * conversions are admitted by their pixel count (pl_budget: too large 400 image_too_large, too
+ * many pixels in flight 503 overloaded). Answers of /api/convert are cached in memory
+ * (convert_cache.h) by image content and parameters, marked X-Cache: HIT|MISS.
  */
 #ifndef MD_API_CONVERT_H
 #define MD_API_CONVERT_H
@@ -33,10 +35,13 @@ typedef struct api_convert_opts {
     const char *web_dir;     /* web page directory; NULL/"" = search (webui.h); borrowed */
     int no_web;              /* 1: do not serve the page */
     img_limits limits;       /* image dimension limits; default img_limits_default() */
+    uint64_t max_pixels;       /* largest image a conversion traces (w*h); 0 = 16 Mpx */
+    uint64_t pixels_in_flight; /* all running conversions together; 0 = 2 x max_pixels */
 } api_convert_opts;
 
 /* The built-in defaults above. Operators tune them through `modeld serve`'s settings
- * (upload_max_bytes, result_ttl, convert_cache_entries, convert_cache_ttl, web_dir: flags,
+ * (upload_max_bytes, result_ttl, convert_cache_entries, convert_cache_ttl, web_dir,
+ * convert_max_pixels, convert_pixels_in_flight: flags,
  * MODELD_* env or the INI file, src/config), which serve.c copies in; this reads no environment. */
 api_convert_opts api_convert_opts_default(void);
 
@@ -49,11 +54,5 @@ int api_convert_register(http_server *srv, store *st, const api_convert_opts *o,
                          md_err *err);
 /* NULL is a no-op. */
 void api_convert_free(api_convert *c);
-
-/* The converter names and "smart"'s choice, shared with tests. ---------------------------- */
-
-/* 1 when an image is better traced in black and white: nearly no pixel has colour and nearly
- * all are near black or near white once composited on white. */
-int api_convert_looks_binary(const md_image *img);
 
 #endif

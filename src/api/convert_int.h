@@ -6,14 +6,13 @@
 #include "api/convert.h"
 #include "api/convert_cache.h"
 #include "api/webui.h"
+#include "pipelines/pipelines.h"
 
 #include <jansson.h>
 #include <stdatomic.h>
 
 /* Answers are compact; reals carry 10 significant digits (0.965091, not 0.96509100000000003). */
 #define API_JSON_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(10))
-
-enum { CV_VTRACER = 0, CV_POTRACE, CV_SMART, CV__COUNT };
 
 struct api_convert {
     store *st; /* one reference, dropped by api_convert_free */
@@ -23,8 +22,9 @@ struct api_convert {
     cv_cache *uploads_seen; /* owned: file_id -> "sha256\nfilename" of recent uploads, so a
                              * cached convert needs no database read */
     api_webui *ui;          /* owned; NULL when the page is not served */
+    pl_budget *budget;      /* owned: admission of conversions by pixel count */
     atomic_ulong uploads;   /* accepted uploads */
-    atomic_ulong converts[CV__COUNT]; /* conversions run (cache misses), by converter */
+    atomic_ulong converts[PL__CONVERTERS]; /* conversions run (cache misses), by converter */
     atomic_ulong convert_failures;
 };
 
@@ -36,9 +36,6 @@ int api__upload_lookup(api_convert *c, const char *file_id, store_upload *up, md
 
 /* POST /api/convert (convert_run.c). ctx is the api_convert. */
 int api__convert_handler(http_req *req, void *ctx);
-
-/* The converter names, indexed by CV_*. */
-extern const char *const api__converter_names[CV__COUNT];
 
 /* Format a wall-clock ms time as ISO 8601 UTC ("2026-11-23T21:04:05Z") into out[32]. */
 void api__iso_time(int64_t ms, char out[32]);

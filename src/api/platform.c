@@ -8,10 +8,15 @@
  *   3. The writer commits whatever is queued (up to AUDIT_BATCH entries) in one transaction
  *      (store_audit_append_many), so under load one commit serves many requests; entries are
  *      stored in the order their requests finished.
+ *   4. The writer is a job on a one-thread md_pool (base/pool.h, the pool every worker of
+ *      modeld uses): at most one writer job is queued or running (writer_armed); it drains the
+ *      ring until empty and disarms under mu, so an entry queued after its last look arms a new
+ *      job and is never stranded.
  */
 #include "api/platform.h"
 
 #include "base/log.h"
+#include "base/pool.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -36,13 +41,11 @@ struct api_platform {
     size_t nchecks;
     http_server *srv;
     pthread_mutex_t mu;
-    pthread_cond_t cv;
     store_audit_entry *q;     /* ring of AUDIT_QUEUE entries */
     store_audit_entry *batch; /* AUDIT_BATCH entries, the writer's own */
     size_t head, count;
-    bool stop;
-    pthread_t writer;
-    bool writer_running;
+    md_pool *writer;   /* one thread; NULL without a store (or when it cannot start) */
+    bool writer_armed; /* a writer job is queued or running (invariant 4) */
 };
 
 /* ---- hooks ---- */
@@ -100,35 +103,13 @@ static void audit_write_batch(api_platform *p, const store_audit_entry *b, size_
             audit_write(p, &b[i]);
 }
 
-static void hook_audit(void *ctx, const http_audit_entry *e)
+/* Write what is queued, a batch at a time, until the ring is empty; called with mu held,
+ * returns with it released. disarm: clear writer_armed once empty (invariant 4). p->batch is
+ * used by one drainer at a time: the writer job (one thread), or api_platform_free after the
+ * pool has stopped. */
+static void drain_locked(api_platform *p, bool disarm)
 {
-    api_platform *p = ctx;
-    store_audit_entry it = {.status = e->status, .time_ms = e->time_ms};
-    snprintf(it.who, sizeof it.who, "%s", e->key_id && e->key_id[0] ? e->key_id : "anonymous");
-    snprintf(it.method, sizeof it.method, "%s", e->method);
-    snprintf(it.route, sizeof it.route, "%s", e->route);
-    snprintf(it.request_id, sizeof it.request_id, "%s", e->request_id);
-    pthread_mutex_lock(&p->mu);
-    if (p->count < AUDIT_QUEUE && p->writer_running) {
-        p->q[(p->head + p->count) % AUDIT_QUEUE] = it;
-        p->count++;
-        pthread_cond_signal(&p->cv);
-        pthread_mutex_unlock(&p->mu);
-        return;
-    }
-    pthread_mutex_unlock(&p->mu);
-    audit_write(p, &it); /* queue full: slow down this request rather than lose the entry */
-}
-
-static void *audit_writer(void *arg)
-{
-    api_platform *p = arg;
-    pthread_mutex_lock(&p->mu);
-    for (;;) {
-        while (p->count == 0 && !p->stop)
-            pthread_cond_wait(&p->cv, &p->mu);
-        if (p->count == 0)
-            break;
+    while (p->count > 0) {
         size_t n = p->count < AUDIT_BATCH ? p->count : AUDIT_BATCH;
         for (size_t i = 0; i < n; i++)
             p->batch[i] = p->q[(p->head + i) % AUDIT_QUEUE];
@@ -138,8 +119,41 @@ static void *audit_writer(void *arg)
         audit_write_batch(p, p->batch, n);
         pthread_mutex_lock(&p->mu);
     }
+    if (disarm)
+        p->writer_armed = false;
     pthread_mutex_unlock(&p->mu);
-    return NULL;
+}
+
+/* The writer job, on p->writer. */
+static void audit_writer(void *arg)
+{
+    api_platform *p = arg;
+    pthread_mutex_lock(&p->mu);
+    drain_locked(p, true);
+}
+
+static void hook_audit(void *ctx, const http_audit_entry *e)
+{
+    api_platform *p = ctx;
+    store_audit_entry it = {.status = e->status, .time_ms = e->time_ms};
+    snprintf(it.who, sizeof it.who, "%s", e->key_id && e->key_id[0] ? e->key_id : "anonymous");
+    snprintf(it.method, sizeof it.method, "%s", e->method);
+    snprintf(it.route, sizeof it.route, "%s", e->route);
+    snprintf(it.request_id, sizeof it.request_id, "%s", e->request_id);
+    pthread_mutex_lock(&p->mu);
+    if (p->count < AUDIT_QUEUE && p->writer) {
+        p->q[(p->head + p->count) % AUDIT_QUEUE] = it;
+        p->count++;
+        /* One slot and at most one armed job: the submit cannot fail while the pool lives;
+         * were it to, the entry would wait in the ring for the next armed job or for
+         * api_platform_free, which drains it last. */
+        if (!p->writer_armed && md_pool_submit(p->writer, audit_writer, p) == MD_OK)
+            p->writer_armed = true;
+        pthread_mutex_unlock(&p->mu);
+        return;
+    }
+    pthread_mutex_unlock(&p->mu);
+    audit_write(p, &it); /* queue full: slow down this request rather than lose the entry */
 }
 
 void api_platform_hooks(api_platform *p, http_hooks *h)
@@ -163,9 +177,8 @@ int api_platform_new(const api_platform_opts *o, api_platform **out, md_err *err
     }
     p->o = *o;
     pthread_mutex_init(&p->mu, NULL);
-    pthread_cond_init(&p->cv, NULL);
-    if (o->store && pthread_create(&p->writer, NULL, audit_writer, p) == 0)
-        p->writer_running = true;
+    if (o->store && md_pool_new(1, 1, &p->writer) != MD_OK)
+        p->writer = NULL; /* entries are then written by the requests themselves */
     *out = p;
     return MD_OK;
 }
@@ -174,13 +187,15 @@ void api_platform_free(api_platform *p)
 {
     if (!p)
         return;
+    /* From here on hooks write their own entries; the pool runs the writer job still queued
+     * (invariant 2), and whatever is left in the ring is written last, here. */
     pthread_mutex_lock(&p->mu);
-    p->stop = true;
-    pthread_cond_signal(&p->cv);
+    md_pool *w = p->writer;
+    p->writer = NULL;
     pthread_mutex_unlock(&p->mu);
-    if (p->writer_running)
-        pthread_join(p->writer, NULL);
-    pthread_cond_destroy(&p->cv);
+    md_pool_free(w);
+    pthread_mutex_lock(&p->mu);
+    drain_locked(p, false);
     pthread_mutex_destroy(&p->mu);
     free(p->q);
     free(p->batch);
@@ -355,7 +370,8 @@ static int audit_list(http_req *req, void *ctx)
 }
 
 /* Debug route for the end-to-end tests: occupies a compute worker for ?ms= (at most 60 s),
- * waking every 10 ms to give up at the deadline like a real long handler should. */
+ * waking every 10 ms to give up at the deadline or when cancelled (a drain out of time), like
+ * a real long handler should. */
 static int test_slow(http_req *req, void *ctx)
 {
     (void)ctx;
@@ -363,11 +379,13 @@ static int test_slow(http_req *req, void *ctx)
     int rc = query_int(req, "ms", 0, 60000, 100, &ms);
     if (rc != MD_OK)
         return rc;
+    const md_cancel *cancel = http_req_cancel(req);
     uint64_t end = md_now_ns() + (uint64_t)ms * 1000000u;
-    while (md_now_ns() < end && !http_req_expired(req))
+    while (md_now_ns() < end && !md_cancel_stopped(cancel))
         usleep(10000);
-    if (http_req_expired(req))
-        return md_fail(http_req_err(req), MD_E_TIMEOUT, NULL, NULL);
+    rc = md_cancel_check(cancel, "sleep", http_req_err(req));
+    if (rc != MD_OK)
+        return rc;
     return http_reply_json(req, 200, json_pack("{s:b, s:I}", "success", 1, "slept_ms", (json_int_t)ms));
 }
 

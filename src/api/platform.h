@@ -35,7 +35,7 @@ typedef struct api_platform_opts {
     bool test_routes;
 } api_platform_opts;
 
-/* New platform (starts the audit writer thread). Ownership: new; api_platform_free. */
+/* New platform (starts the audit writer: a one-thread md_pool). Ownership: new; api_platform_free. */
 int api_platform_new(const api_platform_opts *o, api_platform **out, md_err *err);
 /* Fill the HTTP hooks (authenticate, rate_limit, audit) that route through this platform. */
 void api_platform_hooks(api_platform *p, http_hooks *h);

@@ -149,6 +149,8 @@ static int start_http(serve_ctx *c)
     co.cache_entries = (size_t)cfg->convert_cache_entries;
     co.cache_ttl_ms = cfg->convert_cache_ttl_ms;
     co.web_dir = cfg->web_dir;
+    co.max_pixels = (uint64_t)cfg->convert_max_pixels;
+    co.pixels_in_flight = (uint64_t)cfg->convert_pixels_in_flight;
     if (http_server_new(&ho, &c->srv, &e) != MD_OK || api_platform_register(c->plat, c->srv, &e) != MD_OK ||
         api_convert_register(c->srv, c->st, &co, &c->conv, &e) != MD_OK ||
         api_docs_register(c->srv, cfg->docs_dir, &c->docs, &e) != MD_OK ||

@@ -1,7 +1,8 @@
 /* vectorize.c - `modeld vectorize`: raster images to SVG from the shell, one file or a whole
- * directory on all cores, through the same vec_convert() the API calls.
+ * directory on all cores (one md_pool job per file), through the same pl_vectorize() the API
+ * calls, so --converter smart chooses exactly as POST /api/convert does.
  *
- *   modeld vectorize in.png -o out.svg [--preset P] [--<param> value ...] [--json]
+ *   modeld vectorize in.png -o out.svg [--converter C] [--preset P] [--<param> value ...] [--json]
  *   modeld vectorize indir/ -o outdir/ [-j N] ...
  *
  * Invariants:
@@ -16,12 +17,13 @@
 
 #include "base/buf.h"
 #include "base/clock.h"
+#include "base/pool.h"
 #include "image/image.h"
+#include "pipelines/pipelines.h"
 #include "vectorize/vec.h"
 
 #include <dirent.h>
 #include <errno.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +34,8 @@
 #include <unistd.h>
 
 #define MAX_JOBS 256
+/* Files larger than this are refused before reading (as img_load_file does). */
+#define MAX_FILE_BYTES ((long)256 << 20)
 
 static const char USAGE[] =
     "usage: modeld vectorize IN -o OUT [options]\n"
@@ -39,6 +43,8 @@ static const char USAGE[] =
     "  IN a directory:  every .png .jpg .jpeg .webp .tif .tiff .bmp in it goes to the directory\n"
     "                   OUT (created if missing), on all cores\n"
     "options:\n"
+    "  --converter C       vtracer (default: colour unless --colormode binary) | potrace (black\n"
+    "                      and white) | smart (looks at the pixels and picks, as the API does)\n"
     "  --preset P          default | quality | fast | bw (applied before other parameters)\n"
     "  --<param> VALUE     a tracing parameter by its VTracer name, e.g. --filter_speckle 8\n"
     "  --json              print the results as JSON on stdout instead of a table\n"
@@ -48,7 +54,7 @@ static const char USAGE[] =
     "parameters:";
 
 typedef struct cli_args {
-    const char *in, *out, *preset;
+    const char *in, *out, *preset, *converter;
     int json, quality, quiet, jobs;
     const char *pnames[64], *pvalues[64];
     int nparams;
@@ -64,15 +70,19 @@ typedef struct job {
     size_t bytes, paths;
     double ms, decode_ms, cpu_ms; /* cpu_ms: CPU time of the worker thread on this file */
     vec_timing timing;
+    int smart_binary;      /* --converter smart: its choice (1 binary, 0 colour); else -1 */
+    const struct run *run; /* borrowed: what every job shares */
 } job;
 
-typedef struct pool {
+/* What every job of a run shares (read-only while the pool runs) and its progress. */
+typedef struct run {
     job *jobs;
     size_t n;
     const vec_params *params;
+    pl_converter converter;
     int quality;
-    atomic_size_t next, done;
-} pool;
+    atomic_size_t done;
+} run;
 
 static void print_usage(FILE *f)
 {
@@ -128,6 +138,8 @@ static int parse_one(int argc, char **argv, int *i, cli_args *a)
         a->jobs = (int)j;
     } else if (klen == 8 && strncmp(s, "--preset", 8) == 0)
         a->preset = val;
+    else if (klen == 11 && strncmp(s, "--converter", 11) == 0)
+        a->converter = val;
     else if (s[1] == '-') {
         if (a->nparams == (int)(sizeof a->pnames / sizeof a->pnames[0]))
             return usage_error("too many parameters", s), 1;
@@ -298,21 +310,66 @@ static double thread_cpu_ms(void)
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-static void run_job(job *j, const vec_params *p, int quality)
+/* Read a whole file (new, free()). */
+static int read_input(const char *path, uint8_t **data, size_t *len, md_err *err)
 {
-    md_image *img = NULL;
-    vec_result *r = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return errno == ENOENT || errno == ENOTDIR
+                   ? md_fail(err, MD_E_FILE_NOT_FOUND, "path", "no such file")
+                   : md_fail(err, MD_E_IO, "path", "cannot open the file (%s)", strerror(errno));
+    struct stat st;
+    int rc = MD_OK;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode))
+        rc = md_fail(err, MD_E_IO, "path", "not a regular file");
+    else if (st.st_size > MAX_FILE_BYTES)
+        rc = md_fail(err, MD_E_IMAGE_TOO_LARGE, "path",
+                     "the file is %lld bytes, over the %ld MiB limit", (long long)st.st_size,
+                     MAX_FILE_BYTES >> 20);
+    *data = rc == MD_OK ? malloc((size_t)st.st_size + 1) : NULL;
+    if (rc == MD_OK && !*data)
+        rc = md_fail(err, MD_E_NOMEM, "path", "cannot allocate %lld bytes", (long long)st.st_size);
+    if (rc == MD_OK) {
+        *len = fread(*data, 1, (size_t)st.st_size, f);
+        if (*len != (size_t)st.st_size)
+            rc = md_fail(err, MD_E_IO, "path", "short read");
+    }
+    fclose(f);
+    if (rc != MD_OK) {
+        free(*data);
+        *data = NULL;
+    }
+    return rc;
+}
+
+/* One file: read, pl_vectorize (no store, no budget: the decoder limits apply), write. */
+static void run_job(void *arg)
+{
+    job *j = arg;
+    const run *rn = j->run;
+    uint8_t *data = NULL;
+    size_t len = 0;
+    pl_vec_out out = {0};
     md_err_clear(&j->err);
     uint64_t t0 = md_now_ns();
     double cpu0 = thread_cpu_ms();
-    j->rc = img_load_file(j->in_path, NULL, &img, &j->err);
-    j->decode_ms = (double)(md_now_ns() - t0) / 1e6;
+    j->rc = read_input(j->in_path, &data, &len, &j->err);
+    double read_ms = (double)(md_now_ns() - t0) / 1e6;
     if (j->rc == MD_OK) {
-        vec_convert_opts o = {.measure_quality = quality};
-        j->rc = vec_convert(img, p, &o, &r, &j->err);
+        pl_ctx cx = {0};
+        pl_vec_in in = {.image = data,
+                        .image_len = len,
+                        .converter = rn->converter,
+                        .params = *rn->params,
+                        .measure_quality = rn->quality};
+        j->rc = pl_vectorize(&cx, &in, &out, &j->err);
     }
+    free(data);
+    const vec_result *r = out.res;
     if (j->rc == MD_OK && write_file(j->out_path, r->svg, r->svg_bytes) != 0)
         j->rc = md_fail(&j->err, MD_E_IO, "output", "cannot write the SVG (%s)", strerror(errno));
+    j->decode_ms = read_ms + out.timing.decode_ms;
+    j->smart_binary = out.smart_binary;
     if (j->rc == MD_OK) {
         j->ssim = r->ssim;
         j->bytes = r->svg_bytes;
@@ -322,20 +379,8 @@ static void run_job(job *j, const vec_params *p, int quality)
     }
     j->ms = (double)(md_now_ns() - t0) / 1e6;
     j->cpu_ms = thread_cpu_ms() - cpu0;
-    vec_result_free(r);
-    img_free(img);
-}
-
-static void *worker(void *arg)
-{
-    pool *pl = arg;
-    for (;;) {
-        size_t i = atomic_fetch_add(&pl->next, 1);
-        if (i >= pl->n)
-            return NULL;
-        run_job(&pl->jobs[i], pl->params, pl->quality);
-        atomic_fetch_add(&pl->done, 1);
-    }
+    pl_vec_out_free(&out);
+    atomic_fetch_add(&((run *)rn)->done, 1);
 }
 
 static void draw_progress(size_t done, size_t n)
@@ -346,26 +391,27 @@ static void draw_progress(size_t done, size_t n)
     fflush(stderr);
 }
 
-/* Run all jobs on `threads` workers; the calling thread draws the bar. */
-static void run_pool(pool *pl, int threads, int bar)
+/* Run all jobs on `threads` workers of one md_pool (its queue holds every file, so no submit is
+ * refused); the calling thread draws the bar. Without a pool the work runs here. */
+static void run_all(run *rn, int threads, int bar)
 {
-    pthread_t tid[MAX_JOBS];
-    int started = 0;
-    if ((size_t)threads > pl->n)
-        threads = (int)pl->n;
-    for (int t = 0; t < threads; t++)
-        if (pthread_create(&tid[started], NULL, worker, pl) == 0)
-            started++;
-    if (started == 0)
-        worker(pl); /* no threads to be had: do the work here */
-    while (bar && atomic_load(&pl->done) < pl->n) {
-        draw_progress(atomic_load(&pl->done), pl->n);
+    md_pool *p = NULL;
+    if ((size_t)threads > rn->n)
+        threads = (int)rn->n;
+    if (rn->n && md_pool_new((unsigned)threads, (unsigned)rn->n, &p) != MD_OK)
+        p = NULL;
+    for (size_t i = 0; i < rn->n; i++) {
+        rn->jobs[i].run = rn;
+        if (!p || md_pool_submit(p, run_job, &rn->jobs[i]) != MD_OK)
+            run_job(&rn->jobs[i]);
+    }
+    while (bar && atomic_load(&rn->done) < rn->n) {
+        draw_progress(atomic_load(&rn->done), rn->n);
         nanosleep(&(struct timespec){0, 100 * 1000 * 1000}, NULL);
     }
-    for (int t = 0; t < started; t++)
-        pthread_join(tid[t], NULL);
+    md_pool_free(p); /* runs what is still queued, joins the workers */
     if (bar) {
-        draw_progress(pl->n, pl->n);
+        draw_progress(rn->n, rn->n);
         fputc('\n', stderr);
     }
 }
@@ -389,6 +435,8 @@ static void json_job(md_buf *b, const job *j, int quality)
     md_buf_puts(b, ",\"output\":");
     md_buf_put_json_str(b, j->out_path);
     md_buf_puts(b, ",\"ok\":true");
+    if (j->smart_binary >= 0)
+        md_buf_printf(b, ",\"smart_colormode\":\"%s\"", j->smart_binary ? "binary" : "color");
     if (quality)
         md_buf_printf(b, ",\"ssim_rgb\":%.6f,\"ssim_grey\":%.6f", j->ssim.rgb, j->ssim.luma);
     const vec_timing *t = &j->timing;
@@ -561,6 +609,10 @@ int cmd_vectorize(int argc, char **argv)
     rc = build_params(&a, &p);
     if (rc)
         return rc;
+    pl_converter conv = PL_VTRACER;
+    md_err cerr;
+    if (a.converter && pl_converter_parse(a.converter, &conv, &cerr) != MD_OK)
+        return usage_error(md_err_message(&cerr), a.converter);
     struct stat st;
     int dir = stat(a.in, &st) == 0 && S_ISDIR(st.st_mode);
     job *jobs = NULL;
@@ -570,9 +622,9 @@ int cmd_vectorize(int argc, char **argv)
         free_jobs(jobs, n);
         return rc;
     }
-    pool pl = {.jobs = jobs, .n = n, .params = &p, .quality = a.quality};
+    run rn = {.jobs = jobs, .n = n, .params = &p, .converter = conv, .quality = a.quality};
     uint64_t t0 = md_now_ns();
-    run_pool(&pl, dir ? (a.jobs ? a.jobs : default_jobs()) : 1, dir && !a.quiet && isatty(2));
+    run_all(&rn, dir ? (a.jobs ? a.jobs : default_jobs()) : 1, dir && !a.quiet && isatty(2));
     double wall_ms = (double)(md_now_ns() - t0) / 1e6;
     size_t failed = 0;
     for (size_t i = 0; i < n; i++) {

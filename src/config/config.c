@@ -81,6 +81,11 @@ static const setting settings[] = {
      "answers of POST /api/convert kept in memory (by image and parameters)"},
     {"convert_cache_ttl", T_DUR, F(convert_cache_ttl_ms), "10m", SEC, 24 * HOUR, 0, "DUR",
      "a cached conversion answer is reused this long (at most result_ttl)"},
+    {"convert_max_pixels", T_INT, F(convert_max_pixels), "16000000", 1, 40000000, 0, "N",
+     "largest image a conversion traces (width x height); larger gets 400 image_too_large"},
+    {"convert_pixels_in_flight", T_INT, F(convert_pixels_in_flight), "0", 0, 4000000000LL, 0, "N",
+     "pixels all running conversions may hold together; beyond it 503 + Retry-After; "
+     "0 = 2 x convert_max_pixels"},
     {"web_dir", T_STR, F(web_dir), "", 0, 0, 0, "DIR",
      "web page files (index.html...); empty = web/ next to the binary or in the source tree"},
     {"docs_dir", T_STR, F(docs_dir), "", 0, 0, 0, "DIR",

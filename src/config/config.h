@@ -48,6 +48,7 @@ typedef struct md_config {
     size_t upload_max_bytes;
     long result_ttl_ms;
     long convert_cache_entries, convert_cache_ttl_ms;
+    long convert_max_pixels, convert_pixels_in_flight; /* admission by cost (pl_budget) */
     char *web_dir; /* "" = search next to the binary and in the source tree */
     char *docs_dir; /* swagger-ui-dist for /docs; "" = build/npm next to the binary or source tree */
     bool test_routes;

@@ -11,6 +11,7 @@
  */
 #include "http/http_int.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,9 @@ http_req *http__req_new(http_server *s)
     r->out_fd = -1;
     r->start_ns = md_now_ns();
     r->deadline_ns = r->start_ns + (uint64_t)s->o.request_timeout_ms * 1000000u;
+    md_cancel_init(&r->cancel, r->deadline_ns);
+    r->state = REQ_NEW;
+    assert(http__assert_req_state(r));
     md_err_clear(&r->err);
     md_buf_init(&r->body, 0);
     atomic_fetch_add(&s->inflight, 1);
@@ -50,6 +54,55 @@ void http__req_unref(http_req *r)
     md_arena_free(r->arena); /* r itself lives in the arena */
 }
 
+/* ---- the state machine of http_int.h ---- */
+
+#ifndef NDEBUG
+/* Bit i of allowed_from[to] is set when state i may move to `to`. */
+#define B(s) (1u << (s))
+static const unsigned allowed_from[] = {
+    [REQ_NEW] = 0,
+    [REQ_ROUTED] = B(REQ_NEW),
+    [REQ_AUTHED] = B(REQ_ROUTED) | B(REQ_QUEUED),
+    [REQ_BODY] = B(REQ_AUTHED) | B(REQ_QUEUED),
+    [REQ_RUNNING] = B(REQ_AUTHED) | B(REQ_BODY) | B(REQ_QUEUED),
+    [REQ_QUEUED] = B(REQ_AUTHED) | B(REQ_BODY),
+    [REQ_DONE] = B(REQ_RUNNING),
+    [REQ_TIMEDOUT] = B(REQ_QUEUED) | B(REQ_RUNNING),
+    [REQ_SHUTDOWN] = B(REQ_QUEUED) | B(REQ_RUNNING),
+    [REQ_REPLIED] = B(REQ_RUNNING) | B(REQ_DONE) | B(REQ_TIMEDOUT) | B(REQ_SHUTDOWN),
+    [REQ_COMPLETED] = ~(B(REQ_QUEUED) | B(REQ_RUNNING) | B(REQ_COMPLETED)),
+};
+#undef B
+#endif
+
+int http__assert_req_state(const http_req *r)
+{
+#ifndef NDEBUG
+    assert(r->state <= REQ_COMPLETED);
+    assert(r->state == REQ_NEW || (r->method && r->path));                     /* ROUTED on */
+    /* a handler runs only for a matched route; errors and preflights carry their verdict */
+    assert(r->state < REQ_RUNNING || r->state > REQ_SHUTDOWN || r->pending || r->match.route ||
+           r->replied);
+    assert(r->state != REQ_QUEUED || (r->heavy && r->detached && !r->replied));
+    assert(r->state != REQ_DONE || r->replied);
+    assert(r->state != REQ_REPLIED || r->heavy || r->replied);
+    assert(r->state < REQ_QUEUED || r->state > REQ_SHUTDOWN || r->heavy);
+#else
+    (void)r;
+#endif
+    return 1;
+}
+
+void http__req_to(http_req *r, req_state to)
+{
+#ifndef NDEBUG
+    assert((size_t)to < sizeof allowed_from / sizeof allowed_from[0]);
+    assert(allowed_from[to] & (1u << r->state));
+#endif
+    r->state = to;
+    assert(http__assert_req_state(r));
+}
+
 void http__req_begin(http_req *r, const char *method, const char *path)
 {
     r->method = md_arena_strdup(r->arena, method);
@@ -63,9 +116,11 @@ void http__req_begin(http_req *r, const char *method, const char *path)
         r->method = r->method ? r->method : "";
         r->path = r->path ? r->path : "";
         r->pending = MD_E_NOMEM;
+        http__req_to(r, REQ_ROUTED);
         return;
     }
     r->match_rc = http__router_match(&r->srv->router, r->method, r->path, r->arena, &r->match);
+    http__req_to(r, REQ_ROUTED);
 }
 
 /* Credentials -> identity; sets r->pending on failure. */
@@ -111,6 +166,7 @@ static void stage_rate(http_req *r, const http_route *rt)
 
 bool http__req_headers_in(http_req *r, long long content_length)
 {
+    http__req_to(r, REQ_AUTHED);
     if (r->pending)
         return false;
     if (r->match_rc != MD_OK) {
@@ -146,6 +202,8 @@ bool http__req_headers_in(http_req *r, long long content_length)
 
 bool http__req_body_in(http_req *r, const char *data, size_t len)
 {
+    if (r->state == REQ_AUTHED) /* (an early refusal is REPLIED already: its body is discarded) */
+        http__req_to(r, REQ_BODY);
     if (r->pending) {
         /* Drain a refused body, but do not read an endless one: past 4 limits, drop the connection. */
         r->discarded += len;

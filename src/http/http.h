@@ -28,7 +28,8 @@
  *   6. handler: HTTP_LIGHT ones run on the I/O thread and must not block (> ~1 ms of work is
  *      HEAVY). HTTP_HEAVY ones run on the compute pool while the connection is suspended; a full
  *      queue gives 503 + Retry-After at once; a request still running at its deadline gets 504
- *      (the handler's late answer is dropped; long handlers should poll http_req_expired()).
+ *      (the handler's late answer is dropped; long handlers pass http_req_cancel() to their work,
+ *      which is cancelled at that moment, or poll http_req_expired()).
  *   7. response: gzip when the client accepts it and the body is compressible and big enough;
  *      X-Request-ID, CORS and rate-limit headers added; metrics and one access-log line at the end;
  *      an audit entry for authenticated requests that change state (not GET/HEAD/OPTIONS).
@@ -47,6 +48,7 @@
 
 #include "base/arena.h"
 #include "base/buf.h"
+#include "base/cancel.h"
 #include "base/err.h"
 #include "base/log.h"
 
@@ -249,6 +251,11 @@ const http_identity *http_req_identity(const http_req *r);
 /* Deadline (monotonic ns) and whether it has passed. */
 uint64_t http_req_deadline_ns(const http_req *r);
 bool http_req_expired(const http_req *r);
+/* The request's cancel token: its deadline, cancelled when the request is answered 504 by the
+ * deadline reaper or 503 by a drain that ran out of time. Pass it to long work (pl_ctx.cancel,
+ * vec_convert_opts.cancel, onnx_run_opts.cancel) so that work stops when nobody waits for it.
+ * Borrowed until the handler returns. */
+const md_cancel *http_req_cancel(http_req *r);
 /* A log line carrying the request id, method and route (md_log_fields underneath). */
 void http_req_log(const http_req *r, md_log_level lvl, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -3,10 +3,11 @@
  * Invariants:
  *   1. A request is touched by one thread at a time: the I/O thread until a HEAVY handler is
  *      queued, then the compute worker until it hands the request back under s->watch_mu (state
- *      QUEUED -> DONE) and resumes the connection. If the deadline passes first, the reaper moves
- *      the request QUEUED -> TIMEDOUT and resumes it; from then on the worker still owns the
- *      arena and the response fields, and the I/O thread answers 504 using only the fin_* fields
- *      and memory of its own.
+ *      RUNNING -> DONE) and resumes the connection. If the deadline passes first, the reaper moves
+ *      the request QUEUED|RUNNING -> TIMEDOUT, cancels its token (r->cancel) and resumes it; from
+ *      then on the worker still owns the arena and the response fields, and the I/O thread
+ *      answers 504 using only the fin_* fields and memory of its own. The worker's handler sees
+ *      the cancel at its next md_cancel_check and returns, which frees its pool slot.
  *   2. A request is freed when its last reference goes: one held by libmicrohttpd until the
  *      completion callback, one by the compute pool while a job is queued or running.
  *   3. Strings in a request (method, path, params, headers of a detached request) live in its
@@ -15,7 +16,9 @@
 #ifndef MD_HTTP_INT_H
 #define MD_HTTP_INT_H
 
+#include "base/cancel.h"
 #include "base/clock.h"
+#include "base/pool.h"
 #include "http/http.h"
 
 #include <pthread.h>
@@ -80,19 +83,6 @@ http_route *http__router_add(http_router *rt, const char *method, const char *pa
 int http__router_match(const http_router *rt, const char *method, const char *path, md_arena *a,
                        http_match *m);
 
-/* ---- compute pool (pool.c): a bounded queue in front of N worker threads ---- */
-typedef struct http_pool http_pool;
-typedef void (*http_pool_fn)(void *arg);
-/* Ownership: *out is new; free with http__pool_free. */
-int http__pool_new(unsigned threads, unsigned queue, http_pool **out);
-/* Queue fn(arg). MD_E_OVERLOADED when the queue is full (nothing queued). */
-int http__pool_submit(http_pool *p, http_pool_fn fn, void *arg);
-size_t http__pool_depth(http_pool *p);
-/* Workers running a job now. */
-size_t http__pool_busy(http_pool *p);
-/* Run what is queued, then join the workers. NULL is a no-op. */
-void http__pool_free(http_pool *p);
-
 /* ---- metrics (metrics.c) ---- */
 typedef struct http_metrics http_metrics;
 /* Ownership: *out is new; free with http__metrics_free (which frees every stats block,
@@ -126,8 +116,57 @@ int http__gzip(md_arena *a, const void *src, size_t len, void **out, size_t *out
 bool http__valid_request_id(const char *s);
 void http__new_request_id(char out[33]);
 
-/* ---- the request (request.c, server.c) ---- */
-typedef enum { REQ_RECEIVING, REQ_QUEUED, REQ_DONE, REQ_TIMEDOUT, REQ_SHUTDOWN } req_state;
+/* ---- the request (request.c, server.c) ----
+ *
+ * The life cycle of one request (r->state), as SQLite's pager.c draws its own. Each transition
+ * is made by the function in brackets, through http__req_to(), which checks in debug builds that
+ * the transition is one of these and that the request looks the way its new state promises
+ * (http__assert_req_state).
+ *
+ *   (none)            -> NEW         [http__req_new]         arena, id slot, deadline, cancel token
+ *   NEW               -> ROUTED      [http__req_begin]       method/path copied, route matched (or
+ *                                                            404/405 kept in r->pending)
+ *   ROUTED            -> AUTHED      [http__req_headers_in]  body limit, auth, rate limit ran when
+ *                                                            the headers came in, before any body
+ *                                                            byte is buffered; a refusal waits in
+ *                                                            r->pending (answering now would close
+ *                                                            a keep-alive connection)
+ *   AUTHED            -> BODY        [http__req_body_in]     the first body bytes (discarded when
+ *                                                            pending; the body of an early refusal,
+ *                                                            REPLIED already, is discarded too)
+ *   AUTHED|BODY       -> RUNNING     [answer_now, http_loopback]  LIGHT route or a pending error:
+ *                                                            the handler runs on the I/O thread
+ *   AUTHED|BODY       -> QUEUED      [start_heavy]           HEAVY route: connection suspended, job
+ *                                                            on the compute pool (r->heavy set)
+ *   QUEUED            -> AUTHED|BODY [start_heavy]           the pool refused it (full: 503, or
+ *                                                            draining): back where it was, and
+ *                                                            answered on the I/O thread
+ *   QUEUED            -> RUNNING     [run_heavy]             a worker took it (the handler runs)
+ *   RUNNING (heavy)   -> DONE        [run_heavy]             the handler replied; connection resumed
+ *   QUEUED|RUNNING    -> TIMEDOUT    [reaper, run_heavy]     deadline passed: 504 from fin_* only,
+ *                                                            and md_cancel_request(&r->cancel) so
+ *                                                            the worker stops at its next check
+ *   QUEUED|RUNNING    -> SHUTDOWN    [close_watch]           drain timeout: 503, work cancelled
+ *   RUNNING (light)   -> REPLIED     [answer_now, http_loopback]  reply finalized and queued
+ *   DONE|TIMEDOUT|SHUTDOWN -> REPLIED [on_access]            the I/O thread queues the answer
+ *   any but QUEUED/RUNNING -> COMPLETED [on_completed, http_loopback]  metrics, access log, audit
+ *
+ * Once r->heavy is set, r->state is read and written under srv->watch_mu only (the reaper and
+ * the worker race for it); before that only the I/O thread touches it.
+ */
+typedef enum {
+    REQ_NEW,
+    REQ_ROUTED,
+    REQ_AUTHED,
+    REQ_BODY,
+    REQ_RUNNING,
+    REQ_QUEUED,
+    REQ_DONE,
+    REQ_TIMEDOUT,
+    REQ_SHUTDOWN,
+    REQ_REPLIED,
+    REQ_COMPLETED,
+} req_state;
 
 typedef struct http_hdr {
     struct http_hdr *next;
@@ -158,7 +197,9 @@ struct http_req {
     http_rate_info rate;
     md_err err;
     uint64_t start_ns, deadline_ns;
-    req_state state; /* under srv->watch_mu once queued */
+    md_cancel cancel; /* deadline_ns + cancelled by the reaper or the drain; http_req_cancel */
+    req_state state;  /* under srv->watch_mu once heavy (see the diagram above) */
+    bool heavy;       /* went to the compute pool (set before it is submitted) */
     struct http_req *wnext, *wprev;
     void *user;
     /* response as the handler built it (owned by whichever thread owns the request) */
@@ -184,7 +225,7 @@ struct http_server {
     http_router router;
     http_metrics *metrics;
     http__route_stats *unmatched;
-    http_pool *pool;
+    md_pool *pool; /* the compute pool (base/pool.h) */
     struct MHD_Daemon *d;
     uint16_t port;
     uint64_t started_ns;
@@ -198,6 +239,13 @@ struct http_server {
     bool reaper_running, reaper_stop;
     bool closing; /* under watch_mu: the final phase of a drain, no new suspensions */
 };
+
+/* Move r to state `to` (the diagram above); in debug builds asserts that the move is allowed
+ * and that r fits its new state. The caller holds srv->watch_mu when r->heavy. */
+void http__req_to(http_req *r, req_state to);
+/* Debug check of what r's state promises (always 1, so it can sit in assert()); the body is
+ * compiled out with NDEBUG. */
+int http__assert_req_state(const http_req *r);
 
 /* Request lifetime. New request with one reference and its own arena (the request lives in it);
  * http__req_unref drops a reference and frees everything with the last one. NULL on OOM. */

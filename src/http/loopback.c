@@ -188,9 +188,12 @@ int http_loopback(http_server *s, const char *method, const char *target, const 
     http__req_headers_in(r, body ? (long long)len : -1);
     if (body && len)
         feed_body(r, body, len);
+    http__req_to(r, REQ_RUNNING);
     http__req_run(r);
     http__req_finalize(r);
+    http__req_to(r, REQ_REPLIED);
     rc = collect(r, out);
+    http__req_to(r, REQ_COMPLETED);
     http__req_complete(r);
     http__req_unref(r);
     if (rc != MD_OK)

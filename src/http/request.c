@@ -94,6 +94,7 @@ md_err *http_req_err(http_req *r) { return &r->err; }
 const http_identity *http_req_identity(const http_req *r) { return &r->ident; }
 uint64_t http_req_deadline_ns(const http_req *r) { return r->deadline_ns; }
 bool http_req_expired(const http_req *r) { return md_now_ns() >= r->deadline_ns; }
+const md_cancel *http_req_cancel(http_req *r) { return &r->cancel; }
 void http_req_set_user(http_req *r, void *p) { r->user = p; }
 void *http_req_user(const http_req *r) { return r->user; }
 
@@ -314,11 +315,24 @@ size_t http__error_json(char *buf, size_t cap, int code, const char *field, cons
     return n;
 }
 
+/* Answers that say "try again later" tell the client when (RFC 9110 §10.2.3), whoever chose the
+ * code: the compute queue, a pipeline's admission budget, a model that is loading. */
+static void retry_after(http_req *r, int code)
+{
+    if (code != MD_E_OVERLOADED && code != MD_E_UNAVAILABLE && code != MD_E_MODEL_UNAVAILABLE)
+        return;
+    for (const http_hdr *h = r->rhdrs; h; h = h->next)
+        if (strcasecmp(h->k, "Retry-After") == 0)
+            return;
+    http_reply_header(r, "Retry-After", "1");
+}
+
 int http_reply_error(http_req *r, const md_err *e)
 {
     if (!begin_reply(r))
         return MD_E_INTERNAL;
     int code = e->code == MD_OK ? MD_E_INTERNAL : e->code;
+    retry_after(r, code);
     char buf[2600];
     size_t n = http__error_json(buf, sizeof buf, code, e->field, md_err_message(e), r->id);
     if (e != &r->err)

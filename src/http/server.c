@@ -9,7 +9,10 @@
  * refusals of a request that still has a body to send (413, 401...), where closing is wanted.
  *
  * A HEAVY request is detached (headers copied into its arena), suspended and queued; see the
- * invariants of http_int.h for who owns it while it is away.
+ * invariants and the state diagram of http_int.h for who owns it while it is away. Past its
+ * deadline (the reaper) or when a drain runs out of time (close_watch), the request is answered
+ * at once and its cancel token is set, so the worker stops at its next md_cancel_check instead
+ * of finishing work nobody will read: the pool slot frees and a drain ends on time.
  */
 #include "http/http_int.h"
 
@@ -135,9 +138,19 @@ static enum MHD_Result queue_detached_error(http_req *r, int code, const char *m
 
 static enum MHD_Result answer_now(http_req *r)
 {
+    http__req_to(r, REQ_RUNNING);
     http__req_run(r);
     http__req_finalize(r);
+    http__req_to(r, REQ_REPLIED);
     return queue_reply(r);
+}
+
+/* A state move of a request that went to the compute pool (http_int.h: under watch_mu). */
+static void heavy_to(http_req *r, req_state to)
+{
+    pthread_mutex_lock(&r->srv->watch_mu);
+    http__req_to(r, to);
+    pthread_mutex_unlock(&r->srv->watch_mu);
 }
 
 /* ---- the watch list (queued heavy requests) and the reaper ---- */
@@ -162,10 +175,11 @@ static void watch_remove(http_server *s, http_req *r)
     r->wnext = r->wprev = NULL;
 }
 
-/* Hand a queued request back to its I/O thread in a final state. Caller holds watch_mu. */
+/* Hand a queued request back to its I/O thread in a final state (DONE, TIMEDOUT, SHUTDOWN).
+ * Caller holds watch_mu. */
 static void give_back(http_server *s, http_req *r, req_state st)
 {
-    r->state = st;
+    http__req_to(r, st);
     watch_remove(s, r);
     MHD_resume_connection(r->conn);
 }
@@ -180,6 +194,7 @@ static void *reaper(void *arg)
             n = r->wnext;
             if (r->deadline_ns <= now) {
                 atomic_fetch_add(&s->timeouts, 1);
+                md_cancel_request(&r->cancel); /* the worker stops at its next check */
                 give_back(s, r, REQ_TIMEDOUT);
             } else if (r->deadline_ns < next) {
                 next = r->deadline_ns;
@@ -201,14 +216,16 @@ static void run_heavy(void *arg)
     http_req *r = arg;
     http_server *s = r->srv;
     pthread_mutex_lock(&s->watch_mu);
-    bool go = r->state == REQ_QUEUED;
+    bool go = r->state == REQ_QUEUED; /* else the reaper or the drain answered it already */
+    if (go)
+        http__req_to(r, REQ_RUNNING);
     pthread_mutex_unlock(&s->watch_mu);
-    if (go && !http_req_expired(r)) {
+    if (go && !md_cancel_stopped(&r->cancel)) {
         http__req_run(r);
         http__req_finalize(r);
     }
     pthread_mutex_lock(&s->watch_mu);
-    if (r->state == REQ_QUEUED) {
+    if (r->state == REQ_RUNNING) {
         if (!r->replied)
             atomic_fetch_add(&s->timeouts, 1);
         give_back(s, r, r->replied ? REQ_DONE : REQ_TIMEDOUT);
@@ -227,10 +244,13 @@ static enum MHD_Result start_heavy(http_req *r)
     }
     atomic_fetch_add(&r->refs, 1);
     pthread_mutex_lock(&s->watch_mu);
-    r->state = REQ_QUEUED;
-    int rc = s->closing ? MD_E_UNAVAILABLE : http__pool_submit(s->pool, run_heavy, r);
-    if (rc != MD_OK) {
-        r->state = REQ_RECEIVING;
+    req_state was = r->state;
+    r->heavy = true;
+    http__req_to(r, REQ_QUEUED);
+    int rc = s->closing ? MD_E_UNAVAILABLE : md_pool_submit(s->pool, run_heavy, r);
+    if (rc != MD_OK) { /* nobody else saw it: back to the I/O thread alone */
+        http__req_to(r, was);
+        r->heavy = false;
         pthread_mutex_unlock(&s->watch_mu);
         atomic_fetch_sub(&r->refs, 1);
         if (rc == MD_E_OVERLOADED)
@@ -304,17 +324,23 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
         return keep ? MHD_YES : MHD_NO;
     }
     switch (r->state) {
-    case REQ_RECEIVING:
+    case REQ_AUTHED:
+    case REQ_BODY:
         if (!r->replied && !r->pending && (r->match.route->flags & HTTP_HEAVY))
             return start_heavy(r);
         return answer_now(r);
     case REQ_DONE:
+        heavy_to(r, REQ_REPLIED);
         return queue_reply(r);
     case REQ_TIMEDOUT:
+        heavy_to(r, REQ_REPLIED);
         return queue_detached_error(r, MD_E_TIMEOUT, NULL);
     case REQ_SHUTDOWN:
+        heavy_to(r, REQ_REPLIED);
         return queue_detached_error(r, MD_E_UNAVAILABLE, "the server is shutting down");
-    case REQ_QUEUED:
+    case REQ_REPLIED: /* answered early (a refusal before the body): queueing again fails */
+        return MHD_NO;
+    default: /* QUEUED, RUNNING: suspended, so never called here */
         break;
     }
     return MHD_YES;
@@ -331,6 +357,10 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     *con_cls = NULL;
     if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && r->fin_status == 0)
         r->fin_status = 499; /* client went away before an answer (nginx's convention) */
+    if (r->heavy)
+        heavy_to(r, REQ_COMPLETED);
+    else
+        http__req_to(r, REQ_COMPLETED);
     http__req_complete(r);
     http__req_unref(r);
 }
@@ -437,12 +467,13 @@ int http_server_start(http_server *s, md_err *err)
     int rc = resolve(s->host, s->o.port, &ss, err);
     if (rc != MD_OK)
         return rc;
-    rc = http__pool_new(s->o.compute_threads, s->o.compute_queue, &s->pool);
+    rc = md_pool_new(s->o.compute_threads, s->o.compute_queue, &s->pool);
     if (rc != MD_OK)
         return md_fail(err, rc, NULL, "cannot start the compute pool");
     if (pthread_create(&s->reaper, NULL, reaper, s) != 0)
         return md_fail(err, MD_E_NOMEM, NULL, "cannot start the deadline thread");
     s->reaper_running = true;
+    s->started_ns = md_now_ns(); /* before the I/O threads exist: they read it (uptime) */
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_INTERNAL_POLLING_THREAD | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_ITC | (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0);
     /* At least two: libmicrohttpd 0.9.75's single-thread epoll loop (pool size < 2) stops
@@ -463,7 +494,6 @@ int http_server_start(http_server *s, md_err *err)
                        (unsigned)s->o.port);
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
     s->port = di ? di->port : s->o.port;
-    s->started_ns = md_now_ns();
     atomic_store(&s->started, true);
     return MD_OK;
 }
@@ -478,13 +508,16 @@ static void wait_idle(http_server *s, uint64_t until_ns)
         usleep(5000);
 }
 
-/* Answer 503 to heavy requests that are still queued and refuse new ones. */
+/* Answer 503 to heavy requests still queued or running, cancel their work (so the workers
+ * free up and md_pool_free does not wait for it) and refuse new ones. */
 static void close_watch(http_server *s)
 {
     pthread_mutex_lock(&s->watch_mu);
     s->closing = true;
-    while (s->watch)
+    while (s->watch) {
+        md_cancel_request(&s->watch->cancel);
         give_back(s, s->watch, REQ_SHUTDOWN);
+    }
     pthread_mutex_unlock(&s->watch_mu);
 }
 
@@ -515,7 +548,7 @@ int http_server_drain(http_server *s, unsigned timeout_ms)
     stop_reaper(s);
     MHD_stop_daemon(s->d);
     s->d = NULL;
-    http__pool_free(s->pool); /* joins workers; requests they still hold are freed there */
+    md_pool_free(s->pool); /* joins workers; requests they still hold are freed there */
     s->pool = NULL;
     return (int)left;
 }
@@ -526,7 +559,7 @@ void http_server_free(http_server *s)
         return;
     http_server_drain(s, 0);
     stop_reaper(s);
-    http__pool_free(s->pool);
+    md_pool_free(s->pool);
     http__router_free(&s->router);
     http__metrics_free(s->metrics);
     pthread_cond_destroy(&s->watch_cv);
@@ -557,8 +590,8 @@ int http_metrics_render(http_server *s, md_buf *out)
 {
     http__server_gauges g = {
         .inflight = atomic_load(&s->inflight),
-        .queue_depth = s->pool ? http__pool_depth(s->pool) : 0,
-        .workers_busy = s->pool ? http__pool_busy(s->pool) : 0,
+        .queue_depth = s->pool ? md_pool_depth(s->pool) : 0,
+        .workers_busy = s->pool ? md_pool_busy(s->pool) : 0,
         .queue_rejected = atomic_load(&s->queue_rejected),
         .rate_limited = atomic_load(&s->rate_limited),
         .timeouts = atomic_load(&s->timeouts),

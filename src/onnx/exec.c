@@ -203,7 +203,7 @@ static int exec_node(onnx__exec *e, int idx, md_err *err)
                            "needed", n->name, n->op_type);
     }
     onnx_kctx k = {.node = n, .n_in = n->n_in, .in = e->in_ptrs, .n_out = n->n_out,
-                   .threads = e->threads, .err = err, .exec = e};
+                   .threads = e->threads, .cancel = e->cancel, .err = err, .exec = e};
     e->cur_node = idx;
     int rc = n->op->run(n, &k);
     if (rc) /* the op's detail wins (a failed scratch request says why) */
@@ -246,8 +246,21 @@ static int collect_outputs(onnx__exec *e, md_err *err)
     return MD_OK;
 }
 
-int onnx_run(const onnx_model *m, const onnx_tensor *inputs, size_t n_inputs,
-             const onnx_run_opts *opts, onnx_result **out, md_err *err)
+/* Before node i: stop when the token says so, and report "node i/n" (top graph only). */
+static int node_check(const onnx__exec *e, int i, bool report, md_err *err)
+{
+    if (!e->cancel)
+        return MD_OK;
+    const onnx_model *m = e->m;
+    char stage[96];
+    snprintf(stage, sizeof stage, "node %d/%d '%.40s'", i + 1, m->n_nodes, m->nodes[i].name);
+    if (report)
+        md_cancel_progress(e->cancel, (double)i / m->n_nodes, stage);
+    return md_cancel_check(e->cancel, stage, err);
+}
+
+static int run(const onnx_model *m, const onnx_tensor *inputs, size_t n_inputs,
+               const onnx_run_opts *opts, bool report, onnx_result **out, md_err *err)
 {
     *out = NULL;
     md_err local;
@@ -261,10 +274,17 @@ int onnx_run(const onnx_model *m, const onnx_tensor *inputs, size_t n_inputs,
     if ((rc = onnx__plan_acquire(m, inputs, &e, err)))
         return rc;
     e->threads = opts && opts->threads > 0 ? opts->threads : m->threads;
+    e->cancel = opts ? opts->cancel : NULL;
     bind(e, inputs);
-    for (int i = 0; i < m->n_nodes && rc == MD_OK; i++)
-        if (!m->nodes[i].absorbed)
+    for (int i = 0; i < m->n_nodes && rc == MD_OK; i++) {
+        if (m->nodes[i].absorbed)
+            continue;
+        rc = node_check(e, i, report, err);
+        if (rc == MD_OK)
             rc = exec_node(e, i, err);
+    }
+    if (rc == MD_OK && report)
+        md_cancel_progress(e->cancel, 1.0, "done");
     if (rc == MD_OK)
         rc = collect_outputs(e, err);
     if (rc) {
@@ -276,6 +296,18 @@ int onnx_run(const onnx_model *m, const onnx_tensor *inputs, size_t n_inputs,
         onnx__plan_finish(e, inputs);
     *out = (onnx_result *)e;
     return MD_OK;
+}
+
+int onnx_run(const onnx_model *m, const onnx_tensor *inputs, size_t n_inputs,
+             const onnx_run_opts *opts, onnx_result **out, md_err *err)
+{
+    return run(m, inputs, n_inputs, opts, true, out, err);
+}
+
+int onnx__run_sub(const onnx_model *g, const onnx_tensor *inputs, size_t n_inputs,
+                  const onnx_run_opts *opts, onnx_result **out, md_err *err)
+{
+    return run(g, inputs, n_inputs, opts, false, out, err);
 }
 
 size_t onnx_result_count(const onnx_result *r) { return r->e.m->n_outputs; }

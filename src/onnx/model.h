@@ -82,6 +82,7 @@ typedef struct onnx__exec {
     const onnx_tensor **in_ptrs;
     onnx_tensor *tmp_outs; /* outputs a node writes that nobody requested */
     int threads;
+    const md_cancel *cancel; /* this run's token; NULL = none */
     onnx_tensor *outs;     /* graph outputs, in order */
     struct onnx__exec *next_free;
 } onnx__exec;

@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/cancel.h"
 #include "base/err.h"
 
 #define ONNX_MAX_RANK 8
@@ -95,6 +96,10 @@ typedef struct onnx_load_opts {
 
 typedef struct onnx_run_opts {
     int threads; /* intra-op threads for this run; 0 = the model's default */
+    /* Deadline / cancel / progress, borrowed for the call; NULL = never stops. Checked before
+     * every node and before every iteration of a Loop, Scan, SequenceMap or If body; progress is
+     * reported as node i of n ("node 12/40") for the top graph only. */
+    const md_cancel *cancel;
 } onnx_run_opts;
 
 /* Load and validate a model file. External data must lie in the file's directory (or below).
@@ -118,7 +123,8 @@ const onnx_value_info *onnx_model_outputs(const onnx_model *m, size_t *n);
  * the count. opts may be NULL. Thread-safe: many runs may share one model.
  * Ownership: *out is new; free with onnx_result_free() (which recycles the run's arena).
  * Errors: MD_E_INVALID_PARAM (input count/dtype/shape; md_err.field names the input),
- * MD_E_UNSUPPORTED, MD_E_NOMEM, MD_E_INTERNAL. */
+ * MD_E_UNSUPPORTED, MD_E_NOMEM, MD_E_INTERNAL; MD_E_TIMEOUT / MD_E_CANCELLED when
+ * opts->cancel stopped the run (md_err names the node it stopped before). */
 int onnx_run(const onnx_model *m, const onnx_tensor *inputs, size_t n_inputs,
              const onnx_run_opts *opts, onnx_result **out, md_err *err);
 /* Outputs of a run, in graph order. Borrowed until onnx_result_free. */

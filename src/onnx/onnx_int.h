@@ -121,6 +121,7 @@ typedef struct onnx_kctx {
     const onnx_tensor *const *in; /* in[i] NULL when the optional input is empty */
     int n_out;
     int threads;                  /* intra-op threads allowed, >= 1 */
+    const md_cancel *cancel;      /* the run's token (subgraph runs pass it on); may be NULL */
     md_err *err;
     struct onnx__exec *exec;      /* executor private */
 } onnx_kctx;
@@ -152,6 +153,11 @@ const char *onnx__attr_str(const onnx_node *n, const char *name, const char *def
 /* Number of ints (0 when absent); *v borrowed (NULL when absent). Same for floats. */
 size_t onnx__attr_ints(const onnx_node *n, const char *name, const int64_t **v);
 size_t onnx__attr_floats(const onnx_node *n, const char *name, const float **v);
+
+/* onnx_run for a subgraph body: the same checks, but no progress reports (the outer graph's
+ * node count is the progress the caller sees). */
+int onnx__run_sub(const struct onnx_model *g, const onnx_tensor *inputs, size_t n_inputs,
+                  const onnx_run_opts *opts, onnx_result **out, md_err *err);
 
 /* Formal inputs of a subgraph (its declared inputs; captured outer values follow them). */
 size_t onnx__graph_formal_inputs(const struct onnx_model *g);

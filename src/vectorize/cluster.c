@@ -242,7 +242,8 @@ static void uf_union(int32_t *par, int32_t a, int32_t b)
         par[a > b ? a : b] = a < b ? a : b;
 }
 
-static int initial_clusters(vec__clusters *c, int precision)
+/* cancel (may be NULL) is checked between the passes, each a sweep over every pixel. */
+static int initial_clusters(vec__clusters *c, int precision, const md_cancel *cancel, md_err *err)
 {
     int w = c->w, h = c->h;
     size_t n = (size_t)w * (size_t)h;
@@ -263,7 +264,8 @@ static int initial_clusters(vec__clusters *c, int precision)
             lab[i] = x > 0 && key[i] == key[i - 1] ? lab[i - 1] : (int32_t)i;
         }
     }
-    for (int y = 1; y < h; y++) {
+    int rc = md_cancel_check(cancel, "cluster", err);
+    for (int y = 1; y < h && rc == MD_OK; y++) {
         const uint32_t *k = key + (size_t)y * (size_t)w, *ku = k - w;
         int32_t *l = lab + (size_t)y * (size_t)w, *lu = l - w;
         for (int x = 0; x < w; x++) {
@@ -275,7 +277,9 @@ static int initial_clusters(vec__clusters *c, int precision)
             uf_union(lab, l[x], lu[x]);
         }
     }
-    for (int y = 0; y < h; y++) { /* one find per run */
+    if (rc == MD_OK)
+        rc = md_cancel_check(cancel, "cluster", err);
+    for (int y = 0; y < h && rc == MD_OK; y++) { /* one find per run */
         int32_t *l = lab + (size_t)y * (size_t)w, prev_old = -1, prev_root = -1;
         for (int x = 0; x < w; x++) {
             if (l[x] != prev_old) {
@@ -286,7 +290,7 @@ static int initial_clusters(vec__clusters *c, int precision)
         }
     }
     free(key);
-    return vec__clusters_relabel(c, (int)n);
+    return rc == MD_OK ? vec__clusters_relabel(c, (int)n) : rc;
 }
 
 static int cmp_u64(const void *a, const void *b)
@@ -635,25 +639,43 @@ static int merge_regions(vec__clusters *c, int layer_difference, int64_t min_are
     return rc;
 }
 
-int vec__cluster_color(const md_image *img, const vec_params *p, vec__clusters *c, md_err *err)
+/* The end of a clustering: a stop (timeout, cancel) keeps the message md_cancel_check wrote. */
+static int cluster_done(vec__clusters *c, int rc, const char *what, md_err *err)
 {
-    memset(c, 0, sizeof *c);
-    int rc = prep_pixels(img, p, c);
     if (rc == MD_OK)
-        rc = initial_clusters(c, p->color_precision);
-    if (rc == MD_OK)
-        rc = merge_regions(c, p->layer_difference, (int64_t)p->filter_speckle * p->filter_speckle);
-    if (rc != MD_OK) {
-        vec__clusters_free(c);
-        return md_fail(err, rc, NULL, "out of memory while clustering colours");
-    }
-    return MD_OK;
+        return MD_OK;
+    vec__clusters_free(c);
+    if (rc == MD_E_TIMEOUT || rc == MD_E_CANCELLED)
+        return rc;
+    return md_fail(err, rc, NULL, "out of memory while clustering %s", what);
 }
 
-int vec__cluster_binary(const md_image *img, const vec_params *p, vec__clusters *c, md_err *err)
+int vec__cluster_color(const md_image *img, const vec_params *p, const md_cancel *cancel,
+                       vec__clusters *c, md_err *err)
 {
     memset(c, 0, sizeof *c);
     int rc = prep_pixels(img, p, c);
+    md_cancel_progress(cancel, 0.05, "cluster");
+    if (rc == MD_OK)
+        rc = md_cancel_check(cancel, "cluster", err);
+    if (rc == MD_OK)
+        rc = initial_clusters(c, p->color_precision, cancel, err);
+    md_cancel_progress(cancel, 0.2, "merge");
+    if (rc == MD_OK)
+        rc = md_cancel_check(cancel, "merge", err);
+    if (rc == MD_OK)
+        rc = merge_regions(c, p->layer_difference, (int64_t)p->filter_speckle * p->filter_speckle);
+    return cluster_done(c, rc, "colours", err);
+}
+
+int vec__cluster_binary(const md_image *img, const vec_params *p, const md_cancel *cancel,
+                        vec__clusters *c, md_err *err)
+{
+    memset(c, 0, sizeof *c);
+    int rc = prep_pixels(img, p, c);
+    md_cancel_progress(cancel, 0.05, "cluster");
+    if (rc == MD_OK)
+        rc = md_cancel_check(cancel, "cluster", err);
     if (rc == MD_OK) {
         /* Dark pixels become black, everything else (and transparency) the background. */
         size_t n = (size_t)c->w * (size_t)c->h;
@@ -663,13 +685,12 @@ int vec__cluster_binary(const md_image *img, const vec_params *p, vec__clusters 
             memset(c->rgb + 3 * i, dark ? 0 : 255, 3);
             c->trans[i] = !dark;
         }
-        rc = initial_clusters(c, 1);
+        rc = initial_clusters(c, 1, cancel, err);
     }
+    md_cancel_progress(cancel, 0.2, "merge");
+    if (rc == MD_OK)
+        rc = md_cancel_check(cancel, "merge", err);
     if (rc == MD_OK)
         rc = merge_regions(c, 0, (int64_t)p->filter_speckle * p->filter_speckle);
-    if (rc != MD_OK) {
-        vec__clusters_free(c);
-        return md_fail(err, rc, NULL, "out of memory while clustering pixels");
-    }
-    return MD_OK;
+    return cluster_done(c, rc, "pixels", err);
 }

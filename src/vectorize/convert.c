@@ -8,8 +8,11 @@
  *      p->composite asked for another background: they answer "how close is the SVG to what
  *      the user uploaded", the question the scorer asks too.
  *   3. On failure *out stays NULL and nothing leaks.
+ *   4. A stop asked through o->cancel is seen at the next stage boundary (or inside the fitting
+ *      and SSIM loops) and returns MD_E_TIMEOUT / MD_E_CANCELLED with the stage named: a
+ *      request past its deadline frees its worker instead of finishing work nobody reads.
  */
-#include "vectorize/vec.h"
+#include "vec_int.h"
 
 #include "base/clock.h"
 
@@ -47,24 +50,31 @@ static uint8_t *source_on_white(const md_image *img)
     return rgb;
 }
 
-static int measure(const md_image *img, const vec_doc *doc, vec_result *r, md_err *err)
+static int measure(const md_image *img, const vec_doc *doc, const md_cancel *cancel, vec_result *r,
+                   md_err *err)
 {
     size_t n = (size_t)img->width * (size_t)img->height;
     uint8_t *ours = malloc(n * 3);
     uint8_t *src = NULL;
     int rc = ours ? MD_OK : md_fail(err, MD_E_NOMEM, "image", "out of memory rendering");
     uint64_t t0 = md_now_ns();
+    md_cancel_progress(cancel, 0.85, "render");
+    if (rc == MD_OK)
+        rc = md_cancel_check(cancel, "render", err);
     if (rc == MD_OK)
         rc = vec_render(doc, ours, err);
     r->timing.render_ms = ms_since(t0);
     t0 = md_now_ns();
+    md_cancel_progress(cancel, 0.9, "ssim");
+    if (rc == MD_OK)
+        rc = md_cancel_check(cancel, "ssim", err);
     if (rc == MD_OK) {
         src = source_on_white(img);
         if (!src)
             rc = md_fail(err, MD_E_NOMEM, "image", "out of memory measuring quality");
     }
     if (rc == MD_OK)
-        rc = vec_ssim(src, ours, img->width, img->height, &r->ssim, err);
+        rc = vec__ssim(src, ours, img->width, img->height, cancel, &r->ssim, err);
     r->timing.ssim_ms = ms_since(t0);
     free(ours);
     free(src);
@@ -72,16 +82,16 @@ static int measure(const md_image *img, const vec_doc *doc, vec_result *r, md_er
 }
 
 /* Trace the image (composited first when the parameters ask for it) into *doc. */
-static int trace(const md_image *img, const vec_params *p, vec_doc **doc, vec_timing *t,
-                 md_err *err)
+static int trace(const md_image *img, const vec_params *p, const md_cancel *cancel, vec_doc **doc,
+                 vec_timing *t, md_err *err)
 {
     if (!p->composite || !img->has_alpha)
-        return vec_trace(img, p, doc, t, err);
+        return vec__trace(img, p, cancel, doc, t, err);
     md_image *c = img_copy(img);
     if (!c)
         return md_fail(err, MD_E_NOMEM, "image", "out of memory compositing");
     img_composite(c, p->background[0], p->background[1], p->background[2]);
-    int rc = vec_trace(c, p, doc, t, err);
+    int rc = vec__trace(c, p, cancel, doc, t, err);
     img_free(c);
     return rc;
 }
@@ -116,15 +126,23 @@ int vec_convert(const md_image *img, const vec_params *p, const vec_convert_opts
         return md_fail(err, MD_E_NOMEM, "result", "out of memory");
     r->params = *p;
     vec_doc *doc = NULL;
+    const md_cancel *cancel = o ? o->cancel : NULL;
     uint64_t t0 = md_now_ns();
-    rc = trace(img, p, &doc, &r->timing, err);
+    rc = md_cancel_check(cancel, "trace", err);
+    if (rc == MD_OK)
+        rc = trace(img, p, cancel, &doc, &r->timing, err);
+    md_cancel_progress(cancel, 0.8, "svg");
+    if (rc == MD_OK)
+        rc = md_cancel_check(cancel, "svg", err);
     if (rc == MD_OK) {
         r->path_count = doc->npaths;
         rc = write_svg(doc, p, r, err);
     }
     if (rc == MD_OK && o && o->measure_quality)
-        rc = measure(img, doc, r, err);
+        rc = measure(img, doc, cancel, r, err);
     vec_doc_free(doc);
+    if (rc == MD_OK)
+        md_cancel_progress(cancel, 1.0, "done");
     r->timing.total_ms = ms_since(t0);
     if (rc != MD_OK) {
         vec_result_free(r);

@@ -7,6 +7,8 @@
  *      forgotten in another.
  *   2. Error messages name the parameter and its range: "corner_threshold must be an integer
  *      in 0..180, got 400".
+ *   3. Numbers are plain decimals ("-12", "3.5"); hex, exponents, spaces, '+' and words are
+ *      refused the same way as out-of-range values.
  *
  * How VTracer's knobs map onto this tracer (same meaning, our algorithm):
  *   filter_speckle    regions smaller than n*n pixels merge into their most similar neighbour.
@@ -161,8 +163,25 @@ static int parse_rgb(const char *s, uint8_t out[3])
     return 0;
 }
 
+/* A plain decimal: optional '-', digits, optionally '.' and more digits. strtod alone would
+ * also take " 3", "+3", "0x10", "0x1p3", "1e2", "inf" and "nan", none of which a client means
+ * as a tracing parameter (and which made the same request mean different things). */
+static int plain_decimal(const char *s)
+{
+    size_t i = s[0] == '-', digits = strspn(s + i, "0123456789");
+    i += digits;
+    if (s[i] == '.') {
+        size_t frac = strspn(s + i + 1, "0123456789");
+        digits += frac;
+        i += 1 + frac;
+    }
+    return digits > 0 && s[i] == '\0';
+}
+
 static int parse_number(const pdef *d, const char *value, double *out)
 {
+    if (!plain_decimal(value))
+        return -1;
     char *end = NULL;
     errno = 0;
     double v = strtod(value, &end);

@@ -23,7 +23,7 @@
  * Invariant: the rows an output row needs (its 11 reflected neighbours) always span fewer than
  * RING consecutive source rows, so a ring slot is never reused while still needed.
  */
-#include "vectorize/vec.h"
+#include "vec_int.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -156,21 +156,35 @@ static double row_ssim(ssim_pass *p, int y, int x0, int x1)
     return sum;
 }
 
-/* Mean SSIM of one channel (or grey) over the cropped image. */
-static double mean_ssim(ssim_pass *p, int chan)
+/* Mean SSIM of one channel (or grey) over the cropped image. Checks the cancel token every 64
+ * rows (a 16 MP image takes seconds per channel); *rc gets its code and the result is 0. */
+static double mean_ssim(ssim_pass *p, int chan, const md_cancel *cancel, int *rc, md_err *err)
 {
+    if (*rc != MD_OK)
+        return 0.0;
     p->chan = chan;
     for (int i = 0; i < RING; i++)
         p->tag[i] = -1;
     int pad = (p->w >= TAPS && p->h >= TAPS) ? RADIUS : 0;
     double sum = 0.0;
-    for (int y = pad; y < p->h - pad; y++)
+    for (int y = pad; y < p->h - pad; y++) {
+        if ((y & 63) == 0)
+            *rc = md_cancel_check(cancel, "ssim", err);
+        if (*rc != MD_OK)
+            return 0.0;
         sum += row_ssim(p, y, pad, p->w - pad);
+    }
     return sum / ((double)(p->w - 2 * pad) * (double)(p->h - 2 * pad));
 }
 
 int vec_ssim(const uint8_t *rgb_a, const uint8_t *rgb_b, int width, int height,
              vec_ssim_result *out, md_err *err)
+{
+    return vec__ssim(rgb_a, rgb_b, width, height, NULL, out, err);
+}
+
+int vec__ssim(const uint8_t *rgb_a, const uint8_t *rgb_b, int width, int height,
+              const md_cancel *cancel, vec_ssim_result *out, md_err *err)
 {
     if (!rgb_a || !rgb_b || !out || width <= 0 || height <= 0)
         return md_fail(err, MD_E_INVALID_PARAM, "image", "SSIM needs two non-empty images");
@@ -188,8 +202,12 @@ int vec_ssim(const uint8_t *rgb_a, const uint8_t *rgb_b, int width, int height,
     kernel(p.k);
     for (size_t i = 0; i < pw; i++)
         p.ix[i] = reflect((int)i - RADIUS, width);
-    out->rgb = (mean_ssim(&p, 0) + mean_ssim(&p, 1) + mean_ssim(&p, 2)) / 3.0;
-    out->luma = mean_ssim(&p, 3);
+    double r = mean_ssim(&p, 0, cancel, &rc, err), g = mean_ssim(&p, 1, cancel, &rc, err);
+    double b = mean_ssim(&p, 2, cancel, &rc, err), luma = mean_ssim(&p, 3, cancel, &rc, err);
+    if (rc == MD_OK) {
+        out->rgb = (r + g + b) / 3.0;
+        out->luma = luma;
+    }
 out:
     free(p.ix);
     free(p.pad);

@@ -22,6 +22,8 @@
 
 typedef struct tracer {
     const vec_params *p;
+    const md_cancel *cancel; /* checked every VEC__CHECK_EVERY regions; may be NULL */
+    md_err *err;             /* where a stop is recorded */
     const vec__clusters *c;
     vec__pt *pt;           /* edge samples of one loop, capacity cap */
     uint8_t *flags;
@@ -375,11 +377,18 @@ static int build_doc(tracer *t, const vec__loops *L, vec_doc *d)
         }
         qsort_r(b.order, (size_t)c->n, sizeof *b.order, cmp_order, c->reg);
     }
-    for (int i = 0, bottom = 1; i < c->n && rc == MD_OK; i++)
+    for (int i = 0, bottom = 1; i < c->n && rc == MD_OK; i++) {
+        if (i % VEC__CHECK_EVERY == 0) {
+            md_cancel_progress(t->cancel, 0.45 + 0.35 * i / c->n, "fit");
+            rc = md_cancel_check(t->cancel, "fit", t->err);
+            if (rc != MD_OK)
+                break;
+        }
         if (!c->reg[b.order[i]].transparent) {
             rc = emit_region(t, &b, L, b.order[i], bottom);
             bottom = 0;
         }
+    }
     free(b.order);
     free(b.first);
     free(b.next);
@@ -401,25 +410,48 @@ static int check_input(const md_image *img, const vec_params *p, md_err *err)
 int vec_trace(const md_image *img, const vec_params *p, vec_doc **out, vec_timing *timing,
               md_err *err)
 {
+    return vec__trace(img, p, NULL, out, timing, err);
+}
+
+/* Gradients (colour mode) then contours, each after a cancel check. */
+static int regions_to_loops(const vec_params *p, const md_cancel *cancel, vec__clusters *c,
+                            vec__loops *L, uint64_t *t1, md_err *err)
+{
+    int rc = MD_OK;
+    md_cancel_progress(cancel, 0.3, "gradients");
+    if (p->colormode == VEC_COLOR && p->gradients) {
+        rc = md_cancel_check(cancel, "gradients", err);
+        if (rc == MD_OK)
+            rc = vec__gradients(c);
+    }
+    *t1 = md_now_ns();
+    md_cancel_progress(cancel, 0.4, "contours");
+    if (rc == MD_OK)
+        rc = md_cancel_check(cancel, "contours", err);
+    if (rc == MD_OK)
+        rc = vec__contours(c, L);
+    return rc;
+}
+
+int vec__trace(const md_image *img, const vec_params *p, const md_cancel *cancel, vec_doc **out,
+               vec_timing *timing, md_err *err)
+{
     *out = NULL;
     int rc = check_input(img, p, err);
     if (rc != MD_OK)
         return rc;
-    uint64_t t0 = md_now_ns();
+    uint64_t t0 = md_now_ns(), t1;
     vec__clusters c;
-    rc = p->colormode == VEC_BINARY ? vec__cluster_binary(img, p, &c, err)
-                                    : vec__cluster_color(img, p, &c, err);
+    md_cancel_progress(cancel, 0.0, "cluster");
+    rc = p->colormode == VEC_BINARY ? vec__cluster_binary(img, p, cancel, &c, err)
+                                    : vec__cluster_color(img, p, cancel, &c, err);
     if (rc != MD_OK)
         return rc;
-    if (p->colormode == VEC_COLOR && p->gradients)
-        rc = vec__gradients(&c);
-    uint64_t t1 = md_now_ns();
     vec__loops L = {0};
-    if (rc == MD_OK)
-        rc = vec__contours(&c, &L);
+    rc = regions_to_loops(p, cancel, &c, &L, &t1, err);
     uint64_t t2 = md_now_ns();
     vec_doc *d = calloc(1, sizeof *d);
-    tracer t = {.p = p, .c = &c};
+    tracer t = {.p = p, .cancel = cancel, .err = err, .c = &c};
     if (rc == MD_OK && d == NULL)
         rc = MD_E_NOMEM;
     if (rc == MD_OK) {
@@ -435,6 +467,8 @@ int vec_trace(const md_image *img, const vec_params *p, vec_doc **out, vec_timin
     vec__clusters_free(&c);
     if (rc != MD_OK) {
         vec_doc_free(d);
+        if (rc == MD_E_TIMEOUT || rc == MD_E_CANCELLED)
+            return rc; /* md_cancel_check named the stage */
         return md_fail(err, rc, NULL, "tracing failed: %s", md_err_default_msg(rc));
     }
     if (timing) {

@@ -11,6 +11,7 @@
 #define MD_VECTORIZE_VEC_H
 
 #include "base/buf.h"
+#include "base/cancel.h"
 #include "base/err.h"
 #include "image/image.h"
 
@@ -44,7 +45,8 @@ typedef struct vec_params {
 void vec_params_default(vec_params *p);
 /* Named presets: "default", "quality", "fast", "bw" (binary). MD_E_INVALID_PARAM for others. */
 int vec_params_preset(const char *name, vec_params *p, md_err *err);
-/* Set one parameter from text by its VTracer name. MD_E_INVALID_PARAM naming the parameter and
+/* Set one parameter from text by its VTracer name; numbers are plain decimals ("8", "3.5": no
+ * hex, exponent, sign "+" or spaces). MD_E_INVALID_PARAM naming the parameter and
  * its range for a bad value, MD_E_INVALID_PARAM for an unknown name. */
 int vec_params_set(vec_params *p, const char *name, const char *value, md_err *err);
 /* Check every field is in range (for params filled in by code). */
@@ -141,9 +143,15 @@ typedef struct vec_result {
 
 typedef struct vec_convert_opts {
     int measure_quality;  /* 1: render and compute SSIM (default in CLI and API) */
+    /* Deadline / cancel / progress, borrowed for the call; NULL = never stops. Checked between
+     * stages (cluster, merge, gradients, contours, fit, svg, render, ssim) and inside the long
+     * loops (every 64 regions while fitting, every 64 rows of SSIM); progress is reported at
+     * the same points as a fraction of the whole conversion. */
+    const md_cancel *cancel;
 } vec_convert_opts;
 
-/* Trace, write SVG and (optionally) measure. *out is new (vec_result_free). */
+/* Trace, write SVG and (optionally) measure. *out is new (vec_result_free). o may be NULL.
+ * MD_E_TIMEOUT / MD_E_CANCELLED when o->cancel stopped it (err names the stage). */
 int vec_convert(const md_image *img, const vec_params *p, const vec_convert_opts *o,
                 vec_result **out, md_err *err);
 void vec_result_free(vec_result *r);

@@ -13,6 +13,7 @@
 #ifndef MD_VECTORIZE_VEC_INT_H
 #define MD_VECTORIZE_VEC_INT_H
 
+#include "base/cancel.h"
 #include "vectorize/vec.h"
 
 #include <stddef.h>
@@ -57,9 +58,11 @@ typedef struct vec__clusters {
 
 /* Colour mode: quantise, connect, merge and filter speckles. On success *c is filled (new;
  * release with vec__clusters_free). */
-int vec__cluster_color(const md_image *img, const vec_params *p, vec__clusters *c, md_err *err);
+int vec__cluster_color(const md_image *img, const vec_params *p, const md_cancel *cancel,
+                       vec__clusters *c, md_err *err);
 /* Binary mode: dark pixels (luma < 128 on white) against the rest, speckles flipped. */
-int vec__cluster_binary(const md_image *img, const vec_params *p, vec__clusters *c, md_err *err);
+int vec__cluster_binary(const md_image *img, const vec_params *p, const md_cancel *cancel,
+                        vec__clusters *c, md_err *err);
 /* Compact the labels (root -> 0..n-1) and recompute every region's statistics.
  * label holds arbitrary non-negative ids below max_id. */
 int vec__clusters_relabel(vec__clusters *c, int max_id);
@@ -151,6 +154,18 @@ static inline double vec__hypot(double x, double y)
 {
     return __builtin_sqrt(x * x + y * y);
 }
+
+/* ---- cancellable forms of the public stages (vec_convert passes its token; the public
+ * functions pass NULL). On MD_E_TIMEOUT / MD_E_CANCELLED err names the stage that stopped. ---- */
+
+/* vec_trace, checking cancel between stages and every VEC__CHECK_EVERY regions while fitting;
+ * progress goes from 0 to 0.8 of the whole conversion. */
+int vec__trace(const md_image *img, const vec_params *p, const md_cancel *cancel, vec_doc **out,
+               vec_timing *timing, md_err *err);
+/* vec_ssim, checking cancel every 64 rows of each channel. */
+int vec__ssim(const uint8_t *rgb_a, const uint8_t *rgb_b, int width, int height,
+              const md_cancel *cancel, vec_ssim_result *out, md_err *err);
+#define VEC__CHECK_EVERY 64
 
 /* Milliseconds between two md_now_ns() readings. */
 double vec__ms(uint64_t t0, uint64_t t1);

@@ -354,25 +354,6 @@ static void test_converters(void **state)
     free(grad);
 }
 
-static void test_looks_binary(void **state)
-{
-    (void)state;
-    md_image *img = img_new(10, 10);
-    for (int i = 0; i < 100; i++) { /* black on white, with a transparent corner */
-        uint8_t *p = img->rgba + 4 * i;
-        uint8_t v = i % 3 ? 255 : 0;
-        p[0] = p[1] = p[2] = v;
-        p[3] = i < 5 ? 0 : 255;
-    }
-    assert_true(api_convert_looks_binary(img));
-    for (int i = 0; i < 30; i++) { /* 30% saturated red */
-        uint8_t *p = img->rgba + 4 * (i + 50);
-        p[0] = 220, p[1] = 30, p[2] = 30, p[3] = 255;
-    }
-    assert_false(api_convert_looks_binary(img));
-    img_free(img);
-}
-
 static void test_web_page(void **state)
 {
     fixture *fx = *state;
@@ -417,7 +398,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_convert_cache_and_results, setup, teardown),
         cmocka_unit_test_setup_teardown(test_convert_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_converters, setup, teardown),
-        cmocka_unit_test(test_looks_binary),
         cmocka_unit_test_setup_teardown(test_web_page, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -101,6 +101,20 @@ static void test_convert_settings(void **state)
     assert_string_equal(c.web_dir, "./w");
     assert_int_equal(c.convert_cache_entries, 1);
     md_config_free(&c);
+    /* admission by cost (pl_budget): defaults, flags, and the per-conversion range */
+    assert_int_equal(md_config_load(&c, 1, (char *[]){"serve", NULL}, NULL, &e), MD_OK);
+    assert_int_equal(c.convert_max_pixels, 16000000);
+    assert_int_equal(c.convert_pixels_in_flight, 0);
+    md_config_free(&c);
+    char *argv3[] = {"serve", "--convert-max-pixels", "40000000", "--convert-pixels-in-flight=90000000", NULL};
+    assert_int_equal(md_config_load(&c, 4, argv3, NULL, &e), MD_OK);
+    assert_int_equal(c.convert_max_pixels, 40000000);
+    assert_int_equal(c.convert_pixels_in_flight, 90000000);
+    md_config_free(&c);
+    char *argv4[] = {"serve", "--convert-max-pixels", "40000001", NULL};
+    assert_int_equal(md_config_load(&c, 3, argv4, NULL, &e), MD_E_INVALID_PARAM);
+    assert_string_equal(e.field, "convert_max_pixels");
+    md_config_free(&c);
 }
 
 static void test_value_syntax(void **state)

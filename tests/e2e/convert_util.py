@@ -57,13 +57,16 @@ def convert(url, key, body, timeout=300):
     return requests.post(url + "/api/convert", headers=bearer(key), json=body, timeout=timeout)
 
 
-def png_bytes(width, height):
-    """A valid 8-bit greyscale PNG of the given size, all black (compresses to almost nothing)."""
+def png_bytes(width, height, value=0):
+    """A valid 8-bit greyscale PNG of the given size, every pixel `value` (0 black, 255 white;
+    compresses to almost nothing, so a 36 MP image is a 35 KB file)."""
     def chunk(kind, data):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    raw = b"".join(b"\x00" + bytes(width) for _ in range(height))
+    z = zlib.compressobj(9)
+    row = b"\x00" + bytes([value]) * width
+    idat = b"".join(z.compress(row) for _ in range(height)) + z.flush()
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b""))
+            + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
 
 
 def reencode(name, fmt, **kw):

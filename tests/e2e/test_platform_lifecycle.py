@@ -120,6 +120,7 @@ def test_help_documents_every_setting():
     assert p.returncode == 0
     for s in ["--host", "--port", "--data-dir", "--body-limit", "--request-timeout", "--drain-timeout",
               "--compute-threads", "--compute-queue", "--cors-origins", "--no-auth", "--rate-read", "--rate-anon",
-              "MODELD_JWT_SECRET", "--jwt-ttl", "--metrics-public", "--log-level", "--upload-ttl"]:
+              "MODELD_JWT_SECRET", "--jwt-ttl", "--metrics-public", "--log-level", "--upload-ttl",
+              "--convert-max-pixels", "--convert-pixels-in-flight"]:
         assert s in p.stdout, s
     assert "default: 8080" in p.stdout and "default: ./var" in p.stdout and "default: 25M" in p.stdout

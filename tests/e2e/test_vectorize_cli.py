@@ -122,3 +122,45 @@ def test_other_formats_and_name_collisions(tmp):
     assert sorted(os.listdir(out)) == ["b.svg", "logo.jpg.svg", "logo.png.svg", "named_wrong.svg",
                                        "t.svg", "w.svg"]
     assert json.loads(r.stdout)["summary"]["ok"] == 6
+
+
+def _bmp(path, w, h, colour):
+    """An uncompressed 24-bit BMP: a square of `colour` (R, G, B) in the middle of white."""
+    import struct
+    row = (w * 3 + 3) & ~3
+    px = bytearray()
+    for y in range(h):
+        line = bytearray()
+        for x in range(w):
+            inside = w // 4 <= x < 3 * w // 4 and h // 4 <= y < 3 * h // 4
+            r, g, b = colour if inside else (255, 255, 255)
+            line += bytes((b, g, r))
+        px += line + bytes(row - len(line))
+    hdr = struct.pack("<2sIHHIIiiHHIIiiII", b"BM", 54 + len(px), 0, 0, 54, 40, w, h, 1, 24, 0, len(px),
+                      2835, 2835, 0, 0)
+    with open(path, "wb") as f:
+        f.write(hdr + px)
+
+
+def test_converter_option(tmp):
+    """--converter runs the API's converters (pl_vectorize): smart picks binary for black on
+    white and colour for red, potrace is always binary, and a bad name is a usage error."""
+    black, red = os.path.join(tmp, "black.bmp"), os.path.join(tmp, "red.bmp")
+    _bmp(black, 40, 32, (0, 0, 0))
+    _bmp(red, 40, 32, (220, 30, 30))
+    out = os.path.join(tmp, "o.svg")
+    r = run(black, "-o", out, "--json", "--converter", "smart")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["smart_colormode"] == "binary"
+    r = run(red, "-o", out, "--json", "--converter=smart")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["smart_colormode"] == "color"
+    assert "dc1e1e" in open(out).read().lower()
+    r = run(red, "-o", out, "--json", "--converter", "potrace")
+    assert r.returncode == 0, r.stderr
+    assert "smart_colormode" not in json.loads(r.stdout)
+    assert "dc1e1e" not in open(out).read().lower()  # black and white only
+    r = run(red, "-o", out, "--json")  # default vtracer: colour, as before
+    assert r.returncode == 0 and "dc1e1e" in open(out).read().lower()
+    r = run(red, "-o", out, "--converter", "magic")
+    assert r.returncode == 2 and "converter" in r.stderr

@@ -59,6 +59,25 @@ static int h_held(http_req *r, void *ctx)
     return http_reply_bytes(r, 200, "text/plain", "held", 4);
 }
 
+/* Waits until its request's cancel token is cancelled (by the reaper or the drain, not by its
+ * deadline alone: that is the point), at most 20 s, and records that it saw the cancel. */
+static atomic_int saw_cancel;
+
+static int h_until_cancelled(http_req *r, void *ctx)
+{
+    (void)ctx;
+    md_cancel *c = (md_cancel *)http_req_cancel(r);
+    pthread_mutex_lock(&mu);
+    started++;
+    pthread_cond_broadcast(&cv);
+    pthread_mutex_unlock(&mu);
+    for (int i = 0; i < 20000 && !atomic_load(&c->cancelled); i++)
+        usleep(1000);
+    atomic_store(&saw_cancel, atomic_load(&c->cancelled));
+    int rc = md_cancel_check(c, "test", http_req_err(r));
+    return rc != MD_OK ? rc : http_reply_bytes(r, 200, "text/plain", "late", 4);
+}
+
 static int h_fast(http_req *r, void *ctx)
 {
     (void)ctx;
@@ -91,7 +110,7 @@ static void say(int fd, const char *s) { assert_int_equal(write(fd, s, strlen(s)
 
 static const char *hdr(const resp *r, const char *name)
 {
-    static char v[256];
+    static _Thread_local char v[256]; /* per thread: background clients read at once */
     size_t n = strlen(name);
     for (const char *p = strstr(r->head, "\r\n"); p && p[2]; p = strstr(p + 2, "\r\n")) {
         if (strncasecmp(p + 2, name, n) == 0 && p[2 + n] == ':') {
@@ -146,6 +165,8 @@ static http_server *start(unsigned threads, unsigned queue, unsigned timeout_ms)
     assert_non_null(http_route_add(s, "GET", "/fast", HTTP_ROLE_PUBLIC, HTTP_LIGHT, h_fast, NULL));
     assert_non_null(http_route_add(s, "GET", "/heavy", HTTP_ROLE_PUBLIC, HTTP_HEAVY, h_fast, NULL));
     assert_non_null(http_route_add(s, "GET", "/held", HTTP_ROLE_PUBLIC, HTTP_HEAVY, h_held, NULL));
+    assert_non_null(
+        http_route_add(s, "GET", "/cancel", HTTP_ROLE_PUBLIC, HTTP_HEAVY, h_until_cancelled, NULL));
     assert_non_null(http_route_add(s, "POST", "/post", HTTP_ROLE_PUBLIC, HTTP_LIGHT, h_fast, NULL));
     md_err e;
     assert_int_equal(http_server_start(s, &e), MD_OK);
@@ -275,6 +296,22 @@ static void test_deadline_504(void **state)
     http_server_free(s);
 }
 
+/* Past the deadline the reaper answers 504 and cancels the request's token: the worker sees it,
+ * stops, and its pool slot (the only one) serves the next request. */
+static void test_deadline_cancels_the_worker(void **state)
+{
+    (void)state;
+    gate_reset();
+    atomic_store(&saw_cancel, 0);
+    http_server *s = start(1, 4, 300);
+    resp r = ask(http_server_port(s), "GET /cancel HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_int_equal(r.status, 504);
+    r = ask(http_server_port(s), "GET /heavy HTTP/1.1\r\nHost: x\r\n\r\n"); /* queued behind it */
+    assert_int_equal(r.status, 200);
+    assert_int_equal(atomic_load(&saw_cancel), 1);
+    http_server_free(s);
+}
+
 typedef struct drainer {
     http_server *s;
     int left;
@@ -312,12 +349,33 @@ static void test_drain_finishes_inflight(void **state)
     http_server_free(s);
 }
 
+/* A drain that runs out of time answers 503 to what still runs and cancels it, so the drain
+ * (which joins the workers) ends without waiting for the work. */
+static void test_drain_timeout_cancels(void **state)
+{
+    (void)state;
+    gate_reset();
+    atomic_store(&saw_cancel, 0);
+    http_server *s = start(1, 4, 60000);
+    bg a;
+    bg_start(&a, http_server_port(s), "GET /cancel HTTP/1.1\r\nHost: x\r\n\r\n");
+    gate_wait_started(1);
+    assert_int_equal(http_server_drain(s, 100), 1); /* one request was still running */
+    assert_int_equal(atomic_load(&saw_cancel), 1); /* the worker stopped on the cancel */
+    pthread_join(a.t, NULL);
+    assert_int_equal(a.r.status, 503);
+    assert_non_null(strstr(a.r.body, "shutting down"));
+    http_server_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_keepalive_head_heavy), cmocka_unit_test(test_early_413),
         cmocka_unit_test(test_overload_503),         cmocka_unit_test(test_deadline_504),
         cmocka_unit_test(test_drain_finishes_inflight),
+        cmocka_unit_test(test_deadline_cancels_the_worker),
+        cmocka_unit_test(test_drain_timeout_cancels),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -161,6 +161,35 @@ static void test_jpeg_cmyk(void **state)
     img_free(img);
 }
 
+/* A 1.7 KB cut of a 6000x6000 JPEG with an EOI glued on (tests/fixtures/image/gen.py): the
+ * header is whole, so the probe passes, but the pixels must be refused as truncated, with and
+ * without the EOI, and the probe must not allocate the 144 MB the header asks for. */
+static void test_jpeg_cut_with_eoi(void **state)
+{
+    (void)state;
+    const char *src = getenv("MODELD_SOURCE_DIR");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/tests/fixtures/image/cut6000.jpg", src && *src ? src : ".");
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    uint8_t buf[4096];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    assert_int_equal(n, 1702);
+    img_format fmt;
+    int w, h;
+    md_err err;
+    assert_int_equal(img_probe(buf, n, NULL, &fmt, &w, &h, &err), MD_OK);
+    assert_int_equal(w, 6000);
+    assert_int_equal(h, 6000);
+    md_image *img = NULL;
+    assert_int_equal(img_decode(buf, n, NULL, &img, &err), MD_E_IMAGE_TRUNCATED);
+    assert_null(img);
+    assert_string_equal(md_err_name(err.code), "truncated_image");
+    assert_int_equal(img_decode(buf, n - 2, NULL, &img, &err), MD_E_IMAGE_TRUNCATED);
+    assert_null(img);
+}
+
 static void test_webp(void **state)
 {
     (void)state;
@@ -412,6 +441,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_png),           cmocka_unit_test(test_jpeg),
         cmocka_unit_test(test_jpeg_cmyk),
+        cmocka_unit_test(test_jpeg_cut_with_eoi),
         cmocka_unit_test(test_webp),          cmocka_unit_test(test_tiff),
         cmocka_unit_test(test_bmp_24_and_32), cmocka_unit_test(test_bmp_16_bitfields),
         cmocka_unit_test(test_bmp_palettes),  cmocka_unit_test(test_bmp_unsupported),

@@ -32,7 +32,7 @@ static vec__clusters cluster(const md_image *im, const vec_params *p)
 {
     vec__clusters c;
     md_err e;
-    assert_int_equal(vec__cluster_color(im, p, &c, &e), MD_OK);
+    assert_int_equal(vec__cluster_color(im, p, NULL, &c, &e), MD_OK);
     return c;
 }
 
@@ -158,7 +158,7 @@ static void test_binary(void **state)
     vec_params_default(&p);
     md_err e;
     vec__clusters c;
-    assert_int_equal(vec__cluster_binary(im, &p, &c, &e), MD_OK);
+    assert_int_equal(vec__cluster_binary(im, &p, NULL, &c, &e), MD_OK);
     assert_false(c.reg[label_at(&c, 3, 3)].transparent);
     assert_true(c.reg[label_at(&c, 0, 0)].transparent);
     assert_true(c.reg[label_at(&c, 10, 10)].transparent);

@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "image/image.h"
+#include "base/clock.h"
 #include "vectorize/vec.h"
 
 static const char *const FILES[] = {"simple_geometric_00.png", "text_based_05.png",
@@ -172,6 +173,82 @@ static void test_composite_option(void **state)
     img_free(img);
 }
 
+/* A synthetic image with a few hundred regions (a grid of coloured squares), so fitting has
+ * more than one VEC__CHECK_EVERY batch of regions. New (img_free). */
+static md_image *grid(int cells, int cell)
+{
+    md_image *img = img_new(cells * cell, cells * cell);
+    for (int y = 0; y < img->height; y++)
+        for (int x = 0; x < img->width; x++) {
+            uint8_t *p = img->rgba + 4 * ((size_t)y * (size_t)img->width + (size_t)x);
+            int k = (y / cell) * cells + x / cell;
+            p[0] = (uint8_t)(k * 37), p[1] = (uint8_t)(k * 91), p[2] = (uint8_t)(k * 53), p[3] = 255;
+        }
+    return img;
+}
+
+typedef struct stage_log {
+    md_cancel *tok;
+    const char *stop_at;
+    int stop_after; /* cancel on the n-th report of stop_at */
+    int seen, calls, monotonic;
+    double last;
+} stage_log;
+
+static void on_progress(void *ctx, double f, const char *stage)
+{
+    stage_log *l = ctx;
+    l->monotonic &= f >= l->last;
+    l->last = f;
+    l->calls++;
+    if (l->stop_at && strcmp(stage, l->stop_at) == 0 && ++l->seen == l->stop_after)
+        md_cancel_request(l->tok);
+}
+
+/* vec_convert_opts.cancel: progress is monotonic and ends at 1; a cancel asked at any stage
+ * (including the second batch of regions while fitting, and SSIM) stops there, names the stage
+ * and leaves no result; a past deadline is MD_E_TIMEOUT. */
+static void test_cancel_and_progress(void **state)
+{
+    (void)state;
+    md_image *img = grid(20, 6); /* 400 regions */
+    vec_params p;
+    vec_params_default(&p);
+    p.gradients = 0;
+    md_cancel tok;
+    md_cancel_init(&tok, 0);
+    stage_log log = {.tok = &tok, .monotonic = 1};
+    tok.progress = on_progress;
+    tok.progress_ctx = &log;
+    vec_convert_opts o = {.measure_quality = 1, .cancel = &tok};
+    vec_result *r = NULL;
+    md_err err;
+    assert_int_equal(vec_convert(img, &p, &o, &r, &err), MD_OK);
+    assert_true(log.monotonic);
+    assert_true(log.last == 1.0);
+    assert_true(log.calls >= 10);
+    vec_result_free(r);
+    static const struct {
+        const char *stage;
+        int nth;
+    } stops[] = {{"cluster", 2}, {"merge", 1}, {"contours", 1}, {"fit", 2}, {"svg", 1}, {"render", 1},
+                 {"ssim", 1}};
+    for (size_t i = 0; i < sizeof stops / sizeof stops[0]; i++) {
+        md_cancel_init(&tok, 0);
+        tok.progress = on_progress;
+        tok.progress_ctx = &log;
+        log = (stage_log){.tok = &tok, .stop_at = stops[i].stage, .stop_after = stops[i].nth, .monotonic = 1};
+        assert_int_equal(vec_convert(img, &p, &o, &r, &err), MD_E_CANCELLED);
+        assert_null(r);
+        if (!strstr(err.msg, stops[i].stage))
+            fail_msg("stopped at %s: %s", stops[i].stage, err.msg);
+    }
+    md_cancel_init(&tok, md_now_ns() - 1);
+    assert_int_equal(vec_convert(img, &p, &o, &r, &err), MD_E_TIMEOUT);
+    assert_null(r);
+    img_free(img);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -179,6 +256,7 @@ int main(void)
         cmocka_unit_test(test_deterministic_and_no_quality),
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_composite_option),
+        cmocka_unit_test(test_cancel_and_progress),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

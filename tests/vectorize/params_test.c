@@ -86,6 +86,12 @@ static void test_range_errors(void **state)
         {"path_precision", "9", "0..8"},       {"mode", "curves", "spline, polygon, pixel"},
         {"colormode", "", "color, binary"},    {"max_iterations", "10abc", "1..20"},
         {"background", "#12345", "#rrggbb"},
+        /* lenient numerals strtod would take (issue 8 §5) */
+        {"filter_speckle", "0x10", "0..128"},  {"length_threshold", "0x1p3", "3.5..10"},
+        {"filter_speckle", " 3", "0..128"},    {"filter_speckle", "+3", "0..128"},
+        {"filter_speckle", "1e1", "0..128"},   {"length_threshold", "inf", "3.5..10"},
+        {"gradients", "true", "0..1"},         {"filter_speckle", "3 ", "0..128"},
+        {"length_threshold", ".", "3.5..10"},  {"filter_speckle", "", "0..128"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         vec_params p, before;

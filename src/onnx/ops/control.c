@@ -4,7 +4,8 @@
  * is an ordinary onnx_run of that model, with the node's captured outer values appended to its
  * inputs. Results are copied into the node's outputs, so no value of a sub-run outlives it.
  * A Loop that neither reaches its trip count nor turns its condition false within
- * MAX_ITERATIONS fails instead of hanging a worker.
+ * MAX_ITERATIONS fails instead of hanging a worker, and every iteration checks the run's cancel
+ * token (a request past its deadline stops between iterations).
  */
 #include <string.h>
 
@@ -61,8 +62,11 @@ static int run_sub(onnx_kctx *k, const onnx_attr *a, const onnx_tensor *formal, 
         in[i] = formal[i];
     for (size_t c = 0; c < caps; c++)
         in[nf + c] = *k->in[a->g_first + (int)c];
-    onnx_run_opts ro = {.threads = k->threads};
-    return onnx_run(a->g, in, n_in, &ro, res, k->err);
+    int rc = md_cancel_check(k->cancel, "a subgraph iteration", k->err);
+    if (rc != MD_OK)
+        return rc;
+    onnx_run_opts ro = {.threads = k->threads, .cancel = k->cancel};
+    return onnx__run_sub(a->g, in, n_in, &ro, res, k->err);
 }
 
 static int run_if(const onnx_node *n, onnx_kctx *k)

@@ -1,22 +1,26 @@
-/* pool.c - the compute pool: a fixed set of worker threads behind a bounded FIFO queue.
+/* pool.c - the worker pool of pool.h: a fixed set of threads behind a bounded FIFO ring.
  *
- * HEAVY handlers run here so that libmicrohttpd's I/O threads never wait on model inference or
- * image work. The queue is bounded so that overload is answered at once (503 + Retry-After by
- * the caller) instead of letting latency grow without limit (libuv's work/done split).
+ * libuv's work/done split without the loop: a job is a function and its argument; whatever
+ * "done" means (resuming a connection, counting a file) is the job's own last step.
  * Invariants:
- *   1. 0 <= count <= cap; jobs leave the queue in submission order.
- *   2. After stop is set no job is accepted; workers drain what is queued, then exit.
+ *   1. 0 <= count <= cap; jobs leave the ring in submission order (head is the oldest).
+ *   2. After stop is set no job is accepted; workers drain what is queued, then exit, so
+ *      md_pool_free runs every accepted job exactly once.
+ *   3. busy counts workers between taking a job and finishing it; it and count change only
+ *      under mu.
  */
-#include "http/http_int.h"
+#include "base/pool.h"
 
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 
 typedef struct job {
-    http_pool_fn fn;
+    md_pool_fn fn;
     void *arg;
 } job;
 
-struct http_pool {
+struct md_pool {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     job *ring;
@@ -29,13 +33,13 @@ struct http_pool {
 
 static void *worker(void *arg)
 {
-    http_pool *p = arg;
+    md_pool *p = arg;
     pthread_mutex_lock(&p->mu);
     for (;;) {
         while (p->count == 0 && !p->stop)
             pthread_cond_wait(&p->cv, &p->mu);
         if (p->count == 0)
-            break; /* stopping and drained */
+            break; /* stopping and drained (invariant 2) */
         job j = p->ring[p->head];
         p->head = (p->head + 1) % p->cap;
         p->count--;
@@ -49,20 +53,21 @@ static void *worker(void *arg)
     return NULL;
 }
 
-int http__pool_new(unsigned threads, unsigned queue, http_pool **out)
+int md_pool_new(unsigned threads, unsigned queue, md_pool **out)
 {
     *out = NULL;
-    http_pool *p = calloc(1, sizeof *p);
+    md_pool *p = calloc(1, sizeof *p);
     if (!p)
         return MD_E_NOMEM;
+    unsigned want = threads ? threads : 1;
     p->cap = queue ? queue : 1;
     p->ring = calloc(p->cap, sizeof *p->ring);
-    p->threads = calloc(threads ? threads : 1, sizeof *p->threads);
+    p->threads = calloc(want, sizeof *p->threads);
     if (!p->ring || !p->threads)
         goto fail_alloc;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
-    for (unsigned i = 0; i < (threads ? threads : 1); i++) {
+    for (unsigned i = 0; i < want; i++) {
         if (pthread_create(&p->threads[i], NULL, worker, p) != 0)
             break;
         p->nthreads++;
@@ -81,7 +86,7 @@ fail_alloc:
     return MD_E_NOMEM;
 }
 
-int http__pool_submit(http_pool *p, http_pool_fn fn, void *arg)
+int md_pool_submit(md_pool *p, md_pool_fn fn, void *arg)
 {
     pthread_mutex_lock(&p->mu);
     if (p->stop || p->count == p->cap) {
@@ -95,7 +100,7 @@ int http__pool_submit(http_pool *p, http_pool_fn fn, void *arg)
     return MD_OK;
 }
 
-size_t http__pool_depth(http_pool *p)
+size_t md_pool_depth(md_pool *p)
 {
     pthread_mutex_lock(&p->mu);
     size_t n = p->count;
@@ -103,7 +108,7 @@ size_t http__pool_depth(http_pool *p)
     return n;
 }
 
-size_t http__pool_busy(http_pool *p)
+size_t md_pool_busy(md_pool *p)
 {
     pthread_mutex_lock(&p->mu);
     size_t n = p->busy;
@@ -111,7 +116,12 @@ size_t http__pool_busy(http_pool *p)
     return n;
 }
 
-void http__pool_free(http_pool *p)
+unsigned md_pool_threads(const md_pool *p)
+{
+    return p->nthreads;
+}
+
+void md_pool_free(md_pool *p)
 {
     if (!p)
         return;

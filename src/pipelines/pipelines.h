@@ -1,0 +1,136 @@
+/* pipelines.h - where a unit of work runs, with no HTTP in sight: the server's compute pool,
+ * `modeld vectorize` and (later) `modeld worker` call the same functions (libuv's work / after-
+ * work split: the pipeline is the work, the handler's rendering is the after-work).
+ *
+ *   pl_vectorize: image bytes or an upload -> admission by cost -> decode -> "smart" analysis
+ *                 -> trace (vec_convert) -> result stored (when there is a store)
+ *
+ * A pl_ctx carries what the work may use and how it must stop: the store (NULL for the CLI),
+ * the model registry (borrowed, unused by pl_vectorize so far), a cancel token (deadline, cancel,
+ * progress sink: base/cancel.h) and an admission budget (pl_budget, below).
+ *
+ * Errors are md codes with the detail in md_err (field named), as everywhere: bad parameters
+ * MD_E_INVALID_PARAM, unknown upload MD_E_FILE_NOT_FOUND (field "file_id"), images the decoders
+ * refuse (corrupt_image, truncated_image, unsupported_format), MD_E_IMAGE_TOO_LARGE past the
+ * per-conversion pixel budget, MD_E_OVERLOADED when the pool-wide budget is spent (the HTTP layer
+ * answers 503 + Retry-After), MD_E_TIMEOUT / MD_E_CANCELLED when the token stopped the work.
+ */
+#ifndef MD_PIPELINES_H
+#define MD_PIPELINES_H
+
+#include "base/cancel.h"
+#include "base/err.h"
+#include "image/image.h"
+#include "store/store.h"
+#include "vectorize/vec.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct mdl_registry; /* src/models/models.h; only carried here */
+
+/* ---- admission by cost ------------------------------------------------------------------
+ *
+ * What an image costs is known from its header before any pixel is decoded: width * height
+ * bounds the decoded buffer (4 bytes a pixel), the tracer's label and cluster arrays and the
+ * render + SSIM buffers, and the tracing time grows with it. So a conversion is admitted by its
+ * pixel count twice: against a per-conversion maximum (larger: MD_E_IMAGE_TOO_LARGE, naming the
+ * limit; the client should scale the image down), and against a budget shared by every running
+ * conversion (over it: MD_E_OVERLOADED, retry later). A 6000x6000 PNG of 35 KB is thereby
+ * refused in microseconds instead of holding a worker and a gigabyte for minutes.
+ */
+typedef struct pl_budget pl_budget;
+
+typedef struct pl_budget_opts {
+    uint64_t max_pixels;    /* per conversion (decoded width * height); 0 = no limit */
+    uint64_t max_in_flight; /* pixels of all admitted conversions together; 0 = no limit */
+} pl_budget_opts;
+
+/* Defaults: 16 Mpx per conversion, 2 x that in flight. */
+pl_budget_opts pl_budget_opts_default(void);
+/* *out is new (pl_budget_free). MD_E_NOMEM. Thread-safe once made. */
+int pl_budget_new(const pl_budget_opts *o, pl_budget **out);
+/* NULL is a no-op. No admission may be outstanding. */
+void pl_budget_free(pl_budget *b);
+/* Admit pixels: MD_OK (release them with pl_budget_release), MD_E_IMAGE_TOO_LARGE (field
+ * "pixels") or MD_E_OVERLOADED. b may be NULL (always admitted). */
+int pl_budget_acquire(pl_budget *b, uint64_t pixels, md_err *err);
+void pl_budget_release(pl_budget *b, uint64_t pixels);
+/* Pixels admitted now (for metrics and tests). */
+uint64_t pl_budget_in_flight(const pl_budget *b);
+/* The limits b was made with. */
+pl_budget_opts pl_budget_limits(const pl_budget *b);
+
+/* ---- the context of one unit of work ---------------------------------------------------- */
+
+typedef struct pl_ctx {
+    store *st;                   /* borrowed; NULL = no store (the CLI): no file_id, no result */
+    struct mdl_registry *models; /* borrowed; may be NULL */
+    const md_cancel *cancel;     /* borrowed; NULL = never stops (deadline, cancel, progress) */
+    pl_budget *budget;           /* borrowed; NULL = no admission limits */
+    img_limits limits;           /* decoder limits (dimensions, pixels); zero = defaults */
+    size_t upload_max_bytes;     /* largest upload blob read from the store; 0 = 20 MB */
+    int64_t result_ttl_ms;       /* stored results live this long; 0 = 24 h */
+} pl_ctx;
+
+/* ---- vectorize -------------------------------------------------------------------------- */
+
+typedef enum pl_converter {
+    PL_VTRACER = 0, /* colour unless the parameters say binary */
+    PL_POTRACE,     /* always black and white */
+    PL_SMART,       /* looks at the pixels (pl_looks_binary) and picks */
+    PL__CONVERTERS
+} pl_converter;
+
+/* "vtracer", "potrace", "smart"; static storage. */
+const char *pl_converter_name(pl_converter c);
+/* By name; MD_E_INVALID_PARAM (field "converter") for others. */
+int pl_converter_parse(const char *name, pl_converter *out, md_err *err);
+
+typedef struct pl_vec_in {
+    /* The image: bytes (borrowed for the call), or an upload of cx->st named by file_id. */
+    const void *image;
+    size_t image_len;
+    const char *file_id;
+    /* The upload file_id names, when the caller has looked it up already (saves a store read;
+     * borrowed). NULL = pl_vectorize looks it up (MD_E_FILE_NOT_FOUND when unknown/expired). */
+    const store_upload *upload;
+    pl_converter converter;
+    vec_params params;    /* checked by vec_params_validate; colormode is set by the converter for
+                             potrace (binary) and smart (its choice) */
+    int measure_quality;  /* 1: render and compute SSIM */
+    const char *filename; /* kept with a stored result when there is no upload; may be NULL */
+} pl_vec_in;
+
+typedef struct pl_vec_timing {
+    double read_ms; /* store read (0 for bytes) */
+    double decode_ms;
+    double analyse_ms; /* smart's look at the pixels */
+    double total_ms;   /* read to trace done (what the API reports as processing_time) */
+    double store_ms;   /* writing the result */
+} pl_vec_timing;
+
+typedef struct pl_vec_out {
+    vec_result *res; /* new (pl_vec_out_free): SVG, SSIM, paths, vec timings, params used */
+    pl_vec_timing timing;
+    int width, height; /* of the decoded image */
+    img_format format;
+    int smart_binary; /* PL_SMART: 1 when it chose black and white, 0 colour; else -1 */
+    /* When cx->st is set: the stored result and when it expires; "" and 0 otherwise. */
+    char result_id[STORE_RESULT_ID_MAX];
+    int64_t result_expires_ms;
+} pl_vec_out;
+
+/* Run one conversion (see the top of this file). in is borrowed for the call; *out is filled
+ * (zeroed first; free with pl_vec_out_free, also after a failure). With a store the result is
+ * kept for cx->result_ttl_ms with this JSON metadata (GET /api/results/{id} reads it):
+ *   {"ssim", "processing_time" (s), "svg_bytes", "path_count", "parameters", "converter",
+ *    "filename"} */
+int pl_vectorize(pl_ctx *cx, const pl_vec_in *in, pl_vec_out *out, md_err *err);
+void pl_vec_out_free(pl_vec_out *out);
+
+/* 1 when an image is better traced in black and white: nearly no pixel has colour and nearly
+ * all are near black or near white once composited on white ("smart"'s choice). */
+int pl_looks_binary(const md_image *img);
+
+#endif
