@@ -1,7 +1,8 @@
 /* serve.c - `modeld serve`: configuration, start-up, the first admin key, the retention
  * sweeper, and the graceful stop on SIGTERM/SIGINT.
  *
- * Start-up order is the dependency order (store -> auth -> limiter -> platform -> HTTP) and
+ * Start-up order is the dependency order (store -> auth -> limiter -> model registry -> platform
+ * -> HTTP) and
  * shutdown is its reverse, so nothing is closed while something above it may still call it:
  * the server drains and stops first, then the audit queue is flushed, then the database is
  * closed (checkpointing its WAL). Signals are blocked in every thread and taken by the main
@@ -11,15 +12,19 @@
 #include "cli/cli.h"
 
 #include "api/convert.h"
+#include "api/models_api.h"
+#include "api/oip.h"
 #include "api/platform.h"
 #include "auth/auth.h"
 #include "auth/ratelimit.h"
 #include "base/log.h"
 #include "config/config.h"
 #include "http/http.h"
+#include "models/models.h"
 #include "store/store.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -34,6 +39,7 @@ typedef struct serve_ctx {
     rl_limiter *rl;
     api_platform *plat;
     api_convert *conv; /* upload/convert/results and the web page (issue 4) */
+    mdl_registry *reg; /* the model registry (issue 8) */
     http_server *srv;
 } serve_ctx;
 
@@ -64,6 +70,32 @@ static int bootstrap_key(serve_ctx *c)
     return 0;
 }
 
+/* The shipped models/ (models_dir, else next to the binary or in the source tree) and the data
+ * dir's models/; every model is loaded, validated and activated now, a failing one is FAILED
+ * (readiness tells whether a required one is missing) without stopping the server. */
+static int open_registry(serve_ctx *c)
+{
+    const md_config *cfg = c->cfg;
+    char shipped[PATH_MAX];
+    md_err e;
+    md_err_clear(&e);
+    const char *dir = shipped;
+    if (api_models_find_dir(cfg->models_dir, shipped, sizeof shipped, &e) != MD_OK) {
+        if (*cfg->models_dir)
+            return fail("cannot use the models_dir", &e, 2);
+        md_log(MD_LOG_INFO, "no shipped models/ directory found: serving only models installed at run time");
+        dir = NULL;
+    }
+    mdl_registry_opts o = {.shipped_dir = dir, .data_dir = cfg->data_dir, .store = c->st, .load_all = true,
+                           .canary = {.promote_after = (uint64_t)cfg->canary_promote_after,
+                                      .min_requests = (uint64_t)cfg->canary_min_requests,
+                                      .max_error_margin = cfg->canary_error_margin,
+                                      .max_p99_ratio = cfg->canary_p99_ratio}};
+    if (mdl_registry_open(&o, &c->reg, &e) != MD_OK)
+        return fail("cannot open the model registry", &e, 1);
+    return 0;
+}
+
 static int open_backends(serve_ctx *c)
 {
     const md_config *cfg = c->cfg;
@@ -86,7 +118,20 @@ static int open_backends(serve_ctx *c)
     }
     if (rl_new(&(rl_opts){0}, &c->rl) != MD_OK)
         return fail("cannot create the rate limiter", &(md_err){.code = MD_E_NOMEM}, 1);
-    return 0;
+    return open_registry(c);
+}
+
+/* OIP and management routes, the models' metrics and the "models" readiness check. */
+static int register_models(serve_ctx *c, md_err *e)
+{
+    int rc = api_oip_register(c->srv, c->reg, e);
+    if (rc == MD_OK)
+        rc = api_models_register(c->srv, c->reg, e);
+    if (rc == MD_OK && http_metrics_collector(c->srv, mdl_metrics, c->reg) != MD_OK)
+        rc = md_fail(e, MD_E_INTERNAL, NULL, "cannot register the model metrics");
+    if (rc == MD_OK && api_platform_ready_check(c->plat, "models", api_models_ready, c->reg) != MD_OK)
+        rc = md_fail(e, MD_E_INTERNAL, NULL, "cannot add the models readiness check");
+    return rc;
 }
 
 static int start_http(serve_ctx *c)
@@ -114,7 +159,7 @@ static int start_http(serve_ctx *c)
     co.cache_ttl_ms = cfg->convert_cache_ttl_ms;
     co.web_dir = cfg->web_dir;
     if (http_server_new(&ho, &c->srv, &e) != MD_OK || api_platform_register(c->plat, c->srv, &e) != MD_OK ||
-        api_convert_register(c->srv, c->st, &co, &c->conv, &e) != MD_OK)
+        api_convert_register(c->srv, c->st, &co, &c->conv, &e) != MD_OK || register_models(c, &e) != MD_OK)
         return fail("cannot set up the HTTP server", &e, 1);
     if (http_server_start(c->srv, &e) != MD_OK)
         return fail("cannot start the HTTP server", &e, e.code == MD_E_INVALID_PARAM ? 2 : 1);
@@ -169,6 +214,7 @@ static void shutdown_all(serve_ctx *c, int sig)
     http_server_free(c->srv);
     api_convert_free(c->conv);
     api_platform_free(c->plat);
+    mdl_registry_close(c->reg); /* after the server: no request holds a model any more */
     rl_free(c->rl);
     auth_close(c->au);
     store_unref(c->st);
