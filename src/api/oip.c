@@ -271,13 +271,25 @@ static const char *triton_state(const char *s)
     return "UNAVAILABLE";
 }
 
-/* Optional JSON body: NULL *out when empty. */
+/* Optional JSON object body: NULL *out when empty. OIP bodies are JSON by protocol whatever
+ * their Content-Type (clients send text/plain, octet-stream or form types), as for infer. */
 static int optional_json(http_req *req, json_t **out)
 {
     size_t len = 0;
+    const char *body = http_req_body(req, &len);
+    json_error_t je;
     *out = NULL;
-    http_req_body(req, &len);
-    return len ? http_req_json(req, out) : MD_OK;
+    if (!len)
+        return MD_OK;
+    *out = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+    if (!*out)
+        return md_fail(http_req_err(req), MD_E_INVALID_JSON, "body", "the body is not valid JSON: %s (line %d, column %d)",
+                       je.text, je.line, je.column);
+    if (json_is_object(*out))
+        return MD_OK;
+    json_decref(*out);
+    *out = NULL;
+    return md_fail(http_req_err(req), MD_E_INVALID_JSON, "body", "the body must be a JSON object");
 }
 
 static void index_model(json_t *m, bool ready_only, json_t *arr)
