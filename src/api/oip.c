@@ -54,14 +54,16 @@ static int health_ready(http_req *req, void *ctx)
 
 /* ---- model metadata and readiness ---- */
 
-/* The version strings of a described model, in the registry's order. New reference. */
+/* The version strings of a described model that may be asked for (FAILED ones never serve),
+ * in the registry's order. New reference. */
 static json_t *version_names(json_t *model)
 {
     json_t *out = json_array(), *v;
     size_t i;
     json_array_foreach(json_object_get(model, "versions"), i, v) {
         json_t *name = json_object_get(v, "version");
-        if (json_is_string(name))
+        const char *state = json_string_value(json_object_get(v, "state"));
+        if (json_is_string(name) && !(state && strcmp(state, "FAILED") == 0))
             json_array_append(out, name);
     }
     return out;

@@ -529,6 +529,10 @@ int oip_decode_infer(const void *body, size_t len, size_t header_len, const mdl_
     if (header_len > len)
         return md_fail(err, MD_E_INVALID_PARAM, "Inference-Header-Content-Length",
                        "Inference-Header-Content-Length %zu is larger than the body (%zu bytes)", header_len, len);
+    if ((header_len ? header_len : len) > OIP_JSON_MAX)
+        return md_fail(err, MD_E_TOO_LARGE, "body",
+                       "the JSON part of an infer request may be at most %u bytes; send large tensors as binary data "
+                       "(Inference-Header-Content-Length)", OIP_JSON_MAX);
     json_error_t je;
     json_t *root = json_loadb(body, header_len ? header_len : len, JSON_REJECT_DUPLICATES, &je);
     if (!root)

@@ -28,6 +28,10 @@
 
 /* Largest element count of one tensor (guards size arithmetic; bodies are capped anyway). */
 #define OIP_MAX_ELEMS (1ull << 31)
+/* Largest JSON part of an infer request. A JSON number costs ~50 bytes once parsed, so this
+ * bounds a request's parse memory (~1 GB at 16 MiB would be a denial of service at 25 MB);
+ * larger tensors travel as binary data (the extension), which costs their size only. */
+#define OIP_JSON_MAX (16u << 20)
 /* Most inputs or requested outputs in one request. */
 #define OIP_MAX_TENSORS 64
 
@@ -54,7 +58,7 @@ int oip_header_len(const char *v, size_t body_len, size_t *out, md_err *err);
  * input is checked against mf (name known, no duplicate, every model input present, datatype,
  * shape with -1 free, element count vs shape, element types and ranges, binary sizes) and every
  * requested output must exist. All memory of *out comes from a (borrowed until the arena is
- * freed). Errors: MD_E_INVALID_JSON, MD_E_INVALID_PARAM / MD_E_MISSING_FIELD with err->field
+ * freed). Errors: MD_E_TOO_LARGE (JSON part over OIP_JSON_MAX), MD_E_INVALID_JSON, MD_E_INVALID_PARAM / MD_E_MISSING_FIELD with err->field
  * naming the input ("inputs[0].shape") and a message naming it by name. */
 int oip_decode_infer(const void *body, size_t len, size_t header_len, const mdl_manifest *mf, md_arena *a,
                      oip_infer_req *out, md_err *err);

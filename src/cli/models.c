@@ -38,7 +38,8 @@ static const char USAGE[] =
     "  --url URL         act on a running server instead (http://host:port)\n"
     "  --key KEY         its API key (default: $MODELD_API_KEY); activate/rollback need an admin key\n"
     "  --json            list: print JSON instead of a table\n"
-    "On a data dir, activate and rollback are stored and apply to a running server at its next start.\n";
+    "On a data dir, activate is stored and applies to a running server at its next start; rollback\n"
+    "needs a loaded standby version, so it works on a running server (--url) only.\n";
 
 typedef struct models_args {
     const char *cmd, *pos[2];

@@ -220,6 +220,22 @@ static void test_binary_extension(void **state)
     assert_int_equal(decode(body, 10, 11, &rq, &e), MD_E_INVALID_PARAM);
 }
 
+static void test_json_part_capped(void **state)
+{
+    (void)state;
+    size_t n = OIP_JSON_MAX + 16;
+    char *body = malloc(n);
+    assert_non_null(body);
+    memset(body, ' ', n);
+    body[0] = '{';
+    body[n - 1] = '}';
+    oip_infer_req rq;
+    md_err e;
+    assert_int_equal(decode(body, n, 0, &rq, &e), MD_E_TOO_LARGE);
+    assert_non_null(strstr(e.msg, "binary data"));
+    free(body);
+}
+
 static void test_header_len(void **state)
 {
     (void)state;
@@ -252,7 +268,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_json_every_type), cmocka_unit_test(test_nested_equals_flat),
         cmocka_unit_test(test_errors_name_the_input), cmocka_unit_test(test_integer_ranges),
-        cmocka_unit_test(test_binary_extension), cmocka_unit_test(test_header_len),
+        cmocka_unit_test(test_binary_extension), cmocka_unit_test(test_json_part_capped),
+        cmocka_unit_test(test_header_len),
         cmocka_unit_test(test_tensor_meta),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
