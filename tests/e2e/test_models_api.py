@@ -260,3 +260,24 @@ def test_cli_on_data_dir(start_server):
     s2 = start_server("--models-dir", mdir, data_dir=data_dir, expect_key=False)
     r = requests.post(s2.url + "/v2/models/%s/infer" % MODEL, json=infer_body(ROWS), headers=bearer(s.admin_key))
     assert r.status_code == 200 and r.json()["model_version"] == "1"
+
+
+def test_canary_settings_reach_the_registry(start_server):
+    s = start_server("--models-dir", models_dir(), "--canary-promote-after", "5", "--canary-min-requests", "3")
+    base = s.url + "/api/models/" + MODEL
+    r = requests.post(base + "/versions/1/canary", json={"percent": 100}, headers=bearer(s.admin_key))
+    assert r.status_code == 200, r.text
+    seen = set()
+    for _ in range(12):
+        r = requests.post(s.url + "/v2/models/%s/infer" % MODEL, json=infer_body(ROWS), headers=bearer(s.admin_key))
+        assert r.status_code == 200, r.text
+        seen.add(r.json()["model_version"])
+    m = requests.get(base, headers=bearer(s.admin_key)).json()["model"]
+    assert m["active_version"] == "1" and not m.get("canary_version"), m  # promoted after 5 successes
+    assert seen == {"1"}
+
+
+def test_bad_canary_setting_refused(tmp_path):
+    p = subprocess.run([_bin(), "serve", "--canary-error-margin", "0x1", "--data-dir", str(tmp_path)],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and "canary_error_margin" in p.stderr
