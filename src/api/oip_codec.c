@@ -153,46 +153,69 @@ int oip_header_len(const char *v, size_t body_len, size_t *out, md_err *err)
     return MD_OK;
 }
 
-static int int_in_range(json_t *v, long long lo, unsigned long long hi, long long *out)
+/* Range of an integer datatype; false for the others. UINT64 stops at INT64_MAX: JSON numbers
+ * beyond it do not survive the parser (send them as binary data). */
+static bool int_range(int dt, long long *lo, long long *hi)
 {
-    if (!json_is_integer(v))
+    switch (dt) {
+    case ONNX_INT8: *lo = INT8_MIN, *hi = INT8_MAX; return true;
+    case ONNX_INT16: *lo = INT16_MIN, *hi = INT16_MAX; return true;
+    case ONNX_INT32: *lo = INT32_MIN, *hi = INT32_MAX; return true;
+    case ONNX_INT64: *lo = INT64_MIN, *hi = INT64_MAX; return true;
+    case ONNX_UINT8: *lo = 0, *hi = UINT8_MAX; return true;
+    case ONNX_UINT16: *lo = 0, *hi = UINT16_MAX; return true;
+    case ONNX_UINT32: *lo = 0, *hi = UINT32_MAX; return true;
+    case ONNX_UINT64: *lo = 0, *hi = INT64_MAX; return true;
+    default: return false;
+    }
+}
+
+/* Store an integer already checked against int_range(dt). */
+static void put_int(int dt, void *d, size_t i, long long x)
+{
+    switch (dt) {
+    case ONNX_INT8: ((int8_t *)d)[i] = (int8_t)x; break;
+    case ONNX_INT16: ((int16_t *)d)[i] = (int16_t)x; break;
+    case ONNX_INT32: ((int32_t *)d)[i] = (int32_t)x; break;
+    case ONNX_INT64: ((int64_t *)d)[i] = x; break;
+    case ONNX_UINT8: ((uint8_t *)d)[i] = (uint8_t)x; break;
+    case ONNX_UINT16: ((uint16_t *)d)[i] = (uint16_t)x; break;
+    case ONNX_UINT32: ((uint32_t *)d)[i] = (uint32_t)x; break;
+    default: ((uint64_t *)d)[i] = (uint64_t)x; break;
+    }
+}
+
+static int put_float(json_t *v, int dt, void *d, size_t i)
+{
+    if (!json_is_number(v))
         return -1;
-    long long x = json_integer_value(v);
-    if (x < lo || (x >= 0 && (unsigned long long)x > hi))
-        return -1;
-    *out = x;
+    double f = json_number_value(v);
+    if (dt == ONNX_FLOAT)
+        ((float *)d)[i] = (float)f;
+    else if (dt == ONNX_DOUBLE)
+        ((double *)d)[i] = f;
+    else if (dt == ONNX_FLOAT16)
+        ((uint16_t *)d)[i] = float_to_half((float)f);
+    else
+        ((uint16_t *)d)[i] = float_to_bf16((float)f);
     return 0;
 }
 
-/* One JSON element into slot i of the tensor; -1 when its type or range is wrong. */
+/* One JSON element into slot i of the tensor; -1 when its type or range is wrong, -2 on OOM. */
 static int put_json_elem(json_t *v, in_ctx *c, size_t i)
 {
     void *d = (void *)c->t->data;
-    long long x = 0;
-    switch (c->t->dtype) {
-    case ONNX_FLOAT:
-    case ONNX_DOUBLE:
-    case ONNX_FLOAT16:
-    case ONNX_BFLOAT16: {
-        if (!json_is_number(v))
-            return -1;
-        double f = json_number_value(v);
-        if (c->t->dtype == ONNX_FLOAT)
-            ((float *)d)[i] = (float)f;
-        else if (c->t->dtype == ONNX_DOUBLE)
-            ((double *)d)[i] = f;
-        else if (c->t->dtype == ONNX_FLOAT16)
-            ((uint16_t *)d)[i] = float_to_half((float)f);
-        else
-            ((uint16_t *)d)[i] = float_to_bf16((float)f);
-        return 0;
-    }
-    case ONNX_BOOL:
+    int dt = c->t->dtype;
+    long long lo, hi;
+    if (dt == ONNX_FLOAT || dt == ONNX_DOUBLE || dt == ONNX_FLOAT16 || dt == ONNX_BFLOAT16)
+        return put_float(v, dt, d, i);
+    if (dt == ONNX_BOOL) {
         if (!json_is_boolean(v))
             return -1;
         ((uint8_t *)d)[i] = json_is_true(v) ? 1 : 0;
         return 0;
-    case ONNX_STRING: {
+    }
+    if (dt == ONNX_STRING) {
         if (!json_is_string(v))
             return -1;
         char *s = md_arena_strndup(c->a, json_string_value(v), json_string_length(v));
@@ -201,16 +224,10 @@ static int put_json_elem(json_t *v, in_ctx *c, size_t i)
         ((const char **)d)[i] = s;
         return 0;
     }
-    case ONNX_INT8: return int_in_range(v, INT8_MIN, INT8_MAX, &x) ? -1 : (((int8_t *)d)[i] = (int8_t)x, 0);
-    case ONNX_INT16: return int_in_range(v, INT16_MIN, INT16_MAX, &x) ? -1 : (((int16_t *)d)[i] = (int16_t)x, 0);
-    case ONNX_INT32: return int_in_range(v, INT32_MIN, INT32_MAX, &x) ? -1 : (((int32_t *)d)[i] = (int32_t)x, 0);
-    case ONNX_INT64: return int_in_range(v, INT64_MIN, INT64_MAX, &x) ? -1 : (((int64_t *)d)[i] = x, 0);
-    case ONNX_UINT8: return int_in_range(v, 0, UINT8_MAX, &x) ? -1 : (((uint8_t *)d)[i] = (uint8_t)x, 0);
-    case ONNX_UINT16: return int_in_range(v, 0, UINT16_MAX, &x) ? -1 : (((uint16_t *)d)[i] = (uint16_t)x, 0);
-    case ONNX_UINT32: return int_in_range(v, 0, UINT32_MAX, &x) ? -1 : (((uint32_t *)d)[i] = (uint32_t)x, 0);
-    case ONNX_UINT64: return int_in_range(v, 0, INT64_MAX, &x) ? -1 : (((uint64_t *)d)[i] = (uint64_t)x, 0);
-    default: return -1;
-    }
+    if (!int_range(dt, &lo, &hi) || !json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi)
+        return -1;
+    put_int(dt, d, i, json_integer_value(v));
+    return 0;
 }
 
 /* Walk data (flat or nested, at most rank levels deep). With fill false only count the leaves
