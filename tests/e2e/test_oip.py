@@ -358,6 +358,8 @@ def _zero_sha(mf):
     (lambda: version_files(8, manifest_edit=_zero_sha), 422, ["sha256"]),
     (lambda: version_files(8, expect_k=9), 422, ["validation"]),
     (lambda: version_files(8, manifest_edit=lambda mf: mf.update(inputs="x")), 422, ["inputs"]),
+    (lambda: version_files(8, manifest_edit=lambda mf: mf.update(version="9")), None, ["9"]),
+    (lambda: version_files(8, manifest_edit=lambda mf: mf.update(name="other")), None, ["other"]),
     (lambda: {"parameters": {"file:8/model.onnx": "!!!not base64!!!"}}, 400, ["base64"]),
     (lambda: {"parameters": {"file:../8/model.onnx": base64.b64encode(b"x").decode()}}, None, []),
     (lambda: {"parameters": {"file:8/../../evil": base64.b64encode(b"x").decode()}}, None, []),
