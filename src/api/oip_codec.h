@@ -13,7 +13,10 @@
  * Response:
  *   {"model_name", "model_version", "id"?, "outputs": [{"name", "datatype", "shape",
  *    "data" | "parameters": {"binary_data_size": n}}]}   followed by the binary outputs.
- * BYTES elements in binary form are each a 4-byte little-endian length and the bytes.
+ * BYTES elements in binary form are each a 4-byte little-endian length and the bytes. The
+ * runtimes take BYTES as NUL-terminated strings, so an element ends at its first NUL byte.
+ * JSON numbers become the input's datatype (FP16/BF16 rounded); integers must be JSON integers
+ * in the datatype's range (UINT64 up to INT64_MAX in JSON; all of it as binary data).
  */
 #ifndef MD_API_OIP_CODEC_H
 #define MD_API_OIP_CODEC_H
