@@ -69,9 +69,14 @@ static int snap_take(mdl_registry *r, mdl_model *m, snap *s)
         d->family = sl->family;
         d->required = sl->required;
         d->st = sl->v ? (mdl_state)atomic_load(&sl->v->state) : sl->st;
-        d->v = sl->v;
-        d->load_s = sl->v ? sl->v->load_s : sl->load_s;
-        d->validate_s = sl->v ? sl->v->validate_s : sl->validate_s;
+        /* A version still LOADING or VALIDATING is being written by the management thread;
+         * its fields are ours to read only once the state store that publishes them (READY
+         * and after) has been seen. */
+        bool loaded = d->st == MDL_READY || d->st == MDL_ACTIVE || d->st == MDL_CANARY ||
+                      d->st == MDL_STANDBY;
+        d->v = loaded ? sl->v : NULL;
+        d->load_s = d->v ? d->v->load_s : sl->load_s;
+        d->validate_s = d->v ? d->v->validate_s : sl->validate_s;
         if (d->v)
             mdl__ref(d->v);
     }
