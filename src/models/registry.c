@@ -237,10 +237,12 @@ static mdl_model *model_get(mdl_registry *r, const char *name)
     mdl_model *m = mdl__model_find(r, name);
     if (m)
         return m;
+    if (strlen(name) >= sizeof m->name)
+        return NULL;
     m = calloc(1, sizeof *m);
     if (!m)
         return NULL;
-    snprintf(m->name, sizeof m->name, "%s", name);
+    memcpy(m->name, name, strlen(name) + 1);
     m->next = atomic_load(&r->models);
     atomic_store(&r->models, m);
     return m;
@@ -260,6 +262,8 @@ static int slot_add(mdl_model *m, const char *id, const char *dir, bool data_roo
 {
     if (slot_find(m, id))
         return MD_OK;
+    if (strlen(id) >= sizeof m->slots[0].id || strlen(dir) >= sizeof m->slots[0].dir)
+        return MD_E_INVALID_PARAM;
     if (m->n_slots == m->cap_slots) {
         size_t nc = m->cap_slots ? m->cap_slots * 2 : 4;
         mdl_slot *ns = realloc(m->slots, nc * sizeof *ns);
@@ -270,8 +274,8 @@ static int slot_add(mdl_model *m, const char *id, const char *dir, bool data_roo
     }
     mdl_slot *s = &m->slots[m->n_slots++];
     memset(s, 0, sizeof *s);
-    snprintf(s->id, sizeof s->id, "%s", id);
-    snprintf(s->dir, sizeof s->dir, "%s", dir);
+    memcpy(s->id, id, strlen(id) + 1);
+    memcpy(s->dir, dir, strlen(dir) + 1);
     s->data_root = data_root;
     s->st = MDL_UNLOADED;
     /* A manifest that does not parse fails the version now, with its reason. */
@@ -550,14 +554,15 @@ int mdl_activate(mdl_registry *r, const char *name, const char *version, md_err 
 }
 
 /* The canary (if any) goes to STANDBY and the set is republished without it. */
-static int end_canary_locked(mdl_registry *r, mdl_model *m, md_err *err)
+static int end_canary_locked(mdl_registry *r, mdl_model *m, bool trim, md_err *err)
 {
     mdl_serving *s = current(m);
     if (!s || !s->canary)
         return MD_OK;
     to_standby(r, s->canary, MDL_CANARY);
     int rc = republish(r, m, s->active, NULL, 0, err);
-    trim_standbys(r, m);
+    if (trim)
+        trim_standbys(r, m);
     return rc;
 }
 
@@ -573,7 +578,7 @@ static int canary_locked(mdl_registry *r, mdl_model *m, const char *version, dou
     if (percent == 0) {
         if (!s->canary || strcmp(s->canary->mf.version, version) != 0)
             return md_fail(err, MD_E_CONFLICT, "version", "%s is not the canary", version);
-        return end_canary_locked(r, m, err);
+        return end_canary_locked(r, m, true, err);
     }
     mdl_version *v = NULL;
     int rc = prepare_version(r, m, version, &v, err);
@@ -621,17 +626,25 @@ int mdl_promote(mdl_registry *r, const char *name, md_err *err)
     return rc;
 }
 
+/* Roll the active version back to the newest standby. A running canary is ended first and is
+ * not a candidate: rolling back means returning to what served before, not to the canary. */
 static int rollback_locked(mdl_registry *r, mdl_model *m, md_err *err)
 {
-    int rc = end_canary_locked(r, m, err);
+    mdl_serving *s0 = current(m);
+    mdl_version *ex_canary = s0 ? s0->canary : NULL;
+    if (ex_canary)
+        mdl__ref(ex_canary); /* ending it may retire it; keep the address ours to compare */
+    /* no trimming yet: the standby we roll back to must not be retired to make room */
+    int rc = end_canary_locked(r, m, false, err);
     mdl_version *best = NULL;
     for (size_t i = 0; rc == MD_OK && i < m->n_slots; i++) {
         mdl_version *v = m->slots[i].v;
         mdl_serving *s = current(m);
-        if (v && atomic_load(&v->state) == MDL_STANDBY && (!s || v != s->active) &&
-            (!best || v->standby_seq > best->standby_seq))
+        if (v && v != ex_canary && atomic_load(&v->state) == MDL_STANDBY &&
+            (!s || v != s->active) && (!best || v->standby_seq > best->standby_seq))
             best = v;
     }
+    mdl_release(ex_canary);
     if (rc == MD_OK && !best)
         return md_fail(err, MD_E_CONFLICT, "model", "%s has no standby version to roll back to",
                        m->name);
@@ -670,7 +683,7 @@ void mdl__auto_rollback(mdl_registry *r, mdl_model *m, mdl_version *canary, cons
     if (!atomic_load(&r->closed) && s && s->canary == canary) {
         md_log(MD_LOG_WARN, "models: %s canary %s rolled back: %s", m->name, canary->mf.version,
                why);
-        end_canary_locked(r, m, &e);
+        end_canary_locked(r, m, true, &e);
     }
     pthread_mutex_unlock(&r->mgmt);
 }

@@ -85,7 +85,7 @@ static inline void spit_file(const char *path, const void *data, size_t len)
 
 static inline void mkdirs(const char *path)
 {
-    char buf[1024];
+    char buf[2048];
     snprintf(buf, sizeof buf, "%s", path);
     for (char *p = buf + 1; *p; p++)
         if (*p == '/') {

@@ -2,7 +2,7 @@
  * and release add4 continuously while another thread makes 200 changes (activations, canary
  * percentages, promotions, rollbacks). No request may fail, every answer must come from the
  * version the request acquired (y - x is the version number), and that version must have been
- * ACTIVE or CANARY when it was handed out. Built for ASan here; TSan-clean by design (the
+ * ACTIVE or CANARY when it was handed out. A ninth thread renders describe and metrics. Built for ASan here; TSan-clean by design (the
  * serving set is reclaimed through the two-counter reader epoch). */
 #include "models_fixture.h"
 
@@ -42,6 +42,22 @@ static void *reader(void *arg)
     return NULL;
 }
 
+/* describe and metrics read the same versions while they change */
+static void *observer(void *arg)
+{
+    shared *sh = arg;
+    while (!atomic_load(&sh->stop)) {
+        json_t *d = NULL;
+        if (mdl_describe(sh->f->r, "add4", NULL, &d, NULL) == MD_OK)
+            json_decref(d);
+        md_buf b;
+        md_buf_init(&b, 1 << 20);
+        mdl_metrics(&b, sh->f->r);
+        md_buf_free(&b);
+    }
+    return NULL;
+}
+
 static void test_swap_under_readers(void **state)
 {
     mfx *f = *state;
@@ -56,6 +72,8 @@ static void test_swap_under_readers(void **state)
     pthread_t th[READERS];
     for (int i = 0; i < READERS; i++)
         assert_int_equal(pthread_create(&th[i], NULL, reader, &sh), 0);
+    pthread_t obs;
+    assert_int_equal(pthread_create(&obs, NULL, observer, &sh), 0);
     static const char *const ids[] = {"1", "2", "3"};
     for (int i = 0; i < 200; i++) {
         md_err e = {0};
@@ -86,6 +104,7 @@ static void test_swap_under_readers(void **state)
     atomic_store(&sh.stop, true);
     for (int i = 0; i < READERS; i++)
         pthread_join(th[i], NULL);
+    pthread_join(obs, NULL);
     assert_int_equal(atomic_load(&sh.failures), 0);
     assert_int_equal(atomic_load(&sh.wrong), 0);
     assert_true(atomic_load(&sh.answers) > 0);

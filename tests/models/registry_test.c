@@ -251,6 +251,19 @@ static void test_canary_proportions_exact(void **state)
     assert_int_equal(mdl_promote(f->r, "add4", &e), MD_OK);
     assert_string_equal(state_of(f->r, "add4", "2", b), "ACTIVE");
     assert_string_equal(state_of(f->r, "add4", "1", b), "STANDBY");
+    /* rollback with a canary running: the canary ends, the active goes back to 1 */
+    copy_add4(f->shipped, "3", "3");
+    assert_int_equal(mdl_load(f->r, "add4", &e), MD_OK); /* rescan */
+    int crc = mdl_canary(f->r, "add4", "3", 50, &e);
+    if (crc != MD_OK)
+        print_error("canary 3: %s\n", e.msg);
+    assert_int_equal(crc, MD_OK);
+    assert_int_equal(mdl_rollback(f->r, "add4", &e), MD_OK);
+    assert_string_equal(state_of(f->r, "add4", "1", b), "ACTIVE");
+    assert_string_equal(state_of(f->r, "add4", "3", b), "RETIRED"); /* keep_standby 1 */
+    assert_string_equal(state_of(f->r, "add4", "2", b), "STANDBY");
+    for (int i = 0; i < 20; i++)
+        assert_int_equal(answer(f->r), 1);
 }
 
 static void test_auto_promote(void **state)
