@@ -123,19 +123,18 @@ static json_t *model_json(const snap *s)
     const snap_ver *mv = snap_main(s);
     json_t *vers = json_array();
     for (size_t i = 0; i < s->n; i++) {
-        json_t *o = json_pack("{s:s,s:s}", "version", s->vs[i].id, "state",
-                              mdl_state_name(s->vs[i].st));
+        json_t *o =
+            json_pack("{s:s,s:s}", "version", s->vs[i].id, "state", mdl_state_name(s->vs[i].st));
         if (s->vs[i].st == MDL_FAILED)
             json_object_set_new(o, "reason", json_string(s->vs[i].reason));
         json_array_append_new(vers, o);
     }
-    return json_pack("{s:s,s:s,s:s,s:o,s:o,s:f,s:s,s:b,s:o}", "name", s->m->name, "family",
-                     mdl_family_name(mv ? mv->family : MDL_GENERIC), "runtime",
-                     mv ? mv->runtime : "", "active_version",
-                     s->active[0] ? json_string(s->active) : json_null(), "canary_version",
-                     s->canary[0] ? json_string(s->canary) : json_null(), "canary_percent",
-                     s->percent, "state", model_state(s), "required", mv ? mv->required : 0,
-                     "versions", vers);
+    return json_pack(
+        "{s:s,s:s,s:s,s:o,s:o,s:f,s:s,s:b,s:o}", "name", s->m->name, "family",
+        mdl_family_name(mv ? mv->family : MDL_GENERIC), "runtime", mv ? mv->runtime : "",
+        "active_version", s->active[0] ? json_string(s->active) : json_null(), "canary_version",
+        s->canary[0] ? json_string(s->canary) : json_null(), "canary_percent", s->percent, "state",
+        model_state(s), "required", mv ? mv->required : 0, "versions", vers);
 }
 
 json_t *mdl_describe_all(mdl_registry *r)
@@ -175,8 +174,7 @@ static json_t *manifest_of(const snap_ver *d)
     return doc;
 }
 
-int mdl_describe(mdl_registry *r, const char *name, const char *version, json_t **out,
-                 md_err *err)
+int mdl_describe(mdl_registry *r, const char *name, const char *version, json_t **out, md_err *err)
 {
     *out = NULL;
     mdl_model *m = name ? mdl__model_find(r, name) : NULL;

@@ -135,8 +135,7 @@ static int write_version(const char *mdir, const char *ver, const mdl_file *file
         return md_fail(err, errno == ENOSPC ? MD_E_STORAGE_FULL : MD_E_IO, "files",
                        "cannot create the version directory");
     int dfd = open(tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    int rc = dfd < 0 ? md_fail(err, MD_E_IO, "files", "cannot open the version directory")
-                     : MD_OK;
+    int rc = dfd < 0 ? md_fail(err, MD_E_IO, "files", "cannot open the version directory") : MD_OK;
     for (size_t i = 0; rc == MD_OK && i < n; i++)
         rc = write_one(dfd, strchr(files[i].path, '/') + 1, files[i].data, files[i].len, err);
     if (dfd >= 0)
@@ -149,8 +148,8 @@ static int write_version(const char *mdir, const char *ver, const mdl_file *file
     return rc;
 }
 
-static int install_locked(mdl_registry *r, const char *name, const char *ver,
-                          const mdl_file *files, size_t n, md_err *err)
+static int install_locked(mdl_registry *r, const char *name, const char *ver, const mdl_file *files,
+                          size_t n, md_err *err)
 {
     char root[PATH_MAX], mdir[PATH_MAX + 80], vdir[PATH_MAX + 120];
     bool made_root, made_model;
@@ -177,8 +176,7 @@ static int install_locked(mdl_registry *r, const char *name, const char *ver,
     return rc;
 }
 
-int mdl_install(mdl_registry *r, const char *name, const mdl_file *files, size_t n,
-                md_err *err)
+int mdl_install(mdl_registry *r, const char *name, const mdl_file *files, size_t n, md_err *err)
 {
     char ver[MDL_VERSION_MAX] = "";
     if (!r->data_dir)

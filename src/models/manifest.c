@@ -68,7 +68,8 @@ const char *mdl_family_name(mdl_family f)
 bool mdl__name_ok(const char *s)
 {
     size_t n = strlen(s);
-    if (n == 0 || n >= MDL_NAME_MAX || !(islower((unsigned char)s[0]) || isdigit((unsigned char)s[0])))
+    if (n == 0 || n >= MDL_NAME_MAX ||
+        !(islower((unsigned char)s[0]) || isdigit((unsigned char)s[0])))
         return false;
     for (size_t i = 0; i < n; i++)
         if (!(islower((unsigned char)s[i]) || isdigit((unsigned char)s[i]) || s[i] == '_' ||
@@ -136,12 +137,12 @@ static int get_str(const json_t *o, const char *key, char *out, size_t cap, bool
     return MD_OK;
 }
 
-static int check_keys(const json_t *o, const char *const *allowed, const char *where,
-                      md_err *err)
+static int check_keys(const json_t *o, const char *const *allowed, const char *where, md_err *err)
 {
     const char *key;
     const json_t *v;
-    json_object_foreach((json_t *)o, key, v) {
+    json_object_foreach((json_t *)o, key, v)
+    {
         bool ok = false;
         for (size_t i = 0; allowed[i] && !ok; i++)
             ok = strcmp(allowed[i], key) == 0;
@@ -192,8 +193,9 @@ static int parse_io(const json_t *v, mdl_io *io, const char *field, md_err *err)
     snprintf(f, sizeof f, "%s.datatype", field);
     io->dtype = mdl_dtype_parse(json_string_value(json_object_get(v, "datatype")));
     if (io->dtype < 0)
-        return bad(err, f, "must be an OIP datatype (BOOL, INT8..INT64, UINT8..UINT64, FP16, "
-                           "FP32, FP64, BYTES)");
+        return bad(err, f,
+                   "must be an OIP datatype (BOOL, INT8..INT64, UINT8..UINT64, FP16, "
+                   "FP32, FP64, BYTES)");
     rc = parse_shape(json_object_get(v, "shape"), io, field, err);
     const json_t *d = json_object_get(v, "description");
     if (rc == MD_OK && d) {
@@ -237,7 +239,8 @@ static int parse_enum(const json_t *o, md_err *err, mdl_manifest *m)
     m->family = MDL_GENERIC;
     if (fam) {
         size_t i = 0;
-        while (i < 4 && !(json_is_string(fam) && strcmp(json_string_value(fam), family_names[i]) == 0))
+        while (i < 4 &&
+               !(json_is_string(fam) && strcmp(json_string_value(fam), family_names[i]) == 0))
             i++;
         if (i == 4)
             return bad(err, "family", "must be generic, vectorize, enhance or predict");
@@ -293,8 +296,8 @@ static int parse_extras(const json_t *o, md_err *err)
             snprintf(f, sizeof f, "labels[%zu]", i);
             return bad(err, f, "must be a string");
         }
-    static const char *const objs[] = {"preprocessing", "postprocessing", "input_schema",
-                                       "metrics", "model_card"};
+    static const char *const objs[] = {"preprocessing", "postprocessing", "input_schema", "metrics",
+                                       "model_card"};
     for (size_t i = 0; i < 5; i++) {
         v = json_object_get(o, objs[i]);
         if (v && !json_is_object(v))
@@ -303,12 +306,14 @@ static int parse_extras(const json_t *o, md_err *err)
     const char *key;
     const json_t *x;
     char f[64];
-    json_object_foreach(json_object_get(o, "metrics"), key, x) {
+    json_object_foreach(json_object_get(o, "metrics"), key, x)
+    {
         snprintf(f, sizeof f, "metrics.%.48s", key);
         if (!json_is_number(x))
             return bad(err, f, "must be a number");
     }
-    json_object_foreach(json_object_get(o, "model_card"), key, x) {
+    json_object_foreach(json_object_get(o, "model_card"), key, x)
+    {
         snprintf(f, sizeof f, "model_card.%.44s", key);
         if (!json_is_string(x))
             return bad(err, f, "must be a string");
@@ -333,7 +338,8 @@ static int parse_sample_side(const json_t *o, const mdl_io *ios, size_t n, bool 
         return bad(err, field, "must be an object of tensors by name");
     const char *key;
     const json_t *v;
-    json_object_foreach((json_t *)o, key, v) {
+    json_object_foreach((json_t *)o, key, v)
+    {
         snprintf(f, sizeof f, "%s.%.24s", field, key);
         const mdl_io *io = find_io(ios, n, key);
         if (!io)
@@ -380,12 +386,12 @@ static int parse_validation(const json_t *o, mdl_manifest *m, md_err *err)
         rc = check_keys(smp, skeys, f, err);
         snprintf(f, sizeof f, "validation.samples[%zu].inputs", i);
         if (rc == MD_OK)
-            rc = parse_sample_side(json_object_get(smp, "inputs"), m->inputs, m->n_inputs, true,
-                                   f, err);
+            rc = parse_sample_side(json_object_get(smp, "inputs"), m->inputs, m->n_inputs, true, f,
+                                   err);
         snprintf(f, sizeof f, "validation.samples[%zu].outputs", i);
         if (rc == MD_OK)
-            rc = parse_sample_side(json_object_get(smp, "outputs"), m->outputs, m->n_outputs,
-                                   false, f, err);
+            rc = parse_sample_side(json_object_get(smp, "outputs"), m->outputs, m->n_outputs, false,
+                                   f, err);
     }
     return rc;
 }
@@ -393,10 +399,9 @@ static int parse_validation(const json_t *o, mdl_manifest *m, md_err *err)
 static int parse_doc(json_t *o, mdl_manifest *m, md_err *err)
 {
     static const char *const keys[] = {
-        "name",         "version",       "family",         "runtime",    "artefact",
-        "sha256",       "description",   "required",       "inputs",     "outputs",
-        "labels",       "preprocessing", "postprocessing", "input_schema", "validation",
-        "metrics",      "model_card",    NULL};
+        "name",           "version",      "family",     "runtime", "artefact",   "sha256",
+        "description",    "required",     "inputs",     "outputs", "labels",     "preprocessing",
+        "postprocessing", "input_schema", "validation", "metrics", "model_card", NULL};
     if (!json_is_object(o))
         return bad(err, "manifest", "must be a JSON object");
     int rc = check_keys(o, keys, "", err);

@@ -39,7 +39,7 @@ typedef struct mdl_stats {
     mdl_hist latency, queue;
     atomic_uint_least64_t success_ns, failure_ns; /* run time split by outcome */
     atomic_int_least64_t last_ms;                 /* wall clock of the last run; 0 = never */
-    pthread_mutex_t err_mu; /* guards last_error (failures only) */
+    pthread_mutex_t err_mu;                       /* guards last_error (failures only) */
     char last_error[256];
 } mdl_stats;
 
@@ -59,13 +59,13 @@ typedef struct mdl_judge {
 } mdl_judge;
 
 struct mdl_version {
-    mdl_registry *reg;  /* holds a registry reference */
+    mdl_registry *reg; /* holds a registry reference */
     struct mdl_model *model;
     char dir[PATH_MAX];
     mdl_manifest mf;
     const mdl_runtime *rt;
-    void *rt_state;     /* NULL until load_version succeeds */
-    atomic_int state;   /* mdl_state */
+    void *rt_state;   /* NULL until load_version succeeds */
+    atomic_int state; /* mdl_state */
     atomic_long refs;
     uint64_t standby_seq; /* when it last became STANDBY (rollback picks the newest) */
     double load_s, validate_s;
@@ -77,24 +77,24 @@ struct mdl_version {
 typedef struct mdl_serving {
     mdl_version *active, *canary; /* references; either may be NULL */
     double percent;
-    uint32_t basis_points;        /* percent * 100, rounded: the deterministic split */
-    atomic_uint_least64_t route;  /* requests routed so far (the split's counter) */
+    uint32_t basis_points;       /* percent * 100, rounded: the deterministic split */
+    atomic_uint_least64_t route; /* requests routed so far (the split's counter) */
     size_t n_other;
-    mdl_version **other;          /* STANDBY and READY versions (references), acquirable by id */
+    mdl_version **other; /* STANDBY and READY versions (references), acquirable by id */
     /* canary window counters: [0] active, [1] canary */
     mdl_judge judge[2];
     atomic_uint_least64_t window_start_ns;
-    atomic_int decided;           /* an auto decision was taken (no second one) */
+    atomic_int decided;              /* an auto decision was taken (no second one) */
     atomic_uint_least64_t canary_ok; /* canary successes since it started (auto-promote) */
 } mdl_serving;
 
 typedef struct mdl_slot {
     char id[MDL_VERSION_MAX];
     char dir[PATH_MAX];
-    bool data_root;    /* from <data_dir>/models (may be removed by a failed install) */
-    mdl_version *v;    /* registry reference, or NULL */
-    mdl_state st;      /* when v == NULL: UNLOADED, FAILED or RETIRED */
-    char reason[320];  /* FAILED: why */
+    bool data_root;   /* from <data_dir>/models (may be removed by a failed install) */
+    mdl_version *v;   /* registry reference, or NULL */
+    mdl_state st;     /* when v == NULL: UNLOADED, FAILED or RETIRED */
+    char reason[320]; /* FAILED: why */
     double load_s, validate_s;
     /* read from the manifest at scan (describe and readiness need them before any load) */
     mdl_family family;
@@ -108,7 +108,7 @@ typedef struct mdl_model {
     _Atomic(mdl_serving *) serving;
     atomic_uint_least64_t readers[2];
     atomic_uint epoch;
-    atomic_bool tried;      /* on-demand load attempted (load_all == false) */
+    atomic_bool tried; /* on-demand load attempted (load_all == false) */
     /* under r->meta */
     mdl_slot *slots;
     size_t n_slots, cap_slots;
@@ -117,8 +117,8 @@ typedef struct mdl_model {
 struct mdl_registry {
     atomic_long refs;
     atomic_bool closed;
-    pthread_mutex_t mgmt;  /* serialises management (held across loads) */
-    pthread_mutex_t meta;  /* guards slots and states for describe (held briefly) */
+    pthread_mutex_t mgmt; /* serialises management (held across loads) */
+    pthread_mutex_t meta; /* guards slots and states for describe (held briefly) */
     char *shipped_dir, *data_dir;
     store *st;
     const md_clock *clock;
@@ -128,7 +128,7 @@ struct mdl_registry {
     int onnx_threads;
     bool load_all;
     _Atomic(mdl_model *) models;
-    uint64_t standby_seq;  /* under mgmt */
+    uint64_t standby_seq; /* under mgmt */
 };
 
 /* Reader side of a model's serving pointer: enter before loading it, exit once the references
@@ -140,8 +140,14 @@ static inline unsigned mdl__enter(mdl_model *m)
     atomic_fetch_add(&m->readers[e], 1);
     return e;
 }
-static inline void mdl__exit(mdl_model *m, unsigned e) { atomic_fetch_sub(&m->readers[e], 1); }
-static inline void mdl__ref(mdl_version *v) { atomic_fetch_add(&v->refs, 1); }
+static inline void mdl__exit(mdl_model *m, unsigned e)
+{
+    atomic_fetch_sub(&m->readers[e], 1);
+}
+static inline void mdl__ref(mdl_version *v)
+{
+    atomic_fetch_add(&v->refs, 1);
+}
 
 /* registry.c */
 void mdl__registry_unref(mdl_registry *r);

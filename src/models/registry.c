@@ -6,10 +6,13 @@
  *     UNLOADED ──prepare_version──▶ LOADING ──load_version──▶ VALIDATING
  *     VALIDATING ──validate_version──▶ READY
  *     LOADING | VALIDATING ──fail_version──▶ FAILED            (slot keeps the reason)
- *     READY ──activate_locked──▶ ACTIVE          READY ──canary_locked──▶ CANARY
- *     CANARY ──promote_locked──▶ ACTIVE          CANARY ──end_canary_locked──▶ STANDBY
+ *     READY | STANDBY ──activate_locked──▶ ACTIVE     (mdl_activate; mdl_rollback: STANDBY)
+ *     CANARY ──activate_locked──▶ ACTIVE              (mdl_promote, mdl__auto_promote)
+ *     READY | STANDBY ──canary_locked──▶ CANARY      (mdl_canary)
  *     ACTIVE ──activate_locked (another one)──▶ STANDBY
- *     STANDBY ──activate_locked (rollback)──▶ ACTIVE
+ *     CANARY ──end_canary_locked──▶ STANDBY          (mdl_canary(…, 0), mdl_rollback,
+ *                                                     mdl__auto_rollback; canary_locked when
+ *                                                     another version takes its place)
  *     STANDBY | READY | ACTIVE | CANARY ──retire_version──▶ RETIRED (trim_standbys, unload,
  *                                                                   close)
  *     RETIRED ──mdl_release of the last reference──▶ freed (runtime free runs here only)
@@ -43,9 +46,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static const char *const state_names[] = {"UNLOADED", "LOADING", "VALIDATING",
-                                          "READY",    "ACTIVE",  "CANARY",
-                                          "STANDBY",  "RETIRED", "FAILED"};
+static const char *const state_names[] = {"UNLOADED", "LOADING", "VALIDATING", "READY", "ACTIVE",
+                                          "CANARY",   "STANDBY", "RETIRED",    "FAILED"};
 
 const char *mdl_state_name(mdl_state s)
 {
@@ -188,7 +190,10 @@ static mdl_serving *serving_new(mdl_registry *r, mdl_model *m, mdl_version *acti
 }
 
 /* The current set's (active, canary, percent); lock held (the set cannot be freed under us). */
-static mdl_serving *current(mdl_model *m) { return atomic_load(&m->serving); }
+static mdl_serving *current(mdl_model *m)
+{
+    return atomic_load(&m->serving);
+}
 
 static void persist(mdl_registry *r, mdl_model *m)
 {
@@ -333,8 +338,7 @@ static void scan_root(mdl_registry *r, const char *root, bool data_root, const c
     while ((de = readdir(d)) != NULL) {
         char path[PATH_MAX];
         snprintf(path, sizeof path, "%s/%s", root, de->d_name);
-        if (mdl__name_ok(de->d_name) && (!only || strcmp(only, de->d_name) == 0) &&
-            is_dir(path))
+        if (mdl__name_ok(de->d_name) && (!only || strcmp(only, de->d_name) == 0) && is_dir(path))
             scan_model_dir(r, root, de->d_name, data_root);
     }
     closedir(d);
@@ -372,7 +376,8 @@ static int load_version(mdl_version *v, const char *name, const char *id, md_err
     if (rc == MD_OK && strcmp(hex, v->mf.sha256) != 0)
         rc = md_fail(err, MD_E_MODEL_INVALID, "sha256",
                      "sha256 mismatch: the artefact hashes to %.16s..., the manifest says "
-                     "%.16s...", hex, v->mf.sha256);
+                     "%.16s...",
+                     hex, v->mf.sha256);
     if (rc == MD_OK) {
         v->rt = mdl_runtime_find(v->mf.runtime);
         rc = v->rt->load(path, &v->mf, &v->rt_state, err);
@@ -440,8 +445,8 @@ static int prepare_version(mdl_registry *r, mdl_model *m, const char *id, mdl_ve
         snprintf(dir, sizeof dir, "%s", sl->dir);
     pthread_mutex_unlock(&r->meta);
     if (!sl)
-        return md_fail(err, MD_E_MODEL_NOT_FOUND, "version", "model %s has no version %s",
-                       m->name, id);
+        return md_fail(err, MD_E_MODEL_NOT_FOUND, "version", "model %s has no version %s", m->name,
+                       id);
     if (have) {
         *out = have;
         return MD_OK;
@@ -488,8 +493,8 @@ static void trim_standbys(mdl_registry *r, mdl_model *m)
             return;
         retire_version(r, oldest);
         mdl_serving *s = current(m);
-        mdl_serving *ns = serving_new(r, m, s ? s->active : NULL, s ? s->canary : NULL,
-                                      s ? s->percent : 0);
+        mdl_serving *ns =
+            serving_new(r, m, s ? s->active : NULL, s ? s->canary : NULL, s ? s->percent : 0);
         if (ns)
             publish(m, ns);
     }
@@ -571,8 +576,10 @@ static int canary_locked(mdl_registry *r, mdl_model *m, const char *version, dou
 {
     mdl_serving *s = current(m);
     if (!s || !s->active)
-        return md_fail(err, MD_E_CONFLICT, "version", "%s has no active version to compare "
-                       "a canary with", m->name);
+        return md_fail(err, MD_E_CONFLICT, "version",
+                       "%s has no active version to compare "
+                       "a canary with",
+                       m->name);
     if (strcmp(s->active->mf.version, version) == 0)
         return md_fail(err, MD_E_CONFLICT, "version", "%s is the active version", version);
     if (percent == 0) {
@@ -587,16 +594,18 @@ static int canary_locked(mdl_registry *r, mdl_model *m, const char *version, dou
     s = current(m);
     if (s->canary && s->canary != v)
         to_standby(r, s->canary, MDL_CANARY);
-    if (s->canary != v)
-        set_state(v, (mdl_state)atomic_load(&v->state), MDL_CANARY);
+    if (s->canary != v) {
+        mdl_state from = (mdl_state)atomic_load(&v->state);
+        assert(from == MDL_READY || from == MDL_STANDBY);
+        set_state(v, from, MDL_CANARY);
+    }
     rc = republish(r, m, s->active, v, percent, err);
     trim_standbys(r, m);
     md_log(MD_LOG_INFO, "models: %s version %s CANARY at %.2f%%", m->name, version, percent);
     return rc;
 }
 
-int mdl_canary(mdl_registry *r, const char *name, const char *version, double percent,
-               md_err *err)
+int mdl_canary(mdl_registry *r, const char *name, const char *version, double percent, md_err *err)
 {
     if (!(percent >= 0 && percent <= 100))
         return md_fail(err, MD_E_INVALID_PARAM, "percent", "must be in 0..100");
@@ -794,7 +803,10 @@ int mdl__begin(mdl_registry *r, md_err *err)
     return MD_OK;
 }
 
-void mdl__end(mdl_registry *r) { pthread_mutex_unlock(&r->mgmt); }
+void mdl__end(mdl_registry *r)
+{
+    pthread_mutex_unlock(&r->mgmt);
+}
 
 int mdl__install_activate(mdl_registry *r, const char *name, const char *id, md_err *err)
 {
@@ -838,7 +850,10 @@ void mdl__slot_remove(mdl_registry *r, const char *name, const char *id)
 
 /* ---- open / close ---- */
 
-static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
+static char *dup_or_null(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
 
 int mdl_registry_open(const mdl_registry_opts *o, mdl_registry **out, md_err *err)
 {
@@ -922,8 +937,7 @@ static int acquire_once(mdl_model *m, const char *version, mdl_version **out)
 static int not_serving(mdl_registry *r, mdl_model *m, const char *version, md_err *err)
 {
     if (!version)
-        return md_fail(err, MD_E_MODEL_UNAVAILABLE, "model", "%s has no version serving",
-                       m->name);
+        return md_fail(err, MD_E_MODEL_UNAVAILABLE, "model", "%s has no version serving", m->name);
     pthread_mutex_lock(&r->meta);
     bool known = slot_find(m, version) != NULL;
     pthread_mutex_unlock(&r->meta);
@@ -956,8 +970,8 @@ int mdl_acquire(mdl_registry *r, const char *name, const char *version, mdl_vers
 }
 
 /* Inputs (any order) into manifest order, every one checked against its declaration. */
-static int order_inputs(const mdl_manifest *mf, const mdl_tensor *in, size_t n,
-                        mdl_tensor *ord, md_err *err)
+static int order_inputs(const mdl_manifest *mf, const mdl_tensor *in, size_t n, mdl_tensor *ord,
+                        md_err *err)
 {
     if (n != mf->n_inputs)
         return md_fail(err, MD_E_INVALID_PARAM, "inputs", "expected %zu inputs, got %zu",
@@ -1011,10 +1025,22 @@ int mdl_run(mdl_version *v, const mdl_tensor *inputs, size_t n, const md_cancel 
     return rc;
 }
 
-const mdl_manifest *mdl_version_manifest(const mdl_version *v) { return &v->mf; }
-const char *mdl_version_name(const mdl_version *v) { return v->mf.name; }
-const char *mdl_version_id(const mdl_version *v) { return v->mf.version; }
-mdl_state mdl_version_state(const mdl_version *v) { return (mdl_state)atomic_load(&v->state); }
+const mdl_manifest *mdl_version_manifest(const mdl_version *v)
+{
+    return &v->mf;
+}
+const char *mdl_version_name(const mdl_version *v)
+{
+    return v->mf.name;
+}
+const char *mdl_version_id(const mdl_version *v)
+{
+    return v->mf.version;
+}
+mdl_state mdl_version_state(const mdl_version *v)
+{
+    return (mdl_state)atomic_load(&v->state);
+}
 
 void mdl_version_note_queue(mdl_version *v, uint64_t queue_ns)
 {

@@ -72,9 +72,15 @@ void mdl__result_set(mdl_result *r, size_t i, const char *name, int dtype, int r
     r->owned[i] = owned;
 }
 
-void mdl__result_hold_onnx(mdl_result *r, onnx_result *o) { r->onnx = o; }
+void mdl__result_hold_onnx(mdl_result *r, onnx_result *o)
+{
+    r->onnx = o;
+}
 
-size_t mdl_result_count(const mdl_result *r) { return r ? r->n : 0; }
+size_t mdl_result_count(const mdl_result *r)
+{
+    return r ? r->n : 0;
+}
 
 const mdl_tensor *mdl_result_output(const mdl_result *r, size_t i)
 {

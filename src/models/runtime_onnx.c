@@ -34,12 +34,11 @@ static int agree(const onnx_value_info *g, const mdl_io *io, const char *field, 
         return md_fail(err, MD_E_MODEL_INVALID, field, "%s: %s is not a plain tensor in the graph",
                        field, io->name);
     if (g->dtype != io->dtype)
-        return md_fail(err, MD_E_MODEL_INVALID, field,
-                       "%s: manifest says %s, the graph has %s", field,
-                       mdl_dtype_name(io->dtype), onnx_dtype_name(g->dtype));
+        return md_fail(err, MD_E_MODEL_INVALID, field, "%s: manifest says %s, the graph has %s",
+                       field, mdl_dtype_name(io->dtype), onnx_dtype_name(g->dtype));
     if (g->rank >= 0 && g->rank != io->rank)
-        return md_fail(err, MD_E_MODEL_INVALID, field,
-                       "%s: manifest rank %d, graph rank %d", field, io->rank, g->rank);
+        return md_fail(err, MD_E_MODEL_INVALID, field, "%s: manifest rank %d, graph rank %d", field,
+                       io->rank, g->rank);
     for (int k = 0; g->rank >= 0 && k < g->rank; k++)
         if (g->dims[k] >= 0 && io->dims[k] >= 0 && g->dims[k] != io->dims[k])
             return md_fail(err, MD_E_MODEL_INVALID, field,
@@ -134,7 +133,7 @@ static int onnx_rt_load(const char *path, const mdl_manifest *mf, void **state, 
     return MD_OK;
 }
 
-static int collect(onnx_state *s, const mdl_manifest *mf, onnx_result *or, mdl_result **out,
+static int collect(onnx_state *s, const mdl_manifest *mf, onnx_result * or, mdl_result **out,
                    md_err *err)
 {
     mdl_result *r = mdl__result_new(s->n_out);
@@ -175,8 +174,8 @@ static int onnx_rt_run(void *state, const mdl_manifest *mf, const mdl_tensor *in
         memcpy(in[g].dims, t->dims, sizeof in[g].dims);
         in[g].data = (void *)t->data; /* onnx_run does not write its inputs */
     }
-    onnx_result *or = NULL;
-    rc = onnx_run(s->m, in, n, NULL, &or, err);
+    onnx_result * or = NULL;
+    rc = onnx_run(s->m, in, n, NULL, & or, err);
     if (rc != MD_OK)
         return rc;
     return collect(s, mf, or, out, err);

@@ -78,8 +78,8 @@ static int xgb_rt_run(void *state, const mdl_manifest *mf, const mdl_tensor *inp
     xgb_state *s = state;
     *out = NULL;
     if (n != 1 || inputs[0].rank != 2 || inputs[0].dtype != ONNX_FLOAT)
-        return md_fail(err, MD_E_INVALID_PARAM, mf->inputs[0].name,
-                       "%s must be one FP32 table", mf->inputs[0].name);
+        return md_fail(err, MD_E_INVALID_PARAM, mf->inputs[0].name, "%s must be one FP32 table",
+                       mf->inputs[0].name);
     int rc = md_cancel_check(cancel, "xgboost predict", err);
     if (rc != MD_OK)
         return rc;

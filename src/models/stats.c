@@ -26,7 +26,10 @@ void mdl__stats_init(mdl_stats *s)
     pthread_mutex_init(&s->err_mu, NULL);
 }
 
-void mdl__stats_destroy(mdl_stats *s) { pthread_mutex_destroy(&s->err_mu); }
+void mdl__stats_destroy(mdl_stats *s)
+{
+    pthread_mutex_destroy(&s->err_mu);
+}
 
 void mdl__hist_add(mdl_hist *h, uint64_t ns)
 {
@@ -85,9 +88,9 @@ static json_t *hist_json(const mdl_hist *h)
     uint64_t cum = 0;
     for (int i = 0; i <= MDL_NBUCKETS; i++) {
         cum += atomic_load_explicit(&h->count[i], memory_order_relaxed);
-        json_array_append_new(
-            b, json_pack("{s:f,s:I}", "le", i < MDL_NBUCKETS ? mdl__bucket_le[i] : 0.0,
-                         "count", (json_int_t)cum));
+        json_array_append_new(b, json_pack("{s:f,s:I}", "le",
+                                           i < MDL_NBUCKETS ? mdl__bucket_le[i] : 0.0, "count",
+                                           (json_int_t)cum));
     }
     /* JSON has no infinity: the last bucket's bound is written as null. */
     json_object_set_new(json_array_get(b, MDL_NBUCKETS), "le", json_null());

@@ -73,17 +73,38 @@ static int put_elem(const json_t *e, int dtype, void *data, size_t i)
     json_int_t k = json_integer_value(e);
     bool isint = json_is_integer(e);
     switch (dtype) {
-    case ONNX_FLOAT: ((float *)data)[i] = (float)d; return 0;
-    case ONNX_DOUBLE: ((double *)data)[i] = d; return 0;
-    case ONNX_INT8: ((int8_t *)data)[i] = (int8_t)k; return isint && k >= INT8_MIN && k <= INT8_MAX ? 0 : -1;
-    case ONNX_INT16: ((int16_t *)data)[i] = (int16_t)k; return isint && k >= INT16_MIN && k <= INT16_MAX ? 0 : -1;
-    case ONNX_INT32: ((int32_t *)data)[i] = (int32_t)k; return isint && k >= INT32_MIN && k <= INT32_MAX ? 0 : -1;
-    case ONNX_INT64: ((int64_t *)data)[i] = k; return isint ? 0 : -1;
-    case ONNX_UINT8: ((uint8_t *)data)[i] = (uint8_t)k; return isint && k >= 0 && k <= UINT8_MAX ? 0 : -1;
-    case ONNX_UINT16: ((uint16_t *)data)[i] = (uint16_t)k; return isint && k >= 0 && k <= UINT16_MAX ? 0 : -1;
-    case ONNX_UINT32: ((uint32_t *)data)[i] = (uint32_t)k; return isint && k >= 0 && k <= (json_int_t)UINT32_MAX ? 0 : -1;
-    case ONNX_UINT64: ((uint64_t *)data)[i] = (uint64_t)k; return isint && k >= 0 ? 0 : -1;
-    default: return -1;
+    case ONNX_FLOAT:
+        ((float *)data)[i] = (float)d;
+        return 0;
+    case ONNX_DOUBLE:
+        ((double *)data)[i] = d;
+        return 0;
+    case ONNX_INT8:
+        ((int8_t *)data)[i] = (int8_t)k;
+        return isint && k >= INT8_MIN && k <= INT8_MAX ? 0 : -1;
+    case ONNX_INT16:
+        ((int16_t *)data)[i] = (int16_t)k;
+        return isint && k >= INT16_MIN && k <= INT16_MAX ? 0 : -1;
+    case ONNX_INT32:
+        ((int32_t *)data)[i] = (int32_t)k;
+        return isint && k >= INT32_MIN && k <= INT32_MAX ? 0 : -1;
+    case ONNX_INT64:
+        ((int64_t *)data)[i] = k;
+        return isint ? 0 : -1;
+    case ONNX_UINT8:
+        ((uint8_t *)data)[i] = (uint8_t)k;
+        return isint && k >= 0 && k <= UINT8_MAX ? 0 : -1;
+    case ONNX_UINT16:
+        ((uint16_t *)data)[i] = (uint16_t)k;
+        return isint && k >= 0 && k <= UINT16_MAX ? 0 : -1;
+    case ONNX_UINT32:
+        ((uint32_t *)data)[i] = (uint32_t)k;
+        return isint && k >= 0 && k <= (json_int_t)UINT32_MAX ? 0 : -1;
+    case ONNX_UINT64:
+        ((uint64_t *)data)[i] = (uint64_t)k;
+        return isint && k >= 0 ? 0 : -1;
+    default:
+        return -1;
     }
 }
 
@@ -101,8 +122,7 @@ static int flatten(const json_t *v, int lvl, int dtype, mdl__jt *t, size_t *pos)
     return 0;
 }
 
-int mdl__json_tensor(const json_t *v, const mdl_io *io, mdl__jt *t, const char *field,
-                     md_err *err)
+int mdl__json_tensor(const json_t *v, const mdl_io *io, mdl__jt *t, const char *field, md_err *err)
 {
     memset(t, 0, sizeof *t);
     if (io->dtype == ONNX_FLOAT16)
@@ -141,17 +161,29 @@ void mdl__jt_free(mdl__jt *t)
 double mdl__elem_double(const void *d, int dtype, size_t i)
 {
     switch (dtype) {
-    case ONNX_FLOAT: return ((const float *)d)[i];
-    case ONNX_DOUBLE: return ((const double *)d)[i];
-    case ONNX_INT8: return ((const int8_t *)d)[i];
-    case ONNX_INT16: return ((const int16_t *)d)[i];
-    case ONNX_INT32: return ((const int32_t *)d)[i];
-    case ONNX_INT64: return (double)((const int64_t *)d)[i];
-    case ONNX_UINT8: case ONNX_BOOL: return ((const uint8_t *)d)[i];
-    case ONNX_UINT16: return ((const uint16_t *)d)[i];
-    case ONNX_UINT32: return ((const uint32_t *)d)[i];
-    case ONNX_UINT64: return (double)((const uint64_t *)d)[i];
-    default: return NAN;
+    case ONNX_FLOAT:
+        return ((const float *)d)[i];
+    case ONNX_DOUBLE:
+        return ((const double *)d)[i];
+    case ONNX_INT8:
+        return ((const int8_t *)d)[i];
+    case ONNX_INT16:
+        return ((const int16_t *)d)[i];
+    case ONNX_INT32:
+        return ((const int32_t *)d)[i];
+    case ONNX_INT64:
+        return (double)((const int64_t *)d)[i];
+    case ONNX_UINT8:
+    case ONNX_BOOL:
+        return ((const uint8_t *)d)[i];
+    case ONNX_UINT16:
+        return ((const uint16_t *)d)[i];
+    case ONNX_UINT32:
+        return ((const uint32_t *)d)[i];
+    case ONNX_UINT64:
+        return (double)((const uint64_t *)d)[i];
+    default:
+        return NAN;
     }
 }
 
@@ -220,10 +252,12 @@ static int run_sample(const mdl_version *v, const json_t *smp, size_t si, md_err
     for (size_t i = 0; rc == MD_OK && i < mf->n_inputs; i++) {
         char f[64];
         snprintf(f, sizeof f, "validation.samples[%zu].inputs.%.24s", si, mf->inputs[i].name);
-        rc = mdl__json_tensor(json_object_get(ins, mf->inputs[i].name), &mf->inputs[i], &jt[i],
-                              f, err);
-        in[i] = (mdl_tensor){.name = mf->inputs[i].name, .dtype = mf->inputs[i].dtype,
-                             .rank = jt[i].rank, .data = jt[i].data};
+        rc = mdl__json_tensor(json_object_get(ins, mf->inputs[i].name), &mf->inputs[i], &jt[i], f,
+                              err);
+        in[i] = (mdl_tensor){.name = mf->inputs[i].name,
+                             .dtype = mf->inputs[i].dtype,
+                             .rank = jt[i].rank,
+                             .data = jt[i].data};
         memcpy(in[i].dims, jt[i].dims, sizeof in[i].dims);
     }
     mdl_result *res = NULL;

@@ -164,8 +164,11 @@ static inline int mfx_teardown(void **state)
 
 static inline mdl_registry_opts mfx_opts(mfx *f)
 {
-    return (mdl_registry_opts){.shipped_dir = f->shipped, .data_dir = f->data, .store = f->st,
-                               .clock = &f->clk.clock, .load_all = true};
+    return (mdl_registry_opts){.shipped_dir = f->shipped,
+                               .data_dir = f->data,
+                               .store = f->st,
+                               .clock = &f->clk.clock,
+                               .load_all = true};
 }
 
 static inline void mfx_open(mfx *f, const mdl_registry_opts *o)
@@ -209,18 +212,21 @@ static inline int answer(mdl_registry *r)
 }
 
 /* State of name/version as describe reports it. */
-static inline const char *state_of(mdl_registry *r, const char *name, const char *version, char *buf)
+static inline const char *state_of(mdl_registry *r, const char *name, const char *version,
+                                   char *buf)
 {
     json_t *all = mdl_describe_all(r);
     strcpy(buf, "?");
     size_t i, j;
     json_t *m, *v;
-    json_array_foreach(all, i, m) {
+    json_array_foreach(all, i, m)
+    {
         if (strcmp(json_string_value(json_object_get(m, "name")), name) != 0)
             continue;
-        json_array_foreach(json_object_get(m, "versions"), j, v)
-            if (strcmp(json_string_value(json_object_get(v, "version")), version) == 0)
-                snprintf(buf, 32, "%s", json_string_value(json_object_get(v, "state")));
+        json_array_foreach(
+            json_object_get(m, "versions"), j,
+            v) if (strcmp(json_string_value(json_object_get(v, "version")), version) == 0)
+            snprintf(buf, 32, "%s", json_string_value(json_object_get(v, "state")));
     }
     json_decref(all);
     return buf;

@@ -2,8 +2,9 @@
  * and release add4 continuously while another thread makes 200 changes (activations, canary
  * percentages, promotions, rollbacks). No request may fail, every answer must come from the
  * version the request acquired (y - x is the version number), and that version must have been
- * ACTIVE or CANARY when it was handed out. A ninth thread renders describe and metrics. Built for ASan here; TSan-clean by design (the
- * serving set is reclaimed through the two-counter reader epoch). */
+ * ACTIVE or CANARY when it was handed out. A ninth thread renders describe and metrics. Built for
+ * ASan here; TSan-clean by design (the serving set is reclaimed through the two-counter reader
+ * epoch). */
 #include "models_fixture.h"
 
 #include <pthread.h>
@@ -30,8 +31,7 @@ static void *reader(void *arg)
         int k = run_add(v, &e);
         /* the state may have moved on since (STANDBY, RETIRED), never back before serving */
         bool ok = k == atoi(mdl_version_id(v)) &&
-                  (st == MDL_ACTIVE || st == MDL_CANARY || st == MDL_STANDBY ||
-                   st == MDL_RETIRED);
+                  (st == MDL_ACTIVE || st == MDL_CANARY || st == MDL_STANDBY || st == MDL_RETIRED);
         if (k <= 0)
             atomic_fetch_add(&sh->failures, 1);
         else if (!ok)
@@ -80,7 +80,10 @@ static void test_swap_under_readers(void **state)
         const char *id = ids[i % 3];
         int rc;
         switch (i % 5) {
-        case 0: case 1: rc = mdl_activate(f->r, "add4", id, &e); break;
+        case 0:
+        case 1:
+            rc = mdl_activate(f->r, "add4", id, &e);
+            break;
         case 2:
             rc = mdl_canary(f->r, "add4", id, 30, &e);
             if (rc == MD_E_CONFLICT) /* id is the active one */

@@ -72,13 +72,13 @@ static void test_run_checks_inputs(void **state)
     json_t *st = json_object_get(json_object_get(d, "stats"), "1");
     assert_int_equal(json_integer_value(json_object_get(st, "requests")), 5);
     assert_int_equal(json_integer_value(json_object_get(st, "successes")), 1);
-    assert_int_equal(json_integer_value(
-                         json_object_get(json_object_get(st, "failures"), "invalid_parameter")),
-                     4);
+    assert_int_equal(
+        json_integer_value(json_object_get(json_object_get(st, "failures"), "invalid_parameter")),
+        4);
     assert_non_null(strstr(json_string_value(json_object_get(st, "last_error")), "invalid"));
-    assert_string_equal(json_string_value(json_object_get(json_object_get(d, "manifest"),
-                                                          "artefact")),
-                        "model.onnx");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(d, "manifest"), "artefact")),
+        "model.onnx");
     json_decref(d);
 }
 
@@ -100,8 +100,8 @@ static void expect_failed(mfx *f, const char *why)
     json_t *d = NULL;
     assert_int_equal(mdl_describe(f->r, "add4", NULL, &d, &e), MD_OK);
     json_t *vs = json_object_get(d, "versions");
-    assert_non_null(strstr(json_string_value(json_object_get(json_array_get(vs, 1), "reason")),
-                           why));
+    assert_non_null(
+        strstr(json_string_value(json_object_get(json_array_get(vs, 1), "reason")), why));
     json_decref(d);
 }
 
@@ -135,8 +135,9 @@ static void test_wrong_sha256_fails(void **state)
     mfx *f = *state;
     open_with_1_then_2(f);
     json_t *m = get_manifest(f->shipped, "2");
-    json_object_set_new(m, "sha256", json_string("00000000000000000000000000000000"
-                                                 "00000000000000000000000000000000"));
+    json_object_set_new(m, "sha256",
+                        json_string("00000000000000000000000000000000"
+                                    "00000000000000000000000000000000"));
     put_manifest(f->shipped, "2", m);
     expect_failed(f, "sha256 mismatch");
 }
@@ -146,8 +147,11 @@ static void test_validation_mismatch_fails(void **state)
     mfx *f = *state;
     open_with_1_then_2(f);
     json_t *m = get_manifest(f->shipped, "2");
-    json_t *y = json_object_get(json_object_get(json_array_get(json_object_get(
-                    json_object_get(m, "validation"), "samples"), 0), "outputs"), "y");
+    json_t *y = json_object_get(
+        json_object_get(
+            json_array_get(json_object_get(json_object_get(m, "validation"), "samples"), 0),
+            "outputs"),
+        "y");
     json_array_set_new(json_array_get(y, 0), 2, json_real(5.5)); /* 3 + 2 = 5 */
     put_manifest(f->shipped, "2", m);
     expect_failed(f, "validation mismatch");
@@ -305,8 +309,11 @@ static int routed(mfx *f, bool fail_canary, uint64_t active_ns, uint64_t canary_
     int k = atoi(mdl_version_id(v));
     bool canary = mdl_version_state(v) == MDL_CANARY;
     float x[4] = {0};
-    mdl_tensor in = {.name = "x", .dtype = ONNX_FLOAT, .rank = 2,
-                     .dims = {1, canary && fail_canary ? 3 : 4}, .data = x};
+    mdl_tensor in = {.name = "x",
+                     .dtype = ONNX_FLOAT,
+                     .rank = 2,
+                     .dims = {1, canary && fail_canary ? 3 : 4},
+                     .data = x};
     mdl_result *res = NULL;
     f->clk.step = canary ? canary_ns : active_ns;
     mdl_run(v, &in, 1, NULL, &res, NULL);
@@ -404,8 +411,9 @@ static void test_restart_restores_active_and_canary(void **state)
     /* a remembered version that no longer loads: the newest good one serves instead */
     assert_int_equal(mdl_canary(f->r, "add4", "2", 0, &e), MD_OK);
     json_t *m = get_manifest(f->shipped, "1");
-    json_object_set_new(m, "sha256", json_string("11111111111111111111111111111111"
-                                                 "11111111111111111111111111111111"));
+    json_object_set_new(m, "sha256",
+                        json_string("11111111111111111111111111111111"
+                                    "11111111111111111111111111111111"));
     put_manifest(f->shipped, "1", m);
     mfx_open(f, &o);
     assert_string_equal(state_of(f->r, "add4", "1", b), "FAILED");
@@ -424,7 +432,10 @@ static void test_on_demand_without_load_all(void **state)
     assert_int_equal(answer(f->r), 1); /* the first acquire loads it */
 }
 
-static size_t count_files(const char *dir) { return (size_t)tu_count_files(dir, "models"); }
+static size_t count_files(const char *dir)
+{
+    return (size_t)tu_count_files(dir, "models");
+}
 
 static void test_install_and_confinement(void **state)
 {
@@ -469,10 +480,12 @@ static void test_install_and_confinement(void **state)
     assert_int_equal(tu_count_files(f->dir, "elsewhere"), 0);
     unlink(link);
     /* a wrong hash: refused, nothing stays, 1 keeps serving */
-    json_object_set_new(doc, "sha256", json_string("22222222222222222222222222222222"
-                                                   "22222222222222222222222222222222"));
+    json_object_set_new(doc, "sha256",
+                        json_string("22222222222222222222222222222222"
+                                    "22222222222222222222222222222222"));
     char *bad_man = json_dumps(doc, 0);
-    mdl_file badhash[2] = {{"5/model.onnx", model, ml}, {"5/modeld.json", bad_man, strlen(bad_man)}};
+    mdl_file badhash[2] = {{"5/model.onnx", model, ml},
+                           {"5/modeld.json", bad_man, strlen(bad_man)}};
     assert_int_equal(mdl_install(f->r, "add4", badhash, 2, &e), MD_E_MODEL_INVALID);
     assert_non_null(strstr(e.msg, "sha256 mismatch"));
     assert_int_equal(count_files(f->data), 0);
@@ -521,8 +534,8 @@ static void test_xgboost_through_registry(void **state)
     assert_int_equal(mdl_acquire(f->r, "xgb-multi", NULL, &v, &e), MD_OK);
     assert_string_equal(mdl_version_manifest(v)->runtime, "xgboost");
     float rows[12] = {0.1f, -0.2f, 0.3f, -0.4f, 0.5f, -0.6f, 1, 1, 1, 1, 1, 1};
-    mdl_tensor in = {.name = "features", .dtype = ONNX_FLOAT, .rank = 2, .dims = {2, 6},
-                     .data = rows};
+    mdl_tensor in = {
+        .name = "features", .dtype = ONNX_FLOAT, .rank = 2, .dims = {2, 6}, .data = rows};
     mdl_result *res = NULL;
     assert_int_equal(mdl_run(v, &in, 1, NULL, &res, &e), MD_OK);
     const mdl_tensor *p = mdl_result_output(res, 0);
@@ -532,10 +545,16 @@ static void test_xgboost_through_registry(void **state)
     const float *pr = p->data;
     assert_float_equal(pr[0] + pr[1] + pr[2], 1.0, 1e-5);
     /* the validation sample's first row, checked against xgboost's own output */
-    json_t *exp = json_array_get(json_object_get(json_object_get(json_array_get(
-                      json_object_get(json_object_get(mdl_version_manifest(v)->doc,
-                                                      "validation"), "samples"), 0),
-                      "outputs"), "probabilities"), 0);
+    json_t *exp = json_array_get(
+        json_object_get(
+            json_object_get(
+                json_array_get(
+                    json_object_get(json_object_get(mdl_version_manifest(v)->doc, "validation"),
+                                    "samples"),
+                    0),
+                "outputs"),
+            "probabilities"),
+        0);
     for (int k = 0; k < 3; k++)
         assert_float_equal(pr[k], json_number_value(json_array_get(exp, (size_t)k)), 1e-5);
     mdl_result_free(res);
@@ -578,13 +597,12 @@ static void test_describe_and_metrics(void **state)
     json_decref(all);
     json_t *d = NULL;
     assert_int_equal(mdl_describe(f->r, "add4", "1", &d, &e), MD_OK);
-    assert_string_equal(json_string_value(json_object_get(json_object_get(d, "manifest"),
-                                                          "version")), "1");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(d, "manifest"), "version")), "1");
     json_t *s2 = json_object_get(json_object_get(d, "stats"), "2");
     assert_int_equal(json_integer_value(json_object_get(s2, "requests")), 1);
     assert_int_equal(json_integer_value(json_object_get(s2, "queue_count")), 1);
-    assert_float_equal(json_number_value(json_object_get(s2, "queue_seconds_total")), 0.003,
-                       1e-9);
+    assert_float_equal(json_number_value(json_object_get(s2, "queue_seconds_total")), 0.003, 1e-9);
     assert_true(json_integer_value(json_object_get(s2, "memory_bytes")) > 0);
     json_t *lat = json_object_get(s2, "latency_seconds");
     assert_int_equal(json_array_size(json_object_get(lat, "buckets")), MDL_NBUCKETS + 1);
