@@ -172,6 +172,8 @@ static int install_locked(mdl_registry *r, const char *name, const char *ver, co
         mdl__slot_remove(r, name, ver);
         if (made_model)
             rmdir(mdir);
+        if (made_root)
+            rmdir(root);
     }
     return rc;
 }

@@ -140,6 +140,15 @@ static void test_wrong_sha256_fails(void **state)
                                     "00000000000000000000000000000000"));
     put_manifest(f->shipped, "2", m);
     expect_failed(f, "sha256 mismatch");
+    char dir[1200];
+    md_err e = {0};
+    snprintf(dir, sizeof dir, "%s/add4/2", f->shipped);
+    assert_int_equal(mdl_validate_dir(dir, NULL, &e), MD_E_MODEL_INVALID);
+    assert_string_equal(e.field, "sha256");
+    snprintf(dir, sizeof dir, "%s/add4/1", f->shipped);
+    assert_int_equal(mdl_validate_dir(dir, NULL, &e), MD_OK);
+    snprintf(dir, sizeof dir, "%s/add4/9", f->shipped);
+    assert_int_equal(mdl_validate_dir(dir, NULL, &e), MD_E_FILE_NOT_FOUND);
 }
 
 static void test_validation_mismatch_fails(void **state)
