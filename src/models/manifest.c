@@ -146,6 +146,8 @@ static int check_keys(const json_t *o, const char *const *allowed, const char *w
         bool ok = false;
         for (size_t i = 0; allowed[i] && !ok; i++)
             ok = strcmp(allowed[i], key) == 0;
+        if (!ok && !key[0]) /* an empty key has no name of its own: name its object */
+            return bad(err, where[0] ? where : "manifest", "has an empty key");
         if (!ok) {
             char f[64];
             snprintf(f, sizeof f, "%s%s%.40s", where, where[0] ? "." : "", key);

@@ -150,6 +150,8 @@ static const bad_case bad_cases[] = {
     {"model_card.data", "1", "model_card.data"},
     {"model_card", "[]", "model_card"},
     {"validaton", "{}", "validaton"},
+    {"", "1", "manifest"},
+    {"inputs[0].", "1", "inputs[0]"},
     {"validation", "[]", "validation"},
     {"validation.tolerance", "-1", "validation.tolerance"},
     {"validation.tolerance", "\"1e-3\"", "validation.tolerance"},
