@@ -35,6 +35,22 @@ static void test_load_highest_active(void **state)
     assert_int_equal(mdl_acquire(f->r, "add4", "1", &v, &e), MD_E_MODEL_UNAVAILABLE);
 }
 
+static void test_data_root_wins_over_shipped(void **state)
+{
+    mfx *f = *state;
+    char models[700];
+    snprintf(models, sizeof models, "%s/models", f->data);
+    copy_add4(f->shipped, "1", "1");
+    copy_add4(models, "2", "1"); /* same id in the data root: adds 2 */
+    copy_add4(f->shipped, "3", "0");
+    mdl_registry_opts o = mfx_opts(f);
+    mfx_open(f, &o);
+    assert_int_equal(answer(f->r), 2);
+    json_t *all = mdl_describe_all(f->r);
+    assert_int_equal(json_array_size(json_object_get(json_array_get(all, 0), "versions")), 2);
+    json_decref(all);
+}
+
 static void test_run_checks_inputs(void **state)
 {
     mfx *f = *state;
@@ -657,6 +673,7 @@ int main(void)
 #define T(fn) cmocka_unit_test_setup_teardown(fn, mfx_setup, mfx_teardown)
     const struct CMUnitTest tests[] = {
         T(test_load_highest_active),
+        T(test_data_root_wins_over_shipped),
         T(test_run_checks_inputs),
         T(test_corrupt_artefact_fails),
         T(test_wrong_sha256_fails),
