@@ -169,7 +169,8 @@ int api_models_find_dir(const char *dir, char *out, size_t cap, md_err *err)
     "\"null\"]},\"canary_version\":{\"type\":[\"string\",\"null\"]},\"canary_percent\":{\"type\":\"number\"},"   \
     "\"state\":{\"type\":\"string\"},\"required\":{\"type\":\"boolean\"},\"versions\":{\"type\":\"array\","      \
     "\"items\":" S_VERSION "}"
-#define S_MODEL "{\"type\":\"object\",\"required\":[\"name\",\"family\",\"state\",\"versions\"],\"properties\":{" S_MODEL_PROPS "}}"
+#define S_MODEL                                                                                                 \
+    "{\"type\":\"object\",\"required\":[\"name\",\"family\",\"state\",\"versions\"],\"properties\":{" S_MODEL_PROPS "}}"
 #define S_MODEL_FULL                                                                                            \
     "{\"type\":\"object\",\"required\":[\"name\",\"family\",\"state\",\"versions\"],\"properties\":{" S_MODEL_PROPS \
     ",\"manifest\":{\"type\":\"object\",\"description\":\"the version's modeld.json\"},\"stats\":{\"type\":"    \

@@ -285,8 +285,8 @@ static int optional_json(http_req *req, json_t **out)
         return MD_OK;
     *out = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
     if (!*out)
-        return md_fail(http_req_err(req), MD_E_INVALID_JSON, "body", "the body is not valid JSON: %s (line %d, column %d)",
-                       je.text, je.line, je.column);
+        return md_fail(http_req_err(req), MD_E_INVALID_JSON, "body",
+                       "the body is not valid JSON: %s (line %d, column %d)", je.text, je.line, je.column);
     if (json_is_object(*out))
         return MD_OK;
     json_decref(*out);
@@ -340,8 +340,9 @@ static int b64_decode(md_arena *a, const char *key, json_t *v, mdl_file *f, md_e
     if (!bin)
         return md_fail(err, MD_E_NOMEM, NULL, NULL);
     const char *end = NULL;
-    if (sodium_base642bin(bin, cap, json_string_value(v), b64_len, "\r\n", &n, &end, sodium_base64_VARIANT_ORIGINAL) != 0 ||
-        end != json_string_value(v) + b64_len)
+    const char *text = json_string_value(v);
+    if (sodium_base642bin(bin, cap, text, b64_len, "\r\n", &n, &end, sodium_base64_VARIANT_ORIGINAL) != 0 ||
+        end != text + b64_len)
         return md_fail(err, MD_E_INVALID_PARAM, key, "parameter %s is not valid base64", key);
     f->data = bin;
     f->len = n;
@@ -491,7 +492,8 @@ static const char S_INDEX_REQ[] = "{\"type\":\"object\",\"properties\":{\"ready\
 static const char S_INDEX_RESP[] =
     "{\"type\":\"array\",\"items\":{\"type\":\"object\",\"required\":[\"name\",\"version\",\"state\"],\"properties\":{"
     "\"name\":{\"type\":\"string\"},\"version\":{\"type\":\"string\"},\"state\":{\"type\":\"string\",\"enum\":["
-    "\"READY\",\"LOADING\",\"UNAVAILABLE\"]},\"reason\":{\"type\":\"string\"},\"modeld_state\":{\"type\":\"string\"}}}}";
+    "\"READY\",\"LOADING\",\"UNAVAILABLE\"]},\"reason\":{\"type\":\"string\"},\"modeld_state\":{\"type\":"
+    "\"string\"}}}}";
 static const char S_LOAD_REQ[] =
     "{\"type\":\"object\",\"properties\":{\"parameters\":{\"type\":\"object\",\"description\":\"config: the "
     "modeld.json text; file:<version>/<name>: base64 file content (Triton's inline load)\",\"properties\":{\"config\":"
@@ -574,7 +576,8 @@ int api_oip_register(http_server *srv, mdl_registry *reg, md_err *err)
 {
     for (size_t i = 0; i < sizeof ROUTES / sizeof ROUTES[0]; i++) {
         const oip_route *rt = &ROUTES[i];
-        http_route *r = http_route_add(srv, rt->method, rt->pattern, rt->role, rt->flags | OIP_ROUTE_FLAGS, rt->fn, reg);
+        http_route *r =
+            http_route_add(srv, rt->method, rt->pattern, rt->role, rt->flags | OIP_ROUTE_FLAGS, rt->fn, reg);
         if (!r)
             return md_fail(err, MD_E_INTERNAL, NULL, "cannot add the route %s %s", rt->method, rt->pattern);
         http_route_doc(r, &rt->doc);

@@ -18,6 +18,7 @@
 #include "api/oip_codec.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -230,6 +231,18 @@ static int put_json_elem(json_t *v, in_ctx *c, size_t i)
     return 0;
 }
 
+/* MD_E_INVALID_PARAM naming the input (message) and its field (c->field). */
+static int bad_input(in_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int bad_input(in_ctx *c, const char *fmt, ...)
+{
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return md_fail(c->err, MD_E_INVALID_PARAM, c->field, "input '%s': %s", c->name, msg);
+}
+
 /* Walk data (flat or nested, at most rank levels deep). With fill false only count the leaves
  * into c->filled; with fill true write them. */
 static int walk_data(json_t *d, int depth, bool fill, in_ctx *c)
@@ -240,15 +253,13 @@ static int walk_data(json_t *d, int depth, bool fill, in_ctx *c)
             if (r == -2)
                 return md_fail(c->err, MD_E_NOMEM, NULL, NULL);
             if (r)
-                return md_fail(c->err, MD_E_INVALID_PARAM, c->field, "input '%s': element %zu is not a valid %s value",
-                               c->name, c->filled, mdl_dtype_name(c->t->dtype));
+                return bad_input(c, "element %zu is not a valid %s value", c->filled, mdl_dtype_name(c->t->dtype));
         }
         c->filled++;
         return MD_OK;
     }
     if (depth >= (c->t->rank > 0 ? c->t->rank : 1))
-        return md_fail(c->err, MD_E_INVALID_PARAM, c->field, "input '%s': data is nested deeper than its shape's %d dimensions",
-                       c->name, c->t->rank);
+        return bad_input(c, "data is nested deeper than its shape's %d dimensions", c->t->rank);
     size_t i;
     json_t *e;
     json_array_foreach(d, i, e) {
@@ -265,15 +276,14 @@ static int decode_json_data(json_t *data, in_ctx *c)
 {
     char dt[96];
     if (!json_is_array(data))
-        return md_fail(c->err, MD_E_INVALID_PARAM, c->field, "input '%s': data must be an array", c->name);
+        return bad_input(c, "data must be an array");
     c->filled = 0;
     int rc = walk_data(data, 0, false, c);
     if (rc != MD_OK)
         return rc;
     if (c->filled != c->n)
-        return md_fail(c->err, MD_E_INVALID_PARAM, c->field, "input '%s': %s%zu data elements for shape %s (%zu expected)",
-                       c->name, c->filled > c->n ? "more than " : "", c->filled,
-                       dims_text(c->t->dims, c->t->rank, dt, sizeof dt), c->n);
+        return bad_input(c, "%s%zu data elements for shape %s (%zu expected)", c->filled > c->n ? "more than " : "",
+                         c->filled, dims_text(c->t->dims, c->t->rank, dt, sizeof dt), c->n);
     void *buf = md_arena_calloc(c->a, c->n ? c->n : 1, mem_size(c->t->dtype));
     if (!buf)
         return md_fail(c->err, MD_E_NOMEM, NULL, NULL);
@@ -292,21 +302,18 @@ static int decode_bin_strings(const unsigned char *p, size_t size, in_ctx *c)
     for (size_t i = 0; i < c->n; i++) {
         uint32_t l;
         if (size - off < 4)
-            return md_fail(c->err, MD_E_INVALID_PARAM, c->field, "input '%s': binary BYTES data ends inside element %zu",
-                           c->name, i);
+            return bad_input(c, "binary BYTES data ends inside element %zu", i);
         memcpy(&l, p + off, 4);
         off += 4;
         if (l > size - off)
-            return md_fail(c->err, MD_E_INVALID_PARAM, c->field,
-                           "input '%s': binary BYTES element %zu claims %u bytes, only %zu left", c->name, i, l, size - off);
+            return bad_input(c, "binary BYTES element %zu claims %u bytes, only %zu left", i, l, size - off);
         s[i] = md_arena_strndup(c->a, (const char *)p + off, l);
         if (!s[i])
             return md_fail(c->err, MD_E_NOMEM, NULL, NULL);
         off += l;
     }
     if (off != size)
-        return md_fail(c->err, MD_E_INVALID_PARAM, c->field,
-                       "input '%s': binary_data_size is %zu but its %zu BYTES elements take %zu", c->name, size, c->n, off);
+        return bad_input(c, "binary_data_size is %zu but its %zu BYTES elements take %zu", size, c->n, off);
     c->t->data = s;
     return MD_OK;
 }
@@ -315,12 +322,10 @@ static int decode_bin_data(json_int_t size, bin_cur *bin, in_ctx *c)
 {
     char dt[96];
     if (!bin->p)
-        return md_fail(c->err, MD_E_INVALID_PARAM, c->field,
-                       "input '%s': binary_data_size given but the request has no Inference-Header-Content-Length", c->name);
+        return bad_input(c, "binary_data_size given but the request has no Inference-Header-Content-Length");
     if (size < 0 || (unsigned long long)size > bin->left)
-        return md_fail(c->err, MD_E_INVALID_PARAM, c->field,
-                       "input '%s': binary_data_size %lld exceeds the %zu binary bytes left in the body", c->name,
-                       (long long)size, bin->left);
+        return bad_input(c, "binary_data_size %lld exceeds the %zu binary bytes left in the body", (long long)size,
+                         bin->left);
     const unsigned char *p = bin->p;
     bin->p += size;
     bin->left -= (size_t)size;
@@ -328,9 +333,8 @@ static int decode_bin_data(json_int_t size, bin_cur *bin, in_ctx *c)
         return decode_bin_strings(p, (size_t)size, c);
     size_t want = c->n * wire_size(c->t->dtype);
     if ((size_t)size != want)
-        return md_fail(c->err, MD_E_INVALID_PARAM, c->field,
-                       "input '%s': binary_data_size %lld does not match shape %s of %s (%zu bytes)", c->name,
-                       (long long)size, dims_text(c->t->dims, c->t->rank, dt, sizeof dt), mdl_dtype_name(c->t->dtype), want);
+        return bad_input(c, "binary_data_size %lld does not match shape %s of %s (%zu bytes)", (long long)size,
+                         dims_text(c->t->dims, c->t->rank, dt, sizeof dt), mdl_dtype_name(c->t->dtype), want);
     unsigned char *buf = md_arena_alloc(c->a, want ? want : 1);
     if (!buf)
         return md_fail(c->err, MD_E_NOMEM, NULL, NULL);
@@ -359,26 +363,24 @@ static int decode_shape(json_t *shape, const mdl_io *io, in_ctx *c)
     size_t k;
     json_t *e;
     if (!json_is_array(shape) || json_array_size(shape) > MDL_MAX_RANK)
-        return md_fail(c->err, MD_E_INVALID_PARAM, c->field, "input '%s': shape must be an array of at most %d integers",
-                       c->name, MDL_MAX_RANK);
+        return bad_input(c, "shape must be an array of at most %d integers", MDL_MAX_RANK);
     c->t->rank = (int)json_array_size(shape);
     c->n = 1;
     json_array_foreach(shape, k, e) {
-        if (!json_is_integer(e) || json_integer_value(e) < 0 || (unsigned long long)json_integer_value(e) > OIP_MAX_ELEMS)
-            return md_fail(c->err, MD_E_INVALID_PARAM, c->field, "input '%s': shape[%zu] must be a non-negative integer",
-                           c->name, k);
+        json_int_t dim = json_is_integer(e) ? json_integer_value(e) : -1;
+        if (dim < 0 || (unsigned long long)dim > OIP_MAX_ELEMS)
+            return bad_input(c, "shape[%zu] must be a non-negative integer", k);
         c->t->dims[k] = json_integer_value(e);
         c->n *= (size_t)c->t->dims[k];
         if (c->n > OIP_MAX_ELEMS)
-            return md_fail(c->err, MD_E_INVALID_PARAM, c->field, "input '%s': shape has more than %llu elements", c->name,
-                           (unsigned long long)OIP_MAX_ELEMS);
+            return bad_input(c, "shape has more than %llu elements", (unsigned long long)OIP_MAX_ELEMS);
     }
     bool ok = c->t->rank == io->rank;
     for (int d = 0; ok && d < io->rank; d++)
         ok = io->dims[d] < 0 || io->dims[d] == c->t->dims[d];
     if (!ok)
-        return md_fail(c->err, MD_E_INVALID_PARAM, c->field, "input '%s': shape %s does not match the model's %s", c->name,
-                       dims_text(c->t->dims, c->t->rank, got, sizeof got), dims_text(io->dims, io->rank, want, sizeof want));
+        return bad_input(c, "shape %s does not match the model's %s",
+                         dims_text(c->t->dims, c->t->rank, got, sizeof got), dims_text(io->dims, io->rank, want, sizeof want));
     return MD_OK;
 }
 
@@ -388,13 +390,12 @@ static int binary_size_param(json_t *in, in_ctx *c, bool *has, json_int_t *size)
     json_t *params = json_object_get(in, "parameters");
     *has = false;
     if (params && !json_is_object(params))
-        return md_fail(c->err, MD_E_INVALID_PARAM, c->field, "input '%s': parameters must be an object", c->name);
+        return bad_input(c, "parameters must be an object");
     json_t *bs = json_object_get(params, "binary_data_size");
     if (!bs)
         return MD_OK;
     if (!json_is_integer(bs) || json_integer_value(bs) < 0)
-        return md_fail(c->err, MD_E_INVALID_PARAM, c->field, "input '%s': binary_data_size must be a non-negative integer",
-                       c->name);
+        return bad_input(c, "binary_data_size must be a non-negative integer");
     *has = true;
     *size = json_integer_value(bs);
     return MD_OK;
@@ -423,11 +424,10 @@ static int decode_input(json_t *in, size_t idx, const mdl_manifest *mf, bool *se
         return md_fail(c->err, MD_E_MISSING_FIELD, c->field, "input '%s': datatype is missing", c->name);
     c->t->dtype = mdl_dtype_parse(json_string_value(jd));
     if (c->t->dtype < 0)
-        return md_fail(c->err, MD_E_INVALID_PARAM, c->field, "input '%s': unknown datatype '%.32s'", c->name,
-                       json_string_value(jd));
+        return bad_input(c, "unknown datatype '%.32s'", json_string_value(jd));
     if (c->t->dtype != io->dtype)
-        return md_fail(c->err, MD_E_INVALID_PARAM, c->field, "input '%s': datatype %s does not match the model's %s",
-                       c->name, mdl_dtype_name(c->t->dtype), mdl_dtype_name(io->dtype));
+        return bad_input(c, "datatype %s does not match the model's %s", mdl_dtype_name(c->t->dtype),
+                         mdl_dtype_name(io->dtype));
     int rc = decode_shape(json_object_get(in, "shape"), io, c);
     if (rc != MD_OK)
         return rc;
@@ -438,7 +438,7 @@ static int decode_input(json_t *in, size_t idx, const mdl_manifest *mf, bool *se
         return rc;
     json_t *data = json_object_get(in, "data");
     if (has_bin && data)
-        return md_fail(c->err, MD_E_INVALID_PARAM, c->field, "input '%s': both data and binary_data_size are given", c->name);
+        return bad_input(c, "both data and binary_data_size are given");
     if (has_bin)
         return decode_bin_data(size, bin, c);
     if (!data)
@@ -490,10 +490,12 @@ static int decode_output(json_t *o, size_t i, const mdl_manifest *mf, md_arena *
         return md_fail(err, MD_E_NOMEM, NULL, NULL);
     out->outputs[i].binary = out->binary_output;
     if (params && !json_is_object(params))
-        return md_fail(err, MD_E_INVALID_PARAM, field, "output '%s': parameters must be an object", mf->outputs[k].name);
+        return md_fail(err, MD_E_INVALID_PARAM, field, "output '%s': parameters must be an object",
+                       mf->outputs[k].name);
     json_t *b = json_object_get(params, "binary_data");
     if (b && !json_is_boolean(b))
-        return md_fail(err, MD_E_INVALID_PARAM, field, "output '%s': binary_data must be a boolean", mf->outputs[k].name);
+        return md_fail(err, MD_E_INVALID_PARAM, field, "output '%s': binary_data must be a boolean",
+                       mf->outputs[k].name);
     if (b)
         out->outputs[i].binary = json_is_true(b);
     return MD_OK;
@@ -534,7 +536,8 @@ static int decode_head(json_t *root, md_arena *a, oip_infer_req *out, md_err *er
         return md_fail(err, MD_E_INVALID_PARAM, "parameters", "parameters must be an object");
     json_t *bo = json_object_get(params, "binary_data_output");
     if (bo && !json_is_boolean(bo))
-        return md_fail(err, MD_E_INVALID_PARAM, "parameters.binary_data_output", "binary_data_output must be a boolean");
+        return md_fail(err, MD_E_INVALID_PARAM, "parameters.binary_data_output",
+                       "binary_data_output must be a boolean");
     out->binary_output = bo && json_is_true(bo);
     return MD_OK;
 }
@@ -556,7 +559,8 @@ int oip_decode_infer(const void *body, size_t len, size_t header_len, const mdl_
         return md_fail(err, MD_E_INVALID_JSON, NULL, "the infer request is not valid JSON: %s (line %d, column %d)",
                        je.text, je.line, je.column);
     bin_cur bin = {header_len ? (const unsigned char *)body + header_len : NULL, header_len ? len - header_len : 0};
-    int rc = json_is_object(root) ? MD_OK : md_fail(err, MD_E_INVALID_JSON, NULL, "the infer request must be a JSON object");
+    int rc = json_is_object(root) ? MD_OK
+                                  : md_fail(err, MD_E_INVALID_JSON, NULL, "the infer request must be a JSON object");
     if (rc == MD_OK)
         rc = decode_head(root, a, out, err);
     if (rc == MD_OK)

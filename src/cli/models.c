@@ -229,7 +229,8 @@ static int local_op(const models_args *a, mdl_registry *reg, md_err *e)
         json_decref(d);
         return rc;
     }
-    int rc = strcmp(a->cmd, "activate") == 0 ? mdl_activate(reg, a->pos[0], a->pos[1], e) : mdl_rollback(reg, a->pos[0], e);
+    int rc = strcmp(a->cmd, "activate") == 0 ? mdl_activate(reg, a->pos[0], a->pos[1], e)
+                                             : mdl_rollback(reg, a->pos[0], e);
     if (rc == MD_OK)
         fprintf(stderr, "modeld models: %s %s done; a running server applies it at its next start\n", a->cmd,
                 a->pos[0]);
