@@ -54,7 +54,7 @@ static void judge_reset(mdl_judge *j)
 static void maybe_roll(mdl_registry *r, mdl_serving *s, uint64_t now)
 {
     uint64_t start = atomic_load(&s->window_start_ns);
-    if (now - start < r->canary_window_ns)
+    if (now < start || now - start < r->canary_window_ns) /* another thread read later */
         return;
     if (!atomic_compare_exchange_strong(&s->window_start_ns, &start, now))
         return;
