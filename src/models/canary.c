@@ -7,7 +7,9 @@
  * between threads.
  *
  * Judging: each serving set that has a canary keeps window counters for the active version
- * ([0]) and the canary ([1]): requests, failures and a latency histogram. Once the canary has
+ * ([0]) and the canary ([1]): requests, failures and a latency histogram. Only failures that
+ * are the server's (status >= 500: internal error, out of memory, timeout...) count against a
+ * version: a client sending a wrong shape must not roll a good canary back. Once the canary has
  * min_requests in the window it is rolled back when its error rate exceeds the active's by
  * max_error_margin, or (with min_requests on both sides) when its p99 exceeds the active's
  * times max_p99_ratio. It is promoted after promote_after successes since it started. Every
@@ -99,7 +101,7 @@ void mdl__canary_observe(mdl_registry *r, mdl_model *m, mdl_version *v, int rc, 
         maybe_roll(r, s, md_clock_now_ns(r->clock));
         mdl_judge *j = &s->judge[v == s->canary];
         atomic_fetch_add(&j->req, 1);
-        if (rc != MD_OK)
+        if (rc != MD_OK && md_err_status(rc) >= 500)
             atomic_fetch_add(&j->fail, 1);
         else if (v == s->canary)
             atomic_fetch_add(&s->canary_ok, 1);

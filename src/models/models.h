@@ -165,7 +165,8 @@ typedef struct mdl_version mdl_version;
 typedef struct mdl_canary_opts {
     uint64_t promote_after;   /* auto-promote after this many canary successes; 0 = by hand */
     uint64_t min_requests;    /* canary requests seen before judging it; 0 = 20 */
-    double max_error_margin;  /* roll back when canary error rate > active's + this; 0 = 0.05 */
+    double max_error_margin;  /* roll back when canary error rate > active's + this; 0 = 0.05
+                                 (errors: failures whose status is >= 500, not bad inputs) */
     double max_p99_ratio;     /* ... or canary p99 > active's p99 * this; 0 = 2.0 */
     double window_s;          /* judged over windows of this many seconds (counts start again
                                  after each); 0 = 60 */

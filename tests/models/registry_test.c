@@ -325,7 +325,7 @@ static void test_auto_promote(void **state)
     assert_string_equal(st.canary_version, "");
 }
 
-/* Run one request through the routing; canary requests fail (bad shape) when fail_canary,
+/* Run one request through the routing; canary requests fail (timeout) when fail_canary,
  * and take canary_ns (else active_ns) by the step clock. Returns the version that ran. */
 static int routed(mfx *f, bool fail_canary, uint64_t active_ns, uint64_t canary_ns)
 {
@@ -334,14 +334,13 @@ static int routed(mfx *f, bool fail_canary, uint64_t active_ns, uint64_t canary_
     int k = atoi(mdl_version_id(v));
     bool canary = mdl_version_state(v) == MDL_CANARY;
     float x[4] = {0};
-    mdl_tensor in = {.name = "x",
-                     .dtype = ONNX_FLOAT,
-                     .rank = 2,
-                     .dims = {1, canary && fail_canary ? 3 : 4},
-                     .data = x};
+    mdl_tensor in = {.name = "x", .dtype = ONNX_FLOAT, .rank = 2, .dims = {1, 4}, .data = x};
     mdl_result *res = NULL;
     f->clk.step = canary ? canary_ns : active_ns;
-    mdl_run(v, &in, 1, NULL, &res, NULL);
+    /* a server-side failure: a deadline already past (timeout, 504) */
+    md_cancel late;
+    md_cancel_init(&late, 1);
+    mdl_run(v, &in, 1, canary && fail_canary ? &late : NULL, &res, NULL);
     f->clk.step = 0;
     mdl_result_free(res);
     mdl_release(v);
@@ -372,6 +371,18 @@ static void test_auto_rollback_on_errors(void **state)
     assert_string_equal(state_of(f->r, "add4", "1", b), "ACTIVE");
     for (int i = 0; i < 50; i++)
         assert_int_equal(answer(f->r), 1);
+    /* client errors (bad shapes) on the canary do not count against it */
+    assert_int_equal(mdl_canary(f->r, "add4", "2", 50, &e), MD_OK);
+    for (int i = 0; i < 200; i++) {
+        mdl_version *v = NULL;
+        assert_int_equal(mdl_acquire(f->r, "add4", NULL, &v, NULL), MD_OK);
+        float x[3] = {0};
+        mdl_tensor bad = {.name = "x", .dtype = ONNX_FLOAT, .rank = 2, .dims = {1, 3}, .data = x};
+        mdl_result *res = NULL;
+        assert_int_equal(mdl_run(v, &bad, 1, NULL, &res, NULL), MD_E_INVALID_PARAM);
+        mdl_release(v);
+    }
+    assert_string_equal(state_of(f->r, "add4", "2", b), "CANARY");
 }
 
 static void test_auto_rollback_on_p99_and_window(void **state)
