@@ -97,7 +97,7 @@ static inline void mkdirs(const char *path)
 }
 
 /* Copy tests/fixtures/models/add4/<from>/ to <root>/add4/<to>/ (manifest version rewritten). */
-static void copy_add4(const char *root, const char *from, const char *to)
+static inline void copy_add4(const char *root, const char *from, const char *to)
 {
     char src[1200], dst[1200];
     snprintf(dst, sizeof dst, "%s/add4/%s", root, to);
