@@ -151,6 +151,50 @@ static void test_manifest_must_agree_with_graph(void **state)
     free(path);
 }
 
+static void test_xgboost_manifest_checked(void **state)
+{
+    (void)state;
+    const mdl_runtime *rt = mdl_runtime_find("xgboost");
+    assert_non_null(rt);
+    char dir[1200], path[1300];
+    snprintf(dir, sizeof dir, "%s/xgb-multi/1", fixture_models());
+    snprintf(path, sizeof path, "%s/model.json", dir);
+    static const struct {
+        const char *ins, *outs, *field;
+    } cases[] = {
+        {"[{\"name\": \"f\", \"datatype\": \"FP32\", \"shape\": [-1, 5]}]",
+         "[{\"name\": \"p\", \"datatype\": \"FP32\", \"shape\": [-1, 3]}]", "inputs[0].shape"},
+        {"[{\"name\": \"f\", \"datatype\": \"FP64\", \"shape\": [-1, 6]}]",
+         "[{\"name\": \"p\", \"datatype\": \"FP32\", \"shape\": [-1, 3]}]", "inputs"},
+        {"[{\"name\": \"f\", \"datatype\": \"FP32\", \"shape\": [-1, 6]}]",
+         "[{\"name\": \"p\", \"datatype\": \"FP32\", \"shape\": [-1, 2]}]", "outputs"},
+        {"[{\"name\": \"f\", \"datatype\": \"FP32\", \"shape\": [-1, 6]}]",
+         "[{\"name\": \"p\", \"datatype\": \"FP32\", \"shape\": [-1, 3]}]", NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char text[1024];
+        snprintf(text, sizeof text,
+                 "{\"name\": \"x\", \"version\": \"1\", \"runtime\": \"xgboost\","
+                 " \"artefact\": \"model.json\", \"sha256\": \"%064d\", \"inputs\": %s,"
+                 " \"outputs\": %s}",
+                 0, cases[i].ins, cases[i].outs);
+        mdl_manifest m;
+        parse(text, &m);
+        void *st = NULL;
+        md_err e = {0};
+        int rc = rt->load(path, &m, &st, &e);
+        if (cases[i].field) {
+            assert_int_equal(rc, MD_E_MODEL_INVALID);
+            assert_string_equal(e.field, cases[i].field);
+            assert_null(st);
+        } else {
+            assert_int_equal(rc, MD_OK);
+            rt->free(st);
+        }
+        mdl_manifest_free(&m);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -158,6 +202,7 @@ int main(void)
                                         mfx_teardown),
         cmocka_unit_test_setup_teardown(test_manifest_must_agree_with_graph, mfx_setup,
                                         mfx_teardown),
+        cmocka_unit_test(test_xgboost_manifest_checked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
