@@ -8,7 +8,7 @@ DATA_DIR  ?= ./var
 FUZZ_SECS ?= 5
 PYTHON    := /usr/bin/python3
 
-.PHONY: all run test deps deps-build build asan unit e2e web-test fuzz-build fuzz-smoke fuzz bench clean \
+.PHONY: all run test deps deps-build build asan tsan unit e2e web-test fuzz-build fuzz-smoke fuzz bench clean \
         models models-verify models-check
 
 all: build
@@ -30,6 +30,15 @@ run: build
 asan: deps
 	@cmake -S . -B build/asan -DCMAKE_BUILD_TYPE=Debug -DMODELD_SANITIZE=ON >/dev/null
 	@cmake --build build/asan -j$(JOBS)
+
+# The concurrency tests (CTest label "tsan") under ThreadSanitizer. Not part of `make test`: it
+# is a second full build. libxgboost's OpenMP is not instrumented, so only tests that do not
+# run XGBoost carry the label.
+TSAN_TESTS := models_refcount_test
+tsan: deps
+	@cmake -S . -B build/tsan -DCMAKE_BUILD_TYPE=Debug -DMODELD_TSAN=ON >/dev/null
+	@cmake --build build/tsan -j$(JOBS) --target $(TSAN_TESTS)
+	cd build/tsan && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -L tsan
 
 # ASAN_OPTIONS: leaks are errors; UBSan stops at the first report.
 export ASAN_OPTIONS ?= detect_leaks=1:abort_on_error=0:strict_string_checks=1

@@ -2,8 +2,9 @@
  * sweeper, and the graceful stop on SIGTERM/SIGINT. Also `modeld routes`, which runs the same
  * start-up up to the route table and prints it (or the OpenAPI document) instead of listening.
  *
- * Start-up order is the dependency order (store -> auth -> limiter -> platform -> HTTP) and
- * shutdown is its reverse, so nothing is closed while something above it may still call it:
+ * Start-up order is the dependency order (store -> auth -> limiter -> model registry -> platform
+ * -> HTTP) and shutdown is its reverse, so nothing is closed while something above it may still
+ * call it:
  * the server drains and stops first, then the audit queue is flushed, then the database is
  * closed (checkpointing its WAL). Signals are blocked in every thread and taken by the main
  * thread with sigtimedwait(), whose timeout is the sweeper's period.
@@ -13,6 +14,8 @@
 
 #include "api/convert.h"
 #include "api/docs.h"
+#include "api/models_api.h"
+#include "api/oip.h"
 #include "api/openapi.h"
 #include "api/platform.h"
 #include "auth/auth.h"
@@ -20,10 +23,12 @@
 #include "base/log.h"
 #include "config/config.h"
 #include "http/http.h"
+#include "models/models.h"
 #include "store/store.h"
 
 #include <errno.h>
 #include <ftw.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +46,7 @@ typedef struct serve_ctx {
     api_convert *conv; /* upload/convert/results and the web page (issue 4) */
     api_docs *docs;    /* GET /docs */
     api_openapi *oa;   /* GET /openapi.json */
+    mdl_registry *reg; /* the model registry (issue 8) */
     http_server *srv;
     int routes_only;   /* `modeld routes`: 1 = print the table, 2 = print the OpenAPI document */
 } serve_ctx;
@@ -72,6 +78,32 @@ static int bootstrap_key(serve_ctx *c)
     return 0;
 }
 
+/* The shipped models/ (models_dir, else next to the binary or in the source tree) and the data
+ * dir's models/; every model is loaded, validated and activated now, a failing one is FAILED
+ * (readiness tells whether a required one is missing) without stopping the server. */
+static int open_registry(serve_ctx *c)
+{
+    const md_config *cfg = c->cfg;
+    char shipped[PATH_MAX];
+    md_err e;
+    md_err_clear(&e);
+    const char *dir = shipped;
+    if (api_models_find_dir(cfg->models_dir, shipped, sizeof shipped, &e) != MD_OK) {
+        if (*cfg->models_dir)
+            return fail("cannot use the models_dir", &e, 2);
+        md_log(MD_LOG_INFO, "no shipped models/ directory found: serving only models installed at run time");
+        dir = NULL;
+    }
+    mdl_registry_opts o = {.shipped_dir = dir, .data_dir = cfg->data_dir, .store = c->st, .load_all = true,
+                           .canary = {.promote_after = (uint64_t)cfg->canary_promote_after,
+                                      .min_requests = (uint64_t)cfg->canary_min_requests,
+                                      .max_error_margin = cfg->canary_error_margin,
+                                      .max_p99_ratio = cfg->canary_p99_ratio}};
+    if (mdl_registry_open(&o, &c->reg, &e) != MD_OK)
+        return fail("cannot open the model registry", &e, 1);
+    return 0;
+}
+
 static int open_backends(serve_ctx *c)
 {
     const md_config *cfg = c->cfg;
@@ -94,7 +126,20 @@ static int open_backends(serve_ctx *c)
     }
     if (rl_new(&(rl_opts){0}, &c->rl) != MD_OK)
         return fail("cannot create the rate limiter", &(md_err){.code = MD_E_NOMEM}, 1);
-    return 0;
+    return open_registry(c);
+}
+
+/* OIP and management routes, the models' metrics and the "models" readiness check. */
+static int register_models(serve_ctx *c, md_err *e)
+{
+    int rc = api_oip_register(c->srv, c->reg, e);
+    if (rc == MD_OK)
+        rc = api_models_register(c->srv, c->reg, e);
+    if (rc == MD_OK && http_metrics_collector(c->srv, mdl_metrics, c->reg) != MD_OK)
+        rc = md_fail(e, MD_E_INTERNAL, NULL, "cannot register the model metrics");
+    if (rc == MD_OK && api_platform_ready_check(c->plat, "models", api_models_ready, c->reg) != MD_OK)
+        rc = md_fail(e, MD_E_INTERNAL, NULL, "cannot add the models readiness check");
+    return rc;
 }
 
 static void print_route(void *ctx, const char *method, const char *pattern, http_role role, int flags,
@@ -152,7 +197,7 @@ static int start_http(serve_ctx *c)
     co.max_pixels = (uint64_t)cfg->convert_max_pixels;
     co.pixels_in_flight = (uint64_t)cfg->convert_pixels_in_flight;
     if (http_server_new(&ho, &c->srv, &e) != MD_OK || api_platform_register(c->plat, c->srv, &e) != MD_OK ||
-        api_convert_register(c->srv, c->st, &co, &c->conv, &e) != MD_OK ||
+        api_convert_register(c->srv, c->st, &co, &c->conv, &e) != MD_OK || register_models(c, &e) != MD_OK ||
         api_docs_register(c->srv, cfg->docs_dir, &c->docs, &e) != MD_OK ||
         api_openapi_register(c->srv, &c->oa, &e) != MD_OK)
         return fail("cannot set up the HTTP server", &e, 1);
@@ -216,6 +261,7 @@ static void shutdown_all(serve_ctx *c, int sig)
     api_docs_free(c->docs);
     api_convert_free(c->conv);
     api_platform_free(c->plat);
+    mdl_registry_close(c->reg); /* after the server: no request holds a model any more */
     rl_free(c->rl);
     auth_close(c->au);
     store_unref(c->st);

@@ -18,7 +18,7 @@
 #include <string.h>
 #include <strings.h>
 
-typedef enum { T_STR, T_INT, T_BOOL, T_SIZE, T_DUR, T_RATE } stype;
+typedef enum { T_STR, T_INT, T_BOOL, T_SIZE, T_DUR, T_RATE, T_NUM } stype;
 
 enum { NO_FLAG = 1 }; /* secrets: not on the command line, where `ps` would show them */
 
@@ -27,7 +27,7 @@ typedef struct setting {
     stype t;
     size_t off;
     const char *def;
-    long long lo, hi; /* inclusive bounds for INT, SIZE (bytes) and DUR (ms) */
+    long long lo, hi; /* inclusive bounds for INT, SIZE (bytes), DUR (ms) and NUM (a decimal) */
     unsigned flags;
     const char *arg, *help;
 } setting;
@@ -90,6 +90,16 @@ static const setting settings[] = {
      "web page files (index.html...); empty = web/ next to the binary or in the source tree"},
     {"docs_dir", T_STR, F(docs_dir), "", 0, 0, 0, "DIR",
      "swagger-ui-dist for the /docs page; empty = build/npm/node_modules/swagger-ui-dist of this build"},
+    {"models_dir", T_STR, F(models_dir), "", 0, 0, 0, "DIR",
+     "shipped model repository (read-only); empty = models/ next to the binary or in the source tree"},
+    {"canary_promote_after", T_INT, F(canary_promote_after), "0", 0, 1000000000, 0, "N",
+     "promote a canary version after N successful requests; 0 = only by hand"},
+    {"canary_min_requests", T_INT, F(canary_min_requests), "20", 1, 1000000000, 0, "N",
+     "requests a canary serves before it is judged for automatic rollback"},
+    {"canary_error_margin", T_NUM, F(canary_error_margin), "0.05", 0, 1, 0, "X",
+     "roll a canary back when its error rate exceeds the active version's by more than X"},
+    {"canary_p99_ratio", T_NUM, F(canary_p99_ratio), "2", 1, 1000, 0, "X",
+     "... or when its p99 latency exceeds the active version's times X"},
     {"test_routes", T_BOOL, F(test_routes), "false", 0, 0, 0, "BOOL",
      "debug: /api/test/* routes for the end-to-end tests (never in production)"},
 };
@@ -246,6 +256,15 @@ static int set_value(md_config *c, const setting *s, const char *v, const char *
             return bad(err, s, origin, what, v);
         *(size_t *)field = (size_t)n;
         return MD_OK;
+    case T_NUM: {
+        snprintf(what, sizeof what, "a decimal number in %lld..%lld", s->lo, s->hi);
+        char *end = (char *)v;
+        double d = isdigit((unsigned char)*v) && strspn(v, "0123456789.") == strlen(v) ? strtod(v, &end) : -1;
+        if (d < (double)s->lo || d > (double)s->hi || *end)
+            return bad(err, s, origin, what, v);
+        *(double *)field = d;
+        return MD_OK;
+    }
     case T_DUR:
         snprintf(what, sizeof what, "a duration from %lldms to %lldh, like 30s, 500ms, 5m", s->lo, s->hi / HOUR);
         if (!parse_dur(v, &n) || n < s->lo || n > s->hi)

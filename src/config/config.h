@@ -51,6 +51,10 @@ typedef struct md_config {
     long convert_max_pixels, convert_pixels_in_flight; /* admission by cost (pl_budget) */
     char *web_dir; /* "" = search next to the binary and in the source tree */
     char *docs_dir; /* swagger-ui-dist for /docs; "" = build/npm next to the binary or source tree */
+    /* model registry (issue 8) */
+    char *models_dir; /* "" = models/ next to the binary or in the source tree */
+    long canary_promote_after, canary_min_requests;
+    double canary_error_margin, canary_p99_ratio;
     bool test_routes;
     bool help; /* --help was given: print md_config_help and exit 0 */
 } md_config;

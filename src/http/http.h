@@ -75,6 +75,9 @@ enum {
     HTTP_NO_RATELIMIT = 1 << 1, /* skip the rate limiter (health, metrics) */
     HTTP_NO_AUDIT = 1 << 2,     /* never write an audit entry for this route */
     HTTP_NO_GZIP = 1 << 3,      /* never compress this route's answers (already compressed data) */
+    HTTP_ERR_OIP = 1 << 4,      /* errors render the Open Inference Protocol way, {"error": "<message>"}
+                                   (status still from the error table; the request id stays in
+                                   the X-Request-ID header) */
 };
 
 typedef int (*http_handler_fn)(http_req *req, void *ctx);
@@ -248,6 +251,8 @@ md_arena *http_req_arena(http_req *r);
 md_err *http_req_err(http_req *r);
 /* The authenticated caller (role PUBLIC and key_id "" when anonymous). Borrowed. */
 const http_identity *http_req_identity(const http_req *r);
+/* Monotonic ns at which the request started (its first byte was seen): queue-time metrics. */
+uint64_t http_req_start_ns(const http_req *r);
 /* Deadline (monotonic ns) and whether it has passed. */
 uint64_t http_req_deadline_ns(const http_req *r);
 bool http_req_expired(const http_req *r);

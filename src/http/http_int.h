@@ -264,9 +264,12 @@ void http__req_run(http_req *r);
 /* After the reply: error body rendering, gzip, standard headers. Runs on the thread that owns
  * the request (the worker for HEAVY routes). */
 void http__req_finalize(http_req *r);
-/* Render the error JSON into buf (no arena). Returns length. */
+/* Render the error JSON into buf (no arena). Returns length. oip: the Open Inference Protocol's
+ * form {"error": "<message>"} (routes flagged HTTP_ERR_OIP) instead of modeld's own. */
 size_t http__error_json(char *buf, size_t cap, int code, const char *field, const char *msg,
-                        const char *request_id);
+                        const char *request_id, bool oip);
+/* Whether r's errors render the OIP way (its route has HTTP_ERR_OIP). */
+bool http__err_oip(const http_req *r);
 /* Headers every answer carries (request id, CORS, rate limit, Connection: close when draining),
  * passed to add(name, value, cls). Uses no arena memory. */
 void http__std_headers(http_req *r, void (*add)(void *cls, const char *k, const char *v), void *cls);

@@ -92,6 +92,7 @@ const char *http_req_client_ip(const http_req *r) { return r->ip; }
 md_arena *http_req_arena(http_req *r) { return r->arena; }
 md_err *http_req_err(http_req *r) { return &r->err; }
 const http_identity *http_req_identity(const http_req *r) { return &r->ident; }
+uint64_t http_req_start_ns(const http_req *r) { return r->start_ns; }
 uint64_t http_req_deadline_ns(const http_req *r) { return r->deadline_ns; }
 bool http_req_expired(const http_req *r) { return md_now_ns() >= r->deadline_ns; }
 const md_cancel *http_req_cancel(http_req *r) { return &r->cancel; }
@@ -296,10 +297,22 @@ static void put_raw(char *buf, size_t cap, size_t *n, const char *s)
     }
 }
 
+bool http__err_oip(const http_req *r)
+{
+    return r->match.route && (r->match.route->flags & HTTP_ERR_OIP);
+}
+
 size_t http__error_json(char *buf, size_t cap, int code, const char *field, const char *msg,
-                        const char *request_id)
+                        const char *request_id, bool oip)
 {
     size_t n = 0;
+    if (oip) {
+        put_raw(buf, cap, &n, "{\"error\":\"");
+        put_json_str(buf, cap, &n, msg && *msg ? msg : md_err_default_msg(code));
+        put_raw(buf, cap, &n, "\"}");
+        buf[n] = '\0';
+        return n;
+    }
     put_raw(buf, cap, &n, "{\"success\":false,\"error\":{\"code\":\"");
     put_json_str(buf, cap, &n, md_err_name(code));
     put_raw(buf, cap, &n, "\",\"message\":\"");
@@ -334,7 +347,7 @@ int http_reply_error(http_req *r, const md_err *e)
     int code = e->code == MD_OK ? MD_E_INTERNAL : e->code;
     retry_after(r, code);
     char buf[2600];
-    size_t n = http__error_json(buf, sizeof buf, code, e->field, md_err_message(e), r->id);
+    size_t n = http__error_json(buf, sizeof buf, code, e->field, md_err_message(e), r->id, http__err_oip(r));
     if (e != &r->err)
         r->err = *e;
     r->err.code = code;

@@ -126,7 +126,7 @@ static enum MHD_Result queue_reply(http_req *r)
 static enum MHD_Result queue_detached_error(http_req *r, int code, const char *msg)
 {
     char buf[1024];
-    size_t n = http__error_json(buf, sizeof buf, code, NULL, msg, r->id);
+    size_t n = http__error_json(buf, sizeof buf, code, NULL, msg, r->id, http__err_oip(r));
     struct MHD_Response *resp = MHD_create_response_from_buffer(n, buf, MHD_RESPMEM_MUST_COPY);
     if (!resp)
         return MHD_NO;

@@ -165,8 +165,11 @@ typedef struct mdl_version mdl_version;
 typedef struct mdl_canary_opts {
     uint64_t promote_after;   /* auto-promote after this many canary successes; 0 = by hand */
     uint64_t min_requests;    /* canary requests seen before judging it; 0 = 20 */
-    double max_error_margin;  /* roll back when canary error rate > active's + this; 0 = 0.05 */
+    double max_error_margin;  /* roll back when canary error rate > active's + this; 0 = 0.05
+                                 (errors: failures whose status is >= 500, not bad inputs) */
     double max_p99_ratio;     /* ... or canary p99 > active's p99 * this; 0 = 2.0 */
+    double window_s;          /* judged over windows of this many seconds (counts start again
+                                 after each); 0 = 60 */
 } mdl_canary_opts;
 
 typedef struct mdl_registry_opts {
@@ -247,9 +250,13 @@ int mdl_validate_dir(const char *dir, const mdl_registry_opts *o, md_err *err);
  * mdl_describe_all: [{"name","family","runtime","active_version","canary_version",
  *   "canary_percent","state","required","versions":[{"version","state","reason"?}]}]
  * mdl_describe: the same object for one model plus "manifest" (the active/given version's
- *   modeld.json) and "stats": per version {"requests","successes","failures":{reason:count},
- *   "latency_seconds":{"p50","p99","buckets":[...]},"queue_seconds_total","last_error",
- *   "memory_bytes","load_seconds","validation_seconds"}.
+ *   modeld.json) and "stats": an object keyed by version id ({"1": {...}, "2": {...}}), each
+ *   {"state","requests","successes","failures":{reason:count},
+ *   "latency_seconds":{"p50","p99","buckets":[{"le","count"}...]} (cumulative counts; the last
+ *   bucket's "le" is null = +Inf), "latency_seconds_total","success_seconds_total",
+ *   "failure_seconds_total","queue_count","queue_seconds_total","last_inference_ms" (wall ms,
+ *   0 = never),"last_error" (string or null),"memory_bytes","load_seconds",
+ *   "validation_seconds"}. Versions never loaded have only state/memory/load/validation.
  * New references (json_decref). */
 json_t *mdl_describe_all(mdl_registry *r);
 int mdl_describe(mdl_registry *r, const char *name, const char *version, json_t **out,

@@ -65,6 +65,13 @@ static const migration migrations[] = {
      "  expires_ms INTEGER NOT NULL);"
      "CREATE INDEX results_expires ON results(expires_ms);"
      "CREATE INDEX results_sha256 ON results(svg_sha256);"},
+    {5, "models",
+     "CREATE TABLE models ("
+     "  name TEXT PRIMARY KEY,"
+     "  active_version TEXT NOT NULL,"
+     "  canary_version TEXT NOT NULL,"
+     "  canary_percent REAL NOT NULL,"
+     "  updated_ms INTEGER NOT NULL);"},
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

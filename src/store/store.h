@@ -198,6 +198,30 @@ int store_results_create(store *s, const char *file_id, const void *svg, size_t 
 int store_results_get(store *s, const char *result_id, store_result *out, char **meta_json,
                       md_err *err);
 
+/* ---- model registry state (models.c) ------------------------------------------------- */
+
+#define STORE_MODEL_NAME_MAX 64
+#define STORE_MODEL_VERSION_MAX 32
+
+/* What the model registry remembers of one model across restarts. */
+typedef struct store_model_state {
+    char name[STORE_MODEL_NAME_MAX];
+    char active_version[STORE_MODEL_VERSION_MAX]; /* "" = none */
+    char canary_version[STORE_MODEL_VERSION_MAX]; /* "" = no canary */
+    double canary_percent;                        /* 0..100; 0 when no canary */
+    int64_t updated_ms;                           /* wall clock of the last change */
+} store_model_state;
+
+/* MD_E_NOT_FOUND (field "name") when nothing is remembered for name. */
+int store_models_get(store *s, const char *name, store_model_state *out, md_err *err);
+/* Insert or replace the row of st->name; updated_ms is set to the store clock's now (the field
+ * of st is ignored). MD_E_INVALID_PARAM for an empty or too long name or version. */
+int store_models_set(store *s, const store_model_state *st, md_err *err);
+/* Every remembered model, by name. *out is new (free() it; NULL when *n == 0). */
+int store_models_list(store *s, store_model_state **out, size_t *n, md_err *err);
+/* Forget a model; deleting an unknown name is MD_OK. */
+int store_models_delete(store *s, const char *name, md_err *err);
+
 /* ---- retention (sweep.c) -------------------------------------------------------------- */
 
 typedef struct store_sweep_stats {

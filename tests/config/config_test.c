@@ -117,6 +117,41 @@ static void test_convert_settings(void **state)
     md_config_free(&c);
 }
 
+static void test_model_settings(void **state)
+{
+    (void)state;
+    md_config c;
+    md_err e;
+    assert_int_equal(md_config_defaults(&c), MD_OK);
+    assert_string_equal(c.models_dir, "");
+    assert_int_equal(c.canary_promote_after, 0);
+    assert_int_equal(c.canary_min_requests, 20);
+    assert_true(c.canary_error_margin == 0.05 && c.canary_p99_ratio == 2.0);
+    md_config_free(&c);
+    char *env[] = {"MODELD_CANARY_P99_RATIO=1.5", NULL};
+    char *argv[] = {"serve", "--models-dir", "/srv/models", "--canary-error-margin=0.2", "--canary-promote-after",
+                    "100", NULL};
+    assert_int_equal(md_config_load(&c, 6, argv, env, &e), MD_OK);
+    assert_string_equal(c.models_dir, "/srv/models");
+    assert_true(c.canary_error_margin == 0.2 && c.canary_p99_ratio == 1.5);
+    assert_int_equal(c.canary_promote_after, 100);
+    md_config_free(&c);
+    /* decimals: digits and one optional fraction, inside the bounds; nothing else */
+    const char *bad[] = {"1.5", "-0.1", "0x1", ".5", " 0.1", "0.1 ", "nan", "inf", "1e-2", "", "0.1.2", NULL};
+    for (size_t i = 0; bad[i]; i++) {
+        assert_int_equal(md_config_defaults(&c), MD_OK);
+        assert_int_equal(md_config_set(&c, "canary_error_margin", bad[i], "--canary-error-margin", &e),
+                         MD_E_INVALID_PARAM);
+        assert_string_equal(e.field, "canary_error_margin");
+        assert_true(c.canary_error_margin == 0.05); /* the previous value stays */
+        md_config_free(&c);
+    }
+    assert_int_equal(md_config_defaults(&c), MD_OK);
+    assert_int_equal(md_config_set(&c, "canary_p99_ratio", "0.5", "test", &e), MD_E_INVALID_PARAM);
+    assert_int_equal(md_config_set(&c, "canary_p99_ratio", "1000", "test", &e), MD_OK);
+    md_config_free(&c);
+}
+
 static void test_value_syntax(void **state)
 {
     (void)state;
@@ -240,7 +275,7 @@ int main(void)
         cmocka_unit_test(test_defaults),     cmocka_unit_test(test_precedence),
         cmocka_unit_test(test_value_syntax), cmocka_unit_test(test_errors),
         cmocka_unit_test(test_ini_errors),   cmocka_unit_test(test_help_lists_every_setting),
-        cmocka_unit_test(test_convert_settings),
+        cmocka_unit_test(test_convert_settings), cmocka_unit_test(test_model_settings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

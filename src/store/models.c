@@ -1,0 +1,142 @@
+/* models.c - the models table: what the model registry (src/models) remembers of each model
+ * across restarts: its active version and its canary (version and percentage).
+ *
+ * Invariants:
+ *   1. One row per model name; store_models_set replaces the whole row, so a reader never sees
+ *      the active version of one change with the canary of another.
+ *   2. The store does not interpret versions: the registry checks them against what is on disk
+ *      when it restores them.
+ */
+#include "store/store_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const char SQL_GET[] = "SELECT name, active_version, canary_version, canary_percent, "
+                              "updated_ms FROM models WHERE name = ?";
+static const char SQL_SET[] =
+    "INSERT OR REPLACE INTO models(name, active_version, canary_version, canary_percent, "
+    "updated_ms) VALUES(?,?,?,?,?)";
+static const char SQL_LIST[] = "SELECT name, active_version, canary_version, canary_percent, "
+                               "updated_ms FROM models ORDER BY name";
+static const char SQL_DELETE[] = "DELETE FROM models WHERE name = ?";
+
+static void read_row(sqlite3_stmt *st, store_model_state *m)
+{
+    memset(m, 0, sizeof *m);
+    store__col_text(st, 0, m->name, sizeof m->name);
+    store__col_text(st, 1, m->active_version, sizeof m->active_version);
+    store__col_text(st, 2, m->canary_version, sizeof m->canary_version);
+    m->canary_percent = sqlite3_column_double(st, 3);
+    m->updated_ms = sqlite3_column_int64(st, 4);
+}
+
+int store_models_get(store *s, const char *name, store_model_state *out, md_err *err)
+{
+    store__lock(s);
+    sqlite3_stmt *st = store__stmt(s, SQL_GET, err);
+    int rc = st ? MD_OK : MD_E_IO;
+    if (st) {
+        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+        int r = sqlite3_step(st);
+        if (r == SQLITE_ROW)
+            read_row(st, out);
+        else if (r == SQLITE_DONE)
+            rc = md_fail(err, MD_E_NOT_FOUND, "name", "no state remembered for this model");
+        else
+            rc = store__sqlfail(s, "get model state", err);
+        store__done(st);
+    }
+    store__unlock(s);
+    return rc;
+}
+
+static int check_state(const store_model_state *m, md_err *err)
+{
+    if (!m->name[0] || strnlen(m->name, sizeof m->name) == sizeof m->name)
+        return md_fail(err, MD_E_INVALID_PARAM, "name", "a model name of 1..63 bytes is required");
+    if (strnlen(m->active_version, sizeof m->active_version) == sizeof m->active_version)
+        return md_fail(err, MD_E_INVALID_PARAM, "active_version", "too long");
+    if (strnlen(m->canary_version, sizeof m->canary_version) == sizeof m->canary_version)
+        return md_fail(err, MD_E_INVALID_PARAM, "canary_version", "too long");
+    if (!(m->canary_percent >= 0 && m->canary_percent <= 100))
+        return md_fail(err, MD_E_INVALID_PARAM, "canary_percent", "must be in 0..100");
+    return MD_OK;
+}
+
+int store_models_set(store *s, const store_model_state *m, md_err *err)
+{
+    int rc = check_state(m, err);
+    if (rc != MD_OK)
+        return rc;
+    store__lock(s);
+    sqlite3_stmt *st = store__stmt(s, SQL_SET, err);
+    rc = st ? MD_OK : MD_E_IO;
+    if (st) {
+        sqlite3_bind_text(st, 1, m->name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, m->active_version, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, m->canary_version, -1, SQLITE_STATIC);
+        sqlite3_bind_double(st, 4, m->canary_percent);
+        sqlite3_bind_int64(st, 5, md_clock_wall_ms(s->clock));
+        if (sqlite3_step(st) != SQLITE_DONE)
+            rc = store__sqlfail(s, "set model state", err);
+        store__done(st);
+    }
+    store__unlock(s);
+    return rc;
+}
+
+static int push_row(store_model_state **arr, size_t *n, size_t *cap, sqlite3_stmt *st)
+{
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 16;
+        store_model_state *na = realloc(*arr, nc * sizeof *na);
+        if (!na)
+            return MD_E_NOMEM;
+        *arr = na;
+        *cap = nc;
+    }
+    read_row(st, &(*arr)[(*n)++]);
+    return MD_OK;
+}
+
+int store_models_list(store *s, store_model_state **out, size_t *n, md_err *err)
+{
+    *out = NULL;
+    *n = 0;
+    size_t cap = 0;
+    store__lock(s);
+    sqlite3_stmt *st = store__stmt(s, SQL_LIST, err);
+    int rc = st ? MD_OK : MD_E_IO;
+    int r = SQLITE_DONE;
+    while (rc == MD_OK && (r = sqlite3_step(st)) == SQLITE_ROW)
+        rc = push_row(out, n, &cap, st);
+    if (rc == MD_E_NOMEM)
+        md_fail(err, MD_E_NOMEM, NULL, NULL);
+    else if (rc == MD_OK && r != SQLITE_DONE)
+        rc = store__sqlfail(s, "list model states", err);
+    if (st)
+        store__done(st);
+    store__unlock(s);
+    if (rc != MD_OK) {
+        free(*out);
+        *out = NULL;
+        *n = 0;
+    }
+    return rc;
+}
+
+int store_models_delete(store *s, const char *name, md_err *err)
+{
+    store__lock(s);
+    sqlite3_stmt *st = store__stmt(s, SQL_DELETE, err);
+    int rc = st ? MD_OK : MD_E_IO;
+    if (st) {
+        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) != SQLITE_DONE)
+            rc = store__sqlfail(s, "delete model state", err);
+        store__done(st);
+    }
+    store__unlock(s);
+    return rc;
+}
