@@ -126,10 +126,9 @@ static int infer_with(http_req *req, mdl_version *v)
         return rc;
     uint64_t start = http_req_start_ns(req), now = md_now_ns();
     mdl_version_note_queue(v, now > start ? now - start : 0);
-    md_cancel cancel;
-    md_cancel_init(&cancel, http_req_deadline_ns(req));
     mdl_result *res = NULL;
-    rc = mdl_run(v, in.inputs, in.n_inputs, &cancel, &res, err);
+    /* The request's own token: its deadline, and the reaper's 504 or a drain cancel it. */
+    rc = mdl_run(v, in.inputs, in.n_inputs, http_req_cancel(req), &res, err);
     if (rc != MD_OK)
         return rc;
     md_buf out;

@@ -163,9 +163,6 @@ static int onnx_rt_run(void *state, const mdl_manifest *mf, const mdl_tensor *in
     onnx_tensor in[64];
     if (n != s->n_in || n > 64)
         return md_fail(err, MD_E_INVALID_PARAM, "inputs", "expected %zu inputs", s->n_in);
-    int rc = md_cancel_check(cancel, "onnx run", err);
-    if (rc != MD_OK)
-        return rc;
     for (size_t g = 0; g < n; g++) {
         const mdl_tensor *t = &inputs[s->in_map[g]];
         memset(&in[g], 0, sizeof in[g]);
@@ -175,7 +172,9 @@ static int onnx_rt_run(void *state, const mdl_manifest *mf, const mdl_tensor *in
         in[g].data = (void *)t->data; /* onnx_run does not write its inputs */
     }
     onnx_result * or = NULL;
-    rc = onnx_run(s->m, in, n, NULL, & or, err);
+    /* The engine checks the token before every node, so a request past its deadline stops. */
+    onnx_run_opts ro = {.cancel = cancel};
+    int rc = onnx_run(s->m, in, n, &ro, & or, err);
     if (rc != MD_OK)
         return rc;
     return collect(s, mf, or, out, err);
