@@ -119,9 +119,10 @@ static int check_split(const tree_arrays *a, size_t i, const unsigned char *seen
 {
     long long li = at(a->l, i), ri = at(a->r, i), fi = at(a->f, i);
     if (li <= (long long)i || (size_t)li + 1 >= a->n || ri != li + 1)
-        return md_fail(err, MD_E_MODEL_INVALID, "trees",
-                       "tree %zu node %zu: children %lld, %lld are not two consecutive nodes after it",
-                       a->t, i, li, ri);
+        return md_fail(
+            err, MD_E_MODEL_INVALID, "trees",
+            "tree %zu node %zu: children %lld, %lld are not two consecutive nodes after it", a->t,
+            i, li, ri);
     if (seen[li] || seen[ri])
         return md_fail(err, MD_E_MODEL_INVALID, "trees",
                        "tree %zu node %zu: a child is reached twice", a->t, i);
@@ -139,8 +140,9 @@ static int walk_tree(const tree_arrays *a, md_err *err)
 {
     unsigned char *seen = calloc(a->n, 1);
     size_t *stack = malloc(a->n * sizeof *stack);
-    int rc = (seen && stack) ? MD_OK
-                             : md_fail(err, MD_E_NOMEM, "trees", "no memory to check tree %zu", a->t);
+    int rc = (seen && stack)
+                 ? MD_OK
+                 : md_fail(err, MD_E_NOMEM, "trees", "no memory to check tree %zu", a->t);
     size_t top = 0;
     if (rc == MD_OK) {
         stack[top++] = 0;
@@ -176,12 +178,14 @@ static int check_deleted(const json_t *tree, const tree_arrays *a, md_err *err)
     for (size_t i = 1; i < a->n; i++) {
         const json_t *d = json_array_get(dl, i);
         bool left = json_is_true(d) || (json_is_integer(d) && json_integer_value(d) != 0);
-        uint32_t sindex = (uint32_t)at(a->f, i) | (left ? 0x80000000u : 0); /* as XGBoost keeps it */
+        uint32_t sindex =
+            (uint32_t)at(a->f, i) | (left ? 0x80000000u : 0); /* as XGBoost keeps it */
         got += sindex == 0xffffffffu;
     }
     if (want != got)
         return md_fail(err, MD_E_MODEL_INVALID, "trees",
-                       "tree %zu: num_deleted is not the number of deleted nodes (%lld)", a->t, got);
+                       "tree %zu: num_deleted is not the number of deleted nodes (%lld)", a->t,
+                       got);
     return MD_OK;
 }
 

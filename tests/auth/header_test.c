@@ -90,8 +90,7 @@ static void test_pick_credential(void **state)
     assert_int_equal(pick("Bearer mdk_a_1", "mdk_a_12", got, sizeof got, &e), MD_E_BAD_REQUEST);
     assert_int_equal(pick("Bearer a.b.c", "mdk_a_1", got, sizeof got, &e), MD_E_BAD_REQUEST);
     /* a malformed Authorization is refused, not rescued by X-API-Key; nothing at all is 401 */
-    assert_int_equal(pick("Basic Zm9vOmJhcg==", "mdk_a_1", got, sizeof got, &e),
-                     MD_E_UNAUTHORIZED);
+    assert_int_equal(pick("Basic Zm9vOmJhcg==", "mdk_a_1", got, sizeof got, &e), MD_E_UNAUTHORIZED);
     assert_string_equal(e.field, "Authorization");
     assert_int_equal(pick(NULL, NULL, got, sizeof got, &e), MD_E_UNAUTHORIZED);
     assert_int_equal(pick(NULL, "  ", got, sizeof got, &e), MD_E_UNAUTHORIZED);
