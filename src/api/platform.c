@@ -8,11 +8,18 @@
  *   3. The writer commits whatever is queued (up to AUDIT_BATCH entries) in one transaction
  *      (store_audit_append_many), so under load one commit serves many requests; entries are
  *      stored in the order their requests finished.
+ *   4. No audit entry is lost silently. A batch that cannot be written (disk full, database
+ *      locked) stays at the head of the queue and is tried again every AUDIT_RETRY_MS, while new
+ *      entries queue behind it. An entry is dropped only when the queue is full and it cannot
+ *      be written at once either, or when it is still unwritable at shutdown; every drop is
+ *      logged as an error with the whole entry (so the log keeps the trail) and counted in
+ *      modeld_audit_dropped_total.
  */
 #include "api/platform.h"
 
 #include "base/log.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +28,7 @@
 
 #define AUDIT_QUEUE 4096
 #define AUDIT_BATCH 256
+#define AUDIT_RETRY_MS 1000
 
 #define READY_MAX 8
 
@@ -41,6 +49,8 @@ struct api_platform {
     store_audit_entry *batch; /* AUDIT_BATCH entries, the writer's own */
     size_t head, count;
     bool stop;
+    bool failing;            /* under mu: the last write failed; the queue is being kept */
+    uint64_t dropped;        /* under mu: entries lost (invariant 4) */
     pthread_t writer;
     bool writer_running;
 };
@@ -81,23 +91,25 @@ static int hook_rate(void *ctx, const http_identity *id, const char *ip, http_ra
     return rc == MD_E_RATE_LIMITED ? rc : MD_OK; /* a limiter failure never blocks traffic */
 }
 
-static void audit_write(api_platform *p, const store_audit_entry *it)
+/* Invariant 4: the last resort, an entry that cannot be stored. Called without mu held. */
+static void audit_drop(api_platform *p, const store_audit_entry *it, const char *why)
 {
-    md_err e;
-    if (store_audit_append(p->o.store, it->who, it->method, it->route, it->status, it->request_id, it->time_ms,
-                           &e) != MD_OK)
-        md_log_fields(MD_LOG_ERROR, "audit entry lost",
-                      (const char *const[]){"request_id", it->request_id, "error", md_err_message(&e), NULL});
+    pthread_mutex_lock(&p->mu);
+    uint64_t n = ++p->dropped;
+    pthread_mutex_unlock(&p->mu);
+    char status[16], total[24];
+    snprintf(status, sizeof status, "%d", it->status);
+    snprintf(total, sizeof total, "%llu", (unsigned long long)n);
+    md_log_fields(MD_LOG_ERROR, "AUDIT ENTRY DROPPED",
+                  (const char *const[]){"why", why, "request_id", it->request_id, "who", it->who, "method",
+                                        it->method, "route", it->route, "status", status, "dropped_total", total,
+                                        NULL});
 }
 
-/* One transaction for the batch; if it fails, each entry gets its own try so that one bad moment
- * loses as little as the single-entry path would. */
-static void audit_write_batch(api_platform *p, const store_audit_entry *b, size_t n)
+/* One transaction for the batch (all or none are stored). */
+static int audit_write_batch(api_platform *p, const store_audit_entry *b, size_t n, md_err *e)
 {
-    md_err e;
-    if (n == 1 || store_audit_append_many(p->o.store, b, n, &e) != MD_OK)
-        for (size_t i = 0; i < n; i++)
-            audit_write(p, &b[i]);
+    return store_audit_append_many(p->o.store, b, n, e);
 }
 
 static void hook_audit(void *ctx, const http_audit_entry *e)
@@ -116,8 +128,52 @@ static void hook_audit(void *ctx, const http_audit_entry *e)
         pthread_mutex_unlock(&p->mu);
         return;
     }
+    bool failing = p->failing;
     pthread_mutex_unlock(&p->mu);
-    audit_write(p, &it); /* queue full: slow down this request rather than lose the entry */
+    /* Queue full. A healthy but slow store: slow down this request rather than lose the entry.
+     * A failing one (the queue filled while it could not write): do not make every request wait
+     * on it too. */
+    md_err err;
+    if (failing)
+        audit_drop(p, &it, "the audit queue is full and the store cannot be written");
+    else if (audit_write_batch(p, &it, 1, &err) != MD_OK)
+        audit_drop(p, &it, md_err_message(&err));
+}
+
+/* After a failed batch: log once per outage, then wait AUDIT_RETRY_MS (or the stop signal).
+ * mu held. */
+static void audit_backoff(api_platform *p, const md_err *e)
+{
+    if (!p->failing)
+        md_log_fields(MD_LOG_ERROR, "audit entries cannot be written; keeping them queued and retrying",
+                      (const char *const[]){"error", md_err_message(e), NULL});
+    p->failing = true;
+    if (p->stop)
+        return;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += AUDIT_RETRY_MS / 1000;
+    until.tv_nsec += (long)(AUDIT_RETRY_MS % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    /* new entries signal cv too: keep waiting, or a busy server would retry per request */
+    while (!p->stop && pthread_cond_timedwait(&p->cv, &p->mu, &until) != ETIMEDOUT)
+        ;
+}
+
+/* At shutdown with the store still failing: what is left is dropped, each entry logged. mu held. */
+static void audit_drop_queue(api_platform *p)
+{
+    while (p->count > 0) {
+        store_audit_entry it = p->q[p->head];
+        p->head = (p->head + 1) % AUDIT_QUEUE;
+        p->count--;
+        pthread_mutex_unlock(&p->mu);
+        audit_drop(p, &it, "still unwritable at shutdown");
+        pthread_mutex_lock(&p->mu);
+    }
 }
 
 static void *audit_writer(void *arg)
@@ -132,11 +188,23 @@ static void *audit_writer(void *arg)
         size_t n = p->count < AUDIT_BATCH ? p->count : AUDIT_BATCH;
         for (size_t i = 0; i < n; i++)
             p->batch[i] = p->q[(p->head + i) % AUDIT_QUEUE];
-        p->head = (p->head + n) % AUDIT_QUEUE;
-        p->count -= n;
+        bool stopping = p->stop;
         pthread_mutex_unlock(&p->mu);
-        audit_write_batch(p, p->batch, n);
+        md_err e;
+        int rc = audit_write_batch(p, p->batch, n, &e);
         pthread_mutex_lock(&p->mu);
+        if (rc == MD_OK) {
+            /* only the writer takes entries off the queue, so these n are still its head */
+            p->head = (p->head + n) % AUDIT_QUEUE;
+            p->count -= n;
+            if (p->failing)
+                md_log(MD_LOG_WARN, "audit entries are written again");
+            p->failing = false;
+            continue;
+        }
+        audit_backoff(p, &e);
+        if (stopping)
+            audit_drop_queue(p);
     }
     pthread_mutex_unlock(&p->mu);
     return NULL;
@@ -220,7 +288,15 @@ static int ready(http_req *req, void *ctx)
         snprintf(first, sizeof first, "database");
         snprintf(failed, sizeof failed, "database: not reachable");
     }
-    json_t *checks = json_pack("{s:s}", "database", "ok");
+    /* the store takes writes: a full disk answers 507 to every upload, so stop routing here */
+    md_err_clear(&e);
+    if (p->o.store && store_check_writable(p->o.store, p->o.store_min_free, &e) != MD_OK) {
+        size_t n = strlen(failed);
+        snprintf(failed + n, sizeof failed - n, "%sstore: %s", n ? "; " : "", md_err_message(&e));
+        if (!first[0])
+            snprintf(first, sizeof first, "store");
+    }
+    json_t *checks = json_pack("{s:s, s:s}", "database", "ok", "store", "ok");
     for (size_t i = 0; i < p->nchecks; i++) {
         md_err_clear(&e);
         if (p->checks[i].fn(p->checks[i].ctx, &e) == MD_OK) {
@@ -239,6 +315,21 @@ static int ready(http_req *req, void *ctx)
         return md_fail(http_req_err(req), MD_E_UNAVAILABLE, first, "not ready: %s", failed);
     }
     return http_reply_json(req, 200, json_pack("{s:b, s:s, s:o}", "success", 1, "status", "ready", "checks", checks));
+}
+
+static void audit_metrics(md_buf *out, void *ctx)
+{
+    api_platform *p = ctx;
+    pthread_mutex_lock(&p->mu);
+    unsigned long long dropped = p->dropped, queued = p->count;
+    pthread_mutex_unlock(&p->mu);
+    md_buf_printf(out,
+                  "# HELP modeld_audit_dropped_total Audit entries lost: the queue was full while the store "
+                  "could not be written, or they were still unwritable at shutdown.\n"
+                  "# TYPE modeld_audit_dropped_total counter\nmodeld_audit_dropped_total %llu\n"
+                  "# HELP modeld_audit_queued Audit entries waiting to be written.\n"
+                  "# TYPE modeld_audit_queued gauge\nmodeld_audit_queued %llu\n",
+                  dropped, queued);
 }
 
 static int metrics(http_req *req, void *ctx)
@@ -399,5 +490,7 @@ int api_platform_register(api_platform *p, http_server *srv, md_err *err)
                             p) != NULL &&
              http_route_add(srv, "POST", "/api/test/echo", HTTP_ROLE_WRITE, HTTP_LIGHT, test_echo, p) != NULL;
     }
+    if (ok && p->o.store)
+        ok = http_metrics_collector(srv, audit_metrics, p) == MD_OK;
     return ok ? MD_OK : md_fail(err, MD_E_INTERNAL, NULL, "cannot register the platform routes");
 }
