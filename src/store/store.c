@@ -304,7 +304,8 @@ int store_check_writable(store *s, uint64_t min_free_bytes, md_err *err)
     if (avail < min_free_bytes)
         return md_fail(err, MD_E_STORAGE_FULL, "store",
                        "unwritable: %llu KiB free, below the %llu KiB minimum",
-                       (unsigned long long)(avail >> 10), (unsigned long long)(min_free_bytes >> 10));
+                       (unsigned long long)(avail >> 10),
+                       (unsigned long long)(min_free_bytes >> 10));
     return write_probe(s, err);
 }
 

@@ -16,7 +16,8 @@
  *     child as left + 1, never reading right_children: a forged model with left 2, right 1
  *     made it read past the node array), whose parents[] are i, and a feature < num_feature.
  *     Nodes not reached (XGBoost's pruned, deleted nodes) are never visited by prediction.
- *  3. No categorical splits or categorical features (unsupported: refused, not guessed).
+ *  3. No categorical splits or categorical features, no vector leaves (size_leaf_vector 0:
+ *     XGBoost 1.7's predictor CHECKs it), all unsupported: refused, not guessed.
  *  4. num_feature >= 1, num_target >= 1 (XGBoost sizes outputs by max(num_class, num_target)),
  *     base_score is a finite number, and in (0, 1) for the logistic objectives, whose
  *     ProbToMargin takes its logit.
@@ -197,6 +198,10 @@ static int validate_tree(const json_t *tree, size_t t, uint64_t nfeat, md_err *e
     const json_t *id = json_object_get(tree, "id");
     if (!json_is_integer(id) || json_integer_value(id) != (json_int_t)t)
         return md_fail(err, MD_E_MODEL_INVALID, "trees", "tree %zu: its id is not %zu", t, t);
+    const json_t *tp = json_object_get(tree, "tree_param");
+    if (json_object_get(tp, "size_leaf_vector") && count_of(tp, "size_leaf_vector") != 0)
+        return md_fail(err, MD_E_UNSUPPORTED, "trees", "tree %zu: vector leaves are not supported",
+                       t);
     size_t n = (size_t)nn;
     tree_arrays a = {typed_array(tree, "left_children", n, EL_INT),
                      typed_array(tree, "right_children", n, EL_INT),
@@ -233,6 +238,9 @@ static int validate_gbtree(const json_t *model, const json_t *dart, const xgb_in
     const json_t *groups = json_object_get(model, "tree_info");
     const json_t *param = json_object_get(model, "gbtree_model_param");
     long long nt = count_of(param, "num_trees"), npar = count_of(param, "num_parallel_tree");
+    if (json_object_get(param, "size_leaf_vector") && count_of(param, "size_leaf_vector") != 0)
+        return md_fail(err, MD_E_UNSUPPORTED, "size_leaf_vector",
+                       "vector leaves are not supported (size_leaf_vector must be 0)");
     if (!json_is_array(trees) || nt < 0 || json_array_size(trees) != (size_t)nt || npar < 1 ||
         !typed_array(model, "tree_info", (size_t)nt, EL_INT))
         return md_fail(err, MD_E_MODEL_INVALID, "trees", "num_trees, trees and tree_info disagree");

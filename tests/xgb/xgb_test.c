@@ -333,6 +333,17 @@ static void test_forged_trees_refused(void **state)
         expect_refused(s, strlen(s), MD_E_MODEL_INVALID);
         free(s);
     }
+    const char *unsupported[][2] = {
+        {"\"num_trees\":\"1\",\"size_leaf_vector\":\"0\"",
+         "\"num_trees\":\"1\",\"size_leaf_vector\":\"1\""},
+        {"\"num_nodes\":\"3\",\"size_leaf_vector\":\"0\"",
+         "\"num_nodes\":\"3\",\"size_leaf_vector\":\"2\""},
+    };
+    for (size_t i = 0; i < sizeof unsupported / sizeof unsupported[0]; i++) {
+        char *s = patched(fixed, unsupported[i][0], unsupported[i][1]);
+        expect_refused(s, strlen(s), MD_E_UNSUPPORTED);
+        free(s);
+    }
     free(fixed);
     free(tiny);
 }
