@@ -12,12 +12,19 @@
  *      modeld uses): at most one writer job is queued or running (writer_armed); it drains the
  *      ring until empty and disarms under mu, so an entry queued after its last look arms a new
  *      job and is never stranded.
+ *   5. No audit entry is lost silently. A batch that cannot be written (disk full, database
+ *      locked) stays at the head of the queue and the writer job tries it again every
+ *      AUDIT_RETRY_MS (it owns its one thread, so it may wait), while new entries queue behind
+ *      it. An entry is dropped only when the queue is full and it cannot be written at once
+ *      either, or when it is still unwritable at shutdown; every drop is logged as an error with
+ *      the whole entry (so the log keeps the trail) and counted in modeld_audit_dropped_total.
  */
 #include "api/platform.h"
 
 #include "base/log.h"
 #include "base/pool.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +33,7 @@
 
 #define AUDIT_QUEUE 4096
 #define AUDIT_BATCH 256
+#define AUDIT_RETRY_MS 1000
 
 #define READY_MAX 8
 
@@ -41,11 +49,15 @@ struct api_platform {
     size_t nchecks;
     http_server *srv;
     pthread_mutex_t mu;
+    pthread_cond_t cv;        /* wakes a writer waiting out its retry delay at shutdown */
     store_audit_entry *q;     /* ring of AUDIT_QUEUE entries */
     store_audit_entry *batch; /* AUDIT_BATCH entries, the writer's own */
     size_t head, count;
     md_pool *writer;   /* one thread; NULL without a store (or when it cannot start) */
     bool writer_armed; /* a writer job is queued or running (invariant 4) */
+    bool stop;         /* under mu: api_platform_free has begun */
+    bool failing;      /* under mu: the last write failed; the queue is being kept */
+    uint64_t dropped;  /* under mu: entries lost (invariant 5) */
 };
 
 /* ---- hooks ---- */
@@ -84,40 +96,84 @@ static int hook_rate(void *ctx, const http_identity *id, const char *ip, http_ra
     return rc == MD_E_RATE_LIMITED ? rc : MD_OK; /* a limiter failure never blocks traffic */
 }
 
-static void audit_write(api_platform *p, const store_audit_entry *it)
+/* Invariant 5: the last resort, an entry that cannot be stored. Called without mu held. */
+static void audit_drop(api_platform *p, const store_audit_entry *it, const char *why)
 {
-    md_err e;
-    if (store_audit_append(p->o.store, it->who, it->method, it->route, it->status, it->request_id, it->time_ms,
-                           &e) != MD_OK)
-        md_log_fields(MD_LOG_ERROR, "audit entry lost",
-                      (const char *const[]){"request_id", it->request_id, "error", md_err_message(&e), NULL});
+    pthread_mutex_lock(&p->mu);
+    uint64_t n = ++p->dropped;
+    pthread_mutex_unlock(&p->mu);
+    char status[16], total[24];
+    snprintf(status, sizeof status, "%d", it->status);
+    snprintf(total, sizeof total, "%llu", (unsigned long long)n);
+    md_log_fields(MD_LOG_ERROR, "AUDIT ENTRY DROPPED",
+                  (const char *const[]){"why", why, "request_id", it->request_id, "who", it->who, "method",
+                                        it->method, "route", it->route, "status", status, "dropped_total", total,
+                                        NULL});
 }
 
-/* One transaction for the batch; if it fails, each entry gets its own try so that one bad moment
- * loses as little as the single-entry path would. */
-static void audit_write_batch(api_platform *p, const store_audit_entry *b, size_t n)
+/* After a failed batch: log once per outage, then wait AUDIT_RETRY_MS (or the stop signal).
+ * mu held. */
+static void audit_backoff(api_platform *p, const md_err *e)
 {
-    md_err e;
-    if (n == 1 || store_audit_append_many(p->o.store, b, n, &e) != MD_OK)
-        for (size_t i = 0; i < n; i++)
-            audit_write(p, &b[i]);
+    if (!p->failing)
+        md_log_fields(MD_LOG_ERROR, "audit entries cannot be written; keeping them queued and retrying",
+                      (const char *const[]){"error", md_err_message(e), NULL});
+    p->failing = true;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += AUDIT_RETRY_MS / 1000;
+    until.tv_nsec += (long)(AUDIT_RETRY_MS % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    while (!p->stop && pthread_cond_timedwait(&p->cv, &p->mu, &until) != ETIMEDOUT)
+        ;
 }
 
-/* Write what is queued, a batch at a time, until the ring is empty; called with mu held,
- * returns with it released. disarm: clear writer_armed once empty (invariant 4). p->batch is
- * used by one drainer at a time: the writer job (one thread), or api_platform_free after the
- * pool has stopped. */
+/* At shutdown with the store still failing: what is left is dropped, each entry logged. mu held. */
+static void audit_drop_queue(api_platform *p)
+{
+    while (p->count > 0) {
+        store_audit_entry it = p->q[p->head];
+        p->head = (p->head + 1) % AUDIT_QUEUE;
+        p->count--;
+        pthread_mutex_unlock(&p->mu);
+        audit_drop(p, &it, "still unwritable at shutdown");
+        pthread_mutex_lock(&p->mu);
+    }
+}
+
+/* Write what is queued, a batch at a time (one transaction each), until the ring is empty;
+ * called with mu held, returns with it released. A failed batch stays at the head and is tried
+ * again after a delay (invariant 5). disarm: clear writer_armed once empty (invariant 4).
+ * p->batch is used by one drainer at a time: the writer job (one thread), or api_platform_free
+ * after the pool has stopped. */
 static void drain_locked(api_platform *p, bool disarm)
 {
     while (p->count > 0) {
         size_t n = p->count < AUDIT_BATCH ? p->count : AUDIT_BATCH;
         for (size_t i = 0; i < n; i++)
             p->batch[i] = p->q[(p->head + i) % AUDIT_QUEUE];
-        p->head = (p->head + n) % AUDIT_QUEUE;
-        p->count -= n;
+        bool stopping = p->stop;
         pthread_mutex_unlock(&p->mu);
-        audit_write_batch(p, p->batch, n);
+        md_err e;
+        int rc = store_audit_append_many(p->o.store, p->batch, n, &e);
         pthread_mutex_lock(&p->mu);
+        if (rc == MD_OK) {
+            /* only the drainer takes entries off the queue, so these n are still its head */
+            p->head = (p->head + n) % AUDIT_QUEUE;
+            p->count -= n;
+            if (p->failing)
+                md_log(MD_LOG_WARN, "audit entries are written again");
+            p->failing = false;
+            continue;
+        }
+        if (stopping) {
+            audit_drop_queue(p);
+            break;
+        }
+        audit_backoff(p, &e);
     }
     if (disarm)
         p->writer_armed = false;
@@ -152,8 +208,15 @@ static void hook_audit(void *ctx, const http_audit_entry *e)
         pthread_mutex_unlock(&p->mu);
         return;
     }
+    bool failing = p->failing;
     pthread_mutex_unlock(&p->mu);
-    audit_write(p, &it); /* queue full: slow down this request rather than lose the entry */
+    /* Queue full (or shutting down). A healthy but slow store: slow down this request rather
+     * than lose the entry. A failing one: do not make every request wait on it too. */
+    md_err err;
+    if (failing)
+        audit_drop(p, &it, "the audit queue is full and the store cannot be written");
+    else if (store_audit_append_many(p->o.store, &it, 1, &err) != MD_OK)
+        audit_drop(p, &it, md_err_message(&err));
 }
 
 void api_platform_hooks(api_platform *p, http_hooks *h)
@@ -177,6 +240,7 @@ int api_platform_new(const api_platform_opts *o, api_platform **out, md_err *err
     }
     p->o = *o;
     pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, NULL);
     if (o->store && md_pool_new(1, 1, &p->writer) != MD_OK)
         p->writer = NULL; /* entries are then written by the requests themselves */
     *out = p;
@@ -192,10 +256,13 @@ void api_platform_free(api_platform *p)
     pthread_mutex_lock(&p->mu);
     md_pool *w = p->writer;
     p->writer = NULL;
+    p->stop = true;
+    pthread_cond_broadcast(&p->cv); /* a writer waiting to retry tries once more, then drops */
     pthread_mutex_unlock(&p->mu);
     md_pool_free(w);
     pthread_mutex_lock(&p->mu);
     drain_locked(p, false);
+    pthread_cond_destroy(&p->cv);
     pthread_mutex_destroy(&p->mu);
     free(p->q);
     free(p->batch);
@@ -235,7 +302,15 @@ static int ready(http_req *req, void *ctx)
         snprintf(first, sizeof first, "database");
         snprintf(failed, sizeof failed, "database: not reachable");
     }
-    json_t *checks = json_pack("{s:s}", "database", "ok");
+    /* the store takes writes: a full disk answers 507 to every upload, so stop routing here */
+    md_err_clear(&e);
+    if (p->o.store && store_check_writable(p->o.store, p->o.store_min_free, &e) != MD_OK) {
+        size_t n = strlen(failed);
+        snprintf(failed + n, sizeof failed - n, "%sstore: %s", n ? "; " : "", md_err_message(&e));
+        if (!first[0])
+            snprintf(first, sizeof first, "store");
+    }
+    json_t *checks = json_pack("{s:s, s:s}", "database", "ok", "store", "ok");
     for (size_t i = 0; i < p->nchecks; i++) {
         md_err_clear(&e);
         if (p->checks[i].fn(p->checks[i].ctx, &e) == MD_OK) {
@@ -254,6 +329,21 @@ static int ready(http_req *req, void *ctx)
         return md_fail(http_req_err(req), MD_E_UNAVAILABLE, first, "not ready: %s", failed);
     }
     return http_reply_json(req, 200, json_pack("{s:b, s:s, s:o}", "success", 1, "status", "ready", "checks", checks));
+}
+
+static void audit_metrics(md_buf *out, void *ctx)
+{
+    api_platform *p = ctx;
+    pthread_mutex_lock(&p->mu);
+    unsigned long long dropped = p->dropped, queued = p->count;
+    pthread_mutex_unlock(&p->mu);
+    md_buf_printf(out,
+                  "# HELP modeld_audit_dropped_total Audit entries lost: the queue was full while the store "
+                  "could not be written, or they were still unwritable at shutdown.\n"
+                  "# TYPE modeld_audit_dropped_total counter\nmodeld_audit_dropped_total %llu\n"
+                  "# HELP modeld_audit_queued Audit entries waiting to be written.\n"
+                  "# TYPE modeld_audit_queued gauge\nmodeld_audit_queued %llu\n",
+                  dropped, queued);
 }
 
 static int metrics(http_req *req, void *ctx)
@@ -537,5 +627,7 @@ int api_platform_register(api_platform *p, http_server *srv, md_err *err)
                  &TEST_SLOW_DOC) &&
              add(srv, "POST", "/api/test/echo", HTTP_ROLE_WRITE, HTTP_LIGHT, test_echo, p, &TEST_ECHO_DOC);
     }
+    if (ok && p->o.store)
+        ok = http_metrics_collector(srv, audit_metrics, p) == MD_OK;
     return ok ? MD_OK : md_fail(err, MD_E_INTERNAL, NULL, "cannot register the platform routes");
 }

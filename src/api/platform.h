@@ -33,6 +33,8 @@ typedef struct api_platform_opts {
     md_rate rate_read, rate_write, rate_admin, rate_anon;
     bool metrics_public;
     bool test_routes;
+    uint64_t store_min_free; /* GET /api/ready fails ("store: unwritable") below this many free
+                              * bytes in the data dir's file system (0: only the write probe) */
 } api_platform_opts;
 
 /* New platform (starts the audit writer: a one-thread md_pool). Ownership: new; api_platform_free. */

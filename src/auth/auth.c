@@ -366,23 +366,10 @@ int auth_check_credential(auth *a, const char *cred, size_t len, auth_principal 
 int auth_check_headers(auth *a, const char *authorization, const char *x_api_key,
                        auth_principal *out, md_err *err)
 {
-    if (authorization) {
-        const char *tok;
-        size_t n;
-        if (auth_parse_authorization(authorization, strlen(authorization), &tok, &n) != MD_OK)
-            return md_fail(err, MD_E_UNAUTHORIZED, "Authorization",
-                           "expected \"Bearer <API key or token>\"");
-        return auth_check_credential(a, tok, n, out, err);
-    }
-    if (x_api_key) {
-        size_t n = strlen(x_api_key);
-        while (*x_api_key == ' ' || *x_api_key == '\t')
-            x_api_key++, n--;
-        while (n > 0 && (x_api_key[n - 1] == ' ' || x_api_key[n - 1] == '\t'))
-            n--;
-        return auth_check_credential(a, x_api_key, n, out, err);
-    }
-    return md_fail(err, MD_E_UNAUTHORIZED, NULL, "missing credentials");
+    const char *cred;
+    size_t n;
+    int rc = auth_pick_credential(authorization, x_api_key, &cred, &n, err);
+    return rc ? rc : auth_check_credential(a, cred, n, out, err);
 }
 
 int auth_require(const auth_principal *p, auth_role need, md_err *err)

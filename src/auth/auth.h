@@ -88,7 +88,8 @@ typedef struct auth_principal {
 } auth_principal;
 
 /* Authenticate a request from its headers (either may be NULL): "Authorization: Bearer <key or
- * JWT>" wins over "X-API-Key: <key>". MD_E_UNAUTHORIZED when both are absent or invalid. */
+ * JWT>" or "X-API-Key: <key>" (see auth_pick_credential). MD_E_UNAUTHORIZED when both are
+ * absent or invalid, MD_E_BAD_REQUEST when they carry different credentials. */
 int auth_check_headers(auth *a, const char *authorization, const char *x_api_key,
                        auth_principal *out, md_err *err);
 /* Authenticate one credential: an API key ("mdk_...") or a JWT. */
@@ -112,6 +113,14 @@ int auth_revoke(auth *a, const char *key_id, md_err *err);
  * more spaces, then a token of 1..4096 visible ASCII characters with surrounding spaces trimmed.
  * *tok points into hdr (borrowed). MD_E_UNAUTHORIZED for anything else. */
 int auth_parse_authorization(const char *hdr, size_t len, const char **tok, size_t *tok_len);
+
+/* The one credential of a request's Authorization / X-API-Key header values (either may be
+ * NULL; X-API-Key is trimmed of spaces and tabs). Both present with the same credential is
+ * fine; with different ones MD_E_BAD_REQUEST (field "Authorization", the message names both
+ * headers); a malformed Authorization or no credential at all MD_E_UNAUTHORIZED. *cred points
+ * into one of the header values (borrowed). */
+int auth_pick_credential(const char *authorization, const char *x_api_key, const char **cred,
+                         size_t *cred_len, md_err *err);
 
 /* ---- JWT HS256 (jwt.c) ---------------------------------------------------------------- */
 

@@ -2,7 +2,9 @@
  *
  * Only what modeld issues is accepted: header {"alg":"HS256"[, "typ":"JWT"]}, payload with
  * string sub and role and integer iat and exp. Everything else is refused, in particular
- * alg "none" and any other algorithm (the classic algorithm-confusion attacks).
+ * alg "none" and any other algorithm (the classic algorithm-confusion attacks), and any other
+ * header field (kid, jku, jwk, x5u, crit, ...): they ask a verifier to pick or fetch a key,
+ * which modeld never does, so a token carrying one was not made by modeld.
  *
  * Invariants:
  *   1. The signature is checked (constant time, crypto_verify_32) before the payload is even
@@ -141,7 +143,8 @@ static int check_header(const char *h, size_t n)
     json_t *typ = ok ? json_object_get(o, "typ") : NULL;
     ok = ok && alg && strcmp(alg, "HS256") == 0;
     ok = ok && (!typ || (json_is_string(typ) && strcmp(json_string_value(typ), "JWT") == 0));
-    ok = ok && !json_object_get(o, "crit");
+    /* alg and typ only: every other field (kid, jku, crit, ...) is refused */
+    ok = ok && json_object_size(o) == 1u + (typ != NULL);
     json_decref(o);
     return ok ? 0 : -1;
 }

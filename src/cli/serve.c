@@ -178,7 +178,7 @@ static int start_http(serve_ctx *c)
     api_platform_opts po = {.store = c->st, .auth = c->au, .limiter = c->rl, .rate_read = cfg->rate_read,
                             .rate_write = cfg->rate_write, .rate_admin = cfg->rate_admin,
                             .rate_anon = cfg->rate_anon, .metrics_public = cfg->metrics_public,
-                            .test_routes = cfg->test_routes};
+                            .test_routes = cfg->test_routes, .store_min_free = cfg->store_min_free};
     if (api_platform_new(&po, &c->plat, &e) != MD_OK)
         return fail("cannot start the platform", &e, 1);
     http_opts ho = {.host = cfg->host, .port = (uint16_t)cfg->port, .io_threads = (unsigned)cfg->io_threads,

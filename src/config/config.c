@@ -73,6 +73,8 @@ static const setting settings[] = {
      "requests/s and burst per client IP without a key"},
     {"upload_ttl", T_DUR, F(upload_ttl_ms), "1h", SEC, 720 * HOUR, 0, "DUR", "unreferenced uploads expire after"},
     {"sweep_interval", T_DUR, F(sweep_interval_ms), "5m", SEC, 24 * HOUR, 0, "DUR", "retention sweeper period"},
+    {"store_min_free", T_SIZE, F(store_min_free), "16M", 0, 1024 * GB, 0, "SIZE",
+     "GET /api/ready fails (store unwritable) with less free space in the data dir"},
     {"upload_max_bytes", T_SIZE, F(upload_max_bytes), "20M", KB, 1 * GB, 0, "SIZE",
      "largest image accepted by POST /api/upload; larger gets 413"},
     {"result_ttl", T_DUR, F(result_ttl_ms), "24h", SEC, 720 * HOUR, 0, "DUR",

@@ -44,6 +44,7 @@ typedef struct md_config {
     long jwt_ttl_ms;
     md_rate rate_read, rate_write, rate_admin, rate_anon;
     long upload_ttl_ms, sweep_interval_ms;
+    size_t store_min_free; /* bytes; below it /api/ready reports the store unwritable */
     /* conversion API (issue 4) */
     size_t upload_max_bytes;
     long result_ttl_ms;

@@ -138,7 +138,10 @@ static void stage_auth(http_req *r, const http_route *rt)
                              &r->ident, &r->err);
     if (rc != MD_OK) {
         r->authed = false;
-        r->pending = rc == MD_E_UNAUTHORIZED || rc == MD_E_FORBIDDEN ? rc : MD_E_UNAUTHORIZED;
+        /* BAD_REQUEST: Authorization and X-API-Key carry different credentials */
+        r->pending = rc == MD_E_UNAUTHORIZED || rc == MD_E_FORBIDDEN || rc == MD_E_BAD_REQUEST
+                         ? rc
+                         : MD_E_UNAUTHORIZED;
         return;
     }
     if (r->ident.role < rt->role)

@@ -16,13 +16,17 @@
  * HEAD is served by the GET route (libmicrohttpd drops the body).
  *
  * What happens to a request, in order (the middleware chain, see server.c):
+ *   0. framing (framing.c, real server only): Content-Length with Transfer-Encoding, differing
+ *      Content-Lengths or Transfer-Encoding in HTTP/1.0 get 400, a transfer coding other than
+ *      chunked 501, answered at once and the connection closed.
  *   1. request id: X-Request-ID is kept when it is 1..64 chars of [A-Za-z0-9._:-], else a fresh
  *      32-hex-char id is made; it is echoed on every response and in every log line.
  *   2. route match (404 / 405 + Allow); CORS preflight (OPTIONS) is answered here when enabled.
  *   3. body: streamed in as it arrives, up to the route's limit (default: server body_limit,
  *      25 MB); past it 413 (at once when Content-Length says so).
  *   4. auth: the route's role; HTTP_ROLE_PUBLIC routes skip it. Credentials come from
- *      "Authorization: Bearer <key or JWT>" or "X-API-Key: <key>". 401 / 403.
+ *      "Authorization: Bearer <key or JWT>" or "X-API-Key: <key>" (both with different
+ *      credentials: 400). 401 / 403.
  *   5. rate limit: per API key (limit by role) or, for anonymous callers, per client IP; 429 with
  *      Retry-After; X-RateLimit-Limit/Remaining/Reset on every limited route (HTTP_NO_RATELIMIT off).
  *   6. handler: HTTP_LIGHT ones run on the I/O thread and must not block (> ~1 ms of work is
@@ -33,6 +37,8 @@
  *   7. response: gzip when the client accepts it and the body is compressible and big enough;
  *      X-Request-ID, CORS and rate-limit headers added; metrics and one access-log line at the end;
  *      an audit entry for authenticated requests that change state (not GET/HEAD/OPTIONS).
+ *      Every 503 and 507 (storage full) answer carries Retry-After (1 s and 30 s unless the
+ *      code that failed set its own).
  *
  * Handlers: int fn(http_req *req, void *ctx). Return 0 after calling exactly one http_reply_*;
  * or return an md_code (usually via md_fail(http_req_err(req), ...)) and the server renders the

@@ -279,6 +279,15 @@ void http__access_log(const http_req *r, const char *route, uint64_t dur_ns);
 void http__req_complete(http_req *r);
 /* Look up a header/query argument of a request attached to a connection (server.c). */
 const char *http__conn_value(struct MHD_Connection *c, int kind, const char *name);
+/* framing.c: RFC 9112 section 6 framing of a request whose headers are in (see the file's
+ * invariants and what libmicrohttpd does not let us check). MD_OK, MD_E_BAD_REQUEST (conflicting
+ * or repeated lengths, Transfer-Encoding in HTTP/1.0) or MD_E_NOT_IMPLEMENTED (a transfer coding
+ * other than chunked), with err naming the header. The caller answers at once and closes. */
+int http__check_framing(struct MHD_Connection *c, const char *version, md_err *err);
+/* The same verdict from the header values themselves (borrowed): cl[0..ncl) the Content-Length
+ * lines, te[0..nte) the Transfer-Encoding lines, version "HTTP/1.1" or "HTTP/1.0" (or NULL). */
+int http__framing_verdict(const char *version, const char *const *cl, size_t ncl,
+                          const char *const *te, size_t nte, md_err *err);
 /* Copy all headers and query args into the arena (before handing r to another thread). */
 int http__req_detach(http_req *r);
 

@@ -328,16 +328,18 @@ size_t http__error_json(char *buf, size_t cap, int code, const char *field, cons
     return n;
 }
 
-/* Answers that say "try again later" tell the client when (RFC 9110 §10.2.3), whoever chose the
- * code: the compute queue, a pipeline's admission budget, a model that is loading. */
-static void retry_after(http_req *r, int code)
+/* 503 and 507 tell the client when to come back (RFC 9110 section 10.2.3), unless the code that
+ * failed set its own Retry-After first (rate limits, the compute queue, readiness). A full disk
+ * is not freed in a second, hence the longer wait. */
+static void add_retry_after(http_req *r, int code)
 {
-    if (code != MD_E_OVERLOADED && code != MD_E_UNAVAILABLE && code != MD_E_MODEL_UNAVAILABLE)
+    int status = md_err_status(code);
+    if (status != 503 && status != 507)
         return;
     for (const http_hdr *h = r->rhdrs; h; h = h->next)
         if (strcasecmp(h->k, "Retry-After") == 0)
             return;
-    http_reply_header(r, "Retry-After", "1");
+    http_reply_header(r, "Retry-After", status == 507 ? "30" : "1");
 }
 
 int http_reply_error(http_req *r, const md_err *e)
@@ -345,7 +347,7 @@ int http_reply_error(http_req *r, const md_err *e)
     if (!begin_reply(r))
         return MD_E_INTERNAL;
     int code = e->code == MD_OK ? MD_E_INTERNAL : e->code;
-    retry_after(r, code);
+    add_retry_after(r, code);
     char buf[2600];
     size_t n = http__error_json(buf, sizeof buf, code, e->field, md_err_message(e), r->id, http__err_oip(r));
     if (e != &r->err)

@@ -292,8 +292,20 @@ static long long content_length(struct MHD_Connection *c, bool *chunked)
     return cl ? strtoll(cl, NULL, 10) : -1;
 }
 
+/* Bad framing (framing.c) is answered at once, before route, auth or body, and the connection
+ * closed: libmicrohttpd closes after an early answer to a POST/PUT only, hence the header. */
+static bool refuse_framing(http_req *r, struct MHD_Connection *c, const char *version)
+{
+    int rc = http__check_framing(c, version, &r->err);
+    if (rc == MD_OK)
+        return false;
+    r->pending = rc;
+    http_reply_header(r, "Connection", "close");
+    return true;
+}
+
 static enum MHD_Result first_call(http_server *s, struct MHD_Connection *c, const char *url,
-                                  const char *method, void **con_cls)
+                                  const char *method, const char *version, void **con_cls)
 {
     http_req *r = http__req_new(s);
     if (!r)
@@ -302,6 +314,8 @@ static enum MHD_Result first_call(http_server *s, struct MHD_Connection *c, cons
     *con_cls = r;
     client_ip(c, r->ip, sizeof r->ip);
     http__req_begin(r, method, url);
+    if (refuse_framing(r, c, version))
+        return answer_now(r);
     bool chunked;
     long long cl = content_length(c, &chunked);
     http__req_headers_in(r, cl);
@@ -313,11 +327,10 @@ static enum MHD_Result first_call(http_server *s, struct MHD_Connection *c, cons
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                                  const char *version, const char *data, size_t *size, void **con_cls)
 {
-    (void)version;
     http_server *s = cls;
     http_req *r = *con_cls;
     if (!r)
-        return first_call(s, c, url, method, con_cls);
+        return first_call(s, c, url, method, version, con_cls);
     if (*size) {
         bool keep = http__req_body_in(r, data, *size);
         *size = 0;

@@ -48,10 +48,12 @@ int store_blob_path(const store *s, const char *hex, char *out, size_t cap, md_e
     return MD_OK;
 }
 
+/* Log errno's failure and fill err: MD_E_STORAGE_FULL for ENOSPC / EDQUOT, else MD_E_IO. */
 static int io_fail(const char *what, const char *path, md_err *err)
 {
-    md_log(MD_LOG_ERROR, "store: %s %s: %s", what, path, strerror(errno));
-    return md_fail(err, MD_E_IO, NULL, "storage error");
+    int e = errno;
+    md_log(MD_LOG_ERROR, "store: %s %s: %s", what, path, strerror(e));
+    return store__fail_code(store__errno_code(e), err);
 }
 
 static int write_all(int fd, const void *data, size_t n)
@@ -61,8 +63,11 @@ static int write_all(int fd, const void *data, size_t n)
         ssize_t w = write(fd, p, n);
         if (w < 0 && errno == EINTR)
             continue;
-        if (w <= 0)
+        if (w <= 0) {
+            if (w == 0)
+                errno = ENOSPC; /* a regular file takes no bytes only when it cannot grow */
             return -1;
+        }
         p += w;
         n -= (size_t)w;
     }

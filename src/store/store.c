@@ -18,16 +18,38 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 void store__lock(store *s) { pthread_mutex_lock(&s->mu); }
 void store__unlock(store *s) { pthread_mutex_unlock(&s->mu); }
 
+int store__errno_code(int e)
+{
+    return e == ENOSPC || e == EDQUOT ? MD_E_STORAGE_FULL : MD_E_IO;
+}
+
+int store__fail_code(int code, md_err *err)
+{
+    return md_fail(err, code, NULL,
+                   code == MD_E_STORAGE_FULL ? "the server's storage is full" : "storage error");
+}
+
+/* SQLITE_FULL is SQLite's own "disk full" (a write or a WAL/journal growth hit ENOSPC); an fsync
+ * or other I/O error whose OS errno is ENOSPC/EDQUOT is the same condition. */
+static int sqlite_code(sqlite3 *db)
+{
+    int primary = sqlite3_errcode(db);
+    if (primary == SQLITE_FULL)
+        return MD_E_STORAGE_FULL;
+    return primary == SQLITE_IOERR ? store__errno_code(sqlite3_system_errno(db)) : MD_E_IO;
+}
+
 int store__sqlfail(store *s, const char *what, md_err *err)
 {
     md_log(MD_LOG_ERROR, "store: %s failed: %s (sqlite %d)", what, sqlite3_errmsg(s->db),
            sqlite3_extended_errcode(s->db));
-    return md_fail(err, MD_E_IO, NULL, "storage error");
+    return store__fail_code(sqlite_code(s->db), err);
 }
 
 int store__exec(store *s, const char *sql, const char *what, md_err *err)
@@ -37,7 +59,7 @@ int store__exec(store *s, const char *sql, const char *what, md_err *err)
         return MD_OK;
     md_log(MD_LOG_ERROR, "store: %s failed: %s", what, msg ? msg : sqlite3_errmsg(s->db));
     sqlite3_free(msg);
-    return md_fail(err, MD_E_IO, NULL, "storage error");
+    return store__fail_code(sqlite_code(s->db), err);
 }
 
 sqlite3_stmt *store__stmt(store *s, const char *sql, md_err *err)
@@ -245,6 +267,46 @@ int store_ping(store *s, md_err *err)
 {
     int64_t v = 0;
     return query_int(s, "SELECT 1", "ping", &v, err);
+}
+
+/* Invariant of the probe: it writes a whole block (a file of one byte could fit in an inode's
+ * slack on some file systems and not prove that data can be written). */
+#define PROBE_BYTES 4096
+
+static int write_probe(store *s, md_err *err)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/.write-probe", s->data_dir);
+    static const char zeros[PROBE_BYTES];
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    ssize_t w = fd >= 0 ? write(fd, zeros, sizeof zeros) : -1;
+    int e = errno;
+    if (fd >= 0)
+        close(fd);
+    if (w == (ssize_t)sizeof zeros)
+        return MD_OK;
+    e = w >= 0 ? ENOSPC : e; /* a short write is a full disk */
+    md_log(MD_LOG_WARN, "store: write probe %s: %s", path, strerror(e));
+    int code = store__errno_code(e);
+    return md_fail(err, code, "store",
+                   code == MD_E_STORAGE_FULL ? "unwritable: the disk is full" : "unwritable: %s",
+                   strerror(e));
+}
+
+int store_check_writable(store *s, uint64_t min_free_bytes, md_err *err)
+{
+    struct statvfs v;
+    if (statvfs(s->data_dir, &v) != 0) {
+        md_log(MD_LOG_WARN, "store: statvfs %s: %s", s->data_dir, strerror(errno));
+        return md_fail(err, MD_E_IO, "store", "unwritable: cannot read the free space");
+    }
+    uint64_t avail = (uint64_t)v.f_bavail * (uint64_t)v.f_frsize;
+    if (avail < min_free_bytes)
+        return md_fail(err, MD_E_STORAGE_FULL, "store",
+                       "unwritable: %llu KiB free, below the %llu KiB minimum",
+                       (unsigned long long)(avail >> 10),
+                       (unsigned long long)(min_free_bytes >> 10));
+    return write_probe(s, err);
 }
 
 int store_schema_version(store *s, int *out, md_err *err)

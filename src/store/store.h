@@ -11,8 +11,9 @@
  * same data dir at the same time; the busy timeout covers their short write locks.
  *
  * Errors: every function returns MD_OK or an MD_E_* code and fills err (may be NULL) with a
- * client-safe message. Storage failures are MD_E_IO; their detail (SQLite text, paths, errno)
- * goes to the log only.
+ * client-safe message. Storage failures are MD_E_IO, or MD_E_STORAGE_FULL when the disk or the
+ * quota is full (ENOSPC, EDQUOT, SQLITE_FULL: any write may give it); their detail (SQLite text,
+ * paths, errno) goes to the log only.
  *
  * Ownership: "new" results must be freed by the caller with the named function (or free());
  * structs filled by value own nothing. Strings passed in are borrowed for the call only.
@@ -52,6 +53,11 @@ void store_unref(store *s);
 
 /* Readiness probe: a trivial query on the database. */
 int store_ping(store *s, md_err *err);
+/* Readiness probe for writes: MD_E_STORAGE_FULL (field "store", message starting "unwritable")
+ * when the data dir's file system has less than min_free_bytes available to us (statvfs) or a
+ * one-block write to <data_dir>/.write-probe fails for lack of space; MD_E_IO for another
+ * failure. Cheap enough for every GET /api/ready (one small write, no fsync). */
+int store_check_writable(store *s, uint64_t min_free_bytes, md_err *err);
 /* Schema version now in the database (the highest applied migration). */
 int store_schema_version(store *s, int *out, md_err *err);
 /* Highest migration this build knows. */

@@ -7,7 +7,10 @@
  *   2. Cached statements (store__stmt) are reset and unbound by store__done before the lock
  *      is released, so no statement keeps a read transaction open between calls.
  *   3. Every SQLite failure is logged once with its detail by store__sqlfail and surfaces to
- *      callers as MD_E_IO with a generic message.
+ *      callers as MD_E_IO with a generic message, or MD_E_STORAGE_FULL when the disk (or the
+ *      quota) is full: SQLITE_FULL, or an OS error ENOSPC / EDQUOT from SQLite or from a blob
+ *      write, fsync, mkdir or rename (store__errno_code), so that clients get 507 + Retry-After
+ *      for a condition that passes, and operators a distinct error.
  */
 #ifndef MD_STORE_STORE_INT_H
 #define MD_STORE_STORE_INT_H
@@ -46,7 +49,12 @@ sqlite3_stmt *store__stmt(store *s, const char *sql, md_err *err);
 /* Reset and unbind a cached statement after use. */
 void store__done(sqlite3_stmt *st);
 
-/* Log the SQLite error of s->db for operation `what` and return MD_E_IO in err. */
+/* MD_E_STORAGE_FULL for errno ENOSPC or EDQUOT, else MD_E_IO. */
+int store__errno_code(int e);
+/* Fill err with code (MD_E_IO or MD_E_STORAGE_FULL) and its client-safe message; returns code. */
+int store__fail_code(int code, md_err *err);
+/* Log the SQLite error of s->db for operation `what` and return MD_E_IO (MD_E_STORAGE_FULL when
+ * the disk is full) in err. */
 int store__sqlfail(store *s, const char *what, md_err *err);
 /* Execute SQL without results (migrations, BEGIN/COMMIT). Lock held. */
 int store__exec(store *s, const char *sql, const char *what, md_err *err);

@@ -8,14 +8,24 @@
  * from the same bytes. Invariants a document that passes guarantees:
  *  1. num_trees == len(trees) == len(tree_info) (== len(weight_drop) for dart); tree t has id t
  *     and its output group tree_info[t] < max(num_class, num_target, 1).
- *  2. In every tree, all node arrays have num_nodes entries of the right JSON type; parents of
- *     nodes 1.. are node indices; from the root, children are in range and each node is
- *     reached once (no cycles), and every reached split uses a feature < num_feature.
- *  3. No categorical splits or categorical features (unsupported: refused, not guessed).
+ *  2. In every tree, all node arrays have num_nodes entries of the right JSON type; the root's
+ *     parent is none (-1, or 2147483647 as XGBoost writes it) and the parents of nodes 1.. are
+ *     node indices; num_deleted counts the nodes XGBoost will take for deleted. From the root,
+ *     each node is reached once: a leaf has both children -1; a split node i has children
+ *     left > i and right == left + 1 < num_nodes (XGBoost's predictor computes the right
+ *     child as left + 1, never reading right_children: a forged model with left 2, right 1
+ *     made it read past the node array), whose parents[] are i, and a feature < num_feature.
+ *     Nodes not reached (XGBoost's pruned, deleted nodes) are never visited by prediction.
+ *  3. No categorical splits or categorical features, no vector leaves (size_leaf_vector 0:
+ *     XGBoost 1.7's predictor CHECKs it), all unsupported: refused, not guessed.
+ *  4. num_feature >= 1, num_target >= 1 (XGBoost sizes outputs by max(num_class, num_target)),
+ *     base_score is a finite number, and in (0, 1) for the logistic objectives, whose
+ *     ProbToMargin takes its logit.
  */
 #include "xgb/xgb.h"
 #include "xgb/xgb_int.h"
 
+#include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -69,6 +79,13 @@ static long long at(const json_t *a, size_t i)
     return json_integer_value(json_array_get(a, i));
 }
 
+/* The node arrays of tree t (n nodes, features < nfeat) the walk reads; borrowed. */
+typedef struct tree_arrays {
+    const json_t *l, *r, *p, *f;
+    size_t n, t;
+    uint64_t nfeat;
+} tree_arrays;
+
 /* Invariant 3 for one tree: split_type all 0, category arrays empty. */
 static int no_categories(const json_t *tree, size_t n, size_t t, md_err *err)
 {
@@ -91,14 +108,42 @@ static int no_categories(const json_t *tree, size_t n, size_t t, md_err *err)
     return MD_OK;
 }
 
-/* Invariant 2, the walk: from the root, each node seen once, children and features in range. */
-static int walk_tree(const json_t *l, const json_t *r, const json_t *f, size_t n, size_t t,
-                     uint64_t nfeat, md_err *err)
+/* XGBoost writes the root's parent as kInvalidNodeId with its left-child bit masked off. */
+#define ROOT_PARENT 2147483647LL
+
+/* One split node i reached from the root, before its children are pushed (invariant 2):
+ * XGBoost's predictor goes to LeftChild() + !(x < cond) (predictor/predict_fn.h), so the right
+ * child must be left + 1; children come after their parent (so no walk can loop), both in
+ * range and not yet reached (a tree, not a graph), and name i as their parent (RegTree::
+ * LoadModel marks left children through parents[]); the feature indexes the row. */
+static int check_split(const tree_arrays *a, size_t i, const unsigned char *seen, md_err *err)
 {
-    unsigned char *seen = calloc(n, 1);
-    size_t *stack = malloc(n * sizeof *stack);
-    int rc = (seen && stack) ? MD_OK
-                             : md_fail(err, MD_E_NOMEM, "trees", "no memory to check tree %zu", t);
+    long long li = at(a->l, i), ri = at(a->r, i), fi = at(a->f, i);
+    if (li <= (long long)i || (size_t)li + 1 >= a->n || ri != li + 1)
+        return md_fail(
+            err, MD_E_MODEL_INVALID, "trees",
+            "tree %zu node %zu: children %lld, %lld are not two consecutive nodes after it", a->t,
+            i, li, ri);
+    if (seen[li] || seen[ri])
+        return md_fail(err, MD_E_MODEL_INVALID, "trees",
+                       "tree %zu node %zu: a child is reached twice", a->t, i);
+    if (at(a->p, (size_t)li) != (long long)i || at(a->p, (size_t)ri) != (long long)i)
+        return md_fail(err, MD_E_MODEL_INVALID, "trees",
+                       "tree %zu node %zu: its children's parents are not %zu", a->t, i, i);
+    if (fi < 0 || (uint64_t)fi >= a->nfeat)
+        return md_fail(err, MD_E_MODEL_INVALID, "trees",
+                       "tree %zu node %zu: split feature %lld out of range", a->t, i, fi);
+    return MD_OK;
+}
+
+/* Invariant 2, the walk: from the root, each node seen once; leaves have both children -1. */
+static int walk_tree(const tree_arrays *a, md_err *err)
+{
+    unsigned char *seen = calloc(a->n, 1);
+    size_t *stack = malloc(a->n * sizeof *stack);
+    int rc = (seen && stack)
+                 ? MD_OK
+                 : md_fail(err, MD_E_NOMEM, "trees", "no memory to check tree %zu", a->t);
     size_t top = 0;
     if (rc == MD_OK) {
         stack[top++] = 0;
@@ -106,25 +151,43 @@ static int walk_tree(const json_t *l, const json_t *r, const json_t *f, size_t n
     }
     while (rc == MD_OK && top > 0) {
         size_t i = stack[--top];
-        long long li = at(l, i), ri = at(r, i), fi = at(f, i);
-        if (li == -1)
-            continue; /* a leaf: XGBoost looks only at the left child to decide */
-        if (li < 0 || ri < 0 || (size_t)li >= n || (size_t)ri >= n || seen[li] || seen[ri] ||
-            li == ri)
-            rc = md_fail(err, MD_E_MODEL_INVALID, "trees", "tree %zu node %zu: bad child index", t,
-                         i);
-        else if (fi < 0 || (uint64_t)fi >= nfeat)
-            rc = md_fail(err, MD_E_MODEL_INVALID, "trees",
-                         "tree %zu node %zu: split feature %lld out of range", t, i, fi);
-        else {
-            seen[li] = seen[ri] = 1;
+        long long li = at(a->l, i);
+        if (li == -1) { /* a leaf: XGBoost tests only the left child (Node::IsLeaf) */
+            if (at(a->r, i) != -1)
+                rc = md_fail(err, MD_E_MODEL_INVALID, "trees",
+                             "tree %zu node %zu: a leaf with a right child", a->t, i);
+            continue;
+        }
+        rc = check_split(a, i, seen, err);
+        if (rc == MD_OK) {
+            seen[li] = seen[li + 1] = 1;
             stack[top++] = (size_t)li;
-            stack[top++] = (size_t)ri;
+            stack[top++] = (size_t)li + 1;
         }
     }
     free(seen);
     free(stack);
     return rc;
+}
+
+/* tree_param's num_deleted must count the nodes XGBoost takes for deleted (split index and
+ * default-left bit all ones), or RegTree::LoadModel fails its own check later. */
+static int check_deleted(const json_t *tree, const tree_arrays *a, md_err *err)
+{
+    const json_t *dl = json_object_get(tree, "default_left");
+    long long want = count_of(json_object_get(tree, "tree_param"), "num_deleted"), got = 0;
+    for (size_t i = 1; i < a->n; i++) {
+        const json_t *d = json_array_get(dl, i);
+        bool left = json_is_true(d) || (json_is_integer(d) && json_integer_value(d) != 0);
+        uint32_t sindex =
+            (uint32_t)at(a->f, i) | (left ? 0x80000000u : 0); /* as XGBoost keeps it */
+        got += sindex == 0xffffffffu;
+    }
+    if (want != got)
+        return md_fail(err, MD_E_MODEL_INVALID, "trees",
+                       "tree %zu: num_deleted is not the number of deleted nodes (%lld)", a->t,
+                       got);
+    return MD_OK;
 }
 
 static int validate_tree(const json_t *tree, size_t t, uint64_t nfeat, md_err *err)
@@ -135,25 +198,36 @@ static int validate_tree(const json_t *tree, size_t t, uint64_t nfeat, md_err *e
     const json_t *id = json_object_get(tree, "id");
     if (!json_is_integer(id) || json_integer_value(id) != (json_int_t)t)
         return md_fail(err, MD_E_MODEL_INVALID, "trees", "tree %zu: its id is not %zu", t, t);
+    const json_t *tp = json_object_get(tree, "tree_param");
+    if (json_object_get(tp, "size_leaf_vector") && count_of(tp, "size_leaf_vector") != 0)
+        return md_fail(err, MD_E_UNSUPPORTED, "trees", "tree %zu: vector leaves are not supported",
+                       t);
     size_t n = (size_t)nn;
-    const json_t *l = typed_array(tree, "left_children", n, EL_INT);
-    const json_t *r = typed_array(tree, "right_children", n, EL_INT);
-    const json_t *p = typed_array(tree, "parents", n, EL_INT);
-    const json_t *f = typed_array(tree, "split_indices", n, EL_INT);
+    tree_arrays a = {typed_array(tree, "left_children", n, EL_INT),
+                     typed_array(tree, "right_children", n, EL_INT),
+                     typed_array(tree, "parents", n, EL_INT),
+                     typed_array(tree, "split_indices", n, EL_INT),
+                     n,
+                     t,
+                     nfeat};
     static const char *const nums[] = {"loss_changes", "sum_hessian", "base_weights",
                                        "split_conditions"};
-    bool ok = l && r && p && f && typed_array(tree, "default_left", n, EL_BOOLISH);
+    bool ok = a.l && a.r && a.p && a.f && typed_array(tree, "default_left", n, EL_BOOLISH);
     for (int i = 0; ok && i < 4; i++)
         ok = typed_array(tree, nums[i], n, EL_NUM) != NULL;
     if (!ok)
         return md_fail(err, MD_E_MODEL_INVALID, "trees",
                        "tree %zu: a node array is missing, mistyped or not %zu long", t, n);
+    if (at(a.p, 0) != -1 && at(a.p, 0) != ROOT_PARENT)
+        return md_fail(err, MD_E_MODEL_INVALID, "trees", "tree %zu: the root has a parent", t);
     for (size_t i = 1; i < n; i++)
-        if (at(p, i) < 0 || at(p, i) >= nn)
+        if (at(a.p, i) < 0 || at(a.p, i) >= nn)
             return md_fail(err, MD_E_MODEL_INVALID, "trees",
                            "tree %zu node %zu: parent out of range", t, i);
     int rc = no_categories(tree, n, t, err);
-    return rc ? rc : walk_tree(l, r, f, n, t, nfeat, err);
+    if (rc == MD_OK)
+        rc = check_deleted(tree, &a, err);
+    return rc ? rc : walk_tree(&a, err);
 }
 
 /* Invariant 1 (and 2, 3 per tree) for a gbtree model object; dart adds weight_drop. */
@@ -164,6 +238,9 @@ static int validate_gbtree(const json_t *model, const json_t *dart, const xgb_in
     const json_t *groups = json_object_get(model, "tree_info");
     const json_t *param = json_object_get(model, "gbtree_model_param");
     long long nt = count_of(param, "num_trees"), npar = count_of(param, "num_parallel_tree");
+    if (json_object_get(param, "size_leaf_vector") && count_of(param, "size_leaf_vector") != 0)
+        return md_fail(err, MD_E_UNSUPPORTED, "size_leaf_vector",
+                       "vector leaves are not supported (size_leaf_vector must be 0)");
     if (!json_is_array(trees) || nt < 0 || json_array_size(trees) != (size_t)nt || npar < 1 ||
         !typed_array(model, "tree_info", (size_t)nt, EL_INT))
         return md_fail(err, MD_E_MODEL_INVALID, "trees", "num_trees, trees and tree_info disagree");
@@ -182,22 +259,44 @@ static int validate_gbtree(const json_t *model, const json_t *dart, const xgb_in
     return MD_OK;
 }
 
+/* Invariant 4's base_score: XGBoost keeps it as a decimal string; absent means its default. */
+static int check_base_score(const json_t *param, const char *obj, md_err *err)
+{
+    const json_t *v = json_object_get(param, "base_score");
+    if (!v)
+        return MD_OK;
+    const char *s = json_string_value(v);
+    char *end = NULL;
+    double b = s ? strtod(s, &end) : NAN;
+    if (!s || end == s || *end || !isfinite(b))
+        return md_fail(err, MD_E_MODEL_INVALID, "base_score", "base_score is not a finite number");
+    bool logistic = strcmp(obj, "binary:logistic") == 0 || strcmp(obj, "reg:logistic") == 0 ||
+                    strcmp(obj, "binary:logitraw") == 0;
+    if (logistic && !(b > 0.0 && b < 1.0))
+        return md_fail(err, MD_E_MODEL_INVALID, "base_score",
+                       "base_score must be in (0, 1) for the objective %s", obj);
+    return MD_OK;
+}
+
 /* Learner-level fields: sizes, objective, no categorical features. */
 static int validate_learner(const json_t *learner, xgb_info *info, uint64_t *ngroups, md_err *err)
 {
     const json_t *param = json_object_get(learner, "learner_model_param");
     long long nfeat = count_of(param, "num_feature"), ncls = count_of(param, "num_class");
     long long ntgt = json_object_get(param, "num_target") ? count_of(param, "num_target") : 1;
-    if (nfeat <= 0 || nfeat > MAX_FEATURES || ncls < 0 || ncls > MAX_OUTPUTS || ntgt < 0 ||
+    if (nfeat <= 0 || nfeat > MAX_FEATURES || ncls < 0 || ncls > MAX_OUTPUTS || ntgt < 1 ||
         ntgt > MAX_OUTPUTS)
         return md_fail(err, MD_E_MODEL_INVALID, "num_feature",
                        "num_feature, num_class or num_target missing or out of range");
     info->num_features = (uint64_t)nfeat;
     info->num_class = (uint64_t)ncls;
-    *ngroups = (uint64_t)(ncls > ntgt ? ncls : ntgt > 0 ? ntgt : 1);
+    *ngroups = (uint64_t)(ncls > ntgt ? ncls : ntgt);
     const json_t *objective = json_object_get(learner, "objective");
     const char *obj = json_string_value(json_object_get(objective, "name"));
     snprintf(info->objective, sizeof info->objective, "%s", obj ? obj : "");
+    int rc = check_base_score(param, info->objective, err);
+    if (rc)
+        return rc;
     const json_t *sm = json_object_get(objective, "softmax_multiclass_param");
     if (sm && count_of(sm, "num_class") != ncls)
         return md_fail(err, MD_E_MODEL_INVALID, "num_class",

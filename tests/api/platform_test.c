@@ -25,17 +25,23 @@ typedef struct fx {
     char admin[AUTH_KEY_MAX], reader[AUTH_KEY_MAX], reader_id[STORE_KEY_ID_MAX];
 } fx;
 
-static void make_server(fx *f, bool metrics_public)
+static void make_server_min_free(fx *f, bool metrics_public, uint64_t store_min_free)
 {
     api_platform_opts po = {.store = f->st, .auth = f->au, .limiter = f->rl, .rate_read = {1000, 1000},
                             .rate_write = {1000, 1000}, .rate_admin = {1000, 1000}, .rate_anon = {1000, 1000},
-                            .metrics_public = metrics_public, .test_routes = true};
+                            .metrics_public = metrics_public, .test_routes = true,
+                            .store_min_free = store_min_free};
     md_err e;
     assert_int_equal(api_platform_new(&po, &f->p, &e), MD_OK);
     http_opts ho = {.access_log = false};
     api_platform_hooks(f->p, &ho.hooks);
     assert_int_equal(http_server_new(&ho, &f->srv, &e), MD_OK);
     assert_int_equal(api_platform_register(f->p, f->srv, &e), MD_OK);
+}
+
+static void make_server(fx *f, bool metrics_public)
+{
+    make_server_min_free(f, metrics_public, 0);
 }
 
 static int setup(void **state)
@@ -108,6 +114,27 @@ static void test_health_ready(void **state)
     j = call(f, "GET", "/api/ready", NULL, NULL, &st);
     assert_int_equal(st, 200);
     assert_string_equal(json_string_value(json_object_get(json_object_get(j, "checks"), "database")), "ok");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(j, "checks"), "store")), "ok");
+    json_decref(j);
+}
+
+/* A data dir with less free space than store_min_free: not ready, naming the store, with
+ * Retry-After (the full-disk path itself: tests/e2e/test_disk_full.py). */
+static void test_ready_store_unwritable(void **state)
+{
+    fx *f = *state;
+    http_server_free(f->srv);
+    api_platform_free(f->p);
+    make_server_min_free(f, true, UINT64_MAX / 2);
+    http_loopback_resp r;
+    assert_int_equal(http_loopback(f->srv, "GET", "/api/ready", NULL, NULL, 0, &r), MD_OK);
+    assert_int_equal(r.status, 503);
+    assert_string_equal(http_loopback_header(&r, "Retry-After"), "1");
+    json_t *j = json_loads(r.body, 0, NULL);
+    http_loopback_resp_free(&r);
+    assert_string_equal(err_field(j), "store");
+    assert_non_null(strstr(json_string_value(json_object_get(json_object_get(j, "error"), "message")),
+                           "store: unwritable"));
     json_decref(j);
 }
 
@@ -145,6 +172,8 @@ static void test_metrics_text(void **state)
     assert_non_null(strstr(http_loopback_header(&r, "Content-Type"), "text/plain; version=0.0.4"));
     assert_non_null(strstr(r.body, "# TYPE modeld_http_requests_total counter"));
     assert_non_null(strstr(r.body, "process_resident_memory_bytes"));
+    assert_non_null(strstr(r.body, "\nmodeld_audit_dropped_total 0\n"));
+    assert_non_null(strstr(r.body, "# TYPE modeld_audit_queued gauge"));
     http_loopback_resp_free(&r);
 }
 
@@ -312,6 +341,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_health_ready, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ready_checks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ready_store_unwritable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_metrics_text, setup, teardown),
         cmocka_unit_test_setup_teardown(test_metrics_admin_only, setup, teardown),
         cmocka_unit_test_setup_teardown(test_token_exchange, setup, teardown),

@@ -1,4 +1,5 @@
-/* header_test.c - parsing "Authorization: Bearer <token>". */
+/* header_test.c - parsing "Authorization: Bearer <token>" and choosing the one credential of
+ * a request that sends Authorization, X-API-Key or both. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -56,11 +57,54 @@ static void test_refuses(void **state)
     assert_int_equal(auth_parse_authorization(big, strlen(big), &t, &n), MD_E_UNAUTHORIZED);
 }
 
+/* pick(authorization, x_api_key) into out; returns the md code. */
+static int pick(const char *authz, const char *key, char *out, size_t cap, md_err *e)
+{
+    const char *c = NULL;
+    size_t n = 0;
+    int rc = auth_pick_credential(authz, key, &c, &n, e);
+    if (rc == MD_OK)
+        snprintf(out, cap, "%.*s", (int)n, c);
+    else
+        assert_null(c);
+    return rc;
+}
+
+static void test_pick_credential(void **state)
+{
+    (void)state;
+    char got[64];
+    md_err e;
+    assert_int_equal(pick("Bearer mdk_a_1", NULL, got, sizeof got, &e), MD_OK);
+    assert_string_equal(got, "mdk_a_1");
+    assert_int_equal(pick(NULL, " mdk_b_2\t", got, sizeof got, &e), MD_OK);
+    assert_string_equal(got, "mdk_b_2");
+    /* the same credential in both headers is one credential */
+    assert_int_equal(pick("Bearer mdk_a_1", "mdk_a_1 ", got, sizeof got, &e), MD_OK);
+    assert_string_equal(got, "mdk_a_1");
+    /* two different credentials: 400 naming both headers, whichever is valid */
+    assert_int_equal(pick("Bearer mdk_a_1", "mdk_b_2", got, sizeof got, &e), MD_E_BAD_REQUEST);
+    assert_string_equal(e.field, "Authorization");
+    assert_non_null(strstr(md_err_message(&e), "Authorization"));
+    assert_non_null(strstr(md_err_message(&e), "X-API-Key"));
+    assert_int_equal(pick("Bearer mdk_a_1", "mdk_a_12", got, sizeof got, &e), MD_E_BAD_REQUEST);
+    assert_int_equal(pick("Bearer a.b.c", "mdk_a_1", got, sizeof got, &e), MD_E_BAD_REQUEST);
+    /* a malformed Authorization is refused, not rescued by X-API-Key; nothing at all is 401 */
+    assert_int_equal(pick("Basic Zm9vOmJhcg==", "mdk_a_1", got, sizeof got, &e), MD_E_UNAUTHORIZED);
+    assert_string_equal(e.field, "Authorization");
+    assert_int_equal(pick(NULL, NULL, got, sizeof got, &e), MD_E_UNAUTHORIZED);
+    assert_int_equal(pick(NULL, "  ", got, sizeof got, &e), MD_E_UNAUTHORIZED);
+    /* an empty X-API-Key carries no credential, so it conflicts with none */
+    assert_int_equal(pick("Bearer mdk_a_1", " ", got, sizeof got, &e), MD_OK);
+    assert_string_equal(got, "mdk_a_1");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_accepts),
         cmocka_unit_test(test_refuses),
+        cmocka_unit_test(test_pick_credential),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

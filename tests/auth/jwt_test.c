@@ -35,6 +35,21 @@ static const char EXP_STRING[] =
     "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhMWIyYzNkNGU1ZjYiLCJyb2xlIjoicmVhZCIsImlhdCI6MTcwMDAwMDAw"
     "MCwiZXhwIjoiMTcwMDAwMDkwMCJ9.CVr_ySlRAJxu1dK4uj-TJbmAJX7E3a_r3QWPBjgRxzA";
 
+/* Correctly signed (Python's hmac, as above) but with header fields modeld never writes:
+ * {"alg":"HS256","typ":"JWT","kid":"1"} and {"alg":"HS256","jku":"https://evil.example/k.json"};
+ * and the plain {"alg":"HS256"}, which is accepted. */
+static const char HDR_KID[] =
+    "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCIsImtpZCI6IjEifQ.eyJzdWIiOiJhMWIyYzNkNGU1ZjYiLCJyb2xlIjoid"
+    "3JpdGUiLCJpYXQiOjE3MDAwMDAwMDAsImV4cCI6MTcwMDAwMDkwMH0.LieW5EczMdh3GXAelUvplFpB3Ep1YGc7S-ikjIh"
+    "tM3o";
+static const char HDR_JKU[] =
+    "eyJhbGciOiJIUzI1NiIsImprdSI6Imh0dHBzOi8vZXZpbC5leGFtcGxlL2suanNvbiJ9.eyJzdWIiOiJhMWIyYzNkNGU"
+    "1ZjYiLCJyb2xlIjoid3JpdGUiLCJpYXQiOjE3MDAwMDAwMDAsImV4cCI6MTcwMDAwMDkwMH0.JhB5vdhXUNIeMe1_89D7"
+    "7XcreONIw9NVU5dKQ0zxMHg";
+static const char HDR_ALG_ONLY[] =
+    "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhMWIyYzNkNGU1ZjYiLCJyb2xlIjoid3JpdGUiLCJpYXQiOjE3MDAwMDAwMDAs"
+    "ImV4cCI6MTcwMDAwMDkwMH0.XQLAYmMOGPsKggTqUhmnTV7Cz449MU0iBMMmqlVpP9s";
+
 static int verify(const char *t, int64_t now, auth_jwt_claims *c, md_err *e)
 {
     return auth_jwt_verify(t, strlen(t), SECRET, SLEN, now, c, e);
@@ -123,6 +138,20 @@ static void test_algorithms_and_secret(void **state)
     assert_string_equal(md_err_message(&e), "bad token signature");
 }
 
+/* jwt.c promises that every header field but alg and typ is refused. */
+static void test_unknown_header_fields(void **state)
+{
+    (void)state;
+    auth_jwt_claims c;
+    md_err e;
+    assert_int_equal(verify(HDR_KID, NOW, &c, &e), MD_E_UNAUTHORIZED);
+    assert_string_equal(md_err_message(&e), "unsupported token header (only HS256)");
+    assert_int_equal(verify(HDR_JKU, NOW, &c, &e), MD_E_UNAUTHORIZED);
+    assert_string_equal(md_err_message(&e), "unsupported token header (only HS256)");
+    assert_int_equal(verify(HDR_ALG_ONLY, NOW, &c, &e), MD_OK);
+    assert_string_equal(c.sub, "a1b2c3d4e5f6");
+}
+
 static void test_claims_and_shapes(void **state)
 {
     (void)state;
@@ -148,6 +177,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_independent_vector), cmocka_unit_test(test_round_trip_and_expiry),
         cmocka_unit_test(test_tamper),             cmocka_unit_test(test_algorithms_and_secret),
+        cmocka_unit_test(test_unknown_header_fields),
         cmocka_unit_test(test_claims_and_shapes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

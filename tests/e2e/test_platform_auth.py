@@ -16,8 +16,8 @@ def b64(data):
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def make_jwt(claims, secret=JWT_SECRET, alg="HS256"):
-    head = b64(json.dumps({"alg": alg, "typ": "JWT"}).encode())
+def make_jwt(claims, secret=JWT_SECRET, alg="HS256", extra_header=None):
+    head = b64(json.dumps(dict({"alg": alg, "typ": "JWT"}, **(extra_header or {}))).encode())
     body = b64(json.dumps(claims).encode())
     sig = hmac.new(secret.encode(), (head + "." + body).encode(), hashlib.sha256).digest()
     return head + "." + body + "." + (b64(sig) if alg == "HS256" else "")
@@ -95,6 +95,37 @@ def test_jwt_exchange_and_matrix(server):
     assert requests.get(url, headers=bearer(wrong_secret)).status_code == 401
     none_alg = make_jwt({"sub": kid, "role": "admin", "iat": now, "exp": now + 60}, alg="none")
     assert requests.get(url, headers=bearer(none_alg)).status_code == 401
+
+
+def test_jwt_header_fields_refused(server):
+    """A correctly signed token whose header carries a field modeld never writes (kid, jku) is
+    refused: such fields ask the verifier to choose or fetch a key."""
+    url = server.url + "/api/admin/audit"
+    kid = key_id(server.admin_key)
+    now = int(time.time())
+    claims = {"sub": kid, "role": "admin", "iat": now, "exp": now + 60}
+    assert requests.get(url, headers=bearer(make_jwt(claims))).status_code == 200
+    for extra in ({"kid": "1"}, {"jku": "https://evil.example/keys.json"}):
+        r = requests.get(url, headers=bearer(make_jwt(claims, extra_header=extra)))
+        assert r.status_code == 401 and code(r) == "unauthorized", extra
+
+
+def test_conflicting_credentials(server):
+    """Authorization and X-API-Key with different credentials: 400 naming both headers, even
+    when each one alone is valid; the same credential in both is fine."""
+    url = server.url + "/api/admin/audit"
+    rc, out, err = server.keys("create", "--role", "read", "--name", "second")
+    assert rc == 0, err
+    other = out.strip()
+    both = dict(bearer(server.admin_key), **{"X-API-Key": other})
+    r = requests.get(url, headers=both)
+    assert r.status_code == 400 and code(r) == "bad_request"
+    msg = r.json()["error"]["message"]
+    assert "Authorization" in msg and "X-API-Key" in msg
+    r = requests.get(url, headers=dict(bearer(other), **{"X-API-Key": server.admin_key}))
+    assert r.status_code == 400 and code(r) == "bad_request"
+    same = dict(bearer(server.admin_key), **{"X-API-Key": server.admin_key})
+    assert requests.get(url, headers=same).status_code == 200
 
 
 def test_public_routes_need_no_key(server):

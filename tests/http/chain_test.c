@@ -74,6 +74,20 @@ static int h_fail(http_req *r, void *ctx)
     return md_fail(http_req_err(r), MD_E_INVALID_PARAM, "threshold", "must be in 0..1, got %d", 7);
 }
 
+static int h_full(http_req *r, void *ctx)
+{
+    (void)ctx;
+    return md_fail(http_req_err(r), MD_E_STORAGE_FULL, NULL, NULL);
+}
+
+/* A 503 whose handler knows when to come back: its Retry-After is kept, not doubled. */
+static int h_busy(http_req *r, void *ctx)
+{
+    (void)ctx;
+    http_reply_header(r, "Retry-After", "7");
+    return md_fail(http_req_err(r), MD_E_UNAVAILABLE, NULL, "warming up");
+}
+
 static int h_noreply(http_req *r, void *ctx)
 {
     (void)r;
@@ -141,6 +155,8 @@ static int setup(void **state)
     assert_non_null(http_route_add(srv, "POST", "/echo", HTTP_ROLE_PUBLIC, HTTP_NO_RATELIMIT, h_echo, NULL));
     assert_non_null(http_route_add(srv, "GET", "/fail", HTTP_ROLE_PUBLIC, HTTP_NO_RATELIMIT, h_fail, NULL));
     assert_non_null(http_route_add(srv, "GET", "/noreply", HTTP_ROLE_PUBLIC, HTTP_NO_RATELIMIT, h_noreply, NULL));
+    assert_non_null(http_route_add(srv, "GET", "/full", HTTP_ROLE_PUBLIC, HTTP_NO_RATELIMIT, h_full, NULL));
+    assert_non_null(http_route_add(srv, "GET", "/busy", HTTP_ROLE_PUBLIC, HTTP_NO_RATELIMIT, h_busy, NULL));
     assert_non_null(http_route_add(srv, "GET", "/big", HTTP_ROLE_PUBLIC, HTTP_NO_RATELIMIT, h_big, NULL));
     assert_non_null(http_route_add(srv, "GET", "/file/{name}", HTTP_ROLE_PUBLIC, HTTP_NO_RATELIMIT, h_file, NULL));
     http_route *up = http_route_add(srv, "POST", "/upload", HTTP_ROLE_PUBLIC, HTTP_NO_RATELIMIT, h_sink_done, NULL);
@@ -350,6 +366,19 @@ static void test_handler_errors(void **state)
     j = send("GET", "/noreply", NULL, NULL, &r);
     assert_int_equal(r.status, 500);
     assert_error(j, "internal_error", &r);
+    assert_null(http_loopback_header(&r, "Retry-After"));
+    json_decref(j);
+    http_loopback_resp_free(&r);
+    /* 507 and 503 say when to retry; a handler's own Retry-After wins */
+    j = send("GET", "/full", NULL, NULL, &r);
+    assert_int_equal(r.status, 507);
+    assert_error(j, "insufficient_storage", &r);
+    assert_string_equal(http_loopback_header(&r, "Retry-After"), "30");
+    json_decref(j);
+    http_loopback_resp_free(&r);
+    j = send("GET", "/busy", NULL, NULL, &r);
+    assert_int_equal(r.status, 503);
+    assert_string_equal(http_loopback_header(&r, "Retry-After"), "7");
     json_decref(j);
     http_loopback_resp_free(&r);
 }

@@ -49,6 +49,22 @@ static void test_put_layout(void **state)
     assert_int_equal(tu_count_files(f->dir, "blobs/tmp"), 0);
 }
 
+/* The readiness probe: a free-space floor above what any disk has fails as "storage full"
+ * naming the store; no floor passes on a writable dir. (ENOSPC itself, from blob writes and
+ * SQLite, is tested end to end on a full tmpfs: tests/e2e/test_disk_full.py.) */
+static void test_check_writable(void **state)
+{
+    fixture *f = *state;
+    md_err e;
+    assert_int_equal(store_check_writable(f->s, 0, &e), MD_OK);
+    assert_int_equal(store_check_writable(f->s, UINT64_MAX / 2, &e), MD_E_STORAGE_FULL);
+    assert_string_equal(e.field, "store");
+    assert_non_null(strstr(md_err_message(&e), "unwritable"));
+    char probe[700];
+    snprintf(probe, sizeof probe, "%s/.write-probe", f->dir);
+    assert_int_equal(access(probe, F_OK), 0);
+}
+
 static void test_bad_hashes(void **state)
 {
     fixture *f = *state;
@@ -122,6 +138,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_put_layout, setup, tu_store_teardown),
         cmocka_unit_test_setup_teardown(test_bad_hashes, setup, tu_store_teardown),
+        cmocka_unit_test_setup_teardown(test_check_writable, setup, tu_store_teardown),
         cmocka_unit_test_setup_teardown(test_upload_dedup, setup, tu_store_teardown),
         cmocka_unit_test_setup_teardown(test_upload_bad_meta, setup, tu_store_teardown),
     };

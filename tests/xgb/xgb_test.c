@@ -287,6 +287,67 @@ static void test_bad_files_fail_cleanly(void **state)
     assert_int_equal(xgb_model_load(fixture_path("reg.json"), &small, &m, &err), MD_E_TOO_LARGE);
 }
 
+/* A model that passes a check for ranges and cycles but breaks what XGBoost's predictor
+ * assumes: it goes from a split node to LeftChild() + !(x < cond), never reading
+ * right_children. forged_right_child.json (found by tests/fuzz/xgb_fuzz.c) has node 0's left
+ * child 2 and right child 1, so a row going right read node 3 of 3 (SEGV under ASan). Each
+ * variant below breaks one more invariant of src/xgb/schema.c's list. */
+static void test_forged_trees_refused(void **state)
+{
+    (void)state;
+    size_t len = 0;
+    unsigned char *forged = slurp("forged_right_child.json", &len);
+    expect_refused(forged, len, MD_E_MODEL_INVALID);
+    free(forged);
+    char *tiny = (char *)slurp("forged_right_child.json", &len);
+    char *good = patched(tiny, "\"left_children\":[2,-1,-1]", "\"left_children\":[1,-1,-1]");
+    char *fixed = patched(good, "\"right_children\":[1,-1,-1]", "\"right_children\":[2,-1,-1]");
+    free(good);
+    xgb_model *m = NULL;
+    md_err err = {0};
+    assert_int_equal(xgb_model_load_bytes(fixed, strlen(fixed), NULL, &m, &err), MD_OK);
+    float row[2] = {1.0f, 0.0f}, out[1] = {0};
+    assert_int_equal(xgb_predict(m, row, 1, 2, out, 1, &err), MD_OK);
+    xgb_model_free(m);
+    const char *bad[][2] = {
+        /* a leaf with a right child */
+        {"\"right_children\":[2,-1,-1]", "\"right_children\":[2,-1,1]"},
+        /* children's parents are not the node */
+        {"\"parents\":[2147483647,0,0]", "\"parents\":[2147483647,0,1]"},
+        /* the root has a parent */
+        {"\"parents\":[2147483647,0,0]", "\"parents\":[1,0,0]"},
+        /* num_deleted disagrees with the nodes (none is deleted) */
+        {"\"num_deleted\":\"0\"", "\"num_deleted\":\"1\""},
+        /* a split on a feature past num_feature */
+        {"\"split_indices\":[0,0,0]", "\"split_indices\":[2,0,0]"},
+        /* base_score outside (0, 1) for binary:logistic, and not a number */
+        {"\"base_score\":\"5E-1\"", "\"base_score\":\"1.5\""},
+        {"\"base_score\":\"5E-1\"", "\"base_score\":\"nan\""},
+        /* no output group */
+        {"\"num_target\":\"1\"", "\"num_target\":\"0\""},
+        /* num_nodes disagrees with the arrays */
+        {"\"num_nodes\":\"3\"", "\"num_nodes\":\"2\""},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *s = patched(fixed, bad[i][0], bad[i][1]);
+        expect_refused(s, strlen(s), MD_E_MODEL_INVALID);
+        free(s);
+    }
+    const char *unsupported[][2] = {
+        {"\"num_trees\":\"1\",\"size_leaf_vector\":\"0\"",
+         "\"num_trees\":\"1\",\"size_leaf_vector\":\"1\""},
+        {"\"num_nodes\":\"3\",\"size_leaf_vector\":\"0\"",
+         "\"num_nodes\":\"3\",\"size_leaf_vector\":\"2\""},
+    };
+    for (size_t i = 0; i < sizeof unsupported / sizeof unsupported[0]; i++) {
+        char *s = patched(fixed, unsupported[i][0], unsupported[i][1]);
+        expect_refused(s, strlen(s), MD_E_UNSUPPORTED);
+        free(s);
+    }
+    free(fixed);
+    free(tiny);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -294,6 +355,7 @@ int main(void)
         cmocka_unit_test(test_load_from_bytes_and_bad_calls),
         cmocka_unit_test(test_concurrent_predictions),
         cmocka_unit_test(test_bad_files_fail_cleanly),
+        cmocka_unit_test(test_forged_trees_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
