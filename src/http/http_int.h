@@ -136,6 +136,9 @@ void http__new_request_id(char out[33]);
  *                                                            REPLIED already, is discarded too)
  *   AUTHED|BODY       -> RUNNING     [answer_now, http_loopback]  LIGHT route or a pending error:
  *                                                            the handler runs on the I/O thread
+ *   ROUTED            -> RUNNING     [first_call]            bad message framing (framing.c):
+ *                                                            answered at once, before auth or body,
+ *                                                            and the connection closed
  *   AUTHED|BODY       -> QUEUED      [start_heavy]           HEAVY route: connection suspended, job
  *                                                            on the compute pool (r->heavy set)
  *   QUEUED            -> AUTHED|BODY [start_heavy]           the pool refused it (full: 503, or
