@@ -46,8 +46,9 @@ static const setting settings[] = {
     {"data_dir", T_STR, F(data_dir), "./var", 0, 0, 0, "DIR", "database, upload blobs and the JWT secret"},
     {"io_threads", T_INT, F(io_threads), "0", 0, 64, 0, "N", "HTTP I/O threads (at least 2); 0 = CPUs, at most 4"},
     {"compute_threads", T_INT, F(compute_threads), "0", 0, 256, 0, "N", "workers for heavy requests; 0 = CPUs"},
-    {"compute_queue", T_INT, F(compute_queue), "64", 1, 100000, 0, "N",
-     "heavy requests that may wait for a worker; beyond it 503 + Retry-After"},
+    {"compute_queue", T_INT, F(compute_queue), "256", 1, 100000, 0, "N",
+     "heavy requests that may wait for a worker; beyond it 503 + Retry-After (keep it above the "
+     "connections a load balancer keeps open, or busy moments shed load)"},
     {"max_connections", T_INT, F(max_connections), "1024", 1, 100000, 0, "N", "open connections at most"},
     {"body_limit", T_SIZE, F(body_limit), "25M", 1, 4 * GB, 0, "SIZE", "largest request body; larger gets 413"},
     {"request_timeout", T_DUR, F(request_timeout_ms), "30s", 1, HOUR, 0, "DUR",

@@ -137,7 +137,7 @@ typedef struct http_opts {
     uint16_t port;             /* 0 = any free port, see http_server_port() */
     unsigned io_threads;       /* libmicrohttpd thread pool size (0 = CPUs, max 4; at least 2) */
     unsigned compute_threads;  /* compute pool workers (0 = number of CPUs) */
-    unsigned compute_queue;    /* queued heavy requests beyond the running ones (0 = 64) */
+    unsigned compute_queue;    /* queued heavy requests beyond the running ones (0 = 256) */
     size_t body_limit;         /* default request-body limit in bytes (0 = 25 MB) */
     unsigned request_timeout_ms; /* deadline per request (0 = 30000) */
     unsigned conn_timeout_s;   /* idle keep-alive connection timeout (0 = 30) */

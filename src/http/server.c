@@ -395,7 +395,7 @@ int http_server_new(const http_opts *o, http_server **out, md_err *err)
     s->o = *o;
     s->o.io_threads = o->io_threads ? o->io_threads : (ncpu() < 4 ? ncpu() : 4);
     s->o.compute_threads = o->compute_threads ? o->compute_threads : ncpu();
-    s->o.compute_queue = o->compute_queue ? o->compute_queue : 64;
+    s->o.compute_queue = o->compute_queue ? o->compute_queue : 256;
     s->o.body_limit = o->body_limit ? o->body_limit : 25u * 1024 * 1024;
     s->o.request_timeout_ms = o->request_timeout_ms ? o->request_timeout_ms : 30000;
     s->o.conn_timeout_s = o->conn_timeout_s ? o->conn_timeout_s : 30;
