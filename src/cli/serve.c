@@ -215,8 +215,10 @@ static int start_http(serve_ctx *c)
                                             MODELD_VERSION, "auth", cfg->no_auth ? "off" : "on", NULL});
     /* The one line a person at the terminal needs; the JSON log above is for machines. */
     int v6 = strchr(cfg->host, ':') != NULL;
-    printf("  modeld %s is up: open http://%s%s%s:%s/ (web page and API; Ctrl-C stops it)\n",
-           MODELD_VERSION, v6 ? "[" : "", cfg->host, v6 ? "]" : "", port);
+    printf("  modeld %s is up: open http://%s%s%s:%s/ (web page and API; Ctrl-C stops it)\n"
+           "  API reference: http://%s%s%s:%s/docs\n",
+           MODELD_VERSION, v6 ? "[" : "", cfg->host, v6 ? "]" : "", port, v6 ? "[" : "", cfg->host,
+           v6 ? "]" : "", port);
     fflush(stdout);
     return 0;
 }
