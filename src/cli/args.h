@@ -18,7 +18,8 @@ typedef struct cli_opt {
  * is stored in args at the option's field and *i is advanced past a separate value), 0 when it
  * is none of them, -1 when its value is missing: argv ends or the next word starts with "--"
  * ("--role --name x" is a forgotten value, not a role called "--name"). */
-int cli_take_value_opt(int argc, char **argv, int *i, const cli_opt *opts, size_t nopts, void *args);
+int cli_take_value_opt(int argc, char **argv, int *i, const cli_opt *opts, size_t nopts,
+                       void *args);
 
 /* The data directory: given when not NULL or empty, else $MODELD_DATA_DIR when set and not
  * empty, else "./var". Borrowed (from the arguments, the environment or a literal). */
