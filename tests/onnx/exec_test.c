@@ -16,20 +16,14 @@
 #include "onnx/onnx.h"
 #include "onnx/onnx_builder.h"
 
-static const int64_t DN3[] = {-1, 3}, D3[] = {3};
+static const int64_t DN3[] = {-1, 3};
 static const float BIAS[] = {1, 2, 3};
 
 /* Y = Sigmoid(X * B) + B with a symbolic batch dim. */
 static onnx_model *load_batch_model(void)
 {
     bld b;
-    bld_init(&b, 13);
-    bld_input(&b, "X", ONNX_FLOAT, 2, DN3);
-    bld_output(&b, "Y", ONNX_FLOAT, 2, DN3);
-    bld_init_f32(&b, "B", 1, D3, BIAS, 3);
-    bld_node(&b, "Mul", "m", (const char *[]){"X", "B", NULL}, (const char *[]){"P", NULL});
-    bld_node(&b, "Sigmoid", "s", (const char *[]){"P", NULL}, (const char *[]){"Q", NULL});
-    bld_node(&b, "Add", "a", (const char *[]){"Q", "B", NULL}, (const char *[]){"Y", NULL});
+    bld_sigmoid_chain(&b, 2, DN3, BIAS);
     size_t len;
     uint8_t *buf = bld_pack(&b, &len);
     onnx_model *m = NULL;

@@ -156,6 +156,21 @@ static inline Onnx__TensorProto *bld_init_f32(bld *b, const char *name, int rank
     return t;
 }
 
+/* Y = Sigmoid(X * B) + B in three nodes "m", "s", "a" (opset 13), B a float initializer of
+ * the 3 values in bias: the small chain several tests run. X and Y are float with the rank and
+ * dims given (last dim 3; -1 for a symbolic batch). dims and bias borrowed until bld_pack. */
+static inline void bld_sigmoid_chain(bld *b, int rank, const int64_t *dims, const float bias[3])
+{
+    static const int64_t d3[] = {3};
+    bld_init(b, 13);
+    bld_input(b, "X", ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, rank, dims);
+    bld_output(b, "Y", ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, rank, dims);
+    bld_init_f32(b, "B", 1, d3, bias, 3);
+    bld_node(b, "Mul", "m", (const char *[]){"X", "B", NULL}, (const char *[]){"P", NULL});
+    bld_node(b, "Sigmoid", "s", (const char *[]){"P", NULL}, (const char *[]){"Q", NULL});
+    bld_node(b, "Add", "a", (const char *[]){"Q", "B", NULL}, (const char *[]){"Y", NULL});
+}
+
 /* Serialize. Ownership: new (free()). */
 static inline uint8_t *bld_pack(bld *b, size_t *len)
 {
