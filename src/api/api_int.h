@@ -4,6 +4,8 @@
 #ifndef MD_API_API_INT_H
 #define MD_API_API_INT_H
 
+#include "http/http.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -21,5 +23,21 @@ typedef struct api__dir_search {
  * regular file when marker is set) and its path is shorter than cap. Copies it into out and
  * returns true; false when none counts (the caller names the setting in its error). */
 bool api__find_dir(const char *dir, const api__dir_search *s, char *out, size_t cap);
+
+/* One row of a resource's route table (models_api.c, oip.c): the route and its descriptor. */
+typedef struct api__route {
+    const char *method, *pattern;
+    http_role role;
+    int flags;
+    http_handler_fn fn;
+    http_doc doc;
+} api__route;
+
+/* Add the n routes of table rt (borrowed: static) with ctx as their handlers' context, each with
+ * extra_flags added and its descriptor. When added is not NULL, added[i] (n slots) receives row
+ * i's route (borrowed, for the setters of http.h such as a body limit). MD_E_INTERNAL naming the
+ * first route that cannot be added. Before the server starts. */
+int api__add_routes(http_server *srv, const api__route *rt, size_t n, int extra_flags, void *ctx,
+                    http_route **added, md_err *err);
 
 #endif

@@ -169,15 +169,7 @@ static const int E_CHANGE[] = {MD_E_MODEL_NOT_FOUND, MD_E_MODEL_INVALID, MD_E_CO
 static const int E_CANARY[] = {MD_E_MODEL_NOT_FOUND, MD_E_MODEL_INVALID, MD_E_CONFLICT, MD_E_INVALID_JSON,
                                MD_E_MISSING_FIELD, MD_E_INVALID_PARAM, 0};
 
-typedef struct models_route {
-    const char *method, *pattern;
-    http_role role;
-    int flags;
-    http_handler_fn fn;
-    http_doc doc;
-} models_route;
-
-static const models_route ROUTES[] = {
+static const api__route ROUTES[] = {
     {"GET", "/api/models", HTTP_ROLE_READ, 0, list_models,
      {.summary = "Every model: family, active version, canary, state and versions", .tag = "models",
       .response = S_LIST}},
@@ -200,12 +192,5 @@ static const models_route ROUTES[] = {
 
 int api_models_register(http_server *srv, mdl_registry *reg, md_err *err)
 {
-    for (size_t i = 0; i < sizeof ROUTES / sizeof ROUTES[0]; i++) {
-        const models_route *rt = &ROUTES[i];
-        http_route *r = http_route_add(srv, rt->method, rt->pattern, rt->role, rt->flags, rt->fn, reg);
-        if (!r)
-            return md_fail(err, MD_E_INTERNAL, NULL, "cannot add the route %s %s", rt->method, rt->pattern);
-        http_route_doc(r, &rt->doc);
-    }
-    return MD_OK;
+    return api__add_routes(srv, ROUTES, sizeof ROUTES / sizeof ROUTES[0], 0, reg, NULL, err);
 }
