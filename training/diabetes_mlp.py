@@ -145,7 +145,7 @@ def main():
                      f"first layer after training. ONNX opset {common.OPSET}, operators: "
                      f"{', '.join(ops)}."),
         ("Confusion matrix (rows: true Q1-Q4, columns: predicted Q1-Q4)",
-         "```\n" + "\n".join(" ".join(f"{v:3d}" for v in row) for row in cm) + "\n```")])
+         common.matrix_block(cm))])
     print(f"{NAME}: {metrics} -> {path}", file=sys.stderr)
 
 

@@ -123,7 +123,7 @@ def main():
                      "split of the 1,797 images (train_test_split, same seed). ONNX opset "
                      f"{common.OPSET}, operators: {', '.join(ops)}."),
         ("Confusion matrix (rows: true 0-9, columns: predicted 0-9)",
-         "```\n" + "\n".join(" ".join(f"{v:3d}" for v in row) for row in cm) + "\n```")])
+         common.matrix_block(cm))])
     print(f"{NAME}: {metrics} -> {path}", file=sys.stderr)
 
 
