@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "onnx/onnx.h"
 #include "onnx_proto/onnx.pb-c.h"
 
 #define BLD_MAX 32
@@ -179,6 +180,18 @@ static inline uint8_t *bld_pack(bld *b, size_t *len)
     if (buf)
         onnx__model_proto__pack(&b->model, buf);
     return buf;
+}
+
+/* Pack b and load it with the default options: the loader's code, its detail in *err (cleared
+ * first); *m is new (onnx_model_free) on MD_OK. */
+static inline int bld_load(bld *b, onnx_model **m, md_err *err)
+{
+    size_t len;
+    uint8_t *buf = bld_pack(b, &len);
+    md_err_clear(err);
+    int rc = onnx_model_load_bytes(buf, len, NULL, m, err);
+    free(buf);
+    return rc;
 }
 
 #endif
