@@ -1,4 +1,5 @@
-/* args.c - the option table matcher and the data-dir default of the sub-commands (see args.h).
+/* args.c - the option table matcher, the data-dir default and the usage-error message of the
+ * sub-commands (see args.h).
  *
  * Invariants:
  *   1. An option matches only as the whole word or followed by '=': "--data-dirx" is not
@@ -7,6 +8,7 @@
  */
 #include "cli/args.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,4 +37,12 @@ const char *cli_data_dir(const char *given)
 {
     const char *d = given ? given : getenv("MODELD_DATA_DIR");
     return d && d[0] ? d : "./var";
+}
+
+int cli_usage_error(const char *cmd, const char *usage, const char *fmt, const char *arg)
+{
+    fprintf(stderr, "modeld %s: ", cmd);
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\n\n%s", usage);
+    return 2;
 }

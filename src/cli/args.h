@@ -1,6 +1,7 @@
 /* args.h - option parsing shared by the sub-commands whose options fill a struct of string
  * fields (`modeld keys`, `modeld models`): a table maps each "--opt" to its field's offset, so
- * the "--opt VALUE" / "--opt=VALUE" rules and the data-dir default are written once.
+ * the "--opt VALUE" / "--opt=VALUE" rules, the data-dir default and the usage-error message are
+ * written once.
  */
 #ifndef MD_CLI_ARGS_H
 #define MD_CLI_ARGS_H
@@ -24,5 +25,9 @@ int cli_take_value_opt(int argc, char **argv, int *i, const cli_opt *opts, size_
 /* The data directory: given when not NULL or empty, else $MODELD_DATA_DIR when set and not
  * empty, else "./var". Borrowed (from the arguments, the environment or a literal). */
 const char *cli_data_dir(const char *given);
+
+/* Print "modeld <cmd>: " + fmt (with arg) + a blank line + usage to stderr; returns 2, the exit
+ * code of a usage error. */
+int cli_usage_error(const char *cmd, const char *usage, const char *fmt, const char *arg);
 
 #endif

@@ -32,10 +32,7 @@ typedef struct keys_args {
 
 static int usage_error(const char *fmt, const char *arg)
 {
-    fprintf(stderr, "modeld keys: ");
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\n\n%s", USAGE);
-    return 2;
+    return cli_usage_error("keys", USAGE, fmt, arg);
 }
 
 /* The options with a value; each names the keys_args field it fills. */

@@ -51,10 +51,7 @@ typedef struct models_args {
 
 static int usage_error(const char *fmt, const char *arg)
 {
-    fprintf(stderr, "modeld models: ");
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\n\n%s", USAGE);
-    return 2;
+    return cli_usage_error("models", USAGE, fmt, arg);
 }
 
 static const cli_opt value_opts[] = {
