@@ -45,11 +45,13 @@ static int health_live(http_req *req, void *ctx)
     return http_reply_empty(req, 200);
 }
 
+/* The protocol's health answers are booleans: 200 is true and "a 4xx status code indicates
+ * false" (KServe V2, Health), hence NOT_READY (400) rather than the 503 of /api/ready. */
 static int health_ready(http_req *req, void *ctx)
 {
     char missing[MDL_NAME_MAX] = "";
     if (!mdl_ready(ctx, missing))
-        return md_fail(http_req_err(req), MD_E_UNAVAILABLE, NULL, "required model '%s' is not active", missing);
+        return md_fail(http_req_err(req), MD_E_NOT_READY, NULL, "required model '%s' is not active", missing);
     return http_reply_empty(req, 200);
 }
 
@@ -103,7 +105,10 @@ static int model_meta(http_req *req, void *ctx)
 static int model_ready(http_req *req, void *ctx)
 {
     mdl_version *v = NULL;
-    int rc = mdl_acquire(ctx, http_req_param(req, "m"), http_req_param(req, "v"), &v, http_req_err(req));
+    md_err *err = http_req_err(req);
+    int rc = mdl_acquire(ctx, http_req_param(req, "m"), http_req_param(req, "v"), &v, err);
+    if (rc == MD_E_MODEL_UNAVAILABLE)
+        return md_fail(err, MD_E_NOT_READY, NULL, "%s", md_err_message(err)); /* false, as health */
     if (rc != MD_OK)
         return rc;
     mdl_release(v);
@@ -501,7 +506,7 @@ static const char S_LOAD_REQ[] =
 static const char S_UNLOAD_REQ[] = "{\"type\":\"object\",\"properties\":{\"parameters\":{\"type\":\"object\"}}}";
 
 static const int E_MODEL[] = {MD_E_MODEL_NOT_FOUND, 0};
-static const int E_READY[] = {MD_E_MODEL_NOT_FOUND, MD_E_MODEL_UNAVAILABLE, 0};
+static const int E_READY[] = {MD_E_MODEL_NOT_FOUND, MD_E_NOT_READY, 0};
 static const int E_INFER[] = {MD_E_MODEL_NOT_FOUND, MD_E_MODEL_UNAVAILABLE, MD_E_INVALID_JSON, MD_E_MISSING_FIELD,
                               MD_E_INVALID_PARAM, MD_E_UNSUPPORTED, MD_E_TOO_LARGE, MD_E_TIMEOUT, 0};
 static const int E_LOAD[] = {MD_E_MODEL_NOT_FOUND, MD_E_MODEL_INVALID, MD_E_INVALID_PARAM, MD_E_INVALID_JSON,
@@ -519,8 +524,8 @@ static const api__route ROUTES[] = {
     {"GET", "/v2/health/live", HTTP_ROLE_PUBLIC, PUB, health_live,
      {.summary = "OIP liveness: 200 with an empty body", .tag = "inference"}},
     {"GET", "/v2/health/ready", HTTP_ROLE_PUBLIC, PUB, health_ready,
-     {.summary = "OIP readiness: 200 when every required model is ACTIVE", .tag = "inference",
-      .errors = (const int[]){MD_E_UNAVAILABLE, 0}}},
+     {.summary = "OIP readiness: 200 when every required model is ACTIVE, else 400 (a 4xx is false)",
+      .tag = "inference", .errors = (const int[]){MD_E_NOT_READY, 0}}},
     {"GET", "/v2/models/stats", HTTP_ROLE_READ, HTTP_NO_AUDIT, stats_all,
      {.summary = "Statistics of every model version (Triton statistics extension)", .tag = "inference",
       .response = S_STATS}},

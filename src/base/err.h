@@ -29,6 +29,7 @@
     XX(NOT_FOUND, 404, "not_found", "no such resource")                                     \
     XX(FILE_NOT_FOUND, 404, "file_not_found", "no such file")                               \
     XX(MODEL_NOT_FOUND, 404, "model_not_found", "no such model")                            \
+    XX(NOT_READY, 400, "not_ready", "not ready (a health probe's false)")                   \
     XX(METHOD_NOT_ALLOWED, 405, "method_not_allowed", "method not allowed for this path")   \
     XX(CONFLICT, 409, "conflict", "the resource is in a conflicting state")                 \
     XX(CANCELLED, 409, "cancelled", "the work was cancelled")                                \

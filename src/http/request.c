@@ -297,9 +297,15 @@ static void put_raw(char *buf, size_t cap, size_t *n, const char *s)
     }
 }
 
+/* OIP clients read {"error": ...}: routes say so with HTTP_ERR_OIP, and a path under /v2 that
+ * matched no route (404) or not with this method (405) is answered the same way, since only the
+ * Open Inference Protocol lives there. */
 bool http__err_oip(const http_req *r)
 {
-    return r->match.route && (r->match.route->flags & HTTP_ERR_OIP);
+    if (r->match.route)
+        return (r->match.route->flags & HTTP_ERR_OIP) != 0;
+    const char *p = r->path ? r->path : "";
+    return strncmp(p, "/v2", 3) == 0 && (p[3] == '\0' || p[3] == '/');
 }
 
 size_t http__error_json(char *buf, size_t cap, int code, const char *field, const char *msg,

@@ -197,7 +197,7 @@ def test_required_model_gates_readiness(start_server):
     r = requests.get(s.url + "/api/ready")
     assert r.status_code == 503 and MODEL in r.json()["error"]["message"]
     r = requests.get(s.url + "/v2/health/ready")
-    assert r.status_code == 503 and MODEL in r.json()["error"]
+    assert r.status_code == 400 and MODEL in r.json()["error"]  # OIP: 4xx means false
     m = requests.get(s.url + "/api/models/" + MODEL, headers=bearer(s.admin_key)).json()["model"]
     v1 = [v for v in m["versions"] if v["version"] == "1"][0]
     assert v1["state"] == "FAILED" and v1.get("reason")

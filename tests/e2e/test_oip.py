@@ -62,7 +62,14 @@ def test_health_live_and_ready(srv):
 
 
 def test_unknown_v2_route_is_404(srv):
-    assert requests.get(srv.url + "/v2/nothing/here").status_code == 404
+    r = requests.get(srv.url + "/v2/nothing/here")
+    assert r.status_code == 404
+    # the OIP error shape, even though no route matched
+    assert set(r.json()) == {"error"} and isinstance(r.json()["error"], str)
+    r = requests.delete(srv.url + "/v2/health/live")
+    assert r.status_code == 405 and set(r.json()) == {"error"}
+    r = requests.get(srv.url + "/v2x")  # not under /v2: the usual error body
+    assert r.status_code == 404 and r.json()["success"] is False
 
 
 # ---- model metadata and readiness ----
@@ -391,7 +398,7 @@ def test_unload_and_load_from_repository(srv):
     r = requests.post(srv.url + "/v2/repository/models/%s/unload" % MODEL, headers=bearer(srv.admin_key))
     assert r.status_code == 200, r.text
     r = requests.get(srv.url + "/v2/models/%s/ready" % MODEL, headers=bearer(srv.read_key))
-    assert r.status_code == 503
+    assert r.status_code == 400  # the protocol: a 4xx status code indicates false
     oip_error(r)
     r = infer(srv, infer_body(ROWS))
     assert r.status_code == 503
