@@ -670,9 +670,9 @@ static int rollback_remembered(mdl_registry *r, mdl_model *m, const mdl_version 
     /* What is active now: the loaded one, else (never loaded here: the CLI) the remembered
      * one. A model this process unloaded or could not load has nothing to roll back from. */
     mdl_serving *s = current(m);
-    const char *active = s && s->active ? s->active->mf.version
-                         : atomic_load(&m->tried) ? ""
-                                                  : st.active_version;
+    const char *active = atomic_load(&m->tried) ? "" : st.active_version;
+    if (s && s->active)
+        active = s->active->mf.version;
     bool was_canary = ex_canary && strcmp(ex_canary->mf.version, st.previous_version) == 0;
     if (!active[0] || !st.previous_version[0] || strcmp(st.previous_version, active) == 0 ||
         was_canary)
