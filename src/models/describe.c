@@ -5,8 +5,9 @@
  * version; JSON and text are then built from the copy without locks.
  *
  * A model this registry has not tried to load (the CLI opens with load_all false) has nothing
- * published; its snapshot then names the active and canary versions the store remembers
- * (snap_remembered), which a server loads at its start, while their states stay UNLOADED.
+ * published, or only what one management call published; its snapshot then fills in the
+ * active and canary versions the store remembers (snap_remembered), which a server loads at
+ * its start, while their states stay UNLOADED.
  *
  * Invariants:
  *   1. Every snapshot reference is released before the function returns.
@@ -61,20 +62,24 @@ static bool snap_has(const snap *s, const char *id)
     return false;
 }
 
-/* Nothing published and never tried: what the store remembers, when those versions are on
- * disk (a server falls back to another version otherwise, which only a load can tell). */
+/* Never tried here (the CLI's registry): what the store remembers fills in what is not
+ * published, when those versions are on disk (a server falls back to another version
+ * otherwise, which only a load can tell). A remembered active version marks the snapshot. */
 static void snap_remembered(mdl_registry *r, snap *s)
 {
     store_model_state st;
-    if (s->active[0] || s->canary[0] || atomic_load(&s->m->tried) || !r->st ||
-        store_models_get(r->st, s->m->name, &st, NULL) != MD_OK || !snap_has(s, st.active_version))
+    if (atomic_load(&s->m->tried) || !r->st ||
+        store_models_get(r->st, s->m->name, &st, NULL) != MD_OK)
         return;
-    snprintf(s->active, sizeof s->active, "%s", st.active_version);
-    if (st.canary_percent > 0 && snap_has(s, st.canary_version)) {
+    if (!s->active[0] && snap_has(s, st.active_version)) {
+        snprintf(s->active, sizeof s->active, "%s", st.active_version);
+        s->remembered = true;
+    }
+    if (!s->canary[0] && st.canary_percent > 0 && snap_has(s, st.canary_version) &&
+        strcmp(st.canary_version, s->active) != 0 && strcmp(st.active_version, s->active) == 0) {
         snprintf(s->canary, sizeof s->canary, "%s", st.canary_version);
         s->percent = st.canary_percent;
     }
-    s->remembered = true;
 }
 
 static int cmp_ver(const void *a, const void *b)

@@ -227,7 +227,9 @@ mdl_state mdl_version_state(const mdl_version *v);
 void mdl_version_note_queue(mdl_version *v, uint64_t queue_ns);
 
 /* ---- management (serialised; each persists the new state to the store) ---- */
-/* Load + validate (if needed) and publish as ACTIVE; the previous active becomes STANDBY. */
+/* Load + validate (if needed) and publish as ACTIVE; the previous active becomes STANDBY. A
+ * running canary keeps running (unless it is version); on a model this registry never loaded
+ * (the CLI's), the canary the store remembers is kept likewise. */
 int mdl_activate(mdl_registry *r, const char *name, const char *version, md_err *err);
 /* Route percent (0..100) of requests to version (loaded + validated first). percent 0 ends the
  * canary (the version goes to STANDBY). MD_E_CONFLICT when version is the active one. */
@@ -264,9 +266,10 @@ int mdl_validate_dir(const char *dir, const mdl_registry_opts *o, md_err *err);
 /* ---- what the registry knows, as JSON (routes and the CLI render it) ----
  * mdl_describe_all: [{"name","family","runtime","active_version","canary_version",
  *   "canary_percent","state","required","versions":[{"version","state","reason"?}]}]
- *   A model this registry has not loaded yet (load_all false, never acquired or changed)
- *   reports the active and canary versions the store remembers (those a server would restore),
- *   when they are on disk; their version states and the model's "state" are then "UNLOADED".
+ *   A model this registry has not loaded (load_all false, never acquired) reports the active
+ *   and canary versions the store remembers (those a server would restore) where nothing is
+ *   published, when they are on disk; their version states (and the model's "state", when the
+ *   active one is only remembered) are then "UNLOADED".
  * mdl_describe: the same object for one model plus "manifest" (the active/given version's
  *   modeld.json) and "stats": an object keyed by version id ({"1": {...}, "2": {...}}), each
  *   {"state","requests","successes","failures":{reason:count},

@@ -567,16 +567,40 @@ static int begin(mdl_registry *r, const char *name, mdl_model **m, md_err *err)
     return MD_OK;
 }
 
+/* A model this registry never loaded (the CLI's) has no canary in memory, so persist wrote
+ * none: put back the canary the store remembered, as a server's activation keeps its canary
+ * (unless it is the version just activated). Lock held. */
+static void keep_remembered_canary(mdl_registry *r, mdl_model *m, const store_model_state *before)
+{
+    store_model_state now;
+    if (!before->canary_version[0] || before->canary_percent <= 0 ||
+        store_models_get(r->st, m->name, &now, NULL) != MD_OK ||
+        strcmp(before->canary_version, now.active_version) == 0)
+        return;
+    snprintf(now.canary_version, sizeof now.canary_version, "%s", before->canary_version);
+    now.canary_percent = before->canary_percent;
+    md_err e = {0};
+    if (store_models_set(r->st, &now, &e) != MD_OK)
+        md_log(MD_LOG_ERROR, "models: cannot remember the canary of %s: %s", m->name,
+               md_err_message(&e));
+}
+
 int mdl_activate(mdl_registry *r, const char *name, const char *version, md_err *err)
 {
     mdl_model *m;
     int rc = begin(r, name, &m, err);
     if (rc != MD_OK)
         return rc;
+    store_model_state before = {0};
+    bool lazy = r->st && !atomic_load(&m->tried) && !current(m);
+    if (lazy && store_models_get(r->st, m->name, &before, NULL) != MD_OK)
+        lazy = false;
     mdl_version *v = NULL;
     rc = prepare_version(r, m, version, &v, err);
     if (rc == MD_OK)
         rc = activate_locked(r, m, v, err);
+    if (rc == MD_OK && lazy)
+        keep_remembered_canary(r, m, &before);
     pthread_mutex_unlock(&r->mgmt);
     return rc;
 }

@@ -745,8 +745,8 @@ static void test_rollback_after_fresh_open(void **state)
 }
 
 /* A registry that loads nothing (the CLI) describes the active and canary versions the store
- * remembers, as UNLOADED, without counting them as serving; a remembered version that is not
- * on disk is not reported. */
+ * remembers, as UNLOADED, without counting them as serving; its activation keeps the
+ * remembered canary; a remembered version that is not on disk is not reported. */
 static void test_describe_remembered_without_loading(void **state)
 {
     mfx *f = *state;
@@ -788,8 +788,28 @@ static void test_describe_remembered_without_loading(void **state)
     assert_string_equal(json_string_value(json_object_get(d, "canary_version")), "2");
     json_decref(d);
     assert_int_equal(mdl_ready(f->r, missing), 1);
+    /* the CLI activates another version: the remembered canary stays, as a server's would */
+    mfx_open(f, &lazy);
+    assert_int_equal(mdl_activate(f->r, "add4", "3", &e), MD_OK);
+    store_model_state st;
+    assert_int_equal(store_models_get(f->st, "add4", &st, &e), MD_OK);
+    assert_string_equal(st.active_version, "3");
+    assert_string_equal(st.previous_version, "1");
+    assert_string_equal(st.canary_version, "2");
+    assert_float_equal(st.canary_percent, 20, 1e-9);
+    assert_int_equal(mdl_describe(f->r, "add4", NULL, &d, &e), MD_OK);
+    assert_string_equal(json_string_value(json_object_get(d, "active_version")), "3");
+    assert_string_equal(json_string_value(json_object_get(d, "state")), "ACTIVE");
+    assert_string_equal(json_string_value(json_object_get(d, "canary_version")), "2");
+    json_decref(d);
+    /* ... unless the canary is the version activated */
+    mfx_open(f, &lazy);
+    assert_int_equal(mdl_activate(f->r, "add4", "2", &e), MD_OK);
+    assert_int_equal(store_models_get(f->st, "add4", &st, &e), MD_OK);
+    assert_string_equal(st.active_version, "2");
+    assert_string_equal(st.canary_version, "");
     /* a remembered version gone from disk: not reported (a server would serve another) */
-    store_model_state st = {.name = "add4", .active_version = "7"};
+    st = (store_model_state){.name = "add4", .active_version = "7"};
     assert_int_equal(store_models_set(f->st, &st, &e), MD_OK);
     mfx_open(f, &lazy);
     assert_int_equal(mdl_describe(f->r, "add4", NULL, &d, &e), MD_OK);
