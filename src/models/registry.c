@@ -700,8 +700,8 @@ static int rollback_remembered(mdl_registry *r, mdl_model *m, const mdl_version 
     bool was_canary = ex_canary && strcmp(ex_canary->mf.version, st.previous_version) == 0;
     if (!active[0] || !st.previous_version[0] || strcmp(st.previous_version, active) == 0 ||
         was_canary)
-        return md_fail(err, MD_E_CONFLICT, "model", "%s has no standby version to roll back to",
-                       m->name);
+        return md_fail(err, MD_E_CONFLICT, "model",
+                       "%s has no standby or previous version to roll back to", m->name);
     mdl_version *v = NULL;
     int rc = prepare_version(r, m, st.previous_version, &v, err);
     if (rc == MD_OK)

@@ -263,7 +263,7 @@ def test_cli_on_data_dir(start_server):
     m = cli_info(data_dir, mdir)
     assert m["name"] == MODEL and m["active_version"] == "3" and m["state"] == "UNLOADED", m
     rc, out, e = cli("rollback", MODEL, "--data-dir", data_dir, "--models-dir", mdir)
-    assert rc == 1 and "no standby version" in e  # nothing was active before 3
+    assert rc == 1 and "no standby or previous version" in e  # nothing was active before 3
     rc, out, e = cli("activate", MODEL, "1", "--data-dir", data_dir, "--models-dir", mdir)
     assert rc == 0, e
     assert "restart" in e  # a server already running does not see it
