@@ -15,24 +15,9 @@ secs=${BENCH_SECS:-5}
 runs=${BENCH_RUNS:-3}
 conns=(64 256)
 py=/usr/bin/python3
-bin=${MODELD_BIN:-$top/build/release/modeld}
-if [ ! -x "$bin" ]; then
-  cmake -S "$top" -B "$top/build/release" -DCMAKE_BUILD_TYPE=Release -DMODELD_TESTS=OFF >/dev/null
-  cmake --build "$top/build/release" -j"$(nproc)" --target modeld >/dev/null
-fi
-ncpu=$(nproc)
-srv_cpu=0
-wrk_cpu=$((ncpu > 1 ? 1 : 0))
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-. "$top/bench/lib.sh"  # free_port, wait_up, tree_cpu, tree_rss, wrk_stats
+. "$top/bench/lib.sh"  # free_port, wait_up, tree_cpu, tree_rss, wrk_stats, bench_setup, modeld_bin
+modeld_bin
+bench_setup
 
 key="mdk_000000000000_benchkey"
 cat >"$work/post.lua" <<LUA

@@ -28,19 +28,8 @@ export BENCH_MLP=${BENCH_MLP:-diabetes-mlp} BENCH_CNN=${BENCH_CNN:-digits-cnn}
 models_dir=$top/models
 py=/usr/bin/python3
 util=("$py" "$top/bench/infer_util.py")
-. "$top/bench/lib.sh"  # free_port, wait_up, tree_cpu, tree_rss, wrk_stats
-
-ncpu=$(nproc)
-srv_cpu=0
-wrk_cpu=$((ncpu > 1 ? 1 : 0))
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+. "$top/bench/lib.sh"  # free_port, wait_up, tree_cpu, tree_rss, wrk_stats, bench_setup, modeld_bin
+bench_setup
 
 shipped=()
 for d in "$models_dir"/*/; do shipped+=("$(basename "$d")"); done
@@ -77,11 +66,7 @@ models_flag() {
 }
 
 bench_modeld() {
-  bin=${MODELD_BIN:-$top/build/release/modeld}
-  if [ ! -x "$bin" ]; then
-    cmake -S "$top" -B "$top/build/release" -DCMAKE_BUILD_TYPE=Release -DMODELD_TESTS=OFF >/dev/null
-    cmake --build "$top/build/release" -j"$(nproc)" --target modeld >/dev/null
-  fi
+  modeld_bin
   local port data mpid flag
   port=$(free_port)
   data="$work/var"

@@ -8,7 +8,37 @@
 #   wrk_stats C0 C1           reads wrk --latency output on stdin; prints
 #                             "req/s p50_ms p99_ms cpu_us_per_request errors" (C0/C1: tree_cpu
 #                             before and after; errors = non-2xx/3xx responses + socket errors)
+#   bench_setup               sets ncpu, srv_cpu (0) and wrk_cpu (1, or 0 on one CPU) for taskset,
+#                             work (a new temp dir) and pids (append the servers you start);
+#                             an EXIT trap kills pids and removes work
+#   modeld_bin                sets bin to $MODELD_BIN, else $top/build/release/modeld, building
+#                             that (Release, no tests) when missing
 py=${py:-/usr/bin/python3}
+
+bench_cleanup() {
+  for p in "${pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+
+# ncpu, srv_cpu and wrk_cpu are for the sourcing script (its taskset calls and report).
+# shellcheck disable=SC2034
+bench_setup() {
+  ncpu=$(nproc)
+  srv_cpu=0
+  wrk_cpu=$((ncpu > 1 ? 1 : 0))
+  work=$(mktemp -d)
+  pids=()
+  trap bench_cleanup EXIT
+}
+
+modeld_bin() {
+  bin=${MODELD_BIN:-$top/build/release/modeld}
+  if [ ! -x "$bin" ]; then
+    cmake -S "$top" -B "$top/build/release" -DCMAKE_BUILD_TYPE=Release -DMODELD_TESTS=OFF >/dev/null
+    cmake --build "$top/build/release" -j"$(nproc)" --target modeld >/dev/null
+  fi
+}
 
 free_port() { $py -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 

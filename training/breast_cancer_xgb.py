@@ -66,7 +66,7 @@ def main():
         ("Training", f"xgboost {xgb.__version__}, {ROUNDS} rounds, parameters "
                      f"{PARAMS}. Stratified 75/25 split (train_test_split, same seed)."),
         ("Confusion matrix (rows: true benign, malignant; columns: predicted)",
-         "```\n" + "\n".join(" ".join(f"{int(v):3d}" for v in row) for row in cm) + "\n```")])
+         common.matrix_block(cm))])
     print(f"{NAME}: {metrics} -> {path}", file=sys.stderr)
 
 

@@ -101,6 +101,11 @@ def write_card(dirpath, doc, extra):
         f.write("\n".join(lines))
 
 
+def matrix_block(cm):
+    """A confusion matrix (rows of integers) as a fenced block of 3-wide columns, for a card."""
+    return "```\n" + "\n".join(" ".join(f"{int(v):3d}" for v in row) for row in cm) + "\n```"
+
+
 def model_dir(root, name, version):
     d = os.path.join(root, name, version)
     os.makedirs(d, exist_ok=True)

@@ -27,8 +27,11 @@ from sklearn.model_selection import train_test_split
 from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# The network is the benchmark's own class, so the two cannot drift apart.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bench"))
 import common  # noqa: E402
 import onnx_numpy  # noqa: E402
+from onnx_export import MLP  # noqa: E402
 
 NAME, VERSION, SEED = "diabetes-mlp", "1", 20261207
 N_IN, N_FEAT = 32, 10
@@ -39,18 +42,6 @@ MEANING = ["age", "sex", "body mass index", "average blood pressure",
            "total serum cholesterol (tc)", "low-density lipoproteins (ldl)",
            "high-density lipoproteins (hdl)", "total cholesterol / HDL (tch)",
            "log of serum triglycerides (ltg)", "blood sugar level (glu)"]
-
-
-class MLP(nn.Module):
-    """bench/onnx_export.py's MLP, unchanged."""
-
-    def __init__(self):
-        super().__init__()
-        self.net = nn.Sequential(nn.Linear(32, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(),
-                                 nn.Linear(256, 4))
-
-    def forward(self, x):
-        return self.net(x)
 
 
 class Served(nn.Module):
@@ -154,7 +145,7 @@ def main():
                      f"first layer after training. ONNX opset {common.OPSET}, operators: "
                      f"{', '.join(ops)}."),
         ("Confusion matrix (rows: true Q1-Q4, columns: predicted Q1-Q4)",
-         "```\n" + "\n".join(" ".join(f"{v:3d}" for v in row) for row in cm) + "\n```")])
+         common.matrix_block(cm))])
     print(f"{NAME}: {metrics} -> {path}", file=sys.stderr)
 
 

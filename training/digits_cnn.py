@@ -26,28 +26,14 @@ from sklearn.model_selection import train_test_split
 from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# The network is the benchmark's own class, so the two cannot drift apart.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bench"))
 import common  # noqa: E402
 import onnx_numpy  # noqa: E402
+from onnx_export import CNN  # noqa: E402
 
 NAME, VERSION, SEED = "digits-cnn", "1", 20261207
 EPOCHS, BATCH, LR = 14, 32, 3e-3
-
-
-def block(cin, cout):
-    return [nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU()]
-
-
-class CNN(nn.Module):
-    """bench/onnx_export.py's CNN, unchanged."""
-
-    def __init__(self):
-        super().__init__()
-        self.features = nn.Sequential(*block(3, 16), nn.MaxPool2d(2), *block(16, 32),
-                                      nn.MaxPool2d(2), *block(32, 64), nn.AdaptiveAvgPool2d(1))
-        self.head = nn.Linear(64, 10)
-
-    def forward(self, x):
-        return self.head(torch.flatten(self.features(x), 1))
 
 
 class Served(nn.Module):
@@ -137,7 +123,7 @@ def main():
                      "split of the 1,797 images (train_test_split, same seed). ONNX opset "
                      f"{common.OPSET}, operators: {', '.join(ops)}."),
         ("Confusion matrix (rows: true 0-9, columns: predicted 0-9)",
-         "```\n" + "\n".join(" ".join(f"{v:3d}" for v in row) for row in cm) + "\n```")])
+         common.matrix_block(cm))])
     print(f"{NAME}: {metrics} -> {path}", file=sys.stderr)
 
 

@@ -12,6 +12,7 @@
  */
 #include "api/docs.h"
 
+#include "api/api_int.h"
 #include "api/webui.h"
 #include "base/log.h"
 
@@ -19,8 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 struct api_docs {
     api_webui *files; /* owned; NULL when swagger-ui-dist was not found */
@@ -98,40 +97,20 @@ static const char MISSING_HTML[] =
 
 /* ---- finding and loading --------------------------------------------------------------- */
 
-static int has_bundle(const char *dir)
-{
-    char p[PATH_MAX];
-    struct stat st;
-    return snprintf(p, sizeof p, "%s/swagger-ui-bundle.js", dir) < (int)sizeof p &&
-           stat(p, &st) == 0 && S_ISREG(st.st_mode);
-}
+#ifndef MODELD_SOURCE_DOCS_DIR
+#define MODELD_SOURCE_DOCS_DIR NULL
+#endif
 
 int api_docs_find_dir(const char *dir, char *out, size_t cap, md_err *err)
 {
-    char exe[PATH_MAX], cand[6][PATH_MAX + 64];
-    size_t n = 0;
-    if (dir && *dir) {
-        snprintf(cand[n++], sizeof cand[0], "%s", dir);
-    } else {
-        ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
-        if (k > 0) {
-            exe[k] = '\0';
-            char *slash = strrchr(exe, '/');
-            if (slash)
-                *slash = '\0';
-            snprintf(cand[n++], sizeof cand[0], "%s/../npm/node_modules/swagger-ui-dist", exe);
-            snprintf(cand[n++], sizeof cand[0], "%s/../share/modeld/swagger-ui-dist", exe);
-        }
-        snprintf(cand[n++], sizeof cand[0], "./build/npm/node_modules/swagger-ui-dist");
-#ifdef MODELD_SOURCE_DOCS_DIR
-        snprintf(cand[n++], sizeof cand[0], "%s", MODELD_SOURCE_DOCS_DIR);
-#endif
-    }
-    for (size_t i = 0; i < n; i++)
-        if (has_bundle(cand[i]) && strlen(cand[i]) < cap) {
-            strcpy(out, cand[i]);
-            return MD_OK;
-        }
+    static const char *const beside_exe[] = {"../npm/node_modules/swagger-ui-dist",
+                                             "../share/modeld/swagger-ui-dist", NULL};
+    static const api__dir_search where = {.beside_exe = beside_exe,
+                                          .cwd = "./build/npm/node_modules/swagger-ui-dist",
+                                          .source = MODELD_SOURCE_DOCS_DIR,
+                                          .marker = "swagger-ui-bundle.js"};
+    if (api__find_dir(dir, &where, out, cap))
+        return MD_OK;
     return md_fail(err, MD_E_FILE_NOT_FOUND, "docs_dir", "swagger-ui-dist not found%s%s",
                    dir && *dir ? " in " : "", dir && *dir ? dir : "");
 }

@@ -10,11 +10,10 @@
  */
 #include "api/models_api.h"
 
-#include <limits.h>
+#include "api/api_int.h"
+
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 static int list_models(http_req *req, void *ctx)
 {
@@ -121,38 +120,18 @@ int api_models_ready(void *reg, md_err *err)
     return md_fail(err, MD_E_MODEL_UNAVAILABLE, NULL, "required model '%s' is not active", missing);
 }
 
-static bool is_dir(const char *p)
-{
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
-}
+#ifndef MODELD_SOURCE_MODELS_DIR
+#define MODELD_SOURCE_MODELS_DIR NULL
+#endif
 
 int api_models_find_dir(const char *dir, char *out, size_t cap, md_err *err)
 {
-    char exe[PATH_MAX], cand[5][PATH_MAX + 32];
-    size_t n = 0;
-    if (dir && *dir) {
-        snprintf(cand[n++], sizeof cand[0], "%s", dir);
-    } else {
-        ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
-        if (k > 0) {
-            exe[k] = '\0';
-            char *slash = strrchr(exe, '/');
-            if (slash)
-                *slash = '\0';
-            snprintf(cand[n++], sizeof cand[0], "%s/../../models", exe);
-            snprintf(cand[n++], sizeof cand[0], "%s/../models", exe);
-            snprintf(cand[n++], sizeof cand[0], "%s/../share/modeld/models", exe);
-        }
-#ifdef MODELD_SOURCE_MODELS_DIR
-        snprintf(cand[n++], sizeof cand[0], "%s", MODELD_SOURCE_MODELS_DIR);
-#endif
-    }
-    for (size_t i = 0; i < n; i++)
-        if (is_dir(cand[i]) && strlen(cand[i]) < cap) {
-            strcpy(out, cand[i]);
-            return MD_OK;
-        }
+    static const char *const beside_exe[] = {"../../models", "../models", "../share/modeld/models",
+                                             NULL};
+    static const api__dir_search where = {.beside_exe = beside_exe,
+                                          .source = MODELD_SOURCE_MODELS_DIR};
+    if (api__find_dir(dir, &where, out, cap))
+        return MD_OK;
     return md_fail(err, MD_E_FILE_NOT_FOUND, "models_dir", dir && *dir ? "the models_dir is not a directory"
                                                                        : "no shipped models/ directory found");
 }
@@ -190,15 +169,7 @@ static const int E_CHANGE[] = {MD_E_MODEL_NOT_FOUND, MD_E_MODEL_INVALID, MD_E_CO
 static const int E_CANARY[] = {MD_E_MODEL_NOT_FOUND, MD_E_MODEL_INVALID, MD_E_CONFLICT, MD_E_INVALID_JSON,
                                MD_E_MISSING_FIELD, MD_E_INVALID_PARAM, 0};
 
-typedef struct models_route {
-    const char *method, *pattern;
-    http_role role;
-    int flags;
-    http_handler_fn fn;
-    http_doc doc;
-} models_route;
-
-static const models_route ROUTES[] = {
+static const api__route ROUTES[] = {
     {"GET", "/api/models", HTTP_ROLE_READ, 0, list_models,
      {.summary = "Every model: family, active version, canary, state and versions", .tag = "models",
       .response = S_LIST}},
@@ -224,12 +195,5 @@ static const models_route ROUTES[] = {
 
 int api_models_register(http_server *srv, mdl_registry *reg, md_err *err)
 {
-    for (size_t i = 0; i < sizeof ROUTES / sizeof ROUTES[0]; i++) {
-        const models_route *rt = &ROUTES[i];
-        http_route *r = http_route_add(srv, rt->method, rt->pattern, rt->role, rt->flags, rt->fn, reg);
-        if (!r)
-            return md_fail(err, MD_E_INTERNAL, NULL, "cannot add the route %s %s", rt->method, rt->pattern);
-        http_route_doc(r, &rt->doc);
-    }
-    return MD_OK;
+    return api__add_routes(srv, ROUTES, sizeof ROUTES / sizeof ROUTES[0], 0, reg, NULL, err);
 }

@@ -13,6 +13,7 @@
  */
 #include "api/oip.h"
 
+#include "api/api_int.h"
 #include "api/oip_codec.h"
 #include "base/clock.h"
 
@@ -510,17 +511,9 @@ static const http_doc_param H_INFER[] = {
      "binary tensor data extension: length of the JSON part; the rest of the body is the binary input data", 0},
     {NULL, NULL, NULL, 0}};
 
-typedef struct oip_route {
-    const char *method, *pattern;
-    http_role role;
-    int flags;
-    http_handler_fn fn;
-    http_doc doc;
-} oip_route;
-
 #define PUB (HTTP_NO_RATELIMIT | HTTP_NO_AUDIT)
 
-static const oip_route ROUTES[] = {
+static const api__route ROUTES[] = {
     {"GET", "/v2", HTTP_ROLE_PUBLIC, PUB, server_meta,
      {.summary = "OIP server metadata: name, version, extensions", .tag = "inference", .response = S_SERVER_META}},
     {"GET", "/v2/health/live", HTTP_ROLE_PUBLIC, PUB, health_live,
@@ -573,15 +566,11 @@ static const oip_route ROUTES[] = {
 
 int api_oip_register(http_server *srv, mdl_registry *reg, md_err *err)
 {
-    for (size_t i = 0; i < sizeof ROUTES / sizeof ROUTES[0]; i++) {
-        const oip_route *rt = &ROUTES[i];
-        http_route *r =
-            http_route_add(srv, rt->method, rt->pattern, rt->role, rt->flags | OIP_ROUTE_FLAGS, rt->fn, reg);
-        if (!r)
-            return md_fail(err, MD_E_INTERNAL, NULL, "cannot add the route %s %s", rt->method, rt->pattern);
-        http_route_doc(r, &rt->doc);
-        if (rt->fn == repo_load)
-            http_route_body_limit(r, OIP_LOAD_BODY_MAX);
-    }
-    return MD_OK;
+    enum { N = sizeof ROUTES / sizeof ROUTES[0] };
+    http_route *added[N];
+    int rc = api__add_routes(srv, ROUTES, N, OIP_ROUTE_FLAGS, reg, added, err);
+    for (size_t i = 0; rc == MD_OK && i < N; i++)
+        if (ROUTES[i].fn == repo_load)
+            http_route_body_limit(added[i], OIP_LOAD_BODY_MAX);
+    return rc;
 }

@@ -80,6 +80,18 @@ static int set_new(json_t *o, const char *k, json_t *v)
     return v && json_object_set_new(o, k, v) == 0 ? MD_OK : MD_E_NOMEM;
 }
 
+/* Store r (stolen; may be NULL) as responses["<status>"] when rc is MD_OK, else drop it and
+ * return rc: the end of every response object built below. */
+static int put_response(json_t *responses, int status, json_t *r, int rc)
+{
+    char key[8];
+    snprintf(key, sizeof key, "%d", status);
+    if (rc == MD_OK)
+        return set_new(responses, key, r);
+    json_decref(r);
+    return rc;
+}
+
 /* The route being described, with the builder's state. */
 typedef struct build {
     json_t *paths;  /* the paths object being filled */
@@ -388,12 +400,7 @@ static int add_success(build *b, json_t *responses)
         if (rc == MD_OK)
             rc = set_new(r, "content", content);
     }
-    char key[8];
-    snprintf(key, sizeof key, "%d", status);
-    if (rc == MD_OK)
-        return set_new(responses, key, r);
-    json_decref(r);
-    return rc;
+    return put_response(responses, status, r, rc);
 }
 
 /* The error codes of this operation: the descriptor's, then those the server itself may answer
@@ -455,12 +462,7 @@ static int add_error_status(build *b, json_t *responses, const int *codes, size_
         rc = MD_E_NOMEM;
     if (rc == MD_OK && (status == 429 || status == 503))
         rc = set_new(r, "headers", header_refs(true, status == 429));
-    char key[8];
-    snprintf(key, sizeof key, "%d", status);
-    if (rc == MD_OK)
-        return set_new(responses, key, r);
-    json_decref(r);
-    return rc;
+    return put_response(responses, status, r, rc);
 }
 
 static int add_responses(build *b, json_t *op)

@@ -10,6 +10,7 @@
  */
 #include "api/webui.h"
 
+#include "api/api_int.h"
 #include "base/log.h"
 
 #include <dirent.h>
@@ -72,41 +73,19 @@ static const char *type_of(const char *name)
 
 /* ---- finding and loading --------------------------------------------------------------- */
 
-static int has_index(const char *dir)
-{
-    char p[PATH_MAX];
-    struct stat st;
-    return snprintf(p, sizeof p, "%s/index.html", dir) < (int)sizeof p && stat(p, &st) == 0 &&
-           S_ISREG(st.st_mode);
-}
+#ifndef MODELD_SOURCE_WEB_DIR
+#define MODELD_SOURCE_WEB_DIR NULL
+#endif
 
 int api_webui_find_dir(const char *dir, char *out, size_t cap, md_err *err)
 {
-    char exe[PATH_MAX], cand[6][PATH_MAX + 32];
-    size_t n = 0;
-    if (dir && *dir)
-        snprintf(cand[n++], sizeof cand[0], "%s", dir);
-    else {
-        ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
-        if (k > 0) {
-            exe[k] = '\0';
-            char *slash = strrchr(exe, '/');
-            if (slash)
-                *slash = '\0';
-            snprintf(cand[n++], sizeof cand[0], "%s/../../web", exe);
-            snprintf(cand[n++], sizeof cand[0], "%s/../web", exe);
-            snprintf(cand[n++], sizeof cand[0], "%s/../share/modeld/web", exe);
-        }
-        snprintf(cand[n++], sizeof cand[0], "./web");
-#ifdef MODELD_SOURCE_WEB_DIR
-        snprintf(cand[n++], sizeof cand[0], "%s", MODELD_SOURCE_WEB_DIR);
-#endif
-    }
-    for (size_t i = 0; i < n; i++)
-        if (has_index(cand[i]) && strlen(cand[i]) < cap) {
-            strcpy(out, cand[i]);
-            return MD_OK;
-        }
+    static const char *const beside_exe[] = {"../../web", "../web", "../share/modeld/web", NULL};
+    static const api__dir_search where = {.beside_exe = beside_exe,
+                                          .cwd = "./web",
+                                          .source = MODELD_SOURCE_WEB_DIR,
+                                          .marker = "index.html"};
+    if (api__find_dir(dir, &where, out, cap))
+        return MD_OK;
     return md_fail(err, MD_E_FILE_NOT_FOUND, "web_dir",
                    "no web/ directory with an index.html found");
 }

@@ -9,6 +9,7 @@
 
 #include "auth/auth.h"
 #include "base/log.h"
+#include "cli/args.h"
 #include "store/store.h"
 
 #include <stddef.h>
@@ -31,61 +32,21 @@ typedef struct keys_args {
 
 static int usage_error(const char *fmt, const char *arg)
 {
-    fprintf(stderr, "modeld keys: ");
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\n\n%s", USAGE);
-    return 2;
-}
-
-/* "--opt VALUE" or "--opt=VALUE"; returns the value and advances *i, or NULL. */
-static const char *opt_value(int argc, char **argv, int *i, const char *opt, int *missing)
-{
-    size_t n = strlen(opt);
-    if (strncmp(argv[*i], opt, n) != 0)
-        return NULL;
-    if (argv[*i][n] == '=')
-        return argv[*i] + n + 1;
-    if (argv[*i][n] != '\0')
-        return NULL;
-    /* "--role --name x" is a forgotten value, not a role called "--name". */
-    if (*i + 1 >= argc || strncmp(argv[*i + 1], "--", 2) == 0) {
-        *missing = 1;
-        return NULL;
-    }
-    return argv[++*i];
+    return cli_usage_error("keys", USAGE, fmt, arg);
 }
 
 /* The options with a value; each names the keys_args field it fills. */
-static const struct {
-    const char *name;
-    size_t field;
-} value_opts[] = {
+static const cli_opt value_opts[] = {
     {"--role", offsetof(keys_args, role)},
     {"--name", offsetof(keys_args, name)},
     {"--data-dir", offsetof(keys_args, data_dir)},
 };
 
-/* 1 when argv[*i] is one of value_opts (stored in a), 0 when it is not, -1 when its value is
- * missing. */
-static int take_value_opt(int argc, char **argv, int *i, keys_args *a)
-{
-    for (size_t k = 0; k < sizeof value_opts / sizeof value_opts[0]; k++) {
-        int missing = 0;
-        const char *v = opt_value(argc, argv, i, value_opts[k].name, &missing);
-        if (missing)
-            return -1;
-        if (v) {
-            *(const char **)((char *)a + value_opts[k].field) = v;
-            return 1;
-        }
-    }
-    return 0;
-}
-
 static int parse_args(int argc, char **argv, keys_args *a)
 {
     for (int i = 2; i < argc; i++) {
-        int r = take_value_opt(argc, argv, &i, a);
+        int r = cli_take_value_opt(argc, argv, &i, value_opts,
+                                   sizeof value_opts / sizeof value_opts[0], a);
         if (r < 0)
             return usage_error("option %s needs a value", argv[i]);
         if (r > 0)
@@ -96,10 +57,7 @@ static int parse_args(int argc, char **argv, keys_args *a)
             return usage_error("unexpected argument '%s'", argv[i]);
         a->id = argv[i];
     }
-    if (!a->data_dir)
-        a->data_dir = getenv("MODELD_DATA_DIR");
-    if (!a->data_dir || !a->data_dir[0])
-        a->data_dir = "./var";
+    a->data_dir = cli_data_dir(a->data_dir);
     return 0;
 }
 

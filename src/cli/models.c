@@ -18,6 +18,7 @@
 
 #include "api/models_api.h"
 #include "base/log.h"
+#include "cli/args.h"
 #include "cli/httpc.h"
 #include "models/models.h"
 #include "store/store.h"
@@ -54,42 +55,14 @@ typedef struct models_args {
 
 static int usage_error(const char *fmt, const char *arg)
 {
-    fprintf(stderr, "modeld models: ");
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\n\n%s", USAGE);
-    return 2;
+    return cli_usage_error("models", USAGE, fmt, arg);
 }
 
-static const struct {
-    const char *name;
-    size_t field;
-} value_opts[] = {
+static const cli_opt value_opts[] = {
     {"--data-dir", offsetof(models_args, data_dir)}, {"--models-dir", offsetof(models_args, models_dir)},
     {"--url", offsetof(models_args, url)},           {"--key", offsetof(models_args, key)},
     {"--version", offsetof(models_args, version)},
 };
-
-/* 1 when argv[*i] is a value option (stored), 0 when not, -1 when its value is missing. */
-static int take_value_opt(int argc, char **argv, int *i, models_args *a)
-{
-    for (size_t k = 0; k < sizeof value_opts / sizeof value_opts[0]; k++) {
-        size_t n = strlen(value_opts[k].name);
-        const char *v = NULL;
-        if (strncmp(argv[*i], value_opts[k].name, n) != 0)
-            continue;
-        if (argv[*i][n] == '=')
-            v = argv[*i] + n + 1;
-        else if (argv[*i][n] != '\0')
-            continue;
-        else if (*i + 1 >= argc || strncmp(argv[*i + 1], "--", 2) == 0)
-            return -1;
-        else
-            v = argv[++*i];
-        *(const char **)((char *)a + value_opts[k].field) = v;
-        return 1;
-    }
-    return 0;
-}
 
 /* Names and versions go into URL paths: only the registry's own characters. */
 static bool safe_word(const char *s)
@@ -104,7 +77,8 @@ static int parse_args(int argc, char **argv, models_args *a)
         return usage_error("%s", "a sub-command is needed");
     a->cmd = argv[1];
     for (int i = 2; i < argc; i++) {
-        int r = take_value_opt(argc, argv, &i, a);
+        int r = cli_take_value_opt(argc, argv, &i, value_opts,
+                                   sizeof value_opts / sizeof value_opts[0], a);
         if (r < 0)
             return usage_error("option %s needs a value", argv[i]);
         if (r > 0)
@@ -119,10 +93,7 @@ static int parse_args(int argc, char **argv, models_args *a)
             return usage_error("unexpected argument '%s'", argv[i]);
         a->pos[a->npos++] = argv[i];
     }
-    if (!a->data_dir)
-        a->data_dir = getenv("MODELD_DATA_DIR");
-    if (!a->data_dir || !a->data_dir[0])
-        a->data_dir = "./var";
+    a->data_dir = cli_data_dir(a->data_dir);
     if (!a->key)
         a->key = getenv("MODELD_API_KEY");
     static const struct {

@@ -16,8 +16,10 @@ static const char SQL_REVOKE[] =
 static const char SQL_EXISTS[] = "SELECT count(*) FROM api_keys WHERE id = ?";
 static const char SQL_COUNT_ACTIVE[] = "SELECT count(*) FROM api_keys WHERE revoked_ms = 0";
 
-static void read_row(sqlite3_stmt *st, store_key *k)
+/* A store__row_fn: dst is a store_key. */
+static void read_row(sqlite3_stmt *st, void *dst)
 {
+    store_key *k = dst;
     memset(k, 0, sizeof *k);
     store__col_text(st, 0, k->id, sizeof k->id);
     store__col_text(st, 1, k->name, sizeof k->name);
@@ -73,43 +75,11 @@ int store_keys_get(store *s, const char *id, store_key *out, md_err *err)
     return rc;
 }
 
-/* Append one row to a growing array; MD_E_NOMEM on failure. */
-static int push_key(store_key **arr, size_t *n, size_t *cap, sqlite3_stmt *st)
-{
-    if (*n == *cap) {
-        size_t nc = *cap ? *cap * 2 : 16;
-        store_key *na = realloc(*arr, nc * sizeof *na);
-        if (!na)
-            return MD_E_NOMEM;
-        *arr = na;
-        *cap = nc;
-    }
-    read_row(st, &(*arr)[(*n)++]);
-    return MD_OK;
-}
-
 int store_keys_list(store *s, store_key **out, size_t *n, md_err *err)
 {
-    *out = NULL;
-    *n = 0;
-    size_t cap = 0;
-    store__lock(s);
-    sqlite3_stmt *st = store__stmt(s, SQL_LIST, err);
-    int rc = st ? MD_OK : MD_E_IO;
-    int r = SQLITE_DONE;
-    while (rc == MD_OK && (r = sqlite3_step(st)) == SQLITE_ROW)
-        rc = push_key(out, n, &cap, st);
-    if (rc == MD_E_NOMEM)
-        md_fail(err, MD_E_NOMEM, NULL, NULL);
-    else if (rc == MD_OK && r != SQLITE_DONE)
-        rc = store__sqlfail(s, "list keys", err);
-    store__done(st);
-    store__unlock(s);
-    if (rc != MD_OK) {
-        free(*out);
-        *out = NULL;
-        *n = 0;
-    }
+    void *rows = NULL;
+    int rc = store__list_rows(s, SQL_LIST, sizeof **out, read_row, "list keys", &rows, n, err);
+    *out = rows;
     return rc;
 }
 

@@ -22,8 +22,10 @@ static const char SQL_LIST[] = "SELECT name, active_version, canary_version, can
                                "updated_ms, previous_version FROM models ORDER BY name";
 static const char SQL_DELETE[] = "DELETE FROM models WHERE name = ?";
 
-static void read_row(sqlite3_stmt *st, store_model_state *m)
+/* A store__row_fn: dst is a store_model_state. */
+static void read_row(sqlite3_stmt *st, void *dst)
 {
+    store_model_state *m = dst;
     memset(m, 0, sizeof *m);
     store__col_text(st, 0, m->name, sizeof m->name);
     store__col_text(st, 1, m->active_version, sizeof m->active_version);
@@ -91,43 +93,12 @@ int store_models_set(store *s, const store_model_state *m, md_err *err)
     return rc;
 }
 
-static int push_row(store_model_state **arr, size_t *n, size_t *cap, sqlite3_stmt *st)
-{
-    if (*n == *cap) {
-        size_t nc = *cap ? *cap * 2 : 16;
-        store_model_state *na = realloc(*arr, nc * sizeof *na);
-        if (!na)
-            return MD_E_NOMEM;
-        *arr = na;
-        *cap = nc;
-    }
-    read_row(st, &(*arr)[(*n)++]);
-    return MD_OK;
-}
-
 int store_models_list(store *s, store_model_state **out, size_t *n, md_err *err)
 {
-    *out = NULL;
-    *n = 0;
-    size_t cap = 0;
-    store__lock(s);
-    sqlite3_stmt *st = store__stmt(s, SQL_LIST, err);
-    int rc = st ? MD_OK : MD_E_IO;
-    int r = SQLITE_DONE;
-    while (rc == MD_OK && (r = sqlite3_step(st)) == SQLITE_ROW)
-        rc = push_row(out, n, &cap, st);
-    if (rc == MD_E_NOMEM)
-        md_fail(err, MD_E_NOMEM, NULL, NULL);
-    else if (rc == MD_OK && r != SQLITE_DONE)
-        rc = store__sqlfail(s, "list model states", err);
-    if (st)
-        store__done(st);
-    store__unlock(s);
-    if (rc != MD_OK) {
-        free(*out);
-        *out = NULL;
-        *n = 0;
-    }
+    void *rows = NULL;
+    int rc = store__list_rows(s, SQL_LIST, sizeof **out, read_row, "list model states", &rows, n,
+                              err);
+    *out = rows;
     return rc;
 }
 

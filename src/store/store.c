@@ -105,6 +105,49 @@ void store__col_text(sqlite3_stmt *st, int col, char *out, size_t cap)
     snprintf(out, cap, "%s", t ? (const char *)t : "");
 }
 
+/* Append one row to a growing array (doubling from 16); MD_E_NOMEM when it cannot grow. */
+static int push_row(char **arr, size_t *n, size_t *cap, size_t elem, store__row_fn read,
+                    sqlite3_stmt *st)
+{
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 16;
+        char *na = realloc(*arr, nc * elem);
+        if (!na)
+            return MD_E_NOMEM;
+        *arr = na;
+        *cap = nc;
+    }
+    read(st, *arr + (*n)++ * elem);
+    return MD_OK;
+}
+
+int store__list_rows(store *s, const char *sql, size_t elem, store__row_fn read, const char *what,
+                     void **out, size_t *n, md_err *err)
+{
+    char *arr = NULL;
+    size_t cap = 0;
+    *n = 0;
+    store__lock(s);
+    sqlite3_stmt *st = store__stmt(s, sql, err);
+    int rc = st ? MD_OK : MD_E_IO;
+    int r = SQLITE_DONE;
+    while (rc == MD_OK && (r = sqlite3_step(st)) == SQLITE_ROW)
+        rc = push_row(&arr, n, &cap, elem, read, st);
+    if (rc == MD_E_NOMEM)
+        md_fail(err, MD_E_NOMEM, NULL, NULL);
+    else if (rc == MD_OK && r != SQLITE_DONE)
+        rc = store__sqlfail(s, what, err);
+    store__done(st);
+    store__unlock(s);
+    if (rc != MD_OK) {
+        free(arr);
+        arr = NULL;
+        *n = 0;
+    }
+    *out = arr;
+    return rc;
+}
+
 void store__random_hex(char *out, size_t nbytes)
 {
     unsigned char raw[32];

@@ -62,6 +62,14 @@ int store__exec(store *s, const char *sql, const char *what, md_err *err);
 /* Copy a TEXT column into a fixed buffer, truncating; NULL columns give "". */
 void store__col_text(sqlite3_stmt *st, int col, char *out, size_t cap);
 
+/* Fill the element at dst (of the caller's row type) from the current row of st. */
+typedef void (*store__row_fn)(sqlite3_stmt *st, void *dst);
+/* Run the cached statement sql (no parameters) and collect every row, each filled by read, into
+ * a new array of elem-byte elements (*out: new, free()). Takes and releases the lock. On failure
+ * *out is NULL and *n 0; `what` names the operation in the log. */
+int store__list_rows(store *s, const char *sql, size_t elem, store__row_fn read, const char *what,
+                     void **out, size_t *n, md_err *err);
+
 /* Apply migrations up to `target` (0 = latest) in one immediate transaction. Lock held. */
 int store__migrate(store *s, int target, md_err *err);
 

@@ -30,15 +30,7 @@ static char *read_file(const char *name, size_t *n)
     char path[1024];
     const char *shared = getenv("MODELD_CORPUS_DIR");
     snprintf(path, sizeof path, "%s/%s", shared ? shared : "tests/fixtures/corpus", name);
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    *n = (size_t)ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *d = malloc(*n + 1);
-    assert_int_equal(fread(d, 1, *n, f), *n);
-    fclose(f);
-    return d;
+    return (char *)tu_slurp(path, n);
 }
 
 static int setup_with(void **state, size_t upload_max)

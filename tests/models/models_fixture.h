@@ -59,22 +59,6 @@ static inline const char *fixture_models(void)
     return path;
 }
 
-static inline unsigned char *slurp_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc((size_t)n + 1);
-    assert_non_null(b);
-    assert_int_equal(fread(b, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    b[n] = 0;
-    *len = (size_t)n;
-    return b;
-}
-
 static inline void spit_file(const char *path, const void *data, size_t len)
 {
     FILE *f = fopen(path, "wb");
@@ -104,7 +88,7 @@ static inline void copy_add4(const char *root, const char *from, const char *to)
     mkdirs(dst);
     size_t n;
     snprintf(src, sizeof src, "%s/add4/%s/model.onnx", fixture_models(), from);
-    unsigned char *b = slurp_file(src, &n);
+    unsigned char *b = tu_slurp(src, &n);
     snprintf(dst, sizeof dst, "%s/add4/%s/model.onnx", root, to);
     spit_file(dst, b, n);
     free(b);

@@ -484,7 +484,7 @@ static void test_install_and_confinement(void **state)
     char p[1200];
     size_t ml, mfl;
     snprintf(p, sizeof p, "%s/add4/2/model.onnx", fixture_models());
-    unsigned char *model = slurp_file(p, &ml);
+    unsigned char *model = tu_slurp(p, &ml);
     snprintf(p, sizeof p, "%s/add4/2/modeld.json", fixture_models());
     json_t *doc = json_load_file(p, 0, NULL);
     json_object_set_new(doc, "version", json_string("5"));

@@ -23,19 +23,10 @@ static const float B3[] = {1, 2, 3};
 static onnx_model *load_chain(void)
 {
     bld b;
-    bld_init(&b, 13);
-    bld_input(&b, "X", ONNX_FLOAT, 1, D3);
-    bld_output(&b, "Y", ONNX_FLOAT, 1, D3);
-    bld_init_f32(&b, "B", 1, D3, B3, 3);
-    bld_node(&b, "Mul", "m", (const char *[]){"X", "B", NULL}, (const char *[]){"P", NULL});
-    bld_node(&b, "Sigmoid", "s", (const char *[]){"P", NULL}, (const char *[]){"Q", NULL});
-    bld_node(&b, "Add", "a", (const char *[]){"Q", "B", NULL}, (const char *[]){"Y", NULL});
-    size_t len;
-    uint8_t *buf = bld_pack(&b, &len);
+    bld_sigmoid_chain(&b, 1, D3, B3);
     onnx_model *m = NULL;
     md_err err;
-    assert_int_equal(onnx_model_load_bytes(buf, len, NULL, &m, &err), MD_OK);
-    free(buf);
+    assert_int_equal(bld_load(&b, &m, &err), MD_OK);
     return m;
 }
 

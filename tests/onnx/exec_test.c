@@ -16,26 +16,17 @@
 #include "onnx/onnx.h"
 #include "onnx/onnx_builder.h"
 
-static const int64_t DN3[] = {-1, 3}, D3[] = {3};
+static const int64_t DN3[] = {-1, 3};
 static const float BIAS[] = {1, 2, 3};
 
 /* Y = Sigmoid(X * B) + B with a symbolic batch dim. */
 static onnx_model *load_batch_model(void)
 {
     bld b;
-    bld_init(&b, 13);
-    bld_input(&b, "X", ONNX_FLOAT, 2, DN3);
-    bld_output(&b, "Y", ONNX_FLOAT, 2, DN3);
-    bld_init_f32(&b, "B", 1, D3, BIAS, 3);
-    bld_node(&b, "Mul", "m", (const char *[]){"X", "B", NULL}, (const char *[]){"P", NULL});
-    bld_node(&b, "Sigmoid", "s", (const char *[]){"P", NULL}, (const char *[]){"Q", NULL});
-    bld_node(&b, "Add", "a", (const char *[]){"Q", "B", NULL}, (const char *[]){"Y", NULL});
-    size_t len;
-    uint8_t *buf = bld_pack(&b, &len);
+    bld_sigmoid_chain(&b, 2, DN3, BIAS);
     onnx_model *m = NULL;
     md_err err;
-    assert_int_equal(onnx_model_load_bytes(buf, len, NULL, &m, &err), MD_OK);
-    free(buf);
+    assert_int_equal(bld_load(&b, &m, &err), MD_OK);
     return m;
 }
 
@@ -149,12 +140,9 @@ static void test_data_dependent_shape(void **state)
     bld_node(&b, "Transpose", "t", (const char *[]){"R", NULL}, (const char *[]){"T", NULL});
     bld_node(&b, "Concat", "c", (const char *[]){"T", "T", NULL}, (const char *[]){"Y", NULL});
     bld_attr_int(&b, b.node_p[2], "axis", 0);
-    size_t len;
-    uint8_t *buf = bld_pack(&b, &len);
     onnx_model *m = NULL;
     md_err err;
-    assert_int_equal(onnx_model_load_bytes(buf, len, NULL, &m, &err), MD_OK);
-    free(buf);
+    assert_int_equal(bld_load(&b, &m, &err), MD_OK);
     float x[6] = {0, 1, 2, 3, 4, 5};
     int64_t s1[2] = {2, 3}, s2[2] = {6, 1};
     for (int pass = 0; pass < 3; pass++) {
@@ -196,12 +184,9 @@ static void test_declared_shapes_checked(void **state)
     t->int64_data = (int64_t *)shape;
     b.init_p[b.graph.n_initializer++] = t;
     bld_node(&b, "Reshape", "r", (const char *[]){"X", "S", NULL}, (const char *[]){"Y", NULL});
-    size_t len;
-    uint8_t *buf = bld_pack(&b, &len);
     onnx_model *m = NULL;
     md_err err;
-    assert_int_equal(onnx_model_load_bytes(buf, len, NULL, &m, &err), MD_OK);
-    free(buf);
+    assert_int_equal(bld_load(&b, &m, &err), MD_OK);
     float x[6] = {0};
     onnx_tensor in = {.dtype = ONNX_FLOAT, .rank = 2, .dims = {2, 3}, .data = x};
     onnx_result *r = NULL;

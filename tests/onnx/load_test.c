@@ -28,22 +28,11 @@ static void add_relu(bld *b, int opset)
     bld_node(b, "Relu", "relu0", (const char *[]){"S", NULL}, (const char *[]){"Y", NULL});
 }
 
-/* Load b; returns the code and leaves the detail in *err. */
-static int try_load(bld *b, onnx_model **m, md_err *err)
-{
-    size_t len;
-    uint8_t *buf = bld_pack(b, &len);
-    md_err_clear(err);
-    int rc = onnx_model_load_bytes(buf, len, NULL, m, err);
-    free(buf);
-    return rc;
-}
-
 static void expect_fail(bld *b, int code, const char *needle)
 {
     onnx_model *m = NULL;
     md_err err;
-    int rc = try_load(b, &m, &err);
+    int rc = bld_load(b, &m, &err);
     if (rc != code || !strstr(err.msg, needle))
         fprintf(stderr, "got %d '%s', want %d with '%s'\n", rc, err.msg, code, needle);
     assert_int_equal(rc, code);
@@ -74,7 +63,7 @@ static void test_good_model(void **state)
     add_relu(&b, 13);
     onnx_model *m = NULL;
     md_err err;
-    assert_int_equal(try_load(&b, &m, &err), MD_OK);
+    assert_int_equal(bld_load(&b, &m, &err), MD_OK);
     size_t n;
     const onnx_value_info *in = onnx_model_inputs(m, &n);
     assert_int_equal(n, 1); /* the initializer is not an input */
@@ -95,7 +84,7 @@ static void test_topological_order(void **state)
     b.node_p[1] = t;
     onnx_model *m = NULL;
     md_err err;
-    assert_int_equal(try_load(&b, &m, &err), MD_OK);
+    assert_int_equal(bld_load(&b, &m, &err), MD_OK);
     run_add_relu(m);
     onnx_model_free(m);
 }
@@ -173,7 +162,7 @@ static void test_bad_initializers(void **state)
     b.inits[0].n_dims = 3;
     onnx_model *m = NULL;
     md_err err;
-    int rc = try_load(&b, &m, &err);
+    int rc = bld_load(&b, &m, &err);
     assert_true(rc == MD_E_MODEL_INVALID || rc == MD_E_TOO_LARGE);
     assert_null(m);
 
@@ -330,7 +319,7 @@ static void test_subgraph_captures(void **state)
     a->g = &tb.graph; /* both branches the same graph: each is loaded as its own model */
     onnx_model *m = NULL;
     md_err err;
-    assert_int_equal(try_load(&b, &m, &err), MD_OK);
+    assert_int_equal(bld_load(&b, &m, &err), MD_OK);
     uint8_t c = 1;
     float x[6] = {-50, 1, 2, 3, -40, -100};
     onnx_tensor in[2] = {{.dtype = ONNX_BOOL, .rank = 1, .dims = {1}, .data = &c},

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "onnx/onnx.h"
 #include "onnx_proto/onnx.pb-c.h"
 
 #define BLD_MAX 32
@@ -156,6 +157,21 @@ static inline Onnx__TensorProto *bld_init_f32(bld *b, const char *name, int rank
     return t;
 }
 
+/* Y = Sigmoid(X * B) + B in three nodes "m", "s", "a" (opset 13), B a float initializer of
+ * the 3 values in bias: the small chain several tests run. X and Y are float with the rank and
+ * dims given (last dim 3; -1 for a symbolic batch). dims and bias borrowed until bld_pack. */
+static inline void bld_sigmoid_chain(bld *b, int rank, const int64_t *dims, const float bias[3])
+{
+    static const int64_t d3[] = {3};
+    bld_init(b, 13);
+    bld_input(b, "X", ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, rank, dims);
+    bld_output(b, "Y", ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, rank, dims);
+    bld_init_f32(b, "B", 1, d3, bias, 3);
+    bld_node(b, "Mul", "m", (const char *[]){"X", "B", NULL}, (const char *[]){"P", NULL});
+    bld_node(b, "Sigmoid", "s", (const char *[]){"P", NULL}, (const char *[]){"Q", NULL});
+    bld_node(b, "Add", "a", (const char *[]){"Q", "B", NULL}, (const char *[]){"Y", NULL});
+}
+
 /* Serialize. Ownership: new (free()). */
 static inline uint8_t *bld_pack(bld *b, size_t *len)
 {
@@ -164,6 +180,18 @@ static inline uint8_t *bld_pack(bld *b, size_t *len)
     if (buf)
         onnx__model_proto__pack(&b->model, buf);
     return buf;
+}
+
+/* Pack b and load it with the default options: the loader's code, its detail in *err (cleared
+ * first); *m is new (onnx_model_free) on MD_OK. */
+static inline int bld_load(bld *b, onnx_model **m, md_err *err)
+{
+    size_t len;
+    uint8_t *buf = bld_pack(b, &len);
+    md_err_clear(err);
+    int rc = onnx_model_load_bytes(buf, len, NULL, m, err);
+    free(buf);
+    return rc;
 }
 
 #endif

@@ -40,15 +40,12 @@ static void attr_ints(bld *b, Onnx__NodeProto *n, const char *name, int64_t *v, 
 
 static onnx_model *load(bld *b)
 {
-    size_t len;
-    uint8_t *buf = bld_pack(b, &len);
     onnx_model *m = NULL;
     md_err err;
-    int rc = onnx_model_load_bytes(buf, len, NULL, &m, &err);
+    int rc = bld_load(b, &m, &err);
     if (rc)
         fprintf(stderr, "load: %s\n", err.msg);
     assert_int_equal(rc, MD_OK);
-    free(buf);
     return m;
 }
 

@@ -8,60 +8,21 @@
 
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { spawn } = require('node:child_process');
-const fs = require('node:fs');
-const os = require('node:os');
 const path = require('node:path');
-const { chromium } = require('playwright-core');
+const { ARTIFACTS, Modeld, Browser } = require('./helpers');
 
-const BIN = process.env.MODELD_BIN;
-const ARTIFACTS = path.join(__dirname, 'artifacts');
-const CHROMIUM_FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-
-let server, dataDir, profileDir, context, base;
-let serverLog = '';
-
-function startServer() {
-  return new Promise((resolve, reject) => {
-    server = spawn(BIN, ['serve', '--host', '127.0.0.1', '--port', '0', '--data-dir', dataDir],
-      { stdio: ['ignore', 'pipe', 'pipe'] });
-    const timer = setTimeout(() => reject(new Error('modeld did not start in 60 s:\n' + serverLog)), 60000);
-    const onData = (chunk) => {
-      serverLog += chunk.toString();
-      const port = serverLog.match(/"msg":"listening"[^\n]*"port":(\d+)/);
-      if (port) {
-        clearTimeout(timer);
-        resolve(`http://127.0.0.1:${port[1]}`);
-      }
-    };
-    server.stdout.on('data', onData);
-    server.stderr.on('data', onData);
-    server.on('exit', (code) => { clearTimeout(timer); reject(new Error(`modeld exited (${code}):\n${serverLog}`)); });
-  });
-}
+let modeld, browser, context, base;
 
 before(async () => {
-  assert.ok(BIN, 'set MODELD_BIN to the modeld binary (make web-test does)');
-  dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'modeld-docs-'));
-  profileDir = fs.mkdtempSync(path.join(os.tmpdir(), 'modeld-chromium-'));
-  fs.mkdirSync(ARTIFACTS, { recursive: true });
-  base = await startServer();
-  context = await chromium.launchPersistentContext(profileDir, {
-    executablePath: '/usr/bin/chromium', args: CHROMIUM_FLAGS, viewport: { width: 1280, height: 900 },
-  });
+  modeld = new Modeld({ prefix: 'modeld-docs-' });
+  base = await modeld.start();
+  browser = new Browser();
+  context = await browser.launch({ viewport: { width: 1280, height: 900 } });
 });
 
 after(async () => {
-  if (context) await context.close();
-  if (server && server.exitCode === null) {
-    const exited = new Promise((r) => server.once('exit', (code) => r(code)));
-    server.removeAllListeners('exit');
-    server.kill('SIGTERM');
-    const code = await exited;
-    assert.equal(code, 0, 'modeld did not stop cleanly:\n' + serverLog.slice(-4000));
-  }
-  for (const d of [dataDir, profileDir]) if (d) fs.rmSync(d, { recursive: true, force: true });
+  if (browser) await browser.close();
+  if (modeld) await modeld.stop();
 });
 
 test('/docs renders every operation from /openapi.json, offline', async () => {

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "common/tmpdir.h"
 #include "xgb/xgb.h"
 
 typedef struct xcase {
@@ -30,21 +31,10 @@ static char *fixture_path(const char *name)
     return path;
 }
 
-/* Whole file into a new buffer (free()); fails the test when missing. */
+/* A fixture file, whole, into a new buffer (free()); fails the test when missing. */
 static unsigned char *slurp(const char *name, size_t *len)
 {
-    FILE *f = fopen(fixture_path(name), "rb");
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc((size_t)n + 1);
-    assert_non_null(b);
-    assert_int_equal(fread(b, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    b[n] = 0;
-    *len = (size_t)n;
-    return b;
+    return tu_slurp(fixture_path(name), len);
 }
 
 static size_t read_cases(xcase *cs, size_t cap)

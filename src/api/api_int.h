@@ -1,0 +1,43 @@
+/* api_int.h - internals shared by several files of src/api (not part of any resource's
+ * interface; nothing outside src/api includes it).
+ */
+#ifndef MD_API_API_INT_H
+#define MD_API_API_INT_H
+
+#include "http/http.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Where a directory of files the server reads at start (web page, swagger-ui-dist, shipped
+ * models) is looked for when no setting names it. All strings borrowed, static in practice. */
+typedef struct api__dir_search {
+    const char *const *beside_exe; /* NULL-terminated paths relative to the binary's directory */
+    const char *cwd;               /* one path relative to the working directory, or NULL */
+    const char *source;            /* the source tree's copy (a build-time path), or NULL */
+    const char *marker;            /* a regular file the directory must hold; NULL: any directory */
+} api__dir_search;
+
+/* The directory to use: dir itself when non-NULL and non-empty, else the first place of s in
+ * the order beside_exe, cwd, source. A place counts when it is a directory (holding marker as a
+ * regular file when marker is set) and its path is shorter than cap. Copies it into out and
+ * returns true; false when none counts (the caller names the setting in its error). */
+bool api__find_dir(const char *dir, const api__dir_search *s, char *out, size_t cap);
+
+/* One row of a resource's route table (models_api.c, oip.c): the route and its descriptor. */
+typedef struct api__route {
+    const char *method, *pattern;
+    http_role role;
+    int flags;
+    http_handler_fn fn;
+    http_doc doc;
+} api__route;
+
+/* Add the n routes of table rt (borrowed: static) with ctx as their handlers' context, each with
+ * extra_flags added and its descriptor. When added is not NULL, added[i] (n slots) receives row
+ * i's route (borrowed, for the setters of http.h such as a body limit). MD_E_INTERNAL naming the
+ * first route that cannot be added. Before the server starts. */
+int api__add_routes(http_server *srv, const api__route *rt, size_t n, int extra_flags, void *ctx,
+                    http_route **added, md_err *err);
+
+#endif

@@ -1,0 +1,48 @@
+/* args.c - the option table matcher, the data-dir default and the usage-error message of the
+ * sub-commands (see args.h).
+ *
+ * Invariants:
+ *   1. An option matches only as the whole word or followed by '=': "--data-dirx" is not
+ *      "--data-dir".
+ *   2. A value is never taken from a following word that starts with "--".
+ */
+#include "cli/args.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int cli_take_value_opt(int argc, char **argv, int *i, const cli_opt *opts, size_t nopts, void *args)
+{
+    for (size_t k = 0; k < nopts; k++) {
+        size_t n = strlen(opts[k].name);
+        const char *v = NULL;
+        if (strncmp(argv[*i], opts[k].name, n) != 0)
+            continue;
+        if (argv[*i][n] == '=')
+            v = argv[*i] + n + 1;
+        else if (argv[*i][n] != '\0')
+            continue;
+        else if (*i + 1 >= argc || strncmp(argv[*i + 1], "--", 2) == 0)
+            return -1;
+        else
+            v = argv[++*i];
+        *(const char **)((char *)args + opts[k].field) = v;
+        return 1;
+    }
+    return 0;
+}
+
+const char *cli_data_dir(const char *given)
+{
+    const char *d = given ? given : getenv("MODELD_DATA_DIR");
+    return d && d[0] ? d : "./var";
+}
+
+int cli_usage_error(const char *cmd, const char *usage, const char *fmt, const char *arg)
+{
+    fprintf(stderr, "modeld %s: ", cmd);
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\n\n%s", usage);
+    return 2;
+}
