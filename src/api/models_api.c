@@ -186,7 +186,10 @@ static const api__route ROUTES[] = {
      {.summary = "Make the canary version the active one", .tag = "models", .response = S_ONE,
       .errors = E_CHANGE}},
     {"POST", "/api/models/{name}/rollback", HTTP_ROLE_ADMIN, HTTP_HEAVY, rollback,
-     {.summary = "Make the newest STANDBY version active again (a canary is ended first)", .tag = "models",
+     {.summary = "Make the previous active version active again (a canary is ended first)", .tag = "models",
+      .description = "The newest STANDBY version; with none loaded (after a restart), the version the store "
+                     "remembers as active before the current one, loaded and validated first (a failure "
+                     "leaves the active version serving).",
       .response = S_ONE, .errors = E_CHANGE}},
 };
 

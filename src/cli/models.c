@@ -3,8 +3,10 @@
  *
  * Two ways to act:
  *   - on a data dir (default): the registry is opened on the same store and model roots a
- *     server uses, without loading every model (load_all false); a change is persisted in the
- *     store, so a running server applies it at its next start (use --url to change a running one);
+ *     server uses, without loading every model (load_all false); list/info show the active and
+ *     canary versions the store remembers (state UNLOADED); a change is persisted in the store
+ *     only: a server already running on that data dir does not see it until its next start
+ *     (there is no cross-process notification; use --url to change a running one);
  *   - on a running server (--url URL, with --key KEY or $MODELD_API_KEY): the same operations
  *     through GET /api/models[/{name}] and the admin POST routes, over plain HTTP/1.1.
  * `validate DIR` always runs locally: manifest, SHA-256, load and validation samples of one
@@ -39,8 +41,10 @@ static const char USAGE[] =
     "  --url URL         act on a running server instead (http://host:port)\n"
     "  --key KEY         its API key (default: $MODELD_API_KEY); activate/rollback need an admin key\n"
     "  --json            list: print JSON instead of a table\n"
-    "On a data dir, activate is stored and applies to a running server at its next start; rollback\n"
-    "needs a loaded standby version, so it works on a running server (--url) only.\n";
+    "On a data dir, activate and rollback change only what the store remembers: a server already\n"
+    "running on that data dir keeps serving what it loaded and picks the change up at its next\n"
+    "start, not before (use --url to change a running server). rollback returns to the version\n"
+    "that was active before the current one.\n";
 
 typedef struct models_args {
     const char *cmd, *pos[2];
@@ -203,8 +207,10 @@ static int local_op(const models_args *a, mdl_registry *reg, md_err *e)
     int rc = strcmp(a->cmd, "activate") == 0 ? mdl_activate(reg, a->pos[0], a->pos[1], e)
                                              : mdl_rollback(reg, a->pos[0], e);
     if (rc == MD_OK)
-        fprintf(stderr, "modeld models: %s %s done; a running server applies it at its next start\n", a->cmd,
-                a->pos[0]);
+        fprintf(stderr,
+                "modeld models: %s %s done; a server already running on this data dir serves it "
+                "only after a restart (use --url to change a running server)\n",
+                a->cmd, a->pos[0]);
     return rc;
 }
 

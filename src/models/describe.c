@@ -4,6 +4,11 @@
  * describe or a scrape) the slots of each model are copied with a reference on every loaded
  * version; JSON and text are then built from the copy without locks.
  *
+ * A model this registry has not tried to load (the CLI opens with load_all false) has nothing
+ * published, or only what one management call published; its snapshot then fills in the
+ * active and canary versions the store remembers (snap_remembered), which a server loads at
+ * its start, while their states stay UNLOADED.
+ *
  * Invariants:
  *   1. Every snapshot reference is released before the function returns.
  *   2. Metric families are written once each, with their HELP and TYPE lines first; label
@@ -33,6 +38,7 @@ typedef struct snap {
     snap_ver *vs;
     char active[MDL_VERSION_MAX], canary[MDL_VERSION_MAX];
     double percent;
+    bool remembered; /* active/canary come from the store, nothing is loaded */
 } snap;
 
 static void snap_serving(snap *s)
@@ -46,6 +52,34 @@ static void snap_serving(snap *s)
         s->percent = sv->percent;
     }
     mdl__exit(s->m, e);
+}
+
+static bool snap_has(const snap *s, const char *id)
+{
+    for (size_t i = 0; id[0] && i < s->n; i++)
+        if (strcmp(s->vs[i].id, id) == 0)
+            return true;
+    return false;
+}
+
+/* Never tried here (the CLI's registry): what the store remembers fills in what is not
+ * published, when those versions are on disk (a server falls back to another version
+ * otherwise, which only a load can tell). A remembered active version marks the snapshot. */
+static void snap_remembered(mdl_registry *r, snap *s)
+{
+    store_model_state st;
+    if (atomic_load(&s->m->tried) || !r->st ||
+        store_models_get(r->st, s->m->name, &st, NULL) != MD_OK)
+        return;
+    if (!s->active[0] && snap_has(s, st.active_version)) {
+        snprintf(s->active, sizeof s->active, "%s", st.active_version);
+        s->remembered = true;
+    }
+    if (!s->canary[0] && st.canary_percent > 0 && snap_has(s, st.canary_version) &&
+        strcmp(st.canary_version, s->active) != 0 && strcmp(st.active_version, s->active) == 0) {
+        snprintf(s->canary, sizeof s->canary, "%s", st.canary_version);
+        s->percent = st.canary_percent;
+    }
 }
 
 static int cmp_ver(const void *a, const void *b)
@@ -85,6 +119,7 @@ static int snap_take(mdl_registry *r, mdl_model *m, snap *s)
         return MD_E_NOMEM;
     qsort(s->vs, s->n, sizeof *s->vs, cmp_ver);
     snap_serving(s);
+    snap_remembered(r, s);
     return MD_OK;
 }
 
@@ -106,7 +141,7 @@ static const snap_ver *snap_main(const snap *s)
 
 static const char *model_state(const snap *s)
 {
-    if (s->active[0])
+    if (s->active[0] && !s->remembered)
         return "ACTIVE";
     const char *st = "UNLOADED";
     for (size_t i = 0; i < s->n; i++) {
@@ -213,7 +248,7 @@ int mdl_ready(mdl_registry *r, char missing[MDL_NAME_MAX])
         bool required = false;
         for (size_t i = 0; i < s.n; i++)
             required = required || s.vs[i].required;
-        bool ok = !required || s.active[0];
+        bool ok = !required || (s.active[0] && !s.remembered);
         snap_free(&s);
         if (!ok) {
             if (missing)

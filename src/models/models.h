@@ -23,6 +23,8 @@
  *     CANARY     ──mdl_canary(…, 0) / auto-rollback on errors or p99──▶ STANDBY
  *     ACTIVE     ──publish of another version──▶ STANDBY   (kept loaded: instant rollback)
  *     STANDBY    ──mdl_rollback──▶ ACTIVE                  (the active one becomes STANDBY)
+ *     UNLOADED   ──mdl_rollback, no STANDBY loaded──▶ LOADING … READY ──▶ ACTIVE
+ *                                 (the store's previous active version, loaded and validated)
  *     STANDBY    ──retire (more than opts.keep_standby standbys, or mdl_unload)──▶ RETIRED
  *     RETIRED    ──last reference released──▶ freed (the runtime's free runs then, never before)
  *     FAILED | RETIRED ──mdl_activate again──▶ LOADING     (a fresh load)
@@ -34,7 +36,17 @@
  *      the swap can drop the last one (no free with a run in flight).
  *   3. A failed load or validation leaves the serving versions untouched.
  *   4. The active version (and a canary with its percentage) of each model is written to the
- *      store on every change and restored by mdl_registry_open.
+ *      store on every change and restored by mdl_registry_open; so is the version that was
+ *      active before it (previous_version), which mdl_rollback returns to when no STANDBY is
+ *      loaded.
+ *
+ * Several processes, one data dir: the store is shared, the loaded registries are not. The
+ * CLI (`modeld models activate|rollback --data-dir`) changes what the store remembers and
+ * nothing else: a server already running on that data dir keeps serving what it loaded and
+ * does not read the store again; it serves the CLI's choice after its next restart. To change
+ * a running server, use its HTTP routes (`modeld models … --url`). There is no cross-process
+ * notification, and the next change a running server makes rewrites the row (active, canary,
+ * previous) from what that server serves, replacing what the CLI stored.
  *
  * Threads: every function is thread-safe. mdl_acquire/mdl_release/mdl_run are lock-free on the
  * hot path; management calls (activate, canary, rollback, load, unload) are serialised per
@@ -215,7 +227,9 @@ mdl_state mdl_version_state(const mdl_version *v);
 void mdl_version_note_queue(mdl_version *v, uint64_t queue_ns);
 
 /* ---- management (serialised; each persists the new state to the store) ---- */
-/* Load + validate (if needed) and publish as ACTIVE; the previous active becomes STANDBY. */
+/* Load + validate (if needed) and publish as ACTIVE; the previous active becomes STANDBY. A
+ * running canary keeps running (unless it is version); on a model this registry never loaded
+ * (the CLI's), the canary the store remembers is kept likewise. */
 int mdl_activate(mdl_registry *r, const char *name, const char *version, md_err *err);
 /* Route percent (0..100) of requests to version (loaded + validated first). percent 0 ends the
  * canary (the version goes to STANDBY). MD_E_CONFLICT when version is the active one. */
@@ -224,7 +238,10 @@ int mdl_canary(mdl_registry *r, const char *name, const char *version, double pe
 /* Make the canary the active version now. MD_E_CONFLICT when there is no canary. */
 int mdl_promote(mdl_registry *r, const char *name, md_err *err);
 /* The newest STANDBY becomes ACTIVE again (the current active becomes STANDBY); a canary is
- * ended first. MD_E_CONFLICT when there is nothing to roll back to. */
+ * ended first. With no STANDBY loaded (a registry opened without load_all, a server after a
+ * restart), the store's previous_version is loaded, validated and activated instead (a failure
+ * leaves the serving versions as they were). A version that was the canary is never the
+ * target. MD_E_CONFLICT when there is nothing to roll back to. */
 int mdl_rollback(mdl_registry *r, const char *name, md_err *err);
 /* OIP repository load: rescan the model's directory and activate its newest version (or the
  * remembered one). MD_E_MODEL_NOT_FOUND when not on disk. */
@@ -249,6 +266,10 @@ int mdl_validate_dir(const char *dir, const mdl_registry_opts *o, md_err *err);
 /* ---- what the registry knows, as JSON (routes and the CLI render it) ----
  * mdl_describe_all: [{"name","family","runtime","active_version","canary_version",
  *   "canary_percent","state","required","versions":[{"version","state","reason"?}]}]
+ *   A model this registry has not loaded (load_all false, never acquired) reports the active
+ *   and canary versions the store remembers (those a server would restore) where nothing is
+ *   published, when they are on disk; their version states (and the model's "state", when the
+ *   active one is only remembered) are then "UNLOADED".
  * mdl_describe: the same object for one model plus "manifest" (the active/given version's
  *   modeld.json) and "stats": an object keyed by version id ({"1": {...}, "2": {...}}), each
  *   {"state","requests","successes","failures":{reason:count},

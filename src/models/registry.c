@@ -31,6 +31,9 @@
  *      arrays and FAILED reasons change only with r->meta held as well, so describe and
  *      metrics (r->meta only) never wait for a load.
  *   5. Every published change is written to the store (active, canary, percent).
+ *   6. The store's previous_version names the version active before the current one (persist:
+ *      the one this process served, else the stored active), so mdl_rollback with no STANDBY
+ *      loaded (a CLI registry, a server after a restart) returns to it: rollback_remembered.
  */
 #include "models/models_int.h"
 
@@ -195,12 +198,27 @@ static mdl_serving *current(mdl_model *m)
     return atomic_load(&m->serving);
 }
 
-static void persist(mdl_registry *r, mdl_model *m)
+/* The version active before this change: the one this process served (was_active, "" when
+ * none was loaded), else what the store says was active. It becomes previous_version when a
+ * different version is now active, so that a registry with nothing loaded (the CLI, a server
+ * after a restart) can still roll back (invariant 6). */
+static void carry_previous(const store_model_state *stored, const char *was_active,
+                           store_model_state *st)
+{
+    const char *before = was_active[0] ? was_active : stored->active_version;
+    snprintf(st->previous_version, sizeof st->previous_version, "%s", stored->previous_version);
+    if (st->active_version[0] && before[0] && strcmp(before, st->active_version) != 0)
+        snprintf(st->previous_version, sizeof st->previous_version, "%s", before);
+}
+
+static void persist(mdl_registry *r, mdl_model *m, const char *was_active)
 {
     if (!r->st)
         return;
     mdl_serving *s = current(m);
-    store_model_state st = {0};
+    store_model_state st = {0}, stored = {0};
+    if (store_models_get(r->st, m->name, &stored, NULL) != MD_OK)
+        memset(&stored, 0, sizeof stored);
     snprintf(st.name, sizeof st.name, "%s", m->name);
     if (s && s->active)
         snprintf(st.active_version, sizeof st.active_version, "%s", s->active->mf.version);
@@ -208,6 +226,7 @@ static void persist(mdl_registry *r, mdl_model *m)
         snprintf(st.canary_version, sizeof st.canary_version, "%s", s->canary->mf.version);
         st.canary_percent = s->percent;
     }
+    carry_previous(&stored, was_active, &st);
     md_err e = {0};
     if (store_models_set(r->st, &st, &e) != MD_OK)
         md_log(MD_LOG_ERROR, "models: cannot remember the state of %s: %s", m->name,
@@ -218,11 +237,15 @@ static void persist(mdl_registry *r, mdl_model *m)
 static int republish(mdl_registry *r, mdl_model *m, mdl_version *active, mdl_version *canary,
                      double percent, md_err *err)
 {
+    char was_active[MDL_VERSION_MAX] = "";
+    mdl_serving *old = current(m);
+    if (old && old->active)
+        snprintf(was_active, sizeof was_active, "%s", old->active->mf.version);
     mdl_serving *s = serving_new(r, m, active, canary, percent);
     if (!s)
         return md_fail(err, MD_E_NOMEM, NULL, NULL);
     publish(m, s);
-    persist(r, m);
+    persist(r, m, was_active);
     return MD_OK;
 }
 
@@ -544,16 +567,40 @@ static int begin(mdl_registry *r, const char *name, mdl_model **m, md_err *err)
     return MD_OK;
 }
 
+/* A model this registry never loaded (the CLI's) has no canary in memory, so persist wrote
+ * none: put back the canary the store remembered, as a server's activation keeps its canary
+ * (unless it is the version just activated). Lock held. */
+static void keep_remembered_canary(mdl_registry *r, mdl_model *m, const store_model_state *before)
+{
+    store_model_state now;
+    if (!before->canary_version[0] || before->canary_percent <= 0 ||
+        store_models_get(r->st, m->name, &now, NULL) != MD_OK ||
+        strcmp(before->canary_version, now.active_version) == 0)
+        return;
+    snprintf(now.canary_version, sizeof now.canary_version, "%s", before->canary_version);
+    now.canary_percent = before->canary_percent;
+    md_err e = {0};
+    if (store_models_set(r->st, &now, &e) != MD_OK)
+        md_log(MD_LOG_ERROR, "models: cannot remember the canary of %s: %s", m->name,
+               md_err_message(&e));
+}
+
 int mdl_activate(mdl_registry *r, const char *name, const char *version, md_err *err)
 {
     mdl_model *m;
     int rc = begin(r, name, &m, err);
     if (rc != MD_OK)
         return rc;
+    store_model_state before = {0};
+    bool lazy = r->st && !atomic_load(&m->tried) && !current(m);
+    if (lazy && store_models_get(r->st, m->name, &before, NULL) != MD_OK)
+        lazy = false;
     mdl_version *v = NULL;
     rc = prepare_version(r, m, version, &v, err);
     if (rc == MD_OK)
         rc = activate_locked(r, m, v, err);
+    if (rc == MD_OK && lazy)
+        keep_remembered_canary(r, m, &before);
     pthread_mutex_unlock(&r->mgmt);
     return rc;
 }
@@ -635,8 +682,39 @@ int mdl_promote(mdl_registry *r, const char *name, md_err *err)
     return rc;
 }
 
-/* Roll the active version back to the newest standby. A running canary is ended first and is
- * not a candidate: rolling back means returning to what served before, not to the canary. */
+/* No standby loaded (a fresh CLI registry, a server after a restart): load, validate and
+ * activate the version the store remembers as active before the current one. A version that
+ * fails leaves the serving ones as they were (invariant 3). */
+static int rollback_remembered(mdl_registry *r, mdl_model *m, const mdl_version *ex_canary,
+                               md_err *err)
+{
+    store_model_state st = {0};
+    if (r->st && store_models_get(r->st, m->name, &st, NULL) != MD_OK)
+        memset(&st, 0, sizeof st);
+    /* What is active now: the loaded one, else (never loaded here: the CLI) the remembered
+     * one. A model this process unloaded or could not load has nothing to roll back from. */
+    mdl_serving *s = current(m);
+    const char *active = atomic_load(&m->tried) ? "" : st.active_version;
+    if (s && s->active)
+        active = s->active->mf.version;
+    bool was_canary = ex_canary && strcmp(ex_canary->mf.version, st.previous_version) == 0;
+    if (!active[0] || !st.previous_version[0] || strcmp(st.previous_version, active) == 0 ||
+        was_canary)
+        return md_fail(err, MD_E_CONFLICT, "model",
+                       "%s has no standby or previous version to roll back to", m->name);
+    mdl_version *v = NULL;
+    int rc = prepare_version(r, m, st.previous_version, &v, err);
+    if (rc == MD_OK)
+        rc = activate_locked(r, m, v, err);
+    if (rc == MD_OK)
+        md_log(MD_LOG_INFO, "models: %s rolled back to the remembered version %s", m->name,
+               st.previous_version);
+    return rc;
+}
+
+/* Roll the active version back to the newest standby, else to the remembered previous active
+ * version. A running canary is ended first and is not a candidate: rolling back means
+ * returning to what served before, not to the canary. */
 static int rollback_locked(mdl_registry *r, mdl_model *m, md_err *err)
 {
     mdl_serving *s0 = current(m);
@@ -653,11 +731,10 @@ static int rollback_locked(mdl_registry *r, mdl_model *m, md_err *err)
             (!s || v != s->active) && (!best || v->standby_seq > best->standby_seq))
             best = v;
     }
+    if (rc == MD_OK)
+        rc = best ? activate_locked(r, m, best, err) : rollback_remembered(r, m, ex_canary, err);
     mdl_release(ex_canary);
-    if (rc == MD_OK && !best)
-        return md_fail(err, MD_E_CONFLICT, "model", "%s has no standby version to roll back to",
-                       m->name);
-    return rc == MD_OK ? activate_locked(r, m, best, err) : rc;
+    return rc;
 }
 
 int mdl_rollback(mdl_registry *r, const char *name, md_err *err)

@@ -72,6 +72,11 @@ static const migration migrations[] = {
      "  canary_version TEXT NOT NULL,"
      "  canary_percent REAL NOT NULL,"
      "  updated_ms INTEGER NOT NULL);"},
+    /* The version that was active before the current one, so that a registry with nothing
+     * loaded (the CLI, a server after a restart) can still roll back. Rows of schema 5 keep
+     * their values and get '' (nothing to roll back to). */
+    {6, "models_previous_version",
+     "ALTER TABLE models ADD COLUMN previous_version TEXT NOT NULL DEFAULT '';"},
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

@@ -1,5 +1,6 @@
 /* models.c - the models table: what the model registry (src/models) remembers of each model
- * across restarts: its active version and its canary (version and percentage).
+ * across restarts: its active version, its canary (version and percentage) and the version
+ * that was active before (what a rollback returns to when no standby is loaded).
  *
  * Invariants:
  *   1. One row per model name; store_models_set replaces the whole row, so a reader never sees
@@ -13,12 +14,12 @@
 #include <string.h>
 
 static const char SQL_GET[] = "SELECT name, active_version, canary_version, canary_percent, "
-                              "updated_ms FROM models WHERE name = ?";
+                              "updated_ms, previous_version FROM models WHERE name = ?";
 static const char SQL_SET[] =
     "INSERT OR REPLACE INTO models(name, active_version, canary_version, canary_percent, "
-    "updated_ms) VALUES(?,?,?,?,?)";
+    "updated_ms, previous_version) VALUES(?,?,?,?,?,?)";
 static const char SQL_LIST[] = "SELECT name, active_version, canary_version, canary_percent, "
-                               "updated_ms FROM models ORDER BY name";
+                               "updated_ms, previous_version FROM models ORDER BY name";
 static const char SQL_DELETE[] = "DELETE FROM models WHERE name = ?";
 
 /* A store__row_fn: dst is a store_model_state. */
@@ -31,6 +32,7 @@ static void read_row(sqlite3_stmt *st, void *dst)
     store__col_text(st, 2, m->canary_version, sizeof m->canary_version);
     m->canary_percent = sqlite3_column_double(st, 3);
     m->updated_ms = sqlite3_column_int64(st, 4);
+    store__col_text(st, 5, m->previous_version, sizeof m->previous_version);
 }
 
 int store_models_get(store *s, const char *name, store_model_state *out, md_err *err)
@@ -61,6 +63,8 @@ static int check_state(const store_model_state *m, md_err *err)
         return md_fail(err, MD_E_INVALID_PARAM, "active_version", "too long");
     if (strnlen(m->canary_version, sizeof m->canary_version) == sizeof m->canary_version)
         return md_fail(err, MD_E_INVALID_PARAM, "canary_version", "too long");
+    if (strnlen(m->previous_version, sizeof m->previous_version) == sizeof m->previous_version)
+        return md_fail(err, MD_E_INVALID_PARAM, "previous_version", "too long");
     if (!(m->canary_percent >= 0 && m->canary_percent <= 100))
         return md_fail(err, MD_E_INVALID_PARAM, "canary_percent", "must be in 0..100");
     return MD_OK;
@@ -80,6 +84,7 @@ int store_models_set(store *s, const store_model_state *m, md_err *err)
         sqlite3_bind_text(st, 3, m->canary_version, -1, SQLITE_STATIC);
         sqlite3_bind_double(st, 4, m->canary_percent);
         sqlite3_bind_int64(st, 5, md_clock_wall_ms(s->clock));
+        sqlite3_bind_text(st, 6, m->previous_version, -1, SQLITE_STATIC);
         if (sqlite3_step(st) != SQLITE_DONE)
             rc = store__sqlfail(s, "set model state", err);
         store__done(st);

@@ -216,6 +216,9 @@ typedef struct store_model_state {
     char canary_version[STORE_MODEL_VERSION_MAX]; /* "" = no canary */
     double canary_percent;                        /* 0..100; 0 when no canary */
     int64_t updated_ms;                           /* wall clock of the last change */
+    char previous_version[STORE_MODEL_VERSION_MAX]; /* the active one before active_version
+                                                       ("" = none): what mdl_rollback returns
+                                                       to when no standby is loaded */
 } store_model_state;
 
 /* MD_E_NOT_FOUND (field "name") when nothing is remembered for name. */

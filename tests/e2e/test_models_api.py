@@ -245,6 +245,12 @@ def test_cli_remote(srv):
     assert rc == 1 and "connect" in e
 
 
+def cli_info(data_dir, mdir):
+    rc, out, e = cli("info", MODEL, "--data-dir", data_dir, "--models-dir", mdir)
+    assert rc == 0, e
+    return json.loads(out)
+
+
 def test_cli_on_data_dir(start_server):
     mdir = models_dir()
     data_dir = os.path.join(tempfile.mkdtemp(prefix="modeld-e2e-data-"), "var")
@@ -253,15 +259,47 @@ def test_cli_on_data_dir(start_server):
     rc, out, e = cli("list", "--data-dir", data_dir, "--models-dir", mdir)
     assert rc == 0, e
     assert MODEL in out
+    # the CLI loads nothing: it shows what the store remembers (the server activated 3)
+    m = cli_info(data_dir, mdir)
+    assert m["name"] == MODEL and m["active_version"] == "3" and m["state"] == "UNLOADED", m
+    rc, out, e = cli("rollback", MODEL, "--data-dir", data_dir, "--models-dir", mdir)
+    assert rc == 1 and "no standby or previous version" in e  # nothing was active before 3
     rc, out, e = cli("activate", MODEL, "1", "--data-dir", data_dir, "--models-dir", mdir)
     assert rc == 0, e
-    rc, out, e = cli("info", MODEL, "--data-dir", data_dir, "--models-dir", mdir)
-    assert rc == 0 and json.loads(out)["name"] == MODEL
+    assert "restart" in e  # a server already running does not see it
+    m = cli_info(data_dir, mdir)
+    assert m["active_version"] == "1" and m["state"] == "UNLOADED", m
+    assert {v["version"]: v["state"] for v in m["versions"]}["1"] == "UNLOADED"
+    assert m["stats"]["1"]["state"] == "UNLOADED"
+    rc, out, e = cli("list", "--json", "--data-dir", data_dir, "--models-dir", mdir)
+    assert rc == 0 and {x["name"]: x for x in json.loads(out)}[MODEL]["active_version"] == "1"
     rc, out, e = cli("activate", MODEL, "9", "--data-dir", data_dir, "--models-dir", mdir)
     assert rc == 1 and "9" in e
+    # rollback on the data dir returns to the version active before (3), and back again
+    rc, out, e = cli("rollback", MODEL, "--data-dir", data_dir, "--models-dir", mdir)
+    assert rc == 0, e
+    assert cli_info(data_dir, mdir)["active_version"] == "3"
+    rc, out, e = cli("rollback", MODEL, "--data-dir", data_dir, "--models-dir", mdir)
+    assert rc == 0, e
+    assert cli_info(data_dir, mdir)["active_version"] == "1"
     s2 = start_server("--models-dir", mdir, data_dir=data_dir, expect_key=False)
     r = requests.post(s2.url + "/v2/models/%s/infer" % MODEL, json=infer_body(ROWS), headers=bearer(s.admin_key))
     assert r.status_code == 200 and r.json()["model_version"] == "1"
+    # after a restart nothing stands by, yet the server rolls back to the remembered version
+    r = requests.post(s2.url + "/api/models/%s/rollback" % MODEL, headers=bearer(s.admin_key))
+    assert r.status_code == 200, r.text
+    assert r.json()["model"]["active_version"] == "3"
+    r = requests.post(s2.url + "/v2/models/%s/infer" % MODEL, json=infer_body(ROWS), headers=bearer(s.admin_key))
+    assert r.status_code == 200 and r.json()["model_version"] == "3"
+    # the CLI changing the store under a running server: the server keeps what it serves
+    rc, out, e = cli("activate", MODEL, "2", "--data-dir", data_dir, "--models-dir", mdir)
+    assert rc == 0, e
+    r = requests.post(s2.url + "/v2/models/%s/infer" % MODEL, json=infer_body(ROWS), headers=bearer(s.admin_key))
+    assert r.status_code == 200 and r.json()["model_version"] == "3"
+    assert s2.stop() == 0
+    s3 = start_server("--models-dir", mdir, data_dir=data_dir, expect_key=False)
+    r = requests.post(s3.url + "/v2/models/%s/infer" % MODEL, json=infer_body(ROWS), headers=bearer(s.admin_key))
+    assert r.status_code == 200 and r.json()["model_version"] == "2"  # picked up at the restart
 
 
 def test_canary_settings_reach_the_registry(start_server):

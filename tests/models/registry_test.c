@@ -3,7 +3,9 @@
  * validation mismatch -> FAILED with the reason while the old version keeps serving; hot swap
  * and rollback; exact canary proportions; auto-promote; auto-rollback on errors and on p99
  * with an injected clock; restart restores the active version and the canary; mdl_install path
- * confinement and clean-up; an XGBoost model through the registry; describe and metrics. */
+ * confinement and clean-up; an XGBoost model through the registry; describe and metrics;
+ * rollback with no standby loaded (after a restart, in the CLI's lazy registry) returns to the
+ * store's previous version; a lazy registry describes the remembered active and canary. */
 #include "models_fixture.h"
 
 #include <unistd.h>
@@ -679,6 +681,142 @@ static void test_describe_and_metrics(void **state)
     assert_string_equal(missing, "add4");
 }
 
+/* The active and previous versions the store remembers. */
+static void expect_stored(mfx *f, const char *active, const char *previous)
+{
+    store_model_state st;
+    assert_int_equal(store_models_get(f->st, "add4", &st, NULL), MD_OK);
+    assert_string_equal(st.active_version, active);
+    assert_string_equal(st.previous_version, previous);
+}
+
+/* No standby loaded (a restart, or the CLI's registry that loads nothing): rollback loads and
+ * activates the version the store remembers as active before; one that no longer validates is
+ * refused while the active one keeps serving; an unloaded model has nothing to roll back. */
+static void test_rollback_after_fresh_open(void **state)
+{
+    mfx *f = *state;
+    copy_add4(f->shipped, "1", "1");
+    copy_add4(f->shipped, "2", "2");
+    copy_add4(f->shipped, "3", "3");
+    mdl_registry_opts o = mfx_opts(f);
+    mfx_open(f, &o);
+    md_err e = {0};
+    char b[32];
+    assert_int_equal(answer(f->r), 3);
+    expect_stored(f, "3", "");
+    assert_int_equal(mdl_canary(f->r, "add4", "2", 10, &e), MD_OK); /* not an activation */
+    expect_stored(f, "3", "");
+    assert_int_equal(mdl_activate(f->r, "add4", "1", &e), MD_OK);
+    expect_stored(f, "1", "3");
+    mfx_open(f, &o); /* a restart: 1 active (2 canary), nothing standing by */
+    assert_string_equal(state_of(f->r, "add4", "3", b), "UNLOADED");
+    assert_int_equal(mdl_rollback(f->r, "add4", &e), MD_OK);
+    assert_string_equal(state_of(f->r, "add4", "3", b), "ACTIVE");
+    assert_string_equal(state_of(f->r, "add4", "1", b), "STANDBY");
+    /* the canary ended, then retired: keep_standby 1 keeps 1, the newer standby */
+    assert_string_equal(state_of(f->r, "add4", "2", b), "RETIRED");
+    assert_int_equal(answer(f->r), 3);
+    expect_stored(f, "3", "1");
+    /* the CLI's registry: nothing loaded at all */
+    mdl_registry_opts lazy = o;
+    lazy.load_all = false;
+    mfx_open(f, &lazy);
+    assert_int_equal(mdl_rollback(f->r, "add4", &e), MD_OK);
+    assert_string_equal(state_of(f->r, "add4", "1", b), "ACTIVE");
+    assert_string_equal(state_of(f->r, "add4", "3", b), "UNLOADED");
+    expect_stored(f, "1", "3");
+    assert_int_equal(answer(f->r), 1);
+    /* the remembered previous version no longer validates: refused, 1 keeps serving */
+    json_t *m = get_manifest(f->shipped, "3");
+    json_object_set_new(m, "sha256",
+                        json_string("11111111111111111111111111111111"
+                                    "11111111111111111111111111111111"));
+    put_manifest(f->shipped, "3", m);
+    mfx_open(f, &o);
+    assert_int_equal(mdl_rollback(f->r, "add4", &e), MD_E_MODEL_INVALID);
+    assert_string_equal(e.field, "sha256");
+    assert_string_equal(state_of(f->r, "add4", "3", b), "FAILED");
+    assert_int_equal(answer(f->r), 1);
+    expect_stored(f, "1", "3");
+    /* unloaded here: nothing is active to roll back from */
+    assert_int_equal(mdl_unload(f->r, "add4", &e), MD_OK);
+    assert_int_equal(mdl_rollback(f->r, "add4", &e), MD_E_CONFLICT);
+}
+
+/* A registry that loads nothing (the CLI) describes the active and canary versions the store
+ * remembers, as UNLOADED, without counting them as serving; its activation keeps the
+ * remembered canary; a remembered version that is not on disk is not reported. */
+static void test_describe_remembered_without_loading(void **state)
+{
+    mfx *f = *state;
+    copy_add4(f->shipped, "1", "1");
+    copy_add4(f->shipped, "2", "2");
+    copy_add4(f->shipped, "3", "3");
+    json_t *mf = get_manifest(f->shipped, "1");
+    json_object_set_new(mf, "required", json_true());
+    put_manifest(f->shipped, "1", mf);
+    mdl_registry_opts o = mfx_opts(f);
+    mfx_open(f, &o);
+    md_err e = {0};
+    assert_int_equal(mdl_activate(f->r, "add4", "1", &e), MD_OK);
+    assert_int_equal(mdl_canary(f->r, "add4", "2", 20, &e), MD_OK);
+    mdl_registry_opts lazy = o;
+    lazy.load_all = false;
+    mfx_open(f, &lazy);
+    json_t *all = mdl_describe_all(f->r);
+    json_t *a = json_array_get(all, 0);
+    assert_string_equal(json_string_value(json_object_get(a, "active_version")), "1");
+    assert_string_equal(json_string_value(json_object_get(a, "canary_version")), "2");
+    assert_float_equal(json_number_value(json_object_get(a, "canary_percent")), 20, 1e-9);
+    assert_string_equal(json_string_value(json_object_get(a, "state")), "UNLOADED");
+    json_decref(all);
+    json_t *d = NULL;
+    assert_int_equal(mdl_describe(f->r, "add4", NULL, &d, &e), MD_OK);
+    assert_string_equal(json_string_value(json_object_get(d, "active_version")), "1");
+    json_t *s1 = json_object_get(json_object_get(d, "stats"), "1");
+    assert_string_equal(json_string_value(json_object_get(s1, "state")), "UNLOADED");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(d, "manifest"), "version")), "1");
+    json_decref(d);
+    char missing[MDL_NAME_MAX];
+    assert_int_equal(mdl_ready(f->r, missing), 0); /* remembered is not serving */
+    /* once loaded (the first request), the published versions are described */
+    assert_int_equal(mdl_load(f->r, "add4", &e), MD_OK);
+    assert_int_equal(mdl_describe(f->r, "add4", NULL, &d, &e), MD_OK);
+    assert_string_equal(json_string_value(json_object_get(d, "state")), "ACTIVE");
+    assert_string_equal(json_string_value(json_object_get(d, "canary_version")), "2");
+    json_decref(d);
+    assert_int_equal(mdl_ready(f->r, missing), 1);
+    /* the CLI activates another version: the remembered canary stays, as a server's would */
+    mfx_open(f, &lazy);
+    assert_int_equal(mdl_activate(f->r, "add4", "3", &e), MD_OK);
+    store_model_state st;
+    assert_int_equal(store_models_get(f->st, "add4", &st, &e), MD_OK);
+    assert_string_equal(st.active_version, "3");
+    assert_string_equal(st.previous_version, "1");
+    assert_string_equal(st.canary_version, "2");
+    assert_float_equal(st.canary_percent, 20, 1e-9);
+    assert_int_equal(mdl_describe(f->r, "add4", NULL, &d, &e), MD_OK);
+    assert_string_equal(json_string_value(json_object_get(d, "active_version")), "3");
+    assert_string_equal(json_string_value(json_object_get(d, "state")), "ACTIVE");
+    assert_string_equal(json_string_value(json_object_get(d, "canary_version")), "2");
+    json_decref(d);
+    /* ... unless the canary is the version activated */
+    mfx_open(f, &lazy);
+    assert_int_equal(mdl_activate(f->r, "add4", "2", &e), MD_OK);
+    assert_int_equal(store_models_get(f->st, "add4", &st, &e), MD_OK);
+    assert_string_equal(st.active_version, "2");
+    assert_string_equal(st.canary_version, "");
+    /* a remembered version gone from disk: not reported (a server would serve another) */
+    st = (store_model_state){.name = "add4", .active_version = "7"};
+    assert_int_equal(store_models_set(f->st, &st, &e), MD_OK);
+    mfx_open(f, &lazy);
+    assert_int_equal(mdl_describe(f->r, "add4", NULL, &d, &e), MD_OK);
+    assert_true(json_is_null(json_object_get(d, "active_version")));
+    json_decref(d);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, mfx_setup, mfx_teardown)
@@ -700,6 +838,8 @@ int main(void)
         T(test_install_and_confinement),
         T(test_xgboost_through_registry),
         T(test_describe_and_metrics),
+        T(test_rollback_after_fresh_open),
+        T(test_describe_remembered_without_loading),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

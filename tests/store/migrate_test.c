@@ -1,7 +1,8 @@
 /* migrate_test.c - store open and migrations: a fresh data dir gets the latest schema, an
  * existing database at an older version is migrated without losing rows, reopening applies
- * nothing twice, two openers racing on a fresh dir both succeed, and a file that is not a
- * database fails cleanly with MD_E_IO and a client-safe message. */
+ * nothing twice, two openers racing on a fresh dir both succeed, a file that is not a
+ * database fails cleanly with MD_E_IO and a client-safe message, and migration 6 keeps the
+ * models rows of schema 5. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -195,6 +196,46 @@ static void test_refcount(void **state)
     tu_rmdir(dir);
 }
 
+/* Migration 6 adds models.previous_version: a schema-5 row (written here with SQL, as a
+ * modeld of that schema would have) keeps its values and gets "" as its previous version. */
+static void test_models_previous_version_added(void **state)
+{
+    (void)state;
+    char *dir = tu_mkdir();
+    store *s = NULL;
+    store_opts old = {.data_dir = dir, .migrate_to = 5};
+    assert_int_equal(store_open(&old, &s, NULL), MD_OK);
+    store_unref(s);
+    char path[700];
+    snprintf(path, sizeof path, "%s/modeld.db", dir);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "INSERT INTO models(name, active_version, canary_version, "
+                                  "canary_percent, updated_ms) VALUES('iris','3','4',12.5,99)",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    store_opts now = {.data_dir = dir};
+    assert_int_equal(store_open(&now, &s, NULL), MD_OK);
+    int v = 0;
+    assert_int_equal(store_schema_version(s, &v, NULL), MD_OK);
+    assert_true(v >= 6);
+    store_model_state m;
+    assert_int_equal(store_models_get(s, "iris", &m, NULL), MD_OK);
+    assert_string_equal(m.active_version, "3");
+    assert_string_equal(m.canary_version, "4");
+    assert_float_equal(m.canary_percent, 12.5, 1e-12);
+    assert_int_equal(m.updated_ms, 99);
+    assert_string_equal(m.previous_version, "");
+    strcpy(m.previous_version, "2");
+    assert_int_equal(store_models_set(s, &m, NULL), MD_OK);
+    assert_int_equal(store_models_get(s, "iris", &m, NULL), MD_OK);
+    assert_string_equal(m.previous_version, "2");
+    store_unref(s);
+    tu_rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -202,6 +243,7 @@ int main(void)
         cmocka_unit_test(test_racing_openers), cmocka_unit_test(test_not_a_database),
         cmocka_unit_test(test_bad_options),    cmocka_unit_test(test_refcount),
         cmocka_unit_test(test_newer_schema_refused),
+        cmocka_unit_test(test_models_previous_version_added),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,6 @@
 /* models_test.c - the models table (src/store/models.c): what the model registry remembers
- * across restarts. Set/get round trip, replace, list order, delete, bad values refused, and a
- * reopen of the data dir keeps the rows. */
+ * across restarts. Set/get round trip (previous_version included), replace, list order, delete,
+ * bad values refused, and a reopen of the data dir keeps the rows. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -33,6 +33,13 @@ static void test_set_get_replace(void **state)
     assert_string_equal(out.canary_version, "4");
     assert_float_equal(out.canary_percent, 12.5, 1e-12);
     assert_int_equal(out.updated_ms, TU_CLOCK_MS + 1000);
+    assert_string_equal(out.previous_version, "");
+    strcpy(m.active_version, "4");
+    strcpy(m.previous_version, "3");
+    assert_int_equal(store_models_set(f->s, &m, &e), MD_OK);
+    assert_int_equal(store_models_get(f->s, "iris", &out, &e), MD_OK);
+    assert_string_equal(out.active_version, "4");
+    assert_string_equal(out.previous_version, "3");
 }
 
 static void test_list_delete_and_bad_values(void **state)
@@ -65,6 +72,10 @@ static void test_list_delete_and_bad_values(void **state)
     bad.canary_percent = 101;
     assert_int_equal(store_models_set(f->s, &bad, &e), MD_E_INVALID_PARAM);
     assert_string_equal(e.field, "canary_percent");
+    bad.canary_percent = 0;
+    memset(bad.previous_version, 'v', sizeof bad.previous_version); /* no terminator */
+    assert_int_equal(store_models_set(f->s, &bad, &e), MD_E_INVALID_PARAM);
+    assert_string_equal(e.field, "previous_version");
 }
 
 static void test_survives_reopen(void **state)
