@@ -66,6 +66,12 @@ int oip_header_len(const char *v, size_t body_len, size_t *out, md_err *err);
 int oip_decode_infer(const void *body, size_t len, size_t header_len, const mdl_manifest *mf, md_arena *a,
                      oip_infer_req *out, md_err *err);
 
+/* oip_decode_infer with the path chosen, for the tests and the fuzz target that compare them:
+ * fast true is oip_decode_infer (numeric data arrays parsed straight from the text), false the
+ * jansson-only decoder. Both give the same answers, errors included. */
+int oip__decode_infer(const void *body, size_t len, size_t header_len, const mdl_manifest *mf, md_arena *a,
+                      oip_infer_req *out, md_err *err, bool fast);
+
 /* Encode the answer of one run into out: JSON, then the binary outputs when any output is
  * binary (then *header_len is the JSON part's length, else 0). Outputs: those rq asked for in
  * its order, else every output of res. model and version borrowed for the call.
