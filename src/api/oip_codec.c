@@ -684,9 +684,11 @@ int oip__decode_infer(const void *body, size_t len, size_t header_len, const mdl
     oip_lift_set ls = {0};
     size_t jlen = header_len ? header_len : len;
     json_t *root = fast ? load_lifted(body, jlen, &ls, &je) : load(body, jlen, &je);
-    if (!root)
+    if (!root) {
+        oip_lift_free(&ls);
         return md_fail(err, MD_E_INVALID_JSON, NULL, "the infer request is not valid JSON: %s (line %d, column %d)",
                        je.text, je.line, je.column);
+    }
     bin_cur bin = {header_len ? (const unsigned char *)body + header_len : NULL, header_len ? len - header_len : 0};
     int rc = json_is_object(root) ? MD_OK
                                   : md_fail(err, MD_E_INVALID_JSON, NULL, "the infer request must be a JSON object");

@@ -433,6 +433,6 @@ void oip_lift_scan(const char *text, size_t len, oip_lift_set *out)
     ws(&s);
     int rc = value(&s, 0, AT_ROOT, 0);
     ws(&s);
-    if (rc != 0 || s.p != s.end)
-        oip_lift_free(out);
+    if (rc != 0 || s.p != s.end || out->n == 0)
+        oip_lift_free(out); /* also the room of data arrays that were not lifted */
 }
