@@ -40,6 +40,27 @@ static const double POW10[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
                                  1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
                                  1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
 
+static const uint64_t POW10_U64[20] = {1ull,
+                                       10ull,
+                                       100ull,
+                                       1000ull,
+                                       10000ull,
+                                       100000ull,
+                                       1000000ull,
+                                       10000000ull,
+                                       100000000ull,
+                                       1000000000ull,
+                                       10000000000ull,
+                                       100000000000ull,
+                                       1000000000000ull,
+                                       10000000000000ull,
+                                       100000000000000ull,
+                                       1000000000000000ull,
+                                       10000000000000000ull,
+                                       100000000000000000ull,
+                                       1000000000000000000ull,
+                                       10000000000000000000ull};
+
 static locale_t c_locale;
 static pthread_once_t c_locale_once = PTHREAD_ONCE_INIT;
 
@@ -89,10 +110,49 @@ static int slow_real(const char *t, const char *e, double *out)
     return rc;
 }
 
+/* (n + f) * 2^-sh rounded to the nearest double, ties to even, where n >= 2^53 and the fraction f
+ * in [0, 1) is nonzero exactly when sticky. The result is a normal double for every caller. */
+static double round_bits(unsigned __int128 n, bool sticky, int sh)
+{
+    uint64_t hi = (uint64_t)(n >> 64);
+    int b = hi ? 128 - __builtin_clzll(hi) : 64 - __builtin_clzll((uint64_t)n);
+    int drop = b - 53; /* >= 1 */
+    uint64_t mant = (uint64_t)(n >> drop);
+    unsigned __int128 rem = n & (((unsigned __int128)1 << drop) - 1),
+                      half = (unsigned __int128)1 << (drop - 1);
+    if (rem > half || (rem == half && (sticky || (mant & 1))))
+        mant++;
+    if (mant >> 53) {
+        mant >>= 1;
+        drop++;
+    }
+    uint64_t bits = ((uint64_t)(52 + drop - sh + 1023) << 52) | (mant & ((1ull << 52) - 1));
+    double d;
+    memcpy(&d, &bits, sizeof d);
+    return d;
+}
+
+/* w * 10^e correctly rounded for 0 < w < 10^19 and -19 <= e <= 19, where Clinger's fast path
+ * does not apply (w > 2^53: the 17-digit numbers of a float printed in full). e >= 0: the exact
+ * product in 128 bits. e < 0: w shifted left so that the integer quotient by 10^-e has 56 to 64
+ * bits, the remainder as the sticky bit. */
+static double scale_exact(uint64_t w, long e)
+{
+    if (e >= 0)
+        return round_bits((unsigned __int128)w * POW10_U64[e], false, 0);
+    uint64_t p = POW10_U64[-e];
+    int lw = 64 - __builtin_clzll(w), lp = 64 - __builtin_clzll(p);
+    int sh = 56 + lp - lw > 0 ? 56 + lp - lw : 0;
+    unsigned __int128 n = (unsigned __int128)w << sh;
+    uint64_t q = (uint64_t)(n / p); /* < 2^64: n < 2^(lw+sh), p >= 2^(lp-1) */
+    return round_bits(q, n % p != 0, sh);
+}
+
 /* A JSON number at s->p into *v. -1 with s->p anywhere when the text is no RFC 8259 number or
  * jansson would refuse its value. The mantissa's first 19 significant digits go into w; the
  * common case (w <= 2^53, |exponent| <= 22) is exact in one IEEE operation (Clinger's fast
- * path), the rest goes through strtod. */
+ * path), up to 19 digits with |exponent| <= 19 in integer arithmetic (scale_exact), the rest
+ * (longer mantissas, larger exponents) goes through strtod. */
 static int number(scan *s, oip_leaf *v)
 {
     const char *p = s->p, *e = s->end, *t = p;
@@ -164,6 +224,11 @@ static int number(scan *s, oip_leaf *v)
     if (!trunc && w <= (1ull << 53) && exp10 >= -22 && exp10 <= 22) {
         double d = (double)w;
         d = exp10 < 0 ? d / POW10[-exp10] : d * POW10[exp10];
+        v->v.d = neg ? -d : d;
+        return 0;
+    }
+    if (!trunc && exp10 >= -19 && exp10 <= 19) {
+        double d = scale_exact(w, exp10);
         v->v.d = neg ? -d : d;
         return 0;
     }

@@ -410,6 +410,14 @@ static void test_fast_edge_numbers(void **state)
     assert_true(fp64("1.7976931348623157e308") == 1.7976931348623157e308);
     assert_true(fp64("123.456e-10") == 123.456e-10);
     assert_true(fp64("1E5") == 1e5 && fp64("1e+2") == 100);
+    /* Halfway cases (ties to even) and their neighbours, 17 to 19 digits: the exact 128-bit path. */
+    static const char *const ties[] = {"9007199254740993.0",     "9007199254740995.0",  "9007199254740993.00001",
+                                       "9007199254740993e1",     "1.8014398509481985e16", "4503599627370496.5",
+                                       "4503599627370497.5",     "1152921504606846977e-2", "9999999999999999999e-19",
+                                       "9999999999999999999e19", "18446744073709551615.0", "0.1000000000000000055511"};
+    for (size_t k = 0; k < sizeof ties / sizeof ties[0]; k++)
+        if (fp64(ties[k]) != strtod(ties[k], NULL))
+            fail_msg("%s: %.17g, strtod %.17g", ties[k], fp64(ties[k]), strtod(ties[k], NULL));
     float f = 0;
     assert_int_equal(one_value("FP32", "0.30000000000000004", &f, sizeof f, &e), MD_OK);
     assert_true(f == 0.3f);
@@ -658,6 +666,45 @@ static void random_request(md_buf *b)
     md_buf_putc(b, '}');
 }
 
+/* The lift's number parser against strtod on many random reals of 1 to 19 significant digits
+ * (every path: Clinger's, the exact 128-bit one, strtod's), bit for bit. */
+static void test_fast_numbers_match_strtod(void **state)
+{
+    (void)state;
+    rng_state = 7;
+    md_buf b;
+    md_buf_init(&b, 1 << 24);
+    md_buf_puts(&b, "{\"inputs\":[{\"data\":[");
+    enum { N = 60000 };
+    static char texts[N][40];
+    for (int i = 0; i < N; i++) {
+        uint64_t bits = ((uint64_t)rnd(1u << 31) << 33) ^ ((uint64_t)rnd(1u << 31) << 2) ^ rnd(4);
+        double x;
+        memcpy(&x, &bits, sizeof x);
+        if (!isfinite(x) || fabs(x) > 1e300)
+            x = (double)rnd(1000) / 7;
+        if (i % 3 == 0) /* a float as clients send it: widened, then printed in full */
+            x = (float)(((double)rnd(1u << 30) / (1u << 30) - 0.5) * pow(10, (int)rnd(12) - 6));
+        if (i % 3 == 1)
+            x = ((double)rnd(1u << 30) / (1u << 30)) * pow(10, (int)rnd(44) - 22);
+        snprintf(texts[i], sizeof texts[i], "%.*e", (int)rnd(19), x);
+        md_buf_printf(&b, "%s%s", i ? "," : "", texts[i]);
+    }
+    md_buf_puts(&b, "]}]}");
+    oip_lift_set ls;
+    oip_lift_scan(b.data, b.len, &ls);
+    assert_int_equal(ls.n, 1);
+    assert_int_equal(ls.v[0].count, N);
+    for (int i = 0; i < N; i++) {
+        double want = strtod(texts[i], NULL), got = ls.v[0].leaves[i].v.d;
+        assert_int_equal(ls.v[0].leaves[i].kind, OIP_LEAF_REAL);
+        if (memcmp(&want, &got, sizeof want) != 0)
+            fail_msg("%s: %.17g, strtod %.17g", texts[i], got, want);
+    }
+    oip_lift_free(&ls);
+    md_buf_free(&b);
+}
+
 static void test_fast_equals_jansson_random(void **state)
 {
     (void)state;
@@ -698,7 +745,7 @@ int main(void)
         cmocka_unit_test(test_header_len),
         cmocka_unit_test(test_tensor_meta),
         cmocka_unit_test(test_fast_edge_numbers), cmocka_unit_test(test_fast_nesting),
-        cmocka_unit_test(test_fast_equals_jansson_random),
+        cmocka_unit_test(test_fast_numbers_match_strtod), cmocka_unit_test(test_fast_equals_jansson_random),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
