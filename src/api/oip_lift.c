@@ -237,17 +237,18 @@ static int number(scan *s, oip_leaf *v)
 
 /* ---- the lifted data arrays ---- */
 
-static int push_leaf(oip_lifted *l, const oip_leaf *v)
+/* Room for one more leaf at l->leaves[l->count]: the leaf is parsed in place (no copy through the
+ * stack). */
+static int reserve_leaf(oip_lifted *l)
 {
-    if (l->count == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 1024;
-        oip_leaf *n = realloc(l->leaves, cap * sizeof *n);
-        if (!n)
-            return -1;
-        l->leaves = n;
-        l->cap = cap;
-    }
-    l->leaves[l->count++] = *v;
+    if (l->count < l->cap)
+        return 0;
+    size_t cap = l->cap ? l->cap * 2 : 1024;
+    oip_leaf *n = realloc(l->leaves, cap * sizeof *n);
+    if (!n)
+        return -1;
+    l->leaves = n;
+    l->cap = cap;
     return 0;
 }
 
@@ -255,6 +256,8 @@ static int push_leaf(oip_lifted *l, const oip_leaf *v)
 static int leaf(scan *s, oip_leaf *v)
 {
     size_t left = (size_t)(s->end - s->p);
+    if (left && *s->p != 't' && *s->p != 'f')
+        return number(s, v);
     if (left >= 4 && memcmp(s->p, "true", 4) == 0) {
         s->p += 4;
         v->kind = OIP_LEAF_TRUE;
@@ -293,9 +296,9 @@ static int lift_array(scan *s, oip_lifted *l)
             s->p++;
             depth--;
         } else {
-            oip_leaf v;
-            if (leaf(s, &v) != 0 || push_leaf(l, &v) != 0)
+            if (reserve_leaf(l) != 0 || leaf(s, &l->leaves[l->count]) != 0)
                 return -1;
+            l->count++;
         }
         for (;;) { /* after a value: ',' for the next one, or ']' closing arrays */
             ws(s);
