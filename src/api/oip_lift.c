@@ -153,7 +153,7 @@ static double scale_exact(uint64_t w, long e)
  * common case (w <= 2^53, |exponent| <= 22) is exact in one IEEE operation (Clinger's fast
  * path), up to 19 digits with |exponent| <= 19 in integer arithmetic (scale_exact), the rest
  * (longer mantissas, larger exponents) goes through strtod. */
-static int number(scan *s, oip_leaf *v)
+static inline __attribute__((always_inline)) int number(scan *s, oip_leaf *v)
 {
     const char *p = s->p, *e = s->end, *t = p;
     bool neg = false, is_int = true, trunc = false;
