@@ -31,9 +31,10 @@
 
 /* Largest element count of one tensor (guards size arithmetic; bodies are capped anyway). */
 #define OIP_MAX_ELEMS (1ull << 31)
-/* Largest JSON part of an infer request. A JSON number costs ~50 bytes once parsed, so this
- * bounds a request's parse memory (~1 GB at 16 MiB would be a denial of service at 25 MB);
- * larger tensors travel as binary data (the extension), which costs their size only. */
+/* Largest JSON part of an infer request. A JSON number costs ~50 bytes once parsed by jansson
+ * (16 when its data array takes the fast path, oip_lift.h), so this bounds a request's parse
+ * memory (~1 GB at 16 MiB would be a denial of service at 25 MB); larger tensors travel as binary
+ * data (the extension), which costs their size only. */
 #define OIP_JSON_MAX (16u << 20)
 /* Most inputs or requested outputs in one request. */
 #define OIP_MAX_TENSORS 64
