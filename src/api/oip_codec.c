@@ -14,13 +14,20 @@
  *   4. Nested data arrays are walked to at most MDL_MAX_RANK levels (no unbounded recursion).
  *   5. Multi-byte binary values are little-endian, as the extension specifies; modeld runs on
  *      little-endian hosts only, so they are copied as they are.
+ *   6. The fast path (oip_lift.c: numeric data arrays parsed from the text, jansson given the
+ *      rest) gives exactly the answers of jansson alone, errors included: lifted data goes through
+ *      the same count, nesting and element checks in the same order (decode_lifted mirrors
+ *      walk_data), and a text jansson refuses is parsed again whole for jansson's own message.
+ *      oip__decode_infer(..., false) keeps the jansson-only path for the tests and the fuzzer.
  */
 #include "api/oip_codec.h"
+#include "api/oip_lift.h"
 
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ---- half precision (IEEE 754 binary16) and bfloat16 ---- */
@@ -136,6 +143,7 @@ typedef struct in_ctx {
     size_t filled;
     md_arena *a;
     md_err *err;
+    const oip_lifted *lift; /* this input's data, taken out of the JSON text; NULL = in the json_t */
 } in_ctx;
 
 int oip_header_len(const char *v, size_t body_len, size_t *out, md_err *err)
@@ -272,9 +280,81 @@ static int walk_data(json_t *d, int depth, bool fill, in_ctx *c)
     return MD_OK;
 }
 
-static int decode_json_data(json_t *data, in_ctx *c)
+/* c->filled leaves counted (n + 1 at most) where the shape wants c->n. */
+static int count_error(in_ctx *c)
 {
     char dt[96];
+    return bad_input(c, "%s%zu data elements for shape %s (%zu expected)", c->filled > c->n ? "more than " : "",
+                     c->filled, dims_text(c->t->dims, c->t->rank, dt, sizeof dt), c->n);
+}
+
+/* A lifted leaf as a double, as json_number_value gives it (integers converted); -1 for a bool. */
+static inline int leaf_double(const oip_leaf *v, double *f)
+{
+    if (v->kind == OIP_LEAF_REAL)
+        *f = v->v.d;
+    else if (v->kind == OIP_LEAF_INT)
+        *f = (double)v->v.i;
+    else
+        return -1;
+    return 0;
+}
+
+/* put_json_elem for a lifted leaf (never a string); -1 when its type or range is wrong. */
+static int put_leaf(const oip_leaf *v, int dt, void *d, size_t i)
+{
+    double f;
+    long long lo, hi;
+    if (dt == ONNX_FLOAT || dt == ONNX_DOUBLE || dt == ONNX_FLOAT16 || dt == ONNX_BFLOAT16) {
+        if (leaf_double(v, &f) != 0)
+            return -1;
+        if (dt == ONNX_FLOAT)
+            ((float *)d)[i] = (float)f;
+        else if (dt == ONNX_DOUBLE)
+            ((double *)d)[i] = f;
+        else if (dt == ONNX_FLOAT16)
+            ((uint16_t *)d)[i] = float_to_half((float)f);
+        else
+            ((uint16_t *)d)[i] = float_to_bf16((float)f);
+        return 0;
+    }
+    if (dt == ONNX_BOOL) {
+        if (v->kind != OIP_LEAF_TRUE && v->kind != OIP_LEAF_FALSE)
+            return -1;
+        ((uint8_t *)d)[i] = v->kind == OIP_LEAF_TRUE;
+        return 0;
+    }
+    if (!int_range(dt, &lo, &hi) || v->kind != OIP_LEAF_INT || v->v.i < lo || v->v.i > hi)
+        return -1; /* BYTES too: a lifted leaf is never a string */
+    put_int(dt, d, i, v->v.i);
+    return 0;
+}
+
+/* decode_json_data for data lifted out of the text: walk_data's answers from the lift's summary.
+ * walk_data visits leaves in order and stops once it has counted n + 1; an array at depth >= rank
+ * is refused if walk_data reaches it, i.e. if at most n leaves come before it. */
+static int decode_lifted(const oip_lifted *l, in_ctx *c)
+{
+    int r = c->t->rank > 0 ? c->t->rank : 1;
+    if (l->first_at_depth[r] != OIP_LIFT_NONE && l->first_at_depth[r] <= c->n)
+        return bad_input(c, "data is nested deeper than its shape's %d dimensions", c->t->rank);
+    c->filled = l->count <= c->n ? l->count : c->n + 1;
+    if (c->filled != c->n)
+        return count_error(c);
+    void *buf = md_arena_calloc(c->a, c->n ? c->n : 1, mem_size(c->t->dtype));
+    if (!buf)
+        return md_fail(c->err, MD_E_NOMEM, NULL, NULL);
+    c->t->data = buf;
+    for (size_t i = 0; i < c->n; i++)
+        if (put_leaf(&l->leaves[i], c->t->dtype, buf, i) != 0)
+            return bad_input(c, "element %zu is not a valid %s value", i, mdl_dtype_name(c->t->dtype));
+    return MD_OK;
+}
+
+static int decode_json_data(json_t *data, in_ctx *c)
+{
+    if (c->lift)
+        return decode_lifted(c->lift, c);
     if (!json_is_array(data))
         return bad_input(c, "data must be an array");
     c->filled = 0;
@@ -282,8 +362,7 @@ static int decode_json_data(json_t *data, in_ctx *c)
     if (rc != MD_OK)
         return rc;
     if (c->filled != c->n)
-        return bad_input(c, "%s%zu data elements for shape %s (%zu expected)", c->filled > c->n ? "more than " : "",
-                         c->filled, dims_text(c->t->dims, c->t->rank, dt, sizeof dt), c->n);
+        return count_error(c);
     void *buf = md_arena_calloc(c->a, c->n ? c->n : 1, mem_size(c->t->dtype));
     if (!buf)
         return md_fail(c->err, MD_E_NOMEM, NULL, NULL);
@@ -446,8 +525,8 @@ static int decode_input(json_t *in, size_t idx, const mdl_manifest *mf, bool *se
     return decode_json_data(data, c);
 }
 
-static int decode_inputs(json_t *root, const mdl_manifest *mf, md_arena *a, bin_cur *bin, oip_infer_req *out,
-                         md_err *err)
+static int decode_inputs(json_t *root, const mdl_manifest *mf, md_arena *a, bin_cur *bin, const oip_lift_set *ls,
+                         oip_infer_req *out, md_err *err)
 {
     json_t *ins = json_object_get(root, "inputs");
     if (!json_is_array(ins) || json_array_size(ins) == 0)
@@ -460,8 +539,12 @@ static int decode_inputs(json_t *root, const mdl_manifest *mf, md_arena *a, bin_
     bool *seen = md_arena_calloc(a, mf->n_inputs ? mf->n_inputs : 1, sizeof *seen);
     if (!out->inputs || !seen)
         return md_fail(err, MD_E_NOMEM, NULL, NULL);
+    size_t l = 0; /* the lifts are in input order */
     for (size_t i = 0; i < out->n_inputs; i++) {
         in_ctx c = {.t = &out->inputs[i], .a = a, .err = err};
+        while (l < ls->n && ls->v[l].input < i)
+            l++;
+        c.lift = l < ls->n && ls->v[l].input == i ? &ls->v[l] : NULL;
         int rc = decode_input(json_array_get(ins, i), i, mf, seen, bin, &c);
         if (rc != MD_OK)
             return rc;
@@ -542,8 +625,52 @@ static int decode_head(json_t *root, md_arena *a, oip_infer_req *out, md_err *er
     return MD_OK;
 }
 
+/* json_loadb with the request's flags. */
+static json_t *load(const char *text, size_t len, json_error_t *je)
+{
+    return json_loadb(text, len, JSON_REJECT_DUPLICATES, je);
+}
+
+/* The fast path's parse: lift the numeric data arrays (oip_lift.c), give jansson the text with
+ * each of them replaced by null. When nothing is lifted, or jansson refuses the rewritten text,
+ * the original text is parsed as it is (and *ls emptied), so errors are jansson's own. */
+static json_t *load_lifted(const char *text, size_t len, oip_lift_set *ls, json_error_t *je)
+{
+    oip_lift_scan(text, len, ls);
+    if (!ls->n)
+        return load(text, len, je);
+    size_t cut = 0;
+    for (size_t i = 0; i < ls->n; i++)
+        cut += ls->v[i].end - ls->v[i].start;
+    char *t = malloc(len - cut + 4 * ls->n + 1);
+    json_t *root = NULL;
+    if (t) {
+        size_t at = 0, o = 0;
+        for (size_t i = 0; i < ls->n; i++) {
+            memcpy(t + o, text + at, ls->v[i].start - at);
+            o += ls->v[i].start - at;
+            memcpy(t + o, "null", 4);
+            o += 4;
+            at = ls->v[i].end;
+        }
+        memcpy(t + o, text + at, len - at);
+        root = load(t, o + len - at, je);
+        free(t);
+    }
+    if (root)
+        return root;
+    oip_lift_free(ls);
+    return load(text, len, je);
+}
+
 int oip_decode_infer(const void *body, size_t len, size_t header_len, const mdl_manifest *mf, md_arena *a,
                      oip_infer_req *out, md_err *err)
+{
+    return oip__decode_infer(body, len, header_len, mf, a, out, err, true);
+}
+
+int oip__decode_infer(const void *body, size_t len, size_t header_len, const mdl_manifest *mf, md_arena *a,
+                      oip_infer_req *out, md_err *err, bool fast)
 {
     memset(out, 0, sizeof *out);
     if (header_len > len)
@@ -554,23 +681,28 @@ int oip_decode_infer(const void *body, size_t len, size_t header_len, const mdl_
                        "the JSON part of an infer request may be at most %u bytes; send large tensors as binary data "
                        "(Inference-Header-Content-Length)", OIP_JSON_MAX);
     json_error_t je;
-    json_t *root = json_loadb(body, header_len ? header_len : len, JSON_REJECT_DUPLICATES, &je);
-    if (!root)
+    oip_lift_set ls = {0};
+    size_t jlen = header_len ? header_len : len;
+    json_t *root = fast ? load_lifted(body, jlen, &ls, &je) : load(body, jlen, &je);
+    if (!root) {
+        oip_lift_free(&ls);
         return md_fail(err, MD_E_INVALID_JSON, NULL, "the infer request is not valid JSON: %s (line %d, column %d)",
                        je.text, je.line, je.column);
+    }
     bin_cur bin = {header_len ? (const unsigned char *)body + header_len : NULL, header_len ? len - header_len : 0};
     int rc = json_is_object(root) ? MD_OK
                                   : md_fail(err, MD_E_INVALID_JSON, NULL, "the infer request must be a JSON object");
     if (rc == MD_OK)
         rc = decode_head(root, a, out, err);
     if (rc == MD_OK)
-        rc = decode_inputs(root, mf, a, &bin, out, err);
+        rc = decode_inputs(root, mf, a, &bin, &ls, out, err);
     if (rc == MD_OK)
         rc = decode_outputs(root, mf, a, out, err);
     if (rc == MD_OK && bin.left)
         rc = md_fail(err, MD_E_INVALID_PARAM, "Inference-Header-Content-Length",
                      "%zu bytes of binary data are not claimed by any input's binary_data_size", bin.left);
     json_decref(root);
+    oip_lift_free(&ls);
     return rc;
 }
 

@@ -31,9 +31,10 @@
 
 /* Largest element count of one tensor (guards size arithmetic; bodies are capped anyway). */
 #define OIP_MAX_ELEMS (1ull << 31)
-/* Largest JSON part of an infer request. A JSON number costs ~50 bytes once parsed, so this
- * bounds a request's parse memory (~1 GB at 16 MiB would be a denial of service at 25 MB);
- * larger tensors travel as binary data (the extension), which costs their size only. */
+/* Largest JSON part of an infer request. A JSON number costs ~50 bytes once parsed by jansson
+ * (16 when its data array takes the fast path, oip_lift.h), so this bounds a request's parse
+ * memory (~1 GB at 16 MiB would be a denial of service at 25 MB); larger tensors travel as binary
+ * data (the extension), which costs their size only. */
 #define OIP_JSON_MAX (16u << 20)
 /* Most inputs or requested outputs in one request. */
 #define OIP_MAX_TENSORS 64
@@ -65,6 +66,12 @@ int oip_header_len(const char *v, size_t body_len, size_t *out, md_err *err);
  * naming the input ("inputs[0].shape") and a message naming it by name. */
 int oip_decode_infer(const void *body, size_t len, size_t header_len, const mdl_manifest *mf, md_arena *a,
                      oip_infer_req *out, md_err *err);
+
+/* oip_decode_infer with the path chosen, for the tests and the fuzz target that compare them:
+ * fast true is oip_decode_infer (numeric data arrays parsed straight from the text), false the
+ * jansson-only decoder. Both give the same answers, errors included. */
+int oip__decode_infer(const void *body, size_t len, size_t header_len, const mdl_manifest *mf, md_arena *a,
+                      oip_infer_req *out, md_err *err, bool fast);
 
 /* Encode the answer of one run into out: JSON, then the binary outputs when any output is
  * binary (then *header_len is the JSON part's length, else 0). Outputs: those rq asked for in

@@ -3,7 +3,9 @@
  * manifest with every datatype family (float, half, integers, bool, BYTES) and free and fixed
  * dimensions. Input layout: two bytes of Inference-Header-Content-Length (big-endian; 0 or a
  * value past the rest = no binary part), then the body. Every decoded element is read back so
- * ASan sees any tensor whose data is shorter than its shape says. */
+ * ASan sees any tensor whose data is shorter than its shape says, and the fast path (numeric data
+ * parsed from the text) is compared with the jansson-only path: a different code, field, message
+ * or tensor aborts. */
 #include "api/oip_codec.h"
 
 #include <stdint.h>
@@ -67,6 +69,35 @@ static void touch(const oip_infer_req *rq)
     (void)sink;
 }
 
+/* The two decodes agree on everything a caller sees. */
+static void same(int c1, const md_err *e1, const oip_infer_req *r1, int c2, const md_err *e2, const oip_infer_req *r2)
+{
+    if (c1 != c2 || strcmp(e1->field, e2->field) != 0 || strcmp(e1->msg, e2->msg) != 0)
+        abort();
+    if (c1 != MD_OK)
+        return;
+    if (r1->n_inputs != r2->n_inputs || r1->n_outputs != r2->n_outputs || r1->binary_output != r2->binary_output ||
+        (r1->id == NULL) != (r2->id == NULL) || (r1->id && strcmp(r1->id, r2->id) != 0))
+        abort();
+    for (size_t i = 0; i < r1->n_inputs; i++) {
+        const mdl_tensor *x = &r1->inputs[i], *y = &r2->inputs[i];
+        if (strcmp(x->name, y->name) != 0 || x->dtype != y->dtype || x->rank != y->rank ||
+            memcmp(x->dims, y->dims, sizeof x->dims[0] * (size_t)x->rank) != 0)
+            abort();
+        size_t n = numel(x);
+        if (x->dtype == ONNX_STRING) {
+            for (size_t k = 0; k < n; k++)
+                if (strcmp(((const char *const *)x->data)[k], ((const char *const *)y->data)[k]) != 0)
+                    abort();
+        } else if (n && memcmp(x->data, y->data, n * onnx_dtype_size(x->dtype)) != 0) {
+            abort();
+        }
+    }
+    for (size_t i = 0; i < r1->n_outputs; i++)
+        if (strcmp(r1->outputs[i].name, r2->outputs[i].name) != 0 || r1->outputs[i].binary != r2->outputs[i].binary)
+            abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 2 || size > (1u << 20))
@@ -79,13 +110,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     snprintf(hdr, sizeof hdr, "%zu", hlen);
     if (hlen && oip_header_len(hdr, len, &parsed, NULL) != MD_OK)
         abort(); /* a value in 1..len must be accepted */
-    md_arena *a = md_arena_new(0);
-    if (!a)
+    md_arena *a = md_arena_new(0), *b = md_arena_new(0);
+    if (!a || !b) {
+        md_arena_free(a);
+        md_arena_free(b);
         return 0;
-    oip_infer_req rq;
-    md_err e;
-    if (oip_decode_infer(data + 2, len, hlen, manifest(), a, &rq, &e) == MD_OK)
+    }
+    oip_infer_req rq, plain;
+    md_err e, pe;
+    md_err_clear(&e);
+    md_err_clear(&pe);
+    int rc = oip_decode_infer(data + 2, len, hlen, manifest(), a, &rq, &e);
+    int prc = oip__decode_infer(data + 2, len, hlen, manifest(), b, &plain, &pe, false);
+    if (rc == MD_OK)
         touch(&rq);
+    same(rc, &e, &rq, prc, &pe, &plain);
     md_arena_free(a);
+    md_arena_free(b);
     return 0;
 }
