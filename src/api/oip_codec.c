@@ -194,11 +194,10 @@ static void put_int(int dt, void *d, size_t i, long long x)
     }
 }
 
-static int put_float(json_t *v, int dt, void *d, size_t i)
+/* Slot i of a floating tensor (FP32, FP64, FP16, BF16) gets f, rounded to the datatype. Both
+ * decoders (jansson values and lifted leaves) store through here. */
+static void store_float(double f, int dt, void *d, size_t i)
 {
-    if (!json_is_number(v))
-        return -1;
-    double f = json_number_value(v);
     if (dt == ONNX_FLOAT)
         ((float *)d)[i] = (float)f;
     else if (dt == ONNX_DOUBLE)
@@ -207,6 +206,13 @@ static int put_float(json_t *v, int dt, void *d, size_t i)
         ((uint16_t *)d)[i] = float_to_half((float)f);
     else
         ((uint16_t *)d)[i] = float_to_bf16((float)f);
+}
+
+static int put_float(json_t *v, int dt, void *d, size_t i)
+{
+    if (!json_is_number(v))
+        return -1;
+    store_float(json_number_value(v), dt, d, i);
     return 0;
 }
 
@@ -308,14 +314,7 @@ static int put_leaf(const oip_leaf *v, int dt, void *d, size_t i)
     if (dt == ONNX_FLOAT || dt == ONNX_DOUBLE || dt == ONNX_FLOAT16 || dt == ONNX_BFLOAT16) {
         if (leaf_double(v, &f) != 0)
             return -1;
-        if (dt == ONNX_FLOAT)
-            ((float *)d)[i] = (float)f;
-        else if (dt == ONNX_DOUBLE)
-            ((double *)d)[i] = f;
-        else if (dt == ONNX_FLOAT16)
-            ((uint16_t *)d)[i] = float_to_half((float)f);
-        else
-            ((uint16_t *)d)[i] = float_to_bf16((float)f);
+        store_float(f, dt, d, i);
         return 0;
     }
     if (dt == ONNX_BOOL) {
