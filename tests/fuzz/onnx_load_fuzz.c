@@ -1,11 +1,17 @@
 /* onnx_load_fuzz.c - libFuzzer target for the ONNX loader and, when a model loads, one run of
  * it on zero-filled inputs of its declared shapes (symbolic dims = 2): hostile models must
  * fail with an error code, never crash, leak or read out of bounds. Limits keep each input
- * small so the fuzzer explores structure, not memory size. */
+ * small so the fuzzer explores structure, not memory size. A valid model may still ask for a
+ * lot of work (a Loop with a large trip count took 11 s): the run carries a cancel token with a
+ * deadline, as every server request does, so such a model stops with MD_E_TIMEOUT. */
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/cancel.h"
+#include "base/clock.h"
 #include "onnx/onnx.h"
+
+#define RUN_DEADLINE_NS 1000000000ull
 
 #define MAX_INPUTS 16
 
@@ -34,7 +40,10 @@ static void run_once(const onnx_model *m)
     }
     if (made == n) {
         onnx_result *r = NULL;
-        if (onnx_run(m, bound, n, NULL, &r, NULL) == MD_OK)
+        md_cancel cancel;
+        md_cancel_init(&cancel, md_now_ns() + RUN_DEADLINE_NS);
+        onnx_run_opts ro = {.cancel = &cancel};
+        if (onnx_run(m, bound, n, &ro, &r, NULL) == MD_OK)
             onnx_result_free(r);
     }
     for (size_t i = 0; i < made; i++)
