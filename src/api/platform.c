@@ -324,8 +324,7 @@ static int ready(http_req *req, void *ctx)
     }
     if (first[0]) {
         json_decref(checks);
-        http_req_log(req, MD_LOG_WARN, "not ready: %s", failed);
-        http_reply_header(req, "Retry-After", "1");
+        http_req_log(req, MD_LOG_WARN, "not ready: %s", failed); /* the 503 carries Retry-After */
         return md_fail(http_req_err(req), MD_E_UNAVAILABLE, first, "not ready: %s", failed);
     }
     return http_reply_json(req, 200, json_pack("{s:b, s:s, s:o}", "success", 1, "status", "ready", "checks", checks));

@@ -273,6 +273,9 @@ size_t http__error_json(char *buf, size_t cap, int code, const char *field, cons
                         const char *request_id, bool oip);
 /* Whether r's errors render the OIP way (its route has HTTP_ERR_OIP). */
 bool http__err_oip(const http_req *r);
+/* The Retry-After value an error answer carries ("1" for 503, "30" for 507), NULL for others.
+ * Static storage. */
+const char *http__retry_after(int code);
 /* Headers every answer carries (request id, CORS, rate limit, Connection: close when draining),
  * passed to add(name, value, cls). Uses no arena memory. */
 void http__std_headers(http_req *r, void (*add)(void *cls, const char *k, const char *v), void *cls);

@@ -334,18 +334,24 @@ size_t http__error_json(char *buf, size_t cap, int code, const char *field, cons
     return n;
 }
 
-/* 503 and 507 tell the client when to come back (RFC 9110 section 10.2.3), unless the code that
- * failed set its own Retry-After first (rate limits, the compute queue, readiness). A full disk
- * is not freed in a second, hence the longer wait. */
-static void add_retry_after(http_req *r, int code)
+/* 503 and 507 tell the client when to come back (RFC 9110 section 10.2.3); a full disk is not
+ * freed in a second, hence the longer wait. NULL for every other code. */
+const char *http__retry_after(int code)
 {
     int status = md_err_status(code);
-    if (status != 503 && status != 507)
+    return status == 507 ? "30" : status == 503 ? "1" : NULL;
+}
+
+/* The error's Retry-After, unless the code that failed set its own first (the rate limiter). */
+static void add_retry_after(http_req *r, int code)
+{
+    const char *v = http__retry_after(code);
+    if (!v)
         return;
     for (const http_hdr *h = r->rhdrs; h; h = h->next)
         if (strcasecmp(h->k, "Retry-After") == 0)
             return;
-    http_reply_header(r, "Retry-After", status == 507 ? "30" : "1");
+    http_reply_header(r, "Retry-After", v);
 }
 
 int http_reply_error(http_req *r, const md_err *e)

@@ -131,8 +131,9 @@ static enum MHD_Result queue_detached_error(http_req *r, int code, const char *m
     if (!resp)
         return MHD_NO;
     MHD_add_response_header(resp, "Content-Type", "application/json");
-    if (code == MD_E_OVERLOADED || code == MD_E_UNAVAILABLE)
-        MHD_add_response_header(resp, "Retry-After", "1");
+    const char *retry = http__retry_after(code);
+    if (retry)
+        MHD_add_response_header(resp, "Retry-After", retry);
     return send_response(r, resp, md_err_status(code), n);
 }
 
@@ -257,8 +258,7 @@ static enum MHD_Result start_heavy(http_req *r)
             atomic_fetch_add(&s->queue_rejected, 1);
         r->pending = md_fail(&r->err, rc, NULL, rc == MD_E_OVERLOADED ? "the compute queue is full, retry later"
                                                                     : "the server is shutting down");
-        http_reply_header(r, "Retry-After", "1");
-        return answer_now(r);
+        return answer_now(r); /* the error answer adds Retry-After (http__retry_after) */
     }
     /* Suspend while holding watch_mu: the worker resumes only under it, so never before this. */
     watch_add(s, r);
