@@ -146,8 +146,13 @@ static int fake_auth(void *ctx, const char *authz, const char *xkey, http_identi
 
 static http_server *server(unsigned ws_max, unsigned ping_ms, size_t queue_max, bool auth)
 {
-    http_opts o = {.host = "127.0.0.1", .io_threads = 2, .compute_threads = 1, .ws_max = ws_max,
-                   .ws_ping_ms = ping_ms, .ws_queue_max = queue_max, .conn_timeout_s = 1};
+    http_opts o = {.host = "127.0.0.1",
+                   .io_threads = 2,
+                   .compute_threads = 1,
+                   .ws_max = ws_max,
+                   .ws_ping_ms = ping_ms,
+                   .ws_queue_max = queue_max,
+                   .conn_timeout_s = 1};
     if (auth)
         o.hooks.authenticate = fake_auth;
     http_server *s = NULL;
@@ -161,16 +166,24 @@ static http_server *server(unsigned ws_max, unsigned ping_ms, size_t queue_max, 
 
 /* ---- loopback: the chain's checks ---- */
 
-static const char *const HS[] = {"Upgrade", "websocket", "Connection", "keep-alive, Upgrade",
-                                 "Sec-WebSocket-Version", "13", "Sec-WebSocket-Key",
-                                 "dGhlIHNhbXBsZSBub25jZQ==", NULL};
+static const char *const HS[] = {"Upgrade",
+                                 "websocket",
+                                 "Connection",
+                                 "keep-alive, Upgrade",
+                                 "Sec-WebSocket-Version",
+                                 "13",
+                                 "Sec-WebSocket-Key",
+                                 "dGhlIHNhbXBsZSBub25jZQ==",
+                                 NULL};
 
-static void expect(http_server *s, const char *target, const char *const *h, int status, const char *needle)
+static void expect(http_server *s, const char *target, const char *const *h, int status,
+                   const char *needle)
 {
     http_loopback_resp r;
     assert_int_equal(http_loopback(s, "GET", target, h, NULL, 0, &r), MD_OK);
     if (r.status != status || (needle && !strstr(r.body, needle)))
-        fail_msg("%s: got %d %s, want %d with %s", target, r.status, r.body, status, needle ? needle : "-");
+        fail_msg("%s: got %d %s, want %d with %s", target, r.status, r.body, status,
+                 needle ? needle : "-");
     http_loopback_resp_free(&r);
 }
 
@@ -189,10 +202,12 @@ static void test_handshake_checks(void **state)
     expect(s, "/ws", NULL, 400, "\"field\":\"Upgrade\"");
     const char *const no_conn[] = {"Upgrade", "websocket", NULL};
     expect(s, "/ws", no_conn, 400, "\"field\":\"Connection\"");
-    const char *const v8[] = {"Upgrade", "WebSocket", "Connection", "Upgrade", "Sec-WebSocket-Version", "8", NULL};
+    const char *const v8[] = {
+        "Upgrade", "WebSocket", "Connection", "Upgrade", "Sec-WebSocket-Version", "8", NULL};
     expect(s, "/ws", v8, 400, "\"field\":\"Sec-WebSocket-Version\"");
-    const char *const badkey[] = {"Upgrade", "websocket", "Connection", "Upgrade", "Sec-WebSocket-Version", "13",
-                                  "Sec-WebSocket-Key", "short==", NULL};
+    const char *const badkey[] = {
+        "Upgrade", "websocket",         "Connection", "Upgrade", "Sec-WebSocket-Version",
+        "13",      "Sec-WebSocket-Key", "short==",    NULL};
     expect(s, "/ws", badkey, 400, "\"field\":\"Sec-WebSocket-Key\"");
     expect(s, "/ws?deny=1", HS, 404, "no such thing"); /* the handler refuses before the upgrade */
     /* Accepted on a loopback request: 101, and since no socket ever comes, on_close(1006) once. */
@@ -200,7 +215,8 @@ static void test_handshake_checks(void **state)
     http_loopback_resp r;
     assert_int_equal(http_loopback(s, "GET", "/ws", HS, NULL, 0, &r), MD_OK);
     assert_int_equal(r.status, 101);
-    assert_string_equal(http_loopback_header(&r, "Sec-WebSocket-Accept"), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+    assert_string_equal(http_loopback_header(&r, "Sec-WebSocket-Accept"),
+                        "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
     http_loopback_resp_free(&r);
     assert_int_equal(opens, 0);
     assert_int_equal(closes, 1);
@@ -214,7 +230,8 @@ static void test_token_auth(void **state)
     http_server *s = server(4, 0, 0, true);
     expect(s, "/ws", HS, 401, NULL);
     expect(s, "/ws?token=jwt-ok&deny=1", HS, 404, NULL); /* a JWT in the query passes auth */
-    expect(s, "/ws?token=key-ok", HS, 401, "\"field\":\"token\"");   /* an API key in a URL does not */
+    expect(s, "/ws?token=key-ok", HS, 401,
+           "\"field\":\"token\""); /* an API key in a URL does not */
     expect(s, "/ws?token=nope", HS, 401, NULL);
     const char *const both[] = {"Authorization", "Bearer jwt-ok", NULL};
     expect(s, "/ws?token=jwt-ok", both, 400, "\"field\":\"token\"");
@@ -241,10 +258,11 @@ static int dial(uint16_t port)
 static int ws_open(int fd, const char *target, char *head, size_t cap)
 {
     char req[512];
-    int n = snprintf(req, sizeof req,
-                     "GET %s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                     "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
-                     target);
+    int n =
+        snprintf(req, sizeof req,
+                 "GET %s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                 "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+                 target);
     assert_int_equal(write(fd, req, (size_t)n), n);
     size_t got = 0;
     while (got + 1 < cap) { /* byte by byte: nothing past the head is consumed */
@@ -528,7 +546,8 @@ static void test_detached_reader(void **state)
     http_ws *ws;
     assert_int_equal(http__ws_detached_new(&handler, NULL, 1024, &ws), MD_OK);
     /* "Hello" masked, split across two inputs (RFC 6455 section 5.7). */
-    const unsigned char hello[] = {0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58};
+    const unsigned char hello[] = {0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d,
+                                   0x7f, 0x9f, 0x4d, 0x51, 0x58};
     assert_int_equal(http__ws_detached_input(ws, hello, 4), MD_OK);
     assert_int_equal(messages, 0);
     assert_int_equal(http__ws_detached_input(ws, hello + 4, sizeof hello - 4), MD_OK);
@@ -546,11 +565,11 @@ static void test_detached_reader(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_accept_key),       cmocka_unit_test(test_handshake_checks),
-        cmocka_unit_test(test_token_auth),       cmocka_unit_test(test_echo_and_close),
-        cmocka_unit_test(test_producer_thread),  cmocka_unit_test(test_limit_503),
+        cmocka_unit_test(test_accept_key),           cmocka_unit_test(test_handshake_checks),
+        cmocka_unit_test(test_token_auth),           cmocka_unit_test(test_echo_and_close),
+        cmocka_unit_test(test_producer_thread),      cmocka_unit_test(test_limit_503),
         cmocka_unit_test(test_ping_and_silent_peer), cmocka_unit_test(test_slow_reader),
-        cmocka_unit_test(test_drain_1001),       cmocka_unit_test(test_detached_reader),
+        cmocka_unit_test(test_drain_1001),           cmocka_unit_test(test_detached_reader),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
