@@ -15,6 +15,7 @@
 #pragma weak cmd_infer
 #pragma weak cmd_onnx_test
 #pragma weak cmd_models
+#pragma weak cmd_features
 
 typedef struct command {
     const char *name;
@@ -39,6 +40,7 @@ int main(int argc, char **argv)
         {"routes", cmd_routes, "print the HTTP route table (or --openapi: the API document)"},
         {"keys", cmd_keys, "create, list and revoke API keys"},
         {"vectorize", cmd_vectorize, "trace PNG/JPEG/WebP/TIFF/BMP images to SVG"},
+        {"features", cmd_features, "print the AI models' input features of images"},
         {"models", cmd_models, "list, inspect, validate, activate and roll back models"},
         {"infer", cmd_infer, "run an ONNX or XGBoost model on .npy inputs"},
         {"onnx-test", cmd_onnx_test, "run ONNX backend conformance test cases"},
