@@ -12,6 +12,7 @@
 #pragma weak cmd_routes
 #pragma weak cmd_keys
 #pragma weak cmd_vectorize
+#pragma weak cmd_enhance
 #pragma weak cmd_infer
 #pragma weak cmd_onnx_test
 #pragma weak cmd_models
@@ -39,6 +40,7 @@ int main(int argc, char **argv)
         {"routes", cmd_routes, "print the HTTP route table (or --openapi: the API document)"},
         {"keys", cmd_keys, "create, list and revoke API keys"},
         {"vectorize", cmd_vectorize, "trace PNG/JPEG/WebP/TIFF/BMP images to SVG"},
+        {"enhance", cmd_enhance, "upscale photos 2-8x with the ESRGAN networks"},
         {"models", cmd_models, "list, inspect, validate, activate and roll back models"},
         {"infer", cmd_infer, "run an ONNX or XGBoost model on .npy inputs"},
         {"onnx-test", cmd_onnx_test, "run ONNX backend conformance test cases"},

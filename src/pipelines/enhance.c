@@ -116,6 +116,9 @@ static int tile_side(const pl_enh_in *in, int w, int h)
         return in->tile;
     size_t budget = in->tile_budget ? in->tile_budget : PL_ENH_TILE_BUDGET;
     double per_px = net_cost(in->quality, in->scale);
+    int big = w > h ? w : h;
+    if ((double)w * h * per_px <= (double)budget)
+        return big < 8 ? 8 : big; /* one run, no context wasted */
     int t = MIN_TILE;
     for (int c = MAX_TILE; c >= MIN_TILE; c -= 8) {
         double side = c + 2 * (BLEND + CONTEXT);
@@ -124,7 +127,6 @@ static int tile_side(const pl_enh_in *in, int w, int h)
             break;
         }
     }
-    int big = w > h ? w : h;
     return big < t ? (big < 8 ? 8 : big) : t;
 }
 
