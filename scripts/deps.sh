@@ -23,7 +23,10 @@ TEST_PKGS=(
 )
 # `make models`: retraining the shipped models (training/).
 MODELS_PKGS=(
-  python3 python3-numpy python3-torch python3-onnx python3-sklearn python3-xgboost
+  python3 python3-numpy python3-torch python3-onnx python3-sklearn python3-xgboost python3-pil
+  librsvg2-bin fonts-dejavu-core fonts-dejavu-extra fonts-liberation2 fonts-noto-core
+  fonts-freefont-ttf fonts-urw-base35 fonts-crosextra-carlito
+  papirus-icon-theme breeze-icon-theme tango-icon-theme numix-icon-theme adwaita-icon-theme
 )
 BENCH_PKGS=(
   wrk python3-fastapi python3-uvicorn python3-uvloop python3-httptools python3-torch hyperfine
