@@ -185,6 +185,14 @@ http_route *http_route_add(http_server *s, const char *method, const char *patte
 void http_route_body_limit(http_route *r, size_t max);
 /* Stream the body into fn instead of buffering it (multipart uploads). */
 void http_route_body_sink(http_route *r, http_body_fn fn);
+/* A HEAVY route whose work is sometimes tiny (an MLP answers in microseconds, a CNN in
+ * milliseconds) asks fn, on the I/O thread once the body is in, whether this request may run
+ * there: 1 = run the handler inline like a LIGHT route, 0 = the compute pool. Handing a request
+ * to the pool and back costs two thread wake-ups and a suspend/resume, more than such work
+ * itself. fn must be cheap and non-blocking and answer 1 only for work well under a millisecond
+ * (step 6 above); ctx is the route's. */
+typedef int (*http_inline_fn)(http_req *req, void *ctx);
+void http_route_inline_if(http_route *r, http_inline_fn fn);
 
 /* ---- route descriptors: what GET /openapi.json and /docs are made of ----
  * Every route is described where it is registered, right after http_route_add:

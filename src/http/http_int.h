@@ -54,6 +54,7 @@ struct http_route {
     void *ctx;
     size_t body_limit;
     http_body_fn sink;
+    http_inline_fn inline_fn; /* HEAVY routes: may this request run on the I/O thread? */
     http_seg segs[HTTP_MAX_SEGS];
     size_t nsegs;
     char spec[HTTP_MAX_SEGS + 1]; /* specificity key: 'c' literal, 'b' param, 'a' rest */
@@ -95,7 +96,7 @@ void http__metrics_observe(http__route_stats *st, int status, uint64_t dur_ns);
 typedef struct http__server_gauges {
     long inflight;
     size_t queue_depth, workers_busy;
-    uint64_t queue_rejected, rate_limited, timeouts;
+    uint64_t queue_rejected, rate_limited, timeouts, ran_inline;
     double uptime_s;
 } http__server_gauges;
 int http__metrics_render(http_metrics *m, const http__server_gauges *g, md_buf *out);
@@ -265,6 +266,7 @@ struct http_server {
     atomic_long inflight;
     atomic_bool draining, started;
     _Atomic uint64_t rate_limited, timeouts, queue_rejected;
+    _Atomic uint64_t ran_inline; /* heavy-route requests their inline predicate kept on the I/O thread */
     pthread_mutex_t watch_mu;
     pthread_cond_t watch_cv;
     http_req *watch; /* queued heavy requests, for the reaper */

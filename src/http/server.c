@@ -335,6 +335,18 @@ static enum MHD_Result first_call(http_server *s, struct MHD_Connection *c, cons
     return MHD_YES;
 }
 
+/* HEAVY routes go to the compute pool unless their inline predicate says this one is tiny. */
+static bool goes_to_pool(http_req *r)
+{
+    const http_route *rt = r->match.route;
+    if (!(rt->flags & HTTP_HEAVY))
+        return false;
+    if (!rt->inline_fn || !rt->inline_fn(r, rt->ctx))
+        return true;
+    atomic_fetch_add_explicit(&r->srv->ran_inline, 1, memory_order_relaxed);
+    return false;
+}
+
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                                  const char *version, const char *data, size_t *size, void **con_cls)
 {
@@ -350,7 +362,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
     switch (r->state) {
     case REQ_AUTHED:
     case REQ_BODY:
-        if (!r->replied && !r->pending && (r->match.route->flags & HTTP_HEAVY))
+        if (!r->replied && !r->pending && goes_to_pool(r))
             return start_heavy(r);
         return answer_now(r);
     case REQ_DONE:
@@ -457,6 +469,7 @@ http_route *http_route_add(http_server *s, const char *method, const char *patte
 
 void http_route_body_limit(http_route *r, size_t max) { r->body_limit = max; }
 void http_route_body_sink(http_route *r, http_body_fn fn) { r->sink = fn; }
+void http_route_inline_if(http_route *r, http_inline_fn fn) { r->inline_fn = fn; }
 void http_route_doc(http_route *r, const http_doc *d)
 {
     if (r)
@@ -629,6 +642,7 @@ int http_metrics_render(http_server *s, md_buf *out)
         .queue_rejected = atomic_load(&s->queue_rejected),
         .rate_limited = atomic_load(&s->rate_limited),
         .timeouts = atomic_load(&s->timeouts),
+        .ran_inline = atomic_load(&s->ran_inline),
         .uptime_s = (double)(md_now_ns() - s->started_ns) / 1e9,
     };
     return http__metrics_render(s->metrics, &g, out);
