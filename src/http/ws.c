@@ -32,7 +32,8 @@
  * Invariants:
  *   1. ws->state and the producer fields (queue, queued, close_*) change under ws->mu only; the
  *      wslay context, the fd, the input buffer and the timers belong to the hub thread (or to
- *      the owner of a detached socket, for the fuzz target).
+ *      the owner of a detached socket, for the fuzz target). Once a socket is OPEN only the hub
+ *      changes its state, so the hub reads it without the lock.
  *   2. No callback runs under a lock: callbacks call http_ws_send_text, which takes ws->mu.
  *   3. on_close runs exactly once for every socket http_reply_ws accepted, whatever happens to
  *      the connection, and no callback runs after it.
@@ -96,7 +97,7 @@ struct http_ws {
     unsigned char *in; /* bytes libmicrohttpd read past the headers, or the fuzz input */
     size_t in_len, in_off;
     bool opened, close_queued;
-    uint64_t next_ping_ns, close_deadline_ns;
+    uint64_t next_ping_ns, close_deadline_ns, next_tick_ns;
     bool pong_due;
     uint32_t interest, revents;
     http_ws *next, *prev; /* hub->list, under hub->mu */
@@ -395,6 +396,7 @@ static http_ws *ws_new(http__ws_hub *hub, const http_ws_handler *h, void *user, 
     ws->user = user;
     ws->fd = -1;
     ws->q_tail = &ws->q_head;
+    ws->next_tick_ns = UINT64_MAX;
     ws->queue_max = queue_max;
     ws->msg_max = msg_max;
     ws->state = WS_PENDING;
@@ -638,6 +640,8 @@ static bool ws_open(http__ws_hub *hub, http_ws *ws, uint64_t now)
 {
     ws->opened = true;
     ws->next_ping_ns = now + hub->ping_ns;
+    ws->next_tick_ns =
+        ws->h->on_tick && ws->h->tick_ms ? now + (uint64_t)ws->h->tick_ms * 1000000u : UINT64_MAX;
     ws->interest = EPOLLIN;
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = ws};
     if (epoll_ctl(hub->ep, EPOLL_CTL_ADD, ws->fd, &ev) != 0)
@@ -671,6 +675,10 @@ static void ws_service(http__ws_hub *hub, http_ws *ws, uint64_t now)
     bool ok = true;
     if ((ev & (EPOLLIN | EPOLLHUP | EPOLLERR)) && wslay_event_want_read(ws->ctx))
         ok = wslay_event_recv(ws->ctx) == 0;
+    if (ok && ws->state == WS_OPEN && now >= ws->next_tick_ns) {
+        ws->next_tick_ns = now + (uint64_t)ws->h->tick_ms * 1000000u;
+        ws->h->on_tick(ws, ws->user);
+    }
     if (ok)
         ws_pull(ws, now);
     if (ok)
@@ -704,6 +712,8 @@ static int hub_timeout(http_ws **v, size_t n, uint64_t now)
     uint64_t next = UINT64_MAX;
     for (size_t i = 0; i < n; i++) {
         uint64_t t = v[i]->state == WS_CLOSING ? v[i]->close_deadline_ns : v[i]->next_ping_ns;
+        if (v[i]->state == WS_OPEN && v[i]->next_tick_ns < t)
+            t = v[i]->next_tick_ns;
         if (!v[i]->opened)
             t = now;
         if (t < next)

@@ -114,7 +114,14 @@ static void on_close(http_ws *ws, int code, void *user)
     pthread_mutex_unlock(&mu);
 }
 
-static const http_ws_handler handler = {on_open, on_message, on_close};
+static void on_tick(http_ws *ws, void *user)
+{
+    (void)user;
+    http_ws_send_text(ws, "tick", 4);
+}
+
+static const http_ws_handler handler = {on_open, on_message, on_close, NULL, 0};
+static const http_ws_handler tick_handler = {on_open, on_message, on_close, on_tick, 20};
 
 static int h_ws(http_req *r, void *ctx)
 {
@@ -122,6 +129,8 @@ static int h_ws(http_req *r, void *ctx)
     if (http_req_query(r, "deny"))
         return md_fail(http_req_err(r), MD_E_NOT_FOUND, NULL, "no such thing");
     const char *mode = http_req_query(r, "mode");
+    if (mode && strcmp(mode, "tick") == 0)
+        return http_reply_ws(r, &tick_handler, NULL);
     return http_reply_ws(r, &handler, mode && strcmp(mode, "produce") == 0 ? "produce" : NULL);
 }
 
@@ -379,6 +388,7 @@ static void test_echo_and_close(void **state)
     assert_non_null(strstr(head, "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo="));
     assert_int_equal(ws_next(fd, buf, sizeof buf, &n), 0x1);
     assert_string_equal(buf, "hello");
+    sleep(2); /* past conn_timeout_s (1): libmicrohttpd's idle timeout must not touch the socket */
     ws_send(fd, 0x1, "ping me", 7);
     assert_int_equal(ws_next(fd, buf, sizeof buf, &n), 0x1);
     assert_string_equal(buf, "ping me");
@@ -431,6 +441,28 @@ static void test_producer_thread(void **state)
     assert_int_equal(last_code, 1000);
     close(fd);
     http_server_free(s);
+}
+
+static void test_ticks(void **state)
+{
+    (void)state;
+    rec_reset();
+    http_server *s = server(4, 0, 0, false);
+    md_err e;
+    assert_int_equal(http_server_start(s, &e), MD_OK);
+    int fd = dial(http_server_port(s));
+    char head[2048], buf[512];
+    size_t n;
+    assert_int_equal(ws_open(fd, "/ws?mode=tick", head, sizeof head), 101);
+    assert_int_equal(ws_next(fd, buf, sizeof buf, &n), 0x1);
+    assert_string_equal(buf, "hello");
+    for (int i = 0; i < 3; i++) { /* the client says nothing: the ticks come by themselves */
+        assert_int_equal(ws_next(fd, buf, sizeof buf, &n), 0x1);
+        assert_string_equal(buf, "tick");
+    }
+    close(fd);
+    http_server_free(s);
+    assert_int_equal(closes, 1);
 }
 
 static void test_limit_503(void **state)
@@ -565,11 +597,12 @@ static void test_detached_reader(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_accept_key),           cmocka_unit_test(test_handshake_checks),
-        cmocka_unit_test(test_token_auth),           cmocka_unit_test(test_echo_and_close),
-        cmocka_unit_test(test_producer_thread),      cmocka_unit_test(test_limit_503),
-        cmocka_unit_test(test_ping_and_silent_peer), cmocka_unit_test(test_slow_reader),
-        cmocka_unit_test(test_drain_1001),           cmocka_unit_test(test_detached_reader),
+        cmocka_unit_test(test_accept_key),      cmocka_unit_test(test_handshake_checks),
+        cmocka_unit_test(test_token_auth),      cmocka_unit_test(test_echo_and_close),
+        cmocka_unit_test(test_producer_thread), cmocka_unit_test(test_ticks),
+        cmocka_unit_test(test_limit_503),       cmocka_unit_test(test_ping_and_silent_peer),
+        cmocka_unit_test(test_slow_reader),     cmocka_unit_test(test_drain_1001),
+        cmocka_unit_test(test_detached_reader),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
