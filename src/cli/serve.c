@@ -15,6 +15,7 @@
 
 #include "api/convert.h"
 #include "api/docs.h"
+#include "api/job_status.h"
 #include "api/models_api.h"
 #include "api/oip.h"
 #include "api/openapi.h"
@@ -49,6 +50,7 @@ typedef struct serve_ctx {
     api_openapi *oa;   /* GET /openapi.json */
     mdl_registry *reg; /* the model registry (issue 8) */
     jobs *jq;          /* the durable job queue and its worker threads (issue 10) */
+    api_job_status *jst; /* GET /api/v1/jobs/{id}/status, the job's WebSocket (issue 10) */
     http_server *srv;
     int routes_only;   /* `modeld routes`: 1 = print the table, 2 = print the OpenAPI document */
 } serve_ctx;
@@ -192,7 +194,8 @@ static int start_http(serve_ctx *c)
                     .body_limit = cfg->body_limit, .request_timeout_ms = (unsigned)cfg->request_timeout_ms,
                     .conn_timeout_s = (unsigned)(cfg->idle_timeout_ms / 1000),
                     .max_connections = (unsigned)cfg->max_connections, .cors_origins = cfg->cors_origins,
-                    .access_log = cfg->access_log};
+                    .access_log = cfg->access_log, .ws_max = (unsigned)cfg->ws_max,
+                    .ws_ping_ms = (unsigned)cfg->ws_ping_ms};
     api_platform_hooks(c->plat, &ho.hooks);
     api_convert_opts co = api_convert_opts_default();
     co.upload_max_bytes = cfg->upload_max_bytes;
@@ -204,6 +207,7 @@ static int start_http(serve_ctx *c)
     co.pixels_in_flight = (uint64_t)cfg->convert_pixels_in_flight;
     if (http_server_new(&ho, &c->srv, &e) != MD_OK || api_platform_register(c->plat, c->srv, &e) != MD_OK ||
         api_convert_register(c->srv, c->st, &co, &c->conv, &e) != MD_OK || register_models(c, &e) != MD_OK ||
+        api_job_status_register(c->srv, c->jq, NULL, &c->jst, &e) != MD_OK ||
         api_docs_register(c->srv, cfg->docs_dir, &c->docs, &e) != MD_OK ||
         api_openapi_register(c->srv, &c->oa, &e) != MD_OK)
         return fail("cannot set up the HTTP server", &e, 1);
@@ -268,6 +272,7 @@ static void shutdown_all(serve_ctx *c, int sig)
     job_close(c->jq); /* running jobs go back to the queue for the next start or a worker */
     api_openapi_free(c->oa);
     api_docs_free(c->docs);
+    api_job_status_free(c->jst);
     api_convert_free(c->conv);
     api_platform_free(c->plat);
     mdl_registry_close(c->reg); /* after the server: no request holds a model any more */
