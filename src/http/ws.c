@@ -115,6 +115,8 @@ struct http__ws_hub {
     unsigned count, max; /* sockets from PENDING to CLOSED, and their limit */
     uint64_t ping_ns;
     size_t queue_max, msg_max;
+    /* for /metrics */
+    _Atomic uint64_t opened, refused, dropped, slow;
 };
 
 /* ---- the state machine ---- */
@@ -289,6 +291,8 @@ int http_ws_send_text(http_ws *ws, const char *text, size_t len)
     } else if (ws->queued + len > ws->queue_max) {
         ask_close(ws, 1008, "the client reads too slowly", true);
         rc = MD_E_OVERLOADED;
+        if (ws->hub)
+            atomic_fetch_add(&ws->hub->slow, 1);
     } else {
         ws_msg *m = malloc(sizeof *m + len);
         if (!m) {
@@ -404,19 +408,27 @@ static http_ws *ws_new(http__ws_hub *hub, const http_ws_handler *h, void *user, 
     return ws;
 }
 
-/* Take a slot under ws_max. MD_E_OVERLOADED when full, MD_E_UNAVAILABLE while draining. */
-static int hub_reserve(http__ws_hub *hub)
+/* Is there a slot under ws_max (take it when take)? MD_E_OVERLOADED when full, MD_E_UNAVAILABLE
+ * while draining, with the message in err. */
+static int hub_slot(http__ws_hub *hub, bool take, md_err *err)
 {
     int rc = MD_OK;
     pthread_mutex_lock(&hub->mu);
     if (hub->stopping)
-        rc = MD_E_UNAVAILABLE;
+        rc = md_fail(err, MD_E_UNAVAILABLE, NULL, "the server is shutting down");
     else if (hub->count >= hub->max)
-        rc = MD_E_OVERLOADED;
-    else
+        rc = md_fail(err, MD_E_OVERLOADED, NULL, "too many open WebSockets, retry later");
+    else if (take)
         hub->count++;
+    if (rc != MD_OK)
+        atomic_fetch_add(&hub->refused, 1);
     pthread_mutex_unlock(&hub->mu);
     return rc;
+}
+
+int http__ws_room(http_server *s, md_err *err)
+{
+    return hub_slot(s->ws_hub, false, err);
 }
 
 static void hub_release(http__ws_hub *hub)
@@ -437,11 +449,9 @@ int http_reply_ws(http_req *r, const http_ws_handler *h, void *user)
     int rc = http__ws_accept_key(http_req_header(r, "Sec-WebSocket-Key"), accept);
     if (rc != MD_OK)
         return md_fail(&r->err, rc, NULL, NULL);
-    rc = hub_reserve(hub);
+    rc = hub_slot(hub, true, &r->err);
     if (rc != MD_OK)
-        return md_fail(&r->err, rc, NULL,
-                       rc == MD_E_OVERLOADED ? "too many open WebSockets, retry later"
-                                             : "the server is shutting down");
+        return rc;
     http_ws *ws = ws_new(hub, h, user, hub->queue_max, hub->msg_max);
     if (!ws || http_reply_header(r, "Upgrade", "websocket") != MD_OK ||
         http_reply_header(r, "Connection", "Upgrade") != MD_OK ||
@@ -639,6 +649,7 @@ static bool ws_ping(http_ws *ws, uint64_t now, uint64_t interval)
 static bool ws_open(http__ws_hub *hub, http_ws *ws, uint64_t now)
 {
     ws->opened = true;
+    atomic_fetch_add(&hub->opened, 1);
     ws->next_ping_ns = now + hub->ping_ns;
     ws->next_tick_ns =
         ws->h->on_tick && ws->h->tick_ms ? now + (uint64_t)ws->h->tick_ms * 1000000u : UINT64_MAX;
@@ -694,6 +705,8 @@ static void ws_service(http__ws_hub *hub, http_ws *ws, uint64_t now)
         wslay_event_want_write(ws->ctx))
         ok = false; /* the peer is gone and there is nothing left to read: nobody will take our
                        bytes */
+    if (!ok && !ws->close_queued)
+        atomic_fetch_add(&hub->dropped, 1);
     if (!ok || ws_done(ws, now)) {
         ws_finish(ws, ok ? ws_close_code(ws)
                          : (ws->close_queued || wslay_event_get_close_received(ws->ctx)
@@ -767,6 +780,36 @@ static void *hub_main(void *arg)
     return NULL;
 }
 
+/* The WebSocket lines of GET /metrics. */
+static void hub_metrics(md_buf *out, void *ctx)
+{
+    http__ws_hub *hub = ctx;
+    pthread_mutex_lock(&hub->mu);
+    unsigned open = hub->count;
+    pthread_mutex_unlock(&hub->mu);
+    md_buf_printf(
+        out,
+        "# HELP modeld_websockets_open WebSockets open (or answered 101 and about to open).\n"
+        "# TYPE modeld_websockets_open gauge\nmodeld_websockets_open %u\n"
+        "# HELP modeld_websockets_opened_total WebSockets opened.\n"
+        "# TYPE modeld_websockets_opened_total counter\nmodeld_websockets_opened_total %llu\n"
+        "# HELP modeld_websockets_refused_total Upgrades refused with 503 (ws_max reached, or "
+        "draining).\n"
+        "# TYPE modeld_websockets_refused_total counter\nmodeld_websockets_refused_total %llu\n"
+        "# HELP modeld_websockets_dropped_total WebSockets dropped without a close handshake "
+        "(I/O error, no pong).\n"
+        "# TYPE modeld_websockets_dropped_total counter\nmodeld_websockets_dropped_total %llu\n"
+        "# HELP modeld_websockets_slow_readers_total WebSockets closed (1008) for falling "
+        "ws_queue_max "
+        "bytes behind.\n"
+        "# TYPE modeld_websockets_slow_readers_total counter\nmodeld_websockets_slow_readers_total "
+        "%llu\n",
+        open, (unsigned long long)atomic_load(&hub->opened),
+        (unsigned long long)atomic_load(&hub->refused),
+        (unsigned long long)atomic_load(&hub->dropped),
+        (unsigned long long)atomic_load(&hub->slow));
+}
+
 int http__ws_hub_new(http_server *s)
 {
     if (s->ws_hub)
@@ -782,7 +825,7 @@ int http__ws_hub_new(http_server *s)
     hub->queue_max = s->o.ws_queue_max ? s->o.ws_queue_max : 1024 * 1024;
     hub->msg_max = s->o.ws_msg_max ? s->o.ws_msg_max : 64 * 1024;
     s->ws_hub = hub;
-    return MD_OK;
+    return http__metrics_collector(s->metrics, hub_metrics, hub);
 }
 
 int http__ws_hub_start(http_server *s, md_err *err)

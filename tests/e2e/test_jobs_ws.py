@@ -224,6 +224,9 @@ def test_socket_limit_503(start_server):
         connect(s, jid, key)
     assert e.value.status_code == 503
     assert (e.value.resp_headers or {}).get("retry-after") == "1"
+    metrics = requests.get(s.url + "/metrics").text
+    assert "\nmodeld_websockets_open 2\n" in metrics
+    assert "\nmodeld_websockets_refused_total 1\n" in metrics
     a.close()  # a close handshake frees the slot
     deadline = time.time() + 10
     while True:
