@@ -36,6 +36,15 @@ static void rec_reset(void)
     pthread_mutex_unlock(&mu);
 }
 
+/* *v, read under the lock (the hub thread writes it). */
+static int rec(const int *v)
+{
+    pthread_mutex_lock(&mu);
+    int x = *v;
+    pthread_mutex_unlock(&mu);
+    return x;
+}
+
 /* Wait (at most 20 s) until *v reaches n; returns its value. */
 static int rec_wait(int *v, int n)
 {
@@ -227,9 +236,9 @@ static void test_handshake_checks(void **state)
     assert_string_equal(http_loopback_header(&r, "Sec-WebSocket-Accept"),
                         "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
     http_loopback_resp_free(&r);
-    assert_int_equal(opens, 0);
-    assert_int_equal(closes, 1);
-    assert_int_equal(last_code, 1006);
+    assert_int_equal(rec(&opens), 0);
+    assert_int_equal(rec(&closes), 1);
+    assert_int_equal(rec(&last_code), 1006);
     http_server_free(s);
 }
 
@@ -400,7 +409,7 @@ static void test_echo_and_close(void **state)
     assert_int_equal(close_code(buf, n), 1000);
     ws_send(fd, 0x8, buf, 2);
     assert_int_equal(rec_wait(&closes, 1), 1);
-    assert_int_equal(last_code, 1000);
+    assert_int_equal(rec(&last_code), 1000);
     assert_int_equal(ws_recv(fd, buf, sizeof buf, &n), -1); /* the server closed the TCP side */
     close(fd);
     /* A client that closes first: on_close reports its code. */
@@ -411,11 +420,11 @@ static void test_echo_and_close(void **state)
     assert_int_equal(ws_next(fd, buf, sizeof buf, &n), 0x8);
     assert_int_equal(close_code(buf, n), 4000);
     assert_int_equal(rec_wait(&closes, 2), 2);
-    assert_int_equal(last_code, 4000);
+    assert_int_equal(rec(&last_code), 4000);
     close(fd);
     http_server_free(s);
-    assert_int_equal(opens, 2);
-    assert_int_equal(closes, 2);
+    assert_int_equal(rec(&opens), 2);
+    assert_int_equal(rec(&closes), 2);
 }
 
 static void test_producer_thread(void **state)
@@ -438,7 +447,7 @@ static void test_producer_thread(void **state)
     assert_int_equal(close_code(buf, n), 1000);
     ws_send(fd, 0x8, buf, 2);
     assert_int_equal(rec_wait(&closes, 1), 1);
-    assert_int_equal(last_code, 1000);
+    assert_int_equal(rec(&last_code), 1000);
     close(fd);
     http_server_free(s);
 }
@@ -462,7 +471,7 @@ static void test_ticks(void **state)
     }
     close(fd);
     http_server_free(s);
-    assert_int_equal(closes, 1);
+    assert_int_equal(rec(&closes), 1);
 }
 
 static void test_limit_503(void **state)
@@ -514,7 +523,7 @@ static void test_ping_and_silent_peer(void **state)
     ws_send(fd, 0x1, "alive", 5);
     assert_int_equal(ws_next(fd, buf, sizeof buf, &n), 0x1);
     assert_string_equal(buf, "alive");
-    assert_int_equal(closes, 0);
+    assert_int_equal(rec(&closes), 0);
     /* Now stop answering: the server drops the socket (1006) and on_close runs. */
     int op;
     do {
@@ -522,7 +531,7 @@ static void test_ping_and_silent_peer(void **state)
     } while (op == 0x9);
     assert_int_equal(op, -1);
     assert_int_equal(rec_wait(&closes, 1), 1);
-    assert_int_equal(last_code, 1006);
+    assert_int_equal(rec(&last_code), 1006);
     close(fd);
     http_server_free(s);
 }
@@ -542,7 +551,8 @@ static void test_slow_reader(void **state)
     ws_send(fd, 0x1, "flood", 5); /* the handler asserts that a send was refused */
     /* Without reading a byte, the socket is closed for us within the close deadline. */
     assert_int_equal(rec_wait(&closes, 1), 1);
-    assert_true(last_code == 1008 || last_code == 1006);
+    int code = rec(&last_code);
+    assert_true(code == 1008 || code == 1006);
     close(fd);
     http_server_free(s);
 }
@@ -562,7 +572,7 @@ static void test_drain_1001(void **state)
     /* The drain closes it with 1001 and waits for our close frame, answered from this thread
      * after the drain returns (it does not wait forever for it). */
     assert_int_equal(http_server_drain(s, 2000), 0);
-    assert_int_equal(closes, 1);
+    assert_int_equal(rec(&closes), 1);
     assert_int_equal(ws_next(fd, buf, sizeof buf, &n), 0x8);
     assert_int_equal(close_code(buf, n), 1001);
     close(fd);
@@ -581,17 +591,17 @@ static void test_detached_reader(void **state)
     const unsigned char hello[] = {0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d,
                                    0x7f, 0x9f, 0x4d, 0x51, 0x58};
     assert_int_equal(http__ws_detached_input(ws, hello, 4), MD_OK);
-    assert_int_equal(messages, 0);
+    assert_int_equal(rec(&messages), 0);
     assert_int_equal(http__ws_detached_input(ws, hello + 4, sizeof hello - 4), MD_OK);
-    assert_int_equal(messages, 1);
+    assert_int_equal(rec(&messages), 1);
     assert_string_equal(last_msg, "Hello");
     /* An unmasked frame from a client is a protocol error: closed (1002), on_close once. */
     const unsigned char unmasked[] = {0x81, 0x02, 'h', 'i'};
     assert_int_equal(http__ws_detached_input(ws, unmasked, sizeof unmasked), MD_E_CONFLICT);
-    assert_int_equal(closes, 1);
-    assert_int_equal(last_code, 1002);
+    assert_int_equal(rec(&closes), 1);
+    assert_int_equal(rec(&last_code), 1002);
     http__ws_detached_free(ws);
-    assert_int_equal(closes, 1);
+    assert_int_equal(rec(&closes), 1);
 }
 
 int main(void)
