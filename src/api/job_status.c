@@ -57,44 +57,56 @@ static json_t *time_or_null(int64_t ms)
     return json_string(t);
 }
 
-/* params.<name> when present, else JSON null. */
-static json_t *param(json_t *params, const char *name)
-{
-    json_t *v = params ? json_object_get(params, name) : NULL;
-    return v ? json_incref(v) : json_null();
-}
-
+/* {width, height, bytes, format} from the result's metadata; null without a result. */
 static json_t *result_of(const job_info *info)
 {
     if (info->state != JOB_SUCCESS || !info->result_sha256[0])
         return json_null();
     json_t *meta = json_loads(info->result_meta, 0, NULL);
-    json_t *r = json_object();
-    json_object_set_new(r, "width", param(meta, "width"));
-    json_object_set_new(r, "height", param(meta, "height"));
-    json_object_set_new(r, "bytes", json_integer(info->result_bytes));
-    json_object_set_new(r, "format", param(meta, "format"));
+    json_t *r =
+        json_pack("{s:O?, s:O?, s:I, s:O?}", "width", json_object_get(meta, "width"), "height",
+                  json_object_get(meta, "height"), "bytes", (json_int_t)info->result_bytes,
+                  "format", json_object_get(meta, "format"));
     json_decref(meta);
     return r;
 }
 
+static json_t *links_of(const char *id)
+{
+    char self[96], result[112], preview[112], status[112];
+    snprintf(self, sizeof self, "/api/v1/jobs/%s", id);
+    snprintf(result, sizeof result, "%s/result", self);
+    snprintf(preview, sizeof preview, "%s/preview", self);
+    snprintf(status, sizeof status, "%s/status", self);
+    return json_pack("{s:s, s:s, s:s, s:s}", "self", self, "result", result, "preview", preview,
+                     "status", status);
+}
+
 json_t *api_job_status_json(const job_info *info)
 {
-    json_t *params = json_loads(info->params, 0, NULL);
     double p = info->progress < 0 ? 0 : info->progress > 1 ? 1 : info->progress;
-    json_t *o = json_pack("{s:s, s:s, s:I, s:s}", "job_id", info->id, "status", job_state_name(info->state),
-                          "progress", (json_int_t)lround(p * 100), "stage", info->stage);
-    if (o) {
-        json_object_set_new(o, "created_at", time_or_null(info->created_ms));
-        json_object_set_new(o, "started_at", time_or_null(info->started_ms));
-        json_object_set_new(o, "completed_at", time_or_null(info->completed_ms));
-        json_object_set_new(o, "error_message",
-                            info->error_message[0] ? json_string(info->error_message) : json_null());
-        json_object_set_new(o, "quality", param(params, "quality"));
-        json_object_set_new(o, "upscale", param(params, "upscale"));
-        json_object_set_new(o, "face_enhance", param(params, "face_enhance"));
-        json_object_set_new(o, "output_format", param(params, "output_format"));
-        json_object_set_new(o, "result", result_of(info));
+    bool failed = info->state != JOB_SUCCESS;
+    json_t *o =
+        json_pack("{s:s, s:s, s:s, s:I, s:s, s:o, s:o, s:o, s:s?, s:s?, s:i, s:o, s:o}", "job_id",
+                  info->id, "kind", info->kind, "status", job_state_name(info->state), "progress",
+                  (json_int_t)lround(p * 100), "stage", info->stage, "created_at",
+                  time_or_null(info->created_ms), "started_at", time_or_null(info->started_ms),
+                  "completed_at", time_or_null(info->completed_ms), "error_message",
+                  failed && info->error_message[0] ? info->error_message : NULL, "error_code",
+                  failed && info->error_code[0] ? info->error_code : NULL, "attempts",
+                  info->attempts, "result", result_of(info), "links", links_of(info->id));
+    if (!o)
+        return NULL;
+    if (info->batch_id[0])
+        json_object_set_new(o, "batch_id", json_string(info->batch_id));
+    /* The job's options (quality, upscale, ...) are fields of the job itself. */
+    json_t *params = json_loads(info->params, 0, NULL);
+    const char *k;
+    json_t *v;
+    json_object_foreach(params, k, v)
+    {
+        if (!json_object_get(o, k))
+            json_object_set(o, k, v);
     }
     json_decref(params);
     return o;
@@ -130,7 +142,10 @@ static void publish(watch *w, const job_info *info)
 }
 
 /* job_subscribe's callback (a jobs thread, under the subscription's lock: only queues). */
-static void on_event(const job_info *info, void *user) { publish(user, info); }
+static void on_event(const job_info *info, void *user)
+{
+    publish(user, info);
+}
 
 /* ---- the socket's callbacks (the WebSocket thread) ---- */
 
@@ -212,41 +227,55 @@ static int job_status(http_req *r, void *ctx)
     return rc;
 }
 
-#define STATUS_SCHEMA                                                                                          \
-    "{\"type\":\"object\",\"description\":\"Not an HTTP body: after the 101 answer, each WebSocket text "      \
-    "message is one of these (the object GET /api/v1/jobs/{id} answers), at once, on every change and every " \
-    "second while the job runs; after SUCCESS, FAILURE or CANCELLED the server closes with 1000.\","           \
-    "\"required\":[\"job_id\",\"status\",\"progress\",\"stage\"],\"properties\":{"                            \
-    "\"job_id\":{\"type\":\"string\"},"                                                                        \
-    "\"status\":{\"enum\":[\"QUEUED\",\"PROCESSING\",\"SUCCESS\",\"FAILURE\",\"CANCELLED\"]},"                 \
-    "\"progress\":{\"type\":\"integer\",\"minimum\":0,\"maximum\":100},\"stage\":{\"type\":\"string\"},"       \
-    "\"created_at\":{\"type\":[\"string\",\"null\"]},\"started_at\":{\"type\":[\"string\",\"null\"]},"         \
-    "\"completed_at\":{\"type\":[\"string\",\"null\"]},\"error_message\":{\"type\":[\"string\",\"null\"]},"    \
+#define STATUS_SCHEMA                                                                              \
+    "{\"type\":\"object\",\"description\":\"Not an HTTP body: after the 101 answer, each "         \
+    "WebSocket text "                                                                              \
+    "message is one of these (the object GET /api/v1/jobs/{id} answers), at once, on every "       \
+    "change and every "                                                                            \
+    "second while the job runs; after SUCCESS, FAILURE or CANCELLED the server closes with "       \
+    "1000.\","                                                                                     \
+    "\"required\":[\"job_id\",\"status\",\"progress\",\"stage\"],\"properties\":{"                 \
+    "\"job_id\":{\"type\":\"string\"},"                                                            \
+    "\"status\":{\"enum\":[\"QUEUED\",\"PROCESSING\",\"SUCCESS\",\"FAILURE\",\"CANCELLED\"]},"     \
+    "\"progress\":{\"type\":\"integer\",\"minimum\":0,\"maximum\":100},\"stage\":{\"type\":"       \
+    "\"string\"},"                                                                                 \
+    "\"created_at\":{\"type\":[\"string\",\"null\"]},\"started_at\":{\"type\":[\"string\","        \
+    "\"null\"]},"                                                                                  \
+    "\"completed_at\":{\"type\":[\"string\",\"null\"]},\"error_message\":{\"type\":[\"string\","   \
+    "\"null\"]},"                                                                                  \
     "\"result\":{\"type\":[\"object\",\"null\"]}}}"
 
 static const api__route routes[] = {
-    {"GET", "/api/v1/jobs/{id}/status", HTTP_ROLE_READ, HTTP_WS, job_status,
+    {"GET",
+     "/api/v1/jobs/{id}/status",
+     HTTP_ROLE_READ,
+     HTTP_WS,
+     job_status,
      {.summary = "Follow a job's status over a WebSocket",
-      .description = "Upgrades to a WebSocket (RFC 6455). Browsers, which cannot set headers on a WebSocket, "
-                     "pass a JWT from POST /api/auth/token as `?token=`. The server pings every `ws_ping`; "
-                     "at most `ws_max` sockets are open (503 before the upgrade beyond it).",
+      .description =
+          "Upgrades to a WebSocket (RFC 6455). Browsers, which cannot set headers on a WebSocket, "
+          "pass a JWT from POST /api/auth/token as `?token=`. The server pings every `ws_ping`; "
+          "at most `ws_max` sockets are open (503 before the upgrade beyond it).",
       .tag = "enhance",
       .status = 101,
       .response = STATUS_SCHEMA,
-      .query = (const http_doc_param[]){{"token", "string", "a JWT (instead of the Authorization header)", 0},
-                                        {0}},
-      .headers = (const http_doc_param[]){{"Upgrade", "string", "websocket", 1},
-                                          {"Connection", "string", "Upgrade", 1},
-                                          {"Sec-WebSocket-Version", "string", "13", 1},
-                                          {"Sec-WebSocket-Key", "string", "base64 of 16 random bytes", 1},
-                                          {0}},
-      .path = (const http_doc_param[]){{"id", "string", "the job id from POST /api/v1/enhance", 0}, {0}},
+      .query =
+          (const http_doc_param[]){
+              {"token", "string", "a JWT (instead of the Authorization header)", 0}, {0}},
+      .headers =
+          (const http_doc_param[]){{"Upgrade", "string", "websocket", 1},
+                                   {"Connection", "string", "Upgrade", 1},
+                                   {"Sec-WebSocket-Version", "string", "13", 1},
+                                   {"Sec-WebSocket-Key", "string", "base64 of 16 random bytes", 1},
+                                   {0}},
+      .path = (const http_doc_param[]){{"id", "string", "the job id from POST /api/v1/enhance", 0},
+                                       {0}},
       .errors = (const int[]){MD_E_BAD_REQUEST, MD_E_UNAUTHORIZED, MD_E_FORBIDDEN, MD_E_NOT_FOUND,
                               MD_E_RATE_LIMITED, MD_E_OVERLOADED, MD_E_UNAVAILABLE, 0}}},
 };
 
-int api_job_status_register(http_server *srv, jobs *jq, api_job_render_fn render, api_job_status **out,
-                            md_err *err)
+int api_job_status_register(http_server *srv, jobs *jq, api_job_render_fn render,
+                            api_job_status **out, md_err *err)
 {
     *out = NULL;
     api_job_status *rt = calloc(1, sizeof *rt);
@@ -263,4 +292,7 @@ int api_job_status_register(http_server *srv, jobs *jq, api_job_render_fn render
     return MD_OK;
 }
 
-void api_job_status_free(api_job_status *rt) { free(rt); }
+void api_job_status_free(api_job_status *rt)
+{
+    free(rt);
+}

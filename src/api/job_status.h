@@ -19,10 +19,11 @@
  * (thread-safe, quick). */
 typedef json_t *(*api_job_render_fn)(const job_info *info);
 
-/* The status object of issue 10 section 4 ({job_id, status, progress 0..100, stage, created_at,
- * started_at, completed_at, error_message, quality, upscale, face_enhance, output_format, result:
- * {width, height, bytes, format} | null}), made from the row: options from its params, the result
- * from its result metadata. A renderer for api_job_status_register when the jobs routes give none. */
+/* The job as GET /api/v1/jobs/{id} shows it (issue 10 section 4): {job_id, kind, status,
+ * progress 0..100, stage, created_at, started_at, completed_at (ISO 8601 or null), error_message,
+ * error_code (null unless it failed), attempts, result {width, height, bytes, format} or null,
+ * links, batch_id when in a batch}, plus each of the job's parameters (quality, upscale, ...) as a
+ * field. The renderer api_job_status_register uses when it is given none. */
 json_t *api_job_status_json(const job_info *info);
 
 typedef struct api_job_status api_job_status;
