@@ -39,7 +39,7 @@ static void on_close(http_ws *ws, int code, void *user)
     s->closes++;
 }
 
-static const http_ws_handler handler = {NULL, on_message, on_close};
+static const http_ws_handler handler = {.on_message = on_message, .on_close = on_close};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
