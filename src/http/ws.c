@@ -355,6 +355,9 @@ int http__ws_handshake(http_req *r)
     md_err *e = &r->err;
     if (strcmp(r->method, "GET") != 0)
         return md_fail(e, MD_E_BAD_REQUEST, "method", "a WebSocket opens with GET");
+    if (r->http10)
+        return md_fail(e, MD_E_BAD_REQUEST, "version",
+                       "a WebSocket opens with an HTTP/1.1 request");
     if (!has_token(http_req_header(r, "Upgrade"), "websocket"))
         return md_fail(e, MD_E_BAD_REQUEST, "Upgrade",
                        "this route is a WebSocket: send Upgrade: websocket");
