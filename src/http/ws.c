@@ -17,10 +17,13 @@
  *   PENDING  -> OPEN     [http__ws_upgraded]  libmicrohttpd handed over the socket; the hub
  *                                             registers it and calls on_open at its next turn
  *   PENDING  -> CLOSED   [http__ws_req_end]   the request ended with no upgrade (client gone
- *                                             first, a loopback request): on_close(1006)
+ *                                             first, a loopback request): on_close(1006).
+ *                                             libmicrohttpd calls the upgrade handler before
+ *                                             the request's completion, so an upgraded socket
+ *                                             is OPEN by then
  *   PENDING  -> CLOSED   [http__ws_upgraded]  upgraded while the server drains: socket closed at
- *                                             once, on_close(1001)
- *   OPEN     -> CLOSING  [ws_pull, ws_read]   our close frame is queued (http_ws_close after the
+ *                                             once, on_close(1001) (1011 when it cannot be set up)
+ *   OPEN     -> CLOSING  [ws_pull]            our close frame is queued (http_ws_close after the
  *                                             messages queued before it; at once for a slow
  *                                             reader or a drain), or the peer's came (wslay
  *                                             answers it); the close deadline starts
@@ -613,7 +616,8 @@ static void ws_pull(http_ws *ws, uint64_t now)
     pthread_mutex_unlock(&ws->mu);
 }
 
-/* The code on_close reports: the peer's, else ours, else 1006 (dropped). */
+/* The code on_close reports: the peer's (1005 when its frame had none), else ours once sent,
+ * else 1006 (dropped without a close frame either way). */
 static int ws_close_code(http_ws *ws)
 {
     if (wslay_event_get_close_received(ws->ctx)) {
@@ -712,10 +716,7 @@ static void ws_service(http__ws_hub *hub, http_ws *ws, uint64_t now)
     if (!ok && !ws->close_queued)
         atomic_fetch_add(&hub->dropped, 1);
     if (!ok || ws_done(ws, now)) {
-        ws_finish(ws, ok ? ws_close_code(ws)
-                         : (ws->close_queued || wslay_event_get_close_received(ws->ctx)
-                                ? ws_close_code(ws)
-                                : 1006));
+        ws_finish(ws, ws_close_code(ws));
         return;
     }
     ws_interest(hub, ws);
@@ -928,7 +929,7 @@ int http__ws_detached_input(http_ws *ws, const void *data, size_t len)
         ok = wslay_event_send(ws->ctx) == 0;
     if (!ok || ws_done(ws, md_now_ns()) ||
         (!wslay_event_want_read(ws->ctx) && !wslay_event_want_write(ws->ctx))) {
-        ws_finish(ws, ok ? ws_close_code(ws) : 1006);
+        ws_finish(ws, ws_close_code(ws));
         return MD_E_CONFLICT;
     }
     return MD_OK;
