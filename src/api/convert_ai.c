@@ -848,9 +848,9 @@ static int update_models(http_req *req, void *ctx)
                              "switched", !json_equal(prev, json_object_get(now, "active_version")),
                              "validated", validate, "rollback_available", rollback);
     json_decref(now);
-    json_decref(body);
     http_req_log(req, MD_LOG_INFO, "model %s: version %s activated (v2 update-models)", name,
                  version);
+    json_decref(body); /* name is borrowed from it */
     return http_reply_json(req, 200, envelope(req, data, NULL, NULL));
 }
 
