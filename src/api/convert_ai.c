@@ -181,6 +181,16 @@ static int parse_v1(http_req *req, json_t *body, v1_req *r)
     return rc;
 }
 
+/* Where the time went, in stage order (the page draws them as bars). */
+static json_t *stage_times(const pl_ai_out *o)
+{
+    return json_pack("{s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "read", r6(o->timing.read_ms), "decode",
+                     r6(o->timing.decode_ms), "features", r6(o->timing.features_ms),
+                     "classification", r6(o->timing.classify_ms), "routing",
+                     r6(o->timing.routing_ms), "prediction", r6(o->timing.prediction_ms),
+                     "conversions", r6(o->timing.optimize_ms));
+}
+
 static json_t *v1_answer(const pl_ai_out *o, int include_analysis)
 {
     const vec_result *res = o->vec.res;
@@ -201,6 +211,7 @@ static json_t *v1_answer(const pl_ai_out *o, int include_analysis)
                   r6(o->timing.total_ms / 1e3), "svg_bytes", (json_int_t)res->svg_bytes,
                   "path_count", (json_int_t)res->path_count, "parameters",
                   params_json(&res->params), "result_id", o->vec.result_id, "ai_metadata", meta);
+    json_object_set_new(meta, "stage_times_ms", stage_times(o));
     if (include_analysis)
         json_object_set_new(j, "analysis", analysis_json(o, 1, 1));
     return j;
