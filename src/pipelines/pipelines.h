@@ -4,6 +4,8 @@
  *
  *   pl_vectorize: image bytes or an upload -> admission by cost -> decode -> "smart" analysis
  *                 -> trace (vec_convert) -> result stored (when there is a store)
+ *   pl_enhance:   image bytes -> decode + EXIF orientation -> super-resolution network over
+ *                 overlapping tiles (enhance.c) -> encoded result (no store: the job layer keeps it)
  *
  * A pl_ctx carries what the work may use and how it must stop: the store (NULL for the CLI),
  * the model registry (borrowed, unused by pl_vectorize so far), a cancel token (deadline, cancel,
@@ -129,6 +131,68 @@ typedef struct pl_vec_out {
  *    "filename"} */
 int pl_vectorize(pl_ctx *cx, const pl_vec_in *in, pl_vec_out *out, md_err *err);
 void pl_vec_out_free(pl_vec_out *out);
+
+/* ---- enhance (enhance.c) ----------------------------------------------------------------
+ *
+ * Models: registry names "esrgan-<net>-x<scale>" (net slim | medium | thick, scale 2 | 3 | 4 | 8),
+ * version "1" = UpscalerJS's npm release 1.0.0, converted by training/enhance/convert.py into
+ * <data_dir>/models at build time (`make enhance-models`). One registry model per (net, scale):
+ * each has its own active version, canary and rollback. Interface of every one: input "image"
+ * FP32 [1, 3, H, W] 0..255, output "upscaled" [1, 3, sH, sW] (clamped and rounded here).
+ * Quality fast -> slim, balanced -> medium, best -> thick.
+ *
+ * Errors: MD_E_INVALID_PARAM naming "quality" / "upscale" / "output_format" / "jpeg_quality";
+ * MD_E_UNSUPPORTED (422) "face_enhance" when no face detector is available (always, so far:
+ * pl_enhance_face_available says 0); decoder errors as img_decode (unknown bytes:
+ * MD_E_UNSUPPORTED_FORMAT, 415); MD_E_IMAGE_TOO_LARGE ("upscale") when the result would pass
+ * PL_ENH_MAX_OUT_PIXELS; MD_E_MODEL_NOT_FOUND / MD_E_MODEL_UNAVAILABLE when the network is not
+ * converted or not loaded; MD_E_CANCELLED / MD_E_TIMEOUT from cx->cancel (checked between tiles).
+ * Progress: cx->cancel's sink gets 0..1 with stages "decode", "tile i/n", "encode". */
+#define PL_ENH_MAX_OUT_PIXELS ((uint64_t)100 * 1000 * 1000)
+
+typedef enum pl_enh_quality { PL_ENH_FAST, PL_ENH_BALANCED, PL_ENH_BEST } pl_enh_quality;
+/* "fast", "balanced", "best"; MD_E_INVALID_PARAM (field "quality") for others. */
+int pl_enh_quality_parse(const char *s, pl_enh_quality *q, md_err *err);
+/* "fast", "balanced", "best" or "unknown"; static. */
+const char *pl_enh_quality_name(pl_enh_quality q);
+/* The registry model serving (q, scale): "esrgan-slim-x4"... into out (>= 32 bytes).
+ * MD_E_INVALID_PARAM ("quality" / "upscale"). */
+int pl_enh_model_name(pl_enh_quality q, int scale, char *out, size_t cap, md_err *err);
+
+typedef struct pl_enh_in {
+    const void *image; /* borrowed for the call */
+    size_t image_len;
+    pl_enh_quality quality;
+    int scale;        /* 2, 3, 4, 8 */
+    int face_enhance; /* refused (MD_E_UNSUPPORTED) while pl_enhance_face_available is 0 */
+    img_format out_format; /* IMG_FMT_JPEG, IMG_FMT_PNG, IMG_FMT_WEBP */
+    int jpeg_quality; /* 1..100 for jpg and webp; 0 = 90 */
+    size_t tile_budget; /* bytes for one tile's network run; 0 = PL_ENH_TILE_BUDGET */
+    int tile;           /* tile side in input pixels (tests); 0 = from the budget */
+} pl_enh_in;
+#define PL_ENH_TILE_BUDGET ((size_t)768 << 20)
+
+typedef struct pl_enh_out {
+    md_buf image; /* new: the encoded result (pl_enh_out_free) */
+    int width, height;
+    img_format format;
+    int faces_found;
+    int tiles;       /* network runs */
+    int tile_size;   /* core tile side in input pixels */
+    double total_ms;
+} pl_enh_out;
+
+/* Peak memory estimate in bytes of enhancing a w x h image with in's options (admission);
+ * also checks that the model serving it is known (MD_E_MODEL_NOT_FOUND otherwise). Errors as
+ * pl_enhance's parameter checks. */
+int pl_enhance_estimate(pl_ctx *cx, int w, int h, const pl_enh_in *in, uint64_t *bytes,
+                        md_err *err);
+/* Enhance one image (see the block above). in is borrowed; *out is zeroed first and filled;
+ * free with pl_enh_out_free (also after a failure). */
+int pl_enhance(pl_ctx *cx, const pl_enh_in *in, pl_enh_out *out, md_err *err);
+void pl_enh_out_free(pl_enh_out *out);
+/* 1 when face_enhance can be honoured (for /api/v1/config); 0 now: no detector shipped. */
+int pl_enhance_face_available(pl_ctx *cx);
 
 /* 1 when an image is better traced in black and white: nearly no pixel has colour and nearly
  * all are near black or near white once composited on white ("smart"'s choice). */
