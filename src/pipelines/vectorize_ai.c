@@ -251,7 +251,7 @@ static double unit(uint64_t *st)
 }
 
 /* The practical search box of the encoded parameters (the valid ranges are wider). */
-static const float LO[VEC_N_PARAM_ENC] = {0, 3, 0, 10, 3.5f, 3, 10, 0, 0, 0};
+static const float LO[VEC_N_PARAM_ENC] = {0, 3, 0, 0, 3.5f, 3, 0, 0, 0, 0};
 static const float HI[VEC_N_PARAM_ENC] = {16, 8, 64, 150, 8, 20, 120, 3, 1, 1};
 
 #define N_FIXED 4

@@ -239,3 +239,23 @@ def test_fallback_then_503(start_server):
     assert code(r) == "model_unavailable"
     hr = requests.get(s.url + "/api/ai-health", timeout=30)
     assert hr.status_code == 503 and hr.json()["overall_status"] == "unhealthy"
+
+
+def test_v2_convert_ai_50_concurrent(ai):
+    """50 at once: each is answered, 200 or a clean 503 with Retry-After (never a hang)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(i):
+        return post_file(ai, "/api/v2/convert-ai",
+                         params={"processing_mode": "fast", "enable_caching": "false"})
+
+    with ThreadPoolExecutor(max_workers=50) as ex:
+        answers = list(ex.map(one, range(50)))
+    statuses = [r.status_code for r in answers]
+    assert set(statuses) <= {200, 503}, statuses
+    assert statuses.count(200) >= 1
+    for r in answers:
+        if r.status_code == 503:
+            assert r.headers.get("Retry-After"), r.text
+        else:
+            assert r.json()["svg_content"].startswith("<")
