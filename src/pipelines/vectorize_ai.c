@@ -470,6 +470,35 @@ static double default_budget(int tier)
     return tier == 1 ? 0.5 : tier == 2 ? 1.5 : 5.0;
 }
 
+/* Tier 1's one conversion: the parameter model's guess, unless the quality model predicts the
+ * rules' guess better within the size budget (3x the default preset's predicted bytes when no
+ * max_svg_bytes was given, which also becomes the reported size budget). */
+static void tier1_pick(search *s, vec_params *pick)
+{
+    pl_ai_out *out = s->out;
+    *pick = out->an.guess;
+    if (!s->have[AI_QUALITY])
+        return;
+    vec_params c[3];
+    float q[3 * 3];
+    c[0] = out->an.guess;
+    ai__rules_params(out->an.features, out->an.logo_type, &c[1]);
+    vec_params_preset("default", &c[2], NULL);
+    if (predict_rows(s, out->an.features, c, 3, q, NULL) != MD_OK)
+        return;
+    if (!s->size_budget)
+        s->size_budget = (size_t)(3 * exp(q[2 * 3 + 1]));
+    double budget = log((double)s->size_budget);
+    int best = q[1] <= budget ? 0 : 2;
+    if (q[1 * 3 + 1] <= budget && (q[1 * 3] > q[best * 3] || q[best * 3 + 1] > budget))
+        best = 1;
+    *pick = c[best];
+    if (best == 1)
+        out->method = "rules_ranked";
+    else if (best == 2)
+        out->method = "default_preset";
+}
+
 static int run_tier(search *s, md_err *err)
 {
     pl_ai_out *out = s->out;
@@ -477,18 +506,12 @@ static int run_tier(search *s, md_err *err)
     s->budget_s = s->in->time_budget_s > 0 ? s->in->time_budget_s : default_budget(out->tier_used);
     out->time_budget_s = s->budget_s;
     s->size_budget = s->in->max_svg_bytes;
-    if (!s->size_budget && out->an.predicted_bytes > 0 && out->tier_used == 1 &&
-        s->have[AI_QUALITY]) {
-        vec_params d;
-        float q[3];
-        vec_params_preset("default", &d, NULL);
-        if (predict_rows(s, out->an.features, &d, 1, q, NULL) == MD_OK)
-            s->size_budget = (size_t)(3 * exp(q[1]));
-    }
     int rc;
     if (out->tier_used == 1) {
         out->method = s->have[AI_PARAMS] ? "parameter_model" : "rules";
-        rc = search_try(s, &out->an.guess, err);
+        vec_params pick;
+        tier1_pick(s, &pick);
+        rc = search_try(s, &pick, err);
     } else if (out->tier_used == 2) {
         out->method = s->have[AI_QUALITY] ? "predictor_ranking" : "rules";
         rc = tier2(s, TIER2_CONVERT, err);
