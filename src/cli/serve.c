@@ -15,6 +15,7 @@
 
 #include "api/convert.h"
 #include "api/docs.h"
+#include "api/jobs_api.h"
 #include "api/models_api.h"
 #include "api/oip.h"
 #include "api/openapi.h"
@@ -49,6 +50,7 @@ typedef struct serve_ctx {
     api_openapi *oa;   /* GET /openapi.json */
     mdl_registry *reg; /* the model registry (issue 8) */
     jobs *jq;          /* the durable job queue and its worker threads (issue 10) */
+    api_jobs *japi;    /* /api/v1 job, batch and service routes */
     http_server *srv;
     int routes_only;   /* `modeld routes`: 1 = print the table, 2 = print the OpenAPI document */
 } serve_ctx;
@@ -204,6 +206,7 @@ static int start_http(serve_ctx *c)
     co.pixels_in_flight = (uint64_t)cfg->convert_pixels_in_flight;
     if (http_server_new(&ho, &c->srv, &e) != MD_OK || api_platform_register(c->plat, c->srv, &e) != MD_OK ||
         api_convert_register(c->srv, c->st, &co, &c->conv, &e) != MD_OK || register_models(c, &e) != MD_OK ||
+        api_jobs_register(c->srv, c->jq, &c->japi, &e) != MD_OK ||
         api_docs_register(c->srv, cfg->docs_dir, &c->docs, &e) != MD_OK ||
         api_openapi_register(c->srv, &c->oa, &e) != MD_OK)
         return fail("cannot set up the HTTP server", &e, 1);
@@ -265,6 +268,7 @@ static void shutdown_all(serve_ctx *c, int sig)
             md_log(MD_LOG_WARN, "drain timeout: %d requests were still running", left);
     }
     http_server_free(c->srv);
+    api_jobs_free(c->japi);
     job_close(c->jq); /* running jobs go back to the queue for the next start or a worker */
     api_openapi_free(c->oa);
     api_docs_free(c->docs);
