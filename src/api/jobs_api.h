@@ -47,4 +47,10 @@ int api_jobs_visible(const http_req *req, const char *owner);
 /* The job as GET /api/v1/jobs/{id} answers it (new reference; NULL on out of memory). */
 json_t *api_job_json(const job_info *j);
 
+/* The "test" job kind's run (jobs_test.c): copies the input to the result in the steps its
+ * parameters say. Registered by the start-up code only with --test-routes. */
+int api_jobs_test_run(job_run *r, void *user);
+/* POST /api/test/jobs (only with --test-routes): submit test jobs. jq borrowed as above. */
+int api_jobs_test_register(http_server *srv, jobs *jq, md_err *err);
+
 #endif

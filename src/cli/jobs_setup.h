@@ -7,7 +7,7 @@
 #include "store/store.h"
 
 /* Open the queue on st with cfg's job settings, register the job kinds and start workers
- * (workers < 0: cfg->workers, where 0 means half the CPUs). *out is new: job_close. */
+ * (workers < 0: cfg's workers setting, where auto means half the CPUs). *out is new: job_close. */
 int cli_jobs_open(const md_config *cfg, store *st, int workers, jobs **out, md_err *err);
 
 #endif

@@ -207,6 +207,7 @@ static int start_http(serve_ctx *c)
     if (http_server_new(&ho, &c->srv, &e) != MD_OK || api_platform_register(c->plat, c->srv, &e) != MD_OK ||
         api_convert_register(c->srv, c->st, &co, &c->conv, &e) != MD_OK || register_models(c, &e) != MD_OK ||
         api_jobs_register(c->srv, c->jq, &c->japi, &e) != MD_OK ||
+        (cfg->test_routes && api_jobs_test_register(c->srv, c->jq, &e) != MD_OK) ||
         api_docs_register(c->srv, cfg->docs_dir, &c->docs, &e) != MD_OK ||
         api_openapi_register(c->srv, &c->oa, &e) != MD_OK)
         return fail("cannot set up the HTTP server", &e, 1);

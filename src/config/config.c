@@ -103,9 +103,9 @@ static const setting settings[] = {
      "roll a canary back when its error rate exceeds the active version's by more than X"},
     {"canary_p99_ratio", T_NUM, F(canary_p99_ratio), "2", 1, 1000, 0, "X",
      "... or when its p99 latency exceeds the active version's times X"},
-    {"workers", T_INT, F(workers), "0", 0, 256, 0, "N",
-     "job worker threads in this process (`modeld serve`, `modeld worker`); 0 = half the CPUs, "
-     "at least 1"},
+    {"workers", T_STR, F(workers), "auto", 0, 0, 0, "N",
+     "job worker threads in this process (`modeld serve`, `modeld worker`), 0..256; 0 = none "
+     "(jobs run in `modeld worker` processes); auto = half the CPUs, at least 1"},
     {"job_lease", T_DUR, F(job_lease_ms), "30s", SEC, HOUR, 0, "DUR",
      "a running job's lease, renewed while it runs; a job whose worker died runs again after it"},
     {"job_attempts", T_INT, F(job_attempts), "3", 1, 100, 0, "N",
@@ -476,8 +476,22 @@ static int apply_argv(md_config *c, int argc, char **argv, bool only_config, md_
     return MD_OK;
 }
 
+int md_config_workers(const md_config *c)
+{
+    if (!c->workers || strcmp(c->workers, "auto") == 0)
+        return -1;
+    char *end = NULL;
+    long n = strtol(c->workers, &end, 10);
+    if (!*c->workers || *end || n < 0 || n > 256 || strspn(c->workers, "0123456789") != strlen(c->workers))
+        return -2;
+    return (int)n;
+}
+
 int md_config_validate(const md_config *c, md_err *err)
 {
+    if (md_config_workers(c) == -2)
+        return md_fail(err, MD_E_INVALID_PARAM, "workers", "workers must be auto or an integer in 0..256, got \"%.32s\"",
+                       c->workers);
     for (const char *p = c->cors_origins; p && *p;) {
         size_t n = strcspn(p, ",");
         bool ok = (n == 1 && *p == '*') || (n > 7 && strncmp(p, "http://", 7) == 0) ||
