@@ -20,7 +20,8 @@ static int default_workers(void)
     return cpus >= 2 ? (int)(cpus / 2) : 1;
 }
 
-int cli_jobs_open(const md_config *cfg, store *st, int workers, jobs **out, md_err *err)
+int cli_jobs_open(const md_config *cfg, store *st, api_enhance_kind *kind, int workers, jobs **out,
+                  md_err *err)
 {
     if (workers < 0)
         workers = md_config_workers(cfg);
@@ -35,12 +36,15 @@ int cli_jobs_open(const md_config *cfg, store *st, int workers, jobs **out, md_e
                   .max_queued = (size_t)cfg->job_queue_max};
     int rc = job_open(&o, out, err);
     /* The kinds. "test" (copies its input in timed steps) only for the end-to-end tests. */
+    job_kind enh = {.name = "enhance",
+                    .run = api_enhance_run,
+                    .user = kind,
+                    .max_running = (int)cfg->enhance_max_running};
+    if (rc == MD_OK)
+        rc = job_register(*out, &enh, err);
     if (rc == MD_OK && cfg->test_routes)
         rc = job_register(*out, &(job_kind){.name = "test", .run = api_jobs_test_run}, err);
     if (rc == MD_OK)
-        rc = job_start(*out, err);
-    if (rc == MD_OK)
-        md_log(MD_LOG_INFO, "jobs: %d worker threads, lease %ld ms", job_workers(*out),
-               cfg->job_lease_ms);
+        md_log(MD_LOG_INFO, "jobs: %d worker threads, lease %ld ms", o.workers, cfg->job_lease_ms);
     return rc;
 }

@@ -116,6 +116,17 @@ static const setting settings[] = {
      "a job's uploaded input is kept this long (and at least until the job ends)"},
     {"job_result_ttl", T_DUR, F(job_result_ttl_ms), "24h", SEC, 720 * HOUR, 0, "DUR",
      "a finished job and its result are kept this long after completion, then swept"},
+    {"enhance_max_running", T_INT, F(enhance_max_running), "0", 0, 256, 0, "N",
+     "enhancement jobs running at once in this process; 0 = the worker threads (auto: half the "
+     "CPUs)"},
+    {"enhance_memory_budget", T_SIZE, F(enhance_memory_budget), "1536M", MB, 1024 * GB, 0, "SIZE",
+     "peak memory one enhancement job may need (estimated at submission); beyond it 503 + "
+     "Retry-After"},
+    {"enhance_max_bytes", T_SIZE, F(enhance_max_bytes), "20M", KB, 1 * GB, 0, "SIZE",
+     "largest photo POST /api/v1/enhance accepts; larger gets 413"},
+    {"enhance_rate", T_RATE, F(enhance_rate), "1:20", 0, 0, 0, "R[:B]",
+     "POST /api/v1/enhance and /enhance/batch per key (per IP without one), requests/s and burst "
+     "(on top of the role's rate)"},
     {"test_routes", T_BOOL, F(test_routes), "false", 0, 0, 0, "BOOL",
      "debug: /api/test/* routes for the end-to-end tests (never in production)"},
 };

@@ -59,6 +59,9 @@ typedef struct md_config {
     /* durable jobs (issue 10) */
     char *workers; /* "auto" or 0..256: md_config_workers */
     long job_lease_ms, job_attempts, job_queue_max, job_input_ttl_ms, job_result_ttl_ms;
+    long enhance_max_running;
+    size_t enhance_memory_budget, enhance_max_bytes;
+    md_rate enhance_rate;
     bool test_routes;
     bool help; /* --help was given: print md_config_help and exit 0 */
 } md_config;
