@@ -32,7 +32,11 @@
       btn.setAttribute('aria-selected', on ? 'true' : 'false');
       $('tab-' + btn.dataset.tab).hidden = !on;
     }
-    document.title = 'modeld · ' + (name === 'enhance' ? 'Enhance' : 'Vectorize');
+    const e = name === 'enhance';
+    document.title = 'modeld · ' + (e ? 'Enhance' : 'Vectorize');
+    document.querySelector('.brand-name span').textContent = e ? 'Enhance' : 'Vectorize';
+    document.querySelector('.brand-sub').textContent = e ? 'Small photos in, sharp and large out'
+      : 'Raster logos in, clean SVG out';
     if (name === 'enhance') loadConfig();
   }
 
