@@ -179,21 +179,21 @@ def test_batch_zip_and_warmup(enh_server):
 def test_kill_9_during_enhancement_then_restart(start_server, tmp_path):
     d = data_dir_with_models(tmp_path)
     s = start_server("--workers", "1", data_dir=d)
-    ids = [enhance(s, photo(64 + i, 48), quality="fast", upscale=4, output_format="png").json()["job_id"]
+    ids = [enhance(s, photo(160 + i, 120), quality="fast", upscale=4, output_format="png").json()["job_id"]
            for i in range(3)]
     end = time.time() + 120
     while time.time() < end:
         if requests.get(s.url + "/api/v1/jobs/" + ids[0], headers=auth(s)).json()["status"] != "QUEUED":
             break
-        time.sleep(0.02)
-    s.stop(signal.SIGKILL)
+        time.sleep(0.01)
+    s.stop(signal.SIGKILL)   # the first job is running (x4 of 160x120 takes far longer than this)
     s2 = start_server("--workers", "1", data_dir=d, expect_key=False)
     s2.admin_key = s.admin_key
     for i, jid in enumerate(ids):
         done = wait_done(s2, jid)
         assert done["status"] == "SUCCESS", done
         r = requests.get(s2.url + "/api/v1/jobs/%s/result" % jid, headers=auth(s2))
-        assert Image.open(io.BytesIO(r.content)).size == ((64 + i) * 4, 192)
+        assert Image.open(io.BytesIO(r.content)).size == ((160 + i) * 4, 480)
 
 
 def test_rate_limit_429(start_server, tmp_path):
