@@ -43,7 +43,8 @@ static const char USAGE[] =
     "  --quality Q      fast (esrgan-slim) | balanced (esrgan-medium, default) | best (esrgan-thick)\n"
     "  --format F       jpg | png | webp (default: from OUT's extension, else png)\n"
     "  --jpeg-quality N 1..100 for jpg and webp (default 90)\n"
-    "  --face           enhance faces (refused: no face detector is available)\n"
+    "  --face           detect faces (OpenCV Haar cascade) and run them through the strongest\n"
+    "                   network, feathered into the result\n"
     "  --data-dir DIR   where the converted networks are (default $MODELD_DATA_DIR or ./var)\n"
     "  --threads N      network threads (default: all cores)\n"
     "  -q, --quiet      no progress bar\n";
@@ -223,8 +224,11 @@ static int one(pl_ctx *cx, pl_enh_in *in, const char *src, const char *dst, int 
     if (rc == MD_OK && write_file(dst, out.image.data, out.image.len) != 0)
         rc = md_fail(&e, MD_E_IO, "output", "cannot write %s", dst);
     if (rc == MD_OK)
-        printf("%s -> %s: %dx%d, %zu bytes, %d tiles of %d px, %.0f ms\n", src, dst, out.width,
-               out.height, out.image.len, out.tiles, out.tile_size, out.total_ms);
+        printf("%s -> %s: %dx%d, %zu bytes, %d tiles of %d px, %s%.0f ms\n", src, dst, out.width,
+               out.height, out.image.len, out.tiles, out.tile_size,
+               in->face_enhance ? (out.faces_found == 1 ? "1 face, " : "") : "", out.total_ms);
+        if (in->face_enhance && out.faces_found != 1)
+            printf("  %d faces found\n", out.faces_found);
     else
         fprintf(stderr, "modeld enhance: %s: %s (%s%s%s)\n", src, md_err_message(&e),
                 md_err_name(rc), e.field[0] ? ", field " : "", e.field);
