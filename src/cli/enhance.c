@@ -40,7 +40,8 @@ static const char USAGE[] =
     "                   OUT (created if missing) as <name>.<format>\n"
     "options:\n"
     "  --scale N        2 | 3 | 4 (default) | 8\n"
-    "  --quality Q      fast (esrgan-slim) | balanced (esrgan-medium, default) | best (esrgan-thick)\n"
+    "  --quality Q      fast (esrgan-slim) | balanced (esrgan-medium, default) | best "
+    "(esrgan-thick)\n"
     "  --format F       jpg | png | webp (default: from OUT's extension, else png)\n"
     "  --jpeg-quality N 1..100 for jpg and webp (default 90)\n"
     "  --face           detect faces (OpenCV Haar cascade) and run them through the strongest\n"
@@ -227,8 +228,8 @@ static int one(pl_ctx *cx, pl_enh_in *in, const char *src, const char *dst, int 
         printf("%s -> %s: %dx%d, %zu bytes, %d tiles of %d px, %s%.0f ms\n", src, dst, out.width,
                out.height, out.image.len, out.tiles, out.tile_size,
                in->face_enhance ? (out.faces_found == 1 ? "1 face, " : "") : "", out.total_ms);
-        if (in->face_enhance && out.faces_found != 1)
-            printf("  %d faces found\n", out.faces_found);
+    if (in->face_enhance && out.faces_found != 1)
+        printf("  %d faces found\n", out.faces_found);
     else
         fprintf(stderr, "modeld enhance: %s: %s (%s%s%s)\n", src, md_err_message(&e),
                 md_err_name(rc), e.field[0] ? ", field " : "", e.field);
@@ -309,8 +310,8 @@ static int open_registry(const enh_args *a, int threads, store **st, mdl_registr
                 md_err_message(&e));
         return 1;
     }
-    mdl_registry_opts o = {.data_dir = a->data_dir, .store = *st, .load_all = false,
-                           .onnx_threads = threads};
+    mdl_registry_opts o = {
+        .data_dir = a->data_dir, .store = *st, .load_all = false, .onnx_threads = threads};
     if (mdl_registry_open(&o, reg, &e) != MD_OK) {
         fprintf(stderr, "modeld enhance: cannot open the model registry: %s\n", md_err_message(&e));
         return 1;

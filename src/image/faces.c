@@ -119,8 +119,10 @@ static int parse_stage(img_cascade *c, const char **p, int s, md_err *err)
         q = after_tag(q, "<leafValues>", NULL);
         if (!q || numbers(&q, leaf, 2) != 0 || node[2] < 0 || node[2] > 1e6)
             return md_fail(err, MD_E_MODEL_INVALID, "cascade", "stage %d: bad leafValues", s);
-        c->stumps[c->n_stumps++] = (hstump){.feature = (int)node[2], .threshold = (float)node[3],
-                                            .left = (float)leaf[0], .right = (float)leaf[1]};
+        c->stumps[c->n_stumps++] = (hstump){.feature = (int)node[2],
+                                            .threshold = (float)node[3],
+                                            .left = (float)leaf[0],
+                                            .right = (float)leaf[1]};
     }
     *p = q;
     return MD_OK;
@@ -140,8 +142,8 @@ static int parse_feature(img_cascade *c, const char **p, md_err *err)
                            c->n_features);
         if (v[0] < 0 || v[1] < 0 || v[2] < 1 || v[3] < 1 || v[0] + v[2] > c->win_w ||
             v[1] + v[3] > c->win_h)
-            return md_fail(err, MD_E_MODEL_INVALID, "cascade", "feature %d: rect outside the window",
-                           c->n_features);
+            return md_fail(err, MD_E_MODEL_INVALID, "cascade",
+                           "feature %d: rect outside the window", c->n_features);
         f.r[f.n++] = (hrect){(int)v[0], (int)v[1], (int)v[2], (int)v[3], (float)v[4]};
     }
     const char *tilted = strstr(end, "<tilted>");
@@ -161,8 +163,9 @@ static int parse(img_cascade *c, const char *xml, md_err *err)
     const char *p = xml;
     if (!strstr(p, "<stageType>BOOST</stageType>") || !strstr(p, "<featureType>HAAR</featureType>"))
         return md_fail(err, MD_E_UNSUPPORTED, "cascade", "not a BOOST cascade of HAAR features");
-    if (tag_int(&p, "<height>", NULL, &c->win_h) != 0 || tag_int(&p, "<width>", NULL, &c->win_w) != 0 ||
-        c->win_w < 4 || c->win_h < 4 || c->win_w > 256 || c->win_h > 256)
+    if (tag_int(&p, "<height>", NULL, &c->win_h) != 0 ||
+        tag_int(&p, "<width>", NULL, &c->win_w) != 0 || c->win_w < 4 || c->win_h < 4 ||
+        c->win_w > 256 || c->win_h > 256)
         return md_fail(err, MD_E_MODEL_INVALID, "cascade", "bad window size");
     if (tag_int(&p, "<stageNum>", NULL, &c->n_stages) != 0 || c->n_stages < 1 || c->n_stages > 1000)
         return md_fail(err, MD_E_MODEL_INVALID, "cascade", "bad stageNum");
@@ -179,7 +182,8 @@ static int parse(img_cascade *c, const char *xml, md_err *err)
         most = c->stumps[i].feature > most ? c->stumps[i].feature : most;
     c->features = calloc((size_t)most + 1, sizeof *c->features);
     if (!c->features || !(p = after_tag(p, "<features>", NULL)))
-        return md_fail(err, c->features ? MD_E_MODEL_INVALID : MD_E_NOMEM, "cascade", "no features");
+        return md_fail(err, c->features ? MD_E_MODEL_INVALID : MD_E_NOMEM, "cascade",
+                       "no features");
     while (c->n_features <= most) {
         int rc = parse_feature(c, &p, err);
         if (rc != MD_OK)
@@ -230,7 +234,7 @@ int img_cascade_load(const char *path, img_cascade **out, md_err *err)
 /* ---- detection -------------------------------------------------------------------------- */
 
 typedef struct integral {
-    int w, h;      /* of the image; the tables are (w + 1) x (h + 1) */
+    int w, h; /* of the image; the tables are (w + 1) x (h + 1) */
     double *sum, *sq;
 } integral;
 
@@ -285,8 +289,8 @@ static void scale_features(const img_cascade *c, double s, scaled *sc)
             int x0 = (int)lround(r.x * s), y0 = (int)lround(r.y * s);
             int x1 = (int)lround((r.x + r.w) * s), y1 = (int)lround((r.y + r.h) * s);
             x1 = x1 > sc->ww ? sc->ww : x1, y1 = y1 > sc->wh ? sc->wh : y1;
-            g->r[k] = (hrect){x0, y0, x1 - x0 < 1 ? 1 : x1 - x0, y1 - y0 < 1 ? 1 : y1 - y0,
-                              r.weight};
+            g->r[k] =
+                (hrect){x0, y0, x1 - x0 < 1 ? 1 : x1 - x0, y1 - y0 < 1 ? 1 : y1 - y0, r.weight};
             if (g->r[k].x + g->r[k].w > sc->ww)
                 g->r[k].x = sc->ww - g->r[k].w;
             if (g->r[k].y + g->r[k].h > sc->wh)
@@ -316,8 +320,8 @@ static int window_passes(const img_cascade *c, const scaled *sc, const integral 
             const hfeature *f = &sc->f[t->feature];
             double v = 0;
             for (int k = 0; k < f->n; k++)
-                v += f->r[k].weight * box(ii->sum, W, x + f->r[k].x, y + f->r[k].y, f->r[k].w,
-                                          f->r[k].h);
+                v += f->r[k].weight *
+                     box(ii->sum, W, x + f->r[k].x, y + f->r[k].y, f->r[k].w, f->r[k].h);
             sum += v < t->threshold * norm ? t->left : t->right;
         }
         if (sum < g->threshold)
@@ -378,7 +382,8 @@ static int group(img_box *hits, int n, int min_nb, img_box *out, int max)
         for (int j = 0; j < nc && !inside; j++) {
             int dx = (int)lround(cand[j].w * 0.2), dy = (int)lround(cand[j].h * 0.2);
             inside = j != i && cc[j] > 3 && cc[j] >= cc[i] && cand[i].x >= cand[j].x - dx &&
-                     cand[i].y >= cand[j].y - dy && cand[i].x + cand[i].w <= cand[j].x + cand[j].w + dx &&
+                     cand[i].y >= cand[j].y - dy &&
+                     cand[i].x + cand[i].w <= cand[j].x + cand[j].w + dx &&
                      cand[i].y + cand[i].h <= cand[j].y + cand[j].h + dy;
         }
         if (!inside)
@@ -422,8 +427,8 @@ static int scan(const img_cascade *c, const integral *ii, int min_size, img_box 
     return 0;
 }
 
-int img_faces_detect(const img_cascade *c, const md_image *img, int min_size, img_box *out,
-                     int max, int *found, md_err *err)
+int img_faces_detect(const img_cascade *c, const md_image *img, int min_size, img_box *out, int max,
+                     int *found, md_err *err)
 {
     *found = 0;
     integral ii = {0};

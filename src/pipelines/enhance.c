@@ -75,7 +75,8 @@ const char *pl_enh_quality_name(pl_enh_quality q)
 int pl_enh_model_name(pl_enh_quality q, int scale, char *out, size_t cap, md_err *err)
 {
     if ((unsigned)q >= 3)
-        return md_fail(err, MD_E_INVALID_PARAM, "quality", "quality must be fast, balanced or best");
+        return md_fail(err, MD_E_INVALID_PARAM, "quality",
+                       "quality must be fast, balanced or best");
     if (scale != 2 && scale != 3 && scale != 4 && scale != 8)
         return md_fail(err, MD_E_INVALID_PARAM, "upscale", "upscale must be 2, 3, 4 or 8, got %d",
                        scale);
@@ -151,8 +152,7 @@ static int tile_side(const pl_enh_in *in, int w, int h)
     return big < t ? (big < 8 ? 8 : big) : t;
 }
 
-int pl_enhance_estimate(pl_ctx *cx, int w, int h, const pl_enh_in *in, uint64_t *bytes,
-                        md_err *err)
+int pl_enhance_estimate(pl_ctx *cx, int w, int h, const pl_enh_in *in, uint64_t *bytes, md_err *err)
 {
     int rc = check_in(in, err);
     if (rc != MD_OK)
@@ -227,8 +227,11 @@ static int run_net(enh_job *j, int x0, int y0, int x1, int y1, mdl_result **res,
             for (int c = 0; c < 3; c++)
                 j->tile_in[c * plane + (size_t)y * tw + x] = row[4 * x + c];
     }
-    mdl_tensor t = {.name = "image", .dtype = ONNX_FLOAT, .rank = 4,
-                    .dims = {1, 3, th, tw}, .data = j->tile_in};
+    mdl_tensor t = {.name = "image",
+                    .dtype = ONNX_FLOAT,
+                    .rank = 4,
+                    .dims = {1, 3, th, tw},
+                    .data = j->tile_in};
     int rc = mdl_run(j->model, &t, 1, &j->inner, res, err);
     if (rc != MD_OK)
         return rc;
@@ -296,7 +299,8 @@ static void slide_band(enh_job *j, int y0)
     size_t row = (size_t)j->ow * 4;
     int keep = j->band_y0 + j->band_rows - y0;
     if (keep > 0 && y0 > j->band_y0)
-        memmove(j->acc, j->acc + (size_t)(y0 - j->band_y0) * row, (size_t)keep * row * sizeof(float));
+        memmove(j->acc, j->acc + (size_t)(y0 - j->band_y0) * row,
+                (size_t)keep * row * sizeof(float));
     else if (keep <= 0 || y0 != j->band_y0)
         keep = 0;
     memset(j->acc + (size_t)keep * row, 0, (size_t)(j->band_rows - keep) * row * sizeof(float));
@@ -378,7 +382,9 @@ static void upscale_alpha(const md_image *src, md_image *dst, int s)
                 }
             }
             long a = lrint(acc);
-            dst->rgba[((size_t)oy * dst->width + ox) * 4 + 3] = (uint8_t)(a < 0 ? 0 : a > 255 ? 255 : a);
+            dst->rgba[((size_t)oy * dst->width + ox) * 4 + 3] = (uint8_t)(a < 0     ? 0
+                                                                          : a > 255 ? 255
+                                                                                    : a);
         }
     }
     dst->has_alpha = 1;
@@ -457,7 +463,8 @@ static md_image *detect_copy(const md_image *src, double *f)
     int big = src->width > src->height ? src->width : src->height;
     int k = (big + DETECT_MAX_SIDE - 1) / DETECT_MAX_SIDE;
     *f = k;
-    md_image *d = img_new(src->width / k > 0 ? src->width / k : 1, src->height / k > 0 ? src->height / k : 1);
+    md_image *d =
+        img_new(src->width / k > 0 ? src->width / k : 1, src->height / k > 0 ? src->height / k : 1);
     if (!d)
         return NULL;
     for (int y = 0; y < d->height; y++)
@@ -466,7 +473,9 @@ static md_image *detect_copy(const md_image *src, double *f)
                 unsigned acc = 0;
                 for (int v = 0; v < k; v++)
                     for (int u = 0; u < k; u++)
-                        acc += src->rgba[((size_t)(y * k + v) * src->width + (size_t)(x * k + u)) * 4 + c];
+                        acc +=
+                            src->rgba[((size_t)(y * k + v) * src->width + (size_t)(x * k + u)) * 4 +
+                                      c];
                 d->rgba[((size_t)y * d->width + x) * 4 + c] = (uint8_t)(acc / (unsigned)(k * k));
             }
     return d;
@@ -539,10 +548,13 @@ static int enhance_faces(pl_ctx *cx, const pl_enh_in *in, enh_job *j, int *found
     *found = rc == MD_OK ? n : 0;
     for (int i = 0; rc == MD_OK && i < n && in->quality != PL_ENH_BEST; i++) {
         int W = j->src->width, H = j->src->height;
-        int x0 = (int)((box[i].x - 0.3 * box[i].w) * f), y0 = (int)((box[i].y - 0.3 * box[i].h) * f);
-        int x1 = (int)((box[i].x + 1.3 * box[i].w) * f), y1 = (int)((box[i].y + 1.3 * box[i].h) * f);
+        int x0 = (int)((box[i].x - 0.3 * box[i].w) * f),
+            y0 = (int)((box[i].y - 0.3 * box[i].h) * f);
+        int x1 = (int)((box[i].x + 1.3 * box[i].w) * f),
+            y1 = (int)((box[i].y + 1.3 * box[i].h) * f);
         x0 = x0 < 0 ? 0 : x0, y0 = y0 < 0 ? 0 : y0, x1 = x1 > W ? W : x1, y1 = y1 > H ? H : y1;
-        if ((rc = md_cancel_check(cx->cancel, "faces", err)) == MD_OK && x1 - x0 >= 8 && y1 - y0 >= 8)
+        if ((rc = md_cancel_check(cx->cancel, "faces", err)) == MD_OK && x1 - x0 >= 8 &&
+            y1 - y0 >= 8)
             rc = enhance_face(cx, in, j, (img_box){x0, y0, x1 - x0, y1 - y0, 0}, err);
     }
     return rc;

@@ -99,8 +99,15 @@ static void test_orientations(void **state)
 {
     (void)state;
     static const int want[9][6] = {
-        {0}, {0, 1, 2, 3, 4, 5}, {2, 1, 0, 5, 4, 3}, {5, 4, 3, 2, 1, 0}, {3, 4, 5, 0, 1, 2},
-        {0, 3, 1, 4, 2, 5}, {3, 0, 4, 1, 5, 2}, {5, 2, 4, 1, 3, 0}, {2, 5, 1, 4, 0, 3},
+        {0},
+        {0, 1, 2, 3, 4, 5},
+        {2, 1, 0, 5, 4, 3},
+        {5, 4, 3, 2, 1, 0},
+        {3, 4, 5, 0, 1, 2},
+        {0, 3, 1, 4, 2, 5},
+        {3, 0, 4, 1, 5, 2},
+        {5, 2, 4, 1, 3, 0},
+        {2, 5, 1, 4, 0, 3},
     };
     for (int o = 1; o <= 8; o++) {
         md_image *img = img_new(3, 2);
@@ -122,8 +129,8 @@ static void test_exif_malformed(void **state)
 {
     (void)state;
     /* SOI, APP1 "Exif" whose IFD offset points past the end, then SOS */
-    static const uint8_t bad[] = {0xff, 0xd8, 0xff, 0xe1, 0, 16, 'E', 'x', 'i', 'f', 0, 0,
-                                  'I',  'I',  42,   0,    0xff, 0xff, 0, 0, 0xff, 0xda};
+    static const uint8_t bad[] = {0xff, 0xd8, 0xff, 0xe1, 0, 16,   'E',  'x', 'i', 'f',  0,
+                                  0,    'I',  'I',  42,   0, 0xff, 0xff, 0,   0,   0xff, 0xda};
     assert_int_equal(img_exif_orientation(bad, sizeof bad), 1);
     /* a segment length running past the end */
     static const uint8_t cut[] = {0xff, 0xd8, 0xff, 0xe1, 0x7f, 0xff, 'E', 'x'};
@@ -135,8 +142,8 @@ static void test_exif_malformed(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_png_exact),    cmocka_unit_test(test_lossy_close),
-        cmocka_unit_test(test_refusals),     cmocka_unit_test(test_orientations),
+        cmocka_unit_test(test_png_exact),      cmocka_unit_test(test_lossy_close),
+        cmocka_unit_test(test_refusals),       cmocka_unit_test(test_orientations),
         cmocka_unit_test(test_exif_malformed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

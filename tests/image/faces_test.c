@@ -61,9 +61,10 @@ static int load_text(const char *text, md_err *e)
     return rc;
 }
 
-#define HEAD "<stageType>BOOST</stageType><featureType>HAAR</featureType><height>24</height>" \
-             "<width>24</width><stageNum>1</stageNum><stages><_><maxWeakCount>1</maxWeakCount>" \
-             "<stageThreshold>-1</stageThreshold><weakClassifiers><_><internalNodes>"
+#define HEAD                                                                                       \
+    "<stageType>BOOST</stageType><featureType>HAAR</featureType><height>24</height>"               \
+    "<width>24</width><stageNum>1</stageNum><stages><_><maxWeakCount>1</maxWeakCount>"             \
+    "<stageThreshold>-1</stageThreshold><weakClassifiers><_><internalNodes>"
 
 static void test_refusals(void **state)
 {
@@ -77,20 +78,26 @@ static void test_refusals(void **state)
     assert_int_equal(load_text(HEAD "1 -1 0 0.5</internalNodes><leafValues>1 2</leafValues>", &e),
                      MD_E_UNSUPPORTED);
     /* a rectangle outside the 24x24 window */
-    assert_int_equal(load_text(HEAD "0 -1 0 0.5</internalNodes><leafValues>1 2</leafValues></_>"
+    assert_int_equal(load_text(HEAD
+                               "0 -1 0 0.5</internalNodes><leafValues>1 2</leafValues></_>"
                                "</weakClassifiers></_></stages><features><_><rects><_>20 0 8 4 -1."
-                               "</_><_>20 0 4 4 2.</_></rects></_></features>", &e),
+                               "</_><_>20 0 4 4 2.</_></rects></_></features>",
+                               &e),
                      MD_E_MODEL_INVALID);
     assert_string_equal(e.field, "cascade");
     /* a feature index past the features given */
-    assert_int_equal(load_text(HEAD "0 -1 3 0.5</internalNodes><leafValues>1 2</leafValues></_>"
+    assert_int_equal(load_text(HEAD
+                               "0 -1 3 0.5</internalNodes><leafValues>1 2</leafValues></_>"
                                "</weakClassifiers></_></stages><features><_><rects><_>0 0 8 4 -1."
-                               "</_><_>0 0 4 4 2.</_></rects></_></features>", &e),
+                               "</_><_>0 0 4 4 2.</_></rects></_></features>",
+                               &e),
                      MD_E_MODEL_INVALID);
     /* and a valid one-stump cascade loads */
-    assert_int_equal(load_text(HEAD "0 -1 0 0.5</internalNodes><leafValues>1 2</leafValues></_>"
+    assert_int_equal(load_text(HEAD
+                               "0 -1 0 0.5</internalNodes><leafValues>1 2</leafValues></_>"
                                "</weakClassifiers></_></stages><features><_><rects><_>0 0 8 4 -1."
-                               "</_><_>0 0 4 4 2.</_></rects><tilted>0</tilted></_></features>", &e),
+                               "</_><_>0 0 4 4 2.</_></rects><tilted>0</tilted></_></features>",
+                               &e),
                      MD_OK);
 }
 

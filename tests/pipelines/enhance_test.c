@@ -64,8 +64,11 @@ static md_buf encoded(const md_image *img, img_format f)
 
 static pl_enh_in png_in(const md_buf *b, int scale)
 {
-    pl_enh_in in = {.image = b->data, .image_len = b->len, .quality = PL_ENH_FAST,
-                    .scale = scale, .out_format = IMG_FMT_PNG};
+    pl_enh_in in = {.image = b->data,
+                    .image_len = b->len,
+                    .quality = PL_ENH_FAST,
+                    .scale = scale,
+                    .out_format = IMG_FMT_PNG};
     return in;
 }
 
@@ -159,10 +162,10 @@ static void test_alpha_kept(void **state)
 static md_buf jpeg_with_orientation(const md_image *img, int o)
 {
     md_buf j = encoded(img, IMG_FMT_JPEG);
-    static const uint8_t tiff[] = {'I', 'I', 42, 0, 8, 0, 0, 0, /* IFD0 at 8 */
-                                   1, 0,                        /* one entry */
-                                   0x12, 1, 3, 0, 1, 0, 0, 0, 0, 0, 0, 0, /* 0x0112 SHORT 1 */
-                                   0, 0, 0, 0};
+    static const uint8_t tiff[] = {'I',  'I', 42, 0, 8, 0, 0, 0,             /* IFD0 at 8 */
+                                   1,    0,                                  /* one entry */
+                                   0x12, 1,   3,  0, 1, 0, 0, 0, 0, 0, 0, 0, /* 0x0112 SHORT 1 */
+                                   0,    0,   0,  0};
     uint8_t seg[4 + 6 + sizeof tiff];
     size_t len = sizeof seg - 2;
     seg[0] = 0xff, seg[1] = 0xe1, seg[2] = (uint8_t)(len >> 8), seg[3] = (uint8_t)len;
