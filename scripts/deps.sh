@@ -10,7 +10,7 @@ if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
 
 BUILD_PKGS=(
   build-essential cmake pkg-config ca-certificates
-  libmicrohttpd-dev libjansson-dev libsqlite3-dev libsodium-dev zlib1g-dev libzip-dev
+  libmicrohttpd-dev libwslay-dev libssl-dev libjansson-dev libsqlite3-dev libsodium-dev zlib1g-dev libzip-dev
   libspng-dev libturbojpeg0-dev libwebp-dev libtiff-dev libcairo2-dev
   protobuf-c-compiler libprotobuf-c-dev libonnx-dev libdnnl-dev libopenblas-dev libxgboost-dev
   python3 python3-numpy python3-onnx python3-pil opencv-data
@@ -18,12 +18,15 @@ BUILD_PKGS=(
 TEST_PKGS=(
   clang libclang-rt-14-dev libcmocka-dev
   python3 python3-pytest python3-requests python3-numpy python3-skimage python3-onnx python3-xgboost python3-sklearn
-  python3-jsonschema
+  python3-jsonschema python3-websocket
   librsvg2-bin libonnx-testdata chromium nodejs
 )
 # `make models`: retraining the shipped models (training/).
 MODELS_PKGS=(
-  python3 python3-numpy python3-torch python3-onnx python3-sklearn python3-xgboost
+  python3 python3-numpy python3-torch python3-onnx python3-sklearn python3-xgboost python3-pil
+  librsvg2-bin fonts-dejavu-core fonts-dejavu-extra fonts-liberation2 fonts-noto-core
+  fonts-freefont-ttf fonts-urw-base35 fonts-crosextra-carlito
+  papirus-icon-theme breeze-icon-theme tango-icon-theme numix-icon-theme adwaita-icon-theme
 )
 BENCH_PKGS=(
   wrk python3-fastapi python3-uvicorn python3-uvloop python3-httptools python3-torch hyperfine

@@ -12,5 +12,7 @@ int cmd_enhance(int argc, char **argv);
 int cmd_infer(int argc, char **argv);
 int cmd_onnx_test(int argc, char **argv);
 int cmd_models(int argc, char **argv);
+int cmd_features(int argc, char **argv);
+int cmd_worker(int argc, char **argv);
 
 #endif

@@ -21,6 +21,7 @@
 #define MD_PIPELINES_H
 
 #include "base/cancel.h"
+#include "base/clock.h"
 #include "base/err.h"
 #include "image/image.h"
 #include "store/store.h"
@@ -196,5 +197,105 @@ int pl_enhance_face_available(pl_ctx *cx);
 /* 1 when an image is better traced in black and white: nearly no pixel has colour and nearly
  * all are near black or near white once composited on white ("smart"'s choice). */
 int pl_looks_binary(const md_image *img);
+
+/* ---- AI vectorize (vectorize_ai.c) -------------------------------------------------------
+ *
+ *   image -> vec_features -> classify (vectorize-classifier) -> parameter guess
+ *   (vectorize-params) -> route (tier_auto) -> tier 1 | 2 | 3 -> the best measured conversion
+ *
+ * Tier 1 converts the parameter guess once. Tier 2 converts the default preset (the size
+ * budget's reference), scores a few hundred candidate parameter sets with vectorize-quality in
+ * one batched run and converts the best few. Tier 3 runs tier 2, then a coordinate search with
+ * real conversions from its best. Objective: the highest measured SSIM whose SVG stays within
+ * the size budget (max_svg_bytes, else 3x the default preset's bytes); reaching the target
+ * quality ends the search; a new conversion starts only while the time budget is not spent, so
+ * it is exceeded by at most one conversion. A missing model (unloaded, failed, another feature
+ * list) is replaced by rules (fallback_used, fallback_reason); with none of the three models
+ * runnable the call fails with MD_E_MODEL_UNAVAILABLE (use the manual conversion instead).
+ * Models must record the features they read as a "features" array of names in their manifest's
+ * "preprocessing" object (vectorize-quality: the features, then optionally the 10 encoded
+ * parameter names); a different list is "feature list mismatch".
+ */
+#define PL_AI_CLASSES 4
+#define PL_AI_MODELS 3
+/* Registry names: [0] classifier, [1] quality, [2] params. Static. */
+const char *pl_ai_model_name(int i);
+/* Logo types in the classifier's output order: simple_geometric, text_based, gradient,
+ * complex. Static; "unknown" out of range. */
+const char *pl_ai_logo_type_name(int i);
+
+typedef struct pl_ai_in {
+    /* The image, as for pl_vectorize: bytes (borrowed) or an upload of cx->st. */
+    const void *image;
+    size_t image_len;
+    const char *file_id;
+    const store_upload *upload;
+    const char *filename;  /* kept with a stored result when there is no upload; may be NULL */
+    int tier;              /* 0 = auto, 1..3 */
+    double target_quality; /* 0..1; 0 = 0.85 */
+    double time_budget_s;  /* > 0; 0 = by tier: 0.5 / 1.5 / 5 s, auto 2 s */
+    size_t max_svg_bytes;  /* 0 = 3x the default preset's bytes */
+    const md_clock *clock; /* time budget clock; NULL = md_clock_system() (tests inject one) */
+    int analyse_only;      /* 1: analysis and recommendation only, no conversion or result */
+} pl_ai_in;
+
+/* What the models (or the rules) say about an image. */
+typedef struct pl_ai_analysis {
+    float features[VEC_N_FEATURES];
+    int logo_type;           /* index for pl_ai_logo_type_name */
+    double confidence;       /* probability of logo_type */
+    double probs[PL_AI_CLASSES];
+    vec_params guess;        /* the parameter model's (or the rules') starting point */
+    double predicted_quality; /* SSIM of guess by vectorize-quality; -1 when not available */
+    double predicted_bytes;  /* SVG bytes of guess predicted; -1 when not available */
+    double predicted_ms;     /* conversion time of guess predicted; -1 when not available */
+    double complexity;       /* 0 (flat, few colours) .. 1 (photo-like), from the features */
+    int recommended_tier;    /* what auto routing picks for the input's target and budget */
+    char routing_reason[160];
+} pl_ai_analysis;
+
+typedef struct pl_ai_timing {
+    double read_ms, decode_ms, features_ms, classify_ms, routing_ms, prediction_ms,
+        optimize_ms, total_ms;
+} pl_ai_timing;
+
+typedef struct pl_ai_out {
+    pl_vec_out vec;          /* the chosen conversion (res, size, result_id), as pl_vectorize */
+    pl_ai_analysis an;
+    int selected_tier;       /* what routing chose (= the asked tier when not auto) */
+    int tier_used;           /* the tier that ran */
+    const char *method;      /* static: "parameter_model", "rules", "predictor_ranking",
+                                "coordinate_search" */
+    double target_quality, time_budget_s;
+    double predicted_quality; /* vectorize-quality's SSIM for the parameters used; -1 = none */
+    size_t size_budget;      /* bytes; 0 when unknown (tier 1 with no model and no max) */
+    size_t default_bytes;    /* of the default preset, when it was converted (tiers 2, 3) */
+    double default_ssim;     /* ... and its SSIM; -1 when not converted */
+    int conversions, candidates_scored, target_reached;
+    double elapsed_s;        /* by in->clock, from decode to the end of the search */
+    double max_conversion_s; /* the longest conversion, by in->clock */
+    int fallback_used;
+    char fallback_reason[200];
+    char model_versions[PL_AI_MODELS][32]; /* "" when that model was not used */
+    pl_ai_timing timing;
+} pl_ai_out;
+
+/* Run the AI conversion (or only the analysis). in is borrowed for the call; *out is filled
+ * (zeroed first; free with pl_ai_out_free, also after a failure). Errors as pl_vectorize, plus
+ * MD_E_INVALID_PARAM naming "tier", "target_quality", "time_budget", and
+ * MD_E_MODEL_UNAVAILABLE when no AI model can run. */
+int pl_vectorize_ai(pl_ctx *cx, const pl_ai_in *in, pl_ai_out *out, md_err *err);
+void pl_ai_out_free(pl_ai_out *out);
+
+/* Predicted quality of n parameter sets for one image's features, with vectorize-quality:
+ * ssim[i], bytes[i], ms[i] (any may be NULL). version gets the model version used.
+ * MD_E_MODEL_UNAVAILABLE when the model is missing or reads other features. */
+int pl_ai_predict(pl_ctx *cx, const float *features, const vec_params *params, size_t n,
+                  double *ssim, double *bytes, double *ms, char version[32], md_err *err);
+
+/* State of the three models: ok[i] 1 when model i is runnable with our features, else
+ * reason[i] says why; version[i] the serving version ("" when none). */
+void pl_ai_models_check(pl_ctx *cx, int ok[PL_AI_MODELS], char reason[PL_AI_MODELS][96],
+                        char version[PL_AI_MODELS][32]);
 
 #endif

@@ -1,0 +1,248 @@
+"""dataset.py - the training data of the three vectorize models, made here and cached under
+build/vectorize/<full|tiny>/ (never in git):
+
+  images/<id>.png   every training image (synthetic generators and Debian icon themes)
+  index.json        one record per image: id, source, size, background, label, split, ...
+  quality.jsonl     our tracer's measurements: one line per (image, parameter set)
+
+and the features of each image from `modeld features --json` (the C extractor; recomputed on
+every run because it is fast and follows the C code).
+
+Invariants:
+  1. Deterministic: the plan (which images, sizes, backgrounds, parameter sets) depends only on
+     SEED and the installed Debian packages; the PNGs depend on those and librsvg.
+  2. Train / test split by group, never by row: a group is a synthetic seed or an icon name (the
+     same icon in two themes is one group), and the quality rows of one image all fall on the
+     side of its group, so held-out metrics are on images never trained on.
+  3. ../shared/corpus/dev is validation only: the Papirus icons it was made from are excluded
+     by name, and nothing here reads it.
+  4. The quality cache is append-only and keyed by (image id, design index); a run only adds
+     what is missing, so an interrupted `make models` resumes.
+"""
+import concurrent.futures as cf
+import hashlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
+sys.path.insert(0, HERE)
+import params  # noqa: E402
+import svggen  # noqa: E402
+import svglabel  # noqa: E402
+
+SEED = 20261207
+JOBS = 2  # this machine has 2 shared cores
+SIZES = [64, 96, 128, 192, 256, 320, 384, 448, 512, 640, 768, 1024]
+SIZE_W = [1, 1, 2, 2, 3, 3, 3, 3, 4, 2, 1, 1]
+# Per kind: how many images (full, tiny).
+COUNTS = {"geometric": (300, 4), "text": (320, 4), "gradient": (280, 4),
+          "illustration": (200, 3), "photo": (100, 2)}
+ICON_THEMES = {  # theme: (directories under /usr/share/icons, full count, tiny count)
+    "Papirus": (["Papirus/64x64/apps", "Papirus/64x64/places", "Papirus/64x64/devices",
+                 "Papirus/64x64/mimetypes"], 220, 2),
+    "breeze": (["breeze/apps/48", "breeze/places/64", "breeze/devices/64",
+                "breeze/mimetypes/64", "breeze/actions/32"], 140, 1),
+    "Tango": (["Tango/scalable"], 110, 1),
+    "Numix": (["Numix/64"], 160, 1),
+    "Adwaita": (["Adwaita/scalable"], 80, 1),
+}
+ICON_DIR = "/usr/share/icons"
+DEV_LABELS = os.path.join(ROOT, "..", "shared", "corpus", "dev", "labels.csv")
+JPEG_P = 0.12  # share of images re-encoded as JPEG (an uploaded JPEG logo)
+TEST_SHARE = 5  # one group in TEST_SHARE is held out
+QUALITY_MAX_SIDE = 640  # the quality design runs on images up to this size ...
+QUALITY_IMAGES = (640, 12)  # ... and on at most this many of them (full, tiny)
+N_LHS, N_ANCHOR, N_BLOCKS = 21, 8, 8  # per image: presets + anchors + its block's LHS points
+
+
+def cache_dir(tiny):
+    return os.path.join(ROOT, "build", "vectorize", "tiny" if tiny else "full")
+
+
+def modeld_bin():
+    """The release binary (make models builds it), or $MODELD_BIN."""
+    b = os.environ.get("MODELD_BIN") or os.path.join(ROOT, "build", "release", "modeld")
+    if not os.access(b, os.X_OK):
+        raise SystemExit(f"dataset: no modeld binary at {b} (run `make build` or set MODELD_BIN)")
+    return b
+
+
+def group_split(group):
+    """'test' for one group in TEST_SHARE (by a hash of the group name), else 'train'."""
+    h = int(hashlib.sha256(group.encode()).hexdigest()[:8], 16)
+    return "test" if h % TEST_SHARE == 0 else "train"
+
+
+def excluded_icon_names():
+    """Icon names the dev corpus was made from (validation only: never trained on)."""
+    names = set()
+    if os.path.exists(DEV_LABELS):
+        with open(DEV_LABELS) as f:
+            for line in f:
+                src = line.split(",")[2] if line.count(",") >= 2 else ""
+                if src.endswith(".svg"):
+                    names.add(os.path.basename(src)[:-4])
+    # Fixed fallback: the dev corpus's icons by name, in case ../shared is absent here.
+    names |= {"ADLplug", "cyberpunk-2077", "dillo", "distributor-logo-ms-dos", "famitracker",
+              "folder-indigo-locked", "football", "gnome-do", "gthumb", "hakuneko-desktop",
+              "hoppscotch", "preferences-plugin", "resharper", "rolled-out", "sengi",
+              "supermeatboy", "system-shutdown", "text-x-tex", "trashindicator",
+              "tumiki-fighters"}
+    return names
+
+
+def icon_files(theme, dirs):
+    """Sorted unique SVG files of a theme (symlinks resolved, sizes 200 B .. 150 kB)."""
+    seen, out = set(), []
+    skip = excluded_icon_names()
+    for d in dirs:
+        for dp, dn, fn in os.walk(os.path.join(ICON_DIR, d), followlinks=True):
+            dn.sort()
+            for f in sorted(fn):
+                p = os.path.join(dp, f)
+                real = os.path.realpath(p)
+                if not f.endswith(".svg") or real in seen or f[:-4] in skip:
+                    continue
+                if os.path.isfile(real) and 200 <= os.path.getsize(real) <= 150_000:
+                    seen.add(real)
+                    out.append(p)
+    return out
+
+
+def plan(tiny):
+    """The list of images to make (deterministic; see invariant 1)."""
+    rng = np.random.default_rng(SEED)
+    w = np.array(SIZE_W, dtype=np.float64) / sum(SIZE_W)
+    items = []
+
+    def common(item_id, group):
+        size = int(rng.choice(SIZES[:4] if tiny else SIZES, p=None if tiny else w))
+        bg = str(rng.choice(["white", "transparent", "colour"], p=[0.45, 0.4, 0.15]))
+        jpeg = int(rng.integers(25, 85)) if rng.random() < JPEG_P else 0
+        return {"id": item_id, "group": group, "split": group_split(group), "size": size,
+                "background": bg, "jpeg_quality": jpeg}
+
+    for kind, counts in COUNTS.items():
+        for i in range(counts[1] if tiny else counts[0]):
+            it = common(f"{kind}_{i:04d}", f"{kind}_{i:04d}")
+            it.update(kind=kind, seed=int(rng.integers(0, 2**31)), source=f"svggen.{kind}")
+            items.append(it)
+    for theme, (dirs, full, small) in ICON_THEMES.items():
+        files = icon_files(theme, dirs)
+        pick = sorted(rng.choice(len(files), size=min(small if tiny else full, len(files)),
+                                 replace=False)) if files else []
+        for j in pick:
+            name = os.path.basename(files[j])[:-4]
+            it = common(f"icon_{theme}_{name}", f"icon:{name}")
+            if it["background"] == "colour":
+                it["background"] = "white"
+            it.update(kind="icon", seed=0, source=files[j][len(ICON_DIR) + 1:])
+            items.append(it)
+    return items
+
+
+def render_svg(svg, size, background, out):
+    """rsvg-convert at size x size; white background unless transparent."""
+    cmd = ["rsvg-convert", "-w", str(size), "-h", str(size), "-o", out]
+    if background == "white":
+        cmd += ["-b", "white"]
+    subprocess.run(cmd, input=svg.encode(), check=True, capture_output=True, timeout=60)
+
+
+def jpeg_roundtrip(path, quality):
+    """Composite on white, save as JPEG at quality and decode again, as a PNG at path."""
+    from PIL import Image
+    im = Image.open(path).convert("RGBA")
+    flat = Image.new("RGB", im.size, (255, 255, 255))
+    flat.paste(im, mask=im.split()[3])
+    buf = io.BytesIO()
+    flat.save(buf, format="JPEG", quality=quality)
+    Image.open(io.BytesIO(buf.getvalue())).convert("RGB").save(path, format="PNG")
+
+
+def make_image(item, img_dir):
+    """Render one planned image; returns the item with its label and SVG statistics."""
+    from PIL import Image
+    out = os.path.join(img_dir, item["id"] + ".png")
+    rng = np.random.default_rng(item["seed"])
+    item = dict(item, file=out)
+    if item["kind"] == "photo":
+        Image.fromarray(svggen.photo(rng, item["size"])).save(out, format="PNG")
+        item.update(label="complex", elements=None, colours=None)
+    else:
+        if item["kind"] == "icon":
+            with open(os.path.join(ICON_DIR, item["source"]), encoding="utf-8",
+                      errors="replace") as f:
+                svg = f.read()
+        else:
+            svg = svggen.GENERATORS[item["kind"]](rng, item["size"], item["background"])
+        info = svglabel.analyse(svg.encode())
+        render_svg(svg, item["size"], item["background"], out)
+        item.update(label=info["label"], elements=info["elements"], colours=info["colours"])
+    if item["jpeg_quality"]:
+        jpeg_roundtrip(out, item["jpeg_quality"])
+    return item
+
+
+def build_images(tiny=False):
+    """Make (or reuse) the images and index.json; returns the index (list of records)."""
+    d = cache_dir(tiny)
+    idx_path = os.path.join(d, "index.json")
+    items = plan(tiny)
+    if os.path.exists(idx_path):
+        with open(idx_path) as f:
+            index = json.load(f)
+        if [r["id"] for r in index] == [r["id"] for r in items] and \
+                all(os.path.exists(r["file"]) for r in index):
+            return index
+    img_dir = os.path.join(d, "images")
+    os.makedirs(img_dir, exist_ok=True)
+    index, failed = [], []
+    with cf.ThreadPoolExecutor(JOBS) as ex:
+        for item, fut in [(it, ex.submit(make_image, it, img_dir)) for it in items]:
+            try:
+                index.append(fut.result())
+            except (subprocess.CalledProcessError, ValueError, OSError) as e:
+                failed.append(f"{item['id']}: {e}")  # an icon librsvg cannot read
+    if failed:
+        print(f"dataset: {len(failed)} sources skipped, e.g. {failed[0]}", file=sys.stderr)
+    with open(idx_path + ".tmp", "w") as f:
+        json.dump(index, f, indent=0)
+    os.replace(idx_path + ".tmp", idx_path)
+    return index
+
+
+def features(files, binary=None):
+    """{file: {"names": [...], "values": [...], "width", "height"}} from `modeld features
+    --json`, in batches of 200 files; a file the extractor rejects is left out."""
+    binary = binary or modeld_bin()
+    out = {}
+    for i in range(0, len(files), 200):
+        r = subprocess.run([binary, "features", "--json", *files[i:i + 200]],
+                           capture_output=True, text=True, timeout=600)
+        for line in r.stdout.splitlines():
+            rec = json.loads(line)
+            if "features" in rec:
+                out[rec["file"]] = {"names": list(rec["features"]),
+                                    "values": [float(v) for v in rec["features"].values()],
+                                    "width": rec["width"], "height": rec["height"]}
+    return out
+
+
+def feature_matrix(index, binary=None):
+    """(names, X [n, F] float64, kept records) for the index's images."""
+    feats = features([r["file"] for r in index], binary)
+    kept = [r for r in index if r["file"] in feats]
+    if not kept:
+        raise SystemExit("dataset: `modeld features` gave no features")
+    names = feats[kept[0]["file"]]["names"]
+    x = np.array([feats[r["file"]]["values"] for r in kept], dtype=np.float64)
+    return names, x, kept

@@ -1,0 +1,246 @@
+"""svggen.py - synthetic training images for the vectorize models: logos written as SVG (shapes,
+text, gradients, layered illustrations) and photo-like rasters drawn with numpy.
+
+Every generator takes a numpy Generator and the output size and returns an SVG document (str);
+photo() returns an RGB uint8 array instead. svglabel.analyse() labels the SVGs; the generators
+only aim at a type (geometric aims at simple_geometric, ...), the label is what the SVG holds.
+
+Invariants:
+  1. Deterministic: the output depends only on the rng state and the arguments (no clock, no
+     global random state, no dict-order surprises), and numbers are written with fixed decimals.
+  2. Fonts are named by family from FONTS (Debian fonts-* packages in scripts/deps.sh "models");
+     rsvg-convert finds them through fontconfig.
+"""
+import math
+
+import numpy as np
+
+FONTS = ["DejaVu Sans", "DejaVu Serif", "DejaVu Sans Mono", "Liberation Sans", "Liberation Serif",
+         "Liberation Mono", "Noto Sans", "Noto Serif", "Noto Sans Mono", "FreeSans", "FreeSerif",
+         "FreeMono", "Nimbus Sans", "Nimbus Roman", "Nimbus Mono PS", "URW Gothic", "URW Bookman",
+         "C059", "P052", "Carlito", "Z003"]
+SYLLABLES = ["ka", "lo", "mi", "ne", "tra", "vox", "zen", "bit", "cor", "dyn", "ex", "fy", "gro",
+             "hub", "io", "jet", "lux", "max", "nova", "opt", "pix", "qu", "ray", "sol", "tek",
+             "uni", "vi", "wave", "xo", "yo", "zap", "ar", "on", "ly", "ify", "co", "lab", "net"]
+
+
+def _hex(c):
+    return "#%02x%02x%02x" % tuple(int(v) for v in c)
+
+
+def palette(rng, n):
+    """n distinct, saturated-or-dark colours (HSV spread around the wheel)."""
+    h0 = rng.random()
+    cols = []
+    for i in range(n):
+        h = (h0 + i / n + rng.normal(0, 0.03)) % 1.0
+        s = rng.uniform(0.45, 1.0)
+        v = rng.uniform(0.25, 0.95)
+        k = int(h * 6) % 6
+        f = h * 6 - int(h * 6)
+        p, q, t = v * (1 - s), v * (1 - f * s), v * (1 - (1 - f) * s)
+        rgb = [(v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q)][k]
+        cols.append(_hex([round(255 * x) for x in rgb]))
+    return cols
+
+
+def _f(x):
+    return f"{x:.1f}"
+
+
+def _svg(w, body, defs="", extra=""):
+    d = f"<defs>{defs}</defs>" if defs else ""
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{w}" '
+            f'viewBox="0 0 {w} {w}"{extra}>{d}{body}</svg>')
+
+
+def background(rng, w, kind, colour=None):
+    """'' for white / transparent (the renderer decides), a full rect for a coloured one."""
+    if kind != "colour":
+        return ""
+    return f'<rect x="0" y="0" width="{w}" height="{w}" fill="{colour}"/>'
+
+
+def regular_polygon(cx, cy, r, n, rot, star=False):
+    pts = []
+    k = 2 * n if star else n
+    for i in range(k):
+        rr = r * (0.45 if star and i % 2 else 1.0)
+        a = rot + 2 * math.pi * i / k
+        pts.append(f"{_f(cx + rr * math.cos(a))},{_f(cy + rr * math.sin(a))}")
+    return " ".join(pts)
+
+
+def shape(rng, w, fill, stroke=None, sw=0.0):
+    """One random flat shape inside the canvas as an SVG element."""
+    cx, cy = rng.uniform(0.2, 0.8, 2) * w
+    r = rng.uniform(0.06, 0.32) * w
+    paint = f'fill="{fill}"'
+    if stroke:
+        paint += f' stroke="{stroke}" stroke-width="{_f(sw)}"'
+    kind = rng.integers(0, 7)
+    if kind == 0:
+        return f'<circle cx="{_f(cx)}" cy="{_f(cy)}" r="{_f(r)}" {paint}/>'
+    if kind == 1:
+        rx = r * rng.uniform(0, 0.4)
+        return (f'<rect x="{_f(cx - r)}" y="{_f(cy - r * 0.7)}" width="{_f(2 * r)}" '
+                f'height="{_f(1.4 * r)}" rx="{_f(rx)}" {paint}/>')
+    if kind == 2:
+        return (f'<ellipse cx="{_f(cx)}" cy="{_f(cy)}" rx="{_f(r)}" '
+                f'ry="{_f(r * rng.uniform(0.4, 0.9))}" {paint}/>')
+    if kind in (3, 4):
+        pts = regular_polygon(cx, cy, r, int(rng.integers(3, 9)), rng.uniform(0, 6.3), kind == 4)
+        return f'<polygon points="{pts}" {paint}/>'
+    if kind == 5:
+        return (f'<circle cx="{_f(cx)}" cy="{_f(cy)}" r="{_f(r)}" fill="none" stroke="{fill}" '
+                f'stroke-width="{_f(r * rng.uniform(0.15, 0.4))}"/>')
+    x2, y2 = rng.uniform(0.1, 0.9, 2) * w
+    return (f'<line x1="{_f(cx)}" y1="{_f(cy)}" x2="{_f(x2)}" y2="{_f(y2)}" stroke="{fill}" '
+            f'stroke-width="{_f(rng.uniform(0.02, 0.08) * w)}" stroke-linecap="round"/>')
+
+
+def geometric(rng, w, bg):
+    """A few flat shapes in 1..5 colours (aims at simple_geometric)."""
+    cols = palette(rng, int(rng.integers(1, 6)))
+    body = background(rng, w, bg, cols[0] if len(cols) > 1 else None)
+    for _ in range(int(rng.integers(1, 11))):
+        body += shape(rng, w, cols[int(rng.integers(0, len(cols)))])
+    extra = ' shape-rendering="crispEdges"' if rng.random() < 0.15 else ""
+    return _svg(w, body, extra=extra)
+
+
+def word(rng):
+    if rng.random() < 0.3:
+        letters = "ABCDEFGHJKLMNPQRSTUVWXYZ"
+        return "".join(letters[int(i)] for i in rng.integers(0, len(letters),
+                                                              int(rng.integers(1, 4))))
+    s = "".join(SYLLABLES[int(i)] for i in rng.integers(0, len(SYLLABLES),
+                                                       int(rng.integers(2, 4))))
+    return s.capitalize() if rng.random() < 0.6 else s.upper()
+
+
+def text(rng, w, bg):
+    """A word mark or monogram in one of FONTS, sometimes on a badge or with a gradient fill."""
+    cols = palette(rng, int(rng.integers(1, 4)))
+    body = background(rng, w, bg, cols[-1] if len(cols) > 1 else None)
+    defs = ""
+    if rng.random() < 0.35:
+        body += shape(rng, w, cols[int(rng.integers(0, len(cols)))])
+    lines = [word(rng) for _ in range(int(rng.integers(1, 3)))]
+    font = FONTS[int(rng.integers(0, len(FONTS)))]
+    weight = "bold" if rng.random() < 0.5 else "normal"
+    style = "italic" if rng.random() < 0.15 else "normal"
+    longest = max(len(s) for s in lines)
+    size = min(0.8 * w / len(lines), 1.25 * w / max(longest, 1)) * rng.uniform(0.55, 0.95)
+    fill = cols[0]
+    if rng.random() < 0.15:
+        defs = gradient_def(rng, "tg", palette(rng, 2), w)
+        fill = "url(#tg)"
+    y0 = w / 2 - (len(lines) - 1) * size * 0.55
+    for i, s in enumerate(lines):
+        body += (f'<text x="{_f(w / 2)}" y="{_f(y0 + i * size * 1.1)}" font-family="{font}" '
+                 f'font-size="{_f(size)}" font-weight="{weight}" font-style="{style}" '
+                 f'text-anchor="middle" dominant-baseline="central" fill="{fill}">{s}</text>')
+    return _svg(w, body, defs)
+
+
+def gradient_def(rng, gid, cols, w):
+    """A linear or radial gradient through cols, in user space across the canvas."""
+    stops = "".join(f'<stop offset="{i / max(len(cols) - 1, 1):.2f}" stop-color="{c}"/>'
+                    for i, c in enumerate(cols))
+    if rng.random() < 0.6:
+        a = rng.uniform(0, 2 * math.pi)
+        x1, y1 = w / 2 - 0.5 * w * math.cos(a), w / 2 - 0.5 * w * math.sin(a)
+        x2, y2 = w - x1, w - y1
+        return (f'<linearGradient id="{gid}" gradientUnits="userSpaceOnUse" x1="{_f(x1)}" '
+                f'y1="{_f(y1)}" x2="{_f(x2)}" y2="{_f(y2)}">{stops}</linearGradient>')
+    cx, cy = rng.uniform(0.3, 0.7, 2) * w
+    return (f'<radialGradient id="{gid}" gradientUnits="userSpaceOnUse" cx="{_f(cx)}" '
+            f'cy="{_f(cy)}" r="{_f(rng.uniform(0.3, 0.7) * w)}">{stops}</radialGradient>')
+
+
+def gradient(rng, w, bg):
+    """Shapes (or the whole background) filled with visible linear / radial gradients."""
+    defs, body = "", ""
+    ng = int(rng.integers(1, 4))
+    for g in range(ng):
+        defs += gradient_def(rng, f"g{g}", palette(rng, int(rng.integers(2, 4))), w)
+    if rng.random() < 0.35:
+        body += f'<rect x="0" y="0" width="{w}" height="{w}" fill="url(#g0)"/>'
+    flats = palette(rng, int(rng.integers(1, 4)))
+    for i in range(int(rng.integers(1, 7))):
+        fill = f"url(#g{int(rng.integers(0, ng))})" if i == 0 or rng.random() < 0.5 else \
+            flats[int(rng.integers(0, len(flats)))]
+        body += shape(rng, w, fill)
+    return _svg(w, body, defs)
+
+
+def blob(rng, cx, cy, r):
+    """A closed smooth blob: cubic Béziers through jittered points on a circle."""
+    n = int(rng.integers(4, 9))
+    pts = []
+    for i in range(n):
+        a = 2 * math.pi * i / n
+        rr = r * rng.uniform(0.6, 1.3)
+        pts.append((cx + rr * math.cos(a), cy + rr * math.sin(a)))
+    d = f"M{_f(pts[0][0])},{_f(pts[0][1])}"
+    for i in range(n):
+        p0, p1 = pts[i], pts[(i + 1) % n]
+        c1 = (p0[0] + (p1[1] - p0[1]) * 0.3, p0[1] - (p1[0] - p0[0]) * 0.3)
+        c2 = (p1[0] + (p1[1] - p0[1]) * 0.3, p1[1] - (p1[0] - p0[0]) * 0.3)
+        d += f"C{_f(c1[0])},{_f(c1[1])} {_f(c2[0])},{_f(c2[1])} {_f(p1[0])},{_f(p1[1])}"
+    return d + "Z"
+
+
+def illustration(rng, w, bg):
+    """A layered flat illustration: 30..150 overlapping shapes and blobs, 8..40 colours,
+    outlines and semi-transparent layers (aims at complex)."""
+    cols = palette(rng, int(rng.integers(8, 41)))
+    body = background(rng, w, bg, cols[0])
+    outline = cols[int(rng.integers(0, len(cols)))] if rng.random() < 0.5 else None
+    for i in range(int(rng.integers(30, 151))):
+        fill = cols[int(rng.integers(0, len(cols)))]
+        scale = w * (0.3 if i < 10 else 0.12)
+        if rng.random() < 0.5:
+            cx, cy = rng.uniform(0.05, 0.95, 2) * w
+            op = f' fill-opacity="{rng.uniform(0.5, 0.9):.2f}"' if rng.random() < 0.2 else ""
+            st = f' stroke="{outline}" stroke-width="{_f(w / 150)}"' if outline else ""
+            body += f'<path d="{blob(rng, cx, cy, rng.uniform(0.2, 1) * scale)}" ' \
+                    f'fill="{fill}"{op}{st}/>'
+        else:
+            body += shape(rng, w, fill, outline, w / 150)
+    return _svg(w, body)
+
+
+def _smooth_noise(rng, w, cells):
+    g = rng.random((cells + 1, cells + 1))
+    xs = np.linspace(0, cells, w, endpoint=False)
+    i = xs.astype(int)
+    t = xs - i
+    t = t * t * (3 - 2 * t)
+    a = g[i][:, i] * (1 - t)[None, :] + g[i][:, i + 1] * t[None, :]
+    b = g[i + 1][:, i] * (1 - t)[None, :] + g[i + 1][:, i + 1] * t[None, :]
+    return a * (1 - t)[:, None] + b * t[:, None]
+
+
+def photo(rng, w):
+    """A photo-like RGB image: multi-octave noise coloured through a random palette, soft
+    blobs of light, and sensor grain (always complex)."""
+    field = sum(_smooth_noise(rng, w, c) / k
+                for k, c in enumerate((3, 7, 17, 41, max(w // 6, 50)), start=1))
+    field = (field - field.min()) / (np.ptp(field) + 1e-9)
+    cols = np.array([[int(c[i:i + 2], 16) for i in (1, 3, 5)]
+                     for c in palette(rng, int(rng.integers(3, 7)))], dtype=np.float64)
+    pos = np.linspace(0, 1, len(cols))
+    img = np.stack([np.interp(field, pos, cols[:, ch]) for ch in range(3)], axis=-1)
+    yy, xx = np.mgrid[0:w, 0:w] / w
+    for _ in range(int(rng.integers(2, 8))):
+        cx, cy, r = rng.random(), rng.random(), rng.uniform(0.05, 0.3)
+        m = np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * r * r))
+        img += m[..., None] * rng.uniform(-90, 90, 3)
+    img += rng.normal(0, rng.uniform(2, 14), img.shape)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+GENERATORS = {"geometric": geometric, "text": text, "gradient": gradient,
+              "illustration": illustration}
