@@ -7,7 +7,8 @@
  * Tiling. The image is cut into a grid of core tiles of T x T input pixels. Each network run
  * covers a core plus a blend band of BLEND pixels on each side where a neighbour exists, plus
  * CONTEXT more pixels that are computed and thrown away (the network's receptive field sees
- * real neighbours there instead of zero padding). Across a band between two tiles the weights
+ * real neighbours there instead of zero padding). Every run window has the same size (edge
+ * windows are shifted inward, run_window), so the engine plans the network's memory once. Across a band between two tiles the weights
  * ramp linearly, one down and one up, summing to 1. Output rows are accumulated in a float band
  * of (T + 2 BLEND) * s rows only, slid down one tile row at a time and flushed to the 8-bit
  * result, so memory is the result plus one band plus one tile's run, for any image size.
@@ -307,14 +308,30 @@ static void slide_band(enh_job *j, int y0)
     j->band_y0 = y0;
 }
 
+/* The run window [*a, *b) along an axis of length n for the core starting at c0. Every run has
+ * the same length, min(n, t + 2 (BLEND + CONTEXT)), shifted inward at the image's edges: the
+ * engine keeps a memory plan (and its arena) per input shape, so ragged edge tiles would each
+ * cost one (a 4 MP job held 2.9 GB that way). The window holds the core, its blend bands and
+ * CONTEXT pixels (or the image edge, where the network pads with zeros as in one whole run). */
+static void run_window(int c0, int t, int n, int *a, int *b)
+{
+    int len = t + 2 * (BLEND + CONTEXT);
+    len = len > n ? n : len;
+    int start = c0 - (BLEND + CONTEXT);
+    start = start < 0 ? 0 : start;
+    start = start + len > n ? n - len : start;
+    *a = start;
+    *b = start + len;
+}
+
 static int run_tile(enh_job *j, int tx, int ty, md_err *err)
 {
     int W = j->src->width, H = j->src->height, t = j->t;
     int core[4] = {tx * t, ty * t, (tx + 1) * t > W ? W : (tx + 1) * t,
                    (ty + 1) * t > H ? H : (ty + 1) * t};
-    int pad = BLEND + CONTEXT;
-    int r[4] = {core[0] - pad < 0 ? 0 : core[0] - pad, core[1] - pad < 0 ? 0 : core[1] - pad,
-                core[2] + pad > W ? W : core[2] + pad, core[3] + pad > H ? H : core[3] + pad};
+    int r[4];
+    run_window(core[0], t, W, &r[0], &r[2]);
+    run_window(core[1], t, H, &r[1], &r[3]);
     mdl_result *res = NULL;
     int rc = run_net(j, r[0], r[1], r[2], r[3], &res, err);
     if (rc == MD_OK)
