@@ -224,12 +224,13 @@ static int one(pl_ctx *cx, pl_enh_in *in, const char *src, const char *dst, int 
         fputs("\r\033[K", stderr);
     if (rc == MD_OK && write_file(dst, out.image.data, out.image.len) != 0)
         rc = md_fail(&e, MD_E_IO, "output", "cannot write %s", dst);
-    if (rc == MD_OK)
-        printf("%s -> %s: %dx%d, %zu bytes, %d tiles of %d px, %s%.0f ms\n", src, dst, out.width,
-               out.height, out.image.len, out.tiles, out.tile_size,
-               in->face_enhance ? (out.faces_found == 1 ? "1 face, " : "") : "", out.total_ms);
-    if (in->face_enhance && out.faces_found != 1)
-        printf("  %d faces found\n", out.faces_found);
+    if (rc == MD_OK && in->face_enhance)
+        printf("%s -> %s: %dx%d, %zu bytes, %d tiles of %d px, %d face%s, %.0f ms\n", src, dst,
+               out.width, out.height, out.image.len, out.tiles, out.tile_size, out.faces_found,
+               out.faces_found == 1 ? "" : "s", out.total_ms);
+    else if (rc == MD_OK)
+        printf("%s -> %s: %dx%d, %zu bytes, %d tiles of %d px, %.0f ms\n", src, dst, out.width,
+               out.height, out.image.len, out.tiles, out.tile_size, out.total_ms);
     else
         fprintf(stderr, "modeld enhance: %s: %s (%s%s%s)\n", src, md_err_message(&e),
                 md_err_name(rc), e.field[0] ? ", field " : "", e.field);
