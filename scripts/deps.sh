@@ -13,7 +13,7 @@ BUILD_PKGS=(
   libmicrohttpd-dev libwslay-dev libssl-dev libjansson-dev libsqlite3-dev libsodium-dev zlib1g-dev libzip-dev
   libspng-dev libturbojpeg0-dev libwebp-dev libtiff-dev libcairo2-dev
   protobuf-c-compiler libprotobuf-c-dev libonnx-dev libdnnl-dev libopenblas-dev libxgboost-dev
-  python3 python3-numpy python3-onnx python3-pil
+  python3 python3-numpy python3-onnx python3-pil opencv-data
 )
 TEST_PKGS=(
   clang libclang-rt-14-dev libcmocka-dev
