@@ -59,8 +59,8 @@ DEV_LABELS = os.path.join(ROOT, "..", "shared", "corpus", "dev", "labels.csv")
 JPEG_P = 0.12  # share of images re-encoded as JPEG (an uploaded JPEG logo)
 TEST_SHARE = 5  # one group in TEST_SHARE is held out
 QUALITY_MAX_SIDE = 640  # the quality design runs on images up to this size ...
-QUALITY_IMAGES = (640, 12)  # ... and on at most this many of them (full, tiny)
-N_LHS, N_ANCHOR, N_BLOCKS = 21, 8, 8  # per image: presets + anchors + its block's LHS points
+QUALITY_IMAGES = (400, 12)  # ... and on at most this many of them (full, tiny)
+N_LHS, N_ANCHOR, N_BLOCKS = 13, 8, 8  # per image: presets + anchors + its block's LHS points
 
 
 def cache_dir(tiny):
@@ -246,3 +246,82 @@ def feature_matrix(index, binary=None):
     names = feats[kept[0]["file"]]["names"]
     x = np.array([feats[r["file"]]["values"] for r in kept], dtype=np.float64)
     return names, x, kept
+
+
+def quality_images(index, tiny):
+    """The images the quality design runs on: up to QUALITY_MAX_SIDE px, a fixed subset by a
+    hash of the id (the same images on every run)."""
+    small = [r for r in index if r["size"] <= QUALITY_MAX_SIDE]
+    small.sort(key=lambda r: hashlib.sha256(r["id"].encode()).hexdigest())
+    return sorted(small[:QUALITY_IMAGES[1] if tiny else QUALITY_IMAGES[0]], key=lambda r: r["id"])
+
+
+def _block(image_id):
+    return int(hashlib.sha256(("block:" + image_id).encode()).hexdigest()[:8], 16) % N_BLOCKS
+
+
+def design(tiny):
+    """[(key, decoded parameter vector, block or None)]: the three presets and N_ANCHOR anchor
+    sets run on every image; each block of images gets its own N_LHS Latin-hypercube points."""
+    out = [(f"preset:{n}", params.preset(n), None) for n in params.PRESETS]
+    anchors = params.lhs(N_ANCHOR, np.random.default_rng(SEED + 1))
+    out += [(f"anchor:{k}", v, None) for k, v in enumerate(anchors)]
+    n_lhs = 3 if tiny else N_LHS
+    for b in range(N_BLOCKS):
+        pts = params.lhs(n_lhs, np.random.default_rng(SEED + 2 + b))
+        out += [(f"lhs:{b}:{k}", v, b) for k, v in enumerate(pts)]
+    return out
+
+
+def _load_quality(path):
+    rows = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                if line.strip():
+                    r = json.loads(line)
+                    rows[(r["id"], r["design"])] = r
+    return rows
+
+
+def _trace_dir(binary, images, enc, tmp):
+    """One `modeld vectorize DIR --json` run of one parameter set over images (hard links in a
+    scratch directory); returns {image id: measurement}."""
+    src, dst = os.path.join(tmp, "in"), os.path.join(tmp, "out")
+    for d in (src, dst):
+        shutil.rmtree(d, ignore_errors=True)
+        os.makedirs(d)
+    for r in images:
+        os.link(r["file"], os.path.join(src, r["id"] + ".png"))
+    cmd = [binary, "vectorize", src, "-o", dst, "--json", "-q", "-j", str(JOBS),
+           *params.cli_args(enc)]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
+    out = {}
+    for f in json.loads(res.stdout)["files"]:
+        if f.get("ok"):
+            out[os.path.basename(f["file"])[:-4]] = {
+                "ssim": f["ssim_rgb"], "bytes": f["svg_bytes"], "paths": f["paths"],
+                "ms": f["timing_ms"]["convert_total"]}
+    return out
+
+
+def quality(index, tiny=False, binary=None):
+    """Run (or reuse from quality.jsonl) the tracer over the design; returns the rows
+    [{id, design, params, ssim, bytes, paths, ms}] of the quality images."""
+    binary = binary or modeld_bin()
+    path = os.path.join(cache_dir(tiny), "quality.jsonl")
+    rows = _load_quality(path)
+    imgs = quality_images(index, tiny)
+    with tempfile.TemporaryDirectory(dir=cache_dir(tiny)) as tmp, open(path, "a") as log:
+        for key, enc, block in design(tiny):
+            todo = [r for r in imgs if (block is None or _block(r["id"]) == block)
+                    and (r["id"], key) not in rows]
+            if not todo:
+                continue
+            for image_id, m in sorted(_trace_dir(binary, todo, enc, tmp).items()):
+                r = {"id": image_id, "design": key, "params": [float(v) for v in enc], **m}
+                rows[(image_id, key)] = r
+                log.write(json.dumps(r) + "\n")
+            log.flush()
+    ids = {r["id"] for r in imgs}
+    return [r for k, r in sorted(rows.items()) if k[0] in ids]
