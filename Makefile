@@ -9,7 +9,7 @@ FUZZ_SECS ?= 5
 PYTHON    := /usr/bin/python3
 
 .PHONY: all run test deps deps-build build asan tsan unit e2e web-test fuzz-build fuzz-smoke fuzz bench clean \
-        models models-verify models-check
+        models models-verify models-check enhance-models
 
 all: build
 
@@ -23,7 +23,7 @@ build: deps-build
 	@cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DMODELD_TESTS=OFF >/dev/null
 	@cmake --build build/release -j$(JOBS)
 
-run: build
+run: build enhance-models
 	@mkdir -p $(DATA_DIR)
 	./build/release/modeld serve --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR)
 
@@ -79,6 +79,17 @@ MODEL_SCRIPTS := training/digits_cnn.py training/diabetes_mlp.py training/breast
 models:
 	@bash scripts/deps.sh models
 	@for s in $(MODEL_SCRIPTS); do $(PYTHON) $$s models || exit 1; done
+
+# The enhancement networks (npm @upscalerjs/esrgan-*, installed by deps.sh into build/npm)
+# converted to ONNX into the data dir's model repository: esrgan-<slim|medium|thick>-x<2|3|4|8>
+# version 1. Third-party weights, so made here and never committed. ENHANCE_VERIFY=1 also runs
+# each package's fixture through modeld and compares it with the package's own result (+-1).
+enhance-models: deps-build
+	@if [ -d build/npm/node_modules/@upscalerjs/esrgan-thick ]; then \
+	  mkdir -p $(DATA_DIR)/models && \
+	  $(PYTHON) training/enhance/convert.py --npm build/npm/node_modules --out $(DATA_DIR)/models \
+	    $(if $(ENHANCE_VERIFY),--verify build/release/modeld) >/dev/null; \
+	else echo "enhance-models: build/npm has no @upscalerjs/esrgan-*: enhancement unavailable"; fi
 
 # Each shipped model through modeld's own engines: sha256 and every validation sample.
 models-verify: asan

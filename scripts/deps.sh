@@ -10,14 +10,15 @@ if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
 
 BUILD_PKGS=(
   build-essential cmake pkg-config ca-certificates
-  libmicrohttpd-dev libjansson-dev libsqlite3-dev libsodium-dev zlib1g-dev libzip-dev
+  libmicrohttpd-dev libwslay-dev libssl-dev libjansson-dev libsqlite3-dev libsodium-dev zlib1g-dev libzip-dev
   libspng-dev libturbojpeg0-dev libwebp-dev libtiff-dev libcairo2-dev
   protobuf-c-compiler libprotobuf-c-dev libonnx-dev libdnnl-dev libopenblas-dev libxgboost-dev
+  python3 python3-numpy python3-onnx python3-pil
 )
 TEST_PKGS=(
   clang libclang-rt-14-dev libcmocka-dev
   python3 python3-pytest python3-requests python3-numpy python3-skimage python3-onnx python3-xgboost python3-sklearn
-  python3-jsonschema
+  python3-jsonschema python3-websocket
   librsvg2-bin libonnx-testdata chromium nodejs
 )
 # `make models`: retraining the shipped models (training/).
@@ -60,16 +61,32 @@ fi
 # The /docs page is made with swagger-ui-dist (npm, pinned). `make run` serves it, so the build
 # step installs it, into build/npm (git-ignored), where the binary looks for it at run time. A
 # machine without npm or the registry still builds and runs: /docs then answers 503 saying this.
+# The super-resolution networks of pl_enhance (issue 10) go there too: UpscalerJS's ESRGAN
+# packages (MIT, pinned), TF.js LayersModel files that `make enhance-models` converts to ONNX
+# (training/enhance/convert.py); third-party weights, never committed. Without them the server
+# runs and enhancement answers 503 model_unavailable. One `npm install` for all of them: npm
+# prunes what an earlier --no-save install put there; --legacy-peer-deps: the TF.js runtime the
+# packages name as a peer (270 MB) is not needed to read their files.
 SWAGGER_UI_VERSION=5.36.0 # keep equal to API_DOCS_SWAGGER_UI_VERSION in src/api/docs.h
+ESRGAN_VERSION=1.0.0
 npm_dir="$(cd "$(dirname "$0")/.." && pwd)/build/npm"
-if ! grep -qs "\"version\": \"$SWAGGER_UI_VERSION\"" "$npm_dir/node_modules/swagger-ui-dist/package.json"; then
+npm_pkgs=("swagger-ui-dist@$SWAGGER_UI_VERSION" "@upscalerjs/esrgan-slim@$ESRGAN_VERSION"
+          "@upscalerjs/esrgan-medium@$ESRGAN_VERSION" "@upscalerjs/esrgan-thick@$ESRGAN_VERSION")
+npm_missing=0
+for p in "${npm_pkgs[@]}"; do
+  name=${p%@*} ver=${p##*@}
+  if ! grep -qs "\"version\": \"$ver\"" "$npm_dir/node_modules/$name/package.json"; then
+    npm_missing=1
+  fi
+done
+if [ $npm_missing = 1 ]; then
   if ! command -v npm >/dev/null 2>&1; then
     $SUDO apt-get install -y -qq --no-install-recommends npm >/dev/null || true
   fi
   mkdir -p "$npm_dir"
   if ! npm install --prefix "$npm_dir" --no-audit --no-fund --ignore-scripts --silent --no-save \
-      "swagger-ui-dist@$SWAGGER_UI_VERSION"; then
-    echo "deps: could not install swagger-ui-dist@$SWAGGER_UI_VERSION; GET /docs will answer 503" >&2
+      --legacy-peer-deps "${npm_pkgs[@]}"; then
+    echo "deps: could not install ${npm_pkgs[*]}: GET /docs answers 503 and enhancement is unavailable" >&2
   fi
 fi
 

@@ -12,9 +12,12 @@
 #pragma weak cmd_routes
 #pragma weak cmd_keys
 #pragma weak cmd_vectorize
+#pragma weak cmd_enhance
 #pragma weak cmd_infer
 #pragma weak cmd_onnx_test
 #pragma weak cmd_models
+#pragma weak cmd_features
+#pragma weak cmd_worker
 
 typedef struct command {
     const char *name;
@@ -39,7 +42,10 @@ int main(int argc, char **argv)
         {"routes", cmd_routes, "print the HTTP route table (or --openapi: the API document)"},
         {"keys", cmd_keys, "create, list and revoke API keys"},
         {"vectorize", cmd_vectorize, "trace PNG/JPEG/WebP/TIFF/BMP images to SVG"},
+        {"features", cmd_features, "print the AI models' input features of images"},
+        {"enhance", cmd_enhance, "upscale photos 2-8x with the ESRGAN networks"},
         {"models", cmd_models, "list, inspect, validate, activate and roll back models"},
+        {"worker", cmd_worker, "run queued jobs of a data dir (no HTTP), beside or instead of serve's workers"},
         {"infer", cmd_infer, "run an ONNX or XGBoost model on .npy inputs"},
         {"onnx-test", cmd_onnx_test, "run ONNX backend conformance test cases"},
     };

@@ -750,7 +750,7 @@ static int put_json_value(md_buf *b, const mdl_tensor *t, size_t i)
     }
     if (!isfinite(f))
         return MD_E_UNSUPPORTED;
-    return md_buf_printf(b, t->dtype == ONNX_DOUBLE ? "%.17g" : "%.9g", f);
+    return t->dtype == ONNX_DOUBLE ? md_buf_printf(b, "%.17g", f) : md_buf_put_g9(b, (float)f);
 }
 
 static size_t binary_size(const mdl_tensor *t)

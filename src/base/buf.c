@@ -3,6 +3,8 @@
 
 #include "base/err.h"
 
+#include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,4 +126,92 @@ char *md_buf_steal(md_buf *b, size_t *len)
     b->len = 0;
     b->cap = 0;
     return p;
+}
+
+/* ---- md_buf_put_g9: "%.9g" of a float without printf ----
+ *
+ * %.9g rounds v to 9 significant digits d (1e8 <= d < 1e9) times 10^(x-8), then prints
+ * d's digits without trailing zeros, plainly when -4 <= x < 9, else as d.ddde[+-]XX. Here
+ * d = nearbyint(v * 10^(8-x)) in double: v is exact in a double, the scale 10^k is exact for
+ * |k| <= 22, so the product carries one rounding (relative error <= 2^-53, under 2e-7 in
+ * units of the last digit). Only when v * 10^(8-x) lies within 1e-4 of a half could that
+ * error choose the other neighbour: there (and for exponents the exact powers do not cover)
+ * printf decides, so the output is always printf's own.
+ */
+static const double pow10_exact[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                       1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                       1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+/* v scaled to a 9-digit integer: *digits and the decimal exponent *x of its first digit.
+ * 0 when the shortcut cannot decide (printf must). */
+static int g9_digits(double v, uint32_t *digits, int *x)
+{
+    int e = (int)floor(log10(v));
+    for (int tries = 0; tries < 2; tries++) {
+        int k = 8 - e;
+        if (k > 22 || k < -22)
+            return 0;
+        double s = k >= 0 ? v * pow10_exact[k] : v / pow10_exact[-k];
+        double r = nearbyint(s);
+        if (fabs(fabs(s - r) - 0.5) < 1e-4)
+            return 0;
+        if (r >= 1e9) { /* log10 was low by one, or rounding carried into a tenth digit */
+            e++;
+            continue;
+        }
+        if (r < 1e8) { /* log10 was high by one */
+            e--;
+            continue;
+        }
+        *digits = (uint32_t)r;
+        *x = e;
+        return 1;
+    }
+    return 0;
+}
+
+int md_buf_put_g9(md_buf *b, float f)
+{
+    double v = f;
+    if (v == 0)
+        return md_buf_puts(b, signbit(v) ? "-0" : "0");
+    uint32_t d;
+    int x;
+    if (!isfinite(v) || !g9_digits(fabs(v), &d, &x))
+        return md_buf_printf(b, "%.9g", v);
+    char dig[10], out[32];
+    for (int i = 8; i >= 0; i--, d /= 10)
+        dig[i] = (char)('0' + d % 10);
+    int nd = 9;
+    while (nd > 1 && dig[nd - 1] == '0')
+        nd--;
+    size_t n = 0;
+    if (v < 0)
+        out[n++] = '-';
+    if (x < -4 || x >= 9) { /* d.ddd e+XX */
+        out[n++] = dig[0];
+        if (nd > 1) {
+            out[n++] = '.';
+            memcpy(out + n, dig + 1, (size_t)nd - 1);
+            n += (size_t)nd - 1;
+        }
+        n += (size_t)snprintf(out + n, sizeof out - n, "e%c%02d", x < 0 ? '-' : '+', abs(x));
+    } else if (x >= 0) { /* ddd[.ddd] */
+        int ip = x + 1;
+        for (int i = 0; i < ip; i++)
+            out[n++] = i < nd ? dig[i] : '0';
+        if (nd > ip) {
+            out[n++] = '.';
+            memcpy(out + n, dig + ip, (size_t)(nd - ip));
+            n += (size_t)(nd - ip);
+        }
+    } else { /* 0.000ddd */
+        out[n++] = '0';
+        out[n++] = '.';
+        for (int i = -1; i > x; i--)
+            out[n++] = '0';
+        memcpy(out + n, dig, (size_t)nd);
+        n += (size_t)nd;
+    }
+    return md_buf_append(b, out, n);
 }

@@ -36,6 +36,11 @@ int md_buf_vprintf(md_buf *b, const char *fmt, va_list ap);
  * short forms, \u00XX for the rest). Bytes >= 0x80 are copied as they are (UTF-8 passes through). */
 int md_buf_put_json_str(md_buf *b, const char *s);
 
+/* Append v as printf("%.9g", v) writes it (the digits that make a float round-trip), byte for
+ * byte, at a fraction of printf's cost: tensors of floats are what inference answers are made
+ * of. v must be finite (JSON has no NaN / Infinity). Returns as md_buf_append. */
+int md_buf_put_g9(md_buf *b, float v);
+
 /* Hand the data to the caller (new, free() it) and leave the buffer empty. *len gets the length.
  * Returns an empty allocated string for an empty buffer, NULL only on OOM. */
 char *md_buf_steal(md_buf *b, size_t *len);

@@ -8,8 +8,11 @@ int cmd_serve(int argc, char **argv);
 int cmd_routes(int argc, char **argv);
 int cmd_keys(int argc, char **argv);
 int cmd_vectorize(int argc, char **argv);
+int cmd_enhance(int argc, char **argv);
 int cmd_infer(int argc, char **argv);
 int cmd_onnx_test(int argc, char **argv);
 int cmd_models(int argc, char **argv);
+int cmd_features(int argc, char **argv);
+int cmd_worker(int argc, char **argv);
 
 #endif

@@ -11,6 +11,7 @@
  * Exit codes: 0 after a clean stop, 1 when the server cannot run, 2 for a bad configuration.
  */
 #include "cli/cli.h"
+#include "cli/jobs_setup.h"
 
 #include "api/convert.h"
 #include "api/docs.h"
@@ -47,6 +48,7 @@ typedef struct serve_ctx {
     api_docs *docs;    /* GET /docs */
     api_openapi *oa;   /* GET /openapi.json */
     mdl_registry *reg; /* the model registry (issue 8) */
+    jobs *jq;          /* the durable job queue and its worker threads (issue 10) */
     http_server *srv;
     int routes_only;   /* `modeld routes`: 1 = print the table, 2 = print the OpenAPI document */
 } serve_ctx;
@@ -126,7 +128,11 @@ static int open_backends(serve_ctx *c)
     }
     if (rl_new(&(rl_opts){0}, &c->rl) != MD_OK)
         return fail("cannot create the rate limiter", &(md_err){.code = MD_E_NOMEM}, 1);
-    return open_registry(c);
+    int rc = open_registry(c);
+    /* `modeld routes` runs no jobs: a queue without workers is enough for the route table. */
+    if (rc == 0 && cli_jobs_open(cfg, c->st, c->routes_only ? 0 : -1, &c->jq, &e) != MD_OK)
+        return fail("cannot start the job queue", &e, 1);
+    return rc;
 }
 
 /* OIP and management routes, the models' metrics and the "models" readiness check. */
@@ -259,6 +265,7 @@ static void shutdown_all(serve_ctx *c, int sig)
             md_log(MD_LOG_WARN, "drain timeout: %d requests were still running", left);
     }
     http_server_free(c->srv);
+    job_close(c->jq); /* running jobs go back to the queue for the next start or a worker */
     api_openapi_free(c->oa);
     api_docs_free(c->docs);
     api_convert_free(c->conv);

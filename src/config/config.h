@@ -56,6 +56,8 @@ typedef struct md_config {
     char *models_dir; /* "" = models/ next to the binary or in the source tree */
     long canary_promote_after, canary_min_requests;
     double canary_error_margin, canary_p99_ratio;
+    /* durable jobs (issue 10) */
+    long workers, job_lease_ms, job_attempts, job_queue_max, job_input_ttl_ms, job_result_ttl_ms;
     bool test_routes;
     bool help; /* --help was given: print md_config_help and exit 0 */
 } md_config;

@@ -47,6 +47,7 @@ void http__req_unref(http_req *r)
     if (!r || atomic_fetch_sub(&r->refs, 1) != 1)
         return;
     atomic_fetch_sub(&r->srv->inflight, 1);
+    http__ws_req_end(r->ws);
     md_buf_free(&r->body);
     free(r->out_malloced);
     if (r->out_fd >= 0)
@@ -123,6 +124,28 @@ void http__req_begin(http_req *r, const char *method, const char *path)
     http__req_to(r, REQ_ROUTED);
 }
 
+/* A WebSocket route's ?token=<JWT> (browsers cannot set headers on a WebSocket), as the
+ * Authorization value it stands for. NULL when there is none; sets r->pending when it comes
+ * with header credentials too (which one counts would be a guess). */
+static const char *query_token(http_req *r, const http_route *rt, bool has_headers)
+{
+    const char *tok = (rt->flags & HTTP_WS) ? http_req_query(r, "token") : NULL;
+    if (!tok)
+        return NULL;
+    if (has_headers) {
+        r->pending = md_fail(&r->err, MD_E_BAD_REQUEST, "token", "give credentials once: ?token= or a header");
+        return NULL;
+    }
+    char *v = md_arena_alloc(r->arena, strlen(tok) + 8);
+    if (!v) {
+        r->pending = MD_E_NOMEM;
+        return NULL;
+    }
+    memcpy(v, "Bearer ", 7);
+    strcpy(v + 7, tok);
+    return v;
+}
+
 /* Credentials -> identity; sets r->pending on failure. */
 static void stage_auth(http_req *r, const http_route *rt)
 {
@@ -134,8 +157,16 @@ static void stage_auth(http_req *r, const http_route *rt)
         r->ident.role = HTTP_ROLE_ADMIN;
         return;
     }
-    int rc = h->authenticate(h->ctx, http_req_header(r, "Authorization"), http_req_header(r, "X-API-Key"),
-                             &r->ident, &r->err);
+    const char *authz = http_req_header(r, "Authorization"), *xkey = http_req_header(r, "X-API-Key");
+    const char *tok = query_token(r, rt, authz || xkey);
+    if (r->pending) {
+        r->authed = false;
+        return;
+    }
+    int rc = h->authenticate(h->ctx, tok ? tok : authz, tok ? NULL : xkey, &r->ident, &r->err);
+    if (rc == MD_OK && tok && !r->ident.via_jwt) /* a key in a URL ends up in proxy logs */
+        rc = md_fail(&r->err, MD_E_UNAUTHORIZED, "token",
+                     "?token= takes a JWT from POST /api/auth/token, not an API key");
     if (rc != MD_OK) {
         r->authed = false;
         /* BAD_REQUEST: Authorization and X-API-Key carry different credentials */
@@ -200,6 +231,8 @@ bool http__req_headers_in(http_req *r, long long content_length)
     /* Failed credentials still spend the client IP's bucket: key guessing is rate limited. */
     if (!r->pending || r->pending == MD_E_UNAUTHORIZED)
         stage_rate(r, rt);
+    if (!r->pending && (rt->flags & HTTP_WS))
+        r->pending = http__ws_handshake(r);
     return false;
 }
 

@@ -84,6 +84,10 @@ enum {
     HTTP_ERR_OIP = 1 << 4,      /* errors render the Open Inference Protocol way, {"error": "<message>"}
                                    (status still from the error table; the request id stays in
                                    the X-Request-ID header) */
+    HTTP_WS = 1 << 5,           /* a WebSocket route (GET only): the handshake headers are checked
+                                   before the handler (400 naming the header), credentials may come
+                                   as ?token=<JWT>, and the handler answers with http_reply_ws() or
+                                   an error (see "WebSocket routes" below) */
 };
 
 typedef int (*http_handler_fn)(http_req *req, void *ctx);
@@ -144,6 +148,12 @@ typedef struct http_opts {
     unsigned max_connections;  /* (0 = 1024) */
     const char *cors_origins;  /* comma-separated allow-list, "*" for any; NULL/"" = CORS off */
     bool access_log;           /* one JSON line per request at info level */
+    unsigned ws_max;           /* open WebSockets at most; more get 503 before the upgrade (0 = 256) */
+    unsigned ws_ping_ms;       /* ping every open WebSocket this often; one that has not answered
+                                  the previous ping by then is dropped (0 = 20000) */
+    size_t ws_queue_max;       /* bytes queued to one WebSocket at most; a reader that falls this far
+                                  behind is closed (1008) (0 = 1 MiB) */
+    size_t ws_msg_max;         /* longest message a client may send (0 = 64 KiB; longer: close 1009) */
     size_t gzip_min;           /* smallest body worth compressing (0 = 1024) */
     http_hooks hooks;
 } http_opts;
@@ -175,6 +185,14 @@ http_route *http_route_add(http_server *s, const char *method, const char *patte
 void http_route_body_limit(http_route *r, size_t max);
 /* Stream the body into fn instead of buffering it (multipart uploads). */
 void http_route_body_sink(http_route *r, http_body_fn fn);
+/* A HEAVY route whose work is sometimes tiny (an MLP answers in microseconds, a CNN in
+ * milliseconds) asks fn, on the I/O thread once the body is in, whether this request may run
+ * there: 1 = run the handler inline like a LIGHT route, 0 = the compute pool. Handing a request
+ * to the pool and back costs two thread wake-ups and a suspend/resume, more than such work
+ * itself. fn must be cheap and non-blocking and answer 1 only for work well under a millisecond
+ * (step 6 above); ctx is the route's. */
+typedef int (*http_inline_fn)(http_req *req, void *ctx);
+void http_route_inline_if(http_route *r, http_inline_fn fn);
 
 /* ---- route descriptors: what GET /openapi.json and /docs are made of ----
  * Every route is described where it is registered, right after http_route_add:
@@ -294,6 +312,58 @@ int http_reply_fail(http_req *r, int code, const char *field, const char *fmt, .
 /* Add a response header (Cache-Control, ETag, Retry-After...); may be called before or after
  * the reply. name and value are copied. */
 int http_reply_header(http_req *r, const char *name, const char *value);
+
+/* ---- WebSocket routes (ws.c) ----
+ * A route added with HTTP_WS (method GET) takes RFC 6455 upgrades. Before its handler runs, the
+ * chain has checked the handshake (Upgrade: websocket, Connection: Upgrade, Sec-WebSocket-Version:
+ * 13, a Sec-WebSocket-Key) and the credentials: the usual headers, or ?token=<JWT> for browsers,
+ * which cannot set headers on a WebSocket (only a JWT there: an API key in a URL would end up in
+ * proxy logs). The handler then either refuses like any handler (return an md_code: 404 for
+ * another key's job...) or accepts with http_reply_ws(); the socket opens once the 101 answer is
+ * out. From then on the server owns the socket: one thread (the hub) reads, writes, pings every
+ * ws_ping_ms and drops a peer that stopped answering, closes a reader that lets more than
+ * ws_queue_max bytes pile up, and closes every socket with 1001 when the server drains.
+ *
+ * Callbacks run on the hub thread, one at a time per server, and must not block; they may call
+ * http_ws_send_text / http_ws_close. on_close is called exactly once for every accepted socket,
+ * also when the upgrade never happens (client gone, loopback request): free `user` there. */
+typedef struct http_ws http_ws;
+
+typedef struct http_ws_handler {
+    /* The socket is open (may be NULL). */
+    void (*on_open)(http_ws *ws, void *user);
+    /* A whole message from the client (may be NULL: messages are then ignored). data borrowed
+     * for the call; text messages are valid UTF-8 (others closed the socket with 1007). */
+    void (*on_message)(http_ws *ws, const char *data, size_t len, bool binary, void *user);
+    /* The socket is closed: code is the close code the peer sent (or we sent, when we closed
+     * first), 1006 when it was dropped without a close handshake. Not NULL. */
+    void (*on_close)(http_ws *ws, int code, void *user);
+} http_ws_handler;
+
+/* Accept the upgrade (only from the handler of an HTTP_WS route): queues the 101 answer. h is
+ * borrowed until on_close returns (static storage); user is handed to every callback. 0: the
+ * layer now owns the socket's life and will call on_close once; MD_E_OVERLOADED (503 + Retry-After)
+ * when ws_max sockets are open, MD_E_UNAVAILABLE while draining, MD_E_INTERNAL on a non-WS route:
+ * then no callback is ever called and user stays the caller's. Return the error from the handler. */
+int http_reply_ws(http_req *r, const http_ws_handler *h, void *user);
+/* Queue one text message (copied). Thread-safe, any thread, never blocks. 0; MD_E_CONFLICT when
+ * the socket is closing or closed (the message is dropped; not an error worth logging);
+ * MD_E_OVERLOADED when the client is ws_queue_max bytes behind: the socket is then closed with
+ * 1008. Messages queued before http_ws_close() are delivered before its close frame. */
+int http_ws_send_text(http_ws *ws, const char *text, size_t len);
+/* Start the close handshake with code (1000 normal, 1001 going away, 1008 policy, 1011 server
+ * error) and a short reason (may be NULL; cut at 120 bytes), after the messages already queued.
+ * Thread-safe; a second call or a call on a closed socket does nothing. */
+void http_ws_close(http_ws *ws, int code, const char *reason);
+/* A producer on another thread holds the handle with a reference: http_ws_ref when it takes the
+ * handle (in on_open), http_ws_unref when done (the memory goes with the last reference; the
+ * server holds one until on_close has returned). */
+void http_ws_ref(http_ws *ws);
+void http_ws_unref(http_ws *ws);
+/* The request id of the upgrade request (for log lines). Borrowed until the last unref. */
+const char *http_ws_id(const http_ws *ws);
+/* The identity that opened the socket (key id, role). Borrowed until the last unref. */
+const http_identity *http_ws_identity(const http_ws *ws);
 
 /* ---- metrics (Prometheus text at GET /metrics) ----
  * The server itself counts requests by route/method/status, a latency histogram by route,

@@ -54,6 +54,7 @@ struct http_route {
     void *ctx;
     size_t body_limit;
     http_body_fn sink;
+    http_inline_fn inline_fn; /* HEAVY routes: may this request run on the I/O thread? */
     http_seg segs[HTTP_MAX_SEGS];
     size_t nsegs;
     char spec[HTTP_MAX_SEGS + 1]; /* specificity key: 'c' literal, 'b' param, 'a' rest */
@@ -95,7 +96,7 @@ void http__metrics_observe(http__route_stats *st, int status, uint64_t dur_ns);
 typedef struct http__server_gauges {
     long inflight;
     size_t queue_depth, workers_busy;
-    uint64_t queue_rejected, rate_limited, timeouts;
+    uint64_t queue_rejected, rate_limited, timeouts, ran_inline;
     double uptime_s;
 } http__server_gauges;
 int http__metrics_render(http_metrics *m, const http__server_gauges *g, md_buf *out);
@@ -216,10 +217,40 @@ struct http_req {
     uint64_t out_fd_size;
     http_hdr *rhdrs;
     bool gzipped, vary_ae;
+    http_ws *ws; /* accepted WebSocket (http_reply_ws): a reference, dropped when r is freed */
     /* what was actually sent (written by the I/O thread only) */
     int fin_status;
     uint64_t fin_bytes;
 };
+
+/* ---- WebSockets (ws.c; the socket's life cycle is drawn there) ---- */
+typedef struct http__ws_hub http__ws_hub;
+struct MHD_UpgradeResponseHandle;
+/* The hub's books (limit, options), made when the first HTTP_WS route is added, so loopback
+ * requests can be accepted too; MD_E_NOMEM. */
+int http__ws_hub_new(http_server *s);
+/* Start the hub thread (http_server_start; nothing without a hub). */
+int http__ws_hub_start(http_server *s, md_err *err);
+/* Close every open socket with 1001, wait up to timeout_ms for the close handshakes, drop the
+ * rest and stop the thread; refuse new sockets from then on. Before MHD_stop_daemon. */
+void http__ws_hub_drain(http_server *s, unsigned timeout_ms);
+void http__ws_hub_free(http_server *s);
+/* The chain's handshake check for HTTP_WS routes: MD_OK or MD_E_BAD_REQUEST naming the header. */
+int http__ws_handshake(http_req *r);
+/* Sec-WebSocket-Accept for a key (RFC 6455 section 4.2.2): 28 characters and a NUL. */
+int http__ws_accept_key(const char *key, char out[29]);
+/* libmicrohttpd's upgrade handler: the socket is ours (PENDING -> OPEN). */
+void http__ws_upgraded(http_ws *ws, int fd, struct MHD_UpgradeResponseHandle *urh, const char *extra,
+                       size_t extra_len);
+/* The request that accepted ws is freed: a socket never upgraded ends here (on_close 1006). */
+void http__ws_req_end(http_ws *ws);
+/* A socket without a server or a file descriptor, for the frame reader's fuzz target and tests:
+ * http__ws_detached_input feeds it bytes as if they came from the peer (callbacks run inside
+ * the call; what it would send is discarded). Returns MD_E_CONFLICT once the socket is closed
+ * (on_close ran). Ownership: *out new, free with http__ws_detached_free. */
+int http__ws_detached_new(const http_ws_handler *h, void *user, size_t msg_max, http_ws **out);
+int http__ws_detached_input(http_ws *ws, const void *data, size_t len);
+void http__ws_detached_free(http_ws *ws);
 
 /* Shared by server.c (MHD) and loopback.c. */
 struct http_server {
@@ -235,12 +266,14 @@ struct http_server {
     atomic_long inflight;
     atomic_bool draining, started;
     _Atomic uint64_t rate_limited, timeouts, queue_rejected;
+    _Atomic uint64_t ran_inline; /* heavy-route requests their inline predicate kept on the I/O thread */
     pthread_mutex_t watch_mu;
     pthread_cond_t watch_cv;
     http_req *watch; /* queued heavy requests, for the reaper */
     pthread_t reaper;
     bool reaper_running, reaper_stop;
     bool closing; /* under watch_mu: the final phase of a drain, no new suspensions */
+    http__ws_hub *ws_hub; /* the WebSocket hub; NULL when no route is HTTP_WS */
 };
 
 /* Move r to state `to` (the diagram above); in debug builds asserts that the move is allowed

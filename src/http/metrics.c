@@ -355,6 +355,9 @@ int http__metrics_render(http_metrics *m, const http__server_gauges *g, md_buf *
            (double)g->workers_busy);
     family(o, "modeld_compute_rejections_total", "counter",
            "Heavy requests refused with 503 because the compute queue was full.", (double)g->queue_rejected);
+    family(o, "modeld_compute_inline_total", "counter",
+           "Requests of heavy routes run on the I/O thread because their work was known to be tiny.",
+           (double)g->ran_inline);
     family(o, "modeld_request_timeouts_total", "counter", "Requests answered 504 at their deadline.",
            (double)g->timeouts);
     family(o, "modeld_rate_limit_rejections_total", "counter", "Requests refused with 429 by the rate limiter.",

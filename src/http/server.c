@@ -97,11 +97,22 @@ static enum MHD_Result send_response(http_req *r, struct MHD_Response *resp, int
 
 /* The handler's answer. Bodies are in the arena (or r->out_malloced), which lives until the
  * completion callback, after the last byte is sent: so libmicrohttpd need not copy them. */
+/* libmicrohttpd sent the 101 answer: the socket now belongs to the WebSocket hub (ws.c). */
+static void on_upgrade(void *cls, struct MHD_Connection *c, void *con_cls, const char *extra_in,
+                       size_t extra_in_size, MHD_socket sock, struct MHD_UpgradeResponseHandle *urh)
+{
+    (void)c;
+    (void)con_cls;
+    http__ws_upgraded(cls, sock, urh, extra_in, extra_in_size);
+}
+
 static enum MHD_Result queue_reply(http_req *r)
 {
     struct MHD_Response *resp;
     uint64_t bytes = r->out_len;
-    if (r->out_fd >= 0) {
+    if (r->ws && r->status == 101) {
+        resp = MHD_create_response_for_upgrade(on_upgrade, r->ws); /* r holds a reference to ws */
+    } else if (r->out_fd >= 0) {
         resp = MHD_create_response_from_fd64(r->out_fd_size, r->out_fd);
         if (resp)
             r->out_fd = -1; /* libmicrohttpd closes it now */
@@ -324,6 +335,18 @@ static enum MHD_Result first_call(http_server *s, struct MHD_Connection *c, cons
     return MHD_YES;
 }
 
+/* HEAVY routes go to the compute pool unless their inline predicate says this one is tiny. */
+static bool goes_to_pool(http_req *r)
+{
+    const http_route *rt = r->match.route;
+    if (!(rt->flags & HTTP_HEAVY))
+        return false;
+    if (!rt->inline_fn || !rt->inline_fn(r, rt->ctx))
+        return true;
+    atomic_fetch_add_explicit(&r->srv->ran_inline, 1, memory_order_relaxed);
+    return false;
+}
+
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                                  const char *version, const char *data, size_t *size, void **con_cls)
 {
@@ -339,7 +362,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
     switch (r->state) {
     case REQ_AUTHED:
     case REQ_BODY:
-        if (!r->replied && !r->pending && (r->match.route->flags & HTTP_HEAVY))
+        if (!r->replied && !r->pending && goes_to_pool(r))
             return start_heavy(r);
         return answer_now(r);
     case REQ_DONE:
@@ -426,7 +449,9 @@ http_route *http_route_add(http_server *s, const char *method, const char *patte
                            http_handler_fn fn, void *ctx)
 {
     http_route *r = NULL;
-    if (!atomic_load(&s->started) && fn)
+    bool ws_ok = !(flags & HTTP_WS) || (strcmp(method, "GET") == 0 && !(flags & HTTP_HEAVY) &&
+                                         http__ws_hub_new(s) == MD_OK);
+    if (!atomic_load(&s->started) && fn && ws_ok)
         r = http__router_add(&s->router, method, pattern);
     if (r)
         r->stats = http__metrics_route(s->metrics, method, pattern);
@@ -444,6 +469,7 @@ http_route *http_route_add(http_server *s, const char *method, const char *patte
 
 void http_route_body_limit(http_route *r, size_t max) { r->body_limit = max; }
 void http_route_body_sink(http_route *r, http_body_fn fn) { r->sink = fn; }
+void http_route_inline_if(http_route *r, http_inline_fn fn) { r->inline_fn = fn; }
 void http_route_doc(http_route *r, const http_doc *d)
 {
     if (r)
@@ -486,9 +512,13 @@ int http_server_start(http_server *s, md_err *err)
     if (pthread_create(&s->reaper, NULL, reaper, s) != 0)
         return md_fail(err, MD_E_NOMEM, NULL, "cannot start the deadline thread");
     s->reaper_running = true;
+    bool any_ws = s->ws_hub != NULL;
+    rc = http__ws_hub_start(s, err);
+    if (rc != MD_OK)
+        return rc;
     s->started_ns = md_now_ns(); /* before the I/O threads exist: they read it (uptime) */
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_INTERNAL_POLLING_THREAD | MHD_ALLOW_SUSPEND_RESUME |
-                     MHD_USE_ITC | (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0);
+                     MHD_USE_ITC | (any_ws ? MHD_ALLOW_UPGRADE : 0) | (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0);
     /* At least two: libmicrohttpd 0.9.75's single-thread epoll loop (pool size < 2) stops
      * reading ready sockets with a hundred or more connections open (measured with its own
      * hello-world under wrk -c256), while its thread pool does not. */
@@ -554,6 +584,9 @@ int http_server_drain(http_server *s, unsigned timeout_ms)
     MHD_socket lfd = MHD_quiesce_daemon(s->d);
     if (lfd != MHD_INVALID_SOCKET)
         close(lfd);
+    /* WebSockets first: each is a request in flight until its socket closes. Their close frames
+     * (1001) need a round trip, so even a zero timeout waits a little for them. */
+    http__ws_hub_drain(s, timeout_ms < 200 ? 200 : timeout_ms < 2000 ? timeout_ms : 2000);
     wait_idle(s, md_now_ns() + (uint64_t)timeout_ms * 1000000u);
     long left = atomic_load(&s->inflight);
     close_watch(s);
@@ -573,6 +606,7 @@ void http_server_free(http_server *s)
     http_server_drain(s, 0);
     stop_reaper(s);
     md_pool_free(s->pool);
+    http__ws_hub_free(s);
     http__router_free(&s->router);
     http__metrics_free(s->metrics);
     pthread_cond_destroy(&s->watch_cv);
@@ -608,6 +642,7 @@ int http_metrics_render(http_server *s, md_buf *out)
         .queue_rejected = atomic_load(&s->queue_rejected),
         .rate_limited = atomic_load(&s->rate_limited),
         .timeouts = atomic_load(&s->timeouts),
+        .ran_inline = atomic_load(&s->ran_inline),
         .uptime_s = (double)(md_now_ns() - s->started_ns) / 1e9,
     };
     return http__metrics_render(s->metrics, &g, out);

@@ -8,6 +8,7 @@
 #ifndef MD_IMAGE_H
 #define MD_IMAGE_H
 
+#include "base/buf.h"
 #include "base/err.h"
 
 #include <stddef.h>
@@ -57,6 +58,22 @@ int img_load_file(const char *path, const img_limits *lim, md_image **out, md_er
 /* New blank image (all zero = transparent black); NULL on OOM or bad size. */
 md_image *img_new(int width, int height);
 void img_free(md_image *img);
+
+/* Encode img as fmt (IMG_FMT_JPEG, IMG_FMT_PNG or IMG_FMT_WEBP), appending the bytes to out
+ * (the caller's buffer; its maximum bounds the result). quality 1..100 for JPEG and WebP (0 =
+ * 90); PNG is lossless and keeps alpha when img->has_alpha; JPEG drops alpha (composite first
+ * for a background); WebP keeps it. On failure out is as it was. Errors: MD_E_INVALID_PARAM
+ * (field "output_format" / "jpeg_quality"), MD_E_IMAGE_TOO_LARGE (WebP past 16383 px, field
+ * "output_format"), MD_E_TOO_LARGE (out's maximum), MD_E_NOMEM, MD_E_INTERNAL. */
+int img_encode(const md_image *img, img_format fmt, int quality, md_buf *out, md_err *err);
+
+/* EXIF orientation (1..8) of a JPEG (APP1 "Exif") or WebP (EXIF chunk); 1 when there is none,
+ * for other formats (TIFF's decoder applies its own tag) and for a malformed EXIF block. */
+int img_exif_orientation(const void *data, size_t len);
+/* Turn *img upright for an EXIF orientation: 1 leaves it, 2..8 replace *img with a new image
+ * (the old one freed; 5..8 swap width and height). On failure *img is unchanged.
+ * MD_E_INVALID_PARAM (field "orientation") outside 1..8, MD_E_NOMEM. */
+int img_apply_orientation(md_image **img, int orientation, md_err *err);
 
 /* Composite in place over an opaque background colour; afterwards has_alpha = 0. */
 void img_composite(md_image *img, uint8_t r, uint8_t g, uint8_t b);

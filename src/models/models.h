@@ -225,6 +225,12 @@ const char *mdl_version_id(const mdl_version *v); /* the version string */
 mdl_state mdl_version_state(const mdl_version *v);
 /* Add queue time for the stats (ns a request waited before mdl_run). */
 void mdl_version_note_queue(mdl_version *v, uint64_t queue_ns);
+/* How long a run of the version that would answer the next request of name (or exactly
+ * version) usually takes: the 90th percentile of its recorded run times, in ns (interpolated in
+ * the latency histogram's buckets, so "<= 100 us" reads "90 % of runs took at most 100 us"). 0 when unknown:
+ * the model is not loaded or has run fewer than 32 times. Never loads, never blocks (the HTTP
+ * layer asks it on the I/O thread to decide where a request runs). */
+uint64_t mdl_typical_run_ns(mdl_registry *r, const char *name, const char *version);
 
 /* ---- management (serialised; each persists the new state to the store) ---- */
 /* Load + validate (if needed) and publish as ACTIVE; the previous active becomes STANDBY. A

@@ -1011,6 +1011,20 @@ static int acquire_once(mdl_model *m, const char *version, mdl_version **out)
     return v != NULL;
 }
 
+uint64_t mdl_typical_run_ns(mdl_registry *r, const char *name, const char *version)
+{
+    mdl_model *m = name ? mdl__model_find(r, name) : NULL;
+    mdl_version *v = NULL;
+    if (!m || !acquire_once(m, version, &v))
+        return 0;
+    const mdl_hist *h = &v->stats.latency;
+    uint64_t ns = atomic_load_explicit(&h->n, memory_order_relaxed) < 32
+                      ? 0
+                      : (uint64_t)(mdl__hist_quantile(h, 0.9) * 1e9);
+    mdl_release(v);
+    return ns;
+}
+
 static int not_serving(mdl_registry *r, mdl_model *m, const char *version, md_err *err)
 {
     if (!version)

@@ -282,6 +282,8 @@ static int run(const onnx_model *m, const onnx_tensor *inputs, size_t n_inputs,
         rc = node_check(e, i, report, err);
         if (rc == MD_OK)
             rc = exec_node(e, i, err);
+        if (rc == MD_OK)
+            onnx__exec_node_done(e, i);
     }
     if (rc == MD_OK && report)
         md_cancel_progress(e->cancel, 1.0, "done");

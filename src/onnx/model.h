@@ -71,7 +71,10 @@ typedef struct onnx__exec {
     bool recording;        /* first run of these shapes: events are recorded */
     bool spilled;          /* a request did not match the plan: rest served from spill */
     onnx__event *rec;      /* recorded events (recording) */
+    void **rec_mem;        /* recording: each event's own block, NULL once freed (past its
+                              last reader: the recording run's peak is the live set) */
     int n_rec, cap_rec;
+    int rec_swept;         /* events before this index are all freed or graph outputs */
     int next_event;
     int cur_node;
     unsigned char *base;   /* planned arena */
@@ -86,6 +89,9 @@ typedef struct onnx__exec {
     onnx_tensor *outs;     /* graph outputs, in order */
     struct onnx__exec *next_free;
 } onnx__exec;
+
+/* After node `node` ran in a recording run: free the blocks of values no later node reads. */
+void onnx__exec_node_done(onnx__exec *e, int node);
 
 struct onnx_result {
     onnx__exec e;

@@ -4,6 +4,8 @@
  *
  *   pl_vectorize: image bytes or an upload -> admission by cost -> decode -> "smart" analysis
  *                 -> trace (vec_convert) -> result stored (when there is a store)
+ *   pl_enhance:   image bytes -> decode + EXIF orientation -> super-resolution network over
+ *                 overlapping tiles (enhance.c) -> encoded result (no store: the job layer keeps it)
  *
  * A pl_ctx carries what the work may use and how it must stop: the store (NULL for the CLI),
  * the model registry (borrowed, unused by pl_vectorize so far), a cancel token (deadline, cancel,
@@ -19,6 +21,7 @@
 #define MD_PIPELINES_H
 
 #include "base/cancel.h"
+#include "base/clock.h"
 #include "base/err.h"
 #include "image/image.h"
 #include "store/store.h"
@@ -129,8 +132,170 @@ typedef struct pl_vec_out {
 int pl_vectorize(pl_ctx *cx, const pl_vec_in *in, pl_vec_out *out, md_err *err);
 void pl_vec_out_free(pl_vec_out *out);
 
+/* ---- enhance (enhance.c) ----------------------------------------------------------------
+ *
+ * Models: registry names "esrgan-<net>-x<scale>" (net slim | medium | thick, scale 2 | 3 | 4 | 8),
+ * version "1" = UpscalerJS's npm release 1.0.0, converted by training/enhance/convert.py into
+ * <data_dir>/models at build time (`make enhance-models`). One registry model per (net, scale):
+ * each has its own active version, canary and rollback. Interface of every one: input "image"
+ * FP32 [1, 3, H, W] 0..255, output "upscaled" [1, 3, sH, sW] (clamped and rounded here).
+ * Quality fast -> slim, balanced -> medium, best -> thick.
+ *
+ * Errors: MD_E_INVALID_PARAM naming "quality" / "upscale" / "output_format" / "jpeg_quality";
+ * MD_E_UNSUPPORTED (422) "face_enhance" when no face detector is available (always, so far:
+ * pl_enhance_face_available says 0); decoder errors as img_decode (unknown bytes:
+ * MD_E_UNSUPPORTED_FORMAT, 415); MD_E_IMAGE_TOO_LARGE ("upscale") when the result would pass
+ * PL_ENH_MAX_OUT_PIXELS; MD_E_MODEL_NOT_FOUND / MD_E_MODEL_UNAVAILABLE when the network is not
+ * converted or not loaded; MD_E_CANCELLED / MD_E_TIMEOUT from cx->cancel (checked between tiles).
+ * Progress: cx->cancel's sink gets 0..1 with stages "decode", "tile i/n", "encode". */
+#define PL_ENH_MAX_OUT_PIXELS ((uint64_t)100 * 1000 * 1000)
+
+typedef enum pl_enh_quality { PL_ENH_FAST, PL_ENH_BALANCED, PL_ENH_BEST } pl_enh_quality;
+/* "fast", "balanced", "best"; MD_E_INVALID_PARAM (field "quality") for others. */
+int pl_enh_quality_parse(const char *s, pl_enh_quality *q, md_err *err);
+/* "fast", "balanced", "best" or "unknown"; static. */
+const char *pl_enh_quality_name(pl_enh_quality q);
+/* The registry model serving (q, scale): "esrgan-slim-x4"... into out (>= 32 bytes).
+ * MD_E_INVALID_PARAM ("quality" / "upscale"). */
+int pl_enh_model_name(pl_enh_quality q, int scale, char *out, size_t cap, md_err *err);
+
+typedef struct pl_enh_in {
+    const void *image; /* borrowed for the call */
+    size_t image_len;
+    pl_enh_quality quality;
+    int scale;        /* 2, 3, 4, 8 */
+    int face_enhance; /* refused (MD_E_UNSUPPORTED) while pl_enhance_face_available is 0 */
+    img_format out_format; /* IMG_FMT_JPEG, IMG_FMT_PNG, IMG_FMT_WEBP */
+    int jpeg_quality; /* 1..100 for jpg and webp; 0 = 90 */
+    size_t tile_budget; /* bytes for one tile's network run; 0 = PL_ENH_TILE_BUDGET */
+    int tile;           /* tile side in input pixels (tests); 0 = from the budget */
+} pl_enh_in;
+#define PL_ENH_TILE_BUDGET ((size_t)768 << 20)
+
+typedef struct pl_enh_out {
+    md_buf image; /* new: the encoded result (pl_enh_out_free) */
+    int width, height;
+    img_format format;
+    int faces_found;
+    int tiles;       /* network runs */
+    int tile_size;   /* core tile side in input pixels */
+    double total_ms;
+} pl_enh_out;
+
+/* Peak memory estimate in bytes of enhancing a w x h image with in's options (admission);
+ * also checks that the model serving it is known (MD_E_MODEL_NOT_FOUND otherwise). Errors as
+ * pl_enhance's parameter checks. */
+int pl_enhance_estimate(pl_ctx *cx, int w, int h, const pl_enh_in *in, uint64_t *bytes,
+                        md_err *err);
+/* Enhance one image (see the block above). in is borrowed; *out is zeroed first and filled;
+ * free with pl_enh_out_free (also after a failure). */
+int pl_enhance(pl_ctx *cx, const pl_enh_in *in, pl_enh_out *out, md_err *err);
+void pl_enh_out_free(pl_enh_out *out);
+/* 1 when face_enhance can be honoured (for /api/v1/config); 0 now: no detector shipped. */
+int pl_enhance_face_available(pl_ctx *cx);
+
 /* 1 when an image is better traced in black and white: nearly no pixel has colour and nearly
  * all are near black or near white once composited on white ("smart"'s choice). */
 int pl_looks_binary(const md_image *img);
+
+/* ---- AI vectorize (vectorize_ai.c) -------------------------------------------------------
+ *
+ *   image -> vec_features -> classify (vectorize-classifier) -> parameter guess
+ *   (vectorize-params) -> route (tier_auto) -> tier 1 | 2 | 3 -> the best measured conversion
+ *
+ * Tier 1 converts the parameter guess once. Tier 2 converts the default preset (the size
+ * budget's reference), scores a few hundred candidate parameter sets with vectorize-quality in
+ * one batched run and converts the best few. Tier 3 runs tier 2, then a coordinate search with
+ * real conversions from its best. Objective: the highest measured SSIM whose SVG stays within
+ * the size budget (max_svg_bytes, else 3x the default preset's bytes); reaching the target
+ * quality ends the search; a new conversion starts only while the time budget is not spent, so
+ * it is exceeded by at most one conversion. A missing model (unloaded, failed, another feature
+ * list) is replaced by rules (fallback_used, fallback_reason); with none of the three models
+ * runnable the call fails with MD_E_MODEL_UNAVAILABLE (use the manual conversion instead).
+ * Models must record the features they read as a "features" array of names in their manifest's
+ * "preprocessing" object (vectorize-quality: the features, then optionally the 10 encoded
+ * parameter names); a different list is "feature list mismatch".
+ */
+#define PL_AI_CLASSES 4
+#define PL_AI_MODELS 3
+/* Registry names: [0] classifier, [1] quality, [2] params. Static. */
+const char *pl_ai_model_name(int i);
+/* Logo types in the classifier's output order: simple_geometric, text_based, gradient,
+ * complex. Static; "unknown" out of range. */
+const char *pl_ai_logo_type_name(int i);
+
+typedef struct pl_ai_in {
+    /* The image, as for pl_vectorize: bytes (borrowed) or an upload of cx->st. */
+    const void *image;
+    size_t image_len;
+    const char *file_id;
+    const store_upload *upload;
+    const char *filename;  /* kept with a stored result when there is no upload; may be NULL */
+    int tier;              /* 0 = auto, 1..3 */
+    double target_quality; /* 0..1; 0 = 0.85 */
+    double time_budget_s;  /* > 0; 0 = by tier: 0.5 / 1.5 / 5 s, auto 2 s */
+    size_t max_svg_bytes;  /* 0 = 3x the default preset's bytes */
+    const md_clock *clock; /* time budget clock; NULL = md_clock_system() (tests inject one) */
+    int analyse_only;      /* 1: analysis and recommendation only, no conversion or result */
+} pl_ai_in;
+
+/* What the models (or the rules) say about an image. */
+typedef struct pl_ai_analysis {
+    float features[VEC_N_FEATURES];
+    int logo_type;           /* index for pl_ai_logo_type_name */
+    double confidence;       /* probability of logo_type */
+    double probs[PL_AI_CLASSES];
+    vec_params guess;        /* the parameter model's (or the rules') starting point */
+    double predicted_quality; /* SSIM of guess by vectorize-quality; -1 when not available */
+    double predicted_bytes;  /* SVG bytes of guess predicted; -1 when not available */
+    double predicted_ms;     /* conversion time of guess predicted; -1 when not available */
+    double complexity;       /* 0 (flat, few colours) .. 1 (photo-like), from the features */
+    int recommended_tier;    /* what auto routing picks for the input's target and budget */
+    char routing_reason[160];
+} pl_ai_analysis;
+
+typedef struct pl_ai_timing {
+    double read_ms, decode_ms, features_ms, classify_ms, routing_ms, prediction_ms,
+        optimize_ms, total_ms;
+} pl_ai_timing;
+
+typedef struct pl_ai_out {
+    pl_vec_out vec;          /* the chosen conversion (res, size, result_id), as pl_vectorize */
+    pl_ai_analysis an;
+    int selected_tier;       /* what routing chose (= the asked tier when not auto) */
+    int tier_used;           /* the tier that ran */
+    const char *method;      /* static: "parameter_model", "rules", "predictor_ranking",
+                                "coordinate_search" */
+    double target_quality, time_budget_s;
+    double predicted_quality; /* vectorize-quality's SSIM for the parameters used; -1 = none */
+    size_t size_budget;      /* bytes; 0 when unknown (tier 1 with no model and no max) */
+    size_t default_bytes;    /* of the default preset, when it was converted (tiers 2, 3) */
+    double default_ssim;     /* ... and its SSIM; -1 when not converted */
+    int conversions, candidates_scored, target_reached;
+    double elapsed_s;        /* by in->clock, from decode to the end of the search */
+    double max_conversion_s; /* the longest conversion, by in->clock */
+    int fallback_used;
+    char fallback_reason[200];
+    char model_versions[PL_AI_MODELS][32]; /* "" when that model was not used */
+    pl_ai_timing timing;
+} pl_ai_out;
+
+/* Run the AI conversion (or only the analysis). in is borrowed for the call; *out is filled
+ * (zeroed first; free with pl_ai_out_free, also after a failure). Errors as pl_vectorize, plus
+ * MD_E_INVALID_PARAM naming "tier", "target_quality", "time_budget", and
+ * MD_E_MODEL_UNAVAILABLE when no AI model can run. */
+int pl_vectorize_ai(pl_ctx *cx, const pl_ai_in *in, pl_ai_out *out, md_err *err);
+void pl_ai_out_free(pl_ai_out *out);
+
+/* Predicted quality of n parameter sets for one image's features, with vectorize-quality:
+ * ssim[i], bytes[i], ms[i] (any may be NULL). version gets the model version used.
+ * MD_E_MODEL_UNAVAILABLE when the model is missing or reads other features. */
+int pl_ai_predict(pl_ctx *cx, const float *features, const vec_params *params, size_t n,
+                  double *ssim, double *bytes, double *ms, char version[32], md_err *err);
+
+/* State of the three models: ok[i] 1 when model i is runnable with our features, else
+ * reason[i] says why; version[i] the serving version ("" when none). */
+void pl_ai_models_check(pl_ctx *cx, int ok[PL_AI_MODELS], char reason[PL_AI_MODELS][96],
+                        char version[PL_AI_MODELS][32]);
 
 #endif

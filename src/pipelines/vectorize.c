@@ -14,6 +14,7 @@
  *   3. On failure out->res is NULL and no result is stored; out is always safe to free.
  */
 #include "pipelines/pipelines.h"
+#include "pipelines/pipelines_int.h"
 
 #include "base/buf.h"
 #include "base/clock.h"
@@ -84,7 +85,7 @@ static int check_in(const pl_ctx *cx, const pl_vec_in *in, md_err *err)
 }
 
 /* The upload's bytes. *data is new (free()). */
-static int read_upload(const pl_ctx *cx, const pl_vec_in *in, store_upload *up, uint8_t **data,
+int pl__read_upload(const pl_ctx *cx, const pl_vec_in *in, store_upload *up, uint8_t **data,
                        size_t *n, md_err *err)
 {
     int rc = MD_OK;
@@ -103,7 +104,7 @@ static int read_upload(const pl_ctx *cx, const pl_vec_in *in, store_upload *up, 
 }
 
 /* Header -> admission -> pixels (invariant 1). *pixels gets what was admitted (0 if nothing). */
-static int admit_and_decode(const pl_ctx *cx, const void *data, size_t n, pl_vec_out *out,
+int pl__admit_and_decode(const pl_ctx *cx, const void *data, size_t n, pl_vec_out *out,
                             md_image **img, uint64_t *pixels, md_err *err)
 {
     img_limits def = img_limits_default();
@@ -162,7 +163,7 @@ static int result_meta(const pl_vec_in *in, const store_upload *up, const pl_vec
     return md_buf_putc(b, '}');
 }
 
-static int keep_result(const pl_ctx *cx, const pl_vec_in *in, const store_upload *up,
+int pl__keep_result(const pl_ctx *cx, const pl_vec_in *in, const store_upload *up,
                        pl_vec_out *out, md_err *err)
 {
     uint64_t t0 = md_now_ns();
@@ -193,7 +194,7 @@ static int convert(pl_ctx *cx, const pl_vec_in *in, const void *data, size_t n, 
 {
     md_image *img = NULL;
     uint64_t pixels = 0, t0 = md_now_ns();
-    int rc = admit_and_decode(cx, data, n, out, &img, &pixels, err);
+    int rc = pl__admit_and_decode(cx, data, n, out, &img, &pixels, err);
     out->timing.decode_ms = ms_since(t0);
     vec_params p = in->params;
     if (rc == MD_OK)
@@ -222,14 +223,14 @@ int pl_vectorize(pl_ctx *cx, const pl_vec_in *in, pl_vec_out *out, md_err *err)
     uint8_t *blob = NULL;
     size_t n = in->image_len;
     if (!in->image)
-        rc = read_upload(cx, in, &up, &blob, &n, err);
+        rc = pl__read_upload(cx, in, &up, &blob, &n, err);
     out->timing.read_ms = ms_since(t0);
     if (rc == MD_OK)
         rc = convert(cx, in, in->image ? in->image : blob, n, out, err);
     free(blob);
     out->timing.total_ms = ms_since(t0);
     if (rc == MD_OK && cx->st)
-        rc = keep_result(cx, in, in->image ? NULL : &up, out, err);
+        rc = pl__keep_result(cx, in, in->image ? NULL : &up, out, err);
     if (rc != MD_OK) {
         vec_result_free(out->res);
         out->res = NULL;

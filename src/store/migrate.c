@@ -77,6 +77,50 @@ static const migration migrations[] = {
      * their values and get '' (nothing to roll back to). */
     {6, "models_previous_version",
      "ALTER TABLE models ADD COLUMN previous_version TEXT NOT NULL DEFAULT '';"},
+    /* The durable job queue of src/jobs (issue 10): one row per job, leases and progress in
+     * the row; batches group jobs submitted together. States are the API's names. */
+    {7, "jobs",
+     "CREATE TABLE batches ("
+     "  id TEXT PRIMARY KEY,"
+     "  owner TEXT NOT NULL,"
+     "  kind TEXT NOT NULL,"
+     "  total INTEGER NOT NULL,"
+     "  created_ms INTEGER NOT NULL);"
+     "CREATE TABLE jobs ("
+     "  id TEXT PRIMARY KEY,"
+     "  kind TEXT NOT NULL,"
+     "  owner TEXT NOT NULL,"
+     "  batch_id TEXT NOT NULL DEFAULT '',"
+     "  params TEXT NOT NULL,"
+     "  input_sha256 TEXT NOT NULL DEFAULT '',"
+     "  input_bytes INTEGER NOT NULL DEFAULT 0,"
+     "  input_name TEXT NOT NULL DEFAULT '',"
+     "  state TEXT NOT NULL,"
+     "  progress REAL NOT NULL DEFAULT 0,"
+     "  stage TEXT NOT NULL DEFAULT '',"
+     "  attempts INTEGER NOT NULL DEFAULT 0,"
+     "  max_attempts INTEGER NOT NULL,"
+     "  lease_owner TEXT NOT NULL DEFAULT '',"
+     "  lease_expires_ms INTEGER NOT NULL DEFAULT 0,"
+     "  cancel_requested INTEGER NOT NULL DEFAULT 0,"
+     "  created_ms INTEGER NOT NULL,"
+     "  started_ms INTEGER NOT NULL DEFAULT 0,"
+     "  completed_ms INTEGER NOT NULL DEFAULT 0,"
+     "  error_code TEXT NOT NULL DEFAULT '',"
+     "  error_message TEXT NOT NULL DEFAULT '',"
+     "  result_sha256 TEXT NOT NULL DEFAULT '',"
+     "  result_bytes INTEGER NOT NULL DEFAULT 0,"
+     "  result_meta TEXT NOT NULL DEFAULT '{}',"
+     "  input_ttl_ms INTEGER NOT NULL,"
+     "  result_ttl_ms INTEGER NOT NULL,"
+     "  input_expires_ms INTEGER NOT NULL DEFAULT 0,"
+     "  expires_ms INTEGER NOT NULL DEFAULT 0,"
+     "  seq INTEGER NOT NULL DEFAULT 1);"
+     "CREATE INDEX jobs_claim ON jobs(state, created_ms);"
+     "CREATE INDEX jobs_batch ON jobs(batch_id);"
+     "CREATE INDEX jobs_input ON jobs(input_sha256);"
+     "CREATE INDEX jobs_result ON jobs(result_sha256);"
+     "CREATE INDEX jobs_expires ON jobs(expires_ms);"},
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

@@ -231,6 +231,123 @@ int store_models_list(store *s, store_model_state **out, size_t *n, md_err *err)
 /* Forget a model; deleting an unknown name is MD_OK. */
 int store_models_delete(store *s, const char *name, md_err *err);
 
+/* ---- durable jobs (jobs.c) ------------------------------------------------------------ */
+/* The rows of src/jobs' queue. The store only keeps them and applies each transition as one
+ * compare-and-set statement (the WHERE clause names the state, and for a running job the
+ * lease owner, that the transition starts from), so two processes can never both claim a job
+ * or both finish it; the state machine itself is drawn and checked in src/jobs/jobs.c.
+ * "Changed" below means the row matched: a transition whose starting state no longer holds
+ * answers MD_E_CONFLICT and changes nothing. */
+
+#define STORE_JOB_ID_MAX 40
+#define STORE_JOB_KIND_MAX 32
+#define STORE_JOB_PARAMS_MAX 4096   /* params JSON, bytes */
+#define STORE_JOB_META_MAX 4096     /* result metadata JSON, bytes */
+#define STORE_JOB_STAGE_MAX 64
+#define STORE_JOB_WORKER_MAX 96
+
+typedef enum store_job_state {
+    STORE_JOB_QUEUED = 0,
+    STORE_JOB_PROCESSING,
+    STORE_JOB_SUCCESS,
+    STORE_JOB_FAILURE,
+    STORE_JOB_CANCELLED,
+    STORE_JOB__NSTATES
+} store_job_state;
+
+/* "QUEUED" ... "CANCELLED" (the API's names, also the database's). Static storage. */
+const char *store_job_state_name(int state);
+/* The state named s, or -1. */
+int store_job_state_parse(const char *s);
+
+typedef struct store_job {
+    char id[STORE_JOB_ID_MAX];             /* "j_<hex>" */
+    char kind[STORE_JOB_KIND_MAX];         /* "enhance", "predict-bulk", ... */
+    char owner[STORE_KEY_ID_MAX];          /* key id of the submitter ("" = anonymous) */
+    char batch_id[STORE_JOB_ID_MAX];       /* "" = none */
+    char params[STORE_JOB_PARAMS_MAX];     /* JSON object, verbatim */
+    char input_sha256[STORE_SHA256_HEX];   /* the input blob; "" = none (or swept) */
+    int64_t input_bytes;
+    char input_name[256];                  /* client-given file name */
+    int state;                             /* store_job_state */
+    double progress;                       /* 0..1 */
+    char stage[STORE_JOB_STAGE_MAX];
+    int attempts, max_attempts;            /* attempts = claims so far */
+    char lease_owner[STORE_JOB_WORKER_MAX];/* "" when not PROCESSING */
+    int64_t lease_expires_ms;
+    int cancel_requested;                  /* a running job was asked to stop */
+    int64_t created_ms, started_ms, completed_ms;  /* 0 = not yet */
+    char error_code[32];                   /* md_err_name of the failure, "" = none */
+    char error_message[320];
+    char result_sha256[STORE_SHA256_HEX];  /* the result blob, "" = none */
+    int64_t result_bytes;
+    char result_meta[STORE_JOB_META_MAX];  /* JSON object, verbatim ("{}" = none) */
+    int64_t input_ttl_ms, result_ttl_ms;   /* retention once terminal */
+    int64_t expires_ms;                    /* 0 while not terminal; the sweep deletes the row */
+    int64_t seq;                           /* bumped by every change: pollers compare it */
+} store_job;
+
+typedef struct store_batch {
+    char id[STORE_JOB_ID_MAX];             /* "b_<hex>" */
+    char owner[STORE_KEY_ID_MAX];
+    char kind[STORE_JOB_KIND_MAX];
+    int total;
+    int64_t created_ms;
+} store_batch;
+
+/* Insert n QUEUED jobs (ids, created_ms, seq filled in the array) in one transaction, with
+ * their batch row first when batch is not NULL (its id and created_ms are filled, and each
+ * job's batch_id set to it): all or nothing. Input blobs must already be put. max_queued > 0
+ * refuses with MD_E_OVERLOADED when more than max_queued - n jobs are QUEUED or PROCESSING. */
+int store_jobs_insert(store *s, store_job *jobs, size_t n, store_batch *batch, size_t max_queued,
+                      md_err *err);
+/* MD_E_NOT_FOUND (field "job_id") for an unknown id. */
+int store_jobs_get(store *s, const char *id, store_job *out, md_err *err);
+/* The oldest QUEUED job whose kind is one of kinds[0..nkinds): QUEUED -> PROCESSING, attempts
+ * + 1, leased to worker until now + lease_ms. MD_E_NOT_FOUND when none is waiting. */
+int store_jobs_claim(store *s, const char *const *kinds, size_t nkinds, const char *worker,
+                     int64_t lease_ms, store_job *out, md_err *err);
+/* Extend the lease and record progress (progress < 0 keeps it; stage NULL keeps it).
+ * *cancel_requested (may be NULL) gets the row's flag. MD_E_CONFLICT when the job is no longer
+ * PROCESSING under this worker (the lease was lost). */
+int store_jobs_renew(store *s, const char *id, const char *worker, int64_t lease_ms,
+                     double progress, const char *stage, int *cancel_requested, md_err *err);
+/* PROCESSING (under worker) -> SUCCESS with the result blob (hex may be "" for none) and
+ * meta JSON (NULL = "{}"). */
+int store_jobs_succeed(store *s, const char *id, const char *worker, const char *result_hex,
+                       int64_t result_bytes, const char *meta, md_err *err);
+/* PROCESSING (under worker) -> FAILURE, CANCELLED, or QUEUED (to_state; a release to QUEUED
+ * with refund gives back the attempt, as when a server shuts down mid-job). */
+int store_jobs_finish(store *s, const char *id, const char *worker, int to_state,
+                      const char *error_code, const char *error_message, int refund,
+                      md_err *err);
+/* QUEUED -> CANCELLED at once (*state_out = CANCELLED); PROCESSING: sets cancel_requested
+ * (*state_out = PROCESSING); a terminal job is left alone (*state_out = its state). */
+int store_jobs_cancel(store *s, const char *id, int *state_out, md_err *err);
+/* Leases that ran out before now: PROCESSING -> QUEUED, or -> FAILURE once attempts reached
+ * max_attempts. Also any lease whose owner starts with owner_prefix (non-NULL: a worker
+ * prefix of this host's dead process) regardless of its expiry. Counts in *requeued and
+ * *failed (may be NULL). */
+int store_jobs_expire(store *s, const char *owner_prefix, size_t *requeued, size_t *failed,
+                      md_err *err);
+/* The distinct lease owners of PROCESSING jobs (for recovery of dead local processes).
+ * *out is new (free(); NULL when *n == 0), STORE_JOB_WORKER_MAX chars each. */
+int store_jobs_lease_owners(store *s, char (**out)[STORE_JOB_WORKER_MAX], size_t *n,
+                            md_err *err);
+/* The jobs of a batch, in submission order. *out is new (free(); NULL when *n == 0). */
+int store_jobs_list_batch(store *s, const char *batch_id, store_job **out, size_t *n,
+                          md_err *err);
+/* MD_E_NOT_FOUND (field "batch_id") for an unknown id. */
+int store_batches_get(store *s, const char *id, store_batch *out, md_err *err);
+/* Numbers of jobs per state (counts[STORE_JOB__NSTATES]), all kinds when kind is NULL. */
+int store_jobs_count(store *s, const char *kind, int64_t counts[STORE_JOB__NSTATES],
+                     md_err *err);
+/* The seq of each id (0 for a row that no longer exists), for subscribers that poll. */
+int store_jobs_seqs(store *s, const char *const *ids, size_t n, int64_t *seqs, md_err *err);
+/* Remove a terminal job now (DELETE /api/v1/jobs/{id} after its cancel): MD_E_CONFLICT
+ * while it is QUEUED or PROCESSING. Its blobs go at the next sweep. */
+int store_jobs_delete(store *s, const char *id, md_err *err);
+
 /* ---- retention (sweep.c) -------------------------------------------------------------- */
 
 typedef struct store_sweep_stats {

@@ -29,13 +29,26 @@
 
 typedef struct blob_table {
     const char *delete_expired;   /* one parameter: now_ms */
-    const char *references;       /* one parameter: sha256; a row when referenced */
+    const char *references;       /* one parameter: sha256; a row when referenced; NULL for
+                                   * a statement whose table names no blob */
 } blob_table;
 
 static const blob_table tables[] = {
     {"DELETE FROM uploads WHERE expires_ms <= ?", "SELECT 1 FROM uploads WHERE sha256 = ? LIMIT 1"},
     {"DELETE FROM results WHERE expires_ms <= ?",
      "SELECT 1 FROM results WHERE svg_sha256 = ? LIMIT 1"},
+    /* Jobs (jobs.c): a terminal job lets go of its input after the upload retention (the row
+     * stays, so its status and result remain readable), and the whole row goes after the
+     * result retention. Running and queued jobs always keep their input. */
+    {"UPDATE jobs SET input_sha256 = '' WHERE expires_ms > 0 AND input_sha256 <> ''"
+     " AND input_expires_ms <= ?",
+     "SELECT 1 FROM jobs WHERE input_sha256 = ?1 OR result_sha256 = ?1 LIMIT 1"},
+    {"DELETE FROM jobs WHERE expires_ms > 0 AND expires_ms <= ?", NULL},
+    /* A batch goes with its last job (a batch and its jobs are inserted in one transaction,
+     * so a batch is never seen without them). */
+    {"DELETE FROM batches WHERE created_ms <= ?"
+     " AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.batch_id = batches.id)",
+     NULL},
 };
 #define N_TABLES (sizeof tables / sizeof tables[0])
 
@@ -68,6 +81,8 @@ static int delete_expired(store *s, int64_t now_ms, size_t *rows, md_err *err)
 static int referenced(store *s, const char *hex, md_err *err)
 {
     for (size_t i = 0; i < N_TABLES; i++) {
+        if (!tables[i].references)
+            continue;
         sqlite3_stmt *st = store__stmt(s, tables[i].references, err);
         if (!st)
             return -1;

@@ -25,6 +25,7 @@
 #include "vec_int.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -296,4 +297,63 @@ int vec_params_to_json(const vec_params *p, md_buf *out)
         }
     }
     return rc == MD_OK ? md_buf_putc(out, '}') : rc;
+}
+
+/* ---- the AI models' encoding ---------------------------------------------------------------
+ * Ten numbers in raw units; the ranges come from PARAMS (invariant 1), the flags are 0/1. */
+
+static const char *const ENC_NAMES[] = {
+    "filter_speckle",   "color_precision", "layer_difference",    "corner_threshold",
+    "length_threshold", "max_iterations",  "splice_threshold",    "path_precision",
+    "hierarchical_cutout", "mode_polygon", NULL,
+};
+_Static_assert(sizeof ENC_NAMES / sizeof ENC_NAMES[0] == VEC_N_PARAM_ENC + 1,
+               "VEC_N_PARAM_ENC must match ENC_NAMES");
+
+const char *const *vec_params_enc_names(void) { return ENC_NAMES; }
+
+void vec_params_encode(const vec_params *p, float out[VEC_N_PARAM_ENC])
+{
+    out[0] = (float)p->filter_speckle;
+    out[1] = (float)p->color_precision;
+    out[2] = (float)p->layer_difference;
+    out[3] = (float)p->corner_threshold;
+    out[4] = (float)p->length_threshold;
+    out[5] = (float)p->max_iterations;
+    out[6] = (float)p->splice_threshold;
+    out[7] = (float)p->path_precision;
+    out[8] = p->hierarchical == VEC_CUTOUT ? 1.0f : 0.0f;
+    out[9] = p->mode == VEC_POLYGON ? 1.0f : 0.0f;
+}
+
+/* v clamped into the range of the parameter called name; def when v is NaN. */
+static double clamp_param(const char *name, double v, double def, int round_it)
+{
+    const pdef *d = find_param(name);
+    if (isnan(v))
+        return def;
+    v = round_it ? floor(v + 0.5) : v;
+    return v < d->lo ? d->lo : v > d->hi ? d->hi : v;
+}
+
+void vec_params_decode(const float *in, vec_params *out)
+{
+    vec_params d;
+    vec_params_preset("default", &d, NULL);
+    *out = d;
+    int *ints[] = {&out->filter_speckle, &out->color_precision, &out->layer_difference,
+                   &out->corner_threshold, NULL, &out->max_iterations, &out->splice_threshold,
+                   &out->path_precision};
+    for (int i = 0; i < 8; i++) {
+        if (!ints[i])
+            continue;
+        *ints[i] = (int)clamp_param(ENC_NAMES[i], in[i], *ints[i], 1);
+    }
+    out->length_threshold = clamp_param("length_threshold", in[4], d.length_threshold, 0);
+    out->hierarchical = !isnan(in[8]) && in[8] >= 0.5f ? VEC_CUTOUT : VEC_STACKED;
+    out->mode = !isnan(in[9]) && in[9] >= 0.5f ? VEC_POLYGON : VEC_SPLINE;
+    out->colormode = VEC_COLOR;
+    out->gradients = 1;
+    out->composite = 0;
+    out->svgz = 0;
 }

@@ -56,6 +56,35 @@ const char *const *vec_params_names(void);
 /* Write the parameters as a JSON object (no enclosing whitespace) into out. */
 int vec_params_to_json(const vec_params *p, md_buf *out);
 
+/* ---- parameters as numbers (the AI models' encoding) ------------------------------------- */
+
+/* The 10 encoded parameters, in this order, in raw units (no scaling): filter_speckle,
+ * color_precision, layer_difference, corner_threshold, length_threshold, max_iterations,
+ * splice_threshold, path_precision, hierarchical_cutout (0/1), mode_polygon (0/1).
+ * training/vectorize/params.py mirrors this encoding. */
+#define VEC_N_PARAM_ENC 10
+/* Names of the encoded parameters in order, NULL-terminated. Static storage. */
+const char *const *vec_params_enc_names(void);
+/* p's tracing parameters as the 10 numbers above. */
+void vec_params_encode(const vec_params *p, float out[VEC_N_PARAM_ENC]);
+/* Numbers (e.g. a model's output) back to parameters: integers are rounded, every value is
+ * clamped into its range, the two flags are 1 at >= 0.5, a NaN takes the default's value.
+ * The fields the encoding leaves out are the defaults (colour mode, gradients on, no
+ * compositing, plain SVG). Always valid for vec_params_validate. */
+void vec_params_decode(const float *in, vec_params *out);
+
+/* ---- image features (what the AI models read) ------------------------------------------- */
+
+/* Number of features vec_features() writes. */
+#define VEC_N_FEATURES 26
+/* Feature names in output order, snake_case, NULL-terminated; the order is stable and only
+ * grows at the end (a model records the list it was trained on). Static storage. */
+const char *const *vec_feature_names(void);
+/* Compute the VEC_N_FEATURES features of img into out (caller-allocated). Deterministic,
+ * finite values; large images are sampled on a grid of at most 256 x 256 first.
+ * MD_E_INVALID_PARAM for an empty image, MD_E_NOMEM. */
+int vec_features(const md_image *img, float *out, md_err *err);
+
 /* ---- the traced document ---------------------------------------------------------------- */
 
 typedef enum vec_seg_kind { VEC_SEG_MOVE, VEC_SEG_LINE, VEC_SEG_CUBIC, VEC_SEG_CLOSE } vec_seg_kind;

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include <math.h>
+#include <stdio.h>
 
 #include "base/buf.h"
 #include "base/err.h"
@@ -52,9 +54,54 @@ static void test_json_str(void **state)
     md_buf_free(&b);
 }
 
+/* md_buf_put_g9 writes what printf("%.9g") writes: edge values (powers of ten and the
+ * neighbours where %g switches notation or rounding carries) and a million random bit patterns. */
+static void expect_g9(float v)
+{
+    if (!isfinite(v))
+        return;
+    char want[64];
+    snprintf(want, sizeof want, "%.9g", (double)v);
+    md_buf b;
+    md_buf_init(&b, 64);
+    assert_int_equal(md_buf_put_g9(&b, v), MD_OK);
+    if (strcmp(b.data, want) != 0)
+        fail_msg("%a: got %s, printf %s", (double)v, b.data, want);
+    md_buf_free(&b);
+}
+
+static void test_g9_matches_printf(void **state)
+{
+    (void)state;
+    const float edge[] = {0.0f, -0.0f, 1.0f, -1.0f, 0.1f, 0.5f, 1e-4f, 9.99999e-5f, 1e-5f, 123456789.0f,
+                          999999999.0f, 1e9f, 1e10f, 3.4028235e38f, 1.17549435e-38f, 1.4e-45f,
+                          0.30000001f, 2.5f, 1e8f, 99999.99f, 0.000123f};
+    for (size_t i = 0; i < sizeof edge / sizeof edge[0]; i++) {
+        expect_g9(edge[i]);
+        expect_g9(nextafterf(edge[i], INFINITY));
+        expect_g9(nextafterf(edge[i], -INFINITY));
+    }
+    for (int p = -45; p <= 38; p++) {
+        float v = (float)pow(10, p);
+        expect_g9(v);
+        expect_g9(nextafterf(v, 0));
+        expect_g9(nextafterf(v, INFINITY));
+    }
+    uint64_t s = 0x9E3779B97F4A7C15u;
+    for (int i = 0; i < 1000000; i++) {
+        s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+        uint32_t bits = (uint32_t)(s >> 16);
+        float v;
+        memcpy(&v, &bits, sizeof v);
+        if (isfinite(v))
+            expect_g9(v);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_append_and_limit),
-                                       cmocka_unit_test(test_json_str)};
+                                       cmocka_unit_test(test_json_str),
+                                       cmocka_unit_test(test_g9_matches_printf)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

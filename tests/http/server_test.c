@@ -156,6 +156,14 @@ static resp ask(uint16_t port, const char *req)
     return r;
 }
 
+/* The inline predicate of /maybe: run on the I/O thread when the client says the work is small. */
+static int small_if_asked(http_req *req, void *ctx)
+{
+    (void)ctx;
+    const char *v = http_req_header(req, "X-Small");
+    return v && strcmp(v, "1") == 0;
+}
+
 static http_server *start(unsigned threads, unsigned queue, unsigned timeout_ms)
 {
     http_server *s;
@@ -165,6 +173,9 @@ static http_server *start(unsigned threads, unsigned queue, unsigned timeout_ms)
     assert_non_null(http_route_add(s, "GET", "/fast", HTTP_ROLE_PUBLIC, HTTP_LIGHT, h_fast, NULL));
     assert_non_null(http_route_add(s, "GET", "/heavy", HTTP_ROLE_PUBLIC, HTTP_HEAVY, h_fast, NULL));
     assert_non_null(http_route_add(s, "GET", "/held", HTTP_ROLE_PUBLIC, HTTP_HEAVY, h_held, NULL));
+    http_route *maybe = http_route_add(s, "GET", "/maybe", HTTP_ROLE_PUBLIC, HTTP_HEAVY, h_fast, NULL);
+    assert_non_null(maybe);
+    http_route_inline_if(maybe, small_if_asked);
     assert_non_null(
         http_route_add(s, "GET", "/cancel", HTTP_ROLE_PUBLIC, HTTP_HEAVY, h_until_cancelled, NULL));
     assert_non_null(http_route_add(s, "POST", "/post", HTTP_ROLE_PUBLIC, HTTP_LIGHT, h_fast, NULL));
@@ -280,6 +291,31 @@ static void test_overload_503(void **state)
     http_server_free(s);
 }
 
+/* A heavy route's inline predicate keeps a small request on the I/O thread: it is answered while
+ * the only compute worker is held, and counted; a request the predicate declines takes the pool. */
+static void test_inline_predicate(void **state)
+{
+    (void)state;
+    gate_reset();
+    http_server *s = start(1, 4, 60000);
+    uint16_t port = http_server_port(s);
+    bg a;
+    bg_start(&a, port, "GET /held HTTP/1.1\r\nHost: x\r\n\r\n");
+    gate_wait_started(1); /* the only worker is busy */
+    resp r = ask(port, "GET /maybe HTTP/1.1\r\nHost: x\r\nX-Small: 1\r\n\r\n");
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "fast");
+    assert_true(queue_depth_is(s, "modeld_compute_inline_total 1\n"));
+    assert_true(queue_depth_is(s, "modeld_compute_workers_busy 1\n"));
+    gate_open();
+    pthread_join(a.t, NULL);
+    assert_int_equal(a.r.status, 200);
+    r = ask(port, "GET /maybe HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_int_equal(r.status, 200);
+    assert_true(queue_depth_is(s, "modeld_compute_inline_total 1\n"));
+    http_server_free(s);
+}
+
 static void test_deadline_504(void **state)
 {
     (void)state;
@@ -373,6 +409,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_keepalive_head_heavy), cmocka_unit_test(test_early_413),
         cmocka_unit_test(test_overload_503),         cmocka_unit_test(test_deadline_504),
+        cmocka_unit_test(test_inline_predicate),
         cmocka_unit_test(test_drain_finishes_inflight),
         cmocka_unit_test(test_deadline_cancels_the_worker),
         cmocka_unit_test(test_drain_timeout_cancels),

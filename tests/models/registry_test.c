@@ -817,6 +817,29 @@ static void test_describe_remembered_without_loading(void **state)
     json_decref(d);
 }
 
+/* mdl_typical_run_ns knows nothing before 32 runs and never loads; after them it is the p90. */
+static void test_typical_run_time(void **state)
+{
+    mfx *f = *state;
+    copy_add4(f->shipped, "1", "1");
+    mdl_registry_opts o = mfx_opts(f);
+    mfx_open(f, &o);
+    assert_int_equal(mdl_typical_run_ns(f->r, "add4", NULL), 0);
+    assert_int_equal(mdl_typical_run_ns(f->r, "nope", NULL), 0);
+    assert_int_equal(mdl_typical_run_ns(f->r, "add4", "9"), 0);
+    md_err e = {0};
+    for (int i = 0; i < 32; i++) {
+        assert_int_equal(mdl_typical_run_ns(f->r, "add4", "1"), 0);
+        mdl_version *v = NULL;
+        assert_int_equal(mdl_acquire(f->r, "add4", NULL, &v, &e), MD_OK);
+        assert_int_equal(run_add(v, &e), 1);
+        mdl_release(v);
+    }
+    uint64_t ns = mdl_typical_run_ns(f->r, "add4", NULL);
+    assert_true(ns > 0);
+    assert_int_equal(mdl_typical_run_ns(f->r, "add4", "1"), ns);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, mfx_setup, mfx_teardown)
@@ -824,6 +847,7 @@ int main(void)
         T(test_load_highest_active),
         T(test_data_root_wins_over_shipped),
         T(test_run_checks_inputs),
+        T(test_typical_run_time),
         T(test_corrupt_artefact_fails),
         T(test_wrong_sha256_fails),
         T(test_validation_mismatch_fails),

@@ -1,0 +1,85 @@
+/* worker.c - `modeld worker --data-dir DIR`: a process that only runs jobs. It opens the same
+ * data dir as a `modeld serve` (the store is safe to share between processes), starts the same
+ * worker threads with the same settings (flags, MODELD_* variables, the INI file: the table of
+ * `modeld serve --help`; HTTP settings are accepted and ignored) and runs until SIGTERM/SIGINT,
+ * when its running jobs are put back in the queue for another process.
+ *
+ * A worker killed with SIGKILL loses nothing: its leases run out (job_lease) and the jobs run
+ * again elsewhere; a server or worker on the same host notices the dead pid sooner.
+ * Exit codes: 0 after a clean stop, 1 when it cannot run, 2 for a bad configuration. */
+#include "cli/cli.h"
+#include "cli/jobs_setup.h"
+
+#include "base/log.h"
+#include "config/config.h"
+#include "store/store.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+extern char **environ;
+
+static int run_worker(const md_config *cfg, const sigset_t *set)
+{
+    md_err e;
+    md_err_clear(&e);
+    store *st = NULL;
+    jobs *j = NULL;
+    store_opts so = {.data_dir = cfg->data_dir, .upload_ttl_ms = cfg->upload_ttl_ms};
+    int rc = store_open(&so, &st, &e);
+    if (rc == MD_OK)
+        rc = cli_jobs_open(cfg, st, -1, &j, &e);
+    if (rc != MD_OK) {
+        fprintf(stderr, "modeld worker: %s\n", md_err_message(&e));
+        job_close(j);
+        store_unref(st);
+        return 1;
+    }
+    md_log(MD_LOG_INFO, "worker: running jobs from %s (pid %ld)", cfg->data_dir, (long)getpid());
+    struct timespec ts = {cfg->sweep_interval_ms / 1000, (cfg->sweep_interval_ms % 1000) * 1000000};
+    for (;;) {
+        int sig = sigtimedwait(set, NULL, &ts);
+        if (sig == SIGTERM || sig == SIGINT)
+            break;
+        if (sig < 0 && errno == EAGAIN && store_sweep(st, NULL, &e) != MD_OK)
+            md_log(MD_LOG_WARN, "worker: retention sweep failed: %s", md_err_message(&e));
+    }
+    md_log(MD_LOG_INFO, "worker: stopping; running jobs go back to the queue");
+    job_close(j);
+    store_unref(st);
+    return 0;
+}
+
+int cmd_worker(int argc, char **argv)
+{
+    md_config cfg;
+    md_err e;
+    md_err_clear(&e);
+    if (md_config_load(&cfg, argc, argv, environ, &e) != MD_OK) {
+        fprintf(stderr, "modeld worker: %s\n", md_err_message(&e));
+        md_config_free(&cfg);
+        return 2;
+    }
+    if (cfg.help) {
+        printf("usage: modeld worker --data-dir DIR [--workers N] [job settings]\n"
+               "Runs the jobs queued in DIR (by a `modeld serve` on the same data dir) until\n"
+               "SIGTERM/SIGINT. Settings as for `modeld serve`:\n\n");
+        md_config_help(stdout);
+        md_config_free(&cfg);
+        return 0;
+    }
+    md_log_set_level((md_log_level)md_log_level_parse(cfg.log_level));
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    int rc = run_worker(&cfg, &set);
+    md_config_free(&cfg);
+    return rc;
+}

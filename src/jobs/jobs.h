@@ -1,0 +1,205 @@
+/* jobs.h - durable jobs: a queue in the store, workers that claim jobs with leases, progress
+ * events, cancellation and retention (issue 10 §1; issue 11's bulk jobs and schedules and
+ * issue 12's PostgreSQL queue build on it).
+ *
+ * A job is a row in the store (store.h, "durable jobs"): kind, owner (API key id), parameters
+ * (JSON), one input blob, state, progress, stage, attempts, lease, times, error and one result
+ * blob with its metadata JSON. States, as the API shows them:
+ *
+ *     QUEUED -> PROCESSING -> SUCCESS | FAILURE | CANCELLED
+ *     PROCESSING -> QUEUED   (lease expired or the worker shut down; at most max_attempts claims,
+ *                             then FAILURE)
+ *     QUEUED -> CANCELLED    (cancelled before a worker took it)
+ *
+ * The machine, with the function making each transition, is drawn in jobs.c.
+ *
+ * Kinds: the jobs library knows nothing of what a job does (it sits below src/pipelines). The
+ * code that starts a server or a worker registers each kind with a run callback (for example
+ * "enhance", whose callback calls pl_enhance). Any process with the kind registered and workers
+ * started may run any job of that kind: `modeld serve` (in-process worker threads) and
+ * `modeld worker --data-dir DIR` (separate processes on the same data dir) run the same code.
+ *
+ * Durability: a job is accepted once job_submit returned MD_OK: its input blob is fsync'd and its
+ * row committed. A worker holds a lease (lease_ms) and renews it while running; when a process
+ * dies (kill -9) its leases run out and the jobs are claimed again (a process on the same host
+ * notices a dead local process at once by its pid and does not wait for the expiry). A result is
+ * written to a temporary file and renamed into place (fsync'd), then named by the row in the
+ * same statement that makes the job SUCCESS: no half-written result is ever visible.
+ *
+ * Events: job_subscribe() calls back on every change of state, progress or stage. Changes made
+ * by a worker thread of THIS process are published at once (progress at most every
+ * progress_ms). Changes made by another process (a `modeld worker`) reach this one only
+ * through the store: the subscriber side polls the rows of subscribed jobs every poll_ms
+ * (default 250 ms, so at least once a second), and progress written by the other process is
+ * itself throttled to one store write per progress_ms.
+ *
+ * Threads: every function may be called from any thread. Callbacks (run, events) run on the
+ * library's threads.
+ *
+ * Errors: MD_OK or an MD_E_* code with err filled (err may be NULL).
+ */
+#ifndef MD_JOBS_JOBS_H
+#define MD_JOBS_JOBS_H
+
+#include "base/cancel.h"
+#include "base/clock.h"
+#include "base/err.h"
+#include "store/store.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct jobs jobs;
+typedef struct job_run job_run;
+typedef struct job_sub job_sub;
+
+/* A snapshot of one job row (value type, owns nothing). See store_job for the fields. */
+typedef store_job job_info;
+typedef store_batch job_batch;
+
+typedef enum job_state {
+    JOB_QUEUED = STORE_JOB_QUEUED,
+    JOB_PROCESSING = STORE_JOB_PROCESSING,
+    JOB_SUCCESS = STORE_JOB_SUCCESS,
+    JOB_FAILURE = STORE_JOB_FAILURE,
+    JOB_CANCELLED = STORE_JOB_CANCELLED,
+} job_state;
+
+#define JOB_ID_MAX STORE_JOB_ID_MAX
+
+/* "QUEUED", "PROCESSING", "SUCCESS", "FAILURE", "CANCELLED". Static storage. */
+const char *job_state_name(int state);
+/* 1 for SUCCESS, FAILURE and CANCELLED. */
+int job_state_terminal(int state);
+
+/* ---- kinds ------------------------------------------------------------------------------ */
+
+/* The work of one job. Runs on a worker thread; must check job_run_cancel(r) between its
+ * stages (md_cancel_check) and report progress through it (md_cancel_progress). Returns MD_OK
+ * after job_run_set_result, or an error code with the detail in job_run_err(r). Errors
+ * MD_E_IO, MD_E_NOMEM, MD_E_OVERLOADED, MD_E_UNAVAILABLE and MD_E_MODEL_UNAVAILABLE are
+ * transient: the job goes back to the queue while attempts remain; others end it in FAILURE
+ * (MD_E_CANCELLED from a cancel requested by its owner ends it in CANCELLED). */
+typedef int (*job_run_fn)(job_run *r, void *user);
+
+typedef struct job_kind {
+    const char *name; /* copied; [a-z0-9_-], at most STORE_JOB_KIND_MAX - 1 chars */
+    job_run_fn run;
+    void *user;      /* borrowed until job_close */
+    int max_running; /* jobs of this kind running at once in this process; 0 = workers */
+} job_kind;
+
+/* The job being run (borrowed for the call; every field of the row is there). */
+const job_info *job_run_info(const job_run *r);
+/* Path of the input blob ("" when the job has none). Borrowed for the call. */
+const char *job_run_input_path(const job_run *r);
+/* Read the whole input (at most max bytes: MD_E_TOO_LARGE beyond). *data is new (free()). */
+int job_run_read_input(job_run *r, size_t max, uint8_t **data, size_t *n, md_err *err);
+/* The cancel token of the run, with the progress sink installed: progress goes to the
+ * subscribers and (throttled) to the store. Borrowed for the call. */
+md_cancel *job_run_cancel(job_run *r);
+/* Where the run puts the detail of its failure. Borrowed for the call. */
+md_err *job_run_err(job_run *r);
+/* Store the result (data: n bytes, written to a temporary file, fsync'd and renamed into place)
+ * and its metadata (a JSON object of at most STORE_JOB_META_MAX - 1 bytes; NULL = "{}"). The
+ * row names them when the run returns MD_OK. Calling it again replaces the previous result. */
+int job_run_set_result(job_run *r, const void *data, size_t n, const char *meta_json, md_err *err);
+
+/* ---- the queue -------------------------------------------------------------------------- */
+
+typedef struct job_opts {
+    store *store;            /* required; a reference is taken */
+    const md_clock *clock;   /* NULL = system; used for polling intervals only (the rows'
+                              * times come from the store's clock) */
+    int workers;             /* worker threads job_start starts; 0 = none (submit only) */
+    int64_t lease_ms;        /* 0 = 30 s; renewed every lease_ms / 4 */
+    int64_t poll_ms;         /* idle claim and subscriber poll interval; 0 = 250 ms */
+    int64_t progress_ms;     /* progress store writes and in-process events at most this
+                              * often per job; 0 = 500 ms */
+    int max_attempts;        /* claims of one job before FAILURE; 0 = 3 */
+    int64_t input_ttl_ms;    /* inputs kept after creation (at least until terminal);
+                              * 0 = 1 h */
+    int64_t result_ttl_ms;   /* finished jobs and results kept after completion; 0 = 24 h */
+    size_t max_queued;       /* QUEUED + PROCESSING jobs at most; 0 = no limit */
+    const char *worker_name; /* lease owner prefix; NULL = "<host>:<pid>:<random>" */
+} job_opts;
+
+/* Open the queue (no threads yet). *out is new: job_close. */
+int job_open(const job_opts *o, jobs **out, md_err *err);
+/* Register a kind (before job_start). MD_E_CONFLICT for a name already registered. */
+int job_register(jobs *j, const job_kind *k, md_err *err);
+/* Start the o->workers worker threads and the lease keeper (renewals, lease expiry, dead local
+ * processes, subscriber polling). The keeper starts even with 0 workers, for subscribers. */
+int job_start(jobs *j, md_err *err);
+/* Stop: running jobs are asked to stop and put back in the queue with their attempt refunded
+ * (another process or the next start runs them again), threads are joined, subscriptions
+ * dropped. NULL is a no-op. */
+void job_close(jobs *j);
+
+/* Worker threads running (started by job_start) and jobs running in this process now. */
+int job_workers(const jobs *j);
+int job_running_here(jobs *j);
+
+typedef struct job_submit_in {
+    const char *kind;        /* required; need not be registered in this process */
+    const char *owner;       /* key id; NULL = "" */
+    const char *params_json; /* JSON object text, < STORE_JOB_PARAMS_MAX bytes; NULL = "{}" */
+    const void *input;       /* input bytes (may be NULL with input_len 0); borrowed */
+    size_t input_len;
+    const char *input_name; /* client file name; NULL = "" */
+} job_submit_in;
+
+/* Accept one job: the input is stored durably, the row committed QUEUED. MD_E_OVERLOADED when
+ * the queue is full. *out (may be NULL) gets the row. */
+int job_submit(jobs *j, const job_submit_in *in, job_info *out, md_err *err);
+/* Accept n jobs as one batch, all or none. batch (required) gets the batch row (its owner and
+ * kind are taken from in[0]); ids (may be NULL) gets n ids. */
+int job_submit_batch(jobs *j, const job_submit_in *in, size_t n, job_batch *batch,
+                     char (*ids)[JOB_ID_MAX], md_err *err);
+
+/* MD_E_NOT_FOUND (field "job_id") for an unknown (or swept) id. */
+int job_get(jobs *j, const char *id, job_info *out, md_err *err);
+/* Cancel: a QUEUED job becomes CANCELLED at once; a PROCESSING one is asked to stop (at once
+ * when it runs in this process, within lease_ms / 4 in another) and becomes CANCELLED when its
+ * run returns; a terminal job is left as it is. *state_out (may be NULL) gets the state after
+ * the call. */
+int job_cancel(jobs *j, const char *id, int *state_out, md_err *err);
+/* Remove a terminal job's row now (its blobs go at the next store_sweep). MD_E_CONFLICT
+ * (field "job_id") while it is QUEUED or PROCESSING. */
+int job_delete(jobs *j, const char *id, md_err *err);
+/* Path of a finished job's result blob. MD_E_CONFLICT (field "job_id") unless SUCCESS with a
+ * result. */
+int job_result_path(jobs *j, const job_info *info, char *out, size_t cap, md_err *err);
+
+/* A batch and its jobs in submission order (*list is new: free(); may be NULL with *n 0). */
+int job_batch_get(jobs *j, const char *id, job_batch *out, job_info **list, size_t *n, md_err *err);
+
+typedef struct job_counts {
+    int64_t by_state[STORE_JOB__NSTATES]; /* rows in the store, all processes */
+    int workers;                          /* worker threads of this process */
+    int running_here;                     /* jobs running in this process */
+} job_counts;
+/* Counts of kind (NULL = all kinds). */
+int job_counts_get(jobs *j, const char *kind, job_counts *out, md_err *err);
+
+/* Requeue (or fail, past max_attempts) jobs whose lease ran out, and those leased by a dead
+ * process of this host. The keeper thread calls it; tests and `modeld worker` may too. */
+int job_expire_leases(jobs *j, size_t *requeued, size_t *failed, md_err *err);
+
+/* ---- subscriptions ---------------------------------------------------------------------- */
+
+/* Called with the job's row after each change (state, progress, stage); info is borrowed for
+ * the call. Runs on a worker or the keeper thread with the subscription lock held: it must be
+ * quick (queue a message) and must not call job_subscribe / job_unsubscribe. */
+typedef void (*job_event_fn)(const job_info *info, void *user);
+
+/* Follow job id. The current state is delivered within poll_ms of subscribing (from the
+ * keeper's poll; job_get gives it at once), then every change; an id that does not exist (or
+ * is swept) is never called back. The calls stop after a terminal state has been delivered.
+ * *out is new: job_unsubscribe. */
+int job_subscribe(jobs *j, const char *id, job_event_fn cb, void *user, job_sub **out, md_err *err);
+/* Stop following; when it returns the callback is not running and will not run again. NULL is
+ * a no-op. */
+void job_unsubscribe(job_sub *sub);
+
+#endif
