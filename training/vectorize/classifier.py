@@ -120,12 +120,12 @@ def manifest(digest, names, metrics, samples, index):
         "required": False,
         "inputs": [{"name": "features", "datatype": "FP32", "shape": [-1, f],
                     "description": "The raw features of vec_features(), in the order of "
-                                   "input_schema.features (no scaling: it is in the graph)."}],
+                                   "preprocessing.features (no scaling: it is in the graph)."}],
         "outputs": [{"name": "probabilities", "datatype": "FP32", "shape": [-1, 4],
                      "description": "Probability of each logo type, in the order of labels."}],
         "labels": LABELS,
-        "input_schema": {"features": names},
-        "preprocessing": {"steps": ["vec_features() on the decoded image; nothing else (the "
+        "preprocessing": {"features": names,
+                          "steps": ["vec_features() on the decoded image; nothing else (the "
                                     "standardisation is folded into the first layer)"]},
         "postprocessing": {"predicted_class": "argmax of probabilities; label = labels[argmax]"},
         "validation": {"tolerance": common.TOLERANCE, "samples": samples},

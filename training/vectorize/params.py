@@ -23,6 +23,10 @@ INTEGER = np.array([True, True, True, True, False, True, True, True, True, True]
 # (filter_speckle 128 erases everything but the largest shapes; path_precision 8 only adds bytes).
 DESIGN_LO = np.array([0, 4, 2, 10, 3.5, 2, 10, 0, 0, 0], dtype=np.float64)
 DESIGN_HI = np.array([16, 8, 64, 120, 8.0, 20, 120, 3, 1, 1], dtype=np.float64)
+# The region where logos trace well (around the default and quality presets): most of the design
+# and every anchor set is drawn here, so the models are most accurate where the optimum lies.
+GOOD_LO = np.array([0, 6, 2, 30, 3.5, 5, 20, 1, 0, 0], dtype=np.float64)
+GOOD_HI = np.array([4, 8, 16, 90, 5.0, 15, 90, 3, 1, 0], dtype=np.float64)
 
 _BASE = dict(filter_speckle=4, color_precision=6, layer_difference=16, corner_threshold=60,
              length_threshold=4.0, max_iterations=10, splice_threshold=45, path_precision=2,
@@ -62,12 +66,12 @@ def cli_args(enc):
     return args
 
 
-def lhs(n, rng):
-    """A Latin-hypercube design of n decoded vectors over DESIGN_LO..DESIGN_HI: each
-    coordinate's range is cut into n strata and every stratum is used once."""
+def lhs(n, rng, lo=DESIGN_LO, hi=DESIGN_HI):
+    """A Latin-hypercube design of n decoded vectors over lo..hi: each coordinate's range is
+    cut into n strata and every stratum is used once."""
     u = (np.argsort(rng.random((N_ENC, n)), axis=1).T + rng.random((n, N_ENC))) / n
-    span = DESIGN_HI - DESIGN_LO
-    ints = np.minimum(DESIGN_LO + np.floor(u * (span + 1)), DESIGN_HI)
-    out = decode(np.where(INTEGER, ints, DESIGN_LO + u * span))
+    span = hi - lo
+    ints = np.minimum(lo + np.floor(u * (span + 1)), hi)
+    out = decode(np.where(INTEGER, ints, lo + u * span))
     out[:, 4] = np.round(out[:, 4], 2)  # as cli_args writes it
     return out
