@@ -74,9 +74,11 @@ test: unit e2e web-test fuzz-smoke
 
 # The shipped models (models/<name>/<version>/: artefact, modeld.json, MODEL_CARD.md), retrained
 # from training/ with fixed seeds on one thread: the same bytes on every run. Not part of `test`.
-MODEL_SCRIPTS := training/digits_cnn.py training/diabetes_mlp.py training/breast_cancer_xgb.py
+MODEL_SCRIPTS := training/digits_cnn.py training/diabetes_mlp.py training/breast_cancer_xgb.py \
+                 training/vectorize/classifier.py training/vectorize/quality.py \
+                 training/vectorize/params_model.py
 
-models:
+models: build
 	@bash scripts/deps.sh models
 	@for s in $(MODEL_SCRIPTS); do $(PYTHON) $$s models || exit 1; done
 
@@ -96,7 +98,7 @@ models-verify: asan
 	$(PYTHON) training/verify_modeld.py build/asan/modeld models
 
 # Retrain into build/models-check and compare byte for byte with the committed versions.
-models-check:
+models-check: build
 	@bash scripts/deps.sh models
 	@rm -rf build/models-check
 	@for s in $(MODEL_SCRIPTS); do $(PYTHON) $$s build/models-check || exit 1; done
