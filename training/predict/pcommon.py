@@ -234,3 +234,21 @@ def band_of(value, bands):
         if ("min" not in b or value >= b["min"]) and ("max" not in b or value < b["max"]):
             return b["name"]
     return None
+
+
+def matrix(columns, data):
+    """The model-input table of a {name: array} data set (categories encoded), float64."""
+    return np.column_stack([encode_category(c, data[c["name"]]) if c["type"] == "category"
+                            else np.asarray(data[c["name"]], dtype=np.float64)
+                            for c in columns])
+
+
+def regression_metrics(y, p, mape_floor=None):
+    """MAE, RMSE, R^2 and MAPE (over |y| >= mape_floor when given: MAPE divides by y)."""
+    from sklearn.metrics import r2_score
+    m = {"mae": _r(np.mean(np.abs(y - p))), "rmse": _r(np.sqrt(np.mean((y - p) ** 2))),
+         "r2": round(float(r2_score(y, p)), 4)}
+    keep = np.abs(y) >= (mape_floor or 1e-12)
+    m["mape" if mape_floor is None else f"mape_abs_y_ge_{mape_floor:g}"] = \
+        _r(100 * np.mean(np.abs((y[keep] - p[keep]) / y[keep])))
+    return m

@@ -91,7 +91,8 @@ def revenue_leak(n, seed):
     exception_approved = 1), 3% grandfathered rates (rate_card_age_days ~ U(366, 900),
     billed_rate = list_rate / U(1.03, 1.12)). Each approval flag is recorded (1) only with
     probability 0.6: missing paperwork is the realistic ambiguity.
-    Then 3.5% of records each get one leak (classes 1..4), exclusive:
+    Then each record that is not a look-alike gets one leak with probability 0.14: each of the
+    four classes 1..4 with probability 0.035, exclusive:
       unbilled_hours:          hours_billed = hours_logged * U(0.55, 0.9)
                                leaked = (hours_logged - hours_billed) * list_rate
       discount_beyond_policy:  discount = policy + U(2, 18); leaked = (discount - policy)% of
