@@ -76,7 +76,8 @@ test: unit e2e web-test fuzz-smoke
 # from training/ with fixed seeds on one thread: the same bytes on every run. Not part of `test`.
 MODEL_SCRIPTS := training/digits_cnn.py training/diabetes_mlp.py training/breast_cancer_xgb.py \
                  training/predict/churn.py training/predict/profitability.py \
-                 training/predict/revenue_leak.py training/predict/pricing.py
+                 training/predict/revenue_leak.py training/predict/pricing.py \
+                 training/predict/budget.py
 
 models:
 	@bash scripts/deps.sh models
