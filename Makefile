@@ -77,7 +77,8 @@ test: unit e2e web-test fuzz-smoke
 MODEL_SCRIPTS := training/digits_cnn.py training/diabetes_mlp.py training/breast_cancer_xgb.py \
                  training/predict/churn.py training/predict/profitability.py \
                  training/predict/revenue_leak.py training/predict/pricing.py \
-                 training/predict/budget.py training/predict/demand.py
+                 training/predict/budget.py training/predict/demand.py \
+                 training/predict/anomaly.py
 
 models:
 	@bash scripts/deps.sh models
