@@ -163,7 +163,8 @@ def main():
         "precision": round(float(precision_score(y[ite], st >= thr)), 4),
         "recall": round(float(recall_score(y[ite], st >= thr)), 4),
         "f1": round(float(f1_score(y[ite], st >= thr)), 4),
-        "threshold": thr, "sklearn_export_max_score_diff": float(f"{np.max(np.abs(got - want)):.2g}"),
+        "threshold": thr,
+        "sklearn_export_max_score_diff": float(f"{np.max(np.abs(got - want)):.2g}"),
         "test_samples": int(len(ite)), "validation_samples": int(len(iva)),
         "train_samples": int(len(itr)),
     }

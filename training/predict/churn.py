@@ -122,8 +122,8 @@ def main():
         "intended_use": "Rank customers by churn risk for retention offers and explain each score "
                         "with its strongest reasons.",
         "limits": "One anonymised US telecom, one snapshot; churn rates and product lines "
-                  "elsewhere differ. The contributions explain the model, not causes. Probabilities "
-                  "are not recalibrated.",
+                  "elsewhere differ. The contributions explain the model, not causes. "
+                  "Probabilities are not recalibrated.",
     }
     doc = pc.manifest(NAME, VERSION, "Probability that a telecom customer churns, with a risk band "
                       "and the reasons (XGBoost on wa_churn).", len(cols), "probability", 1,

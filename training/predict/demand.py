@@ -25,6 +25,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pcommon as pc  # noqa: E402
+import postprocess  # noqa: E402
 
 NAME, VERSION, SEED, H = "demand", "1", 20261216, 14
 PARAMS = {"objective": "reg:squarederror", "max_depth": 6, "eta": 0.05, "subsample": 0.8,
@@ -46,8 +47,8 @@ def columns():
         c("mean7", "number", "thousand entries", "mean ridership of the 7 days before", 0, 1000),
         c("day_of_week", "category", None, "day of the week of the forecast day", values=DOW),
         c("month", "integer", "1..12", "month of the forecast day", 1, 12),
-        c("holiday", "integer", "0 or 1", "1 on a US federal holiday (postprocessing.holidays)",
-          0, 1),
+        c("holiday", "integer", "0 or 1",
+          "1 on a US federal holiday (postprocessing.forecast.holidays)", 0, 1),
         c("temp", "number", "degF", "mean temperature of the day", -60, 130, required=False),
         c("percip", "number", "inch", "precipitation of the day", 0, 20, required=False),
         c("weather_snow", "number", "share 0..1", "share of the day's weather reports with snow",
@@ -55,28 +56,10 @@ def columns():
     ]
 
 
-def nth_weekday(year, month, weekday, n):
-    """The n-th (1-based; -1 = last) given weekday (Monday = 0) of a month."""
-    if n > 0:
-        d = dt.date(year, month, 1)
-        d += dt.timedelta((weekday - d.weekday()) % 7)
-        return d + dt.timedelta(7 * (n - 1))
-    d = dt.date(year + (month == 12), month % 12 + 1, 1) - dt.timedelta(1)
-    return d - dt.timedelta((d.weekday() - weekday) % 7)
-
-
-def holidays(year):
-    """US federal holidays on their calendar dates (no weekend shifting)."""
-    return {dt.date(year, 1, 1), nth_weekday(year, 1, 0, 3), nth_weekday(year, 2, 0, 3),
-            nth_weekday(year, 5, 0, -1), dt.date(year, 7, 4), nth_weekday(year, 9, 0, 1),
-            nth_weekday(year, 10, 0, 2), dt.date(year, 11, 11), nth_weekday(year, 11, 3, 4),
-            dt.date(year, 12, 25)}
-
-
 def calendar(dates):
     hol = set()
     for y in sorted({d.year for d in dates}):
-        hol |= holidays(y)
+        hol |= postprocess.us_holidays(y)
     return (np.array([d.weekday() for d in dates], dtype=float),
             np.array([d.month for d in dates], dtype=float),
             np.array([1.0 if d in hol else 0.0 for d in dates]))

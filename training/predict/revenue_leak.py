@@ -21,6 +21,7 @@ from sklearn.metrics import f1_score, roc_auc_score
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pcommon as pc  # noqa: E402
+import postprocess  # noqa: E402
 import synth  # noqa: E402
 
 NAME, VERSION, SEED, ROWS = "revenue-leak", "1", 20261213, 30000
@@ -28,16 +29,22 @@ PARAMS = {"objective": "multi:softprob", "num_class": 5, "max_depth": 5, "eta": 
           "subsample": 0.8, "colsample_bytree": 0.9, "min_child_weight": 2, "seed": SEED,
           "eval_metric": "mlogloss"}
 ROUNDS = 150
-# The amount each pattern leaks, as the server computes it from the row (EUR); max(0, .).
+# The amount each pattern leaks, as the server computes it from the row's own columns (EUR):
+# max(0, (value - minus) * prod(times) * scale / divide_by) (postprocess.pattern_amount).
 PATTERNS = [
     {"label": "unbilled_hours", "class_index": 1,
-     "amount": "(hours_logged - hours_billed) * list_rate"},
+     "amount": "(hours_logged - hours_billed) * list_rate",
+     "terms": {"value": "hours_logged", "minus": "hours_billed", "times": ["list_rate"]}},
     {"label": "discount_beyond_policy", "class_index": 2,
-     "amount": "(discount_pct - policy_max_discount_pct) / 100 * hours_billed * billed_rate"},
+     "amount": "(discount_pct - policy_max_discount_pct) / 100 * hours_billed * billed_rate",
+     "terms": {"value": "discount_pct", "minus": "policy_max_discount_pct",
+               "times": ["hours_billed", "billed_rate"], "scale": 0.01}},
     {"label": "expired_rate", "class_index": 3,
-     "amount": "(list_rate - billed_rate) * hours_billed"},
+     "amount": "(list_rate - billed_rate) * hours_billed",
+     "terms": {"value": "list_rate", "minus": "billed_rate", "times": ["hours_billed"]}},
     {"label": "duplicate_credit", "class_index": 4,
-     "amount": "credit_amount / credit_count (one credit's average amount; 0 when no credit)"},
+     "amount": "credit_amount / credit_count (the average credit; 0 without credits)",
+     "terms": {"value": "credit_amount", "divide_by": "credit_count"}},
 ]
 
 
@@ -66,17 +73,11 @@ def columns():
 
 
 def amounts(data):
-    """The amount each pattern would have leaked, per row (n x 4), per PATTERNS."""
-    d = {k: np.asarray(v, dtype=np.float64) for k, v in data.items() if k != "customer_tier"}
-    per_credit = np.where(d["credit_count"] > 0, d["credit_amount"] /
-                          np.maximum(d["credit_count"], 1), 0.0)
-    a = np.column_stack([
-        (d["hours_logged"] - d["hours_billed"]) * d["list_rate"],
-        (d["discount_pct"] - d["policy_max_discount_pct"]) / 100 * d["hours_billed"] *
-        d["billed_rate"],
-        (d["list_rate"] - d["billed_rate"]) * d["hours_billed"],
-        per_credit])
-    return np.maximum(a, 0.0)
+    """The amount each pattern would have leaked, per row (n x 4), by the server's rule."""
+    n = len(data["list_rate"])
+    rows = [{k: float(v[i]) for k, v in data.items() if k != "customer_tier"} for i in range(n)]
+    return np.array([[postprocess.pattern_amount(p["terms"], r) for p in PATTERNS]
+                     for r in rows])
 
 
 def main():
@@ -116,8 +117,10 @@ def main():
         "threshold_rule": "the record is flagged when leak_probability >= threshold",
         "pattern_rule": "the leak class with the largest probability (classes 1..4)",
         "patterns": PATTERNS,
-        "estimated_amount": "sum over patterns of probability[class_index] * max(0, amount), "
-                            "EUR; the amount formulas use the row's own columns",
+        "estimated_amount": "sum over patterns of probability[class_index] * amount, EUR, "
+                            "amount = max(0, (row[value] - row[minus]) * prod(row[times]) * "
+                            "scale / row[divide_by]) from the pattern's terms (absent: minus 0, "
+                            "times [], scale 1, no division; divide_by <= 0 gives 0)",
         "bands": [{"name": "low", "max": 0.2}, {"name": "review", "min": 0.2, "max": 0.5},
                   {"name": "likely", "min": 0.5}],
         "band_rule": "on leak_probability: the first band with min <= p < max",
