@@ -198,7 +198,7 @@ def main():
         },
     }
     pre = {"training_distribution": pc.distribution(cols, xtr)}
-    anomalous = [int(i) for i in ite if y[i] == 1][:1]
+    anomalous = [int(ite[np.argmax(np.where(y[ite] == 1, st, -1.0))])]  # the clearest one
     samp = pc.samples(served, x, pc.complete_rows(x, ite, 2) + anomalous, "path_length")
     card = {
         "data": f"Synthetic: synth.business_metrics({DAYS} days, seed {SEED}), a documented "

@@ -99,8 +99,9 @@ def revenue_leak(n, seed):
                                hours_billed * billed_rate
       expired_rate:            rate_card_age_days ~ U(366, 900), billed_rate = list_rate /
                                U(1.03, 1.15); leaked = (list_rate - billed_rate) * hours_billed
-      duplicate_credit:        one credit repeated: credit_count += 1, credit_amount += c with
-                               c ~ U(50, 400), days_since_same_credit ~ U(0, 10); leaked = c
+      duplicate_credit:        one credit c ~ U(50, 400) booked twice (credit_count = 2,
+                               credit_amount = 2c, replacing the record's credits),
+                               days_since_same_credit ~ U(0, 10); leaked = c
     invoice_amount = hours_billed * billed_rate * (1 - discount/100) - credit_amount
     """
     r = np.random.RandomState(seed)
@@ -151,8 +152,8 @@ def revenue_leak(n, seed):
             leaked[m] = (list_rate[m] - billed_rate[m]) * billed[m]
         else:
             extra = r.uniform(50, 400, c)
-            ccount[m] += 1
-            camount[m] += extra
+            ccount[m] = 2
+            camount[m] = 2 * extra
             since[m] = r.uniform(0, 10, c)
             leaked[m] = extra
     invoice = billed * billed_rate * (1 - disc / 100) - camount
