@@ -240,7 +240,8 @@ def test_forecast_recursion_and_intervals():
         calls.append(rows[0].copy())
         return rows[:, 2]
     out = pp.forecast(fake, hist, last, 14, post)
-    assert [o["forecast"] for o in out] == [hist[len(hist) - 7 + (h % 7)] for h in range(14)]
+    want = [hist[len(hist) - 7 + (h % 7)] for h in range(14)]
+    assert [o["forecast"] for o in out] == pytest.approx(want, rel=1e-6)  # float32 ratios
     assert out[0]["date"] == "2015-03-02" and calls[0][5] == 0 and calls[0][6] == 3
     assert np.isnan(calls[0][8])
     rq = post["residual_quantiles"]
@@ -252,13 +253,15 @@ def test_forecast_recursion_and_intervals():
         pp.forecast(fake, hist[:5], last, 3, post)
     with pytest.raises(ValueError, match="^horizon"):
         pp.forecast(fake, hist, last, 15, post)
+    with pytest.raises(ValueError, match="^history"):
+        pp.forecast(fake, [0.0] * 14, last, 3, post)
 
 
 def test_forecast_with_the_shipped_model():
     post = manifest("demand")["postprocessing"]
     samples = manifest("demand")["validation"]["samples"]
     row = samples[0]["inputs"]["features"][0]
-    want = samples[0]["outputs"]["ridership"][0][0]
+    want = samples[0]["outputs"]["ratio"][0][0]
     assert float(xgb_predict("demand", [row])[0]) == pytest.approx(want, rel=1e-4)
     hist = [18.0, 17.5, 17.9, 18.2, 16.0, 5.5, 4.0] * 3
     out = pp.forecast(lambda r: xgb_predict("demand", r), hist, dt.date(2016, 1, 10), 14, post,

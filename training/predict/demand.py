@@ -3,9 +3,11 @@
 prediction intervals, from modeldata::Chicago (CTA Clark/Lake station entries, thousands per day,
 2001-01-22 .. 2016-08-28, with Chicago weather; real and public; extracted by extract.R).
 
-One XGBoost regression of day t's ridership on lags (t-1, t-2, t-7, t-14, mean of t-1..t-7),
-calendar (day of week, month, US federal holiday) and weather (mean temperature, precipitation,
-snow). The server forecasts recursively: day t+1 from the history, then t+2 using the forecast
+One XGBoost regression of day t's ridership relative to the mean of the 7 days before (mean7),
+on the lags t-1, t-2, t-7, t-14 relative to mean7, mean7 itself, the calendar (day of week,
+month, US federal holiday) and the weather (mean temperature, precipitation, snow). Ratios, not
+levels: trees cannot extrapolate, and ridership in 2015-2016 is above anything in the training
+years; forecast = mean7 * model output. The server forecasts recursively: day t+1 from the history, then t+2 using the forecast
 of t+1 as its lag, and so on (postprocessing.forecast). Weather is optional: 25% of training
 rows have it hidden (NaN), so the trees learned what to do without a weather forecast.
 Intervals: the quantiles of the forecast errors (actual - forecast) per horizon 1..14, measured
@@ -40,11 +42,12 @@ QS = [0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95]
 def columns():
     c = pc.col
     return [
-        c("lag1", "number", "thousand entries", "ridership the day before", 0, 1000),
-        c("lag2", "number", "thousand entries", "ridership two days before", 0, 1000),
-        c("lag7", "number", "thousand entries", "ridership seven days before", 0, 1000),
-        c("lag14", "number", "thousand entries", "ridership fourteen days before", 0, 1000),
-        c("mean7", "number", "thousand entries", "mean ridership of the 7 days before", 0, 1000),
+        c("lag1_ratio", "number", "ratio", "ridership the day before / mean7", 0, 100),
+        c("lag2_ratio", "number", "ratio", "ridership two days before / mean7", 0, 100),
+        c("lag7_ratio", "number", "ratio", "ridership seven days before / mean7", 0, 100),
+        c("lag14_ratio", "number", "ratio", "ridership fourteen days before / mean7", 0, 100),
+        c("mean7", "number", "thousand entries", "mean ridership of the 7 days before", 0.001,
+          1000),
         c("day_of_week", "category", None, "day of the week of the forecast day", values=DOW),
         c("month", "integer", "1..12", "month of the forecast day", 1, 12),
         c("holiday", "integer", "0 or 1",
@@ -68,9 +71,9 @@ def calendar(dates):
 def rows_for(t, lag, cal, wx):
     """Model rows for days t (array) with lag(k) giving the value of day t - k (array)."""
     l = {k: lag(k) for k in range(1, 15)}
-    mean7 = np.mean([l[k] for k in range(1, 8)], axis=0)
-    return np.column_stack([l[1], l[2], l[7], l[14], mean7, cal[0][t], cal[1][t], cal[2][t]] +
-                           [w[t] for w in wx])
+    m7 = np.mean([l[k] for k in range(1, 8)], axis=0)
+    return np.column_stack([l[1] / m7, l[2] / m7, l[7] / m7, l[14] / m7, m7, cal[0][t],
+                            cal[1][t], cal[2][t]] + [w[t] for w in wx])
 
 
 def recursive(served, series, origins, cal, wx):
@@ -82,7 +85,8 @@ def recursive(served, series, origins, cal, wx):
 
         def lag(k, t=t, h=h):
             return series[t - k] if h - 1 - k < 0 else P[:, h - 1 - k]
-        P[:, h - 1] = pc.predict(served, rows_for(t, lag, cal, wx))
+        rows = rows_for(t, lag, cal, wx)
+        P[:, h - 1] = rows[:, 4] * pc.predict(served, rows)
     return P
 
 
@@ -104,7 +108,7 @@ def main():
     xtr = x[itr].copy()
     hide = np.random.RandomState(SEED).uniform(size=len(itr)) < 0.25
     xtr[np.ix_(hide, [8, 9, 10])] = np.nan
-    booster = pc.train_xgb(PARAMS, ROUNDS, xtr, y[itr])
+    booster = pc.train_xgb(PARAMS, ROUNDS, xtr, y[itr] / x[itr, 4])
     out = pc.common.model_dir(root, NAME, VERSION)
     path, served = pc.save_and_reload(booster, out)
 
@@ -130,7 +134,8 @@ def main():
                     "train_samples": int(len(itr))})
     post = {
         "task": "forecast",
-        "output": "ridership of one day, thousand entries (Clark/Lake station)",
+        "output": "ratio: one day's ridership / mean7 of its row (forecast = mean7 * output; "
+                  "ridership in thousand entries, Clark/Lake station)",
         "unit": "thousand entries/day",
         "max_horizon": H,
         "forecast": {
@@ -140,8 +145,10 @@ def main():
                      "weather_snow} and an optional holiday override",
             "recursion": "for h = 1..H, day t = last date + h: lag_k = the value of day t - k "
                          "(the history, or the forecast already made for that day), mean7 = "
-                         "mean(lag_1..lag_7), day_of_week / month / holiday from the date, "
-                         "weather from the caller or NaN; forecast_h = model(row)",
+                         "mean(lag_1..lag_7), lagK_ratio = lag_K / mean7 (K = 1, 2, 7, 14), "
+                         "day_of_week / month / holiday from the date, weather from the caller "
+                         "or NaN; forecast_h = mean7 * model(row) (mean7 > 0: a history "
+                         "whose last 7 values are all 0 is a 400 on history)",
             "holidays": "US federal holidays on their calendar dates (no weekend shift): Jan 1, "
                         "3rd Monday of January, 3rd Monday of February, last Monday of May, "
                         "Jul 4, 1st Monday of September, 2nd Monday of October, Nov 11, 4th "
@@ -161,7 +168,7 @@ def main():
         },
     }
     pre = {"training_distribution": pc.distribution(cols, x[itr])}
-    samp = pc.samples(served, x, pc.complete_rows(x, np.where(year >= 2015)[0], 3), "ridership")
+    samp = pc.samples(served, x, pc.complete_rows(x, np.where(year >= 2015)[0], 3), "ratio")
     card = {
         "data": "modeldata::Chicago (R package modeldata, MIT; City of Chicago open data and "
                 "weather): daily entries at the CTA Clark/Lake L station, 2001-01-22 .. "
@@ -176,8 +183,8 @@ def main():
     }
     doc = pc.manifest(NAME, VERSION, "Daily demand forecast (Chicago L ridership) for the next "
                       "14 days with prediction intervals; recursive XGBoost with lag, calendar "
-                      "and weather features.", len(cols), "ridership", 1,
-                      "Ridership of the day (thousand entries).", cols, pre, post, samp, metrics,
+                      "and weather features.", len(cols), "ratio", 1,
+                      "The day's ridership / mean7 (the row's column 4).", cols, pre, post, samp, metrics,
                       card, digest=pc.common.sha256(path))
     pc.write(out, doc, [("Training", f"xgboost, {ROUNDS} rounds, parameters {PARAMS}, one "
                                      "thread; weather hidden on 25% of training rows.")])

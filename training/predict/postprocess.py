@@ -203,7 +203,7 @@ def us_holidays(year):
 
 
 def forecast(predict, history, last_date, horizon, post, weather=None, holidays=None, level=0.8):
-    """demand: recursive forecast. predict: rows (n x 11 float32) -> n values (the model).
+    """demand: recursive forecast. predict: rows (n x 11 float32) -> n ratios (the model).
     history: >= 14 values, oldest first, the last on last_date. weather: optional list (one per
     forecast day) of {temp, percip, weather_snow} dicts (absent keys: NaN). holidays: optional
     {date: 0|1} overrides."""
@@ -224,10 +224,13 @@ def forecast(predict, history, last_date, horizon, post, weather=None, holidays=
             hol = float(holidays[day])
         w = (weather[h - 1] if weather and h - 1 < len(weather) else None) or {}
         lag = {k: vals[-k] for k in range(1, 15)}
-        row = [lag[1], lag[2], lag[7], lag[14], sum(lag[k] for k in range(1, 8)) / 7.0,
+        m7 = sum(lag[k] for k in range(1, 8)) / 7.0
+        if not m7 > 0:
+            raise ValueError("history: the mean of the 7 days before a forecast day must be > 0")
+        row = [lag[1] / m7, lag[2] / m7, lag[7] / m7, lag[14] / m7, m7,
                float(day.weekday()), float(day.month), hol,
                w.get("temp", math.nan), w.get("percip", math.nan), w.get("weather_snow", math.nan)]
-        y = float(predict(np.asarray([row], dtype=np.float32))[0])
+        y = m7 * float(predict(np.asarray([row], dtype=np.float32))[0])
         vals.append(y)
         out.append({"date": day.isoformat(), "forecast": y, "lower": y + rq[qlo][h - 1],
                     "upper": y + rq[qhi][h - 1]})
