@@ -108,6 +108,7 @@ def main():
                    "bias, in log-odds, summing to logit(probability)",
             "reasons": "the top_k columns with the largest positive contributions (they push "
                        "towards churn), each with its value and contribution",
+            "mode": "positive",
             "top_k": 3,
             "samples": pc.contribution_samples(served, x, pc.complete_rows(x, ite, 2), cols),
         },

@@ -164,6 +164,7 @@ def main():
             "method": "xgboost_treeshap",
             "how": "XGBoost pred_contribs on one day's row (thousand entries per column)",
             "reasons": "the top_k columns by |contribution|",
+            "mode": "abs",
             "top_k": 3,
         },
     }

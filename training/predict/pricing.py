@@ -103,6 +103,7 @@ def main():
             "how": "XGBoost pred_contribs on ln(v): one contribution per column plus a bias; "
                    "exp(contribution) is the factor that column multiplies the value by",
             "reasons": "the top_k columns by |contribution|",
+            "mode": "abs",
             "top_k": 3,
             "samples": pc.contribution_samples(served, x, pc.complete_rows(x, ite, 2), cols),
         },

@@ -78,6 +78,7 @@ def main():
             "how": "XGBoost pred_contribs: one contribution per column (margin points) plus a "
                    "bias (the mean prediction), summing to the predicted margin",
             "reasons": "the top_k columns by |contribution|, with sign (+ raises the margin)",
+            "mode": "abs",
             "top_k": 3,
             "samples": pc.contribution_samples(served, x, pc.complete_rows(x, ite, 2), cols),
         },

@@ -129,6 +129,7 @@ def main():
             "how": "XGBoost pred_contribs for the flagged pattern's class (one contribution per "
                    "column plus a bias, in that class's margin)",
             "reasons": "the top_k columns with the largest positive contributions",
+            "mode": "positive",
             "top_k": 3,
         },
     }
