@@ -21,12 +21,14 @@
  * libxgboost for it.
  *
  * Invariants:
- *   1. Built only from a document that passed xgb__validate_doc: every reached split has a
- *      feature < num_features and children left > i, left + 1 < num_nodes, so a walk from a
- *      root ends at a leaf of the same tree after at most num_nodes steps; unreached nodes
- *      are copied but never visited.
- *   2. nodes[k].left is an absolute index into the forest's array (tree offset added), -1 for
- *      a leaf; the feature field's top bit is the default-left flag.
+ *   1. Built only from a document that passed xgb__validate_doc: every split the root
+ *      reaches has a feature < num_features and children left > i, left + 1 < num_nodes, so a
+ *      walk from a root stays in its tree; nodes the root does not reach (never checked)
+ *      are copied as leaves that lead nowhere.
+ *   2. nodes[k].left is an absolute index into the forest's array (tree offset added); a
+ *      leaf's left is itself and its SPLIT bit is clear, so a step from a leaf stays there:
+ *      depth[t] steps from root t reach the leaf of every row (depth[t] = the tree's depth).
+ *      The feature field's top bit is the default-left flag.
  *   3. A built forest is immutable: xgb__forest_predict only reads it, from any thread.
  */
 #include "xgb/xgb.h"
@@ -39,13 +41,16 @@
 #include <string.h>
 
 #define DEFAULT_LEFT 0x80000000u
-#define FEATURE_MASK 0x7fffffffu
-#define BLOCK_ROWS 64
+#define SPLIT 0x40000000u
+#define FEATURE_MASK 0x3fffffffu
+#define BLOCK_ROWS 64 /* rows walked together through one tree */
+#define FEW_ROWS 4    /* below this, one row at a time through LANES trees together */
+#define LANES 16
 
 typedef struct fnode {
     float value;   /* split threshold, or the leaf value */
-    int32_t left;  /* absolute index of the left child; -1: a leaf */
-    uint32_t feat; /* feature index | DEFAULT_LEFT */
+    uint32_t left; /* absolute index of the left child; a leaf: its own index */
+    uint32_t feat; /* feature index | SPLIT | DEFAULT_LEFT; 0 for a leaf */
 } fnode;
 
 enum { T_IDENTITY, T_SIGMOID, T_EXP, T_SOFTMAX };
@@ -55,6 +60,7 @@ struct xgb__forest {
     fnode *nodes;
     uint32_t *roots;  /* per tree, absolute index of its root */
     uint32_t *groups; /* per tree, its output group */
+    uint32_t *depth;  /* per tree, the longest root-to-leaf path (steps) */
     size_t n_nodes, n_trees, n_groups, n_features;
     float base_margin;
     int transform;
@@ -105,23 +111,44 @@ static long long int_at(const json_t *a, size_t i)
     return json_integer_value(json_array_get(a, i));
 }
 
-/* Copy tree t's nodes into f->nodes from offset (invariant 2). */
-static void copy_tree(xgb__forest *f, const json_t *tree, size_t offset, size_t n)
+/* Copy tree t's nodes into f->nodes from offset (invariant 2). Children come after their
+ * parent (schema.c), so one forward pass knows which nodes the root reaches and at what level;
+ * unreached nodes (pruned or deleted, never checked) become inert leaves. Returns the tree's
+ * depth, UINT32_MAX when out of memory. */
+static uint32_t copy_tree(xgb__forest *f, const json_t *tree, size_t offset, size_t n)
 {
     const json_t *l = json_object_get(tree, "left_children");
     const json_t *sf = json_object_get(tree, "split_indices");
     const json_t *sc = json_object_get(tree, "split_conditions");
     const json_t *dl = json_object_get(tree, "default_left");
+    uint32_t *level = calloc(n, sizeof *level), depth = 0;
+    unsigned char *reached = calloc(n, 1);
+    if (!level || !reached) {
+        free(level);
+        free(reached);
+        return UINT32_MAX;
+    }
+    reached[0] = 1;
     for (size_t i = 0; i < n; i++) {
         fnode *nd = &f->nodes[offset + i];
         long long li = int_at(l, i);
+        nd->value = (float)json_number_value(json_array_get(sc, i));
+        nd->left = (uint32_t)(offset + i);
+        nd->feat = 0;
+        if (!reached[i] || li < 0) {
+            depth = reached[i] && level[i] > depth ? level[i] : depth;
+            continue;
+        }
         const json_t *d = json_array_get(dl, i);
         bool left = json_is_true(d) || (json_is_integer(d) && json_integer_value(d) != 0);
-        nd->value = (float)json_number_value(json_array_get(sc, i));
-        nd->left = li < 0 ? -1 : (int32_t)(offset + (size_t)li);
-        nd->feat =
-            li < 0 ? 0 : ((uint32_t)int_at(sf, i) & FEATURE_MASK) | (left ? DEFAULT_LEFT : 0);
+        reached[li] = reached[li + 1] = 1;
+        level[li] = level[li + 1] = level[i] + 1;
+        nd->left = (uint32_t)(offset + (size_t)li);
+        nd->feat = ((uint32_t)int_at(sf, i) & FEATURE_MASK) | SPLIT | (left ? DEFAULT_LEFT : 0);
     }
+    free(level);
+    free(reached);
+    return depth;
 }
 
 static size_t tree_nodes(const json_t *tree)
@@ -144,13 +171,16 @@ static int fill(xgb__forest *f, const json_t *model, md_err *err)
     f->nodes = malloc((f->n_nodes ? f->n_nodes : 1) * sizeof *f->nodes);
     f->roots = malloc((f->n_trees ? f->n_trees : 1) * sizeof *f->roots);
     f->groups = malloc((f->n_trees ? f->n_trees : 1) * sizeof *f->groups);
-    if (!f->nodes || !f->roots || !f->groups)
+    f->depth = malloc((f->n_trees ? f->n_trees : 1) * sizeof *f->depth);
+    if (!f->nodes || !f->roots || !f->groups || !f->depth)
         return md_fail(err, MD_E_NOMEM, "model", "no memory for the flattened trees");
     size_t offset = 0;
     for (size_t t = 0; t < f->n_trees; t++) {
         const json_t *tree = json_array_get(trees, t);
         size_t n = tree_nodes(tree);
-        copy_tree(f, tree, offset, n);
+        f->depth[t] = copy_tree(f, tree, offset, n);
+        if (f->depth[t] == UINT32_MAX)
+            return md_fail(err, MD_E_NOMEM, "model", "no memory for the flattened trees");
         f->roots[t] = (uint32_t)offset;
         f->groups[t] = (uint32_t)int_at(info, t);
         offset += n;
@@ -185,18 +215,57 @@ int xgb__forest_build(const json_t *doc, const xgb_info *info, xgb__forest **out
     return MD_OK;
 }
 
-/* The leaf of the tree rooted at i that row x reaches (invariant 1: it terminates). */
-static inline float walk(const fnode *nodes, uint32_t i, const float *x)
+/* One step of a walk from node i for row x (invariant 2), branch-free: NaN goes to the default
+ * child, x < cond to the left one, anything else to left + 1; a leaf stays where it is. */
+static inline uint32_t step(const fnode *nodes, uint32_t i, const float *x)
 {
-    while (nodes[i].left >= 0) {
-        const fnode *nd = &nodes[i];
-        float v = x[nd->feat & FEATURE_MASK];
-        if (isnan(v))
-            i = (uint32_t)nd->left + ((nd->feat & DEFAULT_LEFT) ? 0u : 1u);
-        else
-            i = (uint32_t)nd->left + (v < nd->value ? 0u : 1u);
+    const fnode *nd = &nodes[i];
+    float v = x[nd->feat & FEATURE_MASK];
+    uint32_t right = (uint32_t) !(v < nd->value) & ~((uint32_t)isnan(v) & (nd->feat >> 31));
+    return nd->left + (right & (nd->feat >> 30));
+}
+
+/* Rows [b, e) (at most BLOCK_ROWS) through tree t, level by level: the rows' walks do not
+ * depend on each other, so the CPU overlaps their node loads, where a walk alone waits for
+ * each load in turn. */
+static void tree_block(const xgb__forest *f, size_t t, const float *rows, size_t b, size_t e,
+                       float *out)
+{
+    uint32_t idx[BLOCK_ROWS];
+    size_t n = e - b, nf = f->n_features, g = f->n_groups;
+    for (size_t k = 0; k < n; k++)
+        idx[k] = f->roots[t];
+    for (uint32_t s = 0; s < f->depth[t]; s++)
+        for (size_t k = 0; k < n; k++)
+            idx[k] = step(f->nodes, idx[k], rows + (b + k) * nf);
+    for (size_t k = 0; k < n; k++)
+        out[(b + k) * g + f->groups[t]] += f->nodes[idx[k]].value;
+}
+
+/* One row through every tree, LANES trees in lock-step (independent walks again); the leaves
+ * are still added in tree order. */
+static void one_row(const xgb__forest *f, const float *x, float *out)
+{
+    const fnode *nodes = f->nodes;
+    size_t t = 0;
+    for (; t + LANES <= f->n_trees; t += LANES) {
+        uint32_t i[LANES], d = 0;
+        for (int k = 0; k < LANES; k++) {
+            i[k] = f->roots[t + k];
+            d = f->depth[t + k] > d ? f->depth[t + k] : d;
+        }
+        for (uint32_t s = 0; s < d; s++)
+            for (int k = 0; k < LANES; k++)
+                i[k] = step(nodes, i[k], x);
+        for (int k = 0; k < LANES; k++)
+            out[f->groups[t + k]] += nodes[i[k]].value;
     }
-    return nodes[i].value;
+    for (; t < f->n_trees; t++) {
+        uint32_t i = f->roots[t];
+        for (uint32_t s = 0; s < f->depth[t]; s++)
+            i = step(nodes, i, x);
+        out[f->groups[t]] += nodes[i].value;
+    }
 }
 
 static void transform_row(const xgb__forest *f, float *o)
@@ -227,14 +296,17 @@ void xgb__forest_predict(const xgb__forest *f, const float *rows, size_t nrows, 
     for (size_t i = 0; i < nrows * g; i++)
         out[i] = f->base_margin;
     /* blocks of rows, trees outer within a block: each tree stays in cache for the block,
-     * and every row still adds its trees in tree order (the same float sums as XGBoost) */
+     * and every row still adds its trees in tree order (the same float sums as XGBoost). A
+     * few rows: one at a time, several trees in lock-step instead. */
     for (size_t b = 0; b < nrows; b += BLOCK_ROWS) {
         size_t e = b + BLOCK_ROWS < nrows ? b + BLOCK_ROWS : nrows;
-        for (size_t t = 0; t < f->n_trees; t++) {
-            uint32_t root = f->roots[t], grp = f->groups[t];
+        if (e - b < FEW_ROWS) {
             for (size_t r = b; r < e; r++)
-                out[r * g + grp] += walk(f->nodes, root, rows + r * nf);
+                one_row(f, rows + r * nf, out + r * g);
+            continue;
         }
+        for (size_t t = 0; t < f->n_trees; t++)
+            tree_block(f, t, rows, b, e, out);
     }
     if (f->transform != T_IDENTITY)
         for (size_t r = 0; r < nrows; r++)
@@ -251,7 +323,7 @@ void xgb__forest_probe_rows(const xgb__forest *f, float *rows)
         thr[j] = 0.0f;
     }
     for (size_t k = f->n_nodes; k-- > 0;) /* backwards: the first split on j wins */
-        if (f->nodes[k].left >= 0)
+        if (f->nodes[k].feat & SPLIT)
             thr[f->nodes[k].feat & FEATURE_MASK] = f->nodes[k].value;
     for (size_t j = 0; j < nf; j++) {
         rows[3 * nf + j] = nextafterf(thr[j], -INFINITY); /* the other side of that split */
@@ -268,7 +340,7 @@ size_t xgb__forest_outputs(const xgb__forest *f)
 
 size_t xgb__forest_bytes(const xgb__forest *f)
 {
-    return f ? sizeof *f + f->n_nodes * sizeof(fnode) + f->n_trees * 2 * sizeof(uint32_t) : 0;
+    return f ? sizeof *f + f->n_nodes * sizeof(fnode) + f->n_trees * 3 * sizeof(uint32_t) : 0;
 }
 
 void xgb__forest_free(xgb__forest *f)
@@ -278,5 +350,6 @@ void xgb__forest_free(xgb__forest *f)
     free(f->nodes);
     free(f->roots);
     free(f->groups);
+    free(f->depth);
     free(f);
 }
