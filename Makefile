@@ -76,7 +76,11 @@ test: unit e2e web-test fuzz-smoke
 # from training/ with fixed seeds on one thread: the same bytes on every run. Not part of `test`.
 MODEL_SCRIPTS := training/digits_cnn.py training/diabetes_mlp.py training/breast_cancer_xgb.py \
                  training/vectorize/classifier.py training/vectorize/quality.py \
-                 training/vectorize/params_model.py
+                 training/vectorize/params_model.py \
+                 training/predict/churn.py training/predict/profitability.py \
+                 training/predict/revenue_leak.py training/predict/pricing.py \
+                 training/predict/budget.py training/predict/demand.py \
+                 training/predict/anomaly.py
 
 models: build
 	@bash scripts/deps.sh models
