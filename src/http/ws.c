@@ -66,7 +66,9 @@
 
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #define WS_REASON_MAX 120
-#define WS_CLOSE_WAIT_NS (5ull * 1000000000ull) /* longest wait for the peer's close frame */
+/* Longest wait for the peer's close frame: 5 s, or one ping interval when that is shorter (a
+ * peer that answers nothing for that long would be dropped by the ping timer anyway). */
+#define WS_CLOSE_WAIT_NS (5ull * 1000000000ull)
 
 typedef enum { WS_PENDING, WS_OPEN, WS_CLOSING, WS_CLOSED } ws_state;
 
@@ -607,7 +609,9 @@ static void ws_pull(http_ws *ws, uint64_t now)
     }
     if ((go || wslay_event_get_close_received(ws->ctx)) && ws->state == WS_OPEN) {
         ws_to(ws, WS_CLOSING);
-        ws->close_deadline_ns = now + WS_CLOSE_WAIT_NS;
+        uint64_t wait =
+            ws->hub && ws->hub->ping_ns < WS_CLOSE_WAIT_NS ? ws->hub->ping_ns : WS_CLOSE_WAIT_NS;
+        ws->close_deadline_ns = now + wait;
     }
     ws->wslay_queued = wslay_event_get_queued_msg_length(ws->ctx);
     ws->queued = ws->wslay_queued;

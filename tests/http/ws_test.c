@@ -454,7 +454,7 @@ static void test_slow_reader(void **state)
 {
     (void)state;
     rec_reset();
-    http_server *s = server(4, 0, 64 * 1024, false);
+    http_server *s = server(4, 300, 64 * 1024, false); /* the close wait is one ping interval */
     md_err e;
     assert_int_equal(http_server_start(s, &e), MD_OK);
     char head[2048];
