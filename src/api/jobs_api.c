@@ -420,6 +420,7 @@ static int status(http_req *req, void *ctx)
     "\"upscale\":{\"type\":\"integer\",\"enum\":[2,3,4,8]},"                                       \
     "\"face_enhance\":{\"type\":\"boolean\"},"                                                     \
     "\"output_format\":{\"type\":\"string\",\"enum\":[\"jpg\",\"png\",\"webp\"]},"                 \
+    "\"input_width\":{\"type\":\"integer\"},\"input_height\":{\"type\":\"integer\"},"              \
     "\"result\":" S_RESULT ",\"links\":{\"type\":\"object\"}"
 #define S_JOB                                                                                      \
     "{\"type\":\"object\",\"required\":[\"job_id\",\"status\",\"progress\"],"                      \
