@@ -34,11 +34,11 @@ def start(args, models):
                         "--only", "slim-x4"], check=True, capture_output=True)
     err = open(os.path.join(d, "stderr"), "wb")
     out = open(os.path.join(d, "stdout"), "wb")
-    p = subprocess.Popen([BIN, "serve", "--port", "0", "--data-dir", d, "--access-log", "false",
-                          "--enhance-rate", "1000:1000", "--rate-write", "1000:1000"] + args,
+    p = subprocess.Popen([BIN, "serve", "--port", "0", "--data-dir", d, "--access-log=false",
+                          "--enhance-rate", "1000:1000", "--rate-admin", "100000:100000"] + args,
                          stdout=out, stderr=err)
     port = key = None
-    for _ in range(600):
+    for _ in range(1200):
         text = open(os.path.join(d, "stderr")).read()
         if '"msg":"listening"' in text:
             port = int(text.split('"msg":"listening"')[1].split('"port":')[1].split(",")[0])
