@@ -302,6 +302,12 @@ int job_batch_get(jobs *j, const char *id, job_batch *out, job_info **list, size
     return rc;
 }
 
+int job_list(jobs *j, const job_filter *f, job_info **list, size_t *n, int64_t *next_cursor,
+             md_err *err)
+{
+    return store_jobs_list(j->s, f, list, n, next_cursor, err);
+}
+
 int job_result_path(jobs *j, const job_info *info, char *out, size_t cap, md_err *err)
 {
     if (info->state != JOB_SUCCESS || !info->result_sha256[0])
