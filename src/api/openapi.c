@@ -536,6 +536,9 @@ static int add_security(build *b, json_t *op)
     int rc = set_new(op, "security", sec);
     if (rc == MD_OK)
         rc = set_new(op, "x-modeld-role", json_string(http_role_name(b->role)));
+    /* A WebSocket route succeeds with 101: tools (and the test) tell it from a missing 2xx by this. */
+    if (rc == MD_OK && (b->flags & HTTP_WS))
+        rc = set_new(op, "x-modeld-websocket", json_true());
     return rc;
 }
 

@@ -17,6 +17,7 @@
 #include "api/docs.h"
 #include "api/enhance.h"
 #include "api/jobs_api.h"
+#include "api/job_status.h"
 #include "api/models_api.h"
 #include "api/oip.h"
 #include "api/openapi.h"
@@ -54,6 +55,7 @@ typedef struct serve_ctx {
     api_jobs *japi;    /* /api/v1 job, batch and service routes */
     api_enhance *enh;  /* /api/v1/enhance..., config, warmup */
     api_enhance_kind enh_kind; /* the "enhance" job kind's context (models, japi) */
+    api_job_status *jst; /* GET /api/v1/jobs/{id}/status, the job's WebSocket (issue 10) */
     http_server *srv;
     int routes_only;   /* `modeld routes`: 1 = print the table, 2 = print the OpenAPI document */
 } serve_ctx;
@@ -217,7 +219,8 @@ static int start_http(serve_ctx *c)
                     .body_limit = cfg->body_limit, .request_timeout_ms = (unsigned)cfg->request_timeout_ms,
                     .conn_timeout_s = (unsigned)(cfg->idle_timeout_ms / 1000),
                     .max_connections = (unsigned)cfg->max_connections, .cors_origins = cfg->cors_origins,
-                    .access_log = cfg->access_log};
+                    .access_log = cfg->access_log, .ws_max = (unsigned)cfg->ws_max,
+                    .ws_ping_ms = (unsigned)cfg->ws_ping_ms};
     api_platform_hooks(c->plat, &ho.hooks);
     api_convert_opts co = api_convert_opts_default();
     co.upload_max_bytes = cfg->upload_max_bytes;
@@ -229,8 +232,10 @@ static int start_http(serve_ctx *c)
     co.pixels_in_flight = (uint64_t)cfg->convert_pixels_in_flight;
     if (http_server_new(&ho, &c->srv, &e) != MD_OK || api_platform_register(c->plat, c->srv, &e) != MD_OK ||
         api_convert_register(c->srv, c->st, &co, &c->conv, &e) != MD_OK || register_models(c, &e) != MD_OK ||
+        api_convert_ai_register(c->srv, c->conv, c->reg, &e) != MD_OK ||
         api_jobs_register(c->srv, c->jq, &c->japi, &e) != MD_OK || register_enhance(c, &e) != MD_OK ||
         (cfg->test_routes && api_jobs_test_register(c->srv, c->jq, &e) != MD_OK) ||
+        api_job_status_register(c->srv, c->jq, NULL, &c->jst, &e) != MD_OK ||
         api_docs_register(c->srv, cfg->docs_dir, &c->docs, &e) != MD_OK ||
         api_openapi_register(c->srv, &c->oa, &e) != MD_OK)
         return fail("cannot set up the HTTP server", &e, 1);
@@ -299,6 +304,7 @@ static void shutdown_all(serve_ctx *c, int sig)
     api_jobs_free(c->japi);
     api_openapi_free(c->oa);
     api_docs_free(c->docs);
+    api_job_status_free(c->jst);
     api_convert_free(c->conv);
     api_platform_free(c->plat);
     mdl_registry_close(c->reg); /* after the server: no request holds a model any more */

@@ -35,6 +35,7 @@ typedef struct md_config {
     long io_threads, compute_threads, compute_queue, max_connections;
     size_t body_limit;
     long request_timeout_ms, drain_timeout_ms, idle_timeout_ms;
+    long ws_max, ws_ping_ms; /* WebSockets (issue 10 section 2) */
     char *cors_origins;
     char *log_level;
     bool access_log;
