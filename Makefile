@@ -70,7 +70,8 @@ fuzz: FUZZ_SECS = 300
 fuzz: fuzz-build
 	@bash scripts/fuzz.sh $(FUZZ_SECS)
 
-test: unit e2e web-test fuzz-smoke
+# `build` first: the release tree (NDEBUG, -O2) is what `make run` builds; its warnings differ from Debug.
+test: build unit e2e web-test fuzz-smoke
 
 # The shipped models (models/<name>/<version>/: artefact, modeld.json, MODEL_CARD.md), retrained
 # from training/ with fixed seeds on one thread: the same bytes on every run. Not part of `test`.
