@@ -221,7 +221,8 @@ static inline uint32_t step(const fnode *nodes, uint32_t i, const float *x)
 {
     const fnode *nd = &nodes[i];
     float v = x[nd->feat & FEATURE_MASK];
-    uint32_t right = (uint32_t) !(v < nd->value) & ~((uint32_t)isnan(v) & (nd->feat >> 31));
+    uint32_t nan = (uint32_t)(v != v); /* 0 or 1, as isnan() need not be */
+    uint32_t right = (uint32_t) !(v < nd->value) & ~(nan & (nd->feat >> 31));
     return nd->left + (right & (nd->feat >> 30));
 }
 
