@@ -13,12 +13,12 @@ BUILD_PKGS=(
   libmicrohttpd-dev libwslay-dev libssl-dev libjansson-dev libsqlite3-dev libsodium-dev zlib1g-dev libzip-dev
   libspng-dev libturbojpeg0-dev libwebp-dev libtiff-dev libcairo2-dev
   protobuf-c-compiler libprotobuf-c-dev libonnx-dev libdnnl-dev libopenblas-dev libxgboost-dev
-  python3 python3-numpy python3-onnx python3-pil
+  python3 python3-numpy python3-onnx python3-pil opencv-data
 )
 TEST_PKGS=(
   clang libclang-rt-14-dev libcmocka-dev
   python3 python3-pytest python3-requests python3-numpy python3-skimage python3-onnx python3-xgboost python3-sklearn
-  python3-jsonschema python3-websocket
+  python3-jsonschema python3-websocket python3-torch python3-pil
   librsvg2-bin libonnx-testdata chromium nodejs
 )
 # `make models`: retraining the shipped models (training/).
