@@ -32,7 +32,7 @@ CH = synth.CHANNELS
 PARAMS = {"objective": "reg:squarederror", "max_depth": 4, "eta": 0.1, "subsample": 0.8,
           "min_child_weight": 5, "seed": SEED,
           "monotone_constraints": "(" + ",".join(["1"] * len(CH) + ["0", "0"]) + ")"}
-ROUNDS = 200
+ROUNDS = 150
 
 
 def columns():
