@@ -320,6 +320,45 @@ int xgb_predict_reference(const xgb_model *m, const float *rows, size_t nrows, s
     return MD_OK;
 }
 
+static const char CONTRIB_CONFIG[] =
+    "{\"type\": 2, \"training\": false, \"iteration_begin\": 0, \"iteration_end\": 0, "
+    "\"strict_shape\": true}";
+
+int xgb_contributions(const xgb_model *m, const float *rows, size_t nrows, size_t ncols, float *out,
+                      size_t out_cap, md_err *err)
+{
+    size_t groups = m->info.num_class > 1 ? (size_t)m->info.num_class : 1, width = ncols + 1;
+    if (ncols != m->info.num_features)
+        return md_fail(err, MD_E_INVALID_PARAM, "ncols",
+                       "the model takes %llu features per row, got %zu",
+                       (unsigned long long)m->info.num_features, ncols);
+    if (nrows > SIZE_MAX / sizeof(float) / groups / width)
+        return md_fail(err, MD_E_INVALID_PARAM, "nrows", "%zu rows is too many", nrows);
+    size_t need = nrows * groups * width;
+    if (out_cap < need)
+        return md_fail(err, MD_E_INVALID_PARAM, "out", "the output needs %zu floats, %zu given",
+                       need, out_cap);
+    if (nrows == 0)
+        return MD_OK;
+    DMatrixHandle d = NULL;
+    if (XGDMatrixCreateFromMat(rows, (bst_ulong)nrows, (bst_ulong)ncols, NAN, &d) != 0)
+        return xgb_fail(err, MD_E_INTERNAL, "cannot make the contribution matrix");
+    const bst_ulong *shape = NULL;
+    bst_ulong dim = 0;
+    const float *res = NULL;
+    int rc = MD_OK;
+    if (XGBoosterPredictFromDMatrix(m->booster, d, CONTRIB_CONFIG, &shape, &dim, &res) != 0)
+        rc = xgb_fail(err, MD_E_INTERNAL, "contributions failed");
+    else if (dim != 3 || shape[0] != nrows || shape[1] != groups || shape[2] != width)
+        rc = md_fail(err, MD_E_INTERNAL, "model",
+                     "XGBoost returned an unexpected contribution "
+                     "shape");
+    else
+        memcpy(out, res, need * sizeof *out);
+    XGDMatrixFree(d);
+    return rc;
+}
+
 int xgb_predict(const xgb_model *m, const float *rows, size_t nrows, size_t ncols, float *out,
                 size_t out_cap, md_err *err)
 {
