@@ -19,10 +19,9 @@
 #include "api/job_status.h"
 
 #include "api/api_int.h"
-#include "api/convert_int.h"
+#include "api/jobs_api.h"
 #include "base/log.h"
 
-#include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,68 +47,10 @@ typedef struct watch {
 
 /* ---- the status object ---- */
 
-static json_t *time_or_null(int64_t ms)
-{
-    if (ms <= 0)
-        return json_null();
-    char t[32];
-    api__iso_time(ms, t);
-    return json_string(t);
-}
-
-/* {width, height, bytes, format} from the result's metadata; null without a result. */
-static json_t *result_of(const job_info *info)
-{
-    if (info->state != JOB_SUCCESS || !info->result_sha256[0])
-        return json_null();
-    json_t *meta = json_loads(info->result_meta, 0, NULL);
-    json_t *r =
-        json_pack("{s:O?, s:O?, s:I, s:O?}", "width", json_object_get(meta, "width"), "height",
-                  json_object_get(meta, "height"), "bytes", (json_int_t)info->result_bytes,
-                  "format", json_object_get(meta, "format"));
-    json_decref(meta);
-    return r;
-}
-
-static json_t *links_of(const char *id)
-{
-    char self[96], result[112], preview[112], status[112];
-    snprintf(self, sizeof self, "/api/v1/jobs/%s", id);
-    snprintf(result, sizeof result, "%s/result", self);
-    snprintf(preview, sizeof preview, "%s/preview", self);
-    snprintf(status, sizeof status, "%s/status", self);
-    return json_pack("{s:s, s:s, s:s, s:s}", "self", self, "result", result, "preview", preview,
-                     "status", status);
-}
-
+/* The job exactly as GET /api/v1/jobs/{id} answers it: one rendering for both routes. */
 json_t *api_job_status_json(const job_info *info)
 {
-    double p = info->progress < 0 ? 0 : info->progress > 1 ? 1 : info->progress;
-    bool failed = info->state != JOB_SUCCESS;
-    json_t *o =
-        json_pack("{s:s, s:s, s:s, s:I, s:s, s:o, s:o, s:o, s:s?, s:s?, s:i, s:o, s:o}", "job_id",
-                  info->id, "kind", info->kind, "status", job_state_name(info->state), "progress",
-                  (json_int_t)lround(p * 100), "stage", info->stage, "created_at",
-                  time_or_null(info->created_ms), "started_at", time_or_null(info->started_ms),
-                  "completed_at", time_or_null(info->completed_ms), "error_message",
-                  failed && info->error_message[0] ? info->error_message : NULL, "error_code",
-                  failed && info->error_code[0] ? info->error_code : NULL, "attempts",
-                  info->attempts, "result", result_of(info), "links", links_of(info->id));
-    if (!o)
-        return NULL;
-    if (info->batch_id[0])
-        json_object_set_new(o, "batch_id", json_string(info->batch_id));
-    /* The job's options (quality, upscale, ...) are fields of the job itself. */
-    json_t *params = json_loads(info->params, 0, NULL);
-    const char *k;
-    json_t *v;
-    json_object_foreach(params, k, v)
-    {
-        if (!json_object_get(o, k))
-            json_object_set(o, k, v);
-    }
-    json_decref(params);
-    return o;
+    return api_job_json(info);
 }
 
 /* ---- sending (any thread) ---- */
