@@ -332,14 +332,14 @@ static int rank_and_convert(search *s, int k, md_err *err)
 }
 
 /* Without the quality model: the guess, the rules' guess, and two variations of it (finer
- * colours; polygons, which often halve the bytes). */
+ * layers, which gain most but may pass the size budget; polygons, which often halve the bytes). */
 static int rules_convert(search *s, md_err *err)
 {
     vec_params c[4];
     c[0] = s->out->an.guess;
     ai__rules_params(s->out->an.features, s->out->an.logo_type, &c[1]);
     c[2] = c[1];
-    c[2].color_precision = c[2].color_precision < 8 ? c[2].color_precision + 1 : 8;
+    c[2].layer_difference = c[1].layer_difference / 2;
     c[3] = c[1];
     c[3].mode = VEC_POLYGON;
     int rc = MD_OK;
