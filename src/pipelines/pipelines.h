@@ -170,7 +170,7 @@ typedef struct pl_enh_in {
     size_t tile_budget; /* bytes for one tile's network run; 0 = PL_ENH_TILE_BUDGET */
     int tile;           /* tile side in input pixels (tests); 0 = from the budget */
 } pl_enh_in;
-#define PL_ENH_TILE_BUDGET ((size_t)768 << 20)
+#define PL_ENH_TILE_BUDGET ((size_t)512 << 20)
 
 typedef struct pl_enh_out {
     md_buf image; /* new: the encoded result (pl_enh_out_free) */
