@@ -121,6 +121,14 @@ int ai__run(ai_model *m, const float *x, int rows, int cols, const md_cancel *ca
     return rc;
 }
 
+double ai__ssim_mae(const ai_model *m)
+{
+    const mdl_manifest *mf = m->v ? mdl_version_manifest(m->v) : NULL;
+    const json_t *mae =
+        mf ? json_object_get(json_object_get(mf->doc, "metrics"), "ssim_mae") : NULL;
+    return json_is_number(mae) ? json_number_value(mae) : 0;
+}
+
 /* ---- rules (fallback) ---------------------------------------------------------------------- */
 
 static float feat(const float *f, const char *name)
