@@ -90,6 +90,14 @@ static json_t *versions_json(const pl_ai_out *o)
     return v;
 }
 
+/* fallback_used and fallback_reason (null when no rule stood in) into obj. */
+static void add_fallback(json_t *obj, const pl_ai_out *o)
+{
+    json_object_set_new(obj, "fallback_used", json_boolean(o->fallback_used));
+    json_object_set_new(obj, "fallback_reason",
+                        o->fallback_used ? json_string(o->fallback_reason) : json_null());
+}
+
 static json_t *num_or_null(double x)
 {
     return x >= 0 ? json_real(r6(x)) : json_null();
@@ -197,35 +205,44 @@ static json_t *v1_answer(const pl_ai_out *o, int include_analysis)
     json_t *routing = json_pack("{s:i, s:s, s:f}", "selected_tier", o->selected_tier, "reason",
                                 o->an.routing_reason, "routing_time_ms", r6(o->timing.routing_ms));
     json_t *meta = json_pack(
-        "{s:i, s:o, s:s, s:f, s:o, s:f, s:b, s:o, s:o, s:s, s:i, s:o, s:o, s:f}", "tier_used",
-        o->tier_used, "routing", routing, "logo_type", pl_ai_logo_type_name(o->an.logo_type),
-        "confidence", r6(o->an.confidence), "predicted_quality", num_or_null(o->predicted_quality),
-        "actual_quality", r6(res->ssim.rgb), "fallback_used", o->fallback_used, "fallback_reason",
-        o->fallback_used ? json_string(o->fallback_reason) : json_null(), "model_versions",
-        versions_json(o), "optimization_method", o->method, "conversions", o->conversions,
-        "size_budget", o->size_budget ? json_integer((json_int_t)o->size_budget) : json_null(),
-        "default_ssim", num_or_null(o->default_ssim), "time_budget", r6(o->time_budget_s));
+        "{s:i, s:o, s:s, s:f, s:o, s:f, s:o, s:s, s:i, s:o, s:o, s:f}", "tier_used", o->tier_used,
+        "routing", routing, "logo_type", pl_ai_logo_type_name(o->an.logo_type), "confidence",
+        r6(o->an.confidence), "predicted_quality", num_or_null(o->predicted_quality),
+        "actual_quality", r6(res->ssim.rgb), "model_versions", versions_json(o),
+        "optimization_method", o->method, "conversions", o->conversions, "size_budget",
+        o->size_budget ? json_integer((json_int_t)o->size_budget) : json_null(), "default_ssim",
+        num_or_null(o->default_ssim), "time_budget", r6(o->time_budget_s));
     json_t *j =
         json_pack("{s:b, s:s%, s:f, s:f, s:I, s:I, s:o, s:s, s:o}", "success", 1, "svg", res->svg,
                   res->svg_bytes, "ssim", r6(res->ssim.rgb), "processing_time",
                   r6(o->timing.total_ms / 1e3), "svg_bytes", (json_int_t)res->svg_bytes,
                   "path_count", (json_int_t)res->path_count, "parameters",
                   params_json(&res->params), "result_id", o->vec.result_id, "ai_metadata", meta);
+    add_fallback(meta, o);
     json_object_set_new(meta, "stage_times_ms", stage_times(o));
     if (include_analysis)
         json_object_set_new(j, "analysis", analysis_json(o, 1, 1));
     return j;
 }
 
+/* The request's JSON body (*body new); an empty one is MD_E_MISSING_FIELD naming field, the
+ * first one the route requires. */
+static int json_body(http_req *req, const char *field, json_t **body)
+{
+    size_t len = 0;
+    *body = NULL;
+    if (!http_req_body(req, &len) || len == 0)
+        return md_fail(http_req_err(req), MD_E_MISSING_FIELD, field,
+                       "the request needs a JSON body with %s", field);
+    return http_req_json(req, body);
+}
+
 static int convert_ai_v1(http_req *req, void *ctx)
 {
     api_ai *a = ctx;
     md_err *err = http_req_err(req);
-    size_t len = 0;
     json_t *body = NULL;
-    if (!http_req_body(req, &len) || len == 0)
-        return md_fail(err, MD_E_MISSING_FIELD, "file_id", "the request needs a JSON body");
-    int rc = http_req_json(req, &body);
+    int rc = json_body(req, "file_id", &body);
     if (rc != MD_OK)
         return rc;
     v1_req r;
@@ -259,38 +276,50 @@ static void now_iso(char out[32])
     api__iso_time(md_wall_ms(), out);
 }
 
-/* healthy: all three models run; degraded: some (rules stand in); unhealthy: none. */
-static const char *overall(const int ok[PL_AI_MODELS], int *n_ok)
+/* Whether each model runs with our features, its version, and the overall state: healthy (all
+ * three), degraded (rules stand in for some), unhealthy (none). */
+typedef struct ai_state {
+    int ok[PL_AI_MODELS], n_ok;
+    char reason[PL_AI_MODELS][96], version[PL_AI_MODELS][32];
+    const char *overall;
+} ai_state;
+
+static void ai_state_get(mdl_registry *reg, ai_state *st)
 {
-    *n_ok = ok[0] + ok[1] + ok[2];
-    return *n_ok == PL_AI_MODELS ? "healthy" : *n_ok ? "degraded" : "unhealthy";
+    pl_ctx cx = {.models = reg};
+    pl_ai_models_check(&cx, st->ok, st->reason, st->version);
+    st->n_ok = st->ok[0] + st->ok[1] + st->ok[2];
+    st->overall = st->n_ok == PL_AI_MODELS ? "healthy" : st->n_ok ? "degraded" : "unhealthy";
+}
+
+/* A model's health entry: {status, version, reason}. */
+static json_t *model_entry(const ai_state *st, int i)
+{
+    return json_pack("{s:s, s:s, s:s, s:s}", "status", st->ok[i] ? "healthy" : "unavailable",
+                     "model", pl_ai_model_name(i), "version", st->version[i], "reason",
+                     st->reason[i]);
 }
 
 static int ai_health(http_req *req, void *ctx)
 {
     api_ai *a = ctx;
-    pl_ctx cx = make_ctx(a, req);
-    int ok[PL_AI_MODELS], n_ok;
-    char reason[PL_AI_MODELS][96], version[PL_AI_MODELS][32], ts[32];
-    pl_ai_models_check(&cx, ok, reason, version);
-    const char *status = overall(ok, &n_ok);
+    ai_state st;
+    char ts[32];
+    ai_state_get(a->reg, &st);
     json_t *comp = json_object();
     json_object_set_new(comp, "feature_extractor",
                         json_pack("{s:s, s:i}", "status", "healthy", "features", VEC_N_FEATURES));
     for (int i = 0; i < PL_AI_MODELS; i++)
-        json_object_set_new(
-            comp, COMPONENT[i],
-            json_pack("{s:s, s:s, s:s, s:s}", "status", ok[i] ? "healthy" : "unavailable", "model",
-                      pl_ai_model_name(i), "version", version[i], "reason", reason[i]));
+        json_object_set_new(comp, COMPONENT[i], model_entry(&st, i));
     json_object_set_new(comp, "router",
-                        json_pack("{s:s, s:s}", "status", n_ok ? "healthy" : "unavailable", "mode",
-                                  ok[1] ? "model" : "rules"));
+                        json_pack("{s:s, s:s}", "status", st.n_ok ? "healthy" : "unavailable",
+                                  "mode", st.ok[1] ? "model" : "rules"));
     json_object_set_new(comp, "tracer",
                         json_pack("{s:s, s:s}", "status", "healthy", "version", MODELD_VERSION));
     now_iso(ts);
-    json_t *j =
-        json_pack("{s:s, s:o, s:s}", "overall_status", status, "components", comp, "timestamp", ts);
-    return http_reply_json(req, n_ok ? 200 : md_err_status(MD_E_UNAVAILABLE), j);
+    json_t *j = json_pack("{s:s, s:o, s:s}", "overall_status", st.overall, "components", comp,
+                          "timestamp", ts);
+    return http_reply_json(req, st.n_ok ? 200 : md_err_status(MD_E_UNAVAILABLE), j);
 }
 
 static double rss_mb(void)
@@ -441,15 +470,14 @@ static json_t *v2_convert_answer(http_req *req, const pl_ai_out *o, int with_ana
                              mode_names[o->tier_used]);
     if (with_analysis)
         json_object_set_new(data, "analysis", analysis_json(o, 1, 1));
-    json_t *meta = json_pack("{s:s, s:f, s:i, s:o, s:f, s:s, s:f, s:o, s:b, s:o, s:s}", "logo_type",
-                             pl_ai_logo_type_name(o->an.logo_type), "confidence",
-                             r6(o->an.confidence), "selected_tier", o->selected_tier,
-                             "predicted_quality", num_or_null(o->predicted_quality),
-                             "actual_quality", r6(res->ssim.rgb), "optimization_method", o->method,
-                             "processing_time", r6(o->timing.total_ms / 1e3), "model_versions",
-                             versions_json(o), "fallback_used", o->fallback_used, "fallback_reason",
-                             o->fallback_used ? json_string(o->fallback_reason) : json_null(),
-                             "routing_reason", o->an.routing_reason);
+    json_t *meta =
+        json_pack("{s:s, s:f, s:i, s:o, s:f, s:s, s:f, s:o, s:s}", "logo_type",
+                  pl_ai_logo_type_name(o->an.logo_type), "confidence", r6(o->an.confidence),
+                  "selected_tier", o->selected_tier, "predicted_quality",
+                  num_or_null(o->predicted_quality), "actual_quality", r6(res->ssim.rgb),
+                  "optimization_method", o->method, "processing_time", r6(o->timing.total_ms / 1e3),
+                  "model_versions", versions_json(o), "routing_reason", o->an.routing_reason);
+    add_fallback(meta, o);
     json_t *env = envelope(req, data, meta, perf_json(o));
     json_object_set_new(env, "svg_content", json_stringn(res->svg, res->svg_bytes));
     return env;
@@ -459,14 +487,13 @@ static json_t *v2_convert_answer(http_req *req, const pl_ai_out *o, int with_ana
 static void cache_key(const void *img, size_t n, int tier, double target, int analysis, api_ai *a,
                       char key[CV_KEY_LEN + 1])
 {
-    int ok[PL_AI_MODELS];
-    char reason[PL_AI_MODELS][96], ver[PL_AI_MODELS][32], head[160];
-    pl_ctx cx = {.models = a->reg};
-    pl_ai_models_check(&cx, ok, reason, ver);
+    ai_state m;
+    char head[160];
+    ai_state_get(a->reg, &m);
     crypto_hash_sha256_state st;
     unsigned char h[crypto_hash_sha256_BYTES];
-    snprintf(head, sizeof head, "ai-v2\n%d\n%.6f\n%d\n%s\n%s\n%s\n", tier, target, analysis, ver[0],
-             ver[1], ver[2]);
+    snprintf(head, sizeof head, "ai-v2\n%d\n%.6f\n%d\n%s\n%s\n%s\n", tier, target, analysis,
+             m.version[0], m.version[1], m.version[2]);
     crypto_hash_sha256_init(&st);
     crypto_hash_sha256_update(&st, (const unsigned char *)head, strlen(head));
     crypto_hash_sha256_update(&st, img, n);
@@ -544,9 +571,8 @@ static int analyze_image(http_req *req, void *ctx)
         return reply_failure(req, rc);
     json_t *data = analysis_json(&o, feats, recs);
     json_object_set_new(data, "analysis_depth", json_string(depth ? depth : "standard"));
-    json_t *meta = json_pack("{s:o, s:b, s:o}", "model_versions", versions_json(&o),
-                             "fallback_used", o.fallback_used, "fallback_reason",
-                             o.fallback_used ? json_string(o.fallback_reason) : json_null());
+    json_t *meta = json_pack("{s:o}", "model_versions", versions_json(&o));
+    add_fallback(meta, &o);
     json_t *ans = envelope(req, data, meta, perf_json(&o));
     pl_ai_out_free(&o);
     return http_reply_json(req, 200, ans);
@@ -676,7 +702,7 @@ static int predict_quality(http_req *req, void *ctx)
     json_t *body = NULL;
     int rc = query_quality(req, "target_quality", 0.85, &target);
     if (rc == MD_OK)
-        rc = http_req_json(req, &body);
+        rc = json_body(req, "image_analysis", &body);
     if (rc != MD_OK)
         return rc;
     float f[VEC_N_FEATURES];
@@ -719,21 +745,16 @@ static json_t *version_stats(const json_t *d)
 static int model_health(http_req *req, void *ctx)
 {
     api_ai *a = ctx;
-    pl_ctx cx = make_ctx(a, req);
-    int ok[PL_AI_MODELS], n_ok;
-    char reason[PL_AI_MODELS][96], version[PL_AI_MODELS][32], ts[32];
-    pl_ai_models_check(&cx, ok, reason, version);
-    const char *status = overall(ok, &n_ok);
+    ai_state st;
+    char ts[32];
+    ai_state_get(a->reg, &st);
     json_t *ms = json_object(), *perf = json_object(), *alerts = json_array();
     double last = 0;
     for (int i = 0; i < PL_AI_MODELS; i++) {
         const char *name = pl_ai_model_name(i);
-        json_object_set_new(ms, name,
-                            json_pack("{s:s, s:s, s:s}", "status",
-                                      ok[i] ? "healthy" : "unavailable", "version", version[i],
-                                      "reason", reason[i]));
-        if (!ok[i])
-            json_array_append_new(alerts, json_sprintf("%s; rules stand in for it", reason[i]));
+        json_object_set_new(ms, name, model_entry(&st, i));
+        if (!st.ok[i])
+            json_array_append_new(alerts, json_sprintf("%s; rules stand in for it", st.reason[i]));
         json_t *d = NULL;
         if (mdl_describe(a->reg, name, NULL, &d, NULL) != MD_OK)
             continue;
@@ -751,12 +772,12 @@ static int model_health(http_req *req, void *ctx)
     char last_iso[32] = "";
     if (last > 0)
         api__iso_time((int64_t)last, last_iso);
-    json_t *j = json_pack("{s:s, s:o, s:o, s:s?, s:o, s:s}", "overall_status", status,
+    json_t *j = json_pack("{s:s, s:o, s:o, s:s?, s:o, s:s}", "overall_status", st.overall,
                           "model_status", ms, "performance_metrics", perf, "last_update",
                           last > 0 ? last_iso : NULL, "alerts", alerts, "timestamp", ts);
     if (last <= 0)
         json_object_set_new(j, "last_update", json_null());
-    return http_reply_json(req, n_ok ? 200 : md_err_status(MD_E_UNAVAILABLE), j);
+    return http_reply_json(req, st.n_ok ? 200 : md_err_status(MD_E_UNAVAILABLE), j);
 }
 
 static json_t *info_of(const json_t *d, int perf, int history)
@@ -823,7 +844,7 @@ static int update_models(http_req *req, void *ctx)
     if (rc == MD_OK)
         rc = query_bool(req, "enable_rollback", 1, &rollback);
     if (rc == MD_OK)
-        rc = http_req_json(req, &body);
+        rc = json_body(req, "model_name", &body);
     if (rc != MD_OK)
         return rc;
     const char *name = json_string_value(json_object_get(body, "model_name"));
@@ -873,6 +894,10 @@ static int update_models(http_req *req, void *ctx)
     "\"ai_metadata\":{\"type\":\"object\"},\"performance_metrics\":{\"type\":\"object\"},"         \
     "\"request_id\":{\"type\":\"string\"},\"timestamp\":{\"type\":\"string\"}}}"
 #define OBJ "{\"type\":\"object\"}"
+/* The multipart body of the v2 image routes: the image in the part "file". */
+#define FILE_BODY                                                                                  \
+    "{\"type\":\"object\",\"required\":[\"file\"],\"properties\":{\"file\":"                       \
+    "{\"type\":\"string\",\"format\":\"binary\"}}}"
 #define Q(name, type, desc)                                                                        \
     {                                                                                              \
         name, type, desc, 0                                                                        \
@@ -956,8 +981,7 @@ static const api__route ROUTES[] = {
      convert_ai_v2,
      {.summary = "Convert an image (multipart) with AI-chosen parameters (v2 envelope)",
       .tag = "vectorize",
-      .request = "{\"type\":\"object\",\"required\":[\"file\"],\"properties\":{\"file\":"
-                 "{\"type\":\"string\",\"format\":\"binary\"}}}",
+      .request = FILE_BODY,
       .request_type = "multipart/form-data",
       .response = V2_ENV(OBJ),
       .query = (const http_doc_param[]){Q("quality_target", "number", "0..1, default 0.85"),
@@ -974,8 +998,7 @@ static const api__route ROUTES[] = {
      analyze_image,
      {.summary = "Logo type, features and a recommendation for an image",
       .tag = "vectorize",
-      .request = "{\"type\":\"object\",\"required\":[\"file\"],\"properties\":{\"file\":"
-                 "{\"type\":\"string\",\"format\":\"binary\"}}}",
+      .request = FILE_BODY,
       .request_type = "multipart/form-data",
       .response = V2_ENV(OBJ),
       .query =

@@ -26,6 +26,9 @@ void ai__release(ai_model *m);
 int ai__run(ai_model *m, const float *x, int rows, int cols, const md_cancel *cancel, float *y,
             md_err *err);
 
+/* The quality model's held-out SSIM MAE (manifest metrics.ssim_mae); 0 when not recorded. */
+double ai__ssim_mae(const ai_model *m);
+
 /* Rules: logo-type probabilities, a starting parameter set, a complexity score in 0..1. */
 void ai__rules_classify(const float *f, double probs[PL_AI_CLASSES]);
 void ai__rules_params(const float *f, int logo_type, vec_params *p);
