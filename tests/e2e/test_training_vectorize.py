@@ -76,7 +76,8 @@ def test_tiny_quality_rows_cover_the_design(trained):
 
 
 def test_classifier_labels_follow_the_svg_precedence():
-    shapes = '<svg xmlns="http://www.w3.org/2000/svg"><rect fill="#f00"/><circle fill="#00f"/></svg>'
+    svg = '<svg xmlns="http://www.w3.org/2000/svg">'
+    shapes = svg + '<rect fill="#f00"/><circle fill="#00f"/></svg>'
     assert svglabel.analyse(shapes)["label"] == "simple_geometric"
     grad = ('<svg xmlns="http://www.w3.org/2000/svg"><defs><linearGradient id="g">'
             '<stop stop-color="#000"/><stop offset="1" stop-color="#fff"/></linearGradient>'
@@ -86,9 +87,14 @@ def test_classifier_labels_follow_the_svg_precedence():
     many = "".join(f'<rect fill="#{i:02x}{i:02x}00"/>' for i in range(0, 240, 8))
     assert svglabel.analyse(f'<svg xmlns="http://www.w3.org/2000/svg">{many}</svg>')["label"] \
         == "complex"
-    # A gradient whose stops look the same is not a visible gradient.
+    # A gradient whose stops look the same is not a visible gradient; a fade to transparent is.
     flat = grad.replace('stop-color="#fff"', 'stop-color="#010101"')
     assert svglabel.analyse(flat)["label"] == "simple_geometric"
+    fade = flat.replace('stop-color="#010101"', 'stop-color="#000" stop-opacity="0"')
+    assert svglabel.analyse(fade)["label"] == "gradient"
+    # What is only defined (never drawn) does not count.
+    hidden = grad.replace('<rect fill="url(#g)"/>', '<rect fill="#00f"/>')
+    assert svglabel.analyse(hidden)["label"] == "simple_geometric"
 
 
 def test_params_decode_mirrors_the_c_rounding():

@@ -120,7 +120,8 @@ def samples(path, in_name, out_name, x, n=3):
     for i in range(min(n, len(x))):
         xi = x[i:i + 1].astype(np.float32)
         yi = onnx_numpy.evaluate(path, {in_name: xi})[out_name]
-        out.append({"inputs": {in_name: common.tensor(xi)}, "outputs": {out_name: common.tensor(yi)}})
+        out.append({"inputs": {in_name: common.tensor(xi)},
+                    "outputs": {out_name: common.tensor(yi)}})
     return out
 
 

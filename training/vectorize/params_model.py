@@ -34,7 +34,9 @@ NAME, VERSION, SEED = "vectorize-params", "1", 20261209
 HIDDEN, EPOCHS, LR, WD = 64, 300, 2e-3, 1e-3
 SIZE_BUDGET = 3.0
 TAU = 0.004   # SSIM difference that counts as a near tie between prototypes
-SHARP = 8.0   # scale of the scores before the Softmax in the exported graph
+SHARP = 8.0   # scale of the scores before the Softmax in training
+ARGMAX = 4.0  # extra scale in the exported graph: the output is (nearly) the top prototype, not
+              # a blend of two half-chosen ones (measured: a blend scores below its parts)
 
 
 def utilities(rows, keys):
@@ -57,13 +59,13 @@ def soft_targets(u):
 
 
 def served(net, table):
-    """features -> softmax(SHARP * scores) @ table (a torch module for the export; SHARP is
-    folded into the last Linear so the graph has no Mul)."""
+    """features -> softmax(ARGMAX * SHARP * scores) @ table (a torch module for the export;
+    the scale is folded into the last Linear so the graph has no Mul)."""
     import torch
     last = [m for m in net if isinstance(m, torch.nn.Linear)][-1]
     with torch.no_grad():
-        last.weight.mul_(SHARP)
-        last.bias.mul_(SHARP)
+        last.weight.mul_(SHARP * ARGMAX)
+        last.bias.mul_(SHARP * ARGMAX)
 
     class _S(torch.nn.Module):
         def __init__(self):
@@ -157,7 +159,8 @@ def main():
                      for k, vec in zip(keys, table))
     common.write_card(out, doc, [
         ("Training", f"MLP {xin.shape[1]} -> {HIDDEN} -> {HIDDEN} -> {len(keys)} prototype "
-                     f"scores (ReLU), x{SHARP:g}, Softmax, MatMul with the prototype table; "
+                     f"scores (ReLU), x{SHARP:g} (x{SHARP * ARGMAX:g} in the exported graph), "
+                     "Softmax, MatMul with the prototype table; "
                      f"soft targets (tau {TAU}); AdamW lr {LR}, weight decay {WD}, cosine "
                      f"schedule, {EPOCHS} epochs, batch 64, seed {SEED}, one thread. "
                      f"Standardisation folded into the first layer. ONNX opset {common.OPSET}, "

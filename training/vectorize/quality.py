@@ -46,7 +46,8 @@ def main():
         te[ids == ids[-1]] = True
     in_mean, in_std = mlp.standardiser(xin[~te])
     out_mean, out_std = mlp.standardiser(y[~te])
-    net = mlp.train((xin[~te] - in_mean) / in_std, ((y[~te] - out_mean) / out_std).astype(np.float32),
+    ystd = ((y[~te] - out_mean) / out_std).astype(np.float32)
+    net = mlp.train((xin[~te] - in_mean) / in_std, ystd,
                     [xin.shape[1], HIDDEN, HIDDEN, 3], SEED, 2 if args.tiny else EPOCHS,
                     lr=LR, wd=WD)
     mlp.fold(net, in_mean, in_std, out_mean, out_std)
@@ -76,10 +77,11 @@ def main():
         ("Labels", "Each quality image (up to 640 px, a fixed subset by hash) traced with "
                    "`modeld vectorize DIR --json` (the release build, colour mode, gradients "
                    "on) for each parameter set of the design: presets default, quality and "
-                   f"fast; {dataset.N_ANCHOR} anchor sets in the good region; per block of "
+                   f"fast; the {dataset.N_ANCHOR} anchor sets of dataset.ANCHORS; per block of "
                    f"images ({dataset.N_BLOCKS} blocks) {dataset.N_GOOD} Latin-hypercube sets "
                    f"in the good region and {dataset.N_WIDE} over the whole design range "
-                   "(training/vectorize/params.py). SSIM is the tracer's own (ssim_rgb, the API's), bytes the SVG's, "
+                   "(training/vectorize/params.py). SSIM is the tracer's own (ssim_rgb, the "
+                   "API's), bytes the SVG's, "
                    "time `timing_ms.convert_total` (trace + SVG + render + SSIM) on this "
                    "shared 2-core machine, two conversions at once. The times are the only "
                    "part that differs between runs; the labels are cached in "
