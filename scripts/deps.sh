@@ -13,7 +13,7 @@ BUILD_PKGS=(
   libmicrohttpd-dev libwslay-dev libssl-dev libjansson-dev libsqlite3-dev libsodium-dev zlib1g-dev libzip-dev
   libspng-dev libturbojpeg0-dev libwebp-dev libtiff-dev libcairo2-dev
   protobuf-c-compiler libprotobuf-c-dev libonnx-dev libdnnl-dev libopenblas-dev libxgboost-dev
-  python3 python3-numpy python3-onnx python3-pil
+  python3 python3-numpy python3-onnx python3-pil opencv-data
 )
 TEST_PKGS=(
   clang libclang-rt-14-dev libcmocka-dev
@@ -24,6 +24,7 @@ TEST_PKGS=(
 # `make models`: retraining the shipped models (training/).
 MODELS_PKGS=(
   python3 python3-numpy python3-torch python3-onnx python3-sklearn python3-xgboost python3-pil
+  python3-scipy r-base-core r-cran-modeldata r-cran-ggplot2
   librsvg2-bin fonts-dejavu-core fonts-dejavu-extra fonts-liberation2 fonts-noto-core
   fonts-freefont-ttf fonts-urw-base35 fonts-crosextra-carlito
   papirus-icon-theme breeze-icon-theme tango-icon-theme numix-icon-theme adwaita-icon-theme

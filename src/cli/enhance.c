@@ -40,10 +40,12 @@ static const char USAGE[] =
     "                   OUT (created if missing) as <name>.<format>\n"
     "options:\n"
     "  --scale N        2 | 3 | 4 (default) | 8\n"
-    "  --quality Q      fast (esrgan-slim) | balanced (esrgan-medium, default) | best (esrgan-thick)\n"
+    "  --quality Q      fast (esrgan-slim) | balanced (esrgan-medium, default) | best "
+    "(esrgan-thick)\n"
     "  --format F       jpg | png | webp (default: from OUT's extension, else png)\n"
     "  --jpeg-quality N 1..100 for jpg and webp (default 90)\n"
-    "  --face           enhance faces (refused: no face detector is available)\n"
+    "  --face           detect faces (OpenCV Haar cascade) and run them through the strongest\n"
+    "                   network, feathered into the result\n"
     "  --data-dir DIR   where the converted networks are (default $MODELD_DATA_DIR or ./var)\n"
     "  --threads N      network threads (default: all cores)\n"
     "  -q, --quiet      no progress bar\n";
@@ -222,7 +224,11 @@ static int one(pl_ctx *cx, pl_enh_in *in, const char *src, const char *dst, int 
         fputs("\r\033[K", stderr);
     if (rc == MD_OK && write_file(dst, out.image.data, out.image.len) != 0)
         rc = md_fail(&e, MD_E_IO, "output", "cannot write %s", dst);
-    if (rc == MD_OK)
+    if (rc == MD_OK && in->face_enhance)
+        printf("%s -> %s: %dx%d, %zu bytes, %d tiles of %d px, %d face%s, %.0f ms\n", src, dst,
+               out.width, out.height, out.image.len, out.tiles, out.tile_size, out.faces_found,
+               out.faces_found == 1 ? "" : "s", out.total_ms);
+    else if (rc == MD_OK)
         printf("%s -> %s: %dx%d, %zu bytes, %d tiles of %d px, %.0f ms\n", src, dst, out.width,
                out.height, out.image.len, out.tiles, out.tile_size, out.total_ms);
     else
@@ -305,8 +311,8 @@ static int open_registry(const enh_args *a, int threads, store **st, mdl_registr
                 md_err_message(&e));
         return 1;
     }
-    mdl_registry_opts o = {.data_dir = a->data_dir, .store = *st, .load_all = false,
-                           .onnx_threads = threads};
+    mdl_registry_opts o = {
+        .data_dir = a->data_dir, .store = *st, .load_all = false, .onnx_threads = threads};
     if (mdl_registry_open(&o, reg, &e) != MD_OK) {
         fprintf(stderr, "modeld enhance: cannot open the model registry: %s\n", md_err_message(&e));
         return 1;

@@ -62,7 +62,8 @@ static int encode_png(const md_image *img, md_buf *out, md_err *err)
             memcpy(rgb + 3 * i, img->rgba + 4 * i, 3);
         src = rgb;
     }
-    struct spng_ihdr ihdr = {.width = (uint32_t)img->width, .height = (uint32_t)img->height,
+    struct spng_ihdr ihdr = {.width = (uint32_t)img->width,
+                             .height = (uint32_t)img->height,
                              .bit_depth = 8,
                              .color_type = alpha ? SPNG_COLOR_TYPE_TRUECOLOR_ALPHA
                                                  : SPNG_COLOR_TYPE_TRUECOLOR};
@@ -98,8 +99,8 @@ static int encode_webp(const md_image *img, int quality, md_buf *out, md_err *er
                        "WebP holds at most %dx%d pixels, the result is %dx%d", WEBP_MAX_DIMENSION,
                        WEBP_MAX_DIMENSION, img->width, img->height);
     uint8_t *webp = NULL;
-    size_t len = WebPEncodeRGBA(img->rgba, img->width, img->height, img->width * 4,
-                                (float)quality, &webp);
+    size_t len =
+        WebPEncodeRGBA(img->rgba, img->width, img->height, img->width * 4, (float)quality, &webp);
     if (len == 0)
         return md_fail(err, MD_E_INTERNAL, "image", "WebP encoding failed");
     int rc = md_buf_append(out, webp, len);

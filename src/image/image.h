@@ -75,6 +75,29 @@ int img_exif_orientation(const void *data, size_t len);
  * MD_E_INVALID_PARAM (field "orientation") outside 1..8, MD_E_NOMEM. */
 int img_apply_orientation(md_image **img, int orientation, md_err *err);
 
+/* A copy of img shrunk to fit max_w x max_h (aspect kept, each side at least 1; an image that
+ * fits already is copied at its size), by area averaging (resize.c). *out is new (img_free).
+ * MD_E_INVALID_PARAM (field "size") for a box under 1 x 1, MD_E_NOMEM. */
+int img_fit(const md_image *img, int max_w, int max_h, md_image **out, md_err *err);
+/* ---- faces (faces.c): OpenCV Haar cascades evaluated here ---- */
+typedef struct img_cascade img_cascade;
+typedef struct img_box {
+    int x, y, w, h; /* pixels of the image searched */
+    int score;      /* raw detections merged into this one */
+} img_box;
+/* Debian's opencv-data frontal face cascade (scripts/deps.sh installs it). */
+#define IMG_FACE_CASCADE "/usr/share/opencv4/haarcascades/haarcascade_frontalface_default.xml"
+/* Read a BOOST + HAAR stump cascade XML. *out is new (img_cascade_free). MD_E_FILE_NOT_FOUND,
+ * MD_E_IO, MD_E_UNSUPPORTED (trees, tilted features, LBP), MD_E_MODEL_INVALID (field
+ * "cascade"), MD_E_NOMEM. */
+int img_cascade_load(const char *path, img_cascade **out, md_err *err);
+void img_cascade_free(img_cascade *c); /* NULL ok */
+/* Faces of img at least min_size pixels wide (>= the cascade's window), grouped as OpenCV's
+ * detectMultiScale (scale step 1.1, min neighbours 3). Up to max boxes into out; *found gets
+ * their number. c is read-only here: one cascade serves many threads. MD_E_NOMEM. */
+int img_faces_detect(const img_cascade *c, const md_image *img, int min_size, img_box *out,
+                     int max, int *found, md_err *err);
+
 /* Composite in place over an opaque background colour; afterwards has_alpha = 0. */
 void img_composite(md_image *img, uint8_t r, uint8_t g, uint8_t b);
 

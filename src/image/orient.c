@@ -105,22 +105,45 @@ int img_exif_orientation(const void *data, size_t len)
 static void source_of(int o, int w, int h, int ox, int oy, int *sx, int *sy)
 {
     switch (o) {
-    case 2: *sx = w - 1 - ox; *sy = oy; break;
-    case 3: *sx = w - 1 - ox; *sy = h - 1 - oy; break;
-    case 4: *sx = ox; *sy = h - 1 - oy; break;
-    case 5: *sx = oy; *sy = ox; break;
-    case 6: *sx = oy; *sy = h - 1 - ox; break;
-    case 7: *sx = w - 1 - oy; *sy = h - 1 - ox; break;
-    case 8: *sx = w - 1 - oy; *sy = ox; break;
-    default: *sx = ox; *sy = oy; break;
+    case 2:
+        *sx = w - 1 - ox;
+        *sy = oy;
+        break;
+    case 3:
+        *sx = w - 1 - ox;
+        *sy = h - 1 - oy;
+        break;
+    case 4:
+        *sx = ox;
+        *sy = h - 1 - oy;
+        break;
+    case 5:
+        *sx = oy;
+        *sy = ox;
+        break;
+    case 6:
+        *sx = oy;
+        *sy = h - 1 - ox;
+        break;
+    case 7:
+        *sx = w - 1 - oy;
+        *sy = h - 1 - ox;
+        break;
+    case 8:
+        *sx = w - 1 - oy;
+        *sy = ox;
+        break;
+    default:
+        *sx = ox;
+        *sy = oy;
+        break;
     }
 }
 
 int img_apply_orientation(md_image **img, int orientation, md_err *err)
 {
     if (orientation < 1 || orientation > 8)
-        return md_fail(err, MD_E_INVALID_PARAM, "orientation", "must be 1..8, got %d",
-                       orientation);
+        return md_fail(err, MD_E_INVALID_PARAM, "orientation", "must be 1..8, got %d", orientation);
     if (orientation == 1)
         return MD_OK;
     md_image *src = *img;

@@ -55,6 +55,7 @@
 #define DEFAULT_INPUT_TTL_MS (3600LL * 1000)
 #define DEFAULT_RESULT_TTL_MS (24LL * 3600 * 1000)
 
+#ifndef NDEBUG
 /* The transitions of the diagram: allowed[from][to]. */
 static const bool allowed[STORE_JOB__NSTATES][STORE_JOB__NSTATES] = {
     [JOB_QUEUED] = {[JOB_PROCESSING] = true, [JOB_CANCELLED] = true},
@@ -63,7 +64,6 @@ static const bool allowed[STORE_JOB__NSTATES][STORE_JOB__NSTATES] = {
 };
 
 /* Debug-build check that a transition from `from` to `to` is one of the diagram's. */
-#ifndef NDEBUG
 static void job_assert_state(int from, int to)
 {
     assert(from >= 0 && from < STORE_JOB__NSTATES && to >= 0 && to < STORE_JOB__NSTATES);
@@ -302,6 +302,12 @@ int job_batch_get(jobs *j, const char *id, job_batch *out, job_info **list, size
     return rc;
 }
 
+int job_list(jobs *j, const job_filter *f, job_info **list, size_t *n, int64_t *next_cursor,
+             md_err *err)
+{
+    return store_jobs_list(j->s, f, list, n, next_cursor, err);
+}
+
 int job_result_path(jobs *j, const job_info *info, char *out, size_t cap, md_err *err)
 {
     if (info->state != JOB_SUCCESS || !info->result_sha256[0])
@@ -418,31 +424,46 @@ int job_expire_leases(jobs *j, size_t *requeued, size_t *failed, md_err *err)
 
 /* ---- transitions made by workers (worker.c) ---------------------------------------------- */
 
-int jobs__claim(jobs *j, const char *worker, job_info *out, jobs__kind **kind, md_err *err)
+/* Under j->mu, a slot of every kind with room is reserved before the store claim, and all but
+ * the claimed kind's given back after it: two workers can never both take the last slot of a
+ * kind (max_running holds) while claiming outside the lock. */
+static size_t reserve_kinds(jobs *j, const char **names, jobs__kind **ks)
 {
-    const char *names[JOBS__MAX_KINDS];
-    jobs__kind *ks[JOBS__MAX_KINDS];
     size_t n = 0;
-    pthread_mutex_lock(&j->mu);
     for (int i = 0; i < j->nkinds; i++) {
         jobs__kind *k = &j->kinds[i];
         int cap = k->max_running > 0 ? k->max_running : j->nthreads;
         if (k->running < cap) {
+            k->running++;
             names[n] = k->name;
             ks[n++] = k;
         }
     }
+    return n;
+}
+
+int jobs__claim(jobs *j, const char *worker, job_info *out, jobs__kind **kind, md_err *err)
+{
+    const char *names[JOBS__MAX_KINDS];
+    jobs__kind *ks[JOBS__MAX_KINDS];
+    pthread_mutex_lock(&j->mu);
+    size_t n = reserve_kinds(j, names, ks);
     pthread_mutex_unlock(&j->mu);
     if (n == 0)
         return md_fail(err, MD_E_NOT_FOUND, NULL, "no kind has room");
     int rc = store_jobs_claim(j->s, names, n, worker, j->o.lease_ms, out, err);
+    *kind = NULL;
+    pthread_mutex_lock(&j->mu);
+    for (size_t i = 0; i < n; i++) {
+        if (rc == MD_OK && !*kind && strcmp(ks[i]->name, out->kind) == 0)
+            *kind = ks[i]; /* keeps its slot until the run leaves the list */
+        else
+            ks[i]->running--;
+    }
+    pthread_mutex_unlock(&j->mu);
     if (rc != MD_OK)
         return rc;
     job_assert_state(JOB_QUEUED, JOB_PROCESSING);
-    *kind = NULL;
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(ks[i]->name, out->kind) == 0)
-            *kind = ks[i];
     assert(*kind);
     return MD_OK;
 }

@@ -7,7 +7,8 @@
  * Tiling. The image is cut into a grid of core tiles of T x T input pixels. Each network run
  * covers a core plus a blend band of BLEND pixels on each side where a neighbour exists, plus
  * CONTEXT more pixels that are computed and thrown away (the network's receptive field sees
- * real neighbours there instead of zero padding). Across a band between two tiles the weights
+ * real neighbours there instead of zero padding). Every run window has the same size (edge
+ * windows are shifted inward, run_window), so the engine plans the network's memory once. Across a band between two tiles the weights
  * ramp linearly, one down and one up, summing to 1. Output rows are accumulated in a float band
  * of (T + 2 BLEND) * s rows only, slid down one tile row at a time and flushed to the 8-bit
  * result, so memory is the result plus one band plus one tile's run, for any image size.
@@ -28,6 +29,7 @@
 #include "models/models.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,7 +76,8 @@ const char *pl_enh_quality_name(pl_enh_quality q)
 int pl_enh_model_name(pl_enh_quality q, int scale, char *out, size_t cap, md_err *err)
 {
     if ((unsigned)q >= 3)
-        return md_fail(err, MD_E_INVALID_PARAM, "quality", "quality must be fast, balanced or best");
+        return md_fail(err, MD_E_INVALID_PARAM, "quality",
+                       "quality must be fast, balanced or best");
     if (scale != 2 && scale != 3 && scale != 4 && scale != 8)
         return md_fail(err, MD_E_INVALID_PARAM, "upscale", "upscale must be 2, 3, 4 or 8, got %d",
                        scale);
@@ -82,10 +85,29 @@ int pl_enh_model_name(pl_enh_quality q, int scale, char *out, size_t cap, md_err
     return MD_OK;
 }
 
+/* The face cascade: loaded once per process ($MODELD_FACE_CASCADE, else Debian's opencv-data
+ * file); NULL when it cannot be read, and then face_enhance is refused (never a silent no-op). */
+static img_cascade *g_cascade;
+static pthread_once_t g_cascade_once = PTHREAD_ONCE_INIT;
+
+static void cascade_load(void)
+{
+    const char *path = getenv("MODELD_FACE_CASCADE");
+    md_err e;
+    if (img_cascade_load(path && *path ? path : IMG_FACE_CASCADE, &g_cascade, &e) != MD_OK)
+        g_cascade = NULL;
+}
+
+static const img_cascade *cascade(void)
+{
+    pthread_once(&g_cascade_once, cascade_load);
+    return g_cascade;
+}
+
 int pl_enhance_face_available(pl_ctx *cx)
 {
     (void)cx;
-    return 0;
+    return cascade() != NULL;
 }
 
 static int check_in(const pl_enh_in *in, md_err *err)
@@ -101,9 +123,10 @@ static int check_in(const pl_enh_in *in, md_err *err)
     if (in->jpeg_quality < 0 || in->jpeg_quality > 100)
         return md_fail(err, MD_E_INVALID_PARAM, "jpeg_quality", "must be in 1..100, got %d",
                        in->jpeg_quality);
-    if (in->face_enhance)
+    if (in->face_enhance && !cascade())
         return md_fail(err, MD_E_UNSUPPORTED, "face_enhance",
-                       "face enhancement is not available on this server (no face detector)");
+                       "face enhancement is not available on this server (no face detector: "
+                       "install opencv-data or set MODELD_FACE_CASCADE)");
     if (in->tile && (in->tile < 8 || in->tile > 4096))
         return md_fail(err, MD_E_INVALID_PARAM, "tile", "must be in 8..4096, got %d", in->tile);
     return MD_OK;
@@ -130,8 +153,7 @@ static int tile_side(const pl_enh_in *in, int w, int h)
     return big < t ? (big < 8 ? 8 : big) : t;
 }
 
-int pl_enhance_estimate(pl_ctx *cx, int w, int h, const pl_enh_in *in, uint64_t *bytes,
-                        md_err *err)
+int pl_enhance_estimate(pl_ctx *cx, int w, int h, const pl_enh_in *in, uint64_t *bytes, md_err *err)
 {
     int rc = check_in(in, err);
     if (rc != MD_OK)
@@ -206,8 +228,11 @@ static int run_net(enh_job *j, int x0, int y0, int x1, int y1, mdl_result **res,
             for (int c = 0; c < 3; c++)
                 j->tile_in[c * plane + (size_t)y * tw + x] = row[4 * x + c];
     }
-    mdl_tensor t = {.name = "image", .dtype = ONNX_FLOAT, .rank = 4,
-                    .dims = {1, 3, th, tw}, .data = j->tile_in};
+    mdl_tensor t = {.name = "image",
+                    .dtype = ONNX_FLOAT,
+                    .rank = 4,
+                    .dims = {1, 3, th, tw},
+                    .data = j->tile_in};
     int rc = mdl_run(j->model, &t, 1, &j->inner, res, err);
     if (rc != MD_OK)
         return rc;
@@ -275,11 +300,28 @@ static void slide_band(enh_job *j, int y0)
     size_t row = (size_t)j->ow * 4;
     int keep = j->band_y0 + j->band_rows - y0;
     if (keep > 0 && y0 > j->band_y0)
-        memmove(j->acc, j->acc + (size_t)(y0 - j->band_y0) * row, (size_t)keep * row * sizeof(float));
+        memmove(j->acc, j->acc + (size_t)(y0 - j->band_y0) * row,
+                (size_t)keep * row * sizeof(float));
     else if (keep <= 0 || y0 != j->band_y0)
         keep = 0;
     memset(j->acc + (size_t)keep * row, 0, (size_t)(j->band_rows - keep) * row * sizeof(float));
     j->band_y0 = y0;
+}
+
+/* The run window [*a, *b) along an axis of length n for the core starting at c0. Every run has
+ * the same length, min(n, t + 2 (BLEND + CONTEXT)), shifted inward at the image's edges: the
+ * engine keeps a memory plan (and its arena) per input shape, so ragged edge tiles would each
+ * cost one (a 4 MP job held 2.9 GB that way). The window holds the core, its blend bands and
+ * CONTEXT pixels (or the image edge, where the network pads with zeros as in one whole run). */
+static void run_window(int c0, int t, int n, int *a, int *b)
+{
+    int len = t + 2 * (BLEND + CONTEXT);
+    len = len > n ? n : len;
+    int start = c0 - (BLEND + CONTEXT);
+    start = start < 0 ? 0 : start;
+    start = start + len > n ? n - len : start;
+    *a = start;
+    *b = start + len;
 }
 
 static int run_tile(enh_job *j, int tx, int ty, md_err *err)
@@ -287,9 +329,9 @@ static int run_tile(enh_job *j, int tx, int ty, md_err *err)
     int W = j->src->width, H = j->src->height, t = j->t;
     int core[4] = {tx * t, ty * t, (tx + 1) * t > W ? W : (tx + 1) * t,
                    (ty + 1) * t > H ? H : (ty + 1) * t};
-    int pad = BLEND + CONTEXT;
-    int r[4] = {core[0] - pad < 0 ? 0 : core[0] - pad, core[1] - pad < 0 ? 0 : core[1] - pad,
-                core[2] + pad > W ? W : core[2] + pad, core[3] + pad > H ? H : core[3] + pad};
+    int r[4];
+    run_window(core[0], t, W, &r[0], &r[2]);
+    run_window(core[1], t, H, &r[1], &r[3]);
     mdl_result *res = NULL;
     int rc = run_net(j, r[0], r[1], r[2], r[3], &res, err);
     if (rc == MD_OK)
@@ -357,7 +399,9 @@ static void upscale_alpha(const md_image *src, md_image *dst, int s)
                 }
             }
             long a = lrint(acc);
-            dst->rgba[((size_t)oy * dst->width + ox) * 4 + 3] = (uint8_t)(a < 0 ? 0 : a > 255 ? 255 : a);
+            dst->rgba[((size_t)oy * dst->width + ox) * 4 + 3] = (uint8_t)(a < 0     ? 0
+                                                                          : a > 255 ? 255
+                                                                                    : a);
         }
     }
     dst->has_alpha = 1;
@@ -384,10 +428,10 @@ static int decode(pl_ctx *cx, const pl_enh_in *in, md_image **img, md_err *err)
     return rc;
 }
 
-static int job_setup(pl_ctx *cx, const pl_enh_in *in, enh_job *j, md_err *err)
+static int job_setup(pl_ctx *cx, const pl_enh_in *in, pl_enh_quality q, enh_job *j, md_err *err)
 {
     char name[32];
-    pl_enh_model_name(in->quality, in->scale, name, sizeof name, NULL);
+    pl_enh_model_name(q, in->scale, name, sizeof name, NULL);
     if (!cx->models)
         return md_fail(err, MD_E_MODEL_UNAVAILABLE, "quality", "no model registry");
     int rc = mdl_acquire(cx->models, name, NULL, &j->model, err);
@@ -402,6 +446,12 @@ static int job_setup(pl_ctx *cx, const pl_enh_in *in, enh_job *j, md_err *err)
     if (j->band_rows > H * j->s)
         j->band_rows = H * j->s;
     j->acc = malloc((size_t)j->band_rows * (size_t)j->ow * 4 * sizeof(float));
+    if (q != in->quality) { /* a face region: its own tile size for the stronger net */
+        pl_enh_in fin = *in;
+        fin.quality = q;
+        fin.tile = 0;
+        j->t = tile_side(&fin, W, H);
+    }
     int side = j->t + 2 * (BLEND + CONTEXT);
     j->tile_in = malloc((size_t)side * (size_t)side * 3 * sizeof(float));
     if (!j->dst || !j->acc || !j->tile_in)
@@ -417,6 +467,114 @@ static void job_free(enh_job *j)
     free(j->acc);
     free(j->tile_in);
     mdl_release(j->model);
+}
+
+/* ---- faces ------------------------------------------------------------------------------- */
+
+#define MAX_FACES 16
+#define DETECT_MAX_SIDE 1024 /* faces are searched on a copy at most this large */
+
+/* An area-averaged copy of src whose longer side is at most DETECT_MAX_SIDE; *f = its scale. */
+static md_image *detect_copy(const md_image *src, double *f)
+{
+    int big = src->width > src->height ? src->width : src->height;
+    int k = (big + DETECT_MAX_SIDE - 1) / DETECT_MAX_SIDE;
+    *f = k;
+    md_image *d =
+        img_new(src->width / k > 0 ? src->width / k : 1, src->height / k > 0 ? src->height / k : 1);
+    if (!d)
+        return NULL;
+    for (int y = 0; y < d->height; y++)
+        for (int x = 0; x < d->width; x++)
+            for (int c = 0; c < 4; c++) {
+                unsigned acc = 0;
+                for (int v = 0; v < k; v++)
+                    for (int u = 0; u < k; u++)
+                        acc +=
+                            src->rgba[((size_t)(y * k + v) * src->width + (size_t)(x * k + u)) * 4 +
+                                      c];
+                d->rgba[((size_t)y * d->width + x) * 4 + c] = (uint8_t)(acc / (unsigned)(k * k));
+            }
+    return d;
+}
+
+/* A copy of src's rectangle [x, x + w) x [y, y + h). NULL on OOM. */
+static md_image *crop(const md_image *src, int x, int y, int w, int h)
+{
+    md_image *d = img_new(w, h);
+    for (int r = 0; d && r < h; r++)
+        memcpy(d->rgba + (size_t)r * w * 4, src->rgba + ((size_t)(y + r) * src->width + x) * 4,
+               (size_t)w * 4);
+    return d;
+}
+
+/* Feathered blend of face (output pixels at (ox, oy) of dst): weight 1 inside, ramping to 0 over
+ * `feather` pixels at each edge; RGB only (alpha stays the bicubic plane). */
+static void blend_face(md_image *dst, const md_image *face, int ox, int oy, int feather)
+{
+    for (int y = 0; y < face->height; y++) {
+        int ey = y < face->height - 1 - y ? y : face->height - 1 - y;
+        for (int x = 0; x < face->width; x++) {
+            int ex = x < face->width - 1 - x ? x : face->width - 1 - x;
+            double m = (double)(ex < ey ? ex : ey) / feather;
+            m = m >= 1 ? 1 : m * m * (3 - 2 * m); /* smoothstep */
+            uint8_t *d = dst->rgba + ((size_t)(oy + y) * dst->width + (size_t)(ox + x)) * 4;
+            const uint8_t *s = face->rgba + ((size_t)y * face->width + x) * 4;
+            for (int c = 0; c < 3; c++)
+                d[c] = (uint8_t)lrint(d[c] * (1 - m) + s[c] * m);
+        }
+    }
+}
+
+/* One face box (input pixels, already clipped): through the strongest network, blended back. */
+static int enhance_face(pl_ctx *cx, const pl_enh_in *in, enh_job *j, img_box b, md_err *err)
+{
+    enh_job fj = {0};
+    md_image *part = crop(j->src, b.x, b.y, b.w, b.h);
+    if (!part)
+        return md_fail(err, MD_E_NOMEM, NULL, "out of memory for a face");
+    fj.src = part;
+    int rc = job_setup(cx, in, PL_ENH_BEST, &fj, err);
+    int tiles = 0;
+    if (rc == MD_OK)
+        rc = run_tiles(&fj, NULL, &tiles, err);
+    if (rc == MD_OK) {
+        int side = fj.dst->width < fj.dst->height ? fj.dst->width : fj.dst->height;
+        blend_face(j->dst, fj.dst, b.x * j->s, b.y * j->s, side / 5 > 1 ? side / 5 : 1);
+    }
+    job_free(&fj);
+    img_free(part);
+    return rc;
+}
+
+/* Detect faces on the (oriented) input; each one, widened by 30 % a side, goes through the
+ * strongest network (unless that already did the whole image) and is feathered into the result. */
+static int enhance_faces(pl_ctx *cx, const pl_enh_in *in, enh_job *j, int *found, md_err *err)
+{
+    md_cancel_progress(cx->cancel, 0.95, "faces");
+    double f = 1;
+    md_image *small = detect_copy(j->src, &f);
+    if (!small)
+        return md_fail(err, MD_E_NOMEM, NULL, "out of memory detecting faces");
+    img_box box[MAX_FACES];
+    int n = 0, shortest = small->width < small->height ? small->width : small->height;
+    /* faces under 1/12 of the short side gain little and are the detector's usual false hits */
+    int rc = img_faces_detect(cascade(), small, shortest / 12 > 24 ? shortest / 12 : 24, box,
+                              MAX_FACES, &n, err);
+    img_free(small);
+    *found = rc == MD_OK ? n : 0;
+    for (int i = 0; rc == MD_OK && i < n && in->quality != PL_ENH_BEST; i++) {
+        int W = j->src->width, H = j->src->height;
+        int x0 = (int)((box[i].x - 0.3 * box[i].w) * f),
+            y0 = (int)((box[i].y - 0.3 * box[i].h) * f);
+        int x1 = (int)((box[i].x + 1.3 * box[i].w) * f),
+            y1 = (int)((box[i].y + 1.3 * box[i].h) * f);
+        x0 = x0 < 0 ? 0 : x0, y0 = y0 < 0 ? 0 : y0, x1 = x1 > W ? W : x1, y1 = y1 > H ? H : y1;
+        if ((rc = md_cancel_check(cx->cancel, "faces", err)) == MD_OK && x1 - x0 >= 8 &&
+            y1 - y0 >= 8)
+            rc = enhance_face(cx, in, j, (img_box){x0, y0, x1 - x0, y1 - y0, 0}, err);
+    }
+    return rc;
 }
 
 static int check_size(const md_image *img, int s, md_err *err)
@@ -449,9 +607,11 @@ int pl_enhance(pl_ctx *cx, const pl_enh_in *in, pl_enh_out *out, md_err *err)
     if (rc != MD_OK)
         goto out;
     j.src = img;
-    if ((rc = job_setup(cx, in, &j, err)) != MD_OK)
+    if ((rc = job_setup(cx, in, in->quality, &j, err)) != MD_OK)
         goto out;
     if ((rc = run_tiles(&j, cx->cancel, &out->tiles, err)) != MD_OK)
+        goto out;
+    if (in->face_enhance && (rc = enhance_faces(cx, in, &j, &out->faces_found, err)) != MD_OK)
         goto out;
     if (img->has_alpha)
         upscale_alpha(img, j.dst, j.s);
@@ -465,7 +625,6 @@ int pl_enhance(pl_ctx *cx, const pl_enh_in *in, pl_enh_out *out, md_err *err)
     out->height = j.dst->height;
     out->format = in->out_format;
     out->tile_size = j.t;
-    out->faces_found = 0;
     out->total_ms = (double)(md_now_ns() - t0) / 1e6;
     md_cancel_progress(cx->cancel, 1.0, "done");
 out:

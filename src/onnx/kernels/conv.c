@@ -271,7 +271,8 @@ static int winograd_fits(const onnx_kconv_geom *g)
 {
     return !g->transpose && g->nsp == 2 && g->group == 1 && g->k[0] == 3 && g->k[1] == 3 &&
            g->stride[0] == 1 && g->stride[1] == 1 && g->dil[0] == 1 && g->dil[1] == 1 &&
-           g->ic >= 16 && g->out[0] * g->out[1] >= 64 * 64 && strcmp(policy(), "nowino") != 0 &&
+           g->ic >= 16 && g->oc >= 16 && g->out[0] * g->out[1] >= 64 * 64 &&
+           strcmp(policy(), "nowino") != 0 &&
            strcmp(policy(), "any") != 0;
 }
 
@@ -293,7 +294,7 @@ static dnnl_primitive_desc_t stage_pd(const onnx_kconv_geom *g, int *split_act)
     }
     if (pd == NULL && !g->transpose && strcmp(policy(), "any") != 0)
         pd = stage_pd_try(g, dnnl_convolution_direct, g->ic < 16 ? L_PLAIN : L_BLOCKED,
-                          L_BLOCKED, 0, &g->act);
+                          g->oc < 16 ? L_PLAIN : L_BLOCKED, 0, &g->act);
     if (pd == NULL)
         pd = stage_pd_try(g, dnnl_convolution_direct, L_ANY, L_ANY, 1, &g->act);
     return pd;
