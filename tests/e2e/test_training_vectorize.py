@@ -40,8 +40,14 @@ def trained(tmp_path_factory):
     return tmp
 
 
+def _version_dir(root, name):
+    """The one version directory a script wrote (its VERSION)."""
+    (version,) = os.listdir(os.path.join(root, "models", name))
+    return os.path.join(root, "models", name, version)
+
+
 def _manifest(root, name):
-    with open(os.path.join(root, "models", name, "1", "modeld.json")) as f:
+    with open(os.path.join(_version_dir(root, name), "modeld.json")) as f:
         return json.load(f)
 
 
@@ -64,7 +70,7 @@ def test_tiny_models_are_complete(trained, name, inp, n_out):
     width = len(names) + (params.N_ENC if name == "vectorize-quality" else 0)
     assert mf["inputs"][0]["name"] == inp and mf["inputs"][0]["shape"] == [-1, width]
     assert mf["outputs"][0]["shape"] == [-1, n_out]
-    assert verify_modeld.check_version(_bin(), os.path.join(trained, "models", name, "1")) == []
+    assert verify_modeld.check_version(_bin(), _version_dir(trained, name)) == []
 
 
 def test_tiny_quality_rows_cover_the_design(trained):
