@@ -366,7 +366,10 @@ def trace_dir(binary, images, enc, tmp):
         shutil.rmtree(d, ignore_errors=True)
         os.makedirs(d)
     for r in images:
-        os.link(r["file"], os.path.join(src, r["id"] + ".png"))
+        try:
+            os.link(r["file"], os.path.join(src, r["id"] + ".png"))
+        except OSError:  # another file system
+            shutil.copyfile(r["file"], os.path.join(src, r["id"] + ".png"))
     cmd = [binary, "vectorize", src, "-o", dst, "--json", "-q", "-j", str(JOBS),
            *params.cli_args(enc)]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
