@@ -9,6 +9,10 @@ import subprocess
 import sys
 
 import pytest
+import requests
+
+from conftest import Server
+from convert_util import bearer, upload_ok
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..", "..")
@@ -19,7 +23,31 @@ import params  # noqa: E402
 import svglabel  # noqa: E402
 import verify_modeld  # noqa: E402
 
-pytest.importorskip("torch", reason="python3-torch (scripts/deps.sh test) trains the models")
+VEC_MODELS = ("vectorize-classifier", "vectorize-quality", "vectorize-params")
+
+
+def test_shipped_vectorize_models_serve_without_fallback():
+    """The committed models (models/, newest version of each) pass the pipeline's checks (the
+    feature list of preprocessing.features, the tensor names and shapes): a tier-1 conversion
+    uses all three and falls back to nothing."""
+    newest = {n: max(os.listdir(os.path.join(ROOT, "models", n)), key=int) for n in VEC_MODELS}
+    s = Server(["--models-dir", os.path.join(ROOT, "models")])
+    try:
+        fid = upload_ok(s.url, s.admin_key, "simple_geometric_03.png")
+        r = requests.post(s.url + "/api/convert-ai", headers=bearer(s.admin_key), timeout=300,
+                          json={"file_id": fid, "tier": 1, "time_budget": 5})
+        assert r.status_code == 200, r.text
+        m = r.json()["ai_metadata"]
+        assert m["fallback_used"] is False, m
+        assert m["model_versions"] == newest
+        assert m["logo_type"] in svglabel.LABELS and 0 <= m["predicted_quality"] <= 1.2
+    finally:
+        rc = s.stop()
+        s.check_sanitizers()
+        assert rc == 0, s.stderr()[-4000:]
+        s.cleanup()
+
+
 
 
 def _bin():
@@ -30,6 +58,7 @@ def _bin():
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """Run the three scripts with --tiny once; returns the output root."""
+    pytest.importorskip("torch", reason="python3-torch (scripts/deps.sh test) trains them")
     tmp = tmp_path_factory.mktemp("vec")
     env = dict(os.environ, MODELD_BIN=_bin(), MODELD_VEC_CACHE=str(tmp / "cache"))
     out = tmp / "models"
