@@ -31,14 +31,13 @@ def parse_args(doc):
 
 
 def build(layers):
-    import torch
+    """Linear layers of the given widths with a ReLU between each two."""
     from torch import nn
     mods = []
     for i in range(len(layers) - 1):
         mods.append(nn.Linear(layers[i], layers[i + 1]))
         if i < len(layers) - 2:
             mods.append(nn.ReLU())
-    del torch
     return nn.Sequential(*mods)
 
 
