@@ -9,6 +9,10 @@ import subprocess
 import sys
 
 import pytest
+import requests
+
+from conftest import Server
+from convert_util import bearer, upload_ok
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..", "..")
@@ -19,7 +23,31 @@ import params  # noqa: E402
 import svglabel  # noqa: E402
 import verify_modeld  # noqa: E402
 
-pytest.importorskip("torch", reason="python3-torch (scripts/deps.sh test) trains the models")
+VEC_MODELS = ("vectorize-classifier", "vectorize-quality", "vectorize-params")
+
+
+def test_shipped_vectorize_models_serve_without_fallback():
+    """The committed models (models/, newest version of each) pass the pipeline's checks (the
+    feature list of preprocessing.features, the tensor names and shapes): a tier-1 conversion
+    uses all three and falls back to nothing."""
+    newest = {n: max(os.listdir(os.path.join(ROOT, "models", n)), key=int) for n in VEC_MODELS}
+    s = Server(["--models-dir", os.path.join(ROOT, "models")])
+    try:
+        fid = upload_ok(s.url, s.admin_key, "simple_geometric_03.png")
+        r = requests.post(s.url + "/api/convert-ai", headers=bearer(s.admin_key), timeout=300,
+                          json={"file_id": fid, "tier": 1, "time_budget": 5})
+        assert r.status_code == 200, r.text
+        m = r.json()["ai_metadata"]
+        assert m["fallback_used"] is False, m
+        assert m["model_versions"] == newest
+        assert m["logo_type"] in svglabel.LABELS and 0 <= m["predicted_quality"] <= 1.2
+    finally:
+        rc = s.stop()
+        s.check_sanitizers()
+        assert rc == 0, s.stderr()[-4000:]
+        s.cleanup()
+
+
 
 
 def _bin():
@@ -30,6 +58,7 @@ def _bin():
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """Run the three scripts with --tiny once; returns the output root."""
+    pytest.importorskip("torch", reason="python3-torch (scripts/deps.sh test) trains them")
     tmp = tmp_path_factory.mktemp("vec")
     env = dict(os.environ, MODELD_BIN=_bin(), MODELD_VEC_CACHE=str(tmp / "cache"))
     out = tmp / "models"
@@ -40,8 +69,14 @@ def trained(tmp_path_factory):
     return tmp
 
 
+def _version_dir(root, name):
+    """The one version directory a script wrote (its VERSION)."""
+    (version,) = os.listdir(os.path.join(root, "models", name))
+    return os.path.join(root, "models", name, version)
+
+
 def _manifest(root, name):
-    with open(os.path.join(root, "models", name, "1", "modeld.json")) as f:
+    with open(os.path.join(_version_dir(root, name), "modeld.json")) as f:
         return json.load(f)
 
 
@@ -64,7 +99,7 @@ def test_tiny_models_are_complete(trained, name, inp, n_out):
     width = len(names) + (params.N_ENC if name == "vectorize-quality" else 0)
     assert mf["inputs"][0]["name"] == inp and mf["inputs"][0]["shape"] == [-1, width]
     assert mf["outputs"][0]["shape"] == [-1, n_out]
-    assert verify_modeld.check_version(_bin(), os.path.join(trained, "models", name, "1")) == []
+    assert verify_modeld.check_version(_bin(), _version_dir(trained, name)) == []
 
 
 def test_tiny_quality_rows_cover_the_design(trained):
@@ -76,7 +111,8 @@ def test_tiny_quality_rows_cover_the_design(trained):
 
 
 def test_classifier_labels_follow_the_svg_precedence():
-    shapes = '<svg xmlns="http://www.w3.org/2000/svg"><rect fill="#f00"/><circle fill="#00f"/></svg>'
+    svg = '<svg xmlns="http://www.w3.org/2000/svg">'
+    shapes = svg + '<rect fill="#f00"/><circle fill="#00f"/></svg>'
     assert svglabel.analyse(shapes)["label"] == "simple_geometric"
     grad = ('<svg xmlns="http://www.w3.org/2000/svg"><defs><linearGradient id="g">'
             '<stop stop-color="#000"/><stop offset="1" stop-color="#fff"/></linearGradient>'
@@ -86,9 +122,14 @@ def test_classifier_labels_follow_the_svg_precedence():
     many = "".join(f'<rect fill="#{i:02x}{i:02x}00"/>' for i in range(0, 240, 8))
     assert svglabel.analyse(f'<svg xmlns="http://www.w3.org/2000/svg">{many}</svg>')["label"] \
         == "complex"
-    # A gradient whose stops look the same is not a visible gradient.
+    # A gradient whose stops look the same is not a visible gradient; a fade to transparent is.
     flat = grad.replace('stop-color="#fff"', 'stop-color="#010101"')
     assert svglabel.analyse(flat)["label"] == "simple_geometric"
+    fade = flat.replace('stop-color="#010101"', 'stop-color="#000" stop-opacity="0"')
+    assert svglabel.analyse(fade)["label"] == "gradient"
+    # What is only defined (never drawn) does not count.
+    hidden = grad.replace('<rect fill="url(#g)"/>', '<rect fill="#00f"/>')
+    assert svglabel.analyse(hidden)["label"] == "simple_geometric"
 
 
 def test_params_decode_mirrors_the_c_rounding():

@@ -20,7 +20,7 @@ import mlp  # noqa: E402
 import svglabel  # noqa: E402
 from mlp import common, dataset  # noqa: E402
 
-NAME, VERSION, SEED = "vectorize-classifier", "1", 20261207
+NAME, VERSION, SEED = "vectorize-classifier", "2", 20261207
 LABELS = svglabel.LABELS
 HIDDEN, EPOCHS, LR, WD = 128, 300, 2e-3, 1e-3
 
@@ -94,10 +94,9 @@ def main():
     doc = manifest(common.sha256(path), names, metrics,
                    mlp.samples(path, "features", "probabilities", x[te]), index)
     common.write_manifest(out, doc)
-    extra = [("Training", f"MLP {x.shape[1]} -> {HIDDEN} -> {HIDDEN} -> 4 (ReLU), softmax; "
-              f"AdamW lr {LR}, weight decay {WD}, cosine schedule, {EPOCHS} epochs, batch 64, "
-              f"class-balanced cross-entropy, seed {SEED}, one thread. Standardisation folded "
-              f"into the first layer. ONNX opset {common.OPSET}, operators: {', '.join(ops)}."),
+    extra = [("Training", mlp.training_text(
+                 f"MLP {x.shape[1]} -> {HIDDEN} -> {HIDDEN} -> 4 (ReLU), Softmax",
+                 "class-balanced cross-entropy", SEED, EPOCHS, LR, WD, ops)),
              ("Confusion matrix, held-out split (rows: true, columns: predicted; order "
               + ", ".join(LABELS) + ")", common.matrix_block(cm))]
     dev = None if args.tiny else dev_accuracy(path, names)
@@ -112,34 +111,28 @@ def main():
 
 def manifest(digest, names, metrics, samples, index):
     f = len(names)
-    return {
-        "name": NAME, "version": VERSION, "family": "vectorize", "runtime": "onnx",
-        "artefact": "model.onnx", "sha256": digest,
+    return mlp.manifest({
+        "name": NAME, "version": VERSION,
         "description": "Logo type of an image (simple_geometric, text_based, gradient, "
                        "complex) from the features of `modeld features` (vec_features).",
-        "required": False,
-        "inputs": [{"name": "features", "datatype": "FP32", "shape": [-1, f],
-                    "description": "The raw features of vec_features(), in the order of "
-                                   "preprocessing.features (no scaling: it is in the graph)."}],
-        "outputs": [{"name": "probabilities", "datatype": "FP32", "shape": [-1, 4],
-                     "description": "Probability of each logo type, in the order of labels."}],
+        "inputs": [mlp.tensor_io("features", f, "The raw features of vec_features(), in the "
+                                 "order of preprocessing.features (no scaling: it is in the "
+                                 "graph).")],
+        "outputs": [mlp.tensor_io("probabilities", 4, "Probability of each logo type, in the "
+                                  "order of labels.")],
         "labels": LABELS,
-        "preprocessing": {"features": names,
-                          "steps": ["vec_features() on the decoded image; nothing else (the "
-                                    "standardisation is folded into the first layer)"]},
-        "postprocessing": {"predicted_class": "argmax of probabilities; label = labels[argmax]"},
-        "validation": {"tolerance": common.TOLERANCE, "samples": samples},
-        "metrics": metrics,
-        "model_card": {
+        "steps": ["vec_features() on the decoded image; nothing else (the standardisation is "
+                  "folded into the first layer)"],
+        "post": {"predicted_class": "argmax of probabilities; label = labels[argmax]"},
+        "card": {
             "data": mlp.data_card(index),
             "intended_use": "Tier 1 of pl_vectorize_ai and /api/v2/analyze-image: the logo "
                             "type that routes an image and seeds its parameters.",
             "limits": "Labels follow the SVG structure (a <text> element, a gradient with "
-                      "visibly different stops, <= 25 elements and <= 6 colours), which is not "
-                      "always what a person sees: text converted to paths is not text_based, "
-                      "a subtle gradient is. Trained on logos and icons; photographs and "
-                      "screenshots are outside what it has seen."},
-    }
+                      "visibly different stops or a fade, <= 25 elements and <= 6 colours), "
+                      "which is not always what a person sees: text converted to paths is not "
+                      "text_based. Trained on logos and icons; photographs and screenshots are "
+                      "outside what it has seen."}}, digest, names, samples, metrics)
 
 
 if __name__ == "__main__":

@@ -31,14 +31,13 @@ def parse_args(doc):
 
 
 def build(layers):
-    import torch
+    """Linear layers of the given widths with a ReLU between each two."""
     from torch import nn
     mods = []
     for i in range(len(layers) - 1):
         mods.append(nn.Linear(layers[i], layers[i + 1]))
         if i < len(layers) - 2:
             mods.append(nn.ReLU())
-    del torch
     return nn.Sequential(*mods)
 
 
@@ -120,7 +119,8 @@ def samples(path, in_name, out_name, x, n=3):
     for i in range(min(n, len(x))):
         xi = x[i:i + 1].astype(np.float32)
         yi = onnx_numpy.evaluate(path, {in_name: xi})[out_name]
-        out.append({"inputs": {in_name: common.tensor(xi)}, "outputs": {out_name: common.tensor(yi)}})
+        out.append({"inputs": {in_name: common.tensor(xi)},
+                    "outputs": {out_name: common.tensor(yi)}})
     return out
 
 
@@ -144,3 +144,33 @@ def data_card(index, extra=""):
             "come from the SVG structure (svglabel.py). Split by group (a synthetic seed or an "
             f"icon name): {n - n_test} train, {n_test} held out. ../shared/corpus/dev is not "
             "used (its icons are excluded by name); openclipart is never used." + extra)
+
+
+def tensor_io(name, width, description):
+    """One inputs[] / outputs[] entry of a manifest: FP32 [-1, width]."""
+    return {"name": name, "datatype": "FP32", "shape": [-1, width], "description": description}
+
+
+def manifest(m, digest, features, samples, metrics):
+    """A vectorize model's modeld.json in the key order of src/models/models.h, from the
+    model's own pieces m: name, version, description, inputs, outputs, labels (optional),
+    steps (preprocessing), post (postprocessing), card (data, intended_use, limits).
+    features: the input columns' names (the pipeline compares them with its own)."""
+    doc = {"name": m["name"], "version": m["version"], "family": "vectorize", "runtime": "onnx",
+           "artefact": "model.onnx", "sha256": digest, "description": m["description"],
+           "required": False, "inputs": m["inputs"], "outputs": m["outputs"]}
+    if "labels" in m:
+        doc["labels"] = m["labels"]
+    doc.update({"preprocessing": {"features": features, "steps": m["steps"]},
+                "postprocessing": m["post"],
+                "validation": {"tolerance": common.TOLERANCE, "samples": samples},
+                "metrics": metrics, "model_card": m["card"]})
+    return doc
+
+
+def training_text(arch, loss, seed, epochs, lr, wd, ops, folded="the first layer"):
+    """The "Training" section of a model card."""
+    return (f"{arch}; {loss}; AdamW lr {lr}, weight decay {wd}, cosine schedule, {epochs} "
+            f"epochs, batch 64, seed {seed}, one CPU thread, deterministic algorithms. "
+            f"Standardisation folded into {folded}. ONNX opset {common.OPSET}, operators: "
+            f"{', '.join(ops)}.")

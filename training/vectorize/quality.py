@@ -20,7 +20,7 @@ import mlp  # noqa: E402
 import params  # noqa: E402
 from mlp import common, dataset  # noqa: E402
 
-NAME, VERSION, SEED = "vectorize-quality", "1", 20261208
+NAME, VERSION, SEED = "vectorize-quality", "2", 20261208
 HIDDEN, EPOCHS, LR, WD = 96, 150, 2e-3, 1e-4
 OUTPUTS = ["ssim", "ln_svg_bytes", "ln_convert_ms"]
 
@@ -46,7 +46,8 @@ def main():
         te[ids == ids[-1]] = True
     in_mean, in_std = mlp.standardiser(xin[~te])
     out_mean, out_std = mlp.standardiser(y[~te])
-    net = mlp.train((xin[~te] - in_mean) / in_std, ((y[~te] - out_mean) / out_std).astype(np.float32),
+    ystd = ((y[~te] - out_mean) / out_std).astype(np.float32)
+    net = mlp.train((xin[~te] - in_mean) / in_std, ystd,
                     [xin.shape[1], HIDDEN, HIDDEN, 3], SEED, 2 if args.tiny else EPOCHS,
                     lr=LR, wd=WD)
     mlp.fold(net, in_mean, in_std, out_mean, out_std)
@@ -68,18 +69,17 @@ def main():
                    mlp.samples(path, "input", "quality", xin[te]), index, len(set(ids)))
     common.write_manifest(out, doc)
     common.write_card(out, doc, [
-        ("Training", f"MLP {xin.shape[1]} -> {HIDDEN} -> {HIDDEN} -> 3 (ReLU); AdamW lr {LR}, "
-                     f"weight decay {WD}, cosine schedule, {EPOCHS} epochs, batch 64, MSE on "
-                     f"standardised targets, seed {SEED}, one thread. Input and output "
-                     "standardisation folded into the first and last layers. ONNX opset "
-                     f"{common.OPSET}, operators: {', '.join(ops)}."),
+        ("Training", mlp.training_text(f"MLP {xin.shape[1]} -> {HIDDEN} -> {HIDDEN} -> 3 (ReLU)",
+                                       "MSE on standardised targets", SEED, EPOCHS, LR, WD, ops,
+                                       "the first and last layers")),
         ("Labels", "Each quality image (up to 640 px, a fixed subset by hash) traced with "
                    "`modeld vectorize DIR --json` (the release build, colour mode, gradients "
                    "on) for each parameter set of the design: presets default, quality and "
-                   f"fast; {dataset.N_ANCHOR} anchor sets in the good region; per block of "
+                   f"fast; the {dataset.N_ANCHOR} anchor sets of dataset.ANCHORS; per block of "
                    f"images ({dataset.N_BLOCKS} blocks) {dataset.N_GOOD} Latin-hypercube sets "
                    f"in the good region and {dataset.N_WIDE} over the whole design range "
-                   "(training/vectorize/params.py). SSIM is the tracer's own (ssim_rgb, the API's), bytes the SVG's, "
+                   "(training/vectorize/params.py). SSIM is the tracer's own (ssim_rgb, the "
+                   "API's), bytes the SVG's, "
                    "time `timing_ms.convert_total` (trace + SVG + render + SSIM) on this "
                    "shared 2-core machine, two conversions at once. The times are the only "
                    "part that differs between runs; the labels are cached in "
@@ -89,36 +89,29 @@ def main():
 
 def manifest(digest, names, metrics, samples, index, n_images):
     f = len(names)
-    return {
-        "name": NAME, "version": VERSION, "family": "vectorize", "runtime": "onnx",
-        "artefact": "model.onnx", "sha256": digest,
+    return mlp.manifest({
+        "name": NAME, "version": VERSION,
         "description": "Predicted tracer outcome (SSIM, ln SVG bytes, ln conversion ms) of one "
                        "image traced with one parameter set.",
-        "required": False,
-        "inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, f + params.N_ENC],
-                    "description": f"Columns 0..{f - 1}: the raw features of vec_features(); "
-                                   "then the 10 raw encoded parameters of "
-                                   "vec_params_encode() (names in preprocessing.features)."}],
-        "outputs": [{"name": "quality", "datatype": "FP32", "shape": [-1, 3],
-                     "description": "ssim (0..1, the tracer's SSIM), ln(svg_bytes), "
-                                    "ln(convert_ms)."}],
-        "preprocessing": {"features": names + params.NAMES,
-                          "steps": ["none on the client: standardisation is folded into the "
-                                    "first layer"]},
-        "postprocessing": {"outputs": OUTPUTS,
-                           "note": "exp() of columns 1 and 2 gives bytes and milliseconds; "
-                                   "the SSIM is not clamped (clamp to [0, 1] if shown)"},
-        "validation": {"tolerance": common.TOLERANCE, "samples": samples},
-        "metrics": metrics,
-        "model_card": {
+        "inputs": [mlp.tensor_io("input", f + params.N_ENC,
+                                 f"Columns 0..{f - 1}: the raw features of vec_features(); "
+                                 "then the 10 raw encoded parameters of vec_params_encode() "
+                                 "(names in preprocessing.features).")],
+        "outputs": [mlp.tensor_io("quality", 3, "ssim (0..1, the tracer's SSIM), "
+                                  "ln(svg_bytes), ln(convert_ms).")],
+        "steps": ["none on the client: standardisation is folded into the first layer"],
+        "post": {"outputs": OUTPUTS,
+                 "note": "exp() of columns 1 and 2 gives bytes and milliseconds; the SSIM is "
+                         "not clamped (clamp to [0, 1] if shown)"},
+        "card": {
             "data": mlp.data_card(index, f" The quality design ran on {n_images} of them."),
             "intended_use": "Tier 2 of pl_vectorize_ai (rank hundreds of candidate parameter "
                             "sets, convert the best few for real) and /api/v2/predict-quality. "
                             "The reported SSIM of a conversion is always measured, never this.",
             "limits": "Parameters outside the design ranges of training/vectorize/params.py "
                       "(e.g. filter_speckle > 16, path_precision > 3) extrapolate. Times are "
-                      "those of this machine under load; treat them as relative."},
-    }
+                      "those of this machine under load; treat them as relative."}},
+        digest, names + params.NAMES, samples, metrics)
 
 
 if __name__ == "__main__":

@@ -48,17 +48,18 @@ def _f(x):
     return f"{x:.1f}"
 
 
-def _svg(w, body, defs="", extra=""):
+def _svg(w, body, defs="", extra="", h=None):
+    h = w if h is None else h
     d = f"<defs>{defs}</defs>" if defs else ""
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{w}" '
-            f'viewBox="0 0 {w} {w}"{extra}>{d}{body}</svg>')
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" '
+            f'viewBox="0 0 {w} {h}"{extra}>{d}{body}</svg>')
 
 
-def background(rng, w, kind, colour=None):
+def background(rng, w, kind, colour=None, h=None):
     """'' for white / transparent (the renderer decides), a full rect for a coloured one."""
     if kind != "colour":
         return ""
-    return f'<rect x="0" y="0" width="{w}" height="{w}" fill="{colour}"/>'
+    return f'<rect x="0" y="0" width="{w}" height="{w if h is None else h}" fill="{colour}"/>'
 
 
 def regular_polygon(cx, cy, r, n, rot, star=False):
@@ -119,30 +120,34 @@ def word(rng):
     return s.capitalize() if rng.random() < 0.6 else s.upper()
 
 
-def text(rng, w, bg):
-    """A word mark or monogram in one of FONTS, sometimes on a badge or with a gradient fill.
-    The text's colour differs from the badge's and the background's, so it stays readable."""
+def text(rng, w, bg, h=None):
+    """A word mark or monogram in one of FONTS on a w x h canvas (wide for most word marks),
+    sometimes on a badge or with a gradient fill. The text's colour differs from the badge's and
+    the background's, so it stays readable."""
+    h = w if h is None else h
     cols = palette(rng, int(rng.integers(2, 5)))
-    body = background(rng, w, bg, cols[-1])
+    body = background(rng, w, bg, cols[-1], h)
     defs = ""
     if rng.random() < 0.35:
-        body += shape(rng, w, cols[1] if len(cols) > 2 else cols[-1])
+        s = min(w, h)
+        badge = shape(rng, s, cols[1] if len(cols) > 2 else cols[-1])
+        body += f'<g transform="translate({_f((w - s) / 2)},{_f((h - s) / 2)})">{badge}</g>'
     lines = [word(rng) for _ in range(int(rng.integers(1, 3)))]
     font = FONTS[int(rng.integers(0, len(FONTS)))]
     weight = "bold" if rng.random() < 0.5 else "normal"
     style = "italic" if rng.random() < 0.15 else "normal"
     longest = max(len(s) for s in lines)
-    size = min(0.8 * w / len(lines), 1.25 * w / max(longest, 1)) * rng.uniform(0.6, 0.95)
+    size = min(0.8 * h / len(lines), 1.25 * w / max(longest, 1)) * rng.uniform(0.6, 0.95)
     fill = cols[0]
     if rng.random() < 0.15:
         defs = gradient_def(rng, "tg", palette(rng, 2), w)
         fill = "url(#tg)"
-    y0 = w / 2 - (len(lines) - 1) * size * 0.55
+    y0 = h / 2 - (len(lines) - 1) * size * 0.55
     for i, s in enumerate(lines):
         body += (f'<text x="{_f(w / 2)}" y="{_f(y0 + i * size * 1.1)}" font-family="{font}" '
                  f'font-size="{_f(size)}" font-weight="{weight}" font-style="{style}" '
                  f'text-anchor="middle" dominant-baseline="central" fill="{fill}">{s}</text>')
-    return _svg(w, body, defs)
+    return _svg(w, body, defs, h=h)
 
 
 def gradient_def(rng, gid, cols, w, box=False):

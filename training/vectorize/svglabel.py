@@ -13,7 +13,9 @@ Invariants:
      rules of the document's <style> applied, and merged when they agree in the top 4 bits of
      each channel; a paint with opacity < 0.1 is not significant.
   3. A gradient is visible when two of its stops (after following xlink:href for the stops)
-     differ by >= GRADIENT_SPREAD in some channel, counting only stops with opacity >= 0.25.
+     differ by >= GRADIENT_SPREAD in some channel, counting only stops with opacity >= 0.25,
+     or when it fades: the stops' opacities (times the paint's) span >= FADE_SPREAD (the
+     shines and shadows of icon themes are such fades, and they show as smooth ramps).
 """
 import re
 import xml.etree.ElementTree as ET
@@ -22,6 +24,7 @@ LABELS = ["simple_geometric", "text_based", "gradient", "complex"]
 MAX_SIMPLE_ELEMENTS = 25
 MAX_SIMPLE_COLOURS = 6
 GRADIENT_SPREAD = 40
+FADE_SPREAD = 0.5
 
 SHAPES = {"path", "rect", "circle", "ellipse", "line", "polyline", "polygon", "text", "image",
           "use"}
@@ -105,7 +108,7 @@ class _Scan:
         self.gradient = False
 
     def stops(self, grad, depth=0):
-        """Visible stop colours of a gradient, following xlink:href (at most 8 links)."""
+        """[(colour, opacity)] of a gradient's stops, following xlink:href (at most 8 links)."""
         own = [s for s in grad if _local(s.tag) == "stop"]
         if not own and depth < 8:
             href = grad.get("{http://www.w3.org/1999/xlink}href") or grad.get("href") or ""
@@ -115,8 +118,8 @@ class _Scan:
         for s in own:
             p = _props(s, self.rules)
             c = parse_colour(p.get("stop-color", "black"))
-            if c is not None and _opacity(p.get("stop-opacity")) >= 0.25:
-                out.append(c)
+            if c is not None:
+                out.append((c, _opacity(p.get("stop-opacity"))))
         return out
 
     def paint(self, value, opacity, colour_prop):
@@ -126,11 +129,15 @@ class _Scan:
         if m:
             target = self.ids.get(m.group(1))
             if target is not None and opacity >= 0.1:
-                cols = self.stops(target)
+                stops = self.stops(target)
+                cols = [c for c, o in stops if o >= 0.25]
                 for c in cols:
                     self.colours.add(tuple(x >> 4 for x in c))
                 if cols and max(max(c[i] for c in cols) - min(c[i] for c in cols)
                                 for i in range(3)) >= GRADIENT_SPREAD:
+                    self.gradient = True
+                alphas = [o for _, o in stops]
+                if alphas and (max(alphas) - min(alphas)) * opacity >= FADE_SPREAD:
                     self.gradient = True
             return
         c = parse_colour(colour_prop if value.strip() == "currentcolor" else value)
