@@ -27,10 +27,12 @@
 #include "store/store.h"
 #include "vectorize/vec.h"
 
+#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
 struct mdl_registry; /* src/models/models.h; only carried here */
+struct mdl_manifest;
 
 /* ---- admission by cost ------------------------------------------------------------------
  *
@@ -298,5 +300,42 @@ int pl_ai_predict(pl_ctx *cx, const float *features, const vec_params *params, s
  * reason[i] says why; version[i] the serving version ("" when none). */
 void pl_ai_models_check(pl_ctx *cx, int ok[PL_AI_MODELS], char reason[PL_AI_MODELS][96],
                         char version[PL_AI_MODELS][32]);
+
+
+/* ---- predict (predict.c): the business models of family "predict" ------------------------
+ *
+ * What each model's manifest tells the server is the contract of training/predict/README.md:
+ * input_schema (validation, one float row per request), postprocessing per task
+ * (classification, regression, price_response, budget_allocation, forecast, anomaly) and the
+ * reference implementation training/predict/postprocess.py, which these functions match.
+ *
+ * Request objects (borrowed for the call):
+ *   classification, regression, anomaly: features = {column: value} per input_schema;
+ *   price_response: the same, plus options {min_price, max_price, steps, unit_cost, quantity};
+ *   budget_allocation: features = {total, channels?: {name: {min?, max?}}, steps?,
+ *                      week_of_year?} (no input_schema row: the request is the optimiser's);
+ *   forecast: features = {history: [>= 14 numbers], last_date: "YYYY-MM-DD", horizon?,
+ *             weather?: [{temp?, percip?, weather_snow?}], holidays?: {"YYYY-MM-DD": 0|1},
+ *             level?: 0.8 | 0.9}.
+ * Errors name the field: MD_E_MISSING_FIELD (a required column), MD_E_INVALID_PARAM (wrong
+ * type, out of range, unknown field, unknown category label), MD_E_MODEL_NOT_FOUND (unknown
+ * model, or one not of family "predict"), MD_E_MODEL_UNAVAILABLE, model run errors. */
+#define PL_PREDICT_BATCH_MAX 10000
+
+/* One prediction. *out is new (json_decref) on MD_OK:
+ *   {"model", "version", "prediction": {...}, "explanation": {...} | null} */
+int pl_predict(pl_ctx *cx, const char *model, const json_t *features, const json_t *options,
+               json_t **out, md_err *err);
+/* Up to PL_PREDICT_BATCH_MAX rows (items: an array of feature objects, borrowed). Bad rows do
+ * not fail the call. *out is new on MD_OK:
+ *   {"model", "version", "predictions": [{"index", "prediction", "explanation"}...], "count",
+ *    "failed": [{"index", "error": {"code", "field", "message"}}]}
+ * Fails as a whole only for an unknown model, a non-array or oversized items (field "items")
+ * or a model run error. */
+int pl_predict_batch(pl_ctx *cx, const char *model, const json_t *items, const json_t *options,
+                     json_t **out, md_err *err);
+/* The task named by a predict manifest's postprocessing ("classification", ...); NULL when the
+ * manifest is not a predict model's. Borrowed from mf. */
+const char *pl_predict_task(const struct mdl_manifest *mf);
 
 #endif

@@ -332,6 +332,46 @@ int xgb_predict(const xgb_model *m, const float *rows, size_t nrows, size_t ncol
     return rc;
 }
 
+static const char CONTRIBS_CONFIG[] =
+    "{\"type\": 2, \"training\": false, \"iteration_begin\": 0, \"iteration_end\": 0, "
+    "\"strict_shape\": true, \"cache_id\": 0, \"missing\": NaN}";
+
+int xgb_predict_contribs(const xgb_model *m, const float *rows, size_t nrows, size_t ncols,
+                         float *out, size_t out_cap, size_t *groups, md_err *err)
+{
+    size_t need = 0, g = m->info.num_class ? (size_t)m->info.num_class : 1;
+    if (groups)
+        *groups = g;
+    if (ncols != m->info.num_features)
+        return md_fail(err, MD_E_INVALID_PARAM, "ncols",
+                       "the model takes %llu features per row, got %zu",
+                       (unsigned long long)m->info.num_features, ncols);
+    if (nrows > SIZE_MAX / sizeof(float) / g / (ncols + 1))
+        return md_fail(err, MD_E_INVALID_PARAM, "nrows", "%zu rows is too many", nrows);
+    need = nrows * g * (ncols + 1);
+    if (out_cap < need)
+        return md_fail(err, MD_E_INVALID_PARAM, "out", "the output needs %zu floats, %zu given",
+                       need, out_cap);
+    if (nrows == 0)
+        return MD_OK;
+    char iface[160];
+    dense_interface(iface, sizeof iface, rows, nrows, ncols);
+    const bst_ulong *shape = NULL;
+    bst_ulong dim = 0;
+    const float *res = NULL;
+    if (XGBoosterPredictFromDense(m->booster, iface, CONTRIBS_CONFIG, NULL, &shape, &dim, &res) !=
+        0)
+        return xgb_fail(err, MD_E_INTERNAL, "contributions failed");
+    size_t got = 1;
+    for (bst_ulong i = 0; i < dim; i++)
+        got *= (size_t)shape[i];
+    if (got != need)
+        return md_fail(err, MD_E_INTERNAL, "model",
+                       "XGBoost returned %zu contributions, expected %zu", got, need);
+    memcpy(out, res, need * sizeof *out);
+    return MD_OK;
+}
+
 const char *xgb_model_engine(const xgb_model *m)
 {
     return m->forest ? "native" : "libxgboost";

@@ -65,6 +65,14 @@ int xgb_predict(const xgb_model *m, const float *rows, size_t nrows, size_t ncol
 int xgb_predict_reference(const xgb_model *m, const float *rows, size_t nrows, size_t ncols,
                           float *out, size_t out_cap, md_err *err);
 
+/* TreeSHAP feature contributions (libxgboost's pred_contribs: XGBoosterPredictFromDense with
+ * type 2), always through libxgboost. Per row and output group, ncols + 1 floats: one per
+ * column, then the bias; they sum to the raw margin (before the objective's transform).
+ * Writes nrows * groups * (ncols + 1) floats into out (caller-owned, out_cap available);
+ * *groups (may be NULL) gets the groups per row (num_class, or 1). Errors as xgb_predict. */
+int xgb_predict_contribs(const xgb_model *m, const float *rows, size_t nrows, size_t ncols,
+                         float *out, size_t out_cap, size_t *groups, md_err *err);
+
 /* "native" when xgb_predict walks the trees itself (gbtree models with a squared-error,
  * logistic, Poisson / gamma / Tweedie or softprob objective, whose answers at load matched
  * libxgboost's within 1e-5), "libxgboost" otherwise. Static string. */
