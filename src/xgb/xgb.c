@@ -40,6 +40,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -334,7 +335,30 @@ int xgb_predict(const xgb_model *m, const float *rows, size_t nrows, size_t ncol
 
 static const char CONTRIBS_CONFIG[] =
     "{\"type\": 2, \"training\": false, \"iteration_begin\": 0, \"iteration_end\": 0, "
-    "\"strict_shape\": true, \"cache_id\": 0, \"missing\": NaN}";
+    "\"strict_shape\": true}";
+
+/* Contributions are not an in-place prediction type in libxgboost 1.7: they go through a
+ * DMatrix and XGBoosterPredictFromDMatrix, which is not documented as safe on one booster from
+ * several threads, so one lock serialises them (explanations are the slow path anyway). */
+static pthread_mutex_t contribs_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int contribs_locked(const xgb_model *m, DMatrixHandle dm, float *out, size_t need,
+                           md_err *err)
+{
+    const bst_ulong *shape = NULL;
+    bst_ulong dim = 0;
+    const float *res = NULL;
+    if (XGBoosterPredictFromDMatrix(m->booster, dm, CONTRIBS_CONFIG, &shape, &dim, &res) != 0)
+        return xgb_fail(err, MD_E_INTERNAL, "contributions failed");
+    size_t got = 1;
+    for (bst_ulong i = 0; i < dim; i++)
+        got *= (size_t)shape[i];
+    if (got != need)
+        return md_fail(err, MD_E_INTERNAL, "model",
+                       "XGBoost returned %zu contributions, expected %zu", got, need);
+    memcpy(out, res, need * sizeof *out);
+    return MD_OK;
+}
 
 int xgb_predict_contribs(const xgb_model *m, const float *rows, size_t nrows, size_t ncols,
                          float *out, size_t out_cap, size_t *groups, md_err *err)
@@ -354,22 +378,14 @@ int xgb_predict_contribs(const xgb_model *m, const float *rows, size_t nrows, si
                        need, out_cap);
     if (nrows == 0)
         return MD_OK;
-    char iface[160];
-    dense_interface(iface, sizeof iface, rows, nrows, ncols);
-    const bst_ulong *shape = NULL;
-    bst_ulong dim = 0;
-    const float *res = NULL;
-    if (XGBoosterPredictFromDense(m->booster, iface, CONTRIBS_CONFIG, NULL, &shape, &dim, &res) !=
-        0)
+    DMatrixHandle dm = NULL;
+    if (XGDMatrixCreateFromMat(rows, (bst_ulong)nrows, (bst_ulong)ncols, NAN, &dm) != 0)
         return xgb_fail(err, MD_E_INTERNAL, "contributions failed");
-    size_t got = 1;
-    for (bst_ulong i = 0; i < dim; i++)
-        got *= (size_t)shape[i];
-    if (got != need)
-        return md_fail(err, MD_E_INTERNAL, "model",
-                       "XGBoost returned %zu contributions, expected %zu", got, need);
-    memcpy(out, res, need * sizeof *out);
-    return MD_OK;
+    pthread_mutex_lock(&contribs_lock);
+    int rc = contribs_locked(m, dm, out, need, err);
+    pthread_mutex_unlock(&contribs_lock);
+    XGDMatrixFree(dm);
+    return rc;
 }
 
 const char *xgb_model_engine(const xgb_model *m)
