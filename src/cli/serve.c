@@ -19,6 +19,7 @@
 #include "api/jobs_api.h"
 #include "api/job_status.h"
 #include "api/models_api.h"
+#include "api/predict_api.h"
 #include "api/oip.h"
 #include "api/openapi.h"
 #include "api/platform.h"
@@ -143,12 +144,15 @@ static int open_backends(serve_ctx *c)
     return rc;
 }
 
-/* OIP and management routes, the models' metrics and the "models" readiness check. */
+/* OIP, management and prediction routes, the models' metrics and the "models" readiness
+ * check. */
 static int register_models(serve_ctx *c, md_err *e)
 {
     int rc = api_oip_register(c->srv, c->reg, e);
     if (rc == MD_OK)
         rc = api_models_register(c->srv, c->reg, e);
+    if (rc == MD_OK)
+        rc = api_predict_register(c->srv, c->reg, e);
     if (rc == MD_OK && http_metrics_collector(c->srv, mdl_metrics, c->reg) != MD_OK)
         rc = md_fail(e, MD_E_INTERNAL, NULL, "cannot register the model metrics");
     if (rc == MD_OK && api_platform_ready_check(c->plat, "models", api_models_ready, c->reg) != MD_OK)
