@@ -34,7 +34,7 @@ asan: deps
 # The concurrency tests (CTest label "tsan") under ThreadSanitizer. Not part of `make test`: it
 # is a second full build. libxgboost's OpenMP is not instrumented, so only tests that do not
 # run XGBoost carry the label.
-TSAN_TESTS := models_refcount_test jobs_test http_ws_test
+TSAN_TESTS := models_refcount_test jobs_test http_ws_test api_job_status_test
 tsan: deps
 	@cmake -S . -B build/tsan -DCMAKE_BUILD_TYPE=Debug -DMODELD_TSAN=ON >/dev/null
 	@cmake --build build/tsan -j$(JOBS) --target $(TSAN_TESTS)
@@ -70,7 +70,8 @@ fuzz: FUZZ_SECS = 300
 fuzz: fuzz-build
 	@bash scripts/fuzz.sh $(FUZZ_SECS)
 
-test: unit e2e web-test fuzz-smoke
+# `build` first: the release tree (NDEBUG, -O2) is what `make run` builds; its warnings differ from Debug.
+test: build unit e2e web-test fuzz-smoke
 
 # The shipped models (models/<name>/<version>/: artefact, modeld.json, MODEL_CARD.md), retrained
 # from training/ with fixed seeds on one thread: the same bytes on every run. Not part of `test`.

@@ -221,7 +221,11 @@
       : info.status === 'FAILURE' || info.status === 'CANCELLED' ? 'bad' : 'busy');
     let stage = info.stage ? `${pct}% · ${info.stage}` : `${pct}%`;
     if (info.status === 'FAILURE' || info.status === 'CANCELLED') stage = info.error_message || info.status.toLowerCase();
-    if (info.status === 'SUCCESS' && info.result) stage = `${info.result.width}×${info.result.height} · ${Math.round(info.result.bytes / 1024)} KB`;
+    if (info.status === 'SUCCESS' && info.result) {
+      const r = info.result;
+      const faces = info.face_enhance ? ` · ${r.faces_found || 0} face${r.faces_found === 1 ? '' : 's'} enhanced` : '';
+      stage = `${r.width}×${r.height} · ${Math.round(r.bytes / 1024)} KB${faces}`;
+    }
     li.querySelector('.stage').textContent = stage;
     li.dataset.status = info.status;
     const terminal = ['SUCCESS', 'FAILURE', 'CANCELLED'].includes(info.status);
@@ -255,6 +259,7 @@
     }
     job.ws.onmessage = (ev) => {
       gotMessage = true;
+      job.row.dataset.via = 'websocket';
       try { render(job, JSON.parse(ev.data)); } catch (e) { /* not a status: ignore */ }
     };
     job.ws.onclose = () => {
@@ -266,6 +271,7 @@
 
   function poll(id, job) {
     if (job.poll || job.done) return;
+    job.row.dataset.via = 'polling';
     const tick = async () => {
       const r = await api('/api/v1/jobs/' + id);
       if (r.ok && r.body) render(job, r.body);

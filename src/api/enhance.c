@@ -9,8 +9,8 @@
  *      then per file size (413), magic bytes (415), header dimensions (400), memory estimate
  *      against the budget (503); the queue limit last (503), inside the submit.
  *   3. The job's parameters are plain JSON ({quality, upscale, face_enhance, output_format,
- *      width, height, peak_bytes}); the run reads nothing else from the request, so a job
- *      accepted by one process runs the same in another (a `modeld worker`).
+ *      input_width, input_height, peak_bytes}); the run reads nothing else from the request,
+ *      so a job accepted by one process runs the same in another (a `modeld worker`).
  */
 #include "api/enhance.h"
 
@@ -198,7 +198,7 @@ static char *params_json(const enh_opts *o, int w, int h, uint64_t peak)
     json_t *j = json_pack("{s:s, s:i, s:b, s:s, s:i, s:i, s:I}", "quality",
                           pl_enh_quality_name(o->in.quality), "upscale", o->in.scale,
                           "face_enhance", o->in.face_enhance, "output_format", o->format_name,
-                          "width", w, "height", h, "peak_bytes", (json_int_t)peak);
+                          "input_width", w, "input_height", h, "peak_bytes", (json_int_t)peak);
     char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
     return s;
@@ -226,8 +226,8 @@ static int prepare(api_enhance *a, http_req *req, const mp_part *parts, size_t n
     for (size_t i = 0; i < n; i++)
         count += strcmp(parts[i].name, field) == 0;
     if (count > max)
-        return md_fail(err, MD_E_INVALID_PARAM, field, "at most %zu files per request, got %zu", max,
-                       count);
+        return md_fail(err, MD_E_INVALID_PARAM, field, "at most %zu files per request, got %zu",
+                       max, count);
     for (size_t i = 0; i < n; i++) {
         if (strcmp(parts[i].name, field) != 0)
             continue;

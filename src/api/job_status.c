@@ -19,10 +19,9 @@
 #include "api/job_status.h"
 
 #include "api/api_int.h"
-#include "api/convert_int.h"
+#include "api/jobs_api.h"
 #include "base/log.h"
 
-#include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,13 +30,11 @@
 
 struct api_job_status {
     jobs *jq;
-    api_job_render_fn render;
 };
 
 /* One open socket following one job. */
 typedef struct watch {
     jobs *jq;
-    api_job_render_fn render;
     char id[JOB_ID_MAX];
     http_ws *ws;  /* borrowed: valid from on_open until on_close returns */
     job_sub *sub; /* NULL until subscribed */
@@ -46,79 +43,13 @@ typedef struct watch {
     bool done;  /* the terminal status is sent */
 } watch;
 
-/* ---- the status object ---- */
-
-static json_t *time_or_null(int64_t ms)
-{
-    if (ms <= 0)
-        return json_null();
-    char t[32];
-    api__iso_time(ms, t);
-    return json_string(t);
-}
-
-/* {width, height, bytes, format} from the result's metadata; null without a result. */
-static json_t *result_of(const job_info *info)
-{
-    if (info->state != JOB_SUCCESS || !info->result_sha256[0])
-        return json_null();
-    json_t *meta = json_loads(info->result_meta, 0, NULL);
-    json_t *r =
-        json_pack("{s:O?, s:O?, s:I, s:O?}", "width", json_object_get(meta, "width"), "height",
-                  json_object_get(meta, "height"), "bytes", (json_int_t)info->result_bytes,
-                  "format", json_object_get(meta, "format"));
-    json_decref(meta);
-    return r;
-}
-
-static json_t *links_of(const char *id)
-{
-    char self[96], result[112], preview[112], status[112];
-    snprintf(self, sizeof self, "/api/v1/jobs/%s", id);
-    snprintf(result, sizeof result, "%s/result", self);
-    snprintf(preview, sizeof preview, "%s/preview", self);
-    snprintf(status, sizeof status, "%s/status", self);
-    return json_pack("{s:s, s:s, s:s, s:s}", "self", self, "result", result, "preview", preview,
-                     "status", status);
-}
-
-json_t *api_job_status_json(const job_info *info)
-{
-    double p = info->progress < 0 ? 0 : info->progress > 1 ? 1 : info->progress;
-    bool failed = info->state != JOB_SUCCESS;
-    json_t *o =
-        json_pack("{s:s, s:s, s:s, s:I, s:s, s:o, s:o, s:o, s:s?, s:s?, s:i, s:o, s:o}", "job_id",
-                  info->id, "kind", info->kind, "status", job_state_name(info->state), "progress",
-                  (json_int_t)lround(p * 100), "stage", info->stage, "created_at",
-                  time_or_null(info->created_ms), "started_at", time_or_null(info->started_ms),
-                  "completed_at", time_or_null(info->completed_ms), "error_message",
-                  failed && info->error_message[0] ? info->error_message : NULL, "error_code",
-                  failed && info->error_code[0] ? info->error_code : NULL, "attempts",
-                  info->attempts, "result", result_of(info), "links", links_of(info->id));
-    if (!o)
-        return NULL;
-    if (info->batch_id[0])
-        json_object_set_new(o, "batch_id", json_string(info->batch_id));
-    /* The job's options (quality, upscale, ...) are fields of the job itself. */
-    json_t *params = json_loads(info->params, 0, NULL);
-    const char *k;
-    json_t *v;
-    json_object_foreach(params, k, v)
-    {
-        if (!json_object_get(o, k))
-            json_object_set(o, k, v);
-    }
-    json_decref(params);
-    return o;
-}
-
 /* ---- sending (any thread) ---- */
 
 /* Send info's status unless it repeats the last one or the terminal one went already; close
  * after a terminal state. */
 static void publish(watch *w, const job_info *info)
 {
-    json_t *j = w->render(info);
+    json_t *j = api_job_json(info);
     char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
     if (!text) {
@@ -202,11 +133,10 @@ static int job_status(http_req *r, void *ctx)
 {
     const api_job_status *rt = ctx;
     const char *id = http_req_param(r, "id");
-    const http_identity *who = http_req_identity(r);
     job_info info;
     int rc = job_get(rt->jq, id, &info, http_req_err(r));
-    /* Another key's job looks exactly like an unknown one. */
-    if (rc == MD_OK && who->role != HTTP_ROLE_ADMIN && strcmp(info.owner, who->key_id) != 0)
+    /* Another key's job looks exactly like an unknown one (as in GET /api/v1/jobs/{id}). */
+    if (rc == MD_OK && !api_jobs_visible(r, info.owner))
         rc = MD_E_NOT_FOUND;
     if (rc == MD_E_NOT_FOUND)
         return md_fail(http_req_err(r), MD_E_NOT_FOUND, "job_id", "no job %s", id);
@@ -216,7 +146,6 @@ static int job_status(http_req *r, void *ctx)
     if (!w)
         return md_fail(http_req_err(r), MD_E_NOMEM, NULL, NULL);
     w->jq = rt->jq;
-    w->render = rt->render;
     snprintf(w->id, sizeof w->id, "%s", info.id);
     pthread_mutex_init(&w->mu, NULL);
     rc = http_reply_ws(r, &status_handler, w);
@@ -274,15 +203,13 @@ static const api__route routes[] = {
                               MD_E_RATE_LIMITED, MD_E_OVERLOADED, MD_E_UNAVAILABLE, 0}}},
 };
 
-int api_job_status_register(http_server *srv, jobs *jq, api_job_render_fn render,
-                            api_job_status **out, md_err *err)
+int api_job_status_register(http_server *srv, jobs *jq, api_job_status **out, md_err *err)
 {
     *out = NULL;
     api_job_status *rt = calloc(1, sizeof *rt);
     if (!rt)
         return md_fail(err, MD_E_NOMEM, NULL, NULL);
     rt->jq = jq;
-    rt->render = render ? render : api_job_status_json;
     int rc = api__add_routes(srv, routes, sizeof routes / sizeof routes[0], 0, rt, NULL, err);
     if (rc != MD_OK) {
         free(rt);

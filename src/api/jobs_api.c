@@ -65,6 +65,9 @@ static json_t *result_json(const job_info *j)
     json_t *r = json_pack("{s:O?, s:O?, s:I, s:O?}", "width", json_object_get(meta, "width"),
                           "height", json_object_get(meta, "height"), "bytes",
                           (json_int_t)j->result_bytes, "format", json_object_get(meta, "format"));
+    json_t *faces = json_object_get(meta, "faces_found");
+    if (r && faces) /* enhancement: the faces the detector found (face_enhance) */
+        json_object_set(r, "faces_found", faces);
     json_decref(meta);
     return r;
 }
@@ -402,7 +405,7 @@ static int status(http_req *req, void *ctx)
 #define S_RESULT                                                                                   \
     "{\"type\":[\"object\",\"null\"],\"properties\":{\"width\":{\"type\":\"integer\"},"            \
     "\"height\":{\"type\":\"integer\"},\"bytes\":{\"type\":\"integer\"},"                          \
-    "\"format\":{\"type\":\"string\"}}}"
+    "\"format\":{\"type\":\"string\"},\"faces_found\":{\"type\":\"integer\"}}}"
 #define S_STATUS_ENUM                                                                              \
     "{\"type\":\"string\",\"enum\":[\"QUEUED\",\"PROCESSING\",\"SUCCESS\",\"FAILURE\","            \
     "\"CANCELLED\"]}"
@@ -420,6 +423,7 @@ static int status(http_req *req, void *ctx)
     "\"upscale\":{\"type\":\"integer\",\"enum\":[2,3,4,8]},"                                       \
     "\"face_enhance\":{\"type\":\"boolean\"},"                                                     \
     "\"output_format\":{\"type\":\"string\",\"enum\":[\"jpg\",\"png\",\"webp\"]},"                 \
+    "\"input_width\":{\"type\":\"integer\"},\"input_height\":{\"type\":\"integer\"},"              \
     "\"result\":" S_RESULT ",\"links\":{\"type\":\"object\"}"
 #define S_JOB                                                                                      \
     "{\"type\":\"object\",\"required\":[\"job_id\",\"status\",\"progress\"],"                      \

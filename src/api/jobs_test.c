@@ -53,7 +53,7 @@ int api_jobs_test_run(job_run *r, void *user)
     read_params(job_run_info(r), &p);
     md_cancel *c = job_run_cancel(r);
     md_err *e = job_run_err(r);
-    char stage[32];
+    char stage[48];
     for (long long i = 0; i < p.steps; i++) {
         snprintf(stage, sizeof stage, "step %lld/%lld", i + 1, p.steps);
         int rc = md_cancel_check(c, stage, e);

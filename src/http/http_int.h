@@ -189,6 +189,7 @@ struct http_req {
     int match_rc;
     /* headers/query copied into the arena: loopback requests and detached (heavy) ones */
     bool detached;
+    bool http10; /* an HTTP/1.0 request (it cannot be upgraded to a WebSocket) */
     http_kv *hdrs, *query;
     size_t nhdrs, nquery;
     /* body */

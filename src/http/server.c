@@ -324,6 +324,7 @@ static enum MHD_Result first_call(http_server *s, struct MHD_Connection *c, cons
     r->conn = c;
     *con_cls = r;
     client_ip(c, r->ip, sizeof r->ip);
+    r->http10 = version && strcmp(version, "HTTP/1.0") == 0;
     http__req_begin(r, method, url);
     if (refuse_framing(r, c, version))
         return answer_now(r);
@@ -463,7 +464,7 @@ http_route *http_route_add(http_server *s, const char *method, const char *patte
     r->flags = flags;
     r->fn = fn;
     r->ctx = ctx;
-    r->body_limit = s->o.body_limit;
+    r->body_limit = (flags & HTTP_WS) ? 0 : s->o.body_limit; /* a WebSocket handshake has no body */
     return r;
 }
 

@@ -17,10 +17,13 @@
  *   PENDING  -> OPEN     [http__ws_upgraded]  libmicrohttpd handed over the socket; the hub
  *                                             registers it and calls on_open at its next turn
  *   PENDING  -> CLOSED   [http__ws_req_end]   the request ended with no upgrade (client gone
- *                                             first, a loopback request): on_close(1006)
+ *                                             first, a loopback request): on_close(1006).
+ *                                             libmicrohttpd calls the upgrade handler before
+ *                                             the request's completion, so an upgraded socket
+ *                                             is OPEN by then
  *   PENDING  -> CLOSED   [http__ws_upgraded]  upgraded while the server drains: socket closed at
- *                                             once, on_close(1001)
- *   OPEN     -> CLOSING  [ws_pull, ws_read]   our close frame is queued (http_ws_close after the
+ *                                             once, on_close(1001) (1011 when it cannot be set up)
+ *   OPEN     -> CLOSING  [ws_pull]            our close frame is queued (http_ws_close after the
  *                                             messages queued before it; at once for a slow
  *                                             reader or a drain), or the peer's came (wslay
  *                                             answers it); the close deadline starts
@@ -63,7 +66,9 @@
 
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #define WS_REASON_MAX 120
-#define WS_CLOSE_WAIT_NS (5ull * 1000000000ull) /* longest wait for the peer's close frame */
+/* Longest wait for the peer's close frame: 5 s, or one ping interval when that is shorter (a
+ * peer that answers nothing for that long would be dropped by the ping timer anyway). */
+#define WS_CLOSE_WAIT_NS (5ull * 1000000000ull)
 
 typedef enum { WS_PENDING, WS_OPEN, WS_CLOSING, WS_CLOSED } ws_state;
 
@@ -355,6 +360,9 @@ int http__ws_handshake(http_req *r)
     md_err *e = &r->err;
     if (strcmp(r->method, "GET") != 0)
         return md_fail(e, MD_E_BAD_REQUEST, "method", "a WebSocket opens with GET");
+    if (r->http10)
+        return md_fail(e, MD_E_BAD_REQUEST, "version",
+                       "a WebSocket opens with an HTTP/1.1 request");
     if (!has_token(http_req_header(r, "Upgrade"), "websocket"))
         return md_fail(e, MD_E_BAD_REQUEST, "Upgrade",
                        "this route is a WebSocket: send Upgrade: websocket");
@@ -601,7 +609,9 @@ static void ws_pull(http_ws *ws, uint64_t now)
     }
     if ((go || wslay_event_get_close_received(ws->ctx)) && ws->state == WS_OPEN) {
         ws_to(ws, WS_CLOSING);
-        ws->close_deadline_ns = now + WS_CLOSE_WAIT_NS;
+        uint64_t wait =
+            ws->hub && ws->hub->ping_ns < WS_CLOSE_WAIT_NS ? ws->hub->ping_ns : WS_CLOSE_WAIT_NS;
+        ws->close_deadline_ns = now + wait;
     }
     ws->wslay_queued = wslay_event_get_queued_msg_length(ws->ctx);
     ws->queued = ws->wslay_queued;
@@ -610,7 +620,8 @@ static void ws_pull(http_ws *ws, uint64_t now)
     pthread_mutex_unlock(&ws->mu);
 }
 
-/* The code on_close reports: the peer's, else ours, else 1006 (dropped). */
+/* The code on_close reports: the peer's (1005 when its frame had none), else ours once sent,
+ * else 1006 (dropped without a close frame either way). */
 static int ws_close_code(http_ws *ws)
 {
     if (wslay_event_get_close_received(ws->ctx)) {
@@ -709,10 +720,7 @@ static void ws_service(http__ws_hub *hub, http_ws *ws, uint64_t now)
     if (!ok && !ws->close_queued)
         atomic_fetch_add(&hub->dropped, 1);
     if (!ok || ws_done(ws, now)) {
-        ws_finish(ws, ok ? ws_close_code(ws)
-                         : (ws->close_queued || wslay_event_get_close_received(ws->ctx)
-                                ? ws_close_code(ws)
-                                : 1006));
+        ws_finish(ws, ws_close_code(ws));
         return;
     }
     ws_interest(hub, ws);
@@ -925,7 +933,7 @@ int http__ws_detached_input(http_ws *ws, const void *data, size_t len)
         ok = wslay_event_send(ws->ctx) == 0;
     if (!ok || ws_done(ws, md_now_ns()) ||
         (!wslay_event_want_read(ws->ctx) && !wslay_event_want_write(ws->ctx))) {
-        ws_finish(ws, ok ? ws_close_code(ws) : 1006);
+        ws_finish(ws, ws_close_code(ws));
         return MD_E_CONFLICT;
     }
     return MD_OK;

@@ -55,6 +55,7 @@
 #define DEFAULT_INPUT_TTL_MS (3600LL * 1000)
 #define DEFAULT_RESULT_TTL_MS (24LL * 3600 * 1000)
 
+#ifndef NDEBUG
 /* The transitions of the diagram: allowed[from][to]. */
 static const bool allowed[STORE_JOB__NSTATES][STORE_JOB__NSTATES] = {
     [JOB_QUEUED] = {[JOB_PROCESSING] = true, [JOB_CANCELLED] = true},
@@ -63,7 +64,6 @@ static const bool allowed[STORE_JOB__NSTATES][STORE_JOB__NSTATES] = {
 };
 
 /* Debug-build check that a transition from `from` to `to` is one of the diagram's. */
-#ifndef NDEBUG
 static void job_assert_state(int from, int to)
 {
     assert(from >= 0 && from < STORE_JOB__NSTATES && to >= 0 && to < STORE_JOB__NSTATES);
@@ -300,6 +300,12 @@ int job_batch_get(jobs *j, const char *id, job_batch *out, job_info **list, size
     if (rc == MD_OK)
         rc = store_jobs_list_batch(j->s, id, list, n, err);
     return rc;
+}
+
+int job_list(jobs *j, const job_filter *f, job_info **list, size_t *n, int64_t *next_cursor,
+             md_err *err)
+{
+    return store_jobs_list(j->s, f, list, n, next_cursor, err);
 }
 
 int job_result_path(jobs *j, const job_info *info, char *out, size_t cap, md_err *err)

@@ -175,6 +175,12 @@ int job_result_path(jobs *j, const job_info *info, char *out, size_t cap, md_err
 /* A batch and its jobs in submission order (*list is new: free(); may be NULL with *n 0). */
 int job_batch_get(jobs *j, const char *id, job_batch *out, job_info **list, size_t *n, md_err *err);
 
+/* Jobs newest first, filtered by kind, owner and state, paged (store_jobs_list; for
+ * GET /api/admin/jobs of issue 11). *list is new (free(); NULL when *n == 0). */
+typedef store_job_filter job_filter;
+int job_list(jobs *j, const job_filter *f, job_info **list, size_t *n, int64_t *next_cursor,
+             md_err *err);
+
 typedef struct job_counts {
     int64_t by_state[STORE_JOB__NSTATES]; /* rows in the store, all processes */
     int workers;                          /* worker threads of this process */

@@ -109,7 +109,7 @@ static int xgb_rt_contribs(void *state, const float *rows, size_t nrows, size_t 
                            float **out, size_t *n, size_t *groups, md_err *err)
 {
     xgb_state *s = state;
-    size_t g = s->info.num_class ? (size_t)s->info.num_class : 1;
+    size_t g = s->info.num_class > 1 ? (size_t)s->info.num_class : 1;
     if (ncols != s->info.num_features)
         return md_fail(err, MD_E_INVALID_PARAM, "ncols", "the model takes %llu features per row",
                        (unsigned long long)s->info.num_features);
@@ -119,7 +119,8 @@ static int xgb_rt_contribs(void *state, const float *rows, size_t nrows, size_t 
     float *o = malloc((cells ? cells : 1) * sizeof *o);
     if (!o)
         return md_fail(err, MD_E_NOMEM, NULL, NULL);
-    int rc = xgb_predict_contribs(s->m, rows, nrows, ncols, o, cells, groups, err);
+    *groups = g;
+    int rc = xgb_contributions(s->m, rows, nrows, ncols, o, cells, err);
     if (rc != MD_OK) {
         free(o);
         return rc;

@@ -117,6 +117,11 @@ static const char SQL_GET_BATCH[] =
     "SELECT id, owner, kind, total, created_ms FROM batches WHERE id = ?";
 static const char SQL_COUNT[] =
     "SELECT state, count(*) FROM jobs WHERE ?1 IS NULL OR kind = ?1 GROUP BY state";
+/* ?1 kind, ?2 owner, ?3 state (NULL = any), ?4 cursor (rowid, 0 = none), ?5 limit + 1. */
+static const char SQL_LIST[] =
+    "SELECT " JOB_COLS ", rowid FROM jobs WHERE (?1 IS NULL OR kind = ?1)"
+    " AND (?2 IS NULL OR owner = ?2) AND (?3 IS NULL OR state = ?3)"
+    " AND (?4 = 0 OR rowid < ?4) ORDER BY rowid DESC LIMIT ?5";
 static const char SQL_SEQ[] = "SELECT seq FROM jobs WHERE id = ?";
 static const char SQL_DELETE[] =
     "DELETE FROM jobs WHERE id = ? AND state IN ('SUCCESS','FAILURE','CANCELLED')";
@@ -659,5 +664,76 @@ int store_jobs_delete(store *s, const char *id, md_err *err)
         rc = step_change(s, st, "delete job", err);
     }
     store__unlock(s);
+    return rc;
+}
+
+static int list_bind(sqlite3_stmt *st, const store_job_filter *f, size_t limit)
+{
+    if (f->kind)
+        bind_text(st, 1, f->kind);
+    if (f->owner)
+        bind_text(st, 2, f->owner);
+    if (f->state >= 0)
+        bind_text(st, 3, store_job_state_name(f->state));
+    sqlite3_bind_int64(st, 4, f->before);
+    sqlite3_bind_int64(st, 5, (sqlite3_int64)limit + 1);
+    return MD_OK;
+}
+
+/* Rows of the list statement into *out (at most limit; *more when there was one beyond). */
+static int list_rows(store *s, sqlite3_stmt *st, size_t limit, store_job **out, size_t *n,
+                     int64_t *last_rowid, int *more, md_err *err)
+{
+    store_job *arr = calloc(limit, sizeof *arr);
+    if (!arr)
+        return md_fail(err, MD_E_NOMEM, NULL, NULL);
+    int r = SQLITE_DONE;
+    *more = 0;
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        if (*n == limit) {
+            *more = 1;
+            break;
+        }
+        read_job(st, &arr[*n]);
+        *last_rowid = sqlite3_column_int64(st, 28);
+        (*n)++;
+    }
+    if (r != SQLITE_ROW && r != SQLITE_DONE) {
+        free(arr);
+        *n = 0;
+        return store__sqlfail(s, "list jobs", err);
+    }
+    *out = arr;
+    return MD_OK;
+}
+
+int store_jobs_list(store *s, const store_job_filter *f, store_job **out, size_t *n,
+                    int64_t *next_cursor, md_err *err)
+{
+    *out = NULL;
+    *n = 0;
+    if (next_cursor)
+        *next_cursor = 0;
+    size_t limit = f->limit ? f->limit : 50;
+    if (limit > 1000)
+        return md_fail(err, MD_E_INVALID_PARAM, "limit", "limit must be in 1..1000");
+    if (f->state < -1 || f->state >= STORE_JOB__NSTATES || f->before < 0)
+        return md_fail(err, MD_E_INVALID_PARAM, f->before < 0 ? "before" : "state",
+                       "bad job filter");
+    store__lock(s);
+    sqlite3_stmt *st = store__stmt(s, SQL_LIST, err);
+    int rc = st ? list_bind(st, f, limit) : MD_E_IO;
+    int64_t last = 0;
+    int more = 0;
+    if (rc == MD_OK)
+        rc = list_rows(s, st, limit, out, n, &last, &more, err);
+    store__done(st);
+    store__unlock(s);
+    if (rc == MD_OK && *n == 0) {
+        free(*out);
+        *out = NULL;
+    }
+    if (rc == MD_OK && more && next_cursor)
+        *next_cursor = last;
     return rc;
 }

@@ -337,6 +337,20 @@ int store_jobs_lease_owners(store *s, char (**out)[STORE_JOB_WORKER_MAX], size_t
 /* The jobs of a batch, in submission order. *out is new (free(); NULL when *n == 0). */
 int store_jobs_list_batch(store *s, const char *batch_id, store_job **out, size_t *n,
                           md_err *err);
+typedef struct store_job_filter {
+    const char *kind;    /* NULL = any */
+    const char *owner;   /* NULL = any */
+    int state;           /* store_job_state, or -1 = any */
+    int64_t before;      /* paging cursor: 0 = from the newest; else the next_cursor of a page */
+    size_t limit;        /* 1..1000; 0 = 50 */
+} store_job_filter;
+
+/* Jobs newest first (by submission), filtered. *out is new (free(); NULL when *n == 0);
+ * *next_cursor (may be NULL) is the before of the next page, 0 when this one is the last.
+ * MD_E_INVALID_PARAM (field "limit" / "state" / "before") out of range. For the admin listing
+ * of bulk jobs (issue 11). */
+int store_jobs_list(store *s, const store_job_filter *f, store_job **out, size_t *n,
+                    int64_t *next_cursor, md_err *err);
 /* MD_E_NOT_FOUND (field "batch_id") for an unknown id. */
 int store_batches_get(store *s, const char *id, store_batch *out, md_err *err);
 /* Numbers of jobs per state (counts[STORE_JOB__NSTATES]), all kinds when kind is NULL. */

@@ -40,7 +40,6 @@
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -321,6 +320,45 @@ int xgb_predict_reference(const xgb_model *m, const float *rows, size_t nrows, s
     return MD_OK;
 }
 
+static const char CONTRIB_CONFIG[] =
+    "{\"type\": 2, \"training\": false, \"iteration_begin\": 0, \"iteration_end\": 0, "
+    "\"strict_shape\": true}";
+
+int xgb_contributions(const xgb_model *m, const float *rows, size_t nrows, size_t ncols, float *out,
+                      size_t out_cap, md_err *err)
+{
+    size_t groups = m->info.num_class > 1 ? (size_t)m->info.num_class : 1, width = ncols + 1;
+    if (ncols != m->info.num_features)
+        return md_fail(err, MD_E_INVALID_PARAM, "ncols",
+                       "the model takes %llu features per row, got %zu",
+                       (unsigned long long)m->info.num_features, ncols);
+    if (nrows > SIZE_MAX / sizeof(float) / groups / width)
+        return md_fail(err, MD_E_INVALID_PARAM, "nrows", "%zu rows is too many", nrows);
+    size_t need = nrows * groups * width;
+    if (out_cap < need)
+        return md_fail(err, MD_E_INVALID_PARAM, "out", "the output needs %zu floats, %zu given",
+                       need, out_cap);
+    if (nrows == 0)
+        return MD_OK;
+    DMatrixHandle d = NULL;
+    if (XGDMatrixCreateFromMat(rows, (bst_ulong)nrows, (bst_ulong)ncols, NAN, &d) != 0)
+        return xgb_fail(err, MD_E_INTERNAL, "cannot make the contribution matrix");
+    const bst_ulong *shape = NULL;
+    bst_ulong dim = 0;
+    const float *res = NULL;
+    int rc = MD_OK;
+    if (XGBoosterPredictFromDMatrix(m->booster, d, CONTRIB_CONFIG, &shape, &dim, &res) != 0)
+        rc = xgb_fail(err, MD_E_INTERNAL, "contributions failed");
+    else if (dim != 3 || shape[0] != nrows || shape[1] != groups || shape[2] != width)
+        rc = md_fail(err, MD_E_INTERNAL, "model",
+                     "XGBoost returned an unexpected contribution "
+                     "shape");
+    else
+        memcpy(out, res, need * sizeof *out);
+    XGDMatrixFree(d);
+    return rc;
+}
+
 int xgb_predict(const xgb_model *m, const float *rows, size_t nrows, size_t ncols, float *out,
                 size_t out_cap, md_err *err)
 {
@@ -330,61 +368,6 @@ int xgb_predict(const xgb_model *m, const float *rows, size_t nrows, size_t ncol
     int rc = check_call(m, nrows, ncols, out_cap, &need, err);
     if (rc == MD_OK && nrows > 0)
         xgb__forest_predict(m->forest, rows, nrows, out);
-    return rc;
-}
-
-static const char CONTRIBS_CONFIG[] =
-    "{\"type\": 2, \"training\": false, \"iteration_begin\": 0, \"iteration_end\": 0, "
-    "\"strict_shape\": true}";
-
-/* Contributions are not an in-place prediction type in libxgboost 1.7: they go through a
- * DMatrix and XGBoosterPredictFromDMatrix, which is not documented as safe on one booster from
- * several threads, so one lock serialises them (explanations are the slow path anyway). */
-static pthread_mutex_t contribs_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static int contribs_locked(const xgb_model *m, DMatrixHandle dm, float *out, size_t need,
-                           md_err *err)
-{
-    const bst_ulong *shape = NULL;
-    bst_ulong dim = 0;
-    const float *res = NULL;
-    if (XGBoosterPredictFromDMatrix(m->booster, dm, CONTRIBS_CONFIG, &shape, &dim, &res) != 0)
-        return xgb_fail(err, MD_E_INTERNAL, "contributions failed");
-    size_t got = 1;
-    for (bst_ulong i = 0; i < dim; i++)
-        got *= (size_t)shape[i];
-    if (got != need)
-        return md_fail(err, MD_E_INTERNAL, "model",
-                       "XGBoost returned %zu contributions, expected %zu", got, need);
-    memcpy(out, res, need * sizeof *out);
-    return MD_OK;
-}
-
-int xgb_predict_contribs(const xgb_model *m, const float *rows, size_t nrows, size_t ncols,
-                         float *out, size_t out_cap, size_t *groups, md_err *err)
-{
-    size_t need = 0, g = m->info.num_class ? (size_t)m->info.num_class : 1;
-    if (groups)
-        *groups = g;
-    if (ncols != m->info.num_features)
-        return md_fail(err, MD_E_INVALID_PARAM, "ncols",
-                       "the model takes %llu features per row, got %zu",
-                       (unsigned long long)m->info.num_features, ncols);
-    if (nrows > SIZE_MAX / sizeof(float) / g / (ncols + 1))
-        return md_fail(err, MD_E_INVALID_PARAM, "nrows", "%zu rows is too many", nrows);
-    need = nrows * g * (ncols + 1);
-    if (out_cap < need)
-        return md_fail(err, MD_E_INVALID_PARAM, "out", "the output needs %zu floats, %zu given",
-                       need, out_cap);
-    if (nrows == 0)
-        return MD_OK;
-    DMatrixHandle dm = NULL;
-    if (XGDMatrixCreateFromMat(rows, (bst_ulong)nrows, (bst_ulong)ncols, NAN, &dm) != 0)
-        return xgb_fail(err, MD_E_INTERNAL, "contributions failed");
-    pthread_mutex_lock(&contribs_lock);
-    int rc = contribs_locked(m, dm, out, need, err);
-    pthread_mutex_unlock(&contribs_lock);
-    XGDMatrixFree(dm);
     return rc;
 }
 

@@ -65,13 +65,14 @@ int xgb_predict(const xgb_model *m, const float *rows, size_t nrows, size_t ncol
 int xgb_predict_reference(const xgb_model *m, const float *rows, size_t nrows, size_t ncols,
                           float *out, size_t out_cap, md_err *err);
 
-/* TreeSHAP feature contributions (libxgboost's pred_contribs: XGBoosterPredictFromDense with
- * type 2), always through libxgboost. Per row and output group, ncols + 1 floats: one per
- * column, then the bias; they sum to the raw margin (before the objective's transform).
- * Writes nrows * groups * (ncols + 1) floats into out (caller-owned, out_cap available);
- * *groups (may be NULL) gets the groups per row (num_class, or 1). Errors as xgb_predict. */
-int xgb_predict_contribs(const xgb_model *m, const float *rows, size_t nrows, size_t ncols,
-                         float *out, size_t out_cap, size_t *groups, md_err *err);
+/* TreeSHAP contributions (XGBoost's pred_contribs) of nrows rows of ncols floats (borrowed):
+ * per row and output group, num_features + 1 floats, one per feature then the bias, in the
+ * margin (before the objective's transform: log-odds for binary:logistic), summing to the
+ * group's raw margin. Writes nrows * groups * (num_features + 1) floats into out (caller-owned,
+ * out_cap floats), groups = max(num_class, 1). Always libxgboost (exact TreeSHAP).
+ * Errors as xgb_predict. Thread-safe. */
+int xgb_contributions(const xgb_model *m, const float *rows, size_t nrows, size_t ncols, float *out,
+                      size_t out_cap, md_err *err);
 
 /* "native" when xgb_predict walks the trees itself (gbtree models with a squared-error,
  * logistic, Poisson / gamma / Tweedie or softprob objective, whose answers at load matched

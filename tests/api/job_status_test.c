@@ -73,7 +73,7 @@ static int setup(void **state)
     md_err e;
     if (job_open(&o, &f->j, &e) != MD_OK || job_register(f->j, &k, &e) != MD_OK ||
         job_start(f->j, &e) != MD_OK || http_server_new(&ho, &f->srv, &e) != MD_OK ||
-        api_job_status_register(f->srv, f->j, NULL, &f->route, &e) != MD_OK ||
+        api_job_status_register(f->srv, f->j, &f->route, &e) != MD_OK ||
         http_server_start(f->srv, &e) != MD_OK)
         return -1;
     *state = f;

@@ -109,14 +109,15 @@ def test_preview_fits_400(enh_server):
 
 
 def test_admission_errors(start_server, tmp_path):
+    # No face detector here (MODELD_FACE_CASCADE names no file): face_enhance is refused, 422.
     s = start_server("--workers", "1", "--enhance-max-bytes", "64K",
-                     data_dir=data_dir_with_models(tmp_path))
+                     data_dir=data_dir_with_models(tmp_path), env={"MODELD_FACE_CASCADE": "/nonexistent.xml"})
     cases = [
         ({"quality": "ultra"}, 400, "quality"),
+        ({"quality": "fast", "face_enhance": "true"}, 422, "face_enhance"),
         ({"upscale": "5"}, 400, "upscale"),
         ({"output_format": "gif"}, 400, "output_format"),
         ({"face_enhance": "maybe"}, 400, "face_enhance"),
-        ({"face_enhance": "true"}, 422, "face_enhance"),
     ]
     for opts, status, field in cases:
         r = enhance(s, photo(), **opts)
@@ -131,9 +132,27 @@ def test_admission_errors(start_server, tmp_path):
     r = requests.post(s.url + "/api/v1/enhance", data=b"{}", headers=auth(s))
     assert r.status_code == 415
     cfg = requests.get(s.url + "/api/v1/config", headers=auth(s)).json()
-    assert cfg["face_enhance"]["available"] is False
+    assert cfg["face_enhance"]["available"] is False and "422" in cfg["face_enhance"]["reason"]
     assert cfg["scales"] == [2, 3, 4, 8] and cfg["qualities"] == ["fast", "balanced", "best"]
     assert cfg["formats"] == ["jpg", "png", "webp"] and cfg["limits"]["max_file_bytes"] == 65536
+
+
+def test_face_enhance_reports_faces(start_server, tmp_path):
+    """With the face detector (Debian's opencv-data cascade), the astronaut's face is found, run
+    through the thick network and reported in the result."""
+    s = start_server("--workers", "1", data_dir=data_dir_with_models(tmp_path, "slim-x4,thick-x4"))
+    if not requests.get(s.url + "/api/v1/config", headers=auth(s)).json()["face_enhance"]["available"]:
+        pytest.skip("no face detector on this machine (opencv-data)")
+    from skimage import data as skdata
+    b = io.BytesIO()
+    Image.fromarray(skdata.astronaut()).resize((160, 160)).save(b, "PNG")
+    r = enhance(s, b.getvalue(), quality="fast", upscale=4, face_enhance="true", output_format="png")
+    assert r.status_code == 202, r.text
+    assert r.json()["face_enhance"] is True
+    done = wait_done(s, r.json()["job_id"])
+    assert done["status"] == "SUCCESS", done
+    assert done["result"]["faces_found"] == 1
+    assert (done["result"]["width"], done["result"]["height"]) == (640, 640)
 
 
 def test_memory_budget_503(start_server, tmp_path):

@@ -331,6 +331,40 @@ static void test_producer_thread(void **state)
     http_server_free(s);
 }
 
+/* HTTP/1.0 cannot upgrade, and a handshake has no body: both refused before the handler. */
+static void test_refused_on_the_wire(void **state)
+{
+    (void)state;
+    rec_reset();
+    http_server *s = server(4, 0, 0, false);
+    md_err e;
+    assert_int_equal(http_server_start(s, &e), MD_OK);
+    char buf[2048];
+    const char *reqs[] = {
+        "GET /ws HTTP/1.0\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: "
+        "13\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: "
+        "dGhlIHNhbXBsZSBub25jZQ==\r\nContent-Length: 5\r\n\r\nhello",
+    };
+    const char *want[] = {"HTTP/1.1 400", "HTTP/1.1 413"}; /* libmicrohttpd answers 1.0 with 1.1 */
+    const char *field[] = {"\"field\":\"version\"", "\"field\":\"body\""};
+    for (int i = 0; i < 2; i++) {
+        int fd = tu_ws_dial(http_server_port(s));
+        assert_int_equal(write(fd, reqs[i], strlen(reqs[i])), (ssize_t)strlen(reqs[i]));
+        ssize_t n = read(fd, buf, sizeof buf - 1);
+        assert_true(n > 0);
+        buf[n] = '\0';
+        if (strncmp(buf, want[i], strlen(want[i])) != 0 || !strstr(buf, field[i]))
+            fail_msg("request %d: got %s, want %s with %s", i, buf, want[i], field[i]);
+        close(fd);
+    }
+    http_server_free(s);
+    assert_int_equal(rec(&opens), 0);
+    assert_int_equal(rec(&closes), 0); /* never accepted: no callback at all */
+}
+
 static void test_ticks(void **state)
 {
     (void)state;
@@ -420,7 +454,7 @@ static void test_slow_reader(void **state)
 {
     (void)state;
     rec_reset();
-    http_server *s = server(4, 0, 64 * 1024, false);
+    http_server *s = server(4, 300, 64 * 1024, false); /* the close wait is one ping interval */
     md_err e;
     assert_int_equal(http_server_start(s, &e), MD_OK);
     char head[2048];
@@ -487,12 +521,12 @@ static void test_detached_reader(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_accept_key),      cmocka_unit_test(test_handshake_checks),
-        cmocka_unit_test(test_token_auth),      cmocka_unit_test(test_echo_and_close),
-        cmocka_unit_test(test_producer_thread), cmocka_unit_test(test_ticks),
-        cmocka_unit_test(test_limit_503),       cmocka_unit_test(test_ping_and_silent_peer),
-        cmocka_unit_test(test_slow_reader),     cmocka_unit_test(test_drain_1001),
-        cmocka_unit_test(test_detached_reader),
+        cmocka_unit_test(test_accept_key),           cmocka_unit_test(test_handshake_checks),
+        cmocka_unit_test(test_token_auth),           cmocka_unit_test(test_echo_and_close),
+        cmocka_unit_test(test_producer_thread),      cmocka_unit_test(test_ticks),
+        cmocka_unit_test(test_refused_on_the_wire),  cmocka_unit_test(test_limit_503),
+        cmocka_unit_test(test_ping_and_silent_peer), cmocka_unit_test(test_slow_reader),
+        cmocka_unit_test(test_drain_1001),           cmocka_unit_test(test_detached_reader),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -275,6 +275,51 @@ static void test_retention_sweep(void **state)
     assert_int_equal(store_jobs_get(f->s, q.id, &got, &e), MD_OK);
 }
 
+static void test_list_filter_and_pages(void **state)
+{
+    fixture *f = *state;
+    store_job ids[5];
+    for (int i = 0; i < 5; i++) {
+        f->clk.ms += 1;
+        ids[i] = submit(f, i % 2 ? "bulk" : "enhance", NULL);
+    }
+    store_job got, *list = NULL;
+    size_t n = 0;
+    int64_t next = -1;
+    md_err e;
+    assert_int_equal(store_jobs_claim(f->s, ENH, 1, "w1", 1000, &got, &e), MD_OK); /* ids[0] */
+    store_job_filter all = {.state = -1, .limit = 2};
+    assert_int_equal(store_jobs_list(f->s, &all, &list, &n, &next, &e), MD_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(list[0].id, ids[4].id); /* newest first */
+    assert_string_equal(list[1].id, ids[3].id);
+    assert_true(next > 0);
+    free(list);
+    all.before = next;
+    all.limit = 10;
+    assert_int_equal(store_jobs_list(f->s, &all, &list, &n, &next, &e), MD_OK);
+    assert_int_equal(n, 3);
+    assert_string_equal(list[2].id, ids[0].id);
+    assert_int_equal(next, 0); /* the last page */
+    free(list);
+    store_job_filter bulk = {.kind = "bulk", .state = -1};
+    assert_int_equal(store_jobs_list(f->s, &bulk, &list, &n, NULL, &e), MD_OK);
+    assert_int_equal(n, 2);
+    free(list);
+    store_job_filter running = {.state = STORE_JOB_PROCESSING, .owner = "k_owner"};
+    assert_int_equal(store_jobs_list(f->s, &running, &list, &n, NULL, &e), MD_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(list[0].id, ids[0].id);
+    free(list);
+    store_job_filter nobody = {.state = -1, .owner = "k_other"};
+    assert_int_equal(store_jobs_list(f->s, &nobody, &list, &n, NULL, &e), MD_OK);
+    assert_int_equal(n, 0);
+    assert_null(list);
+    store_job_filter bad = {.state = -1, .limit = 1001};
+    assert_int_equal(store_jobs_list(f->s, &bad, &list, &n, NULL, &e), MD_E_INVALID_PARAM);
+    assert_string_equal(e.field, "limit");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -292,6 +337,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_batch_and_queue_limit, tu_store_setup,
                                         tu_store_teardown),
         cmocka_unit_test_setup_teardown(test_retention_sweep, tu_store_setup, tu_store_teardown),
+        cmocka_unit_test_setup_teardown(test_list_filter_and_pages, tu_store_setup,
+                                        tu_store_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -25,7 +25,8 @@ let modeld, browser, context, base, adminKey;
 before(async () => {
   if (!HAVE_NETS) return;
   modeld = new Modeld({ prefix: 'modeld-web-enh-', waitForKey: true,
-    env: { MODELD_WEB_DIR: path.resolve(ROOT, 'web'), MODELD_WORKERS: '2' } });
+    // No face detector (the cascade file is absent): the page must show the option disabled.
+    env: { MODELD_WEB_DIR: path.resolve(ROOT, 'web'), MODELD_WORKERS: '2', MODELD_FACE_CASCADE: '/nonexistent.xml' } });
   const conv = spawnSync('/usr/bin/python3', [path.join(ROOT, 'training/enhance/convert.py'), '--npm', NPM,
     '--out', path.join(modeld.dataDir, 'models'), '--only', 'slim-x2,slim-x4'], { encoding: 'utf8' });
   assert.equal(conv.status, 0, conv.stderr);
@@ -69,6 +70,8 @@ test('a batch of two photos: live progress, compare, downloads', { skip: !HAVE_N
 
   await page.waitForFunction(() => document.querySelectorAll('.enh-job').length === 2);
   await page.waitForFunction(() => [...document.querySelectorAll('.enh-job')].every((li) => li.dataset.status === 'SUCCESS'));
+  // Progress came over the jobs' WebSockets (GET /api/v1/jobs/{id}/status), not by polling.
+  assert.deepEqual(await page.$$eval('.enh-job', (els) => els.map((e) => e.dataset.via)), ['websocket', 'websocket']);
   const bars = await page.$$eval('.enh-job .bar i', (els) => els.map((e) => e.style.width));
   assert.deepEqual(bars, ['100%', '100%']);
   assert.match(await page.textContent('.enh-job .stage'), /256×256/);

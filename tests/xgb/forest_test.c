@@ -3,7 +3,8 @@
  * every fixture (tests/fixtures/xgb: also count:poisson), thousands of rows around the
  * manifests' validation rows, with missing values and split-boundary values, must give
  * libxgboost's outputs within 1e-5 (relative above 1). Also: the engine each model gets, the
- * libxgboost-only option, and a model we do not walk (a ranking objective). */
+ * libxgboost-only option, a model we do not walk (a ranking objective), and the TreeSHAP
+ * contributions (xgb_contributions) against the manifests' samples. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -211,12 +212,84 @@ static void test_engine_choice(void **state)
     xgb_model_free(m);
 }
 
+/* xgb_contributions against the TreeSHAP values the training scripts wrote into the manifests
+ * (postprocessing.explanation.samples, from XGBoost's Python pred_contribs), and their sum
+ * against the margin. */
+static void test_contributions_match_the_manifests(void **state)
+{
+    (void)state;
+    static const char *const names[] = {"churn", "profitability", "pricing"};
+    for (size_t k = 0; k < 3; k++) {
+        xgb_model *m = NULL;
+        md_err err = {0};
+        char path[4096];
+        snprintf(path, sizeof path, "%s", src_path("models/%s/1/model.json", names[k]));
+        assert_int_equal(xgb_model_load(path, NULL, &m, &err), MD_OK);
+        size_t nf = xgb_model_info(m)->num_features;
+        json_error_t je;
+        json_t *mf = json_load_file(src_path("models/%s/1/modeld.json", names[k]), 0, &je);
+        assert_non_null(mf);
+        const json_t *cols = json_object_get(json_object_get(mf, "input_schema"), "columns");
+        const json_t *samples = json_object_get(
+            json_object_get(json_object_get(mf, "postprocessing"), "explanation"), "samples");
+        assert_true(json_array_size(samples) >= 1);
+        size_t i;
+        const json_t *s;
+        json_array_foreach(samples, i, s)
+        {
+            float x[64], c[65], p;
+            for (size_t j = 0; j < nf; j++)
+                x[j] = (float)json_number_value(json_array_get(json_object_get(s, "features"), j));
+            assert_int_equal(xgb_contributions(m, x, 1, nf, c, 65, &err), MD_OK);
+            double sum = 0.0;
+            for (size_t j = 0; j <= nf; j++) {
+                const json_t *want = j < nf ? json_object_get(json_object_get(s, "contributions"),
+                                                              json_string_value(json_object_get(
+                                                                  json_array_get(cols, j), "name")))
+                                            : json_object_get(s, "bias");
+                assert_non_null(want);
+                double w = json_number_value(want);
+                if (fabs(c[j] - w) > 1e-4 * fmax(1.0, fabs(w)))
+                    fail_msg("%s column %zu: %.7g, manifest %.7g", names[k], j, c[j], w);
+                sum += c[j];
+            }
+            assert_int_equal(xgb_predict(m, x, 1, nf, &p, 1, &err), MD_OK);
+            double margin = k == 0 ? log(p / (1.0 - p)) : p; /* churn: logistic */
+            assert_true(fabs(sum - margin) < 1e-3);
+        }
+        json_decref(mf);
+        xgb_model_free(m);
+    }
+    /* a multi-class model gives one block per class; softmax of the sums = probabilities */
+    xgb_model *m = NULL;
+    md_err err = {0};
+    assert_int_equal(
+        xgb_model_load(src_path("models/%s/1/model.json", "revenue-leak"), NULL, &m, &err), MD_OK);
+    float x[2 * 14] = {0}, c[2 * 5 * 15], p[2 * 5];
+    assert_int_equal(xgb_contributions(m, x, 2, 14, c, 2 * 5 * 15 - 1, &err), MD_E_INVALID_PARAM);
+    assert_string_equal(err.field, "out");
+    assert_int_equal(xgb_contributions(m, x, 2, 14, c, 2 * 5 * 15, &err), MD_OK);
+    assert_int_equal(xgb_predict(m, x, 2, 14, p, 10, &err), MD_OK);
+    double z = 0.0, e[5];
+    for (int g = 0; g < 5; g++) {
+        double sum = 0.0;
+        for (int j = 0; j < 15; j++)
+            sum += c[5 * 15 + g * 15 + j]; /* row 1, class g */
+        e[g] = exp(sum);
+        z += e[g];
+    }
+    for (int g = 0; g < 5; g++)
+        assert_true(fabs(e[g] / z - p[5 + g]) < 1e-4);
+    xgb_model_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_shipped_models_match_libxgboost),
         cmocka_unit_test(test_fixtures_match_libxgboost),
         cmocka_unit_test(test_engine_choice),
+        cmocka_unit_test(test_contributions_match_the_manifests),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -29,10 +29,10 @@ import synth  # noqa: E402
 
 NAME, VERSION, SEED, WEEKS, REGIONS = "budget", "1", 20261215, 208, 12
 CH = synth.CHANNELS
-PARAMS = {"objective": "reg:squarederror", "max_depth": 4, "eta": 0.05, "subsample": 0.8,
+PARAMS = {"objective": "reg:squarederror", "max_depth": 4, "eta": 0.1, "subsample": 0.8,
           "min_child_weight": 5, "seed": SEED,
           "monotone_constraints": "(" + ",".join(["1"] * len(CH) + ["0", "0"]) + ")"}
-ROUNDS = 400
+ROUNDS = 150
 
 
 def columns():

@@ -18,9 +18,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pcommon as pc  # noqa: E402
 
 NAME, VERSION, SEED = "churn", "1", 20261211
-PARAMS = {"objective": "binary:logistic", "max_depth": 4, "eta": 0.05, "subsample": 0.8,
+PARAMS = {"objective": "binary:logistic", "max_depth": 4, "eta": 0.1, "subsample": 0.8,
           "colsample_bytree": 0.8, "min_child_weight": 5, "seed": SEED, "eval_metric": "logloss"}
-ROUNDS = 300
+ROUNDS = 150
 BANDS = [{"name": "low", "max": 0.3}, {"name": "medium", "min": 0.3, "max": 0.6},
          {"name": "high", "min": 0.6}]
 YES_NO = ["No", "Yes"]

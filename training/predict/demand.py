@@ -30,9 +30,9 @@ import pcommon as pc  # noqa: E402
 import postprocess  # noqa: E402
 
 NAME, VERSION, SEED, H = "demand", "1", 20261216, 14
-PARAMS = {"objective": "reg:squarederror", "max_depth": 6, "eta": 0.05, "subsample": 0.8,
+PARAMS = {"objective": "reg:squarederror", "max_depth": 5, "eta": 0.1, "subsample": 0.8,
           "colsample_bytree": 0.9, "min_child_weight": 3, "seed": SEED}
-ROUNDS = 500
+ROUNDS = 150
 LAGS = [1, 2, 7, 14]
 DOW = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 WEATHER = ["temp", "percip", "weather_snow"]

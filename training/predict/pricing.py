@@ -31,9 +31,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pcommon as pc  # noqa: E402
 
 NAME, VERSION, SEED = "pricing", "1", 20261214
-PARAMS = {"objective": "reg:squarederror", "max_depth": 6, "eta": 0.1, "subsample": 0.8,
+PARAMS = {"objective": "reg:squarederror", "max_depth": 5, "eta": 0.2, "subsample": 0.8,
           "colsample_bytree": 0.9, "min_child_weight": 3, "seed": SEED}
-ROUNDS = 300
+ROUNDS = 150
 CUTS = ["Fair", "Good", "Very Good", "Premium", "Ideal"]
 COLOURS = ["D", "E", "F", "G", "H", "I", "J"]
 CLARITIES = ["I1", "SI2", "SI1", "VS2", "VS1", "VVS2", "VVS1", "IF"]

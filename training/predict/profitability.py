@@ -19,9 +19,9 @@ import pcommon as pc  # noqa: E402
 import synth  # noqa: E402
 
 NAME, VERSION, SEED, ROWS = "profitability", "1", 20261212, 8000
-PARAMS = {"objective": "reg:squarederror", "max_depth": 5, "eta": 0.05, "subsample": 0.8,
+PARAMS = {"objective": "reg:squarederror", "max_depth": 4, "eta": 0.1, "subsample": 0.8,
           "colsample_bytree": 0.9, "min_child_weight": 3, "seed": SEED}
-ROUNDS = 500
+ROUNDS = 200
 BANDS = [{"name": "loss", "max": 0.0}, {"name": "marginal", "min": 0.0, "max": 15.0},
          {"name": "profitable", "min": 15.0}]
 
