@@ -14,9 +14,23 @@
 #include "api/api_int.h"
 #include "pipelines/pipelines.h"
 
+#include "base/clock.h"
+
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
+
+struct api_predict {
+    mdl_registry *reg; /* borrowed */
+    store *st;         /* borrowed; NULL: no log, history, feedback or drift */
+    double log_sample;
+};
+
+static pl_ctx ctx_of(const api_predict *a)
+{
+    return (pl_ctx){.models = a->reg, .st = a->st, .log_sample = a->log_sample};
+}
 
 /* The body {key: <required>, "options"?: {...}}; *body new, *main and *opts borrowed from it. */
 static int read_body(http_req *req, const char *key, json_t **body, json_t **main, json_t **opts)
@@ -43,36 +57,17 @@ static int read_body(http_req *req, const char *key, json_t **body, json_t **mai
     return MD_OK;
 }
 
-/* "p_" + 32 hex digits from the kernel's random source. */
-static int prediction_id(char out[40], md_err *err)
-{
-    unsigned char b[16];
-    if (getrandom(b, sizeof b, 0) != (ssize_t)sizeof b)
-        return md_fail(err, MD_E_INTERNAL, NULL, "no random source");
-    out[0] = 'p';
-    out[1] = '_';
-    for (int i = 0; i < 16; i++)
-        snprintf(out + 2 + 2 * i, 3, "%02x", b[i]);
-    return MD_OK;
-}
-
 static int predict_one(http_req *req, void *ctx)
 {
     json_t *body = NULL, *features = NULL, *opts = NULL, *out = NULL;
-    pl_ctx cx = {.models = ctx};
-    char pid[40];
+    pl_ctx cx = ctx_of(ctx);
     int rc = read_body(req, "features", &body, &features, &opts);
     if (rc == MD_OK)
         rc = pl_predict(&cx, http_req_param(req, "model"), features, opts, &out,
                         http_req_err(req));
-    if (rc == MD_OK)
-        rc = prediction_id(pid, http_req_err(req));
     json_decref(body);
-    if (rc != MD_OK) {
-        json_decref(out);
+    if (rc != MD_OK)
         return rc;
-    }
-    json_object_set_new(out, "prediction_id", json_string(pid));
     json_object_set_new(out, "request_id", json_string(http_req_id(req)));
     return http_reply_json(req, 200, out);
 }
@@ -80,7 +75,7 @@ static int predict_one(http_req *req, void *ctx)
 static int predict_batch(http_req *req, void *ctx)
 {
     json_t *body = NULL, *items = NULL, *opts = NULL, *out = NULL;
-    pl_ctx cx = {.models = ctx};
+    pl_ctx cx = ctx_of(ctx);
     int rc = read_body(req, "items", &body, &items, &opts);
     if (rc == MD_OK)
         rc = pl_predict_batch(&cx, http_req_param(req, "model"), items, opts, &out,
@@ -93,8 +88,9 @@ static int predict_batch(http_req *req, void *ctx)
 }
 
 /* The predict model {model}, version {name} ("active" or the model's name: the serving one). */
-static int acquire(http_req *req, mdl_registry *reg, mdl_version **v)
+static int acquire(http_req *req, const api_predict *a, mdl_version **v)
 {
+    mdl_registry *reg = a->reg;
     const char *model = http_req_param(req, "model"), *name = http_req_param(req, "name");
     const char *version = !strcmp(name, "active") || !strcmp(name, model) ? NULL : name;
     int rc = mdl_acquire(reg, model, version, v, http_req_err(req));
@@ -136,7 +132,8 @@ static int model_health(http_req *req, void *ctx)
     char ver[MDL_VERSION_MAX];
     snprintf(ver, sizeof ver, "%s", mdl_version_id(v));
     mdl_state st = mdl_version_state(v);
-    rc = mdl_describe(ctx, mdl_version_name(v), ver, &d, http_req_err(req));
+    rc = mdl_describe(((api_predict *)ctx)->reg, mdl_version_name(v), ver, &d,
+                      http_req_err(req));
     if (rc == MD_OK)
         stats = json_object_get(json_object_get(d, "stats"), ver);
     json_t *out = rc == MD_OK ? json_pack("{s:s, s:s, s:s, s:b, s:O*, s:O*, s:O*}", "model",
@@ -152,6 +149,135 @@ static int model_health(http_req *req, void *ctx)
     if (rc != MD_OK)
         return rc;
     return http_reply_json(req, 200, out);
+}
+
+/* ---- history, feedback, drift, metrics ---- */
+
+/* Query integer name into *out (def when absent): MD_E_INVALID_PARAM naming it otherwise. */
+static int query_int(http_req *req, const char *name, long long lo, long long hi, long long def,
+                     long long *out)
+{
+    const char *q = http_req_query(req, name);
+    *out = def;
+    if (!q)
+        return MD_OK;
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(q, &end, 10);
+    if (!*q || *end || errno || v < lo || v > hi)
+        return md_fail(http_req_err(req), MD_E_INVALID_PARAM, name,
+                       "%s must be an integer in [%lld, %lld]", name, lo, hi);
+    *out = v;
+    return MD_OK;
+}
+
+static int history(http_req *req, void *ctx)
+{
+    long long from = 0, to = 0, limit = 50, offset = 0;
+    int rc = query_int(req, "from", 0, INT64_MAX, 0, &from);
+    if (rc == MD_OK)
+        rc = query_int(req, "to", 0, INT64_MAX, 0, &to);
+    if (rc == MD_OK)
+        rc = query_int(req, "limit", 1, 1000, 50, &limit);
+    if (rc == MD_OK)
+        rc = query_int(req, "offset", 0, 1000000000, 0, &offset);
+    json_t *out = NULL;
+    pl_ctx cx = ctx_of(ctx);
+    if (rc == MD_OK)
+        rc = pl_predict_history(&cx, http_req_param(req, "model"), from, to, (size_t)offset,
+                                (size_t)limit, &out, http_req_err(req));
+    return rc == MD_OK ? http_reply_json(req, 200, out) : rc;
+}
+
+static int feedback(http_req *req, void *ctx)
+{
+    json_t *body = NULL;
+    md_err *e = http_req_err(req);
+    int rc = http_req_json(req, &body);
+    const char *k;
+    json_t *v;
+    json_object_foreach(body, k, v)
+    {
+        if (rc == MD_OK && strcmp(k, "prediction_id") && strcmp(k, "actual"))
+            rc = md_fail(e, MD_E_INVALID_PARAM, k, "unknown field \"%.40s\"", k);
+    }
+    const char *id = json_string_value(json_object_get(body, "prediction_id"));
+    json_t *actual = json_object_get(body, "actual");
+    if (rc == MD_OK && !json_object_get(body, "prediction_id"))
+        rc = md_fail(e, MD_E_MISSING_FIELD, "prediction_id", "prediction_id is required");
+    if (rc == MD_OK && !id)
+        rc = md_fail(e, MD_E_INVALID_PARAM, "prediction_id", "prediction_id must be a string");
+    if (rc == MD_OK && !actual)
+        rc = md_fail(e, MD_E_MISSING_FIELD, "actual", "actual is required");
+    pl_ctx cx = ctx_of(ctx);
+    if (rc == MD_OK)
+        rc = pl_predict_feedback(&cx, http_req_param(req, "model"), id, actual, e);
+    json_t *out = rc == MD_OK ? json_pack("{s:b, s:s}", "success", 1, "prediction_id", id) : NULL;
+    json_decref(body);
+    return rc == MD_OK ? http_reply_json(req, 200, out) : rc;
+}
+
+#define DAY_MS (24LL * 3600 * 1000)
+
+static int drift(http_req *req, void *ctx)
+{
+    long long now = md_clock_wall_ms(md_clock_system()), from = 0, to = 0;
+    int rc = query_int(req, "from", 0, INT64_MAX, now - DAY_MS, &from);
+    if (rc == MD_OK)
+        rc = query_int(req, "to", 0, INT64_MAX, 0, &to);
+    json_t *out = NULL;
+    pl_ctx cx = ctx_of(ctx);
+    if (rc == MD_OK)
+        rc = pl_predict_drift(&cx, http_req_param(req, "model"), from, to, &out,
+                              http_req_err(req));
+    return rc == MD_OK ? http_reply_json(req, 200, out) : rc;
+}
+
+/* One predict model's line of /api/admin/metrics: its active version's counts, latency and
+ * failures, and the drift status of the last 24 h. */
+static json_t *model_metrics(const api_predict *a, const char *name)
+{
+    json_t *d = NULL, *dr = NULL;
+    if (mdl_describe(a->reg, name, NULL, &d, NULL) != MD_OK)
+        return NULL;
+    const char *ver = json_string_value(json_object_get(d, "active_version"));
+    json_t *stats = ver ? json_object_get(json_object_get(d, "stats"), ver) : NULL;
+    pl_ctx cx = ctx_of(a);
+    md_err e = {0};
+    int64_t now = md_clock_wall_ms(md_clock_system());
+    int rc = a->st ? pl_predict_drift(&cx, name, now - DAY_MS, 0, &dr, &e) : MD_E_UNAVAILABLE;
+    json_t *o = json_pack("{s:s, s:s?, s:O*, s:O*, s:O*, s:O*}", "model", name, "version", ver,
+                          "requests", json_object_get(stats, "requests"), "successes",
+                          json_object_get(stats, "successes"), "failures",
+                          json_object_get(stats, "failures"), "latency_seconds",
+                          json_object_get(stats, "latency_seconds"));
+    json_object_set_new(o, "drift", rc == MD_OK ? json_pack("{s:O, s:O}", "status",
+                                                           json_object_get(dr, "status"), "rows",
+                                                           json_object_get(dr, "rows"))
+                                                : json_null());
+    json_decref(dr);
+    json_decref(d);
+    return o;
+}
+
+static int admin_metrics(http_req *req, void *ctx)
+{
+    const api_predict *a = ctx;
+    json_t *all = mdl_describe_all(a->reg), *models = json_array(), *m;
+    size_t i;
+    if (!all)
+        return md_fail(http_req_err(req), MD_E_NOMEM, NULL, NULL);
+    json_array_foreach(all, i, m)
+    {
+        const char *fam = json_string_value(json_object_get(m, "family"));
+        json_t *line = fam && !strcmp(fam, "predict")
+                           ? model_metrics(a, json_string_value(json_object_get(m, "name")))
+                           : NULL;
+        if (line)
+            json_array_append_new(models, line);
+    }
+    json_decref(all);
+    return http_reply_json(req, 200, json_pack("{s:o}", "models", models));
 }
 
 /* ---- registration ---- */
@@ -219,6 +345,54 @@ static const http_doc_param P_MODEL_NAME[] = {
 static const int E_PREDICT[] = {MD_E_MODEL_NOT_FOUND, MD_E_MODEL_UNAVAILABLE, MD_E_INVALID_JSON,
                                 MD_E_MISSING_FIELD, MD_E_INVALID_PARAM, MD_E_MODEL_INVALID, 0};
 static const int E_GET[] = {MD_E_MODEL_NOT_FOUND, MD_E_MODEL_UNAVAILABLE, 0};
+static const int E_LOG[] = {MD_E_MODEL_NOT_FOUND, MD_E_MODEL_UNAVAILABLE, MD_E_INVALID_PARAM,
+                            MD_E_UNAVAILABLE, MD_E_IO, 0};
+static const int E_FEEDBACK[] = {MD_E_MODEL_NOT_FOUND, MD_E_NOT_FOUND, MD_E_INVALID_JSON,
+                                 MD_E_MISSING_FIELD, MD_E_INVALID_PARAM, MD_E_UNAVAILABLE,
+                                 MD_E_IO, 0};
+static const int E_DRIFT[] = {MD_E_MODEL_NOT_FOUND, MD_E_MODEL_UNAVAILABLE, MD_E_INVALID_PARAM,
+                              MD_E_UNSUPPORTED, MD_E_UNAVAILABLE, MD_E_IO, 0};
+static const http_doc_param Q_HISTORY[] = {
+    {"from", "integer", "oldest time, ms since 1970 (inclusive; default 0)", 0},
+    {"to", "integer", "newest time, ms since 1970 (exclusive; default: no bound)", 0},
+    {"limit", "{\"type\":\"integer\",\"minimum\":1,\"maximum\":1000,\"default\":50}",
+     "entries per page", 0},
+    {"offset", "integer", "entries to skip (next_offset of the previous page)", 0},
+    {0}};
+static const http_doc_param Q_DRIFT[] = {
+    {"from", "integer", "window start, ms since 1970 (default: 24 h ago)", 0},
+    {"to", "integer", "window end, ms since 1970 (exclusive; default: now)", 0},
+    {0}};
+static const char S_HISTORY[] =
+    "{\"type\":\"object\",\"required\":[\"model\",\"items\",\"count\"],\"properties\":{"
+    "\"model\":{\"type\":\"string\"},\"count\":{\"type\":\"integer\"},\"offset\":{\"type\":"
+    "\"integer\"},\"limit\":{\"type\":\"integer\"},\"next_offset\":{\"type\":[\"integer\","
+    "\"null\"]},\"items\":{\"type\":\"array\",\"items\":{\"type\":\"object\",\"properties\":{"
+    "\"prediction_id\":{\"type\":\"string\"},\"version\":{\"type\":\"string\"},\"time_ms\":"
+    "{\"type\":\"integer\"},\"inputs\":{\"type\":\"object\"},\"outputs\":{\"type\":"
+    "\"object\"},\"actual\":{\"description\":\"the feedback, null when none\"}}}}}}";
+static const char S_FEEDBACK_REQ[] =
+    "{\"type\":\"object\",\"required\":[\"prediction_id\",\"actual\"],"
+    "\"additionalProperties\":false,\"properties\":{\"prediction_id\":{\"type\":\"string\"},"
+    "\"actual\":{\"description\":\"the observed outcome (any JSON value)\"}}}";
+static const char S_FEEDBACK_RESP[] =
+    "{\"type\":\"object\",\"required\":[\"success\",\"prediction_id\"],\"properties\":{"
+    "\"success\":{\"type\":\"boolean\"},\"prediction_id\":{\"type\":\"string\"}}}";
+static const char S_DRIFT[] =
+    "{\"type\":\"object\",\"required\":[\"model\",\"rows\",\"status\",\"features\"],"
+    "\"properties\":{\"model\":{\"type\":\"string\"},\"version\":{\"type\":\"string\"},"
+    "\"rows\":{\"type\":\"integer\"},\"from_ms\":{\"type\":\"integer\"},\"to_ms\":{"
+    "\"type\":\"integer\"},\"status\":{\"type\":\"string\",\"enum\":[\"no_data\",\"none\","
+    "\"warn\",\"alert\"]},\"features\":{\"type\":\"object\",\"additionalProperties\":{"
+    "\"type\":\"object\",\"properties\":{\"psi\":{\"type\":\"number\"},\"ks\":{\"type\":["
+    "\"number\",\"null\"]},\"missing\":{\"type\":\"number\"},\"level\":{\"type\":"
+    "\"string\"}}}}}}";
+static const char S_METRICS[] =
+    "{\"type\":\"object\",\"required\":[\"models\"],\"properties\":{\"models\":{\"type\":"
+    "\"array\",\"items\":{\"type\":\"object\",\"properties\":{\"model\":{\"type\":"
+    "\"string\"},\"version\":{\"type\":\"string\"},\"requests\":{\"type\":\"integer\"},"
+    "\"successes\":{\"type\":\"integer\"},\"failures\":{\"type\":\"object\"},"
+    "\"latency_seconds\":{\"type\":\"object\"},\"drift\":{\"type\":[\"object\",\"null\"]}}}}}}";
 
 static const api__route ROUTES[] = {
     {"POST", "/api/{model}", HTTP_ROLE_WRITE, HTTP_HEAVY | HTTP_NO_AUDIT, predict_one,
@@ -235,9 +409,38 @@ static const api__route ROUTES[] = {
     {"GET", "/api/{model}/models/{name}/health", HTTP_ROLE_READ, 0, model_health,
      {.summary = "A prediction model's version: state, requests, failures, latency",
       .tag = "predict", .response = S_HEALTH, .errors = E_GET, .path = P_MODEL_NAME}},
+    {"GET", "/api/{model}/history", HTTP_ROLE_READ, HTTP_HEAVY, history,
+     {.summary = "The logged predictions of a model, newest first (paged)", .tag = "predict",
+      .description = "Predictions are logged with their inputs, outputs and version; the "
+                     "share logged is the predict_log_sample setting.",
+      .query = Q_HISTORY, .response = S_HISTORY, .errors = E_LOG, .path = P_MODEL}},
+    {"POST", "/api/{model}/feedback", HTTP_ROLE_WRITE, HTTP_HEAVY | HTTP_NO_AUDIT, feedback,
+     {.summary = "Record the observed outcome of a logged prediction", .tag = "predict",
+      .request = S_FEEDBACK_REQ, .response = S_FEEDBACK_RESP, .errors = E_FEEDBACK,
+      .path = P_MODEL}},
+    {"GET", "/api/{model}/drift", HTTP_ROLE_READ, HTTP_HEAVY, drift,
+     {.summary = "Per-feature PSI and KS of the logged inputs against the training data",
+      .tag = "predict",
+      .description = "Alert levels by PSI: none < 0.1 <= warn < 0.25 <= alert.",
+      .query = Q_DRIFT, .response = S_DRIFT, .errors = E_DRIFT, .path = P_MODEL}},
+    {"GET", "/api/admin/metrics", HTTP_ROLE_ADMIN, HTTP_HEAVY, admin_metrics,
+     {.summary = "Per prediction model: requests, failures, latency and drift status (24 h)",
+      .tag = "predict", .response = S_METRICS}},
 };
 
-int api_predict_register(http_server *srv, mdl_registry *reg, md_err *err)
+int api_predict_register(http_server *srv, const api_predict_opts *o, api_predict **out,
+                         md_err *err)
 {
-    return api__add_routes(srv, ROUTES, sizeof ROUTES / sizeof ROUTES[0], 0, reg, NULL, err);
+    *out = calloc(1, sizeof **out);
+    if (!*out)
+        return md_fail(err, MD_E_NOMEM, NULL, NULL);
+    (*out)->reg = o->reg;
+    (*out)->st = o->st;
+    (*out)->log_sample = o->log_sample;
+    return api__add_routes(srv, ROUTES, sizeof ROUTES / sizeof ROUTES[0], 0, *out, NULL, err);
+}
+
+void api_predict_free(api_predict *a)
+{
+    free(a);
 }

@@ -76,6 +76,7 @@ typedef struct pl_ctx {
     img_limits limits;           /* decoder limits (dimensions, pixels); zero = defaults */
     size_t upload_max_bytes;     /* largest upload blob read from the store; 0 = 20 MB */
     int64_t result_ttl_ms;       /* stored results live this long; 0 = 24 h */
+    double log_sample;           /* pl_predict*: share of predictions logged to st (0..1) */
 } pl_ctx;
 
 /* ---- vectorize -------------------------------------------------------------------------- */
@@ -323,17 +324,46 @@ void pl_ai_models_check(pl_ctx *cx, int ok[PL_AI_MODELS], char reason[PL_AI_MODE
 #define PL_PREDICT_BATCH_MAX 10000
 
 /* One prediction. *out is new (json_decref) on MD_OK:
- *   {"model", "version", "prediction": {...}, "explanation": {...} | null} */
+ *   {"model", "version", "prediction": {...}, "explanation": {...} | null, "prediction_id"}
+ * With cx->st, a share cx->log_sample of predictions is logged (store_predictions_add:
+ * inputs {"features", "options"?}, outputs {"prediction", "explanation"}); a failed log write
+ * is logged as a warning and does not fail the prediction. */
 int pl_predict(pl_ctx *cx, const char *model, const json_t *features, const json_t *options,
                json_t **out, md_err *err);
 /* Up to PL_PREDICT_BATCH_MAX rows (items: an array of feature objects, borrowed). Bad rows do
- * not fail the call. *out is new on MD_OK:
- *   {"model", "version", "predictions": [{"index", "prediction", "explanation"}...], "count",
+ * not fail the call; good rows are logged as pl_predict's, in one transaction. *out is new:
+ *   {"model", "version", "predictions": [{"index", "prediction", "explanation",
+ *    "prediction_id"}...], "count",
  *    "failed": [{"index", "error": {"code", "field", "message"}}]}
  * Fails as a whole only for an unknown model, a non-array or oversized items (field "items")
  * or a model run error. */
 int pl_predict_batch(pl_ctx *cx, const char *model, const json_t *items, const json_t *options,
                      json_t **out, md_err *err);
+/* The logged predictions of a predict model (cx->st required: MD_E_UNAVAILABLE otherwise),
+ * from_ms <= time < to_ms (to_ms 0: no bound), newest first, offset / limit (1..1000). *out new:
+ *   {"model", "items": [{"prediction_id", "version", "time_ms", "inputs", "outputs",
+ *    "actual"}...], "count", "offset", "limit", "next_offset" | null} */
+int pl_predict_history(pl_ctx *cx, const char *model, int64_t from_ms, int64_t to_ms,
+                       size_t offset, size_t limit, json_t **out, md_err *err);
+/* Record the outcome of a logged prediction (actual: any JSON value, borrowed).
+ * MD_E_NOT_FOUND ("prediction_id") when the model logged no such prediction. */
+int pl_predict_feedback(pl_ctx *cx, const char *model, const char *prediction_id,
+                        const json_t *actual, md_err *err);
+
+/* Drift of a tabular predict model's inputs over the logged predictions with from_ms <= time <
+ * to_ms (at most PL_DRIFT_MAX_ROWS, the newest) against the manifest's
+ * preprocessing.training_distribution: per column PSI (bins: the training deciles; categories:
+ * their labels; empty bins clamped to PL_DRIFT_EPS) and, for numbers, the KS statistic against
+ * the piecewise-linear training CDF through (min, 0), the quantiles and (max, 1). Alert levels
+ * by PSI: "none" < 0.1 <= "warn" < 0.25 <= "alert" (KS is reported, not judged). *out new:
+ *   {"model", "version", "rows", "from_ms", "to_ms", "status", "features": {name: {"psi", "ks",
+ *    "missing", "level"}}}; rows 0 gives status "no_data". MD_E_UNSUPPORTED for budget and
+ * forecast models (their requests are not rows). */
+#define PL_DRIFT_MAX_ROWS 10000
+#define PL_DRIFT_EPS 1e-4
+int pl_predict_drift(pl_ctx *cx, const char *model, int64_t from_ms, int64_t to_ms,
+                     json_t **out, md_err *err);
+
 /* The task named by a predict manifest's postprocessing ("classification", ...); NULL when the
  * manifest is not a predict model's. Borrowed from mf. */
 const char *pl_predict_task(const struct mdl_manifest *mf);

@@ -16,14 +16,19 @@
  *      MD_E_MODEL_INVALID.
  *   3. A batch runs its good rows through the model in one call; a bad row costs only itself.
  *   4. The version reference taken by mdl_acquire is released on every path.
+ *   5. Every answered prediction has a prediction_id; the log (when sampled) has the same id,
+ *      so feedback can name it. Logging never fails a prediction (it is a warning).
  */
 #include "pipelines/predict_int.h"
 
+#include "base/clock.h"
+#include "base/log.h"
 #include "models/models.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 /* ---- the manifest's input_schema ---- */
 
@@ -189,6 +194,63 @@ int pr__run_rows(pl_ctx *cx, mdl_version *v, const float *rows, size_t n, size_t
     return MD_OK;
 }
 
+/* ---- the prediction log ---- */
+
+static int sampled(double share)
+{
+    uint32_t r = 0;
+    if (share >= 1.0)
+        return 1;
+    if (share <= 0.0 || getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r)
+        return 0;
+    return (double)r < share * 4294967296.0;
+}
+
+/* Give each answer (an object with prediction and explanation, n of them, answering feats[i])
+ * its prediction_id, and log the sampled ones. */
+static void log_answers(pl_ctx *cx, mdl_version *v, const json_t *const *feats,
+                        const json_t *options, json_t *const *answers, size_t n)
+{
+    store_prediction *rows = cx->st ? calloc(n, sizeof *rows) : NULL;
+    size_t k = 0;
+    int64_t now = md_clock_wall_ms(md_clock_system());
+    for (size_t i = 0; i < n; i++) {
+        char id[STORE_PREDICTION_ID_MAX];
+        store_prediction_id(id);
+        json_object_set_new(answers[i], "prediction_id", json_string(id));
+        if (!rows || !sampled(cx->log_sample))
+            continue;
+        store_prediction *p = &rows[k];
+        memcpy(p->id, id, sizeof id);
+        snprintf(p->model, sizeof p->model, "%s", mdl_version_name(v));
+        snprintf(p->version, sizeof p->version, "%s", mdl_version_id(v));
+        json_t *in = json_pack("{s:O, s:O*}", "features", feats[i], "options", options);
+        json_t *o = json_pack("{s:O, s:O}", "prediction",
+                              json_object_get(answers[i], "prediction"), "explanation",
+                              json_object_get(answers[i], "explanation"));
+        p->inputs = in ? json_dumps(in, JSON_COMPACT) : NULL;
+        p->outputs = o ? json_dumps(o, JSON_COMPACT) : NULL;
+        p->time_ms = now;
+        json_decref(in);
+        json_decref(o);
+        if (p->inputs && p->outputs)
+            k++;
+        else {
+            free(p->inputs);
+            free(p->outputs);
+        }
+    }
+    md_err e = {0};
+    if (k && store_predictions_add(cx->st, rows, k, &e) != MD_OK)
+        md_log(MD_LOG_WARN, "predict: %zu predictions of %s not logged: %s", k,
+               mdl_version_name(v), md_err_message(&e));
+    for (size_t i = 0; i < k; i++) {
+        free(rows[i].inputs);
+        free(rows[i].outputs);
+    }
+    free(rows);
+}
+
 /* ---- single and batch ---- */
 
 static json_t *envelope(mdl_version *v)
@@ -297,6 +359,7 @@ int pl_predict(pl_ctx *cx, const char *model, const json_t *features, const json
         json_object_set_new(*out, "prediction", pred);
         json_object_set_new(*out, "explanation", expl ? expl : json_null());
         pred = expl = NULL;
+        log_answers(cx, v, &features, options, out, 1);
     }
     json_decref(pred);
     json_decref(expl);
@@ -328,6 +391,24 @@ static json_t *batch_answer(mdl_version *v, size_t n, json_t **preds, json_t **e
     json_object_set_new(o, "predictions", ok);
     json_object_set_new(o, "failed", bad);
     return o;
+}
+
+/* log_answers over a batch answer's predictions (each knows its item's index). */
+static void log_batch(pl_ctx *cx, mdl_version *v, const json_t **feats, const json_t *options,
+                      json_t *answer)
+{
+    json_t *preds = json_object_get(answer, "predictions");
+    size_t n = json_array_size(preds);
+    const json_t **f = malloc((n ? n : 1) * sizeof *f);
+    json_t **a = malloc((n ? n : 1) * sizeof *a);
+    for (size_t i = 0; f && a && i < n; i++) {
+        a[i] = json_array_get(preds, i);
+        f[i] = feats[json_integer_value(json_object_get(a[i], "index"))];
+    }
+    if (f && a)
+        log_answers(cx, v, f, options, a, n);
+    free(f);
+    free(a);
 }
 
 int pl_predict_batch(pl_ctx *cx, const char *model, const json_t *items, const json_t *options,
@@ -369,6 +450,7 @@ int pl_predict_batch(pl_ctx *cx, const char *model, const json_t *items, const j
     }
     if (rc == MD_OK) {
         *out = batch_answer(v, n, preds, expls, errs);
+        log_batch(cx, v, feats, options, *out);
         n = 0; /* stolen */
     }
 out:
