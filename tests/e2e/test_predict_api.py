@@ -177,3 +177,108 @@ def test_literal_routes_are_not_shadowed(srv):
     assert r.status_code == 200
     r = get(srv, "/openapi.json").json()
     assert "/api/{model}" in r["paths"] and "/api/{model}/batch" in r["paths"]
+
+
+# ---- history, feedback, drift, metrics ----
+
+def anomaly_features():
+    return dict(next(c for c in CASES if c["model"] == "anomaly")["features"])
+
+
+def test_history_and_feedback(srv):
+    prof = next(c for c in CASES if c["model"] == "profitability")["features"]
+    ids = [post(srv, "/api/profitability", {"features": prof}).json()["prediction_id"]
+           for _ in range(3)]
+    j = get(srv, "/api/profitability/history?limit=2").json()
+    assert j["count"] == 2 and j["next_offset"] == 2
+    assert j["items"][0]["prediction_id"] == ids[2]
+    item = j["items"][0]
+    assert item["inputs"]["features"] == prof
+    assert item["outputs"]["prediction"]["band"] and item["actual"] is None
+    j2 = get(srv, "/api/profitability/history?limit=2&offset=2").json()
+    assert j2["items"][0]["prediction_id"] == ids[0]
+    r = post(srv, "/api/profitability/feedback", {"prediction_id": ids[1], "actual": 12.5})
+    assert r.status_code == 200, r.text
+    hist = get(srv, "/api/profitability/history?limit=3").json()["items"]
+    assert [h["actual"] for h in hist] == [None, 12.5, None]
+    r = post(srv, "/api/profitability/feedback", {"prediction_id": "p_nope", "actual": 1})
+    assert r.status_code == 404 and r.json()["error"]["field"] == "prediction_id"
+    r = post(srv, "/api/churn/feedback", {"prediction_id": ids[0], "actual": 1})
+    assert r.status_code == 404  # another model's prediction
+    r = post(srv, "/api/profitability/feedback", {"actual": 1})
+    assert r.status_code == 400 and r.json()["error"]["field"] == "prediction_id"
+    r = get(srv, "/api/profitability/history?limit=0")
+    assert r.status_code == 400 and r.json()["error"]["field"] == "limit"
+    future = get(srv, "/api/profitability/history?from=99999999999999").json()
+    assert future["count"] == 0
+
+
+def test_batch_rows_are_logged(srv):
+    items = [anomaly_features()] * 3
+    j = post(srv, "/api/anomaly/batch", {"items": items}).json()
+    ids = {p["prediction_id"] for p in j["predictions"]}
+    assert len(ids) == 3
+    hist = get(srv, "/api/anomaly/history?limit=1000").json()["items"]
+    assert ids <= {h["prediction_id"] for h in hist}
+
+
+def test_drift_on_shifted_data(start_server):
+    s = start_server("--models-dir", os.path.join(ROOT, "models"))
+    key = make_key(s, "write")
+    base = anomaly_features()
+    # In distribution: sessions drawn evenly through the training quantiles (the manifest's
+    # piecewise-linear CDF inverted); the other columns stay constant (their own PSI is high).
+    mf = json.load(open(os.path.join(ROOT, "models", "anomaly", "1", "modeld.json")))
+    dist = mf["preprocessing"]["training_distribution"]["features"]["sessions"]
+    pts = [(0.0, dist["min"])] + sorted((float(k), v) for k, v in dist["quantiles"].items()) \
+        + [(1.0, dist["max"])]
+
+    def inverse(u):
+        for (p0, v0), (p1, v1) in zip(pts, pts[1:]):
+            if p0 <= u <= p1:
+                return v0 + (v1 - v0) * (u - p0) / (p1 - p0) if p1 > p0 else v0
+        return pts[-1][1]
+
+    items = []
+    for i in range(200):
+        f = dict(base)
+        f["sessions"] = int(round(inverse((i + 0.5) / 200)))
+        items.append(f)
+    r = requests.post(s.url + "/api/anomaly/batch", json={"items": items}, headers=bearer(key))
+    assert r.status_code == 200 and r.json()["count"] == 200
+    d = requests.get(s.url + "/api/anomaly/drift", headers=bearer(key)).json()
+    assert d["rows"] == 200 and d["features"]["sessions"]["level"] == "none", d
+    assert d["features"]["sessions"]["ks"] < 0.1
+    # Shifted: sessions three times higher than anything seen in training.
+    shifted = []
+    for f in items:
+        g = dict(f)
+        g["sessions"] = f["sessions"] * 3
+        shifted.append(g)
+    t0 = requests.get(s.url + "/api/anomaly/history?limit=1",
+                      headers=bearer(key)).json()["items"][0]["time_ms"] + 1
+    requests.post(s.url + "/api/anomaly/batch", json={"items": shifted}, headers=bearer(key))
+    d = requests.get(s.url + "/api/anomaly/drift?from=%d" % t0, headers=bearer(key)).json()
+    assert d["rows"] == 200, d
+    sess = d["features"]["sessions"]
+    assert sess["level"] == "alert" and sess["psi"] > 1 and sess["ks"] > 0.9, sess
+    assert d["status"] == "alert"
+    assert d["features"]["orders"]["psi"] == pytest.approx(
+        requests.get(s.url + "/api/anomaly/drift?to=%d" % t0,
+                     headers=bearer(key)).json()["features"]["orders"]["psi"])
+    m = requests.get(s.url + "/api/admin/metrics", headers=bearer(s.admin_key)).json()
+    line = next(x for x in m["models"] if x["model"] == "anomaly")
+    assert line["drift"]["status"] == "alert" and line["requests"] >= 2
+    assert requests.get(s.url + "/api/admin/metrics", headers=bearer(key)).status_code == 403
+    r = requests.get(s.url + "/api/budget/drift", headers=bearer(key))
+    assert r.status_code == 422
+
+
+def test_sampling_zero_logs_nothing(start_server):
+    s = start_server("--models-dir", os.path.join(ROOT, "models"), "--predict-log-sample", "0")
+    key = make_key(s, "write")
+    j = requests.post(s.url + "/api/churn", json={"features": churn_features()},
+                      headers=bearer(key)).json()
+    assert j["prediction_id"]
+    h = requests.get(s.url + "/api/churn/history", headers=bearer(key)).json()
+    assert h["count"] == 0
