@@ -57,14 +57,16 @@ static int read_body(http_req *req, const char *key, json_t **body, json_t **mai
     return MD_OK;
 }
 
-static int predict_one(http_req *req, void *ctx)
+/* Both prediction routes: body key "features" (pl_predict) or "items" (pl_predict_batch). */
+static int predict(http_req *req, void *ctx, int batch)
 {
-    json_t *body = NULL, *features = NULL, *opts = NULL, *out = NULL;
+    json_t *body = NULL, *main = NULL, *opts = NULL, *out = NULL;
     pl_ctx cx = ctx_of(ctx);
-    int rc = read_body(req, "features", &body, &features, &opts);
+    const char *model = http_req_param(req, "model");
+    int rc = read_body(req, batch ? "items" : "features", &body, &main, &opts);
     if (rc == MD_OK)
-        rc = pl_predict(&cx, http_req_param(req, "model"), features, opts, &out,
-                        http_req_err(req));
+        rc = batch ? pl_predict_batch(&cx, model, main, opts, &out, http_req_err(req))
+                   : pl_predict(&cx, model, main, opts, &out, http_req_err(req));
     json_decref(body);
     if (rc != MD_OK)
         return rc;
@@ -72,19 +74,14 @@ static int predict_one(http_req *req, void *ctx)
     return http_reply_json(req, 200, out);
 }
 
+static int predict_one(http_req *req, void *ctx)
+{
+    return predict(req, ctx, 0);
+}
+
 static int predict_batch(http_req *req, void *ctx)
 {
-    json_t *body = NULL, *items = NULL, *opts = NULL, *out = NULL;
-    pl_ctx cx = ctx_of(ctx);
-    int rc = read_body(req, "items", &body, &items, &opts);
-    if (rc == MD_OK)
-        rc = pl_predict_batch(&cx, http_req_param(req, "model"), items, opts, &out,
-                              http_req_err(req));
-    json_decref(body);
-    if (rc != MD_OK)
-        return rc;
-    json_object_set_new(out, "request_id", json_string(http_req_id(req)));
-    return http_reply_json(req, 200, out);
+    return predict(req, ctx, 1);
 }
 
 /* The predict model {model}, version {name} ("active" or the model's name: the serving one). */
@@ -113,11 +110,10 @@ static int model_info(http_req *req, void *ctx)
     json_t *doc = mf->doc;
     json_t *out = json_pack(
         "{s:s, s:s, s:s, s:s, s:s, s:O*, s:O*, s:O*, s:O*, s:O*}", "model", mf->name, "version",
-        mf->version, "state", mdl_state_name(mdl_version_state(v)), "task",
-        pl_predict_task(mf), "runtime", mf->runtime, "description",
-        json_object_get(doc, "description"), "input_schema", json_object_get(doc, "input_schema"),
-        "outputs", json_object_get(doc, "outputs"), "metrics", json_object_get(doc, "metrics"),
-        "model_card", json_object_get(doc, "model_card"));
+        mf->version, "state", mdl_state_name(mdl_version_state(v)), "task", pl_predict_task(mf),
+        "runtime", mf->runtime, "description", json_object_get(doc, "description"), "input_schema",
+        json_object_get(doc, "input_schema"), "outputs", json_object_get(doc, "outputs"), "metrics",
+        json_object_get(doc, "metrics"), "model_card", json_object_get(doc, "model_card"));
     mdl_release(v);
     return http_reply_json(req, 200, out);
 }
@@ -132,18 +128,17 @@ static int model_health(http_req *req, void *ctx)
     char ver[MDL_VERSION_MAX];
     snprintf(ver, sizeof ver, "%s", mdl_version_id(v));
     mdl_state st = mdl_version_state(v);
-    rc = mdl_describe(((api_predict *)ctx)->reg, mdl_version_name(v), ver, &d,
-                      http_req_err(req));
+    rc = mdl_describe(((api_predict *)ctx)->reg, mdl_version_name(v), ver, &d, http_req_err(req));
     if (rc == MD_OK)
         stats = json_object_get(json_object_get(d, "stats"), ver);
-    json_t *out = rc == MD_OK ? json_pack("{s:s, s:s, s:s, s:b, s:O*, s:O*, s:O*}", "model",
-                                          mdl_version_name(v), "version", ver, "state",
-                                          mdl_state_name(st), "serving",
-                                          st == MDL_ACTIVE || st == MDL_CANARY, "requests",
-                                          json_object_get(stats, "requests"), "failures",
-                                          json_object_get(stats, "failures"), "latency_seconds",
-                                          json_object_get(stats, "latency_seconds"))
-                              : NULL;
+    json_t *out = rc == MD_OK
+                      ? json_pack("{s:s, s:s, s:s, s:b, s:O*, s:O*, s:O*}", "model",
+                                  mdl_version_name(v), "version", ver, "state", mdl_state_name(st),
+                                  "serving", st == MDL_ACTIVE || st == MDL_CANARY, "requests",
+                                  json_object_get(stats, "requests"), "failures",
+                                  json_object_get(stats, "failures"), "latency_seconds",
+                                  json_object_get(stats, "latency_seconds"))
+                      : NULL;
     json_decref(d);
     mdl_release(v);
     if (rc != MD_OK)
@@ -228,8 +223,7 @@ static int drift(http_req *req, void *ctx)
     json_t *out = NULL;
     pl_ctx cx = ctx_of(ctx);
     if (rc == MD_OK)
-        rc = pl_predict_drift(&cx, http_req_param(req, "model"), from, to, &out,
-                              http_req_err(req));
+        rc = pl_predict_drift(&cx, http_req_param(req, "model"), from, to, &out, http_req_err(req));
     return rc == MD_OK ? http_reply_json(req, 200, out) : rc;
 }
 
@@ -251,10 +245,11 @@ static json_t *model_metrics(const api_predict *a, const char *name)
                           json_object_get(stats, "successes"), "failures",
                           json_object_get(stats, "failures"), "latency_seconds",
                           json_object_get(stats, "latency_seconds"));
-    json_object_set_new(o, "drift", rc == MD_OK ? json_pack("{s:O, s:O}", "status",
-                                                           json_object_get(dr, "status"), "rows",
-                                                           json_object_get(dr, "rows"))
-                                                : json_null());
+    json_object_set_new(o, "drift",
+                        rc == MD_OK
+                            ? json_pack("{s:O, s:O}", "status", json_object_get(dr, "status"),
+                                        "rows", json_object_get(dr, "rows"))
+                            : json_null());
     json_decref(dr);
     json_decref(d);
     return o;
@@ -286,22 +281,22 @@ static int admin_metrics(http_req *req, void *ctx)
     "{\"type\":\"object\",\"required\":[\"code\",\"message\"],\"properties\":{\"code\":{\"type\":" \
     "\"string\"},\"field\":{\"type\":\"string\"},\"message\":{\"type\":\"string\"}}}"
 #define S_EXPLANATION                                                                              \
-    "{\"type\":[\"object\",\"null\"],\"description\":\"xgboost_treeshap: {method, contributions " \
+    "{\"type\":[\"object\",\"null\"],\"description\":\"xgboost_treeshap: {method, contributions "  \
     "(per input column, in the model's margin), bias, reasons: [{feature, value, "                 \
     "contribution}]}; null for tasks whose reasons are in the prediction (anomaly) or that run "   \
     "no tree row (budget, forecast)\"}"
 #define S_OPTIONS                                                                                  \
     "\"options\":{\"type\":\"object\",\"description\":\"price_response models (pricing): "         \
     "min_price, max_price, steps, unit_cost, quantity\",\"properties\":{\"min_price\":{\"type\":"  \
-    "\"number\"},\"max_price\":{\"type\":\"number\"},\"steps\":{\"type\":\"integer\"},"             \
+    "\"number\"},\"max_price\":{\"type\":\"number\"},\"steps\":{\"type\":\"integer\"},"            \
     "\"unit_cost\":{\"type\":\"number\"},\"quantity\":{\"type\":\"number\"}}}"
 static const char S_ONE_REQ[] =
     "{\"type\":\"object\",\"required\":[\"features\"],\"additionalProperties\":false,"
     "\"properties\":{\"features\":{\"type\":\"object\",\"description\":\"the model's input_schema "
     "columns by name (GET /api/{model}/models/active/info or GET /api/models/{name}): numbers, "
     "integers, category labels; optional columns may be null. budget: {total, channels?, steps?, "
-    "week_of_year?}; demand: {history, last_date, horizon?, weather?, holidays?, level?}\"},"
-    S_OPTIONS "}}";
+    "week_of_year?}; demand: {history, last_date, horizon?, weather?, holidays?, "
+    "level?}\"}," S_OPTIONS "}}";
 static const char S_ONE_RESP[] =
     "{\"type\":\"object\",\"required\":[\"model\",\"version\",\"prediction\",\"explanation\","
     "\"prediction_id\",\"request_id\"],\"properties\":{\"model\":{\"type\":\"string\"},"
@@ -342,16 +337,26 @@ static const http_doc_param P_MODEL_NAME[] = {
     {"model", "string", "a model of family predict", 1},
     {"name", "string", "a version id, or \"active\" (or the model's name): the serving version", 1},
     {0}};
-static const int E_PREDICT[] = {MD_E_MODEL_NOT_FOUND, MD_E_MODEL_UNAVAILABLE, MD_E_INVALID_JSON,
-                                MD_E_MISSING_FIELD, MD_E_INVALID_PARAM, MD_E_MODEL_INVALID, 0};
+static const int E_PREDICT[] = {MD_E_MODEL_NOT_FOUND,
+                                MD_E_MODEL_UNAVAILABLE,
+                                MD_E_INVALID_JSON,
+                                MD_E_MISSING_FIELD,
+                                MD_E_INVALID_PARAM,
+                                MD_E_MODEL_INVALID,
+                                0};
 static const int E_GET[] = {MD_E_MODEL_NOT_FOUND, MD_E_MODEL_UNAVAILABLE, 0};
-static const int E_LOG[] = {MD_E_MODEL_NOT_FOUND, MD_E_MODEL_UNAVAILABLE, MD_E_INVALID_PARAM,
-                            MD_E_UNAVAILABLE, MD_E_IO, 0};
-static const int E_FEEDBACK[] = {MD_E_MODEL_NOT_FOUND, MD_E_NOT_FOUND, MD_E_INVALID_JSON,
-                                 MD_E_MISSING_FIELD, MD_E_INVALID_PARAM, MD_E_UNAVAILABLE,
-                                 MD_E_IO, 0};
-static const int E_DRIFT[] = {MD_E_MODEL_NOT_FOUND, MD_E_MODEL_UNAVAILABLE, MD_E_INVALID_PARAM,
-                              MD_E_UNSUPPORTED, MD_E_UNAVAILABLE, MD_E_IO, 0};
+static const int E_LOG[] = {
+    MD_E_MODEL_NOT_FOUND, MD_E_MODEL_UNAVAILABLE, MD_E_INVALID_PARAM, MD_E_UNAVAILABLE, MD_E_IO, 0};
+static const int E_FEEDBACK[] = {
+    MD_E_MODEL_NOT_FOUND, MD_E_NOT_FOUND,   MD_E_INVALID_JSON, MD_E_MISSING_FIELD,
+    MD_E_INVALID_PARAM,   MD_E_UNAVAILABLE, MD_E_IO,           0};
+static const int E_DRIFT[] = {MD_E_MODEL_NOT_FOUND,
+                              MD_E_MODEL_UNAVAILABLE,
+                              MD_E_INVALID_PARAM,
+                              MD_E_UNSUPPORTED,
+                              MD_E_UNAVAILABLE,
+                              MD_E_IO,
+                              0};
 static const http_doc_param Q_HISTORY[] = {
     {"from", "integer", "oldest time, ms since 1970 (inclusive; default 0)", 0},
     {"to", "integer", "newest time, ms since 1970 (exclusive; default: no bound)", 0},
@@ -395,37 +400,94 @@ static const char S_METRICS[] =
     "\"latency_seconds\":{\"type\":\"object\"},\"drift\":{\"type\":[\"object\",\"null\"]}}}}}}";
 
 static const api__route ROUTES[] = {
-    {"POST", "/api/{model}", HTTP_ROLE_WRITE, HTTP_HEAVY | HTTP_NO_AUDIT, predict_one,
-     {.summary = "One business prediction with its reasons", .tag = "predict",
+    {"POST",
+     "/api/{model}",
+     HTTP_ROLE_WRITE,
+     HTTP_HEAVY | HTTP_NO_AUDIT,
+     predict_one,
+     {.summary = "One business prediction with its reasons",
+      .tag = "predict",
       .description = "Validated against the model's input_schema (a 400 names the field: "
                      "missing, wrong type, out of range, unknown field, unknown label).",
-      .request = S_ONE_REQ, .response = S_ONE_RESP, .errors = E_PREDICT, .path = P_MODEL}},
-    {"POST", "/api/{model}/batch", HTTP_ROLE_WRITE, HTTP_HEAVY | HTTP_NO_AUDIT, predict_batch,
-     {.summary = "Up to 10,000 predictions: good rows answered, bad rows listed", .tag = "predict",
-      .request = S_BATCH_REQ, .response = S_BATCH_RESP, .errors = E_PREDICT, .path = P_MODEL}},
-    {"GET", "/api/{model}/models/{name}/info", HTTP_ROLE_READ, 0, model_info,
+      .request = S_ONE_REQ,
+      .response = S_ONE_RESP,
+      .errors = E_PREDICT,
+      .path = P_MODEL}},
+    {"POST",
+     "/api/{model}/batch",
+     HTTP_ROLE_WRITE,
+     HTTP_HEAVY | HTTP_NO_AUDIT,
+     predict_batch,
+     {.summary = "Up to 10,000 predictions: good rows answered, bad rows listed",
+      .tag = "predict",
+      .request = S_BATCH_REQ,
+      .response = S_BATCH_RESP,
+      .errors = E_PREDICT,
+      .path = P_MODEL}},
+    {"GET",
+     "/api/{model}/models/{name}/info",
+     HTTP_ROLE_READ,
+     0,
+     model_info,
      {.summary = "A prediction model's version: task, input schema, metrics, card",
-      .tag = "predict", .response = S_INFO, .errors = E_GET, .path = P_MODEL_NAME}},
-    {"GET", "/api/{model}/models/{name}/health", HTTP_ROLE_READ, 0, model_health,
+      .tag = "predict",
+      .response = S_INFO,
+      .errors = E_GET,
+      .path = P_MODEL_NAME}},
+    {"GET",
+     "/api/{model}/models/{name}/health",
+     HTTP_ROLE_READ,
+     0,
+     model_health,
      {.summary = "A prediction model's version: state, requests, failures, latency",
-      .tag = "predict", .response = S_HEALTH, .errors = E_GET, .path = P_MODEL_NAME}},
-    {"GET", "/api/{model}/history", HTTP_ROLE_READ, HTTP_HEAVY, history,
-     {.summary = "The logged predictions of a model, newest first (paged)", .tag = "predict",
+      .tag = "predict",
+      .response = S_HEALTH,
+      .errors = E_GET,
+      .path = P_MODEL_NAME}},
+    {"GET",
+     "/api/{model}/history",
+     HTTP_ROLE_READ,
+     HTTP_HEAVY,
+     history,
+     {.summary = "The logged predictions of a model, newest first (paged)",
+      .tag = "predict",
       .description = "Predictions are logged with their inputs, outputs and version; the "
                      "share logged is the predict_log_sample setting.",
-      .query = Q_HISTORY, .response = S_HISTORY, .errors = E_LOG, .path = P_MODEL}},
-    {"POST", "/api/{model}/feedback", HTTP_ROLE_WRITE, HTTP_HEAVY | HTTP_NO_AUDIT, feedback,
-     {.summary = "Record the observed outcome of a logged prediction", .tag = "predict",
-      .request = S_FEEDBACK_REQ, .response = S_FEEDBACK_RESP, .errors = E_FEEDBACK,
+      .query = Q_HISTORY,
+      .response = S_HISTORY,
+      .errors = E_LOG,
       .path = P_MODEL}},
-    {"GET", "/api/{model}/drift", HTTP_ROLE_READ, HTTP_HEAVY, drift,
+    {"POST",
+     "/api/{model}/feedback",
+     HTTP_ROLE_WRITE,
+     HTTP_HEAVY | HTTP_NO_AUDIT,
+     feedback,
+     {.summary = "Record the observed outcome of a logged prediction",
+      .tag = "predict",
+      .request = S_FEEDBACK_REQ,
+      .response = S_FEEDBACK_RESP,
+      .errors = E_FEEDBACK,
+      .path = P_MODEL}},
+    {"GET",
+     "/api/{model}/drift",
+     HTTP_ROLE_READ,
+     HTTP_HEAVY,
+     drift,
      {.summary = "Per-feature PSI and KS of the logged inputs against the training data",
       .tag = "predict",
       .description = "Alert levels by PSI: none < 0.1 <= warn < 0.25 <= alert.",
-      .query = Q_DRIFT, .response = S_DRIFT, .errors = E_DRIFT, .path = P_MODEL}},
-    {"GET", "/api/admin/metrics", HTTP_ROLE_ADMIN, HTTP_HEAVY, admin_metrics,
+      .query = Q_DRIFT,
+      .response = S_DRIFT,
+      .errors = E_DRIFT,
+      .path = P_MODEL}},
+    {"GET",
+     "/api/admin/metrics",
+     HTTP_ROLE_ADMIN,
+     HTTP_HEAVY,
+     admin_metrics,
      {.summary = "Per prediction model: requests, failures, latency and drift status (24 h)",
-      .tag = "predict", .response = S_METRICS}},
+      .tag = "predict",
+      .response = S_METRICS}},
 };
 
 int api_predict_register(http_server *srv, const api_predict_opts *o, api_predict **out,

@@ -15,8 +15,9 @@
  *   GET  /api/{model}/drift?from&to            read   per-feature PSI / KS, alert levels
  *   GET  /api/admin/metrics                    admin  per predict model: counts, latency,
  *                                                     failures, drift status of the last 24 h
- * Times are ms since 1970. {name} is a version id of the model, or "active" (or the model's own name) for the version
- * serving now. Literal /api/... routes registered by others stay more specific than {model}.
+ * Times are ms since 1970. {name} is a version id of the model, or "active" (or the model's own
+ * name) for the version serving now. Literal /api/... routes registered by others stay more
+ * specific than {model}.
  */
 #ifndef MD_API_PREDICT_API_H
 #define MD_API_PREDICT_API_H

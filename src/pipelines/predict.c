@@ -52,7 +52,7 @@ int pr__schema_load(const mdl_manifest *mf, pr_schema *sc, md_err *err)
                            "column %zu is malformed", i);
         pr_col *pc = &sc->cols[i];
         pc->name = name;
-        pc->kind = !strcmp(type, "integer") ? PR_INTEGER
+        pc->kind = !strcmp(type, "integer")    ? PR_INTEGER
                    : !strcmp(type, "category") ? PR_CATEGORY
                                                : PR_NUMBER;
         pc->required = json_is_true(json_object_get(c, "required"));
@@ -101,8 +101,7 @@ static int column_value(const pr_col *c, const json_t *v, float *out, md_err *er
                 *out = (float)k;
                 return MD_OK;
             }
-        return md_fail(err, MD_E_INVALID_PARAM, c->name, "%s: unknown label \"%.64s\"", c->name,
-                       s);
+        return md_fail(err, MD_E_INVALID_PARAM, c->name, "%s: unknown label \"%.64s\"", c->name, s);
     }
     if (!json_is_number(v))
         return md_fail(err, MD_E_INVALID_PARAM, c->name, "%s must be a number", c->name);
@@ -112,8 +111,8 @@ static int column_value(const pr_col *c, const json_t *v, float *out, md_err *er
     if (c->kind == PR_INTEGER && d != floor(d))
         return md_fail(err, MD_E_INVALID_PARAM, c->name, "%s must be an integer", c->name);
     if (d < c->min || d > c->max)
-        return md_fail(err, MD_E_INVALID_PARAM, c->name, "%s must be in [%g, %g], got %g",
-                       c->name, c->min, c->max, d);
+        return md_fail(err, MD_E_INVALID_PARAM, c->name, "%s must be in [%g, %g], got %g", c->name,
+                       c->min, c->max, d);
     *out = (float)d;
     return MD_OK;
 }
@@ -128,12 +127,11 @@ int pr__schema_row(const pr_schema *sc, const json_t *features, float *row, md_e
     {
         (void)val;
         if (pr__schema_find(sc, key) < 0)
-            return md_fail(err, MD_E_INVALID_PARAM, key, "%.48s is not a field of this model",
-                           key);
+            return md_fail(err, MD_E_INVALID_PARAM, key, "%.48s is not a field of this model", key);
     }
     for (size_t i = 0; i < sc->n; i++) {
-        int rc = column_value(&sc->cols[i], json_object_get(features, sc->cols[i].name), &row[i],
-                              err);
+        int rc =
+            column_value(&sc->cols[i], json_object_get(features, sc->cols[i].name), &row[i], err);
         if (rc != MD_OK)
             return rc;
     }
@@ -149,8 +147,7 @@ const char *pl_predict_task(const mdl_manifest *mf)
     return json_string_value(json_object_get(json_object_get(mf->doc, "postprocessing"), "task"));
 }
 
-static int acquire(pl_ctx *cx, const char *model, mdl_version **v, const char **task,
-                   md_err *err)
+static int acquire(pl_ctx *cx, const char *model, mdl_version **v, const char **task, md_err *err)
 {
     *v = NULL;
     if (!cx->models)
@@ -169,13 +166,16 @@ static int acquire(pl_ctx *cx, const char *model, mdl_version **v, const char **
 }
 
 /* Run n rows of ncols floats; *out is new (free()), n * *width floats. */
-int pr__run_rows(pl_ctx *cx, mdl_version *v, const float *rows, size_t n, size_t ncols,
-                 float **out, size_t *width, md_err *err)
+int pr__run_rows(pl_ctx *cx, mdl_version *v, const float *rows, size_t n, size_t ncols, float **out,
+                 size_t *width, md_err *err)
 {
     *out = NULL;
     const mdl_manifest *mf = mdl_version_manifest(v);
-    mdl_tensor in = {.name = mf->inputs[0].name, .dtype = mf->inputs[0].dtype, .rank = 2,
-                     .dims = {(int64_t)n, (int64_t)ncols}, .data = rows};
+    mdl_tensor in = {.name = mf->inputs[0].name,
+                     .dtype = mf->inputs[0].dtype,
+                     .rank = 2,
+                     .dims = {(int64_t)n, (int64_t)ncols},
+                     .data = rows};
     mdl_result *res = NULL;
     int rc = mdl_run(v, &in, 1, cx->cancel, &res, err);
     if (rc != MD_OK)
@@ -225,9 +225,8 @@ static void log_answers(pl_ctx *cx, mdl_version *v, const json_t *const *feats,
         snprintf(p->model, sizeof p->model, "%s", mdl_version_name(v));
         snprintf(p->version, sizeof p->version, "%s", mdl_version_id(v));
         json_t *in = json_pack("{s:O, s:O*}", "features", feats[i], "options", options);
-        json_t *o = json_pack("{s:O, s:O}", "prediction",
-                              json_object_get(answers[i], "prediction"), "explanation",
-                              json_object_get(answers[i], "explanation"));
+        json_t *o = json_pack("{s:O, s:O}", "prediction", json_object_get(answers[i], "prediction"),
+                              "explanation", json_object_get(answers[i], "explanation"));
         p->inputs = in ? json_dumps(in, JSON_COMPACT) : NULL;
         p->outputs = o ? json_dumps(o, JSON_COMPACT) : NULL;
         p->time_ms = now;
@@ -242,8 +241,8 @@ static void log_answers(pl_ctx *cx, mdl_version *v, const json_t *const *feats,
     }
     md_err e = {0};
     if (k && store_predictions_add(cx->st, rows, k, &e) != MD_OK)
-        md_log(MD_LOG_WARN, "predict: %zu predictions of %s not logged: %s", k,
-               mdl_version_name(v), md_err_message(&e));
+        md_log(MD_LOG_WARN, "predict: %zu predictions of %s not logged: %s", k, mdl_version_name(v),
+               md_err_message(&e));
     for (size_t i = 0; i < k; i++) {
         free(rows[i].inputs);
         free(rows[i].outputs);
@@ -284,8 +283,7 @@ static int tabular(pl_ctx *cx, mdl_version *v, const char *task, const json_t *c
         preds[i] = expls[i] = NULL;
         if (pr__schema_row(&sc, feats[i], rows + i * sc.n, &errs[i]) != MD_OK)
             continue;
-        if (!strcmp(task, "price_response") &&
-            pr__price_check(mf, options, &errs[i]) != MD_OK)
+        if (!strcmp(task, "price_response") && pr__price_check(mf, options, &errs[i]) != MD_OK)
             continue;
         memcpy(good + ng * sc.n, rows + i * sc.n, sc.n * sizeof *rows);
         map[ng++] = i;

@@ -34,8 +34,7 @@ static int predict_version(pl_ctx *cx, const char *model, mdl_version **v, md_er
     if (rc == MD_OK && !pl_predict_task(mdl_version_manifest(*v))) {
         mdl_release(*v);
         *v = NULL;
-        rc = md_fail(err, MD_E_MODEL_NOT_FOUND, "model", "%.64s is not a prediction model",
-                     model);
+        rc = md_fail(err, MD_E_MODEL_NOT_FOUND, "model", "%.64s is not a prediction model", model);
     }
     return rc;
 }
@@ -47,13 +46,12 @@ static json_t *history_item(const store_prediction *p)
     json_t *in = json_loads(p->inputs, 0, NULL), *out = json_loads(p->outputs, 0, NULL);
     json_t *act = p->actual ? json_loads(p->actual, JSON_DECODE_ANY, NULL) : NULL;
     return json_pack("{s:s, s:s, s:I, s:o, s:o, s:o}", "prediction_id", p->id, "version",
-                     p->version, "time_ms", (json_int_t)p->time_ms, "inputs",
-                     in ? in : json_null(), "outputs", out ? out : json_null(), "actual",
-                     act ? act : json_null());
+                     p->version, "time_ms", (json_int_t)p->time_ms, "inputs", in ? in : json_null(),
+                     "outputs", out ? out : json_null(), "actual", act ? act : json_null());
 }
 
-int pl_predict_history(pl_ctx *cx, const char *model, int64_t from_ms, int64_t to_ms,
-                       size_t offset, size_t limit, json_t **out, md_err *err)
+int pl_predict_history(pl_ctx *cx, const char *model, int64_t from_ms, int64_t to_ms, size_t offset,
+                       size_t limit, json_t **out, md_err *err)
 {
     *out = NULL;
     mdl_version *v = NULL;
@@ -96,8 +94,8 @@ int pl_predict_feedback(pl_ctx *cx, const char *model, const char *prediction_id
     char *text = json_dumps(actual, JSON_COMPACT | JSON_ENCODE_ANY);
     if (!text)
         return md_fail(err, MD_E_NOMEM, NULL, NULL);
-    rc = store_feedback_put(cx->st, model, prediction_id, text,
-                            md_clock_wall_ms(md_clock_system()), err);
+    rc = store_feedback_put(cx->st, model, prediction_id, text, md_clock_wall_ms(md_clock_system()),
+                            err);
     free(text);
     return rc;
 }
@@ -225,8 +223,8 @@ static int window_rows(pl_ctx *cx, const char *model, const pr_schema *sc, int64
     size_t got = 0;
     *rows = NULL;
     *n = 0;
-    int rc = store_predictions_list(cx->st, model, from_ms, to_ms, 0, PL_DRIFT_MAX_ROWS, &log,
-                                    &got, err);
+    int rc = store_predictions_list(cx->st, model, from_ms, to_ms, 0, PL_DRIFT_MAX_ROWS, &log, &got,
+                                    err);
     if (rc != MD_OK)
         return rc;
     *rows = malloc((got ? got : 1) * sc->n * sizeof **rows);
@@ -237,8 +235,7 @@ static int window_rows(pl_ctx *cx, const char *model, const pr_schema *sc, int64
     for (size_t i = 0; i < got; i++) {
         json_t *in = json_loads(log[i].inputs, 0, NULL);
         md_err skip = {0};
-        if (pr__schema_row(sc, json_object_get(in, "features"), *rows + *n * sc->n, &skip) ==
-            MD_OK)
+        if (pr__schema_row(sc, json_object_get(in, "features"), *rows + *n * sc->n, &skip) == MD_OK)
             (*n)++; /* a row logged under another schema version is left out */
         json_decref(in);
     }
@@ -246,8 +243,8 @@ static int window_rows(pl_ctx *cx, const char *model, const pr_schema *sc, int64
     return MD_OK;
 }
 
-static int drift_of(pl_ctx *cx, mdl_version *v, const char *task, int64_t from_ms,
-                    int64_t to_ms, json_t **out, md_err *err)
+static int drift_of(pl_ctx *cx, mdl_version *v, const char *task, int64_t from_ms, int64_t to_ms,
+                    json_t **out, md_err *err)
 {
     const mdl_manifest *mf = mdl_version_manifest(v);
     if (!strcmp(task, "budget_allocation") || !strcmp(task, "forecast"))
@@ -278,16 +275,16 @@ static int drift_of(pl_ctx *cx, mdl_version *v, const char *task, int64_t from_m
     if (rc == MD_OK)
         *out = json_pack("{s:s, s:s, s:I, s:I, s:I, s:s, s:O}", "model", mf->name, "version",
                          mf->version, "rows", (json_int_t)n, "from_ms", (json_int_t)from_ms,
-                         "to_ms", (json_int_t)to_ms, "status",
-                         n == 0 ? "no_data" : level_of(worst), "features", per);
+                         "to_ms", (json_int_t)to_ms, "status", n == 0 ? "no_data" : level_of(worst),
+                         "features", per);
     json_decref(per);
     free(rows);
     pr__schema_free(&sc);
     return rc;
 }
 
-int pl_predict_drift(pl_ctx *cx, const char *model, int64_t from_ms, int64_t to_ms,
-                     json_t **out, md_err *err)
+int pl_predict_drift(pl_ctx *cx, const char *model, int64_t from_ms, int64_t to_ms, json_t **out,
+                     md_err *err)
 {
     *out = NULL;
     mdl_version *v = NULL;
@@ -297,8 +294,7 @@ int pl_predict_drift(pl_ctx *cx, const char *model, int64_t from_ms, int64_t to_
     if (rc == MD_OK)
         rc = predict_version(cx, model, &v, err);
     if (rc == MD_OK)
-        rc = drift_of(cx, v, pl_predict_task(mdl_version_manifest(v)), from_ms, to_ms, out,
-                      err);
+        rc = drift_of(cx, v, pl_predict_task(mdl_version_manifest(v)), from_ms, to_ms, out, err);
     mdl_release(v);
     return rc;
 }

@@ -41,21 +41,21 @@ int pr__opt_num(const json_t *obj, const char *key, double *out, int *set, md_er
 int pr__known_keys(const json_t *obj, const char *const *keys, md_err *err);
 
 /* Run n rows through v; *out new (free()), n * *width floats. */
-int pr__run_rows(pl_ctx *cx, mdl_version *v, const float *rows, size_t n, size_t ncols,
-                 float **out, size_t *width, md_err *err);
+int pr__run_rows(pl_ctx *cx, mdl_version *v, const float *rows, size_t n, size_t ncols, float **out,
+                 size_t *width, md_err *err);
 
 /* price_response options {min_price, max_price, steps, unit_cost, quantity} (NULL = none):
  * types and the checks that do not need the model's value. */
 int pr__price_check(const mdl_manifest *mf, const json_t *options, md_err *err);
 /* One row's prediction from its raw output (w floats) per task. *pred new; *group the output
  * group its explanation is about (the flagged pattern's class; else 0). */
-int pr__post_row(const mdl_manifest *mf, const char *task, const pr_schema *sc,
-                 const float *row, const float *raw, size_t w, const json_t *options,
-                 json_t **pred, size_t *group, md_err *err);
+int pr__post_row(const mdl_manifest *mf, const char *task, const pr_schema *sc, const float *row,
+                 const float *raw, size_t w, const json_t *options, json_t **pred, size_t *group,
+                 md_err *err);
 /* Explanations of n good rows (row g is result map[g], group grp[g]) into expls[map[g]] (new),
  * per postprocessing.explanation.method; nothing for other methods. */
-int pr__explain(mdl_version *v, const pr_schema *sc, const float *rows, size_t n,
-                const size_t *map, const size_t *grp, json_t **expls, md_err *err);
+int pr__explain(mdl_version *v, const pr_schema *sc, const float *rows, size_t n, const size_t *map,
+                const size_t *grp, json_t **expls, md_err *err);
 
 /* budget_allocation and forecast requests (pipelines.h). *pred new. */
 int pr__budget(pl_ctx *cx, mdl_version *v, const json_t *req, json_t **pred, md_err *err);

@@ -82,8 +82,7 @@ static int budget_channels(const json_t *post, budget_chan *ch, size_t *n, md_er
 }
 
 /* The caller's channel limits (or all channels in [0, total]), checked as postprocess.py. */
-static int budget_limits(const json_t *limits, budget_chan *ch, size_t n, double total,
-                         md_err *err)
+static int budget_limits(const json_t *limits, budget_chan *ch, size_t n, double total, md_err *err)
 {
     char field[64];
     if (limits && !json_is_object(limits))
@@ -107,8 +106,7 @@ static int budget_limits(const json_t *limits, budget_chan *ch, size_t n, double
         json_t *mn = json_object_get(l, "min"), *mx = json_object_get(l, "max");
         snprintf(field, sizeof field, "channels.%.48s", ch[k].name);
         if ((mn && !json_is_number(mn)) || (mx && !json_is_number(mx)))
-            return md_fail(err, MD_E_INVALID_PARAM, field, "%s min and max must be numbers",
-                           field);
+            return md_fail(err, MD_E_INVALID_PARAM, field, "%s min and max must be numbers", field);
         ch[k].lo = mn ? json_number_value(mn) : 0.0;
         ch[k].hi = mx ? json_number_value(mx) : (limits && !l ? 0.0 : total);
         if (!(0 <= ch[k].lo && ch[k].lo <= ch[k].hi))
@@ -117,8 +115,8 @@ static int budget_limits(const json_t *limits, budget_chan *ch, size_t n, double
     return MD_OK;
 }
 
-static int budget_request(const json_t *req, double *total, int *steps, double *week,
-                          int *has_week, md_err *err)
+static int budget_request(const json_t *req, double *total, int *steps, double *week, int *has_week,
+                          md_err *err)
 {
     static const char *const keys[] = {"total", "channels", "steps", "week_of_year", NULL};
     if (!json_is_object(req))
@@ -270,11 +268,10 @@ static int us_holiday(long day)
     long y;
     unsigned m, d;
     civil_from_days(day, &y, &m, &d);
-    long h[10] = {days_from_civil(y, 1, 1),     nth_weekday(y, 1, 0, 3),
-                  nth_weekday(y, 2, 0, 3),      nth_weekday(y, 5, 0, -1),
-                  days_from_civil(y, 7, 4),     nth_weekday(y, 9, 0, 1),
-                  nth_weekday(y, 10, 0, 2),     days_from_civil(y, 11, 11),
-                  nth_weekday(y, 11, 3, 4),     days_from_civil(y, 12, 25)};
+    long h[10] = {days_from_civil(y, 1, 1),  nth_weekday(y, 1, 0, 3),    nth_weekday(y, 2, 0, 3),
+                  nth_weekday(y, 5, 0, -1),  days_from_civil(y, 7, 4),   nth_weekday(y, 9, 0, 1),
+                  nth_weekday(y, 10, 0, 2),  days_from_civil(y, 11, 11), nth_weekday(y, 11, 3, 4),
+                  days_from_civil(y, 12, 25)};
     for (int i = 0; i < 10; i++)
         if (h[i] == day)
             return 1;
@@ -287,8 +284,8 @@ static int parse_date(const char *s, const char *field, long *out, md_err *err)
     long y = 0;
     unsigned m = 0, d = 0, m2, d2;
     int used = 0;
-    if (!s || sscanf(s, "%4ld-%2u-%2u%n", &y, &m, &d, &used) != 3 || s[used] || m < 1 ||
-        m > 12 || d < 1 || d > 31)
+    if (!s || sscanf(s, "%4ld-%2u-%2u%n", &y, &m, &d, &used) != 3 || s[used] || m < 1 || m > 12 ||
+        d < 1 || d > 31)
         return md_fail(err, MD_E_INVALID_PARAM, field, "%s must be a date YYYY-MM-DD", field);
     *out = days_from_civil(y, m, d);
     civil_from_days(*out, &y, &m2, &d2);
@@ -308,19 +305,19 @@ typedef struct fc_req {
 
 static int fc_read(const json_t *req, long max_h, fc_req *f, md_err *err)
 {
-    static const char *const keys[] = {"history", "last_date", "horizon", "weather",
-                                       "holidays", "level", NULL};
+    static const char *const keys[] = {"history",  "last_date", "horizon", "weather",
+                                       "holidays", "level",     NULL};
     if (!json_is_object(req))
         return md_fail(err, MD_E_INVALID_PARAM, "features", "features must be an object");
     int rc = pr__known_keys(req, keys, err), set = 0;
     double h = (double)max_h, level = 0.8;
     const json_t *hist = json_object_get(req, "history");
-    if (rc == MD_OK && (!json_is_array(hist) || json_array_size(hist) < 14 ||
-                        json_array_size(hist) > 100000))
+    if (rc == MD_OK &&
+        (!json_is_array(hist) || json_array_size(hist) < 14 || json_array_size(hist) > 100000))
         rc = md_fail(err, MD_E_INVALID_PARAM, "history", "history needs 14 to 100000 values");
     if (rc == MD_OK)
-        rc = parse_date(json_string_value(json_object_get(req, "last_date")), "last_date",
-                        &f->last, err);
+        rc = parse_date(json_string_value(json_object_get(req, "last_date")), "last_date", &f->last,
+                        err);
     if (rc == MD_OK)
         rc = pr__opt_num(req, "horizon", &h, &set, err);
     if (rc == MD_OK && (h != floor(h) || h < 1 || h > (double)max_h))
@@ -349,8 +346,7 @@ static int fc_read(const json_t *req, long max_h, fc_req *f, md_err *err)
     for (size_t i = 0; i < f->n; i++) {
         json_t *x = json_array_get(hist, i);
         if (!json_is_number(x) || !isfinite(json_number_value(x)))
-            return md_fail(err, MD_E_INVALID_PARAM, "history", "history[%zu] must be a number",
-                           i);
+            return md_fail(err, MD_E_INVALID_PARAM, "history", "history[%zu] must be a number", i);
         f->vals[i] = json_number_value(x);
     }
     return MD_OK;
@@ -411,8 +407,13 @@ static int fc_run(pl_ctx *cx, mdl_version *v, fc_req *f, const json_t *rq, json_
         long y;
         unsigned m, d;
         civil_from_days(day, &y, &m, &d);
-        float row[11] = {(float)(lag[-1] / m7), (float)(lag[-2] / m7), (float)(lag[-7] / m7),
-                         (float)(lag[-14] / m7), (float)m7, (float)weekday(day), (float)m};
+        float row[11] = {(float)(lag[-1] / m7),
+                         (float)(lag[-2] / m7),
+                         (float)(lag[-7] / m7),
+                         (float)(lag[-14] / m7),
+                         (float)m7,
+                         (float)weekday(day),
+                         (float)m};
         int rc = fc_day(f, h, day, row, err);
         float *out = NULL;
         size_t w = 0;
@@ -449,7 +450,6 @@ int pr__forecast(pl_ctx *cx, mdl_version *v, const json_t *req, json_t **pred, m
         json_decref(days);
         return rc;
     }
-    *pred = json_pack("{s:o, s:f}", "forecast", days, "level",
-                      !strcmp(f.qlo, "0.1") ? 0.8 : 0.9);
+    *pred = json_pack("{s:o, s:f}", "forecast", days, "level", !strcmp(f.qlo, "0.1") ? 0.8 : 0.9);
     return MD_OK;
 }

@@ -58,8 +58,7 @@ int pr__known_keys(const json_t *obj, const char *const *keys, md_err *err)
         while (keys[i] && strcmp(keys[i], k))
             i++;
         if (!keys[i])
-            return md_fail(err, MD_E_INVALID_PARAM, k, "%.48s is not a field of this request",
-                           k);
+            return md_fail(err, MD_E_INVALID_PARAM, k, "%.48s is not a field of this request", k);
     }
     return MD_OK;
 }
@@ -164,16 +163,14 @@ static int post_leak(const json_t *post, const pr_schema *sc, const float *row, 
 
 static int post_regression(const json_t *post, double v, json_t **pred, md_err *err)
 {
-    const json_t *rq =
-        json_object_get(json_object_get(post, "interval"), "residual_quantiles");
+    const json_t *rq = json_object_get(json_object_get(post, "interval"), "residual_quantiles");
     double lo, hi;
     int rc = pr__mf_num(rq, "0.05", &lo, err);
     if (rc == MD_OK)
         rc = pr__mf_num(rq, "0.95", &hi, err);
     if (rc == MD_OK)
         *pred = json_pack("{s:f, s:o, s:[f, f]}", "value", v, "band",
-                          band(json_object_get(post, "bands"), v), "interval_90", v + lo,
-                          v + hi);
+                          band(json_object_get(post, "bands"), v), "interval_90", v + lo, v + hi);
     return rc;
 }
 
@@ -185,8 +182,8 @@ typedef struct price_opts {
     long steps;
 } price_opts;
 
-static const char *const PRICE_KEYS[] = {"min_price", "max_price", "steps", "unit_cost",
-                                         "quantity", NULL};
+static const char *const PRICE_KEYS[] = {"min_price", "max_price", "steps",
+                                         "unit_cost", "quantity",  NULL};
 
 static int price_opts_read(const json_t *post, const json_t *o, price_opts *po, md_err *err)
 {
@@ -316,7 +313,8 @@ static int post_anomaly(const json_t *post, const pr_schema *sc, const float *ro
             return md_fail(err, MD_E_MODEL_INVALID, "postprocessing.explanation.ranges",
                            "range %.40s is malformed", name);
         }
-        double x = (double)row[ix], z = fabs(x - med) / (scale > 0 ? scale : 2.2250738585072014e-308);
+        double x = (double)row[ix],
+               z = fabs(x - med) / (scale > 0 ? scale : 2.2250738585072014e-308);
         if (!(z > min_z))
             continue;
         size_t k = n++; /* stable insertion, largest z first */
@@ -329,18 +327,18 @@ static int post_anomaly(const json_t *post, const pr_schema *sc, const float *ro
     double s = pow(2.0, -out / c);
     json_t *reasons = json_array();
     for (size_t i = 0; i < n && i < (size_t)top_k; i++)
-        json_array_append_new(
-            reasons, json_pack("{s:s, s:f, s:f, s:[O, O]}", "feature", zs[i].name, "value",
-                               zs[i].x, "z", zs[i].z, "usual", json_object_get(zs[i].r, "p01"),
-                               json_object_get(zs[i].r, "p99")));
+        json_array_append_new(reasons, json_pack("{s:s, s:f, s:f, s:[O, O]}", "feature", zs[i].name,
+                                                 "value", zs[i].x, "z", zs[i].z, "usual",
+                                                 json_object_get(zs[i].r, "p01"),
+                                                 json_object_get(zs[i].r, "p99")));
     free(zs);
     *pred = json_pack("{s:f, s:b, s:o}", "score", s, "anomalous", s >= thr, "reasons", reasons);
     return MD_OK;
 }
 
-int pr__post_row(const mdl_manifest *mf, const char *task, const pr_schema *sc,
-                 const float *row, const float *raw, size_t w, const json_t *options,
-                 json_t **pred, size_t *group, md_err *err)
+int pr__post_row(const mdl_manifest *mf, const char *task, const pr_schema *sc, const float *row,
+                 const float *raw, size_t w, const json_t *options, json_t **pred, size_t *group,
+                 md_err *err)
 {
     const json_t *post = post_of(mf);
     *pred = NULL;
@@ -383,15 +381,15 @@ static json_t *reasons_of(const pr_schema *sc, const float *row, const float *c,
                       : col->kind == PR_CATEGORY
                           ? json_copy(json_array_get(col->values, (size_t)row[best]))
                           : json_real(row[best]);
-        json_array_append_new(out, json_pack("{s:s, s:o, s:f}", "feature", col->name, "value",
-                                             val, "contribution", (double)c[best]));
+        json_array_append_new(out, json_pack("{s:s, s:o, s:f}", "feature", col->name, "value", val,
+                                             "contribution", (double)c[best]));
     }
     free(used);
     return out;
 }
 
-int pr__explain(mdl_version *v, const pr_schema *sc, const float *rows, size_t n,
-                const size_t *map, const size_t *grp, json_t **expls, md_err *err)
+int pr__explain(mdl_version *v, const pr_schema *sc, const float *rows, size_t n, const size_t *map,
+                const size_t *grp, json_t **expls, md_err *err)
 {
     const json_t *e = json_object_get(post_of(mdl_version_manifest(v)), "explanation");
     const char *method = json_string_value(json_object_get(e, "method"));
@@ -411,11 +409,10 @@ int pr__explain(mdl_version *v, const pr_schema *sc, const float *rows, size_t n
         json_t *contrib = json_object();
         for (size_t i = 0; i < sc->n; i++)
             json_object_set_new(contrib, sc->cols[i].name, json_real(rc_row[i]));
-        expls[map[g]] = json_pack(
-            "{s:s, s:o, s:f, s:o}", "method", method, "contributions", contrib, "bias",
-            (double)rc_row[sc->n], "reasons",
-            reasons_of(sc, rows + g * sc->n, rc_row, mode && !strcmp(mode, "positive"),
-                       (size_t)top_k));
+        expls[map[g]] = json_pack("{s:s, s:o, s:f, s:o}", "method", method, "contributions",
+                                  contrib, "bias", (double)rc_row[sc->n], "reasons",
+                                  reasons_of(sc, rows + g * sc->n, rc_row,
+                                             mode && !strcmp(mode, "positive"), (size_t)top_k));
     }
     free(c);
     return rc;

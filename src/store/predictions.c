@@ -84,8 +84,7 @@ static int read_row(sqlite3_stmt *st, store_prediction *p)
     p->outputs = col_dup(st, 4);
     p->time_ms = sqlite3_column_int64(st, 5);
     p->actual = col_dup(st, 6);
-    int ok = p->inputs && p->outputs &&
-             (p->actual || sqlite3_column_type(st, 6) == SQLITE_NULL);
+    int ok = p->inputs && p->outputs && (p->actual || sqlite3_column_type(st, 6) == SQLITE_NULL);
     return ok ? MD_OK : MD_E_NOMEM;
 }
 

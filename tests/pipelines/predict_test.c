@@ -136,8 +136,7 @@ static void test_schema_errors_name_the_field(void **state)
     expect_error(churn_with("tenure", json_string("ten")), MD_E_INVALID_PARAM, "tenure");
     expect_error(churn_with("tenure", json_real(1.5)), MD_E_INVALID_PARAM, "tenure");
     expect_error(churn_with("tenure", json_integer(601)), MD_E_INVALID_PARAM, "tenure");
-    expect_error(churn_with("contract", json_string("Ten year")), MD_E_INVALID_PARAM,
-                 "contract");
+    expect_error(churn_with("contract", json_string("Ten year")), MD_E_INVALID_PARAM, "contract");
     expect_error(churn_with("contract", json_integer(1)), MD_E_INVALID_PARAM, "contract");
     expect_error(churn_with("colour", json_string("red")), MD_E_INVALID_PARAM, "colour");
     expect_error(json_array(), MD_E_INVALID_PARAM, "features");
@@ -172,19 +171,19 @@ static void test_options_and_requests_errors(void **state)
         assert_string_equal(e.field, bad[i].field);
         json_decref(o);
     }
-    const char *breqs[][2] = {{"{\"total\": 0}", "total"},
-                              {"{}", "total"},
-                              {"{\"total\": 100, \"channels\": {\"tv\": {}}}", "channels.tv"},
-                              {"{\"total\": 100, \"channels\": {\"search\": {\"max\": 50}}}",
-                               "total"},
-                              {"{\"total\": 10, \"channels\": {\"search\": {\"min\": 20}}}",
-                               "channels.search"}, /* max defaults to total */
-                              {"{\"total\": 10, \"channels\": {\"search\": {\"min\": 6}, "
-                               "\"social\": {\"min\": 6}}}",
-                               "total"},
-                              {"{\"total\": 10, \"channels\": {\"search\": {\"min\": 5, "
-                               "\"max\": 2}}}",
-                               "channels.search"}};
+    const char *breqs[][2] = {
+        {"{\"total\": 0}", "total"},
+        {"{}", "total"},
+        {"{\"total\": 100, \"channels\": {\"tv\": {}}}", "channels.tv"},
+        {"{\"total\": 100, \"channels\": {\"search\": {\"max\": 50}}}", "total"},
+        {"{\"total\": 10, \"channels\": {\"search\": {\"min\": 20}}}",
+         "channels.search"}, /* max defaults to total */
+        {"{\"total\": 10, \"channels\": {\"search\": {\"min\": 6}, "
+         "\"social\": {\"min\": 6}}}",
+         "total"},
+        {"{\"total\": 10, \"channels\": {\"search\": {\"min\": 5, "
+         "\"max\": 2}}}",
+         "channels.search"}};
     for (size_t i = 0; i < sizeof breqs / sizeof breqs[0]; i++) {
         json_t *r = json_loads(breqs[i][0], 0, NULL), *out = NULL;
         md_err e = {0};
@@ -199,8 +198,7 @@ static void test_options_and_requests_errors(void **state)
         {"{\"history\": [1,1,1,1,1,1,1,1,1,1,1,1,1,1], \"last_date\": \"2016-02-03\", "
          "\"horizon\": 15}",
          "horizon"},
-        {"{\"history\": [1,1,1,1,1,1,1,0,0,0,0,0,0,0], \"last_date\": \"2016-02-03\"}",
-         "history"}};
+        {"{\"history\": [1,1,1,1,1,1,1,0,0,0,0,0,0,0], \"last_date\": \"2016-02-03\"}", "history"}};
     for (size_t i = 0; i < sizeof freqs / sizeof freqs[0]; i++) {
         json_t *r = json_loads(freqs[i][0], 0, NULL), *out = NULL;
         md_err e = {0};
@@ -227,8 +225,8 @@ static void test_batch_lists_bad_rows(void **state)
     assert_int_equal(json_array_size(failed), 2);
     json_t *f0 = json_array_get(failed, 0);
     assert_int_equal(json_integer_value(json_object_get(f0, "index")), 1);
-    assert_string_equal(
-        json_string_value(json_object_get(json_object_get(f0, "error"), "field")), "tenure");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(f0, "error"), "field")),
+                        "tenure");
     /* each good row equals its single prediction */
     json_t *single = NULL;
     assert_int_equal(pl_predict(&cx, "churn", json_array_get(items, 2), NULL, &single, NULL),
@@ -237,9 +235,9 @@ static void test_batch_lists_bad_rows(void **state)
                 json_object_get(json_array_get(preds, 1), "prediction"), "batch row 2");
     json_decref(single);
     json_decref(out);
-    assert_int_equal(pl_predict_batch(&cx, "churn", json_object_get(out ? NULL : items, "x"),
-                                      NULL, &out, &e),
-                     MD_E_INVALID_PARAM);
+    assert_int_equal(
+        pl_predict_batch(&cx, "churn", json_object_get(out ? NULL : items, "x"), NULL, &out, &e),
+        MD_E_INVALID_PARAM);
     assert_string_equal(e.field, "items");
     json_decref(items);
 }
@@ -249,8 +247,7 @@ static void test_only_predict_models(void **state)
     (void)state;
     json_t *f = json_object(), *out = NULL;
     md_err e = {0};
-    assert_int_equal(pl_predict(&cx, "breast-cancer-xgb", f, NULL, &out, &e),
-                     MD_E_MODEL_NOT_FOUND);
+    assert_int_equal(pl_predict(&cx, "breast-cancer-xgb", f, NULL, &out, &e), MD_E_MODEL_NOT_FOUND);
     assert_int_equal(pl_predict(&cx, "no-such-model", f, NULL, &out, &e), MD_E_MODEL_NOT_FOUND);
     json_decref(f);
 }
@@ -261,8 +258,8 @@ static double curve(double a, double b, double x)
 }
 
 /* Best total return over every split of steps increments of d among n channels within bounds. */
-static double brute(size_t n, const double *a, const double *b, const double *lo,
-                    const double *hi, double d, int left, size_t k, double *x)
+static double brute(size_t n, const double *a, const double *b, const double *lo, const double *hi,
+                    double d, int left, size_t k, double *x)
 {
     if (k == n - 1) {
         x[k] = lo[k] + left * d;

@@ -29,7 +29,7 @@ static store *fixture_store(void **state)
 static void log_n(store *s, const char *model, int n, char ids[][STORE_PREDICTION_ID_MAX])
 {
     store_prediction *p = calloc((size_t)n, sizeof *p);
-    char (*in)[32] = calloc((size_t)n, sizeof *in);
+    char(*in)[32] = calloc((size_t)n, sizeof *in);
     for (int i = 0; i < n; i++) {
         store_prediction_id(ids[i]);
         memcpy(p[i].id, ids[i], STORE_PREDICTION_ID_MAX);
