@@ -32,6 +32,17 @@ int pr__mf_num(const json_t *obj, const char *key, double *out, md_err *err)
     return MD_OK;
 }
 
+/* A count of the manifest (top_k...) at obj[key], 0..1000. */
+static int mf_count(const json_t *obj, const char *key, size_t *out, md_err *err)
+{
+    double d = 0;
+    int rc = pr__mf_num(obj, key, &d, err);
+    if (rc == MD_OK && !(d >= 0 && d <= 1000))
+        rc = md_fail(err, MD_E_MODEL_INVALID, key, "%s must be in 0..1000", key);
+    *out = rc == MD_OK ? (size_t)d : 0;
+    return rc;
+}
+
 /* An optional caller number: *set 0 when absent or null. */
 int pr__opt_num(const json_t *obj, const char *key, double *out, int *set, md_err *err)
 {
@@ -214,11 +225,11 @@ static int price_opts_read(const json_t *post, const json_t *o, price_opts *po, 
     if (rc != MD_OK)
         return rc;
     po->quantity = q;
-    po->steps = set ? (long)st : (long)dsteps;
-    if (set && st != floor(st))
-        return md_fail(err, MD_E_INVALID_PARAM, "steps", "steps must be an integer");
-    if (po->steps < mn || po->steps > mx)
-        return md_fail(err, MD_E_INVALID_PARAM, "steps", "steps must be in [%g, %g]", mn, mx);
+    double want = set ? st : dsteps; /* checked before the cast: 1e300 must not reach it */
+    if (want != floor(want) || want < mn || want > mx || mn < 2)
+        return md_fail(err, MD_E_INVALID_PARAM, "steps", "steps must be an integer in [%g, %g]", mn,
+                       mx);
+    po->steps = (long)want;
     if (!(po->quantity > 0))
         return md_fail(err, MD_E_INVALID_PARAM, "quantity", "quantity must be > 0");
     return MD_OK;
@@ -284,14 +295,15 @@ static int post_anomaly(const json_t *post, const pr_schema *sc, const float *ro
                         json_t **pred, md_err *err)
 {
     const json_t *e = json_object_get(post, "explanation"), *ranges = json_object_get(e, "ranges");
-    double c, thr, min_z, top_k;
+    double c, thr, min_z;
+    size_t top_k = 0;
     int rc = pr__mf_num(post, "c_max_samples", &c, err);
     if (rc == MD_OK)
         rc = pr__mf_num(post, "threshold", &thr, err);
     if (rc == MD_OK)
         rc = pr__mf_num(e, "min_z", &min_z, err);
     if (rc == MD_OK)
-        rc = pr__mf_num(e, "top_k", &top_k, err);
+        rc = mf_count(e, "top_k", &top_k, err);
     if (rc != MD_OK)
         return rc;
     size_t n = 0, cap = json_object_size(ranges);
@@ -326,7 +338,7 @@ static int post_anomaly(const json_t *post, const pr_schema *sc, const float *ro
     }
     double s = pow(2.0, -out / c);
     json_t *reasons = json_array();
-    for (size_t i = 0; i < n && i < (size_t)top_k; i++)
+    for (size_t i = 0; i < n && i < top_k; i++)
         json_array_append_new(reasons, json_pack("{s:s, s:f, s:f, s:[O, O]}", "feature", zs[i].name,
                                                  "value", zs[i].x, "z", zs[i].z, "usual",
                                                  json_object_get(zs[i].r, "p01"),
@@ -397,8 +409,8 @@ int pr__explain(mdl_version *v, const pr_schema *sc, const float *rows, size_t n
         return MD_OK; /* anomaly: the reasons are the prediction's own */
     if (!method || strcmp(method, "xgboost_treeshap"))
         return MD_OK;
-    double top_k;
-    int rc = pr__mf_num(e, "top_k", &top_k, err);
+    size_t top_k = 0;
+    int rc = mf_count(e, "top_k", &top_k, err);
     const char *mode = json_string_value(json_object_get(e, "mode"));
     float *c = NULL;
     size_t nc = 0, groups = 1;
@@ -409,10 +421,10 @@ int pr__explain(mdl_version *v, const pr_schema *sc, const float *rows, size_t n
         json_t *contrib = json_object();
         for (size_t i = 0; i < sc->n; i++)
             json_object_set_new(contrib, sc->cols[i].name, json_real(rc_row[i]));
-        expls[map[g]] = json_pack("{s:s, s:o, s:f, s:o}", "method", method, "contributions",
-                                  contrib, "bias", (double)rc_row[sc->n], "reasons",
-                                  reasons_of(sc, rows + g * sc->n, rc_row,
-                                             mode && !strcmp(mode, "positive"), (size_t)top_k));
+        expls[map[g]] = json_pack(
+            "{s:s, s:o, s:f, s:o}", "method", method, "contributions", contrib, "bias",
+            (double)rc_row[sc->n], "reasons",
+            reasons_of(sc, rows + g * sc->n, rc_row, mode && !strcmp(mode, "positive"), top_k));
     }
     free(c);
     return rc;

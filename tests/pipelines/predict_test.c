@@ -160,6 +160,8 @@ static void test_options_and_requests_errors(void **state)
         const char *opt;
         const char *field;
     } bad[] = {{"{\"steps\": 1}", "steps"},
+               {"{\"steps\": 1e300}", "steps"},
+               {"{\"steps\": 20.5}", "steps"},
                {"{\"min_price\": -1}", "min_price"},
                {"{\"min_price\": 500, \"max_price\": 400}", "max_price"},
                {"{\"quantity\": 0}", "quantity"},
