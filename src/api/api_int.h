@@ -40,4 +40,9 @@ typedef struct api__route {
 int api__add_routes(http_server *srv, const api__route *rt, size_t n, int extra_flags, void *ctx,
                     http_route **added, md_err *err);
 
+/* Query-string integer argument `name` of req in lo..hi into *out; def when absent.
+ * MD_E_INVALID_PARAM naming it for anything else (signs, junk, out of range). (query.c) */
+int api__query_int(http_req *req, const char *name, long long lo, long long hi, long long def,
+                   long long *out);
+
 #endif

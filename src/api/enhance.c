@@ -263,27 +263,37 @@ static int reply_job(http_req *req, const job_info *j)
     return http_reply_json(req, 202, o);
 }
 
-static int enhance_one(http_req *req, void *ctx)
+/* The admission of both submit routes (invariant 2): up to max parts named field become
+ * prepared jobs in *s (in the arena; submission_free after use). */
+static int admit(api_enhance *a, http_req *req, const char *field, size_t max, submission **s)
 {
-    api_enhance *a = ctx;
     mp_part *parts = NULL;
     size_t n = 0;
     enh_opts o;
-    submission *s = md_arena_alloc(http_req_arena(req), sizeof *s);
-    job_info *j = md_arena_alloc(http_req_arena(req), sizeof *j);
-    if (!s || !j)
+    *s = md_arena_alloc(http_req_arena(req), sizeof **s);
+    if (!*s)
         return md_fail(http_req_err(req), MD_E_NOMEM, NULL, NULL);
-    s->n = 0;
+    (*s)->n = 0;
     int rc = rate_check(a, req);
     if (rc == MD_OK)
         rc = parse_form(req, &parts, &n);
     if (rc == MD_OK)
         rc = parse_options(parts, n, &o, http_req_err(req));
     if (rc == MD_OK)
-        rc = prepare(a, req, parts, n, "file", 1, &o, s);
+        rc = prepare(a, req, parts, n, field, max, &o, *s);
+    return rc;
+}
+
+static int enhance_one(http_req *req, void *ctx)
+{
+    api_enhance *a = ctx;
+    submission *s = NULL;
+    job_info *j = md_arena_alloc(http_req_arena(req), sizeof *j);
+    int rc = j ? admit(a, req, "file", 1, &s) : md_fail(http_req_err(req), MD_E_NOMEM, NULL, NULL);
     if (rc == MD_OK)
         rc = job_submit(a->o.jq, &s->in[0], j, http_req_err(req));
-    submission_free(s);
+    if (s)
+        submission_free(s);
     if (rc != MD_OK)
         return rc;
     http_req_log(req, MD_LOG_INFO, "enhance job %s queued", j->id);
@@ -293,26 +303,16 @@ static int enhance_one(http_req *req, void *ctx)
 static int enhance_batch(http_req *req, void *ctx)
 {
     api_enhance *a = ctx;
-    mp_part *parts = NULL;
-    size_t n = 0;
-    enh_opts o;
-    submission *s = md_arena_alloc(http_req_arena(req), sizeof *s);
+    submission *s = NULL;
     char(*ids)[JOB_ID_MAX] = md_arena_alloc(http_req_arena(req), BATCH_MAX * JOB_ID_MAX);
     job_batch b;
-    if (!s || !ids)
-        return md_fail(http_req_err(req), MD_E_NOMEM, NULL, NULL);
-    s->n = 0;
-    int rc = rate_check(a, req);
-    if (rc == MD_OK)
-        rc = parse_form(req, &parts, &n);
-    if (rc == MD_OK)
-        rc = parse_options(parts, n, &o, http_req_err(req));
-    if (rc == MD_OK)
-        rc = prepare(a, req, parts, n, "files", BATCH_MAX, &o, s);
+    int rc = ids ? admit(a, req, "files", BATCH_MAX, &s)
+                 : md_fail(http_req_err(req), MD_E_NOMEM, NULL, NULL);
     if (rc == MD_OK)
         rc = job_submit_batch(a->o.jq, s->in, s->n, &b, ids, http_req_err(req));
-    size_t count = s->n;
-    submission_free(s);
+    size_t count = s ? s->n : 0;
+    if (s)
+        submission_free(s);
     if (rc != MD_OK)
         return rc;
     json_t *arr = json_array();

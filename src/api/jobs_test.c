@@ -76,29 +76,13 @@ int api_jobs_test_run(job_run *r, void *user)
     return rc;
 }
 
-static int query_int(http_req *req, const char *name, long long lo, long long hi, long long def,
-                     long long *out)
-{
-    const char *v = http_req_query(req, name);
-    *out = def;
-    if (!v)
-        return MD_OK;
-    char *end;
-    long long n = strtoll(v, &end, 10);
-    if (!*v || *end || n < lo || n > hi || v[0] == '-' || v[0] == '+')
-        return md_fail(http_req_err(req), MD_E_INVALID_PARAM, name,
-                       "%s must be an integer in %lld..%lld", name, lo, hi);
-    *out = n;
-    return MD_OK;
-}
-
 /* The params JSON of the request's query (steps, step_ms, format, fail). *out new (free). */
 static int test_params_json(http_req *req, char **out)
 {
     long long steps, step_ms;
-    int rc = query_int(req, "steps", 0, 1000, 5, &steps);
+    int rc = api__query_int(req, "steps", 0, 1000, 5, &steps);
     if (rc == MD_OK)
-        rc = query_int(req, "step_ms", 0, 10000, 100, &step_ms);
+        rc = api__query_int(req, "step_ms", 0, 10000, 100, &step_ms);
     if (rc != MD_OK)
         return rc;
     const char *format = http_req_query(req, "format");
@@ -129,7 +113,7 @@ static int test_submit(http_req *req, void *ctx)
     jobs *jq = ctx;
     long long count;
     char *params = NULL;
-    int rc = query_int(req, "count", 1, TEST_MAX_FILES, 1, &count);
+    int rc = api__query_int(req, "count", 1, TEST_MAX_FILES, 1, &count);
     if (rc == MD_OK)
         rc = test_params_json(req, &params);
     if (rc != MD_OK)

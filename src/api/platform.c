@@ -21,6 +21,7 @@
  */
 #include "api/platform.h"
 
+#include "api/api_int.h"
 #include "base/log.h"
 #include "base/pool.h"
 
@@ -404,21 +405,6 @@ static int token(http_req *req, void *ctx)
                                                http_role_name(id->role)));
 }
 
-/* Optional non-negative integer query argument; MD_E_INVALID_PARAM naming it otherwise. */
-static int query_int(http_req *req, const char *name, long long lo, long long hi, long long def, long long *out)
-{
-    const char *v = http_req_query(req, name);
-    *out = def;
-    if (!v)
-        return MD_OK;
-    char *end;
-    long long n = strtoll(v, &end, 10);
-    if (!*v || *end || n < lo || n > hi || v[0] == '-' || v[0] == '+')
-        return md_fail(http_req_err(req), MD_E_INVALID_PARAM, name, "%s must be an integer in %lld..%lld", name, lo, hi);
-    *out = n;
-    return MD_OK;
-}
-
 static json_t *audit_json(const store_audit_entry *e)
 {
     return json_pack("{s:I, s:I, s:s, s:s, s:s, s:i, s:s}", "id", (json_int_t)e->id, "time_ms",
@@ -430,11 +416,11 @@ static int audit_list(http_req *req, void *ctx)
 {
     api_platform *p = ctx;
     long long limit, offset, before;
-    int rc = query_int(req, "limit", 1, 1000, 50, &limit);
+    int rc = api__query_int(req, "limit", 1, 1000, 50, &limit);
     if (rc == MD_OK)
-        rc = query_int(req, "offset", 0, 1000000, 0, &offset);
+        rc = api__query_int(req, "offset", 0, 1000000, 0, &offset);
     if (rc == MD_OK)
-        rc = query_int(req, "before", 0, INT64_MAX, 0, &before);
+        rc = api__query_int(req, "before", 0, INT64_MAX, 0, &before);
     if (rc != MD_OK)
         return rc;
     store_audit_page pg = {.before_id = before, .offset = (size_t)offset, .limit = (size_t)limit};
@@ -465,7 +451,7 @@ static int test_slow(http_req *req, void *ctx)
 {
     (void)ctx;
     long long ms;
-    int rc = query_int(req, "ms", 0, 60000, 100, &ms);
+    int rc = api__query_int(req, "ms", 0, 60000, 100, &ms);
     if (rc != MD_OK)
         return rc;
     const md_cancel *cancel = http_req_cancel(req);

@@ -12,6 +12,7 @@
  */
 #include "cli/cli.h"
 #include "cli/jobs_setup.h"
+#include "cli/startup.h"
 
 #include "api/convert.h"
 #include "api/docs.h"
@@ -326,28 +327,14 @@ static void shutdown_all(serve_ctx *c, int sig)
 int cmd_serve(int argc, char **argv)
 {
     md_config cfg;
-    md_err e;
-    md_err_clear(&e);
-    if (md_config_load(&cfg, argc, argv, environ, &e) != MD_OK) {
-        fprintf(stderr, "modeld serve: %s\n", md_err_message(&e));
-        md_config_free(&cfg);
-        return 2;
-    }
-    if (cfg.help) {
-        md_config_help(stdout);
-        md_config_free(&cfg);
-        return 0;
-    }
-    md_log_set_level((md_log_level)md_log_level_parse(cfg.log_level));
-    /* Block the stop signals before any thread exists, so only sigtimedwait() sees them. */
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    int rc = cli_startup("serve", argc, argv, NULL, &cfg, &set);
+    if (rc >= 0) {
+        md_config_free(&cfg);
+        return rc;
+    }
     serve_ctx c = {.cfg = &cfg};
-    int rc = open_backends(&c);
+    rc = open_backends(&c);
     if (rc == 0)
         rc = start_http(&c);
     int sig = rc == 0 ? wait_for_signal(&c, &set) : 0;

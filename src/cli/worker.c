@@ -9,6 +9,7 @@
  * Exit codes: 0 after a clean stop, 1 when it cannot run, 2 for a bad configuration. */
 #include "cli/cli.h"
 #include "cli/jobs_setup.h"
+#include "cli/startup.h"
 
 #include "api/models_api.h"
 #include "base/log.h"
@@ -18,13 +19,10 @@
 
 #include <errno.h>
 #include <limits.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
-
-extern char **environ;
 
 /* The networks the jobs need: the shipped models/ (models_dir, or found as serve finds it) and
  * the data dir's models/, loaded when a job first needs one. */
@@ -84,29 +82,14 @@ static int run_worker(const md_config *cfg, const sigset_t *set)
 int cmd_worker(int argc, char **argv)
 {
     md_config cfg;
-    md_err e;
-    md_err_clear(&e);
-    if (md_config_load(&cfg, argc, argv, environ, &e) != MD_OK) {
-        fprintf(stderr, "modeld worker: %s\n", md_err_message(&e));
-        md_config_free(&cfg);
-        return 2;
-    }
-    if (cfg.help) {
-        printf("usage: modeld worker --data-dir DIR [--workers N] [job settings]\n"
-               "Runs the jobs queued in DIR (by a `modeld serve` on the same data dir) until\n"
-               "SIGTERM/SIGINT. Settings as for `modeld serve`:\n\n");
-        md_config_help(stdout);
-        md_config_free(&cfg);
-        return 0;
-    }
-    md_log_set_level((md_log_level)md_log_level_parse(cfg.log_level));
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    signal(SIGPIPE, SIG_IGN);
-    int rc = run_worker(&cfg, &set);
+    int rc = cli_startup("worker", argc, argv,
+                         "usage: modeld worker --data-dir DIR [--workers N] [job settings]\n"
+                         "Runs the jobs queued in DIR (by a `modeld serve` on the same data dir) "
+                         "until\nSIGTERM/SIGINT. Settings as for `modeld serve`:\n\n",
+                         &cfg, &set);
+    if (rc < 0)
+        rc = run_worker(&cfg, &set);
     md_config_free(&cfg);
     return rc;
 }

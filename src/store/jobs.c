@@ -548,42 +548,16 @@ int store_jobs_lease_owners(store *s, char (**out)[STORE_JOB_WORKER_MAX], size_t
     return rc;
 }
 
-int store_jobs_list_batch(store *s, const char *batch_id, store_job **out, size_t *n, md_err *err)
+int store_jobs_list_batch(store *s, const char *batch_id, store_job **out, size_t *n,
+                          md_err *err)
 {
     *out = NULL;
     *n = 0;
     if (!batch_id || !batch_id[0])
         return md_fail(err, MD_E_MISSING_FIELD, "batch_id", "a batch id is required");
-    store_job *arr = NULL;
-    size_t cap = 0;
-    store__lock(s);
-    sqlite3_stmt *st = store__stmt(s, SQL_LIST_BATCH, err);
-    int rc = st ? MD_OK : MD_E_IO;
-    int r = SQLITE_DONE;
-    if (st)
-        bind_text(st, 1, batch_id);
-    while (rc == MD_OK && (r = sqlite3_step(st)) == SQLITE_ROW) {
-        if (*n == cap) {
-            size_t nc = cap ? cap * 2 : 8;
-            store_job *na = realloc(arr, nc * sizeof *na);
-            if (!na) {
-                rc = md_fail(err, MD_E_NOMEM, NULL, NULL);
-                break;
-            }
-            arr = na;
-            cap = nc;
-        }
-        read_job(st, &arr[(*n)++]);
-    }
-    if (rc == MD_OK && r != SQLITE_DONE)
-        rc = store__sqlfail(s, "list batch jobs", err);
-    store__done(st);
-    store__unlock(s);
-    if (rc != MD_OK) {
-        free(arr);
-        arr = NULL;
-        *n = 0;
-    }
+    void *arr = NULL;
+    int rc = store__list_rows_p(s, SQL_LIST_BATCH, batch_id, sizeof(store_job), read_job,
+                                "list batch jobs", &arr, n, err);
     *out = arr;
     return rc;
 }

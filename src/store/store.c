@@ -124,6 +124,12 @@ static int push_row(char **arr, size_t *n, size_t *cap, size_t elem, store__row_
 int store__list_rows(store *s, const char *sql, size_t elem, store__row_fn read, const char *what,
                      void **out, size_t *n, md_err *err)
 {
+    return store__list_rows_p(s, sql, NULL, elem, read, what, out, n, err);
+}
+
+int store__list_rows_p(store *s, const char *sql, const char *param, size_t elem,
+                       store__row_fn read, const char *what, void **out, size_t *n, md_err *err)
+{
     char *arr = NULL;
     size_t cap = 0;
     *n = 0;
@@ -131,6 +137,8 @@ int store__list_rows(store *s, const char *sql, size_t elem, store__row_fn read,
     sqlite3_stmt *st = store__stmt(s, sql, err);
     int rc = st ? MD_OK : MD_E_IO;
     int r = SQLITE_DONE;
+    if (st && param)
+        sqlite3_bind_text(st, 1, param, -1, SQLITE_STATIC);
     while (rc == MD_OK && (r = sqlite3_step(st)) == SQLITE_ROW)
         rc = push_row(&arr, n, &cap, elem, read, st);
     if (rc == MD_E_NOMEM)

@@ -70,6 +70,10 @@ typedef void (*store__row_fn)(sqlite3_stmt *st, void *dst);
 int store__list_rows(store *s, const char *sql, size_t elem, store__row_fn read, const char *what,
                      void **out, size_t *n, md_err *err);
 
+/* The same with one text parameter bound to ?1 (param borrowed for the call; NULL: none). */
+int store__list_rows_p(store *s, const char *sql, const char *param, size_t elem,
+                       store__row_fn read, const char *what, void **out, size_t *n, md_err *err);
+
 /* Apply migrations up to `target` (0 = latest) in one immediate transaction. Lock held. */
 int store__migrate(store *s, int target, md_err *err);
 

@@ -5,6 +5,7 @@
  * parser's promises: at most the asked number of parts, each inside the body, in order and not
  * overlapping, with a sanitised filename. */
 #include "api/multipart.h"
+#include "fuzz_split.h"
 #include "image/image.h"
 
 #include <stdint.h>
@@ -36,18 +37,11 @@ static void check_parts(const uint8_t *body, size_t blen, const mp_part *parts, 
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    const uint8_t *nl = memchr(data, '\n', size < 256 ? size : 256);
-    if (nl == NULL)
-        return 0;
     char ct[257];
-    size_t ctlen = (size_t)(nl - data);
-    memcpy(ct, data, ctlen);
-    ct[ctlen] = '\0';
-    size_t blen = size - ctlen - 1;
-    uint8_t *body = malloc(blen ? blen : 1);   /* its own allocation: ASan sees overreads */
-    mp_part *parts = malloc(MP_PARTS_MAX * sizeof *parts);
+    size_t blen = 0;
+    uint8_t *body = fuzz_split_ct(data, size, ct, &blen);
+    mp_part *parts = body ? malloc(MP_PARTS_MAX * sizeof *parts) : NULL;
     if (body && parts) {
-        memcpy(body, nl + 1, blen);
         char boundary[MP_BOUNDARY_MAX + 1];
         size_t n = 0;
         md_err err;

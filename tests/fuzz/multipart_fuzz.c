@@ -3,6 +3,7 @@
  * memory safety it checks the parser's promises: a found part lies inside the body, and its
  * filename has no path separator or control character. */
 #include "api/multipart.h"
+#include "fuzz_split.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -12,19 +13,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    const uint8_t *nl = memchr(data, '\n', size < 256 ? size : 256);
-    if (nl == NULL)
-        return 0;
     char ct[257];
-    size_t ctlen = (size_t)(nl - data);
-    memcpy(ct, data, ctlen);
-    ct[ctlen] = '\0';
-    /* The body in its own allocation, so ASan sees any read past its end. */
-    size_t blen = size - ctlen - 1;
-    uint8_t *body = malloc(blen ? blen : 1);
+    size_t blen = 0;
+    uint8_t *body = fuzz_split_ct(data, size, ct, &blen);
     if (body == NULL)
         return 0;
-    memcpy(body, nl + 1, blen);
     char boundary[MP_BOUNDARY_MAX + 1];
     mp_part part;
     md_err err;
