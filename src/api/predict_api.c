@@ -16,7 +16,6 @@
 
 #include "base/clock.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -148,34 +147,16 @@ static int model_health(http_req *req, void *ctx)
 
 /* ---- history, feedback, drift, metrics ---- */
 
-/* Query integer name into *out (def when absent): MD_E_INVALID_PARAM naming it otherwise. */
-static int query_int(http_req *req, const char *name, long long lo, long long hi, long long def,
-                     long long *out)
-{
-    const char *q = http_req_query(req, name);
-    *out = def;
-    if (!q)
-        return MD_OK;
-    char *end = NULL;
-    errno = 0;
-    long long v = strtoll(q, &end, 10);
-    if (!*q || *end || errno || v < lo || v > hi)
-        return md_fail(http_req_err(req), MD_E_INVALID_PARAM, name,
-                       "%s must be an integer in [%lld, %lld]", name, lo, hi);
-    *out = v;
-    return MD_OK;
-}
-
 static int history(http_req *req, void *ctx)
 {
     long long from = 0, to = 0, limit = 50, offset = 0;
-    int rc = query_int(req, "from", 0, INT64_MAX, 0, &from);
+    int rc = api__query_int(req, "from", 0, INT64_MAX, 0, &from);
     if (rc == MD_OK)
-        rc = query_int(req, "to", 0, INT64_MAX, 0, &to);
+        rc = api__query_int(req, "to", 0, INT64_MAX, 0, &to);
     if (rc == MD_OK)
-        rc = query_int(req, "limit", 1, 1000, 50, &limit);
+        rc = api__query_int(req, "limit", 1, 1000, 50, &limit);
     if (rc == MD_OK)
-        rc = query_int(req, "offset", 0, 1000000000, 0, &offset);
+        rc = api__query_int(req, "offset", 0, 1000000000, 0, &offset);
     json_t *out = NULL;
     pl_ctx cx = ctx_of(ctx);
     if (rc == MD_OK)
@@ -217,9 +198,9 @@ static int feedback(http_req *req, void *ctx)
 static int drift(http_req *req, void *ctx)
 {
     long long now = md_clock_wall_ms(md_clock_system()), from = 0, to = 0;
-    int rc = query_int(req, "from", 0, INT64_MAX, now - DAY_MS, &from);
+    int rc = api__query_int(req, "from", 0, INT64_MAX, now - DAY_MS, &from);
     if (rc == MD_OK)
-        rc = query_int(req, "to", 0, INT64_MAX, 0, &to);
+        rc = api__query_int(req, "to", 0, INT64_MAX, 0, &to);
     json_t *out = NULL;
     pl_ctx cx = ctx_of(ctx);
     if (rc == MD_OK)
