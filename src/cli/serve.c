@@ -20,6 +20,7 @@
 #include "api/jobs_api.h"
 #include "api/job_status.h"
 #include "api/models_api.h"
+#include "api/predict_api.h"
 #include "api/oip.h"
 #include "api/openapi.h"
 #include "api/platform.h"
@@ -57,6 +58,7 @@ typedef struct serve_ctx {
     api_enhance *enh;  /* /api/v1/enhance..., config, warmup */
     api_enhance_kind enh_kind; /* the "enhance" job kind's context (models, japi) */
     api_job_status *jst; /* GET /api/v1/jobs/{id}/status, the job's WebSocket (issue 10) */
+    api_predict *pred;   /* /api/{model}... business predictions (issue 11) */
     http_server *srv;
     int routes_only;   /* `modeld routes`: 1 = print the table, 2 = print the OpenAPI document */
 } serve_ctx;
@@ -144,12 +146,16 @@ static int open_backends(serve_ctx *c)
     return rc;
 }
 
-/* OIP and management routes, the models' metrics and the "models" readiness check. */
+/* OIP, management and prediction routes, the models' metrics and the "models" readiness
+ * check. */
 static int register_models(serve_ctx *c, md_err *e)
 {
     int rc = api_oip_register(c->srv, c->reg, e);
     if (rc == MD_OK)
         rc = api_models_register(c->srv, c->reg, e);
+    api_predict_opts po = {.reg = c->reg, .st = c->st, .log_sample = c->cfg->predict_log_sample};
+    if (rc == MD_OK)
+        rc = api_predict_register(c->srv, &po, &c->pred, e);
     if (rc == MD_OK && http_metrics_collector(c->srv, mdl_metrics, c->reg) != MD_OK)
         rc = md_fail(e, MD_E_INTERNAL, NULL, "cannot register the model metrics");
     if (rc == MD_OK && api_platform_ready_check(c->plat, "models", api_models_ready, c->reg) != MD_OK)
@@ -308,6 +314,7 @@ static void shutdown_all(serve_ctx *c, int sig)
     api_docs_free(c->docs);
     api_job_status_free(c->jst);
     api_convert_free(c->conv);
+    api_predict_free(c->pred);
     api_platform_free(c->plat);
     mdl_registry_close(c->reg); /* after the server: no request holds a model any more */
     rl_free(c->rl);

@@ -107,6 +107,8 @@ static const setting settings[] = {
      "roll a canary back when its error rate exceeds the active version's by more than X"},
     {"canary_p99_ratio", T_NUM, F(canary_p99_ratio), "2", 1, 1000, 0, "X",
      "... or when its p99 latency exceeds the active version's times X"},
+    {"predict_log_sample", T_NUM, F(predict_log_sample), "1", 0, 1, 0, "X",
+     "share of predictions (0..1) logged with inputs and outputs for history and drift"},
     {"workers", T_STR, F(workers), "auto", 0, 0, 0, "N",
      "job worker threads in this process (`modeld serve`, `modeld worker`), 0..256; 0 = none "
      "(jobs run in `modeld worker` processes); auto = half the CPUs, at least 1"},

@@ -57,6 +57,7 @@ typedef struct md_config {
     char *models_dir; /* "" = models/ next to the binary or in the source tree */
     long canary_promote_after, canary_min_requests;
     double canary_error_margin, canary_p99_ratio;
+    double predict_log_sample; /* share of predictions logged for history and drift */
     /* durable jobs (issue 10) */
     char *workers; /* "auto" or 0..256: md_config_workers */
     long job_lease_ms, job_attempts, job_queue_max, job_input_ttl_ms, job_result_ttl_ms;

@@ -162,6 +162,11 @@ typedef struct mdl_runtime {
      * shapes); outputs in manifest order into a new result. cancel may be NULL. */
     int (*run)(void *state, const mdl_manifest *mf, const mdl_tensor *inputs, size_t n,
                const md_cancel *cancel, mdl_result **out, md_err *err);
+    /* Optional (NULL: MD_E_UNSUPPORTED): per-feature contributions of nrows rows of ncols
+     * floats (xgb_predict_contribs's layout: per row and group ncols + 1 floats, the last the
+     * bias) into a new array *out (free()) of *n floats; *groups per row. */
+    int (*contribs)(void *state, const float *rows, size_t nrows, size_t ncols, float **out,
+                    size_t *n, size_t *groups, md_err *err);
     /* Bytes held by the loaded model (weights, plans): an estimate for metrics. */
     size_t (*memory)(const void *state);
     /* Free; called once, after the last reference is gone. */
@@ -215,6 +220,12 @@ int mdl_acquire(mdl_registry *r, const char *name, const char *version, mdl_vers
  * and latency in the version's statistics. *out is new (mdl_result_free). */
 int mdl_run(mdl_version *v, const mdl_tensor *inputs, size_t n, const md_cancel *cancel,
             mdl_result **out, md_err *err);
+/* Feature contributions (TreeSHAP) of nrows rows of ncols floats on a held version, for
+ * runtimes that have them (xgboost; others MD_E_UNSUPPORTED). *out is new (free()), *n floats:
+ * per row and output group ncols + 1 (the last the bias); *groups per row. Not recorded in the
+ * statistics (an explanation, not a request). */
+int mdl_contribs(mdl_version *v, const float *rows, size_t nrows, size_t ncols, float **out,
+                 size_t *n, size_t *groups, md_err *err);
 /* Drop the reference; the last one of a RETIRED version frees it. NULL is a no-op. */
 void mdl_release(mdl_version *v);
 

@@ -1116,6 +1116,17 @@ int mdl_run(mdl_version *v, const mdl_tensor *inputs, size_t n, const md_cancel 
     return rc;
 }
 
+int mdl_contribs(mdl_version *v, const float *rows, size_t nrows, size_t ncols, float **out,
+                 size_t *n, size_t *groups, md_err *err)
+{
+    *out = NULL;
+    *n = 0;
+    if (!v->rt->contribs)
+        return md_fail(err, MD_E_UNSUPPORTED, "explanation",
+                       "the %s runtime gives no feature contributions", v->rt->name);
+    return v->rt->contribs(v->rt_state, rows, nrows, ncols, out, n, groups, err);
+}
+
 const mdl_manifest *mdl_version_manifest(const mdl_version *v)
 {
     return &v->mf;

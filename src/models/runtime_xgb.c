@@ -105,6 +105,31 @@ static int xgb_rt_run(void *state, const mdl_manifest *mf, const mdl_tensor *inp
     return MD_OK;
 }
 
+static int xgb_rt_contribs(void *state, const float *rows, size_t nrows, size_t ncols,
+                           float **out, size_t *n, size_t *groups, md_err *err)
+{
+    xgb_state *s = state;
+    size_t g = s->info.num_class > 1 ? (size_t)s->info.num_class : 1;
+    if (ncols != s->info.num_features)
+        return md_fail(err, MD_E_INVALID_PARAM, "ncols", "the model takes %llu features per row",
+                       (unsigned long long)s->info.num_features);
+    if (nrows > SIZE_MAX / sizeof(float) / g / (ncols + 1))
+        return md_fail(err, MD_E_INVALID_PARAM, "nrows", "too many rows");
+    size_t cells = nrows * g * (ncols + 1);
+    float *o = malloc((cells ? cells : 1) * sizeof *o);
+    if (!o)
+        return md_fail(err, MD_E_NOMEM, NULL, NULL);
+    *groups = g;
+    int rc = xgb_contributions(s->m, rows, nrows, ncols, o, cells, err);
+    if (rc != MD_OK) {
+        free(o);
+        return rc;
+    }
+    *out = o;
+    *n = cells;
+    return MD_OK;
+}
+
 static size_t xgb_rt_memory(const void *state)
 {
     const xgb_state *s = state;
@@ -115,6 +140,7 @@ const mdl_runtime mdl__runtime_xgb = {
     .name = "xgboost",
     .load = xgb_rt_load,
     .run = xgb_rt_run,
+    .contribs = xgb_rt_contribs,
     .memory = xgb_rt_memory,
     .free = xgb_rt_free,
 };

@@ -27,10 +27,12 @@
 #include "store/store.h"
 #include "vectorize/vec.h"
 
+#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
 struct mdl_registry; /* src/models/models.h; only carried here */
+struct mdl_manifest;
 
 /* ---- admission by cost ------------------------------------------------------------------
  *
@@ -74,6 +76,7 @@ typedef struct pl_ctx {
     img_limits limits;           /* decoder limits (dimensions, pixels); zero = defaults */
     size_t upload_max_bytes;     /* largest upload blob read from the store; 0 = 20 MB */
     int64_t result_ttl_ms;       /* stored results live this long; 0 = 24 h */
+    double log_sample;           /* pl_predict*: share of predictions logged to st (0..1) */
 } pl_ctx;
 
 /* ---- vectorize -------------------------------------------------------------------------- */
@@ -299,5 +302,71 @@ int pl_ai_predict(pl_ctx *cx, const float *features, const vec_params *params, s
  * reason[i] says why; version[i] the serving version ("" when none). */
 void pl_ai_models_check(pl_ctx *cx, int ok[PL_AI_MODELS], char reason[PL_AI_MODELS][96],
                         char version[PL_AI_MODELS][32]);
+
+
+/* ---- predict (predict.c): the business models of family "predict" ------------------------
+ *
+ * What each model's manifest tells the server is the contract of training/predict/README.md:
+ * input_schema (validation, one float row per request), postprocessing per task
+ * (classification, regression, price_response, budget_allocation, forecast, anomaly) and the
+ * reference implementation training/predict/postprocess.py, which these functions match.
+ *
+ * Request objects (borrowed for the call):
+ *   classification, regression, anomaly: features = {column: value} per input_schema;
+ *   price_response: the same, plus options {min_price, max_price, steps, unit_cost, quantity};
+ *   budget_allocation: features = {total, channels?: {name: {min?, max?}}, steps?,
+ *                      week_of_year?} (no input_schema row: the request is the optimiser's);
+ *   forecast: features = {history: [>= 14 numbers], last_date: "YYYY-MM-DD", horizon?,
+ *             weather?: [{temp?, percip?, weather_snow?}], holidays?: {"YYYY-MM-DD": 0|1},
+ *             level?: 0.8 | 0.9}.
+ * Errors name the field: MD_E_MISSING_FIELD (a required column), MD_E_INVALID_PARAM (wrong
+ * type, out of range, unknown field, unknown category label), MD_E_MODEL_NOT_FOUND (unknown
+ * model, or one not of family "predict"), MD_E_MODEL_UNAVAILABLE, model run errors. */
+#define PL_PREDICT_BATCH_MAX 10000
+
+/* One prediction. *out is new (json_decref) on MD_OK:
+ *   {"model", "version", "prediction": {...}, "explanation": {...} | null, "prediction_id"}
+ * With cx->st, a share cx->log_sample of predictions is logged (store_predictions_add:
+ * inputs {"features", "options"?}, outputs {"prediction", "explanation"}); a failed log write
+ * is logged as a warning and does not fail the prediction. */
+int pl_predict(pl_ctx *cx, const char *model, const json_t *features, const json_t *options,
+               json_t **out, md_err *err);
+/* Up to PL_PREDICT_BATCH_MAX rows (items: an array of feature objects, borrowed). Bad rows do
+ * not fail the call; good rows are logged as pl_predict's, in one transaction. *out is new:
+ *   {"model", "version", "predictions": [{"index", "prediction", "explanation",
+ *    "prediction_id"}...], "count",
+ *    "failed": [{"index", "error": {"code", "field", "message"}}]}
+ * Fails as a whole only for an unknown model, a non-array or oversized items (field "items")
+ * or a model run error. */
+int pl_predict_batch(pl_ctx *cx, const char *model, const json_t *items, const json_t *options,
+                     json_t **out, md_err *err);
+/* The logged predictions of a predict model (cx->st required: MD_E_UNAVAILABLE otherwise),
+ * from_ms <= time < to_ms (to_ms 0: no bound), newest first, offset / limit (1..1000). *out new:
+ *   {"model", "items": [{"prediction_id", "version", "time_ms", "inputs", "outputs",
+ *    "actual"}...], "count", "offset", "limit", "next_offset" | null} */
+int pl_predict_history(pl_ctx *cx, const char *model, int64_t from_ms, int64_t to_ms,
+                       size_t offset, size_t limit, json_t **out, md_err *err);
+/* Record the outcome of a logged prediction (actual: any JSON value, borrowed).
+ * MD_E_NOT_FOUND ("prediction_id") when the model logged no such prediction. */
+int pl_predict_feedback(pl_ctx *cx, const char *model, const char *prediction_id,
+                        const json_t *actual, md_err *err);
+
+/* Drift of a tabular predict model's inputs over the logged predictions with from_ms <= time <
+ * to_ms (at most PL_DRIFT_MAX_ROWS, the newest) against the manifest's
+ * preprocessing.training_distribution: per column PSI (bins: the training deciles; categories:
+ * their labels; empty bins clamped to PL_DRIFT_EPS) and, for numbers, the KS statistic against
+ * the piecewise-linear training CDF through (min, 0), the quantiles and (max, 1). Alert levels
+ * by PSI: "none" < 0.1 <= "warn" < 0.25 <= "alert" (KS is reported, not judged). *out new:
+ *   {"model", "version", "rows", "from_ms", "to_ms", "status", "features": {name: {"psi", "ks",
+ *    "missing", "level"}}}; rows 0 gives status "no_data". MD_E_UNSUPPORTED for budget and
+ * forecast models (their requests are not rows). */
+#define PL_DRIFT_MAX_ROWS 10000
+#define PL_DRIFT_EPS 1e-4
+int pl_predict_drift(pl_ctx *cx, const char *model, int64_t from_ms, int64_t to_ms,
+                     json_t **out, md_err *err);
+
+/* The task named by a predict manifest's postprocessing ("classification", ...); NULL when the
+ * manifest is not a predict model's. Borrowed from mf. */
+const char *pl_predict_task(const struct mdl_manifest *mf);
 
 #endif

@@ -121,6 +121,21 @@ static const migration migrations[] = {
      "CREATE INDEX jobs_input ON jobs(input_sha256);"
      "CREATE INDEX jobs_result ON jobs(result_sha256);"
      "CREATE INDEX jobs_expires ON jobs(expires_ms);"},
+    /* The prediction log of the predict routes (issue 11 §4, history and drift): a sampled row
+     * per prediction with its inputs and outputs as JSON, and the outcomes fed back later. */
+    {8, "predictions",
+     "CREATE TABLE predictions ("
+     "  id TEXT PRIMARY KEY,"
+     "  model TEXT NOT NULL,"
+     "  version TEXT NOT NULL,"
+     "  inputs TEXT NOT NULL,"
+     "  outputs TEXT NOT NULL,"
+     "  time_ms INTEGER NOT NULL);"
+     "CREATE INDEX predictions_model_time ON predictions(model, time_ms);"
+     "CREATE TABLE feedback ("
+     "  prediction_id TEXT PRIMARY KEY,"
+     "  actual TEXT NOT NULL,"
+     "  time_ms INTEGER NOT NULL);"},
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

@@ -374,4 +374,38 @@ typedef struct store_sweep_stats {
  * more. Safe to call from a timer thread while requests run; st may be NULL. */
 int store_sweep(store *s, store_sweep_stats *st, md_err *err);
 
+
+/* ---- prediction log and feedback (predictions.c) ---------------------------------------- */
+
+#define STORE_PREDICTION_ID_MAX 40
+#define STORE_PREDICTION_JSON_MAX (1 << 20) /* inputs or outputs of one logged prediction */
+
+typedef struct store_prediction {
+    char id[STORE_PREDICTION_ID_MAX]; /* "p_<32 hex>" */
+    char model[64];
+    char version[33];
+    char *inputs;  /* JSON text; borrowed when adding, new (store_predictions_free) when listed */
+    char *outputs; /* JSON text; likewise */
+    char *actual;  /* listed only: the feedback's JSON text, NULL when none */
+    int64_t time_ms;
+} store_prediction;
+
+/* "p_" + 32 random hex digits into out (STORE_PREDICTION_ID_MAX). */
+void store_prediction_id(char out[STORE_PREDICTION_ID_MAX]);
+/* Log n predictions in one transaction (inputs/outputs borrowed). MD_E_TOO_LARGE naming
+ * "inputs" / "outputs" past STORE_PREDICTION_JSON_MAX; MD_E_IO, MD_E_STORAGE_FULL. */
+int store_predictions_add(store *s, const store_prediction *p, size_t n, md_err *err);
+/* One model's logged predictions with from_ms <= time_ms < to_ms (to_ms 0 = no bound), newest
+ * first, skipping offset, at most limit (1..10000) with their feedback. *out new
+ * (store_predictions_free), *n rows. */
+int store_predictions_list(store *s, const char *model, int64_t from_ms, int64_t to_ms,
+                           size_t offset, size_t limit, store_prediction **out, size_t *n,
+                           md_err *err);
+void store_predictions_free(store_prediction *p, size_t n);
+/* Record the outcome of a logged prediction of model (actual: JSON text, borrowed; a second
+ * feedback replaces the first). MD_E_NOT_FOUND (field "prediction_id") when that model logged
+ * no such prediction. */
+int store_feedback_put(store *s, const char *model, const char *prediction_id, const char *actual,
+                       int64_t time_ms, md_err *err);
+
 #endif
