@@ -193,6 +193,43 @@ int job_counts_get(jobs *j, const char *kind, job_counts *out, md_err *err);
  * process of this host. The keeper thread calls it; tests and `modeld worker` may too. */
 int job_expire_leases(jobs *j, size_t *requeued, size_t *failed, md_err *err);
 
+/* ---- cron (5-field schedules, issue 11 §4) ------------------------------------------------ */
+
+/* A parsed cron expression: "minute hour day-of-month month day-of-week", UTC only (no
+ * time zones, so no DST gaps or repeats). Each field is a comma-separated list of items; an
+ * item is "*", "N" or "N-M", optionally followed by "/S": every S-th value of the range (for
+ * "N/S", of N up to the field's maximum).
+ * Months take jan..dec and days of the week sun..sat (any case, also in ranges: mon-fri);
+ * day-of-week 7 is Sunday like 0. "@yearly" ("@annually"), "@monthly", "@weekly", "@daily"
+ * ("@midnight") and "@hourly" stand for their usual 5 fields.
+ *
+ * Days follow Vixie cron: when neither day field begins with "*", a day matches when EITHER
+ * its day of month OR its day of week matches ("0 0 1,15 * mon" fires on the 1st, the 15th
+ * and every Monday); when one of them begins with "*" (with a step too), both must match.
+ * An expression that can never fire ("0 0 30 feb *", "0 0 31 apr,jun *") is refused.
+ * Value type, owns nothing. */
+typedef struct job_cron {
+    uint64_t minute; /* bit m: minute m, 0..59 */
+    uint32_t hour;   /* bit h: hour h, 0..23 */
+    uint32_t dom;    /* bit d: day of month d, 1..31 */
+    uint16_t month;  /* bit m: month m, 1..12 */
+    uint8_t dow;     /* bit d: day of week d, 0..6, 0 = Sunday */
+    uint8_t dom_star; /* the day-of-month field began with '*' (Vixie's DOM_STAR) */
+    uint8_t dow_star; /* the day-of-week field began with '*' (Vixie's DOW_STAR) */
+} job_cron;
+
+#define JOB_CRON_MAX 256 /* longest expression accepted, in bytes */
+
+/* Parse expr (NUL-terminated). MD_E_INVALID_PARAM with field "cron" and a message naming the
+ * bad field ("field 2 (hour): 24 is out of range 0..23") for anything else than a valid
+ * expression. */
+int job_cron_parse(const char *expr, job_cron *out, md_err *err);
+/* The first minute strictly after after_s (Unix seconds, UTC) at which c (from job_cron_parse)
+ * fires, in Unix seconds. after_s must be in 0 .. JOB_CRON_TIME_MAX (MD_E_INVALID_PARAM, field
+ * "cron", beyond, or when the next fire would fall after it). */
+#define JOB_CRON_TIME_MAX 253402300799LL /* 9999-12-31T23:59:59Z */
+int job_cron_next(const job_cron *c, int64_t after_s, int64_t *next_s, md_err *err);
+
 /* ---- subscriptions ---------------------------------------------------------------------- */
 
 /* Called with the job's row after each change (state, progress, stage); info is borrowed for
