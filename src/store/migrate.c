@@ -121,6 +121,22 @@ static const migration migrations[] = {
      "CREATE INDEX jobs_input ON jobs(input_sha256);"
      "CREATE INDEX jobs_result ON jobs(result_sha256);"
      "CREATE INDEX jobs_expires ON jobs(expires_ms);"},
+    /* Schedules of issue 11 §4 (version 8 is the predictions log of the same issue): one row
+     * per schedule; next_run_ms is what the scheduler claims by compare-and-set. */
+    {9, "schedules",
+     "CREATE TABLE schedules ("
+     "  id TEXT PRIMARY KEY,"
+     "  owner TEXT NOT NULL,"
+     "  kind TEXT NOT NULL,"
+     "  model TEXT NOT NULL,"
+     "  cron TEXT NOT NULL,"
+     "  input TEXT NOT NULL,"
+     "  callback_url TEXT NOT NULL DEFAULT '',"
+     "  last_run_ms INTEGER NOT NULL DEFAULT 0,"
+     "  last_job_id TEXT NOT NULL DEFAULT '',"
+     "  next_run_ms INTEGER NOT NULL,"
+     "  created_ms INTEGER NOT NULL);"
+     "CREATE INDEX schedules_due ON schedules(next_run_ms);"},
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

@@ -22,7 +22,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
-#define STORE__STMT_SLOTS 64
+#define STORE__STMT_SLOTS 96
 
 struct store {
     pthread_mutex_t mu;
