@@ -52,6 +52,7 @@
 #define DEFAULT_POLL_MS 250
 #define DEFAULT_PROGRESS_MS 500
 #define DEFAULT_ATTEMPTS 3
+#define DEFAULT_SCHEDULE_MS 1000
 #define DEFAULT_INPUT_TTL_MS (3600LL * 1000)
 #define DEFAULT_RESULT_TTL_MS (24LL * 3600 * 1000)
 
@@ -99,6 +100,8 @@ static void apply_defaults(job_opts *o)
         o->result_ttl_ms = DEFAULT_RESULT_TTL_MS;
     if (o->workers < 0)
         o->workers = 0;
+    if (o->schedule_ms == 0)
+        o->schedule_ms = DEFAULT_SCHEDULE_MS;
 }
 
 /* "<host>:<pid>:<random>": the host and pid let another process of this host see that the
@@ -138,7 +141,7 @@ int job_open(const job_opts *o, jobs **out, md_err *err)
     return MD_OK;
 }
 
-static int valid_kind_name(const char *name)
+int jobs__valid_kind_name(const char *name)
 {
     size_t n = name ? strlen(name) : 0;
     if (n == 0 || n >= STORE_JOB_KIND_MAX)
@@ -148,7 +151,7 @@ static int valid_kind_name(const char *name)
 
 int job_register(jobs *j, const job_kind *k, md_err *err)
 {
-    if (!k || !valid_kind_name(k->name) || !k->run)
+    if (!k || !jobs__valid_kind_name(k->name) || !k->run)
         return md_fail(err, MD_E_INVALID_PARAM, "kind", "a job kind needs a name and a run");
     pthread_mutex_lock(&j->mu);
     int rc = MD_OK;
@@ -217,7 +220,7 @@ int job_running_here(jobs *j)
 static int fill_row(jobs *j, const job_submit_in *in, store_job *row, md_err *err)
 {
     memset(row, 0, sizeof *row);
-    if (!in->kind || !valid_kind_name(in->kind))
+    if (!in->kind || !jobs__valid_kind_name(in->kind))
         return md_fail(err, MD_E_INVALID_PARAM, "kind", "bad job kind");
     const char *params = in->params_json ? in->params_json : "{}";
     if (strlen(params) >= sizeof row->params)

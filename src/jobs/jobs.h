@@ -109,8 +109,9 @@ int job_run_set_result(job_run *r, const void *data, size_t n, const char *meta_
 
 typedef struct job_opts {
     store *store;            /* required; a reference is taken */
-    const md_clock *clock;   /* NULL = system; used for polling intervals only (the rows'
-                              * times come from the store's clock) */
+    const md_clock *clock;   /* NULL = system; used for polling intervals and for the
+                              * scheduler's "now" (the rows' times come from the store's
+                              * clock) */
     int workers;             /* worker threads job_start starts; 0 = none (submit only) */
     int64_t lease_ms;        /* 0 = 30 s; renewed every lease_ms / 4 */
     int64_t poll_ms;         /* idle claim and subscriber poll interval; 0 = 250 ms */
@@ -122,6 +123,8 @@ typedef struct job_opts {
     int64_t result_ttl_ms;   /* finished jobs and results kept after completion; 0 = 24 h */
     size_t max_queued;       /* QUEUED + PROCESSING jobs at most; 0 = no limit */
     const char *worker_name; /* lease owner prefix; NULL = "<host>:<pid>:<random>" */
+    int64_t schedule_ms;     /* the keeper fires due schedules this often; 0 = 1 s; < 0 =
+                              * never (tests call job_schedule_tick) */
 } job_opts;
 
 /* Open the queue (no threads yet). *out is new: job_close. */
@@ -229,6 +232,42 @@ int job_cron_parse(const char *expr, job_cron *out, md_err *err);
  * "cron", beyond, or when the next fire would fall after it). */
 #define JOB_CRON_TIME_MAX 253402300799LL /* 9999-12-31T23:59:59Z */
 int job_cron_next(const job_cron *c, int64_t after_s, int64_t *next_s, md_err *err);
+
+/* ---- schedules (issue 11 §4) ----------------------------------------------------------- */
+
+/* A schedule submits one job of its kind each time its cron expression fires (UTC). The job
+ * has no input blob; its params are
+ *     {"model": M, "input": I, "schedule_id": S, "callback_url": U, "scheduled_ms": T}
+ * (input: the stored dataset id the kind reads; T: the fire time that was due). Schedules are
+ * rows in the store (store_schedule): they survive restarts, and every process on the data dir
+ * may fire them: each fire is claimed by compare-and-set on next_run_ms (store_schedule_claim),
+ * so it submits one job whichever process (or tick) gets there first. A schedule that was due
+ * several times while no process ran fires once, and then at its next time after now.
+ * A crash between the claim and the submission loses that one run (at most once, never
+ * twice); a submission that fails gives the claim back, so the next tick retries. */
+typedef store_schedule job_schedule;
+
+typedef struct job_schedule_in {
+    const char *owner;        /* key id; NULL = "" */
+    const char *kind;         /* kind of the jobs it submits (need not be registered here) */
+    const char *model;        /* required */
+    const char *cron;         /* required; job_cron_parse */
+    const char *input;        /* required: the dataset id */
+    const char *callback_url; /* NULL = none; the caller checks it against its allow-list */
+} job_schedule_in;
+
+/* Validate and store a schedule; its first run is the cron's next fire after now. *out (may
+ * be NULL) gets the row. MD_E_INVALID_PARAM / MD_E_MISSING_FIELD naming the field. */
+int job_schedule_add(jobs *j, const job_schedule_in *in, job_schedule *out, md_err *err);
+/* MD_E_NOT_FOUND (field "schedule_id") for an unknown id. */
+int job_schedule_get(jobs *j, const char *id, job_schedule *out, md_err *err);
+/* Every schedule, oldest first (*list new: free(); NULL when *n == 0). */
+int job_schedule_list(jobs *j, job_schedule **list, size_t *n, md_err *err);
+/* MD_E_NOT_FOUND (field "schedule_id") for an unknown id. Jobs it submitted stay. */
+int job_schedule_delete(jobs *j, const char *id, md_err *err);
+/* Fire every schedule due at the clock's now (each once, see above). *fired (may be NULL)
+ * gets how many jobs this call submitted. The keeper calls it every schedule_ms. */
+int job_schedule_tick(jobs *j, size_t *fired, md_err *err);
 
 /* ---- subscriptions ---------------------------------------------------------------------- */
 

@@ -89,6 +89,9 @@ void jobs__poll_subs(jobs *j);
 /* Drop every subscription (job_close). */
 void jobs__drop_subs(jobs *j);
 
+/* 1 when name is a valid kind name ([a-z0-9_-], 1 .. STORE_JOB_KIND_MAX - 1 bytes). */
+int jobs__valid_kind_name(const char *name);
+
 /* The worker and keeper threads (worker.c). */
 int jobs__start_threads(jobs *j, md_err *err);
 void jobs__stop_threads(jobs *j);

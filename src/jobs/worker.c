@@ -1,7 +1,7 @@
 /* worker.c - the threads of a job queue: N workers that claim and run jobs, and one keeper
  * that renews the leases of this process's runs, writes their throttled progress, notices
- * cancels made by other processes, takes back jobs of dead workers and polls the store for
- * the subscribers.
+ * cancels made by other processes, takes back jobs of dead workers, polls the store for
+ * the subscribers and fires due schedules every schedule_ms (sched.c).
  *
  * Invariants:
  *   1. A run is on jobs.runs (so the keeper renews its lease) from before its callback starts
@@ -316,11 +316,21 @@ static void renew_all(jobs *j, bool due)
     pthread_mutex_unlock(&j->mu);
 }
 
+/* Fire due schedules (sched.c); every process's keeper does, the store's compare-and-set
+ * keeps each fire to one job. */
+static void run_schedules(jobs *j)
+{
+    md_err e;
+    if (job_schedule_tick(j, NULL, &e) != MD_OK)
+        md_log(MD_LOG_WARN, "jobs: schedule tick failed: %s", md_err_message(&e));
+}
+
 static void *keeper_main(void *arg)
 {
     jobs *j = arg;
     int64_t tick = j->o.poll_ms < j->o.lease_ms / 4 ? j->o.poll_ms : j->o.lease_ms / 4;
     uint64_t last_renew = md_clock_now_ns(j->clock), last_expire = last_renew;
+    uint64_t last_sched = last_renew;
     for (;;) {
         pthread_mutex_lock(&j->mu);
         if (!j->stopping)
@@ -339,6 +349,10 @@ static void *keeper_main(void *arg)
             md_err e;
             if (job_expire_leases(j, NULL, NULL, &e) != MD_OK)
                 md_log(MD_LOG_WARN, "jobs: lease expiry failed: %s", md_err_message(&e));
+        }
+        if (j->o.schedule_ms > 0 && now - last_sched >= ms_to_ns(j->o.schedule_ms)) {
+            last_sched = now;
+            run_schedules(j);
         }
         jobs__poll_subs(j);
     }
