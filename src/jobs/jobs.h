@@ -125,6 +125,15 @@ typedef struct job_opts {
     const char *worker_name; /* lease owner prefix; NULL = "<host>:<pid>:<random>" */
     int64_t schedule_ms;     /* the keeper fires due schedules this often; 0 = 1 s; < 0 =
                               * never (tests call job_schedule_tick) */
+    /* Callbacks (see "callbacks" below). */
+    const char *callback_allow_hosts; /* "host[:port],..."; NULL / "" = no callbacks allowed;
+                                       * copied */
+    const char *callback_secret;      /* HMAC-SHA256 key; required with allow hosts; copied */
+    int callback_attempts;            /* tries per callback; 0 = 8 */
+    int64_t callback_backoff_ms;      /* delay after the first failed try, doubling; 0 = 1 s */
+    int64_t callback_timeout_ms;      /* one POST at most; 0 = 10 s */
+    int64_t callback_poll_ms;         /* the callback thread looks for due callbacks this
+                                       * often; 0 = 500 ms; < 0 = never (tests tick) */
 } job_opts;
 
 /* Open the queue (no threads yet). *out is new: job_close. */
@@ -151,12 +160,14 @@ typedef struct job_submit_in {
     const void *input;       /* input bytes (may be NULL with input_len 0); borrowed */
     size_t input_len;
     const char *input_name; /* client file name; NULL = "" */
+    const char *callback_url; /* POSTed to when the job ends (see "callbacks"); NULL = none */
 } job_submit_in;
 
 /* Accept one job: the input is stored durably, the row committed QUEUED. MD_E_OVERLOADED when
- * the queue is full. *out (may be NULL) gets the row. */
+ * the queue is full. A callback_url off the allow-list is refused first (MD_E_INVALID_PARAM,
+ * field "callback_url"). *out (may be NULL) gets the row. */
 int job_submit(jobs *j, const job_submit_in *in, job_info *out, md_err *err);
-/* Accept n jobs as one batch, all or none. batch (required) gets the batch row (its owner and
+/* Accept n jobs as one batch, all or none (callback_url: MD_E_INVALID_PARAM, not for batches). batch (required) gets the batch row (its owner and
  * kind are taken from in[0]); ids (may be NULL) gets n ids. */
 int job_submit_batch(jobs *j, const job_submit_in *in, size_t n, job_batch *batch,
                      char (*ids)[JOB_ID_MAX], md_err *err);
@@ -268,6 +279,41 @@ int job_schedule_delete(jobs *j, const char *id, md_err *err);
 /* Fire every schedule due at the clock's now (each once, see above). *fired (may be NULL)
  * gets how many jobs this call submitted. The keeper calls it every schedule_ms. */
 int job_schedule_tick(jobs *j, size_t *fired, md_err *err);
+
+/* ---- callbacks (issue 11 §4) ------------------------------------------------------------ */
+
+/* A job submitted with a callback_url gets one POST when it ends (SUCCESS, FAILURE or
+ * CANCELLED), with the JSON body
+ *     {"job_id": ID, "kind": K, "state": "SUCCESS", "completed_ms": T,
+ *      "error": null | {"code": C, "message": M}, "params": {...}, "result_meta": {...}}
+ * and the headers Content-Type: application/json, X-Modeld-Job-Id: ID and
+ *     X-Modeld-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(callback_secret, "<t>.<body>")>
+ * A receiver recomputes v1 over the raw body with the shared secret, compares in constant
+ * time, and refuses a t too far from its clock (replays).
+ *
+ * Only http:// and https:// URLs whose host (or host:port) is on callback_allow_hosts are
+ * accepted, at submission (400 naming "callback_url") and again before each try; no redirects
+ * are followed and no proxy is used. A try that fails (no connection, timeout, a status other
+ * than 2xx) is retried after callback_backoff_ms, doubling each time (at most 1 h), up to
+ * callback_attempts tries; the state lives in the store (store_callback), so a restart or
+ * another process on the data dir carries on, and each try is claimed by compare-and-set so
+ * that only one process makes it. The POSTs run on their own thread (job_start), never on the
+ * keeper's, so a slow receiver cannot delay lease renewals. */
+
+/* MD_OK when url may receive callbacks under allow_hosts (see above), else MD_E_INVALID_PARAM
+ * with field "callback_url" and the reason. */
+int job_callback_check_url(const char *allow_hosts, const char *url, md_err *err);
+/* The X-Modeld-Signature value for body (n bytes) at time t: "t=<t>,v1=<64 hex>" into out.
+ * Returns MD_OK, or MD_E_INTERNAL when cap < JOB_CB_SIG_MAX. */
+#define JOB_CB_SIG_MAX 96
+int job_callback_sign(const char *secret, int64_t t, const char *body, size_t n, char *out,
+                      size_t cap);
+/* Make every due try once (the callback thread calls it every callback_poll_ms). *delivered
+ * (may be NULL) gets how many were delivered by this call. */
+int job_callback_tick(jobs *j, size_t *delivered, md_err *err);
+/* The callback state of a job (store_callback). MD_E_NOT_FOUND (field "job_id") when none. */
+typedef store_callback job_callback;
+int job_callback_get(jobs *j, const char *job_id, job_callback *out, md_err *err);
 
 /* ---- subscriptions ---------------------------------------------------------------------- */
 

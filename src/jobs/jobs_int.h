@@ -79,6 +79,10 @@ struct jobs {
     bool keeper_started;
     pthread_mutex_t subs_mu;
     job_sub *subs;
+    char *cb_allow;  /* o.callback_allow_hosts, copied ("" = none) */
+    char *cb_secret; /* o.callback_secret, copied */
+    pthread_t cb_thread;
+    bool cb_started;
 };
 
 /* Deliver info to the subscribers of info->id when it differs from what they last got

@@ -80,6 +80,8 @@ int job_schedule_add(jobs *j, const job_schedule_in *in, job_schedule *out, md_e
 {
     job_schedule s;
     int rc = fill_schedule(in, &s, err);
+    if (rc == MD_OK && s.callback_url[0])
+        rc = job_callback_check_url(j->cb_allow, s.callback_url, err);
     if (rc == MD_OK)
         rc = next_fire_ms(s.cron, md_clock_wall_ms(j->clock), &s.next_run_ms, err);
     if (rc == MD_OK)
@@ -133,7 +135,10 @@ static int submit_fire(jobs *j, const job_schedule *s, int64_t new_next, md_err 
     job_info info;
     int rc = fire_params(s, &params, err);
     if (rc == MD_OK) {
-        job_submit_in in = {.kind = s->kind, .owner = s->owner, .params_json = params};
+        job_submit_in in = {.kind = s->kind,
+                            .owner = s->owner,
+                            .params_json = params,
+                            .callback_url = s->callback_url};
         rc = job_submit(j, &in, &info, err);
     }
     free(params);

@@ -135,34 +135,6 @@ int store_schedule_list(store *st, store_schedule **out, size_t *n, md_err *err)
     return rc;
 }
 
-/* Collect at most max rows of the bound statement q into a new array. Lock held. */
-static int collect(store *st, sqlite3_stmt *q, size_t max, store_schedule **out, size_t *n,
-                   md_err *err)
-{
-    store_schedule *rows = NULL;
-    size_t k = 0;
-    int r = SQLITE_DONE;
-    while (k < max) {
-        r = sqlite3_step(q);
-        if (r != SQLITE_ROW)
-            break;
-        store_schedule *grown = realloc(rows, (k + 1) * sizeof *rows);
-        if (!grown) {
-            free(rows);
-            return md_fail(err, MD_E_NOMEM, NULL, NULL);
-        }
-        rows = grown;
-        read_row(q, &rows[k++]);
-    }
-    if (r != SQLITE_ROW && r != SQLITE_DONE) {
-        free(rows);
-        return store__sqlfail(st, "list due schedules", err);
-    }
-    *out = rows;
-    *n = k;
-    return MD_OK;
-}
-
 int store_schedule_due(store *st, int64_t now_ms, size_t max, store_schedule **out, size_t *n,
                        md_err *err)
 {
@@ -174,7 +146,10 @@ int store_schedule_due(store *st, int64_t now_ms, size_t max, store_schedule **o
     if (q) {
         sqlite3_bind_int64(q, 1, now_ms);
         sqlite3_bind_int64(q, 2, (sqlite3_int64)max);
-        rc = collect(st, q, max, out, n, err);
+        void *rows = NULL;
+        rc = store__collect_rows(st, q, sizeof **out, read_row, max, "list due schedules", &rows, n,
+                                 err);
+        *out = rows;
         store__done(q);
     }
     store__unlock(st);

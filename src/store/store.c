@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sodium.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,30 +122,43 @@ static int push_row(char **arr, size_t *n, size_t *cap, size_t elem, store__row_
     return MD_OK;
 }
 
-int store__list_rows(store *s, const char *sql, size_t elem, store__row_fn read, const char *what,
-                     void **out, size_t *n, md_err *err)
+int store__collect_rows(store *s, sqlite3_stmt *st, size_t elem, store__row_fn read, size_t max,
+                        const char *what, void **out, size_t *n, md_err *err)
 {
     char *arr = NULL;
     size_t cap = 0;
     *n = 0;
-    store__lock(s);
-    sqlite3_stmt *st = store__stmt(s, sql, err);
-    int rc = st ? MD_OK : MD_E_IO;
+    int rc = MD_OK;
     int r = SQLITE_DONE;
-    while (rc == MD_OK && (r = sqlite3_step(st)) == SQLITE_ROW)
+    while (rc == MD_OK && *n < max) {
+        r = sqlite3_step(st);
+        if (r != SQLITE_ROW)
+            break;
         rc = push_row(&arr, n, &cap, elem, read, st);
+    }
     if (rc == MD_E_NOMEM)
         md_fail(err, MD_E_NOMEM, NULL, NULL);
-    else if (rc == MD_OK && r != SQLITE_DONE)
+    else if (rc == MD_OK && r != SQLITE_DONE && r != SQLITE_ROW)
         rc = store__sqlfail(s, what, err);
-    store__done(st);
-    store__unlock(s);
     if (rc != MD_OK) {
         free(arr);
         arr = NULL;
         *n = 0;
     }
     *out = arr;
+    return rc;
+}
+
+int store__list_rows(store *s, const char *sql, size_t elem, store__row_fn read, const char *what,
+                     void **out, size_t *n, md_err *err)
+{
+    *out = NULL;
+    *n = 0;
+    store__lock(s);
+    sqlite3_stmt *st = store__stmt(s, sql, err);
+    int rc = st ? store__collect_rows(s, st, elem, read, SIZE_MAX, what, out, n, err) : MD_E_IO;
+    store__done(st);
+    store__unlock(s);
     return rc;
 }
 

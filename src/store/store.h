@@ -416,4 +416,41 @@ int store_schedule_set_job(store *st, const char *id, const char *job_id, md_err
 /* MD_E_NOT_FOUND (field "schedule_id") for an unknown id. */
 int store_schedule_delete(store *st, const char *id, md_err *err);
 
+/* ---- job callbacks (callbacks.c, issue 11 §4) ---------------------------------------------- */
+
+typedef enum store_cb_state {
+    STORE_CB_PENDING,   /* waiting for its job to finish, or for its next try */
+    STORE_CB_DELIVERED, /* the receiver answered 2xx */
+    STORE_CB_FAILED,    /* every attempt failed */
+} store_cb_state;
+
+typedef struct store_callback {
+    char job_id[STORE_JOB_ID_MAX];
+    char url[STORE_SCHED_URL_MAX];
+    int state;           /* store_cb_state */
+    int attempts;        /* tries made (claimed) so far */
+    int64_t next_try_ms; /* not before (wall ms) */
+    char last_error[256];
+    int64_t created_ms;
+    int64_t done_ms; /* when delivered or failed */
+} store_callback;
+
+/* Record that job_id wants a callback to url. MD_E_CONFLICT when it already has one. */
+int store_callback_add(store *st, const char *job_id, const char *url, md_err *err);
+/* MD_E_NOT_FOUND (field "job_id") when the job has none. */
+int store_callback_get(store *st, const char *job_id, store_callback *out, md_err *err);
+/* PENDING callbacks whose job is terminal (SUCCESS, FAILURE, CANCELLED) and whose next_try_ms
+ * <= now_ms, soonest first, at most max (*out new: free(); NULL when *n == 0). */
+int store_callback_due(store *st, int64_t now_ms, size_t max, store_callback **out, size_t *n,
+                       md_err *err);
+/* Claim one try by compare-and-set on attempts: attempts + 1 and next_try_ms = lease_until_ms
+ * (a process that dies mid-try leaves it to be tried again then). MD_E_CONFLICT when another
+ * process claimed it first or it is no longer PENDING. */
+int store_callback_claim(store *st, const char *job_id, int expect_attempts,
+                         int64_t lease_until_ms, md_err *err);
+/* Record a try's outcome: state DELIVERED or FAILED (done_ms = now), or PENDING again with
+ * next_try_ms; error is the last error ("" when delivered). */
+int store_callback_finish(store *st, const char *job_id, int state, int64_t next_try_ms,
+                          const char *error, md_err *err);
+
 #endif

@@ -70,6 +70,11 @@ typedef void (*store__row_fn)(sqlite3_stmt *st, void *dst);
 int store__list_rows(store *s, const char *sql, size_t elem, store__row_fn read, const char *what,
                      void **out, size_t *n, md_err *err);
 
+/* Step the bound statement st (lock held; the caller resets it) and collect at most max rows,
+ * like store__list_rows. */
+int store__collect_rows(store *s, sqlite3_stmt *st, size_t elem, store__row_fn read, size_t max,
+                        const char *what, void **out, size_t *n, md_err *err);
+
 /* Apply migrations up to `target` (0 = latest) in one immediate transaction. Lock held. */
 int store__migrate(store *s, int target, md_err *err);
 

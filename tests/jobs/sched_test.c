@@ -29,7 +29,12 @@ typedef struct fx {
 static jobs *open_jobs_on(store *s, const md_clock *clock)
 {
     jobs *j = NULL;
-    job_opts o = {.store = s, .clock = clock, .schedule_ms = -1};
+    job_opts o = {.store = s,
+                  .clock = clock,
+                  .schedule_ms = -1,
+                  .callback_allow_hosts = "127.0.0.1",
+                  .callback_secret = "k",
+                  .callback_poll_ms = -1};
     assert_int_equal(job_open(&o, &j, NULL), MD_OK);
     return j;
 }
@@ -206,6 +211,9 @@ static void test_bad_fields_are_named(void **state)
     in = ok;
     in.kind = "Bulk!";
     expect_bad(f, in, MD_E_INVALID_PARAM, "kind");
+    in = ok;
+    in.callback_url = "http://example.com/hook"; /* not on the allow-list */
+    expect_bad(f, in, MD_E_INVALID_PARAM, "callback_url");
     in = ok;
     char url[STORE_SCHED_URL_MAX + 8];
     memset(url, 'u', sizeof url - 1);
