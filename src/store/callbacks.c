@@ -51,22 +51,6 @@ static void read_row(sqlite3_stmt *st, void *dst)
     c->done_ms = sqlite3_column_int64(st, 7);
 }
 
-/* Step a bound write; none_code with msg when it changed no row. Lock held; resets q. */
-static int step_write(store *st, sqlite3_stmt *q, int none_code, const char *msg, const char *what,
-                      md_err *err)
-{
-    int r = sqlite3_step(q);
-    int rc = MD_OK;
-    if (r == SQLITE_CONSTRAINT || (r & 0xff) == SQLITE_CONSTRAINT)
-        rc = md_fail(err, MD_E_CONFLICT, "job_id", "the job already has a callback");
-    else if (r != SQLITE_DONE)
-        rc = store__sqlfail(st, what, err);
-    else if (sqlite3_changes(st->db) == 0)
-        rc = md_fail(err, none_code, "job_id", "%s", msg);
-    store__done(q);
-    return rc;
-}
-
 int store_callback_add(store *st, const char *job_id, const char *url, md_err *err)
 {
     if (!job_id || !job_id[0] || strlen(job_id) >= STORE_JOB_ID_MAX)
@@ -81,7 +65,8 @@ int store_callback_add(store *st, const char *job_id, const char *url, md_err *e
         sqlite3_bind_text(q, 1, job_id, -1, SQLITE_STATIC);
         sqlite3_bind_text(q, 2, url, -1, SQLITE_STATIC);
         sqlite3_bind_int64(q, 3, md_clock_wall_ms(st->clock));
-        rc = step_write(st, q, MD_E_INTERNAL, "not inserted", "insert callback", err);
+        rc = store__step_write(st, q, MD_E_INTERNAL, "job_id", "not inserted", "insert callback",
+                               err);
     }
     store__unlock(st);
     return rc;
@@ -89,42 +74,17 @@ int store_callback_add(store *st, const char *job_id, const char *url, md_err *e
 
 int store_callback_get(store *st, const char *job_id, store_callback *out, md_err *err)
 {
-    store__lock(st);
-    sqlite3_stmt *q = store__stmt(st, SQL_GET, err);
-    int rc = q ? MD_OK : MD_E_IO;
-    if (q) {
-        sqlite3_bind_text(q, 1, job_id, -1, SQLITE_STATIC);
-        int r = sqlite3_step(q);
-        if (r == SQLITE_ROW)
-            read_row(q, out);
-        else if (r == SQLITE_DONE)
-            rc = md_fail(err, MD_E_NOT_FOUND, "job_id", "the job has no callback");
-        else
-            rc = store__sqlfail(st, "get callback", err);
-        store__done(q);
-    }
-    store__unlock(st);
-    return rc;
+    return store__get_row(st, SQL_GET, job_id, read_row, out, "job_id", "the job has no callback",
+                          "get callback", err);
 }
 
 int store_callback_due(store *st, int64_t now_ms, size_t max, store_callback **out, size_t *n,
                        md_err *err)
 {
-    *out = NULL;
-    *n = 0;
-    store__lock(st);
-    sqlite3_stmt *q = store__stmt(st, SQL_DUE, err);
-    int rc = q ? MD_OK : MD_E_IO;
-    if (q) {
-        sqlite3_bind_int64(q, 1, now_ms);
-        sqlite3_bind_int64(q, 2, (sqlite3_int64)max);
-        void *rows = NULL;
-        rc = store__collect_rows(st, q, sizeof **out, read_row, max, "list due callbacks", &rows, n,
-                                 err);
-        *out = rows;
-        store__done(q);
-    }
-    store__unlock(st);
+    void *rows = NULL;
+    int rc = store__list_due(st, SQL_DUE, now_ms, max, sizeof **out, read_row, "list due callbacks",
+                             &rows, n, err);
+    *out = rows;
     return rc;
 }
 
@@ -138,8 +98,8 @@ int store_callback_claim(store *st, const char *job_id, int expect_attempts, int
         sqlite3_bind_int64(q, 1, lease_until_ms);
         sqlite3_bind_text(q, 2, job_id, -1, SQLITE_STATIC);
         sqlite3_bind_int(q, 3, expect_attempts);
-        rc =
-            step_write(st, q, MD_E_CONFLICT, "this try was already claimed", "claim callback", err);
+        rc = store__step_write(st, q, MD_E_CONFLICT, "job_id", "this try was already claimed",
+                               "claim callback", err);
     }
     store__unlock(st);
     return rc;
@@ -159,7 +119,8 @@ int store_callback_finish(store *st, const char *job_id, int state, int64_t next
         sqlite3_bind_text(q, 3, error ? error : "", -1, SQLITE_STATIC);
         sqlite3_bind_int64(q, 4, state == STORE_CB_PENDING ? 0 : md_clock_wall_ms(st->clock));
         sqlite3_bind_text(q, 5, job_id, -1, SQLITE_STATIC);
-        rc = step_write(st, q, MD_E_NOT_FOUND, "the job has no callback", "finish callback", err);
+        rc = store__step_write(st, q, MD_E_NOT_FOUND, "job_id", "the job has no callback",
+                               "finish callback", err);
     }
     store__unlock(st);
     return rc;

@@ -108,22 +108,8 @@ int store_schedule_add(store *st, store_schedule *s, md_err *err)
 
 int store_schedule_get(store *st, const char *id, store_schedule *out, md_err *err)
 {
-    store__lock(st);
-    sqlite3_stmt *q = store__stmt(st, SQL_GET, err);
-    int rc = q ? MD_OK : MD_E_IO;
-    if (q) {
-        sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
-        int r = sqlite3_step(q);
-        if (r == SQLITE_ROW)
-            read_row(q, out);
-        else if (r == SQLITE_DONE)
-            rc = md_fail(err, MD_E_NOT_FOUND, "schedule_id", "no such schedule");
-        else
-            rc = store__sqlfail(st, "get schedule", err);
-        store__done(q);
-    }
-    store__unlock(st);
-    return rc;
+    return store__get_row(st, SQL_GET, id, read_row, out, "schedule_id", "no such schedule",
+                          "get schedule", err);
 }
 
 int store_schedule_list(store *st, store_schedule **out, size_t *n, md_err *err)
@@ -138,34 +124,10 @@ int store_schedule_list(store *st, store_schedule **out, size_t *n, md_err *err)
 int store_schedule_due(store *st, int64_t now_ms, size_t max, store_schedule **out, size_t *n,
                        md_err *err)
 {
-    *out = NULL;
-    *n = 0;
-    store__lock(st);
-    sqlite3_stmt *q = store__stmt(st, SQL_DUE, err);
-    int rc = q ? MD_OK : MD_E_IO;
-    if (q) {
-        sqlite3_bind_int64(q, 1, now_ms);
-        sqlite3_bind_int64(q, 2, (sqlite3_int64)max);
-        void *rows = NULL;
-        rc = store__collect_rows(st, q, sizeof **out, read_row, max, "list due schedules", &rows, n,
-                                 err);
-        *out = rows;
-        store__done(q);
-    }
-    store__unlock(st);
-    return rc;
-}
-
-/* Run the bound update q; none_code with none_msg when it changed no row. Lock held. */
-static int step_update(store *st, sqlite3_stmt *q, int none_code, const char *none_msg,
-                       const char *what, md_err *err)
-{
-    int rc = MD_OK;
-    if (sqlite3_step(q) != SQLITE_DONE)
-        rc = store__sqlfail(st, what, err);
-    else if (sqlite3_changes(st->db) == 0)
-        rc = md_fail(err, none_code, "schedule_id", "%s", none_msg);
-    store__done(q);
+    void *rows = NULL;
+    int rc = store__list_due(st, SQL_DUE, now_ms, max, sizeof **out, read_row, "list due schedules",
+                             &rows, n, err);
+    *out = rows;
     return rc;
 }
 
@@ -180,8 +142,8 @@ int store_schedule_claim(store *st, const char *id, int64_t expect_next_ms, int6
         sqlite3_bind_int64(q, 2, run_ms);
         sqlite3_bind_text(q, 3, id, -1, SQLITE_STATIC);
         sqlite3_bind_int64(q, 4, expect_next_ms);
-        rc = step_update(st, q, MD_E_CONFLICT, "this run was already claimed", "claim schedule",
-                         err);
+        rc = store__step_write(st, q, MD_E_CONFLICT, "schedule_id", "this run was already claimed",
+                               "claim schedule", err);
     }
     store__unlock(st);
     return rc;
@@ -195,7 +157,8 @@ int store_schedule_set_job(store *st, const char *id, const char *job_id, md_err
     if (q) {
         sqlite3_bind_text(q, 1, job_id, -1, SQLITE_STATIC);
         sqlite3_bind_text(q, 2, id, -1, SQLITE_STATIC);
-        rc = step_update(st, q, MD_E_NOT_FOUND, "no such schedule", "set schedule job", err);
+        rc = store__step_write(st, q, MD_E_NOT_FOUND, "schedule_id", "no such schedule",
+                               "set schedule job", err);
     }
     store__unlock(st);
     return rc;
@@ -208,7 +171,8 @@ int store_schedule_delete(store *st, const char *id, md_err *err)
     int rc = q ? MD_OK : MD_E_IO;
     if (q) {
         sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
-        rc = step_update(st, q, MD_E_NOT_FOUND, "no such schedule", "delete schedule", err);
+        rc = store__step_write(st, q, MD_E_NOT_FOUND, "schedule_id", "no such schedule",
+                               "delete schedule", err);
     }
     store__unlock(st);
     return rc;

@@ -162,6 +162,60 @@ int store__list_rows(store *s, const char *sql, size_t elem, store__row_fn read,
     return rc;
 }
 
+int store__list_due(store *s, const char *sql, int64_t now_ms, size_t max, size_t elem,
+                    store__row_fn read, const char *what, void **out, size_t *n, md_err *err)
+{
+    *out = NULL;
+    *n = 0;
+    store__lock(s);
+    sqlite3_stmt *st = store__stmt(s, sql, err);
+    int rc = st ? MD_OK : MD_E_IO;
+    if (st) {
+        sqlite3_bind_int64(st, 1, now_ms);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)max);
+        rc = store__collect_rows(s, st, elem, read, max, what, out, n, err);
+        store__done(st);
+    }
+    store__unlock(s);
+    return rc;
+}
+
+int store__get_row(store *s, const char *sql, const char *id, store__row_fn read, void *out,
+                   const char *nf_field, const char *nf_msg, const char *what, md_err *err)
+{
+    store__lock(s);
+    sqlite3_stmt *st = store__stmt(s, sql, err);
+    int rc = st ? MD_OK : MD_E_IO;
+    if (st) {
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        int r = sqlite3_step(st);
+        if (r == SQLITE_ROW)
+            read(st, out);
+        else if (r == SQLITE_DONE)
+            rc = md_fail(err, MD_E_NOT_FOUND, nf_field, "%s", nf_msg);
+        else
+            rc = store__sqlfail(s, what, err);
+        store__done(st);
+    }
+    store__unlock(s);
+    return rc;
+}
+
+int store__step_write(store *s, sqlite3_stmt *st, int none_code, const char *none_field,
+                      const char *none_msg, const char *what, md_err *err)
+{
+    int r = sqlite3_step(st);
+    int rc = MD_OK;
+    if ((r & 0xff) == SQLITE_CONSTRAINT)
+        rc = md_fail(err, MD_E_CONFLICT, none_field, "it exists already");
+    else if (r != SQLITE_DONE)
+        rc = store__sqlfail(s, what, err);
+    else if (sqlite3_changes(s->db) == 0)
+        rc = md_fail(err, none_code, none_field, "%s", none_msg);
+    store__done(st);
+    return rc;
+}
+
 void store__random_hex(char *out, size_t nbytes)
 {
     unsigned char raw[32];

@@ -75,6 +75,19 @@ int store__list_rows(store *s, const char *sql, size_t elem, store__row_fn read,
 int store__collect_rows(store *s, sqlite3_stmt *st, size_t elem, store__row_fn read, size_t max,
                         const char *what, void **out, size_t *n, md_err *err);
 
+/* The rows of sql with now_ms bound to ?1 and max to ?2 (its LIMIT), at most max of them, like
+ * store__list_rows: the due schedules and callbacks. Takes and releases the lock. */
+int store__list_due(store *s, const char *sql, int64_t now_ms, size_t max, size_t elem,
+                    store__row_fn read, const char *what, void **out, size_t *n, md_err *err);
+/* Run the cached statement sql with id bound to ?1 and read its one row into out. MD_E_NOT_FOUND
+ * (field nf_field, message nf_msg) when there is none. Takes and releases the lock. */
+int store__get_row(store *s, const char *sql, const char *id, store__row_fn read, void *out,
+                   const char *nf_field, const char *nf_msg, const char *what, md_err *err);
+/* Step the bound write st (lock held) and reset it: MD_E_CONFLICT for a constraint violation,
+ * none_code (field none_field, message none_msg) when it changed no row. */
+int store__step_write(store *s, sqlite3_stmt *st, int none_code, const char *none_field,
+                      const char *none_msg, const char *what, md_err *err);
+
 /* Apply migrations up to `target` (0 = latest) in one immediate transaction. Lock held. */
 int store__migrate(store *s, int target, md_err *err);
 
