@@ -106,8 +106,8 @@ static int reply_one(http_req *req, const job_info *j)
     return http_reply_json(req, 202, o);
 }
 
-/* POST /api/test/jobs?steps&step_ms&format&fail&count: the body is the input of count jobs
- * (a batch when count > 1). */
+/* POST /api/test/jobs?steps&step_ms&format&fail&count&callback_url: the body is the input of
+ * count jobs (a batch when count > 1). */
 static int test_submit(http_req *req, void *ctx)
 {
     jobs *jq = ctx;
@@ -127,7 +127,8 @@ static int test_submit(http_req *req, void *ctx)
                                 .params_json = params,
                                 .input = body,
                                 .input_len = len,
-                                .input_name = "input.bin"};
+                                .input_name = "input.bin",
+                                .callback_url = http_req_query(req, "callback_url")};
     job_info *one = md_arena_alloc(http_req_arena(req), sizeof *one);
     job_batch b;
     char(*ids)[JOB_ID_MAX] = md_arena_alloc(http_req_arena(req), TEST_MAX_FILES * JOB_ID_MAX);
@@ -159,6 +160,7 @@ static const http_doc_param Q_TEST[] = {
     {"fail", "string", "fail with this error code name instead of succeeding", 0},
     {"count", "{\"type\":\"integer\",\"minimum\":1,\"maximum\":50,\"default\":1}",
      "jobs to submit; more than one makes a batch", 0},
+    {"callback_url", "string", "POSTed to, signed, when the job ends (one job only)", 0},
     {0}};
 static const int E_TEST[] = {MD_E_INVALID_PARAM, MD_E_OVERLOADED, MD_E_TOO_LARGE, 0};
 

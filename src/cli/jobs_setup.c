@@ -33,7 +33,11 @@ int cli_jobs_open(const md_config *cfg, store *st, api_enhance_kind *kind, int w
                   .max_attempts = (int)cfg->job_attempts,
                   .input_ttl_ms = cfg->job_input_ttl_ms,
                   .result_ttl_ms = cfg->job_result_ttl_ms,
-                  .max_queued = (size_t)cfg->job_queue_max};
+                  .max_queued = (size_t)cfg->job_queue_max,
+                  .callback_allow_hosts = cfg->callback_allow_hosts,
+                  .callback_secret = cfg->callback_secret,
+                  .callback_attempts = (int)cfg->callback_attempts,
+                  .callback_timeout_ms = cfg->callback_timeout_ms};
     int rc = job_open(&o, out, err);
     /* The kinds. "test" (copies its input in timed steps) only for the end-to-end tests. */
     job_kind enh = {.name = "enhance",

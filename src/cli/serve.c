@@ -17,6 +17,7 @@
 #include "api/convert.h"
 #include "api/docs.h"
 #include "api/enhance.h"
+#include "api/admin_jobs.h"
 #include "api/jobs_api.h"
 #include "api/job_status.h"
 #include "api/models_api.h"
@@ -241,6 +242,7 @@ static int start_http(serve_ctx *c)
         api_convert_register(c->srv, c->st, &co, &c->conv, &e) != MD_OK || register_models(c, &e) != MD_OK ||
         api_convert_ai_register(c->srv, c->conv, c->reg, &e) != MD_OK ||
         api_jobs_register(c->srv, c->jq, &c->japi, &e) != MD_OK || register_enhance(c, &e) != MD_OK ||
+        api_admin_jobs_register(c->srv, c->jq, &e) != MD_OK ||
         (cfg->test_routes && api_jobs_test_register(c->srv, c->jq, &e) != MD_OK) ||
         /* WebSocket messages are the job exactly as GET /api/v1/jobs/{id} renders it. */
         api_job_status_register(c->srv, c->jq, &c->jst, &e) != MD_OK ||

@@ -122,6 +122,16 @@ static const setting settings[] = {
      "a job's uploaded input is kept this long (and at least until the job ends)"},
     {"job_result_ttl", T_DUR, F(job_result_ttl_ms), "24h", SEC, 720 * HOUR, 0, "DUR",
      "a finished job and its result are kept this long after completion, then swept"},
+    {"callback_allow_hosts", T_STR, F(callback_allow_hosts), "", 0, 0, 0, "LIST",
+     "hosts (host or host:port, comma-separated) that job callbacks may be sent to; empty = a "
+     "callback_url is refused with 400"},
+    {"callback_secret", T_STR, F(callback_secret), "", 0, 0, NO_FLAG, "TEXT",
+     "key of the HMAC-SHA256 X-Modeld-Signature of callbacks (env or file only); required with "
+     "callback_allow_hosts"},
+    {"callback_attempts", T_INT, F(callback_attempts), "8", 1, 100, 0, "N",
+     "tries of one callback (doubling backoff from 1 s, at most 1 h apart) before it fails"},
+    {"callback_timeout", T_DUR, F(callback_timeout_ms), "10s", SEC, 5 * 60 * SEC, 0, "DUR",
+     "one callback POST at most (connect and answer)"},
     {"enhance_max_running", T_INT, F(enhance_max_running), "0", 0, 256, 0, "N",
      "enhancement jobs running at once in this process; 0 = the worker threads (auto: half the "
      "CPUs)"},

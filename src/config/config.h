@@ -61,6 +61,10 @@ typedef struct md_config {
     /* durable jobs (issue 10) */
     char *workers; /* "auto" or 0..256: md_config_workers */
     long job_lease_ms, job_attempts, job_queue_max, job_input_ttl_ms, job_result_ttl_ms;
+    /* bulk-job callbacks (issue 11 §4) */
+    char *callback_allow_hosts; /* "host[:port],..."; "" = callbacks refused */
+    char *callback_secret;      /* HMAC-SHA256 key of X-Modeld-Signature */
+    long callback_attempts, callback_timeout_ms;
     long enhance_max_running;
     size_t enhance_memory_budget, enhance_max_bytes;
     md_rate enhance_rate;

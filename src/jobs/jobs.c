@@ -52,6 +52,11 @@
 #define DEFAULT_POLL_MS 250
 #define DEFAULT_PROGRESS_MS 500
 #define DEFAULT_ATTEMPTS 3
+#define DEFAULT_SCHEDULE_MS 1000
+#define DEFAULT_CB_ATTEMPTS 8
+#define DEFAULT_CB_BACKOFF_MS 1000
+#define DEFAULT_CB_TIMEOUT_MS 10000
+#define DEFAULT_CB_POLL_MS 500
 #define DEFAULT_INPUT_TTL_MS (3600LL * 1000)
 #define DEFAULT_RESULT_TTL_MS (24LL * 3600 * 1000)
 
@@ -99,6 +104,33 @@ static void apply_defaults(job_opts *o)
         o->result_ttl_ms = DEFAULT_RESULT_TTL_MS;
     if (o->workers < 0)
         o->workers = 0;
+    if (o->schedule_ms == 0)
+        o->schedule_ms = DEFAULT_SCHEDULE_MS;
+    if (o->callback_attempts <= 0)
+        o->callback_attempts = DEFAULT_CB_ATTEMPTS;
+    if (o->callback_backoff_ms <= 0)
+        o->callback_backoff_ms = DEFAULT_CB_BACKOFF_MS;
+    if (o->callback_timeout_ms <= 0)
+        o->callback_timeout_ms = DEFAULT_CB_TIMEOUT_MS;
+    if (o->callback_poll_ms == 0)
+        o->callback_poll_ms = DEFAULT_CB_POLL_MS;
+}
+
+/* Copy the callback settings (borrowed strings in o) into j. */
+static int copy_callback_opts(jobs *j, const job_opts *o, md_err *err)
+{
+    const char *allow = o->callback_allow_hosts ? o->callback_allow_hosts : "";
+    const char *secret = o->callback_secret ? o->callback_secret : "";
+    if (allow[0] && !secret[0])
+        return md_fail(err, MD_E_INVALID_PARAM, "callback_secret",
+                       "a secret is required to sign callbacks when callback hosts are allowed");
+    j->cb_allow = strdup(allow);
+    j->cb_secret = strdup(secret);
+    j->o.callback_allow_hosts = NULL; /* borrowed: use the copies */
+    j->o.callback_secret = NULL;
+    if (!j->cb_allow || !j->cb_secret)
+        return md_fail(err, MD_E_NOMEM, NULL, NULL);
+    return MD_OK;
 }
 
 /* "<host>:<pid>:<random>": the host and pid let another process of this host see that the
@@ -125,6 +157,13 @@ int job_open(const job_opts *o, jobs **out, md_err *err)
         return md_fail(err, MD_E_NOMEM, NULL, NULL);
     j->o = *o;
     apply_defaults(&j->o);
+    int rc = copy_callback_opts(j, o, err);
+    if (rc != MD_OK) {
+        free(j->cb_allow);
+        free(j->cb_secret);
+        free(j);
+        return rc;
+    }
     j->o.worker_name = NULL; /* borrowed string: copied into worker_prefix below */
     j->clock = o->clock ? o->clock : md_clock_system();
     make_worker_prefix(j);
@@ -138,7 +177,7 @@ int job_open(const job_opts *o, jobs **out, md_err *err)
     return MD_OK;
 }
 
-static int valid_kind_name(const char *name)
+int jobs__valid_kind_name(const char *name)
 {
     size_t n = name ? strlen(name) : 0;
     if (n == 0 || n >= STORE_JOB_KIND_MAX)
@@ -148,7 +187,7 @@ static int valid_kind_name(const char *name)
 
 int job_register(jobs *j, const job_kind *k, md_err *err)
 {
-    if (!k || !valid_kind_name(k->name) || !k->run)
+    if (!k || !jobs__valid_kind_name(k->name) || !k->run)
         return md_fail(err, MD_E_INVALID_PARAM, "kind", "a job kind needs a name and a run");
     pthread_mutex_lock(&j->mu);
     int rc = MD_OK;
@@ -196,6 +235,8 @@ void job_close(jobs *j)
     pthread_cond_destroy(&j->wake);
     pthread_mutex_destroy(&j->subs_mu);
     pthread_mutex_destroy(&j->mu);
+    free(j->cb_allow);
+    free(j->cb_secret);
     free(j);
 }
 
@@ -217,7 +258,7 @@ int job_running_here(jobs *j)
 static int fill_row(jobs *j, const job_submit_in *in, store_job *row, md_err *err)
 {
     memset(row, 0, sizeof *row);
-    if (!in->kind || !valid_kind_name(in->kind))
+    if (!in->kind || !jobs__valid_kind_name(in->kind))
         return md_fail(err, MD_E_INVALID_PARAM, "kind", "bad job kind");
     const char *params = in->params_json ? in->params_json : "{}";
     if (strlen(params) >= sizeof row->params)
@@ -245,14 +286,32 @@ static void wake_workers(jobs *j)
     pthread_mutex_unlock(&j->mu);
 }
 
+/* Record the callback of the job just inserted; when that fails the job is cancelled, so that
+ * no job runs without the callback its submitter asked for. */
+static int add_callback(jobs *j, const store_job *row, const char *url, md_err *err)
+{
+    int rc = store_callback_add(j->s, row->id, url, err);
+    if (rc != MD_OK && job_cancel(j, row->id, NULL, NULL) != MD_OK)
+        md_log(MD_LOG_ERROR, "jobs: %s runs without its callback", row->id);
+    return rc;
+}
+
 int job_submit(jobs *j, const job_submit_in *in, job_info *out, md_err *err)
 {
+    const char *url = in->callback_url && in->callback_url[0] ? in->callback_url : NULL;
+    if (url) {
+        int urc = job_callback_check_url(j->cb_allow, url, err);
+        if (urc != MD_OK)
+            return urc;
+    }
     store_job *row = malloc(sizeof *row);
     if (!row)
         return md_fail(err, MD_E_NOMEM, NULL, NULL);
     int rc = fill_row(j, in, row, err);
     if (rc == MD_OK)
         rc = store_jobs_insert(j->s, row, 1, NULL, j->o.max_queued, err);
+    if (rc == MD_OK && url)
+        rc = add_callback(j, row, url, err);
     if (rc == MD_OK && out)
         *out = *row;
     free(row);
@@ -270,8 +329,12 @@ int job_submit_batch(jobs *j, const job_submit_in *in, size_t n, job_batch *batc
     if (!rows)
         return md_fail(err, MD_E_NOMEM, NULL, NULL);
     int rc = MD_OK;
-    for (size_t i = 0; i < n && rc == MD_OK; i++)
-        rc = fill_row(j, &in[i], &rows[i], err);
+    for (size_t i = 0; i < n && rc == MD_OK; i++) {
+        if (in[i].callback_url && in[i].callback_url[0])
+            rc = md_fail(err, MD_E_INVALID_PARAM, "callback_url", "not supported for batches");
+        else
+            rc = fill_row(j, &in[i], &rows[i], err);
+    }
     memset(batch, 0, sizeof *batch);
     snprintf(batch->owner, sizeof batch->owner, "%s", rows[0].owner);
     snprintf(batch->kind, sizeof batch->kind, "%s", rows[0].kind);

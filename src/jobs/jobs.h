@@ -109,8 +109,9 @@ int job_run_set_result(job_run *r, const void *data, size_t n, const char *meta_
 
 typedef struct job_opts {
     store *store;            /* required; a reference is taken */
-    const md_clock *clock;   /* NULL = system; used for polling intervals only (the rows'
-                              * times come from the store's clock) */
+    const md_clock *clock;   /* NULL = system; used for polling intervals and for the
+                              * scheduler's "now" (the rows' times come from the store's
+                              * clock) */
     int workers;             /* worker threads job_start starts; 0 = none (submit only) */
     int64_t lease_ms;        /* 0 = 30 s; renewed every lease_ms / 4 */
     int64_t poll_ms;         /* idle claim and subscriber poll interval; 0 = 250 ms */
@@ -122,6 +123,17 @@ typedef struct job_opts {
     int64_t result_ttl_ms;   /* finished jobs and results kept after completion; 0 = 24 h */
     size_t max_queued;       /* QUEUED + PROCESSING jobs at most; 0 = no limit */
     const char *worker_name; /* lease owner prefix; NULL = "<host>:<pid>:<random>" */
+    int64_t schedule_ms;     /* the keeper fires due schedules this often; 0 = 1 s; < 0 =
+                              * never (tests call job_schedule_tick) */
+    /* Callbacks (see "callbacks" below). */
+    const char *callback_allow_hosts; /* "host[:port],..."; NULL / "" = no callbacks allowed;
+                                       * copied */
+    const char *callback_secret;      /* HMAC-SHA256 key; required with allow hosts; copied */
+    int callback_attempts;            /* tries per callback; 0 = 8 */
+    int64_t callback_backoff_ms;      /* delay after the first failed try, doubling; 0 = 1 s */
+    int64_t callback_timeout_ms;      /* one POST at most; 0 = 10 s */
+    int64_t callback_poll_ms;         /* the callback thread looks for due callbacks this
+                                       * often; 0 = 500 ms; < 0 = never (tests tick) */
 } job_opts;
 
 /* Open the queue (no threads yet). *out is new: job_close. */
@@ -148,12 +160,14 @@ typedef struct job_submit_in {
     const void *input;       /* input bytes (may be NULL with input_len 0); borrowed */
     size_t input_len;
     const char *input_name; /* client file name; NULL = "" */
+    const char *callback_url; /* POSTed to when the job ends (see "callbacks"); NULL = none */
 } job_submit_in;
 
 /* Accept one job: the input is stored durably, the row committed QUEUED. MD_E_OVERLOADED when
- * the queue is full. *out (may be NULL) gets the row. */
+ * the queue is full. A callback_url off the allow-list is refused first (MD_E_INVALID_PARAM,
+ * field "callback_url"). *out (may be NULL) gets the row. */
 int job_submit(jobs *j, const job_submit_in *in, job_info *out, md_err *err);
-/* Accept n jobs as one batch, all or none. batch (required) gets the batch row (its owner and
+/* Accept n jobs as one batch, all or none (callback_url: MD_E_INVALID_PARAM, not for batches). batch (required) gets the batch row (its owner and
  * kind are taken from in[0]); ids (may be NULL) gets n ids. */
 int job_submit_batch(jobs *j, const job_submit_in *in, size_t n, job_batch *batch,
                      char (*ids)[JOB_ID_MAX], md_err *err);
@@ -192,6 +206,114 @@ int job_counts_get(jobs *j, const char *kind, job_counts *out, md_err *err);
 /* Requeue (or fail, past max_attempts) jobs whose lease ran out, and those leased by a dead
  * process of this host. The keeper thread calls it; tests and `modeld worker` may too. */
 int job_expire_leases(jobs *j, size_t *requeued, size_t *failed, md_err *err);
+
+/* ---- cron (5-field schedules, issue 11 §4) ------------------------------------------------ */
+
+/* A parsed cron expression: "minute hour day-of-month month day-of-week", UTC only (no
+ * time zones, so no DST gaps or repeats). Each field is a comma-separated list of items; an
+ * item is "*", "N" or "N-M", optionally followed by "/S": every S-th value of the range (for
+ * "N/S", of N up to the field's maximum).
+ * Months take jan..dec and days of the week sun..sat (any case, also in ranges: mon-fri);
+ * day-of-week 7 is Sunday like 0. "@yearly" ("@annually"), "@monthly", "@weekly", "@daily"
+ * ("@midnight") and "@hourly" stand for their usual 5 fields.
+ *
+ * Days follow Vixie cron: when neither day field begins with "*", a day matches when EITHER
+ * its day of month OR its day of week matches ("0 0 1,15 * mon" fires on the 1st, the 15th
+ * and every Monday); when one of them begins with "*" (with a step too), both must match.
+ * An expression that can never fire ("0 0 30 feb *", "0 0 31 apr,jun *") is refused.
+ * Value type, owns nothing. */
+typedef struct job_cron {
+    uint64_t minute; /* bit m: minute m, 0..59 */
+    uint32_t hour;   /* bit h: hour h, 0..23 */
+    uint32_t dom;    /* bit d: day of month d, 1..31 */
+    uint16_t month;  /* bit m: month m, 1..12 */
+    uint8_t dow;     /* bit d: day of week d, 0..6, 0 = Sunday */
+    uint8_t dom_star; /* the day-of-month field began with '*' (Vixie's DOM_STAR) */
+    uint8_t dow_star; /* the day-of-week field began with '*' (Vixie's DOW_STAR) */
+} job_cron;
+
+#define JOB_CRON_MAX 256 /* longest expression accepted, in bytes */
+
+/* Parse expr (NUL-terminated). MD_E_INVALID_PARAM with field "cron" and a message naming the
+ * bad field ("field 2 (hour): 24 is out of range 0..23") for anything else than a valid
+ * expression. */
+int job_cron_parse(const char *expr, job_cron *out, md_err *err);
+/* The first minute strictly after after_s (Unix seconds, UTC) at which c (from job_cron_parse)
+ * fires, in Unix seconds. after_s must be in 0 .. JOB_CRON_TIME_MAX (MD_E_INVALID_PARAM, field
+ * "cron", beyond, or when the next fire would fall after it). */
+#define JOB_CRON_TIME_MAX 253402300799LL /* 9999-12-31T23:59:59Z */
+int job_cron_next(const job_cron *c, int64_t after_s, int64_t *next_s, md_err *err);
+
+/* ---- schedules (issue 11 §4) ----------------------------------------------------------- */
+
+/* A schedule submits one job of its kind each time its cron expression fires (UTC). The job
+ * has no input blob; its params are
+ *     {"model": M, "input": I, "schedule_id": S, "callback_url": U, "scheduled_ms": T}
+ * (input: the stored dataset id the kind reads; T: the fire time that was due). Schedules are
+ * rows in the store (store_schedule): they survive restarts, and every process on the data dir
+ * may fire them: each fire is claimed by compare-and-set on next_run_ms (store_schedule_claim),
+ * so it submits one job whichever process (or tick) gets there first. A schedule that was due
+ * several times while no process ran fires once, and then at its next time after now.
+ * A crash between the claim and the submission loses that one run (at most once, never
+ * twice); a submission that fails gives the claim back, so the next tick retries. */
+typedef store_schedule job_schedule;
+
+typedef struct job_schedule_in {
+    const char *owner;        /* key id; NULL = "" */
+    const char *kind;         /* kind of the jobs it submits (need not be registered here) */
+    const char *model;        /* required */
+    const char *cron;         /* required; job_cron_parse */
+    const char *input;        /* required: the dataset id */
+    const char *callback_url; /* NULL = none; the caller checks it against its allow-list */
+} job_schedule_in;
+
+/* Validate and store a schedule; its first run is the cron's next fire after now. *out (may
+ * be NULL) gets the row. MD_E_INVALID_PARAM / MD_E_MISSING_FIELD naming the field. */
+int job_schedule_add(jobs *j, const job_schedule_in *in, job_schedule *out, md_err *err);
+/* MD_E_NOT_FOUND (field "schedule_id") for an unknown id. */
+int job_schedule_get(jobs *j, const char *id, job_schedule *out, md_err *err);
+/* Every schedule, oldest first (*list new: free(); NULL when *n == 0). */
+int job_schedule_list(jobs *j, job_schedule **list, size_t *n, md_err *err);
+/* MD_E_NOT_FOUND (field "schedule_id") for an unknown id. Jobs it submitted stay. */
+int job_schedule_delete(jobs *j, const char *id, md_err *err);
+/* Fire every schedule due at the clock's now (each once, see above). *fired (may be NULL)
+ * gets how many jobs this call submitted. The keeper calls it every schedule_ms. */
+int job_schedule_tick(jobs *j, size_t *fired, md_err *err);
+
+/* ---- callbacks (issue 11 §4) ------------------------------------------------------------ */
+
+/* A job submitted with a callback_url gets one POST when it ends (SUCCESS, FAILURE or
+ * CANCELLED), with the JSON body
+ *     {"job_id": ID, "kind": K, "state": "SUCCESS", "completed_ms": T,
+ *      "error": null | {"code": C, "message": M}, "params": {...}, "result_meta": {...}}
+ * and the headers Content-Type: application/json, X-Modeld-Job-Id: ID and
+ *     X-Modeld-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(callback_secret, "<t>.<body>")>
+ * A receiver recomputes v1 over the raw body with the shared secret, compares in constant
+ * time, and refuses a t too far from its clock (replays).
+ *
+ * Only http:// and https:// URLs whose host (or host:port) is on callback_allow_hosts are
+ * accepted, at submission (400 naming "callback_url") and again before each try; no redirects
+ * are followed and no proxy is used. A try that fails (no connection, timeout, a status other
+ * than 2xx) is retried after callback_backoff_ms, doubling each time (at most 1 h), up to
+ * callback_attempts tries; the state lives in the store (store_callback), so a restart or
+ * another process on the data dir carries on, and each try is claimed by compare-and-set so
+ * that only one process makes it. The POSTs run on their own thread (job_start), never on the
+ * keeper's, so a slow receiver cannot delay lease renewals. */
+
+/* MD_OK when url may receive callbacks under allow_hosts (see above), else MD_E_INVALID_PARAM
+ * with field "callback_url" and the reason. */
+int job_callback_check_url(const char *allow_hosts, const char *url, md_err *err);
+/* The X-Modeld-Signature value for body (n bytes) at time t: "t=<t>,v1=<64 hex>" into out.
+ * Returns MD_OK, or MD_E_INTERNAL when cap < JOB_CB_SIG_MAX. */
+#define JOB_CB_SIG_MAX 96
+int job_callback_sign(const char *secret, int64_t t, const char *body, size_t n, char *out,
+                      size_t cap);
+/* Make every due try once (the callback thread calls it every callback_poll_ms). *delivered
+ * (may be NULL) gets how many were delivered by this call. */
+int job_callback_tick(jobs *j, size_t *delivered, md_err *err);
+/* The callback state of a job (store_callback). MD_E_NOT_FOUND (field "job_id") when none. */
+typedef store_callback job_callback;
+int job_callback_get(jobs *j, const char *job_id, job_callback *out, md_err *err);
 
 /* ---- subscriptions ---------------------------------------------------------------------- */
 

@@ -79,6 +79,10 @@ struct jobs {
     bool keeper_started;
     pthread_mutex_t subs_mu;
     job_sub *subs;
+    char *cb_allow;  /* o.callback_allow_hosts, copied ("" = none) */
+    char *cb_secret; /* o.callback_secret, copied */
+    pthread_t cb_thread;
+    bool cb_started;
 };
 
 /* Deliver info to the subscribers of info->id when it differs from what they last got
@@ -88,6 +92,9 @@ void jobs__publish(jobs *j, const job_info *info);
 void jobs__poll_subs(jobs *j);
 /* Drop every subscription (job_close). */
 void jobs__drop_subs(jobs *j);
+
+/* 1 when name is a valid kind name ([a-z0-9_-], 1 .. STORE_JOB_KIND_MAX - 1 bytes). */
+int jobs__valid_kind_name(const char *name);
 
 /* The worker and keeper threads (worker.c). */
 int jobs__start_threads(jobs *j, md_err *err);

@@ -1,7 +1,8 @@
 /* worker.c - the threads of a job queue: N workers that claim and run jobs, and one keeper
  * that renews the leases of this process's runs, writes their throttled progress, notices
- * cancels made by other processes, takes back jobs of dead workers and polls the store for
- * the subscribers.
+ * cancels made by other processes, takes back jobs of dead workers, polls the store for
+ * the subscribers and fires due schedules every schedule_ms (sched.c); and, when callbacks are
+ * allowed, one thread that makes their tries (callback.c).
  *
  * Invariants:
  *   1. A run is on jobs.runs (so the keeper renews its lease) from before its callback starts
@@ -316,11 +317,21 @@ static void renew_all(jobs *j, bool due)
     pthread_mutex_unlock(&j->mu);
 }
 
+/* Fire due schedules (sched.c); every process's keeper does, the store's compare-and-set
+ * keeps each fire to one job. */
+static void run_schedules(jobs *j)
+{
+    md_err e;
+    if (job_schedule_tick(j, NULL, &e) != MD_OK)
+        md_log(MD_LOG_WARN, "jobs: schedule tick failed: %s", md_err_message(&e));
+}
+
 static void *keeper_main(void *arg)
 {
     jobs *j = arg;
     int64_t tick = j->o.poll_ms < j->o.lease_ms / 4 ? j->o.poll_ms : j->o.lease_ms / 4;
     uint64_t last_renew = md_clock_now_ns(j->clock), last_expire = last_renew;
+    uint64_t last_sched = last_renew;
     for (;;) {
         pthread_mutex_lock(&j->mu);
         if (!j->stopping)
@@ -340,9 +351,43 @@ static void *keeper_main(void *arg)
             if (job_expire_leases(j, NULL, NULL, &e) != MD_OK)
                 md_log(MD_LOG_WARN, "jobs: lease expiry failed: %s", md_err_message(&e));
         }
+        if (j->o.schedule_ms > 0 && now - last_sched >= ms_to_ns(j->o.schedule_ms)) {
+            last_sched = now;
+            run_schedules(j);
+        }
         jobs__poll_subs(j);
     }
     return NULL;
+}
+
+/* The callback thread (callback.c): POSTs can take callback_timeout_ms each, so they run
+ * here and not on the keeper, whose lease renewals must not wait. */
+static void *callback_main(void *arg)
+{
+    jobs *j = arg;
+    for (;;) {
+        pthread_mutex_lock(&j->mu);
+        if (!j->stopping)
+            timed_wait(j, j->o.callback_poll_ms);
+        bool stop = j->stopping;
+        pthread_mutex_unlock(&j->mu);
+        if (stop)
+            break;
+        md_err e;
+        if (job_callback_tick(j, NULL, &e) != MD_OK)
+            md_log(MD_LOG_WARN, "jobs: callback tick failed: %s", md_err_message(&e));
+    }
+    return NULL;
+}
+
+static void start_callback_thread(jobs *j)
+{
+    if (!j->cb_allow[0] || j->o.callback_poll_ms < 0)
+        return; /* no callback can have been accepted by this configuration */
+    if (pthread_create(&j->cb_thread, NULL, callback_main, j) != 0)
+        md_log(MD_LOG_ERROR, "jobs: cannot start the callback thread");
+    else
+        j->cb_started = true;
 }
 
 int jobs__start_threads(jobs *j, md_err *err)
@@ -371,6 +416,7 @@ int jobs__start_threads(jobs *j, md_err *err)
     if (pthread_create(&j->keeper, NULL, keeper_main, j) != 0)
         return md_fail(err, MD_E_NOMEM, NULL, "cannot start the job keeper thread");
     j->keeper_started = true;
+    start_callback_thread(j);
     if (j->nthreads < j->o.workers)
         md_log(MD_LOG_WARN, "jobs: started %d of %d worker threads", j->nthreads, j->o.workers);
     return MD_OK;
@@ -388,6 +434,9 @@ void jobs__stop_threads(jobs *j)
         pthread_join(j->threads[i], NULL);
     if (j->keeper_started)
         pthread_join(j->keeper, NULL);
+    if (j->cb_started)
+        pthread_join(j->cb_thread, NULL);
+    j->cb_started = false;
     free(j->threads);
     j->threads = NULL;
 }

@@ -136,6 +136,34 @@ static const migration migrations[] = {
      "  prediction_id TEXT PRIMARY KEY,"
      "  actual TEXT NOT NULL,"
      "  time_ms INTEGER NOT NULL);"},
+    /* Schedules of issue 11 §4 (version 8 is the predictions log of the same issue): one row
+     * per schedule; next_run_ms is what the scheduler claims by compare-and-set. */
+    {9, "schedules_callbacks",
+     "CREATE TABLE schedules ("
+     "  id TEXT PRIMARY KEY,"
+     "  owner TEXT NOT NULL,"
+     "  kind TEXT NOT NULL,"
+     "  model TEXT NOT NULL,"
+     "  cron TEXT NOT NULL,"
+     "  input TEXT NOT NULL,"
+     "  callback_url TEXT NOT NULL DEFAULT '',"
+     "  last_run_ms INTEGER NOT NULL DEFAULT 0,"
+     "  last_job_id TEXT NOT NULL DEFAULT '',"
+     "  next_run_ms INTEGER NOT NULL,"
+     "  created_ms INTEGER NOT NULL);"
+     "CREATE INDEX schedules_due ON schedules(next_run_ms);"
+     /* Callbacks of finished jobs (issue 11 §4): one row per job that asked for one, the
+      * delivery state and the retry clock, so a restart keeps retrying. */
+     "CREATE TABLE callbacks ("
+     "  job_id TEXT PRIMARY KEY,"
+     "  url TEXT NOT NULL,"
+     "  state TEXT NOT NULL DEFAULT 'pending',"
+     "  attempts INTEGER NOT NULL DEFAULT 0,"
+     "  next_try_ms INTEGER NOT NULL DEFAULT 0,"
+     "  last_error TEXT NOT NULL DEFAULT '',"
+     "  created_ms INTEGER NOT NULL,"
+     "  done_ms INTEGER NOT NULL DEFAULT 0);"
+     "CREATE INDEX callbacks_due ON callbacks(state, next_try_ms);"},
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

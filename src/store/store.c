@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sodium.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,30 +65,29 @@ int store__exec(store *s, const char *sql, const char *what, md_err *err)
 
 sqlite3_stmt *store__stmt(store *s, const char *sql, md_err *err)
 {
-    int free_slot = -1;
-    for (int i = 0; i < STORE__STMT_SLOTS; i++) {
+    for (int i = 0; i < s->nstmts; i++)
         if (s->stmts[i].sql == sql)
             return s->stmts[i].st;
-        if (!s->stmts[i].sql && free_slot < 0)
-            free_slot = i;
+    /* The set of statements is fixed by the code (static strings), so the cache only grows until
+     * every one has run once; it grows rather than having a size that each new feature must
+     * remember to raise. */
+    if (s->nstmts == s->capstmts) {
+        int cap = s->capstmts ? 2 * s->capstmts : 64;
+        store__stmt_slot *g = realloc(s->stmts, (size_t)cap * sizeof *g);
+        if (!g) {
+            md_fail(err, MD_E_NOMEM, NULL, NULL);
+            return NULL;
+        }
+        s->stmts = g;
+        s->capstmts = cap;
     }
     sqlite3_stmt *st = NULL;
-    unsigned flags = free_slot >= 0 ? SQLITE_PREPARE_PERSISTENT : 0;
-    if (sqlite3_prepare_v3(s->db, sql, -1, flags, &st, NULL) != SQLITE_OK) {
+    if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK) {
         store__sqlfail(s, "prepare", err);
         return NULL;
     }
-    /* All slots taken cannot happen with the fixed set of statements in this back end; if it
-     * ever does, the statement still works, it is just not cached (and leaks nothing: it is
-     * kept in the slot table only when there is room). */
-    if (free_slot < 0) {
-        md_log(MD_LOG_ERROR, "store: statement cache full");
-        sqlite3_finalize(st);
-        md_fail(err, MD_E_INTERNAL, NULL, NULL);
-        return NULL;
-    }
-    s->stmts[free_slot].sql = sql;
-    s->stmts[free_slot].st = st;
+    s->stmts[s->nstmts].sql = sql;
+    s->stmts[s->nstmts++].st = st;
     return st;
 }
 
@@ -121,6 +121,33 @@ static int push_row(char **arr, size_t *n, size_t *cap, size_t elem, store__row_
     return MD_OK;
 }
 
+int store__collect_rows(store *s, sqlite3_stmt *st, size_t elem, store__row_fn read, size_t max,
+                        const char *what, void **out, size_t *n, md_err *err)
+{
+    char *arr = NULL;
+    size_t cap = 0;
+    *n = 0;
+    int rc = MD_OK;
+    int r = SQLITE_DONE;
+    while (rc == MD_OK && *n < max) {
+        r = sqlite3_step(st);
+        if (r != SQLITE_ROW)
+            break;
+        rc = push_row(&arr, n, &cap, elem, read, st);
+    }
+    if (rc == MD_E_NOMEM)
+        md_fail(err, MD_E_NOMEM, NULL, NULL);
+    else if (rc == MD_OK && r != SQLITE_DONE && r != SQLITE_ROW)
+        rc = store__sqlfail(s, what, err);
+    if (rc != MD_OK) {
+        free(arr);
+        arr = NULL;
+        *n = 0;
+    }
+    *out = arr;
+    return rc;
+}
+
 int store__list_rows(store *s, const char *sql, size_t elem, store__row_fn read, const char *what,
                      void **out, size_t *n, md_err *err)
 {
@@ -130,29 +157,72 @@ int store__list_rows(store *s, const char *sql, size_t elem, store__row_fn read,
 int store__list_rows_p(store *s, const char *sql, const char *param, size_t elem,
                        store__row_fn read, const char *what, void **out, size_t *n, md_err *err)
 {
-    char *arr = NULL;
-    size_t cap = 0;
+    *out = NULL;
+    *n = 0;
+    store__lock(s);
+    sqlite3_stmt *st = store__stmt(s, sql, err);
+    int rc = MD_E_IO;
+    if (st) {
+        if (param)
+            sqlite3_bind_text(st, 1, param, -1, SQLITE_STATIC);
+        rc = store__collect_rows(s, st, elem, read, SIZE_MAX, what, out, n, err);
+    }
+    store__done(st);
+    store__unlock(s);
+    return rc;
+}
+
+int store__list_due(store *s, const char *sql, int64_t now_ms, size_t max, size_t elem,
+                    store__row_fn read, const char *what, void **out, size_t *n, md_err *err)
+{
+    *out = NULL;
     *n = 0;
     store__lock(s);
     sqlite3_stmt *st = store__stmt(s, sql, err);
     int rc = st ? MD_OK : MD_E_IO;
-    int r = SQLITE_DONE;
-    if (st && param)
-        sqlite3_bind_text(st, 1, param, -1, SQLITE_STATIC);
-    while (rc == MD_OK && (r = sqlite3_step(st)) == SQLITE_ROW)
-        rc = push_row(&arr, n, &cap, elem, read, st);
-    if (rc == MD_E_NOMEM)
-        md_fail(err, MD_E_NOMEM, NULL, NULL);
-    else if (rc == MD_OK && r != SQLITE_DONE)
-        rc = store__sqlfail(s, what, err);
-    store__done(st);
-    store__unlock(s);
-    if (rc != MD_OK) {
-        free(arr);
-        arr = NULL;
-        *n = 0;
+    if (st) {
+        sqlite3_bind_int64(st, 1, now_ms);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)max);
+        rc = store__collect_rows(s, st, elem, read, max, what, out, n, err);
+        store__done(st);
     }
-    *out = arr;
+    store__unlock(s);
+    return rc;
+}
+
+int store__get_row(store *s, const char *sql, const char *id, store__row_fn read, void *out,
+                   const char *nf_field, const char *nf_msg, const char *what, md_err *err)
+{
+    store__lock(s);
+    sqlite3_stmt *st = store__stmt(s, sql, err);
+    int rc = st ? MD_OK : MD_E_IO;
+    if (st) {
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        int r = sqlite3_step(st);
+        if (r == SQLITE_ROW)
+            read(st, out);
+        else if (r == SQLITE_DONE)
+            rc = md_fail(err, MD_E_NOT_FOUND, nf_field, "%s", nf_msg);
+        else
+            rc = store__sqlfail(s, what, err);
+        store__done(st);
+    }
+    store__unlock(s);
+    return rc;
+}
+
+int store__step_write(store *s, sqlite3_stmt *st, int none_code, const char *none_field,
+                      const char *none_msg, const char *what, md_err *err)
+{
+    int r = sqlite3_step(st);
+    int rc = MD_OK;
+    if ((r & 0xff) == SQLITE_CONSTRAINT)
+        rc = md_fail(err, MD_E_CONFLICT, none_field, "it exists already");
+    else if (r != SQLITE_DONE)
+        rc = store__sqlfail(s, what, err);
+    else if (sqlite3_changes(s->db) == 0)
+        rc = md_fail(err, none_code, none_field, "%s", none_msg);
+    store__done(st);
     return rc;
 }
 
@@ -241,8 +311,9 @@ static store *store_alloc(const store_opts *o)
 
 static void store_destroy(store *s)
 {
-    for (int i = 0; i < STORE__STMT_SLOTS; i++)
+    for (int i = 0; i < s->nstmts; i++)
         sqlite3_finalize(s->stmts[i].st);
+    free(s->stmts);
     if (s->db && sqlite3_close(s->db) != SQLITE_OK)
         md_log(MD_LOG_ERROR, "store: close failed: %s", sqlite3_errmsg(s->db));
     pthread_mutex_destroy(&s->mu);

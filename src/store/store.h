@@ -407,5 +407,83 @@ void store_predictions_free(store_prediction *p, size_t n);
  * no such prediction. */
 int store_feedback_put(store *s, const char *model, const char *prediction_id, const char *actual,
                        int64_t time_ms, md_err *err);
+/* ---- schedules (schedules.c, issue 11 §4) -------------------------------------------------- */
+
+#define STORE_SCHED_ID_MAX 40
+#define STORE_SCHED_CRON_MAX 256
+#define STORE_SCHED_URL_MAX 1024
+
+/* One schedule (value type). The store does not interpret cron, model or input: src/jobs
+ * validates them and computes next_run_ms. */
+typedef struct store_schedule {
+    char id[STORE_SCHED_ID_MAX];          /* "s_<hex>", set by store_schedule_add */
+    char owner[STORE_KEY_ID_MAX];         /* key id of the creator */
+    char kind[STORE_JOB_KIND_MAX];        /* kind of the jobs it submits */
+    char model[64];                       /* model name */
+    char cron[STORE_SCHED_CRON_MAX];      /* the 5-field expression */
+    char input[STORE_JOB_ID_MAX];         /* stored dataset (upload) id */
+    char callback_url[STORE_SCHED_URL_MAX]; /* "" = none */
+    int64_t last_run_ms;                  /* 0 = never ran */
+    char last_job_id[STORE_JOB_ID_MAX];   /* job of the last run, "" = none */
+    int64_t next_run_ms;                  /* when it fires next (wall ms) */
+    int64_t created_ms;                   /* set by store_schedule_add */
+} store_schedule;
+
+/* Insert s (id and created_ms are filled in). MD_E_INVALID_PARAM naming the field for an empty
+ * or too long one. */
+int store_schedule_add(store *st, store_schedule *s, md_err *err);
+/* MD_E_NOT_FOUND (field "schedule_id") for an unknown id. */
+int store_schedule_get(store *st, const char *id, store_schedule *out, md_err *err);
+/* Every schedule, oldest first (*out new: free(); NULL when *n == 0). */
+int store_schedule_list(store *st, store_schedule **out, size_t *n, md_err *err);
+/* Schedules with next_run_ms <= now_ms, soonest first, at most max (*out new: free()). */
+int store_schedule_due(store *st, int64_t now_ms, size_t max, store_schedule **out, size_t *n,
+                       md_err *err);
+/* Claim one run by compare-and-set: when the row's next_run_ms is still expect_next_ms, set it
+ * to new_next_ms and last_run_ms to run_ms. MD_E_CONFLICT when another process (or an earlier
+ * tick) claimed it first or the row is gone. */
+int store_schedule_claim(store *st, const char *id, int64_t expect_next_ms, int64_t new_next_ms,
+                         int64_t run_ms, md_err *err);
+/* Record the job submitted for the last run. */
+int store_schedule_set_job(store *st, const char *id, const char *job_id, md_err *err);
+/* MD_E_NOT_FOUND (field "schedule_id") for an unknown id. */
+int store_schedule_delete(store *st, const char *id, md_err *err);
+
+/* ---- job callbacks (callbacks.c, issue 11 §4) ---------------------------------------------- */
+
+typedef enum store_cb_state {
+    STORE_CB_PENDING,   /* waiting for its job to finish, or for its next try */
+    STORE_CB_DELIVERED, /* the receiver answered 2xx */
+    STORE_CB_FAILED,    /* every attempt failed */
+} store_cb_state;
+
+typedef struct store_callback {
+    char job_id[STORE_JOB_ID_MAX];
+    char url[STORE_SCHED_URL_MAX];
+    int state;           /* store_cb_state */
+    int attempts;        /* tries made (claimed) so far */
+    int64_t next_try_ms; /* not before (wall ms) */
+    char last_error[256];
+    int64_t created_ms;
+    int64_t done_ms; /* when delivered or failed */
+} store_callback;
+
+/* Record that job_id wants a callback to url. MD_E_CONFLICT when it already has one. */
+int store_callback_add(store *st, const char *job_id, const char *url, md_err *err);
+/* MD_E_NOT_FOUND (field "job_id") when the job has none. */
+int store_callback_get(store *st, const char *job_id, store_callback *out, md_err *err);
+/* PENDING callbacks whose job is terminal (SUCCESS, FAILURE, CANCELLED) and whose next_try_ms
+ * <= now_ms, soonest first, at most max (*out new: free(); NULL when *n == 0). */
+int store_callback_due(store *st, int64_t now_ms, size_t max, store_callback **out, size_t *n,
+                       md_err *err);
+/* Claim one try by compare-and-set on attempts: attempts + 1 and next_try_ms = lease_until_ms
+ * (a process that dies mid-try leaves it to be tried again then). MD_E_CONFLICT when another
+ * process claimed it first or it is no longer PENDING. */
+int store_callback_claim(store *st, const char *job_id, int expect_attempts,
+                         int64_t lease_until_ms, md_err *err);
+/* Record a try's outcome: state DELIVERED or FAILED (done_ms = now), or PENDING again with
+ * next_try_ms; error is the last error ("" when delivered). */
+int store_callback_finish(store *st, const char *job_id, int state, int64_t next_try_ms,
+                          const char *error, md_err *err);
 
 #endif

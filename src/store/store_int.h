@@ -22,7 +22,11 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
-#define STORE__STMT_SLOTS 64
+/* One prepared statement of the cache, keyed by the address of its static SQL text. */
+typedef struct store__stmt_slot {
+    const char *sql;
+    sqlite3_stmt *st;
+} store__stmt_slot;
 
 struct store {
     pthread_mutex_t mu;
@@ -34,10 +38,8 @@ struct store {
     int64_t blob_grace_ms;           /* a blob put this recently is never swept */
     bool results_fsync;              /* result blobs durable like uploads (store_opts) */
     atomic_int refs;
-    struct {
-        const char *sql;             /* key: address of a static SQL string */
-        sqlite3_stmt *st;
-    } stmts[STORE__STMT_SLOTS];
+    store__stmt_slot *stmts;         /* owned; grows: every statement the back end ever ran */
+    int nstmts, capstmts;
 };
 
 void store__lock(store *s);
@@ -73,6 +75,23 @@ int store__list_rows(store *s, const char *sql, size_t elem, store__row_fn read,
 /* The same with one text parameter bound to ?1 (param borrowed for the call; NULL: none). */
 int store__list_rows_p(store *s, const char *sql, const char *param, size_t elem,
                        store__row_fn read, const char *what, void **out, size_t *n, md_err *err);
+/* Step the bound statement st (lock held; the caller resets it) and collect at most max rows,
+ * like store__list_rows. */
+int store__collect_rows(store *s, sqlite3_stmt *st, size_t elem, store__row_fn read, size_t max,
+                        const char *what, void **out, size_t *n, md_err *err);
+
+/* The rows of sql with now_ms bound to ?1 and max to ?2 (its LIMIT), at most max of them, like
+ * store__list_rows: the due schedules and callbacks. Takes and releases the lock. */
+int store__list_due(store *s, const char *sql, int64_t now_ms, size_t max, size_t elem,
+                    store__row_fn read, const char *what, void **out, size_t *n, md_err *err);
+/* Run the cached statement sql with id bound to ?1 and read its one row into out. MD_E_NOT_FOUND
+ * (field nf_field, message nf_msg) when there is none. Takes and releases the lock. */
+int store__get_row(store *s, const char *sql, const char *id, store__row_fn read, void *out,
+                   const char *nf_field, const char *nf_msg, const char *what, md_err *err);
+/* Step the bound write st (lock held) and reset it: MD_E_CONFLICT for a constraint violation,
+ * none_code (field none_field, message none_msg) when it changed no row. */
+int store__step_write(store *s, sqlite3_stmt *st, int none_code, const char *none_field,
+                      const char *none_msg, const char *what, md_err *err);
 
 /* Apply migrations up to `target` (0 = latest) in one immediate transaction. Lock held. */
 int store__migrate(store *s, int target, md_err *err);
