@@ -175,8 +175,10 @@ static int read_file(const char *path, uint8_t **data, size_t *len, md_err *err)
     if (n <= 0 || n > MAX_FILE_BYTES) {
         rc = md_fail(err, MD_E_TOO_LARGE, "file", "%s: size %ld (at most %ld)", path, n,
                      MAX_FILE_BYTES);
-    } else if (!(*data = malloc((size_t)n)) || fread(*data, 1, (size_t)n, f) != (size_t)n) {
-        rc = md_fail(err, MD_E_IO, "file", "cannot read %s", path);
+    } else {
+        *data = malloc((size_t)n);
+        if (!*data || fread(*data, 1, (size_t)n, f) != (size_t)n)
+            rc = md_fail(err, MD_E_IO, "file", "cannot read %s", path);
     }
     *len = rc == MD_OK ? (size_t)n : 0;
     fclose(f);

@@ -8,11 +8,12 @@
  * covers a core plus a blend band of BLEND pixels on each side where a neighbour exists, plus
  * CONTEXT more pixels that are computed and thrown away (the network's receptive field sees
  * real neighbours there instead of zero padding). Every run window has the same size (edge
- * windows are shifted inward, run_window), so the engine plans the network's memory once. Across a band between two tiles the weights
- * ramp linearly, one down and one up, summing to 1. Output rows are accumulated in a float band
- * of (T + 2 BLEND) * s rows only, slid down one tile row at a time and flushed to the 8-bit
- * result, so memory is the result plus one band plus one tile's run, for any image size.
- * T comes from the tile budget and the network's measured bytes per input pixel (net_cost).
+ * windows are shifted inward, run_window), so the engine plans the network's memory once. Across a
+ * band between two tiles the weights ramp linearly, one down and one up, summing to 1. Output rows
+ * are accumulated in a float band of (T + 2 BLEND) * s rows only, slid down one tile row at a time
+ * and flushed to the 8-bit result, so memory is the result plus one band plus one tile's run, for
+ * any image size. T comes from the tile budget and the network's measured bytes per input pixel
+ * (net_cost).
  *
  * Invariants:
  *   1. Every output pixel gets weights summing to 1 (checked: the flush divides by the sum, and
@@ -570,8 +571,8 @@ static int enhance_faces(pl_ctx *cx, const pl_enh_in *in, enh_job *j, int *found
         int x1 = (int)((box[i].x + 1.3 * box[i].w) * f),
             y1 = (int)((box[i].y + 1.3 * box[i].h) * f);
         x0 = x0 < 0 ? 0 : x0, y0 = y0 < 0 ? 0 : y0, x1 = x1 > W ? W : x1, y1 = y1 > H ? H : y1;
-        if ((rc = md_cancel_check(cx->cancel, "faces", err)) == MD_OK && x1 - x0 >= 8 &&
-            y1 - y0 >= 8)
+        rc = md_cancel_check(cx->cancel, "faces", err);
+        if (rc == MD_OK && x1 - x0 >= 8 && y1 - y0 >= 8)
             rc = enhance_face(cx, in, j, (img_box){x0, y0, x1 - x0, y1 - y0, 0}, err);
     }
     return rc;
@@ -607,15 +608,16 @@ int pl_enhance(pl_ctx *cx, const pl_enh_in *in, pl_enh_out *out, md_err *err)
     if (rc != MD_OK)
         goto out;
     j.src = img;
-    if ((rc = job_setup(cx, in, in->quality, &j, err)) != MD_OK)
-        goto out;
-    if ((rc = run_tiles(&j, cx->cancel, &out->tiles, err)) != MD_OK)
-        goto out;
-    if (in->face_enhance && (rc = enhance_faces(cx, in, &j, &out->faces_found, err)) != MD_OK)
-        goto out;
-    if (img->has_alpha)
+    rc = job_setup(cx, in, in->quality, &j, err);
+    if (rc == MD_OK)
+        rc = run_tiles(&j, cx->cancel, &out->tiles, err);
+    if (rc == MD_OK && in->face_enhance)
+        rc = enhance_faces(cx, in, &j, &out->faces_found, err);
+    if (rc == MD_OK && img->has_alpha)
         upscale_alpha(img, j.dst, j.s);
-    if ((rc = md_cancel_check(cx->cancel, "encode", err)) != MD_OK)
+    if (rc == MD_OK)
+        rc = md_cancel_check(cx->cancel, "encode", err);
+    if (rc != MD_OK)
         goto out;
     md_cancel_progress(cx->cancel, 0.95, "encode");
     rc = img_encode(j.dst, in->out_format, in->jpeg_quality, &out->image, err);
