@@ -45,17 +45,19 @@ static const char *const quality_names[] = {"fast", "balanced", "best"};
 static const char *const net_names[] = {"slim", "medium", "thick"};
 
 /* Bytes per input pixel of one network run with a memory plan, measured with `modeld infer`
- * (peak RSS at 64x64 and 128x128 inputs, the slope) times 1.25; x3 uses the x4 figure. The
- * x8 RDN nets are costly: their last convolutions run at 8x resolution on 64 channels. */
+ * (peak RSS at 64x64 and 128x128 inputs, the slope), times 1.25. medium x3 measured 4.9 KB (its
+ * 128x128 run stays under the Winograd size threshold): the x2 figure is used, which holds for
+ * larger tiles. The x8 RDN nets are costly: their last convolution reads 192 channels at 8x the
+ * resolution. */
 static double net_cost(pl_enh_quality q, int scale)
 {
-    static const double kb[3][3] = {
-        /* x2, x4, x8 */
-        {3.5, 9.2, 160.0},   /* slim */
-        {13.6, 13.4, 162.0}, /* medium */
-        {27.3, 27.0, 31.6},  /* thick */
+    static const double kb[3][4] = {
+        /* x2, x3, x4, x8 */
+        {2.3, 4.5, 7.8, 98.0},     /* slim */
+        {13.6, 13.6, 13.2, 104.0}, /* medium */
+        {25.7, 25.4, 25.7, 28.0},  /* thick */
     };
-    int i = scale == 2 ? 0 : scale == 8 ? 2 : 1;
+    int i = scale == 2 ? 0 : scale == 3 ? 1 : scale == 4 ? 2 : 3;
     return kb[q][i] * 1024.0 * 1.25;
 }
 
