@@ -185,6 +185,8 @@ int pl_enhance_estimate(pl_ctx *cx, int w, int h, const pl_enh_in *in, uint64_t 
     /* decoded + oriented copy, the 8-bit result, its encoding (at most ~ the raw RGB) */
     uint64_t img = (uint64_t)w * (uint64_t)h * 8 + ow * oh * 4 + ow * oh * 3;
     *bytes = img + band + run;
+    if (in->face_enhance && in->quality != PL_ENH_BEST) /* faces: one more run, of thick */
+        *bytes += in->tile_budget ? in->tile_budget : PL_ENH_TILE_BUDGET;
     return MD_OK;
 }
 
