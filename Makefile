@@ -34,7 +34,7 @@ asan: deps
 # The concurrency tests (CTest label "tsan") under ThreadSanitizer. Not part of `make test`: it
 # is a second full build. libxgboost's OpenMP is not instrumented, so only tests that do not
 # run XGBoost carry the label.
-TSAN_TESTS := models_refcount_test
+TSAN_TESTS := models_refcount_test jobs_test http_ws_test
 tsan: deps
 	@cmake -S . -B build/tsan -DCMAKE_BUILD_TYPE=Debug -DMODELD_TSAN=ON >/dev/null
 	@cmake --build build/tsan -j$(JOBS) --target $(TSAN_TESTS)
@@ -74,9 +74,15 @@ test: unit e2e web-test fuzz-smoke
 
 # The shipped models (models/<name>/<version>/: artefact, modeld.json, MODEL_CARD.md), retrained
 # from training/ with fixed seeds on one thread: the same bytes on every run. Not part of `test`.
-MODEL_SCRIPTS := training/digits_cnn.py training/diabetes_mlp.py training/breast_cancer_xgb.py
+MODEL_SCRIPTS := training/digits_cnn.py training/diabetes_mlp.py training/breast_cancer_xgb.py \
+                 training/vectorize/classifier.py training/vectorize/quality.py \
+                 training/vectorize/params_model.py \
+                 training/predict/churn.py training/predict/profitability.py \
+                 training/predict/revenue_leak.py training/predict/pricing.py \
+                 training/predict/budget.py training/predict/demand.py \
+                 training/predict/anomaly.py
 
-models:
+models: build
 	@bash scripts/deps.sh models
 	@for s in $(MODEL_SCRIPTS); do $(PYTHON) $$s models || exit 1; done
 
@@ -96,7 +102,7 @@ models-verify: asan
 	$(PYTHON) training/verify_modeld.py build/asan/modeld models
 
 # Retrain into build/models-check and compare byte for byte with the committed versions.
-models-check:
+models-check: build
 	@bash scripts/deps.sh models
 	@rm -rf build/models-check
 	@for s in $(MODEL_SCRIPTS); do $(PYTHON) $$s build/models-check || exit 1; done

@@ -18,12 +18,13 @@ BUILD_PKGS=(
 TEST_PKGS=(
   clang libclang-rt-14-dev libcmocka-dev
   python3 python3-pytest python3-requests python3-numpy python3-skimage python3-onnx python3-xgboost python3-sklearn
-  python3-jsonschema python3-websocket
+  python3-jsonschema python3-websocket python3-torch python3-pil
   librsvg2-bin libonnx-testdata chromium nodejs
 )
 # `make models`: retraining the shipped models (training/).
 MODELS_PKGS=(
   python3 python3-numpy python3-torch python3-onnx python3-sklearn python3-xgboost python3-pil
+  python3-scipy r-base-core r-cran-modeldata r-cran-ggplot2
   librsvg2-bin fonts-dejavu-core fonts-dejavu-extra fonts-liberation2 fonts-noto-core
   fonts-freefont-ttf fonts-urw-base35 fonts-crosextra-carlito
   papirus-icon-theme breeze-icon-theme tango-icon-theme numix-icon-theme adwaita-icon-theme

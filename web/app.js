@@ -5,6 +5,10 @@
  * preset and only the parameters the user moved (POST /api/convert), so the server's defaults
  * stay the single source of truth; the answer's "parameters" (what was really used) are shown
  * back on the sliders. Every API error maps to a message that says what to do next.
+ * AI mode sends the file_id with a tier (auto, 1, 2, 3), a target quality and a time budget
+ * (POST /api/convert-ai) and shows what the server did: logo type and confidence, the tier and
+ * why, predicted against measured SSIM, the time of each stage and the parameters it chose,
+ * which one button copies into the manual settings.
  * The SVG is shown through an <img> with a blob: URL, never inlined, so markup in an SVG can
  * never run as part of this page.
  */
@@ -41,6 +45,8 @@ const state = {
   uploading: null,     // the pending upload promise
   converter: 'vtracer',
   preset: 'default',
+  mode: 'manual',      // 'manual' | 'ai'
+  aiTier: 'auto',
   presets: null,       // {name: {param: value}} from the server
   limits: null,        // {upload_max_bytes, max_width, max_height, max_pixels} from the server
   touched: new Set(),  // parameters moved by the user since the preset was chosen
@@ -103,7 +109,12 @@ function describeError(r, action) {
     case 415: return ['This file is not a supported image',
       'Use a PNG, JPEG, WebP, BMP or TIFF image (the file content is checked, not its name).'];
     case 429: return ['Too many requests', 'Your key has hit its rate limit.' + wait];
-    case 503: return ['The server is busy', 'All conversion workers are taken or the service is not ready.' + wait];
+    case 503:
+      if (r.body && r.body.fallback_suggestion) {
+        return ['The AI models are not available',
+          `${server} Switch to Manual and convert with a preset instead.`];
+      }
+      return ['The server is busy', 'All conversion workers are taken or the service is not ready.' + wait];
     case 504: return ['The conversion took too long',
       'Try the Fast preset, fewer colours (lower colour precision) or a smaller image.'];
     default: return [`Server error (${r.status})`, server || 'Something went wrong on the server.'];
@@ -379,12 +390,14 @@ async function convert() {
   const btn = $('convert-btn');
   btn.classList.add('busy');
   btn.disabled = true;
-  $('convert-btn').querySelector('.label').textContent = 'Converting…';
+  $('convert-btn').querySelector('.label').textContent = state.mode === 'ai' ? 'Optimising…' : 'Converting…';
   try {
     let r = null;
     for (let attempt = 0; attempt < 2; attempt++) {
       if (!(await upload())) return;
-      r = await api('/api/convert', { method: 'POST', json: convertBody() });
+      r = state.mode === 'ai'
+        ? await api('/api/convert-ai', { method: 'POST', json: aiBody() })
+        : await api('/api/convert', { method: 'POST', json: convertBody() });
       if (r.status !== 404) break;
       state.fileId = null;    // expired on the server: upload again once, then report
     }
@@ -394,11 +407,135 @@ async function convert() {
     }
     clearMessages();
     showResult(r.body, r.headers.get('X-Cache'));
+    showAiResult(r.body.ai_metadata ? r.body : null);
   } finally {
     btn.classList.remove('busy');
-    btn.querySelector('.label').textContent = 'Convert to SVG';
+    btn.querySelector('.label').textContent = convertLabel();
     updateConvertButton();
   }
+}
+
+/* ---------------------------------------------------------------- AI mode --------------- */
+
+function convertLabel() { return state.mode === 'ai' ? 'Convert with AI' : 'Convert to SVG'; }
+
+function aiBody() {
+  const body = {
+    file_id: state.fileId,
+    target_quality: Number($('ai-target').value),
+    time_budget: Number($('ai-budget').value),
+    include_analysis: true,
+  };
+  body.tier = state.aiTier === 'auto' ? 'auto' : Number(state.aiTier);
+  return body;
+}
+
+function setMode(mode) {
+  state.mode = mode;
+  $('mode').querySelectorAll('button').forEach((b) => b.setAttribute('aria-checked', String(b.dataset.value === mode)));
+  $('ai-settings').hidden = mode !== 'ai';
+  $('manual-settings').hidden = mode === 'ai';
+  $('convert-btn').querySelector('.label').textContent = convertLabel();
+}
+
+const STAGE_LABELS = {
+  read: 'Read', decode: 'Decode', features: 'Features', classification: 'Classify', routing: 'Route',
+  prediction: 'Predict', conversions: 'Conversions',
+};
+
+function fmtMs(ms) { return ms < 1 ? ms.toFixed(2) + ' ms' : ms < 1000 ? ms.toFixed(0) + ' ms' : (ms / 1000).toFixed(2) + ' s'; }
+
+function showStages(times) {
+  const box = $('ai-stages');
+  box.replaceChildren();
+  const max = Math.max(1e-6, ...Object.values(times || {}));
+  for (const [k, label] of Object.entries(STAGE_LABELS)) {
+    if (!times || times[k] === undefined) continue;
+    const row = document.createElement('div');
+    row.className = 'ai-stage';
+    row.dataset.stage = k;
+    const name = document.createElement('span');
+    name.textContent = label;
+    const track = document.createElement('span');
+    track.className = 'track';
+    const bar = document.createElement('i');
+    bar.style.width = (100 * times[k] / max).toFixed(1) + '%';
+    track.append(bar);
+    const ms = document.createElement('span');
+    ms.className = 'ms';
+    ms.textContent = fmtMs(times[k]);
+    row.append(name, track, ms);
+    box.append(row);
+  }
+}
+
+function showChosenParams(params) {
+  const dl = $('ai-params');
+  dl.replaceChildren();
+  for (const p of PARAMS) {
+    if (!params || params[p.name] === undefined) continue;
+    const dt = document.createElement('dt');
+    dt.textContent = p.label;
+    const dd = document.createElement('dd');
+    dd.dataset.param = p.name;
+    dd.textContent = p.type === 'toggle' ? (params[p.name] ? 'on' : 'off') : formatValue(p, params[p.name]);
+    dl.append(dt, dd);
+  }
+}
+
+/* The AI panel of a convert-ai answer (null hides it). */
+function showAiResult(res) {
+  $('ai-result').hidden = !res;
+  if (!res) return;
+  const m = res.ai_metadata;
+  $('ai-logo').textContent = m.logo_type.replace(/_/g, ' ');
+  $('ai-confidence').textContent = `confidence ${(100 * m.confidence).toFixed(0)}%`;
+  $('ai-tier-used').textContent = `Tier ${m.tier_used}`;
+  $('ai-reason').textContent = m.routing ? m.routing.reason : '';
+  $('ai-predicted').textContent = m.predicted_quality === null ? 'n/a' : Number(m.predicted_quality).toFixed(3);
+  $('ai-measured').textContent = Number(m.actual_quality).toFixed(3);
+  $('ai-method').textContent = `${m.optimization_method.replace(/_/g, ' ')} · ${m.conversions} conversion${m.conversions === 1 ? '' : 's'}`;
+  const fb = $('ai-fallback');
+  fb.hidden = !m.fallback_used;
+  fb.textContent = m.fallback_used ? 'Rules stood in for a model: ' + m.fallback_reason : '';
+  showStages(m.stage_times_ms);
+  showChosenParams(res.parameters);
+}
+
+/* Put the AI's parameters into the manual settings, marked as changed, and switch to Manual. */
+function copyToManual() {
+  const params = state.result && state.result.parameters;
+  if (!params) return;
+  for (const p of PARAMS) {
+    if (params[p.name] === undefined) continue;
+    writeParam(p, params[p.name]);
+    state.touched.add(p.name);
+    document.querySelector(`.param[data-param="${p.name}"]`).classList.add('touched');
+  }
+  if (params.colormode === 'color') {
+    state.converter = 'vtracer';
+    $('converter').querySelectorAll('button').forEach((b) => b.setAttribute('aria-checked', String(b.dataset.value === 'vtracer')));
+  }
+  updateTouchedCount();
+  setMode('manual');
+}
+
+function wireAi() {
+  $('mode').addEventListener('click', (e) => {
+    const b = e.target.closest('button');
+    if (b) setMode(b.dataset.value);
+  });
+  wireSegmented('ai-tier', (v) => { state.aiTier = v; });
+  const target = $('ai-target');
+  const budget = $('ai-budget');
+  const sync = () => {
+    $('ai-target-out').textContent = Number(target.value).toFixed(2);
+    $('ai-budget-out').textContent = Number(budget.value).toFixed(1) + ' s';
+  };
+  target.addEventListener('input', sync);
+  budget.addEventListener('input', sync);
+  sync();
+  $('ai-copy').addEventListener('click', copyToManual);
 }
 
 function clearResult() {
@@ -411,6 +548,7 @@ function clearResult() {
   for (const id of ['m-bytes-sub', 'm-paths-sub', 'm-cache']) $(id).textContent = '';
   $('m-ssim-bar').style.width = '0';
   $('stage').classList.remove('has-svg');
+  $('ai-result').hidden = true;
 }
 
 function showResult(res, cache) {
@@ -437,7 +575,8 @@ function showResult(res, cache) {
   const secs = Number(res.processing_time);
   $('m-time').textContent = secs < 1 ? (secs * 1000).toFixed(secs < 0.01 ? 1 : 0) + ' ms' : secs.toFixed(2) + ' s';
   $('m-cache').textContent = cache === 'HIT' ? 'cached result' : 'fresh conversion';
-  if (res.parameters) showParams(res.parameters, true);
+  // An AI answer's parameters go to the manual controls only through "Copy to manual settings".
+  if (res.parameters && !res.ai_metadata) showParams(res.parameters, true);
 }
 
 function download() {
@@ -530,6 +669,7 @@ function init() {
   wireDropzone();
   wireCompare();
   wirePreviews();
+  wireAi();
   wireSegmented('converter', (v) => { state.converter = v; });
   $('presets').addEventListener('click', (e) => {
     const c = e.target.closest('.chip');

@@ -588,5 +588,6 @@ void api_convert_free(api_convert *c)
     api_webui_free(c->ui);
     pl_budget_free(c->budget);
     store_unref(c->st);
+    free(c->ai);
     free(c);
 }

@@ -55,4 +55,13 @@ int api_convert_register(http_server *srv, store *st, const api_convert_opts *o,
 /* NULL is a no-op. */
 void api_convert_free(api_convert *c);
 
+struct mdl_registry;
+/* The AI conversion routes (convert_ai.c, issue 9): POST /api/convert-ai, GET /api/ai-health,
+ * GET /api/model-status, POST /api/v2/convert-ai, /api/v2/analyze-image,
+ * /api/v2/predict-quality, GET /api/v2/model-health, /api/v2/model-info,
+ * POST /api/v2/update-models. c (uploads, results, budget, cache) and reg are borrowed until
+ * api_convert_free(c), which also frees what this adds. Before the server starts. */
+int api_convert_ai_register(http_server *srv, api_convert *c, struct mdl_registry *reg,
+                            md_err *err);
+
 #endif

@@ -26,6 +26,7 @@ struct api_convert {
     atomic_ulong uploads;   /* accepted uploads */
     atomic_ulong converts[PL__CONVERTERS]; /* conversions run (cache misses), by converter */
     atomic_ulong convert_failures;
+    void *ai; /* owned: the AI routes' context (convert_ai.c), freed by api_convert_free */
 };
 
 /* Remember an upload (its hash, name and expiry) for api__upload_lookup. */

@@ -245,22 +245,33 @@ static int next_part(scan *s, mp_part *part, md_err *err)
     return MD_OK;
 }
 
-int mp_find(const void *body, size_t len, const char *boundary, const char *field, mp_part *out,
-            md_err *err)
+/* Start a scan of body: the delimiter and the first boundary line. */
+static int scan_start(scan *s, const void *body, size_t len, const char *boundary, md_err *err)
 {
-    scan s = {.p = body, .end = (const char *)body + len};
+    s->p = body;
+    s->end = (const char *)body + len;
     size_t blen = boundary ? strlen(boundary) : 0;
     if (body == NULL || blen == 0 || blen > MP_BOUNDARY_MAX)
         return md_fail(err, MD_E_BAD_REQUEST, "file", "empty or malformed multipart body");
-    memcpy(s.delim, "\r\n--", 4);
-    memcpy(s.delim + 4, boundary, blen);
-    s.dlen = blen + 4;
-    s.p = first_delimiter(&s);
-    if (s.p == NULL)
+    memcpy(s->delim, "\r\n--", 4);
+    memcpy(s->delim + 4, boundary, blen);
+    s->dlen = blen + 4;
+    s->p = first_delimiter(s);
+    if (s->p == NULL)
         return md_fail(err, MD_E_BAD_REQUEST, "file", "multipart body has no boundary line");
+    return MD_OK;
+}
+
+int mp_find(const void *body, size_t len, const char *boundary, const char *field, mp_part *out,
+            md_err *err)
+{
+    scan s = {0};
+    int rc = scan_start(&s, body, len, boundary, err);
+    if (rc != MD_OK)
+        return rc;
     for (int i = 0; i < MP_PARTS_MAX; i++) {
         int done = 0;
-        int rc = after_delimiter(&s, &done, err);
+        rc = after_delimiter(&s, &done, err);
         if (rc != MD_OK)
             return rc;
         if (done)
@@ -272,4 +283,28 @@ int mp_find(const void *body, size_t len, const char *boundary, const char *fiel
             return MD_OK;
     }
     return md_fail(err, MD_E_BAD_REQUEST, "file", "more than %d multipart parts", MP_PARTS_MAX);
+}
+
+int mp_parse(const void *body, size_t len, const char *boundary, mp_part *parts, size_t max,
+             size_t *n, md_err *err)
+{
+    *n = 0;
+    scan s = {0};
+    int rc = scan_start(&s, body, len, boundary, err);
+    if (rc != MD_OK)
+        return rc;
+    if (max > MP_PARTS_MAX)
+        max = MP_PARTS_MAX;
+    for (;;) {
+        int done = 0;
+        rc = after_delimiter(&s, &done, err);
+        if (rc != MD_OK || done)
+            return rc;
+        if (*n == max)
+            return md_fail(err, MD_E_BAD_REQUEST, "files", "more than %zu multipart parts", max);
+        rc = next_part(&s, &parts[*n], err);
+        if (rc != MD_OK)
+            return rc;
+        (*n)++;
+    }
 }

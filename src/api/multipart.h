@@ -37,6 +37,12 @@ int mp_boundary(const char *content_type, char *out, size_t cap, md_err *err);
 int mp_find(const void *body, size_t len, const char *boundary, const char *field, mp_part *out,
             md_err *err);
 
+/* Every part of body, in order, into parts[0..*n) (at most max, itself at most MP_PARTS_MAX;
+ * more is MD_E_BAD_REQUEST naming "files"). Parts' data are borrowed from body. Errors as
+ * mp_find's envelope errors. */
+int mp_parse(const void *body, size_t len, const char *boundary, mp_part *parts, size_t max,
+             size_t *n, md_err *err);
+
 /* Copy a client-given file name into out (cap >= 2) keeping only its last path component,
  * replacing control characters, quotes and invalid UTF-8 with '_', truncating on a character
  * boundary. An empty or dot-only result becomes "". */

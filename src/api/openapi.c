@@ -51,6 +51,9 @@ static const struct {
      "The Open Inference Protocol (the KServe \"V2\" REST protocol that Triton, KServe "
      "and MLServer speak). Errors on these routes are {\"error\": \"...\"}."},
     {"enhance", "Photo enhancement jobs."},
+    {"jobs", "Durable jobs of every kind (enhancement, bulk predictions): status, progress, "
+             "result, cancel, batches and their ZIP, and the job service's health and status. A "
+             "key sees only its own jobs (another key's answer 404); admin keys see all."},
     {"predict", "Business predictions from tabular models."},
     {"docs", "This document and the interactive page made from it."},
     {"web", "The web page and its files."},
@@ -533,6 +536,9 @@ static int add_security(build *b, json_t *op)
     int rc = set_new(op, "security", sec);
     if (rc == MD_OK)
         rc = set_new(op, "x-modeld-role", json_string(http_role_name(b->role)));
+    /* A WebSocket route succeeds with 101: tools (and the test) tell it from a missing 2xx by this. */
+    if (rc == MD_OK && (b->flags & HTTP_WS))
+        rc = set_new(op, "x-modeld-websocket", json_true());
     return rc;
 }
 

@@ -7,11 +7,12 @@
  * and knows nothing of what a job does): each kind's run callback calls its pipeline. */
 #include "cli/jobs_setup.h"
 
+#include "api/jobs_api.h"
 #include "base/log.h"
 
 #include <unistd.h>
 
-/* 0 = half the CPUs, at least 1: the other half serves requests (and the conv kernels of one
+/* auto = half the CPUs, at least 1: the other half serves requests (and the conv kernels of one
  * job already use several cores' worth of SIMD). */
 static int default_workers(void)
 {
@@ -19,22 +20,31 @@ static int default_workers(void)
     return cpus >= 2 ? (int)(cpus / 2) : 1;
 }
 
-int cli_jobs_open(const md_config *cfg, store *st, int workers, jobs **out, md_err *err)
+int cli_jobs_open(const md_config *cfg, store *st, api_enhance_kind *kind, int workers, jobs **out,
+                  md_err *err)
 {
+    if (workers < 0)
+        workers = md_config_workers(cfg);
+    if (workers < 0)
+        workers = default_workers();
     job_opts o = {.store = st,
-                  .workers = workers >= 0
-                                 ? workers
-                                 : (cfg->workers > 0 ? (int)cfg->workers : default_workers()),
+                  .workers = workers,
                   .lease_ms = cfg->job_lease_ms,
                   .max_attempts = (int)cfg->job_attempts,
                   .input_ttl_ms = cfg->job_input_ttl_ms,
                   .result_ttl_ms = cfg->job_result_ttl_ms,
                   .max_queued = (size_t)cfg->job_queue_max};
     int rc = job_open(&o, out, err);
+    /* The kinds. "test" (copies its input in timed steps) only for the end-to-end tests. */
+    job_kind enh = {.name = "enhance",
+                    .run = api_enhance_run,
+                    .user = kind,
+                    .max_running = (int)cfg->enhance_max_running};
     if (rc == MD_OK)
-        rc = job_start(*out, err);
+        rc = job_register(*out, &enh, err);
+    if (rc == MD_OK && cfg->test_routes)
+        rc = job_register(*out, &(job_kind){.name = "test", .run = api_jobs_test_run}, err);
     if (rc == MD_OK)
-        md_log(MD_LOG_INFO, "jobs: %d worker threads, lease %ld ms", job_workers(*out),
-               cfg->job_lease_ms);
+        md_log(MD_LOG_INFO, "jobs: %d worker threads, lease %ld ms", o.workers, cfg->job_lease_ms);
     return rc;
 }

@@ -2,12 +2,18 @@
 #ifndef MD_CLI_JOBS_SETUP_H
 #define MD_CLI_JOBS_SETUP_H
 
+#include "api/enhance.h"
 #include "config/config.h"
 #include "jobs/jobs.h"
+#include "models/models.h"
 #include "store/store.h"
 
-/* Open the queue on st with cfg's job settings, register the job kinds and start workers
- * (workers < 0: cfg->workers, where 0 means half the CPUs). *out is new: job_close. */
-int cli_jobs_open(const md_config *cfg, store *st, int workers, jobs **out, md_err *err);
+/* Open the queue on st with cfg's job settings and register the job kinds: "enhance" (its run
+ * context *kind is borrowed until job_close: its models must be set, its japi may be set
+ * until job_start), and "test" with test_routes. workers < 0: cfg's workers setting (auto =
+ * half the CPUs). The caller starts it with job_start once the kind context is complete.
+ * *out is new: job_close. */
+int cli_jobs_open(const md_config *cfg, store *st, api_enhance_kind *kind, int workers, jobs **out,
+                  md_err *err);
 
 #endif

@@ -15,6 +15,9 @@
 
 #include "api/convert.h"
 #include "api/docs.h"
+#include "api/enhance.h"
+#include "api/jobs_api.h"
+#include "api/job_status.h"
 #include "api/models_api.h"
 #include "api/oip.h"
 #include "api/openapi.h"
@@ -49,6 +52,10 @@ typedef struct serve_ctx {
     api_openapi *oa;   /* GET /openapi.json */
     mdl_registry *reg; /* the model registry (issue 8) */
     jobs *jq;          /* the durable job queue and its worker threads (issue 10) */
+    api_jobs *japi;    /* /api/v1 job, batch and service routes */
+    api_enhance *enh;  /* /api/v1/enhance..., config, warmup */
+    api_enhance_kind enh_kind; /* the "enhance" job kind's context (models, japi) */
+    api_job_status *jst; /* GET /api/v1/jobs/{id}/status, the job's WebSocket (issue 10) */
     http_server *srv;
     int routes_only;   /* `modeld routes`: 1 = print the table, 2 = print the OpenAPI document */
 } serve_ctx;
@@ -130,7 +137,8 @@ static int open_backends(serve_ctx *c)
         return fail("cannot create the rate limiter", &(md_err){.code = MD_E_NOMEM}, 1);
     int rc = open_registry(c);
     /* `modeld routes` runs no jobs: a queue without workers is enough for the route table. */
-    if (rc == 0 && cli_jobs_open(cfg, c->st, c->routes_only ? 0 : -1, &c->jq, &e) != MD_OK)
+    c->enh_kind.models = c->reg;
+    if (rc == 0 && cli_jobs_open(cfg, c->st, &c->enh_kind, c->routes_only ? 0 : -1, &c->jq, &e) != MD_OK)
         return fail("cannot start the job queue", &e, 1);
     return rc;
 }
@@ -145,6 +153,25 @@ static int register_models(serve_ctx *c, md_err *e)
         rc = md_fail(e, MD_E_INTERNAL, NULL, "cannot register the model metrics");
     if (rc == MD_OK && api_platform_ready_check(c->plat, "models", api_models_ready, c->reg) != MD_OK)
         rc = md_fail(e, MD_E_INTERNAL, NULL, "cannot add the models readiness check");
+    return rc;
+}
+
+/* The enhancement routes, and the job workers, which can start once the kind knows the job
+ * routes' memory counter. */
+static int register_enhance(serve_ctx *c, md_err *e)
+{
+    const md_config *cfg = c->cfg;
+    api_enhance_opts o = {.jq = c->jq, .japi = c->japi, .models = c->reg,
+                          .max_file_bytes = cfg->enhance_max_bytes,
+                          .memory_budget = (uint64_t)cfg->enhance_memory_budget,
+                          .rate = {.per_sec = cfg->enhance_rate.per_sec, .burst = cfg->enhance_rate.burst},
+                          .max_running = cfg->enhance_max_running > 0 ? (int)cfg->enhance_max_running
+                                                                      : job_workers(c->jq),
+                          .queue_max = (size_t)cfg->job_queue_max};
+    int rc = api_enhance_register(c->srv, &o, &c->enh, e);
+    c->enh_kind.japi = c->japi;
+    if (rc == MD_OK && !c->routes_only)
+        rc = job_start(c->jq, e);
     return rc;
 }
 
@@ -192,7 +219,8 @@ static int start_http(serve_ctx *c)
                     .body_limit = cfg->body_limit, .request_timeout_ms = (unsigned)cfg->request_timeout_ms,
                     .conn_timeout_s = (unsigned)(cfg->idle_timeout_ms / 1000),
                     .max_connections = (unsigned)cfg->max_connections, .cors_origins = cfg->cors_origins,
-                    .access_log = cfg->access_log};
+                    .access_log = cfg->access_log, .ws_max = (unsigned)cfg->ws_max,
+                    .ws_ping_ms = (unsigned)cfg->ws_ping_ms};
     api_platform_hooks(c->plat, &ho.hooks);
     api_convert_opts co = api_convert_opts_default();
     co.upload_max_bytes = cfg->upload_max_bytes;
@@ -204,6 +232,10 @@ static int start_http(serve_ctx *c)
     co.pixels_in_flight = (uint64_t)cfg->convert_pixels_in_flight;
     if (http_server_new(&ho, &c->srv, &e) != MD_OK || api_platform_register(c->plat, c->srv, &e) != MD_OK ||
         api_convert_register(c->srv, c->st, &co, &c->conv, &e) != MD_OK || register_models(c, &e) != MD_OK ||
+        api_convert_ai_register(c->srv, c->conv, c->reg, &e) != MD_OK ||
+        api_jobs_register(c->srv, c->jq, &c->japi, &e) != MD_OK || register_enhance(c, &e) != MD_OK ||
+        (cfg->test_routes && api_jobs_test_register(c->srv, c->jq, &e) != MD_OK) ||
+        api_job_status_register(c->srv, c->jq, NULL, &c->jst, &e) != MD_OK ||
         api_docs_register(c->srv, cfg->docs_dir, &c->docs, &e) != MD_OK ||
         api_openapi_register(c->srv, &c->oa, &e) != MD_OK)
         return fail("cannot set up the HTTP server", &e, 1);
@@ -265,9 +297,14 @@ static void shutdown_all(serve_ctx *c, int sig)
             md_log(MD_LOG_WARN, "drain timeout: %d requests were still running", left);
     }
     http_server_free(c->srv);
-    job_close(c->jq); /* running jobs go back to the queue for the next start or a worker */
+    /* Running jobs go back to the queue for the next start or a worker; closed before the
+     * routes' state its kinds use and before the registry. */
+    job_close(c->jq);
+    api_enhance_free(c->enh);
+    api_jobs_free(c->japi);
     api_openapi_free(c->oa);
     api_docs_free(c->docs);
+    api_job_status_free(c->jst);
     api_convert_free(c->conv);
     api_platform_free(c->plat);
     mdl_registry_close(c->reg); /* after the server: no request holds a model any more */

@@ -10,11 +10,14 @@
 #include "cli/cli.h"
 #include "cli/jobs_setup.h"
 
+#include "api/models_api.h"
 #include "base/log.h"
 #include "config/config.h"
+#include "models/models.h"
 #include "store/store.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -23,21 +26,44 @@
 
 extern char **environ;
 
+/* The networks the jobs need: the shipped models/ (models_dir, or found as serve finds it) and
+ * the data dir's models/, loaded when a job first needs one. */
+static int open_registry(const md_config *cfg, store *st, mdl_registry **out, md_err *e)
+{
+    char shipped[PATH_MAX];
+    const char *dir = shipped;
+    if (api_models_find_dir(cfg->models_dir, shipped, sizeof shipped, e) != MD_OK) {
+        if (*cfg->models_dir)
+            return e->code;
+        md_err_clear(e);
+        dir = NULL;
+    }
+    mdl_registry_opts o = {
+        .shipped_dir = dir, .data_dir = cfg->data_dir, .store = st, .load_all = false};
+    return mdl_registry_open(&o, out, e);
+}
+
 static int run_worker(const md_config *cfg, const sigset_t *set)
 {
     md_err e;
     md_err_clear(&e);
     store *st = NULL;
     jobs *j = NULL;
+    api_enhance_kind kind = {0};
     store_opts so = {.data_dir = cfg->data_dir, .upload_ttl_ms = cfg->upload_ttl_ms};
     int rc = store_open(&so, &st, &e);
     if (rc == MD_OK)
-        rc = cli_jobs_open(cfg, st, -1, &j, &e);
+        rc = open_registry(cfg, st, &kind.models, &e);
+    if (rc == MD_OK)
+        rc = cli_jobs_open(cfg, st, &kind, -1, &j, &e);
+    if (rc == MD_OK)
+        rc = job_start(j, &e);
     if (rc != MD_OK) {
         fprintf(stderr, "modeld worker: %s\n", md_err_message(&e));
         job_close(j);
+        mdl_registry_close(kind.models);
         store_unref(st);
-        return 1;
+        return rc == MD_E_INVALID_PARAM ? 2 : 1;
     }
     md_log(MD_LOG_INFO, "worker: running jobs from %s (pid %ld)", cfg->data_dir, (long)getpid());
     struct timespec ts = {cfg->sweep_interval_ms / 1000, (cfg->sweep_interval_ms % 1000) * 1000000};
@@ -50,6 +76,7 @@ static int run_worker(const md_config *cfg, const sigset_t *set)
     }
     md_log(MD_LOG_INFO, "worker: stopping; running jobs go back to the queue");
     job_close(j);
+    mdl_registry_close(kind.models);
     store_unref(st);
     return 0;
 }

@@ -56,6 +56,10 @@ static const setting settings[] = {
     {"drain_timeout", T_DUR, F(drain_timeout_ms), "10s", 0, HOUR, 0, "DUR",
      "on SIGTERM/SIGINT, time in-flight requests get to finish"},
     {"idle_timeout", T_DUR, F(idle_timeout_ms), "30s", SEC, HOUR, 0, "DUR", "close idle keep-alive connections"},
+    {"ws_max", T_INT, F(ws_max), "256", 1, 100000, 0, "N",
+     "open WebSockets (job status) at most; beyond it 503 + Retry-After before the upgrade"},
+    {"ws_ping", T_DUR, F(ws_ping_ms), "20s", 100, HOUR, 0, "DUR",
+     "ping every open WebSocket this often; a peer that missed the previous ping is dropped"},
     {"cors_origins", T_STR, F(cors_origins), "", 0, 0, 0, "LIST",
      "comma-separated origins allowed by CORS, * for any; empty = CORS off"},
     {"log_level", T_STR, F(log_level), "info", 0, 0, 0, "LEVEL", "debug | info | warn | error"},
@@ -103,9 +107,9 @@ static const setting settings[] = {
      "roll a canary back when its error rate exceeds the active version's by more than X"},
     {"canary_p99_ratio", T_NUM, F(canary_p99_ratio), "2", 1, 1000, 0, "X",
      "... or when its p99 latency exceeds the active version's times X"},
-    {"workers", T_INT, F(workers), "0", 0, 256, 0, "N",
-     "job worker threads in this process (`modeld serve`, `modeld worker`); 0 = half the CPUs, "
-     "at least 1"},
+    {"workers", T_STR, F(workers), "auto", 0, 0, 0, "N",
+     "job worker threads in this process (`modeld serve`, `modeld worker`), 0..256; 0 = none "
+     "(jobs run in `modeld worker` processes); auto = half the CPUs, at least 1"},
     {"job_lease", T_DUR, F(job_lease_ms), "30s", SEC, HOUR, 0, "DUR",
      "a running job's lease, renewed while it runs; a job whose worker died runs again after it"},
     {"job_attempts", T_INT, F(job_attempts), "3", 1, 100, 0, "N",
@@ -116,6 +120,17 @@ static const setting settings[] = {
      "a job's uploaded input is kept this long (and at least until the job ends)"},
     {"job_result_ttl", T_DUR, F(job_result_ttl_ms), "24h", SEC, 720 * HOUR, 0, "DUR",
      "a finished job and its result are kept this long after completion, then swept"},
+    {"enhance_max_running", T_INT, F(enhance_max_running), "0", 0, 256, 0, "N",
+     "enhancement jobs running at once in this process; 0 = the worker threads (auto: half the "
+     "CPUs)"},
+    {"enhance_memory_budget", T_SIZE, F(enhance_memory_budget), "1536M", MB, 1024 * GB, 0, "SIZE",
+     "peak memory one enhancement job may need (estimated at submission); beyond it 503 + "
+     "Retry-After"},
+    {"enhance_max_bytes", T_SIZE, F(enhance_max_bytes), "20M", KB, 1 * GB, 0, "SIZE",
+     "largest photo POST /api/v1/enhance accepts; larger gets 413"},
+    {"enhance_rate", T_RATE, F(enhance_rate), "1:20", 0, 0, 0, "R[:B]",
+     "POST /api/v1/enhance and /enhance/batch per key (per IP without one), requests/s and burst "
+     "(on top of the role's rate)"},
     {"test_routes", T_BOOL, F(test_routes), "false", 0, 0, 0, "BOOL",
      "debug: /api/test/* routes for the end-to-end tests (never in production)"},
 };
@@ -476,8 +491,22 @@ static int apply_argv(md_config *c, int argc, char **argv, bool only_config, md_
     return MD_OK;
 }
 
+int md_config_workers(const md_config *c)
+{
+    if (!c->workers || strcmp(c->workers, "auto") == 0)
+        return -1;
+    char *end = NULL;
+    long n = strtol(c->workers, &end, 10);
+    if (!*c->workers || *end || n < 0 || n > 256 || strspn(c->workers, "0123456789") != strlen(c->workers))
+        return -2;
+    return (int)n;
+}
+
 int md_config_validate(const md_config *c, md_err *err)
 {
+    if (md_config_workers(c) == -2)
+        return md_fail(err, MD_E_INVALID_PARAM, "workers", "workers must be auto or an integer in 0..256, got \"%.32s\"",
+                       c->workers);
     for (const char *p = c->cors_origins; p && *p;) {
         size_t n = strcspn(p, ",");
         bool ok = (n == 1 && *p == '*') || (n > 7 && strncmp(p, "http://", 7) == 0) ||

@@ -35,6 +35,7 @@ typedef struct md_config {
     long io_threads, compute_threads, compute_queue, max_connections;
     size_t body_limit;
     long request_timeout_ms, drain_timeout_ms, idle_timeout_ms;
+    long ws_max, ws_ping_ms; /* WebSockets (issue 10 section 2) */
     char *cors_origins;
     char *log_level;
     bool access_log;
@@ -57,7 +58,11 @@ typedef struct md_config {
     long canary_promote_after, canary_min_requests;
     double canary_error_margin, canary_p99_ratio;
     /* durable jobs (issue 10) */
-    long workers, job_lease_ms, job_attempts, job_queue_max, job_input_ttl_ms, job_result_ttl_ms;
+    char *workers; /* "auto" or 0..256: md_config_workers */
+    long job_lease_ms, job_attempts, job_queue_max, job_input_ttl_ms, job_result_ttl_ms;
+    long enhance_max_running;
+    size_t enhance_memory_budget, enhance_max_bytes;
+    md_rate enhance_rate;
     bool test_routes;
     bool help; /* --help was given: print md_config_help and exit 0 */
 } md_config;
@@ -78,6 +83,10 @@ int md_config_parse_ini(md_config *c, const char *text, size_t len, const char *
 int md_config_set(md_config *c, const char *name, const char *value, const char *origin, md_err *err);
 /* Cross-setting checks run after all sources are applied (e.g. CORS entries are origins). */
 int md_config_validate(const md_config *c, md_err *err);
+
+/* The workers setting: -1 for "auto", 0..256, or -2 when invalid (md_config_validate refuses
+ * it, naming "workers"). */
+int md_config_workers(const md_config *c);
 
 /* Print every setting: flag, env name, default, meaning. */
 void md_config_help(FILE *f);

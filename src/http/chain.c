@@ -233,6 +233,8 @@ bool http__req_headers_in(http_req *r, long long content_length)
         stage_rate(r, rt);
     if (!r->pending && (rt->flags & HTTP_WS))
         r->pending = http__ws_handshake(r);
+    if (!r->pending && (rt->flags & HTTP_WS))
+        r->pending = http__ws_room(r->srv, &r->err);
     return false;
 }
 

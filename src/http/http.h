@@ -338,6 +338,10 @@ typedef struct http_ws_handler {
     /* The socket is closed: code is the close code the peer sent (or we sent, when we closed
      * first), 1006 when it was dropped without a close handshake. Not NULL. */
     void (*on_close)(http_ws *ws, int code, void *user);
+    /* Called every tick_ms while the socket is open (both may be 0/NULL): a producer that must
+     * say something at least that often (a running job's status once a second). */
+    void (*on_tick)(http_ws *ws, void *user);
+    unsigned tick_ms;
 } http_ws_handler;
 
 /* Accept the upgrade (only from the handler of an HTTP_WS route): queues the 101 answer. h is

@@ -235,6 +235,10 @@ int http__ws_hub_start(http_server *s, md_err *err);
  * rest and stop the thread; refuse new sockets from then on. Before MHD_stop_daemon. */
 void http__ws_hub_drain(http_server *s, unsigned timeout_ms);
 void http__ws_hub_free(http_server *s);
+/* Whether one more socket may open: MD_OK, MD_E_OVERLOADED (ws_max open) or MD_E_UNAVAILABLE
+ * (draining), with err filled. The chain asks before the handler runs, so a full server answers
+ * 503 without the handler's work; http_reply_ws still takes the slot for real. */
+int http__ws_room(http_server *s, md_err *err);
 /* The chain's handshake check for HTTP_WS routes: MD_OK or MD_E_BAD_REQUEST naming the header. */
 int http__ws_handshake(http_req *r);
 /* Sec-WebSocket-Accept for a key (RFC 6455 section 4.2.2): 28 characters and a NUL. */

@@ -32,7 +32,8 @@
  * Invariants:
  *   1. ws->state and the producer fields (queue, queued, close_*) change under ws->mu only; the
  *      wslay context, the fd, the input buffer and the timers belong to the hub thread (or to
- *      the owner of a detached socket, for the fuzz target).
+ *      the owner of a detached socket, for the fuzz target). Once a socket is OPEN only the hub
+ *      changes its state, so the hub reads it without the lock.
  *   2. No callback runs under a lock: callbacks call http_ws_send_text, which takes ws->mu.
  *   3. on_close runs exactly once for every socket http_reply_ws accepted, whatever happens to
  *      the connection, and no callback runs after it.
@@ -96,7 +97,7 @@ struct http_ws {
     unsigned char *in; /* bytes libmicrohttpd read past the headers, or the fuzz input */
     size_t in_len, in_off;
     bool opened, close_queued;
-    uint64_t next_ping_ns, close_deadline_ns;
+    uint64_t next_ping_ns, close_deadline_ns, next_tick_ns;
     bool pong_due;
     uint32_t interest, revents;
     http_ws *next, *prev; /* hub->list, under hub->mu */
@@ -108,12 +109,14 @@ struct http__ws_hub {
     int ep, efd;
     pthread_t th;
     bool running;
-    bool stopping; /* no new sockets: the server drains */
-    bool stop;     /* the thread ends at its next turn */
-    http_ws *list; /* upgraded sockets (OPEN, CLOSING) */
+    bool stopping;       /* no new sockets: the server drains */
+    bool stop;           /* the thread ends at its next turn */
+    http_ws *list;       /* upgraded sockets (OPEN, CLOSING) */
     unsigned count, max; /* sockets from PENDING to CLOSED, and their limit */
     uint64_t ping_ns;
     size_t queue_max, msg_max;
+    /* for /metrics */
+    _Atomic uint64_t opened, refused, dropped, slow;
 };
 
 /* ---- the state machine ---- */
@@ -129,7 +132,8 @@ static const unsigned ws_allowed_from[] = {
 #undef B
 #endif
 
-static int ws_assert_state(const http_ws *ws)
+/* inline: with NDEBUG nothing calls it, and an unused inline function is no warning. */
+static inline int ws_assert_state(const http_ws *ws)
 {
 #ifndef NDEBUG
     assert(ws->state <= WS_CLOSED);
@@ -166,7 +170,10 @@ static void free_queue(http_ws *ws)
     ws->q_tail = &ws->q_head;
 }
 
-void http_ws_ref(http_ws *ws) { atomic_fetch_add(&ws->refs, 1); }
+void http_ws_ref(http_ws *ws)
+{
+    atomic_fetch_add(&ws->refs, 1);
+}
 
 void http_ws_unref(http_ws *ws)
 {
@@ -180,12 +187,19 @@ void http_ws_unref(http_ws *ws)
     free(ws);
 }
 
-const char *http_ws_id(const http_ws *ws) { return ws->id; }
-const http_identity *http_ws_identity(const http_ws *ws) { return &ws->ident; }
+const char *http_ws_id(const http_ws *ws)
+{
+    return ws->id;
+}
+const http_identity *http_ws_identity(const http_ws *ws)
+{
+    return &ws->ident;
+}
 
 /* ---- wslay callbacks (hub thread) ---- */
 
-static ssize_t ws_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *ud)
+static ssize_t ws_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
+                          void *ud)
 {
     (void)flags;
     http_ws *ws = ud;
@@ -207,7 +221,8 @@ static ssize_t ws_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
     return -1;
 }
 
-static ssize_t ws_send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags, void *ud)
+static ssize_t ws_send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags,
+                          void *ud)
 {
     http_ws *ws = ud;
     if (ws->fd < 0)
@@ -220,7 +235,8 @@ static ssize_t ws_send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size
     return -1;
 }
 
-static void ws_msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *a, void *ud)
+static void ws_msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *a,
+                      void *ud)
 {
     (void)ctx;
     http_ws *ws = ud;
@@ -229,13 +245,15 @@ static void ws_msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_m
         return;
     }
     if ((a->opcode == WSLAY_TEXT_FRAME || a->opcode == WSLAY_BINARY_FRAME) && ws->h->on_message)
-        ws->h->on_message(ws, (const char *)a->msg, a->msg_length, a->opcode == WSLAY_BINARY_FRAME, ws->user);
+        ws->h->on_message(ws, (const char *)a->msg, a->msg_length, a->opcode == WSLAY_BINARY_FRAME,
+                          ws->user);
 }
 
 static int ws_ctx_new(http_ws *ws)
 {
-    static const struct wslay_event_callbacks cbs = {
-        .recv_callback = ws_recv_cb, .send_callback = ws_send_cb, .on_msg_recv_callback = ws_msg_cb};
+    static const struct wslay_event_callbacks cbs = {.recv_callback = ws_recv_cb,
+                                                     .send_callback = ws_send_cb,
+                                                     .on_msg_recv_callback = ws_msg_cb};
     if (wslay_event_context_server_init(&ws->ctx, &cbs, ws) != 0) {
         ws->ctx = NULL;
         return MD_E_NOMEM;
@@ -249,7 +267,8 @@ static int ws_ctx_new(http_ws *ws)
 static void hub_wake(http__ws_hub *hub)
 {
     uint64_t one = 1;
-    if (hub && hub->efd >= 0 && write(hub->efd, &one, sizeof one) < 0) { /* full counter: a wake-up is pending anyway */
+    if (hub && hub->efd >= 0 &&
+        write(hub->efd, &one, sizeof one) < 0) { /* full counter: a wake-up is pending anyway */
     }
 }
 
@@ -273,6 +292,8 @@ int http_ws_send_text(http_ws *ws, const char *text, size_t len)
     } else if (ws->queued + len > ws->queue_max) {
         ask_close(ws, 1008, "the client reads too slowly", true);
         rc = MD_E_OVERLOADED;
+        if (ws->hub)
+            atomic_fetch_add(&ws->hub->slow, 1);
     } else {
         ws_msg *m = malloc(sizeof *m + len);
         if (!m) {
@@ -322,8 +343,8 @@ static bool valid_key(const char *k)
         return false;
     for (int i = 0; i < 22; i++) {
         char c = k[i];
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
-              c == '/'))
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '+' || c == '/'))
             return false;
     }
     return true;
@@ -335,16 +356,20 @@ int http__ws_handshake(http_req *r)
     if (strcmp(r->method, "GET") != 0)
         return md_fail(e, MD_E_BAD_REQUEST, "method", "a WebSocket opens with GET");
     if (!has_token(http_req_header(r, "Upgrade"), "websocket"))
-        return md_fail(e, MD_E_BAD_REQUEST, "Upgrade", "this route is a WebSocket: send Upgrade: websocket");
+        return md_fail(e, MD_E_BAD_REQUEST, "Upgrade",
+                       "this route is a WebSocket: send Upgrade: websocket");
     if (!has_token(http_req_header(r, "Connection"), "upgrade"))
-        return md_fail(e, MD_E_BAD_REQUEST, "Connection", "a WebSocket handshake needs Connection: Upgrade");
+        return md_fail(e, MD_E_BAD_REQUEST, "Connection",
+                       "a WebSocket handshake needs Connection: Upgrade");
     const char *v = http_req_header(r, "Sec-WebSocket-Version");
     if (!v || strcmp(v, "13") != 0) {
         http_reply_header(r, "Sec-WebSocket-Version", "13");
-        return md_fail(e, MD_E_BAD_REQUEST, "Sec-WebSocket-Version", "only WebSocket version 13 is spoken");
+        return md_fail(e, MD_E_BAD_REQUEST, "Sec-WebSocket-Version",
+                       "only WebSocket version 13 is spoken");
     }
     if (!valid_key(http_req_header(r, "Sec-WebSocket-Key")))
-        return md_fail(e, MD_E_BAD_REQUEST, "Sec-WebSocket-Key", "expected the base64 of 16 random bytes");
+        return md_fail(e, MD_E_BAD_REQUEST, "Sec-WebSocket-Key",
+                       "expected the base64 of 16 random bytes");
     return MD_OK;
 }
 
@@ -354,7 +379,8 @@ int http__ws_accept_key(const char *key, char out[29])
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
     int n = snprintf(in, sizeof in, "%s%s", key, WS_GUID);
-    if (n <= 0 || (size_t)n >= sizeof in || !EVP_Digest(in, (size_t)n, md, &mdlen, EVP_sha1(), NULL) || mdlen != 20)
+    if (n <= 0 || (size_t)n >= sizeof in ||
+        !EVP_Digest(in, (size_t)n, md, &mdlen, EVP_sha1(), NULL) || mdlen != 20)
         return MD_E_INTERNAL;
     EVP_EncodeBlock((unsigned char *)out, md, 20); /* 28 characters and a NUL */
     return MD_OK;
@@ -362,7 +388,8 @@ int http__ws_accept_key(const char *key, char out[29])
 
 /* ---- accepting (the route's handler, on an I/O thread) ---- */
 
-static http_ws *ws_new(http__ws_hub *hub, const http_ws_handler *h, void *user, size_t queue_max, size_t msg_max)
+static http_ws *ws_new(http__ws_hub *hub, const http_ws_handler *h, void *user, size_t queue_max,
+                       size_t msg_max)
 {
     http_ws *ws = calloc(1, sizeof *ws);
     if (!ws)
@@ -374,6 +401,7 @@ static http_ws *ws_new(http__ws_hub *hub, const http_ws_handler *h, void *user, 
     ws->user = user;
     ws->fd = -1;
     ws->q_tail = &ws->q_head;
+    ws->next_tick_ns = UINT64_MAX;
     ws->queue_max = queue_max;
     ws->msg_max = msg_max;
     ws->state = WS_PENDING;
@@ -381,19 +409,27 @@ static http_ws *ws_new(http__ws_hub *hub, const http_ws_handler *h, void *user, 
     return ws;
 }
 
-/* Take a slot under ws_max. MD_E_OVERLOADED when full, MD_E_UNAVAILABLE while draining. */
-static int hub_reserve(http__ws_hub *hub)
+/* Is there a slot under ws_max (take it when take)? MD_E_OVERLOADED when full, MD_E_UNAVAILABLE
+ * while draining, with the message in err. */
+static int hub_slot(http__ws_hub *hub, bool take, md_err *err)
 {
     int rc = MD_OK;
     pthread_mutex_lock(&hub->mu);
     if (hub->stopping)
-        rc = MD_E_UNAVAILABLE;
+        rc = md_fail(err, MD_E_UNAVAILABLE, NULL, "the server is shutting down");
     else if (hub->count >= hub->max)
-        rc = MD_E_OVERLOADED;
-    else
+        rc = md_fail(err, MD_E_OVERLOADED, NULL, "too many open WebSockets, retry later");
+    else if (take)
         hub->count++;
+    if (rc != MD_OK)
+        atomic_fetch_add(&hub->refused, 1);
     pthread_mutex_unlock(&hub->mu);
     return rc;
+}
+
+int http__ws_room(http_server *s, md_err *err)
+{
+    return hub_slot(s->ws_hub, false, err);
 }
 
 static void hub_release(http__ws_hub *hub)
@@ -407,20 +443,21 @@ static void hub_release(http__ws_hub *hub)
 int http_reply_ws(http_req *r, const http_ws_handler *h, void *user)
 {
     http__ws_hub *hub = r->srv->ws_hub;
-    if (!r->match.route || !(r->match.route->flags & HTTP_WS) || !hub || !h || !h->on_close || r->replied)
+    if (!r->match.route || !(r->match.route->flags & HTTP_WS) || !hub || !h || !h->on_close ||
+        r->replied)
         return md_fail(&r->err, MD_E_INTERNAL, NULL, NULL);
     char accept[29];
     int rc = http__ws_accept_key(http_req_header(r, "Sec-WebSocket-Key"), accept);
     if (rc != MD_OK)
         return md_fail(&r->err, rc, NULL, NULL);
-    rc = hub_reserve(hub);
+    rc = hub_slot(hub, true, &r->err);
     if (rc != MD_OK)
-        return md_fail(&r->err, rc, NULL, rc == MD_E_OVERLOADED ? "too many open WebSockets, retry later"
-                                                                : "the server is shutting down");
+        return rc;
     http_ws *ws = ws_new(hub, h, user, hub->queue_max, hub->msg_max);
     if (!ws || http_reply_header(r, "Upgrade", "websocket") != MD_OK ||
         http_reply_header(r, "Connection", "Upgrade") != MD_OK ||
-        http_reply_header(r, "Sec-WebSocket-Accept", accept) != MD_OK || http_reply_empty(r, 101) != MD_OK) {
+        http_reply_header(r, "Sec-WebSocket-Accept", accept) != MD_OK ||
+        http_reply_empty(r, 101) != MD_OK) {
         if (ws) { /* never shared yet: both references go at once */
             atomic_store(&ws->refs, 1);
             http_ws_unref(ws);
@@ -493,8 +530,8 @@ void http__ws_req_end(http_ws *ws)
 
 /* ---- the upgrade (libmicrohttpd's upgrade handler, on an I/O thread) ---- */
 
-void http__ws_upgraded(http_ws *ws, int fd, struct MHD_UpgradeResponseHandle *urh, const char *extra,
-                       size_t extra_len)
+void http__ws_upgraded(http_ws *ws, int fd, struct MHD_UpgradeResponseHandle *urh,
+                       const char *extra, size_t extra_len)
 {
     http__ws_hub *hub = ws->hub;
     int rc = ws_ctx_new(ws);
@@ -558,8 +595,8 @@ static void ws_pull(http_ws *ws, uint64_t now)
     bool go = ws->close_asked && !ws->close_queued &&
               (ws->close_now || (!ws->q_head && wslay_event_get_queued_msg_count(ws->ctx) == 0));
     if (go) {
-        wslay_event_queue_close(ws->ctx, (uint16_t)ws->close_code, (const uint8_t *)ws->close_reason,
-                                strlen(ws->close_reason));
+        wslay_event_queue_close(ws->ctx, (uint16_t)ws->close_code,
+                                (const uint8_t *)ws->close_reason, strlen(ws->close_reason));
         ws->close_queued = true;
     }
     if ((go || wslay_event_get_close_received(ws->ctx)) && ws->state == WS_OPEN) {
@@ -613,7 +650,10 @@ static bool ws_ping(http_ws *ws, uint64_t now, uint64_t interval)
 static bool ws_open(http__ws_hub *hub, http_ws *ws, uint64_t now)
 {
     ws->opened = true;
+    atomic_fetch_add(&hub->opened, 1);
     ws->next_ping_ns = now + hub->ping_ns;
+    ws->next_tick_ns =
+        ws->h->on_tick && ws->h->tick_ms ? now + (uint64_t)ws->h->tick_ms * 1000000u : UINT64_MAX;
     ws->interest = EPOLLIN;
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = ws};
     if (epoll_ctl(hub->ep, EPOLL_CTL_ADD, ws->fd, &ev) != 0)
@@ -626,7 +666,8 @@ static bool ws_open(http__ws_hub *hub, http_ws *ws, uint64_t now)
 
 static void ws_interest(http__ws_hub *hub, http_ws *ws)
 {
-    uint32_t want = (wslay_event_want_read(ws->ctx) ? EPOLLIN : 0) | (wslay_event_want_write(ws->ctx) ? EPOLLOUT : 0);
+    uint32_t want = (wslay_event_want_read(ws->ctx) ? EPOLLIN : 0) |
+                    (wslay_event_want_write(ws->ctx) ? EPOLLOUT : 0);
     if (want == ws->interest)
         return;
     struct epoll_event ev = {.events = want, .data.ptr = ws};
@@ -646,6 +687,10 @@ static void ws_service(http__ws_hub *hub, http_ws *ws, uint64_t now)
     bool ok = true;
     if ((ev & (EPOLLIN | EPOLLHUP | EPOLLERR)) && wslay_event_want_read(ws->ctx))
         ok = wslay_event_recv(ws->ctx) == 0;
+    if (ok && ws->state == WS_OPEN && now >= ws->next_tick_ns) {
+        ws->next_tick_ns = now + (uint64_t)ws->h->tick_ms * 1000000u;
+        ws->h->on_tick(ws, ws->user);
+    }
     if (ok)
         ws_pull(ws, now);
     if (ok)
@@ -657,11 +702,17 @@ static void ws_service(http__ws_hub *hub, http_ws *ws, uint64_t now)
         if (wslay_event_want_write(ws->ctx))
             ok = wslay_event_send(ws->ctx) == 0;
     }
-    if (ok && (ev & (EPOLLHUP | EPOLLERR)) && !wslay_event_want_read(ws->ctx) && wslay_event_want_write(ws->ctx))
-        ok = false; /* the peer is gone and there is nothing left to read: nobody will take our bytes */
+    if (ok && (ev & (EPOLLHUP | EPOLLERR)) && !wslay_event_want_read(ws->ctx) &&
+        wslay_event_want_write(ws->ctx))
+        ok = false; /* the peer is gone and there is nothing left to read: nobody will take our
+                       bytes */
+    if (!ok && !ws->close_queued)
+        atomic_fetch_add(&hub->dropped, 1);
     if (!ok || ws_done(ws, now)) {
-        ws_finish(ws, ok ? ws_close_code(ws) : (ws->close_queued || wslay_event_get_close_received(ws->ctx)
-                                                    ? ws_close_code(ws) : 1006));
+        ws_finish(ws, ok ? ws_close_code(ws)
+                         : (ws->close_queued || wslay_event_get_close_received(ws->ctx)
+                                ? ws_close_code(ws)
+                                : 1006));
         return;
     }
     ws_interest(hub, ws);
@@ -675,6 +726,8 @@ static int hub_timeout(http_ws **v, size_t n, uint64_t now)
     uint64_t next = UINT64_MAX;
     for (size_t i = 0; i < n; i++) {
         uint64_t t = v[i]->state == WS_CLOSING ? v[i]->close_deadline_ns : v[i]->next_ping_ns;
+        if (v[i]->state == WS_OPEN && v[i]->next_tick_ns < t)
+            t = v[i]->next_tick_ns;
         if (!v[i]->opened)
             t = now;
         if (t < next)
@@ -728,6 +781,36 @@ static void *hub_main(void *arg)
     return NULL;
 }
 
+/* The WebSocket lines of GET /metrics. */
+static void hub_metrics(md_buf *out, void *ctx)
+{
+    http__ws_hub *hub = ctx;
+    pthread_mutex_lock(&hub->mu);
+    unsigned open = hub->count;
+    pthread_mutex_unlock(&hub->mu);
+    md_buf_printf(
+        out,
+        "# HELP modeld_websockets_open WebSockets open (or answered 101 and about to open).\n"
+        "# TYPE modeld_websockets_open gauge\nmodeld_websockets_open %u\n"
+        "# HELP modeld_websockets_opened_total WebSockets opened.\n"
+        "# TYPE modeld_websockets_opened_total counter\nmodeld_websockets_opened_total %llu\n"
+        "# HELP modeld_websockets_refused_total Upgrades refused with 503 (ws_max reached, or "
+        "draining).\n"
+        "# TYPE modeld_websockets_refused_total counter\nmodeld_websockets_refused_total %llu\n"
+        "# HELP modeld_websockets_dropped_total WebSockets dropped without a close handshake "
+        "(I/O error, no pong).\n"
+        "# TYPE modeld_websockets_dropped_total counter\nmodeld_websockets_dropped_total %llu\n"
+        "# HELP modeld_websockets_slow_readers_total WebSockets closed (1008) for falling "
+        "ws_queue_max "
+        "bytes behind.\n"
+        "# TYPE modeld_websockets_slow_readers_total counter\nmodeld_websockets_slow_readers_total "
+        "%llu\n",
+        open, (unsigned long long)atomic_load(&hub->opened),
+        (unsigned long long)atomic_load(&hub->refused),
+        (unsigned long long)atomic_load(&hub->dropped),
+        (unsigned long long)atomic_load(&hub->slow));
+}
+
 int http__ws_hub_new(http_server *s)
 {
     if (s->ws_hub)
@@ -743,7 +826,7 @@ int http__ws_hub_new(http_server *s)
     hub->queue_max = s->o.ws_queue_max ? s->o.ws_queue_max : 1024 * 1024;
     hub->msg_max = s->o.ws_msg_max ? s->o.ws_msg_max : 64 * 1024;
     s->ws_hub = hub;
-    return MD_OK;
+    return http__metrics_collector(s->metrics, hub_metrics, hub);
 }
 
 int http__ws_hub_start(http_server *s, md_err *err)
@@ -776,7 +859,8 @@ void http__ws_hub_drain(http_server *s, unsigned timeout_ms)
     hub_wake(hub);
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t until = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec + (uint64_t)timeout_ms * 1000000u;
+    uint64_t until =
+        (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec + (uint64_t)timeout_ms * 1000000u;
     ts.tv_sec = (time_t)(until / 1000000000u);
     ts.tv_nsec = (long)(until % 1000000000u);
     while (hub->list && pthread_cond_timedwait(&hub->cv, &hub->mu, &ts) == 0) {
@@ -839,7 +923,8 @@ int http__ws_detached_input(http_ws *ws, const void *data, size_t len)
         ws_pull(ws, md_now_ns());
     if (ok && wslay_event_want_write(ws->ctx))
         ok = wslay_event_send(ws->ctx) == 0;
-    if (!ok || ws_done(ws, md_now_ns()) || (!wslay_event_want_read(ws->ctx) && !wslay_event_want_write(ws->ctx))) {
+    if (!ok || ws_done(ws, md_now_ns()) ||
+        (!wslay_event_want_read(ws->ctx) && !wslay_event_want_write(ws->ctx))) {
         ws_finish(ws, ok ? ws_close_code(ws) : 1006);
         return MD_E_CONFLICT;
     }

@@ -75,6 +75,10 @@ int img_exif_orientation(const void *data, size_t len);
  * MD_E_INVALID_PARAM (field "orientation") outside 1..8, MD_E_NOMEM. */
 int img_apply_orientation(md_image **img, int orientation, md_err *err);
 
+/* A copy of img shrunk to fit max_w x max_h (aspect kept, each side at least 1; an image that
+ * fits already is copied at its size), by area averaging (resize.c). *out is new (img_free).
+ * MD_E_INVALID_PARAM (field "size") for a box under 1 x 1, MD_E_NOMEM. */
+int img_fit(const md_image *img, int max_w, int max_h, md_image **out, md_err *err);
 /* ---- faces (faces.c): OpenCV Haar cascades evaluated here ---- */
 typedef struct img_cascade img_cascade;
 typedef struct img_box {

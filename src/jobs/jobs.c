@@ -418,31 +418,46 @@ int job_expire_leases(jobs *j, size_t *requeued, size_t *failed, md_err *err)
 
 /* ---- transitions made by workers (worker.c) ---------------------------------------------- */
 
-int jobs__claim(jobs *j, const char *worker, job_info *out, jobs__kind **kind, md_err *err)
+/* Under j->mu, a slot of every kind with room is reserved before the store claim, and all but
+ * the claimed kind's given back after it: two workers can never both take the last slot of a
+ * kind (max_running holds) while claiming outside the lock. */
+static size_t reserve_kinds(jobs *j, const char **names, jobs__kind **ks)
 {
-    const char *names[JOBS__MAX_KINDS];
-    jobs__kind *ks[JOBS__MAX_KINDS];
     size_t n = 0;
-    pthread_mutex_lock(&j->mu);
     for (int i = 0; i < j->nkinds; i++) {
         jobs__kind *k = &j->kinds[i];
         int cap = k->max_running > 0 ? k->max_running : j->nthreads;
         if (k->running < cap) {
+            k->running++;
             names[n] = k->name;
             ks[n++] = k;
         }
     }
+    return n;
+}
+
+int jobs__claim(jobs *j, const char *worker, job_info *out, jobs__kind **kind, md_err *err)
+{
+    const char *names[JOBS__MAX_KINDS];
+    jobs__kind *ks[JOBS__MAX_KINDS];
+    pthread_mutex_lock(&j->mu);
+    size_t n = reserve_kinds(j, names, ks);
     pthread_mutex_unlock(&j->mu);
     if (n == 0)
         return md_fail(err, MD_E_NOT_FOUND, NULL, "no kind has room");
     int rc = store_jobs_claim(j->s, names, n, worker, j->o.lease_ms, out, err);
+    *kind = NULL;
+    pthread_mutex_lock(&j->mu);
+    for (size_t i = 0; i < n; i++) {
+        if (rc == MD_OK && !*kind && strcmp(ks[i]->name, out->kind) == 0)
+            *kind = ks[i]; /* keeps its slot until the run leaves the list */
+        else
+            ks[i]->running--;
+    }
+    pthread_mutex_unlock(&j->mu);
     if (rc != MD_OK)
         return rc;
     job_assert_state(JOB_QUEUED, JOB_PROCESSING);
-    *kind = NULL;
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(ks[i]->name, out->kind) == 0)
-            *kind = ks[i];
     assert(*kind);
     return MD_OK;
 }

@@ -136,7 +136,8 @@ int job_start(jobs *j, md_err *err);
  * dropped. NULL is a no-op. */
 void job_close(jobs *j);
 
-/* Worker threads running (started by job_start) and jobs running in this process now. */
+/* Worker threads running (before job_start: those it will start) and jobs running in this
+ * process now. */
 int job_workers(const jobs *j);
 int job_running_here(jobs *j);
 

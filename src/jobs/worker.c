@@ -192,12 +192,12 @@ static void free_run(job_run *r)
     free(r);
 }
 
+/* The kind's running slot was taken by jobs__claim; list_remove gives it back. */
 static void list_add(jobs *j, job_run *r)
 {
     r->next = j->runs;
     j->runs = r;
     j->running++;
-    r->kind->running++;
 }
 
 static void list_remove(jobs *j, job_run *r)
@@ -244,7 +244,10 @@ static void run_one(jobs *j, const job_info *info, jobs__kind *k, const char *wo
     job_run *r = new_run(j, info, k, worker);
     if (!r) {
         md_log(MD_LOG_ERROR, "jobs: out of memory for %s; its lease will expire", info->id);
-        return; /* the kind's running slot was never taken */
+        pthread_mutex_lock(&j->mu);
+        k->running--; /* the slot jobs__claim took */
+        pthread_mutex_unlock(&j->mu);
+        return;
     }
     pthread_mutex_lock(&j->mu);
     list_add(j, r);

@@ -264,8 +264,9 @@ typedef struct pl_ai_out {
     pl_ai_analysis an;
     int selected_tier;       /* what routing chose (= the asked tier when not auto) */
     int tier_used;           /* the tier that ran */
-    const char *method;      /* static: "parameter_model", "rules", "predictor_ranking",
-                                "coordinate_search" */
+    const char *method;      /* static: tier 1 "parameter_model" | "rules_ranked" |
+                                "default_preset" (what the quality model preferred) | "rules";
+                                tier 2 "predictor_ranking" | "rules"; tier 3 "coordinate_search" */
     double target_quality, time_budget_s;
     double predicted_quality; /* vectorize-quality's SSIM for the parameters used; -1 = none */
     size_t size_budget;      /* bytes; 0 when unknown (tier 1 with no model and no max) */

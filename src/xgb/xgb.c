@@ -27,6 +27,13 @@
  *
  * Threads: nthread (default 1) is set on the booster; OpenMP inside one call only helps big
  * batches, and a server already runs one request per compute thread.
+ *
+ * Engines (decision): libxgboost stays the loader and the reference, but xgb_predict walks the
+ * trees itself (forest.c) for the gbtree models forest.c supports: a one-row prediction
+ * through XGBoosterPredictFromDense costs far more in setup than in the trees. At load, both
+ * engines predict forest.c's probe rows; any difference over 1e-5 (relative above 1) keeps
+ * libxgboost for that model, with a warning in the log (invariant 3).
+ *  3. m->forest is non-NULL only if it agreed with libxgboost on the probe rows at load.
  */
 #include "xgb/xgb.h"
 
@@ -48,6 +55,7 @@
 struct xgb_model {
     BoosterHandle booster;
     xgb_info info;
+    xgb__forest *forest; /* our evaluator; NULL: libxgboost serves (invariant 3) */
 };
 
 /* Record an XGBoost failure: the detail goes to the log (it may name source files), the
@@ -155,14 +163,68 @@ static int probe_outputs(xgb_model *m, md_err *err)
     return rc;
 }
 
-/* Invariant 1: our own parse and schema check, before XGBoost sees the bytes. */
-static int check_document(const void *bytes, size_t len, xgb_info *info, md_err *err)
+/* Invariant 1: our own parse and schema check, before XGBoost sees the bytes. *doc is new
+ * (json_decref; NULL on failure). */
+static int check_document(const void *bytes, size_t len, xgb_info *info, json_t **doc, md_err *err)
 {
-    json_t *doc = NULL;
-    int rc = xgb__parse_doc(bytes, len, &doc, err);
+    int rc = xgb__parse_doc(bytes, len, doc, err);
     if (rc == MD_OK)
-        rc = xgb__validate_doc(doc, info, err);
-    json_decref(doc);
+        rc = xgb__validate_doc(*doc, info, err);
+    if (rc != MD_OK) {
+        json_decref(*doc);
+        *doc = NULL;
+    }
+    return rc;
+}
+
+/* The largest difference (relative above 1) between our walk and libxgboost on the probe
+ * rows, into *worst (infinity for a NaN). */
+static int native_diff(const xgb_model *m, double *worst, md_err *err)
+{
+    size_t nf = m->info.num_features, no = m->info.num_outputs, rows = XGB__PROBE_ROWS;
+    float *x = malloc(rows * nf * sizeof *x), *a = malloc(rows * no * sizeof *a);
+    const float *ref = NULL;
+    uint64_t cols = 0;
+    int rc = x && a ? MD_OK : md_fail(err, MD_E_NOMEM, "model", "no memory for the probe rows");
+    if (rc == MD_OK) {
+        xgb__forest_probe_rows(m->forest, x);
+        xgb__forest_predict(m->forest, x, rows, a);
+        rc = run_dense(m, x, rows, nf, &ref, &cols, err);
+    }
+    *worst = 0.0;
+    for (size_t i = 0; rc == MD_OK && i < rows * no; i++) {
+        double d = fabs((double)a[i] - ref[i]) / fmax(1.0, fabs((double)ref[i]));
+        *worst = isnan(d) ? INFINITY : fmax(*worst, d);
+    }
+    free(x);
+    free(a);
+    return rc;
+}
+
+/* Invariant 3: keep the forest only if it gives libxgboost's answers on the probe rows. */
+static int check_native(xgb_model *m, md_err *err)
+{
+    double worst = INFINITY;
+    int rc = MD_OK;
+    if (xgb__forest_outputs(m->forest) == m->info.num_outputs)
+        rc = native_diff(m, &worst, err);
+    if (rc != MD_OK || worst <= 1e-5)
+        return rc;
+    md_log(MD_LOG_WARN, "xgboost: our tree walk differs from libxgboost (%g): using libxgboost",
+           worst);
+    xgb__forest_free(m->forest);
+    m->forest = NULL;
+    return MD_OK;
+}
+
+/* After libxgboost loaded and probed the model: our evaluator, unless opts ask otherwise. */
+static int build_native(xgb_model *m, const json_t *doc, const xgb_opts *opts, md_err *err)
+{
+    if (opts && opts->engine == XGB_ENGINE_LIBXGBOOST)
+        return MD_OK;
+    int rc = xgb__forest_build(doc, &m->info, &m->forest, err);
+    if (rc == MD_OK && m->forest)
+        rc = check_native(m, err);
     return rc;
 }
 
@@ -177,7 +239,8 @@ int xgb_model_load_bytes(const void *bytes, size_t len, const xgb_opts *opts, xg
     xgb_model *m = calloc(1, sizeof *m);
     if (!m)
         return md_fail(err, MD_E_NOMEM, "model", "no memory for the model");
-    int rc = check_document(bytes, len, &m->info, err);
+    json_t *doc = NULL;
+    int rc = check_document(bytes, len, &m->info, &doc, err);
     char nthread[16];
     snprintf(nthread, sizeof nthread, "%d", opts && opts->nthread > 0 ? opts->nthread : 1);
     if (rc == MD_OK && XGBoosterCreate(NULL, 0, &m->booster) != 0)
@@ -190,6 +253,9 @@ int xgb_model_load_bytes(const void *bytes, size_t len, const xgb_opts *opts, xg
         rc = xgb_fail(err, MD_E_MODEL_INVALID, "cannot count boosted rounds");
     if (rc == MD_OK)
         rc = probe_outputs(m, err);
+    if (rc == MD_OK)
+        rc = build_native(m, doc, opts, err);
+    json_decref(doc);
     if (rc) {
         xgb_model_free(m);
         return rc;
@@ -216,24 +282,34 @@ const xgb_info *xgb_model_info(const xgb_model *m)
     return &m->info;
 }
 
-int xgb_predict(const xgb_model *m, const float *rows, size_t nrows, size_t ncols, float *out,
-                size_t out_cap, md_err *err)
+/* The size checks both engines share: MD_OK to go on, with *need the floats written. */
+static int check_call(const xgb_model *m, size_t nrows, size_t ncols, size_t out_cap, size_t *need,
+                      md_err *err)
 {
     if (ncols != m->info.num_features)
         return md_fail(err, MD_E_INVALID_PARAM, "ncols",
                        "the model takes %llu features per row, got %zu",
                        (unsigned long long)m->info.num_features, ncols);
-    if (nrows == 0)
-        return MD_OK;
+    *need = 0;
     if (nrows > SIZE_MAX / sizeof(float) / ncols || nrows > SIZE_MAX / m->info.num_outputs)
         return md_fail(err, MD_E_INVALID_PARAM, "nrows", "%zu rows is too many", nrows);
-    size_t need = nrows * m->info.num_outputs;
-    if (out_cap < need)
+    *need = nrows * m->info.num_outputs;
+    if (out_cap < *need)
         return md_fail(err, MD_E_INVALID_PARAM, "out", "the output needs %zu floats, %zu given",
-                       need, out_cap);
+                       *need, out_cap);
+    return MD_OK;
+}
+
+int xgb_predict_reference(const xgb_model *m, const float *rows, size_t nrows, size_t ncols,
+                          float *out, size_t out_cap, md_err *err)
+{
+    size_t need = 0;
+    int rc = check_call(m, nrows, ncols, out_cap, &need, err);
+    if (rc != MD_OK || nrows == 0)
+        return rc;
     const float *res = NULL;
     uint64_t cols = 0;
-    int rc = run_dense(m, rows, nrows, ncols, &res, &cols, err);
+    rc = run_dense(m, rows, nrows, ncols, &res, &cols, err);
     if (rc)
         return rc;
     if (cols != m->info.num_outputs)
@@ -244,11 +320,29 @@ int xgb_predict(const xgb_model *m, const float *rows, size_t nrows, size_t ncol
     return MD_OK;
 }
 
+int xgb_predict(const xgb_model *m, const float *rows, size_t nrows, size_t ncols, float *out,
+                size_t out_cap, md_err *err)
+{
+    if (!m->forest)
+        return xgb_predict_reference(m, rows, nrows, ncols, out, out_cap, err);
+    size_t need = 0;
+    int rc = check_call(m, nrows, ncols, out_cap, &need, err);
+    if (rc == MD_OK && nrows > 0)
+        xgb__forest_predict(m->forest, rows, nrows, out);
+    return rc;
+}
+
+const char *xgb_model_engine(const xgb_model *m)
+{
+    return m->forest ? "native" : "libxgboost";
+}
+
 void xgb_model_free(xgb_model *m)
 {
     if (!m)
         return;
     if (m->booster)
         XGBoosterFree(m->booster);
+    xgb__forest_free(m->forest);
     free(m);
 }

@@ -22,6 +22,12 @@ typedef struct xgb_opts {
     /* Largest model file accepted, in bytes; 0 means 64 MiB. Loading briefly needs about ten
      * times the file size (the model is checked as a parsed document first). */
     size_t max_bytes;
+    /* Which evaluator xgb_predict uses (see xgb_model_engine). */
+    enum {
+        XGB_ENGINE_AUTO = 0,   /* our own tree walk (src/xgb/forest.c) where it supports the
+                                  model and matches libxgboost at load, libxgboost otherwise */
+        XGB_ENGINE_LIBXGBOOST, /* always libxgboost */
+    } engine;
 } xgb_opts;
 
 typedef struct xgb_info {
@@ -53,6 +59,16 @@ const xgb_info *xgb_model_info(const xgb_model *m);
  * MD_E_INTERNAL (XGBoost failed). Thread-safe. */
 int xgb_predict(const xgb_model *m, const float *rows, size_t nrows, size_t ncols, float *out,
                 size_t out_cap, md_err *err);
+
+/* The same prediction, always through libxgboost (the reference xgb_predict is checked against
+ * in tests and benchmarks). Same contract and errors as xgb_predict. */
+int xgb_predict_reference(const xgb_model *m, const float *rows, size_t nrows, size_t ncols,
+                          float *out, size_t out_cap, md_err *err);
+
+/* "native" when xgb_predict walks the trees itself (gbtree models with a squared-error,
+ * logistic, Poisson / gamma / Tweedie or softprob objective, whose answers at load matched
+ * libxgboost's within 1e-5), "libxgboost" otherwise. Static string. */
+const char *xgb_model_engine(const xgb_model *m);
 
 /* Free a model; NULL is a no-op. No xgb_predict on m may be running. */
 void xgb_model_free(xgb_model *m);

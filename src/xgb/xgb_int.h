@@ -22,4 +22,32 @@ int xgb__parse_doc(const unsigned char *b, size_t len, json_t **out, md_err *err
 struct xgb_info;
 int xgb__validate_doc(const json_t *doc, struct xgb_info *info, md_err *err);
 
+/* ---- forest.c: our own evaluation of gbtree ensembles (see the file's comment) ---- */
+typedef struct xgb__forest xgb__forest;
+
+/* Flatten the trees of a document that passed xgb__validate_doc (info is what it filled).
+ * *out is new (xgb__forest_free), or NULL with MD_OK when the model is not one we evaluate
+ * (dart, gblinear, an objective outside forest.c's list): libxgboost then serves it.
+ * Errors: MD_E_NOMEM, MD_E_TOO_LARGE. doc and info are borrowed. */
+int xgb__forest_build(const json_t *doc, const struct xgb_info *info, xgb__forest **out,
+                      md_err *err);
+
+/* nrows rows of the forest's feature count (borrowed) into out: nrows * xgb__forest_outputs
+ * floats, after the objective's transform. Thread-safe; the caller checks the sizes. */
+void xgb__forest_predict(const xgb__forest *f, const float *rows, size_t nrows, float *out);
+
+/* Floats per row xgb__forest_predict writes. */
+size_t xgb__forest_outputs(const xgb__forest *f);
+
+/* XGB__PROBE_ROWS rows that reach both sides of some split of every feature (NaN, zeros, the
+ * split thresholds and their neighbours), for the load-time comparison with libxgboost.
+ * rows: XGB__PROBE_ROWS * num_features floats, caller-owned. */
+#define XGB__PROBE_ROWS 7
+void xgb__forest_probe_rows(const xgb__forest *f, float *rows);
+
+/* Bytes held (for memory statistics). */
+size_t xgb__forest_bytes(const xgb__forest *f);
+
+void xgb__forest_free(xgb__forest *f); /* NULL is a no-op */
+
 #endif

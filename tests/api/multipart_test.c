@@ -61,6 +61,34 @@ static void test_finds_file_among_parts(void **state)
     assert_string_equal(p.filename, "");
 }
 
+/* mp_parse: every part in order (repeated "files" parts of a batch), and the part limit. */
+static void test_parse_all_parts(void **state)
+{
+    (void)state;
+    static const char body[] =
+        "--XyZ" CRLF "Content-Disposition: form-data; name=\"files\"; filename=\"a.png\"" CRLF CRLF
+        "AAA" CRLF "--XyZ" CRLF "Content-Disposition: form-data; name=\"quality\"" CRLF CRLF
+        "fast" CRLF "--XyZ" CRLF "Content-Disposition: form-data; name=\"files\"; filename=\"b.png\"" CRLF
+        CRLF "BB" CRLF "--XyZ--" CRLF;
+    mp_part parts[4];
+    size_t n = 99;
+    md_err e = {0};
+    assert_int_equal(mp_parse(body, sizeof body - 1, "XyZ", parts, 4, &n, &e), MD_OK);
+    assert_int_equal(n, 3);
+    assert_string_equal(parts[0].name, "files");
+    assert_string_equal(parts[0].filename, "a.png");
+    assert_memory_equal(parts[0].data, "AAA", 3);
+    assert_string_equal(parts[1].name, "quality");
+    assert_int_equal(parts[1].len, 4);
+    assert_string_equal(parts[2].filename, "b.png");
+    assert_int_equal(parts[2].len, 2);
+    assert_int_equal(mp_parse(body, sizeof body - 1, "XyZ", parts, 2, &n, &e), MD_E_BAD_REQUEST);
+    assert_string_equal(e.field, "files");
+    assert_int_equal(mp_parse("--XyZ--" CRLF, 9, "XyZ", parts, 4, &n, &e), MD_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(mp_parse("no boundary", 11, "XyZ", parts, 4, &n, &e), MD_E_BAD_REQUEST);
+}
+
 static void test_missing_field(void **state)
 {
     (void)state;
@@ -153,6 +181,7 @@ int main(void)
         cmocka_unit_test(test_boundary),      cmocka_unit_test(test_finds_file_among_parts),
         cmocka_unit_test(test_missing_field), cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_limits),        cmocka_unit_test(test_sanitize),
+        cmocka_unit_test(test_parse_all_parts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

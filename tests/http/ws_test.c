@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "common/ws_client.h"
 #include "http/http_int.h"
 #include "http/http_loopback.h"
 
@@ -34,6 +35,15 @@ static void rec_reset(void)
     opens = closes = last_code = messages = 0;
     last_msg[0] = '\0';
     pthread_mutex_unlock(&mu);
+}
+
+/* *v, read under the lock (the hub thread writes it). */
+static int rec(const int *v)
+{
+    pthread_mutex_lock(&mu);
+    int x = *v;
+    pthread_mutex_unlock(&mu);
+    return x;
 }
 
 /* Wait (at most 20 s) until *v reaches n; returns its value. */
@@ -114,7 +124,14 @@ static void on_close(http_ws *ws, int code, void *user)
     pthread_mutex_unlock(&mu);
 }
 
-static const http_ws_handler handler = {on_open, on_message, on_close};
+static void on_tick(http_ws *ws, void *user)
+{
+    (void)user;
+    http_ws_send_text(ws, "tick", 4);
+}
+
+static const http_ws_handler handler = {on_open, on_message, on_close, NULL, 0};
+static const http_ws_handler tick_handler = {on_open, on_message, on_close, on_tick, 20};
 
 static int h_ws(http_req *r, void *ctx)
 {
@@ -122,6 +139,8 @@ static int h_ws(http_req *r, void *ctx)
     if (http_req_query(r, "deny"))
         return md_fail(http_req_err(r), MD_E_NOT_FOUND, NULL, "no such thing");
     const char *mode = http_req_query(r, "mode");
+    if (mode && strcmp(mode, "tick") == 0)
+        return http_reply_ws(r, &tick_handler, NULL);
     return http_reply_ws(r, &handler, mode && strcmp(mode, "produce") == 0 ? "produce" : NULL);
 }
 
@@ -146,8 +165,13 @@ static int fake_auth(void *ctx, const char *authz, const char *xkey, http_identi
 
 static http_server *server(unsigned ws_max, unsigned ping_ms, size_t queue_max, bool auth)
 {
-    http_opts o = {.host = "127.0.0.1", .io_threads = 2, .compute_threads = 1, .ws_max = ws_max,
-                   .ws_ping_ms = ping_ms, .ws_queue_max = queue_max, .conn_timeout_s = 1};
+    http_opts o = {.host = "127.0.0.1",
+                   .io_threads = 2,
+                   .compute_threads = 1,
+                   .ws_max = ws_max,
+                   .ws_ping_ms = ping_ms,
+                   .ws_queue_max = queue_max,
+                   .conn_timeout_s = 1};
     if (auth)
         o.hooks.authenticate = fake_auth;
     http_server *s = NULL;
@@ -161,16 +185,24 @@ static http_server *server(unsigned ws_max, unsigned ping_ms, size_t queue_max, 
 
 /* ---- loopback: the chain's checks ---- */
 
-static const char *const HS[] = {"Upgrade", "websocket", "Connection", "keep-alive, Upgrade",
-                                 "Sec-WebSocket-Version", "13", "Sec-WebSocket-Key",
-                                 "dGhlIHNhbXBsZSBub25jZQ==", NULL};
+static const char *const HS[] = {"Upgrade",
+                                 "websocket",
+                                 "Connection",
+                                 "keep-alive, Upgrade",
+                                 "Sec-WebSocket-Version",
+                                 "13",
+                                 "Sec-WebSocket-Key",
+                                 "dGhlIHNhbXBsZSBub25jZQ==",
+                                 NULL};
 
-static void expect(http_server *s, const char *target, const char *const *h, int status, const char *needle)
+static void expect(http_server *s, const char *target, const char *const *h, int status,
+                   const char *needle)
 {
     http_loopback_resp r;
     assert_int_equal(http_loopback(s, "GET", target, h, NULL, 0, &r), MD_OK);
     if (r.status != status || (needle && !strstr(r.body, needle)))
-        fail_msg("%s: got %d %s, want %d with %s", target, r.status, r.body, status, needle ? needle : "-");
+        fail_msg("%s: got %d %s, want %d with %s", target, r.status, r.body, status,
+                 needle ? needle : "-");
     http_loopback_resp_free(&r);
 }
 
@@ -189,10 +221,12 @@ static void test_handshake_checks(void **state)
     expect(s, "/ws", NULL, 400, "\"field\":\"Upgrade\"");
     const char *const no_conn[] = {"Upgrade", "websocket", NULL};
     expect(s, "/ws", no_conn, 400, "\"field\":\"Connection\"");
-    const char *const v8[] = {"Upgrade", "WebSocket", "Connection", "Upgrade", "Sec-WebSocket-Version", "8", NULL};
+    const char *const v8[] = {
+        "Upgrade", "WebSocket", "Connection", "Upgrade", "Sec-WebSocket-Version", "8", NULL};
     expect(s, "/ws", v8, 400, "\"field\":\"Sec-WebSocket-Version\"");
-    const char *const badkey[] = {"Upgrade", "websocket", "Connection", "Upgrade", "Sec-WebSocket-Version", "13",
-                                  "Sec-WebSocket-Key", "short==", NULL};
+    const char *const badkey[] = {
+        "Upgrade", "websocket",         "Connection", "Upgrade", "Sec-WebSocket-Version",
+        "13",      "Sec-WebSocket-Key", "short==",    NULL};
     expect(s, "/ws", badkey, 400, "\"field\":\"Sec-WebSocket-Key\"");
     expect(s, "/ws?deny=1", HS, 404, "no such thing"); /* the handler refuses before the upgrade */
     /* Accepted on a loopback request: 101, and since no socket ever comes, on_close(1006) once. */
@@ -200,11 +234,12 @@ static void test_handshake_checks(void **state)
     http_loopback_resp r;
     assert_int_equal(http_loopback(s, "GET", "/ws", HS, NULL, 0, &r), MD_OK);
     assert_int_equal(r.status, 101);
-    assert_string_equal(http_loopback_header(&r, "Sec-WebSocket-Accept"), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+    assert_string_equal(http_loopback_header(&r, "Sec-WebSocket-Accept"),
+                        "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
     http_loopback_resp_free(&r);
-    assert_int_equal(opens, 0);
-    assert_int_equal(closes, 1);
-    assert_int_equal(last_code, 1006);
+    assert_int_equal(rec(&opens), 0);
+    assert_int_equal(rec(&closes), 1);
+    assert_int_equal(rec(&last_code), 1006);
     http_server_free(s);
 }
 
@@ -214,7 +249,8 @@ static void test_token_auth(void **state)
     http_server *s = server(4, 0, 0, true);
     expect(s, "/ws", HS, 401, NULL);
     expect(s, "/ws?token=jwt-ok&deny=1", HS, 404, NULL); /* a JWT in the query passes auth */
-    expect(s, "/ws?token=key-ok", HS, 401, "\"field\":\"token\"");   /* an API key in a URL does not */
+    expect(s, "/ws?token=key-ok", HS, 401,
+           "\"field\":\"token\""); /* an API key in a URL does not */
     expect(s, "/ws?token=nope", HS, 401, NULL);
     const char *const both[] = {"Authorization", "Bearer jwt-ok", NULL};
     expect(s, "/ws?token=jwt-ok", both, 400, "\"field\":\"token\"");
@@ -222,127 +258,6 @@ static void test_token_auth(void **state)
     const char *const hdr_auth[] = {"Authorization", "Bearer key-ok", NULL};
     expect(s, "/plain", hdr_auth, 200, "ok");
     http_server_free(s);
-}
-
-/* ---- a minimal client ---- */
-
-static int dial(uint16_t port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    struct timeval tv = {20, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
-    return fd;
-}
-
-/* Send the handshake for target and read the answer's head; returns the status. */
-static int ws_open(int fd, const char *target, char *head, size_t cap)
-{
-    char req[512];
-    int n = snprintf(req, sizeof req,
-                     "GET %s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                     "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
-                     target);
-    assert_int_equal(write(fd, req, (size_t)n), n);
-    size_t got = 0;
-    while (got + 1 < cap) { /* byte by byte: nothing past the head is consumed */
-        ssize_t k = read(fd, head + got, 1);
-        if (k <= 0)
-            break;
-        got++;
-        head[got] = '\0';
-        if (got >= 4 && memcmp(head + got - 4, "\r\n\r\n", 4) == 0)
-            break;
-    }
-    head[got] = '\0';
-    int status = 0;
-    sscanf(head, "HTTP/1.1 %d", &status);
-    return status;
-}
-
-static void ws_send(int fd, int opcode, const void *data, size_t len)
-{
-    unsigned char f[14 + 256];
-    size_t n = 0;
-    assert_true(len <= 256);
-    f[n++] = (unsigned char)(0x80 | opcode);
-    if (len < 126) {
-        f[n++] = (unsigned char)(0x80 | len);
-    } else {
-        f[n++] = 0x80 | 126;
-        f[n++] = (unsigned char)(len >> 8);
-        f[n++] = (unsigned char)len;
-    }
-    static const unsigned char mask[4] = {1, 2, 3, 4};
-    memcpy(f + n, mask, 4);
-    n += 4;
-    for (size_t i = 0; i < len; i++)
-        f[n++] = ((const unsigned char *)data)[i] ^ mask[i % 4];
-    assert_int_equal(write(fd, f, n), (ssize_t)n);
-}
-
-static bool read_full(int fd, void *buf, size_t n)
-{
-    for (size_t got = 0; got < n;) {
-        ssize_t k = read(fd, (char *)buf + got, n - got);
-        if (k <= 0)
-            return false;
-        got += (size_t)k;
-    }
-    return true;
-}
-
-/* One frame from the server (never masked). -1 when the connection ended. Payloads beyond cap
- * are read and dropped. */
-static int ws_recv(int fd, char *buf, size_t cap, size_t *len)
-{
-    unsigned char h[2];
-    if (!read_full(fd, h, 2))
-        return -1;
-    assert_int_equal(h[1] & 0x80, 0);
-    uint64_t n = h[1] & 0x7f;
-    unsigned char ext[8];
-    if (n == 126) {
-        assert_true(read_full(fd, ext, 2));
-        n = (uint64_t)ext[0] << 8 | ext[1];
-    } else if (n == 127) {
-        assert_true(read_full(fd, ext, 8));
-        n = 0;
-        for (int i = 0; i < 8; i++)
-            n = n << 8 | ext[i];
-    }
-    *len = 0;
-    for (uint64_t left = n; left;) {
-        char tmp[4096];
-        size_t k = left < sizeof tmp ? (size_t)left : sizeof tmp;
-        if (!read_full(fd, tmp, k))
-            return -1;
-        size_t room = *len < cap ? cap - *len : 0;
-        memcpy(buf + *len, tmp, k < room ? k : room);
-        *len += k < room ? k : room;
-        left -= k;
-    }
-    if (*len < cap)
-        buf[*len] = '\0';
-    return h[0] & 0x0f;
-}
-
-/* Next data or close frame, answering pings on the way. */
-static int ws_next(int fd, char *buf, size_t cap, size_t *len)
-{
-    for (;;) {
-        int op = ws_recv(fd, buf, cap, len);
-        if (op != 0x9)
-            return op;
-        ws_send(fd, 0xA, buf, *len);
-    }
-}
-
-static int close_code(const char *p, size_t len)
-{
-    return len >= 2 ? ((unsigned char)p[0] << 8 | (unsigned char)p[1]) : 0;
 }
 
 /* ---- the real server ---- */
@@ -354,40 +269,41 @@ static void test_echo_and_close(void **state)
     http_server *s = server(4, 0, 0, false);
     md_err e;
     assert_int_equal(http_server_start(s, &e), MD_OK);
-    int fd = dial(http_server_port(s));
+    int fd = tu_ws_dial(http_server_port(s));
     char head[2048], buf[512];
     size_t n;
-    assert_int_equal(ws_open(fd, "/ws", head, sizeof head), 101);
+    assert_int_equal(tu_ws_open(fd, "/ws", NULL, head, sizeof head), 101);
     assert_non_null(strstr(head, "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo="));
-    assert_int_equal(ws_next(fd, buf, sizeof buf, &n), 0x1);
+    assert_int_equal(tu_ws_next(fd, buf, sizeof buf, &n), 0x1);
     assert_string_equal(buf, "hello");
-    ws_send(fd, 0x1, "ping me", 7);
-    assert_int_equal(ws_next(fd, buf, sizeof buf, &n), 0x1);
+    sleep(2); /* past conn_timeout_s (1): libmicrohttpd's idle timeout must not touch the socket */
+    tu_ws_send(fd, 0x1, "ping me", 7);
+    assert_int_equal(tu_ws_next(fd, buf, sizeof buf, &n), 0x1);
     assert_string_equal(buf, "ping me");
     /* The server closes after its last message: "bye" comes before the close frame. */
-    ws_send(fd, 0x1, "close", 5);
-    assert_int_equal(ws_next(fd, buf, sizeof buf, &n), 0x1);
+    tu_ws_send(fd, 0x1, "close", 5);
+    assert_int_equal(tu_ws_next(fd, buf, sizeof buf, &n), 0x1);
     assert_string_equal(buf, "bye");
-    assert_int_equal(ws_next(fd, buf, sizeof buf, &n), 0x8);
-    assert_int_equal(close_code(buf, n), 1000);
-    ws_send(fd, 0x8, buf, 2);
+    assert_int_equal(tu_ws_next(fd, buf, sizeof buf, &n), 0x8);
+    assert_int_equal(tu_ws_close_code(buf, n), 1000);
+    tu_ws_send(fd, 0x8, buf, 2);
     assert_int_equal(rec_wait(&closes, 1), 1);
-    assert_int_equal(last_code, 1000);
-    assert_int_equal(ws_recv(fd, buf, sizeof buf, &n), -1); /* the server closed the TCP side */
+    assert_int_equal(rec(&last_code), 1000);
+    assert_int_equal(tu_ws_recv(fd, buf, sizeof buf, &n), -1); /* the server closed the TCP side */
     close(fd);
     /* A client that closes first: on_close reports its code. */
-    fd = dial(http_server_port(s));
-    assert_int_equal(ws_open(fd, "/ws", head, sizeof head), 101);
-    assert_int_equal(ws_next(fd, buf, sizeof buf, &n), 0x1);
-    ws_send(fd, 0x8, "\x0f\xa0", 2); /* 4000 */
-    assert_int_equal(ws_next(fd, buf, sizeof buf, &n), 0x8);
-    assert_int_equal(close_code(buf, n), 4000);
+    fd = tu_ws_dial(http_server_port(s));
+    assert_int_equal(tu_ws_open(fd, "/ws", NULL, head, sizeof head), 101);
+    assert_int_equal(tu_ws_next(fd, buf, sizeof buf, &n), 0x1);
+    tu_ws_send(fd, 0x8, "\x0f\xa0", 2); /* 4000 */
+    assert_int_equal(tu_ws_next(fd, buf, sizeof buf, &n), 0x8);
+    assert_int_equal(tu_ws_close_code(buf, n), 4000);
     assert_int_equal(rec_wait(&closes, 2), 2);
-    assert_int_equal(last_code, 4000);
+    assert_int_equal(rec(&last_code), 4000);
     close(fd);
     http_server_free(s);
-    assert_int_equal(opens, 2);
-    assert_int_equal(closes, 2);
+    assert_int_equal(rec(&opens), 2);
+    assert_int_equal(rec(&closes), 2);
 }
 
 static void test_producer_thread(void **state)
@@ -397,22 +313,44 @@ static void test_producer_thread(void **state)
     http_server *s = server(4, 0, 0, false);
     md_err e;
     assert_int_equal(http_server_start(s, &e), MD_OK);
-    int fd = dial(http_server_port(s));
+    int fd = tu_ws_dial(http_server_port(s));
     char head[2048], buf[512], want[32];
     size_t n;
-    assert_int_equal(ws_open(fd, "/ws?mode=produce", head, sizeof head), 101);
+    assert_int_equal(tu_ws_open(fd, "/ws?mode=produce", NULL, head, sizeof head), 101);
     for (int i = 0; i < 200; i++) {
-        assert_int_equal(ws_next(fd, buf, sizeof buf, &n), 0x1);
+        assert_int_equal(tu_ws_next(fd, buf, sizeof buf, &n), 0x1);
         snprintf(want, sizeof want, "m%d", i);
         assert_string_equal(buf, want);
     }
-    assert_int_equal(ws_next(fd, buf, sizeof buf, &n), 0x8);
-    assert_int_equal(close_code(buf, n), 1000);
-    ws_send(fd, 0x8, buf, 2);
+    assert_int_equal(tu_ws_next(fd, buf, sizeof buf, &n), 0x8);
+    assert_int_equal(tu_ws_close_code(buf, n), 1000);
+    tu_ws_send(fd, 0x8, buf, 2);
     assert_int_equal(rec_wait(&closes, 1), 1);
-    assert_int_equal(last_code, 1000);
+    assert_int_equal(rec(&last_code), 1000);
     close(fd);
     http_server_free(s);
+}
+
+static void test_ticks(void **state)
+{
+    (void)state;
+    rec_reset();
+    http_server *s = server(4, 0, 0, false);
+    md_err e;
+    assert_int_equal(http_server_start(s, &e), MD_OK);
+    int fd = tu_ws_dial(http_server_port(s));
+    char head[2048], buf[512];
+    size_t n;
+    assert_int_equal(tu_ws_open(fd, "/ws?mode=tick", NULL, head, sizeof head), 101);
+    assert_int_equal(tu_ws_next(fd, buf, sizeof buf, &n), 0x1);
+    assert_string_equal(buf, "hello");
+    for (int i = 0; i < 3; i++) { /* the client says nothing: the ticks come by themselves */
+        assert_int_equal(tu_ws_next(fd, buf, sizeof buf, &n), 0x1);
+        assert_string_equal(buf, "tick");
+    }
+    close(fd);
+    http_server_free(s);
+    assert_int_equal(rec(&closes), 1);
 }
 
 static void test_limit_503(void **state)
@@ -424,20 +362,21 @@ static void test_limit_503(void **state)
     assert_int_equal(http_server_start(s, &e), MD_OK);
     char head[2048], buf[512];
     size_t n;
-    int a = dial(http_server_port(s)), b = dial(http_server_port(s)), c = dial(http_server_port(s));
-    assert_int_equal(ws_open(a, "/ws", head, sizeof head), 101);
-    assert_int_equal(ws_open(b, "/ws", head, sizeof head), 101);
-    assert_int_equal(ws_open(c, "/ws", head, sizeof head), 503);
+    int a = tu_ws_dial(http_server_port(s)), b = tu_ws_dial(http_server_port(s)),
+        c = tu_ws_dial(http_server_port(s));
+    assert_int_equal(tu_ws_open(a, "/ws", NULL, head, sizeof head), 101);
+    assert_int_equal(tu_ws_open(b, "/ws", NULL, head, sizeof head), 101);
+    assert_int_equal(tu_ws_open(c, "/ws", NULL, head, sizeof head), 503);
     assert_non_null(strcasestr(head, "Retry-After: 1"));
     close(c);
     /* One closes: its slot is free again. */
-    assert_int_equal(ws_next(a, buf, sizeof buf, &n), 0x1);
-    ws_send(a, 0x8, "\x03\xe8", 2);
-    assert_int_equal(ws_next(a, buf, sizeof buf, &n), 0x8);
+    assert_int_equal(tu_ws_next(a, buf, sizeof buf, &n), 0x1);
+    tu_ws_send(a, 0x8, "\x03\xe8", 2);
+    assert_int_equal(tu_ws_next(a, buf, sizeof buf, &n), 0x8);
     assert_int_equal(rec_wait(&closes, 1), 1);
     close(a);
-    c = dial(http_server_port(s));
-    assert_int_equal(ws_open(c, "/ws", head, sizeof head), 101);
+    c = tu_ws_dial(http_server_port(s));
+    assert_int_equal(tu_ws_open(c, "/ws", NULL, head, sizeof head), 101);
     close(b);
     close(c);
     assert_int_equal(rec_wait(&closes, 3), 3); /* dropped peers are noticed and counted too */
@@ -453,26 +392,26 @@ static void test_ping_and_silent_peer(void **state)
     assert_int_equal(http_server_start(s, &e), MD_OK);
     char head[2048], buf[512];
     size_t n;
-    int fd = dial(http_server_port(s));
-    assert_int_equal(ws_open(fd, "/ws", head, sizeof head), 101);
-    assert_int_equal(ws_recv(fd, buf, sizeof buf, &n), 0x1); /* hello */
+    int fd = tu_ws_dial(http_server_port(s));
+    assert_int_equal(tu_ws_open(fd, "/ws", NULL, head, sizeof head), 101);
+    assert_int_equal(tu_ws_recv(fd, buf, sizeof buf, &n), 0x1); /* hello */
     /* Answer three pings: still open (the echo proves it). */
     for (int i = 0; i < 3; i++) {
-        assert_int_equal(ws_recv(fd, buf, sizeof buf, &n), 0x9);
-        ws_send(fd, 0xA, buf, n);
+        assert_int_equal(tu_ws_recv(fd, buf, sizeof buf, &n), 0x9);
+        tu_ws_send(fd, 0xA, buf, n);
     }
-    ws_send(fd, 0x1, "alive", 5);
-    assert_int_equal(ws_next(fd, buf, sizeof buf, &n), 0x1);
+    tu_ws_send(fd, 0x1, "alive", 5);
+    assert_int_equal(tu_ws_next(fd, buf, sizeof buf, &n), 0x1);
     assert_string_equal(buf, "alive");
-    assert_int_equal(closes, 0);
+    assert_int_equal(rec(&closes), 0);
     /* Now stop answering: the server drops the socket (1006) and on_close runs. */
     int op;
     do {
-        op = ws_recv(fd, buf, sizeof buf, &n);
+        op = tu_ws_recv(fd, buf, sizeof buf, &n);
     } while (op == 0x9);
     assert_int_equal(op, -1);
     assert_int_equal(rec_wait(&closes, 1), 1);
-    assert_int_equal(last_code, 1006);
+    assert_int_equal(rec(&last_code), 1006);
     close(fd);
     http_server_free(s);
 }
@@ -485,14 +424,15 @@ static void test_slow_reader(void **state)
     md_err e;
     assert_int_equal(http_server_start(s, &e), MD_OK);
     char head[2048];
-    int fd = dial(http_server_port(s));
+    int fd = tu_ws_dial(http_server_port(s));
     int small = 4096;
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-    assert_int_equal(ws_open(fd, "/ws", head, sizeof head), 101);
-    ws_send(fd, 0x1, "flood", 5); /* the handler asserts that a send was refused */
+    assert_int_equal(tu_ws_open(fd, "/ws", NULL, head, sizeof head), 101);
+    tu_ws_send(fd, 0x1, "flood", 5); /* the handler asserts that a send was refused */
     /* Without reading a byte, the socket is closed for us within the close deadline. */
     assert_int_equal(rec_wait(&closes, 1), 1);
-    assert_true(last_code == 1008 || last_code == 1006);
+    int code = rec(&last_code);
+    assert_true(code == 1008 || code == 1006);
     close(fd);
     http_server_free(s);
 }
@@ -506,15 +446,15 @@ static void test_drain_1001(void **state)
     assert_int_equal(http_server_start(s, &e), MD_OK);
     char head[2048], buf[512];
     size_t n;
-    int fd = dial(http_server_port(s));
-    assert_int_equal(ws_open(fd, "/ws", head, sizeof head), 101);
-    assert_int_equal(ws_next(fd, buf, sizeof buf, &n), 0x1);
+    int fd = tu_ws_dial(http_server_port(s));
+    assert_int_equal(tu_ws_open(fd, "/ws", NULL, head, sizeof head), 101);
+    assert_int_equal(tu_ws_next(fd, buf, sizeof buf, &n), 0x1);
     /* The drain closes it with 1001 and waits for our close frame, answered from this thread
      * after the drain returns (it does not wait forever for it). */
     assert_int_equal(http_server_drain(s, 2000), 0);
-    assert_int_equal(closes, 1);
-    assert_int_equal(ws_next(fd, buf, sizeof buf, &n), 0x8);
-    assert_int_equal(close_code(buf, n), 1001);
+    assert_int_equal(rec(&closes), 1);
+    assert_int_equal(tu_ws_next(fd, buf, sizeof buf, &n), 0x8);
+    assert_int_equal(tu_ws_close_code(buf, n), 1001);
     close(fd);
     http_server_free(s);
 }
@@ -528,29 +468,31 @@ static void test_detached_reader(void **state)
     http_ws *ws;
     assert_int_equal(http__ws_detached_new(&handler, NULL, 1024, &ws), MD_OK);
     /* "Hello" masked, split across two inputs (RFC 6455 section 5.7). */
-    const unsigned char hello[] = {0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58};
+    const unsigned char hello[] = {0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d,
+                                   0x7f, 0x9f, 0x4d, 0x51, 0x58};
     assert_int_equal(http__ws_detached_input(ws, hello, 4), MD_OK);
-    assert_int_equal(messages, 0);
+    assert_int_equal(rec(&messages), 0);
     assert_int_equal(http__ws_detached_input(ws, hello + 4, sizeof hello - 4), MD_OK);
-    assert_int_equal(messages, 1);
+    assert_int_equal(rec(&messages), 1);
     assert_string_equal(last_msg, "Hello");
     /* An unmasked frame from a client is a protocol error: closed (1002), on_close once. */
     const unsigned char unmasked[] = {0x81, 0x02, 'h', 'i'};
     assert_int_equal(http__ws_detached_input(ws, unmasked, sizeof unmasked), MD_E_CONFLICT);
-    assert_int_equal(closes, 1);
-    assert_int_equal(last_code, 1002);
+    assert_int_equal(rec(&closes), 1);
+    assert_int_equal(rec(&last_code), 1002);
     http__ws_detached_free(ws);
-    assert_int_equal(closes, 1);
+    assert_int_equal(rec(&closes), 1);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_accept_key),       cmocka_unit_test(test_handshake_checks),
-        cmocka_unit_test(test_token_auth),       cmocka_unit_test(test_echo_and_close),
-        cmocka_unit_test(test_producer_thread),  cmocka_unit_test(test_limit_503),
-        cmocka_unit_test(test_ping_and_silent_peer), cmocka_unit_test(test_slow_reader),
-        cmocka_unit_test(test_drain_1001),       cmocka_unit_test(test_detached_reader),
+        cmocka_unit_test(test_accept_key),      cmocka_unit_test(test_handshake_checks),
+        cmocka_unit_test(test_token_auth),      cmocka_unit_test(test_echo_and_close),
+        cmocka_unit_test(test_producer_thread), cmocka_unit_test(test_ticks),
+        cmocka_unit_test(test_limit_503),       cmocka_unit_test(test_ping_and_silent_peer),
+        cmocka_unit_test(test_slow_reader),     cmocka_unit_test(test_drain_1001),
+        cmocka_unit_test(test_detached_reader),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

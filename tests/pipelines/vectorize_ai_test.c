@@ -66,8 +66,12 @@ static int run(mdl_registry *r, const char *file, int tier, double target, doubl
     size_t n;
     void *img = read_file(file, &n);
     pl_ctx cx = {.models = r};
-    pl_ai_in in = {.image = img, .image_len = n, .tier = tier, .target_quality = target,
-                   .time_budget_s = budget, .clock = clk};
+    pl_ai_in in = {.image = img,
+                   .image_len = n,
+                   .tier = tier,
+                   .target_quality = target,
+                   .time_budget_s = budget,
+                   .clock = clk};
     int rc = pl_vectorize_ai(&cx, &in, out, err);
     free(img);
     return rc;
@@ -82,7 +86,10 @@ static void test_tiers(void **state)
     assert_int_equal(run(r, "simple_geometric_02.png", 1, 0.99, 10, NULL, &o1, &e), MD_OK);
     assert_int_equal(o1.tier_used, 1);
     assert_int_equal(o1.conversions, 1);
-    assert_string_equal(o1.method, "parameter_model");
+    /* The quality model picks between the parameter model's and the rules' guess. */
+    assert_true(strcmp(o1.method, "parameter_model") == 0 ||
+                strcmp(o1.method, "rules_ranked") == 0 || strcmp(o1.method, "default_preset") == 0);
+    assert_true(o1.size_budget > 0); /* 3x the default preset's predicted bytes */
     assert_false(o1.fallback_used);
     assert_string_equal(o1.model_versions[0], "1");
     assert_true(o1.an.predicted_quality >= 0 && o1.an.predicted_quality <= 1);
@@ -139,8 +146,8 @@ static void test_size_budget(void **state)
     size_t n;
     void *img = read_file("complex_01.png", &n);
     pl_ctx cx = {.models = r};
-    pl_ai_in in = {.image = img, .image_len = n, .tier = 2, .target_quality = 0.9999,
-                   .time_budget_s = 60};
+    pl_ai_in in = {
+        .image = img, .image_len = n, .tier = 2, .target_quality = 0.9999, .time_budget_s = 60};
     pl_ai_out big, small;
     md_err e;
     assert_int_equal(pl_vectorize_ai(&cx, &in, &big, &e), MD_OK);
@@ -169,8 +176,7 @@ static void test_fallback_and_unavailable(void **state)
     pl_ai_out_free(&o);
     assert_int_equal(mdl_unload(r, "vectorize-quality", &e), MD_OK);
     assert_int_equal(mdl_unload(r, "vectorize-params", &e), MD_OK);
-    assert_int_equal(run(r, "text_based_01.png", 1, 0.9, 10, NULL, &o, &e),
-                     MD_E_MODEL_UNAVAILABLE);
+    assert_int_equal(run(r, "text_based_01.png", 1, 0.9, 10, NULL, &o, &e), MD_E_MODEL_UNAVAILABLE);
     assert_non_null(strstr(e.msg, "/api/convert"));
     pl_ai_out_free(&o);
     assert_int_equal(run(NULL, "text_based_01.png", 0, 0.9, 10, NULL, &o, &e),
@@ -246,12 +252,9 @@ static void test_analyse_only(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_tiers),
-        cmocka_unit_test(test_time_budget),
-        cmocka_unit_test(test_size_budget),
-        cmocka_unit_test(test_fallback_and_unavailable),
-        cmocka_unit_test(test_bad_inputs),
-        cmocka_unit_test(test_routing_rules),
+        cmocka_unit_test(test_tiers),        cmocka_unit_test(test_time_budget),
+        cmocka_unit_test(test_size_budget),  cmocka_unit_test(test_fallback_and_unavailable),
+        cmocka_unit_test(test_bad_inputs),   cmocka_unit_test(test_routing_rules),
         cmocka_unit_test(test_analyse_only),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

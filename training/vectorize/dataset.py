@@ -59,12 +59,16 @@ DEV_LABELS = os.path.join(ROOT, "..", "shared", "corpus", "dev", "labels.csv")
 JPEG_P = 0.12  # share of images re-encoded as JPEG (an uploaded JPEG logo)
 TEST_SHARE = 5  # one group in TEST_SHARE is held out
 QUALITY_MAX_SIDE = 640  # the quality design runs on images up to this size ...
-QUALITY_IMAGES = (640, 12)  # ... and on at most this many of them (full, tiny)
-N_LHS, N_ANCHOR, N_BLOCKS = 21, 8, 8  # per image: presets + anchors + its block's LHS points
+QUALITY_IMAGES = (400, 12)  # ... and on at most this many of them (full, tiny)
+# Per image: the 3 presets, N_ANCHOR anchor sets (the same for every image, in the good region),
+# and its block's N_GOOD + N_WIDE Latin-hypercube points (good region, whole design range).
+N_ANCHOR, N_GOOD, N_WIDE, N_BLOCKS = 12, 4, 3, 8
 
 
 def cache_dir(tiny):
-    return os.path.join(ROOT, "build", "vectorize", "tiny" if tiny else "full")
+    """build/vectorize/<tiny|full>, or $MODELD_VEC_CACHE/<tiny|full> (the tests' temp dir)."""
+    base = os.environ.get("MODELD_VEC_CACHE") or os.path.join(ROOT, "build", "vectorize")
+    return os.path.join(base, "tiny" if tiny else "full")
 
 
 def modeld_bin():
@@ -246,3 +250,101 @@ def feature_matrix(index, binary=None):
     names = feats[kept[0]["file"]]["names"]
     x = np.array([feats[r["file"]]["values"] for r in kept], dtype=np.float64)
     return names, x, kept
+
+
+def quality_images(index, tiny):
+    """The images the quality design runs on: up to QUALITY_MAX_SIDE px, a fixed subset by a
+    hash of the id (the same images on every run)."""
+    small = [r for r in index if r["size"] <= QUALITY_MAX_SIDE]
+    small.sort(key=lambda r: hashlib.sha256(r["id"].encode()).hexdigest())
+    return sorted(small[:QUALITY_IMAGES[1] if tiny else QUALITY_IMAGES[0]], key=lambda r: r["id"])
+
+
+def _block(image_id):
+    return int(hashlib.sha256(("block:" + image_id).encode()).hexdigest()[:8], 16) % N_BLOCKS
+
+
+def anchors():
+    """The presets and the anchor sets: (keys, decoded vectors [3 + N_ANCHOR, 10]), measured
+    on every quality image (vectorize-params chooses among them)."""
+    keys = [f"preset:{n}" for n in params.PRESETS] + [f"anchor:{k}" for k in range(N_ANCHOR)]
+    vecs = np.vstack([params.preset(n) for n in params.PRESETS] +
+                     [params.lhs(N_ANCHOR, np.random.default_rng(SEED + 1), params.GOOD_LO,
+                                 params.GOOD_HI)])
+    return keys, vecs
+
+
+def design(tiny):
+    """[(key, decoded parameter vector, block or None)]: the presets and anchors run on every
+    image; each block of images gets its own Latin-hypercube points."""
+    keys, vecs = anchors()
+    out = [(k, v, None) for k, v in zip(keys, vecs)]
+    n_good, n_wide = (1, 1) if tiny else (N_GOOD, N_WIDE)
+    for b in range(N_BLOCKS):
+        good = params.lhs(n_good, np.random.default_rng(SEED + 100 + b), params.GOOD_LO,
+                          params.GOOD_HI)
+        wide = params.lhs(n_wide, np.random.default_rng(SEED + 200 + b))
+        out += [(f"good:{b}:{k}", v, b) for k, v in enumerate(good)]
+        out += [(f"wide:{b}:{k}", v, b) for k, v in enumerate(wide)]
+    return out
+
+
+def _key(image_id, enc):
+    """Cache key: the image and the exact parameter values (a design change never reuses a
+    measurement of other values)."""
+    return image_id, tuple(round(float(v), 4) for v in enc)
+
+
+def _load_quality(path):
+    rows = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                if line.strip():
+                    r = json.loads(line)
+                    rows[_key(r["id"], r["params"])] = r
+    return rows
+
+
+def trace_dir(binary, images, enc, tmp):
+    """One `modeld vectorize DIR --json` run of one parameter set over images (hard links in a
+    scratch directory); returns {image id: measurement}."""
+    src, dst = os.path.join(tmp, "in"), os.path.join(tmp, "out")
+    for d in (src, dst):
+        shutil.rmtree(d, ignore_errors=True)
+        os.makedirs(d)
+    for r in images:
+        os.link(r["file"], os.path.join(src, r["id"] + ".png"))
+    cmd = [binary, "vectorize", src, "-o", dst, "--json", "-q", "-j", str(JOBS),
+           *params.cli_args(enc)]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
+    out = {}
+    for f in json.loads(res.stdout)["files"]:
+        if f.get("ok"):
+            out[os.path.basename(f["file"])[:-4]] = {
+                "ssim": f["ssim_rgb"], "bytes": f["svg_bytes"], "paths": f["paths"],
+                "ms": f["timing_ms"]["convert_total"]}
+    return out
+
+
+def quality(index, tiny=False, binary=None):
+    """Run (or reuse from quality.jsonl) the tracer over the design; returns the rows
+    [{id, design, params, ssim, bytes, paths, ms}] of the quality images."""
+    binary = binary or modeld_bin()
+    path = os.path.join(cache_dir(tiny), "quality.jsonl")
+    rows = _load_quality(path)
+    imgs = quality_images(index, tiny)
+    out = []
+    with tempfile.TemporaryDirectory(dir=cache_dir(tiny)) as tmp, open(path, "a") as log:
+        for key, enc, block in design(tiny):
+            mine = [r for r in imgs if block is None or _block(r["id"]) == block]
+            todo = [r for r in mine if _key(r["id"], enc) not in rows]
+            if todo:
+                for image_id, m in sorted(trace_dir(binary, todo, enc, tmp).items()):
+                    r = {"id": image_id, "params": [float(v) for v in enc], **m}
+                    rows[_key(image_id, enc)] = r
+                    log.write(json.dumps(r) + "\n")
+                log.flush()
+            out += [dict(rows[_key(r["id"], enc)], design=key) for r in mine
+                    if _key(r["id"], enc) in rows]
+    return sorted(out, key=lambda r: (r["id"], r["design"]))

@@ -120,18 +120,19 @@ def word(rng):
 
 
 def text(rng, w, bg):
-    """A word mark or monogram in one of FONTS, sometimes on a badge or with a gradient fill."""
-    cols = palette(rng, int(rng.integers(1, 4)))
-    body = background(rng, w, bg, cols[-1] if len(cols) > 1 else None)
+    """A word mark or monogram in one of FONTS, sometimes on a badge or with a gradient fill.
+    The text's colour differs from the badge's and the background's, so it stays readable."""
+    cols = palette(rng, int(rng.integers(2, 5)))
+    body = background(rng, w, bg, cols[-1])
     defs = ""
     if rng.random() < 0.35:
-        body += shape(rng, w, cols[int(rng.integers(0, len(cols)))])
+        body += shape(rng, w, cols[1] if len(cols) > 2 else cols[-1])
     lines = [word(rng) for _ in range(int(rng.integers(1, 3)))]
     font = FONTS[int(rng.integers(0, len(FONTS)))]
     weight = "bold" if rng.random() < 0.5 else "normal"
     style = "italic" if rng.random() < 0.15 else "normal"
     longest = max(len(s) for s in lines)
-    size = min(0.8 * w / len(lines), 1.25 * w / max(longest, 1)) * rng.uniform(0.55, 0.95)
+    size = min(0.8 * w / len(lines), 1.25 * w / max(longest, 1)) * rng.uniform(0.6, 0.95)
     fill = cols[0]
     if rng.random() < 0.15:
         defs = gradient_def(rng, "tg", palette(rng, 2), w)
@@ -144,35 +145,51 @@ def text(rng, w, bg):
     return _svg(w, body, defs)
 
 
-def gradient_def(rng, gid, cols, w):
-    """A linear or radial gradient through cols, in user space across the canvas."""
+def gradient_def(rng, gid, cols, w, box=False):
+    """A linear or radial gradient through cols, in user space across the canvas, or across the
+    filled shape's bounding box when box (so that the whole ramp shows on a small shape)."""
+    if box:
+        w = 1.0
+    units = "objectBoundingBox" if box else "userSpaceOnUse"
     stops = "".join(f'<stop offset="{i / max(len(cols) - 1, 1):.2f}" stop-color="{c}"/>'
                     for i, c in enumerate(cols))
     if rng.random() < 0.6:
         a = rng.uniform(0, 2 * math.pi)
         x1, y1 = w / 2 - 0.5 * w * math.cos(a), w / 2 - 0.5 * w * math.sin(a)
         x2, y2 = w - x1, w - y1
-        return (f'<linearGradient id="{gid}" gradientUnits="userSpaceOnUse" x1="{_f(x1)}" '
-                f'y1="{_f(y1)}" x2="{_f(x2)}" y2="{_f(y2)}">{stops}</linearGradient>')
+        return (f'<linearGradient id="{gid}" gradientUnits="{units}" x1="{x1:.3f}" '
+                f'y1="{y1:.3f}" x2="{x2:.3f}" y2="{y2:.3f}">{stops}</linearGradient>')
     cx, cy = rng.uniform(0.3, 0.7, 2) * w
-    return (f'<radialGradient id="{gid}" gradientUnits="userSpaceOnUse" cx="{_f(cx)}" '
-            f'cy="{_f(cy)}" r="{_f(rng.uniform(0.3, 0.7) * w)}">{stops}</radialGradient>')
+    return (f'<radialGradient id="{gid}" gradientUnits="{units}" cx="{cx:.3f}" '
+            f'cy="{cy:.3f}" r="{rng.uniform(0.3, 0.7) * w:.3f}">{stops}</radialGradient>')
 
 
 def gradient(rng, w, bg):
-    """Shapes (or the whole background) filled with visible linear / radial gradients."""
+    """A large shape (or the whole background) filled with a visible linear / radial gradient,
+    then a few smaller shapes, flat or with their own gradients."""
     defs, body = "", ""
     ng = int(rng.integers(1, 4))
     for g in range(ng):
-        defs += gradient_def(rng, f"g{g}", palette(rng, int(rng.integers(2, 4))), w)
+        defs += gradient_def(rng, f"g{g}", palette(rng, int(rng.integers(2, 4))), w, box=g > 0)
     if rng.random() < 0.35:
         body += f'<rect x="0" y="0" width="{w}" height="{w}" fill="url(#g0)"/>'
+    else:
+        body += big_shape(rng, w, "url(#g0)")
     flats = palette(rng, int(rng.integers(1, 4)))
-    for i in range(int(rng.integers(1, 7))):
-        fill = f"url(#g{int(rng.integers(0, ng))})" if i == 0 or rng.random() < 0.5 else \
+    for _ in range(int(rng.integers(0, 6))):
+        fill = f"url(#g{int(rng.integers(1, ng))})" if ng > 1 and rng.random() < 0.5 else \
             flats[int(rng.integers(0, len(flats)))]
         body += shape(rng, w, fill)
     return _svg(w, body, defs)
+
+
+def big_shape(rng, w, fill):
+    """A shape covering a third to most of the canvas."""
+    r = rng.uniform(0.3, 0.46) * w
+    if rng.random() < 0.5:
+        return f'<circle cx="{_f(w / 2)}" cy="{_f(w / 2)}" r="{_f(r)}" fill="{fill}"/>'
+    return (f'<rect x="{_f(w / 2 - r)}" y="{_f(w / 2 - r)}" width="{_f(2 * r)}" '
+            f'height="{_f(2 * r)}" rx="{_f(r * rng.uniform(0, 0.5))}" fill="{fill}"/>')
 
 
 def blob(rng, cx, cy, r):
