@@ -62,9 +62,10 @@ static json_t *result_json(const job_info *j)
     if (j->state != JOB_SUCCESS || !j->result_sha256[0])
         return json_null();
     json_t *meta = json_loads(j->result_meta, 0, NULL);
-    json_t *r = json_pack("{s:O?, s:O?, s:I, s:O?}", "width", json_object_get(meta, "width"),
+    json_t *r = json_pack("{s:O?, s:O?, s:I, s:O?, s:O?}", "width", json_object_get(meta, "width"),
                           "height", json_object_get(meta, "height"), "bytes",
-                          (json_int_t)j->result_bytes, "format", json_object_get(meta, "format"));
+                          (json_int_t)j->result_bytes, "format", json_object_get(meta, "format"),
+                          "faces_found", json_object_get(meta, "faces_found"));
     json_decref(meta);
     return r;
 }
@@ -402,7 +403,7 @@ static int status(http_req *req, void *ctx)
 #define S_RESULT                                                                                   \
     "{\"type\":[\"object\",\"null\"],\"properties\":{\"width\":{\"type\":\"integer\"},"            \
     "\"height\":{\"type\":\"integer\"},\"bytes\":{\"type\":\"integer\"},"                          \
-    "\"format\":{\"type\":\"string\"}}}"
+    "\"format\":{\"type\":\"string\"},\"faces_found\":{\"type\":\"integer\"}}}"
 #define S_STATUS_ENUM                                                                              \
     "{\"type\":\"string\",\"enum\":[\"QUEUED\",\"PROCESSING\",\"SUCCESS\",\"FAILURE\","            \
     "\"CANCELLED\"]}"

@@ -156,6 +156,31 @@ static int tile_side(const pl_enh_in *in, int w, int h)
     return big < t ? (big < 8 ? 8 : big) : t;
 }
 
+/* The networks a job needs can serve: its quality's, and thick's for faces. A missing face
+ * network is the option's fault (MD_E_UNSUPPORTED naming "face_enhance"), found before the
+ * job starts rather than at its first face. */
+static int models_ready(pl_ctx *cx, const pl_enh_in *in, md_err *err)
+{
+    char name[32];
+    mdl_version *v = NULL;
+    pl_enh_model_name(in->quality, in->scale, name, sizeof name, NULL);
+    int rc = mdl_acquire(cx->models, name, NULL, &v, err);
+    mdl_release(v);
+    if (rc != MD_OK || !in->face_enhance || in->quality == PL_ENH_BEST)
+        return rc;
+    v = NULL;
+    pl_enh_model_name(PL_ENH_BEST, in->scale, name, sizeof name, NULL);
+    md_err why;
+    rc = mdl_acquire(cx->models, name, NULL, &v, &why);
+    mdl_release(v);
+    if (rc != MD_OK)
+        return md_fail(err, MD_E_UNSUPPORTED, "face_enhance",
+                       "face enhancement runs faces through %s, which this server cannot load "
+                       "(%s)",
+                       name, md_err_message(&why));
+    return MD_OK;
+}
+
 int pl_enhance_estimate(pl_ctx *cx, int w, int h, const pl_enh_in *in, uint64_t *bytes, md_err *err)
 {
     int rc = check_in(in, err);
@@ -170,13 +195,9 @@ int pl_enhance_estimate(pl_ctx *cx, int w, int h, const pl_enh_in *in, uint64_t 
                        (unsigned long long)ow, (unsigned long long)oh,
                        (unsigned long long)PL_ENH_MAX_OUT_PIXELS);
     if (cx && cx->models) {
-        char name[32];
-        mdl_version *v = NULL;
-        pl_enh_model_name(in->quality, in->scale, name, sizeof name, NULL);
-        rc = mdl_acquire(cx->models, name, NULL, &v, err);
+        rc = models_ready(cx, in, err);
         if (rc != MD_OK)
             return rc;
-        mdl_release(v);
     }
     int t = tile_side(in, w, h);
     double side = t + 2 * (BLEND + CONTEXT);
@@ -612,7 +633,10 @@ int pl_enhance(pl_ctx *cx, const pl_enh_in *in, pl_enh_out *out, md_err *err)
     if (rc != MD_OK)
         goto out;
     j.src = img;
-    rc = job_setup(cx, in, in->quality, &j, err);
+    rc = cx->models ? models_ready(cx, in, err)
+                    : md_fail(err, MD_E_MODEL_UNAVAILABLE, "quality", "no model registry");
+    if (rc == MD_OK)
+        rc = job_setup(cx, in, in->quality, &j, err);
     if (rc == MD_OK)
         rc = run_tiles(&j, cx->cancel, &out->tiles, err);
     if (rc == MD_OK && in->face_enhance)
