@@ -64,7 +64,7 @@ static json_t *result_of(const job_info *info)
         return json_null();
     json_t *meta = json_loads(info->result_meta, 0, NULL);
     json_t *r =
-        json_pack("{s:O?, s:O?, s:I, s:O?, s:O?}", "width", json_object_get(meta, "width"), "height",
+        json_pack("{s:O?, s:O?, s:I, s:O?, s:O*}", "width", json_object_get(meta, "width"), "height",
                   json_object_get(meta, "height"), "bytes", (json_int_t)info->result_bytes,
                   "format", json_object_get(meta, "format"), "faces_found",
                   json_object_get(meta, "faces_found"));
