@@ -97,7 +97,7 @@ memory() {
   : > "$OUT/enhance_rss.jsonl"
   for q in $RSS_QUALITIES; do
     echo "== 4 MP x4 $q" >&2
-    /usr/bin/time -f "{\"quality\":\"$q\",\"peak_rss_mb\":%M,\"wall_s\":%e,\"cpu_s\":%U}" \
+    /usr/bin/time -f "{\"quality\":\"$q\",\"peak_rss_kb\":%M,\"wall_s\":%e,\"cpu_s\":%U}" \
       -o "$DATA/rss.$q.json" "$OUT/modeld" enhance "$DATA/photo4mp.png" -o "$DATA/photo4mp.$q.jpg" \
       --scale 4 --quality "$q" --data-dir "$MODELS" -q 2>/dev/null >/dev/null
     tail -1 "$DATA/rss.$q.json" >> "$OUT/enhance_rss.jsonl"
@@ -151,7 +151,7 @@ if os.path.exists(f"{out}/enhance_rss.jsonl"):
     print("4 MP (2000x2000) x4 job, `modeld enhance` (all cores):")
     for l in open(f"{out}/enhance_rss.jsonl"):
         r = json.loads(l)
-        print(f"  {r['quality']:9s} peak RSS {r['peak_rss_mb'] / 1024:7.0f} MB, wall {r['wall_s']:7.1f} s, "
+        print(f"  {r['quality']:9s} peak RSS {r['peak_rss_kb'] / 1024:7.0f} MB, wall {r['wall_s']:7.1f} s, "
               f"user CPU {r['cpu_s']:7.1f} s")
     print()
 res = {}

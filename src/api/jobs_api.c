@@ -62,12 +62,10 @@ static json_t *result_json(const job_info *j)
     if (j->state != JOB_SUCCESS || !j->result_sha256[0])
         return json_null();
     json_t *meta = json_loads(j->result_meta, 0, NULL);
-    json_t *r = json_pack("{s:O?, s:O?, s:I, s:O?}", "width", json_object_get(meta, "width"),
+    json_t *r = json_pack("{s:O?, s:O?, s:I, s:O?, s:O*}", "width", json_object_get(meta, "width"),
                           "height", json_object_get(meta, "height"), "bytes",
-                          (json_int_t)j->result_bytes, "format", json_object_get(meta, "format"));
-    json_t *faces = json_object_get(meta, "faces_found");
-    if (r && faces) /* enhancement: the faces the detector found (face_enhance) */
-        json_object_set(r, "faces_found", faces);
+                          (json_int_t)j->result_bytes, "format", json_object_get(meta, "format"),
+                          "faces_found", json_object_get(meta, "faces_found"));
     json_decref(meta);
     return r;
 }

@@ -8,9 +8,11 @@
  */
 #include "cli/args.h"
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 int cli_take_value_opt(int argc, char **argv, int *i, const cli_opt *opts, size_t nopts, void *args)
 {
@@ -45,4 +47,47 @@ int cli_usage_error(const char *cmd, const char *usage, const char *fmt, const c
     fprintf(stderr, fmt, arg);
     fprintf(stderr, "\n\n%s", usage);
     return 2;
+}
+
+static int has_image_ext(const char *name)
+{
+    static const char *const exts[] = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"};
+    const char *dot = strrchr(name, '.');
+    for (size_t i = 0; dot && i < sizeof exts / sizeof exts[0]; i++)
+        if (strcasecmp(dot, exts[i]) == 0)
+            return 1;
+    return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int cli_list_images(const char *dir, char ***names, size_t *n)
+{
+    *names = NULL;
+    *n = 0;
+    DIR *d = opendir(dir);
+    if (!d)
+        return -1;
+    size_t cap = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.' || !has_image_ext(e->d_name))
+            continue;
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 64;
+            char **grown = realloc(*names, cap * sizeof **names);
+            if (!grown)
+                break;
+            *names = grown;
+        }
+        (*names)[*n] = strdup(e->d_name);
+        *n += (*names)[*n] != NULL;
+    }
+    closedir(d);
+    if (*n)
+        qsort(*names, *n, sizeof **names, cmp_str);
+    return 0;
 }

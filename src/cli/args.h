@@ -30,4 +30,10 @@ const char *cli_data_dir(const char *given);
  * code of a usage error. */
 int cli_usage_error(const char *cmd, const char *usage, const char *fmt, const char *arg);
 
+/* The image files of dir (names ending .png .jpg .jpeg .webp .tif .tiff .bmp, any case; no
+ * hidden files), sorted by name, for the commands that take a directory (`modeld vectorize`,
+ * `modeld enhance`). *names is new: free each name and the array. -1 when dir cannot be opened
+ * (then *names is NULL and *n 0); a name that cannot be copied is left out. */
+int cli_list_images(const char *dir, char ***names, size_t *n);
+
 #endif

@@ -22,7 +22,6 @@
 #include "pipelines/pipelines.h"
 #include "store/store.h"
 
-#include <dirent.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -175,8 +174,10 @@ static int read_file(const char *path, uint8_t **data, size_t *len, md_err *err)
     if (n <= 0 || n > MAX_FILE_BYTES) {
         rc = md_fail(err, MD_E_TOO_LARGE, "file", "%s: size %ld (at most %ld)", path, n,
                      MAX_FILE_BYTES);
-    } else if (!(*data = malloc((size_t)n)) || fread(*data, 1, (size_t)n, f) != (size_t)n) {
-        rc = md_fail(err, MD_E_IO, "file", "cannot read %s", path);
+    } else {
+        *data = malloc((size_t)n);
+        if (!*data || fread(*data, 1, (size_t)n, f) != (size_t)n)
+            rc = md_fail(err, MD_E_IO, "file", "cannot read %s", path);
     }
     *len = rc == MD_OK ? (size_t)n : 0;
     fclose(f);
@@ -240,21 +241,6 @@ static int one(pl_ctx *cx, pl_enh_in *in, const char *src, const char *dst, int 
     return rc == MD_OK ? 0 : 1;
 }
 
-static int has_image_ext(const char *name)
-{
-    static const char *const ext[] = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"};
-    const char *dot = strrchr(name, '.');
-    for (size_t i = 0; dot && i < sizeof ext / sizeof ext[0]; i++)
-        if (strcasecmp(dot, ext[i]) == 0)
-            return 1;
-    return 0;
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* Every image of a directory, in name order. */
 static int run_dir(pl_ctx *cx, pl_enh_in *in, const enh_args *a)
 {
@@ -263,28 +249,12 @@ static int run_dir(pl_ctx *cx, pl_enh_in *in, const enh_args *a)
         fprintf(stderr, "modeld enhance: cannot make %s\n", outdir);
         return 1;
     }
-    DIR *d = opendir(a->in);
-    if (!d) {
+    char **names = NULL;
+    size_t n = 0;
+    if (cli_list_images(a->in, &names, &n) != 0) {
         fprintf(stderr, "modeld enhance: cannot open %s\n", a->in);
         return 1;
     }
-    char **names = NULL;
-    size_t n = 0, cap = 0;
-    for (struct dirent *de; (de = readdir(d));) {
-        if (de->d_name[0] == '.' || !has_image_ext(de->d_name))
-            continue;
-        if (n == cap) {
-            cap = cap ? cap * 2 : 16;
-            char **nn = realloc(names, cap * sizeof *nn);
-            if (!nn)
-                break;
-            names = nn;
-        }
-        names[n] = strdup(de->d_name);
-        n += names[n] != NULL;
-    }
-    closedir(d);
-    qsort(names, n, sizeof *names, cmp_str);
     int bad = 0;
     for (size_t i = 0; i < n; i++) {
         char src[PATH_MAX], dst[PATH_MAX];

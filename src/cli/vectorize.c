@@ -13,6 +13,7 @@
  *   3. stdout carries results only (the table, or JSON with --json); the progress bar and errors
  *      go to stderr, and the bar only when stderr is a terminal.
  */
+#include "cli/args.h"
 #include "cli/cli.h"
 
 #include "base/buf.h"
@@ -22,7 +23,6 @@
 #include "pipelines/pipelines.h"
 #include "vectorize/vec.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -193,16 +193,6 @@ static int parse_args(int argc, char **argv, cli_args *a)
 
 /* ---- inputs and outputs ----------------------------------------------------------------- */
 
-static int has_image_ext(const char *name)
-{
-    static const char *const exts[] = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"};
-    const char *dot = strrchr(name, '.');
-    for (size_t i = 0; dot && i < sizeof exts / sizeof exts[0]; i++)
-        if (strcasecmp(dot, exts[i]) == 0)
-            return 1;
-    return 0;
-}
-
 static char *path_join(const char *dir, const char *name, const char *ext)
 {
     size_t n = strlen(dir) + strlen(name) + strlen(ext) + 2;
@@ -244,39 +234,6 @@ static int stem_collides(char *const *names, size_t n, size_t i)
                 return 1;
         }
     }
-    return 0;
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* Image file names in dir, sorted (so the table and the JSON are in a stable order). */
-static int list_dir(const char *dir, char ***names, size_t *n)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return -1;
-    size_t cap = 0;
-    *names = NULL;
-    *n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.' || !has_image_ext(e->d_name))
-            continue;
-        if (*n == cap) {
-            cap = cap ? cap * 2 : 64;
-            char **grown = realloc(*names, cap * sizeof **names);
-            if (!grown)
-                break;
-            *names = grown;
-        }
-        (*names)[(*n)++] = strdup(e->d_name);
-    }
-    closedir(d);
-    if (*n)
-        qsort(*names, *n, sizeof **names, cmp_str);
     return 0;
 }
 
@@ -551,7 +508,7 @@ static int plan_dir(const cli_args *a, const vec_params *p, job **jobs, size_t *
     char **names = NULL;
     if (!a->out)
         return usage_error("a directory input needs -o OUTPUT_DIRECTORY", NULL);
-    if (list_dir(a->in, &names, n) != 0) {
+    if (cli_list_images(a->in, &names, n) != 0) {
         fprintf(stderr, "modeld vectorize: cannot read directory %s: %s\n", a->in, strerror(errno));
         return 2;
     }

@@ -170,8 +170,11 @@ static int parse(img_cascade *c, const char *xml, md_err *err)
     if (tag_int(&p, "<stageNum>", NULL, &c->n_stages) != 0 || c->n_stages < 1 || c->n_stages > 1000)
         return md_fail(err, MD_E_MODEL_INVALID, "cascade", "bad stageNum");
     c->stages = calloc((size_t)c->n_stages, sizeof *c->stages);
-    if (!c->stages || !(p = after_tag(p, "<stages>", NULL)))
-        return md_fail(err, c->stages ? MD_E_MODEL_INVALID : MD_E_NOMEM, "cascade", "no stages");
+    if (!c->stages)
+        return md_fail(err, MD_E_NOMEM, "cascade", "out of memory");
+    p = after_tag(p, "<stages>", NULL);
+    if (!p)
+        return md_fail(err, MD_E_MODEL_INVALID, "cascade", "no stages");
     for (int s = 0; s < c->n_stages; s++) {
         int rc = parse_stage(c, &p, s, err);
         if (rc != MD_OK)
@@ -181,9 +184,11 @@ static int parse(img_cascade *c, const char *xml, md_err *err)
     for (int i = 0; i < c->n_stumps; i++)
         most = c->stumps[i].feature > most ? c->stumps[i].feature : most;
     c->features = calloc((size_t)most + 1, sizeof *c->features);
-    if (!c->features || !(p = after_tag(p, "<features>", NULL)))
-        return md_fail(err, c->features ? MD_E_MODEL_INVALID : MD_E_NOMEM, "cascade",
-                       "no features");
+    if (!c->features)
+        return md_fail(err, MD_E_NOMEM, "cascade", "out of memory");
+    p = after_tag(p, "<features>", NULL);
+    if (!p)
+        return md_fail(err, MD_E_MODEL_INVALID, "cascade", "no features");
     while (c->n_features <= most) {
         int rc = parse_feature(c, &p, err);
         if (rc != MD_OK)
@@ -202,26 +207,35 @@ void img_cascade_free(img_cascade *c)
     free(c);
 }
 
-int img_cascade_load(const char *path, img_cascade **out, md_err *err)
+/* The whole file as a NUL-terminated string; *out is new (free). */
+static int read_all(const char *path, char **out, md_err *err)
 {
     *out = NULL;
     FILE *f = fopen(path, "rb");
     if (!f)
         return md_fail(err, MD_E_FILE_NOT_FOUND, "cascade", "cannot open %s", path);
-    char *xml = NULL;
     long n = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
-    int rc = MD_OK;
-    if (n <= 0 || n > (64L << 20) || fseek(f, 0, SEEK_SET) != 0 || !(xml = malloc((size_t)n + 1)) ||
-        fread(xml, 1, (size_t)n, f) != (size_t)n)
-        rc = md_fail(err, MD_E_IO, "cascade", "cannot read %s", path);
+    char *xml = n > 0 && n <= (64L << 20) ? malloc((size_t)n + 1) : NULL;
+    int ok = xml && fseek(f, 0, SEEK_SET) == 0 && fread(xml, 1, (size_t)n, f) == (size_t)n;
     fclose(f);
-    img_cascade *c = rc == MD_OK ? calloc(1, sizeof *c) : NULL;
-    if (rc == MD_OK && !c)
-        rc = md_fail(err, MD_E_NOMEM, "cascade", "out of memory");
-    if (rc == MD_OK) {
-        xml[n] = '\0';
-        rc = parse(c, xml, err);
+    if (!ok) {
+        free(xml);
+        return md_fail(err, MD_E_IO, "cascade", "cannot read %s", path);
     }
+    xml[n] = '\0';
+    *out = xml;
+    return MD_OK;
+}
+
+int img_cascade_load(const char *path, img_cascade **out, md_err *err)
+{
+    *out = NULL;
+    char *xml = NULL;
+    int rc = read_all(path, &xml, err);
+    if (rc != MD_OK)
+        return rc;
+    img_cascade *c = calloc(1, sizeof *c);
+    rc = c ? parse(c, xml, err) : md_fail(err, MD_E_NOMEM, "cascade", "out of memory");
     free(xml);
     if (rc != MD_OK) {
         img_cascade_free(c);

@@ -8,11 +8,12 @@
  * covers a core plus a blend band of BLEND pixels on each side where a neighbour exists, plus
  * CONTEXT more pixels that are computed and thrown away (the network's receptive field sees
  * real neighbours there instead of zero padding). Every run window has the same size (edge
- * windows are shifted inward, run_window), so the engine plans the network's memory once. Across a band between two tiles the weights
- * ramp linearly, one down and one up, summing to 1. Output rows are accumulated in a float band
- * of (T + 2 BLEND) * s rows only, slid down one tile row at a time and flushed to the 8-bit
- * result, so memory is the result plus one band plus one tile's run, for any image size.
- * T comes from the tile budget and the network's measured bytes per input pixel (net_cost).
+ * windows are shifted inward, run_window), so the engine plans the network's memory once. Across a
+ * band between two tiles the weights ramp linearly, one down and one up, summing to 1. Output rows
+ * are accumulated in a float band of (T + 2 BLEND) * s rows only, slid down one tile row at a time
+ * and flushed to the 8-bit result, so memory is the result plus one band plus one tile's run, for
+ * any image size. T comes from the tile budget and the network's measured bytes per input pixel
+ * (net_cost).
  *
  * Invariants:
  *   1. Every output pixel gets weights summing to 1 (checked: the flush divides by the sum, and
@@ -44,17 +45,19 @@ static const char *const quality_names[] = {"fast", "balanced", "best"};
 static const char *const net_names[] = {"slim", "medium", "thick"};
 
 /* Bytes per input pixel of one network run with a memory plan, measured with `modeld infer`
- * (peak RSS at 64x64 and 128x128 inputs, the slope) times 1.25; x3 uses the x4 figure. The
- * x8 RDN nets are costly: their last convolutions run at 8x resolution on 64 channels. */
+ * (peak RSS at 64x64 and 128x128 inputs, the slope), times 1.25. medium x3 measured 4.9 KB (its
+ * 128x128 run stays under the Winograd size threshold): the x2 figure is used, which holds for
+ * larger tiles. The x8 RDN nets are costly: their last convolution reads 192 channels at 8x the
+ * resolution. */
 static double net_cost(pl_enh_quality q, int scale)
 {
-    static const double kb[3][3] = {
-        /* x2, x4, x8 */
-        {3.5, 9.2, 160.0},   /* slim */
-        {13.6, 13.4, 162.0}, /* medium */
-        {27.3, 27.0, 31.6},  /* thick */
+    static const double kb[3][4] = {
+        /* x2, x3, x4, x8 */
+        {2.3, 4.5, 7.8, 98.0},     /* slim */
+        {13.6, 13.6, 13.2, 104.0}, /* medium */
+        {25.7, 25.4, 25.7, 28.0},  /* thick */
     };
-    int i = scale == 2 ? 0 : scale == 8 ? 2 : 1;
+    int i = scale == 2 ? 0 : scale == 3 ? 1 : scale == 4 ? 2 : 3;
     return kb[q][i] * 1024.0 * 1.25;
 }
 
@@ -153,6 +156,31 @@ static int tile_side(const pl_enh_in *in, int w, int h)
     return big < t ? (big < 8 ? 8 : big) : t;
 }
 
+/* The networks a job needs can serve: its quality's, and thick's for faces. A missing face
+ * network is the option's fault (MD_E_UNSUPPORTED naming "face_enhance"), found before the
+ * job starts rather than at its first face. */
+static int models_ready(pl_ctx *cx, const pl_enh_in *in, md_err *err)
+{
+    char name[32];
+    mdl_version *v = NULL;
+    pl_enh_model_name(in->quality, in->scale, name, sizeof name, NULL);
+    int rc = mdl_acquire(cx->models, name, NULL, &v, err);
+    mdl_release(v);
+    if (rc != MD_OK || !in->face_enhance || in->quality == PL_ENH_BEST)
+        return rc;
+    v = NULL;
+    pl_enh_model_name(PL_ENH_BEST, in->scale, name, sizeof name, NULL);
+    md_err why;
+    rc = mdl_acquire(cx->models, name, NULL, &v, &why);
+    mdl_release(v);
+    if (rc != MD_OK)
+        return md_fail(err, MD_E_UNSUPPORTED, "face_enhance",
+                       "face enhancement runs faces through %s, which this server cannot load "
+                       "(%s)",
+                       name, md_err_message(&why));
+    return MD_OK;
+}
+
 int pl_enhance_estimate(pl_ctx *cx, int w, int h, const pl_enh_in *in, uint64_t *bytes, md_err *err)
 {
     int rc = check_in(in, err);
@@ -167,13 +195,9 @@ int pl_enhance_estimate(pl_ctx *cx, int w, int h, const pl_enh_in *in, uint64_t 
                        (unsigned long long)ow, (unsigned long long)oh,
                        (unsigned long long)PL_ENH_MAX_OUT_PIXELS);
     if (cx && cx->models) {
-        char name[32];
-        mdl_version *v = NULL;
-        pl_enh_model_name(in->quality, in->scale, name, sizeof name, NULL);
-        rc = mdl_acquire(cx->models, name, NULL, &v, err);
+        rc = models_ready(cx, in, err);
         if (rc != MD_OK)
             return rc;
-        mdl_release(v);
     }
     int t = tile_side(in, w, h);
     double side = t + 2 * (BLEND + CONTEXT);
@@ -182,6 +206,8 @@ int pl_enhance_estimate(pl_ctx *cx, int w, int h, const pl_enh_in *in, uint64_t 
     /* decoded + oriented copy, the 8-bit result, its encoding (at most ~ the raw RGB) */
     uint64_t img = (uint64_t)w * (uint64_t)h * 8 + ow * oh * 4 + ow * oh * 3;
     *bytes = img + band + run;
+    if (in->face_enhance && in->quality != PL_ENH_BEST) /* faces: one more run, of thick */
+        *bytes += in->tile_budget ? in->tile_budget : PL_ENH_TILE_BUDGET;
     return MD_OK;
 }
 
@@ -570,8 +596,8 @@ static int enhance_faces(pl_ctx *cx, const pl_enh_in *in, enh_job *j, int *found
         int x1 = (int)((box[i].x + 1.3 * box[i].w) * f),
             y1 = (int)((box[i].y + 1.3 * box[i].h) * f);
         x0 = x0 < 0 ? 0 : x0, y0 = y0 < 0 ? 0 : y0, x1 = x1 > W ? W : x1, y1 = y1 > H ? H : y1;
-        if ((rc = md_cancel_check(cx->cancel, "faces", err)) == MD_OK && x1 - x0 >= 8 &&
-            y1 - y0 >= 8)
+        rc = md_cancel_check(cx->cancel, "faces", err);
+        if (rc == MD_OK && x1 - x0 >= 8 && y1 - y0 >= 8)
             rc = enhance_face(cx, in, j, (img_box){x0, y0, x1 - x0, y1 - y0, 0}, err);
     }
     return rc;
@@ -607,15 +633,19 @@ int pl_enhance(pl_ctx *cx, const pl_enh_in *in, pl_enh_out *out, md_err *err)
     if (rc != MD_OK)
         goto out;
     j.src = img;
-    if ((rc = job_setup(cx, in, in->quality, &j, err)) != MD_OK)
-        goto out;
-    if ((rc = run_tiles(&j, cx->cancel, &out->tiles, err)) != MD_OK)
-        goto out;
-    if (in->face_enhance && (rc = enhance_faces(cx, in, &j, &out->faces_found, err)) != MD_OK)
-        goto out;
-    if (img->has_alpha)
+    rc = cx->models ? models_ready(cx, in, err)
+                    : md_fail(err, MD_E_MODEL_UNAVAILABLE, "quality", "no model registry");
+    if (rc == MD_OK)
+        rc = job_setup(cx, in, in->quality, &j, err);
+    if (rc == MD_OK)
+        rc = run_tiles(&j, cx->cancel, &out->tiles, err);
+    if (rc == MD_OK && in->face_enhance)
+        rc = enhance_faces(cx, in, &j, &out->faces_found, err);
+    if (rc == MD_OK && img->has_alpha)
         upscale_alpha(img, j.dst, j.s);
-    if ((rc = md_cancel_check(cx->cancel, "encode", err)) != MD_OK)
+    if (rc == MD_OK)
+        rc = md_cancel_check(cx->cancel, "encode", err);
+    if (rc != MD_OK)
         goto out;
     md_cancel_progress(cx->cancel, 0.95, "encode");
     rc = img_encode(j.dst, in->out_format, in->jpeg_quality, &out->image, err);

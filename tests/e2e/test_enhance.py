@@ -19,6 +19,7 @@ from PIL import Image
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 NPM = os.path.join(ROOT, "build", "npm", "node_modules")
+FACE_CASCADE = "/usr/share/opencv4/haarcascades/haarcascade_frontalface_default.xml"
 
 pytestmark = pytest.mark.skipif(not os.path.isdir(os.path.join(NPM, "@upscalerjs", "esrgan-slim")),
                                 reason="build/npm has no @upscalerjs/esrgan-slim (scripts/deps.sh)")
@@ -106,6 +107,19 @@ def test_preview_fits_400(enh_server):
     assert (done["result"]["width"], done["result"]["height"]) == (600, 240)
     p = requests.get(s.url + "/api/v1/jobs/%s/preview" % done["job_id"], headers=auth(s))
     assert Image.open(io.BytesIO(p.content)).size == (400, 160)
+
+
+@pytest.mark.skipif(not os.path.exists(FACE_CASCADE), reason="no opencv-data (scripts/deps.sh)")
+def test_face_enhance_finds_the_face(start_server, tmp_path):
+    s = start_server("--workers", "1", data_dir=data_dir_with_models(tmp_path, "slim-x2,thick-x2"))
+    face = open(os.path.join(HERE, "..", "fixtures", "enhance", "face.jpg"), "rb").read()
+    r = enhance(s, face, name="face.jpg", quality="fast", upscale=2, face_enhance="true",
+                output_format="png")
+    assert r.status_code == 202, r.text
+    done = wait_done(s, r.json()["job_id"])
+    assert done["status"] == "SUCCESS", done
+    assert done["face_enhance"] is True and done["result"]["faces_found"] == 1
+    assert (done["result"]["width"], done["result"]["height"]) == (256, 256)
 
 
 def test_admission_errors(start_server, tmp_path):
