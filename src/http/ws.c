@@ -306,7 +306,8 @@ int http_ws_send_text(http_ws *ws, const char *text, size_t len)
         } else {
             m->next = NULL;
             m->len = len;
-            memcpy(m->data, text, len);
+            if (len) /* an empty message may come with text NULL (wslay's empty frame) */
+                memcpy(m->data, text, len);
             *ws->q_tail = m;
             ws->q_tail = &m->next;
             ws->queued += len;
