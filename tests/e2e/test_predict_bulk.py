@@ -190,3 +190,26 @@ def test_hundred_thousand_rows(srv):
     out = result(srv, r.json()["job_id"])
     assert len(out) == n and int(out[-1]["row"]) == n - 1 and out[-1]["error_field"] == "tenure"
     assert sum(1 for x in out if x["error"]) == 1
+
+
+def test_callback_on_completion(start_server):
+    from test_schedules_callbacks import ENV, Receiver, check_signature
+    s = start_server("--models-dir", os.path.join(ROOT, "models"), "--workers", "1", env=ENV)
+    key = make_key(s, "write")
+    rec = Receiver([200])
+    try:
+        r = requests.post(s.url + "/api/churn/bulk", headers=bearer(key),
+                          files={"file": ("c.csv", to_csv(rows(20, bad={4})), "text/csv")},
+                          data={"callback_url": rec.url()})
+        assert r.status_code == 202, r.text
+        jid = r.json()["job_id"]
+        rec.wait(1)
+        headers, body = rec.requests[0]
+        check_signature(headers, body)
+        doc = json.loads(body)
+        assert doc["job_id"] == jid and doc["state"] == "SUCCESS" and doc["kind"] == "predict-bulk"
+        meta = doc["result_meta"]
+        assert meta["format"] == "csv" and meta["model"] == "churn"
+        assert meta["rows"] == 20 and meta["failed"] == 1
+    finally:
+        rec.close()
