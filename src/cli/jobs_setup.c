@@ -48,8 +48,8 @@ int cli_jobs_open(const md_config *cfg, store *st, api_enhance_kind *kind, api_b
     if (rc == MD_OK)
         rc = job_register(*out, &enh, err);
     if (rc == MD_OK)
-        rc = job_register(*out, &(job_kind){.name = API_BULK_KIND, .run = api_bulk_run, .user = bulk},
-                          err);
+        rc = job_register(
+            *out, &(job_kind){.name = API_BULK_KIND, .run = api_bulk_run, .user = bulk}, err);
     if (rc == MD_OK && cfg->test_routes)
         rc = job_register(*out, &(job_kind){.name = "test", .run = api_jobs_test_run}, err);
     if (rc == MD_OK)

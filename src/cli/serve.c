@@ -60,8 +60,8 @@ typedef struct serve_ctx {
     api_enhance *enh;  /* /api/v1/enhance..., config, warmup */
     api_enhance_kind enh_kind; /* the "enhance" job kind's context (models, japi) */
     api_job_status *jst; /* GET /api/v1/jobs/{id}/status, the job's WebSocket (issue 10) */
-    api_bulk_kind bulk_kind;   /* the "predict-bulk" job kind's context (models, store) */
-    api_bulk *bulk;      /* POST /api/{model}/bulk */
+    api_bulk_kind bulk_kind; /* the "predict-bulk" job kind's context (models, store) */
+    api_bulk *bulk;          /* POST /api/{model}/bulk */
     api_predict *pred;   /* /api/{model}... business predictions (issue 11) */
     http_server *srv;
     int routes_only;   /* `modeld routes`: 1 = print the table, 2 = print the OpenAPI document */
@@ -146,7 +146,8 @@ static int open_backends(serve_ctx *c)
     /* `modeld routes` runs no jobs: a queue without workers is enough for the route table. */
     c->enh_kind.models = c->reg;
     c->bulk_kind = (api_bulk_kind){.models = c->reg, .st = c->st};
-    if (rc == 0 && cli_jobs_open(cfg, c->st, &c->enh_kind, &c->bulk_kind, c->routes_only ? 0 : -1, &c->jq, &e) != MD_OK)
+    if (rc == 0 && cli_jobs_open(cfg, c->st, &c->enh_kind, &c->bulk_kind, c->routes_only ? 0 : -1,
+                                 &c->jq, &e) != MD_OK)
         return fail("cannot start the job queue", &e, 1);
     return rc;
 }
