@@ -1,6 +1,7 @@
 /* bulk_test.c - the "predict-bulk" job kind (api_bulk_run) on a real job queue with one worker
  * in this process and the shipped churn model: a CSV with a bad row and a quoted comma, JSON
- * lines given by params.format, and a cancel asked before the first chunk is predicted, which
+ * lines given by params.format, a schedule's job reading a stored upload (params.input), and a
+ * cancel asked before the first chunk is predicted, which
  * must end the job CANCELLED at the first chunk boundary (the cancel is requested by the run
  * itself, so nothing depends on timing). */
 #include <stdarg.h>
@@ -156,6 +157,25 @@ static void test_unknown_model_fails(void **state)
     assert_null(out);
 }
 
+static void test_schedule_input_from_upload(void **state)
+{
+    fx *f = *state;
+    char *in = csv_rows(3, (size_t)-1), *out = NULL;
+    store_upload meta = {.filename = "rows.csv", .format = "csv"}, up;
+    md_err e;
+    assert_int_equal(store_uploads_create(f->ts->s, in, strlen(in), &meta, &up, &e), MD_OK);
+    char params[160];
+    snprintf(params, sizeof params, "{\"model\":\"churn\",\"input\":\"%s\"}", up.file_id);
+    assert_int_equal(run_job(f, API_BULK_KIND, params, "", &out), JOB_SUCCESS);
+    assert_non_null(strstr(out, "\n2,"));
+    assert_null(strstr(out, "\n3,"));
+    free(out);
+    assert_int_equal(
+        run_job(f, API_BULK_KIND, "{\"model\":\"churn\",\"input\":\"f_nope\"}", "", &out),
+        JOB_FAILURE);
+    free(in);
+}
+
 static void test_cancel_between_chunks(void **state)
 {
     fx *f = *state;
@@ -172,6 +192,7 @@ int main(void)
         cmocka_unit_test(test_csv),
         cmocka_unit_test(test_json_lines),
         cmocka_unit_test(test_unknown_model_fails),
+        cmocka_unit_test(test_schedule_input_from_upload),
         cmocka_unit_test(test_cancel_between_chunks),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
