@@ -421,7 +421,7 @@ int api_bulk_run(job_run *r, void *user)
         json_decref(params);
         return md_fail(err, MD_E_NOMEM, NULL, NULL);
     }
-    b->cx = (pl_ctx){.models = k->models, .cancel = job_run_cancel(r)};
+    b->cx = (pl_ctx){.models = k->models, .cancel = job_run_cancel(r), .no_explain = true};
     b->model = json_string_value(json_object_get(params, "model"));
     b->cancel = job_run_cancel(r);
     b->err = err;
