@@ -7,6 +7,7 @@
  * and knows nothing of what a job does): each kind's run callback calls its pipeline. */
 #include "cli/jobs_setup.h"
 
+#include "api/admin_jobs.h"
 #include "api/jobs_api.h"
 #include "base/log.h"
 
@@ -20,8 +21,8 @@ static int default_workers(void)
     return cpus >= 2 ? (int)(cpus / 2) : 1;
 }
 
-int cli_jobs_open(const md_config *cfg, store *st, api_enhance_kind *kind, int workers, jobs **out,
-                  md_err *err)
+int cli_jobs_open(const md_config *cfg, store *st, api_enhance_kind *kind, api_bulk_kind *bulk,
+                  int workers, jobs **out, md_err *err)
 {
     if (workers < 0)
         workers = md_config_workers(cfg);
@@ -46,6 +47,9 @@ int cli_jobs_open(const md_config *cfg, store *st, api_enhance_kind *kind, int w
                     .max_running = (int)cfg->enhance_max_running};
     if (rc == MD_OK)
         rc = job_register(*out, &enh, err);
+    if (rc == MD_OK)
+        rc = job_register(
+            *out, &(job_kind){.name = API_BULK_KIND, .run = api_bulk_run, .user = bulk}, err);
     if (rc == MD_OK && cfg->test_routes)
         rc = job_register(*out, &(job_kind){.name = "test", .run = api_jobs_test_run}, err);
     if (rc == MD_OK)

@@ -16,6 +16,7 @@
 
 #include "api/convert.h"
 #include "api/docs.h"
+#include "api/bulk.h"
 #include "api/enhance.h"
 #include "api/admin_jobs.h"
 #include "api/jobs_api.h"
@@ -59,6 +60,8 @@ typedef struct serve_ctx {
     api_enhance *enh;  /* /api/v1/enhance..., config, warmup */
     api_enhance_kind enh_kind; /* the "enhance" job kind's context (models, japi) */
     api_job_status *jst; /* GET /api/v1/jobs/{id}/status, the job's WebSocket (issue 10) */
+    api_bulk_kind bulk_kind; /* the "predict-bulk" job kind's context (models, store) */
+    api_bulk *bulk;          /* POST /api/{model}/bulk */
     api_predict *pred;   /* /api/{model}... business predictions (issue 11) */
     http_server *srv;
     int routes_only;   /* `modeld routes`: 1 = print the table, 2 = print the OpenAPI document */
@@ -142,7 +145,9 @@ static int open_backends(serve_ctx *c)
     int rc = open_registry(c);
     /* `modeld routes` runs no jobs: a queue without workers is enough for the route table. */
     c->enh_kind.models = c->reg;
-    if (rc == 0 && cli_jobs_open(cfg, c->st, &c->enh_kind, c->routes_only ? 0 : -1, &c->jq, &e) != MD_OK)
+    c->bulk_kind = (api_bulk_kind){.models = c->reg, .st = c->st};
+    if (rc == 0 && cli_jobs_open(cfg, c->st, &c->enh_kind, &c->bulk_kind, c->routes_only ? 0 : -1,
+                                 &c->jq, &e) != MD_OK)
         return fail("cannot start the job queue", &e, 1);
     return rc;
 }
@@ -157,6 +162,9 @@ static int register_models(serve_ctx *c, md_err *e)
     api_predict_opts po = {.reg = c->reg, .st = c->st, .log_sample = c->cfg->predict_log_sample};
     if (rc == MD_OK)
         rc = api_predict_register(c->srv, &po, &c->pred, e);
+    api_bulk_opts bo = {.jq = c->jq, .reg = c->reg, .max_bytes = c->cfg->bulk_max_bytes};
+    if (rc == MD_OK)
+        rc = api_bulk_register(c->srv, &bo, &c->bulk, e);
     if (rc == MD_OK && http_metrics_collector(c->srv, mdl_metrics, c->reg) != MD_OK)
         rc = md_fail(e, MD_E_INTERNAL, NULL, "cannot register the model metrics");
     if (rc == MD_OK && api_platform_ready_check(c->plat, "models", api_models_ready, c->reg) != MD_OK)
@@ -317,6 +325,7 @@ static void shutdown_all(serve_ctx *c, int sig)
     api_job_status_free(c->jst);
     api_convert_free(c->conv);
     api_predict_free(c->pred);
+    api_bulk_free(c->bulk);
     api_platform_free(c->plat);
     mdl_registry_close(c->reg); /* after the server: no request holds a model any more */
     rl_free(c->rl);

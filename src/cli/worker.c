@@ -48,12 +48,14 @@ static int run_worker(const md_config *cfg, const sigset_t *set)
     store *st = NULL;
     jobs *j = NULL;
     api_enhance_kind kind = {0};
+    api_bulk_kind bulk = {0};
     store_opts so = {.data_dir = cfg->data_dir, .upload_ttl_ms = cfg->upload_ttl_ms};
     int rc = store_open(&so, &st, &e);
     if (rc == MD_OK)
         rc = open_registry(cfg, st, &kind.models, &e);
+    bulk = (api_bulk_kind){.models = kind.models, .st = st};
     if (rc == MD_OK)
-        rc = cli_jobs_open(cfg, st, &kind, -1, &j, &e);
+        rc = cli_jobs_open(cfg, st, &kind, &bulk, -1, &j, &e);
     if (rc == MD_OK)
         rc = job_start(j, &e);
     if (rc != MD_OK) {

@@ -140,6 +140,8 @@ static const setting settings[] = {
      "Retry-After"},
     {"enhance_max_bytes", T_SIZE, F(enhance_max_bytes), "20M", KB, 1 * GB, 0, "SIZE",
      "largest photo POST /api/v1/enhance accepts; larger gets 413"},
+    {"bulk_max_bytes", T_SIZE, F(bulk_max_bytes), "100M", KB, 1 * GB, 0, "SIZE",
+     "largest upload POST /api/{model}/bulk accepts; larger gets 413"},
     {"enhance_rate", T_RATE, F(enhance_rate), "1:20", 0, 0, 0, "R[:B]",
      "POST /api/v1/enhance and /enhance/batch per key (per IP without one), requests/s and burst "
      "(on top of the role's rate)"},

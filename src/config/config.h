@@ -67,6 +67,7 @@ typedef struct md_config {
     long callback_attempts, callback_timeout_ms;
     long enhance_max_running;
     size_t enhance_memory_budget, enhance_max_bytes;
+    size_t bulk_max_bytes; /* POST /api/{model}/bulk upload limit */
     md_rate enhance_rate;
     bool test_routes;
     bool help; /* --help was given: print md_config_help and exit 0 */

@@ -28,6 +28,7 @@
 #include "vectorize/vec.h"
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -77,6 +78,8 @@ typedef struct pl_ctx {
     size_t upload_max_bytes;     /* largest upload blob read from the store; 0 = 20 MB */
     int64_t result_ttl_ms;       /* stored results live this long; 0 = 24 h */
     double log_sample;           /* pl_predict*: share of predictions logged to st (0..1) */
+    bool no_explain;             /* pl_predict_batch: skip the explanations (TreeSHAP, most of a
+                                  * batch's time): "explanation" is null (bulk jobs) */
 } pl_ctx;
 
 /* ---- vectorize -------------------------------------------------------------------------- */

@@ -302,7 +302,7 @@ static int tabular(pl_ctx *cx, mdl_version *v, const char *task, const json_t *c
         else if (rc != MD_OK && err)
             *err = errs[i];
     }
-    if (rc == MD_OK)
+    if (rc == MD_OK && !cx->no_explain)
         rc = pr__explain(v, &sc, good, ng, map, grp, expls, err);
 out:
     free(rows);
