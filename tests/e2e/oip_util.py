@@ -35,6 +35,23 @@ def make_key(server, role):
     return out.strip()
 
 
+def keyed_server(args, setup=None):
+    """The body of a module fixture (`yield from keyed_server([...])`): a server with a read
+    and a write key (s.read_key, s.write_key), setup(s) run before the tests, then stopped and
+    checked for sanitizer reports and a clean exit."""
+    from conftest import Server
+    s = Server(args)
+    s.read_key = make_key(s, "read")
+    s.write_key = make_key(s, "write")
+    if setup:
+        setup(s)
+    yield s
+    rc = s.stop()
+    s.check_sanitizers()
+    assert rc == 0, s.stderr()[-4000:]
+    s.cleanup()
+
+
 def infer_body(rows, **extra):
     body = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [len(rows), 4],
                         "data": [v for row in rows for v in row]}]}

@@ -11,8 +11,8 @@ import time
 import pytest
 import requests
 
-from conftest import Server, _bin
-from oip_util import FIXTURES, MODEL, bearer, infer_body, make_key, models_dir
+from conftest import _bin
+from oip_util import FIXTURES, MODEL, bearer, infer_body, keyed_server, models_dir
 
 ROWS = [[1.0, 2.0, 3.0, 4.0]]
 
@@ -21,14 +21,7 @@ ROWS = [[1.0, 2.0, 3.0, 4.0]]
 def srv():
     # No automatic canary judgement here: a tiny model's p99 is noise, and these tests drive
     # the canary by hand (test_canary_settings_reach_the_registry covers the automatic side).
-    s = Server(["--models-dir", models_dir(), "--canary-min-requests", "1000000000"])
-    s.read_key = make_key(s, "read")
-    s.write_key = make_key(s, "write")
-    yield s
-    rc = s.stop()
-    s.check_sanitizers()
-    assert rc == 0, s.stderr()[-4000:]
-    s.cleanup()
+    yield from keyed_server(["--models-dir", models_dir(), "--canary-min-requests", "1000000000"])
 
 
 def post(srv, path, key=None, **kw):

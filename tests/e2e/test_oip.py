@@ -13,8 +13,7 @@ import tempfile
 import pytest
 import requests
 
-from conftest import Server
-from oip_util import (MODEL, binary_request, bearer, floats, infer_body, make_key, models_dir, oip_error,
+from oip_util import (MODEL, keyed_server, binary_request, bearer, floats, infer_body, models_dir, oip_error,
                       split_binary, version_files)
 
 ROWS = [[1.0, 2.0, 3.0, 4.0], [-1.5, 0.25, 0.0, 100.0]]
@@ -22,17 +21,10 @@ ROWS = [[1.0, 2.0, 3.0, 4.0], [-1.5, 0.25, 0.0, 100.0]]
 
 @pytest.fixture(scope="module")
 def srv():
-    s = Server(["--models-dir", models_dir()])
-    s.read_key = make_key(s, "read")
-    s.write_key = make_key(s, "write")
-    # Start from a known state: version 2 active (the highest, 3, is what a fresh start picks).
-    r = requests.post(s.url + "/api/models/%s/versions/2/activate" % MODEL, headers=bearer(s.admin_key))
-    assert r.status_code == 200, r.text
-    yield s
-    rc = s.stop()
-    s.check_sanitizers()
-    assert rc == 0, s.stderr()[-4000:]
-    s.cleanup()
+    def version_2(s):  # a known state: version 2 active (a fresh start picks the highest, 3)
+        r = requests.post(s.url + "/api/models/%s/versions/2/activate" % MODEL, headers=bearer(s.admin_key))
+        assert r.status_code == 200, r.text
+    yield from keyed_server(["--models-dir", models_dir()], version_2)
 
 
 def infer(srv, body, version=None, key=None, **kw):

@@ -9,8 +9,7 @@ import os
 import pytest
 import requests
 
-from conftest import Server
-from oip_util import bearer, make_key
+from oip_util import bearer, keyed_server, make_key
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CASES = json.load(open(os.path.join(ROOT, "tests", "fixtures", "predict",
@@ -19,14 +18,7 @@ CASES = json.load(open(os.path.join(ROOT, "tests", "fixtures", "predict",
 
 @pytest.fixture(scope="module")
 def srv():
-    s = Server(["--models-dir", os.path.join(ROOT, "models")])
-    s.read_key = make_key(s, "read")
-    s.write_key = make_key(s, "write")
-    yield s
-    rc = s.stop()
-    s.check_sanitizers()
-    assert rc == 0, s.stderr()[-4000:]
-    s.cleanup()
+    yield from keyed_server(["--models-dir", os.path.join(ROOT, "models")])
 
 
 def post(srv, path, body, key=None):

@@ -13,8 +13,7 @@ import time
 import pytest
 import requests
 
-from conftest import Server
-from oip_util import bearer, make_key
+from oip_util import bearer, keyed_server, make_key
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CASES = json.load(open(os.path.join(ROOT, "tests", "fixtures", "predict",
@@ -25,14 +24,7 @@ COLS = list(CHURN)
 
 @pytest.fixture(scope="module")
 def srv():
-    s = Server(["--models-dir", os.path.join(ROOT, "models"), "--workers", "1"])
-    s.read_key = make_key(s, "read")
-    s.write_key = make_key(s, "write")
-    yield s
-    rc = s.stop()
-    s.check_sanitizers()
-    assert rc == 0, s.stderr()[-4000:]
-    s.cleanup()
+    yield from keyed_server(["--models-dir", os.path.join(ROOT, "models"), "--workers", "1"])
 
 
 def rows(n, bad=()):
