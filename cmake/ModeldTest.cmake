@@ -31,5 +31,7 @@ function(modeld_fuzz_target)
   add_executable(${F_NAME} ${F_SOURCES})
   target_link_libraries(${F_NAME} PRIVATE modeld_all ${F_LIBS})
   target_link_options(${F_NAME} PRIVATE -fsanitize=fuzzer)
+  # Harnesses that need the shipped models find the repository here.
+  target_compile_definitions(${F_NAME} PRIVATE MODELD_SOURCE_ROOT="${CMAKE_SOURCE_DIR}")
   set_property(GLOBAL APPEND PROPERTY MODELD_FUZZ_TARGETS ${F_NAME})
 endfunction()

@@ -126,6 +126,8 @@ int pr__schema_row(const pr_schema *sc, const json_t *features, float *row, md_e
     json_object_foreach((json_t *)features, key, val)
     {
         (void)val;
+        if (!key[0])
+            return md_fail(err, MD_E_INVALID_PARAM, "features", "features has a field with an empty name");
         if (pr__schema_find(sc, key) < 0)
             return md_fail(err, MD_E_INVALID_PARAM, key, "%.48s is not a field of this model", key);
     }

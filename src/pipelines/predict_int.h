@@ -38,7 +38,7 @@ int pr__mf_num(const json_t *obj, const char *key, double *out, md_err *err);
  * MD_E_INVALID_PARAM naming key when not a number. */
 int pr__opt_num(const json_t *obj, const char *key, double *out, int *set, md_err *err);
 /* Only the NULL-terminated keys may appear in obj; else MD_E_INVALID_PARAM naming the other. */
-int pr__known_keys(const json_t *obj, const char *const *keys, md_err *err);
+int pr__known_keys(const json_t *obj, const char *what, const char *const *keys, md_err *err);
 
 /* Run n rows through v; *out new (free()), n * *width floats. */
 int pr__run_rows(pl_ctx *cx, mdl_version *v, const float *rows, size_t n, size_t ncols, float **out,

@@ -121,7 +121,7 @@ static int budget_request(const json_t *req, double *total, int *steps, double *
     static const char *const keys[] = {"total", "channels", "steps", "week_of_year", NULL};
     if (!json_is_object(req))
         return md_fail(err, MD_E_INVALID_PARAM, "features", "features must be an object");
-    int rc = pr__known_keys(req, keys, err), set = 0;
+    int rc = pr__known_keys(req, "features", keys, err), set = 0;
     double st = 1000;
     if (rc == MD_OK)
         rc = pr__opt_num(req, "total", total, &set, err);
@@ -309,7 +309,7 @@ static int fc_read(const json_t *req, long max_h, fc_req *f, md_err *err)
                                        "holidays", "level",     NULL};
     if (!json_is_object(req))
         return md_fail(err, MD_E_INVALID_PARAM, "features", "features must be an object");
-    int rc = pr__known_keys(req, keys, err), set = 0;
+    int rc = pr__known_keys(req, "features", keys, err), set = 0;
     double h = (double)max_h, level = 0.8;
     const json_t *hist = json_object_get(req, "history");
     if (rc == MD_OK &&
@@ -372,7 +372,7 @@ static int fc_day(const fc_req *f, long h, long day, float *row, md_err *err)
     json_t *w = json_array_get(f->weather, (size_t)h - 1);
     static const char *const names[3] = {"temp", "percip", "weather_snow"};
     static const char *const wkeys[4] = {"temp", "percip", "weather_snow", NULL};
-    if (w && !json_is_null(w) && (!json_is_object(w) || pr__known_keys(w, wkeys, err)))
+    if (w && !json_is_null(w) && (!json_is_object(w) || pr__known_keys(w, "weather", wkeys, err)))
         return md_fail(err, MD_E_INVALID_PARAM, "weather",
                        "weather days are objects of temp, percip, weather_snow");
     for (int i = 0; i < 3; i++) {

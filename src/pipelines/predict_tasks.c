@@ -57,8 +57,9 @@ int pr__opt_num(const json_t *obj, const char *key, double *out, int *set, md_er
     return MD_OK;
 }
 
-/* Only the listed keys (NULL-terminated) may appear in obj; else the unknown one is named. */
-int pr__known_keys(const json_t *obj, const char *const *keys, md_err *err)
+/* Only the listed keys (NULL-terminated) may appear in obj; else the unknown one is named (an
+ * empty key has no name to give: the error then names the object, what). */
+int pr__known_keys(const json_t *obj, const char *what, const char *const *keys, md_err *err)
 {
     const char *k;
     json_t *v;
@@ -68,6 +69,8 @@ int pr__known_keys(const json_t *obj, const char *const *keys, md_err *err)
         size_t i = 0;
         while (keys[i] && strcmp(keys[i], k))
             i++;
+        if (!keys[i] && !k[0])
+            return md_fail(err, MD_E_INVALID_PARAM, what, "%s has a field with an empty name", what);
         if (!keys[i])
             return md_fail(err, MD_E_INVALID_PARAM, k, "%.48s is not a field of this request", k);
     }
@@ -205,7 +208,7 @@ static int price_opts_read(const json_t *post, const json_t *o, price_opts *po, 
     if (o && !json_is_object(o))
         return md_fail(err, MD_E_INVALID_PARAM, "options", "options must be an object");
     if (o)
-        rc = pr__known_keys(o, PRICE_KEYS, err);
+        rc = pr__known_keys(o, "options", PRICE_KEYS, err);
     if (rc == MD_OK)
         rc = pr__mf_num(g, "default_steps", &dsteps, err);
     if (rc == MD_OK)
