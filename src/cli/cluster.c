@@ -283,7 +283,7 @@ const char *cli_cluster_state(void *ctx)
     cli_cluster *cl = ctx;
     if (!cl)
         return "not configured";
-    return rds_up(cl->rc) ? "up" : "down";
+    return rds_ping(cl->rc) ? "up" : "down"; /* fails fast while down (backoff) */
 }
 
 void cli_cluster_metrics(md_buf *out, void *ctx)
@@ -299,6 +299,7 @@ void cli_cluster_metrics(md_buf *out, void *ctx)
                      "# HELP modeld_redis_subscriber_up 1 while the cluster-event subscriber is connected\n"
                      "# TYPE modeld_redis_subscriber_up gauge\n");
     md_buf_printf(out, "modeld_redis_subscriber_up %d\n", rds_sub_up(cl->sub) ? 1 : 0);
+    rds_ping(cl->rc); /* the gauge says now, not at the last command */
     rds_metrics(out, cl->rc);
 }
 

@@ -201,6 +201,25 @@ static int reconnect(rds_client *c, md_err *err)
     return MD_OK;
 }
 
+void rds__client_down(rds_client *c, const char *why)
+{
+    if (!c)
+        return;
+    pthread_mutex_lock(&c->mu);
+    if (c->ctx)
+        fail(c, why);
+    pthread_mutex_unlock(&c->mu);
+}
+
+void rds__client_retry_now(rds_client *c)
+{
+    if (!c)
+        return;
+    pthread_mutex_lock(&c->mu);
+    c->next_try_ns = 0;
+    pthread_mutex_unlock(&c->mu);
+}
+
 int rds_open(const rds_opts *o, rds_client **out, md_err *err)
 {
     *out = NULL;
@@ -339,6 +358,14 @@ int rds_eval(rds_client *c, rds_script *s, int nkeys, int argc, const char *cons
     int rc = eval_locked(c, s, nkeys, argc, argv, lens, out, err);
     pthread_mutex_unlock(&c->mu);
     return rc;
+}
+
+bool rds_ping(rds_client *c)
+{
+    rds_reply *r = NULL;
+    int rc = rds_command(c, 1, (const char *const[]){"PING"}, NULL, &r, NULL);
+    rds_reply_free(r);
+    return rc == MD_OK;
 }
 
 int rds_publish(rds_client *c, const char *channel, const char *msg, size_t len, md_err *err)

@@ -96,6 +96,9 @@ typedef struct rds_script {
 int rds_eval(rds_client *c, rds_script *s, int nkeys, int argc, const char *const *argv,
              const size_t *lens, rds_reply **out, md_err *err);
 
+/* PING (a reconnect attempt when DOWN and the backoff allows): true when the server answered. */
+bool rds_ping(rds_client *c);
+
 /* PUBLISH channel message: MD_OK or MD_E_UNAVAILABLE. */
 int rds_publish(rds_client *c, const char *channel, const char *msg, size_t len, md_err *err);
 
@@ -116,7 +119,8 @@ typedef struct rds_sub_opts {
     rds_msg_fn on_message;       /* required */
     void (*on_connect)(void *ctx); /* after each successful SUBSCRIBE; NULL = none */
     void *ctx;
-    rds_client *errors_to;       /* counts its failures in this client's metrics; NULL = none */
+    rds_client *errors_to;       /* counts its failures in this client's metrics, and tells it
+                                    when the server is lost or back; NULL = none */
 } rds_sub_opts;
 
 /* Start the subscriber thread (it connects in the background; DOWN until it does).

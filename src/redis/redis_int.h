@@ -13,5 +13,11 @@ void *rds__connect(const rds_url *u, int connect_ms, int command_ms, char *why, 
 int rds__reply_new(const void *hiredis_reply, rds_reply **out);
 /* Count one failure in c's metrics (NULL: none). */
 void rds__count_error(rds_client *c);
+/* The subscriber lost the server: c goes DOWN now (NULL: nothing), instead of at its next
+ * command, so that readiness and metrics say so. */
+void rds__client_down(rds_client *c, const char *why);
+/* The subscriber reached the server again: c's next command reconnects without waiting out
+ * its backoff. */
+void rds__client_retry_now(rds_client *c);
 
 #endif

@@ -113,7 +113,7 @@ static void *sub_main(void *arg)
         if (!c) {
             rds__count_error(s->errors_to);
             if (failures++ == 0)
-                md_log_fields(MD_LOG_WARN, "redis subscriber cannot connect; retrying (logged once per outage)",
+                md_log_fields(MD_LOG_INFO, "redis subscriber cannot connect; retrying (logged once per outage)",
                               (const char *const[]){"redis", s->url_text, "error", why, NULL});
             nap(s, rds_backoff_ms(failures, s->o.backoff_min_ms, s->o.backoff_max_ms));
             continue;
@@ -122,13 +122,14 @@ static void *sub_main(void *arg)
             md_log_fields(MD_LOG_INFO, "redis subscriber connected again", (const char *const[]){"redis", s->url_text, NULL});
         failures = 0;
         atomic_store(&s->up, true);
+        rds__client_retry_now(s->errors_to);
         if (s->on_connect)
             s->on_connect(s->ctx);
         sub_listen(s, c);
         atomic_store(&s->up, false);
         if (!atomic_load(&s->stop)) {
-            rds__count_error(s->errors_to);
-            md_log_fields(MD_LOG_WARN, "redis subscriber lost its connection; reconnecting",
+            rds__client_down(s->errors_to, c->err ? c->errstr : "the subscriber's connection closed");
+            md_log_fields(MD_LOG_INFO, "redis subscriber lost its connection; reconnecting",
                           (const char *const[]){"redis", s->url_text, "error", c->err ? c->errstr : "closed", NULL});
             failures = 1;
             nap(s, s->o.backoff_min_ms);
