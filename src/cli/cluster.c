@@ -59,15 +59,15 @@ static rds_script RATE_SCRIPT = RDS_SCRIPT(
     "if tokens > burst then tokens = burst end\n"
     "local allowed = 0\n"
     "if tokens >= 1 then tokens = tokens - 1; allowed = 1 end\n"
-    "redis.call('HSET', KEYS[1], 'tokens', string.format('%.17g', tokens), 'ts', string.format('%.0f', ts))\n"
+    "redis.call('HSET', KEYS[1], 'tokens', string.format('%.17g', tokens), 'ts', "
+    "string.format('%.0f', ts))\n"
     "redis.call('PEXPIRE', KEYS[1], math.ceil((burst - tokens) / rate * 1000) + 1000)\n"
     "return {allowed, string.format('%.17g', tokens)}\n");
 
 /* KEYS[1]: {value, pttl} or nil. */
-static rds_script GET_SCRIPT = RDS_SCRIPT(
-    "local v = redis.call('GET', KEYS[1])\n"
-    "if not v then return nil end\n"
-    "return {v, redis.call('PTTL', KEYS[1])}\n");
+static rds_script GET_SCRIPT = RDS_SCRIPT("local v = redis.call('GET', KEYS[1])\n"
+                                          "if not v then return nil end\n"
+                                          "return {v, redis.call('PTTL', KEYS[1])}\n");
 
 static uint32_t ceil_s(double x)
 {
@@ -119,8 +119,9 @@ static int l2_get(void *ctx, const char *key, char **value, size_t *len, int64_t
     snprintf(k, sizeof k, "modeld:cv:%s", key);
     rds_reply *rep = NULL;
     int rc = rds_eval(cl->rc, &GET_SCRIPT, 1, 1, (const char *const[]){k}, NULL, &rep, NULL);
-    int hit = rc == MD_OK && rep->type == RDS_ARRAY && rep->n == 2 && rep->elem[0].type == RDS_STR &&
-              rep->elem[1].type == RDS_INT && rep->elem[1].integer > 0;
+    int hit = rc == MD_OK && rep->type == RDS_ARRAY && rep->n == 2 &&
+              rep->elem[0].type == RDS_STR && rep->elem[1].type == RDS_INT &&
+              rep->elem[1].integer > 0;
     if (hit) {
         *value = rep->elem[0].str; /* steal the copy */
         *len = rep->elem[0].len;
@@ -161,9 +162,10 @@ void cli_cluster_job_event(void *ctx, const job_info *info)
     if (!cl)
         return;
     char msg[256];
-    int n = snprintf(msg, sizeof msg, "%s\t%s\t%d\t%.6f\t%s", cl->node, info->id, info->state, info->progress,
-                     info->stage);
-    rds_publish(cl->rc, CH_JOBS, msg, (size_t)(n < (int)sizeof msg ? n : (int)sizeof msg - 1), NULL);
+    int n = snprintf(msg, sizeof msg, "%s\t%s\t%d\t%.6f\t%s", cl->node, info->id, info->state,
+                     info->progress, info->stage);
+    rds_publish(cl->rc, CH_JOBS, msg, (size_t)(n < (int)sizeof msg ? n : (int)sizeof msg - 1),
+                NULL);
 }
 
 /* "<node>\t<id>\t<state>\t<progress>\t<stage>" (msg NUL-terminated, modified). */
@@ -184,8 +186,8 @@ static void on_message(void *ctx, const char *channel, const char *msg, size_t l
 {
     cli_cluster *cl = ctx;
     char buf[512];
-    if (len >= sizeof buf || len < sizeof cl->node || memcmp(msg, cl->node, sizeof cl->node - 1) == 0 ||
-        msg[sizeof cl->node - 1] != '\t')
+    if (len >= sizeof buf || len < sizeof cl->node ||
+        memcmp(msg, cl->node, sizeof cl->node - 1) == 0 || msg[sizeof cl->node - 1] != '\t')
         return; /* invariant 1, or not ours */
     memcpy(buf, msg, len);
     buf[len] = 0;
@@ -193,8 +195,8 @@ static void on_message(void *ctx, const char *channel, const char *msg, size_t l
     md_err e;
     md_err_clear(&e);
     if (strcmp(channel, CH_MODELS) == 0 && cl->reg && mdl_sync(cl->reg, rest, &e) != MD_OK)
-        md_log(MD_LOG_WARN, "models: cannot follow the change of %.64s made by another node: %s", rest,
-               md_err_message(&e));
+        md_log(MD_LOG_WARN, "models: cannot follow the change of %.64s made by another node: %s",
+               rest, md_err_message(&e));
     else if (strcmp(channel, CH_JOBS) == 0)
         on_job(cl, rest);
 }
@@ -212,7 +214,8 @@ static void on_connect(void *ctx)
         md_err e;
         md_err_clear(&e);
         if (name && mdl_sync(cl->reg, name, &e) != MD_OK)
-            md_log(MD_LOG_WARN, "models: cannot sync %s from the store: %s", name, md_err_message(&e));
+            md_log(MD_LOG_WARN, "models: cannot sync %s from the store: %s", name,
+                   md_err_message(&e));
     }
     json_decref(all);
 }
@@ -258,8 +261,12 @@ int cli_cluster_follow(cli_cluster *cl, mdl_registry *reg, jobs *jq, md_err *err
     cl->reg = reg;
     cl->jq = jq;
     const char *chans[] = {CH_MODELS, CH_JOBS};
-    rds_sub_opts so = {.channels = chans, .n = 2, .on_message = on_message, .on_connect = on_connect,
-                       .ctx = cl, .errors_to = cl->rc};
+    rds_sub_opts so = {.channels = chans,
+                       .n = 2,
+                       .on_message = on_message,
+                       .on_connect = on_connect,
+                       .ctx = cl,
+                       .errors_to = cl->rc};
     return rds_sub_open(&cl->opts, &so, &cl->sub, err);
 }
 
@@ -270,7 +277,8 @@ const rl_shared *cli_cluster_rate(cli_cluster *cl)
 
 rl_down_policy cli_cluster_down_policy(const md_config *cfg)
 {
-    return cfg->redis_down && strcmp(cfg->redis_down, "refuse") == 0 ? RL_DOWN_REFUSE : RL_DOWN_LOCAL;
+    return cfg->redis_down && strcmp(cfg->redis_down, "refuse") == 0 ? RL_DOWN_REFUSE
+                                                                     : RL_DOWN_LOCAL;
 }
 
 const cv_l2 *cli_cluster_l2(cli_cluster *cl)
@@ -294,10 +302,11 @@ void cli_cluster_metrics(md_buf *out, void *ctx)
                          "# TYPE modeld_redis_configured gauge\nmodeld_redis_configured 0\n");
         return;
     }
-    md_buf_puts(out, "# HELP modeld_redis_configured 1 when this node uses a Redis\n"
-                     "# TYPE modeld_redis_configured gauge\nmodeld_redis_configured 1\n"
-                     "# HELP modeld_redis_subscriber_up 1 while the cluster-event subscriber is connected\n"
-                     "# TYPE modeld_redis_subscriber_up gauge\n");
+    md_buf_puts(
+        out, "# HELP modeld_redis_configured 1 when this node uses a Redis\n"
+             "# TYPE modeld_redis_configured gauge\nmodeld_redis_configured 1\n"
+             "# HELP modeld_redis_subscriber_up 1 while the cluster-event subscriber is connected\n"
+             "# TYPE modeld_redis_subscriber_up gauge\n");
     md_buf_printf(out, "modeld_redis_subscriber_up %d\n", rds_sub_up(cl->sub) ? 1 : 0);
     rds_ping(cl->rc); /* the gauge says now, not at the last command */
     rds_metrics(out, cl->rc);

@@ -34,10 +34,10 @@ struct rds_client {
     rds_url url;
     char *url_text;
     pthread_mutex_t mu;
-    redisContext *ctx;     /* invariant 2 */
+    redisContext *ctx; /* invariant 2 */
     atomic_bool up;
-    int failures;          /* consecutive failed connects since the last UP */
-    uint64_t next_try_ns;  /* invariant 3 */
+    int failures;         /* consecutive failed connects since the last UP */
+    uint64_t next_try_ns; /* invariant 3 */
     atomic_ullong errors;
 };
 
@@ -188,13 +188,15 @@ static int reconnect(rds_client *c, md_err *err)
     if (md_clock_now_ns(md_clock_system()) < c->next_try_ns)
         return md_fail(err, MD_E_UNAVAILABLE, "redis", "redis is down");
     char why[256];
-    c->ctx = rds__connect(&c->url, c->o.connect_timeout_ms, c->o.command_timeout_ms, why, sizeof why);
+    c->ctx =
+        rds__connect(&c->url, c->o.connect_timeout_ms, c->o.command_timeout_ms, why, sizeof why);
     if (!c->ctx) {
         fail(c, why);
         return md_fail(err, MD_E_UNAVAILABLE, "redis", "redis is down");
     }
     if (c->failures > 0)
-        md_log_fields(MD_LOG_INFO, "redis is back", (const char *const[]){"redis", c->url_text, NULL});
+        md_log_fields(MD_LOG_INFO, "redis is back",
+                      (const char *const[]){"redis", c->url_text, NULL});
     c->failures = 0;
     atomic_store(&c->up, true);
     client_assert_state(c);
@@ -322,8 +324,8 @@ static int eval_locked(rds_client *c, rds_script *s, int nkeys, int argc, const 
     int rc = MD_OK;
     if (!s->sha[0]) {
         rds_reply *r = NULL;
-        rc = command_locked(c, 3, (const char *const[]){"SCRIPT", "LOAD", s->src}, (const size_t[]){6, 4, strlen(s->src)},
-                            &r, err);
+        rc = command_locked(c, 3, (const char *const[]){"SCRIPT", "LOAD", s->src},
+                            (const size_t[]){6, 4, strlen(s->src)}, &r, err);
         if (rc == MD_OK && r->type == RDS_STR && r->len == 40)
             memcpy(s->sha, r->str, 41);
         rds_reply_free(r);

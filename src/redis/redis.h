@@ -43,11 +43,11 @@ typedef struct rds_url {
 int rds_url_parse(const char *url, rds_url *out, md_err *err);
 
 typedef struct rds_opts {
-    const char *url;         /* required; copied */
-    int connect_timeout_ms;  /* 0 = 500 */
-    int command_timeout_ms;  /* 0 = 500 */
-    int backoff_min_ms;      /* first retry delay after a failure; 0 = 100 */
-    int backoff_max_ms;      /* the delay doubles up to this; 0 = 5000 */
+    const char *url;        /* required; copied */
+    int connect_timeout_ms; /* 0 = 500 */
+    int command_timeout_ms; /* 0 = 500 */
+    int backoff_min_ms;     /* first retry delay after a failure; 0 = 100 */
+    int backoff_max_ms;     /* the delay doubles up to this; 0 = 5000 */
 } rds_opts;
 
 /* ---- replies (a copy of hiredis's, so that callers need not include it) ---- */
@@ -55,10 +55,10 @@ typedef enum rds_type { RDS_NIL, RDS_INT, RDS_STR, RDS_STATUS, RDS_ERROR, RDS_AR
 
 typedef struct rds_reply {
     rds_type type;
-    long long integer;        /* RDS_INT */
-    char *str;                /* RDS_STR, RDS_STATUS, RDS_ERROR: NUL-terminated, len bytes */
+    long long integer; /* RDS_INT */
+    char *str;         /* RDS_STR, RDS_STATUS, RDS_ERROR: NUL-terminated, len bytes */
     size_t len;
-    struct rds_reply *elem;   /* RDS_ARRAY: n replies */
+    struct rds_reply *elem; /* RDS_ARRAY: n replies */
     size_t n;
 } rds_reply;
 
@@ -89,7 +89,10 @@ typedef struct rds_script {
     const char *src;
     char sha[41];
 } rds_script;
-#define RDS_SCRIPT(source) {.src = (source), .sha = ""}
+#define RDS_SCRIPT(source)                                                                         \
+    {                                                                                              \
+        .src = (source), .sha = ""                                                                 \
+    }
 
 /* EVALSHA s nkeys args...: argv holds the nkeys keys then the other arguments. As
  * rds_command. */
@@ -116,11 +119,11 @@ typedef void (*rds_msg_fn)(void *ctx, const char *channel, const char *msg, size
 typedef struct rds_sub_opts {
     const char *const *channels; /* n channel names, copied */
     size_t n;
-    rds_msg_fn on_message;       /* required */
+    rds_msg_fn on_message;         /* required */
     void (*on_connect)(void *ctx); /* after each successful SUBSCRIBE; NULL = none */
     void *ctx;
-    rds_client *errors_to;       /* counts its failures in this client's metrics, and tells it
-                                    when the server is lost or back; NULL = none */
+    rds_client *errors_to; /* counts its failures in this client's metrics, and tells it
+                              when the server is lost or back; NULL = none */
 } rds_sub_opts;
 
 /* Start the subscriber thread (it connects in the background; DOWN until it does).

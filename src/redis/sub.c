@@ -56,7 +56,8 @@ static void nap(rds_sub *s, int64_t ms)
  * arrive in sub_listen). */
 static redisContext *sub_connect(rds_sub *s, char *why, size_t cap)
 {
-    redisContext *c = rds__connect(&s->url, s->o.connect_timeout_ms, s->o.command_timeout_ms, why, cap);
+    redisContext *c =
+        rds__connect(&s->url, s->o.connect_timeout_ms, s->o.command_timeout_ms, why, cap);
     if (!c)
         return NULL;
     const char *argv[CHANNELS_MAX + 1] = {"SUBSCRIBE"};
@@ -77,9 +78,9 @@ static redisContext *sub_connect(rds_sub *s, char *why, size_t cap)
 /* A "message" reply goes to the callback; subscribe confirmations are skipped. */
 static void dispatch(rds_sub *s, const redisReply *r)
 {
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 || r->element[0]->type != REDIS_REPLY_STRING ||
-        strcmp(r->element[0]->str, "message") != 0 || r->element[1]->type != REDIS_REPLY_STRING ||
-        r->element[2]->type != REDIS_REPLY_STRING)
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+        r->element[0]->type != REDIS_REPLY_STRING || strcmp(r->element[0]->str, "message") != 0 ||
+        r->element[1]->type != REDIS_REPLY_STRING || r->element[2]->type != REDIS_REPLY_STRING)
         return;
     s->on_message(s->ctx, r->element[1]->str, r->element[2]->str, r->element[2]->len);
 }
@@ -113,13 +114,15 @@ static void *sub_main(void *arg)
         if (!c) {
             rds__count_error(s->errors_to);
             if (failures++ == 0)
-                md_log_fields(MD_LOG_INFO, "redis subscriber cannot connect; retrying (logged once per outage)",
+                md_log_fields(MD_LOG_INFO,
+                              "redis subscriber cannot connect; retrying (logged once per outage)",
                               (const char *const[]){"redis", s->url_text, "error", why, NULL});
             nap(s, rds_backoff_ms(failures, s->o.backoff_min_ms, s->o.backoff_max_ms));
             continue;
         }
         if (failures > 0)
-            md_log_fields(MD_LOG_INFO, "redis subscriber connected again", (const char *const[]){"redis", s->url_text, NULL});
+            md_log_fields(MD_LOG_INFO, "redis subscriber connected again",
+                          (const char *const[]){"redis", s->url_text, NULL});
         failures = 0;
         atomic_store(&s->up, true);
         rds__client_retry_now(s->errors_to);
@@ -128,9 +131,11 @@ static void *sub_main(void *arg)
         sub_listen(s, c);
         atomic_store(&s->up, false);
         if (!atomic_load(&s->stop)) {
-            rds__client_down(s->errors_to, c->err ? c->errstr : "the subscriber's connection closed");
+            rds__client_down(s->errors_to,
+                             c->err ? c->errstr : "the subscriber's connection closed");
             md_log_fields(MD_LOG_INFO, "redis subscriber lost its connection; reconnecting",
-                          (const char *const[]){"redis", s->url_text, "error", c->err ? c->errstr : "closed", NULL});
+                          (const char *const[]){"redis", s->url_text, "error",
+                                                c->err ? c->errstr : "closed", NULL});
             failures = 1;
             nap(s, s->o.backoff_min_ms);
         }
@@ -151,7 +156,8 @@ int rds_sub_open(const rds_opts *o, const rds_sub_opts *so, rds_sub **out, md_er
 {
     *out = NULL;
     if (!so->on_message || so->n == 0 || so->n > CHANNELS_MAX)
-        return md_fail(err, MD_E_INVALID_PARAM, NULL, "a subscriber needs 1..%d channels and a callback", CHANNELS_MAX);
+        return md_fail(err, MD_E_INVALID_PARAM, NULL,
+                       "a subscriber needs 1..%d channels and a callback", CHANNELS_MAX);
     rds_sub *s = calloc(1, sizeof *s);
     if (!s)
         return md_fail(err, MD_E_NOMEM, NULL, NULL);

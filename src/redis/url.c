@@ -15,8 +15,9 @@
 
 static int bad(md_err *err, const char *what)
 {
-    return md_fail(err, MD_E_INVALID_PARAM, "redis",
-                   "invalid redis URL: %s (expected redis://host[:port][/db] or unix:///path[?db=N])", what);
+    return md_fail(
+        err, MD_E_INVALID_PARAM, "redis",
+        "invalid redis URL: %s (expected redis://host[:port][/db] or unix:///path[?db=N])", what);
 }
 
 /* A decimal in lo..hi filling exactly n bytes of s. */
@@ -94,7 +95,8 @@ int rds_url_parse(const char *url, rds_url *out, md_err *err)
     const char *slash = strchr(h, '/');
     size_t n = slash ? (size_t)(slash - h) : strlen(h);
     int rc = parse_host(h, n, out, err);
-    if (rc == MD_OK && slash && slash[1] && parse_int(slash + 1, strlen(slash + 1), 0, 15, &out->db) != 0)
+    if (rc == MD_OK && slash && slash[1] &&
+        parse_int(slash + 1, strlen(slash + 1), 0, 15, &out->db) != 0)
         rc = bad(err, "the database must be a number in 0..15");
     return rc;
 }

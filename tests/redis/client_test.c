@@ -99,7 +99,8 @@ static void test_down_client(void **state)
     assert_false(rds_up(c));
     rds_reply *r = (rds_reply *)1;
     for (int i = 0; i < 100; i++) {
-        assert_int_equal(rds_command(c, 1, (const char *const[]){"PING"}, NULL, &r, &e), MD_E_UNAVAILABLE);
+        assert_int_equal(rds_command(c, 1, (const char *const[]){"PING"}, NULL, &r, &e),
+                         MD_E_UNAVAILABLE);
         assert_null(r);
     }
     assert_string_equal(e.field, "redis");
@@ -112,7 +113,8 @@ static void test_down_client(void **state)
     md_buf_init(&b, 1 << 16);
     rds_metrics(&b, c);
     assert_non_null(strstr(b.data, "\nmodeld_redis_up 0\n"));
-    assert_non_null(strstr(b.data, "\nmodeld_redis_errors_total 1\n")); /* one connect: backoff since */
+    assert_non_null(
+        strstr(b.data, "\nmodeld_redis_errors_total 1\n")); /* one connect: backoff since */
     md_buf_free(&b);
     rds_close(c);
     rds_close(NULL);
@@ -124,14 +126,16 @@ static void test_bad_args(void **state)
     (void)state;
     rds_client *c = NULL;
     md_err e;
-    assert_int_equal(rds_open(&(rds_opts){.url = "redis://host:99999"}, &c, &e), MD_E_INVALID_PARAM);
+    assert_int_equal(rds_open(&(rds_opts){.url = "redis://host:99999"}, &c, &e),
+                     MD_E_INVALID_PARAM);
     assert_null(c);
     char url[512], dir[300];
     nowhere(url, sizeof url, dir, sizeof dir);
     assert_int_equal(rds_open(&(rds_opts){.url = url, .backoff_min_ms = 60000}, &c, &e), MD_OK);
     rds_reply *r = NULL;
     assert_int_equal(rds_command(c, 0, NULL, NULL, &r, &e), MD_E_INVALID_PARAM);
-    assert_int_equal(rds_eval(c, &(rds_script)RDS_SCRIPT("return 1"), 2, 1, (const char *const[]){"k"}, NULL, &r, &e),
+    assert_int_equal(rds_eval(c, &(rds_script)RDS_SCRIPT("return 1"), 2, 1,
+                              (const char *const[]){"k"}, NULL, &r, &e),
                      MD_E_INVALID_PARAM);
     rds_close(c);
     rmdir(dir);
@@ -156,8 +160,10 @@ static void test_sub_without_server(void **state)
     md_err e;
     const char *chans[] = {"a", "b"};
     rds_sub_opts so = {.channels = chans, .n = 2, .on_message = on_msg, .ctx = &got};
-    assert_int_equal(rds_sub_open(&(rds_opts){.url = url, .backoff_min_ms = 10, .backoff_max_ms = 20}, &so, &s, &e),
-                     MD_OK);
+    assert_int_equal(
+        rds_sub_open(&(rds_opts){.url = url, .backoff_min_ms = 10, .backoff_max_ms = 20}, &so, &s,
+                     &e),
+        MD_OK);
     struct timespec ts = {0, 50 * 1000000L};
     nanosleep(&ts, NULL);
     assert_false(rds_sub_up(s));
@@ -171,9 +177,9 @@ static void test_sub_without_server(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_url_forms),   cmocka_unit_test(test_url_refusals),
-        cmocka_unit_test(test_backoff),     cmocka_unit_test(test_down_client),
-        cmocka_unit_test(test_bad_args),    cmocka_unit_test(test_sub_without_server),
+        cmocka_unit_test(test_url_forms), cmocka_unit_test(test_url_refusals),
+        cmocka_unit_test(test_backoff),   cmocka_unit_test(test_down_client),
+        cmocka_unit_test(test_bad_args),  cmocka_unit_test(test_sub_without_server),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
