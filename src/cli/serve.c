@@ -192,6 +192,7 @@ static int register_enhance(serve_ctx *c, md_err *e)
                           .max_file_bytes = cfg->enhance_max_bytes,
                           .memory_budget = (uint64_t)cfg->enhance_memory_budget,
                           .rate = {.per_sec = cfg->enhance_rate.per_sec, .burst = cfg->enhance_rate.burst},
+                          .rate_shared = cli_cluster_rate(c->cl),
                           .max_running = cfg->enhance_max_running > 0 ? (int)cfg->enhance_max_running
                                                                       : job_workers(c->jq),
                           .queue_max = (size_t)cfg->job_queue_max};
