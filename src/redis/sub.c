@@ -17,6 +17,7 @@
 
 #include "base/log.h"
 
+#include <assert.h>
 #include <hiredis/hiredis.h>
 #include <poll.h>
 #include <stdatomic.h>
@@ -40,6 +41,19 @@ struct rds_sub {
     pthread_t thread;
     atomic_bool stop, up;
 };
+
+/* Debug check of the thread's state: LISTENING exactly while `up`, with a live connection. */
+static void sub_assert_state(const rds_sub *s, const redisContext *c, bool listening)
+{
+#ifndef NDEBUG
+    assert(atomic_load(&s->up) == listening);
+    assert(!listening || (c && c->err == 0));
+#else
+    (void)s;
+    (void)c;
+    (void)listening;
+#endif
+}
 
 /* Sleep ms in POLL_MS steps, returning early on stop (invariant 2). */
 static void nap(rds_sub *s, int64_t ms)
@@ -88,6 +102,7 @@ static void dispatch(rds_sub *s, const redisReply *r)
 /* LISTENING until the connection breaks or stop. */
 static void sub_listen(rds_sub *s, redisContext *c)
 {
+    sub_assert_state(s, c, true);
     while (!atomic_load(&s->stop)) {
         void *reply = NULL;
         if (redisGetReplyFromReader(c, &reply) != REDIS_OK)
@@ -130,6 +145,7 @@ static void *sub_main(void *arg)
             s->on_connect(s->ctx);
         sub_listen(s, c);
         atomic_store(&s->up, false);
+        sub_assert_state(s, c, false);
         if (!atomic_load(&s->stop)) {
             rds__client_down(s->errors_to,
                              c->err ? c->errstr : "the subscriber's connection closed");
