@@ -160,9 +160,11 @@ void *rds__connect(const rds_url *u, int connect_ms, int command_ms, char *why, 
     return ctx;
 }
 
-/* UP -> DOWN. mu held. */
-static void fail(rds_client *c, const char *why)
+/* UP -> DOWN. mu held. why may point into c->ctx (its errstr): copied before the free. */
+static void fail(rds_client *c, const char *why_in)
 {
+    char why[128];
+    snprintf(why, sizeof why, "%s", why_in ? why_in : "");
     atomic_fetch_add(&c->errors, 1);
     if (c->ctx) {
         redisFree(c->ctx);

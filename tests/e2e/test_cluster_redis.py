@@ -6,7 +6,8 @@ port of the machine is used), checking what the nodes share through Redis:
 - a conversion cached on node 1 is an X-Cache HIT on node 2 (the L2);
 - a model swap on node 1 is served by node 2 (the registry event), polled with a generous
   deadline (the time it took is printed, not asserted);
-- a job's progress and end published by the node whose worker runs it (modeld:jobs);
+- a job's progress and end published by the node whose worker runs it (modeld:jobs), and a
+  WebSocket on the other node following it to the end;
 - redis-server killed mid-run: requests still succeed, /api/ready stays 200 reporting redis
   "down", modeld_redis_up is 0; it recovers when redis-server is started again;
 - --redis-down=refuse answers 503 instead of falling back to per-node buckets.
@@ -250,6 +251,38 @@ def test_job_events_are_published(cluster, redis):
     finally:
         f.close()
         sock.close()
+
+
+def test_websocket_on_node2_follows_a_job_run_by_node1(cluster):
+    import json
+    import websocket
+    n1, n2 = cluster
+    r = requests.post(n2.url + "/api/test/jobs?steps=6&step_ms=100", headers=bearer(n2.admin_key),
+                      data=b"payload", timeout=30)
+    assert r.status_code == 202, r.text
+    jid = r.json()["job_id"]
+    ws = websocket.create_connection(n2.url.replace("http://", "ws://") + "/api/v1/jobs/%s/status" % jid,
+                                     header=["Authorization: Bearer " + n2.admin_key], timeout=30)
+    try:
+        states, progress = [], []
+        while True:
+            op, data = ws.recv_data(control_frame=True)
+            if op == websocket.ABNF.OPCODE_CLOSE:
+                break
+            if op != websocket.ABNF.OPCODE_TEXT:
+                continue
+            j = json.loads(data)
+            states.append(j["status"])
+            progress.append(j["progress"])
+            if j["status"] in ("SUCCESS", "FAILURE", "CANCELLED"):
+                break
+    finally:
+        ws.close()
+    assert states[-1] == "SUCCESS", states
+    assert progress == sorted(progress), progress
+    assert any(0 < p < 100 for p in progress), progress  # progress (percent) on the way, not only the end
+    r = requests.get(n2.url + "/api/v1/jobs/" + jid, headers=bearer(n2.admin_key), timeout=30)
+    assert r.json()["status"] == "SUCCESS"
 
 
 def test_redis_killed_then_restarted(cluster, redis):

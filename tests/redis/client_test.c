@@ -13,6 +13,9 @@
 
 #include "redis/redis.h"
 
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -174,12 +177,57 @@ static void test_sub_without_server(void **state)
     rmdir(dir);
 }
 
+/* A one-connection fake server on a unix socket: it answers one command with +PONG, then
+ * closes the connection. The client must go UP, then DOWN with the reason logged (the reason
+ * is hiredis's error text, which lives in the context the failure frees: a regression test of
+ * a use-after-free that ASan caught), and fail fast afterwards. */
+static void test_server_goes_away(void **state)
+{
+    (void)state;
+    signal(SIGPIPE, SIG_IGN); /* the server ignores it too (cli_startup) */
+    char url[512], dir[300], path[400];
+    nowhere(url, sizeof url, dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/none.sock", dir);
+    int ls = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    assert_true(strlen(path) < sizeof sa.sun_path);
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    assert_int_equal(bind(ls, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(ls, 4), 0);
+    rds_client *c = NULL;
+    md_err e;
+    assert_int_equal(rds_open(&(rds_opts){.url = url, .backoff_min_ms = 60000}, &c, &e), MD_OK);
+    assert_true(rds_up(c)); /* connected (still in the listen queue) */
+    int cs = accept(ls, NULL, NULL);
+    assert_true(cs >= 0);
+    /* one answer: the PING below reads it */
+    assert_int_equal(write(cs, "+PONG\r\n", 7), 7);
+    assert_true(rds_ping(c));
+    char buf[256];
+    assert_true(read(cs, buf, sizeof buf) > 0); /* the PING's bytes */
+    close(cs);
+    close(ls);
+    rds_reply *r = NULL;
+    assert_int_equal(rds_command(c, 1, (const char *const[]){"PING"}, NULL, &r, &e), MD_E_UNAVAILABLE);
+    assert_false(rds_up(c));
+    assert_int_equal(rds_command(c, 1, (const char *const[]){"PING"}, NULL, &r, &e), MD_E_UNAVAILABLE);
+    md_buf b;
+    md_buf_init(&b, 1 << 16);
+    rds_metrics(&b, c);
+    assert_non_null(strstr(b.data, "\nmodeld_redis_errors_total 1\n")); /* the second failed fast */
+    md_buf_free(&b);
+    rds_close(c);
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_url_forms), cmocka_unit_test(test_url_refusals),
         cmocka_unit_test(test_backoff),   cmocka_unit_test(test_down_client),
         cmocka_unit_test(test_bad_args),  cmocka_unit_test(test_sub_without_server),
+        cmocka_unit_test(test_server_goes_away),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
