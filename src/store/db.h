@@ -86,6 +86,7 @@ struct db_conn {
     const db_ops *ops;
     db_kind kind;
     int errcode;         /* md code of the last failure (invariant 4) */
+    unsigned reconnects; /* PostgreSQL: how many times the session was re-established */
     char errmsg[256];    /* its detail, for the log only */
 };
 

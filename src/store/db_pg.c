@@ -370,8 +370,9 @@ static int run_once(pg_conn *c, pg_stmt *s)
     if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
         rc = fail(c, r, "execute");
         const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        bool constraint = state && strncmp(state, "23", 2) == 0;
         PQclear(r);
-        return state && strncmp(state, "23", 2) == 0 ? DB_CONSTRAINT : rc;
+        return constraint ? DB_CONSTRAINT : rc;
     }
     s->res = r;
     s->nrows = st == PGRES_TUPLES_OK ? PQntuples(r) : 0;
@@ -560,6 +561,7 @@ int db_pg_reconnect(db_conn *dc)
     pg_conn *c = PC(dc);
     PQreset(c->pg);
     c->gen++; /* invariant 1: the new session knows no prepared statement */
+    c->base.reconnects++;
     if (PQstatus(c->pg) != CONNECTION_OK || session_setup(c) != MD_OK) {
         fail(c, NULL, "reconnect");
         c->base.errcode = MD_E_UNAVAILABLE;

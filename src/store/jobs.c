@@ -130,11 +130,11 @@ static const char SQL_LIST_BATCH[] =
 static const char SQL_GET_BATCH[] =
     "SELECT id, owner, kind, total, created_ms FROM batches WHERE id = ?";
 static const char SQL_COUNT[] =
-    "SELECT state, count(*) FROM jobs WHERE ?1 IS NULL OR kind = ?1 GROUP BY state";
+    "SELECT state, count(*) FROM jobs WHERE CAST(?1 AS TEXT) IS NULL OR kind = ?1 GROUP BY state";
 /* ?1 kind, ?2 owner, ?3 state (NULL = any), ?4 cursor (rowid, 0 = none), ?5 limit + 1. */
 static const char SQL_LIST[] =
-    "SELECT " JOB_COLS ", rowid FROM jobs WHERE (?1 IS NULL OR kind = ?1)"
-    " AND (?2 IS NULL OR owner = ?2) AND (?3 IS NULL OR state = ?3)"
+    "SELECT " JOB_COLS ", rowid FROM jobs WHERE (CAST(?1 AS TEXT) IS NULL OR kind = ?1)"
+    " AND (CAST(?2 AS TEXT) IS NULL OR owner = ?2) AND (CAST(?3 AS TEXT) IS NULL OR state = ?3)"
     " AND (?4 = 0 OR rowid < ?4) ORDER BY rowid DESC LIMIT ?5";
 static const char SQL_SEQ[] = "SELECT seq FROM jobs WHERE id = ?";
 static const char SQL_DELETE[] =

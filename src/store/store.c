@@ -65,6 +65,7 @@ void store__lock(store *s)
         db_pg_reconnect(tl_conn);
     else if (suspect)
         pg_check(tl_conn);
+    s->seen[i] = tl_conn->reconnects;
 }
 
 void store__unlock(store *s)
@@ -82,7 +83,7 @@ void store__unlock(store *s)
         if (s->pool[k] != c)
             continue;
         s->busy[k] = false;
-        if (db_broken(c))
+        if (db_broken(c) || c->reconnects != s->seen[k])
             s->gen[k] = ++s->pool_gen;
     }
     pthread_cond_signal(&s->cv);
@@ -370,7 +371,8 @@ static int open_db(store *s, const store_opts *o, md_err *err)
     s->pool = calloc((size_t)s->npool, sizeof *s->pool);
     s->busy = calloc((size_t)s->npool, sizeof *s->busy);
     s->gen = calloc((size_t)s->npool, sizeof *s->gen);
-    if (!s->pool || !s->busy || !s->gen)
+    s->seen = calloc((size_t)s->npool, sizeof *s->seen);
+    if (!s->pool || !s->busy || !s->gen || !s->seen)
         return md_fail(err, MD_E_NOMEM, NULL, NULL);
     return s->kind == DB_PG ? open_pool(s, o, err) : open_sqlite(s, o, lite_path, err);
 }
@@ -420,6 +422,7 @@ static void store_destroy(store *s)
     free(s->pool);
     free(s->busy);
     free(s->gen);
+    free(s->seen);
     pthread_mutex_destroy(&s->mu);
     pthread_mutex_destroy(&s->blob_mu);
     pthread_cond_destroy(&s->cv);

@@ -43,7 +43,9 @@ struct store {
     db_conn **pool;                  /* owned: npool connections (1 for SQLite) */
     bool *busy;                      /* owned: pool[i] is lent out */
     unsigned *gen;                   /* owned: pool generation pool[i] was last checked at */
-    unsigned pool_gen;               /* bumped when a lent connection came back broken */
+    unsigned pool_gen;               /* bumped when a lent connection came back broken or
+                                      * reconnected: the server may have restarted */
+    unsigned *seen;                  /* owned: pool[i]->reconnects when it was lent */
     int npool;
     char *data_dir;                  /* owned */
     char *blob_dir;                  /* owned: <data_dir>/blobs or store_opts.blob_dir */
