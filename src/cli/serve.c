@@ -125,7 +125,8 @@ static int open_backends(serve_ctx *c)
     const md_config *cfg = c->cfg;
     md_err e;
     md_err_clear(&e);
-    store_opts so = {.data_dir = cfg->data_dir, .upload_ttl_ms = cfg->upload_ttl_ms};
+    store_opts so = {.data_dir = cfg->data_dir, .url = cfg->store, .blob_dir = cfg->blob_dir,
+                     .pool_size = (int)cfg->store_pool, .upload_ttl_ms = cfg->upload_ttl_ms};
     if (store_open(&so, &c->st, &e) != MD_OK)
         return fail("cannot open the data dir", &e, 1);
     if (cfg->no_auth) {

@@ -508,10 +508,10 @@ int store_ping(store *s, md_err *err)
  * slack on some file systems and not prove that data can be written). */
 #define PROBE_BYTES 4096
 
-static int write_probe(store *s, md_err *err)
+static int write_probe(const char *dir, md_err *err)
 {
     char path[4096];
-    snprintf(path, sizeof path, "%s/.write-probe", s->data_dir);
+    snprintf(path, sizeof path, "%s/.write-probe", dir);
     static const char zeros[PROBE_BYTES];
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     ssize_t w = fd >= 0 ? write(fd, zeros, sizeof zeros) : -1;
@@ -528,11 +528,11 @@ static int write_probe(store *s, md_err *err)
                    strerror(e));
 }
 
-int store_check_writable(store *s, uint64_t min_free_bytes, md_err *err)
+static int check_dir(const char *dir, uint64_t min_free_bytes, md_err *err)
 {
     struct statvfs v;
-    if (statvfs(s->data_dir, &v) != 0) {
-        md_log(MD_LOG_WARN, "store: statvfs %s: %s", s->data_dir, strerror(errno));
+    if (statvfs(dir, &v) != 0) {
+        md_log(MD_LOG_WARN, "store: statvfs %s: %s", dir, strerror(errno));
         return md_fail(err, MD_E_IO, "store", "unwritable: cannot read the free space");
     }
     uint64_t avail = (uint64_t)v.f_bavail * (uint64_t)v.f_frsize;
@@ -541,8 +541,21 @@ int store_check_writable(store *s, uint64_t min_free_bytes, md_err *err)
                        "unwritable: %llu KiB free, below the %llu KiB minimum",
                        (unsigned long long)(avail >> 10),
                        (unsigned long long)(min_free_bytes >> 10));
-    return write_probe(s, err);
+    return write_probe(dir, err);
 }
+
+/* The data dir, and the blob dir when it is elsewhere (a shared volume of a cluster). */
+int store_check_writable(store *s, uint64_t min_free_bytes, md_err *err)
+{
+    int rc = check_dir(s->data_dir, min_free_bytes, err);
+    size_t n = strlen(s->data_dir);
+    bool inside = strncmp(s->blob_dir, s->data_dir, n) == 0 && s->blob_dir[n] == '/';
+    if (rc == MD_OK && !inside)
+        rc = check_dir(s->blob_dir, min_free_bytes, err);
+    return rc;
+}
+
+const char *store_backend(const store *s) { return s->kind == DB_PG ? "postgresql" : "sqlite"; }
 
 int store_schema_version(store *s, int *out, md_err *err)
 {

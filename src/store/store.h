@@ -62,10 +62,12 @@ void store_unref(store *s);
 /* Readiness probe: a trivial query on the database (MD_E_UNAVAILABLE: PostgreSQL is down). */
 int store_ping(store *s, md_err *err);
 /* Readiness probe for writes: MD_E_STORAGE_FULL (field "store", message starting "unwritable")
- * when the data dir's file system has less than min_free_bytes available to us (statvfs) or a
+ * when the data dir's (or a separate blob dir's) file system has less than min_free_bytes available to us (statvfs) or a
  * one-block write to <data_dir>/.write-probe fails for lack of space; MD_E_IO for another
  * failure. Cheap enough for every GET /api/ready (one small write, no fsync). */
 int store_check_writable(store *s, uint64_t min_free_bytes, md_err *err);
+/* "sqlite" or "postgresql": the back end store_opts.url chose (static string). */
+const char *store_backend(const store *s);
 /* Schema version now in the database (the highest applied migration). */
 int store_schema_version(store *s, int *out, md_err *err);
 /* Highest migration this build knows. */
