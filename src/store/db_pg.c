@@ -541,9 +541,12 @@ int db_pg_open(const char *conninfo, db_conn **out, md_err *err)
     c->base.ops = &pg_ops;
     c->base.kind = DB_PG;
     c->gen = 1;
-    /* Defaults first: the URI's own values override them (expand_dbname). */
-    const char *keys[] = {"connect_timeout", "application_name", "dbname", NULL};
-    const char *vals[] = {"5", "modeld", conninfo, NULL};
+    /* Defaults first: the URI's own values override them (expand_dbname). TCP keepalives
+     * notice a server that vanished without closing (a dead host) within ~25 s instead of the
+     * kernel's two hours. */
+    const char *keys[] = {"connect_timeout", "application_name", "keepalives", "keepalives_idle",
+                          "keepalives_interval", "keepalives_count", "dbname", NULL};
+    const char *vals[] = {"5", "modeld", "1", "10", "5", "3", conninfo, NULL};
     c->pg = PQconnectdbParams(keys, vals, 1);
     int rc = c->pg && PQstatus(c->pg) == CONNECTION_OK ? session_setup(c) : MD_E_UNAVAILABLE;
     if (rc != MD_OK) {

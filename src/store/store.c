@@ -15,6 +15,7 @@
 
 #include "base/log.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sodium.h>
@@ -28,6 +29,31 @@
 
 /* The connection this thread holds (invariant 1 of store_int.h: locks never nest). */
 static _Thread_local db_conn *tl_conn;
+
+/* A pooled PostgreSQL connection (slot i):
+ *
+ *            store__lock                      store__unlock
+ *   FREE ---------------------> LENT ------------------------------> FREE
+ *   busy=0   (broken: reconnect;     (rolls back an open transaction;
+ *            suspect: probe)          broken or reconnected: pool_gen++,
+ *                                     so every other slot is suspect)
+ *
+ * A slot is suspect when its gen differs from pool_gen: some other connection found the server
+ * gone since this one was last lent, so it is probed before use. */
+static void assert_pool(const store *s)
+{
+#ifndef NDEBUG
+    int lent = 0;
+    for (int k = 0; k < s->npool; k++) {
+        assert(s->pool[k]);
+        lent += s->busy[k];
+        assert(s->gen[k] <= s->pool_gen);
+    }
+    assert(lent <= s->npool);
+#else
+    (void)s;
+#endif
+}
 
 /* A PostgreSQL connection that another one's failure makes suspect: probe it, reconnect when
  * the probe fails. */
@@ -48,6 +74,7 @@ void store__lock(store *s)
         tl_conn = s->pool[0];
         return;
     }
+    assert_pool(s);
     int i = -1;
     while (i < 0) {
         for (int k = 0; k < s->npool && i < 0; k++)
@@ -82,10 +109,12 @@ void store__unlock(store *s)
     for (int k = 0; k < s->npool; k++) {
         if (s->pool[k] != c)
             continue;
+        assert(s->busy[k]); /* LENT -> FREE */
         s->busy[k] = false;
         if (db_broken(c) || c->reconnects != s->seen[k])
             s->gen[k] = ++s->pool_gen;
     }
+    assert_pool(s);
     pthread_cond_signal(&s->cv);
     pthread_mutex_unlock(&s->mu);
 }

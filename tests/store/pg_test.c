@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -40,6 +41,34 @@ static void test_ddl_rewrite(void **state)
                            " r DOUBLE PRECISION, h BYTEA, s TEXT DEFAULT 'INTEGER',"
                            " INTEGERS BIGINT)");
     free(t);
+}
+
+/* The store URL picks the back end; a bad one is refused naming the field, an unreachable
+ * server is MD_E_UNAVAILABLE (503) within the connect timeout, not a hang. */
+static void test_store_urls(void **state)
+{
+    (void)state;
+    char *dir = tu_mkdir();
+    md_err e = {0};
+    store *s = NULL;
+    store_opts bad = {.data_dir = dir, .url = "mysql://localhost/modeld"};
+    assert_int_equal(store_open(&bad, &s, &e), MD_E_INVALID_PARAM);
+    assert_string_equal(e.field, "store");
+    store_opts gone = {.data_dir = dir, .url = "postgresql://modeld@/nodb?host=/nonexistent-dir"};
+    assert_int_equal(store_open(&gone, &s, &e), MD_E_UNAVAILABLE);
+    assert_null(s);
+    char file[1100];
+    snprintf(file, sizeof file, "sqlite:%s/elsewhere.db", dir);
+    store_opts lite = {.data_dir = dir, .url = file};
+    assert_int_equal(store_open(&lite, &s, &e), MD_OK);
+    assert_string_equal(store_backend(s), "sqlite");
+    store_unref(s);
+    char path[1100];
+    snprintf(path, sizeof path, "%s/elsewhere.db", dir);
+    assert_int_equal(access(path, F_OK), 0);
+    snprintf(path, sizeof path, "%s/modeld.db", dir);
+    assert_int_equal(access(path, F_OK), -1);
+    tu_rmdir(dir);
 }
 
 static int need_pg(void **state)
@@ -253,6 +282,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_params_rewrite),
         cmocka_unit_test(test_ddl_rewrite),
+        cmocka_unit_test(test_store_urls),
         cmocka_unit_test_setup(test_racing_migrations, need_pg),
         cmocka_unit_test_setup_teardown(test_concurrent_claims_disjoint, tu_store_setup,
                                         tu_store_teardown),
