@@ -62,8 +62,8 @@ static void drain(store *s, const char *worker, int *done)
 
 static void report(const char *label, double cpu, double wall, int n)
 {
-    printf("%-34s %8.1f us wall %8.1f us CPU  (%d calls)\n", label, wall * 1e6 / n,
-           cpu * 1e6 / n, n);
+    printf("%-34s %8.1f us wall %8.1f us CPU  (%d calls)\n", label, wall * 1e6 / n, cpu * 1e6 / n,
+           n);
 }
 
 typedef struct th {
@@ -119,7 +119,8 @@ int main(int argc, char **argv)
     double w0 = now_s(CLOCK_MONOTONIC), c0 = now_s(CLOCK_THREAD_CPUTIME_ID);
     if (insert(s, N))
         return 1;
-    report("store_jobs_insert", now_s(CLOCK_THREAD_CPUTIME_ID) - c0, now_s(CLOCK_MONOTONIC) - w0, N);
+    report("store_jobs_insert", now_s(CLOCK_THREAD_CPUTIME_ID) - c0, now_s(CLOCK_MONOTONIC) - w0,
+           N);
     store_job j;
     w0 = now_s(CLOCK_MONOTONIC);
     c0 = now_s(CLOCK_THREAD_CPUTIME_ID);

@@ -118,11 +118,23 @@ static inline const char *db_pick(const db_conn *c, const db_sql2 *q)
     return c->kind == DB_PG ? q->pg : q->lite;
 }
 /* NULL on failure (detail in c). sql: static storage (invariant 1). */
-static inline db_stmt *db_prepare(db_conn *c, const char *sql) { return c->ops->prepare(c, sql); }
+static inline db_stmt *db_prepare(db_conn *c, const char *sql)
+{
+    return c->ops->prepare(c, sql);
+}
 /* Run SQL that returns no rows (one or more statements). MD_OK or the md code. */
-static inline int db_exec(db_conn *c, const char *sql) { return c->ops->exec(c, sql); }
-static inline void db_bind_int64(db_stmt *st, int i, int64_t v) { st->c->ops->bind_int64(st, i, v); }
-static inline void db_bind_double(db_stmt *st, int i, double v) { st->c->ops->bind_double(st, i, v); }
+static inline int db_exec(db_conn *c, const char *sql)
+{
+    return c->ops->exec(c, sql);
+}
+static inline void db_bind_int64(db_stmt *st, int i, int64_t v)
+{
+    st->c->ops->bind_int64(st, i, v);
+}
+static inline void db_bind_double(db_stmt *st, int i, double v)
+{
+    st->c->ops->bind_double(st, i, v);
+}
 /* v borrowed until db_reset; NULL binds NULL. */
 static inline void db_bind_text(db_stmt *st, int i, const char *v)
 {
@@ -137,32 +149,71 @@ static inline void db_bind_blob(db_stmt *st, int i, const void *v, size_t n)
 {
     st->c->ops->bind_blob(st, i, v, n);
 }
-static inline void db_bind_null(db_stmt *st, int i) { st->c->ops->bind_null(st, i); }
-static inline int db_param_count(db_stmt *st) { return st->c->ops->param_count(st); }
+static inline void db_bind_null(db_stmt *st, int i)
+{
+    st->c->ops->bind_null(st, i);
+}
+static inline int db_param_count(db_stmt *st)
+{
+    return st->c->ops->param_count(st);
+}
 /* DB_ROW, DB_DONE, DB_CONSTRAINT (a unique/primary key violation) or DB_ERROR. */
-static inline int db_step(db_stmt *st) { return st->c->ops->step(st); }
-static inline int64_t db_col_int64(db_stmt *st, int i) { return st->c->ops->col_int64(st, i); }
-static inline int db_col_int(db_stmt *st, int i) { return (int)st->c->ops->col_int64(st, i); }
-static inline double db_col_double(db_stmt *st, int i) { return st->c->ops->col_double(st, i); }
+static inline int db_step(db_stmt *st)
+{
+    return st->c->ops->step(st);
+}
+static inline int64_t db_col_int64(db_stmt *st, int i)
+{
+    return st->c->ops->col_int64(st, i);
+}
+static inline int db_col_int(db_stmt *st, int i)
+{
+    return (int)st->c->ops->col_int64(st, i);
+}
+static inline double db_col_double(db_stmt *st, int i)
+{
+    return st->c->ops->col_double(st, i);
+}
 /* NULL for a NULL column. */
-static inline const char *db_col_text(db_stmt *st, int i) { return st->c->ops->col_text(st, i); }
+static inline const char *db_col_text(db_stmt *st, int i)
+{
+    return st->c->ops->col_text(st, i);
+}
 static inline const void *db_col_blob(db_stmt *st, int i, size_t *n)
 {
     return st->c->ops->col_blob(st, i, n);
 }
-static inline bool db_col_null(db_stmt *st, int i) { return st->c->ops->col_null(st, i); }
+static inline bool db_col_null(db_stmt *st, int i)
+{
+    return st->c->ops->col_null(st, i);
+}
 /* Rows changed by the last completed write of st. */
-static inline int64_t db_changes(db_stmt *st) { return st->c->ops->changes(st); }
+static inline int64_t db_changes(db_stmt *st)
+{
+    return st->c->ops->changes(st);
+}
 /* Reset st and clear its bindings. NULL is a no-op. */
 static inline void db_reset(db_stmt *st)
 {
     if (st)
         st->c->ops->reset(st);
 }
-static inline bool db_in_tx(db_conn *c) { return c->ops->in_tx(c); }
+static inline bool db_in_tx(db_conn *c)
+{
+    return c->ops->in_tx(c);
+}
 /* True when the connection was lost (PostgreSQL); never for SQLite. */
-static inline bool db_broken(db_conn *c) { return c->ops->broken(c); }
-static inline int db_errcode(const db_conn *c) { return c->errcode; }
-static inline const char *db_errmsg(const db_conn *c) { return c->errmsg; }
+static inline bool db_broken(db_conn *c)
+{
+    return c->ops->broken(c);
+}
+static inline int db_errcode(const db_conn *c)
+{
+    return c->errcode;
+}
+static inline const char *db_errmsg(const db_conn *c)
+{
+    return c->errmsg;
+}
 
 #endif

@@ -37,24 +37,24 @@
 #define MAX_PARAMS 32
 
 typedef struct pg_param {
-    Oid type;         /* 0: NULL (or not bound) */
-    const char *val;  /* borrowed, or buf, or owned */
-    int len;          /* bytea only */
-    int fmt;          /* 0 text, 1 binary */
-    char buf[32];     /* integers and doubles in text */
-    char *owned;      /* a sanitised or length-limited copy */
+    Oid type;        /* 0: NULL (or not bound) */
+    const char *val; /* borrowed, or buf, or owned */
+    int len;         /* bytea only */
+    int fmt;         /* 0 text, 1 binary */
+    char buf[32];    /* integers and doubles in text */
+    char *owned;     /* a sanitised or length-limited copy */
 } pg_param;
 
 typedef struct pg_stmt {
     db_stmt base;
-    const char *sql;    /* borrowed, static: the cache key */
-    char *text;         /* owned: sql with $N parameters */
+    const char *sql; /* borrowed, static: the cache key */
+    char *text;      /* owned: sql with $N parameters */
     int nparams;
-    bool select;        /* a read: retried once after a reconnect (invariant 2) */
+    bool select; /* a read: retried once after a reconnect (invariant 2) */
     char name[16];
-    unsigned prep_gen;  /* c->gen when prepared; 0: never (invariant 1) */
+    unsigned prep_gen; /* c->gen when prepared; 0: never (invariant 1) */
     pg_param p[MAX_PARAMS];
-    PGresult *res;      /* owned (invariant 4) */
+    PGresult *res; /* owned (invariant 4) */
     int row, nrows;
     int64_t changes;
     unsigned char *blob; /* owned: the last bytea column read */
@@ -63,8 +63,8 @@ typedef struct pg_stmt {
 typedef struct pg_conn {
     db_conn base;
     PGconn *pg;
-    unsigned gen;       /* starts at 1; bumped by each reconnect */
-    pg_stmt **stmts;    /* owned */
+    unsigned gen;    /* starts at 1; bumped by each reconnect */
+    pg_stmt **stmts; /* owned */
     int nstmts, capstmts;
 } pg_conn;
 
@@ -181,9 +181,9 @@ static int fail(pg_conn *c, const PGresult *res, const char *what)
     size_t l = strlen(c->base.errmsg);
     while (l && (c->base.errmsg[l - 1] == '\n' || c->base.errmsg[l - 1] == ' '))
         c->base.errmsg[--l] = '\0';
-    bool gone = PQstatus(c->pg) == CONNECTION_BAD || (state && (strncmp(state, "08", 2) == 0 ||
-                                                               strncmp(state, "57P", 3) == 0));
-    c->base.errcode = gone                                     ? MD_E_UNAVAILABLE
+    bool gone = PQstatus(c->pg) == CONNECTION_BAD ||
+                (state && (strncmp(state, "08", 2) == 0 || strncmp(state, "57P", 3) == 0));
+    c->base.errcode = gone                                   ? MD_E_UNAVAILABLE
                       : state && strcmp(state, "53100") == 0 ? MD_E_STORAGE_FULL
                                                              : MD_E_IO;
     return c->base.errcode;
@@ -258,8 +258,11 @@ static void p_bind_double(db_stmt *st, int i, double v)
 /* Bytes of the valid UTF-8 sequence at s (at most n), or 0 when it is not one. */
 static size_t utf8_seq(const unsigned char *s, size_t n)
 {
-    size_t len = s[0] < 0x80 ? 1 : (s[0] & 0xe0) == 0xc0 ? 2 : (s[0] & 0xf0) == 0xe0 ? 3
-                                                         : (s[0] & 0xf8) == 0xf0 ? 4 : 0;
+    size_t len = s[0] < 0x80             ? 1
+                 : (s[0] & 0xe0) == 0xc0 ? 2
+                 : (s[0] & 0xf0) == 0xe0 ? 3
+                 : (s[0] & 0xf8) == 0xf0 ? 4
+                                         : 0;
     if (len == 0 || len > n || (len == 2 && s[0] < 0xc2))
         return 0;
     for (size_t k = 1; k < len; k++)
@@ -324,8 +327,14 @@ static void p_bind_blob(db_stmt *st, int i, const void *v, size_t n)
     p->fmt = 1;
 }
 
-static void p_bind_null(db_stmt *st, int i) { param(st, i); }
-static int p_param_count(db_stmt *st) { return PS(st)->nparams; }
+static void p_bind_null(db_stmt *st, int i)
+{
+    param(st, i);
+}
+static int p_param_count(db_stmt *st)
+{
+    return PS(st)->nparams;
+}
 
 static void clear_result(pg_stmt *s)
 {
@@ -449,7 +458,10 @@ static bool p_col_null(db_stmt *st, int i)
     return !on_row(s, i) || PQgetisnull(s->res, s->row, i);
 }
 
-static int64_t p_changes(db_stmt *st) { return PS(st)->changes; }
+static int64_t p_changes(db_stmt *st)
+{
+    return PS(st)->changes;
+}
 
 static void p_reset(db_stmt *st)
 {
@@ -479,7 +491,10 @@ static bool p_in_tx(db_conn *dc)
     return t == PQTRANS_INTRANS || t == PQTRANS_INERROR;
 }
 
-static bool p_broken(db_conn *dc) { return PQstatus(PC(dc)->pg) == CONNECTION_BAD; }
+static bool p_broken(db_conn *dc)
+{
+    return PQstatus(PC(dc)->pg) == CONNECTION_BAD;
+}
 
 static void p_close(db_conn *dc)
 {
@@ -544,8 +559,9 @@ int db_pg_open(const char *conninfo, db_conn **out, md_err *err)
     /* Defaults first: the URI's own values override them (expand_dbname). TCP keepalives
      * notice a server that vanished without closing (a dead host) within ~25 s instead of the
      * kernel's two hours. */
-    const char *keys[] = {"connect_timeout", "application_name", "keepalives", "keepalives_idle",
-                          "keepalives_interval", "keepalives_count", "dbname", NULL};
+    const char *keys[] = {
+        "connect_timeout",     "application_name", "keepalives", "keepalives_idle",
+        "keepalives_interval", "keepalives_count", "dbname",     NULL};
     const char *vals[] = {"5", "modeld", "1", "10", "5", "3", conninfo, NULL};
     c->pg = PQconnectdbParams(keys, vals, 1);
     int rc = c->pg && PQstatus(c->pg) == CONNECTION_OK ? session_setup(c) : MD_E_UNAVAILABLE;

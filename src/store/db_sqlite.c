@@ -39,7 +39,10 @@ typedef struct lite_conn {
 #define LC(c) ((lite_conn *)(c))
 #define LS(s) (((lite_stmt *)(s))->st)
 
-static int errno_code(int e) { return e == ENOSPC || e == EDQUOT ? MD_E_STORAGE_FULL : MD_E_IO; }
+static int errno_code(int e)
+{
+    return e == ENOSPC || e == EDQUOT ? MD_E_STORAGE_FULL : MD_E_IO;
+}
 
 /* Record the connection's last error (invariant 2). */
 static int fail(lite_conn *c, const char *detail)
@@ -92,8 +95,14 @@ static int l_exec(db_conn *dc, const char *sql)
     return rc;
 }
 
-static void l_bind_int64(db_stmt *s, int i, int64_t v) { sqlite3_bind_int64(LS(s), i, v); }
-static void l_bind_double(db_stmt *s, int i, double v) { sqlite3_bind_double(LS(s), i, v); }
+static void l_bind_int64(db_stmt *s, int i, int64_t v)
+{
+    sqlite3_bind_int64(LS(s), i, v);
+}
+static void l_bind_double(db_stmt *s, int i, double v)
+{
+    sqlite3_bind_double(LS(s), i, v);
+}
 static void l_bind_text(db_stmt *s, int i, const char *v, int n)
 {
     if (v)
@@ -105,8 +114,14 @@ static void l_bind_blob(db_stmt *s, int i, const void *v, size_t n)
 {
     sqlite3_bind_blob(LS(s), i, v, (int)n, SQLITE_STATIC);
 }
-static void l_bind_null(db_stmt *s, int i) { sqlite3_bind_null(LS(s), i); }
-static int l_param_count(db_stmt *s) { return sqlite3_bind_parameter_count(LS(s)); }
+static void l_bind_null(db_stmt *s, int i)
+{
+    sqlite3_bind_null(LS(s), i);
+}
+static int l_param_count(db_stmt *s)
+{
+    return sqlite3_bind_parameter_count(LS(s));
+}
 
 static int l_step(db_stmt *s)
 {
@@ -119,8 +134,14 @@ static int l_step(db_stmt *s)
     return (r & 0xff) == SQLITE_CONSTRAINT ? DB_CONSTRAINT : DB_ERROR;
 }
 
-static int64_t l_col_int64(db_stmt *s, int i) { return sqlite3_column_int64(LS(s), i); }
-static double l_col_double(db_stmt *s, int i) { return sqlite3_column_double(LS(s), i); }
+static int64_t l_col_int64(db_stmt *s, int i)
+{
+    return sqlite3_column_int64(LS(s), i);
+}
+static double l_col_double(db_stmt *s, int i)
+{
+    return sqlite3_column_double(LS(s), i);
+}
 static const char *l_col_text(db_stmt *s, int i)
 {
     return (const char *)sqlite3_column_text(LS(s), i);
@@ -131,14 +152,23 @@ static const void *l_col_blob(db_stmt *s, int i, size_t *n)
     *n = (size_t)sqlite3_column_bytes(LS(s), i);
     return p;
 }
-static bool l_col_null(db_stmt *s, int i) { return sqlite3_column_type(LS(s), i) == SQLITE_NULL; }
-static int64_t l_changes(db_stmt *s) { return sqlite3_changes64(LC(s->c)->db); }
+static bool l_col_null(db_stmt *s, int i)
+{
+    return sqlite3_column_type(LS(s), i) == SQLITE_NULL;
+}
+static int64_t l_changes(db_stmt *s)
+{
+    return sqlite3_changes64(LC(s->c)->db);
+}
 static void l_reset(db_stmt *s)
 {
     sqlite3_reset(LS(s));
     sqlite3_clear_bindings(LS(s));
 }
-static bool l_in_tx(db_conn *c) { return !sqlite3_get_autocommit(LC(c)->db); }
+static bool l_in_tx(db_conn *c)
+{
+    return !sqlite3_get_autocommit(LC(c)->db);
+}
 static bool l_broken(db_conn *c)
 {
     (void)c;
@@ -209,7 +239,8 @@ int db_sqlite_open(const char *path, int busy_timeout_ms, db_conn **out, md_err 
                           "PRAGMA foreign_keys=ON;");
     if (rc != MD_OK) {
         md_log(MD_LOG_ERROR, "store: pragmas failed: %s", c->base.errmsg);
-        md_fail(err, rc, NULL, rc == MD_E_STORAGE_FULL ? "the server's storage is full" : "storage error");
+        md_fail(err, rc, NULL,
+                rc == MD_E_STORAGE_FULL ? "the server's storage is full" : "storage error");
         l_close(&c->base);
         return rc;
     }

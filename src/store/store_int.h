@@ -135,7 +135,7 @@ int store__blob_write_tmp(store *s, const void *data, size_t n, bool durable, ch
 /* Move a tmp file of n bytes into place as blob hex (fsyncing the directory when durable), or
  * discard it when a non-durable put finds the blob with the right size already there; either
  * way the blob's mtime is set to the store clock's now so the sweeper's grace period protects
- * it. Lock held (this is what orders puts against the sweeper). */
+ * it. Store lock held; takes s->blob_mu, which orders puts against the sweeper (invariant 5). */
 int store__blob_commit(store *s, const char *tmp_path, const char *hex, size_t n, bool durable,
                        md_err *err);
 
