@@ -13,8 +13,7 @@ bool tu_store_pg(void)
     return u && u[0];
 }
 
-/* Run one statement on the test database; 0 when it worked. */
-static int pg_run(const char *sql)
+int tu_pg_exec(const char *sql)
 {
     PGconn *c = PQconnectdb(getenv("MODELD_TEST_PG"));
     int ok = PQstatus(c) == CONNECTION_OK;
@@ -40,7 +39,7 @@ char *tu_pg_schema_new(char schema[32])
              rnd[5]);
     char sql[64];
     snprintf(sql, sizeof sql, "CREATE SCHEMA %s", schema);
-    if (pg_run(sql) != 0)
+    if (tu_pg_exec(sql) != 0)
         return NULL;
     const char *base = getenv("MODELD_TEST_PG");
     size_t n = strlen(base) + 64;
@@ -55,7 +54,7 @@ void tu_pg_schema_drop(const char *schema)
 {
     char sql[64];
     snprintf(sql, sizeof sql, "DROP SCHEMA %s CASCADE", schema);
-    pg_run(sql);
+    tu_pg_exec(sql);
 }
 
 static void fixture_free(tu_store *f)

@@ -40,6 +40,8 @@ bool tu_store_pg(void);
 /* PostgreSQL only: create a fresh schema (its name into schema[32]) and return the store URL
  * that uses it (new, free()), or NULL when that fails. */
 char *tu_pg_schema_new(char schema[32]);
+/* PostgreSQL only: run SQL (no rows) on the test database; 0 when it worked. */
+int tu_pg_exec(const char *sql);
 /* Drop the schema made by tu_pg_schema_new (and everything in it). */
 void tu_pg_schema_drop(const char *schema);
 
