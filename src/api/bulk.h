@@ -40,7 +40,9 @@ void api_bulk_free(api_bulk *a); /* NULL is a no-op */
 /* The "predict-bulk" job kind: what its run callback needs (user of api_bulk_run). */
 typedef struct api_bulk_kind {
     mdl_registry *models; /* borrowed */
-    store *st;            /* borrowed: the uploads a schedule's job names by params.input */
+    store *st;            /* borrowed: the uploads a schedule's job names by params.input, and
+                           * the prediction log */
+    double log_sample;    /* share of rows logged to the prediction history (predict_log_sample) */
 } api_bulk_kind;
 
 /* Run one bulk job: params {model, format?: "csv" | "jsonl", input?: upload id (schedules)};
