@@ -1,13 +1,9 @@
-""
-    "Fixtures for the end-to-end API tests: start the real modeld binary on a free port with a
-    temporary data dir,
-    and stop it again
-            .
+"""Fixtures for the end-to-end API tests: start the real modeld binary on a free port with a
+temporary data dir, and stop it again.
 
-        The binary comes from
-        $MODELD_BIN(make e2e sets it to the ASan build)
-            .Each server writes its stdout and stderr to files in its data
-        dir's parent, so a chatty access log can never block it on a full pipe; the port is read from the "listening" log line (the server binds port 0).
+The binary comes from $MODELD_BIN (make e2e sets it to the ASan build). Each server writes its
+stdout and stderr to files in its data dir's parent, so a chatty access log can never block it
+on a full pipe; the port is read from the "listening" log line (the server binds port 0).
 
     def test_x(server):                    # one shared default server per test module
         r = requests.get(server.url + "/api/health")

@@ -9,7 +9,7 @@ import zlib
 import requests
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-#A copy of../ shared / corpus / dev kept in the repository, so the tests need nothing outside it.
+# A copy of ../shared/corpus/dev kept in the repository, so the tests need nothing outside it.
 CORPUS = os.environ.get("MODELD_CORPUS_DIR") or os.path.join(HERE, "..", "fixtures", "corpus")
 BAD_FILES = ("corrupted_magic_garbage.png", "corrupted_truncated.png", "non_image_text.png")
 UPLOAD_FIELDS = {"success", "file_id", "filename", "format", "width", "height", "size_bytes"}

@@ -26,14 +26,8 @@ def models_dir(versions=("1", "2", "3")):
 
 
 def bearer(key):
-    return
-{
-    "Authorization" : "Bearer " + key
-}
-if key
-    else
-    {
-    }
+    return {"Authorization": "Bearer " + key} if key else {}
+
 
 def make_key(server, role):
     rc, out, err = server.keys("create", "--role", role, "--name", "e2e-" + role)
@@ -85,9 +79,7 @@ def split_binary(resp):
     """(json header, {output name: raw bytes}) of a binary-extension answer."""
     n = int(resp.headers["Inference-Header-Content-Length"])
     head = json.loads(resp.content[:n])
-    off, raw = n,
-{
-}
+    off, raw = n, {}
     for o in head["outputs"]:
         size = o.get("parameters", {}).get("binary_data_size")
         if size is not None:
@@ -113,12 +105,8 @@ def version_files(k, version=None, expect_k=None, manifest_edit=None, model_byte
         mf["sha256"] = hashlib.sha256(data).hexdigest()
     if manifest_edit:
         manifest_edit(mf)
-    return {
-        "parameters":
-        {
-            "config" : json.dumps(mf),
-                "file:%s/model.onnx" % version : base64.b64encode(data).decode()
-        }}
+    return {"parameters": {"config": json.dumps(mf),
+                           "file:%s/model.onnx" % version: base64.b64encode(data).decode()}}
 
 
 def oip_error(resp):

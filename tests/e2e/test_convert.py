@@ -29,7 +29,8 @@ def blob_files(server):
     return [p for p in glob.glob(os.path.join(root, "**", "*"), recursive=True)
             if os.path.isfile(p) and not os.path.relpath(p, root).startswith("tmp" + os.sep)]
 
-#-- -- upload -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -
+
+# ---- upload ---------------------------------------------------------------------------------
 
 def test_upload_every_good_corpus_image(server, keys):
     for name, (_, w, h) in sorted(labels().items())[:12]:
@@ -104,8 +105,8 @@ def test_upload_dimension_limit(server, keys):
 
 
 def test_upload_order_type_before_dimensions(server, keys):
-#A text file is refused as a type(415) even though it is small; a huge valid header is a
-#dimension error(400), not a decode error : the checks run in their documented order.
+    # A text file is refused as a type (415) even though it is small; a huge valid header is a
+    # dimension error (400), not a decode error: the checks run in their documented order.
     assert upload(server.url, keys["write"], b"hello" * 10, filename="x.png").status_code == 415
     assert upload(server.url, keys["write"], png_bytes(9000, 1)[:60], filename="x.png").status_code == 400
 
@@ -138,7 +139,8 @@ def test_upload_default_limit_is_20mb(server, keys):
     r = upload(server.url, keys["write"], big)
     assert r.status_code == 413
 
-#-- -- convert -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- --
+
+# ---- convert --------------------------------------------------------------------------------
 
 def check_answer(j, width=None):
     assert set(j) == CONVERT_FIELDS
@@ -238,17 +240,18 @@ def test_convert_cache(server, keys):
     assert (a.status_code, b.status_code) == (200, 200)
     assert (a.headers["X-Cache"], b.headers["X-Cache"]) == ("MISS", "HIT")
     assert a.json() == b.json()  # the same result, result_id included
-#The same content uploaded again under another file_id shares the cached answer.
+    # The same content uploaded again under another file_id shares the cached answer.
     fid2 = upload_ok(server.url, keys["write"], "text_based_01.png")
     c = convert(server.url, keys["write"], {**body, "file_id": fid2})
     assert c.headers["X-Cache"] == "HIT" and c.json()["result_id"] == a.json()["result_id"]
-#Any parameter change is a different conversion.
+    # Any parameter change is a different conversion.
     d = convert(server.url, keys["write"], {**body, "corner_threshold": 76})
     assert d.headers["X-Cache"] == "MISS" and d.json()["result_id"] != a.json()["result_id"]
     assert metric(server, "modeld_convert_cache_hits_total") - hits0 == 2
     assert metric(server, "modeld_convert_cache_misses_total") - misses0 == 2
 
-#-- -- results -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- --
+
+# ---- results --------------------------------------------------------------------------------
 
 def test_results_json_and_svg(server, keys):
     fid = upload_ok(server.url, keys["write"], "papirus_gthumb_256.png")
@@ -268,7 +271,8 @@ def test_results_json_and_svg(server, keys):
         r = requests.get(server.url + "/api/results/" + bad, headers=bearer(keys["read"]), timeout=30)
         assert r.status_code == 404, bad
 
-#-- -- roles -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- --
+
+# ---- roles ----------------------------------------------------------------------------------
 
 def test_roles(server, keys):
     data = corpus("simple_geometric_00.png")
@@ -283,7 +287,8 @@ def test_roles(server, keys):
     assert requests.get(server.url + "/api/results/" + rid, timeout=30).status_code == 401
     assert requests.get(server.url + "/api/results/" + rid, headers=bearer(keys["read"]), timeout=30).status_code == 200
 
-#-- -- the web page -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -
+
+# ---- the web page ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("path,ctype", [("/", "text/html; charset=utf-8"), ("/index.html", "text/html; charset=utf-8"),
                                         ("/app.css", "text/css; charset=utf-8"),

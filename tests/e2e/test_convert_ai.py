@@ -54,14 +54,11 @@ def test_convert_ai_v1_fields(ai):
     assert set(m["routing"]) >= {"selected_tier", "reason", "routing_time_ms"}
     assert m["actual_quality"] == j["ssim"]
     assert m["fallback_used"] is False
-    assert m["model_versions"] ==
-{
-n: "1" for n in MODELS
-}
+    assert m["model_versions"] == {n: "1" for n in MODELS}
     assert m["logo_type"] in ("simple_geometric", "text_based", "gradient", "complex")
     assert set(j["analysis"]) >= {"logo_type", "confidence", "class_probabilities", "features",
                                   "recommendations", "complexity"}
-#The result is stored like / api / convert's.
+    # The result is stored like /api/convert's.
     r2 = requests.get(ai.url + "/api/results/" + j["result_id"], headers=bearer(ai.admin_key),
                       timeout=30)
     assert r2.status_code == 200 and r2.json()["svg"] == j["svg"]
@@ -175,7 +172,7 @@ def test_v2_analyze_and_predict(ai):
     pd = p.json()["data"]
     assert set(pd) >= {"predicted_quality", "confidence", "meets_target", "suggestions"}
     assert pd["meets_target"] is (pd["predicted_quality"] >= 0.5)
-#The stand - in rewards colour precision : raising it is among the suggestions.
+    # The stand-in rewards colour precision: raising it is among the suggestions.
     assert any(s["parameter"] == "color_precision" for s in pd["suggestions"])
     fid = upload_ok(ai.url, ai.admin_key, SMALL)
     p2 = requests.post(ai.url + "/api/v2/predict-quality", headers=bearer(ai.admin_key),

@@ -25,7 +25,7 @@ def test_result_retention(start_server):
         r = requests.get(s.url + "/api/results/" + path, headers=h, timeout=30)
         assert r.status_code == 404, (path, r.text)
         assert code(r) == "not_found"
-#The cached answer expired with its result : the same request converts again.
+    # The cached answer expired with its result: the same request converts again.
     c = convert(s.url, s.admin_key, body)
     assert c.status_code == 200 and c.headers["X-Cache"] == "MISS"
     assert c.json()["result_id"] != rid
@@ -41,8 +41,8 @@ def test_expired_upload_is_404(start_server):
 
 
 def test_50_concurrent_converts(start_server):
-#A short compute queue makes the overload path certain on any machine : what does not fit
-#must be refused at once with 503, and everything admitted must finish.
+    # A short compute queue makes the overload path certain on any machine: what does not fit
+    # must be refused at once with 503, and everything admitted must finish.
     s = start_server("--compute-threads", "2", "--compute-queue", "8", "--request-timeout", "600s",
                      "--rate-admin", "1000:2000")
     names = sorted(labels(), key=lambda n: len(corpus(n)))[:50]
@@ -71,7 +71,7 @@ def test_50_concurrent_converts(start_server):
             assert secs < 30, "a 503 must come at once, not after waiting (%.1f s)" % secs
             busy += 1
     assert ok >= 10 and ok + busy == 50, (ok, busy)
-#The refused ones succeed when retried.
+    # The refused ones succeed when retried.
     refused = [name for name, r, _ in results if r.status_code == 503][:5]
     for name in refused:
         r = convert(s.url, s.admin_key, {"file_id": ids[name], "converter": "vtracer"}, timeout=600)

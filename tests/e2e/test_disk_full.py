@@ -28,7 +28,9 @@ def small_fs(tmp_path):
                        capture_output=True, text=True)
     if r.returncode != 0:
         pytest.skip("cannot mount a tmpfs here: " + (r.stderr.strip() or "mount failed"))
-try : yield mnt finally:
+    try:
+        yield mnt
+    finally:
         if subprocess.run(["umount", str(mnt)], capture_output=True).returncode != 0:
             subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
 
@@ -37,9 +39,11 @@ def fill(path):
     """Write zeros to path until the file system is full; returns the bytes written."""
     total = 0
     fd = os.open(str(path), os.O_WRONLY | os.O_CREAT, 0o600)
-    try : block
-        = b "\0" * 65536 while True:
-        try : n = os.write(fd, block)
+    try:
+        block = b"\0" * 65536
+        while True:
+            try:
+                n = os.write(fd, block)
             except OSError as e:
                 if e.errno in (errno.ENOSPC, errno.EDQUOT):
                     break

@@ -51,8 +51,7 @@ def auth(s, key=None):
 
 def enhance(s, data, key=None, name="p.png", **opts):
     return requests.post(s.url + "/api/v1/enhance", files={"file": (name, data)},
-                         data={
-k: str(v) for k, v in opts.items()}, headers=auth(s, key))
+                         data={k: str(v) for k, v in opts.items()}, headers=auth(s, key))
 
 
 def wait_done(s, jid, timeout=300):
@@ -91,7 +90,7 @@ def test_enhance_x4_exactly_4x_result_preview(enh_server):
     p = requests.get(s.url + "/api/v1/jobs/%s/preview" % j["job_id"], headers=auth(s))
     assert p.status_code == 200 and p.headers["Content-Type"] == "image/jpeg"
     assert Image.open(io.BytesIO(p.content)).size == (96, 64)   # fits already: same size
-#x2 with the defaults otherwise(balanced needs medium : not installed->FAILURE named)
+    # x2 with the defaults otherwise (balanced needs medium: not installed -> FAILURE named)
     r = enhance(s, photo(30, 20), quality="fast", upscale=2, output_format="webp")
     done = wait_done(s, r.json()["job_id"])
     assert done["status"] == "SUCCESS" and done["result"]["width"] == 60
@@ -124,7 +123,7 @@ def test_face_enhance_finds_the_face(start_server, tmp_path):
 
 
 def test_admission_errors(start_server, tmp_path):
-#No face detector here(MODELD_FACE_CASCADE names no file) : face_enhance is refused, 422.
+    # No face detector here (MODELD_FACE_CASCADE names no file): face_enhance is refused, 422.
     s = start_server("--workers", "1", "--enhance-max-bytes", "64K",
                      data_dir=data_dir_with_models(tmp_path), env={"MODELD_FACE_CASCADE": "/nonexistent.xml"})
     cases = [

@@ -1,68 +1,62 @@
-""
-        "Issue 8 §5, " work outlives its deadline ", end to end: what an attacker tried against the
-        server and what must happen now.
+"""Issue 8 §5, "work outlives its deadline", end to end: what an attacker tried against the
+server and what must happen now.
 
-        - A 6000x6000 all - black PNG(35 KB) and
-    a white 8192x4882 PNG(50 KB) are refused by
-        admission(400 image_too_large naming the pixel limit) before any pixel is traced.-
-        With a larger pixel limit,
-    such a conversion past its deadline answers 504 and
-            its worker is freed(the trace is cancelled at its next check)
-    : a normal conversion right after succeeds on the one worker
-          .- The pool
-                - wide pixel budget answers 503 overloaded with Retry - After while it is spent.-
-                SIGTERM's drain respects --drain-timeout: a conversion still running is cancelled and the process
-                exits.-
-                The 1.7 KB cut of a 6000x6000 JPEG with an EOI glued on is truncated_image.-
-                Tracing parameters accept JSON numbers
-            and
-            plain decimal strings only(§5 "lenient numbers")
-                .
+- A 6000x6000 all-black PNG (35 KB) and a white 8192x4882 PNG (50 KB) are refused by admission
+  (400 image_too_large naming the pixel limit) before any pixel is traced.
+- With a larger pixel limit, such a conversion past its deadline answers 504 and its worker is
+  freed (the trace is cancelled at its next check): a normal conversion right after succeeds on
+  the one worker.
+- The pool-wide pixel budget answers 503 overloaded with Retry-After while it is spent.
+- SIGTERM's drain respects --drain-timeout: a conversion still running is cancelled and the
+  process exits.
+- The 1.7 KB cut of a 6000x6000 JPEG with an EOI glued on is truncated_image.
+- Tracing parameters accept JSON numbers and plain decimal strings only (§5 "lenient numbers").
 
-            Images are built here(convert_util.png_bytes) or
-        come from tests / fixtures;
-nothing reads../ shared.The big uploads go through a first server with the default deadline,
-    and the tests run on a second one over the same data dir with the settings under test,
-    so a slow(ASan)
-upload never meets a short deadline
-    .""
-     "
-    import concurrent.futures as cf import os import re import signal import time
+Images are built here (convert_util.png_bytes) or come from tests/fixtures; nothing reads
+../shared. The big uploads go through a first server with the default deadline, and the tests
+run on a second one over the same data dir with the settings under test, so a slow (ASan) upload
+never meets a short deadline.
+"""
+import concurrent.futures as cf
+import os
+import re
+import signal
+import time
 
-        import pytest import requests
+import pytest
+import requests
 
-            from convert_util import bearer,
-    code, convert, png_bytes,
-    upload
+from convert_util import bearer, code, convert, png_bytes, upload
 
-        HERE = os.path.dirname(os.path.abspath(__file__)) FIXTURES =
-            os.path.join(HERE, "..", "fixtures")
+HERE = os.path.dirname(os.path.abspath(__file__))
+FIXTURES = os.path.join(HERE, "..", "fixtures")
 
-                def
-                metric(s, name)
-    : text = requests.get(s.url + "/metrics", headers = bearer(s.key), timeout = 30).text m =
-                re.search(r "^%s (\S+)$" % re.escape(name), text,
-                          re.M) return float(m.group(1)) if m else None
 
-                    def
-                    wait_for(pred, timeout = 30)
-    : end = time.time() + timeout while time.time() < end : if pred ()
-    : return True time.sleep(0.05) return False
+def metric(s, name):
+    text = requests.get(s.url + "/metrics", headers=bearer(s.key), timeout=30).text
+    m = re.search(r"^%s (\S+)$" % re.escape(name), text, re.M)
+    return float(m.group(1)) if m else None
 
-          def
-          uploaded(url, key, data, name)
-    : r = upload(url, key, data, filename = name) assert r.status_code == 200,
-        r.text return r
-            .json()["file_id"]
 
-        @pytest.fixture(scope = "module") def
-        images()
-    : return
-{
-    "zero" : png_bytes(6000, 6000),
-             "white" : png_bytes(8192, 4882, 255),
-                       "small" : png_bytes(48, 40)
-}
+def wait_for(pred, timeout=30):
+    end = time.time() + timeout
+    while time.time() < end:
+        if pred():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def uploaded(url, key, data, name):
+    r = upload(url, key, data, filename=name)
+    assert r.status_code == 200, r.text
+    return r.json()["file_id"]
+
+
+@pytest.fixture(scope="module")
+def images():
+    return {"zero": png_bytes(6000, 6000), "white": png_bytes(8192, 4882, 255), "small": png_bytes(48, 40)}
+
 
 @pytest.fixture
 def prepared(start_server, images, tmp_path):
@@ -101,8 +95,8 @@ def test_deadline_cancels_the_work_and_frees_the_worker(prepared):
         r = convert(s.url, s.key, {"file_id": ids[name], "converter": conv})
         assert r.status_code == 504, r.text
         assert code(r) == "timeout"
-#The one worker stops at its next check(seconds), not when the trace would have ended
-#(over a minute for these images under ASan), and gives its pixels back.
+        # The one worker stops at its next check (seconds), not when the trace would have ended
+        # (over a minute for these images under ASan), and gives its pixels back.
         assert wait_for(lambda: metric(s, "modeld_compute_workers_busy") == 0)
         assert metric(s, "modeld_convert_pixels_in_flight") == 0
         r = convert(s.url, s.key, {"file_id": ids["small"], "converter": conv})
@@ -135,8 +129,8 @@ def test_drain_timeout_cancels_running_conversions(prepared):
         t0 = time.time()
         s.proc.send_signal(signal.SIGTERM)
         assert s.proc.wait(timeout=120) == 0
-# 1 s of drain, the cancelled trace's next check, 1 s for the 503s to go out: seconds,
-#where finishing the trace would take over a minute under ASan.
+        # 1 s of drain, the cancelled trace's next check, 1 s for the 503s to go out: seconds,
+        # where finishing the trace would take over a minute under ASan.
         assert time.time() - t0 < 30
         r = big.result()
     assert r.status_code == 503

@@ -1,14 +1,9 @@
-""
-    "End-to-end tests of the durable job queue and the /api/v1 job routes, driven by the " test "
-    job kind of-- test -
-    routes(POST / api / test / jobs
-           : copies its body to its result in timed steps),
-    so that they need no network : every job route, field and status code;
-a 50 - job batch and its ZIP;
-another key's job and batch answer 404; cancel of a queued and of a running job; the queue limit(
-    503 + Retry - After);
-and crash safety : kill - 9 of the server during processing,
-    then a restart : every accepted job finishes; kill -9 of a `modeld worker` process: its job is run again
+"""End-to-end tests of the durable job queue and the /api/v1 job routes, driven by the "test"
+job kind of --test-routes (POST /api/test/jobs: copies its body to its result in timed steps),
+so that they need no network: every job route, field and status code; a 50-job batch and its
+ZIP; another key's job and batch answer 404; cancel of a queued and of a running job; the queue
+limit (503 + Retry-After); and crash safety: kill -9 of the server during processing, then a
+restart: every accepted job finishes; kill -9 of a `modeld worker` process: its job is run again
 by another worker. Waits are for conditions with generous bounds, never timing thresholds."""
 import io
 import os
@@ -165,7 +160,7 @@ def test_kill_9_during_processing_every_job_finishes(start_server):
     ids = [submit(s, k, b"job%d" % i, steps=20, step_ms=50)["job_id"] for i in range(6)]
     wait_status(s, k, ids[0], {"PROCESSING"})
     s.stop(signal.SIGKILL)
-#Same data dir : the new server sees the dead process's leases and runs the jobs again.
+    # Same data dir: the new server sees the dead process's leases and runs the jobs again.
     s2 = start_server("--test-routes", "--workers", "2", data_dir=s.data_dir, expect_key=False)
     for i, jid in enumerate(ids):
         done = wait_status(s2, k, jid, {"SUCCESS", "FAILURE"})
@@ -185,12 +180,19 @@ def test_kill_9_of_a_worker_process(start_server):
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
 
     w1 = worker()
-try : j
-    = submit(s, k, b "payload", steps = 40, step_ms = 50)
-          wait_status(s, k, j["job_id"], {"PROCESSING"}) w1.send_signal(signal.SIGKILL) w1.wait()
-              w2 = worker()
-    try : done
-= wait_status(s, k, j["job_id"], {"SUCCESS", "FAILURE"}) assert done["status"] == "SUCCESS" and
-  done["attempts"] == 2,
-    done finally : w2.send_signal(signal.SIGTERM) assert w2.wait(timeout = 60) == 0 finally
-    : if w1.poll() is None : w1.kill() w1.wait()
+    try:
+        j = submit(s, k, b"payload", steps=40, step_ms=50)
+        wait_status(s, k, j["job_id"], {"PROCESSING"})
+        w1.send_signal(signal.SIGKILL)
+        w1.wait()
+        w2 = worker()
+        try:
+            done = wait_status(s, k, j["job_id"], {"SUCCESS", "FAILURE"})
+            assert done["status"] == "SUCCESS" and done["attempts"] == 2, done
+        finally:
+            w2.send_signal(signal.SIGTERM)
+            assert w2.wait(timeout=60) == 0
+    finally:
+        if w1.poll() is None:
+            w1.kill()
+            w1.wait()

@@ -1,31 +1,35 @@
-""
-    "GET /api/v1/jobs/{id}/status: a job's status over a WebSocket (issue 10 section 2), against the
-    real binary with python3 -
-    websocket as the client.
+"""GET /api/v1/jobs/{id}/status: a job's status over a WebSocket (issue 10 section 2), against the
+real binary with python3-websocket as the client.
 
-    The jobs here are rows this test writes into the
-        server's store itself, the way a `modeld worker` process on the same data dir
-        would(its kind is one no worker of the server runs, and its lease belongs to another host,
-              so nothing in the server touches it)
-    : the server learns of every change only through the store,
-which is the path a status takes from another process
-    .""
-     "
-    import json import os import signal import socket import sqlite3 import
-    struct import threading import time import uuid
+The jobs here are rows this test writes into the server's store itself, the way a `modeld
+worker` process on the same data dir would (its kind is one no worker of the server runs, and
+its lease belongs to another host, so nothing in the server touches it): the server learns of
+every change only through the store, which is the path a status takes from another process.
+"""
+import json
+import os
+import signal
+import socket
+import sqlite3
+import struct
+import threading
+import time
+import uuid
 
-    import pytest import requests import websocket
+import pytest
+import requests
+import websocket
 
-    from conftest import JWT_SECRET #noqa : F401(the servers sign tokens with it)
+from conftest import JWT_SECRET  # noqa: F401  (the servers sign tokens with it)
 
-                                                def key_id(key)
-    : return key.split("_")[1]
 
-      def bearer(k)
-    : return
-{
-    "Authorization" : "Bearer " + k
-}
+def key_id(key):
+    return key.split("_")[1]
+
+
+def bearer(k):
+    return {"Authorization": "Bearer " + k}
+
 
 @pytest.fixture(scope="module")
 def keys(server):
@@ -105,7 +109,8 @@ def next_status(ws):
 def close_code(data):
     return struct.unpack(">H", data[:2])[0] if len(data) >= 2 else None
 
-#-- -- messages until a terminal state -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- --
+
+# ---- messages until a terminal state --------------------------------------------------------
 
 def test_messages_until_terminal_state(server, keys):
     jid = insert_job(server, key_id(keys["read"]))
@@ -113,7 +118,7 @@ def test_messages_until_terminal_state(server, keys):
     first = next_status(ws)
     assert first["job_id"] == jid and first["status"] == "QUEUED" and first["progress"] == 0
     assert first["quality"] == "fast" and first["upscale"] == 2 and first["result"] is None
-#The job's own status object: the fields of issue 10 section 4 are there.
+    # The job's own status object: the fields of issue 10 section 4 are there.
     for field in ("stage", "created_at", "started_at", "completed_at", "error_message"):
         assert field in first
 
@@ -124,7 +129,7 @@ def test_messages_until_terminal_state(server, keys):
     assert s["status"] == "PROCESSING" and s["progress"] == 25 and s["stage"] == "tile 1/4"
     assert s["started_at"] is not None
 
-#Nothing changes : the status still comes again(at least once a second while running).
+    # Nothing changes: the status still comes again (at least once a second while running).
     again = next_status(ws)
     assert again["status"] == "PROCESSING" and again["progress"] == 25
 
@@ -155,8 +160,8 @@ def test_finished_job_sends_once_and_closes(server, keys):
     op, data = next_frame(ws)
     assert op == websocket.ABNF.OPCODE_CLOSE and close_code(data) == 1000
     ws.close()
-#The same object GET / api / v1 / jobs / {id } answers(that route comes with the jobs routes; on a
-#server that has it, the two must agree field by field).
+    # The same object GET /api/v1/jobs/{id} answers (that route comes with the jobs routes; on a
+    # server that has it, the two must agree field by field).
     r = requests.get(server.url + "/api/v1/jobs/" + jid, headers=bearer(keys["read"]))
     if r.status_code == 200:
         plain = r.json()
@@ -165,7 +170,8 @@ def test_finished_job_sends_once_and_closes(server, keys):
     else:
         assert r.status_code == 404 and "no route" in r.json()["error"]["message"]
 
-#-- -- refusals before the upgrade -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- --
+
+# ---- refusals before the upgrade ------------------------------------------------------------
 
 def test_unknown_job_404(server, keys):
     assert refused(server, "j_" + "0" * 32, keys["read"]) == 404
@@ -187,7 +193,7 @@ def test_credentials(server, keys):
     jid = insert_job(server, key_id(keys["read"]))
     assert refused(server, jid) == 401
     assert refused(server, jid, "mdk_bogus_key") == 401
-#Browsers : a JWT in ? token = (never an API key : it would end up in proxy logs).
+    # Browsers: a JWT in ?token= (never an API key: it would end up in proxy logs).
     tok = requests.post(server.url + "/api/auth/token", headers=bearer(keys["read"])).json()["access_token"]
     ws = connect(server, jid, query="?token=" + tok)
     assert next_status(ws)["job_id"] == jid
@@ -210,7 +216,8 @@ def test_route_documented(server):
     op = doc["paths"]["/api/v1/jobs/{id}/status"]["get"]
     assert "101" in op["responses"] and "404" in op["responses"] and "503" in op["responses"]
 
-#-- -- the socket limit and the drain(one server of its own : it is stopped at the end) -- -- -- --
+
+# ---- the socket limit and the drain (one server of its own: it is stopped at the end) --------
 
 def test_socket_limit_then_drain(start_server):
     s = start_server("--ws-max", "2")
@@ -232,17 +239,21 @@ def test_socket_limit_then_drain(start_server):
     a.close()  # a close handshake frees the slot
     deadline = time.time() + 10
     while True:
-try : c
-    = connect(s, jid, key) break except websocket.WebSocketBadStatusException as x
-        : assert x.status_code == 503 and
-      time.time() < deadline time.sleep(0.05) assert next_status(c)["job_id"] == jid
+        try:
+            c = connect(s, jid, key)
+            break
+        except websocket.WebSocketBadStatusException as x:
+            assert x.status_code == 503 and time.time() < deadline
+            time.sleep(0.05)
+    assert next_status(c)["job_id"] == jid
 
-#SIGTERM with two sockets open : each gets a close frame 1001 before the server exits.
-          frames = {0 : [], 1 : []}
+    # SIGTERM with two sockets open: each gets a close frame 1001 before the server exits.
+    frames = {0: [], 1: []}
 
-    def read(i, ws)
-        : while True:
-    try : op, data = next_frame(ws)
+    def read(i, ws):
+        while True:
+            try:
+                op, data = next_frame(ws)
             except (websocket.WebSocketException, OSError):
                 return
             frames[i].append((op, data))
@@ -261,7 +272,7 @@ try : c
     assert s.proc.wait(30) == 0
     b.close()
     c.close()
-#The job itself was not touched : it belongs to another process.
+    # The job itself was not touched: it belongs to another process.
     with db(s) as conn:
         assert conn.execute("SELECT state FROM jobs WHERE id = ?", (jid,)).fetchone()[0] == "PROCESSING"
 

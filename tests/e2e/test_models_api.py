@@ -19,8 +19,8 @@ ROWS = [[1.0, 2.0, 3.0, 4.0]]
 
 @pytest.fixture(scope="module")
 def srv():
-#No automatic canary judgement here : a tiny model's p99 is noise, and these tests drive
-#the canary by hand(test_canary_settings_reach_the_registry covers the automatic side).
+    # No automatic canary judgement here: a tiny model's p99 is noise, and these tests drive
+    # the canary by hand (test_canary_settings_reach_the_registry covers the automatic side).
     yield from keyed_server(["--models-dir", models_dir(), "--canary-min-requests", "1000000000"])
 
 
@@ -82,33 +82,28 @@ def test_activate_canary_promote_rollback(srv):
     assert r.status_code == 200, r.text
     m = r.json()["model"]
     assert m["active_version"] == "1"
-    assert
-{v["version"]: v["state"] for v in m["versions"]
-}
-["3"] == "STANDBY" assert answer_version(srv) ==
-    "1"
+    assert {v["version"]: v["state"] for v in m["versions"]}["3"] == "STANDBY"
+    assert answer_version(srv) == "1"
 
-    r = post(srv, "/api/models/%s/versions/2/canary" % MODEL,
-             json = {"percent" : 100}) assert r.status_code
-        == 200,
-    r.text m = r.json()["model"] assert m["canary_version"] == "2" and m["canary_percent"] ==
-                                                                           100 assert
-                                                                           answer_version(srv) ==
-                                                                           "2" r =
-                   post(srv, "/api/models/%s/promote" % MODEL) assert r.status_code == 200,
-    r.text assert r.json()["model"]["active_version"] == "2" assert answer_version(srv) ==
-        "2"
+    r = post(srv, "/api/models/%s/versions/2/canary" % MODEL, json={"percent": 100})
+    assert r.status_code == 200, r.text
+    m = r.json()["model"]
+    assert m["canary_version"] == "2" and m["canary_percent"] == 100
+    assert answer_version(srv) == "2"
+    r = post(srv, "/api/models/%s/promote" % MODEL)
+    assert r.status_code == 200, r.text
+    assert r.json()["model"]["active_version"] == "2"
+    assert answer_version(srv) == "2"
 
-        r = post(srv, "/api/models/%s/rollback" % MODEL) assert r.status_code == 200,
-    r.text assert r.json()["model"]["active_version"] == "1" assert answer_version(srv) ==
-        "1"
+    r = post(srv, "/api/models/%s/rollback" % MODEL)
+    assert r.status_code == 200, r.text
+    assert r.json()["model"]["active_version"] == "1"
+    assert answer_version(srv) == "1"
 
-        r = post(srv, "/api/models/%s/versions/3/canary" % MODEL,
-                 json = {"percent" : 50}) assert r.status_code
-            == 200,
-    r.text assert r.json()["model"]["canary_version"] == "3" assert
-{answer_version(srv) for _ in range(40)
-} <= {"1", "3"}
+    r = post(srv, "/api/models/%s/versions/3/canary" % MODEL, json={"percent": 50})
+    assert r.status_code == 200, r.text
+    assert r.json()["model"]["canary_version"] == "3"
+    assert {answer_version(srv) for _ in range(40)} <= {"1", "3"}
     r = post(srv, "/api/models/%s/versions/3/canary" % MODEL, json={"percent": 0})
     assert r.status_code == 200, r.text
     assert not r.json()["model"].get("canary_version")
@@ -200,7 +195,8 @@ def test_required_model_gates_readiness(start_server):
     v1 = [v for v in m["versions"] if v["version"] == "1"][0]
     assert v1["state"] == "FAILED" and v1.get("reason")
 
-#-- -- the CLI -- --
+
+# ---- the CLI ----
 
 def cli(*args):
     p = subprocess.run([_bin(), "models"] + list(args), capture_output=True, text=True, timeout=120)
@@ -256,7 +252,7 @@ def test_cli_on_data_dir(start_server):
     rc, out, e = cli("list", "--data-dir", data_dir, "--models-dir", mdir)
     assert rc == 0, e
     assert MODEL in out
-#the CLI loads nothing : it shows what the store remembers(the server activated 3)
+    # the CLI loads nothing: it shows what the store remembers (the server activated 3)
     m = cli_info(data_dir, mdir)
     assert m["name"] == MODEL and m["active_version"] == "3" and m["state"] == "UNLOADED", m
     rc, out, e = cli("rollback", MODEL, "--data-dir", data_dir, "--models-dir", mdir)
@@ -266,16 +262,13 @@ def test_cli_on_data_dir(start_server):
     assert "restart" in e  # a server already running does not see it
     m = cli_info(data_dir, mdir)
     assert m["active_version"] == "1" and m["state"] == "UNLOADED", m
-    assert
-{v["version"]: v["state"] for v in m["versions"]
-}
-["1"] == "UNLOADED" assert m["stats"]["1"]["state"] == "UNLOADED" rc, out,
-    e = cli("list", "--json", "--data-dir", data_dir, "--models-dir", mdir) assert rc == 0 and
-{x["name"]: x for x in json.loads(out)
-}[MODEL]["active_version"] == "1"
+    assert {v["version"]: v["state"] for v in m["versions"]}["1"] == "UNLOADED"
+    assert m["stats"]["1"]["state"] == "UNLOADED"
+    rc, out, e = cli("list", "--json", "--data-dir", data_dir, "--models-dir", mdir)
+    assert rc == 0 and {x["name"]: x for x in json.loads(out)}[MODEL]["active_version"] == "1"
     rc, out, e = cli("activate", MODEL, "9", "--data-dir", data_dir, "--models-dir", mdir)
     assert rc == 1 and "9" in e
-#rollback on the data dir returns to the version active before(3), and back again
+    # rollback on the data dir returns to the version active before (3), and back again
     rc, out, e = cli("rollback", MODEL, "--data-dir", data_dir, "--models-dir", mdir)
     assert rc == 0, e
     assert cli_info(data_dir, mdir)["active_version"] == "3"
@@ -285,13 +278,13 @@ def test_cli_on_data_dir(start_server):
     s2 = start_server("--models-dir", mdir, data_dir=data_dir, expect_key=False)
     r = requests.post(s2.url + "/v2/models/%s/infer" % MODEL, json=infer_body(ROWS), headers=bearer(s.admin_key))
     assert r.status_code == 200 and r.json()["model_version"] == "1"
-#after a restart nothing stands by, yet the server rolls back to the remembered version
+    # after a restart nothing stands by, yet the server rolls back to the remembered version
     r = requests.post(s2.url + "/api/models/%s/rollback" % MODEL, headers=bearer(s.admin_key))
     assert r.status_code == 200, r.text
     assert r.json()["model"]["active_version"] == "3"
     r = requests.post(s2.url + "/v2/models/%s/infer" % MODEL, json=infer_body(ROWS), headers=bearer(s.admin_key))
     assert r.status_code == 200 and r.json()["model_version"] == "3"
-#the CLI changing the store under a running server : the server keeps what it serves
+    # the CLI changing the store under a running server: the server keeps what it serves
     rc, out, e = cli("activate", MODEL, "2", "--data-dir", data_dir, "--models-dir", mdir)
     assert rc == 0, e
     r = requests.post(s2.url + "/v2/models/%s/infer" % MODEL, json=infer_body(ROWS), headers=bearer(s.admin_key))

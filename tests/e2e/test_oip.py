@@ -1,32 +1,31 @@
-""
-    "End-to-end tests of the Open Inference Protocol routes (KServe " V2 " REST) against the
-    protocol text
-    : server and model metadata,
-      health,
-      infer with JSON tensors and the binary tensor data extension,
-      errors in the{"error" : "<message>"} form,
-      Triton's statistics and model repository
-      extensions(inline upload, refused artefacts that leave the old version serving),
-      roles,
-      and active versions surviving a restart.""
-                                              "
-          import base64 import json import os import signal import struct import tempfile
+"""End-to-end tests of the Open Inference Protocol routes (KServe "V2" REST) against the
+protocol text: server and model metadata, health, infer with JSON tensors and the binary tensor
+data extension, errors in the {"error": "<message>"} form, Triton's statistics and model
+repository extensions (inline upload, refused artefacts that leave the old version serving),
+roles, and active versions surviving a restart."""
+import base64
+import json
+import os
+import signal
+import struct
+import tempfile
 
-          import pytest import requests
+import pytest
+import requests
 
-          from oip_util import(MODEL, keyed_server, binary_request, bearer, floats, infer_body,
-                               models_dir, oip_error, split_binary, version_files)
+from oip_util import (MODEL, keyed_server, binary_request, bearer, floats, infer_body, models_dir, oip_error,
+                      split_binary, version_files)
 
-              ROWS = [ [ 1.0, 2.0, 3.0, 4.0 ], [ -1.5, 0.25, 0.0, 100.0 ] ]
+ROWS = [[1.0, 2.0, 3.0, 4.0], [-1.5, 0.25, 0.0, 100.0]]
 
-                     @pytest.fixture(scope = "module") def srv()
-    : def version_2(s)
-    : #a known state : version 2 active(a fresh start picks the highest, 3) r =
-          requests
-              .post(s.url + "/api/models/%s/versions/2/activate" % MODEL,
-                    headers = bearer(s.admin_key)) assert r.status_code
-          == 200,
-              r.text yield from keyed_server([ "--models-dir", models_dir() ], version_2)
+
+@pytest.fixture(scope="module")
+def srv():
+    def version_2(s):  # a known state: version 2 active (a fresh start picks the highest, 3)
+        r = requests.post(s.url + "/api/models/%s/versions/2/activate" % MODEL, headers=bearer(s.admin_key))
+        assert r.status_code == 200, r.text
+    yield from keyed_server(["--models-dir", models_dir()], version_2)
+
 
 def infer(srv, body, version=None, key=None, **kw):
     path = "/v2/models/%s%s/infer" % (MODEL, "/versions/" + version if version else "")
@@ -38,7 +37,8 @@ def active_version(srv):
     assert r.status_code == 200, r.text
     return r.json()["model"]["active_version"]
 
-#-- -- server - level routes -- --
+
+# ---- server-level routes ----
 
 def test_server_metadata(srv):
     r = requests.get(srv.url + "/v2")
@@ -57,14 +57,15 @@ def test_health_live_and_ready(srv):
 def test_unknown_v2_route_is_404(srv):
     r = requests.get(srv.url + "/v2/nothing/here")
     assert r.status_code == 404
-#the OIP error shape, even though no route matched
+    # the OIP error shape, even though no route matched
     assert set(r.json()) == {"error"} and isinstance(r.json()["error"], str)
     r = requests.delete(srv.url + "/v2/health/live")
     assert r.status_code == 405 and set(r.json()) == {"error"}
     r = requests.get(srv.url + "/v2x")  # not under /v2: the usual error body
     assert r.status_code == 404 and r.json()["success"] is False
 
-#-- -- model metadata and readiness -- --
+
+# ---- model metadata and readiness ----
 
 def test_model_metadata(srv):
     r = requests.get(srv.url + "/v2/models/" + MODEL, headers=bearer(srv.read_key))
@@ -107,7 +108,8 @@ def test_metadata_needs_a_key(srv):
     assert r.status_code == 401
     oip_error(r)
 
-#-- -- infer, JSON -- --
+
+# ---- infer, JSON ----
 
 def test_infer_json(srv):
     r = infer(srv, infer_body(ROWS, id="req-42"))
@@ -143,16 +145,17 @@ def test_infer_requested_outputs_subset_and_order(srv):
 
 
 def test_infer_on_a_version(srv):
-# 3 was active at start and is STANDBY since 2 was activated : still loaded, still answers.
+    # 3 was active at start and is STANDBY since 2 was activated: still loaded, still answers.
     r = infer(srv, infer_body(ROWS), version="3")
     assert r.status_code == 200, r.text
     j = r.json()
     assert j["model_version"] == "3"
     assert j["outputs"][0]["data"] == pytest.approx([x + 3 for row in ROWS for x in row])
-# 1 is on disk but was never loaded : unavailable, not a silent answer from another version.
+    # 1 is on disk but was never loaded: unavailable, not a silent answer from another version.
     r = infer(srv, infer_body(ROWS), version="1")
     assert r.status_code == 503
     assert "1" in oip_error(r)
+
 
 def test_infer_parameters_are_accepted(srv):
     body = infer_body(ROWS, parameters={"priority": 1})
@@ -195,6 +198,7 @@ def test_infer_not_json(srv):
     assert r.status_code == 400
     assert "JSON" in oip_error(r)
 
+
 def test_infer_unknown_model_and_version(srv):
     r = requests.post(srv.url + "/v2/models/nope/infer", json=infer_body(ROWS), headers=bearer(srv.read_key))
     assert r.status_code == 404
@@ -209,7 +213,8 @@ def test_infer_needs_a_key(srv):
     assert r.status_code == 401
     oip_error(r)
 
-#-- -- binary tensor data extension -- --
+
+# ---- binary tensor data extension ----
 
 def test_binary_round_trip(srv):
     body, headers = binary_request(ROWS, outputs=[{"name": "y", "parameters": {"binary_data": True}},
@@ -239,7 +244,7 @@ def test_binary_data_output_parameter(srv):
     assert r.status_code == 200, r.text
     head, raw = split_binary(r)
     assert set(raw) == {"y", "z"}
-#an output's own binary_data: false overrides the request-wide default
+    # an output's own binary_data: false overrides the request-wide default
     r = infer(srv, infer_body(ROWS, parameters={"binary_data_output": True},
                               outputs=[{"name": "y", "parameters": {"binary_data": False}}, {"name": "z"}]))
     head, raw = split_binary(r)
@@ -272,13 +277,16 @@ def test_binary_size_mismatch_with_shape(srv):
     assert r.status_code == 400
     assert "'x'" in oip_error(r) and "32 bytes" in oip_error(r)
 
-def test_binary_size_without_header(srv)
-    : body = infer_body(ROWS) body["inputs"][0]["parameters"] =
-          {"binary_data_size" : 32} body["inputs"][0].pop("data") r =
-              infer(srv, body) assert r.status_code == 400 and "Inference-Header-Content-Length" in
-              oip_error(r)
 
-#-- -- statistics extension -- --
+def test_binary_size_without_header(srv):
+    body = infer_body(ROWS)
+    body["inputs"][0]["parameters"] = {"binary_data_size": 32}
+    body["inputs"][0].pop("data")
+    r = infer(srv, body)
+    assert r.status_code == 400 and "Inference-Header-Content-Length" in oip_error(r)
+
+
+# ---- statistics extension ----
 
 def test_stats(srv):
     for _ in range(3):
@@ -300,7 +308,8 @@ def test_stats(srv):
     assert r.status_code == 404
     oip_error(r)
 
-#-- -- repository extension -- --
+
+# ---- repository extension ----
 
 def test_repository_index(srv):
     r = requests.post(srv.url + "/v2/repository/index", headers=bearer(srv.read_key))
@@ -312,6 +321,7 @@ def test_repository_index(srv):
     assert r.status_code == 200 and all(x["state"] == "READY" for x in r.json())
     r = requests.post(srv.url + "/v2/repository/index", json={"ready": "yes"}, headers=bearer(srv.read_key))
     assert r.status_code == 400 and "ready" in oip_error(r)
+
 
 def test_repository_roles(srv):
     for key in (srv.read_key, srv.write_key):
@@ -334,7 +344,7 @@ def test_inline_load_then_serve(srv):
     j = infer(srv, infer_body(ROWS)).json()
     assert j["model_version"] == "7"
     assert j["outputs"][0]["data"] == pytest.approx([v + 7 for row in ROWS for v in row])
-#back to where the module started
+    # back to where the module started
     r = requests.post(srv.url + "/api/models/%s/versions/%s/activate" % (MODEL, before), headers=bearer(srv.admin_key))
     assert r.status_code == 200, r.text
 
@@ -390,11 +400,12 @@ def test_unload_and_load_from_repository(srv):
     assert r.status_code == 200, r.text
     assert requests.get(srv.url + "/v2/models/%s/ready" % MODEL, headers=bearer(srv.read_key)).status_code == 200
     assert infer(srv, infer_body(ROWS)).status_code == 200
-#put the module's state back
+    # put the module's state back
     r = requests.post(srv.url + "/api/models/%s/versions/2/activate" % MODEL, headers=bearer(srv.admin_key))
     assert r.status_code == 200, r.text
 
-#-- -- restart -- --
+
+# ---- restart ----
 
 def test_restart_keeps_active_versions(start_server):
     mdir = models_dir()
@@ -407,13 +418,13 @@ def test_restart_keeps_active_versions(start_server):
     assert r.status_code == 200, r.text
     r = requests.post(s.url + "/api/models/%s/versions/1/activate" % MODEL, headers=bearer(s.admin_key))
     assert r.status_code == 200, r.text
-#kill - 9, not a graceful stop : what was answered 200 must already be on disk
+    # kill -9, not a graceful stop: what was answered 200 must already be on disk
     assert s.stop(signal.SIGKILL) == -signal.SIGKILL
     s2 = start_server("--models-dir", mdir, data_dir=data_dir, expect_key=False)
     r = requests.post(s2.url + "/v2/models/%s/infer" % MODEL, json=infer_body(ROWS), headers=bearer(s.admin_key))
     assert r.status_code == 200, r.text
     assert r.json()["model_version"] == "1"
-#the uploaded version is still on disk under the data dir
+    # the uploaded version is still on disk under the data dir
     r = requests.post(s2.url + "/v2/models/%s/versions/5/infer" % MODEL, json=infer_body(ROWS),
                       headers=bearer(s.admin_key))
     assert r.status_code in (200, 503), r.text

@@ -51,7 +51,8 @@ def operations(doc):
 def template(pattern):
     return pattern.replace("*}", "}")
 
-#-- --(a) every registered route is in the document, documented -- --
+
+# ---- (a) every registered route is in the document, documented ----
 
 def test_every_route_is_documented(doc):
     table = routes_table("--test-routes")  # the settings the `server` fixture runs with
@@ -64,19 +65,16 @@ def test_every_route_is_documented(doc):
         assert "x-modeld-undocumented" not in op, (method, pattern)
         assert op["summary"] == summary and op["summary"].strip()
         assert op["x-modeld-role"] == role
-        assert op["tags"] and op["tags"][0] in
-{t["name"] for t in doc["tags"]
-}
+        assert op["tags"] and op["tags"][0] in {t["name"] for t in doc["tags"]}
         assert op["responses"], (method, pattern)
-#success is a 2xx, or 101 for a WebSocket route(marked as one)
+        # success is a 2xx, or 101 for a WebSocket route (marked as one)
         assert any(s.startswith("2") or (s == "101" and op.get("x-modeld-websocket")) for s in op["responses"]), \
             (method, pattern)
         if role == "public":
             assert op["security"] == []
         else:
             assert op["security"] == [{"bearerAuth": []}, {"apiKeyAuth": []}]
-            assert {
-    "401", "403"} <= set(op["responses"]), (method, pattern)
+            assert {"401", "403"} <= set(op["responses"]), (method, pattern)
     assert not ops, "operations with no route: %s" % sorted(ops)
 
 
@@ -111,10 +109,10 @@ def test_error_responses_follow_the_error_table(doc):
     assert "`invalid_parameter`" in audit["responses"]["400"]["description"]
     assert audit["responses"]["400"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/Error"}
-#rate - limited routes have 429 with Retry - After; health is not rate limited
+    # rate-limited routes have 429 with Retry-After; health is not rate limited
     assert "Retry-After" in audit["responses"]["429"]["headers"]
     assert "429" not in ops[("get", "/api/health")]["responses"]
-#heavy routes can be refused by the compute pool(503) or time out(504)
+    # heavy routes can be refused by the compute pool (503) or time out (504)
     assert {"503", "504"} <= set(ops[("post", "/api/convert")]["responses"])
     codes = doc["components"]["schemas"]["Error"]["properties"]["error"]["properties"]["code"]["enum"]
     assert {"file_not_found", "invalid_parameter", "rate_limited"} <= set(codes)
@@ -131,7 +129,8 @@ def test_convert_parameters_are_documented(doc):
     assert set(upload) == {"multipart/form-data", "image/*"}
     assert upload["multipart/form-data"]["schema"]["properties"]["file"]["format"] == "binary"
 
-#-- --(b) the document is valid OpenAPI 3.1, and its schemas are valid JSON Schema -- --
+
+# ---- (b) the document is valid OpenAPI 3.1, and its schemas are valid JSON Schema ----
 
 def test_document_is_valid_openapi_3_1(doc):
     with open(OAS_SCHEMA) as f:
@@ -173,11 +172,13 @@ def test_every_schema_is_valid_json_schema_2020_12(doc):
     found = list(schemas_in(doc))
     assert len(found) > 50
     for where, s in found:
-        try : jsonschema.Draft202012Validator.check_schema(s)
+        try:
+            jsonschema.Draft202012Validator.check_schema(s)
         except jsonschema.exceptions.SchemaError as e:
             pytest.fail("%s: %s" % (where, e.message))
 
-#-- -- the server's real answers match the document ----
+
+# ---- the server's real answers match the document ----
 
 def response_validator(doc, path, method, status="200", media="application/json"):
     schema = doc["paths"][path][method]["responses"][status]["content"][media]["schema"]
@@ -210,7 +211,7 @@ def test_answers_match_their_schemas(server, doc):
     check(doc, requests.get(u + "/api/results/" + rid, headers=bearer(key)), "/api/results/{id}", "get")
     svg = requests.get(u + "/api/results/" + rid + ".svg", headers=bearer(key))
     assert svg.headers["Content-Type"] in doc["paths"]["/api/results/{id}"]["get"]["responses"]["200"]["content"]
-#error answers: the common error body, at a status the document lists
+    # error answers: the common error body, at a status the document lists
     check(doc, requests.get(u + "/api/results/nope", headers=bearer(key)), "/api/results/{id}", "get")
     check(doc, requests.get(u + "/api/admin/audit?limit=0", headers=bearer(key)), "/api/admin/audit", "get")
     check(doc, requests.get(u + "/api/admin/audit"), "/api/admin/audit", "get", 401)
@@ -223,7 +224,8 @@ def test_openapi_etag(server):
     r2 = requests.get(server.url + "/openapi.json", headers={"If-None-Match": r.headers["ETag"]})
     assert r2.status_code == 304
 
-#-- --(c) the docs page -- --
+
+# ---- (c) the docs page ----
 
 EXTERNAL = re.compile(r"""(?:src|href|url)\s*[=:(]\s*["']?\s*(?:https?:)?//""", re.I)
 
@@ -255,7 +257,7 @@ def test_docs_page_and_assets(server):
     assert "url: '/openapi.json'" in init and "validatorUrl: null" in init
     assert not EXTERNAL.search(init)
     assert requests.get(server.url + "/docs/swagger-ui.js.map").status_code == 404
-#literal routes win over the web page's GET /{file}
+    # literal routes win over the web page's GET /{file}
     assert requests.get(server.url + "/docs").text == page
     assert requests.get(server.url + "/openapi.json").json()["openapi"] == "3.1.0"
 

@@ -78,8 +78,8 @@ def test_404_and_error_body(server):
 def test_405_with_allow(server):
     r = requests.delete(server.url + "/api/health")
     assert r.status_code == 405
-#POST / api / health is routed too : to POST / api / {model }(the predict routes; the router
-#falls back to a less specific pattern for a method the literal path lacks).
+    # POST /api/health is routed too: to POST /api/{model} (the predict routes; the router
+    # falls back to a less specific pattern for a method the literal path lacks).
     assert r.headers["Allow"] == "GET, HEAD, POST"
     assert error_of(r)["code"] == "method_not_allowed"
 
@@ -100,7 +100,7 @@ def test_request_id_echo_and_log(server):
     line = lines[-1]
     assert line["method"] == "GET" and line["route"] == "/api/health" and line["status"] == 200
     assert line["bytes"] > 0 and line["duration_ms"] >= 0 and "time" in line
-#an unusable id is replaced, never echoed
+    # an unusable id is replaced, never echoed
     r = requests.get(server.url + "/api/health", headers={"X-Request-ID": "bad id <script>"})
     assert re.match(r"^[0-9a-f]{32}$", r.headers["X-Request-ID"])
 
@@ -150,7 +150,7 @@ def test_413_body_limit(start_server):
 
 
 def test_413_default_limit_answers_before_the_body(server):
-# 26 MB declared, nothing sent : the answer must come at once, not after a 25 MB upload
+    # 26 MB declared, nothing sent: the answer must come at once, not after a 25 MB upload
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as c:
         c.sendall(b"POST /api/auth/token HTTP/1.1\r\nHost: x\r\nContent-Length: 27262976\r\n\r\n")
         head = c.recv(4096).decode()

@@ -43,7 +43,7 @@ def test_first_start_prints_admin_key_once(start_server, tmp_path):
     s2 = start_server(data_dir=d, expect_key=False)
     assert "mdk_" not in s2.stdout()
     assert requests.get(s2.url + "/api/admin/audit", headers=bearer(s.admin_key)).status_code == 200
-#the key itself is in no log line
+    # the key itself is in no log line
     assert s.admin_key not in s.stderr() and s.admin_key not in s2.stderr()
 
 
@@ -148,7 +148,7 @@ def test_rate_limit_429(start_server):
     assert codes[-1] == 429
     assert last.json()["error"]["code"] == "rate_limited"
     assert int(last.headers["Retry-After"]) >= 1
-#health is not rate limited and carries no rate headers
+    # health is not rate limited and carries no rate headers
     r = requests.get(s.url + "/api/health")
     assert r.status_code == 200 and "X-RateLimit-Limit" not in r.headers
     m = requests.get(s.url + "/metrics").text
@@ -167,7 +167,7 @@ def test_audit_log(server):
     r = requests.post(server.url + "/api/test/echo", json={"a": 1},
                       headers={**bearer(server.admin_key), "X-Request-ID": rid})
     assert r.status_code == 200 and r.json()["echo"] == {"a": 1}
-#issuing a token changes no state and is not audited
+    # issuing a token changes no state and is not audited
     requests.post(server.url + "/api/auth/token", headers={**bearer(server.admin_key), "X-Request-ID": "tok-1"})
     found = None
     deadline = time.time() + 5  # entries are written by a background thread

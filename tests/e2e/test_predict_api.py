@@ -50,8 +50,7 @@ def churn_features():
 
 def test_every_case_matches_the_reference(srv):
     for c in CASES:
-        body = {
-    "features" : c["features"]}
+        body = {"features": c["features"]}
         if c["options"]:
             body["options"] = c["options"]
         r = post(srv, "/api/" + c["model"], body)
@@ -171,7 +170,8 @@ def test_literal_routes_are_not_shadowed(srv):
     r = get(srv, "/openapi.json").json()
     assert "/api/{model}" in r["paths"] and "/api/{model}/batch" in r["paths"]
 
-#-- -- history, feedback, drift, metrics -- --
+
+# ---- history, feedback, drift, metrics ----
 
 def anomaly_features():
     return dict(next(c for c in CASES if c["model"] == "anomaly")["features"])
@@ -218,8 +218,8 @@ def test_drift_on_shifted_data(start_server):
     s = start_server("--models-dir", os.path.join(ROOT, "models"))
     key = make_key(s, "write")
     base = anomaly_features()
-#In distribution : sessions drawn evenly through the training quantiles(the manifest's
-#piecewise - linear CDF inverted); the other columns stay constant(their own PSI is high).
+    # In distribution: sessions drawn evenly through the training quantiles (the manifest's
+    # piecewise-linear CDF inverted); the other columns stay constant (their own PSI is high).
     mf = json.load(open(os.path.join(ROOT, "models", "anomaly", "1", "modeld.json")))
     dist = mf["preprocessing"]["training_distribution"]["features"]["sessions"]
     pts = [(0.0, dist["min"])] + sorted((float(k), v) for k, v in dist["quantiles"].items()) \
@@ -241,7 +241,7 @@ def test_drift_on_shifted_data(start_server):
     d = requests.get(s.url + "/api/anomaly/drift", headers=bearer(key)).json()
     assert d["rows"] == 200 and d["features"]["sessions"]["level"] == "none", d
     assert d["features"]["sessions"]["ks"] < 0.1
-#Shifted : sessions three times higher than anything seen in training.
+    # Shifted: sessions three times higher than anything seen in training.
     shifted = []
     for f in items:
         g = dict(f)

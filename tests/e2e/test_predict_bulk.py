@@ -1,11 +1,8 @@
 """End-to-end tests of bulk prediction (issue 11 §4, src/api/bulk.c): POST /api/{model}/bulk with
 a CSV (multipart and raw) and a JSON-lines upload, each with bad rows, run as a "predict-bulk"
-job to SUCCESS;
-the result CSV(GET / api / v1 / jobs / {id} / result) has one line per input row in order,
-    the bad rows with their error, and good rows matching POST / api / {model} / batch;
-413 past bulk_max_bytes; 404 for unknown and non-predict models;
-the write role;
-cancel; and a
+job to SUCCESS; the result CSV (GET /api/v1/jobs/{id}/result) has one line per input row in
+order, the bad rows with their error, and good rows matching POST /api/{model}/batch; 413 past
+bulk_max_bytes; 404 for unknown and non-predict models; the write role; cancel; and a
 100,000-row CSV generated here. Waits are for conditions with generous bounds, never timings."""
 import csv
 import io
@@ -82,7 +79,7 @@ def test_csv_with_a_bad_row(srv):
     assert out[17]["error_code"] == "invalid_parameter" and out[17]["error_field"] == "tenure"
     assert "number" in out[17]["error"]
     assert all(not x["error"] for i, x in enumerate(out) if i != 17)
-#good rows are the batch route's predictions, flattened
+    # good rows are the batch route's predictions, flattened
     items = [dict(r, tenure=int(r["tenure"])) for r in rs[:5]]
     b = requests.post(srv.url + "/api/churn/batch", json={"items": items},
                       headers=bearer(srv.write_key)).json()
@@ -123,7 +120,7 @@ def test_json_lines(srv):
     assert bad[3]["error_field"] == "tenure"
     assert bad[10]["error_field"] == "line 11" and "not JSON" in bad[10]["error"]
     assert bad[20]["error_field"] == "line 21" and "object" in bad[20]["error"]
-#told apart by the first byte without a media type
+    # told apart by the first byte without a media type
     r = requests.post(srv.url + "/api/churn/bulk", headers=bearer(srv.write_key),
                       files={"file": ("rows", body)})
     assert r.status_code == 202, r.text
@@ -146,7 +143,7 @@ def test_errors(srv):
     r = requests.post(srv.url + "/api/churn/bulk", files={"other": ("a", b"x")},
                       headers=bearer(srv.write_key))
     assert r.status_code == 400 and r.json()["error"]["field"] == "file", r.text
-#callbacks are refused without an allow - list
+    # callbacks are refused without an allow-list
     r = requests.post(srv.url + "/api/churn/bulk", data=to_csv(rows(2)),
                       params={"callback_url": "http://127.0.0.1:9/x"},
                       headers=bearer(srv.write_key))
@@ -192,15 +189,19 @@ def test_callback_on_completion(start_server):
     s = start_server("--models-dir", os.path.join(ROOT, "models"), "--workers", "1", env=ENV)
     key = make_key(s, "write")
     rec = Receiver([200])
-try : r
-= requests
-      .post(s.url + "/api/churn/bulk", headers = bearer(key),
-            files = {"file" : ("c.csv", to_csv(rows(20, bad = {4})), "text/csv")},
-            data = {"callback_url" : rec.url()}) assert r.status_code == 202,
-    r.text jid = r.json()["job_id"] rec.wait(1) headers,
-           body = rec.requests[0] check_signature(headers, body) doc =
-               json.loads(body) assert doc["job_id"] == jid and doc["state"] == "SUCCESS" and
-               doc["kind"] ==
-                   "predict-bulk" meta = doc["result_meta"] assert meta["format"] == "csv" and
-                                         meta["model"] == "churn" assert meta["rows"] == 20 and
-                                         meta["failed"] == 1 finally : rec.close()
+    try:
+        r = requests.post(s.url + "/api/churn/bulk", headers=bearer(key),
+                          files={"file": ("c.csv", to_csv(rows(20, bad={4})), "text/csv")},
+                          data={"callback_url": rec.url()})
+        assert r.status_code == 202, r.text
+        jid = r.json()["job_id"]
+        rec.wait(1)
+        headers, body = rec.requests[0]
+        check_signature(headers, body)
+        doc = json.loads(body)
+        assert doc["job_id"] == jid and doc["state"] == "SUCCESS" and doc["kind"] == "predict-bulk"
+        meta = doc["result_meta"]
+        assert meta["format"] == "csv" and meta["model"] == "churn"
+        assert meta["rows"] == 20 and meta["failed"] == 1
+    finally:
+        rec.close()

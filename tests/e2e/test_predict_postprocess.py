@@ -39,7 +39,8 @@ def xgb_predict(name, rows):
                     model_file=os.path.join(ROOT, "models", name, "1", "model.json"))
     return b.predict(xgb.DMatrix(np.asarray(rows, dtype=np.float32), missing=np.nan))
 
-#-- -- the manifests -- --
+
+# ---- the manifests ----
 
 @pytest.mark.parametrize("name", PREDICT)
 def test_manifest_says_what_the_server_needs(name):
@@ -61,9 +62,7 @@ def test_manifest_says_what_the_server_needs(name):
             assert len(d["proportions"]) == len(d["edges"]) + 1
             assert abs(sum(d["proportions"]) - 1) < 1e-4
             assert c["minimum"] <= d["min"] <= d["max"] <= c["maximum"]
-    assert set(dist) ==
-{c["name"] for c in cols
-}
+    assert set(dist) == {c["name"] for c in cols}
     assert mf["postprocessing"]["task"] == TASKS[name]
     assert mf["metrics"] and all(isinstance(v, (int, float)) for v in mf["metrics"].values())
     for s in mf["validation"]["samples"]:
@@ -86,7 +85,8 @@ def test_contribution_samples_sum_to_the_margin(name):
             raw = math.log(raw / (1 - raw))
         assert total == pytest.approx(raw, abs=1e-3)
 
-#-- -- classification / regression -- --
+
+# ---- classification / regression ----
 
 def test_bands_and_thresholds():
     post = manifest("churn")["postprocessing"]
@@ -104,7 +104,8 @@ def test_bands_and_thresholds():
     assert reasons == [("c", 1.0), ("a", 0.5)]
     assert pp.top_reasons({"a": 0.5, "b": -2.0, "c": 1.0}, 2, "abs") == [("b", -2.0), ("c", 1.0)]
 
-#-- -- revenue leak -- --
+
+# ---- revenue leak ----
 
 def test_leak_amounts_equal_the_generators_truth():
     post = manifest("revenue-leak")["postprocessing"]
@@ -115,7 +116,7 @@ def test_leak_amounts_equal_the_generators_truth():
         pat = post["patterns"][truth["label"][i] - 1]
         assert pat["class_index"] == truth["label"][i]
         got = pp.pattern_amount(pat["terms"], row)
-#the record's columns are rounded to cents / hundredths of hours
+        # the record's columns are rounded to cents / hundredths of hours
         assert got == pytest.approx(truth["leaked_amount"][i], rel=0.02, abs=5.0)
         checked += 1
     assert checked > 100
@@ -135,7 +136,8 @@ def test_leak_postprocessing():
     row["credit_count"] = 0.0
     assert pp.pattern_amount(post["patterns"][3]["terms"], row) == 0.0
 
-#-- -- pricing -- --
+
+# ---- pricing ----
 
 def test_price_grid_finds_the_analytic_optimum():
     post = manifest("pricing")["postprocessing"]
@@ -143,11 +145,11 @@ def test_price_grid_finds_the_analytic_optimum():
     lv = math.log(5000.0)
     r = pp.price_grid(lv, post, min_price=3000, max_price=7000, steps=1001)
     opt = r["optimum"]
-#revenue p Q(p) is maximal where the elasticity is - 1(within a grid step)
+    # revenue p Q(p) is maximal where the elasticity is -1 (within a grid step)
     assert opt["elasticity"] == pytest.approx(-1.0, abs=4.0 / 1000 / s)
     assert all(p["objective"] <= opt["objective"] for p in r["grid"])
     assert r["grid"][0]["price"] == 3000 and r["grid"][-1]["price"] == pytest.approx(7000)
-#with a unit cost the optimum moves up and satisfies(p - c) / p *(1 - Q) / s = 1
+    # with a unit cost the optimum moves up and satisfies (p - c) / p * (1 - Q) / s = 1
     m = pp.price_grid(lv, post, min_price=3000, max_price=9000, steps=1001, unit_cost=4000)
     p, q = m["optimum"]["price"], m["optimum"]["share"]
     assert p > opt["price"]
@@ -160,7 +162,8 @@ def test_price_grid_finds_the_analytic_optimum():
         with pytest.raises(ValueError, match=f"^{field}"):
             pp.price_grid(lv, post, **bad)
 
-#-- -- budget -- --
+
+# ---- budget ----
 
 def brute_force(post, total, limits):
     """Every integer allocation within the limits that spends total exactly."""
@@ -178,8 +181,8 @@ def test_budget_greedy_equals_brute_force():
     rnd = random.Random(11)
     for case in range(60):
         n = rnd.randint(2, 4)
-        post = {"channels": [{
-    "name" : f "c{k}", "column_index" : k, "a" : rnd.uniform(1, 100), "b" : rnd.uniform(0.01, 1.5)} for k in range(n)]}
+        post = {"channels": [{"name": f"c{k}", "column_index": k, "a": rnd.uniform(1, 100),
+                              "b": rnd.uniform(0.01, 1.5)} for k in range(n)]}
         limits = {}
         for k in range(n):
             lo = rnd.randint(0, 2)
@@ -206,7 +209,7 @@ def test_budget_on_the_shipped_curves():
     r = pp.allocate_budget(post, 150.0)
     alloc = {a["channel"]: a for a in r["allocation"]}
     assert sum(a["spend"] for a in alloc.values()) == pytest.approx(150.0)
-#at the optimum the marginal returns of the channels that got money are(nearly) equal
+    # at the optimum the marginal returns of the channels that got money are (nearly) equal
     m = [a["marginal_return"] for a in alloc.values() if a["spend"] > 1.0]
     assert max(m) - min(m) < 0.05 * max(m)
     prop = sum(pp.response(c, 150.0 / len(post["channels"])) for c in post["channels"])
@@ -224,7 +227,8 @@ def test_budget_on_the_shipped_curves():
         with pytest.raises(ValueError, match=f"^{field}"):
             pp.allocate_budget(post, total, lim)
 
-#-- -- demand -- --
+
+# ---- demand ----
 
 def test_forecast_recursion_and_intervals():
     post = manifest("demand")["postprocessing"]
@@ -267,7 +271,8 @@ def test_forecast_with_the_shipped_model():
     assert min(weekday) > max(weekend)
     assert all(o["lower"] < o["forecast"] < o["upper"] for o in out)
 
-#-- -- anomaly -- --
+
+# ---- anomaly ----
 
 def test_anomaly_score_and_reasons():
     mf = manifest("anomaly")
@@ -279,8 +284,7 @@ def test_anomaly_score_and_reasons():
         got.append(pp.anomaly(s["outputs"]["path_length"][0][0], row, post))
     assert all(0 < g["score"] <= 1 for g in got)
     assert not got[0]["anomalous"] and not got[1]["anomalous"]
-#the third sample is the test split's clearest injected anomaly
+    # the third sample is the test split's clearest injected anomaly
     assert got[2]["anomalous"] and got[2]["reasons"]
     assert got[2]["score"] > max(got[0]["score"], got[1]["score"])
-    assert pp.anomaly(post["c_max_samples"], {
-c: 0 for c in cols}, post)["score"] == 0.5
+    assert pp.anomaly(post["c_max_samples"], {c: 0 for c in cols}, post)["score"] == 0.5

@@ -18,10 +18,8 @@ ENV = {"MODELD_CALLBACK_ALLOW_HOSTS": "127.0.0.1", "MODELD_CALLBACK_SECRET": SEC
 
 
 def auth(key):
-    return
-{
-    "Authorization" : "Bearer " + key
-}
+    return {"Authorization": "Bearer " + key}
+
 
 class Receiver:
     """An HTTP server on 127.0.0.1 that records every POST and answers the next status of
@@ -87,9 +85,12 @@ def wait_callback_state(s, jid, state, timeout=60):
         time.sleep(0.05)
     raise AssertionError(j)
 
-def test_callback_signed_retried_and_refused(start_server)
-    : s = start_server("--test-routes", "--workers", "1", env = ENV) rec = Receiver([ 500, 200 ])
-try : r = submit(s, steps=1, step_ms=0, callback_url=rec.url())
+
+def test_callback_signed_retried_and_refused(start_server):
+    s = start_server("--test-routes", "--workers", "1", env=ENV)
+    rec = Receiver([500, 200])
+    try:
+        r = submit(s, steps=1, step_ms=0, callback_url=rec.url())
         assert r.status_code == 202, r.text
         jid = r.json()["job_id"]
         rec.wait(2)  # the 500, then the retry after the backoff
@@ -102,10 +103,9 @@ try : r = submit(s, steps=1, step_ms=0, callback_url=rec.url())
         doc = json.loads(rec.requests[1][1])
         assert doc["job_id"] == jid and doc["state"] == "SUCCESS" and doc["kind"] == "test"
         assert doc["error"] is None and doc["result_meta"]["format"] == "bin"
-        assert rec.requests[0][1] == rec.requests[1][1]  # the same bytes each
-    try
+        assert rec.requests[0][1] == rec.requests[1][1]  # the same bytes each try
 
-#a failing job's callback carries the error
+        # a failing job's callback carries the error
         r = submit(s, steps=1, step_ms=0, fail="unsupported", callback_url=rec.url())
         jid2 = r.json()["job_id"]
         wait_callback_state(s, jid2, "delivered")

@@ -36,10 +36,8 @@ def test_there_are_shipped_models():
     for d in VERSIONS:
         with open(os.path.join(d, "modeld.json")) as f:
             runtimes.add(json.load(f)["runtime"])
-    assert runtimes ==
-{
-    "onnx", "xgboost"
-}
+    assert runtimes == {"onnx", "xgboost"}
+
 
 @pytest.mark.parametrize("vdir", VERSIONS, ids=lambda d: "/".join(d.split(os.sep)[-2:]))
 def test_manifest_fields(vdir):
@@ -61,15 +59,10 @@ def test_manifest_fields(vdir):
     val = mf["validation"]
     assert 0 < val["tolerance"] <= 1e-3 and val["samples"]
     for s in val["samples"]:
-        assert set(s["inputs"]) ==
-{t["name"] for t in mf["inputs"]
-}
-assert set(s["outputs"]) ==
-{t["name"] for t in mf["outputs"]
-}
+        assert set(s["inputs"]) == {t["name"] for t in mf["inputs"]}
+        assert set(s["outputs"]) == {t["name"] for t in mf["outputs"]}
 
-@pytest.mark
-        .parametrize("vdir", VERSIONS, ids = lambda d
-                     : "/".join(d.split(os.sep)[-2:])) def
-    test_validation_samples_through_modeld(vdir)
-    : assert verify_modeld.check_version(_bin(), vdir) == []
+
+@pytest.mark.parametrize("vdir", VERSIONS, ids=lambda d: "/".join(d.split(os.sep)[-2:]))
+def test_validation_samples_through_modeld(vdir):
+    assert verify_modeld.check_version(_bin(), vdir) == []

@@ -2,7 +2,8 @@
 POST /api/{model}/bulk: a 256 MB raw upload (bulk_max_bytes raised for it: the ASan build's
 baseline RSS alone is about 200 MB, so a 100 MB body could not show the bound) and a 30 MB
 multipart upload sent in chunks (no Content-Length) leave the server's peak RSS (VmHWM in
-/proc/<pid>/status) below the body size and its growth during the upload a small fraction of it, the job's input blob is byte for byte the upload (its name is the SHA-256 of the bytes
+/proc/<pid>/status) below the body size and its growth during the upload a small fraction of
+it, the job's input blob is byte for byte the upload (its name is the SHA-256 of the bytes
 sent), and no spool file is left behind. The uploads' jobs fail at once on purpose (a first JSON
 line longer than the 1 MiB line limit) so that prediction work, not the upload, never adds to
 the peak. No timings are asserted."""
@@ -137,15 +138,15 @@ def test_refused_upload_leaves_no_spool_file(start_server, tmp_path):
         for _ in range(n):
             yield b"a,b\n" * 16384  # 64 KiB
 
-#chunked, past bulk_max_bytes + 1 MiB of envelope : 413 once the body ends
+    # chunked, past bulk_max_bytes + 1 MiB of envelope: 413 once the body ends
     r = requests.post(s.url + "/api/churn/bulk", data=chunks(40), headers=bearer(key))
     assert r.status_code == 413, r.text
     assert r.json()["error"]["code"] == "payload_too_large"
-#no credentials : 401 before the body is read, and nothing was written
+    # no credentials: 401 before the body is read, and nothing was written
     r = requests.post(s.url + "/api/churn/bulk", data=b"a,b\n" * 16384)
     assert r.status_code == 401, r.text
     assert spool_files(s) == []
-#the server still takes a good one
+    # the server still takes a good one
     r = requests.post(s.url + "/api/churn/bulk", data=to_csv(rows(5)),
                       headers=dict(bearer(key), **{"Content-Type": "text/csv"}))
     assert r.status_code == 202, r.text
@@ -163,7 +164,8 @@ def test_bulk_rows_logged_like_single_predictions(start_server):
         assert r.status_code == 202, r.text
         assert wait_job(s, r.json()["job_id"])["status"] == "SUCCESS"
         h = requests.get(s.url + "/api/churn/history?limit=1000", headers=bearer(key)).json()
-        assert h["count"] == (want - 1 if want else 0), h.get("count")  # the bad row is not a prediction
+        # the bad row is no prediction, so it is not logged
+        assert h["count"] == (want - 1 if want else 0), h.get("count")
         if want:
             item = h["items"][0]
             assert item["inputs"]["features"]["tenure"] is not None

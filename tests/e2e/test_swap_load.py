@@ -30,7 +30,8 @@ def caller(url, key, stop, answers, failures, seed):
         sess.headers.update(bearer(key))
         while not stop.is_set():
             t0 = time.monotonic()
-try : r = sess.post(url, json=body, timeout=60)
+            try:
+                r = sess.post(url, json=body, timeout=60)
             except requests.RequestException as e:  # a failed request, whatever the cause
                 failures.append(("exception", repr(e)))
                 continue

@@ -32,7 +32,8 @@ def test_shipped_vectorize_models_serve_without_fallback():
     uses all three and falls back to nothing."""
     newest = {n: max(os.listdir(os.path.join(ROOT, "models", n)), key=int) for n in VEC_MODELS}
     s = Server(["--models-dir", os.path.join(ROOT, "models")])
-try : fid = upload_ok(s.url, s.admin_key, "simple_geometric_03.png")
+    try:
+        fid = upload_ok(s.url, s.admin_key, "simple_geometric_03.png")
         r = requests.post(s.url + "/api/convert-ai", headers=bearer(s.admin_key), timeout=300,
                           json={"file_id": fid, "tier": 1, "time_budget": 5})
         assert r.status_code == 200, r.text
@@ -106,9 +107,8 @@ def test_tiny_quality_rows_cover_the_design(trained):
                                                            "quality.jsonl"))]
     assert rows and all(0 <= r["ssim"] <= 1 and r["bytes"] > 0 and r["ms"] > 0 for r in rows)
     presets = {tuple(params.preset(n)) for n in params.PRESETS}
-    assert presets <=
-    {tuple(r["params"]) for r in rows
-    }
+    assert presets <= {tuple(r["params"]) for r in rows}
+
 
 def test_classifier_labels_follow_the_svg_precedence():
     svg = '<svg xmlns="http://www.w3.org/2000/svg">'
@@ -122,12 +122,12 @@ def test_classifier_labels_follow_the_svg_precedence():
     many = "".join(f'<rect fill="#{i:02x}{i:02x}00"/>' for i in range(0, 240, 8))
     assert svglabel.analyse(f'<svg xmlns="http://www.w3.org/2000/svg">{many}</svg>')["label"] \
         == "complex"
-#A gradient whose stops look the same is not a visible gradient; a fade to transparent is.
+    # A gradient whose stops look the same is not a visible gradient; a fade to transparent is.
     flat = grad.replace('stop-color="#fff"', 'stop-color="#010101"')
     assert svglabel.analyse(flat)["label"] == "simple_geometric"
     fade = flat.replace('stop-color="#010101"', 'stop-color="#000" stop-opacity="0"')
     assert svglabel.analyse(fade)["label"] == "gradient"
-#What is only defined(never drawn) does not count.
+    # What is only defined (never drawn) does not count.
     hidden = grad.replace('<rect fill="url(#g)"/>', '<rect fill="#00f"/>')
     assert svglabel.analyse(hidden)["label"] == "simple_geometric"
 

@@ -54,7 +54,7 @@ def test_directory_with_broken_files(tmp):
     out = os.path.join(tmp, "out")
     r = run(src, "-o", out, "-j", "2")
     assert r.returncode == 1
-#each failure named with its error on stderr, and marked in the table
+    # each failure named with its error on stderr, and marked in the table
     assert "corrupted_truncated.png: truncated_image" in r.stderr
     assert "non_image_text.png: unsupported_format" in r.stderr
     assert "FAILED: truncated_image" in r.stdout
