@@ -40,10 +40,12 @@ void api_bulk_free(api_bulk *a); /* NULL is a no-op */
 /* The "predict-bulk" job kind: what its run callback needs (user of api_bulk_run). */
 typedef struct api_bulk_kind {
     mdl_registry *models; /* borrowed */
-    store *st;            /* borrowed: the uploads a schedule's job names by params.input */
+    store *st;            /* borrowed: the datasets (or uploads) a schedule's job names by
+                           * params.input; retraining's datasets and feedback */
 } api_bulk_kind;
 
-/* Run one bulk job: params {model, format?: "csv" | "jsonl", input?: upload id (schedules)};
+/* Run one bulk job: params {model, format?: "csv" | "jsonl", input?: a stored dataset id
+ * ("d_...") or an upload id (schedules)};
  * the job's input blob (or the upload) is streamed in blocks, rows go through pl_predict_batch
  * API_BULK_CHUNK at a time with progress and a cancel check per chunk, and the result CSV
  * above is stored with metadata {format: "csv", model, version, rows, failed}. */
