@@ -186,7 +186,9 @@ static int build_params(const rt_spec *sp, const json_t *over, rt_params *rp, md
 
 /* ---- the active version and the check ----------------------------------------------------- */
 
-/* The ACTIVE version of model (not a canary: the comparison is with what serves). *v new. */
+/* The ACTIVE version of model (not a canary: the comparison is with what serves); a model
+ * nothing published yet (a registry that loads on demand) is loaded by mdl_acquire, which then
+ * has no canary to pick. *v new. */
 static int acquire_active(pl_ctx *cx, const char *model, mdl_version **v, md_err *err)
 {
     *v = NULL;
@@ -195,8 +197,9 @@ static int acquire_active(pl_ctx *cx, const char *model, mdl_version **v, md_err
     json_t *d = NULL;
     int rc = mdl_describe(cx->models, model, NULL, &d, err);
     const char *active = rc == MD_OK ? json_string_value(json_object_get(d, "active_version")) : NULL;
-    if (rc == MD_OK && (!active || !*active))
-        rc = md_fail(err, MD_E_MODEL_UNAVAILABLE, "model", "%.64s has no active version", model);
+    const char *state = rc == MD_OK ? json_string_value(json_object_get(d, "state")) : NULL;
+    if (rc == MD_OK && (!active || !*active || (state && strcmp(state, "UNLOADED") == 0)))
+        active = NULL;
     if (rc == MD_OK)
         rc = mdl_acquire(cx->models, model, active, v, err);
     json_decref(d);
