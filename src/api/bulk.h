@@ -20,6 +20,7 @@
 #include "models/models.h"
 #include "store/store.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #define API_BULK_MAX_BYTES ((size_t)100 << 20) /* largest upload accepted */
@@ -42,6 +43,9 @@ typedef struct api_bulk_kind {
     mdl_registry *models; /* borrowed */
     store *st;            /* borrowed: the datasets (or uploads) a schedule's job names by
                            * params.input; retraining's datasets and feedback */
+    bool serving;         /* models is the registry that serves requests (modeld serve): only
+                           * then is the "retrain" kind registered (cli_jobs_open), since the
+                           * version it installs must be loaded where requests are answered */
 } api_bulk_kind;
 
 /* Run one bulk job: params {model, format?: "csv" | "jsonl", input?: a stored dataset id

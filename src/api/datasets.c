@@ -71,8 +71,7 @@ static int scan_csv(const void *data, size_t len, json_t *cols, int64_t *rows, m
 }
 
 /* One JSON line (no line end): an object (the first one gives the columns) or blank. */
-static int scan_line(const char *s, size_t n, size_t line, json_t *cols, int64_t *rows,
-                     md_err *err)
+static int scan_line(const char *s, size_t n, size_t line, json_t *cols, int64_t *rows, md_err *err)
 {
     size_t k = 0;
     while (k < n && isspace((unsigned char)s[k]))
@@ -320,7 +319,7 @@ static int delete_dataset(http_req *req, void *ctx)
 /* ---- the route table ------------------------------------------------------------------------ */
 
 #define S_DATASET                                                                                  \
-    "{\"type\":\"object\",\"required\":[\"dataset_id\",\"name\",\"format\",\"rows\",\"columns\","   \
+    "{\"type\":\"object\",\"required\":[\"dataset_id\",\"name\",\"format\",\"rows\",\"columns\","  \
     "\"size\",\"sha256\",\"created_at\"],\"properties\":{"                                         \
     "\"dataset_id\":{\"type\":\"string\",\"description\":\"d_...\"},"                              \
     "\"name\":{\"type\":\"string\"},\"format\":{\"enum\":[\"csv\",\"jsonl\"]},"                    \
@@ -356,9 +355,9 @@ static const http_doc_param Q_LIST[] = {
      "datasets per page", 0},
     {"offset", "{\"type\":\"integer\",\"minimum\":0,\"default\":0}", "datasets to skip", 0},
     {0}};
-static const int E_POST[] = {MD_E_BAD_REQUEST,       MD_E_MISSING_FIELD, MD_E_INVALID_PARAM,
-                             MD_E_TOO_LARGE,         MD_E_FORBIDDEN,     MD_E_UNSUPPORTED_MEDIA,
-                             MD_E_STORAGE_FULL,      0};
+static const int E_POST[] = {
+    MD_E_BAD_REQUEST, MD_E_MISSING_FIELD,     MD_E_INVALID_PARAM, MD_E_TOO_LARGE,
+    MD_E_FORBIDDEN,   MD_E_UNSUPPORTED_MEDIA, MD_E_STORAGE_FULL,  0};
 static const int E_LIST[] = {MD_E_INVALID_PARAM, MD_E_FORBIDDEN, 0};
 static const int E_ONE[] = {MD_E_NOT_FOUND, MD_E_FORBIDDEN, 0};
 static const int E_DELETE[] = {MD_E_NOT_FOUND, MD_E_CONFLICT, MD_E_FORBIDDEN, 0};

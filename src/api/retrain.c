@@ -70,9 +70,18 @@ static int opt_type(const json_t *body, const char *name, int (*is)(const json_t
     return MD_OK;
 }
 
-static int is_string(const json_t *v) { return json_is_string(v); }
-static int is_object(const json_t *v) { return json_is_object(v); }
-static int is_number(const json_t *v) { return json_is_number(v); }
+static int is_string(const json_t *v)
+{
+    return json_is_string(v);
+}
+static int is_object(const json_t *v)
+{
+    return json_is_object(v);
+}
+static int is_number(const json_t *v)
+{
+    return json_is_number(v);
+}
 
 /* The body's fields into in (borrowed from body); types checked here, values by pl_retrain. */
 static int parse_body(const json_t *body, double def_pct, pl_retrain_in *in, md_err *err)
@@ -110,9 +119,9 @@ static int parse_body(const json_t *body, double def_pct, pl_retrain_in *in, md_
 static int submit(api_retrain *a, http_req *req, const pl_retrain_in *in, job_info *j)
 {
     md_err *err = http_req_err(req);
-    json_t *p = json_pack("{s:s, s:s, s:O?, s:f}", "model", in->model, "data", in->data, "params",
-                          in->params, "canary_percent",
-                          in->canary_percent > 0 ? in->canary_percent : 10.0);
+    json_t *p =
+        json_pack("{s:s, s:s, s:O?, s:f}", "model", in->model, "data", in->data, "params",
+                  in->params, "canary_percent", in->canary_percent > 0 ? in->canary_percent : 10.0);
     char *params = p ? json_dumps(p, JSON_COMPACT) : NULL;
     json_decref(p);
     if (!params)
@@ -121,9 +130,8 @@ static int submit(api_retrain *a, http_req *req, const pl_retrain_in *in, job_in
         free(params);
         return md_fail(err, MD_E_INVALID_PARAM, "params", "too large");
     }
-    job_submit_in s = {.kind = API_RETRAIN_KIND,
-                       .owner = http_req_identity(req)->key_id,
-                       .params_json = params};
+    job_submit_in s = {
+        .kind = API_RETRAIN_KIND, .owner = http_req_identity(req)->key_id, .params_json = params};
     int rc = job_submit(a->o.jq, &s, j, err);
     free(params);
     return rc;
@@ -190,10 +198,11 @@ static const char S_RESP[] =
     "\"result\":{\"type\":\"string\",\"description\":\"the outcome as JSON: model, version, "
     "parent_version, state (CANARY or STANDBY), metric, new, active, better, trained_from, "
     "train_rows, test_rows, rounds, train_seconds\"}}}}}";
-static const int E_RETRAIN[] = {MD_E_INVALID_JSON,    MD_E_MISSING_FIELD,     MD_E_INVALID_PARAM,
-                                MD_E_NOT_FOUND,       MD_E_MODEL_NOT_FOUND,   MD_E_UNSUPPORTED,
-                                MD_E_FORBIDDEN,       MD_E_OVERLOADED,        MD_E_MODEL_UNAVAILABLE,
-                                0};
+static const int E_RETRAIN[] = {MD_E_INVALID_JSON,      MD_E_MISSING_FIELD,
+                                MD_E_INVALID_PARAM,     MD_E_NOT_FOUND,
+                                MD_E_MODEL_NOT_FOUND,   MD_E_UNSUPPORTED,
+                                MD_E_FORBIDDEN,         MD_E_OVERLOADED,
+                                MD_E_MODEL_UNAVAILABLE, 0};
 
 static const api__route ROUTES[] = {
     {"POST",

@@ -10,6 +10,8 @@
  * progress has the stages "reading", "training" (the fraction of rounds done), "evaluating",
  * "installing"; its result (GET /api/v1/jobs/{id}/result, application/json) and its result_meta
  * are pl_retrain's answer: the new version, its state (CANARY or STANDBY) and both metrics.
+ * The kind runs in `modeld serve` processes only (api_bulk_kind.serving): the new version must
+ * land in the registry that answers requests.
  */
 #ifndef MD_API_RETRAIN_H
 #define MD_API_RETRAIN_H

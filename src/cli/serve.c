@@ -149,7 +149,7 @@ static int open_backends(serve_ctx *c)
     int rc = open_registry(c);
     /* `modeld routes` runs no jobs: a queue without workers is enough for the route table. */
     c->enh_kind.models = c->reg;
-    c->bulk_kind = (api_bulk_kind){.models = c->reg, .st = c->st};
+    c->bulk_kind = (api_bulk_kind){.models = c->reg, .st = c->st, .serving = true};
     if (rc == 0 && cli_jobs_open(cfg, c->st, &c->enh_kind, &c->bulk_kind, c->routes_only ? 0 : -1,
                                  &c->jq, &e) != MD_OK)
         return fail("cannot start the job queue", &e, 1);

@@ -38,8 +38,10 @@
 
 static int spec_bad(md_err *err, const char *key)
 {
-    return md_fail(err, MD_E_MODEL_INVALID, "training", "the manifest's training.%s is missing or "
-                   "malformed", key);
+    return md_fail(err, MD_E_MODEL_INVALID, "training",
+                   "the manifest's training.%s is missing or "
+                   "malformed",
+                   key);
 }
 
 static int spec_load(const mdl_manifest *mf, rt_spec *sp, md_err *err)
@@ -47,8 +49,10 @@ static int spec_load(const mdl_manifest *mf, rt_spec *sp, md_err *err)
     memset(sp, 0, sizeof *sp);
     const json_t *t = json_object_get(mf->doc, "training");
     if (mf->family != MDL_PREDICT || !json_is_object(t))
-        return md_fail(err, MD_E_UNSUPPORTED, "model", "%s cannot be retrained: its manifest "
-                       "has no training section", mf->name);
+        return md_fail(err, MD_E_UNSUPPORTED, "model",
+                       "%s cannot be retrained: its manifest "
+                       "has no training section",
+                       mf->name);
     if (!json_is_true(json_object_get(t, "retrainable")))
         return md_fail(err, MD_E_UNSUPPORTED, "model", "%s cannot be retrained: %.200s", mf->name,
                        json_string_value(json_object_get(t, "reason")) ?: "not retrainable");
@@ -72,7 +76,8 @@ static int spec_load(const mdl_manifest *mf, rt_spec *sp, md_err *err)
         json_integer_value(rounds) > XGB_TRAIN_MAX_ROUNDS)
         return spec_bad(err, "rounds");
     sp->rounds = (int)json_integer_value(rounds);
-    if (!sp->label || (sp->label_values && !json_is_array(sp->label_values)) || (tr && !sp->log_label))
+    if (!sp->label || (sp->label_values && !json_is_array(sp->label_values)) ||
+        (tr && !sp->log_label))
         return spec_bad(err, "label");
     if (!sp->metric || (strcmp(sp->metric, "roc_auc") && strcmp(sp->metric, "roc_auc_leak") &&
                         strcmp(sp->metric, "mae")))
@@ -102,11 +107,16 @@ typedef struct override_rule {
 } override_rule;
 
 static const override_rule OVERRIDES[] = {
-    {"rounds", 1, XGB_TRAIN_MAX_ROUNDS, 1}, {"eta", 1e-6, 1, 0},
-    {"max_depth", 1, 16, 1},                {"subsample", 1e-6, 1, 0},
-    {"colsample_bytree", 1e-6, 1, 0},       {"min_child_weight", 0, 1e6, 0},
-    {"lambda", 0, 1e6, 0},                  {"alpha", 0, 1e6, 0},
-    {"gamma", 0, 1e6, 0},                   {"seed", 0, 2147483647, 1},
+    {"rounds", 1, XGB_TRAIN_MAX_ROUNDS, 1},
+    {"eta", 1e-6, 1, 0},
+    {"max_depth", 1, 16, 1},
+    {"subsample", 1e-6, 1, 0},
+    {"colsample_bytree", 1e-6, 1, 0},
+    {"min_child_weight", 0, 1e6, 0},
+    {"lambda", 0, 1e6, 0},
+    {"alpha", 0, 1e6, 0},
+    {"gamma", 0, 1e6, 0},
+    {"seed", 0, 2147483647, 1},
 };
 #define N_OVERRIDES (sizeof OVERRIDES / sizeof OVERRIDES[0])
 
@@ -196,7 +206,8 @@ static int acquire_active(pl_ctx *cx, const char *model, mdl_version **v, md_err
         return md_fail(err, MD_E_MODEL_UNAVAILABLE, "model", "no model registry");
     json_t *d = NULL;
     int rc = mdl_describe(cx->models, model, NULL, &d, err);
-    const char *active = rc == MD_OK ? json_string_value(json_object_get(d, "active_version")) : NULL;
+    const char *active =
+        rc == MD_OK ? json_string_value(json_object_get(d, "active_version")) : NULL;
     const char *state = rc == MD_OK ? json_string_value(json_object_get(d, "state")) : NULL;
     if (rc == MD_OK && (!active || !*active || (state && strcmp(state, "UNLOADED") == 0)))
         active = NULL;
@@ -206,8 +217,8 @@ static int acquire_active(pl_ctx *cx, const char *model, mdl_version **v, md_err
     return rc;
 }
 
-static int check_data(pl_ctx *cx, const pl_retrain_in *in, const pr_schema *sc,
-                      const rt_spec *sp, md_err *err)
+static int check_data(pl_ctx *cx, const pl_retrain_in *in, const pr_schema *sc, const rt_spec *sp,
+                      md_err *err)
 {
     if (!in->data || !*in->data)
         return md_fail(err, MD_E_MISSING_FIELD, "data", "a dataset id or \"feedback\" is needed");
@@ -215,8 +226,10 @@ static int check_data(pl_ctx *cx, const pl_retrain_in *in, const pr_schema *sc,
         int64_t n = 0;
         int rc = store_feedback_count(cx->st, in->model, &n, err);
         if (rc == MD_OK && n < (int64_t)sp->min_feedback)
-            rc = md_fail(err, MD_E_UNSUPPORTED, "data", "%lld predictions of %.64s have feedback, "
-                         "at least %zu are needed", (long long)n, in->model, sp->min_feedback);
+            rc = md_fail(err, MD_E_UNSUPPORTED, "data",
+                         "%lld predictions of %.64s have feedback, "
+                         "at least %zu are needed",
+                         (long long)n, in->model, sp->min_feedback);
         return rc;
     }
     store_dataset *d = malloc(sizeof *d);
@@ -234,16 +247,16 @@ static int check_data(pl_ctx *cx, const pl_retrain_in *in, const pr_schema *sc,
 }
 
 /* The active version, its spec and schema, checked with the request (pl_retrain_check). */
-static int prepare(pl_ctx *cx, const pl_retrain_in *in, mdl_version **v, rt_spec *sp,
-                   pr_schema *sc, md_err *err)
+static int prepare(pl_ctx *cx, const pl_retrain_in *in, mdl_version **v, rt_spec *sp, pr_schema *sc,
+                   md_err *err)
 {
     if (!cx->st)
         return md_fail(err, MD_E_UNAVAILABLE, "data", "retraining needs the store");
     if (!in->model || !*in->model)
         return md_fail(err, MD_E_MISSING_FIELD, "model", "the model to retrain is needed");
     if (in->canary_percent < 0 || in->canary_percent > 100 || in->nthread < 0 || in->nthread > 2)
-        return md_fail(err, MD_E_INVALID_PARAM, in->nthread < 0 || in->nthread > 2 ? "nthread"
-                                                                                   : "canary_percent",
+        return md_fail(err, MD_E_INVALID_PARAM,
+                       in->nthread < 0 || in->nthread > 2 ? "nthread" : "canary_percent",
                        "out of range");
     int rc = acquire_active(cx, in->model, v, err);
     if (rc == MD_OK)
@@ -350,7 +363,7 @@ typedef struct rt_job {
     pr_schema sc;
     rt_params rp;
     rt_rows train, test;
-    char *model;        /* new: the booster's JSON */
+    char *model; /* new: the booster's JSON */
     size_t model_len;
     xgb_model *booster; /* new: model loaded back (evaluation, validation outputs) */
     double new_metric, active_metric, train_s;
@@ -372,21 +385,23 @@ static int read_rows(rt_job *j, md_err *err)
     if (strcmp(j->in->data, PL_RETRAIN_FEEDBACK) == 0) {
         int rc = rt__read_feedback(cx->st, j->in->model, &j->sc, &j->sp, max, &j->train, err);
         if (rc == MD_OK && j->train.n < j->sp.min_feedback)
-            rc = md_fail(err, MD_E_UNSUPPORTED, "data", "%zu usable feedback rows (%zu skipped), "
-                         "at least %zu are needed", j->train.n, j->train.skipped,
-                         j->sp.min_feedback);
+            rc = md_fail(err, MD_E_UNSUPPORTED, "data",
+                         "%zu usable feedback rows (%zu skipped), "
+                         "at least %zu are needed",
+                         j->train.n, j->train.skipped, j->sp.min_feedback);
         return rc;
     }
     store_dataset *d = malloc(sizeof *d);
     char path[4096];
-    int rc = d ? store_datasets_get(cx->st, j->in->data, d, err) : md_fail(err, MD_E_NOMEM, NULL, NULL);
+    int rc =
+        d ? store_datasets_get(cx->st, j->in->data, d, err) : md_fail(err, MD_E_NOMEM, NULL, NULL);
     if (rc == MD_E_NOT_FOUND)
         rc = md_fail(err, MD_E_NOT_FOUND, "data", "no dataset %.40s (deleted?)", j->in->data);
     if (rc == MD_OK)
         rc = store_blob_path(cx->st, d->sha256, path, sizeof path, err);
     if (rc == MD_OK)
-        rc = rt__read_file(path, d->format, DATA_MAX_BYTES, &j->sc, &j->sp, max, "data",
-                           &j->train, err);
+        rc = rt__read_file(path, d->format, DATA_MAX_BYTES, &j->sc, &j->sp, max, "data", &j->train,
+                           err);
     free(d);
     return rc;
 }
@@ -404,8 +419,12 @@ static int read_test(rt_job *j, md_err *err)
 
 static int train(rt_job *j, md_err *err)
 {
-    xgb_train_opts o = {.params = j->rp.p, .nparams = j->rp.n, .rounds = j->rp.rounds,
-                        .nthread = j->in->nthread, .on_round = on_round, .user = j};
+    xgb_train_opts o = {.params = j->rp.p,
+                        .nparams = j->rp.n,
+                        .rounds = j->rp.rounds,
+                        .nthread = j->in->nthread,
+                        .on_round = on_round,
+                        .user = j};
     uint64_t t0 = md_clock_now_ns(md_clock_system());
     int rc = xgb_train(j->train.x, j->train.n, j->train.ncols, j->train.y, &o, &j->model,
                        &j->model_len, NULL, err);
@@ -427,8 +446,10 @@ static int evaluate(rt_job *j, md_err *err)
     if (rc == MD_OK)
         rc = pr__run_rows(j->cx, j->active, j->test.x, j->test.n, j->test.ncols, &theirs, &aw, err);
     if (rc == MD_OK && aw != w)
-        rc = md_fail(err, MD_E_MODEL_INVALID, "model", "the new model gives %zu outputs per row, "
-                     "the active one %zu", w, aw);
+        rc = md_fail(err, MD_E_MODEL_INVALID, "model",
+                     "the new model gives %zu outputs per row, "
+                     "the active one %zu",
+                     w, aw);
     if (rc == MD_OK) {
         j->new_metric = metric(&j->sp, mine, w, &j->test);
         j->active_metric = metric(&j->sp, theirs, w, &j->test);
@@ -472,7 +493,8 @@ static int revalidate(rt_job *j, json_t *doc, md_err *err)
     {
         json_t *rows = json_object_get(json_object_get(s, "inputs"), "features");
         size_t n = json_array_size(rows), ncols = j->sc.n;
-        float *x = malloc((n ? n : 1) * ncols * sizeof *x), *y = malloc((n ? n : 1) * w * sizeof *y);
+        float *x = malloc((n ? n : 1) * ncols * sizeof *x),
+              *y = malloc((n ? n : 1) * w * sizeof *y);
         int rc = x && y ? MD_OK : md_fail(err, MD_E_NOMEM, NULL, NULL);
         for (size_t r = 0; rc == MD_OK && r < n * ncols; r++) {
             json_t *c = json_array_get(json_array_get(rows, r / ncols), r % ncols);
@@ -522,9 +544,9 @@ static void training_json(const rt_job *j, json_t *t)
             char *end = NULL;
             double d = strtod(j->rp.val[i], &end);
             json_object_set_new(p, j->rp.key[i],
-                                *end ? json_string(j->rp.val[i])
+                                *end                              ? json_string(j->rp.val[i])
                                 : d == floor(d) && fabs(d) < 1e15 ? json_integer((json_int_t)d)
-                                                                   : json_real(d));
+                                                                  : json_real(d));
         }
     char at[32];
     time_t now = time(NULL);
@@ -610,16 +632,17 @@ static int install(rt_job *j, int is_better, md_err *err)
 static json_t *result_json(const rt_job *j, int is_better)
 {
     double pct = j->in->canary_percent > 0 ? j->in->canary_percent : DEFAULT_CANARY;
-    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:f, s:s, s:b, s:s, s:I, s:I, s:I, s:i, s:f}",
-                          "model", j->in->model, "version", j->version, "parent_version",
-                          mdl_version_id(j->active), "state", is_better ? "CANARY" : "STANDBY",
-                          "canary_percent", is_better ? pct : 0.0, "metric", j->sp.metric,
-                          "better", is_better, "trained_from", j->in->data, "train_rows",
-                          (json_int_t)j->train.n, "skipped_rows", (json_int_t)j->train.skipped,
-                          "test_rows", (json_int_t)j->test.n, "rounds", j->rp.rounds,
-                          "train_seconds", round(j->train_s * 1000) / 1000);
+    json_t *o =
+        json_pack("{s:s, s:s, s:s, s:s, s:f, s:s, s:b, s:s, s:I, s:I, s:I, s:i, s:f}", "model",
+                  j->in->model, "version", j->version, "parent_version", mdl_version_id(j->active),
+                  "state", is_better ? "CANARY" : "STANDBY", "canary_percent",
+                  is_better ? pct : 0.0, "metric", j->sp.metric, "better", is_better,
+                  "trained_from", j->in->data, "train_rows", (json_int_t)j->train.n, "skipped_rows",
+                  (json_int_t)j->train.skipped, "test_rows", (json_int_t)j->test.n, "rounds",
+                  j->rp.rounds, "train_seconds", round(j->train_s * 1000) / 1000);
     if (o) {
-        json_object_set_new(o, "new", isnan(j->new_metric) ? json_null() : json_real(j->new_metric));
+        json_object_set_new(o, "new",
+                            isnan(j->new_metric) ? json_null() : json_real(j->new_metric));
         json_object_set_new(o, "active",
                             isnan(j->active_metric) ? json_null() : json_real(j->active_metric));
     }
@@ -653,9 +676,10 @@ int pl_retrain(pl_ctx *cx, const pl_retrain_in *in, json_t **out, md_err *err)
     if (rc == MD_OK && !(*out = result_json(j, is_better)))
         rc = md_fail(err, MD_E_NOMEM, NULL, NULL);
     if (rc == MD_OK)
-        md_log(MD_LOG_INFO, "retrain: %s version %s (%s) %s %.4f vs active %s %.4f, %zu rows, %.2f s",
-               in->model, j->version, is_better ? "CANARY" : "STANDBY", j->sp.metric,
-               j->new_metric, mdl_version_id(j->active), j->active_metric, j->train.n, j->train_s);
+        md_log(MD_LOG_INFO,
+               "retrain: %s version %s (%s) %s %.4f vs active %s %.4f, %zu rows, %.2f s", in->model,
+               j->version, is_better ? "CANARY" : "STANDBY", j->sp.metric, j->new_metric,
+               mdl_version_id(j->active), j->active_metric, j->train.n, j->train_s);
     xgb_model_free(j->booster);
     free(j->model);
     rt__rows_free(&j->train);

@@ -78,7 +78,8 @@ int rt__label(const rt_spec *sp, const json_t *v, float *out, md_err *err)
         return md_fail(err, MD_E_INVALID_PARAM, sp->label, "a class index must be in 0..%zu",
                        k - 1);
     if (sp->log_label && !(d > 0))
-        return md_fail(err, MD_E_INVALID_PARAM, sp->label, "must be > 0 (the model learns its log)");
+        return md_fail(err, MD_E_INVALID_PARAM, sp->label,
+                       "must be > 0 (the model learns its log)");
     *out = (float)(sp->log_label ? log(d) : d);
     return MD_OK;
 }
@@ -143,8 +144,8 @@ static json_t *cell(const char *s, size_t n)
     return json_stringn(s, n);
 }
 
-static int csv_row(void *user, const char *const *fields, const size_t *lens, size_t n,
-                   size_t line, md_err *err)
+static int csv_row(void *user, const char *const *fields, const size_t *lens, size_t n, size_t line,
+                   md_err *err)
 {
     csv_ctx *c = user;
     size_t ncols = 0;
@@ -198,10 +199,10 @@ static int read_jsonl(const char *data, size_t len, csv_ctx *c, md_err *err)
             k++;
         if (k < take) {
             json_t *o = json_loadb(data, take, 0, NULL);
-            rc = json_is_object(o) ? add_object(c->r, o, c->sc, c->sp, c->max_rows, c->field,
-                                                line, err)
-                                   : md_fail(err, MD_E_INVALID_PARAM, c->field,
-                                             "line %zu: not a JSON object", line);
+            rc = json_is_object(o)
+                     ? add_object(c->r, o, c->sc, c->sp, c->max_rows, c->field, line, err)
+                     : md_fail(err, MD_E_INVALID_PARAM, c->field, "line %zu: not a JSON object",
+                               line);
             json_decref(o);
         }
         data += take + (nl != NULL);
@@ -259,9 +260,8 @@ int rt__check_header(const json_t *names, const pr_schema *sc, const rt_spec *sp
         for (size_t k = 0; k < json_array_size(names) && !found; k++)
             found = strcmp(json_string_value(json_array_get(names, k)) ?: "", want) == 0;
         if (!found)
-            return md_fail(err, MD_E_UNSUPPORTED, want,
-                           "the data has no column %.60s (the %s)", want,
-                           i < sc->n ? "model needs it" : "label to learn");
+            return md_fail(err, MD_E_UNSUPPORTED, want, "the data has no column %.60s (the %s)",
+                           want, i < sc->n ? "model needs it" : "label to learn");
     }
     return MD_OK;
 }

@@ -11,7 +11,7 @@
 /* The manifest's "training" section of a retrainable model (strings borrowed from it). */
 typedef struct rt_spec {
     const char *objective;
-    const json_t *params;       /* object of parameters (numbers or strings) */
+    const json_t *params; /* object of parameters (numbers or strings) */
     int rounds;
     const char *label;          /* the label column */
     const json_t *label_values; /* class labels in index order, or NULL (a number) */
@@ -23,16 +23,16 @@ typedef struct rt_spec {
 
 /* Rows of floats (the schema's columns in index order) and their labels. */
 typedef struct rt_rows {
-    float *x;       /* new: n * ncols */
-    float *y;       /* new: n */
+    float *x; /* new: n * ncols */
+    float *y; /* new: n */
     size_t n, cap, ncols;
     size_t skipped; /* feedback rows left out (no usable label or features) */
 } rt_rows;
 
 void rt__rows_free(rt_rows *r);
 
-/* The label of a value as the model learns it (class index, number, or ln of it). MD_E_INVALID_PARAM
- * naming sp->label otherwise. */
+/* The label of a value as the model learns it (class index, number, or ln of it).
+ * MD_E_INVALID_PARAM naming sp->label otherwise. */
 int rt__label(const rt_spec *sp, const json_t *v, float *out, md_err *err);
 
 /* Every row of the CSV or JSON-lines file at path (format "csv" | "jsonl"; at most max_rows,

@@ -119,8 +119,8 @@ int store_datasets_create(store *s, const void *data, size_t n, const store_data
 
 int store_datasets_get(store *s, const char *id, store_dataset *out, md_err *err)
 {
-    return store__get_row(s, SQL_GET, id ? id : "", read_row, out, "dataset_id",
-                          "no such dataset", "get dataset", err);
+    return store__get_row(s, SQL_GET, id ? id : "", read_row, out, "dataset_id", "no such dataset",
+                          "get dataset", err);
 }
 
 static int count_locked(store *s, int64_t *total, md_err *err)

@@ -31,8 +31,7 @@ static int check_opts(size_t nrows, size_t ncols, const xgb_train_opts *o, md_er
     if (!o)
         return md_fail(err, MD_E_INVALID_PARAM, "params", "training options are required");
     if (o->rounds < 1 || o->rounds > XGB_TRAIN_MAX_ROUNDS)
-        return md_fail(err, MD_E_INVALID_PARAM, "rounds", "must be in 1..%d",
-                       XGB_TRAIN_MAX_ROUNDS);
+        return md_fail(err, MD_E_INVALID_PARAM, "rounds", "must be in 1..%d", XGB_TRAIN_MAX_ROUNDS);
     if (o->nthread < 0 || o->nthread > 2)
         return md_fail(err, MD_E_INVALID_PARAM, "nthread", "must be in 0..2");
     if (o->nparams > XGB_TRAIN_MAX_PARAMS || (o->nparams && !o->params))
@@ -120,8 +119,8 @@ static int save(BoosterHandle b, char **model, size_t *len, char **config, md_er
     return rc;
 }
 
-int xgb_train(const float *x, size_t nrows, size_t ncols, const float *y,
-              const xgb_train_opts *o, char **model, size_t *len, char **config, md_err *err)
+int xgb_train(const float *x, size_t nrows, size_t ncols, const float *y, const xgb_train_opts *o,
+              char **model, size_t *len, char **config, md_err *err)
 {
     *model = NULL;
     *len = 0;

@@ -29,9 +29,12 @@ static void make_data(float *x, float *y)
     }
 }
 
-static const xgb_train_param PARAMS[] = {
-    {"objective", "binary:logistic"}, {"max_depth", "3"}, {"eta", "0.3"},
-    {"subsample", "0.8"},             {"seed", "7"},      {"tree_method", "hist"}};
+static const xgb_train_param PARAMS[] = {{"objective", "binary:logistic"},
+                                         {"max_depth", "3"},
+                                         {"eta", "0.3"},
+                                         {"subsample", "0.8"},
+                                         {"seed", "7"},
+                                         {"tree_method", "hist"}};
 
 static int rounds_seen;
 
