@@ -9,6 +9,7 @@ params, a non-admin key). Waits are for conditions with generous bounds, never t
 thresholds."""
 import csv
 import io
+import json
 import os
 import time
 
@@ -255,3 +256,45 @@ def test_retrain_errors(srv):
         r = requests.post(srv.url + "/api/admin/retrain", headers=bearer(key),
                           json={"model": "churn", "data": "feedback"})
         assert r.status_code == 403
+
+
+def test_retrain_regressors_and_json_lines(srv):
+    """pricing learns ln(price) (label transform "log", MAE in that space) from a CSV;
+    profitability (MAE) from JSON lines; revenue-leak (5 classes, leak AUC) from a CSV."""
+    for model, metric in (("pricing", "mae"), ("revenue-leak", "roc_auc_leak")):
+        body = open(os.path.join(ROOT, "models", model, "1", "test.csv"), "rb").read()
+        d = put_dataset(srv, body, name=model + ".csv")
+        r = retrain(srv, {"model": model, "data": d["dataset_id"], "params": {"rounds": 15}})
+        assert r.status_code == 202, r.text
+        out = job_outcome(srv, r.json()["job_id"])
+        assert out["metric"] == metric and out["new"] > 0 and out["active"] > 0
+        _, state = version_state(srv, model, out["version"])
+        assert state == out["state"]
+    with open(os.path.join(ROOT, "models", "profitability", "1", "test.csv"), newline="") as f:
+        rows = list(csv.DictReader(f))
+    cats = ("industry", "region", "contract_type")
+    lines = "".join(json.dumps({k: (v if k in cats else float(v)) for k, v in r.items()}) + "\n"
+                    for r in rows)
+    d = requests.post(srv.url + "/api/admin/datasets", data=lines.encode(),
+                      headers=dict(admin(srv), **{"Content-Type": "application/x-ndjson"}))
+    assert d.status_code == 201 and d.json()["format"] == "jsonl", d.text
+    r = retrain(srv, {"model": "profitability", "data": d.json()["dataset_id"],
+                      "params": {"rounds": 30, "max_depth": 3}})
+    assert r.status_code == 202, r.text
+    out = job_outcome(srv, r.json()["job_id"])
+    assert out["metric"] == "mae" and out["train_rows"] == len(rows) and out["rounds"] == 30
+    mf = requests.get(srv.url + "/api/models/profitability?version=" + out["version"],
+                      headers=admin(srv)).json()["model"]["manifest"]
+    assert mf["training"]["params"]["max_depth"] == 3 and mf["training"]["rounds"] == 30
+
+
+def test_bad_row_fails_the_job_naming_the_line(srv):
+    rows = churn_rows()[:30]
+    rows[4]["contract"] = "Forever"
+    d = put_dataset(srv, to_csv(rows))
+    r = retrain(srv, {"model": "churn", "data": d["dataset_id"], "params": {"rounds": 5}})
+    assert r.status_code == 202, r.text
+    j = wait_job(srv, r.json()["job_id"])
+    assert j["status"] == "FAILURE"
+    assert j["error_code"] == "invalid_parameter", j
+    assert "line 6" in j["error_message"] and "contract" in j["error_message"], j
