@@ -387,7 +387,8 @@ const char *pl_predict_task(const struct mdl_manifest *mf);
  * split (test_split beside its artefact) with the metric (AUC: higher is better; MAE: lower).
  * The new version (next integer version) is written with model.json, modeld.json (the parent's
  * manifest with the new sha256, metrics, validation outputs recomputed by the new booster, the
- * explanation samples dropped, and training.trained_from / parent_version / trained_at) and the
+ * training distribution of its own rows (drift), the explanation samples dropped, and
+ * training.trained_from / parent_version / trained_at) and the
  * test split, then installed (mdl_install_as): CANARY at canary_percent when strictly better,
  * else STANDBY. It is never activated here. */
 

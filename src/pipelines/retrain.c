@@ -574,6 +574,12 @@ static int manifest_text(rt_job *j, char **text, md_err *err)
     json_object_set_new(doc, "sha256", json_string(hex));
     json_object_set_new(doc, "metrics", metrics_json(j));
     training_json(j, json_object_get(doc, "training"));
+    /* Drift of the new version is judged against the rows it learnt from. */
+    json_t *pre = json_object_get(doc, "preprocessing");
+    json_t *dist = rt__distribution(&j->sc, &j->train);
+    if (json_is_object(pre) && dist)
+        json_object_set(pre, "training_distribution", dist);
+    json_decref(dist);
     /* TreeSHAP samples belong to the parent's trees; the new booster explains itself live. */
     json_object_del(json_object_get(json_object_get(doc, "postprocessing"), "explanation"),
                     "samples");

@@ -47,6 +47,10 @@ int rt__read_file(const char *path, const char *format, size_t max_bytes, const 
 int rt__read_feedback(store *st, const char *model, const pr_schema *sc, const rt_spec *sp,
                       size_t max_rows, rt_rows *r, md_err *err);
 
+/* The training distribution of r's rows (retrain_dist.c): what
+ * preprocessing.training_distribution holds for drift. New reference; NULL when out of memory. */
+json_t *rt__distribution(const pr_schema *sc, const rt_rows *r);
+
 /* Whether a header (JSON array of names) has every required schema column and the label:
  * MD_E_UNSUPPORTED naming the first missing one. */
 int rt__check_header(const json_t *names, const pr_schema *sc, const rt_spec *sp, md_err *err);

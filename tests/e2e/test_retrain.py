@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import os
+import sys
 import time
 
 import pytest
@@ -80,6 +81,31 @@ def version_state(s, model, version):
     d = requests.get(s.url + "/api/models/" + model, headers=admin(s)).json()["model"]
     states = {v["version"]: v["state"] for v in d["versions"]}
     return d, states.get(version)
+
+
+def reference_distribution(mf, rows):
+    """training/predict/pcommon.distribution of the rows (dicts of CSV cells)."""
+    sys.path.insert(0, os.path.join(ROOT, "training", "predict"))
+    import pcommon as pc
+    cols = [{k: v for k, v in c.items() if k != "index"} for c in mf["input_schema"]["columns"]]
+    data = {c["name"]: [r[c["name"]] for r in rows] if c["type"] == "category"
+            else pc.num([r[c["name"]] for r in rows]) for c in cols}
+    return pc.distribution(cols, pc.matrix(cols, data))
+
+
+def assert_close(want, got, path):
+    if isinstance(want, dict):
+        assert set(want) == set(got), path
+        for k in want:
+            assert_close(want[k], got[k], path + "." + k)
+    elif isinstance(want, list):
+        assert len(want) == len(got), path
+        for i, (a, b) in enumerate(zip(want, got)):
+            assert_close(a, b, "%s[%d]" % (path, i))
+    elif isinstance(want, (int, float)):
+        assert abs(want - got) <= 1e-4 * max(1.0, abs(want)), (path, want, got)
+    else:
+        assert want == got, path
 
 
 # ---- datasets ----
@@ -176,6 +202,11 @@ def test_retrain_from_a_dataset(srv):
     assert abs(mf["metrics"]["roc_auc"] - out["new"]) < 1e-9
     assert mf["training"]["trained_from"] == d["dataset_id"]
     assert mf["training"]["parent_version"] == "1" and mf["training"]["rounds"] == 40
+    # drift of the new version: the distribution of its own rows, as pcommon computes it
+    want = reference_distribution(mf, churn_rows())
+    got = mf["preprocessing"]["training_distribution"]
+    assert got["train_rows"] == want["train_rows"] == d["rows"]
+    assert_close(want["features"], got["features"], "features")
     # the canary serves predictions (its version answers some requests when asked for)
     one = {k: v for k, v in churn_rows()[0].items() if k != "churn"}
     for k in ("female", "senior_citizen", "partner", "dependents", "tenure", "phone_service",

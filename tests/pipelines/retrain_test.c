@@ -122,6 +122,25 @@ static void test_trains_evaluates_installs_deterministically(void **state)
     assert_string_equal(json_string_value(json_object_get(t, "trained_from")), d.id);
     assert_string_equal(json_string_value(json_object_get(t, "parent_version")), "1");
     assert_int_equal(json_integer_value(json_object_get(t, "rounds")), 15);
+    /* drift is judged against the rows it learnt from */
+    const json_t *dist = json_object_get(
+        json_object_get(mdl_version_manifest(v)->doc, "preprocessing"), "training_distribution");
+    assert_int_equal(json_integer_value(json_object_get(dist, "train_rows")), 400);
+    const json_t *feats = json_object_get(dist, "features");
+    const json_t *contract = json_object_get(feats, "contract");
+    double sum = 0;
+    for (size_t i = 0; i < json_array_size(json_object_get(contract, "proportions")); i++)
+        sum += json_number_value(json_array_get(json_object_get(contract, "proportions"), i));
+    assert_int_equal(json_array_size(json_object_get(contract, "proportions")), 3);
+    assert_true(fabs(sum - 1) < 1e-5);
+    const json_t *tenure = json_object_get(feats, "tenure");
+    const json_t *q = json_object_get(tenure, "quantiles");
+    assert_true(json_number_value(json_object_get(q, "0.01")) <=
+                json_number_value(json_object_get(q, "0.5")));
+    assert_true(json_number_value(json_object_get(q, "0.5")) <=
+                json_number_value(json_object_get(q, "0.99")));
+    assert_int_equal(json_array_size(json_object_get(tenure, "proportions")),
+                     json_array_size(json_object_get(tenure, "edges")) + 1);
     mdl_release(v);
 
     assert_int_equal(pl_retrain(&f->cx, &in, &b, &e), MD_OK);
