@@ -102,6 +102,8 @@
     const box = err.field ? fieldBox(err.field) : null;
     if (!box) return false;
     box.classList.add('invalid');
+    const folded = box.closest('details');
+    if (folded) folded.open = true; // pricing's grid options are folded by default
     const m = el('div', 'field-error', err.message || 'invalid');
     m.setAttribute('role', 'alert');
     m.dataset.field = err.field;

@@ -152,6 +152,17 @@ test('pricing: the price-response curve with the optimum marked', async () => {
   assert.equal(Number(await page.getAttribute('#pred-task g.marker', 'data-x')), body.prediction.optimum.price);
   assert.equal(Number(await page.getAttribute('#pred-task g.marker', 'data-y')), body.prediction.optimum.objective);
   assert.ok(await page.$('#pred-reasons svg .bar-row'));
+
+  // an option the server refuses: its folded field is opened and named
+  await page.fill('#pf-opt-min_price', '-1');
+  await page.click('#pred-form details summary'); // fold it again
+  assert.equal(await page.isVisible('#pf-opt-min_price'), false);
+  const bad = await submit('pricing');
+  assert.equal(bad.status, 400);
+  assert.equal(bad.body.error.field, 'min_price');
+  const msg = await page.waitForSelector('.pfield[data-field="min_price"] .field-error');
+  assert.equal(await msg.isVisible(), true);
+  assert.equal(await msg.textContent(), bad.body.error.message);
 });
 
 test('budget: allocation bars per channel; a bad bound is shown at its channel', async () => {
