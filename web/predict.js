@@ -512,7 +512,7 @@
       const top = rows.slice(0, 12);
       $('pred-reasons-title').textContent = 'Reasons: what pushed this prediction up or down';
       const hidden = rows.length - top.length;
-      $('pred-reasons-note').textContent = `Contributions (${ex.method || 'TreeSHAP'}) in the model's margin, starting from a bias of ` +
+      $('pred-reasons-note').textContent = `Red bars push the prediction up, blue ones down: contributions (${ex.method || 'TreeSHAP'}) in the model's margin, from a bias of ` +
         `${fmt(ex.bias)}` + (hidden > 0 ? `; ${hidden} smaller ones not drawn.` : '.') +
         (ex.reasons && ex.reasons.length ? ' Top reasons: ' + ex.reasons.map((r) => r.feature).join(', ') + '.' : '');
       box.append(window.MdCharts.hbars(top, { diverging: true, cls: 'reasons', title: 'contributions per feature' }));

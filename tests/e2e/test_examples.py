@@ -153,13 +153,14 @@ def test_single_batch_bulk_with_callback(srv, client):
 
 
 @pytest.mark.parametrize("client", list(CLIENTS))
-def test_errors_are_reported_with_their_field(srv, client):
-    # a read key may not predict: the step says so and the client exits 1
+def test_a_refused_step_is_reported(srv, client):
+    # a read key may not predict: the step prints the error and the client exits 1
     rkey = getattr(srv, "read_key", None) or make_key(srv, "read")
     srv.read_key = rkey
     p, out = run(client, srv, ["single"], rkey)
     assert p.returncode == 1, p.stdout + p.stderr
-    assert out["single"]["ok"] is False and out["single"]["status"] == 403
+    assert out["single"]["ok"] is False and out["single"]["status"] == 403, out
+    assert out["single"]["code"] and out["single"]["message"], out
 
 
 def datasets_route(s):
