@@ -10,9 +10,10 @@
  *     per time bucket (columns) and their mean score (a line of points), 24 buckets ending now
  *     whose width is the smallest of 1 min .. 1 day that covers the oldest prediction fetched.
  * Actions follow the key's role, which the page learns by asking GET /api/admin/metrics (200:
- * admin): Activate on a version that is not active, Promote for a canary, End canary, and
- * Rollback (POST /api/models/{name}/versions/{v}/activate, .../promote, .../canary {percent: 0},
- * .../rollback); after one the card is reloaded. Other keys see the state without buttons.
+ * admin): Activate or Canary 10 % on a version that is not serving, Promote and End canary
+ * while a canary runs, and Rollback (POST /api/models/{name}/versions/{v}/activate,
+ * .../versions/{v}/canary {percent}, .../promote, .../rollback); after one the card is
+ * reloaded. Other keys see the state without buttons.
  * Uses app.js's $(), api() and describeError(), and charts.js's MdCharts.
  */
 'use strict';
@@ -22,6 +23,7 @@
   const fmt = (v, d) => window.MdCharts.fmt(v, d);
   const WIDTHS = [60e3, 5 * 60e3, 15 * 60e3, 60 * 60e3, 6 * 3600e3, 24 * 3600e3];
   const BUCKETS = 24;
+  const CANARY_PERCENT = 10; // the share of requests a canary started from this page gets
   /* The prediction field that is the model's "score" in the history chart, by preference. */
   const SCORE_KEYS = ['probability', 'leak_probability', 'score', 'value', 'predicted_total'];
 
@@ -89,6 +91,7 @@
   }
 
   async function fillCard(card, m) {
+    card.dataset.loaded = 'false';
     const r = await api('/api/models/' + encodeURIComponent(m.name));
     const detail = r.ok ? r.body.model : m;
     renderCard(card, detail, r.ok ? null : ['Details unavailable', serverSays(r)]);
@@ -172,6 +175,10 @@
       const act = el('td');
       if (mp.admin && v.state !== 'ACTIVE' && v.state !== 'CANARY' && v.state !== 'LOADING' && v.state !== 'VALIDATING') {
         act.append(actionButton(m, 'Activate', 'activate', 'POST', `/versions/${encodeURIComponent(v.version)}/activate`));
+        if (!m.canary_version) {
+          act.append(' ', actionButton(m, `Canary ${CANARY_PERCENT} %`, 'canary', 'POST',
+            `/versions/${encodeURIComponent(v.version)}/canary`, { percent: CANARY_PERCENT }));
+        }
       }
       tr.append(act);
       tb.append(tr);

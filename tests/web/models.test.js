@@ -113,23 +113,37 @@ test('every model of the registry with its state, versions, metrics, drift and h
   await page.close();
 });
 
-test('admin actions: activate an older version, then roll back', async () => {
+/* Wait until the card's row of version v shows state. */
+function rowState(page, card, v, state) {
+  return page.waitForFunction(([sel, ver, st]) => {
+    const tr = document.querySelector(`${sel} tr[data-version="${ver}"] .state`);
+    return tr && tr.textContent === st;
+  }, [card, v, state]);
+}
+
+test('admin actions: a canary started and ended, an older version activated, then rolled back', async () => {
   const page = await openModels(admin);
   const before = (await call('/api/models/vectorize-classifier', admin)).model;
   const older = before.versions.find((v) => v.version !== before.active_version);
   assert.ok(older, 'vectorize-classifier ships two versions');
   const card = '.model-card[data-model="vectorize-classifier"]';
+  await page.click(`${card} tr[data-version="${older.version}"] [data-action="canary"]`);
+  await rowState(page, card, older.version, 'CANARY');
+  let m = (await call('/api/models/vectorize-classifier', admin)).model;
+  assert.equal(m.canary_version, older.version);
+  assert.equal(m.canary_percent, 10);
+  assert.ok(await page.$(`${card} [data-action="promote"]`));
+  await page.click(`${card} [data-action="end-canary"]`);
+  await page.waitForFunction((sel) => !document.querySelector(`${sel} [data-action="end-canary"]`) &&
+    document.querySelector(sel).dataset.loaded === 'true', card);
+  m = (await call('/api/models/vectorize-classifier', admin)).model;
+  assert.equal(m.canary_version, null);
+
   await page.click(`${card} tr[data-version="${older.version}"] [data-action="activate"]`);
-  await page.waitForFunction(([sel, v]) => {
-    const tr = document.querySelector(`${sel} tr[data-version="${v}"] .state`);
-    return tr && tr.textContent === 'ACTIVE';
-  }, [card, older.version]);
+  await rowState(page, card, older.version, 'ACTIVE');
   assert.equal((await call('/api/models/vectorize-classifier', admin)).model.active_version, older.version);
   await page.click(`${card} [data-action="rollback"]`);
-  await page.waitForFunction(([sel, v]) => {
-    const tr = document.querySelector(`${sel} tr[data-version="${v}"] .state`);
-    return tr && tr.textContent === 'ACTIVE';
-  }, [card, before.active_version]);
+  await rowState(page, card, before.active_version, 'ACTIVE');
   assert.equal((await call('/api/models/vectorize-classifier', admin)).model.active_version, before.active_version);
   await page.close();
 });
