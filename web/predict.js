@@ -666,13 +666,17 @@
     renderBatch(r.body, items.length);
   }
 
-  /* A prediction flattened to scalar columns (nested objects by dotted names, arrays skipped
-   * except 2-number intervals). */
+  /* A prediction flattened to scalar columns: nested objects by dotted names, 2-number
+   * intervals as "lo … hi", budget's allocation as spend.<channel>, demand's forecast as
+   * forecast.<date>; other arrays (pricing's grid) are left out. */
   function flatten(p, prefix, out) {
     for (const [k, v] of Object.entries(p || {})) {
       const name = prefix ? prefix + '.' + k : k;
       if (v !== null && typeof v === 'object' && !Array.isArray(v)) flatten(v, name, out);
-      else if (Array.isArray(v)) { if (v.length === 2 && typeof v[0] === 'number') out[name] = `${fmt(v[0])} … ${fmt(v[1])}`; } else out[name] = v;
+      else if (!Array.isArray(v)) out[name] = v;
+      else if (v.length === 2 && typeof v[0] === 'number') out[name] = `${fmt(v[0])} … ${fmt(v[1])}`;
+      else if (k === 'allocation') for (const a of v) out['spend.' + a.channel] = a.spend;
+      else if (k === 'forecast') for (const d of v) out['forecast.' + d.date] = d.forecast;
     }
     return out;
   }

@@ -220,5 +220,30 @@ test('batch: a pasted CSV with a bad row gives a table of results', async () => 
   assert.deepEqual(rows.map((r) => r.failed), [false, true, false]);
   assert.match(rows[1].err, /^female: /);
   assert.match(await page.textContent('#pred-batch-summary'), /3 rows: 2 predicted, 1 failed/);
+});
+
+test('batch: an uploaded JSON-lines file of budget requests', async () => {
+  await choose('budget');
+  const lines = [{ total: 100 }, { total: -1 }, { total: 80, channels: { search: {}, email: { max: 5 } } }]
+    .map((o) => JSON.stringify(o)).join('\n');
+  await page.setInputFiles('#pred-batch-file', { name: 'budget.jsonl', mimeType: 'text/plain', buffer: Buffer.from(lines) });
+  await page.waitForFunction(() => document.querySelector('#pred-batch-text').value.includes('"total":80'));
+  const [resp] = await Promise.all([
+    page.waitForResponse((r) => r.url() === `${base}/api/budget/batch`),
+    page.click('#pred-batch-submit'),
+  ]);
+  const ans = await resp.json();
+  assert.equal(ans.count, 2);
+  assert.deepEqual(ans.failed.map((f) => [f.index, f.error.field]), [[1, 'total']]);
+  await page.waitForSelector('#pred-batch-table tbody tr.failed');
+  const failed = await page.$$eval('#pred-batch-table tbody tr', (trs) => trs.map((t) => t.classList.contains('failed')));
+  assert.deepEqual(failed, [false, true, false]);
+  const head = await page.$$eval('#pred-batch-table thead th', (ths) => ths.map((t) => t.textContent));
+  assert.ok(head.includes('predicted_total'), head.join());
+  assert.ok(head.includes('spend.search'), head.join());
+  const col = head.indexOf('spend.email');
+  const email = await page.$eval(`#pred-batch-table tbody tr[data-index="2"] td:nth-child(${col + 1})`, (td) => td.textContent);
+  const want = ans.predictions.find((p) => p.index === 2).prediction.allocation.find((a) => a.channel === 'email');
+  assert.equal(Number(email), Number(want.spend.toFixed(2)));
   assert.deepEqual(page.errors, []);
 });
