@@ -7,7 +7,8 @@
  *     manifest's first validation sample (category indexes turned back into their labels);
  *     the tasks whose request is not one schema row get their own form from their
  *     postprocessing: budget (total, per channel min / max / include, week of year), demand
- *     (history, last date, horizon, interval level), and pricing adds its grid options;
+ *     (history, last date, horizon, interval level, optional weather per forecast day), and
+ *     pricing adds its grid options;
  *   - the answer (POST /api/{model}): the prediction's values (probability, band, interval...)
  *     and its reasons as a horizontal bar chart of the TreeSHAP contributions (positive and
  *     negative around zero; anomaly: the robust z of the features out of range), plus the
@@ -287,7 +288,7 @@
     input.type = 'number';
     input.step = 'any';
     input.id = id;
-    for (const [k, v] of Object.entries(attrs)) input.setAttribute(k, v);
+    for (const [k, v] of Object.entries(attrs)) if (v !== '') input.setAttribute(k, v);
     if (value !== undefined && value !== null) input.value = String(value);
     return input;
   }
@@ -363,6 +364,56 @@
     }
     grid.append(fieldWrap({ field: 'level', label: 'level', help: 'prediction interval', input: level }));
     form.append(grid);
+    const det = el('details', 'advanced');
+    det.dataset.field = 'weather';
+    det.append(el('summary', '', 'Weather per forecast day (optional)'), el('div', 'weather-days'));
+    form.append(det);
+    const redraw = () => buildWeatherRows(det.querySelector('.weather-days'));
+    $('pf-horizon').addEventListener('change', redraw);
+    date.addEventListener('change', redraw);
+    redraw();
+  }
+
+  /* The weather columns of demand's schema (temp, percip, weather_snow): one row of inputs per
+   * forecast day; values already typed are kept when the days change. */
+  const WEATHER = ['temp', 'percip', 'weather_snow'];
+
+  function buildWeatherRows(box) {
+    const cols = Object.fromEntries(((pr.manifest.input_schema || {}).columns || []).map((c) => [c.name, c]));
+    const h = Math.max(0, Math.min(Number($('pf-horizon').value) || 0, (pr.manifest.postprocessing || {}).max_horizon || 14));
+    const last = $('pf-last_date').value;
+    const old = {};
+    for (const i of box.querySelectorAll('input')) old[i.id] = i.value;
+    box.replaceChildren();
+    const head = el('div', 'weather-row head');
+    head.append(el('span', '', 'day'), ...WEATHER.map((w) => el('span', '', `${w} ${(cols[w] || {}).unit || ''}`)));
+    box.append(head);
+    for (let d = 1; d <= h; d++) {
+      const row = el('div', 'weather-row');
+      row.append(el('span', 'muted', last ? addDays(last, d) : 'day ' + d));
+      for (const w of WEATHER) {
+        const c = cols[w] || {};
+        const id = `pf-w${d}-${w}`;
+        row.append(numberInput(id, old[id], { min: c.minimum ?? '', max: c.maximum ?? '', 'aria-label': `day ${d} ${w}` }));
+      }
+      box.append(row);
+    }
+  }
+
+  /* The weather list of the request: one object per day up to the last day with a value (a
+   * day without any is null), or undefined when nothing was typed. */
+  function weatherList() {
+    const days = [];
+    for (const row of document.querySelectorAll('#pred-form .weather-row:not(.head)')) {
+      const o = {};
+      row.querySelectorAll('input').forEach((input, i) => {
+        const v = inputValue(input);
+        if (v !== undefined) o[WEATHER[i]] = v;
+      });
+      days.push(Object.keys(o).length ? o : null);
+    }
+    while (days.length && days[days.length - 1] === null) days.pop();
+    return days.length ? days : undefined;
   }
 
   /* ------------------------------------------------------------------ the request --------- */
@@ -410,6 +461,8 @@
       const h = inputValue($('pf-horizon'));
       if (h !== undefined) f.horizon = h;
       f.level = Number($('pf-level').value);
+      const weather = weatherList();
+      if (weather) f.weather = weather;
       return { features: f };
     }
     const features = {};
@@ -474,7 +527,7 @@
       let text;
       if (Array.isArray(v)) text = `${fmt(v[0])} … ${fmt(v[1])}`;
       else if (typeof v === 'boolean') text = v ? 'yes' : 'no';
-      else if (typeof v === 'number' && /probability|share|score|level/.test(k) && v >= 0 && v <= 1) text = (v * 100).toFixed(1) + ' %';
+      else if (typeof v === 'number' && /probability|share|level/.test(k) && v >= 0 && v <= 1) text = (v * 100).toFixed(1) + ' %';
       else text = fmt(v);
       const cls = k === 'band' ? 'band band-' + String(v).replace(/[^a-z]/gi, '') : '';
       box.append(fact(k, text, cls));
@@ -486,8 +539,10 @@
     $('pred-batch-result').hidden = true;
     $('pred-result').hidden = false;
     const p = ans.prediction || {};
-    renderFacts(p.optimum ? { ...p, ...{ optimum_price: p.optimum.price, optimum_volume: p.optimum.volume,
-      [p.objective || 'objective']: p.optimum.objective, elasticity: p.optimum.elasticity } } : p);
+    // pricing: the optimum's numbers are the answer, shown beside the model's value
+    const o = p.optimum;
+    renderFacts(o ? { ...p, optimum_price: o.price, optimum_volume: o.volume,
+      [p.objective || 'objective']: o.objective, elasticity: o.elasticity } : p);
     $('pred-version').textContent = 'version ' + ans.version;
     $('pred-id').textContent = `prediction ${ans.prediction_id || '—'} · request ${ans.request_id || '—'}`;
     const task = $('pred-task');

@@ -197,6 +197,20 @@ test('demand: the forecast line after the history, with its interval band', asyn
   const band = await page.getAttribute('#pred-task polygon.band', 'points');
   assert.equal(band.trim().split(/\s+/).length, 20);
   assert.match(await page.getAttribute('#pred-task polygon.band', 'data-label'), /90 %/);
+
+  // weather for the second forecast day only: sent as [null, {...}]
+  await page.click('#pred-form details summary');
+  assert.equal(await page.$$eval('#pred-form .weather-row:not(.head)', (r) => r.length), 10);
+  await page.fill('#pf-w2-temp', '88');
+  await page.fill('#pf-w2-percip', '0.2');
+  const r = await submit('demand');
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  assert.deepEqual(r.sent.features.weather, [null, { temp: 88, percip: 0.2 }]);
+  // a shorter horizon keeps the typed day and drops the others
+  await page.fill('#pf-horizon', '3');
+  await page.dispatchEvent('#pf-horizon', 'change');
+  assert.equal(await page.$$eval('#pred-form .weather-row:not(.head)', (rows) => rows.length), 3);
+  assert.equal(await page.inputValue('#pf-w2-temp'), '88');
 });
 
 test('batch: a pasted CSV with a bad row gives a table of results', async () => {
