@@ -26,7 +26,7 @@
 
   /* ------------------------------------------------------------------- tabs --------------- */
 
-  /* What the header says on each tab; a tab not listed here keeps the Vectorize wording. */
+  /* What the header says on each tab; an unknown name (a stale #hash) shows Vectorize. */
   const TAB_TEXT = {
     vectorize: ['Vectorize', 'Raster logos in, clean SVG out'],
     enhance: ['Enhance', 'Small photos in, sharp and large out'],
@@ -34,8 +34,8 @@
     models: ['Models', 'Every model of the registry: versions, state, drift, history'],
   };
 
-  /* Shows one tab and tells the other scripts (predict.js) through a "modeld:tab" event, so
-   * each loads its data only when its tab is first opened. */
+  /* Shows one tab and tells the other scripts (predict.js, models.js) through a "modeld:tab"
+   * event, so each loads its data only when its tab is opened. */
   function showTab(name) {
     if (!TAB_TEXT[name]) name = 'vectorize';
     for (const btn of document.querySelectorAll('.tabs [role=tab]')) {
