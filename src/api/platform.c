@@ -315,7 +315,8 @@ static int ready(http_req *req, void *ctx)
     char failed[256] = "", first[32] = "";
     if (!p->o.store || store_ping(p->o.store, &e) != MD_OK) {
         snprintf(first, sizeof first, "database");
-        snprintf(failed, sizeof failed, "database: not reachable");
+        snprintf(failed, sizeof failed, "database%s%s%s: not reachable", p->o.store ? " (" : "",
+                 p->o.store ? store_backend(p->o.store) : "", p->o.store ? ")" : "");
     }
     /* the store takes writes: a full disk answers 507 to every upload, so stop routing here */
     md_err_clear(&e);

@@ -51,13 +51,14 @@ static int run_worker(const md_config *cfg, const sigset_t *set)
     cli_cluster *cl = NULL;
     api_enhance_kind kind = {0};
     api_bulk_kind bulk = {0};
-    store_opts so = {.data_dir = cfg->data_dir, .upload_ttl_ms = cfg->upload_ttl_ms};
+    store_opts so = {.data_dir = cfg->data_dir, .url = cfg->store, .blob_dir = cfg->blob_dir,
+                     .pool_size = (int)cfg->store_pool, .upload_ttl_ms = cfg->upload_ttl_ms};
     int rc = store_open(&so, &st, &e);
     if (rc == MD_OK)
         rc = cli_cluster_open(cfg, &cl, &e);
     if (rc == MD_OK)
         rc = open_registry(cfg, st, cl, &kind.models, &e);
-    bulk = (api_bulk_kind){.models = kind.models, .st = st};
+    bulk = (api_bulk_kind){.models = kind.models, .st = st, .log_sample = cfg->predict_log_sample};
     if (rc == MD_OK)
         rc = cli_jobs_open(cfg, st, &kind, &bulk, -1, cl, &j, &e);
     if (rc == MD_OK)
@@ -74,7 +75,8 @@ static int run_worker(const md_config *cfg, const sigset_t *set)
         store_unref(st);
         return rc == MD_E_INVALID_PARAM ? 2 : 1;
     }
-    md_log(MD_LOG_INFO, "worker: running jobs from %s (pid %ld)", cfg->data_dir, (long)getpid());
+    md_log(MD_LOG_INFO, "worker: running jobs from %s (%s, pid %ld)", cfg->data_dir,
+           store_backend(st), (long)getpid());
     struct timespec ts = {cfg->sweep_interval_ms / 1000, (cfg->sweep_interval_ms % 1000) * 1000000};
     for (;;) {
         int sig = sigtimedwait(set, NULL, &ts);

@@ -44,6 +44,15 @@ static const setting settings[] = {
     {"host", T_STR, F(host), "127.0.0.1", 0, 0, 0, "ADDR", "address to listen on (name or IP; 0.0.0.0 for all)"},
     {"port", T_INT, F(port), "8080", 0, 65535, 0, "N", "TCP port; 0 picks a free one (logged at start)"},
     {"data_dir", T_STR, F(data_dir), "./var", 0, 0, 0, "DIR", "database, upload blobs and the JWT secret"},
+    {"store", T_STR, F(store), "sqlite:", 0, 0, 0, "URL",
+     "metadata database: sqlite:[FILE] (default FILE <data_dir>/modeld.db) or postgres://user@host"
+     ":port/db (a libpq URI, shared by several nodes; keep the password in ~/.pgpass or "
+     "PGPASSWORD, not here)"},
+    {"store_pool", T_INT, F(store_pool), "4", 1, 64, 0, "N",
+     "PostgreSQL connections of this process (calls beyond it wait their turn)"},
+    {"blob_dir", T_STR, F(blob_dir), "", 0, 0, 0, "DIR",
+     "uploads, results and job files (content-addressed); empty = <data_dir>/blobs; nodes that "
+     "share a PostgreSQL store must share this directory too"},
     {"io_threads", T_INT, F(io_threads), "0", 0, 64, 0, "N", "HTTP I/O threads (at least 2); 0 = CPUs, at most 4"},
     {"compute_threads", T_INT, F(compute_threads), "0", 0, 256, 0, "N", "workers for heavy requests; 0 = CPUs"},
     {"compute_queue", T_INT, F(compute_queue), "256", 1, 100000, 0, "N",
@@ -528,6 +537,10 @@ int md_config_workers(const md_config *c)
 
 int md_config_validate(const md_config *c, md_err *err)
 {
+    if (strncmp(c->store, "sqlite:", 7) != 0 && strncmp(c->store, "postgres://", 11) != 0 &&
+        strncmp(c->store, "postgresql://", 13) != 0)
+        return md_fail(err, MD_E_INVALID_PARAM, "store",
+                       "store must be sqlite:[FILE] or postgres://..., got \"%.32s\"", c->store);
     if (md_config_workers(c) == -2)
         return md_fail(err, MD_E_INVALID_PARAM, "workers", "workers must be auto or an integer in 0..256, got \"%.32s\"",
                        c->workers);

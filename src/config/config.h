@@ -32,6 +32,9 @@ typedef struct md_config {
     char *host;
     long port;
     char *data_dir;
+    char *store;     /* "sqlite:[FILE]" or "postgres://..." (store_opts.url) */
+    long store_pool; /* PostgreSQL connections (store_opts.pool_size) */
+    char *blob_dir;  /* "" = <data_dir>/blobs (store_opts.blob_dir) */
     long io_threads, compute_threads, compute_queue, max_connections;
     size_t body_limit;
     long request_timeout_ms, drain_timeout_ms, idle_timeout_ms;
