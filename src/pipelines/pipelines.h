@@ -243,6 +243,8 @@ typedef struct pl_ai_in {
     size_t max_svg_bytes;  /* 0 = 3x the default preset's bytes */
     const md_clock *clock; /* time budget clock; NULL = md_clock_system() (tests inject one) */
     int analyse_only;      /* 1: analysis and recommendation only, no conversion or result */
+    int analysis_side;     /* features' sampling grid (vec_features_grid); 0 = VEC_FEATURES_SIDE,
+                            * the models' own: other grids trade their accuracy for time */
 } pl_ai_in;
 
 /* What the models (or the rules) say about an image. */

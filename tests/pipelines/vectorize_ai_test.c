@@ -242,6 +242,21 @@ static void test_routing_rules(void **state)
     assert_int_equal(ai__route(AI_TEXT, 0.9, 0.95, 0, why, sizeof why), 3);
     assert_int_equal(ai__route(AI_TEXT, 0.9, 0.95, 5, why, sizeof why), 3);
     assert_non_null(strstr(why, "target 0.95"));
+    /* The seeds' table: 0.9 -> tier 2-3 even when the guess is predicted past it; a 2 s
+     * budget -> tier 1-2 below 0.95; 0.95 -> 3; 0.7 -> 1-2 whatever the prediction. */
+    for (int type = 0; type < PL_AI_CLASSES; type++) {
+        for (double pred = -1; pred <= 1.0; pred += 0.25) {
+            t = ai__route(type, pred, 0.9, 0, why, sizeof why);
+            assert_true(t == 2 || t == 3);
+            assert_true(ai__route(type, pred, 0.9, 2.0, why, sizeof why) <= 2);
+            assert_true(ai__route(type, pred, 0.85, 2.0, why, sizeof why) <= 2);
+            assert_int_equal(ai__route(type, pred, 0.95, 0, why, sizeof why), 3);
+            assert_true(ai__route(type, pred, 0.7, 0, why, sizeof why) <= 2);
+            assert_int_equal(ai__route(type, pred, 0.95, 0.3, why, sizeof why), 1);
+        }
+    }
+    /* A hard image (predicted well below) at 0.9 with no budget: the search. */
+    assert_int_equal(ai__route(AI_SIMPLE, 0.6, 0.9, 0, why, sizeof why), 3);
 }
 
 /* Analysis only: features, classification, a recommendation, no conversion. */
