@@ -35,7 +35,7 @@
 /* Sets of the portfolio tiers 2 and 3 convert before the ranked candidates (tier 2's budget
  * of 0.5 s holds about this many conversions of a 512 px logo). */
 #define TIER2_PORTFOLIO 4
-#define TIER3_PORTFOLIO 8
+#define TIER3_PORTFOLIO 10
 #define DEFAULT_TARGET 0.85
 
 typedef enum search_state { S_ANALYSED, S_SEARCHING, S_DONE } search_state;
@@ -47,7 +47,8 @@ typedef struct search {
     pl_ai_out *out;
     const md_image *img;
     const md_clock *clk;
-    uint64_t t0;
+    uint64_t t0, now_ns; /* start; the last reading (elapsed_s) */
+    int now_fresh;       /* 1: no conversion since now_ns was read */
     double budget_s, last_s;
     size_t size_budget;
     vec_result *best; /* owned */
@@ -69,9 +70,16 @@ static double ms_since(uint64_t t0)
     return (double)(md_now_ns() - t0) / 1e6;
 }
 
-static double elapsed_s(const search *s)
+/* Seconds since the search began, read once per decision: checks repeated without a
+ * conversion in between (the loops' search_done, then search_try's) reuse the reading, so the
+ * next conversion's start is the reading its decision was made on (invariant 1). */
+static double elapsed_s(search *s)
 {
-    return (double)(md_clock_now_ns(s->clk) - s->t0) / 1e9;
+    if (!s->now_fresh) {
+        s->now_ns = md_clock_now_ns(s->clk);
+        s->now_fresh = 1;
+    }
+    return (double)(s->now_ns - s->t0) / 1e9;
 }
 
 static int in_size(const search *s, const vec_result *r)
@@ -89,7 +97,7 @@ static int better(const search *s, const vec_result *a, const vec_result *b)
     return in_size(s, a) ? a->ssim.rgb > b->ssim.rgb : a->svg_bytes < b->svg_bytes;
 }
 
-static int time_left(const search *s)
+static int time_left(search *s)
 {
     if (s->state == S_ANALYSED)
         return 1;
@@ -124,9 +132,11 @@ static int search_try(search *s, const vec_params *p, md_err *err)
     memcpy(s->tried[s->ntried++], enc, sizeof enc);
     vec_convert_opts vo = {.measure_quality = 1, .rgb_only = 1, .cancel = s->cx->cancel};
     vec_result *r = NULL;
-    uint64_t t0 = md_clock_now_ns(s->clk), w0 = md_now_ns();
+    elapsed_s(s);
+    uint64_t w0 = md_now_ns();
     int rc = vec_convert(s->img, p, &vo, &r, err);
-    s->last_s = (double)(md_clock_now_ns(s->clk) - t0) / 1e9;
+    s->last_s = (double)(md_clock_now_ns(s->clk) - s->now_ns) / 1e9;
+    s->now_fresh = 0;
     s->out->timing.optimize_ms += ms_since(w0);
     if (rc != MD_OK)
         return rc;
