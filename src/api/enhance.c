@@ -134,7 +134,8 @@ static int rate_check(api_enhance *a, http_req *req)
     if (a->o.rate.per_sec <= 0)
         return MD_OK;
     const http_identity *id = http_req_identity(req);
-    const char *key = id && id->key_id[0] ? id->key_id : http_req_client_ip(req);
+    char key[96]; /* "enh:": apart from the role buckets when they share one store */
+    snprintf(key, sizeof key, "enh:%s", id && id->key_id[0] ? id->key_id : http_req_client_ip(req));
     rl_result res;
     int rc = rl_take(a->rl, key, strlen(key), a->o.rate, &res);
     if (rc != MD_E_RATE_LIMITED)
@@ -766,7 +767,7 @@ int api_enhance_register(http_server *srv, const api_enhance_opts *o, api_enhanc
         a->o.max_file_bytes = MAX_FILE_DEFAULT;
     if (!a->o.memory_budget)
         a->o.memory_budget = BUDGET_DEFAULT;
-    if (rl_new(&(rl_opts){0}, &a->rl) != MD_OK) {
+    if (rl_new(&(rl_opts){.shared = a->o.rate_shared}, &a->rl) != MD_OK) {
         free(a);
         return md_fail(err, MD_E_NOMEM, NULL, NULL);
     }

@@ -36,6 +36,8 @@ typedef struct api_enhance_opts {
     uint64_t memory_budget;  /* bytes one job may need at peak; 0 = 1.5 GB */
     rl_rate rate;            /* per key (per IP without one) over both submit routes; per_sec
                               * 0 = no limit */
+    const rl_shared *rate_shared; /* those buckets shared by the nodes (Redis, set by the CLI;
+                                   * its keys start "enh:"); NULL = this node's own */
     int max_running;         /* for /api/v1/config (the kind's limit) */
     size_t queue_max;        /* for /api/v1/config */
 } api_enhance_opts;

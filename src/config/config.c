@@ -154,6 +154,16 @@ static const setting settings[] = {
     {"enhance_rate", T_RATE, F(enhance_rate), "1:20", 0, 0, 0, "R[:B]",
      "POST /api/v1/enhance and /enhance/batch per key (per IP without one), requests/s and burst "
      "(on top of the role's rate)"},
+    {"redis", T_STR, F(redis), "", 0, 0, 0, "URL",
+     "Redis shared by the nodes of a cluster (redis://host[:port][/db] or unix:///path[?db=N]): "
+     "shared rate limits, the L2 conversion cache, model-registry and job-progress events; "
+     "empty = none (this node alone)"},
+    {"redis_down", T_STR, F(redis_down), "local", 0, 0, 0, "POLICY",
+     "rate limits while Redis is down: local (each node's own buckets) or refuse (503)"},
+    {"redis_cache_ttl", T_DUR, F(redis_cache_ttl_ms), "3600s", SEC, 720 * HOUR, 0, "DUR",
+     "a conversion answer stays in the Redis L2 cache this long (at most result_ttl)"},
+    {"redis_timeout", T_DUR, F(redis_timeout_ms), "500ms", 10, 60 * SEC, 0, "DUR",
+     "Redis connect and command timeout; a node that waits longer treats Redis as down"},
     {"test_routes", T_BOOL, F(test_routes), "false", 0, 0, 0, "BOOL",
      "debug: /api/test/* routes for the end-to-end tests (never in production)"},
 };
@@ -534,6 +544,12 @@ int md_config_validate(const md_config *c, md_err *err)
     if (md_config_workers(c) == -2)
         return md_fail(err, MD_E_INVALID_PARAM, "workers", "workers must be auto or an integer in 0..256, got \"%.32s\"",
                        c->workers);
+    if (c->redis && *c->redis && strncmp(c->redis, "redis://", 8) != 0 && strncmp(c->redis, "unix://", 7) != 0)
+        return md_fail(err, MD_E_INVALID_PARAM, "redis",
+                       "invalid redis: expected redis://host[:port][/db] or unix:///path[?db=N]");
+    if (c->redis_down && strcmp(c->redis_down, "local") != 0 && strcmp(c->redis_down, "refuse") != 0)
+        return md_fail(err, MD_E_INVALID_PARAM, "redis_down", "redis_down must be local or refuse, got \"%.32s\"",
+                       c->redis_down);
     for (const char *p = c->cors_origins; p && *p;) {
         size_t n = strcspn(p, ",");
         bool ok = (n == 1 && *p == '*') || (n > 7 && strncmp(p, "http://", 7) == 0) ||
