@@ -470,7 +470,23 @@ static int jsonl_feed(bulk *b, const char *p, size_t n)
 
 /* ---- the run: input, result --------------------------------------------------------------- */
 
-/* The file to read: the job's input blob, or the upload a schedule names (params.input). */
+/* The blob of stored dataset id (a schedule's input, kept until deleted). */
+static int dataset_path(store *st, const char *id, char *out, size_t cap, md_err *err)
+{
+    store_dataset *d = malloc(sizeof *d);
+    if (!d)
+        return md_fail(err, MD_E_NOMEM, NULL, NULL);
+    int rc = store_datasets_get(st, id, d, err);
+    if (rc == MD_E_NOT_FOUND)
+        rc = md_fail(err, MD_E_NOT_FOUND, "input", "no dataset %.40s (deleted?)", id);
+    if (rc == MD_OK)
+        rc = store_blob_path(st, d->sha256, out, cap, err);
+    free(d);
+    return rc;
+}
+
+/* The file to read: the job's input blob, or the stored dataset ("d_...") or upload a schedule
+ * names (params.input). */
 static int input_path(job_run *r, api_bulk_kind *k, const json_t *params, char *out, size_t cap,
                       md_err *err)
 {
@@ -482,7 +498,9 @@ static int input_path(job_run *r, api_bulk_kind *k, const json_t *params, char *
     if (!id || !*id)
         return md_fail(err, MD_E_MISSING_FIELD, "input", "the job has no input");
     if (!k->st)
-        return md_fail(err, MD_E_UNAVAILABLE, "input", "no store to read upload %.40s from", id);
+        return md_fail(err, MD_E_UNAVAILABLE, "input", "no store to read input %.40s from", id);
+    if (strncmp(id, "d_", 2) == 0)
+        return dataset_path(k->st, id, out, cap, err);
     store_upload up;
     int rc = store_uploads_get(k->st, id, &up, err);
     if (rc == MD_E_FILE_NOT_FOUND)

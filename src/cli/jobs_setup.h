@@ -12,7 +12,9 @@
 /* Open the queue on st with cfg's job settings and register the job kinds: "enhance" (its run
  * context *kind is borrowed until job_close: its models must be set, its japi may be set
  * until job_start), "predict-bulk" (API_BULK_KIND; *bulk borrowed until job_close, its models
- * and st set), and "test" with test_routes. workers < 0: cfg's workers setting (auto =
+ * and st set), "retrain" (API_RETRAIN_KIND, the same *bulk context, one job at a time;
+ * only when bulk->serving)
+ * and "test" with test_routes. workers < 0: cfg's workers setting (auto =
  * half the CPUs). The caller starts it with job_start once the kind context is complete.
  * *out is new: job_close. */
 int cli_jobs_open(const md_config *cfg, store *st, api_enhance_kind *kind, api_bulk_kind *bulk,

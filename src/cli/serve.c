@@ -17,6 +17,8 @@
 #include "api/convert.h"
 #include "api/docs.h"
 #include "api/bulk.h"
+#include "api/datasets.h"
+#include "api/retrain.h"
 #include "api/enhance.h"
 #include "api/admin_jobs.h"
 #include "api/jobs_api.h"
@@ -62,6 +64,8 @@ typedef struct serve_ctx {
     api_job_status *jst; /* GET /api/v1/jobs/{id}/status, the job's WebSocket (issue 10) */
     api_bulk_kind bulk_kind; /* the "predict-bulk" job kind's context (models, store) */
     api_bulk *bulk;          /* POST /api/{model}/bulk */
+    api_datasets *ds;        /* /api/admin/datasets: stored datasets (issue 11 §4) */
+    api_retrain *retrain;    /* POST /api/admin/retrain (issue 11 §4) */
     api_predict *pred;   /* /api/{model}... business predictions (issue 11) */
     http_server *srv;
     int routes_only;   /* `modeld routes`: 1 = print the table, 2 = print the OpenAPI document */
@@ -145,7 +149,8 @@ static int open_backends(serve_ctx *c)
     int rc = open_registry(c);
     /* `modeld routes` runs no jobs: a queue without workers is enough for the route table. */
     c->enh_kind.models = c->reg;
-    c->bulk_kind = (api_bulk_kind){.models = c->reg, .st = c->st, .log_sample = c->cfg->predict_log_sample};
+    c->bulk_kind = (api_bulk_kind){.models = c->reg, .st = c->st,
+                                   .log_sample = c->cfg->predict_log_sample, .serving = true};
     if (rc == 0 && cli_jobs_open(cfg, c->st, &c->enh_kind, &c->bulk_kind, c->routes_only ? 0 : -1,
                                  &c->jq, &e) != MD_OK)
         return fail("cannot start the job queue", &e, 1);
@@ -165,6 +170,12 @@ static int register_models(serve_ctx *c, md_err *e)
     api_bulk_opts bo = {.jq = c->jq, .reg = c->reg, .max_bytes = c->cfg->bulk_max_bytes};
     if (rc == MD_OK)
         rc = api_bulk_register(c->srv, &bo, &c->bulk, e);
+    api_datasets_opts dso = {.st = c->st, .max_bytes = c->cfg->bulk_max_bytes};
+    if (rc == MD_OK)
+        rc = api_datasets_register(c->srv, &dso, &c->ds, e);
+    api_retrain_opts ro = {.jq = c->jq, .reg = c->reg, .st = c->st};
+    if (rc == MD_OK)
+        rc = api_retrain_register(c->srv, &ro, &c->retrain, e);
     if (rc == MD_OK && http_metrics_collector(c->srv, mdl_metrics, c->reg) != MD_OK)
         rc = md_fail(e, MD_E_INTERNAL, NULL, "cannot register the model metrics");
     if (rc == MD_OK && api_platform_ready_check(c->plat, "models", api_models_ready, c->reg) != MD_OK)
@@ -330,6 +341,8 @@ static void shutdown_all(serve_ctx *c, int sig)
     api_convert_free(c->conv);
     api_predict_free(c->pred);
     api_bulk_free(c->bulk);
+    api_datasets_free(c->ds);
+    api_retrain_free(c->retrain);
     api_platform_free(c->plat);
     mdl_registry_close(c->reg); /* after the server: no request holds a model any more */
     rl_free(c->rl);

@@ -22,6 +22,7 @@
  *     CANARY     ──mdl_promote / auto-promote after N requests──▶ ACTIVE
  *     CANARY     ──mdl_canary(…, 0) / auto-rollback on errors or p99──▶ STANDBY
  *     ACTIVE     ──publish of another version──▶ STANDBY   (kept loaded: instant rollback)
+ *     READY      ──mdl_install_as(STANDBY)──▶ STANDBY     (never served: not a rollback target)
  *     STANDBY    ──mdl_rollback──▶ ACTIVE                  (the active one becomes STANDBY)
  *     UNLOADED   ──mdl_rollback, no STANDBY loaded──▶ LOADING … READY ──▶ ACTIVE
  *                                 (the store's previous active version, loaded and validated)
@@ -102,6 +103,8 @@ const char *mdl_family_name(mdl_family f); /* "generic", "vectorize", ... */
  *   "validation": {"tolerance": 1e-4, "samples": [
  *        {"inputs": {"x": [[5.1, 3.5, 1.4, 0.2]]}, "outputs": {"y": [[...]]}}]},
  *   "metrics": {"accuracy": 0.97, ...},               (training metrics, numbers)
+ *   "training": {...},                                (optional, free-form: how to retrain it,
+ *                                                      see pipelines.h pl_retrain)
  *   "model_card": {"data": "...", "intended_use": "...", "limits": "..."}
  * }
  * Datatypes are OIP names: BOOL, UINT8..UINT64, INT8..INT64, FP16, FP32, FP64, BYTES.
@@ -233,6 +236,7 @@ void mdl_release(mdl_version *v);
 const mdl_manifest *mdl_version_manifest(const mdl_version *v);
 const char *mdl_version_name(const mdl_version *v);
 const char *mdl_version_id(const mdl_version *v); /* the version string */
+const char *mdl_version_dir(const mdl_version *v); /* its directory (files beside the artefact) */
 mdl_state mdl_version_state(const mdl_version *v);
 /* Add queue time for the stats (ns a request waited before mdl_run). */
 void mdl_version_note_queue(mdl_version *v, uint64_t queue_ns);
@@ -276,6 +280,18 @@ typedef struct mdl_file {
 } mdl_file;
 int mdl_install(mdl_registry *r, const char *name, const mdl_file *files, size_t n,
                 md_err *err);
+/* Where an installed version goes once it loaded and validated (mdl_install_as). */
+typedef enum mdl_install_mode {
+    MDL_INSTALL_ACTIVE = 0, /* published as ACTIVE (mdl_install) */
+    MDL_INSTALL_CANARY,     /* CANARY at canary_percent (> 0) of the requests; needs an active
+                               version (MD_E_CONFLICT otherwise) */
+    MDL_INSTALL_STANDBY,    /* STANDBY, loaded but serving nothing: a version that never served
+                               (retraining's worse model) is never mdl_rollback's target */
+} mdl_install_mode;
+/* mdl_install, then the version goes where mode says instead of ACTIVE (retraining installs
+ * its new version as CANARY or STANDBY and never activates it). Same errors and guarantees. */
+int mdl_install_as(mdl_registry *r, const char *name, const mdl_file *files, size_t n,
+                   mdl_install_mode mode, double canary_percent, md_err *err);
 /* Check a version directory (manifest, sha256, load, validation) without registering it
  * (`modeld models validate DIR`). */
 int mdl_validate_dir(const char *dir, const mdl_registry_opts *o, md_err *err);

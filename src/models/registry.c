@@ -727,7 +727,7 @@ static int rollback_locked(mdl_registry *r, mdl_model *m, md_err *err)
     for (size_t i = 0; rc == MD_OK && i < m->n_slots; i++) {
         mdl_version *v = m->slots[i].v;
         mdl_serving *s = current(m);
-        if (v && v != ex_canary && atomic_load(&v->state) == MDL_STANDBY &&
+        if (v && v != ex_canary && atomic_load(&v->state) == MDL_STANDBY && v->standby_seq > 0 &&
             (!s || v != s->active) && (!best || v->standby_seq > best->standby_seq))
             best = v;
     }
@@ -885,7 +885,23 @@ void mdl__end(mdl_registry *r)
     pthread_mutex_unlock(&r->mgmt);
 }
 
-int mdl__install_activate(mdl_registry *r, const char *name, const char *id, md_err *err)
+/* READY -> STANDBY for a version that never served: standby_seq stays 0, so rollback (which
+ * looks for the newest standby with a seq) never returns to it, and trimming retires it first. */
+static void place_standby(mdl_registry *r, mdl_model *m, mdl_version *v)
+{
+    v->standby_seq = 0;
+    set_state(v, MDL_READY, MDL_STANDBY);
+    mdl_serving *s = current(m);
+    mdl_serving *ns =
+        serving_new(r, m, s ? s->active : NULL, s ? s->canary : NULL, s ? s->percent : 0);
+    if (ns)
+        publish(m, ns); /* the standby set is part of what acquire may pick by version */
+    trim_standbys(r, m);
+    md_log(MD_LOG_INFO, "models: %s version %s installed as STANDBY", m->name, v->mf.version);
+}
+
+int mdl__install_place(mdl_registry *r, const char *name, const char *id, int mode,
+                       double canary_percent, md_err *err)
 {
     scan(r, name);
     mdl_model *m = mdl__model_find(r, name);
@@ -894,7 +910,11 @@ int mdl__install_activate(mdl_registry *r, const char *name, const char *id, md_
     atomic_store(&m->tried, true);
     mdl_version *v = NULL;
     int rc = prepare_version(r, m, id, &v, err);
-    if (rc == MD_OK)
+    if (rc == MD_OK && mode == MDL_INSTALL_CANARY)
+        rc = canary_locked(r, m, id, canary_percent, err);
+    else if (rc == MD_OK && mode == MDL_INSTALL_STANDBY)
+        place_standby(r, m, v);
+    else if (rc == MD_OK)
         rc = activate_locked(r, m, v, err);
     return rc;
 }
@@ -1134,6 +1154,10 @@ const mdl_manifest *mdl_version_manifest(const mdl_version *v)
 const char *mdl_version_name(const mdl_version *v)
 {
     return v->mf.name;
+}
+const char *mdl_version_dir(const mdl_version *v)
+{
+    return v->dir;
 }
 const char *mdl_version_id(const mdl_version *v)
 {

@@ -164,6 +164,22 @@ static const migration migrations[] = {
      "  created_ms INTEGER NOT NULL,"
      "  done_ms INTEGER NOT NULL DEFAULT 0);"
      "CREATE INDEX callbacks_due ON callbacks(state, next_try_ms);"},
+    /* Stored datasets (issue 11 §4, retraining and schedules): a CSV or JSON-lines blob kept
+     * until deleted (never swept by the upload TTL), with its header and row count. Written
+     * portably (TEXT / BIGINT, no AUTOINCREMENT) for the PostgreSQL back end to port. */
+    {10, "datasets",
+     "CREATE TABLE datasets ("
+     "  id TEXT PRIMARY KEY,"
+     "  owner TEXT NOT NULL,"
+     "  name TEXT NOT NULL,"
+     "  format TEXT NOT NULL,"
+     "  rows_count BIGINT NOT NULL,"
+     "  columns TEXT NOT NULL,"
+     "  size BIGINT NOT NULL,"
+     "  sha256 TEXT NOT NULL,"
+     "  created_ms BIGINT NOT NULL);"
+     "CREATE INDEX datasets_created ON datasets(created_ms);"
+     "CREATE INDEX datasets_sha256 ON datasets(sha256);"},
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

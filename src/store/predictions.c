@@ -20,6 +20,16 @@ static const char SQL_LIST[] =
     " FROM predictions p LEFT JOIN feedback f ON f.prediction_id = p.id"
     " WHERE p.model = ?1 AND p.time_ms >= ?2 AND (?3 = 0 OR p.time_ms < ?3)"
     " ORDER BY p.time_ms DESC, p.id DESC LIMIT ?4 OFFSET ?5";
+/* The predictions that have feedback (retraining's data), oldest first so that pages are
+ * stable while new ones arrive. ?2 and ?3 are bound but unused (list_rows binds five). */
+static const char SQL_WITH_FEEDBACK[] =
+    "SELECT p.id, p.model, p.version, p.inputs, p.outputs, p.time_ms, f.actual"
+    " FROM predictions p JOIN feedback f ON f.prediction_id = p.id"
+    " WHERE p.model = ?1 AND ?2 = ?2 AND ?3 = ?3"
+    " ORDER BY p.time_ms, p.id LIMIT ?4 OFFSET ?5";
+static const char SQL_COUNT_FEEDBACK[] =
+    "SELECT count(*) FROM predictions p JOIN feedback f ON f.prediction_id = p.id"
+    " WHERE p.model = ?1";
 static const char SQL_HAS[] = "SELECT 1 FROM predictions WHERE id = ? AND model = ?";
 static const char SQL_FEEDBACK[] =
     "INSERT OR REPLACE INTO feedback(prediction_id, actual, time_ms) VALUES(?,?,?)";
@@ -88,9 +98,10 @@ static int read_row(sqlite3_stmt *st, store_prediction *p)
     return ok ? MD_OK : MD_E_NOMEM;
 }
 
-int store_predictions_list(store *s, const char *model, int64_t from_ms, int64_t to_ms,
-                           size_t offset, size_t limit, store_prediction **out, size_t *n,
-                           md_err *err)
+/* Run the cached statement sql with ?1 model, ?2 from_ms, ?3 to_ms, ?4 limit, ?5 offset and
+ * collect its rows (at most limit) into a new array. */
+static int list_rows(store *s, const char *sql, const char *model, int64_t from_ms, int64_t to_ms,
+                     size_t offset, size_t limit, store_prediction **out, size_t *n, md_err *err)
 {
     *out = NULL;
     *n = 0;
@@ -100,7 +111,7 @@ int store_predictions_list(store *s, const char *model, int64_t from_ms, int64_t
     if (!arr)
         return md_fail(err, MD_E_NOMEM, NULL, NULL);
     store__lock(s);
-    sqlite3_stmt *st = store__stmt(s, SQL_LIST, err);
+    sqlite3_stmt *st = store__stmt(s, sql, err);
     int rc = st ? MD_OK : MD_E_IO, r = SQLITE_DONE;
     if (st) {
         sqlite3_bind_text(st, 1, model, -1, SQLITE_STATIC);
@@ -124,6 +135,36 @@ int store_predictions_list(store *s, const char *model, int64_t from_ms, int64_t
     }
     *out = arr;
     return MD_OK;
+}
+
+int store_predictions_list(store *s, const char *model, int64_t from_ms, int64_t to_ms,
+                           size_t offset, size_t limit, store_prediction **out, size_t *n,
+                           md_err *err)
+{
+    return list_rows(s, SQL_LIST, model, from_ms, to_ms, offset, limit, out, n, err);
+}
+
+int store_feedback_list(store *s, const char *model, size_t offset, size_t limit,
+                        store_prediction **out, size_t *n, md_err *err)
+{
+    return list_rows(s, SQL_WITH_FEEDBACK, model, 0, 0, offset, limit, out, n, err);
+}
+
+int store_feedback_count(store *s, const char *model, int64_t *n, md_err *err)
+{
+    store__lock(s);
+    sqlite3_stmt *st = store__stmt(s, SQL_COUNT_FEEDBACK, err);
+    int rc = st ? MD_OK : MD_E_IO;
+    if (st) {
+        sqlite3_bind_text(st, 1, model, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW)
+            *n = sqlite3_column_int64(st, 0);
+        else
+            rc = store__sqlfail(s, "count feedback", err);
+        store__done(st);
+    }
+    store__unlock(s);
+    return rc;
 }
 
 void store_predictions_free(store_prediction *p, size_t n)

@@ -1,5 +1,5 @@
-/* store.h - durable state of modeld: API keys, the audit log, uploads, conversion results and
- * the blobs they name.
+/* store.h - durable state of modeld: API keys, the audit log, uploads, conversion results,
+ * jobs, schedules, stored datasets and the blobs they name.
  *
  * The store is the only code that knows how state is kept (SQLite today, PostgreSQL later):
  * callers see plain C structs and MD_E_* codes, never SQL, so a second back end can implement
@@ -421,6 +421,13 @@ void store_predictions_free(store_prediction *p, size_t n);
  * no such prediction. */
 int store_feedback_put(store *s, const char *model, const char *prediction_id, const char *actual,
                        int64_t time_ms, md_err *err);
+/* The logged predictions of model that have feedback (retraining from "feedback"), oldest
+ * first, skipping offset, at most limit (1..10000), each with its actual. *out new
+ * (store_predictions_free). */
+int store_feedback_list(store *s, const char *model, size_t offset, size_t limit,
+                        store_prediction **out, size_t *n, md_err *err);
+/* How many logged predictions of model have feedback. */
+int store_feedback_count(store *s, const char *model, int64_t *n, md_err *err);
 /* ---- schedules (schedules.c, issue 11 §4) -------------------------------------------------- */
 
 #define STORE_SCHED_ID_MAX 40
@@ -462,6 +469,44 @@ int store_schedule_claim(store *st, const char *id, int64_t expect_next_ms, int6
 int store_schedule_set_job(store *st, const char *id, const char *job_id, md_err *err);
 /* MD_E_NOT_FOUND (field "schedule_id") for an unknown id. */
 int store_schedule_delete(store *st, const char *id, md_err *err);
+
+/* ---- stored datasets (datasets.c, issue 11 §4) --------------------------------------------- */
+/* A dataset is a CSV or JSON-lines file kept until it is deleted (never swept by the upload
+ * TTL): what schedules run on and what a model is retrained from. The bytes are a blob (named
+ * by their SHA-256, deduplicated); the row keeps what callers list without reading the blob.
+ * The store does not parse the file: the caller counts rows and reads the header. */
+
+#define STORE_DATASET_ID_MAX 40
+#define STORE_DATASET_NAME_MAX 256
+#define STORE_DATASET_COLUMNS_MAX 16384 /* the header as a JSON array of strings, bytes */
+
+typedef struct store_dataset {
+    char id[STORE_DATASET_ID_MAX];       /* "d_<24 hex>", set by store_datasets_create */
+    char owner[STORE_KEY_ID_MAX];        /* key id of the creator ("" = anonymous) */
+    char name[STORE_DATASET_NAME_MAX];   /* client-given name */
+    char format[16];                     /* "csv" | "jsonl" */
+    int64_t rows;                        /* data rows (the header not counted) */
+    char columns[STORE_DATASET_COLUMNS_MAX]; /* JSON array of the column names */
+    int64_t size;                        /* bytes */
+    char sha256[STORE_SHA256_HEX];       /* the blob */
+    int64_t created_ms;
+} store_dataset;
+
+/* Store data (n bytes, fsync'd) as a blob and insert a dataset row with meta's owner, name,
+ * format, rows and columns; id, size, sha256 and created_ms are filled in *out.
+ * MD_E_INVALID_PARAM naming "name", "format" or "columns" when one does not fit. */
+int store_datasets_create(store *s, const void *data, size_t n, const store_dataset *meta,
+                          store_dataset *out, md_err *err);
+/* MD_E_NOT_FOUND (field "dataset_id") for an unknown id. */
+int store_datasets_get(store *s, const char *id, store_dataset *out, md_err *err);
+/* Datasets newest first, skipping offset, at most limit (1..1000). *out is new (free(); NULL
+ * when *n == 0); *total (may be NULL) gets the number of datasets. */
+int store_datasets_list(store *s, size_t offset, size_t limit, store_dataset **out, size_t *n,
+                        int64_t *total, md_err *err);
+/* Delete a dataset row (its blob goes at a later sweep when nothing else names it).
+ * MD_E_NOT_FOUND (field "dataset_id") for an unknown id; MD_E_CONFLICT (field "dataset_id")
+ * while a schedule names it as its input (checked in the same transaction as the delete). */
+int store_datasets_delete(store *s, const char *id, md_err *err);
 
 /* ---- job callbacks (callbacks.c, issue 11 §4) ---------------------------------------------- */
 

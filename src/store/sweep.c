@@ -29,7 +29,7 @@
 #include <unistd.h>
 
 typedef struct blob_table {
-    const char *delete_expired;   /* one parameter: now_ms */
+    const char *delete_expired;   /* one parameter: now_ms; NULL for rows that never expire */
     const char *references;       /* one parameter: sha256; a row when referenced; NULL for
                                    * a statement whose table names no blob */
 } blob_table;
@@ -56,6 +56,9 @@ static const blob_table tables[] = {
     {"DELETE FROM batches WHERE created_ms <= ?"
      " AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.batch_id = batches.id)",
      NULL},
+    /* Datasets (datasets.c) never expire: only DELETE removes one; their blobs stay while a
+     * row names them. */
+    {NULL, "SELECT 1 FROM datasets WHERE sha256 = ? LIMIT 1"},
 };
 #define N_TABLES (sizeof tables / sizeof tables[0])
 
@@ -68,6 +71,8 @@ static int delete_expired(store *s, int64_t now_ms, size_t *rows, md_err *err)
     int rc = MD_OK;
     store__lock(s);
     for (size_t i = 0; i < N_TABLES && rc == MD_OK; i++) {
+        if (!tables[i].delete_expired)
+            continue;
         sqlite3_stmt *st = store__stmt(s, tables[i].delete_expired, err);
         if (!st) {
             rc = MD_E_IO;
