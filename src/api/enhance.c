@@ -7,10 +7,16 @@
  *      its first bad file, naming it) or accepted whole (job_submit_batch is all or nothing).
  *   2. The checks run in the documented order, cheapest first: rate limit, envelope, options,
  *      then per file size (413), magic bytes (415), header dimensions (400), memory estimate
- *      against the budget (503); the queue limit last (503), inside the submit.
+ *      against the budget (503); then the memory of the jobs that may run at once (503,
+ *      invariant 4); the queue limit last (503), inside the submit.
  *   3. The job's parameters are plain JSON ({quality, upscale, face_enhance, output_format,
  *      input_width, input_height, peak_bytes}); the run reads nothing else from the request,
  *      so a job accepted by one process runs the same in another (a `modeld worker`).
+ *   4. Memory is admitted for what can run together, not one job at a time: at most max_running
+ *      enhancement jobs run at once, taken from those PROCESSING and QUEUED (in the store, every
+ *      process) plus the new ones, so the max_running largest estimates of that set bound the
+ *      memory the jobs will ever hold at once; it must stay within the budget. Checking and
+ *      submitting happen under admit_mu, so two requests cannot both take the last room.
  */
 #include "api/enhance.h"
 
@@ -20,6 +26,7 @@
 #include "image/image.h"
 #include "pipelines/pipelines.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,10 +35,12 @@
 #define BUDGET_DEFAULT ((uint64_t)1536 << 20)
 #define BATCH_MAX 50
 #define PREVIEW_SIDE 400
+#define LIST_PAGE 256 /* jobs per store listing while summing the estimates */
 
 struct api_enhance {
     api_enhance_opts o;
     rl_limiter *rl;
+    pthread_mutex_t admit_mu; /* the memory check and the submit, together (invariant 4) */
 };
 
 typedef struct enh_opts {
@@ -207,6 +216,7 @@ static char *params_json(const enh_opts *o, int w, int h, uint64_t peak)
 typedef struct submission {
     job_submit_in in[BATCH_MAX];
     char *params[BATCH_MAX];
+    uint64_t peak[BATCH_MAX];
     size_t n;
 } submission;
 
@@ -238,6 +248,7 @@ static int prepare(api_enhance *a, http_req *req, const mp_part *parts, size_t n
         int rc = check_file(a, &parts[i], fname, o, &peak, &w, &h, err);
         if (rc != MD_OK)
             return rc;
+        s->peak[s->n] = peak;
         s->params[s->n] = params_json(o, w, h, peak);
         if (!s->params[s->n])
             return md_fail(err, MD_E_NOMEM, NULL, NULL);
@@ -252,6 +263,104 @@ static int prepare(api_enhance *a, http_req *req, const mp_part *parts, size_t n
     if (s->n == 0)
         return md_fail(err, MD_E_MISSING_FIELD, field, "the form has no \"%s\" part", field);
     return MD_OK;
+}
+
+/* ---- memory of the jobs that may run at once (invariant 4) ---------------------------------- */
+
+typedef struct u64s {
+    uint64_t *v;
+    size_t n, cap;
+} u64s;
+
+static int u64s_push(u64s *a, uint64_t x)
+{
+    if (a->n == a->cap) {
+        size_t cap = a->cap ? 2 * a->cap : 64;
+        uint64_t *v = realloc(a->v, cap * sizeof *v);
+        if (!v)
+            return MD_E_NOMEM;
+        a->v = v;
+        a->cap = cap;
+    }
+    a->v[a->n++] = x;
+    return MD_OK;
+}
+
+/* The admission estimate a job's params carry (invariant 3); 0 when absent. */
+static uint64_t params_peak(const char *params)
+{
+    json_t *p = json_loads(params, 0, NULL);
+    json_int_t v = json_integer_value(json_object_get(p, "peak_bytes"));
+    json_decref(p);
+    return v > 0 ? (uint64_t)v : 0;
+}
+
+/* Append the estimates of every enhancement job in state st (all processes) to out. */
+static int estimates_in_state(api_enhance *a, int st, u64s *out, md_err *err)
+{
+    job_filter f = {.kind = "enhance", .state = st, .limit = LIST_PAGE};
+    for (;;) {
+        job_info *list = NULL;
+        size_t n = 0;
+        int64_t next = 0;
+        int rc = job_list(a->o.jq, &f, &list, &n, &next, err);
+        for (size_t i = 0; rc == MD_OK && i < n; i++)
+            rc = u64s_push(out, params_peak(list[i].params));
+        free(list);
+        if (rc != MD_OK || next == 0)
+            return rc == MD_E_NOMEM ? md_fail(err, rc, NULL, NULL) : rc;
+        f.before = next;
+    }
+}
+
+static int cmp_desc(const void *x, const void *y)
+{
+    uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
+    return a < b ? 1 : a > b ? -1 : 0;
+}
+
+/* Refuse s (MD_E_OVERLOADED, naming field) when the max_running largest estimates among the
+ * running, queued and new jobs pass the budget. Called with admit_mu held. */
+static int check_together(api_enhance *a, const submission *s, const char *field, md_err *err)
+{
+    u64s all = {0};
+    int rc = estimates_in_state(a, JOB_PROCESSING, &all, err);
+    if (rc == MD_OK)
+        rc = estimates_in_state(a, JOB_QUEUED, &all, err);
+    size_t before = all.n;
+    for (size_t i = 0; rc == MD_OK && i < s->n; i++)
+        if (u64s_push(&all, s->peak[i]) != MD_OK)
+            rc = md_fail(err, MD_E_NOMEM, NULL, NULL);
+    if (rc == MD_OK) {
+        size_t k = a->o.max_running > 0 ? (size_t)a->o.max_running : 1;
+        uint64_t sum = 0;
+        qsort(all.v, all.n, sizeof *all.v, cmp_desc);
+        for (size_t i = 0; i < k && i < all.n; i++)
+            sum += all.v[i];
+        if (sum > a->o.memory_budget)
+            rc = md_fail(err, MD_E_OVERLOADED, field,
+                         "with %zu enhancement job(s) running or queued and %zu new, the %zu that "
+                         "can run at once would need about %llu MB, over the memory budget of "
+                         "%llu MB",
+                         before, s->n, k < all.n ? k : all.n, (unsigned long long)(sum >> 20),
+                         (unsigned long long)(a->o.memory_budget >> 20));
+    }
+    free(all.v);
+    return rc;
+}
+
+/* The memory check and the submission of s as one step (invariant 4). One job: *j gets it;
+ * else a batch: *b and ids get it. */
+static int submit_admitted(api_enhance *a, const submission *s, const char *field, job_info *j,
+                           job_batch *b, char (*ids)[JOB_ID_MAX], md_err *err)
+{
+    pthread_mutex_lock(&a->admit_mu);
+    int rc = check_together(a, s, field, err);
+    if (rc == MD_OK)
+        rc = j ? job_submit(a->o.jq, &s->in[0], j, err)
+               : job_submit_batch(a->o.jq, s->in, s->n, b, ids, err);
+    pthread_mutex_unlock(&a->admit_mu);
+    return rc;
 }
 
 static int reply_job(http_req *req, const job_info *j)
@@ -291,7 +400,7 @@ static int enhance_one(http_req *req, void *ctx)
     job_info *j = md_arena_alloc(http_req_arena(req), sizeof *j);
     int rc = j ? admit(a, req, "file", 1, &s) : md_fail(http_req_err(req), MD_E_NOMEM, NULL, NULL);
     if (rc == MD_OK)
-        rc = job_submit(a->o.jq, &s->in[0], j, http_req_err(req));
+        rc = submit_admitted(a, s, "file", j, NULL, NULL, http_req_err(req));
     if (s)
         submission_free(s);
     if (rc != MD_OK)
@@ -309,7 +418,7 @@ static int enhance_batch(http_req *req, void *ctx)
     int rc = ids ? admit(a, req, "files", BATCH_MAX, &s)
                  : md_fail(http_req_err(req), MD_E_NOMEM, NULL, NULL);
     if (rc == MD_OK)
-        rc = job_submit_batch(a->o.jq, s->in, s->n, &b, ids, http_req_err(req));
+        rc = submit_admitted(a, s, "files", NULL, &b, ids, http_req_err(req));
     size_t count = s ? s->n : 0;
     if (s)
         submission_free(s);
@@ -617,7 +726,9 @@ static const int E_WARMUP[] = {MD_E_INVALID_PARAM, 0};
     "Admission before anything is stored: 413 past 20 MB, 415 unless JPEG, PNG, TIFF, BMP or "     \
     "WebP (by magic bytes), 400 for bad dimensions or options (naming the field), 422 for "        \
     "face_enhance while no face detector is available, 503 + Retry-After when the network's "      \
-    "peak memory estimate passes the memory budget or the job queue is full, 429 past the "        \
+    "peak memory estimate passes the memory budget, when the enhance_max_running largest "         \
+    "estimates among the running, queued and new jobs (those that can run at once) would pass "    \
+    "it, or when the job queue is full, 429 past the "                                             \
     "per-key rate (enhance_rate, default 1/s with a burst of 20)."
 
 static const api__route ROUTES[] = {
@@ -689,6 +800,7 @@ int api_enhance_register(http_server *srv, const api_enhance_opts *o, api_enhanc
     if (!a)
         return md_fail(err, MD_E_NOMEM, NULL, NULL);
     a->o = *o;
+    pthread_mutex_init(&a->admit_mu, NULL);
     if (!a->o.max_file_bytes)
         a->o.max_file_bytes = MAX_FILE_DEFAULT;
     if (!a->o.memory_budget)
@@ -717,5 +829,6 @@ void api_enhance_free(api_enhance *a)
     if (!a)
         return;
     rl_free(a->rl);
+    pthread_mutex_destroy(&a->admit_mu);
     free(a);
 }
