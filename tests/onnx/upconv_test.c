@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "onnx/kernels/kernels.h"
+#include "onnx/model.h"
 #include "onnx/onnx.h"
 #include "onnx/onnx_builder.h"
 
@@ -260,6 +261,17 @@ static void build_pair(bld *b, const pair_case *pc, int64_t ic, int64_t oc, cons
         bld_node(b, "Relu", "a", (const char *[]){"C", NULL}, (const char *[]){"Y", NULL});
 }
 
+/* Nodes of m folded into another at load. */
+static int absorbed(const onnx_model *m)
+{
+    int k = 0;
+    for (int i = 0; i < m->n_nodes; i++)
+        k += m->nodes[i].absorbed;
+    return k;
+}
+
+static int last_absorbed; /* absorbed() of the model run_pair loaded last */
+
 /* Load and run the pair on x [n][ic][h][w]; *y is new (free()), *dims its shape. */
 static void run_pair(const pair_case *pc, int unfused, int64_t ic, int64_t oc, const float *w,
                      const float *bias, const onnx_tensor *x, float **y, int64_t *dims)
@@ -279,6 +291,7 @@ static void run_pair(const pair_case *pc, int unfused, int64_t ic, int64_t oc, c
     if (rc != MD_OK)
         print_error("load: %s\n", err.msg);
     assert_int_equal(rc, MD_OK);
+    last_absorbed = absorbed(m);
     for (int rep = 0; rep < 2; rep++) { /* the recording run, then the planned one */
         onnx_result_free(r);
         r = NULL;
@@ -298,8 +311,9 @@ static void run_pair(const pair_case *pc, int unfused, int64_t ic, int64_t oc, c
     onnx_model_free(m);
 }
 
-/* Fused and unfused runs of pc agree; when want_ref, both also equal the reference. */
-static void check_pair(const pair_case *pc, int want_ref, const char *what)
+/* Fused and unfused runs of pc agree; when want_ref, both also equal the reference. fused:
+ * whether the Resize must have absorbed the Conv (unfused, the Conv absorbs its Relu only). */
+static void check_pair(const pair_case *pc, int want_ref, int fused_ok, const char *what)
 {
     int64_t ic = 4, oc = pc->group == 2 ? 4 : 3, H = 5, W = 6;
     size_t nw = (size_t)(oc * (ic / pc->group) * pc->k * pc->k);
@@ -308,7 +322,9 @@ static void check_pair(const pair_case *pc, int want_ref, const char *what)
     float *fused, *plain;
     int64_t fd[4], pd[4];
     run_pair(pc, 0, ic, oc, w, bias, &x, &fused, fd);
+    assert_int_equal(last_absorbed, (fused_ok ? 1 : 0) + pc->relu);
     run_pair(pc, 1, ic, oc, w, bias, &x, &plain, pd);
+    assert_int_equal(last_absorbed, pc->relu);
     assert_memory_equal(fd, pd, sizeof fd);
     size_t n = (size_t)(fd[0] * fd[1] * fd[2] * fd[3]);
     assert_close(fused, plain, n, what);
@@ -351,11 +367,11 @@ static void test_engine_fused_pairs(void **state)
                     .group = 1,
                     .pads = {1, 1, 1, 1},
                     .strides = {1, 1}};
-    check_pair(&pc, 1, "x8 pad 1");
+    check_pair(&pc, 1, 1, "x8 pad 1");
     pc.sy = 2;
     pc.sx = 3;
     pc.relu = 1;
-    check_pair(&pc, 1, "x2/x3 relu");
+    check_pair(&pc, 1, 1, "x2/x3 relu");
     pc = (pair_case){.sy = 4,
                      .sx = 4,
                      .nearest = "floor",
@@ -364,7 +380,7 @@ static void test_engine_fused_pairs(void **state)
                      .group = 1,
                      .pads = {0, 1, 1, 0},
                      .strides = {2, 1}};
-    check_pair(&pc, 1, "x4 k2 stride 2 asymmetric pads");
+    check_pair(&pc, 1, 1, "x4 k2 stride 2 asymmetric pads");
     pc = (pair_case){.sy = 3,
                      .sx = 3,
                      .nearest = "floor",
@@ -373,7 +389,7 @@ static void test_engine_fused_pairs(void **state)
                      .group = 1,
                      .pads = {0, 0, 0, 0},
                      .strides = {1, 1}};
-    check_pair(&pc, 1, "x3 valid");
+    check_pair(&pc, 1, 1, "x3 valid");
 }
 
 /* auto_pad SAME_UPPER / SAME_LOWER with an even kernel: pads decided from the upsampled size. */
@@ -390,7 +406,7 @@ static void test_engine_fused_autopad(void **state)
                         .group = 1,
                         .strides = {1, 1},
                         .auto_pad = modes[i]};
-        check_pair(&pc, 0, modes[i]);
+        check_pair(&pc, 0, 1, modes[i]);
     }
 }
 
@@ -406,19 +422,19 @@ static void test_engine_not_fused(void **state)
                     .group = 1,
                     .pads = {1, 1, 1, 1},
                     .strides = {1, 1}};
-    check_pair(&pc, 0, "round_prefer_floor");
+    check_pair(&pc, 0, 0, "round_prefer_floor");
     pc.nearest = "floor";
     pc.coord = "half_pixel";
-    check_pair(&pc, 0, "half_pixel");
+    check_pair(&pc, 0, 0, "half_pixel");
     pc.coord = "asymmetric";
     pc.sy = pc.sx = 1.5f;
-    check_pair(&pc, 0, "scale 1.5");
+    check_pair(&pc, 0, 0, "scale 1.5");
     pc.sy = pc.sx = 2;
     pc.use_sizes = 1;
-    check_pair(&pc, 0, "sizes");
+    check_pair(&pc, 0, 0, "sizes");
     pc.use_sizes = 0;
     pc.group = 2;
-    check_pair(&pc, 0, "group 2");
+    check_pair(&pc, 0, 0, "group 2");
 }
 
 /* A fused pair still checks its input: wrong channel count and wrong rank fail the run. */
