@@ -17,6 +17,10 @@
  *      process) plus the new ones, so the max_running largest estimates of that set bound the
  *      memory the jobs will ever hold at once; it must stay within the budget. Checking and
  *      submitting happen under admit_mu, so two requests cannot both take the last room.
+ *   5. A preview is made once per result: results are content-addressed (their SHA-256) and
+ *      never change, so the encoded thumbnail is kept in a small in-memory cache keyed by that
+ *      hash (PREVIEW_CACHE_N entries, PREVIEW_CACHE_BYTES in all, least recently used evicted).
+ *      Every request still checks the job, its owner and that the result file is there.
  */
 #include "api/enhance.h"
 
@@ -28,6 +32,7 @@
 
 #include <pthread.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,11 +41,26 @@
 #define BATCH_MAX 50
 #define PREVIEW_SIDE 400
 #define LIST_PAGE 256 /* jobs per store listing while summing the estimates */
+#define PREVIEW_CACHE_N 64
+#define PREVIEW_CACHE_BYTES ((size_t)16 << 20)
+
+/* One cached preview (invariant 5). */
+typedef struct prev_ent {
+    char sha[STORE_SHA256_HEX]; /* the result's hash; "" = free slot */
+    void *bytes;                /* the encoded thumbnail (owned) */
+    size_t len;
+    int png;                    /* PNG (alpha) or JPEG */
+    uint64_t used;              /* tick of the last hit, for LRU */
+} prev_ent;
 
 struct api_enhance {
     api_enhance_opts o;
     rl_limiter *rl;
     pthread_mutex_t admit_mu; /* the memory check and the submit, together (invariant 4) */
+    pthread_mutex_t prev_mu;  /* guards prev, prev_bytes, prev_tick */
+    prev_ent prev[PREVIEW_CACHE_N];
+    size_t prev_bytes;
+    uint64_t prev_tick;
 };
 
 typedef struct enh_opts {
@@ -446,6 +466,95 @@ static img_limits result_limits(void)
         .max_width = 65535, .max_height = 65535, .max_pixels = PL_ENH_MAX_OUT_PIXELS};
 }
 
+/* A copy of the cached preview of result sha (*bytes new: free()), or 0 when not cached. */
+static int prev_get(api_enhance *a, const char *sha, void **bytes, size_t *len, int *png)
+{
+    int hit = 0;
+    pthread_mutex_lock(&a->prev_mu);
+    for (int i = 0; i < PREVIEW_CACHE_N && !hit; i++) {
+        prev_ent *e = &a->prev[i];
+        if (!e->sha[0] || strcmp(e->sha, sha) != 0)
+            continue;
+        *bytes = malloc(e->len ? e->len : 1);
+        if (*bytes) {
+            memcpy(*bytes, e->bytes, e->len);
+            *len = e->len;
+            *png = e->png;
+            e->used = ++a->prev_tick;
+            hit = 1;
+        }
+    }
+    pthread_mutex_unlock(&a->prev_mu);
+    return hit;
+}
+
+static void prev_drop(api_enhance *a, prev_ent *e)
+{
+    a->prev_bytes -= e->len;
+    free(e->bytes);
+    memset(e, 0, sizeof *e);
+}
+
+/* Keep a copy of a freshly made preview, evicting the least recently used entries to stay
+ * within the cache's count and bytes. Best effort: out of memory only skips caching. */
+static void prev_put(api_enhance *a, const char *sha, const void *bytes, size_t len, int png)
+{
+    void *copy = len <= PREVIEW_CACHE_BYTES / 8 ? malloc(len ? len : 1) : NULL;
+    if (!copy)
+        return;
+    memcpy(copy, bytes, len);
+    pthread_mutex_lock(&a->prev_mu);
+    for (;;) {
+        prev_ent *lru = NULL, *free_slot = NULL;
+        for (int i = 0; i < PREVIEW_CACHE_N; i++) {
+            prev_ent *e = &a->prev[i];
+            if (e->sha[0] && strcmp(e->sha, sha) == 0) { /* a racing request cached it */
+                pthread_mutex_unlock(&a->prev_mu);
+                free(copy);
+                return;
+            }
+            if (!e->sha[0])
+                free_slot = free_slot ? free_slot : e;
+            else if (!lru || e->used < lru->used)
+                lru = e;
+        }
+        if (free_slot && a->prev_bytes + len <= PREVIEW_CACHE_BYTES) {
+            *free_slot = (prev_ent){.bytes = copy, .len = len, .png = png, .used = ++a->prev_tick};
+            snprintf(free_slot->sha, sizeof free_slot->sha, "%s", sha);
+            a->prev_bytes += len;
+            break;
+        }
+        prev_drop(a, lru); /* never NULL here: no room means some entry is in use */
+    }
+    pthread_mutex_unlock(&a->prev_mu);
+}
+
+/* The thumbnail of the result at path: decoded, fitted into 400 x 400, encoded (PNG with alpha,
+ * else JPEG). *bytes new (free()). */
+static int make_preview(const char *path, void **bytes, size_t *len, int *png, md_err *err)
+{
+    md_image *img = NULL, *small = NULL;
+    img_limits lim = result_limits();
+    int rc = img_load_file(path, &lim, &img, err);
+    if (rc == MD_E_FILE_NOT_FOUND)
+        rc = md_fail(err, MD_E_NOT_FOUND, "job_id", "the result has expired");
+    if (rc == MD_OK)
+        rc = img_fit(img, PREVIEW_SIDE, PREVIEW_SIDE, &small, err);
+    img_free(img);
+    md_buf out;
+    md_buf_init(&out, (size_t)64 << 20);
+    *png = small && small->has_alpha;
+    if (rc == MD_OK)
+        rc = img_encode(small, *png ? IMG_FMT_PNG : IMG_FMT_JPEG, 85, &out, err);
+    img_free(small);
+    if (rc != MD_OK) {
+        md_buf_free(&out);
+        return rc;
+    }
+    *bytes = md_buf_steal(&out, len);
+    return MD_OK;
+}
+
 static int preview(http_req *req, void *ctx)
 {
     api_enhance *a = ctx;
@@ -459,30 +568,26 @@ static int preview(http_req *req, void *ctx)
     char path[4096];
     if (rc == MD_OK)
         rc = job_result_path(a->o.jq, j, path, sizeof path, err);
-    md_image *img = NULL, *small = NULL;
-    img_limits lim = result_limits();
-    if (rc == MD_OK)
-        rc = img_load_file(path, &lim, &img, err);
-    if (rc == MD_E_FILE_NOT_FOUND)
+    if (rc == MD_OK && access(path, R_OK) != 0) /* swept: a cached preview must not outlive it */
         rc = md_fail(err, MD_E_NOT_FOUND, "job_id", "the result has expired");
-    if (rc == MD_OK)
-        rc = img_fit(img, PREVIEW_SIDE, PREVIEW_SIDE, &small, err);
-    img_free(img);
-    md_buf out;
-    md_buf_init(&out, (size_t)64 << 20);
-    int alpha = small && small->has_alpha;
-    if (rc == MD_OK)
-        rc = img_encode(small, alpha ? IMG_FMT_PNG : IMG_FMT_JPEG, 85, &out, err);
-    img_free(small);
-    if (rc != MD_OK) {
-        md_buf_free(&out);
+    if (rc != MD_OK)
         return rc;
-    }
+    void *bytes = NULL;
     size_t len = 0;
-    char *bytes = md_buf_steal(&out, &len);
-    rc = http_reply_take(req, 200, alpha ? "image/png" : "image/jpeg", bytes, len);
-    if (rc == MD_OK)
+    const char *sha = j->result_sha256;
+    int png = 0, hit = sha[0] && prev_get(a, sha, &bytes, &len, &png);
+    if (!hit) {
+        rc = make_preview(path, &bytes, &len, &png, err);
+        if (rc != MD_OK)
+            return rc;
+        if (sha[0])
+            prev_put(a, sha, bytes, len, png);
+    }
+    rc = http_reply_take(req, 200, png ? "image/png" : "image/jpeg", bytes, len);
+    if (rc == MD_OK) {
         http_reply_header(req, "Cache-Control", "private, max-age=3600");
+        http_reply_header(req, "X-Cache", hit ? "HIT" : "MISS");
+    }
     return rc;
 }
 
@@ -768,7 +873,8 @@ static const api__route ROUTES[] = {
       .path = P_JOB,
       .errors = E_PREVIEW,
       .description = "JPEG, or PNG when the result has transparency. 409 while the job is not "
-                     "SUCCESS."}},
+                     "SUCCESS. Made once per result and kept in memory (results never change): "
+                     "X-Cache says HIT or MISS."}},
     {"GET",
      "/api/v1/config",
      HTTP_ROLE_READ,
@@ -801,6 +907,7 @@ int api_enhance_register(http_server *srv, const api_enhance_opts *o, api_enhanc
         return md_fail(err, MD_E_NOMEM, NULL, NULL);
     a->o = *o;
     pthread_mutex_init(&a->admit_mu, NULL);
+    pthread_mutex_init(&a->prev_mu, NULL);
     if (!a->o.max_file_bytes)
         a->o.max_file_bytes = MAX_FILE_DEFAULT;
     if (!a->o.memory_budget)
@@ -829,6 +936,9 @@ void api_enhance_free(api_enhance *a)
     if (!a)
         return;
     rl_free(a->rl);
+    for (int i = 0; i < PREVIEW_CACHE_N; i++)
+        free(a->prev[i].bytes);
+    pthread_mutex_destroy(&a->prev_mu);
     pthread_mutex_destroy(&a->admit_mu);
     free(a);
 }

@@ -107,6 +107,17 @@ def test_preview_fits_400(enh_server):
     assert (done["result"]["width"], done["result"]["height"]) == (600, 240)
     p = requests.get(s.url + "/api/v1/jobs/%s/preview" % done["job_id"], headers=auth(s))
     assert Image.open(io.BytesIO(p.content)).size == (400, 160)
+    assert p.headers["X-Cache"] == "MISS"
+    again = requests.get(s.url + "/api/v1/jobs/%s/preview" % done["job_id"], headers=auth(s))
+    assert again.headers["X-Cache"] == "HIT" and again.content == p.content
+    assert again.headers["Content-Type"] == p.headers["Content-Type"] == "image/jpeg"
+    rc, out, _ = s.keys("create", "--role", "write", "--name", "other")
+    other = [x for x in out.split() if x.startswith("mdk_")][0]
+    r = requests.get(s.url + "/api/v1/jobs/%s/preview" % done["job_id"], headers=auth(s, other))
+    assert r.status_code == 404, r.text  # the cache does not skip the owner check
+    requests.delete(s.url + "/api/v1/jobs/" + done["job_id"], headers=auth(s))
+    r = requests.get(s.url + "/api/v1/jobs/%s/preview" % done["job_id"], headers=auth(s))
+    assert r.status_code == 404, r.text  # nor the job's existence
 
 
 @pytest.mark.skipif(not os.path.exists(FACE_CASCADE), reason="no opencv-data (scripts/deps.sh)")
