@@ -49,8 +49,8 @@ typedef struct prev_ent {
     char sha[STORE_SHA256_HEX]; /* the result's hash; "" = free slot */
     void *bytes;                /* the encoded thumbnail (owned) */
     size_t len;
-    int png;                    /* PNG (alpha) or JPEG */
-    uint64_t used;              /* tick of the last hit, for LRU */
+    int png;       /* PNG (alpha) or JPEG */
+    uint64_t used; /* tick of the last hit, for LRU */
 } prev_ent;
 
 struct api_enhance {
