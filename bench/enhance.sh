@@ -10,9 +10,10 @@
 #    median CPU time per run over BENCH_RUNS (3) after 1 warm-up, reported as CPU seconds per
 #    input megapixel, and the ratio modeld / onnxruntime. Outputs compared (|a-b| <= 0.05 + 1e-3|b|
 #    on 0..255 values).
-#    Part "fusion" (after speed) runs modeld again with MODELD_ONNX_NO_UPCONV=1 (the Resize and the
-#    Conv after it apart, as before the fusion of src/onnx/kernels/upconv.c): its time, and the
-#    largest difference between the fused and unfused outputs of every network (must be <= 0.01).
+#    Part "fusion" (after speed) runs modeld again with MODELD_ONNX_NO_UPCONV=1 and
+#    MODELD_ONNX_NO_CATCONV=1 (the engine without its two graph fusions: Resize + Conv of
+#    src/onnx/kernels/upconv.c, Concat + 1x1 Conv + Add of src/onnx/ops/concat.c): its time, and
+#    the largest difference between the fused and unfused outputs of every network (<= 0.01).
 # 3. Memory: `modeld enhance` of a 2000x2000 (4 MP) photo at x4 per quality: peak RSS (the whole
 #    process: networks, tiles, the 8000x8000 result and its encoding) and wall time.
 #    ENHANCE_RSS_QUALITIES (default "fast balanced best"; best takes minutes on 2 cores).
@@ -102,7 +103,7 @@ fusion() {
     for s in $SCALES; do
       local m="$MODELS/models/esrgan-$n-x$s/1/model.onnx"
       echo "== unfused $n x$s" >&2
-      MODELD_ONNX_NO_UPCONV=1 "$OUT/onnx_bench" "$m" "$DATA/crop128.bin" 1,3,128,128 --threads 1 \
+      MODELD_ONNX_NO_UPCONV=1 MODELD_ONNX_NO_CATCONV=1 "$OUT/onnx_bench" "$m" "$DATA/crop128.bin" 1,3,128,128 --threads 1 \
         --runs "$RUNS" --warmup 1 --out "$DATA/$n$s.unfused.bin" |
         sed "s/^{/{\"net\":\"$n\",\"scale\":$s,/; s/\"runtime\":\"modeld\"/\"runtime\":\"unfused\"/" \
         >> "$OUT/enhance_unfused.jsonl"

@@ -187,6 +187,9 @@ static void test_kernel_bad_geometry(void **state)
     set_out(&g);
     g.scale[0] = 0;
     assert_int_equal(onnx__upconv_check(&g, &e), MD_E_INVALID_PARAM);
+    g.scale[0] = 2;
+    g.dil[1] = (int64_t)1 << 40; /* a hostile size is refused before any product overflows */
+    assert_int_equal(onnx__upconv_check(&g, &e), MD_E_INVALID_PARAM);
 }
 
 /* ---- the fusion in the engine ---------------------------------------------------------------- */

@@ -52,12 +52,17 @@ static int64_t floor_div(int64_t a, int64_t b)
 
 int onnx__upconv_check(const onnx_kupconv_geom *g, md_err *e)
 {
-    if (g->n < 1 || g->ic < 1 || g->oc < 1)
-        return md_fail(e, MD_E_INVALID_PARAM, "X", "batch and channels must be positive");
+    const int64_t big = (int64_t)1 << 30; /* keeps every product below inside int64 */
+    if (g->n < 1 || g->ic < 1 || g->oc < 1 || g->n > big || g->ic > big || g->oc > big)
+        return md_fail(e, MD_E_INVALID_PARAM, "X", "batch and channels must be in 1..2^30");
     for (int d = 0; d < 2; d++) {
-        if (g->in[d] < 1 || g->scale[d] < 1 || g->k[d] < 1 || g->stride[d] < 1 || g->dil[d] < 1 ||
-            g->pad_begin[d] < 0 || g->pad_end[d] < 0)
-            return md_fail(e, MD_E_INVALID_PARAM, "X", "bad upsampling convolution geometry");
+        const int64_t v[] = {g->in[d], g->scale[d], g->k[d], g->stride[d], g->dil[d]};
+        for (int i = 0; i < 5; i++)
+            if (v[i] < 1 || v[i] > big)
+                return md_fail(e, MD_E_INVALID_PARAM, "X", "bad upsampling convolution geometry");
+        if (g->pad_begin[d] < 0 || g->pad_end[d] < 0 || g->pad_begin[d] > big ||
+            g->pad_end[d] > big || g->out[d] < 1 || g->out[d] > 2 * big)
+            return md_fail(e, MD_E_INVALID_PARAM, "pads", "bad upsampling convolution geometry");
         int64_t span = g->in[d] * g->scale[d] + g->pad_begin[d] + g->pad_end[d] -
                        (g->k[d] - 1) * g->dil[d] - 1;
         if (span < 0 || g->out[d] != span / g->stride[d] + 1)
@@ -66,7 +71,13 @@ int onnx__upconv_check(const onnx_kupconv_geom *g, md_err *e)
                            "from the geometry",
                            (long long)g->out[d]);
     }
-    double bytes = ((double)z_count(g) + (double)h1_count(g)) * 4.0 + (double)maps_bytes(g);
+    /* in doubles: the int64 counts below are only computed once this bound holds */
+    double taps = (double)g->k[0] * (double)g->k[1], lr = (double)g->in[0] * (double)g->in[1];
+    double bytes =
+        ((double)g->oc * taps * lr +
+         (double)g->oc * (double)g->k[0] * (double)g->in[0] * (double)g->out[1]) *
+            4.0 +
+        ((double)g->k[0] * (double)g->out[0] + (double)g->k[1] * (double)g->out[1]) * 8.0;
     if (bytes > (double)((int64_t)1 << 40))
         return md_fail(e, MD_E_INVALID_PARAM, "X", "upsampling convolution too large");
     return MD_OK;

@@ -204,7 +204,8 @@ static int run_fused(const catconv *f, onnx_kctx *k)
         return rc;
     int64_t hw = d[2] * d[3];
     md_err e;
-    onnx__kern_set_threads(onnx__kern_threads_for(k->threads, (double)(d[0] * hw * oc * ic)));
+    onnx__kern_set_threads(
+        onnx__kern_threads_for(k->threads, (double)d[0] * (double)hw * (double)oc * (double)ic));
     for (int64_t img = 0; img < d[0] && rc == MD_OK; img++) {
         float *yn = (float *)y->data + img * oc * hw;
         init_rows(f, res, img, oc, hw, yn);
