@@ -38,6 +38,8 @@ typedef struct api_enhance_opts {
     uint64_t memory_budget;  /* bytes the jobs running at once may need at peak; 0 = 1.5 GB */
     rl_rate rate;            /* per key (per IP without one) over both submit routes; per_sec
                               * 0 = no limit */
+    const rl_shared *rate_shared; /* those buckets shared by the nodes (Redis, set by the CLI;
+                                   * its keys start "enh:"); NULL = this node's own */
     int max_running;         /* the kind's limit: admission sums this many estimates (0 = 1);
                               * also shown by /api/v1/config */
     size_t queue_max;        /* for /api/v1/config */

@@ -372,4 +372,55 @@ int pl_predict_drift(pl_ctx *cx, const char *model, int64_t from_ms, int64_t to_
  * manifest is not a predict model's. Borrowed from mf. */
 const char *pl_predict_task(const struct mdl_manifest *mf);
 
+/* ---- retraining (retrain.c, issue 11 §4) -----------------------------------------------------
+ *
+ * A predict model whose manifest has "training": {"retrainable": true, "objective", "params",
+ * "rounds", "label": {"column", "values"? (class labels in index order), "transform"? ("log")},
+ * "metric": "roc_auc" | "roc_auc_leak" | "mae", "test_split": "test.csv", "min_feedback_rows"}
+ * (written by training/predict/pcommon.py) can get a new version trained in process with
+ * libxgboost (xgb_train) on
+ *   - a stored dataset (CSV or JSON lines): the input_schema's columns by name (categories as
+ *     their labels, empty = missing; other columns ignored) and the label column, or
+ *   - "feedback": the logged predictions of the model that have an actual (store_feedback_list;
+ *     the actual is the label, or an object holding the label column).
+ * The new booster and the ACTIVE version are both evaluated on the active version's held test
+ * split (test_split beside its artefact) with the metric (AUC: higher is better; MAE: lower).
+ * The new version (next integer version) is written with model.json, modeld.json (the parent's
+ * manifest with the new sha256, metrics, validation outputs recomputed by the new booster, the
+ * training distribution of its own rows (drift), the explanation samples dropped, and
+ * training.trained_from / parent_version / trained_at) and the
+ * test split, then installed (mdl_install_as): CANARY at canary_percent when strictly better,
+ * else STANDBY. It is never activated here. */
+
+#define PL_RETRAIN_FEEDBACK "feedback"
+#define PL_RETRAIN_MAX_ROWS 1000000   /* training rows at most (dataset or feedback) */
+#define PL_RETRAIN_MIN_FEEDBACK 50    /* default of training.min_feedback_rows */
+
+typedef struct pl_retrain_in {
+    const char *model;      /* required */
+    const char *data;       /* a stored dataset id ("d_...") or PL_RETRAIN_FEEDBACK */
+    const json_t *params;   /* optional overrides (NULL = none): rounds (1..5000), eta, max_depth,
+                             * subsample, colsample_bytree, min_child_weight, lambda, alpha,
+                             * gamma, seed; anything else: MD_E_INVALID_PARAM "params.<key>" */
+    double canary_percent;  /* share of requests for a better version; 0 = 10; 0 < p <= 100 */
+    int nthread;            /* training threads, 0 = 1; at most 2 */
+    size_t max_rows;        /* 0 = PL_RETRAIN_MAX_ROWS */
+} pl_retrain_in;
+
+/* What can be checked before a job is queued (cx->models and cx->st required): the model exists
+ * (MD_E_MODEL_NOT_FOUND) and is retrainable (MD_E_UNSUPPORTED naming "model", with the
+ * manifest's reason), the params are valid, and the data: a dataset that exists
+ * (MD_E_NOT_FOUND naming "data") whose header has every required column and the label
+ * (MD_E_UNSUPPORTED naming the missing column), or at least min_feedback_rows feedback rows
+ * (MD_E_UNSUPPORTED naming "data"). */
+int pl_retrain_check(pl_ctx *cx, const pl_retrain_in *in, md_err *err);
+/* Train, evaluate and install (above), reporting progress through cx->cancel (stages
+ * "reading", "training" with the fraction of rounds done, "evaluating", "installing") and
+ * stopping at a cancel. *out is new: {"model", "version", "parent_version", "state": "CANARY" |
+ * "STANDBY", "canary_percent", "metric", "new": x, "active": y, "better", "trained_from",
+ * "train_rows", "skipped_rows", "test_rows", "rounds", "train_seconds"}. Errors: those of
+ * pl_retrain_check, a bad data row (MD_E_INVALID_PARAM naming "data" with the line and
+ * column), xgb_train's, mdl_install_as's. */
+int pl_retrain(pl_ctx *cx, const pl_retrain_in *in, json_t **out, md_err *err);
+
 #endif

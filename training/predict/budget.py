@@ -135,7 +135,11 @@ def main():
     doc = pc.manifest(NAME, VERSION, "Marketing budget allocation: fitted diminishing-returns "
                       "curves per channel for the optimiser, and an XGBoost what-if model.",
                       len(cols), "return", 1, "Predicted weekly return (k EUR).", cols, pre,
-                      post, samp, metrics, card, digest=pc.common.sha256(path))
+                      post, samp, metrics, card, digest=pc.common.sha256(path),
+                      training=pc.not_retrainable(
+                          "the allocation comes from response curves fitted per channel "
+                          "(postprocessing.channels), not from the booster: retraining the "
+                          "booster alone would not change an answer"))
     pc.write(out, doc, [("Training", f"curves: scipy.optimize.curve_fit; xgboost {ROUNDS} "
                                      f"rounds, parameters {PARAMS}, one thread."),
                         ("Generator's true curves (a, b)", true)])
