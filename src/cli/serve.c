@@ -14,6 +14,7 @@
 #include "cli/cluster.h"
 #include "cli/jobs_setup.h"
 #include "cli/startup.h"
+#include "base/trace.h"
 
 #include "api/convert.h"
 #include "api/docs.h"
@@ -386,6 +387,7 @@ int cmd_serve(int argc, char **argv)
         rc = start_http(&c);
     int sig = rc == 0 ? wait_for_signal(&c, &set) : 0;
     shutdown_all(&c, sig);
+    tr_exporter_stop(); /* the last spans, after every request and job ended */
     md_config_free(&cfg);
     return rc;
 }

@@ -2,6 +2,7 @@
 #include "cli/startup.h"
 
 #include "base/log.h"
+#include "base/trace.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -30,5 +31,15 @@ int cli_startup(const char *cmd, int argc, char **argv, const char *usage, md_co
     sigaddset(stop, SIGINT);
     pthread_sigmask(SIG_BLOCK, stop, NULL);
     signal(SIGPIPE, SIG_IGN);
+    if (cfg->otlp_endpoint && *cfg->otlp_endpoint) {
+        tr_export_opts o = {.endpoint = cfg->otlp_endpoint, .service = "modeld",
+                            .queue_max = (size_t)cfg->otlp_queue, .batch_max = (size_t)cfg->otlp_batch,
+                            .interval_ms = (unsigned)cfg->otlp_interval_ms,
+                            .timeout_ms = (unsigned)cfg->otlp_timeout_ms};
+        if (tr_exporter_start(&o, &e) != MD_OK) {
+            fprintf(stderr, "modeld %s: %s\n", cmd, md_err_message(&e));
+            return 2;
+        }
+    }
     return -1;
 }

@@ -13,6 +13,8 @@
  * SIGTERM/SIGINT blocked in *stop, SIGPIPE ignored), else the exit code to return at once: 0
  * after --help (usage, when not NULL, is printed before the settings), 2 for a bad setting
  * (printed). *cfg must be freed with md_config_free either way. */
+/* Starts the OTLP trace exporter when otlp_endpoint is set; the command calls
+ * tr_exporter_stop() (base/trace.h) before it returns. */
 int cli_startup(const char *cmd, int argc, char **argv, const char *usage, md_config *cfg,
                 sigset_t *stop);
 

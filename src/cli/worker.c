@@ -10,6 +10,7 @@
 #include "cli/cli.h"
 #include "cli/jobs_setup.h"
 #include "cli/startup.h"
+#include "base/trace.h"
 
 #include "api/models_api.h"
 #include "base/log.h"
@@ -105,6 +106,7 @@ int cmd_worker(int argc, char **argv)
                          &cfg, &set);
     if (rc < 0)
         rc = run_worker(&cfg, &set);
+    tr_exporter_stop();
     md_config_free(&cfg);
     return rc;
 }

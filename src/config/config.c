@@ -165,6 +165,16 @@ static const setting settings[] = {
      "a conversion answer stays in the Redis L2 cache this long (at most result_ttl)"},
     {"redis_timeout", T_DUR, F(redis_timeout_ms), "500ms", 10, 60 * SEC, 0, "DUR",
      "Redis connect and command timeout; a node that waits longer treats Redis as down"},
+    {"otlp_endpoint", T_STR, F(otlp_endpoint), "", 0, 0, 0, "URL",
+     "OpenTelemetry collector (http(s)://host:port): spans are POSTed as OTLP/HTTP JSON to "
+     "URL/v1/traces; empty = tracing off (an incoming traceparent is still answered)"},
+    {"otlp_queue", T_INT, F(otlp_queue), "2048", 1, 1000000, 0, "N",
+     "ended spans waiting for export at most; beyond it spans are dropped and counted"},
+    {"otlp_batch", T_INT, F(otlp_batch), "256", 1, 100000, 0, "N", "spans one export POST carries at most"},
+    {"otlp_interval", T_DUR, F(otlp_interval_ms), "1s", 10, HOUR, 0, "DUR",
+     "a partial batch of spans is exported after this long"},
+    {"otlp_timeout", T_DUR, F(otlp_timeout_ms), "2s", 10, 60 * SEC, 0, "DUR",
+     "deadline of one export POST; a slower collector loses that batch (counted as failed)"},
     {"test_routes", T_BOOL, F(test_routes), "false", 0, 0, 0, "BOOL",
      "debug: /api/test/* routes for the end-to-end tests (never in production)"},
 };
@@ -545,6 +555,10 @@ int md_config_validate(const md_config *c, md_err *err)
     if (md_config_workers(c) == -2)
         return md_fail(err, MD_E_INVALID_PARAM, "workers", "workers must be auto or an integer in 0..256, got \"%.32s\"",
                        c->workers);
+    if (c->otlp_endpoint && *c->otlp_endpoint && strncmp(c->otlp_endpoint, "http://", 7) != 0 &&
+        strncmp(c->otlp_endpoint, "https://", 8) != 0)
+        return md_fail(err, MD_E_INVALID_PARAM, "otlp_endpoint",
+                       "invalid otlp_endpoint: expected http(s)://host[:port]");
     if (c->redis && *c->redis && strncmp(c->redis, "redis://", 8) != 0 && strncmp(c->redis, "unix://", 7) != 0)
         return md_fail(err, MD_E_INVALID_PARAM, "redis",
                        "invalid redis: expected redis://host[:port][/db] or unix:///path[?db=N]");

@@ -77,6 +77,9 @@ typedef struct md_config {
     char *redis_down;       /* "local" | "refuse": rate limits while Redis is down */
     long redis_cache_ttl_ms; /* lifetime of L2 conversion answers */
     long redis_timeout_ms;   /* connect and command timeout */
+    /* tracing (issue 13): OTLP/HTTP JSON export; "" = off */
+    char *otlp_endpoint;
+    long otlp_queue, otlp_batch, otlp_interval_ms, otlp_timeout_ms;
     bool test_routes;
     bool help; /* --help was given: print md_config_help and exit 0 */
 } md_config;

@@ -49,6 +49,7 @@ void http__req_unref(http_req *r)
         return;
     atomic_fetch_sub(&r->srv->inflight, 1);
     http__ws_req_end(r->ws);
+    tr_span_end(r->span); /* when it never completed (NULL when it did, or tracing is off) */
     md_buf_free(&r->body);
     http__spool_discard(r); /* unless the handler took it (spool.c, invariant 2) */
     free(r->out_malloced);
@@ -106,6 +107,25 @@ void http__req_to(http_req *r, req_state to)
     assert(http__assert_req_state(r));
 }
 
+/* The request's trace context: a valid incoming traceparent is the parent (an invalid one
+ * starts a new trace, never an error); the SERVER span, when tracing is on, is the context the
+ * handler's spans, the jobs it submits and the response's traceparent carry. */
+static void req_trace_begin(http_req *r)
+{
+    const char *tp = http_req_header(r, "traceparent");
+    tr_ctx in;
+    int has_in = tp != NULL && tr_parse(tp, strlen(tp), &in);
+    char name[80];
+    snprintf(name, sizeof name, "%s", r->method ? r->method : "HTTP");
+    r->span = tr_span_start(name, TR_KIND_SERVER, has_in ? &in : NULL);
+    if (r->span != NULL)
+        r->tctx = *tr_span_ctx(r->span);
+    else if (has_in)
+        r->tctx = in;
+    else
+        tr_ctx_new(&r->tctx);
+}
+
 void http__req_begin(http_req *r, const char *method, const char *path)
 {
     r->method = md_arena_strdup(r->arena, method);
@@ -115,6 +135,7 @@ void http__req_begin(http_req *r, const char *method, const char *path)
         snprintf(r->id, sizeof r->id, "%s", id);
     else
         http__new_request_id(r->id);
+    req_trace_begin(r);
     if (!r->method || !r->path) {
         r->method = r->method ? r->method : "";
         r->path = r->path ? r->path : "";
@@ -165,7 +186,10 @@ static void stage_auth(http_req *r, const http_route *rt)
         r->authed = false;
         return;
     }
+    tr_span *sp = tr_span_start("auth", TR_KIND_INTERNAL, &r->tctx);
     int rc = h->authenticate(h->ctx, tok ? tok : authz, tok ? NULL : xkey, &r->ident, &r->err);
+    tr_span_status(sp, rc);
+    tr_span_end(sp);
     if (rc == MD_OK && tok && !r->ident.via_jwt) /* a key in a URL ends up in proxy logs */
         rc = md_fail(&r->err, MD_E_UNAUTHORIZED, "token",
                      "?token= takes a JWT from POST /api/auth/token, not an API key");
@@ -359,6 +383,9 @@ static const char *cors_origin(const http_req *r)
 void http__std_headers(http_req *r, void (*add)(void *cls, const char *k, const char *v), void *cls)
 {
     add(cls, "X-Request-ID", r->id);
+    char tp[TR_TRACEPARENT_LEN + 1];
+    tr_format(&r->tctx, tp);
+    add(cls, "traceparent", tp);
     const char *origin = cors_origin(r);
     if (origin) {
         add(cls, "Access-Control-Allow-Origin", origin);
@@ -389,6 +416,20 @@ static bool changes_state(const char *m)
     return strcmp(m, "GET") != 0 && strcmp(m, "HEAD") != 0 && strcmp(m, "OPTIONS") != 0;
 }
 
+static void req_trace_end(http_req *r, const char *route)
+{
+    if (r->span == NULL)
+        return;
+    tr_span_attr_str(r->span, "http.request.method", r->method);
+    tr_span_attr_str(r->span, "http.route", route);
+    tr_span_attr_int(r->span, "http.response.status_code", r->fin_status);
+    tr_span_attr_str(r->span, "modeld.request_id", r->id);
+    if (r->fin_status >= 500)
+        tr_span_status(r->span, MD_E_INTERNAL);
+    tr_span_end(r->span);
+    r->span = NULL;
+}
+
 void http__req_complete(http_req *r)
 {
     http_server *s = r->srv;
@@ -396,6 +437,7 @@ void http__req_complete(http_req *r)
     const http_route *rt = r->match.route;
     http__metrics_observe(rt ? rt->stats : s->unmatched, r->fin_status, dur);
     const char *route = rt ? rt->pattern : "";
+    req_trace_end(r, route);
     if (s->o.access_log && md_log_get_level() <= MD_LOG_INFO)
         http__access_log(r, route, dur);
     if (rt && r->authed && s->o.hooks.audit && !(rt->flags & HTTP_NO_AUDIT) && changes_state(r->method)) {

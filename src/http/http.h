@@ -282,6 +282,9 @@ const char *http_req_method(const http_req *r);     /* "GET"... (HEAD shows as "
 const char *http_req_path(const http_req *r);       /* decoded path, no query */
 const char *http_req_route(const http_req *r);      /* matched pattern, "/api/v1/jobs/{id}" */
 const char *http_req_id(const http_req *r);         /* request id */
+/* The request's trace context (trace.h): the parent of the spans a handler opens and what a job
+ * it submits carries. Borrowed until the request ends. */
+const struct tr_ctx *http_req_trace(const http_req *r);
 const char *http_req_client_ip(const http_req *r);  /* peer address, text */
 /* Path parameter by name ("id" for {id}); NULL when the pattern has none of that name. */
 const char *http_req_param(const http_req *r, const char *name);

@@ -19,6 +19,7 @@
 #include "base/cancel.h"
 #include "base/clock.h"
 #include "base/pool.h"
+#include "base/trace.h"
 #include "http/http.h"
 
 #include <pthread.h>
@@ -205,6 +206,10 @@ struct http_req {
     bool rate_set; /* rate headers to add */
     http_rate_info rate;
     md_err err;
+    /* trace context (trace.h): the incoming traceparent's, or a new trace; `span` is the
+     * request's SERVER span (NULL when tracing is off), ended in http__req_complete/unref */
+    tr_ctx tctx;
+    tr_span *span;
     uint64_t start_ns, deadline_ns;
     md_cancel cancel; /* deadline_ns + cancelled by the reaper or the drain; http_req_cancel */
     req_state state;  /* under srv->watch_mu once heavy (see the diagram above) */

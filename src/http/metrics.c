@@ -343,6 +343,22 @@ static void render_registered(http_metrics *m, md_buf *o)
         c->fn(o, c->ctx);
 }
 
+/* The trace exporter's counters (base/trace.h); zero while tracing is off. */
+static void render_trace(md_buf *o)
+{
+    tr_stats t;
+    tr_get_stats(&t);
+    family(o, "modeld_trace_spans_exported_total", "counter", "Spans the OTLP collector accepted.",
+           (double)t.exported);
+    family(o, "modeld_trace_spans_failed_total", "counter",
+           "Spans lost because the OTLP collector refused their batch or did not answer in time.",
+           (double)t.failed);
+    family(o, "modeld_trace_spans_dropped_total", "counter",
+           "Spans dropped because the export queue was full (a slow or unreachable collector).",
+           (double)t.dropped);
+    family(o, "modeld_trace_queue_spans", "gauge", "Ended spans waiting for export.", (double)t.queued);
+}
+
 int http__metrics_render(http_metrics *m, const http__server_gauges *g, md_buf *o)
 {
     render_counts(m, o);
@@ -363,6 +379,7 @@ int http__metrics_render(http_metrics *m, const http__server_gauges *g, md_buf *
     family(o, "modeld_rate_limit_rejections_total", "counter", "Requests refused with 429 by the rate limiter.",
            (double)g->rate_limited);
     family(o, "modeld_uptime_seconds", "gauge", "Seconds since the server started.", g->uptime_s);
+    render_trace(o);
     render_process(o);
     render_registered(m, o);
     return o->len < o->max ? MD_OK : MD_E_TOO_LARGE;

@@ -88,6 +88,8 @@ const char *http_req_method(const http_req *r) { return r->method; }
 const char *http_req_path(const http_req *r) { return r->path; }
 const char *http_req_route(const http_req *r) { return r->match.route ? r->match.route->pattern : ""; }
 const char *http_req_id(const http_req *r) { return r->id; }
+
+const tr_ctx *http_req_trace(const http_req *r) { return &r->tctx; }
 const char *http_req_client_ip(const http_req *r) { return r->ip; }
 md_arena *http_req_arena(http_req *r) { return r->arena; }
 md_err *http_req_err(http_req *r) { return &r->err; }
