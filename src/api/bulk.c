@@ -617,6 +617,7 @@ int api_bulk_run(job_run *r, void *user)
                      .st = k->st,
                      .log_sample = k->log_sample,
                      .cancel = job_run_cancel(r),
+                     .trace = job_run_trace(r),
                      .no_explain = true};
     b->run = r;
     b->fd = b->spill_fd = -1;
@@ -802,7 +803,8 @@ static int bulk_submit(http_req *req, void *ctx)
                         .input_len = (size_t)u.len,
                         .input_range = u.whole ? NULL : &range,
                         .input_name = u.name,
-                        .callback_url = cb && *cb ? cb : NULL};
+                        .callback_url = cb && *cb ? cb : NULL,
+                        .trace = http_req_trace(req)};
     char *taken = NULL; /* the whole body: renamed into the blob store, never copied */
     rc = u.whole ? http_req_body_take(req, &taken) : MD_OK;
     in.input_file = taken;

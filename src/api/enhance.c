@@ -353,7 +353,8 @@ static int prepare(api_enhance *a, http_req *req, int fd, const mp_part *parts, 
                                       .params_json = s->params[s->n],
                                       .input_range = &s->range[s->n],
                                       .input_len = parts[i].len,
-                                      .input_name = parts[i].filename};
+                                      .input_name = parts[i].filename,
+                                      .trace = http_req_trace(req)};
         s->n++;
     }
     if (s->n == 0)

@@ -131,7 +131,8 @@ static int submit(api_retrain *a, http_req *req, const pl_retrain_in *in, job_in
         return md_fail(err, MD_E_INVALID_PARAM, "params", "too large");
     }
     job_submit_in s = {
-        .kind = API_RETRAIN_KIND, .owner = http_req_identity(req)->key_id, .params_json = params};
+        .kind = API_RETRAIN_KIND, .owner = http_req_identity(req)->key_id, .params_json = params,
+        .trace = http_req_trace(req)};
     int rc = job_submit(a->o.jq, &s, j, err);
     free(params);
     return rc;

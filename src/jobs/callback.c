@@ -242,7 +242,7 @@ static void curl_init(void)
 
 /* POST body to url; MD_OK for a 2xx answer, else MD_E_UNAVAILABLE with why in errbuf. */
 static int post(const jobs *j, const char *url, const char *body, size_t n, const char *job_id,
-                const char *sig, char *why, size_t why_cap)
+                const char *sig, const char *traceparent, char *why, size_t why_cap)
 {
     pthread_once(&curl_once, curl_init);
     CURL *c = curl_easy_init();
@@ -250,14 +250,16 @@ static int post(const jobs *j, const char *url, const char *body, size_t n, cons
         snprintf(why, why_cap, "out of memory");
         return MD_E_NOMEM;
     }
-    char h_sig[128], h_id[80], curl_err[CURL_ERROR_SIZE] = "";
+    char h_sig[128], h_id[80], h_tp[80], curl_err[CURL_ERROR_SIZE] = "";
     snprintf(h_sig, sizeof h_sig, "X-Modeld-Signature: %s", sig);
     snprintf(h_id, sizeof h_id, "X-Modeld-Job-Id: %s", job_id);
+    snprintf(h_tp, sizeof h_tp, "traceparent: %s", traceparent);
     const char *lines[] = {"Content-Type: application/json", h_sig, h_id,
-                           "Expect:" /* no 100-continue round trip */};
+                           "Expect:" /* no 100-continue round trip */, h_tp};
+    size_t nlines = sizeof lines / sizeof lines[0] - (traceparent[0] ? 0 : 1); /* h_tp last */
     struct curl_slist *hdrs = NULL;
     bool hdrs_ok = true;
-    for (size_t i = 0; i < sizeof lines / sizeof lines[0] && hdrs_ok; i++) {
+    for (size_t i = 0; i < nlines && hdrs_ok; i++) {
         struct curl_slist *t = curl_slist_append(hdrs, lines[i]);
         hdrs_ok = t != NULL;
         hdrs = t ? t : hdrs;
@@ -293,6 +295,20 @@ static int post(const jobs *j, const char *url, const char *body, size_t n, cons
 
 /* ---- tries ---------------------------------------------------------------------------------- */
 
+/* A try joins the job's trace: a CLIENT span "job callback" whose context the receiver gets in
+ * `traceparent` (the submitter's own context when tracing is off); tp stays "" for a job
+ * without a trace. Returns the span (NULL when off). */
+static tr_span *callback_span(const job_info *row, char tp[TR_TRACEPARENT_LEN + 1])
+{
+    tr_ctx parent;
+    if (!tr_parse(row->traceparent, strlen(row->traceparent), &parent))
+        return NULL;
+    tr_span *s = tr_span_start("job callback", TR_KIND_CLIENT, &parent);
+    tr_span_attr_str(s, "modeld.job.id", row->id);
+    tr_format(s ? tr_span_ctx(s) : &parent, tp);
+    return s;
+}
+
 /* Send the claimed try of cb (attempts already counted). why gets the failure. */
 static int try_send(jobs *j, const store_callback *cb, int64_t now_ms, char *why, size_t cap)
 {
@@ -308,17 +324,20 @@ static int try_send(jobs *j, const store_callback *cb, int64_t now_ms, char *why
         free(row);
         return MD_E_CONFLICT; /* final: no try can succeed */
     }
-    char *body = NULL, sig[JOB_CB_SIG_MAX];
+    char *body = NULL, sig[JOB_CB_SIG_MAX], tp[TR_TRACEPARENT_LEN + 1] = "";
     size_t n = 0;
+    tr_span *span = callback_span(row, tp);
     rc = build_body(row, &body, &n);
     free(row);
     if (rc == MD_OK)
         rc = job_callback_sign(j->cb_secret, now_ms / 1000, body, n, sig, sizeof sig);
     if (rc == MD_OK)
-        rc = post(j, cb->url, body, n, cb->job_id, sig, why, cap);
+        rc = post(j, cb->url, body, n, cb->job_id, sig, tp, why, cap);
     else
         snprintf(why, cap, "cannot build the body");
     free(body);
+    tr_span_status(span, rc);
+    tr_span_end(span);
     return rc;
 }
 

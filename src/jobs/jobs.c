@@ -272,6 +272,8 @@ static int fill_row(jobs *j, const job_submit_in *in, store_job *row, md_err *er
     snprintf(row->owner, sizeof row->owner, "%s", in->owner ? in->owner : "");
     snprintf(row->params, sizeof row->params, "%s", params);
     snprintf(row->input_name, sizeof row->input_name, "%s", in->input_name ? in->input_name : "");
+    if (in->trace != NULL)
+        tr_format(in->trace, row->traceparent);
     row->max_attempts = j->o.max_attempts;
     row->input_ttl_ms = j->o.input_ttl_ms;
     row->result_ttl_ms = j->o.result_ttl_ms;

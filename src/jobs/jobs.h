@@ -44,6 +44,7 @@
 #include "base/cancel.h"
 #include "base/clock.h"
 #include "base/err.h"
+#include "base/trace.h"
 #include "store/store.h"
 
 #include <stddef.h>
@@ -98,6 +99,9 @@ int job_run_read_input(job_run *r, size_t max, uint8_t **data, size_t *n, md_err
 /* The cancel token of the run, with the progress sink installed: progress goes to the
  * subscribers and (throttled) to the store. Borrowed for the call. */
 md_cancel *job_run_cancel(job_run *r);
+/* The run's trace context: its "job run" span when tracing is on, else the submitter's context;
+ * NULL when the job carries none. The parent of the spans a kind opens. Borrowed for the call. */
+const tr_ctx *job_run_trace(const job_run *r);
 /* Where the run puts the detail of its failure. Borrowed for the call. */
 md_err *job_run_err(job_run *r);
 /* Store the result (data: n bytes, written to a temporary file, fsync'd and renamed into place)
@@ -188,6 +192,8 @@ typedef struct job_submit_in {
     const char *input_file;
     const char *input_name; /* client file name; NULL = "" */
     const char *callback_url; /* POSTed to when the job ends (see "callbacks"); NULL = none */
+    const tr_ctx *trace;      /* the submitting request's trace context (http_req_trace); the
+                               * worker's spans join it; NULL = none. Borrowed for the call */
 } job_submit_in;
 
 /* Accept one job: the input is stored durably, the row committed QUEUED. MD_E_OVERLOADED when

@@ -34,6 +34,9 @@ struct job_run {
     char input_path[4096];
     md_cancel cancel;
     md_err err;
+    tr_ctx tctx;   /* see job_run_trace; valid when has_tctx */
+    bool has_tctx;
+    tr_span *span; /* "job run"; NULL when tracing is off or the job has no trace */
     pthread_mutex_t mu;
     double progress; /* latest reported, 0..1 */
     char stage[STORE_JOB_STAGE_MAX];

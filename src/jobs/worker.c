@@ -269,6 +269,30 @@ static void finish_run(jobs *j, job_run *r, int rc, bool stopping)
         md_log(MD_LOG_WARN, "jobs: ending %s: %s", r->info.id, md_err_message(&e));
 }
 
+/* The job's spans (trace.h), children of the submitting request: "job queue wait" from the
+ * submission to this claim, then "job run" (its child) around the kind's work. A row without a
+ * (valid) traceparent runs untraced. */
+static void run_trace_begin(job_run *r)
+{
+    tr_ctx parent;
+    if (!tr_parse(r->info.traceparent, strlen(r->info.traceparent), &parent))
+        return;
+    r->tctx = parent;
+    r->has_tctx = true;
+    tr_span *wait = tr_span_start_at("job queue wait", TR_KIND_INTERNAL, &parent,
+                                     r->info.created_ms * 1000000LL);
+    tr_span_attr_str(wait, "modeld.job.id", r->info.id);
+    tr_span_attr_int(wait, "modeld.job.attempt", r->info.attempts);
+    r->span = tr_span_start("job run", TR_KIND_INTERNAL, wait ? tr_span_ctx(wait) : &parent);
+    tr_span_end(wait);
+    tr_span_attr_str(r->span, "modeld.job.id", r->info.id);
+    tr_span_attr_str(r->span, "modeld.job.kind", r->info.kind);
+    if (r->span != NULL)
+        r->tctx = *tr_span_ctx(r->span);
+}
+
+const tr_ctx *job_run_trace(const job_run *r) { return r->has_tctx ? &r->tctx : NULL; }
+
 static void run_one(jobs *j, const job_info *info, jobs__kind *k, const char *worker)
 {
     job_run *r = new_run(j, info, k, worker);
@@ -286,6 +310,7 @@ static void run_one(jobs *j, const job_info *info, jobs__kind *k, const char *wo
     if (stopping)
         md_cancel_request(&r->cancel);
     jobs__publish(j, &r->info);
+    run_trace_begin(r);
     md_log(MD_LOG_INFO, "jobs: %s %s started (attempt %d of %d)", r->info.kind, r->info.id,
            r->info.attempts, r->info.max_attempts);
     int rc = r->kind->run(r, r->kind->user);
@@ -296,6 +321,9 @@ static void run_one(jobs *j, const job_info *info, jobs__kind *k, const char *wo
     stopping = j->stopping;
     pthread_mutex_unlock(&j->mu);
     finish_run(j, r, rc, stopping);
+    tr_span_status(r->span, rc);
+    tr_span_end(r->span);
+    r->span = NULL;
     md_log(MD_LOG_INFO, "jobs: %s %s ended: %s", r->info.kind, r->info.id,
            rc == MD_OK ? "ok" : md_err_message(&r->err));
     free_run(r);

@@ -23,6 +23,7 @@
 #include "base/cancel.h"
 #include "base/clock.h"
 #include "base/err.h"
+#include "base/trace.h"
 #include "image/image.h"
 #include "store/store.h"
 #include "vectorize/vec.h"
@@ -80,6 +81,8 @@ typedef struct pl_ctx {
     double log_sample;           /* pl_predict*: share of predictions logged to st (0..1) */
     bool no_explain;             /* pl_predict_batch: skip the explanations (TreeSHAP, most of a
                                   * batch's time): "explanation" is null (bulk jobs) */
+    const tr_ctx *trace;         /* borrowed; parent of the pipeline's spans (a request's or a job
+                                  * run's context); NULL = they start their own trace */
 } pl_ctx;
 
 /* ---- vectorize -------------------------------------------------------------------------- */

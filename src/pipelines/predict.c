@@ -411,8 +411,31 @@ static void log_batch(pl_ctx *cx, mdl_version *v, const json_t **feats, const js
     free(a);
 }
 
+/* The "model run" span (trace.h) of n rows through version v, a child of the pipeline's. */
+static tr_span *model_span(const tr_ctx *parent, const char *model, size_t n)
+{
+    tr_span *s = tr_span_start("model run", TR_KIND_INTERNAL, parent);
+    tr_span_attr_str(s, "modeld.model", model);
+    tr_span_attr_int(s, "modeld.rows", (int64_t)n);
+    return s;
+}
+
+static int predict_batch(pl_ctx *cx, const tr_ctx *parent, const char *model, const json_t *items,
+                         const json_t *options, json_t **out, md_err *err);
+
 int pl_predict_batch(pl_ctx *cx, const char *model, const json_t *items, const json_t *options,
                      json_t **out, md_err *err)
+{
+    tr_span *s = tr_span_start("pipeline predict batch", TR_KIND_INTERNAL, cx->trace);
+    tr_span_attr_str(s, "modeld.model", model);
+    int rc = predict_batch(cx, s ? tr_span_ctx(s) : cx->trace, model, items, options, out, err);
+    tr_span_status(s, rc);
+    tr_span_end(s);
+    return rc;
+}
+
+static int predict_batch(pl_ctx *cx, const tr_ctx *parent, const char *model, const json_t *items,
+                         const json_t *options, json_t **out, md_err *err)
 {
     *out = NULL;
     if (!json_is_array(items))
@@ -435,6 +458,7 @@ int pl_predict_batch(pl_ctx *cx, const char *model, const json_t *items, const j
     }
     for (size_t i = 0; i < n; i++)
         feats[i] = json_array_get(items, i);
+    tr_span *run = model_span(parent, model, n);
     if (is_tabular(task)) {
         rc = tabular(cx, v, task, feats, n, options, preds, expls, errs, err);
     } else {
@@ -448,6 +472,8 @@ int pl_predict_batch(pl_ctx *cx, const char *model, const json_t *items, const j
             }
         }
     }
+    tr_span_status(run, rc);
+    tr_span_end(run);
     if (rc == MD_OK) {
         *out = batch_answer(v, n, preds, expls, errs);
         log_batch(cx, v, feats, options, *out);

@@ -47,7 +47,8 @@ int store_job_state_parse(const char *s)
     "id, kind, owner, batch_id, params, input_sha256, input_bytes, input_name, state,"             \
     " progress, stage, attempts, max_attempts, lease_owner, lease_expires_ms,"                     \
     " cancel_requested, created_ms, started_ms, completed_ms, error_code, error_message,"          \
-    " result_sha256, result_bytes, result_meta, input_ttl_ms, result_ttl_ms, expires_ms, seq"
+    " result_sha256, result_bytes, result_meta, input_ttl_ms, result_ttl_ms, expires_ms, seq,"     \
+    " traceparent"
 
 /* The later of the input's own expiry and now (?N): when a finished job lets go of its input.
  * (A CASE, since scalar max() is SQLite's and GREATEST PostgreSQL's.) */
@@ -56,8 +57,8 @@ int store_job_state_parse(const char *s)
 
 static const char SQL_INSERT[] =
     "INSERT INTO jobs(id, kind, owner, batch_id, params, input_sha256, input_bytes, input_name,"
-    " state, max_attempts, created_ms, input_ttl_ms, result_ttl_ms)"
-    " VALUES(?,?,?,?,?,?,?,?,'QUEUED',?,?,?,?)";
+    " state, max_attempts, created_ms, input_ttl_ms, result_ttl_ms, traceparent)"
+    " VALUES(?,?,?,?,?,?,?,?,'QUEUED',?,?,?,?,?)";
 static const char SQL_INSERT_BATCH[] =
     "INSERT INTO batches(id, owner, kind, total, created_ms) VALUES(?,?,?,?,?)";
 static const char SQL_ACTIVE[] = "SELECT count(*) FROM jobs WHERE state IN ('QUEUED','PROCESSING')";
@@ -177,6 +178,7 @@ static void read_job(db_stmt *st, void *dst)
     j->result_ttl_ms = db_col_int64(st, 25);
     j->expires_ms = db_col_int64(st, 26);
     j->seq = db_col_int64(st, 27);
+    store__col_text(st, 28, j->traceparent, sizeof j->traceparent);
 }
 
 /* One statement that changes at most one row; MD_E_CONFLICT when it matched none. Lock held. */
@@ -243,6 +245,7 @@ static int insert_job(store *s, store_job *j, int64_t now, md_err *err)
     db_bind_int64(st, 10, now);
     db_bind_int64(st, 11, j->input_ttl_ms);
     db_bind_int64(st, 12, j->result_ttl_ms);
+    bind_text(st, 13, j->traceparent);
     return step_change(s, st, "insert job", err);
 }
 
@@ -679,7 +682,7 @@ static int list_rows(store *s, db_stmt *st, size_t limit, store_job **out, size_
             break;
         }
         read_job(st, &arr[*n]);
-        *last_rowid = db_col_int64(st, 28);
+        *last_rowid = db_col_int64(st, 29);
         (*n)++;
     }
     if (r != DB_ROW && r != DB_DONE) {

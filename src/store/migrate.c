@@ -202,6 +202,9 @@ static const migration migrations[] = {
      "  created_ms BIGINT NOT NULL);"
      "CREATE INDEX datasets_created ON datasets(created_ms);"
      "CREATE INDEX datasets_sha256 ON datasets(sha256);", NULL},
+    /* Tracing (issue 13): the W3C traceparent of the request that submitted a job, so the
+     * worker's "queue wait" and "job run" spans join the submitter's trace ("" = none). */
+    {13, "job traceparent", "ALTER TABLE jobs ADD COLUMN traceparent TEXT NOT NULL DEFAULT '';", NULL},
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

@@ -310,6 +310,7 @@ typedef struct store_job {
     int64_t input_ttl_ms, result_ttl_ms;   /* retention once terminal */
     int64_t expires_ms;                    /* 0 while not terminal; the sweep deletes the row */
     int64_t seq;                           /* bumped by every change: pollers compare it */
+    char traceparent[56];                  /* W3C traceparent of the submitting request, "" = none */
 } store_job;
 
 typedef struct store_batch {
