@@ -53,7 +53,8 @@ static pl_ctx make_ctx(api_ai *a, http_req *req)
                  .budget = a->conv->budget,
                  .limits = a->conv->o.limits,
                  .upload_max_bytes = a->conv->o.upload_max_bytes,
-                 .result_ttl_ms = a->conv->o.result_ttl_ms};
+                 .result_ttl_ms = a->conv->o.result_ttl_ms,
+                 .trace = http_req_trace(req)};
     return cx;
 }
 

@@ -204,7 +204,8 @@ static int run(api_convert *c, http_req *req, const store_upload *up, const conv
                  .budget = c->budget,
                  .limits = c->o.limits,
                  .upload_max_bytes = c->o.upload_max_bytes,
-                 .result_ttl_ms = c->o.result_ttl_ms};
+                 .result_ttl_ms = c->o.result_ttl_ms,
+                 .trace = http_req_trace(req)};
     pl_vec_in in = {.file_id = up->file_id,
                     .upload = up,
                     .converter = r->converter,

@@ -61,6 +61,7 @@ static int predict(http_req *req, void *ctx, int batch)
 {
     json_t *body = NULL, *main = NULL, *opts = NULL, *out = NULL;
     pl_ctx cx = ctx_of(ctx);
+    cx.trace = http_req_trace(req);
     const char *model = http_req_param(req, "model");
     int rc = read_body(req, batch ? "items" : "features", &body, &main, &opts);
     if (rc == MD_OK)

@@ -181,6 +181,8 @@ int tr_exporter_start(const tr_export_opts *o, md_err *err)
     tr_span **batch = calloc(g_ex.batch_max, sizeof *batch);
     if (g_ex.q == NULL || batch == NULL)
         goto fail_mem;
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) /* ref-counted; before the thread */
+        goto fail_mem;
     g_ex.head = g_ex.len = 0;
     g_ex.stopping = 0;
     atomic_store(&g_running, 1);
@@ -190,6 +192,7 @@ int tr_exporter_start(const tr_export_opts *o, md_err *err)
     return MD_OK;
 fail_thread:
     atomic_store(&g_running, 0);
+    curl_global_cleanup();
 fail_mem:
     free(batch);
     free(g_ex.q);
@@ -209,6 +212,7 @@ void tr_exporter_stop(void)
     atomic_store(&g_running, 0);
     free(g_ex.q);
     g_ex.q = NULL;
+    curl_global_cleanup();
     tr_assert_state(0);
 }
 

@@ -391,10 +391,12 @@ void http__std_headers(http_req *r, void (*add)(void *cls, const char *k, const 
         add(cls, "Access-Control-Allow-Origin", origin);
         add(cls, "Vary", "Origin");
         add(cls, "Access-Control-Expose-Headers",
-            "X-Request-ID, Retry-After, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset");
+            "X-Request-ID, traceparent, Retry-After, X-RateLimit-Limit, X-RateLimit-Remaining, "
+            "X-RateLimit-Reset");
         if (strcmp(r->method, "OPTIONS") == 0) {
             add(cls, "Access-Control-Allow-Methods", r->match.allow[0] ? r->match.allow : "GET");
-            add(cls, "Access-Control-Allow-Headers", "Authorization, X-API-Key, Content-Type, X-Request-ID");
+            add(cls, "Access-Control-Allow-Headers",
+                "Authorization, X-API-Key, Content-Type, X-Request-ID, traceparent");
             add(cls, "Access-Control-Max-Age", "600");
         }
     }

@@ -333,6 +333,15 @@ static int is_tabular(const char *task)
            !strcmp(task, "price_response") || !strcmp(task, "anomaly");
 }
 
+/* The "model run" span (trace.h) of n rows through model, a child of parent. */
+static tr_span *model_span(const tr_ctx *parent, const char *model, size_t n)
+{
+    tr_span *s = tr_span_start("model run", TR_KIND_INTERNAL, parent);
+    tr_span_attr_str(s, "modeld.model", model);
+    tr_span_attr_int(s, "modeld.rows", (int64_t)n);
+    return s;
+}
+
 int pl_predict(pl_ctx *cx, const char *model, const json_t *features, const json_t *options,
                json_t **out, md_err *err)
 {
@@ -344,6 +353,7 @@ int pl_predict(pl_ctx *cx, const char *model, const json_t *features, const json
         return rc;
     json_t *pred = NULL, *expl = NULL;
     md_err row_err = {0};
+    tr_span *run = model_span(cx->trace, model, 1);
     if (is_tabular(task)) {
         rc = tabular(cx, v, task, &features, 1, options, &pred, &expl, &row_err, err);
         if (rc == MD_OK && row_err.code != MD_OK) {
@@ -354,6 +364,8 @@ int pl_predict(pl_ctx *cx, const char *model, const json_t *features, const json
     } else {
         rc = one_request(cx, v, task, features, &pred, err);
     }
+    tr_span_status(run, rc);
+    tr_span_end(run);
     if (rc == MD_OK) {
         *out = envelope(v);
         json_object_set_new(*out, "prediction", pred);
@@ -409,15 +421,6 @@ static void log_batch(pl_ctx *cx, mdl_version *v, const json_t **feats, const js
         log_answers(cx, v, f, options, a, n);
     free(f);
     free(a);
-}
-
-/* The "model run" span (trace.h) of n rows through version v, a child of the pipeline's. */
-static tr_span *model_span(const tr_ctx *parent, const char *model, size_t n)
-{
-    tr_span *s = tr_span_start("model run", TR_KIND_INTERNAL, parent);
-    tr_span_attr_str(s, "modeld.model", model);
-    tr_span_attr_int(s, "modeld.rows", (int64_t)n);
-    return s;
 }
 
 static int predict_batch(pl_ctx *cx, const tr_ctx *parent, const char *model, const json_t *items,
