@@ -128,7 +128,8 @@ static int test_submit(http_req *req, void *ctx)
                                 .input = body,
                                 .input_len = len,
                                 .input_name = "input.bin",
-                                .callback_url = http_req_query(req, "callback_url")};
+                                .callback_url = http_req_query(req, "callback_url"),
+                                .trace = http_req_trace(req)};
     job_info *one = md_arena_alloc(http_req_arena(req), sizeof *one);
     job_batch b;
     char(*ids)[JOB_ID_MAX] = md_arena_alloc(http_req_arena(req), TEST_MAX_FILES * JOB_ID_MAX);

@@ -147,6 +147,30 @@ def test_invalid_traceparent_starts_a_new_trace(srv):
     assert parts[1] != "0" * 32
 
 
+def test_callback_sends_traceparent(start_server, receiver):
+    """A job's completion callback joins the submitter's trace: its `traceparent` names the
+    trace id of the request that submitted the job (a "job callback" CLIENT span's id)."""
+    from test_schedules_callbacks import ENV, Receiver as Hook
+    s = start_server("--test-routes", "--workers", "1", "--otlp-endpoint", receiver.url,
+                     "--otlp-interval", "100ms", env=ENV)
+    hook = Hook([200])
+    try:
+        tp = "00-%s-%s-01" % (TRACE_ID, PARENT)
+        r = requests.post(s.url + "/api/test/jobs", params={"steps": 1, "step_ms": 0,
+                                                             "callback_url": hook.url()},
+                          data=b"abc", headers={"Authorization": "Bearer " + s.admin_key,
+                                                "traceparent": tp})
+        assert r.status_code == 202, r.text
+        hook.wait(1)
+        got = {k.lower(): v for k, v in hook.requests[0][0].items()}["traceparent"]
+        assert got.startswith("00-%s-" % TRACE_ID) and got != tp
+        sid = got.split("-")[2]
+        cb = wait_for(lambda: [x for x in receiver.spans() if x["spanId"] == sid])
+        assert cb[0]["name"] == "job callback" and cb[0]["kind"] == 3
+    finally:
+        hook.close()
+
+
 def metric(s, name):
     text = requests.get(s.url + "/metrics").text
     for line in text.splitlines():
