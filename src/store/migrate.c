@@ -204,7 +204,7 @@ static const migration migrations[] = {
      "CREATE INDEX datasets_sha256 ON datasets(sha256);", NULL},
     /* Tracing (issue 13): the W3C traceparent of the request that submitted a job, so the
      * worker's "queue wait" and "job run" spans join the submitter's trace ("" = none). */
-    {13, "job traceparent", "ALTER TABLE jobs ADD COLUMN traceparent TEXT NOT NULL DEFAULT '';", NULL},
+    {12, "job traceparent", "ALTER TABLE jobs ADD COLUMN traceparent TEXT NOT NULL DEFAULT '';", NULL},
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
