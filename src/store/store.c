@@ -597,7 +597,9 @@ int store_free_bytes(store *s, uint64_t *out, md_err *err)
 {
     uint64_t a = 0, b = UINT64_MAX;
     int rc = dir_free(s->data_dir, &a, err);
-    if (rc == MD_OK && strcmp(s->blob_dir, s->data_dir) != 0)
+    size_t n = strlen(s->data_dir);
+    bool inside = strncmp(s->blob_dir, s->data_dir, n) == 0 && s->blob_dir[n] == '/';
+    if (rc == MD_OK && !inside) /* <data_dir>/blobs is made on the first write */
         rc = dir_free(s->blob_dir, &b, err);
     *out = a < b ? a : b;
     return rc;
