@@ -281,17 +281,20 @@ static double worst_psi(const json_t *dr)
     return worst;
 }
 
-/* Every predict model's drift over the last hour, as two gauges. A model whose drift cannot be
- * computed (no training distribution, store error) is left out rather than reported as 0. */
+/* Every predict model's drift over the last hour, as two gauges (each family's samples
+ * together, as the text format requires). A model whose drift cannot be computed (no training
+ * distribution, store error) is left out rather than reported as 0. */
 static void drift_render(const api_predict *a, md_buf *b, int64_t now)
 {
     json_t *all = mdl_describe_all(a->reg), *m;
-    size_t i;
+    md_buf rows;
+    md_buf_init(&rows, 1u << 20);
     md_buf_puts(b, "# HELP modeld_predict_drift_psi Largest PSI of a prediction model's logged "
                    "inputs (last hour) against its training distribution (>= 0.25: drift).\n"
                    "# TYPE modeld_predict_drift_psi gauge\n");
-    md_buf_puts(b, "# HELP modeld_predict_drift_rows Logged rows the drift was computed over.\n"
-                   "# TYPE modeld_predict_drift_rows gauge\n");
+    md_buf_puts(&rows, "# HELP modeld_predict_drift_rows Logged rows the drift was computed over.\n"
+                       "# TYPE modeld_predict_drift_rows gauge\n");
+    size_t i;
     json_array_foreach(all, i, m)
     {
         const char *fam = json_string_value(json_object_get(m, "family"));
@@ -303,11 +306,13 @@ static void drift_render(const api_predict *a, md_buf *b, int64_t now)
             pl_predict_drift(&cx, name, now - DRIFT_WINDOW_MS, 0, &dr, &e) != MD_OK)
             continue;
         md_buf_printf(b, "modeld_predict_drift_psi{model=\"%s\"} %.6f\n", name, worst_psi(dr));
-        md_buf_printf(b, "modeld_predict_drift_rows{model=\"%s\"} %lld\n", name,
+        md_buf_printf(&rows, "modeld_predict_drift_rows{model=\"%s\"} %lld\n", name,
                       (long long)json_integer_value(json_object_get(dr, "rows")));
         json_decref(dr);
     }
     json_decref(all);
+    md_buf_append(b, rows.data ? rows.data : "", rows.len);
+    md_buf_free(&rows);
 }
 
 static void drift_metrics(md_buf *out, void *ctx)

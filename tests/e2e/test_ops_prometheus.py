@@ -310,6 +310,15 @@ def test_dashboard_uses_only_live_metrics(stack):
             assert m and m.group(1) in live, (t["name"], q)
 
 
+def test_live_metrics_pass_promtool_lint(stack):
+    """The exposition itself: parses, one TYPE per family before its samples, names and
+    suffixes as Prometheus' linter wants them."""
+    srv, _ = stack
+    text = requests.get(srv.url + "/metrics", timeout=30).text
+    p = subprocess.run([PROMTOOL, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0 and not p.stdout.strip() and not p.stderr.strip(), p.stdout + p.stderr
+
+
 def test_rule_metrics_are_live(stack):
     srv, _ = stack
     live = live_names(srv)
