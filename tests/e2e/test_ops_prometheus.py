@@ -311,10 +311,21 @@ def test_dashboard_uses_only_live_metrics(stack):
 
 
 def test_live_metrics_pass_promtool_lint(stack):
-    """The exposition itself: parses, one TYPE per family before its samples, names and
-    suffixes as Prometheus' linter wants them."""
+    """The exposition itself: names and suffixes as Prometheus' linter wants them, and (which
+    promtool does not check) one TYPE per family with all its samples right after it."""
     srv, _ = stack
     text = requests.get(srv.url + "/metrics", timeout=30).text
+    typed, current = set(), None
+    for line in text.splitlines():
+        m = re.match(r"# TYPE (\S+) (\S+)", line)
+        if m:
+            assert m.group(1) not in typed, "TYPE twice: " + m.group(1)
+            typed.add(m.group(1))
+            current = m.group(1)
+        elif line and not line.startswith("#"):
+            name = re.match(r"[a-zA-Z_:][a-zA-Z0-9_:]*", line).group(0)
+            assert name in (current, current + "_bucket", current + "_sum", current + "_count"), \
+                "%s outside its family (after TYPE %s)" % (name, current)
     p = subprocess.run([PROMTOOL, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60)
     assert p.returncode == 0 and not p.stdout.strip() and not p.stderr.strip(), p.stdout + p.stderr
 
