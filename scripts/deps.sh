@@ -21,7 +21,7 @@ TEST_PKGS=(
   python3 python3-pytest python3-requests python3-numpy python3-skimage python3-onnx python3-xgboost python3-sklearn
   python3-jsonschema python3-websocket python3-torch python3-pil
   librsvg2-bin libonnx-testdata chromium nodejs curl jq
-  postgresql util-linux redis-server nginx-light python3-yaml
+  postgresql util-linux redis-server nginx-light python3-yaml prometheus kubectl
 )
 # `make models`: retraining the shipped models (training/).
 MODELS_PKGS=(
