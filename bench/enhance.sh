@@ -15,8 +15,9 @@
 #    src/onnx/kernels/upconv.c, Concat + 1x1 Conv + Add of src/onnx/ops/concat.c): its time, and
 #    the largest difference between the fused and unfused outputs of every network (<= 0.01).
 #    Part "isa" (after speed) runs modeld again restricted to AVX2 (ONEDNN_MAX_CPU_ISA=AVX2 for
-#    oneDNN's convolutions and sgemm, OPENBLAS_CORETYPE=Haswell for OpenBLAS; our own loops are
-#    built without -march, so they are SSE2 either way) while onnxruntime keeps the machine's
+#    oneDNN's convolutions and sgemm, OPENBLAS_CORETYPE=Haswell for OpenBLAS, GLIBC_TUNABLES
+#    for glibc's memcpy (the Concat copies); our own loops are built without -march, so they
+#    are SSE2 either way) while onnxruntime keeps the machine's
 #    full ISA (it has no switch): a pessimistic bound for AVX2-only CPUs. It first checks with
 #    ONEDNN_VERBOSE that oneDNN honours the cap (no avx512 implementation ran) and lists the
 #    implementations used (build/bench/enhance_isa_impls.txt).
@@ -117,10 +118,13 @@ fusion() {
   done
 }
 
+AVX2_ENV=(ONEDNN_MAX_CPU_ISA=AVX2 OPENBLAS_CORETYPE=Haswell
+  GLIBC_TUNABLES=glibc.cpu.hwcaps=-AVX512F,-AVX512VL,-AVX512BW,-AVX512DQ,-AVX512CD)
+
 isa() {
   local v="$OUT/enhance_isa_impls.txt" m1
   m1="$MODELS/models/esrgan-$(echo "$NETS" | awk '{print $NF}')-x$(echo "$SCALES" | awk '{print $1}')/1/model.onnx"
-  ONEDNN_MAX_CPU_ISA=AVX2 OPENBLAS_CORETYPE=Haswell ONEDNN_VERBOSE=1 "$OUT/onnx_bench" "$m1" \
+  env "${AVX2_ENV[@]}" ONEDNN_VERBOSE=1 "$OUT/onnx_bench" "$m1" \
     "$DATA/crop128.bin" 1,3,128,128 --threads 1 --runs 1 --warmup 0 > "$v.raw"
   grep '^onednn_verbose,info,cpu,isa' "$v.raw" > "$v" || true
   grep '^onednn_verbose,exec' "$v.raw" | cut -d, -f4,5 | sort | uniq -c >> "$v" || true
@@ -134,7 +138,7 @@ isa() {
     for s in $SCALES; do
       local m="$MODELS/models/esrgan-$n-x$s/1/model.onnx"
       echo "== avx2 $n x$s" >&2
-      ONEDNN_MAX_CPU_ISA=AVX2 OPENBLAS_CORETYPE=Haswell "$OUT/onnx_bench" "$m" "$DATA/crop128.bin" \
+      env "${AVX2_ENV[@]}" "$OUT/onnx_bench" "$m" "$DATA/crop128.bin" \
         1,3,128,128 --threads 1 --runs "$RUNS" --warmup 1 --out "$DATA/$n$s.avx2.bin" |
         sed "s/^{/{\"net\":\"$n\",\"scale\":$s,/; s/\"runtime\":\"modeld\"/\"runtime\":\"avx2\"/" \
         >> "$OUT/enhance_isa.jsonl"
@@ -195,7 +199,7 @@ for n in nets:
         y = np.fromfile(f"{data}/{n}{s}.ort.bin", "<f4")
         same = x.shape == y.shape and bool(np.all(np.abs(x - y) <= 0.05 + 1e-3 * np.abs(y)))
         ok &= same
-        u, unf = by.get((n, int(s), "unfused")), ""
+        u, unf = by.get((n, int(s), "unfused")), " | " + " " * 14
         if u:
             z = np.fromfile(f"{data}/{n}{s}.unfused.bin", "<f4")
             d = float(np.abs(x - z).max()) if x.shape == z.shape else float("inf")
