@@ -20,7 +20,8 @@
 #    are SSE2 either way) while onnxruntime keeps the machine's
 #    full ISA (it has no switch): a pessimistic bound for AVX2-only CPUs. It first checks with
 #    ONEDNN_VERBOSE that oneDNN honours the cap (no avx512 implementation ran) and lists the
-#    implementations used (build/bench/enhance_isa_impls.txt).
+#    implementations used (build/bench/enhance_isa_impls.txt). Each AVX2 run is followed by an
+#    onnxruntime run of the same network, and the AVX2 ratio is taken against that one.
 # 3. Memory: `modeld enhance` of a 2000x2000 (4 MP) photo at x4 per quality: peak RSS (the whole
 #    process: networks, tiles, the 8000x8000 result and its encoding) and wall time.
 #    ENHANCE_RSS_QUALITIES (default "fast balanced best"; best takes minutes on 2 cores).
@@ -142,6 +143,10 @@ isa() {
         1,3,128,128 --threads 1 --runs "$RUNS" --warmup 1 --out "$DATA/$n$s.avx2.bin" |
         sed "s/^{/{\"net\":\"$n\",\"scale\":$s,/; s/\"runtime\":\"modeld\"/\"runtime\":\"avx2\"/" \
         >> "$OUT/enhance_isa.jsonl"
+      node "$ROOT/bench/onnx_ort.js" "$m" "$DATA/crop128.bin" 1,3,128,128 --threads 1 \
+        --runs "$RUNS" --warmup 1 |
+        sed "s/^{/{\"net\":\"$n\",\"scale\":$s,/; s/\"runtime\":\"onnxruntime\"/\"runtime\":\"ort_isa\"/" \
+        >> "$OUT/enhance_isa.jsonl"
     done
   done
 }
@@ -210,7 +215,8 @@ for n in nets:
             z = np.fromfile(f"{data}/{n}{s}.avx2.bin", "<f4")
             d = float(np.abs(x - z).max()) if x.shape == z.shape else float("inf")
             ok &= d <= 0.05
-            av = f" | {v['cpu_ms'] / b['cpu_ms']:6.2f}, {d:.4f}"
+            w = by.get((n, int(s), "ort_isa"), b) # onnxruntime run right after, else speed's
+            av = f" | {v['cpu_ms'] / w['cpu_ms']:6.2f}, {d:.4f}"
         print(f"{n:7s} {s:>2s} | {a['cpu_ms'] / 1e3 / mp:15.2f} {b['cpu_ms'] / 1e3 / mp:12.2f} "
               f"{a['cpu_ms'] / b['cpu_ms']:6.2f} | {a['peak_rss_mb']:10.0f} / {b['peak_rss_mb']:9.0f} | "
               f"{'same' if same else 'DIFFERENT'} (max |diff| {float(np.abs(x - y).max()):.3f}){unf}{av}")
