@@ -69,15 +69,26 @@ int xgb_predict_reference(const xgb_model *m, const float *rows, size_t nrows, s
  * per row and output group, num_features + 1 floats, one per feature then the bias, in the
  * margin (before the objective's transform: log-odds for binary:logistic), summing to the
  * group's raw margin. Writes nrows * groups * (num_features + 1) floats into out (caller-owned,
- * out_cap floats), groups = max(num_class, 1). Always libxgboost (exact TreeSHAP).
+ * out_cap floats), groups = max(num_class, 1). Exact TreeSHAP: our own (src/xgb/treeshap.c)
+ * where xgb_model_shap_engine says "native", libxgboost otherwise.
  * Errors as xgb_predict. Thread-safe. */
 int xgb_contributions(const xgb_model *m, const float *rows, size_t nrows, size_t ncols, float *out,
                       size_t out_cap, md_err *err);
+
+/* The same contributions, always through libxgboost (the reference xgb_contributions is
+ * checked against in tests and benchmarks). Same contract and errors. */
+int xgb_contributions_reference(const xgb_model *m, const float *rows, size_t nrows, size_t ncols,
+                                float *out, size_t out_cap, md_err *err);
 
 /* "native" when xgb_predict walks the trees itself (gbtree models with a squared-error,
  * logistic, Poisson / gamma / Tweedie or softprob objective, whose answers at load matched
  * libxgboost's within 1e-5), "libxgboost" otherwise. Static string. */
 const char *xgb_model_engine(const xgb_model *m);
+
+/* "native" when xgb_contributions runs our TreeSHAP (the tree walk is native, every reached
+ * node has a positive cover, no tree deeper than 64, and its contributions at load matched
+ * libxgboost's within 1e-5), "libxgboost" otherwise. Static string. */
+const char *xgb_model_shap_engine(const xgb_model *m);
 
 /* Free a model; NULL is a no-op. No xgb_predict on m may be running. */
 void xgb_model_free(xgb_model *m);
