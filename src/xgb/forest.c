@@ -301,7 +301,7 @@ size_t xgb__forest_outputs(const xgb__forest *f)
 size_t xgb__forest_bytes(const xgb__forest *f)
 {
     return f ? sizeof *f + f->n_nodes * sizeof(xgb__fnode) + f->n_trees * 3 * sizeof(uint32_t) +
-                   (f->cover ? f->n_nodes * 2 * sizeof(float) : 0)
+                   xgb__forest_shap_bytes(f)
              : 0;
 }
 
@@ -313,7 +313,6 @@ void xgb__forest_free(xgb__forest *f)
     free(f->roots);
     free(f->groups);
     free(f->depth);
-    free(f->cover);
-    free(f->mean);
+    xgb__forest_free_shap(f);
     free(f);
 }

@@ -15,6 +15,23 @@
  * and the base margin is added to the bias last. Only condition == 0 (plain contributions, no
  * interactions) is implemented.
  *
+ * Two ways to compute the same values:
+ *   - the path algorithm (tree_shap): XGBoost's recursion, bit for bit its float arithmetic;
+ *     O(leaves * depth^2) per tree and row;
+ *   - the leaf tables (fast path, after Yang's Fast TreeSHAP v2): a leaf's share of the
+ *     contributions depends on the row only through which of the d distinct features on its
+ *     root path the row "follows" (o_j = 1 when the row takes every split on feature j the
+ *     path takes). For leaf value v, covers giving z_j (the product of the cover ratios of the
+ *     path's splits on j) and that mask of o_j, feature i gets
+ *         v (o_i - z_i) sum_{S in on \ {i}} |S|! (d - |S| - 1)! / d! prod_{j not in S, j != i} z_j
+ *     (Lundberg et al.'s path-dependent Shapley value of one leaf). So at load each leaf gets
+ *     the 2^d * d values (in double, stored as float), and a row costs one pass over the
+ *     tree's nodes (each split clears its feature's bit in the cold child's mask) and d
+ *     additions per leaf: O(nodes + leaves * d) instead of O(leaves * d^2) with divisions.
+ *     Used when every leaf has d <= TAB_MAX_D and the tables fit TAB_BUDGET floats; differs
+ *     from the path algorithm by float rounding only (the load-time check in xgb.c holds it to
+ *     libxgboost within 1e-5, as forest_test.c does on every shipped model).
+ *
  * Invariants:
  *   1. f->cover and f->mean exist only if every node a root reaches has a finite cover > 0 and
  *      every tree is at most XGB__SHAP_MAX_DEPTH deep (xgb__forest_build_shap), so every
@@ -22,7 +39,10 @@
  *      bounded: PATH_CAP elements hold the paths of all the levels of one walk.
  *   2. A walk only reads the forest (thread-safe); its path buffer is on the caller's stack.
  *   3. Unreached nodes (forest.c invariant 1) are never visited: a walk follows left and
- *      left + 1 of split nodes only.
+ *      left + 1 of split nodes only; the fast path skips nodes whose kind is SN_UNREACHED.
+ *   4. With f->snodes: every reached leaf's table (2^d * d floats at tab) and features (d at
+ *      feats) lie inside shap_tab and shap_feat, d <= TAB_MAX_D, and a split's slot < the d
+ *      of every leaf under it, so a leaf's mask index is < 2^d.
  */
 #include "xgb/xgb_int.h"
 
@@ -33,6 +53,18 @@
 /* Paths of depths 1 .. D + 1 (the root's dummy element included) laid out one after the other,
  * as XGBoost's unique_path_data: (D + 2) (D + 3) / 2 elements cover every level. */
 #define PATH_CAP ((XGB__SHAP_MAX_DEPTH + 2) * (XGB__SHAP_MAX_DEPTH + 3) / 2)
+#define TAB_MAX_D 12                 /* distinct features on a leaf's path, for the fast path */
+#define TAB_BUDGET ((size_t)1 << 21) /* floats of leaf tables (8 MiB), for the fast path */
+
+enum { SN_UNREACHED, SN_SPLIT, SN_LEAF };
+
+typedef struct xgb__shap_node {
+    uint32_t tab;   /* leaf: offset of its 2^d * d table in shap_tab */
+    uint32_t feats; /* leaf: offset of its d feature indices in shap_feat */
+    uint8_t kind;   /* SN_* */
+    uint8_t slot;   /* split: the index of its feature among the root path's distinct ones */
+    uint8_t d;      /* leaf: distinct features on its root path */
+} xgb__shap_node;
 
 typedef struct path_el {
     int feature;
@@ -140,8 +172,9 @@ int xgb__forest_has_shap(const xgb__forest *f)
     return f && f->cover && f->mean;
 }
 
-void xgb__forest_contributions(const xgb__forest *f, const float *rows, size_t nrows, float *out,
-                               float *tree_phi)
+/* The path algorithm (XGBoost's), per row and tree into tree_phi, then into out. */
+static void contributions_paths(const xgb__forest *f, const float *rows, size_t nrows, float *out,
+                                float *tree_phi)
 {
     const size_t nf = f->n_features, width = nf + 1, g = f->n_groups;
     path_el path[PATH_CAP];
@@ -161,6 +194,64 @@ void xgb__forest_contributions(const xgb__forest *f, const float *rows, size_t n
         for (size_t k = 0; k < g; k++)
             o[k * width + nf] += f->base_margin;
     }
+}
+
+/* The fast path on tree t for row x: contributions added to dst (the row's group). mask:
+ * scratch of the tree's size. */
+static void tree_tables(const xgb__forest *f, size_t t, const float *x, uint32_t *mask, float *dst)
+{
+    const size_t off = f->roots[t];
+    const size_t n = (t + 1 < f->n_trees ? f->roots[t + 1] : f->n_nodes) - off;
+    const xgb__shap_node *sn = f->snodes + off;
+    const xgb__fnode *nodes = f->nodes + off;
+    mask[0] = UINT32_MAX;
+    for (size_t i = 0; i < n; i++) {
+        if (sn[i].kind == SN_SPLIT) {
+            const xgb__fnode *nd = &nodes[i];
+            const float v = x[nd->feat & XGB__FEATURE_MASK];
+            const int left = isnan(v) ? (nd->feat & XGB__DEFAULT_LEFT) != 0 : v < nd->value;
+            const uint32_t m = mask[i], cold = m & ~(1u << sn[i].slot);
+            const size_t l = nd->left - off;
+            mask[l] = left ? m : cold;
+            mask[l + 1] = left ? cold : m;
+        } else if (sn[i].kind == SN_LEAF) {
+            const unsigned d = sn[i].d;
+            const float *tab = f->shap_tab + sn[i].tab + (size_t)(mask[i] & ((1u << d) - 1)) * d;
+            const uint32_t *fe = f->shap_feat + sn[i].feats;
+            for (unsigned k = 0; k < d; k++)
+                dst[fe[k]] += tab[k];
+        }
+    }
+}
+
+/* The fast path: every row through every tree's tables. *mask: scratch of max_tree_nodes. */
+static void contributions_tables(const xgb__forest *f, const float *rows, size_t nrows, float *out,
+                                 uint32_t *mask)
+{
+    const size_t nf = f->n_features, width = nf + 1, g = f->n_groups;
+    memset(out, 0, nrows * g * width * sizeof *out);
+    for (size_t r = 0; r < nrows; r++) {
+        float *o = out + r * g * width;
+        for (size_t t = 0; t < f->n_trees; t++) {
+            float *dst = o + f->groups[t] * width;
+            dst[nf] += f->mean[f->roots[t]];
+            tree_tables(f, t, rows + r * nf, mask, dst);
+        }
+        for (size_t k = 0; k < g; k++)
+            o[k * width + nf] += f->base_margin;
+    }
+}
+
+void xgb__forest_contributions(const xgb__forest *f, const float *rows, size_t nrows, float *out,
+                               float *tree_phi)
+{
+    uint32_t *mask = f->snodes ? malloc(f->max_tree_nodes * sizeof *mask) : NULL;
+    if (mask) {
+        contributions_tables(f, rows, nrows, out, mask);
+        free(mask);
+        return;
+    }
+    contributions_paths(f, rows, nrows, out, tree_phi);
 }
 
 /* ---- at load ---- */
@@ -200,6 +291,144 @@ static int tree_shap_data(xgb__forest *f, const json_t *sh, size_t off, size_t n
     return ok;
 }
 
+/* ---- the fast path's leaf tables ---- */
+
+/* A depth-first walk of one tree at load: the distinct features of the current root path and
+ * their z_j, and the space the tables take (counted first, then filled). */
+typedef struct tab_walk {
+    xgb__forest *f;
+    size_t ntab, nfeat; /* floats and feature indices used so far */
+    int fill;           /* 0: count only */
+    int ok;             /* 0: a leaf has more than TAB_MAX_D distinct features */
+    uint32_t feat[TAB_MAX_D];
+    double z[TAB_MAX_D];
+} tab_walk;
+
+/* Leaf value v's table: tab[mask * d + i] for each mask of o_j (bit j) and slot i (see the
+ * file's comment), in double. */
+static void leaf_table(float *tab, const double *z, unsigned d, double v)
+{
+    double w[TAB_MAX_D], fact[TAB_MAX_D + 1] = {1.0};
+    for (unsigned k = 1; k <= d; k++)
+        fact[k] = fact[k - 1] * k;
+    for (unsigned k = 0; k < d; k++)
+        w[k] = fact[k] * fact[d - 1 - k] / fact[d];
+    for (uint32_t mask = 0; mask < (1u << d); mask++)
+        for (unsigned i = 0; i < d; i++) {
+            /* c: the coefficients of prod_{j != i} (z_j + o_j t); t^k weighs subsets of k */
+            double c[TAB_MAX_D + 1] = {1.0}, sum = 0.0;
+            unsigned deg = 0;
+            for (unsigned j = 0; j < d; j++) {
+                if (j == i)
+                    continue;
+                double o = (double)(mask >> j & 1u);
+                c[deg + 1] = 0.0;
+                for (unsigned k = deg + 1; k > 0; k--)
+                    c[k] = c[k] * z[j] + c[k - 1] * o;
+                c[0] *= z[j];
+                deg++;
+            }
+            for (unsigned k = 0; k <= deg; k++)
+                sum += c[k] * w[k];
+            tab[mask * d + i] = (float)(v * ((double)(mask >> i & 1u) - z[i]) * sum);
+        }
+}
+
+static void tab_node(tab_walk *tw, uint32_t i, unsigned d)
+{
+    xgb__forest *f = tw->f;
+    const xgb__fnode *nd = &f->nodes[i];
+    xgb__shap_node *sn = tw->fill ? &f->snodes[i] : NULL;
+    if (!(nd->feat & XGB__SPLIT)) {
+        if (sn) {
+            *sn = (xgb__shap_node){(uint32_t)tw->ntab, (uint32_t)tw->nfeat, SN_LEAF, 0, (uint8_t)d};
+            memcpy(f->shap_feat + tw->nfeat, tw->feat, d * sizeof *tw->feat);
+            leaf_table(f->shap_tab + tw->ntab, tw->z, d, nd->value);
+        }
+        tw->ntab += ((size_t)1 << d) * d;
+        tw->nfeat += d;
+        return;
+    }
+    uint32_t feat = nd->feat & XGB__FEATURE_MASK;
+    unsigned slot = 0;
+    while (slot < d && tw->feat[slot] != feat)
+        slot++;
+    if (slot == TAB_MAX_D) {
+        tw->ok = 0;
+        return;
+    }
+    unsigned nd_d = slot == d ? d + 1 : d;
+    if (slot == d) {
+        tw->feat[slot] = feat;
+        tw->z[slot] = 1.0;
+    }
+    if (sn)
+        *sn = (xgb__shap_node){0, 0, SN_SPLIT, (uint8_t)slot, 0};
+    const double z0 = tw->z[slot];
+    for (uint32_t c = nd->left; c <= nd->left + 1 && tw->ok; c++) {
+        tw->z[slot] = z0 * (double)(f->cover[c] / f->cover[i]);
+        tab_node(tw, c, nd_d);
+    }
+    tw->z[slot] = z0;
+}
+
+/* Walk every tree (counting or filling); 0 when a leaf is too deep or the tables too big. */
+static int tab_trees(tab_walk *tw)
+{
+    for (size_t t = 0; t < tw->f->n_trees && tw->ok; t++) {
+        tab_node(tw, tw->f->roots[t], 0);
+        if (tw->ntab > TAB_BUDGET || tw->nfeat > UINT32_MAX)
+            tw->ok = 0;
+    }
+    return tw->ok;
+}
+
+/* The fast path's data, when the model allows it (invariant 4); nothing otherwise. */
+static int build_tables(xgb__forest *f, md_err *err)
+{
+    tab_walk tw = {.f = f, .ok = 1};
+    if (!tab_trees(&tw))
+        return MD_OK; /* the path algorithm serves this model */
+    f->snodes = calloc(f->n_nodes ? f->n_nodes : 1, sizeof *f->snodes);
+    f->shap_tab = malloc((tw.ntab ? tw.ntab : 1) * sizeof *f->shap_tab);
+    f->shap_feat = malloc((tw.nfeat ? tw.nfeat : 1) * sizeof *f->shap_feat);
+    if (!f->snodes || !f->shap_tab || !f->shap_feat)
+        return md_fail(err, MD_E_NOMEM, "model", "no memory for the TreeSHAP tables");
+    f->shap_tab_bytes = f->n_nodes * sizeof *f->snodes + tw.ntab * sizeof *f->shap_tab +
+                        tw.nfeat * sizeof *f->shap_feat;
+    tw = (tab_walk){.f = f, .ok = 1, .fill = 1};
+    tab_trees(&tw);
+    for (size_t t = 0; t < f->n_trees; t++) {
+        size_t n = (t + 1 < f->n_trees ? f->roots[t + 1] : f->n_nodes) - f->roots[t];
+        f->max_tree_nodes = n > f->max_tree_nodes ? n : f->max_tree_nodes;
+    }
+    return MD_OK;
+}
+
+size_t xgb__forest_shap_bytes(const xgb__forest *f)
+{
+    return (f->cover ? f->n_nodes * 2 * sizeof(float) : 0) + f->shap_tab_bytes;
+}
+
+void xgb__forest_drop_tables(xgb__forest *f)
+{
+    free(f->snodes);
+    free(f->shap_tab);
+    free(f->shap_feat);
+    f->snodes = NULL;
+    f->shap_tab = NULL;
+    f->shap_feat = NULL;
+    f->shap_tab_bytes = 0;
+}
+
+void xgb__forest_free_shap(xgb__forest *f)
+{
+    xgb__forest_drop_tables(f);
+    free(f->cover);
+    free(f->mean);
+    f->cover = f->mean = NULL;
+}
+
 int xgb__forest_build_shap(xgb__forest *f, const json_t *trees, md_err *err)
 {
     for (size_t t = 0; t < f->n_trees; t++)
@@ -214,10 +443,12 @@ int xgb__forest_build_shap(xgb__forest *f, const json_t *trees, md_err *err)
         ok =
             tree_shap_data(f, json_object_get(tree, "sum_hessian"), f->roots[t], end - f->roots[t]);
     }
-    if (ok == 1)
-        return MD_OK;
-    free(f->cover);
-    free(f->mean);
-    f->cover = f->mean = NULL;
+    if (ok == 1) {
+        int rc = build_tables(f, err);
+        if (rc != MD_OK)
+            xgb__forest_free_shap(f);
+        return rc;
+    }
+    xgb__forest_free_shap(f);
     return ok < 0 ? md_fail(err, MD_E_NOMEM, "model", "no memory for the TreeSHAP data") : MD_OK;
 }

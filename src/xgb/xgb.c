@@ -231,6 +231,8 @@ static int build_native(xgb_model *m, const json_t *doc, const xgb_opts *opts, m
     int rc = xgb__forest_build(doc, &m->info, &m->forest, err);
     if (rc == MD_OK && m->forest)
         rc = check_native(m, err);
+    if (rc == MD_OK && m->forest && opts && opts->shap == XGB_SHAP_PATHS)
+        xgb__forest_drop_tables(m->forest);
     if (rc == MD_OK && xgb__forest_has_shap(m->forest))
         rc = check_shap(m, err);
     return rc;
@@ -462,15 +464,15 @@ static int check_shap(xgb_model *m, md_err *err)
         return rc;
     md_log(MD_LOG_WARN, "xgboost: our TreeSHAP differs from libxgboost (%g): using libxgboost",
            worst);
-    free(m->forest->cover);
-    free(m->forest->mean);
-    m->forest->cover = m->forest->mean = NULL;
+    xgb__forest_free_shap(m->forest);
     return MD_OK;
 }
 
 const char *xgb_model_shap_engine(const xgb_model *m)
 {
-    return xgb__forest_has_shap(m->forest) ? "native" : "libxgboost";
+    if (!xgb__forest_has_shap(m->forest))
+        return "libxgboost";
+    return m->forest->snodes ? "tables" : "paths";
 }
 
 const char *xgb_model_engine(const xgb_model *m)

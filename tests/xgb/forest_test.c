@@ -154,10 +154,18 @@ static void check_model(const char *path, const float *seeds, size_t nseeds, con
     float *x = malloc(ROWS * nf * sizeof *x);
     make_rows(seeds, nseeds, nf, x);
     double worst = compare(m, x, ROWS, what);
-    assert_string_equal(xgb_model_shap_engine(m), "native");
+    assert_string_equal(xgb_model_shap_engine(m), "tables");
     double cworst = compare_contributions(m, x, SHAP_ROWS, what);
-    print_message("%-18s %-18s max relative difference %.3g, contributions %.3g\n", what,
-                  xgb_model_info(m)->objective, worst, cworst);
+    /* and XGBoost's path algorithm, without the leaf tables */
+    xgb_model *p = NULL;
+    xgb_opts paths = {.shap = XGB_SHAP_PATHS};
+    assert_int_equal(xgb_model_load(path, &paths, &p, &err), MD_OK);
+    assert_string_equal(xgb_model_shap_engine(p), "paths");
+    double pworst = compare_contributions(p, x, SHAP_ROWS / 4, what);
+    xgb_model_free(p);
+    print_message("%-18s %-18s max relative difference %.3g, contributions %.3g (tables), "
+                  "%.3g (paths)\n",
+                  what, xgb_model_info(m)->objective, worst, cworst, pworst);
     free(x);
     xgb_model_free(m);
 }
