@@ -27,7 +27,8 @@
  *     (Lundberg et al.'s path-dependent Shapley value of one leaf). So at load each leaf gets
  *     the 2^d * d values (in double, stored as float), and a row costs one pass over the
  *     tree's nodes (each split clears its feature's bit in the cold child's mask) and d
- *     additions per leaf: O(nodes + leaves * d) instead of O(leaves * d^2) with divisions.
+ *     additions per leaf: O(nodes + leaves * d) instead of O(leaves * d^2) with divisions;
+ *     BLOCK rows go through a tree together, so its tables are read from L1.
  *     Used when every leaf has d <= TAB_MAX_D and the tables fit TAB_BUDGET floats; differs
  *     from the path algorithm by float rounding only (the load-time check in xgb.c holds it to
  *     libxgboost within 1e-5, as forest_test.c does on every shipped model).
@@ -39,9 +40,10 @@
  *      bounded: PATH_CAP elements hold the paths of all the levels of one walk.
  *   2. A walk only reads the forest (thread-safe); its path buffer is on the caller's stack.
  *   3. Unreached nodes (forest.c invariant 1) are never visited: a walk follows left and
- *      left + 1 of split nodes only; the fast path skips nodes whose kind is SN_UNREACHED.
- *   4. With f->snodes: every reached leaf's table (2^d * d floats at tab) and features (d at
- *      feats) lie inside shap_tab and shap_feat, d <= TAB_MAX_D, and a split's slot < the d
+ *      left + 1 of split nodes only; the fast path's lists hold reached nodes only.
+ *   4. With f->tables: every reached leaf's table (2^d * d floats at tab) and features (d at
+ *      feats) lie inside tab and feat, d <= TAB_MAX_D, a split comes before its children in
+ *      its tree's list (so a mask is written before it is read), and a split's slot < the d
  *      of every leaf under it, so a leaf's mask index is < 2^d.
  */
 #include "xgb/xgb_int.h"
@@ -56,15 +58,33 @@
 #define TAB_MAX_D 12                 /* distinct features on a leaf's path, for the fast path */
 #define TAB_BUDGET ((size_t)1 << 21) /* floats of leaf tables (8 MiB), for the fast path */
 
-enum { SN_UNREACHED, SN_SPLIT, SN_LEAF };
+#define BLOCK 16 /* rows walked together through a tree's tables (they stay in L1) */
 
-typedef struct xgb__shap_node {
-    uint32_t tab;   /* leaf: offset of its 2^d * d table in shap_tab */
-    uint32_t feats; /* leaf: offset of its d feature indices in shap_feat */
-    uint8_t kind;   /* SN_* */
-    uint8_t slot;   /* split: the index of its feature among the root path's distinct ones */
-    uint8_t d;      /* leaf: distinct features on its root path */
-} xgb__shap_node;
+/* The fast path's data: per tree, its reached split nodes and leaves in depth-first order
+ * (a parent before its children), node indices local to the tree. */
+typedef struct shap_split {
+    float thr;
+    uint32_t feat; /* feature index | XGB__DEFAULT_LEFT */
+    uint32_t node; /* its local index (its mask) */
+    uint32_t left; /* its left child's local index (left + 1: the right one) */
+    uint32_t bit;  /* 1 << the slot of its feature among its root path's distinct features */
+} shap_split;
+
+typedef struct shap_leaf {
+    uint32_t node;  /* its local index */
+    uint32_t tab;   /* offset of its 2^d * d table in tab */
+    uint32_t feats; /* offset of its d feature indices in feat */
+    uint32_t d;     /* distinct features on its root path */
+} shap_leaf;
+
+struct xgb__shap_tables {
+    shap_split *splits;
+    shap_leaf *leaves;
+    uint32_t *split_off, *leaf_off; /* per tree, n_trees + 1: its range in splits / leaves */
+    float *tab;
+    uint32_t *feat;
+    size_t bytes;
+};
 
 typedef struct path_el {
     int feature;
@@ -196,62 +216,76 @@ static void contributions_paths(const xgb__forest *f, const float *rows, size_t 
     }
 }
 
-/* The fast path on tree t for row x: contributions added to dst (the row's group). mask:
- * scratch of the tree's size. */
-static void tree_tables(const xgb__forest *f, size_t t, const float *x, uint32_t *mask, float *dst)
+/* The fast path on tree t for rows x[0..nb) (nf floats each): contributions added to
+ * dst[r] (row r's group, in double: the sum of thousands of table values then carries only
+ * XGBoost's own float error). mask: scratch, BLOCK * max_tree_nodes. */
+static void tree_tables(const xgb__forest *f, size_t t, const float *x, size_t nb, size_t nf,
+                        uint32_t *mask, double *const *dst)
 {
-    const size_t off = f->roots[t];
-    const size_t n = (t + 1 < f->n_trees ? f->roots[t + 1] : f->n_nodes) - off;
-    const xgb__shap_node *sn = f->snodes + off;
-    const xgb__fnode *nodes = f->nodes + off;
-    mask[0] = UINT32_MAX;
-    for (size_t i = 0; i < n; i++) {
-        if (sn[i].kind == SN_SPLIT) {
-            const xgb__fnode *nd = &nodes[i];
-            const float v = x[nd->feat & XGB__FEATURE_MASK];
-            const int left = isnan(v) ? (nd->feat & XGB__DEFAULT_LEFT) != 0 : v < nd->value;
-            const uint32_t m = mask[i], cold = m & ~(1u << sn[i].slot);
-            const size_t l = nd->left - off;
-            mask[l] = left ? m : cold;
-            mask[l + 1] = left ? cold : m;
-        } else if (sn[i].kind == SN_LEAF) {
-            const unsigned d = sn[i].d;
-            const float *tab = f->shap_tab + sn[i].tab + (size_t)(mask[i] & ((1u << d) - 1)) * d;
-            const uint32_t *fe = f->shap_feat + sn[i].feats;
-            for (unsigned k = 0; k < d; k++)
-                dst[fe[k]] += tab[k];
+    const struct xgb__shap_tables *tb = f->tables;
+    const size_t stride = f->max_tree_nodes;
+    for (size_t r = 0; r < nb; r++) {
+        uint32_t *m = mask + r * stride;
+        const float *xr = x + r * nf;
+        m[0] = UINT32_MAX;
+        for (uint32_t k = tb->split_off[t]; k < tb->split_off[t + 1]; k++) {
+            const shap_split *sp = &tb->splits[k];
+            const float v = xr[sp->feat & XGB__FEATURE_MASK];
+            const int left = isnan(v) ? (sp->feat & XGB__DEFAULT_LEFT) != 0 : v < sp->thr;
+            const uint32_t on = m[sp->node], cold = on & ~sp->bit;
+            m[sp->left] = left ? on : cold;
+            m[sp->left + 1] = left ? cold : on;
+        }
+    }
+    for (uint32_t k = tb->leaf_off[t]; k < tb->leaf_off[t + 1]; k++) {
+        const shap_leaf *lf = &tb->leaves[k];
+        const uint32_t d = lf->d, sel = (1u << d) - 1;
+        const uint32_t *fe = tb->feat + lf->feats;
+        for (size_t r = 0; r < nb; r++) {
+            const float *tab = tb->tab + lf->tab + (size_t)(mask[r * stride + lf->node] & sel) * d;
+            for (uint32_t j = 0; j < d; j++)
+                dst[r][fe[j]] += tab[j];
         }
     }
 }
 
-/* The fast path: every row through every tree's tables. *mask: scratch of max_tree_nodes. */
+/* The fast path: blocks of BLOCK rows through every tree's tables. mask: scratch of
+ * BLOCK * max_tree_nodes; acc: BLOCK * groups * (n_features + 1) doubles. */
 static void contributions_tables(const xgb__forest *f, const float *rows, size_t nrows, float *out,
-                                 uint32_t *mask)
+                                 uint32_t *mask, double *acc)
 {
     const size_t nf = f->n_features, width = nf + 1, g = f->n_groups;
-    memset(out, 0, nrows * g * width * sizeof *out);
-    for (size_t r = 0; r < nrows; r++) {
-        float *o = out + r * g * width;
+    for (size_t r0 = 0; r0 < nrows; r0 += BLOCK) {
+        size_t nb = nrows - r0 < BLOCK ? nrows - r0 : BLOCK;
+        double *dst[BLOCK];
+        memset(acc, 0, nb * g * width * sizeof *acc);
         for (size_t t = 0; t < f->n_trees; t++) {
-            float *dst = o + f->groups[t] * width;
-            dst[nf] += f->mean[f->roots[t]];
-            tree_tables(f, t, rows + r * nf, mask, dst);
+            for (size_t r = 0; r < nb; r++) {
+                dst[r] = acc + (r * g + f->groups[t]) * width;
+                dst[r][nf] += f->mean[f->roots[t]];
+            }
+            tree_tables(f, t, rows + r0 * nf, nb, nf, mask, dst);
         }
-        for (size_t k = 0; k < g; k++)
-            o[k * width + nf] += f->base_margin;
+        for (size_t r = 0; r < nb; r++)
+            for (size_t k = 0; k < g; k++)
+                acc[(r * g + k) * width + nf] += f->base_margin;
+        for (size_t i = 0; i < nb * g * width; i++)
+            out[r0 * g * width + i] = (float)acc[i];
     }
 }
 
 void xgb__forest_contributions(const xgb__forest *f, const float *rows, size_t nrows, float *out,
                                float *tree_phi)
 {
-    uint32_t *mask = f->snodes ? malloc(f->max_tree_nodes * sizeof *mask) : NULL;
-    if (mask) {
-        contributions_tables(f, rows, nrows, out, mask);
-        free(mask);
-        return;
-    }
-    contributions_paths(f, rows, nrows, out, tree_phi);
+    const size_t acc_n = BLOCK * f->n_groups * (f->n_features + 1);
+    uint32_t *mask = f->tables ? malloc(BLOCK * f->max_tree_nodes * sizeof *mask) : NULL;
+    double *acc = mask ? malloc(acc_n * sizeof *acc) : NULL;
+    if (acc)
+        contributions_tables(f, rows, nrows, out, mask, acc);
+    else /* no tables, or no memory for the scratch: the path algorithm needs none */
+        contributions_paths(f, rows, nrows, out, tree_phi);
+    free(mask);
+    free(acc);
 }
 
 /* ---- at load ---- */
@@ -294,12 +328,13 @@ static int tree_shap_data(xgb__forest *f, const json_t *sh, size_t off, size_t n
 /* ---- the fast path's leaf tables ---- */
 
 /* A depth-first walk of one tree at load: the distinct features of the current root path and
- * their z_j, and the space the tables take (counted first, then filled). */
+ * their z_j, and the space the tables take (counted first, then filled into tb). */
 typedef struct tab_walk {
     xgb__forest *f;
-    size_t ntab, nfeat; /* floats and feature indices used so far */
-    int fill;           /* 0: count only */
-    int ok;             /* 0: a leaf has more than TAB_MAX_D distinct features */
+    struct xgb__shap_tables *tb; /* NULL: count only */
+    size_t off;                  /* the tree's first node */
+    size_t nsplit, nleaf, ntab, nfeat;
+    int ok; /* 0: a leaf has more than TAB_MAX_D distinct features */
     uint32_t feat[TAB_MAX_D];
     double z[TAB_MAX_D];
 } tab_walk;
@@ -334,19 +369,25 @@ static void leaf_table(float *tab, const double *z, unsigned d, double v)
         }
 }
 
+static void tab_leaf(tab_walk *tw, uint32_t i, unsigned d)
+{
+    if (tw->tb) {
+        tw->tb->leaves[tw->nleaf] =
+            (shap_leaf){(uint32_t)(i - tw->off), (uint32_t)tw->ntab, (uint32_t)tw->nfeat, d};
+        memcpy(tw->tb->feat + tw->nfeat, tw->feat, d * sizeof *tw->feat);
+        leaf_table(tw->tb->tab + tw->ntab, tw->z, d, tw->f->nodes[i].value);
+    }
+    tw->nleaf++;
+    tw->ntab += ((size_t)1 << d) * d;
+    tw->nfeat += d;
+}
+
 static void tab_node(tab_walk *tw, uint32_t i, unsigned d)
 {
-    xgb__forest *f = tw->f;
+    const xgb__forest *f = tw->f;
     const xgb__fnode *nd = &f->nodes[i];
-    xgb__shap_node *sn = tw->fill ? &f->snodes[i] : NULL;
     if (!(nd->feat & XGB__SPLIT)) {
-        if (sn) {
-            *sn = (xgb__shap_node){(uint32_t)tw->ntab, (uint32_t)tw->nfeat, SN_LEAF, 0, (uint8_t)d};
-            memcpy(f->shap_feat + tw->nfeat, tw->feat, d * sizeof *tw->feat);
-            leaf_table(f->shap_tab + tw->ntab, tw->z, d, nd->value);
-        }
-        tw->ntab += ((size_t)1 << d) * d;
-        tw->nfeat += d;
+        tab_leaf(tw, i, d);
         return;
     }
     uint32_t feat = nd->feat & XGB__FEATURE_MASK;
@@ -357,30 +398,55 @@ static void tab_node(tab_walk *tw, uint32_t i, unsigned d)
         tw->ok = 0;
         return;
     }
-    unsigned nd_d = slot == d ? d + 1 : d;
     if (slot == d) {
         tw->feat[slot] = feat;
         tw->z[slot] = 1.0;
     }
-    if (sn)
-        *sn = (xgb__shap_node){0, 0, SN_SPLIT, (uint8_t)slot, 0};
+    if (tw->tb)
+        tw->tb->splits[tw->nsplit] =
+            (shap_split){nd->value, nd->feat & ~XGB__SPLIT, (uint32_t)(i - tw->off),
+                         (uint32_t)(nd->left - tw->off), 1u << slot};
+    tw->nsplit++;
     const double z0 = tw->z[slot];
     for (uint32_t c = nd->left; c <= nd->left + 1 && tw->ok; c++) {
         tw->z[slot] = z0 * (double)(f->cover[c] / f->cover[i]);
-        tab_node(tw, c, nd_d);
+        tab_node(tw, c, slot == d ? d + 1 : d);
     }
     tw->z[slot] = z0;
 }
 
-/* Walk every tree (counting or filling); 0 when a leaf is too deep or the tables too big. */
+/* Walk every tree (counting, or filling tw->tb); 0 when a leaf is too deep or the tables too
+ * big. */
 static int tab_trees(tab_walk *tw)
 {
     for (size_t t = 0; t < tw->f->n_trees && tw->ok; t++) {
+        if (tw->tb) {
+            tw->tb->split_off[t] = (uint32_t)tw->nsplit;
+            tw->tb->leaf_off[t] = (uint32_t)tw->nleaf;
+        }
+        tw->off = tw->f->roots[t];
         tab_node(tw, tw->f->roots[t], 0);
         if (tw->ntab > TAB_BUDGET || tw->nfeat > UINT32_MAX)
             tw->ok = 0;
     }
+    if (tw->tb && tw->ok) {
+        tw->tb->split_off[tw->f->n_trees] = (uint32_t)tw->nsplit;
+        tw->tb->leaf_off[tw->f->n_trees] = (uint32_t)tw->nleaf;
+    }
     return tw->ok;
+}
+
+static void free_tables(struct xgb__shap_tables *tb)
+{
+    if (!tb)
+        return;
+    free(tb->splits);
+    free(tb->leaves);
+    free(tb->split_off);
+    free(tb->leaf_off);
+    free(tb->tab);
+    free(tb->feat);
+    free(tb);
 }
 
 /* The fast path's data, when the model allows it (invariant 4); nothing otherwise. */
@@ -389,15 +455,26 @@ static int build_tables(xgb__forest *f, md_err *err)
     tab_walk tw = {.f = f, .ok = 1};
     if (!tab_trees(&tw))
         return MD_OK; /* the path algorithm serves this model */
-    f->snodes = calloc(f->n_nodes ? f->n_nodes : 1, sizeof *f->snodes);
-    f->shap_tab = malloc((tw.ntab ? tw.ntab : 1) * sizeof *f->shap_tab);
-    f->shap_feat = malloc((tw.nfeat ? tw.nfeat : 1) * sizeof *f->shap_feat);
-    if (!f->snodes || !f->shap_tab || !f->shap_feat)
+    struct xgb__shap_tables *tb = calloc(1, sizeof *tb);
+    if (tb) {
+        tb->splits = malloc((tw.nsplit + 1) * sizeof *tb->splits);
+        tb->leaves = malloc((tw.nleaf + 1) * sizeof *tb->leaves);
+        tb->split_off = malloc((f->n_trees + 1) * sizeof *tb->split_off);
+        tb->leaf_off = malloc((f->n_trees + 1) * sizeof *tb->leaf_off);
+        tb->tab = malloc((tw.ntab + 1) * sizeof *tb->tab);
+        tb->feat = malloc((tw.nfeat + 1) * sizeof *tb->feat);
+        tb->bytes = sizeof *tb + (tw.nsplit + 1) * sizeof *tb->splits +
+                    (tw.nleaf + 1) * sizeof *tb->leaves + (f->n_trees + 1) * 8 +
+                    (tw.ntab + 1) * sizeof *tb->tab + (tw.nfeat + 1) * sizeof *tb->feat;
+    }
+    if (!tb || !tb->splits || !tb->leaves || !tb->split_off || !tb->leaf_off || !tb->tab ||
+        !tb->feat) {
+        free_tables(tb);
         return md_fail(err, MD_E_NOMEM, "model", "no memory for the TreeSHAP tables");
-    f->shap_tab_bytes = f->n_nodes * sizeof *f->snodes + tw.ntab * sizeof *f->shap_tab +
-                        tw.nfeat * sizeof *f->shap_feat;
-    tw = (tab_walk){.f = f, .ok = 1, .fill = 1};
+    }
+    tw = (tab_walk){.f = f, .tb = tb, .ok = 1};
     tab_trees(&tw);
+    f->tables = tb;
     for (size_t t = 0; t < f->n_trees; t++) {
         size_t n = (t + 1 < f->n_trees ? f->roots[t + 1] : f->n_nodes) - f->roots[t];
         f->max_tree_nodes = n > f->max_tree_nodes ? n : f->max_tree_nodes;
@@ -407,18 +484,18 @@ static int build_tables(xgb__forest *f, md_err *err)
 
 size_t xgb__forest_shap_bytes(const xgb__forest *f)
 {
-    return (f->cover ? f->n_nodes * 2 * sizeof(float) : 0) + f->shap_tab_bytes;
+    return (f->cover ? f->n_nodes * 2 * sizeof(float) : 0) + (f->tables ? f->tables->bytes : 0);
+}
+
+int xgb__forest_has_tables(const xgb__forest *f)
+{
+    return f && f->tables;
 }
 
 void xgb__forest_drop_tables(xgb__forest *f)
 {
-    free(f->snodes);
-    free(f->shap_tab);
-    free(f->shap_feat);
-    f->snodes = NULL;
-    f->shap_tab = NULL;
-    f->shap_feat = NULL;
-    f->shap_tab_bytes = 0;
+    free_tables(f->tables);
+    f->tables = NULL;
 }
 
 void xgb__forest_free_shap(xgb__forest *f)

@@ -455,11 +455,20 @@ static int shap_diff(const xgb_model *m, double *worst, md_err *err)
     return rc;
 }
 
-/* Invariant 4: keep our TreeSHAP only if it gives libxgboost's contributions at load. */
+/* Invariant 4: keep our TreeSHAP only if it gives libxgboost's contributions at load (the
+ * tables first; then the path algorithm, XGBoost's own arithmetic). */
 static int check_shap(xgb_model *m, md_err *err)
 {
     double worst = INFINITY;
     int rc = shap_diff(m, &worst, err);
+    if (rc == MD_OK && worst > 1e-5 && xgb__forest_has_tables(m->forest)) {
+        md_log(MD_LOG_WARN,
+               "xgboost: our TreeSHAP tables differ from libxgboost (%g): using "
+               "the path algorithm",
+               worst);
+        xgb__forest_drop_tables(m->forest);
+        rc = shap_diff(m, &worst, err);
+    }
     if (rc != MD_OK || worst <= 1e-5)
         return rc;
     md_log(MD_LOG_WARN, "xgboost: our TreeSHAP differs from libxgboost (%g): using libxgboost",
@@ -472,7 +481,7 @@ const char *xgb_model_shap_engine(const xgb_model *m)
 {
     if (!xgb__forest_has_shap(m->forest))
         return "libxgboost";
-    return m->forest->snodes ? "tables" : "paths";
+    return xgb__forest_has_tables(m->forest) ? "tables" : "paths";
 }
 
 const char *xgb_model_engine(const xgb_model *m)

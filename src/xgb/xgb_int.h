@@ -52,13 +52,9 @@ struct xgb__forest {
      * cover = the tree's sum_hessian, mean = the cover-weighted mean leaf value under the node
      * (XGBoost's FillNodeMeanValues, in float). */
     float *cover, *mean;
-    /* The per-leaf tables of treeshap.c's fast path (NULL: the path algorithm serves): per
-     * node its xgb__shap_node, per leaf 2^d * d floats and d feature indices. */
-    struct xgb__shap_node *snodes;
-    float *shap_tab;
-    uint32_t *shap_feat;
+    /* The per-leaf tables of treeshap.c's fast path (NULL: the path algorithm serves). */
+    struct xgb__shap_tables *tables;
     size_t max_tree_nodes; /* nodes of the largest tree (the fast path's scratch) */
-    size_t shap_tab_bytes; /* what snodes, shap_tab and shap_feat take */
     size_t n_nodes, n_trees, n_groups, n_features;
     float base_margin;
     int transform;
@@ -93,6 +89,9 @@ int xgb__forest_build_shap(xgb__forest *f, const json_t *trees, md_err *err);
 
 /* Bytes of what xgb__forest_build_shap made (part of xgb__forest_bytes). */
 size_t xgb__forest_shap_bytes(const xgb__forest *f);
+
+/* Whether the fast path's tables were built (xgb_model_shap_engine "tables"). */
+int xgb__forest_has_tables(const xgb__forest *f);
 
 /* Frees the leaf tables only: the path algorithm serves (XGB_SHAP_PATHS). */
 void xgb__forest_drop_tables(xgb__forest *f);
