@@ -311,6 +311,12 @@ static store *store_alloc(const store_opts *o)
 
 static void store_destroy(store *s)
 {
+    md_err e = {0};
+    size_t n = s->npend;
+    if (s->db && store__predictions_flush(s, &e) != MD_OK)
+        md_log(MD_LOG_WARN, "store: %zu logged predictions lost at close: %s", n,
+               md_err_message(&e));
+    free(s->pend);
     for (int i = 0; i < s->nstmts; i++)
         sqlite3_finalize(s->stmts[i].st);
     free(s->stmts);

@@ -39,8 +39,16 @@ struct store {
     bool results_fsync;              /* result blobs durable like uploads (store_opts) */
     atomic_int refs;
     store__stmt_slot *stmts;         /* owned; grows: every statement the back end ever ran */
+    /* The prediction log's write-behind buffer (predictions.c, invariant 3): rows accepted
+     * but not yet written, owned copies; pend_first_ms: when the oldest was accepted. */
+    struct store_prediction *pend;
+    size_t npend, cappend;
+    int64_t pend_first_ms;
     int nstmts, capstmts;
 };
+
+/* The prediction log's waiting rows written (predictions.c, invariant 3); lock held. */
+int store__predictions_flush(store *s, md_err *err);
 
 void store__lock(store *s);
 void store__unlock(store *s);
