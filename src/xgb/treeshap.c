@@ -4,8 +4,8 @@
  *
  * Why: through libxgboost, pred_contribs was about 65 % of a 1,000-row batch (a DMatrix per
  * call, a path buffer and a contribution vector allocated per tree and row, node means
- * recomputed per call). Here the node means and covers are computed once at load and a call
- * allocates nothing.
+ * recomputed per call). Here the node means, covers and leaf tables are computed once at load
+ * and a call allocates only its scratch (two buffers).
  *
  * "The same answer" follows XGBoost 1.7 (src/tree/tree_model.cc, RegTree::TreeShap, ExtendPath,
  * UnwindPath, UnwoundPathSum; src/predictor/cpu_predictor.cc, PredictContribution) operation
@@ -26,9 +26,9 @@
  *         v (o_i - z_i) sum_{S in on \ {i}} |S|! (d - |S| - 1)! / d! prod_{j not in S, j != i} z_j
  *     (Lundberg et al.'s path-dependent Shapley value of one leaf). So at load each leaf gets
  *     the 2^d * d values (in double, stored as float), and a row costs one pass over the
- *     tree's nodes (each split clears its feature's bit in the cold child's mask) and d
- *     additions per leaf: O(nodes + leaves * d) instead of O(leaves * d^2) with divisions;
- *     BLOCK rows go through a tree together, so its tables are read from L1.
+ *     tree's splits (each clears its feature's bit in the cold child's mask) and d additions
+ *     per leaf (summed in double): O(nodes + leaves * d) instead of O(leaves * d^2) with
+ *     divisions; BLOCK rows go through a tree together, so its tables are read from L1.
  *     Used when every leaf has d <= TAB_MAX_D and the tables fit TAB_BUDGET floats; differs
  *     from the path algorithm by float rounding only (the load-time check in xgb.c holds it to
  *     libxgboost within 1e-5, as forest_test.c does on every shipped model).
