@@ -18,18 +18,21 @@
 # Both answers are checked against tests/fixtures/predict/expected.json first, and their batch
 # answers against each other (predictions 1e-5, contributions 1e-4, same reasons).
 # The server is pinned to CPU 0 and wrk to CPU 1 (taskset), wrk posts the same bytes to both
-# (bench/infer.lua); each run lasts BENCH_SECS (default 5), the median of BENCH_RUNS (default 3)
-# is reported, with req/s, rows/s, p50/p99 and the server's CPU per request (from /proc).
+# (bench/infer.lua); each run lasts BENCH_SECS (default 5; batches BENCH_BATCH_SECS, default 15),
+# the median of BENCH_RUNS (default 3) is reported, with req/s, rows/s, p50/p99 and the server's
+# CPU per request (from /proc).
 # Bulk: a CSV of BENCH_BULK_ROWS (default 1,000,000) churn rows, POST /api/churn/bulk (text/csv)
 # to the job's SUCCESS, modeld with one worker (--workers 1, bulk_max_bytes 1G); the bulk result
 # carries no explanations (README). Not a timed test: it fails only when a server does not start
 # or answers wrongly.
-# Env: MODELD_BIN (default build/release/modeld, built when missing), BENCH_SECS, BENCH_RUNS,
+# Env: MODELD_BIN (default build/release/modeld, built when missing), BENCH_SECS,
+#      BENCH_BATCH_SECS, BENCH_RUNS,
 #      BENCH_MODELS ("churn profitability revenue-leak"), BENCH_CONNS (single, "1 64"),
 #      BENCH_BATCH_CONNS ("1 4"), BENCH_SERVERS ("modeld fastapi"), BENCH_BULK_ROWS (0 skips).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 secs=${BENCH_SECS:-5}
+bsecs=${BENCH_BATCH_SECS:-15} # a FastAPI batch takes seconds: long enough for several
 runs=${BENCH_RUNS:-3}
 read -r -a models <<<"${BENCH_MODELS:-churn profitability revenue-leak}"
 read -r -a conns <<<"${BENCH_CONNS:-1 64}"
@@ -50,10 +53,12 @@ run_wrk() {
   local name=$1 pid=$2 url=$3 kind=$4 model=$5 c=$6 path c0 c1 out
   path=/api/$model
   [ "$kind" = batch ] && path=/api/$model/batch
+  local d=$secs
+  [ "$kind" = batch ] && d=$bsecs
   for _ in $(seq "$runs"); do
     c0=$(tree_cpu "$pid")
     out=$(BENCH_KEY=$key BENCH_BODY="$work/$model.$kind.json" taskset -c "$wrk_cpu" wrk -t1 \
-      -c"$c" -d"${secs}s" --latency --timeout 30s -s "$top/bench/infer.lua" "$url$path")
+      -c"$c" -d"${d}s" --latency --timeout 30s -s "$top/bench/infer.lua" "$url$path")
     c1=$(tree_cpu "$pid")
     echo "$name $kind $model $c $(wrk_stats "$c0" "$c1" <<<"$out")" >>"$work/results"
   done
@@ -137,6 +142,6 @@ bench_bulk
 touch "$work/bulk"
 echo "machine: $ncpu CPUs,$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2); $(nproc --all)" \
   "online; AVX flags:$(grep -m1 '^flags' /proc/cpuinfo | grep -oE ' avx[a-z0-9_]*' | tr -d '\n');" \
-  "${secs}s x $runs runs per point, median"
+  "${secs}s (batches ${bsecs}s) x $runs runs per point, median"
 echo
 "${util[@]}" report "$work/results" "$work/bulk"

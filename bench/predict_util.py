@@ -195,6 +195,10 @@ def report(results, bulkfile):
         if server != "modeld" or not f:
             continue
         goal = ("≥ 30×, p99 ≤ 2 ms" if kind == "single" else "≥ 10×")
+        if f[0] <= 0:  # FastAPI finished no request in the run
+            print(f"| {kind} | {model} | {c} | n/a (FastAPI: 0 req/s) | "
+                  f"{f[3] / max(m[3], 1e-9):.1f}× | {goal}: n/a |")
+            continue
         ok = m[0] / f[0] >= (30 if kind == "single" else 10) and (kind != "single" or m[2] <= 2.0)
         print(f"| {kind} | {model} | {c} | {m[0] / f[0]:.1f}× | {f[3] / max(m[3], 1e-9):.1f}× | "
               f"{goal}: {'met' if ok else 'NOT met'} |")
