@@ -28,7 +28,8 @@
 # Env: MODELD_BIN (default build/release/modeld, built when missing), BENCH_SECS,
 #      BENCH_BATCH_SECS, BENCH_RUNS,
 #      BENCH_MODELS ("churn profitability revenue-leak"), BENCH_CONNS (single, "1 64"),
-#      BENCH_BATCH_CONNS ("1 4"), BENCH_SERVERS ("modeld fastapi"), BENCH_BULK_ROWS (0 skips).
+#      BENCH_BATCH_CONNS ("1 4"), BENCH_SERVERS ("modeld fastapi"; "" runs the bulk only),
+#      BENCH_BULK_ROWS (0 skips).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 secs=${BENCH_SECS:-5}
@@ -37,7 +38,7 @@ runs=${BENCH_RUNS:-3}
 read -r -a models <<<"${BENCH_MODELS:-churn profitability revenue-leak}"
 read -r -a conns <<<"${BENCH_CONNS:-1 64}"
 read -r -a bconns <<<"${BENCH_BATCH_CONNS:-1 4}"
-read -r -a servers <<<"${BENCH_SERVERS:-modeld fastapi}"
+read -r -a servers <<<"${BENCH_SERVERS-modeld fastapi}" # "" = bulk only
 bulk_rows=${BENCH_BULK_ROWS:-1000000}
 models_dir=$top/models
 fixture=$top/tests/fixtures/predict/expected.json
@@ -139,7 +140,7 @@ for s in "${servers[@]}"; do
 done
 "${util[@]}" cross "$work" "${models[@]}"
 bench_bulk
-touch "$work/bulk"
+touch "$work/bulk" "$work/results"
 echo "machine: $ncpu CPUs,$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2); $(nproc --all)" \
   "online; AVX flags:$(grep -m1 '^flags' /proc/cpuinfo | grep -oE ' avx[a-z0-9_]*' | tr -d '\n');" \
   "${secs}s (batches ${bsecs}s) x $runs runs per point, median"
