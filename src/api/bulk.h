@@ -20,6 +20,7 @@
 #include "models/models.h"
 #include "store/store.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #define API_BULK_MAX_BYTES ((size_t)100 << 20) /* largest upload accepted */
@@ -40,10 +41,16 @@ void api_bulk_free(api_bulk *a); /* NULL is a no-op */
 /* The "predict-bulk" job kind: what its run callback needs (user of api_bulk_run). */
 typedef struct api_bulk_kind {
     mdl_registry *models; /* borrowed */
-    store *st;            /* borrowed: the uploads a schedule's job names by params.input */
+    store *st;            /* borrowed: the datasets (or uploads) a schedule's job names by
+                           * params.input, the prediction log; retraining's datasets and feedback */
+    double log_sample;    /* share of rows logged to the prediction history (predict_log_sample) */
+    bool serving;         /* models is the registry that serves requests (modeld serve): only
+                           * then is the "retrain" kind registered (cli_jobs_open), since the
+                           * version it installs must be loaded where requests are answered */
 } api_bulk_kind;
 
-/* Run one bulk job: params {model, format?: "csv" | "jsonl", input?: upload id (schedules)};
+/* Run one bulk job: params {model, format?: "csv" | "jsonl", input?: a stored dataset id
+ * ("d_...") or an upload id (schedules)};
  * the job's input blob (or the upload) is streamed in blocks, rows go through pl_predict_batch
  * API_BULK_CHUNK at a time with progress and a cancel check per chunk, and the result CSV
  * above is stored with metadata {format: "csv", model, version, rows, failed}. */

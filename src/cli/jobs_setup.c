@@ -7,6 +7,8 @@
  * and knows nothing of what a job does): each kind's run callback calls its pipeline. */
 #include "cli/jobs_setup.h"
 
+#include "api/retrain.h"
+
 #include "api/admin_jobs.h"
 #include "api/jobs_api.h"
 #include "base/log.h"
@@ -22,7 +24,7 @@ static int default_workers(void)
 }
 
 int cli_jobs_open(const md_config *cfg, store *st, api_enhance_kind *kind, api_bulk_kind *bulk,
-                  int workers, jobs **out, md_err *err)
+                  int workers, cli_cluster *cl, jobs **out, md_err *err)
 {
     if (workers < 0)
         workers = md_config_workers(cfg);
@@ -38,7 +40,9 @@ int cli_jobs_open(const md_config *cfg, store *st, api_enhance_kind *kind, api_b
                   .callback_allow_hosts = cfg->callback_allow_hosts,
                   .callback_secret = cfg->callback_secret,
                   .callback_attempts = (int)cfg->callback_attempts,
-                  .callback_timeout_ms = cfg->callback_timeout_ms};
+                  .callback_timeout_ms = cfg->callback_timeout_ms,
+                  .on_event = cl ? cli_cluster_job_event : NULL,
+                  .on_event_ctx = cl};
     int rc = job_open(&o, out, err);
     /* The kinds. "test" (copies its input in timed steps) only for the end-to-end tests. */
     job_kind enh = {.name = "enhance",
@@ -50,6 +54,15 @@ int cli_jobs_open(const md_config *cfg, store *st, api_enhance_kind *kind, api_b
     if (rc == MD_OK)
         rc = job_register(
             *out, &(job_kind){.name = API_BULK_KIND, .run = api_bulk_run, .user = bulk}, err);
+    /* Retraining needs what a bulk job needs (the registry, the store); one at a time per
+     * process, so training never takes more than one core beside the requests; and only in
+     * a serving process: a `modeld worker` would install the version in a registry nobody
+     * asks (the server would serve it only after a reload). */
+    if (rc == MD_OK && bulk->serving)
+        rc = job_register(*out,
+                          &(job_kind){.name = API_RETRAIN_KIND, .run = api_retrain_run,
+                                      .user = bulk, .max_running = 1},
+                          err);
     if (rc == MD_OK && cfg->test_routes)
         rc = job_register(*out, &(job_kind){.name = "test", .run = api_jobs_test_run}, err);
     if (rc == MD_OK)

@@ -11,12 +11,15 @@
  * Exit codes: 0 after a clean stop, 1 when the server cannot run, 2 for a bad configuration.
  */
 #include "cli/cli.h"
+#include "cli/cluster.h"
 #include "cli/jobs_setup.h"
 #include "cli/startup.h"
 
 #include "api/convert.h"
 #include "api/docs.h"
 #include "api/bulk.h"
+#include "api/datasets.h"
+#include "api/retrain.h"
 #include "api/enhance.h"
 #include "api/admin_jobs.h"
 #include "api/jobs_api.h"
@@ -50,6 +53,7 @@ typedef struct serve_ctx {
     store *st;
     auth *au;
     rl_limiter *rl;
+    cli_cluster *cl;   /* Redis: shared limits, L2 cache, cluster events; NULL = none (issue 12) */
     api_platform *plat;
     api_convert *conv; /* upload/convert/results and the web page (issue 4) */
     api_docs *docs;    /* GET /docs */
@@ -62,6 +66,8 @@ typedef struct serve_ctx {
     api_job_status *jst; /* GET /api/v1/jobs/{id}/status, the job's WebSocket (issue 10) */
     api_bulk_kind bulk_kind; /* the "predict-bulk" job kind's context (models, store) */
     api_bulk *bulk;          /* POST /api/{model}/bulk */
+    api_datasets *ds;        /* /api/admin/datasets: stored datasets (issue 11 §4) */
+    api_retrain *retrain;    /* POST /api/admin/retrain (issue 11 §4) */
     api_predict *pred;   /* /api/{model}... business predictions (issue 11) */
     http_server *srv;
     int routes_only;   /* `modeld routes`: 1 = print the table, 2 = print the OpenAPI document */
@@ -114,7 +120,8 @@ static int open_registry(serve_ctx *c)
                            .canary = {.promote_after = (uint64_t)cfg->canary_promote_after,
                                       .min_requests = (uint64_t)cfg->canary_min_requests,
                                       .max_error_margin = cfg->canary_error_margin,
-                                      .max_p99_ratio = cfg->canary_p99_ratio}};
+                                      .max_p99_ratio = cfg->canary_p99_ratio},
+                           .on_change = c->cl ? cli_cluster_model_changed : NULL, .on_change_ctx = c->cl};
     if (mdl_registry_open(&o, &c->reg, &e) != MD_OK)
         return fail("cannot open the model registry", &e, 1);
     return 0;
@@ -125,7 +132,8 @@ static int open_backends(serve_ctx *c)
     const md_config *cfg = c->cfg;
     md_err e;
     md_err_clear(&e);
-    store_opts so = {.data_dir = cfg->data_dir, .upload_ttl_ms = cfg->upload_ttl_ms};
+    store_opts so = {.data_dir = cfg->data_dir, .url = cfg->store, .blob_dir = cfg->blob_dir,
+                     .pool_size = (int)cfg->store_pool, .upload_ttl_ms = cfg->upload_ttl_ms};
     if (store_open(&so, &c->st, &e) != MD_OK)
         return fail("cannot open the data dir", &e, 1);
     if (cfg->no_auth) {
@@ -140,13 +148,18 @@ static int open_backends(serve_ctx *c)
         if (rc != 0)
             return rc;
     }
-    if (rl_new(&(rl_opts){0}, &c->rl) != MD_OK)
+    /* `modeld routes` runs nothing that Redis serves */
+    if (!c->routes_only && cli_cluster_open(cfg, &c->cl, &e) != MD_OK)
+        return fail("cannot use the redis setting", &e, 2);
+    rl_opts ro = {.shared = cli_cluster_rate(c->cl), .when_down = cli_cluster_down_policy(cfg)};
+    if (rl_new(&ro, &c->rl) != MD_OK)
         return fail("cannot create the rate limiter", &(md_err){.code = MD_E_NOMEM}, 1);
     int rc = open_registry(c);
     /* `modeld routes` runs no jobs: a queue without workers is enough for the route table. */
     c->enh_kind.models = c->reg;
-    c->bulk_kind = (api_bulk_kind){.models = c->reg, .st = c->st};
-    if (rc == 0 && cli_jobs_open(cfg, c->st, &c->enh_kind, &c->bulk_kind, c->routes_only ? 0 : -1,
+    c->bulk_kind = (api_bulk_kind){.models = c->reg, .st = c->st,
+                                   .log_sample = c->cfg->predict_log_sample, .serving = true};
+    if (rc == 0 && cli_jobs_open(cfg, c->st, &c->enh_kind, &c->bulk_kind, c->routes_only ? 0 : -1, c->cl,
                                  &c->jq, &e) != MD_OK)
         return fail("cannot start the job queue", &e, 1);
     return rc;
@@ -165,10 +178,20 @@ static int register_models(serve_ctx *c, md_err *e)
     api_bulk_opts bo = {.jq = c->jq, .reg = c->reg, .max_bytes = c->cfg->bulk_max_bytes};
     if (rc == MD_OK)
         rc = api_bulk_register(c->srv, &bo, &c->bulk, e);
+    api_datasets_opts dso = {.st = c->st, .max_bytes = c->cfg->bulk_max_bytes};
+    if (rc == MD_OK)
+        rc = api_datasets_register(c->srv, &dso, &c->ds, e);
+    api_retrain_opts ro = {.jq = c->jq, .reg = c->reg, .st = c->st};
+    if (rc == MD_OK)
+        rc = api_retrain_register(c->srv, &ro, &c->retrain, e);
     if (rc == MD_OK && http_metrics_collector(c->srv, mdl_metrics, c->reg) != MD_OK)
         rc = md_fail(e, MD_E_INTERNAL, NULL, "cannot register the model metrics");
     if (rc == MD_OK && api_platform_ready_check(c->plat, "models", api_models_ready, c->reg) != MD_OK)
         rc = md_fail(e, MD_E_INTERNAL, NULL, "cannot add the models readiness check");
+    /* Redis is reported, never a reason to be unready: a node without it serves (degraded). */
+    if (rc == MD_OK && (api_platform_ready_info(c->plat, "redis", cli_cluster_state, c->cl) != MD_OK ||
+                        http_metrics_collector(c->srv, cli_cluster_metrics, c->cl) != MD_OK))
+        rc = md_fail(e, MD_E_INTERNAL, NULL, "cannot add the redis readiness report");
     return rc;
 }
 
@@ -181,6 +204,7 @@ static int register_enhance(serve_ctx *c, md_err *e)
                           .max_file_bytes = cfg->enhance_max_bytes,
                           .memory_budget = (uint64_t)cfg->enhance_memory_budget,
                           .rate = {.per_sec = cfg->enhance_rate.per_sec, .burst = cfg->enhance_rate.burst},
+                          .rate_shared = cli_cluster_rate(c->cl),
                           .max_running = cfg->enhance_max_running > 0 ? (int)cfg->enhance_max_running
                                                                       : job_workers(c->jq),
                           .queue_max = (size_t)cfg->job_queue_max};
@@ -230,7 +254,11 @@ static int start_http(serve_ctx *c)
                             .test_routes = cfg->test_routes, .store_min_free = cfg->store_min_free};
     if (api_platform_new(&po, &c->plat, &e) != MD_OK)
         return fail("cannot start the platform", &e, 1);
-    http_opts ho = {.host = cfg->host, .port = (uint16_t)cfg->port, .io_threads = (unsigned)cfg->io_threads,
+    /* Spooled request bodies live beside the blobs (one file system): a bulk upload is renamed
+     * into the blob store, never copied. */
+    char spool[4096];
+    snprintf(spool, sizeof spool, "%s/spool", cfg->data_dir);
+    http_opts ho = {.host = cfg->host, .spool_dir = spool, .port = (uint16_t)cfg->port, .io_threads = (unsigned)cfg->io_threads,
                     .compute_threads = (unsigned)cfg->compute_threads, .compute_queue = (unsigned)cfg->compute_queue,
                     .body_limit = cfg->body_limit, .request_timeout_ms = (unsigned)cfg->request_timeout_ms,
                     .conn_timeout_s = (unsigned)(cfg->idle_timeout_ms / 1000),
@@ -243,6 +271,8 @@ static int start_http(serve_ctx *c)
     co.result_ttl_ms = cfg->result_ttl_ms;
     co.cache_entries = (size_t)cfg->convert_cache_entries;
     co.cache_ttl_ms = cfg->convert_cache_ttl_ms;
+    co.cache_l2 = cli_cluster_l2(c->cl);
+    co.cache_l2_ttl_ms = cfg->redis_cache_ttl_ms;
     co.web_dir = cfg->web_dir;
     co.max_pixels = (uint64_t)cfg->convert_max_pixels;
     co.pixels_in_flight = (uint64_t)cfg->convert_pixels_in_flight;
@@ -264,6 +294,8 @@ static int start_http(serve_ctx *c)
         return fail("cannot build the OpenAPI document", &e, 1);
     if (http_server_start(c->srv, &e) != MD_OK)
         return fail("cannot start the HTTP server", &e, e.code == MD_E_INVALID_PARAM ? 2 : 1);
+    if (cli_cluster_follow(c->cl, c->reg, c->jq, &e) != MD_OK)
+        return fail("cannot follow the cluster events", &e, 1);
     char port[16];
     snprintf(port, sizeof port, "%u", (unsigned)http_server_port(c->srv));
     md_log_fields_raw(MD_LOG_INFO, "listening",
@@ -314,6 +346,7 @@ static void shutdown_all(serve_ctx *c, int sig)
         if (left > 0)
             md_log(MD_LOG_WARN, "drain timeout: %d requests were still running", left);
     }
+    cli_cluster_stop(c->cl); /* no cluster event reaches the queue or the registry after this */
     http_server_free(c->srv);
     /* Running jobs go back to the queue for the next start or a worker; closed before the
      * routes' state its kinds use and before the registry. */
@@ -326,9 +359,12 @@ static void shutdown_all(serve_ctx *c, int sig)
     api_convert_free(c->conv);
     api_predict_free(c->pred);
     api_bulk_free(c->bulk);
+    api_datasets_free(c->ds);
+    api_retrain_free(c->retrain);
     api_platform_free(c->plat);
     mdl_registry_close(c->reg); /* after the server: no request holds a model any more */
     rl_free(c->rl);
+    cli_cluster_close(c->cl); /* after everything that publishes through it */
     auth_close(c->au);
     store_unref(c->st);
     if (sig)

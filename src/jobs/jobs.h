@@ -104,6 +104,13 @@ md_err *job_run_err(job_run *r);
  * and its metadata (a JSON object of at most STORE_JOB_META_MAX - 1 bytes; NULL = "{}"). The
  * row names them when the run returns MD_OK. Calling it again replaces the previous result. */
 int job_run_set_result(job_run *r, const void *data, size_t n, const char *meta_json, md_err *err);
+/* A result too big for memory: job_run_result_tmp makes an empty file on the blob store's file
+ * system (*path new: free() it; the file is the run's, swept after an hour if left behind) for
+ * the run to write; job_run_set_result_file then adopts it as the result like
+ * job_run_set_result (fsync'd, renamed into the blob store). set_result_file steals the file
+ * whatever the outcome (store_blob_adopt). */
+int job_run_result_tmp(job_run *r, char **path, md_err *err);
+int job_run_set_result_file(job_run *r, const char *path, const char *meta_json, md_err *err);
 
 /* ---- the queue -------------------------------------------------------------------------- */
 
@@ -134,6 +141,13 @@ typedef struct job_opts {
     int64_t callback_timeout_ms;      /* one POST at most; 0 = 10 s */
     int64_t callback_poll_ms;         /* the callback thread looks for due callbacks this
                                        * often; 0 = 500 ms; < 0 = never (tests tick) */
+    /* Cluster events (Redis, wired by the CLI): called after each change THIS process makes
+     * to a job (what its own subscribers get at once: claims, progress, stage, ends,
+     * cancels), so that other processes can hand it to their subscribers with
+     * job_event_apply instead of waiting for their store poll. Runs on worker / keeper /
+     * request threads with no lock of the queue held; must be quick. NULL = none. */
+    void (*on_event)(void *ctx, const job_info *info);
+    void *on_event_ctx;
 } job_opts;
 
 /* Open the queue (no threads yet). *out is new: job_close. */
@@ -153,12 +167,25 @@ void job_close(jobs *j);
 int job_workers(const jobs *j);
 int job_running_here(jobs *j);
 
+/* An input that is a byte range of an open file (a part of a spooled multipart body). */
+typedef struct job_input_range {
+    int fd;          /* borrowed; read with pread */
+    uint64_t offset; /* where the input_len bytes start */
+} job_input_range;
+
 typedef struct job_submit_in {
     const char *kind;        /* required; need not be registered in this process */
     const char *owner;       /* key id; NULL = "" */
     const char *params_json; /* JSON object text, < STORE_JOB_PARAMS_MAX bytes; NULL = "{}" */
     const void *input;       /* input bytes (may be NULL with input_len 0); borrowed */
-    size_t input_len;
+    size_t input_len;        /* bytes of input or of input_range (not used with input_file) */
+    /* Large inputs, never in memory (at most one of input, input_range, input_file):
+     * input_range: input_len bytes of a file, copied into the input blob in blocks (borrowed);
+     * input_file (job_submit only): a whole file adopted as the input blob by rename
+     * (store_blob_adopt): steals the file whatever the outcome (gone from its path after the
+     * call, also when the job is refused). */
+    const job_input_range *input_range;
+    const char *input_file;
     const char *input_name; /* client file name; NULL = "" */
     const char *callback_url; /* POSTed to when the job ends (see "callbacks"); NULL = none */
 } job_submit_in;
@@ -321,6 +348,13 @@ int job_callback_get(jobs *j, const char *job_id, job_callback *out, md_err *err
  * the call. Runs on a worker or the keeper thread with the subscription lock held: it must be
  * quick (queue a message) and must not call job_subscribe / job_unsubscribe. */
 typedef void (*job_event_fn)(const job_info *info, void *user);
+
+/* A change another process published (its on_event): job id is now in state with progress
+ * and stage. When something here follows id, its subscribers get the job's row from the store
+ * with this progress and stage laid over it while the row is in the same state (the store's
+ * progress is written at most every progress_ms; the event is fresher); a row already in
+ * another state wins. Cheap when nobody follows id (no store read). Any thread. */
+void job_event_apply(jobs *j, const char *id, int state, double progress, const char *stage);
 
 /* Follow job id. The current state is delivered within poll_ms of subscribing (from the
  * keeper's poll; job_get gives it at once), then every change; an id that does not exist (or

@@ -1,5 +1,6 @@
 /* install.c - mdl_install: a new version arriving as files (OIP repository load with inline
- * files, uploads), written under <data_dir>/models/<name>/<version>/ and activated.
+ * files, uploads, retraining), written under <data_dir>/models/<name>/<version>/ and activated
+ * (or, through mdl_install_as, made a canary or a standby).
  *
  * The file names come from a client, so they are confined: each path is exactly
  * "<version>/<file>" with a valid version and a plain file name (no "..", no absolute path, no
@@ -149,7 +150,7 @@ static int write_version(const char *mdir, const char *ver, const mdl_file *file
 }
 
 static int install_locked(mdl_registry *r, const char *name, const char *ver, const mdl_file *files,
-                          size_t n, md_err *err)
+                          size_t n, mdl_install_mode mode, double pct, md_err *err)
 {
     char root[PATH_MAX], mdir[PATH_MAX + 80], vdir[PATH_MAX + 120];
     bool made_root, made_model;
@@ -165,7 +166,7 @@ static int install_locked(mdl_registry *r, const char *name, const char *ver, co
         return rc;
     rc = write_version(mdir, ver, files, n, err);
     if (rc == MD_OK)
-        rc = mdl__install_activate(r, name, ver, err);
+        rc = mdl__install_place(r, name, ver, (int)mode, pct, err);
     if (rc != MD_OK) {
         if (rc != MD_E_CONFLICT)
             remove_dir(vdir);
@@ -180,6 +181,14 @@ static int install_locked(mdl_registry *r, const char *name, const char *ver, co
 
 int mdl_install(mdl_registry *r, const char *name, const mdl_file *files, size_t n, md_err *err)
 {
+    return mdl_install_as(r, name, files, n, MDL_INSTALL_ACTIVE, 0, err);
+}
+
+int mdl_install_as(mdl_registry *r, const char *name, const mdl_file *files, size_t n,
+                   mdl_install_mode mode, double canary_percent, md_err *err)
+{
+    if (mode == MDL_INSTALL_CANARY && !(canary_percent > 0 && canary_percent <= 100))
+        return md_fail(err, MD_E_INVALID_PARAM, "canary_percent", "must be in (0, 100]");
     char ver[MDL_VERSION_MAX] = "";
     if (!r->data_dir)
         return md_fail(err, MD_E_UNSUPPORTED, "files", "this registry has no data directory");
@@ -191,7 +200,7 @@ int mdl_install(mdl_registry *r, const char *name, const mdl_file *files, size_t
     rc = mdl__begin(r, err);
     if (rc != MD_OK)
         return rc;
-    rc = install_locked(r, name, ver, files, n, err);
+    rc = install_locked(r, name, ver, files, n, mode, canary_percent, err);
     mdl__end(r);
     return rc;
 }

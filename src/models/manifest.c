@@ -299,8 +299,8 @@ static int parse_extras(const json_t *o, md_err *err)
             return bad(err, f, "must be a string");
         }
     static const char *const objs[] = {"preprocessing", "postprocessing", "input_schema", "metrics",
-                                       "model_card"};
-    for (size_t i = 0; i < 5; i++) {
+                                       "model_card", "training"};
+    for (size_t i = 0; i < sizeof objs / sizeof objs[0]; i++) {
         v = json_object_get(o, objs[i]);
         if (v && !json_is_object(v))
             return bad(err, objs[i], "must be an object");
@@ -403,7 +403,8 @@ static int parse_doc(json_t *o, mdl_manifest *m, md_err *err)
     static const char *const keys[] = {
         "name",           "version",      "family",     "runtime", "artefact",   "sha256",
         "description",    "required",     "inputs",     "outputs", "labels",     "preprocessing",
-        "postprocessing", "input_schema", "validation", "metrics", "model_card", NULL};
+        "postprocessing", "input_schema", "validation", "metrics", "model_card", "training",
+        NULL};
     if (!json_is_object(o))
         return bad(err, "manifest", "must be a JSON object");
     int rc = check_keys(o, keys, "", err);

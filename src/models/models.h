@@ -22,6 +22,7 @@
  *     CANARY     ──mdl_promote / auto-promote after N requests──▶ ACTIVE
  *     CANARY     ──mdl_canary(…, 0) / auto-rollback on errors or p99──▶ STANDBY
  *     ACTIVE     ──publish of another version──▶ STANDBY   (kept loaded: instant rollback)
+ *     READY      ──mdl_install_as(STANDBY)──▶ STANDBY     (never served: not a rollback target)
  *     STANDBY    ──mdl_rollback──▶ ACTIVE                  (the active one becomes STANDBY)
  *     UNLOADED   ──mdl_rollback, no STANDBY loaded──▶ LOADING … READY ──▶ ACTIVE
  *                                 (the store's previous active version, loaded and validated)
@@ -44,9 +45,11 @@
  * CLI (`modeld models activate|rollback --data-dir`) changes what the store remembers and
  * nothing else: a server already running on that data dir keeps serving what it loaded and
  * does not read the store again; it serves the CLI's choice after its next restart. To change
- * a running server, use its HTTP routes (`modeld models … --url`). There is no cross-process
- * notification, and the next change a running server makes rewrites the row (active, canary,
- * previous) from what that server serves, replacing what the CLI stored.
+ * a running server, use its HTTP routes (`modeld models … --url`). The only cross-process
+ * notification is the cluster event of serve nodes sharing a Redis (on_change on one node,
+ * mdl_sync on the others; the CLI publishes none), and the next change a running server makes
+ * rewrites the row (active, canary, previous) from what that server serves, replacing what the
+ * CLI stored.
  *
  * Threads: every function is thread-safe. mdl_acquire/mdl_release/mdl_run are lock-free on the
  * hot path; management calls (activate, canary, rollback, load, unload) are serialised per
@@ -102,6 +105,8 @@ const char *mdl_family_name(mdl_family f); /* "generic", "vectorize", ... */
  *   "validation": {"tolerance": 1e-4, "samples": [
  *        {"inputs": {"x": [[5.1, 3.5, 1.4, 0.2]]}, "outputs": {"y": [[...]]}}]},
  *   "metrics": {"accuracy": 0.97, ...},               (training metrics, numbers)
+ *   "training": {...},                                (optional, free-form: how to retrain it,
+ *                                                      see pipelines.h pl_retrain)
  *   "model_card": {"data": "...", "intended_use": "...", "limits": "..."}
  * }
  * Datatypes are OIP names: BOOL, UINT8..UINT64, INT8..INT64, FP16, FP32, FP64, BYTES.
@@ -200,6 +205,12 @@ typedef struct mdl_registry_opts {
     int onnx_threads;         /* intra-op threads per run; 0 = 1 */
     bool load_all;            /* true: load and activate every model at open (serve); false:
                                  only on demand (CLI listing) */
+    /* Called after every published change of a model's serving set that was written to the
+     * store (activate, canary, promote, rollback, load, automatic canary decisions; not
+     * mdl_sync), with the management lock held: it must be quick and must not call back into
+     * the registry. The CLI publishes it as a cluster event (Redis). NULL = none. */
+    void (*on_change)(void *ctx, const char *name);
+    void *on_change_ctx;
 } mdl_registry_opts;
 
 /* Scan both roots, restore the remembered active versions (else the highest version) and, with
@@ -233,6 +244,7 @@ void mdl_release(mdl_version *v);
 const mdl_manifest *mdl_version_manifest(const mdl_version *v);
 const char *mdl_version_name(const mdl_version *v);
 const char *mdl_version_id(const mdl_version *v); /* the version string */
+const char *mdl_version_dir(const mdl_version *v); /* its directory (files beside the artefact) */
 mdl_state mdl_version_state(const mdl_version *v);
 /* Add queue time for the stats (ns a request waited before mdl_run). */
 void mdl_version_note_queue(mdl_version *v, uint64_t queue_ns);
@@ -260,6 +272,14 @@ int mdl_promote(mdl_registry *r, const char *name, md_err *err);
  * leaves the serving versions as they were). A version that was the canary is never the
  * target. MD_E_CONFLICT when there is nothing to roll back to. */
 int mdl_rollback(mdl_registry *r, const char *name, md_err *err);
+/* Cluster event: another process changed name's serving set in the shared store. Rescan the
+ * model's directories (a version installed elsewhere on a shared data dir appears), then make
+ * this registry serve what the store remembers: its active version (loaded and validated
+ * first; a failure leaves the serving ones as they were) and its canary at its percentage, or
+ * no canary. Writes nothing to the store and calls no on_change. A registry opened without
+ * load_all ignores models it has not loaded (they load the stored state when first used).
+ * MD_E_MODEL_NOT_FOUND for a name not on disk; MD_OK when there is nothing to change. */
+int mdl_sync(mdl_registry *r, const char *name, md_err *err);
 /* OIP repository load: rescan the model's directory and activate its newest version (or the
  * remembered one). MD_E_MODEL_NOT_FOUND when not on disk. */
 int mdl_load(mdl_registry *r, const char *name, md_err *err);
@@ -276,6 +296,18 @@ typedef struct mdl_file {
 } mdl_file;
 int mdl_install(mdl_registry *r, const char *name, const mdl_file *files, size_t n,
                 md_err *err);
+/* Where an installed version goes once it loaded and validated (mdl_install_as). */
+typedef enum mdl_install_mode {
+    MDL_INSTALL_ACTIVE = 0, /* published as ACTIVE (mdl_install) */
+    MDL_INSTALL_CANARY,     /* CANARY at canary_percent (> 0) of the requests; needs an active
+                               version (MD_E_CONFLICT otherwise) */
+    MDL_INSTALL_STANDBY,    /* STANDBY, loaded but serving nothing: a version that never served
+                               (retraining's worse model) is never mdl_rollback's target */
+} mdl_install_mode;
+/* mdl_install, then the version goes where mode says instead of ACTIVE (retraining installs
+ * its new version as CANARY or STANDBY and never activates it). Same errors and guarantees. */
+int mdl_install_as(mdl_registry *r, const char *name, const mdl_file *files, size_t n,
+                   mdl_install_mode mode, double canary_percent, md_err *err);
 /* Check a version directory (manifest, sha256, load, validation) without registering it
  * (`modeld models validate DIR`). */
 int mdl_validate_dir(const char *dir, const mdl_registry_opts *o, md_err *err);

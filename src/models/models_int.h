@@ -67,7 +67,8 @@ struct mdl_version {
     void *rt_state;   /* NULL until load_version succeeds */
     atomic_int state; /* mdl_state */
     atomic_long refs;
-    uint64_t standby_seq; /* when it last became STANDBY (rollback picks the newest) */
+    uint64_t standby_seq; /* when it last became STANDBY (rollback picks the newest); 0 for a
+                           * version installed as STANDBY that never served (not a target) */
     double load_s, validate_s;
     size_t memory;
     mdl_stats stats;
@@ -129,6 +130,9 @@ struct mdl_registry {
     bool load_all;
     _Atomic(mdl_model *) models;
     uint64_t standby_seq; /* under mgmt */
+    void (*on_change)(void *ctx, const char *name); /* mdl_registry_opts.on_change */
+    void *on_change_ctx;
+    bool syncing; /* under mgmt: mdl_sync is applying the store's state (no persist, no event) */
 };
 
 /* Reader side of a model's serving pointer: enter before loading it, exit once the references
@@ -209,8 +213,10 @@ extern atomic_int mdl__onnx_threads;
 /* registry.c, for install.c: with r->mgmt held. */
 int mdl__begin(mdl_registry *r, md_err *err);
 void mdl__end(mdl_registry *r);
-/* Rescan the directories of name; activate version id (load + validate first). */
-int mdl__install_activate(mdl_registry *r, const char *name, const char *id, md_err *err);
+/* Rescan the directories of name; load + validate version id, then publish it as mode says
+ * (mdl_install_as). */
+int mdl__install_place(mdl_registry *r, const char *name, const char *id, int mode,
+                       double canary_percent, md_err *err);
 /* Whether the registry knows version id of name (either root). */
 bool mdl__slot_exists(mdl_registry *r, const char *name, const char *id);
 /* Forget the slot of a version whose directory was removed (failed install). */

@@ -209,18 +209,20 @@ int pl_looks_binary(const md_image *img);
  *   image -> vec_features -> classify (vectorize-classifier) -> parameter guess
  *   (vectorize-params) -> route (tier_auto) -> tier 1 | 2 | 3 -> the best measured conversion
  *
- * Tier 1 converts the parameter guess once. Tier 2 converts the default preset (the size
- * budget's reference), scores a few hundred candidate parameter sets with vectorize-quality in
- * one batched run and converts the best few. Tier 3 runs tier 2, then a coordinate search with
- * real conversions from its best. Objective: the highest measured SSIM whose SVG stays within
- * the size budget (max_svg_bytes, else 3x the default preset's bytes); reaching the target
- * quality ends the search; a new conversion starts only while the time budget is not spent, so
- * it is exceeded by at most one conversion. A missing model (unloaded, failed, another feature
- * list) is replaced by rules (fallback_used, fallback_reason); with none of the three models
- * runnable the call fails with MD_E_MODEL_UNAVAILABLE (use the manual conversion instead).
- * Models must record the features they read as a "features" array of names in their manifest's
- * "preprocessing" object (vectorize-quality: the features, then optionally the 10 encoded
- * parameter names); a different list is "feature list mismatch".
+ * Tier 1 converts once: the parameter guess, or the measured-best set for the logo type when
+ * the quality model does not separate them. Tier 2 converts the default preset (the size
+ * budget's reference), the logo type's set and the head of a fixed portfolio of sets (measured
+ * on training images, bench/vectorize_portfolio.py), then scores a few hundred candidate sets
+ * with vectorize-quality in one batched run and converts the best few. Tier 3 runs tier 2 with
+ * a longer portfolio, then a coordinate search with real conversions from its best. Objective: the
+ * highest measured SSIM whose SVG stays within the size budget (max_svg_bytes, else 3x the default
+ * preset's bytes); reaching the target quality ends the search; a new conversion starts only while
+ * the time budget is not spent, so it is exceeded by at most one conversion. A missing model
+ * (unloaded, failed, another feature list) is replaced by rules (fallback_used, fallback_reason);
+ * with none of the three models runnable the call fails with MD_E_MODEL_UNAVAILABLE (use the manual
+ * conversion instead). Models must record the features they read as a "features" array of names in
+ * their manifest's "preprocessing" object (vectorize-quality: the features, then optionally the 10
+ * encoded parameter names); a different list is "feature list mismatch".
  */
 #define PL_AI_CLASSES 4
 #define PL_AI_MODELS 3
@@ -243,6 +245,8 @@ typedef struct pl_ai_in {
     size_t max_svg_bytes;  /* 0 = 3x the default preset's bytes */
     const md_clock *clock; /* time budget clock; NULL = md_clock_system() (tests inject one) */
     int analyse_only;      /* 1: analysis and recommendation only, no conversion or result */
+    int analysis_side;     /* features' sampling grid (vec_features_grid); 0 = VEC_FEATURES_SIDE,
+                            * the models' own: other grids trade their accuracy for time */
 } pl_ai_in;
 
 /* What the models (or the rules) say about an image. */
@@ -371,5 +375,56 @@ int pl_predict_drift(pl_ctx *cx, const char *model, int64_t from_ms, int64_t to_
 /* The task named by a predict manifest's postprocessing ("classification", ...); NULL when the
  * manifest is not a predict model's. Borrowed from mf. */
 const char *pl_predict_task(const struct mdl_manifest *mf);
+
+/* ---- retraining (retrain.c, issue 11 §4) -----------------------------------------------------
+ *
+ * A predict model whose manifest has "training": {"retrainable": true, "objective", "params",
+ * "rounds", "label": {"column", "values"? (class labels in index order), "transform"? ("log")},
+ * "metric": "roc_auc" | "roc_auc_leak" | "mae", "test_split": "test.csv", "min_feedback_rows"}
+ * (written by training/predict/pcommon.py) can get a new version trained in process with
+ * libxgboost (xgb_train) on
+ *   - a stored dataset (CSV or JSON lines): the input_schema's columns by name (categories as
+ *     their labels, empty = missing; other columns ignored) and the label column, or
+ *   - "feedback": the logged predictions of the model that have an actual (store_feedback_list;
+ *     the actual is the label, or an object holding the label column).
+ * The new booster and the ACTIVE version are both evaluated on the active version's held test
+ * split (test_split beside its artefact) with the metric (AUC: higher is better; MAE: lower).
+ * The new version (next integer version) is written with model.json, modeld.json (the parent's
+ * manifest with the new sha256, metrics, validation outputs recomputed by the new booster, the
+ * training distribution of its own rows (drift), the explanation samples dropped, and
+ * training.trained_from / parent_version / trained_at) and the
+ * test split, then installed (mdl_install_as): CANARY at canary_percent when strictly better,
+ * else STANDBY. It is never activated here. */
+
+#define PL_RETRAIN_FEEDBACK "feedback"
+#define PL_RETRAIN_MAX_ROWS 1000000   /* training rows at most (dataset or feedback) */
+#define PL_RETRAIN_MIN_FEEDBACK 50    /* default of training.min_feedback_rows */
+
+typedef struct pl_retrain_in {
+    const char *model;      /* required */
+    const char *data;       /* a stored dataset id ("d_...") or PL_RETRAIN_FEEDBACK */
+    const json_t *params;   /* optional overrides (NULL = none): rounds (1..5000), eta, max_depth,
+                             * subsample, colsample_bytree, min_child_weight, lambda, alpha,
+                             * gamma, seed; anything else: MD_E_INVALID_PARAM "params.<key>" */
+    double canary_percent;  /* share of requests for a better version; 0 = 10; 0 < p <= 100 */
+    int nthread;            /* training threads, 0 = 1; at most 2 */
+    size_t max_rows;        /* 0 = PL_RETRAIN_MAX_ROWS */
+} pl_retrain_in;
+
+/* What can be checked before a job is queued (cx->models and cx->st required): the model exists
+ * (MD_E_MODEL_NOT_FOUND) and is retrainable (MD_E_UNSUPPORTED naming "model", with the
+ * manifest's reason), the params are valid, and the data: a dataset that exists
+ * (MD_E_NOT_FOUND naming "data") whose header has every required column and the label
+ * (MD_E_UNSUPPORTED naming the missing column), or at least min_feedback_rows feedback rows
+ * (MD_E_UNSUPPORTED naming "data"). */
+int pl_retrain_check(pl_ctx *cx, const pl_retrain_in *in, md_err *err);
+/* Train, evaluate and install (above), reporting progress through cx->cancel (stages
+ * "reading", "training" with the fraction of rounds done, "evaluating", "installing") and
+ * stopping at a cancel. *out is new: {"model", "version", "parent_version", "state": "CANARY" |
+ * "STANDBY", "canary_percent", "metric", "new": x, "active": y, "better", "trained_from",
+ * "train_rows", "skipped_rows", "test_rows", "rounds", "train_seconds"}. Errors: those of
+ * pl_retrain_check, a bad data row (MD_E_INVALID_PARAM naming "data" with the line and
+ * column), xgb_train's, mdl_install_as's. */
+int pl_retrain(pl_ctx *cx, const pl_retrain_in *in, json_t **out, md_err *err);
 
 #endif

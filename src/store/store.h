@@ -1,10 +1,11 @@
-/* store.h - durable state of modeld: API keys, the audit log, uploads, conversion results and
- * the blobs they name.
+/* store.h - durable state of modeld: API keys, the audit log, uploads, conversion results,
+ * jobs, schedules, stored datasets and the blobs they name.
  *
- * The store is the only code that knows how state is kept (SQLite today, PostgreSQL later):
- * callers see plain C structs and MD_E_* codes, never SQL, so a second back end can implement
- * this header without touching them. The default back end keeps <data_dir>/modeld.db (WAL mode,
- * numbered migrations applied at open) and content-addressed blobs under <data_dir>/blobs/.
+ * The store is the only code that knows how state is kept: callers see plain C structs and
+ * MD_E_* codes, never SQL. Two back ends run the same SQL (src/store/db.h): the default keeps
+ * <data_dir>/modeld.db (SQLite, WAL mode); store_opts.url "postgres://..." keeps the metadata in
+ * PostgreSQL, shared by several nodes. Either way the numbered migrations are applied at open,
+ * and the content-addressed blobs are files under <data_dir>/blobs/ (or store_opts.blob_dir).
  *
  * Threading: a store handle may be used from any number of threads at once; calls are
  * serialised inside the store. Several processes (the server and `modeld keys`) may open the
@@ -12,7 +13,8 @@
  *
  * Errors: every function returns MD_OK or an MD_E_* code and fills err (may be NULL) with a
  * client-safe message. Storage failures are MD_E_IO, or MD_E_STORAGE_FULL when the disk or the
- * quota is full (ENOSPC, EDQUOT, SQLITE_FULL: any write may give it); their detail (SQLite text,
+ * quota is full (ENOSPC, EDQUOT, SQLITE_FULL: any write may give it), MD_E_UNAVAILABLE when the
+ * PostgreSQL server cannot be reached (503 + Retry-After); their detail (database text,
  * paths, errno) goes to the log only.
  *
  * Ownership: "new" results must be freed by the caller with the named function (or free());
@@ -32,6 +34,12 @@ typedef struct store store;
 
 typedef struct store_opts {
     const char *data_dir;       /* required; created (0700) when missing */
+    const char *url;            /* the database: NULL, "" or "sqlite:[path]" (default: SQLite at
+                                 * <data_dir>/modeld.db), or "postgres://..." (a libpq URI;
+                                 * several nodes may share it) */
+    const char *blob_dir;       /* NULL = <data_dir>/blobs; nodes sharing a PostgreSQL store
+                                 * point this at one shared directory */
+    int pool_size;              /* PostgreSQL connections; 0 = 4 */
     const md_clock *clock;      /* NULL = md_clock_system(); used for created/expiry times */
     int busy_timeout_ms;        /* 0 = 5000 */
     int64_t upload_ttl_ms;      /* unreferenced uploads expire this long after last use; 0 = 1 h */
@@ -51,13 +59,15 @@ store *store_ref(store *s);
 /* Drop a reference; the last one closes the database (checkpointing the WAL). NULL is a no-op. */
 void store_unref(store *s);
 
-/* Readiness probe: a trivial query on the database. */
+/* Readiness probe: a trivial query on the database (MD_E_UNAVAILABLE: PostgreSQL is down). */
 int store_ping(store *s, md_err *err);
 /* Readiness probe for writes: MD_E_STORAGE_FULL (field "store", message starting "unwritable")
- * when the data dir's file system has less than min_free_bytes available to us (statvfs) or a
+ * when the data dir's (or a separate blob dir's) file system has less than min_free_bytes available to us (statvfs) or a
  * one-block write to <data_dir>/.write-probe fails for lack of space; MD_E_IO for another
  * failure. Cheap enough for every GET /api/ready (one small write, no fsync). */
 int store_check_writable(store *s, uint64_t min_free_bytes, md_err *err);
+/* "sqlite" or "postgresql": the back end store_opts.url chose (static string). */
+const char *store_backend(const store *s);
 /* Schema version now in the database (the highest applied migration). */
 int store_schema_version(store *s, int *out, md_err *err);
 /* Highest migration this build knows. */
@@ -65,7 +75,8 @@ int store_schema_latest(void);
 /* Borrowed until store_unref of the last reference. */
 const char *store_data_dir(const store *s);
 /* Changes whenever another connection (another process, e.g. `modeld keys revoke`) committed
- * since the last call; used by auth to drop its key cache. */
+ * since the last call (PostgreSQL: whenever api_keys gained or revoked a key); used by auth to
+ * drop its key cache. */
 int store_data_version(store *s, uint64_t *out, md_err *err);
 
 /* ---- API keys (keys.c) ---------------------------------------------------------------- */
@@ -136,6 +147,20 @@ int store_audit_count(store *s, int64_t *n, md_err *err);
 /* Write data as <data>/blobs/ab/cd/<sha256> (tmp file + fsync + rename), once per content:
  * an existing blob is left alone. hex gets the SHA-256 in lower-case hex. */
 int store_blob_put(store *s, const void *data, size_t n, char hex[STORE_SHA256_HEX], md_err *err);
+/* Large blobs, never held in memory (bulk uploads and results):
+ * store_blob_tmp makes an empty file under blobs/tmp (swept after an hour when left behind)
+ * for the caller to write; *path is new (free() it), the file is the caller's.
+ * store_blob_adopt makes the file at path a blob: its bytes are hashed in blocks, fsync'd, and
+ * the file renamed into place (copied, when path is on another file system). Steals the file on
+ * MD_OK (it is gone from path); on an error the file stays where it was, the caller's. path
+ * must not be written any more. size (may be NULL) gets its length.
+ * store_blob_put_range copies the len bytes at off of fd (borrowed; read with pread) into a
+ * new blob, in blocks: a part of a spooled multipart body. MD_E_IO when fd is shorter. */
+int store_blob_tmp(store *s, char **path, md_err *err);
+int store_blob_adopt(store *s, const char *path, char hex[STORE_SHA256_HEX], uint64_t *size,
+                     md_err *err);
+int store_blob_put_range(store *s, int fd, uint64_t off, uint64_t len, char hex[STORE_SHA256_HEX],
+                         md_err *err);
 /* Read a blob. MD_E_FILE_NOT_FOUND when absent, MD_E_TOO_LARGE when bigger than max.
  * *data is new (free() it). */
 int store_blob_read(store *s, const char *hex, size_t max, uint8_t **data, size_t *n,
@@ -407,6 +432,13 @@ void store_predictions_free(store_prediction *p, size_t n);
  * no such prediction. */
 int store_feedback_put(store *s, const char *model, const char *prediction_id, const char *actual,
                        int64_t time_ms, md_err *err);
+/* The logged predictions of model that have feedback (retraining from "feedback"), oldest
+ * first, skipping offset, at most limit (1..10000), each with its actual. *out new
+ * (store_predictions_free). */
+int store_feedback_list(store *s, const char *model, size_t offset, size_t limit,
+                        store_prediction **out, size_t *n, md_err *err);
+/* How many logged predictions of model have feedback. */
+int store_feedback_count(store *s, const char *model, int64_t *n, md_err *err);
 /* ---- schedules (schedules.c, issue 11 §4) -------------------------------------------------- */
 
 #define STORE_SCHED_ID_MAX 40
@@ -448,6 +480,44 @@ int store_schedule_claim(store *st, const char *id, int64_t expect_next_ms, int6
 int store_schedule_set_job(store *st, const char *id, const char *job_id, md_err *err);
 /* MD_E_NOT_FOUND (field "schedule_id") for an unknown id. */
 int store_schedule_delete(store *st, const char *id, md_err *err);
+
+/* ---- stored datasets (datasets.c, issue 11 §4) --------------------------------------------- */
+/* A dataset is a CSV or JSON-lines file kept until it is deleted (never swept by the upload
+ * TTL): what schedules run on and what a model is retrained from. The bytes are a blob (named
+ * by their SHA-256, deduplicated); the row keeps what callers list without reading the blob.
+ * The store does not parse the file: the caller counts rows and reads the header. */
+
+#define STORE_DATASET_ID_MAX 40
+#define STORE_DATASET_NAME_MAX 256
+#define STORE_DATASET_COLUMNS_MAX 16384 /* the header as a JSON array of strings, bytes */
+
+typedef struct store_dataset {
+    char id[STORE_DATASET_ID_MAX];       /* "d_<24 hex>", set by store_datasets_create */
+    char owner[STORE_KEY_ID_MAX];        /* key id of the creator ("" = anonymous) */
+    char name[STORE_DATASET_NAME_MAX];   /* client-given name */
+    char format[16];                     /* "csv" | "jsonl" */
+    int64_t rows;                        /* data rows (the header not counted) */
+    char columns[STORE_DATASET_COLUMNS_MAX]; /* JSON array of the column names */
+    int64_t size;                        /* bytes */
+    char sha256[STORE_SHA256_HEX];       /* the blob */
+    int64_t created_ms;
+} store_dataset;
+
+/* Store data (n bytes, fsync'd) as a blob and insert a dataset row with meta's owner, name,
+ * format, rows and columns; id, size, sha256 and created_ms are filled in *out.
+ * MD_E_INVALID_PARAM naming "name", "format" or "columns" when one does not fit. */
+int store_datasets_create(store *s, const void *data, size_t n, const store_dataset *meta,
+                          store_dataset *out, md_err *err);
+/* MD_E_NOT_FOUND (field "dataset_id") for an unknown id. */
+int store_datasets_get(store *s, const char *id, store_dataset *out, md_err *err);
+/* Datasets newest first, skipping offset, at most limit (1..1000). *out is new (free(); NULL
+ * when *n == 0); *total (may be NULL) gets the number of datasets. */
+int store_datasets_list(store *s, size_t offset, size_t limit, store_dataset **out, size_t *n,
+                        int64_t *total, md_err *err);
+/* Delete a dataset row (its blob goes at a later sweep when nothing else names it).
+ * MD_E_NOT_FOUND (field "dataset_id") for an unknown id; MD_E_CONFLICT (field "dataset_id")
+ * while a schedule names it as its input (checked in the same transaction as the delete). */
+int store_datasets_delete(store *s, const char *id, md_err *err);
 
 /* ---- job callbacks (callbacks.c, issue 11 §4) ---------------------------------------------- */
 

@@ -1,15 +1,16 @@
 /* sweep.c - retention: deletes expired rows and the blobs nothing references any more.
  *
  * The server calls store_sweep() from a timer (every minute or so). Each table whose rows
- * expire and name a blob is listed in `tables` below (uploads, conversion results); a new
- * kind of blob-backed row joins by adding one line.
+ * expire and name a blob is listed in `tables` below (uploads, conversion results, jobs), with
+ * the rows that live and die with them (batches, callbacks); a new kind joins by adding one
+ * line.
  *
  * Invariants:
  *   1. A blob is deleted only when (a) no row of any listed table names it and (b) its mtime,
  *      stamped with the store clock at every put, is older than the grace period. (b) covers
  *      the window between a put and the insert of the row naming it (blob.c invariant 2).
- *   2. The reference check, the re-check of the mtime and the unlink happen under the store
- *      lock, the same lock a put holds to move a blob into place; so a put of the same bytes
+ *   2. The reference check, the re-check of the mtime and the unlink happen under the store's
+ *      blob lock, the same lock a put holds to move a blob into place; so a put of the same bytes
  *      either lands before the check (and is seen by it) or after the unlink (and re-creates
  *      the file).
  *   3. The walk over the blob tree takes the lock per blob, not for the whole walk, so requests
@@ -28,7 +29,7 @@
 #include <unistd.h>
 
 typedef struct blob_table {
-    const char *delete_expired;   /* one parameter: now_ms */
+    const char *delete_expired;   /* one parameter: now_ms; NULL for rows that never expire */
     const char *references;       /* one parameter: sha256; a row when referenced; NULL for
                                    * a statement whose table names no blob */
 } blob_table;
@@ -44,11 +45,20 @@ static const blob_table tables[] = {
      " AND input_expires_ms <= ?",
      "SELECT 1 FROM jobs WHERE input_sha256 = ?1 OR result_sha256 = ?1 LIMIT 1"},
     {"DELETE FROM jobs WHERE expires_ms > 0 AND expires_ms <= ?", NULL},
+    /* Callbacks (callbacks.c) go with their job, after the line above: a delivered or finally
+     * failed one is kept as long as its job's row (the result retention), and a pending one
+     * whose job is gone (deleted by its owner) could never be due (the due query joins jobs). */
+    {"DELETE FROM callbacks WHERE created_ms <= ?"
+     " AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.id = callbacks.job_id)",
+     NULL},
     /* A batch goes with its last job (a batch and its jobs are inserted in one transaction,
      * so a batch is never seen without them). */
     {"DELETE FROM batches WHERE created_ms <= ?"
      " AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.batch_id = batches.id)",
      NULL},
+    /* Datasets (datasets.c) never expire: only DELETE removes one; their blobs stay while a
+     * row names them. */
+    {NULL, "SELECT 1 FROM datasets WHERE sha256 = ? LIMIT 1"},
 };
 #define N_TABLES (sizeof tables / sizeof tables[0])
 
@@ -61,14 +71,16 @@ static int delete_expired(store *s, int64_t now_ms, size_t *rows, md_err *err)
     int rc = MD_OK;
     store__lock(s);
     for (size_t i = 0; i < N_TABLES && rc == MD_OK; i++) {
-        sqlite3_stmt *st = store__stmt(s, tables[i].delete_expired, err);
+        if (!tables[i].delete_expired)
+            continue;
+        db_stmt *st = store__stmt(s, tables[i].delete_expired, err);
         if (!st) {
             rc = MD_E_IO;
             break;
         }
-        sqlite3_bind_int64(st, 1, now_ms);
-        if (sqlite3_step(st) == SQLITE_DONE)
-            *rows += (size_t)sqlite3_changes(s->db);
+        db_bind_int64(st, 1, now_ms);
+        if (db_step(st) == DB_DONE)
+            *rows += (size_t)db_changes(st);
         else
             rc = store__sqlfail(s, "delete expired rows", err);
         store__done(st);
@@ -83,15 +95,15 @@ static int referenced(store *s, const char *hex, md_err *err)
     for (size_t i = 0; i < N_TABLES; i++) {
         if (!tables[i].references)
             continue;
-        sqlite3_stmt *st = store__stmt(s, tables[i].references, err);
+        db_stmt *st = store__stmt(s, tables[i].references, err);
         if (!st)
             return -1;
-        sqlite3_bind_text(st, 1, hex, -1, SQLITE_STATIC);
-        int r = sqlite3_step(st);
+        db_bind_text(st, 1, hex);
+        int r = db_step(st);
         store__done(st);
-        if (r == SQLITE_ROW)
+        if (r == DB_ROW)
             return 1;
-        if (r != SQLITE_DONE) {
+        if (r != DB_DONE) {
             store__sqlfail(s, "check blob reference", err);
             return -1;
         }
@@ -115,6 +127,7 @@ static int sweep_blob(store *s, const char *dir, const char *hex, int64_t now_ms
         return MD_OK;   /* fresh (or gone): cheap early out without the lock */
     int rc = MD_OK;
     store__lock(s);
+    pthread_mutex_lock(&s->blob_mu); /* store_int.h invariant 5 */
     int ref = referenced(s, hex, err);
     if (ref < 0)
         rc = MD_E_IO;
@@ -124,6 +137,7 @@ static int sweep_blob(store *s, const char *dir, const char *hex, int64_t now_ms
         else
             md_log(MD_LOG_WARN, "store: cannot delete blob %s: %s", hex, strerror(errno));
     }
+    pthread_mutex_unlock(&s->blob_mu);
     store__unlock(s);
     return rc;
 }

@@ -64,7 +64,7 @@ struct xgb_model {
 
 /* Record an XGBoost failure: the detail goes to the log (it may name source files), the
  * client gets the library's one-line reason without its "[time] file:line: " prefix. */
-static int xgb_fail(md_err *err, int code, const char *what)
+int xgb__fail(md_err *err, int code, const char *what)
 {
     const char *full = XGBGetLastError();
     char reason[200] = "";
@@ -143,7 +143,7 @@ static int run_dense(const xgb_model *m, const float *rows, size_t nrows, size_t
     const bst_ulong *shape = NULL;
     bst_ulong dim = 0;
     if (XGBoosterPredictFromDense(m->booster, iface, PREDICT_CONFIG, NULL, &shape, &dim, res) != 0)
-        return xgb_fail(err, MD_E_INTERNAL, "prediction failed");
+        return xgb__fail(err, MD_E_INTERNAL, "prediction failed");
     if (dim != 2 || shape[0] != nrows)
         return md_fail(err, MD_E_INTERNAL, "model", "XGBoost returned an unexpected output shape");
     *cols = shape[1];
@@ -254,13 +254,13 @@ int xgb_model_load_bytes(const void *bytes, size_t len, const xgb_opts *opts, xg
     char nthread[16];
     snprintf(nthread, sizeof nthread, "%d", opts && opts->nthread > 0 ? opts->nthread : 1);
     if (rc == MD_OK && XGBoosterCreate(NULL, 0, &m->booster) != 0)
-        rc = xgb_fail(err, MD_E_INTERNAL, "cannot create a booster");
+        rc = xgb__fail(err, MD_E_INTERNAL, "cannot create a booster");
     if (rc == MD_OK && XGBoosterLoadModelFromBuffer(m->booster, bytes, (bst_ulong)len) != 0)
-        rc = xgb_fail(err, MD_E_MODEL_INVALID, "XGBoost rejected the model");
+        rc = xgb__fail(err, MD_E_MODEL_INVALID, "XGBoost rejected the model");
     if (rc == MD_OK && XGBoosterSetParam(m->booster, "nthread", nthread) != 0)
-        rc = xgb_fail(err, MD_E_INTERNAL, "cannot set nthread");
+        rc = xgb__fail(err, MD_E_INTERNAL, "cannot set nthread");
     if (rc == MD_OK && XGBoosterBoostedRounds(m->booster, &m->info.boosted_rounds) != 0)
-        rc = xgb_fail(err, MD_E_MODEL_INVALID, "cannot count boosted rounds");
+        rc = xgb__fail(err, MD_E_MODEL_INVALID, "cannot count boosted rounds");
     if (rc == MD_OK)
         rc = probe_outputs(m, err);
     if (rc == MD_OK)
@@ -361,13 +361,13 @@ static int contrib_dmatrix(const xgb_model *m, const float *rows, size_t nrows, 
     size_t groups = m->info.num_class > 1 ? (size_t)m->info.num_class : 1, width = ncols + 1;
     DMatrixHandle d = NULL;
     if (XGDMatrixCreateFromMat(rows, (bst_ulong)nrows, (bst_ulong)ncols, NAN, &d) != 0)
-        return xgb_fail(err, MD_E_INTERNAL, "cannot make the contribution matrix");
+        return xgb__fail(err, MD_E_INTERNAL, "cannot make the contribution matrix");
     const bst_ulong *shape = NULL;
     bst_ulong dim = 0;
     const float *res = NULL;
     int rc = MD_OK;
     if (XGBoosterPredictFromDMatrix(m->booster, d, CONTRIB_CONFIG, &shape, &dim, &res) != 0)
-        rc = xgb_fail(err, MD_E_INTERNAL, "contributions failed");
+        rc = xgb__fail(err, MD_E_INTERNAL, "contributions failed");
     else if (dim != 3 || shape[0] != nrows || shape[1] != groups || shape[2] != width)
         rc = md_fail(err, MD_E_INTERNAL, "model",
                      "XGBoost returned an unexpected contribution "

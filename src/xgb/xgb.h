@@ -100,4 +100,36 @@ const char *xgb_model_shap_engine(const xgb_model *m);
 /* Free a model; NULL is a no-op. No xgb_predict on m may be running. */
 void xgb_model_free(xgb_model *m);
 
+/* ---- training (train.c): a new booster in process, for retraining (issue 11 §4) ---------- */
+
+#define XGB_TRAIN_MAX_ROUNDS 5000
+#define XGB_TRAIN_MAX_PARAMS 32
+
+/* One booster parameter as XGBoosterSetParam takes it ("max_depth" = "4"). Borrowed. */
+typedef struct xgb_train_param {
+    const char *key, *value;
+} xgb_train_param;
+
+/* Called after each boosting round (1-based) of rounds; a non-MD_OK return (with err filled)
+ * stops the training and is returned by xgb_train (a cancel). */
+typedef int (*xgb_round_fn)(void *user, int round, int rounds, md_err *err);
+
+typedef struct xgb_train_opts {
+    const xgb_train_param *params; /* objective, eta, max_depth, seed...: set in order */
+    size_t nparams;                /* at most XGB_TRAIN_MAX_PARAMS */
+    int rounds;                    /* 1..XGB_TRAIN_MAX_ROUNDS */
+    int nthread;                   /* 0 = 1; 1..2 (the server trains beside requests) */
+    xgb_round_fn on_round;         /* may be NULL */
+    void *user;
+} xgb_train_opts;
+
+/* Train a booster on nrows rows of ncols floats (row-major, NaN = missing) with one label per
+ * row (y), deterministically for a fixed seed and nthread 1. *model is new (free()): the
+ * booster as XGBoost JSON (*len bytes), loadable by xgb_model_load_bytes. *config (may be
+ * NULL; new, free()) gets XGBoosterSaveJsonConfig's text: the parameters as trained.
+ * Errors: MD_E_INVALID_PARAM (field "rounds", "params", "rows" or "params.<key>" when XGBoost
+ * refuses a value), MD_E_NOMEM, MD_E_INTERNAL, or on_round's code. */
+int xgb_train(const float *x, size_t nrows, size_t ncols, const float *y,
+              const xgb_train_opts *o, char **model, size_t *len, char **config, md_err *err);
+
 #endif

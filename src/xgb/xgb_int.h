@@ -23,6 +23,10 @@ int xgb__parse_doc(const unsigned char *b, size_t len, json_t **out, md_err *err
 struct xgb_info;
 int xgb__validate_doc(const json_t *doc, struct xgb_info *info, md_err *err);
 
+/* Record a libxgboost failure of `what` (XGBGetLastError): the detail to the log, a one-line
+ * reason to err (field "model"). Returns code. (xgb.c; also train.c) */
+int xgb__fail(md_err *err, int code, const char *what);
+
 /* ---- forest.c: our own evaluation of gbtree ensembles (see the file's comment) ---- */
 typedef struct xgb__forest xgb__forest;
 

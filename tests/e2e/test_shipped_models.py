@@ -19,7 +19,7 @@ import verify_modeld  # noqa: E402
 REQUIRED = {"name", "version", "family", "runtime", "artefact", "sha256", "inputs", "outputs",
             "validation"}
 ALLOWED = REQUIRED | {"description", "required", "labels", "preprocessing", "postprocessing",
-                      "input_schema", "metrics", "model_card"}
+                      "input_schema", "metrics", "model_card", "training"}
 DATATYPES = {"BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",
              "FP16", "FP32", "FP64", "BYTES"}
 VERSIONS = sorted(os.path.dirname(p)
@@ -66,3 +66,25 @@ def test_manifest_fields(vdir):
 @pytest.mark.parametrize("vdir", VERSIONS, ids=lambda d: "/".join(d.split(os.sep)[-2:]))
 def test_validation_samples_through_modeld(vdir):
     assert verify_modeld.check_version(_bin(), vdir) == []
+
+
+@pytest.mark.parametrize("vdir", VERSIONS, ids=lambda d: "/".join(d.split(os.sep)[-2:]))
+def test_training_section(vdir):
+    """A retrainable model (POST /api/admin/retrain) ships its held test split with the schema's
+    columns and the label; the others say why they are not retrainable."""
+    with open(os.path.join(vdir, "modeld.json")) as f:
+        mf = json.load(f)
+    t = mf.get("training")
+    if t is None:  # not a business model of training/predict/: refused as not retrainable
+        return
+    if not t["retrainable"]:
+        assert t["reason"]
+        return
+    assert t["metric"] in {"roc_auc", "roc_auc_leak", "mae"} and 1 <= t["rounds"] <= 5000
+    with open(os.path.join(vdir, t["test_split"])) as f:
+        header = f.readline().strip().split(",")
+        rows = sum(1 for line in f if line.strip())
+    cols = [c["name"] for c in mf["input_schema"]["columns"]]
+    assert header == cols + [t["label"]["column"]]
+    assert rows == t["test_rows"] > 0
+    assert os.path.getsize(os.path.join(vdir, t["test_split"])) <= 300 * 1024

@@ -217,7 +217,10 @@ def main():
                       "(an isolation forest served as XGBoost trees), with the metrics most out "
                       "of range.", len(cols), "path_length", 1,
                       "Mean isolation path length E[h(x)] (lower = more anomalous).", cols, pre,
-                      post, samp, metrics, card, digest=pc.common.sha256(path))
+                      post, samp, metrics, card, digest=pc.common.sha256(path),
+                      training=pc.not_retrainable(
+                          "an isolation forest (scikit-learn) exported as trees, not a booster "
+                          "libxgboost can train; training/predict/anomaly.py rebuilds it"))
     pc.write(out, doc, [("Training", f"scikit-learn IsolationForest(n_estimators={TREES}, "
                                      f"max_samples={MAX_SAMPLES}, random_state={SEED % 2**31}) "
                                      "exported to XGBoost JSON (anomaly.py, export).")])

@@ -119,6 +119,11 @@ def main():
                          "allocation beyond it is extrapolated (say so in the answer)",
     }
     pre = {"training_distribution": pc.distribution(cols, x[itr])}
+    # Drift of budget requests (src/pipelines/predict_drift.c) also compares the requested
+    # total with the training weeks' total spend, a column the model itself does not take.
+    total = x[itr][:, :len(CH)].sum(axis=1, keepdims=True)
+    pre["training_distribution"]["features"]["total"] = pc.distribution(
+        [{"name": "total", "type": "number"}], total)["features"]["total"]
     samp = pc.samples(served, x, pc.complete_rows(x, ite, 3), "return")
     true = ", ".join(f"{ch}: a {a}, b {1 / s:.4g}" for ch, (a, s) in synth.TRUE_CURVES.items())
     card = {
@@ -135,7 +140,11 @@ def main():
     doc = pc.manifest(NAME, VERSION, "Marketing budget allocation: fitted diminishing-returns "
                       "curves per channel for the optimiser, and an XGBoost what-if model.",
                       len(cols), "return", 1, "Predicted weekly return (k EUR).", cols, pre,
-                      post, samp, metrics, card, digest=pc.common.sha256(path))
+                      post, samp, metrics, card, digest=pc.common.sha256(path),
+                      training=pc.not_retrainable(
+                          "the allocation comes from response curves fitted per channel "
+                          "(postprocessing.channels), not from the booster: retraining the "
+                          "booster alone would not change an answer"))
     pc.write(out, doc, [("Training", f"curves: scipy.optimize.curve_fit; xgboost {ROUNDS} "
                                      f"rounds, parameters {PARAMS}, one thread."),
                         ("Generator's true curves (a, b)", true)])

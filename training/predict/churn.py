@@ -126,10 +126,14 @@ def main():
                   "elsewhere differ. The contributions explain the model, not causes. "
                   "Probabilities are not recalibrated.",
     }
+    labels = np.where(y == 1, "Yes", "No")
+    ntest = pc.write_test_split(out, cols, x, labels, "churn", ite)
+    training = pc.training_section(PARAMS, ROUNDS, {"column": "churn", "values": ["No", "Yes"]},
+                                   "roc_auc", ntest)
     doc = pc.manifest(NAME, VERSION, "Probability that a telecom customer churns, with a risk band "
                       "and the reasons (XGBoost on wa_churn).", len(cols), "probability", 1,
                       "Probability of churn.", cols, pre, post, samp, metrics, card,
-                      labels=["churn"], digest=pc.common.sha256(path))
+                      labels=["churn"], digest=pc.common.sha256(path), training=training)
     pc.write(out, doc, [("Training", f"xgboost, {ROUNDS} rounds, parameters {PARAMS}, one "
                                      "thread.")])
     print(f"{NAME}: {metrics}", file=sys.stderr)

@@ -186,7 +186,11 @@ def main():
                       "14 days with prediction intervals; recursive XGBoost with lag, calendar "
                       "and weather features.", len(cols), "ratio", 1,
                       "The day's ridership / mean7 (the row's column 4).", cols, pre, post, samp, metrics,
-                      card, digest=pc.common.sha256(path))
+                      card, digest=pc.common.sha256(path),
+                      training=pc.not_retrainable(
+                          "the rows are built from a daily series (lags over a rolling mean) "
+                          "and the prediction intervals from a backtest over it: a new version "
+                          "needs the series, which training/predict/demand.py rebuilds"))
     pc.write(out, doc, [("Training", f"xgboost, {ROUNDS} rounds, parameters {PARAMS}, one "
                                      "thread; weather hidden on 25% of training rows.")])
     print(f"{NAME}: {metrics}", file=sys.stderr)

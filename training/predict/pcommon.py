@@ -197,7 +197,7 @@ def contribution_samples(served, x, rows, columns):
 # ---- manifest ----
 
 def manifest(name, version, description, n_features, out_name, out_width, out_desc, columns,
-             pre, post, samples_, metrics, card, labels=None, digest=""):
+             pre, post, samples_, metrics, card, labels=None, digest="", training=None):
     doc = {
         "name": name, "version": version, "family": "predict", "runtime": "xgboost",
         "artefact": "model.json", "sha256": digest, "description": description,
@@ -219,7 +219,66 @@ def manifest(name, version, description, n_features, out_name, out_width, out_de
         "metrics": metrics,
         "model_card": card,
     })
+    if training is not None:
+        doc["training"] = training
     return doc
+
+
+# ---- retraining (the server's POST /api/admin/retrain reads these) ----
+
+TEST_SPLIT = "test.csv"
+
+
+def training_section(params, rounds, label, metric, test_rows):
+    """The manifest's `training`: how the server retrains this model in process (libxgboost's
+    C API) on a stored dataset or on feedback: the same objective, parameters and rounds as
+    this script, the label column (label: {"column", "values"?: class labels in index order,
+    "transform"?: "log"}), the metric compared on the held test split (`test_split`, written
+    beside model.json by write_test_split) and its size."""
+    p = {k: v for k, v in params.items() if k not in ("objective", "eval_metric")}
+    p.setdefault("tree_method", "hist")  # what train_xgb uses
+    return {"retrainable": True, "objective": params["objective"], "params": p,
+            "rounds": rounds, "label": label, "metric": metric,
+            "test_split": TEST_SPLIT, "test_rows": int(test_rows),
+            "feature_encoding": "the input_schema columns by name, categories as their label "
+                                "(encoded as the index in values), empty = missing",
+            "min_feedback_rows": 50}
+
+
+def not_retrainable(reason):
+    """The `training` section of a model the server cannot retrain (POST /api/admin/retrain
+    answers 422 naming `model` with this reason)."""
+    return {"retrainable": False, "reason": reason}
+
+
+def _cell(c, v):
+    if isinstance(v, str):
+        return v
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return ""
+    if c is not None and c["type"] == "category":
+        return c["values"][int(v)]
+    if c is not None and c["type"] == "integer":
+        return str(int(v))
+    return format(float(v), ".9g")
+
+
+def write_test_split(out, columns, x, labels, label_name, rows, max_rows=None, seed=0):
+    """test.csv beside model.json: the held test rows (indices `rows`) with the schema's
+    columns decoded as callers send them and the label column (labels[i], as found in the
+    data), deterministic; at most max_rows of them (a seeded subsample, kept in order) so the
+    committed file stays small. Returns the number of rows written."""
+    rows = np.asarray(rows)
+    if max_rows is not None and len(rows) > max_rows:
+        keep = np.sort(np.random.RandomState(seed).permutation(len(rows))[:max_rows])
+        rows = rows[keep]
+    with open(os.path.join(out, TEST_SPLIT), "w", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow([c["name"] for c in columns] + [label_name])
+        for i in rows:
+            w.writerow([_cell(c, x[i][k]) for k, c in enumerate(columns)] +
+                       [_cell(None, labels[i])])
+    return len(rows)
 
 
 def write(out, doc, extra):

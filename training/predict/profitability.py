@@ -97,10 +97,12 @@ def main():
                   "any real firm's economics. Retrain on your own client history (POST "
                   "/api/admin/retrain) before trusting the numbers.",
     }
+    ntest = pc.write_test_split(out, cols, x, y, "margin_pct", ite)
+    training = pc.training_section(PARAMS, ROUNDS, {"column": "margin_pct"}, "mae", ntest)
     doc = pc.manifest(NAME, VERSION, "Expected client margin (% of net revenue) with a band "
                       "and its drivers (XGBoost on a documented synthetic process).", len(cols),
                       "margin_pct", 1, "Predicted margin in % of net revenue.", cols, pre, post,
-                      samp, metrics, card, digest=pc.common.sha256(path))
+                      samp, metrics, card, digest=pc.common.sha256(path), training=training)
     pc.write(out, doc, [("Training", f"xgboost, {ROUNDS} rounds, parameters {PARAMS}, one "
                                      "thread.")])
     print(f"{NAME}: {metrics}", file=sys.stderr)

@@ -147,12 +147,18 @@ def main():
         "limits": "Simulated data: the four patterns and their look-alikes are the only ones it "
                   "knows. Real leaks have other shapes; retrain on reviewed cases (feedback).",
     }
+    # 2,500 of the 6,000 test rows keep the committed file small (about 250 KB).
+    pattern = [synth.LEAK_PATTERNS[int(v)] for v in y]
+    ntest = pc.write_test_split(out, cols, x, pattern, "pattern", ite, max_rows=2500, seed=SEED)
+    training = pc.training_section(PARAMS, ROUNDS, {"column": "pattern",
+                                                    "values": synth.LEAK_PATTERNS},
+                                   "roc_auc_leak", ntest)
     doc = pc.manifest(NAME, VERSION, "Revenue leakage per billing record: leak probability, "
                       "pattern and estimated amount (XGBoost, 5 classes, synthetic billing data).",
                       len(cols), "probability", 5, "Class probabilities: none, unbilled_hours, "
                       "discount_beyond_policy, expired_rate, duplicate_credit.", cols, pre, post,
                       samp, metrics, card, labels=synth.LEAK_PATTERNS,
-                      digest=pc.common.sha256(path))
+                      digest=pc.common.sha256(path), training=training)
     pc.write(out, doc, [("Training", f"xgboost, {ROUNDS} rounds, parameters {PARAMS}, one "
                                      "thread.")])
     print(f"{NAME}: {metrics}", file=sys.stderr)

@@ -1,0 +1,697 @@
+/* retrain.c - pl_retrain_check / pl_retrain (pipelines.h): a new version of a predict model,
+ * trained in process on a stored dataset or on feedback, judged against the active version on
+ * the held test split, and installed as a CANARY (better) or a STANDBY (not better).
+ *
+ *   spec (manifest "training") ─▶ rows (retrain_data.c) ─▶ xgb_train ─▶ evaluate new + active
+ *     on the test split ─▶ manifest of the new version ─▶ mdl_install_as(CANARY | STANDBY)
+ *
+ * Invariants:
+ *   1. A retrained version is never activated here: the better one serves canary_percent of
+ *      the requests until an operator promotes it (or the canary rules end it), the other one
+ *      serves nothing. Both are judged on the same rows (the active version's test split).
+ *   2. Everything about how to train comes from the manifest (objective, parameters, rounds,
+ *      label, metric); the caller may override a listed set of hyper-parameters only, so a
+ *      request cannot change the objective, the number of classes or the thread count.
+ *   3. The new version's directory is written whole or not at all (mdl_install_as: a temporary
+ *      directory renamed into place); its manifest validates against its own booster (the
+ *      validation outputs are recomputed by it), so the registry's load check passes.
+ *   4. The version references taken here are released on every path.
+ */
+#include "pipelines/retrain_int.h"
+
+#include "base/clock.h"
+#include "base/log.h"
+#include "xgb/xgb.h"
+
+#include <math.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define DEFAULT_CANARY 10.0
+#define TEST_MAX_BYTES ((size_t)64 << 20)
+#define DATA_MAX_BYTES ((size_t)100 << 20)
+
+/* ---- the manifest's training section ------------------------------------------------------ */
+
+static int spec_bad(md_err *err, const char *key)
+{
+    return md_fail(err, MD_E_MODEL_INVALID, "training",
+                   "the manifest's training.%s is missing or "
+                   "malformed",
+                   key);
+}
+
+static int spec_load(const mdl_manifest *mf, rt_spec *sp, md_err *err)
+{
+    memset(sp, 0, sizeof *sp);
+    const json_t *t = json_object_get(mf->doc, "training");
+    if (mf->family != MDL_PREDICT || !json_is_object(t))
+        return md_fail(err, MD_E_UNSUPPORTED, "model",
+                       "%s cannot be retrained: its manifest "
+                       "has no training section",
+                       mf->name);
+    if (!json_is_true(json_object_get(t, "retrainable")))
+        return md_fail(err, MD_E_UNSUPPORTED, "model", "%s cannot be retrained: %.200s", mf->name,
+                       json_string_value(json_object_get(t, "reason")) ?: "not retrainable");
+    const json_t *label = json_object_get(t, "label");
+    const json_t *rounds = json_object_get(t, "rounds");
+    sp->objective = json_string_value(json_object_get(t, "objective"));
+    sp->params = json_object_get(t, "params");
+    sp->label = json_string_value(json_object_get(label, "column"));
+    sp->label_values = json_object_get(label, "values");
+    const char *tr = json_string_value(json_object_get(label, "transform"));
+    sp->log_label = tr && strcmp(tr, "log") == 0;
+    sp->metric = json_string_value(json_object_get(t, "metric"));
+    sp->test_split = json_string_value(json_object_get(t, "test_split"));
+    json_t *mfb = json_object_get(t, "min_feedback_rows");
+    sp->min_feedback = json_is_integer(mfb) && json_integer_value(mfb) > 0
+                           ? (size_t)json_integer_value(mfb)
+                           : PL_RETRAIN_MIN_FEEDBACK;
+    if (!sp->objective || !json_is_object(sp->params))
+        return spec_bad(err, "objective / params");
+    if (!json_is_integer(rounds) || json_integer_value(rounds) < 1 ||
+        json_integer_value(rounds) > XGB_TRAIN_MAX_ROUNDS)
+        return spec_bad(err, "rounds");
+    sp->rounds = (int)json_integer_value(rounds);
+    if (!sp->label || (sp->label_values && !json_is_array(sp->label_values)) ||
+        (tr && !sp->log_label))
+        return spec_bad(err, "label");
+    if (!sp->metric || (strcmp(sp->metric, "roc_auc") && strcmp(sp->metric, "roc_auc_leak") &&
+                        strcmp(sp->metric, "mae")))
+        return spec_bad(err, "metric");
+    if (!sp->test_split || strchr(sp->test_split, '/') || sp->test_split[0] == '.')
+        return spec_bad(err, "test_split");
+    return MD_OK;
+}
+
+/* ---- parameters ---------------------------------------------------------------------------- */
+
+#define MAX_PARAMS XGB_TRAIN_MAX_PARAMS
+
+typedef struct rt_params {
+    xgb_train_param p[MAX_PARAMS];
+    char key[MAX_PARAMS][48];
+    char val[MAX_PARAMS][48];
+    size_t n;
+    int rounds;
+} rt_params;
+
+/* The overrides a caller may give, with their ranges (invariant 2). */
+typedef struct override_rule {
+    const char *key;
+    double lo, hi;
+    int integer;
+} override_rule;
+
+static const override_rule OVERRIDES[] = {
+    {"rounds", 1, XGB_TRAIN_MAX_ROUNDS, 1},
+    {"eta", 1e-6, 1, 0},
+    {"max_depth", 1, 16, 1},
+    {"subsample", 1e-6, 1, 0},
+    {"colsample_bytree", 1e-6, 1, 0},
+    {"min_child_weight", 0, 1e6, 0},
+    {"lambda", 0, 1e6, 0},
+    {"alpha", 0, 1e6, 0},
+    {"gamma", 0, 1e6, 0},
+    {"seed", 0, 2147483647, 1},
+};
+#define N_OVERRIDES (sizeof OVERRIDES / sizeof OVERRIDES[0])
+
+static int check_overrides(const json_t *o, md_err *err)
+{
+    if (!o || json_is_null(o))
+        return MD_OK;
+    if (!json_is_object(o))
+        return md_fail(err, MD_E_INVALID_PARAM, "params", "must be an object");
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)o, k, v)
+    {
+        size_t i = 0;
+        while (i < N_OVERRIDES && strcmp(OVERRIDES[i].key, k) != 0)
+            i++;
+        char field[64];
+        snprintf(field, sizeof field, "params.%.48s", k);
+        if (i == N_OVERRIDES)
+            return md_fail(err, MD_E_INVALID_PARAM, field, "not a parameter retraining may set");
+        double d = json_number_value(v);
+        if (!json_is_number(v) || !(d >= OVERRIDES[i].lo && d <= OVERRIDES[i].hi) ||
+            (OVERRIDES[i].integer && d != floor(d)))
+            return md_fail(err, MD_E_INVALID_PARAM, field, "must be %s in %g..%g",
+                           OVERRIDES[i].integer ? "an integer" : "a number", OVERRIDES[i].lo,
+                           OVERRIDES[i].hi);
+    }
+    return MD_OK;
+}
+
+static int put_param(rt_params *rp, const char *key, const json_t *v, md_err *err)
+{
+    size_t i = 0;
+    while (i < rp->n && strcmp(rp->key[i], key) != 0)
+        i++;
+    if (i == MAX_PARAMS)
+        return md_fail(err, MD_E_MODEL_INVALID, "training", "too many training parameters");
+    if (i == rp->n)
+        rp->n++;
+    snprintf(rp->key[i], sizeof rp->key[i], "%s", key);
+    if (json_is_integer(v))
+        snprintf(rp->val[i], sizeof rp->val[i], "%lld", (long long)json_integer_value(v));
+    else if (json_is_real(v))
+        snprintf(rp->val[i], sizeof rp->val[i], "%.17g", json_real_value(v));
+    else if (json_is_string(v))
+        snprintf(rp->val[i], sizeof rp->val[i], "%s", json_string_value(v));
+    else
+        return md_fail(err, MD_E_MODEL_INVALID, "training", "parameter %.40s is not a scalar", key);
+    rp->p[i] = (xgb_train_param){rp->key[i], rp->val[i]};
+    return MD_OK;
+}
+
+/* objective, the manifest's parameters, then the caller's overrides (rounds apart). */
+static int build_params(const rt_spec *sp, const json_t *over, rt_params *rp, md_err *err)
+{
+    memset(rp, 0, sizeof *rp);
+    rp->rounds = sp->rounds;
+    json_t *obj = json_string(sp->objective);
+    int rc = put_param(rp, "objective", obj, err);
+    json_decref(obj);
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)sp->params, k, v)
+    {
+        if (rc == MD_OK && strcmp(k, "nthread") != 0)
+            rc = put_param(rp, k, v, err);
+    }
+    json_object_foreach((json_t *)over, k, v)
+    {
+        if (rc == MD_OK && strcmp(k, "rounds") == 0)
+            rp->rounds = (int)json_integer_value(v) ?: (int)json_number_value(v);
+        else if (rc == MD_OK)
+            rc = put_param(rp, k, v, err);
+    }
+    return rc;
+}
+
+/* ---- the active version and the check ----------------------------------------------------- */
+
+/* The ACTIVE version of model (not a canary: the comparison is with what serves); a model
+ * nothing published yet (a registry that loads on demand) is loaded by mdl_acquire, which then
+ * has no canary to pick. *v new. */
+static int acquire_active(pl_ctx *cx, const char *model, mdl_version **v, md_err *err)
+{
+    *v = NULL;
+    if (!cx->models)
+        return md_fail(err, MD_E_MODEL_UNAVAILABLE, "model", "no model registry");
+    json_t *d = NULL;
+    int rc = mdl_describe(cx->models, model, NULL, &d, err);
+    const char *active =
+        rc == MD_OK ? json_string_value(json_object_get(d, "active_version")) : NULL;
+    const char *state = rc == MD_OK ? json_string_value(json_object_get(d, "state")) : NULL;
+    if (rc == MD_OK && (!active || !*active || (state && strcmp(state, "UNLOADED") == 0)))
+        active = NULL;
+    if (rc == MD_OK)
+        rc = mdl_acquire(cx->models, model, active, v, err);
+    json_decref(d);
+    return rc;
+}
+
+static int check_data(pl_ctx *cx, const pl_retrain_in *in, const pr_schema *sc, const rt_spec *sp,
+                      md_err *err)
+{
+    if (!in->data || !*in->data)
+        return md_fail(err, MD_E_MISSING_FIELD, "data", "a dataset id or \"feedback\" is needed");
+    if (strcmp(in->data, PL_RETRAIN_FEEDBACK) == 0) {
+        int64_t n = 0;
+        int rc = store_feedback_count(cx->st, in->model, &n, err);
+        if (rc == MD_OK && n < (int64_t)sp->min_feedback)
+            rc = md_fail(err, MD_E_UNSUPPORTED, "data",
+                         "%lld predictions of %.64s have feedback, "
+                         "at least %zu are needed",
+                         (long long)n, in->model, sp->min_feedback);
+        return rc;
+    }
+    store_dataset *d = malloc(sizeof *d);
+    if (!d)
+        return md_fail(err, MD_E_NOMEM, NULL, NULL);
+    int rc = store_datasets_get(cx->st, in->data, d, err);
+    if (rc == MD_E_NOT_FOUND)
+        rc = md_fail(err, MD_E_NOT_FOUND, "data", "no dataset %.40s", in->data);
+    json_t *cols = rc == MD_OK ? json_loads(d->columns, 0, NULL) : NULL;
+    if (rc == MD_OK)
+        rc = rt__check_header(cols, sc, sp, err);
+    json_decref(cols);
+    free(d);
+    return rc;
+}
+
+/* The active version, its spec and schema, checked with the request (pl_retrain_check). */
+static int prepare(pl_ctx *cx, const pl_retrain_in *in, mdl_version **v, rt_spec *sp, pr_schema *sc,
+                   md_err *err)
+{
+    if (!cx->st)
+        return md_fail(err, MD_E_UNAVAILABLE, "data", "retraining needs the store");
+    if (!in->model || !*in->model)
+        return md_fail(err, MD_E_MISSING_FIELD, "model", "the model to retrain is needed");
+    if (in->canary_percent < 0 || in->canary_percent > 100 || in->nthread < 0 || in->nthread > 2)
+        return md_fail(err, MD_E_INVALID_PARAM,
+                       in->nthread < 0 || in->nthread > 2 ? "nthread" : "canary_percent",
+                       "out of range");
+    int rc = acquire_active(cx, in->model, v, err);
+    if (rc == MD_OK)
+        rc = spec_load(mdl_version_manifest(*v), sp, err);
+    if (rc == MD_OK)
+        rc = pr__schema_load(mdl_version_manifest(*v), sc, err);
+    if (rc == MD_OK)
+        rc = check_overrides(in->params, err);
+    if (rc == MD_OK)
+        rc = check_data(cx, in, sc, sp, err);
+    return rc;
+}
+
+int pl_retrain_check(pl_ctx *cx, const pl_retrain_in *in, md_err *err)
+{
+    mdl_version *v = NULL;
+    rt_spec sp;
+    pr_schema sc = {0};
+    int rc = prepare(cx, in, &v, &sp, &sc, err);
+    pr__schema_free(&sc);
+    mdl_release(v);
+    return rc;
+}
+
+/* ---- the metric --------------------------------------------------------------------------- */
+
+static int cmp_score(const void *a, const void *b)
+{
+    const double *x = a, *y = b;
+    return (x[0] > y[0]) - (x[0] < y[0]);
+}
+
+/* Area under the ROC curve of scores s against 0/1 truths t (ties share their rank). NAN when
+ * one class is absent. */
+static double auc(const double *s, const int *t, size_t n)
+{
+    double *p = malloc(n * 2 * sizeof *p);
+    if (!p)
+        return NAN;
+    size_t pos = 0;
+    for (size_t i = 0; i < n; i++) {
+        p[2 * i] = s[i];
+        p[2 * i + 1] = t[i];
+        pos += t[i] != 0;
+    }
+    qsort(p, n, 2 * sizeof *p, cmp_score);
+    double rank_sum = 0;
+    for (size_t i = 0; i < n;) {
+        size_t j = i;
+        double pos_here = 0;
+        while (j < n && p[2 * j] == p[2 * i])
+            pos_here += p[2 * j++ + 1];
+        rank_sum += pos_here * (double)(i + j + 1) / 2.0; /* mean rank of the tie, 1-based */
+        i = j;
+    }
+    free(p);
+    size_t neg = n - pos;
+    if (pos == 0 || neg == 0)
+        return NAN;
+    return (rank_sum - (double)pos * (double)(pos + 1) / 2.0) / ((double)pos * (double)neg);
+}
+
+/* The spec's metric of outputs out (w floats per row) against the labels. */
+static double metric(const rt_spec *sp, const float *out, size_t w, const rt_rows *t)
+{
+    if (strcmp(sp->metric, "mae") == 0) {
+        double sum = 0;
+        for (size_t i = 0; i < t->n; i++)
+            sum += fabs((double)out[i * w] - (double)t->y[i]);
+        return t->n ? sum / (double)t->n : NAN;
+    }
+    double *s = malloc((t->n ? t->n : 1) * sizeof *s);
+    int *y = malloc((t->n ? t->n : 1) * sizeof *y);
+    double a = NAN;
+    if (s && y) {
+        int leak = strcmp(sp->metric, "roc_auc_leak") == 0;
+        for (size_t i = 0; i < t->n; i++) {
+            s[i] = leak ? 1.0 - (double)out[i * w] : (double)out[i * w + (w > 1)];
+            y[i] = t->y[i] != 0.0f;
+        }
+        a = auc(s, y, t->n);
+    }
+    free(s);
+    free(y);
+    return a;
+}
+
+static int better(const rt_spec *sp, double new_v, double old_v)
+{
+    if (isnan(new_v))
+        return 0;
+    if (isnan(old_v))
+        return 1;
+    return strcmp(sp->metric, "mae") == 0 ? new_v < old_v : new_v > old_v;
+}
+
+/* ---- training and evaluation --------------------------------------------------------------- */
+
+typedef struct rt_job {
+    pl_ctx *cx;
+    const pl_retrain_in *in;
+    mdl_version *active; /* held */
+    rt_spec sp;
+    pr_schema sc;
+    rt_params rp;
+    rt_rows train, test;
+    char *model; /* new: the booster's JSON */
+    size_t model_len;
+    xgb_model *booster; /* new: model loaded back (evaluation, validation outputs) */
+    double new_metric, active_metric, train_s;
+    char version[MDL_VERSION_MAX];
+} rt_job;
+
+static int on_round(void *user, int round, int rounds, md_err *err)
+{
+    rt_job *j = user;
+    md_cancel_progress(j->cx->cancel, 0.1 + 0.8 * (double)round / (double)rounds, "training");
+    return md_cancel_check(j->cx->cancel, "training", err);
+}
+
+static int read_rows(rt_job *j, md_err *err)
+{
+    pl_ctx *cx = j->cx;
+    size_t max = j->in->max_rows ? j->in->max_rows : PL_RETRAIN_MAX_ROWS;
+    md_cancel_progress(cx->cancel, 0.02, "reading");
+    if (strcmp(j->in->data, PL_RETRAIN_FEEDBACK) == 0) {
+        int rc = rt__read_feedback(cx->st, j->in->model, &j->sc, &j->sp, max, &j->train, err);
+        if (rc == MD_OK && j->train.n < j->sp.min_feedback)
+            rc = md_fail(err, MD_E_UNSUPPORTED, "data",
+                         "%zu usable feedback rows (%zu skipped), "
+                         "at least %zu are needed",
+                         j->train.n, j->train.skipped, j->sp.min_feedback);
+        return rc;
+    }
+    store_dataset *d = malloc(sizeof *d);
+    char path[4096];
+    int rc =
+        d ? store_datasets_get(cx->st, j->in->data, d, err) : md_fail(err, MD_E_NOMEM, NULL, NULL);
+    if (rc == MD_E_NOT_FOUND)
+        rc = md_fail(err, MD_E_NOT_FOUND, "data", "no dataset %.40s (deleted?)", j->in->data);
+    if (rc == MD_OK)
+        rc = store_blob_path(cx->st, d->sha256, path, sizeof path, err);
+    if (rc == MD_OK)
+        rc = rt__read_file(path, d->format, DATA_MAX_BYTES, &j->sc, &j->sp, max, "data", &j->train,
+                           err);
+    free(d);
+    return rc;
+}
+
+static int read_test(rt_job *j, md_err *err)
+{
+    char path[PATH_MAX + 80];
+    snprintf(path, sizeof path, "%s/%s", mdl_version_dir(j->active), j->sp.test_split);
+    int rc = rt__read_file(path, "csv", TEST_MAX_BYTES, &j->sc, &j->sp, PL_RETRAIN_MAX_ROWS,
+                           "test_split", &j->test, err);
+    if (rc == MD_OK && j->test.n == 0)
+        rc = md_fail(err, MD_E_MODEL_INVALID, "test_split", "the test split has no rows");
+    return rc;
+}
+
+static int train(rt_job *j, md_err *err)
+{
+    xgb_train_opts o = {.params = j->rp.p,
+                        .nparams = j->rp.n,
+                        .rounds = j->rp.rounds,
+                        .nthread = j->in->nthread,
+                        .on_round = on_round,
+                        .user = j};
+    uint64_t t0 = md_clock_now_ns(md_clock_system());
+    int rc = xgb_train(j->train.x, j->train.n, j->train.ncols, j->train.y, &o, &j->model,
+                       &j->model_len, NULL, err);
+    j->train_s = (double)(md_clock_now_ns(md_clock_system()) - t0) / 1e9;
+    if (rc == MD_OK)
+        rc = xgb_model_load_bytes(j->model, j->model_len, NULL, &j->booster, err);
+    return rc;
+}
+
+/* Both versions on the test split (invariant 1). */
+static int evaluate(rt_job *j, md_err *err)
+{
+    md_cancel_progress(j->cx->cancel, 0.92, "evaluating");
+    size_t w = (size_t)xgb_model_info(j->booster)->num_outputs, aw = 0;
+    float *mine = malloc(j->test.n * w * sizeof *mine), *theirs = NULL;
+    int rc = mine ? xgb_predict(j->booster, j->test.x, j->test.n, j->test.ncols, mine,
+                                j->test.n * w, err)
+                  : md_fail(err, MD_E_NOMEM, NULL, NULL);
+    if (rc == MD_OK)
+        rc = pr__run_rows(j->cx, j->active, j->test.x, j->test.n, j->test.ncols, &theirs, &aw, err);
+    if (rc == MD_OK && aw != w)
+        rc = md_fail(err, MD_E_MODEL_INVALID, "model",
+                     "the new model gives %zu outputs per row, "
+                     "the active one %zu",
+                     w, aw);
+    if (rc == MD_OK) {
+        j->new_metric = metric(&j->sp, mine, w, &j->test);
+        j->active_metric = metric(&j->sp, theirs, w, &j->test);
+    }
+    free(mine);
+    free(theirs);
+    return rc;
+}
+
+/* ---- the new version ------------------------------------------------------------------------ */
+
+/* One more than the largest integer version of the model (either root, loaded or not). */
+static int next_version(rt_job *j, md_err *err)
+{
+    json_t *d = NULL;
+    int rc = mdl_describe(j->cx->models, j->in->model, NULL, &d, err);
+    long long top = 0;
+    size_t i;
+    json_t *v;
+    json_array_foreach(rc == MD_OK ? json_object_get(d, "versions") : NULL, i, v)
+    {
+        const char *s = json_string_value(json_object_get(v, "version"));
+        char *end = NULL;
+        long long n = s ? strtoll(s, &end, 10) : 0;
+        if (s && *s && !*end && n > top)
+            top = n;
+    }
+    json_decref(d);
+    if (rc == MD_OK)
+        snprintf(j->version, sizeof j->version, "%lld", top + 1);
+    return rc;
+}
+
+/* The validation samples' expected outputs, recomputed by the new booster (invariant 3). */
+static int revalidate(rt_job *j, json_t *doc, md_err *err)
+{
+    const char *out_name = mdl_version_manifest(j->active)->outputs[0].name;
+    size_t w = (size_t)xgb_model_info(j->booster)->num_outputs, i;
+    json_t *s;
+    json_array_foreach(json_object_get(json_object_get(doc, "validation"), "samples"), i, s)
+    {
+        json_t *rows = json_object_get(json_object_get(s, "inputs"), "features");
+        size_t n = json_array_size(rows), ncols = j->sc.n;
+        float *x = malloc((n ? n : 1) * ncols * sizeof *x),
+              *y = malloc((n ? n : 1) * w * sizeof *y);
+        int rc = x && y ? MD_OK : md_fail(err, MD_E_NOMEM, NULL, NULL);
+        for (size_t r = 0; rc == MD_OK && r < n * ncols; r++) {
+            json_t *c = json_array_get(json_array_get(rows, r / ncols), r % ncols);
+            x[r] = json_is_number(c) ? (float)json_number_value(c) : NAN;
+        }
+        if (rc == MD_OK)
+            rc = xgb_predict(j->booster, x, n, ncols, y, n * w, err);
+        json_t *outs = json_array();
+        for (size_t r = 0; rc == MD_OK && r < n; r++) {
+            json_t *row = json_array();
+            for (size_t k = 0; k < w; k++)
+                json_array_append_new(row, json_real((double)y[r * w + k]));
+            json_array_append_new(outs, row);
+        }
+        free(x);
+        free(y);
+        if (rc != MD_OK) {
+            json_decref(outs);
+            return rc;
+        }
+        json_object_set_new(json_object_get(s, "outputs"), out_name, outs);
+    }
+    return MD_OK;
+}
+
+static json_t *metrics_json(const rt_job *j)
+{
+    json_t *m = json_object();
+    char parent[64];
+    snprintf(parent, sizeof parent, "parent_%s", j->sp.metric);
+    if (!isnan(j->new_metric))
+        json_object_set_new(m, j->sp.metric, json_real(j->new_metric));
+    if (!isnan(j->active_metric))
+        json_object_set_new(m, parent, json_real(j->active_metric));
+    json_object_set_new(m, "test_samples", json_integer((json_int_t)j->test.n));
+    json_object_set_new(m, "train_samples", json_integer((json_int_t)j->train.n));
+    json_object_set_new(m, "train_seconds", json_real(round(j->train_s * 1000) / 1000));
+    return m;
+}
+
+/* The training section of the new version: the parameters as trained, and where it came from. */
+static void training_json(const rt_job *j, json_t *t)
+{
+    json_t *p = json_object();
+    for (size_t i = 0; i < j->rp.n; i++)
+        if (strcmp(j->rp.key[i], "objective") != 0) {
+            char *end = NULL;
+            double d = strtod(j->rp.val[i], &end);
+            json_object_set_new(p, j->rp.key[i],
+                                *end                              ? json_string(j->rp.val[i])
+                                : d == floor(d) && fabs(d) < 1e15 ? json_integer((json_int_t)d)
+                                                                  : json_real(d));
+        }
+    char at[32];
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(at, sizeof at, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    json_object_set_new(t, "params", p);
+    json_object_set_new(t, "rounds", json_integer(j->rp.rounds));
+    json_object_set_new(t, "trained_from", json_string(j->in->data));
+    json_object_set_new(t, "parent_version", json_string(mdl_version_id(j->active)));
+    json_object_set_new(t, "trained_at", json_string(at));
+}
+
+/* The parent's manifest with the new version, sha256, metrics, validation and lineage. New. */
+static int manifest_text(rt_job *j, char **text, md_err *err)
+{
+    json_t *doc = json_deep_copy(mdl_version_manifest(j->active)->doc);
+    if (!doc)
+        return md_fail(err, MD_E_NOMEM, NULL, NULL);
+    unsigned char h[crypto_hash_sha256_BYTES];
+    char hex[65];
+    crypto_hash_sha256(h, (const unsigned char *)j->model, j->model_len);
+    sodium_bin2hex(hex, sizeof hex, h, sizeof h);
+    json_object_set_new(doc, "version", json_string(j->version));
+    json_object_set_new(doc, "sha256", json_string(hex));
+    json_object_set_new(doc, "metrics", metrics_json(j));
+    training_json(j, json_object_get(doc, "training"));
+    /* Drift of the new version is judged against the rows it learnt from. */
+    json_t *pre = json_object_get(doc, "preprocessing");
+    json_t *dist = rt__distribution(&j->sc, &j->train);
+    if (json_is_object(pre) && dist)
+        json_object_set(pre, "training_distribution", dist);
+    json_decref(dist);
+    /* TreeSHAP samples belong to the parent's trees; the new booster explains itself live. */
+    json_object_del(json_object_get(json_object_get(doc, "postprocessing"), "explanation"),
+                    "samples");
+    int rc = revalidate(j, doc, err);
+    *text = rc == MD_OK ? json_dumps(doc, JSON_INDENT(2)) : NULL;
+    json_decref(doc);
+    if (rc == MD_OK && !*text)
+        rc = md_fail(err, MD_E_NOMEM, NULL, NULL);
+    return rc;
+}
+
+static int read_small(const char *path, char **out, size_t *len, md_err *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return md_fail(err, MD_E_IO, "test_split", "cannot read the test split");
+    char *buf = malloc(TEST_MAX_BYTES);
+    size_t n = buf ? fread(buf, 1, TEST_MAX_BYTES, f) : 0;
+    fclose(f);
+    if (!buf)
+        return md_fail(err, MD_E_NOMEM, NULL, NULL);
+    *out = buf;
+    *len = n;
+    return MD_OK;
+}
+
+/* Write and install the version: CANARY when better, else STANDBY (invariant 1). */
+static int install(rt_job *j, int is_better, md_err *err)
+{
+    md_cancel_progress(j->cx->cancel, 0.95, "installing");
+    char *mf = NULL, *test = NULL;
+    size_t test_len = 0;
+    char p_model[MDL_VERSION_MAX + 16], p_mf[MDL_VERSION_MAX + 16], p_test[MDL_VERSION_MAX + 80];
+    char test_path[PATH_MAX + 80];
+    snprintf(test_path, sizeof test_path, "%s/%s", mdl_version_dir(j->active), j->sp.test_split);
+    int rc = next_version(j, err);
+    if (rc == MD_OK)
+        rc = manifest_text(j, &mf, err);
+    if (rc == MD_OK)
+        rc = read_small(test_path, &test, &test_len, err);
+    snprintf(p_model, sizeof p_model, "%s/model.json", j->version);
+    snprintf(p_mf, sizeof p_mf, "%s/modeld.json", j->version);
+    snprintf(p_test, sizeof p_test, "%s/%s", j->version, j->sp.test_split);
+    mdl_file files[] = {{p_model, j->model, j->model_len},
+                        {p_mf, mf, mf ? strlen(mf) : 0},
+                        {p_test, test, test_len}};
+    double pct = j->in->canary_percent > 0 ? j->in->canary_percent : DEFAULT_CANARY;
+    if (rc == MD_OK)
+        rc = mdl_install_as(j->cx->models, j->in->model, files, 3,
+                            is_better ? MDL_INSTALL_CANARY : MDL_INSTALL_STANDBY, pct, err);
+    free(mf);
+    free(test);
+    return rc;
+}
+
+static json_t *result_json(const rt_job *j, int is_better)
+{
+    double pct = j->in->canary_percent > 0 ? j->in->canary_percent : DEFAULT_CANARY;
+    json_t *o =
+        json_pack("{s:s, s:s, s:s, s:s, s:f, s:s, s:b, s:s, s:I, s:I, s:I, s:i, s:f}", "model",
+                  j->in->model, "version", j->version, "parent_version", mdl_version_id(j->active),
+                  "state", is_better ? "CANARY" : "STANDBY", "canary_percent",
+                  is_better ? pct : 0.0, "metric", j->sp.metric, "better", is_better,
+                  "trained_from", j->in->data, "train_rows", (json_int_t)j->train.n, "skipped_rows",
+                  (json_int_t)j->train.skipped, "test_rows", (json_int_t)j->test.n, "rounds",
+                  j->rp.rounds, "train_seconds", round(j->train_s * 1000) / 1000);
+    if (o) {
+        json_object_set_new(o, "new",
+                            isnan(j->new_metric) ? json_null() : json_real(j->new_metric));
+        json_object_set_new(o, "active",
+                            isnan(j->active_metric) ? json_null() : json_real(j->active_metric));
+    }
+    return o;
+}
+
+int pl_retrain(pl_ctx *cx, const pl_retrain_in *in, json_t **out, md_err *err)
+{
+    *out = NULL;
+    rt_job *j = calloc(1, sizeof *j);
+    if (!j)
+        return md_fail(err, MD_E_NOMEM, NULL, NULL);
+    j->cx = cx;
+    j->in = in;
+    int rc = prepare(cx, in, &j->active, &j->sp, &j->sc, err);
+    if (rc == MD_OK)
+        rc = build_params(&j->sp, in->params, &j->rp, err);
+    if (rc == MD_OK)
+        rc = read_rows(j, err);
+    if (rc == MD_OK)
+        rc = read_test(j, err);
+    if (rc == MD_OK)
+        rc = md_cancel_check(cx->cancel, "reading", err);
+    if (rc == MD_OK)
+        rc = train(j, err);
+    if (rc == MD_OK)
+        rc = evaluate(j, err);
+    int is_better = rc == MD_OK && better(&j->sp, j->new_metric, j->active_metric);
+    if (rc == MD_OK)
+        rc = install(j, is_better, err);
+    if (rc == MD_OK && !(*out = result_json(j, is_better)))
+        rc = md_fail(err, MD_E_NOMEM, NULL, NULL);
+    if (rc == MD_OK)
+        md_log(MD_LOG_INFO,
+               "retrain: %s version %s (%s) %s %.4f vs active %s %.4f, %zu rows, %.2f s", in->model,
+               j->version, is_better ? "CANARY" : "STANDBY", j->sp.metric, j->new_metric,
+               mdl_version_id(j->active), j->active_metric, j->train.n, j->train_s);
+    xgb_model_free(j->booster);
+    free(j->model);
+    rt__rows_free(&j->train);
+    rt__rows_free(&j->test);
+    pr__schema_free(&j->sc);
+    mdl_release(j->active);
+    free(j);
+    return rc;
+}

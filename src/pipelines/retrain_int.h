@@ -1,0 +1,58 @@
+/* retrain_int.h - what retrain.c (the job: spec, parameters, training, evaluation, install) and
+ * retrain_data.c (rows from datasets, test splits and feedback) share. Private to
+ * src/pipelines. */
+#ifndef MD_PIPELINES_RETRAIN_INT_H
+#define MD_PIPELINES_RETRAIN_INT_H
+
+#include "pipelines/predict_int.h"
+
+#include <stddef.h>
+
+/* The manifest's "training" section of a retrainable model (strings borrowed from it). */
+typedef struct rt_spec {
+    const char *objective;
+    const json_t *params; /* object of parameters (numbers or strings) */
+    int rounds;
+    const char *label;          /* the label column */
+    const json_t *label_values; /* class labels in index order, or NULL (a number) */
+    int log_label;              /* transform "log": the label is ln(value), value > 0 */
+    const char *metric;         /* "roc_auc" | "roc_auc_leak" | "mae" */
+    const char *test_split;     /* file beside the artefact */
+    size_t min_feedback;
+} rt_spec;
+
+/* Rows of floats (the schema's columns in index order) and their labels. */
+typedef struct rt_rows {
+    float *x; /* new: n * ncols */
+    float *y; /* new: n */
+    size_t n, cap, ncols;
+    size_t skipped; /* feedback rows left out (no usable label or features) */
+} rt_rows;
+
+void rt__rows_free(rt_rows *r);
+
+/* The label of a value as the model learns it (class index, number, or ln of it).
+ * MD_E_INVALID_PARAM naming sp->label otherwise. */
+int rt__label(const rt_spec *sp, const json_t *v, float *out, md_err *err);
+
+/* Every row of the CSV or JSON-lines file at path (format "csv" | "jsonl"; at most max_rows,
+ * MD_E_TOO_LARGE naming field beyond) into r (r->ncols = sc->n). A row that is not valid for the
+ * schema or has no valid label fails with MD_E_INVALID_PARAM naming `field`, the line and the
+ * column. max_bytes bounds the file. */
+int rt__read_file(const char *path, const char *format, size_t max_bytes, const pr_schema *sc,
+                  const rt_spec *sp, size_t max_rows, const char *field, rt_rows *r, md_err *err);
+
+/* The logged predictions of model with feedback (pages of store_feedback_list) into r; rows
+ * whose features or actual do not fit are skipped (counted in r->skipped). */
+int rt__read_feedback(store *st, const char *model, const pr_schema *sc, const rt_spec *sp,
+                      size_t max_rows, rt_rows *r, md_err *err);
+
+/* The training distribution of r's rows (retrain_dist.c): what
+ * preprocessing.training_distribution holds for drift. New reference; NULL when out of memory. */
+json_t *rt__distribution(const pr_schema *sc, const rt_rows *r);
+
+/* Whether a header (JSON array of names) has every required schema column and the label:
+ * MD_E_UNSUPPORTED naming the first missing one. */
+int rt__check_header(const json_t *names, const pr_schema *sc, const rt_spec *sp, md_err *err);
+
+#endif

@@ -1,0 +1,331 @@
+"""End-to-end tests of stored datasets and retraining (issue 11 §4) on a live server with the
+shipped models: datasets (upload as a form or a raw body, list with paging, get, delete, a
+delete refused with 409 while a schedule uses the dataset, an unparsable file refused naming
+`file`, admin only), and POST /api/admin/retrain from a dataset (churn's shipped test split and
+a label-shifted copy of it) and from feedback, each ending in a new version visible in
+GET /api/models/churn as CANARY or STANDBY with its metrics, plus the errors (unknown model,
+a model that cannot be retrained, unknown dataset, a missing column, too little feedback, bad
+params, a non-admin key). Waits are for conditions with generous bounds, never timing
+thresholds."""
+import csv
+import io
+import json
+import os
+import sys
+import time
+
+import pytest
+import requests
+
+from oip_util import bearer, keyed_server
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
+CHURN_TEST = os.path.join(ROOT, "models", "churn", "1", "test.csv")
+
+
+@pytest.fixture(scope="module")
+def srv():
+    yield from keyed_server(["--models-dir", os.path.join(ROOT, "models"), "--workers", "1",
+                             "--rate-write", "1000:1000", "--rate-admin", "1000:1000"])
+
+
+def admin(s):
+    return bearer(s.admin_key)
+
+
+def churn_rows():
+    with open(CHURN_TEST, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def to_csv(rows, fields=None):
+    out = io.StringIO()
+    w = csv.DictWriter(out, fieldnames=fields or list(rows[0].keys()), lineterminator="\n",
+                       extrasaction="ignore")
+    w.writeheader()
+    w.writerows(rows)
+    return out.getvalue().encode()
+
+
+def put_dataset(s, body, name="data.csv"):
+    r = requests.post(s.url + "/api/admin/datasets", headers=admin(s),
+                      files={"file": (name, body, "text/csv")})
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def wait_job(s, jid, timeout=900):
+    end = time.time() + timeout
+    while time.time() < end:
+        j = requests.get(s.url + "/api/v1/jobs/" + jid, headers=admin(s)).json()
+        if j["status"] in ("SUCCESS", "FAILURE", "CANCELLED"):
+            return j
+        time.sleep(0.3)
+    raise AssertionError("job %s did not finish" % jid)
+
+
+def retrain(s, body):
+    return requests.post(s.url + "/api/admin/retrain", json=body, headers=admin(s))
+
+
+def job_outcome(s, jid):
+    j = wait_job(s, jid)
+    assert j["status"] == "SUCCESS", j
+    r = requests.get(s.url + "/api/v1/jobs/%s/result" % jid, headers=admin(s))
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def version_state(s, model, version):
+    d = requests.get(s.url + "/api/models/" + model, headers=admin(s)).json()["model"]
+    states = {v["version"]: v["state"] for v in d["versions"]}
+    return d, states.get(version)
+
+
+def reference_distribution(mf, rows):
+    """training/predict/pcommon.distribution of the rows (dicts of CSV cells)."""
+    sys.path.insert(0, os.path.join(ROOT, "training", "predict"))
+    import pcommon as pc
+    cols = [{k: v for k, v in c.items() if k != "index"} for c in mf["input_schema"]["columns"]]
+    data = {c["name"]: [r[c["name"]] for r in rows] if c["type"] == "category"
+            else pc.num([r[c["name"]] for r in rows]) for c in cols}
+    return pc.distribution(cols, pc.matrix(cols, data))
+
+
+def assert_close(want, got, path):
+    if isinstance(want, dict):
+        assert set(want) == set(got), path
+        for k in want:
+            assert_close(want[k], got[k], path + "." + k)
+    elif isinstance(want, list):
+        assert len(want) == len(got), path
+        for i, (a, b) in enumerate(zip(want, got)):
+            assert_close(a, b, "%s[%d]" % (path, i))
+    elif isinstance(want, (int, float)):
+        assert abs(want - got) <= 1e-4 * max(1.0, abs(want)), (path, want, got)
+    else:
+        assert want == got, path
+
+
+# ---- datasets ----
+
+def test_dataset_routes(srv):
+    rows = churn_rows()[:20]
+    d = put_dataset(srv, to_csv(rows), name="first.csv")
+    assert d["dataset_id"].startswith("d_") and d["format"] == "csv"
+    assert d["rows"] == 20 and d["columns"][0] == "female" and d["columns"][-1] == "churn"
+    assert d["name"] == "first.csv" and d["size"] > 0 and len(d["sha256"]) == 64
+    raw = requests.post(srv.url + "/api/admin/datasets?name=raw", data=to_csv(rows[:5]),
+                        headers=dict(admin(srv), **{"Content-Type": "text/csv"}))
+    assert raw.status_code == 201, raw.text
+    assert raw.json()["rows"] == 5 and raw.json()["name"] == "raw"
+    jl = requests.post(srv.url + "/api/admin/datasets", data=b'{"a": 1, "b": 2}\n\n{"a": 3}\n',
+                       headers=dict(admin(srv), **{"Content-Type": "application/x-ndjson"}))
+    assert jl.status_code == 201 and jl.json()["format"] == "jsonl"
+    assert jl.json()["rows"] == 2 and jl.json()["columns"] == ["a", "b"]
+
+    got = requests.get(srv.url + "/api/admin/datasets/" + d["dataset_id"], headers=admin(srv))
+    assert got.status_code == 200 and got.json() == d
+    page = requests.get(srv.url + "/api/admin/datasets?limit=2", headers=admin(srv)).json()
+    assert page["count"] == 2 and page["total"] >= 3 and page["next_offset"] == 2
+    assert page["datasets"][0]["dataset_id"] == jl.json()["dataset_id"]  # newest first
+    rest = requests.get(srv.url + "/api/admin/datasets?limit=2&offset=2",
+                        headers=admin(srv)).json()
+    assert d["dataset_id"] in [x["dataset_id"] for x in rest["datasets"]]
+
+    r = requests.delete(srv.url + "/api/admin/datasets/" + raw.json()["dataset_id"],
+                        headers=admin(srv))
+    assert r.status_code == 200 and r.json()["deleted"] is True
+    r = requests.get(srv.url + "/api/admin/datasets/" + raw.json()["dataset_id"],
+                     headers=admin(srv))
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+
+
+def test_dataset_errors(srv):
+    bad = requests.post(srv.url + "/api/admin/datasets", data=b"a,b\n1,2,3\n",
+                        headers=dict(admin(srv), **{"Content-Type": "text/csv"}))
+    assert bad.status_code == 400 and "line 2" in bad.json()["error"]["message"]
+    assert bad.json()["error"]["field"] == "file"
+    dup = requests.post(srv.url + "/api/admin/datasets", data=b"a,a\n1,2\n",
+                        headers=dict(admin(srv), **{"Content-Type": "text/csv"}))
+    assert dup.status_code == 400 and dup.json()["error"]["field"] == "file"
+    js = requests.post(srv.url + "/api/admin/datasets", data=b'{"a": 1}\n[1]\n',
+                       headers=dict(admin(srv), **{"Content-Type": "application/x-ndjson"}))
+    assert js.status_code == 400 and "line 2" in js.json()["error"]["message"]
+    empty = requests.post(srv.url + "/api/admin/datasets", data=b"", headers=admin(srv))
+    assert empty.status_code == 400 and empty.json()["error"]["field"] == "file"
+    lim = requests.get(srv.url + "/api/admin/datasets?limit=0", headers=admin(srv))
+    assert lim.status_code == 400 and lim.json()["error"]["field"] == "limit"
+    for key in (srv.read_key, srv.write_key):
+        r = requests.get(srv.url + "/api/admin/datasets", headers=bearer(key))
+        assert r.status_code == 403
+        r = requests.post(srv.url + "/api/admin/datasets", data=b"a\n1\n", headers=bearer(key))
+        assert r.status_code == 403
+    r = requests.delete(srv.url + "/api/admin/datasets/d_nope", headers=admin(srv))
+    assert r.status_code == 404 and r.json()["error"]["field"] == "dataset_id"
+
+
+def test_delete_refused_while_scheduled(srv):
+    d = put_dataset(srv, to_csv(churn_rows()[:10]))
+    sc = requests.post(srv.url + "/api/admin/schedule", headers=admin(srv),
+                       json={"model": "churn", "cron": "0 3 * * *", "input": d["dataset_id"]})
+    assert sc.status_code == 201, sc.text
+    r = requests.delete(srv.url + "/api/admin/datasets/" + d["dataset_id"], headers=admin(srv))
+    assert r.status_code == 409 and r.json()["error"]["field"] == "dataset_id"
+    requests.delete(srv.url + "/api/admin/schedules/" + sc.json()["schedule_id"],
+                    headers=admin(srv))
+    r = requests.delete(srv.url + "/api/admin/datasets/" + d["dataset_id"], headers=admin(srv))
+    assert r.status_code == 200
+
+
+# ---- retraining ----
+
+def test_retrain_from_a_dataset(srv):
+    d = put_dataset(srv, open(CHURN_TEST, "rb").read(), name="churn-test.csv")
+    r = retrain(srv, {"model": "churn", "data": d["dataset_id"], "params": {"rounds": 40}})
+    assert r.status_code == 202, r.text
+    assert r.json()["status"] == "QUEUED"
+    out = job_outcome(srv, r.json()["job_id"])
+    assert out["model"] == "churn" and out["parent_version"] == "1"
+    assert out["metric"] == "roc_auc" and 0.5 < out["new"] <= 1 and 0.5 < out["active"] <= 1
+    assert out["train_rows"] == d["rows"] and out["test_rows"] == d["rows"]
+    assert out["rounds"] == 40 and out["trained_from"] == d["dataset_id"]
+    # trained on the test split itself, it fits it better than the served model: a canary
+    assert out["better"] is True and out["state"] == "CANARY" and out["canary_percent"] == 10
+    desc, state = version_state(srv, "churn", out["version"])
+    assert state == "CANARY" and desc["active_version"] == "1"
+    assert desc["canary_version"] == out["version"]
+    mf = requests.get(srv.url + "/api/models/churn?version=" + out["version"],
+                      headers=admin(srv)).json()["model"]["manifest"]
+    assert mf["version"] == out["version"]
+    assert abs(mf["metrics"]["roc_auc"] - out["new"]) < 1e-9
+    assert mf["training"]["trained_from"] == d["dataset_id"]
+    assert mf["training"]["parent_version"] == "1" and mf["training"]["rounds"] == 40
+    # drift of the new version: the distribution of its own rows, as pcommon computes it
+    want = reference_distribution(mf, churn_rows())
+    got = mf["preprocessing"]["training_distribution"]
+    assert got["train_rows"] == want["train_rows"] == d["rows"]
+    assert_close(want["features"], got["features"], "features")
+    # the canary serves predictions (its version answers some requests when asked for)
+    one = {k: v for k, v in churn_rows()[0].items() if k != "churn"}
+    for k in ("female", "senior_citizen", "partner", "dependents", "tenure", "phone_service",
+              "paperless_billing"):
+        one[k] = int(one[k])
+    for k in ("monthly_charges", "total_charges"):
+        one[k] = float(one[k])
+    p = requests.post(srv.url + "/api/churn", json={"features": one}, headers=bearer(srv.write_key))
+    assert p.status_code == 200 and p.json()["version"] in ("1", out["version"])
+
+
+def test_retrain_worse_is_standby(srv):
+    # labels flipped: whatever it learns ranks the held test split backwards
+    rows = churn_rows()
+    for r in rows:
+        r["churn"] = "No" if r["churn"] == "Yes" else "Yes"
+    d = put_dataset(srv, to_csv(rows), name="flipped.csv")
+    r = retrain(srv, {"model": "churn", "data": d["dataset_id"], "params": {"rounds": 20}})
+    assert r.status_code == 202, r.text
+    out = job_outcome(srv, r.json()["job_id"])
+    assert out["better"] is False and out["state"] == "STANDBY" and out["new"] < out["active"]
+    desc, state = version_state(srv, "churn", out["version"])
+    assert state == "STANDBY" and desc["active_version"] == "1"
+
+
+def test_retrain_from_feedback(srv):
+    rows = churn_rows()[:60]
+    n = 0
+    for row in rows:
+        feats = {k: v for k, v in row.items() if k != "churn"}
+        for k in ("female", "senior_citizen", "partner", "dependents", "tenure",
+                  "phone_service", "paperless_billing"):
+            feats[k] = int(feats[k])
+        for k in ("monthly_charges", "total_charges"):
+            if feats[k] == "":
+                del feats[k]
+            else:
+                feats[k] = float(feats[k])
+        p = requests.post(srv.url + "/api/churn", json={"features": feats},
+                          headers=bearer(srv.write_key))
+        assert p.status_code == 200, p.text
+        fb = requests.post(srv.url + "/api/churn/feedback", headers=bearer(srv.write_key),
+                           json={"prediction_id": p.json()["prediction_id"],
+                                 "actual": row["churn"]})
+        assert fb.status_code in (200, 201), fb.text
+        n += 1
+    r = retrain(srv, {"model": "churn", "data": "feedback", "params": {"rounds": 10}})
+    assert r.status_code == 202, r.text
+    out = job_outcome(srv, r.json()["job_id"])
+    assert out["trained_from"] == "feedback" and out["train_rows"] >= n
+    assert out["state"] in ("CANARY", "STANDBY")
+    _, state = version_state(srv, "churn", out["version"])
+    assert state == out["state"]
+
+
+def test_retrain_errors(srv):
+    d = put_dataset(srv, to_csv(churn_rows()[:10], fields=["female", "tenure", "churn"]))
+    cases = [
+        ({"model": "nope", "data": "feedback"}, 404, "model"),
+        ({"model": "anomaly", "data": "feedback"}, 422, "model"),
+        ({"model": "budget", "data": "feedback"}, 422, "model"),
+        ({"model": "churn", "data": "d_000000000000000000000000"}, 404, "data"),
+        ({"model": "churn", "data": d["dataset_id"]}, 422, "senior_citizen"),
+        ({"model": "profitability", "data": "feedback"}, 422, "data"),
+        ({"model": "churn"}, 400, "data"),
+        ({"data": "feedback"}, 400, "model"),
+        ({"model": "churn", "data": "feedback", "params": {"objective": "x"}}, 400,
+         "params.objective"),
+        ({"model": "churn", "data": "feedback", "params": {"rounds": 0}}, 400, "params.rounds"),
+        ({"model": "churn", "data": "feedback", "canary_percent": 0}, 400, "canary_percent"),
+        ({"model": "churn", "data": "feedback", "extra": 1}, 400, "extra"),
+    ]
+    for body, status, field in cases:
+        r = retrain(srv, body)
+        assert r.status_code == status, (body, r.text)
+        assert r.json()["error"]["field"] == field, (body, r.text)
+    for key in (srv.read_key, srv.write_key):
+        r = requests.post(srv.url + "/api/admin/retrain", headers=bearer(key),
+                          json={"model": "churn", "data": "feedback"})
+        assert r.status_code == 403
+
+
+def test_retrain_regressors_and_json_lines(srv):
+    """pricing learns ln(price) (label transform "log", MAE in that space) from a CSV;
+    profitability (MAE) from JSON lines; revenue-leak (5 classes, leak AUC) from a CSV."""
+    for model, metric in (("pricing", "mae"), ("revenue-leak", "roc_auc_leak")):
+        body = open(os.path.join(ROOT, "models", model, "1", "test.csv"), "rb").read()
+        d = put_dataset(srv, body, name=model + ".csv")
+        r = retrain(srv, {"model": model, "data": d["dataset_id"], "params": {"rounds": 15}})
+        assert r.status_code == 202, r.text
+        out = job_outcome(srv, r.json()["job_id"])
+        assert out["metric"] == metric and out["new"] > 0 and out["active"] > 0
+        _, state = version_state(srv, model, out["version"])
+        assert state == out["state"]
+    with open(os.path.join(ROOT, "models", "profitability", "1", "test.csv"), newline="") as f:
+        rows = list(csv.DictReader(f))
+    cats = ("industry", "region", "contract_type")
+    lines = "".join(json.dumps({k: (v if k in cats else float(v)) for k, v in r.items()}) + "\n"
+                    for r in rows)
+    d = requests.post(srv.url + "/api/admin/datasets", data=lines.encode(),
+                      headers=dict(admin(srv), **{"Content-Type": "application/x-ndjson"}))
+    assert d.status_code == 201 and d.json()["format"] == "jsonl", d.text
+    r = retrain(srv, {"model": "profitability", "data": d.json()["dataset_id"],
+                      "params": {"rounds": 30, "max_depth": 3}})
+    assert r.status_code == 202, r.text
+    out = job_outcome(srv, r.json()["job_id"])
+    assert out["metric"] == "mae" and out["train_rows"] == len(rows) and out["rounds"] == 30
+    mf = requests.get(srv.url + "/api/models/profitability?version=" + out["version"],
+                      headers=admin(srv)).json()["model"]["manifest"]
+    assert mf["training"]["params"]["max_depth"] == 3 and mf["training"]["rounds"] == 30
+
+
+def test_bad_row_fails_the_job_naming_the_line(srv):
+    rows = churn_rows()[:30]
+    rows[4]["contract"] = "Forever"
+    d = put_dataset(srv, to_csv(rows))
+    r = retrain(srv, {"model": "churn", "data": d["dataset_id"], "params": {"rounds": 5}})
+    assert r.status_code == 202, r.text
+    j = wait_job(srv, r.json()["job_id"])
+    assert j["status"] == "FAILURE"
+    assert j["error_code"] == "invalid_parameter", j
+    assert "line 6" in j["error_message"] and "contract" in j["error_message"], j
