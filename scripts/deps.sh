@@ -32,7 +32,8 @@ MODELS_PKGS=(
   papirus-icon-theme breeze-icon-theme tango-icon-theme numix-icon-theme adwaita-icon-theme
 )
 BENCH_PKGS=(
-  wrk python3-fastapi python3-uvicorn python3-uvloop python3-httptools python3-torch hyperfine
+  wrk python3-fastapi python3-uvicorn python3-uvloop python3-httptools python3-torch python3-xgboost
+  hyperfine
   util-linux procps
 )
 

@@ -21,8 +21,10 @@
  *      in memory only until the first good row fixes the header, at most SPILL_AT bytes, then
  *      spilled to a second file put behind the header at the end) and the file is adopted as
  *      the result blob by rename.
- *   7. Rows are logged to the prediction history like single predictions (predict_log_sample
- *      of them, pl_predict_batch's log), so drift and history see bulk traffic too.
+ *   7. Rows are logged to the prediction history like single predictions (a share
+ *      predict_bulk_log_sample of them, default 0.01, through pl_predict_batch's log), so
+ *      drift and history see bulk traffic too without a million-row file costing a million
+ *      log rows.
  */
 #include "api/bulk.h"
 

@@ -158,7 +158,7 @@ static int open_backends(serve_ctx *c)
     /* `modeld routes` runs no jobs: a queue without workers is enough for the route table. */
     c->enh_kind.models = c->reg;
     c->bulk_kind = (api_bulk_kind){.models = c->reg, .st = c->st,
-                                   .log_sample = c->cfg->predict_log_sample, .serving = true};
+                                   .log_sample = c->cfg->predict_bulk_log_sample, .serving = true};
     if (rc == 0 && cli_jobs_open(cfg, c->st, &c->enh_kind, &c->bulk_kind, c->routes_only ? 0 : -1, c->cl,
                                  &c->jq, &e) != MD_OK)
         return fail("cannot start the job queue", &e, 1);
