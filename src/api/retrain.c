@@ -49,11 +49,16 @@ int api_retrain_run(job_run *r, void *user)
     json_t *out = NULL;
     int rc = pl_retrain(&cx, &in, &out, err);
     char *text = rc == MD_OK ? json_dumps(out, JSON_COMPACT) : NULL;
-    if (rc == MD_OK && !text)
+    /* the metadata is the outcome too, with the format that makes the result's media type */
+    if (text)
+        json_object_set_new(out, "format", json_string("json"));
+    char *meta = text ? json_dumps(out, JSON_COMPACT) : NULL;
+    if (rc == MD_OK && !meta)
         rc = md_fail(err, MD_E_NOMEM, NULL, NULL);
     if (rc == MD_OK)
-        rc = job_run_set_result(r, text, strlen(text), text, err);
+        rc = job_run_set_result(r, text, strlen(text), meta, err);
     free(text);
+    free(meta);
     json_decref(out);
     json_decref(p);
     return rc;

@@ -74,6 +74,8 @@ def job_outcome(s, jid):
     assert j["status"] == "SUCCESS", j
     r = requests.get(s.url + "/api/v1/jobs/%s/result" % jid, headers=admin(s))
     assert r.status_code == 200, r.text
+    assert r.headers["Content-Type"].startswith("application/json")
+    assert j["result"]["format"] == "json", j
     return r.json()
 
 
