@@ -23,6 +23,7 @@
 #include "base/log.h"
 #include "xgb/xgb.h"
 
+#include <limits.h>
 #include <math.h>
 #include <sodium.h>
 #include <stdio.h>
