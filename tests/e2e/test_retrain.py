@@ -331,3 +331,42 @@ def test_bad_row_fails_the_job_naming_the_line(srv):
     assert j["status"] == "FAILURE"
     assert j["error_code"] == "invalid_parameter", j
     assert "line 6" in j["error_message"] and "contract" in j["error_message"], j
+
+
+def test_restart_keeps_the_active_version(start_server, tmp_path):
+    """A STANDBY from retraining is remembered as not serving: after a restart the active
+    version is still the parent (the registry would otherwise start the highest version), and
+    a CANARY is restored as the canary."""
+    data_dir = str(tmp_path / "var")
+    args = ["--models-dir", os.path.join(ROOT, "models"), "--workers", "1"]
+    s = start_server(*args, data_dir=data_dir)
+    key = s.admin_key
+    rows = churn_rows()
+    for r in rows:
+        r["churn"] = "No" if r["churn"] == "Yes" else "Yes"
+    d = put_dataset(s, to_csv(rows), name="flipped.csv")
+    r = retrain(s, {"model": "churn", "data": d["dataset_id"], "params": {"rounds": 10}})
+    worse = job_outcome(s, r.json()["job_id"])
+    assert worse["state"] == "STANDBY"
+    assert s.stop() == 0
+
+    s = start_server(*args, data_dir=data_dir, expect_key=False)
+    s.admin_key = key
+    desc, state = version_state(s, "churn", worse["version"])
+    assert desc["active_version"] == "1" and not desc.get("canary_version"), desc
+    assert state in ("UNLOADED", "STANDBY")
+    d2 = put_dataset(s, open(CHURN_TEST, "rb").read())
+    r = retrain(s, {"model": "churn", "data": d2["dataset_id"], "params": {"rounds": 10},
+                    "canary_percent": 25})
+    better = job_outcome(s, r.json()["job_id"])
+    assert better["state"] == "CANARY" and better["canary_percent"] == 25
+    assert s.stop() == 0
+
+    s = start_server(*args, data_dir=data_dir, expect_key=False)
+    s.admin_key = key
+    desc, _ = version_state(s, "churn", better["version"])
+    assert desc["active_version"] == "1", desc
+    assert desc["canary_version"] == better["version"] and desc["canary_percent"] == 25
+    # the stored dataset outlived the restarts too
+    got = requests.get(s.url + "/api/admin/datasets/" + d["dataset_id"], headers=admin(s))
+    assert got.status_code == 200
