@@ -179,6 +179,10 @@ def test_delete_refused_while_scheduled(srv):
                     headers=admin(srv))
     r = requests.delete(srv.url + "/api/admin/datasets/" + d["dataset_id"], headers=admin(srv))
     assert r.status_code == 200
+    # a schedule cannot name a dataset that does not exist (any more)
+    sc = requests.post(srv.url + "/api/admin/schedule", headers=admin(srv),
+                       json={"model": "churn", "cron": "0 3 * * *", "input": d["dataset_id"]})
+    assert sc.status_code == 404 and sc.json()["error"]["field"] == "input", sc.text
 
 
 # ---- retraining ----
