@@ -20,7 +20,7 @@ TEST_PKGS=(
   clang libclang-rt-14-dev libcmocka-dev
   python3 python3-pytest python3-requests python3-numpy python3-skimage python3-onnx python3-xgboost python3-sklearn
   python3-jsonschema python3-websocket python3-torch python3-pil
-  librsvg2-bin libonnx-testdata chromium nodejs
+  librsvg2-bin libonnx-testdata chromium nodejs curl jq
 )
 # `make models`: retraining the shipped models (training/).
 MODELS_PKGS=(

@@ -26,28 +26,39 @@
 
   /* ------------------------------------------------------------------- tabs --------------- */
 
+  /* What the header says on each tab; an unknown name (a stale #hash) shows Vectorize. */
+  const TAB_TEXT = {
+    vectorize: ['Vectorize', 'Raster logos in, clean SVG out'],
+    enhance: ['Enhance', 'Small photos in, sharp and large out'],
+    predict: ['Predict', 'Business rows in, predictions with reasons out'],
+    models: ['Models', 'Every model of the registry: versions, state, drift, history'],
+  };
+
+  /* Shows one tab and tells the other scripts (predict.js, models.js) through a "modeld:tab"
+   * event, so each loads its data only when its tab is opened. */
   function showTab(name) {
+    if (!TAB_TEXT[name]) name = 'vectorize';
     for (const btn of document.querySelectorAll('.tabs [role=tab]')) {
       const on = btn.dataset.tab === name;
       btn.setAttribute('aria-selected', on ? 'true' : 'false');
       $('tab-' + btn.dataset.tab).hidden = !on;
     }
-    const e = name === 'enhance';
-    document.title = 'modeld · ' + (e ? 'Enhance' : 'Vectorize');
-    document.querySelector('.brand-name span').textContent = e ? 'Enhance' : 'Vectorize';
-    document.querySelector('.brand-sub').textContent = e ? 'Small photos in, sharp and large out'
-      : 'Raster logos in, clean SVG out';
+    const [title, sub] = TAB_TEXT[name];
+    document.title = 'modeld · ' + title;
+    document.querySelector('.brand-name span').textContent = title;
+    document.querySelector('.brand-sub').textContent = sub;
     if (name === 'enhance') loadConfig();
+    document.dispatchEvent(new CustomEvent('modeld:tab', { detail: name }));
   }
 
   function wireTabs() {
     for (const btn of document.querySelectorAll('.tabs [role=tab]')) {
       btn.addEventListener('click', () => {
-        history.replaceState(null, '', btn.dataset.tab === 'enhance' ? '#enhance' : '#');
+        history.replaceState(null, '', btn.dataset.tab === 'vectorize' ? '#' : '#' + btn.dataset.tab);
         showTab(btn.dataset.tab);
       });
     }
-    showTab(location.hash === '#enhance' ? 'enhance' : 'vectorize');
+    showTab(location.hash.slice(1) || 'vectorize');
   }
 
   /* ------------------------------------------------------------------- messages ----------- */

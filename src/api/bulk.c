@@ -15,6 +15,14 @@
  *      error end the job.
  *   5. The result's prediction columns are those of the first good row (flattened); later rows
  *      fill them by name (a field a later row lacks stays empty).
+ *   6. Memory is constant in the upload and the result: the upload is renamed from the HTTP
+ *      layer's spool file into the blob store (a multipart `file` part is copied in blocks); the
+ *      result lines go to a file on the blob store's file system as chunks are predicted (held
+ *      in memory only until the first good row fixes the header, at most SPILL_AT bytes, then
+ *      spilled to a second file put behind the header at the end) and the file is adopted as
+ *      the result blob by rename.
+ *   7. Rows are logged to the prediction history like single predictions (predict_log_sample
+ *      of them, pl_predict_batch's log), so drift and history see bulk traffic too.
  */
 #include "api/bulk.h"
 
@@ -32,11 +40,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define BLOCK ((size_t)1 << 20)          /* bytes read from the input at a time */
 #define LINE_MAX_BYTES ((size_t)1 << 20) /* one JSON line at most */
 #define RESULT_MAX ((size_t)1 << 30)     /* the result CSV at most */
+#define WRITE_AT ((size_t)1 << 18)       /* result bytes gathered before a write */
+#define SPILL_AT ((size_t)1 << 20)       /* result bytes held while the header is unknown */
 
 struct api_bulk {
     api_bulk_opts o;
@@ -56,7 +69,14 @@ typedef struct bulk {
     size_t first_row; /* input row index of the chunk's slot 0 */
     json_t *cols;     /* the prediction columns (invariant 5); NULL before a good row */
     char version[64];
-    md_buf body;    /* result lines, header prepended at the end */
+    md_buf body;    /* result lines not written yet (invariant 6) */
+    job_run *run;   /* borrowed: the result files come from it */
+    char *path;     /* the result file (new), written from its start: header, then lines */
+    int fd;         /* open on path, -1 before */
+    char *spill;    /* lines written before the header was known (new), NULL when none */
+    int spill_fd;
+    bool header;    /* the header line is in the result file */
+    uint64_t written; /* result bytes out so far (RESULT_MAX) */
     md_csv *csv;    /* CSV: the reader (its column names) */
     md_buf line;    /* JSON lines: the partial line carried between blocks */
     size_t line_no; /* JSON lines: lines seen */
@@ -178,6 +198,146 @@ static void index_answer(bulk *b, const json_t *out, size_t n)
     }
 }
 
+/* ---- the run: the result file (invariant 6) --------------------------------------------- */
+
+static int write_fd(bulk *b, int fd, const void *data, size_t n)
+{
+    const char *p = data;
+    b->written += n;
+    if (b->written > RESULT_MAX)
+        return md_fail(b->err, MD_E_TOO_LARGE, "file", "the result passed %zu bytes", RESULT_MAX);
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return md_fail(b->err, w < 0 && (errno == ENOSPC || errno == EDQUOT) ? MD_E_STORAGE_FULL : MD_E_IO,
+                           "result", "cannot write the result");
+        p += w;
+        n -= (size_t)w;
+    }
+    return MD_OK;
+}
+
+/* The header line: row, the prediction columns, the error columns. */
+static int write_header(bulk *b)
+{
+    md_buf h;
+    md_buf_init(&h, LINE_MAX_BYTES); /* column names are short: far less */
+    int rc = md_buf_puts(&h, "row");
+    for (size_t i = 0; rc == MD_OK && i < json_array_size(b->cols); i++) {
+        const json_t *c = json_array_get(b->cols, i);
+        rc = md_buf_putc(&h, ',');
+        if (rc == MD_OK)
+            rc = put_field(&h, json_string_value(c), json_string_length(c));
+    }
+    if (rc == MD_OK)
+        rc = md_buf_puts(&h, ",error_code,error_field,error\n");
+    if (rc == MD_OK)
+        rc = write_fd(b, b->fd, h.data, h.len);
+    else
+        rc = md_fail(b->err, rc, "result", "cannot build the header line");
+    md_buf_free(&h);
+    b->header = rc == MD_OK;
+    return rc;
+}
+
+/* Lines written before the columns were known ("short": row and error columns only, all of
+ * them bad rows) get the prediction columns, empty, after their row index, so every line has
+ * the header's columns (invariant 5). A streaming rewrite: the state carries across blocks. */
+typedef struct widen {
+    size_t ncols;
+    bool in_quote, comma_done; /* inside a quoted field; this line's first comma seen */
+} widen;
+
+static int write_widened(bulk *b, widen *w, const char *p, size_t n, md_buf *tmp)
+{
+    md_buf_reset(tmp);
+    int rc = MD_OK;
+    for (size_t i = 0; i < n && rc == MD_OK; i++) {
+        char c = p[i];
+        if (c == ',' && !w->in_quote && !w->comma_done) {
+            for (size_t k = 0; k < w->ncols && rc == MD_OK; k++)
+                rc = md_buf_putc(tmp, ',');
+            w->comma_done = true;
+        }
+        w->in_quote ^= c == '"';
+        if (c == '\n' && !w->in_quote)
+            w->comma_done = false;
+        if (rc == MD_OK)
+            rc = md_buf_putc(tmp, c);
+    }
+    if (rc != MD_OK)
+        return md_fail(b->err, rc, "result", "cannot widen the result lines");
+    return write_fd(b, b->fd, tmp->data, tmp->len);
+}
+
+/* Append the spill file's lines to the result, widened, in blocks; then drop the spill. */
+static int copy_spill(bulk *b, widen *w, md_buf *tmp)
+{
+    char *block = malloc(BLOCK);
+    if (!block)
+        return md_fail(b->err, MD_E_NOMEM, NULL, NULL);
+    int rc = MD_OK;
+    for (off_t off = 0; rc == MD_OK;) {
+        ssize_t got = pread(b->spill_fd, block, BLOCK, off);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0)
+            rc = md_fail(b->err, MD_E_IO, "result", "cannot read the spilled result");
+        if (got <= 0)
+            break;
+        rc = write_widened(b, w, block, (size_t)got, tmp);
+        off += got;
+    }
+    free(block);
+    close(b->spill_fd);
+    b->spill_fd = -1;
+    unlink(b->spill);
+    free(b->spill);
+    b->spill = NULL;
+    return rc;
+}
+
+/* The columns are known now (or never will be: the end): the header, then the short lines held
+ * (spilled, then in memory), widened. From then on lines go straight to the result file. */
+static int settle(bulk *b)
+{
+    widen w = {.ncols = json_array_size(b->cols)};
+    md_buf tmp;
+    md_buf_init(&tmp, 2 * BLOCK + BLOCK * json_array_size(b->cols));
+    int rc = write_header(b);
+    if (rc == MD_OK && b->spill)
+        rc = copy_spill(b, &w, &tmp);
+    if (rc == MD_OK)
+        rc = write_widened(b, &w, (const char *)b->body.data, b->body.len, &tmp);
+    md_buf_reset(&b->body);
+    md_buf_free(&tmp);
+    return rc;
+}
+
+/* Move the lines gathered in b->body out (invariant 6): to the result file once the header is
+ * in it; while it is not, to the spill file past SPILL_AT bytes; at the end (last) all of them. */
+static int drain(bulk *b, bool last)
+{
+    int rc = MD_OK;
+    if (!b->header && !b->spill && b->body.len >= SPILL_AT) {
+        rc = job_run_result_tmp(b->run, &b->spill, b->err);
+        b->spill_fd = rc == MD_OK ? open(b->spill, O_RDWR | O_CLOEXEC) : -1;
+        if (rc == MD_OK && b->spill_fd < 0)
+            rc = md_fail(b->err, MD_E_IO, "result", "cannot open the spill file");
+    }
+    int to = b->header ? b->fd : b->spill ? b->spill_fd : -1;
+    if (rc == MD_OK && to >= 0 && (last || b->body.len >= WRITE_AT)) {
+        b->written -= b->header ? 0 : b->body.len; /* spilled bytes are counted when copied */
+        rc = write_fd(b, to, b->body.data, b->body.len);
+        md_buf_reset(&b->body);
+    }
+    if (rc == MD_OK && last && !b->header)
+        rc = settle(b);
+    return rc;
+}
+
 /* Predict the rows held, write their lines, report progress, check for a cancel. */
 static int flush(bulk *b)
 {
@@ -192,6 +352,8 @@ static int flush(bulk *b)
         index_answer(b, out, n);
         pick_columns(b, n);
     }
+    if (rc == MD_OK && b->cols && !b->header)
+        rc = settle(b); /* before this chunk's lines, which have the columns */
     for (size_t i = 0; rc == MD_OK && i < n; i++) {
         const json_t *e = b->pre[i] ? b->pre[i] : b->fail[i];
         b->failed += e || !b->pred[i];
@@ -204,6 +366,8 @@ static int flush(bulk *b)
     }
     json_array_clear(b->items);
     b->first_row += n;
+    if (rc == MD_OK)
+        rc = drain(b, false);
     if (rc == MD_OK && b->total_bytes > 0)
         md_cancel_progress(b->cancel, b->done_bytes / b->total_bytes, "predict");
     return rc == MD_OK ? md_cancel_check(b->cancel, "predict", b->err) : rc;
@@ -383,39 +547,29 @@ static int read_rows(bulk *b, FILE *f, const json_t *params)
     return rc;
 }
 
-/* The header line, the lines, and the metadata, as the job's result. */
+/* The last lines, then the file and its metadata as the job's result (adopted by rename). */
 static int save_result(bulk *b, job_run *r)
 {
-    md_buf all;
-    md_buf_init(&all, RESULT_MAX);
-    int rc = md_buf_puts(&all, "row");
-    for (size_t i = 0; rc == MD_OK && i < json_array_size(b->cols); i++) {
-        const json_t *c = json_array_get(b->cols, i);
-        rc = md_buf_putc(&all, ',');
-        if (rc == MD_OK)
-            rc = put_field(&all, json_string_value(c), json_string_length(c));
-    }
-    if (rc == MD_OK)
-        rc = md_buf_puts(&all, ",error_code,error_field,error\n");
-    if (rc == MD_OK)
-        rc = md_buf_append(&all, b->body.data, b->body.len);
-    char *meta = NULL;
+    int rc = drain(b, true);
+    if (rc == MD_OK && fsync(b->fd) != 0)
+        rc = md_fail(b->err, MD_E_IO, "result", "cannot write the result");
     json_t *m =
         json_pack("{s:s, s:s, s:s, s:I, s:I}", "format", "csv", "model", b->model, "version",
                   b->version, "rows", (json_int_t)b->first_row, "failed", (json_int_t)b->failed);
-    meta = m ? json_dumps(m, JSON_COMPACT) : NULL;
+    char *meta = m ? json_dumps(m, JSON_COMPACT) : NULL;
     json_decref(m);
     if (rc == MD_OK && !meta)
         rc = md_fail(b->err, MD_E_NOMEM, NULL, NULL);
-    if (rc == MD_E_TOO_LARGE)
-        rc = md_fail(b->err, MD_E_TOO_LARGE, "file", "the result passed %zu bytes", RESULT_MAX);
-    if (rc == MD_OK)
-        rc = job_run_set_result(r, all.data, all.len, meta, b->err);
+    if (rc == MD_OK) {
+        rc = job_run_set_result_file(r, b->path, meta, b->err); /* steals the file */
+        free(b->path);
+        b->path = NULL;
+    }
     free(meta);
-    md_buf_free(&all);
     return rc;
 }
 
+/* Close the result files and remove what was not adopted. */
 static void bulk_free(bulk *b)
 {
     for (size_t i = 0; i < API_BULK_CHUNK; i++)
@@ -425,7 +579,27 @@ static void bulk_free(bulk *b)
     md_csv_free(b->csv);
     md_buf_free(&b->body);
     md_buf_free(&b->line);
+    if (b->fd >= 0)
+        close(b->fd);
+    if (b->path)
+        unlink(b->path);
+    free(b->path);
+    if (b->spill_fd >= 0)
+        close(b->spill_fd);
+    if (b->spill)
+        unlink(b->spill);
+    free(b->spill);
     free(b);
+}
+
+/* The result file the lines go to. */
+static int open_result(bulk *b)
+{
+    int rc = job_run_result_tmp(b->run, &b->path, b->err);
+    b->fd = rc == MD_OK ? open(b->path, O_WRONLY | O_CLOEXEC) : -1;
+    if (rc == MD_OK && b->fd < 0)
+        rc = md_fail(b->err, MD_E_IO, "result", "cannot open the result file");
+    return rc;
 }
 
 int api_bulk_run(job_run *r, void *user)
@@ -439,16 +613,24 @@ int api_bulk_run(job_run *r, void *user)
         json_decref(params);
         return md_fail(err, MD_E_NOMEM, NULL, NULL);
     }
-    b->cx = (pl_ctx){.models = k->models, .cancel = job_run_cancel(r), .no_explain = true};
+    b->cx = (pl_ctx){.models = k->models,
+                     .st = k->st,
+                     .log_sample = k->log_sample,
+                     .cancel = job_run_cancel(r),
+                     .no_explain = true};
+    b->run = r;
+    b->fd = b->spill_fd = -1;
     b->model = json_string_value(json_object_get(params, "model"));
     b->cancel = job_run_cancel(r);
     b->err = err;
     b->items = json_array();
     md_buf_init(&b->body, RESULT_MAX);
+    int orc = open_result(b);
     md_buf_init(&b->line, LINE_MAX_BYTES);
     char path[4096];
-    int rc = b->model ? input_path(r, k, params, path, sizeof path, err)
-                      : md_fail(err, MD_E_MISSING_FIELD, "model", "the job names no model");
+    int rc = !b->model ? md_fail(err, MD_E_MISSING_FIELD, "model", "the job names no model")
+             : orc != MD_OK ? orc
+                            : input_path(r, k, params, path, sizeof path, err);
     FILE *f = rc == MD_OK ? fopen(path, "rb") : NULL;
     if (rc == MD_OK && !f)
         rc = md_fail(err, MD_E_IO, "input", "cannot open the input");
@@ -468,15 +650,19 @@ int api_bulk_run(job_run *r, void *user)
 
 /* ---- admission ---------------------------------------------------------------------------- */
 
-/* The upload: bytes, format ("csv", "jsonl" or NULL: by the first byte), client name, and a
- * callback_url form field (all borrowed from the request). */
+/* The upload, in the spooled body (invariant 6): the whole body (raw) or the byte range of the
+ * form's `file` part; format ("csv", "jsonl"), client name and a callback_url form field
+ * (borrowed from the request). */
 typedef struct upload {
-    const uint8_t *data;
-    size_t len;
+    http_body_file body;
+    bool whole;        /* the whole body is the upload: it is renamed into the blob store */
+    uint64_t off, len; /* the upload's bytes in the body */
     const char *format;
     const char *name;
     const char *callback_url;
 } upload;
+
+#define CALLBACK_URL_MAX 2048
 
 /* "csv" / "jsonl" by media type, NULL when it does not say. */
 static const char *format_of(const char *ct)
@@ -494,8 +680,24 @@ static const char *format_of(const char *ct)
     return NULL;
 }
 
-/* The `file` part and the callback_url field of a multipart body. */
-static int form_upload(http_req *req, const char *ct, const void *body, size_t len, upload *u)
+/* A small form field's value, read from the body file into the arena. */
+static int form_value(http_req *req, const upload *u, const mp_part *p, const char **out)
+{
+    md_err *err = http_req_err(req);
+    if (p->len > CALLBACK_URL_MAX)
+        return md_fail(err, MD_E_INVALID_PARAM, p->name, "longer than %d bytes", CALLBACK_URL_MAX);
+    char *s = md_arena_alloc(http_req_arena(req), p->len + 1);
+    if (!s)
+        return md_fail(err, MD_E_NOMEM, NULL, NULL);
+    if (pread(u->body.fd, s, p->len, (off_t)p->offset) != (ssize_t)p->len)
+        return md_fail(err, MD_E_IO, "body", "cannot read the upload");
+    s[p->len] = '\0';
+    *out = s;
+    return MD_OK;
+}
+
+/* The `file` part and the callback_url field of a multipart body, found in the file. */
+static int form_upload(http_req *req, const char *ct, upload *u)
 {
     md_err *err = http_req_err(req);
     char boundary[MP_BOUNDARY_MAX + 1];
@@ -505,25 +707,34 @@ static int form_upload(http_req *req, const char *ct, const void *body, size_t l
     if (rc == MD_OK && !parts)
         rc = md_fail(err, MD_E_NOMEM, NULL, NULL);
     if (rc == MD_OK)
-        rc = mp_parse(body, len, boundary, parts, MP_PARTS_MAX, &n, err);
+        rc = mp_file_parse(u->body.fd, u->body.size, boundary, parts, MP_PARTS_MAX, &n, err);
+    bool found = false;
     for (size_t i = 0; rc == MD_OK && i < n; i++) {
-        if (strcmp(parts[i].name, "file") == 0) {
-            u->data = parts[i].data;
+        if (strcmp(parts[i].name, "file") == 0 && !found) {
+            found = true;
+            u->off = parts[i].offset;
             u->len = parts[i].len;
             u->name = parts[i].filename;
             u->format = format_of(parts[i].content_type);
         } else if (strcmp(parts[i].name, "callback_url") == 0) {
-            char *s = md_arena_alloc(http_req_arena(req), parts[i].len + 1);
-            if (!s)
-                return md_fail(err, MD_E_NOMEM, NULL, NULL);
-            memcpy(s, parts[i].data, parts[i].len);
-            s[parts[i].len] = '\0';
-            u->callback_url = s;
+            rc = form_value(req, u, &parts[i], &u->callback_url);
         }
     }
-    if (rc == MD_OK && !u->data)
+    if (rc == MD_OK && !found)
         rc = md_fail(err, MD_E_MISSING_FIELD, "file", "the form has no \"file\" part");
     return rc;
+}
+
+/* The format from the upload's first bytes when its media type does not say. */
+static int sniff(http_req *req, upload *u)
+{
+    char head[4096];
+    size_t want = u->len < sizeof head ? (size_t)u->len : sizeof head;
+    ssize_t got = pread(u->body.fd, head, want, (off_t)u->off);
+    if (got != (ssize_t)want)
+        return md_fail(http_req_err(req), MD_E_IO, "body", "cannot read the upload");
+    u->format = is_jsonl(NULL, head, want) ? "jsonl" : "csv";
+    return MD_OK;
 }
 
 /* The upload of either body shape, checked for size (invariant 1). */
@@ -531,25 +742,23 @@ static int read_upload(api_bulk *a, http_req *req, upload *u)
 {
     md_err *err = http_req_err(req);
     const char *ct = http_req_header(req, "Content-Type");
-    size_t len = 0;
-    const void *body = http_req_body(req, &len);
     memset(u, 0, sizeof *u);
-    int rc = MD_OK;
-    if (ct && strncasecmp(ct, "multipart/", 10) == 0) {
-        rc = form_upload(req, ct, body, len, u);
-    } else {
-        u->data = body;
-        u->len = len;
+    int rc = http_req_body_file(req, &u->body);
+    if (rc == MD_OK && ct && strncasecmp(ct, "multipart/", 10) == 0) {
+        rc = form_upload(req, ct, u);
+    } else if (rc == MD_OK) {
+        u->whole = true;
+        u->len = u->body.size;
         u->name = "";
         u->format = format_of(ct);
     }
     if (rc == MD_OK && u->len > a->o.max_bytes)
-        rc = md_fail(err, MD_E_TOO_LARGE, "file", "the upload is %zu bytes, more than %zu", u->len,
-                     a->o.max_bytes);
+        rc = md_fail(err, MD_E_TOO_LARGE, "file", "the upload is %llu bytes, more than %zu",
+                     (unsigned long long)u->len, a->o.max_bytes);
     if (rc == MD_OK && u->len == 0)
         rc = md_fail(err, MD_E_MISSING_FIELD, "file", "the upload is empty");
     if (rc == MD_OK && !u->format)
-        u->format = is_jsonl(NULL, (const char *)u->data, u->len) ? "jsonl" : "csv";
+        rc = sniff(req, u);
     return rc;
 }
 
@@ -586,18 +795,25 @@ static int bulk_submit(http_req *req, void *ctx)
         free(params);
         return md_fail(err, MD_E_NOMEM, NULL, NULL);
     }
+    job_input_range range = {.fd = u.body.fd, .offset = u.off};
     job_submit_in in = {.kind = API_BULK_KIND,
                         .owner = http_req_identity(req)->key_id,
                         .params_json = params,
-                        .input = u.data,
-                        .input_len = u.len,
+                        .input_len = (size_t)u.len,
+                        .input_range = u.whole ? NULL : &range,
                         .input_name = u.name,
                         .callback_url = cb && *cb ? cb : NULL};
-    rc = job_submit(a->o.jq, &in, j, err);
+    char *taken = NULL; /* the whole body: renamed into the blob store, never copied */
+    rc = u.whole ? http_req_body_take(req, &taken) : MD_OK;
+    in.input_file = taken;
+    if (rc == MD_OK)
+        rc = job_submit(a->o.jq, &in, j, err);
+    free(taken);
     free(params);
     if (rc != MD_OK)
         return rc;
-    http_req_log(req, MD_LOG_INFO, "bulk job %s queued (%s, %zu bytes)", j->id, u.format, u.len);
+    http_req_log(req, MD_LOG_INFO, "bulk job %s queued (%s, %llu bytes)", j->id, u.format,
+                 (unsigned long long)u.len);
     json_t *o = api_job_json(j);
     if (!o)
         return md_fail(err, MD_E_NOMEM, NULL, NULL);
@@ -665,9 +881,9 @@ int api_bulk_register(http_server *srv, const api_bulk_opts *o, api_bulk **out, 
         free(a);
         return rc;
     }
-    /* A raw body over the limit is refused by the server; the envelope of a form gets 1 MB more,
-     * its file part its own 413 (read_upload). */
-    http_route_body_limit(added[0], a->o.max_bytes + ((size_t)1 << 20));
+    /* The body is spooled to a file (invariant 6). A raw body over the limit is refused by the
+     * server; the envelope of a form gets 1 MB more, its file part its own 413 (read_upload). */
+    http_route_body_to_file(added[0], a->o.max_bytes + ((size_t)1 << 20));
     *out = a;
     return MD_OK;
 }

@@ -11,6 +11,11 @@
  *   3. The job's parameters are plain JSON ({quality, upscale, face_enhance, output_format,
  *      input_width, input_height, peak_bytes}); the run reads nothing else from the request,
  *      so a job accepted by one process runs the same in another (a `modeld worker`).
+ *   4. Uploads are spooled to a file by the HTTP layer (http_route_body_to_file), never held
+ *      whole: the parts are located in the file (mp_file_parse), a file's first MiB is read
+ *      for its checks (the whole file only when its dimensions lie further in), and each input
+ *      blob is copied from the spool file in blocks (job_input_range). A 50-file batch costs
+ *      one file's head in memory, not the batch.
  */
 #include "api/enhance.h"
 
@@ -20,9 +25,11 @@
 #include "image/image.h"
 #include "pipelines/pipelines.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define MAX_FILE_DEFAULT ((size_t)20 << 20)
 #define BUDGET_DEFAULT ((uint64_t)1536 << 20)
@@ -140,26 +147,93 @@ static int rate_check(api_enhance *a, http_req *req)
                    a->o.rate.per_sec, a->o.rate.burst);
 }
 
-/* Every part of the request's multipart body; *parts is in the arena. */
-static int parse_form(http_req *req, mp_part **parts, size_t *n)
+/* The text of the option parts (not named field: those are files) read from the body file into
+ * the arena, at most OPTION_MAX bytes each: enough for any option value, whose check then names
+ * it. */
+#define OPTION_MAX 64
+
+static int read_options(http_req *req, int fd, mp_part *parts, size_t n, const char *field)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(parts[i].name, field) == 0)
+            continue;
+        size_t len = parts[i].len < OPTION_MAX ? parts[i].len : OPTION_MAX;
+        uint8_t *text = md_arena_alloc(http_req_arena(req), len + 1);
+        if (!text)
+            return md_fail(http_req_err(req), MD_E_NOMEM, NULL, NULL);
+        if (pread(fd, text, len, (off_t)parts[i].offset) != (ssize_t)len)
+            return md_fail(http_req_err(req), MD_E_IO, "body", "cannot read the upload");
+        parts[i].data = text;
+        parts[i].len = len;
+    }
+    return MD_OK;
+}
+
+/* Every part of the request's multipart body, located in its spool file (invariant 4); *parts
+ * is in the arena, files' data stay in the file (data NULL), options are read (read_options). */
+static int parse_form(http_req *req, const char *field, http_body_file *body, mp_part **parts,
+                      size_t *n)
 {
     md_err *err = http_req_err(req);
     const char *ct = http_req_header(req, "Content-Type");
-    size_t len = 0;
-    const void *body = http_req_body(req, &len);
     char boundary[MP_BOUNDARY_MAX + 1];
     int rc = mp_boundary(ct ? ct : "", boundary, sizeof boundary, err);
+    if (rc == MD_OK)
+        rc = http_req_body_file(req, body);
     if (rc != MD_OK)
         return rc;
     *parts = md_arena_alloc(http_req_arena(req), MP_PARTS_MAX * sizeof **parts);
     if (!*parts)
         return md_fail(err, MD_E_NOMEM, NULL, NULL);
-    return mp_parse(body, len, boundary, *parts, MP_PARTS_MAX, n, err);
+    rc = mp_file_parse(body->fd, body->size, boundary, *parts, MP_PARTS_MAX, n, err);
+    return rc == MD_OK ? read_options(req, body->fd, *parts, *n, field) : rc;
+}
+
+/* The first bytes of a file part (all of it when whole or when it is short): what the magic
+ * bytes and the header dimensions are read from. *out is new (free()). */
+#define HEAD_BYTES ((size_t)1 << 20)
+
+static int read_head(int fd, const mp_part *p, bool whole, uint8_t **out, size_t *len,
+                     md_err *err)
+{
+    *len = whole || p->len < HEAD_BYTES ? p->len : HEAD_BYTES;
+    *out = malloc(*len ? *len : 1);
+    if (!*out)
+        return md_fail(err, MD_E_NOMEM, NULL, NULL);
+    if (pread(fd, *out, *len, (off_t)p->offset) != (ssize_t)*len) {
+        free(*out);
+        *out = NULL;
+        return md_fail(err, MD_E_IO, "body", "cannot read the upload");
+    }
+    return MD_OK;
+}
+
+/* The header dimensions from the file's first MiB, or from the whole file (at most
+ * max_file_bytes) when they lie further in (a JPEG behind big metadata segments). */
+static int probe_file(int fd, const mp_part *p, img_format *fmt, int *w, int *h, md_err *err)
+{
+    uint8_t *head = NULL;
+    size_t len = 0;
+    int rc = read_head(fd, p, false, &head, &len, err);
+    if (rc == MD_OK && img_sniff(head, len) == IMG_FMT_UNKNOWN)
+        rc = md_fail(err, MD_E_UNSUPPORTED_FORMAT, "image", "%s is not a JPEG, PNG, TIFF, BMP or WebP image",
+                     p->filename[0] ? p->filename : "the file");
+    if (rc == MD_OK)
+        rc = img_probe(head, len, NULL, fmt, w, h, err);
+    if (rc != MD_OK && rc != MD_E_UNSUPPORTED_FORMAT && head && len < p->len) {
+        free(head);
+        md_err_clear(err);
+        rc = read_head(fd, p, true, &head, &len, err);
+        if (rc == MD_OK)
+            rc = img_probe(head, len, NULL, fmt, w, h, err);
+    }
+    free(head);
+    return rc;
 }
 
 /* The checks of one file (invariant 2); *peak gets its memory estimate, w and h its size. */
-static int check_file(api_enhance *a, const mp_part *p, const char *field, const enh_opts *o,
-                      uint64_t *peak, int *w, int *h, md_err *err)
+static int check_file(api_enhance *a, int fd, const mp_part *p, const char *field,
+                      const enh_opts *o, uint64_t *peak, int *w, int *h, md_err *err)
 {
     size_t max = a->o.max_file_bytes;
     if (p->len > max)
@@ -168,12 +242,8 @@ static int check_file(api_enhance *a, const mp_part *p, const char *field, const
                        p->filename[0] ? "\"" : "", p->len, max);
     if (p->len == 0)
         return md_fail(err, MD_E_MISSING_FIELD, field, "the file is empty");
-    if (img_sniff(p->data, p->len) == IMG_FMT_UNKNOWN)
-        return md_fail(err, MD_E_UNSUPPORTED_FORMAT, field,
-                       "%s is not a JPEG, PNG, TIFF, BMP or WebP image",
-                       p->filename[0] ? p->filename : "the file");
     img_format fmt;
-    int rc = img_probe(p->data, p->len, NULL, &fmt, w, h, err);
+    int rc = probe_file(fd, p, &fmt, w, h, err);
     if (rc == MD_OK) {
         pl_ctx cx = {.models = a->o.models};
         rc = pl_enhance_estimate(&cx, *w, *h, &o->in, peak, err);
@@ -206,6 +276,7 @@ static char *params_json(const enh_opts *o, int w, int h, uint64_t peak)
 
 typedef struct submission {
     job_submit_in in[BATCH_MAX];
+    job_input_range range[BATCH_MAX]; /* each file's bytes in the spool file */
     char *params[BATCH_MAX];
     size_t n;
 } submission;
@@ -217,8 +288,8 @@ static void submission_free(submission *s)
 }
 
 /* Check the parts named field (at most max of them) and prepare one job each. */
-static int prepare(api_enhance *a, http_req *req, const mp_part *parts, size_t n, const char *field,
-                   size_t max, const enh_opts *o, submission *s)
+static int prepare(api_enhance *a, http_req *req, int fd, const mp_part *parts, size_t n,
+                   const char *field, size_t max, const enh_opts *o, submission *s)
 {
     md_err *err = http_req_err(req);
     const char *owner = http_req_identity(req)->key_id;
@@ -235,16 +306,17 @@ static int prepare(api_enhance *a, http_req *req, const mp_part *parts, size_t n
         snprintf(fname, sizeof fname, max > 1 ? "%s[%zu]" : "%s", field, s->n);
         uint64_t peak = 0;
         int w = 0, h = 0;
-        int rc = check_file(a, &parts[i], fname, o, &peak, &w, &h, err);
+        int rc = check_file(a, fd, &parts[i], fname, o, &peak, &w, &h, err);
         if (rc != MD_OK)
             return rc;
         s->params[s->n] = params_json(o, w, h, peak);
         if (!s->params[s->n])
             return md_fail(err, MD_E_NOMEM, NULL, NULL);
+        s->range[s->n] = (job_input_range){.fd = fd, .offset = parts[i].offset};
         s->in[s->n] = (job_submit_in){.kind = "enhance",
                                       .owner = owner,
                                       .params_json = s->params[s->n],
-                                      .input = parts[i].data,
+                                      .input_range = &s->range[s->n],
                                       .input_len = parts[i].len,
                                       .input_name = parts[i].filename};
         s->n++;
@@ -270,17 +342,18 @@ static int admit(api_enhance *a, http_req *req, const char *field, size_t max, s
     mp_part *parts = NULL;
     size_t n = 0;
     enh_opts o;
+    http_body_file body;
     *s = md_arena_alloc(http_req_arena(req), sizeof **s);
     if (!*s)
         return md_fail(http_req_err(req), MD_E_NOMEM, NULL, NULL);
     (*s)->n = 0;
     int rc = rate_check(a, req);
     if (rc == MD_OK)
-        rc = parse_form(req, &parts, &n);
+        rc = parse_form(req, field, &body, &parts, &n);
     if (rc == MD_OK)
         rc = parse_options(parts, n, &o, http_req_err(req));
     if (rc == MD_OK)
-        rc = prepare(a, req, parts, n, field, max, &o, *s);
+        rc = prepare(a, req, body.fd, parts, n, field, max, &o, *s);
     return rc;
 }
 
@@ -705,9 +778,9 @@ int api_enhance_register(http_server *srv, const api_enhance_opts *o, api_enhanc
     }
     /* The envelope of up to 50 files of max_file_bytes is refused past this: a single file
      * over the limit gets its own 413 naming it (check_file). */
-    http_route_body_limit(added[0], a->o.max_file_bytes + ((size_t)1 << 20));
-    http_route_body_limit(added[1],
-                          (size_t)BATCH_MAX * a->o.max_file_bytes / 4 + ((size_t)1 << 20));
+    http_route_body_to_file(added[0], a->o.max_file_bytes + ((size_t)1 << 20));
+    http_route_body_to_file(added[1],
+                            (size_t)BATCH_MAX * a->o.max_file_bytes / 4 + ((size_t)1 << 20));
     *out = a;
     return MD_OK;
 }

@@ -158,7 +158,7 @@ static void header_value(const char *v, size_t n, char *out, size_t cap)
 }
 
 /* Parse the header block [h, h+n) (lines separated by CRLF) into part. */
-static int parse_headers(const char *h, size_t n, mp_part *part, md_err *err)
+int mp__parse_headers(const char *h, size_t n, mp_part *part, md_err *err)
 {
     int has_disposition = 0;
     while (n > 0) {
@@ -192,7 +192,7 @@ static int parse_headers(const char *h, size_t n, mp_part *part, md_err *err)
 /* ---- the envelope ---------------------------------------------------------------------- */
 
 typedef struct scan {
-    const char *p, *end;
+    const char *start, *p, *end;
     char delim[MP_BOUNDARY_MAX + 5]; /* "\r\n--" + boundary */
     size_t dlen;
 } scan;
@@ -231,7 +231,7 @@ static int next_part(scan *s, mp_part *part, md_err *err)
     if (hend == NULL || (n >= 2 && s->p[0] == '\r' && s->p[1] == '\n'))
         return md_fail(err, MD_E_BAD_REQUEST, "file",
                        "multipart part headers missing or longer than %d bytes", MP_HEADERS_MAX);
-    int rc = parse_headers(s->p, (size_t)(hend - s->p), part, err);
+    int rc = mp__parse_headers(s->p, (size_t)(hend - s->p), part, err);
     if (rc != MD_OK)
         return rc;
     const char *data = hend + 4;
@@ -241,6 +241,7 @@ static int next_part(scan *s, mp_part *part, md_err *err)
                        "multipart body ends before its closing boundary");
     part->data = (const uint8_t *)data;
     part->len = (size_t)(d - data);
+    part->offset = (uint64_t)(data - s->start);
     s->p = d + s->dlen;
     return MD_OK;
 }
@@ -249,6 +250,7 @@ static int next_part(scan *s, mp_part *part, md_err *err)
 static int scan_start(scan *s, const void *body, size_t len, const char *boundary, md_err *err)
 {
     s->p = body;
+    s->start = body;
     s->end = (const char *)body + len;
     size_t blen = boundary ? strlen(boundary) : 0;
     if (body == NULL || blen == 0 || blen > MP_BOUNDARY_MAX)

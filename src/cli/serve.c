@@ -149,7 +149,8 @@ static int open_backends(serve_ctx *c)
     int rc = open_registry(c);
     /* `modeld routes` runs no jobs: a queue without workers is enough for the route table. */
     c->enh_kind.models = c->reg;
-    c->bulk_kind = (api_bulk_kind){.models = c->reg, .st = c->st, .serving = true};
+    c->bulk_kind = (api_bulk_kind){.models = c->reg, .st = c->st,
+                                   .log_sample = c->cfg->predict_log_sample, .serving = true};
     if (rc == 0 && cli_jobs_open(cfg, c->st, &c->enh_kind, &c->bulk_kind, c->routes_only ? 0 : -1,
                                  &c->jq, &e) != MD_OK)
         return fail("cannot start the job queue", &e, 1);
@@ -240,7 +241,11 @@ static int start_http(serve_ctx *c)
                             .test_routes = cfg->test_routes, .store_min_free = cfg->store_min_free};
     if (api_platform_new(&po, &c->plat, &e) != MD_OK)
         return fail("cannot start the platform", &e, 1);
-    http_opts ho = {.host = cfg->host, .port = (uint16_t)cfg->port, .io_threads = (unsigned)cfg->io_threads,
+    /* Spooled request bodies live beside the blobs (one file system): a bulk upload is renamed
+     * into the blob store, never copied. */
+    char spool[4096];
+    snprintf(spool, sizeof spool, "%s/spool", cfg->data_dir);
+    http_opts ho = {.host = cfg->host, .spool_dir = spool, .port = (uint16_t)cfg->port, .io_threads = (unsigned)cfg->io_threads,
                     .compute_threads = (unsigned)cfg->compute_threads, .compute_queue = (unsigned)cfg->compute_queue,
                     .body_limit = cfg->body_limit, .request_timeout_ms = (unsigned)cfg->request_timeout_ms,
                     .conn_timeout_s = (unsigned)(cfg->idle_timeout_ms / 1000),

@@ -53,7 +53,7 @@ static int run_worker(const md_config *cfg, const sigset_t *set)
     int rc = store_open(&so, &st, &e);
     if (rc == MD_OK)
         rc = open_registry(cfg, st, &kind.models, &e);
-    bulk = (api_bulk_kind){.models = kind.models, .st = st};
+    bulk = (api_bulk_kind){.models = kind.models, .st = st, .log_sample = cfg->predict_log_sample};
     if (rc == MD_OK)
         rc = cli_jobs_open(cfg, st, &kind, &bulk, -1, &j, &e);
     if (rc == MD_OK)

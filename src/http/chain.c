@@ -31,6 +31,7 @@ http_req *http__req_new(http_server *s)
     r->arena = a;
     atomic_init(&r->refs, 1);
     r->out_fd = -1;
+    r->spool_fd = -1;
     r->start_ns = md_now_ns();
     r->deadline_ns = r->start_ns + (uint64_t)s->o.request_timeout_ms * 1000000u;
     md_cancel_init(&r->cancel, r->deadline_ns);
@@ -49,6 +50,7 @@ void http__req_unref(http_req *r)
     atomic_fetch_sub(&r->srv->inflight, 1);
     http__ws_req_end(r->ws);
     md_buf_free(&r->body);
+    http__spool_discard(r); /* unless the handler took it (spool.c, invariant 2) */
     free(r->out_malloced);
     if (r->out_fd >= 0)
         close(r->out_fd);
@@ -247,15 +249,18 @@ bool http__req_body_in(http_req *r, const char *data, size_t len)
         r->discarded += len;
         return r->discarded <= 4 * (r->body_limit + 65536);
     }
+    const http_route *rt = r->match.route;
     r->body_seen += len;
     if (r->body_seen > r->body_limit) {
         r->pending = md_fail(&r->err, MD_E_TOO_LARGE, "body", "the body is larger than the limit of %zu bytes",
                              r->body_limit);
         md_buf_free(&r->body);
+        http__spool_discard(r); /* the file goes at once; the rest is drained into nothing */
         return true;
     }
-    const http_route *rt = r->match.route;
-    int rc = rt->sink ? rt->sink(r, data, len, rt->ctx) : md_buf_append(&r->body, data, len);
+    int rc = rt->spool  ? http__spool_write(r, data, len)
+             : rt->sink ? rt->sink(r, data, len, rt->ctx)
+                        : md_buf_append(&r->body, data, len);
     if (rc != MD_OK) {
         if (r->err.code != rc)
             md_fail(&r->err, rc, "body", NULL);

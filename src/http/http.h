@@ -23,7 +23,8 @@
  *      32-hex-char id is made; it is echoed on every response and in every log line.
  *   2. route match (404 / 405 + Allow); CORS preflight (OPTIONS) is answered here when enabled.
  *   3. body: streamed in as it arrives, up to the route's limit (default: server body_limit,
- *      25 MB); past it 413 (at once when Content-Length says so).
+ *      25 MB); past it 413 (at once when Content-Length says so). Gathered in memory, handed to
+ *      the route's sink, or written to a spool file (http_route_body_to_file: large uploads).
  *   4. auth: the route's role; HTTP_ROLE_PUBLIC routes skip it. Credentials come from
  *      "Authorization: Bearer <key or JWT>" or "X-API-Key: <key>" (both with different
  *      credentials: 400). 401 / 403.
@@ -155,6 +156,11 @@ typedef struct http_opts {
                                   behind is closed (1008) (0 = 1 MiB) */
     size_t ws_msg_max;         /* longest message a client may send (0 = 64 KiB; longer: close 1009) */
     size_t gzip_min;           /* smallest body worth compressing (0 = 1024) */
+    const char *spool_dir;     /* where http_route_body_to_file routes write their bodies (made at
+                                  start, 0700; spool files older than an hour, left by a crash,
+                                  are removed then); NULL/"" = $TMPDIR or /tmp. Put it on the
+                                  data dir's file system so a handler can rename a body into the
+                                  blob store. Borrowed until http_server_free */
     http_hooks hooks;
 } http_opts;
 
@@ -185,6 +191,24 @@ http_route *http_route_add(http_server *s, const char *method, const char *patte
 void http_route_body_limit(http_route *r, size_t max);
 /* Stream the body into fn instead of buffering it (multipart uploads). */
 void http_route_body_sink(http_route *r, http_body_fn fn);
+/* Spool the body to a file instead of memory (bulk CSVs, photo batches: the memory a request
+ * holds stays constant in its body size). Sets the route's body limit to max (0 = no body).
+ *   - The file is made in http_opts.spool_dir (0600, a random name) at the first body byte of
+ *     a request that passed auth and the rate limit (a refused request never gets one), and
+ *     each chunk is written to it on the I/O thread as it arrives.
+ *   - The limit is enforced while streaming: a Content-Length above max is answered 413 before
+ *     any byte is read (and the connection closed); a chunked body that passes max has its file
+ *     removed at once and the rest drained into nothing (no memory, no disk), the 413 going out
+ *     when it ends, and one that goes on past 4 limits has its connection dropped. (The 413
+ *     cannot go out mid-body: libmicrohttpd 0.9.75 queues an answer only right after the
+ *     headers or after the whole body.)
+ *   - The route's deadline (request_timeout_ms) starts again when the whole body is in, so a
+ *     slow upload does not eat the handler's time.
+ *   - The handler reads the body with http_req_body_file() (http_req_body() gives NULL). When
+ *     the request ends the file is closed and removed, unless the handler took it with
+ *     http_req_body_take().
+ * Not with a sink (the last call wins). */
+void http_route_body_to_file(http_route *r, size_t max);
 /* A HEAVY route whose work is sometimes tiny (an MLP answers in microseconds, a CNN in
  * milliseconds) asks fn, on the I/O thread once the body is in, whether this request may run
  * there: 1 = run the handler inline like a LIGHT route, 0 = the compute pool. Handing a request
@@ -266,6 +290,21 @@ const char *http_req_header(const http_req *r, const char *name);
 /* The buffered body (NUL-terminated for convenience, len excludes it); NULL/0 when empty or
  * streamed to a sink. Borrowed until the request ends. */
 const void *http_req_body(const http_req *r, size_t *len);
+/* The spooled body of an http_route_body_to_file route. */
+typedef struct http_body_file {
+    const char *path; /* the file (borrowed until the request ends, or until taken) */
+    int fd;           /* open on it, borrowed: read with pread() (the offset is not ours), never
+                         close it; valid until the request ends, also after a take */
+    uint64_t size;    /* bytes in it: the whole body */
+} http_body_file;
+/* Fill *out with the body file (an empty body gets an empty file). MD_E_INTERNAL when the route
+ * does not spool, MD_E_IO / MD_E_STORAGE_FULL when the file cannot be made. */
+int http_req_body_file(http_req *r, http_body_file *out);
+/* Take the body file: steals the file at *path_out (new string, free() it): the layer will not
+ * remove it any more, so the caller renames it into place (store_blob_adopt) or unlinks it.
+ * The fd stays the layer's and open until the request ends. MD_E_INTERNAL when the route does
+ * not spool, MD_E_CONFLICT when taken already. */
+int http_req_body_take(http_req *r, char **path_out);
 /* Parse the body as a JSON object. *out: new reference (json_decref it). Errors name the line
  * and column: MD_E_INVALID_JSON, or MD_E_UNSUPPORTED_MEDIA when the Content-Type is not JSON. */
 int http_req_json(http_req *r, json_t **out);

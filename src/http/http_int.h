@@ -54,6 +54,7 @@ struct http_route {
     void *ctx;
     size_t body_limit;
     http_body_fn sink;
+    bool spool;               /* http_route_body_to_file: the body goes to a file (spool.c) */
     http_inline_fn inline_fn; /* HEAVY routes: may this request run on the I/O thread? */
     http_seg segs[HTTP_MAX_SEGS];
     size_t nsegs;
@@ -195,6 +196,9 @@ struct http_req {
     /* body */
     md_buf body;
     size_t body_limit, body_seen, discarded;
+    int spool_fd;      /* spooled body (spool.c): -1 until the first byte */
+    char *spool_path;  /* malloc()ed; NULL until made; removed at the end unless taken */
+    bool spool_taken;  /* the handler took the file (http_req_body_take) */
     int pending; /* md_code decided before the handler (auth, limits, body), 0 = none */
     http_identity ident;
     bool authed;   /* passed the auth stage of a non-public route */
@@ -261,6 +265,7 @@ void http__ws_detached_free(http_ws *ws);
 struct http_server {
     http_opts o;
     char *host, *cors;
+    char *spool; /* the spool directory (http_opts.spool_dir or $TMPDIR or /tmp), owned */
     http_router router;
     http_metrics *metrics;
     http__route_stats *unmatched;
@@ -332,6 +337,18 @@ int http__check_framing(struct MHD_Connection *c, const char *version, md_err *e
  * lines, te[0..nte) the Transfer-Encoding lines, version "HTTP/1.1" or "HTTP/1.0" (or NULL). */
 int http__framing_verdict(const char *version, const char *const *cl, size_t ncl,
                           const char *const *te, size_t nte, md_err *err);
+/* ---- spooled bodies (spool.c) ---- */
+/* Make the spool directory and remove spool files older than an hour (a crash's leftovers);
+ * the directory is s->spool (set by http_server_new). MD_E_IO naming "spool_dir". */
+int http__spool_prepare(http_server *s, md_err *err);
+/* Append body bytes to r's spool file (made at the first call). MD_E_IO / MD_E_STORAGE_FULL
+ * with r->err filled. */
+int http__spool_write(http_req *r, const char *data, size_t len);
+/* Drop r's spool file now (a refused body); the end of the request does it otherwise. */
+void http__spool_discard(http_req *r);
+/* The whole body is in: a spooled route's deadline starts again (http_route_body_to_file). */
+void http__req_body_end(http_req *r);
+
 /* Copy all headers and query args into the arena (before handing r to another thread). */
 int http__req_detach(http_req *r);
 

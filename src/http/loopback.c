@@ -188,6 +188,8 @@ int http_loopback(http_server *s, const char *method, const char *target, const 
     http__req_headers_in(r, body ? (long long)len : -1);
     if (body && len)
         feed_body(r, body, len);
+    if (r->state == REQ_AUTHED || r->state == REQ_BODY)
+        http__req_body_end(r);
     http__req_to(r, REQ_RUNNING);
     http__req_run(r);
     http__req_finalize(r);

@@ -363,6 +363,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
     switch (r->state) {
     case REQ_AUTHED:
     case REQ_BODY:
+        http__req_body_end(r);
         if (!r->replied && !r->pending && goes_to_pool(r))
             return start_heavy(r);
         return answer_now(r);
@@ -427,6 +428,8 @@ int http_server_new(const http_opts *o, http_server **out, md_err *err)
     s->o.gzip_min = o->gzip_min ? o->gzip_min : 1024;
     s->host = strdup(o->host && *o->host ? o->host : "127.0.0.1");
     s->cors = o->cors_origins && *o->cors_origins ? strdup(o->cors_origins) : NULL;
+    const char *tmp = getenv("TMPDIR");
+    s->spool = strdup(o->spool_dir && *o->spool_dir ? o->spool_dir : tmp && *tmp ? tmp : "/tmp");
     http__router_init(&s->router);
     pthread_mutex_init(&s->watch_mu, NULL);
     pthread_condattr_t ca;
@@ -435,7 +438,7 @@ int http_server_new(const http_opts *o, http_server **out, md_err *err)
     pthread_cond_init(&s->watch_cv, &ca);
     pthread_condattr_destroy(&ca);
     s->started_ns = md_now_ns();
-    int rc = s->host && (!o->cors_origins || !*o->cors_origins || s->cors) ? http__metrics_new(&s->metrics) : MD_E_NOMEM;
+    int rc = s->host && s->spool && (!o->cors_origins || !*o->cors_origins || s->cors) ? http__metrics_new(&s->metrics) : MD_E_NOMEM;
     if (rc == MD_OK)
         s->unmatched = http__metrics_route(s->metrics, "ANY", "unmatched");
     if (rc != MD_OK || !s->unmatched) {
@@ -501,12 +504,25 @@ static int resolve(const char *host, uint16_t port, struct sockaddr_storage *ss,
     return MD_OK;
 }
 
+static bool any_spool(const http_server *s)
+{
+    for (size_t i = 0; i < s->router.n; i++)
+        if (s->router.routes[i]->spool)
+            return true;
+    return false;
+}
+
 int http_server_start(http_server *s, md_err *err)
 {
     struct sockaddr_storage ss;
     int rc = resolve(s->host, s->o.port, &ss, err);
     if (rc != MD_OK)
         return rc;
+    if (any_spool(s)) {
+        rc = http__spool_prepare(s, err);
+        if (rc != MD_OK)
+            return rc;
+    }
     rc = md_pool_new(s->o.compute_threads, s->o.compute_queue, &s->pool);
     if (rc != MD_OK)
         return md_fail(err, rc, NULL, "cannot start the compute pool");
@@ -614,6 +630,7 @@ void http_server_free(http_server *s)
     pthread_mutex_destroy(&s->watch_mu);
     free(s->host);
     free(s->cors);
+    free(s->spool);
     free(s);
 }
 

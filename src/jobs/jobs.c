@@ -255,17 +255,19 @@ int job_running_here(jobs *j)
 
 /* ---- submission ------------------------------------------------------------------------- */
 
+static int drop_input(const job_submit_in *in, int rc);
+
 static int fill_row(jobs *j, const job_submit_in *in, store_job *row, md_err *err)
 {
     memset(row, 0, sizeof *row);
     if (!in->kind || !jobs__valid_kind_name(in->kind))
-        return md_fail(err, MD_E_INVALID_PARAM, "kind", "bad job kind");
+        return drop_input(in, md_fail(err, MD_E_INVALID_PARAM, "kind", "bad job kind"));
     const char *params = in->params_json ? in->params_json : "{}";
     if (strlen(params) >= sizeof row->params)
-        return md_fail(err, MD_E_TOO_LARGE, "params", "job parameters exceed %d bytes",
-                       STORE_JOB_PARAMS_MAX - 1);
+        return drop_input(in, md_fail(err, MD_E_TOO_LARGE, "params", "job parameters exceed %d bytes",
+                                      STORE_JOB_PARAMS_MAX - 1));
     if (in->owner && strlen(in->owner) >= sizeof row->owner)
-        return md_fail(err, MD_E_INVALID_PARAM, "owner", "owner id too long");
+        return drop_input(in, md_fail(err, MD_E_INVALID_PARAM, "owner", "owner id too long"));
     snprintf(row->kind, sizeof row->kind, "%s", in->kind);
     snprintf(row->owner, sizeof row->owner, "%s", in->owner ? in->owner : "");
     snprintf(row->params, sizeof row->params, "%s", params);
@@ -274,9 +276,29 @@ static int fill_row(jobs *j, const job_submit_in *in, store_job *row, md_err *er
     row->input_ttl_ms = j->o.input_ttl_ms;
     row->result_ttl_ms = j->o.result_ttl_ms;
     row->input_bytes = (int64_t)in->input_len;
-    if (!in->input || in->input_len == 0)
+    if (in->input_file) {
+        uint64_t n = 0;
+        int rc = store_blob_adopt(j->s, in->input_file, row->input_sha256, &n, err);
+        row->input_bytes = (int64_t)n;
+        return rc;
+    }
+    if (in->input_len == 0)
+        return MD_OK;
+    if (in->input_range)
+        return store_blob_put_range(j->s, in->input_range->fd, in->input_range->offset, in->input_len,
+                                    row->input_sha256, err);
+    if (!in->input)
         return MD_OK;
     return store_blob_put(j->s, in->input, in->input_len, row->input_sha256, err);
+}
+
+/* An input_file the submission refuses before fill_row adopts it is removed all the same
+ * (job_submit_in: the file is stolen whatever the outcome). */
+static int drop_input(const job_submit_in *in, int rc)
+{
+    if (in->input_file)
+        unlink(in->input_file);
+    return rc;
 }
 
 static void wake_workers(jobs *j)
@@ -302,11 +324,11 @@ int job_submit(jobs *j, const job_submit_in *in, job_info *out, md_err *err)
     if (url) {
         int urc = job_callback_check_url(j->cb_allow, url, err);
         if (urc != MD_OK)
-            return urc;
+            return drop_input(in, urc);
     }
     store_job *row = malloc(sizeof *row);
     if (!row)
-        return md_fail(err, MD_E_NOMEM, NULL, NULL);
+        return drop_input(in, md_fail(err, MD_E_NOMEM, NULL, NULL));
     int rc = fill_row(j, in, row, err);
     if (rc == MD_OK)
         rc = store_jobs_insert(j->s, row, 1, NULL, j->o.max_queued, err);
@@ -332,6 +354,8 @@ int job_submit_batch(jobs *j, const job_submit_in *in, size_t n, job_batch *batc
     for (size_t i = 0; i < n && rc == MD_OK; i++) {
         if (in[i].callback_url && in[i].callback_url[0])
             rc = md_fail(err, MD_E_INVALID_PARAM, "callback_url", "not supported for batches");
+        else if (in[i].input_file)
+            rc = md_fail(err, MD_E_INVALID_PARAM, "input_file", "not supported for batches");
         else
             rc = fill_row(j, &in[i], &rows[i], err);
     }

@@ -104,6 +104,13 @@ md_err *job_run_err(job_run *r);
  * and its metadata (a JSON object of at most STORE_JOB_META_MAX - 1 bytes; NULL = "{}"). The
  * row names them when the run returns MD_OK. Calling it again replaces the previous result. */
 int job_run_set_result(job_run *r, const void *data, size_t n, const char *meta_json, md_err *err);
+/* A result too big for memory: job_run_result_tmp makes an empty file on the blob store's file
+ * system (*path new: free() it; the file is the run's, swept after an hour if left behind) for
+ * the run to write; job_run_set_result_file then adopts it as the result like
+ * job_run_set_result (fsync'd, renamed into the blob store). set_result_file steals the file
+ * whatever the outcome (store_blob_adopt). */
+int job_run_result_tmp(job_run *r, char **path, md_err *err);
+int job_run_set_result_file(job_run *r, const char *path, const char *meta_json, md_err *err);
 
 /* ---- the queue -------------------------------------------------------------------------- */
 
@@ -153,12 +160,25 @@ void job_close(jobs *j);
 int job_workers(const jobs *j);
 int job_running_here(jobs *j);
 
+/* An input that is a byte range of an open file (a part of a spooled multipart body). */
+typedef struct job_input_range {
+    int fd;          /* borrowed; read with pread */
+    uint64_t offset; /* where the input_len bytes start */
+} job_input_range;
+
 typedef struct job_submit_in {
     const char *kind;        /* required; need not be registered in this process */
     const char *owner;       /* key id; NULL = "" */
     const char *params_json; /* JSON object text, < STORE_JOB_PARAMS_MAX bytes; NULL = "{}" */
     const void *input;       /* input bytes (may be NULL with input_len 0); borrowed */
-    size_t input_len;
+    size_t input_len;        /* bytes of input or of input_range (not used with input_file) */
+    /* Large inputs, never in memory (at most one of input, input_range, input_file):
+     * input_range: input_len bytes of a file, copied into the input blob in blocks (borrowed);
+     * input_file (job_submit only): a whole file adopted as the input blob by rename
+     * (store_blob_adopt): steals the file whatever the outcome (gone from its path after the
+     * call, also when the job is refused). */
+    const job_input_range *input_range;
+    const char *input_file;
     const char *input_name; /* client file name; NULL = "" */
     const char *callback_url; /* POSTed to when the job ends (see "callbacks"); NULL = none */
 } job_submit_in;

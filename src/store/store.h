@@ -136,6 +136,20 @@ int store_audit_count(store *s, int64_t *n, md_err *err);
 /* Write data as <data>/blobs/ab/cd/<sha256> (tmp file + fsync + rename), once per content:
  * an existing blob is left alone. hex gets the SHA-256 in lower-case hex. */
 int store_blob_put(store *s, const void *data, size_t n, char hex[STORE_SHA256_HEX], md_err *err);
+/* Large blobs, never held in memory (bulk uploads and results):
+ * store_blob_tmp makes an empty file under blobs/tmp (swept after an hour when left behind)
+ * for the caller to write; *path is new (free() it), the file is the caller's.
+ * store_blob_adopt makes the file at path a blob: its bytes are hashed in blocks, fsync'd, and
+ * the file renamed into place (copied, when path is on another file system). Steals the file on
+ * MD_OK (it is gone from path); on an error the file stays where it was, the caller's. path
+ * must not be written any more. size (may be NULL) gets its length.
+ * store_blob_put_range copies the len bytes at off of fd (borrowed; read with pread) into a
+ * new blob, in blocks: a part of a spooled multipart body. MD_E_IO when fd is shorter. */
+int store_blob_tmp(store *s, char **path, md_err *err);
+int store_blob_adopt(store *s, const char *path, char hex[STORE_SHA256_HEX], uint64_t *size,
+                     md_err *err);
+int store_blob_put_range(store *s, int fd, uint64_t off, uint64_t len, char hex[STORE_SHA256_HEX],
+                         md_err *err);
 /* Read a blob. MD_E_FILE_NOT_FOUND when absent, MD_E_TOO_LARGE when bigger than max.
  * *data is new (free() it). */
 int store_blob_read(store *s, const char *hex, size_t max, uint8_t **data, size_t *n,

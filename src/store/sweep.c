@@ -1,8 +1,9 @@
 /* sweep.c - retention: deletes expired rows and the blobs nothing references any more.
  *
  * The server calls store_sweep() from a timer (every minute or so). Each table whose rows
- * expire and name a blob is listed in `tables` below (uploads, conversion results); a new
- * kind of blob-backed row joins by adding one line.
+ * expire and name a blob is listed in `tables` below (uploads, conversion results, jobs), with
+ * the rows that live and die with them (batches, callbacks); a new kind joins by adding one
+ * line.
  *
  * Invariants:
  *   1. A blob is deleted only when (a) no row of any listed table names it and (b) its mtime,
@@ -44,6 +45,12 @@ static const blob_table tables[] = {
      " AND input_expires_ms <= ?",
      "SELECT 1 FROM jobs WHERE input_sha256 = ?1 OR result_sha256 = ?1 LIMIT 1"},
     {"DELETE FROM jobs WHERE expires_ms > 0 AND expires_ms <= ?", NULL},
+    /* Callbacks (callbacks.c) go with their job, after the line above: a delivered or finally
+     * failed one is kept as long as its job's row (the result retention), and a pending one
+     * whose job is gone (deleted by its owner) could never be due (the due query joins jobs). */
+    {"DELETE FROM callbacks WHERE created_ms <= ?"
+     " AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.id = callbacks.job_id)",
+     NULL},
     /* A batch goes with its last job (a batch and its jobs are inserted in one transaction,
      * so a batch is never seen without them). */
     {"DELETE FROM batches WHERE created_ms <= ?"

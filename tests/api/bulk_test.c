@@ -148,6 +148,47 @@ static void test_json_lines(void **state)
     free(out);
 }
 
+/* More than 1 MiB of bad rows before the first good one: the lines are spilled to a file until
+ * the header is known, then put behind it with the prediction columns (empty) added, so every
+ * line has the header's columns. */
+static void test_bad_rows_before_the_first_good_one(void **state)
+{
+    fx *f = *state;
+    size_t nbad = 30000;
+    const char *good = "{\"female\":1,\"senior_citizen\":0,\"partner\":1,\"dependents\":0,\"tenure\":5,"
+                       "\"phone_service\":0,\"multiple_lines\":\"No phone service\",\"internet_service\":"
+                       "\"DSL\",\"online_security\":\"No\",\"online_backup\":\"Yes\",\"device_protection\":"
+                       "\"No\",\"tech_support\":\"No\",\"streaming_tv\":\"No\",\"streaming_movies\":\"No\","
+                       "\"contract\":\"Month-to-month\",\"paperless_billing\":1,\"payment_method\":"
+                       "\"Electronic check\",\"monthly_charges\":29.85,\"total_charges\":29.85}\n";
+    char *in = malloc(nbad * 4 + strlen(good) + 1);
+    for (size_t i = 0; i < nbad; i++)
+        memcpy(in + 4 * i, "[1]\n", 4);
+    strcpy(in + 4 * nbad, good);
+    char *out = NULL;
+    assert_int_equal(run_job(f, API_BULK_KIND, "{\"model\":\"churn\",\"format\":\"jsonl\"}", in, &out),
+                     JOB_SUCCESS);
+    free(in);
+    assert_non_null(out);
+    /* out holds the first MiB: count the header's columns and check every whole line has them */
+    size_t cols = 1;
+    for (const char *p = out; *p != '\n'; p++)
+        cols += *p == ',';
+    assert_true(cols > 4); /* row, some prediction columns, 3 error columns */
+    size_t lines = 0;
+    const char *line = out;
+    for (const char *nl = strchr(line, '\n'); nl && lines < 1000; nl = strchr(line, '\n'), lines++) {
+        size_t c = 1;
+        for (const char *p = line; p < nl; p++)
+            c += *p == ',';
+        assert_int_equal(c, cols);
+        line = nl + 1;
+    }
+    assert_int_equal(lines, 1000);
+    assert_true(strncmp(strchr(out, '\n') + 1, "0,", 2) == 0);
+    free(out);
+}
+
 static void test_unknown_model_fails(void **state)
 {
     fx *f = *state;
@@ -191,6 +232,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_csv),
         cmocka_unit_test(test_json_lines),
+        cmocka_unit_test(test_bad_rows_before_the_first_good_one),
         cmocka_unit_test(test_unknown_model_fails),
         cmocka_unit_test(test_schedule_input_from_upload),
         cmocka_unit_test(test_cancel_between_chunks),

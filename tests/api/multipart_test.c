@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "api/multipart.h"
@@ -175,6 +176,159 @@ static void test_sanitize(void **state)
     }
 }
 
+/* ---- the streaming reader (multipart_stream.c) ---- */
+
+typedef struct collected {
+    mp_part parts[8];
+    size_t n;
+    char data[8][64];
+    size_t dlen[8];
+} collected;
+
+static int c_part(void *user, const mp_part *p)
+{
+    collected *c = user;
+    c->parts[c->n] = *p;
+    c->dlen[c->n] = 0;
+    return MD_OK;
+}
+
+static int c_data(void *user, const uint8_t *d, size_t n)
+{
+    collected *c = user;
+    assert_true(c->dlen[c->n] + n < sizeof c->data[0]);
+    memcpy(c->data[c->n] + c->dlen[c->n], d, n);
+    c->dlen[c->n] += n;
+    return MD_OK;
+}
+
+static int c_end(void *user, const mp_part *p)
+{
+    collected *c = user;
+    c->parts[c->n].len = p->len;
+    assert_int_equal(p->len, c->dlen[c->n]);
+    c->n++;
+    return MD_OK;
+}
+
+/* Feed body in pieces of `piece` bytes. */
+static int stream(const char *body, size_t len, const char *boundary, size_t piece, collected *c, md_err *e)
+{
+    memset(c, 0, sizeof *c);
+    mp_stream_cb cb = {c_part, c_data, c_end};
+    mp_stream *s = NULL;
+    int rc = mp_stream_new(boundary, 8, &cb, c, &s, e);
+    for (size_t off = 0; rc == MD_OK && off < len; off += piece)
+        rc = mp_stream_feed(s, body + off, len - off < piece ? len - off : piece, e);
+    if (rc == MD_OK)
+        rc = mp_stream_finish(s, e);
+    mp_stream_free(s);
+    return rc;
+}
+
+/* Data holding near-delimiters ("\r\n--XyZ" without its end, "\r\r\n-") comes out whole, for
+ * every split of the body, at the offsets mp_parse finds. */
+static void test_stream_same_as_parse(void **state)
+{
+    (void)state;
+    static const char body[] =
+        "preamble" CRLF "--XyZ" CRLF "Content-Disposition: form-data; name=\"file\"; filename=\"a.csv\"" CRLF
+        "Content-Type: text/csv" CRLF CRLF "a,b\r\r\n-\r\n--Xy\r\n--XyQ" CRLF "--XyZ  " CRLF
+        "Content-Disposition: form-data; name=\"callback_url\"" CRLF CRLF "http://h/" CRLF "--XyZ--"
+        CRLF "epilogue";
+    size_t len = sizeof body - 1;
+    mp_part mem[8];
+    size_t n = 0;
+    md_err e = {0};
+    assert_int_equal(mp_parse(body, len, "XyZ", mem, 8, &n, &e), MD_OK);
+    assert_int_equal(n, 2);
+    for (size_t piece = 1; piece <= len; piece++) {
+        collected c;
+        assert_int_equal(stream(body, len, "XyZ", piece, &c, &e), MD_OK);
+        assert_int_equal(c.n, 2);
+        for (size_t i = 0; i < 2; i++) {
+            assert_int_equal(c.parts[i].offset, mem[i].offset);
+            assert_int_equal(c.parts[i].len, mem[i].len);
+            assert_memory_equal(c.data[i], mem[i].data, mem[i].len);
+            assert_string_equal(c.parts[i].name, mem[i].name);
+        }
+        assert_string_equal(c.parts[0].filename, "a.csv");
+        assert_string_equal(c.parts[0].content_type, "text/csv");
+    }
+}
+
+static void test_stream_refuses_what_parse_refuses(void **state)
+{
+    (void)state;
+    const char *bad[] = {
+        "",
+        "no boundary here at all",
+        "--XyZ" CRLF "Content-Disposition: form-data; name=\"file\"" CRLF CRLF "data never closed",
+        "--XyZ" CRLF "Content-Disposition: form-data; name=\"file\"",
+        "--XyZ" CRLF "X-Other: 1" CRLF CRLF "x" CRLF "--XyZ--",
+        "--XyZjunk" CRLF CRLF "x" CRLF "--XyZ--",
+        "--XyZ" CRLF CRLF "x" CRLF "--XyZ--",
+        "--XyZ-x",
+        "--XyZ" CRLF "Content-Disposition: form-data; name=\"file\"" CRLF CRLF "x" CRLF "--XyZ",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        collected c;
+        md_err e = {0};
+        mp_part parts[8];
+        size_t n;
+        assert_int_equal(mp_parse(bad[i], strlen(bad[i]), "XyZ", parts, 8, &n, &e), MD_E_BAD_REQUEST);
+        md_err_clear(&e);
+        assert_int_equal(stream(bad[i], strlen(bad[i]), "XyZ", 3, &c, &e), MD_E_BAD_REQUEST);
+        assert_string_equal(e.field, "file");
+    }
+    /* the part limit names "files" */
+    const char *two = "--XyZ" CRLF "Content-Disposition: form-data; name=\"a\"" CRLF CRLF "1" CRLF "--XyZ" CRLF
+                      "Content-Disposition: form-data; name=\"b\"" CRLF CRLF "2" CRLF "--XyZ--";
+    mp_stream *s = NULL;
+    md_err e = {0};
+    assert_int_equal(mp_stream_new("XyZ", 1, NULL, NULL, &s, &e), MD_OK);
+    assert_int_equal(mp_stream_feed(s, two, strlen(two), &e), MD_E_BAD_REQUEST);
+    assert_string_equal(e.field, "files");
+    assert_int_equal(mp_stream_feed(s, "x", 1, &e), MD_E_BAD_REQUEST); /* sticky */
+    mp_stream_free(s);
+    assert_int_equal(mp_stream_new("", 1, NULL, NULL, &s, &e), MD_E_BAD_REQUEST);
+}
+
+/* mp_file_parse: parts located in a file bigger than its read block, never loaded whole. */
+static void test_file_parse(void **state)
+{
+    (void)state;
+    FILE *f = tmpfile();
+    assert_non_null(f);
+    const char *head = "--XyZ" CRLF "Content-Disposition: form-data; name=\"file\"; filename=\"big.csv\"" CRLF CRLF;
+    fputs(head, f);
+    size_t big = (size_t)3 << 20; /* 3 MiB of rows with CRLF line ends */
+    for (size_t i = 0; i < big / 8; i++)
+        fputs("1,2,3" CRLF "x", f);
+    fputs(CRLF "--XyZ" CRLF "Content-Disposition: form-data; name=\"callback_url\"" CRLF CRLF "http://h/" CRLF
+                "--XyZ--" CRLF,
+          f);
+    fflush(f);
+    long size = ftell(f);
+    mp_part parts[4];
+    size_t n = 0;
+    md_err e = {0};
+    assert_int_equal(mp_file_parse(fileno(f), (uint64_t)size, "XyZ", parts, 4, &n, &e), MD_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(parts[0].filename, "big.csv");
+    assert_int_equal(parts[0].offset, strlen(head));
+    assert_int_equal(parts[0].len, big);
+    assert_null(parts[0].data);
+    assert_string_equal(parts[1].name, "callback_url");
+    assert_int_equal(parts[1].len, 9);
+    char v[10] = {0};
+    assert_int_equal(pread(fileno(f), v, 9, (off_t)parts[1].offset), 9);
+    assert_string_equal(v, "http://h/");
+    /* cut short: the closing delimiter is missing */
+    assert_int_equal(mp_file_parse(fileno(f), (uint64_t)size - 12, "XyZ", parts, 4, &n, &e), MD_E_BAD_REQUEST);
+    fclose(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -182,6 +336,9 @@ int main(void)
         cmocka_unit_test(test_missing_field), cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_limits),        cmocka_unit_test(test_sanitize),
         cmocka_unit_test(test_parse_all_parts),
+        cmocka_unit_test(test_stream_same_as_parse),
+        cmocka_unit_test(test_stream_refuses_what_parse_refuses),
+        cmocka_unit_test(test_file_parse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -121,6 +121,45 @@ static void test_stale_tmp(void **state)
     assert_int_equal(access(fresh, F_OK), 0);
 }
 
+/* A job's callback row stays while the job's row does (the result retention) and goes with it;
+ * a pending callback whose job was deleted goes at the next sweep. */
+static void test_callbacks_go_with_their_job(void **state)
+{
+    fixture *f = *state;
+    store_job jobs[2];
+    memset(jobs, 0, sizeof jobs);
+    for (int i = 0; i < 2; i++) {
+        snprintf(jobs[i].kind, sizeof jobs[i].kind, "k");
+        jobs[i].max_attempts = 1;
+        jobs[i].input_ttl_ms = MIN_MS;
+        jobs[i].result_ttl_ms = 60 * MIN_MS;
+    }
+    assert_int_equal(store_jobs_insert(f->s, jobs, 2, NULL, 0, NULL), MD_OK);
+    assert_int_equal(store_callback_add(f->s, jobs[0].id, "http://h/a", NULL), MD_OK);
+    assert_int_equal(store_callback_add(f->s, jobs[1].id, "http://h/b", NULL), MD_OK);
+    store_job got;
+    const char *kinds[] = {"k"};
+    assert_int_equal(store_jobs_claim(f->s, kinds, 1, "w", MIN_MS, &got, NULL), MD_OK);
+    assert_string_equal(got.id, jobs[0].id);
+    assert_int_equal(store_jobs_succeed(f->s, got.id, "w", "", 0, NULL, NULL), MD_OK);
+    assert_int_equal(store_callback_finish(f->s, got.id, STORE_CB_DELIVERED, 0, "", NULL), MD_OK);
+    /* the second job: cancelled, then deleted by its owner while its callback is pending */
+    int was = -1;
+    assert_int_equal(store_jobs_cancel(f->s, jobs[1].id, &was, NULL), MD_OK);
+    assert_int_equal(store_jobs_delete(f->s, jobs[1].id, NULL), MD_OK);
+    store_sweep_stats st;
+    store_callback cb;
+    f->clk.ms += 30 * MIN_MS;
+    assert_int_equal(store_sweep(f->s, &st, NULL), MD_OK);
+    assert_int_equal(store_callback_get(f->s, jobs[0].id, &cb, NULL), MD_OK); /* kept */
+    assert_int_equal(cb.state, STORE_CB_DELIVERED);
+    assert_int_not_equal(store_callback_get(f->s, jobs[1].id, &cb, NULL), MD_OK); /* orphan gone */
+    f->clk.ms += 31 * MIN_MS; /* past the job's result retention */
+    assert_int_equal(store_sweep(f->s, &st, NULL), MD_OK);
+    assert_int_equal(store_jobs_get(f->s, jobs[0].id, &got, NULL), MD_E_NOT_FOUND);
+    assert_int_not_equal(store_callback_get(f->s, jobs[0].id, &cb, NULL), MD_OK);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -128,6 +167,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_shared_blob_survives, setup, tu_store_teardown),
         cmocka_unit_test_setup_teardown(test_grace_for_unreferenced_blob, setup, tu_store_teardown),
         cmocka_unit_test_setup_teardown(test_stale_tmp, setup, tu_store_teardown),
+        cmocka_unit_test_setup_teardown(test_callbacks_go_with_their_job, setup, tu_store_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
