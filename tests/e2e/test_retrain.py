@@ -8,6 +8,7 @@ a model that cannot be retrained, unknown dataset, a missing column, too little 
 params, a non-admin key). Waits are for conditions with generous bounds, never timing
 thresholds."""
 import csv
+import hashlib
 import io
 import json
 import os
@@ -166,6 +167,35 @@ def test_dataset_errors(srv):
         assert r.status_code == 403
     r = requests.delete(srv.url + "/api/admin/datasets/d_nope", headers=admin(srv))
     assert r.status_code == 404 and r.json()["error"]["field"] == "dataset_id"
+
+
+def test_dataset_too_large_and_spooled(start_server):
+    """The body is spooled to a file: past bulk_max_bytes a raw body or a form's file part is a
+    413; a file well over one read block is stored whole (rows counted across blocks, the blob
+    the same bytes) and no spool file stays behind."""
+    s = start_server("--models-dir", os.path.join(ROOT, "models"), "--bulk-max-bytes", "3M")
+    rows = churn_rows()
+    big = to_csv(rows * 20)  # about 3.2 MB: over the limit
+    assert len(big) > 3 * 1024 * 1024
+    r = requests.post(s.url + "/api/admin/datasets", headers=admin(s),
+                      files={"file": ("big.csv", big, "text/csv")})
+    assert r.status_code == 413 and r.json()["error"]["field"] == "file", r.text
+    r = requests.post(s.url + "/api/admin/datasets", data=big,
+                      headers=dict(admin(s), **{"Content-Type": "text/csv"}))
+    assert r.status_code == 413, r.text
+    ok = to_csv(rows * 15)  # about 2.4 MB: three read blocks
+    for how in ("raw", "form"):
+        if how == "raw":
+            r = requests.post(s.url + "/api/admin/datasets", data=ok,
+                              headers=dict(admin(s), **{"Content-Type": "text/csv"}))
+        else:
+            r = requests.post(s.url + "/api/admin/datasets", headers=admin(s),
+                              files={"file": ("ok.csv", ok, "text/csv")})
+        assert r.status_code == 201, r.text
+        assert r.json()["rows"] == len(rows) * 15 and r.json()["size"] == len(ok)
+        assert r.json()["sha256"] == hashlib.sha256(ok).hexdigest()
+    spool = os.path.join(s.data_dir, "spool")
+    assert not os.path.isdir(spool) or os.listdir(spool) == []
 
 
 def test_delete_refused_while_scheduled(srv):
