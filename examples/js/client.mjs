@@ -209,7 +209,7 @@ async function main() {
       'callback-url': { type: 'string', default: process.env.MODELD_CALLBACK_URL },
       cron: { type: 'string', default: '0 3 * * *' },
       'keep-schedule': { type: 'boolean', default: false },
-      'retrain-csv': { type: 'string' },
+      'retrain-csv': { type: 'string', default: process.env.RETRAIN_CSV },
     },
   });
   const steps = positionals.length ? positionals : ['single', 'batch', 'bulk'];

@@ -232,7 +232,7 @@ def main(argv=None):
     p.add_argument("--callback-url", default=os.environ.get("MODELD_CALLBACK_URL"))
     p.add_argument("--cron", default="0 3 * * *")
     p.add_argument("--keep-schedule", action="store_true")
-    p.add_argument("--retrain-csv")
+    p.add_argument("--retrain-csv", default=os.environ.get("RETRAIN_CSV"))
     a = p.parse_args(argv)
     if not a.key:
         p.error("give --key or set MODELD_KEY")
