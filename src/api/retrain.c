@@ -213,7 +213,7 @@ static const api__route ROUTES[] = {
     {"POST",
      "/api/admin/retrain",
      HTTP_ROLE_ADMIN,
-     0,
+     HTTP_HEAVY, /* the check may load the model and count the feedback rows */
      post_retrain,
      {.summary = "Retrain a predict model on a stored dataset or on feedback (a durable job)",
       .tag = "predict",
