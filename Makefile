@@ -8,7 +8,7 @@ DATA_DIR  ?= ./var
 FUZZ_SECS ?= 5
 PYTHON    := /usr/bin/python3
 
-.PHONY: all run test deps deps-build build asan tsan unit e2e web-test fuzz-build fuzz-smoke fuzz bench clean \
+.PHONY: all run test deps deps-build build asan tsan unit e2e e2e-pg web-test fuzz-build fuzz-smoke fuzz bench clean \
         models models-verify models-check enhance-models
 
 all: build
@@ -52,6 +52,16 @@ e2e: asan
 	@if ls tests/e2e/test_*.py >/dev/null 2>&1; then \
 	  MODELD_BIN=$(CURDIR)/build/asan/modeld $(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e; \
 	else echo "e2e: no API tests"; fi
+
+# The e2e files that exercise the store (jobs, schedules, predictions and feedback, keys,
+# datasets and retraining), again with every server on PostgreSQL (a throwaway
+# server from tests/pg/pgtmp.sh; one schema per data dir). test_store_pg.py runs in `e2e` too.
+E2E_PG_TESTS := tests/e2e/test_jobs.py tests/e2e/test_schedules_callbacks.py \
+                tests/e2e/test_predict_api.py tests/e2e/test_platform_auth.py tests/e2e/test_retrain.py \
+                tests/e2e/test_store_pg.py
+e2e-pg: asan
+	tests/pg/pgtmp.sh sh -c 'MODELD_E2E_PG="$$MODELD_TEST_PG" MODELD_BIN=$(CURDIR)/build/asan/modeld \
+	  $(PYTHON) -m pytest -q -p no:cacheprovider $(E2E_PG_TESTS)'
 
 web-test: asan
 	@if [ -f tests/web/package.json ]; then \

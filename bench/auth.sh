@@ -6,7 +6,7 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-gcc -std=c17 -O2 -D_GNU_SOURCE -DMODELD_VERSION='"bench"' -I"$top/src" \
+gcc -std=c17 -O2 -D_GNU_SOURCE -DMODELD_VERSION='"bench"' -I"$top/src" $(pkg-config --cflags libpq) \
   "$top/bench/auth_bench.c" "$top"/src/base/*.c "$top"/src/store/*.c "$top"/src/auth/*.c \
-  -o "$work/auth_bench" -lsqlite3 -lsodium -ljansson -lpthread -lm
+  -o "$work/auth_bench" -lsqlite3 -lpq -lsodium -ljansson -lpthread -lm
 "$work/auth_bench" "$work/data"

@@ -1,12 +1,12 @@
 # CheckLayers.cmake - run at every build (cmake -P): fails when a file under src/<x>/ includes a
 # header of another subsystem y ("y/....h") that modeld_<x> does not declare with
 # target_link_libraries, or that sits in a higher layer than x. The layers are DESIGN.md's:
-#   cli, api -> pipelines -> models, jobs, vectorize, image -> onnx, xgb, store, http, auth,
+#   cli, api -> pipelines -> models, jobs, vectorize, image -> onnx, xgb, store, http, auth, redis,
 #   config -> base
 # Inputs: -DSRC=<repo>/src -DDEPS=<build>/layer_deps.txt ("modeld_x=dep1,dep2" per line).
 cmake_minimum_required(VERSION 3.25)
 set(rank_base 0)
-foreach(s config http store auth onnx xgb)
+foreach(s config http store auth onnx xgb redis)
   set(rank_${s} 1)
 endforeach()
 foreach(s image vectorize models jobs)

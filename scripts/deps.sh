@@ -10,8 +10,8 @@ if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
 
 BUILD_PKGS=(
   build-essential cmake pkg-config ca-certificates
-  libmicrohttpd-dev libwslay-dev libssl-dev libjansson-dev libsqlite3-dev libsodium-dev zlib1g-dev libzip-dev
-  libcurl4-openssl-dev
+  libmicrohttpd-dev libwslay-dev libssl-dev libjansson-dev libsqlite3-dev libpq-dev libsodium-dev zlib1g-dev libzip-dev
+  libcurl4-openssl-dev libhiredis-dev
   libspng-dev libturbojpeg0-dev libwebp-dev libtiff-dev libcairo2-dev
   protobuf-c-compiler libprotobuf-c-dev libonnx-dev libdnnl-dev libopenblas-dev libxgboost-dev
   python3 python3-numpy python3-onnx python3-pil opencv-data
@@ -21,6 +21,7 @@ TEST_PKGS=(
   python3 python3-pytest python3-requests python3-numpy python3-skimage python3-onnx python3-xgboost python3-sklearn
   python3-jsonschema python3-websocket python3-torch python3-pil
   librsvg2-bin libonnx-testdata chromium nodejs curl jq
+  postgresql util-linux redis-server nginx-light python3-yaml
 )
 # `make models`: retraining the shipped models (training/).
 MODELS_PKGS=(

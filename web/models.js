@@ -4,7 +4,8 @@
  * registry, whatever its family; each gets a card at once, filled in as its details arrive:
  *   - GET /api/models/{name}: the versions with their states (ACTIVE, CANARY, STANDBY, READY,
  *     FAILED...) and per-version requests and p99 latency (stats), the manifest's description
- *     and test metrics;
+ *     and test metrics; each CANARY / STANDBY / READY version's lineage (a retrained one says
+ *     from which dataset and parent) and metrics beside the active's (?version=v);
  *   - predict models only: GET /api/{model}/drift (the worst level and, folded, the features'
  *     PSI / KS) and GET /api/{model}/history?limit=1000, drawn as a history chart: predictions
  *     per time bucket (columns) and their mean score (a line of points), 24 buckets ending now
@@ -95,6 +96,7 @@
     const r = await api('/api/models/' + encodeURIComponent(m.name));
     const detail = r.ok ? r.body.model : m;
     renderCard(card, detail, r.ok ? null : ['Details unavailable', serverSays(r)]);
+    if (r.ok) await renderOthers(card, detail);
     if (((detail.manifest || {}).postprocessing || {}).task && detail.active_version) {
       const [drift, hist] = await Promise.all([
         api('/api/' + encodeURIComponent(m.name) + '/drift'),
@@ -149,7 +151,44 @@
     }
     const drw = el('div', 'drift-wrap');
     const hw = el('div', 'history-wrap');
-    card.append(drw, hw);
+    card.append(el('div', 'others-wrap'), drw, hw);
+  }
+
+  /* The versions that could take over (CANARY, STANDBY, READY: a retrained one is CANARY or
+   * STANDBY) against the active one: their lineage (manifest.training: trained_from,
+   * parent_version, trained_at) and the test metrics both have, from
+   * GET /api/models/{name}?version=v. */
+  async function renderOthers(card, m) {
+    const act = (m.manifest || {}).metrics || {};
+    const vs = (m.versions || []).filter((v) => v.version !== m.active_version &&
+      ['CANARY', 'STANDBY', 'READY'].includes(v.state));
+    if (!vs.length) return;
+    const answers = await Promise.all(vs.map((v) => api('/api/models/' + encodeURIComponent(m.name) +
+      '?version=' + encodeURIComponent(v.version))));
+    const wrap = card.querySelector('.others-wrap');
+    wrap.append(el('div', 'field-label', `Compared with the active version ${m.active_version}`));
+    vs.forEach((v, i) => {
+      const line = el('div', 'small-note other-version');
+      line.dataset.version = v.version;
+      line.append(el('b', '', v.version + ' '), stateBadge(v.state));
+      const man = answers[i].ok ? answers[i].body.model.manifest || {} : {};
+      const t = man.training || {};
+      if (t.trained_from) {
+        line.append(el('span', 'muted', ` retrained from ${t.trained_from}` + (t.parent_version ? ` (parent ${t.parent_version})` : '') +
+          (t.trained_at ? ` at ${t.trained_at}` : '')));
+      }
+      const met = man.metrics || {};
+      const keys = Object.keys(met).filter((k) => typeof met[k] === 'number' && typeof act[k] === 'number' &&
+        !/samples|origins|threshold|rate_test/.test(k)).slice(0, 4);
+      for (const k of keys) {
+        const c = el('span', 'metric-chip', `${k} ${fmt(met[k])} (active ${fmt(act[k])})`);
+        c.dataset.metric = k;
+        c.dataset.value = String(met[k]);
+        line.append(' ', c);
+      }
+      if (!answers[i].ok) line.append(el('span', 'muted', ' ' + serverSays(answers[i])));
+      wrap.append(line);
+    });
   }
 
   function versionsTable(m) {

@@ -16,6 +16,8 @@
  *     allocation bars, demand's forecast line with its interval band after the history;
  *   - a 400 is shown next to the field it names (and at the top), the server staying the only
  *     judge of what is valid (the form does not pre-validate);
+ *   - for a model that can be retrained (manifest training.label), the observed outcome of the
+ *     prediction can be sent back (POST /api/{model}/feedback);
  *   - batch: a pasted or uploaded CSV (header row of column names) or JSON lines become
  *     POST /api/{model}/batch items; the answer is a table, failed rows with their error.
  * Uses app.js's $(), api() and describeError() (for the generic failures), and charts.js's
@@ -551,6 +553,48 @@
     else if (pr.task === 'budget_allocation' && Array.isArray(p.allocation)) task.append(...budgetChart(p));
     else if (pr.task === 'forecast' && Array.isArray(p.forecast)) task.append(demandChart(p, body.features));
     renderReasons(ans, body);
+    renderFeedback(ans);
+  }
+
+  /* The observed outcome of this prediction, for a model that can be retrained from feedback
+   * (its manifest's training.label: a select of the label's values, else a number), sent as
+   * POST /api/{model}/feedback {prediction_id, actual}. */
+  function renderFeedback(ans) {
+    const box = $('pred-feedback');
+    box.replaceChildren();
+    const label = ((pr.manifest.training || {}).label) || null;
+    box.hidden = !label || !ans.prediction_id;
+    if (box.hidden) return;
+    let input;
+    if (Array.isArray(label.values)) {
+      input = el('select', 'input');
+      for (const v of label.values) {
+        const o = el('option', '', v);
+        o.value = v;
+        input.append(o);
+      }
+    } else {
+      input = numberInput('pf-actual', '', {});
+    }
+    input.id = 'pf-actual';
+    const btn = el('button', 'secondary', 'Send outcome');
+    btn.type = 'button';
+    btn.id = 'pred-feedback-send';
+    const state = el('span', 'muted small-note');
+    state.id = 'pred-feedback-state';
+    const lab = el('label', 'field-label', `Observed ${label.column}`);
+    lab.htmlFor = 'pf-actual';
+    box.append(lab, input, btn, state);
+    btn.addEventListener('click', async () => {
+      const raw = input.value.trim();
+      const actual = input.tagName === 'SELECT' ? raw : Number.isFinite(Number(raw)) && raw !== '' ? Number(raw) : raw;
+      btn.disabled = true;
+      const r = await api('/api/' + encodeURIComponent(pr.detail.name) + '/feedback', { method: 'POST',
+        json: { prediction_id: ans.prediction_id, actual } });
+      btn.disabled = false;
+      state.classList.toggle('bad', !r.ok);
+      state.textContent = r.ok ? 'Recorded: retraining from "feedback" can use it.' : whatFailed(r, 'feedback').join(': ');
+    });
   }
 
   function renderReasons(ans, body) {

@@ -327,6 +327,8 @@ static void metrics_collect(md_buf *out, void *ctx)
         "# HELP modeld_convert_cache_evictions_total Cache entries evicted to stay in bounds.\n"
         "# TYPE modeld_convert_cache_evictions_total counter\nmodeld_convert_cache_evictions_total "
         "%llu\n"
+        "# HELP modeld_convert_cache_l2_hits_total Of the cache hits, those answered by the shared L2 (Redis).\n"
+        "# TYPE modeld_convert_cache_l2_hits_total counter\nmodeld_convert_cache_l2_hits_total %llu\n"
         "# HELP modeld_convert_cache_entries Answers held in the conversion cache.\n"
         "# TYPE modeld_convert_cache_entries gauge\nmodeld_convert_cache_entries %zu\n"
         "# HELP modeld_convert_cache_bytes Bytes held in the conversion cache.\n"
@@ -336,7 +338,7 @@ static void metrics_collect(md_buf *out, void *ctx)
         "# HELP modeld_conversions_total Conversions run (cache misses), by converter.\n"
         "# TYPE modeld_conversions_total counter\n",
         (unsigned long long)s.hits, (unsigned long long)s.misses, (unsigned long long)s.evictions,
-        s.entries, s.bytes, atomic_load(&c->uploads));
+        (unsigned long long)s.l2_hits, s.entries, s.bytes, atomic_load(&c->uploads));
     for (int i = 0; i < PL__CONVERTERS; i++)
         md_buf_printf(out, "modeld_conversions_total{converter=\"%s\"} %lu\n",
                       pl_converter_name((pl_converter)i), atomic_load(&c->converts[i]));
@@ -551,7 +553,9 @@ int api_convert_register(http_server *srv, store *st, const api_convert_opts *o,
         c->o.limits = img_limits_default();
     cv_cache_opts co = {.max_entries = c->o.cache_entries,
                         .max_bytes = c->o.cache_max_bytes,
-                        .ttl_ms = c->o.cache_ttl_ms};
+                        .ttl_ms = c->o.cache_ttl_ms,
+                        .l2 = c->o.cache_l2,
+                        .l2_ttl_ms = c->o.cache_l2_ttl_ms};
     if (co.ttl_ms <= 0)
         co.ttl_ms = 600000;
     if (co.ttl_ms > c->o.result_ttl_ms) /* a cached answer must not outlive its result */

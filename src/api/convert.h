@@ -18,6 +18,7 @@
 #ifndef MD_API_CONVERT_H
 #define MD_API_CONVERT_H
 
+#include "api/convert_cache.h"
 #include "base/err.h"
 #include "http/http.h"
 #include "image/image.h"
@@ -32,6 +33,9 @@ typedef struct api_convert_opts {
     size_t cache_entries;    /* in-memory answer cache size; default 256 */
     size_t cache_max_bytes;  /* default 64 MB */
     int64_t cache_ttl_ms;    /* default 10 min (never longer than the result TTL) */
+    const cv_l2 *cache_l2;   /* shared second-level answer cache (Redis, set by the CLI);
+                                NULL = memory only; borrowed until api_convert_free */
+    int64_t cache_l2_ttl_ms; /* lifetime of L2 answers; default 3600 s (bounded by the result's) */
     const char *web_dir;     /* web page directory; NULL/"" = search (webui.h); borrowed */
     int no_web;              /* 1: do not serve the page */
     img_limits limits;       /* image dimension limits; default img_limits_default() */

@@ -9,7 +9,9 @@
  *   2. c->bytes is the sum of the value lengths of the entries; c->entries their count; both stay
  *      within the limits after every put.
  *   3. Expiry is by wall-clock milliseconds, the same clock the stored results expire by, so a
- *      cached answer never outlives the result it names.
+ *      cached answer never outlives the result it names; an answer copied from the L2 keeps
+ *      the L2 entry's expiry (which put bounded by the result's) as its bound.
+ *   4. The L2 is called without c->mu held (it is a network round trip).
  */
 #include "api/convert_cache.h"
 
@@ -35,7 +37,7 @@ struct cv_cache {
     size_t nbuckets; /* power of two */
     entry *head, *tail;
     size_t entries, bytes;
-    uint64_t hits, misses, evictions;
+    uint64_t hits, misses, evictions, l2_hits;
 };
 
 static uint64_t hash_key(const char *k)
@@ -60,6 +62,8 @@ int cv_cache_new(const cv_cache_opts *o, cv_cache **out)
         c->o.ttl_ms = 10 * 60 * 1000;
     if (c->o.clock == NULL)
         c->o.clock = md_clock_system();
+    if (c->o.l2_ttl_ms <= 0)
+        c->o.l2_ttl_ms = 3600 * 1000;
     c->nbuckets = 16;
     while (c->nbuckets < 2 * c->o.max_entries)
         c->nbuckets *= 2;
@@ -137,6 +141,23 @@ static entry *find(cv_cache *c, const char *key)
     return NULL;
 }
 
+static int l1_put(cv_cache *c, const char *key, const char *value, size_t len, int64_t expires_wall_ms);
+
+/* An L1 miss: ask the L2 (invariant 4) and keep its answer in memory. */
+static int l2_get(cv_cache *c, const char *key, char **value, size_t *len)
+{
+    int64_t expires = 0;
+    if (!c->o.l2 || !c->o.l2->get(c->o.l2->ctx, key, value, len, &expires))
+        return 0;
+    l1_put(c, key, *value, *len, expires);
+    pthread_mutex_lock(&c->mu);
+    c->misses--; /* counted as a miss by the L1 lookup; it is a hit */
+    c->hits++;
+    c->l2_hits++;
+    pthread_mutex_unlock(&c->mu);
+    return 1;
+}
+
 int cv_cache_get(cv_cache *c, const char *key, char **value, size_t *len)
 {
     int64_t now = md_clock_wall_ms(c->o.clock);
@@ -162,11 +183,23 @@ int cv_cache_get(cv_cache *c, const char *key, char **value, size_t *len)
     else
         c->misses++;
     pthread_mutex_unlock(&c->mu);
-    return hit;
+    return hit ? 1 : l2_get(c, key, value, len);
 }
 
 int cv_cache_put(cv_cache *c, const char *key, const char *value, size_t len,
                  int64_t expires_wall_ms)
+{
+    if (c->o.l2 && strlen(key) <= CV_KEY_LEN) {
+        int64_t ttl = c->o.l2_ttl_ms;
+        if (expires_wall_ms > 0 && expires_wall_ms - md_clock_wall_ms(c->o.clock) < ttl)
+            ttl = expires_wall_ms - md_clock_wall_ms(c->o.clock);
+        if (ttl > 0)
+            c->o.l2->put(c->o.l2->ctx, key, value, len, ttl);
+    }
+    return l1_put(c, key, value, len, expires_wall_ms);
+}
+
+static int l1_put(cv_cache *c, const char *key, const char *value, size_t len, int64_t expires_wall_ms)
 {
     if (len > c->o.max_bytes || strlen(key) > CV_KEY_LEN)
         return MD_OK; /* too big to be worth a slot; the stored result still has it */
@@ -205,6 +238,7 @@ void cv_cache_stats_get(cv_cache *c, cv_cache_stats *out)
     out->hits = c->hits;
     out->misses = c->misses;
     out->evictions = c->evictions;
+    out->l2_hits = c->l2_hits;
     out->entries = c->entries;
     out->bytes = c->bytes;
     pthread_mutex_unlock(&c->mu);

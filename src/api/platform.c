@@ -41,6 +41,7 @@
 typedef struct ready_check {
     char name[32];
     api_ready_fn fn;
+    api_ready_info_fn info; /* instead of fn: reported, never failing */
     void *ctx;
 } ready_check;
 
@@ -94,7 +95,9 @@ static int hook_rate(void *ctx, const http_identity *id, const char *ip, http_ra
     info->remaining = res.remaining;
     info->reset_s = res.reset_s;
     info->retry_s = res.retry_after_s;
-    return rc == MD_E_RATE_LIMITED ? rc : MD_OK; /* a limiter failure never blocks traffic */
+    /* A limiter failure never blocks traffic, except a shared limiter that is down with the
+     * refuse policy (--redis-down=refuse): that one is a deliberate 503. */
+    return rc == MD_E_RATE_LIMITED || rc == MD_E_UNAVAILABLE ? rc : MD_OK;
 }
 
 /* Invariant 5: the last resort, an entry that cannot be stored. Called without mu held. */
@@ -291,6 +294,17 @@ int api_platform_ready_check(api_platform *p, const char *name, api_ready_fn fn,
     return MD_OK;
 }
 
+int api_platform_ready_info(api_platform *p, const char *name, api_ready_info_fn fn, void *ctx)
+{
+    if (p->nchecks == READY_MAX || !fn)
+        return MD_E_INVALID_PARAM;
+    ready_check *c = &p->checks[p->nchecks++];
+    snprintf(c->name, sizeof c->name, "%s", name);
+    c->info = fn;
+    c->ctx = ctx;
+    return MD_OK;
+}
+
 /* Every check runs. All pass: 200 with each check "ok". Otherwise MD_E_UNAVAILABLE (503) whose
  * message lists the failing checks and whose field names the first one. */
 static int ready(http_req *req, void *ctx)
@@ -301,7 +315,8 @@ static int ready(http_req *req, void *ctx)
     char failed[256] = "", first[32] = "";
     if (!p->o.store || store_ping(p->o.store, &e) != MD_OK) {
         snprintf(first, sizeof first, "database");
-        snprintf(failed, sizeof failed, "database: not reachable");
+        snprintf(failed, sizeof failed, "database%s%s%s: not reachable", p->o.store ? " (" : "",
+                 p->o.store ? store_backend(p->o.store) : "", p->o.store ? ")" : "");
     }
     /* the store takes writes: a full disk answers 507 to every upload, so stop routing here */
     md_err_clear(&e);
@@ -314,6 +329,10 @@ static int ready(http_req *req, void *ctx)
     json_t *checks = json_pack("{s:s, s:s}", "database", "ok", "store", "ok");
     for (size_t i = 0; i < p->nchecks; i++) {
         md_err_clear(&e);
+        if (p->checks[i].info) {
+            json_object_set_new(checks, p->checks[i].name, json_string(p->checks[i].info(p->checks[i].ctx)));
+            continue;
+        }
         if (p->checks[i].fn(p->checks[i].ctx, &e) == MD_OK) {
             json_object_set_new(checks, p->checks[i].name, json_string("ok"));
             continue;
@@ -496,12 +515,14 @@ static const http_doc READY_DOC = {
     .description = "Runs every readiness check (the database, and those other subsystems add, such as "
                    "required models) and answers 200 only when all pass. Otherwise 503 "
                    "`unavailable` with Retry-After; the message lists the failing checks and `field` "
-                   "names the first.",
+                   "names the first. Dependencies a node can serve without are reported but never "
+                   "fail it: `redis` is `up`, `down` or `not configured`.",
     .tag = "platform",
     .response = "{\"type\":\"object\",\"required\":[\"success\",\"status\",\"checks\"],"
                 "\"properties\":{" OK_FIELD ",\"status\":{\"const\":\"ready\"},"
-                "\"checks\":{\"type\":\"object\",\"description\":\"each check by name\","
-                "\"additionalProperties\":{\"const\":\"ok\"}}}}",
+                "\"checks\":{\"type\":\"object\",\"description\":\"each check by name: ok, or the "
+                "state of a dependency that does not decide readiness (redis: up | down | not configured)\","
+                "\"additionalProperties\":{\"enum\":[\"ok\",\"up\",\"down\",\"not configured\"]}}}}",
     .errors = (const int[]){MD_E_UNAVAILABLE, 0},
 };
 

@@ -49,6 +49,12 @@ typedef int (*api_ready_fn)(void *ctx, md_err *err);
 /* Add a check named name (copied; at most 8 checks) before the server starts. The database
  * check is built in. MD_E_INVALID_PARAM when the table is full. */
 int api_platform_ready_check(api_platform *p, const char *name, api_ready_fn fn, void *ctx);
+/* A dependency that may be degraded without making the node unready (Redis: a node without
+ * it still serves): fn returns a short state ("up", "down", "not configured"; static
+ * storage) that GET /api/ready reports under name; it never fails readiness. Same table and
+ * limits as api_platform_ready_check. */
+typedef const char *(*api_ready_info_fn)(void *ctx);
+int api_platform_ready_info(api_platform *p, const char *name, api_ready_info_fn fn, void *ctx);
 /* Write what is still queued, stop the writer, free. Call after http_server_free. NULL no-op. */
 void api_platform_free(api_platform *p);
 

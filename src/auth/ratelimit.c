@@ -9,6 +9,9 @@
  *      a debt, and then it forgets the oldest one.
  *   3. All fields of a shard, its buckets included, are touched only under the shard's mutex.
  *   4. Time is the injected monotonic clock; a clock that steps back refills nothing.
+ *   5. With a shared store, the local buckets are touched only while it is down (and the
+ *      policy is RL_DOWN_LOCAL): they start full, so a node never refuses more than the shared
+ *      limit would have.
  */
 #include "auth/ratelimit.h"
 
@@ -43,6 +46,8 @@ typedef struct shard {
 
 struct rl_limiter {
     const md_clock *clock;
+    const rl_shared *shared;
+    rl_down_policy when_down;
     uint8_t hkey[crypto_shorthash_KEYBYTES];   /* random: keys (IPs) are client-chosen */
     shard shards[SHARDS];
 };
@@ -68,6 +73,8 @@ int rl_new(const rl_opts *o, rl_limiter **out)
     if (!l)
         return MD_E_NOMEM;
     l->clock = o && o->clock ? o->clock : md_clock_system();
+    l->shared = o ? o->shared : NULL;
+    l->when_down = o ? o->when_down : RL_DOWN_LOCAL;
     randombytes_buf(l->hkey, sizeof l->hkey);
     size_t max = o && o->max_buckets ? o->max_buckets : 65536;
     size_t per = (max + SHARDS - 1) / SHARDS;
@@ -219,6 +226,16 @@ int rl_take(rl_limiter *l, const char *key, size_t len, rl_rate rate, rl_result 
     if (!key || len == 0 || len > KEY_MAX || !(rate.per_sec > 0) || !isfinite(rate.per_sec) ||
         rate.burst < 1)
         return MD_E_INVALID_PARAM;
+    if (l->shared) {
+        int src = l->shared->take(l->shared->ctx, key, len, rate, res);
+        if (src != MD_E_UNAVAILABLE)
+            return src;
+        if (l->when_down == RL_DOWN_REFUSE) {
+            *res = (rl_result){.limit = rate.burst, .retry_after_s = 1};
+            return MD_E_UNAVAILABLE;
+        }
+        memset(res, 0, sizeof *res); /* invariant 5: this node's buckets answer */
+    }
     uint8_t hb[crypto_shorthash_BYTES];
     uint64_t h;
     crypto_shorthash(hb, (const unsigned char *)key, len, l->hkey);

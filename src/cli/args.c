@@ -41,6 +41,12 @@ const char *cli_data_dir(const char *given)
     return d && d[0] ? d : "./var";
 }
 
+const char *cli_store_url(const char *given)
+{
+    const char *u = given && given[0] ? given : getenv("MODELD_STORE");
+    return u && u[0] ? u : NULL;
+}
+
 int cli_usage_error(const char *cmd, const char *usage, const char *fmt, const char *arg)
 {
     fprintf(stderr, "modeld %s: ", cmd);

@@ -25,6 +25,9 @@ int cli_take_value_opt(int argc, char **argv, int *i, const cli_opt *opts, size_
 /* The data directory: given when not NULL or empty, else $MODELD_DATA_DIR when set and not
  * empty, else "./var". Borrowed (from the arguments, the environment or a literal). */
 const char *cli_data_dir(const char *given);
+/* The store URL (store_opts.url): given when not NULL or empty, else $MODELD_STORE when set and
+ * not empty, else NULL (SQLite in the data dir). Borrowed. */
+const char *cli_store_url(const char *given);
 
 /* Print "modeld <cmd>: " + fmt (with arg) + a blank line + usage to stderr; returns 2, the exit
  * code of a usage error. */

@@ -275,7 +275,7 @@ static int open_registry(const enh_args *a, int threads, store **st, mdl_registr
 {
     md_err e;
     md_err_clear(&e);
-    store_opts so = {.data_dir = a->data_dir};
+    store_opts so = {.data_dir = a->data_dir, .url = cli_store_url(NULL)};
     if (store_open(&so, st, &e) != MD_OK) {
         fprintf(stderr, "modeld enhance: cannot open the data dir %s: %s\n", a->data_dir,
                 md_err_message(&e));

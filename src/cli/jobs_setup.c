@@ -24,7 +24,7 @@ static int default_workers(void)
 }
 
 int cli_jobs_open(const md_config *cfg, store *st, api_enhance_kind *kind, api_bulk_kind *bulk,
-                  int workers, jobs **out, md_err *err)
+                  int workers, cli_cluster *cl, jobs **out, md_err *err)
 {
     if (workers < 0)
         workers = md_config_workers(cfg);
@@ -40,7 +40,9 @@ int cli_jobs_open(const md_config *cfg, store *st, api_enhance_kind *kind, api_b
                   .callback_allow_hosts = cfg->callback_allow_hosts,
                   .callback_secret = cfg->callback_secret,
                   .callback_attempts = (int)cfg->callback_attempts,
-                  .callback_timeout_ms = cfg->callback_timeout_ms};
+                  .callback_timeout_ms = cfg->callback_timeout_ms,
+                  .on_event = cl ? cli_cluster_job_event : NULL,
+                  .on_event_ctx = cl};
     int rc = job_open(&o, out, err);
     /* The kinds. "test" (copies its input in timed steps) only for the end-to-end tests. */
     job_kind enh = {.name = "enhance",

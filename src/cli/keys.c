@@ -19,15 +19,17 @@
 #include <time.h>
 
 static const char USAGE[] =
-    "usage: modeld keys create --role read|write|admin --name NAME [--data-dir DIR]\n"
-    "       modeld keys list [--data-dir DIR]\n"
-    "       modeld keys revoke ID [--data-dir DIR]\n"
+    "usage: modeld keys create --role read|write|admin --name NAME [--data-dir DIR] [--store URL]\n"
+    "       modeld keys list [--data-dir DIR] [--store URL]\n"
+    "       modeld keys revoke ID [--data-dir DIR] [--store URL]\n"
     "\n"
     "  --data-dir DIR   data directory of the server (default: $MODELD_DATA_DIR or ./var)\n"
+    "  --store URL      the server's database when it is not SQLite in the data dir:\n"
+    "                   postgres://... (default: $MODELD_STORE)\n"
     "  create prints the new key once on stdout; only its hash is stored.\n";
 
 typedef struct keys_args {
-    const char *role, *name, *data_dir, *id;
+    const char *role, *name, *data_dir, *store, *id;
 } keys_args;
 
 static int usage_error(const char *fmt, const char *arg)
@@ -40,6 +42,7 @@ static const cli_opt value_opts[] = {
     {"--role", offsetof(keys_args, role)},
     {"--name", offsetof(keys_args, name)},
     {"--data-dir", offsetof(keys_args, data_dir)},
+    {"--store", offsetof(keys_args, store)},
 };
 
 static int parse_args(int argc, char **argv, keys_args *a)
@@ -64,7 +67,7 @@ static int parse_args(int argc, char **argv, keys_args *a)
 static int open_store(const keys_args *a, store **st)
 {
     md_err e;
-    store_opts o = {.data_dir = a->data_dir};
+    store_opts o = {.data_dir = a->data_dir, .url = cli_store_url(a->store)};
     if (store_open(&o, st, &e) != MD_OK) {
         fprintf(stderr, "modeld keys: cannot open the data dir %s: %s\n", a->data_dir,
                 md_err_message(&e));

@@ -173,7 +173,7 @@ static int open_local(const models_args *a, store **st, mdl_registry **reg)
         }
         dir = NULL;
     }
-    store_opts so = {.data_dir = a->data_dir};
+    store_opts so = {.data_dir = a->data_dir, .url = cli_store_url(NULL)};
     if (store_open(&so, st, &e) != MD_OK) {
         fprintf(stderr, "modeld models: cannot open the data dir %s: %s\n", a->data_dir, md_err_message(&e));
         return 1;

@@ -11,6 +11,7 @@
  * Exit codes: 0 after a clean stop, 1 when the server cannot run, 2 for a bad configuration.
  */
 #include "cli/cli.h"
+#include "cli/cluster.h"
 #include "cli/jobs_setup.h"
 #include "cli/startup.h"
 
@@ -52,6 +53,7 @@ typedef struct serve_ctx {
     store *st;
     auth *au;
     rl_limiter *rl;
+    cli_cluster *cl;   /* Redis: shared limits, L2 cache, cluster events; NULL = none (issue 12) */
     api_platform *plat;
     api_convert *conv; /* upload/convert/results and the web page (issue 4) */
     api_docs *docs;    /* GET /docs */
@@ -118,7 +120,8 @@ static int open_registry(serve_ctx *c)
                            .canary = {.promote_after = (uint64_t)cfg->canary_promote_after,
                                       .min_requests = (uint64_t)cfg->canary_min_requests,
                                       .max_error_margin = cfg->canary_error_margin,
-                                      .max_p99_ratio = cfg->canary_p99_ratio}};
+                                      .max_p99_ratio = cfg->canary_p99_ratio},
+                           .on_change = c->cl ? cli_cluster_model_changed : NULL, .on_change_ctx = c->cl};
     if (mdl_registry_open(&o, &c->reg, &e) != MD_OK)
         return fail("cannot open the model registry", &e, 1);
     return 0;
@@ -129,7 +132,8 @@ static int open_backends(serve_ctx *c)
     const md_config *cfg = c->cfg;
     md_err e;
     md_err_clear(&e);
-    store_opts so = {.data_dir = cfg->data_dir, .upload_ttl_ms = cfg->upload_ttl_ms};
+    store_opts so = {.data_dir = cfg->data_dir, .url = cfg->store, .blob_dir = cfg->blob_dir,
+                     .pool_size = (int)cfg->store_pool, .upload_ttl_ms = cfg->upload_ttl_ms};
     if (store_open(&so, &c->st, &e) != MD_OK)
         return fail("cannot open the data dir", &e, 1);
     if (cfg->no_auth) {
@@ -144,14 +148,18 @@ static int open_backends(serve_ctx *c)
         if (rc != 0)
             return rc;
     }
-    if (rl_new(&(rl_opts){0}, &c->rl) != MD_OK)
+    /* `modeld routes` runs nothing that Redis serves */
+    if (!c->routes_only && cli_cluster_open(cfg, &c->cl, &e) != MD_OK)
+        return fail("cannot use the redis setting", &e, 2);
+    rl_opts ro = {.shared = cli_cluster_rate(c->cl), .when_down = cli_cluster_down_policy(cfg)};
+    if (rl_new(&ro, &c->rl) != MD_OK)
         return fail("cannot create the rate limiter", &(md_err){.code = MD_E_NOMEM}, 1);
     int rc = open_registry(c);
     /* `modeld routes` runs no jobs: a queue without workers is enough for the route table. */
     c->enh_kind.models = c->reg;
     c->bulk_kind = (api_bulk_kind){.models = c->reg, .st = c->st,
                                    .log_sample = c->cfg->predict_log_sample, .serving = true};
-    if (rc == 0 && cli_jobs_open(cfg, c->st, &c->enh_kind, &c->bulk_kind, c->routes_only ? 0 : -1,
+    if (rc == 0 && cli_jobs_open(cfg, c->st, &c->enh_kind, &c->bulk_kind, c->routes_only ? 0 : -1, c->cl,
                                  &c->jq, &e) != MD_OK)
         return fail("cannot start the job queue", &e, 1);
     return rc;
@@ -180,6 +188,10 @@ static int register_models(serve_ctx *c, md_err *e)
         rc = md_fail(e, MD_E_INTERNAL, NULL, "cannot register the model metrics");
     if (rc == MD_OK && api_platform_ready_check(c->plat, "models", api_models_ready, c->reg) != MD_OK)
         rc = md_fail(e, MD_E_INTERNAL, NULL, "cannot add the models readiness check");
+    /* Redis is reported, never a reason to be unready: a node without it serves (degraded). */
+    if (rc == MD_OK && (api_platform_ready_info(c->plat, "redis", cli_cluster_state, c->cl) != MD_OK ||
+                        http_metrics_collector(c->srv, cli_cluster_metrics, c->cl) != MD_OK))
+        rc = md_fail(e, MD_E_INTERNAL, NULL, "cannot add the redis readiness report");
     return rc;
 }
 
@@ -192,6 +204,7 @@ static int register_enhance(serve_ctx *c, md_err *e)
                           .max_file_bytes = cfg->enhance_max_bytes,
                           .memory_budget = (uint64_t)cfg->enhance_memory_budget,
                           .rate = {.per_sec = cfg->enhance_rate.per_sec, .burst = cfg->enhance_rate.burst},
+                          .rate_shared = cli_cluster_rate(c->cl),
                           .max_running = cfg->enhance_max_running > 0 ? (int)cfg->enhance_max_running
                                                                       : job_workers(c->jq),
                           .queue_max = (size_t)cfg->job_queue_max};
@@ -258,6 +271,8 @@ static int start_http(serve_ctx *c)
     co.result_ttl_ms = cfg->result_ttl_ms;
     co.cache_entries = (size_t)cfg->convert_cache_entries;
     co.cache_ttl_ms = cfg->convert_cache_ttl_ms;
+    co.cache_l2 = cli_cluster_l2(c->cl);
+    co.cache_l2_ttl_ms = cfg->redis_cache_ttl_ms;
     co.web_dir = cfg->web_dir;
     co.max_pixels = (uint64_t)cfg->convert_max_pixels;
     co.pixels_in_flight = (uint64_t)cfg->convert_pixels_in_flight;
@@ -279,6 +294,8 @@ static int start_http(serve_ctx *c)
         return fail("cannot build the OpenAPI document", &e, 1);
     if (http_server_start(c->srv, &e) != MD_OK)
         return fail("cannot start the HTTP server", &e, e.code == MD_E_INVALID_PARAM ? 2 : 1);
+    if (cli_cluster_follow(c->cl, c->reg, c->jq, &e) != MD_OK)
+        return fail("cannot follow the cluster events", &e, 1);
     char port[16];
     snprintf(port, sizeof port, "%u", (unsigned)http_server_port(c->srv));
     md_log_fields_raw(MD_LOG_INFO, "listening",
@@ -329,6 +346,7 @@ static void shutdown_all(serve_ctx *c, int sig)
         if (left > 0)
             md_log(MD_LOG_WARN, "drain timeout: %d requests were still running", left);
     }
+    cli_cluster_stop(c->cl); /* no cluster event reaches the queue or the registry after this */
     http_server_free(c->srv);
     /* Running jobs go back to the queue for the next start or a worker; closed before the
      * routes' state its kinds use and before the registry. */
@@ -346,6 +364,7 @@ static void shutdown_all(serve_ctx *c, int sig)
     api_platform_free(c->plat);
     mdl_registry_close(c->reg); /* after the server: no request holds a model any more */
     rl_free(c->rl);
+    cli_cluster_close(c->cl); /* after everything that publishes through it */
     auth_close(c->au);
     store_unref(c->st);
     if (sig)

@@ -26,7 +26,7 @@
 
 /* The networks the jobs need: the shipped models/ (models_dir, or found as serve finds it) and
  * the data dir's models/, loaded when a job first needs one. */
-static int open_registry(const md_config *cfg, store *st, mdl_registry **out, md_err *e)
+static int open_registry(const md_config *cfg, store *st, cli_cluster *cl, mdl_registry **out, md_err *e)
 {
     char shipped[PATH_MAX];
     const char *dir = shipped;
@@ -37,7 +37,8 @@ static int open_registry(const md_config *cfg, store *st, mdl_registry **out, md
         dir = NULL;
     }
     mdl_registry_opts o = {
-        .shipped_dir = dir, .data_dir = cfg->data_dir, .store = st, .load_all = false};
+        .shipped_dir = dir, .data_dir = cfg->data_dir, .store = st, .load_all = false,
+        .on_change = cl ? cli_cluster_model_changed : NULL, .on_change_ctx = cl};
     return mdl_registry_open(&o, out, e);
 }
 
@@ -47,25 +48,35 @@ static int run_worker(const md_config *cfg, const sigset_t *set)
     md_err_clear(&e);
     store *st = NULL;
     jobs *j = NULL;
+    cli_cluster *cl = NULL;
     api_enhance_kind kind = {0};
     api_bulk_kind bulk = {0};
-    store_opts so = {.data_dir = cfg->data_dir, .upload_ttl_ms = cfg->upload_ttl_ms};
+    store_opts so = {.data_dir = cfg->data_dir, .url = cfg->store, .blob_dir = cfg->blob_dir,
+                     .pool_size = (int)cfg->store_pool, .upload_ttl_ms = cfg->upload_ttl_ms};
     int rc = store_open(&so, &st, &e);
     if (rc == MD_OK)
-        rc = open_registry(cfg, st, &kind.models, &e);
+        rc = cli_cluster_open(cfg, &cl, &e);
+    if (rc == MD_OK)
+        rc = open_registry(cfg, st, cl, &kind.models, &e);
     bulk = (api_bulk_kind){.models = kind.models, .st = st, .log_sample = cfg->predict_log_sample};
     if (rc == MD_OK)
-        rc = cli_jobs_open(cfg, st, &kind, &bulk, -1, &j, &e);
+        rc = cli_jobs_open(cfg, st, &kind, &bulk, -1, cl, &j, &e);
     if (rc == MD_OK)
         rc = job_start(j, &e);
+    /* a worker follows model changes (the networks it has loaded) and serves no WebSocket */
+    if (rc == MD_OK)
+        rc = cli_cluster_follow(cl, kind.models, NULL, &e);
     if (rc != MD_OK) {
         fprintf(stderr, "modeld worker: %s\n", md_err_message(&e));
+        cli_cluster_stop(cl);
         job_close(j);
         mdl_registry_close(kind.models);
+        cli_cluster_close(cl);
         store_unref(st);
         return rc == MD_E_INVALID_PARAM ? 2 : 1;
     }
-    md_log(MD_LOG_INFO, "worker: running jobs from %s (pid %ld)", cfg->data_dir, (long)getpid());
+    md_log(MD_LOG_INFO, "worker: running jobs from %s (%s, pid %ld)", cfg->data_dir,
+           store_backend(st), (long)getpid());
     struct timespec ts = {cfg->sweep_interval_ms / 1000, (cfg->sweep_interval_ms % 1000) * 1000000};
     for (;;) {
         int sig = sigtimedwait(set, NULL, &ts);
@@ -75,8 +86,10 @@ static int run_worker(const md_config *cfg, const sigset_t *set)
             md_log(MD_LOG_WARN, "worker: retention sweep failed: %s", md_err_message(&e));
     }
     md_log(MD_LOG_INFO, "worker: stopping; running jobs go back to the queue");
+    cli_cluster_stop(cl); /* no event reaches the registry or the queue after this */
     job_close(j);
     mdl_registry_close(kind.models);
+    cli_cluster_close(cl);
     store_unref(st);
     return 0;
 }

@@ -44,6 +44,15 @@ static const setting settings[] = {
     {"host", T_STR, F(host), "127.0.0.1", 0, 0, 0, "ADDR", "address to listen on (name or IP; 0.0.0.0 for all)"},
     {"port", T_INT, F(port), "8080", 0, 65535, 0, "N", "TCP port; 0 picks a free one (logged at start)"},
     {"data_dir", T_STR, F(data_dir), "./var", 0, 0, 0, "DIR", "database, upload blobs and the JWT secret"},
+    {"store", T_STR, F(store), "sqlite:", 0, 0, 0, "URL",
+     "metadata database: sqlite:[FILE] (default FILE <data_dir>/modeld.db) or postgres://user@host"
+     ":port/db (a libpq URI, shared by several nodes; keep the password in ~/.pgpass or "
+     "PGPASSWORD, not here)"},
+    {"store_pool", T_INT, F(store_pool), "4", 1, 64, 0, "N",
+     "PostgreSQL connections of this process (calls beyond it wait their turn)"},
+    {"blob_dir", T_STR, F(blob_dir), "", 0, 0, 0, "DIR",
+     "uploads, results and job files (content-addressed); empty = <data_dir>/blobs; nodes that "
+     "share a PostgreSQL store must share this directory too"},
     {"io_threads", T_INT, F(io_threads), "0", 0, 64, 0, "N", "HTTP I/O threads (at least 2); 0 = CPUs, at most 4"},
     {"compute_threads", T_INT, F(compute_threads), "0", 0, 256, 0, "N", "workers for heavy requests; 0 = CPUs"},
     {"compute_queue", T_INT, F(compute_queue), "256", 1, 100000, 0, "N",
@@ -136,8 +145,9 @@ static const setting settings[] = {
      "enhancement jobs running at once in this process; 0 = the worker threads (auto: half the "
      "CPUs)"},
     {"enhance_memory_budget", T_SIZE, F(enhance_memory_budget), "1536M", MB, 1024 * GB, 0, "SIZE",
-     "peak memory one enhancement job may need (estimated at submission); beyond it 503 + "
-     "Retry-After"},
+     "peak memory the enhancement jobs that can run at once may need together (estimated at "
+     "submission: the enhance_max_running largest among running, queued and new jobs); beyond "
+     "it 503 + Retry-After"},
     {"enhance_max_bytes", T_SIZE, F(enhance_max_bytes), "20M", KB, 1 * GB, 0, "SIZE",
      "largest photo POST /api/v1/enhance accepts; larger gets 413"},
     {"bulk_max_bytes", T_SIZE, F(bulk_max_bytes), "100M", KB, 1 * GB, 0, "SIZE",
@@ -145,6 +155,16 @@ static const setting settings[] = {
     {"enhance_rate", T_RATE, F(enhance_rate), "1:20", 0, 0, 0, "R[:B]",
      "POST /api/v1/enhance and /enhance/batch per key (per IP without one), requests/s and burst "
      "(on top of the role's rate)"},
+    {"redis", T_STR, F(redis), "", 0, 0, 0, "URL",
+     "Redis shared by the nodes of a cluster (redis://host[:port][/db] or unix:///path[?db=N]): "
+     "shared rate limits, the L2 conversion cache, model-registry and job-progress events; "
+     "empty = none (this node alone)"},
+    {"redis_down", T_STR, F(redis_down), "local", 0, 0, 0, "POLICY",
+     "rate limits while Redis is down: local (each node's own buckets) or refuse (503)"},
+    {"redis_cache_ttl", T_DUR, F(redis_cache_ttl_ms), "3600s", SEC, 720 * HOUR, 0, "DUR",
+     "a conversion answer stays in the Redis L2 cache this long (at most result_ttl)"},
+    {"redis_timeout", T_DUR, F(redis_timeout_ms), "500ms", 10, 60 * SEC, 0, "DUR",
+     "Redis connect and command timeout; a node that waits longer treats Redis as down"},
     {"test_routes", T_BOOL, F(test_routes), "false", 0, 0, 0, "BOOL",
      "debug: /api/test/* routes for the end-to-end tests (never in production)"},
 };
@@ -518,9 +538,19 @@ int md_config_workers(const md_config *c)
 
 int md_config_validate(const md_config *c, md_err *err)
 {
+    if (strncmp(c->store, "sqlite:", 7) != 0 && strncmp(c->store, "postgres://", 11) != 0 &&
+        strncmp(c->store, "postgresql://", 13) != 0)
+        return md_fail(err, MD_E_INVALID_PARAM, "store",
+                       "store must be sqlite:[FILE] or postgres://..., got \"%.32s\"", c->store);
     if (md_config_workers(c) == -2)
         return md_fail(err, MD_E_INVALID_PARAM, "workers", "workers must be auto or an integer in 0..256, got \"%.32s\"",
                        c->workers);
+    if (c->redis && *c->redis && strncmp(c->redis, "redis://", 8) != 0 && strncmp(c->redis, "unix://", 7) != 0)
+        return md_fail(err, MD_E_INVALID_PARAM, "redis",
+                       "invalid redis: expected redis://host[:port][/db] or unix:///path[?db=N]");
+    if (c->redis_down && strcmp(c->redis_down, "local") != 0 && strcmp(c->redis_down, "refuse") != 0)
+        return md_fail(err, MD_E_INVALID_PARAM, "redis_down", "redis_down must be local or refuse, got \"%.32s\"",
+                       c->redis_down);
     for (const char *p = c->cors_origins; p && *p;) {
         size_t n = strcspn(p, ",");
         bool ok = (n == 1 && *p == '*') || (n > 7 && strncmp(p, "http://", 7) == 0) ||

@@ -32,6 +32,9 @@ typedef struct md_config {
     char *host;
     long port;
     char *data_dir;
+    char *store;     /* "sqlite:[FILE]" or "postgres://..." (store_opts.url) */
+    long store_pool; /* PostgreSQL connections (store_opts.pool_size) */
+    char *blob_dir;  /* "" = <data_dir>/blobs (store_opts.blob_dir) */
     long io_threads, compute_threads, compute_queue, max_connections;
     size_t body_limit;
     long request_timeout_ms, drain_timeout_ms, idle_timeout_ms;
@@ -69,6 +72,11 @@ typedef struct md_config {
     size_t enhance_memory_budget, enhance_max_bytes;
     size_t bulk_max_bytes; /* POST /api/{model}/bulk upload limit */
     md_rate enhance_rate;
+    /* scale-out: Redis (issue 12) */
+    char *redis;            /* "redis://host[:port][/db]" | "unix:///path[?db=N]"; "" = none */
+    char *redis_down;       /* "local" | "refuse": rate limits while Redis is down */
+    long redis_cache_ttl_ms; /* lifetime of L2 conversion answers */
+    long redis_timeout_ms;   /* connect and command timeout */
     bool test_routes;
     bool help; /* --help was given: print md_config_help and exit 0 */
 } md_config;

@@ -197,6 +197,9 @@ static void stage_rate(http_req *r, const http_route *rt)
         char v[24];
         snprintf(v, sizeof v, "%ld", r->rate.retry_s > 0 ? r->rate.retry_s : 1);
         http_reply_header(r, "Retry-After", v);
+    } else if (rc == MD_E_UNAVAILABLE) {
+        r->pending = md_fail(&r->err, MD_E_UNAVAILABLE, NULL, "rate limits cannot be checked now, retry in 1 s");
+        http_reply_header(r, "Retry-After", "1");
     }
 }
 

@@ -130,7 +130,9 @@ typedef struct http_hooks {
     int (*authenticate)(void *ctx, const char *authorization, const char *x_api_key,
                         http_identity *id, md_err *err);
     /* Take one token. id is NULL for anonymous callers (then client_ip is the bucket key).
-     * Fill *info; return 0 or MD_E_RATE_LIMITED. NULL hook: no rate limiting. */
+     * Fill *info; return 0 or MD_E_RATE_LIMITED (429), or MD_E_UNAVAILABLE when the limits
+     * cannot be checked and must not be skipped (503, Retry-After 1). NULL hook: no rate
+     * limiting. */
     int (*rate_limit)(void *ctx, const http_identity *id, const char *client_ip, http_rate_info *info);
     /* Record one audit entry (an authenticated request that changed state). May queue it. */
     void (*audit)(void *ctx, const http_audit_entry *e);
@@ -287,8 +289,9 @@ const char *http_req_param(const http_req *r, const char *name);
 const char *http_req_query(const http_req *r, const char *name);
 /* Request header, case-insensitive; NULL when absent. */
 const char *http_req_header(const http_req *r, const char *name);
-/* The buffered body (NUL-terminated for convenience, len excludes it); NULL/0 when empty or
- * streamed to a sink. Borrowed until the request ends. */
+/* The buffered body (NUL-terminated for convenience, len excludes it); NULL/0 when empty,
+ * streamed to a sink or spooled to a file (http_req_body_file). Borrowed until the request
+ * ends. */
 const void *http_req_body(const http_req *r, size_t *len);
 /* The spooled body of an http_route_body_to_file route. */
 typedef struct http_body_file {

@@ -141,6 +141,13 @@ typedef struct job_opts {
     int64_t callback_timeout_ms;      /* one POST at most; 0 = 10 s */
     int64_t callback_poll_ms;         /* the callback thread looks for due callbacks this
                                        * often; 0 = 500 ms; < 0 = never (tests tick) */
+    /* Cluster events (Redis, wired by the CLI): called after each change THIS process makes
+     * to a job (what its own subscribers get at once: claims, progress, stage, ends,
+     * cancels), so that other processes can hand it to their subscribers with
+     * job_event_apply instead of waiting for their store poll. Runs on worker / keeper /
+     * request threads with no lock of the queue held; must be quick. NULL = none. */
+    void (*on_event)(void *ctx, const job_info *info);
+    void *on_event_ctx;
 } job_opts;
 
 /* Open the queue (no threads yet). *out is new: job_close. */
@@ -342,6 +349,13 @@ int job_callback_get(jobs *j, const char *job_id, job_callback *out, md_err *err
  * the call. Runs on a worker or the keeper thread with the subscription lock held: it must be
  * quick (queue a message) and must not call job_subscribe / job_unsubscribe. */
 typedef void (*job_event_fn)(const job_info *info, void *user);
+
+/* A change another process published (its on_event): job id is now in state with progress
+ * and stage. When something here follows id, its subscribers get the job's row from the store
+ * with this progress and stage laid over it while the row is in the same state (the store's
+ * progress is written at most every progress_ms; the event is fresher); a row already in
+ * another state wins. Cheap when nobody follows id (no store read). Any thread. */
+void job_event_apply(jobs *j, const char *id, int state, double progress, const char *stage);
 
 /* Follow job id. The current state is delivered within poll_ms of subscribing (from the
  * keeper's poll; job_get gives it at once), then every change; an id that does not exist (or

@@ -14,11 +14,14 @@
  *   3. The poller reads seqs in one call, then the changed rows, outside subs_mu; it holds
  *      subs_mu only to deliver (the store is never called with subs_mu held, so a slow disk
  *      does not block job_unsubscribe longer than one delivery).
+ *   4. Only changes made by this process (jobs__publish) go to on_event; what the poller or
+ *      job_event_apply delivers came from another process and is never published again.
  */
 #include "jobs/jobs_int.h"
 
 #include "base/log.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,13 +42,47 @@ static void deliver(job_sub *s, const job_info *info)
     s->cb(info, s->user);
 }
 
-void jobs__publish(jobs *j, const job_info *info)
+/* A change to this process's subscribers of info->id. */
+static void deliver_all(jobs *j, const job_info *info)
 {
     pthread_mutex_lock(&j->subs_mu);
     for (job_sub *s = j->subs; s; s = s->next)
         if (strcmp(s->id, info->id) == 0)
             deliver(s, info);
     pthread_mutex_unlock(&j->subs_mu);
+}
+
+/* Invariant 4: a change made here goes to the subscribers here and to the cluster. */
+void jobs__publish(jobs *j, const job_info *info)
+{
+    deliver_all(j, info);
+    if (j->o.on_event)
+        j->o.on_event(j->o.on_event_ctx, info);
+}
+
+static bool followed(jobs *j, const char *id)
+{
+    bool any = false;
+    pthread_mutex_lock(&j->subs_mu);
+    for (job_sub *s = j->subs; s && !any; s = s->next)
+        any = !s->done && strcmp(s->id, id) == 0;
+    pthread_mutex_unlock(&j->subs_mu);
+    return any;
+}
+
+void job_event_apply(jobs *j, const char *id, int state, double progress, const char *stage)
+{
+    if (!id || strlen(id) >= STORE_JOB_ID_MAX || !followed(j, id))
+        return;
+    job_info *info = malloc(sizeof *info);
+    if (info && store_jobs_get(j->s, id, info, NULL) == MD_OK) {
+        if (info->state == state && progress >= info->progress) {
+            info->progress = progress;
+            snprintf(info->stage, sizeof info->stage, "%s", stage ? stage : "");
+        }
+        deliver_all(j, info); /* invariant 4: never published again */
+    }
+    free(info);
 }
 
 int job_subscribe(jobs *j, const char *id, job_event_fn cb, void *user, job_sub **out, md_err *err)
@@ -142,7 +179,7 @@ void jobs__poll_subs(jobs *j)
             n = 0;
         for (size_t i = 0; i < n; i++)
             if (seqs[i] > items[i].seen && store_jobs_get(j->s, ids[i], info, NULL) == MD_OK)
-                jobs__publish(j, info);
+                deliver_all(j, info);
     }
     free(info);
     free(seqs);

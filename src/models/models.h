@@ -45,9 +45,11 @@
  * CLI (`modeld models activate|rollback --data-dir`) changes what the store remembers and
  * nothing else: a server already running on that data dir keeps serving what it loaded and
  * does not read the store again; it serves the CLI's choice after its next restart. To change
- * a running server, use its HTTP routes (`modeld models … --url`). There is no cross-process
- * notification, and the next change a running server makes rewrites the row (active, canary,
- * previous) from what that server serves, replacing what the CLI stored.
+ * a running server, use its HTTP routes (`modeld models … --url`). The only cross-process
+ * notification is the cluster event of serve nodes sharing a Redis (on_change on one node,
+ * mdl_sync on the others; the CLI publishes none), and the next change a running server makes
+ * rewrites the row (active, canary, previous) from what that server serves, replacing what the
+ * CLI stored.
  *
  * Threads: every function is thread-safe. mdl_acquire/mdl_release/mdl_run are lock-free on the
  * hot path; management calls (activate, canary, rollback, load, unload) are serialised per
@@ -203,6 +205,12 @@ typedef struct mdl_registry_opts {
     int onnx_threads;         /* intra-op threads per run; 0 = 1 */
     bool load_all;            /* true: load and activate every model at open (serve); false:
                                  only on demand (CLI listing) */
+    /* Called after every published change of a model's serving set that was written to the
+     * store (activate, canary, promote, rollback, load, automatic canary decisions; not
+     * mdl_sync), with the management lock held: it must be quick and must not call back into
+     * the registry. The CLI publishes it as a cluster event (Redis). NULL = none. */
+    void (*on_change)(void *ctx, const char *name);
+    void *on_change_ctx;
 } mdl_registry_opts;
 
 /* Scan both roots, restore the remembered active versions (else the highest version) and, with
@@ -264,6 +272,14 @@ int mdl_promote(mdl_registry *r, const char *name, md_err *err);
  * leaves the serving versions as they were). A version that was the canary is never the
  * target. MD_E_CONFLICT when there is nothing to roll back to. */
 int mdl_rollback(mdl_registry *r, const char *name, md_err *err);
+/* Cluster event: another process changed name's serving set in the shared store. Rescan the
+ * model's directories (a version installed elsewhere on a shared data dir appears), then make
+ * this registry serve what the store remembers: its active version (loaded and validated
+ * first; a failure leaves the serving ones as they were) and its canary at its percentage, or
+ * no canary. Writes nothing to the store and calls no on_change. A registry opened without
+ * load_all ignores models it has not loaded (they load the stored state when first used).
+ * MD_E_MODEL_NOT_FOUND for a name not on disk; MD_OK when there is nothing to change. */
+int mdl_sync(mdl_registry *r, const char *name, md_err *err);
 /* OIP repository load: rescan the model's directory and activate its newest version (or the
  * remembered one). MD_E_MODEL_NOT_FOUND when not on disk. */
 int mdl_load(mdl_registry *r, const char *name, md_err *err);

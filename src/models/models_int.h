@@ -130,6 +130,9 @@ struct mdl_registry {
     bool load_all;
     _Atomic(mdl_model *) models;
     uint64_t standby_seq; /* under mgmt */
+    void (*on_change)(void *ctx, const char *name); /* mdl_registry_opts.on_change */
+    void *on_change_ctx;
+    bool syncing; /* under mgmt: mdl_sync is applying the store's state (no persist, no event) */
 };
 
 /* Reader side of a model's serving pointer: enter before loading it, exit once the references

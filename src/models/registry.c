@@ -34,6 +34,9 @@
  *   6. The store's previous_version names the version active before the current one (persist:
  *      the one this process served, else the stored active), so mdl_rollback with no STANDBY
  *      loaded (a CLI registry, a server after a restart) returns to it: rollback_remembered.
+ *   7. mdl_sync applies the store's row without writing it back (r->syncing, under mgmt): the
+ *      row is another process's decision, and an event answered by an event would ping-pong.
+ *      on_change fires only after a successful store write, so never during a sync.
  */
 #include "models/models_int.h"
 
@@ -213,7 +216,7 @@ static void carry_previous(const store_model_state *stored, const char *was_acti
 
 static void persist(mdl_registry *r, mdl_model *m, const char *was_active)
 {
-    if (!r->st)
+    if (!r->st || r->syncing) /* invariant 7 */
         return;
     mdl_serving *s = current(m);
     store_model_state st = {0}, stored = {0};
@@ -231,6 +234,8 @@ static void persist(mdl_registry *r, mdl_model *m, const char *was_active)
     if (store_models_set(r->st, &st, &e) != MD_OK)
         md_log(MD_LOG_ERROR, "models: cannot remember the state of %s: %s", m->name,
                md_err_message(&e));
+    else if (r->on_change)
+        r->on_change(r->on_change_ctx, m->name);
 }
 
 /* Publish (active, canary, percent) and remember it. Lock held. */
@@ -833,6 +838,57 @@ static int load_locked(mdl_registry *r, mdl_model *m, md_err *err)
     return MD_OK;
 }
 
+/* Make m serve st (mdl_sync). Lock held, r->syncing set. */
+static int sync_locked(mdl_registry *r, mdl_model *m, const store_model_state *st, md_err *err)
+{
+    mdl_serving *s = current(m);
+    if (!s && !r->load_all)
+        return MD_OK; /* never used here: it loads the stored state when first acquired */
+    const char *active = s && s->active ? s->active->mf.version : "";
+    int rc = MD_OK;
+    if (st->active_version[0] && strcmp(active, st->active_version) != 0) {
+        mdl_version *v = NULL;
+        rc = prepare_version(r, m, st->active_version, &v, err);
+        if (rc == MD_OK)
+            rc = activate_locked(r, m, v, err);
+        if (rc != MD_OK)
+            return rc;
+    }
+    s = current(m);
+    const char *canary = s && s->canary ? s->canary->mf.version : "";
+    double pct = s && s->canary ? s->percent : 0;
+    bool want = st->canary_version[0] && st->canary_percent > 0;
+    if (want && (strcmp(canary, st->canary_version) != 0 || pct != st->canary_percent))
+        return canary_locked(r, m, st->canary_version, st->canary_percent, err);
+    if (!want && canary[0])
+        return end_canary_locked(r, m, true, err);
+    return MD_OK;
+}
+
+int mdl_sync(mdl_registry *r, const char *name, md_err *err)
+{
+    if (!name || !mdl__name_ok(name))
+        return md_fail(err, MD_E_INVALID_PARAM, "model", "not a valid model name");
+    if (!r->st)
+        return MD_OK;
+    scan(r, name);
+    mdl_model *m;
+    int rc = begin(r, name, &m, err);
+    if (rc != MD_OK)
+        return rc;
+    store_model_state st;
+    if (store_models_get(r->st, name, &st, NULL) == MD_OK) {
+        r->syncing = true;
+        rc = sync_locked(r, m, &st, err);
+        r->syncing = false;
+        if (rc == MD_OK)
+            md_log(MD_LOG_DEBUG, "models: %s follows the shared state (active %s)", name,
+                   st.active_version[0] ? st.active_version : "none");
+    }
+    pthread_mutex_unlock(&r->mgmt);
+    return rc;
+}
+
 int mdl_load(mdl_registry *r, const char *name, md_err *err)
 {
     if (!name || !mdl__name_ok(name))
@@ -969,6 +1025,8 @@ int mdl_registry_open(const mdl_registry_opts *o, mdl_registry **out, md_err *er
     r->canary_window_ns = (uint64_t)((o->canary.window_s > 0 ? o->canary.window_s : 60) * 1e9);
     r->keep_standby = o->keep_standby > 0 ? o->keep_standby : 1;
     r->load_all = o->load_all;
+    r->on_change = o->on_change;
+    r->on_change_ctx = o->on_change_ctx;
     atomic_store(&mdl__onnx_threads, o->onnx_threads > 0 ? o->onnx_threads : 1);
     if ((o->shipped_dir && !r->shipped_dir) || (o->data_dir && !r->data_dir)) {
         registry_free(r);

@@ -126,8 +126,8 @@ static void fsync_dir(const char *dir)
     }
 }
 
-int store__blob_commit(store *s, const char *tmp_path, const char *hex, size_t n, bool durable,
-                       md_err *err)
+static int blob_commit_locked(store *s, const char *tmp_path, const char *hex, size_t n,
+                              bool durable, md_err *err)
 {
     char path[4096];
     int rc = store_blob_path(s, hex, path, sizeof path, err);
@@ -159,6 +159,15 @@ int store__blob_commit(store *s, const char *tmp_path, const char *hex, size_t n
     if (durable)
         fsync_dir(path);
     return MD_OK;
+}
+
+int store__blob_commit(store *s, const char *tmp_path, const char *hex, size_t n, bool durable,
+                       md_err *err)
+{
+    pthread_mutex_lock(&s->blob_mu); /* store_int.h invariant 5 */
+    int rc = blob_commit_locked(s, tmp_path, hex, n, durable, err);
+    pthread_mutex_unlock(&s->blob_mu);
+    return rc;
 }
 
 void store__sha256_hex(const void *data, size_t n, char hex[STORE_SHA256_HEX])

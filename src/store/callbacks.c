@@ -33,22 +33,22 @@ static const char SQL_FINISH[] = "UPDATE callbacks SET state = ?, next_try_ms = 
                                  "done_ms = ? WHERE job_id = ?";
 
 /* A store__row_fn: dst is a store_callback. */
-static void read_row(sqlite3_stmt *st, void *dst)
+static void read_row(db_stmt *st, void *dst)
 {
     store_callback *c = dst;
     memset(c, 0, sizeof *c);
     store__col_text(st, 0, c->job_id, sizeof c->job_id);
     store__col_text(st, 1, c->url, sizeof c->url);
-    const char *state = (const char *)sqlite3_column_text(st, 2);
+    const char *state = db_col_text(st, 2);
     for (int i = 0; state && i < 3; i++) {
         if (strcmp(state, cb_states[i]) == 0)
             c->state = i;
     }
-    c->attempts = sqlite3_column_int(st, 3);
-    c->next_try_ms = sqlite3_column_int64(st, 4);
+    c->attempts = db_col_int(st, 3);
+    c->next_try_ms = db_col_int64(st, 4);
     store__col_text(st, 5, c->last_error, sizeof c->last_error);
-    c->created_ms = sqlite3_column_int64(st, 6);
-    c->done_ms = sqlite3_column_int64(st, 7);
+    c->created_ms = db_col_int64(st, 6);
+    c->done_ms = db_col_int64(st, 7);
 }
 
 int store_callback_add(store *st, const char *job_id, const char *url, md_err *err)
@@ -59,12 +59,12 @@ int store_callback_add(store *st, const char *job_id, const char *url, md_err *e
         return md_fail(err, MD_E_INVALID_PARAM, "callback_url", "1..%d bytes",
                        STORE_SCHED_URL_MAX - 1);
     store__lock(st);
-    sqlite3_stmt *q = store__stmt(st, SQL_INSERT, err);
+    db_stmt *q = store__stmt(st, SQL_INSERT, err);
     int rc = q ? MD_OK : MD_E_IO;
     if (q) {
-        sqlite3_bind_text(q, 1, job_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(q, 2, url, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(q, 3, md_clock_wall_ms(st->clock));
+        db_bind_text(q, 1, job_id);
+        db_bind_text(q, 2, url);
+        db_bind_int64(q, 3, md_clock_wall_ms(st->clock));
         rc = store__step_write(st, q, MD_E_INTERNAL, "job_id", "not inserted", "insert callback",
                                err);
     }
@@ -92,12 +92,12 @@ int store_callback_claim(store *st, const char *job_id, int expect_attempts, int
                          md_err *err)
 {
     store__lock(st);
-    sqlite3_stmt *q = store__stmt(st, SQL_CLAIM, err);
+    db_stmt *q = store__stmt(st, SQL_CLAIM, err);
     int rc = q ? MD_OK : MD_E_IO;
     if (q) {
-        sqlite3_bind_int64(q, 1, lease_until_ms);
-        sqlite3_bind_text(q, 2, job_id, -1, SQLITE_STATIC);
-        sqlite3_bind_int(q, 3, expect_attempts);
+        db_bind_int64(q, 1, lease_until_ms);
+        db_bind_text(q, 2, job_id);
+        db_bind_int64(q, 3, expect_attempts);
         rc = store__step_write(st, q, MD_E_CONFLICT, "job_id", "this try was already claimed",
                                "claim callback", err);
     }
@@ -111,14 +111,14 @@ int store_callback_finish(store *st, const char *job_id, int state, int64_t next
     if (state < STORE_CB_PENDING || state > STORE_CB_FAILED)
         return md_fail(err, MD_E_INTERNAL, "state", "no such callback state");
     store__lock(st);
-    sqlite3_stmt *q = store__stmt(st, SQL_FINISH, err);
+    db_stmt *q = store__stmt(st, SQL_FINISH, err);
     int rc = q ? MD_OK : MD_E_IO;
     if (q) {
-        sqlite3_bind_text(q, 1, cb_states[state], -1, SQLITE_STATIC);
-        sqlite3_bind_int64(q, 2, next_try_ms);
-        sqlite3_bind_text(q, 3, error ? error : "", -1, SQLITE_STATIC);
-        sqlite3_bind_int64(q, 4, state == STORE_CB_PENDING ? 0 : md_clock_wall_ms(st->clock));
-        sqlite3_bind_text(q, 5, job_id, -1, SQLITE_STATIC);
+        db_bind_text(q, 1, cb_states[state]);
+        db_bind_int64(q, 2, next_try_ms);
+        db_bind_text(q, 3, error ? error : "");
+        db_bind_int64(q, 4, state == STORE_CB_PENDING ? 0 : md_clock_wall_ms(st->clock));
+        db_bind_text(q, 5, job_id);
         rc = store__step_write(st, q, MD_E_NOT_FOUND, "job_id", "the job has no callback",
                                "finish callback", err);
     }

@@ -32,7 +32,7 @@ static const char SQL_USED[] = "SELECT 1 FROM schedules WHERE input = ? LIMIT 1"
 static const char SQL_DELETE[] = "DELETE FROM datasets WHERE id = ?";
 
 /* A store__row_fn: dst is a store_dataset. */
-static void read_row(sqlite3_stmt *st, void *dst)
+static void read_row(db_stmt *st, void *dst)
 {
     store_dataset *d = dst;
     memset(d, 0, sizeof *d);
@@ -40,11 +40,11 @@ static void read_row(sqlite3_stmt *st, void *dst)
     store__col_text(st, 1, d->owner, sizeof d->owner);
     store__col_text(st, 2, d->name, sizeof d->name);
     store__col_text(st, 3, d->format, sizeof d->format);
-    d->rows = sqlite3_column_int64(st, 4);
+    d->rows = db_col_int64(st, 4);
     store__col_text(st, 5, d->columns, sizeof d->columns);
-    d->size = sqlite3_column_int64(st, 6);
+    d->size = db_col_int64(st, 6);
     store__col_text(st, 7, d->sha256, sizeof d->sha256);
-    d->created_ms = sqlite3_column_int64(st, 8);
+    d->created_ms = db_col_int64(st, 8);
 }
 
 static int check_meta(const store_dataset *m, md_err *err)
@@ -71,19 +71,19 @@ static int check_meta(const store_dataset *m, md_err *err)
 
 static int insert_row(store *s, const store_dataset *d, md_err *err)
 {
-    sqlite3_stmt *st = store__stmt(s, SQL_INSERT, err);
+    db_stmt *st = store__stmt(s, SQL_INSERT, err);
     if (!st)
         return MD_E_IO;
-    sqlite3_bind_text(st, 1, d->id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, d->owner, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, d->name, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, d->format, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 5, d->rows);
-    sqlite3_bind_text(st, 6, d->columns, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 7, d->size);
-    sqlite3_bind_text(st, 8, d->sha256, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 9, d->created_ms);
-    int rc = sqlite3_step(st) == SQLITE_DONE ? MD_OK : store__sqlfail(s, "insert dataset", err);
+    db_bind_text(st, 1, d->id);
+    db_bind_text(st, 2, d->owner);
+    db_bind_text(st, 3, d->name);
+    db_bind_text(st, 4, d->format);
+    db_bind_int64(st, 5, d->rows);
+    db_bind_text(st, 6, d->columns);
+    db_bind_int64(st, 7, d->size);
+    db_bind_text(st, 8, d->sha256);
+    db_bind_int64(st, 9, d->created_ms);
+    int rc = db_step(st) == DB_DONE ? MD_OK : store__sqlfail(s, "insert dataset", err);
     store__done(st);
     return rc;
 }
@@ -153,12 +153,12 @@ int store_datasets_get(store *s, const char *id, store_dataset *out, md_err *err
 
 static int count_locked(store *s, int64_t *total, md_err *err)
 {
-    sqlite3_stmt *st = store__stmt(s, SQL_COUNT, err);
+    db_stmt *st = store__stmt(s, SQL_COUNT, err);
     if (!st)
         return MD_E_IO;
     int rc = MD_OK;
-    if (sqlite3_step(st) == SQLITE_ROW)
-        *total = sqlite3_column_int64(st, 0);
+    if (db_step(st) == DB_ROW)
+        *total = db_col_int64(st, 0);
     else
         rc = store__sqlfail(s, "count datasets", err);
     store__done(st);
@@ -176,11 +176,11 @@ int store_datasets_list(store *s, size_t offset, size_t limit, store_dataset **o
         return md_fail(err, MD_E_INVALID_PARAM, "offset", "too large");
     void *rows = NULL;
     store__lock(s);
-    sqlite3_stmt *st = store__stmt(s, SQL_LIST, err);
+    db_stmt *st = store__stmt(s, SQL_LIST, err);
     int rc = st ? MD_OK : MD_E_IO;
     if (st) {
-        sqlite3_bind_int64(st, 1, (sqlite3_int64)limit);
-        sqlite3_bind_int64(st, 2, (sqlite3_int64)offset);
+        db_bind_int64(st, 1, (int64_t)limit);
+        db_bind_int64(st, 2, (int64_t)offset);
         rc = store__collect_rows(s, st, sizeof **out, read_row, limit, "list datasets", &rows, n,
                                  err);
         store__done(st);
@@ -200,15 +200,15 @@ int store_datasets_list(store *s, size_t offset, size_t limit, store_dataset **o
 /* *used: 1 when a schedule names id as its input, else 0. */
 static int used_by_schedule(store *s, const char *id, int *used, md_err *err)
 {
-    sqlite3_stmt *st = store__stmt(s, SQL_USED, err);
+    db_stmt *st = store__stmt(s, SQL_USED, err);
     if (!st)
         return MD_E_IO;
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    int r = sqlite3_step(st);
+    db_bind_text(st, 1, id);
+    int r = db_step(st);
     int rc = MD_OK;
-    if (r == SQLITE_ROW)
+    if (r == DB_ROW)
         *used = 1;
-    else if (r == SQLITE_DONE)
+    else if (r == DB_DONE)
         *used = 0;
     else
         rc = store__sqlfail(s, "check dataset use", err);
@@ -223,11 +223,11 @@ static int delete_locked(store *s, const char *id, md_err *err)
     if (rc == MD_OK && used)
         return md_fail(err, MD_E_CONFLICT, "dataset_id",
                        "a schedule uses this dataset as its input; delete the schedule first");
-    sqlite3_stmt *st = rc == MD_OK ? store__stmt(s, SQL_DELETE, err) : NULL;
+    db_stmt *st = rc == MD_OK ? store__stmt(s, SQL_DELETE, err) : NULL;
     if (rc == MD_OK && !st)
         rc = MD_E_IO;
     if (st) {
-        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        db_bind_text(st, 1, id);
         rc = store__step_write(s, st, MD_E_NOT_FOUND, "dataset_id", "no such dataset",
                                "delete dataset", err);
     }
@@ -239,13 +239,13 @@ int store_datasets_delete(store *s, const char *id, md_err *err)
     if (!id || !*id)
         return md_fail(err, MD_E_NOT_FOUND, "dataset_id", "no such dataset");
     store__lock(s);
-    int rc = store__exec(s, "BEGIN IMMEDIATE", "begin delete dataset", err); /* invariant 2 */
+    int rc = store__begin(s, "begin delete dataset", err); /* invariant 2 */
     if (rc == MD_OK) {
         rc = delete_locked(s, id, err);
         if (rc == MD_OK)
-            rc = store__exec(s, "COMMIT", "commit delete dataset", err);
+            rc = store__commit(s, "commit delete dataset", err);
         if (rc != MD_OK)
-            sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+            store__rollback(s);
     }
     store__unlock(s);
     return rc;

@@ -49,6 +49,11 @@ int store_job_state_parse(const char *s)
     " cancel_requested, created_ms, started_ms, completed_ms, error_code, error_message,"          \
     " result_sha256, result_bytes, result_meta, input_ttl_ms, result_ttl_ms, expires_ms, seq"
 
+/* The later of the input's own expiry and now (?N): when a finished job lets go of its input.
+ * (A CASE, since scalar max() is SQLite's and GREATEST PostgreSQL's.) */
+#define LATER(now)                                                                                 \
+    "CASE WHEN created_ms + input_ttl_ms > " #now " THEN created_ms + input_ttl_ms ELSE " #now " END"
+
 static const char SQL_INSERT[] =
     "INSERT INTO jobs(id, kind, owner, batch_id, params, input_sha256, input_bytes, input_name,"
     " state, max_attempts, created_ms, input_ttl_ms, result_ttl_ms)"
@@ -57,13 +62,22 @@ static const char SQL_INSERT_BATCH[] =
     "INSERT INTO batches(id, owner, kind, total, created_ms) VALUES(?,?,?,?,?)";
 static const char SQL_ACTIVE[] = "SELECT count(*) FROM jobs WHERE state IN ('QUEUED','PROCESSING')";
 static const char SQL_GET[] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?";
-/* ?1 kinds as a JSON array, ?2 worker, ?3 now, ?4 lease expiry. */
-static const char SQL_CLAIM[] =
-    "UPDATE jobs SET state = 'PROCESSING', lease_owner = ?2, lease_expires_ms = ?4,"
+/* ?1 kinds as a JSON array, ?2 worker, ?3 now, ?4 lease expiry. SQLite: the claim runs under
+ * the database's write lock. PostgreSQL: the oldest queued row is locked FOR UPDATE, and SKIP
+ * LOCKED lets a concurrent claimer on another node take the next one instead of waiting for
+ * (and then losing) this one (invariant 2). */
+#define CLAIM_SET                                                                                  \
+    "UPDATE jobs SET state = 'PROCESSING', lease_owner = ?2, lease_expires_ms = ?4,"               \
     " attempts = attempts + 1, started_ms = ?3, cancel_requested = 0, seq = seq + 1"
-    " WHERE id = (SELECT id FROM jobs WHERE state = 'QUEUED'"
-    "   AND kind IN (SELECT value FROM json_each(?1)) ORDER BY created_ms, rowid LIMIT 1)"
-    " RETURNING " JOB_COLS;
+static const db_sql2 SQL_CLAIM = {
+    .lite = CLAIM_SET " WHERE id = (SELECT id FROM jobs WHERE state = 'QUEUED'"
+            "   AND kind IN (SELECT value FROM json_each(?1)) ORDER BY created_ms, rowid LIMIT 1)"
+            " RETURNING " JOB_COLS,
+    .pg = CLAIM_SET " WHERE id = (SELECT id FROM jobs WHERE state = 'QUEUED'"
+          "   AND kind IN (SELECT jsonb_array_elements_text(CAST(?1 AS jsonb)))"
+          "   ORDER BY created_ms, rowid LIMIT 1 FOR UPDATE SKIP LOCKED)"
+          " RETURNING " JOB_COLS,
+};
 static const char SQL_RENEW[] =
     "UPDATE jobs SET lease_expires_ms = ?3,"
     " progress = CASE WHEN ?4 < 0 THEN progress ELSE ?4 END,"
@@ -75,7 +89,7 @@ static const char SQL_SUCCEED[] =
     "UPDATE jobs SET state = 'SUCCESS', progress = 1, stage = 'done', lease_owner = '',"
     " lease_expires_ms = 0, completed_ms = ?3, result_sha256 = ?4, result_bytes = ?5,"
     " result_meta = ?6, expires_ms = ?3 + result_ttl_ms,"
-    " input_expires_ms = max(created_ms + input_ttl_ms, ?3), seq = seq + 1"
+    " input_expires_ms = " LATER(?3) ", seq = seq + 1"
     " WHERE id = ?1 AND state = 'PROCESSING' AND lease_owner = ?2";
 /* ?3 now, ?4 target state, ?5 code, ?6 message, ?7 refund (0/1). A move back to QUEUED keeps
  * the row alive (expires_ms 0); a terminal one starts its retention. */
@@ -85,30 +99,30 @@ static const char SQL_FINISH[] =
     " stage = CASE WHEN ?4 = 'QUEUED' THEN 'queued' ELSE stage END,"
     " completed_ms = CASE WHEN ?4 = 'QUEUED' THEN 0 ELSE ?3 END,"
     " expires_ms = CASE WHEN ?4 = 'QUEUED' THEN 0 ELSE ?3 + result_ttl_ms END,"
-    " input_expires_ms = max(created_ms + input_ttl_ms, ?3), seq = seq + 1"
+    " input_expires_ms = " LATER(?3) ", seq = seq + 1"
     " WHERE id = ?1 AND state = 'PROCESSING' AND lease_owner = ?2";
 static const char SQL_CANCEL_QUEUED[] =
     "UPDATE jobs SET state = 'CANCELLED', completed_ms = ?2, stage = 'cancelled',"
     " error_code = 'cancelled', error_message = 'cancelled by its owner',"
-    " expires_ms = ?2 + result_ttl_ms, input_expires_ms = max(created_ms + input_ttl_ms, ?2),"
+    " expires_ms = ?2 + result_ttl_ms, input_expires_ms = " LATER(?2) ","
     " seq = seq + 1 WHERE id = ?1 AND state = 'QUEUED'";
 static const char SQL_CANCEL_RUNNING[] =
     "UPDATE jobs SET cancel_requested = 1, seq = seq + 1"
     " WHERE id = ?1 AND state = 'PROCESSING' AND cancel_requested = 0";
 static const char SQL_STATE[] = "SELECT state FROM jobs WHERE id = ?";
-/* ?1 now, ?2 owner prefix pattern (NULL = none): leases run out, or held by a dead process. */
+/* ?1 now, ?2 owner prefix (NULL = none): leases run out, or held by a dead process. */
 static const char SQL_EXPIRE_RETRY[] =
     "UPDATE jobs SET state = 'QUEUED', lease_owner = '', lease_expires_ms = 0, stage = 'queued',"
     " cancel_requested = 0, seq = seq + 1"
-    " WHERE state = 'PROCESSING' AND (lease_expires_ms <= ?1 OR lease_owner GLOB ?2)"
+    " WHERE state = 'PROCESSING' AND (lease_expires_ms <= ?1 OR substr(lease_owner, 1, length(CAST(?2 AS TEXT))) = ?2)"
     " AND attempts < max_attempts";
 static const char SQL_EXPIRE_FAIL[] =
     "UPDATE jobs SET state = 'FAILURE', lease_owner = '', lease_expires_ms = 0,"
     " error_code = 'internal_error',"
     " error_message = 'the worker running this job stopped ' || attempts || ' times',"
     " completed_ms = ?1, expires_ms = ?1 + result_ttl_ms,"
-    " input_expires_ms = max(created_ms + input_ttl_ms, ?1), seq = seq + 1"
-    " WHERE state = 'PROCESSING' AND (lease_expires_ms <= ?1 OR lease_owner GLOB ?2)"
+    " input_expires_ms = " LATER(?1) ", seq = seq + 1"
+    " WHERE state = 'PROCESSING' AND (lease_expires_ms <= ?1 OR substr(lease_owner, 1, length(CAST(?2 AS TEXT))) = ?2)"
     " AND attempts >= max_attempts";
 static const char SQL_OWNERS[] = "SELECT DISTINCT lease_owner FROM jobs WHERE state = 'PROCESSING'";
 static const char SQL_LIST_BATCH[] =
@@ -116,22 +130,22 @@ static const char SQL_LIST_BATCH[] =
 static const char SQL_GET_BATCH[] =
     "SELECT id, owner, kind, total, created_ms FROM batches WHERE id = ?";
 static const char SQL_COUNT[] =
-    "SELECT state, count(*) FROM jobs WHERE ?1 IS NULL OR kind = ?1 GROUP BY state";
+    "SELECT state, count(*) FROM jobs WHERE CAST(?1 AS TEXT) IS NULL OR kind = ?1 GROUP BY state";
 /* ?1 kind, ?2 owner, ?3 state (NULL = any), ?4 cursor (rowid, 0 = none), ?5 limit + 1. */
 static const char SQL_LIST[] =
-    "SELECT " JOB_COLS ", rowid FROM jobs WHERE (?1 IS NULL OR kind = ?1)"
-    " AND (?2 IS NULL OR owner = ?2) AND (?3 IS NULL OR state = ?3)"
+    "SELECT " JOB_COLS ", rowid FROM jobs WHERE (CAST(?1 AS TEXT) IS NULL OR kind = ?1)"
+    " AND (CAST(?2 AS TEXT) IS NULL OR owner = ?2) AND (CAST(?3 AS TEXT) IS NULL OR state = ?3)"
     " AND (?4 = 0 OR rowid < ?4) ORDER BY rowid DESC LIMIT ?5";
 static const char SQL_SEQ[] = "SELECT seq FROM jobs WHERE id = ?";
 static const char SQL_DELETE[] =
     "DELETE FROM jobs WHERE id = ? AND state IN ('SUCCESS','FAILURE','CANCELLED')";
 
-static void bind_text(sqlite3_stmt *st, int i, const char *v)
+static void bind_text(db_stmt *st, int i, const char *v)
 {
-    sqlite3_bind_text(st, i, v ? v : "", -1, SQLITE_STATIC);
+    db_bind_text(st, i, v ? v : "");
 }
 
-static void read_job(sqlite3_stmt *st, void *dst)
+static void read_job(db_stmt *st, void *dst)
 {
     store_job *j = dst;
     memset(j, 0, sizeof *j);
@@ -141,38 +155,38 @@ static void read_job(sqlite3_stmt *st, void *dst)
     store__col_text(st, 3, j->batch_id, sizeof j->batch_id);
     store__col_text(st, 4, j->params, sizeof j->params);
     store__col_text(st, 5, j->input_sha256, sizeof j->input_sha256);
-    j->input_bytes = sqlite3_column_int64(st, 6);
+    j->input_bytes = db_col_int64(st, 6);
     store__col_text(st, 7, j->input_name, sizeof j->input_name);
-    j->state = store_job_state_parse((const char *)sqlite3_column_text(st, 8));
-    j->progress = sqlite3_column_double(st, 9);
+    j->state = store_job_state_parse(db_col_text(st, 8));
+    j->progress = db_col_double(st, 9);
     store__col_text(st, 10, j->stage, sizeof j->stage);
-    j->attempts = sqlite3_column_int(st, 11);
-    j->max_attempts = sqlite3_column_int(st, 12);
+    j->attempts = db_col_int(st, 11);
+    j->max_attempts = db_col_int(st, 12);
     store__col_text(st, 13, j->lease_owner, sizeof j->lease_owner);
-    j->lease_expires_ms = sqlite3_column_int64(st, 14);
-    j->cancel_requested = sqlite3_column_int(st, 15);
-    j->created_ms = sqlite3_column_int64(st, 16);
-    j->started_ms = sqlite3_column_int64(st, 17);
-    j->completed_ms = sqlite3_column_int64(st, 18);
+    j->lease_expires_ms = db_col_int64(st, 14);
+    j->cancel_requested = db_col_int(st, 15);
+    j->created_ms = db_col_int64(st, 16);
+    j->started_ms = db_col_int64(st, 17);
+    j->completed_ms = db_col_int64(st, 18);
     store__col_text(st, 19, j->error_code, sizeof j->error_code);
     store__col_text(st, 20, j->error_message, sizeof j->error_message);
     store__col_text(st, 21, j->result_sha256, sizeof j->result_sha256);
-    j->result_bytes = sqlite3_column_int64(st, 22);
+    j->result_bytes = db_col_int64(st, 22);
     store__col_text(st, 23, j->result_meta, sizeof j->result_meta);
-    j->input_ttl_ms = sqlite3_column_int64(st, 24);
-    j->result_ttl_ms = sqlite3_column_int64(st, 25);
-    j->expires_ms = sqlite3_column_int64(st, 26);
-    j->seq = sqlite3_column_int64(st, 27);
+    j->input_ttl_ms = db_col_int64(st, 24);
+    j->result_ttl_ms = db_col_int64(st, 25);
+    j->expires_ms = db_col_int64(st, 26);
+    j->seq = db_col_int64(st, 27);
 }
 
 /* One statement that changes at most one row; MD_E_CONFLICT when it matched none. Lock held. */
-static int step_change(store *s, sqlite3_stmt *st, const char *what, md_err *err)
+static int step_change(store *s, db_stmt *st, const char *what, md_err *err)
 {
-    int r = sqlite3_step(st);
+    int r = db_step(st);
     int rc = MD_OK;
-    if (r != SQLITE_DONE)
+    if (r != DB_DONE)
         rc = store__sqlfail(s, what, err);
-    else if (sqlite3_changes(s->db) == 0)
+    else if (db_changes(st) == 0)
         rc = md_fail(err, MD_E_CONFLICT, "job_id", "the job is not in a state that allows this");
     store__done(st);
     return rc;
@@ -192,7 +206,7 @@ static int check_job(const store_job *j, md_err *err)
 
 static int insert_batch(store *s, store_batch *b, size_t n, int64_t now, md_err *err)
 {
-    sqlite3_stmt *st = store__stmt(s, SQL_INSERT_BATCH, err);
+    db_stmt *st = store__stmt(s, SQL_INSERT_BATCH, err);
     if (!st)
         return MD_E_IO;
     memcpy(b->id, "b_", 3);
@@ -202,14 +216,14 @@ static int insert_batch(store *s, store_batch *b, size_t n, int64_t now, md_err 
     bind_text(st, 1, b->id);
     bind_text(st, 2, b->owner);
     bind_text(st, 3, b->kind);
-    sqlite3_bind_int(st, 4, b->total);
-    sqlite3_bind_int64(st, 5, now);
+    db_bind_int64(st, 4, b->total);
+    db_bind_int64(st, 5, now);
     return step_change(s, st, "insert batch", err);
 }
 
 static int insert_job(store *s, store_job *j, int64_t now, md_err *err)
 {
-    sqlite3_stmt *st = store__stmt(s, SQL_INSERT, err);
+    db_stmt *st = store__stmt(s, SQL_INSERT, err);
     if (!st)
         return MD_E_IO;
     memcpy(j->id, "j_", 3);
@@ -223,23 +237,23 @@ static int insert_job(store *s, store_job *j, int64_t now, md_err *err)
     bind_text(st, 4, j->batch_id);
     bind_text(st, 5, j->params[0] ? j->params : "{}");
     bind_text(st, 6, j->input_sha256);
-    sqlite3_bind_int64(st, 7, j->input_bytes);
+    db_bind_int64(st, 7, j->input_bytes);
     bind_text(st, 8, j->input_name);
-    sqlite3_bind_int(st, 9, j->max_attempts);
-    sqlite3_bind_int64(st, 10, now);
-    sqlite3_bind_int64(st, 11, j->input_ttl_ms);
-    sqlite3_bind_int64(st, 12, j->result_ttl_ms);
+    db_bind_int64(st, 9, j->max_attempts);
+    db_bind_int64(st, 10, now);
+    db_bind_int64(st, 11, j->input_ttl_ms);
+    db_bind_int64(st, 12, j->result_ttl_ms);
     return step_change(s, st, "insert job", err);
 }
 
 static int count_active(store *s, int64_t *n, md_err *err)
 {
-    sqlite3_stmt *st = store__stmt(s, SQL_ACTIVE, err);
+    db_stmt *st = store__stmt(s, SQL_ACTIVE, err);
     if (!st)
         return MD_E_IO;
     int rc = MD_OK;
-    if (sqlite3_step(st) == SQLITE_ROW)
-        *n = sqlite3_column_int64(st, 0);
+    if (db_step(st) == DB_ROW)
+        *n = db_col_int64(st, 0);
     else
         rc = store__sqlfail(s, "count active jobs", err);
     store__done(st);
@@ -276,13 +290,13 @@ int store_jobs_insert(store *s, store_job *jobs, size_t n, store_batch *batch, s
             return rc;
     }
     store__lock(s);
-    int rc = store__exec(s, "BEGIN IMMEDIATE", "begin job insert", err);
+    int rc = store__begin(s, "begin job insert", err);
     if (rc == MD_OK) {
         rc = insert_locked(s, jobs, n, batch, max_queued, err);
         if (rc == MD_OK)
-            rc = store__exec(s, "COMMIT", "commit job insert", err);
+            rc = store__commit(s, "commit job insert", err);
         if (rc != MD_OK)
-            sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+            store__rollback(s);
     }
     store__unlock(s);
     return rc;
@@ -294,14 +308,14 @@ static int get_one(store *s, const char *sql, const char *id, store_job *out, md
     if (!id || !id[0])
         return md_fail(err, MD_E_MISSING_FIELD, "job_id", "a job id is required");
     store__lock(s);
-    sqlite3_stmt *st = store__stmt(s, sql, err);
+    db_stmt *st = store__stmt(s, sql, err);
     int rc = st ? MD_OK : MD_E_IO;
     if (st) {
         bind_text(st, 1, id);
-        int r = sqlite3_step(st);
-        if (r == SQLITE_ROW)
+        int r = db_step(st);
+        if (r == DB_ROW)
             read_job(st, out);
-        else if (r == SQLITE_DONE)
+        else if (r == DB_DONE)
             rc = md_fail(err, MD_E_NOT_FOUND, "job_id", "no such job");
         else
             rc = store__sqlfail(s, "get job", err);
@@ -339,22 +353,22 @@ int store_jobs_claim(store *s, const char *const *kinds, size_t nkinds, const ch
     if (rc != MD_OK)
         return rc;
     store__lock(s);
-    sqlite3_stmt *st = store__stmt(s, SQL_CLAIM, err);
+    db_stmt *st = store__stmt2(s, &SQL_CLAIM, err);
     rc = st ? MD_OK : MD_E_IO;
     if (st) {
         int64_t now = md_clock_wall_ms(s->clock);
         bind_text(st, 1, kj);
         bind_text(st, 2, worker);
-        sqlite3_bind_int64(st, 3, now);
-        sqlite3_bind_int64(st, 4, now + lease_ms);
-        int r = sqlite3_step(st);
-        if (r == SQLITE_ROW) {
+        db_bind_int64(st, 3, now);
+        db_bind_int64(st, 4, now + lease_ms);
+        int r = db_step(st);
+        if (r == DB_ROW) {
             read_job(st, out);
-            r = sqlite3_step(st); /* finish the statement so the UPDATE commits */
-        } else if (r == SQLITE_DONE) {
+            r = db_step(st); /* finish the statement so the UPDATE commits */
+        } else if (r == DB_DONE) {
             rc = md_fail(err, MD_E_NOT_FOUND, "job_id", "no queued job");
         }
-        if (r != SQLITE_DONE)
+        if (r != DB_DONE)
             rc = store__sqlfail(s, "claim job", err);
         store__done(st);
     }
@@ -366,24 +380,24 @@ int store_jobs_renew(store *s, const char *id, const char *worker, int64_t lease
                      double progress, const char *stage, int *cancel_requested, md_err *err)
 {
     store__lock(s);
-    sqlite3_stmt *st = store__stmt(s, SQL_RENEW, err);
+    db_stmt *st = store__stmt(s, SQL_RENEW, err);
     int rc = st ? MD_OK : MD_E_IO;
     if (st) {
         bind_text(st, 1, id);
         bind_text(st, 2, worker);
-        sqlite3_bind_int64(st, 3, md_clock_wall_ms(s->clock) + lease_ms);
-        sqlite3_bind_double(st, 4, progress);
+        db_bind_int64(st, 3, md_clock_wall_ms(s->clock) + lease_ms);
+        db_bind_double(st, 4, progress);
         if (stage)
             bind_text(st, 5, stage);
-        int r = sqlite3_step(st);
-        if (r == SQLITE_ROW) {
+        int r = db_step(st);
+        if (r == DB_ROW) {
             if (cancel_requested)
-                *cancel_requested = sqlite3_column_int(st, 0);
-            r = sqlite3_step(st);
-        } else if (r == SQLITE_DONE) {
+                *cancel_requested = db_col_int(st, 0);
+            r = db_step(st);
+        } else if (r == DB_DONE) {
             rc = md_fail(err, MD_E_CONFLICT, "job_id", "the lease on this job was lost");
         }
-        if (r != SQLITE_DONE)
+        if (r != DB_DONE)
             rc = store__sqlfail(s, "renew job lease", err);
         store__done(st);
     }
@@ -399,14 +413,14 @@ int store_jobs_succeed(store *s, const char *id, const char *worker, const char 
     if (meta && strnlen(meta, STORE_JOB_META_MAX) >= STORE_JOB_META_MAX)
         return md_fail(err, MD_E_TOO_LARGE, "result_meta", "result metadata too long");
     store__lock(s);
-    sqlite3_stmt *st = store__stmt(s, SQL_SUCCEED, err);
+    db_stmt *st = store__stmt(s, SQL_SUCCEED, err);
     int rc = st ? MD_OK : MD_E_IO;
     if (st) {
         bind_text(st, 1, id);
         bind_text(st, 2, worker);
-        sqlite3_bind_int64(st, 3, md_clock_wall_ms(s->clock));
+        db_bind_int64(st, 3, md_clock_wall_ms(s->clock));
         bind_text(st, 4, result_hex);
-        sqlite3_bind_int64(st, 5, result_bytes);
+        db_bind_int64(st, 5, result_bytes);
         bind_text(st, 6, meta ? meta : "{}");
         rc = step_change(s, st, "finish job", err);
     }
@@ -421,16 +435,16 @@ int store_jobs_finish(store *s, const char *id, const char *worker, int to_state
         to_state != STORE_JOB_CANCELLED)
         return md_fail(err, MD_E_INTERNAL, NULL, "bad job transition");
     store__lock(s);
-    sqlite3_stmt *st = store__stmt(s, SQL_FINISH, err);
+    db_stmt *st = store__stmt(s, SQL_FINISH, err);
     int rc = st ? MD_OK : MD_E_IO;
     if (st) {
         bind_text(st, 1, id);
         bind_text(st, 2, worker);
-        sqlite3_bind_int64(st, 3, md_clock_wall_ms(s->clock));
+        db_bind_int64(st, 3, md_clock_wall_ms(s->clock));
         bind_text(st, 4, store_job_state_name(to_state));
         bind_text(st, 5, error_code);
         bind_text(st, 6, error_message);
-        sqlite3_bind_int(st, 7, refund ? 1 : 0);
+        db_bind_int64(st, 7, refund ? 1 : 0);
         rc = step_change(s, st, "finish job", err);
     }
     store__unlock(s);
@@ -439,15 +453,15 @@ int store_jobs_finish(store *s, const char *id, const char *worker, int to_state
 
 static int read_state(store *s, const char *id, int *state, md_err *err)
 {
-    sqlite3_stmt *st = store__stmt(s, SQL_STATE, err);
+    db_stmt *st = store__stmt(s, SQL_STATE, err);
     if (!st)
         return MD_E_IO;
     bind_text(st, 1, id);
-    int r = sqlite3_step(st);
+    int r = db_step(st);
     int rc = MD_OK;
-    if (r == SQLITE_ROW)
-        *state = store_job_state_parse((const char *)sqlite3_column_text(st, 0));
-    else if (r == SQLITE_DONE)
+    if (r == DB_ROW)
+        *state = store_job_state_parse(db_col_text(st, 0));
+    else if (r == DB_DONE)
         rc = md_fail(err, MD_E_NOT_FOUND, "job_id", "no such job");
     else
         rc = store__sqlfail(s, "read job state", err);
@@ -458,15 +472,15 @@ static int read_state(store *s, const char *id, int *state, md_err *err)
 /* Try the statement (id ?1, now ?2 when it has one); 1 when it changed the row. Lock held. */
 static int try_change(store *s, const char *sql, const char *id, int *changed, md_err *err)
 {
-    sqlite3_stmt *st = store__stmt(s, sql, err);
+    db_stmt *st = store__stmt(s, sql, err);
     if (!st)
         return MD_E_IO;
     bind_text(st, 1, id);
-    if (sqlite3_bind_parameter_count(st) >= 2)
-        sqlite3_bind_int64(st, 2, md_clock_wall_ms(s->clock));
+    if (db_param_count(st) >= 2)
+        db_bind_int64(st, 2, md_clock_wall_ms(s->clock));
     int rc = MD_OK;
-    if (sqlite3_step(st) == SQLITE_DONE)
-        *changed = sqlite3_changes(s->db) > 0;
+    if (db_step(st) == DB_DONE)
+        *changed = db_changes(st) > 0;
     else
         rc = store__sqlfail(s, "cancel job", err);
     store__done(st);
@@ -488,19 +502,19 @@ int store_jobs_cancel(store *s, const char *id, int *state_out, md_err *err)
     return rc;
 }
 
-static int expire_one(store *s, const char *sql, int64_t now, const char *glob, size_t *count,
+static int expire_one(store *s, const char *sql, int64_t now, const char *prefix, size_t *count,
                       md_err *err)
 {
-    sqlite3_stmt *st = store__stmt(s, sql, err);
+    db_stmt *st = store__stmt(s, sql, err);
     if (!st)
         return MD_E_IO;
-    sqlite3_bind_int64(st, 1, now);
-    if (glob)
-        bind_text(st, 2, glob);
+    db_bind_int64(st, 1, now);
+    if (prefix)
+        db_bind_text(st, 2, prefix);
     int rc = MD_OK;
-    if (sqlite3_step(st) == SQLITE_DONE) {
+    if (db_step(st) == DB_DONE) {
         if (count)
-            *count = (size_t)sqlite3_changes(s->db);
+            *count = (size_t)db_changes(st);
     } else {
         rc = store__sqlfail(s, "expire job leases", err);
     }
@@ -511,30 +525,26 @@ static int expire_one(store *s, const char *sql, int64_t now, const char *glob, 
 int store_jobs_expire(store *s, const char *owner_prefix, size_t *requeued, size_t *failed,
                       md_err *err)
 {
-    char glob[STORE_JOB_WORKER_MAX + 2] = "";
-    if (owner_prefix) {
-        if (!owner_prefix[0] || strpbrk(owner_prefix, "*?[]") ||
-            strlen(owner_prefix) >= STORE_JOB_WORKER_MAX)
-            return md_fail(err, MD_E_INVALID_PARAM, "owner_prefix", "bad worker prefix");
-        snprintf(glob, sizeof glob, "%s*", owner_prefix);
-    }
+    if (owner_prefix && (!owner_prefix[0] || strpbrk(owner_prefix, "*?[]") ||
+                         strlen(owner_prefix) >= STORE_JOB_WORKER_MAX))
+        return md_fail(err, MD_E_INVALID_PARAM, "owner_prefix", "bad worker prefix");
     store__lock(s);
     int64_t now = md_clock_wall_ms(s->clock);
-    int rc = store__exec(s, "BEGIN IMMEDIATE", "begin lease expiry", err);
+    int rc = store__begin(s, "begin lease expiry", err);
     if (rc == MD_OK) {
-        rc = expire_one(s, SQL_EXPIRE_FAIL, now, owner_prefix ? glob : NULL, failed, err);
+        rc = expire_one(s, SQL_EXPIRE_FAIL, now, owner_prefix, failed, err);
         if (rc == MD_OK)
-            rc = expire_one(s, SQL_EXPIRE_RETRY, now, owner_prefix ? glob : NULL, requeued, err);
+            rc = expire_one(s, SQL_EXPIRE_RETRY, now, owner_prefix, requeued, err);
         if (rc == MD_OK)
-            rc = store__exec(s, "COMMIT", "commit lease expiry", err);
+            rc = store__commit(s, "commit lease expiry", err);
         if (rc != MD_OK)
-            sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+            store__rollback(s);
     }
     store__unlock(s);
     return rc;
 }
 
-static void read_owner(sqlite3_stmt *st, void *dst)
+static void read_owner(db_stmt *st, void *dst)
 {
     store__col_text(st, 0, dst, STORE_JOB_WORKER_MAX);
 }
@@ -567,19 +577,19 @@ int store_batches_get(store *s, const char *id, store_batch *out, md_err *err)
     if (!id || !id[0])
         return md_fail(err, MD_E_MISSING_FIELD, "batch_id", "a batch id is required");
     store__lock(s);
-    sqlite3_stmt *st = store__stmt(s, SQL_GET_BATCH, err);
+    db_stmt *st = store__stmt(s, SQL_GET_BATCH, err);
     int rc = st ? MD_OK : MD_E_IO;
     if (st) {
         bind_text(st, 1, id);
-        int r = sqlite3_step(st);
-        if (r == SQLITE_ROW) {
+        int r = db_step(st);
+        if (r == DB_ROW) {
             memset(out, 0, sizeof *out);
             store__col_text(st, 0, out->id, sizeof out->id);
             store__col_text(st, 1, out->owner, sizeof out->owner);
             store__col_text(st, 2, out->kind, sizeof out->kind);
-            out->total = sqlite3_column_int(st, 3);
-            out->created_ms = sqlite3_column_int64(st, 4);
-        } else if (r == SQLITE_DONE) {
+            out->total = db_col_int(st, 3);
+            out->created_ms = db_col_int64(st, 4);
+        } else if (r == DB_DONE) {
             rc = md_fail(err, MD_E_NOT_FOUND, "batch_id", "no such batch");
         } else {
             rc = store__sqlfail(s, "get batch", err);
@@ -594,17 +604,17 @@ int store_jobs_count(store *s, const char *kind, int64_t counts[STORE_JOB__NSTAT
 {
     memset(counts, 0, sizeof(int64_t) * STORE_JOB__NSTATES);
     store__lock(s);
-    sqlite3_stmt *st = store__stmt(s, SQL_COUNT, err);
+    db_stmt *st = store__stmt(s, SQL_COUNT, err);
     int rc = st ? MD_OK : MD_E_IO;
-    int r = SQLITE_DONE;
+    int r = DB_DONE;
     if (st && kind)
         bind_text(st, 1, kind);
-    while (rc == MD_OK && (r = sqlite3_step(st)) == SQLITE_ROW) {
-        int state = store_job_state_parse((const char *)sqlite3_column_text(st, 0));
+    while (rc == MD_OK && (r = db_step(st)) == DB_ROW) {
+        int state = store_job_state_parse(db_col_text(st, 0));
         if (state >= 0)
-            counts[state] = sqlite3_column_int64(st, 1);
+            counts[state] = db_col_int64(st, 1);
     }
-    if (rc == MD_OK && r != SQLITE_DONE)
+    if (rc == MD_OK && r != DB_DONE)
         rc = store__sqlfail(s, "count jobs", err);
     store__done(st);
     store__unlock(s);
@@ -614,13 +624,13 @@ int store_jobs_count(store *s, const char *kind, int64_t counts[STORE_JOB__NSTAT
 int store_jobs_seqs(store *s, const char *const *ids, size_t n, int64_t *seqs, md_err *err)
 {
     store__lock(s);
-    sqlite3_stmt *st = store__stmt(s, SQL_SEQ, err);
+    db_stmt *st = store__stmt(s, SQL_SEQ, err);
     int rc = st ? MD_OK : MD_E_IO;
     for (size_t i = 0; i < n && rc == MD_OK; i++) {
         bind_text(st, 1, ids[i]);
-        int r = sqlite3_step(st);
-        seqs[i] = r == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-        if (r != SQLITE_ROW && r != SQLITE_DONE)
+        int r = db_step(st);
+        seqs[i] = r == DB_ROW ? db_col_int64(st, 0) : 0;
+        if (r != DB_ROW && r != DB_DONE)
             rc = store__sqlfail(s, "poll job changes", err);
         store__done(st);
     }
@@ -631,7 +641,7 @@ int store_jobs_seqs(store *s, const char *const *ids, size_t n, int64_t *seqs, m
 int store_jobs_delete(store *s, const char *id, md_err *err)
 {
     store__lock(s);
-    sqlite3_stmt *st = store__stmt(s, SQL_DELETE, err);
+    db_stmt *st = store__stmt(s, SQL_DELETE, err);
     int rc = st ? MD_OK : MD_E_IO;
     if (st) {
         bind_text(st, 1, id);
@@ -641,7 +651,7 @@ int store_jobs_delete(store *s, const char *id, md_err *err)
     return rc;
 }
 
-static int list_bind(sqlite3_stmt *st, const store_job_filter *f, size_t limit)
+static int list_bind(db_stmt *st, const store_job_filter *f, size_t limit)
 {
     if (f->kind)
         bind_text(st, 1, f->kind);
@@ -649,30 +659,30 @@ static int list_bind(sqlite3_stmt *st, const store_job_filter *f, size_t limit)
         bind_text(st, 2, f->owner);
     if (f->state >= 0)
         bind_text(st, 3, store_job_state_name(f->state));
-    sqlite3_bind_int64(st, 4, f->before);
-    sqlite3_bind_int64(st, 5, (sqlite3_int64)limit + 1);
+    db_bind_int64(st, 4, f->before);
+    db_bind_int64(st, 5, (int64_t)limit + 1);
     return MD_OK;
 }
 
 /* Rows of the list statement into *out (at most limit; *more when there was one beyond). */
-static int list_rows(store *s, sqlite3_stmt *st, size_t limit, store_job **out, size_t *n,
+static int list_rows(store *s, db_stmt *st, size_t limit, store_job **out, size_t *n,
                      int64_t *last_rowid, int *more, md_err *err)
 {
     store_job *arr = calloc(limit, sizeof *arr);
     if (!arr)
         return md_fail(err, MD_E_NOMEM, NULL, NULL);
-    int r = SQLITE_DONE;
+    int r = DB_DONE;
     *more = 0;
-    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((r = db_step(st)) == DB_ROW) {
         if (*n == limit) {
             *more = 1;
             break;
         }
         read_job(st, &arr[*n]);
-        *last_rowid = sqlite3_column_int64(st, 28);
+        *last_rowid = db_col_int64(st, 28);
         (*n)++;
     }
-    if (r != SQLITE_ROW && r != SQLITE_DONE) {
+    if (r != DB_ROW && r != DB_DONE) {
         free(arr);
         *n = 0;
         return store__sqlfail(s, "list jobs", err);
@@ -695,7 +705,7 @@ int store_jobs_list(store *s, const store_job_filter *f, store_job **out, size_t
         return md_fail(err, MD_E_INVALID_PARAM, f->before < 0 ? "before" : "state",
                        "bad job filter");
     store__lock(s);
-    sqlite3_stmt *st = store__stmt(s, SQL_LIST, err);
+    db_stmt *st = store__stmt(s, SQL_LIST, err);
     int rc = st ? list_bind(st, f, limit) : MD_E_IO;
     int64_t last = 0;
     int more = 0;

@@ -17,18 +17,19 @@ static const char SQL_EXISTS[] = "SELECT count(*) FROM api_keys WHERE id = ?";
 static const char SQL_COUNT_ACTIVE[] = "SELECT count(*) FROM api_keys WHERE revoked_ms = 0";
 
 /* A store__row_fn: dst is a store_key. */
-static void read_row(sqlite3_stmt *st, void *dst)
+static void read_row(db_stmt *st, void *dst)
 {
     store_key *k = dst;
     memset(k, 0, sizeof *k);
     store__col_text(st, 0, k->id, sizeof k->id);
     store__col_text(st, 1, k->name, sizeof k->name);
-    k->role = sqlite3_column_int(st, 2);
-    const void *h = sqlite3_column_blob(st, 3);
-    if (h && sqlite3_column_bytes(st, 3) == STORE_HASH_LEN)
+    k->role = db_col_int(st, 2);
+    size_t hn = 0;
+    const void *h = db_col_blob(st, 3, &hn);
+    if (h && hn == STORE_HASH_LEN)
         memcpy(k->hash, h, STORE_HASH_LEN);
-    k->created_ms = sqlite3_column_int64(st, 4);
-    k->revoked_ms = sqlite3_column_int64(st, 5);
+    k->created_ms = db_col_int64(st, 4);
+    k->revoked_ms = db_col_int64(st, 5);
 }
 
 int store_keys_insert(store *s, const store_key *k, md_err *err)
@@ -36,18 +37,18 @@ int store_keys_insert(store *s, const store_key *k, md_err *err)
     if (!k->id[0])
         return md_fail(err, MD_E_INVALID_PARAM, "id", "a key id is required");
     store__lock(s);
-    sqlite3_stmt *st = store__stmt(s, SQL_INSERT, err);
+    db_stmt *st = store__stmt(s, SQL_INSERT, err);
     int rc = st ? MD_OK : MD_E_IO;
     if (st) {
-        sqlite3_bind_text(st, 1, k->id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, k->name, -1, SQLITE_STATIC);
-        sqlite3_bind_int(st, 3, k->role);
-        sqlite3_bind_blob(st, 4, k->hash, STORE_HASH_LEN, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 5, k->created_ms);
-        int r = sqlite3_step(st);
-        if (r == SQLITE_CONSTRAINT_PRIMARYKEY)
+        db_bind_text(st, 1, k->id);
+        db_bind_text(st, 2, k->name);
+        db_bind_int64(st, 3, k->role);
+        db_bind_blob(st, 4, k->hash, STORE_HASH_LEN);
+        db_bind_int64(st, 5, k->created_ms);
+        int r = db_step(st);
+        if (r == DB_CONSTRAINT)
             rc = md_fail(err, MD_E_CONFLICT, "id", "a key with this id exists");
-        else if (r != SQLITE_DONE)
+        else if (r != DB_DONE)
             rc = store__sqlfail(s, "insert key", err);
         store__done(st);
     }
@@ -58,14 +59,14 @@ int store_keys_insert(store *s, const store_key *k, md_err *err)
 int store_keys_get(store *s, const char *id, store_key *out, md_err *err)
 {
     store__lock(s);
-    sqlite3_stmt *st = store__stmt(s, SQL_GET, err);
+    db_stmt *st = store__stmt(s, SQL_GET, err);
     int rc = st ? MD_OK : MD_E_IO;
     if (st) {
-        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-        int r = sqlite3_step(st);
-        if (r == SQLITE_ROW)
+        db_bind_text(st, 1, id);
+        int r = db_step(st);
+        if (r == DB_ROW)
             read_row(st, out);
-        else if (r == SQLITE_DONE)
+        else if (r == DB_DONE)
             rc = md_fail(err, MD_E_NOT_FOUND, "id", "no such key");
         else
             rc = store__sqlfail(s, "get key", err);
@@ -85,14 +86,14 @@ int store_keys_list(store *s, store_key **out, size_t *n, md_err *err)
 
 static int count_where(store *s, const char *sql, const char *id, int64_t *out, md_err *err)
 {
-    sqlite3_stmt *st = store__stmt(s, sql, err);
+    db_stmt *st = store__stmt(s, sql, err);
     if (!st)
         return MD_E_IO;
     if (id)
-        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        db_bind_text(st, 1, id);
     int rc = MD_OK;
-    if (sqlite3_step(st) == SQLITE_ROW)
-        *out = sqlite3_column_int64(st, 0);
+    if (db_step(st) == DB_ROW)
+        *out = db_col_int64(st, 0);
     else
         rc = store__sqlfail(s, "count keys", err);
     store__done(st);
@@ -106,15 +107,15 @@ int store_keys_revoke(store *s, const char *id, md_err *err)
     int rc = count_where(s, SQL_EXISTS, id, &exists, err);
     if (rc == MD_OK && exists == 0)
         rc = md_fail(err, MD_E_NOT_FOUND, "id", "no such key");
-    sqlite3_stmt *st = rc == MD_OK ? store__stmt(s, SQL_REVOKE, err) : NULL;
+    db_stmt *st = rc == MD_OK ? store__stmt(s, SQL_REVOKE, err) : NULL;
     if (rc == MD_OK && !st)
         rc = MD_E_IO;
     if (st) {
         /* 0 means "active", so a clock at the epoch (tests) still records a revocation. */
         int64_t now = md_clock_wall_ms(s->clock);
-        sqlite3_bind_int64(st, 1, now > 0 ? now : 1);
-        sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
-        if (sqlite3_step(st) != SQLITE_DONE)
+        db_bind_int64(st, 1, now > 0 ? now : 1);
+        db_bind_text(st, 2, id);
+        if (db_step(st) != DB_DONE)
             rc = store__sqlfail(s, "revoke key", err);
         store__done(st);
     }

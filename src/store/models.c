@@ -16,36 +16,39 @@
 static const char SQL_GET[] = "SELECT name, active_version, canary_version, canary_percent, "
                               "updated_ms, previous_version FROM models WHERE name = ?";
 static const char SQL_SET[] =
-    "INSERT OR REPLACE INTO models(name, active_version, canary_version, canary_percent, "
-    "updated_ms, previous_version) VALUES(?,?,?,?,?,?)";
+    "INSERT INTO models(name, active_version, canary_version, canary_percent, "
+    "updated_ms, previous_version) VALUES(?,?,?,?,?,?) ON CONFLICT(name) DO UPDATE SET "
+    "active_version = excluded.active_version, canary_version = excluded.canary_version, "
+    "canary_percent = excluded.canary_percent, updated_ms = excluded.updated_ms, "
+    "previous_version = excluded.previous_version";
 static const char SQL_LIST[] = "SELECT name, active_version, canary_version, canary_percent, "
                                "updated_ms, previous_version FROM models ORDER BY name";
 static const char SQL_DELETE[] = "DELETE FROM models WHERE name = ?";
 
 /* A store__row_fn: dst is a store_model_state. */
-static void read_row(sqlite3_stmt *st, void *dst)
+static void read_row(db_stmt *st, void *dst)
 {
     store_model_state *m = dst;
     memset(m, 0, sizeof *m);
     store__col_text(st, 0, m->name, sizeof m->name);
     store__col_text(st, 1, m->active_version, sizeof m->active_version);
     store__col_text(st, 2, m->canary_version, sizeof m->canary_version);
-    m->canary_percent = sqlite3_column_double(st, 3);
-    m->updated_ms = sqlite3_column_int64(st, 4);
+    m->canary_percent = db_col_double(st, 3);
+    m->updated_ms = db_col_int64(st, 4);
     store__col_text(st, 5, m->previous_version, sizeof m->previous_version);
 }
 
 int store_models_get(store *s, const char *name, store_model_state *out, md_err *err)
 {
     store__lock(s);
-    sqlite3_stmt *st = store__stmt(s, SQL_GET, err);
+    db_stmt *st = store__stmt(s, SQL_GET, err);
     int rc = st ? MD_OK : MD_E_IO;
     if (st) {
-        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-        int r = sqlite3_step(st);
-        if (r == SQLITE_ROW)
+        db_bind_text(st, 1, name);
+        int r = db_step(st);
+        if (r == DB_ROW)
             read_row(st, out);
-        else if (r == SQLITE_DONE)
+        else if (r == DB_DONE)
             rc = md_fail(err, MD_E_NOT_FOUND, "name", "no state remembered for this model");
         else
             rc = store__sqlfail(s, "get model state", err);
@@ -76,16 +79,16 @@ int store_models_set(store *s, const store_model_state *m, md_err *err)
     if (rc != MD_OK)
         return rc;
     store__lock(s);
-    sqlite3_stmt *st = store__stmt(s, SQL_SET, err);
+    db_stmt *st = store__stmt(s, SQL_SET, err);
     rc = st ? MD_OK : MD_E_IO;
     if (st) {
-        sqlite3_bind_text(st, 1, m->name, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, m->active_version, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, m->canary_version, -1, SQLITE_STATIC);
-        sqlite3_bind_double(st, 4, m->canary_percent);
-        sqlite3_bind_int64(st, 5, md_clock_wall_ms(s->clock));
-        sqlite3_bind_text(st, 6, m->previous_version, -1, SQLITE_STATIC);
-        if (sqlite3_step(st) != SQLITE_DONE)
+        db_bind_text(st, 1, m->name);
+        db_bind_text(st, 2, m->active_version);
+        db_bind_text(st, 3, m->canary_version);
+        db_bind_double(st, 4, m->canary_percent);
+        db_bind_int64(st, 5, md_clock_wall_ms(s->clock));
+        db_bind_text(st, 6, m->previous_version);
+        if (db_step(st) != DB_DONE)
             rc = store__sqlfail(s, "set model state", err);
         store__done(st);
     }
@@ -105,11 +108,11 @@ int store_models_list(store *s, store_model_state **out, size_t *n, md_err *err)
 int store_models_delete(store *s, const char *name, md_err *err)
 {
     store__lock(s);
-    sqlite3_stmt *st = store__stmt(s, SQL_DELETE, err);
+    db_stmt *st = store__stmt(s, SQL_DELETE, err);
     int rc = st ? MD_OK : MD_E_IO;
     if (st) {
-        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-        if (sqlite3_step(st) != SQLITE_DONE)
+        db_bind_text(st, 1, name);
+        if (db_step(st) != DB_DONE)
             rc = store__sqlfail(s, "delete model state", err);
         store__done(st);
     }

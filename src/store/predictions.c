@@ -32,7 +32,8 @@ static const char SQL_COUNT_FEEDBACK[] =
     " WHERE p.model = ?1";
 static const char SQL_HAS[] = "SELECT 1 FROM predictions WHERE id = ? AND model = ?";
 static const char SQL_FEEDBACK[] =
-    "INSERT OR REPLACE INTO feedback(prediction_id, actual, time_ms) VALUES(?,?,?)";
+    "INSERT INTO feedback(prediction_id, actual, time_ms) VALUES(?,?,?) ON CONFLICT(prediction_id)"
+    " DO UPDATE SET actual = excluded.actual, time_ms = excluded.time_ms";
 
 void store_prediction_id(char out[STORE_PREDICTION_ID_MAX])
 {
@@ -41,19 +42,19 @@ void store_prediction_id(char out[STORE_PREDICTION_ID_MAX])
     store__random_hex(out + 2, 16);
 }
 
-static int add_one(store *s, sqlite3_stmt *st, const store_prediction *p, md_err *err)
+static int add_one(store *s, db_stmt *st, const store_prediction *p, md_err *err)
 {
     if (strnlen(p->inputs, STORE_PREDICTION_JSON_MAX + 1) > STORE_PREDICTION_JSON_MAX)
         return md_fail(err, MD_E_TOO_LARGE, "inputs", "inputs too large to log");
     if (strnlen(p->outputs, STORE_PREDICTION_JSON_MAX + 1) > STORE_PREDICTION_JSON_MAX)
         return md_fail(err, MD_E_TOO_LARGE, "outputs", "outputs too large to log");
-    sqlite3_bind_text(st, 1, p->id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, p->model, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, p->version, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, p->inputs, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 5, p->outputs, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 6, p->time_ms);
-    int rc = sqlite3_step(st) == SQLITE_DONE ? MD_OK : store__sqlfail(s, "log prediction", err);
+    db_bind_text(st, 1, p->id);
+    db_bind_text(st, 2, p->model);
+    db_bind_text(st, 3, p->version);
+    db_bind_text(st, 4, p->inputs);
+    db_bind_text(st, 5, p->outputs);
+    db_bind_int64(st, 6, p->time_ms);
+    int rc = db_step(st) == DB_DONE ? MD_OK : store__sqlfail(s, "log prediction", err);
     store__done(st);
     return rc;
 }
@@ -63,28 +64,28 @@ int store_predictions_add(store *s, const store_prediction *p, size_t n, md_err 
     if (n == 0)
         return MD_OK;
     store__lock(s);
-    int rc = store__exec(s, "BEGIN IMMEDIATE", "begin prediction log", err);
-    sqlite3_stmt *st = rc == MD_OK ? store__stmt(s, SQL_ADD, err) : NULL;
+    int rc = store__begin(s, "begin prediction log", err);
+    db_stmt *st = rc == MD_OK ? store__stmt(s, SQL_ADD, err) : NULL;
     if (rc == MD_OK && !st)
         rc = MD_E_IO;
     for (size_t i = 0; rc == MD_OK && i < n; i++)
         rc = add_one(s, st, &p[i], err);
     if (rc == MD_OK)
-        rc = store__exec(s, "COMMIT", "commit prediction log", err);
-    if (rc != MD_OK && !sqlite3_get_autocommit(s->db))
-        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        rc = store__commit(s, "commit prediction log", err);
+    if (rc != MD_OK && db_in_tx(store__db(s)))
+        store__rollback(s);
     store__unlock(s);
     return rc;
 }
 
-static char *col_dup(sqlite3_stmt *st, int col)
+static char *col_dup(db_stmt *st, int col)
 {
-    const unsigned char *t = sqlite3_column_text(st, col);
-    return t ? strdup((const char *)t) : NULL;
+    const char *t = db_col_text(st, col);
+    return t ? strdup(t) : NULL;
 }
 
 /* One row into p; MD_E_NOMEM when a copy fails. */
-static int read_row(sqlite3_stmt *st, store_prediction *p)
+static int read_row(db_stmt *st, store_prediction *p)
 {
     memset(p, 0, sizeof *p);
     store__col_text(st, 0, p->id, sizeof p->id);
@@ -92,9 +93,9 @@ static int read_row(sqlite3_stmt *st, store_prediction *p)
     store__col_text(st, 2, p->version, sizeof p->version);
     p->inputs = col_dup(st, 3);
     p->outputs = col_dup(st, 4);
-    p->time_ms = sqlite3_column_int64(st, 5);
+    p->time_ms = db_col_int64(st, 5);
     p->actual = col_dup(st, 6);
-    int ok = p->inputs && p->outputs && (p->actual || sqlite3_column_type(st, 6) == SQLITE_NULL);
+    int ok = p->inputs && p->outputs && (p->actual || db_col_null(st, 6));
     return ok ? MD_OK : MD_E_NOMEM;
 }
 
@@ -111,20 +112,20 @@ static int list_rows(store *s, const char *sql, const char *model, int64_t from_
     if (!arr)
         return md_fail(err, MD_E_NOMEM, NULL, NULL);
     store__lock(s);
-    sqlite3_stmt *st = store__stmt(s, sql, err);
-    int rc = st ? MD_OK : MD_E_IO, r = SQLITE_DONE;
+    db_stmt *st = store__stmt(s, sql, err);
+    int rc = st ? MD_OK : MD_E_IO, r = DB_DONE;
     if (st) {
-        sqlite3_bind_text(st, 1, model, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, from_ms);
-        sqlite3_bind_int64(st, 3, to_ms);
-        sqlite3_bind_int64(st, 4, (sqlite3_int64)limit);
-        sqlite3_bind_int64(st, 5, (sqlite3_int64)offset);
+        db_bind_text(st, 1, model);
+        db_bind_int64(st, 2, from_ms);
+        db_bind_int64(st, 3, to_ms);
+        db_bind_int64(st, 4, (int64_t)limit);
+        db_bind_int64(st, 5, (int64_t)offset);
     }
-    while (rc == MD_OK && *n < limit && (r = sqlite3_step(st)) == SQLITE_ROW)
+    while (rc == MD_OK && *n < limit && (r = db_step(st)) == DB_ROW)
         rc = read_row(st, &arr[(*n)++]);
     if (rc == MD_E_NOMEM)
         md_fail(err, MD_E_NOMEM, NULL, NULL);
-    else if (rc == MD_OK && r != SQLITE_DONE && r != SQLITE_ROW)
+    else if (rc == MD_OK && r != DB_DONE && r != DB_ROW)
         rc = store__sqlfail(s, "list predictions", err);
     store__done(st);
     store__unlock(s);
@@ -153,12 +154,12 @@ int store_feedback_list(store *s, const char *model, size_t offset, size_t limit
 int store_feedback_count(store *s, const char *model, int64_t *n, md_err *err)
 {
     store__lock(s);
-    sqlite3_stmt *st = store__stmt(s, SQL_COUNT_FEEDBACK, err);
+    db_stmt *st = store__stmt(s, SQL_COUNT_FEEDBACK, err);
     int rc = st ? MD_OK : MD_E_IO;
     if (st) {
-        sqlite3_bind_text(st, 1, model, -1, SQLITE_STATIC);
-        if (sqlite3_step(st) == SQLITE_ROW)
-            *n = sqlite3_column_int64(st, 0);
+        db_bind_text(st, 1, model);
+        if (db_step(st) == DB_ROW)
+            *n = db_col_int64(st, 0);
         else
             rc = store__sqlfail(s, "count feedback", err);
         store__done(st);
@@ -183,14 +184,14 @@ int store_feedback_put(store *s, const char *model, const char *prediction_id, c
     if (strnlen(actual, STORE_PREDICTION_JSON_MAX + 1) > STORE_PREDICTION_JSON_MAX)
         return md_fail(err, MD_E_TOO_LARGE, "actual", "actual is too large");
     store__lock(s);
-    sqlite3_stmt *st = store__stmt(s, SQL_HAS, err);
+    db_stmt *st = store__stmt(s, SQL_HAS, err);
     int rc = st ? MD_OK : MD_E_IO;
     if (st) {
-        sqlite3_bind_text(st, 1, prediction_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, model, -1, SQLITE_STATIC);
-        int r = sqlite3_step(st);
-        rc = r == SQLITE_ROW    ? MD_OK
-             : r == SQLITE_DONE ? md_fail(err, MD_E_NOT_FOUND, "prediction_id",
+        db_bind_text(st, 1, prediction_id);
+        db_bind_text(st, 2, model);
+        int r = db_step(st);
+        rc = r == DB_ROW    ? MD_OK
+             : r == DB_DONE ? md_fail(err, MD_E_NOT_FOUND, "prediction_id",
                                           "no logged prediction of this model has that id")
                                 : store__sqlfail(s, "find prediction", err);
         store__done(st);
@@ -199,10 +200,10 @@ int store_feedback_put(store *s, const char *model, const char *prediction_id, c
     if (rc == MD_OK && !st)
         rc = MD_E_IO;
     if (st) {
-        sqlite3_bind_text(st, 1, prediction_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, actual, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 3, time_ms);
-        rc = sqlite3_step(st) == SQLITE_DONE ? MD_OK : store__sqlfail(s, "store feedback", err);
+        db_bind_text(st, 1, prediction_id);
+        db_bind_text(st, 2, actual);
+        db_bind_int64(st, 3, time_ms);
+        rc = db_step(st) == DB_DONE ? MD_OK : store__sqlfail(s, "store feedback", err);
         store__done(st);
     }
     store__unlock(s);

@@ -37,17 +37,17 @@ static int check_args(const char *file_id, const char *meta, int64_t ttl_ms, md_
 
 static int insert_row(store *s, const store_result *r, const char *meta, md_err *err)
 {
-    sqlite3_stmt *st = store__stmt(s, SQL_INSERT, err);
+    db_stmt *st = store__stmt(s, SQL_INSERT, err);
     if (!st)
         return MD_E_IO;
-    sqlite3_bind_text(st, 1, r->result_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, r->file_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, r->svg_sha256, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 4, r->svg_bytes);
-    sqlite3_bind_text(st, 5, meta, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 6, r->created_ms);
-    sqlite3_bind_int64(st, 7, r->expires_ms);
-    int rc = sqlite3_step(st) == SQLITE_DONE ? MD_OK : store__sqlfail(s, "insert result", err);
+    db_bind_text(st, 1, r->result_id);
+    db_bind_text(st, 2, r->file_id);
+    db_bind_text(st, 3, r->svg_sha256);
+    db_bind_int64(st, 4, r->svg_bytes);
+    db_bind_text(st, 5, meta);
+    db_bind_int64(st, 6, r->created_ms);
+    db_bind_int64(st, 7, r->expires_ms);
+    int rc = db_step(st) == DB_DONE ? MD_OK : store__sqlfail(s, "insert result", err);
     store__done(st);
     return rc;
 }
@@ -81,19 +81,19 @@ int store_results_create(store *s, const char *file_id, const void *svg, size_t 
     return rc;
 }
 
-static int read_row(sqlite3_stmt *st, store_result *r, char **meta)
+static int read_row(db_stmt *st, store_result *r, char **meta)
 {
     memset(r, 0, sizeof *r);
     store__col_text(st, 0, r->result_id, sizeof r->result_id);
     store__col_text(st, 1, r->file_id, sizeof r->file_id);
     store__col_text(st, 2, r->svg_sha256, sizeof r->svg_sha256);
-    r->svg_bytes = sqlite3_column_int64(st, 3);
-    r->created_ms = sqlite3_column_int64(st, 5);
-    r->expires_ms = sqlite3_column_int64(st, 6);
+    r->svg_bytes = db_col_int64(st, 3);
+    r->created_ms = db_col_int64(st, 5);
+    r->expires_ms = db_col_int64(st, 6);
     if (!meta)
         return MD_OK;
-    const unsigned char *m = sqlite3_column_text(st, 4);
-    *meta = strdup(m ? (const char *)m : "{}");
+    const char *m = db_col_text(st, 4);
+    *meta = strdup(m ? m : "{}");
     return *meta ? MD_OK : MD_E_NOMEM;
 }
 
@@ -127,17 +127,17 @@ int store_results_get(store *s, const char *result_id, store_result *out, char *
     if (!result_id || !result_id[0])
         return md_fail(err, MD_E_MISSING_FIELD, "result_id", "a result id is required");
     store__lock(s);
-    sqlite3_stmt *st = store__stmt(s, SQL_GET, err);
+    db_stmt *st = store__stmt(s, SQL_GET, err);
     int rc = st ? MD_OK : MD_E_IO;
     if (st) {
-        sqlite3_bind_text(st, 1, result_id, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, md_clock_wall_ms(s->clock));
-        int r = sqlite3_step(st);
-        if (r == SQLITE_ROW && read_row(st, out, meta_json) != MD_OK)
+        db_bind_text(st, 1, result_id);
+        db_bind_int64(st, 2, md_clock_wall_ms(s->clock));
+        int r = db_step(st);
+        if (r == DB_ROW && read_row(st, out, meta_json) != MD_OK)
             rc = md_fail(err, MD_E_NOMEM, NULL, NULL);
-        else if (r == SQLITE_DONE)
+        else if (r == DB_DONE)
             rc = md_fail(err, MD_E_NOT_FOUND, "result_id", "no such result (or it expired)");
-        else if (r != SQLITE_ROW)
+        else if (r != DB_ROW)
             rc = store__sqlfail(s, "get result", err);
         store__done(st);
     }

@@ -27,7 +27,7 @@ static const char SQL_SET_JOB[] = "UPDATE schedules SET last_job_id = ? WHERE id
 static const char SQL_DELETE[] = "DELETE FROM schedules WHERE id = ?";
 
 /* A store__row_fn: dst is a store_schedule. */
-static void read_row(sqlite3_stmt *st, void *dst)
+static void read_row(db_stmt *st, void *dst)
 {
     store_schedule *s = dst;
     memset(s, 0, sizeof *s);
@@ -38,10 +38,10 @@ static void read_row(sqlite3_stmt *st, void *dst)
     store__col_text(st, 4, s->cron, sizeof s->cron);
     store__col_text(st, 5, s->input, sizeof s->input);
     store__col_text(st, 6, s->callback_url, sizeof s->callback_url);
-    s->last_run_ms = sqlite3_column_int64(st, 7);
+    s->last_run_ms = db_col_int64(st, 7);
     store__col_text(st, 8, s->last_job_id, sizeof s->last_job_id);
-    s->next_run_ms = sqlite3_column_int64(st, 9);
-    s->created_ms = sqlite3_column_int64(st, 10);
+    s->next_run_ms = db_col_int64(st, 9);
+    s->created_ms = db_col_int64(st, 10);
 }
 
 static int check_text(const char *v, size_t cap, bool required, const char *field, md_err *err)
@@ -70,19 +70,19 @@ static int check_schedule(const store_schedule *s, md_err *err)
     return rc;
 }
 
-static void bind_row(sqlite3_stmt *st, const store_schedule *s)
+static void bind_row(db_stmt *st, const store_schedule *s)
 {
-    sqlite3_bind_text(st, 1, s->id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, s->owner, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, s->kind, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, s->model, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 5, s->cron, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 6, s->input, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 7, s->callback_url, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 8, s->last_run_ms);
-    sqlite3_bind_text(st, 9, s->last_job_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 10, s->next_run_ms);
-    sqlite3_bind_int64(st, 11, s->created_ms);
+    db_bind_text(st, 1, s->id);
+    db_bind_text(st, 2, s->owner);
+    db_bind_text(st, 3, s->kind);
+    db_bind_text(st, 4, s->model);
+    db_bind_text(st, 5, s->cron);
+    db_bind_text(st, 6, s->input);
+    db_bind_text(st, 7, s->callback_url);
+    db_bind_int64(st, 8, s->last_run_ms);
+    db_bind_text(st, 9, s->last_job_id);
+    db_bind_int64(st, 10, s->next_run_ms);
+    db_bind_int64(st, 11, s->created_ms);
 }
 
 int store_schedule_add(store *st, store_schedule *s, md_err *err)
@@ -94,11 +94,11 @@ int store_schedule_add(store *st, store_schedule *s, md_err *err)
     store__random_hex(s->id + 2, 12);
     s->created_ms = md_clock_wall_ms(st->clock);
     store__lock(st);
-    sqlite3_stmt *q = store__stmt(st, SQL_INSERT, err);
+    db_stmt *q = store__stmt(st, SQL_INSERT, err);
     rc = q ? MD_OK : MD_E_IO;
     if (q) {
         bind_row(q, s);
-        if (sqlite3_step(q) != SQLITE_DONE)
+        if (db_step(q) != DB_DONE)
             rc = store__sqlfail(st, "insert schedule", err);
         store__done(q);
     }
@@ -135,13 +135,13 @@ int store_schedule_claim(store *st, const char *id, int64_t expect_next_ms, int6
                          int64_t run_ms, md_err *err)
 {
     store__lock(st);
-    sqlite3_stmt *q = store__stmt(st, SQL_CLAIM, err);
+    db_stmt *q = store__stmt(st, SQL_CLAIM, err);
     int rc = q ? MD_OK : MD_E_IO;
     if (q) {
-        sqlite3_bind_int64(q, 1, new_next_ms);
-        sqlite3_bind_int64(q, 2, run_ms);
-        sqlite3_bind_text(q, 3, id, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(q, 4, expect_next_ms);
+        db_bind_int64(q, 1, new_next_ms);
+        db_bind_int64(q, 2, run_ms);
+        db_bind_text(q, 3, id);
+        db_bind_int64(q, 4, expect_next_ms);
         rc = store__step_write(st, q, MD_E_CONFLICT, "schedule_id", "this run was already claimed",
                                "claim schedule", err);
     }
@@ -152,11 +152,11 @@ int store_schedule_claim(store *st, const char *id, int64_t expect_next_ms, int6
 int store_schedule_set_job(store *st, const char *id, const char *job_id, md_err *err)
 {
     store__lock(st);
-    sqlite3_stmt *q = store__stmt(st, SQL_SET_JOB, err);
+    db_stmt *q = store__stmt(st, SQL_SET_JOB, err);
     int rc = q ? MD_OK : MD_E_IO;
     if (q) {
-        sqlite3_bind_text(q, 1, job_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(q, 2, id, -1, SQLITE_STATIC);
+        db_bind_text(q, 1, job_id);
+        db_bind_text(q, 2, id);
         rc = store__step_write(st, q, MD_E_NOT_FOUND, "schedule_id", "no such schedule",
                                "set schedule job", err);
     }
@@ -167,10 +167,10 @@ int store_schedule_set_job(store *st, const char *id, const char *job_id, md_err
 int store_schedule_delete(store *st, const char *id, md_err *err)
 {
     store__lock(st);
-    sqlite3_stmt *q = store__stmt(st, SQL_DELETE, err);
+    db_stmt *q = store__stmt(st, SQL_DELETE, err);
     int rc = q ? MD_OK : MD_E_IO;
     if (q) {
-        sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
+        db_bind_text(q, 1, id);
         rc = store__step_write(st, q, MD_E_NOT_FOUND, "schedule_id", "no such schedule",
                                "delete schedule", err);
     }

@@ -1,9 +1,13 @@
-/* store.c - opening and closing the SQLite back end of store.h, and the helpers the per-table
- * files share (statement cache, error logging).
+/* store.c - opening and closing the store, lending its connections, and the helpers the
+ * per-table files share (statement cache, error logging).
  *
- * One SQLite connection per store handle, in WAL mode so readers in other processes (and the
- * `modeld keys` CLI) never block the server, with synchronous=NORMAL (a crash may lose the last
- * transactions but never corrupts the database) and a busy timeout for cross-process writers.
+ * SQLite (the default): one connection to <data_dir>/modeld.db (db_sqlite.c), serialised by
+ * s->mu. PostgreSQL (store_opts.url postgres://...): a pool of connections (db_pg.c); each
+ * store call checks one out for its duration, so calls from different threads run in
+ * parallel. A connection that comes back broken (the server restarted) bumps the pool's
+ * generation; every other pooled connection is then probed on its next checkout and
+ * reconnected, so one failed call is all a restart costs.
+ *
  * The handle is reference-counted: the server, its sweeper thread and auth each hold one, and
  * the last store_unref closes the database.
  */
@@ -11,6 +15,7 @@
 
 #include "base/log.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sodium.h>
@@ -22,8 +27,103 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-void store__lock(store *s) { pthread_mutex_lock(&s->mu); }
-void store__unlock(store *s) { pthread_mutex_unlock(&s->mu); }
+/* The connection this thread holds (invariant 1 of store_int.h: locks never nest). */
+static _Thread_local db_conn *tl_conn;
+
+/* A pooled PostgreSQL connection (slot i):
+ *
+ *            store__lock                      store__unlock
+ *   FREE ---------------------> LENT ------------------------------> FREE
+ *   busy=0   (broken: reconnect;     (rolls back an open transaction;
+ *            suspect: probe)          broken or reconnected: pool_gen++,
+ *                                     so every other slot is suspect)
+ *
+ * A slot is suspect when its gen differs from pool_gen: some other connection found the server
+ * gone since this one was last lent, so it is probed before use. */
+static void assert_pool(const store *s)
+{
+#ifndef NDEBUG
+    int lent = 0;
+    for (int k = 0; k < s->npool; k++) {
+        assert(s->pool[k]);
+        lent += s->busy[k];
+        assert(s->gen[k] <= s->pool_gen);
+    }
+    assert(lent <= s->npool);
+#else
+    (void)s;
+#endif
+}
+
+/* A PostgreSQL connection that another one's failure makes suspect: probe it, reconnect when
+ * the probe fails. */
+static void pg_check(db_conn *c)
+{
+    static const char probe[] = "SELECT 1";
+    db_stmt *st = db_prepare(c, probe);
+    int r = st ? db_step(st) : DB_ERROR;
+    db_reset(st);
+    if (r != DB_ROW && db_broken(c) && db_pg_reconnect(c) == MD_OK)
+        md_log(MD_LOG_INFO, "store: reconnected to PostgreSQL");
+}
+
+void store__lock(store *s)
+{
+    pthread_mutex_lock(&s->mu);
+    if (s->kind == DB_SQLITE) {
+        tl_conn = s->pool[0];
+        return;
+    }
+    assert_pool(s);
+    int i = -1;
+    while (i < 0) {
+        for (int k = 0; k < s->npool && i < 0; k++)
+            if (!s->busy[k])
+                i = k;
+        if (i < 0)
+            pthread_cond_wait(&s->cv, &s->mu);
+    }
+    s->busy[i] = true;
+    bool suspect = s->gen[i] != s->pool_gen;
+    s->gen[i] = s->pool_gen;
+    pthread_mutex_unlock(&s->mu);
+    tl_conn = s->pool[i];
+    if (db_broken(tl_conn))
+        db_pg_reconnect(tl_conn);
+    else if (suspect)
+        pg_check(tl_conn);
+    s->seen[i] = tl_conn->reconnects;
+}
+
+void store__unlock(store *s)
+{
+    db_conn *c = tl_conn;
+    tl_conn = NULL;
+    if (s->kind == DB_SQLITE) {
+        pthread_mutex_unlock(&s->mu);
+        return;
+    }
+    if (!db_broken(c) && db_in_tx(c))
+        db_exec(c, "ROLLBACK"); /* invariant 4 */
+    pthread_mutex_lock(&s->mu);
+    for (int k = 0; k < s->npool; k++) {
+        if (s->pool[k] != c)
+            continue;
+        assert(s->busy[k]); /* LENT -> FREE */
+        s->busy[k] = false;
+        if (db_broken(c) || c->reconnects != s->seen[k])
+            s->gen[k] = ++s->pool_gen;
+    }
+    assert_pool(s);
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+db_conn *store__db(store *s)
+{
+    (void)s;
+    return tl_conn;
+}
 
 int store__errno_code(int e)
 {
@@ -32,82 +132,75 @@ int store__errno_code(int e)
 
 int store__fail_code(int code, md_err *err)
 {
+    if (code == MD_E_UNAVAILABLE)
+        return md_fail(err, code, "store", "the database cannot be reached");
+    if (code != MD_E_STORAGE_FULL)
+        code = MD_E_IO;
     return md_fail(err, code, NULL,
                    code == MD_E_STORAGE_FULL ? "the server's storage is full" : "storage error");
 }
 
-/* SQLITE_FULL is SQLite's own "disk full" (a write or a WAL/journal growth hit ENOSPC); an fsync
- * or other I/O error whose OS errno is ENOSPC/EDQUOT is the same condition. */
-static int sqlite_code(sqlite3 *db)
-{
-    int primary = sqlite3_errcode(db);
-    if (primary == SQLITE_FULL)
-        return MD_E_STORAGE_FULL;
-    return primary == SQLITE_IOERR ? store__errno_code(sqlite3_system_errno(db)) : MD_E_IO;
-}
-
 int store__sqlfail(store *s, const char *what, md_err *err)
 {
-    md_log(MD_LOG_ERROR, "store: %s failed: %s (sqlite %d)", what, sqlite3_errmsg(s->db),
-           sqlite3_extended_errcode(s->db));
-    return store__fail_code(sqlite_code(s->db), err);
+    db_conn *c = store__db(s);
+    md_log(MD_LOG_ERROR, "store: %s failed: %s", what, db_errmsg(c));
+    return store__fail_code(db_errcode(c), err);
 }
 
 int store__exec(store *s, const char *sql, const char *what, md_err *err)
 {
-    char *msg = NULL;
-    if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) == SQLITE_OK)
+    if (db_exec(store__db(s), sql) == MD_OK)
         return MD_OK;
-    md_log(MD_LOG_ERROR, "store: %s failed: %s", what, msg ? msg : sqlite3_errmsg(s->db));
-    sqlite3_free(msg);
-    return store__fail_code(sqlite_code(s->db), err);
+    return store__sqlfail(s, what, err);
 }
 
-sqlite3_stmt *store__stmt(store *s, const char *sql, md_err *err)
+int store__begin(store *s, const char *what, md_err *err)
 {
-    for (int i = 0; i < s->nstmts; i++)
-        if (s->stmts[i].sql == sql)
-            return s->stmts[i].st;
-    /* The set of statements is fixed by the code (static strings), so the cache only grows until
-     * every one has run once; it grows rather than having a size that each new feature must
-     * remember to raise. */
-    if (s->nstmts == s->capstmts) {
-        int cap = s->capstmts ? 2 * s->capstmts : 64;
-        store__stmt_slot *g = realloc(s->stmts, (size_t)cap * sizeof *g);
-        if (!g) {
+    static const db_sql2 begin = {.lite = "BEGIN IMMEDIATE", .pg = "BEGIN"};
+    return store__exec(s, db_pick(store__db(s), &begin), what, err);
+}
+
+int store__commit(store *s, const char *what, md_err *err)
+{
+    return store__exec(s, "COMMIT", what, err);
+}
+
+void store__rollback(store *s)
+{
+    db_conn *c = store__db(s);
+    if (db_in_tx(c))
+        db_exec(c, "ROLLBACK");
+}
+
+db_stmt *store__stmt(store *s, const char *sql, md_err *err)
+{
+    db_conn *c = store__db(s);
+    db_stmt *st = db_prepare(c, sql);
+    if (!st) {
+        if (db_errcode(c) == MD_OK)
             md_fail(err, MD_E_NOMEM, NULL, NULL);
-            return NULL;
-        }
-        s->stmts = g;
-        s->capstmts = cap;
+        else
+            store__sqlfail(s, "prepare", err);
     }
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK) {
-        store__sqlfail(s, "prepare", err);
-        return NULL;
-    }
-    s->stmts[s->nstmts].sql = sql;
-    s->stmts[s->nstmts++].st = st;
     return st;
 }
 
-void store__done(sqlite3_stmt *st)
+db_stmt *store__stmt2(store *s, const db_sql2 *sql, md_err *err)
 {
-    if (!st)
-        return;
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
+    return store__stmt(s, db_pick(store__db(s), sql), err);
 }
 
-void store__col_text(sqlite3_stmt *st, int col, char *out, size_t cap)
+void store__done(db_stmt *st) { db_reset(st); }
+
+void store__col_text(db_stmt *st, int col, char *out, size_t cap)
 {
-    const unsigned char *t = sqlite3_column_text(st, col);
-    snprintf(out, cap, "%s", t ? (const char *)t : "");
+    const char *t = db_col_text(st, col);
+    snprintf(out, cap, "%s", t ? t : "");
 }
 
 /* Append one row to a growing array (doubling from 16); MD_E_NOMEM when it cannot grow. */
 static int push_row(char **arr, size_t *n, size_t *cap, size_t elem, store__row_fn read,
-                    sqlite3_stmt *st)
+                    db_stmt *st)
 {
     if (*n == *cap) {
         size_t nc = *cap ? *cap * 2 : 16;
@@ -121,23 +214,23 @@ static int push_row(char **arr, size_t *n, size_t *cap, size_t elem, store__row_
     return MD_OK;
 }
 
-int store__collect_rows(store *s, sqlite3_stmt *st, size_t elem, store__row_fn read, size_t max,
+int store__collect_rows(store *s, db_stmt *st, size_t elem, store__row_fn read, size_t max,
                         const char *what, void **out, size_t *n, md_err *err)
 {
     char *arr = NULL;
     size_t cap = 0;
     *n = 0;
     int rc = MD_OK;
-    int r = SQLITE_DONE;
+    int r = DB_DONE;
     while (rc == MD_OK && *n < max) {
-        r = sqlite3_step(st);
-        if (r != SQLITE_ROW)
+        r = db_step(st);
+        if (r != DB_ROW)
             break;
         rc = push_row(&arr, n, &cap, elem, read, st);
     }
     if (rc == MD_E_NOMEM)
         md_fail(err, MD_E_NOMEM, NULL, NULL);
-    else if (rc == MD_OK && r != SQLITE_DONE && r != SQLITE_ROW)
+    else if (rc == MD_OK && r != DB_DONE && r != DB_ROW)
         rc = store__sqlfail(s, what, err);
     if (rc != MD_OK) {
         free(arr);
@@ -160,11 +253,11 @@ int store__list_rows_p(store *s, const char *sql, const char *param, size_t elem
     *out = NULL;
     *n = 0;
     store__lock(s);
-    sqlite3_stmt *st = store__stmt(s, sql, err);
+    db_stmt *st = store__stmt(s, sql, err);
     int rc = MD_E_IO;
     if (st) {
         if (param)
-            sqlite3_bind_text(st, 1, param, -1, SQLITE_STATIC);
+            db_bind_text(st, 1, param);
         rc = store__collect_rows(s, st, elem, read, SIZE_MAX, what, out, n, err);
     }
     store__done(st);
@@ -178,11 +271,11 @@ int store__list_due(store *s, const char *sql, int64_t now_ms, size_t max, size_
     *out = NULL;
     *n = 0;
     store__lock(s);
-    sqlite3_stmt *st = store__stmt(s, sql, err);
+    db_stmt *st = store__stmt(s, sql, err);
     int rc = st ? MD_OK : MD_E_IO;
     if (st) {
-        sqlite3_bind_int64(st, 1, now_ms);
-        sqlite3_bind_int64(st, 2, (sqlite3_int64)max);
+        db_bind_int64(st, 1, now_ms);
+        db_bind_int64(st, 2, (int64_t)max);
         rc = store__collect_rows(s, st, elem, read, max, what, out, n, err);
         store__done(st);
     }
@@ -194,14 +287,14 @@ int store__get_row(store *s, const char *sql, const char *id, store__row_fn read
                    const char *nf_field, const char *nf_msg, const char *what, md_err *err)
 {
     store__lock(s);
-    sqlite3_stmt *st = store__stmt(s, sql, err);
+    db_stmt *st = store__stmt(s, sql, err);
     int rc = st ? MD_OK : MD_E_IO;
     if (st) {
-        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-        int r = sqlite3_step(st);
-        if (r == SQLITE_ROW)
+        db_bind_text(st, 1, id);
+        int r = db_step(st);
+        if (r == DB_ROW)
             read(st, out);
-        else if (r == SQLITE_DONE)
+        else if (r == DB_DONE)
             rc = md_fail(err, MD_E_NOT_FOUND, nf_field, "%s", nf_msg);
         else
             rc = store__sqlfail(s, what, err);
@@ -211,16 +304,16 @@ int store__get_row(store *s, const char *sql, const char *id, store__row_fn read
     return rc;
 }
 
-int store__step_write(store *s, sqlite3_stmt *st, int none_code, const char *none_field,
+int store__step_write(store *s, db_stmt *st, int none_code, const char *none_field,
                       const char *none_msg, const char *what, md_err *err)
 {
-    int r = sqlite3_step(st);
+    int r = db_step(st);
     int rc = MD_OK;
-    if ((r & 0xff) == SQLITE_CONSTRAINT)
+    if (r == DB_CONSTRAINT)
         rc = md_fail(err, MD_E_CONFLICT, none_field, "it exists already");
-    else if (r != SQLITE_DONE)
+    else if (r != DB_DONE)
         rc = store__sqlfail(s, what, err);
-    else if (sqlite3_changes(s->db) == 0)
+    else if (db_changes(st) == 0)
         rc = md_fail(err, none_code, none_field, "%s", none_msg);
     store__done(st);
     return rc;
@@ -256,31 +349,72 @@ static int mkdir_p(const char *path)
     return 0;
 }
 
-static int open_db(store *s, const store_opts *o, md_err *err)
+/* The back end named by a store URL: NULL, "" or "sqlite:[path]" is SQLite (path: the database
+ * file, default <data_dir>/modeld.db), postgres:// or postgresql:// is PostgreSQL. */
+static int parse_url(const char *url, db_kind *kind, const char **lite_path, md_err *err)
+{
+    *lite_path = NULL;
+    *kind = DB_SQLITE;
+    if (!url || !url[0])
+        return MD_OK;
+    if (strncmp(url, "sqlite:", 7) == 0) {
+        *lite_path = url[7] ? url + 7 : NULL;
+        return MD_OK;
+    }
+    if (strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0) {
+        *kind = DB_PG;
+        return MD_OK;
+    }
+    return md_fail(err, MD_E_INVALID_PARAM, "store",
+                   "the store must be sqlite:[path] or postgres://...");
+}
+
+static int open_sqlite(store *s, const store_opts *o, const char *lite_path, md_err *err)
 {
     size_t n = strlen(s->data_dir) + sizeof "/modeld.db";
-    char *path = malloc(n);
+    char *path = lite_path ? strdup(lite_path) : malloc(n);
     if (!path)
         return md_fail(err, MD_E_NOMEM, NULL, NULL);
-    snprintf(path, n, "%s/modeld.db", s->data_dir);
-    /* The database holds key hashes and the audit log: create it 0600 ourselves (SQLite would
-     * use 0644), and SQLite gives its -wal and -shm files the same mode. */
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd >= 0)
-        close(fd);
-    int flags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
-    int rc = sqlite3_open_v2(path, &s->db, flags, NULL);
+    if (!lite_path)
+        snprintf(path, n, "%s/modeld.db", s->data_dir);
+    int rc = db_sqlite_open(path, o->busy_timeout_ms, &s->pool[0], err);
     free(path);
-    if (rc != SQLITE_OK) {
-        md_log(MD_LOG_ERROR, "store: cannot open %s/modeld.db: %s", s->data_dir,
-               s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
-        return md_fail(err, MD_E_IO, NULL, "cannot open the database");
-    }
-    sqlite3_extended_result_codes(s->db, 1);
-    sqlite3_busy_timeout(s->db, o->busy_timeout_ms > 0 ? o->busy_timeout_ms : 5000);
-    return store__exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-                          "PRAGMA foreign_keys=ON;",
-                       "pragmas", err);
+    return rc;
+}
+
+static int open_pool(store *s, const store_opts *o, md_err *err)
+{
+    int rc = MD_OK;
+    for (int i = 0; i < s->npool && rc == MD_OK; i++)
+        rc = db_pg_open(o->url, &s->pool[i], err);
+    return rc;
+}
+
+static int open_db(store *s, const store_opts *o, md_err *err)
+{
+    const char *lite_path = NULL;
+    int rc = parse_url(o->url, &s->kind, &lite_path, err);
+    if (rc != MD_OK)
+        return rc;
+    s->npool = s->kind == DB_PG ? (o->pool_size > 0 ? o->pool_size : 4) : 1;
+    s->pool = calloc((size_t)s->npool, sizeof *s->pool);
+    s->busy = calloc((size_t)s->npool, sizeof *s->busy);
+    s->gen = calloc((size_t)s->npool, sizeof *s->gen);
+    s->seen = calloc((size_t)s->npool, sizeof *s->seen);
+    if (!s->pool || !s->busy || !s->gen || !s->seen)
+        return md_fail(err, MD_E_NOMEM, NULL, NULL);
+    return s->kind == DB_PG ? open_pool(s, o, err) : open_sqlite(s, o, lite_path, err);
+}
+
+/* <dir>/blobs, or the configured shared directory. New, or NULL without memory. */
+static char *blob_dir_of(const store_opts *o, const char *data_dir, size_t n)
+{
+    if (o->blob_dir && o->blob_dir[0])
+        return strdup(o->blob_dir);
+    char *p = malloc(n + sizeof "/blobs");
+    if (p)
+        snprintf(p, n + sizeof "/blobs", "%s/blobs", data_dir);
+    return p;
 }
 
 static store *store_alloc(const store_opts *o)
@@ -292,15 +426,16 @@ static store *store_alloc(const store_opts *o)
     while (n > 1 && o->data_dir[n - 1] == '/')
         n--;   /* "var/" and "var" name the same store */
     s->data_dir = strndup(o->data_dir, n);
-    s->blob_dir = malloc(n + sizeof "/blobs");
+    s->blob_dir = s->data_dir ? blob_dir_of(o, s->data_dir, n) : NULL;
     if (!s->data_dir || !s->blob_dir) {
         free(s->data_dir);
         free(s->blob_dir);
         free(s);
         return NULL;
     }
-    snprintf(s->blob_dir, n + sizeof "/blobs", "%s/blobs", s->data_dir);
     pthread_mutex_init(&s->mu, NULL);
+    pthread_mutex_init(&s->blob_mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
     s->clock = o->clock ? o->clock : md_clock_system();
     s->upload_ttl_ms = o->upload_ttl_ms > 0 ? o->upload_ttl_ms : 3600 * 1000;
     s->blob_grace_ms = 10 * 60 * 1000;
@@ -311,12 +446,15 @@ static store *store_alloc(const store_opts *o)
 
 static void store_destroy(store *s)
 {
-    for (int i = 0; i < s->nstmts; i++)
-        sqlite3_finalize(s->stmts[i].st);
-    free(s->stmts);
-    if (s->db && sqlite3_close(s->db) != SQLITE_OK)
-        md_log(MD_LOG_ERROR, "store: close failed: %s", sqlite3_errmsg(s->db));
+    for (int i = 0; s->pool && i < s->npool; i++)
+        db_close(s->pool[i]);
+    free(s->pool);
+    free(s->busy);
+    free(s->gen);
+    free(s->seen);
     pthread_mutex_destroy(&s->mu);
+    pthread_mutex_destroy(&s->blob_mu);
+    pthread_cond_destroy(&s->cv);
     free(s->data_dir);
     free(s->blob_dir);
     free(s);
@@ -334,6 +472,10 @@ int store_open(const store_opts *o, store **out, md_err *err)
     if (mkdir_p(o->data_dir) != 0) {
         md_log(MD_LOG_ERROR, "store: cannot create %s: %s", o->data_dir, strerror(errno));
         return md_fail(err, MD_E_IO, "data_dir", "cannot create the data directory");
+    }
+    if (o->blob_dir && o->blob_dir[0] && mkdir_p(o->blob_dir) != 0) {
+        md_log(MD_LOG_ERROR, "store: cannot create %s: %s", o->blob_dir, strerror(errno));
+        return md_fail(err, MD_E_IO, "blob_dir", "cannot create the blob directory");
     }
     store *s = store_alloc(o);
     if (!s)
@@ -371,12 +513,12 @@ const char *store_data_dir(const store *s) { return s->data_dir; }
 static int query_int(store *s, const char *sql, const char *what, int64_t *out, md_err *err)
 {
     store__lock(s);
-    sqlite3_stmt *st = store__stmt(s, sql, err);
+    db_stmt *st = store__stmt(s, sql, err);
     int rc = st ? MD_OK : MD_E_IO;
     if (st) {
-        int r = sqlite3_step(st);
-        if (r == SQLITE_ROW)
-            *out = sqlite3_column_int64(st, 0);
+        int r = db_step(st);
+        if (r == DB_ROW)
+            *out = db_col_int64(st, 0);
         else
             rc = store__sqlfail(s, what, err);
         store__done(st);
@@ -395,10 +537,10 @@ int store_ping(store *s, md_err *err)
  * slack on some file systems and not prove that data can be written). */
 #define PROBE_BYTES 4096
 
-static int write_probe(store *s, md_err *err)
+static int write_probe(const char *dir, md_err *err)
 {
     char path[4096];
-    snprintf(path, sizeof path, "%s/.write-probe", s->data_dir);
+    snprintf(path, sizeof path, "%s/.write-probe", dir);
     static const char zeros[PROBE_BYTES];
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     ssize_t w = fd >= 0 ? write(fd, zeros, sizeof zeros) : -1;
@@ -415,11 +557,11 @@ static int write_probe(store *s, md_err *err)
                    strerror(e));
 }
 
-int store_check_writable(store *s, uint64_t min_free_bytes, md_err *err)
+static int check_dir(const char *dir, uint64_t min_free_bytes, md_err *err)
 {
     struct statvfs v;
-    if (statvfs(s->data_dir, &v) != 0) {
-        md_log(MD_LOG_WARN, "store: statvfs %s: %s", s->data_dir, strerror(errno));
+    if (statvfs(dir, &v) != 0) {
+        md_log(MD_LOG_WARN, "store: statvfs %s: %s", dir, strerror(errno));
         return md_fail(err, MD_E_IO, "store", "unwritable: cannot read the free space");
     }
     uint64_t avail = (uint64_t)v.f_bavail * (uint64_t)v.f_frsize;
@@ -428,8 +570,21 @@ int store_check_writable(store *s, uint64_t min_free_bytes, md_err *err)
                        "unwritable: %llu KiB free, below the %llu KiB minimum",
                        (unsigned long long)(avail >> 10),
                        (unsigned long long)(min_free_bytes >> 10));
-    return write_probe(s, err);
+    return write_probe(dir, err);
 }
+
+/* The data dir, and the blob dir when it is elsewhere (a shared volume of a cluster). */
+int store_check_writable(store *s, uint64_t min_free_bytes, md_err *err)
+{
+    int rc = check_dir(s->data_dir, min_free_bytes, err);
+    size_t n = strlen(s->data_dir);
+    bool inside = strncmp(s->blob_dir, s->data_dir, n) == 0 && s->blob_dir[n] == '/';
+    if (rc == MD_OK && !inside)
+        rc = check_dir(s->blob_dir, min_free_bytes, err);
+    return rc;
+}
+
+const char *store_backend(const store *s) { return s->kind == DB_PG ? "postgresql" : "sqlite"; }
 
 int store_schema_version(store *s, int *out, md_err *err)
 {
@@ -443,7 +598,14 @@ int store_schema_version(store *s, int *out, md_err *err)
 int store_data_version(store *s, uint64_t *out, md_err *err)
 {
     int64_t v = 0;
-    int rc = query_int(s, "PRAGMA data_version", "data version", &v, err);
+    /* SQLite counts commits of other connections; PostgreSQL has no such counter, so there it
+     * is a digest of api_keys, the table auth caches: a new key changes the count, a revocation
+     * the sum of revocation times. */
+    static const db_sql2 sql = {
+        .lite = "PRAGMA data_version",
+        .pg = "SELECT count(*) + coalesce(sum(revoked_ms), 0) FROM api_keys",
+    };
+    int rc = query_int(s, s->kind == DB_PG ? sql.pg : sql.lite, "data version", &v, err);
     *out = (uint64_t)v;
     return rc;
 }

@@ -1,10 +1,11 @@
 /* store.h - durable state of modeld: API keys, the audit log, uploads, conversion results,
  * jobs, schedules, stored datasets and the blobs they name.
  *
- * The store is the only code that knows how state is kept (SQLite today, PostgreSQL later):
- * callers see plain C structs and MD_E_* codes, never SQL, so a second back end can implement
- * this header without touching them. The default back end keeps <data_dir>/modeld.db (WAL mode,
- * numbered migrations applied at open) and content-addressed blobs under <data_dir>/blobs/.
+ * The store is the only code that knows how state is kept: callers see plain C structs and
+ * MD_E_* codes, never SQL. Two back ends run the same SQL (src/store/db.h): the default keeps
+ * <data_dir>/modeld.db (SQLite, WAL mode); store_opts.url "postgres://..." keeps the metadata in
+ * PostgreSQL, shared by several nodes. Either way the numbered migrations are applied at open,
+ * and the content-addressed blobs are files under <data_dir>/blobs/ (or store_opts.blob_dir).
  *
  * Threading: a store handle may be used from any number of threads at once; calls are
  * serialised inside the store. Several processes (the server and `modeld keys`) may open the
@@ -12,7 +13,8 @@
  *
  * Errors: every function returns MD_OK or an MD_E_* code and fills err (may be NULL) with a
  * client-safe message. Storage failures are MD_E_IO, or MD_E_STORAGE_FULL when the disk or the
- * quota is full (ENOSPC, EDQUOT, SQLITE_FULL: any write may give it); their detail (SQLite text,
+ * quota is full (ENOSPC, EDQUOT, SQLITE_FULL: any write may give it), MD_E_UNAVAILABLE when the
+ * PostgreSQL server cannot be reached (503 + Retry-After); their detail (database text,
  * paths, errno) goes to the log only.
  *
  * Ownership: "new" results must be freed by the caller with the named function (or free());
@@ -32,6 +34,12 @@ typedef struct store store;
 
 typedef struct store_opts {
     const char *data_dir;       /* required; created (0700) when missing */
+    const char *url;            /* the database: NULL, "" or "sqlite:[path]" (default: SQLite at
+                                 * <data_dir>/modeld.db), or "postgres://..." (a libpq URI;
+                                 * several nodes may share it) */
+    const char *blob_dir;       /* NULL = <data_dir>/blobs; nodes sharing a PostgreSQL store
+                                 * point this at one shared directory */
+    int pool_size;              /* PostgreSQL connections; 0 = 4 */
     const md_clock *clock;      /* NULL = md_clock_system(); used for created/expiry times */
     int busy_timeout_ms;        /* 0 = 5000 */
     int64_t upload_ttl_ms;      /* unreferenced uploads expire this long after last use; 0 = 1 h */
@@ -51,13 +59,15 @@ store *store_ref(store *s);
 /* Drop a reference; the last one closes the database (checkpointing the WAL). NULL is a no-op. */
 void store_unref(store *s);
 
-/* Readiness probe: a trivial query on the database. */
+/* Readiness probe: a trivial query on the database (MD_E_UNAVAILABLE: PostgreSQL is down). */
 int store_ping(store *s, md_err *err);
 /* Readiness probe for writes: MD_E_STORAGE_FULL (field "store", message starting "unwritable")
- * when the data dir's file system has less than min_free_bytes available to us (statvfs) or a
+ * when the data dir's (or a separate blob dir's) file system has less than min_free_bytes available to us (statvfs) or a
  * one-block write to <data_dir>/.write-probe fails for lack of space; MD_E_IO for another
  * failure. Cheap enough for every GET /api/ready (one small write, no fsync). */
 int store_check_writable(store *s, uint64_t min_free_bytes, md_err *err);
+/* "sqlite" or "postgresql": the back end store_opts.url chose (static string). */
+const char *store_backend(const store *s);
 /* Schema version now in the database (the highest applied migration). */
 int store_schema_version(store *s, int *out, md_err *err);
 /* Highest migration this build knows. */
@@ -65,7 +75,8 @@ int store_schema_latest(void);
 /* Borrowed until store_unref of the last reference. */
 const char *store_data_dir(const store *s);
 /* Changes whenever another connection (another process, e.g. `modeld keys revoke`) committed
- * since the last call; used by auth to drop its key cache. */
+ * since the last call (PostgreSQL: whenever api_keys gained or revoked a key); used by auth to
+ * drop its key cache. */
 int store_data_version(store *s, uint64_t *out, md_err *err);
 
 /* ---- API keys (keys.c) ---------------------------------------------------------------- */

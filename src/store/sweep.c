@@ -9,8 +9,8 @@
  *   1. A blob is deleted only when (a) no row of any listed table names it and (b) its mtime,
  *      stamped with the store clock at every put, is older than the grace period. (b) covers
  *      the window between a put and the insert of the row naming it (blob.c invariant 2).
- *   2. The reference check, the re-check of the mtime and the unlink happen under the store
- *      lock, the same lock a put holds to move a blob into place; so a put of the same bytes
+ *   2. The reference check, the re-check of the mtime and the unlink happen under the store's
+ *      blob lock, the same lock a put holds to move a blob into place; so a put of the same bytes
  *      either lands before the check (and is seen by it) or after the unlink (and re-creates
  *      the file).
  *   3. The walk over the blob tree takes the lock per blob, not for the whole walk, so requests
@@ -73,14 +73,14 @@ static int delete_expired(store *s, int64_t now_ms, size_t *rows, md_err *err)
     for (size_t i = 0; i < N_TABLES && rc == MD_OK; i++) {
         if (!tables[i].delete_expired)
             continue;
-        sqlite3_stmt *st = store__stmt(s, tables[i].delete_expired, err);
+        db_stmt *st = store__stmt(s, tables[i].delete_expired, err);
         if (!st) {
             rc = MD_E_IO;
             break;
         }
-        sqlite3_bind_int64(st, 1, now_ms);
-        if (sqlite3_step(st) == SQLITE_DONE)
-            *rows += (size_t)sqlite3_changes(s->db);
+        db_bind_int64(st, 1, now_ms);
+        if (db_step(st) == DB_DONE)
+            *rows += (size_t)db_changes(st);
         else
             rc = store__sqlfail(s, "delete expired rows", err);
         store__done(st);
@@ -95,15 +95,15 @@ static int referenced(store *s, const char *hex, md_err *err)
     for (size_t i = 0; i < N_TABLES; i++) {
         if (!tables[i].references)
             continue;
-        sqlite3_stmt *st = store__stmt(s, tables[i].references, err);
+        db_stmt *st = store__stmt(s, tables[i].references, err);
         if (!st)
             return -1;
-        sqlite3_bind_text(st, 1, hex, -1, SQLITE_STATIC);
-        int r = sqlite3_step(st);
+        db_bind_text(st, 1, hex);
+        int r = db_step(st);
         store__done(st);
-        if (r == SQLITE_ROW)
+        if (r == DB_ROW)
             return 1;
-        if (r != SQLITE_DONE) {
+        if (r != DB_DONE) {
             store__sqlfail(s, "check blob reference", err);
             return -1;
         }
@@ -127,6 +127,7 @@ static int sweep_blob(store *s, const char *dir, const char *hex, int64_t now_ms
         return MD_OK;   /* fresh (or gone): cheap early out without the lock */
     int rc = MD_OK;
     store__lock(s);
+    pthread_mutex_lock(&s->blob_mu); /* store_int.h invariant 5 */
     int ref = referenced(s, hex, err);
     if (ref < 0)
         rc = MD_E_IO;
@@ -136,6 +137,7 @@ static int sweep_blob(store *s, const char *dir, const char *hex, int64_t now_ms
         else
             md_log(MD_LOG_WARN, "store: cannot delete blob %s: %s", hex, strerror(errno));
     }
+    pthread_mutex_unlock(&s->blob_mu);
     store__unlock(s);
     return rc;
 }

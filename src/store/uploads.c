@@ -33,20 +33,20 @@ static int check_meta(const store_upload *m, md_err *err)
 
 static int insert_row(store *s, const store_upload *u, md_err *err)
 {
-    sqlite3_stmt *st = store__stmt(s, SQL_INSERT, err);
+    db_stmt *st = store__stmt(s, SQL_INSERT, err);
     if (!st)
         return MD_E_IO;
-    sqlite3_bind_text(st, 1, u->file_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, u->sha256, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, u->filename, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, u->format, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 5, u->width);
-    sqlite3_bind_int(st, 6, u->height);
-    sqlite3_bind_int64(st, 7, u->size);
-    sqlite3_bind_int64(st, 8, u->created_ms);
-    sqlite3_bind_int64(st, 9, u->last_used_ms);
-    sqlite3_bind_int64(st, 10, u->expires_ms);
-    int rc = sqlite3_step(st) == SQLITE_DONE ? MD_OK : store__sqlfail(s, "insert upload", err);
+    db_bind_text(st, 1, u->file_id);
+    db_bind_text(st, 2, u->sha256);
+    db_bind_text(st, 3, u->filename);
+    db_bind_text(st, 4, u->format);
+    db_bind_int64(st, 5, u->width);
+    db_bind_int64(st, 6, u->height);
+    db_bind_int64(st, 7, u->size);
+    db_bind_int64(st, 8, u->created_ms);
+    db_bind_int64(st, 9, u->last_used_ms);
+    db_bind_int64(st, 10, u->expires_ms);
+    int rc = db_step(st) == DB_DONE ? MD_OK : store__sqlfail(s, "insert upload", err);
     store__done(st);
     return rc;
 }
@@ -79,19 +79,19 @@ int store_uploads_create(store *s, const void *data, size_t n, const store_uploa
     return rc;
 }
 
-static void read_row(sqlite3_stmt *st, store_upload *u)
+static void read_row(db_stmt *st, store_upload *u)
 {
     memset(u, 0, sizeof *u);
     store__col_text(st, 0, u->file_id, sizeof u->file_id);
     store__col_text(st, 1, u->sha256, sizeof u->sha256);
     store__col_text(st, 2, u->filename, sizeof u->filename);
     store__col_text(st, 3, u->format, sizeof u->format);
-    u->width = sqlite3_column_int(st, 4);
-    u->height = sqlite3_column_int(st, 5);
-    u->size = sqlite3_column_int64(st, 6);
-    u->created_ms = sqlite3_column_int64(st, 7);
-    u->last_used_ms = sqlite3_column_int64(st, 8);
-    u->expires_ms = sqlite3_column_int64(st, 9);
+    u->width = db_col_int(st, 4);
+    u->height = db_col_int(st, 5);
+    u->size = db_col_int64(st, 6);
+    u->created_ms = db_col_int64(st, 7);
+    u->last_used_ms = db_col_int64(st, 8);
+    u->expires_ms = db_col_int64(st, 9);
 }
 
 int store_uploads_get(store *s, const char *file_id, store_upload *out, md_err *err)
@@ -99,15 +99,15 @@ int store_uploads_get(store *s, const char *file_id, store_upload *out, md_err *
     if (!file_id || !file_id[0])
         return md_fail(err, MD_E_MISSING_FIELD, "file_id", "a file id is required");
     store__lock(s);
-    sqlite3_stmt *st = store__stmt(s, SQL_GET, err);
+    db_stmt *st = store__stmt(s, SQL_GET, err);
     int rc = st ? MD_OK : MD_E_IO;
     if (st) {
-        sqlite3_bind_text(st, 1, file_id, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, md_clock_wall_ms(s->clock));
-        int r = sqlite3_step(st);
-        if (r == SQLITE_ROW)
+        db_bind_text(st, 1, file_id);
+        db_bind_int64(st, 2, md_clock_wall_ms(s->clock));
+        int r = db_step(st);
+        if (r == DB_ROW)
             read_row(st, out);
-        else if (r == SQLITE_DONE)
+        else if (r == DB_DONE)
             rc = md_fail(err, MD_E_FILE_NOT_FOUND, "file_id", "no such file (or it expired)");
         else
             rc = store__sqlfail(s, "get upload", err);
@@ -122,15 +122,15 @@ int store_uploads_touch(store *s, const char *file_id, md_err *err)
     if (!file_id || !file_id[0])
         return md_fail(err, MD_E_MISSING_FIELD, "file_id", "a file id is required");
     store__lock(s);
-    sqlite3_stmt *st = store__stmt(s, SQL_TOUCH, err);
+    db_stmt *st = store__stmt(s, SQL_TOUCH, err);
     int rc = st ? MD_OK : MD_E_IO;
     if (st) {
-        sqlite3_bind_int64(st, 1, md_clock_wall_ms(s->clock));
-        sqlite3_bind_int64(st, 2, s->upload_ttl_ms);
-        sqlite3_bind_text(st, 3, file_id, -1, SQLITE_STATIC);
-        if (sqlite3_step(st) != SQLITE_DONE)
+        db_bind_int64(st, 1, md_clock_wall_ms(s->clock));
+        db_bind_int64(st, 2, s->upload_ttl_ms);
+        db_bind_text(st, 3, file_id);
+        if (db_step(st) != DB_DONE)
             rc = store__sqlfail(s, "touch upload", err);
-        else if (sqlite3_changes(s->db) == 0)
+        else if (db_changes(st) == 0)
             rc = md_fail(err, MD_E_FILE_NOT_FOUND, "file_id", "no such file (or it expired)");
         store__done(st);
     }

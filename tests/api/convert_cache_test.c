@@ -141,6 +141,86 @@ static void test_many_keys(void **state)
     cv_cache_free(NULL);
 }
 
+/* An L2 in memory: one slot per key index, with the TTL it was given. */
+typedef struct fake_l2 {
+    int up;
+    char key[CV_KEY_LEN + 1];
+    char value[64];
+    size_t len;
+    int64_t ttl_ms;
+    int gets, puts;
+} fake_l2;
+
+static int l2_get(void *ctx, const char *k, char **value, size_t *len, int64_t *expires)
+{
+    fake_l2 *f = ctx;
+    f->gets++;
+    if (!f->up || strcmp(f->key, k) != 0)
+        return 0;
+    *value = strdup(f->value);
+    *len = f->len;
+    *expires = md_clock_wall_ms(&clk.clock) + f->ttl_ms;
+    return 1;
+}
+
+static void l2_put(void *ctx, const char *k, const char *value, size_t len, int64_t ttl_ms)
+{
+    fake_l2 *f = ctx;
+    f->puts++;
+    if (!f->up)
+        return;
+    snprintf(f->key, sizeof f->key, "%s", k);
+    snprintf(f->value, sizeof f->value, "%.*s", (int)len, value);
+    f->len = len;
+    f->ttl_ms = ttl_ms;
+}
+
+/* A put writes through to the L2 (TTL: the earlier of l2_ttl and the result's expiry); a
+ * second cache (another node) misses in memory, hits in the L2, keeps the answer in memory
+ * until the L2 entry expires; a down L2 is a miss. */
+static void test_l2(void **state)
+{
+    (void)state;
+    fake_l2 f = {.up = 1};
+    cv_l2 tab = {.get = l2_get, .put = l2_put, .ctx = &f};
+    md_manual_clock_init(&clk, 0, 1000000);
+    cv_cache_opts o = {.ttl_ms = 600000, .clock = &clk.clock, .l2 = &tab, .l2_ttl_ms = 3600000};
+    cv_cache *node1 = NULL, *node2 = NULL;
+    assert_int_equal(cv_cache_new(&o, &node1), MD_OK);
+    assert_int_equal(cv_cache_new(&o, &node2), MD_OK);
+    char k[CV_KEY_LEN + 1];
+    key(k, 1);
+    assert_int_equal(cv_cache_put(node1, k, "{\"svg\":1}", 9, 0), MD_OK);
+    assert_int_equal(f.ttl_ms, 3600000);
+    assert_int_equal(cv_cache_put(node1, k, "{\"svg\":1}", 9, 1000000 + 5000), MD_OK);
+    assert_int_equal(f.ttl_ms, 5000); /* bounded by the result's expiry */
+    char *v = NULL;
+    size_t n = 0;
+    assert_int_equal(cv_cache_get(node2, k, &v, &n), 1);
+    assert_string_equal(v, "{\"svg\":1}");
+    assert_int_equal(n, 9);
+    free(v);
+    cv_cache_stats st;
+    cv_cache_stats_get(node2, &st);
+    assert_int_equal(st.hits, 1);
+    assert_int_equal(st.l2_hits, 1);
+    assert_int_equal(st.misses, 0);
+    assert_int_equal(st.entries, 1);
+    /* now in node 2's memory: no L2 round trip */
+    int gets = f.gets;
+    assert_int_equal(has(node2, 1), 1);
+    assert_int_equal(f.gets, gets);
+    /* the memory copy ends with the L2 entry (5 s), not after node 2's own 10 min */
+    f.up = 0;
+    clk.ms += 5001;
+    assert_int_equal(has(node2, 1), 0);
+    cv_cache_stats_get(node2, &st);
+    assert_int_equal(st.misses, 1);
+    assert_int_equal(st.l2_hits, 1);
+    cv_cache_free(node1);
+    cv_cache_free(node2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -149,6 +229,7 @@ int main(void)
         cmocka_unit_test(test_ttl_and_result_expiry),
         cmocka_unit_test(test_byte_limit),
         cmocka_unit_test(test_many_keys),
+        cmocka_unit_test(test_l2),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -172,12 +172,110 @@ static void test_threads_exact(void **state)
     rl_free(l);
 }
 
+/* A shared store that answers from a script: up (allow `left` more, then limit) or down. */
+typedef struct fake_shared {
+    int up;
+    int left;
+    int calls;
+} fake_shared;
+
+static int fake_take(void *ctx, const char *key, size_t len, rl_rate rate, rl_result *res)
+{
+    fake_shared *f = ctx;
+    (void)key;
+    (void)len;
+    f->calls++;
+    if (!f->up)
+        return MD_E_UNAVAILABLE;
+    *res = (rl_result){.limit = rate.burst, .remaining = f->left > 0 ? (uint32_t)f->left - 1 : 0};
+    if (f->left-- > 0)
+        return MD_OK;
+    res->retry_after_s = 7;
+    return MD_E_RATE_LIMITED;
+}
+
+static rl_limiter *shared_limiter(md_manual_clock *clk, fake_shared *f, rl_shared *tab, rl_down_policy p)
+{
+    md_manual_clock_init(clk, SEC, 0);
+    *tab = (rl_shared){.take = fake_take, .ctx = f};
+    rl_opts o = {.clock = &clk->clock, .shared = tab, .when_down = p};
+    rl_limiter *l = NULL;
+    assert_int_equal(rl_new(&o, &l), MD_OK);
+    return l;
+}
+
+/* Up: the shared store decides (its answer and headers pass through; no local bucket). */
+static void test_shared_decides_when_up(void **state)
+{
+    (void)state;
+    md_manual_clock clk;
+    fake_shared f = {.up = 1, .left = 2};
+    rl_shared tab;
+    rl_limiter *l = shared_limiter(&clk, &f, &tab, RL_DOWN_LOCAL);
+    rl_rate r = {.per_sec = 1, .burst = 100};
+    rl_result res;
+    assert_int_equal(take(l, "k:a", r, &res), MD_OK);
+    assert_int_equal(take(l, "k:a", r, &res), MD_OK);
+    assert_int_equal(take(l, "k:a", r, &res), MD_E_RATE_LIMITED);
+    assert_int_equal(res.retry_after_s, 7);
+    assert_int_equal(res.limit, 100);
+    assert_int_equal(f.calls, 3);
+    assert_int_equal(rl_size(l), 0);
+    rl_free(l);
+}
+
+/* Down, local policy: this node's buckets answer with the usual semantics; back up, the
+ * shared store decides again. */
+static void test_shared_down_falls_back_to_local(void **state)
+{
+    (void)state;
+    md_manual_clock clk;
+    fake_shared f = {.up = 0};
+    rl_shared tab;
+    rl_limiter *l = shared_limiter(&clk, &f, &tab, RL_DOWN_LOCAL);
+    rl_rate r = {.per_sec = 1, .burst = 3};
+    rl_result res;
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(take(l, "k:a", r, &res), MD_OK);
+    assert_int_equal(res.remaining, 0);
+    assert_int_equal(take(l, "k:a", r, &res), MD_E_RATE_LIMITED);
+    assert_int_equal(res.retry_after_s, 1);
+    assert_int_equal(rl_size(l), 1);
+    f.up = 1;
+    f.left = 5;
+    assert_int_equal(take(l, "k:a", r, &res), MD_OK);
+    assert_int_equal(res.remaining, 4);
+    rl_free(l);
+}
+
+/* Down, refuse policy: MD_E_UNAVAILABLE with Retry-After 1, nothing taken locally. */
+static void test_shared_down_refuses(void **state)
+{
+    (void)state;
+    md_manual_clock clk;
+    fake_shared f = {.up = 0};
+    rl_shared tab;
+    rl_limiter *l = shared_limiter(&clk, &f, &tab, RL_DOWN_REFUSE);
+    rl_rate r = {.per_sec = 1, .burst = 3};
+    rl_result res;
+    assert_int_equal(take(l, "k:a", r, &res), MD_E_UNAVAILABLE);
+    assert_int_equal(res.retry_after_s, 1);
+    assert_int_equal(res.limit, 3);
+    assert_int_equal(rl_size(l), 0);
+    /* bad arguments are still refused before the store is asked */
+    assert_int_equal(take(l, "", r, &res), MD_E_INVALID_PARAM);
+    assert_int_equal(f.calls, 1);
+    rl_free(l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_burst_and_headers), cmocka_unit_test(test_slow_rate_retry_after),
         cmocka_unit_test(test_rate_change),       cmocka_unit_test(test_bounded_memory),
         cmocka_unit_test(test_bad_args),          cmocka_unit_test(test_threads_exact),
+        cmocka_unit_test(test_shared_decides_when_up), cmocka_unit_test(test_shared_down_falls_back_to_local),
+        cmocka_unit_test(test_shared_down_refuses),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,11 @@
 /* store_fixture.h - the cmocka fixture most store tests share: a store opened on a fresh
  * temporary data dir, optionally driven by a manual clock, closed and removed by the teardown.
- * Compiled (with tmpdir.c) into the tests that use it by their CMakeLists. */
+ * Compiled (with tmpdir.c) into the tests that use it by their CMakeLists.
+ *
+ * Back ends: by default the store is SQLite in the data dir. With MODELD_TEST_PG set to a
+ * PostgreSQL URI (tests/pg/pgtmp.sh starts a throwaway server and sets it), every fixture store
+ * lives in a fresh schema of that database instead, dropped by the teardown: the same tests
+ * then run against PostgreSQL (the `store_pg` CTest runs them so). */
 #ifndef MD_TESTS_COMMON_STORE_FIXTURE_H
 #define MD_TESTS_COMMON_STORE_FIXTURE_H
 
@@ -15,6 +20,8 @@
 
 typedef struct tu_store {
     char *dir;           /* the data dir (new; removed by the teardown) */
+    char *url;           /* PostgreSQL only: the store URL with its schema (new), else NULL */
+    char schema[32];     /* PostgreSQL only: the schema to drop */
     md_manual_clock clk; /* starts at TU_CLOCK_NS / TU_CLOCK_MS; tests advance it */
     store *s;
 } tu_store;
@@ -27,5 +34,15 @@ int tu_store_setup_with(void **state, const store_opts *o, bool manual_clock);
 int tu_store_setup(void **state);
 /* Closes the store, removes the dir and frees the fixture. */
 int tu_store_teardown(void **state);
+
+/* True when MODELD_TEST_PG is set: the fixture's stores are PostgreSQL ones. */
+bool tu_store_pg(void);
+/* PostgreSQL only: create a fresh schema (its name into schema[32]) and return the store URL
+ * that uses it (new, free()), or NULL when that fails. */
+char *tu_pg_schema_new(char schema[32]);
+/* PostgreSQL only: run SQL (no rows) on the test database; 0 when it worked. */
+int tu_pg_exec(const char *sql);
+/* Drop the schema made by tu_pg_schema_new (and everything in it). */
+void tu_pg_schema_drop(const char *schema);
 
 #endif

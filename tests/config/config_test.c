@@ -36,6 +36,9 @@ static void test_defaults(void **state)
     assert_int_equal(c.convert_cache_entries, 256);
     assert_int_equal(c.convert_cache_ttl_ms, 600 * 1000);
     assert_string_equal(c.web_dir, "");
+    assert_string_equal(c.store, "sqlite:");
+    assert_int_equal(c.store_pool, 4);
+    assert_string_equal(c.blob_dir, "");
     md_config_free(&c);
 }
 
@@ -200,6 +203,8 @@ static void test_errors(void **state)
     expect_bad("--rate-read=5:0", "rate_read", "burst");
     expect_bad("--log-level=loud", "log_level", "debug");
     expect_bad("--cors-origins=evil.example", "cors_origins", "http(s)://");
+    expect_bad("--store=mysql://db/modeld", "store", "postgres://");
+    expect_bad("--store-pool=0", "store_pool", "store_pool");
     expect_bad("--host=", "host", "non-empty");
     expect_bad("--frobnicate=1", NULL, "unknown option \"--frobnicate\"");
     expect_bad("stray", NULL, "unexpected argument");

@@ -10,7 +10,13 @@ on a full pipe; the port is read from the "listening" log line (the server binds
 
     def test_y(start_server):              # a server with its own settings
         s = start_server("--rate-read", "1:2", env={"MODELD_TEST_ROUTES": "1"})
+
+PostgreSQL: with MODELD_E2E_PG set to a PostgreSQL URI (`make e2e-pg` runs a subset of these
+files so, under tests/pg/pgtmp.sh), every server, `keys` call and worker that names a data dir
+uses a schema of its own in that database (store_args), derived from the data dir, so a server
+restarted on the same data dir finds its jobs again, and two servers never share a database.
 """
+import hashlib
 import json
 import os
 import shutil
@@ -32,6 +38,20 @@ def _bin():
     return os.path.abspath(b)
 
 
+def pg_url(base, data_dir):
+    """The store URL of data_dir's own schema in the PostgreSQL database base (created here)."""
+    schema = "e2e_" + hashlib.sha1(os.path.abspath(data_dir).encode()).hexdigest()[:16]
+    subprocess.run(["psql", base, "-q", "-c", "CREATE SCHEMA IF NOT EXISTS " + schema],
+                   check=True, capture_output=True, timeout=60)
+    return base + ("&" if "?" in base else "?") + "options=-csearch_path%3D" + schema
+
+
+def store_args(data_dir):
+    """["--store", URL] for data_dir under MODELD_E2E_PG, else [] (SQLite in the data dir)."""
+    base = os.environ.get("MODELD_E2E_PG")
+    return ["--store", pg_url(base, data_dir)] if base else []
+
+
 class Server:
     """A running `modeld serve`; .url, .admin_key, .data_dir, .log_lines(), .stop()."""
 
@@ -44,7 +64,8 @@ class Server:
         full_env = dict(os.environ)
         full_env.setdefault("MODELD_JWT_SECRET", JWT_SECRET)
         full_env.update(env or {})
-        cmd = [_bin(), "serve", "--host", "127.0.0.1", "--port", "0", "--data-dir", self.data_dir] + list(args)
+        cmd = [_bin(), "serve", "--host", "127.0.0.1", "--port", "0", "--data-dir", self.data_dir]
+        cmd += store_args(self.data_dir) + list(args)
         self.proc = subprocess.Popen(cmd, stdout=open(self.out_path, "wb"), stderr=open(self.err_path, "wb"),
                                      env=full_env)
         self.port = self._wait_listening()
@@ -88,7 +109,8 @@ class Server:
 
     def keys(self, *args):
         """Run `modeld keys ...` on this server's data dir; returns (rc, stdout, stderr)."""
-        p = subprocess.run([_bin(), "keys"] + list(args) + ["--data-dir", self.data_dir],
+        p = subprocess.run([_bin(), "keys"] + list(args) + ["--data-dir", self.data_dir]
+                           + store_args(self.data_dir),
                            capture_output=True, text=True, timeout=60)
         return p.returncode, p.stdout, p.stderr
 

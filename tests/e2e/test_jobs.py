@@ -14,7 +14,7 @@ import zipfile
 
 import requests
 
-from conftest import _bin
+from conftest import _bin, store_args
 
 
 def auth(key):
@@ -176,7 +176,8 @@ def test_kill_9_of_a_worker_process(start_server):
     env = dict(os.environ, MODELD_TEST_ROUTES="1")
 
     def worker():
-        return subprocess.Popen([_bin(), "worker", "--data-dir", s.data_dir, "--workers", "1"],
+        return subprocess.Popen([_bin(), "worker", "--data-dir", s.data_dir, "--workers", "1"]
+                                + store_args(s.data_dir),
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
 
     w1 = worker()

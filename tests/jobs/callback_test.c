@@ -151,9 +151,10 @@ static void serve_one(receiver *r, int c)
     char answer[128];
     int an = snprintf(answer, sizeof answer,
                       "HTTP/1.1 %d X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", status);
+    /* counted before the answer leaves: the client may check the count as soon as it has it */
+    atomic_fetch_add(&r->count, 1);
     if (write(c, answer, (size_t)an) != an)
         perror("receiver write");
-    atomic_fetch_add(&r->count, 1);
 }
 
 static void *receiver_main(void *arg)

@@ -217,6 +217,103 @@ static void test_success_with_events(void **state)
     job_unsubscribe(sub);
 }
 
+/* What a cluster hook (job_opts.on_event) and a subscriber saw. */
+typedef struct published {
+    pthread_mutex_t mu;
+    int n, terminal;
+    double best_progress;
+    char stage[64];
+    double last_progress;
+    int last_state;
+} published;
+
+static void on_publish(void *ctx, const job_info *info)
+{
+    published *p = ctx;
+    pthread_mutex_lock(&p->mu);
+    p->n++;
+    if (info->progress > p->best_progress) {
+        p->best_progress = info->progress;
+        snprintf(p->stage, sizeof p->stage, "%s", info->stage);
+    }
+    if (job_state_terminal(info->state))
+        p->terminal = info->state;
+    pthread_mutex_unlock(&p->mu);
+}
+
+static void on_follow(const job_info *info, void *user)
+{
+    published *p = user;
+    pthread_mutex_lock(&p->mu);
+    p->n++;
+    p->last_state = info->state;
+    p->last_progress = info->progress;
+    snprintf(p->stage, sizeof p->stage, "%s", info->stage);
+    pthread_mutex_unlock(&p->mu);
+}
+
+static int count_of(published *p)
+{
+    pthread_mutex_lock(&p->mu);
+    int n = p->n;
+    pthread_mutex_unlock(&p->mu);
+    return n;
+}
+
+/* Cluster events: the changes this process's worker makes reach on_event (progress with its
+ * stage, the terminal state); a change another process published (job_event_apply) reaches
+ * the subscribers here with its progress laid over the row while the state agrees, the row
+ * wins when it does not, and neither is published again. */
+static void test_cluster_events(void **state)
+{
+    fx *f = *state;
+    published pub = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    job_opts o = {.store = f->ts->s, .workers = 1, .lease_ms = 2000, .poll_ms = 20, .progress_ms = 1,
+                  .on_event = on_publish, .on_event_ctx = &pub};
+    assert_int_equal(job_open(&o, &f->j, NULL), MD_OK);
+    assert_int_equal(job_register(f->j, &(job_kind){.name = "ok", .run = run_ok, .user = f}, NULL), MD_OK);
+    assert_int_equal(job_start(f->j, NULL), MD_OK);
+    job_info a = submit(f, "ok", "abc");
+    wait_state(f, a.id, JOB_SUCCESS);
+    while (!pub.terminal || count_of(&pub) < 2)
+        nap();
+    assert_int_equal(pub.terminal, JOB_SUCCESS);
+    assert_true(pub.best_progress >= 0.5);
+    job_close(f->j);
+    f->j = NULL;
+
+    /* The other side: no workers here, a queued job followed by a subscriber. */
+    published hook = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    o.workers = 0;
+    o.on_event_ctx = &hook;
+    assert_int_equal(job_open(&o, &f->j, NULL), MD_OK);
+    assert_int_equal(job_register(f->j, &(job_kind){.name = "ok", .run = run_ok, .user = f}, NULL), MD_OK);
+    assert_int_equal(job_start(f->j, NULL), MD_OK);
+    job_info b = submit(f, "ok", "xyz");
+    int submitted = count_of(&hook);
+    job_event_apply(f->j, b.id, JOB_QUEUED, 0.25, "nobody follows it"); /* no subscriber: nothing */
+    published sub_seen = {.mu = PTHREAD_MUTEX_INITIALIZER, .last_state = -1};
+    job_sub *sub = NULL;
+    assert_int_equal(job_subscribe(f->j, b.id, on_follow, &sub_seen, &sub, NULL), MD_OK);
+    while (count_of(&sub_seen) == 0) /* the poll delivers the row */
+        nap();
+    job_event_apply(f->j, b.id, JOB_QUEUED, 0.25, "remote");
+    pthread_mutex_lock(&sub_seen.mu);
+    assert_int_equal(sub_seen.last_state, JOB_QUEUED);
+    assert_true(sub_seen.last_progress == 0.25);
+    assert_string_equal(sub_seen.stage, "remote");
+    pthread_mutex_unlock(&sub_seen.mu);
+    job_event_apply(f->j, b.id, JOB_SUCCESS, 1.0, "done elsewhere"); /* the row says QUEUED */
+    pthread_mutex_lock(&sub_seen.mu);
+    assert_int_equal(sub_seen.last_state, JOB_QUEUED);
+    assert_true(sub_seen.last_progress == 0.0);
+    pthread_mutex_unlock(&sub_seen.mu);
+    job_event_apply(f->j, "j_unknown", JOB_QUEUED, 0.5, "x");
+    job_event_apply(f->j, NULL, JOB_QUEUED, 0.5, "x");
+    assert_int_equal(count_of(&hook), submitted); /* applied events are not published again */
+    job_unsubscribe(sub);
+}
+
 static void test_failure_and_retry(void **state)
 {
     fx *f = *state;
@@ -358,6 +455,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_success_with_events, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cluster_events, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failure_and_retry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_queued_and_running, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_releases_running_job, setup, teardown),

@@ -895,6 +895,73 @@ static void test_typical_run_time(void **state)
     assert_int_equal(mdl_typical_run_ns(f->r, "add4", "1"), ns);
 }
 
+typedef struct changes {
+    int n;
+    char last[MDL_NAME_MAX];
+} changes;
+
+static void count_change(void *ctx, const char *name)
+{
+    changes *c = ctx;
+    c->n++;
+    snprintf(c->last, sizeof c->last, "%s", name);
+}
+
+/* Two registries on one store (two nodes): a change on the first fires its on_change once
+ * and is written to the store; mdl_sync on the second makes it serve the same (active,
+ * canary with its share, canary ended) without writing the store or firing its own
+ * on_change. */
+static void test_cluster_sync(void **state)
+{
+    mfx *f = *state;
+    copy_add4(f->shipped, "1", "1");
+    copy_add4(f->shipped, "2", "2");
+    copy_add4(f->shipped, "3", "3");
+    changes c1 = {0}, c2 = {0};
+    mdl_registry_opts o = mfx_opts(f);
+    o.on_change = count_change;
+    o.on_change_ctx = &c1;
+    mfx_open(f, &o);
+    mdl_registry_opts o2 = o;
+    o2.on_change_ctx = &c2;
+    mdl_registry *r2 = NULL;
+    md_err e = {0};
+    assert_int_equal(mdl_registry_open(&o2, &r2, &e), MD_OK);
+    assert_int_equal(answer(f->r), 3);
+    assert_int_equal(answer(r2), 3);
+    c1.n = c2.n = 0;
+    assert_int_equal(mdl_activate(f->r, "add4", "1", &e), MD_OK);
+    assert_int_equal(c1.n, 1);
+    assert_string_equal(c1.last, "add4");
+    assert_int_equal(answer(r2), 3); /* nothing tells r2 but the event */
+    store_model_state before, after;
+    assert_int_equal(store_models_get(f->st, "add4", &before, NULL), MD_OK);
+    assert_int_equal(mdl_sync(r2, "add4", &e), MD_OK);
+    assert_int_equal(answer(r2), 1);
+    assert_int_equal(c2.n, 0);
+    assert_int_equal(store_models_get(f->st, "add4", &after, NULL), MD_OK);
+    assert_string_equal(after.previous_version, before.previous_version);
+    assert_int_equal(after.updated_ms, before.updated_ms);
+    /* a canary at 100 % and its end */
+    assert_int_equal(mdl_canary(f->r, "add4", "2", 100, &e), MD_OK);
+    assert_int_equal(mdl_sync(r2, "add4", &e), MD_OK);
+    assert_int_equal(answer(r2), 2);
+    char b[32];
+    assert_string_equal(state_of(r2, "add4", "2", b), "CANARY");
+    assert_int_equal(mdl_canary(f->r, "add4", "2", 0, &e), MD_OK);
+    assert_int_equal(mdl_sync(r2, "add4", &e), MD_OK);
+    assert_int_equal(answer(r2), 1);
+    assert_string_equal(state_of(r2, "add4", "2", b), "STANDBY");
+    /* a sync with nothing new changes nothing */
+    assert_int_equal(mdl_sync(r2, "add4", &e), MD_OK);
+    assert_int_equal(answer(r2), 1);
+    assert_int_equal(c2.n, 0);
+    assert_int_equal(c1.n, 3);
+    assert_int_equal(mdl_sync(r2, "nope", &e), MD_E_MODEL_NOT_FOUND);
+    assert_int_equal(mdl_sync(r2, "Bad/Name", &e), MD_E_INVALID_PARAM);
+    mdl_registry_close(r2);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, mfx_setup, mfx_teardown)
@@ -920,6 +987,7 @@ int main(void)
         T(test_describe_and_metrics),
         T(test_rollback_after_fresh_open),
         T(test_describe_remembered_without_loading),
+        T(test_cluster_sync),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

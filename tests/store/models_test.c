@@ -86,7 +86,7 @@ static void test_survives_reopen(void **state)
     strcpy(m.active_version, "7");
     assert_int_equal(store_models_set(f->s, &m, NULL), MD_OK);
     store_unref(f->s);
-    store_opts o = {.data_dir = f->dir, .clock = &f->clk.clock};
+    store_opts o = {.data_dir = f->dir, .url = f->url, .clock = &f->clk.clock};
     assert_int_equal(store_open(&o, &f->s, NULL), MD_OK);
     assert_int_equal(store_models_get(f->s, "iris", &out, NULL), MD_OK);
     assert_string_equal(out.active_version, "7");

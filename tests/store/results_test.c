@@ -139,7 +139,8 @@ static void test_result_blobs_not_fsynced_uploads_are(void **state)
     assert_int_equal(blob_fsyncs, 2);   /* the file before its rename, the directory after */
     /* results_fsync makes result blobs as durable as uploads. */
     store *d = NULL;
-    store_opts o = {.data_dir = f->dir, .clock = &f->clk.clock, .results_fsync = true};
+    store_opts o = {
+        .data_dir = f->dir, .url = f->url, .clock = &f->clk.clock, .results_fsync = true};
     assert_int_equal(store_open(&o, &d, NULL), MD_OK);
     blob_fsyncs = 0;
     assert_int_equal(store_results_create(d, "f_1", "<svg/>", 6, NULL, HOUR_MS, &r, NULL), MD_OK);

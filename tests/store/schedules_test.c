@@ -118,7 +118,7 @@ static void test_two_handles_claim_once(void **state)
     tu_store *f = *state;
     md_err e = {0};
     store *other = NULL;
-    store_opts so = {.data_dir = f->dir};
+    store_opts so = {.data_dir = f->dir, .url = f->url};
     assert_int_equal(store_open(&so, &other, &e), MD_OK);
     store_schedule a = make("a", 1000);
     assert_int_equal(store_schedule_add(f->s, &a, &e), MD_OK);

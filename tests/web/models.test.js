@@ -4,13 +4,15 @@
 // the page lists every model of the registry with its state and its versions' states as
 // GET /api/models/{name} says, the manifest's metrics, the drift level of GET /api/{m}/drift,
 // a history chart whose buckets count exactly the predictions made and carry their mean score;
-// that an admin key gets the actions and they work (activate an older version, then roll back),
-// and that a read key sees the same page without any action.
+// that an admin key gets the actions and they work (a canary started and ended, an older version
+// activated, then rolled back), that a version retrained from a stored dataset shows its lineage
+// and metrics beside the active's, and that a read key sees the same page without any action.
 'use strict';
 
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const { spawnSync } = require('node:child_process');
+const fs = require('node:fs');
 const path = require('node:path');
 const { ARTIFACTS, Modeld, Browser } = require('./helpers');
 
@@ -145,6 +147,37 @@ test('admin actions: a canary started and ended, an older version activated, the
   await page.click(`${card} [data-action="rollback"]`);
   await rowState(page, card, before.active_version, 'ACTIVE');
   assert.equal((await call('/api/models/vectorize-classifier', admin)).model.active_version, before.active_version);
+  await page.close();
+});
+
+test('a retrained version is shown with its lineage and metrics beside the active', async () => {
+  const csv = fs.readFileSync(path.join(ROOT, 'models/churn/1/test.csv'));
+  let r = await fetch(base + '/api/admin/datasets?name=churn-test.csv', { method: 'POST', body: csv,
+    headers: { Authorization: 'Bearer ' + admin, 'Content-Type': 'text/csv' } });
+  assert.equal(r.status, 201);
+  const ds = (await r.json()).dataset_id;
+  r = await fetch(base + '/api/admin/retrain', { method: 'POST', body: JSON.stringify({ model: 'churn', data: ds }),
+    headers: { Authorization: 'Bearer ' + admin, 'Content-Type': 'application/json' } });
+  assert.equal(r.status, 202);
+  const job = (await r.json()).job_id;
+  let j;
+  for (let i = 0; i < 600; i++) {
+    j = await call('/api/v1/jobs/' + job, admin);
+    if (['SUCCESS', 'FAILURE', 'CANCELLED'].includes(j.status)) break;
+    await new Promise((res) => setTimeout(res, 200));
+  }
+  assert.equal(j.status, 'SUCCESS', JSON.stringify(j));
+  const m = (await call('/api/models/churn', admin)).model;
+  const fresh = m.versions.find((v) => v.version !== m.active_version);
+  assert.ok(fresh && ['CANARY', 'STANDBY'].includes(fresh.state), JSON.stringify(m.versions));
+  const man = (await call('/api/models/churn?version=' + fresh.version, admin)).model.manifest;
+
+  const page = await openModels(admin);
+  const row = `.model-card[data-model="churn"] .other-version[data-version="${fresh.version}"]`;
+  await page.waitForSelector(row);
+  assert.equal(await page.textContent(`${row} .state`), fresh.state);
+  assert.match(await page.textContent(row), new RegExp(`retrained from ${ds} \\(parent ${m.active_version}\\)`));
+  assert.equal(Number(await page.getAttribute(`${row} [data-metric="roc_auc"]`, 'data-value')), man.metrics.roc_auc);
   await page.close();
 });
 

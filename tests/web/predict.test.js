@@ -140,6 +140,24 @@ test('a 400 is shown next to the field it names', async () => {
   assert.equal(await page.$$eval('#pred-form .field-error', (e) => e.length), 0);
 });
 
+test('the observed outcome of a prediction is sent as feedback', async () => {
+  await choose('churn');
+  const { body } = await submit('churn');
+  await page.waitForSelector('#pred-feedback:not([hidden]) select#pf-actual');
+  const man = (await apiGet('/api/models/churn')).model.manifest;
+  assert.deepEqual(await page.$$eval('#pf-actual option', (os) => os.map((o) => o.value)), man.training.label.values);
+  await page.selectOption('#pf-actual', 'Yes');
+  const [resp] = await Promise.all([
+    page.waitForResponse((r) => r.url() === `${base}/api/churn/feedback`),
+    page.click('#pred-feedback-send'),
+  ]);
+  assert.equal(resp.status(), 200);
+  await page.waitForFunction(() => /Recorded/.test(document.querySelector('#pred-feedback-state').textContent));
+  const hist = await apiGet('/api/churn/history?limit=1000');
+  const item = hist.items.find((i) => i.prediction_id === body.prediction_id);
+  assert.equal(item.actual, 'Yes');
+});
+
 test('pricing: the price-response curve with the optimum marked', async () => {
   await choose('pricing');
   await page.click('#pred-form details summary');
@@ -174,6 +192,7 @@ test('budget: allocation bars per channel; a bad bound is shown at its channel',
   const bars = await page.$$eval('#pred-task svg .bar-row', (gs) => gs.map((g) => [g.dataset.label, Number(g.dataset.value)]));
   assert.deepEqual(bars, r.body.prediction.allocation.map((a) => [a.channel, a.spend]));
   assert.ok(Math.abs(bars.reduce((a, b) => a + b[1], 0) - 120) < 1e-6);
+  assert.equal(await page.isVisible('#pred-feedback'), false); // budget is not retrained from feedback
 
   await page.uncheck('#pf-ch-video');
   await page.fill('#pf-ch-search-min', '-5');
