@@ -50,114 +50,13 @@ json_t *api_dataset_json(const store_dataset *d)
 
 /* ---- the upload, in the spooled body ---------------------------------------------------- */
 
-typedef struct upload {
-    http_body_file body;
-    bool whole;         /* the whole body is the file: renamed into the blob store */
-    uint64_t off, len;  /* the file's bytes in the body */
-    const char *format; /* "csv" | "jsonl" */
-    char name[STORE_DATASET_NAME_MAX];
-} upload;
-
-static const char *format_of(const char *ct)
+/* The upload (api__read_upload, with the form's `name` field) and the name to list it by: the
+ * `name` query parameter or form field, else the form part's file name. */
+static int read_upload(api_datasets *a, http_req *req, api__upload *u, const char **name)
 {
-    if (!ct || !*ct)
-        return NULL;
-    if (strncasecmp(ct, "text/csv", 8) == 0)
-        return "csv";
-    if (strncasecmp(ct, "application/x-ndjson", 20) == 0 ||
-        strncasecmp(ct, "application/jsonl", 17) == 0 ||
-        strncasecmp(ct, "application/ndjson", 18) == 0)
-        return "jsonl";
-    return NULL;
-}
-
-static void set_name(upload *u, const void *s, size_t n)
-{
-    if (n >= sizeof u->name)
-        n = sizeof u->name - 1;
-    memcpy(u->name, s, n);
-    u->name[n] = '\0';
-}
-
-/* The form's `name` field (a short value read from the body file). */
-static int form_name(http_req *req, upload *u, const mp_part *p)
-{
-    char buf[STORE_DATASET_NAME_MAX];
-    size_t n = p->len < sizeof buf ? (size_t)p->len : sizeof buf - 1;
-    if (pread(u->body.fd, buf, n, (off_t)p->offset) != (ssize_t)n)
-        return md_fail(http_req_err(req), MD_E_IO, "body", "cannot read the upload");
-    set_name(u, buf, n);
-    return MD_OK;
-}
-
-/* The `file` part and the `name` field of a multipart body, located in the file. */
-static int form_upload(http_req *req, const char *ct, upload *u)
-{
-    md_err *err = http_req_err(req);
-    char boundary[MP_BOUNDARY_MAX + 1];
-    int rc = mp_boundary(ct, boundary, sizeof boundary, err);
-    mp_part *parts = md_arena_alloc(http_req_arena(req), MP_PARTS_MAX * sizeof *parts);
-    size_t n = 0;
-    if (rc == MD_OK && !parts)
-        rc = md_fail(err, MD_E_NOMEM, NULL, NULL);
-    if (rc == MD_OK)
-        rc = mp_file_parse(u->body.fd, u->body.size, boundary, parts, MP_PARTS_MAX, &n, err);
-    bool found = false, named = u->name[0] != '\0';
-    for (size_t i = 0; rc == MD_OK && i < n; i++) {
-        if (strcmp(parts[i].name, "file") == 0 && !found) {
-            found = true;
-            u->off = parts[i].offset;
-            u->len = parts[i].len;
-            u->format = format_of(parts[i].content_type);
-            if (!named)
-                set_name(u, parts[i].filename, strlen(parts[i].filename));
-        } else if (strcmp(parts[i].name, "name") == 0) {
-            rc = form_name(req, u, &parts[i]);
-            named = true;
-        }
-    }
-    if (rc == MD_OK && !found)
-        rc = md_fail(err, MD_E_MISSING_FIELD, "file", "the form has no \"file\" part");
-    return rc;
-}
-
-/* The format from the file's first bytes when its media type does not say ('{': JSON lines). */
-static int sniff(http_req *req, upload *u)
-{
-    char head[4096];
-    size_t want = u->len < sizeof head ? (size_t)u->len : sizeof head;
-    if (pread(u->body.fd, head, want, (off_t)u->off) != (ssize_t)want)
-        return md_fail(http_req_err(req), MD_E_IO, "body", "cannot read the upload");
-    size_t i = 0;
-    while (i < want && isspace((unsigned char)head[i]))
-        i++;
-    u->format = i < want && head[i] == '{' ? "jsonl" : "csv";
-    return MD_OK;
-}
-
-static int read_upload(api_datasets *a, http_req *req, upload *u)
-{
-    md_err *err = http_req_err(req);
-    const char *ct = http_req_header(req, "Content-Type");
-    memset(u, 0, sizeof *u);
-    const char *qname = http_req_query(req, "name");
-    if (qname)
-        set_name(u, qname, strlen(qname));
-    int rc = http_req_body_file(req, &u->body);
-    if (rc == MD_OK && ct && strncasecmp(ct, "multipart/", 10) == 0) {
-        rc = form_upload(req, ct, u);
-    } else if (rc == MD_OK) {
-        u->whole = true;
-        u->len = u->body.size;
-        u->format = format_of(ct);
-    }
-    if (rc == MD_OK && u->len > a->o.max_bytes)
-        rc = md_fail(err, MD_E_TOO_LARGE, "file", "the upload is %llu bytes, more than %zu",
-                     (unsigned long long)u->len, a->o.max_bytes);
-    if (rc == MD_OK && u->len == 0)
-        rc = md_fail(err, MD_E_MISSING_FIELD, "file", "the upload is empty");
-    if (rc == MD_OK && !u->format)
-        rc = sniff(req, u);
+    int rc = api__read_upload(req, a->o.max_bytes, "name", u);
+    const char *q = http_req_query(req, "name");
+    *name = q ? q : u->field ? u->field : u->name;
     return rc;
 }
 
@@ -249,7 +148,7 @@ static int scan_finish(scan *sc, md_err *err)
 }
 
 /* Read the file's bytes in blocks (memory constant in its size) through the checker. */
-static int scan_file(const upload *u, scan *sc, md_err *err)
+static int scan_file(const api__upload *u, scan *sc, md_err *err)
 {
     char *block = malloc(SCAN_BLOCK);
     md_csv_opts co = {.header = true, .field = "file"};
@@ -274,7 +173,7 @@ static int scan_file(const upload *u, scan *sc, md_err *err)
 /* ---- handlers ---------------------------------------------------------------------------- */
 
 /* Check the upload (invariant 1) and fill the metadata of its row. */
-static int describe_upload(http_req *req, const upload *u, store_dataset *m)
+static int describe_upload(http_req *req, const api__upload *u, const char *name, store_dataset *m)
 {
     md_err *err = http_req_err(req);
     scan sc = {.cols = json_array()};
@@ -294,7 +193,7 @@ static int describe_upload(http_req *req, const upload *u, store_dataset *m)
     md_buf_free(&sc.line);
     m->rows = sc.rows;
     snprintf(m->format, sizeof m->format, "%s", u->format);
-    snprintf(m->name, sizeof m->name, "%s", u->name);
+    snprintf(m->name, sizeof m->name, "%.*s", (int)sizeof m->name - 1, name);
     snprintf(m->owner, sizeof m->owner, "%.*s", (int)sizeof m->owner - 1,
              http_req_identity(req)->key_id);
     return rc;
@@ -302,7 +201,7 @@ static int describe_upload(http_req *req, const upload *u, store_dataset *m)
 
 /* The upload into the blob store (invariant 2): the whole body is renamed into place, a form's
  * file part copied in blocks; then its row. */
-static int keep_upload(api_datasets *a, http_req *req, const upload *u, const store_dataset *m,
+static int keep_upload(api_datasets *a, http_req *req, const api__upload *u, const store_dataset *m,
                        store_dataset *out)
 {
     md_err *err = http_req_err(req);
@@ -326,13 +225,14 @@ static int post_dataset(http_req *req, void *ctx)
 {
     api_datasets *a = ctx;
     md_err *err = http_req_err(req);
-    upload u;
-    int rc = read_upload(a, req, &u);
+    api__upload u;
+    const char *name = "";
+    int rc = read_upload(a, req, &u, &name);
     store_dataset *m = rc == MD_OK ? calloc(2, sizeof *m) : NULL;
     if (rc == MD_OK && !m)
         rc = md_fail(err, MD_E_NOMEM, NULL, NULL);
     if (rc == MD_OK)
-        rc = describe_upload(req, &u, m);
+        rc = describe_upload(req, &u, name, m);
     if (rc == MD_OK)
         rc = keep_upload(a, req, &u, m, m + 1);
     json_t *o = rc == MD_OK ? api_dataset_json(m + 1) : NULL;
@@ -519,7 +419,7 @@ int api_datasets_register(http_server *srv, const api_datasets_opts *o, api_data
     }
     /* The body is spooled to a file as it arrives (constant memory); a raw body over the
      * limit is refused while streaming, a form's envelope gets 1 MB more and its file part its
-     * own 413 (read_upload). */
+     * own 413 (api__read_upload). */
     http_route_body_to_file(added[0], a->o.max_bytes + ((size_t)1 << 20));
     *out = a;
     return MD_OK;

@@ -166,11 +166,7 @@ static int post_retrain(http_req *req, void *ctx)
     json_decref(body);
     if (rc != MD_OK)
         return rc;
-    json_t *o = api_job_json(j);
-    if (!o)
-        return md_fail(err, MD_E_NOMEM, NULL, NULL);
-    json_object_set_new(o, "success", json_true());
-    return http_reply_json(req, 202, o);
+    return api_job_reply(req, 202, j);
 }
 
 /* ---- the route table ------------------------------------------------------------------------ */

@@ -131,34 +131,15 @@ typedef struct csv_ctx {
     const char *field;
 } csv_ctx;
 
-/* A cell as JSON: empty -> NULL (absent), a number -> number, else the string (as bulk). */
-static json_t *cell(const char *s, size_t n)
-{
-    if (n == 0)
-        return NULL;
-    if (isdigit((unsigned char)s[0]) || s[0] == '-' || s[0] == '+' || s[0] == '.') {
-        char *end = NULL;
-        double d = strtod(s, &end);
-        if (end == s + n && isfinite(d))
-            return json_real(d);
-    }
-    return json_stringn(s, n);
-}
-
 static int csv_row(void *user, const char *const *fields, const size_t *lens, size_t n, size_t line,
                    md_err *err)
 {
     csv_ctx *c = user;
     size_t ncols = 0;
     const char *const *names = md_csv_columns(c->csv, &ncols);
-    json_t *o = json_object();
+    json_t *o = pl_csv_object(names, ncols, fields, lens, n);
     if (!o)
         return md_fail(err, MD_E_NOMEM, NULL, NULL);
-    for (size_t i = 0; i < n && i < ncols; i++) {
-        json_t *v = cell(fields[i], lens[i]);
-        if (v)
-            json_object_set_new(o, names[i], v);
-    }
     int rc = add_object(c->r, o, c->sc, c->sp, c->max_rows, c->field, line, err);
     json_decref(o);
     return rc;
