@@ -20,7 +20,7 @@ from datetime import datetime
 import requests
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from serve_util import serve  # noqa: E402
+from serve_util import serve, wait_job  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 N = int(os.environ.get("BENCH_BULK_ROWS", "1000000"))
@@ -71,11 +71,7 @@ def run(binary, path):
         up = time.time() - t0
         assert r.status_code == 202, r.text
         jid = r.json()["job_id"]
-        while True:
-            j = requests.get(url + "/api/v1/jobs/" + jid, headers=h).json()
-            if j["status"] in ("SUCCESS", "FAILURE", "CANCELLED"):
-                break
-            time.sleep(0.05)
+        j = wait_job(url, h, jid)
         done = time.time() - t0
         assert j["status"] == "SUCCESS", j
         res = requests.get(url + "/api/v1/jobs/" + jid + "/result", headers=h, stream=True)

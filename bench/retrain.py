@@ -21,7 +21,7 @@ import time
 import requests
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from serve_util import serve  # noqa: E402
+from serve_util import serve, wait_job  # noqa: E402
 
 BIN, ROOT = sys.argv[1], sys.argv[2]
 MODELS = ["churn", "profitability", "pricing", "revenue-leak"]
@@ -59,11 +59,7 @@ def run(url, h, model, body, label):
                       json={"model": model, "data": d.json()["dataset_id"]})
     assert r.status_code == 202, r.text
     jid = r.json()["job_id"]
-    while True:
-        j = requests.get(url + "/api/v1/jobs/" + jid, headers=h).json()
-        if j["status"] in ("SUCCESS", "FAILURE", "CANCELLED"):
-            break
-        time.sleep(0.05)
+    j = wait_job(url, h, jid)
     wall = time.time() - t0
     assert j["status"] == "SUCCESS", j
     o = requests.get(url + "/api/v1/jobs/%s/result" % jid, headers=h).json()

@@ -1,10 +1,12 @@
 """bench/serve_util.py - starting `modeld serve` for the Python benchmarks (bench/jobs.py,
-bench/bulk.py, bench/retrain.py): the server writes stdout and stderr to files in its temporary
+bench/bulk.py, bench/retrain.py) and waiting for a job: the server writes stdout and stderr to files in its temporary
 directory (a chatty log never blocks it on a pipe), binds port 0, and prints the bootstrap
 admin key of a fresh data dir; serve() waits for both."""
 import os
 import subprocess
 import time
+
+import requests
 
 
 def serve(cmd, d, tries=2400):
@@ -26,3 +28,12 @@ def serve(cmd, d, tries=2400):
             break
         time.sleep(0.05)
     return p, "http://127.0.0.1:%d" % port, {"Authorization": "Bearer " + key}
+
+
+def wait_job(url, h, jid):
+    """Poll GET /api/v1/jobs/{jid} until the job ends; returns its last state (a dict)."""
+    while True:
+        j = requests.get(url + "/api/v1/jobs/" + jid, headers=h).json()
+        if j["status"] in ("SUCCESS", "FAILURE", "CANCELLED"):
+            return j
+        time.sleep(0.05)
