@@ -302,7 +302,8 @@ typedef struct job_schedule_in {
 } job_schedule_in;
 
 /* Validate and store a schedule; its first run is the cron's next fire after now. *out (may
- * be NULL) gets the row. MD_E_INVALID_PARAM / MD_E_MISSING_FIELD naming the field. */
+ * be NULL) gets the row. MD_E_INVALID_PARAM / MD_E_MISSING_FIELD naming the field;
+ * MD_E_NOT_FOUND naming "input" for a stored dataset id ("d_...") that does not exist. */
 int job_schedule_add(jobs *j, const job_schedule_in *in, job_schedule *out, md_err *err);
 /* MD_E_NOT_FOUND (field "schedule_id") for an unknown id. */
 int job_schedule_get(jobs *j, const char *id, job_schedule *out, md_err *err);

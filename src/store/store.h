@@ -512,6 +512,11 @@ typedef struct store_dataset {
  * MD_E_INVALID_PARAM naming "name", "format" or "columns" when one does not fit. */
 int store_datasets_create(store *s, const void *data, size_t n, const store_dataset *meta,
                           store_dataset *out, md_err *err);
+/* Insert a dataset row for a blob already in the store (store_blob_adopt / store_blob_put_range
+ * of a spooled upload, at most the sweep's grace period ago): sha256 names it, size is its
+ * length; the rest as store_datasets_create. */
+int store_datasets_add(store *s, const char *sha256, int64_t size, const store_dataset *meta,
+                       store_dataset *out, md_err *err);
 /* MD_E_NOT_FOUND (field "dataset_id") for an unknown id. */
 int store_datasets_get(store *s, const char *id, store_dataset *out, md_err *err);
 /* Datasets newest first, skipping offset, at most limit (1..1000). *out is new (free(); NULL
