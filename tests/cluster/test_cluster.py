@@ -1,0 +1,478 @@
+"""The whole cluster on one machine (issue 12 §2, `make cluster-test`): on the loopback interface
+only and in temporary directories, a real PostgreSQL (tests/pg/pgtmp.sh), redis-server, nginx
+with deploy/nginx/modeld.conf itself (only its listen port, upstream addresses and temporary
+paths rewritten), two `modeld serve --workers 0` nodes and two `modeld worker` processes, all on
+the one database, the one Redis and one shared data dir (the blobs). It checks:
+
+- upload on node 1, convert on node 2; the same through nginx, which spreads over both nodes;
+- a job submitted through nginx runs on a worker and its WebSocket progress arrives through
+  nginx and through the serve node that did not accept it (the upgrade through nginx works);
+- kill -9 of the worker in the middle of a job: the job finishes on the other worker, once
+  (attempts 2, the result once, the row unchanged afterwards);
+- a model swap / rollback / canary on node 1 is served by node 2 (the time is printed; the
+  deadline is generous, as no test here asserts a timing);
+- a burst spread over both nodes, directly and through nginx, meets one shared rate limit;
+- redis-server killed mid-run: requests and jobs still succeed, /api/ready and modeld_redis_up
+  say so; PostgreSQL restarted: nodes and workers reconnect, no accepted job is lost.
+
+Everything is torn down at the end, on failure too, and the teardown checks that none of the
+processes it started (nginx's workers and PostgreSQL's children included) is left running.
+Waits are for conditions with generous bounds."""
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+import pytest
+import requests
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
+
+from cluster_util import REDIS, ROOT, Redis, metric, pg_ctl, pg_tmp  # noqa: E402
+from conftest import JWT_SECRET, Server, _bin, pg_url  # noqa: E402
+from convert_util import corpus, upload  # noqa: E402
+from oip_util import MODEL, bearer, infer_body, models_dir  # noqa: E402
+
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+DEPLOY_CONF = os.path.join(ROOT, "deploy", "nginx", "modeld.conf")
+TERMINAL = ("SUCCESS", "FAILURE", "CANCELLED")
+
+pytestmark = pytest.mark.skipif(not (os.path.exists(REDIS) and os.path.exists(NGINX)),
+                                reason="redis-server or nginx is not installed")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def nginx_conf(port, upstreams, tmp):
+    """deploy/nginx/modeld.conf for this test: listen on 127.0.0.1:port, the upstream's compose
+    service names replaced by the nodes' addresses, nginx's temporary files in tmp. Each rewrite
+    must match exactly as often as expected, so a change of the deploy file's shape fails here
+    rather than silently testing another configuration."""
+    with open(DEPLOY_CONF) as f:
+        text = f.read()
+    addrs = iter(upstreams)
+    text, n = re.subn(r"^(\s*server )serve\d+:8080\b", lambda m: m.group(1) + next(addrs), text, flags=re.M)
+    assert n == len(upstreams), "deploy/nginx/modeld.conf: expected %d upstream servers, found %d" % (len(upstreams), n)
+    text, n = re.subn(r"^(\s*)listen 80;$", r"\g<1>listen 127.0.0.1:%d;" % port, text, flags=re.M)
+    assert n == 1, "deploy/nginx/modeld.conf: expected one `listen 80;`"
+    temps = "".join("    %s_temp_path %s;\n" % (k, os.path.join(tmp, k)) for k in ("client_body", "proxy"))
+    text, n = re.subn(r"^http \{\n", "http {\n" + temps, text, flags=re.M)
+    assert n == 1, "deploy/nginx/modeld.conf: expected one http block"
+    return text
+
+
+class Nginx:
+    """Debian's nginx in the foreground on the rewritten deploy configuration; its access log
+    (stdout in the deploy file) is a file here, read by upstreams()."""
+
+    def __init__(self, upstreams):
+        self.dir = tempfile.mkdtemp(prefix="modeld-nginx-")
+        os.chmod(self.dir, 0o755)  # as root, nginx's workers run as nobody and write temp files here
+        self.port = free_port()
+        self.url = "http://127.0.0.1:%d" % self.port
+        conf = os.path.join(self.dir, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write(nginx_conf(self.port, upstreams, self.dir))
+        self.out = os.path.join(self.dir, "access.log")
+        self.err = os.path.join(self.dir, "error.log")
+        self.proc = subprocess.Popen([NGINX, "-p", self.dir, "-e", self.err, "-c", conf, "-g",
+                                      "daemon off; pid %s;" % os.path.join(self.dir, "nginx.pid")],
+                                     stdout=open(self.out, "wb"), stderr=open(self.err, "ab"))
+        end = time.time() + 30
+        while True:
+            assert self.proc.poll() is None, "nginx exited: " + open(self.err).read()
+            try:
+                requests.get(self.url + "/api/health", timeout=5)
+                return
+            except requests.ConnectionError:
+                assert time.time() < end, "nginx never answered: " + open(self.err).read()
+                time.sleep(0.1)
+
+    def upstreams(self, rid_prefix):
+        """The upstream addresses of the requests whose X-Request-ID starts with rid_prefix."""
+        with open(self.out, errors="replace") as f:
+            return [m.group(1) for m in re.finditer(r"rid=%s\S* upstream=(\S+)" % re.escape(rid_prefix), f.read())]
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGQUIT)  # graceful: the workers finish and exit first
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Worker(Server):
+    """A `modeld worker` process on the cluster's data dir, store and Redis: the log, stop() and
+    sanitizer checks of conftest's Server; ready once it logs that it runs jobs."""
+
+    def __init__(self, data_dir, args):
+        self.tmp = tempfile.mkdtemp(prefix="modeld-worker-")
+        self.killed = False
+        self.data_dir = data_dir
+        self.out_path = os.path.join(self.tmp, "stdout")
+        self.err_path = os.path.join(self.tmp, "stderr")
+        env = dict(os.environ, MODELD_TEST_ROUTES="1", MODELD_JWT_SECRET=JWT_SECRET)
+        self.proc = subprocess.Popen([_bin(), "worker", "--data-dir", data_dir, "--workers", "1"] + args,
+                                     stdout=open(self.out_path, "wb"), stderr=open(self.err_path, "wb"), env=env)
+        end = time.time() + 60
+        while not any(x.get("msg", "").startswith("worker: running jobs") for x in self.log_lines()):
+            assert self.proc.poll() is None, "worker exited: " + self.stderr()[-4000:]
+            assert time.time() < end, "worker never started: " + self.stderr()[-4000:]
+            time.sleep(0.05)
+
+
+def children(pid):
+    """The pids of pid's child processes (nginx's workers, PostgreSQL's backends)."""
+    out = []
+    try:
+        for task in os.listdir("/proc/%d/task" % pid):
+            with open("/proc/%d/task/%s/children" % (pid, task)) as f:
+                out += [int(x) for x in f.read().split()]
+    except OSError:
+        pass
+    return out
+
+
+def alive(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().split(") ")[-1][:1] != "Z"
+    except OSError:
+        return False
+
+
+class Cluster:
+    pass
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """The whole cluster; torn down in reverse order whatever happened, then checked for
+    processes left behind."""
+    c = Cluster()
+    started, pids = [], []
+    with pg_tmp() as pg:
+        c.pg = pg
+        with open(os.path.join(pg[2], "data", "postmaster.pid")) as f:
+            pids.append(int(f.readline()))
+        pids += children(pids[0])
+        try:
+            c.redis = Redis()
+            started.append(c.redis.stop)
+            pids.append(c.redis.proc.pid)
+            c.mdir = models_dir()
+            started.append(lambda: shutil.rmtree(c.mdir, ignore_errors=True))
+            c.data_root = tempfile.mkdtemp(prefix="modeld-cluster-")
+            started.append(lambda: shutil.rmtree(c.data_root, ignore_errors=True))
+            c.data_dir = os.path.join(c.data_root, "var")
+            c.store = pg_url(pg[0], c.data_dir)
+            shared = ["--store", c.store, "--redis", c.redis.url, "--redis-timeout", "200ms"]
+            node_args = shared + ["--workers", "0", "--models-dir", c.mdir, "--test-routes",
+                                  "--rate-read", "0.05:10", "--canary-min-requests", "1000000000"]
+            c.n1 = Server(node_args, data_dir=c.data_dir)
+            started.append(lambda: stop_checked(c.n1))
+            c.n2 = Server(node_args, data_dir=c.data_dir, expect_key=False)
+            c.n2.admin_key = c.n1.admin_key
+            started.append(lambda: stop_checked(c.n2))
+            c.key = c.n1.admin_key
+            c.worker_args = shared + ["--models-dir", c.mdir]
+            c.workers = [Worker(c.data_dir, c.worker_args) for _ in range(2)]
+            started.append(lambda: [stop_checked(w) for w in c.workers])
+            c.nginx = Nginx(["127.0.0.1:%d" % c.n1.port, "127.0.0.1:%d" % c.n2.port])
+            started.append(c.nginx.stop)
+            pids.append(c.nginx.proc.pid)
+            pids += children(c.nginx.proc.pid)
+            pids += [p.proc.pid for p in (c.n1, c.n2, *c.workers)]
+            yield c
+        finally:
+            errors = []
+            for stop in reversed(started):
+                try:
+                    stop()
+                except Exception as e:  # keep tearing down; report all at the end
+                    errors.append(repr(e))
+            pids += [w.proc.pid for w in getattr(c, "workers", [])]
+    left = [p for p in pids if alive(p)]
+    assert not left, "processes left running: %s" % left
+    assert not errors, errors
+
+
+def stop_checked(p):
+    rc = p.stop()
+    p.check_sanitizers()
+    assert rc == (-signal.SIGKILL if p.killed else 0), "exit %s:\n%s" % (rc, p.stderr()[-4000:])
+    p.cleanup()
+
+
+def rid(prefix):
+    return {"X-Request-ID": "%s-%s" % (prefix, uuid.uuid4().hex[:12])}
+
+
+def submit(url, key, body, headers=None, **q):
+    r = requests.post(url + "/api/test/jobs", params=q, data=body, headers={**bearer(key), **(headers or {})},
+                      timeout=30)
+    assert r.status_code == 202, r.text
+    return r.json()["job_id"]
+
+
+def job(url, key, jid):
+    r = requests.get(url + "/api/v1/jobs/" + jid, headers=bearer(key), timeout=30)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def wait_job(url, key, jid, want, timeout=120):
+    end = time.time() + timeout
+    j = None
+    while time.time() < end:
+        j = job(url, key, jid)
+        if j["status"] in want:
+            return j
+        time.sleep(0.05)
+    raise AssertionError("job %s never reached %s: %s" % (jid, want, j))
+
+
+def result(url, key, jid):
+    r = requests.get(url + "/api/v1/jobs/%s/result" % jid, headers=bearer(key), timeout=30)
+    assert r.status_code == 200, r.text
+    return r.content
+
+
+def test_every_node_is_ready_on_the_shared_services(cluster):
+    c = cluster
+    for url in (c.n1.url, c.n2.url, c.nginx.url):
+        r = requests.get(url + "/api/ready", timeout=30)
+        assert r.status_code == 200, r.text
+        checks = r.json()["checks"]
+        assert checks["database"] == "ok" and checks["redis"] == "up", checks
+    # the metadata is in PostgreSQL, not in a SQLite file of the shared data dir
+    assert not os.path.exists(os.path.join(c.data_dir, "modeld.db"))
+    # the deploy file keeps Prometheus off the balancer
+    assert requests.get(c.nginx.url + "/metrics", timeout=30).status_code == 404
+
+
+def test_upload_on_node1_convert_on_node2_and_through_nginx(cluster):
+    c = cluster
+    png = corpus("simple_geometric_00.png")
+    r = upload(c.n1.url, c.key, png, filename="circle.png")
+    assert r.status_code == 200, r.text
+    body = {"file_id": r.json()["file_id"], "converter": "vtracer", "filter_speckle": 5}
+    a = requests.post(c.n2.url + "/api/convert", headers=bearer(c.key), json=body, timeout=300)
+    assert a.status_code == 200, a.text
+    assert a.json()["svg"].lstrip().startswith(("<svg", "<?xml")), a.text[:200]
+    # through nginx: the upload lands on one node, the conversions are spread over both
+    hdr = {**bearer(c.key), **rid("conv")}
+    r = requests.post(c.nginx.url + "/api/upload", headers=hdr, files={"file": ("c.png", png, "image/png")},
+                      timeout=120)
+    assert r.status_code == 200, r.text
+    body = {"file_id": r.json()["file_id"], "converter": "vtracer", "filter_speckle": 7}
+    svgs, caches = set(), []
+    for _ in range(4):
+        b = requests.post(c.nginx.url + "/api/convert", headers={**bearer(c.key), **rid("conv")}, json=body,
+                          timeout=300)
+        assert b.status_code == 200, b.text
+        svgs.add(b.json()["svg"])
+        caches.append(b.headers["X-Cache"])
+    assert len(svgs) == 1 and caches[0] == "MISS" and set(caches[1:]) == {"HIT"}, caches
+    ups = c.nginx.upstreams("conv-")
+    assert set(ups) == {"127.0.0.1:%d" % c.n1.port, "127.0.0.1:%d" % c.n2.port}, ups
+
+
+def follow(ws):
+    """(statuses, progress) of a job's WebSocket until its end."""
+    import websocket
+    states, progress = [], []
+    while True:
+        op, data = ws.recv_data(control_frame=True)
+        if op == websocket.ABNF.OPCODE_CLOSE:
+            break
+        if op != websocket.ABNF.OPCODE_TEXT:
+            continue
+        j = json.loads(data)
+        states.append(j["status"])
+        progress.append(j["progress"])
+        if j["status"] in TERMINAL:
+            break
+    ws.close()
+    return states, progress
+
+
+def test_job_through_nginx_followed_over_websockets_on_another_node(cluster):
+    import websocket
+    c = cluster
+    h = rid("job")
+    jid = submit(c.nginx.url, c.key, b"through nginx", headers=h, steps=10, step_ms=200)
+    accepted = c.nginx.upstreams(h["X-Request-ID"])
+    assert len(accepted) == 1, accepted
+    other = c.n2 if accepted[0].endswith(":%d" % c.n1.port) else c.n1
+    auth = ["Authorization: Bearer " + c.key]
+    path = "/api/v1/jobs/%s/status" % jid
+    via_nginx = websocket.create_connection(c.nginx.url.replace("http", "ws") + path, header=auth, timeout=60)
+    direct = websocket.create_connection(other.url.replace("http", "ws") + path, header=auth, timeout=60)
+    for states, progress in (follow(via_nginx), follow(direct)):
+        assert states[-1] == "SUCCESS", states
+        assert progress == sorted(progress), progress
+    # the one opened first saw the job on its way, not only its end
+    states, progress = follow(websocket.create_connection(c.nginx.url.replace("http", "ws") + path,
+                                                          header=auth, timeout=60))
+    assert states == ["SUCCESS"], states
+    assert result(c.nginx.url, c.key, jid) == b"through nginx"
+
+
+def test_websocket_progress_arrives_on_the_node_that_did_not_accept(cluster):
+    import websocket
+    c = cluster
+    jid = submit(c.n1.url, c.key, b"on node 1", steps=10, step_ms=200)
+    ws = websocket.create_connection(c.n2.url.replace("http", "ws") + "/api/v1/jobs/%s/status" % jid,
+                                     header=["Authorization: Bearer " + c.key], timeout=60)
+    states, progress = follow(ws)
+    assert states[-1] == "SUCCESS", states
+    assert any(0 < p < 100 for p in progress), progress  # progress on the way, not only the end
+    assert result(c.n2.url, c.key, jid) == b"on node 1"
+
+
+def test_kill_9_of_a_worker_mid_job_finishes_once_on_the_other(cluster):
+    c = cluster
+    w1, w2 = c.workers
+    w2.proc.send_signal(signal.SIGSTOP)  # so that w1 is the one that claims the job
+    try:
+        jid = submit(c.nginx.url, c.key, b"survives", steps=30, step_ms=100)
+        end = time.time() + 60
+        while job(c.nginx.url, c.key, jid)["progress"] == 0:
+            assert time.time() < end, "the job never started"
+            time.sleep(0.05)
+        w1.stop(signal.SIGKILL)
+    finally:
+        w2.proc.send_signal(signal.SIGCONT)
+    done = wait_job(c.nginx.url, c.key, jid, TERMINAL, timeout=180)
+    assert done["status"] == "SUCCESS" and done["attempts"] == 2, done
+    assert result(c.nginx.url, c.key, jid) == b"survives"
+    time.sleep(1)  # a second completion would change the row (completed_at, attempts); none does
+    assert job(c.n1.url, c.key, jid) == done and job(c.n2.url, c.key, jid) == done
+    # a fresh worker takes w1's place for the tests after this one
+    stop_checked(w1)
+    c.workers[0] = Worker(c.data_dir, c.worker_args)
+
+
+def served_version(url, key):
+    r = requests.post(url + "/v2/models/%s/infer" % MODEL, json=infer_body([[1.0, 2.0, 3.0, 4.0]]),
+                      headers=bearer(key), timeout=30)
+    assert r.status_code == 200, r.text
+    return r.json()["model_version"]
+
+
+def wait_for_version(url, key, version, deadline_s=10):
+    start = time.time()
+    while time.time() - start < deadline_s:
+        if served_version(url, key) == version:
+            return time.time() - start
+        time.sleep(0.01)
+    raise AssertionError("%s still serves %s, not %s" % (url, served_version(url, key), version))
+
+
+def test_model_swap_on_node1_is_served_by_node2(cluster):
+    c = cluster
+    assert served_version(c.n2.url, c.key) == "3"
+    took = []
+    for path, body, want in (("versions/1/activate", None, "1"), ("rollback", None, "3"),
+                             ("versions/2/canary", {"percent": 100}, "2"),
+                             ("versions/2/canary", {"percent": 0}, "3")):
+        r = requests.post(c.n1.url + "/api/models/%s/%s" % (MODEL, path), json=body, headers=bearer(c.key),
+                          timeout=60)
+        assert r.status_code == 200, r.text
+        took.append(wait_for_version(c.n2.url, c.key, want))
+        for _ in range(4):  # and nginx, whichever node it picks
+            assert served_version(c.nginx.url, c.key) == want
+    print("node 2 served each change %s s after node 1 answered" % ["%.3f" % t for t in took])
+
+
+def test_burst_over_both_nodes_meets_one_shared_limit(cluster):
+    c = cluster
+    for name, urls in (("direct", (c.n1.url, c.n2.url)), ("nginx", (c.nginx.url,))):
+        rc, out, err = c.n1.keys("create", "--role", "read", "--name", "burst-" + name, "--store", c.store)
+        assert rc == 0, err
+        key = out.strip()
+        codes = []
+        for i in range(30):
+            r = requests.get(urls[i % len(urls)] + "/api/models", headers={**bearer(key), **rid("rl" + name)},
+                             timeout=30)
+            codes.append(r.status_code)
+        # per-node buckets would allow the burst (10) on each node, 20 in all
+        assert codes.count(200) == 10 and codes.count(429) == 20, (name, codes)
+        if name == "direct":
+            assert 200 in codes[0::2] and 200 in codes[1::2] and 429 in codes[0::2] and 429 in codes[1::2]
+        else:
+            assert len(set(c.nginx.upstreams("rlnginx-"))) == 2  # nginx used both nodes
+
+
+def test_redis_killed_requests_and_jobs_still_succeed(cluster):
+    c = cluster
+    c.redis.kill()
+    try:
+        for url in (c.n1.url, c.n2.url, c.nginx.url):
+            r = requests.get(url + "/api/models", headers=bearer(c.key), timeout=30)
+            assert r.status_code == 200, r.text
+            r = requests.get(url + "/api/ready", timeout=30)
+            assert r.status_code == 200 and r.json()["checks"]["redis"] == "down", r.text
+        for n in (c.n1, c.n2):
+            assert metric(n, "modeld_redis_up") == 0
+        # a job still runs on a worker and is followed through the store
+        jid = submit(c.nginx.url, c.key, b"no redis", steps=3, step_ms=50)
+        assert wait_job(c.nginx.url, c.key, jid, TERMINAL)["status"] == "SUCCESS"
+        assert result(c.nginx.url, c.key, jid) == b"no redis"
+    finally:
+        c.redis.start()
+    end = time.time() + 60
+    while not all(metric(n, "modeld_redis_up") == 1 for n in (c.n1, c.n2)):
+        assert time.time() < end, "the nodes never saw Redis back"
+        time.sleep(0.2)
+
+
+def submit_retrying(url, key, body, **q):
+    """Submit while the database may be away: retried on 503 (+ Retry-After) or nginx's 502;
+    the job id once accepted (202)."""
+    end = time.time() + 90
+    while time.time() < end:
+        r = requests.post(url + "/api/test/jobs", params=q, data=body, headers=bearer(key), timeout=30)
+        if r.status_code == 202:
+            return r.json()["job_id"]
+        assert r.status_code in (502, 503), (r.status_code, r.text)
+        time.sleep(0.2)
+    raise AssertionError("the cluster never accepted the job again")
+
+
+def test_postgres_restart_loses_no_accepted_job(cluster):
+    c = cluster
+    bodies = {}
+    for i in range(6):
+        bodies[submit(c.nginx.url, c.key, b"before%d" % i, steps=10, step_ms=50)] = b"before%d" % i
+    pg_ctl(c.pg, "restart -m fast")
+    for i in range(4):
+        url = (c.n1.url, c.n2.url)[i % 2]
+        bodies[submit_retrying(url, c.key, b"after%d" % i, steps=2, step_ms=10)] = b"after%d" % i
+    for url in (c.n1.url, c.n2.url, c.nginx.url):
+        end = time.time() + 60
+        while requests.get(url + "/api/ready", timeout=30).status_code != 200:
+            assert time.time() < end, "%s never ready again after the database came back" % url
+            time.sleep(0.2)
+    for jid, body in bodies.items():
+        done = wait_job(c.nginx.url, c.key, jid, TERMINAL)
+        assert done["status"] == "SUCCESS", done
+        assert result(c.nginx.url, c.key, jid) == body
+    # the workers reconnected too: they ran the jobs after the restart (the serve nodes run none)
+    assert all(w.proc.poll() is None for w in c.workers)
