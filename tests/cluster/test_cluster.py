@@ -20,11 +20,8 @@ processes it started (nginx's workers and PostgreSQL's children included) is lef
 Waits are for conditions with generous bounds."""
 import json
 import os
-import re
 import shutil
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,124 +33,15 @@ import requests
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
 
-from cluster_util import REDIS, ROOT, Redis, metric, pg_ctl, pg_tmp  # noqa: E402
-from conftest import JWT_SECRET, Server, _bin, pg_url  # noqa: E402
+from cluster_util import NGINX, REDIS, Nginx, Redis, Worker, alive, children, metric, pg_ctl, pg_tmp  # noqa: E402
+from conftest import Server, pg_url  # noqa: E402
 from convert_util import corpus, upload  # noqa: E402
 from oip_util import MODEL, bearer, infer_body, models_dir  # noqa: E402
 
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
-DEPLOY_CONF = os.path.join(ROOT, "deploy", "nginx", "modeld.conf")
 TERMINAL = ("SUCCESS", "FAILURE", "CANCELLED")
 
 pytestmark = pytest.mark.skipif(not (os.path.exists(REDIS) and os.path.exists(NGINX)),
                                 reason="redis-server or nginx is not installed")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def nginx_conf(port, upstreams, tmp):
-    """deploy/nginx/modeld.conf for this test: listen on 127.0.0.1:port, the upstream's compose
-    service names replaced by the nodes' addresses, nginx's temporary files in tmp. Each rewrite
-    must match exactly as often as expected, so a change of the deploy file's shape fails here
-    rather than silently testing another configuration."""
-    with open(DEPLOY_CONF) as f:
-        text = f.read()
-    addrs = iter(upstreams)
-    text, n = re.subn(r"^(\s*server )serve\d+:8080\b", lambda m: m.group(1) + next(addrs), text, flags=re.M)
-    assert n == len(upstreams), "deploy/nginx/modeld.conf: expected %d upstream servers, found %d" % (len(upstreams), n)
-    text, n = re.subn(r"^(\s*)listen 80;$", r"\g<1>listen 127.0.0.1:%d;" % port, text, flags=re.M)
-    assert n == 1, "deploy/nginx/modeld.conf: expected one `listen 80;`"
-    temps = "".join("    %s_temp_path %s;\n" % (k, os.path.join(tmp, k)) for k in ("client_body", "proxy"))
-    text, n = re.subn(r"^http \{\n", "http {\n" + temps, text, flags=re.M)
-    assert n == 1, "deploy/nginx/modeld.conf: expected one http block"
-    return text
-
-
-class Nginx:
-    """Debian's nginx in the foreground on the rewritten deploy configuration; its access log
-    (stdout in the deploy file) is a file here, read by upstreams()."""
-
-    def __init__(self, upstreams):
-        self.dir = tempfile.mkdtemp(prefix="modeld-nginx-")
-        os.chmod(self.dir, 0o755)  # as root, nginx's workers run as nobody and write temp files here
-        self.port = free_port()
-        self.url = "http://127.0.0.1:%d" % self.port
-        conf = os.path.join(self.dir, "nginx.conf")
-        with open(conf, "w") as f:
-            f.write(nginx_conf(self.port, upstreams, self.dir))
-        self.out = os.path.join(self.dir, "access.log")
-        self.err = os.path.join(self.dir, "error.log")
-        self.proc = subprocess.Popen([NGINX, "-p", self.dir, "-e", self.err, "-c", conf, "-g",
-                                      "daemon off; pid %s;" % os.path.join(self.dir, "nginx.pid")],
-                                     stdout=open(self.out, "wb"), stderr=open(self.err, "ab"))
-        end = time.time() + 30
-        while True:
-            assert self.proc.poll() is None, "nginx exited: " + open(self.err).read()
-            try:
-                requests.get(self.url + "/api/health", timeout=5)
-                return
-            except requests.ConnectionError:
-                assert time.time() < end, "nginx never answered: " + open(self.err).read()
-                time.sleep(0.1)
-
-    def upstreams(self, rid_prefix):
-        """The upstream addresses of the requests whose X-Request-ID starts with rid_prefix."""
-        with open(self.out, errors="replace") as f:
-            return [m.group(1) for m in re.finditer(r"rid=%s\S* upstream=(\S+)" % re.escape(rid_prefix), f.read())]
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGQUIT)  # graceful: the workers finish and exit first
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
-class Worker(Server):
-    """A `modeld worker` process on the cluster's data dir, store and Redis: the log, stop() and
-    sanitizer checks of conftest's Server; ready once it logs that it runs jobs."""
-
-    def __init__(self, data_dir, args):
-        self.tmp = tempfile.mkdtemp(prefix="modeld-worker-")
-        self.killed = False
-        self.data_dir = data_dir
-        self.out_path = os.path.join(self.tmp, "stdout")
-        self.err_path = os.path.join(self.tmp, "stderr")
-        env = dict(os.environ, MODELD_TEST_ROUTES="1", MODELD_JWT_SECRET=JWT_SECRET)
-        self.proc = subprocess.Popen([_bin(), "worker", "--data-dir", data_dir, "--workers", "1"] + args,
-                                     stdout=open(self.out_path, "wb"), stderr=open(self.err_path, "wb"), env=env)
-        end = time.time() + 60
-        while not any(x.get("msg", "").startswith("worker: running jobs") for x in self.log_lines()):
-            assert self.proc.poll() is None, "worker exited: " + self.stderr()[-4000:]
-            assert time.time() < end, "worker never started: " + self.stderr()[-4000:]
-            time.sleep(0.05)
-
-
-def children(pid):
-    """The pids of pid's child processes (nginx's workers, PostgreSQL's backends)."""
-    out = []
-    try:
-        for task in os.listdir("/proc/%d/task" % pid):
-            with open("/proc/%d/task/%s/children" % (pid, task)) as f:
-                out += [int(x) for x in f.read().split()]
-    except OSError:
-        pass
-    return out
-
-
-def alive(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().split(") ")[-1][:1] != "Z"
-    except OSError:
-        return False
 
 
 class Cluster:
