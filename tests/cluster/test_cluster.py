@@ -8,7 +8,9 @@ the one database, the one Redis and one shared data dir (the blobs). It checks:
 - a job submitted through nginx runs on a worker and its WebSocket progress arrives through
   nginx and through the serve node that did not accept it (the upgrade through nginx works);
 - kill -9 of the worker in the middle of a job: the job finishes on the other worker, once
-  (attempts 2, the result once, the row unchanged afterwards);
+  (attempts 2, each worker's log names its attempt, the row unchanged afterwards); a worker
+  stalled (SIGSTOP) past its lease while another takes the job over finds its lease gone when
+  it wakes and changes nothing;
 - a model swap / rollback / canary on node 1 is served by node 2 (the time is printed; the
   deadline is generous, as no test here asserts a timing);
 - a burst spread over both nodes, directly and through nginx, meets one shared rate limit;
@@ -80,7 +82,8 @@ def cluster():
             c.key = c.n1.admin_key
             c.worker_args = shared + ["--models-dir", c.mdir]
             c.workers = [Worker(c.data_dir, c.worker_args) for _ in range(2)]
-            started.append(lambda: [stop_checked(w) for w in c.workers])
+            c.others = []  # workers a test starts for itself, stopped here if it fails
+            started.append(lambda: [stop_checked(w) for w in c.workers + c.others])
             c.nginx = Nginx(["127.0.0.1:%d" % c.n1.port, "127.0.0.1:%d" % c.n2.port])
             started.append(c.nginx.stop)
             pids.append(c.nginx.proc.pid)
@@ -94,7 +97,7 @@ def cluster():
                     stop()
                 except Exception as e:  # keep tearing down; report all at the end
                     errors.append(repr(e))
-            pids += [w.proc.pid for w in getattr(c, "workers", [])]
+            pids += [w.proc.pid for w in getattr(c, "workers", []) + getattr(c, "others", [])]
     left = [p for p in pids if alive(p)]
     assert not left, "processes left running: %s" % left
     assert not errors, errors
@@ -212,10 +215,12 @@ def test_job_through_nginx_followed_over_websockets_on_another_node(cluster):
     path = "/api/v1/jobs/%s/status" % jid
     via_nginx = websocket.create_connection(c.nginx.url.replace("http", "ws") + path, header=auth, timeout=60)
     direct = websocket.create_connection(other.url.replace("http", "ws") + path, header=auth, timeout=60)
-    for states, progress in (follow(via_nginx), follow(direct)):
+    seen = [follow(via_nginx), follow(direct)]
+    for states, progress in seen:
         assert states[-1] == "SUCCESS", states
         assert progress == sorted(progress), progress
-    # the one opened first saw the job on its way, not only its end
+    assert any(0 < p < 100 for p in seen[0][1]), seen  # through nginx on its way, not only its end
+    # a socket opened after the end gets the end at once
     states, progress = follow(websocket.create_connection(c.nginx.url.replace("http", "ws") + path,
                                                           header=auth, timeout=60))
     assert states == ["SUCCESS"], states
@@ -252,9 +257,48 @@ def test_kill_9_of_a_worker_mid_job_finishes_once_on_the_other(cluster):
     assert result(c.nginx.url, c.key, jid) == b"survives"
     time.sleep(1)  # a second completion would change the row (completed_at, attempts); none does
     assert job(c.n1.url, c.key, jid) == done and job(c.n2.url, c.key, jid) == done
+    # attempt 1 on the killed worker, attempt 2 on the other
+    assert any("%s started (attempt 1 " % jid in x.get("msg", "") for x in w1.log_lines()), w1.stderr()[-2000:]
+    assert any("%s started (attempt 2 " % jid in x.get("msg", "") for x in w2.log_lines()), w2.stderr()[-2000:]
     # a fresh worker takes w1's place for the tests after this one
     stop_checked(w1)
     c.workers[0] = Worker(c.data_dir, c.worker_args)
+
+
+def test_a_stalled_worker_cannot_complete_a_job_taken_over(cluster):
+    """Exactly once against the harder case than a dead worker: one that stalls (SIGSTOP) past
+    its lease while the other workers take the job over, then wakes up and finds the lease gone."""
+    c = cluster
+    for w in c.workers:
+        w.proc.send_signal(signal.SIGSTOP)
+    stalled = None
+    try:
+        stalled = Worker(c.data_dir, c.worker_args + ["--job-lease", "2s"])
+        c.others.append(stalled)
+        jid = submit(c.nginx.url, c.key, b"once", steps=30, step_ms=100)
+        end = time.time() + 60
+        while job(c.nginx.url, c.key, jid)["progress"] == 0:
+            assert time.time() < end, "the job never started"
+            time.sleep(0.05)
+        stalled.proc.send_signal(signal.SIGSTOP)
+    finally:
+        for w in c.workers:
+            w.proc.send_signal(signal.SIGCONT)
+    try:
+        # the other workers' lease sweep requeues it once the 2 s lease has run out
+        done = wait_job(c.nginx.url, c.key, jid, TERMINAL, timeout=180)
+        assert done["status"] == "SUCCESS" and done["attempts"] == 2, done
+    finally:
+        stalled.proc.send_signal(signal.SIGCONT)
+    end = time.time() + 60
+    lost = "jobs: lost the lease on %s; stopping its run" % jid
+    while not any(x.get("msg") == lost for x in stalled.log_lines()):
+        assert time.time() < end, "the stalled worker never noticed: " + stalled.stderr()[-2000:]
+        time.sleep(0.05)
+    assert job(c.nginx.url, c.key, jid) == done  # its wake-up changed nothing
+    assert result(c.nginx.url, c.key, jid) == b"once"
+    c.others.remove(stalled)
+    stop_checked(stalled)
 
 
 def served_version(url, key):
