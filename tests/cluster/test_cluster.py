@@ -81,9 +81,10 @@ def cluster():
             started.append(lambda: stop_checked(c.n2))
             c.key = c.n1.admin_key
             c.worker_args = shared + ["--models-dir", c.mdir]
-            c.workers = [Worker(c.data_dir, c.worker_args) for _ in range(2)]
-            c.others = []  # workers a test starts for itself, stopped here if it fails
+            c.workers, c.others = [], []  # others: workers a test starts for itself, stopped here if it fails
             started.append(lambda: [stop_checked(w) for w in c.workers + c.others])
+            for _ in range(2):
+                c.workers.append(Worker(c.data_dir, c.worker_args))
             c.nginx = Nginx(["127.0.0.1:%d" % c.n1.port, "127.0.0.1:%d" % c.n2.port])
             started.append(c.nginx.stop)
             pids.append(c.nginx.proc.pid)
@@ -98,6 +99,10 @@ def cluster():
                 except Exception as e:  # keep tearing down; report all at the end
                     errors.append(repr(e))
             pids += [w.proc.pid for w in getattr(c, "workers", []) + getattr(c, "others", [])]
+            # the postmaster of now (a test restarts PostgreSQL) and its backends, before pgtmp stops it
+            with open(os.path.join(pg[2], "data", "postmaster.pid")) as f:
+                pids.append(int(f.readline()))
+            pids += children(pids[-1])
     left = [p for p in pids if alive(p)]
     assert not left, "processes left running: %s" % left
     assert not errors, errors

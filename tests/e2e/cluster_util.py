@@ -190,6 +190,13 @@ class Nginx:
         self.proc = subprocess.Popen([NGINX, "-p", self.dir, "-e", self.err, "-c", conf, "-g",
                                       "daemon off; pid %s;" % os.path.join(self.dir, "nginx.pid")],
                                      stdout=open(self.out, "wb"), stderr=open(self.err, "ab"))
+        try:
+            self._wait_up()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_up(self):
         end = time.time() + 30
         while True:
             assert self.proc.poll() is None, "nginx exited: " + open(self.err).read()
@@ -229,6 +236,13 @@ class Worker(Server):
         env = dict(os.environ, MODELD_TEST_ROUTES="1", MODELD_JWT_SECRET=JWT_SECRET)
         self.proc = subprocess.Popen([_bin(), "worker", "--data-dir", data_dir, "--workers", "1"] + args,
                                      stdout=open(self.out_path, "wb"), stderr=open(self.err_path, "wb"), env=env)
+        try:
+            self._wait_running()
+        except BaseException:
+            self.stop(signal.SIGKILL)
+            raise
+
+    def _wait_running(self):
         end = time.time() + 60
         while not any(x.get("msg", "").startswith("worker: running jobs") for x in self.log_lines()):
             assert self.proc.poll() is None, "worker exited: " + self.stderr()[-4000:]
