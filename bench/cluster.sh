@@ -7,7 +7,7 @@
 # Everything shares this machine's CPUs: on 2 cores, two nodes cannot scale as two machines.
 #
 # Env: MODELD_BIN (default build/release/modeld, built if missing), BENCH_SECS (5),
-#      BENCH_CONNS (32), BENCH_JOBS (60).
+#      BENCH_CONNS (32), BENCH_JOBS (100).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${MODELD_BIN:-$ROOT/build/release/modeld}
