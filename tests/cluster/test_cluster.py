@@ -35,7 +35,8 @@ import requests
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
 
-from cluster_util import NGINX, REDIS, Nginx, Redis, Worker, alive, children, metric, pg_ctl, pg_tmp  # noqa: E402
+from cluster_util import (NGINX, REDIS, Nginx, Redis, Worker, alive, children, metric, pg_ctl,  # noqa: E402
+                          pg_external, pg_tmp)
 from conftest import Server, pg_url  # noqa: E402
 from convert_util import corpus, upload  # noqa: E402
 from oip_util import MODEL, bearer, infer_body, models_dir  # noqa: E402
@@ -58,9 +59,10 @@ def cluster():
     started, pids = [], []
     with pg_tmp() as pg:
         c.pg = pg
-        with open(os.path.join(pg[2], "data", "postmaster.pid")) as f:
-            pids.append(int(f.readline()))
-        pids += children(pids[0])
+        if not pg_external():  # else it outlives this module
+            with open(os.path.join(pg[2], "data", "postmaster.pid")) as f:
+                pids.append(int(f.readline()))
+            pids += children(pids[0])
         try:
             c.redis = Redis()
             started.append(c.redis.stop)
@@ -100,9 +102,10 @@ def cluster():
                     errors.append(repr(e))
             pids += [w.proc.pid for w in getattr(c, "workers", []) + getattr(c, "others", [])]
             # the postmaster of now (a test restarts PostgreSQL) and its backends, before pgtmp stops it
-            with open(os.path.join(pg[2], "data", "postmaster.pid")) as f:
-                pids.append(int(f.readline()))
-            pids += children(pids[-1])
+            if not pg_external():
+                with open(os.path.join(pg[2], "data", "postmaster.pid")) as f:
+                    pids.append(int(f.readline()))
+                pids += children(pids[-1])
     left = [p for p in pids if alive(p)]
     assert not left, "processes left running: %s" % left
     assert not errors, errors

@@ -109,11 +109,17 @@ def read_reply(f):
     raise ValueError("bad RESP line %r" % line)
 
 
+def pg_external():
+    """True under `make e2e-pg`: the PostgreSQL of tests/pg/pgtmp.sh around the whole run,
+    which pg_tmp() hands out and the run's end, not a test, stops."""
+    return bool(os.environ.get("MODELD_E2E_PG") and os.environ.get("PGTMP_CTL"))
+
+
 @contextlib.contextmanager
 def pg_tmp():
     """(base store URI, pg_ctl command prefix, directory) of a running PostgreSQL: the one `make e2e-pg`
     started, else a throwaway server of tests/pg/pgtmp.sh, stopped and removed on exit."""
-    if os.environ.get("MODELD_E2E_PG") and os.environ.get("PGTMP_CTL"):
+    if pg_external():
         yield os.environ["MODELD_E2E_PG"], os.environ["PGTMP_CTL"], os.environ.get("PGTMP_DIR", "")
         return
     p = subprocess.Popen([os.path.join(ROOT, "tests", "pg", "pgtmp.sh"), "sh", "-c",
