@@ -188,7 +188,7 @@ def test_upload_on_node1_convert_on_node2_and_through_nginx(cluster):
         svgs.add(b.json()["svg"])
         caches.append(b.headers["X-Cache"])
     assert len(svgs) == 1 and caches[0] == "MISS" and set(caches[1:]) == {"HIT"}, caches
-    ups = c.nginx.upstreams("conv-")
+    ups = c.nginx.upstreams("conv-", 5)
     assert set(ups) == {"127.0.0.1:%d" % c.n1.port, "127.0.0.1:%d" % c.n2.port}, ups
 
 
@@ -216,7 +216,7 @@ def test_job_through_nginx_followed_over_websockets_on_another_node(cluster):
     c = cluster
     h = rid("job")
     jid = submit(c.nginx.url, c.key, b"through nginx", headers=h, steps=10, step_ms=200)
-    accepted = c.nginx.upstreams(h["X-Request-ID"])
+    accepted = c.nginx.upstreams(h["X-Request-ID"], 1)
     assert len(accepted) == 1, accepted
     other = c.n2 if accepted[0].endswith(":%d" % c.n1.port) else c.n1
     auth = ["Authorization: Bearer " + c.key]
@@ -357,7 +357,7 @@ def test_burst_over_both_nodes_meets_one_shared_limit(cluster):
         if name == "direct":
             assert 200 in codes[0::2] and 200 in codes[1::2] and 429 in codes[0::2] and 429 in codes[1::2]
         else:
-            assert len(set(c.nginx.upstreams("rlnginx-"))) == 2  # nginx used both nodes
+            assert len(set(c.nginx.upstreams("rlnginx-", 30))) == 2  # nginx used both nodes
 
 
 def test_redis_killed_requests_and_jobs_still_succeed(cluster):

@@ -213,10 +213,18 @@ class Nginx:
                 assert time.time() < end, "nginx never answered: " + open(self.err).read()
                 time.sleep(0.1)
 
-    def upstreams(self, rid_prefix):
-        """The upstream addresses of the requests whose X-Request-ID starts with rid_prefix."""
-        with open(self.out, errors="replace") as f:
-            return [m.group(1) for m in re.finditer(r"rid=%s\S* upstream=(\S+)" % re.escape(rid_prefix), f.read())]
+    def upstreams(self, rid_prefix, n):
+        """The upstream addresses of the n requests whose X-Request-ID starts with rid_prefix.
+        nginx writes a request's log line after its answer, so a client can see the answer
+        first: wait (30 s at most) for the n lines."""
+        end = time.time() + 30
+        while True:
+            with open(self.out, errors="replace") as f:
+                found = [m.group(1) for m in re.finditer(r"rid=%s\S* upstream=(\S+)" % re.escape(rid_prefix),
+                                                         f.read())]
+            if len(found) >= n or time.time() > end:
+                return found
+            time.sleep(0.02)
 
     def stop(self):
         if self.proc.poll() is None:
