@@ -563,6 +563,10 @@ static int analyze_image(http_req *req, void *ctx)
         rc = image_part(req, &in.image, &in.image_len);
     if (rc != MD_OK)
         return rc;
+    /* The depth is the features' sampling grid: standard is the models' own. */
+    in.analysis_side = !depth || strcmp(depth, "standard") == 0 ? VEC_FEATURES_SIDE
+                       : strcmp(depth, "quick") == 0            ? 128
+                                                                : 512;
     pl_ctx cx = make_ctx(a, req);
     cx.st = NULL; /* nothing is converted or kept */
     pl_ai_out o;
@@ -571,6 +575,7 @@ static int analyze_image(http_req *req, void *ctx)
         return reply_failure(req, rc);
     json_t *data = analysis_json(&o, feats, recs);
     json_object_set_new(data, "analysis_depth", json_string(depth ? depth : "standard"));
+    json_object_set_new(data, "sampling_grid", json_integer(in.analysis_side));
     json_t *meta = json_pack("{s:o}", "model_versions", versions_json(&o));
     add_fallback(meta, &o);
     json_t *ans = envelope(req, data, meta, perf_json(&o));
@@ -1004,7 +1009,9 @@ static const api__route ROUTES[] = {
       .query =
           (const http_doc_param[]){Q("include_features", "boolean", "default true"),
                                    Q("include_recommendations", "boolean", "default true"),
-                                   Q("analysis_depth", "string", "quick | standard | detailed"),
+                                   Q("analysis_depth", "string",
+                                     "quick | standard | detailed: the features' sampling grid "
+                                     "(128, 256 = the models' own, 512 px; data.sampling_grid)"),
                                    {0}},
       .errors = CONVERT_ERRORS}},
     {"POST",

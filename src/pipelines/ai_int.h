@@ -33,6 +33,9 @@ double ai__ssim_mae(const ai_model *m);
 void ai__rules_classify(const float *f, double probs[PL_AI_CLASSES]);
 void ai__rules_params(const float *f, int logo_type, vec_params *p);
 double ai__complexity(const float *f);
+/* The i-th set of the portfolio (fixed, ordered by the gain it added on training images; see
+ * bench/vectorize_portfolio.py): 1 and *p set, or 0 past its end. */
+int ai__portfolio(int i, vec_params *p);
 
 /* Auto routing: the tier for a logo type, the predicted quality of the starting guess (-1 =
  * unknown), the target and the time budget (0 = none given). reason gets one sentence. */

@@ -209,18 +209,20 @@ int pl_looks_binary(const md_image *img);
  *   image -> vec_features -> classify (vectorize-classifier) -> parameter guess
  *   (vectorize-params) -> route (tier_auto) -> tier 1 | 2 | 3 -> the best measured conversion
  *
- * Tier 1 converts the parameter guess once. Tier 2 converts the default preset (the size
- * budget's reference), scores a few hundred candidate parameter sets with vectorize-quality in
- * one batched run and converts the best few. Tier 3 runs tier 2, then a coordinate search with
- * real conversions from its best. Objective: the highest measured SSIM whose SVG stays within
- * the size budget (max_svg_bytes, else 3x the default preset's bytes); reaching the target
- * quality ends the search; a new conversion starts only while the time budget is not spent, so
- * it is exceeded by at most one conversion. A missing model (unloaded, failed, another feature
- * list) is replaced by rules (fallback_used, fallback_reason); with none of the three models
- * runnable the call fails with MD_E_MODEL_UNAVAILABLE (use the manual conversion instead).
- * Models must record the features they read as a "features" array of names in their manifest's
- * "preprocessing" object (vectorize-quality: the features, then optionally the 10 encoded
- * parameter names); a different list is "feature list mismatch".
+ * Tier 1 converts once: the parameter guess, or the measured-best set for the logo type when
+ * the quality model does not separate them. Tier 2 converts the default preset (the size
+ * budget's reference), the logo type's set and the head of a fixed portfolio of sets (measured
+ * on training images, bench/vectorize_portfolio.py), then scores a few hundred candidate sets
+ * with vectorize-quality in one batched run and converts the best few. Tier 3 runs tier 2 with
+ * a longer portfolio, then a coordinate search with real conversions from its best. Objective: the
+ * highest measured SSIM whose SVG stays within the size budget (max_svg_bytes, else 3x the default
+ * preset's bytes); reaching the target quality ends the search; a new conversion starts only while
+ * the time budget is not spent, so it is exceeded by at most one conversion. A missing model
+ * (unloaded, failed, another feature list) is replaced by rules (fallback_used, fallback_reason);
+ * with none of the three models runnable the call fails with MD_E_MODEL_UNAVAILABLE (use the manual
+ * conversion instead). Models must record the features they read as a "features" array of names in
+ * their manifest's "preprocessing" object (vectorize-quality: the features, then optionally the 10
+ * encoded parameter names); a different list is "feature list mismatch".
  */
 #define PL_AI_CLASSES 4
 #define PL_AI_MODELS 3
@@ -243,6 +245,8 @@ typedef struct pl_ai_in {
     size_t max_svg_bytes;  /* 0 = 3x the default preset's bytes */
     const md_clock *clock; /* time budget clock; NULL = md_clock_system() (tests inject one) */
     int analyse_only;      /* 1: analysis and recommendation only, no conversion or result */
+    int analysis_side;     /* features' sampling grid (vec_features_grid); 0 = VEC_FEATURES_SIDE,
+                            * the models' own: other grids trade their accuracy for time */
 } pl_ai_in;
 
 /* What the models (or the rules) say about an image. */

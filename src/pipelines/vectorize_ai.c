@@ -32,6 +32,10 @@
 #define N_CANDIDATES 256
 #define MAX_TRIED 128
 #define TIER2_CONVERT 3 /* tier 2 converts this many of the best-ranked candidates */
+/* Sets of the portfolio tiers 2 and 3 convert before the ranked candidates (tier 2's budget
+ * of 0.5 s holds about this many conversions of a 512 px logo). */
+#define TIER2_PORTFOLIO 4
+#define TIER3_PORTFOLIO 10
 #define DEFAULT_TARGET 0.85
 
 typedef enum search_state { S_ANALYSED, S_SEARCHING, S_DONE } search_state;
@@ -43,7 +47,8 @@ typedef struct search {
     pl_ai_out *out;
     const md_image *img;
     const md_clock *clk;
-    uint64_t t0;
+    uint64_t t0, now_ns; /* start; the last reading (elapsed_s) */
+    int now_fresh;       /* 1: no conversion since now_ns was read */
     double budget_s, last_s;
     size_t size_budget;
     vec_result *best; /* owned */
@@ -65,9 +70,16 @@ static double ms_since(uint64_t t0)
     return (double)(md_now_ns() - t0) / 1e6;
 }
 
-static double elapsed_s(const search *s)
+/* Seconds since the search began, read once per decision: checks repeated without a
+ * conversion in between (the loops' search_done, then search_try's) reuse the reading, so the
+ * next conversion's start is the reading its decision was made on (invariant 1). */
+static double elapsed_s(search *s)
 {
-    return (double)(md_clock_now_ns(s->clk) - s->t0) / 1e9;
+    if (!s->now_fresh) {
+        s->now_ns = md_clock_now_ns(s->clk);
+        s->now_fresh = 1;
+    }
+    return (double)(s->now_ns - s->t0) / 1e9;
 }
 
 static int in_size(const search *s, const vec_result *r)
@@ -85,7 +97,7 @@ static int better(const search *s, const vec_result *a, const vec_result *b)
     return in_size(s, a) ? a->ssim.rgb > b->ssim.rgb : a->svg_bytes < b->svg_bytes;
 }
 
-static int time_left(const search *s)
+static int time_left(search *s)
 {
     if (s->state == S_ANALYSED)
         return 1;
@@ -118,11 +130,13 @@ static int search_try(search *s, const vec_params *p, md_err *err)
     if (search_done(s) || s->ntried >= MAX_TRIED)
         return MD_OK;
     memcpy(s->tried[s->ntried++], enc, sizeof enc);
-    vec_convert_opts vo = {.measure_quality = 1, .cancel = s->cx->cancel};
+    vec_convert_opts vo = {.measure_quality = 1, .rgb_only = 1, .cancel = s->cx->cancel};
     vec_result *r = NULL;
-    uint64_t t0 = md_clock_now_ns(s->clk), w0 = md_now_ns();
+    elapsed_s(s);
+    uint64_t w0 = md_now_ns();
     int rc = vec_convert(s->img, p, &vo, &r, err);
-    s->last_s = (double)(md_clock_now_ns(s->clk) - t0) / 1e9;
+    s->last_s = (double)(md_clock_now_ns(s->clk) - s->now_ns) / 1e9;
+    s->now_fresh = 0;
     s->out->timing.optimize_ms += ms_since(w0);
     if (rc != MD_OK)
         return rc;
@@ -211,23 +225,34 @@ static int guess_params(search *s, md_err *err)
     return rc;
 }
 
+/* The seeds' table (issue 9, "Routing"): target 0.7 -> tier 1-2, 0.9 -> 2-3, 0.95 -> 3;
+ * time_budget 0.3 s -> tier 1, 2.0 s -> 1-2. In that order of precedence: a budget under
+ * 0.5 s leaves room for one conversion; a target of 0.95 or more needs the search (tier 2 when
+ * the budget is under a second); a budget of 2 s or less caps the rest at tier 2; at 0.9 or
+ * more the search runs unless the parameter model's guess is predicted well past the target
+ * (then tier 2's ranked candidates); below 0.9 a guess predicted past the target is tier 1. */
 int ai__route(int logo_type, double predicted, double target, double budget_s, char *reason,
               size_t reason_len)
 {
-    int tier = 2;
+    int tier = 2, capped = budget_s > 0 && budget_s <= 2.0;
+    int easy = predicted >= 0 && predicted >= target + 0.02;
     const char *why = "the quality target needs candidates ranked by the quality model";
     if (budget_s > 0 && budget_s < 0.5) {
         tier = 1, why = "the time budget leaves room for about one conversion";
-    } else if (target >= 0.93) {
+    } else if (target >= 0.95) {
         tier = budget_s == 0 || budget_s >= 1.0 ? 3 : 2;
         why = tier == 3 ? "a high target needs a search with real conversions"
                         : "a high target, but the time budget is too short for a search";
-    } else if (predicted >= 0 && predicted >= target + 0.02) {
+    } else if (target >= 0.9) {
+        tier = capped || easy ? 2 : 3;
+        why = tier == 3 ? "a high target needs a search with real conversions"
+              : easy    ? "a high target, the starting guess is predicted to reach it"
+                        : "a high target, but the time budget caps the search at tier 2";
+    } else if (easy) {
         tier = 1, why = "the parameter model's guess is predicted to reach the target";
     } else if (predicted < 0 && target <= 0.75) {
         tier = 1, why = "a low target is met by the starting parameters";
-    } else if ((logo_type == AI_COMPLEX || logo_type == AI_GRADIENT) && target >= 0.88 &&
-               (budget_s == 0 || budget_s >= 2.0)) {
+    } else if ((logo_type == AI_COMPLEX || logo_type == AI_GRADIENT) && target >= 0.88 && !capped) {
         tier = 3, why = "a detailed image and a high target need a search";
     }
     snprintf(reason, reason_len, "%s (target %.2f, predicted %.3f, budget %.2f s)", why, target,
@@ -362,15 +387,18 @@ static int run_default(search *s, md_err *err)
     return MD_OK;
 }
 
-/* The default preset, the rules' guess (its gain is measured, so it is always worth one
- * conversion), the best k candidates by the quality model, then the rules' variations while time
- * is left. */
-static int tier2(search *s, int k, md_err *err)
+/* The default preset, the rules' set for the logo type (its gain is measured, so it is always
+ * worth one conversion), the first `nport` sets of the portfolio (ai__portfolio: the order that
+ * added the most measured gain on training images), the best k candidates by the quality model,
+ * then the rules' variations while time is left. */
+static int tier2(search *s, int nport, int k, md_err *err)
 {
     vec_params r;
     ai__rules_params(s->out->an.features, s->out->an.logo_type, &r);
     int rc = run_default(s, err);
     if (rc == MD_OK)
+        rc = search_try(s, &r, err);
+    for (int i = 0; rc == MD_OK && i < nport && ai__portfolio(i, &r); i++)
         rc = search_try(s, &r, err);
     if (rc == MD_OK && s->have[AI_QUALITY])
         rc = rank_and_convert(s, k, err);
@@ -388,7 +416,7 @@ static int tier3(search *s, md_err *err)
     static const int order[] = {0, 3, 1, 2, 6, 9, 5, 7, 4};
     enum { NDIM = sizeof order / sizeof order[0] };
     float step[VEC_N_PARAM_ENC] = {1, 1, 4, 15, 0.5f, 5, 15, 1, 1, 1};
-    int rc = tier2(s, 2, err);
+    int rc = tier2(s, TIER3_PORTFOLIO, 2, err);
     for (int round = 0; rc == MD_OK && round < 4 && !search_done(s); round++) {
         int gained = 0;
         for (int i = 0; rc == MD_OK && i < NDIM && !search_done(s); i++) {
@@ -455,7 +483,8 @@ static int analyse(search *s, md_err *err)
 {
     pl_ai_out *out = s->out;
     uint64_t t0 = md_now_ns();
-    int rc = vec_features(s->img, out->an.features, err);
+    int side = s->in->analysis_side ? s->in->analysis_side : VEC_FEATURES_SIDE;
+    int rc = vec_features_grid(s->img, side, out->an.features, err);
     out->timing.features_ms = ms_since(t0);
     if (rc == MD_OK)
         rc = classify(s, err);
@@ -526,7 +555,7 @@ static int run_tier(search *s, md_err *err)
         rc = search_try(s, &pick, err);
     } else if (out->tier_used == 2) {
         out->method = s->have[AI_QUALITY] ? "predictor_ranking" : "rules";
-        rc = tier2(s, TIER2_CONVERT, err);
+        rc = tier2(s, TIER2_PORTFOLIO, TIER2_CONVERT, err);
     } else {
         out->method = "coordinate_search";
         rc = tier3(s, err);

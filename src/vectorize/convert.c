@@ -50,8 +50,8 @@ static uint8_t *source_on_white(const md_image *img)
     return rgb;
 }
 
-static int measure(const md_image *img, const vec_doc *doc, const md_cancel *cancel, vec_result *r,
-                   md_err *err)
+static int measure(const md_image *img, const vec_doc *doc, const md_cancel *cancel, int rgb_only,
+                   vec_result *r, md_err *err)
 {
     size_t n = (size_t)img->width * (size_t)img->height;
     uint8_t *ours = malloc(n * 3);
@@ -74,7 +74,7 @@ static int measure(const md_image *img, const vec_doc *doc, const md_cancel *can
             rc = md_fail(err, MD_E_NOMEM, "image", "out of memory measuring quality");
     }
     if (rc == MD_OK)
-        rc = vec__ssim(src, ours, img->width, img->height, cancel, &r->ssim, err);
+        rc = vec__ssim(src, ours, img->width, img->height, cancel, rgb_only, &r->ssim, err);
     r->timing.ssim_ms = ms_since(t0);
     free(ours);
     free(src);
@@ -139,7 +139,7 @@ int vec_convert(const md_image *img, const vec_params *p, const vec_convert_opts
         rc = write_svg(doc, p, r, err);
     }
     if (rc == MD_OK && o && o->measure_quality)
-        rc = measure(img, doc, cancel, r, err);
+        rc = measure(img, doc, cancel, o->rgb_only, r, err);
     vec_doc_free(doc);
     if (rc == MD_OK)
         md_cancel_progress(cancel, 1.0, "done");

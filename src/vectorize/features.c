@@ -4,8 +4,9 @@
  * The same C code computes the features for training (through `modeld features`) and for
  * serving (pl_vectorize_ai), so a model never sees features computed two different ways.
  *
- * How: the image is sampled on a grid of at most FX_SIDE x FX_SIDE pixels (nearest sample at
- * the centre of each s x s block, s = ceil(max side / FX_SIDE)), composited on white as the
+ * How: the image is sampled on a grid of at most side x side pixels (VEC_FEATURES_SIDE = 256
+ * unless the caller asks: 256 keeps a 512 px image under 1 ms of work; nearest sample at
+ * the centre of each s x s block, s = ceil(max side / side)), composited on white as the
  * SSIM of a conversion is, and four passes read it: colour histograms, neighbour differences
  * (edges, flat fills, ramps), foreground runs (stroke width) and 4-connected foreground
  * components (glyph-like shapes).
@@ -27,8 +28,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Largest side of the sampled grid: 256 keeps a 512 px image under 1 ms of work. */
-#define FX_SIDE 256
 /* A colour channel difference above this is an edge (and separates foreground from the
  * background colour). */
 #define FX_EDGE 48
@@ -114,10 +113,10 @@ typedef struct fx {
     uint8_t bg[3];  /* background: the mean colour of the most common histogram bin */
 } fx;
 
-static int fx_sample(const md_image *img, fx *f)
+static int fx_sample(const md_image *img, int grid, fx *f)
 {
     int side = img->width > img->height ? img->width : img->height;
-    int s = (side + FX_SIDE - 1) / FX_SIDE;
+    int s = (side + grid - 1) / grid;
     f->w = (img->width + s - 1) / s;
     f->h = (img->height + s - 1) / s;
     size_t n = (size_t)f->w * f->h;
@@ -416,10 +415,18 @@ static void fx_components(fx *f, float *out)
 
 int vec_features(const md_image *img, float *out, md_err *err)
 {
+    return vec_features_grid(img, VEC_FEATURES_SIDE, out, err);
+}
+
+int vec_features_grid(const md_image *img, int side, float *out, md_err *err)
+{
     if (!img || !img->rgba || img->width < 1 || img->height < 1 || !out)
         return md_fail(err, MD_E_INVALID_PARAM, "image", "an image of at least 1 x 1 is needed");
+    if (side < 16 || side > 1024)
+        return md_fail(err, MD_E_INVALID_PARAM, "analysis_side",
+                       "the sampling grid must be 16..1024 px");
     fx f = {0};
-    int rc = fx_sample(img, &f);
+    int rc = fx_sample(img, side, &f);
     if (rc != MD_OK)
         goto out;
     memset(out, 0, VEC_N_FEATURES * sizeof *out);

@@ -180,11 +180,11 @@ static double mean_ssim(ssim_pass *p, int chan, const md_cancel *cancel, int *rc
 int vec_ssim(const uint8_t *rgb_a, const uint8_t *rgb_b, int width, int height,
              vec_ssim_result *out, md_err *err)
 {
-    return vec__ssim(rgb_a, rgb_b, width, height, NULL, out, err);
+    return vec__ssim(rgb_a, rgb_b, width, height, NULL, 0, out, err);
 }
 
 int vec__ssim(const uint8_t *rgb_a, const uint8_t *rgb_b, int width, int height,
-              const md_cancel *cancel, vec_ssim_result *out, md_err *err)
+              const md_cancel *cancel, int rgb_only, vec_ssim_result *out, md_err *err)
 {
     if (!rgb_a || !rgb_b || !out || width <= 0 || height <= 0)
         return md_fail(err, MD_E_INVALID_PARAM, "image", "SSIM needs two non-empty images");
@@ -203,7 +203,8 @@ int vec__ssim(const uint8_t *rgb_a, const uint8_t *rgb_b, int width, int height,
     for (size_t i = 0; i < pw; i++)
         p.ix[i] = reflect((int)i - RADIUS, width);
     double r = mean_ssim(&p, 0, cancel, &rc, err), g = mean_ssim(&p, 1, cancel, &rc, err);
-    double b = mean_ssim(&p, 2, cancel, &rc, err), luma = mean_ssim(&p, 3, cancel, &rc, err);
+    double b = mean_ssim(&p, 2, cancel, &rc, err);
+    double luma = rgb_only ? -1 : mean_ssim(&p, 3, cancel, &rc, err);
     if (rc == MD_OK) {
         out->rgb = (r + g + b) / 3.0;
         out->luma = luma;

@@ -84,6 +84,12 @@ const char *const *vec_feature_names(void);
  * finite values; large images are sampled on a grid of at most 256 x 256 first.
  * MD_E_INVALID_PARAM for an empty image, MD_E_NOMEM. */
 int vec_features(const md_image *img, float *out, md_err *err);
+/* The side of vec_features()'s sampling grid: the one the shipped models were trained on. */
+#define VEC_FEATURES_SIDE 256
+/* vec_features on a sampling grid of at most side x side (16..1024): a coarser grid is faster
+ * and misses thin strokes, a finer one sees them at the cost of time (analysis_depth quick /
+ * detailed). MD_E_INVALID_PARAM naming "analysis_side" outside 16..1024. */
+int vec_features_grid(const md_image *img, int side, float *out, md_err *err);
 
 /* ---- the traced document ---------------------------------------------------------------- */
 
@@ -172,6 +178,8 @@ typedef struct vec_result {
 
 typedef struct vec_convert_opts {
     int measure_quality;  /* 1: render and compute SSIM (default in CLI and API) */
+    int rgb_only;         /* 1: skip the luma SSIM (ssim.luma = -1): a quarter of the SSIM time,
+                           * for callers that read only ssim.rgb (the AI search) */
     /* Deadline / cancel / progress, borrowed for the call; NULL = never stops. Checked between
      * stages (cluster, merge, gradients, contours, fit, svg, render, ssim) and inside the long
      * loops (every 64 regions while fitting, every 64 rows of SSIM); progress is reported at

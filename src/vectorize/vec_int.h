@@ -162,9 +162,10 @@ static inline double vec__hypot(double x, double y)
  * progress goes from 0 to 0.8 of the whole conversion. */
 int vec__trace(const md_image *img, const vec_params *p, const md_cancel *cancel, vec_doc **out,
                vec_timing *timing, md_err *err);
-/* vec_ssim, checking cancel every 64 rows of each channel. */
+/* vec_ssim, checking cancel every 64 rows of each channel; rgb_only skips the luma pass
+ * (out->luma = -1). */
 int vec__ssim(const uint8_t *rgb_a, const uint8_t *rgb_b, int width, int height,
-              const md_cancel *cancel, vec_ssim_result *out, md_err *err);
+              const md_cancel *cancel, int rgb_only, vec_ssim_result *out, md_err *err);
 #define VEC__CHECK_EVERY 64
 
 /* Milliseconds between two md_now_ns() readings. */

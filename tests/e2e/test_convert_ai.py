@@ -164,6 +164,18 @@ def test_v2_analyze_and_predict(ai):
     assert r2.status_code == 200 and "features" not in r2.json()["data"]
     r3 = post_file(ai, "/api/v2/analyze-image", params={"analysis_depth": "deep"})
     assert r3.status_code == 400 and r3.json()["error"]["field"] == "analysis_depth"
+    # The depth is the features' sampling grid: on a 768 px image each grid samples other
+    # pixels, so the features differ; standard (the models' own grid) is the default.
+    grids = {}
+    for depth in ("quick", "standard", "detailed"):
+        r4 = post_file(ai, "/api/v2/analyze-image", name="complex_01.png",
+                       params={"analysis_depth": depth})
+        assert r4.status_code == 200, r4.text
+        grids[depth] = r4.json()["data"]
+    assert [grids[k]["sampling_grid"] for k in ("quick", "standard", "detailed")] == [128, 256, 512]
+    assert grids["quick"]["features"] != grids["detailed"]["features"]
+    plain = post_file(ai, "/api/v2/analyze-image", name="complex_01.png").json()["data"]
+    assert plain["sampling_grid"] == 256 and plain["features"] == grids["standard"]["features"]
 
     body = {"image_analysis": d, "proposed_parameters": {"color_precision": 4, "filter_speckle": 8}}
     p = requests.post(ai.url + "/api/v2/predict-quality", headers=bearer(ai.admin_key), json=body,

@@ -275,12 +275,18 @@ static void test_cluster_events(void **state)
     assert_int_equal(job_start(f->j, NULL), MD_OK);
     job_info a = submit(f, "ok", "abc");
     wait_state(f, a.id, JOB_SUCCESS);
-    while (!pub.terminal || count_of(&pub) < 2)
+    for (;;) {
+        pthread_mutex_lock(&pub.mu);
+        bool ended = pub.terminal != 0;
+        pthread_mutex_unlock(&pub.mu);
+        if (ended)
+            break;
         nap();
+    }
+    job_close(f->j); /* joins the worker: pub is ours from here */
+    f->j = NULL;
     assert_int_equal(pub.terminal, JOB_SUCCESS);
     assert_true(pub.best_progress >= 0.5);
-    job_close(f->j);
-    f->j = NULL;
 
     /* The other side: no workers here, a queued job followed by a subscriber. */
     published hook = {.mu = PTHREAD_MUTEX_INITIALIZER};

@@ -101,8 +101,9 @@ static void test_tiers(void **state)
     assert_int_equal(run(r, "gradient_01.png", 2, 0.999, 30, NULL, &o2, &e), MD_OK);
     assert_int_equal(o2.tier_used, 2);
     assert_int_equal(o2.candidates_scored, 256);
-    /* default + the rules' guess + 3 ranked + at most 4 rule variations (some are repeats). */
-    assert_true(o2.conversions >= 3 && o2.conversions <= 9);
+    /* default + the type's set + 4 of the portfolio + 3 ranked + at most 4 rule variations
+     * (some are repeats). */
+    assert_true(o2.conversions >= 3 && o2.conversions <= 13);
     assert_true(o2.default_bytes > 0);
     assert_int_equal(o2.size_budget, 3 * o2.default_bytes);
     assert_true(o2.vec.res->ssim.rgb >= o2.default_ssim);
@@ -242,6 +243,52 @@ static void test_routing_rules(void **state)
     assert_int_equal(ai__route(AI_TEXT, 0.9, 0.95, 0, why, sizeof why), 3);
     assert_int_equal(ai__route(AI_TEXT, 0.9, 0.95, 5, why, sizeof why), 3);
     assert_non_null(strstr(why, "target 0.95"));
+    /* The seeds' table: 0.9 -> tier 2-3 even when the guess is predicted past it; a 2 s
+     * budget -> tier 1-2 below 0.95; 0.95 -> 3; 0.7 -> 1-2 whatever the prediction. */
+    for (int type = 0; type < PL_AI_CLASSES; type++) {
+        for (double pred = -1; pred <= 1.0; pred += 0.25) {
+            t = ai__route(type, pred, 0.9, 0, why, sizeof why);
+            assert_true(t == 2 || t == 3);
+            assert_true(ai__route(type, pred, 0.9, 2.0, why, sizeof why) <= 2);
+            assert_true(ai__route(type, pred, 0.85, 2.0, why, sizeof why) <= 2);
+            assert_int_equal(ai__route(type, pred, 0.95, 0, why, sizeof why), 3);
+            assert_true(ai__route(type, pred, 0.7, 0, why, sizeof why) <= 2);
+            assert_int_equal(ai__route(type, pred, 0.95, 0.3, why, sizeof why), 1);
+        }
+    }
+    /* A hard image (predicted well below) at 0.9 with no budget: the search. */
+    assert_int_equal(ai__route(AI_SIMPLE, 0.6, 0.9, 0, why, sizeof why), 3);
+}
+
+/* The fixed sets: every one valid, none the default preset (tier 2 converts that first), no
+ * two of the portfolio alike (a repeat would waste a conversion of tier 2's few), the end of the
+ * portfolio reported, and an unknown logo type read as simple_geometric. */
+static void test_portfolio_and_rules(void **state)
+{
+    (void)state;
+    vec_params d, p, q;
+    float f[VEC_N_FEATURES] = {0};
+    assert_int_equal(vec_params_preset("default", &d, NULL), MD_OK);
+    int n = 0;
+    while (ai__portfolio(n, &p)) {
+        assert_int_equal(vec_params_validate(&p, NULL), MD_OK);
+        assert_memory_not_equal(&p, &d, sizeof p);
+        for (int j = 0; j < n; j++) {
+            assert_int_equal(ai__portfolio(j, &q), 1);
+            assert_memory_not_equal(&p, &q, sizeof p);
+        }
+        n++;
+    }
+    assert_true(n >= 4);
+    assert_int_equal(ai__portfolio(-1, &p), 0);
+    for (int t = 0; t < PL_AI_CLASSES; t++) {
+        ai__rules_params(f, t, &p);
+        assert_int_equal(vec_params_validate(&p, NULL), MD_OK);
+        assert_memory_not_equal(&p, &d, sizeof p);
+    }
+    ai__rules_params(f, AI_SIMPLE, &p);
+    ai__rules_params(f, 99, &q);
+    assert_memory_equal(&p, &q, sizeof p);
 }
 
 /* Analysis only: features, classification, a recommendation, no conversion. */
@@ -283,6 +330,7 @@ int main(void)
         cmocka_unit_test(test_fallback_and_unavailable),
         cmocka_unit_test(test_bad_inputs),
         cmocka_unit_test(test_routing_rules),
+        cmocka_unit_test(test_portfolio_and_rules),
         cmocka_unit_test(test_analyse_only),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -108,6 +108,25 @@ static void test_quality_matches_scorer(void **state)
     }
 }
 
+/* rgb_only: the same RGB SSIM, the same SVG, and no luma number. */
+static void test_rgb_only(void **state)
+{
+    (void)state;
+    md_image *img = load("papirus_famitracker_64.png");
+    vec_params p;
+    vec_params_default(&p);
+    vec_convert_opts all = {.measure_quality = 1}, rgb = {.measure_quality = 1, .rgb_only = 1};
+    vec_result *a = NULL, *b = NULL;
+    assert_int_equal(vec_convert(img, &p, &all, &a, NULL), MD_OK);
+    assert_int_equal(vec_convert(img, &p, &rgb, &b, NULL), MD_OK);
+    assert_true(a->ssim.rgb == b->ssim.rgb);
+    assert_true(a->ssim.luma > 0.5 && b->ssim.luma == -1);
+    assert_int_equal(a->svg_bytes, b->svg_bytes);
+    vec_result_free(a);
+    vec_result_free(b);
+    img_free(img);
+}
+
 static void test_deterministic_and_no_quality(void **state)
 {
     (void)state;
@@ -254,6 +273,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_quality_matches_scorer),
         cmocka_unit_test(test_deterministic_and_no_quality),
+        cmocka_unit_test(test_rgb_only),
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_composite_option),
         cmocka_unit_test(test_cancel_and_progress),

@@ -181,6 +181,37 @@ static void test_alpha_and_edges(void **state)
     assert_string_equal(err.field, "image");
 }
 
+/* The sampling grid: the default is VEC_FEATURES_SIDE; a 1024 px image sampled on 128, 256
+ * and 1024 grids gives finite features that differ (each grid reads other pixels), a 64 px
+ * image the same features on every grid of 64 or more (it is never downsampled); a grid outside
+ * 16..1024 is refused naming analysis_side. */
+static void test_sampling_grid(void **state)
+{
+    (void)state;
+    md_image *big = load("papirus_supermeatboy_1024.png"),
+             *small = load("papirus_famitracker_64.png");
+    float d[VEC_N_FEATURES], g[3][VEC_N_FEATURES];
+    const int sides[3] = {128, 256, 1024};
+    assert_int_equal(vec_features(big, d, NULL), MD_OK);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(vec_features_grid(big, sides[i], g[i], NULL), MD_OK);
+        for (int k = 0; k < VEC_N_FEATURES; k++)
+            assert_true(isfinite(g[i][k]));
+    }
+    assert_memory_equal(d, g[1], sizeof d);
+    assert_memory_not_equal(g[0], g[2], sizeof d);
+    float a[VEC_N_FEATURES], b[VEC_N_FEATURES];
+    assert_int_equal(vec_features_grid(small, 64, a, NULL), MD_OK);
+    assert_int_equal(vec_features_grid(small, 512, b, NULL), MD_OK);
+    assert_memory_equal(a, b, sizeof a);
+    md_err err;
+    assert_int_equal(vec_features_grid(small, 8, a, &err), MD_E_INVALID_PARAM);
+    assert_string_equal(err.field, "analysis_side");
+    assert_int_equal(vec_features_grid(small, 2048, a, &err), MD_E_INVALID_PARAM);
+    img_free(big);
+    img_free(small);
+}
+
 static void test_params_round_trip(void **state)
 {
     (void)state;
@@ -235,6 +266,7 @@ int main(void)
         cmocka_unit_test(test_gradient_beats_flat),
         cmocka_unit_test(test_text_beats_shapes),
         cmocka_unit_test(test_alpha_and_edges),
+        cmocka_unit_test(test_sampling_grid),
         cmocka_unit_test(test_params_round_trip),
         cmocka_unit_test(test_params_decode_rounds_and_clamps),
     };
