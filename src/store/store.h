@@ -100,11 +100,47 @@ int store_keys_insert(store *s, const store_key *k, md_err *err);
 int store_keys_get(store *s, const char *id, store_key *out, md_err *err);
 /* All keys, oldest first. *out is new (free() it; NULL when *n == 0). */
 int store_keys_list(store *s, store_key **out, size_t *n, md_err *err);
-/* Mark a key revoked at the store clock's now. MD_E_NOT_FOUND for an unknown id; revoking a
- * revoked key is MD_OK and keeps the first revocation time. */
+/* Mark a key revoked at the store clock's now, and every refresh token of the key with it (one
+ * transaction). MD_E_NOT_FOUND for an unknown id; revoking a revoked key is MD_OK and keeps the
+ * first revocation time. */
 int store_keys_revoke(store *s, const char *id, md_err *err);
 /* Number of keys not revoked. */
 int store_keys_count_active(store *s, size_t *n, md_err *err);
+
+/* ---- refresh tokens (refresh.c) ------------------------------------------------------- */
+
+#define STORE_FAMILY_MAX 40
+
+/* One refresh token as stored: only the hash of the token, never the token. */
+typedef struct store_refresh {
+    uint8_t hash[STORE_HASH_LEN];    /* BLAKE2b-256 of the whole token string */
+    char family[STORE_FAMILY_MAX];   /* the chain of tokens rotated from one issue */
+    char key_id[STORE_KEY_ID_MAX];   /* the API key it acts for */
+    int64_t created_ms;
+    int64_t expires_ms;
+    int64_t used_ms;                 /* 0 = not yet presented */
+    int64_t revoked_ms;              /* 0 = not revoked (family reuse or key revoked) */
+} store_refresh;
+
+/* Insert a new token row (used_ms / revoked_ms stored as 0). MD_E_CONFLICT for a hash that
+ * exists already. */
+int store_refresh_insert(store *s, const store_refresh *r, md_err *err);
+/* The row of a token hash; MD_E_NOT_FOUND (field "refresh_token") when there is none. */
+int store_refresh_get(store *s, const uint8_t hash[STORE_HASH_LEN], store_refresh *out,
+                      md_err *err);
+/* Rotate in one transaction: mark old_hash used at now_ms, only if it is still unused and not
+ * revoked (a compare-and-set, so of two concurrent presentations exactly one wins), and insert
+ * next. MD_E_CONFLICT (field "refresh_token") when old_hash was already used or revoked: the
+ * caller treats that as reuse. */
+int store_refresh_rotate(store *s, const uint8_t old_hash[STORE_HASH_LEN], int64_t now_ms,
+                         const store_refresh *next, md_err *err);
+/* Revoke every token of a family at now_ms (already revoked ones keep their time). *n (may be
+ * NULL) gets how many were revoked now. */
+int store_refresh_revoke_family(store *s, const char *family, int64_t now_ms, size_t *n,
+                                md_err *err);
+/* Delete the rows that expired before before_ms (the sweeper's retention). *n (may be NULL)
+ * gets how many. */
+int store_refresh_sweep(store *s, int64_t before_ms, size_t *n, md_err *err);
 
 /* ---- audit log (audit.c) -------------------------------------------------------------- */
 
