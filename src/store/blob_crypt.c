@@ -170,6 +170,12 @@ static const crypt_key *find_key(const store_keyring *kr, const uint8_t id[KID_L
     return NULL;
 }
 
+uint64_t store__crypt_file_size(uint64_t n)
+{
+    uint64_t chunks = n == 0 ? 1 : (n + STORE_CRYPT_CHUNK - 1) / STORE_CRYPT_CHUNK;
+    return AD_LEN + SS_HDR + n + chunks * SS_A;
+}
+
 /* ---- writing -------------------------------------------------------------------------- */
 
 struct store_crypt_writer {

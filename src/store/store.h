@@ -47,6 +47,11 @@ typedef struct store_opts {
                                  * "existing database" a later open must migrate */
     bool results_fsync;         /* true: fsync result blobs like uploads; false (default): see
                                  * "Durability" at store_results_create */
+    const struct store_keyring *keyring; /* borrowed, outlives the store; NULL (default) = blobs
+                                 * in plain text. Set: every blob put is encrypted under its
+                                 * write key (blob_crypt.c) and store_blob_read decrypts; plain
+                                 * blobs from before stay readable. Path readers
+                                 * (store_blob_path) do NOT decrypt yet: see INTERFACE_CHANGES */
 } store_opts;
 
 /* ---- lifetime (store.c) --------------------------------------------------------------- */
@@ -113,8 +118,8 @@ int store_keys_count_active(store *s, size_t *n, md_err *err);
  * secretstream) in chunks of STORE_CRYPT_CHUNK plaintext bytes, a key id in each file's header,
  * one write key and any number of older read keys. A reader or writer holds one chunk in
  * memory whatever the blob's size; a wrong or missing key, an edited or a truncated file is an
- * MD_E_IO with a message saying which, never garbage. Not yet wired into the store's blob puts
- * and readers (see INTERFACE_CHANGES.md). */
+ * MD_E_IO with a message saying which, never garbage. store_opts.keyring turns it on for the
+ * store's blob puts and store_blob_read (see there). */
 
 #define STORE_CRYPT_CHUNK ((size_t)64 * 1024)
 #define STORE_KEY_ID_HEX 17   /* a key id in hex + NUL */
