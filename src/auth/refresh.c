@@ -111,8 +111,8 @@ static int reuse(auth *a, auth_refresh_result *out, md_err *err)
 }
 
 /* The state checks of the table at the top, on the stored row of the presented token. */
-static int check_row(auth *a, const store_refresh *row, auth_refresh_result *out,
-                     store_key *key, md_err *err)
+static int check_row(auth *a, const store_refresh *row, auth_refresh_result *out, store_key *key,
+                     md_err *err)
 {
     if (row->revoked_ms != 0)
         return md_fail(err, MD_E_UNAUTHORIZED, NULL, "refresh token revoked");
@@ -145,8 +145,8 @@ static int rotate(auth *a, const uint8_t hash[STORE_HASH_LEN], const store_key *
     out->role = (auth_role)key->role;
     auth_principal p = {.role = out->role};
     snprintf(p.key_id, sizeof p.key_id, "%s", key->id);
-    return auth_issue_token(a, &p, out->access_token, sizeof out->access_token,
-                            &out->expires_in_s, err);
+    return auth_issue_token(a, &p, out->access_token, sizeof out->access_token, &out->expires_in_s,
+                            err);
 }
 
 int auth_refresh(auth *a, const char *tok, size_t len, auth_refresh_result *out, md_err *err)

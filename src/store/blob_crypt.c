@@ -91,10 +91,9 @@ static int decode_key(const char *p, size_t n, uint8_t out[32])
     size_t got = 0;
     if (n == 64 && sodium_hex2bin(out, 32, p, n, NULL, &got, NULL) == 0 && got == 32)
         return 0;
-    static const int variants[] = {sodium_base64_VARIANT_ORIGINAL,
-                                   sodium_base64_VARIANT_ORIGINAL_NO_PADDING,
-                                   sodium_base64_VARIANT_URLSAFE,
-                                   sodium_base64_VARIANT_URLSAFE_NO_PADDING};
+    static const int variants[] = {
+        sodium_base64_VARIANT_ORIGINAL, sodium_base64_VARIANT_ORIGINAL_NO_PADDING,
+        sodium_base64_VARIANT_URLSAFE, sodium_base64_VARIANT_URLSAFE_NO_PADDING};
     for (size_t i = 0; i < sizeof variants / sizeof variants[0]; i++)
         if (sodium_base642bin(out, 32, p, n, NULL, &got, NULL, variants[i]) == 0 && got == 32)
             return 0;
@@ -153,7 +152,10 @@ int store_keyring_add_file(store_keyring *kr, const char *path, md_err *err)
     return rc;
 }
 
-size_t store_keyring_size(const store_keyring *kr) { return kr ? kr->n : 0; }
+size_t store_keyring_size(const store_keyring *kr)
+{
+    return kr ? kr->n : 0;
+}
 
 void store_keyring_write_id(const store_keyring *kr, char out[STORE_KEY_ID_HEX])
 {
@@ -179,11 +181,11 @@ uint64_t store__crypt_file_size(uint64_t n)
 /* ---- writing -------------------------------------------------------------------------- */
 
 struct store_crypt_writer {
-    int fd;                                        /* borrowed */
+    int fd; /* borrowed */
     crypto_secretstream_xchacha20poly1305_state st;
     uint8_t ad[AD_LEN];
-    uint8_t *plain;                                /* CRYPT_CHUNK bytes */
-    uint8_t *cipher;                               /* CRYPT_CHUNK + SS_A bytes */
+    uint8_t *plain;  /* CRYPT_CHUNK bytes */
+    uint8_t *cipher; /* CRYPT_CHUNK + SS_A bytes */
     size_t have;
 };
 
@@ -285,15 +287,15 @@ void store_crypt_writer_free(store_crypt_writer *w)
 typedef enum { RD_OPEN, RD_DONE, RD_FAILED } rd_state;
 
 struct store_crypt_reader {
-    int fd;                                        /* owned */
+    int fd; /* owned */
     rd_state state;
     crypto_secretstream_xchacha20poly1305_state st;
     uint8_t ad[AD_LEN];
-    uint8_t *plain;                                /* one decrypted chunk */
+    uint8_t *plain; /* one decrypted chunk */
     uint8_t *cipher;
-    size_t have, pos;                              /* plain[pos..have) not yet returned */
-    uint64_t size;                                 /* plaintext bytes, from the file size */
-    md_err fail;                                   /* why FAILED */
+    size_t have, pos; /* plain[pos..have) not yet returned */
+    uint64_t size;    /* plaintext bytes, from the file size */
+    md_err fail;      /* why FAILED */
 };
 
 #ifndef NDEBUG
@@ -365,7 +367,8 @@ static int open_header(store_crypt_reader *r, const store_keyring *kr, md_err *e
         char msg[200];
         snprintf(msg, sizeof msg,
                  "blob encrypted with key %s, which is not configured (pass it with "
-                 "--encryption-old-key-file)", id);
+                 "--encryption-old-key-file)",
+                 id);
         return rd_fail(r, err, msg);
     }
     if (crypto_secretstream_xchacha20poly1305_init_pull(&r->st, hdr + AD_LEN, k->key) != 0)
@@ -373,8 +376,7 @@ static int open_header(store_crypt_reader *r, const store_keyring *kr, md_err *e
     return MD_OK;
 }
 
-int store_crypt_reader_open(const store_keyring *kr, int fd, store_crypt_reader **out,
-                            md_err *err)
+int store_crypt_reader_open(const store_keyring *kr, int fd, store_crypt_reader **out, md_err *err)
 {
     *out = NULL;
     struct stat sb;
@@ -401,7 +403,10 @@ int store_crypt_reader_open(const store_keyring *kr, int fd, store_crypt_reader 
     return MD_OK;
 }
 
-uint64_t store_crypt_reader_size(const store_crypt_reader *r) { return r->size; }
+uint64_t store_crypt_reader_size(const store_crypt_reader *r)
+{
+    return r->size;
+}
 
 /* Pull the next chunk into plain (OPEN -> OPEN or DONE, or FAILED). */
 static int pull(store_crypt_reader *r, md_err *err)
@@ -411,9 +416,8 @@ static int pull(store_crypt_reader *r, md_err *err)
         return rd_fail(r, err, "cannot read the blob file");
     unsigned long long mlen = 0;
     unsigned char tag = 0;
-    if (got < SS_A ||
-        crypto_secretstream_xchacha20poly1305_pull(&r->st, r->plain, &mlen, &tag, r->cipher, got,
-                                                   r->ad, AD_LEN) != 0)
+    if (got < SS_A || crypto_secretstream_xchacha20poly1305_pull(
+                          &r->st, r->plain, &mlen, &tag, r->cipher, got, r->ad, AD_LEN) != 0)
         return rd_fail(r, err, "blob fails authentication (wrong key, edited or truncated file)");
     r->have = (size_t)mlen;
     r->pos = 0;

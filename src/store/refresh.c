@@ -32,7 +32,10 @@ static const char SQL_REVOKE_FAMILY[] =
 static const char SQL_SWEEP[] = "DELETE FROM refresh_tokens WHERE expires_ms < ?1";
 
 /* 0 means "not yet", so a clock at the epoch (tests) still records the event. */
-static int64_t stamp(int64_t now_ms) { return now_ms > 0 ? now_ms : 1; }
+static int64_t stamp(int64_t now_ms)
+{
+    return now_ms > 0 ? now_ms : 1;
+}
 
 static void bind_row(db_stmt *st, const store_refresh *r)
 {
@@ -84,8 +87,7 @@ static void read_row(db_stmt *st, void *dst)
     r->revoked_ms = db_col_int64(st, 6);
 }
 
-int store_refresh_get(store *s, const uint8_t hash[STORE_HASH_LEN], store_refresh *out,
-                      md_err *err)
+int store_refresh_get(store *s, const uint8_t hash[STORE_HASH_LEN], store_refresh *out, md_err *err)
 {
     store__lock(s);
     db_stmt *st = store__stmt(s, SQL_GET, err);
@@ -115,8 +117,8 @@ static int rotate_locked(store *s, const uint8_t old_hash[STORE_HASH_LEN], int64
     db_bind_blob(st, 1, old_hash, STORE_HASH_LEN);
     db_bind_int64(st, 2, stamp(now_ms));
     int rc = store__step_write(s, st, MD_E_CONFLICT, "refresh_token",
-                               "the refresh token was already used or revoked",
-                               "use refresh token", err);
+                               "the refresh token was already used or revoked", "use refresh token",
+                               err);
     if (rc != MD_OK)
         return rc;
     st = store__stmt(s, SQL_INSERT, err);

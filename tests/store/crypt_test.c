@@ -217,16 +217,18 @@ static void test_key_encodings(void **state)
     store_keyring *kr = NULL;
     md_err e;
     assert_int_equal(store_keyring_new(&kr, NULL), MD_OK);
-    assert_int_equal(store_keyring_add(kr, "abc", 3, "MODELD_ENCRYPTION_KEY", &e), MD_E_INVALID_PARAM);
+    assert_int_equal(store_keyring_add(kr, "abc", 3, "MODELD_ENCRYPTION_KEY", &e),
+                     MD_E_INVALID_PARAM);
     assert_string_equal(e.field, "MODELD_ENCRYPTION_KEY");
     assert_int_equal(store_keyring_add(kr, K1_HEX, 63, "k", &e), MD_E_INVALID_PARAM);
     char padded[100];
     snprintf(padded, sizeof padded, "  %s\n", K1_HEX);
     assert_int_equal(store_keyring_add(kr, padded, strlen(padded), "k", &e), MD_OK);
     assert_int_equal(store_keyring_add(kr, K1_HEX, strlen(K1_HEX), "k", &e), MD_OK);
-    assert_int_equal(store_keyring_size(kr), 1);   /* the same key once */
+    assert_int_equal(store_keyring_size(kr), 1); /* the same key once */
     /* URL-safe base64 without padding of the same bytes as K2_B64 */
-    assert_int_equal(store_keyring_add(kr, "qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqo", 43, "k", &e), MD_OK);
+    assert_int_equal(
+        store_keyring_add(kr, "qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqo", 43, "k", &e), MD_OK);
     assert_int_equal(store_keyring_add(kr, K2_B64, strlen(K2_B64), "k", &e), MD_OK);
     assert_int_equal(store_keyring_size(kr), 2);
     uint8_t raw[32] = {9};

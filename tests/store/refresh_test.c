@@ -60,7 +60,7 @@ static void test_rotate_once(void **state)
     assert_int_equal(store_refresh_rotate(f->s, a.hash, 600, &c, &e), MD_E_CONFLICT);
     assert_int_equal(store_refresh_get(f->s, c.hash, &got, &e), MD_E_NOT_FOUND);
     assert_int_equal(store_refresh_get(f->s, a.hash, &got, &e), MD_OK);
-    assert_int_equal(got.used_ms, 500);   /* the first use time stays */
+    assert_int_equal(got.used_ms, 500); /* the first use time stays */
     assert_int_equal(store_refresh_get(f->s, b.hash, &got, &e), MD_OK);
     assert_int_equal(got.used_ms, 0);
 }
@@ -78,7 +78,7 @@ static void test_revoke_family_and_key(void **state)
     assert_int_equal(store_refresh_revoke_family(f->s, "fam", 700, &n, &e), MD_OK);
     assert_int_equal(n, 2);
     assert_int_equal(store_refresh_revoke_family(f->s, "fam", 800, &n, &e), MD_OK);
-    assert_int_equal(n, 0);   /* already revoked: the first time stays */
+    assert_int_equal(n, 0); /* already revoked: the first time stays */
     assert_int_equal(store_refresh_get(f->s, b.hash, &got, &e), MD_OK);
     assert_int_equal(got.revoked_ms, 700);
     /* a revoked token cannot be rotated */
@@ -115,7 +115,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_insert_get, tu_store_setup, tu_store_teardown),
         cmocka_unit_test_setup_teardown(test_rotate_once, tu_store_setup, tu_store_teardown),
-        cmocka_unit_test_setup_teardown(test_revoke_family_and_key, tu_store_setup, tu_store_teardown),
+        cmocka_unit_test_setup_teardown(test_revoke_family_and_key, tu_store_setup,
+                                        tu_store_teardown),
         cmocka_unit_test_setup_teardown(test_sweep, tu_store_setup, tu_store_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
