@@ -10,6 +10,10 @@
 #    median CPU time per run over BENCH_RUNS (3) after 1 warm-up, reported as CPU seconds per
 #    input megapixel, and the ratio modeld / onnxruntime. Outputs compared (|a-b| <= 0.05 + 1e-3|b|
 #    on 0..255 values).
+#    Part "fusion" (after speed) runs modeld again with MODELD_ONNX_NO_UPCONV=1 and
+#    MODELD_ONNX_NO_CATCONV=1 (the engine without its two graph fusions: Resize + Conv of
+#    src/onnx/kernels/upconv.c, Concat + 1x1 Conv + Add of src/onnx/ops/concat.c): its time, and
+#    the largest difference between the fused and unfused outputs of every network (<= 0.01).
 # 3. Memory: `modeld enhance` of a 2000x2000 (4 MP) photo at x4 per quality: peak RSS (the whole
 #    process: networks, tiles, the 8000x8000 result and its encoding) and wall time.
 #    ENHANCE_RSS_QUALITIES (default "fast balanced best"; best takes minutes on 2 cores).
@@ -26,7 +30,7 @@ RUNS="${BENCH_RUNS:-3}"
 NETS="${ENHANCE_NETS:-slim medium thick}"
 SCALES="${ENHANCE_SCALES:-2 3 4 8}"
 RSS_QUALITIES="${ENHANCE_RSS_QUALITIES:-fast balanced best}"
-PARTS="${ENHANCE_PARTS:-speed memory quality}" # a subset for a quicker look
+PARTS="${ENHANCE_PARTS:-speed fusion memory quality}" # a subset for a quicker look
 ORT_LIB="$ROOT/bench/node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime.so.1"
 MODELS="$OUT/enhance-models"
 DATA="$OUT/enhance-data"
@@ -93,6 +97,20 @@ speed() {
   done
 }
 
+fusion() {
+  : > "$OUT/enhance_unfused.jsonl"
+  for n in $NETS; do
+    for s in $SCALES; do
+      local m="$MODELS/models/esrgan-$n-x$s/1/model.onnx"
+      echo "== unfused $n x$s" >&2
+      MODELD_ONNX_NO_UPCONV=1 MODELD_ONNX_NO_CATCONV=1 "$OUT/onnx_bench" "$m" "$DATA/crop128.bin" 1,3,128,128 --threads 1 \
+        --runs "$RUNS" --warmup 1 --out "$DATA/$n$s.unfused.bin" |
+        sed "s/^{/{\"net\":\"$n\",\"scale\":$s,/; s/\"runtime\":\"modeld\"/\"runtime\":\"unfused\"/" \
+        >> "$OUT/enhance_unfused.jsonl"
+    done
+  done
+}
+
 memory() {
   : > "$OUT/enhance_rss.jsonl"
   for q in $RSS_QUALITIES; do
@@ -129,10 +147,12 @@ out, data, nets, scales = sys.argv[1], sys.argv[2], sys.argv[3].split(), sys.arg
 ok = True
 rows = [json.loads(l) for l in open(f"{out}/enhance_speed.jsonl")] \
     if os.path.exists(f"{out}/enhance_speed.jsonl") else []
+rows += [json.loads(l) for l in open(f"{out}/enhance_unfused.jsonl")] \
+    if os.path.exists(f"{out}/enhance_unfused.jsonl") else []
 by = {(r["net"], r["scale"], r["runtime"]): r for r in rows}
 mp = 128 * 128 / 1e6
 print(f"{'net':7s} {'x':>2s} | {'modeld cpu s/MP':>15s} {'ort cpu s/MP':>12s} {'ratio':>6s} | "
-      f"{'peak RSS MB modeld/ort':>22s} | outputs")
+      f"{'peak RSS MB modeld/ort':>22s} | outputs | unfused: ratio, max |fused - unfused|")
 for n in nets:
     for s in scales:
         a, b = by.get((n, int(s), "modeld")), by.get((n, int(s), "onnxruntime"))
@@ -142,9 +162,15 @@ for n in nets:
         y = np.fromfile(f"{data}/{n}{s}.ort.bin", "<f4")
         same = x.shape == y.shape and bool(np.all(np.abs(x - y) <= 0.05 + 1e-3 * np.abs(y)))
         ok &= same
+        u, unf = by.get((n, int(s), "unfused")), ""
+        if u:
+            z = np.fromfile(f"{data}/{n}{s}.unfused.bin", "<f4")
+            d = float(np.abs(x - z).max()) if x.shape == z.shape else float("inf")
+            ok &= d <= 0.01
+            unf = f" | {u['cpu_ms'] / b['cpu_ms']:6.2f}, {d:.4f}"
         print(f"{n:7s} {s:>2s} | {a['cpu_ms'] / 1e3 / mp:15.2f} {b['cpu_ms'] / 1e3 / mp:12.2f} "
               f"{a['cpu_ms'] / b['cpu_ms']:6.2f} | {a['peak_rss_mb']:10.0f} / {b['peak_rss_mb']:9.0f} | "
-              f"{'same' if same else 'DIFFERENT'} (max |diff| {float(np.abs(x - y).max()):.3f})")
+              f"{'same' if same else 'DIFFERENT'} (max |diff| {float(np.abs(x - y).max()):.3f}){unf}")
 print("\nCPU seconds per input megapixel, one thread, 128x128 input, medians; peak RSS of the "
       "benchmark process.\n")
 if os.path.exists(f"{out}/enhance_rss.jsonl"):

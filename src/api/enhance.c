@@ -7,7 +7,8 @@
  *      its first bad file, naming it) or accepted whole (job_submit_batch is all or nothing).
  *   2. The checks run in the documented order, cheapest first: rate limit, envelope, options,
  *      then per file size (413), magic bytes (415), header dimensions (400), memory estimate
- *      against the budget (503); the queue limit last (503), inside the submit.
+ *      against the budget (503); then the memory of the jobs that may run at once (503,
+ *      invariant 5); the queue limit last (503), inside the submit.
  *   3. The job's parameters are plain JSON ({quality, upscale, face_enhance, output_format,
  *      input_width, input_height, peak_bytes}); the run reads nothing else from the request,
  *      so a job accepted by one process runs the same in another (a `modeld worker`).
@@ -16,6 +17,17 @@
  *      for its checks (the whole file only when its dimensions lie further in), and each input
  *      blob is copied from the spool file in blocks (job_input_range). A 50-file batch costs
  *      one file's head in memory, not the batch.
+ *   5. Memory is admitted for what can run together, not one job at a time: at most max_running
+ *      enhancement jobs run at once, taken from those PROCESSING and QUEUED (in the store, every
+ *      process) plus the new ones, so the max_running largest estimates of that set bound the
+ *      memory the jobs will ever hold at once; it must stay within the budget. Jobs being
+ *      submitted (their inputs copied into the store) count too: the check reserves their
+ *      estimates under admit_mu and the reservation is dropped once the submit returned, so two
+ *      requests cannot both take the last room, and no lock is held while inputs are copied.
+ *   6. A preview is made once per result: results are content-addressed (their SHA-256) and
+ *      never change, so the encoded thumbnail is kept in a small in-memory cache keyed by that
+ *      hash (PREVIEW_CACHE_N entries, PREVIEW_CACHE_BYTES in all, least recently used evicted).
+ *      Every request still checks the job, its owner and that the result file is there.
  */
 #include "api/enhance.h"
 
@@ -25,6 +37,7 @@
 #include "image/image.h"
 #include "pipelines/pipelines.h"
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,10 +48,29 @@
 #define BUDGET_DEFAULT ((uint64_t)1536 << 20)
 #define BATCH_MAX 50
 #define PREVIEW_SIDE 400
+#define LIST_PAGE 256 /* jobs per store listing while summing the estimates */
+#define PREVIEW_CACHE_N 64
+#define PREVIEW_CACHE_BYTES ((size_t)16 << 20)
+
+/* One cached preview (invariant 6). */
+typedef struct prev_ent {
+    char sha[STORE_SHA256_HEX]; /* the result's hash; "" = free slot */
+    void *bytes;                /* the encoded thumbnail (owned) */
+    size_t len;
+    int png;       /* PNG (alpha) or JPEG */
+    uint64_t used; /* tick of the last hit, for LRU */
+} prev_ent;
 
 struct api_enhance {
     api_enhance_opts o;
     rl_limiter *rl;
+    pthread_mutex_t admit_mu; /* guards resv (invariant 5) */
+    uint64_t *resv;           /* estimates of the jobs being submitted now */
+    size_t n_resv, cap_resv;
+    pthread_mutex_t prev_mu; /* guards prev, prev_bytes, prev_tick */
+    prev_ent prev[PREVIEW_CACHE_N];
+    size_t prev_bytes;
+    uint64_t prev_tick;
 };
 
 typedef struct enh_opts {
@@ -194,8 +226,7 @@ static int parse_form(http_req *req, const char *field, http_body_file *body, mp
  * bytes and the header dimensions are read from. *out is new (free()). */
 #define HEAD_BYTES ((size_t)1 << 20)
 
-static int read_head(int fd, const mp_part *p, bool whole, uint8_t **out, size_t *len,
-                     md_err *err)
+static int read_head(int fd, const mp_part *p, bool whole, uint8_t **out, size_t *len, md_err *err)
 {
     *len = whole || p->len < HEAD_BYTES ? p->len : HEAD_BYTES;
     *out = malloc(*len ? *len : 1);
@@ -217,7 +248,8 @@ static int probe_file(int fd, const mp_part *p, img_format *fmt, int *w, int *h,
     size_t len = 0;
     int rc = read_head(fd, p, false, &head, &len, err);
     if (rc == MD_OK && img_sniff(head, len) == IMG_FMT_UNKNOWN)
-        rc = md_fail(err, MD_E_UNSUPPORTED_FORMAT, "image", "%s is not a JPEG, PNG, TIFF, BMP or WebP image",
+        rc = md_fail(err, MD_E_UNSUPPORTED_FORMAT, "image",
+                     "%s is not a JPEG, PNG, TIFF, BMP or WebP image",
                      p->filename[0] ? p->filename : "the file");
     if (rc == MD_OK)
         rc = img_probe(head, len, NULL, fmt, w, h, err);
@@ -279,6 +311,7 @@ typedef struct submission {
     job_submit_in in[BATCH_MAX];
     job_input_range range[BATCH_MAX]; /* each file's bytes in the spool file */
     char *params[BATCH_MAX];
+    uint64_t peak[BATCH_MAX];
     size_t n;
 } submission;
 
@@ -310,6 +343,7 @@ static int prepare(api_enhance *a, http_req *req, int fd, const mp_part *parts, 
         int rc = check_file(a, fd, &parts[i], fname, o, &peak, &w, &h, err);
         if (rc != MD_OK)
             return rc;
+        s->peak[s->n] = peak;
         s->params[s->n] = params_json(o, w, h, peak);
         if (!s->params[s->n])
             return md_fail(err, MD_E_NOMEM, NULL, NULL);
@@ -325,6 +359,141 @@ static int prepare(api_enhance *a, http_req *req, int fd, const mp_part *parts, 
     if (s->n == 0)
         return md_fail(err, MD_E_MISSING_FIELD, field, "the form has no \"%s\" part", field);
     return MD_OK;
+}
+
+/* ---- memory of the jobs that may run at once (invariant 5) ---------------------------------- */
+
+typedef struct u64s {
+    uint64_t *v;
+    size_t n, cap;
+} u64s;
+
+static int u64s_push(u64s *a, uint64_t x)
+{
+    if (a->n == a->cap) {
+        size_t cap = a->cap ? 2 * a->cap : 64;
+        uint64_t *v = realloc(a->v, cap * sizeof *v);
+        if (!v)
+            return MD_E_NOMEM;
+        a->v = v;
+        a->cap = cap;
+    }
+    a->v[a->n++] = x;
+    return MD_OK;
+}
+
+/* The admission estimate a job's params carry (invariant 3); 0 when absent. */
+static uint64_t params_peak(const char *params)
+{
+    json_t *p = json_loads(params, 0, NULL);
+    json_int_t v = json_integer_value(json_object_get(p, "peak_bytes"));
+    json_decref(p);
+    return v > 0 ? (uint64_t)v : 0;
+}
+
+/* Append the estimates of every enhancement job in state st (all processes) to out. */
+static int estimates_in_state(api_enhance *a, int st, u64s *out, md_err *err)
+{
+    job_filter f = {.kind = "enhance", .state = st, .limit = LIST_PAGE};
+    for (;;) {
+        job_info *list = NULL;
+        size_t n = 0;
+        int64_t next = 0;
+        int rc = job_list(a->o.jq, &f, &list, &n, &next, err);
+        for (size_t i = 0; rc == MD_OK && i < n; i++)
+            rc = u64s_push(out, params_peak(list[i].params));
+        free(list);
+        if (rc != MD_OK || next == 0)
+            return rc == MD_E_NOMEM ? md_fail(err, rc, NULL, NULL) : rc;
+        f.before = next;
+    }
+}
+
+static int cmp_desc(const void *x, const void *y)
+{
+    uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
+    return a < b ? 1 : a > b ? -1 : 0;
+}
+
+/* Refuse s (MD_E_OVERLOADED, naming field) when the max_running largest estimates among the
+ * running, queued, being submitted and new jobs pass the budget. Called with admit_mu held. */
+static int check_together(api_enhance *a, const submission *s, const char *field, md_err *err)
+{
+    u64s all = {0};
+    int rc = estimates_in_state(a, JOB_PROCESSING, &all, err);
+    if (rc == MD_OK)
+        rc = estimates_in_state(a, JOB_QUEUED, &all, err);
+    for (size_t i = 0; rc == MD_OK && i < a->n_resv; i++)
+        if (u64s_push(&all, a->resv[i]) != MD_OK)
+            rc = md_fail(err, MD_E_NOMEM, NULL, NULL);
+    size_t before = all.n;
+    for (size_t i = 0; rc == MD_OK && i < s->n; i++)
+        if (u64s_push(&all, s->peak[i]) != MD_OK)
+            rc = md_fail(err, MD_E_NOMEM, NULL, NULL);
+    if (rc == MD_OK) {
+        size_t k = a->o.max_running > 0 ? (size_t)a->o.max_running : 1;
+        uint64_t sum = 0;
+        qsort(all.v, all.n, sizeof *all.v, cmp_desc);
+        for (size_t i = 0; i < k && i < all.n; i++)
+            sum += all.v[i];
+        if (sum > a->o.memory_budget)
+            rc = md_fail(err, MD_E_OVERLOADED, field,
+                         "with %zu enhancement job(s) running or queued and %zu new, the %zu that "
+                         "can run at once would need about %llu MB, over the memory budget of "
+                         "%llu MB",
+                         before, s->n, k < all.n ? k : all.n, (unsigned long long)(sum >> 20),
+                         (unsigned long long)(a->o.memory_budget >> 20));
+    }
+    free(all.v);
+    return rc;
+}
+
+/* Check s and reserve its estimates (invariant 5). Called with admit_mu held. */
+static int reserve(api_enhance *a, const submission *s, const char *field, md_err *err)
+{
+    int rc = check_together(a, s, field, err);
+    if (rc == MD_OK && a->n_resv + s->n > a->cap_resv) {
+        size_t cap = a->cap_resv ? 2 * a->cap_resv : 64;
+        while (cap < a->n_resv + s->n)
+            cap *= 2;
+        uint64_t *v = realloc(a->resv, cap * sizeof *v);
+        if (v == NULL)
+            return md_fail(err, MD_E_NOMEM, NULL, NULL);
+        a->resv = v;
+        a->cap_resv = cap;
+    }
+    for (size_t i = 0; rc == MD_OK && i < s->n; i++)
+        a->resv[a->n_resv++] = s->peak[i];
+    return rc;
+}
+
+/* Drop one reservation of each of s's estimates. Called with admit_mu held. */
+static void unreserve(api_enhance *a, const submission *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        for (size_t r = 0; r < a->n_resv; r++)
+            if (a->resv[r] == s->peak[i]) {
+                a->resv[r] = a->resv[--a->n_resv];
+                break;
+            }
+}
+
+/* The memory check, then the submission of s (invariant 5). One job: *j gets it; else a
+ * batch: *b and ids get it. */
+static int submit_admitted(api_enhance *a, const submission *s, const char *field, job_info *j,
+                           job_batch *b, char (*ids)[JOB_ID_MAX], md_err *err)
+{
+    pthread_mutex_lock(&a->admit_mu);
+    int rc = reserve(a, s, field, err);
+    pthread_mutex_unlock(&a->admit_mu);
+    if (rc != MD_OK)
+        return rc;
+    rc = j ? job_submit(a->o.jq, &s->in[0], j, err)
+           : job_submit_batch(a->o.jq, s->in, s->n, b, ids, err);
+    pthread_mutex_lock(&a->admit_mu);
+    unreserve(a, s);
+    pthread_mutex_unlock(&a->admit_mu);
+    return rc;
 }
 
 static int reply_job(http_req *req, const job_info *j)
@@ -365,7 +534,7 @@ static int enhance_one(http_req *req, void *ctx)
     job_info *j = md_arena_alloc(http_req_arena(req), sizeof *j);
     int rc = j ? admit(a, req, "file", 1, &s) : md_fail(http_req_err(req), MD_E_NOMEM, NULL, NULL);
     if (rc == MD_OK)
-        rc = job_submit(a->o.jq, &s->in[0], j, http_req_err(req));
+        rc = submit_admitted(a, s, "file", j, NULL, NULL, http_req_err(req));
     if (s)
         submission_free(s);
     if (rc != MD_OK)
@@ -383,7 +552,7 @@ static int enhance_batch(http_req *req, void *ctx)
     int rc = ids ? admit(a, req, "files", BATCH_MAX, &s)
                  : md_fail(http_req_err(req), MD_E_NOMEM, NULL, NULL);
     if (rc == MD_OK)
-        rc = job_submit_batch(a->o.jq, s->in, s->n, &b, ids, http_req_err(req));
+        rc = submit_admitted(a, s, "files", NULL, &b, ids, http_req_err(req));
     size_t count = s ? s->n : 0;
     if (s)
         submission_free(s);
@@ -411,6 +580,95 @@ static img_limits result_limits(void)
         .max_width = 65535, .max_height = 65535, .max_pixels = PL_ENH_MAX_OUT_PIXELS};
 }
 
+/* A copy of the cached preview of result sha (*bytes new: free()), or 0 when not cached. */
+static int prev_get(api_enhance *a, const char *sha, void **bytes, size_t *len, int *png)
+{
+    int hit = 0;
+    pthread_mutex_lock(&a->prev_mu);
+    for (int i = 0; i < PREVIEW_CACHE_N && !hit; i++) {
+        prev_ent *e = &a->prev[i];
+        if (!e->sha[0] || strcmp(e->sha, sha) != 0)
+            continue;
+        *bytes = malloc(e->len ? e->len : 1);
+        if (*bytes) {
+            memcpy(*bytes, e->bytes, e->len);
+            *len = e->len;
+            *png = e->png;
+            e->used = ++a->prev_tick;
+            hit = 1;
+        }
+    }
+    pthread_mutex_unlock(&a->prev_mu);
+    return hit;
+}
+
+static void prev_drop(api_enhance *a, prev_ent *e)
+{
+    a->prev_bytes -= e->len;
+    free(e->bytes);
+    memset(e, 0, sizeof *e);
+}
+
+/* Keep a copy of a freshly made preview, evicting the least recently used entries to stay
+ * within the cache's count and bytes. Best effort: out of memory only skips caching. */
+static void prev_put(api_enhance *a, const char *sha, const void *bytes, size_t len, int png)
+{
+    void *copy = len <= PREVIEW_CACHE_BYTES / 8 ? malloc(len ? len : 1) : NULL;
+    if (!copy)
+        return;
+    memcpy(copy, bytes, len);
+    pthread_mutex_lock(&a->prev_mu);
+    for (;;) {
+        prev_ent *lru = NULL, *free_slot = NULL;
+        for (int i = 0; i < PREVIEW_CACHE_N; i++) {
+            prev_ent *e = &a->prev[i];
+            if (e->sha[0] && strcmp(e->sha, sha) == 0) { /* a racing request cached it */
+                pthread_mutex_unlock(&a->prev_mu);
+                free(copy);
+                return;
+            }
+            if (!e->sha[0])
+                free_slot = free_slot ? free_slot : e;
+            else if (!lru || e->used < lru->used)
+                lru = e;
+        }
+        if (free_slot && a->prev_bytes + len <= PREVIEW_CACHE_BYTES) {
+            *free_slot = (prev_ent){.bytes = copy, .len = len, .png = png, .used = ++a->prev_tick};
+            snprintf(free_slot->sha, sizeof free_slot->sha, "%s", sha);
+            a->prev_bytes += len;
+            break;
+        }
+        prev_drop(a, lru); /* never NULL here: no room means some entry is in use */
+    }
+    pthread_mutex_unlock(&a->prev_mu);
+}
+
+/* The thumbnail of the result at path: decoded, fitted into 400 x 400, encoded (PNG with alpha,
+ * else JPEG). *bytes new (free()). */
+static int make_preview(const char *path, void **bytes, size_t *len, int *png, md_err *err)
+{
+    md_image *img = NULL, *small = NULL;
+    img_limits lim = result_limits();
+    int rc = img_load_file(path, &lim, &img, err);
+    if (rc == MD_E_FILE_NOT_FOUND)
+        rc = md_fail(err, MD_E_NOT_FOUND, "job_id", "the result has expired");
+    if (rc == MD_OK)
+        rc = img_fit(img, PREVIEW_SIDE, PREVIEW_SIDE, &small, err);
+    img_free(img);
+    md_buf out;
+    md_buf_init(&out, (size_t)64 << 20);
+    *png = small && small->has_alpha;
+    if (rc == MD_OK)
+        rc = img_encode(small, *png ? IMG_FMT_PNG : IMG_FMT_JPEG, 85, &out, err);
+    img_free(small);
+    if (rc != MD_OK) {
+        md_buf_free(&out);
+        return rc;
+    }
+    *bytes = md_buf_steal(&out, len);
+    return MD_OK;
+}
+
 static int preview(http_req *req, void *ctx)
 {
     api_enhance *a = ctx;
@@ -424,30 +682,26 @@ static int preview(http_req *req, void *ctx)
     char path[4096];
     if (rc == MD_OK)
         rc = job_result_path(a->o.jq, j, path, sizeof path, err);
-    md_image *img = NULL, *small = NULL;
-    img_limits lim = result_limits();
-    if (rc == MD_OK)
-        rc = img_load_file(path, &lim, &img, err);
-    if (rc == MD_E_FILE_NOT_FOUND)
+    if (rc == MD_OK && access(path, R_OK) != 0) /* swept: a cached preview must not outlive it */
         rc = md_fail(err, MD_E_NOT_FOUND, "job_id", "the result has expired");
-    if (rc == MD_OK)
-        rc = img_fit(img, PREVIEW_SIDE, PREVIEW_SIDE, &small, err);
-    img_free(img);
-    md_buf out;
-    md_buf_init(&out, (size_t)64 << 20);
-    int alpha = small && small->has_alpha;
-    if (rc == MD_OK)
-        rc = img_encode(small, alpha ? IMG_FMT_PNG : IMG_FMT_JPEG, 85, &out, err);
-    img_free(small);
-    if (rc != MD_OK) {
-        md_buf_free(&out);
+    if (rc != MD_OK)
         return rc;
-    }
+    void *bytes = NULL;
     size_t len = 0;
-    char *bytes = md_buf_steal(&out, &len);
-    rc = http_reply_take(req, 200, alpha ? "image/png" : "image/jpeg", bytes, len);
-    if (rc == MD_OK)
+    const char *sha = j->result_sha256;
+    int png = 0, hit = sha[0] && prev_get(a, sha, &bytes, &len, &png);
+    if (!hit) {
+        rc = make_preview(path, &bytes, &len, &png, err);
+        if (rc != MD_OK)
+            return rc;
+        if (sha[0])
+            prev_put(a, sha, bytes, len, png);
+    }
+    rc = http_reply_take(req, 200, png ? "image/png" : "image/jpeg", bytes, len);
+    if (rc == MD_OK) {
         http_reply_header(req, "Cache-Control", "private, max-age=3600");
+        http_reply_header(req, "X-Cache", hit ? "HIT" : "MISS");
+    }
     return rc;
 }
 
@@ -691,7 +945,9 @@ static const int E_WARMUP[] = {MD_E_INVALID_PARAM, 0};
     "Admission before anything is stored: 413 past 20 MB, 415 unless JPEG, PNG, TIFF, BMP or "     \
     "WebP (by magic bytes), 400 for bad dimensions or options (naming the field), 422 for "        \
     "face_enhance while no face detector is available, 503 + Retry-After when the network's "      \
-    "peak memory estimate passes the memory budget or the job queue is full, 429 past the "        \
+    "peak memory estimate passes the memory budget, when the enhance_max_running largest "         \
+    "estimates among the running, queued and new jobs (those that can run at once) would pass "    \
+    "it, or when the job queue is full, 429 past the "                                             \
     "per-key rate (enhance_rate, default 1/s with a burst of 20)."
 
 static const api__route ROUTES[] = {
@@ -731,7 +987,8 @@ static const api__route ROUTES[] = {
       .path = P_JOB,
       .errors = E_PREVIEW,
       .description = "JPEG, or PNG when the result has transparency. 409 while the job is not "
-                     "SUCCESS."}},
+                     "SUCCESS. Made once per result and kept in memory (results never change): "
+                     "X-Cache says HIT or MISS."}},
     {"GET",
      "/api/v1/config",
      HTTP_ROLE_READ,
@@ -763,6 +1020,8 @@ int api_enhance_register(http_server *srv, const api_enhance_opts *o, api_enhanc
     if (!a)
         return md_fail(err, MD_E_NOMEM, NULL, NULL);
     a->o = *o;
+    pthread_mutex_init(&a->admit_mu, NULL);
+    pthread_mutex_init(&a->prev_mu, NULL);
     if (!a->o.max_file_bytes)
         a->o.max_file_bytes = MAX_FILE_DEFAULT;
     if (!a->o.memory_budget)
@@ -791,5 +1050,10 @@ void api_enhance_free(api_enhance *a)
     if (!a)
         return;
     rl_free(a->rl);
+    for (int i = 0; i < PREVIEW_CACHE_N; i++)
+        free(a->prev[i].bytes);
+    pthread_mutex_destroy(&a->prev_mu);
+    pthread_mutex_destroy(&a->admit_mu);
+    free(a->resv);
     free(a);
 }

@@ -11,8 +11,10 @@
  * Admission, before anything is stored: the file's size (413 past 20 MB), its format by magic
  * bytes (415 unless JPEG, PNG, TIFF, BMP or WebP), its dimensions (400), the options (400 naming
  * the field; 422 for face_enhance while no face detector is available), the network's peak
- * memory estimate (pl_enhance_estimate) against the memory budget (503 + Retry-After), the queue
- * (503 + Retry-After when full) and a per-key rate limit of these two routes (429).
+ * memory estimate (pl_enhance_estimate) against the memory budget (503 + Retry-After), then the
+ * estimates of the jobs that can run at once: the max_running largest among the running, queued
+ * and new enhancement jobs must fit the budget together (503 + Retry-After), the queue (503 +
+ * Retry-After when full) and a per-key rate limit of these two routes (429).
  */
 #ifndef MD_API_ENHANCE_H
 #define MD_API_ENHANCE_H
@@ -33,12 +35,13 @@ typedef struct api_enhance_opts {
     api_jobs *japi;          /* borrowed: rendering, visibility and the memory held by runs */
     mdl_registry *models;    /* borrowed: the networks (estimate, warmup) */
     size_t max_file_bytes;   /* 0 = 20 MB */
-    uint64_t memory_budget;  /* bytes one job may need at peak; 0 = 1.5 GB */
+    uint64_t memory_budget;  /* bytes the jobs running at once may need at peak; 0 = 1.5 GB */
     rl_rate rate;            /* per key (per IP without one) over both submit routes; per_sec
                               * 0 = no limit */
     const rl_shared *rate_shared; /* those buckets shared by the nodes (Redis, set by the CLI;
                                    * its keys start "enh:"); NULL = this node's own */
-    int max_running;         /* for /api/v1/config (the kind's limit) */
+    int max_running;         /* the kind's limit: admission sums this many estimates (0 = 1);
+                              * also shown by /api/v1/config */
     size_t queue_max;        /* for /api/v1/config */
 } api_enhance_opts;
 

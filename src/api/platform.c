@@ -364,6 +364,22 @@ static void audit_metrics(md_buf *out, void *ctx)
                   "# HELP modeld_audit_queued Audit entries waiting to be written.\n"
                   "# TYPE modeld_audit_queued gauge\nmodeld_audit_queued %llu\n",
                   dropped, queued);
+    /* Free space and the database, as the readiness probe sees them: what the disk-full and
+     * database-unreachable alerts watch (a failed statvfs leaves the free-space gauge out). */
+    md_err e = {0};
+    uint64_t avail = 0;
+    if (store_free_bytes(p->o.store, &avail, &e) == MD_OK)
+        md_buf_printf(out,
+                      "# HELP modeld_store_free_bytes Bytes free on the data (or blob) dir's file system.\n"
+                      "# TYPE modeld_store_free_bytes gauge\nmodeld_store_free_bytes %llu\n",
+                      (unsigned long long)avail);
+    md_buf_printf(out,
+                  "# HELP modeld_store_min_free_bytes Free space below which the store refuses writes (507).\n"
+                  "# TYPE modeld_store_min_free_bytes gauge\nmodeld_store_min_free_bytes %llu\n"
+                  "# HELP modeld_store_up 1 when the database answers a trivial query.\n"
+                  "# TYPE modeld_store_up gauge\nmodeld_store_up{backend=\"%s\"} %d\n",
+                  (unsigned long long)p->o.store_min_free, store_backend(p->o.store),
+                  store_ping(p->o.store, &e) == MD_OK);
 }
 
 static int metrics(http_req *req, void *ctx)

@@ -16,7 +16,8 @@
  * and st set), "retrain" (API_RETRAIN_KIND, the same *bulk context, one job at a time;
  * only when bulk->serving) and "test" with test_routes. workers < 0: cfg's workers setting
  * (auto = half the CPUs). cl (NULL = none) gets the queue's job events for the other nodes
- * (borrowed until job_close). The caller starts it with job_start once the kind context is complete.
+ * (borrowed until job_close). The caller starts it with job_start once the kind context is
+ * complete.
  * *out is new: job_close. */
 int cli_jobs_open(const md_config *cfg, store *st, api_enhance_kind *kind, api_bulk_kind *bulk,
                   int workers, cli_cluster *cl, jobs **out, md_err *err);

@@ -281,6 +281,7 @@ static int start_http(serve_ctx *c)
         api_convert_ai_register(c->srv, c->conv, c->reg, &e) != MD_OK ||
         api_jobs_register(c->srv, c->jq, &c->japi, &e) != MD_OK || register_enhance(c, &e) != MD_OK ||
         api_admin_jobs_register(c->srv, c->jq, &e) != MD_OK ||
+        http_metrics_collector(c->srv, job_metrics, c->jq) != MD_OK ||
         (cfg->test_routes && api_jobs_test_register(c->srv, c->jq, &e) != MD_OK) ||
         /* WebSocket messages are the job exactly as GET /api/v1/jobs/{id} renders it. */
         api_job_status_register(c->srv, c->jq, &c->jst, &e) != MD_OK ||

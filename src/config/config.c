@@ -147,8 +147,9 @@ static const setting settings[] = {
      "enhancement jobs running at once in this process; 0 = the worker threads (auto: half the "
      "CPUs)"},
     {"enhance_memory_budget", T_SIZE, F(enhance_memory_budget), "1536M", MB, 1024 * GB, 0, "SIZE",
-     "peak memory one enhancement job may need (estimated at submission); beyond it 503 + "
-     "Retry-After"},
+     "peak memory the enhancement jobs that can run at once may need together (estimated at "
+     "submission: the enhance_max_running largest among running, queued and new jobs); beyond "
+     "it 503 + Retry-After"},
     {"enhance_max_bytes", T_SIZE, F(enhance_max_bytes), "20M", KB, 1 * GB, 0, "SIZE",
      "largest photo POST /api/v1/enhance accepts; larger gets 413"},
     {"bulk_max_bytes", T_SIZE, F(bulk_max_bytes), "100M", KB, 1 * GB, 0, "SIZE",

@@ -289,8 +289,9 @@ const char *http_req_param(const http_req *r, const char *name);
 const char *http_req_query(const http_req *r, const char *name);
 /* Request header, case-insensitive; NULL when absent. */
 const char *http_req_header(const http_req *r, const char *name);
-/* The buffered body (NUL-terminated for convenience, len excludes it); NULL/0 when empty or
- * streamed to a sink. Borrowed until the request ends. */
+/* The buffered body (NUL-terminated for convenience, len excludes it); NULL/0 when empty,
+ * streamed to a sink or spooled to a file (http_req_body_file). Borrowed until the request
+ * ends. */
 const void *http_req_body(const http_req *r, size_t *len);
 /* The spooled body of an http_route_body_to_file route. */
 typedef struct http_body_file {

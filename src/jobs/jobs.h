@@ -43,6 +43,7 @@
 
 #include "base/cancel.h"
 #include "base/clock.h"
+#include "base/buf.h"
 #include "base/err.h"
 #include "store/store.h"
 
@@ -229,6 +230,12 @@ typedef struct job_counts {
 } job_counts;
 /* Counts of kind (NULL = all kinds). */
 int job_counts_get(jobs *j, const char *kind, job_counts *out, md_err *err);
+
+/* The jobs' Prometheus families, appended to out (an http_collector_fn; jobs is a jobs *,
+ * borrowed): modeld_jobs{state} (rows in the store, every process: the same on each node),
+ * modeld_jobs_finished_total{outcome} and modeld_job_lease_expiries_total{result} (transitions
+ * made by this process). A store that cannot be read leaves modeld_jobs out. */
+void job_metrics(md_buf *out, void *jobs);
 
 /* Requeue (or fail, past max_attempts) jobs whose lease ran out, and those leased by a dead
  * process of this host. The keeper thread calls it; tests and `modeld worker` may too. */

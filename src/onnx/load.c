@@ -958,9 +958,13 @@ int onnx__prep_absorb(onnx_prep *p, onnx_node *n, onnx_node *c, md_err *err)
         return onnx__prep_fail(c, err, MD_E_INTERNAL, NULL, "cannot be fused");
     for (int j = 0; j < c->n_in; j++) {
         int v = c->in[j];
-        if (v >= 0 && v != n->out[0] && !m->values[v].konst)
+        bool of_n = false; /* already read by n: available when n runs, alive until then */
+        for (int i = 0; i < n->n_in && !of_n; i++)
+            of_n = v >= 0 && n->in[i] == v;
+        if (v >= 0 && v != n->out[0] && !of_n && !m->values[v].konst)
             return onnx__prep_fail(c, err, MD_E_INTERNAL, NULL,
-                                   "cannot be fused: input %d is not constant", j);
+                                   "cannot be fused: input %d is neither constant nor read by "
+                                   "the node it joins", j);
     }
     n->out[0] = c->out[0];
     m->values[c->out[0]].producer = n->index;

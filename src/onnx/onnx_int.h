@@ -176,7 +176,8 @@ void *onnx__prep_alloc(onnx_prep *p, size_t bytes);
 onnx_node *onnx__prep_sole_consumer(onnx_prep *p, const onnx_node *n, int out_idx);
 /* Fold consumer c (from onnx__prep_sole_consumer, with one output) into n: n now writes c's
  * output in place of its own output 0 and c is not executed. n's run must then compute c's
- * effect too. c's other inputs must be constants (checked; MD_E_INTERNAL otherwise). */
+ * effect too. c's other inputs must be constants or inputs of n too (checked; MD_E_INTERNAL
+ * otherwise): n's run reads them from its own inputs. */
 int onnx__prep_absorb(onnx_prep *p, onnx_node *n, onnx_node *c, md_err *err);
 /* Fail the load with a message naming the op, opset and node, plus field (an attribute or
  * input name, may be NULL). Returns code. */

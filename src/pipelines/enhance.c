@@ -47,14 +47,16 @@ static const char *const net_names[] = {"slim", "medium", "thick"};
 /* Bytes per input pixel of one network run with a memory plan, measured with `modeld infer`
  * (peak RSS at 64x64 and 128x128 inputs, the slope), times 1.25. medium x3 measured 4.9 KB (its
  * 128x128 run stays under the Winograd size threshold): the x2 figure is used, which holds for
- * larger tiles. The x8 RDN nets are costly: their last convolution reads 192 channels at 8x the
- * resolution. */
+ * larger tiles. The RDN nets' last convolution (192 channels at x8) runs on the low-resolution
+ * input since the engine fuses it with the upsampling (src/onnx/kernels/upconv.c): x8 measured
+ * 3.8 KB (slim) and 6.8 KB (medium) at 128x256 and 256x256 inputs, down from about 80; the x4
+ * figures are used, as for x2 to x4 measured before that fusion (higher than now, so safe). */
 static double net_cost(pl_enh_quality q, int scale)
 {
     static const double kb[3][4] = {
         /* x2, x3, x4, x8 */
-        {2.3, 4.5, 7.8, 98.0},     /* slim */
-        {13.6, 13.6, 13.2, 104.0}, /* medium */
+        {2.3, 4.5, 7.8, 7.8},     /* slim */
+        {13.6, 13.6, 13.2, 13.6}, /* medium */
         {25.7, 25.4, 25.7, 28.0},  /* thick */
     };
     int i = scale == 2 ? 0 : scale == 3 ? 1 : scale == 4 ? 2 : 3;

@@ -9,6 +9,13 @@
  *   2. Empty bins on either side are clamped to PL_DRIFT_EPS, so PSI is finite.
  *   3. Only models of family "predict" are read (others MD_E_MODEL_NOT_FOUND), as for
  *      pl_predict.
+ *   4. Drift compares what the model is fed for a request with what it was trained on. For
+ *      row models that is the request's features; for budget_allocation the allocation's
+ *      spends and the week (from week_of_year; missing when not given) plus the requested
+ *      total (against the training weeks' total spend, preprocessing.training_distribution
+ *      .features.total); for forecast the first forecast day's row (lag ratios, mean7,
+ *      calendar, weather), the one made of the caller's history alone. A column without a
+ *      training distribution is left out.
  */
 #include "pipelines/predict_int.h"
 
@@ -215,8 +222,57 @@ static json_t *column_drift(const pr_col *c, const json_t *dist, const float *ro
     return o;
 }
 
-/* The logged rows of the window, read back through the schema (invariant 1): *rows new. */
-static int window_rows(pl_ctx *cx, const char *model, const pr_schema *sc, int64_t from_ms,
+/* What drift compares for one task (invariant 4): the columns (the schema's, plus budget's
+ * requested total) and how a logged request becomes a row of them. */
+typedef struct drift_view {
+    const mdl_manifest *mf;
+    const char *task;
+    pr_schema sc;
+    pr_col *cols; /* sc.cols then the extras; new */
+    size_t n;     /* columns in a row */
+} drift_view;
+
+static int view_open(const mdl_manifest *mf, const char *task, drift_view *dv, md_err *err)
+{
+    memset(dv, 0, sizeof *dv);
+    dv->mf = mf;
+    dv->task = task;
+    int rc = pr__schema_load(mf, &dv->sc, err);
+    if (rc != MD_OK)
+        return rc;
+    size_t extra = !strcmp(task, "budget_allocation");
+    dv->n = dv->sc.n + extra;
+    dv->cols = calloc(dv->n, sizeof *dv->cols);
+    if (!dv->cols)
+        return md_fail(err, MD_E_NOMEM, NULL, NULL);
+    memcpy(dv->cols, dv->sc.cols, dv->sc.n * sizeof *dv->cols);
+    if (extra)
+        dv->cols[dv->sc.n] =
+            (pr_col){.name = "total", .kind = PR_NUMBER, .min = 0, .max = INFINITY};
+    return MD_OK;
+}
+
+static void view_close(drift_view *dv)
+{
+    free(dv->cols);
+    pr__schema_free(&dv->sc);
+}
+
+/* One logged prediction ({features, options} in, {prediction, ...} out) as a row of dv. */
+static int view_row(const drift_view *dv, const json_t *in, const json_t *out, float *row,
+                    md_err *err)
+{
+    const json_t *feats = json_object_get(in, "features");
+    if (!strcmp(dv->task, "budget_allocation"))
+        return pr__budget_drift_row(dv->mf, feats, json_object_get(out, "prediction"), row,
+                                    dv->sc.n, err);
+    if (!strcmp(dv->task, "forecast"))
+        return pr__forecast_drift_row(dv->mf, feats, row, dv->sc.n, err);
+    return pr__schema_row(&dv->sc, feats, row, err);
+}
+
+/* The logged rows of the window, read back through the view (invariant 1): *rows new. */
+static int window_rows(pl_ctx *cx, const char *model, const drift_view *dv, int64_t from_ms,
                        int64_t to_ms, float **rows, size_t *n, md_err *err)
 {
     store_prediction *log = NULL;
@@ -227,17 +283,18 @@ static int window_rows(pl_ctx *cx, const char *model, const pr_schema *sc, int64
                                     err);
     if (rc != MD_OK)
         return rc;
-    *rows = malloc((got ? got : 1) * sc->n * sizeof **rows);
+    *rows = malloc((got ? got : 1) * dv->n * sizeof **rows);
     if (!*rows) {
         store_predictions_free(log, got);
         return md_fail(err, MD_E_NOMEM, NULL, NULL);
     }
     for (size_t i = 0; i < got; i++) {
-        json_t *in = json_loads(log[i].inputs, 0, NULL);
+        json_t *in = json_loads(log[i].inputs, 0, NULL), *out = json_loads(log[i].outputs, 0, NULL);
         md_err skip = {0};
-        if (pr__schema_row(sc, json_object_get(in, "features"), *rows + *n * sc->n, &skip) == MD_OK)
+        if (view_row(dv, in, out, *rows + *n * dv->n, &skip) == MD_OK)
             (*n)++; /* a row logged under another schema version is left out */
         json_decref(in);
+        json_decref(out);
     }
     store_predictions_free(log, got);
     return MD_OK;
@@ -247,30 +304,27 @@ static int drift_of(pl_ctx *cx, mdl_version *v, const char *task, int64_t from_m
                     json_t **out, md_err *err)
 {
     const mdl_manifest *mf = mdl_version_manifest(v);
-    if (!strcmp(task, "budget_allocation") || !strcmp(task, "forecast"))
-        return md_fail(err, MD_E_UNSUPPORTED, "model",
-                       "drift is measured for models whose requests are rows");
     const json_t *feats = json_object_get(
         json_object_get(json_object_get(mf->doc, "preprocessing"), "training_distribution"),
         "features");
-    pr_schema sc;
+    drift_view dv;
     float *rows = NULL;
     size_t n = 0;
-    int rc = pr__schema_load(mf, &sc, err);
+    int rc = view_open(mf, task, &dv, err);
     if (rc == MD_OK && !json_is_object(feats))
         rc = md_fail(err, MD_E_MODEL_INVALID, "preprocessing.training_distribution",
                      "the model has no training distribution");
     if (rc == MD_OK)
-        rc = window_rows(cx, mf->name, &sc, from_ms, to_ms, &rows, &n, err);
+        rc = window_rows(cx, mf->name, &dv, from_ms, to_ms, &rows, &n, err);
     json_t *per = json_object();
     double worst = 0.0;
-    for (size_t c = 0; rc == MD_OK && n > 0 && c < sc.n; c++) {
-        const json_t *d = json_object_get(feats, sc.cols[c].name);
-        json_t *o = d ? column_drift(&sc.cols[c], d, rows, n, sc.n, c, &worst) : NULL;
+    for (size_t c = 0; rc == MD_OK && n > 0 && c < dv.n; c++) {
+        const json_t *d = json_object_get(feats, dv.cols[c].name);
+        json_t *o = d ? column_drift(&dv.cols[c], d, rows, n, dv.n, c, &worst) : NULL;
         if (d && !o)
             rc = md_fail(err, MD_E_NOMEM, NULL, NULL);
         if (o)
-            json_object_set_new(per, sc.cols[c].name, o);
+            json_object_set_new(per, dv.cols[c].name, o);
     }
     if (rc == MD_OK)
         *out = json_pack("{s:s, s:s, s:I, s:I, s:I, s:s, s:O}", "model", mf->name, "version",
@@ -279,7 +333,7 @@ static int drift_of(pl_ctx *cx, mdl_version *v, const char *task, int64_t from_m
                          "features", per);
     json_decref(per);
     free(rows);
-    pr__schema_free(&sc);
+    view_close(&dv);
     return rc;
 }
 

@@ -61,6 +61,18 @@ int pr__explain(mdl_version *v, const pr_schema *sc, const float *rows, size_t n
 int pr__budget(pl_ctx *cx, mdl_version *v, const json_t *req, json_t **pred, md_err *err);
 int pr__forecast(pl_ctx *cx, mdl_version *v, const json_t *req, json_t **pred, md_err *err);
 
+/* Drift rows (predict_drift.c) of the tasks whose request is not one model row: what the
+ * model is fed for the request, in the input_schema's nschema columns, from the logged request
+ * (req) and answer (pred, the logged "prediction"). Budget: the allocation's spends, week_sin and
+ * week_cos from week_of_year (NaN, i.e. missing, when the caller gave none), then the requested
+ * total at row[nschema] (one extra column). Forecast: the first forecast day's row, the only
+ * one made of the caller's data alone (later days' lags include forecasts). Errors as the
+ * requests' own (a row logged under another manifest is skipped by the caller). */
+int pr__budget_drift_row(const mdl_manifest *mf, const json_t *req, const json_t *pred, float *row,
+                         size_t nschema, md_err *err);
+int pr__forecast_drift_row(const mdl_manifest *mf, const json_t *req, float *row, size_t nschema,
+                           md_err *err);
+
 /* The budget optimiser itself (marginal-return greedy), exposed for the brute-force test:
  * n channels with curves a[c] (1 - exp(-b[c] x)), bounds lo[c] <= x[c] <= hi[c], spending
  * total in increments (total - sum lo) / steps; x gets the spends. */

@@ -221,6 +221,41 @@ int pr__budget(pl_ctx *cx, mdl_version *v, const json_t *req, json_t **pred, md_
     return MD_OK;
 }
 
+int pr__budget_drift_row(const mdl_manifest *mf, const json_t *req, const json_t *pred, float *row,
+                         size_t nschema, md_err *err)
+{
+    const json_t *post = json_object_get(mf->doc, "postprocessing");
+    budget_chan ch[BUDGET_MAX_CHANNELS];
+    size_t n = 0;
+    double total = 0, week = 0;
+    int steps = 0, has_week = 0;
+    int rc = budget_request(req, &total, &steps, &week, &has_week, err);
+    if (rc == MD_OK)
+        rc = budget_channels(post, ch, &n, err);
+    if (rc == MD_OK && nschema != n + 2)
+        rc = md_fail(err, MD_E_MODEL_INVALID, "input_schema", "channels and week columns expected");
+    if (rc != MD_OK)
+        return rc;
+    for (size_t k = 0; k < nschema; k++)
+        row[k] = NAN; /* a channel the answer does not name, an absent week: missing */
+    size_t i;
+    json_t *a;
+    json_array_foreach(json_object_get(pred, "allocation"), i, a)
+    {
+        const char *name = json_string_value(json_object_get(a, "channel"));
+        for (size_t k = 0; name && k < n; k++)
+            if (!strcmp(ch[k].name, name) && ch[k].col < n)
+                row[ch[k].col] = (float)json_number_value(json_object_get(a, "spend"));
+    }
+    if (has_week) {
+        double wk = 2.0 * M_PI * week / 52.0;
+        row[n] = (float)sin(wk);
+        row[n + 1] = (float)cos(wk);
+    }
+    row[nschema] = (float)total;
+    return MD_OK;
+}
+
 /* ---- forecast ---- */
 
 /* Days since 1970-01-01 of a civil date (Howard Hinnant's days_from_civil). */
@@ -386,6 +421,48 @@ static int fc_day(const fc_req *f, long h, long day, float *row, md_err *err)
     return MD_OK;
 }
 
+/* The model row of forecast day h (1-based) from the values known before it; *m7 its mean7. */
+static int fc_row(const fc_req *f, long h, float row[11], double *m7, md_err *err)
+{
+    const double *lag = f->vals + f->n + (size_t)h - 1; /* lag[-k] = lag_k */
+    *m7 = 0;
+    for (int k = 1; k <= 7; k++)
+        *m7 += lag[-k];
+    *m7 /= 7.0;
+    if (!(*m7 > 0))
+        return md_fail(err, MD_E_INVALID_PARAM, "history",
+                       "the mean of the 7 days before a forecast day must be > 0");
+    long day = f->last + h, y;
+    unsigned m, d;
+    civil_from_days(day, &y, &m, &d);
+    float r[7] = {(float)(lag[-1] / *m7),
+                  (float)(lag[-2] / *m7),
+                  (float)(lag[-7] / *m7),
+                  (float)(lag[-14] / *m7),
+                  (float)*m7,
+                  (float)weekday(day),
+                  (float)m};
+    memcpy(row, r, sizeof r);
+    return fc_day(f, h, day, row, err);
+}
+
+int pr__forecast_drift_row(const mdl_manifest *mf, const json_t *req, float *row, size_t nschema,
+                           md_err *err)
+{
+    double max_h = 0, m7 = 0;
+    fc_req f = {0};
+    int rc =
+        nschema == 11
+            ? pr__mf_num(json_object_get(mf->doc, "postprocessing"), "max_horizon", &max_h, err)
+            : md_fail(err, MD_E_MODEL_INVALID, "input_schema", "11 columns expected");
+    if (rc == MD_OK)
+        rc = fc_read(req, (long)max_h, &f, err);
+    if (rc == MD_OK)
+        rc = fc_row(&f, 1, row, &m7, err); /* the first day: all its lags are the caller's */
+    free(f.vals);
+    return rc;
+}
+
 static int fc_run(pl_ctx *cx, mdl_version *v, fc_req *f, const json_t *rq, json_t *days,
                   md_err *err)
 {
@@ -395,26 +472,12 @@ static int fc_run(pl_ctx *cx, mdl_version *v, fc_req *f, const json_t *rq, json_
                        "too few residual quantiles");
     for (long h = 1; h <= f->horizon; h++) {
         size_t end = f->n + (size_t)h - 1; /* values known before day h */
-        const double *lag = f->vals + end; /* lag[-k] = lag_k */
-        double m7 = 0;
-        for (int k = 1; k <= 7; k++)
-            m7 += lag[-k];
-        m7 /= 7.0;
-        if (!(m7 > 0))
-            return md_fail(err, MD_E_INVALID_PARAM, "history",
-                           "the mean of the 7 days before a forecast day must be > 0");
-        long day = f->last + h;
-        long y;
+        long day = f->last + h, y;
         unsigned m, d;
         civil_from_days(day, &y, &m, &d);
-        float row[11] = {(float)(lag[-1] / m7),
-                         (float)(lag[-2] / m7),
-                         (float)(lag[-7] / m7),
-                         (float)(lag[-14] / m7),
-                         (float)m7,
-                         (float)weekday(day),
-                         (float)m};
-        int rc = fc_day(f, h, day, row, err);
+        double m7 = 0;
+        float row[11];
+        int rc = fc_row(f, h, row, &m7, err);
         float *out = NULL;
         size_t w = 0;
         if (rc == MD_OK)

@@ -71,6 +71,10 @@ int store_ping(store *s, md_err *err);
  * one-block write to <data_dir>/.write-probe fails for lack of space; MD_E_IO for another
  * failure. Cheap enough for every GET /api/ready (one small write, no fsync). */
 int store_check_writable(store *s, uint64_t min_free_bytes, md_err *err);
+/* Bytes available to us on the file system of the data dir, or of the blob dir when that is
+ * elsewhere and has less (statvfs; the figure store_check_writable compares with its minimum).
+ * MD_E_IO when statvfs fails. */
+int store_free_bytes(store *s, uint64_t *out, md_err *err);
 /* "sqlite" or "postgresql": the back end store_opts.url chose (static string). */
 const char *store_backend(const store *s);
 /* Schema version now in the database (the highest applied migration). */

@@ -11,6 +11,9 @@ port of the machine is used), checking what the nodes share through Redis:
 - redis-server killed mid-run: requests still succeed, /api/ready stays 200 reporting redis
   "down", modeld_redis_up is 0; it recovers when redis-server is started again;
 - --redis-down=refuse answers 503 instead of falling back to per-node buckets.
+
+Under `make e2e-pg` (MODELD_E2E_PG) the two nodes' shared data dir names one PostgreSQL schema
+(conftest.store_args), so the same checks run with the store on PostgreSQL.
 """
 import os
 import shutil

@@ -107,6 +107,17 @@ def test_preview_fits_400(enh_server):
     assert (done["result"]["width"], done["result"]["height"]) == (600, 240)
     p = requests.get(s.url + "/api/v1/jobs/%s/preview" % done["job_id"], headers=auth(s))
     assert Image.open(io.BytesIO(p.content)).size == (400, 160)
+    assert p.headers["X-Cache"] == "MISS"
+    again = requests.get(s.url + "/api/v1/jobs/%s/preview" % done["job_id"], headers=auth(s))
+    assert again.headers["X-Cache"] == "HIT" and again.content == p.content
+    assert again.headers["Content-Type"] == p.headers["Content-Type"] == "image/jpeg"
+    rc, out, _ = s.keys("create", "--role", "write", "--name", "other")
+    other = [x for x in out.split() if x.startswith("mdk_")][0]
+    r = requests.get(s.url + "/api/v1/jobs/%s/preview" % done["job_id"], headers=auth(s, other))
+    assert r.status_code == 404, r.text  # the cache does not skip the owner check
+    requests.delete(s.url + "/api/v1/jobs/" + done["job_id"], headers=auth(s))
+    r = requests.get(s.url + "/api/v1/jobs/%s/preview" % done["job_id"], headers=auth(s))
+    assert r.status_code == 404, r.text  # nor the job's existence
 
 
 @pytest.mark.skipif(not os.path.exists(FACE_CASCADE), reason="no opencv-data (scripts/deps.sh)")
@@ -176,6 +187,35 @@ def test_memory_budget_503(start_server, tmp_path):
     assert r.status_code == 503, r.text
     assert r.headers.get("Retry-After") and r.json()["error"]["code"] == "overloaded"
     assert "memory budget" in r.json()["error"]["message"]
+
+
+def test_memory_budget_sums_jobs_that_run_together(start_server, tmp_path):
+    """No workers, so accepted jobs stay QUEUED: with room for two jobs running at once and a
+    budget that holds one 24x16 x4 job (about 31 MB) but not two, the second is refused (503 +
+    Retry-After, naming the field), a batch of two too; once the queued job is cancelled the
+    room is free again. With one job at a time, every job fits."""
+    s = start_server("--workers", "0", "--enhance-max-running", "2", "--enhance-memory-budget",
+                     "50M", data_dir=data_dir_with_models(tmp_path))
+    first = enhance(s, photo(24, 16), quality="fast", upscale=4)
+    assert first.status_code == 202, first.text
+    r = enhance(s, photo(24, 16), quality="fast", upscale=4)
+    assert r.status_code == 503, r.text
+    assert r.headers.get("Retry-After") and r.json()["error"]["code"] == "overloaded"
+    assert r.json()["error"]["field"] == "file"
+    assert "can run at once" in r.json()["error"]["message"]
+    files = [("files", ("p%d.png" % i, photo(24, 16))) for i in range(2)]
+    r = requests.post(s.url + "/api/v1/enhance/batch", files=files,
+                      data={"quality": "fast", "upscale": "4"}, headers=auth(s))
+    assert r.status_code == 503 and r.json()["error"]["field"] == "files", r.text
+    assert requests.delete(s.url + "/api/v1/jobs/" + first.json()["job_id"],
+                           headers=auth(s)).status_code in (200, 202, 204)
+    r = enhance(s, photo(24, 16), quality="fast", upscale=4)
+    assert r.status_code == 202, r.text
+    s2 = start_server("--workers", "0", "--enhance-max-running", "1", "--enhance-memory-budget",
+                      "50M", data_dir=data_dir_with_models(tmp_path / "one"))
+    for _ in range(3):
+        r = enhance(s2, photo(24, 16), quality="fast", upscale=4)
+        assert r.status_code == 202, r.text
 
 
 def test_batch_zip_and_warmup(enh_server):

@@ -30,8 +30,12 @@ if [ -z "$PGBIN" ] || [ ! -x "$PGBIN/initdb" ]; then
     exit 2
 fi
 
-dir=$(mktemp -d "${TMPDIR:-/tmp}/modeld-pg.XXXXXX")
 as=()
+if [ "$(id -u)" = 0 ]; then
+    dir=$(mktemp -d /tmp/modeld-pg.XXXXXX) # $TMPDIR may be root's own, closed to the server
+else
+    dir=$(mktemp -d "${TMPDIR:-/tmp}/modeld-pg.XXXXXX")
+fi
 if [ "$(id -u)" = 0 ]; then
     user=${MODELD_PG_USER:-postgres}
     if ! id "$user" >/dev/null 2>&1; then

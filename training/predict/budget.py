@@ -119,6 +119,11 @@ def main():
                          "allocation beyond it is extrapolated (say so in the answer)",
     }
     pre = {"training_distribution": pc.distribution(cols, x[itr])}
+    # Drift of budget requests (src/pipelines/predict_drift.c) also compares the requested
+    # total with the training weeks' total spend, a column the model itself does not take.
+    total = x[itr][:, :len(CH)].sum(axis=1, keepdims=True)
+    pre["training_distribution"]["features"]["total"] = pc.distribution(
+        [{"name": "total", "type": "number"}], total)["features"]["total"]
     samp = pc.samples(served, x, pc.complete_rows(x, ite, 3), "return")
     true = ", ".join(f"{ch}: a {a}, b {1 / s:.4g}" for ch, (a, s) in synth.TRUE_CURVES.items())
     card = {

@@ -147,6 +147,37 @@ void onnx__conv_free(onnx__conv *c);
 void onnx__conv_direct(const onnx_kconv_geom *g, const float *x, const float *w, const float *bias,
                        float *y);
 
+/* ---- Nearest upsampling followed by a convolution (upconv.c) --------------------------------- */
+
+/* Y = Conv(Upsample_nearest(X, scale), W, B) for a 2-D, group-1 convolution, computed on the
+ * low-resolution X: one matrix product (oc*kh*kw x ic) over the low-res pixels, then each output
+ * sums the kh*kw tap values its taps land on. The upsampling is ONNX Resize nearest with
+ * asymmetric coordinates and floor rounding (Keras UpSampling2D): high-res row r reads row
+ * floor(r / scale). Any stride, dilation and padding. */
+typedef struct onnx_kupconv_geom {
+    int64_t n, ic, oc;
+    int64_t in[2];        /* low-res input H, W */
+    int64_t scale[2];     /* integer upsampling factors, >= 1 */
+    int64_t out[2];       /* convolution output H, W (from the high-res size in * scale) */
+    int64_t k[2], stride[2], dil[2], pad_begin[2], pad_end[2];
+    int has_bias;
+    onnx_kact act;        /* fused activation of the output */
+} onnx_kupconv_geom;
+
+/* Consistency of a geometry (positive sizes, out[] matching the convolution formula). */
+int onnx__upconv_check(const onnx_kupconv_geom *g, md_err *e);
+/* Multiply-adds of one run (the matrix product; the tap sums are a few adds per output). */
+double onnx__upconv_macs(const onnx_kupconv_geom *g);
+/* Bytes of scratch one run needs (64-byte aligned, private to the run). */
+size_t onnx__upconv_scratch(const onnx_kupconv_geom *g);
+/* ONNX weights W[oc][ic][kh][kw] -> the product's matrix wp[oc*kh*kw][ic] (oc*ic*kh*kw floats,
+ * caller's memory). Depends on oc, ic and k only. */
+void onnx__upconv_pack(const onnx_kupconv_geom *g, const float *w, float *wp);
+/* x [n][ic][in0][in1] -> y [n][oc][out0][out1]; wp from onnx__upconv_pack, bias read when
+ * has_bias. Runs the product on the calling thread's OpenMP thread count. */
+int onnx__upconv_run(const onnx_kupconv_geom *g, const float *x, const float *wp,
+                     const float *bias, float *y, void *scratch, md_err *e);
+
 /* ---- Matrix products ------------------------------------------------------------------------- */
 
 /* C[m][n] = alpha * op(A)[m][k] * op(B)[k][n] + beta * C, row-major, lda/ldb/ldc in elements,

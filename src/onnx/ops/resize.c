@@ -6,10 +6,22 @@
  * output coordinate the pass uses at most 4 taps (index, weight) computed once per axis.
  * Out-of-range taps read the edge value, as in the ONNX reference; tf_crop_and_resize puts
  * extrapolation_value outside the region of interest.
+ *
+ * A nearest, integer-factor upsampling of H and W (Keras UpSampling2D: asymmetric coordinates,
+ * floor) whose only reader is a 2-D Conv absorbs that Conv (and an activation after it) at load:
+ * the pair then runs as kernels/upconv.c, on the low-resolution input, without ever making the
+ * upsampled tensor (the x8 super-resolution nets spend most of their time in that Conv).
+ * MODELD_ONNX_NO_UPCONV=1 (read at load) keeps them apart, to compare the two.
+ * Invariant: a fused node's run computes exactly Conv(Resize(X)) as the two nodes would, up to the
+ * order of float sums; everything that could differ (scales, mode, group, weights) is constant
+ * and checked at load, and shapes are checked at run as the Conv would.
  */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "onnx/kernels/fuse.h"
+#include "onnx/kernels/kernels.h"
 #include "onnx/onnx_int.h"
 
 typedef enum coord_mode {
@@ -18,7 +30,17 @@ typedef enum coord_mode {
 typedef enum interp { I_NEAREST, I_LINEAR, I_CUBIC } interp;
 typedef enum near_mode { N_ROUND_FLOOR, N_ROUND_CEIL, N_FLOOR, N_CEIL } near_mode;
 
+/* The Conv a Resize absorbed (see the file comment); all borrowed from the model. */
+typedef struct upconv {
+    const onnx_node *conv;    /* its attributes: pads, strides, dilations, auto_pad */
+    int64_t scale[2];         /* integer factors of H and W */
+    const onnx_tensor *w, *b; /* constant weights [oc][ic][kh][kw], bias or NULL */
+    float *wp;                /* w packed by onnx__upconv_pack (model arena) */
+    onnx_kact act;
+} upconv;
+
 typedef struct rs_params {
+    const upconv *fused; /* NULL: a plain Resize */
     interp mode;
     coord_mode coord;
     near_mode nearest;
@@ -40,6 +62,87 @@ static int parse_enum(const char *s, const char *const *names, int n)
         if (strcmp(s, names[i]) == 0)
             return i;
     return -1;
+}
+
+/* ---- Resize + Conv fusion ---- */
+
+/* The constant scales of Resize n as integer factors of dims 2 and 3 (dims 0, 1 unchanged);
+ * 0 when they are not constant, not 4 of them, or not such factors. */
+static int const_int_scales(onnx_prep *p, const onnx_node *n, int64_t *s)
+{
+    int idx = n->opset >= 11 && strcmp(n->op_type, "Resize") == 0 ? 2 : 1;
+    if (idx == 2 && n->n_in > 3 && n->in[3] >= 0)
+        return 0; /* sizes */
+    const onnx_tensor *t = onnx__prep_const(p, n, idx);
+    if (t == NULL || (t->dtype != ONNX_FLOAT && t->dtype != ONNX_DOUBLE) ||
+        onnx_tensor_numel(t) != 4)
+        return 0;
+    for (int i = 0; i < 4; i++) {
+        double v = (float)onnx__get_f64(t, i); /* resize_target reads them as float too */
+        if (!(v >= 1 && v <= 64 && v == floor(v)) || (i < 2 && v != 1))
+            return 0;
+        if (i >= 2)
+            s[i - 2] = (int64_t)v;
+    }
+    return 1;
+}
+
+/* Whether c is a Conv that can run fused after our output: 2-D, group 1, constant float
+ * weights and bias, attributes in range (a bad one is left to fail the Conv's own prepare). */
+static int fusable_conv(onnx_prep *p, const onnx_node *n, const onnx_node *c)
+{
+    static const char *const pos[] = {"strides", "dilations", "kernel_shape"};
+    md_err tmp;
+    const int64_t *v;
+    if (c->domain[0] != '\0' || strcmp(c->op_type, "Conv") != 0 || c->n_in < 2 ||
+        c->in[0] != n->out[0] || c->in[1] == n->out[0] || (c->n_in > 2 && c->in[2] == n->out[0]))
+        return 0;
+    const onnx_tensor *w = onnx__prep_const(p, c, 1);
+    const onnx_tensor *b = c->n_in > 2 && c->in[2] >= 0 ? onnx__prep_const(p, c, 2) : NULL;
+    if (w == NULL || w->dtype != ONNX_FLOAT || w->rank != 4 || onnx_tensor_numel(w) < 1 ||
+        (c->n_in > 2 && c->in[2] >= 0 &&
+         (b == NULL || b->dtype != ONNX_FLOAT || b->rank != 1 || b->dims[0] != w->dims[0])))
+        return 0;
+    if (onnx__attr_int(c, "group", 1) != 1 || onnx__conv_attrs_check(c, &tmp) != MD_OK ||
+        onnx__attr_ints_bounded(c, "pads", 0, &tmp) != MD_OK ||
+        (onnx__attr_ints(c, "pads", &v) != 0 && onnx__attr_ints(c, "pads", &v) != 4))
+        return 0;
+    for (int a = 0; a < 3; a++) {
+        size_t cnt = onnx__attr_ints(c, pos[a], &v);
+        if ((cnt != 0 && cnt != 2) || onnx__attr_ints_bounded(c, pos[a], 1, &tmp) != MD_OK)
+            return 0;
+        if (a == 2 && cnt == 2 && (v[0] != w->dims[2] || v[1] != w->dims[3]))
+            return 0;
+    }
+    return 1;
+}
+
+/* Absorb the Conv (and its activation) reading Resize n's output when the pair qualifies. */
+static int fuse_conv(onnx_node *n, onnx_prep *p, rs_params *rp, md_err *err)
+{
+    int64_t s[2];
+    const char *off = getenv("MODELD_ONNX_NO_UPCONV");
+    if ((off && strcmp(off, "1") == 0) || rp->mode != I_NEAREST || rp->coord != C_ASYM ||
+        rp->nearest != N_FLOOR || !const_int_scales(p, n, s))
+        return MD_OK;
+    onnx_node *c = onnx__prep_sole_consumer(p, n, 0);
+    if (c == NULL || !fusable_conv(p, n, c))
+        return MD_OK;
+    upconv *u = onnx__prep_alloc(p, sizeof *u);
+    const onnx_tensor *w = onnx__prep_const(p, c, 1);
+    float *wp = onnx__prep_alloc(p, (size_t)onnx_tensor_numel(w) * sizeof(float));
+    if (u == NULL || wp == NULL)
+        return onnx__prep_fail(n, err, MD_E_NOMEM, NULL, "out of memory");
+    onnx_kupconv_geom g = {.ic = w->dims[1], .oc = w->dims[0], .k = {w->dims[2], w->dims[3]}};
+    onnx__upconv_pack(&g, w->data, wp);
+    *u = (upconv){.conv = c, .scale = {s[0], s[1]}, .w = w, .wp = wp,
+                  .b = c->n_in > 2 && c->in[2] >= 0 ? onnx__prep_const(p, c, 2) : NULL};
+    int rc = onnx__prep_absorb(p, n, c, err);
+    if (rc == MD_OK)
+        rc = onnx__absorb_act(p, n, &u->act, err);
+    if (rc == MD_OK)
+        rp->fused = u;
+    return rc;
 }
 
 static int prep_resize(onnx_node *n, onnx_prep *p, md_err *err)
@@ -81,7 +184,7 @@ static int prep_resize(onnx_node *n, onnx_prep *p, md_err *err)
     rp->exclude_outside = onnx__attr_int(n, "exclude_outside", 0) != 0;
     rp->extrapolation = onnx__attr_float(n, "extrapolation_value", 0.f);
     n->priv = rp;
-    return MD_OK;
+    return fuse_conv(n, p, rp, err);
 }
 
 /* Like the ONNX reference, the "resized length" in the formulas is in * scale, unrounded. */
@@ -306,11 +409,74 @@ static int resize_nearest_2d(const rs_params *p, onnx_kctx *k, const onnx_tensor
     return 1;
 }
 
+/* The fused pair's geometry for input x: the Conv's rules applied to the upsampled size. */
+static int upconv_geom(const upconv *u, const onnx_tensor *x, onnx_kupconv_geom *g, onnx_kctx *k)
+{
+    const onnx_node *c = u->conv;
+    const int64_t *st, *dl, *pd;
+    size_t nst = onnx__attr_ints(c, "strides", &st), ndl = onnx__attr_ints(c, "dilations", &dl);
+    size_t npd = onnx__attr_ints(c, "pads", &pd);
+    int autopad = onnx__autopad_parse(onnx__attr_str(c, "auto_pad", "NOTSET"));
+    if (x->dtype != ONNX_FLOAT || x->rank != 4)
+        return onnx__kfail(k, MD_E_INVALID_PARAM, "X: the upsampled convolution needs a float "
+                           "input of rank 4");
+    *g = (onnx_kupconv_geom){.n = x->dims[0], .ic = x->dims[1], .oc = u->w->dims[0],
+                             .has_bias = u->b != NULL, .act = u->act};
+    if (g->ic != u->w->dims[1])
+        return onnx__kfail(k, MD_E_INVALID_PARAM, "W: weights expect %lld input channels, X has "
+                           "%lld", (long long)u->w->dims[1], (long long)g->ic);
+    for (int d = 0; d < 2; d++) {
+        if (x->dims[2 + d] < 1 || x->dims[2 + d] > ((int64_t)1 << 30) / u->scale[d])
+            return onnx__kfail(k, MD_E_INVALID_PARAM, "X: every spatial dim must be in "
+                               "1..2^30 once upsampled");
+        g->in[d] = x->dims[2 + d];
+        g->scale[d] = u->scale[d];
+        g->k[d] = u->w->dims[2 + d];
+        g->stride[d] = nst ? st[d] : 1;
+        g->dil[d] = ndl ? dl[d] : 1;
+        g->pad_begin[d] = npd ? pd[d] : 0;
+        g->pad_end[d] = npd ? pd[2 + d] : 0;
+        g->out[d] = onnx__spatial_out(autopad, 0, g->in[d] * g->scale[d],
+                                      (g->k[d] - 1) * g->dil[d] + 1, g->stride[d],
+                                      &g->pad_begin[d], &g->pad_end[d]);
+        if (g->out[d] < 1)
+            return onnx__kfail(k, MD_E_INVALID_PARAM, "kernel_shape: kernel larger than the "
+                               "padded input");
+    }
+    md_err e;
+    if (g->n > 0 && onnx__upconv_check(g, &e))
+        return onnx__kfail(k, e.code, "%s: %s", e.field, e.msg);
+    return MD_OK;
+}
+
+/* Resize + Conv (+ activation) absorbed at load: kernels/upconv.c on the low-res input. */
+static int run_upconv(const upconv *u, onnx_kctx *k)
+{
+    const onnx_tensor *x = k->in[0];
+    onnx_kupconv_geom g;
+    onnx_tensor *y;
+    int rc = upconv_geom(u, x, &g, k);
+    int64_t od[4] = {g.n, g.oc, g.out[0], g.out[1]};
+    if (rc == MD_OK)
+        rc = onnx__output(k, 0, ONNX_FLOAT, 4, od, &y);
+    if (rc != MD_OK || g.n == 0)
+        return rc;
+    void *scratch = onnx__scratch(k, onnx__upconv_scratch(&g));
+    if (scratch == NULL)
+        return MD_E_NOMEM;
+    md_err e;
+    onnx__kern_set_threads(onnx__kern_threads_for(k->threads, onnx__upconv_macs(&g)));
+    rc = onnx__upconv_run(&g, x->data, u->wp, u->b ? u->b->data : NULL, y->data, scratch, &e);
+    return rc ? onnx__kfail(k, rc, "%s", e.msg) : MD_OK;
+}
+
 static int run_resize(const onnx_node *n, onnx_kctx *k)
 {
     const rs_params *p = n->priv;
     const onnx_tensor *x = k->in[0];
     int r = x->rank;
+    if (p->fused)
+        return run_upconv(p->fused, k);
     if (x->dtype == ONNX_STRING || x->dtype == ONNX_BOOL || x->dtype == ONNX_FLOAT16)
         return onnx__kfail(k, MD_E_UNSUPPORTED, "type %s", onnx_dtype_name(x->dtype));
     double scale[ONNX_MAX_RANK], roi[2 * ONNX_MAX_RANK];

@@ -1,5 +1,5 @@
 /* shape.c - operators that move data without arithmetic: Reshape, Flatten, Squeeze,
- * Unsqueeze, Transpose, DepthToSpace, SpaceToDepth, Concat, Split, Slice, Gather,
+ * Unsqueeze, Transpose, DepthToSpace, SpaceToDepth, Split, Slice, Gather,
  * GatherElements, Expand, Tile, Shape, Size, Constant, ConstantOfShape, Range, EyeLike.
  *
  * They work on any element type by element size. Shapes and indices often come from input
@@ -317,45 +317,7 @@ static int run_d2s(const onnx_node *n, onnx_kctx *k, bool to_space)
 static int run_depth2space(const onnx_node *n, onnx_kctx *k) { return run_d2s(n, k, true); }
 static int run_space2depth(const onnx_node *n, onnx_kctx *k) { return run_d2s(n, k, false); }
 
-/* ---- Concat, Split ---- */
-
-static int run_concat(const onnx_node *n, onnx_kctx *k)
-{
-    const onnx_tensor *x0 = k->in[0];
-    int axis;
-    if (onnx__norm_axis(onnx__attr_int(n, "axis", 1), x0->rank, 0, &axis) != 0)
-        return onnx__kfail(k, MD_E_INVALID_PARAM, "axis out of range");
-    int64_t d[ONNX_MAX_RANK];
-    memcpy(d, x0->dims, sizeof d);
-    d[axis] = 0;
-    for (int i = 0; i < k->n_in; i++) {
-        const onnx_tensor *x = k->in[i];
-        if (!x || x->dtype != x0->dtype || x->rank != x0->rank)
-            return onnx__kfail(k, MD_E_INVALID_PARAM, "input %d differs in type or rank", i);
-        for (int j = 0; j < x->rank; j++)
-            if (j != axis && x->dims[j] != x0->dims[j])
-                return onnx__kfail(k, MD_E_INVALID_PARAM, "input %d differs in dim %d", i, j);
-        d[axis] += x->dims[axis];
-    }
-    onnx_tensor *o;
-    int rc = onnx__output(k, 0, x0->dtype, x0->rank, d, &o);
-    if (rc)
-        return rc;
-    int64_t outer = 1, inner = (int64_t)esize(x0);
-    for (int j = 0; j < axis; j++)
-        outer *= d[j];
-    for (int j = axis + 1; j < x0->rank; j++)
-        inner *= d[j];
-    unsigned char *dst = o->data;
-    for (int64_t r = 0; r < outer; r++)
-        for (int i = 0; i < k->n_in; i++) {
-            size_t chunk = (size_t)(k->in[i]->dims[axis] * inner);
-            if (chunk)
-                memcpy(dst, (const unsigned char *)k->in[i]->data + (size_t)r * chunk, chunk);
-            dst += chunk;
-        }
-    return MD_OK;
-}
+/* ---- Split (Concat is in concat.c) ---- */
 
 static int run_split(const onnx_node *n, onnx_kctx *k)
 {
@@ -892,7 +854,6 @@ ONNX_OPS(shape) = {
     OP("Transpose", 1, 0, 1, 1, 1, 1, "perm:I", run_transpose),
     OP("DepthToSpace", 1, 0, 1, 1, 1, 1, "blocksize:i mode:s", run_depth2space),
     OP("SpaceToDepth", 1, 0, 1, 1, 1, 1, "blocksize:i", run_space2depth),
-    OP("Concat", 1, 0, 1, ONNX_VARIADIC, 1, 1, "axis:i", run_concat),
     OP("Split", 2, 12, 1, 1, 1, ONNX_VARIADIC, "axis:i split:I", run_split),
     OP("Split", 13, 0, 1, 2, 1, ONNX_VARIADIC, "axis:i", run_split),
     OP("Slice", 1, 9, 1, 1, 1, 1, "starts:I ends:I axes:I", run_slice),
