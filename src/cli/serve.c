@@ -140,7 +140,7 @@ static int open_backends(serve_ctx *c)
         md_log(MD_LOG_WARN, "authentication is OFF (--no-auth): every caller is admin. For local development only");
     } else {
         auth_opts ao = {.store = c->st, .jwt_secret = *cfg->jwt_secret ? cfg->jwt_secret : NULL,
-                        .jwt_ttl_s = cfg->jwt_ttl_ms / 1000};
+                        .jwt_ttl_s = cfg->jwt_ttl_ms / 1000, .refresh_ttl_s = cfg->refresh_ttl_ms / 1000};
         int rc = auth_open(&ao, &c->au, &e);
         if (rc != MD_OK)
             return fail("cannot start authentication", &e, rc == MD_E_INVALID_PARAM ? 2 : 1);

@@ -80,6 +80,8 @@ static const setting settings[] = {
     {"jwt_secret", T_STR, F(jwt_secret), "", 0, 0, NO_FLAG, "TEXT",
      "HS256 secret, >= 32 chars (env or file only); empty = <data_dir>/jwt.secret"},
     {"jwt_ttl", T_DUR, F(jwt_ttl_ms), "15m", SEC, 24 * HOUR, 0, "DUR", "lifetime of tokens from /api/auth/token"},
+    {"refresh_ttl", T_DUR, F(refresh_ttl_ms), "30d", SEC, 8760 * HOUR, 0, "DUR",
+     "lifetime of each refresh token (every rotation gets a new one)"},
     {"rate_read", T_RATE, F(rate_read), "100:200", 0, 0, 0, "R[:B]", "requests/s and burst per read key"},
     {"rate_write", T_RATE, F(rate_write), "50:100", 0, 0, 0, "R[:B]", "requests/s and burst per write key"},
     {"rate_admin", T_RATE, F(rate_admin), "100:200", 0, 0, 0, "R[:B]", "requests/s and burst per admin key"},

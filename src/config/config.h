@@ -46,6 +46,7 @@ typedef struct md_config {
     bool metrics_public;
     char *jwt_secret;
     long jwt_ttl_ms;
+    long refresh_ttl_ms; /* refresh tokens (issue 13) */
     md_rate rate_read, rate_write, rate_admin, rate_anon;
     long upload_ttl_ms, sweep_interval_ms;
     size_t store_min_free; /* bytes; below it /api/ready reports the store unwritable */

@@ -440,6 +440,7 @@ static store *store_alloc(const store_opts *o)
     s->upload_ttl_ms = o->upload_ttl_ms > 0 ? o->upload_ttl_ms : 3600 * 1000;
     s->blob_grace_ms = 10 * 60 * 1000;
     s->results_fsync = o->results_fsync;
+    s->keyring = o->keyring;
     atomic_init(&s->refs, 1);
     return s;
 }
