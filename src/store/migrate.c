@@ -206,7 +206,7 @@ static const migration migrations[] = {
      * the token (the token itself is never stored), bound to its API key and to the family of
      * tokens rotated from one POST /api/auth/token. used_ms / revoked_ms 0 = not yet. Version
      * 11 belongs to another branch; versions are applied by number, so either order merges. */
-    {12, "refresh_tokens",
+    {11, "refresh_tokens",
      "CREATE TABLE refresh_tokens ("
      "  hash BLOB PRIMARY KEY,"
      "  family TEXT NOT NULL,"
