@@ -8,7 +8,7 @@ DATA_DIR  ?= ./var
 FUZZ_SECS ?= 5
 PYTHON    := /usr/bin/python3
 
-.PHONY: all run test deps deps-build build asan tsan unit e2e e2e-pg web-test fuzz-build fuzz-smoke fuzz bench clean \
+.PHONY: all run test deps deps-build build asan tsan unit e2e e2e-pg cluster-test web-test fuzz-build fuzz-smoke fuzz bench clean \
         models models-verify models-check enhance-models
 
 all: build
@@ -59,10 +59,16 @@ e2e: asan
 E2E_PG_TESTS := tests/e2e/test_jobs.py tests/e2e/test_schedules_callbacks.py \
                 tests/e2e/test_predict_api.py tests/e2e/test_platform_auth.py tests/e2e/test_retrain.py \
                 tests/e2e/test_store_pg.py \
-                tests/e2e/test_cluster_redis.py
+                tests/e2e/test_cluster_redis.py tests/e2e/test_refresh_tokens.py
 e2e-pg: asan
 	tests/pg/pgtmp.sh sh -c 'MODELD_E2E_PG="$$MODELD_TEST_PG" MODELD_BIN=$(CURDIR)/build/asan/modeld \
 	  $(PYTHON) -m pytest -q -p no:cacheprovider $(E2E_PG_TESTS)'
+
+# The whole cluster on one machine (tests/cluster/test_cluster.py): a throwaway PostgreSQL,
+# redis-server, nginx on deploy/nginx/modeld.conf, two serve nodes and two workers, all on
+# loopback in temporary directories, torn down at the end. About a minute on 2 cores.
+cluster-test: asan
+	MODELD_BIN=$(CURDIR)/build/asan/modeld $(PYTHON) -m pytest -q -p no:cacheprovider tests/cluster
 
 web-test: asan
 	@if [ -f tests/web/package.json ]; then \
@@ -82,7 +88,7 @@ fuzz: fuzz-build
 	@bash scripts/fuzz.sh $(FUZZ_SECS)
 
 # `build` first: the release tree (NDEBUG, -O2) is what `make run` builds; its warnings differ from Debug.
-test: build unit e2e web-test fuzz-smoke
+test: build unit e2e cluster-test web-test fuzz-smoke
 
 # The shipped models (models/<name>/<version>/: artefact, modeld.json, MODEL_CARD.md), retrained
 # from training/ with fixed seeds on one thread: the same bytes on every run. Not part of `test`.

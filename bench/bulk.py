@@ -19,6 +19,9 @@ from datetime import datetime
 
 import requests
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from serve_util import serve, wait_job  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 N = int(os.environ.get("BENCH_BULK_ROWS", "1000000"))
 EXTRA = shlex.split(os.environ.get("BENCH_BULK_ARGS", ""))
@@ -41,24 +44,10 @@ def churn_csv(path, n):
 
 def start(binary):
     d = tempfile.mkdtemp(prefix="modeld-bench-bulk-")
-    err = open(os.path.join(d, "stderr"), "wb")
-    out = open(os.path.join(d, "stdout"), "wb")
-    p = subprocess.Popen([binary, "serve", "--port", "0", "--data-dir", os.path.join(d, "var"),
-                          "--access-log=false", "--workers", "1",
-                          "--models-dir", os.path.join(ROOT, "models")] + EXTRA,
-                         stdout=out, stderr=err)
-    port = key = None
-    for _ in range(1200):
-        text = open(os.path.join(d, "stderr")).read()
-        if '"msg":"listening"' in text:
-            port = int(text.split('"msg":"listening"')[1].split('"port":')[1].split(",")[0])
-        for w in open(os.path.join(d, "stdout")).read().split():
-            if w.startswith("mdk_"):
-                key = w
-        if port and key:
-            break
-        time.sleep(0.05)
-    return p, "http://127.0.0.1:%d" % port, {"Authorization": "Bearer " + key}, d
+    p, url, h = serve([binary, "serve", "--port", "0", "--data-dir", os.path.join(d, "var"),
+                       "--access-log=false", "--workers", "1",
+                       "--models-dir", os.path.join(ROOT, "models")] + EXTRA, d, tries=1200)
+    return p, url, h, d
 
 
 def hwm(pid):
@@ -82,11 +71,7 @@ def run(binary, path):
         up = time.time() - t0
         assert r.status_code == 202, r.text
         jid = r.json()["job_id"]
-        while True:
-            j = requests.get(url + "/api/v1/jobs/" + jid, headers=h).json()
-            if j["status"] in ("SUCCESS", "FAILURE", "CANCELLED"):
-                break
-            time.sleep(0.05)
+        j = wait_job(url, h, jid)
         done = time.time() - t0
         assert j["status"] == "SUCCESS", j
         res = requests.get(url + "/api/v1/jobs/" + jid + "/result", headers=h, stream=True)

@@ -14,6 +14,14 @@
 #    MODELD_ONNX_NO_CATCONV=1 (the engine without its two graph fusions: Resize + Conv of
 #    src/onnx/kernels/upconv.c, Concat + 1x1 Conv + Add of src/onnx/ops/concat.c): its time, and
 #    the largest difference between the fused and unfused outputs of every network (<= 0.01).
+#    Part "isa" (after speed) runs modeld again restricted to AVX2 (ONEDNN_MAX_CPU_ISA=AVX2 for
+#    oneDNN's convolutions and sgemm, OPENBLAS_CORETYPE=Haswell for OpenBLAS, GLIBC_TUNABLES
+#    for glibc's memcpy (the Concat copies); our own loops are built without -march, so they
+#    are SSE2 either way) while onnxruntime keeps the machine's
+#    full ISA (it has no switch): a pessimistic bound for AVX2-only CPUs. It first checks with
+#    ONEDNN_VERBOSE that oneDNN honours the cap (no avx512 implementation ran) and lists the
+#    implementations used (build/bench/enhance_isa_impls.txt). Each AVX2 run is followed by an
+#    onnxruntime run of the same network, and the AVX2 ratio is taken against that one.
 # 3. Memory: `modeld enhance` of a 2000x2000 (4 MP) photo at x4 per quality: peak RSS (the whole
 #    process: networks, tiles, the 8000x8000 result and its encoding) and wall time.
 #    ENHANCE_RSS_QUALITIES (default "fast balanced best"; best takes minutes on 2 cores).
@@ -30,7 +38,7 @@ RUNS="${BENCH_RUNS:-3}"
 NETS="${ENHANCE_NETS:-slim medium thick}"
 SCALES="${ENHANCE_SCALES:-2 3 4 8}"
 RSS_QUALITIES="${ENHANCE_RSS_QUALITIES:-fast balanced best}"
-PARTS="${ENHANCE_PARTS:-speed fusion memory quality}" # a subset for a quicker look
+PARTS="${ENHANCE_PARTS:-speed fusion isa memory quality}" # a subset for a quicker look
 ORT_LIB="$ROOT/bench/node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime.so.1"
 MODELS="$OUT/enhance-models"
 DATA="$OUT/enhance-data"
@@ -111,6 +119,38 @@ fusion() {
   done
 }
 
+AVX2_ENV=(ONEDNN_MAX_CPU_ISA=AVX2 OPENBLAS_CORETYPE=Haswell
+  "GLIBC_TUNABLES=glibc.cpu.hwcaps=-AVX512F,-AVX512VL,-AVX512BW,-AVX512DQ,-AVX512CD")
+
+isa() {
+  local v="$OUT/enhance_isa_impls.txt" m1
+  m1="$MODELS/models/esrgan-$(echo "$NETS" | awk '{print $NF}')-x$(echo "$SCALES" | awk '{print $1}')/1/model.onnx"
+  env "${AVX2_ENV[@]}" ONEDNN_VERBOSE=1 "$OUT/onnx_bench" "$m1" \
+    "$DATA/crop128.bin" 1,3,128,128 --threads 1 --runs 1 --warmup 0 > "$v.raw"
+  grep '^onednn_verbose,info,cpu,isa' "$v.raw" > "$v" || true
+  grep '^onednn_verbose,exec' "$v.raw" | cut -d, -f4,5 | sort | uniq -c >> "$v" || true
+  cat "$v" >&2
+  if grep -qi 'avx512\|amx' <(grep '^onednn_verbose,exec' "$v.raw"); then
+    echo "isa: ONEDNN_MAX_CPU_ISA=AVX2 not honoured (avx512 implementations ran)" >&2
+    return 1
+  fi
+  : > "$OUT/enhance_isa.jsonl"
+  for n in $NETS; do
+    for s in $SCALES; do
+      local m="$MODELS/models/esrgan-$n-x$s/1/model.onnx"
+      echo "== avx2 $n x$s" >&2
+      env "${AVX2_ENV[@]}" "$OUT/onnx_bench" "$m" "$DATA/crop128.bin" \
+        1,3,128,128 --threads 1 --runs "$RUNS" --warmup 1 --out "$DATA/$n$s.avx2.bin" |
+        sed "s/^{/{\"net\":\"$n\",\"scale\":$s,/; s/\"runtime\":\"modeld\"/\"runtime\":\"avx2\"/" \
+        >> "$OUT/enhance_isa.jsonl"
+      node "$ROOT/bench/onnx_ort.js" "$m" "$DATA/crop128.bin" 1,3,128,128 --threads 1 \
+        --runs "$RUNS" --warmup 1 |
+        sed "s/^{/{\"net\":\"$n\",\"scale\":$s,/; s/\"runtime\":\"onnxruntime\"/\"runtime\":\"ort_isa\"/" \
+        >> "$OUT/enhance_isa.jsonl"
+    done
+  done
+}
+
 memory() {
   : > "$OUT/enhance_rss.jsonl"
   for q in $RSS_QUALITIES; do
@@ -147,12 +187,14 @@ out, data, nets, scales = sys.argv[1], sys.argv[2], sys.argv[3].split(), sys.arg
 ok = True
 rows = [json.loads(l) for l in open(f"{out}/enhance_speed.jsonl")] \
     if os.path.exists(f"{out}/enhance_speed.jsonl") else []
-rows += [json.loads(l) for l in open(f"{out}/enhance_unfused.jsonl")] \
-    if os.path.exists(f"{out}/enhance_unfused.jsonl") else []
+for extra in ("unfused", "isa"):
+    rows += [json.loads(l) for l in open(f"{out}/enhance_{extra}.jsonl")] \
+        if os.path.exists(f"{out}/enhance_{extra}.jsonl") else []
 by = {(r["net"], r["scale"], r["runtime"]): r for r in rows}
 mp = 128 * 128 / 1e6
 print(f"{'net':7s} {'x':>2s} | {'modeld cpu s/MP':>15s} {'ort cpu s/MP':>12s} {'ratio':>6s} | "
-      f"{'peak RSS MB modeld/ort':>22s} | outputs | unfused: ratio, max |fused - unfused|")
+      f"{'peak RSS MB modeld/ort':>22s} | outputs | unfused: ratio, max |fused - unfused|"
+      f" | AVX2: ratio, max |avx2 - full|")
 for n in nets:
     for s in scales:
         a, b = by.get((n, int(s), "modeld")), by.get((n, int(s), "onnxruntime"))
@@ -162,15 +204,22 @@ for n in nets:
         y = np.fromfile(f"{data}/{n}{s}.ort.bin", "<f4")
         same = x.shape == y.shape and bool(np.all(np.abs(x - y) <= 0.05 + 1e-3 * np.abs(y)))
         ok &= same
-        u, unf = by.get((n, int(s), "unfused")), ""
+        u, unf = by.get((n, int(s), "unfused")), " | " + " " * 14
         if u:
             z = np.fromfile(f"{data}/{n}{s}.unfused.bin", "<f4")
             d = float(np.abs(x - z).max()) if x.shape == z.shape else float("inf")
             ok &= d <= 0.01
             unf = f" | {u['cpu_ms'] / b['cpu_ms']:6.2f}, {d:.4f}"
+        v, av = by.get((n, int(s), "avx2")), ""
+        if v:
+            z = np.fromfile(f"{data}/{n}{s}.avx2.bin", "<f4")
+            d = float(np.abs(x - z).max()) if x.shape == z.shape else float("inf")
+            ok &= d <= 0.05
+            w = by.get((n, int(s), "ort_isa"), b) # onnxruntime run right after, else speed's
+            av = f" | {v['cpu_ms'] / w['cpu_ms']:6.2f}, {d:.4f}"
         print(f"{n:7s} {s:>2s} | {a['cpu_ms'] / 1e3 / mp:15.2f} {b['cpu_ms'] / 1e3 / mp:12.2f} "
               f"{a['cpu_ms'] / b['cpu_ms']:6.2f} | {a['peak_rss_mb']:10.0f} / {b['peak_rss_mb']:9.0f} | "
-              f"{'same' if same else 'DIFFERENT'} (max |diff| {float(np.abs(x - y).max()):.3f}){unf}")
+              f"{'same' if same else 'DIFFERENT'} (max |diff| {float(np.abs(x - y).max()):.3f}){unf}{av}")
 print("\nCPU seconds per input megapixel, one thread, 128x128 input, medians; peak RSS of the "
       "benchmark process.\n")
 if os.path.exists(f"{out}/enhance_rss.jsonl"):

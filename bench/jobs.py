@@ -19,6 +19,9 @@ import time
 from datetime import datetime
 
 import requests
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from serve_util import serve  # noqa: E402
 from PIL import Image
 
 BIN, NPM, CONVERT = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -32,23 +35,10 @@ def start(args, models):
     if models:
         subprocess.run(["/usr/bin/python3", CONVERT, "--npm", NPM, "--out", os.path.join(d, "models"),
                         "--only", "slim-x4"], check=True, capture_output=True)
-    err = open(os.path.join(d, "stderr"), "wb")
-    out = open(os.path.join(d, "stdout"), "wb")
-    p = subprocess.Popen([BIN, "serve", "--port", "0", "--data-dir", d, "--access-log=false",
-                          "--enhance-rate", "1000:1000", "--rate-admin", "100000:100000"] + args,
-                         stdout=out, stderr=err)
-    port = key = None
-    for _ in range(1200):
-        text = open(os.path.join(d, "stderr")).read()
-        if '"msg":"listening"' in text:
-            port = int(text.split('"msg":"listening"')[1].split('"port":')[1].split(",")[0])
-        for w in open(os.path.join(d, "stdout")).read().split():
-            if w.startswith("mdk_"):
-                key = w
-        if port and key:
-            break
-        time.sleep(0.05)
-    return p, "http://127.0.0.1:%d" % port, {"Authorization": "Bearer " + key}, d
+    p, url, h = serve([BIN, "serve", "--port", "0", "--data-dir", d, "--access-log=false",
+                       "--enhance-rate", "1000:1000", "--rate-admin", "100000:100000"] + args, d,
+                      tries=1200)
+    return p, url, h, d
 
 
 def stop(p, d):

@@ -20,6 +20,9 @@ import time
 
 import requests
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from serve_util import serve, wait_job  # noqa: E402
+
 BIN, ROOT = sys.argv[1], sys.argv[2]
 MODELS = ["churn", "profitability", "pricing", "revenue-leak"]
 FULL = {"churn": "wa_churn.csv", "pricing": "diamonds.csv"}
@@ -27,24 +30,10 @@ FULL = {"churn": "wa_churn.csv", "pricing": "diamonds.csv"}
 
 def start():
     d = tempfile.mkdtemp(prefix="modeld-bench-retrain-")
-    err = open(os.path.join(d, "stderr"), "wb")
-    out = open(os.path.join(d, "stdout"), "wb")
-    p = subprocess.Popen([BIN, "serve", "--port", "0", "--data-dir", os.path.join(d, "var"),
-                          "--models-dir", os.path.join(ROOT, "models"), "--access-log=false",
-                          "--workers", "1", "--rate-admin", "100000:100000"],
-                         stdout=out, stderr=err)
-    port = key = None
-    for _ in range(2400):
-        text = open(os.path.join(d, "stderr")).read()
-        if '"msg":"listening"' in text:
-            port = int(text.split('"msg":"listening"')[1].split('"port":')[1].split(",")[0])
-        for w in open(os.path.join(d, "stdout")).read().split():
-            if w.startswith("mdk_"):
-                key = w
-        if port and key:
-            break
-        time.sleep(0.05)
-    return p, "http://127.0.0.1:%d" % port, {"Authorization": "Bearer " + key}, d
+    p, url, h = serve([BIN, "serve", "--port", "0", "--data-dir", os.path.join(d, "var"),
+                       "--models-dir", os.path.join(ROOT, "models"), "--access-log=false",
+                       "--workers", "1", "--rate-admin", "100000:100000"], d)
+    return p, url, h, d
 
 
 def full_csv(name):
@@ -70,11 +59,7 @@ def run(url, h, model, body, label):
                       json={"model": model, "data": d.json()["dataset_id"]})
     assert r.status_code == 202, r.text
     jid = r.json()["job_id"]
-    while True:
-        j = requests.get(url + "/api/v1/jobs/" + jid, headers=h).json()
-        if j["status"] in ("SUCCESS", "FAILURE", "CANCELLED"):
-            break
-        time.sleep(0.05)
+    j = wait_job(url, h, jid)
     wall = time.time() - t0
     assert j["status"] == "SUCCESS", j
     o = requests.get(url + "/api/v1/jobs/%s/result" % jid, headers=h).json()

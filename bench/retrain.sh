@@ -4,15 +4,12 @@
 # build/predict-data has it (see bench/retrain.py). A minute or so on two cores; not a timed
 # test.
 #
-# Env: MODELD_BIN (default build/release/modeld, built if missing).
+# Env: MODELD_BIN (default build/release/modeld, built if missing: bench/lib.sh modeld_bin).
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BIN=${MODELD_BIN:-$ROOT/build/release/modeld}
-if [ ! -x "$BIN" ]; then
-  echo "building $BIN" >&2
-  cmake -S "$ROOT" -B "$ROOT/build/release" -DCMAKE_BUILD_TYPE=Release -DMODELD_TESTS=OFF >/dev/null
-  cmake --build "$ROOT/build/release" -j2 --target modeld >/dev/null
-fi
+top=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$top/bench/lib.sh"
+modeld_bin
 echo "cpu: $(lscpu | sed -n 's/^Model name: *//p') ($(nproc) CPUs)"
-/usr/bin/python3 "$ROOT/bench/retrain.py" "$BIN" "$ROOT"
+"$py" "$top/bench/retrain.py" "$bin" "$top"

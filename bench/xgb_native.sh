@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Tree models: our own tree walk (src/xgb/forest.c, what xgb_predict uses) against libxgboost
+# Tree models: our own tree walk (src/xgb/forest.c, what xgb_predict uses) and TreeSHAP
+# (src/xgb/treeshap.c, what xgb_contributions uses) against libxgboost
 # (xgb_predict_reference) on every shipped XGBoost model, one thread, 1 row and 1000 rows per
 # call: median microseconds per call and the speed-up. The two are first compared (1e-5).
 # BUILD_DIR (default build/release) must hold a Release build of modeld_{base,xgb}.

@@ -21,7 +21,7 @@ TEST_PKGS=(
   python3 python3-pytest python3-requests python3-numpy python3-skimage python3-onnx python3-xgboost python3-sklearn
   python3-jsonschema python3-websocket python3-torch python3-pil
   librsvg2-bin libonnx-testdata chromium nodejs curl jq
-  postgresql util-linux redis-server nginx-light python3-yaml
+  postgresql util-linux redis-server nginx-light python3-yaml prometheus kubernetes-client
 )
 # `make models`: retraining the shipped models (training/).
 MODELS_PKGS=(
@@ -32,7 +32,8 @@ MODELS_PKGS=(
   papirus-icon-theme breeze-icon-theme tango-icon-theme numix-icon-theme adwaita-icon-theme
 )
 BENCH_PKGS=(
-  wrk python3-fastapi python3-uvicorn python3-uvloop python3-httptools python3-torch hyperfine
+  wrk python3-fastapi python3-uvicorn python3-uvloop python3-httptools python3-torch python3-xgboost
+  hyperfine
   util-linux procps
 )
 
@@ -49,6 +50,8 @@ missing=()
 for p in "${pkgs[@]}"; do
   # nodejs may come from another Debian-compatible source; a working `node` is enough.
   if [ "$p" = nodejs ] && command -v node >/dev/null 2>&1; then continue; fi
+  # Debian's kubectl is in kubernetes-client; a kubectl from another source is enough.
+  if [ "$p" = kubernetes-client ] && command -v kubectl >/dev/null 2>&1; then continue; fi
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
     missing+=("$p")
   fi

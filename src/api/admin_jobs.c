@@ -249,8 +249,8 @@ static const http_doc_param Q_JOBS[] = {
     {"kind", "string", "only jobs of this kind (predict-bulk, enhance...)", 0},
     {"model", "string", "only jobs whose model parameter is this (a page may then be short)", 0},
     {0}};
-static const int E_SCHEDULE[] = {MD_E_INVALID_JSON, MD_E_MISSING_FIELD, MD_E_INVALID_PARAM,
-                                 MD_E_UNSUPPORTED_MEDIA, 0};
+static const int E_SCHEDULE[] = {MD_E_INVALID_JSON,      MD_E_MISSING_FIELD, MD_E_INVALID_PARAM,
+                                 MD_E_UNSUPPORTED_MEDIA, MD_E_NOT_FOUND,     0};
 static const int E_NOT_FOUND[] = {MD_E_NOT_FOUND, 0};
 static const int E_LIST[] = {MD_E_INVALID_PARAM, 0};
 
@@ -267,7 +267,9 @@ static const api__route ROUTES[] = {
       .status = 201,
       .errors = E_SCHEDULE,
       .description = "Each time the cron expression fires (UTC) one predict-bulk job runs "
-                     "`model` over the dataset `input`, once across every process on the data "
+                     "`model` over the dataset `input` (a stored dataset id d_..., 404 naming "
+                     "`input` when there is none, or an upload id), once across every process "
+                     "on the data "
                      "dir and across restarts; a fire missed while the server was down runs "
                      "once at start. Bad fields answer 400 naming the field (for cron, which of "
                      "the 5 fields)."}},

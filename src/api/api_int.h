@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Where a directory of files the server reads at start (web page, swagger-ui-dist, shipped
  * models) is looked for when no setting names it. All strings borrowed, static in practice. */
@@ -39,6 +40,29 @@ typedef struct api__route {
  * first route that cannot be added. Before the server starts. */
 int api__add_routes(http_server *srv, const api__route *rt, size_t n, int extra_flags, void *ctx,
                     http_route **added, md_err *err);
+
+/* A CSV or JSON-lines upload in a spooled body (spooled_upload.c; routes made with
+ * http_route_body_to_file): POST /api/{model}/bulk and POST /api/admin/datasets. */
+#define API__UPLOAD_FIELD_MAX 2048
+typedef struct api__upload {
+    http_body_file body; /* the spooled body (http_req_body_file) */
+    bool whole;          /* the whole body is the file (a raw body): it may be taken and renamed */
+    uint64_t off, len;   /* the file's bytes in the body */
+    const char *format;  /* "csv" | "jsonl": by media type, else by its first byte ('{') */
+    const char *name;    /* the form part's sanitised file name; "" for a raw body */
+    const char *field;   /* the value of the form field asked for; NULL when absent */
+} api__upload;
+/* Locate the upload: a multipart body's `file` part (and the small text field named field,
+ * may be NULL, into the arena: at most API__UPLOAD_FIELD_MAX bytes) or the raw body.
+ * MD_E_TOO_LARGE (field "file") past max_bytes, MD_E_MISSING_FIELD ("file") for an empty
+ * upload or a form without a file part, multipart errors as mp_file_parse's. Strings borrowed
+ * until the request ends. */
+int api__read_upload(http_req *req, size_t max_bytes, const char *field, api__upload *u);
+/* "csv" / "jsonl" by media type (text/csv, application/x-ndjson and its aliases); NULL when it
+ * does not say. Static strings. */
+const char *api__upload_format(const char *ct);
+/* 1 when the first byte of p[0..n) that is not white space is '{' (JSON lines). */
+int api__looks_jsonl(const char *p, size_t n);
 
 /* Query-string integer argument `name` of req in lo..hi into *out; def when absent.
  * MD_E_INVALID_PARAM naming it for anything else (signs, junk, out of range). (query.c) */

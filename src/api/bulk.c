@@ -21,8 +21,10 @@
  *      in memory only until the first good row fixes the header, at most SPILL_AT bytes, then
  *      spilled to a second file put behind the header at the end) and the file is adopted as
  *      the result blob by rename.
- *   7. Rows are logged to the prediction history like single predictions (predict_log_sample
- *      of them, pl_predict_batch's log), so drift and history see bulk traffic too.
+ *   7. Rows are logged to the prediction history like single predictions (a share
+ *      predict_bulk_log_sample of them, default 0.01, through pl_predict_batch's log), so
+ *      drift and history see bulk traffic too without a million-row file costing a million
+ *      log rows.
  */
 #include "api/bulk.h"
 
@@ -383,21 +385,7 @@ static int add_row(bulk *b, json_t *item, json_t *pre)
 
 /* ---- the run: CSV and JSON lines ---------------------------------------------------------- */
 
-/* A CSV cell as JSON: empty -> NULL (the column is left out), a number -> number, else string. */
-static json_t *cell(const char *s, size_t n)
-{
-    if (n == 0)
-        return NULL;
-    if (isdigit((unsigned char)s[0]) || s[0] == '-' || s[0] == '+' || s[0] == '.') {
-        char *end = NULL;
-        double d = strtod(s, &end);
-        if (end == s + n && isfinite(d))
-            return json_real(d);
-    }
-    return json_stringn(s, n);
-}
-
-/* One CSV row as a feature object {column: cell} (empty cells left out). */
+/* One CSV row as a feature object {column: cell} (pl_csv_object: empty cells left out). */
 static int csv_row(void *user, const char *const *fields, const size_t *lens, size_t n, size_t line,
                    md_err *err)
 {
@@ -406,12 +394,9 @@ static int csv_row(void *user, const char *const *fields, const size_t *lens, si
     bulk *b = user;
     size_t ncols = 0;
     const char *const *names = md_csv_columns(b->csv, &ncols);
-    json_t *o = json_object();
-    for (size_t i = 0; i < n && i < ncols; i++) {
-        json_t *v = cell(fields[i], lens[i]);
-        if (v)
-            json_object_set_new(o, names[i], v);
-    }
+    json_t *o = pl_csv_object(names, ncols, fields, lens, n);
+    if (!o)
+        return md_fail(b->err, MD_E_NOMEM, NULL, NULL);
     return add_row(b, o, NULL);
 }
 
@@ -514,10 +499,7 @@ static int is_jsonl(const json_t *params, const char *block, size_t n)
     const char *f = json_string_value(json_object_get(params, "format"));
     if (f)
         return strcmp(f, "jsonl") == 0;
-    size_t i = 0;
-    while (i < n && isspace((unsigned char)block[i]))
-        i++;
-    return i < n && block[i] == '{';
+    return api__looks_jsonl(block, n);
 }
 
 /* Read the file in blocks through the CSV reader or the line splitter, then the last rows. */
@@ -651,118 +633,6 @@ int api_bulk_run(job_run *r, void *user)
 
 /* ---- admission ---------------------------------------------------------------------------- */
 
-/* The upload, in the spooled body (invariant 6): the whole body (raw) or the byte range of the
- * form's `file` part; format ("csv", "jsonl"), client name and a callback_url form field
- * (borrowed from the request). */
-typedef struct upload {
-    http_body_file body;
-    bool whole;        /* the whole body is the upload: it is renamed into the blob store */
-    uint64_t off, len; /* the upload's bytes in the body */
-    const char *format;
-    const char *name;
-    const char *callback_url;
-} upload;
-
-#define CALLBACK_URL_MAX 2048
-
-/* "csv" / "jsonl" by media type, NULL when it does not say. */
-static const char *format_of(const char *ct)
-{
-    if (!ct)
-        return NULL;
-    if (strncasecmp(ct, "text/csv", 8) == 0)
-        return "csv";
-    static const char *const jl[] = {"application/x-ndjson", "application/ndjson",
-                                     "application/jsonl", "application/x-jsonlines",
-                                     "application/json-lines"};
-    for (size_t i = 0; i < sizeof jl / sizeof jl[0]; i++)
-        if (strncasecmp(ct, jl[i], strlen(jl[i])) == 0)
-            return "jsonl";
-    return NULL;
-}
-
-/* A small form field's value, read from the body file into the arena. */
-static int form_value(http_req *req, const upload *u, const mp_part *p, const char **out)
-{
-    md_err *err = http_req_err(req);
-    if (p->len > CALLBACK_URL_MAX)
-        return md_fail(err, MD_E_INVALID_PARAM, p->name, "longer than %d bytes", CALLBACK_URL_MAX);
-    char *s = md_arena_alloc(http_req_arena(req), p->len + 1);
-    if (!s)
-        return md_fail(err, MD_E_NOMEM, NULL, NULL);
-    if (pread(u->body.fd, s, p->len, (off_t)p->offset) != (ssize_t)p->len)
-        return md_fail(err, MD_E_IO, "body", "cannot read the upload");
-    s[p->len] = '\0';
-    *out = s;
-    return MD_OK;
-}
-
-/* The `file` part and the callback_url field of a multipart body, found in the file. */
-static int form_upload(http_req *req, const char *ct, upload *u)
-{
-    md_err *err = http_req_err(req);
-    char boundary[MP_BOUNDARY_MAX + 1];
-    int rc = mp_boundary(ct, boundary, sizeof boundary, err);
-    mp_part *parts = md_arena_alloc(http_req_arena(req), MP_PARTS_MAX * sizeof *parts);
-    size_t n = 0;
-    if (rc == MD_OK && !parts)
-        rc = md_fail(err, MD_E_NOMEM, NULL, NULL);
-    if (rc == MD_OK)
-        rc = mp_file_parse(u->body.fd, u->body.size, boundary, parts, MP_PARTS_MAX, &n, err);
-    bool found = false;
-    for (size_t i = 0; rc == MD_OK && i < n; i++) {
-        if (strcmp(parts[i].name, "file") == 0 && !found) {
-            found = true;
-            u->off = parts[i].offset;
-            u->len = parts[i].len;
-            u->name = parts[i].filename;
-            u->format = format_of(parts[i].content_type);
-        } else if (strcmp(parts[i].name, "callback_url") == 0) {
-            rc = form_value(req, u, &parts[i], &u->callback_url);
-        }
-    }
-    if (rc == MD_OK && !found)
-        rc = md_fail(err, MD_E_MISSING_FIELD, "file", "the form has no \"file\" part");
-    return rc;
-}
-
-/* The format from the upload's first bytes when its media type does not say. */
-static int sniff(http_req *req, upload *u)
-{
-    char head[4096];
-    size_t want = u->len < sizeof head ? (size_t)u->len : sizeof head;
-    ssize_t got = pread(u->body.fd, head, want, (off_t)u->off);
-    if (got != (ssize_t)want)
-        return md_fail(http_req_err(req), MD_E_IO, "body", "cannot read the upload");
-    u->format = is_jsonl(NULL, head, want) ? "jsonl" : "csv";
-    return MD_OK;
-}
-
-/* The upload of either body shape, checked for size (invariant 1). */
-static int read_upload(api_bulk *a, http_req *req, upload *u)
-{
-    md_err *err = http_req_err(req);
-    const char *ct = http_req_header(req, "Content-Type");
-    memset(u, 0, sizeof *u);
-    int rc = http_req_body_file(req, &u->body);
-    if (rc == MD_OK && ct && strncasecmp(ct, "multipart/", 10) == 0) {
-        rc = form_upload(req, ct, u);
-    } else if (rc == MD_OK) {
-        u->whole = true;
-        u->len = u->body.size;
-        u->name = "";
-        u->format = format_of(ct);
-    }
-    if (rc == MD_OK && u->len > a->o.max_bytes)
-        rc = md_fail(err, MD_E_TOO_LARGE, "file", "the upload is %llu bytes, more than %zu",
-                     (unsigned long long)u->len, a->o.max_bytes);
-    if (rc == MD_OK && u->len == 0)
-        rc = md_fail(err, MD_E_MISSING_FIELD, "file", "the upload is empty");
-    if (rc == MD_OK && !u->format)
-        rc = sniff(req, u);
-    return rc;
-}
-
 /* 404 unless model is a predict model (a bulk job of anything else could only fail). */
 static int check_model(api_bulk *a, http_req *req, const char *model)
 {
@@ -781,13 +651,13 @@ static int bulk_submit(http_req *req, void *ctx)
     api_bulk *a = ctx;
     md_err *err = http_req_err(req);
     const char *model = http_req_param(req, "model");
-    upload u;
+    api__upload u; /* in the spooled body (invariant 6) */
     int rc = check_model(a, req, model);
     if (rc == MD_OK)
-        rc = read_upload(a, req, &u);
+        rc = api__read_upload(req, a->o.max_bytes, "callback_url", &u);
     if (rc != MD_OK)
         return rc;
-    const char *cb = u.callback_url ? u.callback_url : http_req_query(req, "callback_url");
+    const char *cb = u.field ? u.field : http_req_query(req, "callback_url");
     json_t *p = json_pack("{s:s, s:s}", "model", model, "format", u.format);
     char *params = p ? json_dumps(p, JSON_COMPACT) : NULL;
     json_decref(p);
@@ -816,11 +686,7 @@ static int bulk_submit(http_req *req, void *ctx)
         return rc;
     http_req_log(req, MD_LOG_INFO, "bulk job %s queued (%s, %llu bytes)", j->id, u.format,
                  (unsigned long long)u.len);
-    json_t *o = api_job_json(j);
-    if (!o)
-        return md_fail(err, MD_E_NOMEM, NULL, NULL);
-    json_object_set_new(o, "success", json_true());
-    return http_reply_json(req, 202, o);
+    return api_job_reply(req, 202, j);
 }
 
 /* ---- the route table ---------------------------------------------------------------------- */
@@ -884,7 +750,7 @@ int api_bulk_register(http_server *srv, const api_bulk_opts *o, api_bulk **out, 
         return rc;
     }
     /* The body is spooled to a file (invariant 6). A raw body over the limit is refused by the
-     * server; the envelope of a form gets 1 MB more, its file part its own 413 (read_upload). */
+     * server; the envelope of a form gets 1 MB more, its file part its own 413 (api__read_upload). */
     http_route_body_to_file(added[0], a->o.max_bytes + ((size_t)1 << 20));
     *out = a;
     return MD_OK;

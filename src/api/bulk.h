@@ -43,7 +43,8 @@ typedef struct api_bulk_kind {
     mdl_registry *models; /* borrowed */
     store *st;            /* borrowed: the datasets (or uploads) a schedule's job names by
                            * params.input, the prediction log; retraining's datasets and feedback */
-    double log_sample;    /* share of rows logged to the prediction history (predict_log_sample) */
+    double log_sample;    /* share of rows logged to the prediction history
+                             (predict_bulk_log_sample, default 0.01) */
     bool serving;         /* models is the registry that serves requests (modeld serve): only
                            * then is the "retrain" kind registered (cli_jobs_open), since the
                            * version it installs must be loaded where requests are answered */

@@ -5,8 +5,10 @@
  *   1. Nothing is stored unless the whole file parsed: every row of a CSV has the header's width
  *      and every non-blank JSON line is an object, so a job that reads a dataset later meets
  *      no syntax error (it may still meet values its model refuses).
- *   2. The upload is parsed from the buffered body in one pass (md_csv for CSV) and never copied
- *      whole; the store writes the same bytes as the blob.
+ *   2. The upload is spooled to a file by the HTTP layer and read back in blocks (md_csv for
+ *      CSV, a carried line for JSON lines): memory stays constant in the file's size. A raw
+ *      body is then renamed into the blob store (store_blob_adopt), a form's file part copied
+ *      in blocks (store_blob_put_range); the row names the blob right after.
  *   3. Deleting is refused while a schedule names the dataset (store_datasets_delete checks it
  *      in the transaction of the delete); retraining jobs read the dataset when they start, so
  *      a dataset deleted before then fails that job with a 404-class error naming "data".
@@ -16,15 +18,20 @@
 #include "api/api_int.h"
 #include "api/convert_int.h"
 #include "api/multipart.h"
+#include "base/buf.h"
 #include "base/csv.h"
 
 #include <ctype.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
-#define JSONL_LINE_MAX ((size_t)1 << 20)
+#define JSONL_LINE_MAX ((size_t)1 << 20) /* one JSON line at most */
+#define SCAN_BLOCK ((size_t)1 << 20)     /* bytes read from the body at a time */
 
 struct api_datasets {
     api_datasets_opts o;
@@ -41,7 +48,27 @@ json_t *api_dataset_json(const store_dataset *d)
                      "owner", d->owner, "created_at", at);
 }
 
-/* ---- checking the file ------------------------------------------------------------------- */
+/* ---- the upload, in the spooled body ---------------------------------------------------- */
+
+/* The upload (api__read_upload, with the form's `name` field) and the name to list it by: the
+ * `name` query parameter or form field, else the form part's file name. */
+static int read_upload(api_datasets *a, http_req *req, api__upload *u, const char **name)
+{
+    int rc = api__read_upload(req, a->o.max_bytes, "name", u);
+    const char *q = http_req_query(req, "name");
+    *name = q ? q : u->field ? u->field : u->name;
+    return rc;
+}
+
+/* ---- checking the file, block by block (invariant 1) ---------------------------------------- */
+
+typedef struct scan {
+    md_csv *csv;    /* CSV: the reader */
+    md_buf line;    /* JSON lines: the partial line carried between blocks */
+    size_t line_no; /* JSON lines: lines seen */
+    json_t *cols;   /* the column names */
+    int64_t rows;
+} scan;
 
 static int count_row(void *user, const char *const *fields, const size_t *lens, size_t n,
                      size_t line, md_err *err)
@@ -50,37 +77,14 @@ static int count_row(void *user, const char *const *fields, const size_t *lens, 
     return MD_OK;
 }
 
-/* A CSV: the header's names into cols, the data rows counted (md_csv names the bad line). */
-static int scan_csv(const void *data, size_t len, json_t *cols, int64_t *rows, md_err *err)
-{
-    md_csv_opts co = {.header = true, .field = "file"};
-    md_csv *c = NULL;
-    int rc = md_csv_new(&co, count_row, NULL, &c, err);
-    if (rc == MD_OK)
-        rc = md_csv_feed(c, data, len, err);
-    if (rc == MD_OK)
-        rc = md_csv_finish(c, err);
-    size_t n = 0;
-    const char *const *names = rc == MD_OK ? md_csv_columns(c, &n) : NULL;
-    for (size_t i = 0; names && i < n; i++)
-        json_array_append_new(cols, json_string(names[i]));
-    if (rc == MD_OK)
-        *rows = (int64_t)md_csv_rows(c);
-    md_csv_free(c);
-    return rc;
-}
-
 /* One JSON line (no line end): an object (the first one gives the columns) or blank. */
-static int scan_line(const char *s, size_t n, size_t line, json_t *cols, int64_t *rows, md_err *err)
+static int scan_line(scan *sc, const char *s, size_t n, md_err *err)
 {
-    size_t k = 0;
+    size_t line = ++sc->line_no, k = 0;
     while (k < n && isspace((unsigned char)s[k]))
         k++;
     if (k == n)
         return MD_OK;
-    if (n > JSONL_LINE_MAX)
-        return md_fail(err, MD_E_TOO_LARGE, "file", "line %zu: longer than %zu bytes", line,
-                       JSONL_LINE_MAX);
     json_error_t je;
     json_t *o = json_loadb(s, n, 0, &je);
     int rc = MD_OK;
@@ -88,140 +92,94 @@ static int scan_line(const char *s, size_t n, size_t line, json_t *cols, int64_t
         rc = md_fail(err, MD_E_INVALID_PARAM, "file", "line %zu: not JSON: %s", line, je.text);
     else if (!json_is_object(o))
         rc = md_fail(err, MD_E_INVALID_PARAM, "file", "line %zu: must be a JSON object", line);
-    if (rc == MD_OK && *rows == 0) {
+    if (rc == MD_OK && sc->rows == 0) {
         const char *key;
         json_t *v;
         json_object_foreach(o, key, v)
         {
             (void)v;
-            json_array_append_new(cols, json_string(key));
+            json_array_append_new(sc->cols, json_string(key));
         }
     }
     json_decref(o);
     if (rc == MD_OK)
-        (*rows)++;
+        sc->rows++;
     return rc;
 }
 
-static int scan_jsonl(const char *data, size_t len, json_t *cols, int64_t *rows, md_err *err)
+/* The next block of JSON lines: complete lines are checked, the rest is carried. */
+static int jsonl_feed(scan *sc, const char *p, size_t n, md_err *err)
 {
-    size_t line = 0;
     int rc = MD_OK;
-    while (rc == MD_OK && len > 0) {
-        const char *nl = memchr(data, '\n', len);
-        size_t take = nl ? (size_t)(nl - data) : len;
-        rc = scan_line(data, take, ++line, cols, rows, err);
-        data += take + (nl != NULL);
-        len -= take + (nl != NULL);
+    while (rc == MD_OK && n) {
+        const char *nl = memchr(p, '\n', n);
+        size_t take = nl ? (size_t)(nl - p) : n;
+        rc = md_buf_append(&sc->line, p, take);
+        if (rc == MD_E_TOO_LARGE)
+            return md_fail(err, MD_E_TOO_LARGE, "file", "line %zu: longer than %zu bytes",
+                           sc->line_no + 1, JSONL_LINE_MAX);
+        if (rc != MD_OK || !nl)
+            return rc;
+        rc = scan_line(sc, sc->line.data, sc->line.len, err);
+        md_buf_reset(&sc->line);
+        p += take + 1;
+        n -= take + 1;
     }
-    if (rc == MD_OK && *rows == 0)
-        rc = md_fail(err, MD_E_INVALID_PARAM, "file", "no JSON object in the file");
     return rc;
 }
 
-/* ---- the upload -------------------------------------------------------------------------- */
-
-typedef struct upload {
-    const uint8_t *data;
-    size_t len;
-    const char *format; /* "csv" | "jsonl" | NULL (by the first byte) */
-    char name[STORE_DATASET_NAME_MAX];
-} upload;
-
-static const char *format_of(const char *ct)
+/* The end of the file: the last JSON line or the CSV's last row, and the columns. */
+static int scan_finish(scan *sc, md_err *err)
 {
-    if (!ct || !*ct)
-        return NULL;
-    if (strncasecmp(ct, "text/csv", 8) == 0)
-        return "csv";
-    if (strncasecmp(ct, "application/x-ndjson", 20) == 0 ||
-        strncasecmp(ct, "application/jsonl", 17) == 0 ||
-        strncasecmp(ct, "application/ndjson", 18) == 0)
-        return "jsonl";
-    return NULL;
-}
-
-static void set_name(upload *u, const void *s, size_t n)
-{
-    if (n >= sizeof u->name)
-        n = sizeof u->name - 1;
-    memcpy(u->name, s, n);
-    u->name[n] = '\0';
-}
-
-static int form_upload(http_req *req, const char *ct, const void *body, size_t len, upload *u)
-{
-    md_err *err = http_req_err(req);
-    char boundary[MP_BOUNDARY_MAX + 1];
-    int rc = mp_boundary(ct, boundary, sizeof boundary, err);
-    mp_part *parts = md_arena_alloc(http_req_arena(req), MP_PARTS_MAX * sizeof *parts);
+    if (!sc->csv) {
+        int rc = sc->line.len ? scan_line(sc, sc->line.data, sc->line.len, err) : MD_OK;
+        if (rc == MD_OK && sc->rows == 0)
+            rc = md_fail(err, MD_E_INVALID_PARAM, "file", "no JSON object in the file");
+        return rc;
+    }
+    int rc = md_csv_finish(sc->csv, err);
     size_t n = 0;
-    if (rc == MD_OK && !parts)
-        rc = md_fail(err, MD_E_NOMEM, NULL, NULL);
+    const char *const *names = rc == MD_OK ? md_csv_columns(sc->csv, &n) : NULL;
+    for (size_t i = 0; names && i < n; i++)
+        json_array_append_new(sc->cols, json_string(names[i]));
     if (rc == MD_OK)
-        rc = mp_parse(body, len, boundary, parts, MP_PARTS_MAX, &n, err);
-    for (size_t i = 0; rc == MD_OK && i < n; i++) {
-        if (strcmp(parts[i].name, "file") == 0) {
-            u->data = parts[i].data;
-            u->len = parts[i].len;
-            u->format = format_of(parts[i].content_type);
-            if (!u->name[0])
-                set_name(u, parts[i].filename, strlen(parts[i].filename));
-        } else if (strcmp(parts[i].name, "name") == 0) {
-            set_name(u, parts[i].data, parts[i].len);
-        }
-    }
-    if (rc == MD_OK && !u->data)
-        rc = md_fail(err, MD_E_MISSING_FIELD, "file", "the form has no \"file\" part");
+        sc->rows = (int64_t)md_csv_rows(sc->csv);
     return rc;
 }
 
-static int read_upload(api_datasets *a, http_req *req, upload *u)
+/* Read the file's bytes in blocks (memory constant in its size) through the checker. */
+static int scan_file(const api__upload *u, scan *sc, md_err *err)
 {
-    md_err *err = http_req_err(req);
-    const char *ct = http_req_header(req, "Content-Type");
-    size_t len = 0;
-    const void *body = http_req_body(req, &len);
-    memset(u, 0, sizeof *u);
-    const char *qname = http_req_query(req, "name");
-    if (qname)
-        set_name(u, qname, strlen(qname));
-    int rc = MD_OK;
-    if (ct && strncasecmp(ct, "multipart/", 10) == 0) {
-        rc = form_upload(req, ct, body, len, u);
-    } else {
-        u->data = body;
-        u->len = len;
-        u->format = format_of(ct);
+    char *block = malloc(SCAN_BLOCK);
+    md_csv_opts co = {.header = true, .field = "file"};
+    int rc = block ? MD_OK : md_fail(err, MD_E_NOMEM, NULL, NULL);
+    if (rc == MD_OK && strcmp(u->format, "csv") == 0)
+        rc = md_csv_new(&co, count_row, NULL, &sc->csv, err);
+    for (uint64_t at = 0; rc == MD_OK && at < u->len;) {
+        size_t want = u->len - at < SCAN_BLOCK ? (size_t)(u->len - at) : SCAN_BLOCK;
+        if (pread(u->body.fd, block, want, (off_t)(u->off + at)) != (ssize_t)want)
+            rc = md_fail(err, MD_E_IO, "body", "cannot read the upload");
+        else
+            rc =
+                sc->csv ? md_csv_feed(sc->csv, block, want, err) : jsonl_feed(sc, block, want, err);
+        at += want;
     }
-    if (rc == MD_OK && u->len > a->o.max_bytes)
-        rc = md_fail(err, MD_E_TOO_LARGE, "file", "the upload is %zu bytes, more than %zu", u->len,
-                     a->o.max_bytes);
-    if (rc == MD_OK && u->len == 0)
-        rc = md_fail(err, MD_E_MISSING_FIELD, "file", "the upload is empty");
-    if (rc == MD_OK && !u->format) {
-        size_t i = 0;
-        while (i < u->len && isspace(u->data[i]))
-            i++;
-        u->format = i < u->len && u->data[i] == '{' ? "jsonl" : "csv";
-    }
+    if (rc == MD_OK)
+        rc = scan_finish(sc, err);
+    free(block);
     return rc;
 }
 
 /* ---- handlers ---------------------------------------------------------------------------- */
 
-/* Parse the upload (invariant 1) and fill the metadata of its row. */
-static int describe_upload(http_req *req, const upload *u, store_dataset *m)
+/* Check the upload (invariant 1) and fill the metadata of its row. */
+static int describe_upload(http_req *req, const api__upload *u, const char *name, store_dataset *m)
 {
     md_err *err = http_req_err(req);
-    json_t *cols = json_array();
-    if (!cols)
-        return md_fail(err, MD_E_NOMEM, NULL, NULL);
-    int rc = strcmp(u->format, "csv") == 0
-                 ? scan_csv(u->data, u->len, cols, &m->rows, err)
-                 : scan_jsonl((const char *)u->data, u->len, cols, &m->rows, err);
-    char *text = rc == MD_OK ? json_dumps(cols, JSON_COMPACT) : NULL;
-    json_decref(cols);
+    scan sc = {.cols = json_array()};
+    md_buf_init(&sc.line, JSONL_LINE_MAX);
+    int rc = sc.cols ? scan_file(u, &sc, err) : md_fail(err, MD_E_NOMEM, NULL, NULL);
+    char *text = rc == MD_OK ? json_dumps(sc.cols, JSON_COMPACT) : NULL;
     if (rc == MD_OK && !text)
         rc = md_fail(err, MD_E_NOMEM, NULL, NULL);
     if (rc == MD_OK && strlen(text) >= sizeof m->columns)
@@ -230,10 +188,36 @@ static int describe_upload(http_req *req, const upload *u, store_dataset *m)
     if (rc == MD_OK)
         memcpy(m->columns, text, strlen(text) + 1);
     free(text);
+    json_decref(sc.cols);
+    md_csv_free(sc.csv);
+    md_buf_free(&sc.line);
+    m->rows = sc.rows;
     snprintf(m->format, sizeof m->format, "%s", u->format);
-    snprintf(m->name, sizeof m->name, "%s", u->name);
+    snprintf(m->name, sizeof m->name, "%.*s", (int)sizeof m->name - 1, name);
     snprintf(m->owner, sizeof m->owner, "%.*s", (int)sizeof m->owner - 1,
              http_req_identity(req)->key_id);
+    return rc;
+}
+
+/* The upload into the blob store (invariant 2): the whole body is renamed into place, a form's
+ * file part copied in blocks; then its row. */
+static int keep_upload(api_datasets *a, http_req *req, const api__upload *u, const store_dataset *m,
+                       store_dataset *out)
+{
+    md_err *err = http_req_err(req);
+    char hex[STORE_SHA256_HEX];
+    uint64_t size = u->len;
+    char *taken = NULL;
+    int rc = u->whole ? http_req_body_take(req, &taken) : MD_OK;
+    if (rc == MD_OK && taken)
+        rc = store_blob_adopt(a->o.st, taken, hex, &size, err);
+    else if (rc == MD_OK)
+        rc = store_blob_put_range(a->o.st, u->body.fd, u->off, u->len, hex, err);
+    if (rc != MD_OK && taken)
+        unlink(taken); /* not adopted: ours to remove (a no-op when the store removed it) */
+    free(taken);
+    if (rc == MD_OK)
+        rc = store_datasets_add(a->o.st, hex, (int64_t)size, m, out, err);
     return rc;
 }
 
@@ -241,19 +225,20 @@ static int post_dataset(http_req *req, void *ctx)
 {
     api_datasets *a = ctx;
     md_err *err = http_req_err(req);
-    upload u;
-    int rc = read_upload(a, req, &u);
+    api__upload u;
+    const char *name = "";
+    int rc = read_upload(a, req, &u, &name);
     store_dataset *m = rc == MD_OK ? calloc(2, sizeof *m) : NULL;
     if (rc == MD_OK && !m)
         rc = md_fail(err, MD_E_NOMEM, NULL, NULL);
     if (rc == MD_OK)
-        rc = describe_upload(req, &u, m);
+        rc = describe_upload(req, &u, name, m);
     if (rc == MD_OK)
-        rc = store_datasets_create(a->o.st, u.data, u.len, m, m + 1, err);
+        rc = keep_upload(a, req, &u, m, m + 1);
     json_t *o = rc == MD_OK ? api_dataset_json(m + 1) : NULL;
     if (rc == MD_OK)
-        http_req_log(req, MD_LOG_INFO, "dataset %s stored (%s, %lld rows, %zu bytes)", m[1].id,
-                     m[1].format, (long long)m[1].rows, u.len);
+        http_req_log(req, MD_LOG_INFO, "dataset %s stored (%s, %lld rows, %llu bytes)", m[1].id,
+                     m[1].format, (long long)m[1].rows, (unsigned long long)u.len);
     free(m);
     if (rc != MD_OK)
         return rc;
@@ -432,9 +417,10 @@ int api_datasets_register(http_server *srv, const api_datasets_opts *o, api_data
         free(a);
         return rc;
     }
-    /* A raw body over the limit is refused by the server; a form's envelope gets 1 MB more,
-     * its file part its own 413 (read_upload). */
-    http_route_body_limit(added[0], a->o.max_bytes + ((size_t)1 << 20));
+    /* The body is spooled to a file as it arrives (constant memory); a raw body over the
+     * limit is refused while streaming, a form's envelope gets 1 MB more and its file part its
+     * own 413 (api__read_upload). */
+    http_route_body_to_file(added[0], a->o.max_bytes + ((size_t)1 << 20));
     *out = a;
     return MD_OK;
 }

@@ -4,7 +4,8 @@
  *
  *   POST   /api/admin/datasets        admin  multipart `file` (+ optional `name` field) or a
  *                                            raw text/csv / application/x-ndjson body (name in
- *                                            the query), <= 100 MB -> 201 the dataset
+ *                                            the query), <= 100 MB, spooled to a file as it
+ *                                            arrives (constant memory) -> 201 the dataset
  *   GET    /api/admin/datasets        admin  {datasets: [...], count, total, next_offset}
  *                                            (limit 1..1000, default 50; offset)
  *   GET    /api/admin/datasets/{id}   admin  the dataset

@@ -499,11 +499,7 @@ static int submit_admitted(api_enhance *a, const submission *s, const char *fiel
 
 static int reply_job(http_req *req, const job_info *j)
 {
-    json_t *o = api_job_json(j);
-    if (!o)
-        return md_fail(http_req_err(req), MD_E_NOMEM, NULL, NULL);
-    json_object_set_new(o, "success", json_true());
-    return http_reply_json(req, 202, o);
+    return api_job_reply(req, 202, j);
 }
 
 /* The admission of both submit routes (invariant 2): up to max parts named field become

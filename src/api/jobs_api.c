@@ -129,11 +129,16 @@ static int get_job(http_req *req, void *ctx)
     int rc = load_job(req, ctx, j);
     if (rc != MD_OK)
         return rc;
+    return api_job_reply(req, 200, j);
+}
+
+int api_job_reply(http_req *req, int status, const job_info *j)
+{
     json_t *o = api_job_json(j);
     if (!o)
         return md_fail(http_req_err(req), MD_E_NOMEM, NULL, NULL);
     json_object_set_new(o, "success", json_true());
-    return http_reply_json(req, 200, o);
+    return http_reply_json(req, status, o);
 }
 
 typedef struct fmt_type {

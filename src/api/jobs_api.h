@@ -46,6 +46,8 @@ int api_jobs_visible(const http_req *req, const char *owner);
 
 /* The job as GET /api/v1/jobs/{id} answers it (new reference; NULL on out of memory). */
 json_t *api_job_json(const job_info *j);
+/* Answer status with api_job_json(j) plus "success": true (a job's page, a submission's 202). */
+int api_job_reply(http_req *req, int status, const job_info *j);
 
 /* The "test" job kind's run (jobs_test.c): copies the input to the result in the steps its
  * parameters say. Registered by the start-up code only with --test-routes. */

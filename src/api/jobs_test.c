@@ -99,11 +99,7 @@ static int test_params_json(http_req *req, char **out)
 
 static int reply_one(http_req *req, const job_info *j)
 {
-    json_t *o = api_job_json(j);
-    if (!o)
-        return md_fail(http_req_err(req), MD_E_NOMEM, NULL, NULL);
-    json_object_set_new(o, "success", json_true());
-    return http_reply_json(req, 202, o);
+    return api_job_reply(req, 202, j);
 }
 
 /* POST /api/test/jobs?steps&step_ms&format&fail&count&callback_url: the body is the input of

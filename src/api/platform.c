@@ -27,6 +27,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -363,6 +364,22 @@ static void audit_metrics(md_buf *out, void *ctx)
                   "# HELP modeld_audit_queued Audit entries waiting to be written.\n"
                   "# TYPE modeld_audit_queued gauge\nmodeld_audit_queued %llu\n",
                   dropped, queued);
+    /* Free space and the database, as the readiness probe sees them: what the disk-full and
+     * database-unreachable alerts watch (a failed statvfs leaves the free-space gauge out). */
+    md_err e = {0};
+    uint64_t avail = 0;
+    if (store_free_bytes(p->o.store, &avail, &e) == MD_OK)
+        md_buf_printf(out,
+                      "# HELP modeld_store_free_bytes Bytes free on the data (or blob) dir's file system.\n"
+                      "# TYPE modeld_store_free_bytes gauge\nmodeld_store_free_bytes %llu\n",
+                      (unsigned long long)avail);
+    md_buf_printf(out,
+                  "# HELP modeld_store_min_free_bytes Free space below which the store refuses writes (507).\n"
+                  "# TYPE modeld_store_min_free_bytes gauge\nmodeld_store_min_free_bytes %llu\n"
+                  "# HELP modeld_store_up 1 when the database answers a trivial query.\n"
+                  "# TYPE modeld_store_up gauge\nmodeld_store_up{backend=\"%s\"} %d\n",
+                  (unsigned long long)p->o.store_min_free, store_backend(p->o.store),
+                  store_ping(p->o.store, &e) == MD_OK);
 }
 
 static int metrics(http_req *req, void *ctx)
@@ -419,9 +436,93 @@ static int token(http_req *req, void *ctx)
     rc = auth_issue_token(p->o.auth, &pr, tok, sizeof tok, &ttl, http_req_err(req));
     if (rc != MD_OK)
         return rc;
-    return http_reply_json(req, 200, json_pack("{s:b, s:s, s:s, s:I, s:s}", "success", 1, "access_token", tok,
-                                               "token_type", "Bearer", "expires_in", (json_int_t)ttl, "role",
-                                               http_role_name(id->role)));
+    json_t *body = json_pack("{s:b, s:s, s:s, s:I, s:s}", "success", 1, "access_token", tok, "token_type",
+                             "Bearer", "expires_in", (json_int_t)ttl, "role", http_role_name(id->role));
+    /* A refresh token only for an API key: one minted from a JWT would outlive the JWT. */
+    if (body && !id->via_jwt) {
+        char rt[AUTH_REFRESH_MAX];
+        int64_t rttl = 0;
+        rc = auth_refresh_issue(p->o.auth, &pr, rt, sizeof rt, &rttl, NULL, http_req_err(req));
+        if (rc != MD_OK) {
+            json_decref(body);
+            return rc;
+        }
+        json_object_set_new(body, "refresh_token", json_string(rt));
+        json_object_set_new(body, "refresh_expires_in", json_integer((json_int_t)rttl));
+        sodium_memzero(rt, sizeof rt);
+    }
+    return http_reply_json(req, 200, body);
+}
+
+/* The refresh route is public (the token in the body is the credential), so the HTTP layer
+ * does not audit it: record each outcome here under the key the token belongs to. */
+static void audit_refresh(api_platform *p, http_req *req, const auth_refresh_result *r, int status)
+{
+    if (!p->o.store || !r->key_id[0])
+        return;
+    http_audit_entry e = {.request_id = http_req_id(req), .key_id = r->key_id, .method = "POST",
+                          .route = r->reuse ? "/api/auth/refresh (reuse: family revoked)" : "/api/auth/refresh",
+                          .status = status, .time_ms = md_clock_wall_ms(md_clock_system())};
+    hook_audit(p, &e);
+}
+
+/* {"refresh_token": "mdr_..."} and nothing else: the token into tok (wiped by the caller). */
+static int refresh_body(http_req *req, char *tok, size_t cap)
+{
+    json_t *j;
+    int rc = http_req_json(req, &j);
+    if (rc != MD_OK)
+        return rc;
+    md_err *err = http_req_err(req);
+    json_t *v = json_object_get(j, "refresh_token");
+    const char *unknown = NULL, *key;
+    json_t *val;
+    json_object_foreach(j, key, val)
+    {
+        if (!unknown && strcmp(key, "refresh_token") != 0)
+            unknown = key;
+    }
+    if (!json_is_object(j))
+        rc = md_fail(err, MD_E_INVALID_PARAM, "body", "must be a JSON object with refresh_token");
+    else if (unknown)
+        rc = md_fail(err, MD_E_INVALID_PARAM, unknown, "unknown field \"%.64s\"", unknown);
+    else if (!v)
+        rc = md_fail(err, MD_E_INVALID_PARAM, "refresh_token", "is required");
+    else if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) >= cap)
+        rc = md_fail(err, MD_E_INVALID_PARAM, "refresh_token", "must be a refresh token string from POST /api/auth/token");
+    else
+        memcpy(tok, json_string_value(v), json_string_length(v) + 1);
+    json_decref(j);
+    return rc;
+}
+
+static int refresh(http_req *req, void *ctx)
+{
+    api_platform *p = ctx;
+    if (!p->o.auth)
+        return md_fail(http_req_err(req), MD_E_UNSUPPORTED, NULL, "tokens are not issued when auth is off (--no-auth)");
+    char tok[AUTH_REFRESH_MAX];
+    int rc = refresh_body(req, tok, sizeof tok);
+    if (rc != MD_OK)
+        return rc;
+    auth_refresh_result *r = calloc(1, sizeof *r);
+    if (!r) {
+        sodium_memzero(tok, sizeof tok);
+        return md_fail(http_req_err(req), MD_E_NOMEM, NULL, NULL);
+    }
+    rc = auth_refresh(p->o.auth, tok, strlen(tok), r, http_req_err(req));
+    sodium_memzero(tok, sizeof tok);
+    audit_refresh(p, req, r, rc == MD_OK ? 200 : md_err_status(rc));
+    if (rc == MD_OK)
+        rc = http_reply_json(req, 200,
+                             json_pack("{s:b, s:s, s:s, s:I, s:s, s:s, s:I}", "success", 1, "access_token",
+                                       r->access_token, "token_type", "Bearer", "expires_in",
+                                       (json_int_t)r->expires_in_s, "role", auth_role_name(r->role),
+                                       "refresh_token", r->refresh_token, "refresh_expires_in",
+                                       (json_int_t)r->refresh_expires_in_s));
+    sodium_memzero(r, sizeof *r);
+    free(r);
+    return rc;
 }
 
 static json_t *audit_json(const store_audit_entry *e)
@@ -571,16 +672,46 @@ static const http_doc TOKEN_DOC = {
     .summary = "Exchange an API key for a short-lived token",
     .description = "Authenticate with an API key (or a token) and get a JWT (HS256) of the same role "
                    "and key id, valid for jwt_ttl (15 minutes by default). Send it as "
-                   "`Authorization: Bearer <token>`. The body is optional; when sent it must be an "
+                   "`Authorization: Bearer <token>`. Authenticated with an API key, the answer also "
+                   "carries a refresh_token (single use, for POST /api/auth/refresh; valid refresh_ttl); "
+                   "authenticated with a JWT it does not (a refresh token would outlive the JWT). "
+                   "The body is optional; when sent it must be an "
                    "empty JSON object. Tokens are not issued when the server runs with --no-auth.",
     .tag = "platform",
     .response = "{\"type\":\"object\",\"required\":[\"success\",\"access_token\",\"token_type\",\"expires_in\",\"role\"],"
                 "\"properties\":{" OK_FIELD ",\"access_token\":{\"type\":\"string\",\"description\":\"the JWT\"},"
                 "\"token_type\":{\"const\":\"Bearer\"},"
                 "\"expires_in\":{\"type\":\"integer\",\"description\":\"seconds until it expires\"},"
-                "\"role\":{\"type\":\"string\",\"enum\":[\"read\",\"write\",\"admin\"]}}}",
+                "\"role\":{\"type\":\"string\",\"enum\":[\"read\",\"write\",\"admin\"]},"
+                "\"refresh_token\":{\"type\":\"string\",\"description\":\"only when authenticated with an API key\"},"
+                "\"refresh_expires_in\":{\"type\":\"integer\",\"description\":\"seconds until the refresh token expires\"}}}",
     .errors = (const int[]){MD_E_INVALID_JSON, MD_E_INVALID_PARAM, MD_E_UNSUPPORTED_MEDIA, MD_E_UNSUPPORTED,
-                            0},
+                            MD_E_FORBIDDEN, MD_E_IO, 0},
+};
+
+static const http_doc REFRESH_DOC = {
+    .summary = "Trade a refresh token for a new access token and a new refresh token",
+    .description = "No credentials header: the refresh token in the body is the credential. Answers a new JWT "
+                   "(of the key's current role) and the next refresh token of the same family; the presented "
+                   "one is used up (single use, rotating). Presenting a used refresh token again revokes its "
+                   "whole family (every token rotated from the same POST /api/auth/token) and answers 401, so "
+                   "a stolen token dies as soon as either holder uses it twice. Revoking the API key revokes "
+                   "its refresh tokens. Each refresh token lives refresh_ttl (30 days by default) from its "
+                   "issue. Every outcome is written to the audit log under the token's key.",
+    .tag = "platform",
+    .request = "{\"type\":\"object\",\"required\":[\"refresh_token\"],\"additionalProperties\":false,"
+               "\"properties\":{\"refresh_token\":{\"type\":\"string\",\"pattern\":\"^mdr_[A-Za-z0-9_-]{43}$\","
+               "\"description\":\"from POST /api/auth/token or the previous refresh\"}}}",
+    .response = "{\"type\":\"object\",\"required\":[\"success\",\"access_token\",\"token_type\",\"expires_in\",\"role\","
+                "\"refresh_token\",\"refresh_expires_in\"],"
+                "\"properties\":{" OK_FIELD ",\"access_token\":{\"type\":\"string\",\"description\":\"the JWT\"},"
+                "\"token_type\":{\"const\":\"Bearer\"},"
+                "\"expires_in\":{\"type\":\"integer\",\"description\":\"seconds until the JWT expires\"},"
+                "\"role\":{\"type\":\"string\",\"enum\":[\"read\",\"write\",\"admin\"]},"
+                "\"refresh_token\":{\"type\":\"string\",\"description\":\"the next refresh token (single use)\"},"
+                "\"refresh_expires_in\":{\"type\":\"integer\",\"description\":\"seconds until it expires\"}}}",
+    .errors = (const int[]){MD_E_INVALID_JSON, MD_E_INVALID_PARAM, MD_E_UNSUPPORTED_MEDIA, MD_E_UNAUTHORIZED,
+                            MD_E_UNSUPPORTED, MD_E_IO, 0},
 };
 
 static const http_doc TEST_SLOW_DOC = {
@@ -625,8 +756,10 @@ int api_platform_register(api_platform *p, http_server *srv, md_err *err)
               add(srv, "GET", "/metrics", p->o.metrics_public ? HTTP_ROLE_PUBLIC : HTTP_ROLE_ADMIN, pub,
                   metrics, p, &METRICS_DOC) &&
               add(srv, "GET", "/api/admin/audit", HTTP_ROLE_ADMIN, HTTP_HEAVY, audit_list, p, &AUDIT_DOC);
-    /* Issuing a JWT changes no stored state (tokens are stateless), so it is not audited. */
-    ok = ok && add(srv, "POST", "/api/auth/token", HTTP_ROLE_READ, HTTP_NO_AUDIT, token, p, &TOKEN_DOC);
+    /* Issuing tokens stores a refresh token (a new family), so it is audited like any write. */
+    ok = ok && add(srv, "POST", "/api/auth/token", HTTP_ROLE_READ, 0, token, p, &TOKEN_DOC);
+    /* Public: the refresh token is the credential; refresh() writes its own audit entries. */
+    ok = ok && add(srv, "POST", "/api/auth/refresh", HTTP_ROLE_PUBLIC, HTTP_NO_AUDIT, refresh, p, &REFRESH_DOC);
     if (ok && p->o.test_routes) {
         md_log(MD_LOG_WARN, "test routes enabled (/api/test/*): not for production");
         ok = add(srv, "GET", "/api/test/slow", HTTP_ROLE_PUBLIC, HTTP_HEAVY | HTTP_NO_RATELIMIT, test_slow, p,

@@ -16,6 +16,7 @@
 
 #include "base/clock.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,11 @@ struct api_predict {
     mdl_registry *reg; /* borrowed */
     store *st;         /* borrowed; NULL: no log, history, feedback or drift */
     double log_sample;
+    /* The drift families of /metrics, rendered at most every DRIFT_CACHE_MS (each render reads
+     * the last hour of every predict model's log) and shared by every scrape in between. */
+    pthread_mutex_t drift_mu;
+    char *drift_text; /* owned; NULL until the first scrape */
+    int64_t drift_at_ms;
 };
 
 static pl_ctx ctx_of(const api_predict *a)
@@ -257,6 +263,78 @@ static int admin_metrics(http_req *req, void *ctx)
     return http_reply_json(req, 200, json_pack("{s:o}", "models", models));
 }
 
+/* ---- drift for Prometheus ---- */
+
+#define DRIFT_WINDOW_MS (3600LL * 1000)
+#define DRIFT_CACHE_MS 15000
+
+/* The largest PSI over the columns of one drift answer (pl_predict_drift's "features"). */
+static double worst_psi(const json_t *dr)
+{
+    const char *col;
+    const json_t *f;
+    double worst = 0.0;
+    json_object_foreach((json_t *)json_object_get(dr, "features"), col, f)
+    {
+        double p = json_number_value(json_object_get(f, "psi"));
+        worst = p > worst ? p : worst;
+    }
+    return worst;
+}
+
+/* Every predict model's drift over the last hour, as two gauges (each family's samples
+ * together, as the text format requires). A model whose drift cannot be computed (no training
+ * distribution, store error) is left out rather than reported as 0. */
+static void drift_render(const api_predict *a, md_buf *b, int64_t now)
+{
+    json_t *all = mdl_describe_all(a->reg), *m;
+    md_buf rows;
+    md_buf_init(&rows, 1u << 20);
+    md_buf_puts(b, "# HELP modeld_predict_drift_psi Largest PSI of a prediction model's logged "
+                   "inputs (last hour) against its training distribution (>= 0.25: drift).\n"
+                   "# TYPE modeld_predict_drift_psi gauge\n");
+    md_buf_puts(&rows, "# HELP modeld_predict_drift_rows Logged rows the drift was computed over.\n"
+                       "# TYPE modeld_predict_drift_rows gauge\n");
+    size_t i;
+    json_array_foreach(all, i, m)
+    {
+        const char *fam = json_string_value(json_object_get(m, "family"));
+        const char *name = json_string_value(json_object_get(m, "name"));
+        json_t *dr = NULL;
+        md_err e = {0};
+        pl_ctx cx = ctx_of(a);
+        if (!fam || strcmp(fam, "predict") != 0 || !name ||
+            pl_predict_drift(&cx, name, now - DRIFT_WINDOW_MS, 0, &dr, &e) != MD_OK)
+            continue;
+        md_buf_printf(b, "modeld_predict_drift_psi{model=\"%s\"} %.6f\n", name, worst_psi(dr));
+        md_buf_printf(&rows, "modeld_predict_drift_rows{model=\"%s\"} %lld\n", name,
+                      (long long)json_integer_value(json_object_get(dr, "rows")));
+        json_decref(dr);
+    }
+    json_decref(all);
+    md_buf_append(b, rows.data ? rows.data : "", rows.len);
+    md_buf_free(&rows);
+}
+
+static void drift_metrics(md_buf *out, void *ctx)
+{
+    api_predict *a = ctx;
+    int64_t now = md_clock_wall_ms(md_clock_system());
+    pthread_mutex_lock(&a->drift_mu);
+    if (!a->drift_text || now - a->drift_at_ms >= DRIFT_CACHE_MS) {
+        md_buf b;
+        size_t n = 0;
+        md_buf_init(&b, 4u << 20);
+        drift_render(a, &b, now);
+        free(a->drift_text);
+        a->drift_text = md_buf_steal(&b, &n);
+        a->drift_at_ms = now;
+    }
+    if (a->drift_text)
+        md_buf_puts(out, a->drift_text);
+    pthread_mutex_unlock(&a->drift_mu);
+}
+
 /* ---- registration ---- */
 
 #define S_ERROR                                                                                    \
@@ -481,10 +559,18 @@ int api_predict_register(http_server *srv, const api_predict_opts *o, api_predic
     (*out)->reg = o->reg;
     (*out)->st = o->st;
     (*out)->log_sample = o->log_sample;
-    return api__add_routes(srv, ROUTES, sizeof ROUTES / sizeof ROUTES[0], 0, *out, NULL, err);
+    pthread_mutex_init(&(*out)->drift_mu, NULL);
+    int rc = api__add_routes(srv, ROUTES, sizeof ROUTES / sizeof ROUTES[0], 0, *out, NULL, err);
+    if (rc == MD_OK && o->st && http_metrics_collector(srv, drift_metrics, *out) != MD_OK)
+        rc = md_fail(err, MD_E_INTERNAL, NULL, "cannot register the drift metrics");
+    return rc;
 }
 
 void api_predict_free(api_predict *a)
 {
+    if (!a)
+        return;
+    pthread_mutex_destroy(&a->drift_mu);
+    free(a->drift_text);
     free(a);
 }

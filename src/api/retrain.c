@@ -49,11 +49,16 @@ int api_retrain_run(job_run *r, void *user)
     json_t *out = NULL;
     int rc = pl_retrain(&cx, &in, &out, err);
     char *text = rc == MD_OK ? json_dumps(out, JSON_COMPACT) : NULL;
-    if (rc == MD_OK && !text)
+    /* the metadata is the outcome too, with the format that makes the result's media type */
+    if (text)
+        json_object_set_new(out, "format", json_string("json"));
+    char *meta = text ? json_dumps(out, JSON_COMPACT) : NULL;
+    if (rc == MD_OK && !meta)
         rc = md_fail(err, MD_E_NOMEM, NULL, NULL);
     if (rc == MD_OK)
-        rc = job_run_set_result(r, text, strlen(text), text, err);
+        rc = job_run_set_result(r, text, strlen(text), meta, err);
     free(text);
+    free(meta);
     json_decref(out);
     json_decref(p);
     return rc;
@@ -162,11 +167,7 @@ static int post_retrain(http_req *req, void *ctx)
     json_decref(body);
     if (rc != MD_OK)
         return rc;
-    json_t *o = api_job_json(j);
-    if (!o)
-        return md_fail(err, MD_E_NOMEM, NULL, NULL);
-    json_object_set_new(o, "success", json_true());
-    return http_reply_json(req, 202, o);
+    return api_job_reply(req, 202, j);
 }
 
 /* ---- the route table ------------------------------------------------------------------------ */
@@ -209,7 +210,7 @@ static const api__route ROUTES[] = {
     {"POST",
      "/api/admin/retrain",
      HTTP_ROLE_ADMIN,
-     0,
+     HTTP_HEAVY, /* the check may load the model and count the feedback rows */
      post_retrain,
      {.summary = "Retrain a predict model on a stored dataset or on feedback (a durable job)",
       .tag = "predict",

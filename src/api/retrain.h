@@ -9,7 +9,8 @@
  * params 400 naming "params.<key>". The job (kind API_RETRAIN_KIND) runs pl_retrain: its
  * progress has the stages "reading", "training" (the fraction of rounds done), "evaluating",
  * "installing"; its result (GET /api/v1/jobs/{id}/result, application/json) and its result_meta
- * are pl_retrain's answer: the new version, its state (CANARY or STANDBY) and both metrics.
+ * are pl_retrain's answer (result_meta the same plus "format": "json", which the callbacks carry):
+ * the new version, its state (CANARY or STANDBY) and both metrics.
  * The kind runs in `modeld serve` processes only (api_bulk_kind.serving): the new version must
  * land in the registry that answers requests.
  */

@@ -44,6 +44,7 @@ struct auth {
     uint8_t *secret;              /* sodium_malloc'd */
     size_t secret_len;
     int64_t jwt_ttl_s;
+    int64_t refresh_ttl_s;
     int64_t revalidate_ns;        /* < 0: every request */
     size_t cache_max;
     pthread_rwlock_t lock;        /* guards the cache */
@@ -159,6 +160,7 @@ int auth_open(const auth_opts *o, auth **out, md_err *err)
     a->st = store_ref(o->store);
     a->clock = o->clock ? o->clock : md_clock_system();
     a->jwt_ttl_s = o->jwt_ttl_s > 0 ? o->jwt_ttl_s : 900;
+    a->refresh_ttl_s = o->refresh_ttl_s > 0 ? o->refresh_ttl_s : 30 * 24 * 3600;
     a->revalidate_ns = o->revalidate_ms < 0 ? -1 : (o->revalidate_ms ? o->revalidate_ms : 100) * 1000000;
     a->cache_max = o->cache_max ? o->cache_max : 4096;
     a->nbuckets = 64;
@@ -297,6 +299,15 @@ static int lookup(auth *a, const char *id, int *exists, store_key *row, md_err *
     cache_insert(a, id, b, *exists, row, gen);
     return MD_OK;
 }
+
+int auth__lookup(auth *a, const char *id, int *exists, store_key *row, md_err *err)
+{
+    return lookup(a, id, exists, row, err);
+}
+
+store *auth__store(const auth *a) { return a->st; }
+int64_t auth__now_ms(const auth *a) { return md_clock_wall_ms(a->clock); }
+int64_t auth__refresh_ttl_s(const auth *a) { return a->refresh_ttl_s; }
 
 /* ---- checking credentials ------------------------------------------------------------ */
 

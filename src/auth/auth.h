@@ -42,6 +42,7 @@ int auth_role_parse(const char *s, auth_role *out, md_err *err);
 
 #define AUTH_KEY_ID_LEN 12           /* hex digits of the public id */
 #define AUTH_KEY_MAX 96              /* room for a whole key string + NUL */
+#define AUTH_JWT_MAX 1024            /* longest token accepted or issued (jwt.c) */
 
 typedef struct auth_new_key {
     char key[AUTH_KEY_MAX];          /* the secret key: show once, never log, then wipe */
@@ -70,6 +71,8 @@ typedef struct auth_opts {
     const char *jwt_secret;     /* NULL = env MODELD_JWT_SECRET, else <data_dir>/jwt.secret
                                  * (created with 32 random bytes, mode 0600); >= 32 chars */
     int64_t jwt_ttl_s;          /* lifetime of issued tokens; 0 = 900 */
+    int64_t refresh_ttl_s;      /* lifetime of each refresh token (sliding: every rotation
+                                 * gets a full one); 0 = 30 days */
     int64_t revalidate_ms;      /* how often the cache checks for changes by other processes;
                                  * 0 = 100; negative = on every request (tests) */
     size_t cache_max;           /* cached key rows; 0 = 4096 */
@@ -107,6 +110,41 @@ int auth_issue_token(auth *a, const auth_principal *p, char *out, size_t cap,
 /* Revoke a key in the store and drop it from the cache at once. */
 int auth_revoke(auth *a, const char *key_id, md_err *err);
 
+/* ---- refresh tokens (refresh.c) ------------------------------------------------------ */
+
+/* A refresh token is "mdr_" + 43 base64url characters (32 random bytes); only its BLAKE2b-256
+ * is stored (store_refresh), bound to its key and to a family: every token rotated from one
+ * issue. Single use: POST /api/auth/refresh marks the presented token used and hands out its
+ * successor; presenting a used token again means it was copied, so the whole family is revoked.
+ * Revoking the key revokes its tokens (store_keys_revoke), and a refresh checks the key too. */
+#define AUTH_REFRESH_PREFIX "mdr_"
+#define AUTH_REFRESH_MAX 64
+
+/* Start a new family for an API-key principal: out gets the token (show once), *expires_in_s
+ * its life. MD_E_UNAUTHORIZED for a principal without a key; MD_E_FORBIDDEN when p came by a
+ * JWT (a token must not outlive the credential that minted it, and a refresh token would).
+ * family (may be NULL, >= STORE_FAMILY_MAX bytes) gets the new family id. */
+int auth_refresh_issue(auth *a, const auth_principal *p, char *out, size_t cap,
+                       int64_t *expires_in_s, char *family, md_err *err);
+
+typedef struct auth_refresh_result {
+    char access_token[AUTH_JWT_MAX];        /* a new JWT for the key, its current role */
+    int64_t expires_in_s;
+    char refresh_token[AUTH_REFRESH_MAX];   /* the successor: show once */
+    int64_t refresh_expires_in_s;
+    char key_id[STORE_KEY_ID_MAX];          /* the key the token acts for ("" when unknown) */
+    char family[STORE_FAMILY_MAX];
+    auth_role role;
+    int reuse;                              /* 1: a used token came back, family revoked */
+} auth_refresh_result;
+
+/* Rotate: check tok (len bytes) and answer a new JWT and a new refresh token. Everything that
+ * is not a live token of an active key is MD_E_UNAUTHORIZED with a message that says which
+ * ("invalid refresh token", "refresh token expired", "refresh token revoked", "API key
+ * revoked", "refresh token reuse detected; its family is revoked"); out->key_id / family /
+ * reuse are filled as far as known, for the audit log. MD_E_IO for storage errors. */
+int auth_refresh(auth *a, const char *tok, size_t len, auth_refresh_result *out, md_err *err);
+
 /* ---- header parsing (header.c) -------------------------------------------------------- */
 
 /* Extract the credential of an Authorization header value: scheme "Bearer" (any case), one or
@@ -124,7 +162,6 @@ int auth_pick_credential(const char *authorization, const char *x_api_key, const
 
 /* ---- JWT HS256 (jwt.c) ---------------------------------------------------------------- */
 
-#define AUTH_JWT_MAX 1024
 
 typedef struct auth_jwt_claims {
     char sub[STORE_KEY_ID_MAX];

@@ -215,3 +215,134 @@ int md_buf_put_g9(md_buf *b, float f)
     }
     return md_buf_append(b, out, n);
 }
+
+/* ---- md_buf_put_g17: "%.17g" of a double without printf ----
+ *
+ * Exact, not approximated: v = m 2^e with m odd is N / 10^k for the integer N = m 2^e (e >= 0,
+ * k = 0) or N = m 5^-e (e < 0, k = -e). When N fits in 128 bits (every float-valued double
+ * between about 1e-16 and 1e38, and most doubles of a few significant bits: the values answers
+ * are made of) its decimal digits are v's exact expansion, rounded here to 17 significant
+ * digits half to even as glibc's printf rounds in the default rounding mode; otherwise printf
+ * writes it. So the output is always printf's own, byte for byte.
+ */
+typedef unsigned __int128 u128;
+
+/* N's decimal digits into dig (at most 39, no leading zero; N > 0); returns their count. */
+static int u128_digits(u128 n, char *dig)
+{
+    const uint64_t e18 = 1000000000000000000ull;
+    uint64_t part[3];
+    int np = 0;
+    while (n >= e18 && np < 2) {
+        part[np++] = (uint64_t)(n % e18);
+        n /= e18;
+    }
+    part[np] = (uint64_t)n;
+    int len = 0;
+    char tmp[20];
+    for (int i = np; i >= 0; i--) {
+        int t = 0;
+        for (uint64_t x = part[i]; x; x /= 10)
+            tmp[t++] = (char)('0' + x % 10);
+        int width = i == np ? t : 18; /* inner parts keep their leading zeros */
+        for (int j = width - 1; j >= 0; j--)
+            dig[len++] = j < t ? tmp[j] : '0';
+    }
+    return len;
+}
+
+/* v > 0 finite, rounded to 17 significant digits: dig (17 chars), the decimal exponent *x of
+ * the first one. 0 when N does not fit (printf must). */
+static int g17_digits(double v, char *dig, int *x)
+{
+    int e;
+    uint64_t m = (uint64_t)ldexp(frexp(v, &e), 53);
+    e -= 53;
+    int tz = __builtin_ctzll(m);
+    m >>= tz;
+    e += tz;
+    int mbits = 64 - __builtin_clzll(m), k = 0;
+    u128 n = m;
+    if (e >= 0) {
+        if (mbits + e > 127)
+            return 0;
+        n <<= e;
+    } else {
+        k = -e;
+        if (mbits + (k * 2322 + 999) / 1000 > 127) /* log2(5) < 2.322 */
+            return 0;
+        int left = k;
+        for (; left >= 27; left -= 27)
+            n *= 7450580596923828125ull; /* 5^27 < 2^64 */
+        for (; left > 0; left--)
+            n *= 5;
+    }
+    char all[40];
+    int len = u128_digits(n, all);
+    *x = len - 1 - k;
+    memset(dig, '0', 17);
+    memcpy(dig, all, (size_t)(len < 17 ? len : 17));
+    if (len <= 17)
+        return 1;
+    int rest = 0;
+    for (int i = 18; i < len; i++)
+        rest |= all[i] != '0';
+    int up = all[17] > '5' || (all[17] == '5' && (rest || (dig[16] - '0') % 2 == 1));
+    for (int i = 16; up && i >= 0; i--) {
+        up = dig[i] == '9';
+        dig[i] = up ? '0' : (char)(dig[i] + 1);
+    }
+    if (up) { /* 99..9 rounded to 100..0 */
+        dig[0] = '1';
+        (*x)++;
+    }
+    return 1;
+}
+
+int md_buf_put_g17(md_buf *b, double v)
+{
+    if (v == 0)
+        return md_buf_puts(b, signbit(v) ? "-0" : "0");
+    char dig[17], out[48];
+    int x;
+    if (!isfinite(v) || !g17_digits(fabs(v), dig, &x))
+        return md_buf_printf(b, "%.17g", v);
+    int nd = 17;
+    while (nd > 1 && dig[nd - 1] == '0')
+        nd--;
+    size_t n = 0;
+    if (v < 0)
+        out[n++] = '-';
+    if (x < -4 || x >= 17) { /* d.ddd e+XX */
+        out[n++] = dig[0];
+        if (nd > 1) {
+            out[n++] = '.';
+            memcpy(out + n, dig + 1, (size_t)nd - 1);
+            n += (size_t)nd - 1;
+        }
+        int ax = abs(x);
+        out[n++] = 'e';
+        out[n++] = x < 0 ? '-' : '+';
+        if (ax >= 100)
+            out[n++] = (char)('0' + ax / 100);
+        out[n++] = (char)('0' + ax / 10 % 10);
+        out[n++] = (char)('0' + ax % 10);
+    } else if (x >= 0) { /* ddd[.ddd] */
+        int ip = x + 1;
+        for (int i = 0; i < ip; i++)
+            out[n++] = i < nd ? dig[i] : '0';
+        if (nd > ip) {
+            out[n++] = '.';
+            memcpy(out + n, dig + ip, (size_t)(nd - ip));
+            n += (size_t)(nd - ip);
+        }
+    } else { /* 0.000ddd */
+        out[n++] = '0';
+        out[n++] = '.';
+        for (int i = -1; i > x; i--)
+            out[n++] = '0';
+        memcpy(out + n, dig, (size_t)nd);
+        n += (size_t)nd;
+    }
+    return md_buf_append(b, out, n);
+}

@@ -41,6 +41,11 @@ int md_buf_put_json_str(md_buf *b, const char *s);
  * of. v must be finite (JSON has no NaN / Infinity). Returns as md_buf_append. */
 int md_buf_put_g9(md_buf *b, float v);
 
+/* Append v as printf("%.17g", v) writes it (what jansson writes for a real), byte for byte,
+ * exactly (128-bit integer arithmetic, printf itself for the values that need more). v must be
+ * finite. Returns as md_buf_append. */
+int md_buf_put_g17(md_buf *b, double v);
+
 /* Hand the data to the caller (new, free() it) and leave the buffer empty. *len gets the length.
  * Returns an empty allocated string for an empty buffer, NULL only on OOM. */
 char *md_buf_steal(md_buf *b, size_t *len);

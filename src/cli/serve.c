@@ -141,7 +141,7 @@ static int open_backends(serve_ctx *c)
         md_log(MD_LOG_WARN, "authentication is OFF (--no-auth): every caller is admin. For local development only");
     } else {
         auth_opts ao = {.store = c->st, .jwt_secret = *cfg->jwt_secret ? cfg->jwt_secret : NULL,
-                        .jwt_ttl_s = cfg->jwt_ttl_ms / 1000};
+                        .jwt_ttl_s = cfg->jwt_ttl_ms / 1000, .refresh_ttl_s = cfg->refresh_ttl_ms / 1000};
         int rc = auth_open(&ao, &c->au, &e);
         if (rc != MD_OK)
             return fail("cannot start authentication", &e, rc == MD_E_INVALID_PARAM ? 2 : 1);
@@ -159,7 +159,7 @@ static int open_backends(serve_ctx *c)
     /* `modeld routes` runs no jobs: a queue without workers is enough for the route table. */
     c->enh_kind.models = c->reg;
     c->bulk_kind = (api_bulk_kind){.models = c->reg, .st = c->st,
-                                   .log_sample = c->cfg->predict_log_sample, .serving = true};
+                                   .log_sample = c->cfg->predict_bulk_log_sample, .serving = true};
     if (rc == 0 && cli_jobs_open(cfg, c->st, &c->enh_kind, &c->bulk_kind, c->routes_only ? 0 : -1, c->cl,
                                  &c->jq, &e) != MD_OK)
         return fail("cannot start the job queue", &e, 1);
@@ -282,6 +282,7 @@ static int start_http(serve_ctx *c)
         api_convert_ai_register(c->srv, c->conv, c->reg, &e) != MD_OK ||
         api_jobs_register(c->srv, c->jq, &c->japi, &e) != MD_OK || register_enhance(c, &e) != MD_OK ||
         api_admin_jobs_register(c->srv, c->jq, &e) != MD_OK ||
+        http_metrics_collector(c->srv, job_metrics, c->jq) != MD_OK ||
         (cfg->test_routes && api_jobs_test_register(c->srv, c->jq, &e) != MD_OK) ||
         /* WebSocket messages are the job exactly as GET /api/v1/jobs/{id} renders it. */
         api_job_status_register(c->srv, c->jq, &c->jst, &e) != MD_OK ||

@@ -59,7 +59,7 @@ static int run_worker(const md_config *cfg, const sigset_t *set)
         rc = cli_cluster_open(cfg, &cl, &e);
     if (rc == MD_OK)
         rc = open_registry(cfg, st, cl, &kind.models, &e);
-    bulk = (api_bulk_kind){.models = kind.models, .st = st, .log_sample = cfg->predict_log_sample};
+    bulk = (api_bulk_kind){.models = kind.models, .st = st, .log_sample = cfg->predict_bulk_log_sample};
     if (rc == MD_OK)
         rc = cli_jobs_open(cfg, st, &kind, &bulk, -1, cl, &j, &e);
     if (rc == MD_OK)

@@ -80,6 +80,8 @@ static const setting settings[] = {
     {"jwt_secret", T_STR, F(jwt_secret), "", 0, 0, NO_FLAG, "TEXT",
      "HS256 secret, >= 32 chars (env or file only); empty = <data_dir>/jwt.secret"},
     {"jwt_ttl", T_DUR, F(jwt_ttl_ms), "15m", SEC, 24 * HOUR, 0, "DUR", "lifetime of tokens from /api/auth/token"},
+    {"refresh_ttl", T_DUR, F(refresh_ttl_ms), "30d", SEC, 8760 * HOUR, 0, "DUR",
+     "lifetime of each refresh token (every rotation gets a new one)"},
     {"rate_read", T_RATE, F(rate_read), "100:200", 0, 0, 0, "R[:B]", "requests/s and burst per read key"},
     {"rate_write", T_RATE, F(rate_write), "50:100", 0, 0, 0, "R[:B]", "requests/s and burst per write key"},
     {"rate_admin", T_RATE, F(rate_admin), "100:200", 0, 0, 0, "R[:B]", "requests/s and burst per admin key"},
@@ -118,6 +120,9 @@ static const setting settings[] = {
      "... or when its p99 latency exceeds the active version's times X"},
     {"predict_log_sample", T_NUM, F(predict_log_sample), "1", 0, 1, 0, "X",
      "share of predictions (0..1) logged with inputs and outputs for history and drift"},
+    {"predict_bulk_log_sample", T_NUM, F(predict_bulk_log_sample), "0.01", 0, 1, 0, "X",
+     "share of bulk-job rows (0..1) logged like predictions: drift and history need a sample, "
+     "not every row of a million-row file (1 logs all: a 1M-row bulk then takes ~4x longer)"},
     {"workers", T_STR, F(workers), "auto", 0, 0, 0, "N",
      "job worker threads in this process (`modeld serve`, `modeld worker`), 0..256; 0 = none "
      "(jobs run in `modeld worker` processes); auto = half the CPUs, at least 1"},

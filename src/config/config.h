@@ -46,6 +46,7 @@ typedef struct md_config {
     bool metrics_public;
     char *jwt_secret;
     long jwt_ttl_ms;
+    long refresh_ttl_ms; /* refresh tokens (issue 13) */
     md_rate rate_read, rate_write, rate_admin, rate_anon;
     long upload_ttl_ms, sweep_interval_ms;
     size_t store_min_free; /* bytes; below it /api/ready reports the store unwritable */
@@ -61,6 +62,7 @@ typedef struct md_config {
     long canary_promote_after, canary_min_requests;
     double canary_error_margin, canary_p99_ratio;
     double predict_log_sample; /* share of predictions logged for history and drift */
+    double predict_bulk_log_sample; /* the same for the rows of predict-bulk jobs */
     /* durable jobs (issue 10) */
     char *workers; /* "auto" or 0..256: md_config_workers */
     long job_lease_ms, job_attempts, job_queue_max, job_input_ttl_ms, job_result_ttl_ms;

@@ -5,6 +5,8 @@
  */
 #include "http/http_int.h"
 
+#include "base/json_out.h"
+
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -227,19 +229,20 @@ int http_reply_json(http_req *r, int status, json_t *body)
         json_decref(body);
         return MD_E_INTERNAL;
     }
-    /* Most answers are small: one pass into a 2 KiB arena buffer, a second only when it overflows. */
-    size_t cap = 2048;
-    char *buf = md_arena_alloc(r->arena, cap);
-    size_t n = buf ? json_dumpb(body, buf, cap, JSON_COMPACT) : 0;
-    if (buf && n > cap) {
-        cap = n;
-        buf = md_arena_alloc(r->arena, cap);
-        n = buf ? json_dumpb(body, buf, cap, JSON_COMPACT) : 0;
-    }
+    /* md_json_out: json_dumpb's compact text byte for byte, without its printf per real (most
+     * of an answer's rendering: predictions and contributions are numbers). */
+    md_buf b;
+    md_buf_init(&b, SIZE_MAX / 2);
+    int rc = md_json_out(&b, body);
     json_decref(body);
-    if (!buf || n == 0)
+    size_t n = 0;
+    char *text = rc == MD_OK ? md_buf_steal(&b, &n) : NULL;
+    md_buf_free(&b);
+    if (!text)
         return MD_E_NOMEM;
-    return set_reply(r, status, "application/json", buf, n);
+    free(r->out_malloced);
+    r->out_malloced = text;
+    return set_reply(r, status, "application/json", text, n);
 }
 
 int http_reply_empty(http_req *r, int status)

@@ -413,6 +413,35 @@ int job_counts_get(jobs *j, const char *kind, job_counts *out, md_err *err)
     return store_jobs_count(j->s, kind, out->by_state, err);
 }
 
+void job_metrics(md_buf *out, void *ctx)
+{
+    jobs *j = ctx;
+    job_counts c;
+    md_err e = {0};
+    if (job_counts_get(j, NULL, &c, &e) == MD_OK) {
+        md_buf_puts(out, "# HELP modeld_jobs Jobs in the store by state (all processes).\n"
+                         "# TYPE modeld_jobs gauge\n");
+        for (int s = 0; s < STORE_JOB__NSTATES; s++)
+            md_buf_printf(out, "modeld_jobs{state=\"%s\"} %lld\n", job_state_name(s),
+                          (long long)c.by_state[s]);
+    }
+    md_buf_printf(out,
+                  "# HELP modeld_jobs_finished_total Jobs this process ran to SUCCESS or FAILURE.\n"
+                  "# TYPE modeld_jobs_finished_total counter\n"
+                  "modeld_jobs_finished_total{outcome=\"success\"} %llu\n"
+                  "modeld_jobs_finished_total{outcome=\"failure\"} %llu\n",
+                  (unsigned long long)atomic_load(&j->n_success),
+                  (unsigned long long)atomic_load(&j->n_failure));
+    md_buf_printf(out,
+                  "# HELP modeld_job_lease_expiries_total Leases this process found run out: the "
+                  "job requeued, or failed with no attempts left.\n"
+                  "# TYPE modeld_job_lease_expiries_total counter\n"
+                  "modeld_job_lease_expiries_total{result=\"requeued\"} %llu\n"
+                  "modeld_job_lease_expiries_total{result=\"failed\"} %llu\n",
+                  (unsigned long long)atomic_load(&j->n_lease_requeued),
+                  (unsigned long long)atomic_load(&j->n_lease_failed));
+}
+
 /* ---- cancellation ----------------------------------------------------------------------- */
 
 /* A run of this process for id: ask it to stop now rather than at the keeper's next renewal. */
@@ -502,6 +531,8 @@ int job_expire_leases(jobs *j, size_t *requeued, size_t *failed, md_err *err)
     int rc = store_jobs_expire(j->s, NULL, &rq, &fl, err);
     if (rc == MD_OK)
         rc = expire_dead_local(j, &rq2, &fl2, err);
+    atomic_fetch_add(&j->n_lease_requeued, rq + rq2);
+    atomic_fetch_add(&j->n_lease_failed, fl + fl2);
     if (requeued)
         *requeued = rq + rq2;
     if (failed)
@@ -569,8 +600,10 @@ int jobs__succeed(jobs *j, job_run *r, md_err *err)
     job_assert_state(JOB_PROCESSING, JOB_SUCCESS);
     int rc = store_jobs_succeed(j->s, r->info.id, r->worker, r->result_hex, r->result_bytes,
                                 r->result_meta, err);
-    if (rc == MD_OK)
+    if (rc == MD_OK) {
+        atomic_fetch_add(&j->n_success, 1);
         republish(j, r->info.id);
+    }
     return rc;
 }
 
@@ -579,8 +612,10 @@ int jobs__fail(jobs *j, job_run *r, int code, const char *msg, md_err *err)
     job_assert_state(JOB_PROCESSING, JOB_FAILURE);
     int rc =
         store_jobs_finish(j->s, r->info.id, r->worker, JOB_FAILURE, md_err_name(code), msg, 0, err);
-    if (rc == MD_OK)
+    if (rc == MD_OK) {
+        atomic_fetch_add(&j->n_failure, 1);
         republish(j, r->info.id);
+    }
     return rc;
 }
 

@@ -43,6 +43,7 @@
 
 #include "base/cancel.h"
 #include "base/clock.h"
+#include "base/buf.h"
 #include "base/err.h"
 #include "base/trace.h"
 #include "store/store.h"
@@ -236,6 +237,12 @@ typedef struct job_counts {
 /* Counts of kind (NULL = all kinds). */
 int job_counts_get(jobs *j, const char *kind, job_counts *out, md_err *err);
 
+/* The jobs' Prometheus families, appended to out (an http_collector_fn; jobs is a jobs *,
+ * borrowed): modeld_jobs{state} (rows in the store, every process: the same on each node),
+ * modeld_jobs_finished_total{outcome} and modeld_job_lease_expiries_total{result} (transitions
+ * made by this process). A store that cannot be read leaves modeld_jobs out. */
+void job_metrics(md_buf *out, void *jobs);
+
 /* Requeue (or fail, past max_attempts) jobs whose lease ran out, and those leased by a dead
  * process of this host. The keeper thread calls it; tests and `modeld worker` may too. */
 int job_expire_leases(jobs *j, size_t *requeued, size_t *failed, md_err *err);
@@ -301,7 +308,8 @@ typedef struct job_schedule_in {
 } job_schedule_in;
 
 /* Validate and store a schedule; its first run is the cron's next fire after now. *out (may
- * be NULL) gets the row. MD_E_INVALID_PARAM / MD_E_MISSING_FIELD naming the field. */
+ * be NULL) gets the row. MD_E_INVALID_PARAM / MD_E_MISSING_FIELD naming the field;
+ * MD_E_NOT_FOUND naming "input" for a stored dataset id ("d_...") that does not exist. */
 int job_schedule_add(jobs *j, const job_schedule_in *in, job_schedule *out, md_err *err);
 /* MD_E_NOT_FOUND (field "schedule_id") for an unknown id. */
 int job_schedule_get(jobs *j, const char *id, job_schedule *out, md_err *err);

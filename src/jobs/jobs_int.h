@@ -86,6 +86,8 @@ struct jobs {
     char *cb_secret; /* o.callback_secret, copied */
     pthread_t cb_thread;
     bool cb_started;
+    /* Transitions made by this process, for job_metrics (counters only grow). */
+    _Atomic uint64_t n_success, n_failure, n_lease_requeued, n_lease_failed;
 };
 
 /* Deliver info to the subscribers of info->id when it differs from what they last got

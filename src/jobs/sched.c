@@ -76,10 +76,30 @@ static int fill_schedule(const job_schedule_in *in, job_schedule *s, md_err *err
     return rc;
 }
 
+/* A stored dataset input ("d_...") must exist when the schedule is made (an upload id is only
+ * looked up when the schedule fires: it may be refreshed under the same id meanwhile). A delete
+ * racing this check leaves a schedule whose runs fail with "no dataset" (the store refuses a
+ * delete only once the schedule row exists). */
+static int check_input(jobs *j, const char *input, md_err *err)
+{
+    if (strncmp(input, "d_", 2) != 0)
+        return MD_OK;
+    store_dataset *d = malloc(sizeof *d);
+    if (!d)
+        return md_fail(err, MD_E_NOMEM, NULL, NULL);
+    int rc = store_datasets_get(j->s, input, d, err);
+    free(d);
+    if (rc == MD_E_NOT_FOUND)
+        rc = md_fail(err, MD_E_NOT_FOUND, "input", "no dataset %.40s", input);
+    return rc;
+}
+
 int job_schedule_add(jobs *j, const job_schedule_in *in, job_schedule *out, md_err *err)
 {
     job_schedule s;
     int rc = fill_schedule(in, &s, err);
+    if (rc == MD_OK)
+        rc = check_input(j, s.input, err);
     if (rc == MD_OK && s.callback_url[0])
         rc = job_callback_check_url(j->cb_allow, s.callback_url, err);
     if (rc == MD_OK)

@@ -942,18 +942,18 @@ void mdl__end(mdl_registry *r)
 }
 
 /* READY -> STANDBY for a version that never served: standby_seq stays 0, so rollback (which
- * looks for the newest standby with a seq) never returns to it, and trimming retires it first. */
-static void place_standby(mdl_registry *r, mdl_model *m, mdl_version *v)
+ * looks for the newest standby with a seq) never returns to it, and trimming retires it first.
+ * The set is republished (acquire by version may pick a standby) and so persisted: a model the
+ * store remembered nothing of would otherwise restart on its highest version, this one. */
+static int place_standby(mdl_registry *r, mdl_model *m, mdl_version *v, md_err *err)
 {
     v->standby_seq = 0;
     set_state(v, MDL_READY, MDL_STANDBY);
     mdl_serving *s = current(m);
-    mdl_serving *ns =
-        serving_new(r, m, s ? s->active : NULL, s ? s->canary : NULL, s ? s->percent : 0);
-    if (ns)
-        publish(m, ns); /* the standby set is part of what acquire may pick by version */
+    int rc = republish(r, m, s ? s->active : NULL, s ? s->canary : NULL, s ? s->percent : 0, err);
     trim_standbys(r, m);
     md_log(MD_LOG_INFO, "models: %s version %s installed as STANDBY", m->name, v->mf.version);
+    return rc;
 }
 
 int mdl__install_place(mdl_registry *r, const char *name, const char *id, int mode,
@@ -969,7 +969,7 @@ int mdl__install_place(mdl_registry *r, const char *name, const char *id, int mo
     if (rc == MD_OK && mode == MDL_INSTALL_CANARY)
         rc = canary_locked(r, m, id, canary_percent, err);
     else if (rc == MD_OK && mode == MDL_INSTALL_STANDBY)
-        place_standby(r, m, v);
+        rc = place_standby(r, m, v, err);
     else if (rc == MD_OK)
         rc = activate_locked(r, m, v, err);
     return rc;

@@ -375,6 +375,12 @@ int pl_predict_feedback(pl_ctx *cx, const char *model, const char *prediction_id
 int pl_predict_drift(pl_ctx *cx, const char *model, int64_t from_ms, int64_t to_ms,
                      json_t **out, md_err *err);
 
+/* One CSV row (n fields, lens[i] bytes each; names: the header's ncols column names, all
+ * borrowed) as the features object a request would send (csv_rows.c): empty cells left out, a
+ * cell that is a whole finite number a number, any other cell its string. New reference; NULL
+ * when out of memory. Bulk prediction and retraining read files through it. */
+json_t *pl_csv_object(const char *const *names, size_t ncols, const char *const *fields,
+                      const size_t *lens, size_t n);
 /* The task named by a predict manifest's postprocessing ("classification", ...); NULL when the
  * manifest is not a predict model's. Borrowed from mf. */
 const char *pl_predict_task(const struct mdl_manifest *mf);

@@ -336,7 +336,31 @@ typedef struct fc_req {
     long horizon;
     const json_t *weather, *holidays;
     const char *qlo, *qhi;
+    double wmin[3], wmax[3]; /* temp, percip, weather_snow: the input_schema's ranges */
 } fc_req;
+
+static const char *const WEATHER[3] = {"temp", "percip", "weather_snow"};
+
+/* The weather columns' ranges from the manifest's input_schema (absent: unbounded), so an
+ * impossible value is a 400 naming it, as a row column's would be. */
+static void fc_ranges(const mdl_manifest *mf, fc_req *f)
+{
+    pr_schema sc;
+    md_err e = {0};
+    for (int i = 0; i < 3; i++) {
+        f->wmin[i] = -INFINITY;
+        f->wmax[i] = INFINITY;
+    }
+    if (pr__schema_load(mf, &sc, &e) == MD_OK)
+        for (int i = 0; i < 3; i++) {
+            ssize_t k = pr__schema_find(&sc, WEATHER[i]);
+            if (k >= 0) {
+                f->wmin[i] = sc.cols[k].min;
+                f->wmax[i] = sc.cols[k].max;
+            }
+        }
+    pr__schema_free(&sc);
+}
 
 static int fc_read(const json_t *req, long max_h, fc_req *f, md_err *err)
 {
@@ -405,7 +429,6 @@ static int fc_day(const fc_req *f, long h, long day, float *row, md_err *err)
             row[7] = (float)json_number_value(o);
     }
     json_t *w = json_array_get(f->weather, (size_t)h - 1);
-    static const char *const names[3] = {"temp", "percip", "weather_snow"};
     static const char *const wkeys[4] = {"temp", "percip", "weather_snow", NULL};
     if (w && !json_is_null(w) && (!json_is_object(w) || pr__known_keys(w, "weather", wkeys, err)))
         return md_fail(err, MD_E_INVALID_PARAM, "weather",
@@ -413,9 +436,12 @@ static int fc_day(const fc_req *f, long h, long day, float *row, md_err *err)
     for (int i = 0; i < 3; i++) {
         double x = NAN;
         int set = 0;
-        int rc = pr__opt_num(w, names[i], &x, &set, err);
+        int rc = pr__opt_num(w, WEATHER[i], &x, &set, err);
         if (rc != MD_OK)
             return rc;
+        if (set && (x < f->wmin[i] || x > f->wmax[i]))
+            return md_fail(err, MD_E_INVALID_PARAM, WEATHER[i], "%s must be in [%g, %g], got %g",
+                           WEATHER[i], f->wmin[i], f->wmax[i], x);
         row[8 + i] = (float)x;
     }
     return MD_OK;
@@ -457,6 +483,7 @@ int pr__forecast_drift_row(const mdl_manifest *mf, const json_t *req, float *row
             : md_fail(err, MD_E_MODEL_INVALID, "input_schema", "11 columns expected");
     if (rc == MD_OK)
         rc = fc_read(req, (long)max_h, &f, err);
+    fc_ranges(mf, &f);
     if (rc == MD_OK)
         rc = fc_row(&f, 1, row, &m7, err); /* the first day: all its lags are the caller's */
     free(f.vals);
@@ -505,6 +532,7 @@ int pr__forecast(pl_ctx *cx, mdl_version *v, const json_t *req, json_t **pred, m
     int rc = pr__mf_num(post, "max_horizon", &max_h, err);
     if (rc == MD_OK)
         rc = fc_read(req, (long)max_h, &f, err);
+    fc_ranges(mdl_version_manifest(v), &f);
     json_t *days = json_array();
     if (rc == MD_OK)
         rc = fc_run(cx, v, &f, json_object_get(post, "residual_quantiles"), days, err);

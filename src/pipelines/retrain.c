@@ -23,6 +23,7 @@
 #include "base/log.h"
 #include "xgb/xgb.h"
 
+#include <limits.h>
 #include <math.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -435,25 +436,43 @@ static int train(rt_job *j, md_err *err)
 }
 
 /* Both versions on the test split (invariant 1). */
+/* The outputs of booster m on the test rows: *out new (free()), *w floats per row. */
+static int predict_test(const rt_job *j, const xgb_model *m, float **out, size_t *w, md_err *err)
+{
+    *w = (size_t)xgb_model_info(m)->num_outputs;
+    *out = malloc((j->test.n ? j->test.n : 1) * *w * sizeof **out);
+    if (!*out)
+        return md_fail(err, MD_E_NOMEM, NULL, NULL);
+    return xgb_predict(m, j->test.x, j->test.n, j->test.ncols, *out, j->test.n * *w, err);
+}
+
+/* Both versions on the test split (invariant 1). The active one is loaded from its artefact
+ * rather than run through the registry: an evaluation is not a request, and must not count in
+ * the statistics that judge a canary. */
 static int evaluate(rt_job *j, md_err *err)
 {
     md_cancel_progress(j->cx->cancel, 0.92, "evaluating");
-    size_t w = (size_t)xgb_model_info(j->booster)->num_outputs, aw = 0;
-    float *mine = malloc(j->test.n * w * sizeof *mine), *theirs = NULL;
-    int rc = mine ? xgb_predict(j->booster, j->test.x, j->test.n, j->test.ncols, mine,
-                                j->test.n * w, err)
-                  : md_fail(err, MD_E_NOMEM, NULL, NULL);
+    const mdl_manifest *mf = mdl_version_manifest(j->active);
+    char path[PATH_MAX + 80];
+    snprintf(path, sizeof path, "%s/%s", mdl_version_dir(j->active), mf->artefact);
+    xgb_model *active = NULL;
+    float *mine = NULL, *theirs = NULL;
+    size_t w = 0, aw = 0;
+    int rc = strcmp(mf->runtime, "xgboost") == 0
+                 ? xgb_model_load(path, NULL, &active, err)
+                 : md_fail(err, MD_E_UNSUPPORTED, "model", "%s is not an XGBoost model", mf->name);
     if (rc == MD_OK)
-        rc = pr__run_rows(j->cx, j->active, j->test.x, j->test.n, j->test.ncols, &theirs, &aw, err);
+        rc = predict_test(j, j->booster, &mine, &w, err);
+    if (rc == MD_OK)
+        rc = predict_test(j, active, &theirs, &aw, err);
     if (rc == MD_OK && aw != w)
         rc = md_fail(err, MD_E_MODEL_INVALID, "model",
-                     "the new model gives %zu outputs per row, "
-                     "the active one %zu",
-                     w, aw);
+                     "the new model gives %zu outputs per row, the active one %zu", w, aw);
     if (rc == MD_OK) {
         j->new_metric = metric(&j->sp, mine, w, &j->test);
         j->active_metric = metric(&j->sp, theirs, w, &j->test);
     }
+    xgb_model_free(active);
     free(mine);
     free(theirs);
     return rc;
@@ -591,21 +610,6 @@ static int manifest_text(rt_job *j, char **text, md_err *err)
     return rc;
 }
 
-static int read_small(const char *path, char **out, size_t *len, md_err *err)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return md_fail(err, MD_E_IO, "test_split", "cannot read the test split");
-    char *buf = malloc(TEST_MAX_BYTES);
-    size_t n = buf ? fread(buf, 1, TEST_MAX_BYTES, f) : 0;
-    fclose(f);
-    if (!buf)
-        return md_fail(err, MD_E_NOMEM, NULL, NULL);
-    *out = buf;
-    *len = n;
-    return MD_OK;
-}
-
 /* Write and install the version: CANARY when better, else STANDBY (invariant 1). */
 static int install(rt_job *j, int is_better, md_err *err)
 {
@@ -619,7 +623,7 @@ static int install(rt_job *j, int is_better, md_err *err)
     if (rc == MD_OK)
         rc = manifest_text(j, &mf, err);
     if (rc == MD_OK)
-        rc = read_small(test_path, &test, &test_len, err);
+        rc = rt__slurp(test_path, TEST_MAX_BYTES, "test_split", &test, &test_len, err);
     snprintf(p_model, sizeof p_model, "%s/model.json", j->version);
     snprintf(p_mf, sizeof p_mf, "%s/modeld.json", j->version);
     snprintf(p_test, sizeof p_test, "%s/%s", j->version, j->sp.test_split);

@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 void rt__rows_free(rt_rows *r)
 {
@@ -130,34 +131,15 @@ typedef struct csv_ctx {
     const char *field;
 } csv_ctx;
 
-/* A cell as JSON: empty -> NULL (absent), a number -> number, else the string (as bulk). */
-static json_t *cell(const char *s, size_t n)
-{
-    if (n == 0)
-        return NULL;
-    if (isdigit((unsigned char)s[0]) || s[0] == '-' || s[0] == '+' || s[0] == '.') {
-        char *end = NULL;
-        double d = strtod(s, &end);
-        if (end == s + n && isfinite(d))
-            return json_real(d);
-    }
-    return json_stringn(s, n);
-}
-
 static int csv_row(void *user, const char *const *fields, const size_t *lens, size_t n, size_t line,
                    md_err *err)
 {
     csv_ctx *c = user;
     size_t ncols = 0;
     const char *const *names = md_csv_columns(c->csv, &ncols);
-    json_t *o = json_object();
+    json_t *o = pl_csv_object(names, ncols, fields, lens, n);
     if (!o)
         return md_fail(err, MD_E_NOMEM, NULL, NULL);
-    for (size_t i = 0; i < n && i < ncols; i++) {
-        json_t *v = cell(fields[i], lens[i]);
-        if (v)
-            json_object_set_new(o, names[i], v);
-    }
     int rc = add_object(c->r, o, c->sc, c->sp, c->max_rows, c->field, line, err);
     json_decref(o);
     return rc;
@@ -211,23 +193,28 @@ static int read_jsonl(const char *data, size_t len, csv_ctx *c, md_err *err)
     return rc;
 }
 
-static int slurp(const char *path, size_t max_bytes, const char *field, char **out, size_t *len,
-                 md_err *err)
+int rt__slurp(const char *path, size_t max_bytes, const char *field, char **out, size_t *len,
+              md_err *err)
 {
     FILE *f = fopen(path, "rb");
     if (!f)
         return md_fail(err, errno == ENOENT ? MD_E_NOT_FOUND : MD_E_IO, field,
                        "the file cannot be opened");
-    char *buf = malloc(max_bytes + 1);
-    size_t n = buf ? fread(buf, 1, max_bytes + 1, f) : 0;
-    int bad = ferror(f);
+    struct stat sb;
+    int rc = fstat(fileno(f), &sb) == 0 ? MD_OK : md_fail(err, MD_E_IO, field, "cannot stat");
+    if (rc == MD_OK && (uint64_t)sb.st_size > max_bytes)
+        rc = md_fail(err, MD_E_TOO_LARGE, field, "more than %zu bytes", max_bytes);
+    size_t size = rc == MD_OK ? (size_t)sb.st_size : 0;
+    char *buf = rc == MD_OK ? malloc(size + 1) : NULL;
+    if (rc == MD_OK && !buf)
+        rc = md_fail(err, MD_E_NOMEM, NULL, NULL);
+    size_t n = buf ? fread(buf, 1, size, f) : 0;
+    if (rc == MD_OK && (ferror(f) || n != size))
+        rc = md_fail(err, MD_E_IO, field, "the file cannot be read");
     fclose(f);
-    if (!buf)
-        return md_fail(err, MD_E_NOMEM, NULL, NULL);
-    if (bad || n > max_bytes) {
+    if (rc != MD_OK) {
         free(buf);
-        return bad ? md_fail(err, MD_E_IO, field, "the file cannot be read")
-                   : md_fail(err, MD_E_TOO_LARGE, field, "more than %zu bytes", max_bytes);
+        return rc;
     }
     *out = buf;
     *len = n;
@@ -240,7 +227,7 @@ int rt__read_file(const char *path, const char *format, size_t max_bytes, const 
     char *data = NULL;
     size_t len = 0;
     r->ncols = sc->n;
-    int rc = slurp(path, max_bytes, field, &data, &len, err);
+    int rc = rt__slurp(path, max_bytes, field, &data, &len, err);
     if (rc != MD_OK)
         return rc;
     csv_ctx c = {.r = r, .sc = sc, .sp = sp, .max_rows = max_rows, .field = field};

@@ -35,6 +35,11 @@ void rt__rows_free(rt_rows *r);
  * MD_E_INVALID_PARAM naming sp->label otherwise. */
 int rt__label(const rt_spec *sp, const json_t *v, float *out, md_err *err);
 
+/* The whole file at path (at most max_bytes: MD_E_TOO_LARGE naming field beyond; a file that
+ * cannot be opened: MD_E_NOT_FOUND or MD_E_IO naming field). *out new (free()), NUL not added. */
+int rt__slurp(const char *path, size_t max_bytes, const char *field, char **out, size_t *len,
+              md_err *err);
+
 /* Every row of the CSV or JSON-lines file at path (format "csv" | "jsonl"; at most max_rows,
  * MD_E_TOO_LARGE naming field beyond) into r (r->ncols = sc->n). A row that is not valid for the
  * schema or has no valid label fails with MD_E_INVALID_PARAM naming `field`, the line and the

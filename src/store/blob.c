@@ -14,6 +14,10 @@
  *      references it cannot lose the file to a sweep running in between.
  *   3. Moving into place happens with the store lock held (store__blob_commit), ordering puts
  *      against the sweeper's check-then-unlink.
+ *   4. With a keyring (store_opts.keyring) every byte written under blobs/ is ciphertext
+ *      (blob_crypt.c's format); the blob is still named by the SHA-256 of its plaintext.
+ *      store_blob_read tells the two kinds apart by the header, so blobs written before
+ *      encryption was turned on stay readable.
  */
 #include "store/store_int.h"
 
@@ -74,6 +78,21 @@ static int write_all(int fd, const void *data, size_t n)
     return 0;
 }
 
+/* Write data to fd: as is, or encrypted under the keyring's write key (invariant 4). */
+static int write_content(store *s, int fd, const void *data, size_t n, md_err *err)
+{
+    if (!s->keyring)
+        return write_all(fd, data, n) == 0 ? MD_OK : store__fail_code(store__errno_code(errno), err);
+    store_crypt_writer *w = NULL;
+    int rc = store_crypt_writer_open(s->keyring, fd, &w, err);
+    if (rc == MD_OK)
+        rc = store_crypt_write(w, data, n, err);
+    if (rc == MD_OK)
+        rc = store_crypt_writer_finish(w, err);
+    store_crypt_writer_free(w);
+    return rc;
+}
+
 int store__blob_write_tmp(store *s, const void *data, size_t n, bool durable, char **tmp_path,
                           md_err *err)
 {
@@ -93,8 +112,9 @@ int store__blob_write_tmp(store *s, const void *data, size_t n, bool durable, ch
     store__random_hex(rnd, 16);
     snprintf(path, cap, "%s/tmp/%s.tmp", s->blob_dir, rnd);
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0 || write_all(fd, data, n) != 0 || (durable && fsync(fd) != 0)) {
-        int rc = io_fail("write", path, err);
+    int wrc = fd < 0 ? MD_E_IO : write_content(s, fd, data, n, err);
+    if (fd < 0 || wrc != MD_OK || (durable && fsync(fd) != 0)) {
+        int rc = wrc != MD_OK && fd >= 0 ? wrc : io_fail("write", path, err);
         if (fd >= 0) {
             close(fd);
             unlink(path);
@@ -137,7 +157,8 @@ static int blob_commit_locked(store *s, const char *tmp_path, const char *hex, s
      * fsync'd file, since the existing one may come from a non-durable put not yet on disk; a
      * file of the wrong size (torn by a crash after a non-durable put) is replaced too. */
     struct stat sb;
-    if (!durable && stat(path, &sb) == 0 && (uint64_t)sb.st_size == n) {
+    uint64_t want = s->keyring ? store__crypt_file_size(n) : n;
+    if (!durable && stat(path, &sb) == 0 && (uint64_t)sb.st_size == want) {
         unlink(tmp_path);
         stamp(s, path);
         return MD_OK;
@@ -209,6 +230,41 @@ static uint8_t *read_exact(int fd, size_t n)
     return buf;
 }
 
+/* Decrypt a whole encrypted blob (fd stolen) into a new buffer; MD_E_TOO_LARGE over max. */
+static int read_encrypted(store *s, int fd, size_t max, uint8_t **data, size_t *n, md_err *err)
+{
+    if (!s->keyring) {
+        close(fd);
+        md_log(MD_LOG_ERROR, "store: an encrypted blob was read with no encryption key set");
+        return md_fail(err, MD_E_IO, NULL, "the blob is encrypted and no encryption key is configured");
+    }
+    store_crypt_reader *r = NULL;
+    int rc = store_crypt_reader_open(s->keyring, fd, &r, err);
+    if (rc != MD_OK)
+        return rc;
+    uint64_t size = store_crypt_reader_size(r);
+    uint8_t *buf = size <= max ? malloc((size_t)size + 1) : NULL;
+    if (size > max)
+        rc = md_fail(err, MD_E_TOO_LARGE, NULL, "the file is larger than %zu bytes", max);
+    else if (!buf)
+        rc = md_fail(err, MD_E_NOMEM, NULL, NULL);
+    size_t got = 0, step = 1;
+    while (rc == MD_OK && step > 0 && got <= size) {
+        rc = store_crypt_read(r, buf + got, (size_t)size + 1 - got, &step, err);
+        got += step;
+    }
+    store_crypt_reader_free(r);
+    if (rc == MD_OK && got != size)
+        rc = md_fail(err, MD_E_IO, NULL, "encrypted blob size mismatch");
+    if (rc != MD_OK) {
+        free(buf);
+        return rc;
+    }
+    *data = buf;
+    *n = (size_t)size;
+    return MD_OK;
+}
+
 int store_blob_read(store *s, const char *hex, size_t max, uint8_t **data, size_t *n,
                     md_err *err)
 {
@@ -221,6 +277,8 @@ int store_blob_read(store *s, const char *hex, size_t max, uint8_t **data, size_
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0 && errno == ENOENT)
         return md_fail(err, MD_E_FILE_NOT_FOUND, "sha256", "no such blob");
+    if (fd >= 0 && store_crypt_is_encrypted(fd))
+        return read_encrypted(s, fd, max, data, n, err);
     struct stat sb;
     if (fd < 0 || fstat(fd, &sb) != 0)
         rc = io_fail("open", path, err);

@@ -42,9 +42,27 @@ int store_blob_tmp(store *s, char **path, md_err *err)
     return rc;
 }
 
-/* Hash (and, when out >= 0, copy to out) the len bytes at off of fd, in blocks. */
-static int hash_range(int fd, uint64_t off, uint64_t len, int out, char hex[STORE_SHA256_HEX],
-                      const char *what, md_err *err)
+/* Write one block to out: as is, or through the encrypting writer w (blob.c invariant 4). */
+static int put_block(int out, store_crypt_writer *w, const uint8_t *buf, size_t n,
+                     const char *what, md_err *err)
+{
+    if (w)
+        return store_crypt_write(w, buf, n, err);
+    for (size_t done = 0; done < n;) {
+        ssize_t k = write(out, buf + done, n - done);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return io_fail("write", what, err);
+        done += (size_t)k;
+    }
+    return MD_OK;
+}
+
+/* Hash (and, when out >= 0, copy to out, encrypted when w is set) the len bytes at off of fd,
+ * in blocks. */
+static int hash_range(int fd, uint64_t off, uint64_t len, int out, store_crypt_writer *w,
+                      char hex[STORE_SHA256_HEX], const char *what, md_err *err)
 {
     uint8_t *buf = malloc(BLOCK);
     if (!buf)
@@ -64,13 +82,8 @@ static int hash_range(int fd, uint64_t off, uint64_t len, int out, char hex[STOR
             break;
         }
         crypto_hash_sha256_update(&st, buf, (size_t)got);
-        for (ssize_t w = 0, k; rc == MD_OK && out >= 0 && w < got; w += k) {
-            k = write(out, buf + w, (size_t)(got - w));
-            if (k < 0 && errno == EINTR)
-                k = 0;
-            else if (k <= 0)
-                rc = io_fail("write", what, err);
-        }
+        if (out >= 0)
+            rc = put_block(out, w, buf, (size_t)got, what, err);
         done += (uint64_t)got;
     }
     unsigned char h[crypto_hash_sha256_BYTES];
@@ -89,10 +102,16 @@ static int put_range(store *s, int fd, uint64_t off, uint64_t len, char hex[STOR
     if (rc != MD_OK)
         return rc;
     int out = open(tmp, O_WRONLY | O_TRUNC | O_CLOEXEC);
+    store_crypt_writer *w = NULL;
     if (out < 0)
         rc = io_fail("open", tmp, err);
+    if (rc == MD_OK && s->keyring)
+        rc = store_crypt_writer_open(s->keyring, out, &w, err);
     if (rc == MD_OK)
-        rc = hash_range(fd, off, len, out, hex, tmp, err);
+        rc = hash_range(fd, off, len, out, w, hex, tmp, err);
+    if (rc == MD_OK && w)
+        rc = store_crypt_writer_finish(w, err);
+    store_crypt_writer_free(w);
     if (rc == MD_OK && fsync(out) != 0)
         rc = io_fail("fsync", tmp, err);
     if (out >= 0)
@@ -129,11 +148,13 @@ int store_blob_adopt(store *s, const char *path, char hex[STORE_SHA256_HEX], uin
     int rc = MD_OK;
     if (fd < 0 || fstat(fd, &st) != 0)
         rc = io_fail("open", path, err);
-    bool local = rc == MD_OK && same_fs(s, &st);
+    /* With encryption the plain file cannot become the blob: it is encrypted into blobs/tmp
+     * like a file from elsewhere, and removed. */
+    bool local = rc == MD_OK && same_fs(s, &st) && !s->keyring;
     if (rc == MD_OK && !local) /* copied into blobs/tmp; the original is removed below */
         rc = put_range(s, fd, 0, (uint64_t)st.st_size, hex, err);
     if (local)
-        rc = hash_range(fd, 0, (uint64_t)st.st_size, -1, hex, path, err);
+        rc = hash_range(fd, 0, (uint64_t)st.st_size, -1, NULL, hex, path, err);
     if (local && rc == MD_OK && fsync(fd) != 0)
         rc = io_fail("fsync", path, err);
     if (fd >= 0)

@@ -5,10 +5,11 @@
  * once and wrong for the input of a nightly schedule; a dataset is the durable kind.
  *
  * Invariants:
- *   1. A row names its blob by SHA-256; the blob is written (tmp + fsync + rename) and the row
- *      inserted under one hold of the store lock, so the sweeper (sweep.c, which lists this
- *      table among the blob references) never sees the blob without its row after the grace
- *      period.
+ *   1. A row names its blob by SHA-256. store_datasets_create writes the blob (tmp + fsync +
+ *      rename) and inserts the row under one hold of the store lock; store_datasets_add names
+ *      a blob its caller put moments before (a spooled upload adopted in blocks), which the
+ *      sweeper's grace period protects until the row exists (sweep.c invariant 1; this table
+ *      is among its blob references).
  *   2. Rows never expire; store_datasets_delete is the only way one goes, and it refuses while
  *      a schedule names the dataset: the check and the delete run in one transaction, so a
  *      schedule added at the same time either sees the dataset or makes the delete fail.
@@ -16,6 +17,7 @@
  */
 #include "store/store_int.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -111,6 +113,32 @@ int store_datasets_create(store *s, const void *data, size_t n, const store_data
         store__unlock(s);
     }
     free(tmp);
+    if (rc == MD_OK)
+        *out = *d;
+    free(d);
+    return rc;
+}
+
+int store_datasets_add(store *s, const char *sha256, int64_t size, const store_dataset *meta,
+                       store_dataset *out, md_err *err)
+{
+    int rc = check_meta(meta, err);
+    if (rc != MD_OK)
+        return rc;
+    if (!sha256 || !store__blob_valid_hex(sha256) || size < 0)
+        return md_fail(err, MD_E_INVALID_PARAM, "sha256", "not a blob name");
+    store_dataset *d = malloc(sizeof *d);
+    if (!d)
+        return md_fail(err, MD_E_NOMEM, NULL, NULL);
+    *d = *meta;
+    memcpy(d->id, "d_", 2);
+    store__random_hex(d->id + 2, 12);
+    snprintf(d->sha256, sizeof d->sha256, "%s", sha256);
+    d->size = size;
+    store__lock(s);
+    d->created_ms = md_clock_wall_ms(s->clock);
+    rc = insert_row(s, d, err);
+    store__unlock(s);
     if (rc == MD_OK)
         *out = *d;
     free(d);

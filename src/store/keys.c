@@ -13,6 +13,8 @@ static const char SQL_LIST[] =
     "SELECT id, name, role, hash, created_ms, revoked_ms FROM api_keys ORDER BY created_ms, id";
 static const char SQL_REVOKE[] =
     "UPDATE api_keys SET revoked_ms = ? WHERE id = ? AND revoked_ms = 0";
+static const char SQL_REVOKE_REFRESH[] =
+    "UPDATE refresh_tokens SET revoked_ms = ? WHERE key_id = ? AND revoked_ms = 0";
 static const char SQL_EXISTS[] = "SELECT count(*) FROM api_keys WHERE id = ?";
 static const char SQL_COUNT_ACTIVE[] = "SELECT count(*) FROM api_keys WHERE revoked_ms = 0";
 
@@ -100,25 +102,48 @@ static int count_where(store *s, const char *sql, const char *id, int64_t *out, 
     return rc;
 }
 
-int store_keys_revoke(store *s, const char *id, md_err *err)
+/* Bind now and id to a revocation statement and run it; lock held. */
+static int revoke_step(store *s, const char *sql, const char *id, int64_t now, const char *what,
+                       md_err *err)
 {
-    store__lock(s);
+    db_stmt *st = store__stmt(s, sql, err);
+    if (!st)
+        return MD_E_IO;
+    db_bind_int64(st, 1, now);
+    db_bind_text(st, 2, id);
+    int rc = db_step(st) == DB_DONE ? MD_OK : store__sqlfail(s, what, err);
+    store__done(st);
+    return rc;
+}
+
+/* The key row and its refresh tokens in one transaction: a key never comes back revoked
+ * while a token of it still refreshes. Lock held, transaction open. */
+static int revoke_locked(store *s, const char *id, md_err *err)
+{
     int64_t exists = 0;
     int rc = count_where(s, SQL_EXISTS, id, &exists, err);
     if (rc == MD_OK && exists == 0)
         rc = md_fail(err, MD_E_NOT_FOUND, "id", "no such key");
-    db_stmt *st = rc == MD_OK ? store__stmt(s, SQL_REVOKE, err) : NULL;
-    if (rc == MD_OK && !st)
-        rc = MD_E_IO;
-    if (st) {
-        /* 0 means "active", so a clock at the epoch (tests) still records a revocation. */
-        int64_t now = md_clock_wall_ms(s->clock);
-        db_bind_int64(st, 1, now > 0 ? now : 1);
-        db_bind_text(st, 2, id);
-        if (db_step(st) != DB_DONE)
-            rc = store__sqlfail(s, "revoke key", err);
-        store__done(st);
-    }
+    /* 0 means "active", so a clock at the epoch (tests) still records a revocation. */
+    int64_t now = md_clock_wall_ms(s->clock);
+    now = now > 0 ? now : 1;
+    if (rc == MD_OK)
+        rc = revoke_step(s, SQL_REVOKE, id, now, "revoke key", err);
+    if (rc == MD_OK)
+        rc = revoke_step(s, SQL_REVOKE_REFRESH, id, now, "revoke refresh tokens", err);
+    return rc;
+}
+
+int store_keys_revoke(store *s, const char *id, md_err *err)
+{
+    store__lock(s);
+    int rc = store__begin(s, "begin revoke key", err);
+    if (rc == MD_OK)
+        rc = revoke_locked(s, id, err);
+    if (rc == MD_OK)
+        rc = store__commit(s, "commit revoke key", err);
+    if (rc != MD_OK)
+        store__rollback(s);
     store__unlock(s);
     return rc;
 }

@@ -202,6 +202,21 @@ static const migration migrations[] = {
      "  created_ms BIGINT NOT NULL);"
      "CREATE INDEX datasets_created ON datasets(created_ms);"
      "CREATE INDEX datasets_sha256 ON datasets(sha256);", NULL},
+    /* Refresh tokens (issue 13): one row per token ever issued, keyed by the BLAKE2b-256 of
+     * the token (the token itself is never stored), bound to its API key and to the family of
+     * tokens rotated from one POST /api/auth/token. used_ms / revoked_ms 0 = not yet. Version
+     * 11 belongs to another branch; versions are applied by number, so either order merges. */
+    {11, "refresh_tokens",
+     "CREATE TABLE refresh_tokens ("
+     "  hash BLOB PRIMARY KEY,"
+     "  family TEXT NOT NULL,"
+     "  key_id TEXT NOT NULL,"
+     "  created_ms BIGINT NOT NULL,"
+     "  expires_ms BIGINT NOT NULL,"
+     "  used_ms BIGINT NOT NULL DEFAULT 0,"
+     "  revoked_ms BIGINT NOT NULL DEFAULT 0);"
+     "CREATE INDEX refresh_tokens_family ON refresh_tokens(family);"
+     "CREATE INDEX refresh_tokens_key ON refresh_tokens(key_id);", NULL},
     /* Tracing (issue 13): the W3C traceparent of the request that submitted a job, so the
      * worker's "queue wait" and "job run" spans join the submitter's trace ("" = none). */
     {12, "job traceparent", "ALTER TABLE jobs ADD COLUMN traceparent TEXT NOT NULL DEFAULT '';", NULL},

@@ -440,6 +440,7 @@ static store *store_alloc(const store_opts *o)
     s->upload_ttl_ms = o->upload_ttl_ms > 0 ? o->upload_ttl_ms : 3600 * 1000;
     s->blob_grace_ms = 10 * 60 * 1000;
     s->results_fsync = o->results_fsync;
+    s->keyring = o->keyring;
     atomic_init(&s->refs, 1);
     return s;
 }
@@ -557,14 +558,23 @@ static int write_probe(const char *dir, md_err *err)
                    strerror(e));
 }
 
-static int check_dir(const char *dir, uint64_t min_free_bytes, md_err *err)
+static int dir_free(const char *dir, uint64_t *avail, md_err *err)
 {
     struct statvfs v;
     if (statvfs(dir, &v) != 0) {
         md_log(MD_LOG_WARN, "store: statvfs %s: %s", dir, strerror(errno));
         return md_fail(err, MD_E_IO, "store", "unwritable: cannot read the free space");
     }
-    uint64_t avail = (uint64_t)v.f_bavail * (uint64_t)v.f_frsize;
+    *avail = (uint64_t)v.f_bavail * (uint64_t)v.f_frsize;
+    return MD_OK;
+}
+
+static int check_dir(const char *dir, uint64_t min_free_bytes, md_err *err)
+{
+    uint64_t avail = 0;
+    int rc = dir_free(dir, &avail, err);
+    if (rc != MD_OK)
+        return rc;
     if (avail < min_free_bytes)
         return md_fail(err, MD_E_STORAGE_FULL, "store",
                        "unwritable: %llu KiB free, below the %llu KiB minimum",
@@ -581,6 +591,18 @@ int store_check_writable(store *s, uint64_t min_free_bytes, md_err *err)
     bool inside = strncmp(s->blob_dir, s->data_dir, n) == 0 && s->blob_dir[n] == '/';
     if (rc == MD_OK && !inside)
         rc = check_dir(s->blob_dir, min_free_bytes, err);
+    return rc;
+}
+
+int store_free_bytes(store *s, uint64_t *out, md_err *err)
+{
+    uint64_t a = 0, b = UINT64_MAX;
+    int rc = dir_free(s->data_dir, &a, err);
+    size_t n = strlen(s->data_dir);
+    bool inside = strncmp(s->blob_dir, s->data_dir, n) == 0 && s->blob_dir[n] == '/';
+    if (rc == MD_OK && !inside) /* <data_dir>/blobs is made on the first write */
+        rc = dir_free(s->blob_dir, &b, err);
+    *out = a < b ? a : b;
     return rc;
 }
 

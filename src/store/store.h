@@ -47,6 +47,11 @@ typedef struct store_opts {
                                  * "existing database" a later open must migrate */
     bool results_fsync;         /* true: fsync result blobs like uploads; false (default): see
                                  * "Durability" at store_results_create */
+    const struct store_keyring *keyring; /* borrowed, outlives the store; NULL (default) = blobs
+                                 * in plain text. Set: every blob put is encrypted under its
+                                 * write key (blob_crypt.c) and store_blob_read decrypts; plain
+                                 * blobs from before stay readable. Path readers
+                                 * (store_blob_path) do NOT decrypt yet: see INTERFACE_CHANGES */
 } store_opts;
 
 /* ---- lifetime (store.c) --------------------------------------------------------------- */
@@ -66,6 +71,10 @@ int store_ping(store *s, md_err *err);
  * one-block write to <data_dir>/.write-probe fails for lack of space; MD_E_IO for another
  * failure. Cheap enough for every GET /api/ready (one small write, no fsync). */
 int store_check_writable(store *s, uint64_t min_free_bytes, md_err *err);
+/* Bytes available to us on the file system of the data dir, or of the blob dir when that is
+ * elsewhere and has less (statvfs; the figure store_check_writable compares with its minimum).
+ * MD_E_IO when statvfs fails. */
+int store_free_bytes(store *s, uint64_t *out, md_err *err);
 /* "sqlite" or "postgresql": the back end store_opts.url chose (static string). */
 const char *store_backend(const store *s);
 /* Schema version now in the database (the highest applied migration). */
@@ -100,11 +109,98 @@ int store_keys_insert(store *s, const store_key *k, md_err *err);
 int store_keys_get(store *s, const char *id, store_key *out, md_err *err);
 /* All keys, oldest first. *out is new (free() it; NULL when *n == 0). */
 int store_keys_list(store *s, store_key **out, size_t *n, md_err *err);
-/* Mark a key revoked at the store clock's now. MD_E_NOT_FOUND for an unknown id; revoking a
- * revoked key is MD_OK and keeps the first revocation time. */
+/* Mark a key revoked at the store clock's now, and every refresh token of the key with it (one
+ * transaction). MD_E_NOT_FOUND for an unknown id; revoking a revoked key is MD_OK and keeps the
+ * first revocation time. */
 int store_keys_revoke(store *s, const char *id, md_err *err);
 /* Number of keys not revoked. */
 int store_keys_count_active(store *s, size_t *n, md_err *err);
+
+/* ---- encryption at rest: keyring and encrypted blob files (blob_crypt.c) ---------------
+ *
+ * Building blocks of issue 13's encryption at rest: XChaCha20-Poly1305 (libsodium
+ * secretstream) in chunks of STORE_CRYPT_CHUNK plaintext bytes, a key id in each file's header,
+ * one write key and any number of older read keys. A reader or writer holds one chunk in
+ * memory whatever the blob's size; a wrong or missing key, an edited or a truncated file is an
+ * MD_E_IO with a message saying which, never garbage. store_opts.keyring turns it on for the
+ * store's blob puts and store_blob_read (see there). */
+
+#define STORE_CRYPT_CHUNK ((size_t)64 * 1024)
+#define STORE_KEY_ID_HEX 17   /* a key id in hex + NUL */
+
+typedef struct store_keyring store_keyring;
+/* *out is new and empty (store_keyring_free). */
+int store_keyring_new(store_keyring **out, md_err *err);
+void store_keyring_free(store_keyring *kr);   /* wipes the keys; NULL is a no-op */
+/* Add a 32-byte key given raw (n == 32), as 64 hex digits or as base64 (standard or URL-safe,
+ * padding optional; surrounding whitespace ignored). The first key added is the write key, the
+ * others are only read (rotation: new key first, then the old ones). Adding a key twice is a
+ * no-op. MD_E_INVALID_PARAM naming source (e.g. "MODELD_ENCRYPTION_KEY") when malformed. */
+int store_keyring_add(store_keyring *kr, const void *key, size_t n, const char *source,
+                      md_err *err);
+/* The same with the contents of a file (field "encryption_key_file" in errors). */
+int store_keyring_add_file(store_keyring *kr, const char *path, md_err *err);
+size_t store_keyring_size(const store_keyring *kr);
+/* The write key's id in hex ("" when the keyring is empty or NULL). */
+void store_keyring_write_id(const store_keyring *kr, char out[STORE_KEY_ID_HEX]);
+
+/* Encrypt a stream into fd (borrowed, written sequentially) under kr's write key: open writes
+ * the header; write buffers and writes whole chunks; finish writes the last chunk. Free with
+ * store_crypt_writer_free (also after a failure). */
+typedef struct store_crypt_writer store_crypt_writer;
+int store_crypt_writer_open(const store_keyring *kr, int fd, store_crypt_writer **out,
+                            md_err *err);
+int store_crypt_write(store_crypt_writer *w, const void *data, size_t n, md_err *err);
+int store_crypt_writer_finish(store_crypt_writer *w, md_err *err);
+void store_crypt_writer_free(store_crypt_writer *w);
+
+/* 1 when the file at fd starts with the encrypted-blob header (pread, offset unchanged). */
+int store_crypt_is_encrypted(int fd);
+/* Decrypt the file at fd (steals fd: closed by store_crypt_reader_free, also on failure) with
+ * the key its header names. store_crypt_read fills up to cap bytes (fewer only at the end;
+ * *got == 0 means the end), each checked before it is returned. */
+typedef struct store_crypt_reader store_crypt_reader;
+int store_crypt_reader_open(const store_keyring *kr, int fd, store_crypt_reader **out,
+                            md_err *err);
+/* Plaintext size, from the file's size (checked against the content as it is read). */
+uint64_t store_crypt_reader_size(const store_crypt_reader *r);
+int store_crypt_read(store_crypt_reader *r, void *buf, size_t cap, size_t *got, md_err *err);
+void store_crypt_reader_free(store_crypt_reader *r);
+
+/* ---- refresh tokens (refresh.c) ------------------------------------------------------- */
+
+#define STORE_FAMILY_MAX 40
+
+/* One refresh token as stored: only the hash of the token, never the token. */
+typedef struct store_refresh {
+    uint8_t hash[STORE_HASH_LEN];    /* BLAKE2b-256 of the whole token string */
+    char family[STORE_FAMILY_MAX];   /* the chain of tokens rotated from one issue */
+    char key_id[STORE_KEY_ID_MAX];   /* the API key it acts for */
+    int64_t created_ms;
+    int64_t expires_ms;
+    int64_t used_ms;                 /* 0 = not yet presented */
+    int64_t revoked_ms;              /* 0 = not revoked (family reuse or key revoked) */
+} store_refresh;
+
+/* Insert a new token row (used_ms / revoked_ms stored as 0). MD_E_CONFLICT for a hash that
+ * exists already. */
+int store_refresh_insert(store *s, const store_refresh *r, md_err *err);
+/* The row of a token hash; MD_E_NOT_FOUND (field "refresh_token") when there is none. */
+int store_refresh_get(store *s, const uint8_t hash[STORE_HASH_LEN], store_refresh *out,
+                      md_err *err);
+/* Rotate in one transaction: mark old_hash used at now_ms, only if it is still unused and not
+ * revoked (a compare-and-set, so of two concurrent presentations exactly one wins), and insert
+ * next. MD_E_CONFLICT (field "refresh_token") when old_hash was already used or revoked: the
+ * caller treats that as reuse. */
+int store_refresh_rotate(store *s, const uint8_t old_hash[STORE_HASH_LEN], int64_t now_ms,
+                         const store_refresh *next, md_err *err);
+/* Revoke every token of a family at now_ms (already revoked ones keep their time). *n (may be
+ * NULL) gets how many were revoked now. */
+int store_refresh_revoke_family(store *s, const char *family, int64_t now_ms, size_t *n,
+                                md_err *err);
+/* Delete the rows that expired before before_ms (the sweeper's retention). *n (may be NULL)
+ * gets how many. */
+int store_refresh_sweep(store *s, int64_t before_ms, size_t *n, md_err *err);
 
 /* ---- audit log (audit.c) -------------------------------------------------------------- */
 
@@ -509,6 +605,11 @@ typedef struct store_dataset {
  * MD_E_INVALID_PARAM naming "name", "format" or "columns" when one does not fit. */
 int store_datasets_create(store *s, const void *data, size_t n, const store_dataset *meta,
                           store_dataset *out, md_err *err);
+/* Insert a dataset row for a blob already in the store (store_blob_adopt / store_blob_put_range
+ * of a spooled upload, at most the sweep's grace period ago): sha256 names it, size is its
+ * length; the rest as store_datasets_create. */
+int store_datasets_add(store *s, const char *sha256, int64_t size, const store_dataset *meta,
+                       store_dataset *out, md_err *err);
 /* MD_E_NOT_FOUND (field "dataset_id") for an unknown id. */
 int store_datasets_get(store *s, const char *id, store_dataset *out, md_err *err);
 /* Datasets newest first, skipping offset, at most limit (1..1000). *out is new (free(); NULL

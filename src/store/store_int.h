@@ -53,6 +53,7 @@ struct store {
     int64_t upload_ttl_ms;
     int64_t blob_grace_ms;           /* a blob put this recently is never swept */
     bool results_fsync;              /* result blobs durable like uploads (store_opts) */
+    const store_keyring *keyring;    /* borrowed: blobs encrypted at rest when set */
     atomic_int refs;
 };
 
@@ -124,6 +125,9 @@ int store__migrate(store *s, int target, md_err *err);
 
 /* Random lower-case hex string of 2*nbytes digits into out (cap >= 2*nbytes+1). */
 void store__random_hex(char *out, size_t nbytes);
+
+/* Size on disk of an encrypted blob of n plaintext bytes (blob_crypt.c's format). */
+uint64_t store__crypt_file_size(uint64_t n);
 
 /* Blob internals (blob.c), lock held where noted. */
 void store__sha256_hex(const void *data, size_t n, char hex[STORE_SHA256_HEX]);

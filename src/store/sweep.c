@@ -198,6 +198,11 @@ int store_sweep(store *s, store_sweep_stats *st, md_err *err)
     store_sweep_stats local = {0};
     int64_t now_ms = md_clock_wall_ms(s->clock);
     int rc = delete_expired(s, now_ms, &local.rows_deleted, err);
+    /* Refresh tokens reference no blob; a row past its expiry only refuses, so it goes. */
+    size_t nref = 0;
+    if (rc == MD_OK)
+        rc = store_refresh_sweep(s, now_ms, &nref, err);
+    local.rows_deleted += nref;
     if (rc == MD_OK)
         rc = walk(s, s->blob_dir, 0, now_ms, &local.blobs_deleted, err);
     sweep_tmp(s, &local.tmp_deleted);

@@ -26,7 +26,7 @@
  *      walk from a root stays in its tree; nodes the root does not reach (never checked)
  *      are copied as leaves that lead nowhere.
  *   2. nodes[k].left is an absolute index into the forest's array (tree offset added); a
- *      leaf's left is itself and its SPLIT bit is clear, so a step from a leaf stays there:
+ *      leaf's left is itself and its XGB__SPLIT bit is clear, so a step from a leaf stays there:
  *      depth[t] steps from root t reach the leaf of every row (depth[t] = the tree's depth).
  *      The feature field's top bit is the default-left flag.
  *   3. A built forest is immutable: xgb__forest_predict only reads it, from any thread.
@@ -40,29 +40,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define DEFAULT_LEFT 0x80000000u
-#define SPLIT 0x40000000u
-#define FEATURE_MASK 0x3fffffffu
 #define LANES 16 /* trees walked together for one row */
-
-typedef struct fnode {
-    float value;   /* split threshold, or the leaf value */
-    uint32_t left; /* absolute index of the left child; a leaf: its own index */
-    uint32_t feat; /* feature index | SPLIT | DEFAULT_LEFT; 0 for a leaf */
-} fnode;
 
 enum { T_IDENTITY, T_SIGMOID, T_EXP, T_SOFTMAX };
 enum { M_IDENTITY, M_LOGIT, M_LOG };
-
-struct xgb__forest {
-    fnode *nodes;
-    uint32_t *roots;  /* per tree, absolute index of its root */
-    uint32_t *groups; /* per tree, its output group */
-    uint32_t *depth;  /* per tree, the longest root-to-leaf path (steps) */
-    size_t n_nodes, n_trees, n_groups, n_features;
-    float base_margin;
-    int transform;
-};
 
 /* The transform and base-margin rule of an objective; 0 when we do not evaluate it. */
 static int objective_kind(const char *obj, int *transform, int *margin)
@@ -128,7 +109,7 @@ static uint32_t copy_tree(xgb__forest *f, const json_t *tree, size_t offset, siz
     }
     reached[0] = 1;
     for (size_t i = 0; i < n; i++) {
-        fnode *nd = &f->nodes[offset + i];
+        xgb__fnode *nd = &f->nodes[offset + i];
         long long li = int_at(l, i);
         nd->value = (float)json_number_value(json_array_get(sc, i));
         nd->left = (uint32_t)(offset + i);
@@ -142,7 +123,8 @@ static uint32_t copy_tree(xgb__forest *f, const json_t *tree, size_t offset, siz
         reached[li] = reached[li + 1] = 1;
         level[li] = level[li + 1] = level[i] + 1;
         nd->left = (uint32_t)(offset + (size_t)li);
-        nd->feat = ((uint32_t)int_at(sf, i) & FEATURE_MASK) | SPLIT | (left ? DEFAULT_LEFT : 0);
+        nd->feat = ((uint32_t)int_at(sf, i) & XGB__FEATURE_MASK) | XGB__SPLIT |
+                   (left ? XGB__DEFAULT_LEFT : 0);
     }
     free(level);
     free(reached);
@@ -205,6 +187,8 @@ int xgb__forest_build(const json_t *doc, const xgb_info *info, xgb__forest **out
     float bs = base_score_of(learner);
     f->base_margin = margin == M_LOGIT ? -logf(1.0f / bs - 1.0f) : margin == M_LOG ? logf(bs) : bs;
     int rc = fill(f, json_object_get(gb, "model"), err);
+    if (rc == MD_OK)
+        rc = xgb__forest_build_shap(f, json_object_get(json_object_get(gb, "model"), "trees"), err);
     if (rc != MD_OK) {
         xgb__forest_free(f);
         return rc;
@@ -215,10 +199,10 @@ int xgb__forest_build(const json_t *doc, const xgb_info *info, xgb__forest **out
 
 /* One step of a walk from node i for row x (invariant 2), branch-free: NaN goes to the default
  * child, x < cond to the left one, anything else to left + 1; a leaf stays where it is. */
-static inline uint32_t step(const fnode *nodes, uint32_t i, const float *x)
+static inline uint32_t step(const xgb__fnode *nodes, uint32_t i, const float *x)
 {
-    const fnode *nd = &nodes[i];
-    float v = x[nd->feat & FEATURE_MASK];
+    const xgb__fnode *nd = &nodes[i];
+    float v = x[nd->feat & XGB__FEATURE_MASK];
     uint32_t nan = (uint32_t)(v != v); /* 0 or 1, as isnan() need not be */
     uint32_t right = (uint32_t) !(v < nd->value) & ~(nan & (nd->feat >> 31));
     return nd->left + (right & (nd->feat >> 30));
@@ -229,7 +213,7 @@ static inline uint32_t step(const fnode *nodes, uint32_t i, const float *x)
  * turn. The leaves are still added in tree order. */
 static void one_row(const xgb__forest *f, const float *x, float *out)
 {
-    const fnode *nodes = f->nodes;
+    const xgb__fnode *nodes = f->nodes;
     size_t t = 0;
     for (; t + LANES <= f->n_trees; t += LANES) {
         uint32_t i[LANES], d = 0;
@@ -299,8 +283,8 @@ void xgb__forest_probe_rows(const xgb__forest *f, float *rows)
         thr[j] = 0.0f;
     }
     for (size_t k = f->n_nodes; k-- > 0;) /* backwards: the first split on j wins */
-        if (f->nodes[k].feat & SPLIT)
-            thr[f->nodes[k].feat & FEATURE_MASK] = f->nodes[k].value;
+        if (f->nodes[k].feat & XGB__SPLIT)
+            thr[f->nodes[k].feat & XGB__FEATURE_MASK] = f->nodes[k].value;
     for (size_t j = 0; j < nf; j++) {
         rows[3 * nf + j] = nextafterf(thr[j], -INFINITY); /* the other side of that split */
         rows[4 * nf + j] = thr[j] * 2.0f;
@@ -316,7 +300,9 @@ size_t xgb__forest_outputs(const xgb__forest *f)
 
 size_t xgb__forest_bytes(const xgb__forest *f)
 {
-    return f ? sizeof *f + f->n_nodes * sizeof(fnode) + f->n_trees * 3 * sizeof(uint32_t) : 0;
+    return f ? sizeof *f + f->n_nodes * sizeof(xgb__fnode) + f->n_trees * 3 * sizeof(uint32_t) +
+                   xgb__forest_shap_bytes(f)
+             : 0;
 }
 
 void xgb__forest_free(xgb__forest *f)
@@ -327,5 +313,6 @@ void xgb__forest_free(xgb__forest *f)
     free(f->roots);
     free(f->groups);
     free(f->depth);
+    xgb__forest_free_shap(f);
     free(f);
 }

@@ -34,6 +34,10 @@
  * engines predict forest.c's probe rows; any difference over 1e-5 (relative above 1) keeps
  * libxgboost for that model, with a warning in the log (invariant 3).
  *  3. m->forest is non-NULL only if it agreed with libxgboost on the probe rows at load.
+ *  4. Likewise contributions: xgb_contributions runs our TreeSHAP (treeshap.c) only if the
+ *     forest has its data (xgb__forest_has_shap) and its contributions on the probe rows
+ *     matched libxgboost's pred_contribs within 1e-5 (relative above 1) at load (check_shap);
+ *     otherwise the data is dropped, with a warning, and libxgboost computes them.
  */
 #include "xgb/xgb.h"
 
@@ -201,6 +205,8 @@ static int native_diff(const xgb_model *m, double *worst, md_err *err)
     return rc;
 }
 
+static int check_shap(xgb_model *m, md_err *err);
+
 /* Invariant 3: keep the forest only if it gives libxgboost's answers on the probe rows. */
 static int check_native(xgb_model *m, md_err *err)
 {
@@ -225,6 +231,10 @@ static int build_native(xgb_model *m, const json_t *doc, const xgb_opts *opts, m
     int rc = xgb__forest_build(doc, &m->info, &m->forest, err);
     if (rc == MD_OK && m->forest)
         rc = check_native(m, err);
+    if (rc == MD_OK && m->forest && opts && opts->shap == XGB_SHAP_PATHS)
+        xgb__forest_drop_tables(m->forest);
+    if (rc == MD_OK && xgb__forest_has_shap(m->forest))
+        rc = check_shap(m, err);
     return rc;
 }
 
@@ -324,22 +334,31 @@ static const char CONTRIB_CONFIG[] =
     "{\"type\": 2, \"training\": false, \"iteration_begin\": 0, \"iteration_end\": 0, "
     "\"strict_shape\": true}";
 
-int xgb_contributions(const xgb_model *m, const float *rows, size_t nrows, size_t ncols, float *out,
-                      size_t out_cap, md_err *err)
+/* The size checks of both contribution engines: MD_OK to go on, with *need the floats
+ * written. */
+static int check_contrib_call(const xgb_model *m, size_t nrows, size_t ncols, size_t out_cap,
+                              size_t *need, md_err *err)
 {
     size_t groups = m->info.num_class > 1 ? (size_t)m->info.num_class : 1, width = ncols + 1;
+    *need = 0;
     if (ncols != m->info.num_features)
         return md_fail(err, MD_E_INVALID_PARAM, "ncols",
                        "the model takes %llu features per row, got %zu",
                        (unsigned long long)m->info.num_features, ncols);
     if (nrows > SIZE_MAX / sizeof(float) / groups / width)
         return md_fail(err, MD_E_INVALID_PARAM, "nrows", "%zu rows is too many", nrows);
-    size_t need = nrows * groups * width;
-    if (out_cap < need)
+    *need = nrows * groups * width;
+    if (out_cap < *need)
         return md_fail(err, MD_E_INVALID_PARAM, "out", "the output needs %zu floats, %zu given",
-                       need, out_cap);
-    if (nrows == 0)
-        return MD_OK;
+                       *need, out_cap);
+    return MD_OK;
+}
+
+/* libxgboost's pred_contribs into out (need floats; sizes checked). */
+static int contrib_dmatrix(const xgb_model *m, const float *rows, size_t nrows, size_t ncols,
+                           float *out, size_t need, md_err *err)
+{
+    size_t groups = m->info.num_class > 1 ? (size_t)m->info.num_class : 1, width = ncols + 1;
     DMatrixHandle d = NULL;
     if (XGDMatrixCreateFromMat(rows, (bst_ulong)nrows, (bst_ulong)ncols, NAN, &d) != 0)
         return xgb__fail(err, MD_E_INTERNAL, "cannot make the contribution matrix");
@@ -359,6 +378,44 @@ int xgb_contributions(const xgb_model *m, const float *rows, size_t nrows, size_
     return rc;
 }
 
+int xgb_contributions_reference(const xgb_model *m, const float *rows, size_t nrows, size_t ncols,
+                                float *out, size_t out_cap, md_err *err)
+{
+    size_t need = 0;
+    int rc = check_contrib_call(m, nrows, ncols, out_cap, &need, err);
+    if (rc != MD_OK || nrows == 0)
+        return rc;
+    return contrib_dmatrix(m, rows, nrows, ncols, out, need, err);
+}
+
+/* Our TreeSHAP into out (sizes checked), with the per-tree scratch of n_features + 1 floats
+ * on the stack for the usual widths. */
+static int contrib_native(const xgb_model *m, const float *rows, size_t nrows, float *out,
+                          md_err *err)
+{
+    size_t width = m->info.num_features + 1;
+    float stack[256];
+    float *scratch = width <= 256 ? stack : malloc(width * sizeof *scratch);
+    if (!scratch)
+        return md_fail(err, MD_E_NOMEM, "out", "no memory for the contributions");
+    xgb__forest_contributions(m->forest, rows, nrows, out, scratch);
+    if (scratch != stack)
+        free(scratch);
+    return MD_OK;
+}
+
+int xgb_contributions(const xgb_model *m, const float *rows, size_t nrows, size_t ncols, float *out,
+                      size_t out_cap, md_err *err)
+{
+    size_t need = 0;
+    int rc = check_contrib_call(m, nrows, ncols, out_cap, &need, err);
+    if (rc != MD_OK || nrows == 0)
+        return rc;
+    if (xgb__forest_has_shap(m->forest))
+        return contrib_native(m, rows, nrows, out, err);
+    return contrib_dmatrix(m, rows, nrows, ncols, out, need, err);
+}
+
 int xgb_predict(const xgb_model *m, const float *rows, size_t nrows, size_t ncols, float *out,
                 size_t out_cap, md_err *err)
 {
@@ -369,6 +426,62 @@ int xgb_predict(const xgb_model *m, const float *rows, size_t nrows, size_t ncol
     if (rc == MD_OK && nrows > 0)
         xgb__forest_predict(m->forest, rows, nrows, out);
     return rc;
+}
+
+/* The largest difference (relative above 1) between our TreeSHAP and libxgboost's on the
+ * probe rows, into *worst (infinity for a NaN). */
+static int shap_diff(const xgb_model *m, double *worst, md_err *err)
+{
+    size_t nf = m->info.num_features, rows = XGB__PROBE_ROWS;
+    size_t n = rows * (m->info.num_class > 1 ? (size_t)m->info.num_class : 1) * (nf + 1);
+    float *x = malloc(rows * nf * sizeof *x), *a = malloc(n * sizeof *a),
+          *b = malloc(n * sizeof *b);
+    int rc =
+        x && a && b ? MD_OK : md_fail(err, MD_E_NOMEM, "model", "no memory for the probe rows");
+    if (rc == MD_OK) {
+        xgb__forest_probe_rows(m->forest, x);
+        rc = xgb_contributions(m, x, rows, nf, a, n, err);
+    }
+    if (rc == MD_OK)
+        rc = xgb_contributions_reference(m, x, rows, nf, b, n, err);
+    *worst = 0.0;
+    for (size_t i = 0; rc == MD_OK && i < n; i++) {
+        double d = fabs((double)a[i] - b[i]) / fmax(1.0, fabs((double)b[i]));
+        *worst = isnan(d) ? INFINITY : fmax(*worst, d);
+    }
+    free(x);
+    free(a);
+    free(b);
+    return rc;
+}
+
+/* Invariant 4: keep our TreeSHAP only if it gives libxgboost's contributions at load (the
+ * tables first; then the path algorithm, XGBoost's own arithmetic). */
+static int check_shap(xgb_model *m, md_err *err)
+{
+    double worst = INFINITY;
+    int rc = shap_diff(m, &worst, err);
+    if (rc == MD_OK && worst > 1e-5 && xgb__forest_has_tables(m->forest)) {
+        md_log(MD_LOG_WARN,
+               "xgboost: our TreeSHAP tables differ from libxgboost (%g): using "
+               "the path algorithm",
+               worst);
+        xgb__forest_drop_tables(m->forest);
+        rc = shap_diff(m, &worst, err);
+    }
+    if (rc != MD_OK || worst <= 1e-5)
+        return rc;
+    md_log(MD_LOG_WARN, "xgboost: our TreeSHAP differs from libxgboost (%g): using libxgboost",
+           worst);
+    xgb__forest_free_shap(m->forest);
+    return MD_OK;
+}
+
+const char *xgb_model_shap_engine(const xgb_model *m)
+{
+    if (!xgb__forest_has_shap(m->forest))
+        return "libxgboost";
+    return xgb__forest_has_tables(m->forest) ? "tables" : "paths";
 }
 
 const char *xgb_model_engine(const xgb_model *m)

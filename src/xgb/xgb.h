@@ -28,6 +28,12 @@ typedef struct xgb_opts {
                                   model and matches libxgboost at load, libxgboost otherwise */
         XGB_ENGINE_LIBXGBOOST, /* always libxgboost */
     } engine;
+    /* How our TreeSHAP computes contributions where it serves them (see src/xgb/treeshap.c). */
+    enum {
+        XGB_SHAP_AUTO = 0, /* per-leaf tables where they fit, else XGBoost's path algorithm */
+        XGB_SHAP_PATHS,    /* XGBoost's path algorithm only (its float arithmetic, step by
+                              step; slower): for tests and benchmarks */
+    } shap;
 } xgb_opts;
 
 typedef struct xgb_info {
@@ -69,15 +75,27 @@ int xgb_predict_reference(const xgb_model *m, const float *rows, size_t nrows, s
  * per row and output group, num_features + 1 floats, one per feature then the bias, in the
  * margin (before the objective's transform: log-odds for binary:logistic), summing to the
  * group's raw margin. Writes nrows * groups * (num_features + 1) floats into out (caller-owned,
- * out_cap floats), groups = max(num_class, 1). Always libxgboost (exact TreeSHAP).
+ * out_cap floats), groups = max(num_class, 1). Exact TreeSHAP: our own (src/xgb/treeshap.c)
+ * where xgb_model_shap_engine says so, libxgboost otherwise.
  * Errors as xgb_predict. Thread-safe. */
 int xgb_contributions(const xgb_model *m, const float *rows, size_t nrows, size_t ncols, float *out,
                       size_t out_cap, md_err *err);
+
+/* The same contributions, always through libxgboost (the reference xgb_contributions is
+ * checked against in tests and benchmarks). Same contract and errors. */
+int xgb_contributions_reference(const xgb_model *m, const float *rows, size_t nrows, size_t ncols,
+                                float *out, size_t out_cap, md_err *err);
 
 /* "native" when xgb_predict walks the trees itself (gbtree models with a squared-error,
  * logistic, Poisson / gamma / Tweedie or softprob objective, whose answers at load matched
  * libxgboost's within 1e-5), "libxgboost" otherwise. Static string. */
 const char *xgb_model_engine(const xgb_model *m);
+
+/* How xgb_contributions computes: "tables" or "paths" when it runs our TreeSHAP (the tree walk
+ * is native, every reached node has a positive cover, no tree is deeper than 64, and its
+ * contributions at load matched libxgboost's within 1e-5; "tables": the per-leaf tables fit,
+ * see src/xgb/treeshap.c), "libxgboost" otherwise. Static string. */
+const char *xgb_model_shap_engine(const xgb_model *m);
 
 /* Free a model; NULL is a no-op. No xgb_predict on m may be running. */
 void xgb_model_free(xgb_model *m);

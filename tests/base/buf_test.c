@@ -98,10 +98,66 @@ static void test_g9_matches_printf(void **state)
     }
 }
 
+/* md_buf_put_g17 writes what printf("%.17g") writes: edges, ties at the 17th digit (2^-25 =
+ * 2.98023223876953125e-08 rounds to even), float-valued doubles (what answers hold), doubles of
+ * few significant bits, and random bit patterns (mostly printf's own path). */
+static void expect_g17(double v)
+{
+    if (!isfinite(v))
+        return;
+    char want[64];
+    snprintf(want, sizeof want, "%.17g", v);
+    md_buf b;
+    md_buf_init(&b, 64);
+    assert_int_equal(md_buf_put_g17(&b, v), MD_OK);
+    if (strcmp(b.data, want) != 0)
+        fail_msg("%a: got %s, printf %s", v, b.data, want);
+    md_buf_free(&b);
+}
+
+static void test_g17_matches_printf(void **state)
+{
+    (void)state;
+    const double edge[] = {0.0, -0.0, 1.0, -1.0, 0.1, 0.5, 1e-4, 1e-5, 1e16, 1e17, 99999999999999999.0,
+                           0x1p-25, 0x1p-26 * 3, 1e21, 1e22, 1e-300, 5e-324, 1.7976931348623157e308,
+                           0.30000000000000004, 2.5, 123456.789, 0.00012345678901234567};
+    for (size_t i = 0; i < sizeof edge / sizeof edge[0]; i++) {
+        expect_g17(edge[i]);
+        expect_g17(nextafter(edge[i], INFINITY));
+        expect_g17(nextafter(edge[i], -INFINITY));
+    }
+    for (int p = -40; p <= 40; p++) {
+        expect_g17(pow(10, p));
+        expect_g17((float)pow(10, p));
+        expect_g17(nextafter(pow(10, p), 0));
+    }
+    uint64_t s = 0x9E3779B97F4A7C15u;
+    for (int i = 0; i < 300000; i++) {
+        s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+        double v;
+        uint32_t bits = (uint32_t)(s >> 16);
+        float f;
+        memcpy(&f, &bits, sizeof f);
+        switch (i % 3) {
+        case 0:
+            memcpy(&v, &s, sizeof v);
+            break;
+        case 1:
+            v = f;
+            break;
+        default:
+            v = ldexp((double)(s >> (24 + s % 32)), (int)(s % 100) - 80);
+        }
+        expect_g17(v);
+        expect_g17(-v);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_append_and_limit),
                                        cmocka_unit_test(test_json_str),
-                                       cmocka_unit_test(test_g9_matches_printf)};
+                                       cmocka_unit_test(test_g9_matches_printf),
+                                       cmocka_unit_test(test_g17_matches_printf)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -17,8 +17,6 @@ Under `make e2e-pg` (MODELD_E2E_PG) the two nodes' shared data dir names one Pos
 """
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -26,88 +24,11 @@ import time
 import pytest
 import requests
 
+from cluster_util import REDIS, Redis, metric, read_reply
 from convert_util import corpus, upload
 from oip_util import MODEL, bearer, infer_body, make_key, models_dir
 
-REDIS = shutil.which("redis-server") or "/usr/bin/redis-server"
 pytestmark = pytest.mark.skipif(not os.path.exists(REDIS), reason="redis-server is not installed")
-
-
-class Redis:
-    """redis-server on a unix socket in its own temporary directory; start() / kill()."""
-
-    def __init__(self):
-        self.dir = tempfile.mkdtemp(prefix="modeld-redis-")
-        self.sock = os.path.join(self.dir, "redis.sock")
-        self.url = "unix://" + self.sock
-        self.proc = None
-        self.start()
-
-    def start(self):
-        self.proc = subprocess.Popen([REDIS, "--port", "0", "--unixsocket", self.sock, "--save", "",
-                                      "--appendonly", "no", "--dir", self.dir],
-                                     stdout=open(os.path.join(self.dir, "log"), "ab"), stderr=subprocess.STDOUT)
-        end = time.time() + 20
-        while time.time() < end:
-            try:
-                if self.command("PING") == "PONG":
-                    return
-            except OSError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def kill(self):
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait()
-
-    def command(self, *args):
-        """One command in RESP over the socket; the reply as str / int / list (a tiny client:
-        the tests need no Python Redis package)."""
-        s = socket.socket(socket.AF_UNIX)
-        s.settimeout(5)
-        s.connect(self.sock)
-        req = b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a.encode()), a.encode()) for a in args)
-        s.sendall(req)
-        f = s.makefile("rb")
-        try:
-            return _read_reply(f)
-        finally:
-            f.close()
-            s.close()
-
-    def subscribe(self, channel):
-        s = socket.socket(socket.AF_UNIX)
-        s.settimeout(15)
-        s.connect(self.sock)
-        s.sendall(b"*2\r\n$9\r\nSUBSCRIBE\r\n$%d\r\n%s\r\n" % (len(channel), channel.encode()))
-        f = s.makefile("rb")
-        _read_reply(f)  # the confirmation
-        return s, f
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
-def _read_reply(f):
-    line = f.readline().rstrip(b"\r\n")
-    kind, rest = line[:1], line[1:]
-    if kind in (b"+", b"-"):
-        return rest.decode()
-    if kind == b":":
-        return int(rest)
-    if kind == b"$":
-        n = int(rest)
-        if n < 0:
-            return None
-        data = f.read(n + 2)[:n]
-        return data.decode()
-    if kind == b"*":
-        return [_read_reply(f) for _ in range(int(rest))]
-    raise ValueError("bad RESP line %r" % line)
 
 
 @pytest.fixture(scope="module")
@@ -137,14 +58,6 @@ def cluster(redis):
     n2.cleanup()
     n1.cleanup()
     shutil.rmtree(mdir, ignore_errors=True)
-
-
-def metric(node, name):
-    text = requests.get(node.url + "/metrics", timeout=30).text
-    for line in text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    raise AssertionError("no %s in /metrics" % name)
 
 
 def test_ready_reports_redis(cluster):
@@ -242,7 +155,7 @@ def test_job_events_are_published(cluster, redis):
         seen = []
         end = time.time() + 30
         while time.time() < end:
-            msg = _read_reply(f)
+            msg = read_reply(f)
             fields = msg[2].split("\t")
             if fields[1] == jid:
                 seen.append((int(fields[2]), float(fields[3])))

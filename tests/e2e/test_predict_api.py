@@ -94,6 +94,20 @@ def test_bad_features_name_the_field(srv, change, code, field):
     assert err["code"] == code and err.get("field") == field, err
 
 
+@pytest.mark.parametrize("day,field", [({"temp": 500}, "temp"), ({"percip": -3}, "percip"),
+                                       ({"weather_snow": 1.5}, "weather_snow")])
+def test_demand_weather_out_of_range_names_the_field(srv, day, field):
+    """demand's optional weather values are checked against the input_schema's ranges."""
+    f = dict(next(c["features"] for c in CASES if c.get("model") == "demand"))
+    f["weather"] = [{"temp": 70, "percip": 0.1}, day]
+    r = post(srv, "/api/demand", {"features": f})
+    assert r.status_code == 400, r.text
+    err = r.json()["error"]
+    assert err["code"] == "invalid_parameter" and err.get("field") == field, err
+    f["weather"] = [{"temp": 70, "percip": 0.1, "weather_snow": 0}]
+    assert post(srv, "/api/demand", {"features": f}).status_code == 200
+
+
 def test_bad_bodies(srv):
     r = post(srv, "/api/churn", {})
     assert r.status_code == 400 and r.json()["error"]["field"] == "features"

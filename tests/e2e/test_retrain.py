@@ -8,6 +8,7 @@ a model that cannot be retrained, unknown dataset, a missing column, too little 
 params, a non-admin key). Waits are for conditions with generous bounds, never timing
 thresholds."""
 import csv
+import hashlib
 import io
 import json
 import os
@@ -74,6 +75,8 @@ def job_outcome(s, jid):
     assert j["status"] == "SUCCESS", j
     r = requests.get(s.url + "/api/v1/jobs/%s/result" % jid, headers=admin(s))
     assert r.status_code == 200, r.text
+    assert r.headers["Content-Type"].startswith("application/json")
+    assert j["result"]["format"] == "json", j
     return r.json()
 
 
@@ -166,6 +169,39 @@ def test_dataset_errors(srv):
     assert r.status_code == 404 and r.json()["error"]["field"] == "dataset_id"
 
 
+def test_dataset_too_large_and_spooled(start_server):
+    """The body is spooled to a file: past bulk_max_bytes a raw body or a form's file part is a
+    413; a file well over one read block is stored whole (rows counted across blocks, the blob
+    the same bytes) and no spool file stays behind."""
+    s = start_server("--models-dir", os.path.join(ROOT, "models"), "--bulk-max-bytes", "3M")
+    rows = churn_rows()
+    big = to_csv(rows * 20)  # about 3.2 MB: over the limit
+    assert len(big) > 3 * 1024 * 1024
+    r = requests.post(s.url + "/api/admin/datasets", headers=admin(s),
+                      files={"file": ("big.csv", big, "text/csv")})
+    assert r.status_code == 413 and r.json()["error"]["field"] == "file", r.text
+    r = requests.post(s.url + "/api/admin/datasets", data=big,
+                      headers=dict(admin(s), **{"Content-Type": "text/csv"}))
+    assert r.status_code == 413, r.text
+    ok = to_csv(rows * 15)  # about 2.4 MB: three read blocks
+    for how in ("raw", "form"):
+        if how == "raw":
+            r = requests.post(s.url + "/api/admin/datasets", data=ok,
+                              headers=dict(admin(s), **{"Content-Type": "text/csv"}))
+        else:
+            r = requests.post(s.url + "/api/admin/datasets", headers=admin(s),
+                              files={"file": ("ok.csv", ok, "text/csv")})
+        assert r.status_code == 201, r.text
+        assert r.json()["rows"] == len(rows) * 15 and r.json()["size"] == len(ok)
+        assert r.json()["sha256"] == hashlib.sha256(ok).hexdigest()
+    # the layer removes a request's spool file when the request ends (after the answer went)
+    spool = os.path.join(s.data_dir, "spool")
+    end = time.time() + 60
+    while os.path.isdir(spool) and os.listdir(spool) and time.time() < end:
+        time.sleep(0.1)
+    assert not os.path.isdir(spool) or os.listdir(spool) == []
+
+
 def test_delete_refused_while_scheduled(srv):
     d = put_dataset(srv, to_csv(churn_rows()[:10]))
     sc = requests.post(srv.url + "/api/admin/schedule", headers=admin(srv),
@@ -177,6 +213,10 @@ def test_delete_refused_while_scheduled(srv):
                     headers=admin(srv))
     r = requests.delete(srv.url + "/api/admin/datasets/" + d["dataset_id"], headers=admin(srv))
     assert r.status_code == 200
+    # a schedule cannot name a dataset that does not exist (any more)
+    sc = requests.post(srv.url + "/api/admin/schedule", headers=admin(srv),
+                       json={"model": "churn", "cron": "0 3 * * *", "input": d["dataset_id"]})
+    assert sc.status_code == 404 and sc.json()["error"]["field"] == "input", sc.text
 
 
 # ---- retraining ----
@@ -329,3 +369,42 @@ def test_bad_row_fails_the_job_naming_the_line(srv):
     assert j["status"] == "FAILURE"
     assert j["error_code"] == "invalid_parameter", j
     assert "line 6" in j["error_message"] and "contract" in j["error_message"], j
+
+
+def test_restart_keeps_the_active_version(start_server, tmp_path):
+    """A STANDBY from retraining is remembered as not serving: after a restart the active
+    version is still the parent (the registry would otherwise start the highest version), and
+    a CANARY is restored as the canary."""
+    data_dir = str(tmp_path / "var")
+    args = ["--models-dir", os.path.join(ROOT, "models"), "--workers", "1"]
+    s = start_server(*args, data_dir=data_dir)
+    key = s.admin_key
+    rows = churn_rows()
+    for r in rows:
+        r["churn"] = "No" if r["churn"] == "Yes" else "Yes"
+    d = put_dataset(s, to_csv(rows), name="flipped.csv")
+    r = retrain(s, {"model": "churn", "data": d["dataset_id"], "params": {"rounds": 10}})
+    worse = job_outcome(s, r.json()["job_id"])
+    assert worse["state"] == "STANDBY"
+    assert s.stop() == 0
+
+    s = start_server(*args, data_dir=data_dir, expect_key=False)
+    s.admin_key = key
+    desc, state = version_state(s, "churn", worse["version"])
+    assert desc["active_version"] == "1" and not desc.get("canary_version"), desc
+    assert state in ("UNLOADED", "STANDBY")
+    d2 = put_dataset(s, open(CHURN_TEST, "rb").read())
+    r = retrain(s, {"model": "churn", "data": d2["dataset_id"], "params": {"rounds": 10},
+                    "canary_percent": 25})
+    better = job_outcome(s, r.json()["job_id"])
+    assert better["state"] == "CANARY" and better["canary_percent"] == 25
+    assert s.stop() == 0
+
+    s = start_server(*args, data_dir=data_dir, expect_key=False)
+    s.admin_key = key
+    desc, _ = version_state(s, "churn", better["version"])
+    assert desc["active_version"] == "1", desc
+    assert desc["canary_version"] == better["version"] and desc["canary_percent"] == 25
+    # the stored dataset outlived the restarts too
+    got = requests.get(s.url + "/api/admin/datasets/" + d["dataset_id"], headers=admin(s))
+    assert got.status_code == 200

@@ -15,25 +15,15 @@ import time
 import pytest
 import requests
 
+from cluster_util import pg_ctl, pg_tmp
 from conftest import _bin, pg_url
-
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 
 @pytest.fixture(scope="module")
 def pg():
     """(base URI, pg_ctl command prefix) of a running PostgreSQL."""
-    if os.environ.get("MODELD_E2E_PG") and os.environ.get("PGTMP_CTL"):
-        yield os.environ["MODELD_E2E_PG"], os.environ["PGTMP_CTL"]
-        return
-    p = subprocess.Popen([os.path.join(ROOT, "tests", "pg", "pgtmp.sh"), "sh", "-c",
-                          'echo "$MODELD_TEST_PG"; echo "$PGTMP_CTL"; read x'],
-                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    url, ctl = p.stdout.readline().strip(), p.stdout.readline().strip()
-    assert url and ctl, "tests/pg/pgtmp.sh could not start PostgreSQL"
-    yield url, ctl
-    p.stdin.close()  # the script's `read` returns: it stops the server and removes its files
-    p.wait(timeout=60)
+    with pg_tmp() as p:
+        yield p
 
 
 def auth(key):
@@ -83,11 +73,6 @@ def stop_worker(w):
     if w.poll() is None:
         w.send_signal(signal.SIGTERM)
         assert w.wait(timeout=60) == 0
-
-
-def pg_ctl(pg, what):
-    r = subprocess.run(pg[1] + " " + what, shell=True, capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stderr
 
 
 def wait_ready(s, timeout=60):

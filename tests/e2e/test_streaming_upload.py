@@ -154,10 +154,11 @@ def test_refused_upload_leaves_no_spool_file(start_server, tmp_path):
 
 def test_bulk_rows_logged_like_single_predictions(start_server):
     """Bulk rows reach the prediction history (and so drift) like single predictions, sampled by
-    predict_log_sample: all of them at 1, none at 0."""
+    predict_bulk_log_sample (not predict_log_sample): all of them at 1, none at 0."""
     for sample, want in (("1", 40), ("0", 0)):
         s = start_server("--models-dir", os.path.join(ROOT, "models"), "--workers", "1",
-                         "--predict-log-sample", sample)
+                         "--predict-bulk-log-sample", sample, "--predict-log-sample",
+                         "0" if sample == "1" else "1")
         key = s.write_key = make_key(s, "write")
         r = requests.post(s.url + "/api/churn/bulk", data=to_csv(rows(40, bad={3})),
                           headers=dict(bearer(key), **{"Content-Type": "text/csv"}))

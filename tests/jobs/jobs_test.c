@@ -417,6 +417,40 @@ static void test_dead_local_process_recovered(void **state)
     assert_int_equal(job_start(f->j, NULL), MD_OK);
     job_info got = wait_state(f, a.id, JOB_SUCCESS);
     assert_int_equal(got.attempts, 2);
+    /* The recovery is a lease expiry this queue made: /metrics counts it. */
+    md_buf b;
+    md_buf_init(&b, 1u << 20);
+    job_metrics(&b, f->j);
+    assert_non_null(b.data);
+    assert_non_null(strstr(b.data, "modeld_job_lease_expiries_total{result=\"requeued\"} 1\n"));
+    assert_non_null(strstr(b.data, "modeld_job_lease_expiries_total{result=\"failed\"} 0\n"));
+    md_buf_free(&b);
+}
+
+/* job_metrics: the store's counts by state and this queue's finished counters. */
+static void test_metrics(void **state)
+{
+    fx *f = *state;
+    f->fail_code = MD_E_IMAGE_CORRUPT; /* permanent: one attempt */
+    open_jobs(f, 1, 0, NULL);
+    assert_int_equal(job_start(f->j, NULL), MD_OK);
+    job_info a = submit(f, "ok", "abc"), b = submit(f, "fail", "x"), c = submit(f, "ok", "d");
+    wait_state(f, a.id, JOB_SUCCESS);
+    wait_state(f, b.id, JOB_FAILURE);
+    wait_state(f, c.id, JOB_SUCCESS);
+    md_buf m;
+    md_buf_init(&m, 1u << 20);
+    job_metrics(&m, f->j);
+    const char *t = m.data;
+    assert_non_null(t);
+    assert_non_null(strstr(t, "# TYPE modeld_jobs gauge\n"));
+    assert_non_null(strstr(t, "modeld_jobs{state=\"SUCCESS\"} 2\n"));
+    assert_non_null(strstr(t, "modeld_jobs{state=\"FAILURE\"} 1\n"));
+    assert_non_null(strstr(t, "modeld_jobs{state=\"QUEUED\"} 0\n"));
+    assert_non_null(strstr(t, "modeld_jobs_finished_total{outcome=\"success\"} 2\n"));
+    assert_non_null(strstr(t, "modeld_jobs_finished_total{outcome=\"failure\"} 1\n"));
+    assert_non_null(strstr(t, "modeld_job_lease_expiries_total{result=\"requeued\"} 0\n"));
+    md_buf_free(&m);
 }
 
 static void test_max_running_and_batch(void **state)
@@ -467,6 +501,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_close_releases_running_job, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dead_local_process_recovered, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_running_and_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

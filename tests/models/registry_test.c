@@ -561,6 +561,61 @@ static void test_install_and_confinement(void **state)
     free(model);
 }
 
+/* The files of fixture add4/<fixture> as version ver (manifest rewritten); *man new (free). */
+static void fixture_files(const char *fixture, const char *ver, mdl_file fs[2], char paths[2][32],
+                          unsigned char **model, char **man)
+{
+    char p[1200];
+    size_t ml;
+    snprintf(p, sizeof p, "%s/add4/%s/model.onnx", fixture_models(), fixture);
+    *model = tu_slurp(p, &ml);
+    snprintf(p, sizeof p, "%s/add4/%s/modeld.json", fixture_models(), fixture);
+    json_t *doc = json_load_file(p, 0, NULL);
+    json_object_set_new(doc, "version", json_string(ver));
+    *man = json_dumps(doc, 0);
+    json_decref(doc);
+    snprintf(paths[0], 32, "%s/model.onnx", ver);
+    snprintf(paths[1], 32, "%s/modeld.json", ver);
+    fs[0] = (mdl_file){paths[0], *model, ml};
+    fs[1] = (mdl_file){paths[1], *man, strlen(*man)};
+}
+
+/* mdl_install_as: STANDBY serves nothing and is no rollback target (it never served); CANARY
+ * takes its share at once; the active version stays; both survive a restart as remembered. */
+static void test_install_as_standby_and_canary(void **state)
+{
+    mfx *f = *state;
+    copy_add4(f->shipped, "1", "1");
+    mdl_registry_opts o = mfx_opts(f);
+    mfx_open(f, &o);
+    md_err e = {0};
+    mdl_file fs[2];
+    char paths[2][32], *man;
+    unsigned char *model;
+    char b[32];
+    fixture_files("2", "5", fs, paths, &model, &man);
+    assert_int_equal(mdl_install_as(f->r, "add4", fs, 2, MDL_INSTALL_STANDBY, 0, &e), MD_OK);
+    assert_string_equal(state_of(f->r, "add4", "5", b), "STANDBY");
+    assert_string_equal(state_of(f->r, "add4", "1", b), "ACTIVE");
+    assert_int_equal(answer(f->r), 1);
+    assert_int_equal(mdl_rollback(f->r, "add4", &e), MD_E_CONFLICT); /* not to a never-served */
+    assert_string_equal(state_of(f->r, "add4", "1", b), "ACTIVE");
+    free(model);
+    free(man);
+    fixture_files("3", "6", fs, paths, &model, &man);
+    assert_int_equal(mdl_install_as(f->r, "add4", fs, 2, MDL_INSTALL_CANARY, 0, &e),
+                     MD_E_INVALID_PARAM);
+    assert_string_equal(e.field, "canary_percent");
+    assert_int_equal(mdl_install_as(f->r, "add4", fs, 2, MDL_INSTALL_CANARY, 100, &e), MD_OK);
+    assert_string_equal(state_of(f->r, "add4", "6", b), "CANARY");
+    assert_int_equal(answer(f->r), 3); /* 100 %: the canary answers */
+    free(model);
+    free(man);
+    mfx_open(f, &o); /* restart: active 1, canary 6, 5 on disk only */
+    assert_string_equal(state_of(f->r, "add4", "1", b), "ACTIVE");
+    assert_string_equal(state_of(f->r, "add4", "6", b), "CANARY");
+}
+
 static void test_xgboost_through_registry(void **state)
 {
     mfx *f = *state;
@@ -927,6 +982,7 @@ int main(void)
         T(test_restart_restores_active_and_canary),
         T(test_on_demand_without_load_all),
         T(test_install_and_confinement),
+        T(test_install_as_standby_and_canary),
         T(test_xgboost_through_registry),
         T(test_describe_and_metrics),
         T(test_rollback_after_fresh_open),

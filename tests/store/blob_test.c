@@ -63,6 +63,13 @@ static void test_check_writable(void **state)
     char probe[700];
     snprintf(probe, sizeof probe, "%s/.write-probe", f->dir);
     assert_int_equal(access(probe, F_OK), 0);
+    /* The free space /metrics reports is the figure the floor is compared with: the check
+     * passes well under it and fails well over it. */
+    uint64_t avail = 0;
+    assert_int_equal(store_free_bytes(f->s, &avail, &e), MD_OK);
+    assert_true(avail > 0);
+    assert_int_equal(store_check_writable(f->s, avail / 4, &e), MD_OK);
+    assert_int_equal(store_check_writable(f->s, avail * 4 + (1ull << 30), &e), MD_E_STORAGE_FULL);
 }
 
 static void test_bad_hashes(void **state)

@@ -67,6 +67,22 @@ static void test_create_get_list_delete(void **state)
     assert_int_equal(store_datasets_get(f->s, a.id, &got, &e), MD_E_NOT_FOUND);
 }
 
+static void test_add_names_an_existing_blob(void **state)
+{
+    tu_store *f = *state;
+    md_err e = {0};
+    char hex[STORE_SHA256_HEX];
+    assert_int_equal(store_blob_put(f->s, CSV, strlen(CSV), hex, &e), MD_OK);
+    store_dataset m = meta("spooled.csv"), d, got;
+    assert_int_equal(store_datasets_add(f->s, hex, (int64_t)strlen(CSV), &m, &d, &e), MD_OK);
+    assert_memory_equal(d.id, "d_", 2);
+    assert_string_equal(d.sha256, hex);
+    assert_int_equal(store_datasets_get(f->s, d.id, &got, &e), MD_OK);
+    assert_int_equal(got.size, (int64_t)strlen(CSV));
+    assert_int_equal(store_datasets_add(f->s, "not-a-hash", 1, &m, &d, &e), MD_E_INVALID_PARAM);
+    assert_string_equal(e.field, "sha256");
+}
+
 static void test_validation_names_the_field(void **state)
 {
     tu_store *f = *state;
@@ -129,6 +145,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_create_get_list_delete, tu_store_setup,
+                                        tu_store_teardown),
+        cmocka_unit_test_setup_teardown(test_add_names_an_existing_blob, tu_store_setup,
                                         tu_store_teardown),
         cmocka_unit_test_setup_teardown(test_validation_names_the_field, tu_store_setup,
                                         tu_store_teardown),

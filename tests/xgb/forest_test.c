@@ -4,7 +4,9 @@
  * manifests' validation rows, with missing values and split-boundary values, must give
  * libxgboost's outputs within 1e-5 (relative above 1). Also: the engine each model gets, the
  * libxgboost-only option, a model we do not walk (a ranking objective), and the TreeSHAP
- * contributions (xgb_contributions) against the manifests' samples. */
+ * contributions: ours (src/xgb/treeshap.c) against libxgboost's pred_contribs within 1e-5 on
+ * the first SHAP_ROWS of those rows of every model and fixture, the fallback to libxgboost
+ * (a zero cover), and xgb_contributions against the manifests' samples. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -20,6 +22,7 @@
 #include "xgb/xgb.h"
 
 #define ROWS 3000
+#define SHAP_ROWS 1000 /* of them, for the contributions */
 
 static const char *const SHIPPED[] = {
     "breast-cancer-xgb", "churn",  "profitability", "revenue-leak",
@@ -118,6 +121,29 @@ static double compare(const xgb_model *m, const float *x, size_t nrows, const ch
     return worst;
 }
 
+/* Our TreeSHAP (xgb_contributions) and libxgboost's pred_contribs on the first nrows rows:
+ * within 1e-5 (relative above 1); returns the largest difference. */
+static double compare_contributions(const xgb_model *m, const float *x, size_t nrows,
+                                    const char *what)
+{
+    const xgb_info *in = xgb_model_info(m);
+    size_t g = in->num_class > 1 ? in->num_class : 1, n = nrows * g * (in->num_features + 1);
+    float *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b);
+    md_err err = {0};
+    assert_int_equal(xgb_contributions(m, x, nrows, in->num_features, a, n, &err), MD_OK);
+    assert_int_equal(xgb_contributions_reference(m, x, nrows, in->num_features, b, n, &err), MD_OK);
+    double worst = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]) / fmax(1.0, fabs((double)b[i]));
+        if (!(d <= 1e-5))
+            fail_msg("%s: contribution %zu: ours %.9g, libxgboost %.9g", what, i, a[i], b[i]);
+        worst = fmax(worst, d);
+    }
+    free(a);
+    free(b);
+    return worst;
+}
+
 static void check_model(const char *path, const float *seeds, size_t nseeds, const char *what)
 {
     xgb_model *m = NULL;
@@ -128,8 +154,18 @@ static void check_model(const char *path, const float *seeds, size_t nseeds, con
     float *x = malloc(ROWS * nf * sizeof *x);
     make_rows(seeds, nseeds, nf, x);
     double worst = compare(m, x, ROWS, what);
-    print_message("%-18s %-18s max relative difference %.3g\n", what, xgb_model_info(m)->objective,
-                  worst);
+    assert_string_equal(xgb_model_shap_engine(m), "tables");
+    double cworst = compare_contributions(m, x, SHAP_ROWS, what);
+    /* and XGBoost's path algorithm, without the leaf tables */
+    xgb_model *p = NULL;
+    xgb_opts paths = {.shap = XGB_SHAP_PATHS};
+    assert_int_equal(xgb_model_load(path, &paths, &p, &err), MD_OK);
+    assert_string_equal(xgb_model_shap_engine(p), "paths");
+    double pworst = compare_contributions(p, x, SHAP_ROWS / 4, what);
+    xgb_model_free(p);
+    print_message("%-18s %-18s max relative difference %.3g, contributions %.3g (tables), "
+                  "%.3g (paths)\n",
+                  what, xgb_model_info(m)->objective, worst, cworst, pworst);
     free(x);
     xgb_model_free(m);
 }
@@ -209,6 +245,48 @@ static void test_engine_choice(void **state)
     if (rc != MD_OK)
         fail_msg("rank model: %s", md_err_message(&err));
     assert_string_equal(xgb_model_engine(m), "libxgboost");
+    assert_string_equal(xgb_model_shap_engine(m), "libxgboost");
+    xgb_model_free(m);
+}
+
+/* A reached node without a positive cover (sum_hessian) is something our TreeSHAP does not
+ * take: the model keeps our tree walk, and libxgboost computes its contributions. */
+static void test_shap_falls_back_to_libxgboost(void **state)
+{
+    (void)state;
+    json_error_t je;
+    json_t *doc = json_load_file(src_path("tests/fixtures/xgb/%s", "reg.json"), 0, &je);
+    assert_non_null(doc);
+    json_t *trees = json_object_get(
+        json_object_get(json_object_get(json_object_get(doc, "learner"), "gradient_booster"),
+                        "model"),
+        "trees");
+    json_t *sh = json_object_get(json_array_get(trees, 0), "sum_hessian");
+    json_array_set_new(sh, 1, json_real(0.0));
+    char *text = json_dumps(doc, JSON_COMPACT);
+    json_decref(doc);
+    xgb_model *m = NULL;
+    md_err err = {0};
+    assert_int_equal(xgb_model_load_bytes(text, strlen(text), NULL, &m, &err), MD_OK);
+    free(text);
+    assert_string_equal(xgb_model_engine(m), "native");
+    assert_string_equal(xgb_model_shap_engine(m), "libxgboost");
+    size_t nf = xgb_model_info(m)->num_features;
+    float *x = calloc(nf, sizeof *x), *a = malloc((nf + 1) * sizeof *a),
+          *b = malloc((nf + 1) * sizeof *b);
+    assert_int_equal(xgb_contributions(m, x, 1, nf, a, nf + 1, &err), MD_OK);
+    assert_int_equal(xgb_contributions_reference(m, x, 1, nf, b, nf + 1, &err), MD_OK);
+    assert_memory_equal(a, b, (nf + 1) * sizeof *a);
+    free(x);
+    free(a);
+    free(b);
+    xgb_model_free(m);
+
+    /* the libxgboost engine option leaves both to libxgboost */
+    xgb_opts lib = {.engine = XGB_ENGINE_LIBXGBOOST};
+    assert_int_equal(
+        xgb_model_load(src_path("tests/fixtures/xgb/%s", "binary.json"), &lib, &m, &err), MD_OK);
+    assert_string_equal(xgb_model_shap_engine(m), "libxgboost");
     xgb_model_free(m);
 }
 
@@ -289,6 +367,7 @@ int main(void)
         cmocka_unit_test(test_shipped_models_match_libxgboost),
         cmocka_unit_test(test_fixtures_match_libxgboost),
         cmocka_unit_test(test_engine_choice),
+        cmocka_unit_test(test_shap_falls_back_to_libxgboost),
         cmocka_unit_test(test_contributions_match_the_manifests),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
