@@ -22,24 +22,10 @@
 #include "onnx/onnx.h"
 #include "onnx/onnx_builder.h"
 
+#define ONNX_TEST_SEED 12345u
+#include "onnx/onnx_test_rand.h"
+
 /* ---- helpers ------------------------------------------------------------------------------- */
-
-static uint32_t rng_state = 12345u;
-
-static float frand(void)
-{
-    rng_state = rng_state * 1664525u + 1013904223u;
-    return (float)((rng_state >> 8) & 0xffff) / 32768.0f - 1.0f;
-}
-
-static float *rand_buf(size_t n)
-{
-    float *p = malloc((n ? n : 1) * sizeof(float));
-    assert_non_null(p);
-    for (size_t i = 0; i < n; i++)
-        p[i] = frand();
-    return p;
-}
 
 static void *scratch_alloc(size_t n)
 {

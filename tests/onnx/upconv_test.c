@@ -22,22 +22,8 @@
 #include "onnx/onnx.h"
 #include "onnx/onnx_builder.h"
 
-static uint32_t rng_state = 777u;
-
-static float frand(void)
-{
-    rng_state = rng_state * 1664525u + 1013904223u;
-    return (float)((rng_state >> 8) & 0xffff) / 32768.0f - 1.0f;
-}
-
-static float *rand_buf(size_t n)
-{
-    float *p = malloc((n ? n : 1) * sizeof(float));
-    assert_non_null(p);
-    for (size_t i = 0; i < n; i++)
-        p[i] = frand();
-    return p;
-}
+#define ONNX_TEST_SEED 777u
+#include "onnx/onnx_test_rand.h"
 
 static void assert_close(const float *got, const float *want, size_t n, const char *what)
 {
