@@ -345,39 +345,34 @@ static void check_pair(const pair_case *pc, int want_ref, int fused_ok, const ch
     free(plain);
 }
 
+/* The pair most cases start from: scale s on both axes, nearest_mode floor, asymmetric
+ * coordinates, a k x k kernel of group 1, unit strides and pad on every side. */
+static pair_case floor_pair(float s, int64_t k, int64_t pad)
+{
+    return (pair_case){.sy = s,
+                       .sx = s,
+                       .nearest = "floor",
+                       .coord = "asymmetric",
+                       .k = k,
+                       .group = 1,
+                       .pads = {pad, pad, pad, pad},
+                       .strides = {1, 1}};
+}
+
 static void test_engine_fused_pairs(void **state)
 {
     (void)state;
-    pair_case pc = {.sy = 8,
-                    .sx = 8,
-                    .nearest = "floor",
-                    .coord = "asymmetric",
-                    .k = 3,
-                    .group = 1,
-                    .pads = {1, 1, 1, 1},
-                    .strides = {1, 1}};
+    pair_case pc = floor_pair(8, 3, 1);
     check_pair(&pc, 1, 1, "x8 pad 1");
     pc.sy = 2;
     pc.sx = 3;
     pc.relu = 1;
     check_pair(&pc, 1, 1, "x2/x3 relu");
-    pc = (pair_case){.sy = 4,
-                     .sx = 4,
-                     .nearest = "floor",
-                     .coord = "asymmetric",
-                     .k = 2,
-                     .group = 1,
-                     .pads = {0, 1, 1, 0},
-                     .strides = {2, 1}};
+    pc = floor_pair(4, 2, 0);
+    pc.pads[1] = pc.pads[2] = 1;
+    pc.strides[0] = 2;
     check_pair(&pc, 1, 1, "x4 k2 stride 2 asymmetric pads");
-    pc = (pair_case){.sy = 3,
-                     .sx = 3,
-                     .nearest = "floor",
-                     .coord = "asymmetric",
-                     .k = 3,
-                     .group = 1,
-                     .pads = {0, 0, 0, 0},
-                     .strides = {1, 1}};
+    pc = floor_pair(3, 3, 0);
     check_pair(&pc, 1, 1, "x3 valid");
 }
 
@@ -387,14 +382,8 @@ static void test_engine_fused_autopad(void **state)
     (void)state;
     static const char *const modes[] = {"SAME_UPPER", "SAME_LOWER"};
     for (int i = 0; i < 2; i++) {
-        pair_case pc = {.sy = 2,
-                        .sx = 2,
-                        .nearest = "floor",
-                        .coord = "asymmetric",
-                        .k = 4,
-                        .group = 1,
-                        .strides = {1, 1},
-                        .auto_pad = modes[i]};
+        pair_case pc = floor_pair(2, 4, 0);
+        pc.auto_pad = modes[i];
         check_pair(&pc, 0, 1, modes[i]);
     }
 }
@@ -403,14 +392,8 @@ static void test_engine_fused_autopad(void **state)
 static void test_engine_not_fused(void **state)
 {
     (void)state;
-    pair_case pc = {.sy = 3,
-                    .sx = 3,
-                    .nearest = "round_prefer_floor",
-                    .coord = "asymmetric",
-                    .k = 3,
-                    .group = 1,
-                    .pads = {1, 1, 1, 1},
-                    .strides = {1, 1}};
+    pair_case pc = floor_pair(3, 3, 1);
+    pc.nearest = "round_prefer_floor";
     check_pair(&pc, 0, 0, "round_prefer_floor");
     pc.nearest = "floor";
     pc.coord = "half_pixel";
@@ -430,14 +413,7 @@ static void test_engine_not_fused(void **state)
 static void test_engine_fused_bad_input(void **state)
 {
     (void)state;
-    pair_case pc = {.sy = 2,
-                    .sx = 2,
-                    .nearest = "floor",
-                    .coord = "asymmetric",
-                    .k = 3,
-                    .group = 1,
-                    .pads = {1, 1, 1, 1},
-                    .strides = {1, 1}};
+    pair_case pc = floor_pair(2, 3, 1);
     float w[3 * 4 * 9] = {0}, bias[3] = {0}, scales[4] = {1, 1, 2, 2}, xv[5 * 16] = {0};
     int64_t sizes[4] = {0};
     bld b;
