@@ -180,13 +180,6 @@ static void test_kernel_bad_geometry(void **state)
 
 /* ---- the fusion in the engine ---------------------------------------------------------------- */
 
-static void attr_ints(bld *b, Onnx__NodeProto *n, const char *name, int64_t *v, size_t cnt)
-{
-    Onnx__AttributeProto *a = bld_attr(b, n, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS);
-    a->n_ints = cnt;
-    a->ints = v;
-}
-
 static void attr_str(bld *b, Onnx__NodeProto *n, const char *name, const char *v)
 {
     Onnx__AttributeProto *a = bld_attr(b, n, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING);
@@ -241,11 +234,9 @@ static void build_pair(bld *b, const pair_case *pc, int64_t ic, int64_t oc, cons
     if (pc->auto_pad)
         attr_str(b, c, "auto_pad", pc->auto_pad);
     else
-        attr_ints(b, c, "pads", (int64_t *)pc->pads, 4);
-    attr_ints(b, c, "strides", (int64_t *)pc->strides, 2);
-    Onnx__AttributeProto *g = bld_attr(b, c, "group", ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT);
-    g->has_i = 1;
-    g->i = pc->group;
+        bld_attr_ints(b, c, "pads", (int64_t *)pc->pads, 4);
+    bld_attr_ints(b, c, "strides", (int64_t *)pc->strides, 2);
+    bld_attr_int(b, c, "group", pc->group);
     if (pc->relu)
         bld_node(b, "Relu", "a", (const char *[]){"C", NULL}, (const char *[]){"Y", NULL});
 }
