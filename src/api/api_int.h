@@ -59,6 +59,10 @@ typedef struct api__upload {
  * upload or a form without a file part, multipart errors as mp_file_parse's. Strings borrowed
  * until the request ends. */
 int api__read_upload(http_req *req, size_t max_bytes, const char *field, api__upload *u);
+/* Make route r (borrowed) spool its body to a file for api__read_upload: a raw body over
+ * max_bytes is refused while it streams; a form's envelope gets 1 MB more, its file part its own
+ * 413 from api__read_upload. */
+void api__route_spool_upload(http_route *r, size_t max_bytes);
 /* "csv" / "jsonl" by media type (text/csv, application/x-ndjson and its aliases); NULL when it
  * does not say. Static strings. */
 const char *api__upload_format(const char *ct);

@@ -732,9 +732,7 @@ int api_bulk_register(http_server *srv, const api_bulk_opts *o, api_bulk **out, 
         free(a);
         return rc;
     }
-    /* The body is spooled to a file (invariant 6). A raw body over the limit is refused by the
-     * server; the envelope of a form gets 1 MB more, its file part its own 413 (api__read_upload). */
-    http_route_body_to_file(added[0], a->o.max_bytes + ((size_t)1 << 20));
+    api__route_spool_upload(added[0], a->o.max_bytes); /* invariant 6 */
     *out = a;
     return MD_OK;
 }

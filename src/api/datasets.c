@@ -141,9 +141,9 @@ static int scan_file(const api__upload *u, scan *sc, md_err *err)
         if (pread(u->body.fd, block, want, (off_t)(u->off + at)) != (ssize_t)want)
             rc = md_fail(err, MD_E_IO, "body", "cannot read the upload");
         else
-            rc =
-                sc->csv ? md_csv_feed(sc->csv, block, want, err)
-                        : api__jsonl_feed(&sc->line, &sc->line_no, block, want, scan_line, sc, err);
+            rc = sc->csv
+                     ? md_csv_feed(sc->csv, block, want, err)
+                     : api__jsonl_feed(&sc->line, &sc->line_no, block, want, scan_line, sc, err);
         at += want;
     }
     if (rc == MD_OK)
@@ -399,10 +399,7 @@ int api_datasets_register(http_server *srv, const api_datasets_opts *o, api_data
         free(a);
         return rc;
     }
-    /* The body is spooled to a file as it arrives (constant memory); a raw body over the
-     * limit is refused while streaming, a form's envelope gets 1 MB more and its file part its
-     * own 413 (api__read_upload). */
-    http_route_body_to_file(added[0], a->o.max_bytes + ((size_t)1 << 20));
+    api__route_spool_upload(added[0], a->o.max_bytes); /* constant memory in the file's size */
     *out = a;
     return MD_OK;
 }

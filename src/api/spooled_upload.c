@@ -21,6 +21,10 @@
 #include <strings.h>
 #include <unistd.h>
 
+/* What a form may add around its file part (boundaries, part headers, small fields): the
+ * route's limit is the file's plus this (invariant 2). */
+#define UPLOAD_ENVELOPE ((size_t)1 << 20)
+
 const char *api__upload_format(const char *ct)
 {
     if (!ct)
@@ -42,6 +46,11 @@ int api__looks_jsonl(const char *p, size_t n)
     while (i < n && isspace((unsigned char)p[i]))
         i++;
     return i < n && p[i] == '{';
+}
+
+void api__route_spool_upload(http_route *r, size_t max_bytes)
+{
+    http_route_body_to_file(r, max_bytes + UPLOAD_ENVELOPE);
 }
 
 int api__jsonl_feed(md_buf *line, const size_t *line_no, const char *p, size_t n,
