@@ -39,6 +39,29 @@ const PARAMS = [
 
 const $ = (id) => document.getElementById(id);
 
+/* A new tag element of class cls holding text (both optional): the tabs' scripts (predict.js,
+ * models.js) build their DOM with it. */
+function mkEl(tag, cls, text) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+/* The one message of a tab's messages box (boxId), replacing the last; no title clears it.
+ * Unlike showMessage (the converter's box): no dismiss button, no request id. */
+function showTabMessage(boxId, kind, title, detail) {
+  const box = $(boxId);
+  box.replaceChildren();
+  if (!title) return;
+  const div = mkEl('div', 'msg ' + kind);
+  div.setAttribute('role', kind === 'error' ? 'alert' : 'status');
+  const text = mkEl('div');
+  text.append(mkEl('b', '', title), mkEl('span', 'detail', detail || ''));
+  div.append(text);
+  box.append(div);
+}
+
 const state = {
   file: null,          // the File the user chose
   fileId: null,        // its id on the server once uploaded

@@ -15,7 +15,7 @@
  * while a canary runs, and Rollback (POST /api/models/{name}/versions/{v}/activate,
  * .../versions/{v}/canary {percent}, .../promote, .../rollback); after one the card is
  * reloaded. Other keys see the state without buttons.
- * Uses app.js's $(), api() and describeError(), and charts.js's MdCharts.
+ * Uses app.js's $(), api(), describeError(), mkEl() and showTabMessage(), and charts.js's MdCharts.
  */
 'use strict';
 
@@ -28,23 +28,10 @@
   /* The prediction field that is the model's "score" in the history chart, by preference. */
   const SCORE_KEYS = ['probability', 'leak_probability', 'score', 'value', 'predicted_total'];
 
-  function el(tag, cls, text) {
-    const e = document.createElement(tag);
-    if (cls) e.className = cls;
-    if (text !== undefined) e.textContent = text;
-    return e;
-  }
+  const el = mkEl; // app.js
 
   function message(kind, title, detail) {
-    const box = $('models-messages');
-    box.replaceChildren();
-    if (!title) return;
-    const div = el('div', 'msg ' + kind);
-    div.setAttribute('role', kind === 'error' ? 'alert' : 'status');
-    const text = el('div');
-    text.append(el('b', '', title), el('span', 'detail', detail || ''));
-    div.append(text);
-    box.append(div);
+    showTabMessage('models-messages', kind, title, detail);
   }
 
   /* The server's own message for a failed read (app.js's describeError speaks of uploads). */

@@ -20,8 +20,8 @@
  *     prediction can be sent back (POST /api/{model}/feedback);
  *   - batch: a pasted or uploaded CSV (header row of column names) or JSON lines become
  *     POST /api/{model}/batch items; the answer is a table, failed rows with their error.
- * Uses app.js's $(), api() and describeError() (for the generic failures), and charts.js's
- * MdCharts.
+ * Uses app.js's $(), api(), describeError() (for the generic failures), mkEl() and
+ * showTabMessage(), and charts.js's MdCharts.
  */
 'use strict';
 
@@ -51,25 +51,12 @@
   ];
   const fmt = (v, d) => window.MdCharts.fmt(v, d);
 
-  function el(tag, cls, text) {
-    const e = document.createElement(tag);
-    if (cls) e.className = cls;
-    if (text !== undefined) e.textContent = text;
-    return e;
-  }
+  const el = mkEl; // app.js
 
   /* ------------------------------------------------------------------ messages ------------ */
 
   function message(kind, title, detail) {
-    const box = $('pred-messages');
-    box.replaceChildren();
-    if (!title) return;
-    const div = el('div', 'msg ' + kind);
-    div.setAttribute('role', kind === 'error' ? 'alert' : 'status');
-    const text = el('div');
-    text.append(el('b', '', title), el('span', 'detail', detail || ''));
-    div.append(text);
-    box.append(div);
+    showTabMessage('pred-messages', kind, title, detail);
   }
 
   /* Title and detail of a failed call: app.js's wording for the generic cases (no server,

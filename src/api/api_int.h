@@ -4,6 +4,7 @@
 #ifndef MD_API_API_INT_H
 #define MD_API_API_INT_H
 
+#include "base/buf.h"
 #include "http/http.h"
 
 #include <stdbool.h>
@@ -58,11 +59,25 @@ typedef struct api__upload {
  * upload or a form without a file part, multipart errors as mp_file_parse's. Strings borrowed
  * until the request ends. */
 int api__read_upload(http_req *req, size_t max_bytes, const char *field, api__upload *u);
+/* Make route r (borrowed) spool its body to a file for api__read_upload: a raw body over
+ * max_bytes is refused while it streams; a form's envelope gets 1 MB more, its file part its own
+ * 413 from api__read_upload. */
+void api__route_spool_upload(http_route *r, size_t max_bytes);
 /* "csv" / "jsonl" by media type (text/csv, application/x-ndjson and its aliases); NULL when it
  * does not say. Static strings. */
 const char *api__upload_format(const char *ct);
 /* 1 when the first byte of p[0..n) that is not white space is '{' (JSON lines). */
 int api__looks_jsonl(const char *p, size_t n);
+/* What api__jsonl_feed hands each line to: s[0..n) without its '\n' (borrowed for the call). */
+typedef int (*api__line_fn)(void *user, const char *s, size_t n, md_err *err);
+/* The next block p[0..n) of a JSON-lines file read in blocks (bulk.c, datasets.c): each complete
+ * line goes to on_line, stopping at its first error; a partial last line is carried in line
+ * (md_buf_init'd with the longest line allowed) for the next block, and the caller hands what is
+ * left in it to on_line at the end of the file. *line_no: the lines on_line has counted (it
+ * counts them); a line longer than line->max is MD_E_TOO_LARGE naming "file" and line
+ * *line_no + 1. */
+int api__jsonl_feed(md_buf *line, const size_t *line_no, const char *p, size_t n,
+                    api__line_fn on_line, void *user, md_err *err);
 
 /* Query-string integer argument `name` of req in lo..hi into *out; def when absent.
  * MD_E_INVALID_PARAM naming it for anything else (signs, junk, out of range). (query.c) */

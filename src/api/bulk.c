@@ -406,9 +406,12 @@ static json_t *row_error(int code, const char *field, const char *msg)
     return json_pack("{s:s, s:s, s:s}", "code", md_err_name(code), "field", field, "message", msg);
 }
 
-/* One JSON line (no line end): a feature object, or a row with its error; blank lines skipped. */
-static int json_line(bulk *b, const char *s, size_t n)
+/* One JSON line (no line end): a feature object, or a row with its error; blank lines skipped.
+ * An api__line_fn: user is the bulk, whose own err is used. */
+static int json_line(void *user, const char *s, size_t n, md_err *err)
 {
+    (void)err;
+    bulk *b = user;
     b->line_no++;
     if (n && s[n - 1] == '\r')
         n--;
@@ -430,27 +433,6 @@ static int json_line(bulk *b, const char *s, size_t n)
         return add_row(b, NULL, row_error(MD_E_INVALID_PARAM, field, "must be a JSON object"));
     }
     return add_row(b, o, NULL);
-}
-
-/* The next block of JSON lines: complete lines go out, the rest is carried. */
-static int jsonl_feed(bulk *b, const char *p, size_t n)
-{
-    int rc = MD_OK;
-    while (rc == MD_OK && n) {
-        const char *nl = memchr(p, '\n', n);
-        size_t take = nl ? (size_t)(nl - p) : n;
-        rc = md_buf_append(&b->line, p, take);
-        if (rc == MD_E_TOO_LARGE)
-            return md_fail(b->err, MD_E_TOO_LARGE, "file", "line %zu: longer than %zu bytes",
-                           b->line_no + 1, LINE_MAX_BYTES);
-        if (rc != MD_OK || !nl)
-            return rc;
-        rc = json_line(b, (const char *)b->line.data, b->line.len);
-        md_buf_reset(&b->line);
-        p += take + 1;
-        n -= take + 1;
-    }
-    return rc;
 }
 
 /* ---- the run: input, result --------------------------------------------------------------- */
@@ -514,13 +496,14 @@ static int read_rows(bulk *b, FILE *f, const json_t *params)
     int rc = jsonl ? MD_OK : md_csv_new(&co, csv_row, b, &b->csv, b->err);
     while (rc == MD_OK && n > 0) {
         b->done_bytes += (double)n;
-        rc = jsonl ? jsonl_feed(b, block, n) : md_csv_feed(b->csv, block, n, b->err);
+        rc = jsonl ? api__jsonl_feed(&b->line, &b->line_no, block, n, json_line, b, b->err)
+                   : md_csv_feed(b->csv, block, n, b->err);
         n = rc == MD_OK ? fread(block, 1, BLOCK, f) : 0;
     }
     if (rc == MD_OK && ferror(f))
         rc = md_fail(b->err, MD_E_IO, "input", "cannot read the input");
     if (rc == MD_OK && jsonl && b->line.len)
-        rc = json_line(b, (const char *)b->line.data, b->line.len);
+        rc = json_line(b, b->line.data, b->line.len, b->err);
     if (rc == MD_OK && !jsonl)
         rc = md_csv_finish(b->csv, b->err);
     if (rc == MD_OK)
@@ -749,9 +732,7 @@ int api_bulk_register(http_server *srv, const api_bulk_opts *o, api_bulk **out, 
         free(a);
         return rc;
     }
-    /* The body is spooled to a file (invariant 6). A raw body over the limit is refused by the
-     * server; the envelope of a form gets 1 MB more, its file part its own 413 (api__read_upload). */
-    http_route_body_to_file(added[0], a->o.max_bytes + ((size_t)1 << 20));
+    api__route_spool_upload(added[0], a->o.max_bytes); /* invariant 6 */
     *out = a;
     return MD_OK;
 }

@@ -77,9 +77,11 @@ static int count_row(void *user, const char *const *fields, const size_t *lens, 
     return MD_OK;
 }
 
-/* One JSON line (no line end): an object (the first one gives the columns) or blank. */
-static int scan_line(scan *sc, const char *s, size_t n, md_err *err)
+/* One JSON line (no line end): an object (the first one gives the columns) or blank. An
+ * api__line_fn: user is the scan. */
+static int scan_line(void *user, const char *s, size_t n, md_err *err)
 {
+    scan *sc = user;
     size_t line = ++sc->line_no, k = 0;
     while (k < n && isspace((unsigned char)s[k]))
         k++;
@@ -104,27 +106,6 @@ static int scan_line(scan *sc, const char *s, size_t n, md_err *err)
     json_decref(o);
     if (rc == MD_OK)
         sc->rows++;
-    return rc;
-}
-
-/* The next block of JSON lines: complete lines are checked, the rest is carried. */
-static int jsonl_feed(scan *sc, const char *p, size_t n, md_err *err)
-{
-    int rc = MD_OK;
-    while (rc == MD_OK && n) {
-        const char *nl = memchr(p, '\n', n);
-        size_t take = nl ? (size_t)(nl - p) : n;
-        rc = md_buf_append(&sc->line, p, take);
-        if (rc == MD_E_TOO_LARGE)
-            return md_fail(err, MD_E_TOO_LARGE, "file", "line %zu: longer than %zu bytes",
-                           sc->line_no + 1, JSONL_LINE_MAX);
-        if (rc != MD_OK || !nl)
-            return rc;
-        rc = scan_line(sc, sc->line.data, sc->line.len, err);
-        md_buf_reset(&sc->line);
-        p += take + 1;
-        n -= take + 1;
-    }
     return rc;
 }
 
@@ -160,8 +141,9 @@ static int scan_file(const api__upload *u, scan *sc, md_err *err)
         if (pread(u->body.fd, block, want, (off_t)(u->off + at)) != (ssize_t)want)
             rc = md_fail(err, MD_E_IO, "body", "cannot read the upload");
         else
-            rc =
-                sc->csv ? md_csv_feed(sc->csv, block, want, err) : jsonl_feed(sc, block, want, err);
+            rc = sc->csv
+                     ? md_csv_feed(sc->csv, block, want, err)
+                     : api__jsonl_feed(&sc->line, &sc->line_no, block, want, scan_line, sc, err);
         at += want;
     }
     if (rc == MD_OK)
@@ -417,10 +399,7 @@ int api_datasets_register(http_server *srv, const api_datasets_opts *o, api_data
         free(a);
         return rc;
     }
-    /* The body is spooled to a file as it arrives (constant memory); a raw body over the
-     * limit is refused while streaming, a form's envelope gets 1 MB more and its file part its
-     * own 413 (api__read_upload). */
-    http_route_body_to_file(added[0], a->o.max_bytes + ((size_t)1 << 20));
+    api__route_spool_upload(added[0], a->o.max_bytes); /* constant memory in the file's size */
     *out = a;
     return MD_OK;
 }

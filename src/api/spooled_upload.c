@@ -1,6 +1,7 @@
 /* spooled_upload.c - api__read_upload (api_int.h): a CSV or JSON-lines file sent as the raw
  * body or as a form's `file` part, located in the body the HTTP layer spooled to a file.
- * POST /api/{model}/bulk and POST /api/admin/datasets take their files this way.
+ * POST /api/{model}/bulk and POST /api/admin/datasets take their files this way, and split
+ * their JSON lines with api__jsonl_feed.
  *
  * Invariants:
  *   1. The file's bytes are never read here beyond its first 4 KiB (the format sniff): the
@@ -19,6 +20,10 @@
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
+
+/* What a form may add around its file part (boundaries, part headers, small fields): the
+ * route's limit is the file's plus this (invariant 2). */
+#define UPLOAD_ENVELOPE ((size_t)1 << 20)
 
 const char *api__upload_format(const char *ct)
 {
@@ -41,6 +46,32 @@ int api__looks_jsonl(const char *p, size_t n)
     while (i < n && isspace((unsigned char)p[i]))
         i++;
     return i < n && p[i] == '{';
+}
+
+void api__route_spool_upload(http_route *r, size_t max_bytes)
+{
+    http_route_body_to_file(r, max_bytes + UPLOAD_ENVELOPE);
+}
+
+int api__jsonl_feed(md_buf *line, const size_t *line_no, const char *p, size_t n,
+                    api__line_fn on_line, void *user, md_err *err)
+{
+    int rc = MD_OK;
+    while (rc == MD_OK && n) {
+        const char *nl = memchr(p, '\n', n);
+        size_t take = nl ? (size_t)(nl - p) : n;
+        rc = md_buf_append(line, p, take);
+        if (rc == MD_E_TOO_LARGE)
+            return md_fail(err, MD_E_TOO_LARGE, "file", "line %zu: longer than %zu bytes",
+                           *line_no + 1, line->max);
+        if (rc != MD_OK || !nl)
+            return rc;
+        rc = on_line(user, line->data, line->len, err);
+        md_buf_reset(line);
+        p += take + 1;
+        n -= take + 1;
+    }
+    return rc;
 }
 
 /* A small form field's value, read from the body file into the arena (invariant 3). */

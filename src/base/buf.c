@@ -170,32 +170,32 @@ static int g9_digits(double v, uint32_t *digits, int *x)
     return 0;
 }
 
-int md_buf_put_g9(md_buf *b, float f)
+/* printf's "%.<prec>g" layout of a number from its sign, its prec significant digits dig
+ * (trailing zeros dropped here) and its decimal exponent x; appended to b. Shared by put_g9
+ * and put_g17, which differ only in how they find the digits. */
+static int g_layout(md_buf *b, int neg, const char *dig, int prec, int x)
 {
-    double v = f;
-    if (v == 0)
-        return md_buf_puts(b, signbit(v) ? "-0" : "0");
-    uint32_t d;
-    int x;
-    if (!isfinite(v) || !g9_digits(fabs(v), &d, &x))
-        return md_buf_printf(b, "%.9g", v);
-    char dig[10], out[32];
-    for (int i = 8; i >= 0; i--, d /= 10)
-        dig[i] = (char)('0' + d % 10);
-    int nd = 9;
+    char out[48];
+    int nd = prec;
     while (nd > 1 && dig[nd - 1] == '0')
         nd--;
     size_t n = 0;
-    if (v < 0)
+    if (neg)
         out[n++] = '-';
-    if (x < -4 || x >= 9) { /* d.ddd e+XX */
+    if (x < -4 || x >= prec) { /* d.ddd e+XX */
         out[n++] = dig[0];
         if (nd > 1) {
             out[n++] = '.';
             memcpy(out + n, dig + 1, (size_t)nd - 1);
             n += (size_t)nd - 1;
         }
-        n += (size_t)snprintf(out + n, sizeof out - n, "e%c%02d", x < 0 ? '-' : '+', abs(x));
+        int ax = abs(x);
+        out[n++] = 'e';
+        out[n++] = x < 0 ? '-' : '+';
+        if (ax >= 100)
+            out[n++] = (char)('0' + ax / 100);
+        out[n++] = (char)('0' + ax / 10 % 10);
+        out[n++] = (char)('0' + ax % 10);
     } else if (x >= 0) { /* ddd[.ddd] */
         int ip = x + 1;
         for (int i = 0; i < ip; i++)
@@ -214,6 +214,21 @@ int md_buf_put_g9(md_buf *b, float f)
         n += (size_t)nd;
     }
     return md_buf_append(b, out, n);
+}
+
+int md_buf_put_g9(md_buf *b, float f)
+{
+    double v = f;
+    if (v == 0)
+        return md_buf_puts(b, signbit(v) ? "-0" : "0");
+    uint32_t d;
+    int x;
+    if (!isfinite(v) || !g9_digits(fabs(v), &d, &x))
+        return md_buf_printf(b, "%.9g", v);
+    char dig[10];
+    for (int i = 8; i >= 0; i--, d /= 10)
+        dig[i] = (char)('0' + d % 10);
+    return g_layout(b, v < 0, dig, 9, x);
 }
 
 /* ---- md_buf_put_g17: "%.17g" of a double without printf ----
@@ -303,46 +318,9 @@ int md_buf_put_g17(md_buf *b, double v)
 {
     if (v == 0)
         return md_buf_puts(b, signbit(v) ? "-0" : "0");
-    char dig[17], out[48];
+    char dig[17];
     int x;
     if (!isfinite(v) || !g17_digits(fabs(v), dig, &x))
         return md_buf_printf(b, "%.17g", v);
-    int nd = 17;
-    while (nd > 1 && dig[nd - 1] == '0')
-        nd--;
-    size_t n = 0;
-    if (v < 0)
-        out[n++] = '-';
-    if (x < -4 || x >= 17) { /* d.ddd e+XX */
-        out[n++] = dig[0];
-        if (nd > 1) {
-            out[n++] = '.';
-            memcpy(out + n, dig + 1, (size_t)nd - 1);
-            n += (size_t)nd - 1;
-        }
-        int ax = abs(x);
-        out[n++] = 'e';
-        out[n++] = x < 0 ? '-' : '+';
-        if (ax >= 100)
-            out[n++] = (char)('0' + ax / 100);
-        out[n++] = (char)('0' + ax / 10 % 10);
-        out[n++] = (char)('0' + ax % 10);
-    } else if (x >= 0) { /* ddd[.ddd] */
-        int ip = x + 1;
-        for (int i = 0; i < ip; i++)
-            out[n++] = i < nd ? dig[i] : '0';
-        if (nd > ip) {
-            out[n++] = '.';
-            memcpy(out + n, dig + ip, (size_t)(nd - ip));
-            n += (size_t)(nd - ip);
-        }
-    } else { /* 0.000ddd */
-        out[n++] = '0';
-        out[n++] = '.';
-        for (int i = -1; i > x; i--)
-            out[n++] = '0';
-        memcpy(out + n, dig, (size_t)nd);
-        n += (size_t)nd;
-    }
-    return md_buf_append(b, out, n);
+    return g_layout(b, v < 0, dig, 17, x);
 }

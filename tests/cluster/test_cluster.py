@@ -20,7 +20,6 @@ the one database, the one Redis and one shared data dir (the blobs). It checks:
 Everything is torn down at the end, on failure too, and the teardown checks that none of the
 processes it started (nginx's workers and PostgreSQL's children included) is left running.
 Waits are for conditions with generous bounds."""
-import json
 import os
 import shutil
 import signal
@@ -35,13 +34,12 @@ import requests
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
 
-from cluster_util import (NGINX, REDIS, Nginx, Redis, Worker, alive, children, metric, pg_ctl,  # noqa: E402
-                          pg_external, pg_tmp)
+from cluster_util import (NGINX, REDIS, TERMINAL, Nginx, Redis, Worker, alive, children,  # noqa: E402
+                          follow_job_ws as follow, metric, pg_ctl, pg_external, pg_tmp)
 from conftest import Server, pg_url  # noqa: E402
 from convert_util import corpus, upload  # noqa: E402
 from oip_util import MODEL, bearer, infer_body, models_dir  # noqa: E402
 
-TERMINAL = ("SUCCESS", "FAILURE", "CANCELLED")
 
 pytestmark = pytest.mark.skipif(not (os.path.exists(REDIS) and os.path.exists(NGINX)),
                                 reason="redis-server or nginx is not installed")
@@ -190,25 +188,6 @@ def test_upload_on_node1_convert_on_node2_and_through_nginx(cluster):
     assert len(svgs) == 1 and caches[0] == "MISS" and set(caches[1:]) == {"HIT"}, caches
     ups = c.nginx.upstreams("conv-", 5)
     assert set(ups) == {"127.0.0.1:%d" % c.n1.port, "127.0.0.1:%d" % c.n2.port}, ups
-
-
-def follow(ws):
-    """(statuses, progress) of a job's WebSocket until its end."""
-    import websocket
-    states, progress = [], []
-    while True:
-        op, data = ws.recv_data(control_frame=True)
-        if op == websocket.ABNF.OPCODE_CLOSE:
-            break
-        if op != websocket.ABNF.OPCODE_TEXT:
-            continue
-        j = json.loads(data)
-        states.append(j["status"])
-        progress.append(j["progress"])
-        if j["status"] in TERMINAL:
-            break
-    ws.close()
-    return states, progress
 
 
 def test_job_through_nginx_followed_over_websockets_on_another_node(cluster):

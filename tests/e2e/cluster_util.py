@@ -7,6 +7,7 @@ test_cluster_redis.py, test_store_pg.py and the whole-cluster test tests/cluster
   directory), or
   the one `make e2e-pg` already runs ($MODELD_E2E_PG, $PGTMP_CTL).
 - metric(): one sample of a node's /metrics.
+- follow_job_ws(): a job's status WebSocket read to the job's end (TERMINAL: its end states).
 - Nginx: Debian's nginx in the foreground on deploy/nginx/modeld.conf itself, rewritten only
   where a test must (listen port, upstream addresses, temporary paths: nginx_conf()).
 - Worker: a `modeld worker` process, with conftest's Server's log and stop helpers.
@@ -146,6 +147,32 @@ def metric(node, name):
         if line.startswith(name + " "):
             return float(line.split()[1])
     raise AssertionError("no %s in /metrics" % name)
+
+
+TERMINAL = ("SUCCESS", "FAILURE", "CANCELLED")
+
+
+def follow_job_ws(ws):
+    """(statuses, progress) of a job's status WebSocket ws until the job ends or the server
+    closes it; ws is closed on return."""
+    import json
+    import websocket
+    states, progress = [], []
+    try:
+        while True:
+            op, data = ws.recv_data(control_frame=True)
+            if op == websocket.ABNF.OPCODE_CLOSE:
+                break
+            if op != websocket.ABNF.OPCODE_TEXT:
+                continue
+            j = json.loads(data)
+            states.append(j["status"])
+            progress.append(j["progress"])
+            if j["status"] in TERMINAL:
+                break
+    finally:
+        ws.close()
+    return states, progress
 
 
 def free_port():

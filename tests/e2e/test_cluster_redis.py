@@ -24,7 +24,7 @@ import time
 import pytest
 import requests
 
-from cluster_util import REDIS, Redis, metric, read_reply
+from cluster_util import REDIS, Redis, follow_job_ws, metric, read_reply
 from convert_util import corpus, upload
 from oip_util import MODEL, bearer, infer_body, make_key, models_dir
 
@@ -170,7 +170,6 @@ def test_job_events_are_published(cluster, redis):
 
 
 def test_websocket_on_node2_follows_a_job_run_by_node1(cluster):
-    import json
     import websocket
     n1, n2 = cluster
     r = requests.post(n2.url + "/api/test/jobs?steps=6&step_ms=100", headers=bearer(n2.admin_key),
@@ -179,21 +178,7 @@ def test_websocket_on_node2_follows_a_job_run_by_node1(cluster):
     jid = r.json()["job_id"]
     ws = websocket.create_connection(n2.url.replace("http://", "ws://") + "/api/v1/jobs/%s/status" % jid,
                                      header=["Authorization: Bearer " + n2.admin_key], timeout=30)
-    try:
-        states, progress = [], []
-        while True:
-            op, data = ws.recv_data(control_frame=True)
-            if op == websocket.ABNF.OPCODE_CLOSE:
-                break
-            if op != websocket.ABNF.OPCODE_TEXT:
-                continue
-            j = json.loads(data)
-            states.append(j["status"])
-            progress.append(j["progress"])
-            if j["status"] in ("SUCCESS", "FAILURE", "CANCELLED"):
-                break
-    finally:
-        ws.close()
+    states, progress = follow_job_ws(ws)
     assert states[-1] == "SUCCESS", states
     assert progress == sorted(progress), progress
     assert any(0 < p < 100 for p in progress), progress  # progress (percent) on the way, not only the end

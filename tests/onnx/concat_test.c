@@ -22,29 +22,8 @@
 #include "onnx/onnx.h"
 #include "onnx/onnx_builder.h"
 
-static uint32_t rng_state = 4242u;
-
-static float frand(void)
-{
-    rng_state = rng_state * 1664525u + 1013904223u;
-    return (float)((rng_state >> 8) & 0xffff) / 32768.0f - 1.0f;
-}
-
-static float *rand_buf(size_t n)
-{
-    float *p = malloc((n ? n : 1) * sizeof(float));
-    assert_non_null(p);
-    for (size_t i = 0; i < n; i++)
-        p[i] = frand();
-    return p;
-}
-
-static void attr_ints(bld *b, Onnx__NodeProto *n, const char *name, int64_t *v, size_t cnt)
-{
-    Onnx__AttributeProto *a = bld_attr(b, n, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS);
-    a->n_ints = cnt;
-    a->ints = v;
-}
+#define ONNX_TEST_SEED 4242u
+#include "onnx/onnx_test_rand.h"
 
 typedef struct cc_case {
     int n_in;       /* Concat inputs: A, Relu(B), then A again for 3 */
@@ -85,16 +64,14 @@ static void build(bld *b, const cc_case *c, const float *w, const float *bias)
                                     c->n_in == 3 ? (const char *[]){"A", "R", "A", NULL}
                                                  : (const char *[]){"A", "R", NULL},
                                     (const char *[]){"C", NULL});
-    Onnx__AttributeProto *ax = bld_attr(b, cat, "axis", ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT);
-    ax->has_i = 1;
-    ax->i = 1;
+    bld_attr_int(b, cat, "axis", 1);
     Onnx__NodeProto *conv = bld_node(b, "Conv", "conv",
                                      c->bias ? (const char *[]){"C", "W", "bias", NULL}
                                              : (const char *[]){"C", "W", NULL},
                                      (const char *[]){c->add ? "V" : "Y", NULL});
-    attr_ints(b, conv, "pads", pads, 4);
-    attr_ints(b, conv, "strides", strides, 2);
-    attr_ints(b, conv, "kernel_shape", ks, 2);
+    bld_attr_ints(b, conv, "pads", pads, 4);
+    bld_attr_ints(b, conv, "strides", strides, 2);
+    bld_attr_ints(b, conv, "kernel_shape", ks, 2);
     if (c->add == 1)
         bld_node(b, "Add", "add", (const char *[]){"V", "A", NULL}, (const char *[]){"Y", NULL});
     else if (c->add == 2)

@@ -22,24 +22,10 @@
 #include "onnx/onnx.h"
 #include "onnx/onnx_builder.h"
 
+#define ONNX_TEST_SEED 12345u
+#include "onnx/onnx_test_rand.h"
+
 /* ---- helpers ------------------------------------------------------------------------------- */
-
-static uint32_t rng_state = 12345u;
-
-static float frand(void)
-{
-    rng_state = rng_state * 1664525u + 1013904223u;
-    return (float)((rng_state >> 8) & 0xffff) / 32768.0f - 1.0f;
-}
-
-static float *rand_buf(size_t n)
-{
-    float *p = malloc((n ? n : 1) * sizeof(float));
-    assert_non_null(p);
-    for (size_t i = 0; i < n; i++)
-        p[i] = frand();
-    return p;
-}
 
 static void *scratch_alloc(size_t n)
 {
@@ -725,13 +711,6 @@ static void test_chain_with_pools(void **state)
 
 /* ---- the ops through the engine -------------------------------------------------------------- */
 
-static void attr_ints(bld *b, Onnx__NodeProto *n, const char *name, int64_t *v, size_t cnt)
-{
-    Onnx__AttributeProto *a = bld_attr(b, n, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS);
-    a->n_ints = cnt;
-    a->ints = v;
-}
-
 static onnx_model *load(bld *b, int expect_rc, md_err *err)
 {
     onnx_model *m = NULL;
@@ -758,15 +737,15 @@ static void test_engine_conv_chain(void **state)
     bld_init_f32(&b, "B2", 1, b2d, b2, 8);
     Onnx__NodeProto *c1 = bld_node(&b, "Conv", "c1", (const char *[]){"X", "W1", "B1", NULL},
                                    (const char *[]){"A", NULL});
-    attr_ints(&b, c1, "pads", pads, 4);
+    bld_attr_ints(&b, c1, "pads", pads, 4);
     bld_node(&b, "Relu", "r", (const char *[]){"A", NULL}, (const char *[]){"R", NULL});
     Onnx__NodeProto *mp = bld_node(&b, "MaxPool", "p", (const char *[]){"R", NULL},
                                    (const char *[]){"P", NULL});
-    attr_ints(&b, mp, "kernel_shape", k2, 2);
-    attr_ints(&b, mp, "strides", k2, 2);
+    bld_attr_ints(&b, mp, "kernel_shape", k2, 2);
+    bld_attr_ints(&b, mp, "strides", k2, 2);
     Onnx__NodeProto *c2 = bld_node(&b, "Conv", "c2", (const char *[]){"P", "W2", "B2", NULL},
                                    (const char *[]){"C", NULL});
-    attr_ints(&b, c2, "pads", pads, 4);
+    bld_attr_ints(&b, c2, "pads", pads, 4);
     bld_node(&b, "Tanh", "t", (const char *[]){"C", NULL}, (const char *[]){"T", NULL});
     bld_node(&b, "GlobalAveragePool", "g", (const char *[]){"T", NULL},
              (const char *[]){"Y", NULL});
@@ -854,12 +833,12 @@ static void test_engine_concurrent(void **state)
     bld_init_f32(&b, "B", 1, bd, bias, 16);
     Onnx__NodeProto *c = bld_node(&b, "Conv", "c", (const char *[]){"X", "W", "B", NULL},
                                   (const char *[]){"A", NULL});
-    attr_ints(&b, c, "pads", pads, 4);
+    bld_attr_ints(&b, c, "pads", pads, 4);
     bld_node(&b, "Relu", "r", (const char *[]){"A", NULL}, (const char *[]){"R", NULL});
     Onnx__NodeProto *mp = bld_node(&b, "MaxPool", "p", (const char *[]){"R", NULL},
                                    (const char *[]){"Y", NULL});
-    attr_ints(&b, mp, "kernel_shape", k2, 2);
-    attr_ints(&b, mp, "strides", k2, 2);
+    bld_attr_ints(&b, mp, "kernel_shape", k2, 2);
+    bld_attr_ints(&b, mp, "strides", k2, 2);
     md_err err;
     onnx_model *m = load(&b, MD_OK, &err);
     onnx_kconv_geom g = geom2d(1, 8, 16, 16, 16, 3, 1, 1, 1, 1, 1);
@@ -906,13 +885,13 @@ static void test_engine_conv_deconv(void **state)
     bld_init_f32(&b, "B2", 1, b2d, b2, 4);
     Onnx__NodeProto *c = bld_node(&b, "Conv", "c", (const char *[]){"X", "W1", "B1", NULL},
                                   (const char *[]){"A", NULL});
-    attr_ints(&b, c, "pads", pads, 4);
+    bld_attr_ints(&b, c, "pads", pads, 4);
     bld_node(&b, "Relu", "r", (const char *[]){"A", NULL}, (const char *[]){"R", NULL});
     Onnx__NodeProto *d = bld_node(&b, "ConvTranspose", "d",
                                   (const char *[]){"R", "W2", "B2", NULL},
                                   (const char *[]){"D", NULL});
-    attr_ints(&b, d, "pads", pads, 4);
-    attr_ints(&b, d, "strides", s2, 2);
+    bld_attr_ints(&b, d, "pads", pads, 4);
+    bld_attr_ints(&b, d, "strides", s2, 2);
     bld_node(&b, "Sigmoid", "s", (const char *[]){"D", NULL}, (const char *[]){"Y", NULL});
     md_err err;
     onnx_model *m = load(&b, MD_OK, &err);
@@ -964,7 +943,7 @@ static void test_engine_conv_bn(void **state)
     bld_init_f32(&b, "V", 1, cd, var, 6);
     Onnx__NodeProto *c = bld_node(&b, "Conv", "c", (const char *[]){"X", "W", "CB", NULL},
                                   (const char *[]){"A", NULL});
-    attr_ints(&b, c, "pads", pads, 4);
+    bld_attr_ints(&b, c, "pads", pads, 4);
     bld_node(&b, "BatchNormalization", "bn", (const char *[]){"A", "S", "SH", "M", "V", NULL},
              (const char *[]){"N", NULL});
     bld_node(&b, "Relu", "r", (const char *[]){"N", NULL}, (const char *[]){"Y", NULL});
@@ -1026,7 +1005,7 @@ static void test_engine_bad_shapes(void **state)
     bld_init_f32(&b, "W", 4, wd, w, 54);
     Onnx__NodeProto *c = bld_node(&b, "Conv", "c", (const char *[]){"X", "W", NULL},
                                   (const char *[]){"Y", NULL});
-    attr_ints(&b, c, "strides", big, 2);
+    bld_attr_ints(&b, c, "strides", big, 2);
     assert_null(load(&b, MD_E_MODEL_INVALID, &err));
     assert_string_equal(err.field, "strides");
 }

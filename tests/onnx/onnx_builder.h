@@ -138,6 +138,15 @@ static inline void bld_attr_int(bld *b, Onnx__NodeProto *n, const char *name, in
     a->i = v;
 }
 
+/* An INTS attribute of cnt values (v borrowed until bld_pack). */
+static inline void bld_attr_ints(bld *b, Onnx__NodeProto *n, const char *name, int64_t *v,
+                                 size_t cnt)
+{
+    Onnx__AttributeProto *a = bld_attr(b, n, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS);
+    a->n_ints = cnt;
+    a->ints = v;
+}
+
 /* A float initializer with raw_data (bytes borrowed). */
 static inline Onnx__TensorProto *bld_init_f32(bld *b, const char *name, int rank,
                                               const int64_t *d, const float *v, size_t n)

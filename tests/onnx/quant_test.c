@@ -31,13 +31,6 @@ static Onnx__NodeProto *one_node(bld *b, const char *op, int n, const int *dtype
     return bld_node(b, op, "q", in, (const char *[]){"y", NULL});
 }
 
-static void attr_ints(bld *b, Onnx__NodeProto *n, const char *name, int64_t *v, size_t cnt)
-{
-    Onnx__AttributeProto *a = bld_attr(b, n, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS);
-    a->n_ints = cnt;
-    a->ints = v;
-}
-
 static onnx_model *load(bld *b)
 {
     onnx_model *m = NULL;
@@ -207,7 +200,7 @@ static void test_conv_integer_padding_with_zero_point(void **state)
     Onnx__NodeProto *n = one_node(&b, "ConvInteger", 3,
                                   (int[]){ONNX_UINT8, ONNX_UINT8, ONNX_UINT8}, ONNX_INT32);
     int64_t pads[4] = {1, 1, 1, 1};
-    attr_ints(&b, n, "pads", pads, 4);
+    bld_attr_ints(&b, n, "pads", pads, 4);
     onnx_model *m = load(&b);
     static const int64_t dx[4] = {1, 1, 3, 3}, dw[4] = {1, 1, 2, 2}, dy[4] = {1, 1, 4, 4},
                          d0[1] = {0};
@@ -228,7 +221,7 @@ static void test_conv_integer_per_channel_group_stride(void **state)
                                   (int[]){ONNX_INT8, ONNX_INT8, ONNX_INT8, ONNX_INT8}, ONNX_INT32);
     bld_attr_int(&b, n, "group", 2);
     int64_t strides[1] = {2};
-    attr_ints(&b, n, "strides", strides, 1);
+    bld_attr_ints(&b, n, "strides", strides, 1);
     onnx_model *m = load(&b);
     /* 1-D, 2 channels in 2 groups: channel 0 = (1, 2, 3, 4, 5), channel 1 = (-1, -2, -3, -4, -5);
      * w [2, 1, 2] = (3, 4), (5, 6) with w_zp per channel (2, 7) -> (1, 2), (-2, -1) */
@@ -284,8 +277,8 @@ static void test_maxunpool_shapes_and_bad_indices(void **state)
     Onnx__NodeProto *n = one_node(&b, "MaxUnpool", 3, (int[]){ONNX_FLOAT, ONNX_INT64, ONNX_INT64},
                                   ONNX_FLOAT);
     int64_t ks[2] = {2, 2}, st[2] = {2, 2};
-    attr_ints(&b, n, "kernel_shape", ks, 2);
-    attr_ints(&b, n, "strides", st, 2);
+    bld_attr_ints(&b, n, "kernel_shape", ks, 2);
+    bld_attr_ints(&b, n, "strides", st, 2);
     onnx_model *m = load(&b);
     static const int64_t d4[4] = {1, 1, 2, 2}, ds[1] = {4}, d44[4] = {1, 1, 4, 4},
                          d55[4] = {1, 1, 5, 5};

@@ -22,22 +22,8 @@
 #include "onnx/onnx.h"
 #include "onnx/onnx_builder.h"
 
-static uint32_t rng_state = 777u;
-
-static float frand(void)
-{
-    rng_state = rng_state * 1664525u + 1013904223u;
-    return (float)((rng_state >> 8) & 0xffff) / 32768.0f - 1.0f;
-}
-
-static float *rand_buf(size_t n)
-{
-    float *p = malloc((n ? n : 1) * sizeof(float));
-    assert_non_null(p);
-    for (size_t i = 0; i < n; i++)
-        p[i] = frand();
-    return p;
-}
+#define ONNX_TEST_SEED 777u
+#include "onnx/onnx_test_rand.h"
 
 static void assert_close(const float *got, const float *want, size_t n, const char *what)
 {
@@ -194,13 +180,6 @@ static void test_kernel_bad_geometry(void **state)
 
 /* ---- the fusion in the engine ---------------------------------------------------------------- */
 
-static void attr_ints(bld *b, Onnx__NodeProto *n, const char *name, int64_t *v, size_t cnt)
-{
-    Onnx__AttributeProto *a = bld_attr(b, n, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS);
-    a->n_ints = cnt;
-    a->ints = v;
-}
-
 static void attr_str(bld *b, Onnx__NodeProto *n, const char *name, const char *v)
 {
     Onnx__AttributeProto *a = bld_attr(b, n, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING);
@@ -255,11 +234,9 @@ static void build_pair(bld *b, const pair_case *pc, int64_t ic, int64_t oc, cons
     if (pc->auto_pad)
         attr_str(b, c, "auto_pad", pc->auto_pad);
     else
-        attr_ints(b, c, "pads", (int64_t *)pc->pads, 4);
-    attr_ints(b, c, "strides", (int64_t *)pc->strides, 2);
-    Onnx__AttributeProto *g = bld_attr(b, c, "group", ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT);
-    g->has_i = 1;
-    g->i = pc->group;
+        bld_attr_ints(b, c, "pads", (int64_t *)pc->pads, 4);
+    bld_attr_ints(b, c, "strides", (int64_t *)pc->strides, 2);
+    bld_attr_int(b, c, "group", pc->group);
     if (pc->relu)
         bld_node(b, "Relu", "a", (const char *[]){"C", NULL}, (const char *[]){"Y", NULL});
 }
@@ -359,39 +336,34 @@ static void check_pair(const pair_case *pc, int want_ref, int fused_ok, const ch
     free(plain);
 }
 
+/* The pair most cases start from: scale s on both axes, nearest_mode floor, asymmetric
+ * coordinates, a k x k kernel of group 1, unit strides and pad on every side. */
+static pair_case floor_pair(float s, int64_t k, int64_t pad)
+{
+    return (pair_case){.sy = s,
+                       .sx = s,
+                       .nearest = "floor",
+                       .coord = "asymmetric",
+                       .k = k,
+                       .group = 1,
+                       .pads = {pad, pad, pad, pad},
+                       .strides = {1, 1}};
+}
+
 static void test_engine_fused_pairs(void **state)
 {
     (void)state;
-    pair_case pc = {.sy = 8,
-                    .sx = 8,
-                    .nearest = "floor",
-                    .coord = "asymmetric",
-                    .k = 3,
-                    .group = 1,
-                    .pads = {1, 1, 1, 1},
-                    .strides = {1, 1}};
+    pair_case pc = floor_pair(8, 3, 1);
     check_pair(&pc, 1, 1, "x8 pad 1");
     pc.sy = 2;
     pc.sx = 3;
     pc.relu = 1;
     check_pair(&pc, 1, 1, "x2/x3 relu");
-    pc = (pair_case){.sy = 4,
-                     .sx = 4,
-                     .nearest = "floor",
-                     .coord = "asymmetric",
-                     .k = 2,
-                     .group = 1,
-                     .pads = {0, 1, 1, 0},
-                     .strides = {2, 1}};
+    pc = floor_pair(4, 2, 0);
+    pc.pads[1] = pc.pads[2] = 1;
+    pc.strides[0] = 2;
     check_pair(&pc, 1, 1, "x4 k2 stride 2 asymmetric pads");
-    pc = (pair_case){.sy = 3,
-                     .sx = 3,
-                     .nearest = "floor",
-                     .coord = "asymmetric",
-                     .k = 3,
-                     .group = 1,
-                     .pads = {0, 0, 0, 0},
-                     .strides = {1, 1}};
+    pc = floor_pair(3, 3, 0);
     check_pair(&pc, 1, 1, "x3 valid");
 }
 
@@ -401,14 +373,8 @@ static void test_engine_fused_autopad(void **state)
     (void)state;
     static const char *const modes[] = {"SAME_UPPER", "SAME_LOWER"};
     for (int i = 0; i < 2; i++) {
-        pair_case pc = {.sy = 2,
-                        .sx = 2,
-                        .nearest = "floor",
-                        .coord = "asymmetric",
-                        .k = 4,
-                        .group = 1,
-                        .strides = {1, 1},
-                        .auto_pad = modes[i]};
+        pair_case pc = floor_pair(2, 4, 0);
+        pc.auto_pad = modes[i];
         check_pair(&pc, 0, 1, modes[i]);
     }
 }
@@ -417,14 +383,8 @@ static void test_engine_fused_autopad(void **state)
 static void test_engine_not_fused(void **state)
 {
     (void)state;
-    pair_case pc = {.sy = 3,
-                    .sx = 3,
-                    .nearest = "round_prefer_floor",
-                    .coord = "asymmetric",
-                    .k = 3,
-                    .group = 1,
-                    .pads = {1, 1, 1, 1},
-                    .strides = {1, 1}};
+    pair_case pc = floor_pair(3, 3, 1);
+    pc.nearest = "round_prefer_floor";
     check_pair(&pc, 0, 0, "round_prefer_floor");
     pc.nearest = "floor";
     pc.coord = "half_pixel";
@@ -444,14 +404,7 @@ static void test_engine_not_fused(void **state)
 static void test_engine_fused_bad_input(void **state)
 {
     (void)state;
-    pair_case pc = {.sy = 2,
-                    .sx = 2,
-                    .nearest = "floor",
-                    .coord = "asymmetric",
-                    .k = 3,
-                    .group = 1,
-                    .pads = {1, 1, 1, 1},
-                    .strides = {1, 1}};
+    pair_case pc = floor_pair(2, 3, 1);
     float w[3 * 4 * 9] = {0}, bias[3] = {0}, scales[4] = {1, 1, 2, 2}, xv[5 * 16] = {0};
     int64_t sizes[4] = {0};
     bld b;
