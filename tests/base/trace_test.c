@@ -89,7 +89,7 @@ static void test_exporter_bad_endpoint(void **state)
     assert_int_equal(tr_enabled(), 0);
 }
 
-/* Port 9 on loopback refuses: every batch fails; a queue of 4 drops the rest; nothing blocks. */
+/* Port 9 on loopback refuses: no span is exported, each one fails or is dropped; nothing blocks. */
 static void test_exporter_json_and_drops(void **state)
 {
     (void)state;
@@ -133,8 +133,9 @@ static void test_exporter_json_and_drops(void **state)
     uint64_t total = (after.failed - before.failed) + (after.dropped - before.dropped) +
                      (after.exported - before.exported);
     assert_int_equal(total, 12);
+    /* How many were dropped rather than failed depends on when the exporter thread takes a batch
+     * (scheduling); that a slow collector makes spans drop is tests/e2e/test_tracing.py's check. */
     assert_int_equal(after.exported, before.exported);
-    assert_true(after.dropped - before.dropped >= 8);
 }
 
 int main(void)
