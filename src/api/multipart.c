@@ -249,12 +249,13 @@ static int next_part(scan *s, mp_part *part, md_err *err)
 /* Start a scan of body: the delimiter and the first boundary line. */
 static int scan_start(scan *s, const void *body, size_t len, const char *boundary, md_err *err)
 {
+    size_t blen = boundary ? strlen(boundary) : 0;
+    /* checked before any pointer arithmetic: NULL + 0 is undefined behaviour in C */
+    if (body == NULL || blen == 0 || blen > MP_BOUNDARY_MAX)
+        return md_fail(err, MD_E_BAD_REQUEST, "file", "empty or malformed multipart body");
     s->p = body;
     s->start = body;
     s->end = (const char *)body + len;
-    size_t blen = boundary ? strlen(boundary) : 0;
-    if (body == NULL || blen == 0 || blen > MP_BOUNDARY_MAX)
-        return md_fail(err, MD_E_BAD_REQUEST, "file", "empty or malformed multipart body");
     memcpy(s->delim, "\r\n--", 4);
     memcpy(s->delim + 4, boundary, blen);
     s->dlen = blen + 4;
