@@ -289,6 +289,9 @@ struct http_server {
     bool reaper_running, reaper_stop;
     bool closing; /* under watch_mu: the final phase of a drain, no new suspensions */
     http__ws_hub *ws_hub; /* the WebSocket hub; NULL when no route is HTTP_WS */
+    int listen_fd, stop_fd; /* accept.c: the listening socket and the acceptor's wake-up; -1 when closed */
+    pthread_t acceptor;
+    bool acceptor_running;
 };
 
 /* Move r to state `to` (the diagram above); in debug builds asserts that the move is allowed
@@ -346,6 +349,14 @@ int http__framing_verdict(const char *version, const char *const *cl, size_t ncl
 /* Make the spool directory and remove spool files older than an hour (a crash's leftovers);
  * the directory is s->spool (set by http_server_new). MD_E_IO naming "spool_dir". */
 int http__spool_prepare(http_server *s, md_err *err);
+
+/* accept.c: the listening socket and the thread that hands connections to libmicrohttpd (why:
+ * see the file). Open binds and listens on ss (sets s->listen_fd and s->port); start runs the
+ * thread once s->d exists; stop joins it and closes the socket (idempotent). */
+struct sockaddr_storage;
+int http__listener_open(http_server *s, const struct sockaddr_storage *ss, int backlog, md_err *err);
+int http__acceptor_start(http_server *s, md_err *err);
+void http__acceptor_stop(http_server *s);
 /* Append body bytes to r's spool file (made at the first call). MD_E_IO / MD_E_STORAGE_FULL
  * with r->err filled. */
 int http__spool_write(http_req *r, const char *data, size_t len);

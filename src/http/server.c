@@ -432,6 +432,7 @@ int http_server_new(const http_opts *o, http_server **out, md_err *err)
     s->cors = o->cors_origins && *o->cors_origins ? strdup(o->cors_origins) : NULL;
     const char *tmp = getenv("TMPDIR");
     s->spool = strdup(o->spool_dir && *o->spool_dir ? o->spool_dir : tmp && *tmp ? tmp : "/tmp");
+    s->listen_fd = s->stop_fd = -1;
     http__router_init(&s->router);
     pthread_mutex_init(&s->watch_mu, NULL);
     pthread_condattr_t ca;
@@ -536,26 +537,30 @@ int http_server_start(http_server *s, md_err *err)
     if (rc != MD_OK)
         return rc;
     s->started_ns = md_now_ns(); /* before the I/O threads exist: they read it (uptime) */
+    rc = http__listener_open(s, &ss, 1024, err);
+    if (rc != MD_OK)
+        return rc;
+    /* MHD_USE_NO_LISTEN_SOCKET: accept.c accepts and hands connections over (why: see there). */
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_INTERNAL_POLLING_THREAD | MHD_ALLOW_SUSPEND_RESUME |
-                     MHD_USE_ITC | (any_ws ? MHD_ALLOW_UPGRADE : 0) | (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0);
+                     MHD_USE_ITC | MHD_USE_NO_LISTEN_SOCKET | (any_ws ? MHD_ALLOW_UPGRADE : 0);
     /* At least two: libmicrohttpd 0.9.75's single-thread epoll loop (pool size < 2) stops
      * reading ready sockets with a hundred or more connections open (measured with its own
      * hello-world under wrk -c256), while its thread pool does not. */
     unsigned pool = s->o.io_threads < 2 ? 2 : s->o.io_threads;
-    s->d = MHD_start_daemon(flags, s->o.port, NULL, NULL, on_access, s, MHD_OPTION_SOCK_ADDR, &ss,
-                            MHD_OPTION_THREAD_POOL_SIZE, pool, MHD_OPTION_CONNECTION_TIMEOUT,
-                            s->o.conn_timeout_s, MHD_OPTION_CONNECTION_LIMIT, s->o.max_connections,
-                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024,
+    s->d = MHD_start_daemon(flags, 0, NULL, NULL, on_access, s, MHD_OPTION_THREAD_POOL_SIZE, pool,
+                            MHD_OPTION_CONNECTION_TIMEOUT, s->o.conn_timeout_s, MHD_OPTION_CONNECTION_LIMIT,
+                            s->o.max_connections, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
                             /* Headers and read buffer of one connection. libmicrohttpd zeroes the
                              * whole pool after every request; 16 KiB (not its 32 KiB) halves that
                              * and still holds nginx's default large-header size. */
-                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16384,
-                            MHD_OPTION_END);
-    if (!s->d)
-        return md_fail(err, MD_E_IO, "port", "cannot listen on %s:%u (address in use or not allowed)", s->host,
-                       (unsigned)s->o.port);
-    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
-    s->port = di ? di->port : s->o.port;
+                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16384, MHD_OPTION_END);
+    if (!s->d) {
+        http__acceptor_stop(s);
+        return md_fail(err, MD_E_IO, NULL, "cannot start the HTTP daemon");
+    }
+    rc = http__acceptor_start(s, err);
+    if (rc != MD_OK)
+        return rc;
     atomic_store(&s->started, true);
     return MD_OK;
 }
@@ -600,9 +605,7 @@ int http_server_drain(http_server *s, unsigned timeout_ms)
     if (!s->d)
         return 0;
     atomic_store(&s->draining, true);
-    MHD_socket lfd = MHD_quiesce_daemon(s->d);
-    if (lfd != MHD_INVALID_SOCKET)
-        close(lfd);
+    http__acceptor_stop(s); /* new connections are refused from here on */
     /* WebSockets first: each is a request in flight until its socket closes. Their close frames
      * (1001) need a round trip, so even a zero timeout waits a little for them. */
     http__ws_hub_drain(s, timeout_ms < 200 ? 200 : timeout_ms < 2000 ? timeout_ms : 2000);
@@ -623,6 +626,7 @@ void http_server_free(http_server *s)
     if (!s)
         return;
     http_server_drain(s, 0);
+    http__acceptor_stop(s);
     stop_reaper(s);
     md_pool_free(s->pool);
     http__ws_hub_free(s);
