@@ -120,6 +120,10 @@ static const setting settings[] = {
      "... or when its p99 latency exceeds the active version's times X"},
     {"predict_log_sample", T_NUM, F(predict_log_sample), "1", 0, 1, 0, "X",
      "share of predictions (0..1) logged with inputs and outputs for history and drift"},
+    {"predict_log_flush_ms", T_INT, F(predict_log_flush_ms), "50", 0, 10000, 0, "MS",
+     "write-behind prediction log: logged rows are committed by one writer thread, many per "
+     "transaction, at most MS milliseconds after the request (kill -9 loses at most that window; "
+     "SIGTERM loses nothing); 0 = each request writes its rows itself"},
     {"predict_bulk_log_sample", T_NUM, F(predict_bulk_log_sample), "0.01", 0, 1, 0, "X",
      "share of bulk-job rows (0..1) logged like predictions: drift and history need a sample, "
      "not every row of a million-row file (1 logs all: a 1M-row bulk then takes ~4x longer)"},

@@ -447,6 +447,8 @@ static store *store_alloc(const store_opts *o)
 
 static void store_destroy(store *s)
 {
+    store_predlog_stop(s); /* the last queued rows, before the connections close */
+    store__plog_free(s->plog);
     for (int i = 0; s->pool && i < s->npool; i++)
         db_close(s->pool[i]);
     free(s->pool);
