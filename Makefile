@@ -58,7 +58,7 @@ e2e: asan
 # server from tests/pg/pgtmp.sh; one schema per data dir). test_store_pg.py runs in `e2e` too.
 E2E_PG_TESTS := tests/e2e/test_jobs.py tests/e2e/test_schedules_callbacks.py \
                 tests/e2e/test_predict_api.py tests/e2e/test_platform_auth.py tests/e2e/test_retrain.py \
-                tests/e2e/test_store_pg.py \
+                tests/e2e/test_store_pg.py tests/e2e/test_predict_log.py \
                 tests/e2e/test_cluster_redis.py tests/e2e/test_refresh_tokens.py
 e2e-pg: asan
 	tests/pg/pgtmp.sh sh -c 'MODELD_E2E_PG="$$MODELD_TEST_PG" MODELD_BIN=$(CURDIR)/build/asan/modeld \
