@@ -316,6 +316,10 @@ int store__plog_add(store *s, const store_prediction *rows, size_t n, md_err *er
     if (p->state == PLOG_RUNNING && wait_room(p, g)) {
         g->seq = ++p->seq_in;
         g->t_ns = mono_ns();
+        /* The writer needs waking only to start a window (it waits without a timeout on an
+         * empty queue) or for a full batch; otherwise it is already waiting for the window's
+         * end, and a wake-up per request would cost a context switch each. */
+        bool wake = p->head == NULL || p->nrows + g->n >= p->o.batch_rows;
         if (p->tail)
             p->tail->next = g;
         else
@@ -323,7 +327,8 @@ int store__plog_add(store *s, const store_prediction *rows, size_t n, md_err *er
         p->tail = g;
         p->nrows += g->n;
         p->nbytes += g->bytes;
-        pthread_cond_signal(&p->work);
+        if (wake)
+            pthread_cond_signal(&p->work);
         pthread_mutex_unlock(&p->mu);
         return MD_OK;
     }
