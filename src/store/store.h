@@ -515,8 +515,10 @@ typedef struct store_prediction {
 
 /* "p_" + 32 random hex digits into out (STORE_PREDICTION_ID_MAX). */
 void store_prediction_id(char out[STORE_PREDICTION_ID_MAX]);
-/* Log n predictions in one transaction (inputs/outputs borrowed). MD_E_TOO_LARGE naming
- * "inputs" / "outputs" past STORE_PREDICTION_JSON_MAX; MD_E_IO, MD_E_STORAGE_FULL. */
+/* Log n predictions in one transaction (inputs/outputs borrowed for the call: copied when
+ * queued). With the write-behind log started (store_predlog_start, below) the rows are queued
+ * and committed by its writer, whole, with others; MD_OK then means accepted. MD_E_TOO_LARGE
+ * naming "inputs" / "outputs" past STORE_PREDICTION_JSON_MAX; MD_E_IO, MD_E_STORAGE_FULL. */
 int store_predictions_add(store *s, const store_prediction *p, size_t n, md_err *err);
 /* One model's logged predictions with from_ms <= time_ms < to_ms (to_ms 0 = no bound), newest
  * first, skipping offset, at most limit (1..10000) with their feedback. *out new
