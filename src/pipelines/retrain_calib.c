@@ -89,8 +89,8 @@ static int set_has(const row_set *s, const rt_rows *t, const float *x, float y)
 {
     uint64_t h = row_hash(x, t->ncols, y);
     for (size_t k = (size_t)h & (s->cap - 1); s->hash[k]; k = (k + 1) & (s->cap - 1))
-        if (s->hash[k] == h && same_row(t->x + s->row[k] * t->ncols, t->y[s->row[k]], x, y,
-                                        t->ncols))
+        if (s->hash[k] == h &&
+            same_row(t->x + s->row[k] * t->ncols, t->y[s->row[k]], x, y, t->ncols))
             return 1;
     return 0;
 }

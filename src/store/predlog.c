@@ -70,17 +70,17 @@ typedef enum plog_state { PLOG_IDLE, PLOG_RUNNING, PLOG_STOPPING, PLOG_STOPPED }
  * copies of their JSON texts. */
 typedef struct plog_group {
     struct plog_group *next;
-    uint64_t seq;      /* 1, 2, ... in acceptance order */
-    int64_t t_ns;      /* when it was queued (monotonic) */
+    uint64_t seq; /* 1, 2, ... in acceptance order */
+    int64_t t_ns; /* when it was queued (monotonic) */
     size_t n, bytes;
     store_prediction rows[];
 } plog_group;
 
 struct store__plog {
-    pthread_mutex_t mu;   /* the queue, the state, the counters */
-    pthread_cond_t work;  /* the writer: rows arrived, a flush is wanted, or stop */
-    pthread_cond_t room;  /* adders waiting for room; readers waiting for seq_done */
-    pthread_mutex_t wmu;  /* invariant 1: held from taking groups to their commit */
+    pthread_mutex_t mu;  /* the queue, the state, the counters */
+    pthread_cond_t work; /* the writer: rows arrived, a flush is wanted, or stop */
+    pthread_cond_t room; /* adders waiting for room; readers waiting for seq_done */
+    pthread_mutex_t wmu; /* invariant 1: held from taking groups to their commit */
     pthread_t thread;
     plog_state state;
     store_predlog_opts o;
