@@ -380,7 +380,7 @@ typedef struct rt_job {
     rt_params rp;
     rt_rows train, test, val; /* val: the validation split (invariant 6) */
     size_t overlap;           /* training rows dropped: equal to test rows (invariant 5) */
-    char *model; /* new: the booster's JSON */
+    char *model;              /* new: the booster's JSON */
     size_t model_len;
     xgb_model *booster; /* new: model loaded back (evaluation, validation outputs) */
     double new_metric, active_metric, train_s;
@@ -454,8 +454,10 @@ static int hold_out(rt_job *j, md_err *err)
     int fb = strcmp(j->in->data, PL_RETRAIN_FEEDBACK) == 0;
     size_t need = fb ? j->sp.min_feedback : 1;
     if (rc == MD_OK && j->overlap)
-        md_log(MD_LOG_WARN, "retrain: %s: %zu of %zu rows of %s equal rows of the held test split; "
-               "left out", j->in->model, j->overlap, before, j->in->data);
+        md_log(MD_LOG_WARN,
+               "retrain: %s: %zu of %zu rows of %s equal rows of the held test split; "
+               "left out",
+               j->in->model, j->overlap, before, j->in->data);
     if (rc == MD_OK && j->train.n < need)
         rc = md_fail(err, MD_E_UNSUPPORTED, "data",
                      "%zu of the %zu rows of %.40s are rows of %.64s version %.32s's held test "
@@ -894,8 +896,7 @@ static json_t *result_json(const rt_job *j, int is_better)
         json_object_set_new(o, "validation_rows", json_integer((json_int_t)j->val.n));
         json_object_set_new(o, "test_overlap_rows", json_integer((json_int_t)j->overlap));
         if (!isnan(j->parent_thr)) {
-            json_object_set_new(o, "threshold",
-                                json_real(isnan(j->thr) ? j->parent_thr : j->thr));
+            json_object_set_new(o, "threshold", json_real(isnan(j->thr) ? j->parent_thr : j->thr));
             json_object_set_new(o, "parent_threshold", json_real(j->parent_thr));
         }
     }

@@ -5,9 +5,9 @@
  * (CANARY or STANDBY, never ACTIVE) with its lineage and its threshold in the manifest; rows of
  * the test split in a dataset (however its numbers are written) are left out and counted, and
  * a dataset that is the test split fails naming data; the calibration helpers match numpy /
- * scikit-learn / scipy on small cases; a second run with the same data and parameters writes byte-identical
- * model.json (deterministic); the checks name the field (model that cannot be retrained, a
- * missing column, too little feedback, a bad parameter). */
+ * scikit-learn / scipy on small cases; a second run with the same data and parameters writes
+ * byte-identical model.json (deterministic); the checks name the field (model that cannot be
+ * retrained, a missing column, too little feedback, a bad parameter). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -61,10 +61,10 @@ static int teardown(void **state)
     return 0;
 }
 
-#define CHURN_HEADER                                                                           \
-    "female,senior_citizen,partner,dependents,tenure,phone_service,multiple_lines,"            \
-    "internet_service,online_security,online_backup,device_protection,tech_support,"           \
-    "streaming_tv,streaming_movies,contract,paperless_billing,payment_method,monthly_charges," \
+#define CHURN_HEADER                                                                               \
+    "female,senior_citizen,partner,dependents,tenure,phone_service,multiple_lines,"                \
+    "internet_service,online_security,online_backup,device_protection,tech_support,"               \
+    "streaming_tv,streaming_movies,contract,paperless_billing,payment_method,monthly_charges,"     \
     "total_charges,churn\n"
 
 /* Data lines [from, from + n) of a CSV file of the source tree (without its header). New. */
