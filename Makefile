@@ -34,7 +34,7 @@ asan: deps
 # The concurrency tests (CTest label "tsan") under ThreadSanitizer. Not part of `make test`: it
 # is a second full build. libxgboost's OpenMP is not instrumented, so only tests that do not
 # run XGBoost carry the label.
-TSAN_TESTS := models_refcount_test jobs_test http_ws_test api_job_status_test
+TSAN_TESTS := models_refcount_test jobs_test http_ws_test api_job_status_test store_predictions_test
 tsan: deps
 	@cmake -S . -B build/tsan -DCMAKE_BUILD_TYPE=Debug -DMODELD_TSAN=ON >/dev/null
 	@cmake --build build/tsan -j$(JOBS) --target $(TSAN_TESTS)
