@@ -75,10 +75,11 @@ static int start_metrics(const md_config *cfg, worker_ctx *w, md_err *e)
         rc = http_server_new(&ho, &w->srv, e);
     if (rc == MD_OK)
         rc = api_platform_register_probes(w->plat, w->srv, e);
-    if (rc == MD_OK && (http_metrics_collector(w->srv, job_metrics, w->j) != MD_OK ||
-                        http_metrics_collector(w->srv, mdl_metrics, w->kind.models) != MD_OK ||
-                        http_metrics_collector(w->srv, cli_cluster_metrics, w->cl) != MD_OK ||
-                        api_platform_ready_info(w->plat, "redis", cli_cluster_state, w->cl) != MD_OK))
+    if (rc == MD_OK &&
+        (http_metrics_collector(w->srv, job_metrics, w->j) != MD_OK ||
+         http_metrics_collector(w->srv, mdl_metrics, w->kind.models) != MD_OK ||
+         http_metrics_collector(w->srv, cli_cluster_metrics, w->cl) != MD_OK ||
+         api_platform_ready_info(w->plat, "redis", cli_cluster_state, w->cl) != MD_OK))
         rc = md_fail(e, MD_E_INTERNAL, NULL, "cannot register the worker's metrics");
     if (rc == MD_OK)
         rc = http_server_start(w->srv, e);

@@ -413,7 +413,8 @@ int job_counts_get(jobs *j, const char *kind, job_counts *out, md_err *err)
     return store_jobs_count(j->s, kind, out->by_state, err);
 }
 
-static const double run_buckets[JOBS__NBUCKETS] = {0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800};
+static const double run_buckets[JOBS__NBUCKETS] = {0.1, 0.5, 1,   2.5, 5,   10,
+                                                   30,  60,  120, 300, 600, 1800};
 
 void jobs__observe_run(jobs__kind *k, uint64_t ns)
 {
@@ -442,13 +443,12 @@ static void run_histogram(md_buf *out, jobs *j, int n)
         const jobs__kind *k = &j->kinds[i];
         uint64_t cum = 0;
         for (int b = 0; b <= JOBS__NBUCKETS; b++) {
-            cum += atomic_load(&k->st.hist[b]);
+            char le[32] = "+Inf";
             if (b < JOBS__NBUCKETS)
-                md_buf_printf(out, "modeld_job_run_duration_seconds_bucket{kind=\"%s\",le=\"%g\"} %llu\n",
-                              k->name, run_buckets[b], (unsigned long long)cum);
-            else
-                md_buf_printf(out, "modeld_job_run_duration_seconds_bucket{kind=\"%s\",le=\"+Inf\"} %llu\n",
-                              k->name, (unsigned long long)cum);
+                snprintf(le, sizeof le, "%g", run_buckets[b]);
+            cum += atomic_load(&k->st.hist[b]);
+            md_buf_printf(out, "modeld_job_run_duration_seconds_bucket{kind=\"%s\",le=\"%s\"} %llu\n",
+                          k->name, le, (unsigned long long)cum);
         }
         md_buf_printf(out, "modeld_job_run_duration_seconds_sum{kind=\"%s\"} %.6f\n"
                            "modeld_job_run_duration_seconds_count{kind=\"%s\"} %llu\n",

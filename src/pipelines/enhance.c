@@ -41,7 +41,8 @@
 #define MIN_TILE 32
 #define MAX_TILE 256
 #define RESULT_MAX ((size_t)1 << 31) /* encoded result bound */
-/* Tile rows are grouped into at most this many "enhance tile batch" spans (spans.c, invariant 1). */
+/* Tile rows are grouped into at most this many "enhance tile batch" spans (spans.c,
+ * invariant 1). */
 #define MAX_BATCH_SPANS 16
 
 static const char *const quality_names[] = {"fast", "balanced", "best"};

@@ -202,8 +202,8 @@ def test_stuck_collector_drops_and_counts():
     s.cleanup()
 
 
-def tree(spans, root_name, trace_id=TRACE_ID):
-    """(spans of the trace by id, {name: [spans]}) once root_name is among them."""
+def tree(spans, trace_id):
+    """(the spans of trace trace_id by id, the list of them)."""
     s = [x for x in spans if x["traceId"] == trace_id]
     return {x["spanId"]: x for x in s}, s
 
@@ -247,7 +247,7 @@ def test_ai_convert_stage_spans(receiver):
         assert r.status_code == 200, r.text
 
         def ours():
-            by_id, sp = tree(receiver.spans(), None, trace_id)
+            by_id, sp = tree(receiver.spans(), trace_id)
             names = {x["name"] for x in sp}
             return {"POST", "pipeline vectorize ai", "ssim", "store result"} | set(AI_STAGES) \
                 <= names and (by_id, sp)
@@ -317,7 +317,7 @@ def test_enhance_job_spans_through_a_worker_process(receiver, tmp_path):
         assert wait_for(done, 300)["status"] == "SUCCESS"
 
         def ours():
-            by_id, sp = tree(receiver.spans(), None, trace_id)
+            by_id, sp = tree(receiver.spans(), trace_id)
             names = {x["name"] for x in sp}
             return {"job run", "pipeline enhance", "enhance encode", "enhance tile batch"} \
                 <= names and (by_id, sp)
