@@ -1,9 +1,12 @@
 """End-to-end tests of tracing (issue 13, src/base/trace.h): a small local OTLP/HTTP receiver
 (http.server collecting the POSTed JSON) gets the spans of one bulk-prediction request that
 carries a traceparent and goes through a job; they share the incoming trace id and their parentage
-is request -> job queue wait -> job run -> ... -> model run. A collector that never answers:
-requests still succeed and the dropped/failed counters move. Waits are for conditions with
-generous bounds, never timings."""
+is request -> job queue wait -> job run -> ... -> model run. The pipelines' stage spans: one AI
+conversion (every stage under "pipeline vectorize ai", each candidate conversion under "ai
+search" with its SSIM under it), one enhancement job run by a separate `modeld worker` process
+(the trace crosses processes through the job row; tiles in batches) and one retraining job (its
+five stages). A collector that never answers: requests still succeed and the dropped/failed
+counters move. Waits are for conditions with generous bounds, never timings."""
 import json
 import os
 import socket
@@ -344,6 +347,57 @@ def test_enhance_job_spans_through_a_worker_process(receiver, tmp_path):
             assert w.stop() == 0, w.stderr()[-4000:]
             w.check_sanitizers()
             w.cleanup()
+        rc = s.stop()
+    assert rc == 0, s.stderr()[-4000:]
+    s.cleanup()
+
+
+RETRAIN_STAGES = ("retrain load dataset", "retrain load test split", "retrain train",
+                  "retrain validate", "retrain register")
+
+
+def test_retrain_job_stage_spans(receiver):
+    """A retraining job (churn on its shipped test split): request -> queue wait -> job run ->
+    "pipeline retrain" -> its five stages, with what each did as attributes."""
+    from conftest import Server
+    s = Server(["--models-dir", os.path.join(ROOT, "models"), "--workers", "1",
+                "--otlp-endpoint", receiver.url, "--otlp-interval", "100ms"])
+    try:
+        h = {"Authorization": "Bearer " + s.admin_key}
+        test_csv = open(os.path.join(ROOT, "models", "churn", "1", "test.csv"), "rb").read()
+        d = requests.post(s.url + "/api/admin/datasets", headers=h,
+                          files={"file": ("churn.csv", test_csv, "text/csv")})
+        assert d.status_code == 201, d.text
+        trace_id = "7bf92f3577b34da6a3ce929d0e0e4739"
+        tp = "00-%s-%s-01" % (trace_id, PARENT)
+        r = requests.post(s.url + "/api/admin/retrain", headers=dict(h, traceparent=tp),
+                          json={"model": "churn", "data": d.json()["dataset_id"],
+                                "params": {"rounds": 10}})
+        assert r.status_code == 202, r.text
+        jid = r.json()["job_id"]
+
+        def done():
+            j = requests.get(s.url + "/api/v1/jobs/" + jid, headers=h).json()
+            return j["status"] in ("SUCCESS", "FAILURE", "CANCELLED") and j
+        assert wait_for(done, 600)["status"] == "SUCCESS"
+
+        def ours():
+            by_id, sp = tree(receiver.spans(), trace_id)
+            return set(RETRAIN_STAGES) <= {x["name"] for x in sp} and (by_id, sp)
+        by_id, spans = wait_for(ours)
+        pipe = next(x for x in spans if x["name"] == "pipeline retrain")
+        assert names_under(by_id, pipe)[:3] == ["job run", "job queue wait", "POST"]
+        for name in RETRAIN_STAGES:
+            st = [x for x in spans if x["name"] == name]
+            assert len(st) == 1 and st[0]["parentSpanId"] == pipe["spanId"], name
+            assert st[0]["status"]["code"] == 1, st[0]  # OK
+        rows = int(d.json()["rows"])
+        assert int(attr(next(x for x in spans if x["name"] == "retrain load dataset"),
+                        "modeld.rows")) == rows
+        assert attr(next(x for x in spans if x["name"] == "retrain train"), "modeld.rounds") == "10"
+        reg = next(x for x in spans if x["name"] == "retrain register")
+        assert attr(reg, "modeld.state") in ("CANARY", "STANDBY") and attr(reg, "modeld.version")
+    finally:
         rc = s.stop()
     assert rc == 0, s.stderr()[-4000:]
     s.cleanup()
