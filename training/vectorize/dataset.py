@@ -60,7 +60,7 @@ JPEG_P = 0.12  # share of images re-encoded as JPEG (an uploaded JPEG logo)
 WIDE_TEXT_P = 0.5  # share of word marks on a wide canvas, 1.5:1 .. 3.5:1
 TEST_SHARE = 5  # one group in TEST_SHARE is held out
 QUALITY_MAX_SIDE = 640  # the quality design runs on images up to this size ...
-QUALITY_IMAGES = (400, 12)  # ... and on at most this many of them (full, tiny)
+QUALITY_IMAGES = (300, 12)  # ... and on at most this many of them (full, tiny)
 # Per image: the 3 presets, the ANCHORS (below; the same for every image), and its block's
 # N_GOOD + N_WIDE Latin-hypercube points (good region, whole design range).
 N_GOOD, N_WIDE, N_BLOCKS = 4, 3, 8

@@ -24,7 +24,7 @@ import params  # noqa: E402
 from mlp import common, dataset  # noqa: E402
 
 NAME, VERSION, SEED = "vectorize-quality", "3", 20261208
-HIDDEN, EPOCHS, LR, WD = 112, 150, 2e-3, 1e-4
+HIDDEN, EPOCHS, LR, WD, BATCH = 112, 150, 3e-3, 1e-4, 256
 OUTPUTS = ["ssim", "ln_svg_bytes", "ln_convert_ms"]
 # The relative term of the loss: weight of the error of (prediction - prediction of the default
 # preset on the same image) against (target - target of the default preset), per output. Tier 2
@@ -66,8 +66,8 @@ def train(x, y, ref, layers, seed, epochs, lam):
     for _ in range(epochs):
         model.train()
         perm = torch.randperm(len(xt), generator=gen)
-        for i in range(0, len(xt), 64):
-            idx = perm[i:i + 64]
+        for i in range(0, len(xt), BATCH):
+            idx = perm[i:i + BATCH]
             opt.zero_grad()
             out = model(xt[idx])
             err = nn.functional.mse_loss(out, yt[idx])
@@ -199,7 +199,8 @@ def main():
                                        "MSE on standardised targets plus "
                                        f"{VARIANTS[chosen]} x the MSE of the differences to the "
                                        "default preset on the same image (the relative term)",
-                                       SEED, EPOCHS, LR, WD, ops, "the first and last layers")),
+                                       SEED, EPOCHS, LR, WD, ops, "the first and last layers",
+                                       BATCH)),
         ("Selection", f"Variant `{chosen}`, chosen by the least top-1 regret on a validation "
                       "split of the training groups (one in five by another hash; the held-out "
                       "split plays no part): " + (sel or "not run (--tiny)") + "."),

@@ -146,7 +146,7 @@ def _text_el(x, y, s, font, size, weight, style, paint, anchor="middle", spacing
     # does not honour dominant-baseline="central").
     return (f'<text x="{_f(x)}" y="{_f(y + 0.35 * size)}" font-family="{font}" '
             f'font-size="{_f(size)}" font-weight="{weight}" font-style="{style}" '
-            f'text-anchor="{anchor}"{sp} {paint}>{s}</text>')
+            f'text-anchor="{anchor}"{sp} {paint}>{s.replace("&", "&amp;")}</text>')
 
 
 def _text_paint(rng, fill, bg_colour, w):
