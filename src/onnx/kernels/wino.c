@@ -130,8 +130,7 @@ static void pack_weights(onnx__wino *z, const float *w)
 static void block_shape(onnx__wino *z)
 {
     double per_tile = (double)NK * sizeof(float) * (double)(z->g.ic + z->ocp);
-    double bb = getenv("WINO_BB") ? atof(getenv("WINO_BB")) : BLOCK_BYTES;
-    int64_t tbmax = (int64_t)(bb / per_tile) / 8 * 8;
+    int64_t tbmax = (int64_t)(BLOCK_BYTES / per_tile) / 8 * 8;
     tbmax = tbmax < 8 ? 8 : tbmax > 240 ? 240 : tbmax;
     if (z->tiles_w <= tbmax) {
         z->rows_blk = tbmax / z->tiles_w < z->tiles_h ? tbmax / z->tiles_w : z->tiles_h;
