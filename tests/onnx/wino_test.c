@@ -8,8 +8,9 @@
  * Cases cover every padding the nets use (1, and 0 for 'valid'), asymmetric pads, channel counts
  * that are not multiples of 4 or 8, images smaller than one tile, outputs whose last tile has 1
  * column or row, blocks that cut a tile row (wide images), batches, two threads, each fused
- * activation, and the real weights of an ESRGAN-thick convolution (tests/fixtures/onnx,
- * UpscalerJS, MIT). Skipped on CPUs without AVX2 + FMA, where the kernel is never chosen.
+ * activation, 5x5 kernels, and the real weights of an ESRGAN-thick convolution
+ * (tests/fixtures/onnx, UpscalerJS, MIT). Skipped on CPUs without AVX2 + FMA, where the kernel is
+ * never chosen.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -59,6 +60,18 @@ static onnx_kconv_geom geom(int64_t n, int64_t ic, int64_t oc, int64_t h, int64_
     return g;
 }
 
+/* The same with a k x k kernel (5x5: four 3x3 sub-kernels in wino.c). */
+static onnx_kconv_geom geom_k(int64_t k, int64_t n, int64_t ic, int64_t oc, int64_t h, int64_t w,
+                              const int64_t pads[4])
+{
+    onnx_kconv_geom g = geom(n, ic, oc, h, w, pads);
+    for (int d = 0; d < 2; d++) {
+        g.k[d] = k;
+        g.out[d] = g.in[d] + pads[d] + pads[2 + d] - k + 1;
+    }
+    return g;
+}
+
 static size_t count_in(const onnx_kconv_geom *g)
 {
     return (size_t)(g->n * g->ic * g->in[0] * g->in[1]);
@@ -72,12 +85,18 @@ static size_t count_out(const onnx_kconv_geom *g)
 static float ref_act(const onnx_kact *a, double v)
 {
     switch (a->kind) {
-    case ONNX_KACT_RELU: return v > 0 ? (float)v : 0.0f;
-    case ONNX_KACT_LEAKY: return v >= 0 ? (float)v : (float)(a->alpha * v);
-    case ONNX_KACT_CLIP: return (float)(v < a->alpha ? a->alpha : v > a->beta ? a->beta : v);
-    case ONNX_KACT_SIGMOID: return (float)(1.0 / (1.0 + exp(-v)));
-    case ONNX_KACT_TANH: return (float)tanh(v);
-    default: return (float)v;
+    case ONNX_KACT_RELU:
+        return v > 0 ? (float)v : 0.0f;
+    case ONNX_KACT_LEAKY:
+        return v >= 0 ? (float)v : (float)(a->alpha * v);
+    case ONNX_KACT_CLIP:
+        return (float)(v < a->alpha ? a->alpha : v > a->beta ? a->beta : v);
+    case ONNX_KACT_SIGMOID:
+        return (float)(1.0 / (1.0 + exp(-v)));
+    case ONNX_KACT_TANH:
+        return (float)tanh(v);
+    default:
+        return (float)v;
     }
 }
 
@@ -85,21 +104,21 @@ static float ref_act(const onnx_kact *a, double v)
 static void ref_conv(const onnx_kconv_geom *g, const float *x, const float *w, const float *b,
                      float *want, float *tol)
 {
-    int64_t H = g->in[0], W = g->in[1], OH = g->out[0], OW = g->out[1];
+    int64_t H = g->in[0], W = g->in[1], OH = g->out[0], OW = g->out[1], K = g->k[0];
     for (int64_t n = 0; n < g->n; n++)
         for (int64_t o = 0; o < g->oc; o++)
             for (int64_t oy = 0; oy < OH; oy++)
                 for (int64_t ox = 0; ox < OW; ox++) {
                     double acc = g->has_bias ? b[o] : 0.0, mag = fabs(acc);
                     for (int64_t c = 0; c < g->ic; c++)
-                        for (int64_t ky = 0; ky < 3; ky++)
-                            for (int64_t kx = 0; kx < 3; kx++) {
+                        for (int64_t ky = 0; ky < K; ky++)
+                            for (int64_t kx = 0; kx < K; kx++) {
                                 int64_t iy = oy - g->pad_begin[0] + ky;
                                 int64_t ix = ox - g->pad_begin[1] + kx;
                                 if (iy < 0 || iy >= H || ix < 0 || ix >= W)
                                     continue;
                                 double t = (double)x[((n * g->ic + c) * H + iy) * W + ix] *
-                                           w[((o * g->ic + c) * 3 + ky) * 3 + kx];
+                                           w[((o * g->ic + c) * K + ky) * K + kx];
                                 acc += t;
                                 mag += fabs(t);
                             }
@@ -114,8 +133,8 @@ static void assert_within(const float *got, const float *want, const float *tol,
 {
     for (size_t i = 0; i < n; i++)
         if (!(fabsf(got[i] - want[i]) <= tol[i])) {
-            print_error("%s: element %zu: got %.7g want %.7g (tolerance %.3g)\n", what, i,
-                        got[i], want[i], tol[i]);
+            print_error("%s: element %zu: got %.7g want %.7g (tolerance %.3g)\n", what, i, got[i],
+                        want[i], tol[i]);
             fail();
         }
 }
@@ -149,7 +168,7 @@ static void check_wino(const onnx_kconv_geom *g, const float *x, const float *w,
 
 static void check_random(const onnx_kconv_geom *g, int nthr, const char *what)
 {
-    float *x = rand_buf(count_in(g)), *w = rand_buf((size_t)(g->oc * g->ic * 9));
+    float *x = rand_buf(count_in(g)), *w = rand_buf(onnx__conv_weight_count(g));
     float *b = rand_buf((size_t)g->oc);
     check_wino(g, x, w, b, nthr, what);
     free(x);
@@ -170,8 +189,8 @@ static void test_shapes_and_pads(void **state)
     (void)state;
     if (!have_cpu())
         skip();
-    static const int64_t same[4] = {1, 1, 1, 1}, valid[4] = {0, 0, 0, 0},
-                         asym[4] = {2, 0, 1, 2}, one_side[4] = {0, 1, 0, 1};
+    static const int64_t same[4] = {1, 1, 1, 1}, valid[4] = {0, 0, 0, 0}, asym[4] = {2, 0, 1, 2},
+                         one_side[4] = {0, 1, 0, 1};
     onnx_kconv_geom g = geom(1, 16, 16, 32, 32, same);
     check_random(&g, 1, "16->16 32x32 same");
     g = geom(1, 13, 7, 11, 9, same);
@@ -191,6 +210,26 @@ static void test_shapes_and_pads(void **state)
     g = geom(2, 7, 9, 10, 12, same);
     g.has_bias = 0;
     check_random(&g, 1, "batch of 2, no bias");
+}
+
+/* 5x5 kernels: four shifted 3x3 sub-kernels summed in the transform domain. */
+static void test_5x5(void **state)
+{
+    (void)state;
+    if (!have_cpu())
+        skip();
+    static const int64_t two[4] = {2, 2, 2, 2}, valid[4] = {0, 0, 0, 0}, asym[4] = {1, 3, 2, 0};
+    onnx_kconv_geom g = geom_k(5, 1, 16, 16, 30, 34, two);
+    check_random(&g, 1, "5x5 16->16 pad 2");
+    g = geom_k(5, 1, 7, 5, 9, 11, valid);
+    check_random(&g, 1, "5x5 valid: 5x7 out");
+    g = geom_k(5, 2, 6, 9, 8, 5, asym);
+    check_random(&g, 1, "5x5 asymmetric pads, batch of 2");
+    g = geom_k(5, 1, 3, 4, 2, 1, two);
+    check_random(&g, 1, "5x5 on a 2x1 image");
+    g = geom_k(5, 1, 64, 40, 7, 300, two);
+    g.act = (onnx_kact){ONNX_KACT_RELU, 0, 0};
+    check_random(&g, 2, "5x5 64->40, rows cut into blocks, two threads");
 }
 
 /* Wide images: a block holds part of a tile row, and tile rows are cut into several blocks. */
@@ -344,6 +383,10 @@ static void test_refused(void **state)
     assert_false(onnx__wino_geom_ok(&g));
     g = geom(1, 4, 4, 8, 8, same);
     g.k[0] = 5;
+    assert_false(onnx__wino_geom_ok(&g)); /* 5x3 */
+    g.k[1] = 5;
+    assert_true(onnx__wino_geom_ok(&g));
+    g.k[0] = g.k[1] = 4;
     assert_false(onnx__wino_geom_ok(&g));
     g = geom(1, 4, 4, 8, 8, same);
     g.transpose = 1;
@@ -360,9 +403,10 @@ static void test_refused(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_shapes_and_pads), cmocka_unit_test(test_blocks_cut_rows),
-        cmocka_unit_test(test_activations),     cmocka_unit_test(test_real_weights),
-        cmocka_unit_test(test_chain_selection), cmocka_unit_test(test_refused),
+        cmocka_unit_test(test_shapes_and_pads), cmocka_unit_test(test_5x5),
+        cmocka_unit_test(test_blocks_cut_rows), cmocka_unit_test(test_activations),
+        cmocka_unit_test(test_real_weights),    cmocka_unit_test(test_chain_selection),
+        cmocka_unit_test(test_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,10 +4,10 @@
  * i's output. At build time every stage gets a oneDNN primitive: Winograd for large 3x3 convs,
  * else the blocked nChw16c layout (the first conv of a net reads plain NCHW directly), else
  * whatever oneDNN prefers; oneDNN's slow reference implementations are never taken. Where
- * oneDNN has no Winograd (2.6 has it for AVX-512 only), a 3x3 stride-1 stage runs on our own
- * Winograd F(4,3) instead (wino.c, AVX2 + FMA, plain NCHW in and out; own_winograd). Weights are
- * reordered once into the layout the primitive wants. The chain then compiles to a short program
- * of steps: reorder the input if the first primitive wants another layout, run each stage (its
+ * oneDNN has no Winograd (2.6 has it for AVX-512 only), a 3x3 or 5x5 stride-1 stage runs on our
+ * own Winograd F(4,3) instead (wino.c, AVX2 + FMA, plain NCHW in and out; own_winograd). Weights
+ * are reordered once into the layout the primitive wants. The chain then compiles to a short
+ * program of steps: reorder the input if the first primitive wants another layout, run each stage (its
  * activation fused as a post-op, or as an in-place step where Winograd cannot fuse it), reorder
  * between stages only when layouts differ, and reorder the result back to plain NCHW.
  * Intermediates live in two ping-pong slots of the caller's scratch.
@@ -51,7 +51,7 @@ typedef struct karg {
 
 typedef struct kstep {
     dnnl_primitive_t prim;   /* NULL for a step of our own Winograd */
-    onnx__wino *wino;        /* our own 3x3 convolution (wino.c), plain NCHW from win_in to win_out */
+    onnx__wino *wino;        /* our own Winograd (wino.c), plain NCHW from win_in to win_out */
     int win_in, win_out;
     int serial;           /* a reorder: memory-bound, run on the calling thread alone */
     int nargs;
@@ -293,12 +293,13 @@ static int onednn_has_winograd(void)
 }
 
 /* Whether stage g runs on our own Winograd F(4,3) (wino.c) rather than oneDNN. Env
- * MODELD_ONNX_CONV3X3: "winograd" wherever it can run (a 3x3 stride-1 conv with constant
+ * MODELD_ONNX_CONV3X3: "winograd" wherever it can run (a 3x3 or 5x5 stride-1 conv with constant
  * weights on an AVX2 + FMA CPU), "onednn" never, "auto" (the default) where oneDNN has no
  * Winograd (CPUs without AVX-512, or oneDNN capped below it) and the conv is large enough for
  * the transforms to pay; and, beside oneDNN's AVX-512 Winograd, where ours measured faster on a
  * Xeon with AVX-512 (up to 32 output channels: 1.1-1.3x per layer, counting oneDNN's reorders
- * to and from its blocked layout; from 48 channels on, its 16-wide products win).
+ * to and from its blocked layout; from 48 channels on, its 16-wide products win; 5x5 kernels,
+ * which oneDNN runs directly, came out even).
  * MODELD_ONNX_CONV_POLICY=nowino|any turn it off too. */
 static int own_winograd(const onnx_kconv_geom *g, int runtime_weights)
 {
@@ -311,7 +312,7 @@ static int own_winograd(const onnx_kconv_geom *g, int runtime_weights)
         return 1;
     if (g->ic < 16 || g->oc < 16 || g->out[0] * g->out[1] < 16 * 16)
         return 0;
-    return !onednn_has_winograd() || g->oc <= 32;
+    return !onednn_has_winograd() || (g->oc <= 32 && g->k[0] == 3);
 }
 
 /* The primitive descriptor of one stage, trying the fastest forms first: Winograd where it fits,

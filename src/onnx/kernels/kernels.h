@@ -24,9 +24,10 @@
  * Environment (diagnostics): MODELD_ONNX_NO_DNNL=1 runs every convolution on the direct loops;
  * MODELD_ONNX_CONV_POLICY=nowino disables Winograd (results closer to a direct convolution),
  * =any lets oneDNN choose all layouts (both also turn our own Winograd off).
- * MODELD_ONNX_CONV3X3=winograd|onednn|auto picks who runs 3x3 stride-1 convolutions: our own
- * Winograd F(4,3) on AVX2 + FMA (wino.c), oneDNN, or (auto, the default) ours where oneDNN has
- * no Winograd (CPUs without AVX-512, or ONEDNN_MAX_CPU_ISA below it). All three are read when a
+ * MODELD_ONNX_CONV3X3=winograd|onednn|auto picks who runs 3x3 (and 5x5) stride-1 convolutions:
+ * our own Winograd F(4,3) on AVX2 + FMA (wino.c), oneDNN, or (auto, the default) ours where
+ * oneDNN has no Winograd (CPUs without AVX-512, or ONEDNN_MAX_CPU_ISA below it) and for 3x3
+ * convolutions of up to 32 output channels beside it (see conv.c). All three are read when a
  * convolution is built.
  */
 #ifndef MD_ONNX_KERNELS_H
@@ -153,7 +154,7 @@ void onnx__conv_free(onnx__conv *c);
 void onnx__conv_direct(const onnx_kconv_geom *g, const float *x, const float *w, const float *bias,
                        float *y);
 
-/* ---- Our own 3x3 convolution: Winograd F(4,3) on AVX2 + FMA (wino.c) ------------------------- */
+/* ---- Our own 3x3 and 5x5 convolution: Winograd F(4,3) on AVX2 + FMA (wino.c) ----------------- */
 
 /* Plain NCHW in and out, constant weights transformed once, bias and activation fused. Compiled
  * with target attributes and usable only where onnx__wino_cpu_ok() (cpuid: AVX2 and FMA). The
@@ -162,7 +163,7 @@ typedef struct onnx__wino onnx__wino;
 
 /* 1 when this CPU has AVX2 and FMA. */
 int onnx__wino_cpu_ok(void);
-/* 1 for a forward, 2-D, group-1, 3x3 convolution with stride 1 and dilation 1 (any padding). */
+/* 1 for a forward, 2-D, group-1, 3x3 or 5x5 convolution, stride 1, dilation 1, any padding. */
 int onnx__wino_geom_ok(const onnx_kconv_geom *g);
 /* Build for geometry g with weights w (ONNX [oc][ic][3][3]) and bias (read when g->has_bias);
  * both borrowed for the call. nthr: the OpenMP threads every run uses. *out is new, freed with

@@ -1,4 +1,4 @@
-/* wino.c - our own 3x3 stride-1 convolution: Winograd F(4,3) on AVX2 + FMA, plain NCHW in and out.
+/* wino.c - our own 3x3 (and 5x5) stride-1 convolution: Winograd F(4,3) on AVX2 + FMA, NCHW.
  *
  * Why: oneDNN 2.6 has Winograd only for AVX-512; on AVX2-only CPUs it runs 3x3 convolutions as
  * direct jit kernels, which made the ESRGAN networks 1.4-1.8x onnxruntime's CPU time there.
@@ -31,6 +31,10 @@
  *     past the end of its tile row (garbage) are overwritten by the next row's tiles.
  *  4. Output channels are padded to a multiple of 4 with zero weights (ocp); only the first oc
  *     rows of M are transformed back.
+ *  5. A 5x5 kernel is four 3x3 sub-kernels of its zero-padded 6x6 extension, sub-kernel (a, b)
+ *     reading the input shifted by (3a, 3b): it is a 3x3 convolution over 4 * ic shifted input
+ *     channels (V row q * ic + c), whose products sum the four in the transform domain (9
+ *     multiplies per output and channel pair instead of 25).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -46,24 +50,26 @@
 #define WINO_X86 0
 #endif
 
-#define MR 4            /* output channels per register tile */
-#define NR 24           /* tiles per register tile (3 vectors of 8) */
-#define NK 36           /* 6 x 6 transform-domain positions */
-#define SLACK 8         /* invariant 2 */
+#define MR 4    /* output channels per register tile */
+#define NR 24   /* tiles per register tile (3 vectors of 8) */
+#define NK 36   /* 6 x 6 transform-domain positions */
+#define SLACK 8 /* invariant 2 */
 #define ALIGN 64
 #define BLOCK_BYTES (1024.0 * 1024.0) /* V + M of one block: sized to stay in a core's L2 */
 
 struct onnx__wino {
     onnx_kconv_geom g;
-    int64_t ocp;        /* oc rounded up to MR (invariant 4) */
-    int64_t tb;         /* most tiles in a block */
+    int64_t ocp; /* oc rounded up to MR (invariant 4) */
+    int64_t sub; /* 3x3 sub-kernels per side: 1 for 3x3, 2 for 5x5 (see invariant 5) */
+    int64_t icv; /* rows of V, the products' depth: sub * sub * ic */
+    int64_t tb;  /* most tiles in a block */
     int64_t tiles_h, tiles_w;
-    int64_t rows_blk;   /* tile rows per block, or 0 when a tile row is cut into nseg blocks */
-    int64_t nseg, seg;  /* blocks per tile row and their tiles (rows_blk == 0) */
-    int64_t ws;         /* floats per row of the vertical-pass buffer */
+    int64_t rows_blk;  /* tile rows per block, or 0 when a tile row is cut into nseg blocks */
+    int64_t nseg, seg; /* blocks per tile row and their tiles (rows_blk == 0) */
+    int64_t ws;        /* floats per row of the vertical-pass buffer */
     int nthr;
-    float *u;           /* [NK][ocp / MR][ic][MR] */
-    float *bias;        /* [ocp], zeros without a bias */
+    float *u;    /* [NK][ocp / MR][ic][MR] */
+    float *bias; /* [ocp], zeros without a bias */
 };
 
 static size_t round_up(size_t n)
@@ -83,10 +89,10 @@ int onnx__wino_cpu_ok(void)
 
 int onnx__wino_geom_ok(const onnx_kconv_geom *g)
 {
-    return !g->transpose && g->nsp == 2 && g->group == 1 && g->k[0] == 3 && g->k[1] == 3 &&
+    return !g->transpose && g->nsp == 2 && g->group == 1 && (g->k[0] == 3 || g->k[0] == 5) &&
+           g->k[1] == g->k[0] &&
            g->stride[0] == 1 && g->stride[1] == 1 && g->dil[0] == 1 && g->dil[1] == 1 &&
-           g->pad_begin[0] >= 0 && g->pad_begin[1] >= 0 && g->pad_end[0] >= 0 &&
-           g->pad_end[1] >= 0;
+           g->pad_begin[0] >= 0 && g->pad_begin[1] >= 0 && g->pad_end[0] >= 0 && g->pad_end[1] >= 0;
 }
 
 /* ---- weights: U = G g G^T, in double, packed for the register kernel ------------------------- */
@@ -112,24 +118,37 @@ static void weight_transform(const float *k, double *u)
             u[i * 6 + j] = t[i][0] * G[j][0] + t[i][1] * G[j][1] + t[i][2] * G[j][2];
 }
 
+/* Sub-kernel (a, b) of kernel w (k x k): rows 3a.., columns 3b.., zero past the kernel. */
+static void sub_kernel(const float *w, int64_t k, int64_t a, int64_t b, float *k3)
+{
+    for (int64_t r = 0; r < 3; r++)
+        for (int64_t c = 0; c < 3; c++) {
+            int64_t y = 3 * a + r, x = 3 * b + c;
+            k3[r * 3 + c] = y < k && x < k ? w[y * k + x] : 0.0f;
+        }
+}
+
 static void pack_weights(onnx__wino *z, const float *w)
 {
-    int64_t ic = z->g.ic, nob = z->ocp / MR;
+    int64_t ic = z->g.ic, k = z->g.k[0], nob = z->ocp / MR;
     double u[NK];
-    memset(z->u, 0, sizeof(float) * NK * (size_t)(z->ocp * ic));
+    float k3[9];
+    memset(z->u, 0, sizeof(float) * NK * (size_t)(z->ocp * z->icv));
     for (int64_t o = 0; o < z->g.oc; o++)
-        for (int64_t c = 0; c < ic; c++) {
-            weight_transform(w + (o * ic + c) * 9, u);
-            for (int k = 0; k < NK; k++)
-                z->u[((k * nob + o / MR) * ic + c) * MR + o % MR] = (float)u[k];
-        }
+        for (int64_t q = 0; q < z->sub * z->sub; q++)
+            for (int64_t c = 0; c < ic; c++) {
+                sub_kernel(w + (o * ic + c) * k * k, k, q / z->sub, q % z->sub, k3);
+                weight_transform(k3, u);
+                for (int j = 0; j < NK; j++)
+                    z->u[((j * nob + o / MR) * z->icv + q * ic + c) * MR + o % MR] = (float)u[j];
+            }
 }
 
 /* Block shapes: V and M of a block near BLOCK_BYTES; whole tile rows when one fits (each input
  * row is then read once per tile row), else equal cuts of a tile row, multiples of 8 tiles. */
 static void block_shape(onnx__wino *z)
 {
-    double per_tile = (double)NK * sizeof(float) * (double)(z->g.ic + z->ocp);
+    double per_tile = (double)NK * sizeof(float) * (double)(z->icv + z->ocp);
     int64_t tbmax = (int64_t)(BLOCK_BYTES / per_tile) / 8 * 8;
     tbmax = tbmax < 8 ? 8 : tbmax > 240 ? 240 : tbmax;
     if (z->tiles_w <= tbmax) {
@@ -162,8 +181,9 @@ int onnx__wino_new(const onnx_kconv_geom *g, const float *w, const float *bias, 
 {
     *out = NULL;
     if (!onnx__wino_geom_ok(g) || !onnx__wino_cpu_ok())
-        return md_fail(e, MD_E_UNSUPPORTED, "W", "Winograd F(4,3) needs a 2-D 3x3 stride-1 "
-                       "convolution and a CPU with AVX2 and FMA");
+        return md_fail(e, MD_E_UNSUPPORTED, "W",
+                       "Winograd F(4,3) needs a 2-D 3x3 or 5x5 stride-1 convolution and a CPU "
+                       "with AVX2 and FMA");
     int rc = onnx__conv_check(g, e);
     if (rc != MD_OK)
         return rc;
@@ -172,12 +192,14 @@ int onnx__wino_new(const onnx_kconv_geom *g, const float *w, const float *bias, 
         return md_fail(e, MD_E_NOMEM, NULL, "out of memory building a convolution");
     z->g = *g;
     z->ocp = (g->oc + MR - 1) / MR * MR;
+    z->sub = (g->k[0] + 2) / 3;
+    z->icv = z->sub * z->sub * g->ic;
     z->tiles_h = (g->out[0] + 3) / 4;
     z->tiles_w = (g->out[1] + 3) / 4;
     z->ws = 32 * ((z->tiles_w + 7) / 8) + SLACK;
     block_shape(z);
     z->nthr = nthr < 1 ? 1 : nthr;
-    z->u = aligned_alloc(ALIGN, round_up(sizeof(float) * NK * (size_t)(z->ocp * g->ic)));
+    z->u = aligned_alloc(ALIGN, round_up(sizeof(float) * NK * (size_t)(z->ocp * z->icv)));
     z->bias = calloc((size_t)z->ocp, sizeof(float));
     if (z->u == NULL || z->bias == NULL) {
         onnx__wino_free(z);
@@ -203,7 +225,7 @@ void onnx__wino_free(onnx__wino *z)
 static size_t thread_bytes(const onnx__wino *z)
 {
     size_t ld = (size_t)ldim(z);
-    return round_up(sizeof(float) * NK * (size_t)z->g.ic * ld) +
+    return round_up(sizeof(float) * NK * (size_t)z->icv * ld) +
            round_up(sizeof(float) * NK * (size_t)z->ocp * ld) +
            round_up(sizeof(float) * 6 * (size_t)z->ws);
 }
@@ -273,7 +295,7 @@ TGT static void vpass(const float *xc, const float *next, int64_t H, int64_t W, 
     }
 }
 
-/* The six columns c = 0..5 of 8 consecutive tiles from 34 row values p[0..33]: y[c][k] = p[4k+c]. */
+/* Columns c = 0..5 of 8 consecutive tiles from 34 row values p[0..33]: y[c][k] = p[4k + c]. */
 TGT static inline void gather_cols(const float *p, __m256 *y)
 {
     __m256 z0 = _mm256_loadu_ps(p), z1 = _mm256_loadu_ps(p + 8), z2 = _mm256_loadu_ps(p + 16),
@@ -288,10 +310,8 @@ TGT static inline void gather_cols(const float *p, __m256 *y)
     y[3] = _mm256_shuffle_ps(t1, t3, 0xEE);
     /* columns 4 and 5 are columns 0 and 1 of the next tile */
     __m256i next = _mm256_setr_epi32(1, 2, 3, 4, 5, 6, 7, 7);
-    y[4] = _mm256_blend_ps(_mm256_permutevar8x32_ps(y[0], next), _mm256_broadcast_ss(p + 32),
-                           0x80);
-    y[5] = _mm256_blend_ps(_mm256_permutevar8x32_ps(y[1], next), _mm256_broadcast_ss(p + 33),
-                           0x80);
+    y[4] = _mm256_blend_ps(_mm256_permutevar8x32_ps(y[0], next), _mm256_broadcast_ss(p + 32), 0x80);
+    y[5] = _mm256_blend_ps(_mm256_permutevar8x32_ps(y[1], next), _mm256_broadcast_ss(p + 33), 0x80);
 }
 
 /* Horizontal pass of one tile row: ntx tiles from row buffer t into V columns col0.. */
@@ -327,8 +347,7 @@ TGT static void kern_4x24(int64_t ic, const float *u, const float *v, int64_t ld
     __m256 c00 = _mm256_setzero_ps(), c01 = c00, c02 = c00, c10 = c00, c11 = c00, c12 = c00;
     __m256 c20 = c00, c21 = c00, c22 = c00, c30 = c00, c31 = c00, c32 = c00;
     for (int64_t k = 0; k < ic; k++, u += MR, v += ldv) {
-        __m256 b0 = _mm256_loadu_ps(v), b1 = _mm256_loadu_ps(v + 8),
-               b2 = _mm256_loadu_ps(v + 16);
+        __m256 b0 = _mm256_loadu_ps(v), b1 = _mm256_loadu_ps(v + 8), b2 = _mm256_loadu_ps(v + 16);
         ROW(0, c00, c01, c02);
         ROW(1, c10, c11, c12);
         ROW(2, c20, c21, c22);
@@ -385,8 +404,7 @@ TGT static void kern_4x16(int64_t ic, const float *u, const float *v, int64_t ld
 TGT static void kern_4x8(int64_t ic, const float *u, const float *v, int64_t ldv, float *m,
                          int64_t ldm)
 {
-    __m256 c0 = _mm256_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, d0 = c0, d1 = c0, d2 = c0,
-           d3 = c0;
+    __m256 c0 = _mm256_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, d0 = c0, d1 = c0, d2 = c0, d3 = c0;
     int64_t k = 0;
     for (; k + 1 < ic; k += 2, u += 2 * MR, v += 2 * ldv) {
         __m256 b = _mm256_loadu_ps(v), e = _mm256_loadu_ps(v + ldv);
@@ -414,7 +432,7 @@ TGT static void kern_4x8(int64_t ic, const float *u, const float *v, int64_t ldv
 
 TGT static void products(const onnx__wino *z, const float *v, float *m, int64_t ld, int64_t ncols)
 {
-    int64_t ic = z->g.ic, nob = z->ocp / MR;
+    int64_t ic = z->icv, nob = z->ocp / MR;
     for (int k = 0; k < NK; k++) {
         const float *vk = v + k * ic * ld;
         float *mk = m + k * z->ocp * ld;
@@ -510,21 +528,23 @@ TGT static void out_group(const onnx__wino *z, const float *mo, int64_t kstride,
 /* ---- one block ------------------------------------------------------------------------------- */
 
 /* Tiles [t0, t1) of image xi -> yi; v, m, t: this thread's scratch. */
-TGT static void run_block(const onnx__wino *z, const float *xi, float *yi, int64_t t0,
-                          int64_t t1, float *v, float *m, float *t)
+TGT static void run_block(const onnx__wino *z, const float *xi, float *yi, int64_t t0, int64_t t1,
+                          float *v, float *m, float *t)
 {
     const onnx_kconv_geom *g = &z->g;
     int64_t H = g->in[0], W = g->in[1], tw = z->tiles_w, ld = ldim(z);
     int64_t oplane = g->out[0] * g->out[1];
-    for (int64_t c = 0; c < g->ic; c++)
-        for (int64_t ty = t0 / tw; ty * tw < t1; ty++) {
-            int64_t a = ty * tw < t0 ? t0 - ty * tw : 0;
-            int64_t b = (ty + 1) * tw > t1 ? t1 - ty * tw : tw;
-            vpass(xi + c * H * W, c + 1 < g->ic ? xi + (c + 1) * H * W : NULL, H, W, 4 * ty - g->pad_begin[0], 4 * a - g->pad_begin[1],
-                  32 * ((b - a + 7) / 8) + SLACK, t);
-            hpass(t, 32 * ((b - a + 7) / 8) + SLACK, b - a, v + c * ld, g->ic * ld,
-                  ty * tw + a - t0);
-        }
+    for (int64_t q = 0; q < z->sub * z->sub; q++) /* sub-kernel q reads the input shifted */
+        for (int64_t c = 0; c < g->ic; c++)
+            for (int64_t ty = t0 / tw; ty * tw < t1; ty++) {
+                int64_t a = ty * tw < t0 ? t0 - ty * tw : 0;
+                int64_t b = (ty + 1) * tw > t1 ? t1 - ty * tw : tw;
+                int64_t ws = 32 * ((b - a + 7) / 8) + SLACK;
+                vpass(xi + c * H * W, c + 1 < g->ic ? xi + (c + 1) * H * W : NULL, H, W,
+                      4 * ty - g->pad_begin[0] + 3 * (q / z->sub),
+                      4 * a - g->pad_begin[1] + 3 * (q % z->sub), ws, t);
+                hpass(t, ws, b - a, v + (q * g->ic + c) * ld, z->icv * ld, ty * tw + a - t0);
+            }
     products(z, v, m, ld, (t1 - t0 + 7) / 8 * 8);
     for (int64_t o = 0; o < g->oc; o++)
         for (int64_t ty = t0 / tw; ty * tw < t1; ty++) {
@@ -556,10 +576,10 @@ static void run_item(const onnx__wino *z, const float *x, float *y, char *scratc
     size_t ld = (size_t)ldim(z);
     char *s = scratch + thread_bytes(z) * (size_t)th;
     float *v = (float *)s;
-    float *m = (float *)(s + round_up(sizeof(float) * NK * (size_t)g->ic * ld));
+    float *m = (float *)(s + round_up(sizeof(float) * NK * (size_t)z->icv * ld));
     float *t = (float *)((char *)m + round_up(sizeof(float) * NK * (size_t)z->ocp * ld));
-    run_block(z, x + img * g->ic * g->in[0] * g->in[1], y + img * g->oc * g->out[0] * g->out[1],
-              t0, t1, v, m, t);
+    run_block(z, x + img * g->ic * g->in[0] * g->in[1], y + img * g->oc * g->out[0] * g->out[1], t0,
+              t1, v, m, t);
 #else
     (void)z, (void)x, (void)y, (void)scratch, (void)it, (void)th;
 #endif
