@@ -153,7 +153,7 @@ isa() {
     return 1
   fi
   lscpu | sed -n 's/^Model name: *//p' > "$OUT/enhance_isa_cpu.txt"
-  for f in avx2 fma avx512f avx512_core; do
+  for f in avx2 fma avx512f avx512bw avx512vl; do
     if grep -qw "$f" /proc/cpuinfo; then echo "$f: yes"; else echo "$f: no"; fi
   done >> "$OUT/enhance_isa_cpu.txt"
   cat "$OUT/enhance_isa_cpu.txt" >&2
@@ -265,7 +265,7 @@ by = {(r["net"], r["scale"], r["runtime"]): r for r in rows}
 if any(k[2] == "avx2" for k in by):
     cpu = open(f"{out}/enhance_isa_cpu.txt").read().split("\n") \
         if os.path.exists(f"{out}/enhance_isa_cpu.txt") else []
-    print("AVX2: ours capped at AVX2 (own Winograd for the 3x3 convs; oneDNN's direct AVX2 "
+    print("AVX2: ours capped at AVX2 (own Winograd for the 3x3 and 5x5 convs; oneDNN direct AVX2 "
           "kernels) against onnxruntime at full ISA, run by run; CPU: " + ", ".join(c for c in cpu if c))
     print(f"{'net':7s} {'x':>2s} | {'own wino s/MP':>13s} {'oneDNN s/MP':>11s} {'ort s/MP':>9s} | "
           f"{'own/ort':>7s} {'oneDNN/ort':>10s} | max |avx2 - ort|")
@@ -286,7 +286,7 @@ if any(k[2] == "avx2" for k in by):
     print()
 if any(k[2] == "full_onednn" for k in by):
     print("Full ISA, ours only: 3x3 convolutions by oneDNN (AVX-512 Winograd) / our Winograd for all "
-          "/ auto (ours up to 32 output channels); CPU s per MP and ratio to oneDNN:")
+          "/ auto (ours for 3x3 up to 32 output channels); CPU s per MP and ratio to oneDNN:")
     for n in nets:
         for s in scales:
             a, b, c = (by.get((n, int(s), "full_" + k)) for k in ("onednn", "winograd", "auto"))

@@ -90,9 +90,9 @@ int onnx__wino_cpu_ok(void)
 int onnx__wino_geom_ok(const onnx_kconv_geom *g)
 {
     return !g->transpose && g->nsp == 2 && g->group == 1 && (g->k[0] == 3 || g->k[0] == 5) &&
-           g->k[1] == g->k[0] &&
-           g->stride[0] == 1 && g->stride[1] == 1 && g->dil[0] == 1 && g->dil[1] == 1 &&
-           g->pad_begin[0] >= 0 && g->pad_begin[1] >= 0 && g->pad_end[0] >= 0 && g->pad_end[1] >= 0;
+           g->k[1] == g->k[0] && g->stride[0] == 1 && g->stride[1] == 1 && g->dil[0] == 1 &&
+           g->dil[1] == 1 && g->pad_begin[0] >= 0 && g->pad_begin[1] >= 0 && g->pad_end[0] >= 0 &&
+           g->pad_end[1] >= 0;
 }
 
 /* ---- weights: U = G g G^T, in double, packed for the register kernel ------------------------- */
@@ -276,9 +276,11 @@ TGT static void vpass(const float *xc, const float *next, int64_t H, int64_t W, 
                     _mm_prefetch((const char *)(rows[r] + (next - xc) + x0 + p), _MM_HINT_T0);
     __m256 d[6], o[6];
     for (u = lo; u + 8 <= hi; u += 8) {
+#pragma GCC unroll 6
         for (int r = 0; r < 6; r++)
             d[r] = rows[r] ? _mm256_loadu_ps(rows[r] + (x0 + u)) : _mm256_setzero_ps();
         bt6(d, o);
+#pragma GCC unroll 6
         for (int i = 0; i < 6; i++)
             _mm256_storeu_ps(t + i * ws + u, o[i]);
     }
@@ -320,9 +322,11 @@ TGT static void hpass(const float *t, int64_t ws, int64_t ntx, float *v, int64_t
 {
     __m256 y[6], o[6];
     for (int64_t q = 0; q < ntx; q += 8)
+#pragma GCC unroll 6
         for (int i = 0; i < 6; i++) {
             gather_cols(t + i * ws + 4 * q, y);
             bt6(y, o);
+#pragma GCC unroll 6
             for (int j = 0; j < 6; j++)
                 _mm256_storeu_ps(v + (i * 6 + j) * kstride + col0 + q, o[j]);
         }
@@ -500,10 +504,13 @@ TGT static void out_group(const onnx__wino *z, const float *mo, int64_t kstride,
 {
     int64_t H = z->g.out[0], W = z->g.out[1];
     __m256 m[6], s[6][4], r6[6], y[4];
+#pragma GCC unroll 6
     for (int j = 0; j < 6; j++) {
+#pragma GCC unroll 6
         for (int i = 0; i < 6; i++)
             m[i] = _mm256_loadu_ps(mo + (i * 6 + j) * kstride + col);
         at6(m, y);
+#pragma GCC unroll 6
         for (int r = 0; r < 4; r++)
             s[j][r] = y[r];
     }
@@ -511,9 +518,11 @@ TGT static void out_group(const onnx__wino *z, const float *mo, int64_t kstride,
     __m256 bv = _mm256_set1_ps(b);
     for (int r = 0; r < 4 && 4 * ty + r < H; r++) {
         float *row = yo + (4 * ty + r) * W + x0, tmp[32];
+#pragma GCC unroll 6
         for (int j = 0; j < 6; j++)
             r6[j] = s[j][r];
         at6(r6, y);
+#pragma GCC unroll 6
         for (int c = 0; c < 4; c++)
             y[c] = activate(&z->g.act, _mm256_add_ps(y[c], bv));
         if (cols == 32) {
