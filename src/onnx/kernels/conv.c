@@ -294,12 +294,13 @@ static int onednn_has_winograd(void)
 
 /* Whether stage g runs on our own Winograd F(4,3) (wino.c) rather than oneDNN. Env
  * MODELD_ONNX_CONV3X3: "winograd" wherever it can run (a 3x3 or 5x5 stride-1 conv with constant
- * weights on an AVX2 + FMA CPU), "onednn" never, "auto" (the default) where oneDNN has no
- * Winograd (CPUs without AVX-512, or oneDNN capped below it) and the conv is large enough for
- * the transforms to pay; and, beside oneDNN's AVX-512 Winograd, where ours measured faster on a
- * Xeon with AVX-512 (up to 32 output channels: 1.1-1.3x per layer, counting oneDNN's reorders
- * to and from its blocked layout; from 48 channels on, its 16-wide products win; 5x5 kernels,
- * which oneDNN runs directly, came out even).
+ * weights on an AVX2 + FMA CPU), "onednn" never, "auto" (the default) wherever oneDNN has no
+ * Winograd (CPUs without AVX-512, or oneDNN capped below it: ours measured 1.8-3x faster than
+ * its direct AVX2 kernels per layer, small channel counts and images included); and, beside
+ * oneDNN's AVX-512 Winograd, where ours measured faster on a Xeon with AVX-512: 3x3 with up to
+ * 32 output channels (1.1-1.3x per layer counting oneDNN's reorders to and from its blocked
+ * layout, more for a few channels, which oneDNN runs directly); from 48 channels on its 16-wide
+ * products win, and 5x5 kernels, which it runs directly, came out even.
  * MODELD_ONNX_CONV_POLICY=nowino|any turn it off too. */
 static int own_winograd(const onnx_kconv_geom *g, int runtime_weights)
 {
@@ -310,8 +311,6 @@ static int own_winograd(const onnx_kconv_geom *g, int runtime_weights)
         return 0;
     if (v != NULL && strcmp(v, "winograd") == 0)
         return 1;
-    if (g->ic < 16 || g->oc < 16 || g->out[0] * g->out[1] < 16 * 16)
-        return 0;
     return !onednn_has_winograd() || (g->oc <= 32 && g->k[0] == 3);
 }
 
