@@ -6,6 +6,7 @@
 
 #include "base/buf.h"
 #include "http/http.h"
+#include "store/store.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -78,6 +79,11 @@ typedef int (*api__line_fn)(void *user, const char *s, size_t n, md_err *err);
  * *line_no + 1. */
 int api__jsonl_feed(md_buf *line, const size_t *line_no, const char *p, size_t n,
                     api__line_fn on_line, void *user, md_err *err);
+
+/* Answer with the blob r reads (steals r, released also on failure): sent from its file when
+ * plain, decrypted as it is sent when encrypted at rest (blob_reply.c). Errors as
+ * http_reply_fd / http_reply_stream. */
+int api__reply_blob(http_req *req, int status, const char *content_type, store_blob_reader *r);
 
 /* Query-string integer argument `name` of req in lo..hi into *out; def when absent.
  * MD_E_INVALID_PARAM naming it for anything else (signs, junk, out of range). (query.c) */

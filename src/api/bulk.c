@@ -438,7 +438,7 @@ static int json_line(void *user, const char *s, size_t n, md_err *err)
 /* ---- the run: input, result --------------------------------------------------------------- */
 
 /* The blob of stored dataset id (a schedule's input, kept until deleted). */
-static int dataset_path(store *st, const char *id, char *out, size_t cap, md_err *err)
+static int dataset_blob(store *st, const char *id, char hex[STORE_SHA256_HEX], md_err *err)
 {
     store_dataset *d = malloc(sizeof *d);
     if (!d)
@@ -447,32 +447,36 @@ static int dataset_path(store *st, const char *id, char *out, size_t cap, md_err
     if (rc == MD_E_NOT_FOUND)
         rc = md_fail(err, MD_E_NOT_FOUND, "input", "no dataset %.40s (deleted?)", id);
     if (rc == MD_OK)
-        rc = store_blob_path(st, d->sha256, out, cap, err);
+        memcpy(hex, d->sha256, STORE_SHA256_HEX);
     free(d);
     return rc;
 }
 
-/* The file to read: the job's input blob, or the stored dataset ("d_...") or upload a schedule
- * names (params.input). */
-static int input_path(job_run *r, api_bulk_kind *k, const json_t *params, char *out, size_t cap,
-                      md_err *err)
+/* The input to read, opened (decrypted when encrypted at rest): the job's input blob, or the
+ * stored dataset ("d_...") or upload a schedule names (params.input). */
+static int open_input(job_run *r, api_bulk_kind *k, const json_t *params,
+                      store_blob_reader **out, md_err *err)
 {
-    if (*job_run_input_path(r)) {
-        snprintf(out, cap, "%s", job_run_input_path(r));
-        return MD_OK;
-    }
+    if (job_run_info(r)->input_sha256[0])
+        return job_run_input_open(r, out, err);
     const char *id = json_string_value(json_object_get(params, "input"));
     if (!id || !*id)
         return md_fail(err, MD_E_MISSING_FIELD, "input", "the job has no input");
     if (!k->st)
         return md_fail(err, MD_E_UNAVAILABLE, "input", "no store to read input %.40s from", id);
-    if (strncmp(id, "d_", 2) == 0)
-        return dataset_path(k->st, id, out, cap, err);
+    char hex[STORE_SHA256_HEX];
     store_upload up;
-    int rc = store_uploads_get(k->st, id, &up, err);
-    if (rc == MD_E_FILE_NOT_FOUND)
-        return md_fail(err, MD_E_NOT_FOUND, "input", "no upload %.40s (expired?)", id);
-    return rc == MD_OK ? store_blob_path(k->st, up.sha256, out, cap, err) : rc;
+    int rc = MD_OK;
+    if (strncmp(id, "d_", 2) == 0) {
+        rc = dataset_blob(k->st, id, hex, err);
+    } else {
+        rc = store_uploads_get(k->st, id, &up, err);
+        if (rc == MD_E_FILE_NOT_FOUND)
+            rc = md_fail(err, MD_E_NOT_FOUND, "input", "no upload %.40s (expired?)", id);
+        if (rc == MD_OK)
+            memcpy(hex, up.sha256, STORE_SHA256_HEX);
+    }
+    return rc == MD_OK ? store_blob_open(k->st, hex, out, err) : rc;
 }
 
 /* "csv" or "jsonl": params.format, else the first byte that is not white space ('{': JSON). */
@@ -485,23 +489,24 @@ static int is_jsonl(const json_t *params, const char *block, size_t n)
 }
 
 /* Read the file in blocks through the CSV reader or the line splitter, then the last rows. */
-static int read_rows(bulk *b, FILE *f, const json_t *params)
+static int read_rows(bulk *b, store_blob_reader *in, const json_t *params)
 {
     char *block = malloc(BLOCK);
     if (!block)
         return md_fail(b->err, MD_E_NOMEM, NULL, NULL);
-    size_t n = fread(block, 1, BLOCK, f);
+    size_t n = 0;
+    int rc = store_blob_reader_read(in, block, BLOCK, &n, b->err);
     int jsonl = is_jsonl(params, block, n);
     md_csv_opts co = {.header = true, .field = "file"};
-    int rc = jsonl ? MD_OK : md_csv_new(&co, csv_row, b, &b->csv, b->err);
+    if (rc == MD_OK && !jsonl)
+        rc = md_csv_new(&co, csv_row, b, &b->csv, b->err);
     while (rc == MD_OK && n > 0) {
         b->done_bytes += (double)n;
         rc = jsonl ? api__jsonl_feed(&b->line, &b->line_no, block, n, json_line, b, b->err)
                    : md_csv_feed(b->csv, block, n, b->err);
-        n = rc == MD_OK ? fread(block, 1, BLOCK, f) : 0;
+        if (rc == MD_OK)
+            rc = store_blob_reader_read(in, block, BLOCK, &n, b->err);
     }
-    if (rc == MD_OK && ferror(f))
-        rc = md_fail(b->err, MD_E_IO, "input", "cannot read the input");
     if (rc == MD_OK && jsonl && b->line.len)
         rc = json_line(b, b->line.data, b->line.len, b->err);
     if (rc == MD_OK && !jsonl)
@@ -593,20 +598,17 @@ int api_bulk_run(job_run *r, void *user)
     md_buf_init(&b->body, RESULT_MAX);
     int orc = open_result(b);
     md_buf_init(&b->line, LINE_MAX_BYTES);
-    char path[4096];
+    store_blob_reader *in = NULL;
     int rc = !b->model ? md_fail(err, MD_E_MISSING_FIELD, "model", "the job names no model")
              : orc != MD_OK ? orc
-                            : input_path(r, k, params, path, sizeof path, err);
-    FILE *f = rc == MD_OK ? fopen(path, "rb") : NULL;
-    if (rc == MD_OK && !f)
-        rc = md_fail(err, MD_E_IO, "input", "cannot open the input");
-    struct stat st;
-    if (f && fstat(fileno(f), &st) == 0)
-        b->total_bytes = (double)st.st_size;
-    if (rc == MD_OK)
-        rc = read_rows(b, f, params);
-    if (f)
-        fclose(f);
+                            : open_input(r, k, params, &in, err);
+    if (rc == MD_E_FILE_NOT_FOUND)
+        rc = md_fail(err, MD_E_NOT_FOUND, "input", "the input is gone (expired?)");
+    if (rc == MD_OK) {
+        b->total_bytes = (double)store_blob_reader_size(in);
+        rc = read_rows(b, in, params);
+    }
+    store_blob_reader_free(in);
     if (rc == MD_OK)
         rc = save_result(b, r);
     bulk_free(b);

@@ -4,9 +4,10 @@
  *   1. Every answer about a job or batch first checks that the caller may see it
  *      (api_jobs_visible); one it may not see is answered exactly like an unknown id (404), so
  *      ids of other keys cannot be probed.
- *   2. Handlers read rows through src/jobs only; results are streamed from their blob files
- *      (http_reply_file opens the file before the handler returns, so a sweep deleting it
- *      afterwards does not cut the answer).
+ *   2. Handlers read rows through src/jobs only; results are streamed from their blobs
+ *      (job_result_open + api__reply_blob: decrypted while sent when encrypted at rest; the
+ *      file is opened before the handler returns, so a sweep deleting it afterwards does not
+ *      cut the answer).
  *   3. A batch ZIP is written to an unlinked-after-open temporary file with the results stored
  *      (not recompressed: images are compressed already), so building it costs one copy of the
  *      results on disk and no memory beyond libzip's buffers.
@@ -16,6 +17,7 @@
 #include "api/api_int.h"
 #include "api/convert_int.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -182,16 +184,17 @@ static int get_result(http_req *req, void *ctx)
     if (!j)
         return md_fail(http_req_err(req), MD_E_NOMEM, NULL, NULL);
     int rc = load_job(req, a, j);
-    char path[4096], name[128], disp[192];
+    char name[128], disp[192];
+    store_blob_reader *br = NULL;
     if (rc == MD_OK)
-        rc = job_result_path(a->jq, j, path, sizeof path, http_req_err(req));
+        rc = job_result_open(a->jq, j, &br, http_req_err(req));
+    if (rc == MD_E_FILE_NOT_FOUND)
+        return md_fail(http_req_err(req), MD_E_NOT_FOUND, "job_id", "the result has expired");
     if (rc != MD_OK)
         return rc;
     result_name(j, name, sizeof name);
     snprintf(disp, sizeof disp, "attachment; filename=%s", name);
-    rc = http_reply_file(req, 200, result_type(j)->type, path);
-    if (rc == MD_E_FILE_NOT_FOUND)
-        return md_fail(http_req_err(req), MD_E_NOT_FOUND, "job_id", "the result has expired");
+    rc = api__reply_blob(req, 200, result_type(j)->type, br);
     if (rc == MD_OK)
         http_reply_header(req, "Content-Disposition", disp);
     return rc;
@@ -281,17 +284,83 @@ static int get_batch(http_req *req, void *ctx)
     return http_reply_json(req, 200, o);
 }
 
+/* One result as a libzip source: the blob read through a store reader (decrypted when
+ * encrypted at rest), opened when the source is made so that a swept result is skipped. */
+typedef struct zip_blob {
+    store_blob_reader *r; /* owned */
+    time_t mtime;         /* the job's completion: the entry's time */
+    zip_error_t error;
+} zip_blob;
+
+static zip_int64_t zip_blob_cb(void *user, void *data, zip_uint64_t len, zip_source_cmd_t cmd)
+{
+    zip_blob *b = user;
+    size_t got = 0;
+    switch (cmd) {
+    case ZIP_SOURCE_OPEN:
+    case ZIP_SOURCE_CLOSE:
+        return 0;
+    case ZIP_SOURCE_READ:
+        if (store_blob_reader_read(b->r, data, (size_t)len, &got, NULL) != MD_OK) {
+            zip_error_set(&b->error, ZIP_ER_READ, EIO);
+            return -1;
+        }
+        return (zip_int64_t)got;
+    case ZIP_SOURCE_STAT: {
+        zip_stat_t *st = data;
+        zip_stat_init(st);
+        st->size = store_blob_reader_size(b->r);
+        st->mtime = b->mtime;
+        st->valid |= ZIP_STAT_SIZE | ZIP_STAT_MTIME;
+        return sizeof *st;
+    }
+    case ZIP_SOURCE_ERROR:
+        return zip_error_to_data(&b->error, data, len);
+    case ZIP_SOURCE_FREE:
+        store_blob_reader_free(b->r);
+        zip_error_fini(&b->error);
+        free(b);
+        return 0;
+    case ZIP_SOURCE_SUPPORTS:
+        return zip_source_make_command_bitmap(ZIP_SOURCE_OPEN, ZIP_SOURCE_READ, ZIP_SOURCE_CLOSE,
+                                              ZIP_SOURCE_STAT, ZIP_SOURCE_ERROR, ZIP_SOURCE_FREE,
+                                              -1);
+    default:
+        zip_error_set(&b->error, ZIP_ER_OPNOTSUPP, 0);
+        return -1;
+    }
+}
+
+/* A source for job j's result; NULL when it has none (or it was swept). */
+static zip_source_t *result_source(api_jobs *a, zip_t *za, const job_info *j)
+{
+    store_blob_reader *r = NULL;
+    zip_blob *b = NULL;
+    if (job_result_open(a->jq, j, &r, NULL) != MD_OK || !(b = calloc(1, sizeof *b))) {
+        store_blob_reader_free(r);
+        return NULL;
+    }
+    b->r = r;
+    b->mtime = (time_t)(j->completed_ms / 1000);
+    zip_error_init(&b->error);
+    zip_source_t *src = zip_source_function(za, zip_blob_cb, b);
+    if (!src) {
+        store_blob_reader_free(r);
+        free(b);
+    }
+    return src;
+}
+
 /* Add the finished results of v to the archive za (invariant 3). */
 static int zip_results(api_jobs *a, const batch_view *v, zip_t *za, size_t *added, md_err *e)
 {
     for (size_t i = 0; i < v->n; i++) {
-        char path[4096], name[128];
-        if (job_result_path(a->jq, &v->list[i], path, sizeof path, NULL) != MD_OK ||
-            access(path, R_OK) != 0)
+        char name[128];
+        zip_source_t *src = result_source(a, za, &v->list[i]);
+        if (!src)
             continue;
         result_name(&v->list[i], name, sizeof name);
-        zip_source_t *src = zip_source_file(za, path, 0, -1);
-        zip_int64_t idx = src ? zip_file_add(za, name, src, ZIP_FL_ENC_UTF_8) : -1;
+        zip_int64_t idx = zip_file_add(za, name, src, ZIP_FL_ENC_UTF_8);
         if (idx < 0) {
             zip_source_free(src);
             return md_fail(e, MD_E_IO, NULL, "cannot build the archive");

@@ -52,9 +52,13 @@ static int run_worker(const md_config *cfg, const sigset_t *set)
     cli_cluster *cl = NULL;
     api_enhance_kind kind = {0};
     api_bulk_kind bulk = {0};
+    store_keyring *kr = NULL; /* encryption at rest: the same keys as the serve nodes */
+    int rc = cli_keyring(cfg, &kr, &e);
     store_opts so = {.data_dir = cfg->data_dir, .url = cfg->store, .blob_dir = cfg->blob_dir,
-                     .pool_size = (int)cfg->store_pool, .upload_ttl_ms = cfg->upload_ttl_ms};
-    int rc = store_open(&so, &st, &e);
+                     .pool_size = (int)cfg->store_pool, .upload_ttl_ms = cfg->upload_ttl_ms,
+                     .keyring = kr};
+    if (rc == MD_OK)
+        rc = store_open(&so, &st, &e);
     if (rc == MD_OK)
         rc = cli_cluster_open(cfg, &cl, &e);
     if (rc == MD_OK)
@@ -74,6 +78,7 @@ static int run_worker(const md_config *cfg, const sigset_t *set)
         mdl_registry_close(kind.models);
         cli_cluster_close(cl);
         store_unref(st);
+        store_keyring_free(kr);
         return rc == MD_E_INVALID_PARAM ? 2 : 1;
     }
     md_log(MD_LOG_INFO, "worker: running jobs from %s (%s, pid %ld)", cfg->data_dir,
@@ -92,6 +97,7 @@ static int run_worker(const md_config *cfg, const sigset_t *set)
     mdl_registry_close(kind.models);
     cli_cluster_close(cl);
     store_unref(st);
+    store_keyring_free(kr);
     return 0;
 }
 

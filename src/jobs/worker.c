@@ -55,9 +55,12 @@ const job_info *job_run_info(const job_run *r)
 {
     return &r->info;
 }
-const char *job_run_input_path(const job_run *r)
+int job_run_input_open(job_run *r, store_blob_reader **out, md_err *err)
 {
-    return r->input_path;
+    *out = NULL;
+    if (!r->info.input_sha256[0])
+        return md_fail(err, MD_E_FILE_NOT_FOUND, "file", "the job has no input");
+    return store_blob_open(r->j->s, r->info.input_sha256, out, err);
 }
 md_cancel *job_run_cancel(job_run *r)
 {
@@ -204,8 +207,6 @@ static job_run *new_run(jobs *j, const job_info *info, jobs__kind *k, const char
     r->info = *info;
     r->kind = k;
     snprintf(r->worker, sizeof r->worker, "%s", worker);
-    if (info->input_sha256[0])
-        store_blob_path(j->s, info->input_sha256, r->input_path, sizeof r->input_path, NULL);
     md_cancel_init(&r->cancel, 0);
     r->cancel.progress = on_progress;
     r->cancel.progress_ctx = r;
