@@ -111,13 +111,14 @@ md_err *job_run_err(job_run *r);
  * and its metadata (a JSON object of at most STORE_JOB_META_MAX - 1 bytes; NULL = "{}"). The
  * row names them when the run returns MD_OK. Calling it again replaces the previous result. */
 int job_run_set_result(job_run *r, const void *data, size_t n, const char *meta_json, md_err *err);
-/* A result too big for memory: job_run_result_tmp makes an empty file on the blob store's file
- * system (*path new: free() it; the file is the run's, swept after an hour if left behind) for
- * the run to write; job_run_set_result_file then adopts it as the result like
- * job_run_set_result (fsync'd, renamed into the blob store). set_result_file steals the file
- * whatever the outcome (store_blob_adopt). */
-int job_run_result_tmp(job_run *r, char **path, md_err *err);
-int job_run_set_result_file(job_run *r, const char *path, const char *meta_json, md_err *err);
+/* A result too big for memory, written as it is made: job_run_result_writer opens a blob
+ * writer (store_blob_writer: a file under blobs/tmp, encrypted as it is written when the store
+ * encrypts at rest; *out new); job_run_set_result_writer commits it as the result like
+ * job_run_set_result (fsync'd, renamed into the blob store) and steals w whatever the outcome.
+ * A run may also open writers for scratch files (store_blob_writer_reopen). */
+int job_run_result_writer(job_run *r, store_blob_writer **out, md_err *err);
+int job_run_set_result_writer(job_run *r, store_blob_writer *w, const char *meta_json,
+                              md_err *err);
 
 /* ---- the queue -------------------------------------------------------------------------- */
 

@@ -99,24 +99,25 @@ int job_run_set_result(job_run *r, const void *data, size_t n, const char *meta_
     return MD_OK;
 }
 
-int job_run_result_tmp(job_run *r, char **path, md_err *err)
+int job_run_result_writer(job_run *r, store_blob_writer **out, md_err *err)
 {
-    return store_blob_tmp(r->j->s, path, err);
+    return store_blob_writer_open(r->j->s, out, err);
 }
 
-int job_run_set_result_file(job_run *r, const char *path, const char *meta_json, md_err *err)
+int job_run_set_result_writer(job_run *r, store_blob_writer *w, const char *meta_json,
+                              md_err *err)
 {
     const char *meta = meta_json ? meta_json : "{}";
     char *copy = strlen(meta) < STORE_JOB_META_MAX ? strdup(meta) : NULL;
     if (!copy) {
-        unlink(path); /* stolen whatever the outcome */
+        store_blob_writer_free(w); /* stolen whatever the outcome */
         return strlen(meta) >= STORE_JOB_META_MAX
                    ? md_fail(err, MD_E_TOO_LARGE, "result_meta", "result metadata too long")
                    : md_fail(err, MD_E_NOMEM, NULL, NULL);
     }
     char hex[STORE_SHA256_HEX];
     uint64_t n = 0;
-    int rc = store_blob_adopt(r->j->s, path, hex, &n, err);
+    int rc = store_blob_writer_commit(w, hex, &n, err);
     if (rc != MD_OK) {
         free(copy);
         return rc;

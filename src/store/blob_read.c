@@ -70,8 +70,9 @@ static int io_fail(const char *what, const char *path, md_err *err)
 
 /* ---- the reader ------------------------------------------------------------------------- */
 
-/* A reader over the open file fd (stolen) of blob hex: plain, or decrypted (invariant 1). */
-static int reader_over(store *s, int fd, const char *hex, store_blob_reader **out, md_err *err)
+/* store_int.h: a reader over the open file fd (stolen) of blob hex: plain, or decrypted
+ * (invariant 1). */
+int store__blob_reader_over(store *s, int fd, const char *hex, store_blob_reader **out, md_err *err)
 {
     char id[STORE_KEY_ID_HEX];
     store__crypt_kind kind = store__crypt_kind_of(s->keyring, fd, id);
@@ -262,9 +263,9 @@ int store_blob_open(store *s, const char *hex, store_blob_reader **out, md_err *
     if (rc == MD_OK)
         rc = open_path(path, &fd, err);
     if (rc != MD_OK || !wants_rewrite(s, fd, id))
-        return rc == MD_OK ? reader_over(s, fd, hex, out, err) : rc;
+        return rc == MD_OK ? store__blob_reader_over(s, fd, hex, out, err) : rc;
     store_blob_reader *old = NULL;
-    rc = reader_over(s, fd, hex, &old, err);
+    rc = store__blob_reader_over(s, fd, hex, &old, err);
     md_err e;
     md_err_clear(&e);
     int wrc = rc == MD_OK ? reencrypt(s, old, path, &e) : rc;
@@ -280,5 +281,5 @@ int store_blob_open(store *s, const char *hex, store_blob_reader **out, md_err *
         md_log(MD_LOG_WARN, "store: blob %.64s not re-encrypted (%s); read as it is", hex,
                md_err_message(&e));
     rc = open_path(path, &fd, err);
-    return rc == MD_OK ? reader_over(s, fd, hex, out, err) : rc;
+    return rc == MD_OK ? store__blob_reader_over(s, fd, hex, out, err) : rc;
 }

@@ -282,6 +282,26 @@ int store_blob_reader_read(store_blob_reader *r, void *buf, size_t cap, size_t *
                            md_err *err);
 int store_blob_reader_take_fd(store_blob_reader *r);
 void store_blob_reader_free(store_blob_reader *r); /* NULL is a no-op */
+/* A blob written as a stream (blob_read.c), for results made piece by piece (a bulk job's
+ * CSV): the bytes go to a new file under blobs/tmp, encrypted as they are written when the
+ * store has a keyring (no plaintext copy on disk at any time), and hashed. Memory: one chunk.
+ * store_blob_writer_open: *out is new (store_blob_writer_commit, _reopen or _free).
+ * store_blob_writer_write: append n bytes (MD_E_STORAGE_FULL / MD_E_IO).
+ * store_blob_writer_size: bytes written so far (plaintext).
+ * store_blob_writer_commit: the file becomes a blob (fsync'd, renamed into place, like
+ * store_blob_adopt); hex and size (may be NULL) get its name and length. Frees w whatever the
+ * outcome.
+ * store_blob_writer_reopen: for a scratch file read back once (a spill): the file is finished,
+ * opened for reading and unlinked at once (the reader holds it); *out is new. Frees w.
+ * store_blob_writer_free: drop an unfinished file (removed). NULL is a no-op. */
+typedef struct store_blob_writer store_blob_writer;
+int store_blob_writer_open(store *s, store_blob_writer **out, md_err *err);
+int store_blob_writer_write(store_blob_writer *w, const void *data, size_t n, md_err *err);
+uint64_t store_blob_writer_size(const store_blob_writer *w);
+int store_blob_writer_commit(store_blob_writer *w, char hex[STORE_SHA256_HEX], uint64_t *size,
+                             md_err *err);
+int store_blob_writer_reopen(store_blob_writer *w, store_blob_reader **out, md_err *err);
+void store_blob_writer_free(store_blob_writer *w);
 /* Path of a blob; MD_E_INVALID_PARAM for a malformed hash, MD_E_TOO_LARGE when cap is too
  * small. Does not check that the file exists. The file may be ciphertext (store_opts.keyring):
  * read contents through store_blob_open, never by this path. */

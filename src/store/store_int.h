@@ -141,6 +141,11 @@ store__crypt_kind store__crypt_kind_of(const store_keyring *kr, int fd, char id[
  * caller. */
 int store__blob_tmp_open(store *s, char **tmp_path, int *fd, md_err *err);
 
+/* A reader over the open blob file fd (stolen, closed on failure too) named name (for the log):
+ * plain, or decrypted with s's keyring (blob_read.c). */
+int store__blob_reader_over(store *s, int fd, const char *name, store_blob_reader **out,
+                            md_err *err);
+
 /* Size on disk of an encrypted blob of n plaintext bytes (blob_crypt.c's format). */
 uint64_t store__crypt_file_size(uint64_t n);
 
