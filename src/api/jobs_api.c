@@ -8,22 +8,21 @@
  *      (job_result_open + api__reply_blob: decrypted while sent when encrypted at rest; the
  *      file is opened before the handler returns, so a sweep deleting it afterwards does not
  *      cut the answer).
- *   3. A batch ZIP is written to an unlinked-after-open temporary file with the results stored
- *      (not recompressed: images are compressed already), so building it costs one copy of the
- *      results on disk and no memory beyond libzip's buffers.
+ *   3. A batch ZIP is built while it is sent (api__reply_zip): the results are stored, not
+ *      recompressed (images are compressed already), read from their blobs (decrypted when
+ *      encrypted at rest) into the response; no copy on disk, one block of memory. The results
+ *      are opened before the handler returns, so a sweep meanwhile does not cut the archive.
  */
 #include "api/jobs_api.h"
 
 #include "api/api_int.h"
 #include "api/convert_int.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/sysinfo.h>
 #include <unistd.h>
-#include <zip.h>
 
 struct api_jobs {
     jobs *jq;
@@ -284,110 +283,21 @@ static int get_batch(http_req *req, void *ctx)
     return http_reply_json(req, 200, o);
 }
 
-/* One result as a libzip source: the blob read through a store reader (decrypted when
- * encrypted at rest), opened when the source is made so that a swept result is skipped. */
-typedef struct zip_blob {
-    store_blob_reader *r; /* owned */
-    time_t mtime;         /* the job's completion: the entry's time */
-    zip_error_t error;
-} zip_blob;
-
-static zip_int64_t zip_blob_cb(void *user, void *data, zip_uint64_t len, zip_source_cmd_t cmd)
+/* The finished results of v, opened (a swept one is left out); *n of them in e (caller's
+ * array of v->n; names in the arena). */
+static int open_results(http_req *req, api_jobs *a, const batch_view *v, api__zip_entry *e,
+                        size_t *n)
 {
-    zip_blob *b = user;
-    size_t got = 0;
-    switch (cmd) {
-    case ZIP_SOURCE_OPEN:
-    case ZIP_SOURCE_CLOSE:
-        return 0;
-    case ZIP_SOURCE_READ:
-        if (store_blob_reader_read(b->r, data, (size_t)len, &got, NULL) != MD_OK) {
-            zip_error_set(&b->error, ZIP_ER_READ, EIO);
-            return -1;
-        }
-        return (zip_int64_t)got;
-    case ZIP_SOURCE_STAT: {
-        zip_stat_t *st = data;
-        zip_stat_init(st);
-        st->size = store_blob_reader_size(b->r);
-        st->mtime = b->mtime;
-        st->valid |= ZIP_STAT_SIZE | ZIP_STAT_MTIME;
-        return sizeof *st;
-    }
-    case ZIP_SOURCE_ERROR:
-        return zip_error_to_data(&b->error, data, len);
-    case ZIP_SOURCE_FREE:
-        store_blob_reader_free(b->r);
-        zip_error_fini(&b->error);
-        free(b);
-        return 0;
-    case ZIP_SOURCE_SUPPORTS:
-        return zip_source_make_command_bitmap(ZIP_SOURCE_OPEN, ZIP_SOURCE_READ, ZIP_SOURCE_CLOSE,
-                                              ZIP_SOURCE_STAT, ZIP_SOURCE_ERROR, ZIP_SOURCE_FREE,
-                                              -1);
-    default:
-        zip_error_set(&b->error, ZIP_ER_OPNOTSUPP, 0);
-        return -1;
-    }
-}
-
-/* A source for job j's result; NULL when it has none (or it was swept). */
-static zip_source_t *result_source(api_jobs *a, zip_t *za, const job_info *j)
-{
-    store_blob_reader *r = NULL;
-    zip_blob *b = NULL;
-    if (job_result_open(a->jq, j, &r, NULL) != MD_OK || !(b = calloc(1, sizeof *b))) {
-        store_blob_reader_free(r);
-        return NULL;
-    }
-    b->r = r;
-    b->mtime = (time_t)(j->completed_ms / 1000);
-    zip_error_init(&b->error);
-    zip_source_t *src = zip_source_function(za, zip_blob_cb, b);
-    if (!src) {
-        store_blob_reader_free(r);
-        free(b);
-    }
-    return src;
-}
-
-/* Add the finished results of v to the archive za (invariant 3). */
-static int zip_results(api_jobs *a, const batch_view *v, zip_t *za, size_t *added, md_err *e)
-{
+    *n = 0;
     for (size_t i = 0; i < v->n; i++) {
-        char name[128];
-        zip_source_t *src = result_source(a, za, &v->list[i]);
-        if (!src)
-            continue;
-        result_name(&v->list[i], name, sizeof name);
-        zip_int64_t idx = zip_file_add(za, name, src, ZIP_FL_ENC_UTF_8);
-        if (idx < 0) {
-            zip_source_free(src);
-            return md_fail(e, MD_E_IO, NULL, "cannot build the archive");
-        }
-        zip_set_file_compression(za, (zip_uint64_t)idx, ZIP_CM_STORE, 0);
-        (*added)++;
-    }
-    return MD_OK;
-}
-
-static int write_zip(api_jobs *a, const batch_view *v, const char *path, md_err *e)
-{
-    int zerr = 0;
-    zip_t *za = zip_open(path, ZIP_TRUNCATE, &zerr);
-    if (!za)
-        return md_fail(e, MD_E_IO, NULL, "cannot build the archive");
-    size_t added = 0;
-    int rc = zip_results(a, v, za, &added, e);
-    if (rc == MD_OK && added == 0)
-        rc = md_fail(e, MD_E_CONFLICT, "batch_id", "no job of the batch has finished yet");
-    if (rc != MD_OK) {
-        zip_discard(za);
-        return rc;
-    }
-    if (zip_close(za) != 0) {
-        zip_discard(za);
-        return md_fail(e, MD_E_IO, NULL, "cannot build the archive");
+        store_blob_reader *r = NULL;
+        char *name = md_arena_alloc(http_req_arena(req), API_ZIP_NAME_MAX);
+        if (!name)
+            return md_fail(http_req_err(req), MD_E_NOMEM, NULL, NULL);
+        if (job_result_open(a->jq, &v->list[i], &r, NULL) != MD_OK)
+            continue; /* not finished, failed, or swept */
+        result_name(&v->list[i], name, API_ZIP_NAME_MAX);
+        e[(*n)++] = (api__zip_entry){.name = name, .r = r, .mtime_ms = v->list[i].completed_ms};
     }
     return MD_OK;
 }
@@ -399,24 +309,23 @@ static int get_batch_results(http_req *req, void *ctx)
     int rc = load_batch(req, a, &v);
     if (rc != MD_OK)
         return rc;
-    const char *tmpdir = getenv("TMPDIR");
-    char path[4096];
-    snprintf(path, sizeof path, "%s/modeld-batch-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
-    int fd = mkstemp(path);
-    if (fd < 0)
-        rc = md_fail(http_req_err(req), MD_E_IO, NULL, "cannot build the archive");
-    else
-        close(fd);
-    if (rc == MD_OK)
-        rc = write_zip(a, &v, path, http_req_err(req));
+    api__zip_entry *e = calloc(v.n ? v.n : 1, sizeof *e);
+    size_t n = 0;
+    rc = e ? open_results(req, a, &v, e, &n) : md_fail(http_req_err(req), MD_E_NOMEM, NULL, NULL);
+    if (rc == MD_OK && n == 0)
+        rc = md_fail(http_req_err(req), MD_E_CONFLICT, "batch_id",
+                     "no job of the batch has finished yet");
     char disp[128];
     snprintf(disp, sizeof disp, "attachment; filename=batch_%s.zip", v.b.id);
-    if (rc == MD_OK)
-        rc = http_reply_file(req, 200, "application/zip", path);
+    if (rc == MD_OK) {
+        rc = api__reply_zip(req, e, n); /* steals the readers (invariant 3) */
+        n = 0;
+    }
     if (rc == MD_OK)
         http_reply_header(req, "Content-Disposition", disp);
-    if (fd >= 0)
-        unlink(path); /* the reply holds the file open */
+    for (size_t i = 0; i < n; i++)
+        store_blob_reader_free(e[i].r);
+    free(e);
     free(v.list);
     return rc;
 }

@@ -19,6 +19,7 @@ import csv
 import hashlib
 import io
 import os
+import shutil
 import subprocess
 import time
 import zipfile
@@ -177,8 +178,16 @@ def read_all(s, ids):
     if "enhance" in ids:
         out["enhance"] = get(s, "/api/v1/jobs/%s/result" % ids["enhance"])
         out["preview"] = get(s, "/api/v1/jobs/%s/preview" % ids["enhance"])
-        z = zipfile.ZipFile(io.BytesIO(get(s, "/api/v1/batch/%s/results" % ids["batch"])))
+        raw = get(s, "/api/v1/batch/%s/results" % ids["batch"])
+        z = zipfile.ZipFile(io.BytesIO(raw))
         assert len(z.namelist()) == len(ids["batch_jobs"])
+        assert z.testzip() is None  # every member's CRC-32 checks
+        if shutil.which("unzip"):  # Info-ZIP reads the streamed archive too
+            p = os.path.join(s.tmp, "batch.zip")
+            with open(p, "wb") as f:
+                f.write(raw)
+            t = subprocess.run(["unzip", "-tq", p], capture_output=True, text=True)
+            assert t.returncode == 0, t.stdout + t.stderr
         for i, m in enumerate(sorted(z.read(n) for n in z.namelist())):
             out["zip%d" % i] = m
     return out
