@@ -532,10 +532,17 @@ typedef struct store_sweep_stats {
     size_t rows_deleted;   /* expired upload and result rows */
     size_t blobs_deleted;  /* blob files no longer referenced by any row */
     size_t tmp_deleted;    /* stale temporary files left by a crash */
+    /* encryption at rest (store_opts.keyring set): key rotation finished by the sweep */
+    size_t blobs_reencrypted; /* plain or older-key blobs rewritten under the write key */
+    size_t blobs_old_key;     /* still plain or under an older key: left for the next sweeps
+                               * (at most 256 MiB of blobs are rewritten per sweep) */
+    size_t blobs_unknown_key; /* under a key the keyring lacks: unreadable, left alone */
 } store_sweep_stats;
 
 /* Delete expired rows (expiry <= store clock's wall now) and the blobs no row references any
- * more. Safe to call from a timer thread while requests run; st may be NULL. */
+ * more; with a keyring, also rewrite kept blobs that are plain or under an older key under the
+ * write key (a bounded amount per sweep: see store_sweep_stats). Safe to call from a timer
+ * thread while requests run; st may be NULL. */
 int store_sweep(store *s, store_sweep_stats *st, md_err *err);
 
 

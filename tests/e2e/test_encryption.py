@@ -11,7 +11,8 @@ two servers must be byte-identical (the ZIP: its members).
 
 Rotation: the server restarts with a new key and the old one as an old key; everything is read
 again (same bytes), and each blob read is found re-encrypted (the key id in its header is the
-new key's). A restart with a wrong key answers 500 io_error naming the key id (and logs it), and
+new key's); then the retention sweeper rewrites the blobs nobody read (job inputs, the
+dataset), so that every blob is under the new key. A restart with a wrong key answers 500 io_error naming the key id (and logs it), and
 exits cleanly; bad key settings stop `modeld serve` with exit code 2 and a message naming the
 setting. Waits are for conditions with generous bounds, never timings."""
 import base64
@@ -288,8 +289,8 @@ def test_encryption_at_rest_end_to_end(start_server, tmp_path):
 
     # rotation: K2 writes, K1 still reads; what is read is re-encrypted under K2
     k2 = key_file(tmp_path, "k2", K2, "hex")
-    s2 = start_server(*serve_args("--encryption-key-file", k2, "--encryption-old-key-file", k1),
-                      data_dir=d, expect_key=False)
+    s2 = start_server(*serve_args("--encryption-key-file", k2, "--encryption-old-key-file", k1,
+                                  "--sweep-interval", "1h"), data_dir=d, expect_key=False)
     s2.admin_key = s.admin_key  # the same data dir: the key made at the first start
     again = read_all(s2, ids)
     same(want, again)
@@ -306,6 +307,15 @@ def test_encryption_at_rest_end_to_end(start_server, tmp_path):
                for l in s2.log_lines())
     assert scan(d, long, short) == []
     s2.stop()
+    # the sweeper finishes the rotation: the blobs nobody read move to K2 as well
+    s2b = start_server(*serve_args("--encryption-key-file", k2, "--encryption-old-key-file", k1,
+                                   "--sweep-interval", "1s"), data_dir=d, expect_key=False)
+    end = time.time() + 120
+    while time.time() < end and {header_key(p) for p in blob_files(d).values()} != {key_id(K2)}:
+        time.sleep(0.2)
+    assert {header_key(p) for p in blob_files(d).values()} == {key_id(K2)}
+    assert any("key rotation" in l.get("msg", "") for l in s2b.log_lines())
+    s2b.stop()
 
     # a wrong key: clear 500s naming the key id, a log line, no crash (checked at teardown)
     k3 = key_file(tmp_path, "k3", K3, "raw")

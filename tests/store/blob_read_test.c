@@ -2,7 +2,9 @@
  * read in pieces of any size, the plaintext fast path (take_fd), lazy re-encryption (a plain
  * blob, then one under an old key, rewritten under the write key on first read: the key id in
  * the file's header changes, the content does not), a blob under a key the store lacks (a
- * clear error naming the key id), an edited file (an error, never garbage), a missing blob. */
+ * clear error naming the key id), an edited file (an error, never garbage), a missing blob;
+ * blob writers (committed, or read back once; ciphertext while written); and the sweep that
+ * finishes a rotation. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -365,6 +367,48 @@ static void test_blob_writer(void **state)
     writer_round(f, f->k1);
 }
 
+/* The sweep finishes a rotation: blobs nobody read are rewritten under the write key; blobs
+ * under a key the store lacks are counted and left alone. */
+static void test_sweep_reencrypts(void **state)
+{
+    fx *f = *state;
+    if (tu_store_pg())
+        skip();
+    store *s = open_store(f, NULL);
+    char hex[3][STORE_SHA256_HEX], id[STORE_KEY_ID_HEX], k1[STORE_KEY_ID_HEX];
+    uint8_t *data = content(70000);
+    for (int i = 0; i < 3; i++) {
+        data[0] = (uint8_t)i;
+        assert_int_equal(store_blob_put(s, data, 70000, hex[i], NULL), MD_OK);
+    }
+    store_unref(s);
+    store_keyring_write_id(f->k1, k1);
+    s = open_store(f, f->k1);
+    store_sweep_stats st;
+    md_err e;
+    assert_int_equal(store_sweep(s, &st, &e), MD_OK);
+    assert_int_equal(st.blobs_deleted, 0); /* fresh: within the grace period */
+    assert_int_equal(st.blobs_reencrypted, 3);
+    assert_int_equal(st.blobs_old_key + st.blobs_unknown_key, 0);
+    for (int i = 0; i < 3; i++) {
+        file_key(s, hex[i], id);
+        assert_string_equal(id, k1);
+        data[0] = (uint8_t)i;
+        read_back(s, hex[i], data, 70000, 9999);
+    }
+    assert_int_equal(store_sweep(s, &st, &e), MD_OK); /* nothing left to do */
+    assert_int_equal(st.blobs_reencrypted, 0);
+    store_unref(s);
+    s = open_store(f, f->k2); /* K1 is not configured: counted, untouched */
+    assert_int_equal(store_sweep(s, &st, &e), MD_OK);
+    assert_int_equal(st.blobs_unknown_key, 3);
+    assert_int_equal(st.blobs_reencrypted, 0);
+    file_key(s, hex[0], id);
+    assert_string_equal(id, k1);
+    store_unref(s);
+    free(data);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -373,6 +417,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lazy_reencryption, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_key_and_tamper, setup, teardown),
         cmocka_unit_test_setup_teardown(test_blob_writer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sweep_reencrypts, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
