@@ -29,8 +29,7 @@ static double cpu_s(void)
 }
 
 /* Write size bytes of buf (in BLOCK pieces) to a new file, through w when kr is set. */
-static double write_once(const store_keyring *kr, const char *path, const uint8_t *buf,
-                         size_t size)
+static double write_once(const store_keyring *kr, const char *path, const uint8_t *buf, size_t size)
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     store_crypt_writer *w = NULL;

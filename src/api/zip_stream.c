@@ -50,7 +50,7 @@ typedef struct zip_stream {
     zs_entry *e;
     size_t n, i;
     zs_phase phase;
-    uint32_t left;       /* DATA: bytes of entry i still to send */
+    uint32_t left; /* DATA: bytes of entry i still to send */
     uint32_t cd_offset, cd_size;
     uint8_t piece[CENTRAL_LEN + API_ZIP_NAME_MAX];
     size_t piece_len, piece_pos;
@@ -75,7 +75,7 @@ static void stage_local(zip_stream *zs, const zs_entry *e)
     uint8_t *p = put32(zs->piece, 0x04034b50);
     p = put16(put16(put16(p, 20), FLAGS), 0); /* version needed, flags, stored */
     p = put16(put16(p, e->time), e->date);
-    p = put32(put32(put32(p, 0), 0), 0);      /* CRC and sizes: in the descriptor */
+    p = put32(put32(put32(p, 0), 0), 0); /* CRC and sizes: in the descriptor */
     p = put16(put16(p, (uint32_t)nl), 0);
     memcpy(p, e->name, nl);
     zs->piece_len = LOCAL_LEN + nl;
@@ -96,8 +96,8 @@ static void stage_central(zip_stream *zs, const zs_entry *e)
     p = put16(put16(p, e->time), e->date);
     p = put32(put32(put32(p, e->crc), e->size), e->size);
     p = put16(put16(put16(p, (uint32_t)nl), 0), 0); /* name, extra, comment lengths */
-    p = put16(put16(p, 0), 0);                        /* disk, internal attributes */
-    p = put32(put32(p, 0), e->offset);                /* external attributes, offset */
+    p = put16(put16(p, 0), 0);                      /* disk, internal attributes */
+    p = put32(put32(p, 0), e->offset);              /* external attributes, offset */
     memcpy(p, e->name, nl);
     zs->piece_len = CENTRAL_LEN + nl;
 }

@@ -29,10 +29,10 @@
 #include <unistd.h>
 
 struct store_blob_writer {
-    store *s;                   /* borrowed */
-    char *path;                 /* the file under blobs/tmp (new) */
-    int fd;                     /* open for writing */
-    store_crypt_writer *cw;     /* with a keyring (invariant 1); NULL = plain */
+    store *s;               /* borrowed */
+    char *path;             /* the file under blobs/tmp (new) */
+    int fd;                 /* open for writing */
+    store_crypt_writer *cw; /* with a keyring (invariant 1); NULL = plain */
     crypto_hash_sha256_state sha;
     uint64_t size;
 };

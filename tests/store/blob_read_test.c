@@ -320,8 +320,8 @@ static void writer_round(fx *f, const store_keyring *kr)
     md_err e;
     assert_int_equal(store_blob_writer_open(s, &w, &e), MD_OK);
     for (size_t off = 0; off < n; off += 7777)
-        assert_int_equal(store_blob_writer_write(w, data + off, n - off < 7777 ? n - off : 7777, &e),
-                         MD_OK);
+        assert_int_equal(
+            store_blob_writer_write(w, data + off, n - off < 7777 ? n - off : 7777, &e), MD_OK);
     assert_int_equal(store_blob_writer_size(w), n);
     char bdir[600];
     snprintf(bdir, sizeof bdir, "%s/blobs", f->dir);
