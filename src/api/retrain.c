@@ -45,7 +45,10 @@ int api_retrain_run(job_run *r, void *user)
         json_decref(p);
         return md_fail(err, MD_E_MISSING_FIELD, "model", "the job names no model or data");
     }
-    pl_ctx cx = {.st = k->st, .models = k->models, .cancel = job_run_cancel(r)};
+    pl_ctx cx = {.st = k->st,
+                 .models = k->models,
+                 .cancel = job_run_cancel(r),
+                 .trace = job_run_trace(r)};
     json_t *out = NULL;
     int rc = pl_retrain(&cx, &in, &out, err);
     char *text = rc == MD_OK ? json_dumps(out, JSON_COMPACT) : NULL;

@@ -130,6 +130,10 @@ static const setting settings[] = {
     {"workers", T_STR, F(workers), "auto", 0, 0, 0, "N",
      "job worker threads in this process (`modeld serve`, `modeld worker`), 0..256; 0 = none "
      "(jobs run in `modeld worker` processes); auto = half the CPUs, at least 1"},
+    {"metrics_port", T_INT, F(metrics_port), "0", 0, 65535, 0, "N",
+     "`modeld worker` only: serve GET /metrics, /api/health and /api/ready on this port (at the "
+     "host setting's address; no credentials checked) for Prometheus and probes; 0 = off "
+     "(`modeld serve` has them on its own port)"},
     {"job_lease", T_DUR, F(job_lease_ms), "30s", SEC, HOUR, 0, "DUR",
      "a running job's lease, renewed while it runs; a job whose worker died runs again after it"},
     {"job_attempts", T_INT, F(job_attempts), "3", 1, 100, 0, "N",

@@ -18,6 +18,7 @@
  *   4. The version references taken here are released on every path.
  */
 #include "pipelines/retrain_int.h"
+#include "pipelines/pipelines_int.h"
 
 #include "base/clock.h"
 #include "base/log.h"
@@ -665,7 +666,67 @@ static json_t *result_json(const rt_job *j, int is_better)
     return o;
 }
 
+/* fn(j) under a span named name; its attributes are added by add (may be NULL) after fn. */
+static int stage(rt_job *j, const char *name, int (*fn)(rt_job *, md_err *),
+                 void (*add)(const rt_job *, tr_span *), md_err *err)
+{
+    tr_span *span = pl__span(j->cx, name);
+    int rc = fn(j, err);
+    if (rc == MD_OK && add)
+        add(j, span);
+    return pl__span_end(span, rc);
+}
+
+static void rows_attrs(const rt_job *j, tr_span *s)
+{
+    tr_span_attr_str(s, "modeld.data", j->in->data);
+    tr_span_attr_int(s, "modeld.rows", (int64_t)j->train.n);
+    tr_span_attr_int(s, "modeld.skipped_rows", (int64_t)j->train.skipped);
+}
+
+static void test_attrs(const rt_job *j, tr_span *s)
+{
+    tr_span_attr_int(s, "modeld.rows", (int64_t)j->test.n);
+}
+
+static void train_attrs(const rt_job *j, tr_span *s)
+{
+    tr_span_attr_int(s, "modeld.rounds", j->rp.rounds);
+    tr_span_attr_int(s, "modeld.rows", (int64_t)j->train.n);
+    tr_span_attr_int(s, "modeld.model_bytes", (int64_t)j->model_len);
+}
+
+static void eval_attrs(const rt_job *j, tr_span *s)
+{
+    tr_span_attr_str(s, "modeld.metric", j->sp.metric);
+    tr_span_attr_double(s, "modeld.new", j->new_metric);
+    tr_span_attr_double(s, "modeld.active", j->active_metric);
+    tr_span_attr_str(s, "modeld.active_version", mdl_version_id(j->active));
+}
+
+/* Install under the span "retrain register". */
+static int register_stage(rt_job *j, int is_better, md_err *err)
+{
+    tr_span *span = pl__span(j->cx, "retrain register");
+    int rc = install(j, is_better, err);
+    tr_span_attr_str(span, "modeld.model", j->in->model);
+    tr_span_attr_str(span, "modeld.version", j->version);
+    tr_span_attr_str(span, "modeld.state", is_better ? "CANARY" : "STANDBY");
+    return pl__span_end(span, rc);
+}
+
+static int retrain(pl_ctx *cx, const pl_retrain_in *in, json_t **out, md_err *err);
+
+/* The pipeline's span around the work; its stages are spans under it (spans.c). */
 int pl_retrain(pl_ctx *cx, const pl_retrain_in *in, json_t **out, md_err *err)
+{
+    tr_span *span = pl__span(cx, "pipeline retrain");
+    pl_ctx inner = pl__ctx_under(cx, span);
+    tr_span_attr_str(span, "modeld.model", in->model);
+    return pl__span_end(span, retrain(&inner, in, out, err));
+}
+
+static int retrain(pl_ctx *cx, const pl_retrain_in *in, json_t **out, md_err *err)
 {
     *out = NULL;
     rt_job *j = calloc(1, sizeof *j);
@@ -677,18 +738,18 @@ int pl_retrain(pl_ctx *cx, const pl_retrain_in *in, json_t **out, md_err *err)
     if (rc == MD_OK)
         rc = build_params(&j->sp, in->params, &j->rp, err);
     if (rc == MD_OK)
-        rc = read_rows(j, err);
+        rc = stage(j, "retrain load dataset", read_rows, rows_attrs, err);
     if (rc == MD_OK)
-        rc = read_test(j, err);
+        rc = stage(j, "retrain load test split", read_test, test_attrs, err);
     if (rc == MD_OK)
         rc = md_cancel_check(cx->cancel, "reading", err);
     if (rc == MD_OK)
-        rc = train(j, err);
+        rc = stage(j, "retrain train", train, train_attrs, err);
     if (rc == MD_OK)
-        rc = evaluate(j, err);
+        rc = stage(j, "retrain validate", evaluate, eval_attrs, err);
     int is_better = rc == MD_OK && better(&j->sp, j->new_metric, j->active_metric);
     if (rc == MD_OK)
-        rc = install(j, is_better, err);
+        rc = register_stage(j, is_better, err);
     if (rc == MD_OK && !(*out = result_json(j, is_better)))
         rc = md_fail(err, MD_E_NOMEM, NULL, NULL);
     if (rc == MD_OK)
