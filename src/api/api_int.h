@@ -6,6 +6,7 @@
 
 #include "base/buf.h"
 #include "http/http.h"
+#include "store/store.h"
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -82,6 +83,24 @@ typedef int (*api__line_fn)(void *user, const char *s, size_t n, md_err *err);
  * *line_no + 1. */
 int api__jsonl_feed(md_buf *line, const size_t *line_no, const char *p, size_t n,
                     api__line_fn on_line, void *user, md_err *err);
+
+/* Answer with the blob r reads (steals r, released also on failure): sent from its file when
+ * plain, decrypted as it is sent when encrypted at rest (blob_reply.c). Errors as
+ * http_reply_fd / http_reply_stream. */
+int api__reply_blob(http_req *req, int status, const char *content_type, store_blob_reader *r);
+
+/* One file of a streamed ZIP: its name (copied; at most API_ZIP_NAME_MAX - 1 bytes) and the
+ * blob reader of its bytes (stolen by api__reply_zip, also on failure), dated mtime_ms. */
+#define API_ZIP_NAME_MAX 128
+typedef struct api__zip_entry {
+    const char *name;
+    store_blob_reader *r;
+    int64_t mtime_ms;
+} api__zip_entry;
+/* Answer 200 with a ZIP of the n entries (stored, not compressed), built while it is sent: no
+ * file on disk, one block of memory (zip_stream.c). MD_E_TOO_LARGE (field "batch_id") for an
+ * archive of 4 GiB or more (no ZIP64). Steals every e[i].r. */
+int api__reply_zip(http_req *req, api__zip_entry *e, size_t n);
 
 /* Query-string integer argument `name` of req in lo..hi into *out; def when absent.
  * MD_E_INVALID_PARAM naming it for anything else (signs, junk, out of range). (query.c) */

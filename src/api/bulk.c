@@ -17,10 +17,11 @@
  *      fill them by name (a field a later row lacks stays empty).
  *   6. Memory is constant in the upload and the result: the upload is renamed from the HTTP
  *      layer's spool file into the blob store (a multipart `file` part is copied in blocks); the
- *      result lines go to a file on the blob store's file system as chunks are predicted (held
- *      in memory only until the first good row fixes the header, at most SPILL_AT bytes, then
- *      spilled to a second file put behind the header at the end) and the file is adopted as
- *      the result blob by rename.
+ *      result lines go to a blob writer as chunks are predicted (held in memory only until the
+ *      first good row fixes the header, at most SPILL_AT bytes, then spilled to a second
+ *      writer read back behind the header at the end) and the writer is committed as the
+ *      result blob. Blob writers encrypt as they write when the store encrypts at rest, so
+ *      neither the result nor the spill is ever on disk in plaintext.
  *   7. Rows are logged to the prediction history like single predictions (a share
  *      predict_bulk_log_sample of them, default 0.01, through pl_predict_batch's log), so
  *      drift and history see bulk traffic too without a million-row file costing a million
@@ -73,10 +74,8 @@ typedef struct bulk {
     char version[64];
     md_buf body;    /* result lines not written yet (invariant 6) */
     job_run *run;   /* borrowed: the result files come from it */
-    char *path;     /* the result file (new), written from its start: header, then lines */
-    int fd;         /* open on path, -1 before */
-    char *spill;    /* lines written before the header was known (new), NULL when none */
-    int spill_fd;
+    store_blob_writer *out;   /* the result (new), written from its start: header, lines */
+    store_blob_writer *spill; /* lines written before the header was known (new), or NULL */
     bool header;    /* the header line is in the result file */
     uint64_t written; /* result bytes out so far (RESULT_MAX) */
     md_csv *csv;    /* CSV: the reader (its column names) */
@@ -195,23 +194,13 @@ static void index_answer(bulk *b, const json_t *out, size_t n)
 
 /* ---- the run: the result file (invariant 6) --------------------------------------------- */
 
-static int write_fd(bulk *b, int fd, const void *data, size_t n)
+/* Through a blob writer: encrypted as written when the store encrypts at rest. */
+static int write_to(bulk *b, store_blob_writer *to, const void *data, size_t n)
 {
-    const char *p = data;
     b->written += n;
     if (b->written > RESULT_MAX)
         return md_fail(b->err, MD_E_TOO_LARGE, "file", "the result passed %zu bytes", RESULT_MAX);
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return md_fail(b->err, w < 0 && (errno == ENOSPC || errno == EDQUOT) ? MD_E_STORAGE_FULL : MD_E_IO,
-                           "result", "cannot write the result");
-        p += w;
-        n -= (size_t)w;
-    }
-    return MD_OK;
+    return store_blob_writer_write(to, data, n, b->err);
 }
 
 /* The header line: row, the prediction columns, the error columns. */
@@ -229,7 +218,7 @@ static int write_header(bulk *b)
     if (rc == MD_OK)
         rc = md_buf_puts(&h, ",error_code,error_field,error\n");
     if (rc == MD_OK)
-        rc = write_fd(b, b->fd, h.data, h.len);
+        rc = write_to(b, b->out, h.data, h.len);
     else
         rc = md_fail(b->err, rc, "result", "cannot build the header line");
     md_buf_free(&h);
@@ -264,7 +253,7 @@ static int write_widened(bulk *b, widen *w, const char *p, size_t n, md_buf *tmp
     }
     if (rc != MD_OK)
         return md_fail(b->err, rc, "result", "cannot widen the result lines");
-    return write_fd(b, b->fd, tmp->data, tmp->len);
+    return write_to(b, b->out, tmp->data, tmp->len);
 }
 
 /* Append the spill file's lines to the result, widened, in blocks; then drop the spill. */
@@ -273,24 +262,16 @@ static int copy_spill(bulk *b, widen *w, md_buf *tmp)
     char *block = malloc(BLOCK);
     if (!block)
         return md_fail(b->err, MD_E_NOMEM, NULL, NULL);
-    int rc = MD_OK;
-    for (off_t off = 0; rc == MD_OK;) {
-        ssize_t got = pread(b->spill_fd, block, BLOCK, off);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got < 0)
-            rc = md_fail(b->err, MD_E_IO, "result", "cannot read the spilled result");
-        if (got <= 0)
-            break;
-        rc = write_widened(b, w, block, (size_t)got, tmp);
-        off += got;
-    }
-    free(block);
-    close(b->spill_fd);
-    b->spill_fd = -1;
-    unlink(b->spill);
-    free(b->spill);
+    store_blob_reader *in = NULL; /* the spill, read back once and gone (unlinked) */
+    int rc = store_blob_writer_reopen(b->spill, &in, b->err);
     b->spill = NULL;
+    for (size_t got = 1; rc == MD_OK && got > 0;) {
+        rc = store_blob_reader_read(in, block, BLOCK, &got, b->err);
+        if (rc == MD_OK && got > 0)
+            rc = write_widened(b, w, block, got, tmp);
+    }
+    store_blob_reader_free(in);
+    free(block);
     return rc;
 }
 
@@ -317,15 +298,12 @@ static int drain(bulk *b, bool last)
 {
     int rc = MD_OK;
     if (!b->header && !b->spill && b->body.len >= SPILL_AT) {
-        rc = job_run_result_tmp(b->run, &b->spill, b->err);
-        b->spill_fd = rc == MD_OK ? open(b->spill, O_RDWR | O_CLOEXEC) : -1;
-        if (rc == MD_OK && b->spill_fd < 0)
-            rc = md_fail(b->err, MD_E_IO, "result", "cannot open the spill file");
+        rc = job_run_result_writer(b->run, &b->spill, b->err);
     }
-    int to = b->header ? b->fd : b->spill ? b->spill_fd : -1;
-    if (rc == MD_OK && to >= 0 && (last || b->body.len >= WRITE_AT)) {
+    store_blob_writer *to = b->header ? b->out : b->spill;
+    if (rc == MD_OK && to && (last || b->body.len >= WRITE_AT)) {
         b->written -= b->header ? 0 : b->body.len; /* spilled bytes are counted when copied */
-        rc = write_fd(b, to, b->body.data, b->body.len);
+        rc = write_to(b, to, b->body.data, b->body.len);
         md_buf_reset(&b->body);
     }
     if (rc == MD_OK && last && !b->header)
@@ -431,7 +409,7 @@ static int json_line(void *user, const char *s, size_t n, md_err *err)
 /* ---- the run: input, result --------------------------------------------------------------- */
 
 /* The blob of stored dataset id (a schedule's input, kept until deleted). */
-static int dataset_path(store *st, const char *id, char *out, size_t cap, md_err *err)
+static int dataset_blob(store *st, const char *id, char hex[STORE_SHA256_HEX], md_err *err)
 {
     store_dataset *d = malloc(sizeof *d);
     if (!d)
@@ -440,32 +418,36 @@ static int dataset_path(store *st, const char *id, char *out, size_t cap, md_err
     if (rc == MD_E_NOT_FOUND)
         rc = md_fail(err, MD_E_NOT_FOUND, "input", "no dataset %.40s (deleted?)", id);
     if (rc == MD_OK)
-        rc = store_blob_path(st, d->sha256, out, cap, err);
+        memcpy(hex, d->sha256, STORE_SHA256_HEX);
     free(d);
     return rc;
 }
 
-/* The file to read: the job's input blob, or the stored dataset ("d_...") or upload a schedule
- * names (params.input). */
-static int input_path(job_run *r, api_bulk_kind *k, const json_t *params, char *out, size_t cap,
-                      md_err *err)
+/* The input to read, opened (decrypted when encrypted at rest): the job's input blob, or the
+ * stored dataset ("d_...") or upload a schedule names (params.input). */
+static int open_input(job_run *r, api_bulk_kind *k, const json_t *params,
+                      store_blob_reader **out, md_err *err)
 {
-    if (*job_run_input_path(r)) {
-        snprintf(out, cap, "%s", job_run_input_path(r));
-        return MD_OK;
-    }
+    if (job_run_info(r)->input_sha256[0])
+        return job_run_input_open(r, out, err);
     const char *id = json_string_value(json_object_get(params, "input"));
     if (!id || !*id)
         return md_fail(err, MD_E_MISSING_FIELD, "input", "the job has no input");
     if (!k->st)
         return md_fail(err, MD_E_UNAVAILABLE, "input", "no store to read input %.40s from", id);
-    if (strncmp(id, "d_", 2) == 0)
-        return dataset_path(k->st, id, out, cap, err);
+    char hex[STORE_SHA256_HEX];
     store_upload up;
-    int rc = store_uploads_get(k->st, id, &up, err);
-    if (rc == MD_E_FILE_NOT_FOUND)
-        return md_fail(err, MD_E_NOT_FOUND, "input", "no upload %.40s (expired?)", id);
-    return rc == MD_OK ? store_blob_path(k->st, up.sha256, out, cap, err) : rc;
+    int rc = MD_OK;
+    if (strncmp(id, "d_", 2) == 0) {
+        rc = dataset_blob(k->st, id, hex, err);
+    } else {
+        rc = store_uploads_get(k->st, id, &up, err);
+        if (rc == MD_E_FILE_NOT_FOUND)
+            rc = md_fail(err, MD_E_NOT_FOUND, "input", "no upload %.40s (expired?)", id);
+        if (rc == MD_OK)
+            memcpy(hex, up.sha256, STORE_SHA256_HEX);
+    }
+    return rc == MD_OK ? store_blob_open(k->st, hex, out, err) : rc;
 }
 
 /* "csv" or "jsonl": params.format, else the first byte that is not white space ('{': JSON). */
@@ -478,23 +460,24 @@ static int is_jsonl(const json_t *params, const char *block, size_t n)
 }
 
 /* Read the file in blocks through the CSV reader or the line splitter, then the last rows. */
-static int read_rows(bulk *b, FILE *f, const json_t *params)
+static int read_rows(bulk *b, store_blob_reader *in, const json_t *params)
 {
     char *block = malloc(BLOCK);
     if (!block)
         return md_fail(b->err, MD_E_NOMEM, NULL, NULL);
-    size_t n = fread(block, 1, BLOCK, f);
+    size_t n = 0;
+    int rc = store_blob_reader_read(in, block, BLOCK, &n, b->err);
     int jsonl = is_jsonl(params, block, n);
     md_csv_opts co = {.header = true, .field = "file"};
-    int rc = jsonl ? MD_OK : md_csv_new(&co, csv_row, b, &b->csv, b->err);
+    if (rc == MD_OK && !jsonl)
+        rc = md_csv_new(&co, csv_row, b, &b->csv, b->err);
     while (rc == MD_OK && n > 0) {
         b->done_bytes += (double)n;
         rc = jsonl ? api__jsonl_feed(&b->line, &b->line_no, block, n, json_line, b, b->err)
                    : md_csv_feed(b->csv, block, n, b->err);
-        n = rc == MD_OK ? fread(block, 1, BLOCK, f) : 0;
+        if (rc == MD_OK)
+            rc = store_blob_reader_read(in, block, BLOCK, &n, b->err);
     }
-    if (rc == MD_OK && ferror(f))
-        rc = md_fail(b->err, MD_E_IO, "input", "cannot read the input");
     if (rc == MD_OK && jsonl && b->line.len)
         rc = json_line(b, b->line.data, b->line.len, b->err);
     if (rc == MD_OK && !jsonl)
@@ -509,8 +492,6 @@ static int read_rows(bulk *b, FILE *f, const json_t *params)
 static int save_result(bulk *b, job_run *r)
 {
     int rc = drain(b, true);
-    if (rc == MD_OK && fsync(b->fd) != 0)
-        rc = md_fail(b->err, MD_E_IO, "result", "cannot write the result");
     json_t *m =
         json_pack("{s:s, s:s, s:s, s:I, s:I}", "format", "csv", "model", b->model, "version",
                   b->version, "rows", (json_int_t)b->first_row, "failed", (json_int_t)b->failed);
@@ -519,9 +500,8 @@ static int save_result(bulk *b, job_run *r)
     if (rc == MD_OK && !meta)
         rc = md_fail(b->err, MD_E_NOMEM, NULL, NULL);
     if (rc == MD_OK) {
-        rc = job_run_set_result_file(r, b->path, meta, b->err); /* steals the file */
-        free(b->path);
-        b->path = NULL;
+        rc = job_run_set_result_writer(r, b->out, meta, b->err); /* steals the writer */
+        b->out = NULL;
     }
     free(meta);
     return rc;
@@ -537,27 +517,15 @@ static void bulk_free(bulk *b)
     md_csv_free(b->csv);
     md_buf_free(&b->body);
     md_buf_free(&b->line);
-    if (b->fd >= 0)
-        close(b->fd);
-    if (b->path)
-        unlink(b->path);
-    free(b->path);
-    if (b->spill_fd >= 0)
-        close(b->spill_fd);
-    if (b->spill)
-        unlink(b->spill);
-    free(b->spill);
+    store_blob_writer_free(b->out);
+    store_blob_writer_free(b->spill);
     free(b);
 }
 
 /* The result file the lines go to. */
 static int open_result(bulk *b)
 {
-    int rc = job_run_result_tmp(b->run, &b->path, b->err);
-    b->fd = rc == MD_OK ? open(b->path, O_WRONLY | O_CLOEXEC) : -1;
-    if (rc == MD_OK && b->fd < 0)
-        rc = md_fail(b->err, MD_E_IO, "result", "cannot open the result file");
-    return rc;
+    return job_run_result_writer(b->run, &b->out, b->err);
 }
 
 int api_bulk_run(job_run *r, void *user)
@@ -578,7 +546,6 @@ int api_bulk_run(job_run *r, void *user)
                      .trace = job_run_trace(r),
                      .no_explain = true};
     b->run = r;
-    b->fd = b->spill_fd = -1;
     b->model = json_string_value(json_object_get(params, "model"));
     b->cancel = job_run_cancel(r);
     b->err = err;
@@ -586,20 +553,17 @@ int api_bulk_run(job_run *r, void *user)
     md_buf_init(&b->body, RESULT_MAX);
     int orc = open_result(b);
     md_buf_init(&b->line, LINE_MAX_BYTES);
-    char path[4096];
+    store_blob_reader *in = NULL;
     int rc = !b->model ? md_fail(err, MD_E_MISSING_FIELD, "model", "the job names no model")
              : orc != MD_OK ? orc
-                            : input_path(r, k, params, path, sizeof path, err);
-    FILE *f = rc == MD_OK ? fopen(path, "rb") : NULL;
-    if (rc == MD_OK && !f)
-        rc = md_fail(err, MD_E_IO, "input", "cannot open the input");
-    struct stat st;
-    if (f && fstat(fileno(f), &st) == 0)
-        b->total_bytes = (double)st.st_size;
-    if (rc == MD_OK)
-        rc = read_rows(b, f, params);
-    if (f)
-        fclose(f);
+                            : open_input(r, k, params, &in, err);
+    if (rc == MD_E_FILE_NOT_FOUND)
+        rc = md_fail(err, MD_E_NOT_FOUND, "input", "the input is gone (expired?)");
+    if (rc == MD_OK) {
+        b->total_bytes = (double)store_blob_reader_size(in);
+        rc = read_rows(b, in, params);
+    }
+    store_blob_reader_free(in);
     if (rc == MD_OK)
         rc = save_result(b, r);
     bulk_free(b);

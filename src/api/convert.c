@@ -13,6 +13,7 @@
  *   3. The store reference taken at registration lives until api_convert_free, which runs after
  *      the server (and so every handler) has stopped.
  */
+#include "api/api_int.h"
 #include "api/convert_int.h"
 #include "api/multipart.h"
 
@@ -196,8 +197,13 @@ static void download_name(const char *filename, const char *fallback, char *out,
 
 static int result_svg(http_req *req, api_convert *c, const store_result *r, json_t *meta)
 {
-    char path[4096], disp[400], name[200];
-    int rc = store_blob_path(c->st, r->svg_sha256, path, sizeof path, http_req_err(req));
+    char disp[400], name[200];
+    store_blob_reader *br = NULL;
+    int rc = store_blob_open(c->st, r->svg_sha256, &br, http_req_err(req));
+    /* A result row whose blob is gone was swept between the two reads: report it as expired. */
+    if (rc == MD_E_FILE_NOT_FOUND)
+        return md_fail(http_req_err(req), MD_E_NOT_FOUND, "id",
+                       "no such result (it may have expired)");
     if (rc != MD_OK)
         return rc;
     download_name(json_string_value(json_object_get(meta, "filename")), r->result_id, name,
@@ -206,11 +212,7 @@ static int result_svg(http_req *req, api_convert *c, const store_result *r, json
     http_reply_header(req, "Content-Disposition", disp);
     http_reply_header(req, "Cache-Control", "private, max-age=3600");
     http_reply_header(req, "X-Content-Type-Options", "nosniff");
-    rc = http_reply_file(req, 200, "image/svg+xml", path);
-    /* A result row whose blob is gone was swept between the two reads: report it as expired. */
-    return rc == MD_E_FILE_NOT_FOUND ? md_fail(http_req_err(req), MD_E_NOT_FOUND, "id",
-                                               "no such result (it may have expired)")
-                                     : rc;
+    return api__reply_blob(req, 200, "image/svg+xml", br);
 }
 
 static int result_json(http_req *req, api_convert *c, const store_result *r, json_t *meta)

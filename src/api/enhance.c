@@ -48,6 +48,7 @@
 #define BUDGET_DEFAULT ((uint64_t)1536 << 20)
 #define BATCH_MAX 50
 #define PREVIEW_SIDE 400
+#define RESULT_READ_MAX ((size_t)256 << 20) /* a result read whole for its preview (img_load_file's limit) */
 #define LIST_PAGE 256 /* jobs per store listing while summing the estimates */
 #define PREVIEW_CACHE_N 64
 #define PREVIEW_CACHE_BYTES ((size_t)16 << 20)
@@ -642,13 +643,19 @@ static void prev_put(api_enhance *a, const char *sha, const void *bytes, size_t 
 
 /* The thumbnail of the result at path: decoded, fitted into 400 x 400, encoded (PNG with alpha,
  * else JPEG). *bytes new (free()). */
-static int make_preview(const char *path, void **bytes, size_t *len, int *png, md_err *err)
+static int make_preview(jobs *jq, const job_info *j, void **bytes, size_t *len, int *png,
+                        md_err *err)
 {
     md_image *img = NULL, *small = NULL;
     img_limits lim = result_limits();
-    int rc = img_load_file(path, &lim, &img, err);
+    uint8_t *data = NULL;
+    size_t n = 0;
+    int rc = job_result_read(jq, j, RESULT_READ_MAX, &data, &n, err); /* decrypted */
     if (rc == MD_E_FILE_NOT_FOUND)
         rc = md_fail(err, MD_E_NOT_FOUND, "job_id", "the result has expired");
+    if (rc == MD_OK)
+        rc = img_decode(data, n, &lim, &img, err);
+    free(data);
     if (rc == MD_OK)
         rc = img_fit(img, PREVIEW_SIDE, PREVIEW_SIDE, &small, err);
     img_free(img);
@@ -676,10 +683,11 @@ static int preview(http_req *req, void *ctx)
     int rc = job_get(a->o.jq, http_req_param(req, "id"), j, err);
     if (rc == MD_OK && !api_jobs_visible(req, j->owner))
         rc = md_fail(err, MD_E_NOT_FOUND, "job_id", "no such job");
-    char path[4096];
-    if (rc == MD_OK)
-        rc = job_result_path(a->o.jq, j, path, sizeof path, err);
-    if (rc == MD_OK && access(path, R_OK) != 0) /* swept: a cached preview must not outlive it */
+    store_blob_reader *br = NULL;
+    if (rc == MD_OK) /* swept: a cached preview must not outlive it */
+        rc = job_result_open(a->o.jq, j, &br, err);
+    store_blob_reader_free(br);
+    if (rc == MD_E_FILE_NOT_FOUND)
         rc = md_fail(err, MD_E_NOT_FOUND, "job_id", "the result has expired");
     if (rc != MD_OK)
         return rc;
@@ -688,7 +696,7 @@ static int preview(http_req *req, void *ctx)
     const char *sha = j->result_sha256;
     int png = 0, hit = sha[0] && prev_get(a, sha, &bytes, &len, &png);
     if (!hit) {
-        rc = make_preview(path, &bytes, &len, &png, err);
+        rc = make_preview(a->o.jq, j, &bytes, &len, &png, err);
         if (rc != MD_OK)
             return rc;
         if (sha[0])

@@ -4,12 +4,14 @@
  *   1. Every answer about a job or batch first checks that the caller may see it
  *      (api_jobs_visible); one it may not see is answered exactly like an unknown id (404), so
  *      ids of other keys cannot be probed.
- *   2. Handlers read rows through src/jobs only; results are streamed from their blob files
- *      (http_reply_file opens the file before the handler returns, so a sweep deleting it
- *      afterwards does not cut the answer).
- *   3. A batch ZIP is written to an unlinked-after-open temporary file with the results stored
- *      (not recompressed: images are compressed already), so building it costs one copy of the
- *      results on disk and no memory beyond libzip's buffers.
+ *   2. Handlers read rows through src/jobs only; results are streamed from their blobs
+ *      (job_result_open + api__reply_blob: decrypted while sent when encrypted at rest; the
+ *      file is opened before the handler returns, so a sweep deleting it afterwards does not
+ *      cut the answer).
+ *   3. A batch ZIP is built while it is sent (api__reply_zip): the results are stored, not
+ *      recompressed (images are compressed already), read from their blobs (decrypted when
+ *      encrypted at rest) into the response; no copy on disk, one block of memory. The results
+ *      are opened before the handler returns, so a sweep meanwhile does not cut the archive.
  */
 #include "api/jobs_api.h"
 
@@ -21,7 +23,6 @@
 #include <string.h>
 #include <sys/sysinfo.h>
 #include <unistd.h>
-#include <zip.h>
 
 struct api_jobs {
     jobs *jq;
@@ -182,16 +183,17 @@ static int get_result(http_req *req, void *ctx)
     if (!j)
         return md_fail(http_req_err(req), MD_E_NOMEM, NULL, NULL);
     int rc = load_job(req, a, j);
-    char path[4096], name[128], disp[192];
+    char name[128], disp[192];
+    store_blob_reader *br = NULL;
     if (rc == MD_OK)
-        rc = job_result_path(a->jq, j, path, sizeof path, http_req_err(req));
+        rc = job_result_open(a->jq, j, &br, http_req_err(req));
+    if (rc == MD_E_FILE_NOT_FOUND)
+        return md_fail(http_req_err(req), MD_E_NOT_FOUND, "job_id", "the result has expired");
     if (rc != MD_OK)
         return rc;
     result_name(j, name, sizeof name);
     snprintf(disp, sizeof disp, "attachment; filename=%s", name);
-    rc = http_reply_file(req, 200, result_type(j)->type, path);
-    if (rc == MD_E_FILE_NOT_FOUND)
-        return md_fail(http_req_err(req), MD_E_NOT_FOUND, "job_id", "the result has expired");
+    rc = api__reply_blob(req, 200, result_type(j)->type, br);
     if (rc == MD_OK)
         http_reply_header(req, "Content-Disposition", disp);
     return rc;
@@ -281,44 +283,21 @@ static int get_batch(http_req *req, void *ctx)
     return http_reply_json(req, 200, o);
 }
 
-/* Add the finished results of v to the archive za (invariant 3). */
-static int zip_results(api_jobs *a, const batch_view *v, zip_t *za, size_t *added, md_err *e)
+/* The finished results of v, opened (a swept one is left out); *n of them in e (caller's
+ * array of v->n; names in the arena). */
+static int open_results(http_req *req, api_jobs *a, const batch_view *v, api__zip_entry *e,
+                        size_t *n)
 {
+    *n = 0;
     for (size_t i = 0; i < v->n; i++) {
-        char path[4096], name[128];
-        if (job_result_path(a->jq, &v->list[i], path, sizeof path, NULL) != MD_OK ||
-            access(path, R_OK) != 0)
-            continue;
-        result_name(&v->list[i], name, sizeof name);
-        zip_source_t *src = zip_source_file(za, path, 0, -1);
-        zip_int64_t idx = src ? zip_file_add(za, name, src, ZIP_FL_ENC_UTF_8) : -1;
-        if (idx < 0) {
-            zip_source_free(src);
-            return md_fail(e, MD_E_IO, NULL, "cannot build the archive");
-        }
-        zip_set_file_compression(za, (zip_uint64_t)idx, ZIP_CM_STORE, 0);
-        (*added)++;
-    }
-    return MD_OK;
-}
-
-static int write_zip(api_jobs *a, const batch_view *v, const char *path, md_err *e)
-{
-    int zerr = 0;
-    zip_t *za = zip_open(path, ZIP_TRUNCATE, &zerr);
-    if (!za)
-        return md_fail(e, MD_E_IO, NULL, "cannot build the archive");
-    size_t added = 0;
-    int rc = zip_results(a, v, za, &added, e);
-    if (rc == MD_OK && added == 0)
-        rc = md_fail(e, MD_E_CONFLICT, "batch_id", "no job of the batch has finished yet");
-    if (rc != MD_OK) {
-        zip_discard(za);
-        return rc;
-    }
-    if (zip_close(za) != 0) {
-        zip_discard(za);
-        return md_fail(e, MD_E_IO, NULL, "cannot build the archive");
+        store_blob_reader *r = NULL;
+        char *name = md_arena_alloc(http_req_arena(req), API_ZIP_NAME_MAX);
+        if (!name)
+            return md_fail(http_req_err(req), MD_E_NOMEM, NULL, NULL);
+        if (job_result_open(a->jq, &v->list[i], &r, NULL) != MD_OK)
+            continue; /* not finished, failed, or swept */
+        result_name(&v->list[i], name, API_ZIP_NAME_MAX);
+        e[(*n)++] = (api__zip_entry){.name = name, .r = r, .mtime_ms = v->list[i].completed_ms};
     }
     return MD_OK;
 }
@@ -330,24 +309,23 @@ static int get_batch_results(http_req *req, void *ctx)
     int rc = load_batch(req, a, &v);
     if (rc != MD_OK)
         return rc;
-    const char *tmpdir = getenv("TMPDIR");
-    char path[4096];
-    snprintf(path, sizeof path, "%s/modeld-batch-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
-    int fd = mkstemp(path);
-    if (fd < 0)
-        rc = md_fail(http_req_err(req), MD_E_IO, NULL, "cannot build the archive");
-    else
-        close(fd);
-    if (rc == MD_OK)
-        rc = write_zip(a, &v, path, http_req_err(req));
+    api__zip_entry *e = calloc(v.n ? v.n : 1, sizeof *e);
+    size_t n = 0;
+    rc = e ? open_results(req, a, &v, e, &n) : md_fail(http_req_err(req), MD_E_NOMEM, NULL, NULL);
+    if (rc == MD_OK && n == 0)
+        rc = md_fail(http_req_err(req), MD_E_CONFLICT, "batch_id",
+                     "no job of the batch has finished yet");
     char disp[128];
     snprintf(disp, sizeof disp, "attachment; filename=batch_%s.zip", v.b.id);
-    if (rc == MD_OK)
-        rc = http_reply_file(req, 200, "application/zip", path);
+    if (rc == MD_OK) {
+        rc = api__reply_zip(req, e, n); /* steals the readers (invariant 3) */
+        n = 0;
+    }
     if (rc == MD_OK)
         http_reply_header(req, "Content-Disposition", disp);
-    if (fd >= 0)
-        unlink(path); /* the reply holds the file open */
+    for (size_t i = 0; i < n; i++)
+        store_blob_reader_free(e[i].r);
+    free(e);
     free(v.list);
     return rc;
 }

@@ -53,6 +53,7 @@ extern char **environ;
 typedef struct serve_ctx {
     const md_config *cfg;
     store *st;
+    store_keyring *kr; /* encryption at rest (NULL = off); freed after the store */
     auth *au;
     rl_limiter *rl;
     cli_cluster *cl;   /* Redis: shared limits, L2 cache, cluster events; NULL = none (issue 12) */
@@ -134,8 +135,11 @@ static int open_backends(serve_ctx *c)
     const md_config *cfg = c->cfg;
     md_err e;
     md_err_clear(&e);
+    if (cli_keyring(cfg, &c->kr, &e) != MD_OK)
+        return fail("cannot use the encryption key", &e, 2);
     store_opts so = {.data_dir = cfg->data_dir, .url = cfg->store, .blob_dir = cfg->blob_dir,
-                     .pool_size = (int)cfg->store_pool, .upload_ttl_ms = cfg->upload_ttl_ms};
+                     .pool_size = (int)cfg->store_pool, .upload_ttl_ms = cfg->upload_ttl_ms,
+                     .keyring = c->kr};
     if (store_open(&so, &c->st, &e) != MD_OK)
         return fail("cannot open the data dir", &e, 1);
     store_predlog_opts plo = {.flush_ms = cfg->predict_log_flush_ms};
@@ -377,6 +381,7 @@ static void shutdown_all(serve_ctx *c, int sig)
     cli_cluster_close(c->cl); /* after everything that publishes through it */
     auth_close(c->au);
     store_unref(c->st);
+    store_keyring_free(c->kr); /* after the last store reference: the store borrows it */
     if (sig)
         md_log(MD_LOG_INFO, "stopped");
 }

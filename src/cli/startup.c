@@ -3,9 +3,12 @@
 
 #include "base/log.h"
 #include "base/trace.h"
+#include "store/store.h"
 
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 extern char **environ;
 
@@ -42,4 +45,75 @@ int cli_startup(const char *cmd, int argc, char **argv, const char *usage, md_co
         }
     }
     return -1;
+}
+
+/* One key given as text (an env or INI setting): hex or base64 only, since 32 characters of
+ * text taken as raw bytes would be a password, not a key. */
+static int add_text_key(store_keyring *kr, const char *text, size_t n, const char *setting,
+                        md_err *err)
+{
+    md_err e;
+    md_err_clear(&e);
+    int rc = n == 32 ? MD_E_INVALID_PARAM : store_keyring_add(kr, text, n, setting, &e);
+    if (rc != MD_OK)
+        return md_fail(err, MD_E_INVALID_PARAM, setting,
+                       "%s: not a 32-byte key (64 hex digits or base64, e.g. `openssl rand "
+                       "-base64 32`)",
+                       setting);
+    return MD_OK;
+}
+
+/* Each comma-separated item of list: a file (files) or a key. */
+static int add_list(store_keyring *kr, const char *list, bool files, const char *setting,
+                    md_err *err)
+{
+    for (const char *p = list; p && *p;) {
+        size_t n = strcspn(p, ",");
+        char *item = strndup(p, n);
+        md_err e;
+        md_err_clear(&e);
+        int rc = !item ? md_fail(err, MD_E_NOMEM, NULL, NULL)
+                 : files ? store_keyring_add_file(kr, item, &e)
+                         : add_text_key(kr, item, n, setting, err);
+        if (rc != MD_OK && files)
+            md_fail(err, rc, setting, "%s: %s", setting, md_err_message(&e));
+        free(item);
+        if (rc != MD_OK)
+            return rc;
+        p += n + (p[n] == ',');
+    }
+    return MD_OK;
+}
+
+int cli_keyring(const md_config *cfg, store_keyring **out, md_err *err)
+{
+    *out = NULL;
+    bool from_file = cfg->encryption_key_file && *cfg->encryption_key_file;
+    bool from_text = cfg->encryption_key && *cfg->encryption_key;
+    if (!from_file && !from_text)
+        return MD_OK; /* md_config_validate refused old keys without a current one */
+    store_keyring *kr = NULL;
+    int rc = store_keyring_new(&kr, err);
+    if (rc == MD_OK)
+        rc = from_file ? add_list(kr, cfg->encryption_key_file, true, "encryption_key_file", err)
+                       : add_text_key(kr, cfg->encryption_key, strlen(cfg->encryption_key),
+                                      "encryption_key (MODELD_ENCRYPTION_KEY)", err);
+    if (rc == MD_OK && store_keyring_size(kr) != 1)
+        rc = md_fail(err, MD_E_INVALID_PARAM, "encryption_key_file",
+                     "encryption_key_file: one file (older keys go to encryption_old_key_file)");
+    if (rc == MD_OK)
+        rc = add_list(kr, cfg->encryption_old_key_file, true, "encryption_old_key_file", err);
+    if (rc == MD_OK)
+        rc = add_list(kr, cfg->encryption_old_keys, false,
+                      "encryption_old_keys (MODELD_ENCRYPTION_OLD_KEYS)", err);
+    if (rc != MD_OK) {
+        store_keyring_free(kr);
+        return rc;
+    }
+    char id[STORE_KEY_ID_HEX];
+    store_keyring_write_id(kr, id);
+    md_log(MD_LOG_INFO, "encryption at rest: on, write key %s, %zu older key(s) read", id,
+           store_keyring_size(kr) - 1);
+    *out = kr;
+    return MD_OK;
 }

@@ -6,6 +6,7 @@
 #define MD_CLI_STARTUP_H
 
 #include "config/config.h"
+#include "store/store.h"
 
 #include <signal.h>
 
@@ -17,5 +18,12 @@
  * tr_exporter_stop() (base/trace.h) before it returns. */
 int cli_startup(const char *cmd, int argc, char **argv, const char *usage, md_config *cfg,
                 sigset_t *stop);
+
+/* The keyring of encryption at rest from cfg's encryption_* settings: the write key
+ * (encryption_key_file or encryption_key), then the old keys (encryption_old_key_file items,
+ * encryption_old_keys items). *out is new (store_keyring_free after the last store_unref), NULL
+ * when encryption is off. MD_E_INVALID_PARAM naming the setting (and the file) for a key that
+ * cannot be read or is not 32 bytes (raw in a file, 64 hex digits or base64). */
+int cli_keyring(const md_config *cfg, store_keyring **out, md_err *err);
 
 #endif

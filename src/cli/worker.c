@@ -49,6 +49,7 @@ static int open_registry(const md_config *cfg, store *st, cli_cluster *cl, mdl_r
 
 /* Everything a worker process holds, closed in reverse order of opening (close_all). */
 typedef struct worker_ctx {
+    store_keyring *kr; /* encryption at rest: the same keys as the serve nodes; NULL = off */
     store *st;
     jobs *j;
     cli_cluster *cl;
@@ -94,9 +95,12 @@ static int start_metrics(const md_config *cfg, worker_ctx *w, md_err *e)
 
 static int open_all(const md_config *cfg, worker_ctx *w, md_err *e)
 {
+    int rc = cli_keyring(cfg, &w->kr, e);
     store_opts so = {.data_dir = cfg->data_dir, .url = cfg->store, .blob_dir = cfg->blob_dir,
-                     .pool_size = (int)cfg->store_pool, .upload_ttl_ms = cfg->upload_ttl_ms};
-    int rc = store_open(&so, &w->st, e);
+                     .pool_size = (int)cfg->store_pool, .upload_ttl_ms = cfg->upload_ttl_ms,
+                     .keyring = w->kr};
+    if (rc == MD_OK)
+        rc = store_open(&so, &w->st, e);
     if (rc == MD_OK)
         rc = cli_cluster_open(cfg, &w->cl, e);
     if (rc == MD_OK)
@@ -124,6 +128,7 @@ static void close_all(worker_ctx *w)
     mdl_registry_close(w->kind.models);
     cli_cluster_close(w->cl);
     store_unref(w->st);
+    store_keyring_free(w->kr); /* after the last store reference: the store borrows it */
 }
 
 static int run_worker(const md_config *cfg, const sigset_t *set)

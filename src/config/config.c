@@ -20,7 +20,11 @@
 
 typedef enum { T_STR, T_INT, T_BOOL, T_SIZE, T_DUR, T_RATE, T_NUM } stype;
 
-enum { NO_FLAG = 1 }; /* secrets: not on the command line, where `ps` would show them */
+enum {
+    NO_FLAG = 1, /* secrets: not on the command line, where `ps` would show them */
+    REPEAT = 2,  /* a list: each repetition of the flag adds an item (a comma-separated list in
+                  * MODELD_* and the INI file, which replace it as a whole) */
+};
 
 typedef struct setting {
     const char *name;
@@ -188,6 +192,18 @@ static const setting settings[] = {
      "a partial batch of spans is exported after this long"},
     {"otlp_timeout", T_DUR, F(otlp_timeout_ms), "2s", 10, 60 * SEC, 0, "DUR",
      "deadline of one export POST; a slower collector loses that batch (counted as failed)"},
+    {"encryption_key_file", T_STR, F(encryption_key_file), "", 0, 0, 0, "FILE",
+     "encryption at rest of uploads, results and datasets (XChaCha20-Poly1305): a file holding "
+     "the 32-byte key (raw, 64 hex digits or base64; keep it mode 0600 outside the data dir); "
+     "empty (and no encryption_key) = blobs in plain text"},
+    {"encryption_key", T_STR, F(encryption_key), "", 0, 0, NO_FLAG, "KEY",
+     "the key itself, 64 hex digits or base64 (env or file only), instead of "
+     "encryption_key_file"},
+    {"encryption_old_key_file", T_STR, F(encryption_old_key_file), "", 0, 0, REPEAT, "FILE",
+     "rotation: a previous key's file, still read (repeat the flag, or a comma-separated list); "
+     "a blob read under it is rewritten under the current key"},
+    {"encryption_old_keys", T_STR, F(encryption_old_keys), "", 0, 0, NO_FLAG, "LIST",
+     "rotation: previous keys themselves, comma-separated (env or file only)"},
     {"test_routes", T_BOOL, F(test_routes), "false", 0, 0, 0, "BOOL",
      "debug: /api/test/* routes for the end-to-end tests (never in production)"},
 };
@@ -514,8 +530,27 @@ static const setting *flag_setting(const char *f, size_t n)
 }
 
 /* Walk argv; with only_config, apply just --config (it must be known before the file loads). */
+/* A REPEAT setting given again on the command line: its value gains ",v" (items with a comma
+ * cannot be given). */
+static int append_item(md_config *c, const setting *s, const char *v, const char *origin,
+                       md_err *err)
+{
+    char **field = (char **)(void *)((char *)c + s->off);
+    if (strchr(v, ','))
+        return bad(err, s, origin, "one item without a comma (repeat the flag for more)", v);
+    size_t n = strlen(*field) + strlen(v) + 2;
+    char *joined = malloc(n);
+    if (!joined)
+        return md_fail(err, MD_E_NOMEM, s->name, NULL);
+    snprintf(joined, n, "%s,%s", *field, v);
+    free(*field);
+    *field = joined;
+    return MD_OK;
+}
+
 static int apply_argv(md_config *c, int argc, char **argv, bool only_config, md_err *err)
 {
+    bool seen[NSETTINGS] = {0}; /* set from argv already: REPEAT settings append */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -541,9 +576,12 @@ static int apply_argv(md_config *c, int argc, char **argv, bool only_config, md_
             continue;
         char origin[80];
         snprintf(origin, sizeof origin, "--%.*s", (int)(n > 60 ? 60 : n), a + 2);
-        int rc = set_value(c, s, v, origin, err);
+        size_t idx = (size_t)(s - settings);
+        bool again = (s->flags & REPEAT) && seen[idx] && *v;
+        int rc = again ? append_item(c, s, v, origin, err) : set_value(c, s, v, origin, err);
         if (rc != MD_OK)
             return rc;
+        seen[idx] = true;
     }
     return MD_OK;
 }
@@ -578,6 +616,19 @@ int md_config_validate(const md_config *c, md_err *err)
     if (c->redis_down && strcmp(c->redis_down, "local") != 0 && strcmp(c->redis_down, "refuse") != 0)
         return md_fail(err, MD_E_INVALID_PARAM, "redis_down", "redis_down must be local or refuse, got \"%.32s\"",
                        c->redis_down);
+    if (c->encryption_key && *c->encryption_key && c->encryption_key_file &&
+        *c->encryption_key_file)
+        return md_fail(err, MD_E_INVALID_PARAM, "encryption_key",
+                       "set encryption_key (MODELD_ENCRYPTION_KEY) or encryption_key_file, not "
+                       "both");
+    bool old_keys = (c->encryption_old_key_file && *c->encryption_old_key_file) ||
+                    (c->encryption_old_keys && *c->encryption_old_keys);
+    bool key = (c->encryption_key && *c->encryption_key) ||
+               (c->encryption_key_file && *c->encryption_key_file);
+    if (old_keys && !key)
+        return md_fail(err, MD_E_INVALID_PARAM, "encryption_key_file",
+                       "old encryption keys need the current one (encryption_key_file or "
+                       "MODELD_ENCRYPTION_KEY) to re-encrypt under");
     for (const char *p = c->cors_origins; p && *p;) {
         size_t n = strcspn(p, ",");
         bool ok = (n == 1 && *p == '*') || (n > 7 && strncmp(p, "http://", 7) == 0) ||

@@ -84,6 +84,11 @@ typedef struct md_config {
     /* tracing (issue 13): OTLP/HTTP JSON export; "" = off */
     char *otlp_endpoint;
     long otlp_queue, otlp_batch, otlp_interval_ms, otlp_timeout_ms;
+    /* encryption at rest (store_opts.keyring, built by cli_keyring): "" = off */
+    char *encryption_key_file;     /* the write key's file */
+    char *encryption_key;          /* or the write key itself (env / INI only) */
+    char *encryption_old_key_file; /* comma-separated files of older keys (flag repeatable) */
+    char *encryption_old_keys;     /* comma-separated older keys (env / INI only) */
     bool test_routes;
     bool help; /* --help was given: print md_config_help and exit 0 */
 } md_config;

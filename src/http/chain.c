@@ -55,6 +55,7 @@ void http__req_unref(http_req *r)
     free(r->out_malloced);
     if (r->out_fd >= 0)
         close(r->out_fd);
+    http__stream_free(r->out_stream); /* a stream never handed to libmicrohttpd */
     md_arena_free(r->arena); /* r itself lives in the arena */
 }
 
@@ -346,7 +347,7 @@ void http__req_finalize(http_req *r)
         return;
     }
     const http_route *rt = r->match.route;
-    if (r->out_fd >= 0 || r->out_len < r->srv->o.gzip_min || !http__compressible(r->ctype) ||
+    if (r->out_fd >= 0 || r->out_stream || r->out_len < r->srv->o.gzip_min || !http__compressible(r->ctype) ||
         (rt && (rt->flags & HTTP_NO_GZIP)) || has_header(r, "Content-Encoding"))
         return;
     r->vary_ae = true;

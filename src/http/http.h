@@ -347,6 +347,18 @@ int http_reply_take(http_req *r, int status, const char *content_type, void *dat
 /* Body from a file (static files, results): path borrowed for the call; the file is opened now
  * and streamed by libmicrohttpd. MD_E_FILE_NOT_FOUND when it cannot be opened (nothing queued). */
 int http_reply_file(http_req *r, int status, const char *content_type, const char *path);
+/* Body from an open regular file of size bytes, read from offset 0 (sendfile when the
+ * connection allows): steals fd (closed by the server, also when the call fails). */
+int http_reply_fd(http_req *r, int status, const char *content_type, int fd, uint64_t size);
+/* Body pulled from a stream while libmicrohttpd sends it (a blob decrypted chunk by chunk):
+ * exactly size bytes (the Content-Length). read fills up to cap bytes of buf and sets *got
+ * (fewer than cap only at the end) or returns an MD_E_* code: the connection is then closed
+ * with the body cut short (the status line is gone already), and the error logged. read runs
+ * on an I/O thread, so each call must be quick (one chunk of a file). Steals ctx: release
+ * (may be NULL) is called once when the response is done with it, also when this call fails. */
+typedef int (*http_read_fn)(void *ctx, void *buf, size_t cap, size_t *got);
+int http_reply_stream(http_req *r, int status, const char *content_type, uint64_t size,
+                      http_read_fn read, void (*release)(void *ctx), void *ctx);
 /* No body (204, 304). */
 int http_reply_empty(http_req *r, int status);
 /* The error answer for e (status from the error table). e borrowed for the call. */

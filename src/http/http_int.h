@@ -225,6 +225,7 @@ struct http_req {
     void *out_malloced; /* free()d when the request is freed */
     int out_fd;         /* -1 when none */
     uint64_t out_fd_size;
+    struct http__stream *out_stream; /* http_reply_stream's body (owned until queued); NULL */
     http_hdr *rhdrs;
     bool gzipped, vary_ae;
     http_ws *ws; /* accepted WebSocket (http_reply_ws): a reference, dropped when r is freed */
@@ -232,6 +233,20 @@ struct http_req {
     int fin_status;
     uint64_t fin_bytes;
 };
+
+/* ---- streamed bodies (request.c: http_reply_stream) ---- */
+typedef struct http__stream {
+    http_read_fn read;
+    void (*release)(void *ctx);
+    void *ctx;
+    uint64_t size, sent;
+    char req_id[HTTP_ID_MAX + 1]; /* for the log line of a failed read */
+} http__stream;
+/* Release a stream that was never handed to libmicrohttpd (NULL is a no-op). */
+void http__stream_free(http__stream *st);
+/* libmicrohttpd's content reader and free callbacks over an http__stream (cls). */
+ssize_t http__stream_read(void *cls, uint64_t pos, char *buf, size_t max);
+void http__stream_done(void *cls);
 
 /* ---- WebSockets (ws.c; the socket's life cycle is drawn there) ---- */
 typedef struct http__ws_hub http__ws_hub;

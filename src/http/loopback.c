@@ -124,6 +124,24 @@ static char *slurp_fd(int fd, uint64_t size)
     return b;
 }
 
+/* Read a streamed reply into memory (what libmicrohttpd would pull); *len gets the bytes
+ * read, short when the stream failed (the client would see the connection cut). */
+static char *slurp_stream(http__stream *st, size_t *len)
+{
+    char *b = malloc(st->size + 1);
+    size_t got = 0;
+    while (b && got < st->size) {
+        size_t k = 0;
+        if (st->read(st->ctx, b + got, (size_t)st->size - got, &k) != MD_OK || k == 0)
+            break;
+        got += k;
+    }
+    if (b)
+        b[got] = '\0';
+    *len = got;
+    return b;
+}
+
 static int collect(http_req *r, http_loopback_resp *out)
 {
     hlist l = {0};
@@ -141,6 +159,8 @@ static int collect(http_req *r, http_loopback_resp *out)
     if (r->out_fd >= 0) {
         out->body = slurp_fd(r->out_fd, r->out_fd_size);
         out->len = out->body ? r->out_fd_size : 0;
+    } else if (r->out_stream) {
+        out->body = slurp_stream(r->out_stream, &out->len);
     } else {
         out->body = malloc(r->out_len + 1);
         out->len = r->out_len;

@@ -274,6 +274,58 @@ int http_reply_file(http_req *r, int status, const char *content_type, const cha
     return MD_OK;
 }
 
+int http_reply_fd(http_req *r, int status, const char *content_type, int fd, uint64_t size)
+{
+    if (!begin_reply(r)) {
+        close(fd);
+        return MD_E_INTERNAL;
+    }
+    int rc = set_reply(r, status, content_type, NULL, 0);
+    if (rc != MD_OK) {
+        close(fd);
+        r->replied = false;
+        return rc;
+    }
+    r->out_fd = fd;
+    r->out_fd_size = size;
+    return MD_OK;
+}
+
+void http__stream_free(http__stream *st)
+{
+    if (!st)
+        return;
+    if (st->release)
+        st->release(st->ctx);
+    free(st);
+}
+
+int http_reply_stream(http_req *r, int status, const char *content_type, uint64_t size,
+                      http_read_fn read, void (*release)(void *ctx), void *ctx)
+{
+    http__stream *st = calloc(1, sizeof *st);
+    if (st) {
+        *st = (http__stream){.read = read, .release = release, .ctx = ctx, .size = size};
+        snprintf(st->req_id, sizeof st->req_id, "%s", r->id);
+    } else if (release) {
+        release(ctx);
+    }
+    if (!st)
+        return MD_E_NOMEM;
+    if (!begin_reply(r)) {
+        http__stream_free(st);
+        return MD_E_INTERNAL;
+    }
+    int rc = set_reply(r, status, content_type, NULL, 0);
+    if (rc != MD_OK) {
+        http__stream_free(st);
+        r->replied = false;
+        return rc;
+    }
+    r->out_stream = st;
+    return MD_OK;
+}
+
 static void put_json_str(char *buf, size_t cap, size_t *n, const char *s)
 {
     static const char hex[] = "0123456789abcdef";

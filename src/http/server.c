@@ -106,6 +106,32 @@ static void on_upgrade(void *cls, struct MHD_Connection *c, void *con_cls, const
     http__ws_upgraded(cls, sock, urh, extra_in, extra_in_size);
 }
 
+/* ---- streamed bodies (http_reply_stream) ---- */
+
+void http__stream_done(void *cls)
+{
+    http__stream_free(cls);
+}
+
+ssize_t http__stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)pos; /* libmicrohttpd reads sequentially: pos == st->sent */
+    http__stream *st = cls;
+    if (st->sent >= st->size)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    size_t want = st->size - st->sent < max ? (size_t)(st->size - st->sent) : max;
+    size_t got = 0;
+    int rc = st->read(st->ctx, buf, want, &got);
+    if (rc != MD_OK || got == 0) {
+        md_log(MD_LOG_ERROR, "http: request %s: streamed body failed after %llu of %llu bytes (%s); closing",
+               st->req_id, (unsigned long long)st->sent, (unsigned long long)st->size,
+               rc != MD_OK ? md_err_name(rc) : "ended early");
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    }
+    st->sent += got;
+    return (ssize_t)got;
+}
+
 static enum MHD_Result queue_reply(http_req *r)
 {
     struct MHD_Response *resp;
@@ -117,6 +143,13 @@ static enum MHD_Result queue_reply(http_req *r)
         if (resp)
             r->out_fd = -1; /* libmicrohttpd closes it now */
         bytes = r->out_fd_size;
+    } else if (r->out_stream) {
+        resp = MHD_create_response_from_callback(r->out_stream->size, 64 * 1024,
+                                                 http__stream_read, r->out_stream,
+                                                 http__stream_done);
+        bytes = r->out_stream->size;
+        if (resp)
+            r->out_stream = NULL; /* libmicrohttpd releases it now */
     } else {
         resp = MHD_create_response_from_buffer(r->out_len, (void *)(uintptr_t)r->out, MHD_RESPMEM_PERSISTENT);
     }

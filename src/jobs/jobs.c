@@ -397,12 +397,28 @@ int job_list(jobs *j, const job_filter *f, job_info **list, size_t *n, int64_t *
     return store_jobs_list(j->s, f, list, n, next_cursor, err);
 }
 
-int job_result_path(jobs *j, const job_info *info, char *out, size_t cap, md_err *err)
+static int has_result(const job_info *info, md_err *err)
 {
     if (info->state != JOB_SUCCESS || !info->result_sha256[0])
         return md_fail(err, MD_E_CONFLICT, "job_id", "the job has no result (status %s)",
                        job_state_name(info->state));
-    return store_blob_path(j->s, info->result_sha256, out, cap, err);
+    return MD_OK;
+}
+
+int job_result_open(jobs *j, const job_info *info, store_blob_reader **out, md_err *err)
+{
+    *out = NULL;
+    int rc = has_result(info, err);
+    return rc == MD_OK ? store_blob_open(j->s, info->result_sha256, out, err) : rc;
+}
+
+int job_result_read(jobs *j, const job_info *info, size_t max, uint8_t **data, size_t *n,
+                    md_err *err)
+{
+    *data = NULL;
+    *n = 0;
+    int rc = has_result(info, err);
+    return rc == MD_OK ? store_blob_read(j->s, info->result_sha256, max, data, n, err) : rc;
 }
 
 int job_counts_get(jobs *j, const char *kind, job_counts *out, md_err *err)

@@ -93,8 +93,10 @@ typedef struct job_kind {
 
 /* The job being run (borrowed for the call; every field of the row is there). */
 const job_info *job_run_info(const job_run *r);
-/* Path of the input blob ("" when the job has none). Borrowed for the call. */
-const char *job_run_input_path(const job_run *r);
+/* Open the input blob for reading in blocks (store_blob_open: decrypted when the store
+ * encrypts at rest). MD_E_FILE_NOT_FOUND (field "file") when the job has no input or it was
+ * swept. *out is new (store_blob_reader_free). */
+int job_run_input_open(job_run *r, store_blob_reader **out, md_err *err);
 /* Read the whole input (at most max bytes: MD_E_TOO_LARGE beyond). *data is new (free()). */
 int job_run_read_input(job_run *r, size_t max, uint8_t **data, size_t *n, md_err *err);
 /* The cancel token of the run, with the progress sink installed: progress goes to the
@@ -109,13 +111,14 @@ md_err *job_run_err(job_run *r);
  * and its metadata (a JSON object of at most STORE_JOB_META_MAX - 1 bytes; NULL = "{}"). The
  * row names them when the run returns MD_OK. Calling it again replaces the previous result. */
 int job_run_set_result(job_run *r, const void *data, size_t n, const char *meta_json, md_err *err);
-/* A result too big for memory: job_run_result_tmp makes an empty file on the blob store's file
- * system (*path new: free() it; the file is the run's, swept after an hour if left behind) for
- * the run to write; job_run_set_result_file then adopts it as the result like
- * job_run_set_result (fsync'd, renamed into the blob store). set_result_file steals the file
- * whatever the outcome (store_blob_adopt). */
-int job_run_result_tmp(job_run *r, char **path, md_err *err);
-int job_run_set_result_file(job_run *r, const char *path, const char *meta_json, md_err *err);
+/* A result too big for memory, written as it is made: job_run_result_writer opens a blob
+ * writer (store_blob_writer: a file under blobs/tmp, encrypted as it is written when the store
+ * encrypts at rest; *out new); job_run_set_result_writer commits it as the result like
+ * job_run_set_result (fsync'd, renamed into the blob store) and steals w whatever the outcome.
+ * A run may also open writers for scratch files (store_blob_writer_reopen). */
+int job_run_result_writer(job_run *r, store_blob_writer **out, md_err *err);
+int job_run_set_result_writer(job_run *r, store_blob_writer *w, const char *meta_json,
+                              md_err *err);
 
 /* ---- the queue -------------------------------------------------------------------------- */
 
@@ -216,9 +219,15 @@ int job_cancel(jobs *j, const char *id, int *state_out, md_err *err);
 /* Remove a terminal job's row now (its blobs go at the next store_sweep). MD_E_CONFLICT
  * (field "job_id") while it is QUEUED or PROCESSING. */
 int job_delete(jobs *j, const char *id, md_err *err);
-/* Path of a finished job's result blob. MD_E_CONFLICT (field "job_id") unless SUCCESS with a
- * result. */
-int job_result_path(jobs *j, const job_info *info, char *out, size_t cap, md_err *err);
+/* Open a finished job's result blob for reading (store_blob_open: decrypted when the store
+ * encrypts at rest; never read a result by its path). MD_E_CONFLICT (field "job_id") unless
+ * SUCCESS with a result; MD_E_FILE_NOT_FOUND when the blob was swept. *out is new
+ * (store_blob_reader_free). */
+int job_result_open(jobs *j, const job_info *info, store_blob_reader **out, md_err *err);
+/* The whole result in memory, at most max bytes (MD_E_TOO_LARGE beyond); errors as
+ * job_result_open. *data is new (free()). */
+int job_result_read(jobs *j, const job_info *info, size_t max, uint8_t **data, size_t *n,
+                    md_err *err);
 
 /* A batch and its jobs in submission order (*list is new: free(); may be NULL with *n 0). */
 int job_batch_get(jobs *j, const char *id, job_batch *out, job_info **list, size_t *n, md_err *err);

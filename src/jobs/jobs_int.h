@@ -49,7 +49,6 @@ struct job_run {
     job_info info; /* the row as claimed; progress fields under mu */
     jobs__kind *kind;
     char worker[STORE_JOB_WORKER_MAX];
-    char input_path[4096];
     md_cancel cancel;
     md_err err;
     tr_ctx tctx;   /* see job_run_trace; valid when has_tctx */

@@ -55,9 +55,12 @@ const job_info *job_run_info(const job_run *r)
 {
     return &r->info;
 }
-const char *job_run_input_path(const job_run *r)
+int job_run_input_open(job_run *r, store_blob_reader **out, md_err *err)
 {
-    return r->input_path;
+    *out = NULL;
+    if (!r->info.input_sha256[0])
+        return md_fail(err, MD_E_FILE_NOT_FOUND, "file", "the job has no input");
+    return store_blob_open(r->j->s, r->info.input_sha256, out, err);
 }
 md_cancel *job_run_cancel(job_run *r)
 {
@@ -96,24 +99,25 @@ int job_run_set_result(job_run *r, const void *data, size_t n, const char *meta_
     return MD_OK;
 }
 
-int job_run_result_tmp(job_run *r, char **path, md_err *err)
+int job_run_result_writer(job_run *r, store_blob_writer **out, md_err *err)
 {
-    return store_blob_tmp(r->j->s, path, err);
+    return store_blob_writer_open(r->j->s, out, err);
 }
 
-int job_run_set_result_file(job_run *r, const char *path, const char *meta_json, md_err *err)
+int job_run_set_result_writer(job_run *r, store_blob_writer *w, const char *meta_json,
+                              md_err *err)
 {
     const char *meta = meta_json ? meta_json : "{}";
     char *copy = strlen(meta) < STORE_JOB_META_MAX ? strdup(meta) : NULL;
     if (!copy) {
-        unlink(path); /* stolen whatever the outcome */
+        store_blob_writer_free(w); /* stolen whatever the outcome */
         return strlen(meta) >= STORE_JOB_META_MAX
                    ? md_fail(err, MD_E_TOO_LARGE, "result_meta", "result metadata too long")
                    : md_fail(err, MD_E_NOMEM, NULL, NULL);
     }
     char hex[STORE_SHA256_HEX];
     uint64_t n = 0;
-    int rc = store_blob_adopt(r->j->s, path, hex, &n, err);
+    int rc = store_blob_writer_commit(w, hex, &n, err);
     if (rc != MD_OK) {
         free(copy);
         return rc;
@@ -204,8 +208,6 @@ static job_run *new_run(jobs *j, const job_info *info, jobs__kind *k, const char
     r->info = *info;
     r->kind = k;
     snprintf(r->worker, sizeof r->worker, "%s", worker);
-    if (info->input_sha256[0])
-        store_blob_path(j->s, info->input_sha256, r->input_path, sizeof r->input_path, NULL);
     md_cancel_init(&r->cancel, 0);
     r->cancel.progress = on_progress;
     r->cancel.progress_ctx = r;

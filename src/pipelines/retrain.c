@@ -413,16 +413,22 @@ static int read_rows(rt_job *j, md_err *err)
         return rc;
     }
     store_dataset *d = malloc(sizeof *d);
-    char path[4096];
+    uint8_t *data = NULL;
+    size_t len = 0;
     int rc =
         d ? store_datasets_get(cx->st, j->in->data, d, err) : md_fail(err, MD_E_NOMEM, NULL, NULL);
     if (rc == MD_E_NOT_FOUND)
         rc = md_fail(err, MD_E_NOT_FOUND, "data", "no dataset %.40s (deleted?)", j->in->data);
+    if (rc == MD_OK) /* through the store: decrypted when encrypted at rest */
+        rc = store_blob_read(cx->st, d->sha256, DATA_MAX_BYTES, &data, &len, err);
+    if (rc == MD_E_FILE_NOT_FOUND)
+        rc = md_fail(err, MD_E_NOT_FOUND, "data", "dataset %.40s has no data (swept?)", d->id);
+    else if (rc == MD_E_TOO_LARGE)
+        rc = md_fail(err, MD_E_TOO_LARGE, "data", "more than %zu bytes", (size_t)DATA_MAX_BYTES);
     if (rc == MD_OK)
-        rc = store_blob_path(cx->st, d->sha256, path, sizeof path, err);
-    if (rc == MD_OK)
-        rc = rt__read_file(path, d->format, DATA_MAX_BYTES, &j->sc, &j->sp, max, "data", &j->train,
-                           err);
+        rc = rt__read_data((const char *)data, len, d->format, &j->sc, &j->sp, max, "data",
+                           &j->train, err);
+    free(data);
     free(d);
     return rc;
 }

@@ -221,6 +221,15 @@ int rt__slurp(const char *path, size_t max_bytes, const char *field, char **out,
     return MD_OK;
 }
 
+int rt__read_data(const char *data, size_t len, const char *format, const pr_schema *sc,
+                  const rt_spec *sp, size_t max_rows, const char *field, rt_rows *r, md_err *err)
+{
+    r->ncols = sc->n;
+    csv_ctx c = {.r = r, .sc = sc, .sp = sp, .max_rows = max_rows, .field = field};
+    return strcmp(format, "jsonl") == 0 ? read_jsonl(data, len, &c, err)
+                                        : read_csv(data, len, &c, err);
+}
+
 int rt__read_file(const char *path, const char *format, size_t max_bytes, const pr_schema *sc,
                   const rt_spec *sp, size_t max_rows, const char *field, rt_rows *r, md_err *err)
 {
@@ -230,9 +239,7 @@ int rt__read_file(const char *path, const char *format, size_t max_bytes, const 
     int rc = rt__slurp(path, max_bytes, field, &data, &len, err);
     if (rc != MD_OK)
         return rc;
-    csv_ctx c = {.r = r, .sc = sc, .sp = sp, .max_rows = max_rows, .field = field};
-    rc = strcmp(format, "jsonl") == 0 ? read_jsonl(data, len, &c, err)
-                                      : read_csv(data, len, &c, err);
+    rc = rt__read_data(data, len, format, sc, sp, max_rows, field, r, err);
     free(data);
     return rc;
 }

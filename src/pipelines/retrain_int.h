@@ -45,6 +45,10 @@ int rt__slurp(const char *path, size_t max_bytes, const char *field, char **out,
  * MD_E_TOO_LARGE naming field beyond) into r (r->ncols = sc->n). A row that is not valid for the
  * schema or has no valid label fails with MD_E_INVALID_PARAM naming `field`, the line and the
  * column. max_bytes bounds the file. */
+/* The same over data[0..len) already in memory (a dataset blob read through the store, which
+ * decrypts it when encrypted at rest). */
+int rt__read_data(const char *data, size_t len, const char *format, const pr_schema *sc,
+                  const rt_spec *sp, size_t max_rows, const char *field, rt_rows *r, md_err *err);
 int rt__read_file(const char *path, const char *format, size_t max_bytes, const pr_schema *sc,
                   const rt_spec *sp, size_t max_rows, const char *field, rt_rows *r, md_err *err);
 

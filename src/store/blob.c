@@ -93,10 +93,10 @@ static int write_content(store *s, int fd, const void *data, size_t n, md_err *e
     return rc;
 }
 
-int store__blob_write_tmp(store *s, const void *data, size_t n, bool durable, char **tmp_path,
-                          md_err *err)
+int store__blob_tmp_open(store *s, char **tmp_path, int *fd, md_err *err)
 {
     *tmp_path = NULL;
+    *fd = -1;
     size_t cap = strlen(s->blob_dir) + 64;
     char *path = malloc(cap);
     if (!path)
@@ -111,18 +111,33 @@ int store__blob_write_tmp(store *s, const void *data, size_t n, bool durable, ch
     char rnd[33];
     store__random_hex(rnd, 16);
     snprintf(path, cap, "%s/tmp/%s.tmp", s->blob_dir, rnd);
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    int wrc = fd < 0 ? MD_E_IO : write_content(s, fd, data, n, err);
-    if (fd < 0 || wrc != MD_OK || (durable && fsync(fd) != 0)) {
-        int rc = wrc != MD_OK && fd >= 0 ? wrc : io_fail("write", path, err);
-        if (fd >= 0) {
-            close(fd);
-            unlink(path);
-        }
+    *fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (*fd < 0) {
+        int rc = io_fail("create", path, err);
         free(path);
         return rc;
     }
+    *tmp_path = path;
+    return MD_OK;
+}
+
+int store__blob_write_tmp(store *s, const void *data, size_t n, bool durable, char **tmp_path,
+                          md_err *err)
+{
+    int fd = -1;
+    char *path = NULL;
+    int rc = store__blob_tmp_open(s, &path, &fd, err);
+    if (rc != MD_OK)
+        return rc;
+    rc = write_content(s, fd, data, n, err);
+    if (rc == MD_OK && durable && fsync(fd) != 0)
+        rc = io_fail("fsync", path, err);
     close(fd);
+    if (rc != MD_OK) {
+        unlink(path);
+        free(path);
+        return rc;
+    }
     *tmp_path = path;
     return MD_OK;
 }
@@ -212,50 +227,27 @@ int store_blob_put(store *s, const void *data, size_t n, char hex[STORE_SHA256_H
     return rc;
 }
 
-/* Read exactly n bytes from fd into a new buffer (+1 spare byte); NULL on error or OOM. */
-static uint8_t *read_exact(int fd, size_t n)
+int store_blob_read(store *s, const char *hex, size_t max, uint8_t **data, size_t *n,
+                    md_err *err)
 {
-    uint8_t *buf = malloc(n + 1);
-    size_t got = 0;
-    while (buf && got < n) {
-        ssize_t r = read(fd, buf + got, n - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0) {
-            free(buf);
-            return NULL;
-        }
-        got += (size_t)r;
-    }
-    return buf;
-}
-
-/* Decrypt a whole encrypted blob (fd stolen) into a new buffer; MD_E_TOO_LARGE over max. */
-static int read_encrypted(store *s, int fd, size_t max, uint8_t **data, size_t *n, md_err *err)
-{
-    if (!s->keyring) {
-        close(fd);
-        md_log(MD_LOG_ERROR, "store: an encrypted blob was read with no encryption key set");
-        return md_fail(err, MD_E_IO, NULL, "the blob is encrypted and no encryption key is configured");
-    }
-    store_crypt_reader *r = NULL;
-    int rc = store_crypt_reader_open(s->keyring, fd, &r, err);
+    *data = NULL;
+    *n = 0;
+    store_blob_reader *r = NULL;
+    int rc = store_blob_open(s, hex, &r, err);
     if (rc != MD_OK)
         return rc;
-    uint64_t size = store_crypt_reader_size(r);
+    uint64_t size = store_blob_reader_size(r);
     uint8_t *buf = size <= max ? malloc((size_t)size + 1) : NULL;
     if (size > max)
         rc = md_fail(err, MD_E_TOO_LARGE, NULL, "the file is larger than %zu bytes", max);
     else if (!buf)
         rc = md_fail(err, MD_E_NOMEM, NULL, NULL);
-    size_t got = 0, step = 1;
-    while (rc == MD_OK && step > 0 && got <= size) {
-        rc = store_crypt_read(r, buf + got, (size_t)size + 1 - got, &step, err);
-        got += step;
-    }
-    store_crypt_reader_free(r);
-    if (rc == MD_OK && got != size)
-        rc = md_fail(err, MD_E_IO, NULL, "encrypted blob size mismatch");
+    size_t got = 0;
+    if (rc == MD_OK)
+        rc = store_blob_reader_read(r, buf, (size_t)size + 1, &got, err);
+    store_blob_reader_free(r);
+    if (rc == MD_OK && got != size) /* the file changed size under us: never half a blob */
+        rc = md_fail(err, MD_E_IO, NULL, "the blob changed while it was read");
     if (rc != MD_OK) {
         free(buf);
         return rc;
@@ -263,35 +255,4 @@ static int read_encrypted(store *s, int fd, size_t max, uint8_t **data, size_t *
     *data = buf;
     *n = (size_t)size;
     return MD_OK;
-}
-
-int store_blob_read(store *s, const char *hex, size_t max, uint8_t **data, size_t *n,
-                    md_err *err)
-{
-    *data = NULL;
-    *n = 0;
-    char path[4096];
-    int rc = store_blob_path(s, hex, path, sizeof path, err);
-    if (rc != MD_OK)
-        return rc;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0 && errno == ENOENT)
-        return md_fail(err, MD_E_FILE_NOT_FOUND, "sha256", "no such blob");
-    if (fd >= 0 && store_crypt_is_encrypted(fd))
-        return read_encrypted(s, fd, max, data, n, err);
-    struct stat sb;
-    if (fd < 0 || fstat(fd, &sb) != 0)
-        rc = io_fail("open", path, err);
-    else if ((uint64_t)sb.st_size > max)
-        rc = md_fail(err, MD_E_TOO_LARGE, NULL, "the file is larger than %zu bytes", max);
-    else {
-        *data = read_exact(fd, (size_t)sb.st_size);
-        if (*data)
-            *n = (size_t)sb.st_size;
-        else
-            rc = io_fail("read", path, err);
-    }
-    if (fd >= 0)
-        close(fd);
-    return rc;
 }

@@ -315,6 +315,21 @@ int store_crypt_is_encrypted(int fd)
     return pread(fd, m, MAGIC_LEN, 0) == MAGIC_LEN && memcmp(m, MAGIC, MAGIC_LEN) == 0;
 }
 
+store__crypt_kind store__crypt_kind_of(const store_keyring *kr, int fd, char id[STORE_KEY_ID_HEX])
+{
+    uint8_t hdr[AD_LEN];
+    if (id)
+        id[0] = '\0';
+    if (pread(fd, hdr, AD_LEN, 0) != AD_LEN || memcmp(hdr, MAGIC, MAGIC_LEN) != 0)
+        return STORE__CRYPT_PLAIN;
+    if (id)
+        sodium_bin2hex(id, STORE_KEY_ID_HEX, hdr + MAGIC_LEN, KID_LEN);
+    const crypt_key *k = kr ? find_key(kr, hdr + MAGIC_LEN) : NULL;
+    if (!k)
+        return STORE__CRYPT_UNKNOWN_KEY;
+    return k == &kr->keys[0] ? STORE__CRYPT_WRITE_KEY : STORE__CRYPT_OLD_KEY;
+}
+
 /* Plaintext size of an encrypted file of fsize bytes (see the format above); -1 if no file
  * of the format has that size. */
 static int64_t plain_size(uint64_t fsize)

@@ -34,11 +34,13 @@ static int io_fail(const char *what, const char *path, md_err *err)
 
 int store_blob_tmp(store *s, char **path, md_err *err)
 {
-    *path = NULL;
-    char *tmp = NULL;
-    int rc = store__blob_write_tmp(s, "", 0, false, &tmp, err); /* blobs/tmp/<random>.tmp */
-    if (rc == MD_OK)
-        *path = tmp;
+    /* An empty file: the caller writes plaintext from offset 0, which store_blob_adopt
+     * encrypts when a keyring is set (an encrypted empty blob here would leave its header
+     * behind a short result). */
+    int fd = -1;
+    int rc = store__blob_tmp_open(s, path, &fd, err); /* blobs/tmp/<random>.tmp */
+    if (fd >= 0)
+        close(fd);
     return rc;
 }
 

@@ -108,9 +108,11 @@ static int check_blob(store *s, const store_result *r, md_err *err)
         return rc;
     struct stat sb;
     int found = stat(path, &sb) == 0;
-    /* encrypted at rest (blob.c invariant 4) or a plain blob from before */
+    /* encrypted at rest (blob.c invariant 4) or a plain blob from before; an encrypted one is
+     * "found" even without a keyring, so that reading it gives the clear key error (blob_read.c)
+     * rather than a "not found" */
     uint64_t enc = store__crypt_file_size((uint64_t)r->svg_bytes);
-    if (found && (sb.st_size == r->svg_bytes || (s->keyring && (uint64_t)sb.st_size == enc)))
+    if (found && (sb.st_size == r->svg_bytes || (uint64_t)sb.st_size == enc))
         return MD_OK;
     if (!found && errno != ENOENT) {
         md_log(MD_LOG_ERROR, "store: stat %s: %s", path, strerror(errno));

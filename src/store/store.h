@@ -50,9 +50,9 @@ typedef struct store_opts {
                                  * "Durability" at store_results_create */
     const struct store_keyring *keyring; /* borrowed, outlives the store; NULL (default) = blobs
                                  * in plain text. Set: every blob put is encrypted under its
-                                 * write key (blob_crypt.c) and store_blob_read decrypts; plain
-                                 * blobs from before stay readable. Path readers
-                                 * (store_blob_path) do NOT decrypt yet: see INTERFACE_CHANGES */
+                                 * write key (blob_crypt.c); store_blob_open / store_blob_read
+                                 * decrypt, and rewrite plain or old-key blobs under the write
+                                 * key as they are read (lazy re-encryption) */
 } store_opts;
 
 /* ---- lifetime (store.c) --------------------------------------------------------------- */
@@ -262,8 +262,50 @@ int store_blob_put_range(store *s, int fd, uint64_t off, uint64_t len, char hex[
  * *data is new (free() it). */
 int store_blob_read(store *s, const char *hex, size_t max, uint8_t **data, size_t *n,
                     md_err *err);
-/* Path of a blob (for sendfile-style responses); MD_E_INVALID_PARAM for a malformed hash,
- * MD_E_TOO_LARGE when cap is too small. Does not check that the file exists. */
+/* Read a blob as a stream (blob_read.c): what every reader of blob contents goes through, so
+ * that the same code reads plain and encrypted blobs (store_opts.keyring).
+ * store_blob_open: *out is new (store_blob_reader_free). MD_E_FILE_NOT_FOUND (field "sha256")
+ * when absent; MD_E_IO with a message naming the key id when the blob is encrypted under a key
+ * that is not configured (or none is), never garbage. With a keyring, a blob that is plain
+ * (written before encryption was on) or under an older key is first rewritten under the write
+ * key (lazy re-encryption: temp file + fsync + rename, under the blob lock); a failed rewrite is
+ * logged and the blob is read as it is.
+ * store_blob_reader_size: the plaintext size.
+ * store_blob_reader_read: fills up to cap bytes, fewer only at the end (*got == 0: the end);
+ * an encrypted chunk is authenticated before any of it is returned.
+ * store_blob_reader_take_fd: the plain file's descriptor (new: the caller closes it; read it
+ * from offset 0, e.g. with sendfile), after which the reader reads nothing; -1 when the blob is
+ * encrypted (or was already taken). The plaintext fast path for HTTP downloads. */
+typedef struct store_blob_reader store_blob_reader;
+int store_blob_open(store *s, const char *hex, store_blob_reader **out, md_err *err);
+uint64_t store_blob_reader_size(const store_blob_reader *r);
+int store_blob_reader_read(store_blob_reader *r, void *buf, size_t cap, size_t *got,
+                           md_err *err);
+int store_blob_reader_take_fd(store_blob_reader *r);
+void store_blob_reader_free(store_blob_reader *r); /* NULL is a no-op */
+/* A blob written as a stream (blob_read.c), for results made piece by piece (a bulk job's
+ * CSV): the bytes go to a new file under blobs/tmp, encrypted as they are written when the
+ * store has a keyring (no plaintext copy on disk at any time), and hashed. Memory: one chunk.
+ * store_blob_writer_open: *out is new (store_blob_writer_commit, _reopen or _free).
+ * store_blob_writer_write: append n bytes (MD_E_STORAGE_FULL / MD_E_IO).
+ * store_blob_writer_size: bytes written so far (plaintext).
+ * store_blob_writer_commit: the file becomes a blob (fsync'd, renamed into place, like
+ * store_blob_adopt); hex and size (may be NULL) get its name and length. Frees w whatever the
+ * outcome.
+ * store_blob_writer_reopen: for a scratch file read back once (a spill): the file is finished,
+ * opened for reading and unlinked at once (the reader holds it); *out is new. Frees w.
+ * store_blob_writer_free: drop an unfinished file (removed). NULL is a no-op. */
+typedef struct store_blob_writer store_blob_writer;
+int store_blob_writer_open(store *s, store_blob_writer **out, md_err *err);
+int store_blob_writer_write(store_blob_writer *w, const void *data, size_t n, md_err *err);
+uint64_t store_blob_writer_size(const store_blob_writer *w);
+int store_blob_writer_commit(store_blob_writer *w, char hex[STORE_SHA256_HEX], uint64_t *size,
+                             md_err *err);
+int store_blob_writer_reopen(store_blob_writer *w, store_blob_reader **out, md_err *err);
+void store_blob_writer_free(store_blob_writer *w);
+/* Path of a blob; MD_E_INVALID_PARAM for a malformed hash, MD_E_TOO_LARGE when cap is too
+ * small. Does not check that the file exists. The file may be ciphertext (store_opts.keyring):
+ * read contents through store_blob_open, never by this path. */
 int store_blob_path(const store *s, const char *hex, char *out, size_t cap, md_err *err);
 
 /* ---- uploads (uploads.c) -------------------------------------------------------------- */
@@ -491,10 +533,17 @@ typedef struct store_sweep_stats {
     size_t rows_deleted;   /* expired upload and result rows */
     size_t blobs_deleted;  /* blob files no longer referenced by any row */
     size_t tmp_deleted;    /* stale temporary files left by a crash */
+    /* encryption at rest (store_opts.keyring set): key rotation finished by the sweep */
+    size_t blobs_reencrypted; /* plain or older-key blobs rewritten under the write key */
+    size_t blobs_old_key;     /* still plain or under an older key: left for the next sweeps
+                               * (at most 256 MiB of blobs are rewritten per sweep) */
+    size_t blobs_unknown_key; /* under a key the keyring lacks: unreadable, left alone */
 } store_sweep_stats;
 
 /* Delete expired rows (expiry <= store clock's wall now) and the blobs no row references any
- * more. Safe to call from a timer thread while requests run; st may be NULL. */
+ * more; with a keyring, also rewrite kept blobs that are plain or under an older key under the
+ * write key (a bounded amount per sweep: see store_sweep_stats). Safe to call from a timer
+ * thread while requests run; st may be NULL. */
 int store_sweep(store *s, store_sweep_stats *st, md_err *err);
 
 

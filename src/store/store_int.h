@@ -154,6 +154,26 @@ int store__migrate(store *s, int target, md_err *err);
 /* Random lower-case hex string of 2*nbytes digits into out (cap >= 2*nbytes+1). */
 void store__random_hex(char *out, size_t nbytes);
 
+/* Which key a blob file at fd is under (pread of its header, offset unchanged): plain (no
+ * encrypted header), kr's write key, another key of kr, or a key kr lacks (every encrypted file
+ * when kr is NULL). id (may be NULL) gets the file's key id in hex ("" when plain). */
+typedef enum store__crypt_kind {
+    STORE__CRYPT_PLAIN,
+    STORE__CRYPT_WRITE_KEY,
+    STORE__CRYPT_OLD_KEY,
+    STORE__CRYPT_UNKNOWN_KEY,
+} store__crypt_kind;
+store__crypt_kind store__crypt_kind_of(const store_keyring *kr, int fd, char id[STORE_KEY_ID_HEX]);
+
+/* An empty new file under blobs/tmp, open for writing: *tmp_path new (free()), *fd owned by the
+ * caller. */
+int store__blob_tmp_open(store *s, char **tmp_path, int *fd, md_err *err);
+
+/* A reader over the open blob file fd (stolen, closed on failure too) named name (for the log):
+ * plain, or decrypted with s's keyring (blob_read.c). */
+int store__blob_reader_over(store *s, int fd, const char *name, store_blob_reader **out,
+                            md_err *err);
+
 /* Size on disk of an encrypted blob of n plaintext bytes (blob_crypt.c's format). */
 uint64_t store__crypt_file_size(uint64_t n);
 

@@ -89,14 +89,12 @@ static int run_job(fx *f, const char *kind, const char *params, const char *inpu
         assert_int_equal(job_get(f->j, info.id, &info, &e), MD_OK);
     }
     *out = NULL;
-    char path[4096];
-    if (info.state == JOB_SUCCESS && job_result_path(f->j, &info, path, sizeof path, &e) == MD_OK) {
-        FILE *fp = fopen(path, "rb");
-        assert_non_null(fp);
+    store_blob_reader *r = NULL; /* the first MiB of the result */
+    if (info.state == JOB_SUCCESS && job_result_open(f->j, &info, &r, &e) == MD_OK) {
         *out = calloc(1, 1 << 20);
-        size_t n = fread(*out, 1, (1 << 20) - 1, fp);
-        (*out)[n] = '\0';
-        fclose(fp);
+        size_t n = 0;
+        assert_int_equal(store_blob_reader_read(r, *out, (1 << 20) - 1, &n, &e), MD_OK);
+        store_blob_reader_free(r);
     }
     return info.state;
 }

@@ -224,6 +224,47 @@ static void test_errors(void **state)
     md_config_free(&c);
 }
 
+/* Encryption at rest: the old-key flag repeats (items joined by commas), env and INI give a
+ * comma list that replaces it; the key itself is never a flag; the combinations that cannot
+ * work are refused naming the setting. */
+static void test_encryption_settings(void **state)
+{
+    (void)state;
+    md_config c;
+    md_err e;
+    char *argv[] = {"serve", "--encryption-key-file", "/k/new", "--encryption-old-key-file", "/k/a",
+                    "--encryption-old-key-file=/k/b", NULL};
+    char *env[] = {"MODELD_ENCRYPTION_OLD_KEYS=abc,def", NULL};
+    assert_int_equal(md_config_load(&c, 6, argv, env, &e), MD_OK);
+    assert_string_equal(c.encryption_key_file, "/k/new");
+    assert_string_equal(c.encryption_old_key_file, "/k/a,/k/b");
+    assert_string_equal(c.encryption_old_keys, "abc,def");
+    assert_string_equal(c.encryption_key, "");
+    md_config_free(&c);
+    /* env gives a list; a flag replaces it, and then its repetitions add */
+    char *env2[] = {"MODELD_ENCRYPTION_KEY=xyz", "MODELD_ENCRYPTION_OLD_KEY_FILE=/e/1,/e/2", NULL};
+    char *argv2[] = {"serve", "--encryption-old-key-file", "/f/1", NULL};
+    assert_int_equal(md_config_load(&c, 3, argv2, env2, &e), MD_OK);
+    assert_string_equal(c.encryption_key, "xyz");
+    assert_string_equal(c.encryption_old_key_file, "/f/1");
+    md_config_free(&c);
+    expect_bad("--encryption-key=abc", NULL, "unknown option"); /* env/file only */
+    char *argv3[] = {"serve", "--encryption-key-file", "/k", "--encryption-old-key-file", "/a",
+                     "--encryption-old-key-file", "/b,/c", NULL};
+    assert_int_equal(md_config_load(&c, 7, argv3, NULL, &e), MD_E_INVALID_PARAM);
+    assert_non_null(strstr(e.msg, "comma"));
+    md_config_free(&c);
+    char *argv4[] = {"serve", "--encryption-old-key-file", "/a", NULL};
+    assert_int_equal(md_config_load(&c, 3, argv4, NULL, &e), MD_E_INVALID_PARAM);
+    assert_string_equal(e.field, "encryption_key_file");
+    md_config_free(&c);
+    char *env5[] = {"MODELD_ENCRYPTION_KEY=xyz", NULL};
+    char *argv5[] = {"serve", "--encryption-key-file", "/k", NULL};
+    assert_int_equal(md_config_load(&c, 3, argv5, env5, &e), MD_E_INVALID_PARAM);
+    assert_non_null(strstr(e.msg, "not both"));
+    md_config_free(&c);
+}
+
 static void test_ini_errors(void **state)
 {
     (void)state;
@@ -281,6 +322,7 @@ int main(void)
         cmocka_unit_test(test_value_syntax), cmocka_unit_test(test_errors),
         cmocka_unit_test(test_ini_errors),   cmocka_unit_test(test_help_lists_every_setting),
         cmocka_unit_test(test_convert_settings), cmocka_unit_test(test_model_settings),
+        cmocka_unit_test(test_encryption_settings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,6 +14,8 @@
 
 #include "http/http_loopback.h"
 
+#include <fcntl.h>
+
 typedef struct fake {
     int rate_calls, rate_limit;
     int audits;
@@ -141,6 +143,54 @@ static int h_file(http_req *r, void *ctx)
     return http_reply_file(r, 200, "text/plain", http_req_param(r, "name")[0] == 'x' ? file_path : "/nonexistent");
 }
 
+/* A streamed body: "0123456789" repeated, 3 bytes per read call (a stream may give fewer than
+ * asked only at its end, so the loopback and libmicrohttpd loop); /stream/fail stops after 4
+ * bytes with an error; releases are counted. */
+typedef struct gen {
+    size_t pos, size, fail_at;
+} gen;
+static int released;
+
+static int gen_read(void *ctx, void *buf, size_t cap, size_t *got)
+{
+    gen *g = ctx;
+    *got = 0;
+    char *out = buf;
+    while (*got < cap && g->pos < g->size) {
+        if (g->pos == g->fail_at)
+            return *got ? MD_OK : MD_E_IO; /* what came before, then the failure */
+        out[(*got)++] = (char)('0' + g->pos++ % 10);
+    }
+    return MD_OK;
+}
+
+static void gen_release(void *ctx)
+{
+    released++;
+    free(ctx);
+}
+
+static int h_stream(http_req *r, void *ctx)
+{
+    (void)ctx;
+    gen *g = calloc(1, sizeof *g);
+    *g = (gen){.size = 25, .fail_at = strcmp(http_req_param(r, "how"), "fail") == 0 ? 4 : 99};
+    int rc = http_reply_stream(r, 200, "text/plain", g->size, gen_read, gen_release, g);
+    if (rc == MD_OK && strcmp(http_req_param(r, "how"), "twice") == 0) {
+        gen *g2 = calloc(1, sizeof *g2); /* a second reply is refused, its stream released */
+        assert_int_equal(http_reply_stream(r, 200, "text/plain", 1, gen_read, gen_release, g2),
+                         MD_E_INTERNAL);
+    }
+    return rc;
+}
+
+static int h_fd(http_req *r, void *ctx)
+{
+    (void)ctx;
+    int fd = open(file_path, O_RDONLY);
+    return http_reply_fd(r, 200, "text/plain", fd, 4); /* the first 4 bytes: "file" */
+}
+
 static http_server *srv;
 
 static int setup(void **state)
@@ -159,6 +209,8 @@ static int setup(void **state)
     assert_non_null(http_route_add(srv, "GET", "/busy", HTTP_ROLE_PUBLIC, HTTP_NO_RATELIMIT, h_busy, NULL));
     assert_non_null(http_route_add(srv, "GET", "/big", HTTP_ROLE_PUBLIC, HTTP_NO_RATELIMIT, h_big, NULL));
     assert_non_null(http_route_add(srv, "GET", "/file/{name}", HTTP_ROLE_PUBLIC, HTTP_NO_RATELIMIT, h_file, NULL));
+    assert_non_null(http_route_add(srv, "GET", "/stream/{how}", HTTP_ROLE_PUBLIC, HTTP_NO_RATELIMIT, h_stream, NULL));
+    assert_non_null(http_route_add(srv, "GET", "/fd", HTTP_ROLE_PUBLIC, HTTP_NO_RATELIMIT, h_fd, NULL));
     http_route *up = http_route_add(srv, "POST", "/upload", HTTP_ROLE_PUBLIC, HTTP_NO_RATELIMIT, h_sink_done, NULL);
     assert_non_null(up);
     http_route_body_limit(up, 300000);
@@ -465,6 +517,37 @@ static void test_file_reply(void **state)
     http_loopback_resp_free(&r);
 }
 
+/* http_reply_stream and http_reply_fd: the body pulled through the read callback (never
+ * gzipped: it is not in memory), released once; a failed read cuts the body short. */
+static void test_stream_and_fd_replies(void **state)
+{
+    (void)state;
+    reset();
+    released = 0;
+    http_loopback_resp r;
+    const char *const gz[] = {"Accept-Encoding", "gzip", NULL};
+    assert_int_equal(http_loopback(srv, "GET", "/stream/ok", gz, NULL, 0, &r), MD_OK);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.len, 25);
+    assert_string_equal(r.body, "0123456789012345678901234");
+    assert_null(http_loopback_header(&r, "Content-Encoding"));
+    http_loopback_resp_free(&r);
+    assert_int_equal(released, 1);
+    assert_int_equal(http_loopback(srv, "GET", "/stream/fail", NULL, NULL, 0, &r), MD_OK);
+    assert_int_equal(r.status, 200); /* the status line went first: the body is cut */
+    assert_int_equal(r.len, 4);
+    http_loopback_resp_free(&r);
+    assert_int_equal(released, 2);
+    assert_int_equal(http_loopback(srv, "GET", "/stream/twice", NULL, NULL, 0, &r), MD_OK);
+    assert_int_equal(r.len, 25);
+    http_loopback_resp_free(&r);
+    assert_int_equal(released, 4);
+    assert_int_equal(http_loopback(srv, "GET", "/fd", NULL, NULL, 0, &r), MD_OK);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "file");
+    http_loopback_resp_free(&r);
+}
+
 static void test_audit_only_state_changes(void **state)
 {
     (void)state;
@@ -505,6 +588,7 @@ int main(void)
         cmocka_unit_test(test_request_id),         cmocka_unit_test(test_handler_errors),
         cmocka_unit_test(test_gzip),               cmocka_unit_test(test_cors),
         cmocka_unit_test(test_body_sink),          cmocka_unit_test(test_file_reply),
+        cmocka_unit_test(test_stream_and_fd_replies),
         cmocka_unit_test(test_audit_only_state_changes), cmocka_unit_test(test_metrics_render),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -197,10 +197,9 @@ static void test_success_with_events(void **state)
     assert_int_equal(done.attempts, 1);
     assert_string_equal(done.result_meta, "{\"bytes\":1}");
     assert_int_equal(done.result_bytes, 3);
-    char path[4096];
-    assert_int_equal(job_result_path(f->j, &done, path, sizeof path, NULL), MD_OK);
     size_t n = 0;
-    unsigned char *res = tu_slurp(path, &n);
+    uint8_t *res = NULL;
+    assert_int_equal(job_result_read(f->j, &done, 100, &res, &n, NULL), MD_OK);
     assert_int_equal(n, 3);
     assert_memory_equal(res, "cba", 3);
     free(res);
@@ -331,9 +330,10 @@ static void test_failure_and_retry(void **state)
     assert_string_equal(got.error_code, "corrupt_image");
     assert_string_equal(got.error_message, "cannot decode");
     assert_int_equal(got.attempts, 1);
-    char path[64];
+    store_blob_reader *br = NULL;
     md_err e;
-    assert_int_equal(job_result_path(f->j, &got, path, sizeof path, &e), MD_E_CONFLICT);
+    assert_int_equal(job_result_open(f->j, &got, &br, &e), MD_E_CONFLICT);
+    assert_null(br);
     /* A transient error is tried max_attempts (3) times, then FAILURE. */
     job_close(f->j);
     f->j = NULL;
