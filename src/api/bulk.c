@@ -108,7 +108,7 @@ static int put_value(md_buf *b, const json_t *v)
     if (json_is_integer(v))
         return md_buf_printf(b, "%lld", (long long)json_integer_value(v));
     if (json_is_real(v))
-        return md_buf_printf(b, "%.9g", json_real_value(v));
+        return md_buf_put_g(b, json_real_value(v), 9); /* "%.9g" without printf */
     if (json_is_boolean(v))
         return md_buf_puts(b, json_is_true(v) ? "true" : "false");
     return MD_OK;
