@@ -25,6 +25,10 @@
  *      predict_bulk_log_sample of them, default 0.01, through pl_predict_batch's log), so
  *      drift and history see bulk traffic too without a million-row file costing a million
  *      log rows.
+ *   8. A CSV on a tabular model goes through pl_table (no JSON object per row; one version for
+ *      the whole file), other inputs through pl_predict_batch; both write the same lines. A
+ *      line's prediction columns are written by walking the prediction in flatten()'s order
+ *      when its leaves are exactly the columns, else by name (invariant 5).
  */
 #include "api/bulk.h"
 
@@ -80,6 +84,11 @@ typedef struct bulk {
     bool header;    /* the header line is in the result file */
     uint64_t written; /* result bytes out so far (RESULT_MAX) */
     md_csv *csv;    /* CSV: the reader (its column names) */
+    pl_table *table;  /* CSV on a tabular model: the rows' fast path (invariant 8); else NULL */
+    bool table_tried; /* pl_table_open was tried (at the first row) */
+    size_t held;      /* rows held by the table */
+    json_t *tpred[API_BULK_CHUNK]; /* pl_table_run's predictions (new) while a chunk is written */
+    md_err terr[API_BULK_CHUNK];   /* ... and its row errors */
     md_buf line;    /* JSON lines: the partial line carried between blocks */
     size_t line_no; /* JSON lines: lines seen */
     size_t failed;
@@ -136,24 +145,110 @@ static void flatten(const json_t *v, const char *path, json_t *flat)
     }
 }
 
-/* One result line: row index, the prediction columns, the error columns. */
-static int write_line(bulk *b, size_t slot, const json_t *pred, const json_t *e)
+/* The scalars of v in flatten()'s order as the columns b->cols from column *j on, each
+ * ",value"; 0 (and nothing written) as soon as a leaf is not the next column or a path would
+ * be cut by flatten (the caller then fills by name). *rc gets a write error. */
+static int walk_cols(bulk *b, const json_t *v, char *path, size_t plen, size_t *j, int *rc)
+{
+    if (json_is_object(v) || json_is_array(v)) {
+        char idx[24];
+        const char *k;
+        json_t *x;
+        for (void *it = json_object_iter((json_t *)v); json_is_object(v) && it;
+             it = json_object_iter_next((json_t *)v, it)) {
+            k = json_object_iter_key(it);
+            x = json_object_iter_value(it);
+            size_t kl = strlen(k), nl = plen + (plen ? 1 : 0) + kl;
+            if (nl >= 255)
+                return 0;
+            if (plen)
+                path[plen] = '.';
+            memcpy(path + nl - kl, k, kl + 1);
+            if (!walk_cols(b, x, path, nl, j, rc))
+                return 0;
+        }
+        for (size_t i = 0; json_is_array(v) && i < json_array_size(v); i++) {
+            size_t kl = (size_t)snprintf(idx, sizeof idx, "%zu", i), nl = plen + (plen ? 1 : 0) + kl;
+            if (nl >= 255)
+                return 0;
+            if (plen)
+                path[plen] = '.';
+            memcpy(path + nl - kl, idx, kl + 1);
+            if (!walk_cols(b, json_array_get(v, i), path, nl, j, rc))
+                return 0;
+        }
+        path[plen] = '\0';
+        return 1;
+    }
+    const char *name = plen ? path : "prediction";
+    if (*j >= json_array_size(b->cols) || strcmp(name, json_string_value(json_array_get(b->cols, *j))))
+        return 0;
+    (*j)++;
+    *rc = md_buf_putc(&b->body, ',');
+    if (*rc == MD_OK)
+        *rc = put_value(&b->body, v);
+    return *rc == MD_OK;
+}
+
+/* The prediction columns of one line (empty for a row without a prediction). */
+static int write_cols(bulk *b, const json_t *pred)
 {
     md_buf *o = &b->body;
-    int rc = md_buf_printf(o, "%zu", b->first_row + slot);
+    size_t start = o->len, j = 0, ncols = json_array_size(b->cols);
+    char path[256] = "";
+    int rc = MD_OK;
+    for (size_t i = 0; !pred && rc == MD_OK && i < ncols; i++)
+        rc = md_buf_putc(o, ',');
+    if (!pred || (walk_cols(b, pred, path, 0, &j, &rc) && j == ncols))
+        return rc;
+    if (rc != MD_OK)
+        return rc;
+    o->len = start; /* not the columns' shape: by name */
+    if (o->data)
+        o->data[start] = '\0';
     json_t *flat = json_object();
     if (pred)
         flatten(pred, "", flat);
-    for (size_t i = 0; rc == MD_OK && i < json_array_size(b->cols); i++) {
+    for (size_t i = 0; rc == MD_OK && i < ncols; i++) {
         rc = md_buf_putc(o, ',');
         if (rc == MD_OK)
             rc = put_value(o, json_object_get(flat, json_string_value(json_array_get(b->cols, i))));
     }
     json_decref(flat);
+    return rc;
+}
+
+/* One result line: row index, the prediction columns, the error columns (code, field,
+ * message; NULL: empty). */
+static int write_line_s(bulk *b, size_t slot, const json_t *pred, const char *code,
+                        const char *field, const char *msg)
+{
+    md_buf *o = &b->body;
+    int rc = md_buf_printf(o, "%zu", b->first_row + slot);
+    if (rc == MD_OK)
+        rc = write_cols(b, pred);
+    const char *e[3] = {code, field, msg};
+    for (size_t i = 0; rc == MD_OK && i < 3; i++) {
+        rc = md_buf_putc(o, ',');
+        if (rc == MD_OK && e[i])
+            rc = put_field(o, e[i], strlen(e[i]));
+    }
+    return rc == MD_OK ? md_buf_putc(o, '\n') : rc;
+}
+
+/* One result line from a JSON error object {code, field?, message} (or none). */
+static int write_line(bulk *b, size_t slot, const json_t *pred, const json_t *e)
+{
+    if (!e)
+        return write_line_s(b, slot, pred, NULL, NULL, NULL);
+    md_buf *o = &b->body;
+    int rc = md_buf_printf(o, "%zu", b->first_row + slot);
+    if (rc == MD_OK)
+        rc = write_cols(b, pred);
     static const char *const ekeys[] = {"code", "field", "message"};
     for (size_t i = 0; rc == MD_OK && i < 3; i++) {
         rc = md_buf_putc(o, ',');
-        if (rc == MD_OK && e)
+        if (rc == MD_OK)
             rc = put_value(o, json_object_get(e, ekeys[i]));
     }
     return rc == MD_OK ? md_buf_putc(o, '\n') : rc;
@@ -340,9 +435,49 @@ static int drain(bulk *b, bool last)
     return rc;
 }
 
+/* The end of a chunk: lines out, progress, a cancel check. */
+static int chunk_done(bulk *b, size_t n, int rc)
+{
+    b->first_row += n;
+    if (rc == MD_OK)
+        rc = drain(b, false);
+    if (rc == MD_OK && b->total_bytes > 0)
+        md_cancel_progress(b->cancel, b->done_bytes / b->total_bytes, "predict");
+    return rc == MD_OK ? md_cancel_check(b->cancel, "predict", b->err) : rc;
+}
+
+/* Predict the rows held by the table, write their lines (invariant 8). */
+static int flush_table(bulk *b)
+{
+    size_t n = 0;
+    int rc = pl_table_run(b->table, b->tpred, b->terr, &n, b->err);
+    b->held = 0;
+    if (rc != MD_OK || n == 0)
+        return rc;
+    snprintf(b->version, sizeof b->version, "%s", pl_table_version(b->table));
+    memcpy(b->pred, b->tpred, n * sizeof *b->pred);
+    pick_columns(b, n);
+    if (b->cols && !b->header)
+        rc = settle(b);
+    for (size_t i = 0; rc == MD_OK && i < n; i++) {
+        const md_err *e = b->tpred[i] ? NULL : &b->terr[i];
+        b->failed += e != NULL;
+        rc = e ? write_line_s(b, i, NULL, md_err_name(e->code), e->field[0] ? e->field : NULL,
+                              md_err_message(e))
+               : write_line_s(b, i, b->tpred[i], NULL, NULL, NULL);
+    }
+    for (size_t i = 0; i < n; i++) {
+        json_decref(b->tpred[i]);
+        b->tpred[i] = b->pred[i] = NULL;
+    }
+    return chunk_done(b, n, rc);
+}
+
 /* Predict the rows held, write their lines, report progress, check for a cancel. */
 static int flush(bulk *b)
 {
+    if (b->table)
+        return flush_table(b);
     size_t n = json_array_size(b->items);
     if (n == 0)
         return MD_OK;
@@ -367,12 +502,7 @@ static int flush(bulk *b)
         b->pre[i] = NULL;
     }
     json_array_clear(b->items);
-    b->first_row += n;
-    if (rc == MD_OK)
-        rc = drain(b, false);
-    if (rc == MD_OK && b->total_bytes > 0)
-        md_cancel_progress(b->cancel, b->done_bytes / b->total_bytes, "predict");
-    return rc == MD_OK ? md_cancel_check(b->cancel, "predict", b->err) : rc;
+    return chunk_done(b, n, rc);
 }
 
 /* Hold one row (steals item; pre: its parse error, stolen, or NULL); a full chunk is flushed. */
@@ -385,13 +515,37 @@ static int add_row(bulk *b, json_t *item, json_t *pre)
 
 /* ---- the run: CSV and JSON lines ---------------------------------------------------------- */
 
-/* One CSV row as a feature object {column: cell} (pl_csv_object: empty cells left out). */
+/* At the first CSV row: the table of a tabular model (invariant 8); none (the JSON way) for
+ * the others. */
+static int open_table(bulk *b)
+{
+    size_t ncols = 0;
+    const char *const *names = md_csv_columns(b->csv, &ncols);
+    md_err e = {0};
+    b->table_tried = true;
+    int rc = pl_table_open(&b->cx, b->model, names, ncols, &b->table, &e);
+    if (rc == MD_E_UNSUPPORTED)
+        return MD_OK;
+    if (rc != MD_OK && b->err)
+        *b->err = e;
+    return rc;
+}
+
+/* One CSV row: into the table, or as a feature object {column: cell} (pl_csv_object: empty
+ * cells left out). */
 static int csv_row(void *user, const char *const *fields, const size_t *lens, size_t n, size_t line,
                    md_err *err)
 {
     (void)line;
     (void)err;
     bulk *b = user;
+    int rc = b->table_tried ? MD_OK : open_table(b);
+    if (rc != MD_OK)
+        return rc;
+    if (b->table) {
+        rc = pl_table_add(b->table, fields, lens, n, b->err);
+        return rc == MD_OK && ++b->held == API_BULK_CHUNK ? flush(b) : rc;
+    }
     size_t ncols = 0;
     const char *const *names = md_csv_columns(b->csv, &ncols);
     json_t *o = pl_csv_object(names, ncols, fields, lens, n);
@@ -541,6 +695,9 @@ static void bulk_free(bulk *b)
         json_decref(b->pre[i]);
     json_decref(b->items);
     json_decref(b->cols);
+    for (size_t i = 0; i < API_BULK_CHUNK; i++)
+        json_decref(b->tpred[i]);
+    pl_table_close(b->table);
     md_csv_free(b->csv);
     md_buf_free(&b->body);
     md_buf_free(&b->line);
