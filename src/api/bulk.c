@@ -29,6 +29,11 @@
  *      the whole file), other inputs through pl_predict_batch; both write the same lines. A
  *      line's prediction columns are written by walking the prediction in flatten()'s order
  *      when its leaves are exactly the columns, else by name (invariant 5).
+ *   9. Two threads on the table path: the job's thread reads the file and turns rows into the
+ *      table's float rows; a predicting thread (started at the first chunk, joined at the end
+ *      of the input or on any error) runs each chunk and writes its lines, one chunk at a time,
+ *      in order (pl_table's two slots: one filled while the other runs). Only the predicting
+ *      thread writes the result while it runs; its first error stops both and is the job's.
  */
 #include "api/bulk.h"
 
@@ -41,6 +46,7 @@
 #include "pipelines/pipelines.h"
 
 #include <ctype.h>
+#include <pthread.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,7 +73,7 @@ typedef struct bulk {
     pl_ctx cx;
     const char *model;            /* borrowed from params */
     md_cancel *cancel;            /* borrowed */
-    md_err *err;                  /* borrowed */
+    md_err *err;                  /* borrowed; the reading thread's errors (see werr) */
     json_t *items;                /* the chunk being filled (array of feature objects) */
     json_t *pre[API_BULK_CHUNK];  /* slot i's parse error {code, field, message} (new) or NULL */
     json_t *pred[API_BULK_CHUNK]; /* borrowed from the batch answer while a chunk is written */
@@ -89,6 +95,18 @@ typedef struct bulk {
     size_t held;      /* rows held by the table */
     json_t *tpred[API_BULK_CHUNK]; /* pl_table_run's predictions (new) while a chunk is written */
     md_err terr[API_BULK_CHUNK];   /* ... and its row errors */
+    /* The predicting thread (invariant 9); mu guards slot, stop, crc, cerr, handed_bytes. */
+    pthread_t th;
+    bool consumer;       /* th runs */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int slot;            /* the table slot handed over and not done yet; -1: none */
+    bool stop;           /* no more slots will come */
+    int crc;             /* the thread's first error (MD_OK) */
+    md_err cerr;         /* ... its detail */
+    double handed_bytes; /* input bytes read when the slot was handed over (progress) */
+    md_err *werr;        /* where the writing functions put errors: b->err, or cerr while th
+                            writes (only one thread writes the result at a time) */
     md_buf line;    /* JSON lines: the partial line carried between blocks */
     size_t line_no; /* JSON lines: lines seen */
     size_t failed;
@@ -302,13 +320,13 @@ static int write_fd(bulk *b, int fd, const void *data, size_t n)
     const char *p = data;
     b->written += n;
     if (b->written > RESULT_MAX)
-        return md_fail(b->err, MD_E_TOO_LARGE, "file", "the result passed %zu bytes", RESULT_MAX);
+        return md_fail(b->werr, MD_E_TOO_LARGE, "file", "the result passed %zu bytes", RESULT_MAX);
     while (n > 0) {
         ssize_t w = write(fd, p, n);
         if (w < 0 && errno == EINTR)
             continue;
         if (w <= 0)
-            return md_fail(b->err, w < 0 && (errno == ENOSPC || errno == EDQUOT) ? MD_E_STORAGE_FULL : MD_E_IO,
+            return md_fail(b->werr, w < 0 && (errno == ENOSPC || errno == EDQUOT) ? MD_E_STORAGE_FULL : MD_E_IO,
                            "result", "cannot write the result");
         p += w;
         n -= (size_t)w;
@@ -333,7 +351,7 @@ static int write_header(bulk *b)
     if (rc == MD_OK)
         rc = write_fd(b, b->fd, h.data, h.len);
     else
-        rc = md_fail(b->err, rc, "result", "cannot build the header line");
+        rc = md_fail(b->werr, rc, "result", "cannot build the header line");
     md_buf_free(&h);
     b->header = rc == MD_OK;
     return rc;
@@ -365,7 +383,7 @@ static int write_widened(bulk *b, widen *w, const char *p, size_t n, md_buf *tmp
             rc = md_buf_putc(tmp, c);
     }
     if (rc != MD_OK)
-        return md_fail(b->err, rc, "result", "cannot widen the result lines");
+        return md_fail(b->werr, rc, "result", "cannot widen the result lines");
     return write_fd(b, b->fd, tmp->data, tmp->len);
 }
 
@@ -374,14 +392,14 @@ static int copy_spill(bulk *b, widen *w, md_buf *tmp)
 {
     char *block = malloc(BLOCK);
     if (!block)
-        return md_fail(b->err, MD_E_NOMEM, NULL, NULL);
+        return md_fail(b->werr, MD_E_NOMEM, NULL, NULL);
     int rc = MD_OK;
     for (off_t off = 0; rc == MD_OK;) {
         ssize_t got = pread(b->spill_fd, block, BLOCK, off);
         if (got < 0 && errno == EINTR)
             continue;
         if (got < 0)
-            rc = md_fail(b->err, MD_E_IO, "result", "cannot read the spilled result");
+            rc = md_fail(b->werr, MD_E_IO, "result", "cannot read the spilled result");
         if (got <= 0)
             break;
         rc = write_widened(b, w, block, (size_t)got, tmp);
@@ -419,10 +437,10 @@ static int drain(bulk *b, bool last)
 {
     int rc = MD_OK;
     if (!b->header && !b->spill && b->body.len >= SPILL_AT) {
-        rc = job_run_result_tmp(b->run, &b->spill, b->err);
+        rc = job_run_result_tmp(b->run, &b->spill, b->werr);
         b->spill_fd = rc == MD_OK ? open(b->spill, O_RDWR | O_CLOEXEC) : -1;
         if (rc == MD_OK && b->spill_fd < 0)
-            rc = md_fail(b->err, MD_E_IO, "result", "cannot open the spill file");
+            rc = md_fail(b->werr, MD_E_IO, "result", "cannot open the spill file");
     }
     int to = b->header ? b->fd : b->spill ? b->spill_fd : -1;
     if (rc == MD_OK && to >= 0 && (last || b->body.len >= WRITE_AT)) {
@@ -435,23 +453,24 @@ static int drain(bulk *b, bool last)
     return rc;
 }
 
-/* The end of a chunk: lines out, progress, a cancel check. */
-static int chunk_done(bulk *b, size_t n, int rc)
+/* The end of a chunk: lines out, progress (done_bytes of the input read), a cancel check. */
+static int chunk_done(bulk *b, size_t n, int rc, double done_bytes)
 {
     b->first_row += n;
     if (rc == MD_OK)
         rc = drain(b, false);
     if (rc == MD_OK && b->total_bytes > 0)
-        md_cancel_progress(b->cancel, b->done_bytes / b->total_bytes, "predict");
-    return rc == MD_OK ? md_cancel_check(b->cancel, "predict", b->err) : rc;
+        md_cancel_progress(b->cancel, done_bytes / b->total_bytes, "predict");
+    return rc == MD_OK ? md_cancel_check(b->cancel, "predict", b->werr) : rc;
 }
 
-/* Predict the rows held by the table, write their lines (invariant 8). */
-static int flush_table(bulk *b)
+/* ---- the run: the predicting thread (invariant 9) ----------------------------------------- */
+
+/* Run sealed slot `slot` and write its lines; on the predicting thread. */
+static int run_chunk(bulk *b, int slot, double done_bytes)
 {
     size_t n = 0;
-    int rc = pl_table_run(b->table, b->tpred, b->terr, &n, b->err);
-    b->held = 0;
+    int rc = pl_table_run_slot(b->table, slot, b->tpred, b->terr, &n, b->werr);
     if (rc != MD_OK || n == 0)
         return rc;
     snprintf(b->version, sizeof b->version, "%s", pl_table_version(b->table));
@@ -470,7 +489,84 @@ static int flush_table(bulk *b)
         json_decref(b->tpred[i]);
         b->tpred[i] = b->pred[i] = NULL;
     }
-    return chunk_done(b, n, rc);
+    return chunk_done(b, n, rc, done_bytes);
+}
+
+static void *consume(void *arg)
+{
+    bulk *b = arg;
+    pthread_mutex_lock(&b->mu);
+    for (;;) {
+        while (b->slot < 0 && !b->stop)
+            pthread_cond_wait(&b->cv, &b->mu);
+        if (b->slot < 0)
+            break;
+        int slot = b->slot, rc = b->crc;
+        double done = b->handed_bytes;
+        pthread_mutex_unlock(&b->mu);
+        if (rc == MD_OK) /* after an error the chunks are only dropped */
+            rc = run_chunk(b, slot, done);
+        pthread_mutex_lock(&b->mu);
+        b->crc = rc;
+        b->slot = -1;
+        pthread_cond_broadcast(&b->cv);
+    }
+    pthread_mutex_unlock(&b->mu);
+    return NULL;
+}
+
+/* Hand the rows the table holds to the predicting thread (started at the first chunk), once it
+ * is done with the chunk before; its first error comes back here (into b->err). */
+static int hand_off(bulk *b)
+{
+    if (!b->consumer) {
+        b->werr = &b->cerr;
+        if (pthread_create(&b->th, NULL, consume, b) != 0) {
+            b->werr = b->err;
+            return md_fail(b->err, MD_E_NOMEM, NULL, "cannot start the predicting thread");
+        }
+        b->consumer = true;
+    }
+    pthread_mutex_lock(&b->mu);
+    while (b->slot >= 0)
+        pthread_cond_wait(&b->cv, &b->mu);
+    int rc = b->crc;
+    if (rc == MD_OK) {
+        b->slot = pl_table_seal(b->table);
+        b->handed_bytes = b->done_bytes;
+        pthread_cond_broadcast(&b->cv);
+    } else if (b->err) {
+        *b->err = b->cerr;
+    }
+    pthread_mutex_unlock(&b->mu);
+    b->held = 0;
+    return rc;
+}
+
+/* The end of the input (or of the run): the last chunk done, the thread joined; from here the
+ * writer's errors go to b->err again. Returns the predicting thread's first error. */
+static int join_consumer(bulk *b)
+{
+    if (!b->consumer)
+        return MD_OK;
+    pthread_mutex_lock(&b->mu);
+    while (b->slot >= 0)
+        pthread_cond_wait(&b->cv, &b->mu);
+    b->stop = true;
+    pthread_cond_broadcast(&b->cv);
+    pthread_mutex_unlock(&b->mu);
+    pthread_join(b->th, NULL);
+    b->consumer = false;
+    b->werr = b->err;
+    if (b->crc != MD_OK && b->err)
+        *b->err = b->cerr;
+    return b->crc;
+}
+
+/* The rows held by the table to the predicting thread (invariants 8, 9). */
+static int flush_table(bulk *b)
+{
+    return b->held ? hand_off(b) : MD_OK;
 }
 
 /* Predict the rows held, write their lines, report progress, check for a cancel. */
@@ -502,7 +598,7 @@ static int flush(bulk *b)
         b->pre[i] = NULL;
     }
     json_array_clear(b->items);
-    return chunk_done(b, n, rc);
+    return chunk_done(b, n, rc, b->done_bytes);
 }
 
 /* Hold one row (steals item; pre: its parse error, stolen, or NULL); a full chunk is flushed. */
@@ -662,6 +758,9 @@ static int read_rows(bulk *b, FILE *f, const json_t *params)
         rc = md_csv_finish(b->csv, b->err);
     if (rc == MD_OK)
         rc = flush(b);
+    int jrc = join_consumer(b); /* also after an error: the thread must be gone */
+    if (rc == MD_OK)
+        rc = jrc;
     free(block);
     return rc;
 }
@@ -691,6 +790,9 @@ static int save_result(bulk *b, job_run *r)
 /* Close the result files and remove what was not adopted. */
 static void bulk_free(bulk *b)
 {
+    join_consumer(b);
+    pthread_cond_destroy(&b->cv);
+    pthread_mutex_destroy(&b->mu);
     for (size_t i = 0; i < API_BULK_CHUNK; i++)
         json_decref(b->pre[i]);
     json_decref(b->items);
@@ -743,6 +845,10 @@ int api_bulk_run(job_run *r, void *user)
                      .no_explain = true};
     b->run = r;
     b->fd = b->spill_fd = -1;
+    b->slot = -1;
+    b->werr = err;
+    pthread_mutex_init(&b->mu, NULL);
+    pthread_cond_init(&b->cv, NULL);
     b->model = json_string_value(json_object_get(params, "model"));
     b->cancel = job_run_cancel(r);
     b->err = err;

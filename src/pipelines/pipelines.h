@@ -395,6 +395,14 @@ int pl_table_add(pl_table *t, const char *const *fields, const size_t *lens, siz
  * errs[i]. preds and errs hold PL_PREDICT_BATCH_MAX. A share cx->log_sample of the good rows
  * is logged as pl_predict_batch logs them. Fails as a whole only for a model run error. */
 int pl_table_run(pl_table *t, json_t **preds, md_err *errs, size_t *n, md_err *err);
+/* pl_table_run in two steps, for a reader thread and a predicting one: pl_table_seal hands the
+ * rows held over as a slot (0 or 1) and starts holding rows in the other slot; pl_table_run_slot
+ * runs a sealed slot (as pl_table_run). pl_table_add may run on one thread while
+ * pl_table_run_slot runs on another, as long as a slot is sealed again only after its run
+ * ended (two slots: seal, run it while adding, wait for the run, seal, ...). */
+int pl_table_seal(pl_table *t);
+int pl_table_run_slot(pl_table *t, int slot, json_t **preds, md_err *errs, size_t *n,
+                      md_err *err);
 /* The version answering (borrowed until pl_table_close). */
 const char *pl_table_version(const pl_table *t);
 /* Releases the model. NULL is a no-op. */

@@ -17,7 +17,10 @@
  *      are checked in the schema's order by pr__cell_value (the one set of rules and messages).
  *   2. The model version is acquired at open and held until close: every row of a job is
  *      answered by one version.
- *   3. At most PL_PREDICT_BATCH_MAX rows are held between runs (rows are n floats each).
+ *   3. At most PL_PREDICT_BATCH_MAX rows are held between runs (rows are n floats each), in
+ *      one of two slots: pl_table_add fills slot t->fill, pl_table_seal hands it over and
+ *      switches to the other, so one thread can add rows while another runs the sealed slot
+ *      (the two touch disjoint slots; the rest of the table is read-only after open).
  *   4. A share cx->log_sample of the good rows is logged as pl_predict_batch logs (inputs
  *      {"features": the row as pl_csv_object makes it}); only those rows get a JSON object.
  */
@@ -40,12 +43,15 @@ struct pl_table {
     size_t ncols;
     ssize_t *col_of; /* header column -> schema column, -1 when the model has none */
     bool *name_ok;   /* header column names jansson accepts as keys (UTF-8) */
-    pr_cell *cells;  /* one row's cells by schema column (scratch) */
-    float *rows;     /* PL_PREDICT_BATCH_MAX rows of sc.n floats */
-    md_err *errs;    /* the held rows' errors (code MD_OK: good) */
-    json_t **logged; /* the held rows picked for the log: their feature objects, else NULL */
-    size_t n;        /* rows held */
-    uint64_t rnd;    /* xorshift state of the log sampling */
+    pr_cell *cells;  /* one row's cells by schema column (scratch of pl_table_add) */
+    struct pl_slot {
+        float *rows;     /* PL_PREDICT_BATCH_MAX rows of sc.n floats */
+        md_err *errs;    /* the held rows' errors (code MD_OK: good) */
+        json_t **logged; /* the held rows picked for the log: their feature objects, else NULL */
+        size_t n;        /* rows held */
+    } slot[2];
+    int fill;        /* the slot pl_table_add fills (invariant 3) */
+    uint64_t rnd;    /* xorshift state of the log sampling (pl_table_add's) */
 };
 
 /* 1 when s (n bytes) is text jansson takes as a string (ASCII is; the rest it checks). */
@@ -107,11 +113,15 @@ int pl_table_open(const pl_ctx *cx, const char *model, const char *const *names,
     t->col_of = malloc((ncols ? ncols : 1) * sizeof *t->col_of);
     t->name_ok = malloc((ncols ? ncols : 1) * sizeof *t->name_ok);
     t->cells = malloc(t->sc.n * sizeof *t->cells);
-    t->rows = malloc((size_t)PL_PREDICT_BATCH_MAX * t->sc.n * sizeof *t->rows);
-    t->errs = calloc(PL_PREDICT_BATCH_MAX, sizeof *t->errs);
-    t->logged = calloc(PL_PREDICT_BATCH_MAX, sizeof *t->logged);
-    if (!t->col_of || !t->name_ok || !t->cells || !t->rows || !t->errs || !t->logged ||
-        getrandom(&t->rnd, sizeof t->rnd, 0) != (ssize_t)sizeof t->rnd) {
+    int ok = t->col_of && t->name_ok && t->cells;
+    for (int k = 0; k < 2; k++) {
+        struct pl_slot *sl = &t->slot[k];
+        sl->rows = malloc((size_t)PL_PREDICT_BATCH_MAX * t->sc.n * sizeof *sl->rows);
+        sl->errs = calloc(PL_PREDICT_BATCH_MAX, sizeof *sl->errs);
+        sl->logged = calloc(PL_PREDICT_BATCH_MAX, sizeof *sl->logged);
+        ok = ok && sl->rows && sl->errs && sl->logged;
+    }
+    if (!ok || getrandom(&t->rnd, sizeof t->rnd, 0) != (ssize_t)sizeof t->rnd) {
         pl_table_close(t);
         return md_fail(err, MD_E_NOMEM, NULL, NULL);
     }
@@ -152,34 +162,42 @@ static int row_of(pl_table *t, const char *const *fields, const size_t *lens, si
 
 int pl_table_add(pl_table *t, const char *const *fields, const size_t *lens, size_t n, md_err *err)
 {
-    if (t->n == PL_PREDICT_BATCH_MAX)
+    struct pl_slot *sl = &t->slot[t->fill];
+    if (sl->n == PL_PREDICT_BATCH_MAX)
         return md_fail(err, MD_E_INVALID_PARAM, "items", "more than %d rows held",
                        PL_PREDICT_BATCH_MAX);
-    md_err *e = &t->errs[t->n];
+    md_err *e = &sl->errs[sl->n];
     md_err_clear(e);
-    row_of(t, fields, lens, n, t->rows + t->n * t->sc.n, e);
+    row_of(t, fields, lens, n, sl->rows + sl->n * t->sc.n, e);
     if (e->code == MD_OK && t->cx.st && t->cx.log_sample > 0 &&
         (t->cx.log_sample >= 1.0 || next_unit(t) < t->cx.log_sample)) {
-        t->logged[t->n] = pl_csv_object(t->names, t->ncols, fields, lens, n);
-        if (!t->logged[t->n])
+        sl->logged[sl->n] = pl_csv_object(t->names, t->ncols, fields, lens, n);
+        if (!sl->logged[sl->n])
             return md_fail(err, MD_E_NOMEM, NULL, NULL);
     }
-    t->n++;
+    sl->n++;
     return MD_OK;
 }
 
-/* Log the picked rows that got a prediction (invariant 4). */
-static void log_picked(pl_table *t, json_t *const *preds)
+int pl_table_seal(pl_table *t)
+{
+    int sealed = t->fill;
+    t->fill = 1 - t->fill;
+    return sealed;
+}
+
+/* Log the picked rows of sl that got a prediction (invariant 4). */
+static void log_picked(pl_table *t, const struct pl_slot *sl, json_t *const *preds)
 {
     size_t k = 0;
-    const json_t **feats = malloc((t->n ? t->n : 1) * sizeof *feats);
-    json_t **answers = malloc((t->n ? t->n : 1) * sizeof *answers);
-    for (size_t i = 0; feats && answers && i < t->n; i++) {
-        if (!t->logged[i] || !preds[i])
+    const json_t **feats = malloc((sl->n ? sl->n : 1) * sizeof *feats);
+    json_t **answers = malloc((sl->n ? sl->n : 1) * sizeof *answers);
+    for (size_t i = 0; feats && answers && i < sl->n; i++) {
+        if (!sl->logged[i] || !preds[i])
             continue;
         answers[k] = json_pack("{s:O, s:n}", "prediction", preds[i], "explanation");
         if (answers[k])
-            feats[k++] = t->logged[i];
+            feats[k++] = sl->logged[i];
     }
     if (k)
         pr__log_rows(&t->cx, t->v, feats, answers, k);
@@ -189,34 +207,40 @@ static void log_picked(pl_table *t, json_t *const *preds)
     free(answers);
 }
 
-int pl_table_run(pl_table *t, json_t **preds, md_err *errs, size_t *n, md_err *err)
+int pl_table_run_slot(pl_table *t, int slot, json_t **preds, md_err *errs, size_t *n, md_err *err)
 {
-    *n = t->n;
-    json_t **expls = calloc(t->n ? t->n : 1, sizeof *expls);
+    struct pl_slot *sl = &t->slot[slot & 1];
+    *n = sl->n;
+    json_t **expls = calloc(sl->n ? sl->n : 1, sizeof *expls);
     if (!expls)
         return md_fail(err, MD_E_NOMEM, NULL, NULL);
-    memcpy(errs, t->errs, t->n * sizeof *errs);
+    memcpy(errs, sl->errs, sl->n * sizeof *errs);
     tr_span *s = tr_span_start("model run", TR_KIND_INTERNAL, t->cx.trace);
     tr_span_attr_str(s, "modeld.model", mdl_version_name(t->v));
-    tr_span_attr_int(s, "modeld.rows", (int64_t)t->n);
-    int rc = pr__run_good(&t->cx, t->v, t->task, &t->sc, t->rows, t->n, NULL, preds, expls, errs,
-                          err);
+    tr_span_attr_int(s, "modeld.rows", (int64_t)sl->n);
+    int rc = pr__run_good(&t->cx, t->v, t->task, &t->sc, sl->rows, sl->n, NULL, preds, expls,
+                          errs, err);
     tr_span_status(s, rc);
     tr_span_end(s);
     if (rc == MD_OK)
-        log_picked(t, preds);
-    for (size_t i = 0; i < t->n; i++) {
+        log_picked(t, sl, preds);
+    for (size_t i = 0; i < sl->n; i++) {
         json_decref(expls[i]); /* bulk answers carry no explanation */
-        json_decref(t->logged[i]);
-        t->logged[i] = NULL;
+        json_decref(sl->logged[i]);
+        sl->logged[i] = NULL;
         if (rc != MD_OK) {
             json_decref(preds[i]);
             preds[i] = NULL;
         }
     }
     free(expls);
-    t->n = 0;
+    sl->n = 0;
     return rc;
+}
+
+int pl_table_run(pl_table *t, json_t **preds, md_err *errs, size_t *n, md_err *err)
+{
+    return pl_table_run_slot(t, pl_table_seal(t), preds, errs, n, err);
 }
 
 const char *pl_table_version(const pl_table *t)
@@ -228,11 +252,14 @@ void pl_table_close(pl_table *t)
 {
     if (!t)
         return;
-    for (size_t i = 0; t->logged && i < t->n; i++)
-        json_decref(t->logged[i]);
-    free(t->logged);
-    free(t->errs);
-    free(t->rows);
+    for (int k = 0; k < 2; k++) {
+        struct pl_slot *sl = &t->slot[k];
+        for (size_t i = 0; sl->logged && i < sl->n; i++)
+            json_decref(sl->logged[i]);
+        free(sl->logged);
+        free(sl->errs);
+        free(sl->rows);
+    }
     free(t->cells);
     free(t->name_ok);
     free(t->col_of);
