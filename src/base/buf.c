@@ -3,6 +3,7 @@
 
 #include "base/err.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -343,10 +344,62 @@ static int exact_digits(double v, char *dig, int *k, int *sticky)
     return len;
 }
 
+#if LDBL_MANT_DIG >= 64
+static const long double P10L[28] = {
+    1e0L,  1e1L,  1e2L,  1e3L,  1e4L,  1e5L,  1e6L,  1e7L,  1e8L,  1e9L,
+    1e10L, 1e11L, 1e12L, 1e13L, 1e14L, 1e15L, 1e16L, 1e17L, 1e18L, 1e19L,
+    1e20L, 1e21L, 1e22L, 1e23L, 1e24L, 1e25L, 1e26L, 1e27L}; /* exact: 5^27 < 2^64 */
+
+/* The shortcut of round_digits: s = v 10^(prec-1-e) in a 64-bit-mantissa long double is one
+ * rounding away from exact (v and the power are exact; relative error <= 2^-64, so under
+ * 0.006 in units of the last digit below 10^17). Rounding s to an integer is therefore right
+ * unless s lies within 0.02 of a half (a tie, or too close to tell): there, and for exponents
+ * the exact powers do not cover, 0 (the exact digits decide). */
+static int fast_digits(double v, int prec, char *dig, int *x)
+{
+    int e = (int)floor(log10(v));
+    for (int tries = 0; tries < 3; tries++) {
+        int k = prec - 1 - e;
+        if (k > 27 || k < -27)
+            return 0;
+        long double sv = k >= 0 ? (long double)v * P10L[k] : (long double)v / P10L[-k];
+        if (sv < P10L[prec - 1]) { /* log10 was high by one */
+            e--;
+            continue;
+        }
+        if (sv >= P10L[prec]) { /* ... or low by one */
+            e++;
+            continue;
+        }
+        long double fl = floorl(sv), frac = sv - fl;
+        if (fabsl(frac - 0.5L) < 0.02L)
+            return 0;
+        uint64_t r = (uint64_t)fl + (frac > 0.5L);
+        *x = e;
+        if (r == (uint64_t)P10L[prec]) { /* 99..9.6 rounded up to 100..0 */
+            r /= 10;
+            (*x)++;
+        }
+        for (int i = prec - 1; i >= 0; i--, r /= 10)
+            dig[i] = (char)('0' + r % 10);
+        return 1;
+    }
+    return 0;
+}
+#else
+static int fast_digits(double v, int prec, char *dig, int *x)
+{
+    (void)v, (void)prec, (void)dig, (void)x;
+    return 0;
+}
+#endif
+
 /* v > 0 finite, rounded to prec (1..17) significant digits: dig (prec chars), the decimal
  * exponent *x of the first one. 0 when the digits are not known (printf must). */
 static int round_digits(double v, int prec, char *dig, int *x)
 {
+    if (fast_digits(v, prec, dig, x))
+        return 1;
     char all[27];
     int k = 0, rest = 0;
     int len = exact_digits(v, all, &k, &rest);
