@@ -120,6 +120,19 @@ int store__get_row(store *s, const char *sql, const char *id, store__row_fn read
 int store__step_write(store *s, db_stmt *st, int none_code, const char *none_field,
                       const char *none_msg, const char *what, md_err *err);
 
+/* One parameter of store__write: an integer or a text (borrowed for the call; NULL binds NULL). */
+typedef struct {
+    bool text;
+    int64_t i;
+    const char *s;
+} store__arg;
+#define STORE_I(v) ((store__arg){.text = false, .i = (v)})
+#define STORE_S(v) ((store__arg){.text = true, .s = (v)})
+/* Run the cached write sql with args[0..n) bound to ?1..?n: takes the lock, then like
+ * store__step_write. */
+int store__write(store *s, const char *sql, const store__arg *args, int n, int none_code,
+                 const char *none_field, const char *none_msg, const char *what, md_err *err);
+
 /* Apply migrations up to `target` (0 = latest) in one immediate transaction. Lock held. */
 int store__migrate(store *s, int target, md_err *err);
 
