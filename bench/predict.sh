@@ -22,7 +22,8 @@
 # the median of BENCH_RUNS (default 3) is reported, with req/s, rows/s, p50/p99 and the server's
 # CPU per request (from /proc).
 # Bulk: a CSV of BENCH_BULK_ROWS (default 1,000,000) churn rows, POST /api/churn/bulk (text/csv)
-# to the job's SUCCESS, modeld with one worker (--workers 1, bulk_max_bytes 1G); the bulk result
+# to the job's SUCCESS (wall), and the server's CPU seconds meanwhile (upload, reading thread and
+# predicting thread together), modeld with one worker (--workers 1, bulk_max_bytes 1G); the bulk result
 # carries no explanations (README). Not a timed test: it fails only when a server does not start
 # or answers wrongly.
 # Env: MODELD_BIN (default build/release/modeld, built when missing), BENCH_SECS,
@@ -128,7 +129,11 @@ bench_bulk() {
   [ "$bulk_rows" -gt 0 ] || return 0
   BENCH_MODELS_DIR=$models_dir "${util[@]}" csv "$fixture" churn "$bulk_rows" "$work/bulk.csv"
   start_modeld --workers 1 --bulk-max-bytes 1G
-  echo "churn $("${util[@]}" bulk "$url" "$key" "$work/bulk.csv" churn)" >>"$work/bulk"
+  local c0 c1 out
+  c0=$(tree_cpu "$mpid")
+  out=$("${util[@]}" bulk "$url" "$key" "$work/bulk.csv" churn)
+  c1=$(tree_cpu "$mpid")
+  echo "churn $out $($py -c "print($c1 - $c0)")" >>"$work/bulk"
   stop_modeld
 }
 

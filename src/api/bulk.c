@@ -26,6 +26,15 @@
  *      predict_bulk_log_sample of them, default 0.01, through pl_predict_batch's log), so
  *      drift and history see bulk traffic too without a million-row file costing a million
  *      log rows.
+ *   8. A CSV on a tabular model goes through pl_table (no JSON object per row; one version for
+ *      the whole file), other inputs through pl_predict_batch; both write the same lines. A
+ *      line's prediction columns are written by walking the prediction in flatten()'s order
+ *      when its leaves are exactly the columns, else by name (invariant 5).
+ *   9. Two threads on the table path: the job's thread reads the file and turns rows into the
+ *      table's float rows; a predicting thread (started at the first chunk, joined at the end
+ *      of the input or on any error) runs each chunk and writes its lines, one chunk at a time,
+ *      in order (pl_table's two slots: one filled while the other runs). Only the predicting
+ *      thread writes the result while it runs; its first error stops both and is the job's.
  */
 #include "api/bulk.h"
 
@@ -38,6 +47,7 @@
 #include "pipelines/pipelines.h"
 
 #include <ctype.h>
+#include <pthread.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,7 +74,7 @@ typedef struct bulk {
     pl_ctx cx;
     const char *model;            /* borrowed from params */
     md_cancel *cancel;            /* borrowed */
-    md_err *err;                  /* borrowed */
+    md_err *err;                  /* borrowed; the reading thread's errors (see werr) */
     json_t *items;                /* the chunk being filled (array of feature objects) */
     json_t *pre[API_BULK_CHUNK];  /* slot i's parse error {code, field, message} (new) or NULL */
     json_t *pred[API_BULK_CHUNK]; /* borrowed from the batch answer while a chunk is written */
@@ -79,6 +89,23 @@ typedef struct bulk {
     bool header;    /* the header line is in the result file */
     uint64_t written; /* result bytes out so far (RESULT_MAX) */
     md_csv *csv;    /* CSV: the reader (its column names) */
+    pl_table *table;  /* CSV on a tabular model: the rows' fast path (invariant 8); else NULL */
+    bool table_tried; /* pl_table_open was tried (at the first row) */
+    size_t held;      /* rows held by the table */
+    json_t *tpred[API_BULK_CHUNK]; /* pl_table_run's predictions (new) while a chunk is written */
+    md_err terr[API_BULK_CHUNK];   /* ... and its row errors */
+    /* The predicting thread (invariant 9); mu guards slot, stop, crc, cerr, handed_bytes. */
+    pthread_t th;
+    bool consumer;       /* th runs */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int slot;            /* the table slot handed over and not done yet; -1: none */
+    bool stop;           /* no more slots will come */
+    int crc;             /* the thread's first error (MD_OK) */
+    md_err cerr;         /* ... its detail */
+    double handed_bytes; /* input bytes read when the slot was handed over (progress) */
+    md_err *werr;        /* where the writing functions put errors: b->err, or cerr while th
+                            writes (only one thread writes the result at a time) */
     md_buf line;    /* JSON lines: the partial line carried between blocks */
     size_t line_no; /* JSON lines: lines seen */
     size_t failed;
@@ -107,7 +134,7 @@ static int put_value(md_buf *b, const json_t *v)
     if (json_is_integer(v))
         return md_buf_printf(b, "%lld", (long long)json_integer_value(v));
     if (json_is_real(v))
-        return md_buf_printf(b, "%.9g", json_real_value(v));
+        return md_buf_put_g(b, json_real_value(v), 9); /* "%.9g" without printf */
     if (json_is_boolean(v))
         return md_buf_puts(b, json_is_true(v) ? "true" : "false");
     return MD_OK;
@@ -135,24 +162,110 @@ static void flatten(const json_t *v, const char *path, json_t *flat)
     }
 }
 
-/* One result line: row index, the prediction columns, the error columns. */
-static int write_line(bulk *b, size_t slot, const json_t *pred, const json_t *e)
+/* The scalars of v in flatten()'s order as the columns b->cols from column *j on, each
+ * ",value"; 0 (and nothing written) as soon as a leaf is not the next column or a path would
+ * be cut by flatten (the caller then fills by name). *rc gets a write error. */
+static int walk_cols(bulk *b, const json_t *v, char *path, size_t plen, size_t *j, int *rc)
+{
+    if (json_is_object(v) || json_is_array(v)) {
+        char idx[24];
+        const char *k;
+        json_t *x;
+        for (void *it = json_object_iter((json_t *)v); json_is_object(v) && it;
+             it = json_object_iter_next((json_t *)v, it)) {
+            k = json_object_iter_key(it);
+            x = json_object_iter_value(it);
+            size_t kl = strlen(k), nl = plen + (plen ? 1 : 0) + kl;
+            if (nl >= 255)
+                return 0;
+            if (plen)
+                path[plen] = '.';
+            memcpy(path + nl - kl, k, kl + 1);
+            if (!walk_cols(b, x, path, nl, j, rc))
+                return 0;
+        }
+        for (size_t i = 0; json_is_array(v) && i < json_array_size(v); i++) {
+            size_t kl = (size_t)snprintf(idx, sizeof idx, "%zu", i), nl = plen + (plen ? 1 : 0) + kl;
+            if (nl >= 255)
+                return 0;
+            if (plen)
+                path[plen] = '.';
+            memcpy(path + nl - kl, idx, kl + 1);
+            if (!walk_cols(b, json_array_get(v, i), path, nl, j, rc))
+                return 0;
+        }
+        path[plen] = '\0';
+        return 1;
+    }
+    const char *name = plen ? path : "prediction";
+    if (*j >= json_array_size(b->cols) || strcmp(name, json_string_value(json_array_get(b->cols, *j))))
+        return 0;
+    (*j)++;
+    *rc = md_buf_putc(&b->body, ',');
+    if (*rc == MD_OK)
+        *rc = put_value(&b->body, v);
+    return *rc == MD_OK;
+}
+
+/* The prediction columns of one line (empty for a row without a prediction). */
+static int write_cols(bulk *b, const json_t *pred)
 {
     md_buf *o = &b->body;
-    int rc = md_buf_printf(o, "%zu", b->first_row + slot);
+    size_t start = o->len, j = 0, ncols = json_array_size(b->cols);
+    char path[256] = "";
+    int rc = MD_OK;
+    for (size_t i = 0; !pred && rc == MD_OK && i < ncols; i++)
+        rc = md_buf_putc(o, ',');
+    if (!pred || (walk_cols(b, pred, path, 0, &j, &rc) && j == ncols))
+        return rc;
+    if (rc != MD_OK)
+        return rc;
+    o->len = start; /* not the columns' shape: by name */
+    if (o->data)
+        o->data[start] = '\0';
     json_t *flat = json_object();
     if (pred)
         flatten(pred, "", flat);
-    for (size_t i = 0; rc == MD_OK && i < json_array_size(b->cols); i++) {
+    for (size_t i = 0; rc == MD_OK && i < ncols; i++) {
         rc = md_buf_putc(o, ',');
         if (rc == MD_OK)
             rc = put_value(o, json_object_get(flat, json_string_value(json_array_get(b->cols, i))));
     }
     json_decref(flat);
+    return rc;
+}
+
+/* One result line: row index, the prediction columns, the error columns (code, field,
+ * message; NULL: empty). */
+static int write_line_s(bulk *b, size_t slot, const json_t *pred, const char *code,
+                        const char *field, const char *msg)
+{
+    md_buf *o = &b->body;
+    int rc = md_buf_printf(o, "%zu", b->first_row + slot);
+    if (rc == MD_OK)
+        rc = write_cols(b, pred);
+    const char *e[3] = {code, field, msg};
+    for (size_t i = 0; rc == MD_OK && i < 3; i++) {
+        rc = md_buf_putc(o, ',');
+        if (rc == MD_OK && e[i])
+            rc = put_field(o, e[i], strlen(e[i]));
+    }
+    return rc == MD_OK ? md_buf_putc(o, '\n') : rc;
+}
+
+/* One result line from a JSON error object {code, field?, message} (or none). */
+static int write_line(bulk *b, size_t slot, const json_t *pred, const json_t *e)
+{
+    if (!e)
+        return write_line_s(b, slot, pred, NULL, NULL, NULL);
+    md_buf *o = &b->body;
+    int rc = md_buf_printf(o, "%zu", b->first_row + slot);
+    if (rc == MD_OK)
+        rc = write_cols(b, pred);
     static const char *const ekeys[] = {"code", "field", "message"};
     for (size_t i = 0; rc == MD_OK && i < 3; i++) {
         rc = md_buf_putc(o, ',');
-        if (rc == MD_OK && e)
+        if (rc == MD_OK)
             rc = put_value(o, json_object_get(e, ekeys[i]));
     }
     return rc == MD_OK ? md_buf_putc(o, '\n') : rc;
@@ -199,8 +312,8 @@ static int write_to(bulk *b, store_blob_writer *to, const void *data, size_t n)
 {
     b->written += n;
     if (b->written > RESULT_MAX)
-        return md_fail(b->err, MD_E_TOO_LARGE, "file", "the result passed %zu bytes", RESULT_MAX);
-    return store_blob_writer_write(to, data, n, b->err);
+        return md_fail(b->werr, MD_E_TOO_LARGE, "file", "the result passed %zu bytes", RESULT_MAX);
+    return store_blob_writer_write(to, data, n, b->werr);
 }
 
 /* The header line: row, the prediction columns, the error columns. */
@@ -220,7 +333,7 @@ static int write_header(bulk *b)
     if (rc == MD_OK)
         rc = write_to(b, b->out, h.data, h.len);
     else
-        rc = md_fail(b->err, rc, "result", "cannot build the header line");
+        rc = md_fail(b->werr, rc, "result", "cannot build the header line");
     md_buf_free(&h);
     b->header = rc == MD_OK;
     return rc;
@@ -252,7 +365,7 @@ static int write_widened(bulk *b, widen *w, const char *p, size_t n, md_buf *tmp
             rc = md_buf_putc(tmp, c);
     }
     if (rc != MD_OK)
-        return md_fail(b->err, rc, "result", "cannot widen the result lines");
+        return md_fail(b->werr, rc, "result", "cannot widen the result lines");
     return write_to(b, b->out, tmp->data, tmp->len);
 }
 
@@ -261,12 +374,12 @@ static int copy_spill(bulk *b, widen *w, md_buf *tmp)
 {
     char *block = malloc(BLOCK);
     if (!block)
-        return md_fail(b->err, MD_E_NOMEM, NULL, NULL);
+        return md_fail(b->werr, MD_E_NOMEM, NULL, NULL);
     store_blob_reader *in = NULL; /* the spill, read back once and gone (unlinked) */
-    int rc = store_blob_writer_reopen(b->spill, &in, b->err);
+    int rc = store_blob_writer_reopen(b->spill, &in, b->werr);
     b->spill = NULL;
     for (size_t got = 1; rc == MD_OK && got > 0;) {
-        rc = store_blob_reader_read(in, block, BLOCK, &got, b->err);
+        rc = store_blob_reader_read(in, block, BLOCK, &got, b->werr);
         if (rc == MD_OK && got > 0)
             rc = write_widened(b, w, block, got, tmp);
     }
@@ -298,7 +411,7 @@ static int drain(bulk *b, bool last)
 {
     int rc = MD_OK;
     if (!b->header && !b->spill && b->body.len >= SPILL_AT) {
-        rc = job_run_result_writer(b->run, &b->spill, b->err);
+        rc = job_run_result_writer(b->run, &b->spill, b->werr);
     }
     store_blob_writer *to = b->header ? b->out : b->spill;
     if (rc == MD_OK && to && (last || b->body.len >= WRITE_AT)) {
@@ -311,9 +424,127 @@ static int drain(bulk *b, bool last)
     return rc;
 }
 
+/* The end of a chunk: lines out, progress (done_bytes of the input read), a cancel check. */
+static int chunk_done(bulk *b, size_t n, int rc, double done_bytes)
+{
+    b->first_row += n;
+    if (rc == MD_OK)
+        rc = drain(b, false);
+    if (rc == MD_OK && b->total_bytes > 0)
+        md_cancel_progress(b->cancel, done_bytes / b->total_bytes, "predict");
+    return rc == MD_OK ? md_cancel_check(b->cancel, "predict", b->werr) : rc;
+}
+
+/* ---- the run: the predicting thread (invariant 9) ----------------------------------------- */
+
+/* Run sealed slot `slot` and write its lines; on the predicting thread. */
+static int run_chunk(bulk *b, int slot, double done_bytes)
+{
+    size_t n = 0;
+    int rc = pl_table_run_slot(b->table, slot, b->tpred, b->terr, &n, b->werr);
+    if (rc != MD_OK || n == 0)
+        return rc;
+    snprintf(b->version, sizeof b->version, "%s", pl_table_version(b->table));
+    memcpy(b->pred, b->tpred, n * sizeof *b->pred);
+    pick_columns(b, n);
+    if (b->cols && !b->header)
+        rc = settle(b);
+    for (size_t i = 0; rc == MD_OK && i < n; i++) {
+        const md_err *e = b->tpred[i] ? NULL : &b->terr[i];
+        b->failed += e != NULL;
+        rc = e ? write_line_s(b, i, NULL, md_err_name(e->code), e->field[0] ? e->field : NULL,
+                              md_err_message(e))
+               : write_line_s(b, i, b->tpred[i], NULL, NULL, NULL);
+    }
+    for (size_t i = 0; i < n; i++) {
+        json_decref(b->tpred[i]);
+        b->tpred[i] = b->pred[i] = NULL;
+    }
+    return chunk_done(b, n, rc, done_bytes);
+}
+
+static void *consume(void *arg)
+{
+    bulk *b = arg;
+    pthread_mutex_lock(&b->mu);
+    for (;;) {
+        while (b->slot < 0 && !b->stop)
+            pthread_cond_wait(&b->cv, &b->mu);
+        if (b->slot < 0)
+            break;
+        int slot = b->slot, rc = b->crc;
+        double done = b->handed_bytes;
+        pthread_mutex_unlock(&b->mu);
+        if (rc == MD_OK) /* after an error the chunks are only dropped */
+            rc = run_chunk(b, slot, done);
+        pthread_mutex_lock(&b->mu);
+        b->crc = rc;
+        b->slot = -1;
+        pthread_cond_broadcast(&b->cv);
+    }
+    pthread_mutex_unlock(&b->mu);
+    return NULL;
+}
+
+/* Hand the rows the table holds to the predicting thread (started at the first chunk), once it
+ * is done with the chunk before; its first error comes back here (into b->err). */
+static int hand_off(bulk *b)
+{
+    if (!b->consumer) {
+        b->werr = &b->cerr;
+        if (pthread_create(&b->th, NULL, consume, b) != 0) {
+            b->werr = b->err;
+            return md_fail(b->err, MD_E_NOMEM, NULL, "cannot start the predicting thread");
+        }
+        b->consumer = true;
+    }
+    pthread_mutex_lock(&b->mu);
+    while (b->slot >= 0)
+        pthread_cond_wait(&b->cv, &b->mu);
+    int rc = b->crc;
+    if (rc == MD_OK) {
+        b->slot = pl_table_seal(b->table);
+        b->handed_bytes = b->done_bytes;
+        pthread_cond_broadcast(&b->cv);
+    } else if (b->err) {
+        *b->err = b->cerr;
+    }
+    pthread_mutex_unlock(&b->mu);
+    b->held = 0;
+    return rc;
+}
+
+/* The end of the input (or of the run): the last chunk done, the thread joined; from here the
+ * writer's errors go to b->err again. Returns the predicting thread's first error. */
+static int join_consumer(bulk *b)
+{
+    if (!b->consumer)
+        return MD_OK;
+    pthread_mutex_lock(&b->mu);
+    while (b->slot >= 0)
+        pthread_cond_wait(&b->cv, &b->mu);
+    b->stop = true;
+    pthread_cond_broadcast(&b->cv);
+    pthread_mutex_unlock(&b->mu);
+    pthread_join(b->th, NULL);
+    b->consumer = false;
+    b->werr = b->err;
+    if (b->crc != MD_OK && b->err)
+        *b->err = b->cerr;
+    return b->crc;
+}
+
+/* The rows held by the table to the predicting thread (invariants 8, 9). */
+static int flush_table(bulk *b)
+{
+    return b->held ? hand_off(b) : MD_OK;
+}
+
 /* Predict the rows held, write their lines, report progress, check for a cancel. */
 static int flush(bulk *b)
 {
+    if (b->table)
+        return flush_table(b);
     size_t n = json_array_size(b->items);
     if (n == 0)
         return MD_OK;
@@ -338,12 +569,7 @@ static int flush(bulk *b)
         b->pre[i] = NULL;
     }
     json_array_clear(b->items);
-    b->first_row += n;
-    if (rc == MD_OK)
-        rc = drain(b, false);
-    if (rc == MD_OK && b->total_bytes > 0)
-        md_cancel_progress(b->cancel, b->done_bytes / b->total_bytes, "predict");
-    return rc == MD_OK ? md_cancel_check(b->cancel, "predict", b->err) : rc;
+    return chunk_done(b, n, rc, b->done_bytes);
 }
 
 /* Hold one row (steals item; pre: its parse error, stolen, or NULL); a full chunk is flushed. */
@@ -356,13 +582,37 @@ static int add_row(bulk *b, json_t *item, json_t *pre)
 
 /* ---- the run: CSV and JSON lines ---------------------------------------------------------- */
 
-/* One CSV row as a feature object {column: cell} (pl_csv_object: empty cells left out). */
+/* At the first CSV row: the table of a tabular model (invariant 8); none (the JSON way) for
+ * the others. */
+static int open_table(bulk *b)
+{
+    size_t ncols = 0;
+    const char *const *names = md_csv_columns(b->csv, &ncols);
+    md_err e = {0};
+    b->table_tried = true;
+    int rc = pl_table_open(&b->cx, b->model, names, ncols, &b->table, &e);
+    if (rc == MD_E_UNSUPPORTED)
+        return MD_OK;
+    if (rc != MD_OK && b->err)
+        *b->err = e;
+    return rc;
+}
+
+/* One CSV row: into the table, or as a feature object {column: cell} (pl_csv_object: empty
+ * cells left out). */
 static int csv_row(void *user, const char *const *fields, const size_t *lens, size_t n, size_t line,
                    md_err *err)
 {
     (void)line;
     (void)err;
     bulk *b = user;
+    int rc = b->table_tried ? MD_OK : open_table(b);
+    if (rc != MD_OK)
+        return rc;
+    if (b->table) {
+        rc = pl_table_add(b->table, fields, lens, n, b->err);
+        return rc == MD_OK && ++b->held == API_BULK_CHUNK ? flush(b) : rc;
+    }
     size_t ncols = 0;
     const char *const *names = md_csv_columns(b->csv, &ncols);
     json_t *o = pl_csv_object(names, ncols, fields, lens, n);
@@ -484,6 +734,9 @@ static int read_rows(bulk *b, store_blob_reader *in, const json_t *params)
         rc = md_csv_finish(b->csv, b->err);
     if (rc == MD_OK)
         rc = flush(b);
+    int jrc = join_consumer(b); /* also after an error: the thread must be gone */
+    if (rc == MD_OK)
+        rc = jrc;
     free(block);
     return rc;
 }
@@ -510,10 +763,16 @@ static int save_result(bulk *b, job_run *r)
 /* Close the result files and remove what was not adopted. */
 static void bulk_free(bulk *b)
 {
+    join_consumer(b);
+    pthread_cond_destroy(&b->cv);
+    pthread_mutex_destroy(&b->mu);
     for (size_t i = 0; i < API_BULK_CHUNK; i++)
         json_decref(b->pre[i]);
     json_decref(b->items);
     json_decref(b->cols);
+    for (size_t i = 0; i < API_BULK_CHUNK; i++)
+        json_decref(b->tpred[i]);
+    pl_table_close(b->table);
     md_csv_free(b->csv);
     md_buf_free(&b->body);
     md_buf_free(&b->line);
@@ -546,6 +805,10 @@ int api_bulk_run(job_run *r, void *user)
                      .trace = job_run_trace(r),
                      .no_explain = true};
     b->run = r;
+    b->slot = -1;
+    b->werr = err;
+    pthread_mutex_init(&b->mu, NULL);
+    pthread_cond_init(&b->cv, NULL);
     b->model = json_string_value(json_object_get(params, "model"));
     b->cancel = job_run_cancel(r);
     b->err = err;

@@ -3,6 +3,7 @@
 
 #include "base/err.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -65,7 +66,17 @@ int md_buf_append(md_buf *b, const void *p, size_t n)
 }
 
 int md_buf_puts(md_buf *b, const char *s) { return md_buf_append(b, s, strlen(s)); }
-int md_buf_putc(md_buf *b, char c) { return md_buf_append(b, &c, 1); }
+/* One byte: the common case (room left) without reserve's checks and a 1-byte memcpy, as the
+ * CSV reader and writer call it per byte (same conditions as md_buf_append's). */
+int md_buf_putc(md_buf *b, char c)
+{
+    if (b->len < b->max && b->len + 2 <= b->cap) {
+        b->data[b->len++] = c;
+        b->data[b->len] = '\0';
+        return MD_OK;
+    }
+    return md_buf_append(b, &c, 1);
+}
 
 int md_buf_vprintf(md_buf *b, const char *fmt, va_list ap)
 {
@@ -231,44 +242,69 @@ int md_buf_put_g9(md_buf *b, float f)
     return g_layout(b, v < 0, dig, 9, x);
 }
 
-/* ---- md_buf_put_g17: "%.17g" of a double without printf ----
+/* ---- md_buf_put_g / md_buf_put_g17: "%.<prec>g" of a double without printf ----
  *
  * Exact, not approximated: v = m 2^e with m odd is N / 10^k for the integer N = m 2^e (e >= 0,
- * k = 0) or N = m 5^-e (e < 0, k = -e). When N fits in 128 bits (every float-valued double
- * between about 1e-16 and 1e38, and most doubles of a few significant bits: the values answers
- * are made of) its decimal digits are v's exact expansion, rounded here to 17 significant
- * digits half to even as glibc's printf rounds in the default rounding mode; otherwise printf
- * writes it. So the output is always printf's own, byte for byte.
+ * k = 0) or N = m 5^-e (e < 0, k = -e). N's decimal digits are v's exact expansion, rounded
+ * here to prec significant digits half to even (a tie only when every digit after the cut is
+ * a zero) as glibc's printf rounds in the default rounding mode. N is held in BIG_LIMBS 32-bit
+ * limbs (every double from about 1e-142 up to DBL_MAX: float-valued tensors as well as the
+ * doubles answers compute, prices, revenues); printf writes the rest (tinier values), so the
+ * output is always printf's own, byte for byte. About 2.5x faster than printf on such doubles
+ * (10x faster than the earlier 128-bit-or-printf version on them), as fast on floats.
  */
-typedef unsigned __int128 u128;
+#define BIG_LIMBS 36     /* 1152 bits: m 2^e for every e <= 971, m 5^k for k <= 473 */
 
-/* N's decimal digits into dig (at most 39, no leading zero; N > 0); returns their count. */
-static int u128_digits(u128 n, char *dig)
+/* A non-negative integer in little-endian 32-bit limbs; n limbs used, the top one non-zero. */
+typedef struct big {
+    uint32_t d[BIG_LIMBS];
+    int n;
+} big;
+
+/* b *= f (f < 2^32); 0 when the product does not fit. */
+static int big_mul(big *b, uint32_t f)
 {
-    const uint64_t e18 = 1000000000000000000ull;
-    uint64_t part[3];
-    int np = 0;
-    while (n >= e18 && np < 2) {
-        part[np++] = (uint64_t)(n % e18);
-        n /= e18;
+    uint64_t carry = 0;
+    for (int i = 0; i < b->n; i++) {
+        uint64_t t = (uint64_t)b->d[i] * f + carry;
+        b->d[i] = (uint32_t)t;
+        carry = t >> 32;
     }
-    part[np] = (uint64_t)n;
-    int len = 0;
-    char tmp[20];
-    for (int i = np; i >= 0; i--) {
-        int t = 0;
-        for (uint64_t x = part[i]; x; x /= 10)
-            tmp[t++] = (char)('0' + x % 10);
-        int width = i == np ? t : 18; /* inner parts keep their leading zeros */
-        for (int j = width - 1; j >= 0; j--)
-            dig[len++] = j < t ? tmp[j] : '0';
-    }
-    return len;
+    if (!carry)
+        return 1;
+    if (b->n == BIG_LIMBS)
+        return 0;
+    b->d[b->n++] = (uint32_t)carry;
+    return 1;
 }
 
-/* v > 0 finite, rounded to 17 significant digits: dig (17 chars), the decimal exponent *x of
- * the first one. 0 when N does not fit (printf must). */
-static int g17_digits(double v, char *dig, int *x)
+/* b /= 10^9; returns the remainder. The divisor is a constant so that the compiler turns each
+ * 64-bit division into a multiplication (a real division per limb would cost more than printf). */
+static uint32_t big_div_e9(big *b)
+{
+    const uint64_t q = 1000000000u;
+    uint64_t r = 0;
+    for (int i = b->n - 1; i >= 0; i--) {
+        uint64_t cur = (r << 32) | b->d[i];
+        uint64_t quo = cur / q;
+        b->d[i] = (uint32_t)quo;
+        r = cur - quo * q;
+    }
+    while (b->n > 0 && b->d[b->n - 1] == 0)
+        b->n--;
+    return (uint32_t)r;
+}
+
+static const uint32_t POW5[14] = {1,       5,        25,        125,        625,       3125,
+                                  15625,   78125,    390625,    1953125,    9765625,   48828125,
+                                  244140625, 1220703125};
+
+/* The leading decimal digits of v > 0 finite: N = m 2^e or m 5^k in limbs, cut into groups of
+ * 9 digits (a division by the constant 10^9 is a multiplication); the top groups give dig (no
+ * leading zero, 19 to 27 digits unless N has fewer), *k is adjusted so that v = dig.rest /
+ * 10^k, and *sticky says whether any digit of the rest is not a zero (all rounding needs of
+ * them). Returns the digit count, 0 when N needs more than BIG_LIMBS (printf must). */
+static int exact_digits(double v, char *dig, int *k, int *sticky)
 {
     int e;
     uint64_t m = (uint64_t)ldexp(frexp(v, &e), 53);
@@ -276,34 +312,108 @@ static int g17_digits(double v, char *dig, int *x)
     int tz = __builtin_ctzll(m);
     m >>= tz;
     e += tz;
-    int mbits = 64 - __builtin_clzll(m), k = 0;
-    u128 n = m;
-    if (e >= 0) {
-        if (mbits + e > 127)
+    *k = e < 0 ? -e : 0;
+    *sticky = 0;
+    big b = {.d = {(uint32_t)m, (uint32_t)(m >> 32)}, .n = m >> 32 ? 2 : 1};
+    for (; e > 0; e -= 31)
+        if (!big_mul(&b, 1u << (e < 31 ? e : 31)))
             return 0;
-        n <<= e;
-    } else {
-        k = -e;
-        if (mbits + (k * 2322 + 999) / 1000 > 127) /* log2(5) < 2.322 */
+    for (int left = *k; left > 0; left -= 13) /* 5^13 < 2^32 */
+        if (!big_mul(&b, POW5[left >= 13 ? 13 : left]))
             return 0;
-        int left = k;
-        for (; left >= 27; left -= 27)
-            n *= 7450580596923828125ull; /* 5^27 < 2^64 */
-        for (; left > 0; left--)
-            n *= 5;
+    uint32_t grp[BIG_LIMBS * 32 / 29 + 1]; /* groups of 9 digits (29.9 bits), lowest first */
+    int ng = 0;
+    while (b.n > 0)
+        grp[ng++] = big_div_e9(&b);
+    int top = ng - 1 - (ng >= 3 ? 2 : ng - 1); /* the lowest group kept */
+    for (int g = 0; g < top; g++)
+        *sticky |= grp[g] != 0;
+    *k -= 9 * top;
+    int len = 0;
+    for (int g = ng - 1; g >= top; g--) {
+        char t[9];
+        uint32_t x = grp[g];
+        for (int i = 8; i >= 0; i--, x /= 10)
+            t[i] = (char)('0' + x % 10);
+        int skip = 0;
+        while (g == ng - 1 && skip < 8 && t[skip] == '0')
+            skip++;
+        memcpy(dig + len, t + skip, (size_t)(9 - skip));
+        len += 9 - skip;
     }
-    char all[40];
-    int len = u128_digits(n, all);
-    *x = len - 1 - k;
-    memset(dig, '0', 17);
-    memcpy(dig, all, (size_t)(len < 17 ? len : 17));
-    if (len <= 17)
+    return len;
+}
+
+#if LDBL_MANT_DIG >= 64
+static const long double P10L[28] = {
+    1e0L,  1e1L,  1e2L,  1e3L,  1e4L,  1e5L,  1e6L,  1e7L,  1e8L,  1e9L,
+    1e10L, 1e11L, 1e12L, 1e13L, 1e14L, 1e15L, 1e16L, 1e17L, 1e18L, 1e19L,
+    1e20L, 1e21L, 1e22L, 1e23L, 1e24L, 1e25L, 1e26L, 1e27L}; /* exact: 5^27 < 2^64 */
+
+/* The shortcut of round_digits: s = v 10^(prec-1-e) in a 64-bit-mantissa long double is one
+ * rounding away from exact (v and the power are exact; relative error <= 2^-64, so under
+ * 0.006 in units of the last digit below 10^17). Rounding s to an integer is therefore right
+ * unless s lies within 0.02 of a half (a tie, or too close to tell): there, and for exponents
+ * the exact powers do not cover, 0 (the exact digits decide). */
+static int fast_digits(double v, int prec, char *dig, int *x)
+{
+    int e = (int)floor(log10(v));
+    for (int tries = 0; tries < 3; tries++) {
+        int k = prec - 1 - e;
+        if (k > 27 || k < -27)
+            return 0;
+        long double sv = k >= 0 ? (long double)v * P10L[k] : (long double)v / P10L[-k];
+        if (sv < P10L[prec - 1]) { /* log10 was high by one */
+            e--;
+            continue;
+        }
+        if (sv >= P10L[prec]) { /* ... or low by one */
+            e++;
+            continue;
+        }
+        long double fl = floorl(sv), frac = sv - fl;
+        if (fabsl(frac - 0.5L) < 0.02L)
+            return 0;
+        uint64_t r = (uint64_t)fl + (frac > 0.5L);
+        *x = e;
+        if (r == (uint64_t)P10L[prec]) { /* 99..9.6 rounded up to 100..0 */
+            r /= 10;
+            (*x)++;
+        }
+        for (int i = prec - 1; i >= 0; i--, r /= 10)
+            dig[i] = (char)('0' + r % 10);
         return 1;
-    int rest = 0;
-    for (int i = 18; i < len; i++)
+    }
+    return 0;
+}
+#else
+static int fast_digits(double v, int prec, char *dig, int *x)
+{
+    (void)v, (void)prec, (void)dig, (void)x;
+    return 0;
+}
+#endif
+
+/* v > 0 finite, rounded to prec (1..17) significant digits: dig (prec chars), the decimal
+ * exponent *x of the first one. 0 when the digits are not known (printf must). */
+static int round_digits(double v, int prec, char *dig, int *x)
+{
+    if (fast_digits(v, prec, dig, x))
+        return 1;
+    char all[27];
+    int k = 0, rest = 0;
+    int len = exact_digits(v, all, &k, &rest);
+    if (len == 0)
+        return 0;
+    *x = len - 1 - k;
+    memset(dig, '0', (size_t)prec);
+    memcpy(dig, all, (size_t)(len < prec ? len : prec));
+    if (len <= prec)
+        return 1;
+    for (int i = prec + 1; i < len; i++)
         rest |= all[i] != '0';
-    int up = all[17] > '5' || (all[17] == '5' && (rest || (dig[16] - '0') % 2 == 1));
-    for (int i = 16; up && i >= 0; i--) {
+    int up = all[prec] > '5' || (all[prec] == '5' && (rest || (dig[prec - 1] - '0') % 2 == 1));
+    for (int i = prec - 1; up && i >= 0; i--) {
         up = dig[i] == '9';
         dig[i] = up ? '0' : (char)(dig[i] + 1);
     }
@@ -314,13 +424,20 @@ static int g17_digits(double v, char *dig, int *x)
     return 1;
 }
 
-int md_buf_put_g17(md_buf *b, double v)
+int md_buf_put_g(md_buf *b, double v, int prec)
 {
+    if (prec < 1 || prec > 17)
+        return md_buf_printf(b, "%.*g", prec, v);
     if (v == 0)
         return md_buf_puts(b, signbit(v) ? "-0" : "0");
     char dig[17];
     int x;
-    if (!isfinite(v) || !g17_digits(fabs(v), dig, &x))
-        return md_buf_printf(b, "%.17g", v);
-    return g_layout(b, v < 0, dig, 17, x);
+    if (!isfinite(v) || !round_digits(fabs(v), prec, dig, &x))
+        return md_buf_printf(b, "%.*g", prec, v);
+    return g_layout(b, v < 0, dig, prec, x);
+}
+
+int md_buf_put_g17(md_buf *b, double v)
+{
+    return md_buf_put_g(b, v, 17);
 }

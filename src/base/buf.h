@@ -41,9 +41,12 @@ int md_buf_put_json_str(md_buf *b, const char *s);
  * of. v must be finite (JSON has no NaN / Infinity). Returns as md_buf_append. */
 int md_buf_put_g9(md_buf *b, float v);
 
-/* Append v as printf("%.17g", v) writes it (what jansson writes for a real), byte for byte,
- * exactly (128-bit integer arithmetic, printf itself for the values that need more). v must be
- * finite. Returns as md_buf_append. */
+/* Append v as printf("%.<prec>g", v) writes it, byte for byte, exactly (v's exact decimal
+ * expansion in 128-bit or multi-limb integer arithmetic, rounded half to even; printf itself
+ * for doubles below about 1e-142 and for prec outside 1..17). v must be finite. Returns as
+ * md_buf_append. */
+int md_buf_put_g(md_buf *b, double v, int prec);
+/* md_buf_put_g(b, v, 17): what jansson writes for a real. */
 int md_buf_put_g17(md_buf *b, double v);
 
 /* Hand the data to the caller (new, free() it) and leave the buffer empty. *len gets the length.

@@ -3,7 +3,7 @@
  *
  * Why: answers and prediction logs are mostly numbers, and jansson writes each real through
  * snprintf("%.17g") (glibc's arbitrary-precision printf); md_buf_put_g17 writes the same
- * digits with 128-bit integers. Everything else follows jansson 2.14's dump.c: objects in
+ * digits with integer arithmetic. Everything else follows jansson 2.14's dump.c: objects in
  * insertion order, "\\uXXXX" (upper-case hex) for control characters without a short escape,
  * UTF-8 written as it is, a real always with a '.' or an exponent, exponents without '+' or
  * leading zeros.

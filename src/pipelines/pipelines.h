@@ -375,6 +375,39 @@ int pl_predict_feedback(pl_ctx *cx, const char *model, const char *prediction_id
 int pl_predict_drift(pl_ctx *cx, const char *model, int64_t from_ms, int64_t to_ms,
                      json_t **out, md_err *err);
 
+/* ---- rows of text cells (predict_table.c): bulk prediction's fast path ----
+ * The answers pl_csv_object + pl_predict_batch (with cx->no_explain) give for the rows of a
+ * CSV file on a tabular model (classification, regression, price_response, anomaly), row for
+ * row and error for error, without a JSON object per row: the header is matched to the
+ * input_schema once and each row's cells go straight into the model's float row. The version
+ * is acquired at open and answers every row until close. */
+typedef struct pl_table pl_table;
+/* For rows whose columns are names[0..ncols) (a CSV header, borrowed until pl_table_close).
+ * *out new (pl_table_close). MD_E_UNSUPPORTED (field "model") for a model whose requests are
+ * not rows (budget, forecast: pl_predict_batch answers those); else pl_predict_batch's errors. */
+int pl_table_open(const pl_ctx *cx, const char *model, const char *const *names, size_t ncols,
+                  pl_table **out, md_err *err);
+/* Hold one row of n cells (fields[i], lens[i] bytes; borrowed for the call). A bad row is held
+ * with its error. MD_E_INVALID_PARAM past PL_PREDICT_BATCH_MAX rows held, MD_E_NOMEM. */
+int pl_table_add(pl_table *t, const char *const *fields, const size_t *lens, size_t n, md_err *err);
+/* Predict the rows held, in order, and drop them: *n rows; row i's prediction preds[i] (new,
+ * json_decref; the "prediction" object pl_predict_batch gives) or NULL with its error in
+ * errs[i]. preds and errs hold PL_PREDICT_BATCH_MAX. A share cx->log_sample of the good rows
+ * is logged as pl_predict_batch logs them. Fails as a whole only for a model run error. */
+int pl_table_run(pl_table *t, json_t **preds, md_err *errs, size_t *n, md_err *err);
+/* pl_table_run in two steps, for a reader thread and a predicting one: pl_table_seal hands the
+ * rows held over as a slot (0 or 1) and starts holding rows in the other slot; pl_table_run_slot
+ * runs a sealed slot (as pl_table_run). pl_table_add may run on one thread while
+ * pl_table_run_slot runs on another, as long as a slot is sealed again only after its run
+ * ended (two slots: seal, run it while adding, wait for the run, seal, ...). */
+int pl_table_seal(pl_table *t);
+int pl_table_run_slot(pl_table *t, int slot, json_t **preds, md_err *errs, size_t *n,
+                      md_err *err);
+/* The version answering (borrowed until pl_table_close). */
+const char *pl_table_version(const pl_table *t);
+/* Releases the model. NULL is a no-op. */
+void pl_table_close(pl_table *t);
+
 /* One CSV row (n fields, lens[i] bytes each; names: the header's ncols column names, all
  * borrowed) as the features object a request would send (csv_rows.c): empty cells left out, a
  * cell that is a whole finite number a number, any other cell its string. New reference; NULL

@@ -83,30 +83,32 @@ ssize_t pr__schema_find(const pr_schema *sc, const char *name)
     return -1;
 }
 
-/* One column's value into *out (NaN for an absent optional one). */
-static int column_value(const pr_col *c, const json_t *v, float *out, md_err *err)
+/* One column's value into *out (NaN for an absent optional one). The one place the value
+ * rules and their messages live: JSON values (pr__schema_row) and text cells (predict_table.c)
+ * both come here as a pr_cell. */
+int pr__cell_value(const pr_col *c, const pr_cell *v, float *out, md_err *err)
 {
-    if (!v || json_is_null(v)) {
+    if (v->kind == PR_CELL_ABSENT) {
         if (c->required)
             return md_fail(err, MD_E_MISSING_FIELD, c->name, "%s is required", c->name);
         *out = NAN;
         return MD_OK;
     }
     if (c->kind == PR_CATEGORY) {
-        const char *s = json_string_value(v);
-        if (!s)
+        if (v->kind != PR_CELL_STRING)
             return md_fail(err, MD_E_INVALID_PARAM, c->name, "%s must be a string (a label)",
                            c->name);
         for (size_t k = 0; k < json_array_size(c->values); k++)
-            if (!strcmp(s, json_string_value(json_array_get(c->values, k)) ?: "")) {
+            if (!strcmp(v->s, json_string_value(json_array_get(c->values, k)) ?: "")) {
                 *out = (float)k;
                 return MD_OK;
             }
-        return md_fail(err, MD_E_INVALID_PARAM, c->name, "%s: unknown label \"%.64s\"", c->name, s);
+        return md_fail(err, MD_E_INVALID_PARAM, c->name, "%s: unknown label \"%.64s\"", c->name,
+                       v->s);
     }
-    if (!json_is_number(v))
+    if (v->kind != PR_CELL_NUMBER)
         return md_fail(err, MD_E_INVALID_PARAM, c->name, "%s must be a number", c->name);
-    double d = json_number_value(v);
+    double d = v->d;
     if (!isfinite(d))
         return md_fail(err, MD_E_INVALID_PARAM, c->name, "%s must be finite", c->name);
     if (c->kind == PR_INTEGER && d != floor(d))
@@ -116,6 +118,18 @@ static int column_value(const pr_col *c, const json_t *v, float *out, md_err *er
                        c->min, c->max, d);
     *out = (float)d;
     return MD_OK;
+}
+
+/* A JSON value as a cell (NULL and null: absent). */
+static pr_cell json_cell(const json_t *v)
+{
+    if (!v || json_is_null(v))
+        return (pr_cell){.kind = PR_CELL_ABSENT};
+    if (json_is_string(v))
+        return (pr_cell){.kind = PR_CELL_STRING, .s = json_string_value(v)};
+    if (json_is_number(v))
+        return (pr_cell){.kind = PR_CELL_NUMBER, .d = json_number_value(v)};
+    return (pr_cell){.kind = PR_CELL_OTHER};
 }
 
 int pr__schema_row(const pr_schema *sc, const json_t *features, float *row, md_err *err)
@@ -133,8 +147,8 @@ int pr__schema_row(const pr_schema *sc, const json_t *features, float *row, md_e
             return md_fail(err, MD_E_INVALID_PARAM, key, "%.48s is not a field of this model", key);
     }
     for (size_t i = 0; i < sc->n; i++) {
-        int rc =
-            column_value(&sc->cols[i], json_object_get(features, sc->cols[i].name), &row[i], err);
+        pr_cell cell = json_cell(json_object_get(features, sc->cols[i].name));
+        int rc = pr__cell_value(&sc->cols[i], &cell, &row[i], err);
         if (rc != MD_OK)
             return rc;
     }
@@ -150,7 +164,7 @@ const char *pl_predict_task(const mdl_manifest *mf)
     return json_string_value(json_object_get(json_object_get(mf->doc, "postprocessing"), "task"));
 }
 
-static int acquire(pl_ctx *cx, const char *model, mdl_version **v, const char **task, md_err *err)
+int pr__acquire(pl_ctx *cx, const char *model, mdl_version **v, const char **task, md_err *err)
 {
     *v = NULL;
     if (!cx->models)
@@ -271,45 +285,40 @@ static json_t *envelope(mdl_version *v)
     return json_pack("{s:s, s:s}", "model", mdl_version_name(v), "version", mdl_version_id(v));
 }
 
-/* Rows of tabular tasks: check, run, postprocess every row of feats (n objects). Bad rows get
- * their error in errs[i] (code != MD_OK) and a NULL result. */
-static int tabular(pl_ctx *cx, mdl_version *v, const char *task, const json_t *const *feats,
-                   size_t n, const json_t *options, json_t **preds, json_t **expls, md_err *errs,
-                   md_err *err)
+/* The good rows (errs[i].code == MD_OK) of n checked rows of sc->n floats: run through v in
+ * one call, postprocessed per task into preds[i], explained into expls[i] unless
+ * cx->no_explain. A row whose postprocessing fails by its own fault (a price option) gets its
+ * error in errs[i]; anything else fails the call. */
+int pr__run_good(pl_ctx *cx, mdl_version *v, const char *task, const pr_schema *sc,
+                 const float *rows, size_t n, const json_t *options, json_t **preds,
+                 json_t **expls, md_err *errs, md_err *err)
 {
     const mdl_manifest *mf = mdl_version_manifest(v);
-    pr_schema sc;
-    int rc = pr__schema_load(mf, &sc, err);
-    float *rows = NULL, *good = NULL, *out = NULL;
-    size_t *map = NULL, *grp = NULL, ng = 0, w = 0;
-    if (rc != MD_OK)
-        goto out;
-    rows = malloc(n * sc.n * sizeof *rows);
-    good = malloc(n * sc.n * sizeof *good);
-    map = malloc(n * sizeof *map);
-    grp = calloc(n, sizeof *grp);
-    if (!rows || !good || !map || !grp) {
+    float *good = malloc((n ? n : 1) * sc->n * sizeof *good), *out = NULL;
+    size_t *map = malloc((n ? n : 1) * sizeof *map), *grp = calloc(n ? n : 1, sizeof *grp);
+    size_t ng = 0, w = 0;
+    int rc = MD_OK;
+    if (!good || !map || !grp) {
         rc = md_fail(err, MD_E_NOMEM, NULL, NULL);
         goto out;
     }
     for (size_t i = 0; i < n; i++) {
-        md_err_clear(&errs[i]);
         preds[i] = expls[i] = NULL;
-        if (pr__schema_row(&sc, feats[i], rows + i * sc.n, &errs[i]) != MD_OK)
+        if (errs[i].code != MD_OK)
             continue;
         if (!strcmp(task, "price_response") && pr__price_check(mf, options, &errs[i]) != MD_OK)
             continue;
-        memcpy(good + ng * sc.n, rows + i * sc.n, sc.n * sizeof *rows);
+        memcpy(good + ng * sc->n, rows + i * sc->n, sc->n * sizeof *rows);
         map[ng++] = i;
     }
     if (ng == 0)
         goto out;
-    rc = pr__run_rows(cx, v, good, ng, sc.n, &out, &w, err);
+    rc = pr__run_rows(cx, v, good, ng, sc->n, &out, &w, err);
     if (rc != MD_OK)
         goto out;
     for (size_t g = 0; g < ng && rc == MD_OK; g++) {
         size_t i = map[g];
-        rc = pr__post_row(mf, task, &sc, good + g * sc.n, out + g * w, w, options, &preds[i],
+        rc = pr__post_row(mf, task, sc, good + g * sc->n, out + g * w, w, options, &preds[i],
                           &grp[g], &errs[i]);
         if (rc != MD_OK && errs[i].code != MD_E_NOMEM && errs[i].code != MD_E_MODEL_INVALID)
             rc = MD_OK; /* the row's own fault (a price option): listed, not fatal */
@@ -317,13 +326,38 @@ static int tabular(pl_ctx *cx, mdl_version *v, const char *task, const json_t *c
             *err = errs[i];
     }
     if (rc == MD_OK && !cx->no_explain)
-        rc = pr__explain(v, &sc, good, ng, map, grp, expls, err);
+        rc = pr__explain(v, sc, good, ng, map, grp, expls, err);
 out:
-    free(rows);
     free(good);
     free(map);
     free(grp);
     free(out);
+    return rc;
+}
+
+/* Rows of tabular tasks: check, run, postprocess every row of feats (n objects). Bad rows get
+ * their error in errs[i] (code != MD_OK) and a NULL result. */
+static int tabular(pl_ctx *cx, mdl_version *v, const char *task, const json_t *const *feats,
+                   size_t n, const json_t *options, json_t **preds, json_t **expls, md_err *errs,
+                   md_err *err)
+{
+    pr_schema sc;
+    int rc = pr__schema_load(mdl_version_manifest(v), &sc, err);
+    float *rows = NULL;
+    if (rc != MD_OK)
+        goto out;
+    rows = malloc((n ? n : 1) * sc.n * sizeof *rows);
+    if (!rows) {
+        rc = md_fail(err, MD_E_NOMEM, NULL, NULL);
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        md_err_clear(&errs[i]);
+        pr__schema_row(&sc, feats[i], rows + i * sc.n, &errs[i]);
+    }
+    rc = pr__run_good(cx, v, task, &sc, rows, n, options, preds, expls, errs, err);
+out:
+    free(rows);
     pr__schema_free(&sc);
     return rc;
 }
@@ -339,7 +373,7 @@ static int one_request(pl_ctx *cx, mdl_version *v, const char *task, const json_
     return md_fail(err, MD_E_MODEL_INVALID, "postprocessing.task", "unknown task %.32s", task);
 }
 
-static int is_tabular(const char *task)
+int pr__is_tabular(const char *task)
 {
     return !strcmp(task, "classification") || !strcmp(task, "regression") ||
            !strcmp(task, "price_response") || !strcmp(task, "anomaly");
@@ -360,13 +394,13 @@ int pl_predict(pl_ctx *cx, const char *model, const json_t *features, const json
     *out = NULL;
     mdl_version *v = NULL;
     const char *task = NULL;
-    int rc = acquire(cx, model, &v, &task, err);
+    int rc = pr__acquire(cx, model, &v, &task, err);
     if (rc != MD_OK)
         return rc;
     json_t *pred = NULL, *expl = NULL;
     md_err row_err = {0};
     tr_span *run = model_span(cx->trace, model, 1);
-    if (is_tabular(task)) {
+    if (pr__is_tabular(task)) {
         rc = tabular(cx, v, task, &features, 1, options, &pred, &expl, &row_err, err);
         if (rc == MD_OK && row_err.code != MD_OK) {
             rc = row_err.code;
@@ -461,7 +495,7 @@ static int predict_batch(pl_ctx *cx, const tr_ctx *parent, const char *model, co
                        PL_PREDICT_BATCH_MAX);
     mdl_version *v = NULL;
     const char *task = NULL;
-    int rc = acquire(cx, model, &v, &task, err);
+    int rc = pr__acquire(cx, model, &v, &task, err);
     if (rc != MD_OK)
         return rc;
     const json_t **feats = malloc(n * sizeof *feats);
@@ -474,7 +508,7 @@ static int predict_batch(pl_ctx *cx, const tr_ctx *parent, const char *model, co
     for (size_t i = 0; i < n; i++)
         feats[i] = json_array_get(items, i);
     tr_span *run = model_span(parent, model, n);
-    if (is_tabular(task)) {
+    if (pr__is_tabular(task)) {
         rc = tabular(cx, v, task, feats, n, options, preds, expls, errs, err);
     } else {
         for (size_t i = 0; i < n && rc == MD_OK; i++) {
@@ -505,4 +539,14 @@ out:
     free(errs);
     mdl_release(v);
     return rc;
+}
+
+/* ---- for predict_table.c ---- */
+
+void pr__log_rows(pl_ctx *cx, mdl_version *v, const json_t *const *feats, json_t *const *answers,
+                  size_t n)
+{
+    pl_ctx all = *cx;
+    all.log_sample = 1.0; /* the caller sampled them */
+    log_answers(&all, v, feats, NULL, answers, n);
 }

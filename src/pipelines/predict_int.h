@@ -32,6 +32,16 @@ ssize_t pr__schema_find(const pr_schema *sc, const char *name);
  * the column: MD_E_MISSING_FIELD, MD_E_INVALID_PARAM (type, range, label, unknown field). */
 int pr__schema_row(const pr_schema *sc, const json_t *features, float *row, md_err *err);
 
+/* One column's value as the request gave it: a JSON value (pr__schema_row) or a CSV cell
+ * (predict_table.c), so that both follow one set of rules and messages. */
+typedef struct pr_cell {
+    enum { PR_CELL_ABSENT, PR_CELL_NUMBER, PR_CELL_STRING, PR_CELL_OTHER } kind;
+    double d;      /* PR_CELL_NUMBER */
+    const char *s; /* PR_CELL_STRING (NUL-terminated, borrowed) */
+} pr_cell;
+/* The cell of column c into *out (NaN for an absent optional one); errors as pr__schema_row. */
+int pr__cell_value(const pr_col *c, const pr_cell *v, float *out, md_err *err);
+
 /* A number of the manifest at obj[key]; MD_E_MODEL_INVALID naming key when absent. */
 int pr__mf_num(const json_t *obj, const char *key, double *out, md_err *err);
 /* An optional finite caller number at obj[key] (obj may be NULL); *set 0 when absent or null;
@@ -39,6 +49,23 @@ int pr__mf_num(const json_t *obj, const char *key, double *out, md_err *err);
 int pr__opt_num(const json_t *obj, const char *key, double *out, int *set, md_err *err);
 /* Only the NULL-terminated keys may appear in obj; else MD_E_INVALID_PARAM naming the other. */
 int pr__known_keys(const json_t *obj, const char *what, const char *const *keys, md_err *err);
+
+/* mdl_acquire of a predict model: *v a new reference, *task its postprocessing task (borrowed
+ * from *v); MD_E_MODEL_NOT_FOUND for a model of another family. */
+int pr__acquire(pl_ctx *cx, const char *model, mdl_version **v, const char **task, md_err *err);
+/* 1 for the tasks whose request is one model row (classification, regression, price_response,
+ * anomaly), 0 for the others (budget_allocation, forecast). */
+int pr__is_tabular(const char *task);
+/* The good rows (errs[i].code == MD_OK) of n checked rows (sc->n floats each, borrowed): run
+ * in one call, postprocessed into preds[i] (new), explained into expls[i] (new) unless
+ * cx->no_explain; the others get NULL. A row's own postprocessing fault goes to errs[i]. */
+int pr__run_good(pl_ctx *cx, mdl_version *v, const char *task, const pr_schema *sc,
+                 const float *rows, size_t n, const json_t *options, json_t **preds,
+                 json_t **expls, md_err *errs, md_err *err);
+/* Log n answers ({prediction, explanation}, each gets its prediction_id) of feats[i] (borrowed),
+ * every one of them: the caller did the sampling. */
+void pr__log_rows(pl_ctx *cx, mdl_version *v, const json_t *const *feats, json_t *const *answers,
+                  size_t n);
 
 /* Run n rows through v; *out new (free()), n * *width floats. */
 int pr__run_rows(pl_ctx *cx, mdl_version *v, const float *rows, size_t n, size_t ncols, float **out,

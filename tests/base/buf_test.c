@@ -153,11 +153,53 @@ static void test_g17_matches_printf(void **state)
     }
 }
 
+/* md_buf_put_g writes what printf("%.<prec>g") writes for every precision, on doubles that are
+ * not float-valued (prices, revenues: the multi-limb path), ties included (0.125 at 2 digits,
+ * 2.5 at 1), and on the magnitudes at both ends of that path. */
+static void expect_g(double v, int prec)
+{
+    char want[64];
+    snprintf(want, sizeof want, "%.*g", prec, v);
+    md_buf b;
+    md_buf_init(&b, 64);
+    assert_int_equal(md_buf_put_g(&b, v, prec), MD_OK);
+    if (strcmp(b.data, want) != 0)
+        fail_msg("%a at %d: got %s, printf %s", v, prec, b.data, want);
+    md_buf_free(&b);
+}
+
+static void test_g_matches_printf(void **state)
+{
+    (void)state;
+    const double edge[] = {0.125, 2.5,    0.5,    1.5,    1e-142, 1e-150, 1e300, 1.7976931348623157e308,
+                           5e-324, 123.456, 0.1,   9.5,    99.95,  0.0001, 1e-5,   12345678.9};
+    for (size_t i = 0; i < sizeof edge / sizeof edge[0]; i++)
+        for (int prec = 1; prec <= 17; prec++) {
+            expect_g(edge[i], prec);
+            expect_g(-edge[i], prec);
+            expect_g(nextafter(edge[i], INFINITY), prec);
+        }
+    uint64_t s = 0x2545F4914F6CDD1Du;
+    for (int i = 0; i < 100000; i++) {
+        s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+        double u = (double)(s >> 11) * 0x1p-53; /* uniform in [0, 1): 53 significant bits */
+        double v = u * pow(10, (int)(s % 24) - 8);
+        expect_g(v, 17);
+        expect_g(v, 9);
+        expect_g(v, 1 + (int)(s % 17));
+        double w;
+        memcpy(&w, &s, sizeof w);
+        if (isfinite(w))
+            expect_g(w, 17);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_append_and_limit),
                                        cmocka_unit_test(test_json_str),
                                        cmocka_unit_test(test_g9_matches_printf),
+                                       cmocka_unit_test(test_g_matches_printf),
                                        cmocka_unit_test(test_g17_matches_printf)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -244,6 +244,80 @@ static void test_batch_lists_bad_rows(void **state)
     json_decref(items);
 }
 
+/* pl_table answers CSV cells as pl_csv_object + pl_predict_batch (no explanations) do: the same
+ * prediction for good rows, the same error (code, field, message) for bad ones: a missing
+ * required cell, an integer with a fraction, a word for a number, a number for a label, an
+ * unknown label, an out-of-range value, an empty row, an unknown column with and without a
+ * value, a number written with an exponent, a cell that is not UTF-8. */
+static void test_table_is_the_batch(void **state)
+{
+    (void)state;
+    static const char *const names[] = {
+        "female", "senior_citizen", "partner", "dependents", "tenure", "phone_service",
+        "multiple_lines", "internet_service", "online_security", "online_backup",
+        "device_protection", "tech_support", "streaming_tv", "streaming_movies", "contract",
+        "paperless_billing", "payment_method", "monthly_charges", "total_charges", "extra"};
+    static const char *const good[] = {"1", "0", "1", "0", "12", "1", "No", "DSL", "No", "Yes",
+                                       "No", "No", "No", "No", "Month-to-month", "1",
+                                       "Electronic check", "29.85", "358.2", ""};
+    const struct {
+        size_t col;
+        const char *cell;
+    } edits[] = {{0, NULL},   {4, ""},     {4, "1.5"},    {4, "x"},      {6, "7"},
+                 {6, "Maybe"}, {4, "-1"},  {19, "5"},     {4, "1e1"},    {17, "3.5e1"},
+                 {7, "\xff"}, {17, "inf"}, {18, "-0"},   {0, "+1"},     {99, NULL}};
+    size_t n = sizeof edits / sizeof edits[0], ncols = sizeof names / sizeof names[0];
+    pl_table *t = NULL;
+    md_err e = {0};
+    assert_int_equal(pl_table_open(&cx, "churn", names, ncols, &t, &e), MD_OK);
+    json_t *items = json_array();
+    for (size_t r = 0; r < n; r++) {
+        const char *f[sizeof names / sizeof names[0]];
+        size_t lens[sizeof names / sizeof names[0]];
+        for (size_t j = 0; j < ncols; j++) {
+            f[j] = edits[r].col == 99 ? "" : j == edits[r].col && edits[r].cell ? edits[r].cell : good[j];
+            lens[j] = strlen(f[j]);
+        }
+        assert_int_equal(pl_table_add(t, f, lens, ncols, &e), MD_OK);
+        json_array_append_new(items, pl_csv_object(names, ncols, f, lens, ncols));
+    }
+    json_t *preds[PL_PREDICT_BATCH_MAX] = {0}, *out = NULL;
+    md_err errs[16];
+    size_t got = 0;
+    assert_int_equal(pl_table_run(t, preds, errs, &got, &e), MD_OK);
+    assert_int_equal(got, n);
+    pl_ctx bx = cx;
+    bx.no_explain = true;
+    assert_int_equal(pl_predict_batch(&bx, "churn", items, NULL, &out, &e), MD_OK);
+    size_t ok = 0, bad = 0;
+    for (size_t r = 0; r < n; r++) {
+        json_t *p = json_array_get(json_object_get(out, "predictions"), ok);
+        json_t *f = json_array_get(json_object_get(out, "failed"), bad);
+        if (preds[r]) {
+            assert_int_equal(json_integer_value(json_object_get(p, "index")), r);
+            assert_true(json_equal(preds[r], json_object_get(p, "prediction")));
+            ok++;
+            continue;
+        }
+        json_t *fe = json_object_get(f, "error");
+        assert_int_equal(json_integer_value(json_object_get(f, "index")), r);
+        assert_string_equal(md_err_name(errs[r].code), json_string_value(json_object_get(fe, "code")));
+        assert_string_equal(errs[r].field, json_string_value(json_object_get(fe, "field")) ?: "");
+        assert_string_equal(md_err_message(&errs[r]),
+                            json_string_value(json_object_get(fe, "message")));
+        bad++;
+    }
+    assert_true(ok >= 4 && bad >= 8);
+    for (size_t r = 0; r < n; r++)
+        json_decref(preds[r]);
+    json_decref(out);
+    json_decref(items);
+    pl_table_close(t);
+    assert_int_equal(pl_table_open(&cx, "budget", names, ncols, &t, &e), MD_E_UNSUPPORTED);
+    assert_int_equal(pl_table_open(&cx, "no-such-model", names, ncols, &t, &e),
+                     MD_E_MODEL_NOT_FOUND);
+}
+
 static void test_only_predict_models(void **state)
 {
     (void)state;
@@ -325,6 +399,7 @@ int main(void)
         cmocka_unit_test(test_schema_errors_name_the_field),
         cmocka_unit_test(test_options_and_requests_errors),
         cmocka_unit_test(test_batch_lists_bad_rows),
+        cmocka_unit_test(test_table_is_the_batch),
         cmocka_unit_test(test_only_predict_models),
         cmocka_unit_test(test_greedy_equals_brute_force),
     };
