@@ -161,8 +161,8 @@ void pl_vec_out_free(pl_vec_out *out);
  *
  * Self-ensemble (ensemble = 1): every tile goes through the network 8 times, once for each of
  * the 8 flips and rotations of its window, and the 8 outputs, turned back, are averaged in float
- * before the rounding: about +0.1 to +0.2 dB PSNR for 8x the network time (README, bench/
- * enhance.sh part quality). Any quality takes it; best gains the most fidelity. */
+ * before the rounding: +0.05 dB PSNR over plain best on bench/enhance.sh's quality set, for
+ * about 7x the CPU time (README). Any quality takes it. */
 #define PL_ENH_MAX_OUT_PIXELS ((uint64_t)100 * 1000 * 1000)
 
 typedef enum pl_enh_quality { PL_ENH_FAST, PL_ENH_BALANCED, PL_ENH_BEST } pl_enh_quality;
