@@ -10,6 +10,7 @@ borders are a large part of it). The network is converted from build/npm
 import io
 import math
 import os
+import shutil
 import subprocess
 import time
 
@@ -27,12 +28,19 @@ pytestmark = pytest.mark.skipif(not os.path.isdir(os.path.join(NPM, "@upscalerjs
 
 
 @pytest.fixture(scope="module")
-def thick_dir(tmp_path_factory):
-    d = str(tmp_path_factory.mktemp("thick") / "var")
-    os.makedirs(os.path.join(d, "models"))
+def thick_models(tmp_path_factory):
+    d = str(tmp_path_factory.mktemp("thick"))
     subprocess.run(["/usr/bin/python3", os.path.join(ROOT, "training", "enhance", "convert.py"),
-                    "--npm", NPM, "--out", os.path.join(d, "models"), "--only", "thick-x2"],
+                    "--npm", NPM, "--out", d, "--only", "thick-x2"],
                    check=True, capture_output=True)
+    return d
+
+
+@pytest.fixture
+def thick_dir(thick_models, tmp_path):
+    """A fresh data dir (its server prints its own admin key) holding the converted network."""
+    d = str(tmp_path / "var")
+    shutil.copytree(thick_models, os.path.join(d, "models"))
     return d
 
 

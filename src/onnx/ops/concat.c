@@ -181,12 +181,15 @@ static catconv *prep_catconv(onnx_node *n, onnx_prep *p, int *rc, md_err *err)
     f->w = onnx__prep_const(p, c, 1);
     f->b = c->n_in > 2 && c->in[2] >= 0 ? onnx__prep_const(p, c, 2) : NULL;
     f->residual = -1;
-    if ((*rc = onnx__prep_absorb(p, n, c, err)) != MD_OK)
+    *rc = onnx__prep_absorb(p, n, c, err);
+    if (*rc != MD_OK)
         return NULL;
     onnx_node *add = onnx__prep_sole_consumer(p, n, 0);
     int r = add ? residual_of(n, add) : -1;
-    if (r >= 0 && (*rc = onnx__prep_absorb(p, n, add, err)) == MD_OK)
+    if (r >= 0) {
+        *rc = onnx__prep_absorb(p, n, add, err);
         f->residual = r;
+    }
     return *rc == MD_OK ? f : NULL;
 }
 
