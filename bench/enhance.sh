@@ -14,6 +14,9 @@
 #    MODELD_ONNX_NO_CATCONV=1 (the engine without its two graph fusions: Resize + Conv of
 #    src/onnx/kernels/upconv.c, Concat + 1x1 Conv + Add of src/onnx/ops/concat.c): its time, and
 #    the largest difference between the fused and unfused outputs of every network (<= 0.01).
+#    Part "views" runs modeld with and without (MODELD_ONNX_NO_CATVIEW=1) the Concat views of
+#    src/onnx/plan.c, one right after the other: the time ratio and whether the outputs are
+#    bit-identical (they must be).
 #    Part "isa" (after speed) runs modeld again restricted to AVX2 (ONEDNN_MAX_CPU_ISA=AVX2 for
 #    oneDNN's convolutions and sgemm, OPENBLAS_CORETYPE=Haswell for OpenBLAS, GLIBC_TUNABLES
 #    for glibc's memcpy (the Concat copies); our own loops are built without -march, so they
@@ -34,7 +37,8 @@
 #    ENHANCE_RSS_QUALITIES (default "fast balanced best"; best takes minutes on 2 cores).
 # 4. Quality: the 256x256 centre crops of python3-skimage's colour photos, downscaled x4
 #    (bicubic, PIL), brought back x4 by each quality and by bicubic: PSNR and SSIM against the
-#    crop, and the gain over bicubic.
+#    crop, and the gain over bicubic; best also with --ensemble (self-ensemble: 8 flips and
+#    rotations averaged), and the CPU time of the best runs with and without it.
 # Results: build/bench/enhance_*.jsonl and the tables printed.
 set -euo pipefail
 
@@ -45,7 +49,7 @@ RUNS="${BENCH_RUNS:-3}"
 NETS="${ENHANCE_NETS:-slim medium thick}"
 SCALES="${ENHANCE_SCALES:-2 3 4 8}"
 RSS_QUALITIES="${ENHANCE_RSS_QUALITIES:-fast balanced best}"
-PARTS="${ENHANCE_PARTS:-speed fusion isa wino memory quality}" # a subset for a quicker look
+PARTS="${ENHANCE_PARTS:-speed fusion views isa wino memory quality}" # a subset for a quicker look
 ISA_ONEDNN="${ENHANCE_ISA_ONEDNN:-1}"
 ORT_LIB="$ROOT/bench/node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime.so.1"
 MODELS="$OUT/enhance-models"
@@ -127,6 +131,23 @@ fusion() {
   done
 }
 
+views() {
+  : > "$OUT/enhance_views.jsonl"
+  for n in $NETS; do
+    for s in $SCALES; do
+      local m="$MODELS/models/esrgan-$n-x$s/1/model.onnx" v
+      for v in views noviews; do
+        echo "== $v $n x$s" >&2
+        env $([ $v = noviews ] && echo MODELD_ONNX_NO_CATVIEW=1) "$OUT/onnx_bench" "$m" \
+          "$DATA/crop128.bin" 1,3,128,128 --threads 1 --runs "$RUNS" --warmup 1 \
+          --out "$DATA/$n$s.$v.bin" |
+          sed "s/^{/{\"net\":\"$n\",\"scale\":$s,/; s/\"runtime\":\"modeld\"/\"runtime\":\"$v\"/" \
+          >> "$OUT/enhance_views.jsonl"
+      done
+    done
+  done
+}
+
 AVX2_ENV=(ONEDNN_MAX_CPU_ISA=AVX2 OPENBLAS_CORETYPE=Haswell
   "GLIBC_TUNABLES=glibc.cpu.hwcaps=-AVX512F,-AVX512VL,-AVX512BW,-AVX512DQ,-AVX512CD")
 
@@ -200,10 +221,13 @@ memory() {
 }
 
 quality() {
-  for q in fast balanced best; do
+  : > "$OUT/enhance_quality_time.jsonl"
+  for q in fast balanced best best_ens; do
     echo "== quality $q" >&2
     mkdir -p "$DATA/q/$q"
-    "$OUT/modeld" enhance "$DATA/q/lr" -o "$DATA/q/$q" --scale 4 --quality "$q" --format png \
+    /usr/bin/time -f "{\"quality\":\"$q\",\"wall_s\":%e,\"cpu_s\":%U}" -a \
+      -o "$OUT/enhance_quality_time.jsonl" "$OUT/modeld" enhance "$DATA/q/lr" -o "$DATA/q/$q" \
+      --scale 4 --quality "${q%_ens}" $([ "$q" = best_ens ] && echo --ensemble) --format png \
       --data-dir "$MODELS" -q 2>/dev/null >/dev/null
   done
 }
@@ -224,14 +248,14 @@ out, data, nets, scales = sys.argv[1], sys.argv[2], sys.argv[3].split(), sys.arg
 ok = True
 rows = [json.loads(l) for l in open(f"{out}/enhance_speed.jsonl")] \
     if os.path.exists(f"{out}/enhance_speed.jsonl") else []
-for extra in ("unfused", "isa"):
+for extra in ("unfused", "isa", "views"):
     rows += [json.loads(l) for l in open(f"{out}/enhance_{extra}.jsonl")] \
         if os.path.exists(f"{out}/enhance_{extra}.jsonl") else []
 by = {(r["net"], r["scale"], r["runtime"]): r for r in rows}
 mp = 128 * 128 / 1e6
 print(f"{'net':7s} {'x':>2s} | {'modeld cpu s/MP':>15s} {'ort cpu s/MP':>12s} {'ratio':>6s} | "
       f"{'peak RSS MB modeld/ort':>22s} | outputs | unfused: ratio, max |fused - unfused|"
-      f" | AVX2: ratio, max |avx2 - full|")
+      f" | AVX2: ratio, max |avx2 - full| | views / no views, identical")
 for n in nets:
     for s in scales:
         a, b = by.get((n, int(s), "modeld")), by.get((n, int(s), "onnxruntime"))
@@ -254,6 +278,12 @@ for n in nets:
             ok &= d <= 0.05
             w = by.get((n, int(s), "ort_isa"), b) # onnxruntime run right after, else speed's
             av = f" | {v['cpu_ms'] / w['cpu_ms']:6.2f}, {d:.4f}"
+        cv, cn = by.get((n, int(s), "views")), by.get((n, int(s), "noviews"))
+        if cv and cn:
+            same_v = open(f"{data}/{n}{s}.views.bin", "rb").read() == \
+                open(f"{data}/{n}{s}.noviews.bin", "rb").read()
+            ok &= same_v
+            av += f" | {cv['cpu_ms'] / cn['cpu_ms']:6.2f}, {'yes' if same_v else 'NO'}"
         print(f"{n:7s} {s:>2s} | {a['cpu_ms'] / 1e3 / mp:15.2f} {b['cpu_ms'] / 1e3 / mp:12.2f} "
               f"{a['cpu_ms'] / b['cpu_ms']:6.2f} | {a['peak_rss_mb']:10.0f} / {b['peak_rss_mb']:9.0f} | "
               f"{'same' if same else 'DIFFERENT'} (max |diff| {float(np.abs(x - y).max()):.3f}){unf}{av}")
@@ -312,7 +342,7 @@ for hr_path in sorted(glob.glob(f"{data}/q/*.hr.png")):
     hr = np.asarray(Image.open(hr_path).convert("RGB"))
     lr = Image.open(f"{data}/q/lr/{stem}.png")
     cand = {"bicubic": np.asarray(lr.resize((256, 256), Image.BICUBIC))}
-    for q in ("fast", "balanced", "best"):
+    for q in ("fast", "balanced", "best", "best_ens"):
         p = f"{data}/q/{q}/{stem}_x4.png"
         if os.path.exists(p):
             cand[q] = np.asarray(Image.open(p).convert("RGB"))
@@ -323,10 +353,15 @@ if res:
     base = np.mean([p for p, _ in res["bicubic"]]), np.mean([s for _, s in res["bicubic"]])
     print(f"x4 quality on {len(res['bicubic'])} skimage photos (256x256 centre crops, downscaled x4):")
     print(f"  {'method':9s} {'PSNR dB':>8s} {'gain':>6s} {'SSIM':>7s} {'gain':>7s}")
-    for k in ("bicubic", "fast", "balanced", "best"):
+    for k in ("bicubic", "fast", "balanced", "best", "best_ens"):
         if k in res:
             p, s = np.mean([a for a, _ in res[k]]), np.mean([b for _, b in res[k]])
             print(f"  {k:9s} {p:8.2f} {p - base[0]:+6.2f} {s:7.4f} {s - base[1]:+7.4f}")
+if os.path.exists(f"{out}/enhance_quality_time.jsonl"):
+    t = {r["quality"]: r for r in map(json.loads, open(f"{out}/enhance_quality_time.jsonl"))}
+    if "best" in t and "best_ens" in t:
+        print(f"  best_ens = best with --ensemble: user CPU {t['best_ens']['cpu_s']:.1f} s for the "
+              f"set, best {t['best']['cpu_s']:.1f} s ({t['best_ens']['cpu_s'] / t['best']['cpu_s']:.1f}x)")
 sys.exit(0 if ok else 1)
 EOF
 }

@@ -147,6 +147,7 @@
     fd.append('upscale', enh.scale);
     fd.append('output_format', $('enh-format').value);
     fd.append('face_enhance', $('enh-face').checked ? 'true' : 'false');
+    fd.append('ensemble', $('enh-ensemble').checked ? 'true' : 'false');
     return fd;
   }
 

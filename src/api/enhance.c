@@ -9,8 +9,9 @@
  *      then per file size (413), magic bytes (415), header dimensions (400), memory estimate
  *      against the budget (503); then the memory of the jobs that may run at once (503,
  *      invariant 5); the queue limit last (503), inside the submit.
- *   3. The job's parameters are plain JSON ({quality, upscale, face_enhance, output_format,
- *      input_width, input_height, peak_bytes}); the run reads nothing else from the request,
+ *   3. The job's parameters are plain JSON ({quality, upscale, face_enhance, ensemble,
+ *      output_format, input_width, input_height, peak_bytes}); the run reads nothing else from
+ *      the request,
  *      so a job accepted by one process runs the same in another (a `modeld worker`).
  *   4. Uploads are spooled to a file by the HTTP layer (http_route_body_to_file), never held
  *      whole: the parts are located in the file (mp_file_parse), a file's first MiB is read
@@ -75,7 +76,7 @@ struct api_enhance {
 };
 
 typedef struct enh_opts {
-    pl_enh_in in;            /* quality, scale, face_enhance, out_format */
+    pl_enh_in in;            /* quality, scale, face_enhance, ensemble, out_format */
     const char *format_name; /* "jpg", "png", "webp" */
 } enh_opts;
 
@@ -100,15 +101,14 @@ static const char *field_text(const mp_part *parts, size_t n, const char *name, 
     return NULL;
 }
 
-static int parse_bool(const char *v, int *out, md_err *err)
+static int parse_bool(const char *v, const char *field, int *out, md_err *err)
 {
     if (strcmp(v, "true") == 0 || strcmp(v, "1") == 0 || strcmp(v, "on") == 0)
         *out = 1;
     else if (strcmp(v, "false") == 0 || strcmp(v, "0") == 0 || strcmp(v, "off") == 0)
         *out = 0;
     else
-        return md_fail(err, MD_E_INVALID_PARAM, "face_enhance",
-                       "must be true or false, got \"%.32s\"", v);
+        return md_fail(err, MD_E_INVALID_PARAM, field, "must be true or false, got \"%.32s\"", v);
     return MD_OK;
 }
 
@@ -133,13 +133,14 @@ static int parse_scale(const char *v, int *out, md_err *err)
     return md_fail(err, MD_E_INVALID_PARAM, "upscale", "must be 2, 3, 4 or 8, got \"%.32s\"", v);
 }
 
-/* The options of the form, with their defaults (balanced, 4, false, jpg). */
+/* The options of the form, with their defaults (balanced, 4, false, false, jpg). */
 static int parse_options(const mp_part *parts, size_t n, enh_opts *o, md_err *err)
 {
-    char bq[32], bu[32], bf[32], bo[32];
+    char bq[32], bu[32], bf[32], be[32], bo[32];
     const char *q = field_text(parts, n, "quality", bq, sizeof bq);
     const char *u = field_text(parts, n, "upscale", bu, sizeof bu);
     const char *f = field_text(parts, n, "face_enhance", bf, sizeof bf);
+    const char *en = field_text(parts, n, "ensemble", be, sizeof be);
     const char *of = field_text(parts, n, "output_format", bo, sizeof bo);
     memset(o, 0, sizeof *o);
     o->in.quality = PL_ENH_BALANCED;
@@ -150,7 +151,9 @@ static int parse_options(const mp_part *parts, size_t n, enh_opts *o, md_err *er
     if (rc == MD_OK && u)
         rc = parse_scale(u, &o->in.scale, err);
     if (rc == MD_OK && f)
-        rc = parse_bool(f, &o->in.face_enhance, err);
+        rc = parse_bool(f, "face_enhance", &o->in.face_enhance, err);
+    if (rc == MD_OK && en)
+        rc = parse_bool(en, "ensemble", &o->in.ensemble, err);
     if (rc == MD_OK && of)
         rc = parse_format(of, o, err);
     if (rc == MD_OK && o->in.face_enhance && !pl_enhance_face_available(NULL))
@@ -299,10 +302,11 @@ static int check_file(api_enhance *a, int fd, const mp_part *p, const char *fiel
 /* The job parameters (invariant 3). *out is new (free). */
 static char *params_json(const enh_opts *o, int w, int h, uint64_t peak)
 {
-    json_t *j = json_pack("{s:s, s:i, s:b, s:s, s:i, s:i, s:I}", "quality",
-                          pl_enh_quality_name(o->in.quality), "upscale", o->in.scale,
-                          "face_enhance", o->in.face_enhance, "output_format", o->format_name,
-                          "input_width", w, "input_height", h, "peak_bytes", (json_int_t)peak);
+    json_t *j =
+        json_pack("{s:s, s:i, s:b, s:b, s:s, s:i, s:i, s:I}", "quality",
+                  pl_enh_quality_name(o->in.quality), "upscale", o->in.scale, "face_enhance",
+                  o->in.face_enhance, "ensemble", o->in.ensemble, "output_format", o->format_name,
+                  "input_width", w, "input_height", h, "peak_bytes", (json_int_t)peak);
     char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
     return s;
@@ -718,14 +722,14 @@ static int config(http_req *req, void *ctx)
     img_limits in = img_limits_default();
     int face = pl_enhance_face_available(NULL);
     json_t *o = json_pack(
-        "{s:b, s:[s,s,s], s:[i,i,i,i], s:[s,s,s], s:{s:s, s:i, s:b, s:s},"
+        "{s:b, s:[s,s,s], s:[i,i,i,i], s:[s,s,s], s:{s:s, s:i, s:b, s:b, s:s},"
         " s:{s:I, s:i, s:I, s:I, s:I, s:I, s:I, s:i, s:I, s:s},"
         " s:{s:b, s:s?}, s:{s:s, s:s, s:s}}",
         "success", 1, "qualities", "fast", "balanced", "best", "scales", 2, 3, 4, 8, "formats",
         "jpg", "png", "webp", "defaults", "quality", "balanced", "upscale", 4, "face_enhance", 0,
-        "output_format", "jpg", "limits", "max_file_bytes", (json_int_t)a->o.max_file_bytes,
-        "max_batch_files", BATCH_MAX, "max_input_width", (json_int_t)in.max_width,
-        "max_input_height", (json_int_t)in.max_height, "max_input_pixels",
+        "ensemble", 0, "output_format", "jpg", "limits", "max_file_bytes",
+        (json_int_t)a->o.max_file_bytes, "max_batch_files", BATCH_MAX, "max_input_width",
+        (json_int_t)in.max_width, "max_input_height", (json_int_t)in.max_height, "max_input_pixels",
         (json_int_t)in.max_pixels, "max_output_pixels", (json_int_t)PL_ENH_MAX_OUT_PIXELS,
         "memory_budget_bytes", (json_int_t)a->o.memory_budget, "max_running_jobs", a->o.max_running,
         "queue_max", (json_int_t)a->o.queue_max, "input_formats", "jpeg png tiff bmp webp",
@@ -830,6 +834,7 @@ static int params_in(const job_info *j, pl_enh_in *in, md_err *err)
         rc = parse_format(f ? f : "", &o, err);
     o.in.scale = (int)json_integer_value(json_object_get(p, "upscale"));
     o.in.face_enhance = json_is_true(json_object_get(p, "face_enhance"));
+    o.in.ensemble = json_is_true(json_object_get(p, "ensemble")); /* absent in older jobs */
     json_decref(p);
     *in = o.in;
     return rc;
@@ -895,6 +900,9 @@ int api_enhance_run(job_run *r, void *user)
     "\"default\":\"balanced\"},"                                                                   \
     "\"upscale\":{\"type\":\"integer\",\"enum\":[2,3,4,8],\"default\":4},"                         \
     "\"face_enhance\":{\"type\":\"boolean\",\"default\":false},"                                   \
+    "\"ensemble\":{\"type\":\"boolean\",\"default\":false,\"description\":\"self-ensemble: the "   \
+    "network runs on the 8 flips and rotations of every tile and the 8 outputs are averaged; "     \
+    "any quality, most useful with best (README: PSNR gain), 8 times the network time\"},"         \
     "\"output_format\":{\"type\":\"string\",\"enum\":[\"jpg\",\"png\",\"webp\"],"                  \
     "\"default\":\"jpg\"}"
 
@@ -953,7 +961,10 @@ static const int E_WARMUP[] = {MD_E_INVALID_PARAM, 0};
     "peak memory estimate passes the memory budget, when the enhance_max_running largest "         \
     "estimates among the running, queued and new jobs (those that can run at once) would pass "    \
     "it, or when the job queue is full, 429 past the "                                             \
-    "per-key rate (enhance_rate, default 1/s with a burst of 20)."
+    "per-key rate (enhance_rate, default 1/s with a burst of 20). ensemble=true (any quality, "    \
+    "meant for best) runs the self-ensemble: each tile through the network 8 times, flipped "      \
+    "and rotated, the outputs turned back and averaged before rounding; progress counts the 8 "    \
+    "passes and a cancel stops between them."
 
 static const api__route ROUTES[] = {
     {"POST",

@@ -402,7 +402,7 @@ static int status(http_req *req, void *ctx)
     "\"batch_id\":{\"type\":\"string\"},"                                                          \
     "\"quality\":{\"type\":\"string\",\"enum\":[\"fast\",\"balanced\",\"best\"]},"                 \
     "\"upscale\":{\"type\":\"integer\",\"enum\":[2,3,4,8]},"                                       \
-    "\"face_enhance\":{\"type\":\"boolean\"},"                                                     \
+    "\"face_enhance\":{\"type\":\"boolean\"},\"ensemble\":{\"type\":\"boolean\"},"                 \
     "\"output_format\":{\"type\":\"string\",\"enum\":[\"jpg\",\"png\",\"webp\"]},"                 \
     "\"input_width\":{\"type\":\"integer\"},\"input_height\":{\"type\":\"integer\"},"              \
     "\"result\":" S_RESULT ",\"links\":{\"type\":\"object\"}"

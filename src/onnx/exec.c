@@ -68,6 +68,16 @@ void *onnx__output_extra(onnx_kctx *k, int i, size_t bytes)
     return onnx__exec_alloc_for(k->exec, k->node->out[i], bytes, k->err);
 }
 
+void onnx__output_may_hold(onnx_kctx *k, int in_i, size_t off)
+{
+    const onnx_node *n = k->node;
+    if (!k->exec->recording || in_i < 0 || in_i >= n->n_in || !k->in[in_i] || n->n_out < 1 ||
+        n->out[0] < 0 || !k->exec->have[n->out[0]])
+        return;
+    onnx__plan_note_view(k->exec, n->in[in_i], k->in[in_i]->data, n->out[0],
+                         k->exec->vals[n->out[0]].data, off);
+}
+
 void *onnx__scratch(onnx_kctx *k, size_t bytes)
 {
     if (bytes > k->exec->m->max_value_bytes) {

@@ -23,7 +23,17 @@ typedef struct onnx__event {
     int value;     /* value id it holds (lives to the value's last reader), -1 = scratch */
     size_t bytes;
     size_t offset; /* into the planned arena */
+    int parent;    /* plan: the later event whose block holds this one (a channel Concat's
+                      output holding an input, plan.c "views"), or -1 */
+    size_t rel;    /* plan: byte offset inside parent's block */
 } onnx__event;
+
+/* A recording run's note that a Concat copied the block of event child whole into the block of
+ * event parent at byte offset rel (onnx__output_may_hold); the plan may place child there. */
+typedef struct onnx__view {
+    int child, parent;
+    size_t rel;
+} onnx__view;
 
 struct onnx__exec;
 
@@ -75,6 +85,8 @@ typedef struct onnx__exec {
                               last reader: the recording run's peak is the live set) */
     int n_rec, cap_rec;
     int rec_swept;         /* events before this index are all freed or graph outputs */
+    onnx__view *views;     /* recording: Concat copies that a view could replace */
+    int n_views, cap_views;
     int next_event;
     int cur_node;
     unsigned char *base;   /* planned arena */
@@ -111,6 +123,12 @@ void onnx__plans_free(onnx_model *m);
  * node returns) and never past onnx__plan_release. */
 void *onnx__exec_alloc(onnx__exec *e, size_t bytes, md_err *err);
 void *onnx__exec_alloc_for(onnx__exec *e, int value, size_t bytes, md_err *err);
+/* Recording run only (a no-op otherwise): the running node copied the whole of in_data, the
+ * block of value in_value, into out_data (the block of value out_value, allocated by this node)
+ * at byte offset rel. When both are blocks the recording handed out for those values, the plan
+ * may place the input's block there (plan.c, "views"). */
+void onnx__plan_note_view(onnx__exec *e, int in_value, const void *in_data, int out_value,
+                          const void *out_data, size_t rel);
 /* After a recording run: cache its plan. 0 when added, -1 when not (full, raced, OOM). */
 int onnx__plan_finish(onnx__exec *e, const onnx_tensor *inputs);
 

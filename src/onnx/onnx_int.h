@@ -201,6 +201,14 @@ void *onnx__output_extra(onnx_kctx *k, int i, size_t bytes);
 int onnx__output_seq(onnx_kctx *k, int i, int dtype, const onnx_tensor *const *elems, int64_t n);
 /* Make output i a deep copy of src, whatever its kind (tensor, sequence, optional). */
 int onnx__output_value(onnx_kctx *k, int i, const onnx_tensor *src);
+/* The running node has just copied the whole of input in_i to byte offset off of its output 0
+ * (already made with onnx__output). In a recording run, when that input is a value its producer
+ * wrote into memory handed out for it, the plan made from the run may place the value at that
+ * spot of the output from then on (plan.c, "views"): a later run with the plan finds
+ * in[in_i]->data already equal to output + off and must then not copy (the bytes are there).
+ * off must be a multiple of 64 (others are ignored: every value stays 64-byte aligned).
+ * A no-op outside recording runs; never fails (the view is only an optimisation). */
+void onnx__output_may_hold(onnx_kctx *k, int in_i, size_t off);
 /* Temporary memory, 64-byte aligned, uninitialised, valid until the node's run returns.
  * NULL on OOM (k->err set). bytes 0 gives a valid non-NULL pointer. */
 void *onnx__scratch(onnx_kctx *k, size_t bytes);

@@ -15,12 +15,21 @@
  * any image size. T comes from the tile budget and the network's measured bytes per input pixel
  * (net_cost).
  *
+ * Self-ensemble (in->ensemble). Each run window goes through the network 8 times, once per
+ * dihedral transform (flips, and a transpose: the 4 rotations and their mirrors, dihedral_src),
+ * and each output, taken back through the same transform at the output resolution, is summed
+ * into a float window (ens); the sum times 1/8 is then blended like a single run's output, so
+ * the average is taken in float, before the rounding at the flush. The 8 runs share one run
+ * window, hence one memory plan (two when the window is not square: its transpose is another
+ * shape, counted by the estimate). Cost: 8x the network time; +1 float window of memory.
+ *
  * Invariants:
  *   1. Every output pixel gets weights summing to 1 (checked: the flush divides by the sum, and
  *      a zero sum is an internal error, never a black pixel).
- *   2. The cancel token is checked before decoding and between tiles; the network's own run gets
- *      a token with the same deadline but no progress sink (its "node i/n" reports would break
- *      the monotonic per-tile progress).
+ *   2. The cancel token is checked before decoding and between network runs (tiles, and the 8
+ *      passes of a tile with ensemble); the network's own run gets a token with the same
+ *      deadline but no progress sink (its "node i/n" reports would break the monotonic per-run
+ *      progress, which counts every pass: 8x the runs with ensemble).
  *   3. On failure out->image is empty; out is always safe to free.
  *   4. The model reference is held for the whole job (a swap mid-job does not mix versions).
  */
@@ -209,6 +218,12 @@ int pl_enhance_estimate(pl_ctx *cx, int w, int h, const pl_enh_in *in, uint64_t 
     double side = t + 2 * (BLEND + CONTEXT);
     uint64_t run = (uint64_t)(side * side * net_cost(in->quality, in->scale));
     uint64_t band = (uint64_t)(t + 2 * BLEND) * s * ow * 4 * sizeof(float);
+    if (in->ensemble) { /* the float window; a second plan when the window's transpose differs */
+        int len = t + 2 * (BLEND + CONTEXT);
+        uint64_t lw = (uint64_t)(len < w ? len : w), lh = (uint64_t)(len < h ? len : h);
+        band += lw * s * lh * s * 3 * sizeof(float);
+        run += lw != lh ? run : 0;
+    }
     /* decoded + oriented copy, the 8-bit result, its encoding (at most ~ the raw RGB) */
     uint64_t img = (uint64_t)w * (uint64_t)h * 8 + ow * oh * 4 + ow * oh * 3;
     *bytes = img + band + run;
@@ -227,7 +242,9 @@ typedef struct enh_job {
     float *acc;          /* band: rows x ow x 4 (r, g, b, weight) */
     int band_rows;       /* capacity in output rows */
     int band_y0;         /* output row of acc's first row */
-    float *tile_in;      /* [3, th, tw] */
+    float *tile_in;      /* [3, th, tw] (transposed: [3, tw, th]) */
+    int ensemble;        /* 8 passes per window */
+    float *ens;          /* ensemble: the window's summed outputs, [3, th s, tw s] */
     mdl_version *model;
     md_cancel inner; /* the network's token (invariant 2) */
     tr_span *span;   /* "enhance tiles" (borrowed): parent of the tile batch spans; may be NULL */
@@ -251,32 +268,62 @@ static float axis_weight(double f, int c0, int c1, int n)
     return (float)w;
 }
 
-/* Run the network on input rect [x0, x1) x [y0, y1); *res is new (mdl_result_free). */
-static int run_net(enh_job *j, int x0, int y0, int x1, int y1, mdl_result **res, md_err *err)
+/* The dihedral transform k = 0..7 (bit 2: transpose, then bit 1: mirror the rows, bit 0: the
+ * columns) as a map: pixel (i, j) of the transformed h2 x w2 image is pixel (*y, *x) of the
+ * original. Flips and transposes commute with a per-pixel upscaling, so the same map at the
+ * output resolution takes the network's output of a transformed window back to the window. */
+static inline void dihedral_src(int k, int i, int j, int h2, int w2, int *y, int *x)
 {
-    int tw = x1 - x0, th = y1 - y0;
-    size_t plane = (size_t)tw * (size_t)th;
-    for (int y = 0; y < th; y++) {
-        const uint8_t *row = j->src->rgba + ((size_t)(y0 + y) * (size_t)j->src->width + x0) * 4;
-        for (int x = 0; x < tw; x++)
+    int a = k & 2 ? h2 - 1 - i : i, b = k & 1 ? w2 - 1 - j : j;
+    *y = k & 4 ? b : a;
+    *x = k & 4 ? a : b;
+}
+
+/* Run the network on input rect r = [x0, y0, x1, y1) turned by transform k; *res is new
+ * (mdl_result_free), its output [1, 3, h2 s, w2 s] in the transformed orientation. */
+static int run_net(enh_job *j, const int r[4], int k, mdl_result **res, md_err *err)
+{
+    int tw = r[2] - r[0], th = r[3] - r[1], h2 = k & 4 ? tw : th, w2 = k & 4 ? th : tw;
+    size_t plane = (size_t)tw * (size_t)th, W = (size_t)j->src->width;
+    for (int i = 0; i < h2; i++)
+        for (int jx = 0; jx < w2; jx++) {
+            int y, x;
+            dihedral_src(k, i, jx, h2, w2, &y, &x);
+            const uint8_t *px = j->src->rgba + ((size_t)(r[1] + y) * W + (size_t)(r[0] + x)) * 4;
             for (int c = 0; c < 3; c++)
-                j->tile_in[c * plane + (size_t)y * tw + x] = row[4 * x + c];
-    }
+                j->tile_in[c * plane + (size_t)i * w2 + jx] = px[c];
+        }
     mdl_tensor t = {.name = "image",
                     .dtype = ONNX_FLOAT,
                     .rank = 4,
-                    .dims = {1, 3, th, tw},
+                    .dims = {1, 3, h2, w2},
                     .data = j->tile_in};
     int rc = mdl_run(j->model, &t, 1, &j->inner, res, err);
     if (rc != MD_OK)
         return rc;
     const mdl_tensor *o = mdl_result_count(*res) ? mdl_result_output(*res, 0) : NULL;
     if (!o || o->dtype != ONNX_FLOAT || o->rank != 4 || o->dims[0] != 1 || o->dims[1] != 3 ||
-        o->dims[2] != (int64_t)th * j->s || o->dims[3] != (int64_t)tw * j->s)
+        o->dims[2] != (int64_t)h2 * j->s || o->dims[3] != (int64_t)w2 * j->s)
         return md_fail(err, MD_E_MODEL_INVALID, "model",
                        "%s does not answer [1, 3, %d, %d] for a %dx%d tile",
-                       mdl_version_name(j->model), th * j->s, tw * j->s, tw, th);
+                       mdl_version_name(j->model), h2 * j->s, w2 * j->s, w2, h2);
     return MD_OK;
+}
+
+/* Add the output of transform k of window r, turned back, into j->ens ([3, th s, tw s]). */
+static void ens_add(enh_job *j, const float *out, const int r[4], int k)
+{
+    int ow = (r[2] - r[0]) * j->s, oh = (r[3] - r[1]) * j->s;
+    int h2 = k & 4 ? ow : oh, w2 = k & 4 ? oh : ow;
+    size_t plane = (size_t)ow * (size_t)oh;
+    for (int i = 0; i < h2; i++)
+        for (int jx = 0; jx < w2; jx++) {
+            int y, x;
+            dihedral_src(k, i, jx, h2, w2, &y, &x);
+            size_t to = (size_t)y * ow + x, from = (size_t)i * w2 + jx;
+            for (int c = 0; c < 3; c++)
+                j->ens[c * plane + to] += out[c * plane + from];
+        }
 }
 
 /* Accumulate the network's output of core [cx0, cx1) x [cy0, cy1) (run over rect r) into the
@@ -358,23 +405,55 @@ static void run_window(int c0, int t, int n, int *a, int *b)
     *b = start + len;
 }
 
-static int run_tile(enh_job *j, int tx, int ty, md_err *err)
+/* Progress counts network runs: run `run` of n_runs just finished. */
+static void tile_progress(const md_cancel *cancel, int run, int n_runs, const char *stage)
 {
-    int W = j->src->width, H = j->src->height, t = j->t;
+    md_cancel_progress(cancel, 0.05 + 0.9 * run / n_runs, stage);
+}
+
+/* Tile (tx, ty), the `done`-th of n: one network run, or 8 with ensemble, each after a cancel
+ * check and followed by a progress report (invariant 2); its output blended into the band. */
+static int run_tile(enh_job *j, int tx, int ty, int done, int n, const md_cancel *cancel,
+                    md_err *err)
+{
+    int W = j->src->width, H = j->src->height, t = j->t, passes = j->ensemble ? 8 : 1;
     int core[4] = {tx * t, ty * t, (tx + 1) * t > W ? W : (tx + 1) * t,
                    (ty + 1) * t > H ? H : (ty + 1) * t};
-    int r[4];
+    int r[4], rc = MD_OK;
     run_window(core[0], t, W, &r[0], &r[2]);
     run_window(core[1], t, H, &r[1], &r[3]);
-    mdl_result *res = NULL;
-    uint64_t t0 = md_now_ns();
-    int rc = run_net(j, r[0], r[1], r[2], r[3], &res, err);
-    uint64_t t1 = md_now_ns();
-    if (rc == MD_OK)
-        accumulate(j, mdl_result_output(res, 0)->data, r, core);
-    j->net_ns += t1 - t0;
-    j->stitch_ns += md_now_ns() - t1;
-    mdl_result_free(res);
+    size_t out_px = (size_t)(r[2] - r[0]) * (size_t)(r[3] - r[1]) * (size_t)j->s * (size_t)j->s;
+    if (passes > 1)
+        memset(j->ens, 0, out_px * 3 * sizeof(float));
+    for (int k = 0; k < passes && rc == MD_OK; k++) {
+        char stage[48];
+        if (passes > 1)
+            snprintf(stage, sizeof stage, "tile %d/%d pass %d/%d", done + 1, n, k + 1, passes);
+        else
+            snprintf(stage, sizeof stage, "tile %d/%d", done + 1, n);
+        mdl_result *res = NULL;
+        rc = md_cancel_check(cancel, stage, err);
+        uint64_t t0 = md_now_ns();
+        if (rc == MD_OK)
+            rc = run_net(j, r, k, &res, err);
+        uint64_t t1 = md_now_ns();
+        if (rc == MD_OK && passes == 1)
+            accumulate(j, mdl_result_output(res, 0)->data, r, core);
+        else if (rc == MD_OK)
+            ens_add(j, mdl_result_output(res, 0)->data, r, k);
+        j->net_ns += t1 - t0;
+        j->stitch_ns += md_now_ns() - t1;
+        mdl_result_free(res);
+        if (rc == MD_OK)
+            tile_progress(cancel, done * passes + k + 1, n * passes, stage);
+    }
+    if (rc == MD_OK && passes > 1) {
+        uint64_t t1 = md_now_ns();
+        for (size_t i = 0; i < out_px * 3; i++)
+            j->ens[i] *= 1.0f / 8.0f; /* a power of two: exact */
+        accumulate(j, j->ens, r, core);
+        j->stitch_ns += md_now_ns() - t1;
+    }
     return rc;
 }
 
@@ -409,16 +488,10 @@ static int run_tiles(enh_job *j, const md_cancel *cancel, int *tiles, md_err *er
             b = batch_span(j, ty, ty + per > ny ? ny - ty : per, nx);
         int first = ty * t - BLEND < 0 ? 0 : ty * t - BLEND;
         slide_band(j, first * s);
-        for (int tx = 0; tx < nx; tx++) {
-            char stage[48];
-            snprintf(stage, sizeof stage, "tile %d/%d", done + 1, n);
-            int rc = md_cancel_check(cancel, stage, err);
-            if (rc == MD_OK)
-                rc = run_tile(j, tx, ty, err);
+        for (int tx = 0; tx < nx; tx++, done++) {
+            int rc = run_tile(j, tx, ty, done, n, cancel, err);
             if (rc != MD_OK)
                 return batch_end(j, b, rc);
-            done++;
-            md_cancel_progress(cancel, 0.05 + 0.9 * done / n, stage);
         }
         int last = ty == ny - 1;
         int fin = last ? H : (ty + 1) * t - BLEND; /* rows no later tile row touches */
@@ -519,7 +592,12 @@ static int job_setup(pl_ctx *cx, const pl_enh_in *in, pl_enh_quality q, enh_job 
     }
     int side = j->t + 2 * (BLEND + CONTEXT);
     j->tile_in = malloc((size_t)side * (size_t)side * 3 * sizeof(float));
-    if (!j->dst || !j->acc || !j->tile_in)
+    j->ensemble = in->ensemble;
+    if (j->ensemble) { /* a run window is at most side x side input pixels (run_window) */
+        size_t lw = (size_t)(side < W ? side : W), lh = (size_t)(side < H ? side : H);
+        j->ens = malloc(lw * (size_t)j->s * lh * (size_t)j->s * 3 * sizeof(float));
+    }
+    if (!j->dst || !j->acc || !j->tile_in || (j->ensemble && !j->ens))
         return md_fail(err, MD_E_NOMEM, NULL, "out of memory for a %dx%d result", j->ow, H * j->s);
     j->band_y0 = -1 - j->band_rows; /* nothing kept at the first slide */
     md_cancel_init(&j->inner, cx->cancel ? cx->cancel->deadline_ns : 0);
@@ -531,6 +609,7 @@ static void job_free(enh_job *j)
     img_free(j->dst);
     free(j->acc);
     free(j->tile_in);
+    free(j->ens);
     mdl_release(j->model);
 }
 

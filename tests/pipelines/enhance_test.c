@@ -4,7 +4,10 @@
  * upscaled, EXIF orientation turns the photo, every output format decodes back, the parameter
  * errors name their field, face_enhance finds the face of face.jpg and changes only around it,
  * a cancelled token stops it, progress is
- * reported per tile and the estimate grows with the image. */
+ * reported per tile and the estimate grows with the image. Self-ensemble: the result is the
+ * average of 8 plain runs on the flipped and rotated photo, each turned back (within rounding),
+ * tiled or not; progress counts its 8 passes per tile and a cancel stops it between passes. */
+#include <math.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -351,6 +354,152 @@ static void test_face_enhance(void **state)
     md_buf_free(&b);
 }
 
+/* ---- self-ensemble ---- */
+
+/* A new image: src transposed (x and y swapped). */
+static md_image *transposed(const md_image *src)
+{
+    md_image *d = img_new(src->height, src->width);
+    assert_non_null(d);
+    for (int y = 0; y < src->height; y++)
+        for (int x = 0; x < src->width; x++)
+            memcpy(d->rgba + ((size_t)x * d->width + y) * 4,
+                   src->rgba + ((size_t)y * src->width + x) * 4, 4);
+    return d;
+}
+
+/* img mirrored in place: rows (top <-> bottom) or columns. */
+static void mirror(md_image *img, int rows)
+{
+    int w = img->width, h = img->height;
+    for (int y = 0; y < (rows ? h / 2 : h); y++)
+        for (int x = 0; x < (rows ? w : w / 2); x++) {
+            uint8_t *a = img->rgba + ((size_t)y * w + x) * 4, t[4];
+            uint8_t *b = rows ? img->rgba + ((size_t)(h - 1 - y) * w + x) * 4
+                              : img->rgba + ((size_t)y * w + (w - 1 - x)) * 4;
+            memcpy(t, a, 4);
+            memcpy(a, b, 4);
+            memcpy(b, t, 4);
+        }
+}
+
+/* The 8 symmetries of the square as k = 0..7: transpose when bit 2, then mirror the rows when
+ * bit 1 and the columns when bit 0; undo applies the inverse (the same steps backwards). A new
+ * image either way. */
+static md_image *dihedral(const md_image *src, int k, int undo)
+{
+    md_image *d = undo || !(k & 4) ? img_new(src->width, src->height) : transposed(src);
+    assert_non_null(d);
+    if (undo || !(k & 4))
+        memcpy(d->rgba, src->rgba, (size_t)src->width * src->height * 4);
+    if (k & 2)
+        mirror(d, 1);
+    if (k & 1)
+        mirror(d, 0);
+    if (undo && (k & 4)) {
+        md_image *t = transposed(d);
+        img_free(d);
+        d = t;
+    }
+    return d;
+}
+
+/* The ensemble of src (x2, the slim stand-in; tile 0 = one run) against the mean of 8 plain runs
+ * on its transforms, each turned back: within 1 (each plain run is rounded to 8 bits, the
+ * ensemble averages in float), where no plain run was clamped to 0 or 255 (the ensemble clamps
+ * the mean, not each run). Returns how many samples differ from the plain k = 0 run. */
+static int check_ensemble(const md_image *src, int tile)
+{
+    md_buf b = encoded(src, IMG_FMT_PNG);
+    pl_ctx cx = {.models = reg};
+    pl_enh_in in = png_in(&b, 2);
+    in.tile = tile;
+    in.ensemble = 1;
+    pl_enh_out eo;
+    md_image *ens = run_ok(&cx, &in, &eo);
+    size_t n = (size_t)ens->width * ens->height * 4;
+    double *sum = calloc(n, sizeof(double));
+    uint8_t *plain0 = malloc(n), *clamped = calloc(n, 1);
+    assert_true(sum && plain0 && clamped);
+    for (int k = 0; k < 8; k++) {
+        md_image *t = dihedral(src, k, 0);
+        md_buf tb = encoded(t, IMG_FMT_PNG);
+        pl_enh_in ti = png_in(&tb, 2);
+        ti.tile = tile;
+        pl_enh_out to;
+        md_image *o = run_ok(&cx, &ti, &to), *back = dihedral(o, k, 1);
+        assert_int_equal(back->width, ens->width);
+        assert_int_equal(back->height, ens->height);
+        for (size_t i = 0; i < n; i++) {
+            sum[i] += back->rgba[i];
+            clamped[i] |= back->rgba[i] == 0 || back->rgba[i] == 255;
+        }
+        if (k == 0)
+            memcpy(plain0, back->rgba, n);
+        img_free(back);
+        img_free(o);
+        pl_enh_out_free(&to);
+        md_buf_free(&tb);
+        img_free(t);
+    }
+    int differ = 0, checked = 0;
+    for (size_t i = 0; i < n; i++) {
+        double want = i % 4 == 3 ? 255 : sum[i] / 8;
+        checked += !clamped[i];
+        if (!clamped[i] && fabs(ens->rgba[i] - want) > 1.0)
+            fail_msg("sample %zu: ensemble %d, mean of the 8 runs %.3f", i, ens->rgba[i], want);
+        differ += ens->rgba[i] != plain0[i];
+    }
+    assert_true(checked > (int)n / 2);
+    free(sum);
+    free(plain0);
+    free(clamped);
+    img_free(ens);
+    pl_enh_out_free(&eo);
+    md_buf_free(&b);
+    return differ;
+}
+
+static void test_ensemble_is_the_mean(void **state)
+{
+    (void)state;
+    md_image *src = pattern(29, 21, 0);        /* not square: the transposed runs are 21 x 29 */
+    assert_true(check_ensemble(src, 0) > 100); /* the stand-in is no symmetric net */
+    img_free(src);
+    src = pattern(40, 34, 0);
+    check_ensemble(src, 16); /* 3 x 3 tiles, each window turned */
+    img_free(src);
+}
+
+static void test_ensemble_progress_and_cancel(void **state)
+{
+    (void)state;
+    md_image *src = pattern(40, 40, 0);
+    md_buf b = encoded(src, IMG_FMT_PNG);
+    md_cancel c;
+    md_cancel_init(&c, 0);
+    seen s = {.monotonic = 1};
+    c.progress = on_progress;
+    c.progress_ctx = &s;
+    pl_ctx cx = {.models = reg, .cancel = &c};
+    pl_enh_in in = png_in(&b, 2);
+    in.tile = 16;
+    in.ensemble = 1;
+    pl_enh_out out;
+    md_err e;
+    assert_int_equal(pl_enhance(&cx, &in, &out, &e), MD_OK);
+    assert_int_equal(s.tiles, 9 * 8); /* "tile i/9 pass k/8" */
+    assert_int_equal(out.tiles, 9);
+    assert_true(s.monotonic);
+    assert_true(s.last == 1.0);
+    pl_enh_out_free(&out);
+    md_cancel_request(&c);
+    assert_int_equal(pl_enhance(&cx, &in, &out, &e), MD_E_CANCELLED);
+    pl_enh_out_free(&out);
+    md_buf_free(&b);
+    img_free(src);
+}
+
 static void test_estimate(void **state)
 {
     (void)state;
@@ -386,6 +535,8 @@ int main(void)
         cmocka_unit_test(test_progress_and_cancel),
         cmocka_unit_test(test_face_enhance),
         cmocka_unit_test(test_estimate),
+        cmocka_unit_test(test_ensemble_is_the_mean),
+        cmocka_unit_test(test_ensemble_progress_and_cancel),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

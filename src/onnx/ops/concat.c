@@ -11,6 +11,13 @@
  * where it is: no concatenation, no reorder, no extra pass. MODELD_ONNX_NO_CATCONV=1 (read at
  * load) leaves the nodes apart, to compare.
  *
+ * A plain Concat whose inputs are contiguous ranges of its output (every dim before the axis is
+ * 1: a channel Concat of one image) tells the planner about each copy it makes
+ * (onnx__output_may_hold), so that later runs with the plan find an input already written in
+ * place by its producer and skip its copy (plan.c, "views"): the dense blocks' chained Concats
+ * of the RRDN net (esrgan-thick) cost no copies then. MODELD_ONNX_NO_CATVIEW=1 (read at load)
+ * turns that off, to compare.
+ *
  * Invariants:
  *   1. A fused node computes exactly Conv(Concat(...)) (+ the residual) as the separate nodes
  *      would, up to the order of float sums: the Conv is 2-D, 1x1, stride 1, no padding, group 1,
@@ -19,6 +26,9 @@
  *   2. The residual is one of the Concat's own inputs (onnx__prep_absorb lets the Add join only
  *      then), with the output's channels or one (the Add's broadcast); anything else fails the run
  *      as the Add would fail it.
+ *   3. A plain Concat's output holds the concatenation whether or not its inputs were views:
+ *      an input is skipped only when its data already is the output at its offset (the planner
+ *      made it so, plan.c invariant 2: nothing else wrote there); any other input is copied.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +40,12 @@ typedef struct catconv {
     const onnx_tensor *w, *b; /* constant [oc][ic][1][1], bias [oc] or NULL */
     int residual;             /* index of the Concat input added to the result, or -1 */
 } catconv;
+
+/* n->priv of every Concat. */
+typedef struct concat_priv {
+    const catconv *conv; /* the fused 1x1 Conv (+ Add), or NULL: a plain Concat */
+    bool views;          /* plain: note copies for the planner (not MODELD_ONNX_NO_CATVIEW=1) */
+} concat_priv;
 
 /* ---- plain Concat ---- */
 
@@ -51,7 +67,22 @@ static int concat_dims(onnx_kctx *k, int axis, int64_t *d)
     return MD_OK;
 }
 
-static int run_plain(const onnx_node *n, onnx_kctx *k)
+/* Copy input i's rows (chunk bytes each) to dst + off, the next one stride bytes further,
+ * unless the input already is the output there (a view, invariant 3). With one row (every dim
+ * before the axis 1), a copy is noted for the planner when views are on. */
+static void copy_input(onnx_kctx *k, int i, unsigned char *dst, size_t off, int64_t outer,
+                       size_t stride, size_t chunk, bool views)
+{
+    const unsigned char *src = k->in[i]->data;
+    if (chunk == 0 || (outer == 1 && src == dst + off))
+        return;
+    for (int64_t r = 0; r < outer; r++)
+        memcpy(dst + off + (size_t)r * stride, src + (size_t)r * chunk, chunk);
+    if (views && outer == 1 && k->in[i]->dtype != ONNX_STRING)
+        onnx__output_may_hold(k, i, off);
+}
+
+static int run_plain(const onnx_node *n, onnx_kctx *k, bool views)
 {
     const onnx_tensor *x0 = k->in[0];
     int axis;
@@ -69,14 +100,12 @@ static int run_plain(const onnx_node *n, onnx_kctx *k)
         outer *= d[j];
     for (int j = axis + 1; j < x0->rank; j++)
         inner *= d[j];
-    unsigned char *dst = o->data;
-    for (int64_t r = 0; r < outer; r++)
-        for (int i = 0; i < k->n_in; i++) {
-            size_t chunk = (size_t)(k->in[i]->dims[axis] * inner);
-            if (chunk)
-                memcpy(dst, (const unsigned char *)k->in[i]->data + (size_t)r * chunk, chunk);
-            dst += chunk;
-        }
+    size_t stride = (size_t)(d[axis] * inner), off = 0;
+    for (int i = 0; i < k->n_in; i++) {
+        size_t chunk = (size_t)(k->in[i]->dims[axis] * inner);
+        copy_input(k, i, o->data, off, outer, stride, chunk, views);
+        off += chunk;
+    }
     return MD_OK;
 }
 
@@ -127,29 +156,52 @@ static int residual_of(const onnx_node *n, const onnx_node *c)
     return -1;
 }
 
-static int prep_concat(onnx_node *n, onnx_prep *p, md_err *err)
+/* Whether the environment variable name is "1" (read at load). */
+static bool env_on(const char *name)
+{
+    const char *v = getenv(name);
+    return v && strcmp(v, "1") == 0;
+}
+
+/* The fused 1x1 Conv (+ residual Add) reading n, or NULL with *rc MD_OK when none fuses. */
+static catconv *prep_catconv(onnx_node *n, onnx_prep *p, int *rc, md_err *err)
 {
     int64_t axis = onnx__attr_int(n, "axis", 1);
-    const char *off = getenv("MODELD_ONNX_NO_CATCONV");
-    if ((off && strcmp(off, "1") == 0) || (axis != 1 && axis != -3))
-        return MD_OK;
+    *rc = MD_OK;
+    if (env_on("MODELD_ONNX_NO_CATCONV") || (axis != 1 && axis != -3))
+        return NULL;
     onnx_node *c = onnx__prep_sole_consumer(p, n, 0);
     if (c == NULL || !fusable_conv(p, n, c))
-        return MD_OK;
+        return NULL;
     catconv *f = onnx__prep_alloc(p, sizeof *f);
-    if (f == NULL)
-        return onnx__prep_fail(n, err, MD_E_NOMEM, NULL, "out of memory");
+    if (f == NULL) {
+        *rc = onnx__prep_fail(n, err, MD_E_NOMEM, NULL, "out of memory");
+        return NULL;
+    }
     f->w = onnx__prep_const(p, c, 1);
     f->b = c->n_in > 2 && c->in[2] >= 0 ? onnx__prep_const(p, c, 2) : NULL;
     f->residual = -1;
-    int rc = onnx__prep_absorb(p, n, c, err);
-    if (rc)
-        return rc;
-    n->priv = f;
+    *rc = onnx__prep_absorb(p, n, c, err);
+    if (*rc != MD_OK)
+        return NULL;
     onnx_node *add = onnx__prep_sole_consumer(p, n, 0);
     int r = add ? residual_of(n, add) : -1;
-    if (r >= 0 && (rc = onnx__prep_absorb(p, n, add, err)) == MD_OK)
+    if (r >= 0) {
+        *rc = onnx__prep_absorb(p, n, add, err);
         f->residual = r;
+    }
+    return *rc == MD_OK ? f : NULL;
+}
+
+static int prep_concat(onnx_node *n, onnx_prep *p, md_err *err)
+{
+    concat_priv *cp = onnx__prep_alloc(p, sizeof *cp);
+    if (cp == NULL)
+        return onnx__prep_fail(n, err, MD_E_NOMEM, NULL, "out of memory");
+    int rc;
+    cp->conv = prep_catconv(n, p, &rc, err);
+    cp->views = cp->conv == NULL && !env_on("MODELD_ONNX_NO_CATVIEW");
+    n->priv = cp;
     return rc;
 }
 
@@ -222,7 +274,8 @@ static int run_fused(const catconv *f, onnx_kctx *k)
 
 static int run_concat(const onnx_node *n, onnx_kctx *k)
 {
-    return n->priv ? run_fused(n->priv, k) : run_plain(n, k);
+    const concat_priv *cp = n->priv; /* set by prep_concat */
+    return cp && cp->conv ? run_fused(cp->conv, k) : run_plain(n, k, cp && cp->views);
 }
 
 ONNX_OPS(concat) = {
