@@ -155,6 +155,24 @@ out:
     return m;
 }
 
+/* The first column in [x, end) whose mask byte has (want = pat) or lacks (want = 0) the bits
+ * of pat (pat = the pass's bit in every byte); end when none. Eight bytes at a time: a logo's
+ * runs are hundreds of columns long. */
+static int scan_mask(const uint8_t *m, uint64_t pat, uint64_t want, int x, int end)
+{
+    for (; x + 8 <= end; x += 8) {
+        uint64_t v;
+        memcpy(&v, m + x, sizeof v);
+        v = (v & pat) ^ (pat & ~want); /* non-zero in the bytes that match */
+        if (v)
+            return x + __builtin_ctzll(v) / 8;
+    }
+    uint8_t bit = (uint8_t)pat, wb = (uint8_t)want;
+    while (x < end && (m[x] & bit) != wb)
+        x++;
+    return x;
+}
+
 /* The next run [*x0, *x1) at or after *x1 of columns below end whose mask has bit set (every
  * column when m is NULL); 0 when there is none. Start with *x1 = the first column. */
 static int next_run(const uint8_t *m, uint8_t bit, int end, int *x0, int *x1)
@@ -165,12 +183,9 @@ static int next_run(const uint8_t *m, uint8_t bit, int end, int *x0, int *x1)
         *x1 = end;
         return x < end;
     }
-    while (x < end && !(m[x] & bit))
-        x++;
-    *x0 = x;
-    while (x < end && (m[x] & bit))
-        x++;
-    *x1 = x;
+    uint64_t pat = 0x0101010101010101ull * bit;
+    *x0 = scan_mask(m, pat, pat, x, end);
+    *x1 = scan_mask(m, pat, 0, *x0, end);
     return *x0 < end;
 }
 
