@@ -567,13 +567,6 @@ static int run_tier(search *s, md_err *err)
         vec_params pick;
         tier1_pick(s, &pick);
         rc = search_try(s, &pick, err);
-        /* The pick's bytes were predicted; past the size budget, the default preset (the
-         * budget's reference) is converted too while time is left (invariant 1), and the
-         * better of the two kept (invariant 2: within the budget first). */
-        if (rc == MD_OK && !in_size(s, s->best)) {
-            vec_params_preset("default", &pick, NULL);
-            rc = search_try(s, &pick, err);
-        }
     } else if (out->tier_used == 2) {
         out->method = s->have[AI_QUALITY] ? "predictor_ranking" : "rules";
         rc = tier2(s, TIER2_PORTFOLIO, TIER2_CONVERT, err);

@@ -186,48 +186,6 @@ static void test_size_budget(void **state)
     mdl_registry_close(r);
 }
 
-/* Tier 1 whose pick goes past max_svg_bytes converts the default preset too (time allowing)
- * and keeps the smaller of the two when neither fits; with no time left it stops at one. */
-static void test_tier1_size_budget(void **state)
-{
-    (void)state;
-    mdl_registry *r = open_models();
-    size_t n;
-    void *img = read_file("simple_geometric_02.png", &n);
-    pl_ctx cx = {.models = r};
-    pl_ai_in in = {.image = img,
-                   .image_len = n,
-                   .tier = 1,
-                   .target_quality = 0.99,
-                   .time_budget_s = 30,
-                   .max_svg_bytes = 10};
-    pl_ai_out o;
-    md_err e;
-    assert_int_equal(pl_vectorize_ai(&cx, &in, &o, &e), MD_OK);
-    assert_int_equal(o.conversions, 2);
-    vec_params d;
-    vec_params_preset("default", &d, NULL);
-    vec_convert_opts vo = {.measure_quality = 1};
-    md_image *im = NULL;
-    assert_int_equal(img_decode(img, n, NULL, &im, &e), MD_OK);
-    vec_result *dr = NULL;
-    assert_int_equal(vec_convert(im, &d, &vo, &dr, &e), MD_OK);
-    assert_true(o.vec.res->svg_bytes <= dr->svg_bytes); /* the smaller one */
-    assert_true(o.vec.res->ssim.rgb > 0);               /* measured */
-    vec_result_free(dr);
-    img_free(im);
-    pl_ai_out_free(&o);
-    uint64_t t = 0;
-    md_clock clk = {stepping_now, stepping_wall, &t};
-    in.clock = &clk;
-    in.time_budget_s = 0.05; /* the first conversion "takes" 40 ms: no room for a second */
-    assert_int_equal(pl_vectorize_ai(&cx, &in, &o, &e), MD_OK);
-    assert_int_equal(o.conversions, 1);
-    pl_ai_out_free(&o);
-    free(img);
-    mdl_registry_close(r);
-}
-
 static void test_fallback_and_unavailable(void **state)
 {
     (void)state;
@@ -368,7 +326,6 @@ int main(void)
         cmocka_unit_test(test_tiers),
         cmocka_unit_test(test_time_budget),
         cmocka_unit_test(test_size_budget),
-        cmocka_unit_test(test_tier1_size_budget),
         cmocka_unit_test(test_deadline_caps_budget),
         cmocka_unit_test(test_fallback_and_unavailable),
         cmocka_unit_test(test_bad_inputs),
