@@ -35,12 +35,9 @@
 #define N_CANDIDATES 256
 #define MAX_TRIED 128
 #define TIER2_CONVERT 3 /* tier 2 converts this many of the best-ranked candidates */
-/* Sets of the portfolio tiers 2 and 3 convert before the ranked candidates. With the shared
- * vec_cache and the cheaper SSIM, tier 2's 0.5 s holds the whole portfolio on a 512 px logo:
- * 10 sets instead of 4 measured +0.3 / +0.6 points of per-image error reduction on 22 held-out
- * 512 px images of our own (build/tune512: the generators' and icon themes' test split, never
- * the dev corpus) at the budget and at 3x it. */
-#define TIER2_PORTFOLIO 10
+/* Sets of the portfolio tiers 2 and 3 convert before the ranked candidates (tier 2's budget
+ * of 0.5 s holds about this many conversions of a 512 px logo). */
+#define TIER2_PORTFOLIO 4
 #define TIER3_PORTFOLIO 10
 #define DEFAULT_TARGET 0.85
 

@@ -101,9 +101,9 @@ static void test_tiers(void **state)
     assert_int_equal(run(r, "gradient_01.png", 2, 0.999, 30, NULL, &o2, &e), MD_OK);
     assert_int_equal(o2.tier_used, 2);
     assert_int_equal(o2.candidates_scored, 256);
-    /* default + the type's set + 10 of the portfolio + 3 ranked + at most 4 rule variations
+    /* default + the type's set + 4 of the portfolio + 3 ranked + at most 4 rule variations
      * (some are repeats). */
-    assert_true(o2.conversions >= 3 && o2.conversions <= 19);
+    assert_true(o2.conversions >= 3 && o2.conversions <= 13);
     assert_true(o2.default_bytes > 0);
     assert_int_equal(o2.size_budget, 3 * o2.default_bytes);
     assert_true(o2.vec.res->ssim.rgb >= o2.default_ssim);
