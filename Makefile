@@ -34,7 +34,7 @@ asan: deps
 # The concurrency tests (CTest label "tsan") under ThreadSanitizer. Not part of `make test`: it
 # is a second full build. libxgboost's OpenMP is not instrumented, so only tests that do not
 # run XGBoost carry the label.
-TSAN_TESTS := models_refcount_test jobs_test http_ws_test api_job_status_test
+TSAN_TESTS := models_refcount_test jobs_test http_ws_test api_job_status_test store_predictions_test
 tsan: deps
 	@cmake -S . -B build/tsan -DCMAKE_BUILD_TYPE=Debug -DMODELD_TSAN=ON >/dev/null
 	@cmake --build build/tsan -j$(JOBS) --target $(TSAN_TESTS)
@@ -58,7 +58,7 @@ e2e: asan
 # server from tests/pg/pgtmp.sh; one schema per data dir). test_store_pg.py runs in `e2e` too.
 E2E_PG_TESTS := tests/e2e/test_jobs.py tests/e2e/test_schedules_callbacks.py \
                 tests/e2e/test_predict_api.py tests/e2e/test_platform_auth.py tests/e2e/test_retrain.py \
-                tests/e2e/test_store_pg.py \
+                tests/e2e/test_store_pg.py tests/e2e/test_predict_log.py \
                 tests/e2e/test_cluster_redis.py tests/e2e/test_refresh_tokens.py
 e2e-pg: asan
 	tests/pg/pgtmp.sh sh -c 'MODELD_E2E_PG="$$MODELD_TEST_PG" MODELD_BIN=$(CURDIR)/build/asan/modeld \

@@ -20,8 +20,15 @@
 #    are SSE2 either way) while onnxruntime keeps the machine's
 #    full ISA (it has no switch): a pessimistic bound for AVX2-only CPUs. It first checks with
 #    ONEDNN_VERBOSE that oneDNN honours the cap (no avx512 implementation ran) and lists the
-#    implementations used (build/bench/enhance_isa_impls.txt). Each AVX2 run is followed by an
-#    onnxruntime run of the same network, and the AVX2 ratio is taken against that one.
+#    implementations used (build/bench/enhance_isa_impls.txt). At AVX2 our own Winograd F(4,3)
+#    runs the 3x3 convolutions (src/onnx/kernels/wino.c; MODELD_ONNX_CONV3X3=auto picks it where
+#    oneDNN has no Winograd); with ENHANCE_ISA_ONEDNN=1 (default) each network also runs at AVX2
+#    with MODELD_ONNX_CONV3X3=onednn (oneDNN's direct AVX2 kernels, as before it). Each AVX2 run
+#    is followed by an onnxruntime run of the same network, and the AVX2 ratios are taken against
+#    that one. The CPU's model and its AVX2 / AVX-512 flags are printed first.
+#    Part "wino" (full ISA): ours with MODELD_ONNX_CONV3X3=onednn (oneDNN's AVX-512 Winograd),
+#    =winograd (ours for every 3x3 stride-1 convolution) and auto (ours where it measured faster:
+#    up to 32 output channels), alternately, each network in a row; the ratios to onednn.
 # 3. Memory: `modeld enhance` of a 2000x2000 (4 MP) photo at x4 per quality: peak RSS (the whole
 #    process: networks, tiles, the 8000x8000 result and its encoding) and wall time.
 #    ENHANCE_RSS_QUALITIES (default "fast balanced best"; best takes minutes on 2 cores).
@@ -38,7 +45,8 @@ RUNS="${BENCH_RUNS:-3}"
 NETS="${ENHANCE_NETS:-slim medium thick}"
 SCALES="${ENHANCE_SCALES:-2 3 4 8}"
 RSS_QUALITIES="${ENHANCE_RSS_QUALITIES:-fast balanced best}"
-PARTS="${ENHANCE_PARTS:-speed fusion isa memory quality}" # a subset for a quicker look
+PARTS="${ENHANCE_PARTS:-speed fusion isa wino memory quality}" # a subset for a quicker look
+ISA_ONEDNN="${ENHANCE_ISA_ONEDNN:-1}"
 ORT_LIB="$ROOT/bench/node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime.so.1"
 MODELS="$OUT/enhance-models"
 DATA="$OUT/enhance-data"
@@ -122,6 +130,16 @@ fusion() {
 AVX2_ENV=(ONEDNN_MAX_CPU_ISA=AVX2 OPENBLAS_CORETYPE=Haswell
   "GLIBC_TUNABLES=glibc.cpu.hwcaps=-AVX512F,-AVX512VL,-AVX512BW,-AVX512DQ,-AVX512CD")
 
+# One onnx_bench run of network $1 at scale $2 tagged runtime $3 into file $4, with the env
+# assignments that follow (ours: onnx_bench, in process).
+ours_run() {
+  local n=$1 s=$2 tag=$3 f=$4
+  shift 4
+  env "$@" "$OUT/onnx_bench" "$MODELS/models/esrgan-$n-x$s/1/model.onnx" "$DATA/crop128.bin" \
+    1,3,128,128 --threads 1 --runs "$RUNS" --warmup 1 --out "$DATA/$n$s.$tag.bin" |
+    sed "s/^{/{\"net\":\"$n\",\"scale\":$s,/; s/\"runtime\":\"modeld\"/\"runtime\":\"$tag\"/" >> "$f"
+}
+
 isa() {
   local v="$OUT/enhance_isa_impls.txt" m1
   m1="$MODELS/models/esrgan-$(echo "$NETS" | awk '{print $NF}')-x$(echo "$SCALES" | awk '{print $1}')/1/model.onnx"
@@ -134,19 +152,38 @@ isa() {
     echo "isa: ONEDNN_MAX_CPU_ISA=AVX2 not honoured (avx512 implementations ran)" >&2
     return 1
   fi
+  lscpu | sed -n 's/^Model name: *//p' > "$OUT/enhance_isa_cpu.txt"
+  for f in avx2 fma avx512f avx512bw avx512vl; do
+    if grep -qw "$f" /proc/cpuinfo; then echo "$f: yes"; else echo "$f: no"; fi
+  done >> "$OUT/enhance_isa_cpu.txt"
+  cat "$OUT/enhance_isa_cpu.txt" >&2
   : > "$OUT/enhance_isa.jsonl"
   for n in $NETS; do
     for s in $SCALES; do
       local m="$MODELS/models/esrgan-$n-x$s/1/model.onnx"
       echo "== avx2 $n x$s" >&2
-      env "${AVX2_ENV[@]}" "$OUT/onnx_bench" "$m" "$DATA/crop128.bin" \
-        1,3,128,128 --threads 1 --runs "$RUNS" --warmup 1 --out "$DATA/$n$s.avx2.bin" |
-        sed "s/^{/{\"net\":\"$n\",\"scale\":$s,/; s/\"runtime\":\"modeld\"/\"runtime\":\"avx2\"/" \
-        >> "$OUT/enhance_isa.jsonl"
+      ours_run "$n" "$s" avx2 "$OUT/enhance_isa.jsonl" "${AVX2_ENV[@]}" MODELD_ONNX_CONV3X3=auto
+      if [ "$ISA_ONEDNN" = 1 ]; then
+        ours_run "$n" "$s" avx2_onednn "$OUT/enhance_isa.jsonl" "${AVX2_ENV[@]}" \
+          MODELD_ONNX_CONV3X3=onednn
+      fi
       node "$ROOT/bench/onnx_ort.js" "$m" "$DATA/crop128.bin" 1,3,128,128 --threads 1 \
-        --runs "$RUNS" --warmup 1 |
+        --runs "$RUNS" --warmup 1 --out "$DATA/$n$s.ort.bin" |
         sed "s/^{/{\"net\":\"$n\",\"scale\":$s,/; s/\"runtime\":\"onnxruntime\"/\"runtime\":\"ort_isa\"/" \
         >> "$OUT/enhance_isa.jsonl"
+    done
+  done
+}
+
+# Full ISA: oneDNN's AVX-512 Winograd against ours, alternately per network.
+wino() {
+  : > "$OUT/enhance_wino.jsonl"
+  for n in $NETS; do
+    for s in $SCALES; do
+      echo "== full ISA, 3x3 by onednn / winograd / auto: $n x$s" >&2
+      for mode in onednn winograd auto; do
+        ours_run "$n" "$s" "full_$mode" "$OUT/enhance_wino.jsonl" MODELD_ONNX_CONV3X3=$mode
+      done
     done
   done
 }
@@ -222,6 +259,46 @@ for n in nets:
               f"{'same' if same else 'DIFFERENT'} (max |diff| {float(np.abs(x - y).max()):.3f}){unf}{av}")
 print("\nCPU seconds per input megapixel, one thread, 128x128 input, medians; peak RSS of the "
       "benchmark process.\n")
+rows += [json.loads(l) for l in open(f"{out}/enhance_wino.jsonl")] \
+    if os.path.exists(f"{out}/enhance_wino.jsonl") else []
+by = {(r["net"], r["scale"], r["runtime"]): r for r in rows}
+if any(k[2] == "avx2" for k in by):
+    cpu = open(f"{out}/enhance_isa_cpu.txt").read().split("\n") \
+        if os.path.exists(f"{out}/enhance_isa_cpu.txt") else []
+    print("AVX2: ours capped at AVX2 (own Winograd for the 3x3 and 5x5 convs; oneDNN direct AVX2 "
+          "kernels) against onnxruntime at full ISA, run by run; CPU: " + ", ".join(c for c in cpu if c))
+    print(f"{'net':7s} {'x':>2s} | {'own wino s/MP':>13s} {'oneDNN s/MP':>11s} {'ort s/MP':>9s} | "
+          f"{'own/ort':>7s} {'oneDNN/ort':>10s} | max |avx2 - ort|")
+    for n in nets:
+        for s in scales:
+            v, o = by.get((n, int(s), "avx2")), by.get((n, int(s), "avx2_onednn"))
+            w = by.get((n, int(s), "ort_isa"))
+            if not v or not w:
+                continue
+            z = np.fromfile(f"{data}/{n}{s}.avx2.bin", "<f4")
+            ref = f"{data}/{n}{s}.ort.bin"
+            d = float(np.abs(z - np.fromfile(ref, "<f4")).max()) if os.path.exists(ref) else float("nan")
+            ok &= not d > 0.05
+            od = f"{o['cpu_ms'] / 1e3 / mp:11.2f}" if o else " " * 11
+            orr = f"{o['cpu_ms'] / w['cpu_ms']:10.2f}" if o else " " * 10
+            print(f"{n:7s} {s:>2s} | {v['cpu_ms'] / 1e3 / mp:13.2f} {od} {w['cpu_ms'] / 1e3 / mp:9.2f} | "
+                  f"{v['cpu_ms'] / w['cpu_ms']:7.2f} {orr} | {d:.4f}")
+    print()
+if any(k[2] == "full_onednn" for k in by):
+    print("Full ISA, ours only: 3x3 convolutions by oneDNN (AVX-512 Winograd) / our Winograd for all "
+          "/ auto (ours for 3x3 up to 32 output channels); CPU s per MP and ratio to oneDNN:")
+    for n in nets:
+        for s in scales:
+            a, b, c = (by.get((n, int(s), "full_" + k)) for k in ("onednn", "winograd", "auto"))
+            if not a or not b or not c:
+                continue
+            za, zb = (np.fromfile(f"{data}/{n}{s}.full_{k}.bin", "<f4") for k in ("onednn", "winograd"))
+            d = float(np.abs(za - zb).max())
+            ok &= d <= 0.05
+            print(f"  {n:7s} x{s:1s}: {a['cpu_ms'] / 1e3 / mp:7.2f} / {b['cpu_ms'] / 1e3 / mp:7.2f} "
+                  f"({b['cpu_ms'] / a['cpu_ms']:.2f}) / {c['cpu_ms'] / 1e3 / mp:7.2f} "
+                  f"({c['cpu_ms'] / a['cpu_ms']:.2f}), max |wino - onednn| {d:.4f}")
+    print()
 if os.path.exists(f"{out}/enhance_rss.jsonl"):
     print("4 MP (2000x2000) x4 job, `modeld enhance` (all cores):")
     for l in open(f"{out}/enhance_rss.jsonl"):

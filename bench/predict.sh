@@ -28,7 +28,8 @@
 # Env: MODELD_BIN (default build/release/modeld, built when missing), BENCH_SECS,
 #      BENCH_BATCH_SECS, BENCH_RUNS,
 #      BENCH_MODELS ("churn profitability revenue-leak"), BENCH_CONNS (single, "1 64"),
-#      BENCH_BATCH_CONNS ("1 4"), BENCH_SERVERS ("modeld fastapi"; "" runs the bulk only),
+#      BENCH_BATCH_CONNS ("1 4"), BENCH_SERVERS ("modeld fastapi"; "" runs the bulk only;
+#      "modeld-flush0" is modeld with --predict-log-flush-ms 0: each request writes its log row),
 #      BENCH_BULK_ROWS (0 skips).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -97,10 +98,12 @@ stop_modeld() {
   rm -rf "$work/var"
 }
 
-bench_modeld() {
-  start_modeld
+bench_modeld() { # bench_modeld NAME EXTRA_FLAGS...
+  local name=$1
+  shift
+  start_modeld "$@"
   sleep 1
-  bench_server modeld "$mpid" "$url"
+  bench_server "$name" "$mpid" "$url"
   stop_modeld
 }
 
@@ -133,9 +136,11 @@ echo "predict bench: ${secs}s x ${runs} runs per point; server on CPU $srv_cpu, 
   "$wrk_cpu; models ${models[*]}" >&2
 for s in "${servers[@]}"; do
   case "$s" in
-    modeld) bench_modeld ;;
+    modeld) bench_modeld modeld ;;
+    # the prediction log written in each request (the write-behind log off), for comparison
+    modeld-flush0) bench_modeld modeld-flush0 --predict-log-flush-ms 0 ;;
     fastapi) bench_fastapi ;;
-    *) echo "predict.sh: unknown server $s (modeld | fastapi)" >&2; exit 2 ;;
+    *) echo "predict.sh: unknown server $s (modeld | modeld-flush0 | fastapi)" >&2; exit 2 ;;
   esac
 done
 "${util[@]}" cross "$work" "${models[@]}"

@@ -2,7 +2,8 @@
 run by bench/retrain.sh.
 
 On one fresh server (the shipped models, one worker): for each retrainable model, a stored
-dataset of its shipped held test split (models/<m>/1/test.csv) and, where the full public data
+dataset of rows of its validation split (tests/fixtures/predict/retrain/<m>.csv: its held test
+split would be left out whole as leakage) and, where the full public data
 is in build/predict-data (churn: wa_churn.csv, pricing: diamonds.csv; `make models` extracts
 them), a dataset of it; one retraining job each with the manifest's rounds. Prints per job the
 rows, rounds, the booster's training time (train_seconds, as measured by the job) and the job's
@@ -63,7 +64,8 @@ def run(url, h, model, body, label):
     wall = time.time() - t0
     assert j["status"] == "SUCCESS", j
     o = requests.get(url + "/api/v1/jobs/%s/result" % jid, headers=h).json()
-    print(f"{model:14s} {label:22s} rows {o['train_rows']:6d} rounds {o['rounds']:4d}  "
+    print(f"{model:14s} {label:22s} rows {o['train_rows']:6d} (+{o['validation_rows']} "
+          f"validation, {o['test_overlap_rows']} test rows left out) rounds {o['rounds']:4d}  "
           f"train {o['train_seconds']:7.3f} s  job {wall:6.2f} s  {o['metric']} new "
           f"{o['new']:.4f} active {o['active']:.4f} -> {o['state']}", flush=True)
 
@@ -72,8 +74,8 @@ def main():
     p, url, h, d = start()
     try:
         for m in MODELS:
-            run(url, h, m, open(os.path.join(ROOT, "models", m, "1", "test.csv"), "rb").read(),
-                "test split")
+            run(url, h, m, open(os.path.join(ROOT, "tests", "fixtures", "predict", "retrain",
+                                             m + ".csv"), "rb").read(), "validation rows")
             if m in FULL:
                 body = full_csv(FULL[m])
                 if body:

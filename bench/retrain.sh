@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench/retrain.sh - retraining time per retrainable model (issue 11 §4): one POST
-# /api/admin/retrain per model on its shipped test split, and on the full public data where
+# /api/admin/retrain per model on rows of its validation split, and on the full public data where
 # build/predict-data has it (see bench/retrain.py). A minute or so on two cores; not a timed
 # test.
 #

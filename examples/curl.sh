@@ -5,7 +5,7 @@
 #   export MODELD_URL=http://127.0.0.1:8080 MODELD_KEY=mdk_...      # a write key (admin for all)
 #   examples/curl.sh single batch bulk                               # the default steps
 #   MODELD_CALLBACK_URL=http://127.0.0.1:9000/hook examples/curl.sh bulk
-#   MODELD_ADMIN_KEY=mdk_... RETRAIN_CSV=models/churn/1/test.csv examples/curl.sh schedule retrain
+#   MODELD_ADMIN_KEY=mdk_... RETRAIN_CSV=tests/fixtures/predict/retrain/churn.csv examples/curl.sh schedule retrain
 #
 # Environment: MODELD_URL, MODELD_KEY, MODELD_ADMIN_KEY (admin steps; default MODELD_KEY),
 # MODEL (default churn), CSV (default examples/data/churn.csv), MODELD_CALLBACK_URL, CRON

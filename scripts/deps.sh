@@ -28,7 +28,8 @@ MODELS_PKGS=(
   python3 python3-numpy python3-torch python3-onnx python3-sklearn python3-xgboost python3-pil
   python3-scipy r-base-core r-cran-modeldata r-cran-ggplot2
   librsvg2-bin fonts-dejavu-core fonts-dejavu-extra fonts-liberation2 fonts-noto-core
-  fonts-freefont-ttf fonts-urw-base35 fonts-crosextra-carlito
+  fonts-freefont-ttf fonts-urw-base35 fonts-crosextra-carlito fonts-crosextra-caladea
+  fonts-lato fonts-open-sans fonts-comfortaa fonts-cantarell fonts-roboto-unhinted fonts-league-spartan
   papirus-icon-theme breeze-icon-theme tango-icon-theme numix-icon-theme adwaita-icon-theme
 )
 BENCH_PKGS=(

@@ -6,7 +6,7 @@
 //   export MODELD_URL=http://127.0.0.1:8080 MODELD_KEY=mdk_...       # a write key (admin for all)
 //   node examples/js/client.mjs single batch bulk                    # the default steps
 //   node examples/js/client.mjs bulk --callback-url http://127.0.0.1:9000/hook
-//   MODELD_ADMIN_KEY=mdk_... node examples/js/client.mjs schedule retrain --retrain-csv models/churn/1/test.csv
+//   MODELD_ADMIN_KEY=mdk_... node examples/js/client.mjs schedule retrain --retrain-csv tests/fixtures/predict/retrain/churn.csv
 //
 // Steps and routes are those of examples/python/client.py (see examples/README.md): single
 // (POST /api/{model}), batch (POST /api/{model}/batch), bulk (POST /api/{model}/bulk with a

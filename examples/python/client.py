@@ -7,7 +7,7 @@ Use it as a library (ModeldClient) or run it: each step prints one JSON line of 
     python3 examples/python/client.py single batch bulk              # the default steps
     python3 examples/python/client.py bulk --callback-url http://127.0.0.1:9000/hook
     MODELD_ADMIN_KEY=mdk_... python3 examples/python/client.py schedule retrain \\
-        --retrain-csv models/churn/1/test.csv
+        --retrain-csv tests/fixtures/predict/retrain/churn.csv
 
 Steps (model --model, default churn; rows from --csv, default examples/data/churn.csv):
   single    POST /api/{model} with the first row           -> prediction, reasons

@@ -7,6 +7,7 @@
 #include "base/buf.h"
 #include "http/http.h"
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -68,6 +69,9 @@ void api__route_spool_upload(http_route *r, size_t max_bytes);
 const char *api__upload_format(const char *ct);
 /* 1 when the first byte of p[0..n) that is not white space is '{' (JSON lines). */
 int api__looks_jsonl(const char *p, size_t n);
+/* The keys of JSON object o, in order, as a new array of strings (the columns of a JSON-lines
+ * row); an empty array for a non-object. */
+json_t *api__json_keys(const json_t *o);
 /* What api__jsonl_feed hands each line to: s[0..n) without its '\n' (borrowed for the call). */
 typedef int (*api__line_fn)(void *user, const char *s, size_t n, md_err *err);
 /* The next block p[0..n) of a JSON-lines file read in blocks (bulk.c, datasets.c): each complete

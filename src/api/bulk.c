@@ -167,14 +167,7 @@ static void pick_columns(bulk *b, size_t n)
             continue;
         json_t *flat = json_object();
         flatten(b->pred[i], "", flat);
-        b->cols = json_array();
-        const char *k;
-        json_t *x;
-        json_object_foreach(flat, k, x)
-        {
-            (void)x;
-            json_array_append_new(b->cols, json_string(k));
-        }
+        b->cols = api__json_keys(flat);
         json_decref(flat);
     }
 }

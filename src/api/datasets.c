@@ -95,13 +95,9 @@ static int scan_line(void *user, const char *s, size_t n, md_err *err)
     else if (!json_is_object(o))
         rc = md_fail(err, MD_E_INVALID_PARAM, "file", "line %zu: must be a JSON object", line);
     if (rc == MD_OK && sc->rows == 0) {
-        const char *key;
-        json_t *v;
-        json_object_foreach(o, key, v)
-        {
-            (void)v;
-            json_array_append_new(sc->cols, json_string(key));
-        }
+        json_t *keys = api__json_keys(o);
+        json_array_extend(sc->cols, keys);
+        json_decref(keys);
     }
     json_decref(o);
     if (rc == MD_OK)

@@ -844,7 +844,7 @@ static int run_pipeline(api_enhance_kind *k, job_run *r, pl_enh_in *in, md_err *
         return rc;
     in->image = data;
     in->image_len = n;
-    pl_ctx cx = {.models = k->models, .cancel = job_run_cancel(r)};
+    pl_ctx cx = {.models = k->models, .cancel = job_run_cancel(r), .trace = job_run_trace(r)};
     pl_enh_out out;
     rc = pl_enhance(&cx, in, &out, err);
     free(data);

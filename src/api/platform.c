@@ -747,6 +747,18 @@ static bool add(http_server *srv, const char *method, const char *pattern, http_
     return r != NULL;
 }
 
+int api_platform_register_probes(api_platform *p, http_server *srv, md_err *err)
+{
+    p->srv = srv;
+    const int pub = HTTP_LIGHT | HTTP_NO_RATELIMIT | HTTP_NO_AUDIT;
+    bool ok = add(srv, "GET", "/api/health", HTTP_ROLE_PUBLIC, pub, health, p, &HEALTH_DOC) &&
+              add(srv, "GET", "/api/ready", HTTP_ROLE_PUBLIC, pub | HTTP_HEAVY, ready, p, &READY_DOC) &&
+              add(srv, "GET", "/metrics", HTTP_ROLE_PUBLIC, pub, metrics, p, &METRICS_DOC);
+    if (ok && p->o.store)
+        ok = http_metrics_collector(srv, audit_metrics, p) == MD_OK;
+    return ok ? MD_OK : md_fail(err, MD_E_INTERNAL, NULL, "cannot register the probe routes");
+}
+
 int api_platform_register(api_platform *p, http_server *srv, md_err *err)
 {
     p->srv = srv;

@@ -43,6 +43,11 @@ int api_platform_new(const api_platform_opts *o, api_platform **out, md_err *err
 void api_platform_hooks(api_platform *p, http_hooks *h);
 /* Add the routes above to srv (before http_server_start). p borrowed until http_server_free. */
 int api_platform_register(api_platform *p, http_server *srv, md_err *err);
+/* Only GET /api/health, GET /api/ready and GET /metrics (all public), with the store's gauges
+ * (modeld_store_up, free space): the listener of a process that serves no API (`modeld worker
+ * --metrics-port`). Register either this or api_platform_register on a server, not both. p
+ * borrowed until http_server_free. */
+int api_platform_register_probes(api_platform *p, http_server *srv, md_err *err);
 /* A readiness check for GET /api/ready (e.g. "models loaded"): return MD_OK, or an error code
  * with a client-safe message in err. Runs on a compute worker; keep it quick. */
 typedef int (*api_ready_fn)(void *ctx, md_err *err);

@@ -45,7 +45,10 @@ int api_retrain_run(job_run *r, void *user)
         json_decref(p);
         return md_fail(err, MD_E_MISSING_FIELD, "model", "the job names no model or data");
     }
-    pl_ctx cx = {.st = k->st, .models = k->models, .cancel = job_run_cancel(r)};
+    pl_ctx cx = {.st = k->st,
+                 .models = k->models,
+                 .cancel = job_run_cancel(r),
+                 .trace = job_run_trace(r)};
     json_t *out = NULL;
     int rc = pl_retrain(&cx, &in, &out, err);
     char *text = rc == MD_OK ? json_dumps(out, JSON_COMPACT) : NULL;
@@ -199,7 +202,9 @@ static const char S_RESP[] =
     "\"links\":{\"type\":\"object\",\"properties\":{\"self\":{\"type\":\"string\"},"
     "\"result\":{\"type\":\"string\",\"description\":\"the outcome as JSON: model, version, "
     "parent_version, state (CANARY or STANDBY), metric, new, active, better, trained_from, "
-    "train_rows, test_rows, rounds, train_seconds\"}}}}}";
+    "train_rows, validation_rows (held back to calibrate), test_overlap_rows (rows equal to "
+    "test-split rows, left out), test_rows, rounds, train_seconds, and for models with a "
+    "decision threshold: threshold (recalibrated) and parent_threshold\"}}}}}";
 static const int E_RETRAIN[] = {MD_E_INVALID_JSON,      MD_E_MISSING_FIELD,
                                 MD_E_INVALID_PARAM,     MD_E_NOT_FOUND,
                                 MD_E_MODEL_NOT_FOUND,   MD_E_UNSUPPORTED,
@@ -220,6 +225,12 @@ static const api__route ROUTES[] = {
           "held test split with the model's metric (AUC for classifiers, MAE for regressors), "
           "and installs it as CANARY (canary_percent of the requests) when it is better, else as "
           "STANDBY. It is never activated automatically: promote it with the model routes. "
+          "Rows equal to rows of the held test split are left out (counted in "
+          "test_overlap_rows; a dataset with nothing else fails naming `data`), a seeded 20 % "
+          "of the rest is held back as a validation split, and what the manifest calibrates on "
+          "it is recomputed there and served by the new version: the F1-optimal decision "
+          "threshold (churn, revenue-leak), profitability's interval quantiles, pricing's "
+          "willingness-to-pay fit. "
           "Follow the job at GET /api/v1/jobs/{id} (stages reading, training, evaluating, "
           "installing); models whose training is not one booster on their schema (budget, "
           "demand, anomaly) answer 422 naming `model`.",

@@ -155,3 +155,16 @@ int api__read_upload(http_req *req, size_t max_bytes, const char *field, api__up
         rc = sniff(req, u);
     return rc;
 }
+
+json_t *api__json_keys(const json_t *o)
+{
+    json_t *keys = json_array();
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)o, k, v)
+    {
+        (void)v;
+        json_array_append_new(keys, json_string(k));
+    }
+    return keys;
+}

@@ -11,6 +11,7 @@
 #include "base/trace.h"
 #include "base/trace_int.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,7 +160,7 @@ void tr_span_attr_str(tr_span *s, const char *key, const char *val)
     tr_attr *a = next_attr(s, key);
     if (a == NULL)
         return;
-    a->is_int = 0;
+    a->type = TR_ATTR_STR;
     snprintf(a->str, sizeof a->str, "%s", val ? val : "");
 }
 
@@ -168,8 +169,23 @@ void tr_span_attr_int(tr_span *s, const char *key, int64_t val)
     tr_attr *a = next_attr(s, key);
     if (a == NULL)
         return;
-    a->is_int = 1;
+    a->type = TR_ATTR_INT;
     a->num = val;
+}
+
+void tr_span_attr_double(tr_span *s, const char *key, double val)
+{
+    tr_attr *a = next_attr(s, key);
+    if (a == NULL)
+        return;
+    /* JSON has no NaN or infinity: such a value is kept as a string */
+    if (!isfinite(val)) {
+        a->type = TR_ATTR_STR;
+        snprintf(a->str, sizeof a->str, "%g", val);
+        return;
+    }
+    a->type = TR_ATTR_DOUBLE;
+    a->dbl = val;
 }
 
 void tr_span_status(tr_span *s, int code)
@@ -196,8 +212,10 @@ static int put_attr(md_buf *b, const tr_attr *a)
 {
     int rc = md_buf_puts(b, "{\"key\":");
     rc |= md_buf_put_json_str(b, a->key);
-    if (a->is_int) {
+    if (a->type == TR_ATTR_INT) {
         rc |= md_buf_printf(b, ",\"value\":{\"intValue\":\"%lld\"}}", (long long)a->num);
+    } else if (a->type == TR_ATTR_DOUBLE) {
+        rc |= md_buf_printf(b, ",\"value\":{\"doubleValue\":%.17g}}", a->dbl);
     } else {
         rc |= md_buf_puts(b, ",\"value\":{\"stringValue\":");
         rc |= md_buf_put_json_str(b, a->str);

@@ -76,6 +76,8 @@ const tr_ctx *tr_span_ctx(const tr_span *s);
 /* Attributes: key and value copied; the TR_MAX_ATTRS+1-th and later are ignored. */
 void tr_span_attr_str(tr_span *s, const char *key, const char *val);
 void tr_span_attr_int(tr_span *s, const char *key, int64_t val);
+/* A double (OTLP doubleValue); NaN and infinities are kept as their text. */
+void tr_span_attr_double(tr_span *s, const char *key, double val);
 
 /* Status: code MD_OK = ok, anything else = error with the code's name as message. */
 void tr_span_status(tr_span *s, int code);

@@ -4,11 +4,14 @@
 
 #include "base/trace.h"
 
+typedef enum tr_attr_type { TR_ATTR_STR, TR_ATTR_INT, TR_ATTR_DOUBLE } tr_attr_type;
+
 typedef struct tr_attr {
     char key[48];
     char str[128];
     int64_t num;
-    int is_int;
+    double dbl;
+    tr_attr_type type;
 } tr_attr;
 
 /* OTLP status codes */

@@ -5,9 +5,10 @@
  * Start-up order is the dependency order (store -> auth -> limiter -> model registry -> platform
  * -> HTTP) and shutdown is its reverse, so nothing is closed while something above it may still
  * call it:
- * the server drains and stops first, then the audit queue is flushed, then the database is
- * closed (checkpointing its WAL). Signals are blocked in every thread and taken by the main
- * thread with sigtimedwait(), whose timeout is the sweeper's period.
+ * the server drains and stops first, then the audit queue and the prediction log's
+ * write-behind queue are flushed, then the database is closed (checkpointing its WAL).
+ * Signals are blocked in every thread and taken by the main thread with sigtimedwait(), whose
+ * timeout is the sweeper's period.
  * Exit codes: 0 after a clean stop, 1 when the server cannot run, 2 for a bad configuration.
  */
 #include "cli/cli.h"
@@ -137,6 +138,9 @@ static int open_backends(serve_ctx *c)
                      .pool_size = (int)cfg->store_pool, .upload_ttl_ms = cfg->upload_ttl_ms};
     if (store_open(&so, &c->st, &e) != MD_OK)
         return fail("cannot open the data dir", &e, 1);
+    store_predlog_opts plo = {.flush_ms = cfg->predict_log_flush_ms};
+    if (!c->routes_only && store_predlog_start(c->st, &plo, &e) != MD_OK)
+        return fail("cannot start the prediction log writer", &e, 1);
     if (cfg->no_auth) {
         md_log(MD_LOG_WARN, "authentication is OFF (--no-auth): every caller is admin. For local development only");
     } else {
@@ -283,6 +287,7 @@ static int start_http(serve_ctx *c)
         api_jobs_register(c->srv, c->jq, &c->japi, &e) != MD_OK || register_enhance(c, &e) != MD_OK ||
         api_admin_jobs_register(c->srv, c->jq, &e) != MD_OK ||
         http_metrics_collector(c->srv, job_metrics, c->jq) != MD_OK ||
+        http_metrics_collector(c->srv, store_predlog_metrics, c->st) != MD_OK ||
         (cfg->test_routes && api_jobs_test_register(c->srv, c->jq, &e) != MD_OK) ||
         /* WebSocket messages are the job exactly as GET /api/v1/jobs/{id} renders it. */
         api_job_status_register(c->srv, c->jq, &c->jst, &e) != MD_OK ||
@@ -364,6 +369,9 @@ static void shutdown_all(serve_ctx *c, int sig)
     api_datasets_free(c->ds);
     api_retrain_free(c->retrain);
     api_platform_free(c->plat);
+    /* Every producer of prediction log rows (requests, bulk jobs) has stopped: the rows still
+     * queued are written now, so a graceful stop loses none. */
+    store_predlog_stop(c->st);
     mdl_registry_close(c->reg); /* after the server: no request holds a model any more */
     rl_free(c->rl);
     cli_cluster_close(c->cl); /* after everything that publishes through it */

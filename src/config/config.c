@@ -120,12 +120,20 @@ static const setting settings[] = {
      "... or when its p99 latency exceeds the active version's times X"},
     {"predict_log_sample", T_NUM, F(predict_log_sample), "1", 0, 1, 0, "X",
      "share of predictions (0..1) logged with inputs and outputs for history and drift"},
+    {"predict_log_flush_ms", T_INT, F(predict_log_flush_ms), "50", 0, 10000, 0, "MS",
+     "write-behind prediction log: logged rows are committed by one writer thread, many per "
+     "transaction, at most MS milliseconds after the request (kill -9 loses at most that window; "
+     "SIGTERM loses nothing); 0 = each request writes its rows itself"},
     {"predict_bulk_log_sample", T_NUM, F(predict_bulk_log_sample), "0.01", 0, 1, 0, "X",
      "share of bulk-job rows (0..1) logged like predictions: drift and history need a sample, "
      "not every row of a million-row file (1 logs all: a 1M-row bulk then takes ~4x longer)"},
     {"workers", T_STR, F(workers), "auto", 0, 0, 0, "N",
      "job worker threads in this process (`modeld serve`, `modeld worker`), 0..256; 0 = none "
      "(jobs run in `modeld worker` processes); auto = half the CPUs, at least 1"},
+    {"metrics_port", T_INT, F(metrics_port), "0", 0, 65535, 0, "N",
+     "`modeld worker` only: serve GET /metrics, /api/health and /api/ready on this port (at the "
+     "host setting's address; no credentials checked) for Prometheus and probes; 0 = off "
+     "(`modeld serve` has them on its own port)"},
     {"job_lease", T_DUR, F(job_lease_ms), "30s", SEC, HOUR, 0, "DUR",
      "a running job's lease, renewed while it runs; a job whose worker died runs again after it"},
     {"job_attempts", T_INT, F(job_attempts), "3", 1, 100, 0, "N",

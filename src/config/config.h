@@ -63,8 +63,10 @@ typedef struct md_config {
     double canary_error_margin, canary_p99_ratio;
     double predict_log_sample; /* share of predictions logged for history and drift */
     double predict_bulk_log_sample; /* the same for the rows of predict-bulk jobs */
+    long predict_log_flush_ms;      /* write-behind prediction log (store_predlog_opts.flush_ms) */
     /* durable jobs (issue 10) */
     char *workers; /* "auto" or 0..256: md_config_workers */
+    long metrics_port; /* `modeld worker`: its /metrics listener; 0 = off */
     long job_lease_ms, job_attempts, job_queue_max, job_input_ttl_ms, job_result_ttl_ms;
     /* bulk-job callbacks (issue 11 §4) */
     char *callback_allow_hosts; /* "host[:port],..."; "" = callbacks refused */

@@ -413,6 +413,52 @@ int job_counts_get(jobs *j, const char *kind, job_counts *out, md_err *err)
     return store_jobs_count(j->s, kind, out->by_state, err);
 }
 
+static const double run_buckets[JOBS__NBUCKETS] = {0.1, 0.5, 1,   2.5, 5,   10,
+                                                   30,  60,  120, 300, 600, 1800};
+
+void jobs__observe_run(jobs__kind *k, uint64_t ns)
+{
+    double s = (double)ns / 1e9;
+    int b = 0;
+    while (b < JOBS__NBUCKETS && s > run_buckets[b])
+        b++;
+    atomic_fetch_add(&k->st.hist[b], 1);
+    atomic_fetch_add(&k->st.sum_us, ns / 1000);
+}
+
+/* One line "name{kind="k"<extra>} v" per registered kind: counter `which`. */
+static void per_kind(md_buf *out, jobs *j, int n, const char *name, const char *extra, int which)
+{
+    for (int i = 0; i < n; i++)
+        md_buf_printf(out, "%s{kind=\"%s\"%s} %llu\n", name, j->kinds[i].name, extra,
+                      (unsigned long long)atomic_load(&j->kinds[i].st.n[which]));
+}
+
+static void run_histogram(md_buf *out, jobs *j, int n)
+{
+    md_buf_puts(out, "# HELP modeld_job_run_duration_seconds Run time of the jobs this process ran "
+                     "(the kind's work, any outcome), by kind.\n"
+                     "# TYPE modeld_job_run_duration_seconds histogram\n");
+    for (int i = 0; i < n; i++) {
+        const jobs__kind *k = &j->kinds[i];
+        uint64_t cum = 0;
+        for (int b = 0; b <= JOBS__NBUCKETS; b++) {
+            char le[32] = "+Inf";
+            if (b < JOBS__NBUCKETS)
+                snprintf(le, sizeof le, "%g", run_buckets[b]);
+            cum += atomic_load(&k->st.hist[b]);
+            md_buf_printf(out, "modeld_job_run_duration_seconds_bucket{kind=\"%s\",le=\"%s\"} %llu\n",
+                          k->name, le, (unsigned long long)cum);
+        }
+        md_buf_printf(out, "modeld_job_run_duration_seconds_sum{kind=\"%s\"} %.6f\n"
+                           "modeld_job_run_duration_seconds_count{kind=\"%s\"} %llu\n",
+                      k->name, (double)atomic_load(&k->st.sum_us) / 1e6, k->name,
+                      (unsigned long long)cum);
+    }
+}
+
+/* The queue's gauges (the store's rows, every process) and this process's counters by kind:
+ * a `modeld worker` exports the same families as a serve node (its --metrics-port listener). */
 void job_metrics(md_buf *out, void *ctx)
 {
     jobs *j = ctx;
@@ -425,13 +471,21 @@ void job_metrics(md_buf *out, void *ctx)
             md_buf_printf(out, "modeld_jobs{state=\"%s\"} %lld\n", job_state_name(s),
                           (long long)c.by_state[s]);
     }
-    md_buf_printf(out,
-                  "# HELP modeld_jobs_finished_total Jobs this process ran to SUCCESS or FAILURE.\n"
-                  "# TYPE modeld_jobs_finished_total counter\n"
-                  "modeld_jobs_finished_total{outcome=\"success\"} %llu\n"
-                  "modeld_jobs_finished_total{outcome=\"failure\"} %llu\n",
-                  (unsigned long long)atomic_load(&j->n_success),
-                  (unsigned long long)atomic_load(&j->n_failure));
+    pthread_mutex_lock(&j->mu);
+    int n = j->nkinds; /* kinds are only added before the workers start; never removed */
+    pthread_mutex_unlock(&j->mu);
+    md_buf_puts(out, "# HELP modeld_jobs_claimed_total Jobs this process claimed from the queue "
+                     "(every attempt), by kind.\n# TYPE modeld_jobs_claimed_total counter\n");
+    per_kind(out, j, n, "modeld_jobs_claimed_total", "", JOBS__CLAIMED);
+    md_buf_puts(out, "# HELP modeld_jobs_finished_total Jobs this process ran to SUCCESS or "
+                     "FAILURE, by kind.\n# TYPE modeld_jobs_finished_total counter\n");
+    per_kind(out, j, n, "modeld_jobs_finished_total", ",outcome=\"success\"", JOBS__SUCCEEDED);
+    per_kind(out, j, n, "modeld_jobs_finished_total", ",outcome=\"failure\"", JOBS__FAILED);
+    md_buf_puts(out, "# HELP modeld_jobs_retried_total Runs of this process that ended in a "
+                     "transient error and sent their job back to the queue, by kind.\n"
+                     "# TYPE modeld_jobs_retried_total counter\n");
+    per_kind(out, j, n, "modeld_jobs_retried_total", "", JOBS__RETRIED);
+    run_histogram(out, j, n);
     md_buf_printf(out,
                   "# HELP modeld_job_lease_expiries_total Leases this process found run out: the "
                   "job requeued, or failed with no attempts left.\n"
@@ -585,6 +639,7 @@ int jobs__claim(jobs *j, const char *worker, job_info *out, jobs__kind **kind, m
         return rc;
     job_assert_state(JOB_QUEUED, JOB_PROCESSING);
     assert(*kind);
+    atomic_fetch_add(&(*kind)->st.n[JOBS__CLAIMED], 1);
     return MD_OK;
 }
 
@@ -601,7 +656,7 @@ int jobs__succeed(jobs *j, job_run *r, md_err *err)
     int rc = store_jobs_succeed(j->s, r->info.id, r->worker, r->result_hex, r->result_bytes,
                                 r->result_meta, err);
     if (rc == MD_OK) {
-        atomic_fetch_add(&j->n_success, 1);
+        atomic_fetch_add(&r->kind->st.n[JOBS__SUCCEEDED], 1);
         republish(j, r->info.id);
     }
     return rc;
@@ -613,7 +668,7 @@ int jobs__fail(jobs *j, job_run *r, int code, const char *msg, md_err *err)
     int rc =
         store_jobs_finish(j->s, r->info.id, r->worker, JOB_FAILURE, md_err_name(code), msg, 0, err);
     if (rc == MD_OK) {
-        atomic_fetch_add(&j->n_failure, 1);
+        atomic_fetch_add(&r->kind->st.n[JOBS__FAILED], 1);
         republish(j, r->info.id);
     }
     return rc;
@@ -624,6 +679,7 @@ int jobs__retry(jobs *j, job_run *r, const char *why, md_err *err)
     job_assert_state(JOB_PROCESSING, JOB_QUEUED);
     int rc = store_jobs_finish(j->s, r->info.id, r->worker, JOB_QUEUED, "", why, 0, err);
     if (rc == MD_OK) {
+        atomic_fetch_add(&r->kind->st.n[JOBS__RETRIED], 1);
         republish(j, r->info.id);
         wake_workers(j);
     }

@@ -18,12 +18,30 @@
 
 #define JOBS__MAX_KINDS 16
 
+/* Run-time histogram bounds of job_metrics (seconds); one more slot counts +Inf only. */
+#define JOBS__NBUCKETS 12
+
+/* What this process did with the jobs of one kind, for job_metrics (counters only grow). */
+enum {
+    JOBS__CLAIMED,   /* claims (every attempt) */
+    JOBS__SUCCEEDED, /* runs that ended the job in SUCCESS */
+    JOBS__FAILED,    /* ... in FAILURE (lease expiries are n_lease_failed) */
+    JOBS__RETRIED,   /* transient errors that sent the job back to the queue */
+    JOBS__NCOUNTS
+};
+typedef struct jobs__kind_stats {
+    _Atomic uint64_t n[JOBS__NCOUNTS];
+    _Atomic uint64_t hist[JOBS__NBUCKETS + 1]; /* run times, non-cumulative */
+    _Atomic uint64_t sum_us;
+} jobs__kind_stats;
+
 typedef struct jobs__kind {
     char name[STORE_JOB_KIND_MAX];
     job_run_fn run;
     void *user;
     int max_running;
     int running; /* under jobs.mu */
+    jobs__kind_stats st;
 } jobs__kind;
 
 struct job_run {
@@ -86,8 +104,9 @@ struct jobs {
     char *cb_secret; /* o.callback_secret, copied */
     pthread_t cb_thread;
     bool cb_started;
-    /* Transitions made by this process, for job_metrics (counters only grow). */
-    _Atomic uint64_t n_success, n_failure, n_lease_requeued, n_lease_failed;
+    /* Lease expiries this process found, for job_metrics (counters only grow); the
+     * transitions of its own runs are counted per kind (jobs__kind.st). */
+    _Atomic uint64_t n_lease_requeued, n_lease_failed;
 };
 
 /* Deliver info to the subscribers of info->id when it differs from what they last got
@@ -113,5 +132,8 @@ int jobs__fail(jobs *j, job_run *r, int code, const char *msg, md_err *err);
 int jobs__retry(jobs *j, job_run *r, const char *why, md_err *err);
 int jobs__release(jobs *j, job_run *r, md_err *err);
 int jobs__cancelled(jobs *j, job_run *r, md_err *err);
+
+/* Count one run of k that took ns nanoseconds (its run callback) in k's histogram. */
+void jobs__observe_run(jobs__kind *k, uint64_t ns);
 
 #endif

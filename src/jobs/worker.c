@@ -313,7 +313,9 @@ static void run_one(jobs *j, const job_info *info, jobs__kind *k, const char *wo
     run_trace_begin(r);
     md_log(MD_LOG_INFO, "jobs: %s %s started (attempt %d of %d)", r->info.kind, r->info.id,
            r->info.attempts, r->info.max_attempts);
+    uint64_t t0 = md_now_ns();
     int rc = r->kind->run(r, r->kind->user);
+    jobs__observe_run(r->kind, md_now_ns() - t0);
     if (rc != MD_OK && r->err.code == MD_OK)
         md_fail(&r->err, rc, NULL, "%s", md_err_default_msg(rc));
     pthread_mutex_lock(&j->mu);

@@ -25,6 +25,7 @@
  *   4. The model reference is held for the whole job (a swap mid-job does not mix versions).
  */
 #include "pipelines/pipelines.h"
+#include "pipelines/pipelines_int.h"
 
 #include "base/clock.h"
 #include "models/models.h"
@@ -40,6 +41,9 @@
 #define MIN_TILE 32
 #define MAX_TILE 256
 #define RESULT_MAX ((size_t)1 << 31) /* encoded result bound */
+/* Tile rows are grouped into at most this many "enhance tile batch" spans (spans.c,
+ * invariant 1). */
+#define MAX_BATCH_SPANS 16
 
 static const char *const quality_names[] = {"fast", "balanced", "best"};
 static const char *const net_names[] = {"slim", "medium", "thick"};
@@ -226,6 +230,8 @@ typedef struct enh_job {
     float *tile_in;      /* [3, th, tw] */
     mdl_version *model;
     md_cancel inner; /* the network's token (invariant 2) */
+    tr_span *span;   /* "enhance tiles" (borrowed): parent of the tile batch spans; may be NULL */
+    uint64_t net_ns, stitch_ns; /* network runs; blending and flushing (the batch spans) */
 } enh_job;
 
 /* Weight of output coordinate o (input units: (o + .5) / s) in a tile whose core is [c0, c1)
@@ -361,19 +367,46 @@ static int run_tile(enh_job *j, int tx, int ty, md_err *err)
     run_window(core[0], t, W, &r[0], &r[2]);
     run_window(core[1], t, H, &r[1], &r[3]);
     mdl_result *res = NULL;
+    uint64_t t0 = md_now_ns();
     int rc = run_net(j, r[0], r[1], r[2], r[3], &res, err);
+    uint64_t t1 = md_now_ns();
     if (rc == MD_OK)
         accumulate(j, mdl_result_output(res, 0)->data, r, core);
+    j->net_ns += t1 - t0;
+    j->stitch_ns += md_now_ns() - t1;
     mdl_result_free(res);
     return rc;
 }
 
-/* All tiles, row by row; each tile row's finished output rows are flushed. */
+/* A span for tile rows [ty, ty + rows) of nx tiles each, under j->span. */
+static tr_span *batch_span(enh_job *j, int ty, int rows, int nx)
+{
+    tr_span *b = pl__span_under(j->span, "enhance tile batch");
+    tr_span_attr_int(b, "modeld.first_tile_row", ty);
+    tr_span_attr_int(b, "modeld.tile_rows", rows);
+    tr_span_attr_int(b, "modeld.tiles", (int64_t)rows * nx);
+    j->net_ns = j->stitch_ns = 0;
+    return b;
+}
+
+static int batch_end(enh_job *j, tr_span *b, int rc)
+{
+    tr_span_attr_double(b, "modeld.net_ms", (double)j->net_ns / 1e6);
+    tr_span_attr_double(b, "modeld.stitch_ms", (double)j->stitch_ns / 1e6);
+    return pl__span_end(b, rc);
+}
+
+/* All tiles, row by row; each tile row's finished output rows are flushed. Groups of
+ * `per` tile rows get one span each. */
 static int run_tiles(enh_job *j, const md_cancel *cancel, int *tiles, md_err *err)
 {
     int W = j->src->width, H = j->src->height, t = j->t, s = j->s;
     int nx = (W + t - 1) / t, ny = (H + t - 1) / t, n = nx * ny, done = 0;
+    int per = (ny + MAX_BATCH_SPANS - 1) / MAX_BATCH_SPANS;
+    tr_span *b = NULL;
     for (int ty = 0; ty < ny; ty++) {
+        if (ty % per == 0)
+            b = batch_span(j, ty, ty + per > ny ? ny - ty : per, nx);
         int first = ty * t - BLEND < 0 ? 0 : ty * t - BLEND;
         slide_band(j, first * s);
         for (int tx = 0; tx < nx; tx++) {
@@ -383,13 +416,17 @@ static int run_tiles(enh_job *j, const md_cancel *cancel, int *tiles, md_err *er
             if (rc == MD_OK)
                 rc = run_tile(j, tx, ty, err);
             if (rc != MD_OK)
-                return rc;
+                return batch_end(j, b, rc);
             done++;
             md_cancel_progress(cancel, 0.05 + 0.9 * done / n, stage);
         }
         int last = ty == ny - 1;
         int fin = last ? H : (ty + 1) * t - BLEND; /* rows no later tile row touches */
+        uint64_t t0 = md_now_ns();
         int rc = flush_rows(j, first * s, fin * s, err);
+        j->stitch_ns += md_now_ns() - t0;
+        if (rc != MD_OK || last || ty % per == per - 1)
+            batch_end(j, b, rc);
         if (rc != MD_OK)
             return rc;
     }
@@ -616,7 +653,80 @@ static int check_size(const md_image *img, int s, md_err *err)
     return MD_OK;
 }
 
+/* Decode and orient under the span "enhance decode". */
+static int decode_stage(pl_ctx *cx, const pl_enh_in *in, md_image **img, md_err *err)
+{
+    tr_span *span = pl__span(cx, "enhance decode");
+    int rc = decode(cx, in, img, err);
+    if (rc == MD_OK) {
+        tr_span_attr_int(span, "modeld.width", (*img)->width);
+        tr_span_attr_int(span, "modeld.height", (*img)->height);
+    }
+    return pl__span_end(span, rc);
+}
+
+/* The network over every tile under the span "enhance tiles" (its batches under it). */
+static int tiles_stage(pl_ctx *cx, enh_job *j, int *tiles, md_err *err)
+{
+    j->span = pl__span(cx, "enhance tiles");
+    tr_span_attr_str(j->span, "modeld.model", mdl_version_name(j->model));
+    tr_span_attr_str(j->span, "modeld.version", mdl_version_id(j->model));
+    tr_span_attr_int(j->span, "modeld.tile_size", j->t);
+    int rc = run_tiles(j, cx->cancel, tiles, err);
+    tr_span_attr_int(j->span, "modeld.tiles", *tiles);
+    rc = pl__span_end(j->span, rc);
+    j->span = NULL;
+    return rc;
+}
+
+/* The faces, the alpha plane and the encoding, each under its own span. */
+static int finish_stages(pl_ctx *cx, const pl_enh_in *in, enh_job *j, pl_enh_out *out,
+                         md_err *err)
+{
+    int rc = MD_OK;
+    if (in->face_enhance) {
+        tr_span *span = pl__span(cx, "enhance faces");
+        rc = enhance_faces(cx, in, j, &out->faces_found, err);
+        tr_span_attr_int(span, "modeld.faces", out->faces_found);
+        pl__span_end(span, rc);
+    }
+    if (rc == MD_OK && j->src->has_alpha) {
+        tr_span *span = pl__span(cx, "enhance alpha");
+        upscale_alpha(j->src, j->dst, j->s);
+        pl__span_end(span, MD_OK);
+    }
+    if (rc == MD_OK)
+        rc = md_cancel_check(cx->cancel, "encode", err);
+    if (rc != MD_OK)
+        return rc;
+    md_cancel_progress(cx->cancel, 0.95, "encode");
+    tr_span *span = pl__span(cx, "enhance encode");
+    tr_span_attr_str(span, "modeld.format", img_format_name(in->out_format));
+    rc = img_encode(j->dst, in->out_format, in->jpeg_quality, &out->image, err);
+    tr_span_attr_int(span, "modeld.bytes", (int64_t)out->image.len);
+    return pl__span_end(span, rc);
+}
+
+static int enhance(pl_ctx *cx, const pl_enh_in *in, pl_enh_out *out, md_err *err);
+
+/* The pipeline's span around the work; its stages are spans under it (spans.c). */
 int pl_enhance(pl_ctx *cx, const pl_enh_in *in, pl_enh_out *out, md_err *err)
+{
+    tr_span *span = pl__span(cx, "pipeline enhance");
+    pl_ctx inner = pl__ctx_under(cx, span);
+    char model[32] = "";
+    pl_enh_model_name(in->quality, in->scale, model, sizeof model, NULL);
+    int rc = enhance(&inner, in, out, err);
+    tr_span_attr_str(span, "modeld.model", model);
+    tr_span_attr_str(span, "modeld.quality", pl_enh_quality_name(in->quality));
+    tr_span_attr_int(span, "modeld.scale", in->scale);
+    tr_span_attr_int(span, "modeld.tiles", out->tiles);
+    tr_span_attr_int(span, "modeld.width", out->width);
+    tr_span_attr_int(span, "modeld.height", out->height);
+    return pl__span_end(span, rc);
+}
+
+static int enhance(pl_ctx *cx, const pl_enh_in *in, pl_enh_out *out, md_err *err)
 {
     memset(out, 0, sizeof *out);
     md_buf_init(&out->image, RESULT_MAX);
@@ -628,7 +738,7 @@ int pl_enhance(pl_ctx *cx, const pl_enh_in *in, pl_enh_out *out, md_err *err)
         rc = md_cancel_check(cx->cancel, "decode", err);
     if (rc == MD_OK) {
         md_cancel_progress(cx->cancel, 0.0, "decode");
-        rc = decode(cx, in, &img, err);
+        rc = decode_stage(cx, in, &img, err);
     }
     if (rc == MD_OK)
         rc = check_size(img, in->scale, err);
@@ -640,17 +750,9 @@ int pl_enhance(pl_ctx *cx, const pl_enh_in *in, pl_enh_out *out, md_err *err)
     if (rc == MD_OK)
         rc = job_setup(cx, in, in->quality, &j, err);
     if (rc == MD_OK)
-        rc = run_tiles(&j, cx->cancel, &out->tiles, err);
-    if (rc == MD_OK && in->face_enhance)
-        rc = enhance_faces(cx, in, &j, &out->faces_found, err);
-    if (rc == MD_OK && img->has_alpha)
-        upscale_alpha(img, j.dst, j.s);
+        rc = tiles_stage(cx, &j, &out->tiles, err);
     if (rc == MD_OK)
-        rc = md_cancel_check(cx->cancel, "encode", err);
-    if (rc != MD_OK)
-        goto out;
-    md_cancel_progress(cx->cancel, 0.95, "encode");
-    rc = img_encode(j.dst, in->out_format, in->jpeg_quality, &out->image, err);
+        rc = finish_stages(cx, in, &j, out, err);
     if (rc != MD_OK)
         goto out;
     out->width = j.dst->width;

@@ -2,8 +2,10 @@
  * trained in process on a stored dataset or on feedback, judged against the active version on
  * the held test split, and installed as a CANARY (better) or a STANDBY (not better).
  *
- *   spec (manifest "training") ─▶ rows (retrain_data.c) ─▶ xgb_train ─▶ evaluate new + active
- *     on the test split ─▶ manifest of the new version ─▶ mdl_install_as(CANARY | STANDBY)
+ *   spec (manifest "training") ─▶ rows (retrain_data.c) ─▶ test rows dropped, validation split
+ *     held back (retrain_calib.c) ─▶ xgb_train ─▶ threshold / intervals calibrated on the
+ *     validation split ─▶ evaluate new + active on the test split ─▶ manifest of the new
+ *     version ─▶ mdl_install_as(CANARY | STANDBY)
  *
  * Invariants:
  *   1. A retrained version is never activated here: the better one serves canary_percent of
@@ -16,8 +18,22 @@
  *      directory renamed into place); its manifest validates against its own booster (the
  *      validation outputs are recomputed by it), so the registry's load check passes.
  *   4. The version references taken here are released on every path.
+ *   5. Leakage: training rows identical to rows of the held test split are dropped (counted in
+ *      the result's test_overlap_rows and the manifest's training section), not refused: real
+ *      data holds natural duplicates (2 of churn's 1,409 validation rows equal test rows), and
+ *      feedback is whatever clients sent. What is left must still be enough to train on
+ *      (datasets: one row; feedback: min_feedback_rows), else the job fails naming `data`.
+ *   6. What version 1's script calibrated on its validation split is calibrated again on this
+ *      retrain's (a seeded 20 % of the rows, never trained on) and written to the new manifest,
+ *      where serving reads it: the F1-optimal threshold (classifiers with a threshold: churn,
+ *      revenue-leak's leak probability), the residual quantiles of the interval (profitability),
+ *      the willingness-to-pay fit (pricing). With too few rows for a validation split
+ *      (RT_VAL_MIN_ROWS) or one class only, the parent's values are kept and the result says so.
+ *   7. The version number is the next free one when the install happens: a concurrent retrain
+ *      of the same model that took it first (MD_E_CONFLICT) makes this one take the next.
  */
 #include "pipelines/retrain_int.h"
+#include "pipelines/pipelines_int.h"
 
 #include "base/clock.h"
 #include "base/log.h"
@@ -363,11 +379,15 @@ typedef struct rt_job {
     rt_spec sp;
     pr_schema sc;
     rt_params rp;
-    rt_rows train, test;
-    char *model; /* new: the booster's JSON */
+    rt_rows train, test, val; /* val: the validation split (invariant 6) */
+    size_t overlap;           /* training rows dropped: equal to test rows (invariant 5) */
+    char *model;              /* new: the booster's JSON */
     size_t model_len;
     xgb_model *booster; /* new: model loaded back (evaluation, validation outputs) */
     double new_metric, active_metric, train_s;
+    double thr, parent_thr, test_f1; /* invariant 6: NAN when the model has no threshold */
+    json_t *rq;                      /* new: recalibrated residual quantiles, or NULL */
+    double wtp_mu, wtp_s;            /* recalibrated willingness to pay (NAN: kept) */
     char version[MDL_VERSION_MAX];
 } rt_job;
 
@@ -418,6 +438,38 @@ static int read_test(rt_job *j, md_err *err)
     return rc;
 }
 
+/* The seed of the training parameters (manifest or override), for the validation split. */
+static uint64_t train_seed(const rt_job *j)
+{
+    for (size_t i = 0; i < j->rp.n; i++)
+        if (strcmp(j->rp.key[i], "seed") == 0)
+            return strtoull(j->rp.val[i], NULL, 10);
+    return 0;
+}
+
+/* Invariant 5, then the validation split (invariant 6). */
+static int hold_out(rt_job *j, md_err *err)
+{
+    size_t before = j->train.n;
+    int rc = rt__drop_overlap(&j->train, &j->test, &j->overlap, err);
+    int fb = strcmp(j->in->data, PL_RETRAIN_FEEDBACK) == 0;
+    size_t need = fb ? j->sp.min_feedback : 1;
+    if (rc == MD_OK && j->overlap)
+        md_log(MD_LOG_WARN,
+               "retrain: %s: %zu of %zu rows of %s equal rows of the held test split; "
+               "left out",
+               j->in->model, j->overlap, before, j->in->data);
+    if (rc == MD_OK && j->train.n < need)
+        rc = md_fail(err, MD_E_UNSUPPORTED, "data",
+                     "%zu of the %zu rows of %.40s are rows of %.64s version %.32s's held test "
+                     "split (%.64s) and are left out; %zu remain, at least %zu are needed",
+                     j->overlap, before, fb ? "the feedback" : j->in->data, j->in->model,
+                     mdl_version_id(j->active), j->sp.test_split, j->train.n, need);
+    if (rc == MD_OK)
+        rc = rt__split_validation(&j->train, train_seed(j), &j->val, err);
+    return rc;
+}
+
 static int train(rt_job *j, md_err *err)
 {
     xgb_train_opts o = {.params = j->rp.p,
@@ -435,15 +487,131 @@ static int train(rt_job *j, md_err *err)
     return rc;
 }
 
-/* Both versions on the test split (invariant 1). */
-/* The outputs of booster m on the test rows: *out new (free()), *w floats per row. */
-static int predict_test(const rt_job *j, const xgb_model *m, float **out, size_t *w, md_err *err)
+/* The outputs of booster m on rows r: *out new (free()), *w floats per row. */
+static int predict_rows(const rt_rows *r, const xgb_model *m, float **out, size_t *w, md_err *err)
 {
     *w = (size_t)xgb_model_info(m)->num_outputs;
-    *out = malloc((j->test.n ? j->test.n : 1) * *w * sizeof **out);
+    *out = malloc((r->n ? r->n : 1) * *w * sizeof **out);
     if (!*out)
         return md_fail(err, MD_E_NOMEM, NULL, NULL);
-    return xgb_predict(m, j->test.x, j->test.n, j->test.ncols, *out, j->test.n * *w, err);
+    return xgb_predict(m, r->x, r->n, r->ncols, *out, r->n * *w, err);
+}
+
+static int predict_test(const rt_job *j, const xgb_model *m, float **out, size_t *w, md_err *err)
+{
+    return predict_rows(&j->test, m, out, w, err);
+}
+
+/* The score a classifier's threshold applies to, row i of out (w per row): the probability of
+ * the positive class (one output), or revenue-leak's leak probability 1 - p(none); truth:
+ * label != 0. scores, truth: n each. */
+static void threshold_scores(const float *out, size_t w, const rt_rows *r, float *scores,
+                             int *truth)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        scores[i] = w == 1 ? out[i] : 1.0f - out[i * w];
+        truth[i] = r->y[i] != 0.0f;
+    }
+}
+
+static int calib_threshold(rt_job *j, const float *out, size_t w, md_err *err)
+{
+    float *sc = malloc(j->val.n * sizeof *sc);
+    int *t = malloc(j->val.n * sizeof *t);
+    if (!sc || !t) {
+        free(sc);
+        free(t);
+        return md_fail(err, MD_E_NOMEM, NULL, NULL);
+    }
+    threshold_scores(out, w, &j->val, sc, t);
+    j->thr = rt__best_threshold(sc, t, j->val.n, NULL);
+    free(sc);
+    free(t);
+    return MD_OK;
+}
+
+/* The residuals (label - output) on the validation rows, sorted: *res new (free()). */
+static int val_residuals(const rt_job *j, const float *out, size_t w, double **res, md_err *err)
+{
+    *res = malloc(j->val.n * sizeof **res);
+    if (!*res)
+        return md_fail(err, MD_E_NOMEM, NULL, NULL);
+    for (size_t i = 0; i < j->val.n; i++)
+        (*res)[i] = (double)j->val.y[i] - (double)out[i * w];
+    rt__sort(*res, j->val.n);
+    return MD_OK;
+}
+
+/* A statistic as the training scripts round those they store (pcommon._r: 6 digits). */
+static double r6(double v)
+{
+    char b[32];
+    snprintf(b, sizeof b, "%.6g", v);
+    return strtod(b, NULL);
+}
+
+/* profitability: each quantile the parent's interval lists, of the new residuals. */
+static int calib_quantiles(rt_job *j, const json_t *rq, const double *res, md_err *err)
+{
+    j->rq = json_object();
+    if (!j->rq)
+        return md_fail(err, MD_E_NOMEM, NULL, NULL);
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)rq, k, v)
+    {
+        char *end = NULL;
+        double q = strtod(k, &end);
+        if (*end || !(q >= 0 && q <= 1))
+            return md_fail(err, MD_E_MODEL_INVALID, "postprocessing.interval",
+                           "a residual quantile key is not a number in 0..1");
+        json_object_set_new(j->rq, k, json_real(r6(rt__quantile(res, j->val.n, q))));
+    }
+    return MD_OK;
+}
+
+/* Invariant 6: the new booster on the validation split, and what its manifest calibrates. */
+static int calibrate(rt_job *j, md_err *err)
+{
+    const json_t *post = json_object_get(mdl_version_manifest(j->active)->doc, "postprocessing");
+    const char *task = json_string_value(json_object_get(post, "task")) ?: "";
+    const json_t *pt = json_object_get(post, "threshold");
+    const json_t *rq = json_object_get(json_object_get(post, "interval"), "residual_quantiles");
+    const json_t *wtp = json_object_get(post, "willingness_to_pay");
+    j->thr = j->test_f1 = j->wtp_mu = j->wtp_s = NAN;
+    j->parent_thr = json_is_number(pt) ? json_number_value(pt) : NAN;
+    if (j->val.n == 0)
+        return MD_OK;
+    float *out = NULL;
+    double *res = NULL;
+    size_t w = 0;
+    int rc = predict_rows(&j->val, j->booster, &out, &w, err);
+    if (rc == MD_OK && strcmp(task, "classification") == 0 && json_is_number(pt))
+        rc = calib_threshold(j, out, w, err);
+    if (rc == MD_OK && (json_is_object(rq) || json_is_object(wtp)))
+        rc = val_residuals(j, out, w, &res, err);
+    if (rc == MD_OK && strcmp(task, "regression") == 0 && json_is_object(rq))
+        rc = calib_quantiles(j, rq, res, err);
+    if (rc == MD_OK && strcmp(task, "price_response") == 0 && json_is_object(wtp) &&
+        rt__logistic_fit(res, j->val.n, &j->wtp_mu, &j->wtp_s) != MD_OK)
+        j->wtp_mu = j->wtp_s = NAN; /* no spread: the parent's fit is kept */
+    free(out);
+    free(res);
+    return rc;
+}
+
+/* F1 of the new version on the test split at its (new) threshold. */
+static void test_f1(rt_job *j, const float *mine, size_t w)
+{
+    float *sc = malloc((j->test.n ? j->test.n : 1) * sizeof *sc);
+    int *t = malloc((j->test.n ? j->test.n : 1) * sizeof *t);
+    double thr = isnan(j->thr) ? j->parent_thr : j->thr;
+    if (sc && t && !isnan(thr)) {
+        threshold_scores(mine, w, &j->test, sc, t);
+        j->test_f1 = rt__f1_at(sc, t, j->test.n, thr);
+    }
+    free(sc);
+    free(t);
 }
 
 /* Both versions on the test split (invariant 1). The active one is loaded from its artefact
@@ -471,6 +639,8 @@ static int evaluate(rt_job *j, md_err *err)
     if (rc == MD_OK) {
         j->new_metric = metric(&j->sp, mine, w, &j->test);
         j->active_metric = metric(&j->sp, theirs, w, &j->test);
+        if (!isnan(j->parent_thr))
+            test_f1(j, mine, w);
     }
     xgb_model_free(active);
     free(mine);
@@ -548,7 +718,13 @@ static json_t *metrics_json(const rt_job *j)
         json_object_set_new(m, j->sp.metric, json_real(j->new_metric));
     if (!isnan(j->active_metric))
         json_object_set_new(m, parent, json_real(j->active_metric));
+    if (!isnan(j->test_f1))
+        json_object_set_new(m, strcmp(j->sp.metric, "roc_auc_leak") == 0 ? "f1_leak" : "f1",
+                            json_real(round(j->test_f1 * 1e4) / 1e4));
+    if (!isnan(j->thr) || !isnan(j->parent_thr))
+        json_object_set_new(m, "threshold", json_real(isnan(j->thr) ? j->parent_thr : j->thr));
     json_object_set_new(m, "test_samples", json_integer((json_int_t)j->test.n));
+    json_object_set_new(m, "validation_samples", json_integer((json_int_t)j->val.n));
     json_object_set_new(m, "train_samples", json_integer((json_int_t)j->train.n));
     json_object_set_new(m, "train_seconds", json_real(round(j->train_s * 1000) / 1000));
     return m;
@@ -577,6 +753,54 @@ static void training_json(const rt_job *j, json_t *t)
     json_object_set_new(t, "trained_from", json_string(j->in->data));
     json_object_set_new(t, "parent_version", json_string(mdl_version_id(j->active)));
     json_object_set_new(t, "trained_at", json_string(at));
+    json_object_set_new(t, "validation_rows", json_integer((json_int_t)j->val.n));
+    json_object_set_new(t, "test_overlap_rows", json_integer((json_int_t)j->overlap));
+}
+
+/* Invariant 6: the recalibrated postprocessing (what is not recalibrated stays the parent's),
+ * and where it came from. */
+static void calibration_json(const rt_job *j, json_t *post)
+{
+    if (!json_is_object(post))
+        return;
+    const char *how = !j->val.n ? "kept from the parent version: too few rows to hold out a "
+                                  "validation split"
+                      : !isnan(j->parent_thr) && isnan(j->thr)
+                          ? "the validation split of this retrain; the threshold is the "
+                            "parent's (the split has one class only)"
+                          : "the validation split of this retrain";
+    if (!isnan(j->thr))
+        json_object_set_new(post, "threshold", json_real(j->thr));
+    json_object_set_new(post, "calibrated_on", json_string(how));
+    json_object_set_new(post, "calibration_rows", json_integer((json_int_t)j->val.n));
+    if (j->rq)
+        json_object_set(json_object_get(post, "interval"), "residual_quantiles", j->rq);
+    json_t *wtp = json_object_get(post, "willingness_to_pay");
+    if (!isnan(j->wtp_mu) && json_is_object(wtp)) {
+        json_object_set_new(wtp, "location", json_real(r6(j->wtp_mu)));
+        json_object_set_new(wtp, "scale", json_real(r6(j->wtp_s)));
+    }
+}
+
+/* a's rows then b's into out (new, rt__rows_free). */
+static int rows_concat(const rt_rows *a, const rt_rows *b, rt_rows *out, md_err *err)
+{
+    size_t n = a->n + b->n;
+    out->ncols = a->ncols;
+    out->x = malloc((n ? n : 1) * a->ncols * sizeof *out->x);
+    out->y = malloc((n ? n : 1) * sizeof *out->y);
+    if (!out->x || !out->y)
+        return md_fail(err, MD_E_NOMEM, NULL, NULL);
+    if (a->n) {
+        memcpy(out->x, a->x, a->n * a->ncols * sizeof *out->x);
+        memcpy(out->y, a->y, a->n * sizeof *out->y);
+    }
+    if (b->n) {
+        memcpy(out->x + a->n * a->ncols, b->x, b->n * b->ncols * sizeof *out->x);
+        memcpy(out->y + a->n, b->y, b->n * sizeof *out->y);
+    }
+    out->n = out->cap = n;
+    return MD_OK;
 }
 
 /* The parent's manifest with the new version, sha256, metrics, validation and lineage. New. */
@@ -593,16 +817,25 @@ static int manifest_text(rt_job *j, char **text, md_err *err)
     json_object_set_new(doc, "sha256", json_string(hex));
     json_object_set_new(doc, "metrics", metrics_json(j));
     training_json(j, json_object_get(doc, "training"));
-    /* Drift of the new version is judged against the rows it learnt from. */
+    calibration_json(j, json_object_get(doc, "postprocessing"));
+    /* Drift of the new version is judged against the rows it was built from: the training and
+     * the validation rows, one population (the test rows it never saw are left out). */
     json_t *pre = json_object_get(doc, "preprocessing");
-    json_t *dist = rt__distribution(&j->sc, &j->train);
+    rt_rows all = {0};
+    int rc = rows_concat(&j->train, &j->val, &all, err);
+    json_t *dist = rc == MD_OK ? rt__distribution(&j->sc, &all) : NULL;
+    rt__rows_free(&all);
     if (json_is_object(pre) && dist)
         json_object_set(pre, "training_distribution", dist);
     json_decref(dist);
+    if (rc != MD_OK) {
+        json_decref(doc);
+        return rc;
+    }
     /* TreeSHAP samples belong to the parent's trees; the new booster explains itself live. */
     json_object_del(json_object_get(json_object_get(doc, "postprocessing"), "explanation"),
                     "samples");
-    int rc = revalidate(j, doc, err);
+    rc = revalidate(j, doc, err);
     *text = rc == MD_OK ? json_dumps(doc, JSON_INDENT(2)) : NULL;
     json_decref(doc);
     if (rc == MD_OK && !*text)
@@ -619,22 +852,28 @@ static int install(rt_job *j, int is_better, md_err *err)
     char p_model[MDL_VERSION_MAX + 16], p_mf[MDL_VERSION_MAX + 16], p_test[MDL_VERSION_MAX + 80];
     char test_path[PATH_MAX + 80];
     snprintf(test_path, sizeof test_path, "%s/%s", mdl_version_dir(j->active), j->sp.test_split);
-    int rc = next_version(j, err);
-    if (rc == MD_OK)
-        rc = manifest_text(j, &mf, err);
-    if (rc == MD_OK)
-        rc = rt__slurp(test_path, TEST_MAX_BYTES, "test_split", &test, &test_len, err);
-    snprintf(p_model, sizeof p_model, "%s/model.json", j->version);
-    snprintf(p_mf, sizeof p_mf, "%s/modeld.json", j->version);
-    snprintf(p_test, sizeof p_test, "%s/%s", j->version, j->sp.test_split);
-    mdl_file files[] = {{p_model, j->model, j->model_len},
-                        {p_mf, mf, mf ? strlen(mf) : 0},
-                        {p_test, test, test_len}};
+    int rc = rt__slurp(test_path, TEST_MAX_BYTES, "test_split", &test, &test_len, err);
     double pct = j->in->canary_percent > 0 ? j->in->canary_percent : DEFAULT_CANARY;
-    if (rc == MD_OK)
-        rc = mdl_install_as(j->cx->models, j->in->model, files, 3,
-                            is_better ? MDL_INSTALL_CANARY : MDL_INSTALL_STANDBY, pct, err);
-    free(mf);
+    /* invariant 7: a version taken meanwhile by a concurrent retrain: the next one */
+    for (int attempt = 0; rc == MD_OK; attempt++) {
+        rc = next_version(j, err);
+        if (rc == MD_OK)
+            rc = manifest_text(j, &mf, err);
+        snprintf(p_model, sizeof p_model, "%s/model.json", j->version);
+        snprintf(p_mf, sizeof p_mf, "%s/modeld.json", j->version);
+        snprintf(p_test, sizeof p_test, "%s/%s", j->version, j->sp.test_split);
+        mdl_file files[] = {{p_model, j->model, j->model_len},
+                            {p_mf, mf, mf ? strlen(mf) : 0},
+                            {p_test, test, test_len}};
+        if (rc == MD_OK)
+            rc = mdl_install_as(j->cx->models, j->in->model, files, 3,
+                                is_better ? MDL_INSTALL_CANARY : MDL_INSTALL_STANDBY, pct, err);
+        free(mf);
+        mf = NULL;
+        if (rc != MD_E_CONFLICT || attempt == 4)
+            break;
+        rc = MD_OK;
+    }
     free(test);
     return rc;
 }
@@ -655,11 +894,85 @@ static json_t *result_json(const rt_job *j, int is_better)
                             isnan(j->new_metric) ? json_null() : json_real(j->new_metric));
         json_object_set_new(o, "active",
                             isnan(j->active_metric) ? json_null() : json_real(j->active_metric));
+        json_object_set_new(o, "validation_rows", json_integer((json_int_t)j->val.n));
+        json_object_set_new(o, "test_overlap_rows", json_integer((json_int_t)j->overlap));
+        if (!isnan(j->parent_thr)) {
+            json_object_set_new(o, "threshold", json_real(isnan(j->thr) ? j->parent_thr : j->thr));
+            json_object_set_new(o, "parent_threshold", json_real(j->parent_thr));
+        }
     }
     return o;
 }
 
+/* fn(j) under a span named name; its attributes are added by add (may be NULL) after fn. */
+static int stage(rt_job *j, const char *name, int (*fn)(rt_job *, md_err *),
+                 void (*add)(const rt_job *, tr_span *), md_err *err)
+{
+    tr_span *span = pl__span(j->cx, name);
+    int rc = fn(j, err);
+    if (rc == MD_OK && add)
+        add(j, span);
+    return pl__span_end(span, rc);
+}
+
+static void rows_attrs(const rt_job *j, tr_span *s)
+{
+    tr_span_attr_str(s, "modeld.data", j->in->data);
+    tr_span_attr_int(s, "modeld.rows", (int64_t)j->train.n);
+    tr_span_attr_int(s, "modeld.skipped_rows", (int64_t)j->train.skipped);
+}
+
+static void test_attrs(const rt_job *j, tr_span *s)
+{
+    tr_span_attr_int(s, "modeld.rows", (int64_t)j->test.n);
+}
+
+static void train_attrs(const rt_job *j, tr_span *s)
+{
+    tr_span_attr_int(s, "modeld.rounds", j->rp.rounds);
+    tr_span_attr_int(s, "modeld.rows", (int64_t)j->train.n);
+    tr_span_attr_int(s, "modeld.model_bytes", (int64_t)j->model_len);
+}
+
+static void calib_attrs(const rt_job *j, tr_span *s)
+{
+    tr_span_attr_int(s, "modeld.validation_rows", (int64_t)j->val.n);
+    tr_span_attr_int(s, "modeld.test_overlap_rows", (int64_t)j->overlap);
+    if (!isnan(j->thr))
+        tr_span_attr_double(s, "modeld.threshold", j->thr);
+}
+
+static void eval_attrs(const rt_job *j, tr_span *s)
+{
+    tr_span_attr_str(s, "modeld.metric", j->sp.metric);
+    tr_span_attr_double(s, "modeld.new", j->new_metric);
+    tr_span_attr_double(s, "modeld.active", j->active_metric);
+    tr_span_attr_str(s, "modeld.active_version", mdl_version_id(j->active));
+}
+
+/* Install under the span "retrain register". */
+static int register_stage(rt_job *j, int is_better, md_err *err)
+{
+    tr_span *span = pl__span(j->cx, "retrain register");
+    int rc = install(j, is_better, err);
+    tr_span_attr_str(span, "modeld.model", j->in->model);
+    tr_span_attr_str(span, "modeld.version", j->version);
+    tr_span_attr_str(span, "modeld.state", is_better ? "CANARY" : "STANDBY");
+    return pl__span_end(span, rc);
+}
+
+static int retrain(pl_ctx *cx, const pl_retrain_in *in, json_t **out, md_err *err);
+
+/* The pipeline's span around the work; its stages are spans under it (spans.c). */
 int pl_retrain(pl_ctx *cx, const pl_retrain_in *in, json_t **out, md_err *err)
+{
+    tr_span *span = pl__span(cx, "pipeline retrain");
+    pl_ctx inner = pl__ctx_under(cx, span);
+    tr_span_attr_str(span, "modeld.model", in->model);
+    return pl__span_end(span, retrain(&inner, in, out, err));
+}
+
+static int retrain(pl_ctx *cx, const pl_retrain_in *in, json_t **out, md_err *err)
 {
     *out = NULL;
     rt_job *j = calloc(1, sizeof *j);
@@ -671,18 +984,22 @@ int pl_retrain(pl_ctx *cx, const pl_retrain_in *in, json_t **out, md_err *err)
     if (rc == MD_OK)
         rc = build_params(&j->sp, in->params, &j->rp, err);
     if (rc == MD_OK)
-        rc = read_rows(j, err);
+        rc = stage(j, "retrain load dataset", read_rows, rows_attrs, err);
     if (rc == MD_OK)
-        rc = read_test(j, err);
+        rc = stage(j, "retrain load test split", read_test, test_attrs, err);
+    if (rc == MD_OK)
+        rc = hold_out(j, err);
     if (rc == MD_OK)
         rc = md_cancel_check(cx->cancel, "reading", err);
     if (rc == MD_OK)
-        rc = train(j, err);
+        rc = stage(j, "retrain train", train, train_attrs, err);
     if (rc == MD_OK)
-        rc = evaluate(j, err);
+        rc = stage(j, "retrain calibrate", calibrate, calib_attrs, err);
+    if (rc == MD_OK)
+        rc = stage(j, "retrain validate", evaluate, eval_attrs, err);
     int is_better = rc == MD_OK && better(&j->sp, j->new_metric, j->active_metric);
     if (rc == MD_OK)
-        rc = install(j, is_better, err);
+        rc = register_stage(j, is_better, err);
     if (rc == MD_OK && !(*out = result_json(j, is_better)))
         rc = md_fail(err, MD_E_NOMEM, NULL, NULL);
     if (rc == MD_OK)
@@ -694,6 +1011,8 @@ int pl_retrain(pl_ctx *cx, const pl_retrain_in *in, json_t **out, md_err *err)
     free(j->model);
     rt__rows_free(&j->train);
     rt__rows_free(&j->test);
+    rt__rows_free(&j->val);
+    json_decref(j->rq);
     pr__schema_free(&j->sc);
     mdl_release(j->active);
     free(j);

@@ -7,6 +7,7 @@
 #include "pipelines/predict_int.h"
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* The manifest's "training" section of a retrainable model (strings borrowed from it). */
 typedef struct rt_spec {
@@ -55,6 +56,30 @@ int rt__read_feedback(store *st, const char *model, const pr_schema *sc, const r
 /* The training distribution of r's rows (retrain_dist.c): what
  * preprocessing.training_distribution holds for drift. New reference; NULL when out of memory. */
 json_t *rt__distribution(const pr_schema *sc, const rt_rows *r);
+
+/* ---- retrain_calib.c: leakage, the validation split, calibration ---- */
+
+#define RT_VAL_SHARE 0.2    /* of the training rows, held back to calibrate */
+#define RT_VAL_MIN_ROWS 20  /* fewer training rows: no validation split (the parent's kept) */
+
+/* Drop from r every row identical to a row of test (encoded features and label; invariant 1);
+ * *dropped: how many. */
+int rt__drop_overlap(rt_rows *r, const rt_rows *test, size_t *dropped, md_err *err);
+/* Move a seeded RT_VAL_SHARE of r's rows into val (new, rt__rows_free), keeping both in order;
+ * val stays empty when r has fewer than RT_VAL_MIN_ROWS rows. */
+int rt__split_validation(rt_rows *r, uint64_t seed, rt_rows *val, md_err *err);
+/* The F1-optimal threshold of scores s against 0/1 truths t on the grid 0.10..0.90 (churn.py's
+ * best_threshold); NAN when one class is absent. *f1_out (may be NULL): its F1. */
+double rt__best_threshold(const float *s, const int *t, size_t n, double *f1_out);
+/* F1 of predicting s >= thr. */
+double rt__f1_at(const float *s, const int *t, size_t n, double thr);
+void rt__sort(double *v, size_t n);
+/* The q-quantile of n sorted values, linear between order statistics (numpy's default). */
+double rt__quantile(const double *sorted, size_t n, double q);
+/* Maximum-likelihood location and scale of a logistic distribution of the n values r
+ * (scipy.stats.logistic.fit's estimate). MD_E_INVALID_PARAM for fewer than 2 values or no
+ * spread. */
+int rt__logistic_fit(const double *r, size_t n, double *mu, double *s);
 
 /* Whether a header (JSON array of names) has every required schema column and the label:
  * MD_E_UNSUPPORTED naming the first missing one. */

@@ -104,7 +104,7 @@ int pl__read_upload(const pl_ctx *cx, const pl_vec_in *in, store_upload *up, uin
 }
 
 /* Header -> admission -> pixels (invariant 1). *pixels gets what was admitted (0 if nothing). */
-int pl__admit_and_decode(const pl_ctx *cx, const void *data, size_t n, pl_vec_out *out,
+static int admit_and_decode(const pl_ctx *cx, const void *data, size_t n, pl_vec_out *out,
                             md_image **img, uint64_t *pixels, md_err *err)
 {
     img_limits def = img_limits_default();
@@ -122,6 +122,17 @@ int pl__admit_and_decode(const pl_ctx *cx, const void *data, size_t n, pl_vec_ou
     if (rc == MD_OK)
         rc = img_decode(data, n, lim, img, err);
     return rc;
+}
+
+int pl__admit_and_decode(const pl_ctx *cx, const void *data, size_t n, pl_vec_out *out,
+                         md_image **img, uint64_t *pixels, md_err *err)
+{
+    tr_span *s = pl__span(cx, "decode");
+    int rc = admit_and_decode(cx, data, n, out, img, pixels, err);
+    tr_span_attr_str(s, "modeld.format", img_format_name(out->format));
+    tr_span_attr_int(s, "modeld.width", out->width);
+    tr_span_attr_int(s, "modeld.height", out->height);
+    return pl__span_end(s, rc);
 }
 
 /* The converter's colormode: potrace is binary, smart looks at the pixels. */
@@ -166,6 +177,7 @@ static int result_meta(const pl_vec_in *in, const store_upload *up, const pl_vec
 int pl__keep_result(const pl_ctx *cx, const pl_vec_in *in, const store_upload *up,
                        pl_vec_out *out, md_err *err)
 {
+    tr_span *span = pl__span(cx, "store result");
     uint64_t t0 = md_now_ns();
     md_buf b;
     md_buf_init(&b, STORE_RESULT_META_MAX);
@@ -185,7 +197,7 @@ int pl__keep_result(const pl_ctx *cx, const pl_vec_in *in, const store_upload *u
             store_uploads_touch(cx->st, up->file_id, NULL); /* a used upload stays longer */
     }
     out->timing.store_ms = ms_since(t0);
-    return rc;
+    return pl__span_end(span, rc);
 }
 
 /* Decode, choose, trace; the budget is held only for this part (invariant 1). */
@@ -200,8 +212,13 @@ static int convert(pl_ctx *cx, const pl_vec_in *in, const void *data, size_t n, 
     if (rc == MD_OK)
         choose_mode(in, img, &p, out);
     vec_convert_opts vo = {.measure_quality = in->measure_quality, .cancel = cx->cancel};
-    if (rc == MD_OK)
+    if (rc == MD_OK) {
+        tr_span *span = pl__span(cx, "vectorize");
+        tr_span_attr_str(span, "modeld.colormode", p.colormode == VEC_BINARY ? "binary" : "color");
         rc = vec_convert(img, &p, &vo, &out->res, err);
+        pl__conversion_spans(span, out->res);
+        pl__span_end(span, rc);
+    }
     img_free(img);
     pl_budget_release(cx->budget, pixels);
     if (rc == MD_OK)
@@ -209,7 +226,23 @@ static int convert(pl_ctx *cx, const pl_vec_in *in, const void *data, size_t n, 
     return rc;
 }
 
+static int vectorize(pl_ctx *cx, const pl_vec_in *in, pl_vec_out *out, md_err *err);
+
+/* The pipeline's span around the work; its stages are spans under it (spans.c). */
 int pl_vectorize(pl_ctx *cx, const pl_vec_in *in, pl_vec_out *out, md_err *err)
+{
+    tr_span *span = pl__span(cx, "pipeline vectorize");
+    pl_ctx inner = pl__ctx_under(cx, span);
+    int rc = vectorize(&inner, in, out, err);
+    tr_span_attr_str(span, "modeld.converter", pl_converter_name(in->converter));
+    tr_span_attr_int(span, "modeld.width", out->width);
+    tr_span_attr_int(span, "modeld.height", out->height);
+    if (out->smart_binary >= 0)
+        tr_span_attr_int(span, "modeld.smart_binary", out->smart_binary);
+    return pl__span_end(span, rc);
+}
+
+static int vectorize(pl_ctx *cx, const pl_vec_in *in, pl_vec_out *out, md_err *err)
 {
     memset(out, 0, sizeof *out);
     out->smart_binary = -1;

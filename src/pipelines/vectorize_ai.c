@@ -40,6 +40,9 @@
 #define TIER2_PORTFOLIO 4
 #define TIER3_PORTFOLIO 10
 #define DEFAULT_TARGET 0.85
+/* Candidate conversions that get their own span; the rest are counted on "ai search"
+ * (spans.c, invariant 1). */
+#define MAX_TRACED_CONVERSIONS 24
 
 typedef enum search_state { S_ANALYSED, S_SEARCHING, S_DONE } search_state;
 
@@ -60,6 +63,7 @@ typedef struct search {
     int ntried;
     ai_model m[PL_AI_MODELS];
     int have[PL_AI_MODELS];
+    tr_span *stage; /* the stage's span (borrowed): parent of model runs and conversions */
 } search;
 
 static void search_assert_state(const search *s)
@@ -145,7 +149,13 @@ static int search_try(search *s, const vec_params *p, md_err *err)
     vec_result *r = NULL;
     elapsed_s(s);
     uint64_t w0 = md_now_ns();
+    tr_span *span = s->ntried <= MAX_TRACED_CONVERSIONS ? pl__span_under(s->stage, "ai convert")
+                                                        : NULL;
+    tr_span_attr_int(span, "modeld.candidate", s->ntried);
     int rc = vec_convert(s->img, p, &vo, &r, err);
+    pl__conversion_spans(span, r);
+    tr_span_attr_int(span, "modeld.kept", rc == MD_OK && better(s, r, s->best));
+    pl__span_end(span, rc);
     s->last_s = (double)(md_clock_now_ns(s->clk) - s->now_ns) / 1e9;
     s->now_fresh = 0;
     s->out->timing.optimize_ms += ms_since(w0);
@@ -174,6 +184,17 @@ static void note_fallback(pl_ai_out *out, const char *why)
              why);
 }
 
+/* One run of model `which` on rows x cols floats, a "model run" span under the stage. */
+static int model_run(search *s, int which, const float *x, int rows, int cols, float *y,
+                     md_err *err)
+{
+    tr_span *span = pl__span_under(s->stage, "model run");
+    tr_span_attr_str(span, "modeld.model", pl_ai_model_name(which));
+    tr_span_attr_str(span, "modeld.version", s->m[which].version);
+    tr_span_attr_int(span, "modeld.rows", rows);
+    return pl__span_end(span, ai__run(&s->m[which], x, rows, cols, s->cx->cancel, y, err));
+}
+
 /* Predicted [ssim, ln bytes, ln ms] of n parameter sets (q: n x 3). */
 static int predict_rows(search *s, const float *f, const vec_params *p, size_t n, float *q,
                         md_err *err)
@@ -187,7 +208,7 @@ static int predict_rows(search *s, const float *f, const vec_params *p, size_t n
         vec_params_encode(&p[i], x + i * cols + VEC_N_FEATURES);
     }
     uint64_t t0 = md_now_ns();
-    int rc = ai__run(&s->m[AI_QUALITY], x, (int)n, cols, s->cx->cancel, q, err);
+    int rc = model_run(s, AI_QUALITY, x, (int)n, cols, q, err);
     s->out->timing.prediction_ms += ms_since(t0);
     free(x);
     return rc;
@@ -200,7 +221,7 @@ static int classify(search *s, md_err *err)
     int rc = MD_OK;
     if (s->have[AI_CLASSIFIER]) {
         float pr[PL_AI_CLASSES];
-        rc = ai__run(&s->m[AI_CLASSIFIER], an->features, 1, VEC_N_FEATURES, s->cx->cancel, pr, err);
+        rc = model_run(s, AI_CLASSIFIER, an->features, 1, VEC_N_FEATURES, pr, err);
         for (int i = 0; i < PL_AI_CLASSES; i++)
             an->probs[i] = pr[i];
     } else {
@@ -211,6 +232,10 @@ static int classify(search *s, md_err *err)
     an->confidence = an->probs[an->logo_type];
     an->complexity = ai__complexity(an->features);
     s->out->timing.classify_ms = ms_since(t0);
+    tr_span_attr_str(s->stage, "modeld.logo_type", pl_ai_logo_type_name(an->logo_type));
+    tr_span_attr_double(s->stage, "modeld.confidence", an->confidence);
+    tr_span_attr_str(s->stage, "modeld.by", s->have[AI_CLASSIFIER] ? s->m[AI_CLASSIFIER].version
+                                                                    : "rules");
     return rc;
 }
 
@@ -220,7 +245,7 @@ static int guess_params(search *s, md_err *err)
     int rc = MD_OK;
     if (s->have[AI_PARAMS]) {
         float enc[VEC_N_PARAM_ENC];
-        rc = ai__run(&s->m[AI_PARAMS], an->features, 1, VEC_N_FEATURES, s->cx->cancel, enc, err);
+        rc = model_run(s, AI_PARAMS, an->features, 1, VEC_N_FEATURES, enc, err);
         vec_params_decode(enc, &an->guess);
     } else {
         ai__rules_params(an->features, an->logo_type, &an->guess);
@@ -494,26 +519,52 @@ static void release_models(search *s)
         ai__release(&s->m[i]);
 }
 
-static int analyse(search *s, md_err *err)
+static int features(search *s, md_err *err)
 {
-    pl_ai_out *out = s->out;
     uint64_t t0 = md_now_ns();
     int side = s->in->analysis_side ? s->in->analysis_side : VEC_FEATURES_SIDE;
-    int rc = vec_features_grid(s->img, side, out->an.features, err);
-    out->timing.features_ms = ms_since(t0);
-    if (rc == MD_OK)
-        rc = classify(s, err);
-    if (rc == MD_OK)
-        rc = guess_params(s, err);
-    if (rc != MD_OK)
-        return rc;
-    t0 = md_now_ns();
+    int rc = vec_features_grid(s->img, side, s->out->an.features, err);
+    s->out->timing.features_ms = ms_since(t0);
+    tr_span_attr_int(s->stage, "modeld.side", side);
+    return rc;
+}
+
+static int route(search *s, md_err *err)
+{
+    (void)err;
+    pl_ai_out *out = s->out;
+    uint64_t t0 = md_now_ns();
     out->an.recommended_tier =
         ai__route(out->an.logo_type, out->an.predicted_quality, out->target_quality,
                   s->in->time_budget_s, out->an.routing_reason, sizeof out->an.routing_reason);
     out->selected_tier = s->in->tier ? s->in->tier : out->an.recommended_tier;
     out->timing.routing_ms = ms_since(t0);
+    tr_span_attr_int(s->stage, "modeld.recommended_tier", out->an.recommended_tier);
+    tr_span_attr_int(s->stage, "modeld.tier", out->selected_tier);
+    tr_span_attr_str(s->stage, "modeld.reason", out->an.routing_reason);
     return MD_OK;
+}
+
+/* fn under a span named name (s->stage while it runs). */
+static int stage(search *s, const char *name, int (*fn)(search *, md_err *), md_err *err)
+{
+    tr_span *span = pl__span(s->cx, name);
+    s->stage = span;
+    int rc = fn(s, err);
+    s->stage = NULL;
+    return pl__span_end(span, rc);
+}
+
+static int analyse(search *s, md_err *err)
+{
+    int rc = stage(s, "ai features", features, err);
+    if (rc == MD_OK)
+        rc = stage(s, "ai classify", classify, err);
+    if (rc == MD_OK)
+        rc = stage(s, "ai params", guess_params, err);
+    if (rc == MD_OK)
+        rc = stage(s, "ai route", route, err);
+    return rc;
 }
 
 static double default_budget(int tier)
@@ -581,6 +632,23 @@ static int run_tier(search *s, md_err *err)
     return rc;
 }
 
+/* The search under its span "ai search", each conversion an "ai convert" under it. */
+static int search_stage(search *s, md_err *err)
+{
+    tr_span *span = pl__span(s->cx, "ai search");
+    s->stage = span;
+    int rc = run_tier(s, err);
+    s->stage = NULL;
+    tr_span_attr_int(span, "modeld.tier", s->out->tier_used);
+    tr_span_attr_str(span, "modeld.method", s->out->method);
+    tr_span_attr_int(span, "modeld.conversions", s->out->conversions);
+    tr_span_attr_int(span, "modeld.conversions_untraced",
+                     s->ntried > MAX_TRACED_CONVERSIONS ? s->ntried - MAX_TRACED_CONVERSIONS : 0);
+    tr_span_attr_double(span, "modeld.time_budget_s", s->budget_s);
+    tr_span_attr_int(span, "modeld.target_reached", s->out->target_reached);
+    return pl__span_end(span, rc);
+}
+
 /* The kept result's predicted quality, the result itself and the store. */
 static int finish(search *s, const store_upload *up, md_err *err)
 {
@@ -613,7 +681,7 @@ static int decode_and_run(search *s, const void *data, size_t n, const store_upl
     if (rc == MD_OK)
         rc = analyse(s, err);
     if (rc == MD_OK && !s->in->analyse_only)
-        rc = run_tier(s, err);
+        rc = search_stage(s, err);
     img_free(img);
     s->img = NULL;
     pl_budget_release(s->cx->budget, pixels);
@@ -622,7 +690,25 @@ static int decode_and_run(search *s, const void *data, size_t n, const store_upl
     return rc;
 }
 
+static int vectorize_ai(pl_ctx *cx, const pl_ai_in *in, pl_ai_out *out, md_err *err);
+
+/* The pipeline's span around the work; its stages are spans under it (spans.c). */
 int pl_vectorize_ai(pl_ctx *cx, const pl_ai_in *in, pl_ai_out *out, md_err *err)
+{
+    tr_span *span = pl__span(cx, "pipeline vectorize ai");
+    pl_ctx inner = pl__ctx_under(cx, span);
+    int rc = vectorize_ai(&inner, in, out, err);
+    tr_span_attr_int(span, "modeld.tier", out->selected_tier);
+    tr_span_attr_str(span, "modeld.logo_type", pl_ai_logo_type_name(out->an.logo_type));
+    tr_span_attr_int(span, "modeld.conversions", out->conversions);
+    tr_span_attr_double(span, "modeld.target_quality", out->target_quality);
+    if (rc == MD_OK && out->vec.res)
+        tr_span_attr_double(span, "modeld.ssim", out->vec.res->ssim.rgb);
+    tr_span_attr_int(span, "modeld.fallback", out->fallback_used);
+    return pl__span_end(span, rc);
+}
+
+static int vectorize_ai(pl_ctx *cx, const pl_ai_in *in, pl_ai_out *out, md_err *err)
 {
     memset(out, 0, sizeof *out);
     out->vec.smart_binary = -1;

@@ -58,18 +58,8 @@ int store_callback_add(store *st, const char *job_id, const char *url, md_err *e
     if (!url || !url[0] || strlen(url) >= STORE_SCHED_URL_MAX)
         return md_fail(err, MD_E_INVALID_PARAM, "callback_url", "1..%d bytes",
                        STORE_SCHED_URL_MAX - 1);
-    store__lock(st);
-    db_stmt *q = store__stmt(st, SQL_INSERT, err);
-    int rc = q ? MD_OK : MD_E_IO;
-    if (q) {
-        db_bind_text(q, 1, job_id);
-        db_bind_text(q, 2, url);
-        db_bind_int64(q, 3, md_clock_wall_ms(st->clock));
-        rc = store__step_write(st, q, MD_E_INTERNAL, "job_id", "not inserted", "insert callback",
-                               err);
-    }
-    store__unlock(st);
-    return rc;
+    store__arg a[] = {STORE_S(job_id), STORE_S(url), STORE_I(md_clock_wall_ms(st->clock))};
+    return store__write(st, SQL_INSERT, a, 3, MD_E_INTERNAL, "job_id", "not inserted", "insert callback", err);
 }
 
 int store_callback_get(store *st, const char *job_id, store_callback *out, md_err *err)
@@ -91,18 +81,9 @@ int store_callback_due(store *st, int64_t now_ms, size_t max, store_callback **o
 int store_callback_claim(store *st, const char *job_id, int expect_attempts, int64_t lease_until_ms,
                          md_err *err)
 {
-    store__lock(st);
-    db_stmt *q = store__stmt(st, SQL_CLAIM, err);
-    int rc = q ? MD_OK : MD_E_IO;
-    if (q) {
-        db_bind_int64(q, 1, lease_until_ms);
-        db_bind_text(q, 2, job_id);
-        db_bind_int64(q, 3, expect_attempts);
-        rc = store__step_write(st, q, MD_E_CONFLICT, "job_id", "this try was already claimed",
-                               "claim callback", err);
-    }
-    store__unlock(st);
-    return rc;
+    store__arg a[] = {STORE_I(lease_until_ms), STORE_S(job_id), STORE_I(expect_attempts)};
+    return store__write(st, SQL_CLAIM, a, 3, MD_E_CONFLICT, "job_id", "this try was already claimed",
+                        "claim callback", err);
 }
 
 int store_callback_finish(store *st, const char *job_id, int state, int64_t next_try_ms,
@@ -110,18 +91,8 @@ int store_callback_finish(store *st, const char *job_id, int state, int64_t next
 {
     if (state < STORE_CB_PENDING || state > STORE_CB_FAILED)
         return md_fail(err, MD_E_INTERNAL, "state", "no such callback state");
-    store__lock(st);
-    db_stmt *q = store__stmt(st, SQL_FINISH, err);
-    int rc = q ? MD_OK : MD_E_IO;
-    if (q) {
-        db_bind_text(q, 1, cb_states[state]);
-        db_bind_int64(q, 2, next_try_ms);
-        db_bind_text(q, 3, error ? error : "");
-        db_bind_int64(q, 4, state == STORE_CB_PENDING ? 0 : md_clock_wall_ms(st->clock));
-        db_bind_text(q, 5, job_id);
-        rc = store__step_write(st, q, MD_E_NOT_FOUND, "job_id", "the job has no callback",
-                               "finish callback", err);
-    }
-    store__unlock(st);
-    return rc;
+    store__arg a[] = {STORE_S(cb_states[state]), STORE_I(next_try_ms), STORE_S(error ? error : ""),
+                      STORE_I(state == STORE_CB_PENDING ? 0 : md_clock_wall_ms(st->clock)), STORE_S(job_id)};
+    return store__write(st, SQL_FINISH, a, 5, MD_E_NOT_FOUND, "job_id", "the job has no callback",
+                        "finish callback", err);
 }

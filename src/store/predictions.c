@@ -6,7 +6,11 @@
  * Invariants:
  *   1. Rows are appended, never updated; a feedback row exists only for a logged prediction of
  *      the same model (checked in the same locked section as the insert).
- *   2. A batch of predictions is one transaction: one commit for a whole /batch request.
+ *   2. A batch of predictions is one transaction: one commit for a whole /batch request (with
+ *      the write-behind log, predlog.c, a transaction holds whole groups: several requests'
+ *      rows, never part of one).
+ *   3. Every reader of the two tables first waits for the rows the write-behind log holds
+ *      (store__plog_sync), so a prediction answered before the read is seen by it.
  */
 #include "store/store_int.h"
 
@@ -42,12 +46,9 @@ void store_prediction_id(char out[STORE_PREDICTION_ID_MAX])
     store__random_hex(out + 2, 16);
 }
 
+/* One row (sizes checked by store_predictions_add). */
 static int add_one(store *s, db_stmt *st, const store_prediction *p, md_err *err)
 {
-    if (strnlen(p->inputs, STORE_PREDICTION_JSON_MAX + 1) > STORE_PREDICTION_JSON_MAX)
-        return md_fail(err, MD_E_TOO_LARGE, "inputs", "inputs too large to log");
-    if (strnlen(p->outputs, STORE_PREDICTION_JSON_MAX + 1) > STORE_PREDICTION_JSON_MAX)
-        return md_fail(err, MD_E_TOO_LARGE, "outputs", "outputs too large to log");
     db_bind_text(st, 1, p->id);
     db_bind_text(st, 2, p->model);
     db_bind_text(st, 3, p->version);
@@ -59,7 +60,7 @@ static int add_one(store *s, db_stmt *st, const store_prediction *p, md_err *err
     return rc;
 }
 
-int store_predictions_add(store *s, const store_prediction *p, size_t n, md_err *err)
+int store__predictions_insert(store *s, const store_prediction *p, size_t n, md_err *err)
 {
     if (n == 0)
         return MD_OK;
@@ -76,6 +77,20 @@ int store_predictions_add(store *s, const store_prediction *p, size_t n, md_err 
         store__rollback(s);
     store__unlock(s);
     return rc;
+}
+
+int store_predictions_add(store *s, const store_prediction *p, size_t n, md_err *err)
+{
+    /* checked here, so that a queued row is one the writer can insert */
+    for (size_t i = 0; i < n; i++) {
+        if (strnlen(p[i].inputs, STORE_PREDICTION_JSON_MAX + 1) > STORE_PREDICTION_JSON_MAX)
+            return md_fail(err, MD_E_TOO_LARGE, "inputs", "inputs too large to log");
+        if (strnlen(p[i].outputs, STORE_PREDICTION_JSON_MAX + 1) > STORE_PREDICTION_JSON_MAX)
+            return md_fail(err, MD_E_TOO_LARGE, "outputs", "outputs too large to log");
+    }
+    if (n == 0)
+        return MD_OK;
+    return s->plog ? store__plog_add(s, p, n, err) : store__predictions_insert(s, p, n, err);
 }
 
 static char *col_dup(db_stmt *st, int col)
@@ -111,6 +126,7 @@ static int list_rows(store *s, const char *sql, const char *model, int64_t from_
     store_prediction *arr = calloc(limit, sizeof *arr);
     if (!arr)
         return md_fail(err, MD_E_NOMEM, NULL, NULL);
+    store__plog_sync(s); /* invariant 3 */
     store__lock(s);
     db_stmt *st = store__stmt(s, sql, err);
     int rc = st ? MD_OK : MD_E_IO, r = DB_DONE;
@@ -153,6 +169,7 @@ int store_feedback_list(store *s, const char *model, size_t offset, size_t limit
 
 int store_feedback_count(store *s, const char *model, int64_t *n, md_err *err)
 {
+    store__plog_sync(s); /* invariant 3 */
     store__lock(s);
     db_stmt *st = store__stmt(s, SQL_COUNT_FEEDBACK, err);
     int rc = st ? MD_OK : MD_E_IO;
@@ -183,6 +200,7 @@ int store_feedback_put(store *s, const char *model, const char *prediction_id, c
 {
     if (strnlen(actual, STORE_PREDICTION_JSON_MAX + 1) > STORE_PREDICTION_JSON_MAX)
         return md_fail(err, MD_E_TOO_LARGE, "actual", "actual is too large");
+    store__plog_sync(s); /* invariant 3: the prediction may still be queued */
     store__lock(s);
     db_stmt *st = store__stmt(s, SQL_HAS, err);
     int rc = st ? MD_OK : MD_E_IO;

@@ -134,46 +134,21 @@ int store_schedule_due(store *st, int64_t now_ms, size_t max, store_schedule **o
 int store_schedule_claim(store *st, const char *id, int64_t expect_next_ms, int64_t new_next_ms,
                          int64_t run_ms, md_err *err)
 {
-    store__lock(st);
-    db_stmt *q = store__stmt(st, SQL_CLAIM, err);
-    int rc = q ? MD_OK : MD_E_IO;
-    if (q) {
-        db_bind_int64(q, 1, new_next_ms);
-        db_bind_int64(q, 2, run_ms);
-        db_bind_text(q, 3, id);
-        db_bind_int64(q, 4, expect_next_ms);
-        rc = store__step_write(st, q, MD_E_CONFLICT, "schedule_id", "this run was already claimed",
-                               "claim schedule", err);
-    }
-    store__unlock(st);
-    return rc;
+    store__arg a[] = {STORE_I(new_next_ms), STORE_I(run_ms), STORE_S(id), STORE_I(expect_next_ms)};
+    return store__write(st, SQL_CLAIM, a, 4, MD_E_CONFLICT, "schedule_id", "this run was already claimed",
+                        "claim schedule", err);
 }
 
 int store_schedule_set_job(store *st, const char *id, const char *job_id, md_err *err)
 {
-    store__lock(st);
-    db_stmt *q = store__stmt(st, SQL_SET_JOB, err);
-    int rc = q ? MD_OK : MD_E_IO;
-    if (q) {
-        db_bind_text(q, 1, job_id);
-        db_bind_text(q, 2, id);
-        rc = store__step_write(st, q, MD_E_NOT_FOUND, "schedule_id", "no such schedule",
-                               "set schedule job", err);
-    }
-    store__unlock(st);
-    return rc;
+    store__arg a[] = {STORE_S(job_id), STORE_S(id)};
+    return store__write(st, SQL_SET_JOB, a, 2, MD_E_NOT_FOUND, "schedule_id", "no such schedule",
+                        "set schedule job", err);
 }
 
 int store_schedule_delete(store *st, const char *id, md_err *err)
 {
-    store__lock(st);
-    db_stmt *q = store__stmt(st, SQL_DELETE, err);
-    int rc = q ? MD_OK : MD_E_IO;
-    if (q) {
-        db_bind_text(q, 1, id);
-        rc = store__step_write(st, q, MD_E_NOT_FOUND, "schedule_id", "no such schedule",
-                               "delete schedule", err);
-    }
-    store__unlock(st);
-    return rc;
+    store__arg a[] = {STORE_S(id)};
+    return store__write(st, SQL_DELETE, a, 1, MD_E_NOT_FOUND, "schedule_id", "no such schedule",
+                        "delete schedule", err);
 }

@@ -319,6 +319,25 @@ int store__step_write(store *s, db_stmt *st, int none_code, const char *none_fie
     return rc;
 }
 
+int store__write(store *s, const char *sql, const store__arg *args, int n, int none_code,
+                 const char *none_field, const char *none_msg, const char *what, md_err *err)
+{
+    store__lock(s);
+    db_stmt *q = store__stmt(s, sql, err);
+    int rc = q ? MD_OK : MD_E_IO;
+    if (q) {
+        for (int i = 0; i < n; i++) {
+            if (args[i].text)
+                db_bind_text(q, i + 1, args[i].s);
+            else
+                db_bind_int64(q, i + 1, args[i].i);
+        }
+        rc = store__step_write(s, q, none_code, none_field, none_msg, what, err);
+    }
+    store__unlock(s);
+    return rc;
+}
+
 void store__random_hex(char *out, size_t nbytes)
 {
     unsigned char raw[32];
@@ -447,6 +466,8 @@ static store *store_alloc(const store_opts *o)
 
 static void store_destroy(store *s)
 {
+    store_predlog_stop(s); /* the last queued rows, before the connections close */
+    store__plog_free(s->plog);
     for (int i = 0; s->pool && i < s->npool; i++)
         db_close(s->pool[i]);
     free(s->pool);

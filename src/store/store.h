@@ -27,6 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/buf.h"
 #include "base/clock.h"
 #include "base/err.h"
 
@@ -514,8 +515,10 @@ typedef struct store_prediction {
 
 /* "p_" + 32 random hex digits into out (STORE_PREDICTION_ID_MAX). */
 void store_prediction_id(char out[STORE_PREDICTION_ID_MAX]);
-/* Log n predictions in one transaction (inputs/outputs borrowed). MD_E_TOO_LARGE naming
- * "inputs" / "outputs" past STORE_PREDICTION_JSON_MAX; MD_E_IO, MD_E_STORAGE_FULL. */
+/* Log n predictions in one transaction (inputs/outputs borrowed for the call: copied when
+ * queued). With the write-behind log started (store_predlog_start, below) the rows are queued
+ * and committed by its writer, whole, with others; MD_OK then means accepted. MD_E_TOO_LARGE
+ * naming "inputs" / "outputs" past STORE_PREDICTION_JSON_MAX; MD_E_IO, MD_E_STORAGE_FULL. */
 int store_predictions_add(store *s, const store_prediction *p, size_t n, md_err *err);
 /* One model's logged predictions with from_ms <= time_ms < to_ms (to_ms 0 = no bound), newest
  * first, skipping offset, at most limit (1..10000) with their feedback. *out new
@@ -536,6 +539,49 @@ int store_feedback_list(store *s, const char *model, size_t offset, size_t limit
                         store_prediction **out, size_t *n, md_err *err);
 /* How many logged predictions of model have feedback. */
 int store_feedback_count(store *s, const char *model, int64_t *n, md_err *err);
+
+/* ---- write-behind prediction log (predlog.c) ----------------------------------------------
+ * With store_predlog_start, store_predictions_add copies its rows into a bounded queue and
+ * returns; one writer thread commits them in order, up to batch_rows per transaction, at most
+ * flush_ms after the oldest arrived. A full queue makes the caller wait up to wait_ms, then
+ * write inline (after the queued rows); nothing is dropped for lack of room. The readers here
+ * (list, feedback put/list/count) first wait for the rows queued before them, so the API sees
+ * every answered prediction. store_predlog_stop (or the last store_unref) writes what is
+ * queued. A process killed with SIGKILL loses the queued rows (at most one flush window):
+ * the database then holds a prefix of the accepted rows, never part of a row or of a group. */
+typedef struct store_predlog_opts {
+    int64_t flush_ms;  /* > 0: write behind, at most this long after a row arrived; 0: inline */
+    size_t batch_rows; /* rows per transaction (whole groups; one larger group alone); 0 = 256 */
+    size_t max_rows;   /* queue bound in rows; 0 = 8192 */
+    size_t max_bytes;  /* queue bound in bytes of JSON; 0 = 64 MiB */
+    int64_t wait_ms;   /* how long a full queue holds a caller before it writes inline; 0 = 250 */
+} store_predlog_opts;
+
+#define STORE_PREDLOG_NBUCKETS 12
+typedef struct store_predlog_stats {
+    uint64_t queued_rows;  /* waiting now */
+    uint64_t rows_written; /* committed by the writer */
+    uint64_t rows_inline;  /* committed by callers that found the queue full or stopped */
+    uint64_t rows_failed;  /* lost to a failed write (each logged as an error) */
+    uint64_t batches;      /* transactions committed */
+    uint64_t waits;        /* callers that waited for room */
+    double flush_seconds_sum;
+    uint64_t flush_buckets[STORE_PREDLOG_NBUCKETS + 1]; /* per bucket (not cumulative), +Inf last */
+    int64_t flush_ms;
+} store_predlog_stats;
+
+/* Start the writer (o->flush_ms <= 0: nothing to start, MD_OK). Call once, before the store is
+ * shared between threads. */
+int store_predlog_start(store *s, const store_predlog_opts *o, md_err *err);
+/* Write what is queued and stop the writer; later rows are written inline. Idempotent; NULL
+ * and a store without a writer are no-ops. */
+void store_predlog_stop(store *s);
+/* The counters (all 0 without a writer). */
+void store_predlog_stats_get(store *s, store_predlog_stats *out);
+/* Prometheus families modeld_predict_log_* appended to out (an http_collector_fn; ctx: the
+ * store, borrowed): queued rows, rows committed by path, failed rows, full-queue waits, and the
+ * flush latency histogram. */
+void store_predlog_metrics(md_buf *out, void *ctx);
 /* ---- schedules (schedules.c, issue 11 §4) -------------------------------------------------- */
 
 #define STORE_SCHED_ID_MAX 40

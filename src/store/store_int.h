@@ -54,8 +54,23 @@ struct store {
     int64_t blob_grace_ms;           /* a blob put this recently is never swept */
     bool results_fsync;              /* result blobs durable like uploads (store_opts) */
     const store_keyring *keyring;    /* borrowed: blobs encrypted at rest when set */
+    struct store__plog *plog;        /* owned: the write-behind prediction log (predlog.c);
+                                      * NULL = rows written in the request */
     atomic_int refs;
 };
+
+/* ---- the write-behind prediction log (predlog.c) ---- */
+typedef struct store__plog store__plog;
+/* Queue copies of n rows (s->plog set), or write them inline when the queue stays full or the
+ * writer has stopped (predlog.c invariant 2). */
+int store__plog_add(store *s, const store_prediction *rows, size_t n, md_err *err);
+/* Wait until every row queued before this call is committed or failed (invariant 4). Lock not
+ * held. No-op without a write-behind log. */
+void store__plog_sync(store *s);
+/* Free a stopped log (store_destroy). NULL is a no-op. */
+void store__plog_free(store__plog *p);
+/* Insert n rows in one transaction (predictions.c); takes and releases the lock. */
+int store__predictions_insert(store *s, const store_prediction *p, size_t n, md_err *err);
 
 void store__lock(store *s);
 void store__unlock(store *s);
@@ -119,6 +134,19 @@ int store__get_row(store *s, const char *sql, const char *id, store__row_fn read
  * none_code (field none_field, message none_msg) when it changed no row. */
 int store__step_write(store *s, db_stmt *st, int none_code, const char *none_field,
                       const char *none_msg, const char *what, md_err *err);
+
+/* One parameter of store__write: an integer or a text (borrowed for the call; NULL binds NULL). */
+typedef struct {
+    bool text;
+    int64_t i;
+    const char *s;
+} store__arg;
+#define STORE_I(v) ((store__arg){.text = false, .i = (v)})
+#define STORE_S(v) ((store__arg){.text = true, .s = (v)})
+/* Run the cached write sql with args[0..n) bound to ?1..?n: takes the lock, then like
+ * store__step_write. */
+int store__write(store *s, const char *sql, const store__arg *args, int n, int none_code,
+                 const char *none_field, const char *none_msg, const char *what, md_err *err);
 
 /* Apply migrations up to `target` (0 = latest) in one immediate transaction. Lock held. */
 int store__migrate(store *s, int target, md_err *err);

@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
+#include <math.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -106,6 +107,8 @@ static void test_exporter_json_and_drops(void **state)
     assert_memory_equal(tr_span_ctx(child)->trace_id, parent.trace_id, 16);
     tr_span_attr_str(child, "model", "iris\"q");
     tr_span_attr_int(child, "rows", 3);
+    tr_span_attr_double(child, "ssim", 0.875);
+    tr_span_attr_double(child, "nan", NAN);
     tr_span_status(child, MD_E_NOT_FOUND);
     tr_span *spans[2] = {root, child};
     md_buf b;
@@ -115,6 +118,9 @@ static void test_exporter_json_and_drops(void **state)
     assert_non_null(strstr(b.data, "\"parentSpanId\":\"00f067aa0ba902b7\""));
     assert_non_null(strstr(b.data, "\"stringValue\":\"iris\\\"q\""));
     assert_non_null(strstr(b.data, "{\"intValue\":\"3\"}"));
+    assert_non_null(strstr(b.data, "{\"doubleValue\":0.875}"));
+    /* JSON has no NaN: kept as text, so the body still parses */
+    assert_non_null(strstr(b.data, "\"key\":\"nan\",\"value\":{\"stringValue\":\"nan\"}"));
     assert_non_null(strstr(b.data, "\"message\":\"not_found\""));
     assert_non_null(strstr(b.data, "\"service.name\""));
     md_buf_free(&b);

@@ -3,9 +3,9 @@
 API: a single prediction equal to the one the test asks for itself, a batch whose bad row is
 listed with its field, a bulk CSV job to SUCCESS with its bad row in the result and a signed
 callback delivered to a local receiver on the allow-list (checked with hmac here), then a
-schedule on a stored dataset (created, listed, deleted) and a retrain from churn's shipped
-test split (models/churn/1/test.csv) that adds a CANARY or STANDBY version, the active one
-unchanged."""
+schedule on a stored dataset (created, listed, deleted) and a retrain from rows of churn's
+validation split (tests/fixtures/predict/retrain/churn.csv) that adds a CANARY or STANDBY
+version, the active one unchanged."""
 import csv
 import hashlib
 import hmac
@@ -162,7 +162,8 @@ def test_a_refused_step_is_reported(srv, client):
 
 @pytest.mark.parametrize("client", list(CLIENTS))
 def test_schedule_and_retrain(client):
-    retrain_csv = os.path.join(ROOT, "models", "churn", "1", "test.csv")
+    # rows of churn's validation split: its test split would be left out whole (leakage)
+    retrain_csv = os.path.join(ROOT, "tests", "fixtures", "predict", "retrain", "churn.csv")
     s = serve()
     try:
         before = requests.get(s.url + "/api/models/churn", headers=bearer(s.admin_key)).json()

@@ -10,7 +10,8 @@ API's discovery and OpenAPI documents), so the check is made of what works offli
 - the manifests against the binary: every ConfigMap / Secret key is a setting `modeld serve
   --help` documents, the probe paths are public GET routes of `modeld routes`, a serve node run
   with the ConfigMap's settings and the Deployment's args answers both probes with 200 and
-  exports the metrics the HPAs scale on, and a worker run likewise starts and stops cleanly."""
+  exports the metrics the HPAs scale on, and a worker run likewise starts, answers its liveness
+  probe and serves /metrics on the annotated port, and stops cleanly."""
 import os
 import re
 import shutil
@@ -216,9 +217,33 @@ def test_serve_node_as_deployed_answers_probes_and_exports_hpa_metrics():
     assert rc == 0
 
 
-def test_worker_as_deployed_starts_and_stops():
+def free_port():
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def test_worker_metrics_port_is_annotated_and_probed():
     w = by_kind("Deployment")["modeld-worker"]
     c = get(w, "spec.template.spec.containers")[0]
+    ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+    ann = get(w, "spec.template.metadata.annotations")
+    assert ann["prometheus.io/scrape"] == "true"
+    assert int(ann["prometheus.io/port"]) == ports["metrics"]
+    assert int(c["args"][c["args"].index("--metrics-port") + 1]) == ports["metrics"]
+    assert c["livenessProbe"]["httpGet"]["port"] == "metrics"
+
+
+def test_worker_as_deployed_starts_serves_metrics_and_stops():
+    w = by_kind("Deployment")["modeld-worker"]
+    c = get(w, "spec.template.spec.containers")[0]
+    # The Deployment's args, on a port free here (9464 may be taken on a shared machine).
+    args = list(c["args"])
+    port = free_port()
+    args[args.index("--metrics-port") + 1] = str(port)
     tmp = tempfile.mkdtemp(prefix="modeld-k8s-")
     try:
         env = dict(os.environ, **manifest_env(), MODELD_DATA_DIR=tmp,
@@ -228,9 +253,21 @@ def test_worker_as_deployed_starts_and_stops():
         assert s.stop() == 0
         s.cleanup()
         log = open(os.path.join(tmp, "worker.log"), "wb")
-        p = subprocess.Popen([_bin()] + c["args"], env=env, stdout=log, stderr=subprocess.STDOUT)
-        time.sleep(2)
-        assert p.poll() is None, open(os.path.join(tmp, "worker.log")).read()
+        p = subprocess.Popen([_bin()] + args, env=env, stdout=log, stderr=subprocess.STDOUT)
+        url = "http://127.0.0.1:%d" % port
+        end = time.time() + 60
+        while True:
+            assert p.poll() is None, open(os.path.join(tmp, "worker.log")).read()
+            try:
+                r = requests.get(url + c["livenessProbe"]["httpGet"]["path"], timeout=5)
+                break
+            except requests.ConnectionError:
+                assert time.time() < end, open(os.path.join(tmp, "worker.log")).read()
+                time.sleep(0.1)
+        assert r.status_code == 200
+        text = requests.get(url + get(w, "spec.template.metadata.annotations")["prometheus.io/path"],
+                            timeout=30).text
+        assert re.search(r'^modeld_jobs_claimed_total\{kind="enhance"\} 0$', text, re.M), text[:2000]
         p.send_signal(signal.SIGTERM)
         assert p.wait(timeout=w["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]) == 0
         text = open(os.path.join(tmp, "worker.log"), errors="replace").read()

@@ -90,15 +90,20 @@ def test_every_alert_has_a_firing_and_a_quiet_case():
 # ---- the live scrape ------------------------------------------------------------------------
 
 class Prometheus:
-    def __init__(self, target):
+    """Debian's prometheus on loopback: 1 s scrape and evaluation intervals, a temporary
+    storage, the rules of rules (default: the shipped alerts.yml), scraping target (an address
+    or a list of them; tests/cluster/test_alerts_live.py uses this class too)."""
+
+    def __init__(self, target, rules=None):
         self.dir = tempfile.mkdtemp(prefix="modeld-prom-")
         self.port = free_port()
         self.url = "http://127.0.0.1:%d" % self.port
+        targets = [target] if isinstance(target, str) else list(target)
         cfg = {
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-            "rule_files": [os.path.join(PROM_DIR, "alerts.yml")],
+            "rule_files": [rules or os.path.join(PROM_DIR, "alerts.yml")],
             "scrape_configs": [{"job_name": "modeld", "metrics_path": "/metrics",
-                                "static_configs": [{"targets": [target]}]}],
+                                "static_configs": [{"targets": targets}]}],
         }
         path = os.path.join(self.dir, "prometheus.yml")
         with open(path, "w") as f:

@@ -447,8 +447,15 @@ static void test_metrics(void **state)
     assert_non_null(strstr(t, "modeld_jobs{state=\"SUCCESS\"} 2\n"));
     assert_non_null(strstr(t, "modeld_jobs{state=\"FAILURE\"} 1\n"));
     assert_non_null(strstr(t, "modeld_jobs{state=\"QUEUED\"} 0\n"));
-    assert_non_null(strstr(t, "modeld_jobs_finished_total{outcome=\"success\"} 2\n"));
-    assert_non_null(strstr(t, "modeld_jobs_finished_total{outcome=\"failure\"} 1\n"));
+    assert_non_null(strstr(t, "modeld_jobs_finished_total{kind=\"ok\",outcome=\"success\"} 2\n"));
+    assert_non_null(strstr(t, "modeld_jobs_finished_total{kind=\"ok\",outcome=\"failure\"} 0\n"));
+    assert_non_null(strstr(t, "modeld_jobs_finished_total{kind=\"fail\",outcome=\"failure\"} 1\n"));
+    assert_non_null(strstr(t, "modeld_jobs_claimed_total{kind=\"ok\"} 2\n"));
+    assert_non_null(strstr(t, "modeld_jobs_claimed_total{kind=\"fail\"} 1\n"));
+    assert_non_null(strstr(t, "modeld_jobs_retried_total{kind=\"fail\"} 0\n"));
+    /* every run lands in the +Inf bucket and the count, whatever it took */
+    assert_non_null(strstr(t, "modeld_job_run_duration_seconds_bucket{kind=\"ok\",le=\"+Inf\"} 2\n"));
+    assert_non_null(strstr(t, "modeld_job_run_duration_seconds_count{kind=\"fail\"} 1\n"));
     assert_non_null(strstr(t, "modeld_job_lease_expiries_total{result=\"requeued\"} 0\n"));
     md_buf_free(&m);
 }

@@ -247,17 +247,22 @@ static void test_conv2d_shapes(void **state)
     check_conv(&g, "5x5 stride 3 + tanh");
 }
 
-/* Large 3x3 convolutions take oneDNN's Winograd path; tanh cannot be fused into it and runs as
- * a separate step, relu is fused. */
+/* Large 3x3 convolutions take oneDNN's Winograd path (on AVX-512; tanh cannot be fused into it
+ * and runs as a separate step, relu is fused), or our own (kernels/wino.c): both are run. */
 static void test_conv_winograd(void **state)
 {
     (void)state;
-    onnx_kconv_geom g = geom2d(1, 16, 16, 64, 64, 3, 1, 1, 1, 1, 1);
-    g.act = (onnx_kact){ONNX_KACT_TANH, 0, 0};
-    check_conv(&g, "winograd + tanh");
-    g = geom2d(1, 32, 12, 64, 66, 3, 1, 1, 1, 1, 1);
-    g.act = (onnx_kact){ONNX_KACT_RELU, 0, 0};
-    check_conv(&g, "winograd + relu");
+    static const char *const impl[] = {"onednn", "winograd"};
+    for (int i = 0; i < 2; i++) {
+        setenv("MODELD_ONNX_CONV3X3", impl[i], 1);
+        onnx_kconv_geom g = geom2d(1, 16, 16, 64, 64, 3, 1, 1, 1, 1, 1);
+        g.act = (onnx_kact){ONNX_KACT_TANH, 0, 0};
+        check_conv(&g, "winograd + tanh");
+        g = geom2d(1, 32, 12, 64, 66, 3, 1, 1, 1, 1, 1);
+        g.act = (onnx_kact){ONNX_KACT_RELU, 0, 0};
+        check_conv(&g, "winograd + relu");
+    }
+    unsetenv("MODELD_ONNX_CONV3X3");
 }
 
 static void test_conv1d_3d(void **state)

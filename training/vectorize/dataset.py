@@ -43,7 +43,7 @@ JOBS = 2  # this machine has 2 shared cores
 SIZES = [64, 96, 128, 192, 256, 320, 384, 448, 512, 640, 768, 1024]
 SIZE_W = [1, 1, 2, 2, 3, 3, 3, 3, 4, 2, 1, 1]
 # Per kind: how many images (full, tiny).
-COUNTS = {"geometric": (300, 4), "text": (320, 4), "gradient": (280, 4),
+COUNTS = {"geometric": (300, 4), "text": (520, 4), "gradient": (280, 4),
           "illustration": (200, 3), "photo": (100, 2)}
 ICON_THEMES = {  # theme: (directories under /usr/share/icons, full count, tiny count)
     "Papirus": (["Papirus/64x64/apps", "Papirus/64x64/places", "Papirus/64x64/devices",
@@ -60,7 +60,7 @@ JPEG_P = 0.12  # share of images re-encoded as JPEG (an uploaded JPEG logo)
 WIDE_TEXT_P = 0.5  # share of word marks on a wide canvas, 1.5:1 .. 3.5:1
 TEST_SHARE = 5  # one group in TEST_SHARE is held out
 QUALITY_MAX_SIDE = 640  # the quality design runs on images up to this size ...
-QUALITY_IMAGES = (400, 12)  # ... and on at most this many of them (full, tiny)
+QUALITY_IMAGES = (300, 12)  # ... and on at most this many of them (full, tiny)
 # Per image: the 3 presets, the ANCHORS (below; the same for every image), and its block's
 # N_GOOD + N_WIDE Latin-hypercube points (good region, whole design range).
 N_GOOD, N_WIDE, N_BLOCKS = 4, 3, 8
@@ -309,15 +309,49 @@ ANCHORS = [
     [3, 8, 8, 0, 3.5, 10, 45, 1, 0, 0],
 ]
 N_ANCHOR = len(ANCHORS)
+# The portfolio of the tiers (src/pipelines/ai_models.c PORTFOLIO, chosen by
+# bench/vectorize_portfolio.py on the training split): tier 2 converts its head, so the quality
+# model must rank exactly these well on one image. Measured on every quality image.
+PORTFOLIO = [
+    [2, 6, 8, 0, 3.5, 10, 45, 1, 0, 0], [2, 8, 16, 0, 3.5, 10, 45, 1, 0, 0],
+    [3, 6, 8, 60, 3.5, 10, 45, 1, 0, 1], [3, 6, 4, 0, 3.5, 10, 45, 1, 0, 0],
+    [2, 6, 4, 0, 3.5, 10, 45, 1, 0, 0], [2, 6, 12, 0, 3.5, 10, 45, 1, 0, 0],
+    [2, 6, 16, 60, 3.5, 10, 45, 1, 0, 1], [2, 6, 16, 0, 3.5, 10, 45, 1, 0, 0],
+    [2, 8, 8, 0, 3.5, 10, 45, 1, 0, 0], [2, 7, 8, 60, 3.5, 10, 45, 1, 0, 0],
+]
+# Per block of images: this many neighbours of the portfolio (one or two steps away in a few
+# coordinates), so that the model sees the good region densely where tier 2 and 3 search.
+N_NEAR = 5
 
 
 def anchors():
     """The presets and the anchor sets: (keys, decoded vectors [3 + N_ANCHOR, 10]), measured
     on every quality image (vectorize-params chooses among them)."""
     keys = [f"preset:{n}" for n in params.PRESETS] + [f"anchor:{k}" for k in range(N_ANCHOR)]
-    vecs = np.vstack([params.preset(n) for n in params.PRESETS] +
-                     [params.decode(np.array(ANCHORS, dtype=np.float64))])
-    return keys, vecs
+    vecs = [params.preset(n) for n in params.PRESETS] + \
+        list(params.decode(np.array(ANCHORS, dtype=np.float64)))
+    seen = {tuple(v) for v in vecs}
+    for k, v in enumerate(params.decode(np.array(PORTFOLIO, dtype=np.float64))):
+        if tuple(v) not in seen:  # a portfolio set that is already an anchor is measured once
+            seen.add(tuple(v))
+            keys.append(f"portfolio:{k}")
+            vecs.append(v)
+    return keys, np.vstack(vecs)
+
+
+def near(n, rng):
+    """n decoded neighbours of the portfolio: a portfolio set with 2 or 3 of filter_speckle,
+    color_precision, layer_difference, corner_threshold, splice_threshold, path_precision and
+    max_iterations moved one step (the steps the tiers' coordinate search takes)."""
+    steps = {0: [-1, 1], 1: [-1, 1], 2: [-4, 4, 8], 3: [15, 30, 45], 6: [-15, 15],
+             7: [1], 5: [-3, 3]}
+    out = []
+    for _ in range(n):
+        v = np.array(PORTFOLIO[int(rng.integers(0, len(PORTFOLIO)))], dtype=np.float64)
+        for c in rng.choice(sorted(steps), size=int(rng.integers(2, 4)), replace=False):
+            v[c] += steps[int(c)][int(rng.integers(0, len(steps[int(c)])))]
+        out.append(params.decode(np.clip(v, params.DESIGN_LO, params.DESIGN_HI)))
+    return np.array(out)
 
 
 def design(tiny):
@@ -325,13 +359,15 @@ def design(tiny):
     image; each block of images gets its own Latin-hypercube points."""
     keys, vecs = anchors()
     out = [(k, v, None) for k, v in zip(keys, vecs)]
-    n_good, n_wide = (1, 1) if tiny else (N_GOOD, N_WIDE)
+    n_good, n_wide, n_near = (1, 1, 1) if tiny else (N_GOOD, N_WIDE, N_NEAR)
     for b in range(N_BLOCKS):
         good = params.lhs(n_good, np.random.default_rng(SEED + 100 + b), params.GOOD_LO,
                           params.GOOD_HI)
         wide = params.lhs(n_wide, np.random.default_rng(SEED + 200 + b))
+        close = near(n_near, np.random.default_rng(SEED + 300 + b))
         out += [(f"good:{b}:{k}", v, b) for k, v in enumerate(good)]
         out += [(f"wide:{b}:{k}", v, b) for k, v in enumerate(wide)]
+        out += [(f"near:{b}:{k}", v, b) for k, v in enumerate(close)]
     return out
 
 

@@ -168,9 +168,9 @@ def manifest(m, digest, features, samples, metrics):
     return doc
 
 
-def training_text(arch, loss, seed, epochs, lr, wd, ops, folded="the first layer"):
+def training_text(arch, loss, seed, epochs, lr, wd, ops, folded="the first layer", batch=64):
     """The "Training" section of a model card."""
     return (f"{arch}; {loss}; AdamW lr {lr}, weight decay {wd}, cosine schedule, {epochs} "
-            f"epochs, batch 64, seed {seed}, one CPU thread, deterministic algorithms. "
+            f"epochs, batch {batch}, seed {seed}, one CPU thread, deterministic algorithms. "
             f"Standardisation folded into {folded}. ONNX opset {common.OPSET}, operators: "
             f"{', '.join(ops)}.")

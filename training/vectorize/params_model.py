@@ -17,7 +17,7 @@ that image (issue 9's size budget).
 Evaluation is measured, not predicted: every held-out image is traced for real with the decoded
 output, and its SSIM error (1 - SSIM) compared with the default preset's on that image.
 
-Usage: params_model.py [--tiny] OUTROOT   (writes OUTROOT/vectorize-params/1/)
+Usage: params_model.py [--tiny] OUTROOT   (writes OUTROOT/vectorize-params/3/)
 """
 import os
 import sys
@@ -30,7 +30,7 @@ import mlp  # noqa: E402
 import params  # noqa: E402
 from mlp import common, dataset  # noqa: E402
 
-NAME, VERSION, SEED = "vectorize-params", "2", 20261209
+NAME, VERSION, SEED = "vectorize-params", "3", 20261209
 HIDDEN, EPOCHS, LR, WD = 64, 300, 2e-3, 1e-3
 SIZE_BUDGET = 3.0
 TAU = 0.004   # SSIM difference that counts as a near tie between prototypes

@@ -18,7 +18,13 @@ import numpy as np
 FONTS = ["DejaVu Sans", "DejaVu Serif", "DejaVu Sans Mono", "Liberation Sans", "Liberation Serif",
          "Liberation Mono", "Noto Sans", "Noto Serif", "Noto Sans Mono", "FreeSans", "FreeSerif",
          "FreeMono", "Nimbus Sans", "Nimbus Roman", "Nimbus Mono PS", "URW Gothic", "URW Bookman",
-         "C059", "P052", "Carlito", "Z003"]
+         "C059", "P052", "Carlito", "Z003", "DejaVu Sans Condensed", "DejaVu Serif Condensed",
+         "Nimbus Sans Narrow", "Noto Sans Display", "Noto Serif Display", "Lato", "Open Sans",
+         "Open Sans Condensed", "Comfortaa", "Cantarell", "Roboto", "Roboto Condensed",
+         "Caladea", "League Spartan"]
+# CSS weights; the families with several (Lato, Open Sans, Cantarell, League Spartan, Roboto)
+# show them, the others fall back to their regular or bold face.
+WEIGHTS = ["300", "normal", "normal", "500", "bold", "bold", "800", "900"]
 SYLLABLES = ["ka", "lo", "mi", "ne", "tra", "vox", "zen", "bit", "cor", "dyn", "ex", "fy", "gro",
              "hub", "io", "jet", "lux", "max", "nova", "opt", "pix", "qu", "ray", "sol", "tek",
              "uni", "vi", "wave", "xo", "yo", "zap", "ar", "on", "ly", "ify", "co", "lab", "net"]
@@ -111,42 +117,130 @@ def geometric(rng, w, bg):
 
 
 def word(rng):
-    if rng.random() < 0.3:
+    """A short made-up word: initials (1-3 capitals) or 2-3 syllables, capitalised, upper or
+    lower case, sometimes with a digit or an ampersand."""
+    if rng.random() < 0.25:
         letters = "ABCDEFGHJKLMNPQRSTUVWXYZ"
         return "".join(letters[int(i)] for i in rng.integers(0, len(letters),
                                                               int(rng.integers(1, 4))))
     s = "".join(SYLLABLES[int(i)] for i in rng.integers(0, len(SYLLABLES),
                                                        int(rng.integers(2, 4))))
-    return s.capitalize() if rng.random() < 0.6 else s.upper()
+    u = rng.random()
+    s = s.capitalize() if u < 0.5 else s.upper() if u < 0.8 else s
+    if rng.random() < 0.08:
+        s += str(int(rng.integers(1, 100)))
+    elif rng.random() < 0.05:
+        s = s + " & " + SYLLABLES[int(rng.integers(0, len(SYLLABLES)))].capitalize()
+    return s
+
+
+def tagline(rng):
+    """A small line under a word mark: two or three lower-case words."""
+    return " ".join(SYLLABLES[int(i)] + SYLLABLES[int(j)] for i, j in
+                    rng.integers(0, len(SYLLABLES), (int(rng.integers(2, 4)), 2)))
+
+
+def _text_el(x, y, s, font, size, weight, style, paint, anchor="middle", spacing=0.0):
+    sp = f' letter-spacing="{_f(spacing)}"' if spacing else ""
+    # y is the line's centre; the baseline is about a third of the size below it (librsvg
+    # does not honour dominant-baseline="central").
+    return (f'<text x="{_f(x)}" y="{_f(y + 0.35 * size)}" font-family="{font}" '
+            f'font-size="{_f(size)}" font-weight="{weight}" font-style="{style}" '
+            f'text-anchor="{anchor}"{sp} {paint}>{s.replace("&", "&amp;")}</text>')
+
+
+def _text_paint(rng, fill, bg_colour, w):
+    """fill only (most), an outline only (fill none), or a fill with an outline."""
+    u = rng.random()
+    sw = _f(max(1.0, w * rng.uniform(0.003, 0.01)))
+    if u < 0.12:
+        return f'fill="none" stroke="{fill}" stroke-width="{sw}"'
+    if u < 0.2:
+        return f'fill="{fill}" stroke="{bg_colour}" stroke-width="{sw}"'
+    return f'fill="{fill}"'
+
+
+def icon(rng, cx, cy, s, cols):
+    """A small mark beside a word: one to three flat shapes in a box of side s centred at
+    (cx, cy)."""
+    out = ""
+    for _ in range(int(rng.integers(1, 4))):
+        el = shape(rng, s, cols[int(rng.integers(0, len(cols)))])
+        out += el
+    return f'<g transform="translate({_f(cx - s / 2)},{_f(cy - s / 2)})">{out}</g>'
 
 
 def text(rng, w, bg, h=None):
-    """A word mark or monogram in one of FONTS on a w x h canvas (wide for most word marks),
-    sometimes on a badge or with a gradient fill. The text's colour differs from the badge's and
-    the background's, so it stays readable."""
+    """A text logo on a w x h canvas (wide for most word marks), in one of FONTS at one of
+    WEIGHTS, laid out as one of:
+      word      a word mark or monogram (1-2 lines), sometimes on a badge shape;
+      icon      a mark (flat shapes) beside or above the word;
+      bar       a coloured bar (square or rounded) across the canvas, the word on it;
+      tagline   a word mark with a small line of text under it;
+    each with a flat fill, a gradient fill, an outline only or a fill with an outline. The
+    text's colour differs from the badge's, the bar's and the background's (palette() spreads
+    hues), so it stays readable."""
     h = w if h is None else h
     cols = palette(rng, int(rng.integers(2, 5)))
     body = background(rng, w, bg, cols[-1], h)
+    ground = cols[-1] if bg == "colour" else "#ffffff"
     defs = ""
-    if rng.random() < 0.35:
+    layout = str(rng.choice(["word", "icon", "bar", "tagline"], p=[0.4, 0.2, 0.2, 0.2]))
+    font = FONTS[int(rng.integers(0, len(FONTS)))]
+    weight = WEIGHTS[int(rng.integers(0, len(WEIGHTS)))]
+    style = "italic" if rng.random() < 0.12 else "normal"
+    spacing = 0.0
+    fill = cols[0]
+    if rng.random() < 0.12:
+        defs = gradient_def(rng, "tg", palette(rng, 2), w)
+        fill = "url(#tg)"
+    lines = [word(rng) for _ in range(int(rng.integers(1, 3)) if layout == "word" else 1)]
+    longest = max(len(s) for s in lines)
+    # The box the text gets: the whole canvas, or what the icon / bar / tagline leave.
+    x0, y0, bw, bh = 0.0, 0.0, float(w), float(h)
+    if layout == "word" and rng.random() < 0.35:
         s = min(w, h)
         badge = shape(rng, s, cols[1] if len(cols) > 2 else cols[-1])
         body += f'<g transform="translate({_f((w - s) / 2)},{_f((h - s) / 2)})">{badge}</g>'
-    lines = [word(rng) for _ in range(int(rng.integers(1, 3)))]
-    font = FONTS[int(rng.integers(0, len(FONTS)))]
-    weight = "bold" if rng.random() < 0.5 else "normal"
-    style = "italic" if rng.random() < 0.15 else "normal"
-    longest = max(len(s) for s in lines)
-    size = min(0.8 * h / len(lines), 1.25 * w / max(longest, 1)) * rng.uniform(0.6, 0.95)
-    fill = cols[0]
-    if rng.random() < 0.15:
-        defs = gradient_def(rng, "tg", palette(rng, 2), w)
-        fill = "url(#tg)"
-    y0 = h / 2 - (len(lines) - 1) * size * 0.55
+    elif layout == "icon":
+        if w >= 1.4 * h:  # icon on the left, word on the right
+            s = 0.8 * h
+            body += icon(rng, 0.05 * w + s / 2, h / 2, s, cols[1:] or cols)
+            x0, bw = 0.05 * w + s, w - (0.05 * w + s)
+        else:  # icon above, word below
+            s = 0.5 * h
+            body += icon(rng, w / 2, 0.05 * h + s / 2, s, cols[1:] or cols)
+            y0, bh = 0.05 * h + s, h - (0.05 * h + s)
+    elif layout == "bar":
+        bar_h = h * rng.uniform(0.35, 0.8)
+        rx = bar_h * rng.uniform(0, 0.5) if rng.random() < 0.5 else 0
+        bar = cols[1] if len(cols) > 2 else cols[-1]
+        if bar == ground:
+            bar = palette(rng, 1)[0]
+        body += (f'<rect x="{_f(0.04 * w)}" y="{_f((h - bar_h) / 2)}" width="{_f(0.92 * w)}" '
+                 f'height="{_f(bar_h)}" rx="{_f(rx)}" fill="{bar}"/>')
+        ground = bar
+        x0, y0, bw, bh = 0.06 * w, (h - bar_h) / 2, 0.88 * w, bar_h
+        if rng.random() < 0.5 and fill != "url(#tg)":
+            fill = "#ffffff" if rng.random() < 0.6 else cols[0]
+    elif layout == "tagline":
+        bh = 0.7 * h
+    if rng.random() < 0.2:
+        spacing = rng.uniform(0.02, 0.15)
+    size = min(0.8 * bh / len(lines), 1.25 * bw / max(longest, 1) / (1 + spacing)) * \
+        rng.uniform(0.6, 0.95)
+    paint = _text_paint(rng, fill, ground, min(w, h))
+    cy = y0 + bh / 2 - (len(lines) - 1) * size * 0.55
     for i, s in enumerate(lines):
-        body += (f'<text x="{_f(w / 2)}" y="{_f(y0 + i * size * 1.1)}" font-family="{font}" '
-                 f'font-size="{_f(size)}" font-weight="{weight}" font-style="{style}" '
-                 f'text-anchor="middle" dominant-baseline="central" fill="{fill}">{s}</text>')
+        body += _text_el(x0 + bw / 2, cy + i * size * 1.1, s, font, size, weight, style, paint,
+                         spacing=spacing * size)
+    if layout == "tagline":
+        tl = tagline(rng)
+        ts = min(size * rng.uniform(0.22, 0.45), 1.6 * w / max(len(tl), 1))
+        tcol = cols[1] if len(cols) > 2 and rng.random() < 0.5 else cols[0]
+        body += _text_el(w / 2, 0.7 * h + 0.5 * (0.3 * h), tl,
+                         FONTS[int(rng.integers(0, len(FONTS)))], ts, "normal", "normal",
+                         f'fill="{tcol}"')
     return _svg(w, body, defs, h=h)
 
 

@@ -3,9 +3,11 @@
  * A chain is a convolution followed by more convolutions and poolings, stage i+1 reading stage
  * i's output. At build time every stage gets a oneDNN primitive: Winograd for large 3x3 convs,
  * else the blocked nChw16c layout (the first conv of a net reads plain NCHW directly), else
- * whatever oneDNN prefers; oneDNN's slow reference implementations are never taken. Weights are
- * reordered once into the layout the primitive wants. The chain then compiles to a short program
- * of steps: reorder the input if the first primitive wants another layout, run each stage (its
+ * whatever oneDNN prefers; oneDNN's slow reference implementations are never taken. Where
+ * oneDNN has no Winograd (2.6 has it for AVX-512 only), a 3x3 or 5x5 stride-1 stage runs on our
+ * own Winograd F(4,3) instead (wino.c, AVX2 + FMA, plain NCHW in and out; own_winograd). Weights
+ * are reordered once into the layout the primitive wants. The chain then compiles to a short
+ * program of steps: reorder the input if the first primitive wants another layout, run each stage (its
  * activation fused as a post-op, or as an in-place step where Winograd cannot fuse it), reorder
  * between stages only when layouts differ, and reorder the result back to plain NCHW.
  * Intermediates live in two ping-pong slots of the caller's scratch.
@@ -21,6 +23,9 @@
  *     read.
  *  4. When any stage has no oneDNN implementation, the whole chain runs on the direct loops
  *     (conv_direct.c) with plain intermediates; results are the same up to rounding.
+ *  5. A step of our own Winograd (kstep.wino) reads and writes plain NCHW, has no oneDNN
+ *     primitive or memory objects, and runs after a stream wait, so it sees every earlier
+ *     step's output; its scratch is the B_WINO region.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -35,7 +40,7 @@
 #define ALIGN 64
 
 /* Where a step argument's data is at run time. */
-enum bufref { B_X, B_Y, B_SLOT0, B_SLOT1, B_WRUN, B_BRUN, B_WSCR, B_PAD, B_CONST };
+enum bufref { B_X, B_Y, B_SLOT0, B_SLOT1, B_WRUN, B_BRUN, B_WSCR, B_PAD, B_WINO, B_CONST };
 
 typedef struct karg {
     int arg;              /* DNNL_ARG_* */
@@ -45,7 +50,9 @@ typedef struct karg {
 } karg;
 
 typedef struct kstep {
-    dnnl_primitive_t prim;
+    dnnl_primitive_t prim;   /* NULL for a step of our own Winograd */
+    onnx__wino *wino;        /* our own Winograd (wino.c), plain NCHW from win_in to win_out */
+    int win_in, win_out;
     int serial;           /* a reorder: memory-bound, run on the calling thread alone */
     int nargs;
     karg args[MAX_ARGS];
@@ -69,7 +76,7 @@ struct onnx__conv {
     void **owned;            /* weights/bias buffers in oneDNN layout, freed with the chain */
     int nowned;
     const float **pw, **pb;  /* direct loops: plain weights/bias per stage (in owned) */
-    size_t slot_bytes, wscr_bytes, pad_bytes;
+    size_t slot_bytes, wscr_bytes, pad_bytes, wino_bytes;
     pthread_mutex_t mu;
     exec_ctx *pool;
 };
@@ -274,6 +281,37 @@ static int winograd_fits(const onnx_kconv_geom *g)
            g->ic >= 16 && g->oc >= 16 && g->out[0] * g->out[1] >= 64 * 64 &&
            strcmp(policy(), "nowino") != 0 &&
            strcmp(policy(), "any") != 0;
+}
+
+/* Whether oneDNN, as capped by the CPU and ONEDNN_MAX_CPU_ISA, has Winograd of its own: its
+ * 2.6 release has it for AVX-512 only. */
+static int onednn_has_winograd(void)
+{
+    dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
+    return ((unsigned)isa & (unsigned)dnnl_cpu_isa_avx512_core) ==
+           (unsigned)dnnl_cpu_isa_avx512_core;
+}
+
+/* Whether stage g runs on our own Winograd F(4,3) (wino.c) rather than oneDNN. Env
+ * MODELD_ONNX_CONV3X3: "winograd" wherever it can run (a 3x3 or 5x5 stride-1 conv with constant
+ * weights on an AVX2 + FMA CPU), "onednn" never, "auto" (the default) wherever oneDNN has no
+ * Winograd (CPUs without AVX-512, or oneDNN capped below it: ours measured 1.8-3x faster than
+ * its direct AVX2 kernels per layer, small channel counts and images included); and, beside
+ * oneDNN's AVX-512 Winograd, where ours measured faster on a Xeon with AVX-512: 3x3 with up to
+ * 32 output channels (1.1-1.3x per layer counting oneDNN's reorders to and from its blocked
+ * layout, more for a few channels, which oneDNN runs directly); from 48 channels on its 16-wide
+ * products win, and 5x5 kernels, which it runs directly, came out even.
+ * MODELD_ONNX_CONV_POLICY=nowino|any turn it off too. */
+static int own_winograd(const onnx_kconv_geom *g, int runtime_weights)
+{
+    const char *v = getenv("MODELD_ONNX_CONV3X3");
+    if (runtime_weights || !onnx__wino_geom_ok(g) || strcmp(policy(), "nowino") == 0 ||
+        strcmp(policy(), "any") == 0 || (v != NULL && strcmp(v, "onednn") == 0) ||
+        !onnx__wino_cpu_ok())
+        return 0;
+    if (v != NULL && strcmp(v, "winograd") == 0)
+        return 1;
+    return !onednn_has_winograd() || (g->oc <= 32 && g->k[0] == 3);
 }
 
 /* The primitive descriptor of one stage, trying the fastest forms first: Winograd where it fits,
@@ -481,10 +519,44 @@ static int other_slot(int buf)
 
 /* Compile stage si: input reorder if needed, weights, the conv itself. *cur / *cur_md track where
  * the running activation is. */
+/* Compile stage si onto our own Winograd: the activation is reordered to plain NCHW first if a
+ * previous stage left it blocked; the output is plain NCHW. */
+static int build_wino_stage(onnx__conv *c, int si, const float *w, const float *b, int *cur,
+                            dnnl_memory_desc_t *cur_md)
+{
+    const onnx_kconv_geom *g = &c->st[si].conv;
+    dnnl_memory_desc_t plain_in, plain_out;
+    md_err e;
+    if (stage_md(&c->st[si], 0, &plain_in) || stage_md(&c->st[si], 1, &plain_out))
+        return -1;
+    if (!dnnl_memory_desc_equal(&plain_in, cur_md)) {
+        int to = other_slot(*cur);
+        note_slot(c, &plain_in);
+        if (add_reorder(c, *cur, cur_md, to, &plain_in))
+            return -1;
+        *cur = to;
+    }
+    kstep *s = &c->steps[c->nsteps];
+    if (onnx__wino_new(g, w, g->has_bias ? b : NULL, c->nthr, &s->wino, &e) != MD_OK)
+        return -1;
+    c->nsteps++;
+    s->win_in = *cur;
+    s->win_out = si == c->nstages - 1 ? B_Y : other_slot(*cur);
+    if (s->win_out != B_Y)
+        note_slot(c, &plain_out);
+    size_t need = onnx__wino_scratch(s->wino);
+    c->wino_bytes = need > c->wino_bytes ? need : c->wino_bytes;
+    *cur = s->win_out;
+    *cur_md = plain_out;
+    return 0;
+}
+
 static int build_stage(onnx__conv *c, int si, const float *w, const float *b, int *cur,
                        dnnl_memory_desc_t *cur_md)
 {
     int split_act;
+    if (own_winograd(&c->st[si].conv, c->runtime_weights))
+        return build_wino_stage(c, si, w, b, cur, cur_md);
     dnnl_primitive_desc_t pd = stage_pd(&c->st[si].conv, &split_act);
     if (pd == NULL)
         return -1;
@@ -635,13 +707,17 @@ static void free_ctx(onnx__conv *c, exec_ctx *x)
 /* Drop the oneDNN program (used when the build fails half-way and we fall back to loops). */
 static void drop_steps(onnx__conv *c)
 {
-    for (int i = 0; i < c->nsteps; i++)
-        dnnl_primitive_destroy(c->steps[i].prim);
+    for (int i = 0; i < c->nsteps; i++) {
+        if (c->steps[i].prim != NULL)
+            dnnl_primitive_destroy(c->steps[i].prim);
+        onnx__wino_free(c->steps[i].wino);
+        c->steps[i] = (kstep){0};
+    }
     c->nsteps = 0;
     for (int i = 0; i < c->nowned; i++)
         free(c->owned[i]);
     c->nowned = 0;
-    c->slot_bytes = c->wscr_bytes = c->pad_bytes = 0;
+    c->slot_bytes = c->wscr_bytes = c->pad_bytes = c->wino_bytes = 0;
 }
 
 void onnx__conv_free(onnx__conv *c)
@@ -834,12 +910,21 @@ int onnx__conv_new(int n_stages, const onnx_kconv_geom *g, const float *const *w
 
 size_t onnx__conv_scratch(const onnx__conv *c)
 {
-    return 2 * round_up(c->slot_bytes) + round_up(c->wscr_bytes) + round_up(c->pad_bytes);
+    return 2 * round_up(c->slot_bytes) + round_up(c->wscr_bytes) + round_up(c->pad_bytes) +
+           round_up(c->wino_bytes);
 }
 
 int onnx__conv_uses_dnnl(const onnx__conv *c)
 {
     return c->dnnl;
+}
+
+int onnx__conv_wino_stages(const onnx__conv *c)
+{
+    int n = 0;
+    for (int i = 0; i < c->nsteps; i++)
+        n += c->steps[i].wino != NULL;
+    return n;
 }
 
 /* A context with one memory object per step argument, created on first use. */
@@ -895,6 +980,13 @@ static int run_steps(const onnx__conv *c, exec_ctx *x, const run_bufs *rb)
 {
     for (int s = 0; s < c->nsteps; s++) {
         const kstep *st = &c->steps[s];
+        if (st->wino != NULL) {
+            /* our own kernel reads what the stream's previous primitives wrote */
+            if (dnnl_stream_wait(x->stream) != dnnl_success)
+                return -1;
+            onnx__wino_run(st->wino, rb->p[st->win_in], rb->p[st->win_out], rb->p[B_WINO]);
+            continue;
+        }
         /* reorders split their work by the current thread count: keep them on this thread
          * (waking a team for a copy costs more than it saves, much more on a busy machine);
          * convolutions use the team size they were built for */
@@ -945,7 +1037,8 @@ int onnx__conv_run(const onnx__conv *c, const float *x, const float *w, const fl
     run_bufs rb = {.p = {
         [B_X] = (void *)x, [B_Y] = y, [B_SLOT0] = s, [B_SLOT1] = s + slot,
         [B_WRUN] = (void *)w, [B_BRUN] = (void *)bias, [B_WSCR] = s + 2 * slot,
-        [B_PAD] = s + 2 * slot + round_up(c->wscr_bytes)}};
+        [B_PAD] = s + 2 * slot + round_up(c->wscr_bytes),
+        [B_WINO] = s + 2 * slot + round_up(c->wscr_bytes) + round_up(c->pad_bytes)}};
     onnx__conv *mc = (onnx__conv *)c; /* only the context pool is touched (invariant 1) */
     exec_ctx *ctx = take_ctx(mc);
     if (ctx == NULL)

@@ -23,7 +23,12 @@
  *
  * Environment (diagnostics): MODELD_ONNX_NO_DNNL=1 runs every convolution on the direct loops;
  * MODELD_ONNX_CONV_POLICY=nowino disables Winograd (results closer to a direct convolution),
- * =any lets oneDNN choose all layouts. Both are read when a convolution is built.
+ * =any lets oneDNN choose all layouts (both also turn our own Winograd off).
+ * MODELD_ONNX_CONV3X3=winograd|onednn|auto picks who runs 3x3 (and 5x5) stride-1 convolutions:
+ * our own Winograd F(4,3) on AVX2 + FMA (wino.c), oneDNN, or (auto, the default) ours where
+ * oneDNN has no Winograd (CPUs without AVX-512, or ONEDNN_MAX_CPU_ISA below it) and for 3x3
+ * convolutions of up to 32 output channels beside it (see conv.c). All three are read when a
+ * convolution is built.
  */
 #ifndef MD_ONNX_KERNELS_H
 #define MD_ONNX_KERNELS_H
@@ -134,6 +139,8 @@ size_t onnx__conv_scratch(const onnx__conv *c);
 
 /* Whether the object runs on oneDNN (1) or on the direct-loop fallback (0). */
 int onnx__conv_uses_dnnl(const onnx__conv *c);
+/* How many of its stages run on our own Winograd (wino.c) rather than a oneDNN primitive. */
+int onnx__conv_wino_stages(const onnx__conv *c);
 
 /* Run: x is [n][ic][in...] of stage 0, y is [n][oc][out...] of the last stage. w / bias are used
  * only when the object was built without weights (borrowed for the call). scratch:
@@ -146,6 +153,28 @@ void onnx__conv_free(onnx__conv *c);
 /* Direct-loop convolution (the fallback; also handles what oneDNN refuses). No allocation. */
 void onnx__conv_direct(const onnx_kconv_geom *g, const float *x, const float *w, const float *bias,
                        float *y);
+
+/* ---- Our own 3x3 and 5x5 convolution: Winograd F(4,3) on AVX2 + FMA (wino.c) ----------------- */
+
+/* Plain NCHW in and out, constant weights transformed once, bias and activation fused. Compiled
+ * with target attributes and usable only where onnx__wino_cpu_ok() (cpuid: AVX2 and FMA). The
+ * chains of conv.c pick it per stage (env MODELD_ONNX_CONV3X3, see conv.c). */
+typedef struct onnx__wino onnx__wino;
+
+/* 1 when this CPU has AVX2 and FMA. */
+int onnx__wino_cpu_ok(void);
+/* 1 for a forward, 2-D, group-1, 3x3 or 5x5 convolution, stride 1, dilation 1, any padding. */
+int onnx__wino_geom_ok(const onnx_kconv_geom *g);
+/* Build for geometry g with weights w (ONNX [oc][ic][3][3]) and bias (read when g->has_bias);
+ * both borrowed for the call. nthr: the OpenMP threads every run uses. *out is new, freed with
+ * onnx__wino_free. MD_E_UNSUPPORTED when the geometry or the CPU does not fit. */
+int onnx__wino_new(const onnx_kconv_geom *g, const float *w, const float *bias, int nthr,
+                   onnx__wino **out, md_err *e);
+/* Bytes of scratch one run needs (64-byte aligned, private to the run). */
+size_t onnx__wino_scratch(const onnx__wino *z);
+/* x [n][ic][in0][in1] -> y [n][oc][out0][out1]. */
+void onnx__wino_run(const onnx__wino *z, const float *x, float *y, void *scratch);
+void onnx__wino_free(onnx__wino *z);
 
 /* ---- Nearest upsampling followed by a convolution (upconv.c) --------------------------------- */
 
