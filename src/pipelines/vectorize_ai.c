@@ -19,6 +19,9 @@
  *   4. Tiers 2 and 3 convert the default preset first: it is the size budget's reference and a
  *      candidate, so they never answer worse than the default preset within the budget.
  *   5. Candidate generation is deterministic (a fixed-seed xorshift): one image, one answer.
+ *   6. The conversions share one vec_cache (region stages, measured documents, the source on
+ *      white): the same answers as without it, in less time, so more candidates fit the budget.
+ *      An SVG past the size budget is not measured once the best is within it (it cannot win).
  */
 #include "pipelines/ai_int.h"
 #include "pipelines/pipelines_int.h"
@@ -55,6 +58,7 @@ typedef struct search {
     double budget_s, last_s;
     size_t size_budget;
     vec_result *best; /* owned */
+    vec_cache *cache; /* owned; NULL = none: what the conversions of the image share */
     float tried[MAX_TRIED][VEC_N_PARAM_ENC];
     int ntried;
     ai_model m[PL_AI_MODELS];
@@ -134,7 +138,14 @@ static int search_try(search *s, const vec_params *p, md_err *err)
     if (search_done(s) || s->ntried >= MAX_TRIED)
         return MD_OK;
     memcpy(s->tried[s->ntried++], enc, sizeof enc);
-    vec_convert_opts vo = {.measure_quality = 1, .rgb_only = 1, .cancel = s->cx->cancel};
+    /* Once the best is within the size budget an SVG past it can never be kept (invariant 2):
+     * its rendering and SSIM are skipped. */
+    size_t max_bytes = s->best && s->size_budget && in_size(s, s->best) ? s->size_budget : 0;
+    vec_convert_opts vo = {.measure_quality = 1,
+                           .rgb_only = 1,
+                           .cancel = s->cx->cancel,
+                           .cache = s->cache,
+                           .measure_max_bytes = max_bytes};
     vec_result *r = NULL;
     elapsed_s(s);
     uint64_t w0 = md_now_ns();
@@ -433,7 +444,11 @@ static int tier2(search *s, int nport, int k, md_err *err)
 }
 
 /* Coordinate search from the best so far: each coordinate one step up and down, a better
- * result moves the centre, a sweep with no gain halves the steps. */
+ * result moves the centre, a sweep with no gain halves the steps. Up to TIER3_ROUNDS sweeps:
+ * with the shared vec_cache a 512 px logo finished 4 sweeps in about 1 s of its 2 s; the later
+ * sweeps only add conversions after the same first four, so they never lose a found gain
+ * (measured +0.4 points per image on 22 held-out 512 px images of our own, build/tune512). */
+#define TIER3_ROUNDS 8
 static int tier3(search *s, md_err *err)
 {
     /* Most effective first (filter_speckle, corner_threshold, colours, layers, splice,
@@ -442,7 +457,7 @@ static int tier3(search *s, md_err *err)
     enum { NDIM = sizeof order / sizeof order[0] };
     float step[VEC_N_PARAM_ENC] = {1, 1, 4, 15, 0.5f, 5, 15, 1, 1, 1};
     int rc = tier2(s, TIER3_PORTFOLIO, 2, err);
-    for (int round = 0; rc == MD_OK && round < 4 && !search_done(s); round++) {
+    for (int round = 0; rc == MD_OK && round < TIER3_ROUNDS && !search_done(s); round++) {
         int gained = 0;
         for (int i = 0; rc == MD_OK && i < NDIM && !search_done(s); i++) {
             int d = order[i];
@@ -700,6 +715,8 @@ static int vectorize_ai(pl_ctx *cx, const pl_ai_in *in, pl_ai_out *out, md_err *
     out->default_ssim = out->predicted_quality = -1;
     out->target_quality = in->target_quality > 0 ? in->target_quality : DEFAULT_TARGET;
     search s = {.cx = cx, .in = in, .out = out, .clk = in->clock ? in->clock : md_clock_system()};
+    if (vec_cache_new(&s.cache) != MD_OK)
+        s.cache = NULL; /* slower, same answers */
     pl_vec_in vin = {.image = in->image,
                      .image_len = in->image_len,
                      .file_id = in->file_id,
@@ -721,6 +738,7 @@ static int vectorize_ai(pl_ctx *cx, const pl_ai_in *in, pl_ai_out *out, md_err *
     free(blob);
     release_models(&s);
     vec_result_free(s.best);
+    vec_cache_free(s.cache);
     out->timing.total_ms = ms_since(t0);
     if (rc != MD_OK)
         pl_ai_out_free(out);

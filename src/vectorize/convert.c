@@ -11,6 +11,9 @@
  *   4. A stop asked through o->cancel is seen at the next stage boundary (or inside the fitting
  *      and SSIM loops) and returns MD_E_TIMEOUT / MD_E_CANCELLED with the stage named: a
  *      request past its deadline frees its worker instead of finishing work nobody reads.
+ *   5. With o->cache the result is the same as without (cache.c, invariant 2): the region stage
+ *      is reused only for equal region parameters, an SSIM only for an equal document (same
+ *      rendering, same bits), the source on white only for the image it was made from.
  */
 #include "vec_int.h"
 
@@ -50,48 +53,57 @@ static uint8_t *source_on_white(const md_image *img)
     return rgb;
 }
 
-static int measure(const md_image *img, const vec_doc *doc, const md_cancel *cancel, int rgb_only,
+/* The SSIM of doc against the source: from the cache's memo when an equal document was
+ * measured (invariant 5), else rendered and computed. */
+static int measure(const md_image *img, const vec_doc *doc, const vec_convert_opts *o,
                    vec_result *r, md_err *err)
 {
     size_t n = (size_t)img->width * (size_t)img->height;
+    uint64_t hash = o->cache ? vec__doc_hash(doc) : 0;
+    if (o->cache && vec__cache_ssim(o->cache, hash, o->rgb_only, &r->ssim))
+        return MD_OK;
     uint8_t *ours = malloc(n * 3);
-    uint8_t *src = NULL;
+    uint8_t *own_src = NULL;
+    const uint8_t *src = vec__cache_source(o->cache);
     int rc = ours ? MD_OK : md_fail(err, MD_E_NOMEM, "image", "out of memory rendering");
     uint64_t t0 = md_now_ns();
-    md_cancel_progress(cancel, 0.85, "render");
+    md_cancel_progress(o->cancel, 0.85, "render");
     if (rc == MD_OK)
-        rc = md_cancel_check(cancel, "render", err);
+        rc = md_cancel_check(o->cancel, "render", err);
     if (rc == MD_OK)
         rc = vec_render(doc, ours, err);
     r->timing.render_ms = ms_since(t0);
     t0 = md_now_ns();
-    md_cancel_progress(cancel, 0.9, "ssim");
+    md_cancel_progress(o->cancel, 0.9, "ssim");
     if (rc == MD_OK)
-        rc = md_cancel_check(cancel, "ssim", err);
-    if (rc == MD_OK) {
-        src = source_on_white(img);
+        rc = md_cancel_check(o->cancel, "ssim", err);
+    if (rc == MD_OK && !src) {
+        src = own_src = source_on_white(img);
         if (!src)
             rc = md_fail(err, MD_E_NOMEM, "image", "out of memory measuring quality");
     }
     if (rc == MD_OK)
-        rc = vec__ssim(src, ours, img->width, img->height, cancel, rgb_only, &r->ssim, err);
+        rc = vec__ssim(src, ours, img->width, img->height, o->cancel, o->rgb_only, &r->ssim, err);
     r->timing.ssim_ms = ms_since(t0);
+    if (rc == MD_OK && o->cache)
+        vec__cache_keep_ssim(o->cache, hash, o->rgb_only, &r->ssim);
+    vec__cache_keep_source(o->cache, &own_src);
     free(ours);
-    free(src);
+    free(own_src);
     return rc;
 }
 
 /* Trace the image (composited first when the parameters ask for it) into *doc. */
-static int trace(const md_image *img, const vec_params *p, const md_cancel *cancel, vec_doc **doc,
-                 vec_timing *t, md_err *err)
+static int trace(const md_image *img, const vec_params *p, const md_cancel *cancel,
+                 vec_cache *cache, vec_doc **doc, vec_timing *t, md_err *err)
 {
     if (!p->composite || !img->has_alpha)
-        return vec__trace(img, p, cancel, doc, t, err);
+        return vec__trace_cached(img, p, cancel, cache, doc, t, err);
     md_image *c = img_copy(img);
     if (!c)
         return md_fail(err, MD_E_NOMEM, "image", "out of memory compositing");
     img_composite(c, p->background[0], p->background[1], p->background[2]);
-    int rc = vec__trace(c, p, cancel, doc, t, err);
+    int rc = vec__trace_cached(c, p, cancel, cache, doc, t, err);
     img_free(c);
     return rc;
 }
@@ -127,10 +139,13 @@ int vec_convert(const md_image *img, const vec_params *p, const vec_convert_opts
     r->params = *p;
     vec_doc *doc = NULL;
     const md_cancel *cancel = o ? o->cancel : NULL;
+    vec_cache *cache = o ? o->cache : NULL;
+    if (cache)
+        vec__cache_bind(cache, img);
     uint64_t t0 = md_now_ns();
     rc = md_cancel_check(cancel, "trace", err);
     if (rc == MD_OK)
-        rc = trace(img, p, cancel, &doc, &r->timing, err);
+        rc = trace(img, p, cancel, cache, &doc, &r->timing, err);
     md_cancel_progress(cancel, 0.8, "svg");
     if (rc == MD_OK)
         rc = md_cancel_check(cancel, "svg", err);
@@ -138,8 +153,11 @@ int vec_convert(const md_image *img, const vec_params *p, const vec_convert_opts
         r->path_count = doc->npaths;
         rc = write_svg(doc, p, r, err);
     }
-    if (rc == MD_OK && o && o->measure_quality)
-        rc = measure(img, doc, cancel, o->rgb_only, r, err);
+    if (rc == MD_OK && o && o->measure_quality &&
+        (!o->measure_max_bytes || r->svg_bytes <= o->measure_max_bytes))
+        rc = measure(img, doc, o, r, err);
+    else if (rc == MD_OK && o && o->measure_quality)
+        r->ssim.rgb = r->ssim.luma = -1; /* past measure_max_bytes: not measured */
     vec_doc_free(doc);
     if (rc == MD_OK)
         md_cancel_progress(cancel, 1.0, "done");

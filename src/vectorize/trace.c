@@ -436,35 +436,48 @@ static int regions_to_loops(const vec_params *p, const md_cancel *cancel, vec__c
 int vec__trace(const md_image *img, const vec_params *p, const md_cancel *cancel, vec_doc **out,
                vec_timing *timing, md_err *err)
 {
+    return vec__trace_cached(img, p, cancel, NULL, out, timing, err);
+}
+
+int vec__trace_cached(const md_image *img, const vec_params *p, const md_cancel *cancel,
+                      vec_cache *cache, vec_doc **out, vec_timing *timing, md_err *err)
+{
     *out = NULL;
     int rc = check_input(img, p, err);
     if (rc != MD_OK)
         return rc;
-    uint64_t t0 = md_now_ns(), t1;
-    vec__clusters c;
-    md_cancel_progress(cancel, 0.0, "cluster");
-    rc = p->colormode == VEC_BINARY ? vec__cluster_binary(img, p, cancel, &c, err)
-                                    : vec__cluster_color(img, p, cancel, &c, err);
-    if (rc != MD_OK)
-        return rc;
-    vec__loops L = {0};
-    rc = regions_to_loops(p, cancel, &c, &L, &t1, err);
+    uint64_t t0 = md_now_ns(), t1 = t0;
+    vec__clusters own_c = {0};
+    vec__loops own_L = {0};
+    const vec__clusters *c = &own_c;
+    const vec__loops *L = &own_L;
+    vec__stage_key key = vec__stage_key_of(p);
+    if (!vec__cache_stage(cache, &key, &c, &L)) {
+        md_cancel_progress(cancel, 0.0, "cluster");
+        rc = p->colormode == VEC_BINARY ? vec__cluster_binary(img, p, cancel, &own_c, err)
+                                        : vec__cluster_color(img, p, cancel, &own_c, err);
+        if (rc != MD_OK)
+            return rc; /* the clustering freed own_c and wrote the message */
+        rc = regions_to_loops(p, cancel, &own_c, &own_L, &t1, err);
+        if (rc == MD_OK)
+            vec__cache_keep_stage(cache, &key, &own_c, &own_L, &c, &L);
+    }
     uint64_t t2 = md_now_ns();
-    vec_doc *d = calloc(1, sizeof *d);
-    tracer t = {.p = p, .cancel = cancel, .err = err, .c = &c};
+    vec_doc *d = rc == MD_OK ? calloc(1, sizeof *d) : NULL;
+    tracer t = {.p = p, .cancel = cancel, .err = err, .c = c};
     if (rc == MD_OK && d == NULL)
         rc = MD_E_NOMEM;
     if (rc == MD_OK) {
         d->width = img->width;
         d->height = img->height;
-        rc = build_doc(&t, &L, d);
+        rc = build_doc(&t, L, d);
     }
     uint64_t t3 = md_now_ns();
     free(t.pt);
     free(t.flags);
     free(t.chain);
-    vec__loops_free(&L);
-    vec__clusters_free(&c);
+    vec__loops_free(&own_L);
+    vec__clusters_free(&own_c);
     if (rc != MD_OK) {
         vec_doc_free(d);
         if (rc == MD_E_TIMEOUT || rc == MD_E_CANCELLED)

@@ -176,6 +176,21 @@ typedef struct vec_result {
     vec_params params;    /* the parameters actually used */
 } vec_result;
 
+/* What many conversions of one image with different parameters share (the AI search): the
+ * region stage (clusters, gradients, contours) of the last few region settings, the SSIM of
+ * documents already measured, the source on white. Results are the same with or without it;
+ * only the time differs. One image per cache (another image empties it); one conversion at a
+ * time. Images above 4 MP are not cached. */
+typedef struct vec_cache vec_cache;
+/* *out is new (vec_cache_free); MD_E_NOMEM. */
+int vec_cache_new(vec_cache **out);
+void vec_cache_free(vec_cache *c); /* NULL: no-op */
+typedef struct vec_cache_stats {
+    int stage_hits, stage_misses; /* conversions that reused / computed the region stage */
+    int ssim_hits;                /* measurements answered from an equal document */
+} vec_cache_stats;
+vec_cache_stats vec_cache_get_stats(const vec_cache *c);
+
 typedef struct vec_convert_opts {
     int measure_quality;  /* 1: render and compute SSIM (default in CLI and API) */
     int rgb_only;         /* 1: skip the luma SSIM (ssim.luma = -1): a quarter of the SSIM time,
@@ -185,9 +200,14 @@ typedef struct vec_convert_opts {
      * loops (every 64 regions while fitting, every 64 rows of SSIM); progress is reported at
      * the same points as a fraction of the whole conversion. */
     const md_cancel *cancel;
+    vec_cache *cache;     /* borrowed; NULL = none (see vec_cache) */
+    /* > 0: skip rendering and SSIM when the SVG is larger than this (ssim.rgb = ssim.luma = -1):
+     * the AI search cannot keep an SVG past its size budget once it holds one within it. */
+    size_t measure_max_bytes;
 } vec_convert_opts;
 
 /* Trace, write SVG and (optionally) measure. *out is new (vec_result_free). o may be NULL.
+ * An SVG that o->measure_max_bytes left unmeasured has ssim.rgb = ssim.luma = -1.
  * MD_E_TIMEOUT / MD_E_CANCELLED when o->cancel stopped it (err names the stage). */
 int vec_convert(const md_image *img, const vec_params *p, const vec_convert_opts *o,
                 vec_result **out, md_err *err);

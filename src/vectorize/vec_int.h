@@ -155,6 +155,41 @@ static inline double vec__hypot(double x, double y)
     return __builtin_sqrt(x * x + y * y);
 }
 
+/* ---- vec_cache (cache.c) ------------------------------------------------------------------ */
+
+#define VEC__CACHE_SLOTS 4                  /* region stages kept */
+#define VEC__CACHE_MEMO 64                  /* measured documents kept */
+#define VEC__CACHE_MAX_PIXELS (4000 * 1000) /* larger images are not cached */
+
+/* The parameters the region stage depends on (compared with memcmp: build with
+ * vec__stage_key_of, which zeroes the padding). */
+typedef struct vec__stage_key {
+    int colormode, color_precision, layer_difference, filter_speckle, gradients, composite;
+    uint8_t background[3];
+} vec__stage_key;
+
+vec__stage_key vec__stage_key_of(const vec_params *p);
+/* Serve img from now on (empties the cache when it served another image). */
+void vec__cache_bind(vec_cache *c, const md_image *img);
+/* 1 and the stage for key k (borrowed from the cache until the next call with c), or 0. c may
+ * be NULL (0). */
+int vec__cache_stage(vec_cache *c, const vec__stage_key *k, const vec__clusters **cl,
+                     const vec__loops **L);
+/* Keep a computed stage: 1 when kept (*cl and *L are stolen and left empty; *kept_cl and
+ * *kept_L point at them in the cache, borrowed as vec__cache_stage's), 0 when the cache is NULL
+ * or the image too large (the caller still owns and frees them; the kept_ pointers unchanged). */
+int vec__cache_keep_stage(vec_cache *c, const vec__stage_key *k, vec__clusters *cl, vec__loops *L,
+                          const vec__clusters **kept_cl, const vec__loops **kept_L);
+/* A 64-bit hash of every field of d that its rendering reads (never 0). */
+uint64_t vec__doc_hash(const vec_doc *d);
+/* 1 and *out when a document of this hash was measured (with luma unless rgb_only). */
+int vec__cache_ssim(vec_cache *c, uint64_t hash, int rgb_only, vec_ssim_result *out);
+void vec__cache_keep_ssim(vec_cache *c, uint64_t hash, int rgb_only, const vec_ssim_result *r);
+/* The source on white (borrowed), or NULL when not kept yet. */
+const uint8_t *vec__cache_source(vec_cache *c);
+/* Keep *src (stolen: *src becomes NULL) unless the cache is NULL, full or the image too large. */
+void vec__cache_keep_source(vec_cache *c, uint8_t **src);
+
 /* ---- cancellable forms of the public stages (vec_convert passes its token; the public
  * functions pass NULL). On MD_E_TIMEOUT / MD_E_CANCELLED err names the stage that stopped. ---- */
 
@@ -162,6 +197,10 @@ static inline double vec__hypot(double x, double y)
  * progress goes from 0 to 0.8 of the whole conversion. */
 int vec__trace(const md_image *img, const vec_params *p, const md_cancel *cancel, vec_doc **out,
                vec_timing *timing, md_err *err);
+/* vec__trace reusing and filling cache's region stages (cache may be NULL; it must be bound to
+ * the image the caller converts, whose composited copy img may be). */
+int vec__trace_cached(const md_image *img, const vec_params *p, const md_cancel *cancel,
+                      vec_cache *cache, vec_doc **out, vec_timing *timing, md_err *err);
 /* vec_ssim, checking cancel every 64 rows of each channel; rgb_only skips the luma pass
  * (out->luma = -1). */
 int vec__ssim(const uint8_t *rgb_a, const uint8_t *rgb_b, int width, int height,
