@@ -10,7 +10,7 @@ if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
 
 BUILD_PKGS=(
   build-essential cmake pkg-config ca-certificates
-  libmicrohttpd-dev libwslay-dev libssl-dev libjansson-dev libsqlite3-dev libpq-dev libsodium-dev zlib1g-dev libzip-dev
+  libmicrohttpd-dev libwslay-dev libssl-dev libjansson-dev libsqlite3-dev libpq-dev libsodium-dev zlib1g-dev
   libcurl4-openssl-dev libhiredis-dev
   libspng-dev libturbojpeg0-dev libwebp-dev libtiff-dev libcairo2-dev
   protobuf-c-compiler libprotobuf-c-dev libonnx-dev libdnnl-dev libopenblas-dev libxgboost-dev
