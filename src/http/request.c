@@ -252,6 +252,20 @@ int http_reply_empty(http_req *r, int status)
     return set_reply(r, status, NULL, NULL, 0);
 }
 
+/* After begin_reply: the reply's body is fd's first size bytes (steals fd, closed on failure). */
+static int reply_with_fd(http_req *r, int status, const char *content_type, int fd, uint64_t size)
+{
+    int rc = set_reply(r, status, content_type, NULL, 0);
+    if (rc != MD_OK) {
+        close(fd);
+        r->replied = false;
+        return rc;
+    }
+    r->out_fd = fd;
+    r->out_fd_size = size;
+    return MD_OK;
+}
+
 int http_reply_file(http_req *r, int status, const char *content_type, const char *path)
 {
     if (!begin_reply(r))
@@ -263,15 +277,7 @@ int http_reply_file(http_req *r, int status, const char *content_type, const cha
             close(fd);
         return md_fail(&r->err, MD_E_FILE_NOT_FOUND, NULL, NULL);
     }
-    int rc = set_reply(r, status, content_type, NULL, 0);
-    if (rc != MD_OK) {
-        close(fd);
-        r->replied = false;
-        return rc;
-    }
-    r->out_fd = fd;
-    r->out_fd_size = (uint64_t)st.st_size;
-    return MD_OK;
+    return reply_with_fd(r, status, content_type, fd, (uint64_t)st.st_size);
 }
 
 int http_reply_fd(http_req *r, int status, const char *content_type, int fd, uint64_t size)
@@ -280,15 +286,7 @@ int http_reply_fd(http_req *r, int status, const char *content_type, int fd, uin
         close(fd);
         return MD_E_INTERNAL;
     }
-    int rc = set_reply(r, status, content_type, NULL, 0);
-    if (rc != MD_OK) {
-        close(fd);
-        r->replied = false;
-        return rc;
-    }
-    r->out_fd = fd;
-    r->out_fd_size = size;
-    return MD_OK;
+    return reply_with_fd(r, status, content_type, fd, size);
 }
 
 void http__stream_free(http__stream *st)
