@@ -2,6 +2,12 @@
 #include "common/store_fixture.h"
 
 #include <libpq-fe.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,4 +108,15 @@ int tu_store_teardown(void **state)
     store_unref(f->s);
     fixture_free(f);
     return 0;
+}
+
+store_keyring *tu_keyring(const char *first, const char *second)
+{
+    store_keyring *kr = NULL;
+    assert_int_equal(store_keyring_new(&kr, NULL), MD_OK);
+    if (first)
+        assert_int_equal(store_keyring_add(kr, first, strlen(first), "k", NULL), MD_OK);
+    if (second)
+        assert_int_equal(store_keyring_add(kr, second, strlen(second), "k", NULL), MD_OK);
+    return kr;
 }

@@ -37,6 +37,9 @@ int tu_store_teardown(void **state);
 
 /* True when MODELD_TEST_PG is set: the fixture's stores are PostgreSQL ones. */
 bool tu_store_pg(void);
+/* A keyring (new, store_keyring_free) holding first as the write key (none when NULL) and
+ * second as an older one (when not NULL); fails the test if a key is refused. */
+store_keyring *tu_keyring(const char *first, const char *second);
 /* PostgreSQL only: create a fresh schema (its name into schema[32]) and return the store URL
  * that uses it (new, free()), or NULL when that fails. */
 char *tu_pg_schema_new(char schema[32]);

@@ -30,23 +30,13 @@ typedef struct fx {
     store_keyring *k1, *k2k1, *k2;
 } fx;
 
-static store_keyring *ring(const char *first, const char *second)
-{
-    store_keyring *kr = NULL;
-    assert_int_equal(store_keyring_new(&kr, NULL), MD_OK);
-    assert_int_equal(store_keyring_add(kr, first, strlen(first), "k", NULL), MD_OK);
-    if (second)
-        assert_int_equal(store_keyring_add(kr, second, strlen(second), "k", NULL), MD_OK);
-    return kr;
-}
-
 static int setup(void **state)
 {
     fx *f = calloc(1, sizeof *f);
     f->dir = tu_mkdir();
-    f->k1 = ring(K1, NULL);
-    f->k2k1 = ring(K2, K1);
-    f->k2 = ring(K2, NULL);
+    f->k1 = tu_keyring(K1, NULL);
+    f->k2k1 = tu_keyring(K2, K1);
+    f->k2 = tu_keyring(K2, NULL);
     *state = f;
     return 0;
 }

@@ -24,17 +24,6 @@ static const char K1[] = "000102030405060708090a0b0c0d0e0f101112131415161718191a
 static const char K2[] = "f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff000102030405060708090a0b0c0d0e0f";
 static const char MARK[] = "SECRET-INPUT-BYTES";
 
-static store_keyring *ring(const char *first, const char *second)
-{
-    store_keyring *kr = NULL;
-    assert_int_equal(store_keyring_new(&kr, NULL), MD_OK);
-    if (first)
-        assert_int_equal(store_keyring_add(kr, first, strlen(first), "k", NULL), MD_OK);
-    if (second)
-        assert_int_equal(store_keyring_add(kr, second, strlen(second), "k", NULL), MD_OK);
-    return kr;
-}
-
 static store *open_store(const char *dir, const store_keyring *kr)
 {
     store_opts o = {.data_dir = dir, .keyring = kr};
@@ -102,7 +91,7 @@ static void test_everything_encrypted(void **state)
     if (tu_store_pg())
         skip();
     char *dir = tu_mkdir();
-    store_keyring *kr = ring(K1, NULL);
+    store_keyring *kr = tu_keyring(K1, NULL);
     store *s = open_store(dir, kr);
     md_err e;
     size_t n1 = 200000, n2 = 5000, n3 = 70000;
@@ -141,7 +130,7 @@ static void test_everything_encrypted(void **state)
     store_unref(s);
 
     /* rotation: K2 writes, K1 still reads */
-    store_keyring *rot = ring(K2, K1);
+    store_keyring *rot = tu_keyring(K2, K1);
     s = open_store(dir, rot);
     expect_blob(s, up.sha256, a, n1);
     char hex_new[STORE_SHA256_HEX];

@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "common/store_fixture.h"
+
 #include "store/store.h"
 #include "common/tmpdir.h"
 
@@ -20,16 +22,6 @@
 static const char K1_HEX[] = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 /* 32 bytes of 0xAA in standard base64 */
 static const char K2_B64[] = "qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqo=";
-
-static store_keyring *ring(const char *first, const char *second)
-{
-    store_keyring *kr = NULL;
-    assert_int_equal(store_keyring_new(&kr, NULL), MD_OK);
-    assert_int_equal(store_keyring_add(kr, first, strlen(first), "k", NULL), MD_OK);
-    if (second)
-        assert_int_equal(store_keyring_add(kr, second, strlen(second), "k", NULL), MD_OK);
-    return kr;
-}
 
 /* Pattern bytes with a recognisable marker every 4 KiB, so plaintext is easy to search for. */
 static uint8_t *pattern(size_t n)
@@ -91,7 +83,7 @@ static void test_round_trips(void **state)
     char *dir = tu_mkdir();
     char path[512];
     snprintf(path, sizeof path, "%s/blob", dir);
-    store_keyring *kr = ring(K1_HEX, NULL);
+    store_keyring *kr = tu_keyring(K1_HEX, NULL);
     const size_t C = STORE_CRYPT_CHUNK;
     const size_t sizes[] = {0, 1, 16, C - 1, C, C + 1, 2 * C, 3 * C + 5};
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
@@ -125,7 +117,7 @@ static void test_wrong_key_and_tampering(void **state)
     char *dir = tu_mkdir();
     char path[512];
     snprintf(path, sizeof path, "%s/blob", dir);
-    store_keyring *k1 = ring(K1_HEX, NULL), *k2 = ring(K2_B64, NULL);
+    store_keyring *k1 = tu_keyring(K1_HEX, NULL), *k2 = tu_keyring(K2_B64, NULL);
     size_t n = 2 * STORE_CRYPT_CHUNK + 100;
     uint8_t *data = pattern(n), *back = NULL;
     write_file(k1, path, data, n);
@@ -189,7 +181,7 @@ static void test_rotation(void **state)
     char a[512], b[512];
     snprintf(a, sizeof a, "%s/old", dir);
     snprintf(b, sizeof b, "%s/new", dir);
-    store_keyring *old = ring(K1_HEX, NULL), *rotated = ring(K2_B64, K1_HEX);
+    store_keyring *old = tu_keyring(K1_HEX, NULL), *rotated = tu_keyring(K2_B64, K1_HEX);
     uint8_t *data = pattern(70000), *back = NULL;
     write_file(old, a, data, 70000);
     write_file(rotated, b, data, 70000);
